@@ -1,0 +1,28 @@
+// Command snap runs, checkpoints and restores snapshotter sandboxes.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// run executes the CLI with args and returns the process exit status. User
+// errors are printed as one line on stderr.
+func run(args []string) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		var ex *exitError
+		if errors.As(err, &ex) {
+			return ex.code
+		}
+		fmt.Fprintf(os.Stderr, "snap: %v\n", err)
+		return 1
+	}
+	return 0
+}

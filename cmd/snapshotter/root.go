@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at link time by the Makefile (-ldflags -X main.version=...).
+var version = "dev"
+
+// exitError carries a process exit status (for example a sandboxed program's)
+// out of a command without printing anything.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// globalFlags are the flags every command accepts (ARCHITECTURE.md, CLI contract).
+type globalFlags struct {
+	stateDir string
+	store    string
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:   "snap",
+		Short: "Run programs in a user-space Linux kernel that can be checkpointed and restored",
+		Long: `snap runs unmodified x86-64 Linux programs inside snapshotter, a user-space
+kernel (sentry) on the ptrace platform. A running sandbox can be saved to an
+image in a local directory or in S3, and restored here or elsewhere, many times.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", envOr("SNAP_STATE_DIR", defaultStateDir()),
+		"directory where running sandboxes keep their control socket and metadata (env SNAP_STATE_DIR)")
+	root.PersistentFlags().StringVar(&g.store, "store", envOr("SNAP_STORE", ""),
+		"image store URI: file:///dir, a bare path or s3://bucket/prefix (env SNAP_STORE; default $XDG_DATA_HOME/snap/images)")
+	root.AddCommand(newVersionCmd())
+	for _, add := range subcommands {
+		root.AddCommand(add(g))
+	}
+	return root
+}
+
+// subcommands lets each command file register itself, so that command files
+// owned by different packages' work do not edit one list.
+var subcommands []func(*globalFlags) *cobra.Command
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the snap version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "snap %s %s/%s %s\n", version, runtime.GOOS, runtime.GOARCH, runtime.Version())
+		},
+	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "snap")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("snap-%d", os.Getuid()))
+}

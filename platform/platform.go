@@ -1,0 +1,206 @@
+// Package platform defines how application code executes: address spaces
+// into which ranges of the sandbox's MemoryFile are mapped, and contexts
+// that run one application thread in an address space until it needs the
+// kernel. It holds interfaces, sentinel errors and a registry only;
+// implementations live in platform/<name> (platform/ptrace) and never import
+// the kernel.
+//
+// Vocabulary:
+//
+//   - The memory file is one host file (a memfd owned by the sentry) that
+//     holds all application memory. A Platform is created for one memory
+//     file and maps offsets of that file only.
+//   - An AddressSpace is one application address space (one mm_struct in
+//     Linux terms). Mappings are MAP_SHARED views of memory file ranges.
+//   - A Context is one application thread's execution vehicle. The kernel
+//     keeps the thread's registers in a State and hands them to Switch.
+//
+// Lifecycle: Lookup(name) gives a Constructor; New makes a Platform for a
+// memory file; NewAddressSpace and NewContext make the rest. Everything is
+// released explicitly; after Platform.Release nothing it made may be used.
+// A platform leaks no host process or thread even when the sentry is killed.
+package platform
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// AccessType is a set of memory access permissions.
+type AccessType struct {
+	Read, Write, Execute bool
+}
+
+// Common access types.
+var (
+	NoAccess  = AccessType{}
+	Read      = AccessType{Read: true}
+	ReadWrite = AccessType{Read: true, Write: true}
+	AnyAccess = AccessType{Read: true, Write: true, Execute: true}
+)
+
+func (a AccessType) String() string {
+	b := []byte("---")
+	if a.Read {
+		b[0] = 'r'
+	}
+	if a.Write {
+		b[1] = 'w'
+	}
+	if a.Execute {
+		b[2] = 'x'
+	}
+	return string(b)
+}
+
+// Registers is the x86-64 general register file in the layout of Linux's
+// struct user_regs_struct. At a syscall stop, OrigRax holds the syscall
+// number, Rip points after the syscall instruction and the kernel writes the
+// result to Rax before the next Switch.
+type Registers struct {
+	R15, R14, R13, R12, Rbp, Rbx, R11, R10, R9, R8 uint64
+	Rax, Rcx, Rdx, Rsi, Rdi, OrigRax               uint64
+	Rip, Cs, Eflags, Rsp, Ss                       uint64
+	FsBase, GsBase                                 uint64
+	Ds, Es, Fs, Gs                                 uint64
+}
+
+// State is an application thread's CPU state as the kernel keeps it.
+type State struct {
+	Regs Registers
+
+	// FP is the floating point and vector state in the XSAVE layout (its
+	// first 512 bytes are the FXSAVE legacy area). A nil FP means the
+	// initial state of a new process; Switch fills it on return.
+	FP []byte
+}
+
+// SignalInfo describes why Switch returned ErrFault or ErrSignal, in the
+// terms of Linux's siginfo_t.
+type SignalInfo struct {
+	Signo int32
+	Code  int32
+	// Addr is the faulting address for SIGSEGV and SIGBUS.
+	Addr uint64
+}
+
+// Sentinel errors returned by Context.Switch. Switch returns nil when the
+// application made a syscall, and otherwise exactly one of these, possibly
+// wrapped (test with errors.Is). The kernel treats any other error as a
+// platform failure that kills the task loudly.
+var (
+	// ErrInterrupted means Interrupt was called before or during Switch.
+	ErrInterrupted = errors.New("platform: context interrupted")
+	// ErrFault means a memory access faulted; the SignalInfo holds the
+	// address and Access the attempted access (it may be approximate: a
+	// write fault can be reported as read if the hardware did not say).
+	ErrFault = errors.New("platform: memory fault")
+	// ErrSignal means the application raised a synchronous signal other
+	// than a memory fault (SIGILL, SIGFPE, SIGTRAP, SIGBUS without an
+	// address...); SignalInfo says which.
+	ErrSignal = errors.New("platform: synchronous signal")
+)
+
+// Platform makes address spaces and contexts for one memory file.
+type Platform interface {
+	// NewAddressSpace returns an empty address space.
+	NewAddressSpace() (AddressSpace, error)
+
+	// NewContext returns a context that can run application threads.
+	NewContext() (Context, error)
+
+	// MinUserAddress and MaxUserAddress bound the addresses the kernel may
+	// map into an address space: [MinUserAddress, MaxUserAddress). Whatever
+	// the platform itself needs in the address space (its stub) lies
+	// outside that range.
+	MinUserAddress() uint64
+	MaxUserAddress() uint64
+
+	// Release frees every host resource of the platform, including all
+	// address spaces and contexts it made.
+	Release()
+}
+
+// AddressSpace is one application address space.
+type AddressSpace interface {
+	// MapFile maps length bytes of the memory file starting at offset at
+	// addr with the given access, replacing whatever was there. addr,
+	// offset and length are page aligned. If precommit, the pages are
+	// populated now rather than on first touch.
+	MapFile(addr, offset, length uint64, at AccessType, precommit bool) error
+
+	// Unmap removes all mappings in [addr, addr+length).
+	Unmap(addr, length uint64) error
+
+	// Release frees the address space; it must not be used afterwards.
+	Release()
+}
+
+// Context runs application threads. A Context is used by one goroutine at a
+// time, and that goroutine must have locked its OS thread
+// (runtime.LockOSThread) for as long as it uses the context.
+type Context interface {
+	// Switch runs the application thread whose state is st in as until it
+	// makes a syscall (returns nil), faults (ErrFault, with info and access
+	// filled), raises a synchronous signal (ErrSignal, with info filled) or
+	// is interrupted (ErrInterrupted). On return st holds the thread's state
+	// at that point.
+	Switch(as AddressSpace, st *State, info *SignalInfo, access *AccessType) error
+
+	// Interrupt makes the current Switch, or the next one if none is
+	// running, return ErrInterrupted soon. It may be called from any
+	// goroutine.
+	Interrupt()
+
+	// Release frees the context.
+	Release()
+}
+
+// Options configure a new Platform.
+type Options struct {
+	// MemoryFD is the host descriptor of the memory file. The platform
+	// duplicates what it needs; the caller keeps ownership of MemoryFD.
+	MemoryFD int
+}
+
+// Constructor makes a Platform.
+type Constructor func(Options) (Platform, error)
+
+var (
+	registryMu sync.Mutex
+	registry   = map[string]Constructor{}
+)
+
+// Register makes a platform available under name. It panics if name is
+// taken: registration happens in init functions, where a duplicate is a
+// programming error.
+func Register(name string, c Constructor) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[name]; dup {
+		panic(fmt.Sprintf("platform %q registered twice", name))
+	}
+	registry[name] = c
+}
+
+// Lookup returns the constructor registered under name.
+func Lookup(name string) (Constructor, error) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	c, ok := registry[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown platform %q (have %v)", name, namesLocked())
+	}
+	return c, nil
+}
+
+func namesLocked() []string {
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
