@@ -1,0 +1,24 @@
+package kernel
+
+import "errors"
+
+// Sentinel errors of package kernel. Callers test them with errors.Is; the
+// returned errors wrap them with what failed.
+var (
+	// ErrNoExec means a program cannot be executed: not an ELF file, the
+	// wrong architecture, a malformed header, or a feature the loader does
+	// not support yet (dynamic binaries with PT_INTERP).
+	ErrNoExec = errors.New("exec format error")
+
+	// ErrNoMemory means the memory file or an address space ran out of room.
+	ErrNoMemory = errors.New("out of memory")
+
+	// ErrBadAddress means an access to application memory hit an address
+	// that is unmapped or lacks the needed permission. Syscalls turn it into
+	// EFAULT.
+	ErrBadAddress = errors.New("bad address")
+
+	// ErrExited means an operation needed a running kernel or task that has
+	// already exited.
+	ErrExited = errors.New("kernel exited")
+)

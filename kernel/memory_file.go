@@ -1,0 +1,238 @@
+package kernel
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	pageSize  = 4096
+	pageShift = 12
+	pageMask  = pageSize - 1
+
+	// memoryFileReserve is how much virtual address space the sentry
+	// reserves for its own view of the memory file. Only the file's size
+	// is backed; the rest costs nothing (MAP_NORESERVE).
+	memoryFileReserve = 64 << 30
+
+	// memoryFileGrowth is the minimum step by which the file grows, so that
+	// a run of small allocations does not call ftruncate every time.
+	memoryFileGrowth = 16 << 20
+)
+
+func pageRoundDown(x uint64) uint64 { return x &^ pageMask }
+
+// pageRoundUp rounds x up to a page boundary; ok is false on overflow.
+func pageRoundUp(x uint64) (uint64, bool) {
+	r := (x + pageMask) &^ pageMask
+	return r, r >= x
+}
+
+// fileRange is a half-open range [Start, End) of memory file offsets.
+//
+// +stateify savable
+type fileRange struct {
+	Start, End uint64
+}
+
+// Length returns the number of bytes in the range.
+func (r fileRange) Length() uint64 { return r.End - r.Start }
+
+// MemoryFile holds all application memory: one memfd with a page allocator.
+// Address spaces map ranges of it (MAP_SHARED), and the sentry reads and
+// writes application memory through its own mapping of the whole file.
+//
+// Allocation is first-fit over a sorted list of free ranges below the
+// file's size; when nothing fits, the file grows with ftruncate. Freed
+// ranges are decommitted (FALLOC_FL_PUNCH_HOLE) so they read as zero and
+// cost no memory; a fresh allocation therefore always reads as zero.
+//
+// The sentry mapping is a fixed reservation of memoryFileReserve bytes of
+// virtual address space made once; growing the file needs no remapping, so
+// slices into the mapping stay valid for the MemoryFile's lifetime.
+//
+// +stateify savable
+type MemoryFile struct {
+	// fd is the memfd. It is a host descriptor: a restore creates a new
+	// memfd and loads the saved ranges into it.
+	fd int `state:"nosave"`
+
+	// mapping is the sentry's view of the whole reservation. Host address,
+	// rebuilt with the new memfd on restore.
+	mapping []byte `state:"nosave"`
+
+	// mu protects size and free. Allocation happens from syscalls of any
+	// task.
+	mu sync.Mutex `state:"nosave"`
+
+	// size is the file's length in bytes, a multiple of pageSize.
+	// Protected by mu.
+	size uint64
+
+	// free is the sorted list of disjoint, non-adjacent free ranges below
+	// size. Protected by mu.
+	free []fileRange
+}
+
+// NewMemoryFile creates an empty memory file named name (the name shows in
+// /proc/PID/maps and /proc/PID/fd of the sentry).
+func NewMemoryFile(name string) (*MemoryFile, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create %q: %w", name, err)
+	}
+	m, err := unix.Mmap(fd, 0, memoryFileReserve, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_NORESERVE)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("map memory file (%d GiB reservation): %w", memoryFileReserve>>30, err)
+	}
+	return &MemoryFile{fd: fd, mapping: m}, nil
+}
+
+// FD returns the memfd. It stays owned by the MemoryFile.
+func (f *MemoryFile) FD() int { return f.fd }
+
+// Size returns the file's current length.
+func (f *MemoryFile) Size() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.size
+}
+
+// Release unmaps and closes the file. Nothing may use it afterwards.
+func (f *MemoryFile) Release() {
+	if f.mapping != nil {
+		unix.Munmap(f.mapping)
+		f.mapping = nil
+	}
+	if f.fd >= 0 {
+		unix.Close(f.fd)
+		f.fd = -1
+	}
+}
+
+// Allocate returns a page-aligned range of length bytes (rounded up to
+// pages) that reads as zero. It fails with ErrNoMemory when the reservation
+// is exhausted.
+func (f *MemoryFile) Allocate(length uint64) (fileRange, error) {
+	length, ok := pageRoundUp(length)
+	if !ok || length == 0 {
+		return fileRange{}, fmt.Errorf("allocate %d bytes: %w", length, ErrNoMemory)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, fr := range f.free {
+		if fr.Length() < length {
+			continue
+		}
+		r := fileRange{fr.Start, fr.Start + length}
+		if fr.Length() == length {
+			f.free = append(f.free[:i], f.free[i+1:]...)
+		} else {
+			f.free[i].Start += length
+		}
+		return r, nil
+	}
+	// Nothing fits: grow. Use a trailing free range if there is one.
+	start := f.size
+	if n := len(f.free); n > 0 && f.free[n-1].End == f.size {
+		start = f.free[n-1].Start
+	}
+	need := start + length
+	if need > memoryFileReserve || need < start {
+		return fileRange{}, fmt.Errorf("allocate %d bytes with %d in use: %w", length, f.size, ErrNoMemory)
+	}
+	newSize := need
+	if grow := f.size + memoryFileGrowth; newSize < grow {
+		newSize = min(grow, uint64(memoryFileReserve))
+	}
+	if err := unix.Ftruncate(f.fd, int64(newSize)); err != nil {
+		return fileRange{}, fmt.Errorf("grow memory file to %d bytes: %w", newSize, err)
+	}
+	if n := len(f.free); n > 0 && f.free[n-1].End == f.size {
+		f.free = f.free[:n-1]
+	}
+	if newSize > need {
+		f.free = append(f.free, fileRange{need, newSize})
+	}
+	f.size = newSize
+	return fileRange{start, need}, nil
+}
+
+// Free returns r to the allocator and decommits its pages.
+func (f *MemoryFile) Free(r fileRange) {
+	if r.Length() == 0 {
+		return
+	}
+	f.Decommit(r)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := sort.Search(len(f.free), func(i int) bool { return f.free[i].Start >= r.End })
+	// Merge with the following range.
+	if i < len(f.free) && f.free[i].Start == r.End {
+		r.End = f.free[i].End
+		f.free = append(f.free[:i], f.free[i+1:]...)
+	}
+	// Merge with the preceding range.
+	if i > 0 && f.free[i-1].End == r.Start {
+		f.free[i-1].End = r.End
+		return
+	}
+	f.free = append(f.free, fileRange{})
+	copy(f.free[i+1:], f.free[i:])
+	f.free[i] = r
+}
+
+// Decommit makes r read as zero and releases its memory, keeping it
+// allocated.
+func (f *MemoryFile) Decommit(r fileRange) {
+	if r.Length() == 0 {
+		return
+	}
+	// A failure leaves stale data readable; zero it by hand then.
+	if err := unix.Fallocate(f.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(r.Start), int64(r.Length())); err != nil {
+		clear(f.slice(r))
+	}
+}
+
+// Allocated returns the allocated ranges in ascending order: the complement
+// of the free list within the file. A save writes (the non-zero pages of)
+// these ranges.
+func (f *MemoryFile) Allocated() []fileRange {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []fileRange
+	var pos uint64
+	for _, fr := range f.free {
+		if fr.Start > pos {
+			out = append(out, fileRange{pos, fr.Start})
+		}
+		pos = fr.End
+	}
+	if pos < f.size {
+		out = append(out, fileRange{pos, f.size})
+	}
+	return out
+}
+
+// slice returns the sentry's view of r. r must be allocated.
+func (f *MemoryFile) slice(r fileRange) []byte {
+	return f.mapping[r.Start:r.End:r.End]
+}
+
+// Bytes returns the sentry's view of the allocated range [off, off+length).
+// The slice aliases application memory: the application may change it
+// concurrently.
+func (f *MemoryFile) Bytes(off, length uint64) ([]byte, error) {
+	f.mu.Lock()
+	size := f.size
+	f.mu.Unlock()
+	end := off + length
+	if end < off || end > size {
+		return nil, fmt.Errorf("memory file range [%#x, %#x) beyond size %#x: %w", off, end, size, ErrBadAddress)
+	}
+	return f.slice(fileRange{off, end}), nil
+}
