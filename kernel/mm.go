@@ -1,0 +1,371 @@
+package kernel
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/platform"
+)
+
+// perms is a set of memory access permissions (PROT_READ, PROT_WRITE,
+// PROT_EXEC in their Linux bit positions).
+type perms uint8
+
+const (
+	permRead  perms = unix.PROT_READ
+	permWrite perms = unix.PROT_WRITE
+	permExec  perms = unix.PROT_EXEC
+	permAll         = permRead | permWrite | permExec
+)
+
+func (p perms) access() platform.AccessType {
+	return platform.AccessType{Read: p&permRead != 0, Write: p&permWrite != 0, Execute: p&permExec != 0}
+}
+
+// allows reports whether every permission in want is in p.
+func (p perms) allows(want perms) bool { return p&want == want }
+
+func (p perms) String() string { return p.access().String() }
+
+// vma is one mapping: a page-aligned range of application addresses backed
+// by the memory file range starting at Off. Every vma owns its memory file
+// range exclusively (there is no fork yet), so unmapping frees it.
+//
+// +stateify savable
+type vma struct {
+	Start, End uint64
+	// Off is the memory file offset that backs Start.
+	Off uint64
+	// Perms are the current permissions, MaxPerms the most mprotect may
+	// grant (a shared mapping of a file opened read-only is never
+	// writable).
+	Perms, MaxPerms perms
+	// Private is false for MAP_SHARED mappings.
+	Private bool
+	// Name is what /proc/PID/maps would show: "[heap]", "[stack]", a file
+	// path, or empty for anonymous memory.
+	Name string
+}
+
+func (v *vma) length() uint64 { return v.End - v.Start }
+
+func (v *vma) fileRange() fileRange { return fileRange{v.Off, v.Off + v.length()} }
+
+// canMerge reports whether b directly follows a and both can be one vma.
+func canMerge(a, b *vma) bool {
+	return a.End == b.Start && a.Off+a.length() == b.Off && a.Perms == b.Perms &&
+		a.MaxPerms == b.MaxPerms && a.Private == b.Private && a.Name == b.Name
+}
+
+// Address space layout. Addresses are chosen like Linux does without
+// randomization, so that runs are reproducible: the stack ends near the top
+// of the user range, mmap allocates top-down below it, a static-PIE binary
+// is loaded at pieLoadBase and the heap follows the binary.
+const (
+	maxStackTop  = 0x7ffffffff000
+	stackSize    = 8 << 20
+	mmapStackGap = 128 << 20
+	pieLoadBase  = 0x555555554000
+)
+
+// MM is an application address space: the vmas, the program break and the
+// platform address space that mirrors them. Each vma is mapped into the
+// platform address space in full when it is created (without populating
+// it), so that the host kernel serves first touches natively; a fault that
+// reaches the sentry is therefore a genuine one (no vma, or a permission
+// the vma does not grant) and becomes SIGSEGV.
+//
+// +stateify savable
+type MM struct {
+	mf *MemoryFile
+
+	// as is the platform address space. It is a host object: a restore
+	// asks the new platform for a fresh one and maps every vma again.
+	as platform.AddressSpace `state:"nosave"`
+
+	// mu protects everything below. Task goroutines of the same process
+	// take it for reading to copy memory and for writing to change
+	// mappings.
+	mu sync.RWMutex `state:"nosave"`
+
+	// vmas are sorted by Start and do not overlap. Protected by mu.
+	vmas []vma
+
+	// minAddr and maxAddr bound mappable addresses: [minAddr, maxAddr).
+	// Immutable.
+	minAddr, maxAddr uint64
+	// mmapTop is the highest address a top-down mmap search starts from.
+	// Immutable.
+	mmapTop uint64
+	// stackTop is the end of the initial stack. Immutable.
+	stackTop uint64
+
+	// brkStart is where the heap begins, brk the current program break
+	// (not page aligned). The heap vma covers [brkStart, pageRoundUp(brk)).
+	// Protected by mu.
+	brkStart, brk uint64
+}
+
+// NewMM returns an empty address space over mf mapped through as, whose
+// mappable addresses are [minAddr, maxAddr).
+func NewMM(mf *MemoryFile, as platform.AddressSpace, minAddr, maxAddr uint64) (*MM, error) {
+	minAddr, _ = pageRoundUp(max(minAddr, 0x10000))
+	maxAddr = pageRoundDown(maxAddr)
+	top := min(maxAddr, maxStackTop)
+	if top < minAddr+stackSize+2*mmapStackGap {
+		return nil, fmt.Errorf("user address range [%#x, %#x) too small: %w", minAddr, maxAddr, ErrNoMemory)
+	}
+	return &MM{
+		mf:       mf,
+		as:       as,
+		minAddr:  minAddr,
+		maxAddr:  maxAddr,
+		stackTop: top,
+		mmapTop:  top - stackSize - mmapStackGap,
+	}, nil
+}
+
+// Release unmaps and frees everything and releases the platform address
+// space.
+func (mm *MM) Release() {
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	for i := range mm.vmas {
+		mm.mf.Free(mm.vmas[i].fileRange())
+	}
+	mm.vmas = nil
+	if mm.as != nil {
+		mm.as.Release()
+		mm.as = nil
+	}
+}
+
+// findLocked returns the index of the first vma with End > addr (len(vmas)
+// if none).
+//
+// Preconditions: mm.mu is held.
+func (mm *MM) findLocked(addr uint64) int {
+	return sort.Search(len(mm.vmas), func(i int) bool { return mm.vmas[i].End > addr })
+}
+
+// vmaAtLocked returns the vma that contains addr, or nil.
+//
+// Preconditions: mm.mu is held.
+func (mm *MM) vmaAtLocked(addr uint64) *vma {
+	i := mm.findLocked(addr)
+	if i < len(mm.vmas) && mm.vmas[i].Start <= addr {
+		return &mm.vmas[i]
+	}
+	return nil
+}
+
+// splitLocked makes addr a vma boundary if a vma contains it.
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) splitLocked(addr uint64) {
+	i := mm.findLocked(addr)
+	if i == len(mm.vmas) || mm.vmas[i].Start >= addr {
+		return
+	}
+	v := mm.vmas[i]
+	lo, hi := v, v
+	lo.End = addr
+	hi.Start = addr
+	hi.Off = v.Off + (addr - v.Start)
+	mm.vmas = append(mm.vmas, vma{})
+	copy(mm.vmas[i+2:], mm.vmas[i+1:])
+	mm.vmas[i], mm.vmas[i+1] = lo, hi
+}
+
+// isolateLocked splits vmas so that [start, end) is a union of whole vmas
+// and returns the index range [i, j) of the vmas inside it.
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) isolateLocked(start, end uint64) (int, int) {
+	mm.splitLocked(start)
+	mm.splitLocked(end)
+	i := mm.findLocked(start)
+	j := i
+	for j < len(mm.vmas) && mm.vmas[j].Start < end {
+		j++
+	}
+	return i, j
+}
+
+// coalesceLocked merges mergeable neighbours among vmas[lo-1 .. hi].
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) coalesceLocked(lo, hi int) {
+	lo = max(lo-1, 0)
+	hi = min(hi, len(mm.vmas)-1)
+	for k := lo; k < hi && k+1 < len(mm.vmas); {
+		if canMerge(&mm.vmas[k], &mm.vmas[k+1]) {
+			mm.vmas[k].End = mm.vmas[k+1].End
+			mm.vmas = append(mm.vmas[:k+1], mm.vmas[k+2:]...)
+			hi--
+			continue
+		}
+		k++
+	}
+}
+
+// isFreeLocked reports whether [start, end) overlaps no vma and lies within
+// the mappable range.
+//
+// Preconditions: mm.mu is held.
+func (mm *MM) isFreeLocked(start, end uint64) bool {
+	if start < mm.minAddr || end > mm.maxAddr || end <= start {
+		return false
+	}
+	i := mm.findLocked(start)
+	return i == len(mm.vmas) || mm.vmas[i].Start >= end
+}
+
+// findGapLocked returns the highest page-aligned address below mmapTop
+// where length bytes fit, or ENOMEM.
+//
+// Preconditions: mm.mu is held.
+func (mm *MM) findGapLocked(length uint64) (uint64, error) {
+	top := mm.mmapTop
+	for i := len(mm.vmas) - 1; i >= -1; i-- {
+		lo := mm.minAddr
+		if i >= 0 {
+			lo = max(lo, mm.vmas[i].End)
+		}
+		hi := top
+		if i+1 < len(mm.vmas) {
+			hi = min(hi, mm.vmas[i+1].Start)
+		}
+		if hi > lo && hi-lo >= length {
+			return hi - length, nil
+		}
+		if i >= 0 && mm.vmas[i].Start < top {
+			top = mm.vmas[i].Start
+		}
+	}
+	// Nothing below mmapTop: try above it (between the stack gap and the
+	// end of the user range) before giving up.
+	for i := 0; i <= len(mm.vmas); i++ {
+		lo := mm.mmapTop
+		if i > 0 {
+			lo = max(lo, mm.vmas[i-1].End)
+		}
+		hi := mm.maxAddr
+		if i < len(mm.vmas) {
+			hi = min(hi, mm.vmas[i].Start)
+		}
+		if hi > lo && hi-lo >= length {
+			return lo, nil
+		}
+	}
+	return 0, unix.ENOMEM
+}
+
+// insertLocked adds v, which overlaps nothing, maps it into the platform
+// address space and merges it with its neighbours.
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) insertLocked(v vma, precommit bool) error {
+	if err := mm.mapIntoLocked(&v, precommit); err != nil {
+		return err
+	}
+	i := mm.findLocked(v.Start)
+	mm.vmas = append(mm.vmas, vma{})
+	copy(mm.vmas[i+1:], mm.vmas[i:])
+	mm.vmas[i] = v
+	mm.coalesceLocked(i, i+1)
+	return nil
+}
+
+// mapIntoLocked (re)maps v into the platform address space with its
+// current permissions. Inaccessible vmas are unmapped instead: any touch
+// faults, and the fault is checked against the vma.
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) mapIntoLocked(v *vma, precommit bool) error {
+	if mm.as == nil {
+		return nil
+	}
+	var err error
+	if v.Perms == 0 {
+		err = mm.as.Unmap(v.Start, v.length())
+	} else {
+		err = mm.as.MapFile(v.Start, v.Off, v.length(), v.Perms.access(), precommit)
+	}
+	if err != nil {
+		return fmt.Errorf("map [%#x, %#x) %v into address space: %w", v.Start, v.End, v.Perms, err)
+	}
+	return nil
+}
+
+// unmapLocked removes every mapping in [start, end) and frees its memory.
+//
+// Preconditions: mm.mu is held for writing; start and end are page aligned.
+func (mm *MM) unmapLocked(start, end uint64) error {
+	i, j := mm.isolateLocked(start, end)
+	if i == j {
+		return nil
+	}
+	for k := i; k < j; k++ {
+		mm.mf.Free(mm.vmas[k].fileRange())
+	}
+	mm.vmas = append(mm.vmas[:i], mm.vmas[j:]...)
+	if mm.as != nil {
+		if err := mm.as.Unmap(start, end-start); err != nil {
+			return fmt.Errorf("unmap [%#x, %#x): %w", start, end, err)
+		}
+	}
+	return nil
+}
+
+// VMAInfo describes one mapping, for diagnostics and tests.
+type VMAInfo struct {
+	Start, End uint64
+	Perms      string
+	Private    bool
+	Name       string
+}
+
+// Mappings returns the current mappings in address order.
+func (mm *MM) Mappings() []VMAInfo {
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	out := make([]VMAInfo, len(mm.vmas))
+	for i, v := range mm.vmas {
+		out[i] = VMAInfo{v.Start, v.End, v.Perms.String(), v.Private, v.Name}
+	}
+	return out
+}
+
+// HandleFault decides what a fault at addr with the given access means. It
+// returns nil if the access is allowed (the mapping was missing in the
+// platform address space, which is then restored) and ErrBadAddress for a
+// genuine fault that must raise SIGSEGV.
+func (mm *MM) HandleFault(addr uint64, at platform.AccessType) error {
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	v := mm.vmaAtLocked(addr)
+	if v == nil {
+		return fmt.Errorf("fault at %#x: no mapping: %w", addr, ErrBadAddress)
+	}
+	var want perms
+	if at.Read {
+		want |= permRead
+	}
+	if at.Write {
+		want |= permWrite
+	}
+	if at.Execute {
+		want |= permExec
+	}
+	if want == 0 {
+		want = permRead
+	}
+	if !v.Perms.allows(want) {
+		return fmt.Errorf("fault at %#x: %v access to %v mapping: %w", addr, at, v.Perms, ErrBadAddress)
+	}
+	return mm.mapIntoLocked(v, false)
+}

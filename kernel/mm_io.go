@@ -1,0 +1,109 @@
+package kernel
+
+import (
+	"bytes"
+	"fmt"
+)
+
+// forEachLocked calls fn with the sentry's view of each piece of [addr,
+// addr+length) in order, checking that vmas cover it with permissions want
+// (none checked if want is 0). It stops at the first error.
+//
+// Preconditions: mm.mu is held.
+func (mm *MM) forEachLocked(addr, length uint64, want perms, fn func(b []byte) error) error {
+	end := addr + length
+	if end < addr {
+		return fmt.Errorf("range [%#x, +%#x) wraps: %w", addr, length, ErrBadAddress)
+	}
+	pos := addr
+	for k := mm.findLocked(addr); pos < end; k++ {
+		if k >= len(mm.vmas) || mm.vmas[k].Start > pos {
+			return fmt.Errorf("access at %#x: no mapping: %w", pos, ErrBadAddress)
+		}
+		v := &mm.vmas[k]
+		if !v.Perms.allows(want) {
+			return fmt.Errorf("access at %#x: %v mapping: %w", pos, v.Perms, ErrBadAddress)
+		}
+		e := min(end, v.End)
+		b, err := mm.mf.Bytes(v.Off+(pos-v.Start), e-pos)
+		if err != nil {
+			return err
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+		pos = e
+	}
+	return nil
+}
+
+// CopyIn copies len(dst) bytes of application memory at addr into dst. The
+// memory must be readable by the application.
+func (mm *MM) CopyIn(addr uint64, dst []byte) error {
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	return mm.forEachLocked(addr, uint64(len(dst)), permRead, func(b []byte) error {
+		dst = dst[copy(dst, b):]
+		return nil
+	})
+}
+
+// CopyOut copies src to application memory at addr, which must be writable
+// by the application.
+func (mm *MM) CopyOut(addr uint64, src []byte) error {
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	return mm.forEachLocked(addr, uint64(len(src)), permWrite, func(b []byte) error {
+		src = src[copy(b, src):]
+		return nil
+	})
+}
+
+// ZeroOut zeroes length bytes of writable application memory at addr.
+func (mm *MM) ZeroOut(addr, length uint64) error {
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	return mm.forEachLocked(addr, length, permWrite, func(b []byte) error {
+		clear(b)
+		return nil
+	})
+}
+
+// writeForce copies src to application memory at addr ignoring
+// permissions: the loader fills read-only segments and the stack with it.
+func (mm *MM) writeForce(addr uint64, src []byte) error {
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	return mm.forEachLocked(addr, uint64(len(src)), 0, func(b []byte) error {
+		src = src[copy(b, src):]
+		return nil
+	})
+}
+
+// errNameTooLong is returned by CopyInString when no NUL is found within
+// the limit; syscalls turn it into ENAMETOOLONG (paths) or E2BIG (exec).
+var errNameTooLong = fmt.Errorf("string too long")
+
+// CopyInString reads a NUL-terminated string of at most maxLen bytes
+// (excluding the NUL) at addr. It reads page by page so that a string at
+// the end of a mapping does not fault.
+func (mm *MM) CopyInString(addr uint64, maxLen int) (string, error) {
+	var buf []byte
+	for len(buf) <= maxLen {
+		n := pageSize - addr&pageMask
+		chunk := make([]byte, n)
+		if err := mm.CopyIn(addr, chunk); err != nil {
+			return "", err
+		}
+		if i := bytes.IndexByte(chunk, 0); i >= 0 {
+			buf = append(buf, chunk[:i]...)
+			if len(buf) > maxLen {
+				break
+			}
+			return string(buf), nil
+		}
+		buf = append(buf, chunk...)
+		addr += n
+	}
+	return "", errNameTooLong
+}
