@@ -18,6 +18,10 @@ var (
 	// EFAULT.
 	ErrBadAddress = errors.New("bad address")
 
+	// ErrArgListTooLong means argv and envp do not fit on the initial
+	// stack (E2BIG).
+	ErrArgListTooLong = errors.New("argument list too long")
+
 	// ErrExited means an operation needed a running kernel or task that has
 	// already exited.
 	ErrExited = errors.New("kernel exited")

@@ -1,0 +1,220 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// ELF constants (elf.h) the loader needs.
+const (
+	elfHeaderSize  = 64
+	elfPhdrSize    = 56
+	elfMaxPhdrs    = 512
+	etExec         = 2
+	etDyn          = 3
+	emX86_64       = 62
+	ptLoad         = 1
+	ptInterp       = 3
+	ptPhdr         = 6
+	ptGNUStack     = 0x6474e551
+	pfX            = 1
+	pfW            = 2
+	pfR            = 4
+	elfMaxSegments = 64
+)
+
+// progHeader is one ELF64 program header.
+type progHeader struct {
+	Type, Flags                  uint32
+	Offset, Vaddr, Filesz, Memsz uint64
+	Align                        uint64
+}
+
+// elfFile is the part of an ELF executable the loader uses.
+type elfFile struct {
+	Type      uint16
+	Entry     uint64
+	Phoff     uint64
+	Phnum     uint16
+	Phdrs     []progHeader
+	HasInterp bool
+}
+
+// perms returns the segment's memory permissions.
+func (p *progHeader) perms() perms {
+	var r perms
+	if p.Flags&pfR != 0 {
+		r |= permRead
+	}
+	if p.Flags&pfW != 0 {
+		r |= permWrite
+	}
+	if p.Flags&pfX != 0 {
+		r |= permExec
+	}
+	return r
+}
+
+// parseELF reads and validates the headers of the x86-64 executable r of
+// size bytes. Every error wraps ErrNoExec. It never trusts a length or
+// offset before checking it against size.
+func parseELF(r io.ReaderAt, size int64) (*elfFile, error) {
+	var hdr [elfHeaderSize]byte
+	if size < elfHeaderSize {
+		return nil, fmt.Errorf("file of %d bytes is too short for an ELF header: %w", size, ErrNoExec)
+	}
+	if _, err := r.ReadAt(hdr[:], 0); err != nil {
+		return nil, fmt.Errorf("read ELF header: %v: %w", err, ErrNoExec)
+	}
+	if string(hdr[:4]) != "\x7fELF" {
+		return nil, fmt.Errorf("not an ELF file: %w", ErrNoExec)
+	}
+	if hdr[4] != 2 || hdr[5] != 1 || hdr[6] != 1 {
+		return nil, fmt.Errorf("not a 64-bit little-endian ELF version 1 (class %d, data %d, version %d): %w", hdr[4], hdr[5], hdr[6], ErrNoExec)
+	}
+	le := binary.LittleEndian
+	f := &elfFile{
+		Type:  le.Uint16(hdr[16:]),
+		Entry: le.Uint64(hdr[24:]),
+		Phoff: le.Uint64(hdr[32:]),
+		Phnum: le.Uint16(hdr[56:]),
+	}
+	if m := le.Uint16(hdr[18:]); m != emX86_64 {
+		return nil, fmt.Errorf("ELF machine %d is not x86-64: %w", m, ErrNoExec)
+	}
+	if f.Type != etExec && f.Type != etDyn {
+		return nil, fmt.Errorf("ELF type %d is not an executable: %w", f.Type, ErrNoExec)
+	}
+	if es := le.Uint16(hdr[54:]); es != elfPhdrSize {
+		return nil, fmt.Errorf("ELF program header size %d, want %d: %w", es, elfPhdrSize, ErrNoExec)
+	}
+	if f.Phnum == 0 || f.Phnum > elfMaxPhdrs {
+		return nil, fmt.Errorf("ELF has %d program headers (1 to %d allowed): %w", f.Phnum, elfMaxPhdrs, ErrNoExec)
+	}
+	tableSize := uint64(f.Phnum) * elfPhdrSize
+	if f.Phoff > uint64(size) || tableSize > uint64(size)-f.Phoff {
+		return nil, fmt.Errorf("ELF program headers [%d, +%d) beyond file size %d: %w", f.Phoff, tableSize, size, ErrNoExec)
+	}
+	table := make([]byte, tableSize)
+	if _, err := r.ReadAt(table, int64(f.Phoff)); err != nil {
+		return nil, fmt.Errorf("read ELF program headers: %v: %w", err, ErrNoExec)
+	}
+	loads := 0
+	for i := range int(f.Phnum) {
+		b := table[i*elfPhdrSize:]
+		p := progHeader{
+			Type:   le.Uint32(b[0:]),
+			Flags:  le.Uint32(b[4:]),
+			Offset: le.Uint64(b[8:]),
+			Vaddr:  le.Uint64(b[16:]),
+			Filesz: le.Uint64(b[32:]),
+			Memsz:  le.Uint64(b[40:]),
+			Align:  le.Uint64(b[48:]),
+		}
+		switch p.Type {
+		case ptInterp:
+			f.HasInterp = true
+		case ptLoad:
+			loads++
+			if loads > elfMaxSegments {
+				return nil, fmt.Errorf("more than %d PT_LOAD segments: %w", elfMaxSegments, ErrNoExec)
+			}
+			if p.Filesz > p.Memsz {
+				return nil, fmt.Errorf("segment %d: file size %#x exceeds memory size %#x: %w", i, p.Filesz, p.Memsz, ErrNoExec)
+			}
+			if p.Offset > uint64(size) || p.Filesz > uint64(size)-p.Offset {
+				return nil, fmt.Errorf("segment %d: file range [%#x, +%#x) beyond file size %d: %w", i, p.Offset, p.Filesz, size, ErrNoExec)
+			}
+			if end := p.Vaddr + p.Memsz; end < p.Vaddr || end > 1<<47 {
+				return nil, fmt.Errorf("segment %d: address range [%#x, +%#x) outside user space: %w", i, p.Vaddr, p.Memsz, ErrNoExec)
+			}
+			if (p.Vaddr-p.Offset)&pageMask != 0 {
+				return nil, fmt.Errorf("segment %d: address %#x and offset %#x differ modulo the page size: %w", i, p.Vaddr, p.Offset, ErrNoExec)
+			}
+		}
+		f.Phdrs = append(f.Phdrs, p)
+	}
+	if loads == 0 {
+		return nil, fmt.Errorf("no PT_LOAD segment: %w", ErrNoExec)
+	}
+	return f, nil
+}
+
+// loadedELF is where an executable landed in an address space.
+type loadedELF struct {
+	Bias  uint64 // added to every p_vaddr
+	Entry uint64
+	Phdr  uint64 // address of the program header table, 0 if not mapped
+	Phnum uint16
+	End   uint64 // end of the highest segment: where the heap starts
+}
+
+// loadELF maps the segments of the parsed executable f, read from r, into
+// mm. Static executables (ET_EXEC) load at their addresses, static-PIE
+// (ET_DYN) at pieLoadBase. Dynamic executables (PT_INTERP) are refused with
+// ErrNoExec: there is no dynamic loader support yet.
+func loadELF(mm *MM, f *elfFile, r io.ReaderAt, name string) (*loadedELF, error) {
+	if f.HasInterp {
+		return nil, fmt.Errorf("%s is dynamically linked (PT_INTERP); only static and static-PIE programs run: %w", name, ErrNoExec)
+	}
+	lo, hi := ^uint64(0), uint64(0)
+	for _, p := range f.Phdrs {
+		if p.Type == ptLoad {
+			lo = min(lo, pageRoundDown(p.Vaddr))
+			hi = max(hi, p.Vaddr+p.Memsz)
+		}
+	}
+	var bias uint64
+	if f.Type == etDyn {
+		bias = pieLoadBase - lo
+	}
+	if lo+bias < mm.minAddr || hi+bias > mm.mmapTop {
+		return nil, fmt.Errorf("%s: segments [%#x, %#x) outside the user address range: %w", name, lo+bias, hi+bias, ErrNoExec)
+	}
+	out := &loadedELF{Bias: bias, Entry: f.Entry + bias, Phnum: f.Phnum}
+	var mappedEnd uint64
+	for i, p := range f.Phdrs {
+		switch p.Type {
+		case ptPhdr:
+			out.Phdr = p.Vaddr + bias
+			continue
+		case ptLoad:
+		default:
+			continue
+		}
+		if p.Memsz == 0 {
+			continue
+		}
+		start := pageRoundDown(p.Vaddr + bias)
+		end, _ := pageRoundUp(p.Vaddr + bias + p.Memsz)
+		// Segments may share a page (the end of one and the start of the
+		// next); map only what is not mapped yet and let both write it.
+		mapStart := max(start, mappedEnd)
+		if mapStart < end {
+			_, err := mm.MMap(MMapOpts{Addr: mapStart, Length: end - mapStart, Perms: p.perms(), Private: true, NoReplace: true, Name: name})
+			if err != nil {
+				return nil, fmt.Errorf("%s: map segment %d at [%#x, %#x): %w", name, i, mapStart, end, err)
+			}
+		}
+		mappedEnd = max(mappedEnd, end)
+		// Copy from the start of the page, as a file mapping would: the
+		// first segment's page holds the ELF header and program headers.
+		fileStart := pageRoundDown(p.Offset)
+		n := p.Offset + p.Filesz - fileStart
+		if n > 0 {
+			buf := make([]byte, n)
+			if _, err := r.ReadAt(buf, int64(fileStart)); err != nil && err != io.EOF {
+				return nil, fmt.Errorf("%s: read segment %d: %w", name, i, err)
+			}
+			if err := mm.writeForce(start, buf); err != nil {
+				return nil, fmt.Errorf("%s: fill segment %d: %w", name, i, err)
+			}
+		}
+		if out.Phdr == 0 && f.Phoff >= p.Offset && f.Phoff < p.Offset+p.Filesz {
+			out.Phdr = p.Vaddr + bias + (f.Phoff - p.Offset)
+		}
+		out.End = max(out.End, p.Vaddr+bias+p.Memsz)
+	}
+	return out, nil
+}
