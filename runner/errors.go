@@ -1,0 +1,29 @@
+package runner
+
+import "errors"
+
+// Sentinel errors. Functions wrap them with what failed; test with errors.Is.
+var (
+	// ErrIDTaken means a sandbox with that ID exists and has not ended.
+	ErrIDTaken = errors.New("sandbox ID already in use")
+	// ErrBadID means an ID has characters other than [a-zA-Z0-9_.-], is
+	// empty, too long, or starts with a dot.
+	ErrBadID = errors.New("invalid sandbox ID")
+	// ErrUnknownSandbox means no sandbox with that ID exists.
+	ErrUnknownSandbox = errors.New("no such sandbox")
+	// ErrNotRunning means the sandbox exists but its sentry no longer runs
+	// (it exited, was saved, or died).
+	ErrNotRunning = errors.New("sandbox is not running")
+	// ErrSentryDied means the sentry process vanished without recording an
+	// exit status (killed, crashed).
+	ErrSentryDied = errors.New("sentry process died")
+	// ErrProtocol means a malformed or oversized control message.
+	ErrProtocol = errors.New("control protocol error")
+	// ErrBadSignal means a signal name or number that Linux does not have.
+	ErrBadSignal = errors.New("invalid signal")
+	// ErrBusy means the sandbox is already doing an exclusive operation
+	// (such as a save) and refuses another one now.
+	ErrBusy = errors.New("sandbox is busy")
+	// ErrUnsupported means the sandbox does not implement the request.
+	ErrUnsupported = errors.New("operation not supported by this sandbox")
+)

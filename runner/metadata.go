@@ -1,0 +1,129 @@
+package runner
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Sandbox statuses recorded in Metadata.Status.
+const (
+	// StatusStarting: the directory is reserved, the sentry is starting.
+	StatusStarting = "starting"
+	// StatusRunning: the program runs.
+	StatusRunning = "running"
+	// StatusExited: the program ended; Metadata.Exit says how.
+	StatusExited = "exited"
+	// StatusSaved: the sandbox was saved and then stopped (save without
+	// --leave-running); Metadata.SavedTo names the image.
+	StatusSaved = "saved"
+	// StatusDead: the sentry vanished without recording an end.
+	StatusDead = "dead"
+	// StatusFailed: the sentry failed to start the program.
+	StatusFailed = "failed"
+)
+
+// Ended reports whether status is final: the ID may be reused.
+func Ended(status string) bool {
+	switch status {
+	case StatusExited, StatusSaved, StatusDead, StatusFailed:
+		return true
+	}
+	return false
+}
+
+// metaVersion is the format version of meta.json. Readers accept files up
+// to this version; new fields are only ever added.
+const metaVersion = 1
+
+// Metadata describes one sandbox. It is the content of meta.json, rewritten
+// atomically on every change by the sentry (and by Refresh for a dead one).
+type Metadata struct {
+	Version int    `json:"version" msgpack:"version"`
+	ID      string `json:"id" msgpack:"id"`
+	// PID is the sentry's host process ID; PIDStart its start time in
+	// clock ticks since boot (/proc/PID/stat field 22), which tells a
+	// reused PID apart.
+	PID      int      `json:"pid" msgpack:"pid"`
+	PIDStart uint64   `json:"pid_start" msgpack:"pid_start"`
+	Status   string   `json:"status" msgpack:"status"`
+	Program  string   `json:"program" msgpack:"program"`
+	Argv     []string `json:"argv" msgpack:"argv"`
+	// Created is when this sandbox (this run or this restore) started.
+	Created time.Time `json:"created" msgpack:"created"`
+	// RestoredFrom is the image URI the sandbox was restored from, if any.
+	RestoredFrom string `json:"restored_from,omitempty" msgpack:"restored_from,omitempty"`
+	// SavedTo is the last image the sandbox was saved to, if any.
+	SavedTo string `json:"saved_to,omitempty" msgpack:"saved_to,omitempty"`
+	// Exit is set once the program ended.
+	Exit *ExitStatus `json:"exit,omitempty" msgpack:"exit,omitempty"`
+	// Error says why the sandbox failed or died.
+	Error string `json:"error,omitempty" msgpack:"error,omitempty"`
+}
+
+const (
+	metaFile    = "meta.json"
+	socketFile  = "control.sock"
+	sentryLog   = "sentry.log"
+	maxMetaSize = 1 << 20
+)
+
+// WriteMetadata replaces dir/meta.json with m atomically: a temporary file
+// in dir is written, fsync'ed and renamed over the old one, so readers see
+// the old or the new content, never a mix.
+func WriteMetadata(dir string, m *Metadata) error {
+	m.Version = metaVersion
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode metadata of %s: %w", m.ID, err)
+	}
+	b = append(b, '\n')
+	f, err := os.CreateTemp(dir, ".meta-*.tmp")
+	if err != nil {
+		return fmt.Errorf("write metadata of %s: %w", m.ID, err)
+	}
+	tmp := f.Name()
+	_, werr := f.Write(b)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, filepath.Join(dir, metaFile))
+	}
+	if werr != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write metadata of %s: %w", m.ID, werr)
+	}
+	return nil
+}
+
+// ReadMetadata reads dir/meta.json. A missing file gives an error that
+// matches fs.ErrNotExist.
+func ReadMetadata(dir string) (*Metadata, error) {
+	f, err := os.Open(filepath.Join(dir, metaFile))
+	if err != nil {
+		return nil, fmt.Errorf("read sandbox metadata: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxMetaSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read sandbox metadata %s: %w", f.Name(), err)
+	}
+	if len(b) > maxMetaSize {
+		return nil, fmt.Errorf("read sandbox metadata %s: larger than %d bytes", f.Name(), maxMetaSize)
+	}
+	var m Metadata
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("read sandbox metadata %s: %w", f.Name(), err)
+	}
+	if m.Version < 1 || m.Version > metaVersion {
+		return nil, fmt.Errorf("read sandbox metadata %s: unsupported version %d (want 1..%d)", f.Name(), m.Version, metaVersion)
+	}
+	return &m, nil
+}

@@ -1,0 +1,209 @@
+package runner
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// ProtocolVersion is the control protocol version a client puts in every
+// request. A server refuses a request with another version.
+const ProtocolVersion = 1
+
+// MaxFrame bounds one control message. Messages are small; anything larger
+// is a protocol error, rejected before allocating.
+const MaxFrame = 1 << 20
+
+// Request types.
+const (
+	// ReqInfo returns the sandbox's Metadata.
+	ReqInfo = "info"
+	// ReqKill sends Request.Signal to the sandbox's init task.
+	ReqKill = "kill"
+	// ReqWait waits until the program exits and returns its ExitStatus.
+	ReqWait = "wait"
+	// ReqSave checkpoints the sandbox (Request.Save); progress events
+	// precede the result, which carries the image URI.
+	ReqSave = "save"
+)
+
+// Response kinds.
+const (
+	// KindProgress is an intermediate event of a long operation; more
+	// frames with the same ID follow.
+	KindProgress = "progress"
+	// KindResult ends a request successfully.
+	KindResult = "result"
+	// KindError ends a request with Response.Error.
+	KindError = "error"
+)
+
+// Request is a client-to-sentry message. ID is chosen by the client and
+// echoed in every response frame for that request.
+type Request struct {
+	Version int          `msgpack:"v"`
+	ID      uint64       `msgpack:"id"`
+	Type    string       `msgpack:"type"`
+	Signal  int          `msgpack:"signal,omitempty"`
+	Save    *SaveRequest `msgpack:"save,omitempty"`
+}
+
+// SaveRequest holds the arguments of a save.
+type SaveRequest struct {
+	// To is the image URI or name; empty means a generated name in Store.
+	To string `msgpack:"to,omitempty"`
+	// Store is the client's --store value, used to resolve To.
+	Store string `msgpack:"store,omitempty"`
+	// LeaveRunning keeps the sandbox running after a committed save;
+	// otherwise it exits.
+	LeaveRunning bool `msgpack:"leave_running,omitempty"`
+}
+
+// Response is a sentry-to-client message: zero or more KindProgress frames,
+// then exactly one KindResult or KindError frame per request.
+type Response struct {
+	ID       uint64      `msgpack:"id"`
+	Kind     string      `msgpack:"kind"`
+	Error    *WireError  `msgpack:"error,omitempty"`
+	Info     *Metadata   `msgpack:"info,omitempty"`
+	Exit     *ExitStatus `msgpack:"exit,omitempty"`
+	URI      string      `msgpack:"uri,omitempty"`
+	Progress *Progress   `msgpack:"progress,omitempty"`
+}
+
+// WireError is an error as it crosses the socket: a stable code the client
+// maps back to a sentinel, and the one-line message.
+type WireError struct {
+	Code    string `msgpack:"code"`
+	Message string `msgpack:"message"`
+}
+
+// Progress reports how far a long operation is: Done of Total units (bytes
+// for memory phases) in Phase ("pause", "state", "memory", "commit"...).
+// Total is 0 when unknown.
+type Progress struct {
+	Phase string `msgpack:"phase"`
+	Done  uint64 `msgpack:"done"`
+	Total uint64 `msgpack:"total"`
+}
+
+// ExitStatus is how a sandboxed program ended: it exited with Code, or a
+// signal (Signal != 0) killed it.
+type ExitStatus struct {
+	Code   int `msgpack:"code" json:"code"`
+	Signal int `msgpack:"signal,omitempty" json:"signal,omitempty"`
+}
+
+// ExitCode is the status a shell would report: Code, or 128+Signal.
+func (e ExitStatus) ExitCode() int {
+	if e.Signal != 0 {
+		return 128 + e.Signal
+	}
+	return e.Code
+}
+
+func (e ExitStatus) String() string {
+	if e.Signal != 0 {
+		return fmt.Sprintf("killed by signal %d", e.Signal)
+	}
+	return fmt.Sprintf("exit status %d", e.Code)
+}
+
+// WriteFrame writes v as one frame: a 4-byte big-endian length, then the
+// msgpack encoding of v. It is not safe for concurrent use on one writer.
+func WriteFrame(w io.Writer, v any) error {
+	body, err := msgpack.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode control message: %w", err)
+	}
+	if len(body) > MaxFrame {
+		return fmt.Errorf("%w: message of %d bytes exceeds %d", ErrProtocol, len(body), MaxFrame)
+	}
+	buf := make([]byte, 4+len(body))
+	binary.BigEndian.PutUint32(buf, uint32(len(body)))
+	copy(buf[4:], body)
+	_, err = w.Write(buf)
+	return err
+}
+
+// ReadFrame reads one frame from r into v. It returns io.EOF if r ends
+// cleanly before a frame, and an ErrProtocol error for a truncated,
+// oversized or undecodable frame.
+func ReadFrame(r io.Reader, v any) error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("%w: truncated frame header", ErrProtocol)
+		}
+		return err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > MaxFrame {
+		return fmt.Errorf("%w: frame of %d bytes exceeds %d", ErrProtocol, n, MaxFrame)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return fmt.Errorf("%w: truncated frame (%d bytes announced): %v", ErrProtocol, n, err)
+	}
+	if err := msgpack.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%w: decode frame: %v", ErrProtocol, err)
+	}
+	return nil
+}
+
+// Error codes on the wire. Codes not listed decode to a plain error.
+var wireCodes = []struct {
+	code string
+	err  error
+}{
+	{"busy", ErrBusy},
+	{"unsupported", ErrUnsupported},
+	{"bad_signal", ErrBadSignal},
+	{"not_running", ErrNotRunning},
+	{"protocol", ErrProtocol},
+}
+
+// extraWireCodes lets other files of the package (storage errors) add codes.
+var extraWireCodes []struct {
+	code string
+	err  error
+}
+
+func allWireCodes() []struct {
+	code string
+	err  error
+} {
+	return append(wireCodes[:len(wireCodes):len(wireCodes)], extraWireCodes...)
+}
+
+// toWire converts err for the socket.
+func toWire(err error) *WireError {
+	for _, c := range allWireCodes() {
+		if errors.Is(err, c.err) {
+			return &WireError{Code: c.code, Message: err.Error()}
+		}
+	}
+	return &WireError{Code: "failed", Message: err.Error()}
+}
+
+// RemoteError is an error reported by a sentry. errors.Is matches the
+// sentinel its code stands for.
+type RemoteError struct {
+	Code    string
+	Message string
+}
+
+func (e *RemoteError) Error() string { return e.Message }
+
+// Unwrap returns the sentinel for the code, if any.
+func (e *RemoteError) Unwrap() error {
+	for _, c := range allWireCodes() {
+		if c.code == e.Code {
+			return c.err
+		}
+	}
+	return nil
+}

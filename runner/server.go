@@ -1,0 +1,288 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Sandbox is the running program a sentry serves. The runner's kernel
+// adapter implements it over a kernel.Kernel; tests may implement it over
+// anything that runs.
+type Sandbox interface {
+	// Kill sends signal sig (1..64) to the sandbox's init task. It fails
+	// with ErrNotRunning once the program has ended.
+	Kill(sig int) error
+
+	// Wait blocks until the program has ended and returns how. It may be
+	// called any number of times, concurrently.
+	Wait() ExitStatus
+
+	// Save checkpoints the sandbox into the image named by req. progress
+	// may be called from any goroutine until Save returns. On success it
+	// returns the image URI; unless req.LeaveRunning the sandbox then
+	// stops and Wait returns. On failure the sandbox keeps running
+	// unchanged. A Sandbox that cannot save returns ErrUnsupported.
+	Save(ctx context.Context, req SaveRequest, progress func(Progress)) (string, error)
+}
+
+// Server serves the control protocol for one sandbox on its socket and
+// keeps its metadata file current.
+type Server struct {
+	dir string
+	sb  Sandbox
+	ln  *net.UnixListener
+
+	id string
+
+	// saveMu is held while a save runs; a second save gets ErrBusy, and
+	// Finish waits for a running save to settle the final status.
+	saveMu sync.Mutex
+
+	// mu protects meta, stopped, conns.
+	mu      sync.Mutex
+	meta    Metadata
+	stopped bool
+	conns   map[net.Conn]struct{}
+
+	// finished is closed by Finish, once the final status is recorded.
+	finished     chan struct{}
+	finishedOnce sync.Once
+
+	// handlers counts running request handlers.
+	handlers sync.WaitGroup
+}
+
+// NewServer makes a server for the sandbox whose directory is sd.Dir(m.ID).
+// It does not listen yet.
+func NewServer(sd StateDir, m *Metadata, sb Sandbox) *Server {
+	return &Server{dir: sd.Dir(m.ID), id: m.ID, sb: sb, meta: *m, conns: map[net.Conn]struct{}{}, finished: make(chan struct{})}
+}
+
+// Listen creates the control socket (mode 0600), replacing a stale one.
+func (s *Server) Listen() error {
+	path := s.dir + "/" + socketFile
+	os.Remove(path)
+	addr, done, err := shortSocketPath(path)
+	if err != nil {
+		return err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
+	done()
+	if err != nil {
+		return fmt.Errorf("listen on control socket %s: %w", path, err)
+	}
+	// The socket's directory is 0700 already; the mode says so again.
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("chmod control socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(false)
+	s.ln = ln
+	return nil
+}
+
+// Metadata returns a copy of the current metadata.
+func (s *Server) Metadata() Metadata {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.meta
+}
+
+// Update changes the metadata under the server's lock and writes it out.
+func (s *Server) Update(f func(m *Metadata)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(&s.meta)
+	m := s.meta
+	return WriteMetadata(s.dir, &m)
+}
+
+// Serve accepts connections until Shutdown. It returns nil after Shutdown.
+func (s *Server) Serve() error {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			stopped := s.stopped
+			s.mu.Unlock()
+			if stopped {
+				return nil
+			}
+			if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("accept on control socket: %w", err)
+		}
+		s.mu.Lock()
+		if s.stopped {
+			s.mu.Unlock()
+			c.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.handlers.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(c)
+	}
+}
+
+// Shutdown stops accepting, removes the socket, lets running handlers send
+// their answers for up to grace, then closes every connection.
+func (s *Server) Shutdown(grace time.Duration) {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	if s.ln != nil {
+		s.ln.Close()
+		os.Remove(s.dir + "/" + socketFile)
+	}
+	done := make(chan struct{})
+	go func() { s.handlers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+}
+
+// connWriter serializes the frames of concurrent handlers on one connection.
+type connWriter struct {
+	mu sync.Mutex
+	c  net.Conn
+}
+
+func (w *connWriter) send(r *Response) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return WriteFrame(w.c, r)
+}
+
+func (s *Server) serveConn(c net.Conn) {
+	defer s.handlers.Done()
+	w := &connWriter{c: c}
+	var reqs sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() {
+		cancel()
+		reqs.Wait()
+		c.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+	for {
+		var req Request
+		err := ReadFrame(c, &req)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && errors.Is(err, ErrProtocol) {
+				w.send(&Response{Kind: KindError, Error: toWire(err)})
+			}
+			return
+		}
+		reqs.Add(1)
+		go func() {
+			defer reqs.Done()
+			s.handle(ctx, w, &req)
+		}()
+	}
+}
+
+func (s *Server) handle(ctx context.Context, w *connWriter, req *Request) {
+	reply := func(r *Response, err error) {
+		if err != nil {
+			r = &Response{Kind: KindError, Error: toWire(err)}
+		}
+		r.ID = req.ID
+		w.send(r)
+	}
+	if req.Version != ProtocolVersion {
+		reply(nil, fmt.Errorf("%w: request version %d, sentry speaks %d", ErrProtocol, req.Version, ProtocolVersion))
+		return
+	}
+	switch req.Type {
+	case ReqInfo:
+		m := s.Metadata()
+		reply(&Response{Kind: KindResult, Info: &m}, nil)
+	case ReqKill:
+		if req.Signal < 1 || req.Signal > 64 {
+			reply(nil, fmt.Errorf("%w: %d", ErrBadSignal, req.Signal))
+			return
+		}
+		if Ended(s.Metadata().Status) {
+			reply(nil, fmt.Errorf("kill %s: %w", s.id, ErrNotRunning))
+			return
+		}
+		reply(&Response{Kind: KindResult}, s.sb.Kill(req.Signal))
+	case ReqWait:
+		select {
+		case <-s.finished:
+		case <-ctx.Done():
+			return // the client hung up
+		}
+		m := s.Metadata()
+		if m.Exit == nil {
+			reply(nil, fmt.Errorf("%w: sandbox %s was saved to %s and stopped", ErrNotRunning, m.ID, m.SavedTo))
+			return
+		}
+		reply(&Response{Kind: KindResult, Exit: m.Exit}, nil)
+	case ReqSave:
+		uri, err := s.save(ctx, req, func(p Progress) {
+			w.send(&Response{ID: req.ID, Kind: KindProgress, Progress: &p})
+		})
+		reply(&Response{Kind: KindResult, URI: uri}, err)
+	default:
+		reply(nil, fmt.Errorf("%w: unknown request type %q", ErrProtocol, req.Type))
+	}
+}
+
+func (s *Server) save(ctx context.Context, req *Request, progress func(Progress)) (string, error) {
+	if req.Save == nil {
+		return "", fmt.Errorf("%w: save request without arguments", ErrProtocol)
+	}
+	if Ended(s.Metadata().Status) {
+		return "", fmt.Errorf("save %s: %w", s.id, ErrNotRunning)
+	}
+	if !s.saveMu.TryLock() {
+		return "", fmt.Errorf("save %s: %w: another save is running", s.id, ErrBusy)
+	}
+	defer s.saveMu.Unlock()
+	uri, err := s.sb.Save(ctx, *req.Save, progress)
+	if err != nil {
+		return "", err
+	}
+	err = s.Update(func(m *Metadata) {
+		m.SavedTo = uri
+		if !req.Save.LeaveRunning {
+			m.Status = StatusSaved
+		}
+	})
+	return uri, err
+}
+
+// Finish records that the program ended with st, after any save that is
+// running has settled: a sandbox stopped by a save stays StatusSaved.
+func (s *Server) Finish(st ExitStatus) error {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	err := s.Update(func(m *Metadata) {
+		if m.Status != StatusSaved {
+			m.Status = StatusExited
+			m.Exit = &st
+		}
+	})
+	s.finishedOnce.Do(func() { close(s.finished) })
+	return err
+}
