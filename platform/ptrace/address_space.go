@@ -1,0 +1,318 @@
+//go:build linux && amd64
+
+package ptrace
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/platform"
+)
+
+// forkExecStub starts the stub executable at path, traced by the calling
+// OS thread, with files as its descriptors (^uintptr(0) closes one).
+//
+// Preconditions: the caller is locked to the thread that will trace it.
+func forkExecStub(path string, files []uintptr) (int, error) {
+	return syscall.ForkExec(path, []string{"snap-stub"}, &syscall.ProcAttr{
+		Env:   []string{},
+		Files: files,
+		Sys: &syscall.SysProcAttr{
+			Ptrace:    true,
+			Pdeathsig: syscall.SIGKILL,
+			Setpgid:   true,
+		},
+	})
+}
+
+// addressSpace is one stub process. See the package doc.
+type addressSpace struct {
+	p *Platform
+
+	// pid is the stub leader, traced by the master thread; leaderRegs are
+	// its registers at the exec stop (a template for injection). Both are
+	// immutable after creation.
+	pid        int
+	leaderRegs platform.Registers
+
+	mu       sync.Mutex
+	released bool // protected by mu
+	// threads maps a sentry OS thread id to the stub thread it traces in
+	// this address space. Protected by mu.
+	threads map[int]*stubThread
+	// maps are the current mappings, sorted by start, non-overlapping.
+	// Protected by mu.
+	maps []mapping
+}
+
+var _ platform.AddressSpace = (*addressSpace)(nil)
+
+// mapping is one range of the address space and its access.
+type mapping struct {
+	start, end uint64
+	at         platform.AccessType
+}
+
+// stubThread is a stub thread process, traced by one sentry OS thread.
+type stubThread struct {
+	tid    int
+	tracer int
+	// pidfd refers to the stub thread process, so that killing it can never
+	// hit an unrelated process that reused its pid after it was reaped.
+	pidfd int
+
+	// regs and fp are what the stub thread holds after its last stop (or
+	// what Switch last wrote), valid if loaded. Exclusive to the tracer
+	// thread while it runs Switch.
+	loaded bool
+	regs   platform.Registers
+	fp     []byte
+}
+
+func checkRange(addr, length uint64) error {
+	if addr%pageSize != 0 || length%pageSize != 0 || length == 0 {
+		return fmt.Errorf("[%#x, +%#x) not page aligned or empty: %w", addr, length, ErrBadRange)
+	}
+	end := addr + length
+	if end < addr || addr < minUserAddress || end > maxUserAddress {
+		return fmt.Errorf("[%#x, %#x) outside [%#x, %#x): %w", addr, end, uint64(minUserAddress), uint64(maxUserAddress), ErrBadRange)
+	}
+	return nil
+}
+
+// MapFile implements platform.AddressSpace.
+func (a *addressSpace) MapFile(addr, offset, length uint64, at platform.AccessType, precommit bool) error {
+	if err := checkRange(addr, length); err != nil {
+		return fmt.Errorf("ptrace: map file: %w", err)
+	}
+	if offset%pageSize != 0 || offset+length < offset {
+		return fmt.Errorf("ptrace: map file: offset %#x: %w", offset, ErrBadRange)
+	}
+	prot := uint64(unix.PROT_NONE)
+	if at.Read {
+		prot |= unix.PROT_READ
+	}
+	if at.Write {
+		prot |= unix.PROT_WRITE
+	}
+	if at.Execute {
+		prot |= unix.PROT_EXEC
+	}
+	flags := uint64(unix.MAP_SHARED | unix.MAP_FIXED)
+	if precommit {
+		flags |= unix.MAP_POPULATE
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.released {
+		return fmt.Errorf("ptrace: map file: %w", ErrReleased)
+	}
+	err := a.p.master.call(func() error {
+		got, err := inject(a.pid, &a.leaderRegs, stubSyscallEntry, sysMmap,
+			[6]uint64{addr, length, prot, flags, stubFDInStub, offset}, 0)
+		if err != nil {
+			return err
+		}
+		if got != addr {
+			return fmt.Errorf("mmap returned %#x, want %#x", got, addr)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ptrace: map [%#x, +%#x) at offset %#x %v in stub %d: %w", addr, length, offset, at, a.pid, err)
+	}
+	a.setMappingLocked(addr, addr+length, &at)
+	return nil
+}
+
+// Unmap implements platform.AddressSpace.
+func (a *addressSpace) Unmap(addr, length uint64) error {
+	if err := checkRange(addr, length); err != nil {
+		return fmt.Errorf("ptrace: unmap: %w", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.released {
+		return fmt.Errorf("ptrace: unmap: %w", ErrReleased)
+	}
+	err := a.p.master.call(func() error {
+		_, err := inject(a.pid, &a.leaderRegs, stubSyscallEntry, sysMunmap, [6]uint64{addr, length}, 0)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("ptrace: unmap [%#x, +%#x) in stub %d: %w", addr, length, a.pid, err)
+	}
+	a.setMappingLocked(addr, addr+length, nil)
+	return nil
+}
+
+// setMappingLocked records that [start, end) now has access *at, or is
+// unmapped if at is nil.
+//
+// Preconditions: a.mu is held.
+func (a *addressSpace) setMappingLocked(start, end uint64, at *platform.AccessType) {
+	out := make([]mapping, 0, len(a.maps)+2)
+	for _, m := range a.maps {
+		if m.end <= start || m.start >= end {
+			out = append(out, m)
+			continue
+		}
+		if m.start < start {
+			out = append(out, mapping{m.start, start, m.at})
+		}
+		if m.end > end {
+			out = append(out, mapping{end, m.end, m.at})
+		}
+	}
+	if at != nil {
+		out = append(out, mapping{start, end, *at})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].start < out[j].start })
+	a.maps = out
+}
+
+// accessAt returns the recorded access of the page holding addr.
+func (a *addressSpace) accessAt(addr uint64) (platform.AccessType, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	i := sort.Search(len(a.maps), func(i int) bool { return a.maps[i].end > addr })
+	if i < len(a.maps) && a.maps[i].start <= addr {
+		return a.maps[i].at, true
+	}
+	return platform.NoAccess, false
+}
+
+// Release implements platform.AddressSpace.
+func (a *addressSpace) Release() {
+	a.release()
+	a.p.forget(a)
+}
+
+// release kills and reaps the stub threads, then the stub leader.
+func (a *addressSpace) release() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.released {
+		return
+	}
+	a.released = true
+	// Any thread of this process may reap a tracee of any other, so the
+	// stub threads need not be touched by their tracers.
+	for _, t := range a.threads {
+		t.kill()
+	}
+	a.threads = nil
+	pid := a.pid
+	if err := a.p.master.call(func() error { killAndReap(pid); return nil }); err != nil {
+		// The master is gone, which killed the leader (parent-death
+		// signal); reap it from here.
+		killAndReap(pid)
+	}
+}
+
+// threadFor returns the stub thread traced by the calling OS thread tid,
+// creating it if needed.
+//
+// Preconditions: the caller is locked to OS thread tid.
+func (a *addressSpace) threadFor(tid int) (*stubThread, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.released {
+		return nil, ErrReleased
+	}
+	if t, ok := a.threads[tid]; ok {
+		return t, nil
+	}
+	t, err := a.newThreadLocked(tid)
+	if err != nil {
+		return nil, err
+	}
+	a.threads[tid] = t
+	return t, nil
+}
+
+// dropThread forgets a stub thread that died or is unusable, killing it
+// if it is still there.
+func (a *addressSpace) dropThread(t *stubThread) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.threads[t.tracer] == t {
+		delete(a.threads, t.tracer)
+	}
+	t.kill()
+}
+
+// kill kills and reaps the stub thread if it is still alive, and closes
+// its pidfd.
+func (t *stubThread) kill() {
+	if t.pidfd < 0 {
+		return
+	}
+	if err := unix.PidfdSendSignal(t.pidfd, unix.SIGKILL, nil, 0); err == nil {
+		// Reaping works only while a thread of ours still traces it;
+		// otherwise its parent (the stub leader) reaps it.
+		for {
+			ws, err := wait4(t.tid)
+			if err != nil || ws.Exited() || ws.Signaled() {
+				break
+			}
+		}
+	}
+	unix.Close(t.pidfd)
+	t.pidfd = -1
+}
+
+// newThreadLocked clones a new stub thread from the leader (on the master
+// thread) and seizes it from the calling thread.
+//
+// Preconditions: a.mu is held; the caller is locked to OS thread tracer.
+func (a *addressSpace) newThreadLocked(tracer int) (*stubThread, error) {
+	var tid int
+	err := a.p.master.call(func() error {
+		r, err := inject(a.pid, &a.leaderRegs, stubCloneEntry, sysClone, [6]uint64{cloneThreadFlag}, uint64(a.pid))
+		tid = int(r)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("clone stub thread in stub %d: %w", a.pid, err)
+	}
+	// The leader is stopped, so the child cannot have exited and its pid
+	// is still its own.
+	pidfd, err := unix.PidfdOpen(tid, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pidfd_open stub thread %d: %w", tid, err)
+	}
+	t := &stubThread{tid: tid, tracer: tracer, pidfd: pidfd}
+	opts := uintptr(unix.PTRACE_O_EXITKILL | unix.PTRACE_O_TRACESYSGOOD)
+	if err := ptraceRaw(unix.PTRACE_SEIZE, tid, 0, opts); err != nil {
+		t.kill()
+		return nil, fmt.Errorf("seize stub thread %d: %w", tid, err)
+	}
+	if err := ptraceRaw(unix.PTRACE_INTERRUPT, tid, 0, 0); err != nil {
+		t.kill()
+		return nil, fmt.Errorf("interrupt stub thread %d: %w", tid, err)
+	}
+	for {
+		ws, err := wait4(tid)
+		if err != nil {
+			t.kill()
+			return nil, fmt.Errorf("wait for stub thread %d: %w", tid, err)
+		}
+		if !ws.Stopped() {
+			t.kill()
+			return nil, fmt.Errorf("stub thread %d: status %#x: %w", tid, uint32(ws), ErrStubDied)
+		}
+		if ws.StopSignal() == unix.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_STOP {
+			break
+		}
+		if err := ptraceRaw(unix.PTRACE_CONT, tid, 0, 0); err != nil {
+			t.kill()
+			return nil, fmt.Errorf("continue stub thread %d: %w", tid, err)
+		}
+	}
+	return t, nil
+}

@@ -1,0 +1,291 @@
+//go:build linux && amd64
+
+package ptrace
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/platform"
+)
+
+// interruptSignal is what Interrupt sends to a running stub thread. The
+// application cannot send host signals (its system calls never reach the
+// host), so every SIGSTOP stop of a stub thread comes from Interrupt.
+const interruptSignal = unix.SIGSTOP
+
+// context implements platform.Context.
+type context struct {
+	p *Platform
+
+	mu sync.Mutex
+	// interrupted is set by Interrupt and consumed by Switch. Protected by
+	// mu.
+	interrupted bool
+	// running is the stub thread Switch is running, or nil. Protected by
+	// mu.
+	running *stubThread
+	// released is set by Release. Protected by mu.
+	released bool
+}
+
+var _ platform.Context = (*context)(nil)
+
+// Interrupt implements platform.Context.
+func (c *context) Interrupt() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.interrupted = true
+	if c.running != nil {
+		// The stub thread is traced by a thread of ours and not yet reaped
+		// while running is set, so its tid is still its own.
+		_ = unix.Tgkill(c.running.tid, c.running.tid, interruptSignal)
+	}
+}
+
+// Release implements platform.Context. The stub threads a context used
+// belong to their address spaces (one per sentry OS thread) and are freed
+// with them.
+func (c *context) Release() {
+	c.mu.Lock()
+	c.released = true
+	c.mu.Unlock()
+}
+
+// begin marks t as running unless an interrupt is pending.
+func (c *context) begin(t *stubThread) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.released {
+		return fmt.Errorf("ptrace: switch: context %w", ErrReleased)
+	}
+	if c.interrupted {
+		c.interrupted = false
+		return platform.ErrInterrupted
+	}
+	c.running = t
+	return nil
+}
+
+// end clears running. An interrupt that arrived after the stop stays
+// pending for the next Switch.
+func (c *context) end() {
+	c.mu.Lock()
+	c.running = nil
+	c.mu.Unlock()
+}
+
+// Switch implements platform.Context.
+//
+// Preconditions: the calling goroutine is locked to its OS thread.
+func (c *context) Switch(as platform.AddressSpace, st *platform.State, info *platform.SignalInfo, access *platform.AccessType) error {
+	a, ok := as.(*addressSpace)
+	if !ok || a.p != c.p {
+		return fmt.Errorf("ptrace: switch: %w", ErrWrongAddressSpace)
+	}
+	tid := unix.Gettid()
+	for attempt := 0; ; attempt++ {
+		t, err := a.threadFor(tid)
+		if err != nil {
+			return fmt.Errorf("ptrace: switch in stub %d: %w", a.pid, err)
+		}
+		err = c.load(t, st)
+		if errors.Is(err, unix.ESRCH) && attempt == 0 {
+			// The cached stub thread is gone: an earlier OS thread with
+			// this tid exited (which killed its tracees) or someone killed
+			// it. Make a new one.
+			a.dropThread(t)
+			continue
+		}
+		if err != nil {
+			// A state the host refuses (a bad segment selector, a
+			// malformed XSAVE area); the stub thread itself is fine.
+			t.loaded = false
+			return fmt.Errorf("ptrace: switch in stub %d: %w", a.pid, err)
+		}
+		if err := c.begin(t); err != nil {
+			return err
+		}
+		err = c.run(a, t, st, info, access)
+		c.end()
+		if errors.Is(err, ErrStubDied) {
+			a.dropThread(t)
+		}
+		return err
+	}
+}
+
+// load writes st into the stopped stub thread t where it differs from what
+// t holds.
+func (c *context) load(t *stubThread, st *platform.State) error {
+	want := st.Regs
+	if want.Cs == 0 {
+		want.Cs = userCS
+	}
+	if want.Ss == 0 {
+		want.Ss = userSS
+	}
+	if !t.loaded || !sameRegs(&want, &t.regs) {
+		// Orig_rax = -1: the host must not restart a system call.
+		want.OrigRax = ^uint64(0)
+		if err := setRegs(t.tid, &want); err != nil {
+			return fmt.Errorf("set registers of stub thread %d: %w", t.tid, err)
+		}
+		t.regs = want
+	}
+	fp := st.FP
+	if fp == nil {
+		fp = c.p.initFP
+	} else if len(fp) != c.p.fpSize {
+		fp = c.p.adaptFP(fp)
+	}
+	if !t.loaded || !bytes.Equal(fp, t.fp) {
+		if err := setFP(t.tid, fp); err != nil {
+			return fmt.Errorf("set XSAVE area of stub thread %d: %w", t.tid, err)
+		}
+		t.fp = append(t.fp[:0], fp...)
+	}
+	t.loaded = true
+	return nil
+}
+
+// sameRegs compares register files ignoring orig_rax, which load always
+// writes as -1.
+func sameRegs(x, y *platform.Registers) bool {
+	a, b := *x, *y
+	a.OrigRax, b.OrigRax = 0, 0
+	return a == b
+}
+
+// adaptFP converts an XSAVE area of another size (another host) to this
+// host's: the legacy area and header are copied, components this host does
+// not have are dropped from xstate_bv.
+func (p *Platform) adaptFP(fp []byte) []byte {
+	out := append([]byte(nil), p.initFP...)
+	copy(out, fp)
+	if len(out) >= xsaveHeaderOffset+8 {
+		supported := binary.LittleEndian.Uint64(p.initFP[fxswXFeaturesOff:])
+		if supported == 0 {
+			supported = 3 // x87 and SSE
+		}
+		bv := binary.LittleEndian.Uint64(out[xsaveHeaderOffset:])
+		binary.LittleEndian.PutUint64(out[xsaveHeaderOffset:], bv&supported)
+		// xcomp_bv must be 0 in the standard format ptrace uses.
+		binary.LittleEndian.PutUint64(out[xsaveHeaderOffset+8:], 0)
+	}
+	return out
+}
+
+// save reads the state of the stopped stub thread t into st.
+func (c *context) save(t *stubThread, st *platform.State) error {
+	if err := getRegs(t.tid, &st.Regs); err != nil {
+		t.loaded = false
+		return fmt.Errorf("read registers of stub thread %d: %w", t.tid, err)
+	}
+	if cap(st.FP) < c.p.fpSize {
+		st.FP = make([]byte, c.p.fpSize)
+	}
+	st.FP = st.FP[:c.p.fpSize]
+	if _, err := getFP(t.tid, st.FP); err != nil {
+		t.loaded = false
+		return fmt.Errorf("read XSAVE area of stub thread %d: %w", t.tid, err)
+	}
+	t.regs = st.Regs
+	t.fp = append(t.fp[:0], st.FP...)
+	t.loaded = true
+	return nil
+}
+
+// run resumes t with PTRACE_SYSEMU until a stop that Switch reports.
+//
+// Preconditions: t is stopped and loaded with st; the caller is t's tracer.
+func (c *context) run(a *addressSpace, t *stubThread, st *platform.State, info *platform.SignalInfo, access *platform.AccessType) error {
+	for {
+		if err := ptraceRaw(unix.PTRACE_SYSEMU, t.tid, 0, 0); err != nil {
+			t.loaded = false
+			return fmt.Errorf("ptrace: resume stub thread %d: %w", t.tid, err)
+		}
+		ws, err := wait4(t.tid)
+		if err != nil {
+			t.loaded = false
+			return fmt.Errorf("ptrace: wait for stub thread %d: %w", t.tid, err)
+		}
+		if !ws.Stopped() {
+			t.loaded = false
+			return fmt.Errorf("ptrace: stub thread %d: status %#x: %w", t.tid, uint32(ws), ErrStubDied)
+		}
+		// t ran: what it holds is no longer what load wrote.
+		t.loaded = false
+		sig := ws.StopSignal()
+		switch {
+		case sig == unix.SIGTRAP|0x80:
+			return c.save(t, st)
+		case sig == interruptSignal:
+			c.mu.Lock()
+			pending := c.interrupted
+			c.interrupted = false
+			c.mu.Unlock()
+			if !pending {
+				// Stale: sent by an Interrupt that a previous Switch
+				// already reported. Resume as if nothing happened.
+				continue
+			}
+			if err := c.save(t, st); err != nil {
+				return err
+			}
+			return platform.ErrInterrupted
+		case sig == unix.SIGTRAP && ws.TrapCause() > 0:
+			// A ptrace event stop (PTRACE_EVENT_STOP): nothing to report.
+			continue
+		}
+		si, err := getSigInfo(t.tid)
+		if err != nil {
+			return fmt.Errorf("ptrace: siginfo of stub thread %d: %w", t.tid, err)
+		}
+		synchronous := si.code > 0 // raised by the CPU, not sent by kill
+		switch {
+		case synchronous && (sig == unix.SIGSEGV || sig == unix.SIGBUS):
+			if err := c.save(t, st); err != nil {
+				return err
+			}
+			*info = platform.SignalInfo{Signo: si.signo, Code: si.code, Addr: si.addr}
+			*access = faultAccess(a, si, &st.Regs)
+			return platform.ErrFault
+		case synchronous && (sig == unix.SIGILL || sig == unix.SIGFPE || sig == unix.SIGTRAP || sig == unix.SIGSYS || sig == unix.SIGBUS):
+			if err := c.save(t, st); err != nil {
+				return err
+			}
+			*info = platform.SignalInfo{Signo: si.signo, Code: si.code, Addr: si.addr}
+			return platform.ErrSignal
+		}
+		// An asynchronous host signal (SIGCHLD, a stray kill...): the
+		// application must not see it. PTRACE_SYSEMU with signal 0 drops it.
+	}
+}
+
+// segvAccErr is SEGV_ACCERR: the page is mapped but the access is not
+// allowed.
+const segvAccErr = 2
+
+// faultAccess infers the access that faulted. The host does not report the
+// x86 page fault error code through ptrace, so the access is deduced from
+// the recorded mapping: an access fault at the instruction pointer on a
+// non-executable page is an execute, an access fault on a readable but not
+// writable page is a write, anything else is reported as a read.
+func faultAccess(a *addressSpace, si sigInfo, regs *platform.Registers) platform.AccessType {
+	at, mapped := a.accessAt(si.addr)
+	fetch := si.addr >= regs.Rip && si.addr < regs.Rip+16
+	switch {
+	case fetch && (!mapped || !at.Execute):
+		return platform.AccessType{Execute: true}
+	case si.signo == int32(unix.SIGSEGV) && si.code == segvAccErr && mapped && at.Read && !at.Write:
+		return platform.AccessType{Write: true}
+	default:
+		return platform.Read
+	}
+}

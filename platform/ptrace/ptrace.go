@@ -1,0 +1,438 @@
+//go:build linux && amd64
+
+// Package ptrace implements platform.Platform with PTRACE_SYSEMU: every
+// application address space is a small stub process, and application
+// threads run on threads of that stub that the sentry traces. Every system
+// call the application makes stops the stub thread before the host kernel
+// executes it (PTRACE_SYSEMU), and Switch returns to the sentry.
+//
+// # Stub processes
+//
+// The platform builds a static ELF of a few hundred bytes (buildStubImage):
+// one r-x page at stubBase holding a syscall trampoline, and nothing else.
+// It is written to a sealed memfd and executed (fork + execve of
+// /proc/<sentry pid>/fd/<n>) with PTRACE_TRACEME, PR_SET_PDEATHSIG=SIGKILL
+// and its own process group; the memory file is passed as descriptor 3.
+// After exec the platform injects munmap calls that remove everything but
+// the stub page (stack, vdso, vvar) and sets SIGCHLD to SIG_IGN so that the
+// stub's children are reaped by the host kernel. The stub page lies above
+// MaxUserAddress, so application mappings never touch it. See
+// stub_amd64.go for the layout and the code.
+//
+// An address space (addressSpace) is one stub process. MapFile and Unmap
+// inject mmap(MAP_SHARED|MAP_FIXED[|MAP_POPULATE], 3, off) and munmap into
+// the stub's first thread ("stub leader").
+//
+// # Thread model
+//
+// ptrace is per OS thread: only the thread that traces a task may issue
+// ptrace requests for it. The platform therefore has three kinds of
+// threads:
+//
+//   - The master: one goroutine per Platform, locked to its OS thread for
+//     the platform's whole life. It forks every stub (so it is the tracer of
+//     every stub leader, and the stub's parent-death signal fires only when
+//     the platform goes away) and performs every injected system call.
+//   - Stub threads: for each (address space, sentry OS thread) pair that
+//     calls Switch, the master injects clone(CLONE_VM) into the stub leader;
+//     the child (a process sharing the stub's memory) sleeps in pause, and
+//     the calling OS thread seizes it (PTRACE_SEIZE with PTRACE_O_EXITKILL
+//     and PTRACE_O_TRACESYSGOOD) and interrupts it. The stub thread is
+//     cached in the address space by the caller's OS thread id, so a Context
+//     works from any locked OS thread and an address space serves any
+//     number of them.
+//   - Callers: NewAddressSpace, MapFile, Unmap and every Release may be
+//     called from any goroutine; they hand work to the master.
+//
+// Stub threads are separate processes (no CLONE_THREAD) so that the death
+// of one sentry OS thread, which kills its tracees through EXITKILL, kills
+// only its own stub threads and not the address space.
+//
+// # Switch
+//
+// Switch writes the registers (PTRACE_SETREGS; skipped when they equal
+// what the stub thread already holds) and the XSAVE area
+// (PTRACE_SETREGSET NT_X86_XSTATE; skipped likewise), resumes with
+// PTRACE_SYSEMU and waits for that thread only. A stop with SIGTRAP|0x80 is
+// a system call (nil). SIGSEGV and SIGBUS raised by the CPU are ErrFault;
+// the access type comes from the mapping the address space recorded at the
+// address: an access fault on a readable but not writable page is a write,
+// a fault at the instruction pointer is an execute, anything else a read.
+// SIGILL, SIGFPE, SIGTRAP and SIGSYS are ErrSignal. The interrupt signal
+// (SIGSTOP, sent with tgkill by Interrupt) is ErrInterrupted. Every other
+// signal is suppressed and the thread resumed. Orig_rax is written as -1 so
+// that the host never restarts a system call on the application's behalf.
+//
+// # Lifecycle and cleanup
+//
+// AddressSpace.Release kills (SIGKILL) and reaps the stub threads and then
+// the stub leader. Platform.Release releases every address space, then
+// stops the master. If the sentry dies, even by SIGKILL, every stub dies
+// with it: stub leaders by their parent-death signal (the master thread
+// exits), stub threads by PTRACE_O_EXITKILL (their tracer exits) or by
+// their own parent-death signal (the stub leader exits).
+package ptrace
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/platform"
+)
+
+// Errors of this package. They describe platform failures, which the
+// kernel treats as fatal for the task; Switch's normal outcomes are the
+// platform package's sentinels.
+var (
+	// ErrReleased means the platform or address space was already released.
+	ErrReleased = errors.New("ptrace: already released")
+	// ErrStubDied means a stub process or thread exited unexpectedly.
+	ErrStubDied = errors.New("ptrace: stub died")
+	// ErrBadRange means MapFile or Unmap got an unaligned or out of range
+	// address, offset or length.
+	ErrBadRange = errors.New("ptrace: bad range")
+	// ErrWrongAddressSpace means Switch got an address space that this
+	// platform did not make.
+	ErrWrongAddressSpace = errors.New("ptrace: foreign address space")
+)
+
+func init() {
+	platform.Register("ptrace", New)
+}
+
+// stubFDInStub is the descriptor number of the memory file in every stub.
+const stubFDInStub = 3
+
+// Platform is the ptrace platform. It is safe for concurrent use.
+type Platform struct {
+	master *master
+
+	// memFD is the platform's duplicate of the memory file; immutable.
+	memFD int
+	// stubFD is a read-only descriptor of the sealed stub executable;
+	// immutable.
+	stubFD int
+	// fpSize is the size of the XSAVE area that PTRACE_GETREGSET returns on
+	// this host, and initFP the XSAVE area of a freshly executed process;
+	// both immutable after New.
+	fpSize int
+	initFP []byte
+
+	mu       sync.Mutex
+	released bool                       // protected by mu
+	spaces   map[*addressSpace]struct{} // protected by mu
+}
+
+var _ platform.Platform = (*Platform)(nil)
+
+// New makes a ptrace platform for opts.MemoryFD. It fails if the host does
+// not allow this process to trace its children.
+func New(opts platform.Options) (platform.Platform, error) {
+	return newPlatform(opts)
+}
+
+func newPlatform(opts platform.Options) (*Platform, error) {
+	if opts.MemoryFD < 0 {
+		return nil, fmt.Errorf("ptrace: new platform: memory fd %d is invalid", opts.MemoryFD)
+	}
+	memFD, err := unix.FcntlInt(uintptr(opts.MemoryFD), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, fmt.Errorf("ptrace: new platform: dup memory fd %d: %w", opts.MemoryFD, err)
+	}
+	stubFD, err := writeStub()
+	if err != nil {
+		unix.Close(memFD)
+		return nil, fmt.Errorf("ptrace: new platform: %w", err)
+	}
+	p := &Platform{
+		master: startMaster(),
+		memFD:  memFD,
+		stubFD: stubFD,
+		spaces: make(map[*addressSpace]struct{}),
+	}
+	// Start one stub to learn the XSAVE layout; this also proves that ptrace
+	// works here.
+	if err := p.master.call(p.probe); err != nil {
+		p.Release()
+		return nil, fmt.Errorf("ptrace: new platform: %w", err)
+	}
+	return p, nil
+}
+
+// writeStub writes the stub executable to a sealed memfd and returns a
+// read-only descriptor of it (execve refuses files open for writing).
+func writeStub() (int, error) {
+	fd, err := unix.MemfdCreate("snap-ptrace-stub", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_EXEC)
+	if err == unix.EINVAL { // kernels before 6.3 lack MFD_EXEC
+		fd, err = unix.MemfdCreate("snap-ptrace-stub", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("memfd_create for stub: %w", err)
+	}
+	defer unix.Close(fd)
+	img := buildStubImage()
+	if n, err := unix.Pwrite(fd, img, 0); err != nil || n != len(img) {
+		return -1, fmt.Errorf("write stub image (%d of %d bytes): %w", n, len(img), err)
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+		return -1, fmt.Errorf("seal stub image: %w", err)
+	}
+	ro, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("reopen stub image read-only: %w", err)
+	}
+	return ro, nil
+}
+
+// probe starts and kills one stub to record the XSAVE size and initial
+// state.
+//
+// Preconditions: runs on the master thread.
+func (p *Platform) probe() error {
+	pid, _, err := p.spawnStub()
+	if err != nil {
+		return err
+	}
+	defer killAndReap(pid)
+	buf := make([]byte, 64<<10)
+	n, err := getFP(pid, buf)
+	if err != nil {
+		return fmt.Errorf("read XSAVE area of stub %d: %w", pid, err)
+	}
+	if n < xsaveHeaderOffset+64 {
+		return fmt.Errorf("read XSAVE area of stub %d: only %d bytes", pid, n)
+	}
+	p.fpSize = n
+	p.initFP = append([]byte(nil), buf[:n]...)
+	return nil
+}
+
+// MinUserAddress implements platform.Platform.
+func (p *Platform) MinUserAddress() uint64 { return minUserAddress }
+
+// MaxUserAddress implements platform.Platform.
+func (p *Platform) MaxUserAddress() uint64 { return maxUserAddress }
+
+// NewAddressSpace implements platform.Platform: it starts a stub process.
+func (p *Platform) NewAddressSpace() (platform.AddressSpace, error) {
+	a, err := p.newAddressSpace()
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (p *Platform) newAddressSpace() (*addressSpace, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.released {
+		return nil, fmt.Errorf("ptrace: new address space: %w", ErrReleased)
+	}
+	a := &addressSpace{p: p, threads: make(map[int]*stubThread)}
+	err := p.master.call(func() error {
+		pid, regs, err := p.spawnStub()
+		if err != nil {
+			return err
+		}
+		a.pid, a.leaderRegs = pid, regs
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ptrace: new address space: %w", err)
+	}
+	p.spaces[a] = struct{}{}
+	return a, nil
+}
+
+// NewContext implements platform.Platform.
+func (p *Platform) NewContext() (platform.Context, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.released {
+		return nil, fmt.Errorf("ptrace: new context: %w", ErrReleased)
+	}
+	return &context{p: p}, nil
+}
+
+// Release implements platform.Platform: it kills and reaps every stub and
+// stops the master thread.
+func (p *Platform) Release() {
+	p.mu.Lock()
+	if p.released {
+		p.mu.Unlock()
+		return
+	}
+	p.released = true
+	spaces := p.spaces
+	p.spaces = nil
+	p.mu.Unlock()
+
+	for a := range spaces {
+		a.release()
+	}
+	p.master.stop()
+	unix.Close(p.memFD)
+	unix.Close(p.stubFD)
+}
+
+// forget drops a released address space from the platform's set.
+func (p *Platform) forget(a *addressSpace) {
+	p.mu.Lock()
+	delete(p.spaces, a)
+	p.mu.Unlock()
+}
+
+// spawnStub starts a stub process, waits for its exec stop and strips its
+// address space down to the stub page. It returns the stub's pid and its
+// registers at the exec stop.
+//
+// Preconditions: runs on the master thread.
+func (p *Platform) spawnStub() (int, platform.Registers, error) {
+	var regs platform.Registers
+	none := ^uintptr(0)
+	argv0 := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), p.stubFD)
+	pid, err := forkExecStub(argv0, []uintptr{none, none, none, uintptr(p.memFD)})
+	if err != nil {
+		return 0, regs, fmt.Errorf("start stub: %w", err)
+	}
+	ws, err := wait4(pid)
+	if err != nil {
+		killAndReap(pid)
+		return 0, regs, fmt.Errorf("wait for stub %d exec: %w", pid, err)
+	}
+	if !ws.Stopped() || ws.StopSignal() != unix.SIGTRAP {
+		killAndReap(pid)
+		return 0, regs, fmt.Errorf("stub %d after exec: status %#x: %w", pid, uint32(ws), ErrStubDied)
+	}
+	if err := ptraceRaw(unix.PTRACE_SETOPTIONS, pid, 0, unix.PTRACE_O_EXITKILL); err != nil {
+		killAndReap(pid)
+		return 0, regs, fmt.Errorf("set ptrace options of stub %d: %w", pid, err)
+	}
+	if err := getRegs(pid, &regs); err != nil {
+		killAndReap(pid)
+		return 0, regs, fmt.Errorf("read registers of stub %d: %w", pid, err)
+	}
+	steps := []struct {
+		what string
+		nr   uint64
+		args [6]uint64
+	}{
+		{"unmap below stub", sysMunmap, [6]uint64{0, stubBase}},
+		{"unmap above stub", sysMunmap, [6]uint64{stubBase + pageSize, taskEnd - (stubBase + pageSize)}},
+		{"ignore SIGCHLD", sysRtSigaction, [6]uint64{uint64(unix.SIGCHLD), stubBase + stubSigactOff, 0, 8}},
+	}
+	for _, s := range steps {
+		if _, err := inject(pid, &regs, stubSyscallEntry, s.nr, s.args, 0); err != nil {
+			killAndReap(pid)
+			return 0, regs, fmt.Errorf("stub %d: %s: %w", pid, s.what, err)
+		}
+	}
+	return pid, regs, nil
+}
+
+// inject makes the stopped stub leader pid execute system call nr with
+// args from entry (stubSyscallEntry or stubCloneEntry) and r15 set to r15,
+// and waits until it stops again. base holds valid segment registers.
+//
+// Preconditions: runs on the tracer of pid (the master thread).
+func inject(pid int, base *platform.Registers, entry, nr uint64, args [6]uint64, r15 uint64) (uint64, error) {
+	regs := *base
+	regs.Rip = entry
+	regs.Rax = nr
+	regs.OrigRax = ^uint64(0)
+	regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9 = args[0], args[1], args[2], args[3], args[4], args[5]
+	regs.R15 = r15
+	if err := setRegs(pid, &regs); err != nil {
+		return 0, fmt.Errorf("inject syscall %d: set registers: %w", nr, err)
+	}
+	if err := ptraceRaw(unix.PTRACE_CONT, pid, 0, 0); err != nil {
+		return 0, fmt.Errorf("inject syscall %d: continue: %w", nr, err)
+	}
+	for {
+		ws, err := wait4(pid)
+		if err != nil {
+			return 0, fmt.Errorf("inject syscall %d: wait: %w", nr, err)
+		}
+		if !ws.Stopped() {
+			return 0, fmt.Errorf("inject syscall %d: status %#x: %w", nr, uint32(ws), ErrStubDied)
+		}
+		if ws.StopSignal() == unix.SIGTRAP {
+			break
+		}
+		// Some other signal (SIGCHLD from a dying stub thread...):
+		// suppress it and keep going.
+		if err := ptraceRaw(unix.PTRACE_CONT, pid, 0, 0); err != nil {
+			return 0, fmt.Errorf("inject syscall %d: continue after signal %v: %w", nr, ws.StopSignal(), err)
+		}
+	}
+	if err := getRegs(pid, &regs); err != nil {
+		return 0, fmt.Errorf("inject syscall %d: read registers: %w", nr, err)
+	}
+	if r := int64(regs.Rax); r < 0 && r > -4096 {
+		return 0, unix.Errno(-r)
+	}
+	return regs.Rax, nil
+}
+
+// killAndReap kills pid with SIGKILL and waits until it is gone. It is a
+// no-op for a pid that is not a child or tracee of this process.
+func killAndReap(pid int) {
+	_ = unix.Kill(pid, unix.SIGKILL)
+	for {
+		ws, err := wait4(pid)
+		if err != nil || ws.Exited() || ws.Signaled() {
+			return
+		}
+	}
+}
+
+// master runs functions on one OS thread that it never gives back to the
+// Go scheduler; see the package doc.
+type master struct {
+	reqs   chan func()
+	quit   chan struct{}
+	exited chan struct{}
+}
+
+func startMaster() *master {
+	m := &master{reqs: make(chan func()), quit: make(chan struct{}), exited: make(chan struct{})}
+	go m.loop()
+	return m
+}
+
+func (m *master) loop() {
+	// Never unlocked: when this goroutine returns, the runtime ends the OS
+	// thread, and any stub still alive gets its parent-death SIGKILL.
+	runtime.LockOSThread()
+	defer close(m.exited)
+	for {
+		select {
+		case f := <-m.reqs:
+			f()
+		case <-m.quit:
+			return
+		}
+	}
+}
+
+// call runs f on the master thread and returns its error.
+func (m *master) call(f func() error) error {
+	errc := make(chan error, 1)
+	select {
+	case m.reqs <- func() { errc <- f() }:
+		return <-errc
+	case <-m.exited:
+		return ErrReleased
+	}
+}
+
+func (m *master) stop() {
+	close(m.quit)
+	<-m.exited
+}

@@ -1,0 +1,83 @@
+//go:build linux && amd64
+
+package ptrace
+
+import (
+	"encoding/binary"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/platform"
+)
+
+// The register layout of platform.Registers is Linux's user_regs_struct,
+// which PTRACE_GETREGS and PTRACE_SETREGS read and write directly.
+const userRegsSize = 27 * 8
+
+var _ [userRegsSize - unsafe.Sizeof(platform.Registers{})]struct{}
+var _ [unsafe.Sizeof(platform.Registers{}) - userRegsSize]struct{}
+
+// ptraceRaw issues a ptrace request that never blocks.
+func ptraceRaw(req, tid int, addr, data uintptr) error {
+	_, _, e := unix.RawSyscall6(unix.SYS_PTRACE, uintptr(req), uintptr(tid), addr, data, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func getRegs(tid int, r *platform.Registers) error {
+	return ptraceRaw(unix.PTRACE_GETREGS, tid, 0, uintptr(unsafe.Pointer(r)))
+}
+
+func setRegs(tid int, r *platform.Registers) error {
+	return ptraceRaw(unix.PTRACE_SETREGS, tid, 0, uintptr(unsafe.Pointer(r)))
+}
+
+// getFP reads the XSAVE area of tid into buf and returns the bytes the
+// kernel filled.
+func getFP(tid int, buf []byte) (int, error) {
+	iov := unix.Iovec{Base: &buf[0], Len: uint64(len(buf))}
+	err := ptraceRaw(unix.PTRACE_GETREGSET, tid, unix.NT_X86_XSTATE, uintptr(unsafe.Pointer(&iov)))
+	return int(iov.Len), err
+}
+
+// setFP writes the XSAVE area of tid; buf must be the kernel's full size.
+func setFP(tid int, buf []byte) error {
+	iov := unix.Iovec{Base: &buf[0], Len: uint64(len(buf))}
+	return ptraceRaw(unix.PTRACE_SETREGSET, tid, unix.NT_X86_XSTATE, uintptr(unsafe.Pointer(&iov)))
+}
+
+// sigInfo is the part of siginfo_t the platform reports.
+type sigInfo struct {
+	signo, code int32
+	addr        uint64
+}
+
+// getSigInfo reads the siginfo of the signal that stopped tid.
+func getSigInfo(tid int) (sigInfo, error) {
+	var buf [128]byte
+	if err := ptraceRaw(unix.PTRACE_GETSIGINFO, tid, 0, uintptr(unsafe.Pointer(&buf[0]))); err != nil {
+		return sigInfo{}, err
+	}
+	le := binary.LittleEndian
+	return sigInfo{
+		signo: int32(le.Uint32(buf[0:])),
+		code:  int32(le.Uint32(buf[8:])),
+		addr:  le.Uint64(buf[16:]),
+	}, nil
+}
+
+// wait4 waits for a state change of tid (which may be a tracee of any
+// thread of this process), retrying on EINTR.
+func wait4(tid int) (unix.WaitStatus, error) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(tid, &ws, unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		return ws, err
+	}
+}

@@ -1,0 +1,180 @@
+//go:build linux && amd64
+
+package ptrace
+
+import (
+	"encoding/binary"
+
+	"golang.org/x/sys/unix"
+)
+
+// Address space layout of a stub process (x86-64, 4-level paging):
+//
+//	0x0000_0000_0000 ┬──────────────────────────────┐
+//	                 │ unusable (below mmap_min_addr)│
+//	minUserAddress   ├──────────────────────────────┤
+//	                 │ application mappings          │
+//	                 │ (memory file, MAP_SHARED)     │
+//	maxUserAddress = ├──────────────────────────────┤
+//	stubBase         │ stub image, one page, r-x     │
+//	                 ├──────────────────────────────┤
+//	                 │ nothing (stack, vdso, vvar    │
+//	                 │ unmapped after exec)          │
+//	taskEnd          └──────────────────────────────┘
+//
+// stubBase lies below the range where Linux randomizes the initial stack
+// (the top 16 GiB) so that exec never collides with it.
+const (
+	minUserAddress = 0x1_0000
+	stubBase       = 0x7ff0_0000_0000
+	maxUserAddress = stubBase
+	taskEnd        = 0x7fff_ffff_f000
+	pageSize       = 0x1000
+)
+
+// Offsets inside the stub image (which is mapped at stubBase from file
+// offset 0, ELF header included).
+const (
+	stubSigactOff = 0xc0  // struct kernel_sigaction{SIG_IGN, 0, 0, 0}
+	stubCodeOff   = 0x100 // start of the code below
+)
+
+// Entry points of the stub code, relative to stubCodeOff.
+//
+//	+0x00 syscallEntry:  syscall; int3
+//	+0x04 cloneEntry:    syscall; test rax,rax; jz child; int3
+//	+0x0c child:         prctl(PR_SET_PDEATHSIG, SIGKILL)
+//	                     if getppid() != r15 { exit(0) }
+//	               loop: pause(); jmp loop
+//
+// The tracer of the stub's first thread injects a system call by setting
+// rip to syscallEntry (or cloneEntry) and the arguments in registers, then
+// PTRACE_CONT; the int3 after the syscall stops the thread again with
+// SIGTRAP and rax holds the result. A thread created at cloneEntry resumes
+// at the same instruction with rax = 0 and so takes the child branch: it
+// arranges to die with its parent (r15 holds the parent's pid, set by the
+// injector, so a child orphaned before prctl exits at once) and then
+// sleeps in pause until a sentry thread seizes it.
+const (
+	stubSyscallEntry = stubBase + stubCodeOff + 0x00
+	stubCloneEntry   = stubBase + stubCodeOff + 0x04
+	stubEntry        = stubSyscallEntry + 2 // an int3; exec stops before it runs
+)
+
+var stubCode = []byte{
+	// +0x00 syscallEntry
+	0x0f, 0x05, // syscall
+	0xcc, // int3
+	0xcc, // int3 (padding)
+	// +0x04 cloneEntry
+	0x0f, 0x05, // syscall
+	0x48, 0x85, 0xc0, // test rax, rax
+	0x74, 0x01, // jz child
+	0xcc, // int3
+	// +0x0c child
+	0xb8, 0x9d, 0x00, 0x00, 0x00, // mov eax, SYS_prctl (157)
+	0xbf, 0x01, 0x00, 0x00, 0x00, // mov edi, PR_SET_PDEATHSIG (1)
+	0xbe, 0x09, 0x00, 0x00, 0x00, // mov esi, SIGKILL (9)
+	0x0f, 0x05, // syscall
+	0xb8, 0x6e, 0x00, 0x00, 0x00, // mov eax, SYS_getppid (110)
+	0x0f, 0x05, // syscall
+	0x4c, 0x39, 0xf8, // cmp rax, r15
+	0x75, 0x09, // jne die
+	// loop:
+	0xb8, 0x22, 0x00, 0x00, 0x00, // mov eax, SYS_pause (34)
+	0x0f, 0x05, // syscall
+	0xeb, 0xf7, // jmp loop
+	// die:
+	0xb8, 0x3c, 0x00, 0x00, 0x00, // mov eax, SYS_exit (60)
+	0x31, 0xff, // xor edi, edi
+	0x0f, 0x05, // syscall
+	0xcc, // int3
+}
+
+// ELF constants used by buildStubImage.
+const (
+	elfHeaderSize  = 64
+	elfPhdrSize    = 56
+	elfPTLoad      = 1
+	elfPTGNUStack  = 0x6474e551
+	elfPFX         = 1
+	elfPFW         = 2
+	elfPFR         = 4
+	elfETExec      = 2
+	elfEMX8664     = 62
+	elfClass64     = 2
+	elfData2LSB    = 1
+	elfVersionCurr = 1
+)
+
+// buildStubImage returns the stub executable: a static ELF64 with one
+// read-execute PT_LOAD of its whole file at stubBase and a non-executable
+// PT_GNU_STACK. It has no sections and no interpreter; the image is a few
+// hundred bytes and deterministic.
+func buildStubImage() []byte {
+	img := make([]byte, stubCodeOff+len(stubCode))
+	le := binary.LittleEndian
+
+	// ELF header.
+	copy(img[0:], []byte{0x7f, 'E', 'L', 'F', elfClass64, elfData2LSB, elfVersionCurr})
+	le.PutUint16(img[16:], elfETExec)
+	le.PutUint16(img[18:], elfEMX8664)
+	le.PutUint32(img[20:], elfVersionCurr)
+	le.PutUint64(img[24:], stubEntry)
+	le.PutUint64(img[32:], elfHeaderSize) // e_phoff
+	le.PutUint64(img[40:], 0)             // e_shoff
+	le.PutUint32(img[48:], 0)             // e_flags
+	le.PutUint16(img[52:], elfHeaderSize)
+	le.PutUint16(img[54:], elfPhdrSize)
+	le.PutUint16(img[56:], 2) // e_phnum
+	le.PutUint16(img[58:], 64)
+	le.PutUint16(img[60:], 0)
+	le.PutUint16(img[62:], 0)
+
+	// PT_LOAD: the whole file, r-x, at stubBase.
+	ph := img[elfHeaderSize:]
+	le.PutUint32(ph[0:], elfPTLoad)
+	le.PutUint32(ph[4:], elfPFR|elfPFX)
+	le.PutUint64(ph[8:], 0)
+	le.PutUint64(ph[16:], stubBase)
+	le.PutUint64(ph[24:], stubBase)
+	le.PutUint64(ph[32:], uint64(len(img)))
+	le.PutUint64(ph[40:], uint64(len(img)))
+	le.PutUint64(ph[48:], pageSize)
+
+	// PT_GNU_STACK: rw-, so the kernel does not imply exec for reads.
+	ph = img[elfHeaderSize+elfPhdrSize:]
+	le.PutUint32(ph[0:], elfPTGNUStack)
+	le.PutUint32(ph[4:], elfPFR|elfPFW)
+	le.PutUint64(ph[48:], 16)
+
+	// struct kernel_sigaction for rt_sigaction(SIGCHLD, SIG_IGN).
+	le.PutUint64(img[stubSigactOff:], 1) // SIG_IGN
+
+	copy(img[stubCodeOff:], stubCode)
+	return img
+}
+
+// userCS and userSS are the x86-64 user code and stack selectors Linux
+// uses for 64-bit processes.
+const (
+	userCS = 0x33
+	userSS = 0x2b
+)
+
+// Syscall numbers injected into the stub.
+const (
+	sysMmap         = unix.SYS_MMAP
+	sysMunmap       = unix.SYS_MUNMAP
+	sysClone        = unix.SYS_CLONE
+	sysRtSigaction  = unix.SYS_RT_SIGACTION
+	cloneThreadFlag = unix.CLONE_VM | uint64(unix.SIGCHLD)
+)
+
+// fxsaveXMMOffset is where xmm0 starts in the FXSAVE legacy area, and
+// xsaveHeaderOffset where the XSAVE header (xstate_bv first) starts.
+const (
+	fxsaveXMMOffset   = 160
+	xsaveHeaderOffset = 512
+	fxswXFeaturesOff  = 464 + 8 // xstate_fx_sw_bytes.xfeatures
+)
