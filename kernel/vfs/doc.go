@@ -1,0 +1,78 @@
+// Package vfs is the sentry's file layer: open files, the per-process file
+// descriptor table, and a read-only view of a host directory tree.
+//
+// The kernel (package kernel) imports vfs; vfs never imports the kernel. The
+// API is byte-oriented: the kernel copies application memory into []byte,
+// calls vfs, and copies results back. Failures are unix.Errno values (the
+// kernel returns them as -errno) or ErrInterrupted.
+//
+// # Vocabulary
+//
+//   - A File is one open file description (Linux's struct file): status flags,
+//     an offset where the kind of file has one, and an implementation (host
+//     file or directory, host stdio, sentry device, pipe end). Files are
+//     reference counted: IncRef/DecRef; the last DecRef releases host
+//     resources. Every function that returns a *File returns a new reference
+//     the caller owns.
+//   - An FDTable maps descriptors to Files plus the FD_CLOEXEC flag. The table
+//     holds its own reference to each installed File.
+//   - An FS is a process's filesystem context: the shared Root (a host
+//     directory opened O_PATH, "/" by default, or --rootfs DIR) and the
+//     current working directory. Paths are resolved with openat2(2) and
+//     RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS from the root, so nothing resolves
+//     outside the root and absolute symlinks resolve inside it.
+//   - Guest paths are absolute, clean paths as the application sees them;
+//     host paths are what the sentry opens.
+//
+// # Read-only host
+//
+// The host is never modified. Every write intent on a host path (O_WRONLY,
+// O_RDWR, O_CREAT of a missing file, O_TRUNC, O_TMPFILE, mkdir, unlink,
+// rename, link, symlink, mknod, chmod, chown, utimes, truncate) fails with
+// EROFS, after the checks Linux makes first on a read-only mount (ENOENT for
+// a missing path, EEXIST for mkdir of an existing one, ...). Host device
+// nodes, FIFOs and sockets are not opened (EACCES); the sentry implements
+// /dev/null, /dev/zero, /dev/full, /dev/random and /dev/urandom itself,
+// matched on the lexically cleaned guest path.
+//
+// # Blocking and interruption
+//
+// Operations that can block (reading a pipe or host stdio, writing a full
+// pipe or a blocked host stdio) take a cancel channel. The kernel closes it
+// (never sends on it) to interrupt the operation, for a signal or a Pause
+// before save. An interrupted operation that transferred nothing returns
+// ErrInterrupted, which the kernel maps to ERESTARTSYS/EINTR; one that
+// transferred bytes returns the count and a nil error, as Linux does. A nil
+// cancel channel never fires. Files with O_NONBLOCK return EAGAIN instead of
+// blocking. Readiness reports poll(2) events without blocking; Watch returns a
+// channel closed when readiness may have changed, for the kernel's poll.
+//
+// # Save and restore
+//
+// Savable types carry `// +stateify savable`. Host file descriptors are not
+// saved: a host file saves its guest path, open flags, offset and identity
+// (device, inode, size, mtime) and its afterLoad reopens the path under the
+// (possibly relocated) root and checks the identity. Stdio files save their
+// index (0, 1, 2) and are re-bound to files the restorer supplies. Pipes
+// save their buffered bytes. afterLoad reads from its context:
+//
+//   - WithRestoreStdio(ctx, [3]*os.File): the host files for stdio 0, 1, 2.
+//     Missing entries mean /dev/null semantics for that index.
+//   - WithRestoreRoot(ctx, dir): the host directory to use as the root instead
+//     of the saved one (restoring on another machine or with another --rootfs).
+//   - WithRestoreErrors(ctx, *RestoreErrors): a collector. A file whose host
+//     side cannot be rebuilt (missing, or changed since the save: ErrHostFileChanged)
+//     adds a wrapped error there and fails every later operation with EIO. The
+//     restorer must check RestoreErrors.Err() after loading and abort the
+//     restore if it is non-nil.
+//
+// # Locking
+//
+// Lock order (outer to inner):
+//
+//	FS.mu
+//	  FDTable.mu
+//	    File.mu
+//	      pipe.mu
+//	Root.mu is a leaf.
+package vfs

@@ -1,0 +1,19 @@
+package vfs
+
+import "errors"
+
+var (
+	// ErrInterrupted is returned by a blocking operation whose cancel
+	// channel was closed before it transferred any data. The kernel maps it
+	// to ERESTARTSYS (restart after a stop or a restartable signal) or EINTR.
+	ErrInterrupted = errors.New("vfs: blocking operation interrupted")
+
+	// ErrHostFileChanged is reported (wrapped, naming the path and the
+	// difference) when a host file reopened on restore is not the file that
+	// was open at save time.
+	ErrHostFileChanged = errors.New("host file changed since the checkpoint")
+
+	// ErrRestore wraps every error afterLoad reports to a RestoreErrors
+	// collector.
+	ErrRestore = errors.New("vfs restore")
+)

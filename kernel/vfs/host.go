@@ -1,0 +1,223 @@
+package vfs
+
+import (
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// identity is what makes a host file "the same file" across save and
+// restore.
+//
+// +stateify savable
+type identity struct {
+	DevMajor, DevMinor uint32
+	Ino                uint64
+	Size               uint64
+	Mtime              Timespec
+}
+
+func identityOf(s *Stat) identity {
+	return identity{DevMajor: s.DevMajor, DevMinor: s.DevMinor, Ino: s.Ino, Size: s.Size, Mtime: s.Mtime}
+}
+
+// hostFile is a host regular file, directory or (O_PATH only) symlink, open
+// read-only.
+//
+// +stateify savable
+type hostFile struct {
+	noImpl
+
+	// root is the root the file was resolved under; immutable.
+	root *Root
+	// path is the canonical guest path; immutable.
+	path string
+	// lookupFlags are the O_NOFOLLOW/O_DIRECTORY flags of the lookup;
+	// immutable.
+	lookupFlags int
+	// pathOnly is set for O_PATH files; immutable.
+	pathOnly bool
+	// mode is the file type and permissions at open; immutable.
+	mode uint32
+	// ident identifies the host file at open time; immutable.
+	ident identity
+
+	// mu protects off, dirents and dirPos. Not saved: idle at save time.
+	mu sync.Mutex `state:"nosave"`
+	// off is the file offset of a regular file.
+	off int64
+	// dirents is the directory listing read at the first getdents64. Not
+	// saved: re-read after restore (identity guarantees the same listing).
+	dirents []Dirent `state:"nosave"`
+	// direntsValid reports whether dirents has been read.
+	direntsValid bool `state:"nosave"`
+	// dirPos is the index of the next directory entry to return.
+	dirPos int
+
+	// fd is the host descriptor: O_PATH for pathOnly files, O_RDONLY
+	// otherwise. Host descriptors are not saved; afterLoad reopens it.
+	fd int `state:"nosave"`
+	// broken is the restore failure that makes every operation fail with
+	// EIO, or nil. Set by afterLoad only.
+	broken error `state:"nosave"`
+}
+
+func (h *hostFile) isDir() bool { return h.mode&unix.S_IFMT == unix.S_IFDIR }
+
+func (h *hostFile) guestPath() string { return h.path }
+
+func (h *hostFile) release() {
+	if h.fd >= 0 {
+		unix.Close(h.fd)
+		h.fd = -1
+	}
+}
+
+func (h *hostFile) read(f *File, _ <-chan struct{}, dst []byte, off int64) (int, error) {
+	if h.broken != nil {
+		return 0, unix.EIO
+	}
+	if h.isDir() {
+		return 0, unix.EISDIR
+	}
+	if off >= 0 {
+		return preadFull(h.fd, dst, off)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n, err := preadFull(h.fd, dst, h.off)
+	h.off += int64(n)
+	return n, err
+}
+
+// preadFull reads until dst is full, end of file, or an error after some
+// bytes (then it returns the bytes).
+func preadFull(fd int, dst []byte, off int64) (int, error) {
+	total := 0
+	for total < len(dst) {
+		n, err := unix.Pread(fd, dst[total:], off+int64(total))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			if total > 0 {
+				return total, nil
+			}
+			return 0, err
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	return total, nil
+}
+
+func (h *hostFile) write(*File, <-chan struct{}, []byte, int64) (int, error) {
+	// Never reached through File (host files are never writable): a
+	// read-only filesystem.
+	return 0, unix.EROFS
+}
+
+func (h *hostFile) seek(_ *File, off int64, whence int) (int64, error) {
+	if h.broken != nil {
+		return 0, unix.EIO
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.isDir() {
+		switch {
+		case whence == unix.SEEK_SET && off >= 0:
+			h.dirPos = int(min(off, int64(1<<31)))
+		case whence == unix.SEEK_CUR && off == 0:
+		default:
+			return 0, unix.EINVAL
+		}
+		return int64(h.dirPos), nil
+	}
+	var n int64
+	switch whence {
+	case unix.SEEK_SET:
+		n = off
+	case unix.SEEK_CUR:
+		n = h.off + off
+	case unix.SEEK_END:
+		st, err := hostStat(h.fd)
+		if err != nil {
+			return 0, err
+		}
+		n = int64(st.Size) + off
+	case unix.SEEK_DATA, unix.SEEK_HOLE:
+		// Pass through: the host descriptor's own offset is unused.
+		r, err := unix.Seek(h.fd, off, whence)
+		if err != nil {
+			return 0, err
+		}
+		n = r
+	default:
+		return 0, unix.EINVAL
+	}
+	if n < 0 {
+		return 0, unix.EINVAL
+	}
+	h.off = n
+	return n, nil
+}
+
+func (h *hostFile) stat(*File) (Stat, error) {
+	if h.broken != nil {
+		return Stat{}, unix.EIO
+	}
+	return hostStat(h.fd)
+}
+
+func (h *hostFile) getdents64(_ *File, dst []byte) (int, error) {
+	if h.broken != nil {
+		return 0, unix.EIO
+	}
+	if !h.isDir() {
+		return 0, unix.ENOTDIR
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.direntsValid {
+		ents, err := readHostDir(h.fd)
+		if err != nil {
+			return 0, err
+		}
+		h.dirents, h.direntsValid = ents, true
+	}
+	n, pos, err := fillDirents(dst, h.dirents, h.dirPos)
+	h.dirPos = pos
+	return n, err
+}
+
+// readHostDir reads a whole host directory listing.
+func readHostDir(fd int) ([]Dirent, error) {
+	if _, err := unix.Seek(fd, 0, unix.SEEK_SET); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 32<<10)
+	var ents []Dirent
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return ents, nil
+		}
+		more, err := ParseDirents64(buf[:n])
+		if err != nil {
+			return nil, unix.EIO
+		}
+		ents = append(ents, more...)
+	}
+}
+
+func (h *hostFile) readiness(_ *File, mask uint32) uint32 {
+	return mask & (unix.POLLIN | unix.POLLOUT | pollRdNorm | pollWrNorm)
+}

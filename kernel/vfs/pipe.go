@@ -1,0 +1,288 @@
+package vfs
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// PipeSize is the capacity of a pipe's buffer (Linux's default).
+	PipeSize = 64 << 10
+	// pipeBuf is PIPE_BUF: writes up to this size are atomic.
+	pipeBuf = 4096
+)
+
+// pipe is the buffer shared by the two ends of a pipe.
+//
+// +stateify savable
+type pipe struct {
+	// mu protects every field below. Not saved: idle at save time.
+	mu sync.Mutex `state:"nosave"`
+	// buf is a ring of PipeSize bytes allocated on first write; head is
+	// the index of the first buffered byte and size the number of
+	// buffered bytes. Saved as the buffered bytes only (saveBuf/loadBuf).
+	buf  []byte `state:".([]byte)"`
+	head int
+	size int
+	// ino is the inode number fstat reports; immutable.
+	ino uint64
+	// readers and writers count the open Files of each end.
+	readers int
+	writers int
+	// changed is closed (and replaced) whenever data, space or an end's
+	// state changes; waiters select on it. Rebuilt after restore: no one
+	// waits at save time.
+	changed chan struct{} `state:"nosave"`
+}
+
+// NewPipe returns the read and write ends of a new pipe (pipe2(2)). flags
+// may hold O_NONBLOCK (set on both ends); O_CLOEXEC is the FDTable's.
+func NewPipe(flags uint32) (r, w *File) {
+	p := &pipe{ino: pipeIno.Add(1), readers: 1, writers: 1, changed: make(chan struct{})}
+	nb := flags & unix.O_NONBLOCK
+	r = newFile(unix.O_RDONLY|nb, &pipeReader{pipe: p})
+	w = newFile(unix.O_WRONLY|nb, &pipeWriter{pipe: p})
+	return r, w
+}
+
+// notifyLocked wakes every waiter. Preconditions: p.mu is held.
+func (p *pipe) notifyLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// saveBuf returns the buffered bytes in order. Invoked by stateify.
+func (p *pipe) saveBuf() []byte {
+	out := make([]byte, p.size)
+	if p.size > 0 {
+		n := copy(out, p.buf[p.head:])
+		copy(out[n:], p.buf[:p.size-n])
+	}
+	return out
+}
+
+// loadBuf restores the buffered bytes. Invoked by stateify.
+func (p *pipe) loadBuf(_ context.Context, data []byte) {
+	p.head = 0
+	p.size = min(len(data), PipeSize)
+	p.buf = nil
+	if p.size > 0 {
+		p.buf = make([]byte, PipeSize)
+		copy(p.buf, data[:p.size])
+	}
+}
+
+// afterLoad rebuilds the wait channel. Invoked by stateify.
+func (p *pipe) afterLoad(context.Context) {
+	p.changed = make(chan struct{})
+	if p.size > PipeSize || p.size < 0 || p.head != 0 {
+		p.head, p.size = 0, 0
+	}
+}
+
+// wait blocks until ch is closed or cancel fires.
+func wait(cancel <-chan struct{}, ch <-chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	case <-cancel:
+		return ErrInterrupted
+	}
+}
+
+// pipeReader is a pipe's read end.
+//
+// +stateify savable
+type pipeReader struct {
+	noImpl
+	// pipe is shared with the write end; immutable.
+	pipe *pipe
+}
+
+func (r *pipeReader) read(f *File, cancel <-chan struct{}, dst []byte, off int64) (int, error) {
+	if off >= 0 {
+		return 0, unix.ESPIPE
+	}
+	if len(dst) == 0 {
+		return 0, nil
+	}
+	p := r.pipe
+	for {
+		p.mu.Lock()
+		if p.size > 0 {
+			n := min(len(dst), p.size)
+			c := copy(dst[:n], p.buf[p.head:])
+			copy(dst[c:n], p.buf)
+			p.head = (p.head + n) % PipeSize
+			p.size -= n
+			if p.size == 0 {
+				p.head = 0
+			}
+			p.notifyLocked()
+			p.mu.Unlock()
+			return n, nil
+		}
+		if p.writers == 0 {
+			p.mu.Unlock()
+			return 0, nil
+		}
+		ch := p.changed
+		p.mu.Unlock()
+		if f.nonblocking() {
+			return 0, unix.EAGAIN
+		}
+		if err := wait(cancel, ch); err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (r *pipeReader) readiness(_ *File, mask uint32) uint32 {
+	p := r.pipe
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ev uint32
+	if p.size > 0 {
+		ev |= unix.POLLIN | pollRdNorm
+	}
+	if p.writers == 0 {
+		ev |= unix.POLLHUP
+	}
+	return ev & (mask | unix.POLLHUP)
+}
+
+func (r *pipeReader) watch(*File, uint32) (<-chan struct{}, func()) {
+	r.pipe.mu.Lock()
+	defer r.pipe.mu.Unlock()
+	return r.pipe.changed, func() {}
+}
+
+func (r *pipeReader) stat(*File) (Stat, error) { return pipeStat(r.pipe), nil }
+
+func (r *pipeReader) ioctl(_ *File, cmd uint32, arg []byte) (int, error) {
+	if cmd != fionread {
+		return 0, unix.ENOTTY
+	}
+	r.pipe.mu.Lock()
+	defer r.pipe.mu.Unlock()
+	putLE32(arg, uint32(r.pipe.size))
+	return 0, nil
+}
+
+func (r *pipeReader) release() {
+	p := r.pipe
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.readers--
+	p.notifyLocked()
+}
+
+// pipeWriter is a pipe's write end.
+//
+// +stateify savable
+type pipeWriter struct {
+	noImpl
+	// pipe is shared with the read end; immutable.
+	pipe *pipe
+}
+
+// write implements Linux's pipe_write: writes of at most PIPE_BUF bytes are
+// atomic; larger ones may be split. EPIPE when no reader is left (the
+// kernel then sends SIGPIPE).
+func (w *pipeWriter) write(f *File, cancel <-chan struct{}, src []byte, off int64) (int, error) {
+	if off >= 0 {
+		return 0, unix.ESPIPE
+	}
+	p := w.pipe
+	total := 0
+	for {
+		p.mu.Lock()
+		if p.readers == 0 {
+			p.mu.Unlock()
+			if total > 0 {
+				return total, nil
+			}
+			return 0, unix.EPIPE
+		}
+		free := PipeSize - p.size
+		rest := len(src) - total
+		if rest == 0 {
+			p.mu.Unlock()
+			return total, nil
+		}
+		if free > 0 && (rest > pipeBuf || free >= rest) {
+			if p.buf == nil {
+				p.buf = make([]byte, PipeSize)
+			}
+			n := min(free, rest)
+			tail := (p.head + p.size) % PipeSize
+			c := copy(p.buf[tail:], src[total:total+n])
+			copy(p.buf, src[total+c:total+n])
+			p.size += n
+			total += n
+			p.notifyLocked()
+			p.mu.Unlock()
+			continue
+		}
+		ch := p.changed
+		p.mu.Unlock()
+		if f.nonblocking() {
+			return partial(total, unix.EAGAIN)
+		}
+		if err := wait(cancel, ch); err != nil {
+			return partial(total, err)
+		}
+	}
+}
+
+func (w *pipeWriter) readiness(_ *File, mask uint32) uint32 {
+	p := w.pipe
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ev uint32
+	if PipeSize-p.size >= pipeBuf {
+		ev |= unix.POLLOUT | pollWrNorm
+	}
+	if p.readers == 0 {
+		ev |= unix.POLLERR
+	}
+	return ev & (mask | unix.POLLERR)
+}
+
+func (w *pipeWriter) watch(*File, uint32) (<-chan struct{}, func()) {
+	w.pipe.mu.Lock()
+	defer w.pipe.mu.Unlock()
+	return w.pipe.changed, func() {}
+}
+
+func (w *pipeWriter) stat(*File) (Stat, error) { return pipeStat(w.pipe), nil }
+
+func (w *pipeWriter) release() {
+	p := w.pipe
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.writers--
+	p.notifyLocked()
+}
+
+// pipeIno numbers pipes, as pipefs does.
+var pipeIno atomic.Uint64
+
+// pipeStat describes a pipe like Linux's pipefs: a FIFO with its own inode
+// number and the buffered byte count as its size.
+func pipeStat(p *pipe) Stat {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Stat{
+		Mask:     unix.STATX_BASIC_STATS,
+		Blksize:  4096,
+		Nlink:    1,
+		Mode:     unix.S_IFIFO | 0o600,
+		DevMinor: 12,
+		Ino:      p.ino,
+		Size:     uint64(p.size),
+	}
+}

@@ -1,0 +1,175 @@
+package vfs
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// resolveFlags confine every lookup to the root: ".." stops at the root,
+// absolute symlinks restart at the root, and /proc magic links (which could
+// point anywhere) are refused.
+const resolveFlags = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
+
+// Root is the host directory the sandbox sees as "/". It is shared by every
+// FS of a sandbox and holds one host O_PATH descriptor.
+//
+// +stateify savable
+type Root struct {
+	// hostDir is the host directory as given to OpenRoot; immutable.
+	hostDir string
+
+	// mu protects the fields below. Not saved: no lookup runs at save time.
+	mu sync.Mutex `state:"nosave"`
+	// fd is the O_PATH descriptor of the root, or -1 after restore until
+	// the first lookup reopens it. Host descriptors are not saved.
+	fd int `state:"nosave"`
+	// prefix is the canonical host path of the root, used to turn host
+	// paths of opened files into guest paths. Host-specific: recomputed.
+	prefix string `state:"nosave"`
+	// restoreDir is the directory to reopen after restore (from
+	// WithRestoreRoot, else hostDir). Set by afterLoad.
+	restoreDir string `state:"nosave"`
+}
+
+// OpenRoot opens dir as the sandbox root. The caller must Close it when the
+// sandbox ends.
+func OpenRoot(dir string) (*Root, error) {
+	r := &Root{hostDir: dir, fd: -1}
+	if err := r.openLocked(dir); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Root) openLocked(dir string) error {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open root directory %q: %w", dir, err)
+	}
+	prefix, err := fdHostPath(fd)
+	if err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("resolve root directory %q: %w", dir, err)
+	}
+	r.fd, r.prefix = fd, prefix
+	return nil
+}
+
+// HostDir returns the host directory the root was opened from.
+func (r *Root) HostDir() string { return r.hostDir }
+
+// Close releases the root's host descriptor.
+func (r *Root) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fd < 0 {
+		return nil
+	}
+	err := unix.Close(r.fd)
+	r.fd = -1
+	return err
+}
+
+// afterLoad records where the root is after restore; the descriptor is
+// reopened by the first lookup. Invoked by stateify.
+func (r *Root) afterLoad(ctx context.Context) {
+	r.fd = -1
+	r.restoreDir = r.hostDir
+	if dir, ok := ctx.Value(restoreRootKey{}).(string); ok && dir != "" {
+		r.restoreDir = dir
+	}
+}
+
+// descriptor returns the root descriptor, reopening it after restore.
+func (r *Root) descriptor() (int, string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fd >= 0 {
+		return r.fd, r.prefix, nil
+	}
+	dir := r.restoreDir
+	if dir == "" {
+		return -1, "", unix.EBADF // closed
+	}
+	if err := r.openLocked(dir); err != nil {
+		return -1, "", err
+	}
+	r.hostDir = dir
+	return r.fd, r.prefix, nil
+}
+
+// lookup opens guest path p (absolute, or relative to the root) O_PATH
+// inside the root. extra may hold O_NOFOLLOW and O_DIRECTORY. It returns
+// the host descriptor and the canonical guest path of what it opened.
+func (r *Root) lookup(p string, extra int) (int, string, error) {
+	rootFD, prefix, err := r.descriptor()
+	if err != nil {
+		return -1, "", unix.EIO
+	}
+	how := unix.OpenHow{
+		Flags:   uint64(unix.O_PATH | unix.O_CLOEXEC | extra&(unix.O_NOFOLLOW|unix.O_DIRECTORY)),
+		Resolve: resolveFlags,
+	}
+	var fd int
+	for range 16 {
+		fd, err = unix.Openat2(rootFD, p, &how)
+		// EAGAIN: a concurrent rename on the host; the kernel asks to retry.
+		if err != unix.EAGAIN && err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return -1, "", err
+	}
+	hp, err := fdHostPath(fd)
+	if err != nil {
+		unix.Close(fd)
+		return -1, "", err
+	}
+	return fd, guestPathFromHost(prefix, hp, p), nil
+}
+
+// fdHostPath returns the host path of an open descriptor.
+func fdHostPath(fd int) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// guestPathFromHost strips the root prefix from a host path. If the host
+// path is not under the prefix (the root was moved on the host), it falls
+// back to the lexically cleaned lookup path.
+func guestPathFromHost(prefix, host, lookedUp string) string {
+	if prefix == "/" {
+		return host
+	}
+	if host == prefix {
+		return "/"
+	}
+	if strings.HasPrefix(host, prefix) && host[len(prefix)] == '/' {
+		return host[len(prefix):]
+	}
+	return cleanPath(lookedUp)
+}
+
+// reopen opens the file behind an O_PATH descriptor for reading.
+func reopen(pathFD int, dir bool) (int, error) {
+	flags := unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY
+	if dir {
+		flags |= unix.O_DIRECTORY
+	}
+	for {
+		fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pathFD), flags, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
