@@ -46,8 +46,9 @@ func runTests(m *testing.M) int {
 }
 
 // buildSnap builds the snap command into dir. It also stats every Go source
-// of the module so that `go test` knows this package's results depend on
-// them and does not reuse a cached result after the kernel changed.
+// of the module and every C test program so that `go test` knows this
+// package's results depend on them and does not reuse a cached result after
+// the kernel or a program changed.
 func buildSnap(dir string) (string, error) {
 	if err := statModuleSources(); err != nil {
 		return "", err
@@ -66,6 +67,15 @@ func buildSnap(dir string) (string, error) {
 }
 
 func statModuleSources() error {
+	srcs, err := filepath.Glob(filepath.Join(cSourceDir, "*.c"))
+	if err != nil {
+		return err
+	}
+	for _, src := range srcs {
+		if _, err := os.Stat(src); err != nil {
+			return err
+		}
+	}
 	return filepath.WalkDir(moduleRoot, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

@@ -1,0 +1,121 @@
+package e2e
+
+import (
+	"bytes"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// timeRun runs argv to completion with baseEnv and returns how long it took
+// from start to exit, failing b unless it exits 0 and prints wantLine.
+func timeRun(b *testing.B, wantLine string, argv ...string) time.Duration {
+	b.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = baseEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	if err != nil {
+		b.Fatalf("%s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(argv, " "), err, clip(stdout.String()), clip(stderr.String()))
+	}
+	if !strings.Contains(stdout.String(), wantLine+"\n") {
+		b.Fatalf("%s: stdout has no line %q\nstdout:\n%s", strings.Join(argv, " "), wantLine, clip(stdout.String()))
+	}
+	return d
+}
+
+// pair runs a program natively and under snap, with the same arguments.
+type pair struct {
+	b    *testing.B
+	bin  string
+	snap string
+}
+
+func newPair(b *testing.B, lc libc, prog string) pair {
+	return pair{b: b, bin: program(b, lc, prog), snap: snap(b)}
+}
+
+func (p pair) native(want string, args ...string) time.Duration {
+	return timeRun(p.b, want, append([]string{p.bin}, args...)...)
+}
+
+func (p pair) sandboxed(want string, args ...string) time.Duration {
+	return timeRun(p.b, want, append([]string{p.snap, "run", "--", p.bin}, args...)...)
+}
+
+// BenchmarkSyscall measures the system call round trip: getpid.c makes N raw
+// getpid calls; the cost of one call is (T(N) - T(0)) / N, which removes
+// process start-up. Reported under snap as us/syscall and natively, in the
+// same run, as native-us/syscall. (runsc on ptrace: about 41 us; goal: at
+// most 30 us.)
+func BenchmarkSyscall(b *testing.B) {
+	b.ReportAllocs()
+	const n = 20000
+	p := newPair(b, libcs[0], "getpid")
+	want := func(k int) string { return strconv.Itoa(k) + " of " + strconv.Itoa(k) + " getpid calls agreed" }
+	p.sandboxed(want(0), "0") // warm up the page cache
+	var nat0, natN, snap0, snapN time.Duration
+	for b.Loop() {
+		nat0 += p.native(want(0), "0")
+		natN += p.native(want(n), strconv.Itoa(n))
+		snap0 += p.sandboxed(want(0), "0")
+		snapN += p.sandboxed(want(n), strconv.Itoa(n))
+	}
+	perCall := func(dn, d0 time.Duration) float64 {
+		return float64(dn-d0) / float64(b.N) / n / float64(time.Microsecond)
+	}
+	b.ReportMetric(perCall(snapN, snap0), "us/syscall")
+	b.ReportMetric(perCall(natN, nat0), "native-us/syscall")
+}
+
+// BenchmarkFirstTouch256MiB measures first touch of 256 MiB of anonymous
+// memory: touch.c writes one byte per 4 KiB page; the cost is T(256) - T(0).
+// Reported as ms/256MiB and us/page, under snap and natively.
+func BenchmarkFirstTouch256MiB(b *testing.B) {
+	b.ReportAllocs()
+	const mib, pages = 256, 256 << 20 / 4096
+	p := newPair(b, libcs[0], "touch")
+	want := func(k int) string { return "touched " + strconv.Itoa(k) + " pages" }
+	p.sandboxed(want(0), "0")
+	var nat0, natN, snap0, snapN time.Duration
+	for b.Loop() {
+		nat0 += p.native(want(0), "0")
+		natN += p.native(want(pages), strconv.Itoa(mib))
+		snap0 += p.sandboxed(want(0), "0")
+		snapN += p.sandboxed(want(pages), strconv.Itoa(mib))
+	}
+	ms := func(dn, d0 time.Duration) float64 { return float64(dn-d0) / float64(b.N) / float64(time.Millisecond) }
+	b.ReportMetric(ms(snapN, snap0), "ms/256MiB")
+	b.ReportMetric(ms(natN, nat0), "native-ms/256MiB")
+	b.ReportMetric(ms(snapN, snap0)*1000/pages, "us/page")
+	b.ReportMetric(ms(natN, nat0)*1000/pages, "native-us/page")
+}
+
+// BenchmarkHello measures a whole `snap run` of a static hello world, from
+// starting snap to its exit, against starting the same binary natively.
+// Reported as ms/run and native-ms/run. (runsc do /bin/true: about 264 ms;
+// goal: at most 30 ms.)
+func BenchmarkHello(b *testing.B) {
+	for _, lc := range libcs {
+		b.Run(lc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			p := newPair(b, lc, "hello")
+			const want = "hello, world"
+			p.sandboxed(want)
+			var nat, sandboxed time.Duration
+			for b.Loop() {
+				nat += p.native(want)
+				sandboxed += p.sandboxed(want)
+			}
+			ms := func(d time.Duration) float64 { return float64(d) / float64(b.N) / float64(time.Millisecond) }
+			b.ReportMetric(ms(sandboxed), "ms/run")
+			b.ReportMetric(ms(nat), "native-ms/run")
+		})
+	}
+}
