@@ -1,0 +1,212 @@
+//go:build linux && amd64
+
+package ptrace
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/platform"
+)
+
+// procInfo describes pid from /proc: whether it exists, its state letter
+// and whether its executable is the stub memfd.
+type procInfo struct {
+	exists bool
+	state  byte
+	stub   bool
+}
+
+func readProc(pid int) procInfo {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procInfo{}
+	}
+	// The state follows the last ')' (comm may contain anything).
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return procInfo{exists: true}
+	}
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return procInfo{exists: true, state: s[i+2], stub: strings.Contains(exe, "snap-ptrace-stub")}
+}
+
+// stubPIDs lists the stub leader and stub thread pids of the platform.
+func stubPIDs(p *Platform) []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var pids []int
+	for a := range p.spaces {
+		a.mu.Lock()
+		pids = append(pids, a.pid)
+		for _, th := range a.threads {
+			pids = append(pids, th.tid)
+		}
+		a.mu.Unlock()
+	}
+	return pids
+}
+
+// startStubs creates two address spaces with a stub thread each (plus the
+// leaders) and returns their pids.
+func startStubs(t testing.TB, e *env) []int {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c, err := e.p.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	for i := 0; i < 2; i++ {
+		a := e.newSpace(t)
+		st := &platform.State{}
+		st.Regs.Rip = codeAddr + offSyscall
+		if _, _, err := switchOnce(c, a, st); err != nil {
+			t.Fatalf("Switch = %v", err)
+		}
+	}
+	pids := stubPIDs(e.p)
+	if len(pids) != 4 {
+		t.Fatalf("stub pids = %v, want 2 leaders + 2 threads", pids)
+	}
+	for _, pid := range pids {
+		if pi := readProc(pid); !pi.exists || !pi.stub {
+			t.Fatalf("stub %d: %+v, want a live stub process", pid, pi)
+		}
+	}
+	return pids
+}
+
+func TestReleaseLeavesNoProcess(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	pids := startStubs(t, e)
+	e.p.Release()
+	for _, pid := range pids {
+		if pi := readProc(pid); pi.exists && (pi.stub || pi.state == 'Z') {
+			t.Errorf("after Release: process %d = %+v, want gone", pid, pi)
+		}
+	}
+	if _, err := e.p.NewAddressSpace(); err == nil {
+		t.Errorf("NewAddressSpace after Release = nil error, want ErrReleased")
+	}
+}
+
+func TestAddressSpaceReleaseLeavesNoProcess(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	startStubs(t, e)
+	e.p.mu.Lock()
+	var a *addressSpace
+	for s := range e.p.spaces {
+		a = s
+		break
+	}
+	e.p.mu.Unlock()
+	a.mu.Lock()
+	pids := []int{a.pid}
+	for _, th := range a.threads {
+		pids = append(pids, th.tid)
+	}
+	a.mu.Unlock()
+	a.Release()
+	for _, pid := range pids {
+		if pi := readProc(pid); pi.exists && (pi.stub || pi.state == 'Z') {
+			t.Errorf("after AddressSpace.Release: process %d = %+v, want gone", pid, pi)
+		}
+	}
+	if err := a.MapFile(0x1000_0000, 0, pageSize, platform.Read, false); err == nil {
+		t.Errorf("MapFile after Release = nil, want an error")
+	}
+	if got := len(stubPIDs(e.p)); got != 2 {
+		t.Errorf("other address space's processes = %d, want 2", got)
+	}
+}
+
+const helperEnv = "SNAP_PTRACE_TEST_HELPER"
+
+// TestHelperProcess is not a real test: re-executed by
+// TestSigkillLeavesNoProcess, it creates stubs, prints their pids and
+// waits to be killed.
+func TestHelperProcess(t *testing.T) {
+	if os.Getenv(helperEnv) != "1" {
+		t.Skip("helper process for TestSigkillLeavesNoProcess")
+	}
+	e := newEnv(t, 1<<20)
+	pids := startStubs(t, e)
+	fmt.Printf("pids %s\n", strings.Trim(fmt.Sprint(pids), "[]"))
+	os.Stdout.Sync()
+	select {}
+}
+
+func TestSigkillLeavesNoProcess(t *testing.T) {
+	newEnv(t, 1<<20) // skips (or fails under SNAP_REQUIRE_ALL) without ptrace
+	// Become a subreaper so that the orphaned stubs become our children and
+	// we can see how they ended, whatever init does with orphans here.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)
+	}
+	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v")
+	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) > 0 && f[0] == "pids" {
+			for _, s := range f[1:] {
+				pid, err := strconv.Atoi(s)
+				if err != nil {
+					t.Fatalf("helper printed %q", sc.Text())
+				}
+				pids = append(pids, pid)
+			}
+			break
+		}
+	}
+	if len(pids) != 4 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("helper stub pids = %v, want 4", pids)
+	}
+	if err := cmd.Process.Signal(unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range pids {
+		for {
+			// Orphans become our children: reap them, and check how they
+			// ended.
+			var ws unix.WaitStatus
+			if got, _ := unix.Wait4(pid, &ws, unix.WNOHANG|unix.WALL, nil); got == pid && ws.Signal() != unix.SIGKILL {
+				t.Errorf("stub %d ended with status %#x, want killed by SIGKILL", pid, uint32(ws))
+			}
+			pi := readProc(pid)
+			if !pi.exists || (!pi.stub && pi.state != 'Z') {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stub %d still there (state %c) 10s after its sentry was killed", pid, pi.state)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}

@@ -1,0 +1,292 @@
+//go:build linux && amd64
+
+package ptrace
+
+import (
+	"encoding/binary"
+	"errors"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/platform"
+)
+
+// waitRunning waits until Switch on c has started its stub thread.
+func waitRunning(t *testing.T, c platform.Context) {
+	t.Helper()
+	ctx := c.(*context)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx.mu.Lock()
+		r := ctx.running != nil
+		ctx.mu.Unlock()
+		if r {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("Switch never started running the stub thread")
+}
+
+func TestInterrupt(t *testing.T) {
+	locked(t)
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	c := e.newContext(t)
+
+	t.Run("while spinning", func(t *testing.T) {
+		st := &platform.State{}
+		st.Regs.Rip = codeAddr + offSpin
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			waitRunning(t, c)
+			c.Interrupt()
+		}()
+		_, _, err := switchOnce(c, a, st)
+		<-done
+		if !errors.Is(err, platform.ErrInterrupted) {
+			t.Fatalf("Switch(spin) = %v, want ErrInterrupted", err)
+		}
+		if st.Regs.Rip != codeAddr+offSpin {
+			t.Errorf("Rip = %#x, want %#x (the spin loop)", st.Regs.Rip, codeAddr+offSpin)
+		}
+	})
+	t.Run("before switch", func(t *testing.T) {
+		st := &platform.State{}
+		st.Regs.Rip = codeAddr + offSyscall
+		c.Interrupt()
+		if _, _, err := switchOnce(c, a, st); !errors.Is(err, platform.ErrInterrupted) {
+			t.Fatalf("Switch after Interrupt = %v, want ErrInterrupted", err)
+		}
+		if _, _, err := switchOnce(c, a, st); err != nil {
+			t.Fatalf("next Switch = %v, want nil (interrupt consumed)", err)
+		}
+	})
+	t.Run("stale signal is ignored", func(t *testing.T) {
+		// An interrupt signal that reaches a stopped stub thread after its
+		// Switch returned: the following Switch reports it once through the
+		// flag, then the one after runs normally past the pending signal.
+		st := &platform.State{}
+		st.Regs.Rip = codeAddr + offSyscall
+		th, err := a.threadFor(unix.Gettid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Tgkill(th.tid, th.tid, interruptSignal); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := switchOnce(c, a, st); err != nil {
+			t.Fatalf("Switch with stale signal = %v, want nil", err)
+		}
+		if st.Regs.OrigRax != 0 || st.Regs.Rip != codeAddr+offSyscall+2 {
+			t.Errorf("after stale signal: OrigRax %d Rip %#x, want 0 %#x", st.Regs.OrigRax, st.Regs.Rip, codeAddr+offSyscall+2)
+		}
+	})
+}
+
+func TestFPRoundTrip(t *testing.T) {
+	locked(t)
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	c := e.newContext(t)
+	// A first Switch from a nil FP returns the initial state.
+	st := &platform.State{}
+	st.Regs.Rip = codeAddr + offSyscall
+	if _, _, err := switchOnce(c, a, st); err != nil {
+		t.Fatalf("Switch = %v", err)
+	}
+	if len(st.FP) != e.p.fpSize {
+		t.Fatalf("len(FP) = %d, want %d", len(st.FP), e.p.fpSize)
+	}
+	const in, out = 0x1122334455667788, 0x99aabbccddeeff00
+	binary.LittleEndian.PutUint64(st.FP[fxsaveXMMOffset:], in) // xmm0
+	st.FP[xsaveHeaderOffset] |= 2                               // xstate_bv: SSE state present
+	st.Regs.Rip = codeAddr + offFP
+	st.Regs.Rbx = out
+	if _, _, err := switchOnce(c, a, st); err != nil {
+		t.Fatalf("Switch(fp) = %v", err)
+	}
+	if st.Regs.OrigRax != in {
+		t.Errorf("rax after movq rax,xmm0 = %#x, want %#x", st.Regs.OrigRax, uint64(in))
+	}
+	if got := binary.LittleEndian.Uint64(st.FP[fxsaveXMMOffset+16:]); got != out {
+		t.Errorf("xmm1 after movq xmm1,rbx = %#x, want %#x", got, uint64(out))
+	}
+	// Another context on the same thread (the same stub thread) must get
+	// the initial state for a nil FP, not what the last one left.
+	c2 := e.newContext(t)
+	st2 := &platform.State{}
+	st2.Regs.Rip = codeAddr + offFP
+	if _, _, err := switchOnce(c2, a, st2); err != nil {
+		t.Fatalf("Switch(fp, nil FP) = %v", err)
+	}
+	if st2.Regs.OrigRax != 0 {
+		t.Errorf("xmm0 with nil FP = %#x, want 0", st2.Regs.OrigRax)
+	}
+}
+
+func TestFSBase(t *testing.T) {
+	locked(t)
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	c := e.newContext(t)
+	const tls = 0x5000_0000
+	if err := a.MapFile(tls, dataOff, pageSize, platform.ReadWrite, false); err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint64(e.mem[dataOff:], 0xfeedface)
+	st := &platform.State{}
+	st.Regs.Rip = codeAddr + offFS
+	st.Regs.FsBase = tls
+	if _, _, err := switchOnce(c, a, st); err != nil {
+		t.Fatalf("Switch = %v", err)
+	}
+	if st.Regs.OrigRax != 0xfeedface {
+		t.Errorf("fs:[0] = %#x, want 0xfeedface", st.Regs.OrigRax)
+	}
+	if st.Regs.FsBase != tls {
+		t.Errorf("FsBase = %#x, want %#x", st.Regs.FsBase, tls)
+	}
+}
+
+// TestTwoSpaces runs two contexts in two address spaces that map different
+// file pages at the same address, interleaved on one thread.
+func TestTwoSpaces(t *testing.T) {
+	locked(t)
+	e := newEnv(t, 1<<20)
+	const data = 0x6000_0000
+	spaces := []*addressSpace{e.newSpace(t), e.newSpace(t)}
+	ctxs := []platform.Context{e.newContext(t), e.newContext(t)}
+	states := []*platform.State{{}, {}}
+	for i, a := range spaces {
+		off := dataOff + i*pageSize
+		if err := a.MapFile(data, uint64(off), pageSize, platform.ReadWrite, false); err != nil {
+			t.Fatal(err)
+		}
+		binary.LittleEndian.PutUint64(e.mem[off:], uint64(100*(i+1)))
+		states[i].Regs.Rip = codeAddr + offLoop
+		states[i].Regs.Rdi, states[i].Regs.Rsi, states[i].Regs.Rdx, states[i].Regs.Rcx = data, 1, 0, 1
+	}
+	for round := 0; round < 3; round++ {
+		for i := range spaces {
+			st := states[i]
+			st.Regs.Rip, st.Regs.Rcx = codeAddr+offLoop, 1
+			if _, _, err := switchOnce(ctxs[i], spaces[i], st); err != nil {
+				t.Fatalf("round %d space %d: Switch = %v", round, i, err)
+			}
+		}
+	}
+	for i := range spaces {
+		if got, want := e.u64(dataOff+i*pageSize), uint64(100*(i+1)+3); got != want {
+			t.Errorf("space %d word = %d, want %d", i, got, want)
+		}
+	}
+}
+
+// TestOtherThreads creates the address space on the test goroutine and
+// switches into it from several other locked OS threads, each getting its
+// own stub thread, including one context moving between threads.
+func TestOtherThreads(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	const data = 0x7000_0000
+	if err := a.MapFile(data, dataOff, pageSize, platform.ReadWrite, false); err != nil {
+		t.Fatal(err)
+	}
+	c := e.newContext(t)
+	st := &platform.State{}
+	const workers = 3
+	for w := 0; w < workers; w++ {
+		var wg sync.WaitGroup
+		var err error
+		var tid int
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			tid = unix.Gettid()
+			st.Regs.Rip = codeAddr + offLoop
+			st.Regs.Rdi, st.Regs.Rsi, st.Regs.Rdx, st.Regs.Rcx = data+8*uint64(w), 1, 0, 1
+			_, _, err = switchOnce(c, a, st)
+		}()
+		wg.Wait()
+		if err != nil {
+			t.Fatalf("worker %d (tid %d): Switch = %v", w, tid, err)
+		}
+		if got := e.u64(dataOff + 8*w); got != 1 {
+			t.Errorf("worker %d wrote %d, want 1", w, got)
+		}
+	}
+	a.mu.Lock()
+	n := len(a.threads)
+	a.mu.Unlock()
+	if n < 1 || n > workers {
+		t.Errorf("stub threads = %d, want 1..%d (one per OS thread used)", n, workers)
+	}
+	// Concurrent contexts in one address space on different threads.
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			cw, err := e.p.NewContext()
+			if err != nil {
+				errs[w] = err
+				return
+			}
+			defer cw.Release()
+			sw := &platform.State{}
+			for i := 0; i < 50 && errs[w] == nil; i++ {
+				sw.Regs.Rip = codeAddr + offLoop
+				sw.Regs.Rdi, sw.Regs.Rsi, sw.Regs.Rdx, sw.Regs.Rcx = data+64+8*uint64(w), 1, 0, 1
+				_, _, errs[w] = switchOnce(cw, a, sw)
+			}
+		}()
+	}
+	wg.Wait()
+	for w, err := range errs {
+		if err != nil {
+			t.Errorf("concurrent worker %d: %v", w, err)
+		}
+		if got := e.u64(dataOff + 64 + 8*w); got != 50 {
+			t.Errorf("concurrent worker %d wrote %d, want 50", w, got)
+		}
+	}
+}
+
+// TestThreadExit: a sentry OS thread that exits takes only its own stub
+// thread with it; the address space keeps working.
+func TestThreadExit(t *testing.T) {
+	locked(t)
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	c := e.newContext(t)
+	done := make(chan error)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with us
+		st := &platform.State{}
+		st.Regs.Rip = codeAddr + offSyscall
+		_, _, err := switchOnce(c, a, st)
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		t.Fatalf("Switch on exiting thread = %v", err)
+	}
+	st := &platform.State{}
+	st.Regs.Rip = codeAddr + offSyscall
+	for i := 0; i < 3; i++ {
+		if _, _, err := switchOnce(c, a, st); err != nil {
+			t.Fatalf("Switch after other thread exited = %v", err)
+		}
+		st.Regs.Rip = codeAddr + offSyscall
+	}
+}
