@@ -99,25 +99,3 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	}
 	return p
 }
-
-// TestKnownBrokenKeys requires every knownBroken key to name a case, so that
-// a renamed or removed case cannot leave a stale entry behind.
-func TestKnownBrokenKeys(t *testing.T) {
-	keys := make(map[string]bool)
-	for _, lc := range libcs {
-		for _, c := range cCases {
-			keys[lc.name+"/"+c.name] = true
-		}
-	}
-	for _, c := range busyboxCases {
-		keys["busybox/"+c.name] = true
-	}
-	for k, why := range knownBroken {
-		if !keys[k] {
-			t.Errorf("knownBroken[%q] (%s) names no case", k, why)
-		}
-		if why == "" {
-			t.Errorf("knownBroken[%q] gives no reason", k)
-		}
-	}
-}

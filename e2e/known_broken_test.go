@@ -1,0 +1,28 @@
+package e2e
+
+import "testing"
+
+// TestKnownBrokenKeys requires every knownBroken key to name a case, so that
+// a renamed or removed case cannot leave a stale entry behind.
+func TestKnownBrokenKeys(t *testing.T) {
+	keys := make(map[string]bool)
+	for _, lc := range libcs {
+		for _, c := range cCases {
+			keys[lc.name+"/"+c.name] = true
+		}
+	}
+	for _, c := range busyboxCases {
+		keys["busybox/"+c.name] = true
+	}
+	for _, c := range runErrorCases {
+		keys["cli/"+c.name] = true
+	}
+	for k, why := range knownBroken {
+		if !keys[k] {
+			t.Errorf("knownBroken[%q] (%s) names no case", k, why)
+		}
+		if why == "" {
+			t.Errorf("knownBroken[%q] gives no reason", k)
+		}
+	}
+}
