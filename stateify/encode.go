@@ -1,0 +1,378 @@
+package stateify
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"slices"
+	"unsafe"
+)
+
+// Encoder writes one state stream. Generated StateSave methods call its
+// methods; a failure panics with an engine error that Save recovers.
+type Encoder struct {
+	buf     []byte
+	ids     map[unsafe.Pointer]uint64
+	objs    []objRec
+	typeIDs []uint32 // registry index -> stream type index + 1
+	types   []*TypeInfo
+}
+
+type objRec struct {
+	s  Savable
+	p  unsafe.Pointer
+	ti *TypeInfo
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Save encodes the object graph reachable from root, which must be a non-nil
+// pointer to a registered savable type, and writes it to w as one stream.
+// beforeSave hooks run as objects are reached. The caller must keep the
+// graph from changing until Save returns.
+func Save(ctx context.Context, w io.Writer, root any) (err error) {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("stateify: save: %w", err)
+	}
+	s, ok := root.(Savable)
+	if !ok {
+		return fmt.Errorf("%w: save root of type %T: not a pointer to a registered savable type", ErrNotSavable, root)
+	}
+	ti := s.StateTypeInfo()
+	p := ti.ptr(s)
+	if p == nil {
+		return fmt.Errorf("%w: save root: nil %s", ErrNotSavable, ti.name)
+	}
+	e := &Encoder{
+		buf:     make([]byte, 0, 4096),
+		ids:     make(map[unsafe.Pointer]uint64),
+		typeIDs: make([]uint32, registeredCount()),
+	}
+	defer func() { recoverError(recover(), &err) }()
+	e.ref(p, s, ti)
+	for i := 0; i < len(e.objs); i++ {
+		e.objs[i].s.StateSave(e)
+	}
+	e.checkInterior()
+
+	// Header, then the payload: type table, object count, objects.
+	var head bytes24
+	table := e.typeTable()
+	payloadLen := len(table) + len(e.buf)
+	head.put(uint64(payloadLen))
+	crc := crc32.Update(0, castagnoli, head[:])
+	crc = crc32.Update(crc, castagnoli, table)
+	crc = crc32.Update(crc, castagnoli, e.buf)
+	var tail [4]byte
+	binary.BigEndian.PutUint32(tail[:], crc)
+	for _, b := range [][]byte{head[:], table, e.buf, tail[:]} {
+		if _, err := w.Write(b); err != nil {
+			return fmt.Errorf("stateify: write state stream: %w", err)
+		}
+	}
+	return nil
+}
+
+// Header layout constants (see docs/STATE_FORMAT.md).
+const (
+	// Magic starts every state stream.
+	Magic = "SNAPSTFY"
+	// MajorVersion changes when old readers cannot read new streams.
+	MajorVersion = 1
+	// MinorVersion changes for compatible additions.
+	MinorVersion = 0
+	headerLen    = 24
+	trailerLen   = 4
+)
+
+type bytes24 [headerLen]byte
+
+func (h *bytes24) put(payloadLen uint64) {
+	copy(h[0:8], Magic)
+	binary.BigEndian.PutUint16(h[8:10], MajorVersion)
+	binary.BigEndian.PutUint16(h[10:12], MinorVersion)
+	binary.BigEndian.PutUint32(h[12:16], 0) // flags, reserved
+	binary.BigEndian.PutUint64(h[16:24], payloadLen)
+}
+
+// typeTable encodes the stream's type table followed by the object count.
+func (e *Encoder) typeTable() []byte {
+	t := Encoder{}
+	t.ArrayLen(len(e.types))
+	for _, ti := range e.types {
+		t.ArrayLen(2)
+		t.String(ti.name)
+		t.ArrayLen(len(ti.fields))
+		for _, f := range ti.fields {
+			t.ArrayLen(2)
+			t.String(f.Name)
+			t.String(f.Type)
+		}
+	}
+	t.Uint(uint64(len(e.objs)))
+	return t.buf
+}
+
+// ref returns the object ID of p, queueing the object for encoding when it
+// is new.
+func (e *Encoder) ref(p unsafe.Pointer, s Savable, ti *TypeInfo) uint64 {
+	if id, ok := e.ids[p]; ok {
+		if o := e.objs[id-1].ti; o != ti {
+			failf(ErrNotSavable, "objects of types %s and %s share address %p (a pointer into the middle of an object?)", o.name, ti.name, p)
+		}
+		return id
+	}
+	e.objs = append(e.objs, objRec{s: s, p: p, ti: ti})
+	id := uint64(len(e.objs))
+	e.ids[p] = id
+	e.typeID(ti) // objects' types are always in the table
+	return id
+}
+
+// checkInterior rejects graphs in which one saved object lies inside
+// another (a pointer to a field of a saved struct): such a pointer would
+// load as a separate copy and silently break sharing.
+func (e *Encoder) checkInterior() {
+	if len(e.objs) < 2 {
+		return
+	}
+	type span struct {
+		lo, hi uintptr
+		ti     *TypeInfo
+	}
+	spans := make([]span, 0, len(e.objs))
+	for _, o := range e.objs {
+		if o.ti.size == 0 {
+			continue
+		}
+		lo := uintptr(o.p)
+		spans = append(spans, span{lo, lo + o.ti.size, o.ti})
+	}
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
+	for i := 1; i < len(spans); i++ {
+		if spans[i].lo < spans[i-1].hi {
+			failf(ErrNotSavable, "a saved %s lies inside a saved %s: pointers into the middle of objects are not supported", spans[i].ti.name, spans[i-1].ti.name)
+		}
+	}
+}
+
+func (e *Encoder) typeID(ti *TypeInfo) uint64 {
+	if ti.id >= len(e.typeIDs) {
+		e.typeIDs = append(e.typeIDs, make([]uint32, ti.id+1-len(e.typeIDs))...)
+	}
+	if id := e.typeIDs[ti.id]; id != 0 {
+		return uint64(id - 1)
+	}
+	e.types = append(e.types, ti)
+	e.typeIDs[ti.id] = uint32(len(e.types))
+	return uint64(len(e.types) - 1)
+}
+
+// Struct begins the encoding of a value of type ti: a msgpack array holding
+// the stream type index and then each saved field.
+func (e *Encoder) Struct(ti *TypeInfo) {
+	e.ArrayLen(len(ti.fields) + 1)
+	e.Uint(e.typeID(ti))
+}
+
+// SavePtr encodes a pointer to a savable object as its object ID (0 for
+// nil); the object itself is encoded once, later, however many pointers
+// refer to it.
+func SavePtr[T any, PT interface {
+	*T
+	Savable
+}](e *Encoder, p PT) {
+	if p == nil {
+		e.buf = append(e.buf, 0)
+		return
+	}
+	e.Uint(e.ref(unsafe.Pointer((*T)(p)), p, p.StateTypeInfo()))
+}
+
+// Iface encodes an interface value: nil, or [type index, object ID] where
+// object ID 0 is a typed nil pointer. The dynamic type must be a pointer to
+// a registered savable type.
+func (e *Encoder) Iface(v any) {
+	if v == nil {
+		e.Nil()
+		return
+	}
+	s, ok := v.(Savable)
+	if !ok {
+		failf(ErrNotSavable, "interface holds %T, which is not a pointer to a registered savable type", v)
+	}
+	ti := s.StateTypeInfo()
+	e.buf = append(e.buf, 0x92)
+	e.Uint(e.typeID(ti))
+	p := ti.ptr(s)
+	if p == nil {
+		e.buf = append(e.buf, 0)
+		return
+	}
+	e.Uint(e.ref(p, s, ti))
+}
+
+// SaveMap encodes m as a msgpack map with keys in ascending order, so that
+// equal graphs give identical streams. key and val encode one key and one
+// value.
+func SaveMap[M ~map[K]V, K cmp.Ordered, V any](e *Encoder, m M, key func(*Encoder, K), val func(*Encoder, V)) {
+	if m == nil {
+		e.Nil()
+		return
+	}
+	e.MapLen(len(m))
+	if len(m) == 1 {
+		for k, v := range m {
+			key(e, k)
+			val(e, v)
+		}
+		return
+	}
+	var small [16]K
+	keys := small[:0]
+	if len(m) > len(small) {
+		keys = make([]K, 0, len(m))
+	}
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		key(e, k)
+		val(e, m[k])
+	}
+}
+
+// ZeroValueError reports a non-zero `state:"zerovalue"` field.
+func (e *Encoder) ZeroValueError(typeName, field string) {
+	failf(ErrNotSavable, "%s.%s is tagged state:\"zerovalue\" but is not zero", typeName, field)
+}
+
+// Nil encodes msgpack nil.
+func (e *Encoder) Nil() { e.buf = append(e.buf, 0xc0) }
+
+// Bool encodes a bool.
+func (e *Encoder) Bool(v bool) {
+	if v {
+		e.buf = append(e.buf, 0xc3)
+	} else {
+		e.buf = append(e.buf, 0xc2)
+	}
+}
+
+// Int encodes a signed integer in the shortest msgpack form.
+func (e *Encoder) Int(v int64) {
+	if v >= 0 {
+		e.Uint(uint64(v))
+		return
+	}
+	switch {
+	case v >= -32:
+		e.buf = append(e.buf, byte(v))
+	case v >= math.MinInt8:
+		e.buf = append(e.buf, 0xd0, byte(v))
+	case v >= math.MinInt16:
+		e.buf = append(e.buf, 0xd1, byte(v>>8), byte(v))
+	case v >= math.MinInt32:
+		e.buf = binary.BigEndian.AppendUint32(append(e.buf, 0xd2), uint32(v))
+	default:
+		e.buf = binary.BigEndian.AppendUint64(append(e.buf, 0xd3), uint64(v))
+	}
+}
+
+// Uint encodes an unsigned integer in the shortest msgpack form.
+func (e *Encoder) Uint(v uint64) {
+	switch {
+	case v <= 0x7f:
+		e.buf = append(e.buf, byte(v))
+	case v <= math.MaxUint8:
+		e.buf = append(e.buf, 0xcc, byte(v))
+	case v <= math.MaxUint16:
+		e.buf = append(e.buf, 0xcd, byte(v>>8), byte(v))
+	case v <= math.MaxUint32:
+		e.buf = binary.BigEndian.AppendUint32(append(e.buf, 0xce), uint32(v))
+	default:
+		e.buf = binary.BigEndian.AppendUint64(append(e.buf, 0xcf), v)
+	}
+}
+
+// Float32 encodes a float32.
+func (e *Encoder) Float32(v float32) {
+	e.buf = binary.BigEndian.AppendUint32(append(e.buf, 0xca), math.Float32bits(v))
+}
+
+// Float64 encodes a float64.
+func (e *Encoder) Float64(v float64) {
+	e.buf = binary.BigEndian.AppendUint64(append(e.buf, 0xcb), math.Float64bits(v))
+}
+
+// String encodes a string.
+func (e *Encoder) String(s string) {
+	n := len(s)
+	switch {
+	case n < 32:
+		e.buf = append(e.buf, 0xa0|byte(n))
+	case n <= math.MaxUint8:
+		e.buf = append(e.buf, 0xd9, byte(n))
+	case n <= math.MaxUint16:
+		e.buf = append(e.buf, 0xda, byte(n>>8), byte(n))
+	default:
+		e.buf = binary.BigEndian.AppendUint32(append(e.buf, 0xdb), uint32(n))
+	}
+	e.buf = append(e.buf, s...)
+}
+
+// Bytes encodes a byte slice as msgpack bin (nil as msgpack nil).
+func (e *Encoder) Bytes(b []byte) {
+	if b == nil {
+		e.Nil()
+		return
+	}
+	e.binHeader(len(b))
+	e.buf = append(e.buf, b...)
+}
+
+// ByteArray encodes the contents of a fixed-size byte array as msgpack bin.
+func (e *Encoder) ByteArray(b []byte) {
+	e.binHeader(len(b))
+	e.buf = append(e.buf, b...)
+}
+
+func (e *Encoder) binHeader(n int) {
+	switch {
+	case n <= math.MaxUint8:
+		e.buf = append(e.buf, 0xc4, byte(n))
+	case n <= math.MaxUint16:
+		e.buf = append(e.buf, 0xc5, byte(n>>8), byte(n))
+	default:
+		e.buf = binary.BigEndian.AppendUint32(append(e.buf, 0xc6), uint32(n))
+	}
+}
+
+// ArrayLen encodes a msgpack array header.
+func (e *Encoder) ArrayLen(n int) {
+	switch {
+	case n < 16:
+		e.buf = append(e.buf, 0x90|byte(n))
+	case n <= math.MaxUint16:
+		e.buf = append(e.buf, 0xdc, byte(n>>8), byte(n))
+	default:
+		e.buf = binary.BigEndian.AppendUint32(append(e.buf, 0xdd), uint32(n))
+	}
+}
+
+// MapLen encodes a msgpack map header.
+func (e *Encoder) MapLen(n int) {
+	switch {
+	case n < 16:
+		e.buf = append(e.buf, 0x80|byte(n))
+	case n <= math.MaxUint16:
+		e.buf = append(e.buf, 0xde, byte(n>>8), byte(n))
+	default:
+		e.buf = binary.BigEndian.AppendUint32(append(e.buf, 0xdf), uint32(n))
+	}
+}
