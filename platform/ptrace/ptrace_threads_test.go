@@ -105,7 +105,7 @@ func TestFPRoundTrip(t *testing.T) {
 	}
 	const in, out = 0x1122334455667788, 0x99aabbccddeeff00
 	binary.LittleEndian.PutUint64(st.FP[fxsaveXMMOffset:], in) // xmm0
-	st.FP[xsaveHeaderOffset] |= 2                               // xstate_bv: SSE state present
+	st.FP[xsaveHeaderOffset] |= 2                              // xstate_bv: SSE state present
 	st.Regs.Rip = codeAddr + offFP
 	st.Regs.Rbx = out
 	if _, _, err := switchOnce(c, a, st); err != nil {
