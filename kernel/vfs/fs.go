@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -445,4 +446,36 @@ func (f *File) SetAttr() error {
 	default:
 		return nil
 	}
+}
+
+// FDAlias reports whether path (relative to dir) names one of the
+// process's own descriptors: /dev/stdin, /dev/stdout, /dev/stderr,
+// /dev/fd/N or /proc/self/fd/N, matched on the lexically cleaned guest
+// path. On the host these are /proc magic links, which the sentry never
+// follows; the kernel opens such a path by duplicating descriptor fd from
+// its FDTable instead.
+func (fs *FS) FDAlias(dir *File, p string) (fd int32, ok bool) {
+	full, err := fs.fullPath(dir, p)
+	if err != nil {
+		return -1, false
+	}
+	c := cleanPath(full)
+	switch c {
+	case "/dev/stdin":
+		return 0, true
+	case "/dev/stdout":
+		return 1, true
+	case "/dev/stderr":
+		return 2, true
+	}
+	for _, prefix := range []string{"/dev/fd/", "/proc/self/fd/"} {
+		if rest, found := strings.CutPrefix(c, prefix); found {
+			n, err := strconv.ParseInt(rest, 10, 32)
+			if err != nil || n < 0 || rest[0] == '+' {
+				return -1, false
+			}
+			return int32(n), true
+		}
+	}
+	return -1, false
 }

@@ -358,3 +358,71 @@ func TestOPath(t *testing.T) {
 		t.Errorf("StatusFlags() = %#x, want O_PATH set", f.StatusFlags())
 	}
 }
+
+func TestFDAlias(t *testing.T) {
+	_, fs := testTree(t)
+	tests := []struct {
+		path   string
+		want   int32
+		wantOK bool
+	}{
+		{"/dev/stdin", 0, true},
+		{"/dev/stdout", 1, true},
+		{"/dev//stderr", 2, true},
+		{"/dev/fd/7", 7, true},
+		{"/proc/self/fd/12", 12, true},
+		{"/proc/self/fd/x", -1, false},
+		{"/proc/self/fd/-1", -1, false},
+		{"/dev/null", -1, false},
+		{"", -1, false},
+	}
+	for _, tc := range tests {
+		if got, ok := fs.FDAlias(nil, tc.path); got != tc.want || ok != tc.wantOK {
+			t.Errorf("FDAlias(%q) = %d, %v; want %d, %v", tc.path, got, ok, tc.want, tc.wantOK)
+		}
+	}
+}
+
+// TestHostRootMagicLinks uses the real host root: /proc exists there, and
+// its magic links must not be followed.
+func TestHostRootMagicLinks(t *testing.T) {
+	root, err := OpenRoot("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	fs := NewFS(root)
+	for _, p := range []string{"/proc/self/root/etc/passwd", "/proc/self/exe", "/proc/self/cwd"} {
+		if f, err := fs.OpenAt(nil, p, 0, 0); err != unix.ELOOP {
+			if err == nil {
+				f.DecRef()
+			}
+			t.Errorf("OpenAt(%q) = %v, want ELOOP (magic link)", p, err)
+		}
+	}
+}
+
+func TestRootDotDot(t *testing.T) {
+	_, fs := testTree(t)
+	d, err := fs.OpenAt(nil, "/", unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.DecRef()
+	buf := make([]byte, 1<<16)
+	n, err := d.Getdents64(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := ParseDirents64(buf[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	inos := map[string]uint64{}
+	for _, e := range ents {
+		inos[e.Name] = e.Ino
+	}
+	if inos["."] == 0 || inos[".."] != inos["."] {
+		t.Errorf("at the root, d_ino of \"..\" = %d, want that of \".\" (%d)", inos[".."], inos["."])
+	}
+}

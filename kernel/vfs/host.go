@@ -185,6 +185,10 @@ func (h *hostFile) getdents64(_ *File, dst []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		if h.path == "/" {
+			// At the root, ".." is the root itself, not the host parent.
+			fixRootDotDot(ents)
+		}
 		h.dirents, h.direntsValid = ents, true
 	}
 	n, pos, err := fillDirents(dst, h.dirents, h.dirPos)
@@ -215,6 +219,20 @@ func readHostDir(fd int) ([]Dirent, error) {
 			return nil, unix.EIO
 		}
 		ents = append(ents, more...)
+	}
+}
+
+func fixRootDotDot(ents []Dirent) {
+	var self uint64
+	for _, e := range ents {
+		if e.Name == "." {
+			self = e.Ino
+		}
+	}
+	for i := range ents {
+		if ents[i].Name == ".." && self != 0 {
+			ents[i].Ino = self
+		}
 	}
 }
 

@@ -25,21 +25,26 @@ type Root struct {
 
 	// mu protects the fields below. Not saved: no lookup runs at save time.
 	mu sync.Mutex `state:"nosave"`
-	// fd is the O_PATH descriptor of the root, or -1 after restore until
-	// the first lookup reopens it. Host descriptors are not saved.
+	// opened reports whether fd and prefix are valid. After restore it is
+	// false until afterLoad (of the Root or of the first file that needs
+	// it, whichever stateify runs first) reopens the directory.
+	opened bool `state:"nosave"`
+	// closed is set by Close; lookups then fail.
+	closed bool `state:"nosave"`
+	// fd is the O_PATH descriptor of the root. Host descriptors are not
+	// saved.
 	fd int `state:"nosave"`
 	// prefix is the canonical host path of the root, used to turn host
 	// paths of opened files into guest paths. Host-specific: recomputed.
 	prefix string `state:"nosave"`
-	// restoreDir is the directory to reopen after restore (from
-	// WithRestoreRoot, else hostDir). Set by afterLoad.
-	restoreDir string `state:"nosave"`
+	// openErr is why reopening after restore failed, reported once.
+	openErr error `state:"nosave"`
 }
 
 // OpenRoot opens dir as the sandbox root. The caller must Close it when the
 // sandbox ends.
 func OpenRoot(dir string) (*Root, error) {
-	r := &Root{hostDir: dir, fd: -1}
+	r := &Root{hostDir: dir}
 	if err := r.openLocked(dir); err != nil {
 		return nil, err
 	}
@@ -56,50 +61,63 @@ func (r *Root) openLocked(dir string) error {
 		unix.Close(fd)
 		return fmt.Errorf("resolve root directory %q: %w", dir, err)
 	}
-	r.fd, r.prefix = fd, prefix
+	r.fd, r.prefix, r.opened, r.hostDir = fd, prefix, true, dir
 	return nil
 }
 
 // HostDir returns the host directory the root was opened from.
-func (r *Root) HostDir() string { return r.hostDir }
+func (r *Root) HostDir() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hostDir
+}
 
 // Close releases the root's host descriptor.
 func (r *Root) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.fd < 0 {
+	r.closed = true
+	if !r.opened {
 		return nil
 	}
-	err := unix.Close(r.fd)
-	r.fd = -1
-	return err
+	r.opened = false
+	return unix.Close(r.fd)
 }
 
-// afterLoad records where the root is after restore; the descriptor is
-// reopened by the first lookup. Invoked by stateify.
+// afterLoad reopens the root directory: the one WithRestoreRoot gives, else
+// the saved one. Invoked by stateify.
 func (r *Root) afterLoad(ctx context.Context) {
-	r.fd = -1
-	r.restoreDir = r.hostDir
-	if dir, ok := ctx.Value(restoreRootKey{}).(string); ok && dir != "" {
-		r.restoreDir = dir
+	if err := r.restore(ctx); err != nil {
+		reportRestoreError(ctx, err)
 	}
 }
 
-// descriptor returns the root descriptor, reopening it after restore.
+// restore reopens the root after a restore unless that is done already; it
+// returns the failure only to its first caller.
+func (r *Root) restore(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.opened || r.closed || r.openErr != nil {
+		return nil
+	}
+	dir := r.hostDir
+	if d, ok := ctx.Value(restoreRootKey{}).(string); ok && d != "" {
+		dir = d
+	}
+	if err := r.openLocked(dir); err != nil {
+		r.openErr = err
+		return err
+	}
+	return nil
+}
+
+// descriptor returns the root descriptor and its host path.
 func (r *Root) descriptor() (int, string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.fd >= 0 {
-		return r.fd, r.prefix, nil
+	if !r.opened {
+		return -1, "", unix.EBADF
 	}
-	dir := r.restoreDir
-	if dir == "" {
-		return -1, "", unix.EBADF // closed
-	}
-	if err := r.openLocked(dir); err != nil {
-		return -1, "", err
-	}
-	r.hostDir = dir
 	return r.fd, r.prefix, nil
 }
 

@@ -65,6 +65,12 @@ func reportRestoreError(ctx context.Context, err error) {
 // checks that it is the file that was saved. Invoked by stateify.
 func (h *hostFile) afterLoad(ctx context.Context) {
 	h.fd = -1
+	if err := h.root.restore(ctx); err != nil {
+		err = fmt.Errorf("host file %q: %w", h.path, err)
+		h.broken = err
+		reportRestoreError(ctx, err)
+		return
+	}
 	if err := h.reopen(); err != nil {
 		h.broken = err
 		reportRestoreError(ctx, err)

@@ -22,12 +22,13 @@ func savedCopy(ctx context.Context, f *File) *File {
 	switch impl := f.impl.(type) {
 	case *hostFile:
 		root := &Root{hostDir: impl.root.hostDir}
-		root.afterLoad(ctx)
 		h := &hostFile{
 			root: root, path: impl.path, lookupFlags: impl.lookupFlags, pathOnly: impl.pathOnly,
 			mode: impl.mode, ident: impl.ident, off: impl.off, dirPos: impl.dirPos,
 		}
+		// The file's hook may run before the root's: both orders work.
 		h.afterLoad(ctx)
+		root.afterLoad(ctx)
 		nf.impl = h
 	case *stdioFile:
 		s := &stdioFile{index: impl.index, pgrp: impl.pgrp}
