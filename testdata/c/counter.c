@@ -45,15 +45,17 @@ static long check(const uint64_t *region)
 {
 	for (uint64_t p = 0; p < NPAGES; p++) {
 		const uint64_t *w = region + p * WORDS;
+		uint64_t diff = 0;
 		if (p % 2 == 1) {
 			for (uint64_t i = 0; i < WORDS; i++)
-				if (w[i] != 0)
-					return (long)p;
-			continue;
+				diff |= w[i];
+		} else {
+			uint64_t base = word(p, gen[p], 0);
+			for (uint64_t i = 0; i < WORDS; i++)
+				diff |= w[i] ^ (base | (i & 0x3f));
 		}
-		for (uint64_t i = 0; i < WORDS; i++)
-			if (w[i] != word(p, gen[p], i))
-				return (long)p;
+		if (diff != 0)
+			return (long)p;
 	}
 	return -1;
 }
