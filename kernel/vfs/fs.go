@@ -71,7 +71,7 @@ func (fs *FS) fullPath(dir *File, p string) (string, error) {
 		if !ok || !h.isDir() {
 			return "", unix.ENOTDIR
 		}
-		base = h.path
+		base = h.guestPath()
 	}
 	if base == "/" {
 		return "/" + p, nil
@@ -96,14 +96,14 @@ func (fs *FS) OpenAt(dir *File, p string, flags uint32, mode uint32) (*File, err
 	lookupFlags := int(flags & (unix.O_NOFOLLOW | unix.O_DIRECTORY))
 	if !pathOnly && flags&tmpfile == tmpfile {
 		// O_TMPFILE creates an unnamed file in a directory.
-		fd, _, err := fs.root.lookup(full, unix.O_DIRECTORY)
+		fd, err := fs.root.lookup(full, unix.O_DIRECTORY)
 		if err != nil {
 			return nil, err
 		}
 		unix.Close(fd)
 		return nil, unix.EROFS
 	}
-	pfd, guest, err := fs.root.lookup(full, lookupFlags)
+	pfd, err := fs.root.lookup(full, lookupFlags)
 	if err != nil {
 		if err == unix.ENOENT && !pathOnly && flags&unix.O_CREAT != 0 {
 			return nil, fs.createError(full)
@@ -125,7 +125,7 @@ func (fs *FS) OpenAt(dir *File, p string, flags uint32, mode uint32) (*File, err
 	}
 	h := &hostFile{
 		root:        fs.root,
-		path:        guest,
+		lookedUp:    full,
 		lookupFlags: lookupFlags,
 		pathOnly:    pathOnly,
 		mode:        st.Mode,
@@ -167,7 +167,7 @@ func (fs *FS) createError(full string) error {
 	if i := strings.LastIndexByte(strings.TrimRight(full, "/"), '/'); i >= 0 {
 		parent = full[:i+1]
 	}
-	fd, _, err := fs.root.lookup(parent, unix.O_DIRECTORY)
+	fd, err := fs.root.lookup(parent, unix.O_DIRECTORY)
 	if err != nil {
 		return err
 	}
@@ -196,7 +196,7 @@ func (fs *FS) Fstatat(dir *File, p string, flags int) (Stat, error) {
 	if flags&unix.AT_SYMLINK_NOFOLLOW != 0 {
 		lf = unix.O_NOFOLLOW
 	}
-	fd, _, err := fs.root.lookup(full, lf)
+	fd, err := fs.root.lookup(full, lf)
 	if err != nil {
 		return Stat{}, err
 	}
@@ -224,7 +224,7 @@ func (fs *FS) Readlinkat(dir *File, p string) (string, error) {
 			return "", unix.EINVAL
 		}
 		var lerr error
-		fd, _, lerr = fs.root.lookup(full, unix.O_NOFOLLOW)
+		fd, lerr = fs.root.lookup(full, unix.O_NOFOLLOW)
 		if lerr != nil {
 			return "", lerr
 		}
@@ -269,7 +269,7 @@ func (fs *FS) Faccessat(dir *File, p string, mode uint32, flags int) error {
 	if flags&unix.AT_SYMLINK_NOFOLLOW != 0 {
 		lf = unix.O_NOFOLLOW
 	}
-	fd, _, err := fs.root.lookup(full, lf)
+	fd, err := fs.root.lookup(full, lf)
 	if err != nil {
 		return err
 	}
@@ -308,7 +308,7 @@ func (fs *FS) Chdir(dir *File, p string) error {
 	if _, ok := deviceByPath(full); ok {
 		return unix.ENOTDIR
 	}
-	fd, guest, err := fs.root.lookup(full, unix.O_DIRECTORY)
+	fd, err := fs.root.lookup(full, unix.O_DIRECTORY)
 	if err != nil {
 		return err
 	}
@@ -316,6 +316,7 @@ func (fs *FS) Chdir(dir *File, p string) error {
 	if err := unix.Faccessat2(fd, "", unix.X_OK, unix.AT_EMPTY_PATH); err != nil {
 		return err
 	}
+	guest := fs.root.guestPath(fd, full)
 	fs.mu.Lock()
 	fs.cwd = guest
 	fs.mu.Unlock()
@@ -334,8 +335,9 @@ func (fs *FS) Fchdir(f *File) error {
 	if err := unix.Faccessat2(h.fd, "", unix.X_OK, unix.AT_EMPTY_PATH); err != nil {
 		return err
 	}
+	p := h.guestPath()
 	fs.mu.Lock()
-	fs.cwd = h.path
+	fs.cwd = p
 	fs.mu.Unlock()
 	return nil
 }
@@ -350,7 +352,7 @@ func (fs *FS) mustExist(dir *File, p string, flags int) error {
 	if _, ok := deviceByPath(full); ok {
 		return unix.EROFS
 	}
-	fd, _, err := fs.root.lookup(full, flags)
+	fd, err := fs.root.lookup(full, flags)
 	if err != nil {
 		return err
 	}
@@ -368,7 +370,7 @@ func (fs *FS) mustNotExist(dir *File, p string) error {
 	if _, ok := deviceByPath(full); ok {
 		return unix.EEXIST
 	}
-	fd, _, err := fs.root.lookup(full, unix.O_NOFOLLOW)
+	fd, err := fs.root.lookup(full, unix.O_NOFOLLOW)
 	if err == nil {
 		unix.Close(fd)
 		return unix.EEXIST

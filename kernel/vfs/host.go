@@ -30,8 +30,12 @@ type hostFile struct {
 
 	// root is the root the file was resolved under; immutable.
 	root *Root
-	// path is the canonical guest path; immutable.
+	// path is the canonical guest path, computed on first use from the
+	// host descriptor (most files never need it); protected by mu.
 	path string
+	// lookedUp is the path given to open, the fallback for path.
+	// Host-side detail: after restore, path is always set.
+	lookedUp string `state:"nosave"`
 	// lookupFlags are the O_NOFOLLOW/O_DIRECTORY flags of the lookup;
 	// immutable.
 	lookupFlags int
@@ -42,7 +46,7 @@ type hostFile struct {
 	// ident identifies the host file at open time; immutable.
 	ident identity
 
-	// mu protects off, dirents and dirPos. Not saved: idle at save time.
+	// mu protects path, off, dirents and dirPos. Not saved: idle at save time.
 	mu sync.Mutex `state:"nosave"`
 	// off is the file offset of a regular file.
 	off int64
@@ -64,7 +68,11 @@ type hostFile struct {
 
 func (h *hostFile) isDir() bool { return h.mode&unix.S_IFMT == unix.S_IFDIR }
 
-func (h *hostFile) guestPath() string { return h.path }
+func (h *hostFile) guestPath() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pathLocked()
+}
 
 func (h *hostFile) release() {
 	if h.fd >= 0 {
@@ -185,7 +193,7 @@ func (h *hostFile) getdents64(_ *File, dst []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if h.path == "/" {
+		if h.pathLocked() == "/" {
 			// At the root, ".." is the root itself, not the host parent.
 			fixRootDotDot(ents)
 		}
@@ -220,6 +228,14 @@ func readHostDir(fd int) ([]Dirent, error) {
 		}
 		ents = append(ents, more...)
 	}
+}
+
+// pathLocked is guestPath with h.mu held.
+func (h *hostFile) pathLocked() string {
+	if h.path == "" {
+		h.path = h.root.guestPath(h.fd, h.lookedUp)
+	}
+	return h.path
 }
 
 func fixRootDotDot(ents []Dirent) {

@@ -123,11 +123,11 @@ func (r *Root) descriptor() (int, string, error) {
 
 // lookup opens guest path p (absolute, or relative to the root) O_PATH
 // inside the root. extra may hold O_NOFOLLOW and O_DIRECTORY. It returns
-// the host descriptor and the canonical guest path of what it opened.
-func (r *Root) lookup(p string, extra int) (int, string, error) {
-	rootFD, prefix, err := r.descriptor()
+// the host descriptor.
+func (r *Root) lookup(p string, extra int) (int, error) {
+	rootFD, _, err := r.descriptor()
 	if err != nil {
-		return -1, "", unix.EIO
+		return -1, unix.EIO
 	}
 	how := unix.OpenHow{
 		Flags:   uint64(unix.O_PATH | unix.O_CLOEXEC | extra&(unix.O_NOFOLLOW|unix.O_DIRECTORY)),
@@ -142,14 +142,23 @@ func (r *Root) lookup(p string, extra int) (int, string, error) {
 		}
 	}
 	if err != nil {
-		return -1, "", err
+		return -1, err
+	}
+	return fd, nil
+}
+
+// guestPath returns the canonical guest path of a descriptor opened by
+// lookup of p (p is the fallback if the host path is not under the root).
+func (r *Root) guestPath(fd int, p string) string {
+	_, prefix, err := r.descriptor()
+	if err != nil {
+		return cleanPath(p)
 	}
 	hp, err := fdHostPath(fd)
 	if err != nil {
-		unix.Close(fd)
-		return -1, "", err
+		return cleanPath(p)
 	}
-	return fd, guestPathFromHost(prefix, hp, p), nil
+	return guestPathFromHost(prefix, hp, p)
 }
 
 // fdHostPath returns the host path of an open descriptor.

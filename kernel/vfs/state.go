@@ -61,6 +61,10 @@ func reportRestoreError(ctx context.Context, err error) {
 	c.errs = append(c.errs, fmt.Errorf("%w: %w", ErrRestore, err))
 }
 
+// beforeSave records the canonical guest path, which is computed lazily.
+// Invoked by stateify.
+func (h *hostFile) beforeSave() { h.guestPath() }
+
 // afterLoad reopens the host file at its guest path under the root and
 // checks that it is the file that was saved. Invoked by stateify.
 func (h *hostFile) afterLoad(ctx context.Context) {
@@ -78,7 +82,7 @@ func (h *hostFile) afterLoad(ctx context.Context) {
 }
 
 func (h *hostFile) reopen() error {
-	pfd, _, err := h.root.lookup(h.path, h.lookupFlags)
+	pfd, err := h.root.lookup(h.path, h.lookupFlags)
 	if err != nil {
 		return fmt.Errorf("reopen host file %q: %w", h.path, err)
 	}

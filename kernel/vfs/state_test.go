@@ -21,6 +21,7 @@ func savedCopy(ctx context.Context, f *File) *File {
 	nf.flags.Store(f.flags.Load())
 	switch impl := f.impl.(type) {
 	case *hostFile:
+		impl.beforeSave()
 		root := &Root{hostDir: impl.root.hostDir}
 		h := &hostFile{
 			root: root, path: impl.path, lookupFlags: impl.lookupFlags, pathOnly: impl.pathOnly,
@@ -69,6 +70,10 @@ func TestHostFileRestore(t *testing.T) {
 	for _, e := range first {
 		seen[e.Name] = true
 	}
+
+	// The save happens before the host changes below.
+	f.impl.(*hostFile).beforeSave()
+	d.impl.(*hostFile).beforeSave()
 
 	t.Run("unchanged, root moved", func(t *testing.T) {
 		moved := rootDir + "-moved"
