@@ -90,3 +90,37 @@ func TestDevices(t *testing.T) {
 		}
 	})
 }
+
+func TestFileTypeNoSyscall(t *testing.T) {
+	_, fs := testTree(t)
+	reg, err := fs.OpenAt(nil, "/etc/hello.txt", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.DecRef()
+	null := openNull(t)
+	defer null.DecRef()
+	r, w := NewPipe(0)
+	defer r.DecRef()
+	defer w.DecRef()
+	unbound, err := NewStdio(0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unbound.DecRef()
+	for _, tc := range []struct {
+		name string
+		f    *File
+		want uint32
+	}{
+		{"regular", reg, unix.S_IFREG},
+		{"device", null, unix.S_IFCHR},
+		{"pipe read end", r, unix.S_IFIFO},
+		{"pipe write end", w, unix.S_IFIFO},
+		{"unbound stdio", unbound, unix.S_IFCHR},
+	} {
+		if got := tc.f.FileType(); got != tc.want {
+			t.Errorf("FileType(%s) = %#o, want %#o", tc.name, got, tc.want)
+		}
+	}
+}

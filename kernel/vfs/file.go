@@ -213,13 +213,30 @@ func (f *File) Readiness(mask uint32) uint32 {
 
 // Watch returns a channel that is closed when f's readiness for mask may
 // have changed, and a stop function the caller must call when it no longer
-// waits. The kernel's poll checks Readiness, then waits on Watch channels of
+// waits. A nil channel means readiness never changes (regular files and
+// devices are always ready). The kernel's poll checks Readiness, then waits on Watch channels of
 // all its files (and its own interrupt), then checks again.
 func (f *File) Watch(mask uint32) (<-chan struct{}, func()) { return f.impl.watch(f, mask) }
 
 // Path returns the guest path of a host-backed file or directory, or the
 // device path of a sentry device; "" for pipes and stdio.
 func (f *File) Path() string { return f.impl.guestPath() }
+
+// FileType returns f's S_IF* file type without a host system call (the
+// type at open for host files; S_IFIFO for pipes; the host descriptor's
+// type for stdio, S_IFCHR when unbound).
+func (f *File) FileType() uint32 {
+	switch impl := f.impl.(type) {
+	case *hostFile:
+		return impl.mode & unix.S_IFMT
+	case *pipeReader, *pipeWriter:
+		return unix.S_IFIFO
+	case *stdioFile:
+		return impl.fileType()
+	default:
+		return unix.S_IFCHR
+	}
+}
 
 // IsDir reports whether f is a directory.
 func (f *File) IsDir() bool {

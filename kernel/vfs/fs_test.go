@@ -132,6 +132,9 @@ func TestOpenAtDirFD(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dir.DecRef()
+	if got := dir.FileType(); got != unix.S_IFDIR || !dir.IsDir() {
+		t.Errorf("FileType() of a directory = %#o, IsDir %v; want S_IFDIR", got, dir.IsDir())
+	}
 	if got, want := dir.Path(), "/dir/sub"; got != want {
 		t.Errorf("Path() of /dir/dirlink = %q, want %q", got, want)
 	}

@@ -38,6 +38,16 @@ type stdioFile struct {
 	// regular is set when the host descriptor is a regular file (no
 	// polling needed). Host-specific: recomputed on bind.
 	regular bool `state:"nosave"`
+	// hostType is the host descriptor's S_IF* type. Host-specific:
+	// recomputed on bind.
+	hostType uint32 `state:"nosave"`
+}
+
+func (s *stdioFile) fileType() uint32 {
+	if s.fd < 0 {
+		return unix.S_IFCHR
+	}
+	return s.hostType
 }
 
 // NewStdio returns a File for stdio stream index (0, 1 or 2) backed by host.
@@ -75,7 +85,8 @@ func (s *stdioFile) bind(host *os.File) error {
 	if err := unix.Fstat(s.fd, &st); err != nil {
 		return fmt.Errorf("stdio %d: fstat %s: %w", s.index, host.Name(), err)
 	}
-	s.regular = st.Mode&unix.S_IFMT == unix.S_IFREG
+	s.hostType = st.Mode & unix.S_IFMT
+	s.regular = s.hostType == unix.S_IFREG
 	return nil
 }
 

@@ -97,6 +97,11 @@ func TestStdioPipe(t *testing.T) {
 			t.Errorf("Ioctl(unknown) = %v, want ENOTTY", err)
 		}
 	})
+	t.Run("file type", func(t *testing.T) {
+		if got := in.FileType(); got != unix.S_IFIFO {
+			t.Errorf("FileType() of a host pipe = %#o, want S_IFIFO", got)
+		}
+	})
 	t.Run("flags", func(t *testing.T) {
 		if got := in.StatusFlags() & unix.O_ACCMODE; got != unix.O_RDONLY {
 			t.Errorf("stdin access mode = %d, want O_RDONLY", got)
