@@ -14,7 +14,12 @@ const settableFlags = unix.O_APPEND | unix.O_NONBLOCK | unix.O_ASYNC | unix.O_NO
 // keptFlags are the open(2) flags a File remembers and F_GETFL reports:
 // the access mode, the status flags, and O_PATH/O_DIRECTORY-like markers
 // that Linux also reports.
-const keptFlags = unix.O_ACCMODE | settableFlags | unix.O_PATH | unix.O_DIRECT | unix.O_LARGEFILE
+const keptFlags = unix.O_ACCMODE | settableFlags | unix.O_PATH | unix.O_DIRECT | oLargefile
+
+// oLargefile is the x86-64 kernel's O_LARGEFILE (x/sys/unix defines it as
+// 0 on amd64, as glibc does). Linux sets it on every file opened by path
+// on 64-bit kernels, and F_GETFL reports it.
+const oLargefile = 0x8000
 
 // fileImpl is one kind of file. Methods that do not apply return the errno
 // Linux returns for that kind (noImpl supplies the defaults). They are

@@ -88,6 +88,9 @@ func (fs *FS) OpenAt(dir *File, p string, flags uint32, mode uint32) (*File, err
 	if err != nil {
 		return nil, err
 	}
+	if flags&unix.O_PATH == 0 {
+		flags |= oLargefile
+	}
 	if dev, ok := deviceByPath(full); ok {
 		return openDevice(dev, full, flags)
 	}

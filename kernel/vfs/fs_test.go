@@ -118,6 +118,9 @@ func TestOpenAtResolution(t *testing.T) {
 				t.Fatalf("OpenAt(%q, %#x) = %v, want success", tc.path, tc.flags, err)
 			}
 			defer f.DecRef()
+			if got, want := f.StatusFlags(), uint32(unix.O_RDONLY|0x8000); got != want {
+				t.Errorf("StatusFlags() = %#x, want O_RDONLY|O_LARGEFILE (%#x), as Linux reports", got, want)
+			}
 			if got := readAll(t, f); got != tc.want {
 				t.Errorf("content of %q = %q, want %q", tc.path, got, tc.want)
 			}
