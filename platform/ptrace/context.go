@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -88,6 +89,11 @@ func (c *context) Switch(as platform.AddressSpace, st *platform.State, info *pla
 	if !ok || a.p != c.p {
 		return fmt.Errorf("ptrace: switch: %w", ErrWrongAddressSpace)
 	}
+	// The caller has locked its thread (see platform.Context); locking again
+	// for the call costs nothing and keeps one Switch on one thread even if
+	// it has not.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	tid := unix.Gettid()
 	for attempt := 0; ; attempt++ {
 		t, err := a.threadFor(tid)

@@ -63,6 +63,11 @@
 // signal is suppressed and the thread resumed. Orig_rax is written as -1 so
 // that the host never restarts a system call on the application's behalf.
 //
+// Stops of traced processes normally send the tracer's process a SIGCHLD;
+// New sets SA_NOCLDSTOP on the process's SIGCHLD action (keeping the Go
+// runtime's handler), which removes a signal delivery and a sigreturn from
+// every system call. Exits still raise SIGCHLD, so os/exec is unaffected.
+//
 // # Lifecycle and cleanup
 //
 // AddressSpace.Release kills (SIGKILL) and reaps the stub threads and then
@@ -139,6 +144,9 @@ func New(opts platform.Options) (platform.Platform, error) {
 func newPlatform(opts platform.Options) (*Platform, error) {
 	if opts.MemoryFD < 0 {
 		return nil, fmt.Errorf("ptrace: new platform: memory fd %d is invalid", opts.MemoryFD)
+	}
+	if err := quietSIGCHLD(); err != nil {
+		return nil, fmt.Errorf("ptrace: new platform: %w", err)
 	}
 	memFD, err := unix.FcntlInt(uintptr(opts.MemoryFD), unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {

@@ -276,6 +276,7 @@ func TestFault(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			locked(t) // subtests run on their own goroutines
 			st := &platform.State{}
 			st.Regs.Rip, st.Regs.Rdi = tc.rip, tc.rdi
 			info, at, err := switchOnce(c, a, st)

@@ -39,6 +39,7 @@ func TestInterrupt(t *testing.T) {
 	c := e.newContext(t)
 
 	t.Run("while spinning", func(t *testing.T) {
+		locked(t) // subtests run on their own goroutines
 		st := &platform.State{}
 		st.Regs.Rip = codeAddr + offSpin
 		done := make(chan struct{})
@@ -57,6 +58,7 @@ func TestInterrupt(t *testing.T) {
 		}
 	})
 	t.Run("before switch", func(t *testing.T) {
+		locked(t)
 		st := &platform.State{}
 		st.Regs.Rip = codeAddr + offSyscall
 		c.Interrupt()
@@ -68,6 +70,7 @@ func TestInterrupt(t *testing.T) {
 		}
 	})
 	t.Run("stale signal is ignored", func(t *testing.T) {
+		locked(t)
 		// An interrupt signal that reaches a stopped stub thread after its
 		// Switch returned: the following Switch reports it once through the
 		// flag, then the one after runs normally past the pending signal.

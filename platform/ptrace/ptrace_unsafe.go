@@ -4,6 +4,7 @@ package ptrace
 
 import (
 	"encoding/binary"
+	"fmt"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -80,4 +81,35 @@ func wait4(tid int) (unix.WaitStatus, error) {
 		}
 		return ws, err
 	}
+}
+
+// kernelSigaction is struct sigaction as rt_sigaction takes it on x86-64.
+type kernelSigaction struct {
+	handler, flags, restorer, mask uint64
+}
+
+const (
+	sigIGN      = 1
+	saNoCldStop = 1
+)
+
+// quietSIGCHLD adds SA_NOCLDSTOP to this process's SIGCHLD action, keeping
+// its handler (the Go runtime's). Without it every ptrace stop of a stub
+// sends the sentry a SIGCHLD, a signal delivery and sigreturn per system
+// call; wait4 is woken either way. It changes nothing for exits.
+func quietSIGCHLD() error {
+	var act kernelSigaction
+	_, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(unix.SIGCHLD), 0, uintptr(unsafe.Pointer(&act)), 8, 0, 0)
+	if e != 0 {
+		return fmt.Errorf("read SIGCHLD action: %w", e)
+	}
+	if act.handler == sigIGN || act.flags&saNoCldStop != 0 {
+		return nil
+	}
+	act.flags |= saNoCldStop
+	_, _, e = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(unix.SIGCHLD), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+	if e != 0 {
+		return fmt.Errorf("set SA_NOCLDSTOP on SIGCHLD: %w", e)
+	}
+	return nil
 }
