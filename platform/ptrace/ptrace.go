@@ -334,6 +334,7 @@ func (p *Platform) spawnStub() (int, platform.Registers, error) {
 		{"unmap below stub", sysMunmap, [6]uint64{0, stubBase}},
 		{"unmap above stub", sysMunmap, [6]uint64{stubBase + pageSize, taskEnd - (stubBase + pageSize)}},
 		{"ignore SIGCHLD", sysRtSigaction, [6]uint64{uint64(unix.SIGCHLD), stubBase + stubSigactOff, 0, 8}},
+		{"set name", sysPrctl, [6]uint64{unix.PR_SET_NAME, stubBase + stubNameOff}},
 	}
 	for _, s := range steps {
 		if _, err := inject(pid, &regs, stubSyscallEntry, s.nr, s.args, 0); err != nil {

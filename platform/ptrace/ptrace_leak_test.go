@@ -38,7 +38,8 @@ func readProc(pid int) procInfo {
 		return procInfo{exists: true}
 	}
 	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	return procInfo{exists: true, state: s[i+2], stub: strings.Contains(exe, "snap-ptrace-stub")}
+	comm := s[strings.IndexByte(s, '(')+1 : i]
+	return procInfo{exists: true, state: s[i+2], stub: strings.Contains(exe, "snap-ptrace-stub") && comm == stubName}
 }
 
 // stubPIDs lists the stub leader and stub thread pids of the platform.

@@ -264,6 +264,15 @@ func TestOtherThreads(t *testing.T) {
 			t.Errorf("concurrent worker %d wrote %d, want 50", w, got)
 		}
 	}
+	// Release from this goroutine: the stub threads' tracers are other,
+	// still living OS threads.
+	pids := stubPIDs(e.p)
+	e.p.Release()
+	for _, pid := range pids {
+		if pi := readProc(pid); pi.exists && (pi.stub || pi.state == 'Z') {
+			t.Errorf("after Release: process %d = %+v, want gone", pid, pi)
+		}
+	}
 }
 
 // TestThreadExit: a sentry OS thread that exits takes only its own stub

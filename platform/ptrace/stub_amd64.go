@@ -36,8 +36,13 @@ const (
 // offset 0, ELF header included).
 const (
 	stubSigactOff = 0xc0  // struct kernel_sigaction{SIG_IGN, 0, 0, 0}
+	stubNameOff   = 0xe0  // "snap-stub\0", the name ps shows
 	stubCodeOff   = 0x100 // start of the code below
 )
+
+// stubName is the stub's process name (PR_SET_NAME); without it ps would
+// show the descriptor number it was executed from.
+const stubName = "snap-stub"
 
 // Entry points of the stub code, relative to stubCodeOff.
 //
@@ -151,6 +156,8 @@ func buildStubImage() []byte {
 	// struct kernel_sigaction for rt_sigaction(SIGCHLD, SIG_IGN).
 	le.PutUint64(img[stubSigactOff:], 1) // SIG_IGN
 
+	copy(img[stubNameOff:], stubName)
+
 	copy(img[stubCodeOff:], stubCode)
 	return img
 }
@@ -168,6 +175,7 @@ const (
 	sysMunmap       = unix.SYS_MUNMAP
 	sysClone        = unix.SYS_CLONE
 	sysRtSigaction  = unix.SYS_RT_SIGACTION
+	sysPrctl        = unix.SYS_PRCTL
 	cloneThreadFlag = unix.CLONE_VM | uint64(unix.SIGCHLD)
 )
 
