@@ -11,6 +11,14 @@ import (
 )
 
 var (
+	stateTypeInfoEvolveA   *stateify.TypeInfo
+	stateTypeInfoEvolveB   *stateify.TypeInfo
+	stateTypeInfoEvolveC   *stateify.TypeInfo
+	stateTypeInfoLog       *stateify.TypeInfo
+	stateTypeInfoWaiter    *stateify.TypeInfo
+	stateTypeInfoInner     *stateify.TypeInfo
+	stateTypeInfoOuter     *stateify.TypeInfo
+	stateTypeInfoFirst     *stateify.TypeInfo
 	stateTypeInfoBasics    *stateify.TypeInfo
 	stateTypeInfoItem      *stateify.TypeInfo
 	stateTypeInfoBase      *stateify.TypeInfo
@@ -22,6 +30,41 @@ var (
 )
 
 func init() {
+	stateTypeInfoEvolveA = stateify.Register[EvolveA]("snapshotter/stateify/internal/statetest.EvolveA", []stateify.Field{
+		{Name: "Keep", Type: "int64"},
+		{Name: "Removed", Type: "[]string"},
+		{Name: "Name", Type: "string"},
+		{Name: "Gone", Type: "map[int32]*snapshotter/stateify/internal/statetest.Node"},
+		{Name: "Ptr", Type: "*snapshotter/stateify/internal/statetest.Node"},
+	})
+	stateTypeInfoEvolveB = stateify.Register[EvolveB]("snapshotter/stateify/internal/statetest.EvolveB", []stateify.Field{
+		{Name: "Ptr", Type: "*snapshotter/stateify/internal/statetest.Node"},
+		{Name: "Added", Type: "uint32"},
+		{Name: "Name", Type: "string"},
+		{Name: "Keep", Type: "int64"},
+	})
+	stateTypeInfoEvolveC = stateify.Register[EvolveC]("snapshotter/stateify/internal/statetest.EvolveC", []stateify.Field{
+		{Name: "Keep", Type: "string"},
+	})
+	stateTypeInfoLog = stateify.Register[Log]("snapshotter/stateify/internal/statetest.Log", []stateify.Field{})
+	stateTypeInfoWaiter = stateify.Register[Waiter]("snapshotter/stateify/internal/statetest.Waiter", []stateify.Field{
+		{Name: "Name", Type: "string"},
+		{Name: "Log", Type: "*snapshotter/stateify/internal/statetest.Log"},
+		{Name: "Deps", Type: "[]*snapshotter/stateify/internal/statetest.Waiter"},
+		{Name: "Peers", Type: "[]*snapshotter/stateify/internal/statetest.Waiter"},
+	})
+	stateTypeInfoInner = stateify.Register[Inner]("snapshotter/stateify/internal/statetest.Inner", []stateify.Field{
+		{Name: "V", Type: "int64"},
+	})
+	stateTypeInfoOuter = stateify.Register[Outer]("snapshotter/stateify/internal/statetest.Outer", []stateify.Field{
+		{Name: "Pad", Type: "int64"},
+		{Name: "In", Type: "snapshotter/stateify/internal/statetest.Inner"},
+		{Name: "P", Type: "*snapshotter/stateify/internal/statetest.Inner"},
+	})
+	stateTypeInfoFirst = stateify.Register[First]("snapshotter/stateify/internal/statetest.First", []stateify.Field{
+		{Name: "In", Type: "snapshotter/stateify/internal/statetest.Inner"},
+		{Name: "P", Type: "*snapshotter/stateify/internal/statetest.Inner"},
+	})
 	stateTypeInfoBasics = stateify.Register[Basics]("snapshotter/stateify/internal/statetest.Basics", []stateify.Field{
 		{Name: "B", Type: "bool"},
 		{Name: "I", Type: "int64"},
@@ -100,6 +143,308 @@ func init() {
 		{Name: "u32", Type: "uint32"},
 		{Name: "regs", Type: "snapshotter/stateify/internal/statetest.savedRegs"},
 	})
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *EvolveA) StateTypeName() string { return "snapshotter/stateify/internal/statetest.EvolveA" }
+
+// StateFields implements stateify.Savable.
+func (x *EvolveA) StateFields() []string { return stateTypeInfoEvolveA.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *EvolveA) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoEvolveA }
+
+// StateSave implements stateify.Savable.
+func (x *EvolveA) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoEvolveA)
+	e.Int(x.Keep)
+	if x.Removed == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Removed))
+		for i0 := range x.Removed {
+			e.String(x.Removed[i0])
+		}
+	}
+	e.String(x.Name)
+	stateify.SaveMap(e, x.Gone, func(e *stateify.Encoder, mk int32) {
+		e.Int(int64(mk))
+	}, func(e *stateify.Encoder, mv *Node) {
+		stateify.SavePtr(e, mv)
+	})
+	stateify.SavePtr(e, x.Ptr)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *EvolveA) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoEvolveA) {
+		switch f {
+		case 0:
+			x.Keep = d.Int64()
+		case 1:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Removed = nil
+			} else {
+				stateify.MakeSlice(d, &x.Removed, n0)
+				for i0 := range x.Removed {
+					x.Removed[i0] = d.String()
+				}
+			}
+		case 2:
+			x.Name = d.String()
+		case 3:
+			stateify.LoadMap(d, &x.Gone, func(d *stateify.Decoder, mk *int32) {
+				*mk = d.Int32()
+			}, func(d *stateify.Decoder, mv **Node) {
+				stateify.LoadPtr(d, mv)
+			})
+		case 4:
+			stateify.LoadPtr(d, &x.Ptr)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *EvolveB) StateTypeName() string { return "snapshotter/stateify/internal/statetest.EvolveB" }
+
+// StateFields implements stateify.Savable.
+func (x *EvolveB) StateFields() []string { return stateTypeInfoEvolveB.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *EvolveB) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoEvolveB }
+
+// StateSave implements stateify.Savable.
+func (x *EvolveB) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoEvolveB)
+	stateify.SavePtr(e, x.Ptr)
+	e.Uint(uint64(x.Added))
+	e.String(x.Name)
+	e.Int(x.Keep)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *EvolveB) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoEvolveB) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.Ptr)
+		case 1:
+			x.Added = d.Uint32()
+		case 2:
+			x.Name = d.String()
+		case 3:
+			x.Keep = d.Int64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *EvolveC) StateTypeName() string { return "snapshotter/stateify/internal/statetest.EvolveC" }
+
+// StateFields implements stateify.Savable.
+func (x *EvolveC) StateFields() []string { return stateTypeInfoEvolveC.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *EvolveC) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoEvolveC }
+
+// StateSave implements stateify.Savable.
+func (x *EvolveC) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoEvolveC)
+	e.String(x.Keep)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *EvolveC) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoEvolveC) {
+		switch f {
+		case 0:
+			x.Keep = d.String()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *Log) StateTypeName() string { return "snapshotter/stateify/internal/statetest.Log" }
+
+// StateFields implements stateify.Savable.
+func (x *Log) StateFields() []string { return stateTypeInfoLog.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *Log) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoLog }
+
+// StateSave implements stateify.Savable.
+func (x *Log) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoLog)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *Log) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for range d.Struct(stateTypeInfoLog) {
+		d.Skip()
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *Waiter) StateTypeName() string { return "snapshotter/stateify/internal/statetest.Waiter" }
+
+// StateFields implements stateify.Savable.
+func (x *Waiter) StateFields() []string { return stateTypeInfoWaiter.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *Waiter) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoWaiter }
+
+// StateSave implements stateify.Savable.
+func (x *Waiter) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoWaiter)
+	e.String(x.Name)
+	stateify.SavePtr(e, x.Log)
+	if x.Deps == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Deps))
+		for i0 := range x.Deps {
+			stateify.SavePtr(e, x.Deps[i0])
+		}
+	}
+	if x.Peers == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Peers))
+		for i0 := range x.Peers {
+			stateify.SavePtr(e, x.Peers[i0])
+		}
+	}
+}
+
+// StateLoad implements stateify.Savable.
+func (x *Waiter) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoWaiter) {
+		switch f {
+		case 0:
+			x.Name = d.String()
+		case 1:
+			stateify.LoadPtr(d, &x.Log)
+		case 2:
+			d.BeginWait()
+			if n0, ok := d.SliceLen(); !ok {
+				x.Deps = nil
+			} else {
+				stateify.MakeSlice(d, &x.Deps, n0)
+				for i0 := range x.Deps {
+					stateify.LoadPtr(d, &x.Deps[i0])
+				}
+			}
+			d.EndWait()
+		case 3:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Peers = nil
+			} else {
+				stateify.MakeSlice(d, &x.Peers, n0)
+				for i0 := range x.Peers {
+					stateify.LoadPtr(d, &x.Peers[i0])
+				}
+			}
+		default:
+			d.Skip()
+		}
+	}
+	d.AfterLoad(x.afterLoad)
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *Inner) StateTypeName() string { return "snapshotter/stateify/internal/statetest.Inner" }
+
+// StateFields implements stateify.Savable.
+func (x *Inner) StateFields() []string { return stateTypeInfoInner.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *Inner) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoInner }
+
+// StateSave implements stateify.Savable.
+func (x *Inner) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoInner)
+	e.Int(x.V)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *Inner) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoInner) {
+		switch f {
+		case 0:
+			x.V = d.Int64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *Outer) StateTypeName() string { return "snapshotter/stateify/internal/statetest.Outer" }
+
+// StateFields implements stateify.Savable.
+func (x *Outer) StateFields() []string { return stateTypeInfoOuter.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *Outer) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoOuter }
+
+// StateSave implements stateify.Savable.
+func (x *Outer) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoOuter)
+	e.Int(x.Pad)
+	x.In.StateSave(e)
+	stateify.SavePtr(e, x.P)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *Outer) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoOuter) {
+		switch f {
+		case 0:
+			x.Pad = d.Int64()
+		case 1:
+			x.In.StateLoad(ctx, d)
+		case 2:
+			stateify.LoadPtr(d, &x.P)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *First) StateTypeName() string { return "snapshotter/stateify/internal/statetest.First" }
+
+// StateFields implements stateify.Savable.
+func (x *First) StateFields() []string { return stateTypeInfoFirst.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *First) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoFirst }
+
+// StateSave implements stateify.Savable.
+func (x *First) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoFirst)
+	x.In.StateSave(e)
+	stateify.SavePtr(e, x.P)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *First) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoFirst) {
+		switch f {
+		case 0:
+			x.In.StateLoad(ctx, d)
+		case 1:
+			stateify.LoadPtr(d, &x.P)
+		default:
+			d.Skip()
+		}
+	}
 }
 
 // StateTypeName implements stateify.Savable.
