@@ -227,12 +227,46 @@ func (a *addressSpace) threadFor(tid int) (*stubThread, error) {
 	if t, ok := a.threads[tid]; ok {
 		return t, nil
 	}
+	a.sweepLocked()
 	t, err := a.newThreadLocked(tid)
 	if err != nil {
 		return nil, err
 	}
 	a.threads[tid] = t
 	return t, nil
+}
+
+// sweepLocked forgets stub threads that exited, which happens when the OS
+// thread that traced them exits (PTRACE_O_EXITKILL). A task goroutine that
+// ends while locked ends its thread, so without this a long-lived address
+// space would keep a map entry and a pidfd per finished application
+// thread. It runs only when a stub thread is about to be created.
+//
+// Preconditions: a.mu is held.
+func (a *addressSpace) sweepLocked() {
+	if len(a.threads) == 0 {
+		return
+	}
+	fds := make([]unix.PollFd, 0, len(a.threads))
+	for _, t := range a.threads {
+		fds = append(fds, unix.PollFd{Fd: int32(t.pidfd), Events: unix.POLLIN})
+	}
+	n, err := unix.Poll(fds, 0)
+	if err != nil || n == 0 {
+		return
+	}
+	dead := make(map[int32]bool, n)
+	for _, f := range fds {
+		if f.Revents != 0 {
+			dead[f.Fd] = true
+		}
+	}
+	for tracer, t := range a.threads {
+		if dead[int32(t.pidfd)] {
+			delete(a.threads, tracer)
+			t.kill()
+		}
+	}
 }
 
 // dropThread forgets a stub thread that died or is unusable, killing it

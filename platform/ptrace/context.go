@@ -100,31 +100,31 @@ func (c *context) Switch(as platform.AddressSpace, st *platform.State, info *pla
 		if err != nil {
 			return fmt.Errorf("ptrace: switch in stub %d: %w", a.pid, err)
 		}
-		err = c.load(t, st)
-		if errors.Is(err, unix.ESRCH) && attempt == 0 {
-			// The cached stub thread is gone: an earlier OS thread with
-			// this tid exited (which killed its tracees) or someone killed
-			// it. Make a new one.
-			a.dropThread(t)
-			continue
-		}
-		if err != nil {
-			// A state the host refuses (a bad segment selector, a
-			// malformed XSAVE area); the stub thread itself is fine.
-			t.loaded = false
-			return fmt.Errorf("ptrace: switch in stub %d: %w", a.pid, err)
-		}
 		if err := c.begin(t); err != nil {
 			return err
 		}
-		err = c.run(a, t, st, info, access)
+		err = c.load(t, st)
+		if err == nil {
+			err = c.run(a, t, st, info, access)
+		}
 		c.end()
-		if errors.Is(err, ErrStubDied) {
+		if errors.Is(err, errNotTraced) && attempt == 0 {
+			// The cached stub thread is gone before it ran: an earlier OS
+			// thread with this tid exited (which killed its tracees) or
+			// someone killed it. Make a new one.
+			a.dropThread(t)
+			continue
+		}
+		if errors.Is(err, ErrStubDied) || errors.Is(err, errNotTraced) {
 			a.dropThread(t)
 		}
 		return err
 	}
 }
+
+// errNotTraced means the first ptrace request of a Switch found no stub
+// thread traced by the calling thread (ESRCH): nothing ran yet.
+var errNotTraced = errors.New("stub thread not traced by this thread")
 
 // load writes st into the stopped stub thread t where it differs from what
 // t holds.
@@ -140,7 +140,8 @@ func (c *context) load(t *stubThread, st *platform.State) error {
 		// Orig_rax = -1: the host must not restart a system call.
 		want.OrigRax = ^uint64(0)
 		if err := setRegs(t.tid, &want); err != nil {
-			return fmt.Errorf("set registers of stub thread %d: %w", t.tid, err)
+			t.loaded = false
+			return fmt.Errorf("ptrace: set registers of stub thread %d: %w", t.tid, notTraced(err))
 		}
 		t.regs = want
 	}
@@ -152,12 +153,21 @@ func (c *context) load(t *stubThread, st *platform.State) error {
 	}
 	if !t.loaded || !bytes.Equal(fp, t.fp) {
 		if err := setFP(t.tid, fp); err != nil {
-			return fmt.Errorf("set XSAVE area of stub thread %d: %w", t.tid, err)
+			t.loaded = false
+			return fmt.Errorf("ptrace: set XSAVE area of stub thread %d: %w", t.tid, notTraced(err))
 		}
 		t.fp = append(t.fp[:0], fp...)
 	}
 	t.loaded = true
 	return nil
+}
+
+// notTraced turns ESRCH into errNotTraced (keeping both in the chain).
+func notTraced(err error) error {
+	if errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("%w: %w", errNotTraced, err)
+	}
+	return err
 }
 
 // sameRegs compares register files ignoring orig_rax, which load always
@@ -211,9 +221,12 @@ func (c *context) save(t *stubThread, st *platform.State) error {
 //
 // Preconditions: t is stopped and loaded with st; the caller is t's tracer.
 func (c *context) run(a *addressSpace, t *stubThread, st *platform.State, info *platform.SignalInfo, access *platform.AccessType) error {
-	for {
+	for first := true; ; first = false {
 		if err := ptraceRaw(unix.PTRACE_SYSEMU, t.tid, 0, 0); err != nil {
 			t.loaded = false
+			if first {
+				err = notTraced(err)
+			}
 			return fmt.Errorf("ptrace: resume stub thread %d: %w", t.tid, err)
 		}
 		ws, err := wait4(t.tid)

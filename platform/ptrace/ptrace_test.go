@@ -328,3 +328,89 @@ func TestBadRange(t *testing.T) {
 		t.Errorf("Unmap(unaligned) = %v, want ErrBadRange", err)
 	}
 }
+
+// fakeSpace is an AddressSpace this platform did not make.
+type fakeSpace struct{}
+
+func (fakeSpace) MapFile(addr, offset, length uint64, at platform.AccessType, precommit bool) error {
+	return nil
+}
+func (fakeSpace) Unmap(addr, length uint64) error { return nil }
+func (fakeSpace) Release()                        {}
+
+func TestSwitchErrors(t *testing.T) {
+	locked(t)
+	e := newEnv(t, 1<<20)
+	e2 := newEnv(t, 1<<20)
+	released := e.newSpace(t)
+	released.Release()
+	c := e.newContext(t)
+	cReleased := e.newContext(t)
+	cReleased.Release()
+	tests := []struct {
+		name    string
+		c       platform.Context
+		as      platform.AddressSpace
+		wantErr error
+	}{
+		{"foreign type", c, fakeSpace{}, ErrWrongAddressSpace},
+		{"other platform", c, e2.newSpace(t), ErrWrongAddressSpace},
+		{"released address space", c, released, ErrReleased},
+		{"released context", cReleased, e.newSpace(t), ErrReleased},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			locked(t)
+			st := &platform.State{}
+			st.Regs.Rip = codeAddr + offSyscall
+			_, _, err := switchOnce(tc.c, tc.as, st)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Switch = %v, want %v", err, tc.wantErr)
+			}
+			for _, s := range []error{platform.ErrFault, platform.ErrSignal, platform.ErrInterrupted} {
+				if errors.Is(err, s) {
+					t.Errorf("Switch = %v, must not be the sentinel %v", err, s)
+				}
+			}
+		})
+	}
+}
+
+// TestKilledStubThread: a stub thread killed from outside while stopped is
+// replaced transparently by the next Switch (nothing of it had run), and
+// the dead one leaves no process behind.
+func TestKilledStubThread(t *testing.T) {
+	locked(t)
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	c := e.newContext(t)
+	st := &platform.State{}
+	st.Regs.Rip = codeAddr + offSyscall
+	if _, _, err := switchOnce(c, a, st); err != nil {
+		t.Fatal(err)
+	}
+	old, err := a.threadFor(unix.Gettid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldTID := old.tid
+	if err := unix.PidfdSendSignal(old.pidfd, unix.SIGKILL, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := switchOnce(c, a, st); err != nil {
+		t.Fatalf("Switch on killed stub thread = %v, want nil (replaced)", err)
+	}
+	if st.Regs.Rip != codeAddr+offSyscall+7 {
+		t.Errorf("Rip = %#x, want %#x", st.Regs.Rip, codeAddr+offSyscall+7)
+	}
+	now, err := a.threadFor(unix.Gettid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now.tid == oldTID {
+		t.Errorf("stub thread tid = %d, want a new one", now.tid)
+	}
+	if pi := readProc(oldTID); pi.exists && (pi.stub || pi.state == 'Z') {
+		t.Errorf("killed stub thread %d: %+v, want gone", oldTID, pi)
+	}
+}

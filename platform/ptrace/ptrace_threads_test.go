@@ -283,8 +283,10 @@ func TestThreadExit(t *testing.T) {
 	a := e.newSpace(t)
 	c := e.newContext(t)
 	done := make(chan error)
+	var exitTID int
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread exits with us
+		exitTID = unix.Gettid()
 		st := &platform.State{}
 		st.Regs.Rip = codeAddr + offSyscall
 		_, _, err := switchOnce(c, a, st)
@@ -293,6 +295,25 @@ func TestThreadExit(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Switch on exiting thread = %v", err)
 	}
+	a.mu.Lock()
+	dying := a.threads[exitTID]
+	a.mu.Unlock()
+	if dying == nil {
+		t.Fatalf("no stub thread recorded for OS thread %d", exitTID)
+	}
+	// The exiting OS thread's stub thread dies (EXITKILL) and is reaped by
+	// the host, leaving no zombie.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pi := readProc(dying.tid)
+		if !pi.exists || !pi.stub && pi.state != 'Z' {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stub thread %d of exited OS thread: %+v, want gone", dying.tid, pi)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	st := &platform.State{}
 	st.Regs.Rip = codeAddr + offSyscall
 	for i := 0; i < 3; i++ {
@@ -300,5 +321,24 @@ func TestThreadExit(t *testing.T) {
 			t.Fatalf("Switch after other thread exited = %v", err)
 		}
 		st.Regs.Rip = codeAddr + offSyscall
+	}
+	// Creating a stub thread (this OS thread already has one, so use a new
+	// goroutine) sweeps the dead one.
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		st := &platform.State{}
+		st.Regs.Rip = codeAddr + offSyscall
+		_, _, err := switchOnce(c, a, st)
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		t.Fatalf("Switch on a third thread = %v", err)
+	}
+	a.mu.Lock()
+	_, kept := a.threads[exitTID]
+	a.mu.Unlock()
+	if kept {
+		t.Errorf("stub thread of exited OS thread %d still recorded after a sweep", exitTID)
 	}
 }
