@@ -26,3 +26,13 @@ var (
 	// already exited.
 	ErrExited = errors.New("kernel exited")
 )
+
+// errorsIsAny reports whether err matches any of targets.
+func errorsIsAny(err error, targets ...error) bool {
+	for _, t := range targets {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
+}

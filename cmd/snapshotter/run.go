@@ -1,0 +1,91 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"snapshotter/kernel"
+)
+
+func init() { subcommands = append(subcommands, newRunCmd) }
+
+// runFlags are the flags of snap run. Other command files may add flags to
+// the same command through runFlagHooks.
+type runFlags struct {
+	rootfs   string
+	debug    bool
+	platform string
+}
+
+// runFlagHooks lets other files (detached mode) extend snap run: each hook
+// registers its flags on cmd and may return a function that takes over the
+// command's execution (return nil to leave it to the foreground run).
+var runFlagHooks []func(cmd *cobra.Command, g *globalFlags, f *runFlags) func(args []string) (bool, error)
+
+func newRunCmd(g *globalFlags) *cobra.Command {
+	f := &runFlags{}
+	var takeovers []func(args []string) (bool, error)
+	cmd := &cobra.Command{
+		Use:   "run [flags] -- PROG [ARG...]",
+		Short: "Run a program in a new sandbox in the foreground",
+		Long: `run starts PROG in a new sandbox. The program's stdio is snap's own and
+snap exits with the program's exit status, or 128+N if signal N killed it.
+The host filesystem (or --rootfs DIR) is visible read-only.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, t := range takeovers {
+				if done, err := t(args); done || err != nil {
+					return err
+				}
+			}
+			return runForeground(f, args)
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	addRunFlags(cmd, f)
+	for _, h := range runFlagHooks {
+		if t := h(cmd, g, f); t != nil {
+			takeovers = append(takeovers, t)
+		}
+	}
+	return cmd
+}
+
+// addRunFlags registers the foreground flags of snap run.
+func addRunFlags(cmd *cobra.Command, f *runFlags) {
+	cmd.Flags().StringVar(&f.rootfs, "rootfs", "/", "host directory the program sees as / (read-only)")
+	cmd.Flags().BoolVar(&f.debug, "debug", false, "log unimplemented syscalls and faults to stderr")
+	cmd.Flags().StringVar(&f.platform, "platform", "ptrace", "execution platform")
+}
+
+// runForeground runs argv in a sandbox with snap's stdio and returns an
+// exitError carrying the program's status.
+func runForeground(f *runFlags, argv []string) error {
+	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug})
+	if err != nil {
+		return err
+	}
+	defer k.Release()
+	if err := k.Start(kernel.StartOptions{Argv: argv, Env: os.Environ()}); err != nil {
+		return startError(argv[0], err)
+	}
+	if st := k.Wait().ShellCode(); st != 0 {
+		return &exitError{st}
+	}
+	return nil
+}
+
+// startError phrases a failure to start the program like a shell does, and
+// uses the shell's statuses: 127 not found, 126 not executable.
+func startError(prog string, err error) error {
+	code := 126
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		code = 127
+	}
+	fmt.Fprintf(os.Stderr, "snap: run %s: %v\n", prog, err)
+	return &exitError{code}
+}

@@ -1,0 +1,148 @@
+package kernel
+
+import (
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	registerSyscall(unix.SYS_FUTEX, "futex", sysFutex)
+}
+
+// futex operations (linux/futex.h).
+const (
+	futexWait           = 0
+	futexWake           = 1
+	futexWaitBitset     = 9
+	futexWakeBitset     = 10
+	futexPrivateFlag    = 128
+	futexClockRealtime  = 256
+	futexCmdMask        = ^(futexPrivateFlag | futexClockRealtime)
+	futexBitsetMatchAny = 0xffffffff
+)
+
+// futexWaiter is one task blocked in FUTEX_WAIT.
+type futexWaiter struct {
+	addr   uint64
+	bitset uint32
+	woken  chan struct{}
+}
+
+// futexTable holds the waiters of one address space, keyed by address.
+// Waiters are not saved: a save interrupts them and their FUTEX_WAIT
+// restarts after restore, re-checking the futex word.
+type futexTable struct {
+	mu      sync.Mutex
+	waiters map[uint64][]*futexWaiter
+}
+
+// futexes returns the process's futex table.
+func (tg *ThreadGroup) futexes() *futexTable {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	if tg.futex == nil {
+		tg.futex = &futexTable{waiters: map[uint64][]*futexWaiter{}}
+	}
+	return tg.futex
+}
+
+func (ft *futexTable) remove(w *futexWaiter) {
+	ws := ft.waiters[w.addr]
+	for i, o := range ws {
+		if o == w {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(ft.waiters, w.addr)
+	} else {
+		ft.waiters[w.addr] = ws
+	}
+}
+
+func sysFutex(t *Task, a *sysArgs) (uint64, error) {
+	addr, op, val := a[0], int(a.Int(1)), uint32(a[2])
+	if addr&3 != 0 {
+		return 0, unix.EINVAL
+	}
+	ft := t.tg.futexes()
+	switch op & futexCmdMask {
+	case futexWait, futexWaitBitset:
+		bitset := uint32(futexBitsetMatchAny)
+		if op&futexCmdMask == futexWaitBitset {
+			if bitset = uint32(a[5]); bitset == 0 {
+				return 0, unix.EINVAL
+			}
+		}
+		deadline := int64(-1)
+		if a[3] != 0 {
+			d, err := t.copyInTimespec(a[3])
+			if err != nil {
+				return 0, err
+			}
+			if op&futexCmdMask == futexWait {
+				deadline = saturatingAdd(t.k.monotonicNow(), d) // relative
+			} else if op&futexClockRealtime != 0 {
+				deadline = saturatingAdd(t.k.monotonicNow(), d-t.k.realtimeNow())
+			} else {
+				deadline = d // absolute CLOCK_MONOTONIC
+			}
+		}
+		ft.mu.Lock()
+		cur, err := t.copyInUint32(addr)
+		if err != nil {
+			ft.mu.Unlock()
+			return 0, err
+		}
+		if cur != val {
+			ft.mu.Unlock()
+			return 0, unix.EAGAIN
+		}
+		w := &futexWaiter{addr: addr, bitset: bitset, woken: make(chan struct{})}
+		ft.waiters[addr] = append(ft.waiters[addr], w)
+		ft.mu.Unlock()
+		var timedOut bool
+		if deadline >= 0 {
+			timedOut, err = t.blockUntil(w.woken, deadline)
+		} else {
+			err = t.block(w.woken)
+		}
+		ft.mu.Lock()
+		defer ft.mu.Unlock()
+		select {
+		case <-w.woken:
+			return 0, nil // woken, even if a timeout or interrupt raced
+		default:
+		}
+		ft.remove(w)
+		if timedOut {
+			return 0, unix.ETIMEDOUT
+		}
+		return 0, err
+	case futexWake, futexWakeBitset:
+		bitset := uint32(futexBitsetMatchAny)
+		if op&futexCmdMask == futexWakeBitset {
+			if bitset = uint32(a[5]); bitset == 0 {
+				return 0, unix.EINVAL
+			}
+		}
+		ft.mu.Lock()
+		defer ft.mu.Unlock()
+		n := uint32(0)
+		for _, w := range append([]*futexWaiter(nil), ft.waiters[addr]...) {
+			if n >= val {
+				break
+			}
+			if w.bitset&bitset != 0 {
+				close(w.woken)
+				ft.remove(w)
+				n++
+			}
+		}
+		return uint64(n), nil
+	default:
+		return 0, unix.ENOSYS
+	}
+}

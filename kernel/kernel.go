@@ -1,0 +1,284 @@
+// Package kernel is the sentry: a user-space Linux kernel that runs
+// unmodified x86-64 Linux programs on a platform (platform/ptrace) and keeps
+// every piece of their state in its own Go objects, so that the whole
+// sandbox can be saved and restored.
+//
+// # Objects
+//
+//   - Kernel is the root: the platform, the MemoryFile that holds all
+//     application memory, the TaskSet, the clocks and the filesystem root.
+//   - TaskSet is the PID namespace: a map from thread ID to Task. The first
+//     task of a sandbox is PID 1 (the sandbox's init); thread IDs are
+//     allocated upward from there and are never reused while the sandbox
+//     runs, which keeps saved images unambiguous.
+//   - ThreadGroup is a process: its threads, its MM, FD table, filesystem
+//     context, limits, credentials and exit status.
+//   - Task is a thread. Each task has one task goroutine that executes it:
+//     application code through platform.Context.Switch, and syscalls.
+//   - MM is an address space (vmas, brk) mirrored into a
+//     platform.AddressSpace; MemoryFile is the memfd behind it.
+//
+// # Run states
+//
+// A task goroutine runs a state machine whose states are savable values
+// (type taskRunState). Each state's execute returns the next state, or nil
+// when the task goroutine must exit:
+//
+//	runApp ----------> runApp           (syscall handled, fault fixed, interrupted)
+//	   |   \---------> runExit          (exit, exit_group, killed by a signal)
+//	   |
+//	runExit ---------> nil              (thread gone)
+//
+// Before every execute, the loop checks for an external stop (Pause before
+// a save): a stopped task sits at the top of the loop with a consistent
+// register file. runApp first calls t.handlePendingSignals (the signal
+// code's hook, task_signals*.go), then rewinds a syscall that must restart,
+// then switches to the application.
+//
+// # Blocking
+//
+// Everything a task goroutine waits for is interruptible, so that a signal
+// or a stop can always reach it:
+//
+//   - t.block(ch) waits for ch or an interrupt; t.blockUntil(deadline) also
+//     returns at a kernel-monotonic deadline. An interrupt makes them
+//     return errInterrupted.
+//   - t.cancelChan() is the channel handed to vfs operations that block
+//     (pipe and terminal reads); it is closed when the task is interrupted.
+//   - t.interrupt() (any goroutine) wakes the task: it closes the current
+//     cancel channel, records the interrupt so a block that starts later
+//     returns at once, and interrupts the platform context so a Switch in
+//     progress returns. Interrupts may be spurious; everything re-checks.
+//
+// A syscall that is interrupted before it completes returns one of the
+// restart errnos: ERESTARTSYS (restart unless a handler without SA_RESTART
+// runs), ERESTARTNOINTR (always restart), ERESTARTNOHAND (restart unless a
+// handler runs) or ERESTART_RESTARTBLOCK (restart through restart_syscall
+// with t.restart, used by nanosleep to keep its remaining time). If no
+// handler runs, runApp rewinds the registers so the syscall executes again;
+// the signal code converts these errnos to EINTR when a handler runs.
+//
+// # Locking
+//
+// Lock order (outer to inner):
+//
+//	TaskSet.mu
+//	  ThreadGroup.mu
+//	    Task.mu
+//	MM.mu
+//	  MemoryFile.mu
+//
+// Kernel.stopMu and the vfs locks are leaves relative to the above.
+package kernel
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/kernel/vfs"
+	"snapshotter/platform"
+)
+
+// Config configures a new Kernel.
+type Config struct {
+	// Platform is the registered platform name; "ptrace" if empty.
+	Platform string
+	// Root is the host directory the application sees as "/"; "/" if
+	// empty. It is visible read-only.
+	Root string
+	// Stdin, Stdout and Stderr back descriptors 0, 1 and 2; the process's
+	// own if nil.
+	Stdin, Stdout, Stderr *os.File
+	// Debug logs unimplemented syscalls (once per number) and other
+	// diagnostics to Log.
+	Debug bool
+	// Log receives debug output; os.Stderr if nil.
+	Log io.Writer
+	// Hostname is the UTS node name; "snapshotter" if empty.
+	Hostname string
+}
+
+// ExitStatus is how the sandbox's init process ended: an exit code, or the
+// signal that killed it.
+//
+// +stateify savable
+type ExitStatus struct {
+	Code   int
+	Signal int
+}
+
+// ShellCode returns the status as a shell reports it: the exit code, or
+// 128+N when signal N killed the process.
+func (e ExitStatus) ShellCode() int {
+	if e.Signal != 0 {
+		return 128 + e.Signal
+	}
+	return e.Code & 0xff
+}
+
+func (e ExitStatus) String() string {
+	if e.Signal != 0 {
+		return fmt.Sprintf("killed by signal %d", e.Signal)
+	}
+	return fmt.Sprintf("exit status %d", e.Code)
+}
+
+// Kernel is one sandbox's kernel.
+//
+// +stateify savable
+type Kernel struct {
+	// platform is a host object; a restore makes a new one.
+	platform platform.Platform `state:"nosave"`
+
+	// mf holds all application memory. Immutable.
+	mf *MemoryFile
+
+	// tasks is the PID namespace. Immutable.
+	tasks *TaskSet
+
+	// root is the filesystem root shared by all processes. Immutable.
+	root *vfs.Root
+
+	// monotonicOffset is added to the host's CLOCK_MONOTONIC to get the
+	// kernel's, so that after a restore on another host the kernel's clock
+	// continues from where it was saved. Immutable between restores.
+	monotonicOffset int64
+
+	// hostname is the UTS node name. Immutable.
+	hostname string
+
+	// debug and log are per-run options, given again on restore.
+	debug bool      `state:"nosave"`
+	log   io.Writer `state:"nosave"`
+
+	// unimplMu protects unimplLogged.
+	unimplMu sync.Mutex `state:"nosave"`
+	// unimplLogged records which unimplemented syscalls were logged.
+	// Protected by unimplMu; a restored kernel logs them again.
+	unimplLogged map[uintptr]bool `state:"nosave"`
+
+	// stopMu protects the stop fields and the exit fields below.
+	stopMu sync.Mutex `state:"nosave"`
+	// stopCond is signalled when stopCount or stoppedTasks change.
+	stopCond *sync.Cond `state:"nosave"`
+	// stopCount is the number of outstanding external stop requests (a
+	// stop is not saved: a save happens while stopped and a restored
+	// kernel starts running). Protected by stopMu.
+	stopCount int `state:"nosave"`
+	// stoppedTasks counts task goroutines parked by a stop. Protected by
+	// stopMu.
+	stoppedTasks int `state:"nosave"`
+	// liveTasks counts task goroutines that have started and not exited.
+	// Protected by stopMu.
+	liveTasks int `state:"nosave"`
+
+	// exited is closed when the init process has exited and all task
+	// goroutines are gone; status says how it ended. Protected by stopMu.
+	exited chan struct{} `state:"nosave"`
+	status ExitStatus
+	done   bool
+}
+
+// New creates a kernel: a memory file, a platform and the filesystem root.
+func New(cfg Config) (*Kernel, error) {
+	name := cfg.Platform
+	if name == "" {
+		name = "ptrace"
+	}
+	ctor, err := platform.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	rootDir := cfg.Root
+	if rootDir == "" {
+		rootDir = "/"
+	}
+	root, err := vfs.OpenRoot(rootDir)
+	if err != nil {
+		return nil, fmt.Errorf("open root %s: %w", rootDir, err)
+	}
+	mf, err := NewMemoryFile("snap-memory")
+	if err != nil {
+		root.Close()
+		return nil, err
+	}
+	p, err := ctor(platform.Options{MemoryFD: mf.FD()})
+	if err != nil {
+		mf.Release()
+		root.Close()
+		return nil, fmt.Errorf("create %s platform: %w", name, err)
+	}
+	k := &Kernel{
+		platform: p,
+		mf:       mf,
+		tasks:    newTaskSet(),
+		root:     root,
+		hostname: cfg.Hostname,
+		debug:    cfg.Debug,
+		log:      cfg.Log,
+		exited:   make(chan struct{}),
+	}
+	if k.hostname == "" {
+		k.hostname = "snapshotter"
+	}
+	if k.log == nil {
+		k.log = os.Stderr
+	}
+	k.stopCond = sync.NewCond(&k.stopMu)
+	k.unimplLogged = map[uintptr]bool{}
+	return k, nil
+}
+
+// Release frees the kernel's host resources. The kernel must have exited
+// (Wait returned) or never started a program.
+func (k *Kernel) Release() {
+	if k.platform != nil {
+		k.platform.Release()
+		k.platform = nil
+	}
+	if k.mf != nil {
+		k.mf.Release()
+	}
+	if k.root != nil {
+		k.root.Close()
+	}
+}
+
+// debugf logs when debugging is on.
+func (k *Kernel) debugf(format string, args ...any) {
+	if k.debug {
+		fmt.Fprintf(k.log, "snap: "+format+"\n", args...)
+	}
+}
+
+// monotonicNow returns the kernel's CLOCK_MONOTONIC in nanoseconds.
+func (k *Kernel) monotonicNow() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano() + k.monotonicOffset
+}
+
+// realtimeNow returns CLOCK_REALTIME in nanoseconds (the host's).
+func (k *Kernel) realtimeNow() int64 { return time.Now().UnixNano() }
+
+// Wait blocks until the init process has exited and every task goroutine
+// is gone, and returns how the init process ended.
+func (k *Kernel) Wait() ExitStatus {
+	<-k.exited
+	k.stopMu.Lock()
+	defer k.stopMu.Unlock()
+	return k.status
+}
+
+// Exited returns a channel closed when Wait would return.
+func (k *Kernel) Exited() <-chan struct{} { return k.exited }
+
+// randomBytes fills b from the host's CSPRNG. crypto/rand.Read never
+// returns an error (it aborts the process if the host has no entropy).
+func randomBytes(b []byte) { rand.Read(b) }

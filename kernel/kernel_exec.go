@@ -1,0 +1,246 @@
+package kernel
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/kernel/vfs"
+)
+
+// defaultPath is searched for a program name without a slash when the
+// environment has no PATH.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// StartOptions describe the sandbox's first process.
+type StartOptions struct {
+	// Argv is the argument vector; Argv[0] is the program, looked up in
+	// the environment's PATH inside the root if it has no slash.
+	Argv []string
+	// Env is the environment, as "KEY=value" strings.
+	Env []string
+	// Stdin, Stdout and Stderr back descriptors 0, 1 and 2; the sentry's
+	// own if nil.
+	Stdin, Stdout, Stderr *os.File
+}
+
+// Start loads the program and starts the init process (PID 1). Errors
+// that concern the program (not found, not executable, bad ELF) wrap
+// unix errnos or ErrNoExec.
+func (k *Kernel) Start(o StartOptions) error {
+	if len(o.Argv) == 0 {
+		return fmt.Errorf("start: empty argument vector: %w", unix.EINVAL)
+	}
+	fs := vfs.NewFS(k.root)
+	f, name, err := k.openExecutable(fs, o.Argv[0], o.Env)
+	if err != nil {
+		return err
+	}
+	defer f.DecRef()
+
+	as, err := k.platform.NewAddressSpace()
+	if err != nil {
+		return fmt.Errorf("create address space: %w", err)
+	}
+	mm, err := NewMM(k.mf, as, k.platform.MinUserAddress(), k.platform.MaxUserAddress())
+	if err != nil {
+		as.Release()
+		return err
+	}
+	regs, err := k.loadProgram(mm, f, name, o.Argv, o.Env)
+	if err != nil {
+		mm.Release()
+		return err
+	}
+
+	fdt := vfs.NewFDTable()
+	for i, host := range []*os.File{o.Stdin, o.Stdout, o.Stderr} {
+		if host == nil {
+			host = []*os.File{os.Stdin, os.Stdout, os.Stderr}[i]
+		}
+		sf, err := vfs.NewStdio(i, host)
+		if err != nil {
+			fdt.Close()
+			mm.Release()
+			return fmt.Errorf("stdio %d: %w", i, err)
+		}
+		_, err = fdt.NewFD(int32(i), sf, vfs.FDFlags{})
+		sf.DecRef()
+		if err != nil {
+			fdt.Close()
+			mm.Release()
+			return fmt.Errorf("install stdio %d: %w", i, err)
+		}
+	}
+
+	ts := k.tasks
+	ts.mu.Lock()
+	tid := ts.nextTID
+	ts.nextTID++
+	tg := &ThreadGroup{
+		k:       k,
+		tgid:    tid,
+		mm:      mm,
+		fdTable: fdt,
+		fs:      fs,
+		pgid:    tid,
+		sid:     tid,
+		creds:   hostCredentials(),
+		umask:   0o022,
+		limits:  hostLimits(),
+	}
+	t := &Task{
+		k:        k,
+		tg:       tg,
+		tid:      tid,
+		runState: runApp{},
+		regs:     regs,
+		name:     commName(name),
+	}
+	tg.leader = t
+	tg.tasks = []*Task{t}
+	ts.tids[tid] = t
+	ts.mu.Unlock()
+	t.start()
+	return nil
+}
+
+// commName is the thread name a program starts with: the base name of its
+// path, cut to 15 bytes.
+func commName(p string) string {
+	b := path.Base(p)
+	if len(b) > taskCommLen-1 {
+		b = b[:taskCommLen-1]
+	}
+	return b
+}
+
+func hostCredentials() credentials {
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	return credentials{UID: uid, EUID: uid, SUID: uid, GID: gid, EGID: gid, SGID: gid}
+}
+
+// openExecutable resolves prog like execvp (PATH search for a name without
+// a slash) inside the root and opens it. It returns the file and the guest
+// path it was found at.
+func (k *Kernel) openExecutable(fs *vfs.FS, prog string, env []string) (*vfs.File, string, error) {
+	if strings.Contains(prog, "/") {
+		f, err := openExecFile(fs, prog)
+		return f, prog, err
+	}
+	search := defaultPath
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			search = v
+		}
+	}
+	firstErr := error(nil)
+	for _, dir := range strings.Split(search, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := path.Join(dir, prog)
+		f, err := openExecFile(fs, p)
+		if err == nil {
+			return f, p, nil
+		}
+		if firstErr == nil || !isNotFound(err) {
+			if firstErr == nil || isNotFound(firstErr) {
+				firstErr = err
+			}
+		}
+	}
+	if firstErr == nil {
+		firstErr = fmt.Errorf("%s: %w", prog, unix.ENOENT)
+	}
+	return nil, "", firstErr
+}
+
+func isNotFound(err error) bool {
+	return errorsIsAny(err, unix.ENOENT, unix.ENOTDIR)
+}
+
+// openExecFile opens p and checks that it is an executable regular file.
+func openExecFile(fs *vfs.FS, p string) (*vfs.File, error) {
+	f, err := fs.OpenAt(nil, p, unix.O_RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.DecRef()
+		return nil, fmt.Errorf("stat %s: %w", p, err)
+	}
+	if st.FileType() != unix.S_IFREG || st.Mode&0o111 == 0 {
+		f.DecRef()
+		return nil, fmt.Errorf("%s: %w", p, unix.EACCES)
+	}
+	return f, nil
+}
+
+// execReader adapts a vfs file to io.ReaderAt for the ELF loader.
+type execReader struct{ f *vfs.File }
+
+func (r execReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := r.f.PRead(p, off)
+	if err == nil && n < len(p) {
+		return n, fmt.Errorf("short read at %d: %w", off, unix.EIO)
+	}
+	return n, err
+}
+
+// loadProgram loads the executable f into mm, builds its initial stack and
+// returns the initial registers.
+func (k *Kernel) loadProgram(mm *MM, f *vfs.File, name string, argv, env []string) (registers, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return registers{}, fmt.Errorf("stat %s: %w", name, err)
+	}
+	r := execReader{f}
+	ef, err := parseELF(r, int64(st.Size))
+	if err != nil {
+		return registers{}, fmt.Errorf("%s: %w", name, err)
+	}
+	l, err := loadELF(mm, ef, r, name)
+	if err != nil {
+		return registers{}, err
+	}
+	mm.setBrkStart(l.End)
+	creds := hostCredentials()
+	var random [16]byte
+	randomBytes(random[:])
+	aux := []auxEntry{
+		{atPhdr, l.Phdr},
+		{atPhent, elfPhdrSize},
+		{atPhnum, uint64(l.Phnum)},
+		{atPagesz, pageSize},
+		{atBase, 0},
+		{atFlags, 0},
+		{atEntry, l.Entry},
+		{atUID, uint64(creds.UID)},
+		{atEUID, uint64(creds.EUID)},
+		{atGID, uint64(creds.GID)},
+		{atEGID, uint64(creds.EGID)},
+		{atSecure, 0},
+		{atHwcap, hostAux(atHwcap)},
+		{atHwcap2, hostAux(atHwcap2)},
+		{atClktck, clockTicksPerSecond},
+	}
+	if v := hostAux(atMinSigStkSz); v != 0 {
+		aux = append(aux, auxEntry{atMinSigStkSz, v})
+	}
+	sp, err := mm.setupStack(argv, env, name, random, aux)
+	if err != nil {
+		return registers{}, err
+	}
+	return registers{
+		Rip:    l.Entry,
+		Rsp:    sp,
+		Cs:     userCS,
+		Ss:     userSS,
+		Eflags: initialEflags,
+	}, nil
+}

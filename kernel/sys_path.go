@@ -1,0 +1,458 @@
+package kernel
+
+import (
+	"encoding/binary"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/kernel/vfs"
+)
+
+func init() {
+	registerSyscall(unix.SYS_OPEN, "open", sysOpen)
+	registerSyscall(unix.SYS_OPENAT, "openat", sysOpenat)
+	registerSyscall(unix.SYS_CREAT, "creat", sysCreat)
+	registerSyscall(unix.SYS_CLOSE, "close", func(t *Task, a *sysArgs) (uint64, error) { return 0, t.tg.fdTable.Remove(a.Int(0)) })
+	registerSyscall(unix.SYS_CLOSE_RANGE, "close_range", sysCloseRange)
+	registerSyscall(unix.SYS_FSTAT, "fstat", sysFstat)
+	registerSyscall(unix.SYS_STAT, "stat", func(t *Task, a *sysArgs) (uint64, error) { return t.stat(unix.AT_FDCWD, a[0], a[1], 0) })
+	registerSyscall(unix.SYS_LSTAT, "lstat", func(t *Task, a *sysArgs) (uint64, error) {
+		return t.stat(unix.AT_FDCWD, a[0], a[1], unix.AT_SYMLINK_NOFOLLOW)
+	})
+	registerSyscall(unix.SYS_NEWFSTATAT, "newfstatat", func(t *Task, a *sysArgs) (uint64, error) { return t.stat(a.Int(0), a[1], a[2], int(a.Int(3))) })
+	registerSyscall(unix.SYS_STATX, "statx", sysStatx)
+	registerSyscall(unix.SYS_READLINK, "readlink", func(t *Task, a *sysArgs) (uint64, error) { return t.readlink(unix.AT_FDCWD, a[0], a[1], a[2]) })
+	registerSyscall(unix.SYS_READLINKAT, "readlinkat", func(t *Task, a *sysArgs) (uint64, error) { return t.readlink(a.Int(0), a[1], a[2], a[3]) })
+	registerSyscall(unix.SYS_ACCESS, "access", func(t *Task, a *sysArgs) (uint64, error) { return t.access(unix.AT_FDCWD, a[0], a[1], 0) })
+	registerSyscall(unix.SYS_FACCESSAT, "faccessat", func(t *Task, a *sysArgs) (uint64, error) { return t.access(a.Int(0), a[1], a[2], 0) })
+	registerSyscall(unix.SYS_FACCESSAT2, "faccessat2", func(t *Task, a *sysArgs) (uint64, error) { return t.access(a.Int(0), a[1], a[2], int(a.Int(3))) })
+	registerSyscall(unix.SYS_GETCWD, "getcwd", sysGetcwd)
+	registerSyscall(unix.SYS_CHDIR, "chdir", sysChdir)
+	registerSyscall(unix.SYS_FCHDIR, "fchdir", sysFchdir)
+	registerSyscall(unix.SYS_DUP, "dup", func(t *Task, a *sysArgs) (uint64, error) { return fdResult(t.tg.fdTable.Dup(a.Int(0))) })
+	registerSyscall(unix.SYS_DUP2, "dup2", func(t *Task, a *sysArgs) (uint64, error) { return fdResult(t.tg.fdTable.Dup2(a.Int(0), a.Int(1))) })
+	registerSyscall(unix.SYS_DUP3, "dup3", sysDup3)
+	registerSyscall(unix.SYS_FCNTL, "fcntl", sysFcntl)
+	registerSyscall(unix.SYS_PIPE, "pipe", func(t *Task, a *sysArgs) (uint64, error) { return t.pipe2(a[0], 0) })
+	registerSyscall(unix.SYS_PIPE2, "pipe2", func(t *Task, a *sysArgs) (uint64, error) { return t.pipe2(a[0], uint32(a[1])) })
+
+	// Operations that would modify the filesystem: vfs answers them (EROFS
+	// after the checks Linux makes first).
+	registerSyscall(unix.SYS_MKDIR, "mkdir", func(t *Task, a *sysArgs) (uint64, error) { return t.mkdirat(unix.AT_FDCWD, a[0], a[1]) })
+	registerSyscall(unix.SYS_MKDIRAT, "mkdirat", func(t *Task, a *sysArgs) (uint64, error) { return t.mkdirat(a.Int(0), a[1], a[2]) })
+	registerSyscall(unix.SYS_UNLINK, "unlink", func(t *Task, a *sysArgs) (uint64, error) { return t.unlinkat(unix.AT_FDCWD, a[0], 0) })
+	registerSyscall(unix.SYS_RMDIR, "rmdir", func(t *Task, a *sysArgs) (uint64, error) {
+		return t.unlinkat(unix.AT_FDCWD, a[0], unix.AT_REMOVEDIR)
+	})
+	registerSyscall(unix.SYS_UNLINKAT, "unlinkat", func(t *Task, a *sysArgs) (uint64, error) { return t.unlinkat(a.Int(0), a[1], int(a.Int(2))) })
+	registerSyscall(unix.SYS_RENAME, "rename", func(t *Task, a *sysArgs) (uint64, error) {
+		return t.renameat(unix.AT_FDCWD, a[0], unix.AT_FDCWD, a[1])
+	})
+	registerSyscall(unix.SYS_RENAMEAT, "renameat", func(t *Task, a *sysArgs) (uint64, error) { return t.renameat(a.Int(0), a[1], a.Int(2), a[3]) })
+	registerSyscall(unix.SYS_RENAMEAT2, "renameat2", func(t *Task, a *sysArgs) (uint64, error) { return t.renameat(a.Int(0), a[1], a.Int(2), a[3]) })
+	registerSyscall(unix.SYS_SYMLINK, "symlink", func(t *Task, a *sysArgs) (uint64, error) { return t.symlinkat(a[0], unix.AT_FDCWD, a[1]) })
+	registerSyscall(unix.SYS_SYMLINKAT, "symlinkat", func(t *Task, a *sysArgs) (uint64, error) { return t.symlinkat(a[0], a.Int(1), a[2]) })
+	registerSyscall(unix.SYS_LINK, "link", func(t *Task, a *sysArgs) (uint64, error) {
+		return t.linkat(unix.AT_FDCWD, a[0], unix.AT_FDCWD, a[1], 0)
+	})
+	registerSyscall(unix.SYS_LINKAT, "linkat", func(t *Task, a *sysArgs) (uint64, error) {
+		return t.linkat(a.Int(0), a[1], a.Int(2), a[3], int(a.Int(4)))
+	})
+	registerSyscall(unix.SYS_CHMOD, "chmod", func(t *Task, a *sysArgs) (uint64, error) { return t.setAttrAt(unix.AT_FDCWD, a[0], 0) })
+	registerSyscall(unix.SYS_FCHMODAT, "fchmodat", func(t *Task, a *sysArgs) (uint64, error) { return t.setAttrAt(a.Int(0), a[1], 0) })
+	registerSyscall(unix.SYS_CHOWN, "chown", func(t *Task, a *sysArgs) (uint64, error) { return t.setAttrAt(unix.AT_FDCWD, a[0], 0) })
+	registerSyscall(unix.SYS_LCHOWN, "lchown", func(t *Task, a *sysArgs) (uint64, error) {
+		return t.setAttrAt(unix.AT_FDCWD, a[0], unix.AT_SYMLINK_NOFOLLOW)
+	})
+	registerSyscall(unix.SYS_FCHOWNAT, "fchownat", func(t *Task, a *sysArgs) (uint64, error) { return t.setAttrAt(a.Int(0), a[1], int(a.Int(4))) })
+	registerSyscall(unix.SYS_TRUNCATE, "truncate", func(t *Task, a *sysArgs) (uint64, error) { return t.setAttrAt(unix.AT_FDCWD, a[0], 0) })
+	registerSyscall(unix.SYS_UTIMENSAT, "utimensat", sysUtimensat)
+	registerSyscall(unix.SYS_FCHMOD, "fchmod", sysFdSetAttr)
+	registerSyscall(unix.SYS_FCHOWN, "fchown", sysFdSetAttr)
+	registerSyscall(unix.SYS_FTRUNCATE, "ftruncate", sysFdSetAttr)
+}
+
+// pathMax is PATH_MAX: the longest path a syscall accepts, NUL included.
+const pathMax = 4096
+
+func (t *Task) copyInPath(addr uint64) (string, error) {
+	p, err := t.tg.mm.CopyInString(addr, pathMax-1)
+	if err == errNameTooLong {
+		return "", unix.ENAMETOOLONG
+	}
+	return p, err
+}
+
+// dirFile returns the directory file for a *at syscall: nil for AT_FDCWD,
+// or a reference the caller releases with the returned function.
+func (t *Task) dirFile(dirfd int32) (*vfs.File, func(), error) {
+	if dirfd == unix.AT_FDCWD {
+		return nil, func() {}, nil
+	}
+	f, err := t.getFile(dirfd)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, f.DecRef, nil
+}
+
+// atPath reads the path argument and resolves the directory of a *at
+// syscall. The caller must call release.
+func (t *Task) atPath(dirfd int32, pathAddr uint64) (dir *vfs.File, p string, release func(), err error) {
+	if p, err = t.copyInPath(pathAddr); err != nil {
+		return nil, "", nil, err
+	}
+	// An absolute path ignores dirfd, even a bad one.
+	if len(p) > 0 && p[0] == '/' {
+		return nil, p, func() {}, nil
+	}
+	dir, release, err = t.dirFile(dirfd)
+	return dir, p, release, err
+}
+
+func fdResult(fd int32, err error) (uint64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return uint64(fd), nil
+}
+
+func (t *Task) openat(dirfd int32, pathAddr uint64, flags, mode uint32) (uint64, error) {
+	dir, p, release, err := t.atPath(dirfd, pathAddr)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	t.tg.mu.Lock()
+	mode &^= t.tg.umask
+	t.tg.mu.Unlock()
+	f, err := t.tg.fs.OpenAt(dir, p, flags&^unix.O_CLOEXEC, mode)
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	return fdResult(t.tg.fdTable.NewFD(0, f, vfs.FDFlags{CloseOnExec: flags&unix.O_CLOEXEC != 0}))
+}
+
+func sysOpen(t *Task, a *sysArgs) (uint64, error) {
+	return t.openat(unix.AT_FDCWD, a[0], uint32(a[1]), uint32(a[2]))
+}
+
+func sysOpenat(t *Task, a *sysArgs) (uint64, error) {
+	return t.openat(a.Int(0), a[1], uint32(a[2]), uint32(a[3]))
+}
+
+func sysCreat(t *Task, a *sysArgs) (uint64, error) {
+	return t.openat(unix.AT_FDCWD, a[0], unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC, uint32(a[1]))
+}
+
+func sysCloseRange(t *Task, a *sysArgs) (uint64, error) {
+	first, last, flags := uint32(a[0]), uint32(a[1]), uint32(a[2])
+	if first > last || flags&^uint32(unix.CLOSE_RANGE_CLOEXEC|unix.CLOSE_RANGE_UNSHARE) != 0 {
+		return 0, unix.EINVAL
+	}
+	if flags&unix.CLOSE_RANGE_CLOEXEC != 0 {
+		t.tg.fdTable.ForEach(func(fd int32, _ *vfs.File, _ vfs.FDFlags) {
+			if uint32(fd) >= first && uint32(fd) <= last {
+				t.tg.fdTable.SetFlags(fd, vfs.FDFlags{CloseOnExec: true})
+			}
+		})
+		return 0, nil
+	}
+	t.tg.fdTable.CloseRange(first, last)
+	return 0, nil
+}
+
+func sysFstat(t *Task, a *sysArgs) (uint64, error) {
+	f, err := t.getFile(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	b := st.EncodeStat()
+	return 0, t.tg.mm.CopyOut(a[1], b[:])
+}
+
+func (t *Task) stat(dirfd int32, pathAddr, statAddr uint64, flags int) (uint64, error) {
+	if flags&^(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH|unix.AT_NO_AUTOMOUNT) != 0 {
+		return 0, unix.EINVAL
+	}
+	st, err := t.fstatat(dirfd, pathAddr, flags)
+	if err != nil {
+		return 0, err
+	}
+	b := st.EncodeStat()
+	return 0, t.tg.mm.CopyOut(statAddr, b[:])
+}
+
+func (t *Task) fstatat(dirfd int32, pathAddr uint64, flags int) (vfs.Stat, error) {
+	p, err := t.copyInPath(pathAddr)
+	if err != nil {
+		return vfs.Stat{}, err
+	}
+	var dir *vfs.File
+	if p == "" || p[0] != '/' {
+		d, release, err := t.dirFile(dirfd)
+		if err != nil {
+			return vfs.Stat{}, err
+		}
+		defer release()
+		dir = d
+	}
+	return t.tg.fs.Fstatat(dir, p, flags&(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH))
+}
+
+// statx flags that only tune caching and are ignored here.
+const statxSyncMask = unix.AT_STATX_FORCE_SYNC | unix.AT_STATX_DONT_SYNC
+
+func sysStatx(t *Task, a *sysArgs) (uint64, error) {
+	flags := int(a.Int(2))
+	if flags&^(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH|unix.AT_NO_AUTOMOUNT|statxSyncMask) != 0 {
+		return 0, unix.EINVAL
+	}
+	if uint32(a[3])&unix.STATX__RESERVED != 0 {
+		return 0, unix.EINVAL
+	}
+	st, err := t.fstatat(a.Int(0), a[1], flags)
+	if err != nil {
+		return 0, err
+	}
+	b := st.EncodeStatx()
+	return 0, t.tg.mm.CopyOut(a[4], b[:])
+}
+
+func (t *Task) readlink(dirfd int32, pathAddr, bufAddr, size uint64) (uint64, error) {
+	if int64(size) <= 0 {
+		return 0, unix.EINVAL
+	}
+	dir, p, release, err := t.atPath(dirfd, pathAddr)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	target, err := t.tg.fs.Readlinkat(dir, p)
+	if err != nil {
+		return 0, err
+	}
+	n := min(uint64(len(target)), size)
+	return n, t.tg.mm.CopyOut(bufAddr, []byte(target[:n]))
+}
+
+func (t *Task) access(dirfd int32, pathAddr, mode uint64, flags int) (uint64, error) {
+	if flags&^(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EACCESS|unix.AT_EMPTY_PATH) != 0 {
+		return 0, unix.EINVAL
+	}
+	p, err := t.copyInPath(pathAddr)
+	if err != nil {
+		return 0, err
+	}
+	var dir *vfs.File
+	if p == "" || p[0] != '/' {
+		d, release, err := t.dirFile(dirfd)
+		if err != nil {
+			return 0, err
+		}
+		defer release()
+		dir = d
+	}
+	return 0, t.tg.fs.Faccessat(dir, p, uint32(mode), flags)
+}
+
+func sysGetcwd(t *Task, a *sysArgs) (uint64, error) {
+	cwd := t.tg.fs.Getcwd()
+	b := append([]byte(cwd), 0)
+	if uint64(len(b)) > a[1] {
+		return 0, unix.ERANGE
+	}
+	return uint64(len(b)), t.tg.mm.CopyOut(a[0], b)
+}
+
+func sysChdir(t *Task, a *sysArgs) (uint64, error) {
+	p, err := t.copyInPath(a[0])
+	if err != nil {
+		return 0, err
+	}
+	return 0, t.tg.fs.Chdir(nil, p)
+}
+
+func sysFchdir(t *Task, a *sysArgs) (uint64, error) {
+	f, err := t.getFile(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	return 0, t.tg.fs.Fchdir(f)
+}
+
+func sysDup3(t *Task, a *sysArgs) (uint64, error) {
+	flags := uint32(a[2])
+	if flags&^unix.O_CLOEXEC != 0 {
+		return 0, unix.EINVAL
+	}
+	return fdResult(t.tg.fdTable.Dup3(a.Int(0), a.Int(1), vfs.FDFlags{CloseOnExec: flags&unix.O_CLOEXEC != 0}))
+}
+
+// File status flags that F_SETFL may change.
+const setflMask = unix.O_APPEND | unix.O_NONBLOCK | unix.O_ASYNC | unix.O_DIRECT | unix.O_NOATIME
+
+// pipeSize is what F_GETPIPE_SZ reports (the vfs pipe buffer).
+const pipeSize = 64 << 10
+
+func sysFcntl(t *Task, a *sysArgs) (uint64, error) {
+	fd, cmd := a.Int(0), int(a.Int(1))
+	fdt := t.tg.fdTable
+	switch cmd {
+	case unix.F_DUPFD, unix.F_DUPFD_CLOEXEC:
+		min := a.Int(2)
+		if min < 0 {
+			return 0, unix.EINVAL
+		}
+		return fdResult(fdt.DupFD(fd, min, vfs.FDFlags{CloseOnExec: cmd == unix.F_DUPFD_CLOEXEC}))
+	case unix.F_GETFD:
+		fl, err := fdt.Flags(fd)
+		return uint64(fl.ToLinux()), err
+	case unix.F_SETFD:
+		return 0, fdt.SetFlags(fd, vfs.FDFlagsFromLinux(int(a.Int(2))))
+	}
+	f, err := t.getFile(fd)
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	switch cmd {
+	case unix.F_GETFL:
+		return uint64(f.StatusFlags()), nil
+	case unix.F_SETFL:
+		f.SetStatusFlags(f.StatusFlags()&^setflMask | uint32(a[2])&setflMask)
+		return 0, nil
+	case unix.F_GETLK:
+		// Nothing is ever locked by another process: report F_UNLCK.
+		var b [2]byte
+		binary.LittleEndian.PutUint16(b[:], unix.F_UNLCK)
+		return 0, t.tg.mm.CopyOut(a[2], b[:])
+	case unix.F_SETLK, unix.F_SETLKW, unix.F_OFD_SETLK, unix.F_OFD_SETLKW:
+		return 0, nil
+	case unix.F_GETPIPE_SZ:
+		return pipeSize, nil
+	case unix.F_SETPIPE_SZ:
+		return pipeSize, nil
+	case unix.F_ADD_SEALS, unix.F_GET_SEALS:
+		return 0, unix.EINVAL
+	default:
+		return 0, unix.EINVAL
+	}
+}
+
+func (t *Task) pipe2(addr uint64, flags uint32) (uint64, error) {
+	if flags&^uint32(unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_DIRECT) != 0 {
+		return 0, unix.EINVAL
+	}
+	r, w := vfs.NewPipe(flags & unix.O_NONBLOCK)
+	defer r.DecRef()
+	defer w.DecRef()
+	fds, err := t.tg.fdTable.NewFDs([]*vfs.File{r, w}, vfs.FDFlags{CloseOnExec: flags&unix.O_CLOEXEC != 0})
+	if err != nil {
+		return 0, err
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint32(b[:], uint32(fds[0]))
+	binary.LittleEndian.PutUint32(b[4:], uint32(fds[1]))
+	if err := t.tg.mm.CopyOut(addr, b[:]); err != nil {
+		t.tg.fdTable.Remove(fds[0])
+		t.tg.fdTable.Remove(fds[1])
+		return 0, err
+	}
+	return 0, nil
+}
+
+func (t *Task) mkdirat(dirfd int32, pathAddr, mode uint64) (uint64, error) {
+	dir, p, release, err := t.atPath(dirfd, pathAddr)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	return 0, t.tg.fs.Mkdirat(dir, p, uint32(mode))
+}
+
+func (t *Task) unlinkat(dirfd int32, pathAddr uint64, flags int) (uint64, error) {
+	if flags&^unix.AT_REMOVEDIR != 0 {
+		return 0, unix.EINVAL
+	}
+	dir, p, release, err := t.atPath(dirfd, pathAddr)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	return 0, t.tg.fs.Unlinkat(dir, p, flags)
+}
+
+func (t *Task) renameat(olddirfd int32, oldAddr uint64, newdirfd int32, newAddr uint64) (uint64, error) {
+	od, op, r1, err := t.atPath(olddirfd, oldAddr)
+	if err != nil {
+		return 0, err
+	}
+	defer r1()
+	nd, np, r2, err := t.atPath(newdirfd, newAddr)
+	if err != nil {
+		return 0, err
+	}
+	defer r2()
+	return 0, t.tg.fs.Renameat(od, op, nd, np)
+}
+
+func (t *Task) symlinkat(targetAddr uint64, dirfd int32, pathAddr uint64) (uint64, error) {
+	target, err := t.copyInPath(targetAddr)
+	if err != nil {
+		return 0, err
+	}
+	dir, p, release, err := t.atPath(dirfd, pathAddr)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	return 0, t.tg.fs.Symlinkat(target, dir, p)
+}
+
+func (t *Task) linkat(olddirfd int32, oldAddr uint64, newdirfd int32, newAddr uint64, flags int) (uint64, error) {
+	od, op, r1, err := t.atPath(olddirfd, oldAddr)
+	if err != nil {
+		return 0, err
+	}
+	defer r1()
+	nd, np, r2, err := t.atPath(newdirfd, newAddr)
+	if err != nil {
+		return 0, err
+	}
+	defer r2()
+	return 0, t.tg.fs.Linkat(od, op, nd, np, flags)
+}
+
+func (t *Task) setAttrAt(dirfd int32, pathAddr uint64, flags int) (uint64, error) {
+	dir, p, release, err := t.atPath(dirfd, pathAddr)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	return 0, t.tg.fs.SetAttrAt(dir, p, flags)
+}
+
+func sysUtimensat(t *Task, a *sysArgs) (uint64, error) {
+	if a[1] == 0 {
+		// futimens(fd, ...): the descriptor itself.
+		return sysFdSetAttr(t, a)
+	}
+	return t.setAttrAt(a.Int(0), a[1], int(a.Int(3)))
+}
+
+func sysFdSetAttr(t *Task, a *sysArgs) (uint64, error) {
+	f, err := t.getFile(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	return 0, f.SetAttr()
+}

@@ -1,0 +1,270 @@
+package kernel
+
+import (
+	"encoding/binary"
+
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	registerSyscall(unix.SYS_EXIT, "exit", sysExit)
+	registerSyscall(unix.SYS_EXIT_GROUP, "exit_group", sysExit)
+	registerSyscall(unix.SYS_GETPID, "getpid", func(t *Task, _ *sysArgs) (uint64, error) { return uint64(t.tg.tgid), nil })
+	registerSyscall(unix.SYS_GETTID, "gettid", func(t *Task, _ *sysArgs) (uint64, error) { return uint64(t.tid), nil })
+	registerSyscall(unix.SYS_GETPPID, "getppid", sysGetppid)
+	registerSyscall(unix.SYS_GETUID, "getuid", credGetter(func(c credentials) uint32 { return c.UID }))
+	registerSyscall(unix.SYS_GETEUID, "geteuid", credGetter(func(c credentials) uint32 { return c.EUID }))
+	registerSyscall(unix.SYS_GETGID, "getgid", credGetter(func(c credentials) uint32 { return c.GID }))
+	registerSyscall(unix.SYS_GETEGID, "getegid", credGetter(func(c credentials) uint32 { return c.EGID }))
+	registerSyscall(unix.SYS_GETRESUID, "getresuid", sysGetresid(func(c credentials) [3]uint32 { return [3]uint32{c.UID, c.EUID, c.SUID} }))
+	registerSyscall(unix.SYS_GETRESGID, "getresgid", sysGetresid(func(c credentials) [3]uint32 { return [3]uint32{c.GID, c.EGID, c.SGID} }))
+	registerSyscall(unix.SYS_GETGROUPS, "getgroups", func(*Task, *sysArgs) (uint64, error) { return 0, nil })
+	registerSyscall(unix.SYS_GETPGRP, "getpgrp", sysGetpgrp)
+	registerSyscall(unix.SYS_GETPGID, "getpgid", sysGetpgid)
+	registerSyscall(unix.SYS_SETPGID, "setpgid", sysSetpgid)
+	registerSyscall(unix.SYS_GETSID, "getsid", sysGetsid)
+	registerSyscall(unix.SYS_SETSID, "setsid", sysSetsid)
+	registerSyscall(unix.SYS_SET_TID_ADDRESS, "set_tid_address", sysSetTidAddress)
+	registerSyscall(unix.SYS_SET_ROBUST_LIST, "set_robust_list", sysSetRobustList)
+	registerSyscall(unix.SYS_RSEQ, "rseq", func(*Task, *sysArgs) (uint64, error) { return 0, unix.ENOSYS })
+	registerSyscall(unix.SYS_ARCH_PRCTL, "arch_prctl", sysArchPrctl)
+	registerSyscall(unix.SYS_PRCTL, "prctl", sysPrctl)
+	registerSyscall(unix.SYS_UMASK, "umask", sysUmask)
+}
+
+// sysExit implements exit and exit_group. Without clone(CLONE_THREAD) a
+// process has one thread, so exit ends the process too.
+func sysExit(t *Task, a *sysArgs) (uint64, error) {
+	t.tg.exitGroup(ExitStatus{Code: int(a[0] & 0xff)})
+	return 0, nil
+}
+
+func sysGetppid(t *Task, _ *sysArgs) (uint64, error) {
+	if t.tg.parent == nil {
+		return 0, nil
+	}
+	return uint64(t.tg.parent.tgid), nil
+}
+
+func credGetter(f func(credentials) uint32) syscallFn {
+	return func(t *Task, _ *sysArgs) (uint64, error) {
+		t.tg.mu.Lock()
+		defer t.tg.mu.Unlock()
+		return uint64(f(t.tg.creds)), nil
+	}
+}
+
+func sysGetresid(f func(credentials) [3]uint32) syscallFn {
+	return func(t *Task, a *sysArgs) (uint64, error) {
+		t.tg.mu.Lock()
+		ids := f(t.tg.creds)
+		t.tg.mu.Unlock()
+		for i, id := range ids {
+			if err := t.copyOutUint32(a[i], id); err != nil {
+				return 0, err
+			}
+		}
+		return 0, nil
+	}
+}
+
+// processByPID returns the process with the given ID (0: the caller's).
+func (t *Task) processByPID(pid int32) (*ThreadGroup, error) {
+	if pid == 0 || pid == t.tg.tgid {
+		return t.tg, nil
+	}
+	if pid < 0 {
+		return nil, unix.EINVAL
+	}
+	ts := t.k.tasks
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if o, ok := ts.tids[pid]; ok && o.tg.tgid == pid {
+		return o.tg, nil
+	}
+	return nil, unix.ESRCH
+}
+
+func sysGetpgrp(t *Task, _ *sysArgs) (uint64, error) {
+	t.tg.mu.Lock()
+	defer t.tg.mu.Unlock()
+	return uint64(t.tg.pgid), nil
+}
+
+func sysGetpgid(t *Task, a *sysArgs) (uint64, error) {
+	tg, err := t.processByPID(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return uint64(tg.pgid), nil
+}
+
+func sysSetpgid(t *Task, a *sysArgs) (uint64, error) {
+	tg, err := t.processByPID(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	pgid := a.Int(1)
+	if pgid < 0 {
+		return 0, unix.EINVAL
+	}
+	if pgid == 0 {
+		pgid = tg.tgid
+	}
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	if tg.sid == tg.tgid {
+		return 0, unix.EPERM // a session leader cannot change its group
+	}
+	tg.pgid = pgid
+	return 0, nil
+}
+
+func sysGetsid(t *Task, a *sysArgs) (uint64, error) {
+	tg, err := t.processByPID(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return uint64(tg.sid), nil
+}
+
+func sysSetsid(t *Task, _ *sysArgs) (uint64, error) {
+	tg := t.tg
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	if tg.pgid == tg.tgid {
+		return 0, unix.EPERM // already a process group leader
+	}
+	tg.pgid, tg.sid = tg.tgid, tg.tgid
+	return uint64(tg.sid), nil
+}
+
+func sysSetTidAddress(t *Task, a *sysArgs) (uint64, error) {
+	t.clearChildTID = a[0]
+	return uint64(t.tid), nil
+}
+
+// robustListHeadSize is sizeof(struct robust_list_head) on x86-64.
+const robustListHeadSize = 24
+
+func sysSetRobustList(t *Task, a *sysArgs) (uint64, error) {
+	if a[1] != robustListHeadSize {
+		return 0, unix.EINVAL
+	}
+	t.robustList = a[0]
+	return 0, nil
+}
+
+// arch_prctl codes (asm/prctl.h).
+const (
+	archSetGS = 0x1001
+	archSetFS = 0x1002
+	archGetFS = 0x1003
+	archGetGS = 0x1004
+)
+
+func sysArchPrctl(t *Task, a *sysArgs) (uint64, error) {
+	switch a[0] {
+	case archSetFS:
+		if a[1] >= 1<<47 {
+			return 0, unix.EPERM
+		}
+		t.regs.FsBase = a[1]
+	case archSetGS:
+		if a[1] >= 1<<47 {
+			return 0, unix.EPERM
+		}
+		t.regs.GsBase = a[1]
+	case archGetFS:
+		return 0, t.copyOutUint64(a[1], t.regs.FsBase)
+	case archGetGS:
+		return 0, t.copyOutUint64(a[1], t.regs.GsBase)
+	default:
+		return 0, unix.EINVAL
+	}
+	return 0, nil
+}
+
+// prctl options (linux/prctl.h).
+const (
+	prGetDumpable = 3
+	prSetDumpable = 4
+	prSetName     = 15
+	prGetName     = 16
+	taskCommLen   = 16
+)
+
+func sysPrctl(t *Task, a *sysArgs) (uint64, error) {
+	switch a[0] {
+	case prSetName:
+		buf := make([]byte, taskCommLen)
+		// The name may end anywhere before 16 bytes; read what is
+		// readable byte by byte at the end of a mapping.
+		n := 0
+		for ; n < taskCommLen-1; n++ {
+			if err := t.tg.mm.CopyIn(a[1]+uint64(n), buf[n:n+1]); err != nil {
+				return 0, err
+			}
+			if buf[n] == 0 {
+				break
+			}
+		}
+		t.mu.Lock()
+		t.name = string(buf[:n])
+		t.mu.Unlock()
+		return 0, nil
+	case prGetName:
+		buf := make([]byte, taskCommLen)
+		t.mu.Lock()
+		copy(buf, t.name)
+		t.mu.Unlock()
+		return 0, t.tg.mm.CopyOut(a[1], buf)
+	case prGetDumpable:
+		return 1, nil
+	case prSetDumpable:
+		if a[1] > 1 {
+			return 0, unix.EINVAL
+		}
+		return 0, nil
+	default:
+		return 0, unix.EINVAL
+	}
+}
+
+func sysUmask(t *Task, a *sysArgs) (uint64, error) {
+	t.tg.mu.Lock()
+	defer t.tg.mu.Unlock()
+	old := t.tg.umask
+	t.tg.umask = uint32(a[0]) & 0o777
+	return uint64(old), nil
+}
+
+// copyOutUint32 writes v at addr (nothing if addr is 0).
+func (t *Task) copyOutUint32(addr uint64, v uint32) error {
+	if addr == 0 {
+		return nil
+	}
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], v)
+	return t.tg.mm.CopyOut(addr, b[:])
+}
+
+// copyOutUint64 writes v at addr.
+func (t *Task) copyOutUint64(addr uint64, v uint64) error {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	return t.tg.mm.CopyOut(addr, b[:])
+}
+
+// copyInUint32 reads a uint32 at addr.
+func (t *Task) copyInUint32(addr uint64) (uint32, error) {
+	var b [4]byte
+	if err := t.tg.mm.CopyIn(addr, b[:]); err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint32(b[:]), nil
+}

@@ -1,0 +1,162 @@
+package kernel
+
+import (
+	"sync"
+
+	"snapshotter/kernel/vfs"
+	"snapshotter/platform"
+)
+
+// registers is the application register file as the kernel saves it. Its
+// fields are exactly those of platform.Registers, so the two convert into
+// each other for free: platform.Registers(r).
+//
+// +stateify savable
+type registers struct {
+	R15, R14, R13, R12, Rbp, Rbx, R11, R10, R9, R8 uint64
+	Rax, Rcx, Rdx, Rsi, Rdi, OrigRax               uint64
+	Rip, Cs, Eflags, Rsp, Ss                       uint64
+	FsBase, GsBase                                 uint64
+	Ds, Es, Fs, Gs                                 uint64
+}
+
+// x86-64 user segment selectors and the initial flags (IF and the always-one
+// bit).
+const (
+	userCS        = 0x33
+	userSS        = 0x2b
+	initialEflags = 0x202
+)
+
+// credentials are a process's user and group IDs.
+//
+// +stateify savable
+type credentials struct {
+	UID, EUID, SUID, GID, EGID, SGID uint32
+}
+
+// TaskSet is the sandbox's PID namespace.
+//
+// +stateify savable
+type TaskSet struct {
+	// mu protects tids and nextTID.
+	mu sync.Mutex `state:"nosave"`
+	// tids maps a thread ID to its live task. Protected by mu.
+	tids map[int32]*Task
+	// nextTID is the next thread ID to hand out; the first is 1.
+	// Protected by mu.
+	nextTID int32
+}
+
+func newTaskSet() *TaskSet { return &TaskSet{tids: map[int32]*Task{}, nextTID: 1} }
+
+// ThreadGroup is a process.
+//
+// +stateify savable
+type ThreadGroup struct {
+	k *Kernel
+
+	// tgid is the process ID: the thread ID of the leader. Immutable.
+	tgid int32
+	// leader is the first thread. Immutable.
+	leader *Task
+	// parent is the parent process, nil for init. Immutable.
+	parent *ThreadGroup
+
+	// mm is the address space. Immutable (exec is not implemented).
+	mm *MM
+	// fdTable is the descriptor table. Immutable.
+	fdTable *vfs.FDTable
+	// fs is the root and working directory. Immutable.
+	fs *vfs.FS
+
+	// mu protects the fields below.
+	mu sync.Mutex `state:"nosave"`
+	// tasks are the live threads. Protected by mu.
+	tasks []*Task
+	// exiting is set by exit_group or a fatal signal; every thread then
+	// exits. Protected by mu.
+	exiting bool
+	// exitStatus is the process's status once exiting. Protected by mu.
+	exitStatus ExitStatus
+	// pgid and sid are the process group and session IDs. Protected by mu.
+	pgid, sid int32
+	// creds are the process's IDs. Protected by mu.
+	creds credentials
+	// umask is the file mode creation mask. Protected by mu.
+	umask uint32
+	// limits are the resource limits, indexed by RLIMIT_*. Protected by mu.
+	limits [rlimitCount]rlimit
+	// futex holds the FUTEX_WAIT waiters, created on first use. Not saved:
+	// waiters are interrupted by a save and restart their wait.
+	// Protected by mu.
+	futex *futexTable `state:"nosave"`
+}
+
+// Task is a thread. Its task goroutine (Task.run) executes application code
+// and syscalls on its behalf.
+//
+// Ownership words used below: a field "exclusive to the task goroutine" is
+// only read and written by the task goroutine while it runs (or by a saver
+// while the kernel is stopped); "protected by X" means X must be held to
+// access it; "immutable" fields do not change after the task starts.
+//
+// +stateify savable
+type Task struct {
+	k  *Kernel
+	tg *ThreadGroup
+
+	// tid is the thread ID. Immutable.
+	tid int32
+
+	// runState is what the task goroutine executes next; nil once the
+	// task has exited. Exclusive to the task goroutine.
+	runState taskRunState
+
+	// regs and fp are the application's registers and XSAVE area.
+	// Exclusive to the task goroutine.
+	regs registers
+	fp   []byte
+
+	// haveSyscallReturn is true when regs.Rax holds the result of the last
+	// syscall (so a restart errno there is meaningful). Exclusive to the
+	// task goroutine.
+	haveSyscallReturn bool
+
+	// restart is what restart_syscall resumes after an
+	// ERESTART_RESTARTBLOCK. Exclusive to the task goroutine.
+	restart restartBlock
+
+	// lastFault is the address of the last fault the MM fixed without a
+	// syscall since; the same fault twice in a row is treated as genuine,
+	// in case the platform reported a write as a read. Exclusive to the
+	// task goroutine.
+	lastFault uint64
+
+	// clearChildTID is set_tid_address's argument and robustList
+	// set_robust_list's. Exclusive to the task goroutine.
+	clearChildTID uint64
+	robustList    uint64
+
+	// ctx is the platform context. It is a host object bound to the task
+	// goroutine's OS thread; afterLoad-time code asks the new platform for
+	// a new one when the task goroutine starts.
+	ctx platform.Context `state:"nosave"`
+
+	// scratch is the platform.State handed to Switch. Exclusive to the
+	// task goroutine; only a staging copy of regs and fp.
+	scratch platform.State `state:"nosave"`
+
+	// mu protects the interrupt fields and name.
+	mu sync.Mutex `state:"nosave"`
+	// cancel is closed by interrupt; nil when none was handed out since
+	// the last interrupt. Protected by mu. Not saved: a restored task
+	// starts uninterrupted and re-checks everything.
+	cancel chan struct{} `state:"nosave"`
+	// interruptPending records an interrupt not yet consumed by the run
+	// loop, so a block that starts after it returns at once. Protected by
+	// mu.
+	interruptPending bool `state:"nosave"`
+	// name is the thread name (comm), at most 15 bytes. Protected by mu.
+	name string
+}

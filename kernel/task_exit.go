@@ -1,0 +1,86 @@
+package kernel
+
+// isExiting reports whether the process is exiting.
+func (tg *ThreadGroup) isExiting() bool {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return tg.exiting
+}
+
+// exitGroup makes every thread of the process exit with status, unless it
+// is already exiting (the first status wins).
+func (tg *ThreadGroup) exitGroup(status ExitStatus) {
+	tg.mu.Lock()
+	if tg.exiting {
+		tg.mu.Unlock()
+		return
+	}
+	tg.exiting = true
+	tg.exitStatus = status
+	tasks := append([]*Task(nil), tg.tasks...)
+	tg.mu.Unlock()
+	for _, t := range tasks {
+		t.interrupt()
+	}
+}
+
+// exit removes the task from its process and the PID namespace and frees
+// what the last thread of a process owns.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) exit() {
+	if t.ctx != nil {
+		t.ctx.Release()
+		t.ctx = nil
+	}
+	tg := t.tg
+	tg.mu.Lock()
+	for i, o := range tg.tasks {
+		if o == t {
+			tg.tasks = append(tg.tasks[:i], tg.tasks[i+1:]...)
+			break
+		}
+	}
+	last := len(tg.tasks) == 0
+	status := tg.exitStatus
+	tg.mu.Unlock()
+
+	ts := t.k.tasks
+	ts.mu.Lock()
+	delete(ts.tids, t.tid)
+	ts.mu.Unlock()
+
+	if !last {
+		return
+	}
+	tg.release()
+	if tg.parent == nil {
+		t.k.initExited(status)
+	}
+}
+
+// release frees what a process owns once its last thread is gone.
+func (tg *ThreadGroup) release() {
+	tg.fdTable.Close()
+	tg.mm.Release()
+}
+
+// initExited records the init process's status; Wait returns it once
+// every task goroutine is gone.
+func (k *Kernel) initExited(status ExitStatus) {
+	k.stopMu.Lock()
+	defer k.stopMu.Unlock()
+	k.status = status
+	k.done = true
+}
+
+// taskGoroutineExited accounts for a task goroutine that returned.
+func (k *Kernel) taskGoroutineExited(t *Task) {
+	k.stopMu.Lock()
+	defer k.stopMu.Unlock()
+	k.liveTasks--
+	k.stopCond.Broadcast()
+	if k.liveTasks == 0 && k.done {
+		close(k.exited)
+	}
+}

@@ -1,0 +1,125 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/platform"
+)
+
+// taskRunState is one state of the task goroutine's state machine (see the
+// package doc). Implementations are savable values: a saved task resumes
+// in the state it was stopped in.
+type taskRunState interface {
+	// execute runs the state and returns the next one, or nil when the
+	// task goroutine must exit.
+	//
+	// Preconditions: called by the task goroutine.
+	execute(*Task) taskRunState
+}
+
+// start launches the task goroutine.
+func (t *Task) start() {
+	t.k.stopMu.Lock()
+	t.k.liveTasks++
+	t.k.stopMu.Unlock()
+	// S/R-SAFE: the task goroutine only mutates kernel state between stop
+	// checks; a save happens while it is parked in checkStop, and a
+	// restore starts a new task goroutine from the saved runState.
+	go t.run()
+}
+
+// run is the task goroutine.
+func (t *Task) run() {
+	// ptrace ties the application thread to this OS thread. The thread is
+	// never unlocked: when the goroutine exits, Go destroys it, and with it
+	// any ptrace relationship left behind.
+	runtime.LockOSThread()
+	defer t.k.taskGoroutineExited(t)
+	if t.ctx == nil {
+		ctx, err := t.k.platform.NewContext()
+		if err != nil {
+			fmt.Fprintf(t.k.log, "snap: task %d: create platform context: %v\n", t.tid, err)
+			t.tg.exitGroup(ExitStatus{Signal: int(unix.SIGKILL)})
+			t.runState = runExit{}
+		} else {
+			t.ctx = ctx
+		}
+	}
+	for t.runState != nil {
+		t.checkStop()
+		t.runState = t.runState.execute(t)
+	}
+}
+
+// runApp switches to the application and handles why it came back.
+//
+// +stateify savable
+type runApp struct{}
+
+func (runApp) execute(t *Task) taskRunState {
+	// Consume interrupts first: anything that interrupts after this point
+	// is seen by the checks below or makes Switch return at once.
+	t.clearInterrupt()
+	if t.tg.isExiting() {
+		return runExit{}
+	}
+	if next := t.handlePendingSignals(); next != nil {
+		return next
+	}
+	t.restartSyscallIfNeeded()
+	if t.k.stopRequested() {
+		return runApp{}
+	}
+
+	t.scratch.Regs = platform.Registers(t.regs)
+	t.scratch.FP = t.fp
+	var info platform.SignalInfo
+	var access platform.AccessType
+	err := t.ctx.Switch(t.tg.mm.as, &t.scratch, &info, &access)
+	t.regs = registers(t.scratch.Regs)
+	t.fp = t.scratch.FP
+	switch {
+	case err == nil:
+		t.lastFault = 0
+		return t.doSyscall()
+	case errors.Is(err, platform.ErrInterrupted):
+		return runApp{}
+	case errors.Is(err, platform.ErrFault):
+		if info.Addr != t.lastFault || t.lastFault == 0 {
+			if ferr := t.tg.mm.HandleFault(info.Addr, access); ferr == nil {
+				t.lastFault = info.Addr
+				if t.lastFault == 0 {
+					t.lastFault = 1 // a fixed fault at address 0 still counts
+				}
+				return runApp{}
+			}
+		}
+		t.lastFault = 0
+		if info.Signo == 0 {
+			info.Signo = int32(unix.SIGSEGV)
+		}
+		t.k.debugf("task %d: fault at %#x (%v access) at rip %#x: signal %d", t.tid, info.Addr, access, t.regs.Rip, info.Signo)
+		return t.deliverSyncSignal(&info)
+	case errors.Is(err, platform.ErrSignal):
+		t.k.debugf("task %d: synchronous signal %d at rip %#x", t.tid, info.Signo, t.regs.Rip)
+		return t.deliverSyncSignal(&info)
+	default:
+		fmt.Fprintf(t.k.log, "snap: task %d: platform failure, killing the sandbox: %v\n", t.tid, err)
+		t.tg.exitGroup(ExitStatus{Signal: int(unix.SIGKILL)})
+		return runExit{}
+	}
+}
+
+// runExit tears the task down.
+//
+// +stateify savable
+type runExit struct{}
+
+func (runExit) execute(t *Task) taskRunState {
+	t.exit()
+	return nil
+}

@@ -1,0 +1,36 @@
+package kernel
+
+import "snapshotter/platform"
+
+// This file holds the run loop's signal hooks until the signal code
+// (task_signals.go and friends) replaces it: that change deletes this
+// file and defines the same two methods.
+
+// handlePendingSignals is called by runApp just before the task returns to
+// the application. It delivers pending signals (setting up handler frames
+// in t.regs, converting a pending syscall restart errno to EINTR when a
+// handler runs) and returns a non-nil state when the task must not return
+// to the application (runExit for a fatal signal).
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) handlePendingSignals() taskRunState { return nil }
+
+// deliverSyncSignal handles a synchronous signal the application raised
+// (a fault that the MM could not fix, SIGILL, SIGFPE, SIGTRAP...). Without
+// signal handling every such signal kills the process.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) deliverSyncSignal(info *platform.SignalInfo) taskRunState {
+	t.tg.exitGroup(ExitStatus{Signal: int(info.Signo)})
+	return runExit{}
+}
+
+// sendSignalToSelf sends signal sig to the task's own process, as the
+// kernel does for SIGPIPE after a write to a broken pipe. Without signal
+// handling every such signal takes its default action, which for the
+// signals the kernel sends itself is to terminate the process.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) sendSignalToSelf(sig int) {
+	t.tg.exitGroup(ExitStatus{Signal: sig})
+}

@@ -1,0 +1,189 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// sysArgs are a syscall's six arguments (rdi, rsi, rdx, r10, r8, r9).
+type sysArgs [6]uint64
+
+// Int returns argument i as a C int.
+func (a *sysArgs) Int(i int) int32 { return int32(a[i]) }
+
+// syscallFn implements one syscall. It returns the result, or an error:
+// a unix.Errno (returned to the application as -errno), one of the restart
+// errnos, or any other error, which is logged with --debug and becomes the
+// errno it wraps (EFAULT for ErrBadAddress, EIO otherwise). A handler that
+// ends the process calls t.tg.exitGroup; doSyscall then moves to runExit.
+type syscallFn func(t *Task, a *sysArgs) (uint64, error)
+
+type syscallEntry struct {
+	name string
+	fn   syscallFn
+}
+
+// syscallTableSize bounds x86-64 syscall numbers the kernel knows.
+const syscallTableSize = 512
+
+var syscallTable [syscallTableSize]syscallEntry
+
+// registerSyscall adds a handler to the syscall table. It is called from
+// init functions of the files implementing syscalls (the signal code
+// registers its own); a duplicate or out-of-range number is a programming
+// error and panics at startup.
+func registerSyscall(nr uintptr, name string, fn syscallFn) {
+	if nr >= syscallTableSize || syscallTable[nr].fn != nil {
+		panic(fmt.Sprintf("syscall %d (%s) registered twice or out of range", nr, name))
+	}
+	syscallTable[nr] = syscallEntry{name, fn}
+}
+
+// Restart errnos (include/linux/errno.h). The application never sees them:
+// runApp rewinds the syscall, or the signal code turns them into EINTR.
+const (
+	errRestartSys          = unix.Errno(512)
+	errRestartNoIntr       = unix.Errno(513)
+	errRestartNoHand       = unix.Errno(514)
+	errRestartRestartBlock = unix.Errno(516)
+)
+
+// restartBlock is what restart_syscall resumes after a syscall returned
+// ERESTART_RESTARTBLOCK. It is a plain value so that it saves without
+// interfaces.
+//
+// +stateify savable
+type restartBlock struct {
+	// Kind selects the syscall that resumes; restartNone if none.
+	Kind restartKind
+	// Deadline is a kernel-monotonic time in nanoseconds.
+	Deadline int64
+	// RemAddr is where nanosleep writes the remaining time.
+	RemAddr uint64
+}
+
+type restartKind uint8
+
+const (
+	restartNone restartKind = iota
+	restartNanosleep
+)
+
+// doSyscall executes the syscall the application just made and returns the
+// next run state.
+//
+// Preconditions: called by the task goroutine after Switch returned nil.
+func (t *Task) doSyscall() taskRunState {
+	nr := t.regs.OrigRax
+	a := sysArgs{t.regs.Rdi, t.regs.Rsi, t.regs.Rdx, t.regs.R10, t.regs.R8, t.regs.R9}
+	var ret uint64
+	var err error
+	if nr < syscallTableSize && syscallTable[nr].fn != nil {
+		ret, err = syscallTable[nr].fn(t, &a)
+	} else {
+		t.k.logUnimplemented(nr)
+		err = unix.ENOSYS
+	}
+	if err != nil {
+		ret = uint64(-int64(t.errnoOf(nr, err)))
+	}
+	t.regs.Rax = ret
+	t.haveSyscallReturn = true
+	if t.tg.isExiting() {
+		return runExit{}
+	}
+	return runApp{}
+}
+
+// errnoOf maps a syscall handler's error to an errno.
+func (t *Task) errnoOf(nr uint64, err error) unix.Errno {
+	var errno unix.Errno
+	switch {
+	case errors.Is(err, errInterrupted):
+		return errRestartSys
+	case errors.As(err, &errno):
+		return errno
+	case errors.Is(err, ErrBadAddress):
+		return unix.EFAULT
+	case errors.Is(err, errNameTooLong):
+		return unix.ENAMETOOLONG
+	default:
+		t.k.debugf("task %d: syscall %s: %v", t.tid, syscallName(nr), err)
+		return unix.EIO
+	}
+}
+
+// syscallName returns the name of syscall nr for messages.
+func syscallName(nr uint64) string {
+	if nr < syscallTableSize && syscallTable[nr].name != "" {
+		return syscallTable[nr].name
+	}
+	return fmt.Sprintf("#%d", nr)
+}
+
+// logUnimplemented logs an unimplemented syscall once per number.
+func (k *Kernel) logUnimplemented(nr uint64) {
+	if !k.debug {
+		return
+	}
+	k.unimplMu.Lock()
+	seen := k.unimplLogged[uintptr(nr)]
+	k.unimplLogged[uintptr(nr)] = true
+	k.unimplMu.Unlock()
+	if !seen {
+		k.debugf("unimplemented syscall %d: returning ENOSYS", nr)
+	}
+}
+
+// syscallRestartErrno returns the restart errno in the last syscall's
+// result, or 0.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) syscallRestartErrno() unix.Errno {
+	if !t.haveSyscallReturn {
+		return 0
+	}
+	switch e := unix.Errno(-int64(t.regs.Rax)); e {
+	case errRestartSys, errRestartNoIntr, errRestartNoHand, errRestartRestartBlock:
+		return e
+	}
+	return 0
+}
+
+// restartSyscallIfNeeded rewinds the registers so that an interrupted
+// syscall executes again when the task returns to the application. The
+// signal code runs first and converts the errno to EINTR if a handler
+// runs instead.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) restartSyscallIfNeeded() {
+	e := t.syscallRestartErrno()
+	t.haveSyscallReturn = false
+	if e == 0 {
+		return
+	}
+	t.regs.Rip -= 2 // length of the syscall instruction
+	if e == errRestartRestartBlock {
+		t.regs.Rax = unix.SYS_RESTART_SYSCALL
+	} else {
+		t.regs.Rax = t.regs.OrigRax
+	}
+}
+
+func init() {
+	registerSyscall(unix.SYS_RESTART_SYSCALL, "restart_syscall", sysRestartSyscall)
+}
+
+// sysRestartSyscall resumes the syscall described by t.restart.
+func sysRestartSyscall(t *Task, _ *sysArgs) (uint64, error) {
+	rb := t.restart
+	t.restart = restartBlock{}
+	switch rb.Kind {
+	case restartNanosleep:
+		return t.sleepUntil(rb.Deadline, rb.RemAddr)
+	default:
+		return 0, unix.EINTR
+	}
+}
