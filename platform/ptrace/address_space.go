@@ -65,9 +65,12 @@ type stubThread struct {
 	// hit an unrelated process that reused its pid after it was reaped.
 	pidfd int
 
+	// mu is held by Switch while it uses the stub thread. Only the tracer
+	// OS thread uses it, so mu is never contended; it orders the accesses
+	// of successive goroutines that ran on that thread.
+	mu sync.Mutex
 	// regs and fp are what the stub thread holds after its last stop (or
-	// what Switch last wrote), valid if loaded. Exclusive to the tracer
-	// thread while it runs Switch.
+	// what Switch last wrote), valid if loaded. Protected by mu.
 	loaded bool
 	regs   platform.Registers
 	fp     []byte

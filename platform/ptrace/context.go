@@ -103,10 +103,12 @@ func (c *context) Switch(as platform.AddressSpace, st *platform.State, info *pla
 		if err := c.begin(t); err != nil {
 			return err
 		}
+		t.mu.Lock()
 		err = c.load(t, st)
 		if err == nil {
 			err = c.run(a, t, st, info, access)
 		}
+		t.mu.Unlock()
 		c.end()
 		if errors.Is(err, errNotTraced) && attempt == 0 {
 			// The cached stub thread is gone before it ran: an earlier OS
