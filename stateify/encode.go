@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"sync"
 	"unsafe"
 )
 
@@ -20,6 +21,13 @@ type Encoder struct {
 	objs    []objRec
 	typeIDs []uint32 // registry index -> stream type index + 1
 	types   []*TypeInfo
+	spans   []span
+}
+
+// span is the memory range of one saved object.
+type span struct {
+	lo, hi uintptr
+	ti     *TypeInfo
 }
 
 type objRec struct {
@@ -47,11 +55,8 @@ func Save(ctx context.Context, w io.Writer, root any) (err error) {
 	if p == nil {
 		return fmt.Errorf("%w: save root: nil %s", ErrNotSavable, ti.name)
 	}
-	e := &Encoder{
-		buf:     make([]byte, 0, 4096),
-		ids:     make(map[unsafe.Pointer]uint64),
-		typeIDs: make([]uint32, registeredCount()),
-	}
+	e := encoderPool.Get().(*Encoder)
+	defer e.release()
 	defer func() { recoverError(recover(), &err) }()
 	e.ref(p, s, ti)
 	for i := 0; i < len(e.objs); i++ {
@@ -117,6 +122,33 @@ func (e *Encoder) typeTable() []byte {
 	return t.buf
 }
 
+// encoderPool recycles encoders (their buffer, identity map and object
+// list) between saves: a repeated checkpoint then allocates almost nothing.
+var encoderPool = sync.Pool{New: func() any {
+	return &Encoder{buf: make([]byte, 0, 64<<10), ids: make(map[unsafe.Pointer]uint64)}
+}}
+
+// maxPooled bounds the buffer size an encoder may keep in the pool.
+const maxPooled = 256 << 20
+
+// release drops every reference to the saved graph and returns e to the
+// pool.
+func (e *Encoder) release() {
+	if cap(e.buf) > maxPooled {
+		return
+	}
+	e.buf = e.buf[:0]
+	clear(e.ids)
+	clear(e.objs)
+	e.objs = e.objs[:0]
+	clear(e.types)
+	e.types = e.types[:0]
+	clear(e.typeIDs)
+	clear(e.spans)
+	e.spans = e.spans[:0]
+	encoderPool.Put(e)
+}
+
 // ref returns the object ID of p, queueing the object for encoding when it
 // is new.
 func (e *Encoder) ref(p unsafe.Pointer, s Savable, ti *TypeInfo) uint64 {
@@ -140,11 +172,7 @@ func (e *Encoder) checkInterior() {
 	if len(e.objs) < 2 {
 		return
 	}
-	type span struct {
-		lo, hi uintptr
-		ti     *TypeInfo
-	}
-	spans := make([]span, 0, len(e.objs))
+	spans := e.spans[:0]
 	for _, o := range e.objs {
 		if o.ti.size == 0 {
 			continue
@@ -152,9 +180,11 @@ func (e *Encoder) checkInterior() {
 		lo := uintptr(o.p)
 		spans = append(spans, span{lo, lo + o.ti.size, o.ti})
 	}
+	e.spans = spans
 	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
 	for i := 1; i < len(spans); i++ {
 		if spans[i].lo < spans[i-1].hi {
+			e.spans = spans
 			failf(ErrNotSavable, "a saved %s lies inside a saved %s: pointers into the middle of objects are not supported", spans[i].ti.name, spans[i-1].ti.name)
 		}
 	}

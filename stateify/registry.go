@@ -122,12 +122,6 @@ func RegisteredTypes() []string {
 	return names
 }
 
-func registeredCount() int {
-	registry.mu.RLock()
-	defer registry.mu.RUnlock()
-	return len(registry.all)
-}
-
 // IsZero reports whether *p is the zero value of its type. Generated code
 // uses it to check `state:"zerovalue"` fields of composite types.
 func IsZero[T any](p *T) bool { return reflect.ValueOf(p).Elem().IsZero() }
