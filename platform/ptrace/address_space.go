@@ -39,13 +39,20 @@ type addressSpace struct {
 	pid        int
 	leaderRegs platform.Registers
 
+	// opMu serializes MapFile, Unmap and Release, so that the mapping
+	// table changes in the order the stub's mappings do. It is held across
+	// injected system calls (a populating mmap can take a long time), while
+	// mu is held only briefly, so Switch on other threads never waits for
+	// a mapping change. Lock order: opMu, then mu.
+	opMu sync.Mutex
+
 	mu       sync.Mutex
 	released bool // protected by mu
 	// threads maps a sentry OS thread id to the stub thread it traces in
 	// this address space. Protected by mu.
 	threads map[int]*stubThread
 	// maps are the current mappings, sorted by start, non-overlapping.
-	// Protected by mu.
+	// Protected by mu; written also holding opMu.
 	maps []mapping
 }
 
@@ -109,9 +116,9 @@ func (a *addressSpace) MapFile(addr, offset, length uint64, at platform.AccessTy
 	if precommit {
 		flags |= unix.MAP_POPULATE
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.released {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	if a.isReleased() {
 		return fmt.Errorf("ptrace: map file: %w", ErrReleased)
 	}
 	err := a.p.master.call(func() error {
@@ -128,7 +135,9 @@ func (a *addressSpace) MapFile(addr, offset, length uint64, at platform.AccessTy
 	if err != nil {
 		return fmt.Errorf("ptrace: map [%#x, +%#x) at offset %#x %v in stub %d: %w", addr, length, offset, at, a.pid, err)
 	}
+	a.mu.Lock()
 	a.setMappingLocked(addr, addr+length, &at)
+	a.mu.Unlock()
 	return nil
 }
 
@@ -137,9 +146,9 @@ func (a *addressSpace) Unmap(addr, length uint64) error {
 	if err := checkRange(addr, length); err != nil {
 		return fmt.Errorf("ptrace: unmap: %w", err)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.released {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	if a.isReleased() {
 		return fmt.Errorf("ptrace: unmap: %w", ErrReleased)
 	}
 	err := a.p.master.call(func() error {
@@ -149,14 +158,22 @@ func (a *addressSpace) Unmap(addr, length uint64) error {
 	if err != nil {
 		return fmt.Errorf("ptrace: unmap [%#x, +%#x) in stub %d: %w", addr, length, a.pid, err)
 	}
+	a.mu.Lock()
 	a.setMappingLocked(addr, addr+length, nil)
+	a.mu.Unlock()
 	return nil
+}
+
+func (a *addressSpace) isReleased() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.released
 }
 
 // setMappingLocked records that [start, end) now has access *at, or is
 // unmapped if at is nil.
 //
-// Preconditions: a.mu is held.
+// Preconditions: a.opMu and a.mu are held.
 func (a *addressSpace) setMappingLocked(start, end uint64, at *platform.AccessType) {
 	out := make([]mapping, 0, len(a.maps)+2)
 	for _, m := range a.maps {
@@ -197,6 +214,8 @@ func (a *addressSpace) Release() {
 
 // release kills and reaps the stub threads, then the stub leader.
 func (a *addressSpace) release() {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.released {
