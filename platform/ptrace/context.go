@@ -268,16 +268,23 @@ func (c *context) run(a *addressSpace, t *stubThread, st *platform.State, info *
 		if err != nil {
 			return fmt.Errorf("ptrace: siginfo of stub thread %d: %w", t.tid, err)
 		}
-		synchronous := si.code > 0 // raised by the CPU, not sent by kill
+		// A positive si_code means the CPU raised it; kill and tgkill give
+		// SI_USER (0) or negative codes.
+		synchronous := si.code > 0
+		// A general protection fault (privileged instruction, non-canonical
+		// address) is SIGSEGV with SI_KERNEL and no address: a signal, not a
+		// fault at an address.
+		memFault := (sig == unix.SIGSEGV && si.code != siKernel) || (sig == unix.SIGBUS && si.addr != 0)
 		switch {
-		case synchronous && (sig == unix.SIGSEGV || sig == unix.SIGBUS):
+		case synchronous && memFault:
 			if err := c.save(t, st); err != nil {
 				return err
 			}
 			*info = platform.SignalInfo{Signo: si.signo, Code: si.code, Addr: si.addr}
 			*access = faultAccess(a, si, &st.Regs)
 			return platform.ErrFault
-		case synchronous && (sig == unix.SIGILL || sig == unix.SIGFPE || sig == unix.SIGTRAP || sig == unix.SIGSYS || sig == unix.SIGBUS):
+		case synchronous && (sig == unix.SIGSEGV || sig == unix.SIGBUS || sig == unix.SIGILL ||
+			sig == unix.SIGFPE || sig == unix.SIGTRAP || sig == unix.SIGSYS):
 			if err := c.save(t, st); err != nil {
 				return err
 			}
@@ -289,9 +296,15 @@ func (c *context) run(a *addressSpace, t *stubThread, st *platform.State, info *
 	}
 }
 
-// segvAccErr is SEGV_ACCERR: the page is mapped but the access is not
-// allowed.
-const segvAccErr = 2
+// Signal codes (si_code) the platform interprets.
+const (
+	// segvAccErr is SEGV_ACCERR: the page is mapped but the access is not
+	// allowed.
+	segvAccErr = 2
+	// siKernel is SI_KERNEL: raised by the kernel without a more precise
+	// cause (for SIGSEGV, a general protection fault; for SIGTRAP, int3).
+	siKernel = 0x80
+)
 
 // faultAccess infers the access that faulted. The host does not report the
 // x86 page fault error code through ptrace, so the access is deduced from

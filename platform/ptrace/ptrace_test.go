@@ -34,6 +34,10 @@ const (
 	offSpin = 0x180
 	// ud2
 	offUD2 = 0x1c0
+	// hlt (privileged: a general protection fault)
+	offHLT = 0x1d0
+	// int3
+	offInt3 = 0x1e0
 	// loop: syscall; jmp loop
 	offSyscallLoop = 0x200
 	// touch: mov byte [rdi], 1; add rdi, rdx; dec rcx; jnz touch; syscall
@@ -50,6 +54,8 @@ var snippets = map[int][]byte{
 	offFS:          {0x64, 0x48, 0x8b, 0x04, 0x25, 0x00, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xcc},
 	offSpin:        {0xeb, 0xfe},
 	offUD2:         {0x0f, 0x0b},
+	offHLT:         {0xf4},
+	offInt3:        {0xcc},
 	offSyscallLoop: {0x0f, 0x05, 0xeb, 0xfc},
 	offTouch:       {0xc6, 0x07, 0x01, 0x48, 0x01, 0xd7, 0x48, 0xff, 0xc9, 0x75, 0xf5, 0x0f, 0x05, 0xcc},
 }
@@ -273,6 +279,8 @@ func TestFault(t *testing.T) {
 		{"execute non-executable", rwAddr + 0x100, 0, platform.ErrFault, unix.SIGSEGV, rwAddr + 0x100, false, true},
 		{"execute unmapped", unmapped, 0, platform.ErrFault, unix.SIGSEGV, unmapped, false, true},
 		{"ud2", codeAddr + offUD2, 0, platform.ErrSignal, unix.SIGILL, codeAddr + offUD2, false, false},
+		{"hlt", codeAddr + offHLT, 0, platform.ErrSignal, unix.SIGSEGV, 0, false, false},
+		{"int3", codeAddr + offInt3, 0, platform.ErrSignal, unix.SIGTRAP, 0, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -286,8 +294,12 @@ func TestFault(t *testing.T) {
 			if info.Signo != int32(tc.wantSig) || info.Addr != tc.wantAddr {
 				t.Errorf("info = %+v, want signo %d addr %#x", info, tc.wantSig, tc.wantAddr)
 			}
-			if st.Regs.Rip != tc.rip {
-				t.Errorf("Rip = %#x, want %#x (faulting instruction)", st.Regs.Rip, tc.rip)
+			wantRip := tc.rip // faults stop at the faulting instruction
+			if tc.wantSig == unix.SIGTRAP {
+				wantRip++ // int3 is a trap: after the instruction
+			}
+			if st.Regs.Rip != wantRip {
+				t.Errorf("Rip = %#x, want %#x", st.Regs.Rip, wantRip)
 			}
 			if tc.wantErr == platform.ErrFault && (at.Write != tc.wantWrite || at.Execute != tc.wantExec) {
 				t.Errorf("access = %v, want write=%v exec=%v", at, tc.wantWrite, tc.wantExec)
