@@ -11,8 +11,10 @@ import (
 )
 
 // taskRunState is one state of the task goroutine's state machine (see the
-// package doc). Implementations are savable values: a saved task resumes
-// in the state it was stopped in.
+// package doc). Implementations are pointers to savable structs: a saved
+// task resumes in the state it was stopped in. Every state struct has at
+// least one byte (a blank field if it has no data): stateify tells objects
+// apart by address, and zero-size values would all share one.
 type taskRunState interface {
 	// execute runs the state and returns the next one, or nil when the
 	// task goroutine must exit.
@@ -44,7 +46,7 @@ func (t *Task) run() {
 		if err != nil {
 			fmt.Fprintf(t.k.log, "snap: task %d: create platform context: %v\n", t.tid, err)
 			t.tg.exitGroup(ExitStatus{Signal: int(unix.SIGKILL)})
-			t.runState = runExit{}
+			t.runState = &runExit{}
 		} else {
 			t.ctx = ctx
 		}
@@ -58,21 +60,23 @@ func (t *Task) run() {
 // runApp switches to the application and handles why it came back.
 //
 // +stateify savable
-type runApp struct{}
+type runApp struct {
+	_ byte
+}
 
-func (runApp) execute(t *Task) taskRunState {
+func (*runApp) execute(t *Task) taskRunState {
 	// Consume interrupts first: anything that interrupts after this point
 	// is seen by the checks below or makes Switch return at once.
 	t.clearInterrupt()
 	if t.tg.isExiting() {
-		return runExit{}
+		return &runExit{}
 	}
 	if next := t.handlePendingSignals(); next != nil {
 		return next
 	}
 	t.restartSyscallIfNeeded()
 	if t.k.stopRequested() {
-		return runApp{}
+		return &runApp{}
 	}
 
 	t.scratch.Regs = platform.Registers(t.regs)
@@ -87,7 +91,7 @@ func (runApp) execute(t *Task) taskRunState {
 		t.lastFault = 0
 		return t.doSyscall()
 	case errors.Is(err, platform.ErrInterrupted):
-		return runApp{}
+		return &runApp{}
 	case errors.Is(err, platform.ErrFault):
 		if info.Addr != t.lastFault || t.lastFault == 0 {
 			if ferr := t.tg.mm.HandleFault(info.Addr, access); ferr == nil {
@@ -95,7 +99,7 @@ func (runApp) execute(t *Task) taskRunState {
 				if t.lastFault == 0 {
 					t.lastFault = 1 // a fixed fault at address 0 still counts
 				}
-				return runApp{}
+				return &runApp{}
 			}
 		}
 		t.lastFault = 0
@@ -110,16 +114,18 @@ func (runApp) execute(t *Task) taskRunState {
 	default:
 		fmt.Fprintf(t.k.log, "snap: task %d: platform failure, killing the sandbox: %v\n", t.tid, err)
 		t.tg.exitGroup(ExitStatus{Signal: int(unix.SIGKILL)})
-		return runExit{}
+		return &runExit{}
 	}
 }
 
 // runExit tears the task down.
 //
 // +stateify savable
-type runExit struct{}
+type runExit struct {
+	_ byte
+}
 
-func (runExit) execute(t *Task) taskRunState {
+func (*runExit) execute(t *Task) taskRunState {
 	t.exit()
 	return nil
 }

@@ -22,7 +22,7 @@ func (t *Task) handlePendingSignals() taskRunState { return nil }
 // Preconditions: called by the task goroutine.
 func (t *Task) deliverSyncSignal(info *platform.SignalInfo) taskRunState {
 	t.tg.exitGroup(ExitStatus{Signal: int(info.Signo)})
-	return runExit{}
+	return &runExit{}
 }
 
 // sendSignalToSelf sends signal sig to the task's own process, as the

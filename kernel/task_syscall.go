@@ -92,9 +92,9 @@ func (t *Task) doSyscall() taskRunState {
 	t.regs.Rax = ret
 	t.haveSyscallReturn = true
 	if t.tg.isExiting() {
-		return runExit{}
+		return &runExit{}
 	}
-	return runApp{}
+	return &runApp{}
 }
 
 // errnoOf maps a syscall handler's error to an errno.

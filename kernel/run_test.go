@@ -1,0 +1,176 @@
+package kernel_test
+
+import (
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/internal/prereq"
+	"snapshotter/kernel"
+	_ "snapshotter/platform/ptrace"
+)
+
+var (
+	buildOnce sync.Map // compiler -> *builtProbe
+)
+
+type builtProbe struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// probe compiles testdata/kprobe.c statically with compiler (once per test
+// binary run) and returns the executable.
+func probe(t *testing.T, compiler string) string {
+	t.Helper()
+	cc := prereq.Binary(t, compiler)
+	v, _ := buildOnce.LoadOrStore(compiler, &builtProbe{})
+	b := v.(*builtProbe)
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "kprobe")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, "kprobe-"+compiler)
+		out, err := exec.Command(cc, "-static", "-O2", "-o", b.path, "testdata/kprobe.c").CombinedOutput()
+		if err != nil {
+			b.err = errors.New(string(out))
+		}
+	})
+	if b.err != nil {
+		t.Fatalf("%s -static testdata/kprobe.c: %v", compiler, b.err)
+	}
+	return b.path
+}
+
+// run executes argv in a new kernel and returns its stdout and status.
+func run(t *testing.T, argv, env []string) (string, kernel.ExitStatus) {
+	t.Helper()
+	k, err := kernel.New(kernel.Config{})
+	if err != nil {
+		if errors.Is(err, unix.EPERM) {
+			prereq.Missing(t, "ptrace not permitted: %v", err)
+		}
+		t.Fatalf("kernel.New: %v", err)
+	}
+	defer k.Release()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out []byte
+	done := make(chan struct{})
+	go func() {
+		out, _ = io.ReadAll(r)
+		close(done)
+	}()
+	err = k.Start(kernel.StartOptions{Argv: argv, Env: env, Stdout: w, Stderr: w})
+	if err != nil {
+		w.Close()
+		t.Fatalf("Start(%q): %v", argv, err)
+	}
+	st := k.Wait()
+	w.Close()
+	<-done
+	return string(out), st
+}
+
+func TestRunStaticPrograms(t *testing.T) {
+	if os.Getenv("SNAP_REQUIRE_ALL") != "1" && testing.Short() {
+		t.Skip("short mode")
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data.txt")
+	if err := os.WriteFile(data, []byte("hello file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(data, link); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		env        []string
+		want       []string // lines that must appear, in order
+		wantStatus kernel.ExitStatus
+	}{
+		{"args", []string{"args", "a b", ""}, []string{"KPROBE=yes"}, []string{
+			"argv[1]=args", "argv[2]=a b", "argv[3]=", "env=yes", "pid=1 ppid=0 tid=1", "pagesz=4096 random=1 execfn=",
+		}, kernel.ExitStatus{}},
+		{"file through symlink", []string{"file", link}, nil, []string{
+			"read 11 bytes, size 11: hello file", "open for writing: Read-only file system", "mmap: hello",
+		}, kernel.ExitStatus{}},
+		{"mem", []string{"mem"}, nil, []string{"sum=", "brk-ok=1"}, kernel.ExitStatus{}},
+		{"sleep", []string{"sleep"}, nil, []string{"slept>=50ms=1"}, kernel.ExitStatus{}},
+		{"uname", []string{"uname"}, nil, []string{"Linux x86_64"}, kernel.ExitStatus{}},
+		{"exit 42", []string{"exit", "42"}, nil, nil, kernel.ExitStatus{Code: 42}},
+		{"null dereference", []string{"segv"}, nil, nil, kernel.ExitStatus{Signal: int(unix.SIGSEGV)}},
+		{"unknown syscall", []string{"enosys"}, nil, nil, kernel.ExitStatus{}},
+	}
+	for _, cc := range []string{"gcc", "musl-gcc"} {
+		t.Run(cc, func(t *testing.T) {
+			bin := probe(t, cc)
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					out, st := run(t, append([]string{bin}, tc.args...), tc.env)
+					if st != tc.wantStatus {
+						t.Errorf("run %v: status = %v, want %v; output:\n%s", tc.args, st, tc.wantStatus, out)
+					}
+					rest := out
+					for _, w := range tc.want {
+						i := strings.Index(rest, w)
+						if i < 0 {
+							t.Errorf("run %v: output lacks %q (in order); output:\n%s", tc.args, w, out)
+							break
+						}
+						rest = rest[i+len(w):]
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "text")
+	if err := os.WriteFile(text, []byte("#!not an elf\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	noexec := filepath.Join(dir, "noexec")
+	if err := os.WriteFile(noexec, []byte("\x7fELF"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k, err := kernel.New(kernel.Config{})
+	if err != nil {
+		t.Fatalf("kernel.New: %v", err)
+	}
+	defer k.Release()
+	tests := []struct {
+		argv []string
+		want error
+	}{
+		{[]string{filepath.Join(dir, "missing")}, unix.ENOENT},
+		{[]string{"no-such-program-anywhere"}, unix.ENOENT},
+		{[]string{text}, kernel.ErrNoExec},
+		{[]string{noexec}, unix.EACCES},
+		{[]string{dir}, unix.EACCES},
+		{nil, unix.EINVAL},
+	}
+	for _, tc := range tests {
+		if err := k.Start(kernel.StartOptions{Argv: tc.argv}); !errors.Is(err, tc.want) {
+			t.Errorf("Start(%q) = %v, want %v", tc.argv, err, tc.want)
+		}
+	}
+}

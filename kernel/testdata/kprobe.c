@@ -1,0 +1,92 @@
+/*
+ * kprobe: exercises the kernel's syscalls from a static program and prints
+ * facts that must be the same on every run, for kernel/run_test.go.
+ * Usage: kprobe MODE [ARGS]
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return 2;
+	const char *mode = argv[1];
+	if (!strcmp(mode, "args")) {
+		for (int i = 0; i < argc; i++)
+			printf("argv[%d]=%s\n", i, argv[i]);
+		printf("env=%s\n", getenv("KPROBE") ? getenv("KPROBE") : "(unset)");
+		printf("pid=%d ppid=%d tid=%ld\n", getpid(), getppid(), syscall(SYS_gettid));
+		printf("pagesz=%lu random=%d execfn=%s\n", getauxval(AT_PAGESZ), getauxval(AT_RANDOM) != 0, (char *)getauxval(AT_EXECFN));
+		return 0;
+	}
+	if (!strcmp(mode, "file")) {
+		int fd = open(argv[2], O_RDONLY);
+		if (fd < 0) {
+			printf("open: %s\n", strerror(errno));
+			return 1;
+		}
+		char buf[256];
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		buf[n < 0 ? 0 : n] = 0;
+		struct stat st;
+		fstat(fd, &st);
+		printf("read %zd bytes, size %lld: %s", n, (long long)st.st_size, buf);
+		if (open(argv[2], O_WRONLY) < 0)
+			printf("open for writing: %s\n", strerror(errno));
+		void *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+		printf("mmap: %.5s\n", p == MAP_FAILED ? "FAILED" : (char *)p);
+		return 0;
+	}
+	if (!strcmp(mode, "mem")) {
+		size_t len = 64 << 20;
+		unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		unsigned long sum = 0;
+		for (size_t i = 0; i < len; i += 4096)
+			p[i] = (unsigned char)(i >> 12);
+		p = mremap(p, len, 2 * len, MREMAP_MAYMOVE);
+		for (size_t i = 0; i < len; i += 4096)
+			sum += p[i];
+		mprotect(p, len, PROT_READ);
+		munmap(p, 2 * len);
+		/* Raw brk: musl's brk() wrapper always fails by design. */
+		char *b = (char *)syscall(SYS_brk, 0);
+		if ((char *)syscall(SYS_brk, b + (1 << 20)) != b + (1 << 20))
+			return 1;
+		memset(b, 7, 1 << 20);
+		printf("sum=%lu brk-ok=%d\n", sum, b[(1 << 20) - 1] == 7);
+		return 0;
+	}
+	if (!strcmp(mode, "sleep")) {
+		struct timespec a, b, d = {0, 50 * 1000 * 1000};
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		nanosleep(&d, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+		printf("slept>=50ms=%d\n", ms >= 50);
+		return 0;
+	}
+	if (!strcmp(mode, "uname")) {
+		struct utsname u;
+		uname(&u);
+		printf("%s %s\n", u.sysname, u.machine);
+		return 0;
+	}
+	if (!strcmp(mode, "exit"))
+		exit(atoi(argv[2]));
+	if (!strcmp(mode, "segv"))
+		return *(volatile int *)8;
+	if (!strcmp(mode, "enosys"))
+		return syscall(400) == -1 && errno == ENOSYS ? 0 : 1;
+	return 2;
+}
