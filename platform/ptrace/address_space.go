@@ -3,7 +3,9 @@
 package ptrace
 
 import (
+	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
 	"syscall"
@@ -77,10 +79,12 @@ type stubThread struct {
 	// of successive goroutines that ran on that thread.
 	mu sync.Mutex
 	// regs and fp are what the stub thread holds after its last stop (or
-	// what Switch last wrote), valid if loaded. Protected by mu.
-	loaded bool
-	regs   platform.Registers
-	fp     []byte
+	// what Switch last wrote), valid if regsValid and fpValid (an injected
+	// system call changes the registers but not the XSAVE area). Protected
+	// by mu.
+	regsValid, fpValid bool
+	regs               platform.Registers
+	fp                 []byte
 }
 
 func checkRange(addr, length uint64) error {
@@ -121,17 +125,10 @@ func (a *addressSpace) MapFile(addr, offset, length uint64, at platform.AccessTy
 	if a.isReleased() {
 		return fmt.Errorf("ptrace: map file: %w", ErrReleased)
 	}
-	err := a.p.master.call(func() error {
-		got, err := inject(a.pid, &a.leaderRegs, stubSyscallEntry, sysMmap,
-			[6]uint64{addr, length, prot, flags, stubFDInStub, offset}, 0)
-		if err != nil {
-			return err
-		}
-		if got != addr {
-			return fmt.Errorf("mmap returned %#x, want %#x", got, addr)
-		}
-		return nil
-	})
+	got, err := a.syscall(sysMmap, [6]uint64{addr, length, prot, flags, stubFDInStub, offset})
+	if err == nil && got != addr {
+		err = fmt.Errorf("mmap returned %#x, want %#x", got, addr)
+	}
 	if err != nil {
 		return fmt.Errorf("ptrace: map [%#x, +%#x) at offset %#x %v in stub %d: %w", addr, length, offset, at, a.pid, err)
 	}
@@ -151,10 +148,7 @@ func (a *addressSpace) Unmap(addr, length uint64) error {
 	if a.isReleased() {
 		return fmt.Errorf("ptrace: unmap: %w", ErrReleased)
 	}
-	err := a.p.master.call(func() error {
-		_, err := inject(a.pid, &a.leaderRegs, stubSyscallEntry, sysMunmap, [6]uint64{addr, length}, 0)
-		return err
-	})
+	_, err := a.syscall(sysMunmap, [6]uint64{addr, length})
 	if err != nil {
 		return fmt.Errorf("ptrace: unmap [%#x, +%#x) in stub %d: %w", addr, length, a.pid, err)
 	}
@@ -162,6 +156,40 @@ func (a *addressSpace) Unmap(addr, length uint64) error {
 	a.setMappingLocked(addr, addr+length, nil)
 	a.mu.Unlock()
 	return nil
+}
+
+// syscall executes system call nr in the stub. A sentry thread that
+// traces a stub thread of this address space (a task goroutine handling a
+// fault) injects it into that thread itself; any other goes through the
+// master and the stub leader, which costs a hand-off between OS threads.
+//
+// Preconditions: a.opMu is held.
+func (a *addressSpace) syscall(nr uint64, args [6]uint64) (uint64, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	a.mu.Lock()
+	t := a.threads[unix.Gettid()]
+	a.mu.Unlock()
+	// TryLock cannot fail on the tracer thread (Switch, the only other
+	// holder, runs on this thread and is not running now); it guards
+	// against misuse.
+	if t != nil && t.mu.TryLock() {
+		r, err := inject(t.tid, &a.leaderRegs, stubSyscallEntry, nr, args, 0)
+		t.regsValid = false
+		t.mu.Unlock()
+		if !errors.Is(err, unix.ESRCH) {
+			return r, err
+		}
+		// The stub thread is gone (its tracer exited and this thread
+		// reused its id); Switch will replace it. Use the leader.
+	}
+	var r uint64
+	err := a.p.master.call(func() error {
+		var err error
+		r, err = inject(a.pid, &a.leaderRegs, stubSyscallEntry, nr, args, 0)
+		return err
+	})
+	return r, err
 }
 
 func (a *addressSpace) isReleased() bool {

@@ -138,11 +138,11 @@ func (c *context) load(t *stubThread, st *platform.State) error {
 	if want.Ss == 0 {
 		want.Ss = userSS
 	}
-	if !t.loaded || !sameRegs(&want, &t.regs) {
+	if !t.regsValid || !sameRegs(&want, &t.regs) {
 		// Orig_rax = -1: the host must not restart a system call.
 		want.OrigRax = ^uint64(0)
 		if err := setRegs(t.tid, &want); err != nil {
-			t.loaded = false
+			t.regsValid, t.fpValid = false, false
 			return fmt.Errorf("ptrace: set registers of stub thread %d: %w", t.tid, notTraced(err))
 		}
 		t.regs = want
@@ -153,14 +153,14 @@ func (c *context) load(t *stubThread, st *platform.State) error {
 	} else if len(fp) != c.p.fpSize {
 		fp = c.p.adaptFP(fp)
 	}
-	if !t.loaded || !bytes.Equal(fp, t.fp) {
+	if !t.fpValid || !bytes.Equal(fp, t.fp) {
 		if err := setFP(t.tid, fp); err != nil {
-			t.loaded = false
+			t.regsValid, t.fpValid = false, false
 			return fmt.Errorf("ptrace: set XSAVE area of stub thread %d: %w", t.tid, notTraced(err))
 		}
 		t.fp = append(t.fp[:0], fp...)
 	}
-	t.loaded = true
+	t.regsValid, t.fpValid = true, true
 	return nil
 }
 
@@ -202,7 +202,7 @@ func (p *Platform) adaptFP(fp []byte) []byte {
 // save reads the state of the stopped stub thread t into st.
 func (c *context) save(t *stubThread, st *platform.State) error {
 	if err := getRegs(t.tid, &st.Regs); err != nil {
-		t.loaded = false
+		t.regsValid, t.fpValid = false, false
 		return fmt.Errorf("read registers of stub thread %d: %w", t.tid, err)
 	}
 	if cap(st.FP) < c.p.fpSize {
@@ -210,22 +210,22 @@ func (c *context) save(t *stubThread, st *platform.State) error {
 	}
 	st.FP = st.FP[:c.p.fpSize]
 	if _, err := getFP(t.tid, st.FP); err != nil {
-		t.loaded = false
+		t.regsValid, t.fpValid = false, false
 		return fmt.Errorf("read XSAVE area of stub thread %d: %w", t.tid, err)
 	}
 	t.regs = st.Regs
 	t.fp = append(t.fp[:0], st.FP...)
-	t.loaded = true
+	t.regsValid, t.fpValid = true, true
 	return nil
 }
 
 // run resumes t with PTRACE_SYSEMU until a stop that Switch reports.
 //
-// Preconditions: t is stopped and loaded with st; the caller is t's tracer.
+// Preconditions: t is stopped and holds st; the caller is t's tracer.
 func (c *context) run(a *addressSpace, t *stubThread, st *platform.State, info *platform.SignalInfo, access *platform.AccessType) error {
 	for first := true; ; first = false {
 		if err := ptraceRaw(unix.PTRACE_SYSEMU, t.tid, 0, 0); err != nil {
-			t.loaded = false
+			t.regsValid, t.fpValid = false, false
 			if first {
 				err = notTraced(err)
 			}
@@ -233,15 +233,15 @@ func (c *context) run(a *addressSpace, t *stubThread, st *platform.State, info *
 		}
 		ws, err := wait4(t.tid)
 		if err != nil {
-			t.loaded = false
+			t.regsValid, t.fpValid = false, false
 			return fmt.Errorf("ptrace: wait for stub thread %d: %w", t.tid, err)
 		}
 		if !ws.Stopped() {
-			t.loaded = false
+			t.regsValid, t.fpValid = false, false
 			return fmt.Errorf("ptrace: stub thread %d: status %#x: %w", t.tid, uint32(ws), ErrStubDied)
 		}
 		// t ran: what it holds is no longer what load wrote.
-		t.loaded = false
+		t.regsValid, t.fpValid = false, false
 		sig := ws.StopSignal()
 		switch {
 		case sig == unix.SIGTRAP|0x80:

@@ -426,3 +426,43 @@ func TestKilledStubThread(t *testing.T) {
 		t.Errorf("killed stub thread %d: %+v, want gone", oldTID, pi)
 	}
 }
+
+// TestMapFromTaskThread: MapFile on the thread that runs the application
+// (as when the kernel handles a fault) injects into that thread's own stub
+// thread; the application's registers survive it.
+func TestMapFromTaskThread(t *testing.T) {
+	locked(t)
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	c := e.newContext(t)
+	st := &platform.State{}
+	st.Regs.Rip = codeAddr + offLoad
+	st.Regs.Rdi = 0x5800_0000
+	st.Regs.Rbx = 0xabcdef
+	info, _, err := switchOnce(c, a, st)
+	if !errors.Is(err, platform.ErrFault) || info.Addr != 0x5800_0000 {
+		t.Fatalf("Switch = %v at %#x, want ErrFault at 0x58000000", err, info.Addr)
+	}
+	a.mu.Lock()
+	th := a.threads[unix.Gettid()]
+	a.mu.Unlock()
+	if th == nil {
+		t.Fatal("no stub thread for this OS thread")
+	}
+	binary.LittleEndian.PutUint64(e.mem[dataOff:], 4242)
+	if err := a.MapFile(0x5800_0000, dataOff, pageSize, platform.Read, false); err != nil {
+		t.Fatalf("MapFile = %v", err)
+	}
+	th.mu.Lock()
+	direct := !th.regsValid // the injection went through this stub thread
+	th.mu.Unlock()
+	if !direct {
+		t.Errorf("MapFile on the task thread did not use its stub thread")
+	}
+	if _, _, err := switchOnce(c, a, st); err != nil {
+		t.Fatalf("Switch after MapFile = %v, want nil", err)
+	}
+	if st.Regs.OrigRax != 4242 || st.Regs.Rbx != 0xabcdef {
+		t.Errorf("after retry: loaded %d, rbx %#x; want 4242, 0xabcdef", st.Regs.OrigRax, st.Regs.Rbx)
+	}
+}
