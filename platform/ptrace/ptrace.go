@@ -131,6 +131,10 @@ type Platform struct {
 	mu       sync.Mutex
 	released bool                       // protected by mu
 	spaces   map[*addressSpace]struct{} // protected by mu
+	// spare is a ready stub (the one New started to probe the host), handed
+	// to the first NewAddressSpace; 0 if none. Protected by mu.
+	spare     int
+	spareRegs platform.Registers // protected by mu
 }
 
 var _ platform.Platform = (*Platform)(nil)
@@ -198,26 +202,30 @@ func writeStub() (int, error) {
 	return ro, nil
 }
 
-// probe starts and kills one stub to record the XSAVE size and initial
-// state.
+// probe starts one stub to record the XSAVE size and initial state, and
+// keeps it as the spare for the first address space.
 //
-// Preconditions: runs on the master thread.
+// Preconditions: runs on the master thread, before New returns.
 func (p *Platform) probe() error {
-	pid, _, err := p.spawnStub()
+	pid, regs, err := p.spawnStub()
 	if err != nil {
 		return err
 	}
-	defer killAndReap(pid)
 	buf := make([]byte, 64<<10)
 	n, err := getFP(pid, buf)
 	if err != nil {
+		killAndReap(pid)
 		return fmt.Errorf("read XSAVE area of stub %d: %w", pid, err)
 	}
 	if n < xsaveHeaderOffset+64 {
+		killAndReap(pid)
 		return fmt.Errorf("read XSAVE area of stub %d: only %d bytes", pid, n)
 	}
 	p.fpSize = n
 	p.initFP = append([]byte(nil), buf[:n]...)
+	p.mu.Lock()
+	p.spare, p.spareRegs = pid, regs
+	p.mu.Unlock()
 	return nil
 }
 
@@ -243,6 +251,12 @@ func (p *Platform) newAddressSpace() (*addressSpace, error) {
 		return nil, fmt.Errorf("ptrace: new address space: %w", ErrReleased)
 	}
 	a := &addressSpace{p: p, threads: make(map[int]*stubThread)}
+	if p.spare != 0 {
+		a.pid, a.leaderRegs = p.spare, p.spareRegs
+		p.spare = 0
+		p.spaces[a] = struct{}{}
+		return a, nil
+	}
 	err := p.master.call(func() error {
 		pid, regs, err := p.spawnStub()
 		if err != nil {
@@ -279,10 +293,15 @@ func (p *Platform) Release() {
 	p.released = true
 	spaces := p.spaces
 	p.spaces = nil
+	spare := p.spare
+	p.spare = 0
 	p.mu.Unlock()
 
 	for a := range spaces {
 		a.release()
+	}
+	if spare != 0 {
+		_ = p.master.call(func() error { killAndReap(spare); return nil })
 	}
 	p.master.stop()
 	unix.Close(p.memFD)

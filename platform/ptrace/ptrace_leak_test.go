@@ -47,6 +47,9 @@ func stubPIDs(p *Platform) []int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var pids []int
+	if p.spare != 0 {
+		pids = append(pids, p.spare)
+	}
 	for a := range p.spaces {
 		a.mu.Lock()
 		pids = append(pids, a.pid)
@@ -100,6 +103,18 @@ func TestReleaseLeavesNoProcess(t *testing.T) {
 	}
 	if _, err := e.p.NewAddressSpace(); err == nil {
 		t.Errorf("NewAddressSpace after Release = nil error, want ErrReleased")
+	}
+}
+
+func TestUnusedPlatformLeavesNoProcess(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	pids := stubPIDs(e.p)
+	if len(pids) != 1 {
+		t.Fatalf("stubs of a new platform = %v, want one spare", pids)
+	}
+	e.p.Release()
+	if pi := readProc(pids[0]); pi.exists && (pi.stub || pi.state == 'Z') {
+		t.Errorf("after Release: spare stub %d = %+v, want gone", pids[0], pi)
 	}
 }
 
