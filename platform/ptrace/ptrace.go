@@ -12,16 +12,19 @@
 // one r-x page at stubBase holding a syscall trampoline, and nothing else.
 // It is written to a sealed memfd and executed (fork + execve of
 // /proc/<sentry pid>/fd/<n>) with PTRACE_TRACEME, PR_SET_PDEATHSIG=SIGKILL
-// and its own process group; the memory file is passed as descriptor 3.
-// After exec the platform injects munmap calls that remove everything but
-// the stub page (stack, vdso, vvar) and sets SIGCHLD to SIG_IGN so that the
-// stub's children are reaped by the host kernel. The stub page lies above
-// MaxUserAddress, so application mappings never touch it. See
-// stub_amd64.go for the layout and the code.
+// and its own process group; the memory file is passed as descriptor 3 and
+// no other descriptor is open. After exec the platform injects munmap calls
+// that remove everything but the stub page (stack, vdso, vvar), sets
+// SIGCHLD to SIG_IGN so that the host reaps the stub's children, and names
+// it "snap-stub". The stub page lies above MaxUserAddress, so application
+// mappings never touch it. See stub_amd64.go for the layout and the code.
+// New starts one stub to learn the host's XSAVE layout; it becomes the first
+// address space.
 //
-// An address space (addressSpace) is one stub process. MapFile and Unmap
-// inject mmap(MAP_SHARED|MAP_FIXED[|MAP_POPULATE], 3, off) and munmap into
-// the stub's first thread ("stub leader").
+// An address space (addressSpace) is one stub process: its first thread
+// (the "stub leader") plus the stub threads below, which share its memory.
+// MapFile and Unmap inject mmap(MAP_SHARED|MAP_FIXED[|MAP_POPULATE], 3, off)
+// and munmap into it and record the mapping (faults use the record).
 //
 // # Thread model
 //
@@ -30,52 +33,82 @@
 // threads:
 //
 //   - The master: one goroutine per Platform, locked to its OS thread for
-//     the platform's whole life. It forks every stub (so it is the tracer of
-//     every stub leader, and the stub's parent-death signal fires only when
-//     the platform goes away) and performs every injected system call.
+//     the platform's whole life. It forks every stub, so it traces every
+//     stub leader and the stubs' parent-death signal fires only when the
+//     platform goes away.
 //   - Stub threads: for each (address space, sentry OS thread) pair that
 //     calls Switch, the master injects clone(CLONE_VM) into the stub leader;
 //     the child (a process sharing the stub's memory) sleeps in pause, and
 //     the calling OS thread seizes it (PTRACE_SEIZE with PTRACE_O_EXITKILL
 //     and PTRACE_O_TRACESYSGOOD) and interrupts it. The stub thread is
 //     cached in the address space by the caller's OS thread id, so a Context
-//     works from any locked OS thread and an address space serves any
-//     number of them.
+//     works from any OS thread and an address space serves any number of
+//     them.
 //   - Callers: NewAddressSpace, MapFile, Unmap and every Release may be
-//     called from any goroutine; they hand work to the master.
+//     called from any goroutine. An injected system call goes through the
+//     master and the stub leader, except when the caller's OS thread traces
+//     a stub thread of that address space (a task goroutine handling a
+//     fault): then it is injected into that stub thread directly, which
+//     avoids a hand-off between OS threads (about 40 µs instead of 85 µs).
 //
 // Stub threads are separate processes (no CLONE_THREAD) so that the death
 // of one sentry OS thread, which kills its tracees through EXITKILL, kills
-// only its own stub threads and not the address space.
+// only its own stub threads and not the address space. A task goroutine
+// that ends while locked ends its OS thread; its stub threads die with it
+// and are forgotten the next time the address space creates a stub thread.
 //
 // # Switch
 //
 // Switch writes the registers (PTRACE_SETREGS; skipped when they equal
 // what the stub thread already holds) and the XSAVE area
-// (PTRACE_SETREGSET NT_X86_XSTATE; skipped likewise), resumes with
-// PTRACE_SYSEMU and waits for that thread only. A stop with SIGTRAP|0x80 is
-// a system call (nil). SIGSEGV and SIGBUS raised by the CPU are ErrFault;
-// the access type comes from the mapping the address space recorded at the
-// address: an access fault on a readable but not writable page is a write,
-// a fault at the instruction pointer is an execute, anything else a read.
-// SIGILL, SIGFPE, SIGTRAP and SIGSYS are ErrSignal. The interrupt signal
-// (SIGSTOP, sent with tgkill by Interrupt) is ErrInterrupted. Every other
-// signal is suppressed and the thread resumed. Orig_rax is written as -1 so
-// that the host never restarts a system call on the application's behalf.
+// (PTRACE_SETREGSET NT_X86_XSTATE; skipped likewise, it is the expensive
+// one), resumes with PTRACE_SYSEMU, waits for that thread only and reads the
+// registers and the XSAVE area back. A system call therefore costs one
+// resume, one wait and three register transfers. Stops are classified:
+//
+//	SIGTRAP|0x80 (system call)              nil
+//	SIGSEGV, SIGBUS with an address (CPU)   ErrFault
+//	SIGSEGV SI_KERNEL (general protection),
+//	SIGILL, SIGFPE, SIGTRAP, SIGSYS (CPU)   ErrSignal
+//	SIGSTOP while an interrupt is pending   ErrInterrupted
+//	anything else (kill from the host,
+//	a stale interrupt)                      suppressed, thread resumed
+//
+// The host does not report the page fault error code through ptrace, so
+// the access of a fault is inferred from the recorded mapping: an access
+// fault on a readable but not writable page is a write, a fault at the
+// instruction pointer on a non-executable page is an execute, anything else
+// a read. Orig_rax is written as -1 so that the host never restarts a
+// system call on the application's behalf.
+//
+// Interrupt sets a flag that the next Switch consumes before running, and
+// if a Switch is running sends SIGSTOP to its stub thread (tgkill). A
+// SIGSTOP that arrives after its Switch already stopped stays pending on
+// the stub thread and is dropped by a later Switch.
 //
 // Stops of traced processes normally send the tracer's process a SIGCHLD;
 // New sets SA_NOCLDSTOP on the process's SIGCHLD action (keeping the Go
 // runtime's handler), which removes a signal delivery and a sigreturn from
-// every system call. Exits still raise SIGCHLD, so os/exec is unaffected.
+// every system call (about 20% of its cost here). Exits still raise
+// SIGCHLD, so os/exec is unaffected.
 //
 // # Lifecycle and cleanup
 //
-// AddressSpace.Release kills (SIGKILL) and reaps the stub threads and then
-// the stub leader. Platform.Release releases every address space, then
-// stops the master. If the sentry dies, even by SIGKILL, every stub dies
-// with it: stub leaders by their parent-death signal (the master thread
-// exits), stub threads by PTRACE_O_EXITKILL (their tracer exits) or by
-// their own parent-death signal (the stub leader exits).
+// AddressSpace.Release kills (SIGKILL, through a pidfd so that a reused pid
+// is never hit) and reaps the stub threads and then the stub leader.
+// Platform.Release releases every address space, then stops the master. If
+// the sentry dies, even by SIGKILL, every stub dies with it: stub leaders by
+// their parent-death signal (the master thread exits) and PTRACE_O_EXITKILL,
+// stub threads by PTRACE_O_EXITKILL (their tracer exits) or by their own
+// parent-death signal (the stub leader exits; a thread orphaned before it
+// set that signal sees a changed parent pid and exits).
+//
+// # Limits
+//
+//   - x86-64 only. int $0x80 and sysenter stop like syscall and are reported
+//     as 64-bit system calls.
+//   - Legacy vsyscall page calls (0xffffffffff600000), if the host emulates
+//     them, run on the host without a stop (they only read the time).
 package ptrace
 
 import (
