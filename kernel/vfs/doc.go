@@ -76,3 +76,5 @@
 //	      pipe.mu
 //	Root.mu is a leaf.
 package vfs
+
+//go:generate go run snapshotter/tools/stategen
