@@ -54,6 +54,11 @@ func probe(t *testing.T, compiler string) string {
 
 // run executes argv in a new kernel and returns its stdout and status.
 func run(t *testing.T, argv, env []string) (string, kernel.ExitStatus) {
+	return runWith(t, argv, env, nil)
+}
+
+// runWith is run that calls during(k) after the program started.
+func runWith(t *testing.T, argv, env []string, during func(k *kernel.Kernel)) (string, kernel.ExitStatus) {
 	t.Helper()
 	k, err := kernel.New(kernel.Config{})
 	if err != nil {
@@ -78,6 +83,9 @@ func run(t *testing.T, argv, env []string) (string, kernel.ExitStatus) {
 	if err != nil {
 		w.Close()
 		t.Fatalf("Start(%q): %v", argv, err)
+	}
+	if during != nil {
+		during(k)
 	}
 	st := k.Wait()
 	w.Close()
@@ -172,5 +180,21 @@ func TestStartErrors(t *testing.T) {
 		if err := k.Start(kernel.StartOptions{Argv: tc.argv}); !errors.Is(err, tc.want) {
 			t.Errorf("Start(%q) = %v, want %v", tc.argv, err, tc.want)
 		}
+	}
+}
+
+// TestStopDuringSleep stops the kernel while the program sleeps in
+// nanosleep, several times: every stop must park the task (waitStopped
+// returns) and the sleep must still complete with its full duration.
+func TestStopDuringSleep(t *testing.T) {
+	bin := probe(t, "gcc")
+	out, st := runWith(t, []string{bin, "sleep"}, nil, func(k *kernel.Kernel) {
+		for range 5 {
+			k.StopForTest()
+			k.ResumeForTest()
+		}
+	})
+	if st != (kernel.ExitStatus{}) || !strings.Contains(out, "slept>=50ms=1") {
+		t.Errorf("sleep with stops: status %v, output %q, want status 0 and slept>=50ms=1", st, out)
 	}
 }

@@ -34,6 +34,8 @@ func init() {
 	registerSyscall(unix.SYS_DUP3, "dup3", sysDup3)
 	registerSyscall(unix.SYS_FCNTL, "fcntl", sysFcntl)
 	registerSyscall(unix.SYS_PIPE, "pipe", func(t *Task, a *sysArgs) (uint64, error) { return t.pipe2(a[0], 0) })
+	registerSyscall(unix.SYS_STATFS, "statfs", sysStatfs)
+	registerSyscall(unix.SYS_FSTATFS, "fstatfs", sysFstatfs)
 	registerSyscall(unix.SYS_PIPE2, "pipe2", func(t *Task, a *sysArgs) (uint64, error) { return t.pipe2(a[0], uint32(a[1])) })
 
 	// Operations that would modify the filesystem: vfs answers them (EROFS
@@ -455,4 +457,29 @@ func sysFdSetAttr(t *Task, a *sysArgs) (uint64, error) {
 	}
 	defer f.DecRef()
 	return 0, f.SetAttr()
+}
+
+func sysStatfs(t *Task, a *sysArgs) (uint64, error) {
+	p, err := t.copyInPath(a[0])
+	if err != nil {
+		return 0, err
+	}
+	b, err := t.tg.fs.Statfs(nil, p)
+	if err != nil {
+		return 0, err
+	}
+	return 0, t.tg.mm.CopyOut(a[1], b[:])
+}
+
+func sysFstatfs(t *Task, a *sysArgs) (uint64, error) {
+	f, err := t.getFile(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	b, err := f.Statfs()
+	if err != nil {
+		return 0, err
+	}
+	return 0, t.tg.mm.CopyOut(a[1], b[:])
 }

@@ -41,6 +41,11 @@ func registerSyscall(nr uintptr, name string, fn syscallFn) {
 	syscallTable[nr] = syscallEntry{name, fn}
 }
 
+// errNoSyscallReturn is returned by a handler that has set the registers
+// itself (rt_sigreturn, a future execve): doSyscall then leaves Rax alone
+// and no syscall restart applies.
+var errNoSyscallReturn = errors.New("syscall set the registers itself")
+
 // Restart errnos (include/linux/errno.h). The application never sees them:
 // runApp rewinds the syscall, or the signal code turns them into EINTR.
 const (
@@ -86,11 +91,16 @@ func (t *Task) doSyscall() taskRunState {
 		t.k.logUnimplemented(nr)
 		err = unix.ENOSYS
 	}
-	if err != nil {
-		ret = uint64(-int64(t.errnoOf(nr, err)))
+	switch {
+	case err == errNoSyscallReturn:
+		t.haveSyscallReturn = false
+	case err != nil:
+		t.regs.Rax = uint64(-int64(t.errnoOf(nr, err)))
+		t.haveSyscallReturn = true
+	default:
+		t.regs.Rax = ret
+		t.haveSyscallReturn = true
 	}
-	t.regs.Rax = ret
-	t.haveSyscallReturn = true
 	if t.tg.isExiting() {
 		return &runExit{}
 	}
