@@ -192,3 +192,70 @@ func TestStdioPTY(t *testing.T) {
 }
 
 func le16(b []byte) uint16 { return uint16(b[0]) | uint16(b[1])<<8 }
+
+func TestStdioWriteCancel(t *testing.T) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	hr, hw := os.NewFile(uintptr(p[0]), "r"), os.NewFile(uintptr(p[1]), "w")
+	defer hr.Close()
+	defer hw.Close()
+	size, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := NewStdio(1, hw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.DecRef()
+	// Fill the host pipe.
+	if n, err := out.Write(nil, make([]byte, size)); n != size || err != nil {
+		t.Fatalf("Write(%d) = %d, %v", size, n, err)
+	}
+	out.SetStatusFlags(unix.O_NONBLOCK)
+	if _, err := out.Write(nil, []byte("x")); err != unix.EAGAIN {
+		t.Errorf("Write(full host pipe, O_NONBLOCK) = %v, want EAGAIN", err)
+	}
+	out.SetStatusFlags(0)
+	cancel := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := out.Write(cancel, []byte("blocked"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Write to a full host pipe returned %v before cancel", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(cancel)
+	if err := <-done; err != ErrInterrupted {
+		t.Errorf("cancelled Write = %v, want ErrInterrupted", err)
+	}
+	// Draining the host pipe lets writes through again.
+	if _, err := io.ReadFull(hr, make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := out.Write(nil, []byte("ok")); n != 2 || err != nil {
+		t.Errorf("Write after drain = %d, %v; want 2, nil", n, err)
+	}
+}
+
+func TestStdioEPIPE(t *testing.T) {
+	hr, hw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hw.Close()
+	out, err := NewStdio(1, hw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.DecRef()
+	hr.Close()
+	if _, err := out.Write(nil, []byte("x")); err != unix.EPIPE {
+		t.Errorf("Write with the host reader gone = %v, want EPIPE", err)
+	}
+}
