@@ -16,22 +16,17 @@ import (
 // Encoder writes one state stream. Generated StateSave methods call its
 // methods; a failure panics with an engine error that Save recovers.
 type Encoder struct {
-	buf     []byte
-	ids     map[unsafe.Pointer]uint64
+	buf     []byte   // the chunk being filled
+	chunks  [][]byte // full chunks, in order, before buf
+	free    [][]byte // recycled chunks
+	ids     map[unsafe.Pointer]uint32
 	objs    []objRec
 	typeIDs []uint32 // registry index -> stream type index + 1
 	types   []*TypeInfo
-	spans   []span
-}
-
-// span is the memory range of one saved object.
-type span struct {
-	lo, hi uintptr
-	ti     *TypeInfo
+	spans   []objRec
 }
 
 type objRec struct {
-	s  Savable
 	p  unsafe.Pointer
 	ti *TypeInfo
 }
@@ -42,7 +37,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // pointer to a registered savable type, and writes it to w as one stream.
 // beforeSave hooks run as objects are reached. The caller must keep the
 // graph from changing until Save returns.
-func Save(ctx context.Context, w io.Writer, root any) (err error) {
+func Save(ctx context.Context, w io.Writer, root any) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("stateify: save: %w", err)
 	}
@@ -57,29 +52,68 @@ func Save(ctx context.Context, w io.Writer, root any) (err error) {
 	}
 	e := encoderPool.Get().(*Encoder)
 	defer e.release()
+	return e.save(w, p, s, ti)
+}
+
+// save encodes the graph rooted at s (at address p) and writes the stream.
+func (e *Encoder) save(w io.Writer, p unsafe.Pointer, s Savable, ti *TypeInfo) (err error) {
 	defer func() { recoverError(recover(), &err) }()
-	e.ref(p, s, ti)
+	e.ref(p, ti)
 	for i := 0; i < len(e.objs); i++ {
-		e.objs[i].s.StateSave(e)
+		o := e.objs[i]
+		o.ti.save(o.p, e)
 	}
 	e.checkInterior()
 
 	// Header, then the payload: type table, object count, objects.
 	var head bytes24
 	table := e.typeTable()
-	payloadLen := len(table) + len(e.buf)
+	e.chunks = append(e.chunks, e.buf)
+	e.buf = nil
+	payloadLen := len(table)
+	for _, c := range e.chunks {
+		payloadLen += len(c)
+	}
 	head.put(uint64(payloadLen))
 	crc := crc32.Update(0, castagnoli, head[:])
 	crc = crc32.Update(crc, castagnoli, table)
-	crc = crc32.Update(crc, castagnoli, e.buf)
+	if err := write(w, head[:], table); err != nil {
+		return err
+	}
+	for _, c := range e.chunks {
+		crc = crc32.Update(crc, castagnoli, c)
+		if err := write(w, c); err != nil {
+			return err
+		}
+	}
 	var tail [4]byte
 	binary.BigEndian.PutUint32(tail[:], crc)
-	for _, b := range [][]byte{head[:], table, e.buf, tail[:]} {
+	return write(w, tail[:])
+}
+
+func write(w io.Writer, bufs ...[]byte) error {
+	for _, b := range bufs {
 		if _, err := w.Write(b); err != nil {
 			return fmt.Errorf("stateify: write state stream: %w", err)
 		}
 	}
 	return nil
+}
+
+// chunkSize is the size at which the encoder starts a new output chunk.
+// Chunks avoid copying the whole stream each time the buffer grows.
+const chunkSize = 256 << 10
+
+// nextChunk moves the filled buffer to the chunk list. It is called only at
+// struct boundaries, so a chunk may exceed chunkSize by one struct.
+func (e *Encoder) nextChunk() {
+	e.chunks = append(e.chunks, e.buf)
+	if n := len(e.free); n > 0 {
+		e.buf = e.free[n-1][:0]
+		e.free = e.free[:n-1]
+	} else {
+		e.buf = make([]byte, 0, chunkSize+chunkSize/4)
+	}
 }
 
 // Header layout constants (see docs/STATE_FORMAT.md).
@@ -124,20 +158,34 @@ func (e *Encoder) typeTable() []byte {
 
 // encoderPool recycles encoders (their buffer, identity map and object
 // list) between saves: a repeated checkpoint then allocates almost nothing.
-var encoderPool = sync.Pool{New: func() any {
-	return &Encoder{buf: make([]byte, 0, 64<<10), ids: make(map[unsafe.Pointer]uint64)}
-}}
+var encoderPool = sync.Pool{New: func() any { return newEncoder() }}
 
-// maxPooled bounds the buffer size an encoder may keep in the pool.
+func newEncoder() *Encoder {
+	return &Encoder{buf: make([]byte, 0, chunkSize+chunkSize/4), ids: make(map[unsafe.Pointer]uint32)}
+}
+
+// maxPooled bounds the output size an encoder may keep in the pool.
 const maxPooled = 256 << 20
 
 // release drops every reference to the saved graph and returns e to the
 // pool.
 func (e *Encoder) release() {
-	if cap(e.buf) > maxPooled {
+	if len(e.chunks) > maxPooled/chunkSize {
 		return
 	}
-	e.buf = e.buf[:0]
+	for _, c := range e.chunks {
+		if cap(c) <= 2*chunkSize {
+			e.free = append(e.free, c[:0])
+		}
+	}
+	clear(e.chunks)
+	e.chunks = e.chunks[:0]
+	if n := len(e.free); n > 0 {
+		e.buf = e.free[n-1]
+		e.free = e.free[:n-1]
+	} else {
+		e.buf = make([]byte, 0, chunkSize+chunkSize/4)
+	}
 	clear(e.ids)
 	clear(e.objs)
 	e.objs = e.objs[:0]
@@ -151,18 +199,21 @@ func (e *Encoder) release() {
 
 // ref returns the object ID of p, queueing the object for encoding when it
 // is new.
-func (e *Encoder) ref(p unsafe.Pointer, s Savable, ti *TypeInfo) uint64 {
+func (e *Encoder) ref(p unsafe.Pointer, ti *TypeInfo) uint64 {
 	if id, ok := e.ids[p]; ok {
 		if o := e.objs[id-1].ti; o != ti {
 			failf(ErrNotSavable, "objects of types %s and %s share address %p (a pointer into the middle of an object?)", o.name, ti.name, p)
 		}
-		return id
+		return uint64(id)
 	}
-	e.objs = append(e.objs, objRec{s: s, p: p, ti: ti})
-	id := uint64(len(e.objs))
+	e.objs = append(e.objs, objRec{p: p, ti: ti})
+	id := uint32(len(e.objs))
+	if int(id) != len(e.objs) {
+		failf(ErrNotSavable, "more than %d objects", uint32(math.MaxUint32))
+	}
 	e.ids[p] = id
 	e.typeID(ti) // objects' types are always in the table
-	return id
+	return uint64(id)
 }
 
 // checkInterior rejects graphs in which one saved object lies inside
@@ -172,21 +223,18 @@ func (e *Encoder) checkInterior() {
 	if len(e.objs) < 2 {
 		return
 	}
-	spans := e.spans[:0]
-	for _, o := range e.objs {
+	spans := append(e.spans[:0], e.objs...)
+	e.spans = spans
+	slices.SortFunc(spans, func(a, b objRec) int { return cmp.Compare(uintptr(a.p), uintptr(b.p)) })
+	var prev objRec
+	for _, o := range spans {
 		if o.ti.size == 0 {
 			continue
 		}
-		lo := uintptr(o.p)
-		spans = append(spans, span{lo, lo + o.ti.size, o.ti})
-	}
-	e.spans = spans
-	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
-	for i := 1; i < len(spans); i++ {
-		if spans[i].lo < spans[i-1].hi {
-			e.spans = spans
-			failf(ErrNotSavable, "a saved %s lies inside a saved %s: pointers into the middle of objects are not supported", spans[i].ti.name, spans[i-1].ti.name)
+		if prev.ti != nil && uintptr(o.p) < uintptr(prev.p)+prev.ti.size {
+			failf(ErrNotSavable, "a saved %s lies inside a saved %s: pointers into the middle of objects are not supported", o.ti.name, prev.ti.name)
 		}
+		prev = o
 	}
 }
 
@@ -205,6 +253,9 @@ func (e *Encoder) typeID(ti *TypeInfo) uint64 {
 // Struct begins the encoding of a value of type ti: a msgpack array holding
 // the stream type index and then each saved field.
 func (e *Encoder) Struct(ti *TypeInfo) {
+	if len(e.buf) >= chunkSize {
+		e.nextChunk()
+	}
 	e.ArrayLen(len(ti.fields) + 1)
 	e.Uint(e.typeID(ti))
 }
@@ -220,7 +271,7 @@ func SavePtr[T any, PT interface {
 		e.buf = append(e.buf, 0)
 		return
 	}
-	e.Uint(e.ref(unsafe.Pointer((*T)(p)), p, p.StateTypeInfo()))
+	e.Uint(e.ref(unsafe.Pointer((*T)(p)), p.StateTypeInfo()))
 }
 
 // Iface encodes an interface value: nil, or [type index, object ID] where
@@ -243,7 +294,7 @@ func (e *Encoder) Iface(v any) {
 		e.buf = append(e.buf, 0)
 		return
 	}
-	e.Uint(e.ref(p, s, ti))
+	e.Uint(e.ref(p, ti))
 }
 
 // SaveMap encodes m as a msgpack map with keys in ascending order, so that

@@ -46,6 +46,7 @@ type TypeInfo struct {
 	newObj func() Savable
 	ptr    func(Savable) unsafe.Pointer
 	nilObj Savable // typed nil pointer
+	save   func(unsafe.Pointer, *Encoder)
 }
 
 // Name returns the registered type name.
@@ -79,6 +80,7 @@ func Register[T any, PT interface {
 		size:   unsafe.Sizeof(*new(T)),
 		newObj: func() Savable { return PT(new(T)) },
 		nilObj: PT(nil),
+		save:   func(p unsafe.Pointer, e *Encoder) { PT((*T)(p)).StateSave(e) },
 		ptr:    func(s Savable) unsafe.Pointer { return unsafe.Pointer((*T)(s.(PT))) },
 	}
 	for i, f := range fields {
