@@ -342,3 +342,87 @@ func TestThreadExit(t *testing.T) {
 		t.Errorf("stub thread of exited OS thread %d still recorded after a sweep", exitTID)
 	}
 }
+
+// TestFPOtherSize: an XSAVE area of another size (an image from a host
+// with other XSAVE features) is adapted: the legacy area and the SSE state
+// survive, the result has this host's size.
+func TestFPOtherSize(t *testing.T) {
+	locked(t)
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	c := e.newContext(t)
+	for _, size := range []int{xsaveHeaderOffset + 64, e.p.fpSize + 256} {
+		st := &platform.State{FP: make([]byte, size)}
+		copy(st.FP, e.p.initFP)
+		const v = 0x0102030405060708
+		binary.LittleEndian.PutUint64(st.FP[fxsaveXMMOffset:], v)
+		st.FP[xsaveHeaderOffset] |= 2
+		st.Regs.Rip = codeAddr + offFP
+		if _, _, err := switchOnce(c, a, st); err != nil {
+			t.Fatalf("Switch with %d-byte FP = %v", size, err)
+		}
+		if st.Regs.OrigRax != v {
+			t.Errorf("%d-byte FP: xmm0 = %#x, want %#x", size, st.Regs.OrigRax, uint64(v))
+		}
+		if len(st.FP) != e.p.fpSize {
+			t.Errorf("%d-byte FP: len after Switch = %d, want %d", size, len(st.FP), e.p.fpSize)
+		}
+	}
+}
+
+// TestInterruptStress interrupts a thread that makes system calls as fast
+// as it can: every Switch returns nil or ErrInterrupted, and once the
+// interrupts stop, no stale one is reported.
+func TestInterruptStress(t *testing.T) {
+	locked(t)
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	c := e.newContext(t)
+	st := &platform.State{}
+	st.Regs.Rip = codeAddr + offSyscallLoop
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c.Interrupt()
+			time.Sleep(20 * time.Microsecond)
+		}
+	}()
+	var syscalls, interrupts int
+	for i := 0; i < 3000; i++ {
+		_, _, err := switchOnce(c, a, st)
+		switch {
+		case err == nil:
+			syscalls++
+		case errors.Is(err, platform.ErrInterrupted):
+			interrupts++
+		default:
+			close(stop)
+			wg.Wait()
+			t.Fatalf("Switch %d = %v, want nil or ErrInterrupted", i, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if syscalls == 0 || interrupts == 0 {
+		t.Errorf("syscalls %d, interrupts %d; want both > 0", syscalls, interrupts)
+	}
+	// At most one interrupt can still be pending (flag set after the last
+	// stop); after that, only system calls.
+	if _, _, err := switchOnce(c, a, st); err != nil && !errors.Is(err, platform.ErrInterrupted) {
+		t.Fatalf("Switch after stress = %v", err)
+	}
+	for i := 0; i < 20; i++ {
+		if _, _, err := switchOnce(c, a, st); err != nil {
+			t.Fatalf("Switch %d after interrupts stopped = %v, want nil", i, err)
+		}
+	}
+	t.Logf("%d syscalls, %d interrupts", syscalls, interrupts)
+}
