@@ -154,7 +154,17 @@ func (c *context) load(t *stubThread, st *platform.State) error {
 		fp = c.p.adaptFP(fp)
 	}
 	if !t.fpValid || !bytes.Equal(fp, t.fp) {
-		if err := setFP(t.tid, fp); err != nil {
+		err := setFP(t.tid, fp)
+		if errors.Is(err, unix.EINVAL) {
+			// The host refuses what real hardware would not load either
+			// (reserved MXCSR bits, unknown features in the header): an
+			// XSAVE area restored by the application's sigreturn can hold
+			// anything. Load the nearest valid state, as the hardware's
+			// masking would.
+			fp = c.p.sanitizeFP(fp)
+			err = setFP(t.tid, fp)
+		}
+		if err != nil {
 			t.regsValid, t.fpValid = false, false
 			return fmt.Errorf("ptrace: set XSAVE area of stub thread %d: %w", t.tid, notTraced(err))
 		}
@@ -196,6 +206,33 @@ func (p *Platform) adaptFP(fp []byte) []byte {
 		// xcomp_bv must be 0 in the standard format ptrace uses.
 		binary.LittleEndian.PutUint64(out[xsaveHeaderOffset+8:], 0)
 	}
+	return out
+}
+
+// Offsets in the FXSAVE legacy area.
+const (
+	fxsaveMXCSR     = 24
+	fxsaveMXCSRMask = 28
+)
+
+// sanitizeFP returns a copy of fp (this host's size) that the host accepts:
+// MXCSR masked with the host's MXCSR_MASK, xstate_bv limited to the host's
+// features, xcomp_bv and the reserved header bytes zero.
+func (p *Platform) sanitizeFP(fp []byte) []byte {
+	out := append([]byte(nil), fp...)
+	le := binary.LittleEndian
+	mask := le.Uint32(p.initFP[fxsaveMXCSRMask:])
+	if mask == 0 {
+		mask = 0xffbf // the architectural default
+	}
+	le.PutUint32(out[fxsaveMXCSR:], le.Uint32(out[fxsaveMXCSR:])&mask)
+	le.PutUint32(out[fxsaveMXCSRMask:], le.Uint32(p.initFP[fxsaveMXCSRMask:]))
+	supported := le.Uint64(p.initFP[fxswXFeaturesOff:])
+	if supported == 0 {
+		supported = 3 // x87 and SSE
+	}
+	le.PutUint64(out[xsaveHeaderOffset:], le.Uint64(out[xsaveHeaderOffset:])&supported)
+	clear(out[xsaveHeaderOffset+8 : xsaveHeaderOffset+64])
 	return out
 }
 

@@ -426,3 +426,44 @@ func TestInterruptStress(t *testing.T) {
 	}
 	t.Logf("%d syscalls, %d interrupts", syscalls, interrupts)
 }
+
+// TestFPInvalid: an XSAVE area the host would refuse (reserved MXCSR bits,
+// unknown features, a compacted header, as a forged signal frame could
+// hold) is loaded the way the hardware would mask it; the SSE state stays.
+func TestFPInvalid(t *testing.T) {
+	locked(t)
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	c := e.newContext(t)
+	st := &platform.State{FP: append([]byte(nil), e.p.initFP...)}
+	const v = 0x1111222233334444
+	le := binary.LittleEndian
+	le.PutUint64(st.FP[fxsaveXMMOffset:], v)
+	le.PutUint32(st.FP[fxsaveMXCSR:], 0xffffffff)
+	le.PutUint64(st.FP[xsaveHeaderOffset:], 1<<62|3)
+	le.PutUint64(st.FP[xsaveHeaderOffset+8:], 1<<63|3)
+	bad := append([]byte(nil), st.FP...)
+	st.Regs.Rip = codeAddr + offFP
+	if _, _, err := switchOnce(c, a, st); err != nil {
+		t.Fatalf("Switch with invalid FP = %v, want nil", err)
+	}
+	// The host does refuse it as is.
+	th, err := a.threadFor(unix.Gettid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	th.mu.Lock()
+	err = setFP(th.tid, bad)
+	th.fpValid = false
+	th.mu.Unlock()
+	if !errors.Is(err, unix.EINVAL) {
+		t.Errorf("PTRACE_SETREGSET(invalid) = %v, want EINVAL", err)
+	}
+	if st.Regs.OrigRax != v {
+		t.Errorf("xmm0 = %#x, want %#x", st.Regs.OrigRax, uint64(v))
+	}
+	mask := le.Uint32(e.p.initFP[fxsaveMXCSRMask:])
+	if got := le.Uint32(st.FP[fxsaveMXCSR:]); got != mask {
+		t.Errorf("MXCSR = %#x, want %#x (masked)", got, mask)
+	}
+}
