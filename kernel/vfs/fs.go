@@ -106,7 +106,7 @@ func (fs *FS) OpenAt(dir *File, p string, flags uint32, mode uint32) (*File, err
 		unix.Close(fd)
 		return nil, unix.EROFS
 	}
-	pfd, err := fs.root.lookup(full, lookupFlags)
+	pfd, st, err := fs.root.lookupStat(full, lookupFlags)
 	if err != nil {
 		if err == unix.ENOENT && !pathOnly && flags&unix.O_CREAT != 0 {
 			return nil, fs.createError(full)
@@ -121,10 +121,6 @@ func (fs *FS) OpenAt(dir *File, p string, flags uint32, mode uint32) (*File, err
 	}()
 	if !pathOnly && flags&(unix.O_CREAT|unix.O_EXCL) == unix.O_CREAT|unix.O_EXCL {
 		return nil, unix.EEXIST
-	}
-	st, err := hostStat(pfd)
-	if err != nil {
-		return nil, err
 	}
 	h := &hostFile{
 		root:        fs.root,
@@ -199,12 +195,12 @@ func (fs *FS) Fstatat(dir *File, p string, flags int) (Stat, error) {
 	if flags&unix.AT_SYMLINK_NOFOLLOW != 0 {
 		lf = unix.O_NOFOLLOW
 	}
-	fd, err := fs.root.lookup(full, lf)
+	fd, st, err := fs.root.lookupStat(full, lf)
 	if err != nil {
 		return Stat{}, err
 	}
-	defer unix.Close(fd)
-	return hostStat(fd)
+	unix.Close(fd)
+	return st, nil
 }
 
 // Readlinkat returns the target of the symlink at path (readlinkat(2)); an

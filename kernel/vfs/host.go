@@ -197,6 +197,7 @@ func (h *hostFile) getdents64(_ *File, dst []byte) (int, error) {
 			// At the root, ".." is the root itself, not the host parent.
 			fixRootDotDot(ents)
 		}
+		ents = h.root.filterProc(h.ident, ents)
 		h.dirents, h.direntsValid = ents, true
 	}
 	n, pos, err := fillDirents(dst, h.dirents, h.dirPos)

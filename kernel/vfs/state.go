@@ -82,14 +82,9 @@ func (h *hostFile) afterLoad(ctx context.Context) {
 }
 
 func (h *hostFile) reopen() error {
-	pfd, err := h.root.lookup(h.path, h.lookupFlags)
+	pfd, st, err := h.root.lookupStat(h.path, h.lookupFlags)
 	if err != nil {
 		return fmt.Errorf("reopen host file %q: %w", h.path, err)
-	}
-	st, err := hostStat(pfd)
-	if err != nil {
-		unix.Close(pfd)
-		return fmt.Errorf("stat host file %q: %w", h.path, err)
 	}
 	if got := identityOf(&st); got != h.ident || st.Mode != h.mode {
 		unix.Close(pfd)
