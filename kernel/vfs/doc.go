@@ -33,7 +33,12 @@
 // a missing path, EEXIST for mkdir of an existing one, ...). Host device
 // nodes, FIFOs and sockets are not opened (EACCES); the sentry implements
 // /dev/null, /dev/zero, /dev/full, /dev/random and /dev/urandom itself,
-// matched on the lexically cleaned guest path.
+// matched on the lexically cleaned guest path. When the root holds a host
+// procfs at /proc, its per-process entries (/proc/self, /proc/<pid>, and
+// links into them) describe the sentry, not the sandbox: lookups into them
+// fail with ENOENT and /proc listings omit them; the kernel answers for
+// /dev/stdin, /dev/fd/N and /proc/self/fd/N through FS.FDAlias. The rest of
+// /proc stays visible read-only.
 //
 // # Blocking and interruption
 //
@@ -64,7 +69,11 @@
 //     side cannot be rebuilt (missing, or changed since the save: ErrHostFileChanged)
 //     adds a wrapped error there and fails every later operation with EIO. The
 //     restorer must check RestoreErrors.Err() after loading and abort the
-//     restore if it is non-nil.
+//     restore if it is non-nil. The zero RestoreErrors is ready to use.
+//
+// Identity includes the inode number, so a file still open at save time
+// restores only against the same host filesystem (a moved root directory is
+// fine; a copy of the tree on another machine is not).
 //
 // # Locking
 //
@@ -73,8 +82,10 @@
 //	FS.mu
 //	  FDTable.mu
 //	    File.mu
-//	      pipe.mu
-//	Root.mu is a leaf.
+//	      hostFile.mu, stdioFile.mu, pipe.mu
+//	        Root.mu (a leaf)
+//
+// FS and FDTable methods never hold their lock while calling into a File.
 package vfs
 
 //go:generate go run snapshotter/tools/stategen
