@@ -112,6 +112,9 @@ func TestPipeEOFAndEPIPE(t *testing.T) {
 		r, w := NewPipe(0)
 		defer w.DecRef()
 		r.DecRef()
+		if n, err := w.Write(nil, nil); n != 0 || err != nil {
+			t.Errorf("Write(0 bytes) after reader closed = %d, %v; want 0, nil as Linux", n, err)
+		}
 		if n, err := w.Write(nil, []byte("x")); n != 0 || err != unix.EPIPE {
 			t.Errorf("Write after reader closed = %d, %v; want EPIPE", n, err)
 		}
