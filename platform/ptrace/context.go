@@ -105,6 +105,13 @@ func (c *context) Switch(as platform.AddressSpace, st *platform.State, info *pla
 		}
 		t.mu.Lock()
 		err = c.load(t, st)
+		if errors.Is(err, errBadRegs) {
+			// Registers no CPU would run (a kernel-mode selector, a
+			// non-canonical FS base): what the hardware raises for them is
+			// a general protection fault.
+			*info = platform.SignalInfo{Signo: int32(unix.SIGSEGV), Code: siKernel}
+			err = fmt.Errorf("%w: %w", platform.ErrSignal, err)
+		}
 		if err == nil {
 			err = c.run(a, t, st, info, access)
 		}
@@ -123,6 +130,9 @@ func (c *context) Switch(as platform.AddressSpace, st *platform.State, info *pla
 		return err
 	}
 }
+
+// errBadRegs means the host refused the registers (PTRACE_SETREGS EIO).
+var errBadRegs = errors.New("registers refused by the host")
 
 // errNotTraced means the first ptrace request of a Switch found no stub
 // thread traced by the calling thread (ESRCH): nothing ran yet.
@@ -143,6 +153,9 @@ func (c *context) load(t *stubThread, st *platform.State) error {
 		want.OrigRax = ^uint64(0)
 		if err := setRegs(t.tid, &want); err != nil {
 			t.regsValid, t.fpValid = false, false
+			if errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) {
+				err = fmt.Errorf("%w: %w", errBadRegs, err)
+			}
 			return fmt.Errorf("ptrace: set registers of stub thread %d: %w", t.tid, notTraced(err))
 		}
 		t.regs = want

@@ -70,6 +70,8 @@
 //	SIGSEGV, SIGBUS with an address (CPU)   ErrFault
 //	SIGSEGV SI_KERNEL (general protection),
 //	SIGILL, SIGFPE, SIGTRAP, SIGSYS (CPU)   ErrSignal
+//	registers the host refuses to load
+//	(kernel selector, non-canonical base)   ErrSignal (SIGSEGV, SI_KERNEL)
 //	SIGSTOP while an interrupt is pending   ErrInterrupted
 //	anything else (kill from the host,
 //	a stale interrupt)                      suppressed, thread resumed
@@ -79,7 +81,9 @@
 // fault on a readable but not writable page is a write, a fault at the
 // instruction pointer on a non-executable page is an execute, anything else
 // a read. Orig_rax is written as -1 so that the host never restarts a
-// system call on the application's behalf.
+// system call on the application's behalf. An XSAVE area the host refuses
+// (an application's sigreturn can forge one) is masked as the hardware
+// would (MXCSR reserved bits, unknown features) and loaded.
 //
 // Interrupt sets a flag that the next Switch consumes before running, and
 // if a Switch is running sends SIGSTOP to its stub thread (tgkill). A

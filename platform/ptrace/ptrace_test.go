@@ -466,3 +466,37 @@ func TestMapFromTaskThread(t *testing.T) {
 		t.Errorf("after retry: loaded %d, rbx %#x; want 4242, 0xabcdef", st.Regs.OrigRax, st.Regs.Rbx)
 	}
 }
+
+// TestBadRegisters: registers the CPU cannot run are a general protection
+// fault (ErrSignal, SIGSEGV) and the stub thread stays usable.
+func TestBadRegisters(t *testing.T) {
+	locked(t)
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	c := e.newContext(t)
+	tests := []struct {
+		name string
+		set  func(r *platform.Registers)
+	}{
+		{"non-canonical fs base", func(r *platform.Registers) { r.FsBase = 1 << 63 }},
+		{"kernel code selector", func(r *platform.Registers) { r.Cs = 0x10 }},
+		{"kernel data selector", func(r *platform.Registers) { r.Ds = 0x18 }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			locked(t)
+			st := &platform.State{}
+			st.Regs.Rip = codeAddr + offSyscall
+			tc.set(&st.Regs)
+			info, _, err := switchOnce(c, a, st)
+			if !errors.Is(err, platform.ErrSignal) || info.Signo != int32(unix.SIGSEGV) {
+				t.Fatalf("Switch = %v (signal %d), want ErrSignal SIGSEGV", err, info.Signo)
+			}
+			st = &platform.State{}
+			st.Regs.Rip = codeAddr + offSyscall
+			if _, _, err := switchOnce(c, a, st); err != nil {
+				t.Fatalf("Switch with good registers after = %v, want nil", err)
+			}
+		})
+	}
+}
