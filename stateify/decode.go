@@ -14,6 +14,10 @@ import (
 	"unsafe"
 )
 
+// preallocLimit is how much of a declared payload length Load trusts
+// before the bytes arrive (the rest grows as data is actually read).
+const preallocLimit = 512 << 10
+
 // MaxStreamSize bounds the payload length a stream header may declare.
 const MaxStreamSize = 1 << 36
 
@@ -58,6 +62,9 @@ const allocFactor = 64
 // run after the whole graph is decoded, in `state:"wait"` dependency order.
 // Load reads exactly one stream from r.
 func Load(ctx context.Context, r io.Reader, root any) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("stateify: load: %w", err)
+	}
 	s, ok := root.(Savable)
 	if !ok {
 		return fmt.Errorf("%w: load root of type %T: not a pointer to a registered savable type", ErrNotSavable, root)
@@ -96,9 +103,7 @@ func readStream(r io.Reader) ([]byte, error) {
 	// Grow the buffer as data arrives rather than trusting the declared
 	// length: a forged length costs the forger its own bytes.
 	var b bytes.Buffer
-	if n < 1<<20 {
-		b.Grow(int(n) + trailerLen)
-	}
+	b.Grow(int(min(n, preallocLimit)) + trailerLen)
 	if _, err := io.CopyN(&b, r, int64(n)+trailerLen); err != nil {
 		return nil, fmt.Errorf("%w: read payload of %d bytes: %v", ErrCorrupt, n, err)
 	}

@@ -299,8 +299,8 @@ func (e *Encoder) Iface(v any) {
 
 // SaveMap encodes m as a msgpack map with keys in ascending order, so that
 // equal graphs give identical streams. key and val encode one key and one
-// value.
-func SaveMap[M ~map[K]V, K cmp.Ordered, V any](e *Encoder, m M, key func(*Encoder, K), val func(*Encoder, V)) {
+// value; val gets a pointer to a copy of the value.
+func SaveMap[M ~map[K]V, K cmp.Ordered, V any](e *Encoder, m M, key func(*Encoder, K), val func(*Encoder, *V)) {
 	if m == nil {
 		e.Nil()
 		return
@@ -309,7 +309,7 @@ func SaveMap[M ~map[K]V, K cmp.Ordered, V any](e *Encoder, m M, key func(*Encode
 	if len(m) == 1 {
 		for k, v := range m {
 			key(e, k)
-			val(e, v)
+			val(e, &v)
 		}
 		return
 	}
@@ -323,8 +323,9 @@ func SaveMap[M ~map[K]V, K cmp.Ordered, V any](e *Encoder, m M, key func(*Encode
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
+		v := m[k]
 		key(e, k)
-		val(e, m[k])
+		val(e, &v)
 	}
 }
 

@@ -206,3 +206,16 @@ func TestInteriorPointer(t *testing.T) {
 		})
 	}
 }
+
+func TestLocksInContainers(t *testing.T) {
+	in := &statetest.LockHolder{Map: map[int32]statetest.Locked{1: {N: 1}, 2: {N: 2}}, Slice: make([]statetest.Locked, 3)}
+	in.Slice[2].N = 5
+	in.Arr[1].N = 7
+	var got statetest.LockHolder
+	if err := stateify.Load(context.Background(), bytes.NewReader(save(t, in)), &got); err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	if len(got.Map) != 2 || got.Map[2].N != 2 || len(got.Slice) != 3 || got.Slice[2].N != 5 || got.Arr[1].N != 7 {
+		t.Errorf("Load(LockHolder) = map %v slice len %d arr[1] %d, want N values 1,2 / 3 / 7", len(got.Map), len(got.Slice), got.Arr[1].N)
+	}
+}

@@ -245,8 +245,8 @@ func (g *generator) enc(w *bytes.Buffer, expr string, t types.Type, depth int) {
 		m := t.Underlying().(*types.Map)
 		fmt.Fprintf(w, "%sstateify.SaveMap(e, %s, func(e *stateify.Encoder, mk %s) {\n", in, expr, g.typeString(m.Key()))
 		g.enc(w, "mk", m.Key(), depth+1)
-		fmt.Fprintf(w, "%s}, func(e *stateify.Encoder, mv %s) {\n", in, g.typeString(m.Elem()))
-		g.enc(w, "mv", m.Elem(), depth+1)
+		fmt.Fprintf(w, "%s}, func(e *stateify.Encoder, mv *%s) {\n", in, g.typeString(m.Elem()))
+		g.enc(w, "(*mv)", m.Elem(), depth+1)
 		fmt.Fprintf(w, "%s})\n", in)
 	default:
 		panic(fmt.Sprintf("stategen: enc of unclassified type %s", t))

@@ -572,6 +572,8 @@ func (g *generator) classify(t types.Type) (kind, string) {
 		switch {
 		case u.Info()&types.IsComplex != 0:
 			return kInvalid, "complex numbers are not supported; save through state:\".(T)\""
+		case u.Kind() == types.Invalid:
+			return kInvalid, fmt.Sprintf("the field's type does not compile (%s)", g.firstTypeError())
 		case u.Kind() == types.UnsafePointer:
 			return kInvalid, "unsafe.Pointer cannot be saved; tag it state:\"nosave\""
 		case u.Info()&(types.IsInteger|types.IsFloat|types.IsBoolean|types.IsString) != 0 && u.Info()&types.IsUntyped == 0:

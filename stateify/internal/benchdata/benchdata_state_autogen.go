@@ -110,8 +110,8 @@ func (x *Kernel) StateSave(e *stateify.Encoder) {
 	}
 	stateify.SaveMap(e, x.ThreadGroups, func(e *stateify.Encoder, mk int32) {
 		e.Int(int64(mk))
-	}, func(e *stateify.Encoder, mv *ThreadGroup) {
-		stateify.SavePtr(e, mv)
+	}, func(e *stateify.Encoder, mv **ThreadGroup) {
+		stateify.SavePtr(e, (*mv))
 	})
 	if x.Files == nil {
 		e.Nil()
@@ -347,8 +347,8 @@ func (x *Task) StateSave(e *stateify.Encoder) {
 	x.Regs.StateSave(e)
 	stateify.SaveMap(e, x.FDs, func(e *stateify.Encoder, mk int32) {
 		e.Int(int64(mk))
-	}, func(e *stateify.Encoder, mv *FD) {
-		stateify.SavePtr(e, mv)
+	}, func(e *stateify.Encoder, mv **FD) {
+		stateify.SavePtr(e, (*mv))
 	})
 	e.Uint(x.SigMask)
 	e.ArrayLen(2)

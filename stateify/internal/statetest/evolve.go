@@ -1,6 +1,9 @@
 package statetest
 
-import "context"
+import (
+	"context"
+	"sync"
+)
 
 // EvolveA, EvolveB and EvolveC are three versions of one type for the
 // schema evolution tests, which rename the type in a saved stream: B drops
@@ -85,4 +88,29 @@ type Outer struct {
 type First struct {
 	In Inner
 	P  *Inner
+}
+
+// Locked holds a mutex; it is stored by value in maps, slices and arrays to
+// check that generated code never copies a lock (go vet copylocks).
+//
+// +stateify savable
+type Locked struct {
+	mu sync.Mutex `state:"nosave"`
+	N  int
+}
+
+// Add increments N under mu.
+func (l *Locked) Add(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.N += n
+}
+
+// LockHolder stores Locked values in every container.
+//
+// +stateify savable
+type LockHolder struct {
+	Map   map[int32]Locked
+	Slice []Locked
+	Arr   [2]Locked
 }

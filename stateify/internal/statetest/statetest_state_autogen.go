@@ -11,22 +11,24 @@ import (
 )
 
 var (
-	stateTypeInfoEvolveA   *stateify.TypeInfo
-	stateTypeInfoEvolveB   *stateify.TypeInfo
-	stateTypeInfoEvolveC   *stateify.TypeInfo
-	stateTypeInfoLog       *stateify.TypeInfo
-	stateTypeInfoWaiter    *stateify.TypeInfo
-	stateTypeInfoInner     *stateify.TypeInfo
-	stateTypeInfoOuter     *stateify.TypeInfo
-	stateTypeInfoFirst     *stateify.TypeInfo
-	stateTypeInfoBasics    *stateify.TypeInfo
-	stateTypeInfoItem      *stateify.TypeInfo
-	stateTypeInfoBase      *stateify.TypeInfo
-	stateTypeInfoNode      *stateify.TypeInfo
-	stateTypeInfoRunApp    *stateify.TypeInfo
-	stateTypeInfoRunExit   *stateify.TypeInfo
-	stateTypeInfosavedRegs *stateify.TypeInfo
-	stateTypeInfoGraph     *stateify.TypeInfo
+	stateTypeInfoEvolveA    *stateify.TypeInfo
+	stateTypeInfoEvolveB    *stateify.TypeInfo
+	stateTypeInfoEvolveC    *stateify.TypeInfo
+	stateTypeInfoLog        *stateify.TypeInfo
+	stateTypeInfoWaiter     *stateify.TypeInfo
+	stateTypeInfoInner      *stateify.TypeInfo
+	stateTypeInfoOuter      *stateify.TypeInfo
+	stateTypeInfoFirst      *stateify.TypeInfo
+	stateTypeInfoLocked     *stateify.TypeInfo
+	stateTypeInfoLockHolder *stateify.TypeInfo
+	stateTypeInfoBasics     *stateify.TypeInfo
+	stateTypeInfoItem       *stateify.TypeInfo
+	stateTypeInfoBase       *stateify.TypeInfo
+	stateTypeInfoNode       *stateify.TypeInfo
+	stateTypeInfoRunApp     *stateify.TypeInfo
+	stateTypeInfoRunExit    *stateify.TypeInfo
+	stateTypeInfosavedRegs  *stateify.TypeInfo
+	stateTypeInfoGraph      *stateify.TypeInfo
 )
 
 func init() {
@@ -64,6 +66,14 @@ func init() {
 	stateTypeInfoFirst = stateify.Register[First]("snapshotter/stateify/internal/statetest.First", []stateify.Field{
 		{Name: "In", Type: "snapshotter/stateify/internal/statetest.Inner"},
 		{Name: "P", Type: "*snapshotter/stateify/internal/statetest.Inner"},
+	})
+	stateTypeInfoLocked = stateify.Register[Locked]("snapshotter/stateify/internal/statetest.Locked", []stateify.Field{
+		{Name: "N", Type: "int64"},
+	})
+	stateTypeInfoLockHolder = stateify.Register[LockHolder]("snapshotter/stateify/internal/statetest.LockHolder", []stateify.Field{
+		{Name: "Map", Type: "map[int32]snapshotter/stateify/internal/statetest.Locked"},
+		{Name: "Slice", Type: "[]snapshotter/stateify/internal/statetest.Locked"},
+		{Name: "Arr", Type: "[2]snapshotter/stateify/internal/statetest.Locked"},
 	})
 	stateTypeInfoBasics = stateify.Register[Basics]("snapshotter/stateify/internal/statetest.Basics", []stateify.Field{
 		{Name: "B", Type: "bool"},
@@ -169,8 +179,8 @@ func (x *EvolveA) StateSave(e *stateify.Encoder) {
 	e.String(x.Name)
 	stateify.SaveMap(e, x.Gone, func(e *stateify.Encoder, mk int32) {
 		e.Int(int64(mk))
-	}, func(e *stateify.Encoder, mv *Node) {
-		stateify.SavePtr(e, mv)
+	}, func(e *stateify.Encoder, mv **Node) {
+		stateify.SavePtr(e, (*mv))
 	})
 	stateify.SavePtr(e, x.Ptr)
 }
@@ -441,6 +451,96 @@ func (x *First) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.In.StateLoad(ctx, d)
 		case 1:
 			stateify.LoadPtr(d, &x.P)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *Locked) StateTypeName() string { return "snapshotter/stateify/internal/statetest.Locked" }
+
+// StateFields implements stateify.Savable.
+func (x *Locked) StateFields() []string { return stateTypeInfoLocked.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *Locked) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoLocked }
+
+// StateSave implements stateify.Savable.
+func (x *Locked) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoLocked)
+	e.Int(int64(x.N))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *Locked) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoLocked) {
+		switch f {
+		case 0:
+			x.N = int(d.Int64())
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *LockHolder) StateTypeName() string {
+	return "snapshotter/stateify/internal/statetest.LockHolder"
+}
+
+// StateFields implements stateify.Savable.
+func (x *LockHolder) StateFields() []string { return stateTypeInfoLockHolder.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *LockHolder) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoLockHolder }
+
+// StateSave implements stateify.Savable.
+func (x *LockHolder) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoLockHolder)
+	stateify.SaveMap(e, x.Map, func(e *stateify.Encoder, mk int32) {
+		e.Int(int64(mk))
+	}, func(e *stateify.Encoder, mv *Locked) {
+		(*mv).StateSave(e)
+	})
+	if x.Slice == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Slice))
+		for i0 := range x.Slice {
+			x.Slice[i0].StateSave(e)
+		}
+	}
+	e.ArrayLen(2)
+	for i0 := range x.Arr {
+		x.Arr[i0].StateSave(e)
+	}
+}
+
+// StateLoad implements stateify.Savable.
+func (x *LockHolder) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoLockHolder) {
+		switch f {
+		case 0:
+			stateify.LoadMap(d, &x.Map, func(d *stateify.Decoder, mk *int32) {
+				*mk = d.Int32()
+			}, func(d *stateify.Decoder, mv *Locked) {
+				(*mv).StateLoad(ctx, d)
+			})
+		case 1:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Slice = nil
+			} else {
+				stateify.MakeSlice(d, &x.Slice, n0)
+				for i0 := range x.Slice {
+					x.Slice[i0].StateLoad(ctx, d)
+				}
+			}
+		case 2:
+			d.ArrayLenExact(2)
+			for i0 := range x.Arr {
+				x.Arr[i0].StateLoad(ctx, d)
+			}
 		default:
 			d.Skip()
 		}
@@ -788,13 +888,13 @@ func (x *Graph) StateSave(e *stateify.Encoder) {
 	}
 	stateify.SaveMap(e, x.ByID, func(e *stateify.Encoder, mk ID) {
 		e.Int(int64(mk))
-	}, func(e *stateify.Encoder, mv *Node) {
-		stateify.SavePtr(e, mv)
+	}, func(e *stateify.Encoder, mv **Node) {
+		stateify.SavePtr(e, (*mv))
 	})
 	stateify.SaveMap(e, x.ByName, func(e *stateify.Encoder, mk string) {
 		e.String(mk)
-	}, func(e *stateify.Encoder, mv *Node) {
-		stateify.SavePtr(e, mv)
+	}, func(e *stateify.Encoder, mv **Node) {
+		stateify.SavePtr(e, (*mv))
 	})
 	stateify.SavePtr(e, x.Root)
 	stateify.SavePtr(e, x.NilNode)
@@ -816,18 +916,18 @@ func (x *Graph) StateSave(e *stateify.Encoder) {
 	}
 	stateify.SaveMap(e, x.ItemMap, func(e *stateify.Encoder, mk int64) {
 		e.Int(mk)
-	}, func(e *stateify.Encoder, mv Item) {
-		mv.StateSave(e)
+	}, func(e *stateify.Encoder, mv *Item) {
+		(*mv).StateSave(e)
 	})
 	stateify.SaveMap(e, x.Nested, func(e *stateify.Encoder, mk string) {
 		e.String(mk)
-	}, func(e *stateify.Encoder, mv []int32) {
-		if mv == nil {
+	}, func(e *stateify.Encoder, mv *[]int32) {
+		if (*mv) == nil {
 			e.Nil()
 		} else {
-			e.ArrayLen(len(mv))
-			for i1 := range mv {
-				e.Int(int64(mv[i1]))
+			e.ArrayLen(len((*mv)))
+			for i1 := range *mv {
+				e.Int(int64((*mv)[i1]))
 			}
 		}
 	})
@@ -848,13 +948,13 @@ func (x *Graph) StateSave(e *stateify.Encoder) {
 	}
 	stateify.SaveMap(e, x.NilMap, func(e *stateify.Encoder, mk int) {
 		e.Int(int64(mk))
-	}, func(e *stateify.Encoder, mv string) {
-		e.String(mv)
+	}, func(e *stateify.Encoder, mv *string) {
+		e.String((*mv))
 	})
 	stateify.SaveMap(e, x.Things, func(e *stateify.Encoder, mk uint8) {
 		e.Uint(uint64(mk))
-	}, func(e *stateify.Encoder, mv other.Thing) {
-		mv.StateSave(e)
+	}, func(e *stateify.Encoder, mv *other.Thing) {
+		(*mv).StateSave(e)
 	})
 	x.OtherVal.StateSave(e)
 	e.Int(x.count.Load())
