@@ -178,11 +178,3 @@ const (
 	sysPrctl        = unix.SYS_PRCTL
 	cloneThreadFlag = unix.CLONE_VM | uint64(unix.SIGCHLD)
 )
-
-// fxsaveXMMOffset is where xmm0 starts in the FXSAVE legacy area, and
-// xsaveHeaderOffset where the XSAVE header (xstate_bv first) starts.
-const (
-	fxsaveXMMOffset   = 160
-	xsaveHeaderOffset = 512
-	fxswXFeaturesOff  = 464 + 8 // xstate_fx_sw_bytes.xfeatures
-)
