@@ -36,6 +36,9 @@ type pipe struct {
 	// state changes; waiters select on it. Rebuilt after restore: no one
 	// waits at save time.
 	changed chan struct{} `state:"nosave"`
+	// watched is set when a waiter holds changed, so that changes nobody
+	// waits for do not replace it. Not saved: nobody waits at save time.
+	watched bool `state:"nosave"`
 }
 
 // NewPipe returns the read and write ends of a new pipe (pipe2(2)). flags
@@ -50,8 +53,19 @@ func NewPipe(flags uint32) (r, w *File) {
 
 // notifyLocked wakes every waiter. Preconditions: p.mu is held.
 func (p *pipe) notifyLocked() {
+	if !p.watched {
+		return // nobody holds the channel: keep it (no allocation)
+	}
 	close(p.changed)
 	p.changed = make(chan struct{})
+	p.watched = false
+}
+
+// waitChanLocked returns the channel the next change closes. Preconditions:
+// p.mu is held.
+func (p *pipe) waitChanLocked() <-chan struct{} {
+	p.watched = true
+	return p.changed
 }
 
 // saveBuf returns the buffered bytes in order. Invoked by stateify.
@@ -129,7 +143,7 @@ func (r *pipeReader) read(f *File, cancel <-chan struct{}, dst []byte, off int64
 			p.mu.Unlock()
 			return 0, nil
 		}
-		ch := p.changed
+		ch := p.waitChanLocked()
 		p.mu.Unlock()
 		if f.nonblocking() {
 			return 0, unix.EAGAIN
@@ -157,7 +171,7 @@ func (r *pipeReader) readiness(_ *File, mask uint32) uint32 {
 func (r *pipeReader) watch(*File, uint32) (<-chan struct{}, func()) {
 	r.pipe.mu.Lock()
 	defer r.pipe.mu.Unlock()
-	return r.pipe.changed, func() {}
+	return r.pipe.waitChanLocked(), func() {}
 }
 
 func (r *pipeReader) stat(*File) (Stat, error) { return pipeStat(r.pipe), nil }
@@ -231,7 +245,7 @@ func (w *pipeWriter) write(f *File, cancel <-chan struct{}, src []byte, off int6
 			p.mu.Unlock()
 			continue
 		}
-		ch := p.changed
+		ch := p.waitChanLocked()
 		p.mu.Unlock()
 		if f.nonblocking() {
 			return partial(total, unix.EAGAIN)
@@ -259,7 +273,7 @@ func (w *pipeWriter) readiness(_ *File, mask uint32) uint32 {
 func (w *pipeWriter) watch(*File, uint32) (<-chan struct{}, func()) {
 	w.pipe.mu.Lock()
 	defer w.pipe.mu.Unlock()
-	return w.pipe.changed, func() {}
+	return w.pipe.waitChanLocked(), func() {}
 }
 
 func (w *pipeWriter) stat(*File) (Stat, error) { return pipeStat(w.pipe), nil }
