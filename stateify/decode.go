@@ -16,7 +16,7 @@ import (
 
 // preallocLimit is how much of a declared payload length Load trusts
 // before the bytes arrive (the rest grows as data is actually read).
-const preallocLimit = 512 << 10
+const preallocLimit = 256 << 10
 
 // MaxStreamSize bounds the payload length a stream header may declare.
 const MaxStreamSize = 1 << 36
