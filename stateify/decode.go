@@ -38,6 +38,7 @@ type Decoder struct {
 	waitDepth int
 	edges     []edge
 	hooks     []hook
+	later     []func()
 }
 
 type streamType struct {
@@ -149,6 +150,9 @@ func loadPayload(ctx context.Context, payload []byte, root Savable) (err error) 
 	}
 	if d.pos != len(d.buf) {
 		failf(ErrCorrupt, "%d trailing bytes after the last object", len(d.buf)-d.pos)
+	}
+	for _, fn := range d.later {
+		fn()
 	}
 	d.runHooks(ctx)
 	return nil
@@ -372,6 +376,11 @@ func LoadMap[M ~map[K]V, K comparable, V any](d *Decoder, p *M, key func(*Decode
 	}
 	*p = m
 }
+
+// Convert queues fn, a `state:".(U)"` field's loadF call, to run once the
+// whole graph is decoded (so that objects U refers to are complete) and
+// before any afterLoad hook.
+func (d *Decoder) Convert(fn func()) { d.later = append(d.later, fn) }
 
 // BeginWait marks the start of a `state:"wait"` field: objects referenced
 // until EndWait must finish afterLoad before the current object's afterLoad.

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -217,5 +218,40 @@ func TestLocksInContainers(t *testing.T) {
 	}
 	if len(got.Map) != 2 || got.Map[2].N != 2 || len(got.Slice) != 3 || got.Slice[2].N != 5 || got.Arr[1].N != 7 {
 		t.Errorf("Load(LockHolder) = map %v slice len %d arr[1] %d, want N values 1,2 / 3 / 7", len(got.Map), len(got.Slice), got.Arr[1].N)
+	}
+}
+
+func TestRoundTripMisc(t *testing.T) {
+	n1, n2 := &statetest.Node{ID: 1}, &statetest.Node{ID: 2}
+	in := &statetest.Misc{
+		Base:   &statetest.Base{Version: 3},
+		Flags:  []statetest.Flag{1, 255},
+		List:   statetest.NodeList{n1, nil, n2},
+		Index:  statetest.NodeIndex{"one": n1, "two": n2},
+		Anys:   []any{n1, nil, &statetest.RunApp{Steps: 4}},
+		AnyMap: map[int16]any{-1: n2},
+		Wait:   n1,
+		Grid:   [2][3]int8{{1, 2, 3}, {-4, -5, -6}},
+		Floats: map[string]float64{"pi": 3.14159, "neg": -0.5},
+	}
+	in.SetConv(42, "conv")
+	var got statetest.Misc
+	if err := stateify.Load(context.Background(), bytes.NewReader(save(t, in)), &got); err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	if p, s := got.Conv(); p != 42 || s != "conv" {
+		t.Errorf("Conv() = %d, %q, want 42, conv", p, s)
+	}
+	if got.Base == nil || got.Version != 3 {
+		t.Errorf("embedded *Base = %+v, want Version 3", got.Base)
+	}
+	g1 := got.List[0]
+	if got.Index["one"] != g1 || got.Anys[0] != any(g1) || got.Wait != any(g1) || got.AnyMap[-1] != any(got.List[2]) || got.List[1] != nil {
+		t.Errorf("pointer identity lost across named containers and interfaces: %+v", got)
+	}
+	in.SetConv(0, "")
+	got.SetConv(0, "")
+	if !reflect.DeepEqual(in, &got) {
+		t.Errorf("Load(Save(Misc)) = %+v, want %+v", &got, in)
 	}
 }

@@ -77,7 +77,7 @@ func (g *generator) emitType(w *bytes.Buffer, gt *genType) {
 			if f.conv {
 				fmt.Fprintf(w, "\t\t\tvar cv %s\n", g.typeString(f.typ))
 				g.dec(w, lval{expr: "cv"}, f.typ, 0)
-				fmt.Fprintf(w, "\t\t\tx.%s(ctx, cv)\n", f.convLoad)
+				fmt.Fprintf(w, "\t\t\td.Convert(func() { x.%s(ctx, cv) })\n", f.convLoad)
 			} else {
 				g.dec(w, lval{expr: "x." + f.name}, f.typ, 0)
 			}

@@ -21,6 +21,7 @@ var (
 	stateTypeInfoFirst      *stateify.TypeInfo
 	stateTypeInfoLocked     *stateify.TypeInfo
 	stateTypeInfoLockHolder *stateify.TypeInfo
+	stateTypeInfoMisc       *stateify.TypeInfo
 	stateTypeInfoBasics     *stateify.TypeInfo
 	stateTypeInfoItem       *stateify.TypeInfo
 	stateTypeInfoBase       *stateify.TypeInfo
@@ -74,6 +75,19 @@ func init() {
 		{Name: "Map", Type: "map[int32]snapshotter/stateify/internal/statetest.Locked"},
 		{Name: "Slice", Type: "[]snapshotter/stateify/internal/statetest.Locked"},
 		{Name: "Arr", Type: "[2]snapshotter/stateify/internal/statetest.Locked"},
+	})
+	stateTypeInfoMisc = stateify.Register[Misc]("snapshotter/stateify/internal/statetest.Misc", []stateify.Field{
+		{Name: "Base", Type: "*snapshotter/stateify/internal/statetest.Base"},
+		{Name: "Flags", Type: "[]uint8"},
+		{Name: "List", Type: "[]*snapshotter/stateify/internal/statetest.Node"},
+		{Name: "Index", Type: "map[string]*snapshotter/stateify/internal/statetest.Node"},
+		{Name: "Anys", Type: "[]interface"},
+		{Name: "AnyMap", Type: "map[int16]interface"},
+		{Name: "Wait", Type: "interface"},
+		{Name: "Grid", Type: "[2][3]int8"},
+		{Name: "Floats", Type: "map[string]float64"},
+		{Name: "ptrConv", Type: "*snapshotter/stateify/internal/statetest.Node"},
+		{Name: "sliceConv", Type: "[]string"},
 	})
 	stateTypeInfoBasics = stateify.Register[Basics]("snapshotter/stateify/internal/statetest.Basics", []stateify.Field{
 		{Name: "B", Type: "bool"},
@@ -541,6 +555,167 @@ func (x *LockHolder) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			for i0 := range x.Arr {
 				x.Arr[i0].StateLoad(ctx, d)
 			}
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *Misc) StateTypeName() string { return "snapshotter/stateify/internal/statetest.Misc" }
+
+// StateFields implements stateify.Savable.
+func (x *Misc) StateFields() []string { return stateTypeInfoMisc.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *Misc) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoMisc }
+
+// StateSave implements stateify.Savable.
+func (x *Misc) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoMisc)
+	stateify.SavePtr(e, x.Base)
+	if x.Flags == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Flags))
+		for i0 := range x.Flags {
+			e.Uint(uint64(x.Flags[i0]))
+		}
+	}
+	if x.List == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.List))
+		for i0 := range x.List {
+			stateify.SavePtr(e, x.List[i0])
+		}
+	}
+	stateify.SaveMap(e, x.Index, func(e *stateify.Encoder, mk Key) {
+		e.String(string(mk))
+	}, func(e *stateify.Encoder, mv **Node) {
+		stateify.SavePtr(e, (*mv))
+	})
+	if x.Anys == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Anys))
+		for i0 := range x.Anys {
+			e.Iface(x.Anys[i0])
+		}
+	}
+	stateify.SaveMap(e, x.AnyMap, func(e *stateify.Encoder, mk int16) {
+		e.Int(int64(mk))
+	}, func(e *stateify.Encoder, mv *any) {
+		e.Iface((*mv))
+	})
+	e.Iface(x.Wait)
+	e.ArrayLen(2)
+	for i0 := range x.Grid {
+		e.ArrayLen(3)
+		for i1 := range x.Grid[i0] {
+			e.Int(int64(x.Grid[i0][i1]))
+		}
+	}
+	stateify.SaveMap(e, x.Floats, func(e *stateify.Encoder, mk string) {
+		e.String(mk)
+	}, func(e *stateify.Encoder, mv *float64) {
+		e.Float64((*mv))
+	})
+	{
+		cv := x.savePtrConv()
+		stateify.SavePtr(e, cv)
+	}
+	{
+		cv := x.saveSliceConv()
+		if cv == nil {
+			e.Nil()
+		} else {
+			e.ArrayLen(len(cv))
+			for i0 := range cv {
+				e.String(cv[i0])
+			}
+		}
+	}
+}
+
+// StateLoad implements stateify.Savable.
+func (x *Misc) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoMisc) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.Base)
+		case 1:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Flags = nil
+			} else {
+				stateify.MakeSlice(d, &x.Flags, n0)
+				for i0 := range x.Flags {
+					x.Flags[i0] = Flag(d.Uint8())
+				}
+			}
+		case 2:
+			if n0, ok := d.SliceLen(); !ok {
+				x.List = nil
+			} else {
+				stateify.MakeSlice(d, &x.List, n0)
+				for i0 := range x.List {
+					stateify.LoadPtr(d, &x.List[i0])
+				}
+			}
+		case 3:
+			stateify.LoadMap(d, &x.Index, func(d *stateify.Decoder, mk *Key) {
+				*mk = Key(d.String())
+			}, func(d *stateify.Decoder, mv **Node) {
+				stateify.LoadPtr(d, mv)
+			})
+		case 4:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Anys = nil
+			} else {
+				stateify.MakeSlice(d, &x.Anys, n0)
+				for i0 := range x.Anys {
+					stateify.LoadIface(d, &x.Anys[i0])
+				}
+			}
+		case 5:
+			stateify.LoadMap(d, &x.AnyMap, func(d *stateify.Decoder, mk *int16) {
+				*mk = d.Int16()
+			}, func(d *stateify.Decoder, mv *any) {
+				stateify.LoadIface(d, mv)
+			})
+		case 6:
+			d.BeginWait()
+			stateify.LoadIface(d, &x.Wait)
+			d.EndWait()
+		case 7:
+			d.ArrayLenExact(2)
+			for i0 := range x.Grid {
+				d.ArrayLenExact(3)
+				for i1 := range x.Grid[i0] {
+					x.Grid[i0][i1] = d.Int8()
+				}
+			}
+		case 8:
+			stateify.LoadMap(d, &x.Floats, func(d *stateify.Decoder, mk *string) {
+				*mk = d.String()
+			}, func(d *stateify.Decoder, mv *float64) {
+				(*mv) = d.Float64()
+			})
+		case 9:
+			var cv *Node
+			stateify.LoadPtr(d, &cv)
+			d.Convert(func() { x.loadPtrConv(ctx, cv) })
+		case 10:
+			var cv []string
+			if n0, ok := d.SliceLen(); !ok {
+				cv = nil
+			} else {
+				stateify.MakeSlice(d, &cv, n0)
+				for i0 := range cv {
+					cv[i0] = d.String()
+				}
+			}
+			d.Convert(func() { x.loadSliceConv(ctx, cv) })
 		default:
 			d.Skip()
 		}
@@ -1079,7 +1254,7 @@ func (x *Graph) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 22:
 			var cv savedRegs
 			cv.StateLoad(ctx, d)
-			x.loadRegs(ctx, cv)
+			d.Convert(func() { x.loadRegs(ctx, cv) })
 		default:
 			d.Skip()
 		}
