@@ -158,22 +158,26 @@ func (a *addressSpace) Unmap(addr, length uint64) error {
 	return nil
 }
 
-// syscall executes system call nr in the stub. A sentry thread that
-// traces a stub thread of this address space (a task goroutine handling a
-// fault) injects it into that thread itself; any other goes through the
-// master and the stub leader, which costs a hand-off between OS threads.
+// syscall executes system call nr in the stub. It is injected into the
+// stub thread that the calling OS thread traces, which is created if there
+// is none yet: the OS thread that maps memory is almost always one that
+// runs (or is about to run) the application, and injecting from it avoids
+// two hand-offs to the master per call, which are the expensive part,
+// especially on a loaded host. If that fails the master injects into the
+// stub leader.
 //
 // Preconditions: a.opMu is held.
 func (a *addressSpace) syscall(nr uint64, args [6]uint64) (uint64, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	a.mu.Lock()
-	t := a.threads[unix.Gettid()]
-	a.mu.Unlock()
+	t, err := a.threadFor(unix.Gettid())
+	if errors.Is(err, ErrReleased) {
+		return 0, err
+	}
 	// TryLock cannot fail on the tracer thread (Switch, the only other
 	// holder, runs on this thread and is not running now); it guards
 	// against misuse.
-	if t != nil && t.mu.TryLock() {
+	if err == nil && t.mu.TryLock() {
 		r, err := inject(t.tid, &a.leaderRegs, stubSyscallEntry, nr, args, 0)
 		t.regsValid = false
 		t.mu.Unlock()
@@ -181,8 +185,15 @@ func (a *addressSpace) syscall(nr uint64, args [6]uint64) (uint64, error) {
 			return r, err
 		}
 		// The stub thread is gone (its tracer exited and this thread
-		// reused its id); Switch will replace it. Use the leader.
+		// reused its id, or it was killed): forget it and use the leader.
+		a.dropThread(t)
 	}
+	return a.leaderSyscall(nr, args)
+}
+
+// leaderSyscall executes system call nr in the stub leader, through the
+// master.
+func (a *addressSpace) leaderSyscall(nr uint64, args [6]uint64) (uint64, error) {
 	var r uint64
 	err := a.p.master.call(func() error {
 		var err error

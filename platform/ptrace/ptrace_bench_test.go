@@ -121,38 +121,35 @@ func BenchmarkFirstTouch256MiB(b *testing.B) {
 	}
 }
 
-// BenchmarkMapFile measures one MapFile (mmap injected into the stub) from
-// the thread that runs the application (direct injection) and from another
-// goroutine (hand-off to the master thread).
+// BenchmarkMapFile measures one MapFile (an mmap injected into the stub)
+// on a thread that traces a stub thread of the address space (what MapFile
+// does), against the same mmap injected into the stub leader through the
+// master thread (its fallback).
 func BenchmarkMapFile(b *testing.B) {
 	e := newEnv(b, 1<<20)
-	for _, direct := range []bool{true, false} {
-		name := "master"
-		if direct {
-			name = "task-thread"
+	b.Run("stub-thread", func(b *testing.B) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		a := e.newSpace(b)
+		defer a.Release()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := a.MapFile(0x1000_0000, dataOff, pageSize, platform.ReadWrite, false); err != nil {
+				b.Fatal(err)
+			}
 		}
-		b.Run(name, func(b *testing.B) {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			a := e.newSpace(b)
-			defer a.Release()
-			if direct {
-				c := e.newContext(b)
-				st := &platform.State{}
-				st.Regs.Rip = codeAddr + offSyscall
-				var info platform.SignalInfo
-				var at platform.AccessType
-				if err := c.Switch(a, st, &info, &at); err != nil {
-					b.Fatal(err)
-				}
+	})
+	b.Run("leader-via-master", func(b *testing.B) {
+		a := e.newSpace(b)
+		defer a.Release()
+		args := [6]uint64{0x1000_0000, pageSize, unix.PROT_READ | unix.PROT_WRITE, unix.MAP_SHARED | unix.MAP_FIXED, stubFDInStub, dataOff}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := a.leaderSyscall(sysMmap, args); err != nil {
+				b.Fatal(err)
 			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if err := a.MapFile(0x1000_0000, dataOff, pageSize, platform.ReadWrite, false); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+		}
+	})
 }

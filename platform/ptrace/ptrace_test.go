@@ -500,3 +500,29 @@ func TestBadRegisters(t *testing.T) {
 		})
 	}
 }
+
+// TestMapFallsBackToLeader: when the calling thread's stub thread is gone,
+// MapFile still works (through the master and the stub leader) and the
+// mapping is there for the next Switch.
+func TestMapFallsBackToLeader(t *testing.T) {
+	locked(t)
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t) // maps the code page, creating this thread's stub thread
+	c := e.newContext(t)
+	th, err := a.threadFor(unix.Gettid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.PidfdSendSignal(th.pidfd, unix.SIGKILL, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint64(e.mem[dataOff:], 77)
+	if err := a.MapFile(0x5900_0000, dataOff, pageSize, platform.Read, false); err != nil {
+		t.Fatalf("MapFile with a dead stub thread = %v, want nil", err)
+	}
+	st := &platform.State{}
+	st.Regs.Rip, st.Regs.Rdi = codeAddr+offLoad, 0x5900_0000
+	if _, _, err := switchOnce(c, a, st); err != nil || st.Regs.OrigRax != 77 {
+		t.Fatalf("Switch = %v, loaded %d; want nil, 77", err, st.Regs.OrigRax)
+	}
+}
