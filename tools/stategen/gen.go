@@ -387,6 +387,10 @@ func (g *generator) analyze(ts *ast.TypeSpec, obj *types.TypeName) *genType {
 		g.errorf(ts.Pos(), "type %s: only struct types can be +stateify savable (underlying type is %s)", obj.Name(), named.Underlying())
 		return nil
 	}
+	if path := g.valueCycle(named); path != "" {
+		g.errorf(ts.Pos(), "type %s contains itself by value (%s): decoding it would recurse as deep as the input nests; use a pointer", obj.Name(), path)
+		return nil
+	}
 	gt := &genType{obj: obj, st: st}
 	gt.before = g.hook(obj, "beforeSave", false)
 	gt.after = g.hook(obj, "afterLoad", true)
@@ -436,6 +440,46 @@ func (g *generator) analyze(ts *ast.TypeSpec, obj *types.TypeName) *genType {
 		gt.fields = append(gt.fields, f)
 	}
 	return gt
+}
+
+// valueCycle reports a path by which start contains itself by value
+// (through struct fields, slices, arrays and map values), or "".
+func (g *generator) valueCycle(start *types.Named) string {
+	seen := map[types.Type]bool{}
+	var walk func(t types.Type, path string) string
+	walk = func(t types.Type, path string) string {
+		if n, ok := t.(*types.Named); ok {
+			if types.Identical(n, start) && path != "" {
+				return path
+			}
+			if seen[n] {
+				return ""
+			}
+			seen[n] = true
+		}
+		switch u := t.Underlying().(type) {
+		case *types.Struct:
+			for i := 0; i < u.NumFields(); i++ {
+				if tag, _ := reflect.StructTag(u.Tag(i)).Lookup("state"); tag == "nosave" || tag == "zerovalue" || strings.HasPrefix(tag, ".(") {
+					continue
+				}
+				if p := walk(u.Field(i).Type(), path+"."+u.Field(i).Name()); p != "" {
+					return p
+				}
+			}
+		case *types.Slice:
+			return walk(u.Elem(), path+"[]")
+		case *types.Array:
+			return walk(u.Elem(), path+"[]")
+		case *types.Map:
+			return walk(u.Elem(), path+"[]")
+		}
+		return ""
+	}
+	if p := walk(start, ""); p != "" {
+		return start.Obj().Name() + p
+	}
+	return ""
 }
 
 // hook reports whether *T declares method name (not a promoted one) and

@@ -56,4 +56,32 @@ type Hooks struct {
 
 func (h *Hooks) afterLoad() {} // want "method Hooks.afterLoad has signature func(), stateify needs func(context.Context)"
 
+// Tree contains itself by value through a slice.
+//
+// +stateify savable
+type Tree struct { // want "type Tree contains itself by value (Tree.Kids[]): decoding it would recurse"
+	Kids []Tree
+}
+
+// Forest contains itself through a map of another savable type.
+//
+// +stateify savable
+type Forest struct { // want "type Forest contains itself by value (Forest.Groves[].Forests[])"
+	Groves map[string]Grove
+}
+
+// Grove is part of Forest's cycle (reported on Forest and on Grove).
+//
+// +stateify savable
+type Grove struct { // want "type Grove contains itself by value"
+	Forests []Forest
+}
+
+// PtrTree is fine: the recursion goes through a pointer.
+//
+// +stateify savable
+type PtrTree struct {
+	Kids []*PtrTree
+}
+
 var _ = context.Background
