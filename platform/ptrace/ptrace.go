@@ -18,8 +18,10 @@
 // SIGCHLD to SIG_IGN so that the host reaps the stub's children, and names
 // it "snap-stub". The stub page lies above MaxUserAddress, so application
 // mappings never touch it. See stub_amd64.go for the layout and the code.
-// New starts one stub to learn the host's XSAVE layout; it becomes the first
-// address space.
+// New starts one stub to learn the host's XSAVE layout and keeps it as a
+// spare: NewAddressSpace takes the spare and starts the next one in the
+// background, so an exec or a fork does not wait for a fork and exec of a
+// stub (about 1 ms).
 //
 // An address space (addressSpace) is one stub process: its first thread
 // (the "stub leader") plus the stub threads below, which share its memory.
@@ -170,10 +172,13 @@ type Platform struct {
 	mu       sync.Mutex
 	released bool                       // protected by mu
 	spaces   map[*addressSpace]struct{} // protected by mu
-	// spare is a ready stub (the one New started to probe the host), handed
-	// to the first NewAddressSpace; 0 if none. Protected by mu.
+	// spare is a ready stub (first the one New started to probe the host),
+	// handed to the next NewAddressSpace, which starts a new spare in the
+	// background; 0 if none. Protected by mu.
 	spare     int
 	spareRegs platform.Registers // protected by mu
+	// refilling counts the goroutines starting a spare.
+	refilling sync.WaitGroup
 }
 
 var _ platform.Platform = (*Platform)(nil)
@@ -284,18 +289,24 @@ func (p *Platform) NewAddressSpace() (platform.AddressSpace, error) {
 }
 
 func (p *Platform) newAddressSpace() (*addressSpace, error) {
+	a := &addressSpace{p: p, threads: make(map[int]*stubThread)}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.released {
+		p.mu.Unlock()
 		return nil, fmt.Errorf("ptrace: new address space: %w", ErrReleased)
 	}
-	a := &addressSpace{p: p, threads: make(map[int]*stubThread)}
 	if p.spare != 0 {
 		a.pid, a.leaderRegs = p.spare, p.spareRegs
 		p.spare = 0
 		p.spaces[a] = struct{}{}
+		p.refilling.Add(1)
+		p.mu.Unlock()
+		// S/R-SAFE: platform state only; Release waits for it.
+		go p.refill()
 		return a, nil
 	}
+	p.mu.Unlock()
+
 	err := p.master.call(func() error {
 		pid, regs, err := p.spawnStub()
 		if err != nil {
@@ -307,8 +318,37 @@ func (p *Platform) newAddressSpace() (*addressSpace, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ptrace: new address space: %w", err)
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.released {
+		killAndReap(a.pid)
+		return nil, fmt.Errorf("ptrace: new address space: %w", ErrReleased)
+	}
 	p.spaces[a] = struct{}{}
 	return a, nil
+}
+
+// refill starts a stub to be the spare, so that the next NewAddressSpace
+// (an exec, a fork) does not wait for a fork and exec of its own.
+func (p *Platform) refill() {
+	defer p.refilling.Done()
+	var pid int
+	var regs platform.Registers
+	err := p.master.call(func() error {
+		var err error
+		pid, regs, err = p.spawnStub()
+		return err
+	})
+	if err != nil {
+		return // the next NewAddressSpace starts its own and reports why
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.released || p.spare != 0 {
+		killAndReap(pid)
+		return
+	}
+	p.spare, p.spareRegs = pid, regs
 }
 
 // NewContext implements platform.Platform.
@@ -339,8 +379,10 @@ func (p *Platform) Release() {
 	for a := range spaces {
 		a.release()
 	}
+	// A refill that finishes now sees released and kills its stub.
+	p.refilling.Wait()
 	if spare != 0 {
-		_ = p.master.call(func() error { killAndReap(spare); return nil })
+		killAndReap(spare)
 	}
 	p.master.stop()
 	unix.Close(p.memFD)

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,9 +81,10 @@ func startStubs(t testing.TB, e *env) []int {
 			t.Fatalf("Switch = %v", err)
 		}
 	}
+	e.p.refilling.Wait()
 	pids := stubPIDs(e.p)
-	if len(pids) != 4 {
-		t.Fatalf("stub pids = %v, want 2 leaders + 2 threads", pids)
+	if len(pids) != 5 {
+		t.Fatalf("stub pids = %v, want a spare, 2 leaders and 2 threads", pids)
 	}
 	for _, pid := range pids {
 		if pi := readProc(pid); !pi.exists || !pi.stub {
@@ -143,8 +145,8 @@ func TestAddressSpaceReleaseLeavesNoProcess(t *testing.T) {
 	if err := a.MapFile(0x1000_0000, 0, pageSize, platform.Read, false); err == nil {
 		t.Errorf("MapFile after Release = nil, want an error")
 	}
-	if got := len(stubPIDs(e.p)); got != 2 {
-		t.Errorf("other address space's processes = %d, want 2", got)
+	if got := len(stubPIDs(e.p)); got != 3 {
+		t.Errorf("remaining processes = %d, want 3 (the spare, the other leader and its thread)", got)
 	}
 }
 
@@ -196,10 +198,10 @@ func TestSigkillLeavesNoProcess(t *testing.T) {
 			break
 		}
 	}
-	if len(pids) != 4 {
+	if len(pids) != 5 {
 		cmd.Process.Kill()
 		cmd.Wait()
-		t.Fatalf("helper stub pids = %v, want 4", pids)
+		t.Fatalf("helper stub pids = %v, want 5", pids)
 	}
 	if err := cmd.Process.Signal(unix.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -223,6 +225,66 @@ func TestSigkillLeavesNoProcess(t *testing.T) {
 				t.Fatalf("stub %d still there (state %c) 10s after its sentry was killed", pid, pi.state)
 			}
 			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// TestSpare: NewAddressSpace hands out the ready spare stub and starts the
+// next one in the background.
+func TestSpare(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	e.p.mu.Lock()
+	first := e.p.spare
+	e.p.mu.Unlock()
+	a, err := e.p.newAddressSpace()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.pid != first {
+		t.Errorf("first address space pid = %d, want the spare %d", a.pid, first)
+	}
+	e.p.refilling.Wait()
+	e.p.mu.Lock()
+	next := e.p.spare
+	e.p.mu.Unlock()
+	if next == 0 || next == first {
+		t.Errorf("spare after NewAddressSpace = %d, want a new stub", next)
+	}
+	if pi := readProc(next); !pi.stub {
+		t.Errorf("spare %d = %+v, want a live stub", next, pi)
+	}
+}
+
+// TestConcurrentNewAddressSpaceAndRelease creates address spaces from many
+// goroutines, racing with the spare's refills, then releases the platform
+// while the last refills may still run: no stub may survive.
+func TestConcurrentNewAddressSpaceAndRelease(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	var mu sync.Mutex
+	var pids []int
+	var wg sync.WaitGroup
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 3; i++ {
+				a, err := e.p.newAddressSpace()
+				if err != nil {
+					t.Errorf("NewAddressSpace = %v", err)
+					return
+				}
+				mu.Lock()
+				pids = append(pids, a.pid)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	pids = append(pids, stubPIDs(e.p)...)
+	e.p.Release()
+	for _, pid := range pids {
+		if pi := readProc(pid); pi.exists && (pi.stub || pi.state == 'Z') {
+			t.Errorf("after Release: process %d = %+v, want gone", pid, pi)
 		}
 	}
 }
