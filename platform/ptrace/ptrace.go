@@ -154,6 +154,9 @@ func init() {
 // stubFDInStub is the descriptor number of the memory file in every stub.
 const stubFDInStub = 3
 
+// stubFileName names the stub executable's memfd (or temporary file).
+const stubFileName = "snap-ptrace-stub"
+
 // Platform is the ptrace platform. It is safe for concurrent use.
 type Platform struct {
 	master *master
@@ -220,18 +223,33 @@ func newPlatform(opts platform.Options) (*Platform, error) {
 	return p, nil
 }
 
-// writeStub writes the stub executable to a sealed memfd and returns a
-// read-only descriptor of it (execve refuses files open for writing).
+// writeStub writes the stub executable and returns a read-only descriptor
+// of it (execve refuses files open for writing): a sealed memfd, or, where
+// executable memfds are forbidden (vm.memfd_noexec=2), an unlinked file in
+// a temporary directory.
 func writeStub() (int, error) {
-	fd, err := unix.MemfdCreate("snap-ptrace-stub", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_EXEC)
+	img := buildStubImage()
+	fd, err := writeStubMemfd(img)
+	if err == nil {
+		return fd, nil
+	}
+	for _, dir := range []string{os.TempDir(), "/dev/shm"} {
+		if fd, ferr := writeStubFile(dir, img); ferr == nil {
+			return fd, nil
+		}
+	}
+	return -1, err
+}
+
+func writeStubMemfd(img []byte) (int, error) {
+	fd, err := unix.MemfdCreate(stubFileName, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_EXEC)
 	if err == unix.EINVAL { // kernels before 6.3 lack MFD_EXEC
-		fd, err = unix.MemfdCreate("snap-ptrace-stub", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+		fd, err = unix.MemfdCreate(stubFileName, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	}
 	if err != nil {
 		return -1, fmt.Errorf("memfd_create for stub: %w", err)
 	}
 	defer unix.Close(fd)
-	img := buildStubImage()
 	if n, err := unix.Pwrite(fd, img, 0); err != nil || n != len(img) {
 		return -1, fmt.Errorf("write stub image (%d of %d bytes): %w", n, len(img), err)
 	}
@@ -244,6 +262,27 @@ func writeStub() (int, error) {
 		return -1, fmt.Errorf("reopen stub image read-only: %w", err)
 	}
 	return ro, nil
+}
+
+// writeStubFile writes img to a new file in dir, opens it read-only and
+// unlinks it.
+func writeStubFile(dir string, img []byte) (int, error) {
+	f, err := os.CreateTemp(dir, stubFileName+"-*")
+	if err != nil {
+		return -1, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.Write(img); err != nil {
+		return -1, err
+	}
+	if err := f.Chmod(0o500); err != nil {
+		return -1, err
+	}
+	if err := f.Close(); err != nil {
+		return -1, err
+	}
+	return unix.Open(f.Name(), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 }
 
 // probe starts one stub to record the XSAVE size and initial state, and

@@ -288,3 +288,33 @@ func TestConcurrentNewAddressSpaceAndRelease(t *testing.T) {
 		}
 	}
 }
+
+// TestStubFromFile runs a stub executed from an unlinked temporary file,
+// the fallback for hosts that forbid executable memfds.
+func TestStubFromFile(t *testing.T) {
+	locked(t)
+	e := newEnv(t, 1<<20)
+	fd, err := writeStubFile(t.TempDir(), buildStubImage())
+	if err != nil {
+		t.Fatalf("writeStubFile = %v", err)
+	}
+	// Swap the platform's executable before any further stub starts.
+	e.p.refilling.Wait()
+	unix.Close(e.p.stubFD)
+	e.p.stubFD = fd
+	e.p.mu.Lock()
+	spare := e.p.spare
+	e.p.spare = 0
+	e.p.mu.Unlock()
+	killAndReap(spare)
+	a := e.newSpace(t)
+	c := e.newContext(t)
+	st := &platform.State{}
+	st.Regs.Rip = codeAddr + offSyscall
+	if _, _, err := switchOnce(c, a, st); err != nil {
+		t.Fatalf("Switch in a stub from a file = %v", err)
+	}
+	if pi := readProc(a.pid); !pi.exists || pi.state == 'Z' {
+		t.Errorf("stub %d = %+v, want alive", a.pid, pi)
+	}
+}
