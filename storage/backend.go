@@ -1,0 +1,69 @@
+package storage
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// backend is where an image's bytes live: a directory tree (fileBackend) or
+// an S3 bucket prefix (s3Backend). The image format above it is shared, so
+// both stores differ only here.
+type backend interface {
+	// storeURI is the URI of the store itself; imageURI that of one image.
+	storeURI() string
+	imageURI(name string) string
+	// begin starts writing image name. Nothing is visible to open or list
+	// until staging.commit succeeds.
+	begin(ctx context.Context, name string) (staging, error)
+	// open returns a consistent view of a published image: the manifest and
+	// the blobs it names belong to the same generation. ErrNotFound if the
+	// image does not exist.
+	open(ctx context.Context, name string) (handle, error)
+	// exists reports whether a manifest is published under name.
+	exists(ctx context.Context, name string) (bool, error)
+	// list returns the names of published images, sorted.
+	list(ctx context.Context) ([]string, error)
+	// remove unpublishes name (the manifest first) and deletes its blobs.
+	remove(ctx context.Context, name string) error
+	// prune deletes what crashed or killed writers left behind (staging
+	// areas, unreferenced blobs, incomplete uploads) older than olderThan.
+	prune(ctx context.Context, olderThan time.Duration) (int, error)
+}
+
+// staging is an image being written.
+type staging interface {
+	// key returns the manifest-relative key for blob base name base.
+	key(base string) string
+	// create starts writing the blob with the given key. Blobs are written
+	// concurrently with one another.
+	create(key string) (blobWriter, error)
+	// commit publishes manifest last, atomically. Without replace it fails
+	// with ErrAlreadyExists if the name is taken, and leaves nothing behind.
+	commit(manifest []byte, replace bool) error
+	// abort deletes everything written so far.
+	abort() error
+}
+
+// blobWriter streams one blob. Close makes its bytes durable (fsync'ed or
+// uploaded) and reports any error; fail stops it with err and discards it.
+type blobWriter interface {
+	io.Writer
+	Close() error
+	fail(err error)
+}
+
+// handle reads one published image.
+type handle interface {
+	manifest(ctx context.Context) ([]byte, error)
+	// blob opens the blob with the given key and known size.
+	blob(ctx context.Context, key string, size int64) (blobReader, error)
+	close() error
+}
+
+// blobReader reads ranges of a blob. It is safe for concurrent use. A short
+// blob gives ErrCorrupt, a missing one ErrNotFound.
+type blobReader interface {
+	readAt(ctx context.Context, p []byte, off int64) error
+	close() error
+}

@@ -1,0 +1,34 @@
+package storage
+
+import "errors"
+
+// Sentinel errors. Every error returned by this package that matches one of
+// these wraps it (test with errors.Is) and says which image, blob or chunk
+// failed.
+var (
+	// ErrNotFound means the image (its manifest), a blob, the bucket or the
+	// store directory does not exist. An image whose manifest is missing does
+	// not exist, whatever else is stored under its name.
+	ErrNotFound = errors.New("image not found")
+
+	// ErrCorrupt means stored bytes do not match their checksum, are
+	// truncated, or do not parse. The message names the blob or chunk.
+	ErrCorrupt = errors.New("image corrupt")
+
+	// ErrIncompatibleVersion means the image was written with a format major
+	// version other than ours, or a newer minor version than we understand.
+	ErrIncompatibleVersion = errors.New("incompatible image format version")
+
+	// ErrWrongArch means the image was saved on another architecture. It is
+	// reported before anything past the fixed manifest header is decoded.
+	ErrWrongArch = errors.New("image saved for another architecture")
+
+	// ErrAlreadyExists means an image with that name exists and replacing it
+	// was not asked for.
+	ErrAlreadyExists = errors.New("image already exists")
+
+	// ErrInvalidArgument means a caller passed something this package cannot
+	// accept: a malformed URI or image name, a misaligned or out-of-order
+	// memory range, a write after Commit.
+	ErrInvalidArgument = errors.New("invalid argument")
+)

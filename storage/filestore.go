@@ -1,0 +1,329 @@
+package storage
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// File store layout: one directory per image,
+//
+//	ROOT/NAME/manifest      published last, by renaming the directory
+//	ROOT/NAME/state.zst
+//	ROOT/NAME/memory.bin
+//	ROOT/NAME/memory.idx
+//	ROOT/.tmp-NAME-RAND/    an image being written
+//	ROOT/.del-NAME-RAND/    an image being deleted
+const (
+	tmpPrefix = ".tmp-"
+	delPrefix = ".del-"
+)
+
+// fileBackend keeps images in a local directory.
+type fileBackend struct {
+	root string
+}
+
+// NewFileStore returns the store kept in directory dir, which is created on
+// first write. Publishing is atomic: blobs and manifest are fsync'ed in a
+// staging directory which is then renamed into place.
+func NewFileStore(dir string) (Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("file store %s: %w", dir, err)
+	}
+	return &store{b: &fileBackend{root: abs}}, nil
+}
+
+func (f *fileBackend) storeURI() string            { return "file://" + f.root }
+func (f *fileBackend) imageURI(name string) string { return "file://" + filepath.Join(f.root, name) }
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux.
+	return hex.EncodeToString(b)
+}
+
+func (f *fileBackend) begin(_ context.Context, name string) (staging, error) {
+	if err := os.MkdirAll(f.root, 0o755); err != nil {
+		return nil, fmt.Errorf("create store directory: %w", err)
+	}
+	dir := filepath.Join(f.root, tmpPrefix+name+"-"+randHex(6))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create staging directory: %w", err)
+	}
+	return &fileStaging{f: f, name: name, dir: dir}, nil
+}
+
+type fileStaging struct {
+	f    *fileBackend
+	name string
+	dir  string
+}
+
+func (s *fileStaging) key(base string) string { return base }
+
+func (s *fileStaging) create(key string) (blobWriter, error) {
+	fl, err := os.OpenFile(filepath.Join(s.dir, key), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create blob %s: %w", key, err)
+	}
+	return &fileBlobWriter{f: fl, w: bufio.NewWriterSize(fl, 1<<20)}, nil
+}
+
+type fileBlobWriter struct {
+	f   *os.File
+	w   *bufio.Writer
+	err error
+}
+
+func (w *fileBlobWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.w.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
+}
+
+func (w *fileBlobWriter) Close() error {
+	if w.f == nil {
+		return w.err
+	}
+	if w.err == nil {
+		w.err = w.w.Flush()
+	}
+	if w.err == nil {
+		w.err = w.f.Sync()
+	}
+	if err := w.f.Close(); w.err == nil {
+		w.err = err
+	}
+	w.f = nil
+	return w.err
+}
+
+func (w *fileBlobWriter) fail(err error) {
+	if w.err == nil {
+		w.err = err
+	}
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func (s *fileStaging) commit(manifest []byte, replace bool) error {
+	mf, err := os.OpenFile(filepath.Join(s.dir, "manifest"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	_, err = mf.Write(manifest)
+	if err == nil {
+		err = mf.Sync()
+	}
+	if cerr := mf.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(s.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	final := filepath.Join(s.f.root, s.name)
+	err = unix.Renameat2(unix.AT_FDCWD, s.dir, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EEXIST) && replace {
+		// Swap atomically: readers see the old image or the new one, then
+		// the old one (now at s.dir) is deleted.
+		err = unix.Renameat2(unix.AT_FDCWD, s.dir, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE)
+		if err == nil {
+			old := filepath.Join(s.f.root, delPrefix+s.name+"-"+randHex(6))
+			if err := os.Rename(s.dir, old); err == nil {
+				os.RemoveAll(old)
+			}
+		}
+	}
+	if errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("publish %s: %w", s.f.imageURI(s.name), ErrAlreadyExists)
+	}
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", s.f.imageURI(s.name), err)
+	}
+	s.dir = ""
+	if err := syncDir(s.f.root); err != nil {
+		return fmt.Errorf("publish %s: sync store directory: %w", s.f.imageURI(s.name), err)
+	}
+	return nil
+}
+
+func (s *fileStaging) abort() error {
+	if s.dir == "" {
+		return nil
+	}
+	err := os.RemoveAll(s.dir)
+	s.dir = ""
+	return err
+}
+
+func mapFileErr(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	return err
+}
+
+func (f *fileBackend) open(_ context.Context, name string) (handle, error) {
+	d, err := os.Open(filepath.Join(f.root, name))
+	if err != nil {
+		return nil, mapFileErr(err)
+	}
+	return &fileHandle{dir: d}, nil
+}
+
+func (f *fileBackend) exists(_ context.Context, name string) (bool, error) {
+	_, err := os.Stat(filepath.Join(f.root, name, "manifest"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// fileHandle opens everything relative to the image directory's descriptor,
+// so a concurrent replace (which swaps directories) cannot mix generations.
+type fileHandle struct {
+	dir *os.File
+}
+
+func (h *fileHandle) openat(key string) (*os.File, error) {
+	fd, err := unix.Openat(int(h.dir.Fd()), key, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, mapFileErr(&fs.PathError{Op: "open", Path: key, Err: err})
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(h.dir.Name(), key)), nil
+}
+
+func (h *fileHandle) manifest(context.Context) ([]byte, error) {
+	fl, err := h.openat("manifest")
+	if err != nil {
+		return nil, err
+	}
+	defer fl.Close()
+	b, err := io.ReadAll(io.LimitReader(fl, maxManifestSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxManifestSize {
+		return nil, fmt.Errorf("manifest larger than %d bytes: %w", maxManifestSize, ErrCorrupt)
+	}
+	return b, nil
+}
+
+func (h *fileHandle) blob(_ context.Context, key string, size int64) (blobReader, error) {
+	fl, err := h.openat(key)
+	if err != nil {
+		return nil, err
+	}
+	return &fileBlob{f: fl}, nil
+}
+
+func (h *fileHandle) close() error { return h.dir.Close() }
+
+type fileBlob struct{ f *os.File }
+
+func (b *fileBlob) readAt(_ context.Context, p []byte, off int64) error {
+	n, err := b.f.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == io.EOF {
+		return fmt.Errorf("%s: %d bytes at %d, blob truncated: %w", b.f.Name(), len(p), off, ErrCorrupt)
+	}
+	return err
+}
+
+func (b *fileBlob) close() error { return b.f.Close() }
+
+func (f *fileBackend) list(context.Context) ([]string, error) {
+	ents, err := os.ReadDir(f.root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || validName(e.Name()) != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(f.root, e.Name(), "manifest")); err == nil {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+func (f *fileBackend) remove(_ context.Context, name string) error {
+	dir := filepath.Join(f.root, name)
+	if _, err := os.Stat(filepath.Join(dir, "manifest")); err != nil {
+		return mapFileErr(err)
+	}
+	old := filepath.Join(f.root, delPrefix+name+"-"+randHex(6))
+	if err := os.Rename(dir, old); err != nil {
+		return mapFileErr(err)
+	}
+	if err := syncDir(f.root); err != nil {
+		return err
+	}
+	return os.RemoveAll(old)
+}
+
+func (f *fileBackend) prune(_ context.Context, olderThan time.Duration) (int, error) {
+	ents, err := os.ReadDir(f.root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), tmpPrefix) && !strings.HasPrefix(e.Name(), delPrefix) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < olderThan {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(f.root, e.Name())); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}

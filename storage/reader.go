@@ -1,0 +1,404 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// batchBytes is the most stored bytes fetched by one ranged read when
+// reading memory: consecutive chunks are fetched together.
+const batchBytes = 8 << 20
+
+// Image is an opened image: its manifest and memory index are verified;
+// blobs are read on demand and every chunk is checked before it is used.
+// An Image is safe for concurrent use; Close it when done.
+type Image struct {
+	uri    string
+	h      handle
+	m      *Manifest
+	chunks []Chunk
+	mem    blobReader
+	dec    *zstd.Decoder
+}
+
+func openImage(ctx context.Context, b backend, name string) (*Image, error) {
+	uri := b.imageURI(name)
+	h, err := b.open(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", uri, err)
+	}
+	im := &Image{uri: uri, h: h}
+	if err := im.load(ctx); err != nil {
+		im.Close()
+		return nil, fmt.Errorf("open %s: %w", uri, err)
+	}
+	return im, nil
+}
+
+// blobErr turns a missing blob of a published image into ErrCorrupt.
+func blobErr(what string, err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%s missing (%v): %w", what, err, ErrCorrupt)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func (im *Image) load(ctx context.Context) error {
+	m, err := readManifest(ctx, im.h)
+	if err != nil {
+		return err
+	}
+	im.m = m
+	idx, err := im.readBlob(ctx, "index", m.Index)
+	if err != nil {
+		return err
+	}
+	if im.chunks, err = ParseIndex(idx, m); err != nil {
+		return err
+	}
+	if im.mem, err = im.h.blob(ctx, m.Memory.Key, m.Memory.Size); err != nil {
+		return blobErr("memory blob "+m.Memory.Key, err)
+	}
+	im.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
+		zstd.WithDecoderMaxMemory(ChunkSpan), zstd.WithDecoderMaxWindow(ChunkSpan))
+	return err
+}
+
+// readBlob reads a whole checksummed blob (state or index) and verifies it.
+func (im *Image) readBlob(ctx context.Context, what string, bl Blob) ([]byte, error) {
+	r, err := im.h.blob(ctx, bl.Key, bl.Size)
+	if err != nil {
+		return nil, blobErr(what+" blob "+bl.Key, err)
+	}
+	defer r.close()
+	buf := make([]byte, bl.Size)
+	if err := r.readAt(ctx, buf, 0); err != nil {
+		return nil, blobErr(what+" blob "+bl.Key, err)
+	}
+	sum := sha256.Sum256(buf)
+	if hex.EncodeToString(sum[:]) != bl.SHA256 {
+		return nil, fmt.Errorf("%s blob %s: checksum mismatch: %w", what, bl.Key, ErrCorrupt)
+	}
+	return buf, nil
+}
+
+// URI returns the image's URI.
+func (im *Image) URI() string { return im.uri }
+
+// Manifest returns the verified manifest. The caller must not modify it.
+func (im *Image) Manifest() *Manifest { return im.m }
+
+// Chunks returns the memory index, sorted by offset. The caller must not
+// modify it.
+func (im *Image) Chunks() []Chunk { return im.chunks }
+
+// FindChunk returns the index of the chunk whose span contains memory offset
+// off, for lazy restore; false if off lies in no chunk (the page is zero).
+func (im *Image) FindChunk(off uint64) (int, bool) {
+	i := sort.Search(len(im.chunks), func(i int) bool {
+		c := &im.chunks[i]
+		return c.Offset+uint64(c.Span) > off
+	})
+	if i < len(im.chunks) && im.chunks[i].Offset <= off {
+		return i, true
+	}
+	return 0, false
+}
+
+// Close releases the image.
+func (im *Image) Close() error {
+	if im.dec != nil {
+		im.dec.Close()
+	}
+	if im.mem != nil {
+		im.mem.close()
+	}
+	return im.h.close()
+}
+
+// State returns the decompressed state stream. The stored blob is read whole
+// and its checksum verified before the first byte is returned; the
+// decompressed length is checked at the end (ErrCorrupt).
+func (im *Image) State(ctx context.Context) (io.ReadCloser, error) {
+	stored, err := im.readBlob(ctx, "state", im.m.State)
+	if err != nil {
+		return nil, fmt.Errorf("read state of %s: %w", im.uri, err)
+	}
+	dec, err := zstd.NewReader(bytes.NewReader(stored), zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxMemory(stateWindow), zstd.WithDecoderMaxWindow(stateWindow))
+	if err != nil {
+		return nil, fmt.Errorf("read state of %s: %w", im.uri, err)
+	}
+	return &stateReader{im: im, dec: dec, want: im.m.State.RawSize}, nil
+}
+
+type stateReader struct {
+	im   *Image
+	dec  *zstd.Decoder
+	n    int64
+	want int64
+}
+
+func (r *stateReader) Read(p []byte) (int, error) {
+	n, err := r.dec.Read(p)
+	r.n += int64(n)
+	if r.n > r.want {
+		return n, fmt.Errorf("read state of %s: longer than its %d bytes: %w", r.im.uri, r.want, ErrCorrupt)
+	}
+	if err == io.EOF && r.n != r.want {
+		return n, fmt.Errorf("read state of %s: %d bytes, want %d: %w", r.im.uri, r.n, r.want, ErrCorrupt)
+	}
+	if err != nil && err != io.EOF {
+		return n, fmt.Errorf("read state of %s: %v: %w", r.im.uri, err, ErrCorrupt)
+	}
+	return n, err
+}
+
+func (r *stateReader) Close() error {
+	r.dec.Close()
+	return nil
+}
+
+// chunkErr names a chunk in an ErrCorrupt error.
+func (im *Image) chunkErr(i int, format string, args ...any) error {
+	c := &im.chunks[i]
+	return fmt.Errorf("%s: memory chunk %d (offset %#x, stored at %d+%d): %s: %w",
+		im.uri, i, c.Offset, c.Stored, c.StoredLen, fmt.Sprintf(format, args...), ErrCorrupt)
+}
+
+// decode verifies chunk i's payload and decompresses it into out, which has
+// exactly RawLen bytes.
+func (im *Image) decode(i int, payload, out []byte) error {
+	c := &im.chunks[i]
+	if got := crc32.Checksum(payload, castagnoli); got != c.CRC {
+		return im.chunkErr(i, "checksum %#08x, want %#08x", got, c.CRC)
+	}
+	if c.Flags&chunkRaw != 0 {
+		copy(out, payload)
+		return nil
+	}
+	res, err := im.dec.DecodeAll(payload, out[:0:len(out)]) // cap: the decoder may use spare capacity
+	if err != nil {
+		return im.chunkErr(i, "decompress: %v", err)
+	}
+	if len(res) != len(out) || (len(res) > 0 && &res[0] != &out[0]) {
+		return im.chunkErr(i, "decompressed to %d bytes, want %d", len(res), len(out))
+	}
+	return nil
+}
+
+// forEachChunk fetches chunks [from, to) in batches with parallel ranged
+// reads and calls fn with each verified... payload (fn verifies via decode).
+// fn runs concurrently on workers goroutines; scratch is a per-worker buffer
+// of ChunkSpan bytes.
+func (im *Image) forEachChunk(ctx context.Context, from, to int, fn func(i int, payload, scratch []byte) error) error {
+	type batch struct{ from, to int }
+	var batches []batch
+	for i := from; i < to; {
+		j := i + 1
+		for j < to && im.chunks[j].Stored+uint64(im.chunks[j].StoredLen)-im.chunks[i].Stored <= batchBytes {
+			j++
+		}
+		batches = append(batches, batch{i, j})
+		i = j
+	}
+	workers := max(runtime.GOMAXPROCS(0), 4)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+		mu.Unlock()
+	}
+	next := make(chan batch)
+	for w := 0; w < min(workers, len(batches)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			scratch := make([]byte, ChunkSpan)
+			for b := range next {
+				first, last := &im.chunks[b.from], &im.chunks[b.to-1]
+				n := last.Stored + uint64(last.StoredLen) - first.Stored
+				if uint64(cap(buf)) < n {
+					buf = make([]byte, n)
+				}
+				buf = buf[:n]
+				if err := im.mem.readAt(ctx, buf, int64(first.Stored)); err != nil {
+					if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
+						err = im.chunkErr(b.from, "%v", err)
+					} else {
+						err = fmt.Errorf("%s: read memory chunks %d..%d: %w", im.uri, b.from, b.to-1, err)
+					}
+					fail(err)
+					continue
+				}
+				for i := b.from; i < b.to; i++ {
+					c := &im.chunks[i]
+					p := buf[c.Stored-first.Stored:][:c.StoredLen]
+					if err := fn(i, p, scratch); err != nil {
+						fail(err)
+						break
+					}
+				}
+			}
+		}()
+	}
+feed:
+	for _, b := range batches {
+		select {
+		case next <- b:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+// MemoryDest gives the destination of a chunk: a writable slice of exactly n
+// bytes for the memory range [off, off+n). The chunk is decompressed
+// straight into it (dense chunks) or its present pages are copied in
+// (sparse chunks); pages absent from the image are not written, so the
+// destination must read as zero there (a fresh memfd or file). It is called
+// concurrently for disjoint ranges.
+type MemoryDest func(off uint64, n int) ([]byte, error)
+
+// ReadMemoryTo restores all memory into dst with parallel ranged reads and
+// parallel decompression. Each chunk's checksum is verified before it is
+// decompressed; the first error (ErrCorrupt naming the chunk, a store
+// error, the error dst returned) stops the others.
+func (im *Image) ReadMemoryTo(ctx context.Context, dst MemoryDest) error {
+	return im.forEachChunk(ctx, 0, len(im.chunks), func(i int, payload, scratch []byte) error {
+		c := &im.chunks[i]
+		out, err := dst(c.Offset, int(c.Span))
+		if err != nil {
+			return err
+		}
+		if len(out) != int(c.Span) {
+			return fmt.Errorf("%s: destination of chunk %d has %d bytes, want %d: %w", im.uri, i, len(out), c.Span, ErrInvalidArgument)
+		}
+		if c.Dense() {
+			return im.decode(i, payload, out)
+		}
+		if err := im.decode(i, payload, scratch[:c.RawLen]); err != nil {
+			return err
+		}
+		im.scatter(c, scratch, func(pageOff int, data []byte) { copy(out[pageOff:], data) })
+		return nil
+	})
+}
+
+// scatter calls put for each run of present pages of c, with its offset in
+// the span and its bytes in the packed payload.
+func (im *Image) scatter(c *Chunk, packed []byte, put func(spanOff int, data []byte)) {
+	pages := int(c.Span / PageSize)
+	k := 0
+	for p := 0; p < pages; {
+		if !c.present(p) {
+			p++
+			continue
+		}
+		q := p
+		for q < pages && c.present(q) {
+			q++
+		}
+		n := (q - p) * PageSize
+		put(p*PageSize, packed[k:k+n])
+		k += n
+		p = q
+	}
+}
+
+// ReadMemoryAt restores all memory into w (for example an *os.File), writing
+// only present pages, in parallel. The destination must read as zero
+// elsewhere.
+func (im *Image) ReadMemoryAt(ctx context.Context, w io.WriterAt) error {
+	return im.forEachChunk(ctx, 0, len(im.chunks), func(i int, payload, scratch []byte) error {
+		c := &im.chunks[i]
+		if err := im.decode(i, payload, scratch[:c.RawLen]); err != nil {
+			return err
+		}
+		var werr error
+		im.scatter(c, scratch, func(spanOff int, data []byte) {
+			if werr == nil {
+				_, werr = w.WriteAt(data, int64(c.Offset)+int64(spanOff))
+			}
+		})
+		if werr != nil {
+			return fmt.Errorf("%s: write memory chunk %d: %w", im.uri, i, werr)
+		}
+		return nil
+	})
+}
+
+// ReadChunk reads chunk i into dst, which must have exactly its Span bytes:
+// present pages are decompressed, absent ones zeroed. It is the lazy-restore
+// primitive (fetch the chunk around a faulting page).
+func (im *Image) ReadChunk(ctx context.Context, i int, dst []byte) error {
+	if i < 0 || i >= len(im.chunks) {
+		return fmt.Errorf("%s: chunk %d of %d: %w", im.uri, i, len(im.chunks), ErrInvalidArgument)
+	}
+	c := &im.chunks[i]
+	if len(dst) != int(c.Span) {
+		return fmt.Errorf("%s: destination of chunk %d has %d bytes, want %d: %w", im.uri, i, len(dst), c.Span, ErrInvalidArgument)
+	}
+	payload := make([]byte, c.StoredLen)
+	if err := im.mem.readAt(ctx, payload, int64(c.Stored)); err != nil {
+		if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
+			return im.chunkErr(i, "%v", err)
+		}
+		return fmt.Errorf("%s: read memory chunk %d: %w", im.uri, i, err)
+	}
+	if c.Dense() {
+		return im.decode(i, payload, dst)
+	}
+	packed := make([]byte, c.RawLen)
+	if err := im.decode(i, payload, packed); err != nil {
+		return err
+	}
+	clear(dst)
+	im.scatter(c, packed, func(spanOff int, data []byte) { copy(dst[spanOff:], data) })
+	return nil
+}
+
+// Verify reads every blob and checks every checksum without keeping the
+// data: the state stream (checksum and length) and each memory chunk
+// (checksum, decompression, length). It returns the first ErrCorrupt.
+func (im *Image) Verify(ctx context.Context) error {
+	st, err := im.State(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, st)
+	st.Close()
+	if err != nil {
+		return err
+	}
+	return im.forEachChunk(ctx, 0, len(im.chunks), func(i int, payload, scratch []byte) error {
+		return im.decode(i, payload, scratch[:im.chunks[i].RawLen])
+	})
+}
