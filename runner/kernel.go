@@ -1,0 +1,75 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"snapshotter/kernel"
+)
+
+// KernelOptions configure a kernel-backed sandbox.
+type KernelOptions struct {
+	// Platform is the platform name ("ptrace" if empty).
+	Platform string
+	// Rootfs is the host directory the program sees as "/" ("/" if empty).
+	Rootfs string
+	// Debug and Log are the kernel's debug options.
+	Debug bool
+	Log   io.Writer
+	// Argv and Env start the program (ignored on restore).
+	Argv []string
+	Env  []string
+	// Stdin, Stdout and Stderr are the program's stdio; the process's own
+	// if nil.
+	Stdin, Stdout, Stderr *os.File
+	// ID names the sandbox in image metadata.
+	ID string
+}
+
+// KernelSandbox is a Sandbox running on a kernel.Kernel in this process.
+type KernelSandbox struct {
+	k    *kernel.Kernel
+	opts KernelOptions
+}
+
+// StartKernel creates a kernel and starts argv in it.
+func StartKernel(o KernelOptions) (*KernelSandbox, error) {
+	k, err := kernel.New(kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log})
+	if err != nil {
+		return nil, err
+	}
+	if err := k.Start(kernel.StartOptions{Argv: o.Argv, Env: o.Env, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr}); err != nil {
+		k.Release()
+		return nil, fmt.Errorf("run %s: %w", o.Argv[0], err)
+	}
+	return &KernelSandbox{k: k, opts: o}, nil
+}
+
+// Kernel returns the sandbox's kernel.
+func (s *KernelSandbox) Kernel() *kernel.Kernel { return s.k }
+
+// Kill sends sig to the init process.
+func (s *KernelSandbox) Kill(sig int) error {
+	err := s.k.SignalInit(sig)
+	if errors.Is(err, kernel.ErrNoInit) {
+		return fmt.Errorf("%w: %v", ErrNotRunning, err)
+	}
+	return err
+}
+
+// Wait waits for the program to end.
+func (s *KernelSandbox) Wait() ExitStatus {
+	st := s.k.Wait()
+	return ExitStatus{Code: st.Code, Signal: st.Signal}
+}
+
+// Release frees the kernel; the program must have ended.
+func (s *KernelSandbox) Release() { s.k.Release() }
+
+// Save checkpoints the sandbox (checkpoint.go).
+func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func(Progress)) (string, error) {
+	return "", fmt.Errorf("save: %w", ErrUnsupported)
+}
