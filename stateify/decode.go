@@ -367,9 +367,12 @@ func LoadMap[M ~map[K]V, K comparable, V any](d *Decoder, p *M, key func(*Decode
 	var v0 V
 	d.charge(n, int(unsafe.Sizeof(k0)+unsafe.Sizeof(v0)))
 	m := make(M, n)
+	// k and v are reused (and reset) for every entry: taking their
+	// addresses costs one allocation per map, not two per entry.
+	var k, kz K
+	var v, vz V
 	for range n {
-		var k K
-		var v V
+		k, v = kz, vz
 		key(d, &k)
 		val(d, &v)
 		m[k] = v

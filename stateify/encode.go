@@ -306,8 +306,12 @@ func SaveMap[M ~map[K]V, K cmp.Ordered, V any](e *Encoder, m M, key func(*Encode
 		return
 	}
 	e.MapLen(len(m))
+	// v is reused for every entry: taking its address costs one
+	// allocation per map, not one per entry.
+	var v V
 	if len(m) == 1 {
-		for k, v := range m {
+		for k, mv := range m {
+			v = mv
 			key(e, k)
 			val(e, &v)
 		}
@@ -323,7 +327,7 @@ func SaveMap[M ~map[K]V, K cmp.Ordered, V any](e *Encoder, m M, key func(*Encode
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		v := m[k]
+		v = m[k]
 		key(e, k)
 		val(e, &v)
 	}
