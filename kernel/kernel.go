@@ -71,6 +71,8 @@
 // Kernel.stopMu and the vfs locks are leaves relative to the above.
 package kernel
 
+//go:generate go run snapshotter/tools/stategen
+
 import (
 	"crypto/rand"
 	"fmt"

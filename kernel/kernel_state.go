@@ -1,0 +1,50 @@
+package kernel
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+
+	"snapshotter/platform"
+)
+
+// This file holds the save/restore hooks of the kernel's own objects. A
+// restore (kernel_save.go) loads the Kernel with stateify, then gives it a
+// platform and a memory file, rebinds every MM to a new address space
+// (MM.attachAddressSpace) and starts a task goroutine (Task.start) for every
+// task whose runState is not nil; each creates its platform context on its
+// own OS thread.
+
+// afterLoad rebuilds the kernel's host-side synchronization. Invoked by
+// stateify.
+func (k *Kernel) afterLoad(context.Context) {
+	k.exited = make(chan struct{})
+	k.stopCond = sync.NewCond(&k.stopMu)
+	k.unimplLogged = map[uintptr]bool{}
+	if k.log == nil {
+		k.log = os.Stderr
+	}
+}
+
+// afterLoad marks the memory file as having no host file yet: the restorer
+// creates a memfd and loads the saved ranges into it. Invoked by stateify.
+func (f *MemoryFile) afterLoad(context.Context) {
+	f.fd = -1
+	f.mapping = nil
+}
+
+// attachAddressSpace makes as the MM's platform address space and maps
+// every vma into it (without populating: pages arrive with the memory file
+// contents, and first touches are served by the host).
+func (mm *MM) attachAddressSpace(as platform.AddressSpace) error {
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	mm.as = as
+	for i := range mm.vmas {
+		if err := mm.mapIntoLocked(&mm.vmas[i], false); err != nil {
+			return fmt.Errorf("restore mapping %d: %w", i, err)
+		}
+	}
+	return nil
+}
