@@ -1,0 +1,190 @@
+// Package miniotest runs a real MinIO server for tests: on 127.0.0.1, a
+// random port and a temporary data directory, stopped when the test ends.
+// The binary is looked up on PATH, then in $GOPATH/bin (where .ci/run
+// installs it); if absent the test is skipped, or failed under
+// SNAP_REQUIRE_ALL=1.
+package miniotest
+
+import (
+	"context"
+	"fmt"
+	"go/build"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"snapshotter/internal/prereq"
+)
+
+// Credentials of the test server.
+const (
+	AccessKey = "snaptest"
+	SecretKey = "snaptest-secret"
+)
+
+// Server is a running MinIO.
+type Server struct {
+	// Endpoint is host:port (plain http).
+	Endpoint string
+	bin      string
+	dataDir  string
+	logPath  string
+	cmd      *exec.Cmd
+	exited   chan struct{}
+}
+
+// Binary returns the MinIO binary's path, or calls prereq.Missing.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("minio"); err == nil {
+		return p
+	}
+	gopath := os.Getenv("GOPATH")
+	if gopath == "" {
+		gopath = build.Default.GOPATH
+	}
+	p := filepath.Join(filepath.SplitList(gopath)[0], "bin", "minio")
+	if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+		return p
+	}
+	prereq.Missing(t, "minio not on PATH nor at %s (.ci/run installs it)", p)
+	return ""
+}
+
+// Start starts a server and registers its stop with t.Cleanup.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{bin: Binary(t), dataDir: t.TempDir()}
+	s.logPath = filepath.Join(t.TempDir(), "minio.log")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("pick a port: %v", err)
+	}
+	s.Endpoint = l.Addr().String()
+	l.Close()
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *Server) start() error {
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	_, port, _ := net.SplitHostPort(s.Endpoint)
+	p, _ := strconv.Atoi(port)
+	// The console listens on another port; it is not used but must be free.
+	cl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	console := cl.Addr().String()
+	cl.Close()
+	cmd := exec.Command(s.bin, "server", "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", p),
+		"--console-address", console, s.dataDir)
+	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+AccessKey, "MINIO_ROOT_PASSWORD="+SecretKey,
+		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start minio: %w", err)
+	}
+	s.cmd = cmd
+	s.exited = make(chan struct{})
+	go func() { cmd.Wait(); close(s.exited) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + s.Endpoint + "/minio/health/live")
+		if err == nil {
+			resp.Body.Close()
+			// Live is not ready: also wait until the S3 API answers.
+			if resp.StatusCode == http.StatusOK && s.answers() {
+				return nil
+			}
+		}
+		select {
+		case <-s.exited:
+			log, _ := os.ReadFile(s.logPath)
+			return fmt.Errorf("minio exited during startup: %s", log)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	s.Kill()
+	return fmt.Errorf("minio not ready on %s after 60s", s.Endpoint)
+}
+
+func (s *Server) answers() bool {
+	c, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(AccessKey, SecretKey, ""), MaxRetries: 1})
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err = c.ListBuckets(ctx)
+	return err == nil
+}
+
+// Kill stops the server abruptly (SIGKILL), as a crash would.
+func (s *Server) Kill() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	<-s.exited
+	s.cmd = nil
+}
+
+// Stop stops the server (SIGTERM, then SIGKILL after 5s).
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(5 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+	s.cmd = nil
+}
+
+// Restart starts the server again on the same port and data directory.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Client returns a minio-go client for the server.
+func (s *Server) Client(t testing.TB) *minio.Client {
+	t.Helper()
+	c, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(AccessKey, SecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// MakeBucket creates a bucket.
+func (s *Server) MakeBucket(t testing.TB, name string) {
+	t.Helper()
+	if err := s.Client(t).MakeBucket(context.Background(), name, minio.MakeBucketOptions{}); err != nil {
+		t.Fatalf("make bucket %s: %v", name, err)
+	}
+}

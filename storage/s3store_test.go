@@ -1,0 +1,205 @@
+package storage_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"snapshotter/storage"
+	"snapshotter/storage/miniotest"
+	"snapshotter/storage/storetest"
+)
+
+func newS3Store(t *testing.T, srv *miniotest.Server, bucket, prefix string) storage.Store {
+	t.Helper()
+	s, err := storage.NewS3Store(context.Background(), storage.S3Config{
+		Endpoint: srv.Endpoint, AccessKey: miniotest.AccessKey, SecretKey: miniotest.SecretKey,
+		Bucket: bucket, Prefix: prefix, PartSize: 5 << 20, Threads: 3, MaxRetries: 2,
+	})
+	if err != nil {
+		t.Fatalf("NewS3Store: %v", err)
+	}
+	return s
+}
+
+// s3Where splits a store URI into bucket and key prefix (with a trailing
+// slash, or empty).
+func s3Where(s storage.Store) (bucket, prefix string) {
+	bucket, prefix, _ = strings.Cut(strings.TrimPrefix(s.URI(), "s3://"), "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	return bucket, prefix
+}
+
+// s3Objects lists every object and every incomplete multipart upload
+// ("upload:KEY") under the store's prefix.
+func s3Objects(t *testing.T, c *minio.Client, s storage.Store) []string {
+	t.Helper()
+	bucket, prefix := s3Where(s)
+	ctx := context.Background()
+	var out []string
+	for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if o.Err != nil {
+			t.Fatalf("list %s: %v", bucket, o.Err)
+		}
+		out = append(out, strings.TrimPrefix(o.Key, prefix))
+	}
+	for u := range c.ListIncompleteUploads(ctx, bucket, prefix, true) {
+		if u.Err != nil {
+			t.Fatalf("list uploads %s: %v", bucket, u.Err)
+		}
+		out = append(out, "upload:"+strings.TrimPrefix(u.Key, prefix))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func s3Harness(srv *miniotest.Server, c *minio.Client) storetest.Harness {
+	var n atomic.Int32
+	key := func(s storage.Store, name, key string) (string, string) {
+		bucket, prefix := s3Where(s)
+		return bucket, prefix + name + "/" + key
+	}
+	return storetest.Harness{
+		New: func(t *testing.T) storage.Store {
+			bucket := fmt.Sprintf("suite-%d", n.Add(1))
+			srv.MakeBucket(t, bucket)
+			return newS3Store(t, srv, bucket, "some/prefix")
+		},
+		Objects: func(t *testing.T, s storage.Store) []string { return s3Objects(t, c, s) },
+		Rewrite: func(t *testing.T, s storage.Store, name, k string, f func([]byte) []byte) {
+			bucket, obj := key(s, name, k)
+			o, err := c.GetObject(context.Background(), bucket, obj, minio.GetObjectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(o)
+			o.Close()
+			if err != nil {
+				t.Fatalf("get %s: %v", obj, err)
+			}
+			b = f(b)
+			if _, err := c.PutObject(context.Background(), bucket, obj, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Remove: func(t *testing.T, s storage.Store, name, k string) {
+			bucket, obj := key(s, name, k)
+			if err := c.RemoveObject(context.Background(), bucket, obj, minio.RemoveObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		},
+		SparseSize: 2 << 30,
+	}
+}
+
+func TestS3Store(t *testing.T) {
+	srv := miniotest.Start(t)
+	storetest.Run(t, s3Harness(srv, srv.Client(t)))
+}
+
+// TestS3MissingBucket: a store whose bucket does not exist reports
+// ErrNotFound, not an empty list.
+func TestS3MissingBucket(t *testing.T) {
+	srv := miniotest.Start(t)
+	s := newS3Store(t, srv, "no-such-bucket", "")
+	ctx := context.Background()
+	if _, err := s.List(ctx); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("List(missing bucket) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Open(ctx, "x"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Open(missing bucket) = %v, want ErrNotFound", err)
+	}
+}
+
+// TestS3ServerKilledMidWrite kills MinIO in the middle of an upload: the
+// writer must fail, no image may appear, and after a restart Prune leaves
+// nothing behind and the next write succeeds.
+func TestS3ServerKilledMidWrite(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "fault")
+	c := srv.Client(t)
+	s := newS3Store(t, srv, "fault", "p")
+	ctx := context.Background()
+	goroutines := runtime.NumGoroutine()
+
+	w, err := s.Create(ctx, "victim", storage.CreateOptions{})
+	if err != nil {
+		t.Fatalf("Create = %v", err)
+	}
+	if _, err := w.StateWriter().Write(bytes.Repeat([]byte("state"), 1000)); err != nil {
+		t.Fatalf("state write = %v", err)
+	}
+	// Incompressible memory, so the upload is in progress when the server
+	// dies; the server is killed once 24 MiB have been handed over.
+	buf := make([]byte, 1<<20)
+	var werr error
+	for i := uint64(0); i < 512 && werr == nil; i++ {
+		for p := 0; p < len(buf); p += storage.PageSize {
+			storetest.FillPage(buf[p:p+storage.PageSize], storetest.KindRandom, i*256+uint64(p/storage.PageSize))
+		}
+		if i == 24 {
+			srv.Kill()
+		}
+		werr = w.WriteMemory(i<<20, buf)
+	}
+	_, cerr := w.Commit()
+	if werr == nil && cerr == nil {
+		t.Fatalf("write with the server killed: WriteMemory and Commit both succeeded")
+	}
+	w.Abort() // may fail: the server is down; Prune cleans up below.
+
+	srv.Restart(t)
+	if _, err := s.Open(ctx, "victim"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Open(victim) after failed write = %v, want ErrNotFound", err)
+	}
+	if ents, err := s.List(ctx); err != nil || len(ents) != 0 {
+		t.Errorf("List after failed write = %v, %v; want empty", ents, err)
+	}
+	if _, err := s.Prune(ctx, 0); err != nil {
+		t.Fatalf("Prune = %v", err)
+	}
+	if objs := s3Objects(t, c, s); len(objs) != 0 {
+		t.Errorf("after Prune the store holds %v, want nothing", objs)
+	}
+	// No goroutine of the failed writer survives.
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > goroutines+5 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > goroutines+5 {
+		t.Errorf("%d goroutines after the failed write, %d before", n, goroutines)
+	}
+
+	w, err = s.Create(ctx, "victim", storage.CreateOptions{})
+	if err != nil {
+		t.Fatalf("Create after restart = %v", err)
+	}
+	defer w.Abort()
+	storetest.FillMixed(buf, 0)
+	if err := w.WriteMemory(0, buf); err != nil {
+		t.Fatalf("WriteMemory after restart = %v", err)
+	}
+	if _, err := w.Commit(); err != nil {
+		t.Fatalf("Commit after restart = %v", err)
+	}
+	img, err := s.Open(ctx, "victim")
+	if err != nil {
+		t.Fatalf("Open after restart = %v", err)
+	}
+	defer img.Close()
+	if err := img.Verify(ctx); err != nil {
+		t.Errorf("Verify after restart = %v", err)
+	}
+}
