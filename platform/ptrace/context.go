@@ -248,7 +248,21 @@ func (c *context) run(a *addressSpace, t *stubThread, st *platform.State, info *
 		sig := ws.StopSignal()
 		switch {
 		case sig == unix.SIGTRAP|0x80:
-			return c.save(t, st)
+			if err := c.save(t, st); err != nil {
+				return err
+			}
+			if !viaSyscallInsn(&st.Regs) {
+				// int $0x80 (or sysenter): a 32-bit system call, whose
+				// numbers and arguments mean something else. Behave as a
+				// host without IA-32 emulation: a general protection fault
+				// at the instruction.
+				st.Regs.Rip -= 2
+				st.Regs.Rax = st.Regs.OrigRax
+				st.Regs.OrigRax = ^uint64(0)
+				*info = platform.SignalInfo{Signo: int32(unix.SIGSEGV), Code: siKernel}
+				return platform.ErrSignal
+			}
+			return nil
 		case sig == interruptSignal:
 			c.mu.Lock()
 			pending := c.interrupted
@@ -297,6 +311,13 @@ func (c *context) run(a *addressSpace, t *stubThread, st *platform.State, info *
 		// An asynchronous host signal (SIGCHLD, a stray kill...): the
 		// application must not see it. PTRACE_SYSEMU with signal 0 drops it.
 	}
+}
+
+// viaSyscallInsn reports whether the system call stop in r was entered with
+// the syscall instruction, which leaves the return address in rcx and the
+// flags in r11; int $0x80 and sysenter leave both alone.
+func viaSyscallInsn(r *platform.Registers) bool {
+	return r.Rcx == r.Rip && r.R11 == r.Eflags
 }
 
 // Signal codes (si_code) the platform interprets.

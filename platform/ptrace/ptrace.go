@@ -71,6 +71,7 @@
 // resume, one wait and three register transfers. Stops are classified:
 //
 //	SIGTRAP|0x80 (system call)              nil
+//	SIGTRAP|0x80 after int $0x80/sysenter   ErrSignal (SIGSEGV, SI_KERNEL)
 //	SIGSEGV, SIGBUS with an address (CPU)   ErrFault
 //	SIGSEGV SI_KERNEL (general protection),
 //	SIGILL, SIGFPE, SIGTRAP, SIGSYS (CPU)   ErrSignal
@@ -113,8 +114,10 @@
 //
 // # Limits
 //
-//   - x86-64 only. int $0x80 and sysenter stop like syscall and are reported
-//     as 64-bit system calls.
+//   - x86-64 only, like a host without IA-32 emulation: int $0x80 and
+//     sysenter (recognised because, unlike syscall, they leave rcx and r11
+//     alone) are a general protection fault at the instruction (ErrSignal,
+//     SIGSEGV), never a 64-bit system call with 32-bit numbers.
 //   - Legacy vsyscall page calls (0xffffffffff600000), if the host emulates
 //     them, run on the host without a stop (they only read the time).
 package ptrace

@@ -38,6 +38,8 @@ const (
 	offHLT = 0x1d0
 	// int3
 	offInt3 = 0x1e0
+	// int $0x80
+	offInt80 = 0x1f0
 	// loop: syscall; jmp loop
 	offSyscallLoop = 0x200
 	// touch: mov byte [rdi], 1; add rdi, rdx; dec rcx; jnz touch; syscall
@@ -56,6 +58,7 @@ var snippets = map[int][]byte{
 	offUD2:         {0x0f, 0x0b},
 	offHLT:         {0xf4},
 	offInt3:        {0xcc},
+	offInt80:       {0xcd, 0x80},
 	offSyscallLoop: {0x0f, 0x05, 0xeb, 0xfc},
 	offTouch:       {0xc6, 0x07, 0x01, 0x48, 0x01, 0xd7, 0x48, 0xff, 0xc9, 0x75, 0xf5, 0x0f, 0x05, 0xcc},
 }
@@ -281,12 +284,14 @@ func TestFault(t *testing.T) {
 		{"ud2", codeAddr + offUD2, 0, platform.ErrSignal, unix.SIGILL, codeAddr + offUD2, false, false},
 		{"hlt", codeAddr + offHLT, 0, platform.ErrSignal, unix.SIGSEGV, 0, false, false},
 		{"int3", codeAddr + offInt3, 0, platform.ErrSignal, unix.SIGTRAP, 0, false, false},
+		{"int 0x80", codeAddr + offInt80, 0, platform.ErrSignal, unix.SIGSEGV, 0, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			locked(t) // subtests run on their own goroutines
 			st := &platform.State{}
 			st.Regs.Rip, st.Regs.Rdi = tc.rip, tc.rdi
+			st.Regs.Rax = 1 // exit for int $0x80, write for syscall
 			info, at, err := switchOnce(c, a, st)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("Switch = %v, want %v", err, tc.wantErr)
@@ -300,6 +305,9 @@ func TestFault(t *testing.T) {
 			}
 			if st.Regs.Rip != wantRip {
 				t.Errorf("Rip = %#x, want %#x", st.Regs.Rip, wantRip)
+			}
+			if tc.rip == codeAddr+offInt80 && st.Regs.Rax != 1 {
+				t.Errorf("Rax after int $0x80 = %d, want 1 (as before the instruction)", st.Regs.Rax)
 			}
 			if tc.wantErr == platform.ErrFault && (at.Write != tc.wantWrite || at.Execute != tc.wantExec) {
 				t.Errorf("access = %v, want write=%v exec=%v", at, tc.wantWrite, tc.wantExec)
