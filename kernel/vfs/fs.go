@@ -106,6 +106,11 @@ func (fs *FS) OpenAt(dir *File, p string, flags uint32, mode uint32) (*File, err
 		unix.Close(fd)
 		return nil, unix.EROFS
 	}
+	if !pathOnly && flags&(unix.O_CREAT|unix.O_EXCL) == unix.O_CREAT|unix.O_EXCL {
+		// O_CREAT|O_EXCL never follows a final symlink: a dangling one
+		// is EEXIST too.
+		lookupFlags |= unix.O_NOFOLLOW
+	}
 	pfd, st, err := fs.root.lookupStat(full, lookupFlags)
 	if err != nil {
 		if err == unix.ENOENT && !pathOnly && flags&unix.O_CREAT != 0 {

@@ -98,6 +98,8 @@ func TestOpenAtResolution(t *testing.T) {
 		{name: "host FIFO refused", path: "/fifo", wantErr: unix.EACCES},
 		{name: "O_CREAT of existing file read-only", path: "/etc/hello.txt", flags: unix.O_CREAT, want: "hello\n"},
 		{name: "O_CREAT|O_EXCL of existing file", path: "/etc/hello.txt", flags: unix.O_CREAT | unix.O_EXCL, wantErr: unix.EEXIST},
+		{name: "O_CREAT|O_EXCL of a dangling symlink", path: "/etc/escape-abs", flags: unix.O_CREAT | unix.O_EXCL, wantErr: unix.EEXIST},
+		{name: "O_CREAT through a dangling symlink", path: "/etc/escape-abs", flags: unix.O_CREAT, wantErr: unix.EROFS},
 		{name: "O_CREAT in missing directory", path: "/nodir/x", flags: unix.O_CREAT, wantErr: unix.ENOENT},
 	}
 	for _, tc := range tests {
