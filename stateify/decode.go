@@ -1,7 +1,6 @@
 package stateify
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -101,14 +100,10 @@ func readStream(r io.Reader) ([]byte, error) {
 	if n > MaxStreamSize {
 		return nil, fmt.Errorf("%w: payload length %d exceeds limit %d", ErrCorrupt, n, uint64(MaxStreamSize))
 	}
-	// Grow the buffer as data arrives rather than trusting the declared
-	// length: a forged length costs the forger its own bytes.
-	var b bytes.Buffer
-	b.Grow(int(min(n, preallocLimit)) + trailerLen)
-	if _, err := io.CopyN(&b, r, int64(n)+trailerLen); err != nil {
+	all, err := readFull(r, n+trailerLen)
+	if err != nil {
 		return nil, fmt.Errorf("%w: read payload of %d bytes: %v", ErrCorrupt, n, err)
 	}
-	all := b.Bytes()
 	payload, tail := all[:n], all[n:]
 	crc := crc32.Update(0, castagnoli, head[:])
 	crc = crc32.Update(crc, castagnoli, payload)
@@ -116,6 +111,33 @@ func readStream(r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("%w: checksum %08x, want %08x", ErrCorrupt, crc, want)
 	}
 	return payload, nil
+}
+
+// readFull reads exactly size bytes. It trusts size only as far as the
+// reader proves it (a Len method reporting enough bytes); otherwise the
+// buffer starts at preallocLimit and doubles as data actually arrives, so a
+// forged length costs the forger its own bytes.
+func readFull(r io.Reader, size uint64) ([]byte, error) {
+	if l, ok := r.(interface{ Len() int }); ok && l.Len() >= 0 && uint64(l.Len()) >= size {
+		buf := make([]byte, size)
+		_, err := io.ReadFull(r, buf)
+		return buf, err
+	}
+	buf := make([]byte, min(size, preallocLimit))
+	have := 0
+	for {
+		n, err := io.ReadFull(r, buf[have:])
+		have += n
+		if err != nil {
+			return nil, err
+		}
+		if uint64(have) == size {
+			return buf, nil
+		}
+		next := make([]byte, min(size, 2*uint64(len(buf))))
+		copy(next, buf[:have])
+		buf = next
+	}
 }
 
 // loadPayload decodes a verified payload into root.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/gob"
 	"testing"
+	"testing/iotest"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -136,5 +137,26 @@ func TestBenchCodecsAgree(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLoadChunkedReader loads a stream larger than the preallocation through
+// a reader that returns a few bytes at a time and hides its length, which
+// exercises the doubling read path.
+func TestLoadChunkedReader(t *testing.T) {
+	k := benchdata.New(3000, 10, 8)
+	var buf bytes.Buffer
+	if err := stateify.Save(context.Background(), &buf, k); err != nil {
+		t.Fatal(err)
+	}
+	if buf.Len() < 1<<20 {
+		t.Fatalf("stream is %d bytes, want > 1 MiB to exercise growth", buf.Len())
+	}
+	var got benchdata.Kernel
+	if err := stateify.Load(context.Background(), iotest.HalfReader(&buf), &got); err != nil {
+		t.Fatalf("Load(HalfReader) = %v", err)
+	}
+	if len(got.Tasks) != 3000 || got.Tasks[2999].Name != k.Tasks[2999].Name {
+		t.Errorf("Load(HalfReader) gave %d tasks, want 3000", len(got.Tasks))
 	}
 }
