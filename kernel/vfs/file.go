@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -226,6 +227,26 @@ func (f *File) Watch(mask uint32) (<-chan struct{}, func()) { return f.impl.watc
 // Path returns the guest path of a host-backed file or directory, or the
 // device path of a sentry device; "" for pipes and stdio.
 func (f *File) Path() string { return f.impl.guestPath() }
+
+// LinkName returns what readlink of /proc/self/fd/N shows for f, so that
+// the kernel can answer it (with FS.FDAlias): the guest path of host files
+// and devices, "pipe:[ino]" for pipes, and for stdio the host descriptor's
+// name as the runner gave it (e.g. "/dev/stdout").
+func (f *File) LinkName() string {
+	switch impl := f.impl.(type) {
+	case *pipeReader:
+		return "pipe:[" + strconv.FormatUint(impl.pipe.ino, 10) + "]"
+	case *pipeWriter:
+		return "pipe:[" + strconv.FormatUint(impl.pipe.ino, 10) + "]"
+	case *stdioFile:
+		if impl.host == nil {
+			return "/dev/null"
+		}
+		return impl.host.Name()
+	default:
+		return f.Path()
+	}
+}
 
 // FileType returns f's S_IF* file type without a host system call (the
 // type at open for host files; S_IFIFO for pipes; the host descriptor's

@@ -142,8 +142,8 @@ func TestOpenAtDirFD(t *testing.T) {
 	if got := dir.FileType(); got != unix.S_IFDIR || !dir.IsDir() {
 		t.Errorf("FileType() of a directory = %#o, IsDir %v; want S_IFDIR", got, dir.IsDir())
 	}
-	if got, want := dir.Path(), "/dir/sub"; got != want {
-		t.Errorf("Path() of /dir/dirlink = %q, want %q", got, want)
+	if got, want := dir.Path(), "/dir/sub"; got != want || dir.LinkName() != want {
+		t.Errorf("Path(), LinkName() of /dir/dirlink = %q, %q; want %q", got, dir.LinkName(), want)
 	}
 	for _, tc := range []struct {
 		path, want string

@@ -3,6 +3,7 @@ package vfs
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -48,6 +49,16 @@ func TestPipeReadWrite(t *testing.T) {
 	st, err := r.Stat()
 	if err != nil || st.FileType() != unix.S_IFIFO {
 		t.Errorf("Stat(pipe) type = %#o, %v; want S_IFIFO", st.FileType(), err)
+	}
+	want := "pipe:[" + strconv.FormatUint(st.Ino, 10) + "]"
+	if r.LinkName() != want || w.LinkName() != want {
+		t.Errorf("LinkName() of the ends = %q, %q; want %q", r.LinkName(), w.LinkName(), want)
+	}
+	r2, w2 := NewPipe(0)
+	defer r2.DecRef()
+	defer w2.DecRef()
+	if st2, _ := r2.Stat(); st2.Ino == st.Ino {
+		t.Errorf("two pipes share inode %d, want distinct", st.Ino)
 	}
 }
 
