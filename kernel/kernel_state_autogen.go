@@ -601,8 +601,8 @@ func (x *TaskSet) StateSave(e *stateify.Encoder) {
 	e.Struct(stateTypeInfoTaskSet)
 	stateify.SaveMap(e, x.tids, func(e *stateify.Encoder, mk int32) {
 		e.Int(int64(mk))
-	}, func(e *stateify.Encoder, mv *Task) {
-		stateify.SavePtr(e, mv)
+	}, func(e *stateify.Encoder, mv **Task) {
+		stateify.SavePtr(e, (*mv))
 	})
 	e.Int(int64(x.nextTID))
 }

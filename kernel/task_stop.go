@@ -1,8 +1,12 @@
 package kernel
 
 // External stops park every task goroutine at the top of its run loop, at
-// a clean boundary: registers consistent, any interrupted syscall rewound
-// for restart. Kernel.Pause (kernel_pause.go) is built on these:
+// a clean boundary: registers consistent, any interrupted syscall already
+// rewound for restart. A task parked after an interrupted syscall has Rip at
+// the syscall instruction and Rax set to the syscall number (OrigRax) or to
+// SYS_restart_syscall with t.restart describing the rest (nanosleep's
+// deadline); a task parked in user mode has the registers the platform
+// returned (OrigRax may be -1). Either way, resuming is a plain Switch. Kernel.Pause (kernel_pause.go) is built on these:
 // requestStop + waitStopped, then releaseStop to resume.
 
 // checkStop parks the task goroutine while a stop is requested.
