@@ -60,7 +60,9 @@ const allocFactor = 64
 // Load decodes a stream written by Save into root, a non-nil pointer to the
 // same registered type as the saved root, overwriting *root. afterLoad hooks
 // run after the whole graph is decoded, in `state:"wait"` dependency order.
-// Load reads exactly one stream from r.
+// Load reads exactly one stream from r. The root is decoded in place (other
+// objects may point to it), so after an error *root is zeroed or partly
+// loaded and must not be used.
 func Load(ctx context.Context, r io.Reader, root any) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("stateify: load: %w", err)
@@ -183,7 +185,7 @@ func loadPayload(ctx context.Context, payload []byte, root Savable) (err error) 
 // readTypes decodes the type table and matches it against the registry.
 func (d *Decoder) readTypes() {
 	n := d.ArrayLen()
-	d.charge(n, int(reflectSizeStreamType))
+	d.charge(n, int(streamTypeSize))
 	d.types = make([]streamType, n)
 	seen := make(map[string]bool, n)
 	for i := range d.types {
@@ -243,7 +245,7 @@ func (d *Decoder) userOf(name string) string {
 	return ""
 }
 
-var reflectSizeStreamType = reflect.TypeFor[streamType]().Size()
+var streamTypeSize = reflect.TypeFor[streamType]().Size()
 
 func (d *Decoder) remaining() int { return len(d.buf) - d.pos }
 
@@ -292,8 +294,8 @@ func (d *Decoder) Struct(ti *TypeInfo) []int {
 	return st.mapping
 }
 
-// object returns the object with the given ID, allocating it from ti when
-// it has not been seen yet.
+// object returns the object with the given ID, or nil if it has not been
+// allocated yet; an ID out of range is corrupt.
 func (d *Decoder) object(id uint64) Savable {
 	if id >= uint64(len(d.objs)) {
 		failf(ErrCorrupt, "reference to object %d of %d", id, len(d.objs)-1)

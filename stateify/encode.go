@@ -26,6 +26,7 @@ type Encoder struct {
 	spans   []objRec
 }
 
+// objRec is one object to save: its address and type.
 type objRec struct {
 	p  unsafe.Pointer
 	ti *TypeInfo
@@ -52,11 +53,12 @@ func Save(ctx context.Context, w io.Writer, root any) error {
 	}
 	e := encoderPool.Get().(*Encoder)
 	defer e.release()
-	return e.save(w, p, s, ti)
+	return e.save(w, p, ti)
 }
 
-// save encodes the graph rooted at s (at address p) and writes the stream.
-func (e *Encoder) save(w io.Writer, p unsafe.Pointer, s Savable, ti *TypeInfo) (err error) {
+// save encodes the graph rooted at the object of type ti at p and writes
+// the stream to w.
+func (e *Encoder) save(w io.Writer, p unsafe.Pointer, ti *TypeInfo) (err error) {
 	defer func() { recoverError(recover(), &err) }()
 	e.ref(p, ti)
 	for i := 0; i < len(e.objs); i++ {
@@ -128,6 +130,7 @@ const (
 	trailerLen   = 4
 )
 
+// bytes24 is a stream header.
 type bytes24 [headerLen]byte
 
 func (h *bytes24) put(payloadLen uint64) {

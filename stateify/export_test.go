@@ -10,5 +10,5 @@ import (
 func SaveCold(_ context.Context, w io.Writer, root any) error {
 	s := root.(Savable)
 	ti := s.StateTypeInfo()
-	return newEncoder().save(w, ti.ptr(s), s, ti)
+	return newEncoder().save(w, ti.ptr(s), ti)
 }
