@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -27,12 +26,16 @@ type KernelOptions struct {
 	Stdin, Stdout, Stderr *os.File
 	// ID names the sandbox in image metadata.
 	ID string
+	// Version is snap's version, recorded in images.
+	Version string
 }
 
 // KernelSandbox is a Sandbox running on a kernel.Kernel in this process.
 type KernelSandbox struct {
 	k    *kernel.Kernel
 	opts KernelOptions
+	// last is written by Save, which the Server runs one at a time.
+	last SaveStats
 }
 
 // StartKernel creates a kernel and starts argv in it.
@@ -69,7 +72,6 @@ func (s *KernelSandbox) Wait() ExitStatus {
 // Release frees the kernel; the program must have ended.
 func (s *KernelSandbox) Release() { s.k.Release() }
 
-// Save checkpoints the sandbox (checkpoint.go).
-func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func(Progress)) (string, error) {
-	return "", fmt.Errorf("save: %w", ErrUnsupported)
-}
+// Argv returns the program's argument vector (from the image for a
+// restored sandbox).
+func (s *KernelSandbox) Argv() []string { return s.opts.Argv }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log"
 	"os"
 
@@ -16,15 +17,18 @@ func init() { subcommands = append(subcommands, newSentryCmd) }
 // (started by runner.Launch; see docs/CONTROL_PROTOCOL.md).
 func newSentryCmd(g *globalFlags) *cobra.Command {
 	var (
-		id, readyFD string
-		f           runFlags
+		id, readyFD, restore string
+		f                    runFlags
 	)
 	cmd := &cobra.Command{
 		Use:    runner.SentryCommand + " --id ID [flags] -- PROG [ARG...]",
 		Short:  "Run a detached sandbox's sentry (internal; started by run -d and restore -d)",
 		Hidden: true,
-		Args:   cobra.MinimumNArgs(1),
+		Args:   cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if (restore == "") == (len(args) == 0) {
+				return fmt.Errorf("sentry: give either --restore URI or -- PROG [ARG...]")
+			}
 			fd, err := runner.ParseReadyFD(readyFD)
 			if err != nil {
 				return err
@@ -32,10 +36,23 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 			sd := runner.StateDir{Root: g.stateDir}
 			st, err := runner.RunSentry(runner.SentryOptions{StateDir: sd, ID: id, ReadyFD: fd},
 				func(m *runner.Metadata) (runner.Sandbox, error) {
-					return runner.StartKernel(runner.KernelOptions{
+					o := runner.KernelOptions{
 						Platform: f.platform, Rootfs: f.rootfs, Debug: f.debug, Log: log.Writer(),
-						Argv: args, Env: os.Environ(), ID: id,
-					})
+						Argv: args, Env: os.Environ(), ID: id, Version: version,
+					}
+					if restore == "" {
+						return runner.StartKernel(o)
+					}
+					if !cmd.Flags().Changed("rootfs") {
+						o.Rootfs = "" // reopen the saved root
+					}
+					sb, man, err := runner.RestoreKernel(cmd.Context(), o, restore, g.store)
+					if err != nil {
+						return nil, err
+					}
+					m.Program = man.Metadata[runner.MetaProgram]
+					m.Argv = sb.Argv()
+					return sb, nil
 				})
 			if err != nil {
 				return err
@@ -49,6 +66,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().SetInterspersed(false)
 	cmd.Flags().StringVar(&id, "id", "", "sandbox ID (its directory is reserved by the launcher)")
 	cmd.Flags().StringVar(&readyFD, "ready-fd", "", "descriptor of the launcher's readiness pipe")
+	cmd.Flags().StringVar(&restore, "restore", "", "restore the image at this URI instead of starting a program")
 	addRunFlags(cmd, &f)
 	return cmd
 }

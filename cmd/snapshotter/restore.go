@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"log"
+
+	"github.com/spf13/cobra"
+
+	"snapshotter/runner"
+)
+
+func init() { subcommands = append(subcommands, newRestoreCmd) }
+
+func newRestoreCmd(g *globalFlags) *cobra.Command {
+	var (
+		d detachFlags
+		f runFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "restore URI [-d] [--id ID] [--stdout FILE] [--stderr FILE]",
+		Short: "Bring a saved sandbox back, in the foreground or detached",
+		Long: `restore loads the image at URI (file:///dir/NAME, /dir/NAME, s3://bucket/NAME,
+or a NAME in the --store store) into a fresh sentry and continues its
+program where it was saved. In the foreground the program's stdio is snap's
+and snap exits with its status; with -d it runs in the background like
+run -d and the sandbox ID is printed. One image can be restored many times,
+also at once.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := d.check(); err != nil {
+				return err
+			}
+			uri := args[0]
+			if d.detach {
+				sentryArgs := []string{"--platform", f.platform, "--restore", uri}
+				if root := restoreRoot(cmd, &f); root != "" {
+					sentryArgs = append(sentryArgs, "--rootfs", root)
+				}
+				if g.store != "" {
+					sentryArgs = append(sentryArgs, "--store", g.store)
+				}
+				if f.debug {
+					sentryArgs = append(sentryArgs, "--debug")
+				}
+				m, err := runner.Launch(runner.LaunchOptions{
+					StateDir: runner.StateDir{Root: g.stateDir}, ID: d.id,
+					Stdin: d.stdin, Stdout: d.stdout, Stderr: d.stderr,
+					RestoredFrom: uri, SentryArgs: sentryArgs,
+				})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), m.ID)
+				return nil
+			}
+			sb, _, err := runner.RestoreKernel(cmd.Context(), runner.KernelOptions{
+				Platform: f.platform, Rootfs: restoreRoot(cmd, &f), Debug: f.debug, Log: log.Writer(), Version: version,
+			}, uri, g.store)
+			if err != nil {
+				return err
+			}
+			defer sb.Release()
+			if code := sb.Wait().ExitCode(); code != 0 {
+				return &exitError{code: code}
+			}
+			return nil
+		},
+	}
+	d.register(cmd)
+	addRunFlags(cmd, &f)
+	return cmd
+}
+
+// restoreRoot is --rootfs if given: a restore otherwise reopens the root
+// it was saved with.
+func restoreRoot(cmd *cobra.Command, f *runFlags) string {
+	if cmd.Flags().Changed("rootfs") {
+		return f.rootfs
+	}
+	return ""
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"snapshotter/runner"
+)
+
+func init() { subcommands = append(subcommands, newSaveCmd) }
+
+func newSaveCmd(g *globalFlags) *cobra.Command {
+	var (
+		to           string
+		leaveRunning bool
+	)
+	cmd := &cobra.Command{
+		Use:   "save ID [--to URI] [--leave-running]",
+		Short: "Checkpoint a running sandbox to an image; print its URI",
+		Long: `save freezes sandbox ID, writes its kernel state and memory to an image and
+prints the image URI on the last line. --to is a URI (file:///dir/NAME,
+/dir/NAME, s3://bucket/prefix/NAME) or a bare NAME in the --store store; the
+default is ID-DATE in the --store store. Without --leave-running the sandbox
+stops once the image is committed. A failed save leaves the sandbox running.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bar := newProgressBar(os.Stderr)
+			uri, err := runner.Save(cmd.Context(), runner.StateDir{Root: g.stateDir}, args[0],
+				runner.SaveRequest{To: to, Store: g.store, LeaveRunning: leaveRunning}, bar.update)
+			bar.finish()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), uri)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "image URI or name (default: ID-DATE in the --store store)")
+	cmd.Flags().BoolVar(&leaveRunning, "leave-running", false, "keep the sandbox running after the save")
+	return cmd
+}
+
+// progressBar draws save progress on a terminal; elsewhere it is silent.
+type progressBar struct {
+	w     io.Writer
+	drawn bool
+}
+
+func newProgressBar(f *os.File) *progressBar {
+	if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err != nil {
+		return &progressBar{}
+	}
+	return &progressBar{w: f}
+}
+
+func (b *progressBar) update(p runner.Progress) {
+	if b.w == nil {
+		return
+	}
+	const width = 30
+	line := fmt.Sprintf("%-7s", p.Phase)
+	if p.Total > 0 {
+		n := int(p.Done * width / p.Total)
+		line += fmt.Sprintf(" [%-*s] %6.1f/%.1f MiB", width, string(repeat('#', n)), float64(p.Done)/(1<<20), float64(p.Total)/(1<<20))
+	}
+	fmt.Fprintf(b.w, "\r\x1b[K%s", line)
+	b.drawn = true
+}
+
+func (b *progressBar) finish() {
+	if b.w != nil && b.drawn {
+		fmt.Fprint(b.w, "\r\x1b[K")
+	}
+}
+
+func repeat(c byte, n int) []byte {
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = c
+	}
+	return out
+}

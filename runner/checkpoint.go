@@ -1,0 +1,190 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"time"
+
+	"snapshotter/kernel"
+	"snapshotter/storage"
+)
+
+func init() {
+	extraWireCodes = append(extraWireCodes,
+		struct {
+			code string
+			err  error
+		}{"exists", storage.ErrAlreadyExists},
+		struct {
+			code string
+			err  error
+		}{"not_found", storage.ErrNotFound},
+		struct {
+			code string
+			err  error
+		}{"corrupt", storage.ErrCorrupt},
+		struct {
+			code string
+			err  error
+		}{"incompatible", storage.ErrIncompatibleVersion},
+		struct {
+			code string
+			err  error
+		}{"wrong_arch", storage.ErrWrongArch},
+		struct {
+			code string
+			err  error
+		}{"invalid", storage.ErrInvalidArgument},
+	)
+}
+
+// Image metadata keys written by a save.
+const (
+	MetaProgram = "program"
+	MetaArgv    = "argv"    // JSON array of strings
+	MetaSandbox = "sandbox" // the saved sandbox's ID
+)
+
+// pauseTimeout bounds how long a save waits for every thread to stop.
+const pauseTimeout = 30 * time.Second
+
+// progressStep is how many memory bytes pass between progress events.
+const progressStep = 32 << 20
+
+// SaveStats describes the last save of a KernelSandbox.
+type SaveStats struct {
+	// Paused is how long the sandbox was paused.
+	Paused time.Duration
+	// MemoryBytes is the allocated memory handed to the image (zero pages
+	// included; the image stores only non-zero ones).
+	MemoryBytes uint64
+}
+
+// DefaultImageName is the image name a save without --to uses.
+func DefaultImageName(id string, now time.Time) string {
+	return fmt.Sprintf("%s-%s", id, now.UTC().Format("20060102-150405.000"))
+}
+
+// Save checkpoints the sandbox: the image writer is created first (a name
+// that exists or an unreachable store fails before anything stops), then
+// the kernel pauses, its state and memory stream into the image in
+// parallel, and the manifest is committed. With req.LeaveRunning the
+// sandbox resumes, otherwise it is discarded. Any failure aborts the image
+// and resumes the sandbox unchanged.
+func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func(Progress)) (string, error) {
+	to := req.To
+	if to == "" {
+		to = DefaultImageName(s.opts.ID, time.Now())
+	}
+	argv, _ := json.Marshal(s.opts.Argv)
+	meta := map[string]string{MetaSandbox: s.opts.ID, MetaArgv: string(argv)}
+	if len(s.opts.Argv) > 0 {
+		meta[MetaProgram] = s.opts.Argv[0]
+	}
+	w, err := storage.CreateImage(ctx, to, req.Store, storage.CreateOptions{Metadata: meta, SnapVersion: s.opts.Version})
+	if err != nil {
+		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
+	}
+	defer w.Abort() // after Commit it does nothing
+
+	progress(Progress{Phase: "pause"})
+	pctx, cancel := context.WithTimeout(ctx, pauseTimeout)
+	err = s.k.PauseContext(pctx)
+	cancel()
+	if err != nil {
+		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
+	}
+	start := time.Now()
+	paused := true
+	defer func() {
+		if paused {
+			s.k.Unpause()
+		}
+	}()
+
+	ranges, err := s.k.MemoryRanges()
+	if err != nil {
+		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
+	}
+	var total uint64
+	for _, r := range ranges {
+		total += uint64(len(r.Data))
+	}
+	stateDone := make(chan error, 1)
+	// S/R-SAFE: runs while the kernel is paused and is waited for below.
+	go func() { stateDone <- s.k.SaveState(ctx, w.StateWriter()) }()
+	err = writeMemory(w, ranges, total, progress)
+	if serr := <-stateDone; err == nil {
+		err = serr
+	}
+	if err != nil {
+		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
+	}
+	progress(Progress{Phase: "commit", Done: total, Total: total})
+	if _, err := w.Commit(); err != nil {
+		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
+	}
+	s.last = SaveStats{Paused: time.Since(start), MemoryBytes: total}
+	if !req.LeaveRunning {
+		paused = false
+		s.k.Discard()
+	}
+	log.Printf("sandbox %s: saved to %s: %d bytes of memory, paused %v", s.opts.ID, w.URI(), total, s.last.Paused)
+	return w.URI(), nil
+}
+
+// writeMemory hands the memory ranges to the image writer in pieces,
+// reporting progress.
+func writeMemory(w *storage.Writer, ranges []kernel.MemoryRange, total uint64, progress func(Progress)) error {
+	var done, next uint64
+	for _, r := range ranges {
+		for off := 0; off < len(r.Data); off += progressStep {
+			end := min(off+progressStep, len(r.Data))
+			if err := w.WriteMemory(r.Off+uint64(off), r.Data[off:end]); err != nil {
+				return err
+			}
+			done += uint64(end - off)
+			if done >= next {
+				progress(Progress{Phase: "memory", Done: done, Total: total})
+				next = done + progressStep
+			}
+		}
+	}
+	return nil
+}
+
+// LastSave returns statistics of the last successful save.
+func (s *KernelSandbox) LastSave() SaveStats { return s.last }
+
+// RestoreKernel restores the image at uri (a bare name is looked up in
+// store) into a new kernel with o's platform and stdio, and resumes it.
+func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*KernelSandbox, *storage.Manifest, error) {
+	img, err := storage.OpenImage(ctx, uri, store)
+	if err != nil {
+		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
+	}
+	defer img.Close()
+	state, err := img.State(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
+	}
+	defer state.Close()
+	k, err := kernel.Restore(ctx, state, kernel.RestoreOptions{
+		Config: kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log,
+			Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr},
+		LoadMemory: func(dst func(off uint64, n int) ([]byte, error)) error {
+			return img.ReadMemoryTo(ctx, storage.MemoryDest(dst))
+		},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
+	}
+	m := img.Manifest()
+	if o.Argv == nil {
+		json.Unmarshal([]byte(m.Metadata[MetaArgv]), &o.Argv)
+	}
+	k.Resume()
+	return &KernelSandbox{k: k, opts: o}, m, nil
+}
