@@ -128,21 +128,27 @@ func sysFutex(t *Task, a *sysArgs) (uint64, error) {
 				return 0, unix.EINVAL
 			}
 		}
-		ft.mu.Lock()
-		defer ft.mu.Unlock()
-		n := uint32(0)
-		for _, w := range append([]*futexWaiter(nil), ft.waiters[addr]...) {
-			if n >= val {
-				break
-			}
-			if w.bitset&bitset != 0 {
-				close(w.woken)
-				ft.remove(w)
-				n++
-			}
-		}
-		return uint64(n), nil
+		return uint64(ft.wake(addr, val, bitset)), nil
 	default:
 		return 0, unix.ENOSYS
 	}
+}
+
+// wake wakes up to n waiters on addr whose bitset intersects bitset and
+// returns how many it woke.
+func (ft *futexTable) wake(addr uint64, n, bitset uint32) uint32 {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	woken := uint32(0)
+	for _, w := range append([]*futexWaiter(nil), ft.waiters[addr]...) {
+		if woken >= n {
+			break
+		}
+		if w.bitset&bitset != 0 {
+			close(w.woken)
+			ft.remove(w)
+			woken++
+		}
+	}
+	return woken
 }

@@ -96,7 +96,7 @@ func (k *Kernel) Start(o StartOptions) error {
 		k:        k,
 		tg:       tg,
 		tid:      tid,
-		runState: &runApp{},
+		runState: stateApp,
 		regs:     regs,
 		name:     commName(name),
 	}

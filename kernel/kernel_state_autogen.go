@@ -139,6 +139,8 @@ func init() {
 		{Name: "haveSyscallReturn", Type: "bool"},
 		{Name: "restart", Type: "snapshotter/kernel.restartBlock"},
 		{Name: "lastFault", Type: "uint64"},
+		{Name: "exitRequested", Type: "bool"},
+		{Name: "exitCode", Type: "int64"},
 		{Name: "clearChildTID", Type: "uint64"},
 		{Name: "robustList", Type: "uint64"},
 		{Name: "name", Type: "string"},
@@ -735,6 +737,8 @@ func (x *Task) StateSave(e *stateify.Encoder) {
 	e.Bool(x.haveSyscallReturn)
 	x.restart.StateSave(e)
 	e.Uint(x.lastFault)
+	e.Bool(x.exitRequested)
+	e.Int(int64(x.exitCode))
 	e.Uint(x.clearChildTID)
 	e.Uint(x.robustList)
 	e.String(x.name)
@@ -763,10 +767,14 @@ func (x *Task) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 8:
 			x.lastFault = d.Uint64()
 		case 9:
-			x.clearChildTID = d.Uint64()
+			x.exitRequested = d.Bool()
 		case 10:
-			x.robustList = d.Uint64()
+			x.exitCode = int(d.Int64())
 		case 11:
+			x.clearChildTID = d.Uint64()
+		case 12:
+			x.robustList = d.Uint64()
+		case 13:
 			x.name = d.String()
 		default:
 			d.Skip()

@@ -41,7 +41,7 @@ func probe(t *testing.T, compiler string) string {
 			return
 		}
 		b.path = filepath.Join(dir, "kprobe-"+compiler)
-		out, err := exec.Command(cc, "-static", "-O2", "-o", b.path, "testdata/kprobe.c").CombinedOutput()
+		out, err := exec.Command(cc, "-static", "-O2", "-pthread", "-o", b.path, "testdata/kprobe.c").CombinedOutput()
 		if err != nil {
 			b.err = errors.New(string(out))
 		}
@@ -122,6 +122,8 @@ func TestRunStaticPrograms(t *testing.T) {
 		{"mem", []string{"mem"}, nil, []string{"sum=", "brk-ok=1"}, kernel.ExitStatus{}},
 		{"sleep", []string{"sleep"}, nil, []string{"slept>=50ms=1"}, kernel.ExitStatus{}},
 		{"uname", []string{"uname"}, nil, []string{"Linux x86_64"}, kernel.ExitStatus{}},
+		{"threads", []string{"threads"}, nil, []string{"counter=80000 distinct-tids=1"}, kernel.ExitStatus{}},
+		{"main thread exits first", []string{"thread-exit"}, nil, nil, kernel.ExitStatus{}},
 		{"exit 42", []string{"exit", "42"}, nil, nil, kernel.ExitStatus{Code: 42}},
 		{"null dereference", []string{"segv"}, nil, nil, kernel.ExitStatus{Signal: int(unix.SIGSEGV)}},
 		{"unknown syscall", []string{"enosys"}, nil, nil, kernel.ExitStatus{}},

@@ -8,7 +8,7 @@ import (
 
 func init() {
 	registerSyscall(unix.SYS_EXIT, "exit", sysExit)
-	registerSyscall(unix.SYS_EXIT_GROUP, "exit_group", sysExit)
+	registerSyscall(unix.SYS_EXIT_GROUP, "exit_group", sysExitGroup)
 	registerSyscall(unix.SYS_GETPID, "getpid", func(t *Task, _ *sysArgs) (uint64, error) { return uint64(t.tg.tgid), nil })
 	registerSyscall(unix.SYS_GETTID, "gettid", func(t *Task, _ *sysArgs) (uint64, error) { return uint64(t.tid), nil })
 	registerSyscall(unix.SYS_GETPPID, "getppid", sysGetppid)
@@ -32,9 +32,16 @@ func init() {
 	registerSyscall(unix.SYS_UMASK, "umask", sysUmask)
 }
 
-// sysExit implements exit and exit_group. Without clone(CLONE_THREAD) a
-// process has one thread, so exit ends the process too.
+// sysExit ends the calling thread; the process ends with it if it was the
+// last one (see Task.exit).
 func sysExit(t *Task, a *sysArgs) (uint64, error) {
+	t.exitRequested = true
+	t.exitCode = int(a[0] & 0xff)
+	return 0, nil
+}
+
+// sysExitGroup ends every thread of the process.
+func sysExitGroup(t *Task, a *sysArgs) (uint64, error) {
 	t.tg.exitGroup(ExitStatus{Code: int(a[0] & 0xff)})
 	return 0, nil
 }

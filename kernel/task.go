@@ -133,6 +133,11 @@ type Task struct {
 	// task goroutine.
 	lastFault uint64
 
+	// exitRequested is set when the thread alone exits (exit(2) with other
+	// threads left), exitCode is its code. Exclusive to the task goroutine.
+	exitRequested bool
+	exitCode      int
+
 	// clearChildTID is set_tid_address's argument and robustList
 	// set_robust_list's. Exclusive to the task goroutine.
 	clearChildTID uint64

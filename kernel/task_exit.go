@@ -29,10 +29,14 @@ func (tg *ThreadGroup) exitGroup(status ExitStatus) {
 //
 // Preconditions: called by the task goroutine.
 func (t *Task) exit() {
-	if t.ctx != nil {
-		t.ctx.Release()
-		t.ctx = nil
+	t.mu.Lock()
+	ctx := t.ctx
+	t.ctx = nil
+	t.mu.Unlock()
+	if ctx != nil {
+		ctx.Release()
 	}
+	t.clearTIDOnExit()
 	tg := t.tg
 	tg.mu.Lock()
 	for i, o := range tg.tasks {
@@ -42,6 +46,11 @@ func (t *Task) exit() {
 		}
 	}
 	last := len(tg.tasks) == 0
+	if last && !tg.exiting {
+		// The last thread left with exit(2): its code is the process's.
+		tg.exiting = true
+		tg.exitStatus = ExitStatus{Code: t.exitCode}
+	}
 	status := tg.exitStatus
 	tg.mu.Unlock()
 
@@ -83,4 +92,20 @@ func (k *Kernel) taskGoroutineExited(t *Task) {
 	if k.liveTasks == 0 && k.done {
 		close(k.exited)
 	}
+}
+
+// clearTIDOnExit implements CLONE_CHILD_CLEARTID / set_tid_address: the
+// exiting thread's TID word is zeroed and one futex waiter woken, which is
+// how pthread_join learns that a thread is gone.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) clearTIDOnExit() {
+	addr := t.clearChildTID
+	if addr == 0 || t.tg.isExiting() {
+		return
+	}
+	if err := t.copyOutUint32(addr, 0); err != nil {
+		return
+	}
+	t.tg.futexes().wake(addr, 1, futexBitsetMatchAny)
 }

@@ -48,7 +48,9 @@ func (t *Task) run() {
 			t.tg.exitGroup(ExitStatus{Signal: int(unix.SIGKILL)})
 			t.runState = &runExit{}
 		} else {
+			t.mu.Lock()
 			t.ctx = ctx
+			t.mu.Unlock()
 		}
 	}
 	for t.runState != nil {
@@ -64,6 +66,11 @@ type runApp struct {
 	_ byte
 }
 
+// stateApp is the runApp every task shares: the state has no data, and
+// sharing it saves an allocation per syscall. A restored kernel gets one
+// loaded copy, which works the same.
+var stateApp = &runApp{}
+
 func (*runApp) execute(t *Task) taskRunState {
 	// Consume interrupts first: anything that interrupts after this point
 	// is seen by the checks below or makes Switch return at once.
@@ -76,7 +83,7 @@ func (*runApp) execute(t *Task) taskRunState {
 	}
 	t.restartSyscallIfNeeded()
 	if t.k.stopRequested() {
-		return &runApp{}
+		return stateApp
 	}
 
 	t.scratch.Regs = platform.Registers(t.regs)
@@ -91,7 +98,7 @@ func (*runApp) execute(t *Task) taskRunState {
 		t.lastFault = 0
 		return t.doSyscall()
 	case errors.Is(err, platform.ErrInterrupted):
-		return &runApp{}
+		return stateApp
 	case errors.Is(err, platform.ErrFault):
 		if info.Addr != t.lastFault || t.lastFault == 0 {
 			if ferr := t.tg.mm.HandleFault(info.Addr, access); ferr == nil {
@@ -99,7 +106,7 @@ func (*runApp) execute(t *Task) taskRunState {
 				if t.lastFault == 0 {
 					t.lastFault = 1 // a fixed fault at address 0 still counts
 				}
-				return &runApp{}
+				return stateApp
 			}
 		}
 		t.lastFault = 0

@@ -101,10 +101,10 @@ func (t *Task) doSyscall() taskRunState {
 		t.regs.Rax = ret
 		t.haveSyscallReturn = true
 	}
-	if t.tg.isExiting() {
+	if t.exitRequested || t.tg.isExiting() {
 		return &runExit{}
 	}
-	return &runApp{}
+	return stateApp
 }
 
 // errnoOf maps a syscall handler's error to an errno.

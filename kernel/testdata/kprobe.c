@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,19 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+
+static long counter;
+static pthread_mutex_t counter_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void *count(void *arg)
+{
+	for (int i = 0; i < 20000; i++) {
+		pthread_mutex_lock(&counter_mu);
+		counter++;
+		pthread_mutex_unlock(&counter_mu);
+	}
+	return (void *)syscall(SYS_gettid);
+}
 
 int main(int argc, char **argv)
 {
@@ -81,6 +95,26 @@ int main(int argc, char **argv)
 		uname(&u);
 		printf("%s %s\n", u.sysname, u.machine);
 		return 0;
+	}
+	if (!strcmp(mode, "threads")) {
+		pthread_t th[4];
+		for (int i = 0; i < 4; i++)
+			pthread_create(&th[i], NULL, count, NULL);
+		int distinct = 1;
+		for (int i = 0; i < 4; i++) {
+			void *tid;
+			pthread_join(th[i], &tid);
+			distinct &= (long)tid != getpid();
+		}
+		printf("counter=%ld distinct-tids=%d\n", counter, distinct);
+		return 0;
+	}
+	if (!strcmp(mode, "thread-exit")) {
+		/* The main thread leaves with exit(2) while another runs; the
+		 * process ends with the last thread's code. */
+		pthread_t th;
+		pthread_create(&th, NULL, count, NULL);
+		syscall(SYS_exit, 0);
 	}
 	if (!strcmp(mode, "exit"))
 		exit(atoi(argv[2]));
