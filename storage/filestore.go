@@ -191,7 +191,7 @@ func (s *fileStaging) abort() error {
 
 func mapFileErr(err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w: %w", ErrNotFound, err)
+		return ErrNotFound
 	}
 	return err
 }

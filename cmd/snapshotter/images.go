@@ -1,0 +1,193 @@
+package main
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"snapshotter/storage"
+)
+
+func init() {
+	subcommands = append(subcommands, newImagesCmd, newInspectCmd, newRmCmd)
+}
+
+func newImagesCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "images",
+		Short: "List the images of a store (--store, default the local store)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := storage.Open(cmd.Context(), g.store)
+			if err != nil {
+				return err
+			}
+			ents, err := s.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tCREATED\tMEMORY\tSTORED\tRATIO\tPROGRAM")
+			for _, e := range ents {
+				if e.Err != nil {
+					fmt.Fprintf(tw, "%s\t-\t-\t-\t-\tunreadable: %v\n", e.Name, e.Err)
+					continue
+				}
+				m := e.Manifest
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1fx\t%s\n", e.Name, m.Created.Local().Format(time.DateTime),
+					humanBytes(m.MemorySize), humanBytes(uint64(m.StoredSize())), m.Ratio(), m.Metadata["program"])
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+// inspectReport is the --json output of snap inspect.
+type inspectReport struct {
+	URI           string            `json:"uri"`
+	Format        string            `json:"format"`
+	Arch          string            `json:"arch"`
+	Created       time.Time         `json:"created"`
+	SnapVersion   string            `json:"snapVersion,omitempty"`
+	Compression   string            `json:"compression"`
+	MemorySize    uint64            `json:"memorySize"`
+	MemoryData    uint64            `json:"memoryData"`
+	MemoryStored  int64             `json:"memoryStored"`
+	StateSize     int64             `json:"stateSize"`
+	StateStored   int64             `json:"stateStored"`
+	StoredSize    int64             `json:"storedSize"`
+	Ratio         float64           `json:"ratio"`
+	Chunks        uint64            `json:"chunks"`
+	ChecksumsOK   bool              `json:"checksumsOK"`
+	ChecksumError string            `json:"checksumError,omitempty"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
+}
+
+func newInspectCmd(g *globalFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect URI [--json]",
+		Short: "Show an image's format, sizes and compression, and verify every checksum",
+		Long: `inspect reads an image's manifest and memory index, then reads every blob
+and verifies every checksum. It exits non-zero if a checksum does not verify.
+URI is file:///dir/NAME, a path, s3://bucket/prefix/NAME, or a bare NAME in
+the --store store.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			img, err := storage.OpenImage(ctx, args[0], g.store)
+			if err != nil {
+				return err
+			}
+			defer img.Close()
+			m := img.Manifest()
+			r := inspectReport{
+				URI: img.URI(), Format: fmt.Sprintf("%d.%d", m.Major, m.Minor), Arch: m.Arch,
+				Created: m.Created, SnapVersion: m.SnapVersion,
+				Compression: fmt.Sprintf("%s level %d", m.Compression.Algorithm, m.Compression.Level),
+				MemorySize:  m.MemorySize, MemoryData: m.MemoryData, MemoryStored: m.Memory.Size,
+				StateSize: m.State.RawSize, StateStored: m.State.Size, StoredSize: m.StoredSize(),
+				Ratio: m.Ratio(), Chunks: m.Chunks, Metadata: m.Metadata,
+			}
+			verr := img.Verify(ctx)
+			r.ChecksumsOK = verr == nil
+			if verr != nil {
+				r.ChecksumError = verr.Error()
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(r); err != nil {
+					return err
+				}
+			} else {
+				printInspect(out, &r)
+			}
+			if verr != nil {
+				return fmt.Errorf("inspect %s: checksums do not verify: %w", img.URI(), verr)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func printInspect(w io.Writer, r *inspectReport) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Image:\t%s\n", r.URI)
+	fmt.Fprintf(tw, "Format:\t%s (%s)\n", r.Format, r.Arch)
+	fmt.Fprintf(tw, "Created:\t%s", r.Created.Local().Format(time.RFC3339))
+	if r.SnapVersion != "" {
+		fmt.Fprintf(tw, " by snap %s", r.SnapVersion)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "Compression:\t%s\n", r.Compression)
+	fmt.Fprintf(tw, "Memory:\t%s logical, %s non-zero, %s stored in %d chunks\n",
+		humanBytes(r.MemorySize), humanBytes(r.MemoryData), humanBytes(uint64(r.MemoryStored)), r.Chunks)
+	fmt.Fprintf(tw, "State:\t%s, %s stored\n", humanBytes(uint64(r.StateSize)), humanBytes(uint64(r.StateStored)))
+	fmt.Fprintf(tw, "Stored:\t%s (ratio %.1fx)\n", humanBytes(uint64(r.StoredSize)), r.Ratio)
+	if r.ChecksumsOK {
+		fmt.Fprintf(tw, "Checksums:\tverified\n")
+	} else {
+		fmt.Fprintf(tw, "Checksums:\tFAILED: %s\n", r.ChecksumError)
+	}
+	keys := make([]string, 0, len(r.Metadata))
+	for k := range r.Metadata {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(tw, "Metadata %s:\t%s\n", k, r.Metadata[k])
+	}
+	tw.Flush()
+}
+
+func newRmCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm URI...",
+		Short: "Delete images",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// Delete all that can be; report the failures on one line.
+			var first error
+			var msgs []string
+			for _, uri := range args {
+				s, name, err := storage.Locate(cmd.Context(), uri, g.store)
+				if err == nil {
+					err = s.Delete(cmd.Context(), name)
+				}
+				if err != nil {
+					first = cmp.Or(first, err)
+					msgs = append(msgs, err.Error())
+				}
+			}
+			if len(msgs) > 1 {
+				return fmt.Errorf("%s (and %d more: %s)", msgs[0], len(msgs)-1, strings.Join(msgs[1:], "; "))
+			}
+			return first
+		},
+	}
+}
+
+// humanBytes formats n with a binary unit (1.5 GiB).
+func humanBytes(n uint64) string {
+	const units = "KMGTPE"
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n)/1024, 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0") + " " + string(units[i]) + "iB"
+}
