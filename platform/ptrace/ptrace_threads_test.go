@@ -467,3 +467,99 @@ func TestFPInvalid(t *testing.T) {
 		t.Errorf("MXCSR = %#x, want %#x (masked)", got, mask)
 	}
 }
+
+// TestConcurrentStress runs several application threads in one address
+// space, each counting in its own word in loops that end in a system call,
+// while another goroutine maps and unmaps an unrelated range and a third
+// interrupts them: every Switch ends in a documented way and every count
+// is exact.
+func TestConcurrentStress(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	const data, scratch = 0x7100_0000, 0x7200_0000
+	if err := a.MapFile(data, dataOff, pageSize, platform.ReadWrite, true); err != nil {
+		t.Fatal(err)
+	}
+	const workers, rounds, iters = 3, 200, 5000
+	ctxs := make([]platform.Context, workers)
+	for w := range ctxs {
+		ctxs[w] = e.newContext(t)
+	}
+	stop := make(chan struct{})
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { // mapper
+		defer bg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := a.MapFile(scratch, dataOff+pageSize, pageSize, platform.Read, i%2 == 0); err != nil {
+				t.Errorf("MapFile = %v", err)
+				return
+			}
+			if err := a.Unmap(scratch, pageSize); err != nil {
+				t.Errorf("Unmap = %v", err)
+				return
+			}
+		}
+	}()
+	go func() { // interrupter
+		defer bg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctxs[i%workers].Interrupt()
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	interrupts := make([]int, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			st := &platform.State{}
+			fresh := true
+			for done := 0; done < rounds; {
+				if fresh {
+					st.Regs.Rip = codeAddr + offLoop
+					st.Regs.Rdi, st.Regs.Rsi, st.Regs.Rdx, st.Regs.Rcx = data+8*uint64(w), 1, 0, iters
+				}
+				_, _, err := switchOnce(ctxs[w], a, st)
+				switch {
+				case err == nil:
+					done++
+					fresh = true
+				case errors.Is(err, platform.ErrInterrupted):
+					// Resume where it stopped, possibly inside the loop.
+					fresh = false
+					interrupts[w]++
+				default:
+					errs[w] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	bg.Wait()
+	for w, err := range errs {
+		if err != nil {
+			t.Errorf("worker %d: %v", w, err)
+		}
+		if got := e.u64(dataOff + 8*w); got != rounds*iters {
+			t.Errorf("worker %d count = %d, want %d", w, got, rounds*iters)
+		}
+	}
+	t.Logf("interrupts per worker: %v", interrupts)
+}
