@@ -29,6 +29,10 @@ var busyboxCases = []busyboxCase{
 		s.args = []string{"cat", p}
 		s.want = []string{"line one", "line four"}
 	}},
+	{name: "cat-large", setup: func(t *testing.T, dir string, s *spec) {
+		// 1 MiB of binary data through a pipe: partial writes and back-pressure.
+		s.args = []string{"cat", writeFile(t, dir, "data.bin", string(hostFileData()))}
+	}},
 	{name: "cat-stdin", spec: spec{args: []string{"cat"}, stdin: "from stdin\nsecond\n", want: []string{"from stdin", "second"}}},
 	{name: "sha256sum", setup: func(t *testing.T, dir string, s *spec) {
 		data := hostFileData()
