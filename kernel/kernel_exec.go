@@ -25,6 +25,9 @@ type StartOptions struct {
 	// Stdin, Stdout and Stderr back descriptors 0, 1 and 2; the sentry's
 	// own if nil.
 	Stdin, Stdout, Stderr *os.File
+	// Cwd is the initial working directory, a path inside the root; "/"
+	// if empty or if it does not exist there.
+	Cwd string
 }
 
 // Start loads the program and starts the init process (PID 1). Errors
@@ -35,6 +38,11 @@ func (k *Kernel) Start(o StartOptions) error {
 		return fmt.Errorf("start: empty argument vector: %w", unix.EINVAL)
 	}
 	fs := vfs.NewFS(k.root)
+	if o.Cwd != "" && o.Cwd != "/" {
+		if err := fs.Chdir(nil, o.Cwd); err != nil {
+			k.debugf("working directory %s not usable in the root (%v): starting in /", o.Cwd, err)
+		}
+	}
 	f, name, err := k.openExecutable(fs, o.Argv[0], o.Env)
 	if err != nil {
 		return err

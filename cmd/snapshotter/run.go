@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -70,9 +72,11 @@ func runForeground(f *runFlags, argv []string) error {
 		return err
 	}
 	defer k.Release()
-	if err := k.Start(kernel.StartOptions{Argv: argv, Env: os.Environ()}); err != nil {
+	if err := k.Start(kernel.StartOptions{Argv: argv, Env: os.Environ(), Cwd: initialCwd(f.rootfs)}); err != nil {
 		return startError(argv[0], err)
 	}
+	stop := forwardSignals(k)
+	defer stop()
 	if st := k.Wait().ShellCode(); st != 0 {
 		return &exitError{st}
 	}
@@ -88,4 +92,41 @@ func startError(prog string, err error) error {
 	}
 	fmt.Fprintf(os.Stderr, "snap: run %s: %v\n", prog, err)
 	return &exitError{code}
+}
+
+// initialCwd returns the working directory the program starts in: snap's
+// own when the root is the host's /, else the root of --rootfs.
+func initialCwd(rootfs string) string {
+	if filepath.Clean(rootfs) != "/" {
+		return "/"
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "/"
+	}
+	return wd
+}
+
+// forwardSignals passes the terminating signals snap receives (Ctrl-C,
+// kill, a closed terminal) to the sandbox's init process, as a shell's
+// child would receive them, instead of letting them kill snap. It returns
+// a function that stops forwarding.
+func forwardSignals(k *kernel.Kernel) func() {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-ch:
+				k.SignalInit(int(s.(unix.Signal)))
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
 }
