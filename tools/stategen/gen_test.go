@@ -140,6 +140,19 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestBrokenGeneratedDependency generates a package whose dependency has a
+// generated file that does not compile: generation reads annotations from
+// source and blanks generated files, so it must not depend on them.
+func TestBrokenGeneratedDependency(t *testing.T) {
+	outs, err := Generate(".", []string{"./testdata/brokendep/a"})
+	if err != nil {
+		t.Fatalf("Generate(brokendep/a) = %v, want nil", err)
+	}
+	if len(outs) != 1 || !bytes.Contains(outs[0].Content, []byte("x.Leaf.StateSave(e)")) || !bytes.Contains(outs[0].Content, []byte("stateify.SavePtr(e, x.Ptr)")) {
+		t.Errorf("Generate(brokendep/a) = %q, want code saving Leaf inline and Ptr by reference", outs)
+	}
+}
+
 // TestOutputStale covers the file comparisons behind -check.
 func TestOutputStale(t *testing.T) {
 	dir := t.TempDir()
