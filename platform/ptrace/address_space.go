@@ -117,7 +117,12 @@ func (a *addressSpace) MapFile(addr, offset, length uint64, at platform.AccessTy
 		prot |= unix.PROT_EXEC
 	}
 	flags := uint64(unix.MAP_SHARED | unix.MAP_FIXED)
-	if precommit {
+	// MAP_POPULATE populates a shared mapping with read faults, so every
+	// first write still faults (about twice the cost of populating for
+	// writing, measured). Writable ranges are populated for writing with
+	// MADV_POPULATE_WRITE after the mmap instead.
+	populateWrite := precommit && at.Write
+	if precommit && !populateWrite {
 		flags |= unix.MAP_POPULATE
 	}
 	a.opMu.Lock()
@@ -128,6 +133,15 @@ func (a *addressSpace) MapFile(addr, offset, length uint64, at platform.AccessTy
 	got, err := a.syscall(sysMmap, [6]uint64{addr, length, prot, flags, stubFDInStub, offset})
 	if err == nil && got != addr {
 		err = fmt.Errorf("mmap returned %#x, want %#x", got, addr)
+	}
+	if err == nil && populateWrite {
+		_, err = a.syscall(sysMadvise, [6]uint64{addr, length, unix.MADV_POPULATE_WRITE})
+		if _, failed := err.(unix.Errno); failed {
+			// The call itself failed (a kernel before 5.14, a range past
+			// the end of the file): precommit is best effort, as with
+			// MAP_POPULATE, and pages arrive on first touch.
+			err = nil
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("ptrace: map [%#x, +%#x) at offset %#x %v in stub %d: %w", addr, length, offset, at, a.pid, err)

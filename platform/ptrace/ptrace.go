@@ -25,8 +25,11 @@
 //
 // An address space (addressSpace) is one stub process: its first thread
 // (the "stub leader") plus the stub threads below, which share its memory.
-// MapFile and Unmap inject mmap(MAP_SHARED|MAP_FIXED[|MAP_POPULATE], 3, off)
-// and munmap into it and record the mapping (faults use the record).
+// MapFile and Unmap inject mmap(MAP_SHARED|MAP_FIXED, 3, off) and munmap
+// into it and record the mapping (faults use the record). A precommitted
+// range is populated by MAP_POPULATE if read-only and by
+// madvise(MADV_POPULATE_WRITE) if writable: MAP_POPULATE maps shared pages
+// for reading only, and every first write would still fault.
 //
 // # Thread model
 //

@@ -534,3 +534,43 @@ func TestMapFallsBackToLeader(t *testing.T) {
 		t.Fatalf("Switch = %v, loaded %d; want nil, 77", err, st.Regs.OrigRax)
 	}
 }
+
+// TestPrecommit: a precommitted mapping has its memory file pages
+// allocated when MapFile returns, read-only and writable alike; a plain
+// one does not.
+func TestPrecommit(t *testing.T) {
+	e := newEnv(t, dataOff+3*64*pageSize)
+	a := e.newSpace(t)
+	tests := []struct {
+		name      string
+		off       uint64
+		at        platform.AccessType
+		precommit bool
+		wantPages int64
+	}{
+		{"lazy", dataOff, platform.ReadWrite, false, 0},
+		{"read-only", dataOff + 64*pageSize, platform.Read, true, 64},
+		{"writable", dataOff + 2*64*pageSize, platform.ReadWrite, true, 64},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := allocatedPages(t, e.fd)
+			addr := uint64(0x6000_0000 + i*0x100_0000)
+			if err := a.MapFile(addr, tc.off, 64*pageSize, tc.at, tc.precommit); err != nil {
+				t.Fatalf("MapFile = %v", err)
+			}
+			if got := allocatedPages(t, e.fd) - before; got != tc.wantPages {
+				t.Errorf("pages allocated by MapFile(%s) = %d, want %d", tc.name, got, tc.wantPages)
+			}
+		})
+	}
+}
+
+// allocatedPages is how many pages of the memory file hold memory.
+func allocatedPages(t *testing.T, fd int) int64 {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Blocks * 512 / pageSize
+}

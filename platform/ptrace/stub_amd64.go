@@ -173,6 +173,7 @@ const (
 const (
 	sysMmap         = unix.SYS_MMAP
 	sysMunmap       = unix.SYS_MUNMAP
+	sysMadvise      = unix.SYS_MADVISE
 	sysClone        = unix.SYS_CLONE
 	sysRtSigaction  = unix.SYS_RT_SIGACTION
 	sysPrctl        = unix.SYS_PRCTL
