@@ -53,8 +53,8 @@ func BenchmarkSyscallRoundTrip(b *testing.B) {
 
 // BenchmarkFirstTouch256MiB measures the first write to every page of a
 // fresh 256 MiB memory file range: mapped on demand, mapped with
-// precommit (MAP_POPULATE, whose cost is included), and touched natively
-// through the sentry's own mapping as a baseline.
+// precommit (populated for writing by MapFile, whose cost is included),
+// and touched natively through the sentry's own mapping as a baseline.
 func BenchmarkFirstTouch256MiB(b *testing.B) {
 	const size = 256 << 20
 	const dataBase = 0x1_0000_0000
