@@ -262,6 +262,7 @@ func TestLaunchKillWait(t *testing.T) {
 		t.Errorf("Kill(0) = %v, want ErrBadSignal", err)
 	}
 
+	waitForOutput(t, out, "started\n")
 	// Two waiters, one connected before the kill.
 	var wg sync.WaitGroup
 	var early ExitStatus
@@ -313,6 +314,19 @@ func TestLaunchKillWait(t *testing.T) {
 	}
 }
 
+// waitForOutput waits until the file at path holds want.
+func waitForOutput(t *testing.T, path, want string) {
+	t.Helper()
+	for i := 0; i < 2000; i++ {
+		if b, _ := os.ReadFile(path); string(b) == want {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(path)
+	t.Fatalf("output of the program = %q, want %q", b, want)
+}
+
 // waitGone waits until the sentry process pid has exited, and reaps it:
 // Launch ran in this test process, which is therefore its parent.
 func waitGone(t *testing.T, pid int) {
@@ -326,7 +340,7 @@ func waitGone(t *testing.T, pid int) {
 func TestLaunchExitCodeAndTakenID(t *testing.T) {
 	sd := StateDir{Root: t.TempDir()}
 	sh := testdataProgram(t, "sh")
-	m, _ := launch(t, sd, "fixed", sh, "-c", "trap 'kill $!; exit 42' TERM; sleep 60 & wait")
+	m, out := launch(t, sd, "fixed", sh, "-c", "trap 'kill $!; exit 42' TERM; echo ready; sleep 60 & wait")
 	if m.ID != "fixed" {
 		t.Errorf("Launch(--id fixed).ID = %q", m.ID)
 	}
@@ -334,6 +348,7 @@ func TestLaunchExitCodeAndTakenID(t *testing.T) {
 	if !errors.Is(err, ErrIDTaken) {
 		t.Errorf("Launch(taken id) = %v, want ErrIDTaken", err)
 	}
+	waitForOutput(t, out, "ready\n")
 	if err := Kill(context.Background(), sd, "fixed", int(syscall.SIGTERM)); err != nil {
 		t.Fatalf("Kill(TERM) = %v", err)
 	}
