@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 )
 
 // maxDumpDepth bounds the nesting Dump prints; deeper values are elided.
@@ -32,6 +33,7 @@ func Dump(w io.Writer, r io.Reader) (err error) {
 	type ttype struct {
 		name   string
 		fields []string
+		descs  []string
 	}
 	types := make([]ttype, 0, min(n, 1024))
 	fmt.Fprintf(bw, "types (%d):\n", n)
@@ -48,85 +50,104 @@ func Dump(w io.Writer, r io.Reader) (err error) {
 			}
 			name, typ := d.String(), d.String()
 			t.fields = append(t.fields, name)
+			t.descs = append(t.descs, typ)
 			fmt.Fprintf(bw, "        %s %s\n", name, typ)
 		}
 		types = append(types, t)
 	}
 	objs := d.Uint64()
 	fmt.Fprintf(bw, "objects (%d):\n", objs)
-	var value func(depth int, indent string)
+	var value func(desc string, depth int, indent string)
 	structValue := func(depth int, indent string) {
-		pos := d.pos
 		na := d.ArrayLen()
 		if na == 0 {
-			d.pos = pos
-			value(depth, indent)
-			return
+			failf(ErrCorrupt, "struct value without a type index")
 		}
 		ti := d.Uint64()
 		if ti >= uint64(len(types)) || na-1 != len(types[ti].fields) {
-			failf(ErrCorrupt, "object of type index %d with %d fields does not match the type table", ti, na-1)
+			failf(ErrCorrupt, "value of type index %d with %d fields does not match the type table", ti, na-1)
 		}
 		t := types[ti]
 		bw.WriteString(t.name + " {\n")
-		for _, f := range t.fields {
+		for i, f := range t.fields {
 			bw.WriteString(indent + "  " + f + ": ")
-			value(depth+1, indent+"  ")
+			value(t.descs[i], depth+1, indent+"  ")
 			bw.WriteString("\n")
 		}
 		bw.WriteString(indent + "}")
 	}
-	value = func(depth int, indent string) {
+	value = func(desc string, depth int, indent string) {
 		if d.pos >= len(d.buf) {
 			d.truncated(1)
 		}
-		c := d.buf[d.pos]
-		switch {
-		case depth > maxDumpDepth:
+		if depth > maxDumpDepth {
 			d.Skip()
 			bw.WriteString("...")
-		case c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3):
-			if c >= 0xe0 || (c >= 0xd0 && c <= 0xd3) {
-				bw.WriteString(strconv.FormatInt(d.Int64(), 10))
-			} else {
-				bw.WriteString(strconv.FormatUint(d.Uint64(), 10))
-			}
-		case c == 0xc0:
-			d.pos++
+			return
+		}
+		if d.nextNil() {
 			bw.WriteString("nil")
-		case c == 0xc2 || c == 0xc3:
-			bw.WriteString(strconv.FormatBool(d.Bool()))
-		case c == 0xca || c == 0xcb:
-			bw.WriteString(strconv.FormatFloat(d.Float64(), 'g', -1, 64))
-		case c&0xe0 == 0xa0 || (c >= 0xd9 && c <= 0xdb):
-			bw.WriteString(strconv.Quote(d.String()))
-		case c >= 0xc4 && c <= 0xc6:
-			fmt.Fprintf(bw, "bin%x", d.take(d.binLen()))
-		case c&0xf0 == 0x90 || c == 0xdc || c == 0xdd:
+			return
+		}
+		switch {
+		case strings.HasPrefix(desc, "*"):
+			if id := d.Uint64(); id == 0 {
+				bw.WriteString("nil")
+			} else {
+				fmt.Fprintf(bw, "#%d", id)
+			}
+		case desc == "interface":
+			if d.ArrayLen() != 2 {
+				failf(ErrCorrupt, "interface value is not [type, object]")
+			}
+			ti := d.Uint64()
+			if ti >= uint64(len(types)) {
+				failf(ErrCorrupt, "type index %d out of range", ti)
+			}
+			if id := d.Uint64(); id == 0 {
+				fmt.Fprintf(bw, "(*%s)(nil)", types[ti].name)
+			} else {
+				fmt.Fprintf(bw, "(*%s)#%d", types[ti].name, id)
+			}
+		case strings.HasPrefix(desc, "bytes"):
+			fmt.Fprintf(bw, "%x", d.take(d.binLen()))
+		case strings.HasPrefix(desc, "[]"), strings.HasPrefix(desc, "["):
+			elem := desc[strings.IndexByte(desc, ']')+1:]
 			na := d.ArrayLen()
 			bw.WriteString("[")
 			for i := range na {
 				if i > 0 {
 					bw.WriteString(", ")
 				}
-				value(depth+1, indent)
+				value(elem, depth+1, indent)
 			}
 			bw.WriteString("]")
-		case c&0xf0 == 0x80 || c == 0xde || c == 0xdf:
+		case strings.HasPrefix(desc, "map["):
+			kv := desc[len("map["):]
+			key, elem := kv[:max(strings.IndexByte(kv, ']'), 0)], kv[strings.IndexByte(kv, ']')+1:]
 			nm, _ := d.MapLen()
 			bw.WriteString("{")
 			for i := range nm {
 				if i > 0 {
 					bw.WriteString(", ")
 				}
-				value(depth+1, indent)
+				value(key, depth+1, indent)
 				bw.WriteString(": ")
-				value(depth+1, indent)
+				value(elem, depth+1, indent)
 			}
 			bw.WriteString("}")
+		case desc == "bool":
+			bw.WriteString(strconv.FormatBool(d.Bool()))
+		case desc == "string":
+			bw.WriteString(strconv.Quote(d.String()))
+		case desc == "float32" || desc == "float64":
+			bw.WriteString(strconv.FormatFloat(d.Float64(), 'g', -1, 64))
+		case strings.HasPrefix(desc, "uint"):
+			bw.WriteString(strconv.FormatUint(d.Uint64(), 10))
+		case strings.HasPrefix(desc, "int"):
+			bw.WriteString(strconv.FormatInt(d.Int64(), 10))
 		default:
-			d.Skip()
-			fmt.Fprintf(bw, "<msgpack %#02x>", c)
+			structValue(depth, indent)
 		}
 	}
 	for id := uint64(1); id <= objs; id++ {

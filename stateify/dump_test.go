@@ -24,7 +24,8 @@ func TestDump(t *testing.T) {
 		"#1 snapshotter/stateify/internal/statetest.Node {",
 		`Name: "seven"`,
 		"ID: 7",
-		"Children: [2]",
+		"Children: [#2]",
+		"Peer: nil",
 		"#2 snapshotter/stateify/internal/statetest.Node {",
 	} {
 		if !strings.Contains(out.String(), want) {
