@@ -332,14 +332,17 @@ const (
 
 // faultAccess infers the access that faulted. The host does not report the
 // x86 page fault error code through ptrace, so the access is deduced from
-// the recorded mapping: an access fault at the instruction pointer on a
-// non-executable page is an execute, an access fault on a readable but not
-// writable page is a write, anything else is reported as a read.
+// the recorded mapping: a fault at the instruction pointer on a page that
+// is not mapped executable is an execute, an access fault on a readable but
+// not writable page is a write, anything else is reported as a read. An
+// instruction fetch that faults on the next page (an instruction straddling
+// a page boundary) is reported as a read: telling it from a data access just
+// after the instruction would need decoding the instruction, and the kernel
+// maps a page with its VMA's permissions either way.
 func faultAccess(a *addressSpace, si sigInfo, regs *platform.Registers) platform.AccessType {
 	at, mapped := a.accessAt(si.addr)
-	fetch := si.addr >= regs.Rip && si.addr < regs.Rip+16
 	switch {
-	case fetch && (!mapped || !at.Execute):
+	case si.addr == regs.Rip && (!mapped || !at.Execute):
 		return platform.AccessType{Execute: true}
 	case si.signo == int32(unix.SIGSEGV) && si.code == segvAccErr && mapped && at.Read && !at.Write:
 		return platform.AccessType{Write: true}

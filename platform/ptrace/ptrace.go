@@ -87,8 +87,8 @@
 // The host does not report the page fault error code through ptrace, so
 // the access of a fault is inferred from the recorded mapping: an access
 // fault on a readable but not writable page is a write, a fault at the
-// instruction pointer on a non-executable page is an execute, anything else
-// a read. Orig_rax is written as -1 so that the host never restarts a
+// instruction pointer on a page not mapped executable is an execute,
+// anything else a read (see faultAccess). Orig_rax is written as -1 so that the host never restarts a
 // system call on the application's behalf. An XSAVE area the host refuses
 // (an application's sigreturn can forge one) is masked as the hardware
 // would (MXCSR reserved bits, unknown features) and loaded.

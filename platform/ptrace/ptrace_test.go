@@ -574,3 +574,27 @@ func allocatedPages(t *testing.T, fd int) int64 {
 	}
 	return st.Blocks * 512 / pageSize
 }
+
+// TestFaultNearInstruction: a data read just past the end of the code page,
+// a few bytes after the instruction pointer, is a read, not an execute.
+func TestFaultNearInstruction(t *testing.T) {
+	locked(t)
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	c := e.newContext(t)
+	const page, off = 0x5a00_0000, dataOff + 0x1_0000
+	// mov rax, [rip+1] at the page's last 8 bytes: reads the next page.
+	copy(e.mem[off+pageSize-8:], []byte{0x48, 0x8b, 0x05, 0x01, 0x00, 0x00, 0x00, 0xcc})
+	if err := a.MapFile(page, off, pageSize, platform.AccessType{Read: true, Execute: true}, false); err != nil {
+		t.Fatal(err)
+	}
+	st := &platform.State{}
+	st.Regs.Rip = page + pageSize - 8
+	info, at, err := switchOnce(c, a, st)
+	if !errors.Is(err, platform.ErrFault) || info.Addr != page+pageSize {
+		t.Fatalf("Switch = %v at %#x, want ErrFault at %#x", err, info.Addr, page+pageSize)
+	}
+	if at != platform.Read {
+		t.Errorf("access = %v, want %v", at, platform.Read)
+	}
+}
