@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -33,12 +34,14 @@ type progHeader struct {
 
 // elfFile is the part of an ELF executable the loader uses.
 type elfFile struct {
-	Type      uint16
-	Entry     uint64
-	Phoff     uint64
-	Phnum     uint16
-	Phdrs     []progHeader
-	HasInterp bool
+	Type  uint16
+	Entry uint64
+	Phoff uint64
+	Phnum uint16
+	Phdrs []progHeader
+	// Interp is the PT_INTERP path (the dynamic loader), "" for a static
+	// executable.
+	Interp string
 }
 
 // perms returns the segment's memory permissions.
@@ -114,7 +117,17 @@ func parseELF(r io.ReaderAt, size int64) (*elfFile, error) {
 		}
 		switch p.Type {
 		case ptInterp:
-			f.HasInterp = true
+			if p.Filesz < 2 || p.Filesz > pathMax || p.Offset > uint64(size) || p.Filesz > uint64(size)-p.Offset {
+				return nil, fmt.Errorf("PT_INTERP of %d bytes at %#x is invalid: %w", p.Filesz, p.Offset, ErrNoExec)
+			}
+			b := make([]byte, p.Filesz)
+			if _, err := r.ReadAt(b, int64(p.Offset)); err != nil {
+				return nil, fmt.Errorf("read PT_INTERP: %v: %w", err, ErrNoExec)
+			}
+			if b[len(b)-1] != 0 || bytes.IndexByte(b[:len(b)-1], 0) >= 0 {
+				return nil, fmt.Errorf("PT_INTERP is not a NUL-terminated path: %w", ErrNoExec)
+			}
+			f.Interp = string(b[:len(b)-1])
 		case ptLoad:
 			loads++
 			if loads > elfMaxSegments {
@@ -151,13 +164,9 @@ type loadedELF struct {
 }
 
 // loadELF maps the segments of the parsed executable f, read from r, into
-// mm. Static executables (ET_EXEC) load at their addresses, static-PIE
-// (ET_DYN) at pieLoadBase. Dynamic executables (PT_INTERP) are refused with
-// ErrNoExec: there is no dynamic loader support yet.
-func loadELF(mm *MM, f *elfFile, r io.ReaderAt, name string) (*loadedELF, error) {
-	if f.HasInterp {
-		return nil, fmt.Errorf("%s is dynamically linked (PT_INTERP); only static and static-PIE programs run: %w", name, ErrNoExec)
-	}
+// mm. ET_EXEC files load at their addresses; ET_DYN files (PIE programs,
+// the dynamic loader) at base, or at a free place if base is 0.
+func loadELF(mm *MM, f *elfFile, r io.ReaderAt, name string, base uint64) (*loadedELF, error) {
 	lo, hi := ^uint64(0), uint64(0)
 	for _, p := range f.Phdrs {
 		if p.Type == ptLoad {
@@ -167,9 +176,22 @@ func loadELF(mm *MM, f *elfFile, r io.ReaderAt, name string) (*loadedELF, error)
 	}
 	var bias uint64
 	if f.Type == etDyn {
-		bias = pieLoadBase - lo
+		if base == 0 {
+			span, ok := pageRoundUp(hi - lo)
+			if !ok {
+				return nil, fmt.Errorf("%s: segments span %#x bytes: %w", name, hi-lo, ErrNoExec)
+			}
+			mm.mu.Lock()
+			b, err := mm.findGapLocked(span)
+			mm.mu.Unlock()
+			if err != nil {
+				return nil, fmt.Errorf("%s: no room for %#x bytes: %w", name, span, ErrNoMemory)
+			}
+			base = b
+		}
+		bias = base - lo
 	}
-	if lo+bias < mm.minAddr || hi+bias > mm.mmapTop {
+	if lo+bias < mm.minAddr || hi+bias > mm.maxAddr || hi+bias < lo+bias {
 		return nil, fmt.Errorf("%s: segments [%#x, %#x) outside the user address range: %w", name, lo+bias, hi+bias, ErrNoExec)
 	}
 	out := &loadedELF{Bias: bias, Entry: f.Entry + bias, Phnum: f.Phnum}

@@ -114,7 +114,7 @@ func TestLoadELFSynthetic(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l, err := loadELF(mm, f, bytes.NewReader(file), "/prog")
+			l, err := loadELF(mm, f, bytes.NewReader(file), "/prog", pieLoadBase)
 			if err != nil {
 				t.Fatalf("loadELF: %v", err)
 			}
@@ -152,16 +152,33 @@ func TestLoadELFSynthetic(t *testing.T) {
 	}
 }
 
-func TestLoadELFRefusesInterp(t *testing.T) {
-	mm, _ := newTestMM(t)
-	ph := append(validPhdrs(), progHeader{Type: ptInterp, Offset: 0x1000, Filesz: 4})
-	file := testELF(etDyn, 0x401000, ph, testCode)
-	f, err := parseELF(bytes.NewReader(file), int64(len(file)))
-	if err != nil {
-		t.Fatal(err)
+func TestParseELFInterp(t *testing.T) {
+	ph := append(validPhdrs(), progHeader{Type: ptInterp, Offset: 0x1000, Filesz: uint64(len(testCode))})
+	tests := []struct {
+		name string
+		code []byte
+		want string
+		err  error
+	}{
+		{"path", []byte("/lib/ld.so\x00abc"), "/lib/ld.so", ErrNoExec}, // NUL before the end
+		{"exact", []byte("/lib/ld-x.so\x00"), "/lib/ld-x.so", nil},
+		{"unterminated", []byte("/lib/ld-x.so!"), "", ErrNoExec},
 	}
-	if _, err := loadELF(mm, f, bytes.NewReader(file), "/dyn"); !errors.Is(err, ErrNoExec) {
-		t.Errorf("loadELF(PT_INTERP) = %v, want ErrNoExec", err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ph[len(ph)-1].Filesz = uint64(len(tc.code))
+			file := testELF(etDyn, 0x401000, ph, tc.code)
+			f, err := parseELF(bytes.NewReader(file), int64(len(file)))
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Errorf("parseELF(interp %q) = %v, want %v", tc.code, err, tc.err)
+				}
+				return
+			}
+			if err != nil || f.Interp != tc.want {
+				t.Errorf("parseELF(interp %q) = %+v, %v, want interp %q", tc.code, f, err, tc.want)
+			}
+		})
 	}
 }
 
@@ -189,7 +206,7 @@ func TestLoadELFRealStatic(t *testing.T) {
 				t.Fatalf("parseELF(%s) = %v", bin, err)
 			}
 			mm, _ := newTestMM(t)
-			l, err := loadELF(mm, f, bytes.NewReader(file), bin)
+			l, err := loadELF(mm, f, bytes.NewReader(file), bin, pieLoadBase)
 			if err != nil {
 				t.Fatalf("loadELF(%s) = %v", bin, err)
 			}

@@ -58,7 +58,7 @@ func (k *Kernel) Start(o StartOptions) error {
 		as.Release()
 		return err
 	}
-	regs, err := k.loadProgram(mm, f, name, o.Argv, o.Env)
+	regs, err := k.loadProgram(mm, fs, f, name, o.Argv, o.Env)
 	if err != nil {
 		mm.Release()
 		return err
@@ -202,7 +202,12 @@ func (r execReader) ReadAt(p []byte, off int64) (int, error) {
 
 // loadProgram loads the executable f into mm, builds its initial stack and
 // returns the initial registers.
-func (k *Kernel) loadProgram(mm *MM, f *vfs.File, name string, argv, env []string) (registers, error) {
+//
+// A dynamically linked program (PT_INTERP) gets its loader mapped too, at a
+// free place in the mmap area; execution starts at the loader's entry, which
+// finds the program through AT_PHDR/AT_ENTRY and the libraries through the
+// filesystem, like on Linux.
+func (k *Kernel) loadProgram(mm *MM, fs *vfs.FS, f *vfs.File, name string, argv, env []string) (registers, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return registers{}, fmt.Errorf("stat %s: %w", name, err)
@@ -212,11 +217,19 @@ func (k *Kernel) loadProgram(mm *MM, f *vfs.File, name string, argv, env []strin
 	if err != nil {
 		return registers{}, fmt.Errorf("%s: %w", name, err)
 	}
-	l, err := loadELF(mm, ef, r, name)
+	l, err := loadELF(mm, ef, r, name, pieLoadBase)
 	if err != nil {
 		return registers{}, err
 	}
 	mm.setBrkStart(l.End)
+	entry, interpBase := l.Entry, uint64(0)
+	if ef.Interp != "" {
+		il, err := k.loadInterpreter(mm, fs, ef.Interp)
+		if err != nil {
+			return registers{}, fmt.Errorf("%s: loader %s: %w", name, ef.Interp, err)
+		}
+		entry, interpBase = il.Entry, il.Bias
+	}
 	creds := hostCredentials()
 	var random [16]byte
 	randomBytes(random[:])
@@ -225,7 +238,7 @@ func (k *Kernel) loadProgram(mm *MM, f *vfs.File, name string, argv, env []strin
 		{atPhent, elfPhdrSize},
 		{atPhnum, uint64(l.Phnum)},
 		{atPagesz, pageSize},
-		{atBase, 0},
+		{atBase, interpBase},
 		{atFlags, 0},
 		{atEntry, l.Entry},
 		{atUID, uint64(creds.UID)},
@@ -245,10 +258,32 @@ func (k *Kernel) loadProgram(mm *MM, f *vfs.File, name string, argv, env []strin
 		return registers{}, err
 	}
 	return registers{
-		Rip:    l.Entry,
+		Rip:    entry,
 		Rsp:    sp,
 		Cs:     userCS,
 		Ss:     userSS,
 		Eflags: initialEflags,
 	}, nil
+}
+
+// loadInterpreter maps the dynamic loader at path (inside the root).
+func (k *Kernel) loadInterpreter(mm *MM, fs *vfs.FS, path string) (*loadedELF, error) {
+	f, err := openExecFile(fs, path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.DecRef()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	r := execReader{f}
+	ef, err := parseELF(r, int64(st.Size))
+	if err != nil {
+		return nil, err
+	}
+	if ef.Interp != "" || ef.Type != etDyn {
+		return nil, fmt.Errorf("not a position-independent loader without its own PT_INTERP: %w", ErrNoExec)
+	}
+	return loadELF(mm, ef, r, path, 0)
 }

@@ -31,8 +31,16 @@ type builtProbe struct {
 // binary run) and returns the executable.
 func probe(t *testing.T, compiler string) string {
 	t.Helper()
+	return probeLinked(t, compiler, "-static")
+}
+
+// probeLinked compiles testdata/kprobe.c with compiler and the link mode
+// flag ("-static", "-static-pie" or "" for a dynamic executable).
+func probeLinked(t *testing.T, compiler, link string) string {
+	t.Helper()
 	cc := prereq.Binary(t, compiler)
-	v, _ := buildOnce.LoadOrStore(compiler, &builtProbe{})
+	key := compiler + link
+	v, _ := buildOnce.LoadOrStore(key, &builtProbe{})
 	b := v.(*builtProbe)
 	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "kprobe")
@@ -40,8 +48,12 @@ func probe(t *testing.T, compiler string) string {
 			b.err = err
 			return
 		}
-		b.path = filepath.Join(dir, "kprobe-"+compiler)
-		out, err := exec.Command(cc, "-static", "-O2", "-pthread", "-o", b.path, "testdata/kprobe.c").CombinedOutput()
+		b.path = filepath.Join(dir, "kprobe-"+compiler+link)
+		args := []string{"-O2", "-pthread", "-o", b.path, "testdata/kprobe.c"}
+		if link != "" {
+			args = append([]string{link}, args...)
+		}
+		out, err := exec.Command(cc, args...).CombinedOutput()
 		if err != nil {
 			b.err = errors.New(string(out))
 		}
@@ -128,9 +140,14 @@ func TestRunStaticPrograms(t *testing.T) {
 		{"null dereference", []string{"segv"}, nil, nil, kernel.ExitStatus{Signal: int(unix.SIGSEGV)}},
 		{"unknown syscall", []string{"enosys"}, nil, nil, kernel.ExitStatus{}},
 	}
-	for _, cc := range []string{"gcc", "musl-gcc"} {
-		t.Run(cc, func(t *testing.T) {
-			bin := probe(t, cc)
+	for _, build := range []struct{ name, cc, link string }{
+		{"gcc", "gcc", "-static"},
+		{"musl-gcc", "musl-gcc", "-static"},
+		{"gcc-static-pie", "gcc", "-static-pie"},
+		{"gcc-dynamic", "gcc", ""},
+	} {
+		t.Run(build.name, func(t *testing.T) {
+			bin := probeLinked(t, build.cc, build.link)
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
 					out, st := run(t, append([]string{bin}, tc.args...), tc.env)
