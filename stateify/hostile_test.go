@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"runtime"
 	"testing"
 
@@ -161,6 +162,7 @@ func FuzzLoad(f *testing.F) {
 			checkLoadError(t, "re-checksummed", stateify.Load(context.Background(), bytes.NewReader(reframe(data)), &g2))
 			var n statetest.Node
 			checkLoadError(t, "as Node", stateify.Load(context.Background(), bytes.NewReader(reframe(data)), &n))
+			checkLoadError(t, "Dump", stateify.Dump(io.Discard, bytes.NewReader(reframe(data))))
 		}
 	})
 }
