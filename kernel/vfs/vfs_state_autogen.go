@@ -503,7 +503,7 @@ func (x *pipe) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 0:
 			var cv []byte
 			cv = d.Bytes()
-			x.loadBuf(ctx, cv)
+			d.Convert(func() { x.loadBuf(ctx, cv) })
 		case 1:
 			x.head = int(d.Int64())
 		case 2:
