@@ -255,3 +255,15 @@ func TestRoundTripMisc(t *testing.T) {
 		t.Errorf("Load(Save(Misc)) = %+v, want %+v", &got, in)
 	}
 }
+
+func TestRoundTripAliases(t *testing.T) {
+	n := &statetest.Node{ID: 9}
+	in := &statetest.Aliased{Ptr: n, Val: statetest.Item{Key: "k", Owner: n}, Items: map[string]statetest.ItemAlias{"a": {Value: 1}}}
+	var got statetest.Aliased
+	if err := stateify.Load(context.Background(), bytes.NewReader(save(t, in)), &got); err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	if got.Ptr == nil || got.Ptr != got.Val.Owner || got.Ptr.ID != 9 || got.Items["a"].Value != 1 {
+		t.Errorf("Load(Aliased) = %+v, want Ptr == Val.Owner with ID 9 and Items[a].Value 1", got)
+	}
+}

@@ -95,6 +95,7 @@ func (g *generator) emitType(w *bytes.Buffer, gt *genType) {
 
 // nonZero returns a Go expression that is true when expr is not zero.
 func (g *generator) nonZero(expr string, t types.Type) string {
+	t = types.Unalias(t)
 	if k, _ := g.classify(t); k == kAtomic {
 		if atomicKinds[t.(*types.Named).Obj().Name()] == types.Bool {
 			return expr + ".Load()"
@@ -211,6 +212,7 @@ func indent(depth int) string { return strings.Repeat("\t", depth+1) }
 
 // enc writes code encoding expr (addressable) of type t.
 func (g *generator) enc(w *bytes.Buffer, expr string, t types.Type, depth int) {
+	t = types.Unalias(t)
 	in := indent(depth)
 	k, _ := g.classify(t)
 	switch k {
@@ -255,6 +257,7 @@ func (g *generator) enc(w *bytes.Buffer, expr string, t types.Type, depth int) {
 
 // dec writes code decoding a value of type t into lv.
 func (g *generator) dec(w *bytes.Buffer, lv lval, t types.Type, depth int) {
+	t = types.Unalias(t)
 	in := indent(depth + 2)
 	k, _ := g.classify(t)
 	switch k {

@@ -448,6 +448,7 @@ func (g *generator) valueCycle(start *types.Named) string {
 	seen := map[types.Type]bool{}
 	var walk func(t types.Type, path string) string
 	walk = func(t types.Type, path string) string {
+		t = types.Unalias(t)
 		if n, ok := t.(*types.Named); ok {
 			if types.Identical(n, start) && path != "" {
 				return path
@@ -588,6 +589,7 @@ func isByte(t types.Type) bool { return types.Identical(t, types.Typ[types.Uint8
 
 // classify returns the kind of t, the atomic's basic kind, or an error.
 func (g *generator) classify(t types.Type) (kind, string) {
+	t = types.Unalias(t)
 	if n, ok := t.(*types.Named); ok && n.Obj().Pkg() != nil {
 		full := n.Obj().Pkg().Path() + "." + n.Obj().Name()
 		if hint, bad := unsavableNamed[full]; bad {
@@ -637,7 +639,7 @@ func (g *generator) classify(t types.Type) (kind, string) {
 	case *types.Map:
 		return kMap, ""
 	case *types.Pointer:
-		n, ok := u.Elem().(*types.Named)
+		n, ok := types.Unalias(u.Elem()).(*types.Named)
 		if ok {
 			if k, _ := g.classify(n); k == kStruct {
 				return kPtr, ""
@@ -668,6 +670,7 @@ func basicDesc(b *types.Basic) string {
 
 // desc returns the canonical wire descriptor of t, or an error message.
 func (g *generator) desc(t types.Type) (string, string) {
+	t = types.Unalias(t)
 	k, msg := g.classify(t)
 	switch k {
 	case kInvalid:
@@ -679,7 +682,7 @@ func (g *generator) desc(t types.Type) (string, string) {
 	case kStruct:
 		return typeName(t.(*types.Named).Obj()), ""
 	case kPtr:
-		return "*" + typeName(t.Underlying().(*types.Pointer).Elem().(*types.Named).Obj()), ""
+		return "*" + typeName(types.Unalias(t.Underlying().(*types.Pointer).Elem()).(*types.Named).Obj()), ""
 	case kIface:
 		return "interface", ""
 	case kBytes:

@@ -53,3 +53,18 @@ func (m *Misc) SetConv(p int64, s string) { m.ptrConv, m.sliceConv = p, s }
 
 // Conv returns the converted fields.
 func (m *Misc) Conv() (int64, string) { return m.ptrConv, m.sliceConv }
+
+// NodeAlias and ItemAlias are type aliases.
+type (
+	NodeAlias = Node
+	ItemAlias = Item
+)
+
+// Aliased has fields whose types are spelled with aliases.
+//
+// +stateify savable
+type Aliased struct {
+	Ptr   *NodeAlias
+	Val   ItemAlias
+	Items map[string]ItemAlias
+}

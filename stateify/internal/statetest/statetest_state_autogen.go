@@ -22,6 +22,7 @@ var (
 	stateTypeInfoLocked     *stateify.TypeInfo
 	stateTypeInfoLockHolder *stateify.TypeInfo
 	stateTypeInfoMisc       *stateify.TypeInfo
+	stateTypeInfoAliased    *stateify.TypeInfo
 	stateTypeInfoBasics     *stateify.TypeInfo
 	stateTypeInfoItem       *stateify.TypeInfo
 	stateTypeInfoBase       *stateify.TypeInfo
@@ -88,6 +89,11 @@ func init() {
 		{Name: "Floats", Type: "map[string]float64"},
 		{Name: "ptrConv", Type: "*snapshotter/stateify/internal/statetest.Node"},
 		{Name: "sliceConv", Type: "[]string"},
+	})
+	stateTypeInfoAliased = stateify.Register[Aliased]("snapshotter/stateify/internal/statetest.Aliased", []stateify.Field{
+		{Name: "Ptr", Type: "*snapshotter/stateify/internal/statetest.Node"},
+		{Name: "Val", Type: "snapshotter/stateify/internal/statetest.Item"},
+		{Name: "Items", Type: "map[string]snapshotter/stateify/internal/statetest.Item"},
 	})
 	stateTypeInfoBasics = stateify.Register[Basics]("snapshotter/stateify/internal/statetest.Basics", []stateify.Field{
 		{Name: "B", Type: "bool"},
@@ -716,6 +722,47 @@ func (x *Misc) StateLoad(ctx context.Context, d *stateify.Decoder) {
 				}
 			}
 			d.Convert(func() { x.loadSliceConv(ctx, cv) })
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *Aliased) StateTypeName() string { return "snapshotter/stateify/internal/statetest.Aliased" }
+
+// StateFields implements stateify.Savable.
+func (x *Aliased) StateFields() []string { return stateTypeInfoAliased.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *Aliased) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoAliased }
+
+// StateSave implements stateify.Savable.
+func (x *Aliased) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoAliased)
+	stateify.SavePtr(e, x.Ptr)
+	x.Val.StateSave(e)
+	stateify.SaveMap(e, x.Items, func(e *stateify.Encoder, mk string) {
+		e.String(mk)
+	}, func(e *stateify.Encoder, mv *ItemAlias) {
+		(*mv).StateSave(e)
+	})
+}
+
+// StateLoad implements stateify.Savable.
+func (x *Aliased) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoAliased) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.Ptr)
+		case 1:
+			x.Val.StateLoad(ctx, d)
+		case 2:
+			stateify.LoadMap(d, &x.Items, func(d *stateify.Decoder, mk *string) {
+				*mk = d.String()
+			}, func(d *stateify.Decoder, mv *ItemAlias) {
+				(*mv).StateLoad(ctx, d)
+			})
 		default:
 			d.Skip()
 		}
