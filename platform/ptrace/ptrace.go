@@ -19,9 +19,10 @@
 // it "snap-stub". The stub page lies above MaxUserAddress, so application
 // mappings never touch it. See stub_amd64.go for the layout and the code.
 // New starts one stub to learn the host's XSAVE layout and keeps it as a
-// spare: NewAddressSpace takes the spare and starts the next one in the
+// spare for the first address space. From the second address space on,
+// NewAddressSpace takes the spare and starts the next one in the
 // background, so an exec or a fork does not wait for a fork and exec of a
-// stub (about 1 ms).
+// stub (about 1 ms); a sandbox that never forks or execs makes no spare.
 //
 // An address space (addressSpace) is one stub process: its first thread
 // (the "stub leader") plus the stub threads below, which share its memory.
@@ -186,6 +187,10 @@ type Platform struct {
 	// background; 0 if none. Protected by mu.
 	spare     int
 	spareRegs platform.Registers // protected by mu
+	// created counts NewAddressSpace calls; refillPending is set while a
+	// refill runs. Both protected by mu.
+	created       int
+	refillPending bool
 	// refilling counts the goroutines starting a spare.
 	refilling sync.WaitGroup
 }
@@ -340,16 +345,19 @@ func (p *Platform) newAddressSpace() (*addressSpace, error) {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("ptrace: new address space: %w", ErrReleased)
 	}
+	// The first address space takes the probe stub. Spares are made only
+	// from the second on: a sandbox that never forks or execs should not
+	// pay for a stub it does not use.
+	p.created++
 	if p.spare != 0 {
 		a.pid, a.leaderRegs = p.spare, p.spareRegs
 		p.spare = 0
 		p.spaces[a] = struct{}{}
-		p.refilling.Add(1)
+		p.startRefillLocked()
 		p.mu.Unlock()
-		// S/R-SAFE: platform state only; Release waits for it.
-		go p.refill()
 		return a, nil
 	}
+	p.startRefillLocked()
 	p.mu.Unlock()
 
 	err := p.master.call(func() error {
@@ -373,10 +381,29 @@ func (p *Platform) newAddressSpace() (*addressSpace, error) {
 	return a, nil
 }
 
+// startRefillLocked starts making a spare stub in the background, unless
+// this is the first address space or one is already on its way.
+//
+// Preconditions: p.mu is held; p is not released.
+func (p *Platform) startRefillLocked() {
+	if p.created < 2 || p.refillPending {
+		return
+	}
+	p.refillPending = true
+	p.refilling.Add(1)
+	// S/R-SAFE: platform state only, no kernel state; Release waits for it.
+	go p.refill()
+}
+
 // refill starts a stub to be the spare, so that the next NewAddressSpace
 // (an exec, a fork) does not wait for a fork and exec of its own.
 func (p *Platform) refill() {
 	defer p.refilling.Done()
+	defer func() {
+		p.mu.Lock()
+		p.refillPending = false
+		p.mu.Unlock()
+	}()
 	var pid int
 	var regs platform.Registers
 	err := p.master.call(func() error {

@@ -229,29 +229,48 @@ func TestSigkillLeavesNoProcess(t *testing.T) {
 	}
 }
 
-// TestSpare: NewAddressSpace hands out the ready spare stub and starts the
-// next one in the background.
+// TestSpare: the first address space gets the probe stub and no spare is
+// made; from the second on, NewAddressSpace hands out the spare and starts
+// the next one in the background.
 func TestSpare(t *testing.T) {
 	e := newEnv(t, 1<<20)
-	e.p.mu.Lock()
-	first := e.p.spare
-	e.p.mu.Unlock()
-	a, err := e.p.newAddressSpace()
+	spare := func() int {
+		e.p.refilling.Wait()
+		e.p.mu.Lock()
+		defer e.p.mu.Unlock()
+		return e.p.spare
+	}
+	probe := spare()
+	a1, err := e.p.newAddressSpace()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.pid != first {
-		t.Errorf("first address space pid = %d, want the spare %d", a.pid, first)
+	if a1.pid != probe {
+		t.Errorf("first address space pid = %d, want the probe stub %d", a1.pid, probe)
 	}
-	e.p.refilling.Wait()
-	e.p.mu.Lock()
-	next := e.p.spare
-	e.p.mu.Unlock()
-	if next == 0 || next == first {
-		t.Errorf("spare after NewAddressSpace = %d, want a new stub", next)
+	if got := spare(); got != 0 {
+		t.Errorf("spare after the first address space = %d, want none", got)
+	}
+	a2, err := e.p.newAddressSpace() // started synchronously, starts a spare
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := spare()
+	if next == 0 || next == a2.pid {
+		t.Fatalf("spare after the second address space = %d, want a new stub", next)
 	}
 	if pi := readProc(next); !pi.stub {
 		t.Errorf("spare %d = %+v, want a live stub", next, pi)
+	}
+	a3, err := e.p.newAddressSpace()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a3.pid != next {
+		t.Errorf("third address space pid = %d, want the spare %d", a3.pid, next)
+	}
+	if got := spare(); got == 0 || got == next {
+		t.Errorf("spare after the third address space = %d, want a new one", got)
 	}
 }
 
