@@ -2,5 +2,84 @@
 // blob, memory chunks and their index, checksums, zstd compression) and the
 // stores that hold images, a local directory (file://, the default) and S3
 // (s3://, through minio-go). It takes and gives bytes and knows nothing of
-// the kernel. See docs/IMAGE_FORMAT.md for the format.
+// the kernel. docs/IMAGE_FORMAT.md describes the format in full.
+//
+// # Vocabulary
+//
+// A store holds images by name. An image is a manifest plus three blobs:
+// the state blob (the stateify stream, zstd-compressed), the memory blob
+// (memory chunks back to back) and the memory index (one fixed-size record
+// per chunk). A chunk covers up to ChunkSpan (1 MiB) of the memory file; its
+// non-zero pages are compressed together as one zstd frame, with a CRC-32C
+// of the stored bytes. Zero pages are never stored. The manifest is written
+// last: an image exists exactly when its manifest does.
+//
+//	manifest   "SNAPMAN\n" | major u16 | minor u16 | arch [8] | len u32 | JSON body | SHA-256
+//	state.zst  zstd stream of the state          (SHA-256 and sizes in the manifest)
+//	memory.idx "SNAPIDX\n" | major | minor | recsize | count | count × 72-byte records
+//	           (SHA-256 in the manifest)
+//	memory.bin chunk 0 payload | chunk 1 payload | ...   (CRC-32C of each in its record)
+//
+// # Naming images
+//
+// URIs (ParseURI, Locate): file:///abs/dir/NAME, a bare path containing a
+// slash (/dir/NAME, ./NAME), s3://bucket/prefix/NAME, or a bare NAME, which
+// is an image in the default store ($XDG_DATA_HOME/snap/images, else
+// ~/.local/share/snap/images) or in the store given by --store / SNAP_STORE.
+// So `snap save ID --to NAME` writes NAME into the configured store, and
+// `--to /dir/NAME` or `--to s3://bucket/NAME` writes elsewhere.
+//
+// # Saving (for the checkpoint code)
+//
+//	w, err := storage.CreateImage(ctx, uri, storeURI, storage.CreateOptions{
+//		Metadata: map[string]string{"program": argv0}, SnapVersion: version})
+//	defer w.Abort()                           // no-op after a successful Commit
+//	saveKernelState(w.StateWriter())          // the stateify stream, compressed while written
+//	w.WriteMemoryFrom(memfd, allocatedRanges) // or WriteMemory(off, mappedBytes)
+//	m, err := w.Commit()                      // publishes; m.Memory.Size etc.
+//
+// The state writer and the memory sink may be fed from two goroutines at
+// once. WriteMemory takes page-aligned ranges in increasing order, drops
+// zero pages itself (hand it whole allocated ranges), and does not retain
+// the slice. Chunks are compressed by one worker per core while the producer
+// continues; at most 2×workers+2 chunks (1 MiB each) are in flight, so
+// memory is bounded whatever the image size.
+//
+// # Restoring
+//
+//	img, err := storage.OpenImage(ctx, uri, storeURI) // manifest + index verified
+//	defer img.Close()
+//	r, err := img.State(ctx)                          // checksum verified before the first byte
+//	err = img.ReadMemoryTo(ctx, func(off uint64, n int) ([]byte, error) {
+//		return mapping[off : off+uint64(n)], nil       // e.g. an mmap'ed fresh memfd
+//	})
+//
+// ReadMemoryTo fetches chunks with parallel ranged reads (batches of up to 8
+// MiB), verifies each chunk's CRC before decompressing it, and decompresses
+// dense chunks straight into the slice dst returns (no extra copy); sparse
+// chunks are decompressed to a scratch buffer and their pages copied.
+// Absent pages are not written, so the destination must be zero there.
+// ReadMemoryAt does the same into an io.WriterAt. For lazy restore,
+// FindChunk maps a faulting offset to a chunk and ReadChunk fills one
+// chunk's span (absent pages zeroed).
+//
+// # Errors
+//
+// Errors wrap the sentinels of errors.go: ErrNotFound (no manifest),
+// ErrCorrupt (a checksum, a length or a parse failed; the message names the
+// blob or chunk), ErrIncompatibleVersion (other major, or newer minor),
+// ErrWrongArch (checked from the fixed header, before the body is decoded),
+// ErrAlreadyExists, ErrInvalidArgument.
+//
+// # Stores
+//
+// Both stores implement Store and pass storage/storetest. The file store
+// writes into a staging directory, fsyncs blobs, manifest and directories,
+// then publishes with renameat2(RENAME_NOREPLACE), or RENAME_EXCHANGE when
+// replacing. The S3 store streams each blob as a multipart upload with
+// parallel parts (minio-go aborts the upload if it fails), keeps each write's
+// blobs under a fresh generation prefix, and publishes the manifest with
+// If-None-Match: * unless replacing; reads are parallel ranged GETs, retried
+// with backoff. Prune removes what killed writers left (staging directories,
+// unreferenced generations, incomplete uploads).
 package storage
