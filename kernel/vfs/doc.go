@@ -63,17 +63,23 @@
 //
 //   - WithRestoreStdio(ctx, [3]*os.File): the host files for stdio 0, 1, 2.
 //     Missing entries mean /dev/null semantics for that index.
+//
 //   - WithRestoreRoot(ctx, dir): the host directory to use as the root instead
 //     of the saved one (restoring on another machine or with another --rootfs).
+//
 //   - WithRestoreErrors(ctx, *RestoreErrors): a collector. A file whose host
 //     side cannot be rebuilt (missing, or changed since the save: ErrHostFileChanged)
 //     adds a wrapped error there and fails every later operation with EIO. The
 //     restorer must check RestoreErrors.Err() after loading and abort the
 //     restore if it is non-nil. The zero RestoreErrors is ready to use.
 //
-// Identity includes the inode number, so a file still open at save time
-// restores only against the same host filesystem (a moved root directory is
-// fine; a copy of the tree on another machine is not).
+//   - WithRestorePortableIdentity(ctx): match host files by type,
+//     permissions, size and mtime only, for a root that is a copy of the
+//     saved one (another machine) made with times preserved.
+//
+// By default identity includes the device and inode numbers, so a file still
+// open at save time restores only against the same host filesystem (a moved
+// root directory is fine; a copy is not unless WithRestorePortableIdentity).
 //
 // # Locking
 //

@@ -11,10 +11,19 @@ import (
 )
 
 type (
-	restoreStdioKey  struct{}
-	restoreRootKey   struct{}
-	restoreErrorsKey struct{}
+	restoreStdioKey    struct{}
+	restoreRootKey     struct{}
+	restoreErrorsKey   struct{}
+	restorePortableKey struct{}
 )
+
+// WithRestorePortableIdentity returns a context in which restored host
+// files are matched by file type, permissions, size and mtime only, not by
+// device and inode: for a root that is a copy of the saved one (another
+// machine, an unpacked image) made with times preserved.
+func WithRestorePortableIdentity(ctx context.Context) context.Context {
+	return context.WithValue(ctx, restorePortableKey{}, true)
+}
 
 // WithRestoreStdio returns a context that makes restored stdio files bind
 // to files[0], files[1], files[2]. A nil entry makes that stream behave like
@@ -75,18 +84,23 @@ func (h *hostFile) afterLoad(ctx context.Context) {
 		reportRestoreError(ctx, err)
 		return
 	}
-	if err := h.reopen(); err != nil {
+	portable, _ := ctx.Value(restorePortableKey{}).(bool)
+	if err := h.reopen(portable); err != nil {
 		h.broken = err
 		reportRestoreError(ctx, err)
 	}
 }
 
-func (h *hostFile) reopen() error {
+func (h *hostFile) reopen(portable bool) error {
 	pfd, st, err := h.root.lookupStat(h.path, h.lookupFlags)
 	if err != nil {
 		return fmt.Errorf("reopen host file %q: %w", h.path, err)
 	}
-	if got := identityOf(&st); got != h.ident || st.Mode != h.mode {
+	got := identityOf(&st)
+	if portable {
+		got.DevMajor, got.DevMinor, got.Ino = h.ident.DevMajor, h.ident.DevMinor, h.ident.Ino
+	}
+	if got != h.ident || st.Mode != h.mode {
 		unix.Close(pfd)
 		return fmt.Errorf("host file %q: %w: %s", h.path, ErrHostFileChanged, identityDiff(h.ident, got, h.mode, st.Mode))
 	}

@@ -202,3 +202,78 @@ func TestPipeSaveBuf(t *testing.T) {
 		t.Errorf("saveBuf of an empty pipe = %d bytes, want 0", len(b))
 	}
 }
+
+// TestHostFileRestorePortable restores against a copy of the root (as on
+// another machine): the strict identity check refuses it, the portable one
+// accepts it while still refusing a changed file.
+func TestHostFileRestorePortable(t *testing.T) {
+	rootDir, fs := testTree(t)
+	f, err := fs.OpenAt(nil, "/dir/sub/deep.txt", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.DecRef()
+	f.Read(nil, make([]byte, 1))
+	f.impl.(*hostFile).beforeSave()
+
+	copyDir := t.TempDir()
+	src := filepath.Join(rootDir, "dir", "sub", "deep.txt")
+	dst := filepath.Join(copyDir, "dir", "sub", "deep.txt")
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(dst, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name     string
+		portable bool
+		modify   bool
+		want     error
+	}{
+		{"strict", false, false, ErrHostFileChanged},
+		{"portable", true, false, nil},
+		{"portable, file changed", true, true, ErrHostFileChanged},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.modify {
+				if err := os.WriteFile(dst, []byte("DEEP"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			errs := &RestoreErrors{}
+			ctx := WithRestoreErrors(WithRestoreRoot(context.Background(), copyDir), errs)
+			if tc.portable {
+				ctx = WithRestorePortableIdentity(ctx)
+			}
+			nf := savedCopy(ctx, f)
+			defer nf.DecRef()
+			err := errs.Err()
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("restore errors = %v, want none", err)
+				}
+				b := make([]byte, 8)
+				if n, err := nf.Read(nil, b); err != nil || string(b[:n]) != "eep" {
+					t.Errorf("Read after portable restore = %q, %v; want \"eep\"", b[:n], err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) {
+				t.Errorf("restore errors = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
