@@ -54,8 +54,14 @@ type hook struct {
 	fn  func(context.Context)
 }
 
-// allocFactor is how many bytes of memory one byte of input may justify.
-const allocFactor = 64
+// Allocation budget: a stream may make Load allocate allocBase bytes plus
+// allocFactor bytes per payload byte for objects, slices and maps. Objects
+// can be much larger in memory than on the wire (zero fields take one
+// byte, nosave fields none), hence the generous factor and base.
+const (
+	allocFactor = 64
+	allocBase   = 16 << 20
+)
 
 // Load decodes a stream written by Save into root, a non-nil pointer to the
 // same registered type as the saved root, overwriting *root. afterLoad hooks
@@ -144,7 +150,7 @@ func readFull(r io.Reader, size uint64) ([]byte, error) {
 
 // loadPayload decodes a verified payload into root.
 func loadPayload(ctx context.Context, payload []byte, root Savable) (err error) {
-	d := &Decoder{buf: payload, ctx: ctx, budget: allocFactor*len(payload) + 1<<20}
+	d := &Decoder{buf: payload, ctx: ctx, budget: allocFactor*len(payload) + allocBase}
 	defer func() { recoverError(recover(), &err) }()
 	d.readTypes()
 	n := d.Uint64()
