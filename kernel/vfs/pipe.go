@@ -89,9 +89,16 @@ func (p *pipe) loadBuf(_ context.Context, data []byte) {
 	}
 }
 
-// afterLoad rebuilds the wait channel. Invoked by stateify.
+// afterLoad rebuilds the wait channel and keeps new pipes from reusing the
+// restored pipe's inode number. Invoked by stateify.
 func (p *pipe) afterLoad(context.Context) {
 	p.changed = make(chan struct{})
+	for {
+		cur := pipeIno.Load()
+		if cur >= p.ino || pipeIno.CompareAndSwap(cur, p.ino) {
+			break
+		}
+	}
 	if p.size > PipeSize || p.size < 0 || p.head != 0 {
 		p.head, p.size = 0, 0
 	}

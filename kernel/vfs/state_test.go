@@ -188,7 +188,7 @@ func TestPipeSaveBuf(t *testing.T) {
 	if want := append(make([]byte, 5), data...); !bytes.Equal(saved, want) {
 		t.Fatalf("saveBuf = %q, want %q", saved, want)
 	}
-	np := &pipe{readers: 1, writers: 1, ino: p.ino}
+	np := &pipe{readers: 1, writers: 1, ino: pipeIno.Load() + 1000}
 	np.loadBuf(context.Background(), saved)
 	np.afterLoad(context.Background())
 	nr := newFile(unix.O_RDONLY, &pipeReader{pipe: np})
@@ -196,6 +196,9 @@ func TestPipeSaveBuf(t *testing.T) {
 	n, err := nr.Read(nil, got)
 	if err != nil || !bytes.Equal(got[:n], saved) {
 		t.Errorf("Read of restored pipe = %q, %v; want %q", got[:n], err, saved)
+	}
+	if fresh, _ := NewPipe(0); fresh.impl.(*pipeReader).pipe.ino <= np.ino {
+		t.Errorf("new pipe inode %d after restoring pipe inode %d, want a larger one", fresh.impl.(*pipeReader).pipe.ino, np.ino)
 	}
 	empty := &pipe{}
 	if b := empty.saveBuf(); len(b) != 0 {
