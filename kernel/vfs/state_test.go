@@ -197,8 +197,11 @@ func TestPipeSaveBuf(t *testing.T) {
 	if err != nil || !bytes.Equal(got[:n], saved) {
 		t.Errorf("Read of restored pipe = %q, %v; want %q", got[:n], err, saved)
 	}
-	if fresh, _ := NewPipe(0); fresh.impl.(*pipeReader).pipe.ino <= np.ino {
-		t.Errorf("new pipe inode %d after restoring pipe inode %d, want a larger one", fresh.impl.(*pipeReader).pipe.ino, np.ino)
+	fr, fw := NewPipe(0)
+	defer fr.DecRef()
+	defer fw.DecRef()
+	if ino := fr.impl.(*pipeReader).pipe.ino; ino <= np.ino {
+		t.Errorf("new pipe inode %d after restoring pipe inode %d, want a larger one", ino, np.ino)
 	}
 	empty := &pipe{}
 	if b := empty.saveBuf(); len(b) != 0 {
