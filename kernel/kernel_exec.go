@@ -111,6 +111,9 @@ func (k *Kernel) Start(o StartOptions) error {
 	tg.leader = t
 	tg.tasks = []*Task{t}
 	ts.tids[tid] = t
+	if ts.init == nil {
+		ts.init = tg
+	}
 	ts.mu.Unlock()
 	t.start()
 	return nil
@@ -173,7 +176,20 @@ func isNotFound(err error) bool {
 
 // openExecFile opens p and checks that it is an executable regular file.
 func openExecFile(fs *vfs.FS, p string) (*vfs.File, error) {
-	f, err := fs.OpenAt(nil, p, unix.O_RDONLY, 0)
+	return openExecFileAt(fs, nil, p, 0)
+}
+
+// openExecFileAt is openExecFile relative to dir (nil: the working
+// directory) with execveat's flags.
+func openExecFileAt(fs *vfs.FS, dir *vfs.File, p string, flags int) (*vfs.File, error) {
+	if p == "" && flags&unix.AT_EMPTY_PATH != 0 && dir != nil {
+		p = "."
+	}
+	oflags := uint32(unix.O_RDONLY)
+	if flags&unix.AT_SYMLINK_NOFOLLOW != 0 {
+		oflags |= unix.O_NOFOLLOW
+	}
+	f, err := fs.OpenAt(dir, p, oflags, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}

@@ -111,12 +111,16 @@ func init() {
 	stateTypeInfoTaskSet = stateify.Register[TaskSet]("snapshotter/kernel.TaskSet", []stateify.Field{
 		{Name: "tids", Type: "map[int32]*snapshotter/kernel.Task"},
 		{Name: "nextTID", Type: "int32"},
+		{Name: "init", Type: "*snapshotter/kernel.ThreadGroup"},
 	})
 	stateTypeInfoThreadGroup = stateify.Register[ThreadGroup]("snapshotter/kernel.ThreadGroup", []stateify.Field{
 		{Name: "k", Type: "*snapshotter/kernel.Kernel"},
 		{Name: "tgid", Type: "int32"},
 		{Name: "leader", Type: "*snapshotter/kernel.Task"},
 		{Name: "parent", Type: "*snapshotter/kernel.ThreadGroup"},
+		{Name: "children", Type: "[]*snapshotter/kernel.ThreadGroup"},
+		{Name: "zombie", Type: "bool"},
+		{Name: "exitSignal", Type: "int32"},
 		{Name: "mm", Type: "*snapshotter/kernel.MM"},
 		{Name: "fdTable", Type: "*snapshotter/kernel/vfs.FDTable"},
 		{Name: "fs", Type: "*snapshotter/kernel/vfs.FS"},
@@ -607,6 +611,7 @@ func (x *TaskSet) StateSave(e *stateify.Encoder) {
 		stateify.SavePtr(e, (*mv))
 	})
 	e.Int(int64(x.nextTID))
+	stateify.SavePtr(e, x.init)
 }
 
 // StateLoad implements stateify.Savable.
@@ -621,6 +626,8 @@ func (x *TaskSet) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			})
 		case 1:
 			x.nextTID = d.Int32()
+		case 2:
+			stateify.LoadPtr(d, &x.init)
 		default:
 			d.Skip()
 		}
@@ -643,6 +650,16 @@ func (x *ThreadGroup) StateSave(e *stateify.Encoder) {
 	e.Int(int64(x.tgid))
 	stateify.SavePtr(e, x.leader)
 	stateify.SavePtr(e, x.parent)
+	if x.children == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.children))
+		for i0 := range x.children {
+			stateify.SavePtr(e, x.children[i0])
+		}
+	}
+	e.Bool(x.zombie)
+	e.Int(int64(x.exitSignal))
 	stateify.SavePtr(e, x.mm)
 	stateify.SavePtr(e, x.fdTable)
 	stateify.SavePtr(e, x.fs)
@@ -679,12 +696,25 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 3:
 			stateify.LoadPtr(d, &x.parent)
 		case 4:
-			stateify.LoadPtr(d, &x.mm)
+			if n0, ok := d.SliceLen(); !ok {
+				x.children = nil
+			} else {
+				stateify.MakeSlice(d, &x.children, n0)
+				for i0 := range x.children {
+					stateify.LoadPtr(d, &x.children[i0])
+				}
+			}
 		case 5:
-			stateify.LoadPtr(d, &x.fdTable)
+			x.zombie = d.Bool()
 		case 6:
-			stateify.LoadPtr(d, &x.fs)
+			x.exitSignal = d.Int32()
 		case 7:
+			stateify.LoadPtr(d, &x.mm)
+		case 8:
+			stateify.LoadPtr(d, &x.fdTable)
+		case 9:
+			stateify.LoadPtr(d, &x.fs)
+		case 10:
 			if n0, ok := d.SliceLen(); !ok {
 				x.tasks = nil
 			} else {
@@ -693,19 +723,19 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 					stateify.LoadPtr(d, &x.tasks[i0])
 				}
 			}
-		case 8:
-			x.exiting = d.Bool()
-		case 9:
-			x.exitStatus.StateLoad(ctx, d)
-		case 10:
-			x.pgid = d.Int32()
 		case 11:
-			x.sid = d.Int32()
+			x.exiting = d.Bool()
 		case 12:
-			x.creds.StateLoad(ctx, d)
+			x.exitStatus.StateLoad(ctx, d)
 		case 13:
-			x.umask = d.Uint32()
+			x.pgid = d.Int32()
 		case 14:
+			x.sid = d.Int32()
+		case 15:
+			x.creds.StateLoad(ctx, d)
+		case 16:
+			x.umask = d.Uint32()
+		case 17:
 			d.ArrayLenExact(16)
 			for i0 := range x.limits {
 				x.limits[i0].StateLoad(ctx, d)

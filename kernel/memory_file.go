@@ -236,3 +236,32 @@ func (f *MemoryFile) Bytes(off, length uint64) ([]byte, error) {
 	}
 	return f.slice(fileRange{off, end}), nil
 }
+
+// forEachData calls fn for each sub-range of r that may hold data (the
+// file's non-hole extents, found with SEEK_DATA/SEEK_HOLE), in order.
+// Holes read as zero and need no copying or saving.
+func (f *MemoryFile) forEachData(r fileRange, fn func(fileRange) error) error {
+	pos := r.Start
+	for pos < r.End {
+		data, err := unix.Seek(f.fd, int64(pos), unix.SEEK_DATA)
+		if err == unix.ENXIO {
+			return nil // only holes up to the end of the file
+		}
+		if err != nil {
+			return fmt.Errorf("memory file SEEK_DATA at %#x: %w", pos, err)
+		}
+		if uint64(data) >= r.End {
+			return nil
+		}
+		hole, err := unix.Seek(f.fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return fmt.Errorf("memory file SEEK_HOLE at %#x: %w", data, err)
+		}
+		end := min(uint64(hole), r.End)
+		if err := fn(fileRange{uint64(data), end}); err != nil {
+			return err
+		}
+		pos = end
+	}
+	return nil
+}

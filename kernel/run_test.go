@@ -136,6 +136,7 @@ func TestRunStaticPrograms(t *testing.T) {
 		{"uname", []string{"uname"}, nil, []string{"Linux x86_64"}, kernel.ExitStatus{}},
 		{"threads", []string{"threads"}, nil, []string{"counter=80000 distinct-tids=1"}, kernel.ExitStatus{}},
 		{"main thread exits first", []string{"thread-exit"}, nil, nil, kernel.ExitStatus{}},
+		{"fork, exec, spawn, wait", []string{"fork"}, nil, []string{"fork child pid>1=1 exit=5", "spawn child signal=11", "echild=1"}, kernel.ExitStatus{}},
 		{"exit 42", []string{"exit", "42"}, nil, nil, kernel.ExitStatus{Code: 42}},
 		{"null dereference", []string{"segv"}, nil, nil, kernel.ExitStatus{Signal: int(unix.SIGSEGV)}},
 		{"unknown syscall", []string{"enosys"}, nil, nil, kernel.ExitStatus{}},

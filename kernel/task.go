@@ -46,6 +46,9 @@ type TaskSet struct {
 	// nextTID is the next thread ID to hand out; the first is 1.
 	// Protected by mu.
 	nextTID int32
+	// init is the sandbox's first process (PID 1), which adopts orphans.
+	// Set once by Kernel.Start; immutable afterwards.
+	init *ThreadGroup
 }
 
 func newTaskSet() *TaskSet { return &TaskSet{tids: map[int32]*Task{}, nextTID: 1} }
@@ -60,10 +63,31 @@ type ThreadGroup struct {
 	tgid int32
 	// leader is the first thread. Immutable.
 	leader *Task
-	// parent is the parent process, nil for init. Immutable.
+	// parent is the parent process, nil for init; orphans are adopted by
+	// init. Protected by TaskSet.mu.
 	parent *ThreadGroup
+	// children are the child processes not yet reaped by wait. Protected
+	// by TaskSet.mu.
+	children []*ThreadGroup
+	// zombie is set when the last thread has exited and the parent has
+	// not reaped the process yet. Protected by TaskSet.mu.
+	zombie bool
+	// childEvent is closed (and replaced) when a child becomes a zombie,
+	// waking wait4. Not saved: a restored kernel makes it on demand.
+	// Protected by TaskSet.mu.
+	childEvent chan struct{} `state:"nosave"`
+	// vforkDone, for a child made by vfork, is closed when it execs or
+	// exits; the parent waits for it. Not saved: the wait is interrupted
+	// by a save and the parent then simply continues. Protected by
+	// TaskSet.mu.
+	vforkDone chan struct{} `state:"nosave"`
+	// exitSignal is the signal the parent gets when the process exits
+	// (clone's low byte; SIGCHLD for fork). Immutable.
+	exitSignal int32
 
-	// mm is the address space. Immutable (exec is not implemented).
+	// mm is the address space. Replaced by execve, which only a
+	// single-threaded process may call: exclusive to the task goroutine of
+	// that thread then, immutable otherwise.
 	mm *MM
 	// fdTable is the descriptor table. Immutable.
 	fdTable *vfs.FDTable

@@ -6,6 +6,12 @@ import (
 
 func init() {
 	registerSyscall(unix.SYS_CLONE, "clone", sysClone)
+	registerSyscall(unix.SYS_FORK, "fork", func(t *Task, _ *sysArgs) (uint64, error) {
+		return t.fork(uint64(unix.SIGCHLD), 0, 0, 0, 0)
+	})
+	registerSyscall(unix.SYS_VFORK, "vfork", func(t *Task, _ *sysArgs) (uint64, error) {
+		return t.fork(uint64(unix.SIGCHLD|unix.CLONE_VM|unix.CLONE_VFORK), 0, 0, 0, 0)
+	})
 	// clone3 is not implemented; libcs fall back to clone on ENOSYS.
 	registerSyscall(unix.SYS_CLONE3, "clone3", func(*Task, *sysArgs) (uint64, error) { return 0, unix.ENOSYS })
 }
@@ -18,13 +24,25 @@ const threadFlags = unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLON
 const supportedCloneFlags = threadFlags | unix.CLONE_SYSVSEM | unix.CLONE_SETTLS |
 	unix.CLONE_PARENT_SETTID | unix.CLONE_CHILD_SETTID | unix.CLONE_CHILD_CLEARTID | unix.CLONE_DETACHED
 
-// sysClone implements clone(flags, newsp, parent_tid, child_tid, tls) for
-// new threads. New processes (fork, vfork) are not implemented yet and get
-// ENOSYS, which a shell reports as a failed fork.
+// forkFlags may be given to clone for a new process.
+const forkFlags = unix.CLONE_VM | unix.CLONE_VFORK | unix.CLONE_SETTLS | unix.CLONE_PARENT_SETTID |
+	unix.CLONE_CHILD_SETTID | unix.CLONE_CHILD_CLEARTID | unix.CLONE_SYSVSEM | 0xff
+
+// sysClone implements clone(flags, newsp, parent_tid, child_tid, tls): new
+// threads (CLONE_THREAD) and new processes (fork, vfork, posix_spawn).
 func sysClone(t *Task, a *sysArgs) (uint64, error) {
 	flags, sp, parentTID, childTID, tls := a[0], a[1], a[2], a[3], a[4]
+	if flags&unix.CLONE_THREAD == 0 {
+		if flags&^uint64(forkFlags) != 0 {
+			return 0, unix.EINVAL
+		}
+		if flags&unix.CLONE_VM != 0 && flags&unix.CLONE_VFORK == 0 {
+			return 0, unix.EINVAL // a process sharing memory without vfork
+		}
+		return t.fork(flags, sp, parentTID, childTID, tls)
+	}
 	if flags&threadFlags != threadFlags || flags&^uint64(supportedCloneFlags|0xff) != 0 {
-		return 0, unix.ENOSYS
+		return 0, unix.EINVAL
 	}
 	if flags&0xff != 0 {
 		return 0, unix.EINVAL // a thread has no exit signal
@@ -101,4 +119,95 @@ func (t *Task) abandonThread(nt *Task, err error) error {
 	delete(ts.tids, nt.tid)
 	ts.mu.Unlock()
 	return err
+}
+
+// fork makes a child process: a copy of the caller's memory in a new
+// address space, a copy of its descriptor table and filesystem context, and
+// one thread continuing from the caller's registers with 0 as the result.
+// With CLONE_VFORK the caller waits until the child execs or exits (the
+// memory is copied, not shared, so an interrupted wait is harmless and the
+// caller then just continues).
+func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) {
+	as, err := t.k.platform.NewAddressSpace()
+	if err != nil {
+		return 0, unix.EAGAIN
+	}
+	mm, err := t.tg.mm.fork(as)
+	if err != nil {
+		as.Release()
+		return 0, unix.ENOMEM
+	}
+	ptg := t.tg
+	ptg.mu.Lock()
+	ntg := &ThreadGroup{
+		k:          t.k,
+		mm:         mm,
+		fdTable:    ptg.fdTable.Fork(),
+		fs:         ptg.fs.Fork(),
+		pgid:       ptg.pgid,
+		sid:        ptg.sid,
+		creds:      ptg.creds,
+		umask:      ptg.umask,
+		limits:     ptg.limits,
+		exitSignal: int32(flags & 0xff),
+	}
+	ptg.mu.Unlock()
+
+	t.mu.Lock()
+	name := t.name
+	t.mu.Unlock()
+	nt := &Task{
+		k:        t.k,
+		tg:       ntg,
+		runState: stateApp,
+		regs:     t.regs,
+		fp:       append([]byte(nil), t.fp...),
+		name:     name,
+	}
+	nt.regs.Rax = 0
+	if sp != 0 {
+		nt.regs.Rsp = sp
+	}
+	if flags&unix.CLONE_SETTLS != 0 {
+		nt.regs.FsBase = tls
+	}
+	if flags&unix.CLONE_CHILD_CLEARTID != 0 {
+		nt.clearChildTID = childTID
+	}
+
+	ts := t.k.tasks
+	ts.mu.Lock()
+	if ts.nextTID <= 0 || ptg.isExiting() {
+		ts.mu.Unlock()
+		ntg.release()
+		return 0, unix.EAGAIN
+	}
+	nt.tid = ts.nextTID
+	ts.nextTID++
+	ntg.tgid = nt.tid
+	ntg.leader = nt
+	ntg.tasks = []*Task{nt}
+	ntg.parent = ptg
+	var vforkDone chan struct{}
+	if flags&unix.CLONE_VFORK != 0 {
+		vforkDone = make(chan struct{})
+		ntg.vforkDone = vforkDone
+	}
+	ptg.children = append(ptg.children, ntg)
+	ts.tids[nt.tid] = nt
+	ts.mu.Unlock()
+
+	if flags&unix.CLONE_CHILD_SETTID != 0 {
+		var b [4]byte
+		b[0], b[1], b[2], b[3] = byte(nt.tid), byte(nt.tid>>8), byte(nt.tid>>16), byte(nt.tid>>24)
+		mm.CopyOut(childTID, b[:]) // a bad address only loses the notification, as in Linux
+	}
+	if flags&unix.CLONE_PARENT_SETTID != 0 {
+		t.copyOutUint32(parentTID, uint32(nt.tid))
+	}
+	nt.start()
+	if vforkDone != nil {
+		t.block(vforkDone)
+	}
+	return uint64(nt.tid), nil
 }

@@ -1,5 +1,7 @@
 package kernel
 
+import "golang.org/x/sys/unix"
+
 // isExiting reports whether the process is exiting.
 func (tg *ThreadGroup) isExiting() bool {
 	tg.mu.Lock()
@@ -63,9 +65,68 @@ func (t *Task) exit() {
 		return
 	}
 	tg.release()
-	if tg.parent == nil {
-		t.k.initExited(status)
+	t.k.processExited(tg, status)
+}
+
+// processExited makes tg a zombie for its parent to reap, hands its
+// children to init and wakes a vfork parent. When init itself exits, every
+// other process is killed, as when the init of a PID namespace dies, and
+// the kernel's exit status is init's.
+func (k *Kernel) processExited(tg *ThreadGroup, status ExitStatus) {
+	ts := k.tasks
+	ts.mu.Lock()
+	if tg.vforkDone != nil {
+		close(tg.vforkDone)
+		tg.vforkDone = nil
 	}
+	init := ts.init
+	if tg != init && init != nil && !init.zombie {
+		for _, c := range tg.children {
+			c.parent = init
+			init.children = append(init.children, c)
+			if c.zombie {
+				init.notifyChildLocked()
+			}
+		}
+		tg.children = nil
+	}
+	tg.zombie = true
+	if p := tg.parent; p != nil {
+		p.notifyChildLocked()
+	}
+	var others []*Task
+	if tg == init || tg.parent == nil {
+		for _, o := range ts.tids {
+			others = append(others, o)
+		}
+	}
+	ts.mu.Unlock()
+	if tg == init || tg.parent == nil {
+		for _, o := range others {
+			o.tg.exitGroup(ExitStatus{Signal: int(unix.SIGKILL)})
+		}
+		k.initExited(status)
+	}
+}
+
+// notifyChildLocked wakes the process's wait4 callers.
+//
+// Preconditions: TaskSet.mu is held.
+func (tg *ThreadGroup) notifyChildLocked() {
+	if tg.childEvent != nil {
+		close(tg.childEvent)
+		tg.childEvent = nil
+	}
+}
+
+// childEventLocked returns the channel closed at the next child event.
+//
+// Preconditions: TaskSet.mu is held.
+func (tg *ThreadGroup) childEventLocked() <-chan struct{} {
+	if tg.childEvent == nil {
+		tg.childEvent = make(chan struct{})
+	}
+	return tg.childEvent
 }
 
 // release frees what a process owns once its last thread is gone.

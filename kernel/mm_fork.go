@@ -1,0 +1,80 @@
+package kernel
+
+import (
+	"fmt"
+
+	"snapshotter/platform"
+)
+
+// fork returns a copy of mm in the new address space as, for a child
+// process: every vma gets its own memory file range holding a copy of the
+// parent's bytes. Shared mappings are copied too (they stop being shared
+// with the parent; nothing the supported programs rely on).
+func (mm *MM) fork(as platform.AddressSpace) (*MM, error) {
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	c := &MM{
+		mf:       mm.mf,
+		as:       as,
+		minAddr:  mm.minAddr,
+		maxAddr:  mm.maxAddr,
+		mmapTop:  mm.mmapTop,
+		stackTop: mm.stackTop,
+		brkStart: mm.brkStart,
+		brk:      mm.brk,
+		vmas:     make([]vma, 0, len(mm.vmas)),
+	}
+	for i := range mm.vmas {
+		v := mm.vmas[i]
+		fr, err := mm.mf.Allocate(v.length())
+		if err != nil {
+			c.Release()
+			return nil, fmt.Errorf("fork: copy [%#x, %#x): %w", v.Start, v.End, err)
+		}
+		err = mm.mf.forEachData(v.fileRange(), func(d fileRange) error {
+			src, err := mm.mf.Bytes(d.Start, d.Length())
+			if err != nil {
+				return err
+			}
+			dst, err := mm.mf.Bytes(fr.Start+(d.Start-v.Off), d.Length())
+			if err != nil {
+				return err
+			}
+			copyNonZeroPages(dst, src)
+			return nil
+		})
+		if err != nil {
+			mm.mf.Free(fr)
+			c.Release()
+			return nil, err
+		}
+		v.Off = fr.Start
+		c.vmas = append(c.vmas, v)
+		if err := c.mapIntoLocked(&c.vmas[len(c.vmas)-1], false); err != nil {
+			c.Release()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// copyNonZeroPages copies src to dst (same length, dst reads as zero) page
+// by page, skipping pages of zeros so that untouched memory stays
+// uncommitted in the child.
+func copyNonZeroPages(dst, src []byte) {
+	for off := 0; off < len(src); off += pageSize {
+		end := min(off+pageSize, len(src))
+		if !allZero(src[off:end]) {
+			copy(dst[off:end], src[off:end])
+		}
+	}
+}
+
+func allZero(b []byte) bool {
+	for _, v := range b {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,150 @@
+package kernel
+
+import (
+	"errors"
+
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	registerSyscall(unix.SYS_EXECVE, "execve", func(t *Task, a *sysArgs) (uint64, error) {
+		return t.execve(unix.AT_FDCWD, a[0], a[1], a[2], 0)
+	})
+	registerSyscall(unix.SYS_EXECVEAT, "execveat", func(t *Task, a *sysArgs) (uint64, error) {
+		return t.execve(a.Int(0), a[1], a[2], a[3], int(a.Int(4)))
+	})
+}
+
+// maxArgCount bounds argv and envp entries, as Linux's MAX_ARG_STRINGS.
+const maxArgCount = 0x7fffffff
+
+// copyInStrings reads a NULL-terminated array of string pointers at addr,
+// charging the strings to *budget bytes (E2BIG when exhausted).
+func (t *Task) copyInStrings(addr uint64, budget *int) ([]string, error) {
+	var out []string
+	if addr == 0 {
+		return nil, nil
+	}
+	for i := uint64(0); ; i++ {
+		if i >= maxArgCount {
+			return nil, unix.E2BIG
+		}
+		var b [8]byte
+		if err := t.tg.mm.CopyIn(addr+8*i, b[:]); err != nil {
+			return nil, err
+		}
+		p := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+		if p == 0 {
+			return out, nil
+		}
+		s, err := t.tg.mm.CopyInString(p, *budget)
+		if errors.Is(err, errNameTooLong) {
+			return nil, unix.E2BIG
+		}
+		if err != nil {
+			return nil, err
+		}
+		*budget -= len(s) + 1
+		if *budget < 0 {
+			return nil, unix.E2BIG
+		}
+		out = append(out, s)
+	}
+}
+
+// execve replaces the process image: a new address space with the program
+// loaded, close-on-exec descriptors closed, signal dispositions reset.
+// Only a single-threaded process may exec (EAGAIN otherwise). On failure
+// the old image is intact and the error is returned.
+func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags int) (uint64, error) {
+	if flags&^(unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW) != 0 {
+		return 0, unix.EINVAL
+	}
+	dir, p, release, err := t.atPath(dirfd, pathAddr)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	budget := maxArgStrings
+	argv, err := t.copyInStrings(argvAddr, &budget)
+	if err != nil {
+		return 0, err
+	}
+	envv, err := t.copyInStrings(envpAddr, &budget)
+	if err != nil {
+		return 0, err
+	}
+	tg := t.tg
+	tg.mu.Lock()
+	threads := len(tg.tasks)
+	tg.mu.Unlock()
+	if threads > 1 {
+		return 0, unix.EAGAIN
+	}
+
+	var f interface{ DecRef() }
+	ef, err := openExecFileAt(tg.fs, dir, p, flags)
+	if err != nil {
+		return 0, execErrno(err)
+	}
+	f = ef
+	defer f.DecRef()
+	k := t.k
+	as, err := k.platform.NewAddressSpace()
+	if err != nil {
+		return 0, unix.ENOMEM
+	}
+	mm, err := NewMM(k.mf, as, k.platform.MinUserAddress(), k.platform.MaxUserAddress())
+	if err != nil {
+		as.Release()
+		return 0, unix.ENOMEM
+	}
+	if len(argv) == 0 {
+		argv = []string{""} // Linux passes an empty argv[0] for a NULL argv.
+	}
+	regs, err := k.loadProgram(mm, tg.fs, ef, p, argv, envv)
+	if err != nil {
+		mm.Release()
+		return 0, execErrno(err)
+	}
+
+	old := tg.mm
+	tg.mm = mm
+	old.Release()
+	tg.fdTable.CloseOnExec()
+	t.signalsOnExec()
+	t.regs = regs
+	t.fp = nil
+	t.clearChildTID = 0
+	t.robustList = 0
+	t.restart = restartBlock{}
+	t.mu.Lock()
+	t.name = commName(p)
+	t.mu.Unlock()
+	ts := k.tasks
+	ts.mu.Lock()
+	if tg.vforkDone != nil {
+		close(tg.vforkDone)
+		tg.vforkDone = nil
+	}
+	ts.mu.Unlock()
+	return 0, errNoSyscallReturn
+}
+
+// execErrno maps a program loading failure to execve's errno.
+func execErrno(err error) error {
+	var errno unix.Errno
+	switch {
+	case errors.Is(err, ErrNoExec):
+		return unix.ENOEXEC
+	case errors.Is(err, ErrArgListTooLong):
+		return unix.E2BIG
+	case errors.Is(err, ErrNoMemory):
+		return unix.ENOMEM
+	case errors.As(err, &errno):
+		return errno
+	default:
+		return unix.EIO
+	}
+}
