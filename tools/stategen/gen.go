@@ -30,6 +30,10 @@ const (
 type Output struct {
 	Path    string
 	Content []byte
+	// NoDirective is set when the package has annotated types but no
+	// `//go:generate go run snapshotter/tools/stategen` line, so that
+	// `go generate ./...` would not keep its file up to date.
+	NoDirective bool
 }
 
 // Stale reports whether the file on disk differs from Content.
@@ -121,7 +125,7 @@ func Generate(dir string, patterns []string) ([]Output, error) {
 		content, perrs := g.run()
 		errs = append(errs, perrs...)
 		out := filepath.Join(filepath.Dir(g.firstFile()), p.Name+"_state_autogen.go")
-		outs = append(outs, Output{Path: out, Content: content})
+		outs = append(outs, Output{Path: out, Content: content, NoDirective: content != nil && !hasDirective(p)})
 	}
 	if len(errs) > 0 {
 		sort.SliceStable(errs, func(i, j int) bool {
@@ -134,6 +138,23 @@ func Generate(dir string, patterns []string) ([]Output, error) {
 		return nil, errs
 	}
 	return outs, nil
+}
+
+// directive is the go:generate line every package with annotated types
+// must hold.
+const directive = "//go:generate go run snapshotter/tools/stategen"
+
+func hasDirective(p *packages.Package) bool {
+	for _, f := range p.Syntax {
+		for _, cg := range f.Comments {
+			for _, c := range cg.List {
+				if strings.TrimSpace(c.Text) == directive {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // annotations finds `+stateify savable` types in any package by parsing the

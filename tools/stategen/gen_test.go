@@ -126,6 +126,7 @@ func TestCheck(t *testing.T) {
 		{"up to date", []string{"../../stateify/internal/statetest/..."}, 0, ""},
 		{"stale", []string{"./testdata/stale"}, 1, "stale_state_autogen.go is stale"},
 		{"rejected", []string{"./testdata/bad"}, 1, "bad.go:"},
+		{"no go:generate line", []string{"./testdata/nodirective"}, 1, "testdata/nodirective: package has +stateify savable types but no"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,7 +150,7 @@ func TestBrokenGeneratedDependency(t *testing.T) {
 		t.Fatalf("Generate(brokendep/a) = %v, want nil", err)
 	}
 	if len(outs) != 1 || !bytes.Contains(outs[0].Content, []byte("x.Leaf.StateSave(e)")) || !bytes.Contains(outs[0].Content, []byte("stateify.SavePtr(e, x.Ptr)")) {
-		t.Errorf("Generate(brokendep/a) = %q, want code saving Leaf inline and Ptr by reference", outs)
+		t.Errorf("Generate(brokendep/a) = %d outputs, want one with code saving Leaf inline and Ptr by reference", len(outs))
 	}
 }
 

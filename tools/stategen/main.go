@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 func main() {
@@ -50,6 +51,10 @@ func run(patterns []string, check bool, stderr io.Writer) int {
 	}
 	status := 0
 	for _, o := range outs {
+		if o.NoDirective && check {
+			fmt.Fprintf(stderr, "stategen: %s: package has +stateify savable types but no %q line\n", rel(filepath.Dir(o.Path)), directive)
+			status = 1
+		}
 		stale, err := o.Stale()
 		if err != nil {
 			fmt.Fprintf(stderr, "stategen: %v\n", err)

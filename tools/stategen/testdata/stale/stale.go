@@ -2,6 +2,8 @@
 // types (the field Gone was removed), for the -check test.
 package stale
 
+//go:generate go run snapshotter/tools/stategen
+
 // T lost a field since stale_state_autogen.go was generated.
 //
 // +stateify savable

@@ -1,0 +1,9 @@
+// Package nodirective has an annotated type but no go:generate line.
+package nodirective
+
+// T is savable.
+//
+// +stateify savable
+type T struct {
+	N int
+}
