@@ -171,6 +171,37 @@ func TestStdioPTY(t *testing.T) {
 	if _, err := f.Ioctl(unix.TCGETS, tio); err != nil {
 		t.Errorf("TCGETS on a pty = %v, want success", err)
 	}
+	want, err := unix.IoctlGetTermios(int(pts.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := le32(tio[12:]); got != want.Lflag {
+		t.Errorf("TCGETS c_lflag = %#x, want the host's %#x", got, want.Lflag)
+	}
+	// Clear ECHO through TCSETS and read it back from the host.
+	putLE32(tio[12:], want.Lflag&^unix.ECHO)
+	if _, err := f.Ioctl(unix.TCSETS, tio); err != nil {
+		t.Fatalf("TCSETS = %v", err)
+	}
+	if now, err := unix.IoctlGetTermios(int(pts.Fd()), unix.TCGETS); err != nil || now.Lflag&unix.ECHO != 0 {
+		t.Errorf("host c_lflag after TCSETS without ECHO = %#x, %v; want ECHO clear", now.Lflag, err)
+	}
+	// A read blocked on the terminal is cancelled.
+	in, err := NewStdio(0, pts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.DecRef()
+	cancel := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := in.Read(cancel, make([]byte, 8))
+		done <- err
+	}()
+	close(cancel)
+	if err := <-done; err != ErrInterrupted {
+		t.Errorf("cancelled terminal Read = %v, want ErrInterrupted", err)
+	}
 	pg := make([]byte, 4)
 	putLE32(pg, 7)
 	if _, err := f.Ioctl(unix.TIOCSPGRP, pg); err != nil {
