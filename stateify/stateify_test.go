@@ -14,6 +14,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"snapshotter/stateify"
+	"snapshotter/stateify/internal/benchdata"
 	"snapshotter/stateify/internal/statetest"
 	"snapshotter/stateify/internal/statetest/other"
 )
@@ -281,5 +282,36 @@ func TestGoldenV1(t *testing.T) {
 	got.ClearHostOnly()
 	if !reflect.DeepEqual(&got, want) {
 		t.Errorf("Load(golden 1.0) differs from newGraph()")
+	}
+}
+
+// TestResaveIdentical checks that saving a loaded graph gives the same
+// bytes as the original save: nothing is lost or reordered by a round trip.
+func TestResaveIdentical(t *testing.T) {
+	misc := &statetest.Misc{Base: &statetest.Base{Version: 1}, List: statetest.NodeList{{ID: 1}}, Anys: []any{&statetest.RunExit{Code: 2}}}
+	misc.SetConv(5, "s")
+	tests := []struct {
+		name  string
+		root  any
+		fresh func() any
+	}{
+		{"graph", newGraph(), func() any { return &statetest.Graph{} }},
+		{"misc", misc, func() any { return &statetest.Misc{} }},
+		{"bench kernel", benchdata.New(100, 10, 4), func() any { return &benchdata.Kernel{} }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			first := save(t, tc.root)
+			loaded := tc.fresh()
+			if err := stateify.Load(context.Background(), bytes.NewReader(first), loaded); err != nil {
+				t.Fatalf("Load = %v", err)
+			}
+			if second := save(t, loaded); !bytes.Equal(first, second) {
+				var a, b strings.Builder
+				_ = stateify.Dump(&a, bytes.NewReader(first))
+				_ = stateify.Dump(&b, bytes.NewReader(second))
+				t.Errorf("Save(Load(Save(x))) differs from Save(x)\nfirst:\n%s\nsecond:\n%s", a.String(), b.String())
+			}
+		})
 	}
 }
