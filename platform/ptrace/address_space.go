@@ -8,28 +8,11 @@ import (
 	"runtime"
 	"sort"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"snapshotter/platform"
 )
-
-// forkExecStub starts the stub executable at path, traced by the calling
-// OS thread, with files as its descriptors (^uintptr(0) closes one).
-//
-// Preconditions: the caller is locked to the thread that will trace it.
-func forkExecStub(path string, files []uintptr) (int, error) {
-	return syscall.ForkExec(path, []string{"snap-stub"}, &syscall.ProcAttr{
-		Env:   []string{},
-		Files: files,
-		Sys: &syscall.SysProcAttr{
-			Ptrace:    true,
-			Pdeathsig: syscall.SIGKILL,
-			Setpgid:   true,
-		},
-	})
-}
 
 // addressSpace is one stub process. See the package doc.
 type addressSpace struct {

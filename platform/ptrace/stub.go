@@ -1,0 +1,197 @@
+//go:build linux && amd64
+
+package ptrace
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/platform"
+)
+
+// writeStub writes the stub executable and returns a read-only descriptor
+// of it (execve refuses files open for writing): a sealed memfd, or, where
+// executable memfds are forbidden (vm.memfd_noexec=2), an unlinked file in
+// a temporary directory.
+func writeStub() (int, error) {
+	img := buildStubImage()
+	fd, err := writeStubMemfd(img)
+	if err == nil {
+		return fd, nil
+	}
+	for _, dir := range []string{os.TempDir(), "/dev/shm"} {
+		if fd, ferr := writeStubFile(dir, img); ferr == nil {
+			return fd, nil
+		}
+	}
+	return -1, err
+}
+
+func writeStubMemfd(img []byte) (int, error) {
+	fd, err := unix.MemfdCreate(stubFileName, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_EXEC)
+	if err == unix.EINVAL { // kernels before 6.3 lack MFD_EXEC
+		fd, err = unix.MemfdCreate(stubFileName, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("memfd_create for stub: %w", err)
+	}
+	defer unix.Close(fd)
+	if n, err := unix.Pwrite(fd, img, 0); err != nil || n != len(img) {
+		return -1, fmt.Errorf("write stub image (%d of %d bytes): %w", n, len(img), err)
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+		return -1, fmt.Errorf("seal stub image: %w", err)
+	}
+	ro, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("reopen stub image read-only: %w", err)
+	}
+	return ro, nil
+}
+
+// writeStubFile writes img to a new file in dir, opens it read-only and
+// unlinks it.
+func writeStubFile(dir string, img []byte) (int, error) {
+	f, err := os.CreateTemp(dir, stubFileName+"-*")
+	if err != nil {
+		return -1, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.Write(img); err != nil {
+		return -1, err
+	}
+	if err := f.Chmod(0o500); err != nil {
+		return -1, err
+	}
+	if err := f.Close(); err != nil {
+		return -1, err
+	}
+	return unix.Open(f.Name(), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+}
+
+// forkExecStub starts the stub executable at path, traced by the calling
+// OS thread, with files as its descriptors (^uintptr(0) closes one).
+//
+// Preconditions: the caller is locked to the thread that will trace it.
+func forkExecStub(path string, files []uintptr) (int, error) {
+	return syscall.ForkExec(path, []string{"snap-stub"}, &syscall.ProcAttr{
+		Env:   []string{},
+		Files: files,
+		Sys: &syscall.SysProcAttr{
+			Ptrace:    true,
+			Pdeathsig: syscall.SIGKILL,
+			Setpgid:   true,
+		},
+	})
+}
+
+// spawnStub starts a stub process, waits for its exec stop and strips its
+// address space down to the stub page. It returns the stub's pid and its
+// registers at the exec stop.
+//
+// Preconditions: runs on the master thread.
+func (p *Platform) spawnStub() (int, platform.Registers, error) {
+	var regs platform.Registers
+	none := ^uintptr(0)
+	argv0 := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), p.stubFD)
+	pid, err := forkExecStub(argv0, []uintptr{none, none, none, uintptr(p.memFD)})
+	if err != nil {
+		return 0, regs, fmt.Errorf("start stub: %w", err)
+	}
+	ws, err := wait4(pid)
+	if err != nil {
+		killAndReap(pid)
+		return 0, regs, fmt.Errorf("wait for stub %d exec: %w", pid, err)
+	}
+	if !ws.Stopped() || ws.StopSignal() != unix.SIGTRAP {
+		killAndReap(pid)
+		return 0, regs, fmt.Errorf("stub %d after exec: status %#x: %w", pid, uint32(ws), ErrStubDied)
+	}
+	if err := ptraceRaw(unix.PTRACE_SETOPTIONS, pid, 0, unix.PTRACE_O_EXITKILL); err != nil {
+		killAndReap(pid)
+		return 0, regs, fmt.Errorf("set ptrace options of stub %d: %w", pid, err)
+	}
+	if err := getRegs(pid, &regs); err != nil {
+		killAndReap(pid)
+		return 0, regs, fmt.Errorf("read registers of stub %d: %w", pid, err)
+	}
+	steps := []struct {
+		what string
+		nr   uint64
+		args [6]uint64
+	}{
+		{"unmap below stub", sysMunmap, [6]uint64{0, stubBase}},
+		{"unmap above stub", sysMunmap, [6]uint64{stubBase + pageSize, taskEnd - (stubBase + pageSize)}},
+		{"ignore SIGCHLD", sysRtSigaction, [6]uint64{uint64(unix.SIGCHLD), stubBase + stubSigactOff, 0, 8}},
+		{"set name", sysPrctl, [6]uint64{unix.PR_SET_NAME, stubBase + stubNameOff}},
+	}
+	for _, s := range steps {
+		if _, err := inject(pid, &regs, stubSyscallEntry, s.nr, s.args, 0); err != nil {
+			killAndReap(pid)
+			return 0, regs, fmt.Errorf("stub %d: %s: %w", pid, s.what, err)
+		}
+	}
+	return pid, regs, nil
+}
+
+// inject makes the stopped stub process pid (a leader or a stub thread)
+// execute system call nr with args from entry (stubSyscallEntry or
+// stubCloneEntry) and r15 set to r15, and waits until it stops again. base
+// holds valid segment registers. The registers of pid are overwritten.
+//
+// Preconditions: runs on the tracer of pid.
+func inject(pid int, base *platform.Registers, entry, nr uint64, args [6]uint64, r15 uint64) (uint64, error) {
+	regs := *base
+	regs.Rip = entry
+	regs.Rax = nr
+	regs.OrigRax = ^uint64(0)
+	regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9 = args[0], args[1], args[2], args[3], args[4], args[5]
+	regs.R15 = r15
+	if err := setRegs(pid, &regs); err != nil {
+		return 0, fmt.Errorf("inject syscall %d: set registers: %w", nr, err)
+	}
+	if err := ptraceRaw(unix.PTRACE_CONT, pid, 0, 0); err != nil {
+		return 0, fmt.Errorf("inject syscall %d: continue: %w", nr, err)
+	}
+	for {
+		ws, err := wait4(pid)
+		if err != nil {
+			return 0, fmt.Errorf("inject syscall %d: wait: %w", nr, err)
+		}
+		if !ws.Stopped() {
+			return 0, fmt.Errorf("inject syscall %d: status %#x: %w", nr, uint32(ws), ErrStubDied)
+		}
+		if ws.StopSignal() == unix.SIGTRAP {
+			break
+		}
+		// Some other signal (SIGCHLD from a dying stub thread...):
+		// suppress it and keep going.
+		if err := ptraceRaw(unix.PTRACE_CONT, pid, 0, 0); err != nil {
+			return 0, fmt.Errorf("inject syscall %d: continue after signal %v: %w", nr, ws.StopSignal(), err)
+		}
+	}
+	if err := getRegs(pid, &regs); err != nil {
+		return 0, fmt.Errorf("inject syscall %d: read registers: %w", nr, err)
+	}
+	if r := int64(regs.Rax); r < 0 && r > -4096 {
+		return 0, unix.Errno(-r)
+	}
+	return regs.Rax, nil
+}
+
+// killAndReap kills pid with SIGKILL and waits until it is gone. It is a
+// no-op for a pid that is not a child or tracee of this process.
+func killAndReap(pid int) {
+	_ = unix.Kill(pid, unix.SIGKILL)
+	for {
+		ws, err := wait4(pid)
+		if err != nil || ws.Exited() || ws.Signaled() {
+			return
+		}
+	}
+}
