@@ -10,9 +10,13 @@
 //   - TaskSet is the PID namespace: a map from thread ID to Task. The first
 //     task of a sandbox is PID 1 (the sandbox's init); thread IDs are
 //     allocated upward from there and are never reused while the sandbox
-//     runs, which keeps saved images unambiguous.
+//     runs, which keeps saved images unambiguous. When init exits, every
+//     other process is killed and the kernel's exit status is init's.
 //   - ThreadGroup is a process: its threads, its MM, FD table, filesystem
-//     context, limits, credentials and exit status.
+//     context, limits, credentials and exit status, its parent and the
+//     children it has not reaped (fork, wait4). A process whose last thread
+//     exited is a zombie until its parent reaps it; orphans go to init.
+//     execve replaces the MM of a single-threaded process.
 //   - Task is a thread. Each task has one task goroutine that executes it:
 //     application code through platform.Context.Switch, and syscalls.
 //   - MM is an address space (vmas, brk) mirrored into a
