@@ -182,8 +182,45 @@ func TestSyscall(t *testing.T) {
 }
 
 func TestRegistered(t *testing.T) {
-	if _, err := platform.Lookup("ptrace"); err != nil {
+	e := newEnv(t, 1<<20) // skips (or fails under SNAP_REQUIRE_ALL) without ptrace
+	ctor, err := platform.Lookup("ptrace")
+	if err != nil {
 		t.Fatalf("Lookup(ptrace) = %v, want a constructor", err)
+	}
+	p, err := ctor(platform.Options{MemoryFD: e.fd})
+	if err != nil {
+		t.Fatalf("constructor = %v", err)
+	}
+	defer p.Release()
+	if p.MinUserAddress() >= p.MaxUserAddress() || p.MaxUserAddress() > stubBase {
+		t.Errorf("user range [%#x, %#x), want non-empty and below the stub at %#x", p.MinUserAddress(), p.MaxUserAddress(), uint64(stubBase))
+	}
+	as, err := p.NewAddressSpace()
+	if err != nil {
+		t.Fatalf("NewAddressSpace = %v", err)
+	}
+	defer as.Release()
+	if err := as.MapFile(codeAddr, 0, pageSize, platform.AnyAccess, true); err != nil {
+		t.Errorf("MapFile = %v", err)
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	closed, err := unix.MemfdCreate("closed", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(closed)
+	for _, tc := range []struct {
+		name string
+		fd   int
+	}{{"negative", -1}, {"closed", closed}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if p, err := New(platform.Options{MemoryFD: tc.fd}); err == nil {
+				p.Release()
+				t.Errorf("New(MemoryFD: %d) = nil error, want one", tc.fd)
+			}
+		})
 	}
 }
 
