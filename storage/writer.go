@@ -500,11 +500,14 @@ func (w *Writer) Abort() error {
 	}
 	err := w.err
 	w.mu.Unlock()
+	// Cancelling unblocks a drain stuck in an upload; the drain then skips
+	// the remaining chunks (w.err is set), and only once it has stopped is
+	// the memory blob failed.
 	w.cancel()
+	w.finishMemory()
 	if w.memBlob != nil {
 		w.memBlob.fail(err)
 	}
-	w.finishMemory()
 	if w.state != nil && w.state.blob != nil {
 		if w.state.enc != nil {
 			w.state.enc.Close()
