@@ -294,12 +294,18 @@ func TestFault(t *testing.T) {
 		rwAddr   = 0x3100_0000
 		noneAddr = 0x3200_0000
 		unmapped = 0x3300_0000
+		pastEOF  = 0x3400_0000
 	)
 	for _, m := range []struct {
-		addr uint64
-		at   platform.AccessType
-	}{{roAddr, platform.Read}, {rwAddr, platform.ReadWrite}, {noneAddr, platform.NoAccess}} {
-		if err := a.MapFile(m.addr, dataOff, pageSize, m.at, false); err != nil {
+		addr, off uint64
+		at        platform.AccessType
+	}{
+		{roAddr, dataOff, platform.Read},
+		{rwAddr, dataOff, platform.ReadWrite},
+		{noneAddr, dataOff, platform.NoAccess},
+		{pastEOF, 1 << 20, platform.ReadWrite}, // the file is 1 MiB long
+	} {
+		if err := a.MapFile(m.addr, m.off, pageSize, m.at, false); err != nil {
 			t.Fatalf("MapFile(%#x, %v) = %v", m.addr, m.at, err)
 		}
 	}
@@ -316,6 +322,7 @@ func TestFault(t *testing.T) {
 		{"write unmapped", codeAddr + offStore, unmapped + 8, platform.ErrFault, unix.SIGSEGV, unmapped + 8, false, false},
 		{"write read-only", codeAddr + offStore, roAddr + 24, platform.ErrFault, unix.SIGSEGV, roAddr + 24, true, false},
 		{"read no-access", codeAddr + offLoad, noneAddr, platform.ErrFault, unix.SIGSEGV, noneAddr, false, false},
+		{"read past end of file", codeAddr + offLoad, pastEOF + 8, platform.ErrFault, unix.SIGBUS, pastEOF + 8, false, false},
 		{"execute non-executable", rwAddr + 0x100, 0, platform.ErrFault, unix.SIGSEGV, rwAddr + 0x100, false, true},
 		{"execute unmapped", unmapped, 0, platform.ErrFault, unix.SIGSEGV, unmapped, false, true},
 		{"ud2", codeAddr + offUD2, 0, platform.ErrSignal, unix.SIGILL, codeAddr + offUD2, false, false},
