@@ -98,6 +98,7 @@ func (k *Kernel) Start(o StartOptions) error {
 		sid:     tid,
 		creds:   hostCredentials(),
 		umask:   0o022,
+		exe:     absGuestPath(fs, name),
 		limits:  hostLimits(),
 	}
 	t := &Task{
@@ -302,4 +303,12 @@ func (k *Kernel) loadInterpreter(mm *MM, fs *vfs.FS, path string) (*loadedELF, e
 		return nil, fmt.Errorf("not a position-independent loader without its own PT_INTERP: %w", ErrNoExec)
 	}
 	return loadELF(mm, ef, r, path, 0)
+}
+
+// absGuestPath makes a program path absolute against the working directory.
+func absGuestPath(fs *vfs.FS, p string) string {
+	if path.IsAbs(p) {
+		return path.Clean(p)
+	}
+	return path.Join(fs.Getcwd(), p)
 }

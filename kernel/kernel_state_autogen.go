@@ -130,6 +130,7 @@ func init() {
 		{Name: "pgid", Type: "int32"},
 		{Name: "sid", Type: "int32"},
 		{Name: "creds", Type: "snapshotter/kernel.credentials"},
+		{Name: "exe", Type: "string"},
 		{Name: "umask", Type: "uint32"},
 		{Name: "limits", Type: "[16]snapshotter/kernel.rlimit"},
 	})
@@ -676,6 +677,7 @@ func (x *ThreadGroup) StateSave(e *stateify.Encoder) {
 	e.Int(int64(x.pgid))
 	e.Int(int64(x.sid))
 	x.creds.StateSave(e)
+	e.String(x.exe)
 	e.Uint(uint64(x.umask))
 	e.ArrayLen(16)
 	for i0 := range x.limits {
@@ -734,8 +736,10 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 15:
 			x.creds.StateLoad(ctx, d)
 		case 16:
-			x.umask = d.Uint32()
+			x.exe = d.String()
 		case 17:
+			x.umask = d.Uint32()
+		case 18:
 			d.ArrayLenExact(16)
 			for i0 := range x.limits {
 				x.limits[i0].StateLoad(ctx, d)

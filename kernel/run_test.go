@@ -126,7 +126,7 @@ func TestRunStaticPrograms(t *testing.T) {
 		wantStatus kernel.ExitStatus
 	}{
 		{"args", []string{"args", "a b", ""}, []string{"KPROBE=yes"}, []string{
-			"argv[1]=args", "argv[2]=a b", "argv[3]=", "env=yes", "pid=1 ppid=0 tid=1", "pagesz=4096 random=1 execfn=",
+			"argv[1]=args", "argv[2]=a b", "argv[3]=", "env=yes", "pid=1 ppid=0 tid=1", "pagesz=4096 random=1 execfn=", "exe-ok=1 stdout-alias=1",
 		}, kernel.ExitStatus{}},
 		{"file through symlink", []string{"file", link}, nil, []string{
 			"read 11 bytes, size 11: hello file", "open for writing: Read-only file system", "mmap: hello",

@@ -122,6 +122,9 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	t.mu.Lock()
 	t.name = commName(p)
 	t.mu.Unlock()
+	tg.mu.Lock()
+	tg.exe = absGuestPath(tg.fs, p)
+	tg.mu.Unlock()
 	ts := k.tasks
 	ts.mu.Lock()
 	if tg.vforkDone != nil {

@@ -2,6 +2,9 @@ package kernel
 
 import (
 	"encoding/binary"
+	"errors"
+	"path"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -128,8 +131,13 @@ func (t *Task) openat(dirfd int32, pathAddr uint64, flags, mode uint32) (uint64,
 	t.tg.mu.Lock()
 	mode &^= t.tg.umask
 	t.tg.mu.Unlock()
-	f, err := t.tg.fs.OpenAt(dir, p, flags&^unix.O_CLOEXEC, mode)
-	if err != nil {
+	var f *vfs.File
+	if fd, ok := t.tg.fs.FDAlias(dir, p); ok {
+		// /dev/stdin, /proc/self/fd/N...: the descriptor's file itself.
+		if f, err = t.getFile(fd); err != nil {
+			return 0, unix.ENOENT
+		}
+	} else if f, err = t.tg.fs.OpenAt(dir, p, flags&^unix.O_CLOEXEC, mode); err != nil {
 		return 0, err
 	}
 	defer f.DecRef()
@@ -205,7 +213,50 @@ func (t *Task) fstatat(dirfd int32, pathAddr uint64, flags int) (vfs.Stat, error
 		defer release()
 		dir = d
 	}
+	if fd, ok := t.tg.fs.FDAlias(dir, p); ok && flags&unix.AT_SYMLINK_NOFOLLOW == 0 {
+		f, err := t.getFile(fd)
+		if err != nil {
+			return vfs.Stat{}, unix.ENOENT
+		}
+		defer f.DecRef()
+		return f.Stat()
+	}
 	return t.tg.fs.Fstatat(dir, p, flags&(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH))
+}
+
+// errNotProcLink means a path is not one of the links the kernel answers.
+var errNotProcLink = errors.New("not a process link")
+
+// procLink answers readlink for the links that describe the process
+// itself (the host's /proc would describe the sentry): /proc/self/exe,
+// /proc/self/cwd, /proc/self/fd/N and /dev/fd/N, and /dev/std{in,out,err}.
+func (t *Task) procLink(dir *vfs.File, p string) (string, error) {
+	if fd, ok := t.tg.fs.FDAlias(dir, p); ok {
+		clean := path.Clean(p)
+		switch clean {
+		case "/dev/stdin", "/dev/stdout", "/dev/stderr":
+			return "/proc/self/fd/" + strconv.Itoa(int(fd)), nil
+		}
+		f, err := t.getFile(fd)
+		if err != nil {
+			return "", unix.ENOENT
+		}
+		defer f.DecRef()
+		return f.LinkName(), nil
+	}
+	if p == "" || p[0] != '/' {
+		return "", errNotProcLink
+	}
+	self := "/proc/" + strconv.Itoa(int(t.tg.tgid))
+	switch path.Clean(p) {
+	case "/proc/self/exe", self + "/exe":
+		t.tg.mu.Lock()
+		defer t.tg.mu.Unlock()
+		return t.tg.exe, nil
+	case "/proc/self/cwd", self + "/cwd":
+		return t.tg.fs.Getcwd(), nil
+	}
+	return "", errNotProcLink
 }
 
 // statx flags that only tune caching and are ignored here.
@@ -236,7 +287,10 @@ func (t *Task) readlink(dirfd int32, pathAddr, bufAddr, size uint64) (uint64, er
 		return 0, err
 	}
 	defer release()
-	target, err := t.tg.fs.Readlinkat(dir, p)
+	target, err := t.procLink(dir, p)
+	if err == errNotProcLink {
+		target, err = t.tg.fs.Readlinkat(dir, p)
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -107,6 +107,9 @@ type ThreadGroup struct {
 	pgid, sid int32
 	// creds are the process's IDs. Protected by mu.
 	creds credentials
+	// exe is the guest path of the running program (/proc/self/exe).
+	// Protected by mu.
+	exe string
 	// umask is the file mode creation mask. Protected by mu.
 	umask uint32
 	// limits are the resource limits, indexed by RLIMIT_*. Protected by mu.

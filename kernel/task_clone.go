@@ -148,6 +148,7 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 		sid:        ptg.sid,
 		creds:      ptg.creds,
 		umask:      ptg.umask,
+		exe:        ptg.exe,
 		limits:     ptg.limits,
 		exitSignal: int32(flags & 0xff),
 	}

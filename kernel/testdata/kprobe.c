@@ -46,6 +46,12 @@ int main(int argc, char **argv)
 		printf("env=%s\n", getenv("KPROBE") ? getenv("KPROBE") : "(unset)");
 		printf("pid=%d ppid=%d tid=%ld\n", getpid(), getppid(), syscall(SYS_gettid));
 		printf("pagesz=%lu random=%d execfn=%s\n", getauxval(AT_PAGESZ), getauxval(AT_RANDOM) != 0, (char *)getauxval(AT_EXECFN));
+		char exe[4096];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+		exe[n < 0 ? 0 : n] = 0;
+		struct stat a, b;
+		int same = stat("/dev/stdout", &a) == 0 && fstat(1, &b) == 0 && a.st_ino == b.st_ino;
+		printf("exe-ok=%d stdout-alias=%d\n", !strcmp(exe, argv[0]), same);
 		return 0;
 	}
 	if (!strcmp(mode, "file")) {
