@@ -173,7 +173,9 @@ func TestHelperProcess(t *testing.T) {
 		var at platform.AccessType
 		c.Switch(a, st, &info, &at)
 	}()
-	waitRunning(t, c)
+	if err := waitRunning(c); err != nil {
+		t.Fatal(err)
+	}
 	e.p.refilling.Wait()
 	// A spare, three leaders and their stub threads (two stopped, the
 	// running one, and one for the thread that mapped the third address

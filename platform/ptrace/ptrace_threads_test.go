@@ -15,9 +15,9 @@ import (
 	"snapshotter/platform"
 )
 
-// waitRunning waits until Switch on c has started its stub thread.
-func waitRunning(t *testing.T, c platform.Context) {
-	t.Helper()
+// waitRunning waits until Switch on c has started its stub thread. It may
+// be called from any goroutine.
+func waitRunning(c platform.Context) error {
 	ctx := c.(*context)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -25,11 +25,11 @@ func waitRunning(t *testing.T, c platform.Context) {
 		r := ctx.running != nil
 		ctx.mu.Unlock()
 		if r {
-			return
+			return nil
 		}
 		time.Sleep(time.Millisecond)
 	}
-	t.Fatal("Switch never started running the stub thread")
+	return errors.New("Switch never started running the stub thread")
 }
 
 func TestInterrupt(t *testing.T) {
@@ -45,8 +45,10 @@ func TestInterrupt(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			waitRunning(t, c)
-			c.Interrupt()
+			if err := waitRunning(c); err != nil {
+				t.Error(err)
+			}
+			c.Interrupt() // in any case, so that Switch returns
 		}()
 		_, _, err := switchOnce(c, a, st)
 		<-done
