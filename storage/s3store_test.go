@@ -203,3 +203,73 @@ func TestS3ServerKilledMidWrite(t *testing.T) {
 		t.Errorf("Verify after restart = %v", err)
 	}
 }
+
+func TestS3ConfigFromEnv(t *testing.T) {
+	tests := []struct {
+		endpoint, region string
+		want             storage.S3Config
+		err              error
+	}{
+		{"", "", storage.S3Config{Endpoint: "s3.amazonaws.com", Secure: true}, nil},
+		{"http://127.0.0.1:9000", "", storage.S3Config{Endpoint: "127.0.0.1:9000"}, nil},
+		{"https://s3.example.com/", "eu-1", storage.S3Config{Endpoint: "s3.example.com", Secure: true, Region: "eu-1"}, nil},
+		{"minio.local:9000", "", storage.S3Config{Endpoint: "minio.local:9000", Secure: true}, nil},
+		{"http://host/path", "", storage.S3Config{}, storage.ErrInvalidArgument},
+	}
+	for _, tc := range tests {
+		t.Setenv("SNAP_S3_ENDPOINT", tc.endpoint)
+		t.Setenv("AWS_REGION", tc.region)
+		t.Setenv("AWS_DEFAULT_REGION", "")
+		got, err := storage.S3ConfigFromEnv()
+		if !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) || err == nil && got != tc.want {
+			t.Errorf("S3ConfigFromEnv(SNAP_S3_ENDPOINT=%q) = %+v, %v; want %+v, %v", tc.endpoint, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// TestS3URIFromEnv goes through the URI path a user takes: s3:// URIs with
+// the endpoint and credentials from the environment.
+func TestS3URIFromEnv(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "env")
+	t.Setenv("SNAP_S3_ENDPOINT", "http://"+srv.Endpoint)
+	t.Setenv("AWS_ACCESS_KEY_ID", miniotest.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", miniotest.SecretKey)
+	ctx := context.Background()
+	const uri = "s3://env/team/images/app"
+	w, err := storage.CreateImage(ctx, uri, "", storage.CreateOptions{})
+	if err != nil {
+		t.Fatalf("CreateImage(%s) = %v", uri, err)
+	}
+	defer w.Abort()
+	buf := make([]byte, 1<<20)
+	storetest.FillMixed(buf, 0)
+	if err := w.WriteMemory(0, buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Commit(); err != nil {
+		t.Fatalf("Commit = %v", err)
+	}
+	if w.URI() != uri {
+		t.Errorf("URI() = %s, want %s", w.URI(), uri)
+	}
+	img, err := storage.OpenImage(ctx, uri, "/ignored")
+	if err != nil {
+		t.Fatalf("OpenImage(%s) = %v", uri, err)
+	}
+	defer img.Close()
+	got := make([]byte, len(buf))
+	if err := img.ReadMemoryTo(ctx, func(off uint64, n int) ([]byte, error) { return got[off : off+uint64(n)], nil }); err != nil {
+		t.Fatalf("ReadMemoryTo = %v", err)
+	}
+	if !bytes.Equal(got, buf) {
+		t.Errorf("memory read back through %s differs", uri)
+	}
+	s, err := storage.Open(ctx, "s3://env/team/images")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := s.List(ctx); err != nil || len(ents) != 1 || ents[0].URI != uri {
+		t.Errorf("List(s3://env/team/images) = %+v, %v; want just %s", ents, err, uri)
+	}
+}
