@@ -285,8 +285,19 @@ func (d *Decoder) peekStruct() *streamType {
 // Struct reads the header of a value of type ti and returns, for each field
 // in the stream, the local field index to decode it into or -1 to skip it.
 func (d *Decoder) Struct(ti *TypeInfo) []int {
-	n := d.ArrayLen()
-	t := d.Uint64()
+	var n int
+	var t uint64
+	if b := d.buf[d.pos:]; len(b) >= 2 && b[0]&0xf0 == 0x90 && b[1] < 0x80 {
+		// Common case: fixarray header and a small type index.
+		n, t = int(b[0]&0x0f), uint64(b[1])
+		if n > len(b)-1 {
+			failf(ErrCorrupt, "array of %d elements with %d bytes left", n, len(b)-1)
+		}
+		d.pos += 2
+	} else {
+		n = d.ArrayLen()
+		t = d.Uint64()
+	}
 	if t >= uint64(len(d.types)) {
 		failf(ErrCorrupt, "type index %d out of range (%d types)", t, len(d.types))
 	}
@@ -548,6 +559,14 @@ func (d *Decoder) nextNil() bool {
 
 // Bool decodes a bool.
 func (d *Decoder) Bool() bool {
+	if b := d.buf[d.pos:]; len(b) > 0 && b[0]&0xfe == 0xc2 {
+		d.pos++
+		return b[0] == 0xc3
+	}
+	return d.boolSlow()
+}
+
+func (d *Decoder) boolSlow() bool {
 	switch c := d.byte1(); c {
 	case 0xc2:
 		return false
@@ -561,6 +580,14 @@ func (d *Decoder) Bool() bool {
 
 // Int64 decodes any msgpack integer that fits in an int64.
 func (d *Decoder) Int64() int64 {
+	if b := d.buf[d.pos:]; len(b) > 0 && (b[0] <= 0x7f || b[0] >= 0xe0) {
+		d.pos++
+		return int64(int8(b[0]))
+	}
+	return d.int64Slow()
+}
+
+func (d *Decoder) int64Slow() int64 {
 	c := d.byte1()
 	if c <= 0x7f {
 		return int64(c)
@@ -596,6 +623,14 @@ func (d *Decoder) Int64() int64 {
 
 // Uint64 decodes any non-negative msgpack integer.
 func (d *Decoder) Uint64() uint64 {
+	if p := d.pos; p < len(d.buf) && d.buf[p] < 0x80 {
+		d.pos = p + 1
+		return uint64(d.buf[p])
+	}
+	return d.uint64Slow()
+}
+
+func (d *Decoder) uint64Slow() uint64 {
 	c := d.byte1()
 	if c <= 0x7f {
 		return uint64(c)
@@ -745,6 +780,14 @@ func (d *Decoder) ByteArray(dst []byte) {
 // ArrayLen decodes an array header whose length the remaining input can
 // hold (every element takes at least one byte).
 func (d *Decoder) ArrayLen() int {
+	if b := d.buf[d.pos:]; len(b) > 0 && b[0]&0xf0 == 0x90 && int(b[0]&0x0f) < len(b) {
+		d.pos++
+		return int(b[0] & 0x0f)
+	}
+	return d.arrayLenSlow()
+}
+
+func (d *Decoder) arrayLenSlow() int {
 	c := d.byte1()
 	var n int
 	switch {
