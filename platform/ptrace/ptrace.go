@@ -55,8 +55,8 @@
 //     into the stub thread that the calling OS thread traces (creating it if
 //     needed, as Switch would): the OS thread that maps memory is nearly
 //     always the one that runs the application. That costs one round trip
-//     to the stub (about 40 µs here) instead of two more hand-offs through
-//     the master (85 µs idle, milliseconds on a loaded host). The master
+//     to the stub (about 30 µs here) instead of two more hand-offs through
+//     the master (95 µs or more; milliseconds on a loaded host). The master
 //     injects into the stub leader only when that fails.
 //
 // Stub threads are separate processes (no CLONE_THREAD) so that the death
