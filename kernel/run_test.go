@@ -137,6 +137,9 @@ func TestRunStaticPrograms(t *testing.T) {
 		{"threads", []string{"threads"}, nil, []string{"counter=80000 distinct-tids=1"}, kernel.ExitStatus{}},
 		{"main thread exits first", []string{"thread-exit"}, nil, nil, kernel.ExitStatus{}},
 		{"fork, exec, spawn, wait", []string{"fork"}, nil, []string{"fork child pid>1=1 exit=5", "spawn child signal=11", "echild=1"}, kernel.ExitStatus{}},
+		{"select and poll on a pipe", []string{"select"}, nil, []string{
+			"select empty: n=0 set=0", "poll empty: n=0", "select ready: n=2 r=1 w=1", "poll ready: n=1 in=1", "read=1 eof-read=0",
+		}, kernel.ExitStatus{}},
 		{"exit 42", []string{"exit", "42"}, nil, nil, kernel.ExitStatus{Code: 42}},
 		{"null dereference", []string{"segv"}, nil, nil, kernel.ExitStatus{Signal: int(unix.SIGSEGV)}},
 		{"unknown syscall", []string{"enosys"}, nil, nil, kernel.ExitStatus{}},

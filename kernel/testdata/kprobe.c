@@ -12,7 +12,9 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <spawn.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/select.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -142,6 +144,32 @@ int main(int argc, char **argv)
 		waitpid(q, &st, 0);
 		printf("spawn child signal=%d\n", WIFSIGNALED(st) ? WTERMSIG(st) : -1);
 		printf("echild=%d\n", waitpid(-1, &st, 0) == -1 && errno == ECHILD);
+		return 0;
+	}
+	if (!strcmp(mode, "select")) {
+		int p[2];
+		if (pipe(p) != 0)
+			return 1;
+		fd_set r, w;
+		FD_ZERO(&r);
+		FD_SET(p[0], &r);
+		struct timeval tv = {0, 10000};
+		int n = select(p[0] + 1, &r, NULL, NULL, &tv);
+		printf("select empty: n=%d set=%d\n", n, FD_ISSET(p[0], &r));
+		struct pollfd pf = {p[0], POLLIN, 0};
+		printf("poll empty: n=%d\n", poll(&pf, 1, 10));
+		if (write(p[1], "x", 1) != 1)
+			return 1;
+		FD_ZERO(&r);
+		FD_SET(p[0], &r);
+		FD_ZERO(&w);
+		FD_SET(p[1], &w);
+		n = select(p[1] + 1, &r, &w, NULL, NULL);
+		printf("select ready: n=%d r=%d w=%d\n", n, FD_ISSET(p[0], &r), FD_ISSET(p[1], &w));
+		printf("poll ready: n=%d in=%d\n", poll(&pf, 1, -1), (pf.revents & POLLIN) != 0);
+		close(p[1]);
+		char c;
+		printf("read=%zd eof-read=%zd\n", read(p[0], &c, 1), read(p[0], &c, 1));
 		return 0;
 	}
 	if (!strcmp(mode, "exit"))
