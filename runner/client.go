@@ -272,6 +272,9 @@ func Save(ctx context.Context, sd StateDir, id string, req SaveRequest, progress
 		return "", err
 	}
 	defer c.Close()
+	if req.Env == nil {
+		req.Env = clientSaveEnv()
+	}
 	r, err := c.Call(ctx, Request{Type: ReqSave, Save: &req}, progress)
 	if err != nil {
 		return "", err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -60,6 +61,41 @@ type SaveRequest struct {
 	// LeaveRunning keeps the sandbox running after a committed save;
 	// otherwise it exits.
 	LeaveRunning bool `msgpack:"leave_running,omitempty"`
+	// Env holds the client's values of SaveEnvKeys (absent: unset), so that
+	// the store is reached as the client would reach it, whatever the
+	// sentry's own environment was when it started.
+	Env map[string]string `msgpack:"env,omitempty"`
+}
+
+// SaveEnvKeys are the environment variables that locate and authenticate
+// image stores; a save uses the client's values.
+var SaveEnvKeys = []string{
+	"SNAP_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+	"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE",
+	"MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD",
+	"XDG_DATA_HOME", "HOME",
+}
+
+// clientSaveEnv returns this process's values of SaveEnvKeys.
+func clientSaveEnv() map[string]string {
+	env := map[string]string{}
+	for _, k := range SaveEnvKeys {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// applySaveEnv makes the process environment's SaveEnvKeys those of env.
+func applySaveEnv(env map[string]string) {
+	for _, k := range SaveEnvKeys {
+		if v, ok := env[k]; ok {
+			os.Setenv(k, v)
+		} else {
+			os.Unsetenv(k)
+		}
+	}
 }
 
 // Response is a sentry-to-client message: zero or more KindProgress frames,

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,7 +16,7 @@ import (
 )
 
 func TestFrameRoundTrip(t *testing.T) {
-	in := Request{Version: ProtocolVersion, ID: 7, Type: ReqSave, Save: &SaveRequest{To: "s3://b/p/n", LeaveRunning: true}}
+	in := Request{Version: ProtocolVersion, ID: 7, Type: ReqSave, Save: &SaveRequest{To: "s3://b/p/n", LeaveRunning: true, Env: map[string]string{"HOME": "/h"}}}
 	var buf bytes.Buffer
 	if err := WriteFrame(&buf, &in); err != nil {
 		t.Fatalf("WriteFrame = %v", err)
@@ -24,7 +25,7 @@ func TestFrameRoundTrip(t *testing.T) {
 	if err := ReadFrame(&buf, &out); err != nil {
 		t.Fatalf("ReadFrame = %v", err)
 	}
-	if out.ID != in.ID || out.Type != in.Type || out.Save == nil || *out.Save != *in.Save {
+	if out.ID != in.ID || out.Type != in.Type || out.Save == nil || !reflect.DeepEqual(*out.Save, *in.Save) {
 		t.Errorf("ReadFrame(WriteFrame(%+v)) = %+v", in, out)
 	}
 }

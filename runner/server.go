@@ -259,6 +259,9 @@ func (s *Server) save(ctx context.Context, req *Request, progress func(Progress)
 		return "", fmt.Errorf("save %s: %w: another save is running", s.id, ErrBusy)
 	}
 	defer s.saveMu.Unlock()
+	if req.Save.Env != nil {
+		applySaveEnv(req.Save.Env)
+	}
 	uri, err := s.sb.Save(ctx, *req.Save, progress)
 	if err != nil {
 		return "", err

@@ -1,0 +1,124 @@
+package checkpoint
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// copyImage copies image name of the test's default file store to a new
+// name and returns the new image's directory.
+func (e *env) copyImage(name, to string) string {
+	e.t.Helper()
+	store := filepath.Join(e.dir, "data", "snap", "images")
+	dst := filepath.Join(store, to)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	ents, err := os.ReadDir(filepath.Join(store, name))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, ent := range ents {
+		b, err := os.ReadFile(filepath.Join(store, name, ent.Name()))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, ent.Name()), b, 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// edit rewrites file path with f.
+func edit(t *testing.T, path string, f func([]byte) []byte) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, f(b), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBadInput: every bad image or request fails with one line on stderr
+// and a non-zero status, without a panic, and the running sandbox goes on
+// untouched.
+func TestBadInput(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "sleeper"))
+	waitLines(t, out, 1)
+	e.must("save", id, "--leave-running", "--to", "good")
+
+	// Bad images: a restore fails before anything runs.
+	for _, tc := range []struct {
+		name   string
+		break_ func(dir string)
+		want   string
+	}{
+		{"corrupt chunk", func(dir string) {
+			edit(t, filepath.Join(dir, "memory.bin"), func(b []byte) []byte { b[len(b)/2] ^= 0x40; return b })
+		}, "corrupt"},
+		{"truncated state", func(dir string) {
+			edit(t, filepath.Join(dir, "state.zst"), func(b []byte) []byte { return b[:len(b)/2] })
+		}, "corrupt"},
+		{"missing manifest", func(dir string) {
+			os.Remove(filepath.Join(dir, "manifest"))
+		}, "not found"},
+		{"newer major version", func(dir string) {
+			edit(t, filepath.Join(dir, "manifest"), func(b []byte) []byte { b[8]++; return b })
+		}, "format 2.0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := strings.ReplaceAll(tc.name, " ", "-")
+			tc.break_(e.copyImage("good", name))
+			for _, args := range [][]string{{"restore", name}, {"restore", name, "-d", "--id", "bad-" + name}} {
+				msg := e.mustFail(args...)
+				if !strings.Contains(msg, tc.want) {
+					t.Errorf("snap %s: stderr %q, want it to say %q", strings.Join(args, " "), msg, tc.want)
+				}
+			}
+			if m := e.meta("bad-" + name); m["status"] != "failed" {
+				t.Errorf("sandbox of a failed restore -d: status %v, want failed", m["status"])
+			}
+		})
+	}
+
+	// Bad requests: the sandbox is left running.
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"unknown ID save", []string{"save", "nosuch"}, nil, "no such sandbox"},
+		{"unknown ID kill", []string{"kill", "nosuch"}, nil, "no such sandbox"},
+		{"unknown ID wait", []string{"wait", "nosuch"}, nil, "no such sandbox"},
+		{"bad ID", []string{"save", "../x"}, nil, "invalid sandbox ID"},
+		{"bad signal", []string{"kill", id, "NOPE"}, nil, "invalid signal"},
+		{"existing --to", []string{"save", id, "--to", "good"}, nil, "exists"},
+		{"unreachable S3", []string{"save", id, "--to", "s3://bucket/img"},
+			[]string{"SNAP_S3_ENDPOINT=http://127.0.0.1:1", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y"}, "127.0.0.1:1"},
+		{"restore unreachable S3", []string{"restore", "s3://bucket/img"},
+			[]string{"SNAP_S3_ENDPOINT=http://127.0.0.1:1", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y"}, "127.0.0.1:1"},
+		{"taken ID", []string{"restore", "good", "-d", "--id", id}, nil, "already in use"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.extra = tc.env
+			defer func() { e.extra = nil }()
+			n := len(lines(out))
+			msg := e.mustFail(tc.args...)
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("snap %s: stderr %q, want it to say %q", strings.Join(tc.args, " "), msg, tc.want)
+			}
+			if st := e.meta(id)["status"]; st != "running" {
+				t.Fatalf("sandbox status after %s = %v, want running", tc.name, st)
+			}
+			ls := waitLines(t, out, n+2)
+			checkClean(t, "sandbox", ls)
+		})
+	}
+}

@@ -1,0 +1,317 @@
+package checkpoint
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"snapshotter/internal/prereq"
+)
+
+// knownBroken lists tests that cannot pass yet, with the reason; they are
+// skipped (not failed) so the suite stays honest. The goal is an empty map.
+var knownBroken = map[string]string{
+	"TestSignalPendingAtSave": "the kernel has no signal masks or queues yet (sigprocmask, sigpending)",
+	"TestItimerAfterRestore":  "setitimer is not implemented yet (ENOSYS)",
+}
+
+func skipIfBroken(t *testing.T) {
+	t.Helper()
+	if why, ok := knownBroken[t.Name()]; ok {
+		t.Skipf("known broken: %s", why)
+	}
+}
+
+var (
+	snapBin  string
+	buildErr error
+	tmpRoot  string
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	tmpRoot, err = os.MkdirTemp("", "snap-checkpoint")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	snapBin = filepath.Join(tmpRoot, "snap")
+	if out, err := exec.Command("go", "build", "-o", snapBin, "snapshotter/cmd/snapshotter").CombinedOutput(); err != nil {
+		buildErr = fmt.Errorf("go build snap: %v\n%s", err, out)
+	}
+	code := m.Run()
+	os.RemoveAll(tmpRoot)
+	os.Exit(code)
+}
+
+var (
+	progMu sync.Mutex
+	progs  = map[string]string{}
+)
+
+// program compiles testdata/c/NAME.c with gcc -static (once per run).
+func program(t *testing.T, name string) string {
+	t.Helper()
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	cc := prereq.Binary(t, "gcc")
+	progMu.Lock()
+	defer progMu.Unlock()
+	if p, ok := progs[name]; ok {
+		return p
+	}
+	out := filepath.Join(tmpRoot, name)
+	src := filepath.Join("..", "testdata", "c", name+".c")
+	if b, err := exec.Command(cc, "-static", "-O2", "-o", out, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc -static %s: %v\n%s", src, err, b)
+	}
+	progs[name] = out
+	return out
+}
+
+// env is one test's snap environment: its own state directory and store.
+type env struct {
+	t     *testing.T
+	dir   string
+	extra []string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	skipIfBroken(t)
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		prereq.Missing(t, "procfs: %v", err)
+	}
+	e := &env{t: t, dir: t.TempDir()}
+	t.Cleanup(e.killAll)
+	return e
+}
+
+func (e *env) environ() []string {
+	return append(os.Environ(),
+		"SNAP_STATE_DIR="+filepath.Join(e.dir, "state"),
+		"XDG_DATA_HOME="+filepath.Join(e.dir, "data"),
+		"SNAP_STORE=")
+}
+
+// result is what one snap command did.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// snap runs the snap binary with args and returns its output and status.
+func (e *env) snap(args ...string) result {
+	e.t.Helper()
+	cmd := exec.Command(snapBin, args...)
+	cmd.Env = append(e.environ(), e.extra...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("snap %v: %v", args, err)
+	}
+	return r
+}
+
+// must runs snap and fails the test unless it exits 0.
+func (e *env) must(args ...string) string {
+	e.t.Helper()
+	r := e.snap(args...)
+	if r.code != 0 {
+		e.t.Fatalf("snap %s = exit %d, stderr %q", strings.Join(args, " "), r.code, r.stderr)
+	}
+	return r.stdout
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// mustFail runs snap, expects a non-zero status and one line on stderr
+// without a panic, and returns that line.
+func (e *env) mustFail(args ...string) string {
+	e.t.Helper()
+	r := e.snap(args...)
+	if r.code == 0 {
+		e.t.Fatalf("snap %s = exit 0 (stdout %q), want a failure", strings.Join(args, " "), r.stdout)
+	}
+	msg := strings.TrimSuffix(r.stderr, "\n")
+	if msg == "" || strings.Contains(msg, "\n") || strings.Contains(msg, "panic") || strings.Contains(msg, "goroutine ") {
+		e.t.Errorf("snap %s: stderr = %q, want one line without a panic", strings.Join(args, " "), r.stderr)
+	}
+	return msg
+}
+
+// runDetached starts argv with snap run -d, stdout to a file; returns the
+// ID and the file.
+func (e *env) runDetached(stdin string, argv ...string) (string, string) {
+	e.t.Helper()
+	out := filepath.Join(e.dir, fmt.Sprintf("out-%d", time.Now().UnixNano()))
+	args := []string{"run", "-d", "--stdout", out, "--stderr", out}
+	if stdin != "" {
+		args = append(args, "--stdin", stdin)
+	}
+	id := strings.TrimSpace(e.must(append(append(args, "--"), argv...)...))
+	return id, out
+}
+
+// restoreDetached restores uri with snap restore -d.
+func (e *env) restoreDetached(uri, stdin string) (string, string) {
+	e.t.Helper()
+	out := filepath.Join(e.dir, fmt.Sprintf("rout-%d", time.Now().UnixNano()))
+	args := []string{"restore", uri, "-d", "--stdout", out, "--stderr", out}
+	if stdin != "" {
+		args = append(args, "--stdin", stdin)
+	}
+	id := strings.TrimSpace(e.must(args...))
+	return id, out
+}
+
+// meta reads a sandbox's metadata file.
+func (e *env) meta(id string) map[string]any {
+	e.t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.dir, "state", id, "meta.json"))
+	if err != nil {
+		e.t.Fatalf("read metadata of %s: %v", id, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		e.t.Fatalf("parse metadata of %s: %v", id, err)
+	}
+	return m
+}
+
+// killAll kills every sandbox of the test that still runs.
+func (e *env) killAll() {
+	ents, _ := os.ReadDir(filepath.Join(e.dir, "state"))
+	for _, ent := range ents {
+		b, err := os.ReadFile(filepath.Join(e.dir, "state", ent.Name(), "meta.json"))
+		if err != nil {
+			continue
+		}
+		var m struct {
+			PID    int    `json:"pid"`
+			Status string `json:"status"`
+		}
+		if json.Unmarshal(b, &m) == nil && m.Status == "running" && m.PID > 0 {
+			syscall.Kill(m.PID, syscall.SIGKILL)
+		}
+	}
+}
+
+// lines returns the lines of file path.
+func lines(path string) []string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		out = append(out, sc.Text())
+	}
+	return out
+}
+
+// waitLines waits until file path has at least n lines and returns them.
+func waitLines(t *testing.T, path string, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		l := lines(path)
+		if len(l) >= n {
+			return l
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has %d lines %q, want at least %d", path, len(l), l, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// number returns the number in a line like "count 12 sum OK".
+func number(t *testing.T, line string) int {
+	t.Helper()
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		t.Fatalf("line %q has no number", line)
+	}
+	n, err := strconv.Atoi(f[1])
+	if err != nil {
+		t.Fatalf("line %q: %v", line, err)
+	}
+	return n
+}
+
+// checkClean fails if any line reports a broken invariant.
+func checkClean(t *testing.T, what string, ls []string) {
+	t.Helper()
+	for _, l := range ls {
+		for _, bad := range []string{"CORRUPT", "CLOCK BACKWARD", "SHORT SLEEP", "DISARMED", "snap:"} {
+			if strings.Contains(l, bad) {
+				t.Errorf("%s printed %q", what, l)
+			}
+		}
+	}
+}
+
+// saveAfter waits for line n of the sandbox's output, saves it with extra
+// arguments and returns the image URI and the last line printed before
+// the save completed.
+func (e *env) saveAfter(id, out string, n int, extra ...string) (string, string) {
+	e.t.Helper()
+	waitLines(e.t, out, n)
+	r := e.must(append([]string{"save", id}, extra...)...)
+	uri := lastLine(r)
+	ls := lines(out)
+	return uri, ls[len(ls)-1]
+}
+
+// waitGone waits until the sandbox's sentry is gone.
+func (e *env) waitGone(id string) {
+	e.t.Helper()
+	for i := 0; i < 2000; i++ {
+		m := e.meta(id)
+		if pid, _ := m["pid"].(float64); m["status"] != "running" || syscall.Kill(int(pid), 0) != nil {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.t.Fatalf("sandbox %s still running", id)
+}
+
+// fifo makes a named pipe in the test directory and opens it for writing
+// (O_RDWR, so that the open does not wait for a reader).
+func (e *env) fifo(name string) *os.File {
+	e.t.Helper()
+	p := filepath.Join(e.dir, name)
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { f.Close() })
+	return f
+}
