@@ -166,10 +166,13 @@ int main(int argc, char **argv)
 		FD_SET(p[1], &w);
 		n = select(p[1] + 1, &r, &w, NULL, NULL);
 		printf("select ready: n=%d r=%d w=%d\n", n, FD_ISSET(p[0], &r), FD_ISSET(p[1], &w));
-		printf("poll ready: n=%d in=%d\n", poll(&pf, 1, -1), (pf.revents & POLLIN) != 0);
+		n = poll(&pf, 1, -1);
+		printf("poll ready: n=%d in=%d\n", n, (pf.revents & POLLIN) != 0);
 		close(p[1]);
 		char c;
-		printf("read=%zd eof-read=%zd\n", read(p[0], &c, 1), read(p[0], &c, 1));
+		ssize_t r1 = read(p[0], &c, 1);
+		ssize_t r2 = read(p[0], &c, 1);
+		printf("read=%zd eof-read=%zd\n", r1, r2);
 		return 0;
 	}
 	if (!strcmp(mode, "exit"))
