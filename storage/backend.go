@@ -36,8 +36,9 @@ type staging interface {
 	// key returns the manifest-relative key for blob base name base.
 	key(base string) string
 	// create starts writing the blob with the given key. Blobs are written
-	// concurrently with one another.
-	create(key string) (blobWriter, error)
+	// concurrently with one another. big asks for a parallel upload (the
+	// memory blob); small blobs use one buffer.
+	create(key string, big bool) (blobWriter, error)
 	// commit publishes manifest last, atomically. Without replace it fails
 	// with ErrAlreadyExists if the name is taken, and leaves nothing behind.
 	commit(manifest []byte, replace bool) error
@@ -65,5 +66,7 @@ type handle interface {
 // blob gives ErrCorrupt, a missing one ErrNotFound.
 type blobReader interface {
 	readAt(ctx context.Context, p []byte, off int64) error
+	// size returns the stored size of the blob.
+	size(ctx context.Context) (int64, error)
 	close() error
 }

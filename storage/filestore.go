@@ -75,7 +75,7 @@ type fileStaging struct {
 
 func (s *fileStaging) key(base string) string { return base }
 
-func (s *fileStaging) create(key string) (blobWriter, error) {
+func (s *fileStaging) create(key string, _ bool) (blobWriter, error) {
 	fl, err := os.OpenFile(filepath.Join(s.dir, key), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create blob %s: %w", key, err)
@@ -263,6 +263,14 @@ func (b *fileBlob) readAt(_ context.Context, p []byte, off int64) error {
 		return fmt.Errorf("%s: %d bytes at %d, blob truncated: %w", b.f.Name(), len(p), off, ErrCorrupt)
 	}
 	return err
+}
+
+func (b *fileBlob) size(context.Context) (int64, error) {
+	fi, err := b.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
 }
 
 func (b *fileBlob) close() error { return b.f.Close() }

@@ -379,6 +379,9 @@ func ParseIndex(b []byte, m *Manifest) ([]Chunk, error) {
 			return nil, bad("chunk %d stored length %d past memory blob size %d", i, c.StoredLen, m.Memory.Size)
 		case uint32(c.presentCount())*PageSize != c.RawLen || c.RawLen == 0:
 			return nil, bad("chunk %d raw length %d does not match its %d present pages", i, c.RawLen, c.presentCount())
+		case c.StoredLen > c.RawLen:
+			// A payload is stored compressed only when that is smaller.
+			return nil, bad("chunk %d stored length %d larger than its raw length %d", i, c.StoredLen, c.RawLen)
 		case c.Flags&chunkRaw != 0 && c.StoredLen != c.RawLen:
 			return nil, bad("chunk %d stored raw with length %d, want %d", i, c.StoredLen, c.RawLen)
 		}

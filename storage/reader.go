@@ -82,6 +82,14 @@ func (im *Image) readBlob(ctx context.Context, what string, bl Blob) ([]byte, er
 		return nil, blobErr(what+" blob "+bl.Key, err)
 	}
 	defer r.close()
+	// Check the stored size before allocating what the manifest claims.
+	size, err := r.size(ctx)
+	if err != nil {
+		return nil, blobErr(what+" blob "+bl.Key, err)
+	}
+	if size != bl.Size {
+		return nil, fmt.Errorf("%s blob %s: %d bytes, manifest says %d: %w", what, bl.Key, size, bl.Size, ErrCorrupt)
+	}
 	buf := make([]byte, bl.Size)
 	if err := r.readAt(ctx, buf, 0); err != nil {
 		return nil, blobErr(what+" blob "+bl.Key, err)

@@ -166,20 +166,25 @@ type s3Staging struct {
 
 func (s *s3Staging) key(base string) string { return s.gen + "/" + base }
 
-func (s *s3Staging) create(key string) (blobWriter, error) {
+func (s *s3Staging) create(key string, big bool) (blobWriter, error) {
 	full := s.b.obj(s.name, key)
 	s.mu.Lock()
 	s.written = append(s.written, full)
 	s.mu.Unlock()
 	pr, pw := io.Pipe()
 	w := &s3BlobWriter{pw: pw, done: make(chan struct{})}
+	opts := minio.PutObjectOptions{
+		ContentType: "application/octet-stream",
+		PartSize:    s.b.cfg.PartSize,
+		NumThreads:  1,
+	}
+	if big && s.b.cfg.Threads > 1 {
+		opts.NumThreads, opts.ConcurrentStreamParts = uint(s.b.cfg.Threads), true
+	} else {
+		opts.PartSize = min(opts.PartSize, 8<<20)
+	}
 	go func() {
-		_, err := s.b.c.PutObject(s.ctx, s.b.cfg.Bucket, full, pr, -1, minio.PutObjectOptions{
-			ContentType:           "application/octet-stream",
-			PartSize:              s.b.cfg.PartSize,
-			NumThreads:            uint(s.b.cfg.Threads),
-			ConcurrentStreamParts: s.b.cfg.Threads > 1,
-		})
+		_, err := s.b.c.PutObject(s.ctx, s.b.cfg.Bucket, full, pr, -1, opts)
 		if err != nil {
 			err = fmt.Errorf("upload %s: %w", full, mapS3Err(err))
 			pr.CloseWithError(err)
@@ -366,6 +371,14 @@ func (r *s3Blob) tryReadAt(ctx context.Context, p []byte, off int64) error {
 		return fmt.Errorf("%s: %d bytes at %d, blob truncated: %w", r.key, len(p), off, ErrCorrupt)
 	}
 	return mapS3Err(err)
+}
+
+func (r *s3Blob) size(ctx context.Context) (int64, error) {
+	info, err := r.b.c.StatObject(ctx, r.b.cfg.Bucket, r.key, minio.StatObjectOptions{})
+	if err != nil {
+		return 0, mapS3Err(err)
+	}
+	return info.Size, nil
 }
 
 func (r *s3Blob) close() error { return nil }

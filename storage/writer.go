@@ -175,7 +175,7 @@ func (w *Writer) startState() {
 	w.stateOnce.Do(func() {
 		s := &stateSink{w: w, hash: sha256.New()}
 		w.state = s
-		blob, err := w.st.create(w.st.key("state.zst"))
+		blob, err := w.st.create(w.st.key("state.zst"), false)
 		if err != nil {
 			s.err = fmt.Errorf("write state of %s: %w", w.uri, err)
 			w.setErr(s.err)
@@ -210,7 +210,7 @@ func (w *Writer) startMemory() error {
 		return nil
 	}
 	w.memStarted = true
-	blob, err := w.st.create(w.st.key("memory.bin"))
+	blob, err := w.st.create(w.st.key("memory.bin"), true)
 	if err != nil {
 		err = fmt.Errorf("write memory of %s: %w", w.uri, err)
 		w.setErr(err)
@@ -442,7 +442,7 @@ func (w *Writer) commit() (*Manifest, error) {
 	idx := marshalIndex(w.chunks)
 	idxSum := sha256.Sum256(idx)
 	idxKey := w.st.key("memory.idx")
-	ib, err := w.st.create(idxKey)
+	ib, err := w.st.create(idxKey, false)
 	if err == nil {
 		_, err = ib.Write(idx)
 		if err == nil {
