@@ -221,23 +221,40 @@ func (e *Encoder) ref(p unsafe.Pointer, ti *TypeInfo) uint64 {
 
 // checkInterior rejects graphs in which one saved object lies inside
 // another (a pointer to a field of a saved struct): such a pointer would
-// load as a separate copy and silently break sharing.
+// load as a separate copy and silently break sharing. Only objects whose
+// type holds savable structs by value can contain another object, so only
+// those are sorted; every object is then looked up among them.
 func (e *Encoder) checkInterior() {
-	if len(e.objs) < 2 {
+	containers := e.spans[:0]
+	for _, o := range e.objs {
+		if o.ti.container {
+			containers = append(containers, o)
+		}
+	}
+	e.spans = containers
+	if len(containers) == 0 {
 		return
 	}
-	spans := append(e.spans[:0], e.objs...)
-	e.spans = spans
-	slices.SortFunc(spans, func(a, b objRec) int { return cmp.Compare(uintptr(a.p), uintptr(b.p)) })
-	var prev objRec
-	for _, o := range spans {
+	slices.SortFunc(containers, func(a, b objRec) int { return cmp.Compare(uintptr(a.p), uintptr(b.p)) })
+	for _, o := range e.objs {
 		if o.ti.size == 0 {
 			continue
 		}
-		if prev.ti != nil && uintptr(o.p) < uintptr(prev.p)+prev.ti.size {
-			failf(ErrNotSavable, "a saved %s lies inside a saved %s: pointers into the middle of objects are not supported", o.ti.name, prev.ti.name)
+		// The last container starting at or before o.
+		i, found := slices.BinarySearchFunc(containers, uintptr(o.p), func(c objRec, p uintptr) int { return cmp.Compare(uintptr(c.p), p) })
+		if !found {
+			i--
 		}
-		prev = o
+		if found && containers[i].ti == o.ti {
+			// o is this container; check the one before it.
+			i--
+		}
+		if i < 0 {
+			continue
+		}
+		if c := containers[i]; uintptr(o.p) < uintptr(c.p)+c.ti.size {
+			failf(ErrNotSavable, "a saved %s lies inside a saved %s: pointers into the middle of objects are not supported", o.ti.name, c.ti.name)
+		}
 	}
 }
 

@@ -47,6 +47,10 @@ type TypeInfo struct {
 	ptr    func(Savable) unsafe.Pointer
 	nilObj Savable // typed nil pointer
 	save   func(unsafe.Pointer, *Encoder)
+	// container is set when T holds a savable struct by value (in a field
+	// or array, saved or not), so that another saved object could lie
+	// inside a T.
+	container bool
 }
 
 // Name returns the registered type name.
@@ -83,6 +87,7 @@ func Register[T any, PT interface {
 		save:   func(p unsafe.Pointer, e *Encoder) { PT((*T)(p)).StateSave(e) },
 		ptr:    func(s Savable) unsafe.Pointer { return unsafe.Pointer((*T)(s.(PT))) },
 	}
+	ti.container = holdsSavable(reflect.TypeFor[T](), true)
 	for i, f := range fields {
 		if _, dup := ti.index[f.Name]; dup {
 			panic(fmt.Sprintf("stateify: type %s registers field %s twice", name, f.Name))
@@ -102,6 +107,27 @@ func Register[T any, PT interface {
 	registry.byName[name] = ti
 	registry.all = append(registry.all, ti)
 	return ti
+}
+
+var savableType = reflect.TypeFor[Savable]()
+
+// holdsSavable reports whether t holds, by value, a struct whose pointer is
+// Savable (t itself excepted when top).
+func holdsSavable(t reflect.Type, top bool) bool {
+	switch t.Kind() {
+	case reflect.Struct:
+		if !top && reflect.PointerTo(t).Implements(savableType) {
+			return true
+		}
+		for i := range t.NumField() {
+			if holdsSavable(t.Field(i).Type, false) {
+				return true
+			}
+		}
+	case reflect.Array:
+		return t.Len() > 0 && holdsSavable(t.Elem(), false)
+	}
+	return false
 }
 
 // Lookup returns the registration of the named type, if any.
