@@ -225,12 +225,18 @@ func loadELF(mm *MM, f *elfFile, r io.ReaderAt, name string, base uint64) (*load
 		fileStart := pageRoundDown(p.Offset)
 		n := p.Offset + p.Filesz - fileStart
 		if n > 0 {
-			buf := make([]byte, n)
-			if _, err := r.ReadAt(buf, int64(fileStart)); err != nil && err != io.EOF {
-				return nil, fmt.Errorf("%s: read segment %d: %w", name, i, err)
-			}
-			if err := mm.writeForce(start, buf); err != nil {
-				return nil, fmt.Errorf("%s: fill segment %d: %w", name, i, err)
+			// Read straight into the memory file, no staging copy.
+			off := int64(fileStart)
+			err := mm.fillForce(start, n, func(b []byte) error {
+				_, err := r.ReadAt(b, off)
+				off += int64(len(b))
+				if err == io.EOF {
+					err = nil
+				}
+				return err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("%s: load segment %d: %w", name, i, err)
 			}
 		}
 		if out.Phdr == 0 && f.Phoff >= p.Offset && f.Phoff < p.Offset+p.Filesz {

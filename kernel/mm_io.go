@@ -80,6 +80,20 @@ func (mm *MM) writeForce(addr uint64, src []byte) error {
 	})
 }
 
+// fillForce calls fill with the sentry's view of [addr, addr+length) piece
+// by piece, ignoring permissions: the loader reads segments straight into
+// application memory with it. Each piece is populated first
+// (MADV_POPULATE_WRITE), which costs far less than faulting its pages in
+// one by one during the copy.
+func (mm *MM) fillForce(addr, length uint64, fill func(b []byte) error) error {
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	return mm.forEachLocked(addr, length, 0, func(b []byte) error {
+		populate(b)
+		return fill(b)
+	})
+}
+
 // errNameTooLong is returned by CopyInString when no NUL is found within
 // the limit; syscalls turn it into ENAMETOOLONG (paths) or E2BIG (exec).
 var errNameTooLong = fmt.Errorf("string too long")
