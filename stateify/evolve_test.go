@@ -189,6 +189,11 @@ func TestInteriorPointer(t *testing.T) {
 	first := &statetest.First{In: statetest.Inner{V: 3}}
 	first.P = &first.In
 	separate := &statetest.Outer{P: &statetest.Inner{V: 4}}
+	arr := &statetest.ArrayOuter{}
+	arr.P = &arr.Arr[1]
+	// A pointer into a struct that is not itself saved is just an object.
+	shared := &statetest.Outer{Pad: 5}
+	later := &statetest.ArrayOuter{P: &shared.In}
 	tests := []struct {
 		name string
 		root any
@@ -197,6 +202,8 @@ func TestInteriorPointer(t *testing.T) {
 		{"pointer into the middle", outer, stateify.ErrNotSavable},
 		{"pointer to the first field", first, stateify.ErrNotSavable},
 		{"separate object", separate, nil},
+		{"pointer into an array element", arr, stateify.ErrNotSavable},
+		{"pointer into a struct reached only through it", later, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

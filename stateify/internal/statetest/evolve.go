@@ -114,3 +114,11 @@ type LockHolder struct {
 	Slice []Locked
 	Arr   [2]Locked
 }
+
+// ArrayOuter holds Inner values in an array; P may point at one of them.
+//
+// +stateify savable
+type ArrayOuter struct {
+	Arr [3]Inner
+	P   *Inner
+}

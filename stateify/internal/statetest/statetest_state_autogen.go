@@ -21,6 +21,7 @@ var (
 	stateTypeInfoFirst      *stateify.TypeInfo
 	stateTypeInfoLocked     *stateify.TypeInfo
 	stateTypeInfoLockHolder *stateify.TypeInfo
+	stateTypeInfoArrayOuter *stateify.TypeInfo
 	stateTypeInfoMisc       *stateify.TypeInfo
 	stateTypeInfoAliased    *stateify.TypeInfo
 	stateTypeInfoBasics     *stateify.TypeInfo
@@ -76,6 +77,10 @@ func init() {
 		{Name: "Map", Type: "map[int32]snapshotter/stateify/internal/statetest.Locked"},
 		{Name: "Slice", Type: "[]snapshotter/stateify/internal/statetest.Locked"},
 		{Name: "Arr", Type: "[2]snapshotter/stateify/internal/statetest.Locked"},
+	})
+	stateTypeInfoArrayOuter = stateify.Register[ArrayOuter]("snapshotter/stateify/internal/statetest.ArrayOuter", []stateify.Field{
+		{Name: "Arr", Type: "[3]snapshotter/stateify/internal/statetest.Inner"},
+		{Name: "P", Type: "*snapshotter/stateify/internal/statetest.Inner"},
 	})
 	stateTypeInfoMisc = stateify.Register[Misc]("snapshotter/stateify/internal/statetest.Misc", []stateify.Field{
 		{Name: "Base", Type: "*snapshotter/stateify/internal/statetest.Base"},
@@ -561,6 +566,44 @@ func (x *LockHolder) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			for i0 := range x.Arr {
 				x.Arr[i0].StateLoad(ctx, d)
 			}
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *ArrayOuter) StateTypeName() string {
+	return "snapshotter/stateify/internal/statetest.ArrayOuter"
+}
+
+// StateFields implements stateify.Savable.
+func (x *ArrayOuter) StateFields() []string { return stateTypeInfoArrayOuter.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *ArrayOuter) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoArrayOuter }
+
+// StateSave implements stateify.Savable.
+func (x *ArrayOuter) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoArrayOuter)
+	e.ArrayLen(3)
+	for i0 := range x.Arr {
+		x.Arr[i0].StateSave(e)
+	}
+	stateify.SavePtr(e, x.P)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *ArrayOuter) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoArrayOuter) {
+		switch f {
+		case 0:
+			d.ArrayLenExact(3)
+			for i0 := range x.Arr {
+				x.Arr[i0].StateLoad(ctx, d)
+			}
+		case 1:
+			stateify.LoadPtr(d, &x.P)
 		default:
 			d.Skip()
 		}
