@@ -40,6 +40,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, h) })
 	t.Run("SparseMultiGiB", func(t *testing.T) { testSparse(t, h) })
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrent(t, h) })
+	t.Run("StateAndMemoryInParallel", func(t *testing.T) { testStateMemoryParallel(t, h) })
 	t.Run("AlreadyExists", func(t *testing.T) { testAlreadyExists(t, h) })
 	t.Run("AbortLeavesNothing", func(t *testing.T) { testAbort(t, h) })
 	t.Run("Corruption", func(t *testing.T) { testCorruption(t, h) })
@@ -520,6 +521,21 @@ func testCorruption(t *testing.T, h Harness) {
 				if err == nil {
 					img.Close()
 				}
+				if tc.key(m) == "manifest" {
+					ents, err := s.List(ctx)
+					found := false
+					for _, e := range ents {
+						if e.Name == tc.name {
+							found = true
+							if !errors.Is(e.Err, storage.ErrCorrupt) {
+								t.Errorf("List entry %s: Err = %v, want ErrCorrupt", e.Name, e.Err)
+							}
+						}
+					}
+					if err != nil || !found {
+						t.Errorf("List() = %v, %v; want %s listed as unreadable", ents, err, tc.name)
+					}
+				}
 				return
 			}
 			if err != nil {
@@ -669,4 +685,35 @@ func testInvalid(t *testing.T, h Harness) {
 	if _, err := s.Create(ctx, "lvl", storage.CreateOptions{Level: 40}); !errors.Is(err, storage.ErrInvalidArgument) {
 		t.Errorf("Create(level 40) = %v, want ErrInvalidArgument", err)
 	}
+}
+
+// testStateMemoryParallel feeds the state stream and the memory sink of one
+// writer from two goroutines at once, as the checkpoint code may.
+func testStateMemoryParallel(t *testing.T, h Harness) {
+	s := h.New(t)
+	im := makeImage(8<<20, []storage.Range{{Off: 0, Len: 8 << 20}}, MixedKind, 3<<20)
+	w, err := s.Create(context.Background(), "par", storage.CreateOptions{})
+	if err != nil {
+		t.Fatalf("Create = %v", err)
+	}
+	defer w.Abort()
+	stateErr := make(chan error, 1)
+	go func() {
+		sw := w.StateWriter()
+		for off := 0; off < len(im.state); off += 4096 {
+			if _, err := sw.Write(im.state[off:min(off+4096, len(im.state))]); err != nil {
+				stateErr <- err
+				return
+			}
+		}
+		stateErr <- nil
+	}()
+	merr := w.WriteMemoryFrom(bytes.NewReader(im.mem), im.ranges)
+	if err := <-stateErr; err != nil || merr != nil {
+		t.Fatalf("state write = %v, memory write = %v", err, merr)
+	}
+	if _, err := w.Commit(); err != nil {
+		t.Fatalf("Commit = %v", err)
+	}
+	checkImage(t, s, "par", im, nil)
 }
