@@ -115,10 +115,15 @@ func (mm *MM) fillFromFile(fr fileRange, f FileContents, off uint64) error {
 	if err != nil {
 		return err
 	}
+	// Read in chunks, each prefaulted first: cheaper than faulting page by
+	// page, and a chunk past the end of the file is never populated.
+	const chunk = 256 << 10
 	for done := 0; done < len(dst); {
-		n, err := f.ReadAt(dst[done:], int64(off)+int64(done))
+		b := dst[done:min(done+chunk, len(dst))]
+		populate(b)
+		n, err := f.ReadAt(b, int64(off)+int64(done))
 		done += n
-		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
+		if errors.Is(err, io.EOF) || (err == nil && n < len(b)) {
 			break
 		}
 		if err != nil {
