@@ -168,7 +168,7 @@ func newEncoder() *Encoder {
 }
 
 // maxPooled bounds the output size an encoder may keep in the pool.
-const maxPooled = 256 << 20
+const maxPooled = 64 << 20
 
 // release drops every reference to the saved graph and returns e to the
 // pool.
