@@ -170,10 +170,14 @@ func newEncoder() *Encoder {
 // maxPooled bounds the output size an encoder may keep in the pool.
 const maxPooled = 64 << 20
 
+// maxPooledObjects bounds the identity map and object list size an encoder
+// may keep in the pool.
+const maxPooledObjects = 1 << 20
+
 // release drops every reference to the saved graph and returns e to the
 // pool.
 func (e *Encoder) release() {
-	if len(e.chunks) > maxPooled/chunkSize {
+	if len(e.chunks) > maxPooled/chunkSize || len(e.objs) > maxPooledObjects {
 		return
 	}
 	for _, c := range e.chunks {
