@@ -18,6 +18,79 @@ func init() {
 	registerSyscall(unix.SYS_SETRLIMIT, "setrlimit", sysSetrlimit)
 	registerSyscall(unix.SYS_PRLIMIT64, "prlimit64", sysPrlimit64)
 	registerSyscall(unix.SYS_GETRUSAGE, "getrusage", sysGetrusage)
+	registerSyscall(unix.SYS_GETPRIORITY, "getpriority", sysGetpriority)
+	registerSyscall(unix.SYS_SETPRIORITY, "setpriority", sysSetpriority)
+	registerSyscall(unix.SYS_SCHED_GETSCHEDULER, "sched_getscheduler", sysSchedTarget)
+	registerSyscall(unix.SYS_SCHED_GETPARAM, "sched_getparam", func(t *Task, a *sysArgs) (uint64, error) {
+		if _, err := sysSchedTarget(t, a); err != nil {
+			return 0, err
+		}
+		return 0, t.copyOutUint32(a[1], 0) // sched_priority 0 for SCHED_OTHER
+	})
+	registerSyscall(unix.SYS_SYNC, "sync", func(*Task, *sysArgs) (uint64, error) { return 0, nil })
+	registerSyscall(unix.SYS_SYNCFS, "syncfs", sysFsync)
+	registerSyscall(unix.SYS_PAUSE, "pause", sysPause)
+}
+
+// sysPause sleeps until a signal arrives: interrupted, it restarts unless
+// a handler ran (ERESTARTNOHAND), so only a handled signal ends it.
+func sysPause(t *Task, _ *sysArgs) (uint64, error) {
+	t.block(nil)
+	return 0, errRestartNoHand
+}
+
+// taskByTID returns the live task with the given thread ID (0: t).
+func (t *Task) taskByTID(tid int32) (*Task, error) {
+	if tid == 0 {
+		return t, nil
+	}
+	if tid < 0 {
+		return nil, unix.EINVAL
+	}
+	ts := t.k.tasks
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if o, ok := ts.tids[tid]; ok {
+		return o, nil
+	}
+	return nil, unix.ESRCH
+}
+
+// sysSchedTarget checks the thread argument of the sched_get* calls and
+// reports SCHED_OTHER, the only policy.
+func sysSchedTarget(t *Task, a *sysArgs) (uint64, error) {
+	_, err := t.taskByTID(a.Int(0))
+	return 0, err
+}
+
+// Nice values are not modelled: every process runs at nice 0.
+const (
+	prioProcess = 0
+	prioPgrp    = 1
+	prioUser    = 2
+)
+
+func sysGetpriority(t *Task, a *sysArgs) (uint64, error) {
+	if err := t.checkPriorityTarget(a.Int(0), a.Int(1)); err != nil {
+		return 0, err
+	}
+	return 20, nil // the kernel returns 20 - nice
+}
+
+func sysSetpriority(t *Task, a *sysArgs) (uint64, error) {
+	return 0, t.checkPriorityTarget(a.Int(0), a.Int(1))
+}
+
+func (t *Task) checkPriorityTarget(which, who int32) error {
+	switch which {
+	case prioProcess:
+		_, err := t.taskByTID(who)
+		return err
+	case prioPgrp, prioUser:
+		return nil
+	default:
+		return unix.EINVAL
+	}
 }
 
 // Kernel identity reported by uname. The release is recent enough for any
@@ -62,7 +135,7 @@ func sysGetrandom(t *Task, a *sysArgs) (uint64, error) {
 }
 
 func sysSchedGetaffinity(t *Task, a *sysArgs) (uint64, error) {
-	if _, err := t.processByPID(a.Int(0)); err != nil {
+	if _, err := t.taskByTID(a.Int(0)); err != nil {
 		return 0, err
 	}
 	ncpu := runtime.NumCPU()

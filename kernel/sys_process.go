@@ -198,11 +198,17 @@ func sysArchPrctl(t *Task, a *sysArgs) (uint64, error) {
 
 // prctl options (linux/prctl.h).
 const (
-	prGetDumpable = 3
-	prSetDumpable = 4
-	prSetName     = 15
-	prGetName     = 16
-	taskCommLen   = 16
+	prSetPdeathsig      = 1
+	prGetPdeathsig      = 2
+	prCapbsetRead       = 23
+	prSetChildSubreaper = 36
+	prSetNoNewPrivs     = 38
+	prGetNoNewPrivs     = 39
+	prGetDumpable       = 3
+	prSetDumpable       = 4
+	prSetName           = 15
+	prGetName           = 16
+	taskCommLen         = 16
 )
 
 func sysPrctl(t *Task, a *sysArgs) (uint64, error) {
@@ -231,6 +237,17 @@ func sysPrctl(t *Task, a *sysArgs) (uint64, error) {
 		t.mu.Unlock()
 		return 0, t.tg.mm.CopyOut(a[1], buf)
 	case prGetDumpable:
+		return 1, nil
+	case prSetPdeathsig, prSetNoNewPrivs, prSetChildSubreaper:
+		return 0, nil // accepted; without effect in the sandbox
+	case prGetPdeathsig:
+		return 0, t.copyOutUint32(a[1], 0)
+	case prGetNoNewPrivs:
+		return 0, nil
+	case prCapbsetRead:
+		if a[1] > 63 {
+			return 0, unix.EINVAL
+		}
 		return 1, nil
 	case prSetDumpable:
 		if a[1] > 1 {
