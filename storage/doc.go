@@ -10,7 +10,8 @@
 // the state blob (the stateify stream, zstd-compressed), the memory blob
 // (memory chunks back to back) and the memory index (one fixed-size record
 // per chunk). A chunk covers up to ChunkSpan (1 MiB) of the memory file; its
-// non-zero pages are compressed together as one zstd frame, with a CRC-32C
+// non-zero pages are compressed together as one zstd frame (or S2 block,
+// CreateOptions.Codec), with a CRC-32C
 // of the stored bytes. Zero pages are never stored. The manifest is written
 // last: an image exists exactly when its manifest does.
 //

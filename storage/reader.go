@@ -13,6 +13,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -194,6 +195,17 @@ func (im *Image) decode(i int, payload, out []byte) error {
 	}
 	if c.Flags&chunkRaw != 0 {
 		copy(out, payload)
+		return nil
+	}
+	if im.m.Compression.Algorithm == CodecS2 {
+		n, err := s2.DecodedLen(payload)
+		if err != nil || n != len(out) {
+			return im.chunkErr(i, "s2 block of %d bytes (%v), want %d", n, err, len(out))
+		}
+		res, err := s2.Decode(out, payload)
+		if err != nil || len(res) != len(out) || (len(res) > 0 && &res[0] != &out[0]) {
+			return im.chunkErr(i, "s2 decode: %v", err)
+		}
 		return nil
 	}
 	res, err := im.dec.DecodeAll(payload, out[:0:len(out)]) // cap: the decoder may use spare capacity

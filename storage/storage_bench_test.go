@@ -86,8 +86,8 @@ func BenchmarkBaselineZstdCLI(b *testing.B) {
 	}
 }
 
-func writeBenchImage(b *testing.B, s storage.Store, name string) *storage.Manifest {
-	w, err := s.Create(context.Background(), name, storage.CreateOptions{Replace: true})
+func writeBenchImage(b *testing.B, s storage.Store, name, codec string) *storage.Manifest {
+	w, err := s.Create(context.Background(), name, storage.CreateOptions{Replace: true, Codec: codec})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -106,22 +106,22 @@ func writeBenchImage(b *testing.B, s storage.Store, name string) *storage.Manife
 	return m
 }
 
-func benchWrite(b *testing.B, s storage.Store) {
+func benchWrite(b *testing.B, s storage.Store, codec string) {
 	pattern()
 	b.SetBytes(benchLogical)
 	b.ReportAllocs()
 	b.ResetTimer()
 	var m *storage.Manifest
 	for i := range b.N {
-		m = writeBenchImage(b, s, fmt.Sprintf("bench-%d", i%2))
+		m = writeBenchImage(b, s, fmt.Sprintf("bench-%d", i%2), codec)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(benchLogical)/float64(m.StoredSize()), "ratio")
 	b.ReportMetric(float64(m.Chunks), "chunks")
 }
 
-func benchRead(b *testing.B, s storage.Store) {
-	writeBenchImage(b, s, "bench-read")
+func benchRead(b *testing.B, s storage.Store, codec string) {
+	writeBenchImage(b, s, "bench-read", codec)
 	ctx := context.Background()
 	img, err := s.Open(ctx, "bench-read")
 	if err != nil {
@@ -167,12 +167,14 @@ func benchS3Store(b *testing.B) storage.Store {
 // BenchmarkWrite writes the 1 GiB mixed image (throughput is logical bytes;
 // "ratio" is logical size over stored size).
 func BenchmarkWrite(b *testing.B) {
-	b.Run("file", func(b *testing.B) { benchWrite(b, benchFileStore(b)) })
-	b.Run("s3", func(b *testing.B) { benchWrite(b, benchS3Store(b)) })
+	b.Run("file-zstd", func(b *testing.B) { benchWrite(b, benchFileStore(b), storage.CodecZstd) })
+	b.Run("file-s2", func(b *testing.B) { benchWrite(b, benchFileStore(b), storage.CodecS2) })
+	b.Run("s3-zstd", func(b *testing.B) { benchWrite(b, benchS3Store(b), storage.CodecZstd) })
 }
 
 // BenchmarkRead restores the 1 GiB mixed image into memory.
 func BenchmarkRead(b *testing.B) {
-	b.Run("file", func(b *testing.B) { benchRead(b, benchFileStore(b)) })
-	b.Run("s3", func(b *testing.B) { benchRead(b, benchS3Store(b)) })
+	b.Run("file-zstd", func(b *testing.B) { benchRead(b, benchFileStore(b), storage.CodecZstd) })
+	b.Run("file-s2", func(b *testing.B) { benchRead(b, benchFileStore(b), storage.CodecS2) })
+	b.Run("s3-zstd", func(b *testing.B) { benchRead(b, benchS3Store(b), storage.CodecZstd) })
 }

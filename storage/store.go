@@ -72,6 +72,9 @@ type CreateOptions struct {
 	Replace bool
 	// Level is the zstd level (1 fastest ... 19); 0 means DefaultLevel.
 	Level int
+	// Codec is the memory chunk codec: "" or CodecZstd (default), or
+	// CodecS2. The state stream is always zstd.
+	Codec string
 	// Metadata is stored in the manifest (program, argv, source sandbox).
 	Metadata map[string]string
 	// SnapVersion is recorded in the manifest.
@@ -97,6 +100,11 @@ func (s *store) Create(ctx context.Context, name string, opts CreateOptions) (*W
 	}
 	if opts.Level < 0 || opts.Level > 22 {
 		return nil, fmt.Errorf("create %s: zstd level %d out of range 1..22: %w", s.b.imageURI(name), opts.Level, ErrInvalidArgument)
+	}
+	switch opts.Codec {
+	case "", CodecZstd, CodecS2:
+	default:
+		return nil, fmt.Errorf("create %s: codec %q, want %q or %q: %w", s.b.imageURI(name), opts.Codec, CodecZstd, CodecS2, ErrInvalidArgument)
 	}
 	if !opts.Replace {
 		ok, err := s.b.exists(ctx, name)

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -99,6 +100,9 @@ func newWriter(ctx context.Context, cancel context.CancelFunc, uri string, st st
 		level = DefaultLevel
 	}
 	opts.Level = level
+	if opts.Codec == "" {
+		opts.Codec = CodecZstd
+	}
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -249,7 +253,14 @@ func (w *Writer) startMemory() error {
 func (w *Writer) compress() {
 	defer w.wg.Done()
 	for j := range w.work {
-		j.out = w.enc.EncodeAll(j.raw, j.out[:0])
+		if w.opts.Codec == CodecS2 {
+			if cap(j.out) < s2.MaxEncodedLen(ChunkSpan) {
+				j.out = make([]byte, s2.MaxEncodedLen(ChunkSpan))
+			}
+			j.out = s2.Encode(j.out[:cap(j.out)], j.raw)
+		} else {
+			j.out = w.enc.EncodeAll(j.raw, j.out[:0])
+		}
 		if len(j.out) >= len(j.raw) {
 			j.stored = j.raw
 			j.c.Flags = chunkRaw
@@ -464,7 +475,7 @@ func (w *Writer) commit() (*Manifest, error) {
 		MemorySize:  w.memSize,
 		MemoryData:  w.memData,
 		Chunks:      uint64(len(w.chunks)),
-		Compression: Compression{Algorithm: "zstd", Level: w.opts.Level},
+		Compression: Compression{Algorithm: w.opts.Codec, Level: w.opts.Level},
 		State:       Blob{Key: w.st.key("state.zst"), Size: s.size, RawSize: s.raw, SHA256: hex.EncodeToString(s.hash.Sum(nil))},
 		Memory:      Blob{Key: w.st.key("memory.bin"), Size: int64(w.memStored), RawSize: int64(w.memData)},
 		Index:       Blob{Key: idxKey, Size: int64(len(idx)), RawSize: int64(len(idx)), SHA256: hex.EncodeToString(idxSum[:])},

@@ -4,6 +4,7 @@ package storetest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -206,6 +207,7 @@ func testRoundTrip(t *testing.T, h Harness) {
 		kind     func(uint64) int
 		stateLen int
 		level    int
+		codec    string
 	}{
 		{name: "empty", size: 0, kind: all(KindHeap)},
 		{name: "state-only", size: 0, kind: all(KindHeap), stateLen: 3 * mib},
@@ -217,15 +219,17 @@ func testRoundTrip(t *testing.T, h Harness) {
 			{Off: 4096, Len: 8192}, {Off: mib - 4096, Len: 3 * 4096}, {Off: 3 * mib, Len: 2 * mib}, {Off: 11 * mib, Len: mib},
 		}, kind: MixedKind, stateLen: 5},
 		{name: "level-9", size: 2 * mib, ranges: []storage.Range{{Off: 0, Len: 2 * mib}}, kind: MixedKind, stateLen: 5000, level: 9},
+		{name: "s2-mixed", size: 9 * mib, ranges: []storage.Range{{Off: 0, Len: 9 * mib}}, kind: MixedKind, stateLen: 5000, codec: storage.CodecS2},
+		{name: "s2-incompressible", size: 2 * mib, ranges: []storage.Range{{Off: 0, Len: 2 * mib}}, kind: all(KindRandom), codec: storage.CodecS2},
 	}
 	s := h.New(t)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			im := makeImage(tc.size, tc.ranges, tc.kind, tc.stateLen)
 			meta := map[string]string{"program": "/bin/" + tc.name, "argv": "a b c"}
-			m := mustWrite(t, s, tc.name, im, storage.CreateOptions{Level: tc.level, Metadata: meta, SnapVersion: "test"})
-			if m.Compression.Level != max(tc.level, 1) {
-				t.Errorf("Compression.Level = %d, want %d", m.Compression.Level, max(tc.level, 1))
+			m := mustWrite(t, s, tc.name, im, storage.CreateOptions{Level: tc.level, Codec: tc.codec, Metadata: meta, SnapVersion: "test"})
+			if m.Compression.Level != max(tc.level, 1) || m.Compression.Algorithm != cmp.Or(tc.codec, storage.CodecZstd) {
+				t.Errorf("Compression = %+v, want level %d, codec %q", m.Compression, max(tc.level, 1), cmp.Or(tc.codec, storage.CodecZstd))
 			}
 			checkImage(t, s, tc.name, im, meta)
 			st, err := s.Stat(context.Background(), tc.name)
@@ -681,6 +685,9 @@ func testInvalid(t *testing.T, h Harness) {
 		if err := w.WriteMemory(tc.off, tc.data); !errors.Is(err, tc.wantErr) {
 			t.Errorf("%s: WriteMemory(%#x, %d bytes) = %v, want %v", tc.name, tc.off, len(tc.data), err, tc.wantErr)
 		}
+	}
+	if _, err := s.Create(ctx, "codec", storage.CreateOptions{Codec: "lz4"}); !errors.Is(err, storage.ErrInvalidArgument) {
+		t.Errorf("Create(codec lz4) = %v, want ErrInvalidArgument", err)
 	}
 	if _, err := s.Create(ctx, "lvl", storage.CreateOptions{Level: 40}); !errors.Is(err, storage.ErrInvalidArgument) {
 		t.Errorf("Create(level 40) = %v, want ErrInvalidArgument", err)
