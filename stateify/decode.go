@@ -3,12 +3,14 @@ package stateify
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"math"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"unsafe"
 )
@@ -151,7 +153,14 @@ func readFull(r io.Reader, size uint64) ([]byte, error) {
 // loadPayload decodes a verified payload into root.
 func loadPayload(ctx context.Context, payload []byte, root Savable) (err error) {
 	d := &Decoder{buf: payload, ctx: ctx, budget: allocFactor*len(payload) + allocBase}
-	defer func() { recoverError(recover(), &err) }()
+	decoding := ""
+	defer func() {
+		recoverError(recover(), &err)
+		var de *detailError
+		if decoding != "" && errors.As(err, &de) && de.where == "" {
+			de.where = decoding
+		}
+	}()
 	d.readTypes()
 	n := d.Uint64()
 	if n == 0 || n > uint64(d.remaining()) {
@@ -176,8 +185,10 @@ func loadPayload(ctx context.Context, payload []byte, root Savable) (err error) 
 			failf(ErrSchema, "object %d is a %s in the stream but is referenced as %s", id, st.name, oti.name)
 		}
 		d.cur = id
+		decoding = "object #" + strconv.Itoa(id) + " (" + st.name + ")"
 		obj.StateLoad(ctx, d)
 	}
+	decoding = ""
 	if d.pos != len(d.buf) {
 		failf(ErrCorrupt, "%d trailing bytes after the last object", len(d.buf)-d.pos)
 	}

@@ -36,8 +36,25 @@ var (
 // recover it and return err.
 type stateError struct{ err error }
 
+// detailError is an engine error: a sentinel, where in the stream it
+// happened (if known) and what went wrong.
+type detailError struct {
+	sentinel error
+	where    string
+	msg      string
+}
+
+func (e *detailError) Error() string {
+	if e.where == "" {
+		return e.sentinel.Error() + ": " + e.msg
+	}
+	return e.sentinel.Error() + ": " + e.where + ": " + e.msg
+}
+
+func (e *detailError) Unwrap() error { return e.sentinel }
+
 func failf(sentinel error, format string, args ...any) {
-	panic(stateError{fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)})
+	panic(stateError{&detailError{sentinel: sentinel, msg: fmt.Sprintf(format, args...)}})
 }
 
 // recoverError converts a panic raised while encoding or decoding into an

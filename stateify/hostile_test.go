@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"strings"
 	"testing"
 
 	"snapshotter/stateify"
@@ -173,4 +174,21 @@ func saveF(f *testing.F, root any) []byte {
 		f.Fatalf("Save(%T) = %v", root, err)
 	}
 	return buf.Bytes()
+}
+
+// TestCorruptErrorNamesObject checks that a decoding error says which
+// object (ID and type) was being decoded.
+func TestCorruptErrorNamesObject(t *testing.T) {
+	stream := save(t, &statetest.Node{ID: 1, Name: "abc", Peer: &statetest.Node{ID: 2, Name: "xyz"}})
+	i := bytes.LastIndex(stream, []byte("xyz"))
+	s := append([]byte(nil), stream...)
+	s[i-1] = 0xc1 // the string header of the second node's name: never valid msgpack
+	var n statetest.Node
+	err := stateify.Load(context.Background(), bytes.NewReader(reframe(s)), &n)
+	if !errors.Is(err, stateify.ErrCorrupt) {
+		t.Fatalf("Load = %v, want ErrCorrupt", err)
+	}
+	if want := "object #2 (snapshotter/stateify/internal/statetest.Node)"; !strings.Contains(err.Error(), want) {
+		t.Errorf("Load error %q does not name %q", err, want)
+	}
 }
