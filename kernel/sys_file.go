@@ -33,6 +33,12 @@ const maxRWCount = 0x7ffff000
 // rwChunk is the most one host read or write moves through a Go buffer.
 const rwChunk = 1 << 20
 
+// vectorMax bounds one readv or writev, which stage their data in one Go
+// buffer so that a pipe sees a single operation. Transferring less than
+// asked is within the syscalls' contract; it keeps a hostile iovec array
+// from making the sentry allocate gigabytes.
+const vectorMax = 16 << 20
+
 // getFile returns the file at fd with a reference the caller must drop.
 func (t *Task) getFile(fd int32) (*vfs.File, error) {
 	f, _, err := t.tg.fdTable.Get(fd)
@@ -194,9 +200,9 @@ func (t *Task) copyInIovecs(addr uint64, n uint64) ([]iovec, uint64, error) {
 			return nil, 0, unix.EINVAL
 		}
 		total += iovs[i].len
-		if total > maxRWCount {
-			iovs[i].len -= total - maxRWCount
-			total = maxRWCount
+		if total > vectorMax {
+			iovs[i].len -= total - vectorMax
+			total = vectorMax
 			iovs = iovs[:i+1]
 			break
 		}
