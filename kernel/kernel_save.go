@@ -72,10 +72,15 @@ type MemoryRange struct {
 	Data []byte
 }
 
-// MemoryRanges returns the allocated ranges of the memory file in
-// ascending order with the sentry's view of each (aliasing application
-// memory). Their total length is what a save writes at most; zero pages
-// in them need not be stored.
+// MemoryRanges returns the parts of the memory file that may hold non-zero
+// data, in ascending order, with the sentry's view of each (aliasing
+// application memory): the allocated ranges less the pages the host file
+// does not have (never written, or decommitted). Reading such a hole
+// through the mapping would allocate a page for nothing; the present pages
+// are found with one mincore per range instead. Long runs get their page
+// tables populated in bulk (MADV_POPULATE_READ); short ones are served by
+// the host's fault-around. Zero pages among the present ones still need to
+// be skipped by the image writer.
 //
 // Preconditions: the kernel is paused, and stays paused while the slices
 // are used.
@@ -84,15 +89,45 @@ func (k *Kernel) MemoryRanges() ([]MemoryRange, error) {
 		return nil, fmt.Errorf("read memory file: %w", ErrNotPaused)
 	}
 	var out []MemoryRange
+	var vec []byte
 	for _, r := range k.mf.Allocated() {
 		b, err := k.mf.Bytes(r.Start, r.Length())
 		if err != nil {
 			return nil, fmt.Errorf("read memory file range [%#x, %#x): %w", r.Start, r.End, err)
 		}
-		out = append(out, MemoryRange{Off: r.Start, Data: b})
+		pages := len(b) / pageSize
+		if cap(vec) < pages {
+			vec = make([]byte, pages)
+		}
+		vec = vec[:pages]
+		if err := mincore(b, vec); err != nil {
+			// Without residency information every page is a candidate.
+			out = append(out, MemoryRange{Off: r.Start, Data: b})
+			continue
+		}
+		for i := 0; i < pages; {
+			if vec[i]&1 == 0 {
+				i++
+				continue
+			}
+			j := i + 1
+			for j < pages && vec[j]&1 != 0 {
+				j++
+			}
+			run := b[i*pageSize : j*pageSize]
+			if j-i >= populateMinPages {
+				_ = unix.Madvise(run, unix.MADV_POPULATE_READ) // an optimization only
+			}
+			out = append(out, MemoryRange{Off: r.Start + uint64(i*pageSize), Data: run})
+			i = j
+		}
 	}
 	return out, nil
 }
+
+// populateMinPages is the shortest run of pages worth a MADV_POPULATE_READ
+// (shorter runs cost less through fault-around).
+const populateMinPages = 256
 
 // Discard ends a paused kernel after a save without running any more
 // application code: every process exits as if killed by SIGKILL, and the

@@ -89,6 +89,7 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 	}
 	defer w.Abort() // after Commit it does nothing
 
+	t0 := time.Now()
 	progress(Progress{Phase: "pause"})
 	pctx, cancel := context.WithTimeout(ctx, pauseTimeout)
 	err = s.k.PauseContext(pctx)
@@ -97,6 +98,7 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 	}
 	start := time.Now()
+	pausedAt := start.Sub(t0)
 	paused := true
 	defer func() {
 		if paused {
@@ -116,9 +118,11 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 	// S/R-SAFE: runs while the kernel is paused and is waited for below.
 	go func() { stateDone <- s.k.SaveState(ctx, w.StateWriter()) }()
 	err = writeMemory(w, ranges, total, progress)
+	memDone := time.Since(start)
 	if serr := <-stateDone; err == nil {
 		err = serr
 	}
+	stateDoneAt := time.Since(start)
 	if err != nil {
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 	}
@@ -127,6 +131,7 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 	}
 	s.last = SaveStats{Paused: time.Since(start), MemoryBytes: total}
+	log.Printf("sandbox %s: save timing: pause took %v, memory written %v, state %v, committed %v", s.opts.ID, pausedAt, memDone, stateDoneAt, s.last.Paused)
 	if !req.LeaveRunning {
 		paused = false
 		s.k.Discard()

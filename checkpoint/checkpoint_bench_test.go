@@ -1,0 +1,146 @@
+package checkpoint
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// memWorkload fills N MiB with interleaved zero pages and compressible data
+// pages, prints "ready", then prints "alive K" every 10 ms.
+const memWorkload = `#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+int main(int argc, char **argv) {
+	unsigned long mib = strtoul(argv[1], 0, 10), size = mib << 20;
+	unsigned long *p = mmap(0, size, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) return 2;
+	for (unsigned long pg = 0; pg < size / 4096; pg += 2)
+		for (unsigned long i = 0; i < 512; i++)
+			p[pg * 512 + i] = (pg << 32) | (i & 7);
+	printf("ready\n"); fflush(stdout);
+	struct timespec ts = {0, 10000000};
+	for (unsigned long k = 1;; k++) {
+		nanosleep(&ts, 0);
+		printf("alive %lu %lu\n", k, p[(k % (size / 8192)) * 1024]); fflush(stdout);
+	}
+}`
+
+func buildWorkload(b *testing.B) string {
+	b.Helper()
+	if buildErr != nil {
+		b.Fatal(buildErr)
+	}
+	dir := b.TempDir()
+	src := filepath.Join(dir, "memload.c")
+	os.WriteFile(src, []byte(memWorkload), 0o644)
+	bin := filepath.Join(dir, "memload")
+	if out, err := exec.Command("gcc", "-static", "-O2", "-o", bin, src).CombinedOutput(); err != nil {
+		b.Fatalf("gcc: %v\n%s", err, out)
+	}
+	return bin
+}
+
+var pausedRE = regexp.MustCompile(`paused ([0-9.]+[a-zµ]+)`)
+
+// BenchmarkCheckpoint measures, for a memory workload of 64, 256 and 1024
+// MiB: the time of `snap save` (client wall time), how long the sandbox was
+// paused, the time from `snap restore -d` until the program prints again,
+// and the image size; next to a same-run memcpy of the same size.
+func BenchmarkCheckpoint(b *testing.B) {
+	bin := buildWorkload(b)
+	for _, mib := range []int{64, 256, 1024} {
+		b.Run(fmt.Sprintf("%dMiB", mib), func(b *testing.B) {
+			b.ReportAllocs()
+			e := &env{dir: b.TempDir()}
+			var saveT, pauseT, restoreT, memcpyT time.Duration
+			var imageBytes int64
+			src := make([]byte, mib<<20)
+			dst := make([]byte, mib<<20)
+			for i := range src {
+				src[i] = byte(i)
+			}
+			for i := 0; i < b.N; i++ {
+				id, out := e.benchRun(b, bin, strconv.Itoa(mib))
+				waitLinesB(b, out, 2)
+
+				start := time.Now()
+				uri := strings.TrimSpace(e.benchSnap(b, "save", id, "--to", fmt.Sprintf("img%d", i)))
+				saveT += time.Since(start)
+				logb, _ := os.ReadFile(filepath.Join(e.dir, "state", id, "sentry.log"))
+				if m := pausedRE.FindSubmatch(logb); m != nil {
+					d, _ := time.ParseDuration(string(m[1]))
+					pauseT += d
+				}
+				imageBytes += dirSize(filepath.Join(e.dir, "data", "snap", "images", fmt.Sprintf("img%d", i)))
+
+				rout := filepath.Join(e.dir, fmt.Sprintf("r%d", i))
+				start = time.Now()
+				rid := strings.TrimSpace(e.benchSnap(b, "restore", uri, "-d", "--stdout", rout))
+				waitLinesB(b, rout, 1)
+				restoreT += time.Since(start)
+				e.benchSnap(b, "kill", rid, "KILL")
+
+				start = time.Now()
+				copy(dst, src)
+				memcpyT += time.Since(start)
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(saveT.Milliseconds())/n, "save-ms")
+			b.ReportMetric(float64(pauseT.Milliseconds())/n, "paused-ms")
+			b.ReportMetric(float64(restoreT.Milliseconds())/n, "restore-ms")
+			b.ReportMetric(float64(imageBytes)/n/(1<<20), "image-MiB")
+			b.ReportMetric(float64(memcpyT.Microseconds())/n/1000, "memcpy-ms")
+		})
+	}
+}
+
+func (e *env) benchRun(b *testing.B, argv ...string) (string, string) {
+	out := filepath.Join(e.dir, fmt.Sprintf("out-%d", time.Now().UnixNano()))
+	id := strings.TrimSpace(e.benchSnap(b, append([]string{"run", "-d", "--stdout", out, "--"}, argv...)...))
+	return id, out
+}
+
+func (e *env) benchSnap(b *testing.B, args ...string) string {
+	b.Helper()
+	cmd := exec.Command(snapBin, args...)
+	cmd.Env = e.environ()
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		b.Fatalf("snap %v: %v: %s", args, err, stderr)
+	}
+	return string(out)
+}
+
+func waitLinesB(b *testing.B, path string, n int) {
+	b.Helper()
+	deadline := time.Now().Add(120 * time.Second)
+	for len(lines(path)) < n {
+		if time.Now().After(deadline) {
+			b.Fatalf("%s: fewer than %d lines", path, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}

@@ -1,0 +1,113 @@
+package kernel
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func init() {
+	// pages: 8 MiB, every third page written with non-zero data, the
+	// others never touched; then it sleeps.
+	pausePrograms["pages"] = `#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+int main(void) {
+	char *p = mmap(0, 8 << 20, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
+	for (long i = 0; i < (8 << 20) / 4096; i += 3) memset(p + i * 4096, 0x5a, 4096);
+	printf("ready\n"); fflush(stdout);
+	for (;;) sleep(1);
+}`
+}
+
+func TestMemoryRangesCoverNonZero(t *testing.T) {
+	s := startPauseSandbox(t, "pages")
+	s.next(t)
+	if _, err := s.k.MemoryRanges(); !errors.Is(err, ErrNotPaused) {
+		t.Errorf("MemoryRanges() while running = %v, want ErrNotPaused", err)
+	}
+	if err := s.k.SaveState(context.Background(), &bytes.Buffer{}); !errors.Is(err, ErrNotPaused) {
+		t.Errorf("SaveState() while running = %v, want ErrNotPaused", err)
+	}
+	s.k.Pause()
+	defer s.k.Unpause()
+	ranges, err := s.k.MemoryRanges()
+	if err != nil {
+		t.Fatalf("MemoryRanges() = %v", err)
+	}
+	covered := map[uint64]bool{}
+	var returned uint64
+	for i, r := range ranges {
+		if r.Off%pageSize != 0 || len(r.Data)%pageSize != 0 || len(r.Data) == 0 {
+			t.Fatalf("range %d = [%#x, +%#x), want page-aligned and non-empty", i, r.Off, len(r.Data))
+		}
+		if i > 0 && r.Off < ranges[i-1].Off+uint64(len(ranges[i-1].Data)) {
+			t.Fatalf("range %d at %#x overlaps or precedes the previous one", i, r.Off)
+		}
+		for p := uint64(0); p < uint64(len(r.Data)); p += pageSize {
+			covered[r.Off+p] = true
+		}
+		returned += uint64(len(r.Data))
+	}
+	var allocated, nonZero uint64
+	zero := make([]byte, pageSize)
+	for _, r := range s.k.mf.Allocated() {
+		allocated += r.Length()
+		b, _ := s.k.mf.Bytes(r.Start, r.Length())
+		for p := uint64(0); p < r.Length(); p += pageSize {
+			if !covered[r.Start+p] && !bytes.Equal(b[p:p+pageSize], zero) {
+				t.Fatalf("non-zero page at memory file offset %#x is not in MemoryRanges", r.Start+p)
+			}
+			if !bytes.Equal(b[p:p+pageSize], zero) {
+				nonZero += pageSize
+			}
+		}
+	}
+	// The 8 MiB region has about 5.3 MiB of untouched pages: they must not
+	// be returned.
+	if returned >= allocated-4<<20 || returned < nonZero {
+		t.Errorf("MemoryRanges() returned %d bytes of %d allocated (%d non-zero), want the untouched pages left out",
+			returned, allocated, nonZero)
+	}
+	var state bytes.Buffer
+	if err := s.k.SaveState(context.Background(), &state); err != nil {
+		t.Fatalf("SaveState() = %v", err)
+	}
+	if !strings.HasPrefix(state.String(), stateMagic) {
+		t.Errorf("state blob starts with %q, want %q", state.Bytes()[:8], stateMagic)
+	}
+}
+
+func TestRestoreBadHeader(t *testing.T) {
+	good := make([]byte, stateHeaderSize)
+	copy(good, stateMagic)
+	binary.LittleEndian.PutUint16(good[8:], stateMajor)
+	newer := bytes.Clone(good)
+	binary.LittleEndian.PutUint16(newer[8:], stateMajor+1)
+	for _, tc := range []struct {
+		name string
+		in   []byte
+	}{
+		{"empty", nil},
+		{"truncated header", good[:10]},
+		{"bad magic", append([]byte("NOTSNAP!"), good[8:]...)},
+		{"newer major", newer},
+		{"header only", good},
+		{"garbage stream", append(bytes.Clone(good), "garbage"...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, err := Restore(context.Background(), bytes.NewReader(tc.in), RestoreOptions{})
+			if err == nil {
+				k.Release()
+				t.Fatalf("Restore(%s) = nil error", tc.name)
+			}
+			if tc.name != "header only" && tc.name != "garbage stream" && !errors.Is(err, ErrBadState) {
+				t.Errorf("Restore(%s) = %v, want ErrBadState", tc.name, err)
+			}
+		})
+	}
+}
