@@ -1,9 +1,11 @@
 package storage_test
 
 import (
+	"context"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -74,4 +76,47 @@ func fileHarness() storetest.Harness {
 
 func TestFileStore(t *testing.T) {
 	storetest.Run(t, fileHarness())
+}
+
+// TestWriterBoundedMemory writes 512 MiB of non-zero memory: the heap must
+// stay within a fixed bound (the in-flight chunk buffers), whatever the
+// image size.
+func TestWriterBoundedMemory(t *testing.T) {
+	s, err := storage.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Create(context.Background(), "big", storage.CreateOptions{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	buf := make([]byte, 4<<20)
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+	var peak uint64
+	for off := uint64(0); off < 512<<20; off += uint64(len(buf)) {
+		for p := 0; p < len(buf); p += storage.PageSize {
+			n := (off + uint64(p)) / storage.PageSize
+			storetest.FillPage(buf[p:p+storage.PageSize], storetest.KindHeap, n)
+		}
+		if err := w.WriteMemory(off, buf); err != nil {
+			t.Fatal(err)
+		}
+		if off%(64<<20) == 0 {
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapAlloc)
+		}
+	}
+	if _, err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("heap grew by %d MiB", (peak-base)>>20)
+	// 2×workers+2 = 6 chunks of 1 MiB raw + compressed, encoder state.
+	const bound = 64 << 20
+	if peak > base+bound {
+		t.Errorf("heap grew by %d MiB writing 512 MiB, want at most %d MiB", (peak-base)>>20, bound>>20)
+	}
 }
