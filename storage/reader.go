@@ -218,10 +218,11 @@ func (im *Image) decode(i int, payload, out []byte) error {
 	return nil
 }
 
-// forEachChunk fetches chunks [from, to) in batches with parallel ranged
-// reads and calls fn with each verified... payload (fn verifies via decode).
-// fn runs concurrently on workers goroutines; scratch is a per-worker buffer
-// of ChunkSpan bytes.
+// forEachChunk fetches chunks [from, to) in batches (consecutive payloads,
+// up to batchBytes) with parallel ranged reads, and calls fn with each
+// chunk's stored payload; fn verifies it through decode. fn runs
+// concurrently on several goroutines; scratch is a per-goroutine buffer of
+// ChunkSpan bytes. The first error cancels the rest.
 func (im *Image) forEachChunk(ctx context.Context, from, to int, fn func(i int, payload, scratch []byte) error) error {
 	type batch struct{ from, to int }
 	var batches []batch

@@ -88,10 +88,14 @@ the --store store.`,
 			}
 			defer img.Close()
 			m := img.Manifest()
+			codec := m.Compression.Algorithm
+			if codec == storage.CodecZstd {
+				codec = fmt.Sprintf("zstd level %d", m.Compression.Level)
+			}
 			r := inspectReport{
 				URI: img.URI(), Format: fmt.Sprintf("%d.%d", m.Major, m.Minor), Arch: m.Arch,
 				Created: m.Created, SnapVersion: m.SnapVersion,
-				Compression: fmt.Sprintf("%s level %d", m.Compression.Algorithm, m.Compression.Level),
+				Compression: codec,
 				MemorySize:  m.MemorySize, MemoryData: m.MemoryData, MemoryStored: m.Memory.Size,
 				StateSize: m.State.RawSize, StateStored: m.State.Size, StoredSize: m.StoredSize(),
 				Ratio: m.Ratio(), Chunks: m.Chunks, Metadata: m.Metadata,
