@@ -153,12 +153,14 @@ func readFull(r io.Reader, size uint64) ([]byte, error) {
 // loadPayload decodes a verified payload into root.
 func loadPayload(ctx context.Context, payload []byte, root Savable) (err error) {
 	d := &Decoder{buf: payload, ctx: ctx, budget: allocFactor*len(payload) + allocBase}
-	decoding := ""
+	// decodingID and decodingType say which object is being decoded, for
+	// error messages (built only on error).
+	decodingID, decodingType := 0, (*streamType)(nil)
 	defer func() {
 		recoverError(recover(), &err)
 		var de *detailError
-		if decoding != "" && errors.As(err, &de) && de.where == "" {
-			de.where = decoding
+		if decodingType != nil && errors.As(err, &de) && de.where == "" {
+			de.where = "object #" + strconv.Itoa(decodingID) + " (" + decodingType.name + ")"
 		}
 	}()
 	d.readTypes()
@@ -185,10 +187,10 @@ func loadPayload(ctx context.Context, payload []byte, root Savable) (err error) 
 			failf(ErrSchema, "object %d is a %s in the stream but is referenced as %s", id, st.name, oti.name)
 		}
 		d.cur = id
-		decoding = "object #" + strconv.Itoa(id) + " (" + st.name + ")"
+		decodingID, decodingType = id, st
 		obj.StateLoad(ctx, d)
 	}
-	decoding = ""
+	decodingType = nil
 	if d.pos != len(d.buf) {
 		failf(ErrCorrupt, "%d trailing bytes after the last object", len(d.buf)-d.pos)
 	}
