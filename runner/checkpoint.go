@@ -166,6 +166,8 @@ func (s *KernelSandbox) LastSave() SaveStats { return s.last }
 // RestoreKernel restores the image at uri (a bare name is looked up in
 // store) into a new kernel with o's platform and stdio, and resumes it.
 func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*KernelSandbox, *storage.Manifest, error) {
+	t0 := time.Now()
+	var memStart, memEnd time.Time
 	img, err := storage.OpenImage(ctx, uri, store)
 	if err != nil {
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
@@ -180,6 +182,8 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		Config: kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log,
 			Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr},
 		LoadMemory: func(dst func(off uint64, n int) ([]byte, error)) error {
+			memStart = time.Now()
+			defer func() { memEnd = time.Now() }()
 			return img.ReadMemoryTo(ctx, storage.MemoryDest(dst))
 		},
 	})
@@ -191,5 +195,9 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		json.Unmarshal([]byte(m.Metadata[MetaArgv]), &o.Argv)
 	}
 	k.Resume()
+	if o.Diag != nil {
+		o.Diag.Printf("restored %s: %d bytes of memory; open+state %v, memory %v, platform and address spaces %v",
+			uri, m.MemorySize, memStart.Sub(t0), memEnd.Sub(memStart), time.Since(memEnd))
+	}
 	return &KernelSandbox{k: k, opts: o}, m, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"os"
 
 	"snapshotter/kernel"
@@ -28,6 +29,8 @@ type KernelOptions struct {
 	ID string
 	// Version is snap's version, recorded in images.
 	Version string
+	// Diag receives the runner's own diagnostics (timings); nil: none.
+	Diag *log.Logger
 }
 
 // KernelSandbox is a Sandbox running on a kernel.Kernel in this process.

@@ -38,7 +38,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 				func(m *runner.Metadata) (runner.Sandbox, error) {
 					o := runner.KernelOptions{
 						Platform: f.platform, Rootfs: f.rootfs, Debug: f.debug, Log: log.Writer(),
-						Argv: args, Env: os.Environ(), ID: id, Version: version,
+						Argv: args, Env: os.Environ(), ID: id, Version: version, Diag: log.Default(),
 					}
 					if restore == "" {
 						return runner.StartKernel(o)
