@@ -259,16 +259,15 @@ func (f *File) FileType() uint32 {
 		return unix.S_IFIFO
 	case *stdioFile:
 		return impl.fileType()
+	case *devDir:
+		return unix.S_IFDIR
 	default:
 		return unix.S_IFCHR
 	}
 }
 
 // IsDir reports whether f is a directory.
-func (f *File) IsDir() bool {
-	h, ok := f.impl.(*hostFile)
-	return ok && h.mode&unix.S_IFMT == unix.S_IFDIR
-}
+func (f *File) IsDir() bool { return f.FileType() == unix.S_IFDIR }
 
 // noImpl holds the default behaviour of a file kind.
 //

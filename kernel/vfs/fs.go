@@ -61,22 +61,49 @@ func (fs *FS) fullPath(dir *File, p string) (string, error) {
 		return "", unix.EINVAL
 	}
 	if p[0] == '/' {
-		return p, nil
+		return fs.fixDevDotDot(p), nil
 	}
 	var base string
 	if dir == nil {
 		base = fs.Getcwd()
 	} else {
-		h, ok := dir.impl.(*hostFile)
-		if !ok || !h.isDir() {
+		switch d := dir.impl.(type) {
+		case *hostFile:
+			if !d.isDir() {
+				return "", unix.ENOTDIR
+			}
+			base = d.guestPath()
+		case *devDir:
+			base = d.guestPath()
+		default:
 			return "", unix.ENOTDIR
 		}
-		base = h.guestPath()
 	}
 	if base == "/" {
 		return "/" + p, nil
 	}
-	return base + "/" + p, nil
+	return fs.fixDevDotDot(base + "/" + p), nil
+}
+
+// fixDevDotDot rewrites a leading "/dev/.." to "/" when /dev is the
+// synthetic directory: the host cannot resolve ".." in a /dev it lacks, and
+// the synthetic /dev's parent is the root.
+func (fs *FS) fixDevDotDot(full string) string {
+	rest, ok := strings.CutPrefix(full, "/dev/..")
+	if !ok || (rest != "" && rest[0] != '/') || !fs.syntheticDev() {
+		return full
+	}
+	return "/" + rest
+}
+
+// syntheticDev reports whether /dev is the sentry's synthetic directory
+// (the root has none).
+func (fs *FS) syntheticDev() bool {
+	fd, err := fs.root.lookup("/dev", unix.O_DIRECTORY)
+	if err == nil {
+		unix.Close(fd)
+	}
+	return err == unix.ENOENT
 }
 
 // OpenAt opens path relative to dir (nil means AT_FDCWD) with open(2)
@@ -113,6 +140,9 @@ func (fs *FS) OpenAt(dir *File, p string, flags uint32, mode uint32) (*File, err
 	}
 	pfd, st, err := fs.root.lookupStat(full, lookupFlags)
 	if err != nil {
+		if missingDevDir(full, err) {
+			return openDevDir(flags)
+		}
 		if err == unix.ENOENT && !pathOnly && flags&unix.O_CREAT != 0 {
 			return nil, fs.createError(full)
 		}
@@ -201,6 +231,9 @@ func (fs *FS) Fstatat(dir *File, p string, flags int) (Stat, error) {
 		lf = unix.O_NOFOLLOW
 	}
 	fd, st, err := fs.root.lookupStat(full, lf)
+	if missingDevDir(full, err) {
+		return devDirStat(), nil
+	}
 	if err != nil {
 		return Stat{}, err
 	}
@@ -229,6 +262,9 @@ func (fs *FS) Readlinkat(dir *File, p string) (string, error) {
 		}
 		var lerr error
 		fd, lerr = fs.root.lookup(full, unix.O_NOFOLLOW)
+		if missingDevDir(full, lerr) {
+			return "", unix.EINVAL
+		}
 		if lerr != nil {
 			return "", lerr
 		}
@@ -258,6 +294,8 @@ func (fs *FS) Faccessat(dir *File, p string, mode uint32, flags int) error {
 			p = "."
 		} else if h, ok := dir.impl.(*hostFile); ok {
 			return hostAccess(h.fd, mode, flags)
+		} else if _, ok := dir.impl.(*devDir); ok {
+			return devDirAccess(mode)
 		} else {
 			return deviceAccess(mode)
 		}
@@ -274,11 +312,23 @@ func (fs *FS) Faccessat(dir *File, p string, mode uint32, flags int) error {
 		lf = unix.O_NOFOLLOW
 	}
 	fd, err := fs.root.lookup(full, lf)
+	if missingDevDir(full, err) {
+		return devDirAccess(mode)
+	}
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
 	return hostAccess(fd, mode, flags)
+}
+
+// devDirAccess is access(2) on the synthetic /dev: searchable and
+// readable, not writable.
+func devDirAccess(mode uint32) error {
+	if mode&unix.W_OK != 0 {
+		return unix.EROFS
+	}
+	return nil
 }
 
 func hostAccess(fd int, mode uint32, flags int) error {
@@ -313,6 +363,12 @@ func (fs *FS) Chdir(dir *File, p string) error {
 		return unix.ENOTDIR
 	}
 	fd, err := fs.root.lookup(full, unix.O_DIRECTORY)
+	if missingDevDir(full, err) {
+		fs.mu.Lock()
+		fs.cwd = "/dev"
+		fs.mu.Unlock()
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -329,6 +385,12 @@ func (fs *FS) Chdir(dir *File, p string) error {
 
 // Fchdir changes the working directory to the directory f (fchdir(2)).
 func (fs *FS) Fchdir(f *File) error {
+	if _, ok := f.impl.(*devDir); ok {
+		fs.mu.Lock()
+		fs.cwd = "/dev"
+		fs.mu.Unlock()
+		return nil
+	}
 	h, ok := f.impl.(*hostFile)
 	if !ok || !h.isDir() {
 		return unix.ENOTDIR
@@ -357,6 +419,9 @@ func (fs *FS) mustExist(dir *File, p string, flags int) error {
 		return unix.EROFS
 	}
 	fd, err := fs.root.lookup(full, flags)
+	if missingDevDir(full, err) {
+		return unix.EROFS
+	}
 	if err != nil {
 		return err
 	}
@@ -375,8 +440,10 @@ func (fs *FS) mustNotExist(dir *File, p string) error {
 		return unix.EEXIST
 	}
 	fd, err := fs.root.lookup(full, unix.O_NOFOLLOW)
-	if err == nil {
-		unix.Close(fd)
+	if err == nil || missingDevDir(full, err) {
+		if err == nil {
+			unix.Close(fd)
+		}
 		return unix.EEXIST
 	}
 	if err != unix.ENOENT {

@@ -193,9 +193,13 @@ func (h *hostFile) getdents64(_ *File, dst []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if h.pathLocked() == "/" {
+		switch h.pathLocked() {
+		case "/":
 			// At the root, ".." is the root itself, not the host parent.
 			fixRootDotDot(ents)
+		case "/dev":
+			// The sentry's devices are there whatever the host has.
+			ents = addDevices(ents)
 		}
 		ents = h.root.filterProc(h.ident, ents)
 		h.dirents, h.direntsValid = ents, true

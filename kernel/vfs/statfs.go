@@ -70,6 +70,9 @@ func (fs *FS) Statfs(dir *File, p string) ([StatfsSize]byte, error) {
 		return syntheticStatfs(tmpfsMagic), nil
 	}
 	fd, err := fs.root.lookup(full, 0)
+	if missingDevDir(full, err) {
+		return syntheticStatfs(tmpfsMagic), nil
+	}
 	if err != nil {
 		return [StatfsSize]byte{}, err
 	}

@@ -10,6 +10,7 @@ import (
 
 var (
 	stateTypeInfodevice     *stateify.TypeInfo
+	stateTypeInfodevDir     *stateify.TypeInfo
 	stateTypeInfoDirent     *stateify.TypeInfo
 	stateTypeInfoFDFlags    *stateify.TypeInfo
 	stateTypeInfodescriptor *stateify.TypeInfo
@@ -32,6 +33,10 @@ func init() {
 	stateTypeInfodevice = stateify.Register[device]("snapshotter/kernel/vfs.device", []stateify.Field{
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
 		{Name: "kind", Type: "uint8"},
+	})
+	stateTypeInfodevDir = stateify.Register[devDir]("snapshotter/kernel/vfs.devDir", []stateify.Field{
+		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
+		{Name: "pos", Type: "int64"},
 	})
 	stateTypeInfoDirent = stateify.Register[Dirent]("snapshotter/kernel/vfs.Dirent", []stateify.Field{
 		{Name: "Ino", Type: "uint64"},
@@ -154,6 +159,36 @@ func (x *device) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.noImpl.StateLoad(ctx, d)
 		case 1:
 			x.kind = deviceKind(d.Uint8())
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *devDir) StateTypeName() string { return "snapshotter/kernel/vfs.devDir" }
+
+// StateFields implements stateify.Savable.
+func (x *devDir) StateFields() []string { return stateTypeInfodevDir.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *devDir) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfodevDir }
+
+// StateSave implements stateify.Savable.
+func (x *devDir) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfodevDir)
+	x.noImpl.StateSave(e)
+	e.Int(int64(x.pos))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *devDir) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfodevDir) {
+		switch f {
+		case 0:
+			x.noImpl.StateLoad(ctx, d)
+		case 1:
+			x.pos = int(d.Int64())
 		default:
 			d.Skip()
 		}
