@@ -33,7 +33,9 @@
 // a missing path, EEXIST for mkdir of an existing one, ...). Host device
 // nodes, FIFOs and sockets are not opened (EACCES); the sentry implements
 // /dev/null, /dev/zero, /dev/full, /dev/random and /dev/urandom itself,
-// matched on the lexically cleaned guest path. When the root holds a host
+// matched on the lexically cleaned guest path; listings of /dev include
+// them, and a root without /dev gets a synthetic /dev holding just them.
+// When the root holds a host
 // procfs at /proc, its per-process entries (/proc/self, /proc/<pid>, and
 // links into them) describe the sentry, not the sandbox: lookups into them
 // fail with ENOENT and /proc listings omit them; the kernel answers for
