@@ -35,12 +35,11 @@
 // /dev/null, /dev/zero, /dev/full, /dev/random and /dev/urandom itself,
 // matched on the lexically cleaned guest path; listings of /dev include
 // them, and a root without /dev gets a synthetic /dev holding just them.
-// When the root holds a host
-// procfs at /proc, its per-process entries (/proc/self, /proc/<pid>, and
-// links into them) describe the sentry, not the sandbox: lookups into them
-// fail with ENOENT and /proc listings omit them; the kernel answers for
-// /dev/stdin, /dev/fd/N and /proc/self/fd/N through FS.FDAlias. The rest of
-// /proc stays visible read-only.
+// When the root holds a host procfs at /proc, its per-process entries
+// (/proc/self, /proc/<pid>, and links into them) describe the sentry, not
+// the sandbox: lookups into them fail with ENOENT and /proc listings omit
+// them; the kernel answers for /dev/stdin, /dev/fd/N and /proc/self/fd/N
+// through FS.FDAlias. The rest of /proc stays visible read-only.
 //
 // # Blocking and interruption
 //
