@@ -19,6 +19,10 @@ import (
 // before the bytes arrive (the rest grows as data is actually read).
 const preallocLimit = 256 << 10
 
+// trustLenLimit is the largest payload read in one allocation on the word
+// of a reader's Len method; larger ones grow as data arrives.
+const trustLenLimit = 1 << 30
+
 // MaxStreamSize bounds the payload length a stream header may declare.
 const MaxStreamSize = 1 << 36
 
@@ -128,7 +132,7 @@ func readStream(r io.Reader) ([]byte, error) {
 // buffer starts at preallocLimit and doubles as data actually arrives, so a
 // forged length costs the forger its own bytes.
 func readFull(r io.Reader, size uint64) ([]byte, error) {
-	if l, ok := r.(interface{ Len() int }); ok && l.Len() >= 0 && uint64(l.Len()) >= size {
+	if l, ok := r.(interface{ Len() int }); ok && size <= trustLenLimit && l.Len() >= 0 && uint64(l.Len()) >= size {
 		buf := make([]byte, size)
 		_, err := io.ReadFull(r, buf)
 		return buf, err
