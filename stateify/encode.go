@@ -4,11 +4,13 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"unsafe"
 )
@@ -59,12 +61,21 @@ func Save(ctx context.Context, w io.Writer, root any) error {
 // save encodes the graph rooted at the object of type ti at p and writes
 // the stream to w.
 func (e *Encoder) save(w io.Writer, p unsafe.Pointer, ti *TypeInfo) (err error) {
-	defer func() { recoverError(recover(), &err) }()
+	current := -1 // index of the object being encoded, for error messages
+	defer func() {
+		recoverError(recover(), &err)
+		var de *detailError
+		if current >= 0 && errors.As(err, &de) && de.where == "" {
+			de.where = "object #" + strconv.Itoa(current+1) + " (" + e.objs[current].ti.name + ")"
+		}
+	}()
 	e.ref(p, ti)
 	for i := 0; i < len(e.objs); i++ {
+		current = i
 		o := e.objs[i]
 		o.ti.save(o.p, e)
 	}
+	current = -1
 	e.checkInterior()
 
 	// Header, then the payload: type table, object count, objects.

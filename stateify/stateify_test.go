@@ -216,7 +216,7 @@ func TestSaveErrors(t *testing.T) {
 		{"not savable", func() any { return 5 }, stateify.ErrNotSavable},
 		{"nil root", func() any { return (*statetest.Graph)(nil) }, stateify.ErrNotSavable},
 		{"value not pointer", func() any { return statetest.Node{} }, stateify.ErrNotSavable},
-		{"interface holds unregistered type", func() any { g := newGraph(); g.Any = 5; return g }, stateify.ErrNotSavable},
+		{"interface holds unregistered type", func() any { g := newGraph(); g.Nodes[3].Thing = nil; g.Any = 5; return g }, stateify.ErrNotSavable},
 		{"zerovalue field set", func() any { g := newGraph(); g.SetScratch([]byte{1}); return g }, stateify.ErrNotSavable},
 	}
 	for _, tc := range tests {
@@ -224,6 +224,9 @@ func TestSaveErrors(t *testing.T) {
 			err := stateify.Save(context.Background(), io.Discard, tc.root())
 			if !errors.Is(err, tc.want) {
 				t.Errorf("Save = %v, want %v", err, tc.want)
+			}
+			if tc.name == "interface holds unregistered type" && !strings.Contains(err.Error(), "object #1 (snapshotter/stateify/internal/statetest.Graph): interface holds int") {
+				t.Errorf("Save = %q, want it to name the object and the dynamic type", err)
 			}
 		})
 	}
