@@ -15,6 +15,10 @@ var (
 	stateTypeInfoMemoryFile   *stateify.TypeInfo
 	stateTypeInfovma          *stateify.TypeInfo
 	stateTypeInfoMM           *stateify.TypeInfo
+	stateTypeInfospecial      *stateify.TypeInfo
+	stateTypeInfoepollItem    *stateify.TypeInfo
+	stateTypeInfoepollFD      *stateify.TypeInfo
+	stateTypeInfoeventFD      *stateify.TypeInfo
 	stateTypeInforlimit       *stateify.TypeInfo
 	stateTypeInforegisters    *stateify.TypeInfo
 	stateTypeInfocredentials  *stateify.TypeInfo
@@ -66,6 +70,24 @@ func init() {
 		{Name: "stackTop", Type: "uint64"},
 		{Name: "brkStart", Type: "uint64"},
 		{Name: "brk", Type: "uint64"},
+	})
+	stateTypeInfospecial = stateify.Register[special]("snapshotter/kernel.special", []stateify.Field{
+		{Name: "Carrier", Type: "*snapshotter/kernel/vfs.File"},
+		{Name: "Obj", Type: "interface"},
+	})
+	stateTypeInfoepollItem = stateify.Register[epollItem]("snapshotter/kernel.epollItem", []stateify.Field{
+		{Name: "FD", Type: "int32"},
+		{Name: "File", Type: "*snapshotter/kernel/vfs.File"},
+		{Name: "Events", Type: "uint32"},
+		{Name: "Data", Type: "uint64"},
+		{Name: "Disabled", Type: "bool"},
+	})
+	stateTypeInfoepollFD = stateify.Register[epollFD]("snapshotter/kernel.epollFD", []stateify.Field{
+		{Name: "items", Type: "[]*snapshotter/kernel.epollItem"},
+	})
+	stateTypeInfoeventFD = stateify.Register[eventFD]("snapshotter/kernel.eventFD", []stateify.Field{
+		{Name: "count", Type: "uint64"},
+		{Name: "semaphore", Type: "bool"},
 	})
 	stateTypeInforlimit = stateify.Register[rlimit]("snapshotter/kernel.rlimit", []stateify.Field{
 		{Name: "Cur", Type: "uint64"},
@@ -130,6 +152,7 @@ func init() {
 		{Name: "pgid", Type: "int32"},
 		{Name: "sid", Type: "int32"},
 		{Name: "creds", Type: "snapshotter/kernel.credentials"},
+		{Name: "specials", Type: "[]snapshotter/kernel.special"},
 		{Name: "exe", Type: "string"},
 		{Name: "umask", Type: "uint32"},
 		{Name: "limits", Type: "[16]snapshotter/kernel.rlimit"},
@@ -418,6 +441,146 @@ func (x *MM) StateLoad(ctx context.Context, d *stateify.Decoder) {
 }
 
 // StateTypeName implements stateify.Savable.
+func (x *special) StateTypeName() string { return "snapshotter/kernel.special" }
+
+// StateFields implements stateify.Savable.
+func (x *special) StateFields() []string { return stateTypeInfospecial.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *special) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfospecial }
+
+// StateSave implements stateify.Savable.
+func (x *special) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfospecial)
+	stateify.SavePtr(e, x.Carrier)
+	e.Iface(x.Obj)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *special) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfospecial) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.Carrier)
+		case 1:
+			stateify.LoadIface(d, &x.Obj)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *epollItem) StateTypeName() string { return "snapshotter/kernel.epollItem" }
+
+// StateFields implements stateify.Savable.
+func (x *epollItem) StateFields() []string { return stateTypeInfoepollItem.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *epollItem) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoepollItem }
+
+// StateSave implements stateify.Savable.
+func (x *epollItem) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoepollItem)
+	e.Int(int64(x.FD))
+	stateify.SavePtr(e, x.File)
+	e.Uint(uint64(x.Events))
+	e.Uint(x.Data)
+	e.Bool(x.Disabled)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *epollItem) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoepollItem) {
+		switch f {
+		case 0:
+			x.FD = d.Int32()
+		case 1:
+			stateify.LoadPtr(d, &x.File)
+		case 2:
+			x.Events = d.Uint32()
+		case 3:
+			x.Data = d.Uint64()
+		case 4:
+			x.Disabled = d.Bool()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *epollFD) StateTypeName() string { return "snapshotter/kernel.epollFD" }
+
+// StateFields implements stateify.Savable.
+func (x *epollFD) StateFields() []string { return stateTypeInfoepollFD.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *epollFD) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoepollFD }
+
+// StateSave implements stateify.Savable.
+func (x *epollFD) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoepollFD)
+	if x.items == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.items))
+		for i0 := range x.items {
+			stateify.SavePtr(e, x.items[i0])
+		}
+	}
+}
+
+// StateLoad implements stateify.Savable.
+func (x *epollFD) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoepollFD) {
+		switch f {
+		case 0:
+			if n0, ok := d.SliceLen(); !ok {
+				x.items = nil
+			} else {
+				stateify.MakeSlice(d, &x.items, n0)
+				for i0 := range x.items {
+					stateify.LoadPtr(d, &x.items[i0])
+				}
+			}
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *eventFD) StateTypeName() string { return "snapshotter/kernel.eventFD" }
+
+// StateFields implements stateify.Savable.
+func (x *eventFD) StateFields() []string { return stateTypeInfoeventFD.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *eventFD) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoeventFD }
+
+// StateSave implements stateify.Savable.
+func (x *eventFD) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoeventFD)
+	e.Uint(x.count)
+	e.Bool(x.semaphore)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *eventFD) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoeventFD) {
+		switch f {
+		case 0:
+			x.count = d.Uint64()
+		case 1:
+			x.semaphore = d.Bool()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
 func (x *rlimit) StateTypeName() string { return "snapshotter/kernel.rlimit" }
 
 // StateFields implements stateify.Savable.
@@ -677,6 +840,14 @@ func (x *ThreadGroup) StateSave(e *stateify.Encoder) {
 	e.Int(int64(x.pgid))
 	e.Int(int64(x.sid))
 	x.creds.StateSave(e)
+	if x.specials == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.specials))
+		for i0 := range x.specials {
+			x.specials[i0].StateSave(e)
+		}
+	}
 	e.String(x.exe)
 	e.Uint(uint64(x.umask))
 	e.ArrayLen(16)
@@ -736,10 +907,19 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 15:
 			x.creds.StateLoad(ctx, d)
 		case 16:
-			x.exe = d.String()
+			if n0, ok := d.SliceLen(); !ok {
+				x.specials = nil
+			} else {
+				stateify.MakeSlice(d, &x.specials, n0)
+				for i0 := range x.specials {
+					x.specials[i0].StateLoad(ctx, d)
+				}
+			}
 		case 17:
-			x.umask = d.Uint32()
+			x.exe = d.String()
 		case 18:
+			x.umask = d.Uint32()
+		case 19:
 			d.ArrayLenExact(16)
 			for i0 := range x.limits {
 				x.limits[i0].StateLoad(ctx, d)

@@ -140,6 +140,9 @@ func TestRunStaticPrograms(t *testing.T) {
 		{"select and poll on a pipe", []string{"select"}, nil, []string{
 			"select empty: n=0 set=0", "poll empty: n=0", "select ready: n=2 r=1 w=1", "poll ready: n=1 in=1", "read=1 eof-read=0",
 		}, kernel.ExitStatus{}},
+		{"epoll and eventfd", []string{"epoll"}, nil, []string{
+			"epoll idle: n=0", "eventfd: write=8 n=1 data=7", "eventfd read=8 value=3 again=-1 eagain=1", "pipe: n=1 data=9", "ctl errors: exist=1 noent=1",
+		}, kernel.ExitStatus{}},
 		{"exit 42", []string{"exit", "42"}, nil, nil, kernel.ExitStatus{Code: 42}},
 		{"null dereference", []string{"segv"}, nil, nil, kernel.ExitStatus{Signal: int(unix.SIGSEGV)}},
 		{"unknown syscall", []string{"enosys"}, nil, nil, kernel.ExitStatus{}},

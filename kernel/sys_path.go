@@ -15,7 +15,7 @@ func init() {
 	registerSyscall(unix.SYS_OPEN, "open", sysOpen)
 	registerSyscall(unix.SYS_OPENAT, "openat", sysOpenat)
 	registerSyscall(unix.SYS_CREAT, "creat", sysCreat)
-	registerSyscall(unix.SYS_CLOSE, "close", func(t *Task, a *sysArgs) (uint64, error) { return 0, t.tg.fdTable.Remove(a.Int(0)) })
+	registerSyscall(unix.SYS_CLOSE, "close", func(t *Task, a *sysArgs) (uint64, error) { return 0, t.closeFD(a.Int(0)) })
 	registerSyscall(unix.SYS_CLOSE_RANGE, "close_range", sysCloseRange)
 	registerSyscall(unix.SYS_FSTAT, "fstat", sysFstat)
 	registerSyscall(unix.SYS_STAT, "stat", func(t *Task, a *sysArgs) (uint64, error) { return t.stat(unix.AT_FDCWD, a[0], a[1], 0) })

@@ -24,6 +24,8 @@ type pollEntry struct {
 	events  uint16
 	revents uint16
 	file    *vfs.File
+	// special is the kernel object behind file, if any.
+	special specialFile
 }
 
 func sysPoll(t *Task, a *sysArgs) (uint64, error) {
@@ -68,6 +70,7 @@ func (t *Task) poll(addr, nfds uint64, timeout int64) (uint64, error) {
 		if e.fd >= 0 {
 			if f, err := t.getFile(e.fd); err == nil {
 				e.file = f
+				e.special = t.tg.specialOf(f)
 				defer f.DecRef()
 			}
 		}
@@ -104,6 +107,8 @@ func pollCheck(entries []pollEntry) int {
 			e.revents = 0
 		case e.file == nil:
 			e.revents = unix.POLLNVAL
+		case e.special != nil:
+			e.revents = uint16(e.special.readiness(uint32(e.events)|unix.POLLERR|unix.POLLHUP)) & (e.events | unix.POLLERR | unix.POLLHUP)
 		default:
 			e.revents = uint16(e.file.Readiness(uint32(e.events)|unix.POLLERR|unix.POLLHUP)) & (e.events | unix.POLLERR | unix.POLLHUP | unix.POLLNVAL)
 		}
@@ -122,8 +127,14 @@ func (t *Task) pollWait(entries []pollEntry, deadline int64) (timedOut bool, err
 		if e.file == nil {
 			continue
 		}
-		ch, stop := e.file.Watch(uint32(e.events))
-		defer stop()
+		var ch <-chan struct{}
+		if e.special != nil {
+			ch = e.special.changed()
+		} else {
+			c, stop := e.file.Watch(uint32(e.events))
+			defer stop()
+			ch = c
+		}
 		if ch != nil {
 			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
 		}

@@ -80,7 +80,7 @@ func (t *Task) selectFDs(nfds int32, readAddr, writeAddr, exceptAddr uint64, tim
 			return 0, unix.EBADF
 		}
 		defer f.DecRef()
-		entries = append(entries, pollEntry{fd: int32(fd), events: ev, file: f})
+		entries = append(entries, pollEntry{fd: int32(fd), events: ev, file: f, special: t.tg.specialOf(f)})
 	}
 	deadline := int64(-1)
 	if timeout >= 0 {

@@ -107,6 +107,9 @@ type ThreadGroup struct {
 	pgid, sid int32
 	// creds are the process's IDs. Protected by mu.
 	creds credentials
+	// specials are the kernel-implemented files (eventfd, epoll) behind
+	// some descriptors; see special.go. Protected by mu.
+	specials []special
 	// exe is the guest path of the running program (/proc/self/exe).
 	// Protected by mu.
 	exe string

@@ -149,6 +149,7 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 		creds:      ptg.creds,
 		umask:      ptg.umask,
 		exe:        ptg.exe,
+		specials:   append([]special(nil), ptg.specials...),
 		limits:     ptg.limits,
 		exitSignal: int32(flags & 0xff),
 	}

@@ -13,6 +13,8 @@
 #include <sys/auxv.h>
 #include <spawn.h>
 #include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/wait.h>
@@ -173,6 +175,34 @@ int main(int argc, char **argv)
 		ssize_t r1 = read(p[0], &c, 1);
 		ssize_t r2 = read(p[0], &c, 1);
 		printf("read=%zd eof-read=%zd\n", r1, r2);
+		return 0;
+	}
+	if (!strcmp(mode, "epoll")) {
+		int ep = epoll_create1(EPOLL_CLOEXEC);
+		int efd = eventfd(0, EFD_NONBLOCK);
+		int p[2];
+		if (ep < 0 || efd < 0 || pipe(p) != 0)
+			return 1;
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 7};
+		epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev);
+		ev.data.u64 = 9;
+		epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev);
+		struct epoll_event out[4];
+		int n = epoll_wait(ep, out, 4, 10);
+		printf("epoll idle: n=%d\n", n);
+		uint64_t one = 3, got = 0;
+		ssize_t w = write(efd, &one, 8);
+		n = epoll_wait(ep, out, 4, -1);
+		printf("eventfd: write=%zd n=%d data=%llu\n", w, n, n > 0 ? (unsigned long long)out[0].data.u64 : 0ULL);
+		ssize_t r = read(efd, &got, 8);
+		ssize_t again = read(efd, &got, 8);
+		printf("eventfd read=%zd value=%llu again=%zd eagain=%d\n", r, (unsigned long long)got, again, errno == EAGAIN);
+		if (write(p[1], "x", 1) != 1)
+			return 1;
+		n = epoll_wait(ep, out, 4, -1);
+		printf("pipe: n=%d data=%llu\n", n, n > 0 ? (unsigned long long)out[0].data.u64 : 0ULL);
+		printf("ctl errors: exist=%d noent=%d\n", epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev) == -1 && errno == EEXIST,
+		       epoll_ctl(ep, EPOLL_CTL_DEL, p[1], NULL) == -1 && errno == ENOENT);
 		return 0;
 	}
 	if (!strcmp(mode, "exit"))
