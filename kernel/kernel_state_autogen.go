@@ -51,6 +51,7 @@ func init() {
 	stateTypeInfoMemoryFile = stateify.Register[MemoryFile]("snapshotter/kernel.MemoryFile", []stateify.Field{
 		{Name: "size", Type: "uint64"},
 		{Name: "free", Type: "[]snapshotter/kernel.fileRange"},
+		{Name: "shared", Type: "map[uint64]uint32"},
 	})
 	stateTypeInfovma = stateify.Register[vma]("snapshotter/kernel.vma", []stateify.Field{
 		{Name: "Start", Type: "uint64"},
@@ -309,6 +310,11 @@ func (x *MemoryFile) StateSave(e *stateify.Encoder) {
 			x.free[i0].StateSave(e)
 		}
 	}
+	stateify.SaveMap(e, x.shared, func(e *stateify.Encoder, mk uint64) {
+		e.Uint(mk)
+	}, func(e *stateify.Encoder, mv *uint32) {
+		e.Uint(uint64((*mv)))
+	})
 }
 
 // StateLoad implements stateify.Savable.
@@ -326,6 +332,12 @@ func (x *MemoryFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 					x.free[i0].StateLoad(ctx, d)
 				}
 			}
+		case 2:
+			stateify.LoadMap(d, &x.shared, func(d *stateify.Decoder, mk *uint64) {
+				*mk = d.Uint64()
+			}, func(d *stateify.Decoder, mv *uint32) {
+				(*mv) = d.Uint32()
+			})
 		default:
 			d.Skip()
 		}

@@ -75,6 +75,11 @@ type MemoryFile struct {
 	// free is the sorted list of disjoint, non-adjacent free ranges below
 	// size. Protected by mu.
 	free []fileRange
+
+	// shared counts, per page offset, the extra owners of a page: a shared
+	// mapping inherited by fork is one range owned by several vmas. A page
+	// is freed when its last owner lets it go. Protected by mu.
+	shared map[uint64]uint32
 }
 
 // NewMemoryFile creates an empty memory file named name (the name shows in
@@ -264,4 +269,47 @@ func (f *MemoryFile) forEachData(r fileRange, fn func(fileRange) error) error {
 		pos = end
 	}
 	return nil
+}
+
+// Share adds an owner to every page of r (fork of a shared mapping).
+func (f *MemoryFile) Share(r fileRange) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.shared == nil {
+		f.shared = map[uint64]uint32{}
+	}
+	for p := r.Start; p < r.End; p += pageSize {
+		f.shared[p]++
+	}
+}
+
+// ReleaseRange drops one owner of the pages of r and frees those that have no
+// owner left. Ranges that were never shared go straight to Free.
+func (f *MemoryFile) ReleaseRange(r fileRange) {
+	f.mu.Lock()
+	if len(f.shared) == 0 {
+		f.mu.Unlock()
+		f.Free(r)
+		return
+	}
+	var toFree []fileRange
+	for p := r.Start; p < r.End; p += pageSize {
+		if n := f.shared[p]; n > 0 {
+			if n == 1 {
+				delete(f.shared, p)
+			} else {
+				f.shared[p] = n - 1
+			}
+			continue
+		}
+		if k := len(toFree); k > 0 && toFree[k-1].End == p {
+			toFree[k-1].End = p + pageSize
+		} else {
+			toFree = append(toFree, fileRange{p, p + pageSize})
+		}
+	}
+	f.mu.Unlock()
+	for _, fr := range toFree {
+		f.Free(fr)
+	}
 }

@@ -134,7 +134,7 @@ func (mm *MM) Release() {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
 	for i := range mm.vmas {
-		mm.mf.Free(mm.vmas[i].fileRange())
+		mm.mf.ReleaseRange(mm.vmas[i].fileRange())
 	}
 	mm.vmas = nil
 	if mm.as != nil {
@@ -310,7 +310,7 @@ func (mm *MM) unmapLocked(start, end uint64) error {
 		return nil
 	}
 	for k := i; k < j; k++ {
-		mm.mf.Free(mm.vmas[k].fileRange())
+		mm.mf.ReleaseRange(mm.vmas[k].fileRange())
 	}
 	mm.vmas = append(mm.vmas[:i], mm.vmas[j:]...)
 	if mm.as != nil {

@@ -7,9 +7,9 @@ import (
 )
 
 // fork returns a copy of mm in the new address space as, for a child
-// process: every vma gets its own memory file range holding a copy of the
-// parent's bytes. Shared mappings are copied too (they stop being shared
-// with the parent; nothing the supported programs rely on).
+// process: every private vma gets its own memory file range holding a copy
+// of the parent's bytes (eagerly; there is no copy-on-write), and every
+// shared vma maps the same memory file pages as the parent's.
 func (mm *MM) fork(as platform.AddressSpace) (*MM, error) {
 	mm.mu.RLock()
 	defer mm.mu.RUnlock()
@@ -26,6 +26,16 @@ func (mm *MM) fork(as platform.AddressSpace) (*MM, error) {
 	}
 	for i := range mm.vmas {
 		v := mm.vmas[i]
+		if !v.Private {
+			// Shared mappings stay shared: the child maps the same pages.
+			mm.mf.Share(v.fileRange())
+			c.vmas = append(c.vmas, v)
+			if err := c.mapIntoLocked(&c.vmas[len(c.vmas)-1], false); err != nil {
+				c.Release()
+				return nil, err
+			}
+			continue
+		}
 		fr, err := mm.mf.Allocate(v.length())
 		if err != nil {
 			c.Release()

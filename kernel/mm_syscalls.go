@@ -380,8 +380,10 @@ const (
 )
 
 // Madvise applies advice to [addr, addr+length). MADV_DONTNEED, MADV_FREE
-// and MADV_REMOVE zero the range (its memory is given back); every other
-// advice is accepted and ignored.
+// and MADV_REMOVE zero the private mappings in the range (their memory is
+// given back); shared mappings keep their contents, as with Linux's shared
+// memory (except MADV_REMOVE, which punches the hole). Every other advice
+// is accepted and ignored.
 func (mm *MM) Madvise(addr, length uint64, advice int) error {
 	if addr&pageMask != 0 {
 		return unix.EINVAL
@@ -406,6 +408,9 @@ func (mm *MM) Madvise(addr, length uint64, advice int) error {
 	}
 	for k := mm.findLocked(addr); k < len(mm.vmas) && mm.vmas[k].Start < end; k++ {
 		v := &mm.vmas[k]
+		if !v.Private && advice != madvRemove {
+			continue
+		}
 		s, e := max(v.Start, addr), min(v.End, end)
 		mm.mf.Decommit(fileRange{v.Off + (s - v.Start), v.Off + (e - v.Start)})
 	}

@@ -429,3 +429,45 @@ func TestCopyInString(t *testing.T) {
 		t.Errorf("CopyInString running off the mapping = %v, want ErrBadAddress", err)
 	}
 }
+
+func TestForkSharesSharedMappings(t *testing.T) {
+	mm, _ := newTestMM(t)
+	priv := mustMMap(t, mm, MMapOpts{Length: pageSize, Perms: permRead | permWrite, Private: true})
+	shared := mustMMap(t, mm, MMapOpts{Length: 2 * pageSize, Perms: permRead | permWrite})
+	if err := mm.CopyOut(priv, []byte("p")); err != nil {
+		t.Fatal(err)
+	}
+	child, err := mm.fork(newRecordingAS())
+	if err != nil {
+		t.Fatalf("fork: %v", err)
+	}
+	// A write by the child: visible to the parent through the shared
+	// mapping only.
+	if err := child.CopyOut(priv, []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	if err := child.CopyOut(shared, []byte("s")); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	for _, tc := range []struct {
+		addr uint64
+		want byte
+	}{{priv, 'p'}, {shared, 's'}} {
+		if err := mm.CopyIn(tc.addr, b); err != nil || b[0] != tc.want {
+			t.Errorf("parent byte at %#x after the child wrote = %q, %v, want %q", tc.addr, b, err, tc.want)
+		}
+	}
+	// The shared pages outlive the child, and MADV_DONTNEED keeps them.
+	child.Release()
+	if err := mm.Madvise(shared, pageSize, madvDontNeed); err != nil {
+		t.Fatal(err)
+	}
+	if err := mm.CopyIn(shared, b); err != nil || b[0] != 's' {
+		t.Errorf("shared byte after child exit and MADV_DONTNEED = %q, %v, want 's'", b, err)
+	}
+	mm.Release()
+	if got := mm.mf.Allocated(); len(got) != 0 {
+		t.Errorf("allocated after both released = %v, want none", got)
+	}
+}
