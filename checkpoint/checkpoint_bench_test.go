@@ -60,6 +60,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 		b.Run(fmt.Sprintf("%dMiB", mib), func(b *testing.B) {
 			b.ReportAllocs()
 			e := &env{dir: b.TempDir()}
+			b.Cleanup(e.killAll)
 			var saveT, pauseT, restoreT, memcpyT time.Duration
 			var imageBytes int64
 			src := make([]byte, mib<<20)
@@ -87,6 +88,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 				waitLinesB(b, rout, 1)
 				restoreT += time.Since(start)
 				e.benchSnap(b, "kill", rid, "KILL")
+				killAllIn(filepath.Join(e.dir, "state"))
 
 				start = time.Now()
 				copy(dst, src)

@@ -200,22 +200,53 @@ func (e *env) meta(id string) map[string]any {
 	return m
 }
 
-// killAll kills every sandbox of the test that still runs.
+// killAll kills every sandbox of the test that still runs, and waits until
+// every sentry process is gone, so that the test directory can be removed.
 func (e *env) killAll() {
-	ents, _ := os.ReadDir(filepath.Join(e.dir, "state"))
+	killAllIn(filepath.Join(e.dir, "state"))
+}
+
+func killAllIn(stateDir string) {
+	ents, _ := os.ReadDir(stateDir)
 	for _, ent := range ents {
-		b, err := os.ReadFile(filepath.Join(e.dir, "state", ent.Name(), "meta.json"))
+		b, err := os.ReadFile(filepath.Join(stateDir, ent.Name(), "meta.json"))
 		if err != nil {
 			continue
 		}
 		var m struct {
-			PID    int    `json:"pid"`
-			Status string `json:"status"`
+			PID      int    `json:"pid"`
+			PIDStart uint64 `json:"pid_start"`
+			Status   string `json:"status"`
 		}
-		if json.Unmarshal(b, &m) == nil && m.Status == "running" && m.PID > 0 {
+		if json.Unmarshal(b, &m) != nil || m.PID <= 0 {
+			continue
+		}
+		if m.Status == "running" || m.Status == "starting" {
 			syscall.Kill(m.PID, syscall.SIGKILL)
 		}
+		for i := 0; i < 1000 && sentryAlive(m.PID, m.PIDStart); i++ {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
+}
+
+// sentryAlive reports whether process pid, started at start (clock ticks),
+// still exists and is not a zombie.
+func sentryAlive(pid int, start uint64) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+		return false
+	}
+	st, _ := strconv.ParseUint(f[19], 10, 64)
+	return st == start
 }
 
 // lines returns the lines of file path.
