@@ -79,6 +79,7 @@ func sysClone(t *Task, a *sysArgs) (uint64, error) {
 	}
 	tg.tasks = append(tg.tasks, nt)
 	tg.mu.Unlock()
+	t.signalsOnNewTask(nt, false)
 	nt.start()
 	return uint64(nt.tid), nil
 }
@@ -207,6 +208,7 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 	if flags&unix.CLONE_PARENT_SETTID != 0 {
 		t.copyOutUint32(parentTID, uint32(nt.tid))
 	}
+	t.signalsOnNewTask(nt, true)
 	nt.start()
 	if vforkDone != nil {
 		t.block(vforkDone)

@@ -95,13 +95,18 @@ func (k *Kernel) processExited(tg *ThreadGroup, status ExitStatus) {
 		p.notifyChildLocked()
 	}
 	var others []*Task
-	if tg == init || tg.parent == nil {
+	isInit := tg == init || tg.parent == nil
+	if isInit {
 		for _, o := range ts.tids {
 			others = append(others, o)
 		}
 	}
+	hasParent := tg.parent != nil
 	ts.mu.Unlock()
-	if tg == init || tg.parent == nil {
+	if hasParent {
+		k.signalParentOnExit(tg)
+	}
+	if isInit {
 		for _, o := range others {
 			o.tg.exitGroup(ExitStatus{Signal: int(unix.SIGKILL)})
 		}

@@ -41,3 +41,18 @@ func (t *Task) sendSignalToSelf(sig int) {
 //
 // Preconditions: called by the task goroutine.
 func (t *Task) signalsOnExec() {}
+
+// signalsOnNewTask gives a new task the signal state it inherits from its
+// creator t: a new thread (newProcess false) shares the process's
+// handlers and copies t's mask; a forked process copies the handlers and
+// t's mask, with nothing pending.
+//
+// Preconditions: called by t's task goroutine before nt starts.
+func (t *Task) signalsOnNewTask(nt *Task, newProcess bool) {}
+
+// signalParentOnExit notifies the parent of a process that has just become
+// a zombie (SIGCHLD, or the exit signal clone asked for: tg.exitSignal).
+// wait4 is woken separately.
+//
+// Preconditions: TaskSet.mu is not held.
+func (k *Kernel) signalParentOnExit(tg *ThreadGroup) {}
