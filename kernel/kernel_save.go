@@ -322,3 +322,44 @@ func (k *Kernel) releaseLoaded() {
 		k.root.Close()
 	}
 }
+
+// MemoryReader reads the memory file with pread(2): holes read as zeros
+// without allocating pages, present pages are copied without faulting the
+// sentry's mapping in page by page. With AllocatedMemory it is the fast
+// way to stream memory into an image.
+type MemoryReader struct{ mf *MemoryFile }
+
+// ReadAt implements io.ReaderAt.
+func (r MemoryReader) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := unix.Pread(r.mf.fd, p[n:], off+int64(n))
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return n, fmt.Errorf("read memory file at %#x: %w", off+int64(n), err)
+		}
+		if m == 0 {
+			return n, io.ErrUnexpectedEOF
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// AllocatedMemory returns the allocated ranges of the memory file as
+// (offset, length) pairs in ascending order, and a reader for them.
+//
+// Preconditions: the kernel is paused, and stays paused while the reader
+// is used.
+func (k *Kernel) AllocatedMemory() ([][2]uint64, MemoryReader, error) {
+	if !k.Paused() {
+		return nil, MemoryReader{}, fmt.Errorf("read memory file: %w", ErrNotPaused)
+	}
+	var out [][2]uint64
+	for _, r := range k.mf.Allocated() {
+		out = append(out, [2]uint64{r.Start, r.Length()})
+	}
+	return out, MemoryReader{k.mf}, nil
+}

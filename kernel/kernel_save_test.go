@@ -73,6 +73,21 @@ func TestMemoryRangesCoverNonZero(t *testing.T) {
 		t.Errorf("MemoryRanges() returned %d bytes of %d allocated (%d non-zero), want the untouched pages left out",
 			returned, allocated, nonZero)
 	}
+	// AllocatedMemory's reader returns the same bytes as the mapping.
+	alloc, rd, err := s.k.AllocatedMemory()
+	if err != nil || len(alloc) == 0 {
+		t.Fatalf("AllocatedMemory() = %v, %v", alloc, err)
+	}
+	for _, a := range alloc {
+		want, _ := s.k.mf.Bytes(a[0], a[1])
+		got := make([]byte, a[1])
+		if _, err := rd.ReadAt(got, int64(a[0])); err != nil {
+			t.Fatalf("ReadAt(%#x, %#x) = %v", a[0], a[1], err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("ReadAt(%#x, %#x) differs from the memory file's mapping", a[0], a[1])
+		}
+	}
 	var state bytes.Buffer
 	if err := s.k.SaveState(context.Background(), &state); err != nil {
 		t.Fatalf("SaveState() = %v", err)

@@ -106,18 +106,18 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 		}
 	}()
 
-	ranges, err := s.k.MemoryRanges()
+	ranges, mem, err := s.k.AllocatedMemory()
 	if err != nil {
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 	}
 	var total uint64
 	for _, r := range ranges {
-		total += uint64(len(r.Data))
+		total += r[1]
 	}
 	stateDone := make(chan error, 1)
 	// S/R-SAFE: runs while the kernel is paused and is waited for below.
 	go func() { stateDone <- s.k.SaveState(ctx, w.StateWriter()) }()
-	err = writeMemory(w, ranges, total, progress)
+	err = writeMemory(w, mem, ranges, total, progress)
 	memDone := time.Since(start)
 	if serr := <-stateDone; err == nil {
 		err = serr
@@ -140,17 +140,23 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 	return w.URI(), nil
 }
 
-// writeMemory hands the memory ranges to the image writer in pieces,
-// reporting progress.
-func writeMemory(w *storage.Writer, ranges []kernel.MemoryRange, total uint64, progress func(Progress)) error {
+// writeMemory streams the memory ranges into the image writer, reporting
+// progress. It reads through r (pread) into one buffer rather than through
+// the sentry's mapping: holes cost nothing and no page is faulted in.
+func writeMemory(w *storage.Writer, r kernel.MemoryReader, ranges [][2]uint64, total uint64, progress func(Progress)) error {
+	buf := make([]byte, storage.ChunkSpan)
 	var done, next uint64
-	for _, r := range ranges {
-		for off := 0; off < len(r.Data); off += progressStep {
-			end := min(off+progressStep, len(r.Data))
-			if err := w.WriteMemory(r.Off+uint64(off), r.Data[off:end]); err != nil {
+	for _, rg := range ranges {
+		for off := uint64(0); off < rg[1]; {
+			n := min(rg[1]-off, uint64(len(buf)))
+			if _, err := r.ReadAt(buf[:n], int64(rg[0]+off)); err != nil {
 				return err
 			}
-			done += uint64(end - off)
+			if err := w.WriteMemory(rg[0]+off, buf[:n]); err != nil {
+				return err
+			}
+			off += n
+			done += n
 			if done >= next {
 				progress(Progress{Phase: "memory", Done: done, Total: total})
 				next = done + progressStep
