@@ -2,9 +2,24 @@ package kernel
 
 import "snapshotter/platform"
 
-// This file holds the run loop's signal hooks until the signal code
+// This file holds the kernel's signal hooks until the signal code
 // (task_signals.go and friends) replaces it: that change deletes this
-// file and defines the same two methods.
+// file and defines the same methods:
+//
+//	handlePendingSignals  runApp, just before returning to the application
+//	deliverSyncSignal     runApp, for faults and other synchronous signals
+//	sendSignalToSelf      SIGPIPE after a write to a broken pipe
+//	signalsOnExec         execve
+//	signalsOnNewTask      clone (threads) and fork
+//	signalParentOnExit    a process became a zombie (SIGCHLD)
+//
+// What the signal code can rely on: t.interrupt() wakes a task from any
+// goroutine (blocked syscalls return errInterrupted and become restart
+// errnos; a Switch in progress returns); t.syscallRestartErrno() tells
+// whether the last syscall was interrupted (convert it to EINTR in the
+// registers when a handler runs; runApp rewinds it otherwise); a handler
+// that sets all registers itself (rt_sigreturn) returns errNoSyscallReturn;
+// syscalls are added with registerSyscall in an init function.
 
 // handlePendingSignals is called by runApp just before the task returns to
 // the application. It delivers pending signals (setting up handler frames
