@@ -128,6 +128,7 @@ func (e ExitStatus) ShellCode() int {
 	return e.Code & 0xff
 }
 
+// String describes the status for messages.
 func (e ExitStatus) String() string {
 	if e.Signal != 0 {
 		return fmt.Sprintf("killed by signal %d", e.Signal)

@@ -28,6 +28,7 @@ func (p perms) access() platform.AccessType {
 // allows reports whether every permission in want is in p.
 func (p perms) allows(want perms) bool { return p&want == want }
 
+// String returns the permissions as "rwx" with dashes.
 func (p perms) String() string { return p.access().String() }
 
 // vma is one mapping: a page-aligned range of application addresses backed
