@@ -68,6 +68,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 			for i := range src {
 				src[i] = byte(i)
 			}
+			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				id, out := e.benchRun(b, bin, strconv.Itoa(mib))
 				waitLinesB(b, out, 2)
