@@ -65,12 +65,7 @@ func (k *Kernel) Paused() bool {
 var ErrNoInit = errors.New("init process has exited")
 
 // SignalInit sends signal sig (1..64) from outside the sandbox (snap kill)
-// to the init process, PID 1.
-//
-// Until the signal code provides queued delivery for external senders, the
-// signal takes its default action here: ignored for SIGCHLD, SIGCONT,
-// SIGURG and SIGWINCH, termination by the signal for every other one
-// (the stop signals included).
+// to the init process, PID 1, through sendExternalSignal.
 func (k *Kernel) SignalInit(sig int) error {
 	if sig < 1 || sig > 64 {
 		return fmt.Errorf("signal %d: %w", sig, unix.EINVAL)
@@ -81,10 +76,21 @@ func (k *Kernel) SignalInit(sig int) error {
 	if init == nil || init.tg.isExiting() {
 		return ErrNoInit
 	}
+	sendExternalSignal(init.tg, sig)
+	return nil
+}
+
+// sendExternalSignal delivers a signal sent from outside the sandbox to
+// process tg. The signal code replaces it from an init function of its own
+// file (sendExternalSignal = ...) to queue the signal as kill(2) from an
+// unknown sender would (SI_USER, pid 0), so that handlers, masks and
+// pending sets apply. Until then the default action is taken at once:
+// nothing for SIGCHLD, SIGCONT, SIGURG and SIGWINCH, termination by the
+// signal for every other one (the stop signals included).
+var sendExternalSignal = func(tg *ThreadGroup, sig int) {
 	switch unix.Signal(sig) {
 	case unix.SIGCHLD, unix.SIGCONT, unix.SIGURG, unix.SIGWINCH:
-		return nil
+		return
 	}
-	init.tg.exitGroup(ExitStatus{Signal: sig})
-	return nil
+	tg.exitGroup(ExitStatus{Signal: sig})
 }
