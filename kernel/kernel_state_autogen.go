@@ -180,6 +180,8 @@ func init() {
 		{Name: "Kind", Type: "uint8"},
 		{Name: "Deadline", Type: "int64"},
 		{Name: "RemAddr", Type: "uint64"},
+		{Name: "Addr", Type: "uint64"},
+		{Name: "N", Type: "uint64"},
 	})
 }
 
@@ -1065,6 +1067,8 @@ func (x *restartBlock) StateSave(e *stateify.Encoder) {
 	e.Uint(uint64(x.Kind))
 	e.Int(x.Deadline)
 	e.Uint(x.RemAddr)
+	e.Uint(x.Addr)
+	e.Uint(x.N)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1077,6 +1081,10 @@ func (x *restartBlock) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.Deadline = d.Int64()
 		case 2:
 			x.RemAddr = d.Uint64()
+		case 3:
+			x.Addr = d.Uint64()
+		case 4:
+			x.N = d.Uint64()
 		default:
 			d.Skip()
 		}

@@ -224,3 +224,18 @@ func TestStopDuringSleep(t *testing.T) {
 		t.Errorf("sleep with stops: status %v, output %q, want status 0 and slept>=50ms=1", st, out)
 	}
 }
+
+// TestStopDuringPoll stops the kernel while the program waits in poll with
+// a timeout: the poll restarts with its deadline and still waits it out.
+func TestStopDuringPoll(t *testing.T) {
+	bin := probe(t, "gcc")
+	out, st := runWith(t, []string{bin, "pollsleep"}, nil, func(k *kernel.Kernel) {
+		for range 5 {
+			k.StopForTest()
+			k.ResumeForTest()
+		}
+	})
+	if st != (kernel.ExitStatus{}) || !strings.Contains(out, "poll=0 waited>=80ms=1") {
+		t.Errorf("poll with stops: status %v, output %q, want status 0 and poll=0 waited>=80ms=1", st, out)
+	}
+}

@@ -28,12 +28,24 @@ type pollEntry struct {
 	special specialFile
 }
 
+// sysPoll implements poll(2). Interrupted with a timeout, it restarts
+// through restart_syscall with its deadline kept (as Linux does), so a
+// stop or a save does not extend the wait.
 func sysPoll(t *Task, a *sysArgs) (uint64, error) {
-	timeout := int64(-1)
 	if ms := a.Int(2); ms >= 0 {
-		timeout = int64(ms) * int64(time.Millisecond)
+		return t.pollUntil(a[0], a[1], saturatingAdd(t.k.monotonicNow(), int64(ms)*int64(time.Millisecond)))
 	}
-	return t.poll(a[0], a[1], timeout)
+	return t.poll(a[0], a[1], -1)
+}
+
+// pollUntil is poll with a kernel-monotonic deadline.
+func (t *Task) pollUntil(addr, nfds uint64, deadline int64) (uint64, error) {
+	n, err := t.poll(addr, nfds, max(deadline-t.k.monotonicNow(), 0))
+	if err == errRestartNoHand {
+		t.restart = restartBlock{Kind: restartPoll, Deadline: deadline, Addr: addr, N: nfds}
+		return 0, errRestartRestartBlock
+	}
+	return n, err
 }
 
 func sysPpoll(t *Task, a *sysArgs) (uint64, error) {

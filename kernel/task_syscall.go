@@ -67,6 +67,8 @@ type restartBlock struct {
 	Deadline int64
 	// RemAddr is where nanosleep writes the remaining time.
 	RemAddr uint64
+	// Addr and N are poll's descriptor array and its length.
+	Addr, N uint64
 }
 
 type restartKind uint8
@@ -74,6 +76,7 @@ type restartKind uint8
 const (
 	restartNone restartKind = iota
 	restartNanosleep
+	restartPoll
 )
 
 // doSyscall executes the syscall the application just made and returns the
@@ -193,6 +196,8 @@ func sysRestartSyscall(t *Task, _ *sysArgs) (uint64, error) {
 	switch rb.Kind {
 	case restartNanosleep:
 		return t.sleepUntil(rb.Deadline, rb.RemAddr)
+	case restartPoll:
+		return t.pollUntil(rb.Addr, rb.N, rb.Deadline)
 	default:
 		return 0, unix.EINTR
 	}

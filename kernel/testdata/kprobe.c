@@ -104,6 +104,15 @@ int main(int argc, char **argv)
 		printf("slept>=50ms=%d\n", ms >= 50);
 		return 0;
 	}
+	if (!strcmp(mode, "pollsleep")) {
+		struct timespec a, b;
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		int n = poll(NULL, 0, 80);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+		printf("poll=%d waited>=80ms=%d\n", n, ms >= 80);
+		return 0;
+	}
 	if (!strcmp(mode, "uname")) {
 		struct utsname u;
 		uname(&u);
