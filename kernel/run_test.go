@@ -29,14 +29,14 @@ type builtProbe struct {
 
 // probe compiles testdata/kprobe.c statically with compiler (once per test
 // binary run) and returns the executable.
-func probe(t *testing.T, compiler string) string {
+func probe(t testing.TB, compiler string) string {
 	t.Helper()
 	return probeLinked(t, compiler, "-static")
 }
 
 // probeLinked compiles testdata/kprobe.c with compiler and the link mode
 // flag ("-static", "-static-pie" or "" for a dynamic executable).
-func probeLinked(t *testing.T, compiler, link string) string {
+func probeLinked(t testing.TB, compiler, link string) string {
 	t.Helper()
 	cc := prereq.Binary(t, compiler)
 	key := compiler + link

@@ -178,9 +178,14 @@ type Task struct {
 	// a new one when the task goroutine starts.
 	ctx platform.Context `state:"nosave"`
 
-	// scratch is the platform.State handed to Switch. Exclusive to the
-	// task goroutine; only a staging copy of regs and fp.
-	scratch platform.State `state:"nosave"`
+	// scratch, scratchInfo, scratchAccess and scratchArgs are what Switch
+	// and the syscall handlers are handed; keeping them in the Task saves
+	// heap allocations per syscall. Staging copies only, so not saved.
+	// Exclusive to the task goroutine.
+	scratch       platform.State      `state:"nosave"`
+	scratchInfo   platform.SignalInfo `state:"nosave"`
+	scratchAccess platform.AccessType `state:"nosave"`
+	scratchArgs   sysArgs             `state:"nosave"`
 
 	// mu protects the interrupt fields and name.
 	mu sync.Mutex `state:"nosave"`

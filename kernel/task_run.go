@@ -88,9 +88,10 @@ func (*runApp) execute(t *Task) taskRunState {
 
 	t.scratch.Regs = platform.Registers(t.regs)
 	t.scratch.FP = t.fp
-	var info platform.SignalInfo
-	var access platform.AccessType
-	err := t.ctx.Switch(t.tg.mm.as, &t.scratch, &info, &access)
+	t.scratchInfo = platform.SignalInfo{}
+	t.scratchAccess = platform.AccessType{}
+	err := t.ctx.Switch(t.tg.mm.as, &t.scratch, &t.scratchInfo, &t.scratchAccess)
+	info, access := t.scratchInfo, t.scratchAccess
 	t.regs = registers(t.scratch.Regs)
 	t.fp = t.scratch.FP
 	switch {

@@ -85,11 +85,12 @@ const (
 // Preconditions: called by the task goroutine after Switch returned nil.
 func (t *Task) doSyscall() taskRunState {
 	nr := t.regs.OrigRax
-	a := sysArgs{t.regs.Rdi, t.regs.Rsi, t.regs.Rdx, t.regs.R10, t.regs.R8, t.regs.R9}
+	a := &t.scratchArgs
+	*a = sysArgs{t.regs.Rdi, t.regs.Rsi, t.regs.Rdx, t.regs.R10, t.regs.R8, t.regs.R9}
 	var ret uint64
 	var err error
 	if nr < syscallTableSize && syscallTable[nr].fn != nil {
-		ret, err = syscallTable[nr].fn(t, &a)
+		ret, err = syscallTable[nr].fn(t, a)
 	} else {
 		t.k.logUnimplemented(nr)
 		err = unix.ENOSYS

@@ -214,6 +214,12 @@ int main(int argc, char **argv)
 		       epoll_ctl(ep, EPOLL_CTL_DEL, p[1], NULL) == -1 && errno == ENOENT);
 		return 0;
 	}
+	if (!strcmp(mode, "getpid")) {
+		long n = atol(argv[2]);
+		for (long i = 0; i < n; i++)
+			syscall(SYS_getpid);
+		return 0;
+	}
 	if (!strcmp(mode, "exit"))
 		exit(atoi(argv[2]));
 	if (!strcmp(mode, "segv"))
