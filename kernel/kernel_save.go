@@ -155,10 +155,11 @@ type RestoreOptions struct {
 	Config Config
 
 	// LoadMemory fills the memory file. It must call dst for every saved
-	// range; dst returns the writable view of [off, off+n) (already
-	// populated in bulk: no page-at-a-time first-touch faults while
-	// filling) and fails for a range beyond the saved memory file. dst may
-	// be called concurrently for disjoint ranges.
+	// range; dst returns the writable view of [off, off+n) and fails for a
+	// range beyond the saved memory file. dst may be called concurrently
+	// for disjoint ranges. The view is not populated: populate the pages
+	// that will be written in bulk (PopulateForWrite) rather than take a
+	// first-touch fault per page, and leave the others as holes.
 	LoadMemory func(dst func(off uint64, n int) ([]byte, error)) error
 }
 
@@ -247,9 +248,7 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 			if n < 0 || end < off || end > size {
 				return nil, fmt.Errorf("%w: memory range [%#x, +%#x) beyond the memory file's %#x bytes", ErrBadState, off, n, size)
 			}
-			b := k.mf.mapping[off:end:end]
-			populate(b)
-			return b, nil
+			return k.mf.mapping[off:end:end], nil
 		})
 		if err != nil {
 			k.Release()
@@ -276,9 +275,12 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	return k, nil
 }
 
-// populate pre-faults b in the sentry's mapping with one
-// MADV_POPULATE_WRITE, so that filling it costs no per-page fault. Kernels
+// PopulateForWrite pre-faults b, a view of the memory file, with one
+// MADV_POPULATE_WRITE, so that filling it costs no fault per page. Kernels
 // without it fall back to first-touch faults.
+func PopulateForWrite(b []byte) { populate(b) }
+
+// populate is PopulateForWrite for the kernel's own callers.
 func populate(b []byte) {
 	if len(b) > 0 {
 		_ = unix.Madvise(b, unix.MADV_POPULATE_WRITE)
