@@ -64,7 +64,12 @@ func (k *Kernel) Start(o StartOptions) error {
 		return err
 	}
 
+	limits := hostLimits()
 	fdt := vfs.NewFDTable()
+	if err := fdt.SetLimit(int(limits[unix.RLIMIT_NOFILE].Cur)); err != nil {
+		mm.Release()
+		return fmt.Errorf("descriptor limit: %w", err)
+	}
 	for i, host := range []*os.File{o.Stdin, o.Stdout, o.Stderr} {
 		if host == nil {
 			host = []*os.File{os.Stdin, os.Stdout, os.Stderr}[i]
@@ -99,7 +104,7 @@ func (k *Kernel) Start(o StartOptions) error {
 		creds:   hostCredentials(),
 		umask:   0o022,
 		exe:     absGuestPath(fs, name),
-		limits:  hostLimits(),
+		limits:  limits,
 	}
 	t := &Task{
 		k:        k,

@@ -192,6 +192,10 @@ const rlimitCount = 16
 // rlimitInfinity is RLIM_INFINITY.
 const rlimitInfinity = ^uint64(0)
 
+// maxNOFILE is the highest RLIMIT_NOFILE (Linux's default nr_open), which
+// is also the most descriptors a vfs.FDTable takes.
+const maxNOFILE = 1 << 20
+
 // rlimit is one resource limit.
 //
 // +stateify savable
@@ -213,6 +217,8 @@ func hostLimits() [rlimitCount]rlimit {
 	}
 	// The stack is fixed at 8 MiB whatever the host says.
 	out[unix.RLIMIT_STACK].Cur = min(out[unix.RLIMIT_STACK].Cur, stackSize)
+	nofile := &out[unix.RLIMIT_NOFILE]
+	nofile.Cur, nofile.Max = min(nofile.Cur, maxNOFILE), min(nofile.Max, maxNOFILE)
 	return out
 }
 
@@ -230,6 +236,14 @@ func (t *Task) prlimit(tg *ThreadGroup, res uint64, newAddr, oldAddr uint64) err
 		nl = rlimit{binary.LittleEndian.Uint64(b[:]), binary.LittleEndian.Uint64(b[8:])}
 		if nl.Cur > nl.Max {
 			return unix.EINVAL
+		}
+	}
+	if newAddr != 0 && res == unix.RLIMIT_NOFILE {
+		if nl.Cur > maxNOFILE {
+			return unix.EPERM // beyond nr_open, as Linux says
+		}
+		if err := tg.fdTable.SetLimit(int(nl.Cur)); err != nil {
+			return err
 		}
 	}
 	tg.mu.Lock()
