@@ -30,6 +30,11 @@ func init() {
 	registerSyscall(unix.SYS_SYNC, "sync", func(*Task, *sysArgs) (uint64, error) { return 0, nil })
 	registerSyscall(unix.SYS_SYNCFS, "syncfs", sysFsync)
 	registerSyscall(unix.SYS_PAUSE, "pause", sysPause)
+	// There is no network stack: sockets of every family are refused the
+	// way Linux refuses a family it was built without.
+	noSockets := func(*Task, *sysArgs) (uint64, error) { return 0, unix.EAFNOSUPPORT }
+	registerSyscall(unix.SYS_SOCKET, "socket", noSockets)
+	registerSyscall(unix.SYS_SOCKETPAIR, "socketpair", noSockets)
 }
 
 // sysPause sleeps until a signal arrives: interrupted, it restarts unless

@@ -14,6 +14,7 @@ func init() {
 	registerSyscall(unix.SYS_MREMAP, "mremap", func(t *Task, a *sysArgs) (uint64, error) {
 		return t.tg.mm.Mremap(a[0], a[1], a[2], int(a[3]), a[4])
 	})
+	registerSyscall(unix.SYS_MINCORE, "mincore", sysMincore)
 	registerSyscall(unix.SYS_MADVISE, "madvise", func(t *Task, a *sysArgs) (uint64, error) { return 0, t.tg.mm.Madvise(a[0], a[1], int(a[2])) })
 	for _, s := range []struct {
 		nr   uintptr
@@ -137,4 +138,34 @@ func (t *Task) mmapFileOpts(o *MMapOpts, fd int32, off uint64) (release func(), 
 	o.FileWritable = acc == unix.O_RDWR
 	o.Name = f.Path()
 	return f.DecRef, nil
+}
+
+// sysMincore reports every page of a mapped range as resident: the memory
+// file pages are the host's business, and no program here depends on the
+// difference.
+func sysMincore(t *Task, a *sysArgs) (uint64, error) {
+	addr, length := a[0], a[1]
+	if addr&pageMask != 0 {
+		return 0, unix.EINVAL
+	}
+	end, ok := pageRoundUp(addr + length)
+	if !ok || addr+length < addr {
+		return 0, unix.ENOMEM
+	}
+	mm := t.tg.mm
+	mm.mu.RLock()
+	covered := mm.coveredLocked(addr, end)
+	mm.mu.RUnlock()
+	if !covered {
+		return 0, unix.ENOMEM
+	}
+	n := (end - addr) / pageSize
+	if n > 1<<24 {
+		return 0, unix.ENOMEM // bound the staging buffer (64 GiB of pages)
+	}
+	vec := make([]byte, n)
+	for i := range vec {
+		vec[i] = 1
+	}
+	return 0, mm.CopyOut(a[2], vec)
 }
