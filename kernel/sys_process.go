@@ -47,6 +47,9 @@ func sysExitGroup(t *Task, a *sysArgs) (uint64, error) {
 }
 
 func sysGetppid(t *Task, _ *sysArgs) (uint64, error) {
+	ts := t.k.tasks
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
 	if t.tg.parent == nil {
 		return 0, nil
 	}
