@@ -216,6 +216,14 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 		k.releaseLoaded()
 		return nil, fmt.Errorf("%w: no memory file or task set", ErrBadState)
 	}
+	live := false
+	for _, t := range k.tasks.all() {
+		live = live || t.runState != nil
+	}
+	if !live {
+		k.releaseLoaded()
+		return nil, fmt.Errorf("%w: no task to resume (the program had ended)", ErrBadState)
+	}
 	k.debug = cfg.Debug
 	if cfg.Log != nil {
 		k.log = cfg.Log

@@ -97,6 +97,12 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 	if err != nil {
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 	}
+	select {
+	case <-s.k.Exited():
+		s.k.Unpause()
+		return "", fmt.Errorf("save %s: %w: the program has ended", s.opts.ID, ErrNotRunning)
+	default:
+	}
 	start := time.Now()
 	pausedAt := start.Sub(t0)
 	paused := true
