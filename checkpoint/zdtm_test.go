@@ -193,3 +193,26 @@ func TestItimerAfterRestore(t *testing.T) {
 		t.Errorf("first tick after restore = %q, want %q", ls[0], want)
 	}
 }
+
+// TestCounterLeaveRunning: save --leave-running of the 256 MiB counter
+// copies the sandbox out while paused and writes it while it runs; the
+// original keeps counting and the restored copy's checksums all hold.
+func TestCounterLeaveRunning(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "counter"))
+	before := waitLines(t, out, 2)
+	uri := lastLine(e.must("save", id, "--leave-running"))
+	after := lines(out)
+	lo, hi := number(t, before[len(before)-1]), number(t, after[len(after)-1])
+	_, rout := e.restoreDetached(uri, "")
+	rl := waitLines(t, rout, 2)
+	checkClean(t, "restored", rl)
+	if n := number(t, rl[0]); n < lo+1 || n > hi+1 || rl[0] != fmt.Sprintf("count %d sum OK", n) {
+		t.Errorf("restored first line = %q, want count N sum OK with %d <= N <= %d", rl[0], lo+1, hi+1)
+	}
+	ol := waitLines(t, out, len(after)+1)
+	checkClean(t, "original", ol)
+	if got := e.meta(id)["status"]; got != "running" {
+		t.Errorf("original status = %v, want running", got)
+	}
+}

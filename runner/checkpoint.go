@@ -1,11 +1,17 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log"
+	"os"
+	"strconv"
+	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"snapshotter/kernel"
 	"snapshotter/storage"
@@ -112,6 +118,32 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 		}
 	}()
 
+	if req.LeaveRunning {
+		// Copy the sandbox out while paused and write it while it runs,
+		// if the copy fits in memory.
+		snap, err := s.copyOut(ctx)
+		if err != nil {
+			return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
+		}
+		if snap != nil {
+			defer snap.release()
+			paused = false
+			s.k.Unpause()
+			pauseDur := time.Since(start)
+			if err := snap.write(w, progress); err != nil {
+				return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
+			}
+			progress(Progress{Phase: "commit", Done: uint64(len(snap.data)), Total: uint64(len(snap.data))})
+			if _, err := w.Commit(); err != nil {
+				return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
+			}
+			s.last = SaveStats{Paused: pauseDur, MemoryBytes: uint64(len(snap.data))}
+			log.Printf("sandbox %s: saved to %s (copied out): %d bytes of memory, paused %v, written in %v",
+				s.opts.ID, w.URI(), len(snap.data), pauseDur, time.Since(start))
+			return w.URI(), nil
+		}
+	}
+
 	ranges, mem, err := s.k.AllocatedMemory()
 	if err != nil {
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
@@ -144,6 +176,139 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 	}
 	log.Printf("sandbox %s: saved to %s: %d bytes of memory, paused %v", s.opts.ID, w.URI(), total, s.last.Paused)
 	return w.URI(), nil
+}
+
+// snapshot is a paused sandbox copied out: its state blob and the pages its
+// memory file holds (runs[i] is offs[i] with lens[i] bytes, back to back in
+// data).
+type snapshot struct {
+	state []byte
+	offs  []uint64
+	lens  []int
+	data  []byte
+}
+
+// copyOut copies the paused sandbox into memory, or returns nil if its
+// memory would take more than a quarter of the host's available memory.
+//
+// Preconditions: the kernel is paused.
+func (s *KernelSandbox) copyOut(ctx context.Context) (*snapshot, error) {
+	t0 := time.Now()
+	runs, err := s.k.MemoryRanges()
+	if err != nil {
+		return nil, err
+	}
+	var total int
+	for _, r := range runs {
+		total += len(r.Data)
+	}
+	if avail := memAvailable(); avail == 0 || uint64(total) > avail/4 {
+		return nil, nil
+	}
+	var state bytes.Buffer
+	if err := s.k.SaveState(ctx, &state); err != nil {
+		return nil, err
+	}
+	// An anonymous mapping populated in one call: a Go slice this large
+	// would take a first-touch fault per page while being filled.
+	data, err := unix.Mmap(-1, 0, max(total, 1), unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, nil // not enough memory now: save without copying out
+	}
+	snap := &snapshot{state: state.Bytes(), data: data[:total]}
+	t1 := time.Now()
+	// Read the allocated ranges in 1 MiB blocks with pread (holes come
+	// back as zeros without being allocated; one system call per block,
+	// not per run) and keep the present pages.
+	alloc, mem, err := s.k.AllocatedMemory()
+	if err != nil {
+		snap.release()
+		return nil, err
+	}
+	block := make([]byte, storage.ChunkSpan)
+	pos, ri := 0, 0
+	for _, a := range alloc {
+		for boff := a[0]; boff < a[0]+a[1] && ri < len(runs); {
+			bend := min(boff+uint64(len(block)), a[0]+a[1])
+			if runs[ri].Off >= bend {
+				boff = max(bend, runs[ri].Off-runs[ri].Off%storage.PageSize)
+				if boff >= a[0]+a[1] {
+					break
+				}
+				continue
+			}
+			if _, err := mem.ReadAt(block[:bend-boff], int64(boff)); err != nil {
+				snap.release()
+				return nil, err
+			}
+			// Copy every part of a run inside [boff, bend).
+			for ri < len(runs) && runs[ri].Off < bend {
+				r := runs[ri]
+				rend := r.Off + uint64(len(r.Data))
+				from, to := max(r.Off, boff), min(rend, bend)
+				if from == r.Off {
+					snap.offs = append(snap.offs, r.Off)
+					snap.lens = append(snap.lens, len(r.Data))
+				}
+				copy(snap.data[pos:], block[from-boff:to-boff])
+				pos += int(to - from)
+				if rend > bend {
+					break // the rest of this run is in the next block
+				}
+				ri++
+			}
+			boff = bend
+		}
+	}
+	if pos != total || ri != len(runs) {
+		snap.release()
+		return nil, fmt.Errorf("copy out: copied %d of %d bytes, %d of %d runs", pos, total, ri, len(runs))
+	}
+	log.Printf("sandbox %s: copied out %d runs of pages: find runs, state and buffer %v, copy %v", s.opts.ID, len(runs), t1.Sub(t0), time.Since(t1))
+	return snap, nil
+}
+
+// release unmaps the snapshot's memory.
+func (sn *snapshot) release() { unix.Munmap(sn.data[:cap(sn.data)]) }
+
+// write hands the snapshot to the image writer.
+func (sn *snapshot) write(w *storage.Writer, progress func(Progress)) error {
+	if _, err := w.StateWriter().Write(sn.state); err != nil {
+		return err
+	}
+	total := uint64(len(sn.data))
+	var pos, next uint64
+	for i, off := range sn.offs {
+		n := uint64(sn.lens[i])
+		if err := w.WriteMemory(off, sn.data[pos:pos+n]); err != nil {
+			return err
+		}
+		pos += n
+		if pos >= next {
+			progress(Progress{Phase: "memory", Done: pos, Total: total})
+			next = pos + progressStep
+		}
+	}
+	return nil
+}
+
+// memAvailable returns the host's MemAvailable in bytes, 0 if unknown.
+func memAvailable() uint64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				kb, _ := strconv.ParseUint(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
 }
 
 // writeMemory streams the memory ranges into the image writer, reporting
