@@ -52,7 +52,8 @@ var pausedRE = regexp.MustCompile(`paused ([0-9.]+[a-zµ]+)`)
 
 // BenchmarkCheckpoint measures, for a memory workload of 64, 256 and 1024
 // MiB: the time of `snap save` (client wall time), how long the sandbox was
-// paused, the time from `snap restore -d` until the program prints again,
+// paused (also for a save with --leave-running, which copies the sandbox
+// out), the time from `snap restore -d` until the program prints again,
 // and the image size; next to a same-run memcpy of the same size.
 func BenchmarkCheckpoint(b *testing.B) {
 	bin := buildWorkload(b)
@@ -61,7 +62,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 			b.ReportAllocs()
 			e := &env{dir: b.TempDir()}
 			b.Cleanup(e.killAll)
-			var saveT, pauseT, restoreT, memcpyT time.Duration
+			var saveT, pauseT, pauseLR, restoreT, memcpyT time.Duration
 			var imageBytes int64
 			src := make([]byte, mib<<20)
 			dst := make([]byte, mib<<20)
@@ -73,10 +74,20 @@ func BenchmarkCheckpoint(b *testing.B) {
 				id, out := e.benchRun(b, bin, strconv.Itoa(mib))
 				waitLinesB(b, out, 2)
 
+				// First a save that leaves it running (copied out), then the
+				// real one.
+				e.benchSnap(b, "save", id, "--leave-running", "--to", fmt.Sprintf("lr%d", i))
+				logb, _ := os.ReadFile(filepath.Join(e.dir, "state", id, "sentry.log"))
+				if m := pausedRE.FindSubmatch(logb); m != nil {
+					d, _ := time.ParseDuration(string(m[1]))
+					pauseLR += d
+				}
+				os.WriteFile(filepath.Join(e.dir, "state", id, "sentry.log"), nil, 0o600)
+
 				start := time.Now()
 				uri := strings.TrimSpace(e.benchSnap(b, "save", id, "--to", fmt.Sprintf("img%d", i)))
 				saveT += time.Since(start)
-				logb, _ := os.ReadFile(filepath.Join(e.dir, "state", id, "sentry.log"))
+				logb, _ = os.ReadFile(filepath.Join(e.dir, "state", id, "sentry.log"))
 				if m := pausedRE.FindSubmatch(logb); m != nil {
 					d, _ := time.ParseDuration(string(m[1]))
 					pauseT += d
@@ -98,6 +109,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 			n := float64(b.N)
 			b.ReportMetric(float64(saveT.Milliseconds())/n, "save-ms")
 			b.ReportMetric(float64(pauseT.Milliseconds())/n, "paused-ms")
+			b.ReportMetric(float64(pauseLR.Milliseconds())/n, "paused-leave-running-ms")
 			b.ReportMetric(float64(restoreT.Milliseconds())/n, "restore-ms")
 			b.ReportMetric(float64(imageBytes)/n/(1<<20), "image-MiB")
 			b.ReportMetric(float64(memcpyT.Microseconds())/n/1000, "memcpy-ms")

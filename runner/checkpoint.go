@@ -188,8 +188,18 @@ type snapshot struct {
 	data  []byte
 }
 
+// copyOutMax bounds the memory a copy-out may take. Filling fresh memory
+// costs a first-touch fault per page on this machine kind (about 11 µs in
+// a Firecracker VM, even with MAP_POPULATE for memory the host has not
+// backed yet), so beyond a few hundred MiB copying out pauses the sandbox
+// longer than streaming the image while paused: measured with
+// BenchmarkCheckpoint, 256 MiB: 0.22 s paused copied out vs 0.43 s
+// streamed; 1 GiB: 1.3-1.6 s vs 0.8-1.0 s.
+const copyOutMax = 256 << 20
+
 // copyOut copies the paused sandbox into memory, or returns nil if its
-// memory would take more than a quarter of the host's available memory.
+// memory would take more than copyOutMax or a quarter of the host's
+// available memory.
 //
 // Preconditions: the kernel is paused.
 func (s *KernelSandbox) copyOut(ctx context.Context) (*snapshot, error) {
@@ -202,7 +212,7 @@ func (s *KernelSandbox) copyOut(ctx context.Context) (*snapshot, error) {
 	for _, r := range runs {
 		total += len(r.Data)
 	}
-	if avail := memAvailable(); avail == 0 || uint64(total) > avail/4 {
+	if avail := memAvailable(); avail == 0 || uint64(total) > min(avail/4, copyOutMax) {
 		return nil, nil
 	}
 	var state bytes.Buffer
