@@ -182,6 +182,7 @@ func init() {
 		{Name: "RemAddr", Type: "uint64"},
 		{Name: "Addr", Type: "uint64"},
 		{Name: "N", Type: "uint64"},
+		{Name: "FD", Type: "int32"},
 	})
 }
 
@@ -1069,6 +1070,7 @@ func (x *restartBlock) StateSave(e *stateify.Encoder) {
 	e.Uint(x.RemAddr)
 	e.Uint(x.Addr)
 	e.Uint(x.N)
+	e.Int(int64(x.FD))
 }
 
 // StateLoad implements stateify.Savable.
@@ -1085,6 +1087,8 @@ func (x *restartBlock) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.Addr = d.Uint64()
 		case 4:
 			x.N = d.Uint64()
+		case 5:
+			x.FD = d.Int32()
 		default:
 			d.Skip()
 		}

@@ -25,13 +25,28 @@ func init() {
 		return t.installSpecial(&epollFD{}, uint32(a[0])&unix.O_CLOEXEC)
 	})
 	registerSyscall(unix.SYS_EPOLL_CTL, "epoll_ctl", sysEpollCtl)
-	registerSyscall(unix.SYS_EPOLL_WAIT, "epoll_wait", func(t *Task, a *sysArgs) (uint64, error) {
-		return t.epollWait(a.Int(0), a[1], a.Int(2), msTimeout(a.Int(3)))
-	})
-	registerSyscall(unix.SYS_EPOLL_PWAIT, "epoll_pwait", func(t *Task, a *sysArgs) (uint64, error) {
-		// The signal mask (a[4]) is the signal code's to apply.
-		return t.epollWait(a.Int(0), a[1], a.Int(2), msTimeout(a.Int(3)))
-	})
+	registerSyscall(unix.SYS_EPOLL_WAIT, "epoll_wait", sysEpollWait)
+	// The signal mask of epoll_pwait (a[4]) is the signal code's to apply.
+	registerSyscall(unix.SYS_EPOLL_PWAIT, "epoll_pwait", sysEpollWait)
+}
+
+// sysEpollWait implements epoll_wait. Interrupted with a timeout, it
+// restarts through restart_syscall with its deadline kept, like poll.
+func sysEpollWait(t *Task, a *sysArgs) (uint64, error) {
+	if ms := a.Int(3); ms >= 0 {
+		return t.epollWaitUntil(a.Int(0), a[1], a.Int(2), saturatingAdd(t.k.monotonicNow(), msTimeout(ms)))
+	}
+	return t.epollWait(a.Int(0), a[1], a.Int(2), -1)
+}
+
+// epollWaitUntil is epoll_wait with a kernel-monotonic deadline.
+func (t *Task) epollWaitUntil(epfd int32, addr uint64, maxEvents int32, deadline int64) (uint64, error) {
+	n, err := t.epollWait(epfd, addr, maxEvents, max(deadline-t.k.monotonicNow(), 0))
+	if err == errRestartNoHand {
+		t.restart = restartBlock{Kind: restartEpollWait, Deadline: deadline, Addr: addr, N: uint64(maxEvents), FD: epfd}
+		return 0, errRestartRestartBlock
+	}
+	return n, err
 }
 
 // msTimeout converts a millisecond timeout (negative: none) to

@@ -67,8 +67,11 @@ type restartBlock struct {
 	Deadline int64
 	// RemAddr is where nanosleep writes the remaining time.
 	RemAddr uint64
-	// Addr and N are poll's descriptor array and its length.
+	// Addr and N are poll's descriptor array and its length, or
+	// epoll_wait's event array and capacity.
 	Addr, N uint64
+	// FD is epoll_wait's epoll descriptor.
+	FD int32
 }
 
 type restartKind uint8
@@ -77,6 +80,7 @@ const (
 	restartNone restartKind = iota
 	restartNanosleep
 	restartPoll
+	restartEpollWait
 )
 
 // doSyscall executes the syscall the application just made and returns the
@@ -199,6 +203,8 @@ func sysRestartSyscall(t *Task, _ *sysArgs) (uint64, error) {
 		return t.sleepUntil(rb.Deadline, rb.RemAddr)
 	case restartPoll:
 		return t.pollUntil(rb.Addr, rb.N, rb.Deadline)
+	case restartEpollWait:
+		return t.epollWaitUntil(rb.FD, rb.Addr, int32(rb.N), rb.Deadline)
 	default:
 		return 0, unix.EINTR
 	}
