@@ -346,10 +346,19 @@ func (t *stubThread) kill() {
 	}
 	if err := unix.PidfdSendSignal(t.pidfd, unix.SIGKILL, nil, 0); err == nil {
 		// Reaping works only while a thread of ours still traces it;
-		// otherwise its parent (the stub leader) reaps it.
+		// otherwise its parent (the stub leader) reaps it. The wait is
+		// bounded: the pidfd says when the thread has exited, and the
+		// reaping never blocks, so a thread that cannot be reaped here
+		// leaves at worst a zombie that dies with its stub, never a
+		// sentry goroutine blocked forever.
+		waitPidfdExit(t.pidfd, reapTimeoutMillis)
 		for {
-			ws, err := wait4(t.tid)
-			if err != nil || ws.Exited() || ws.Signaled() {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(t.tid, &ws, unix.WALL|unix.WNOHANG, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || pid == 0 || ws.Exited() || ws.Signaled() {
 				break
 			}
 		}
@@ -407,4 +416,21 @@ func (a *addressSpace) newThreadLocked(tracer int) (*stubThread, error) {
 		}
 	}
 	return t, nil
+}
+
+// reapTimeoutMillis bounds how long kill waits for a killed stub thread to
+// exit before it gives up reaping it.
+const reapTimeoutMillis = 5000
+
+// waitPidfdExit waits until the process behind pidfd has exited (the pidfd
+// polls readable) or timeoutMillis have passed.
+func waitPidfdExit(pidfd, timeoutMillis int) {
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, timeoutMillis)
+		if err == unix.EINTR {
+			continue
+		}
+		return
+	}
 }
