@@ -20,28 +20,7 @@ import (
 // SNAP_E2E_RUN_BROKEN=1 it runs them anyway, so that an entry can be checked
 // and removed. The goal is an empty map: remove an entry as soon as its case
 // passes. TestKnownBrokenKeys keeps every key pointing at a real case.
-var knownBroken = map[string]string{
-	"gcc/sigtimer-itimer":       "signals: rt_sigaction and setitimer return ENOSYS",
-	"gcc/sigtimer-alarm":        "signals: rt_sigaction returns ENOSYS",
-	"gcc/sigsegv":               "signals: rt_sigaction returns ENOSYS",
-	"gcc/sigpending":            "signals: rt_sigprocmask and tgkill return ENOSYS, so raise leaves nothing pending",
-	"gcc/sigblock":              "signals: rt_sigaction returns ENOSYS",
-	"gcc/sigaltstack-raise":     "signals: sigaltstack returns ENOSYS",
-	"gcc/sigaltstack-overflow":  "signals: sigaltstack returns ENOSYS",
-	"gcc/itimer":                "signals: setitimer returns ENOSYS",
-	"gcc/exit-sigterm":          "signals: kill returns ENOSYS, so the program then blocks in pause() until runTimeout",
-	"gcc/exit-abort":            "signals: tgkill returns ENOSYS, so abort() ends with SIGSEGV (139), want SIGABRT (134)",
-	"musl/sigtimer-itimer":      "signals: rt_sigaction and setitimer return ENOSYS",
-	"musl/sigtimer-alarm":       "signals: rt_sigaction returns ENOSYS",
-	"musl/sigsegv":              "signals: rt_sigaction returns ENOSYS",
-	"musl/sigpending":           "signals: rt_sigprocmask and tgkill return ENOSYS, so raise leaves nothing pending",
-	"musl/sigblock":             "signals: rt_sigaction returns ENOSYS",
-	"musl/sigaltstack-raise":    "signals: sigaltstack returns ENOSYS",
-	"musl/sigaltstack-overflow": "signals: sigaltstack returns ENOSYS",
-	"musl/itimer":               "signals: setitimer returns ENOSYS",
-	"musl/exit-sigterm":         "signals: kill returns ENOSYS, so the program then blocks in pause() until runTimeout",
-	"musl/exit-abort":           "signals: tgkill returns ENOSYS, so abort() ends with SIGSEGV (139), want SIGABRT (134)",
-}
+var knownBroken = map[string]string{}
 
 // runTimeout bounds one run of a program, natively or under snap. It is far
 // above any case's normal duration; it only keeps a hung sentry from hanging

@@ -27,6 +27,12 @@ var (
 	stateTypeInfoTask         *stateify.TypeInfo
 	stateTypeInforunApp       *stateify.TypeInfo
 	stateTypeInforunExit      *stateify.TypeInfo
+	stateTypeInfosigAction    *stateify.TypeInfo
+	stateTypeInfosigInfo      *stateify.TypeInfo
+	stateTypeInfosigPending   *stateify.TypeInfo
+	stateTypeInfoitimer       *stateify.TypeInfo
+	stateTypeInfotgSignals    *stateify.TypeInfo
+	stateTypeInfotaskSignals  *stateify.TypeInfo
 	stateTypeInforestartBlock *stateify.TypeInfo
 )
 
@@ -157,6 +163,7 @@ func init() {
 		{Name: "exe", Type: "string"},
 		{Name: "umask", Type: "uint32"},
 		{Name: "limits", Type: "[16]snapshotter/kernel.rlimit"},
+		{Name: "sigs", Type: "snapshotter/kernel.tgSignals"},
 	})
 	stateTypeInfoTask = stateify.Register[Task]("snapshotter/kernel.Task", []stateify.Field{
 		{Name: "k", Type: "*snapshotter/kernel.Kernel"},
@@ -173,9 +180,48 @@ func init() {
 		{Name: "clearChildTID", Type: "uint64"},
 		{Name: "robustList", Type: "uint64"},
 		{Name: "name", Type: "string"},
+		{Name: "sig", Type: "snapshotter/kernel.taskSignals"},
 	})
 	stateTypeInforunApp = stateify.Register[runApp]("snapshotter/kernel.runApp", []stateify.Field{})
 	stateTypeInforunExit = stateify.Register[runExit]("snapshotter/kernel.runExit", []stateify.Field{})
+	stateTypeInfosigAction = stateify.Register[sigAction]("snapshotter/kernel.sigAction", []stateify.Field{
+		{Name: "Handler", Type: "uint64"},
+		{Name: "Flags", Type: "uint64"},
+		{Name: "Restorer", Type: "uint64"},
+		{Name: "Mask", Type: "uint64"},
+	})
+	stateTypeInfosigInfo = stateify.Register[sigInfo]("snapshotter/kernel.sigInfo", []stateify.Field{
+		{Name: "Signo", Type: "int32"},
+		{Name: "Code", Type: "int32"},
+		{Name: "Addr", Type: "uint64"},
+		{Name: "Pid", Type: "int32"},
+		{Name: "UID", Type: "uint32"},
+		{Name: "Status", Type: "int32"},
+		{Name: "Value", Type: "uint64"},
+		{Name: "Raw", Type: "bytes"},
+	})
+	stateTypeInfosigPending = stateify.Register[sigPending]("snapshotter/kernel.sigPending", []stateify.Field{
+		{Name: "Set", Type: "uint64"},
+		{Name: "Queue", Type: "[]snapshotter/kernel.sigInfo"},
+	})
+	stateTypeInfoitimer = stateify.Register[itimer]("snapshotter/kernel.itimer", []stateify.Field{
+		{Name: "Expiry", Type: "int64"},
+		{Name: "Interval", Type: "int64"},
+	})
+	stateTypeInfotgSignals = stateify.Register[tgSignals]("snapshotter/kernel.tgSignals", []stateify.Field{
+		{Name: "Actions", Type: "[64]snapshotter/kernel.sigAction"},
+		{Name: "Pending", Type: "snapshotter/kernel.sigPending"},
+		{Name: "Itimers", Type: "[3]snapshotter/kernel.itimer"},
+	})
+	stateTypeInfotaskSignals = stateify.Register[taskSignals]("snapshotter/kernel.taskSignals", []stateify.Field{
+		{Name: "Mask", Type: "uint64"},
+		{Name: "Pending", Type: "snapshotter/kernel.sigPending"},
+		{Name: "AltSP", Type: "uint64"},
+		{Name: "AltSize", Type: "uint64"},
+		{Name: "AltFlags", Type: "int32"},
+		{Name: "SavedMask", Type: "uint64"},
+		{Name: "HaveSavedMask", Type: "bool"},
+	})
 	stateTypeInforestartBlock = stateify.Register[restartBlock]("snapshotter/kernel.restartBlock", []stateify.Field{
 		{Name: "Kind", Type: "uint8"},
 		{Name: "Deadline", Type: "int64"},
@@ -869,6 +915,7 @@ func (x *ThreadGroup) StateSave(e *stateify.Encoder) {
 	for i0 := range x.limits {
 		x.limits[i0].StateSave(e)
 	}
+	x.sigs.StateSave(e)
 }
 
 // StateLoad implements stateify.Savable.
@@ -939,6 +986,8 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			for i0 := range x.limits {
 				x.limits[i0].StateLoad(ctx, d)
 			}
+		case 20:
+			x.sigs.StateLoad(ctx, d)
 		default:
 			d.Skip()
 		}
@@ -971,6 +1020,7 @@ func (x *Task) StateSave(e *stateify.Encoder) {
 	e.Uint(x.clearChildTID)
 	e.Uint(x.robustList)
 	e.String(x.name)
+	x.sig.StateSave(e)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1005,6 +1055,8 @@ func (x *Task) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.robustList = d.Uint64()
 		case 13:
 			x.name = d.String()
+		case 14:
+			x.sig.StateLoad(ctx, d)
 		default:
 			d.Skip()
 		}
@@ -1050,6 +1102,254 @@ func (x *runExit) StateSave(e *stateify.Encoder) {
 func (x *runExit) StateLoad(ctx context.Context, d *stateify.Decoder) {
 	for range d.Struct(stateTypeInforunExit) {
 		d.Skip()
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *sigAction) StateTypeName() string { return "snapshotter/kernel.sigAction" }
+
+// StateFields implements stateify.Savable.
+func (x *sigAction) StateFields() []string { return stateTypeInfosigAction.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *sigAction) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfosigAction }
+
+// StateSave implements stateify.Savable.
+func (x *sigAction) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfosigAction)
+	e.Uint(x.Handler)
+	e.Uint(x.Flags)
+	e.Uint(x.Restorer)
+	e.Uint(x.Mask)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *sigAction) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfosigAction) {
+		switch f {
+		case 0:
+			x.Handler = d.Uint64()
+		case 1:
+			x.Flags = d.Uint64()
+		case 2:
+			x.Restorer = d.Uint64()
+		case 3:
+			x.Mask = d.Uint64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *sigInfo) StateTypeName() string { return "snapshotter/kernel.sigInfo" }
+
+// StateFields implements stateify.Savable.
+func (x *sigInfo) StateFields() []string { return stateTypeInfosigInfo.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *sigInfo) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfosigInfo }
+
+// StateSave implements stateify.Savable.
+func (x *sigInfo) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfosigInfo)
+	e.Int(int64(x.Signo))
+	e.Int(int64(x.Code))
+	e.Uint(x.Addr)
+	e.Int(int64(x.Pid))
+	e.Uint(uint64(x.UID))
+	e.Int(int64(x.Status))
+	e.Uint(x.Value)
+	e.Bytes(x.Raw)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *sigInfo) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfosigInfo) {
+		switch f {
+		case 0:
+			x.Signo = d.Int32()
+		case 1:
+			x.Code = d.Int32()
+		case 2:
+			x.Addr = d.Uint64()
+		case 3:
+			x.Pid = d.Int32()
+		case 4:
+			x.UID = d.Uint32()
+		case 5:
+			x.Status = d.Int32()
+		case 6:
+			x.Value = d.Uint64()
+		case 7:
+			x.Raw = d.Bytes()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *sigPending) StateTypeName() string { return "snapshotter/kernel.sigPending" }
+
+// StateFields implements stateify.Savable.
+func (x *sigPending) StateFields() []string { return stateTypeInfosigPending.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *sigPending) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfosigPending }
+
+// StateSave implements stateify.Savable.
+func (x *sigPending) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfosigPending)
+	e.Uint(x.Set)
+	if x.Queue == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Queue))
+		for i0 := range x.Queue {
+			x.Queue[i0].StateSave(e)
+		}
+	}
+}
+
+// StateLoad implements stateify.Savable.
+func (x *sigPending) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfosigPending) {
+		switch f {
+		case 0:
+			x.Set = d.Uint64()
+		case 1:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Queue = nil
+			} else {
+				stateify.MakeSlice(d, &x.Queue, n0)
+				for i0 := range x.Queue {
+					x.Queue[i0].StateLoad(ctx, d)
+				}
+			}
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *itimer) StateTypeName() string { return "snapshotter/kernel.itimer" }
+
+// StateFields implements stateify.Savable.
+func (x *itimer) StateFields() []string { return stateTypeInfoitimer.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *itimer) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoitimer }
+
+// StateSave implements stateify.Savable.
+func (x *itimer) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoitimer)
+	e.Int(x.Expiry)
+	e.Int(x.Interval)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *itimer) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoitimer) {
+		switch f {
+		case 0:
+			x.Expiry = d.Int64()
+		case 1:
+			x.Interval = d.Int64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *tgSignals) StateTypeName() string { return "snapshotter/kernel.tgSignals" }
+
+// StateFields implements stateify.Savable.
+func (x *tgSignals) StateFields() []string { return stateTypeInfotgSignals.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *tgSignals) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfotgSignals }
+
+// StateSave implements stateify.Savable.
+func (x *tgSignals) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfotgSignals)
+	e.ArrayLen(64)
+	for i0 := range x.Actions {
+		x.Actions[i0].StateSave(e)
+	}
+	x.Pending.StateSave(e)
+	e.ArrayLen(3)
+	for i0 := range x.Itimers {
+		x.Itimers[i0].StateSave(e)
+	}
+}
+
+// StateLoad implements stateify.Savable.
+func (x *tgSignals) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfotgSignals) {
+		switch f {
+		case 0:
+			d.ArrayLenExact(64)
+			for i0 := range x.Actions {
+				x.Actions[i0].StateLoad(ctx, d)
+			}
+		case 1:
+			x.Pending.StateLoad(ctx, d)
+		case 2:
+			d.ArrayLenExact(3)
+			for i0 := range x.Itimers {
+				x.Itimers[i0].StateLoad(ctx, d)
+			}
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *taskSignals) StateTypeName() string { return "snapshotter/kernel.taskSignals" }
+
+// StateFields implements stateify.Savable.
+func (x *taskSignals) StateFields() []string { return stateTypeInfotaskSignals.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *taskSignals) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfotaskSignals }
+
+// StateSave implements stateify.Savable.
+func (x *taskSignals) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfotaskSignals)
+	e.Uint(x.Mask)
+	x.Pending.StateSave(e)
+	e.Uint(x.AltSP)
+	e.Uint(x.AltSize)
+	e.Int(int64(x.AltFlags))
+	e.Uint(x.SavedMask)
+	e.Bool(x.HaveSavedMask)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *taskSignals) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfotaskSignals) {
+		switch f {
+		case 0:
+			x.Mask = d.Uint64()
+		case 1:
+			x.Pending.StateLoad(ctx, d)
+		case 2:
+			x.AltSP = d.Uint64()
+		case 3:
+			x.AltSize = d.Uint64()
+		case 4:
+			x.AltFlags = d.Int32()
+		case 5:
+			x.SavedMask = d.Uint64()
+		case 6:
+			x.HaveSavedMask = d.Bool()
+		default:
+			d.Skip()
+		}
 	}
 }
 

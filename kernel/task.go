@@ -121,6 +121,8 @@ type ThreadGroup struct {
 	// waiters are interrupted by a save and restart their wait.
 	// Protected by mu.
 	futex *futexTable `state:"nosave"`
+	// sigs is the process's signal state (task_signals.go). Protected by mu.
+	sigs tgSignals
 }
 
 // Task is a thread. Its task goroutine (Task.run) executes application code
@@ -199,4 +201,7 @@ type Task struct {
 	interruptPending bool `state:"nosave"`
 	// name is the thread name (comm), at most 15 bytes. Protected by mu.
 	name string
+	// sig is the thread's signal state (task_signals.go). Protected by
+	// tg.mu.
+	sig taskSignals
 }

@@ -1,0 +1,733 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/platform"
+)
+
+// Signal numbers and limits.
+const (
+	numSignals = 64
+	sigRTMin   = 32
+)
+
+// Special handler values and sigaction flags (asm-generic/signal-defs.h,
+// x86 uapi).
+const (
+	sigDFL = 0
+	sigIGN = 1
+
+	saSiginfo   = 0x4
+	saOnstack   = 0x08000000
+	saRestart   = 0x10000000
+	saNodefer   = 0x40000000
+	saResethand = 0x80000000
+	saRestorer  = 0x04000000
+)
+
+// siginfo codes.
+const (
+	siUser     = 0
+	siKernel   = 0x80
+	siQueue    = -1
+	siTimer    = -2
+	siTkill    = -6
+	segvMaperr = 1
+	segvAccerr = 2
+	cldDumped  = 3
+)
+
+// sigAction is a struct kernel_sigaction.
+//
+// +stateify savable
+type sigAction struct {
+	Handler  uint64
+	Flags    uint64
+	Restorer uint64
+	Mask     uint64
+}
+
+// sigInfo is the part of a siginfo_t the kernel fills.
+//
+// +stateify savable
+type sigInfo struct {
+	Signo int32
+	Code  int32
+	// Addr is si_addr for faults.
+	Addr uint64
+	// Pid and UID are the sender's, Status SIGCHLD's si_status; Value is
+	// sigqueue's value (or the 8 bytes after si_uid a caller supplied).
+	Pid    int32
+	UID    uint32
+	Status int32
+	Value  uint64
+	// Raw, when non-nil, is the whole siginfo a rt_sigqueueinfo caller
+	// supplied (si_signo overwritten).
+	Raw []byte
+}
+
+// sigPending is a pending set with the queued siginfos.
+//
+// +stateify savable
+type sigPending struct {
+	// Set has bit signo-1 set for every pending signal.
+	Set uint64
+	// Queue holds one entry per pending standard signal and every queued
+	// real-time signal, in arrival order.
+	Queue []sigInfo
+}
+
+// enqueue adds info; a standard signal already pending is dropped.
+func (p *sigPending) enqueue(info sigInfo) {
+	bit := sigBit(int(info.Signo))
+	if info.Signo < sigRTMin && p.Set&bit != 0 {
+		return
+	}
+	p.Set |= bit
+	p.Queue = append(p.Queue, info)
+}
+
+// dequeue removes the first queued instance of signo.
+func (p *sigPending) dequeue(signo int) sigInfo {
+	var out sigInfo
+	found, more := false, false
+	q := p.Queue[:0]
+	for _, e := range p.Queue {
+		if int(e.Signo) == signo {
+			if !found {
+				out, found = e, true
+				continue
+			}
+			more = true
+		}
+		q = append(q, e)
+	}
+	p.Queue = q
+	if !more {
+		p.Set &^= sigBit(signo)
+	}
+	if !found {
+		out = sigInfo{Signo: int32(signo), Code: siKernel}
+	}
+	return out
+}
+
+// discard removes every instance of the signals in set.
+func (p *sigPending) discard(set uint64) {
+	if p.Set&set == 0 {
+		return
+	}
+	q := p.Queue[:0]
+	for _, e := range p.Queue {
+		if sigBit(int(e.Signo))&set == 0 {
+			q = append(q, e)
+		}
+	}
+	p.Queue = q
+	p.Set &^= set
+}
+
+// itimer is one interval timer. Expiry is kernel-monotonic so that a
+// restored kernel keeps the timer running; the Go timer that wakes the
+// process is host state, re-armed by the task goroutine when missing.
+//
+// +stateify savable
+type itimer struct {
+	// Expiry is the next expiry in kernel-monotonic nanoseconds; 0 when
+	// disarmed.
+	Expiry int64
+	// Interval is the period in nanoseconds; 0 for a one-shot timer.
+	Interval int64
+	// timer wakes a task of the process at Expiry. Not saved.
+	timer *time.Timer `state:"nosave"`
+	// armedFor is the Expiry timer was armed for.
+	armedFor int64 `state:"nosave"`
+}
+
+// Interval timer kinds and their signals.
+const numItimers = 3
+
+var itimerSignals = [numItimers]int{int(unix.SIGALRM), int(unix.SIGVTALRM), int(unix.SIGPROF)}
+
+// tgSignals is a process's signal state. Protected by ThreadGroup.mu.
+//
+// +stateify savable
+type tgSignals struct {
+	// Actions are the dispositions, indexed by signo-1.
+	Actions [numSignals]sigAction
+	// Pending are the process-directed pending signals.
+	Pending sigPending
+	// Itimers are ITIMER_REAL, ITIMER_VIRTUAL and ITIMER_PROF (the last
+	// two approximated by elapsed time).
+	Itimers [numItimers]itimer
+}
+
+// taskSignals is a thread's signal state. Protected by ThreadGroup.mu.
+//
+// +stateify savable
+type taskSignals struct {
+	// Mask is the blocked set.
+	Mask uint64
+	// Pending are the thread-directed pending signals.
+	Pending sigPending
+	// AltSP, AltSize and AltFlags are the alternate signal stack
+	// (AltFlags SS_DISABLE when none).
+	AltSP, AltSize uint64
+	AltFlags       int32
+	// SavedMask is the mask to restore after rt_sigsuspend, valid when
+	// HaveSavedMask.
+	SavedMask     uint64
+	HaveSavedMask bool
+}
+
+const (
+	ssOnstack   = 1
+	ssDisable   = 2
+	minSigstksz = 2048
+)
+
+func sigBit(signo int) uint64 { return 1 << uint(signo-1) }
+
+// unblockable are SIGKILL and SIGSTOP.
+var unblockable = sigBit(int(unix.SIGKILL)) | sigBit(int(unix.SIGSTOP))
+
+// syncSignals are dequeued first, as Linux does.
+var syncSignals = sigBit(int(unix.SIGSEGV)) | sigBit(int(unix.SIGBUS)) | sigBit(int(unix.SIGILL)) |
+	sigBit(int(unix.SIGTRAP)) | sigBit(int(unix.SIGFPE)) | sigBit(int(unix.SIGSYS))
+
+// defaultAction is what SIG_DFL does.
+type defaultAction uint8
+
+const (
+	actTerminate defaultAction = iota
+	actCore
+	actIgnore
+	actStop
+	actContinue
+)
+
+func defaultActionOf(signo int) defaultAction {
+	switch unix.Signal(signo) {
+	case unix.SIGQUIT, unix.SIGILL, unix.SIGTRAP, unix.SIGABRT, unix.SIGBUS, unix.SIGFPE,
+		unix.SIGSEGV, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGSYS:
+		return actCore
+	case unix.SIGCHLD, unix.SIGURG, unix.SIGWINCH:
+		return actIgnore
+	case unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
+		return actStop
+	case unix.SIGCONT:
+		return actContinue
+	}
+	return actTerminate
+}
+
+// ignoredLocked reports whether signo would be discarded on delivery.
+//
+// Preconditions: tg.mu is held.
+func (tg *ThreadGroup) ignoredLocked(signo int) bool {
+	h := tg.sigs.Actions[signo-1].Handler
+	if h == sigIGN {
+		return true
+	}
+	return h == sigDFL && (defaultActionOf(signo) == actIgnore || defaultActionOf(signo) == actContinue)
+}
+
+// sendSignal queues info for the process (target nil) or for thread
+// target, and wakes a thread that can take it. SIGKILL kills at once.
+func (tg *ThreadGroup) sendSignal(info sigInfo, target *Task) {
+	signo := int(info.Signo)
+	if signo <= 0 || signo > numSignals {
+		return
+	}
+	if signo == int(unix.SIGKILL) {
+		tg.exitGroup(ExitStatus{Signal: signo})
+		return
+	}
+	tg.mu.Lock()
+	if tg.exiting {
+		tg.mu.Unlock()
+		return
+	}
+	bit := sigBit(signo)
+	blockedEverywhere := true
+	if target != nil {
+		blockedEverywhere = target.sig.Mask&bit != 0
+	} else {
+		for _, o := range tg.tasks {
+			if o.sig.Mask&bit == 0 {
+				blockedEverywhere = false
+				break
+			}
+		}
+	}
+	if tg.ignoredLocked(signo) && !blockedEverywhere {
+		tg.mu.Unlock()
+		return
+	}
+	var wake *Task
+	if target != nil {
+		target.sig.Pending.enqueue(info)
+		if target.sig.Mask&bit == 0 {
+			wake = target
+		}
+	} else {
+		tg.sigs.Pending.enqueue(info)
+		for _, o := range tg.tasks {
+			if o.sig.Mask&bit == 0 {
+				wake = o
+				break
+			}
+		}
+	}
+	tg.mu.Unlock()
+	if wake != nil {
+		wake.interrupt()
+	}
+}
+
+// sendSignalToSelf sends signal sig to the task's own process, as the
+// kernel does for SIGPIPE after a write to a broken pipe.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) sendSignalToSelf(sig int) {
+	t.tg.sendSignal(sigInfo{Signo: int32(sig), Code: siKernel}, t)
+}
+
+// deliverSyncSignal handles a synchronous signal the application raised
+// (a fault the MM could not fix, SIGILL, SIGFPE, SIGTRAP...): as Linux's
+// force_sig, a blocked or ignored signal is unblocked and reset to its
+// default action, then the signal is queued for this thread and delivered
+// before the task returns to the application.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) deliverSyncSignal(pi *platform.SignalInfo) taskRunState {
+	signo := int(pi.Signo)
+	if signo <= 0 || signo > numSignals {
+		signo = int(unix.SIGSEGV)
+	}
+	info := sigInfo{Signo: int32(signo), Code: pi.Code, Addr: pi.Addr}
+	if signo == int(unix.SIGSEGV) {
+		mm := t.tg.mm
+		mm.mu.RLock()
+		if mm.vmaAtLocked(pi.Addr) != nil {
+			info.Code = segvAccerr
+		} else {
+			info.Code = segvMaperr
+		}
+		mm.mu.RUnlock()
+	}
+	tg := t.tg
+	tg.mu.Lock()
+	bit := sigBit(signo)
+	act := &tg.sigs.Actions[signo-1]
+	if t.sig.Mask&bit != 0 || act.Handler == sigIGN {
+		t.sig.Mask &^= bit
+		*act = sigAction{}
+	}
+	t.sig.Pending.enqueue(info)
+	tg.mu.Unlock()
+	return stateApp
+}
+
+// signalsOnExec resets what execve resets: handled signals go back to
+// their default action, the alternate signal stack is dropped; the mask and
+// pending signals stay.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) signalsOnExec() {
+	tg := t.tg
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	for i := range tg.sigs.Actions {
+		a := &tg.sigs.Actions[i]
+		if a.Handler != sigIGN {
+			*a = sigAction{}
+		}
+	}
+	t.sig.AltSP, t.sig.AltSize, t.sig.AltFlags = 0, 0, ssDisable
+}
+
+// signalsOnNewTask gives a new task the signal state it inherits from its
+// creator t: a new thread shares the process's handlers and copies t's
+// mask; a forked process copies the handlers and t's mask, with nothing
+// pending (and no interval timers).
+//
+// Preconditions: called by t's task goroutine before nt starts.
+func (t *Task) signalsOnNewTask(nt *Task, newProcess bool) {
+	t.tg.mu.Lock()
+	mask := t.sig.Mask
+	actions := t.tg.sigs.Actions
+	alt := [3]uint64{t.sig.AltSP, t.sig.AltSize, uint64(t.sig.AltFlags)}
+	t.tg.mu.Unlock()
+	if newProcess {
+		nt.tg.mu.Lock()
+		nt.tg.sigs.Actions = actions
+		nt.tg.mu.Unlock()
+	}
+	nt.tg.mu.Lock()
+	nt.sig = taskSignals{Mask: mask, AltFlags: ssDisable}
+	if newProcess {
+		// fork keeps the alternate stack; a new thread does not.
+		nt.sig.AltSP, nt.sig.AltSize, nt.sig.AltFlags = alt[0], alt[1], int32(alt[2])
+	}
+	nt.tg.mu.Unlock()
+}
+
+// signalParentOnExit notifies the parent of a process that has just become
+// a zombie with the exit signal clone asked for (SIGCHLD for fork).
+//
+// Preconditions: TaskSet.mu is not held.
+func (k *Kernel) signalParentOnExit(tg *ThreadGroup) {
+	ts := k.tasks
+	ts.mu.Lock()
+	parent := tg.parent
+	ts.mu.Unlock()
+	if parent == nil || tg.exitSignal <= 0 || tg.exitSignal > numSignals {
+		return
+	}
+	tg.mu.Lock()
+	st := tg.exitStatus
+	uid := tg.creds.UID
+	tg.mu.Unlock()
+	info := sigInfo{Signo: tg.exitSignal, Code: cldExited, Pid: tg.tgid, UID: uid, Status: int32(st.Code)}
+	if st.Signal != 0 {
+		info.Code, info.Status = cldKilled, int32(st.Signal)
+		if defaultActionOf(st.Signal) == actCore {
+			info.Code = cldDumped
+		}
+	}
+	parent.sendSignal(info, nil)
+}
+
+// checkItimersLocked queues the signals of expired interval timers and
+// (re)arms the Go timers that wake the process at the next expiry.
+//
+// Preconditions: tg.mu is held.
+func (tg *ThreadGroup) checkItimersLocked(now int64) {
+	for i := range tg.sigs.Itimers {
+		it := &tg.sigs.Itimers[i]
+		if it.Expiry == 0 {
+			continue
+		}
+		if now >= it.Expiry {
+			tg.sigs.Pending.enqueue(sigInfo{Signo: int32(itimerSignals[i]), Code: siKernel})
+			if it.Interval > 0 {
+				missed := (now - it.Expiry) / it.Interval
+				it.Expiry += (missed + 1) * it.Interval
+			} else {
+				it.Expiry = 0
+				continue
+			}
+		}
+		if it.timer == nil || it.armedFor != it.Expiry {
+			tg.armItimerLocked(it, now)
+		}
+	}
+}
+
+// armItimerLocked starts the Go timer that interrupts a thread of the
+// process when it expires; the thread then queues the signal.
+//
+// Preconditions: tg.mu is held.
+func (tg *ThreadGroup) armItimerLocked(it *itimer, now int64) {
+	if it.timer != nil {
+		it.timer.Stop()
+		it.timer = nil
+	}
+	if it.Expiry == 0 {
+		return
+	}
+	it.armedFor = it.Expiry
+	it.timer = time.AfterFunc(time.Duration(it.Expiry-now), tg.itimerWake)
+}
+
+// itimerWake interrupts one thread of the process (one that does not block
+// the timer signals if any) so that it notices expired timers.
+func (tg *ThreadGroup) itimerWake() {
+	tg.mu.Lock()
+	var wake *Task
+	for _, o := range tg.tasks {
+		if wake == nil || o.sig.Mask&sigBit(int(unix.SIGALRM)) == 0 {
+			wake = o
+		}
+	}
+	tg.mu.Unlock()
+	if wake != nil {
+		wake.interrupt()
+	}
+}
+
+// dequeueSignalLocked removes and returns the next deliverable signal.
+//
+// Preconditions: tg.mu is held.
+func (t *Task) dequeueSignalLocked() (sigInfo, bool) {
+	for _, p := range []*sigPending{&t.sig.Pending, &t.tg.sigs.Pending} {
+		ready := p.Set &^ t.sig.Mask
+		if ready == 0 {
+			continue
+		}
+		if ready&syncSignals != 0 {
+			ready &= syncSignals
+		}
+		signo := 1
+		for ready&1 == 0 {
+			ready >>= 1
+			signo++
+		}
+		return p.dequeue(signo), true
+	}
+	return sigInfo{}, false
+}
+
+// handlePendingSignals is called by runApp just before the task returns to
+// the application. It delivers pending signals (setting up a handler frame
+// in t.regs, converting a pending syscall restart errno to EINTR when the
+// handler does not ask for SA_RESTART) and returns a non-nil state when
+// the task must not return to the application (runExit for a fatal
+// signal).
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) handlePendingSignals() taskRunState {
+	tg := t.tg
+	tg.mu.Lock()
+	tg.checkItimersLocked(t.k.monotonicNow())
+	for {
+		info, ok := t.dequeueSignalLocked()
+		if !ok {
+			break
+		}
+		signo := int(info.Signo)
+		act := tg.sigs.Actions[signo-1]
+		switch act.Handler {
+		case sigIGN:
+			continue
+		case sigDFL:
+			switch defaultActionOf(signo) {
+			case actIgnore, actContinue, actStop:
+				// Job control stops are not implemented: a stop
+				// signal is ignored.
+				continue
+			}
+			tg.mu.Unlock()
+			tg.exitGroup(ExitStatus{Signal: signo})
+			return &runExit{}
+		}
+		if act.Flags&saResethand != 0 {
+			tg.sigs.Actions[signo-1] = sigAction{}
+		}
+		oldMask := t.sig.Mask
+		if t.sig.HaveSavedMask {
+			oldMask = t.sig.SavedMask
+			t.sig.HaveSavedMask = false
+		}
+		newMask := t.sig.Mask | act.Mask
+		if act.Flags&saNodefer == 0 {
+			newMask |= sigBit(signo)
+		}
+		t.sig.Mask = newMask &^ unblockable
+		alt := t.sig
+		tg.mu.Unlock()
+
+		t.prepareRestartForHandler(act)
+		if err := t.setupSignalFrame(info, act, oldMask, alt); err != nil {
+			t.k.debugf("task %d: cannot set up the frame of signal %d: %v", t.tid, signo, err)
+			tg.exitGroup(ExitStatus{Signal: int(unix.SIGSEGV)})
+			return &runExit{}
+		}
+		return nil
+	}
+	if t.sig.HaveSavedMask {
+		t.sig.Mask = t.sig.SavedMask
+		t.sig.HaveSavedMask = false
+	}
+	tg.mu.Unlock()
+	return nil
+}
+
+// prepareRestartForHandler settles an interrupted syscall before a handler
+// runs: it restarts (registers rewound) with SA_RESTART or for
+// ERESTARTNOINTR, and returns EINTR otherwise.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) prepareRestartForHandler(act sigAction) {
+	e := t.syscallRestartErrno()
+	if e == 0 {
+		return
+	}
+	restart := e == errRestartNoIntr || (e == errRestartSys && act.Flags&saRestart != 0)
+	if restart {
+		t.restartSyscallIfNeeded()
+		return
+	}
+	t.haveSyscallReturn = false
+	t.restart = restartBlock{}
+	eintr := -int64(unix.EINTR)
+	t.regs.Rax = uint64(eintr)
+}
+
+// The x86-64 signal frame (arch/x86/include/asm/sigframe.h): pretcode,
+// then struct ucontext (flags, link, stack_t, struct sigcontext, sigset),
+// then siginfo; the XSAVE area lies above it, 64-byte aligned.
+const (
+	ucFlagsOff    = 0
+	ucLinkOff     = 8
+	ucStackOff    = 16
+	ucMcontextOff = 40
+	sigcontextLen = 256
+	ucSigmaskOff  = ucMcontextOff + sigcontextLen // 296
+	ucontextLen   = ucSigmaskOff + 8              // 304
+	frameUcOff    = 8
+	frameInfoOff  = frameUcOff + ucontextLen // 312
+	siginfoLen    = 128
+	frameLen      = frameInfoOff + siginfoLen // 440
+	redZone       = 128
+
+	// uc_flags: UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS.
+	ucFlags = 0x2 | 0x4
+)
+
+// sigcontext field offsets within uc_mcontext.
+const (
+	scR8 = 8 * iota
+	scR9
+	scR10
+	scR11
+	scR12
+	scR13
+	scR14
+	scR15
+	scRdi
+	scRsi
+	scRbp
+	scRbx
+	scRdx
+	scRax
+	scRcx
+	scRsp
+	scRip
+	scEflags
+	scSegs // cs, gs, fs, ss as u16
+	scErr
+	scTrapno
+	scOldmask
+	scCr2
+	scFpstate
+)
+
+// eflags bits a signal handler may change through sigreturn.
+const fixEflags = 0x50DD5
+
+// marshalSiginfo writes info as a siginfo_t.
+func marshalSiginfo(b []byte, info sigInfo) {
+	if len(info.Raw) == siginfoLen {
+		copy(b, info.Raw)
+	}
+	le := binary.LittleEndian
+	le.PutUint32(b[0:], uint32(info.Signo))
+	le.PutUint32(b[8:], uint32(info.Code))
+	if len(info.Raw) == siginfoLen {
+		return
+	}
+	switch {
+	case info.Signo == int32(unix.SIGSEGV) || info.Signo == int32(unix.SIGBUS) ||
+		info.Signo == int32(unix.SIGILL) || info.Signo == int32(unix.SIGFPE) || info.Signo == int32(unix.SIGTRAP):
+		if info.Code > 0 && info.Code != siKernel {
+			le.PutUint64(b[16:], info.Addr)
+			return
+		}
+	}
+	le.PutUint32(b[16:], uint32(info.Pid))
+	le.PutUint32(b[20:], info.UID)
+	if info.Signo == int32(unix.SIGCHLD) {
+		le.PutUint32(b[24:], uint32(info.Status))
+	} else {
+		le.PutUint64(b[24:], info.Value)
+	}
+}
+
+// onAltStackLocked reports whether sp is inside the alternate stack.
+func (s *taskSignals) onAltStack(sp uint64) bool {
+	return s.AltFlags&ssDisable == 0 && s.AltSize != 0 && sp > s.AltSP && sp-s.AltSP <= s.AltSize
+}
+
+// buildSignalFrame returns the frame bytes for regs and where it and the
+// XSAVE area go, given the stack pointer to start from.
+func buildSignalFrame(r *registers, fpLen int, info sigInfo, oldMask uint64, alt taskSignals, onstack bool) (frame []byte, sp, fpAddr uint64) {
+	sp = r.Rsp
+	wasOnAlt := alt.onAltStack(sp)
+	if onstack && alt.AltFlags&ssDisable == 0 && alt.AltSize != 0 && !wasOnAlt {
+		sp = alt.AltSP + alt.AltSize
+	} else {
+		sp -= redZone
+	}
+	if fpLen > 0 {
+		sp = (sp - uint64(fpLen)) &^ 63
+		fpAddr = sp
+	}
+	sp = ((sp - frameLen) &^ 15) - 8
+
+	frame = make([]byte, frameLen)
+	le := binary.LittleEndian
+	uc := frame[frameUcOff:]
+	le.PutUint64(uc[ucFlagsOff:], ucFlags)
+	le.PutUint64(uc[ucStackOff:], alt.AltSP)
+	flags := uint32(alt.AltFlags)
+	if wasOnAlt {
+		flags |= ssOnstack
+	}
+	le.PutUint32(uc[ucStackOff+8:], flags)
+	le.PutUint64(uc[ucStackOff+16:], alt.AltSize)
+	sc := uc[ucMcontextOff:]
+	for off, v := range map[int]uint64{
+		scR8: r.R8, scR9: r.R9, scR10: r.R10, scR11: r.R11, scR12: r.R12, scR13: r.R13,
+		scR14: r.R14, scR15: r.R15, scRdi: r.Rdi, scRsi: r.Rsi, scRbp: r.Rbp, scRbx: r.Rbx,
+		scRdx: r.Rdx, scRax: r.Rax, scRcx: r.Rcx, scRsp: r.Rsp, scRip: r.Rip, scEflags: r.Eflags,
+		scOldmask: oldMask, scFpstate: fpAddr,
+	} {
+		le.PutUint64(sc[off:], v)
+	}
+	le.PutUint16(sc[scSegs:], uint16(r.Cs))
+	le.PutUint16(sc[scSegs+6:], uint16(r.Ss))
+	if info.Signo == int32(unix.SIGSEGV) || info.Signo == int32(unix.SIGBUS) {
+		le.PutUint64(sc[scTrapno:], 14) // page fault
+		le.PutUint64(sc[scErr:], 4)     // user-mode access
+		le.PutUint64(sc[scCr2:], info.Addr)
+	}
+	le.PutUint64(uc[ucSigmaskOff:], oldMask)
+	marshalSiginfo(frame[frameInfoOff:], info)
+	return frame, sp, fpAddr
+}
+
+// setupSignalFrame writes the handler frame to the application's stack
+// and points the registers at the handler.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) setupSignalFrame(info sigInfo, act sigAction, oldMask uint64, alt taskSignals) error {
+	frame, sp, fpAddr := buildSignalFrame(&t.regs, len(t.fp), info, oldMask, alt, act.Flags&saOnstack != 0)
+	binary.LittleEndian.PutUint64(frame[0:], act.Restorer)
+	mm := t.tg.mm
+	if len(t.fp) > 0 {
+		if err := mm.CopyOut(fpAddr, t.fp); err != nil {
+			return err
+		}
+	}
+	if err := mm.CopyOut(sp, frame); err != nil {
+		return err
+	}
+	t.regs.Rip = act.Handler
+	t.regs.Rsp = sp
+	t.regs.Rdi = uint64(info.Signo)
+	t.regs.Rsi = sp + frameInfoOff
+	t.regs.Rdx = sp + frameUcOff
+	t.regs.Rax = 0
+	t.regs.Eflags &^= clearOnHandlerEflags
+	t.regs.Cs, t.regs.Ss = userCS, userSS
+	return nil
+}
+
+// clearOnHandlerEflags are DF, TF and RF, cleared when a handler starts.
+const clearOnHandlerEflags uint64 = 0x400 | 0x100 | 0x10000
