@@ -731,3 +731,23 @@ func (t *Task) setupSignalFrame(info sigInfo, act sigAction, oldMask uint64, alt
 
 // clearOnHandlerEflags are DF, TF and RF, cleared when a handler starts.
 const clearOnHandlerEflags uint64 = 0x400 | 0x100 | 0x10000
+
+func init() {
+	sendExternalSignal = func(tg *ThreadGroup, sig int) {
+		if sig != int(unix.SIGKILL) {
+			tg.k.waitNotStopped()
+		}
+		tg.sendSignal(sigInfo{Signo: int32(sig), Code: siUser}, nil)
+	}
+}
+
+// waitNotStopped waits until no stop (save, pause) is requested, so that a
+// signal from outside the sandbox does not change state a saver is
+// reading.
+func (k *Kernel) waitNotStopped() {
+	k.stopMu.Lock()
+	defer k.stopMu.Unlock()
+	for k.stopCount > 0 {
+		k.stopCond.Wait()
+	}
+}
