@@ -734,16 +734,22 @@ const clearOnHandlerEflags uint64 = 0x400 | 0x100 | 0x10000
 
 func init() {
 	sendExternalSignal = func(tg *ThreadGroup, sig int) {
-		if sig != int(unix.SIGKILL) {
-			tg.k.waitNotStopped()
+		info := sigInfo{Signo: int32(sig), Code: siUser}
+		if sig == int(unix.SIGKILL) || !tg.k.stopRequested() {
+			tg.sendSignal(info, nil)
+			return
 		}
-		tg.sendSignal(sigInfo{Signo: int32(sig), Code: siUser}, nil)
+		// A save or pause is in progress: queue the signal once it ends,
+		// so that it does not change state a saver is reading, without
+		// making the sender wait.
+		go func() {
+			tg.k.waitNotStopped()
+			tg.sendSignal(info, nil)
+		}()
 	}
 }
 
-// waitNotStopped waits until no stop (save, pause) is requested, so that a
-// signal from outside the sandbox does not change state a saver is
-// reading.
+// waitNotStopped waits until no stop (save, pause) is requested.
 func (k *Kernel) waitNotStopped() {
 	k.stopMu.Lock()
 	defer k.stopMu.Unlock()

@@ -1,0 +1,150 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestSignalFrameLayout(t *testing.T) {
+	regs := registers{
+		R8: 8, R9: 9, R10: 10, R11: 11, R12: 12, R13: 13, R14: 14, R15: 15,
+		Rdi: 0xd1, Rsi: 0x51, Rbp: 0xb9, Rbx: 0xb8, Rdx: 0xd8, Rax: 0xa8, Rcx: 0xc8,
+		Rsp: 0x7fff_0000_1003, Rip: 0x401234, Eflags: 0x246, Cs: userCS, Ss: userSS,
+	}
+	info := sigInfo{Signo: int32(unix.SIGSEGV), Code: segvMaperr, Addr: 0x8}
+	noAlt := taskSignals{AltFlags: ssDisable}
+	alt := taskSignals{AltSP: 0x10000, AltSize: 0x4000}
+	tests := []struct {
+		name    string
+		alt     taskSignals
+		onstack bool
+		fpLen   int
+		top     uint64 // the highest address the frame may reach
+	}{
+		{"main stack", noAlt, false, 2688, regs.Rsp - redZone},
+		{"main stack no fp", noAlt, false, 0, regs.Rsp - redZone},
+		{"SA_ONSTACK without altstack", noAlt, true, 2688, regs.Rsp - redZone},
+		{"altstack", alt, true, 832, alt.AltSP + alt.AltSize},
+	}
+	for _, tc := range tests {
+		frame, sp, fpAddr := buildSignalFrame(&regs, tc.fpLen, info, 0xabc, tc.alt, tc.onstack)
+		if len(frame) != 440 {
+			t.Errorf("%s: len(frame) = %d, want 440", tc.name, len(frame))
+		}
+		if (sp+8)%16 != 0 {
+			t.Errorf("%s: sp = %#x, want (sp+8) %% 16 == 0", tc.name, sp)
+		}
+		if tc.fpLen > 0 && (fpAddr%64 != 0 || fpAddr < sp+frameLen || fpAddr+uint64(tc.fpLen) > tc.top) {
+			t.Errorf("%s: fpAddr = %#x (sp %#x), want 64-aligned between the frame and %#x", tc.name, fpAddr, sp, tc.top)
+		}
+		if tc.fpLen == 0 && fpAddr != 0 {
+			t.Errorf("%s: fpAddr = %#x, want 0 without an XSAVE area", tc.name, fpAddr)
+		}
+		if sp+frameLen > tc.top {
+			t.Errorf("%s: frame [%#x, %#x) above %#x", tc.name, sp, sp+frameLen, tc.top)
+		}
+		le := binary.LittleEndian
+		sc := frame[frameUcOff+ucMcontextOff:]
+		for _, f := range []struct {
+			name string
+			off  int
+			want uint64
+		}{
+			{"r8", 0, 8}, {"r15", 56, 15}, {"rdi", 64, 0xd1}, {"rsi", 72, 0x51}, {"rbp", 80, 0xb9},
+			{"rbx", 88, 0xb8}, {"rdx", 96, 0xd8}, {"rax", 104, 0xa8}, {"rcx", 112, 0xc8},
+			{"rsp", 120, regs.Rsp}, {"rip", 128, regs.Rip}, {"eflags", 136, 0x246},
+			{"trapno", 160, 14}, {"oldmask", 168, 0xabc}, {"cr2", 176, 8}, {"fpstate", 184, fpAddr},
+		} {
+			if got := le.Uint64(sc[f.off:]); got != f.want {
+				t.Errorf("%s: sigcontext.%s = %#x, want %#x", tc.name, f.name, got, f.want)
+			}
+		}
+		if got := le.Uint16(sc[144:]); got != userCS {
+			t.Errorf("%s: sigcontext.cs = %#x, want %#x", tc.name, got, userCS)
+		}
+		if got := le.Uint64(frame[frameUcOff+296:]); got != 0xabc {
+			t.Errorf("%s: uc_sigmask = %#x, want 0xabc", tc.name, got)
+		}
+		si := frame[312:]
+		if signo, code, addr := le.Uint32(si), le.Uint32(si[8:]), le.Uint64(si[16:]); signo != 11 || code != segvMaperr || addr != 8 {
+			t.Errorf("%s: siginfo = (%d, %d, %#x), want (11, %d, 0x8)", tc.name, signo, code, addr, segvMaperr)
+		}
+		if got := le.Uint64(frame[frameUcOff+ucStackOff:]); got != tc.alt.AltSP {
+			t.Errorf("%s: uc_stack.ss_sp = %#x, want %#x", tc.name, got, tc.alt.AltSP)
+		}
+	}
+}
+
+func TestSigPendingQueue(t *testing.T) {
+	usr1, rt := int32(unix.SIGUSR1), int32(sigRTMin+2)
+	var p sigPending
+	p.enqueue(sigInfo{Signo: usr1, Pid: 1})
+	p.enqueue(sigInfo{Signo: usr1, Pid: 2}) // coalesced
+	p.enqueue(sigInfo{Signo: rt, Value: 1})
+	p.enqueue(sigInfo{Signo: rt, Value: 2}) // queued
+	if len(p.Queue) != 3 {
+		t.Fatalf("len(Queue) = %d, want 3", len(p.Queue))
+	}
+	tests := []struct {
+		signo    int32
+		wantPid  int32
+		wantVal  uint64
+		stillSet bool
+	}{
+		{usr1, 1, 0, false},
+		{rt, 0, 1, true},
+		{rt, 0, 2, false},
+	}
+	for _, tc := range tests {
+		got := p.dequeue(int(tc.signo))
+		if got.Pid != tc.wantPid || got.Value != tc.wantVal {
+			t.Errorf("dequeue(%d) = pid %d value %d, want pid %d value %d", tc.signo, got.Pid, got.Value, tc.wantPid, tc.wantVal)
+		}
+		if set := p.Set&sigBit(int(tc.signo)) != 0; set != tc.stillSet {
+			t.Errorf("after dequeue(%d): pending = %v, want %v", tc.signo, set, tc.stillSet)
+		}
+	}
+	p.enqueue(sigInfo{Signo: usr1})
+	p.discard(sigBit(int(usr1)))
+	if p.Set != 0 || len(p.Queue) != 0 {
+		t.Errorf("after discard: Set %#x, %d queued, want empty", p.Set, len(p.Queue))
+	}
+}
+
+func TestDequeueSignalOrder(t *testing.T) {
+	tg := &ThreadGroup{}
+	task := &Task{tg: tg}
+	tg.tasks = []*Task{task}
+	for _, s := range []unix.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGSEGV, unix.SIGUSR1} {
+		tg.sigs.Pending.enqueue(sigInfo{Signo: int32(s)})
+	}
+	task.sig.Mask = sigBit(int(unix.SIGINT))
+	// Synchronous signals first, then the lowest unblocked; SIGINT stays.
+	for _, want := range []unix.Signal{unix.SIGSEGV, unix.SIGUSR1, unix.SIGTERM} {
+		got, ok := task.dequeueSignalLocked()
+		if !ok || got.Signo != int32(want) {
+			t.Errorf("dequeueSignalLocked() = %d, %v, want %d, true", got.Signo, ok, want)
+		}
+	}
+	if got, ok := task.dequeueSignalLocked(); ok {
+		t.Errorf("dequeueSignalLocked() with only SIGINT pending and blocked = %d, want none", got.Signo)
+	}
+}
+
+func TestDefaultActions(t *testing.T) {
+	tests := []struct {
+		sig  unix.Signal
+		want defaultAction
+	}{
+		{unix.SIGTERM, actTerminate}, {unix.SIGALRM, actTerminate}, {unix.Signal(sigRTMin + 1), actTerminate},
+		{unix.SIGABRT, actCore}, {unix.SIGSEGV, actCore}, {unix.SIGCHLD, actIgnore},
+		{unix.SIGWINCH, actIgnore}, {unix.SIGTSTP, actStop}, {unix.SIGCONT, actContinue},
+	}
+	for _, tc := range tests {
+		if got := defaultActionOf(int(tc.sig)); got != tc.want {
+			t.Errorf("defaultActionOf(%d) = %d, want %d", tc.sig, got, tc.want)
+		}
+	}
+}
