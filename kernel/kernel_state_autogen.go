@@ -212,6 +212,7 @@ func init() {
 		{Name: "Actions", Type: "[64]snapshotter/kernel.sigAction"},
 		{Name: "Pending", Type: "snapshotter/kernel.sigPending"},
 		{Name: "Itimers", Type: "[3]snapshotter/kernel.itimer"},
+		{Name: "Stopped", Type: "bool"},
 	})
 	stateTypeInfotaskSignals = stateify.Register[taskSignals]("snapshotter/kernel.taskSignals", []stateify.Field{
 		{Name: "Mask", Type: "uint64"},
@@ -1284,6 +1285,7 @@ func (x *tgSignals) StateSave(e *stateify.Encoder) {
 	for i0 := range x.Itimers {
 		x.Itimers[i0].StateSave(e)
 	}
+	e.Bool(x.Stopped)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1302,6 +1304,8 @@ func (x *tgSignals) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			for i0 := range x.Itimers {
 				x.Itimers[i0].StateLoad(ctx, d)
 			}
+		case 3:
+			x.Stopped = d.Bool()
 		default:
 			d.Skip()
 		}

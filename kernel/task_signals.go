@@ -164,6 +164,9 @@ type tgSignals struct {
 	// Itimers are ITIMER_REAL, ITIMER_VIRTUAL and ITIMER_PROF (the last
 	// two approximated by elapsed time).
 	Itimers [numItimers]itimer
+	// Stopped is set while a stop signal (SIGSTOP, SIGTSTP, SIGTTIN,
+	// SIGTTOU) keeps the process stopped, until SIGCONT or SIGKILL.
+	Stopped bool
 }
 
 // taskSignals is a thread's signal state. Protected by ThreadGroup.mu.
@@ -253,6 +256,14 @@ func (tg *ThreadGroup) sendSignal(info sigInfo, target *Task) {
 		return
 	}
 	bit := sigBit(signo)
+	if signo == int(unix.SIGCONT) {
+		tg.continueLocked()
+	} else if defaultActionOf(signo) == actStop {
+		tg.sigs.Pending.discard(sigBit(int(unix.SIGCONT)))
+		for _, o := range tg.tasks {
+			o.sig.Pending.discard(sigBit(int(unix.SIGCONT)))
+		}
+	}
 	blockedEverywhere := true
 	if target != nil {
 		blockedEverywhere = target.sig.Mask&bit != 0
@@ -266,6 +277,12 @@ func (tg *ThreadGroup) sendSignal(info sigInfo, target *Task) {
 	}
 	if tg.ignoredLocked(signo) && !blockedEverywhere {
 		tg.mu.Unlock()
+		return
+	}
+	if tg.sigs.Stopped && !blockedEverywhere && tg.sigs.Actions[signo-1].Handler == sigDFL && defaultActionOf(signo) == actTerminate {
+		// A fatal signal ends a stopped process at once, as in Linux.
+		tg.mu.Unlock()
+		tg.exitGroup(ExitStatus{Signal: signo})
 		return
 	}
 	var wake *Task
@@ -286,6 +303,38 @@ func (tg *ThreadGroup) sendSignal(info sigInfo, target *Task) {
 	tg.mu.Unlock()
 	if wake != nil {
 		wake.interrupt()
+	}
+}
+
+// continueLocked ends a stop and discards pending stop signals, as
+// SIGCONT does when it is sent (whatever its disposition).
+//
+// Preconditions: tg.mu is held.
+func (tg *ThreadGroup) continueLocked() {
+	stops := sigBit(int(unix.SIGSTOP)) | sigBit(int(unix.SIGTSTP)) | sigBit(int(unix.SIGTTIN)) | sigBit(int(unix.SIGTTOU))
+	tg.sigs.Pending.discard(stops)
+	for _, o := range tg.tasks {
+		o.sig.Pending.discard(stops)
+	}
+	if !tg.sigs.Stopped {
+		return
+	}
+	tg.sigs.Stopped = false
+	for _, o := range tg.tasks {
+		go o.interrupt()
+	}
+}
+
+// stopLocked stops every thread of the process: each one parks in
+// handlePendingSignals until SIGCONT.
+//
+// Preconditions: tg.mu is held.
+func (tg *ThreadGroup) stopLocked(self *Task) {
+	tg.sigs.Stopped = true
+	for _, o := range tg.tasks {
+		if o != self {
+			go o.interrupt()
+		}
 	}
 }
 
@@ -495,6 +544,15 @@ func (t *Task) handlePendingSignals() taskRunState {
 	tg := t.tg
 	tg.mu.Lock()
 	tg.checkItimersLocked(t.k.monotonicNow())
+	if tg.sigs.Stopped {
+		tg.mu.Unlock()
+		// Park until SIGCONT, SIGKILL or an external stop interrupts;
+		// the run loop then comes back here. An interrupted syscall
+		// restarts once the process continues.
+		t.restartSyscallIfNeeded()
+		t.block(nil)
+		return stateApp
+	}
 	for {
 		info, ok := t.dequeueSignalLocked()
 		if !ok {
@@ -507,10 +565,13 @@ func (t *Task) handlePendingSignals() taskRunState {
 			continue
 		case sigDFL:
 			switch defaultActionOf(signo) {
-			case actIgnore, actContinue, actStop:
-				// Job control stops are not implemented: a stop
-				// signal is ignored.
+			case actIgnore, actContinue:
 				continue
+			case actStop:
+				tg.stopLocked(t)
+				tg.mu.Unlock()
+				t.restartSyscallIfNeeded()
+				return stateApp
 			}
 			tg.mu.Unlock()
 			tg.exitGroup(ExitStatus{Signal: signo})
