@@ -148,3 +148,89 @@ func TestDefaultActions(t *testing.T) {
 		}
 	}
 }
+
+// sigRestartProgram checks SA_RESTART against EINTR for a read that a
+// timer signal interrupts, and a stop until SIGCONT.
+const sigRestartProgram = `#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t ticks;
+static void on_alarm(int sig) { (void)sig; ticks++; }
+
+static void arm(int restart)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm;
+	sa.sa_flags = restart ? SA_RESTART : 0;
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval it = {{0, 0}, {0, 50000}};
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	for (int restart = 0; restart <= 1; restart++) {
+		int p[2];
+		pipe(p);
+		pid_t c = fork();
+		if (c == 0) {
+			struct timespec ts = {0, 300000000};
+			nanosleep(&ts, NULL);
+			write(p[1], "x", 1);
+			_exit(0);
+		}
+		ticks = 0;
+		arm(restart);
+		char b;
+		ssize_t n = read(p[0], &b, 1);
+		printf("SA_RESTART %d: read %zd (%s), handler ran: %s\n", restart, n, n < 0 ? strerror(errno) : "data",
+		       ticks == 1 ? "yes" : "no");
+		waitpid(c, NULL, 0);
+		close(p[0]);
+		close(p[1]);
+	}
+	pid_t c = fork();
+	if (c == 0) {
+		raise(SIGSTOP);
+		printf("child continued\n");
+		_exit(7);
+	}
+	struct timespec ts = {0, 200000000};
+	nanosleep(&ts, NULL);
+	int st;
+	printf("stopped child still running: %s\n", waitpid(c, &st, WNOHANG) == 0 ? "yes" : "no");
+	kill(c, SIGCONT);
+	waitpid(c, &st, 0);
+	printf("child exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	return 0;
+}
+`
+
+func init() { pausePrograms["sigrestart"] = sigRestartProgram }
+
+func TestSignalRestartAndStop(t *testing.T) {
+	s := startPauseSandbox(t, "sigrestart")
+	want := []string{
+		"SA_RESTART 0: read -1 (Interrupted system call), handler ran: yes",
+		"SA_RESTART 1: read 1 (data), handler ran: yes",
+		"stopped child still running: yes",
+		"child continued",
+		"child exit 7",
+	}
+	for i, w := range want {
+		if got := s.next(t); got != w {
+			t.Errorf("line %d = %q, want %q", i+1, got, w)
+		}
+	}
+	if st := s.k.Wait(); st != (ExitStatus{}) {
+		t.Errorf("Wait() = %v, want exit 0", st)
+	}
+}
