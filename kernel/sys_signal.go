@@ -17,6 +17,7 @@ func init() {
 	registerSyscall(unix.SYS_TGKILL, "tgkill", sysTgkill)
 	registerSyscall(unix.SYS_TKILL, "tkill", sysTkill)
 	registerSyscall(unix.SYS_RT_SIGQUEUEINFO, "rt_sigqueueinfo", sysRtSigqueueinfo)
+	registerSyscall(unix.SYS_RT_SIGTIMEDWAIT, "rt_sigtimedwait", sysRtSigtimedwait)
 	registerSyscall(unix.SYS_ALARM, "alarm", sysAlarm)
 	registerSyscall(unix.SYS_SETITIMER, "setitimer", sysSetitimer)
 	registerSyscall(unix.SYS_GETITIMER, "getitimer", sysGetitimer)
@@ -133,6 +134,7 @@ func sysRtSigpending(t *Task, a *sysArgs) (uint64, error) {
 	}
 	tg := t.tg
 	tg.mu.Lock()
+	tg.checkItimersLocked(t.k.monotonicNow())
 	set := (t.sig.Pending.Set | tg.sigs.Pending.Set) & t.sig.Mask
 	tg.mu.Unlock()
 	return 0, t.copyOutSigset(a[0], set)
@@ -484,4 +486,92 @@ func sysAlarm(t *Task, a *sysArgs) (uint64, error) {
 		left = 1
 	}
 	return uint64(left), nil
+}
+
+// dequeueFromSetLocked removes and returns a pending signal of set, thread
+// queue first.
+//
+// Preconditions: tg.mu is held.
+func (t *Task) dequeueFromSetLocked(set uint64) (sigInfo, bool) {
+	for _, p := range []*sigPending{&t.sig.Pending, &t.tg.sigs.Pending} {
+		ready := p.Set & set
+		if ready == 0 {
+			continue
+		}
+		signo := 1
+		for ready&1 == 0 {
+			ready >>= 1
+			signo++
+		}
+		return p.dequeue(signo), true
+	}
+	return sigInfo{}, false
+}
+
+func sysRtSigtimedwait(t *Task, a *sysArgs) (uint64, error) {
+	if a[3] != sigsetSize {
+		return 0, unix.EINVAL
+	}
+	set, err := t.copyInSigset(a[0])
+	if err != nil {
+		return 0, err
+	}
+	set &^= unblockable
+	deadline := int64(-1)
+	if a[2] != 0 {
+		d, err := t.copyInTimespec(a[2])
+		if err != nil {
+			return 0, err
+		}
+		deadline = saturatingAdd(t.k.monotonicNow(), d)
+	}
+	tg := t.tg
+	tg.mu.Lock()
+	tg.checkItimersLocked(t.k.monotonicNow())
+	info, ok := t.dequeueFromSetLocked(set)
+	if !ok && deadline != -1 && deadline <= t.k.monotonicNow() {
+		tg.mu.Unlock()
+		return 0, unix.EAGAIN
+	}
+	if !ok {
+		// Unblock the awaited signals while waiting, so that sending one
+		// wakes this thread; it takes them from the queue itself.
+		saved := t.sig.Mask
+		t.sig.Mask &^= set
+		tg.mu.Unlock()
+		// Either way an interrupt or the deadline ends the wait; the
+		// queue says what happened.
+		timedOut := false
+		if deadline == -1 {
+			_ = t.block(nil)
+		} else {
+			timedOut, _ = t.blockUntil(nil, deadline)
+		}
+		tg.mu.Lock()
+		t.sig.Mask = saved
+		tg.checkItimersLocked(t.k.monotonicNow())
+		info, ok = t.dequeueFromSetLocked(set)
+		if !ok {
+			deliverable := (t.sig.Pending.Set|tg.sigs.Pending.Set)&^t.sig.Mask != 0
+			tg.mu.Unlock()
+			switch {
+			case timedOut:
+				return 0, unix.EAGAIN
+			case deliverable:
+				return 0, unix.EINTR
+			default:
+				// Not a signal (a stop for a save): wait again.
+				return 0, errRestartNoIntr
+			}
+		}
+	}
+	tg.mu.Unlock()
+	if a[1] != 0 {
+		b := make([]byte, siginfoLen)
+		marshalSiginfo(b, info)
+		if err := t.tg.mm.CopyOut(a[1], b); err != nil {
+			return 0, err
+		}
+	}
+	return uint64(info.Signo), nil
 }

@@ -234,3 +234,48 @@ func TestSignalRestartAndStop(t *testing.T) {
 		t.Errorf("Wait() = %v, want exit 0", st)
 	}
 }
+
+// sigTimedwaitProgram takes signals synchronously with sigtimedwait: a
+// timeout, a pending signal, and a timer signal that arrives while waiting.
+const sigTimedwaitProgram = `#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+int main(void){
+	setvbuf(stdout, NULL, _IONBF, 0);
+	sigset_t s; sigemptyset(&s); sigaddset(&s, SIGUSR1); sigaddset(&s, SIGALRM);
+	sigprocmask(SIG_BLOCK, &s, NULL);
+	struct timespec ts = {0, 50000000};
+	int r = sigtimedwait(&s, NULL, &ts);
+	printf("timeout: %d %s\n", r, r < 0 ? strerror(errno) : "");
+	raise(SIGUSR1);
+	siginfo_t si; r = sigtimedwait(&s, &si, &ts);
+	printf("pending: %d code %d\n", r, si.si_code);
+	struct itimerval it = {{0,0},{0,30000}}; setitimer(ITIMER_REAL, &it, NULL);
+	r = sigwaitinfo(&s, &si);
+	printf("waited: %d\n", r);
+	return 0;
+}
+`
+
+func init() { pausePrograms["sigtimedwait"] = sigTimedwaitProgram }
+
+func TestSigtimedwait(t *testing.T) {
+	s := startPauseSandbox(t, "sigtimedwait")
+	want := []string{
+		"timeout: -1 Resource temporarily unavailable",
+		"pending: 10 code 0",
+		"waited: 14",
+	}
+	for i, w := range want {
+		if got := s.next(t); got != w {
+			t.Errorf("line %d = %q, want %q", i+1, got, w)
+		}
+	}
+	if st := s.k.Wait(); st != (ExitStatus{}) {
+		t.Errorf("Wait() = %v, want exit 0", st)
+	}
+}
