@@ -299,11 +299,8 @@ func sysKill(t *Task, a *sysArgs) (uint64, error) {
 	if pid == -1<<31 {
 		return 0, unix.ESRCH
 	}
+	// kill(-1) signals every process but init and the caller, as Linux.
 	tgs := t.processesFor(pid)
-	if pid == -1 && sig != 0 {
-		// kill(-1) also signals the caller's process last.
-		tgs = append(tgs, t.tg)
-	}
 	if len(tgs) == 0 {
 		return 0, unix.ESRCH
 	}
