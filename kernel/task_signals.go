@@ -710,7 +710,7 @@ func marshalSiginfo(b []byte, info sigInfo) {
 	}
 }
 
-// onAltStackLocked reports whether sp is inside the alternate stack.
+// onAltStack reports whether sp is inside the alternate stack.
 func (s *taskSignals) onAltStack(sp uint64) bool {
 	return s.AltFlags&ssDisable == 0 && s.AltSize != 0 && sp > s.AltSP && sp-s.AltSP <= s.AltSize
 }
