@@ -194,11 +194,7 @@ type Kernel struct {
 
 // New creates a kernel: a memory file, a platform and the filesystem root.
 func New(cfg Config) (*Kernel, error) {
-	name := cfg.Platform
-	if name == "" {
-		name = "ptrace"
-	}
-	ctor, err := platform.Lookup(name)
+	name, ctor, err := cfg.platformConstructor()
 	if err != nil {
 		return nil, err
 	}
@@ -289,3 +285,14 @@ func (k *Kernel) Exited() <-chan struct{} { return k.exited }
 // randomBytes fills b from the host's CSPRNG. crypto/rand.Read never
 // returns an error (it aborts the process if the host has no entropy).
 func randomBytes(b []byte) { rand.Read(b) }
+
+// platformConstructor looks up the configured platform, "ptrace" by
+// default, and returns its name with it.
+func (cfg *Config) platformConstructor() (string, platform.Constructor, error) {
+	name := cfg.Platform
+	if name == "" {
+		name = "ptrace"
+	}
+	ctor, err := platform.Lookup(name)
+	return name, ctor, err
+}

@@ -182,11 +182,7 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	savedMonotonic := int64(binary.LittleEndian.Uint64(hdr[12:]))
 
 	cfg := o.Config
-	name := cfg.Platform
-	if name == "" {
-		name = "ptrace"
-	}
-	ctor, err := platform.Lookup(name)
+	name, ctor, err := cfg.platformConstructor()
 	if err != nil {
 		return nil, err
 	}

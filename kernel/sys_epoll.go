@@ -274,25 +274,7 @@ func (t *Task) epollBlock(ep *epollFD, deadline int64) (timedOut bool, err error
 	if len(t.epollCollectPeek(ep)) > 0 {
 		return false, nil
 	}
-	timerIdx := -1
-	if deadline >= 0 {
-		d := deadline - t.k.monotonicNow()
-		if d <= 0 {
-			return true, nil
-		}
-		timer := time.NewTimer(time.Duration(d))
-		defer timer.Stop()
-		timerIdx = len(cases)
-		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)})
-	}
-	chosen, _, _ := reflect.Select(cases)
-	switch chosen {
-	case 0:
-		return false, errInterrupted
-	case timerIdx:
-		return true, nil
-	}
-	return false, nil
+	return t.selectReady(cases, deadline)
 }
 
 // epollCollectPeek reports ready items without consuming one-shot events.

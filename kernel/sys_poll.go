@@ -155,6 +155,16 @@ func (t *Task) pollWait(entries []pollEntry, deadline int64) (timedOut bool, err
 	if pollCheck(entries) > 0 {
 		return false, nil
 	}
+	return t.selectReady(cases, deadline)
+}
+
+// selectReady waits until one of cases is ready or the kernel-monotonic
+// deadline passes (never when deadline < 0). cases[0] must be the task's
+// interrupt channel: its firing returns errInterrupted. It reports whether
+// the deadline passed.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) selectReady(cases []reflect.SelectCase, deadline int64) (timedOut bool, err error) {
 	timerIdx := -1
 	if deadline >= 0 {
 		d := deadline - t.k.monotonicNow()

@@ -495,12 +495,7 @@ func (t *Task) dequeueFromSetLocked(set uint64) (sigInfo, bool) {
 		if ready == 0 {
 			continue
 		}
-		signo := 1
-		for ready&1 == 0 {
-			ready >>= 1
-			signo++
-		}
-		return p.dequeue(signo), true
+		return p.dequeue(lowestSignal(ready)), true
 	}
 	return sigInfo{}, false
 }

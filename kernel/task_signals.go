@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -522,12 +523,7 @@ func (t *Task) dequeueSignalLocked() (sigInfo, bool) {
 		if ready&syncSignals != 0 {
 			ready &= syncSignals
 		}
-		signo := 1
-		for ready&1 == 0 {
-			ready >>= 1
-			signo++
-		}
-		return p.dequeue(signo), true
+		return p.dequeue(lowestSignal(ready)), true
 	}
 	return sigInfo{}, false
 }
@@ -818,3 +814,6 @@ func (k *Kernel) waitNotStopped() {
 		k.stopCond.Wait()
 	}
 }
+
+// lowestSignal returns the lowest-numbered signal in the non-empty set.
+func lowestSignal(set uint64) int { return bits.TrailingZeros64(set) + 1 }
