@@ -13,7 +13,7 @@ help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-16s %s\n", $$1, $$2}'
 
 build: ## build bin/snap
-	$(GO) build -ldflags '$(LDFLAGS)' -o bin/snap ./cmd/snapshotter
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/snap ./cmd/snapshotter
 
 generate: ## regenerate the stateify serializers (go generate ./...)
 	$(GO) generate ./...
