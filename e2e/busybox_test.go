@@ -34,6 +34,8 @@ var busyboxCases = []busyboxCase{
 		s.args = []string{"cat", writeFile(t, dir, "data.bin", string(hostFileData()))}
 	}},
 	{name: "cat-stdin", spec: spec{args: []string{"cat"}, stdin: "from stdin\nsecond\n", want: []string{"from stdin", "second"}}},
+	{name: "cat-dev-stdin", spec: spec{args: []string{"cat", "/dev/stdin"}, stdin: "through /dev/stdin\n", want: []string{"through /dev/stdin"}}},
+	{name: "cat-proc-self-fd", spec: spec{args: []string{"cat", "/proc/self/fd/0", "/dev/fd/0"}, stdin: "through fd 0\n", want: []string{"through fd 0"}}},
 	{name: "sha256sum", setup: func(t *testing.T, dir string, s *spec) {
 		data := hostFileData()
 		p := writeFile(t, dir, "data.bin", string(data))

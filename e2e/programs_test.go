@@ -100,6 +100,19 @@ var cCases = []cCase{
 	{name: "sigpending", prog: "sigpending", spec: spec{args: []string{"3"}, want: []string{
 		"waiting 3: SIGUSR1 pending yes, SIGUSR2 pending no", "delivered SIGUSR1 1 SIGUSR2 0",
 	}}},
+	{name: "fdalias", prog: "fdalias", spec: spec{stdin: "from stdin\n"}, setup: func(t *testing.T, dir string, s *spec) {
+		s.args = []string{writeFile(t, dir, "abc.txt", "abcdef")}
+		s.want = []string{
+			"/dev/fd/0: open ok yes, new fd yes, read 11: from stdin",
+			"written through /proc/self/fd/1", "/proc/self/fd/1: open ok yes, wrote all yes",
+			"written through /dev/stdout", "/dev/stdout: wrote all yes",
+			"reopened file: read 3 and 3, second from offset 0: yes, first offset still 3: yes",
+			"O_NOFOLLOW: fd<0 yes, ELOOP yes",
+			"closed descriptor: fd<0 yes, ENOENT yes",
+			"pipe write end reopened for reading: read 3 \"xyz\"",
+			"no reader left: write fails yes, EPIPE yes",
+		}
+	}},
 	{name: "itimer", prog: "itimer", spec: spec{args: []string{"3"}, want: []string{"tick 1", "tick 3"}}},
 }
 

@@ -133,9 +133,19 @@ func (t *Task) openat(dirfd int32, pathAddr uint64, flags, mode uint32) (uint64,
 	t.tg.mu.Unlock()
 	var f *vfs.File
 	if fd, ok := t.tg.fs.FDAlias(dir, p); ok {
-		// /dev/stdin, /proc/self/fd/N...: the descriptor's file itself.
-		if f, err = t.getFile(fd); err != nil {
+		// /dev/stdin, /proc/self/fd/N...: magic links that Linux follows
+		// to the descriptor's file and opens again.
+		if flags&unix.O_NOFOLLOW != 0 && flags&unix.O_PATH == 0 {
+			return 0, unix.ELOOP
+		}
+		old, err := t.getFile(fd)
+		if err != nil {
 			return 0, unix.ENOENT
+		}
+		f, err = t.tg.fs.Reopen(old, flags&^unix.O_CLOEXEC)
+		old.DecRef()
+		if err != nil {
+			return 0, err
 		}
 	} else if f, err = t.tg.fs.OpenAt(dir, p, flags&^unix.O_CLOEXEC, mode); err != nil {
 		return 0, err
