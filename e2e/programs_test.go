@@ -113,6 +113,23 @@ var cCases = []cCase{
 			"no reader left: write fails yes, EPIPE yes",
 		}
 	}},
+	{name: "jobctl", prog: "jobctl", spec: spec{want: []string{
+		"waitid(WSTOPPED|WNOWAIT): 0, CLD_STOPPED status SIGSTOP, pid matches yes",
+		"stop: SIGCHLD CLD_STOPPED status 19, from child yes",
+		"waitpid(WUNTRACED): pid matches yes, WIFSTOPPED yes, WSTOPSIG==SIGSTOP yes",
+		"again with WNOHANG: 0",
+		"continue: SIGCHLD CLD_CONTINUED status 18, from child yes",
+		"waitpid(WCONTINUED): pid matches yes, WIFCONTINUED yes",
+		"waitid(P_ALL, WSTOPPED): 0, CLD_STOPPED status SIGTSTP",
+		"consumed by waitid: 0",
+		"killed while stopped: pid matches yes, WIFSIGNALED yes, WTERMSIG==SIGKILL yes",
+		"kill: SIGCHLD CLD_KILLED status 9, from child yes",
+		"SA_NOCLDSTOP stop: SIGCHLD pending no",
+		"SA_NOCLDSTOP continue: SIGCHLD pending no",
+		"SA_NOCLDSTOP exit: SIGCHLD pending yes",
+		"SIG_IGN: wait returns -1, ECHILD yes",
+		"SA_NOCLDWAIT: wait returns -1, ECHILD yes, handler ran yes",
+	}}},
 	{name: "itimer", prog: "itimer", spec: spec{args: []string{"3"}, want: []string{"tick 1", "tick 3"}}},
 }
 

@@ -213,6 +213,9 @@ func init() {
 		{Name: "Pending", Type: "snapshotter/kernel.sigPending"},
 		{Name: "Itimers", Type: "[3]snapshotter/kernel.itimer"},
 		{Name: "Stopped", Type: "bool"},
+		{Name: "StopSignal", Type: "int32"},
+		{Name: "StopReport", Type: "bool"},
+		{Name: "ContinueReport", Type: "bool"},
 	})
 	stateTypeInfotaskSignals = stateify.Register[taskSignals]("snapshotter/kernel.taskSignals", []stateify.Field{
 		{Name: "Mask", Type: "uint64"},
@@ -1286,6 +1289,9 @@ func (x *tgSignals) StateSave(e *stateify.Encoder) {
 		x.Itimers[i0].StateSave(e)
 	}
 	e.Bool(x.Stopped)
+	e.Int(int64(x.StopSignal))
+	e.Bool(x.StopReport)
+	e.Bool(x.ContinueReport)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1306,6 +1312,12 @@ func (x *tgSignals) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			}
 		case 3:
 			x.Stopped = d.Bool()
+		case 4:
+			x.StopSignal = d.Int32()
+		case 5:
+			x.StopReport = d.Bool()
+		case 6:
+			x.ContinueReport = d.Bool()
 		default:
 			d.Skip()
 		}

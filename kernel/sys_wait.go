@@ -11,13 +11,44 @@ func init() {
 	registerSyscall(unix.SYS_WAITID, "waitid", sysWaitid)
 }
 
-// waitFor finds a child matching pid (wait4's encoding: >0 that process,
-// -1 any, 0 the caller's process group, < -1 group -pid) that has exited,
-// and reaps it unless noReap. It blocks unless noHang (then it returns
-// nil, nil). ECHILD if no child matches.
+// waitEvent is what a wait reports about a child.
+type waitEvent uint8
+
+const (
+	waitEventExited waitEvent = iota
+	waitEventStopped
+	waitEventContinued
+)
+
+// waitResult is the child a wait found and what happened to it.
+type waitResult struct {
+	child *ThreadGroup
+	event waitEvent
+	// stopSignal is the signal that stopped the child, for
+	// waitEventStopped.
+	stopSignal int32
+}
+
+// waitOptions says which children and events a wait looks for.
+type waitOptions struct {
+	// pid selects children with wait4's encoding: >0 that process, -1
+	// any, 0 the caller's process group, < -1 group -pid.
+	pid int32
+	// exited, stopped and continued select the events (WEXITED,
+	// WUNTRACED/WSTOPPED, WCONTINUED).
+	exited, stopped, continued bool
+	// noHang returns at once when nothing is ready; noWait leaves the
+	// event to be reported again (WNOWAIT).
+	noHang, noWait bool
+}
+
+// waitFor finds a child matching o.pid with an event o asks for: an exit
+// (the zombie is reaped unless o.noWait), a stop or a continue (consumed
+// unless o.noWait). It blocks unless o.noHang (then it returns nil, nil).
+// ECHILD if no child matches.
 //
 // Preconditions: called by the task goroutine.
-func (t *Task) waitFor(pid int32, noHang, noReap bool) (*ThreadGroup, error) {
+func (t *Task) waitFor(o waitOptions) (*waitResult, error) {
 	ts := t.k.tasks
 	t.tg.mu.Lock()
 	myPgid := t.tg.pgid
@@ -28,28 +59,50 @@ func (t *Task) waitFor(pid int32, noHang, noReap bool) (*ThreadGroup, error) {
 		for i, c := range t.tg.children {
 			c.mu.Lock()
 			pgid := c.pgid
-			c.mu.Unlock()
 			switch {
-			case pid > 0 && c.tgid != pid,
-				pid == 0 && pgid != myPgid,
-				pid < -1 && pgid != -pid:
+			case o.pid > 0 && c.tgid != o.pid,
+				o.pid == 0 && pgid != myPgid,
+				o.pid < -1 && pgid != -o.pid:
+				c.mu.Unlock()
 				continue
 			}
 			found = true
-			if !c.zombie {
+			r := waitResult{child: c}
+			switch {
+			case c.zombie:
+				if !o.exited {
+					c.mu.Unlock()
+					continue
+				}
+				c.mu.Unlock()
+				if !o.noWait {
+					t.tg.children = append(t.tg.children[:i], t.tg.children[i+1:]...)
+				}
+				ts.mu.Unlock()
+				return &r, nil
+			case o.stopped && c.sigs.StopReport && !c.exiting:
+				r.event, r.stopSignal = waitEventStopped, c.sigs.StopSignal
+				if !o.noWait {
+					c.sigs.StopReport = false
+				}
+			case o.continued && c.sigs.ContinueReport && !c.exiting:
+				r.event = waitEventContinued
+				if !o.noWait {
+					c.sigs.ContinueReport = false
+				}
+			default:
+				c.mu.Unlock()
 				continue
 			}
-			if !noReap {
-				t.tg.children = append(t.tg.children[:i], t.tg.children[i+1:]...)
-			}
+			c.mu.Unlock()
 			ts.mu.Unlock()
-			return c, nil
+			return &r, nil
 		}
 		if !found {
 			ts.mu.Unlock()
 			return nil, unix.ECHILD
 		}
-		if noHang {
+		if o.noHang {
 			ts.mu.Unlock()
 			return nil, nil
 		}
@@ -67,6 +120,18 @@ func waitStatus(s ExitStatus) uint32 {
 		return uint32(s.Signal) & 0x7f
 	}
 	return uint32(s.Code&0xff) << 8
+}
+
+// status returns wait4's status word for r: the exit status, 0x7f with
+// the stop signal for a stop, 0xffff for a continue.
+func (r *waitResult) status() uint32 {
+	switch r.event {
+	case waitEventStopped:
+		return uint32(r.stopSignal)<<8 | 0x7f
+	case waitEventContinued:
+		return 0xffff
+	}
+	return waitStatus(exitStatusOf(r.child))
 }
 
 // exitStatusOf returns a zombie's status.
@@ -93,12 +158,18 @@ func sysWait4(t *Task, a *sysArgs) (uint64, error) {
 	if opts&^uint32(waitNoHang|waitUntrace|waitCont|waitNoThrd|waitAll|waitClone) != 0 {
 		return 0, unix.EINVAL
 	}
-	c, err := t.waitFor(a.Int(0), opts&waitNoHang != 0, false)
-	if err != nil || c == nil {
+	r, err := t.waitFor(waitOptions{
+		pid:       a.Int(0),
+		exited:    true,
+		stopped:   opts&waitUntrace != 0,
+		continued: opts&waitCont != 0,
+		noHang:    opts&waitNoHang != 0,
+	})
+	if err != nil || r == nil {
 		return 0, err
 	}
 	if a[1] != 0 {
-		if err := t.copyOutUint32(a[1], waitStatus(exitStatusOf(c))); err != nil {
+		if err := t.copyOutUint32(a[1], r.status()); err != nil {
 			return 0, err
 		}
 	}
@@ -107,7 +178,7 @@ func sysWait4(t *Task, a *sysArgs) (uint64, error) {
 			return 0, err
 		}
 	}
-	return uint64(c.tgid), nil
+	return uint64(r.child.tgid), nil
 }
 
 // waitid idtypes.
@@ -119,13 +190,16 @@ const (
 
 // CLD_* si_code values.
 const (
-	cldExited = 1
-	cldKilled = 2
+	cldExited    = 1
+	cldKilled    = 2
+	cldStopped   = 5
+	cldContinued = 6
 )
 
 func sysWaitid(t *Task, a *sysArgs) (uint64, error) {
 	idtype, id, infop, opts := a.Int(0), a.Int(1), a[2], uint32(a[3])
-	if opts&^uint32(waitNoHang|waitExited|waitUntrace|waitCont|waitNoWait|waitNoThrd|waitAll|waitClone) != 0 || opts&waitExited == 0 {
+	if opts&^uint32(waitNoHang|waitExited|waitUntrace|waitCont|waitNoWait|waitNoThrd|waitAll|waitClone) != 0 ||
+		opts&(waitExited|waitUntrace|waitCont) == 0 {
 		return 0, unix.EINVAL
 	}
 	var pid int32
@@ -148,7 +222,14 @@ func sysWaitid(t *Task, a *sysArgs) (uint64, error) {
 	default:
 		return 0, unix.EINVAL
 	}
-	c, err := t.waitFor(pid, opts&waitNoHang != 0, opts&waitNoWait != 0)
+	r, err := t.waitFor(waitOptions{
+		pid:       pid,
+		exited:    opts&waitExited != 0,
+		stopped:   opts&waitUntrace != 0,
+		continued: opts&waitCont != 0,
+		noHang:    opts&waitNoHang != 0,
+		noWait:    opts&waitNoWait != 0,
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -156,14 +237,23 @@ func sysWaitid(t *Task, a *sysArgs) (uint64, error) {
 		return 0, nil
 	}
 	var info [128]byte // siginfo_t
-	if c != nil {
-		st := exitStatusOf(c)
+	if r != nil {
+		c := r.child
+		var code, status uint32
+		switch r.event {
+		case waitEventStopped:
+			code, status = cldStopped, uint32(r.stopSignal)
+		case waitEventContinued:
+			code, status = cldContinued, uint32(unix.SIGCONT)
+		default:
+			st := exitStatusOf(c)
+			code, status = cldExited, uint32(st.Code&0xff)
+			if st.Signal != 0 {
+				code, status = cldKilled, uint32(st.Signal)
+			}
+		}
 		le := binary.LittleEndian
 		le.PutUint32(info[0:], uint32(unix.SIGCHLD))
-		code, status := uint32(cldExited), uint32(st.Code&0xff)
-		if st.Signal != 0 {
-			code, status = cldKilled, uint32(st.Signal)
-		}
 		le.PutUint32(info[8:], code)
 		le.PutUint32(info[16:], uint32(c.tgid))
 		c.mu.Lock()

@@ -83,6 +83,9 @@ func (k *Kernel) processExited(tg *ThreadGroup, status ExitStatus) {
 	if tg != init && init != nil && !init.zombie {
 		for _, c := range tg.children {
 			c.parent = init
+			if c.zombie && init.autoReapsLocked(c) {
+				continue
+			}
 			init.children = append(init.children, c)
 			if c.zombie {
 				init.notifyChildLocked()
@@ -92,6 +95,11 @@ func (k *Kernel) processExited(tg *ThreadGroup, status ExitStatus) {
 	}
 	tg.zombie = true
 	if p := tg.parent; p != nil {
+		if p.autoReapsLocked(tg) {
+			// Nobody will wait for it: it is reaped at once, and a
+			// parent blocked in wait gets ECHILD once no child is left.
+			p.removeChildLocked(tg)
+		}
 		p.notifyChildLocked()
 	}
 	var others []*Task
@@ -111,6 +119,33 @@ func (k *Kernel) processExited(tg *ThreadGroup, status ExitStatus) {
 			o.tg.exitGroup(ExitStatus{Signal: int(unix.SIGKILL)})
 		}
 		k.initExited(status)
+	}
+}
+
+// autoReapsLocked reports whether the process reaps its exiting child c
+// by itself, as Linux does when the child's exit signal is SIGCHLD and the
+// parent ignores SIGCHLD (SIG_IGN) or set SA_NOCLDWAIT.
+//
+// Preconditions: TaskSet.mu is held; tg.mu is not.
+func (tg *ThreadGroup) autoReapsLocked(c *ThreadGroup) bool {
+	if c.exitSignal != int32(unix.SIGCHLD) {
+		return false
+	}
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	act := tg.sigs.Actions[unix.SIGCHLD-1]
+	return act.Handler == sigIGN || act.Flags&saNocldwait != 0
+}
+
+// removeChildLocked forgets child c (reaped).
+//
+// Preconditions: TaskSet.mu is held.
+func (tg *ThreadGroup) removeChildLocked(c *ThreadGroup) {
+	for i, o := range tg.children {
+		if o == c {
+			tg.children = append(tg.children[:i], tg.children[i+1:]...)
+			return
+		}
 	}
 }
 

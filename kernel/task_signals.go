@@ -22,6 +22,8 @@ const (
 	sigDFL = 0
 	sigIGN = 1
 
+	saNocldstop = 0x1
+	saNocldwait = 0x2
 	saSiginfo   = 0x4
 	saOnstack   = 0x08000000
 	saRestart   = 0x10000000
@@ -168,6 +170,15 @@ type tgSignals struct {
 	// Stopped is set while a stop signal (SIGSTOP, SIGTSTP, SIGTTIN,
 	// SIGTTOU) keeps the process stopped, until SIGCONT or SIGKILL.
 	Stopped bool
+	// StopSignal is the signal that stopped the process, reported to a
+	// parent's wait with WUNTRACED while StopReport is set; StopReport is
+	// cleared when such a wait consumes it (not with WNOWAIT) or the
+	// process continues.
+	StopSignal int32
+	StopReport bool
+	// ContinueReport is set when SIGCONT ended a stop, until a parent's
+	// wait with WCONTINUED consumes it or the process stops again.
+	ContinueReport bool
 }
 
 // taskSignals is a thread's signal state. Protected by ThreadGroup.mu.
@@ -257,8 +268,10 @@ func (tg *ThreadGroup) sendSignal(info sigInfo, target *Task) {
 		return
 	}
 	bit := sigBit(signo)
-	if signo == int(unix.SIGCONT) {
-		tg.continueLocked()
+	if signo == int(unix.SIGCONT) && tg.continueLocked() {
+		// The parent learns of it (CLD_CONTINUED) once tg.mu is
+		// released; the rest of the delivery does not depend on it.
+		defer tg.k.notifyParentJobControl(tg, cldContinued, int32(unix.SIGCONT))
 	} else if defaultActionOf(signo) == actStop {
 		tg.sigs.Pending.discard(sigBit(int(unix.SIGCONT)))
 		for _, o := range tg.tasks {
@@ -308,30 +321,39 @@ func (tg *ThreadGroup) sendSignal(info sigInfo, target *Task) {
 }
 
 // continueLocked ends a stop and discards pending stop signals, as
-// SIGCONT does when it is sent (whatever its disposition).
+// SIGCONT does when it is sent (whatever its disposition). It reports
+// whether a stop ended; the caller then notifies the parent
+// (notifyParentJobControl) after releasing tg.mu.
 //
 // Preconditions: tg.mu is held.
-func (tg *ThreadGroup) continueLocked() {
+func (tg *ThreadGroup) continueLocked() bool {
 	stops := sigBit(int(unix.SIGSTOP)) | sigBit(int(unix.SIGTSTP)) | sigBit(int(unix.SIGTTIN)) | sigBit(int(unix.SIGTTOU))
 	tg.sigs.Pending.discard(stops)
 	for _, o := range tg.tasks {
 		o.sig.Pending.discard(stops)
 	}
 	if !tg.sigs.Stopped {
-		return
+		return false
 	}
 	tg.sigs.Stopped = false
+	tg.sigs.StopReport = false
+	tg.sigs.ContinueReport = true
 	for _, o := range tg.tasks {
 		go o.interrupt()
 	}
+	return true
 }
 
-// stopLocked stops every thread of the process: each one parks in
-// handlePendingSignals until SIGCONT.
+// stopLocked stops every thread of the process for signo: each one parks
+// in handlePendingSignals until SIGCONT. The caller then notifies the
+// parent (notifyParentJobControl with CLD_STOPPED) after releasing tg.mu.
 //
 // Preconditions: tg.mu is held.
-func (tg *ThreadGroup) stopLocked(self *Task) {
+func (tg *ThreadGroup) stopLocked(self *Task, signo int) {
 	tg.sigs.Stopped = true
+	tg.sigs.StopSignal = int32(signo)
+	tg.sigs.StopReport = true
+	tg.sigs.ContinueReport = false
 	for _, o := range tg.tasks {
 		if o != self {
 			go o.interrupt()
@@ -453,6 +475,36 @@ func (k *Kernel) signalParentOnExit(tg *ThreadGroup) {
 	parent.sendSignal(info, nil)
 }
 
+// notifyParentJobControl tells the parent of tg that tg stopped
+// (cldStopped, status the stop signal) or continued (cldContinued,
+// status SIGCONT): its waiters wake up to see it with WUNTRACED or
+// WCONTINUED, and it gets SIGCHLD unless its SIGCHLD action has
+// SA_NOCLDSTOP, as Linux's do_notify_parent_cldstop.
+//
+// Preconditions: neither TaskSet.mu nor tg.mu is held.
+func (k *Kernel) notifyParentJobControl(tg *ThreadGroup, code, status int32) {
+	ts := k.tasks
+	ts.mu.Lock()
+	parent := tg.parent
+	if parent != nil {
+		parent.notifyChildLocked()
+	}
+	ts.mu.Unlock()
+	if parent == nil {
+		return
+	}
+	tg.mu.Lock()
+	uid := tg.creds.UID
+	tg.mu.Unlock()
+	parent.mu.Lock()
+	noStop := parent.sigs.Actions[unix.SIGCHLD-1].Flags&saNocldstop != 0
+	parent.mu.Unlock()
+	if noStop {
+		return
+	}
+	parent.sendSignal(sigInfo{Signo: int32(unix.SIGCHLD), Code: code, Pid: tg.tgid, UID: uid, Status: status}, nil)
+}
+
 // checkItimersLocked queues the signals of expired interval timers and
 // (re)arms the Go timers that wake the process at the next expiry.
 //
@@ -564,8 +616,9 @@ func (t *Task) handlePendingSignals() taskRunState {
 			case actIgnore, actContinue:
 				continue
 			case actStop:
-				tg.stopLocked(t)
+				tg.stopLocked(t, signo)
 				tg.mu.Unlock()
+				t.k.notifyParentJobControl(tg, cldStopped, int32(signo))
 				t.restartSyscallIfNeeded()
 				return stateApp
 			}
