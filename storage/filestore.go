@@ -84,18 +84,32 @@ func (s *fileStaging) create(key string, _ bool) (blobWriter, error) {
 }
 
 type fileBlobWriter struct {
-	f   *os.File
-	w   *bufio.Writer
-	err error
+	f       *os.File
+	w       *bufio.Writer
+	err     error
+	written int64 // bytes written through w
+	kicked  int64 // bytes whose writeback has been started
 }
+
+// writebackStep is how many bytes a blob writer lets accumulate in the page
+// cache before it starts their writeback (sync_file_range), so that the
+// fsync at Close finds little left to write: on a 1 GiB save it took about
+// 90 ms of the commit otherwise.
+const writebackStep = 8 << 20
 
 func (w *fileBlobWriter) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
 	n, err := w.w.Write(p)
+	w.written += int64(n)
 	if err != nil {
 		w.err = err
+	}
+	if inFile := w.written - int64(w.w.Buffered()); inFile-w.kicked >= writebackStep {
+		// Only a hint: Close's fsync is what makes the data durable.
+		_ = unix.SyncFileRange(int(w.f.Fd()), w.kicked, inFile-w.kicked, unix.SYNC_FILE_RANGE_WRITE)
+		w.kicked = inFile
 	}
 	return n, err
 }

@@ -25,8 +25,8 @@ const (
 const PageSize = 4096
 
 // ChunkSpan is the largest logical range one memory chunk covers. A chunk is
-// compressed as one zstd frame, so it is also the unit of parallelism and of
-// lazy (per-fault) restore.
+// compressed as one S2 block or zstd frame, so it is also the unit of
+// parallelism and of lazy (per-fault) restore.
 const ChunkSpan = 1 << 20
 
 const pagesPerChunk = ChunkSpan / PageSize
@@ -88,19 +88,21 @@ type Manifest struct {
 }
 
 // Compression names the codec of memory chunks. The state blob is always
-// zstd at the same level.
+// zstd (at Level when the codec is zstd, at DefaultLevel otherwise).
 type Compression struct {
-	Algorithm string `json:"algorithm"` // CodecZstd or CodecS2
-	Level     int    `json:"level"`     // zstd level as given to the writer
+	Algorithm string `json:"algorithm"` // CodecS2 or CodecZstd
+	Level     int    `json:"level"`     // the codec's level as given to the writer
 }
 
-// Memory chunk codecs (CreateOptions.Codec).
+// Memory chunk codecs (CreateOptions.Codec). A reader needs only the name:
+// levels change the encoder, not the format.
 const (
-	// CodecZstd is the default: klauspost/compress zstd frames.
-	CodecZstd = "zstd"
-	// CodecS2 is klauspost/compress S2 blocks (a Snappy extension): about
-	// three times faster than zstd level 1, with larger images.
+	// CodecS2 is klauspost/compress S2 blocks (a Snappy extension), the
+	// default (DefaultCodec) at level S2Better.
 	CodecS2 = "s2"
+	// CodecZstd is klauspost/compress zstd frames: smaller on some data,
+	// about 2-4 times slower to write than S2Better.
+	CodecZstd = "zstd"
 )
 
 // Blob describes one stored object of an image.
@@ -275,7 +277,7 @@ func validKey(key string) error {
 }
 
 // Chunk is one entry of the memory index: a logical range of the memory file
-// whose non-zero pages are stored, compressed as one zstd frame, at
+// whose non-zero pages are stored, compressed as one S2 block or zstd frame, at
 // [Stored, Stored+StoredLen) of the memory blob.
 type Chunk struct {
 	// Offset is the logical offset of the chunk's first page.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,7 +27,11 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 var zeroPage [PageSize]byte
 
-func isZero(p []byte) bool { return bytes.Equal(p, zeroPage[:]) }
+// isZero reports whether page p is all zeros. Data pages almost always have
+// a non-zero byte in their first word, so that is checked first.
+func isZero(p []byte) bool {
+	return binary.LittleEndian.Uint64(p) == 0 && bytes.Equal(p, zeroPage[:])
+}
 
 // Range is a range of the memory file: [Off, Off+Len).
 type Range struct {
@@ -37,14 +42,16 @@ type Range struct {
 // from two goroutines at once:
 //
 //   - the state stream, through StateWriter (compressed as it is written);
-//   - memory, through WriteMemory (or WriteMemoryFrom), in increasing offset
+//   - memory, through WriteMemoryFrom or WriteMemory, in increasing offset
 //     order, from one goroutine at a time.
 //
-// Memory is cut into chunks of up to ChunkSpan logical bytes; zero pages are
-// dropped; chunks are compressed by one worker per core and stored in order
-// while the producer keeps producing. At most 2×workers+2 chunks are in
-// flight, so memory use is bounded (a few MiB per worker) whatever the image
-// size: WriteMemory blocks when the pipeline is full.
+// Memory is cut at ChunkSpan-aligned boundaries into spans. The calling
+// goroutine only hands spans out: one worker per core reads a span (pread
+// from the memory file, say) into its own buffer, drops zero pages, gathers
+// the present ones, compresses and checksums them; a drain goroutine stores
+// the chunks in order. At most 2×workers+2 spans are in flight, so memory
+// use is bounded (about 2 MiB per span) whatever the image size: the
+// WriteMemory* calls block when the pipeline is full.
 //
 // Commit publishes the image; Abort (or any failure) deletes what was
 // written. Abort after Commit does nothing, so `defer w.Abort()` is the
@@ -55,7 +62,6 @@ type Writer struct {
 	uri    string
 	st     staging
 	opts   CreateOptions
-	level  zstd.EncoderLevel
 
 	// mu protects done and the first pipeline error.
 	mu   sync.Mutex
@@ -67,50 +73,88 @@ type Writer struct {
 	stateOnce sync.Once
 
 	// Memory pipeline. Fields below are exclusive to the memory producer
-	// (the goroutine calling WriteMemory), except as noted.
+	// (the goroutine calling WriteMemory*), except as noted.
 	memStarted bool
 	memBlob    blobWriter
-	enc        *zstd.Encoder
+	enc        *zstd.Encoder // zstd codec only; safe for concurrent EncodeAll
 	workers    int
 	pool       chan *memJob
 	work       chan *memJob
 	order      chan *memJob
 	wg         sync.WaitGroup
-	cur        *memJob
+	cur        *memJob // the span being gathered; not yet handed out
 	nextOff    uint64
 	memSize    uint64
-	// chunks and memStored are exclusive to the drain goroutine until wg
-	// is waited for.
+	// chunks, memStored, memData and handed are exclusive to the drain
+	// goroutine until wg is waited for.
 	chunks    []Chunk
 	memStored uint64
 	memData   uint64
+	handed    uint64
 }
 
+// memJob is one ChunkSpan-aligned span of memory on its way to the image.
+// The producer fills spanOff, pieces and call, then hands it to a worker
+// (through work) and to the drain (through order, in production order);
+// the worker fills the chunk, and the drain stores it and recycles the job.
 type memJob struct {
-	c      Chunk
-	raw    []byte // present pages, back to back; cap ChunkSpan
-	out    []byte // compressed payload buffer
-	stored []byte // raw or out: the bytes to store
-	done   chan struct{}
+	spanOff uint64
+	pieces  []piece
+	handed  uint64          // bytes covered by pieces
+	call    *sync.WaitGroup // Done once the pieces are read (nil: none to read)
+	buf     []byte          // ChunkSpan bytes: the span, read at its offsets
+	out     []byte          // compressed payload buffer
+	has     bool            // a chunk was produced (some page is non-zero)
+	c       Chunk
+	stored  []byte // a subslice of buf or out: the bytes to store
+	done    chan struct{}
 }
+
+// piece is a part of a span handed to the writer: n bytes at rel in the
+// span, to be read from src at srcOff, or in view (the caller's bytes, not
+// copied unless needed), or already in the job's buffer (both nil).
+type piece struct {
+	rel, n uint32
+	src    io.ReaderAt
+	srcOff int64
+	view   []byte
+}
+
+// bytes returns the piece's data once read.
+func (p *piece) bytes(j *memJob) []byte {
+	if p.view != nil {
+		return p.view
+	}
+	return j.buf[p.rel : p.rel+p.n]
+}
+
+// pending reports whether the piece still refers to the caller's input.
+func (p *piece) pending() bool { return p.src != nil || p.view != nil }
 
 func newWriter(ctx context.Context, cancel context.CancelFunc, uri string, st staging, opts CreateOptions) *Writer {
-	level := opts.Level
-	if level == 0 {
-		level = DefaultLevel
-	}
-	opts.Level = level
 	if opts.Codec == "" {
-		opts.Codec = CodecZstd
+		opts.Codec = DefaultCodec
+	}
+	if opts.Level == 0 {
+		opts.Level = DefaultLevel
+		if opts.Codec == CodecS2 {
+			opts.Level = S2Better
+		}
 	}
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	return &Writer{
-		ctx: ctx, cancel: cancel, uri: uri, st: st, opts: opts,
-		level: zstd.EncoderLevelFromZstd(level), workers: workers,
+	return &Writer{ctx: ctx, cancel: cancel, uri: uri, st: st, opts: opts, workers: workers}
+}
+
+// stateLevel is the zstd level of the state stream: the memory level when
+// memory is zstd too, DefaultLevel otherwise.
+func (w *Writer) stateLevel() zstd.EncoderLevel {
+	if w.opts.Codec == CodecZstd {
+		return zstd.EncoderLevelFromZstd(w.opts.Level)
 	}
+	return zstd.EncoderLevelFromZstd(DefaultLevel)
 }
 
 // URI returns the URI the image will have once committed.
@@ -186,7 +230,7 @@ func (w *Writer) startState() {
 			return
 		}
 		s.blob = blob
-		s.enc, err = zstd.NewWriter(blobSink{s}, zstd.WithEncoderLevel(w.level),
+		s.enc, err = zstd.NewWriter(blobSink{s}, zstd.WithEncoderLevel(w.stateLevel()),
 			zstd.WithEncoderConcurrency(w.workers), zstd.WithWindowSize(stateWindow))
 		if err != nil {
 			s.err = fmt.Errorf("write state of %s: %w", w.uri, err)
@@ -221,24 +265,27 @@ func (w *Writer) startMemory() error {
 		return err
 	}
 	w.memBlob = blob
-	// Chunks carry a CRC-32C of their stored bytes, checked before
-	// decompression, and their exact length, so zstd's own content checksum
-	// is left out; literals are stored without Huffman coding: about 1.5×
-	// faster for a few percent of size on memory pages.
-	w.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(w.level),
-		zstd.WithEncoderConcurrency(w.workers), zstd.WithWindowSize(ChunkSpan),
-		zstd.WithEncoderCRC(false), zstd.WithNoEntropyCompression(w.opts.Level <= 3))
-	if err != nil {
-		err = fmt.Errorf("write memory of %s: %w", w.uri, err)
-		w.setErr(err)
-		return err
+	if w.opts.Codec == CodecZstd {
+		// Chunks carry a CRC-32C of their stored bytes, checked before
+		// decompression, and their exact length, so zstd's own content
+		// checksum is left out; at levels <= 3 literals are stored without
+		// Huffman coding: about 1.5× faster for a few percent of size on
+		// memory pages.
+		w.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(w.opts.Level)),
+			zstd.WithEncoderConcurrency(w.workers), zstd.WithWindowSize(ChunkSpan),
+			zstd.WithEncoderCRC(false), zstd.WithNoEntropyCompression(w.opts.Level <= 3))
+		if err != nil {
+			err = fmt.Errorf("write memory of %s: %w", w.uri, err)
+			w.setErr(err)
+			return err
+		}
 	}
 	inFlight := 2*w.workers + 2
 	w.pool = make(chan *memJob, inFlight)
 	w.work = make(chan *memJob, inFlight)
 	w.order = make(chan *memJob, inFlight)
 	for i := 0; i < inFlight; i++ {
-		w.pool <- &memJob{raw: make([]byte, 0, ChunkSpan)}
+		w.pool <- &memJob{done: make(chan struct{}, 1)}
 	}
 	for i := 0; i < w.workers; i++ {
 		w.wg.Add(1)
@@ -249,160 +296,334 @@ func (w *Writer) startMemory() error {
 	return nil
 }
 
-// compress runs on each worker: one chunk at a time, independently.
-func (w *Writer) compress() {
-	defer w.wg.Done()
-	for j := range w.work {
-		if w.opts.Codec == CodecS2 {
-			if cap(j.out) < s2.MaxEncodedLen(ChunkSpan) {
-				j.out = make([]byte, s2.MaxEncodedLen(ChunkSpan))
+// readPieces reads the pieces of j to be read from a reader into j's
+// buffer; with copyViews, it copies the viewed ones there too, so that j no
+// longer refers to the caller's input.
+func (w *Writer) readPieces(j *memJob, copyViews bool) error {
+	if j.buf == nil {
+		j.buf = make([]byte, ChunkSpan)
+	}
+	for i := range j.pieces {
+		p := &j.pieces[i]
+		dst := j.buf[p.rel : p.rel+p.n]
+		switch {
+		case p.src != nil:
+			if n, err := p.src.ReadAt(dst, p.srcOff); err != nil && !(err == io.EOF && n == len(dst)) {
+				return fmt.Errorf("write memory of %s: read [%#x+%#x]: %w", w.uri, p.srcOff, p.n, err)
 			}
-			j.out = s2.Encode(j.out[:cap(j.out)], j.raw)
-		} else {
-			j.out = w.enc.EncodeAll(j.raw, j.out[:0])
-		}
-		if len(j.out) >= len(j.raw) {
-			j.stored = j.raw
-			j.c.Flags = chunkRaw
-		} else {
-			j.stored = j.out
-			j.c.Flags = 0
-		}
-		j.c.StoredLen = uint32(len(j.stored))
-		j.c.RawLen = uint32(len(j.raw))
-		j.c.CRC = crc32.Checksum(j.stored, castagnoli)
-		close(j.done)
-	}
-}
-
-// drain stores compressed chunks in production order and recycles buffers.
-func (w *Writer) drain() {
-	defer w.wg.Done()
-	for j := range w.order {
-		<-j.done
-		if w.getErr() == nil {
-			if _, err := w.memBlob.Write(j.stored); err != nil {
-				w.setErr(fmt.Errorf("write memory of %s: %w", w.uri, err))
-			} else {
-				j.c.Stored = w.memStored
-				w.memStored += uint64(len(j.stored))
-				w.memData += uint64(len(j.raw))
-				w.chunks = append(w.chunks, j.c)
-			}
-		}
-		j.c = Chunk{}
-		j.raw = j.raw[:0]
-		j.stored = nil
-		w.pool <- j
-	}
-}
-
-func (w *Writer) flush() {
-	j := w.cur
-	w.cur = nil
-	j.done = make(chan struct{})
-	w.order <- j
-	w.work <- j
-}
-
-// WriteMemory hands the memory range [off, off+len(data)) to the image.
-// off and len(data) must be multiples of PageSize and ranges must come in
-// increasing, non-overlapping order (ErrInvalidArgument otherwise); gaps
-// between ranges and zero pages inside them are not stored and read back as
-// zero. data is not retained after WriteMemory returns. WriteMemory blocks
-// while the pipeline is full, and returns the first error of the pipeline
-// (a failed store write, a cancelled context).
-func (w *Writer) WriteMemory(off uint64, data []byte) error {
-	if err := w.getErr(); err != nil {
-		return err
-	}
-	if off%PageSize != 0 || len(data)%PageSize != 0 {
-		return fmt.Errorf("write memory of %s: range [%#x+%#x] not page aligned: %w", w.uri, off, len(data), ErrInvalidArgument)
-	}
-	if off < w.nextOff {
-		return fmt.Errorf("write memory of %s: range at %#x before end of previous range %#x: %w", w.uri, off, w.nextOff, ErrInvalidArgument)
-	}
-	if off+uint64(len(data)) < off {
-		return fmt.Errorf("write memory of %s: range at %#x overflows: %w", w.uri, off, ErrInvalidArgument)
-	}
-	if err := w.startMemory(); err != nil {
-		return err
-	}
-	for p := 0; p < len(data); {
-		if isZero(data[p : p+PageSize]) {
-			p += PageSize
-			continue
-		}
-		pageOff := off + uint64(p)
-		if w.cur != nil && pageOff-w.cur.c.Offset >= ChunkSpan {
-			w.flush()
-		}
-		if w.cur == nil {
-			select {
-			case w.cur = <-w.pool:
-			case <-w.ctx.Done():
-				err := fmt.Errorf("write memory of %s: %w", w.uri, w.ctx.Err())
-				w.setErr(err)
-				return err
-			}
-			if err := w.getErr(); err != nil {
-				w.pool <- w.cur
-				w.cur = nil
-				return err
-			}
-			w.cur.c.Offset = pageOff
-		}
-		// Take the run of non-zero pages that fits in this chunk at once.
-		first := int((pageOff - w.cur.c.Offset) / PageSize)
-		last := first
-		end := p + PageSize
-		for last+1 < pagesPerChunk && end < len(data) && !isZero(data[end:end+PageSize]) {
-			last++
-			end += PageSize
-		}
-		for i := first; i <= last; i++ {
-			w.cur.c.Present[i/8] |= 1 << (i % 8)
-		}
-		w.cur.raw = append(w.cur.raw, data[p:end]...)
-		w.cur.c.Span = uint32(last+1) * PageSize
-		p = end
-	}
-	w.nextOff = off + uint64(len(data))
-	w.memSize = max(w.memSize, w.nextOff)
-	return w.getErr()
-}
-
-// WriteMemoryFrom reads ranges from r (for example the memory file) and
-// writes them as WriteMemory does, through one reusable buffer.
-func (w *Writer) WriteMemoryFrom(r io.ReaderAt, ranges []Range) error {
-	buf := make([]byte, ChunkSpan)
-	for _, rg := range ranges {
-		for done := uint64(0); done < rg.Len; {
-			n := min(rg.Len-done, uint64(len(buf)))
-			if _, err := r.ReadAt(buf[:n], int64(rg.Off+done)); err != nil {
-				return fmt.Errorf("write memory of %s: read [%#x+%#x]: %w", w.uri, rg.Off+done, n, err)
-			}
-			if err := w.WriteMemory(rg.Off+done, buf[:n]); err != nil {
-				return err
-			}
-			done += n
+			p.src = nil
+		case p.view != nil && copyViews:
+			copy(dst, p.view)
+			p.view = nil
 		}
 	}
 	return nil
 }
 
-// finishMemory flushes the last chunk and stops the pipeline.
+// compress runs on each worker: one span at a time, independently.
+func (w *Writer) compress() {
+	defer w.wg.Done()
+	for j := range w.work {
+		var err error
+		if err = w.getErr(); err == nil {
+			if err = w.readPieces(j, false); err != nil {
+				w.setErr(err)
+			}
+		}
+		if err == nil {
+			w.pack(j)
+		}
+		if j.call != nil {
+			j.call.Done() // the caller's input is no longer used
+			j.call = nil
+		}
+		j.done <- struct{}{}
+	}
+}
+
+// pack finds the non-zero pages of the span's pieces, gathers them into
+// j.buf (in place; not at all when they are contiguous in one piece),
+// compresses and checksums them into j.c and j.stored.
+func (w *Writer) pack(j *memJob) {
+	var present [pagesPerChunk / 8]byte
+	first, last, count := -1, -1, 0
+	for i := range j.pieces {
+		p := &j.pieces[i]
+		data := p.bytes(j)
+		pg0 := int(p.rel / PageSize)
+		for k := 0; k < len(data); k += PageSize {
+			if isZero(data[k : k+PageSize]) {
+				continue
+			}
+			pg := pg0 + k/PageSize
+			present[pg/8] |= 1 << (pg % 8)
+			if first < 0 {
+				first = pg
+			}
+			last = pg
+			count++
+		}
+	}
+	if count == 0 {
+		return
+	}
+	isPresent := func(pg int) bool { return present[pg/8]&(1<<(pg%8)) != 0 }
+	var raw []byte
+	if p := j.pieceAt(first); count == last-first+1 && p.rel+p.n >= uint32(last+1)*PageSize {
+		// Dense in one piece: compress straight from it.
+		b := p.bytes(j)
+		raw = b[uint32(first)*PageSize-p.rel : uint32(last+1)*PageSize-p.rel]
+	} else {
+		// Move each run of present pages down to the end of the previous
+		// one. A destination never lies after its source, and every byte
+		// of the buffer before the source has been moved already.
+		raw = j.buf[first*PageSize:]
+		n := 0
+		for i := range j.pieces {
+			p := &j.pieces[i]
+			data := p.bytes(j)
+			pg0 := int(p.rel / PageSize)
+			for pg, end := max(pg0, first), min(pg0+len(data)/PageSize, last+1); pg < end; {
+				if !isPresent(pg) {
+					pg++
+					continue
+				}
+				q := pg + 1
+				for q < end && isPresent(q) {
+					q++
+				}
+				n += copy(raw[n:], data[(pg-pg0)*PageSize:(q-pg0)*PageSize])
+				pg = q
+			}
+		}
+		raw = raw[:n]
+	}
+	j.has = true
+	j.c.Offset = j.spanOff + uint64(first)*PageSize
+	j.c.Span = uint32(last-first+1) * PageSize
+	for pg := first; pg <= last; pg++ {
+		if isPresent(pg) {
+			k := pg - first
+			j.c.Present[k/8] |= 1 << (k % 8)
+		}
+	}
+	if w.opts.Codec == CodecS2 {
+		if cap(j.out) < s2.MaxEncodedLen(ChunkSpan) {
+			j.out = make([]byte, s2.MaxEncodedLen(ChunkSpan))
+		}
+		switch w.opts.Level {
+		case S2Fast:
+			j.out = s2.Encode(j.out[:cap(j.out)], raw)
+		case S2Best:
+			j.out = s2.EncodeBest(j.out[:cap(j.out)], raw)
+		default:
+			j.out = s2.EncodeBetter(j.out[:cap(j.out)], raw)
+		}
+	} else {
+		j.out = w.enc.EncodeAll(raw, j.out[:0])
+	}
+	if len(j.out) >= len(raw) {
+		j.stored = raw
+		if &raw[0] != &j.buf[first*PageSize] {
+			// raw is the caller's, which may change once pack returns.
+			j.stored = j.buf[:copy(j.buf, raw)]
+		}
+		j.c.Flags = chunkRaw
+	} else {
+		j.stored = j.out
+		j.c.Flags = 0
+	}
+	j.c.StoredLen = uint32(len(j.stored))
+	j.c.RawLen = uint32(len(raw))
+	j.c.CRC = crc32.Checksum(j.stored, castagnoli)
+}
+
+// drain stores chunks in production order and recycles jobs.
+func (w *Writer) drain() {
+	defer w.wg.Done()
+	for j := range w.order {
+		<-j.done
+		if w.getErr() == nil {
+			if j.has {
+				if _, err := w.memBlob.Write(j.stored); err != nil {
+					w.setErr(fmt.Errorf("write memory of %s: %w", w.uri, err))
+				} else {
+					j.c.Stored = w.memStored
+					w.memStored += uint64(len(j.stored))
+					w.memData += uint64(j.c.RawLen)
+					w.chunks = append(w.chunks, j.c)
+				}
+			}
+			w.handed += j.handed
+			if w.opts.Progress != nil && w.getErr() == nil {
+				w.opts.Progress(w.handed)
+			}
+		}
+		j.c = Chunk{}
+		j.has = false
+		j.stored = nil
+		j.pieces = j.pieces[:0]
+		j.handed = 0
+		w.pool <- j
+	}
+}
+
+// pieceAt returns the piece holding page pg of the span, which must be in
+// one.
+func (j *memJob) pieceAt(pg int) *piece {
+	for i := range j.pieces {
+		if p := &j.pieces[i]; uint32(pg)*PageSize < p.rel+p.n {
+			return p
+		}
+	}
+	panic("storage: page outside every piece")
+}
+
+// handOut passes the span being gathered to the workers. A job whose
+// pieces still refer to the caller's input calls call.Done once it no
+// longer does.
+func (w *Writer) handOut(call *sync.WaitGroup) {
+	j := w.cur
+	w.cur = nil
+	for _, p := range j.pieces {
+		if p.pending() && call != nil {
+			call.Add(1)
+			j.call = call
+			break
+		}
+	}
+	w.order <- j
+	w.work <- j
+}
+
+// checkRanges validates ranges against each other and what was written
+// before: page aligned, increasing, not overlapping, not overflowing.
+func (w *Writer) checkRanges(ranges []Range) error {
+	next := w.nextOff
+	for _, rg := range ranges {
+		switch {
+		case rg.Off%PageSize != 0 || rg.Len%PageSize != 0:
+			return fmt.Errorf("write memory of %s: range [%#x+%#x] not page aligned: %w", w.uri, rg.Off, rg.Len, ErrInvalidArgument)
+		case rg.Off < next:
+			return fmt.Errorf("write memory of %s: range at %#x before end of previous range %#x: %w", w.uri, rg.Off, next, ErrInvalidArgument)
+		case rg.Off+rg.Len < rg.Off || rg.Off+rg.Len > 1<<62:
+			return fmt.Errorf("write memory of %s: range [%#x+%#x] overflows: %w", w.uri, rg.Off, rg.Len, ErrInvalidArgument)
+		}
+		next = rg.Off + rg.Len
+	}
+	return nil
+}
+
+// WriteMemoryFrom hands the memory ranges to the image, reading them from r
+// at the same offsets (for example with pread from the memory file: holes
+// read as zeros and allocate nothing). Offsets and lengths must be
+// multiples of PageSize, and ranges must be increasing and non-overlapping,
+// also across calls (ErrInvalidArgument otherwise, before anything is
+// read). Gaps between ranges and zero pages inside them are not stored and
+// read back as zero.
+//
+// The ranges are read, scanned and compressed by the workers in parallel,
+// ChunkSpan-aligned span by span, each worker with its own buffer.
+// WriteMemoryFrom returns once every byte of ranges has been read from r,
+// so r may change or go away afterwards; compression and storing may still
+// be under way. It blocks while the pipeline is full, and returns the first
+// error of the pipeline: a failed read of r, a failed store write, a
+// cancelled context. After such an error the writer is failed: Commit
+// returns the error and deletes what was written.
+func (w *Writer) WriteMemoryFrom(r io.ReaderAt, ranges []Range) error {
+	return w.writeMemory(r, nil, ranges)
+}
+
+// writeMemory hands ranges over, read from r, or (r nil) viewed in data,
+// which holds ranges[0] only.
+func (w *Writer) writeMemory(r io.ReaderAt, data []byte, ranges []Range) error {
+	if err := w.getErr(); err != nil {
+		return err
+	}
+	if err := w.checkRanges(ranges); err != nil {
+		return err
+	}
+	if err := w.startMemory(); err != nil {
+		return err
+	}
+	var call sync.WaitGroup
+	err := w.feed(r, data, ranges, &call)
+	if err == nil && w.cur != nil {
+		// The span still being gathered may take pieces of the next
+		// call; read what it has of the input now, so that the input is
+		// not retained.
+		if err = w.readPieces(w.cur, true); err != nil {
+			w.setErr(err)
+		}
+	}
+	call.Wait()
+	if err != nil {
+		return err
+	}
+	return w.getErr()
+}
+
+func (w *Writer) feed(r io.ReaderAt, data []byte, ranges []Range, call *sync.WaitGroup) error {
+	for _, rg := range ranges {
+		end := rg.Off + rg.Len
+		for off := rg.Off; off < end; {
+			spanOff := off &^ (ChunkSpan - 1)
+			pend := min(end, spanOff+ChunkSpan)
+			if w.cur != nil && w.cur.spanOff != spanOff {
+				w.handOut(call)
+			}
+			if w.cur == nil {
+				select {
+				case w.cur = <-w.pool:
+				case <-w.ctx.Done():
+					err := fmt.Errorf("write memory of %s: %w", w.uri, w.ctx.Err())
+					w.setErr(err)
+					return err
+				}
+				w.cur.spanOff = spanOff
+				if err := w.getErr(); err != nil {
+					return err
+				}
+			}
+			p := piece{rel: uint32(off - spanOff), n: uint32(pend - off), src: r, srcOff: int64(off)}
+			if r == nil {
+				p.view = data[off-rg.Off : pend-rg.Off]
+			}
+			w.cur.pieces = append(w.cur.pieces, p)
+			w.cur.handed += pend - off
+			off = pend
+		}
+		w.nextOff = end
+		w.memSize = max(w.memSize, end)
+	}
+	return nil
+}
+
+// WriteMemory hands the memory range [off, off+len(data)) to the image, as
+// WriteMemoryFrom does: off and len(data) must be multiples of PageSize and
+// ranges must come in increasing, non-overlapping order
+// (ErrInvalidArgument otherwise); zero pages are dropped. data is not
+// retained after WriteMemory returns; it is read in place by the workers
+// (zero pages are not copied, nor a span whose pages are all present).
+func (w *Writer) WriteMemory(off uint64, data []byte) error {
+	return w.writeMemory(nil, data, []Range{{Off: off, Len: uint64(len(data))}})
+}
+
+// finishMemory hands out the last span and stops the pipeline.
 func (w *Writer) finishMemory() {
 	if !w.memStarted || w.pool == nil {
 		return
 	}
 	if w.cur != nil {
-		w.flush()
+		// Every piece of it is read already (see WriteMemoryFrom).
+		w.handOut(nil)
 	}
 	close(w.work)
 	close(w.order)
 	w.wg.Wait()
-	w.enc.Close()
+	if w.enc != nil {
+		w.enc.Close()
+	}
 	w.pool = nil
 }
 

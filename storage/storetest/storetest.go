@@ -218,9 +218,16 @@ func testRoundTrip(t *testing.T, h Harness) {
 		{name: "gaps", size: 12 * mib, ranges: []storage.Range{
 			{Off: 4096, Len: 8192}, {Off: mib - 4096, Len: 3 * 4096}, {Off: 3 * mib, Len: 2 * mib}, {Off: 11 * mib, Len: mib},
 		}, kind: MixedKind, stateLen: 5},
-		{name: "level-9", size: 2 * mib, ranges: []storage.Range{{Off: 0, Len: 2 * mib}}, kind: MixedKind, stateLen: 5000, level: 9},
 		{name: "s2-mixed", size: 9 * mib, ranges: []storage.Range{{Off: 0, Len: 9 * mib}}, kind: MixedKind, stateLen: 5000, codec: storage.CodecS2},
 		{name: "s2-incompressible", size: 2 * mib, ranges: []storage.Range{{Off: 0, Len: 2 * mib}}, kind: all(KindRandom), codec: storage.CodecS2},
+		{name: "s2-fast", size: 3 * mib, ranges: []storage.Range{{Off: 0, Len: 3 * mib}}, kind: MixedKind, stateLen: 50, codec: storage.CodecS2, level: storage.S2Fast},
+		{name: "s2-best", size: 3 * mib, ranges: []storage.Range{{Off: 0, Len: 3 * mib}}, kind: MixedKind, stateLen: 50, codec: storage.CodecS2, level: storage.S2Best},
+		{name: "zstd-mixed", size: 9 * mib, ranges: []storage.Range{{Off: 0, Len: 9 * mib}}, kind: MixedKind, stateLen: 5000, codec: storage.CodecZstd},
+		{name: "zstd-gaps", size: 12 * mib, ranges: []storage.Range{
+			{Off: 4096, Len: 8192}, {Off: mib - 4096, Len: 3 * 4096}, {Off: 3 * mib, Len: 2 * mib}, {Off: 11 * mib, Len: mib},
+		}, kind: MixedKind, stateLen: 5, codec: storage.CodecZstd},
+		{name: "zstd-incompressible", size: 2 * mib, ranges: []storage.Range{{Off: 0, Len: 2 * mib}}, kind: all(KindRandom), codec: storage.CodecZstd},
+		{name: "zstd-level-9", size: 2 * mib, ranges: []storage.Range{{Off: 0, Len: 2 * mib}}, kind: MixedKind, stateLen: 5000, codec: storage.CodecZstd, level: 9},
 	}
 	s := h.New(t)
 	for _, tc := range tests {
@@ -228,8 +235,16 @@ func testRoundTrip(t *testing.T, h Harness) {
 			im := makeImage(tc.size, tc.ranges, tc.kind, tc.stateLen)
 			meta := map[string]string{"program": "/bin/" + tc.name, "argv": "a b c"}
 			m := mustWrite(t, s, tc.name, im, storage.CreateOptions{Level: tc.level, Codec: tc.codec, Metadata: meta, SnapVersion: "test"})
-			if m.Compression.Level != max(tc.level, 1) || m.Compression.Algorithm != cmp.Or(tc.codec, storage.CodecZstd) {
-				t.Errorf("Compression = %+v, want level %d, codec %q", m.Compression, max(tc.level, 1), cmp.Or(tc.codec, storage.CodecZstd))
+			wantCodec := cmp.Or(tc.codec, storage.DefaultCodec)
+			wantLevel := tc.level
+			if wantLevel == 0 {
+				wantLevel = storage.DefaultLevel
+				if wantCodec == storage.CodecS2 {
+					wantLevel = storage.S2Better
+				}
+			}
+			if m.Compression.Level != wantLevel || m.Compression.Algorithm != wantCodec {
+				t.Errorf("Compression = %+v, want level %d, codec %q", m.Compression, wantLevel, wantCodec)
 			}
 			checkImage(t, s, tc.name, im, meta)
 			st, err := s.Stat(context.Background(), tc.name)
@@ -686,11 +701,16 @@ func testInvalid(t *testing.T, h Harness) {
 			t.Errorf("%s: WriteMemory(%#x, %d bytes) = %v, want %v", tc.name, tc.off, len(tc.data), err, tc.wantErr)
 		}
 	}
-	if _, err := s.Create(ctx, "codec", storage.CreateOptions{Codec: "lz4"}); !errors.Is(err, storage.ErrInvalidArgument) {
-		t.Errorf("Create(codec lz4) = %v, want ErrInvalidArgument", err)
-	}
-	if _, err := s.Create(ctx, "lvl", storage.CreateOptions{Level: 40}); !errors.Is(err, storage.ErrInvalidArgument) {
-		t.Errorf("Create(level 40) = %v, want ErrInvalidArgument", err)
+	for _, tc := range []struct {
+		codec string
+		level int
+	}{
+		{"lz4", 0}, {"S2", 0}, {"", 4}, {storage.CodecS2, 40}, {storage.CodecS2, -1},
+		{storage.CodecZstd, 23}, {storage.CodecZstd, -1},
+	} {
+		if _, err := s.Create(ctx, "codec", storage.CreateOptions{Codec: tc.codec, Level: tc.level}); !errors.Is(err, storage.ErrInvalidArgument) {
+			t.Errorf("Create(codec %q, level %d) = %v, want ErrInvalidArgument", tc.codec, tc.level, err)
+		}
 	}
 }
 
