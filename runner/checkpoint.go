@@ -5,15 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"snapshotter/kernel"
 	"snapshotter/storage"
 )
 
@@ -89,7 +92,22 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 	if len(s.opts.Argv) > 0 {
 		meta[MetaProgram] = s.opts.Argv[0]
 	}
-	w, err := storage.CreateImage(ctx, to, req.Store, storage.CreateOptions{Metadata: meta, SnapVersion: s.opts.Version})
+	progress = serialProgress(progress)
+	// The memory total is set before the first byte of memory is handed
+	// over; the writer's drain goroutine reports after that, and stops
+	// once the commit phase is reported.
+	var memTotal, nextReport uint64
+	var committing atomic.Bool
+	report := func(done uint64) {
+		if (done >= nextReport || done == memTotal) && !committing.Load() {
+			progress(Progress{Phase: "memory", Done: done, Total: memTotal})
+			nextReport = done + progressStep
+		}
+	}
+	w, err := storage.CreateImage(ctx, to, req.Store, storage.CreateOptions{
+		Metadata: meta, SnapVersion: s.opts.Version,
+		Codec: req.Compression, Level: req.Level, Progress: report,
+	})
 	if err != nil {
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 	}
@@ -130,9 +148,11 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 			paused = false
 			s.k.Unpause()
 			pauseDur := time.Since(start)
-			if err := snap.write(w, progress); err != nil {
+			memTotal = uint64(len(snap.data))
+			if err := snap.write(w); err != nil {
 				return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 			}
+			committing.Store(true)
 			progress(Progress{Phase: "commit", Done: uint64(len(snap.data)), Total: uint64(len(snap.data))})
 			if _, err := w.Commit(); err != nil {
 				return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
@@ -144,18 +164,24 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 		}
 	}
 
-	ranges, mem, err := s.k.AllocatedMemory()
+	alloc, mem, err := s.k.AllocatedMemory()
 	if err != nil {
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 	}
+	ranges := make([]storage.Range, len(alloc))
 	var total uint64
-	for _, r := range ranges {
+	for i, r := range alloc {
+		ranges[i] = storage.Range{Off: r[0], Len: r[1]}
 		total += r[1]
 	}
+	memTotal = total
 	stateDone := make(chan error, 1)
 	// S/R-SAFE: runs while the kernel is paused and is waited for below.
 	go func() { stateDone <- s.k.SaveState(ctx, w.StateWriter()) }()
-	err = writeMemory(w, mem, ranges, total, progress)
+	// The image writer's workers pread the ranges from the memory file in
+	// parallel, drop zero pages and compress (holes read as zeros without
+	// allocating, and no page of the sentry's mapping is faulted in).
+	err = w.WriteMemoryFrom(mem, ranges)
 	memDone := time.Since(start)
 	if serr := <-stateDone; err == nil {
 		err = serr
@@ -164,6 +190,7 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 	if err != nil {
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 	}
+	committing.Store(true)
 	progress(Progress{Phase: "commit", Done: total, Total: total})
 	if _, err := w.Commit(); err != nil {
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
@@ -185,6 +212,7 @@ type snapshot struct {
 	state []byte
 	offs  []uint64
 	lens  []int
+	pos   []int // where run i starts in data
 	data  []byte
 }
 
@@ -260,6 +288,7 @@ func (s *KernelSandbox) copyOut(ctx context.Context) (*snapshot, error) {
 				if from == r.Off {
 					snap.offs = append(snap.offs, r.Off)
 					snap.lens = append(snap.lens, len(r.Data))
+					snap.pos = append(snap.pos, pos)
 				}
 				copy(snap.data[pos:], block[from-boff:to-boff])
 				pos += int(to - from)
@@ -283,24 +312,26 @@ func (s *KernelSandbox) copyOut(ctx context.Context) (*snapshot, error) {
 func (sn *snapshot) release() { unix.Munmap(sn.data[:cap(sn.data)]) }
 
 // write hands the snapshot to the image writer.
-func (sn *snapshot) write(w *storage.Writer, progress func(Progress)) error {
+func (sn *snapshot) write(w *storage.Writer) error {
 	if _, err := w.StateWriter().Write(sn.state); err != nil {
 		return err
 	}
-	total := uint64(len(sn.data))
-	var pos, next uint64
+	ranges := make([]storage.Range, len(sn.offs))
 	for i, off := range sn.offs {
-		n := uint64(sn.lens[i])
-		if err := w.WriteMemory(off, sn.data[pos:pos+n]); err != nil {
-			return err
-		}
-		pos += n
-		if pos >= next {
-			progress(Progress{Phase: "memory", Done: pos, Total: total})
-			next = pos + progressStep
-		}
+		ranges[i] = storage.Range{Off: off, Len: uint64(sn.lens[i])}
 	}
-	return nil
+	return w.WriteMemoryFrom(sn, ranges)
+}
+
+// ReadAt reads the copied-out pages at memory offset off; the read must lie
+// inside one run (the image writer reads the runs it was given, each in
+// parts that do not cross a run).
+func (sn *snapshot) ReadAt(p []byte, off int64) (int, error) {
+	i := sort.Search(len(sn.offs), func(i int) bool { return sn.offs[i] > uint64(off) }) - 1
+	if i < 0 || uint64(off)+uint64(len(p)) > sn.offs[i]+uint64(sn.lens[i]) {
+		return 0, fmt.Errorf("copied-out memory: read [%#x+%#x] outside the copied runs: %w", off, len(p), io.ErrUnexpectedEOF)
+	}
+	return copy(p, sn.data[sn.pos[i]+int(uint64(off)-sn.offs[i]):]), nil
 }
 
 // memAvailable returns the host's MemAvailable in bytes, 0 if unknown.
@@ -321,30 +352,18 @@ func memAvailable() uint64 {
 	return 0
 }
 
-// writeMemory streams the memory ranges into the image writer, reporting
-// progress. It reads through r (pread) into one buffer rather than through
-// the sentry's mapping: holes cost nothing and no page is faulted in.
-func writeMemory(w *storage.Writer, r kernel.MemoryReader, ranges [][2]uint64, total uint64, progress func(Progress)) error {
-	buf := make([]byte, storage.ChunkSpan)
-	var done, next uint64
-	for _, rg := range ranges {
-		for off := uint64(0); off < rg[1]; {
-			n := min(rg[1]-off, uint64(len(buf)))
-			if _, err := r.ReadAt(buf[:n], int64(rg[0]+off)); err != nil {
-				return err
-			}
-			if err := w.WriteMemory(rg[0]+off, buf[:n]); err != nil {
-				return err
-			}
-			off += n
-			done += n
-			if done >= next {
-				progress(Progress{Phase: "memory", Done: done, Total: total})
-				next = done + progressStep
-			}
-		}
+// serialProgress makes progress safe to call from several goroutines (the
+// image writer reports from its own), one call at a time.
+func serialProgress(progress func(Progress)) func(Progress) {
+	if progress == nil {
+		return func(Progress) {}
 	}
-	return nil
+	var mu sync.Mutex
+	return func(p Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		progress(p)
+	}
 }
 
 // LastSave returns statistics of the last successful save.

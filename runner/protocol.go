@@ -61,6 +61,12 @@ type SaveRequest struct {
 	// LeaveRunning keeps the sandbox running after a committed save;
 	// otherwise it exits.
 	LeaveRunning bool `msgpack:"leave_running,omitempty"`
+	// Compression is the memory codec (storage.CodecS2 or
+	// storage.CodecZstd); empty means storage.DefaultCodec.
+	Compression string `msgpack:"compression,omitempty"`
+	// Level is the codec's level; 0 means its default (see
+	// storage.CreateOptions.Level).
+	Level int `msgpack:"level,omitempty"`
 	// Env holds the client's values of SaveEnvKeys (absent: unset), so that
 	// the store is reached as the client would reach it, whatever the
 	// sentry's own environment was when it started.

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"snapshotter/runner"
+	"snapshotter/storage"
 )
 
 func init() { subcommands = append(subcommands, newSaveCmd) }
@@ -17,20 +18,28 @@ func newSaveCmd(g *globalFlags) *cobra.Command {
 	var (
 		to           string
 		leaveRunning bool
+		compression  string
+		level        int
 	)
 	cmd := &cobra.Command{
-		Use:   "save ID [--to URI] [--leave-running]",
+		Use:   "save ID [--to URI] [--leave-running] [--compression s2|zstd] [--level N]",
 		Short: "Checkpoint a running sandbox to an image; print its URI",
 		Long: `save freezes sandbox ID, writes its kernel state and memory to an image and
 prints the image URI on the last line. --to is a URI (file:///dir/NAME,
 /dir/NAME, s3://bucket/prefix/NAME) or a bare NAME in the --store store; the
 default is ID-DATE in the --store store. Without --leave-running the sandbox
-stops once the image is committed. A failed save leaves the sandbox running.`,
+stops once the image is committed. A failed save leaves the sandbox running.
+--compression picks the memory codec: s2 (the default; --level 1 fast,
+2 better (default), 3 best) or zstd (--level 1 (default) to 22).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Checked here too, so that a bad value never reaches the sandbox.
+			if err := storage.ParseCodec(compression, level); err != nil {
+				return fmt.Errorf("save %s: %w", args[0], err)
+			}
 			bar := newProgressBar(os.Stderr)
 			uri, err := runner.Save(cmd.Context(), runner.StateDir{Root: g.stateDir}, args[0],
-				runner.SaveRequest{To: to, Store: g.store, LeaveRunning: leaveRunning}, bar.update)
+				runner.SaveRequest{To: to, Store: g.store, LeaveRunning: leaveRunning, Compression: compression, Level: level}, bar.update)
 			bar.finish()
 			if err != nil {
 				return err
@@ -41,6 +50,8 @@ stops once the image is committed. A failed save leaves the sandbox running.`,
 	}
 	cmd.Flags().StringVar(&to, "to", "", "image URI or name (default: ID-DATE in the --store store)")
 	cmd.Flags().BoolVar(&leaveRunning, "leave-running", false, "keep the sandbox running after the save")
+	cmd.Flags().StringVar(&compression, "compression", storage.DefaultCodec, "memory codec: s2 or zstd")
+	cmd.Flags().IntVar(&level, "level", 0, "codec level (0: the codec's default; s2 1-3, zstd 1-22)")
 	return cmd
 }
 
