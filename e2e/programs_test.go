@@ -130,6 +130,14 @@ var cCases = []cCase{
 		"SIG_IGN: wait returns -1, ECHILD yes",
 		"SA_NOCLDWAIT: wait returns -1, ECHILD yes, handler ran yes",
 	}}},
+	{name: "execthreads-main", prog: "execthreads", spec: spec{args: []string{"main"}, status: 3, want: []string{
+		"three threads running, exec from the main thread",
+		"after exec: pid unchanged yes, tid==pid yes", "new thread after exec: created yes",
+	}}},
+	{name: "execthreads-thread", prog: "execthreads", spec: spec{args: []string{"thread"}, status: 3, want: []string{
+		"three threads running, exec from the thread thread",
+		"after exec: pid unchanged yes, tid==pid yes", "new thread after exec: created yes",
+	}}},
 	{name: "itimer", prog: "itimer", spec: spec{args: []string{"3"}, want: []string{"tick 1", "tick 3"}}},
 }
 

@@ -216,6 +216,7 @@ func init() {
 		{Name: "StopSignal", Type: "int32"},
 		{Name: "StopReport", Type: "bool"},
 		{Name: "ContinueReport", Type: "bool"},
+		{Name: "ExecTask", Type: "*snapshotter/kernel.Task"},
 	})
 	stateTypeInfotaskSignals = stateify.Register[taskSignals]("snapshotter/kernel.taskSignals", []stateify.Field{
 		{Name: "Mask", Type: "uint64"},
@@ -1292,6 +1293,7 @@ func (x *tgSignals) StateSave(e *stateify.Encoder) {
 	e.Int(int64(x.StopSignal))
 	e.Bool(x.StopReport)
 	e.Bool(x.ContinueReport)
+	stateify.SavePtr(e, x.ExecTask)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1318,6 +1320,8 @@ func (x *tgSignals) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.StopReport = d.Bool()
 		case 6:
 			x.ContinueReport = d.Bool()
+		case 7:
+			stateify.LoadPtr(d, &x.ExecTask)
 		default:
 			d.Skip()
 		}

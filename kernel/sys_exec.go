@@ -54,9 +54,10 @@ func (t *Task) copyInStrings(addr uint64, budget *int) ([]string, error) {
 }
 
 // execve replaces the process image: a new address space with the program
-// loaded, close-on-exec descriptors closed, signal dispositions reset.
-// Only a single-threaded process may exec (EAGAIN otherwise). On failure
-// the old image is intact and the error is returned.
+// loaded, close-on-exec descriptors closed, signal dispositions reset. In a
+// multi-threaded process the other threads end first and the caller takes
+// over the process ID as its thread ID, as in Linux. A failure before that
+// leaves the old image intact and returns the error.
 func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags int) (uint64, error) {
 	if flags&^(unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW) != 0 {
 		return 0, unix.EINVAL
@@ -76,12 +77,6 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 		return 0, err
 	}
 	tg := t.tg
-	tg.mu.Lock()
-	threads := len(tg.tasks)
-	tg.mu.Unlock()
-	if threads > 1 {
-		return 0, unix.EAGAIN
-	}
 
 	var f interface{ DecRef() }
 	ef, err := openExecFileAt(tg.fs, dir, p, flags)
@@ -107,6 +102,12 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	if err != nil {
 		mm.Release()
 		return 0, execErrno(err)
+	}
+	// The new image is ready: end the other threads (the point of no
+	// return; an interruption restarts the whole execve).
+	if err := t.becomeOnlyThread(); err != nil {
+		mm.Release()
+		return 0, err
 	}
 
 	old := tg.mm
@@ -150,4 +151,61 @@ func execErrno(err error) error {
 	default:
 		return unix.EIO
 	}
+}
+
+// becomeOnlyThread ends every other thread of the process for execve and
+// waits until they are gone, then gives t the leader's thread ID (the
+// process ID) if t is not the leader, as Linux's de_thread. It returns
+// errRestartNoIntr when interrupted (a signal, a stop for a save), so that
+// the execve runs again, and errInterrupted when the process is exiting or
+// another thread is already in execve (this thread then ends).
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) becomeOnlyThread() error {
+	tg := t.tg
+	for {
+		tg.mu.Lock()
+		if tg.exiting || (tg.sigs.ExecTask != nil && tg.sigs.ExecTask != t) {
+			tg.mu.Unlock()
+			return errInterrupted
+		}
+		if len(tg.tasks) == 1 {
+			tg.sigs.ExecTask = nil
+			tg.mu.Unlock()
+			break
+		}
+		tg.sigs.ExecTask = t
+		if tg.sigs.execDone == nil {
+			tg.sigs.execDone = make(chan struct{})
+		}
+		done := tg.sigs.execDone
+		others := make([]*Task, 0, len(tg.tasks)-1)
+		for _, o := range tg.tasks {
+			if o != t {
+				// Their thread-directed signals go with them.
+				o.sig.Pending = sigPending{}
+				others = append(others, o)
+			}
+		}
+		tg.mu.Unlock()
+		for _, o := range others {
+			o.interrupt()
+		}
+		if err := t.block(done); err != nil {
+			return errRestartNoIntr
+		}
+	}
+	if tg.leader == t {
+		return nil
+	}
+	ts := t.k.tasks
+	ts.mu.Lock()
+	delete(ts.tids, t.tid)
+	t.tid = tg.tgid
+	ts.tids[t.tid] = t
+	ts.mu.Unlock()
+	tg.mu.Lock()
+	tg.leader = t
+	tg.mu.Unlock()
+	return nil
 }

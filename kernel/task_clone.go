@@ -73,7 +73,8 @@ func sysClone(t *Task, a *sysArgs) (uint64, error) {
 	}
 	tg := t.tg
 	tg.mu.Lock()
-	if tg.exiting {
+	if tg.exiting || tg.sigs.ExecTask != nil {
+		// Exiting, or another thread's execve is ending this one.
 		tg.mu.Unlock()
 		return 0, t.abandonThread(nt, errInterrupted)
 	}

@@ -48,6 +48,10 @@ func (t *Task) exit() {
 		}
 	}
 	last := len(tg.tasks) == 0
+	if tg.sigs.execDone != nil {
+		close(tg.sigs.execDone)
+		tg.sigs.execDone = nil
+	}
 	if last && !tg.exiting {
 		// The last thread left with exit(2): its code is the process's.
 		tg.exiting = true
@@ -58,7 +62,11 @@ func (t *Task) exit() {
 
 	ts := t.k.tasks
 	ts.mu.Lock()
-	delete(ts.tids, t.tid)
+	if ts.tids[t.tid] == t {
+		// (A thread that execs takes over the TID of the leader, which
+		// may have left tg.tasks already but not yet this map.)
+		delete(ts.tids, t.tid)
+	}
 	ts.mu.Unlock()
 
 	if !last {

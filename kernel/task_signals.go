@@ -179,6 +179,14 @@ type tgSignals struct {
 	// ContinueReport is set when SIGCONT ended a stop, until a parent's
 	// wait with WCONTINUED consumes it or the process stops again.
 	ContinueReport bool
+	// ExecTask is the thread in an execve that must first end every other
+	// thread of the process (Linux's signal->group_exec_task), or nil.
+	// The other threads exit when they next reach handlePendingSignals.
+	ExecTask *Task
+	// execDone is closed (and cleared) when a thread exits while ExecTask
+	// is set, to wake ExecTask. Not saved: ExecTask's wait is interrupted
+	// by a save and its execve restarts afterwards (ERESTARTNOINTR).
+	execDone chan struct{} `state:"nosave"`
 }
 
 // taskSignals is a thread's signal state. Protected by ThreadGroup.mu.
@@ -591,6 +599,12 @@ func (t *Task) dequeueSignalLocked() (sigInfo, bool) {
 func (t *Task) handlePendingSignals() taskRunState {
 	tg := t.tg
 	tg.mu.Lock()
+	if e := tg.sigs.ExecTask; e != nil && e != t {
+		// Another thread is in execve: this one ends, as when Linux's
+		// de_thread kills it, with its pending signals.
+		tg.mu.Unlock()
+		return &runExit{}
+	}
 	tg.checkItimersLocked(t.k.monotonicNow())
 	if tg.sigs.Stopped {
 		tg.mu.Unlock()
