@@ -32,6 +32,17 @@ type context struct {
 	running *stubThread
 	// released is set by Release. Protected by mu.
 	released bool
+
+	// lastAS and last are the address space and stub thread of the last
+	// Switch that ran the application. Switch tries last first, without
+	// asking the host for the calling thread's id: a ptrace request
+	// succeeds only from the stub thread's tracer, so a wrong guess (the
+	// context moved to another OS thread, the stub thread is gone) costs
+	// one failed request, and a right one (always, for a task goroutine
+	// locked to its thread) saves a gettid per system call. Exclusive to
+	// the goroutine using the context (see platform.Context).
+	lastAS *addressSpace
+	last   *stubThread
 }
 
 var _ platform.Context = (*context)(nil)
@@ -93,29 +104,29 @@ func (c *context) Switch(as platform.AddressSpace, st *platform.State, info *pla
 	// it has not.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if t := c.last; t != nil && c.lastAS == a && t.mu.TryLock() {
+		// TryLock: if another context's Switch on t's tracer thread holds
+		// it, this goroutine is not on that thread; do not wait for it.
+		err := c.switchLocked(a, t, st, info, access)
+		if !errors.Is(err, errNotTraced) {
+			if errors.Is(err, ErrStubDied) {
+				c.last = nil
+				a.dropThread(t)
+			}
+			return err
+		}
+		// Not t's tracer (another OS thread), or t is gone: find the stub
+		// thread by the calling thread's id, which tells the two apart.
+		c.last = nil
+	}
 	tid := unix.Gettid()
 	for attempt := 0; ; attempt++ {
 		t, err := a.threadFor(tid)
 		if err != nil {
 			return fmt.Errorf("ptrace: switch in stub %d: %w", a.pid, err)
 		}
-		if err := c.begin(t); err != nil {
-			return err
-		}
 		t.mu.Lock()
-		err = c.load(t, st)
-		if errors.Is(err, errBadRegs) {
-			// Registers no CPU would run (a kernel-mode selector, a
-			// non-canonical FS base): what the hardware raises for them is
-			// a general protection fault.
-			*info = platform.SignalInfo{Signo: int32(unix.SIGSEGV), Code: siKernel}
-			err = fmt.Errorf("%w: %w", platform.ErrSignal, err)
-		}
-		if err == nil {
-			err = c.run(a, t, st, info, access)
-		}
-		t.mu.Unlock()
-		c.end()
+		err = c.switchLocked(a, t, st, info, access)
 		if errors.Is(err, errNotTraced) && attempt == 0 {
 			// The cached stub thread is gone before it ran: an earlier OS
 			// thread with this tid exited (which killed its tracees) or
@@ -125,9 +136,36 @@ func (c *context) Switch(as platform.AddressSpace, st *platform.State, info *pla
 		}
 		if errors.Is(err, ErrStubDied) || errors.Is(err, errNotTraced) {
 			a.dropThread(t)
+			return err
 		}
+		c.lastAS, c.last = a, t
 		return err
 	}
+}
+
+// switchLocked runs the application on t until a stop Switch reports, and
+// unlocks t.mu. It returns errNotTraced (wrapped) if the first ptrace
+// request found t not traced by the calling thread: nothing ran.
+//
+// Preconditions: t.mu is held; the caller is locked to its OS thread.
+func (c *context) switchLocked(a *addressSpace, t *stubThread, st *platform.State, info *platform.SignalInfo, access *platform.AccessType) error {
+	defer t.mu.Unlock()
+	if err := c.begin(t); err != nil {
+		return err
+	}
+	defer c.end()
+	err := c.load(t, st)
+	if errors.Is(err, errBadRegs) {
+		// Registers no CPU would run (a kernel-mode selector, a
+		// non-canonical FS base): what the hardware raises for them is
+		// a general protection fault.
+		*info = platform.SignalInfo{Signo: int32(unix.SIGSEGV), Code: siKernel}
+		err = fmt.Errorf("%w: %w", platform.ErrSignal, err)
+	}
+	if err == nil {
+		err = c.run(a, t, st, info, access)
+	}
+	return err
 }
 
 // errBadRegs means the host refused the registers (PTRACE_SETREGS EIO).

@@ -566,3 +566,68 @@ func TestConcurrentStress(t *testing.T) {
 	}
 	t.Logf("interrupts per worker: %v", interrupts)
 }
+
+// TestContextMovesBetweenThreads runs one application thread (a syscall
+// loop) with one context from two goroutines locked to different OS
+// threads, alternately: Switch first tries the stub thread of its last
+// call, which only that call's OS thread traces, so every move must fall
+// back to the calling thread's own stub thread. The registers carry the
+// application's progress from one thread to the other.
+func TestContextMovesBetweenThreads(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	c := e.newContext(t)
+	cc := c.(*context)
+	st := &platform.State{}
+	st.Regs.Rip = codeAddr + offSyscallLoop
+	const rounds = 10
+	type turn struct {
+		round int
+		done  chan error
+	}
+	workers := [2]chan turn{make(chan turn), make(chan turn)}
+	tids := [2]int{}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			tids[w] = unix.Gettid()
+			for tr := range workers[w] {
+				st.Regs.Rax = uint64(tr.round) // the previous syscall's result
+				_, _, err := switchOnce(c, a, st)
+				if err == nil && (cc.last == nil || cc.last.tracer != unix.Gettid()) {
+					err = errors.New("Switch did not remember the calling thread's stub thread")
+				}
+				tr.done <- err
+			}
+		}()
+	}
+	defer func() {
+		for _, w := range workers {
+			close(w)
+		}
+		wg.Wait()
+	}()
+	for i := 0; i < rounds; i++ {
+		done := make(chan error)
+		workers[i%2] <- turn{round: 1000 + i, done: done}
+		if err := <-done; err != nil {
+			t.Fatalf("round %d on worker %d: Switch = %v", i, i%2, err)
+		}
+		// The loop's next syscall number is the result written before it.
+		if i > 0 {
+			if want := uint64(1000 + i); st.Regs.OrigRax != want {
+				t.Fatalf("round %d: OrigRax = %d, want %d", i, st.Regs.OrigRax, want)
+			}
+		}
+	}
+	a.mu.Lock()
+	n := len(a.threads)
+	a.mu.Unlock()
+	if n != 2 {
+		t.Errorf("stub threads = %d, want 2 (one per OS thread)", n)
+	}
+}
