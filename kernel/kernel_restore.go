@@ -23,13 +23,10 @@ type RestoreOptions struct {
 	// reopens instead of the saved one.
 	Config Config
 
-	// LoadMemory fills the memory file. It must call dst for every saved
-	// range; dst returns the writable view of [off, off+n) and fails for a
-	// range beyond the saved memory file. dst may be called concurrently
-	// for disjoint ranges. The view is not populated: populate the pages
-	// that will be written in bulk (PopulateForWrite) rather than take a
-	// first-touch fault per page, and leave the others as holes.
-	LoadMemory func(dst func(off uint64, n int) ([]byte, error)) error
+	// LoadMemory fills the memory file: it hands w the saved memory,
+	// present pages only, calling w.WriteRuns concurrently if it likes for
+	// disjoint ranges. Pages it does not write stay holes and read as zero.
+	LoadMemory func(w *MemoryLoader) error
 }
 
 // Restore makes a kernel from a state blob written by SaveState: a fresh
@@ -116,14 +113,7 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 		return nil, fmt.Errorf("size memory file to %d bytes: %w", size, err)
 	}
 	if o.LoadMemory != nil {
-		err := o.LoadMemory(func(off uint64, n int) ([]byte, error) {
-			end := off + uint64(n)
-			if n < 0 || end < off || end > size {
-				return nil, fmt.Errorf("%w: memory range [%#x, +%#x) beyond the memory file's %#x bytes", ErrBadState, off, n, size)
-			}
-			return k.mf.mapping[off:end:end], nil
-		})
-		if err != nil {
+		if err := o.LoadMemory(&MemoryLoader{f: k.mf, size: size, pid: os.Getpid()}); err != nil {
 			k.Release()
 			return nil, fmt.Errorf("load memory: %w", err)
 		}
@@ -148,12 +138,9 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	return k, nil
 }
 
-// PopulateForWrite pre-faults b, a view of the memory file, with one
+// populate pre-faults b, a view of the memory file, with one
 // MADV_POPULATE_WRITE, so that filling it costs no fault per page. Kernels
 // without it fall back to first-touch faults.
-func PopulateForWrite(b []byte) { populate(b) }
-
-// populate is PopulateForWrite for the kernel's own callers.
 func populate(b []byte) {
 	if len(b) > 0 {
 		_ = unix.Madvise(b, unix.MADV_POPULATE_WRITE)

@@ -2,8 +2,11 @@ package kernel
 
 import (
 	"fmt"
+	"iter"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -312,4 +315,111 @@ func (f *MemoryFile) ReleaseRange(r fileRange) {
 	for _, fr := range toFree {
 		f.Free(fr)
 	}
+}
+
+// loadBatch is the most runs written by one process_vm_writev call; Linux
+// accepts up to IOV_MAX (1024) iovecs per side.
+const loadBatch = 256
+
+// MemoryLoader writes saved memory into the memory file of a kernel being
+// restored (see RestoreOptions.LoadMemory).
+//
+// The bytes are copied by the host kernel, never through a user mapping:
+// process_vm_writev into the sentry's own mapping of the memory file (one
+// system call for up to loadBatch scattered runs; concurrent writers share
+// the mmap lock for reading), or pwrite(2) where that is not permitted.
+// Either way no user page is touched by the sentry itself, which on this
+// machine kind costs a fault per page even when the page is populated, and
+// only the pages written are allocated: whatever is not written stays a
+// hole.
+type MemoryLoader struct {
+	f    *MemoryFile
+	size uint64
+	pid  int
+
+	// pwriteOnly is set once process_vm_writev failed as a whole (seccomp,
+	// an old kernel): later batches go straight to pwrite. Accessed
+	// atomically.
+	pwriteOnly atomic.Bool
+}
+
+// WriteRuns writes each run of runs, given as (memory file offset, bytes),
+// into the memory file. Every run must lie within the saved memory file
+// (ErrBadState otherwise). It may be called concurrently for disjoint
+// ranges.
+func (l *MemoryLoader) WriteRuns(runs iter.Seq2[uint64, []byte]) error {
+	var (
+		local  [loadBatch]unix.Iovec
+		remote [loadBatch]unix.RemoteIovec
+		offs   [loadBatch]uint64
+		bufs   [loadBatch][]byte
+		n      int
+		err    error
+	)
+	for off, data := range runs {
+		end := off + uint64(len(data))
+		if end < off || end > l.size {
+			return fmt.Errorf("%w: memory range [%#x, %#x) beyond the memory file's %#x bytes", ErrBadState, off, end, l.size)
+		}
+		if len(data) == 0 {
+			continue
+		}
+		local[n].Base = &data[0]
+		local[n].SetLen(len(data))
+		remote[n] = unix.RemoteIovec{Base: uintptr(unsafe.Pointer(&l.f.mapping[off])), Len: len(data)}
+		offs[n], bufs[n] = off, data
+		n++
+		if n == loadBatch {
+			if err = l.flush(local[:n], remote[:n], offs[:n], bufs[:n]); err != nil {
+				return err
+			}
+			n = 0
+		}
+	}
+	if n > 0 {
+		err = l.flush(local[:n], remote[:n], offs[:n], bufs[:n])
+	}
+	return err
+}
+
+// flush writes one batch: bufs[i] (also described by local[i]) goes to
+// memory file offset offs[i] (remote[i] in the sentry's mapping).
+func (l *MemoryLoader) flush(local []unix.Iovec, remote []unix.RemoteIovec, offs []uint64, bufs [][]byte) error {
+	var done int
+	if !l.pwriteOnly.Load() {
+		var total int
+		for _, b := range bufs {
+			total += len(b)
+		}
+		n, err := unix.ProcessVMWritev(l.pid, local, remote, 0)
+		if err != nil {
+			l.pwriteOnly.Store(true)
+			n = 0
+		}
+		if n == total {
+			return nil
+		}
+		done = n // a partial write stops at a run boundary or inside one
+	}
+	// pwrite what process_vm_writev did not write.
+	for i, b := range bufs {
+		if done >= len(b) {
+			done -= len(b)
+			continue
+		}
+		b = b[done:]
+		off := int64(offs[i]) + int64(done)
+		done = 0
+		for len(b) > 0 {
+			w, err := unix.Pwrite(l.f.fd, b, off)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("write %d bytes of memory at offset %#x: %w", len(b), off, err)
+			}
+			b, off = b[w:], off+int64(w)
+		}
+	}
+	return nil
 }

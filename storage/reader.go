@@ -376,6 +376,40 @@ func (im *Image) ReadMemoryAt(ctx context.Context, w io.WriterAt) error {
 	})
 }
 
+// PageRun is a run of present pages read from an image: Data belongs at
+// memory offset Off. Both are multiples of PageSize.
+type PageRun struct {
+	Off  uint64
+	Data []byte
+}
+
+// ReadMemoryRuns restores all memory by handing put, chunk by chunk, the
+// runs of present pages (one run for a dense chunk), in offset order within
+// a chunk. Pages absent from the image are in no run: the destination must
+// read as zero there, and a destination that writes only what it is given
+// keeps them as holes. put is called concurrently from several goroutines
+// for disjoint ranges; the runs and their data are valid only during the
+// call. Each chunk's checksum is verified before it is decompressed; the
+// first error (ErrCorrupt naming the chunk, a store error, the error put
+// returned) stops the others.
+func (im *Image) ReadMemoryRuns(ctx context.Context, put func(runs []PageRun) error) error {
+	return im.forEachChunk(ctx, 0, len(im.chunks), func(i int, payload, scratch []byte) error {
+		c := &im.chunks[i]
+		data := scratch[:c.RawLen]
+		if err := im.decode(i, payload, data); err != nil {
+			return err
+		}
+		if c.Dense() {
+			return put([]PageRun{{Off: c.Offset, Data: data}})
+		}
+		runs := make([]PageRun, 0, 16)
+		im.scatter(c, data, func(spanOff int, b []byte) {
+			runs = append(runs, PageRun{Off: c.Offset + uint64(spanOff), Data: b})
+		})
+		return put(runs)
+	})
+}
+
 // ReadChunk reads chunk i into dst, which must have exactly its Span bytes:
 // present pages are decompressed, absent ones zeroed. It is the lazy-restore
 // primitive (fetch the chunk around a faulting page).
