@@ -193,29 +193,32 @@ type Kernel struct {
 }
 
 // New creates a kernel: a memory file, a platform and the filesystem root.
+// It takes the memory file and platform that Prewarm made, if any, for the
+// same platform.
 func New(cfg Config) (*Kernel, error) {
 	name, ctor, err := cfg.platformConstructor()
 	if err != nil {
 		return nil, err
 	}
+	mf, p := takePrewarmed(name)
 	rootDir := cfg.Root
 	if rootDir == "" {
 		rootDir = "/"
 	}
 	root, err := vfs.OpenRoot(rootDir)
 	if err != nil {
+		if p != nil {
+			p.Release()
+			mf.Release()
+		}
 		return nil, fmt.Errorf("open root %s: %w", rootDir, err)
 	}
-	mf, err := NewMemoryFile("snap-memory")
-	if err != nil {
-		root.Close()
-		return nil, err
-	}
-	p, err := ctor(platform.Options{MemoryFD: mf.FD()})
-	if err != nil {
-		mf.Release()
-		root.Close()
-		return nil, fmt.Errorf("create %s platform: %w", name, err)
+	if p == nil {
+		mf, p, err = newMemoryAndPlatform(name, ctor)
+		if err != nil {
+			root.Close()
+			return nil, err
+		}
 	}
 	k := &Kernel{
 		platform: p,
@@ -236,6 +239,89 @@ func New(cfg Config) (*Kernel, error) {
 	k.stopCond = sync.NewCond(&k.stopMu)
 	k.unimplLogged = map[uintptr]bool{}
 	return k, nil
+}
+
+// newMemoryAndPlatform creates a memory file and a platform for it.
+func newMemoryAndPlatform(name string, ctor platform.Constructor) (*MemoryFile, platform.Platform, error) {
+	mf, err := NewMemoryFile("snap-memory")
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := ctor(platform.Options{MemoryFD: mf.FD()})
+	if err != nil {
+		mf.Release()
+		return nil, nil, fmt.Errorf("create %s platform: %w", name, err)
+	}
+	return mf, p, nil
+}
+
+// prewarm is one platform that Prewarm makes.
+type prewarm struct {
+	name string
+	// done is closed when mf and p are set (both nil if that failed: New
+	// then tries again and reports why); they are read only after.
+	done chan struct{}
+	mf   *MemoryFile
+	p    platform.Platform
+}
+
+var (
+	prewarmMu sync.Mutex
+	// prewarmed is the prewarm that the next New takes, or nil. Protected
+	// by prewarmMu.
+	prewarmed *prewarm
+)
+
+// Prewarm starts making, in the background, the memory file and the
+// platform that the next New for the named platform needs. Making a ptrace
+// platform starts a stub process (a fork and an exec, a few milliseconds
+// here); a command that knows early, during package initialisation, that
+// it will create a kernel calls Prewarm so that this overlaps the rest of
+// the process's start-up. New takes them, or, if New fails or runs for
+// another platform, releases them; if no New follows, they end with the
+// process (the stubs have a parent-death signal). A call while the last
+// one's platform is not taken yet does nothing.
+func Prewarm(name string) {
+	ctor, err := platform.Lookup(name)
+	if err != nil {
+		return // New reports it
+	}
+	prewarmMu.Lock()
+	defer prewarmMu.Unlock()
+	if prewarmed != nil {
+		return
+	}
+	pw := &prewarm{name: name, done: make(chan struct{})}
+	prewarmed = pw
+	// S/R-SAFE: runs before any kernel exists and makes host objects only.
+	go func() {
+		defer close(pw.done)
+		pw.mf, pw.p, _ = newMemoryAndPlatform(name, ctor)
+	}()
+}
+
+// takePrewarmed returns the memory file and platform Prewarm made for
+// platform name, waiting for them if needed, or nils if there are none
+// (none made, already taken, failed, or made for another platform, which
+// is released).
+func takePrewarmed(name string) (*MemoryFile, platform.Platform) {
+	prewarmMu.Lock()
+	pw := prewarmed
+	prewarmed = nil
+	prewarmMu.Unlock()
+	if pw == nil {
+		return nil, nil
+	}
+	<-pw.done
+	if pw.p == nil {
+		return nil, nil
+	}
+	if pw.name != name {
+		pw.p.Release()
+		pw.mf.Release()
+		return nil, nil
+	}
+	return pw.mf, pw.p
 }
 
 // Release frees the kernel's host resources. The kernel must have exited

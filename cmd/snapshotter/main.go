@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	// Starts making a sandbox's platform early; see its package doc.
+	_ "snapshotter/cmd/snapshotter/internal/prewarm"
 )
 
 func main() {
