@@ -52,9 +52,10 @@ var pausedRE = regexp.MustCompile(`paused ([0-9.]+[a-zµ]+)`)
 
 // BenchmarkCheckpoint measures, for a memory workload of 64, 256 and 1024
 // MiB: the time of `snap save` (client wall time), how long the sandbox was
-// paused (also for a save with --leave-running, which copies the sandbox
-// out), the time from `snap restore -d` until the program prints again,
-// and the image size; next to a same-run memcpy of the same size.
+// paused (also for a save with --leave-running, which resumes the sandbox
+// once its memory is read, before the image is committed), the time from
+// `snap restore -d` until the program prints again, and the image size;
+// next to a same-run memcpy of the same size.
 func BenchmarkCheckpoint(b *testing.B) {
 	bin := buildWorkload(b)
 	for _, mib := range []int{64, 256, 1024} {
@@ -74,8 +75,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 				id, out := e.benchRun(b, bin, strconv.Itoa(mib))
 				waitLinesB(b, out, 2)
 
-				// First a save that leaves it running (copied out), then the
-				// real one.
+				// First a save that leaves it running, then the real one.
 				e.benchSnap(b, "save", id, "--leave-running", "--to", fmt.Sprintf("lr%d", i))
 				logb, _ := os.ReadFile(filepath.Join(e.dir, "state", id, "sentry.log"))
 				if m := pausedRE.FindSubmatch(logb); m != nil {

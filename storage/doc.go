@@ -1,5 +1,5 @@
 // Package storage keeps snapshot images: the image format (manifest, state
-// blob, memory chunks and their index, checksums, zstd compression) and the
+// blob, memory chunks and their index, checksums, S2 and zstd compression) and the
 // stores that hold images, a local directory (file://, the default) and S3
 // (s3://, through minio-go). It takes and gives bytes and knows nothing of
 // the kernel. docs/IMAGE_FORMAT.md describes the format in full.
@@ -10,10 +10,10 @@
 // the state blob (the stateify stream, zstd-compressed), the memory blob
 // (memory chunks back to back) and the memory index (one fixed-size record
 // per chunk). A chunk covers up to ChunkSpan (1 MiB) of the memory file; its
-// non-zero pages are compressed together as one zstd frame (or S2 block,
-// CreateOptions.Codec), with a CRC-32C
-// of the stored bytes. Zero pages are never stored. The manifest is written
-// last: an image exists exactly when its manifest does.
+// non-zero pages are compressed together as one S2 block (the default) or
+// one zstd frame (CreateOptions.Codec), with a CRC-32C of the stored bytes.
+// Zero pages are never stored. The manifest is written last: an image
+// exists exactly when its manifest does.
 //
 //	manifest   "SNAPMAN\n" | major u16 | minor u16 | arch [8] | len u32 | JSON body | SHA-256
 //	state.zst  zstd stream of the state          (SHA-256 and sizes in the manifest)
@@ -40,11 +40,34 @@
 //	m, err := w.Commit()                      // publishes; m.Memory.Size etc.
 //
 // The state writer and the memory sink may be fed from two goroutines at
-// once. WriteMemory takes page-aligned ranges in increasing order, drops
-// zero pages itself (hand it whole allocated ranges), and does not retain
-// the slice. Chunks are compressed by one worker per core while the producer
-// continues; at most 2×workers+2 chunks (1 MiB each) are in flight, so
-// memory is bounded whatever the image size.
+// once. Memory ranges are page aligned and increasing; zero pages are
+// dropped by the writer (hand it whole allocated ranges). The calling
+// goroutine only cuts the ranges into ChunkSpan-aligned spans: one worker
+// per core takes the next span, reads it into its own buffer (pread through
+// WriteMemoryFrom, so holes of a memory file cost no allocation; WriteMemory
+// reads the caller's slice in place), drops zero pages (the first word,
+// then the whole page), gathers the present pages (no copy when they are
+// contiguous), compresses and checksums them; a drain goroutine stores the
+// chunks in order. WriteMemoryFrom returns once every byte has been read,
+// so a save may resume its sandbox before Commit. At most 2×workers+2 spans
+// are in flight, so memory is bounded whatever the image size.
+//
+// # Codec choice
+//
+// The default memory codec is S2 at S2Better (s2.EncodeBetter); zstd stays
+// available (CreateOptions{Codec: CodecZstd, Level: N}) and the state
+// stream is always zstd. Measured here (klauspost/compress v1.20.3, one
+// core, 512 KiB of non-zero pages): on the checkpoint workload's pages
+// (p[pg*512+i] = pg<<32 | i&7) zstd at its fastest (no entropy coding)
+// does 450 MB/s at ratio 12-26, s2.Encode 1.2 GB/s but ratio 2.0, and
+// s2.EncodeBetter 3.4 GB/s at ratio 102; on storetest's mixed pages zstd
+// does 360-430 MB/s at ratio 7.3, s2.Encode 1.09 GB/s at 4.3 and
+// s2.EncodeBetter 880 MB/s at 4.6. zstd therefore cannot write 2 GB/s of
+// logical memory on two cores, and s2.Encode misses the repeats of
+// page-structured memory. BenchmarkWrite (1 GiB mixed image, file store):
+// default 2.0-2.2 GB/s at ratio 10.4, zstd 1.75 GB/s at 16.5. S2Fast and
+// S2Best are there for data where they pay; a reader needs only the codec
+// name, as all S2 levels write plain S2 blocks.
 //
 // # Restoring
 //
