@@ -138,6 +138,16 @@ var cCases = []cCase{
 		"three threads running, exec from the thread thread",
 		"after exec: pid unchanged yes, tid==pid yes", "new thread after exec: created yes",
 	}}},
+	{name: "cputimer", prog: "cputimer", spec: spec{want: []string{
+		"ITIMER_VIRTUAL: after 300 ms asleep: fired no, remaining > 40 ms yes",
+		"ITIMER_VIRTUAL: while a child spun 200 ms: fired no",
+		"ITIMER_VIRTUAL: fired while spinning: yes, after >= 40 ms yes",
+		"ITIMER_VIRTUAL: 5 ticks of 10 ms: yes, took >= 45 ms yes",
+		"ITIMER_PROF: after 300 ms asleep: fired no, remaining > 40 ms yes",
+		"ITIMER_PROF: while a child spun 200 ms: fired no",
+		"ITIMER_PROF: fired while spinning: yes, after >= 40 ms yes",
+		"ITIMER_PROF: 5 ticks of 10 ms: yes, took >= 45 ms yes",
+	}}},
 	{name: "itimer", prog: "itimer", spec: spec{args: []string{"3"}, want: []string{"tick 1", "tick 3"}}},
 }
 

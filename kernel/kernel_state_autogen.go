@@ -217,6 +217,8 @@ func init() {
 		{Name: "StopReport", Type: "bool"},
 		{Name: "ContinueReport", Type: "bool"},
 		{Name: "ExecTask", Type: "*snapshotter/kernel.Task"},
+		{Name: "UserTime", Type: "int64"},
+		{Name: "SysTime", Type: "int64"},
 	})
 	stateTypeInfotaskSignals = stateify.Register[taskSignals]("snapshotter/kernel.taskSignals", []stateify.Field{
 		{Name: "Mask", Type: "uint64"},
@@ -1294,6 +1296,8 @@ func (x *tgSignals) StateSave(e *stateify.Encoder) {
 	e.Bool(x.StopReport)
 	e.Bool(x.ContinueReport)
 	stateify.SavePtr(e, x.ExecTask)
+	e.Int(x.UserTime)
+	e.Int(x.SysTime)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1322,6 +1326,10 @@ func (x *tgSignals) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.ContinueReport = d.Bool()
 		case 7:
 			stateify.LoadPtr(d, &x.ExecTask)
+		case 8:
+			x.UserTime = d.Int64()
+		case 9:
+			x.SysTime = d.Int64()
 		default:
 			d.Skip()
 		}

@@ -369,8 +369,10 @@ func sysRtSigqueueinfo(t *Task, a *sysArgs) (uint64, error) {
 
 // Interval timers.
 const (
-	itimerReal = 0
-	timevalLen = 16
+	itimerReal    = 0
+	itimerVirtual = 1
+	itimerProf    = 2
+	timevalLen    = 16
 )
 
 func (t *Task) copyInTimeval(addr uint64) (int64, error) {
@@ -397,12 +399,12 @@ func putTimeval(b []byte, ns int64) {
 // itimerValueLocked returns timer which's interval and remaining time.
 //
 // Preconditions: tg.mu is held.
-func (tg *ThreadGroup) itimerValueLocked(which int, now int64) (interval, value int64) {
+func (tg *ThreadGroup) itimerValueLocked(which int, mono int64) (interval, value int64) {
 	it := &tg.sigs.Itimers[which]
 	if it.Expiry == 0 {
 		return it.Interval, 0
 	}
-	value = it.Expiry - now
+	value = it.Expiry - tg.itimerClockLocked(which, mono)
 	if value <= 0 {
 		value = 1000 // expired, not yet noticed: report 1 us like Linux
 	}
@@ -412,14 +414,15 @@ func (tg *ThreadGroup) itimerValueLocked(which int, now int64) (interval, value 
 // setItimerLocked arms (value > 0) or disarms timer which.
 //
 // Preconditions: tg.mu is held.
-func (tg *ThreadGroup) setItimerLocked(which int, interval, value, now int64) {
+func (tg *ThreadGroup) setItimerLocked(which int, interval, value, mono int64) {
 	it := &tg.sigs.Itimers[which]
 	it.Interval = interval
 	it.Expiry = 0
 	if value > 0 {
-		it.Expiry = saturatingAdd(now, value)
+		it.Expiry = saturatingAdd(tg.itimerClockLocked(which, mono), value)
 	}
-	tg.armItimerLocked(it, now)
+	tg.armItimerLocked(which, mono)
+	tg.updateCPUTimersArmedLocked()
 }
 
 func sysGetitimer(t *Task, a *sysArgs) (uint64, error) {

@@ -90,7 +90,9 @@ func (*runApp) execute(t *Task) taskRunState {
 	t.scratch.FP = t.fp
 	t.scratchInfo = platform.SignalInfo{}
 	t.scratchAccess = platform.AccessType{}
+	cpu := t.beginUserTime()
 	err := t.ctx.Switch(t.tg.mm.as, &t.scratch, &t.scratchInfo, &t.scratchAccess)
+	t.endUserTime(cpu)
 	info, access := t.scratchInfo, t.scratchAccess
 	t.regs = registers(t.scratch.Regs)
 	t.fp = t.scratch.FP

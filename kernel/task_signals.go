@@ -3,6 +3,7 @@ package kernel
 import (
 	"encoding/binary"
 	"math/bits"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -164,8 +165,8 @@ type tgSignals struct {
 	Actions [numSignals]sigAction
 	// Pending are the process-directed pending signals.
 	Pending sigPending
-	// Itimers are ITIMER_REAL, ITIMER_VIRTUAL and ITIMER_PROF (the last
-	// two approximated by elapsed time).
+	// Itimers are ITIMER_REAL, ITIMER_VIRTUAL and ITIMER_PROF. The
+	// expiry of the last two is in process CPU time (itimerClockLocked).
 	Itimers [numItimers]itimer
 	// Stopped is set while a stop signal (SIGSTOP, SIGTSTP, SIGTTIN,
 	// SIGTTOU) keeps the process stopped, until SIGCONT or SIGKILL.
@@ -187,9 +188,20 @@ type tgSignals struct {
 	// is set, to wake ExecTask. Not saved: ExecTask's wait is interrupted
 	// by a save and its execve restarts afterwards (ERESTARTNOINTR).
 	execDone chan struct{} `state:"nosave"`
+	// UserTime and SysTime are the CPU time the process's threads used,
+	// in nanoseconds, as sys_cputime.go measures it: in the application,
+	// and in the sentry on their behalf.
+	UserTime, SysTime int64
+	// cpuTimersArmed mirrors whether ITIMER_VIRTUAL or ITIMER_PROF is
+	// armed (updateCPUTimersArmedLocked), for the task goroutines that
+	// check it at every Switch. Accessed atomically; writes also hold
+	// ThreadGroup.mu. Not saved: the first timer check after a restore
+	// sets it again.
+	cpuTimersArmed atomic.Bool `state:"nosave"`
 }
 
-// taskSignals is a thread's signal state. Protected by ThreadGroup.mu.
+// taskSignals is a thread's signal state. Protected by ThreadGroup.mu,
+// except the CPU time marks.
 //
 // +stateify savable
 type taskSignals struct {
@@ -205,6 +217,16 @@ type taskSignals struct {
 	// HaveSavedMask.
 	SavedMask     uint64
 	HaveSavedMask bool
+	// sysMark is the task goroutine's OS thread CPU time when the thread
+	// last came back from the application while ITIMER_PROF was armed,
+	// or 0. stubMark is the CPU time of host process stubPID (the
+	// platform's stub thread that ran the thread) at the last measured
+	// Switch, stubPID 0 when none (sys_cputime.go). Exclusive to the task
+	// goroutine. Not saved: a restored task runs on a new OS thread and a
+	// new stub.
+	sysMark  int64 `state:"nosave"`
+	stubMark int64 `state:"nosave"`
+	stubPID  int   `state:"nosave"`
 }
 
 const (
@@ -517,12 +539,14 @@ func (k *Kernel) notifyParentJobControl(tg *ThreadGroup, code, status int32) {
 // (re)arms the Go timers that wake the process at the next expiry.
 //
 // Preconditions: tg.mu is held.
-func (tg *ThreadGroup) checkItimersLocked(now int64) {
+func (tg *ThreadGroup) checkItimersLocked(mono int64) {
+	defer tg.updateCPUTimersArmedLocked()
 	for i := range tg.sigs.Itimers {
 		it := &tg.sigs.Itimers[i]
 		if it.Expiry == 0 {
 			continue
 		}
+		now := tg.itimerClockLocked(i, mono)
 		if now >= it.Expiry {
 			tg.sigs.Pending.enqueue(sigInfo{Signo: int32(itimerSignals[i]), Code: siKernel})
 			if it.Interval > 0 {
@@ -534,16 +558,25 @@ func (tg *ThreadGroup) checkItimersLocked(now int64) {
 			}
 		}
 		if it.timer == nil || it.armedFor != it.Expiry {
-			tg.armItimerLocked(it, now)
+			tg.armItimerLocked(i, mono)
 		}
 	}
 }
 
+// minCPUTimerPoll bounds how often a CPU-time interval timer wakes the
+// process to check it.
+const minCPUTimerPoll = 200 * time.Microsecond
+
 // armItimerLocked starts the Go timer that interrupts a thread of the
-// process when it expires; the thread then queues the signal.
+// process when timer which expires; the thread then queues the signal.
+// ITIMER_REAL's Go timer fires at the expiry. A CPU-time timer's cannot
+// know when the process will have used the time, so it fires when the
+// process could have at the earliest (all threads running from now on),
+// and the thread it interrupts re-arms it for what is left.
 //
 // Preconditions: tg.mu is held.
-func (tg *ThreadGroup) armItimerLocked(it *itimer, now int64) {
+func (tg *ThreadGroup) armItimerLocked(which int, mono int64) {
+	it := &tg.sigs.Itimers[which]
 	if it.timer != nil {
 		it.timer.Stop()
 		it.timer = nil
@@ -552,7 +585,23 @@ func (tg *ThreadGroup) armItimerLocked(it *itimer, now int64) {
 		return
 	}
 	it.armedFor = it.Expiry
-	it.timer = time.AfterFunc(time.Duration(it.Expiry-now), tg.itimerWake)
+	delay := time.Duration(it.Expiry - tg.itimerClockLocked(which, mono))
+	if which == itimerReal {
+		it.timer = time.AfterFunc(delay, tg.itimerWake)
+		return
+	}
+	delay = max(delay/time.Duration(max(len(tg.tasks), 1)), minCPUTimerPoll)
+	var tm *time.Timer
+	tm = time.AfterFunc(delay, func() {
+		// tm is set: the arming code held tg.mu until it was.
+		tg.mu.Lock()
+		if it.timer == tm {
+			it.timer = nil // fired: the next check re-arms it
+		}
+		tg.mu.Unlock()
+		tg.itimerWake()
+	})
+	it.timer = tm
 }
 
 // itimerWake interrupts one thread of the process (one that does not block
