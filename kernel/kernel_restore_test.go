@@ -1,0 +1,354 @@
+package kernel
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	// sparse: 16 MiB of which every third page is written with a pattern
+	// and the others are never touched; then, for each byte read from
+	// stdin, it reads all 16 MiB and prints their checksum (see sparseSum).
+	pausePrograms["sparse"] = `#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#define SIZE (16UL << 20)
+int main(void) {
+	unsigned long *p = mmap(0, SIZE, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) return 2;
+	for (unsigned long pg = 0; pg < SIZE / 4096; pg += 3)
+		for (unsigned long i = 0; i < 512; i++)
+			p[pg * 512 + i] = (pg * 0x9e3779b97f4a7c15UL) ^ i;
+	printf("ready\n"); fflush(stdout);
+	char c;
+	while (read(0, &c, 1) == 1) {
+		unsigned long s = 0;
+		for (unsigned long i = 0; i < SIZE / 8; i++) s = s * 31 + p[i];
+		printf("sum %lx\n", s); fflush(stdout);
+	}
+	return 0;
+}`
+}
+
+// sparseSum is the checksum the sparse program prints when its memory is
+// intact.
+func sparseSum() uint64 {
+	const size = 16 << 20
+	var s uint64
+	for w := uint64(0); w < size/8; w++ {
+		pg, i := w/512, w%512
+		var v uint64
+		if pg%3 == 0 {
+			v = (pg * 0x9e3779b97f4a7c15) ^ i
+		}
+		s = s*31 + v
+	}
+	return s
+}
+
+// runsOf yields the ranges as (offset, bytes) runs.
+func runsOf(ranges []MemoryRange) iter.Seq2[uint64, []byte] {
+	return func(yield func(uint64, []byte) bool) {
+		for _, r := range ranges {
+			if !yield(r.Off, r.Data) {
+				return
+			}
+		}
+	}
+}
+
+// dataExtents returns the non-hole extents of the memory file, from
+// SEEK_DATA/SEEK_HOLE.
+func dataExtents(t *testing.T, f *MemoryFile) []fileRange {
+	t.Helper()
+	var out []fileRange
+	err := f.forEachData(fileRange{0, f.Size()}, func(r fileRange) error {
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("forEachData() = %v", err)
+	}
+	return out
+}
+
+// allocatedBytes is the memory the host file really holds.
+func allocatedBytes(t *testing.T, fd int) int64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatalf("fstat memory file: %v", err)
+	}
+	return st.Blocks * 512
+}
+
+// TestRestoreSparseMemory saves a program whose memory is two thirds
+// holes, restores it through a MemoryLoader, and checks that the restored
+// memory file holds exactly the saved pages (the holes stay holes: no
+// block is allocated for them, SEEK_DATA finds only written ranges), then
+// that the restored program, reading all of its memory right away, gets
+// the checksum of the memory it wrote.
+func TestRestoreSparseMemory(t *testing.T) {
+	s := startPauseSandbox(t, "sparse")
+	if l := s.next(t); l != "ready" {
+		t.Fatalf("first line = %q, want ready", l)
+	}
+	pauseInSyscall(t, s.k, unix.SYS_READ)
+	defer s.k.Unpause()
+	ranges, err := s.k.MemoryRanges()
+	if err != nil {
+		t.Fatalf("MemoryRanges() = %v", err)
+	}
+	var state bytes.Buffer
+	if err := s.k.SaveState(context.Background(), &state); err != nil {
+		t.Fatalf("SaveState() = %v", err)
+	}
+	var written uint64
+	for _, r := range ranges {
+		written += uint64(len(r.Data))
+	}
+
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inR.Close()
+	defer inW.Close()
+	defer outR.Close()
+	defer outW.Close()
+	k, err := Restore(context.Background(), bytes.NewReader(state.Bytes()), RestoreOptions{
+		Config: Config{Stdin: inR, Stdout: outW, Stderr: outW},
+		LoadMemory: func(w *MemoryLoader) error {
+			// Two writers at once, as the image reader does.
+			half := len(ranges) / 2
+			errs := make(chan error, 2)
+			go func() { errs <- w.WriteRuns(runsOf(ranges[:half])) }()
+			go func() { errs <- w.WriteRuns(runsOf(ranges[half:])) }()
+			return errors.Join(<-errs, <-errs)
+		},
+	})
+	if err != nil {
+		t.Fatalf("Restore() = %v", err)
+	}
+	defer func() {
+		k.SignalInit(int(unix.SIGKILL))
+		k.Wait()
+		k.Release()
+	}()
+
+	// Holes stay holes: the file holds exactly the pages written.
+	if got := allocatedBytes(t, k.mf.fd); got != int64(written) {
+		t.Errorf("restored memory file allocates %d bytes, want the %d bytes written", got, written)
+	}
+	if size := k.mf.Size(); written > size/2 {
+		t.Errorf("%d of %d bytes were saved: the program's untouched pages were not left out", written, size)
+	}
+	inRange := func(r fileRange) bool {
+		for _, m := range ranges {
+			if r.Start >= m.Off && r.End <= m.Off+uint64(len(m.Data)) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, ext := range dataExtents(t, k.mf) {
+		// SEEK_DATA may merge adjacent written ranges; check page by page.
+		for p := ext.Start; p < ext.End; p += pageSize {
+			if !inRange(fileRange{p, p + pageSize}) {
+				t.Fatalf("restored memory file has data at %#x, which was not written", p)
+			}
+		}
+	}
+	// The written bytes are the saved ones.
+	for _, r := range ranges {
+		got, err := k.mf.Bytes(r.Off, uint64(len(r.Data)))
+		if err != nil || !bytes.Equal(got, r.Data) {
+			t.Fatalf("restored memory at %#x (+%#x) differs from the saved memory (%v)", r.Off, len(r.Data), err)
+		}
+	}
+
+	k.Resume()
+	lines := make(chan string, 4)
+	go func() {
+		sc := bufio.NewScanner(outR)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	want := fmt.Sprintf("sum %x", sparseSum())
+	for round := 0; round < 2; round++ {
+		if _, err := inW.Write([]byte{'x'}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case l := <-lines:
+			if l != want {
+				t.Errorf("restored program, round %d: %q, want %q", round, l, want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("restored program printed nothing")
+		}
+	}
+}
+
+// memoryFileFDs counts the descriptors of this process that are memory
+// files named snap-memory.
+func memoryFileFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(target, "/memfd:snap-memory") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRestoreLoadFailure checks that a loader error (a corrupt chunk, as
+// the image reader reports it) fails Restore with that error still
+// recognisable, and leaves nothing behind: no memory file and no stub
+// process.
+func TestRestoreLoadFailure(t *testing.T) {
+	s := startPauseSandbox(t, "sparse")
+	s.next(t)
+	pauseInSyscall(t, s.k, unix.SYS_READ)
+	defer s.k.Unpause()
+	var state bytes.Buffer
+	if err := s.k.SaveState(context.Background(), &state); err != nil {
+		t.Fatalf("SaveState() = %v", err)
+	}
+	ranges, err := s.k.MemoryRanges()
+	if err != nil {
+		t.Fatalf("MemoryRanges() = %v", err)
+	}
+	errCorrupt := errors.New("memory chunk 3: checksum mismatch")
+	beyond := []MemoryRange{{Off: s.k.mf.Size(), Data: make([]byte, pageSize)}}
+	tests := []struct {
+		name string
+		load func(w *MemoryLoader) error
+		want error
+	}{
+		{"corrupt chunk after some memory", func(w *MemoryLoader) error {
+			if err := w.WriteRuns(runsOf(ranges[:len(ranges)/2])); err != nil {
+				return err
+			}
+			return errCorrupt
+		}, errCorrupt},
+		{"run beyond the memory file", func(w *MemoryLoader) error {
+			return w.WriteRuns(runsOf(beyond))
+		}, ErrBadState},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			memfds := memoryFileFDs(t)
+			stubs := childCount(t)
+			k, err := Restore(context.Background(), bytes.NewReader(state.Bytes()), RestoreOptions{LoadMemory: tc.load})
+			if err == nil {
+				k.Release()
+				t.Fatalf("Restore() = nil error, want %v", tc.want)
+			}
+			if !errors.Is(err, tc.want) {
+				t.Errorf("Restore() = %v, want %v", err, tc.want)
+			}
+			if got := memoryFileFDs(t); got != memfds {
+				t.Errorf("after a failed Restore, %d memory files are open, want %d", got, memfds)
+			}
+			if got := childCount(t); got != stubs {
+				t.Errorf("after a failed Restore, %d child processes, want %d", got, stubs)
+			}
+		})
+	}
+}
+
+// childCount counts this process's child processes (stubs).
+func childCount(t *testing.T) int {
+	t.Helper()
+	n := 0
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
+		if err == nil {
+			n += len(strings.Fields(string(b)))
+		}
+	}
+	return n
+}
+
+// TestMemoryLoaderWriteRuns writes scattered runs through both paths
+// (process_vm_writev and the pwrite fallback) and checks the bytes, the
+// holes between them, and the range check.
+func TestMemoryLoaderWriteRuns(t *testing.T) {
+	runs := []MemoryRange{
+		{Off: 0, Data: bytes.Repeat([]byte{1}, pageSize)},
+		{Off: 2 * pageSize, Data: bytes.Repeat([]byte{2}, 3*pageSize)},
+		{Off: 7 * pageSize, Data: bytes.Repeat([]byte{3}, pageSize)},
+	}
+	// More runs than one batch holds.
+	for p := uint64(16); p < 16+2*loadBatch+10; p += 2 {
+		runs = append(runs, MemoryRange{Off: p * pageSize, Data: bytes.Repeat([]byte{byte(p)}, pageSize)})
+	}
+	last := runs[len(runs)-1]
+	size := last.Off + pageSize
+	var written int64
+	for _, r := range runs {
+		written += int64(len(r.Data))
+	}
+	for _, pwriteOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pwriteOnly=%v", pwriteOnly), func(t *testing.T) {
+			f, err := NewMemoryFile("snap-test-loader")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Release()
+			if err := unix.Ftruncate(f.fd, int64(size)); err != nil {
+				t.Fatal(err)
+			}
+			f.size = size
+			l := &MemoryLoader{f: f, size: size, pid: os.Getpid()}
+			l.pwriteOnly.Store(pwriteOnly)
+			if err := l.WriteRuns(runsOf(runs)); err != nil {
+				t.Fatalf("WriteRuns() = %v", err)
+			}
+			want := make([]byte, size)
+			for _, r := range runs {
+				copy(want[r.Off:], r.Data)
+			}
+			got := make([]byte, size)
+			if _, err := unix.Pread(f.fd, got, 0); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("WriteRuns wrote the wrong bytes")
+			}
+			if a := allocatedBytes(t, f.fd); a != written {
+				t.Errorf("memory file allocates %d bytes after WriteRuns, want %d", a, written)
+			}
+			err = l.WriteRuns(runsOf([]MemoryRange{{Off: size - pageSize, Data: make([]byte, 2*pageSize)}}))
+			if !errors.Is(err, ErrBadState) {
+				t.Errorf("WriteRuns(run past the end) = %v, want ErrBadState", err)
+			}
+		})
+	}
+}
