@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"runtime"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -49,26 +50,60 @@ func (k *Kernel) Start(o StartOptions) error {
 	}
 	defer f.DecRef()
 
+	// The program is loaded on the goroutine that then runs it as its
+	// task goroutine. Loading maps memory, which the ptrace platform does
+	// by injecting system calls into a stub thread traced by the calling
+	// OS thread, created on first use (a clone in the stub, a seize and a
+	// wait: about as long as the whole load). The task goroutine needs one
+	// on its own thread anyway, so loading there makes one instead of two.
+	errc := make(chan error, 1)
+	// S/R-SAFE: before newInitTask returns, this goroutine only builds the
+	// init task, which nothing else sees; then it is the task goroutine
+	// (see Task.start).
+	go func() {
+		// Locked for good, as a task goroutine is (see Task.run): if the
+		// load fails, the thread ends with the goroutine, and with it the
+		// stub thread it traced.
+		runtime.LockOSThread()
+		t, err := k.newInitTask(o, fs, f, name)
+		if err != nil {
+			errc <- err
+			return
+		}
+		// What t.start does, on this goroutine.
+		k.stopMu.Lock()
+		k.liveTasks++
+		k.stopMu.Unlock()
+		errc <- nil
+		t.run()
+	}()
+	return <-errc
+}
+
+// newInitTask loads the program f (found at name) into a new address
+// space and makes the init process and its task, registered in the
+// TaskSet but not started.
+func (k *Kernel) newInitTask(o StartOptions, fs *vfs.FS, f *vfs.File, name string) (*Task, error) {
 	as, err := k.platform.NewAddressSpace()
 	if err != nil {
-		return fmt.Errorf("create address space: %w", err)
+		return nil, fmt.Errorf("create address space: %w", err)
 	}
 	mm, err := NewMM(k.mf, as, k.platform.MinUserAddress(), k.platform.MaxUserAddress())
 	if err != nil {
 		as.Release()
-		return err
+		return nil, err
 	}
 	regs, err := k.loadProgram(mm, fs, f, name, o.Argv, o.Env)
 	if err != nil {
 		mm.Release()
-		return err
+		return nil, err
 	}
 
 	limits := hostLimits()
 	fdt := vfs.NewFDTable()
 	if err := fdt.SetLimit(int(limits[unix.RLIMIT_NOFILE].Cur)); err != nil {
 		mm.Release()
-		return fmt.Errorf("descriptor limit: %w", err)
+		return nil, fmt.Errorf("descriptor limit: %w", err)
 	}
 	for i, host := range []*os.File{o.Stdin, o.Stdout, o.Stderr} {
 		if host == nil {
@@ -78,14 +113,14 @@ func (k *Kernel) Start(o StartOptions) error {
 		if err != nil {
 			fdt.Close()
 			mm.Release()
-			return fmt.Errorf("stdio %d: %w", i, err)
+			return nil, fmt.Errorf("stdio %d: %w", i, err)
 		}
 		_, err = fdt.NewFD(int32(i), sf, vfs.FDFlags{})
 		sf.DecRef()
 		if err != nil {
 			fdt.Close()
 			mm.Release()
-			return fmt.Errorf("install stdio %d: %w", i, err)
+			return nil, fmt.Errorf("install stdio %d: %w", i, err)
 		}
 	}
 
@@ -121,8 +156,7 @@ func (k *Kernel) Start(o StartOptions) error {
 		ts.init = tg
 	}
 	ts.mu.Unlock()
-	t.start()
-	return nil
+	return t, nil
 }
 
 // commName is the thread name a program starts with: the base name of its
