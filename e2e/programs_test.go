@@ -148,6 +148,16 @@ var cCases = []cCase{
 		"ITIMER_PROF: fired while spinning: yes, after >= 40 ms yes",
 		"ITIMER_PROF: 5 ticks of 10 ms: yes, took >= 45 ms yes",
 	}}},
+	{name: "procmaps", prog: "procmaps", spec: spec{want: []string{
+		"lines parse, names in column 74: yes",
+		"3-page mapping: one r--p line of 3 pages yes",
+		"shared anonymous: rw-s yes",
+		"stack: [stack] yes, rw-p yes",
+		"main: r-xp yes, named by the program yes",
+		"after mprotect of the middle page: r--p rw-p r--p",
+		"after munmap of the middle page: hole yes, neighbours yes",
+		"writing fails: yes",
+	}}},
 	{name: "itimer", prog: "itimer", spec: spec{args: []string{"3"}, want: []string{"tick 1", "tick 3"}}},
 }
 

@@ -9,24 +9,25 @@ import (
 )
 
 var (
-	stateTypeInfodevice     *stateify.TypeInfo
-	stateTypeInfodevDir     *stateify.TypeInfo
-	stateTypeInfoDirent     *stateify.TypeInfo
-	stateTypeInfoFDFlags    *stateify.TypeInfo
-	stateTypeInfodescriptor *stateify.TypeInfo
-	stateTypeInfoFDTable    *stateify.TypeInfo
-	stateTypeInfoFile       *stateify.TypeInfo
-	stateTypeInfonoImpl     *stateify.TypeInfo
-	stateTypeInfoFS         *stateify.TypeInfo
-	stateTypeInfoidentity   *stateify.TypeInfo
-	stateTypeInfohostFile   *stateify.TypeInfo
-	stateTypeInfopipe       *stateify.TypeInfo
-	stateTypeInfopipeReader *stateify.TypeInfo
-	stateTypeInfopipeWriter *stateify.TypeInfo
-	stateTypeInfoRoot       *stateify.TypeInfo
-	stateTypeInfoTimespec   *stateify.TypeInfo
-	stateTypeInfoStat       *stateify.TypeInfo
-	stateTypeInfostdioFile  *stateify.TypeInfo
+	stateTypeInfodevice        *stateify.TypeInfo
+	stateTypeInfodevDir        *stateify.TypeInfo
+	stateTypeInfoDirent        *stateify.TypeInfo
+	stateTypeInfoFDFlags       *stateify.TypeInfo
+	stateTypeInfodescriptor    *stateify.TypeInfo
+	stateTypeInfoFDTable       *stateify.TypeInfo
+	stateTypeInfoFile          *stateify.TypeInfo
+	stateTypeInfonoImpl        *stateify.TypeInfo
+	stateTypeInfoFS            *stateify.TypeInfo
+	stateTypeInfoidentity      *stateify.TypeInfo
+	stateTypeInfohostFile      *stateify.TypeInfo
+	stateTypeInfopipe          *stateify.TypeInfo
+	stateTypeInfopipeReader    *stateify.TypeInfo
+	stateTypeInfopipeWriter    *stateify.TypeInfo
+	stateTypeInfoRoot          *stateify.TypeInfo
+	stateTypeInfoTimespec      *stateify.TypeInfo
+	stateTypeInfoStat          *stateify.TypeInfo
+	stateTypeInfostdioFile     *stateify.TypeInfo
+	stateTypeInfosyntheticFile *stateify.TypeInfo
 )
 
 func init() {
@@ -132,6 +133,12 @@ func init() {
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
 		{Name: "index", Type: "int64"},
 		{Name: "pgrp", Type: "int32"},
+	})
+	stateTypeInfosyntheticFile = stateify.Register[syntheticFile]("snapshotter/kernel/vfs.syntheticFile", []stateify.Field{
+		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
+		{Name: "path", Type: "string"},
+		{Name: "data", Type: "bytes"},
+		{Name: "off", Type: "int64"},
 	})
 }
 
@@ -790,4 +797,40 @@ func (x *stdioFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		}
 	}
 	d.AfterLoad(x.afterLoad)
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *syntheticFile) StateTypeName() string { return "snapshotter/kernel/vfs.syntheticFile" }
+
+// StateFields implements stateify.Savable.
+func (x *syntheticFile) StateFields() []string { return stateTypeInfosyntheticFile.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *syntheticFile) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfosyntheticFile }
+
+// StateSave implements stateify.Savable.
+func (x *syntheticFile) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfosyntheticFile)
+	x.noImpl.StateSave(e)
+	e.String(x.path)
+	e.Bytes(x.data)
+	e.Int(x.off)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *syntheticFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfosyntheticFile) {
+		switch f {
+		case 0:
+			x.noImpl.StateLoad(ctx, d)
+		case 1:
+			x.path = d.String()
+		case 2:
+			x.data = d.Bytes()
+		case 3:
+			x.off = d.Int64()
+		default:
+			d.Skip()
+		}
+	}
 }
