@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 
-	// Starts making a sandbox's platform early; see its package doc.
+	// Start-up work for commands that start a sandbox; see the package
+	// docs.
+	_ "snapshotter/cmd/snapshotter/internal/early"
 	_ "snapshotter/cmd/snapshotter/internal/prewarm"
 )
 

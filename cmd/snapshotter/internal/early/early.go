@@ -1,0 +1,170 @@
+// Package early does, for a command that starts a sandbox, the start-up
+// work that pays off only if done before nearly everything else: its init
+// populates the Go heap's current arena chunk in one call.
+//
+// Go initialises packages in dependency order, taking at each step the
+// ready package whose path sorts first; most of snap's dependencies sort
+// before "snapshotter/". To run about fifteenth, this package imports only
+// syscall and unsafe (not os, not strings): it reads its command line and
+// memory map from /proc/self with system calls.
+//
+// A first touch of a page costs about 11 µs in this VM (a demand fault;
+// 12-16 µs on a loaded host), populating it with MADV_POPULATE_WRITE about
+// 0.6 µs (2-3 µs loaded). `snap run` of a static hello world touches about
+// 430 pages of heap, most of them during package initialisation and the
+// kernel's start, in a 3 MiB range at the start of the heap's first 4 MiB
+// chunk, in 430 faults (perf record -e page-faults -d). Initialised about
+// fifteenth, when the heap has hardly been touched, populating the chunk then costs about
+// 1 ms and saves nearly all those faults (`snap run` hello world: 697 ->
+// 416 page faults, perf stat).
+//
+// Only sandbox-starting commands do it (SandboxPlatform): the others use
+// far less memory, and it costs up to 4 MiB of resident memory.
+package early
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+func init() {
+	args, err := readProcSelf("cmdline")
+	if err != nil {
+		return
+	}
+	if _, ok := SandboxPlatform(splitCmdline(args)); ok {
+		populateHeap()
+	}
+}
+
+// splitCmdline splits /proc/self/cmdline (NUL-terminated arguments) and
+// drops the program name.
+func splitCmdline(b []byte) []string {
+	var args []string
+	for len(b) > 0 {
+		i := indexByte(b, 0)
+		if i < 0 {
+			i = len(b)
+		}
+		args = append(args, string(b[:i]))
+		b = b[min(i+1, len(b)):]
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	return args[1:]
+}
+
+// readProcSelf reads /proc/self/<name> whole.
+func readProcSelf(name string) ([]byte, error) {
+	fd, err := syscall.Open("/proc/self/"+name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer syscall.Close(fd)
+	buf := make([]byte, 0, 8<<10)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := syscall.Read(fd, buf[len(buf):cap(buf)])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
+}
+
+// heapPopulateBytes bounds how much of the heap populateHeap populates.
+const heapPopulateBytes = 4 << 20
+
+// madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14), which package
+// syscall does not name.
+const madvPopulateWrite = 23
+
+// heapProbe is a heap object whose address tells where the heap is.
+var heapProbe *[64]byte
+
+// populateHeap populates, for writing, up to heapPopulateBytes of the
+// mapping that holds the heap's newest allocations. Errors are ignored: it
+// is an optimization only, and a kernel without MADV_POPULATE_WRITE leaves
+// the pages to be faulted in as before.
+func populateHeap() {
+	heapProbe = new([64]byte)
+	maps, err := readProcSelf("maps")
+	if err != nil {
+		return
+	}
+	lo, hi, ok := heapRange(maps, uint64(uintptr(unsafe.Pointer(heapProbe))), heapPopulateBytes)
+	if !ok {
+		return
+	}
+	// The range is part of a read-write mapping that Go's heap owns and
+	// never unmaps; madvise only faults its pages in.
+	_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, uintptr(lo), uintptr(hi-lo), madvPopulateWrite)
+}
+
+// heapRange finds, in the text of /proc/self/maps, the read-write mapping
+// that holds addr and returns the range to populate: from the 64 KiB
+// boundary at or below addr, at most limit bytes, within the mapping.
+func heapRange(maps []byte, addr, limit uint64) (lo, hi uint64, ok bool) {
+	for len(maps) > 0 {
+		line := maps
+		if i := indexByte(maps, '\n'); i >= 0 {
+			line, maps = maps[:i], maps[i+1:]
+		} else {
+			maps = nil
+		}
+		start, n := parseHex(line)
+		if n == 0 || n >= len(line) || line[n] != '-' {
+			continue
+		}
+		line = line[n+1:]
+		end, n := parseHex(line)
+		if n == 0 || n+3 >= len(line) || line[n] != ' ' {
+			continue
+		}
+		perms := line[n+1 : n+4]
+		if addr < start || addr >= end || perms[0] != 'r' || perms[1] != 'w' {
+			continue
+		}
+		lo = max(start, addr&^(64<<10-1))
+		hi = min(end, lo+limit)
+		return lo, hi, true
+	}
+	return 0, 0, false
+}
+
+// parseHex parses the lowercase hexadecimal number at the start of b and
+// returns it with the number of digits.
+func parseHex(b []byte) (uint64, int) {
+	var v uint64
+	for i, c := range b {
+		switch {
+		case i >= 16:
+			return v, i
+		case c >= '0' && c <= '9':
+			v = v<<4 | uint64(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | uint64(c-'a'+10)
+		default:
+			return v, i
+		}
+	}
+	return v, len(b)
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
