@@ -167,6 +167,65 @@ func (r MemoryReader) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// SavedMemory returns the parts of the memory file a save must read, as
+// (offset, length) pairs in ascending order, and a reader for them: the
+// allocated ranges less their holes (pages the host file does not have:
+// never written, or decommitted) of at least minHole bytes. Shorter holes
+// stay inside the ranges: the reader returns them as zeros for the price of
+// a copy, cheaper than a read call per run of pages. The holes are found
+// with SEEK_DATA/SEEK_HOLE, at most two calls per minHole-aligned block
+// holding data and one per long hole (a mincore of every page costs about
+// 19 ms per GiB; this about 2 ms with 1 MiB blocks); nothing is faulted in.
+// Zero pages among the data still need to be skipped by the image writer.
+//
+// Preconditions: the kernel is paused, and stays paused while the reader
+// is used.
+func (k *Kernel) SavedMemory(minHole uint64) ([][2]uint64, MemoryReader, error) {
+	if !k.Paused() {
+		return nil, MemoryReader{}, fmt.Errorf("read memory file: %w", ErrNotPaused)
+	}
+	minHole = max(minHole&^(pageSize-1), pageSize)
+	var out [][2]uint64
+	for _, r := range k.mf.Allocated() {
+		var runStart, runEnd uint64
+		inRun := false
+		for pos := r.Start; pos < r.End; {
+			d, err := unix.Seek(k.mf.fd, int64(pos), unix.SEEK_DATA)
+			if err == unix.ENXIO {
+				break // only holes up to the end of the file
+			}
+			if err != nil {
+				return nil, MemoryReader{}, fmt.Errorf("memory file SEEK_DATA at %#x: %w", pos, err)
+			}
+			data := uint64(d) &^ (pageSize - 1)
+			if data >= r.End {
+				break
+			}
+			if inRun && data-runEnd >= minHole {
+				out = append(out, [2]uint64{runStart, runEnd - runStart})
+				inRun = false
+			}
+			if !inRun {
+				runStart, inRun = data, true
+			}
+			h, err := unix.Seek(k.mf.fd, int64(data), unix.SEEK_HOLE)
+			if err != nil {
+				return nil, MemoryReader{}, fmt.Errorf("memory file SEEK_HOLE at %#x: %w", data, err)
+			}
+			hole := (uint64(h) + pageSize - 1) &^ (pageSize - 1)
+			// The rest of data's block is taken whole, holes and all:
+			// any hole inside it is shorter than minHole.
+			blockEnd := (data/minHole + 1) * minHole
+			runEnd = min(max(hole, blockEnd), r.End)
+			pos = runEnd
+		}
+		if inRun {
+			out = append(out, [2]uint64{runStart, runEnd - runStart})
+		}
+	}
+	return out, MemoryReader{k.mf}, nil
+}
+
 // AllocatedMemory returns the allocated ranges of the memory file as
 // (offset, length) pairs in ascending order, and a reader for them.
 //

@@ -62,6 +62,14 @@ const pauseTimeout = 30 * time.Second
 // progressStep is how many memory bytes pass between progress events.
 const progressStep = 32 << 20
 
+// minHole is the shortest hole of the memory file a save skips; shorter
+// ones are read as zeros with the data around them. Finding holes costs up
+// to two lseek calls per minHole block holding data (about 2 ms per GiB at
+// 1 MiB), and reading a 1 MiB hole about 0.1 ms of copying zeros, so a
+// sandbox that maps much more memory than it touches saves fast while a
+// dense one pays almost nothing.
+const minHole = 1 << 20
+
 // SaveStats describes the last save of a KernelSandbox.
 type SaveStats struct {
 	// Paused is how long the sandbox was paused.
@@ -166,7 +174,8 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 		}
 	}
 
-	alloc, mem, err := s.k.AllocatedMemory()
+	alloc, mem, err := s.k.SavedMemory(minHole)
+	rangesAt := time.Since(start)
 	if err != nil {
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 	}
@@ -181,8 +190,9 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 	// S/R-SAFE: runs while the kernel is paused and is waited for below.
 	go func() { stateDone <- s.k.SaveState(ctx, w.StateWriter()) }()
 	// The image writer's workers pread the ranges from the memory file in
-	// parallel, drop zero pages and compress (holes read as zeros without
-	// allocating, and no page of the sentry's mapping is faulted in).
+	// parallel, drop zero pages and compress (short holes read as zeros
+	// without allocating, and no page of the sentry's mapping is faulted
+	// in).
 	err = w.WriteMemoryFrom(mem, ranges)
 	memDone := time.Since(start)
 	if serr := <-stateDone; err == nil {
@@ -211,7 +221,8 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 		pauseDur = committed
 	}
 	s.last = SaveStats{Paused: pauseDur, MemoryBytes: total}
-	log.Printf("sandbox %s: save timing: pause took %v, memory written %v, state %v, committed %v", s.opts.ID, pausedAt, memDone, stateDoneAt, committed)
+	log.Printf("sandbox %s: save timing: pause took %v, memory ranges found %v, memory written %v, state %v, committed %v",
+		s.opts.ID, pausedAt, rangesAt, memDone, stateDoneAt, committed)
 	if !req.LeaveRunning {
 		paused = false
 		s.k.Discard()
