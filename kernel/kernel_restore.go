@@ -135,6 +135,15 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 			return nil, fmt.Errorf("restore address space of process %d: %w", tg.tgid, err)
 		}
 	}
+	// Map the restored pages into the new address spaces in bulk, on the
+	// side: a first touch then costs the application no fault in the host
+	// kernel, and the restore does not wait for it.
+	for _, tg := range k.threadGroups() {
+		// S/R-SAFE: prefaultPresent changes no kernel state (only host
+		// page tables) and holds mm.mu for reading one batch at a time,
+		// so Pause, a save and Release proceed around it.
+		go tg.mm.prefaultPresent()
+	}
 	return k, nil
 }
 

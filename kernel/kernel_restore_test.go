@@ -181,6 +181,23 @@ func TestRestoreSparseMemory(t *testing.T) {
 		}
 	}
 
+	// The present pages are mapped into the stub in bulk (Restore started
+	// that on the side; do it again and wait), still without allocating
+	// any hole.
+	var mapped int64
+	for _, tg := range k.threadGroups() {
+		if n := tg.mm.prefaultPresent(); n == 0 {
+			t.Errorf("prefaultPresent() of process %d read no window", tg.tgid)
+		}
+		mapped += memoryFileRss(t, tg.mm.as.(hostAddressSpace).HostPID())
+	}
+	if mapped < int64(written)*9/10 {
+		t.Errorf("after prefaultPresent the stubs map %d bytes of the memory file, want about the %d bytes written", mapped, written)
+	}
+	if got := allocatedBytes(t, k.mf.fd); got != int64(written) {
+		t.Errorf("after prefaultPresent the memory file allocates %d bytes, want %d", got, written)
+	}
+
 	k.Resume()
 	lines := make(chan string, 4)
 	go func() {
@@ -204,6 +221,30 @@ func TestRestoreSparseMemory(t *testing.T) {
 			t.Fatalf("restored program printed nothing")
 		}
 	}
+}
+
+// memoryFileRss is how much of the memory file process pid has mapped in
+// its page tables (the Rss of its snap-memory mappings).
+func memoryFileRss(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rss int64
+	inFile := false
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			inFile = strings.Contains(line, "snap-memory")
+		case inFile && len(f) == 3 && f[0] == "Rss:":
+			var kb int64
+			fmt.Sscan(f[1], &kb)
+			rss += kb << 10
+		}
+	}
+	return rss
 }
 
 // memoryFileFDs counts the descriptors of this process that are memory

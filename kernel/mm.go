@@ -370,3 +370,113 @@ func (mm *MM) HandleFault(addr uint64, at platform.AccessType) error {
 	}
 	return mm.mapIntoLocked(v, false)
 }
+
+// hostAddressSpace is implemented by platform address spaces that are a
+// host process the sentry may read with process_vm_readv (ptrace's stub).
+type hostAddressSpace interface {
+	HostPID() int
+}
+
+// prefaultWindow is the span whose present pages one read fault maps: the
+// host's fault-around (fault_around_bytes, 64 KiB by default) maps every
+// page of the window that the file already has, without allocating any.
+const prefaultWindow = 64 << 10
+
+// prefaultBatch is the most remote iovecs one process_vm_readv takes
+// (IOV_MAX).
+const prefaultBatch = 1024
+
+// prefaultSegment is how many pages one mincore call looks at.
+const prefaultSegment = 4096
+
+// prefaultPresent maps the pages of the memory file that hold data (after a
+// restore: the pages the image stored) into the host page tables of the
+// platform address space, so that the application's first touch of each
+// does not take a fault in the host kernel. It reads one byte, through
+// the address space, of the first present page of every
+// prefaultWindow-aligned window of every readable vma, in
+// process_vm_readv calls of up to prefaultBatch windows; each read faults
+// once and the host's fault-around maps the window's other present pages,
+// writable if the vma is. Holes are never read, so no page is allocated.
+//
+// It is best effort: an address space that is not a host process, or an
+// error, leaves pages to be faulted in on first touch. mm.mu is held for
+// reading only during one batch, so the application may change its
+// mappings in between. It returns the number of windows read.
+func (mm *MM) prefaultPresent() int {
+	var (
+		remote [prefaultBatch]unix.RemoteIovec
+		sink   [prefaultBatch]byte
+		vec    [prefaultSegment]byte
+		total  int
+	)
+	for addr := uint64(0); ; {
+		n, next, ok := mm.prefaultBatch(addr, remote[:], sink[:], vec[:])
+		total += n
+		if !ok {
+			return total
+		}
+		addr = next
+	}
+}
+
+// prefaultBatch prefaults up to len(remote) windows at or above addr and
+// returns how many, where to go on, and false when there is nothing left
+// (or the address space is gone).
+func (mm *MM) prefaultBatch(addr uint64, remote []unix.RemoteIovec, sink, vec []byte) (int, uint64, bool) {
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	has, ok := mm.as.(hostAddressSpace)
+	if !ok {
+		return 0, 0, false
+	}
+	n := 0
+	next := uint64(0)
+collect:
+	for i := mm.findLocked(addr); i < len(mm.vmas); i++ {
+		v := &mm.vmas[i]
+		if !v.Perms.allows(permRead) {
+			continue
+		}
+		for seg := max(addr, v.Start); seg < v.End; {
+			pages := min(int((v.End-seg)/pageSize), prefaultSegment)
+			b, err := mm.mf.Bytes(v.Off+(seg-v.Start), uint64(pages)*pageSize)
+			// mincore of a shared file mapping reports the pages the file
+			// has, whether or not this mapping maps them.
+			if err != nil || mincore(b, vec[:pages]) != nil {
+				break
+			}
+			for p := 0; p < pages; {
+				if vec[p]&1 == 0 {
+					p++
+					continue
+				}
+				if n == len(remote) {
+					next = seg + uint64(p)*pageSize
+					break collect
+				}
+				page := seg + uint64(p)*pageSize
+				remote[n] = unix.RemoteIovec{Base: uintptr(page), Len: 1}
+				n++
+				// Go on at the next window.
+				p = int(((page/prefaultWindow+1)*prefaultWindow - seg) / pageSize)
+			}
+			seg += uint64(pages) * pageSize
+		}
+	}
+	pid := has.HostPID()
+	for done := 0; done < n; {
+		local := []unix.Iovec{{Base: &sink[0]}}
+		local[0].SetLen(n - done)
+		got, err := unix.ProcessVMReadv(pid, local, remote[done:n], 0)
+		if err == unix.ESRCH {
+			return done, 0, false
+		}
+		if err != nil || got < 0 {
+			got = 0
+		}
+		// A window that failed (the first not read) is skipped.
+		done += got + 1
+	}
+	return n, next, next != 0
+}

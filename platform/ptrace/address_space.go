@@ -200,6 +200,11 @@ func (a *addressSpace) leaderSyscall(nr uint64, args [6]uint64) (uint64, error) 
 	return r, err
 }
 
+// HostPID returns the host process ID of the stub leader: the kernel reads
+// through it with process_vm_readv to map, in bulk, pages that already hold
+// data (after a restore) into the stub's page tables. It is immutable.
+func (a *addressSpace) HostPID() int { return a.pid }
+
 func (a *addressSpace) isReleased() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
