@@ -21,6 +21,11 @@ import (
 // reading memory: consecutive chunks are fetched together.
 const batchBytes = 8 << 20
 
+// batchChunks is the most chunks in one batch, so that memory that
+// compresses very well (a 1 GiB workload can store 5 MiB) is still spread
+// over all workers: a batch is decompressed by one.
+const batchChunks = 16
+
 // Image is an opened image: its manifest and memory index are verified;
 // blobs are read on demand and every chunk is checked before it is used.
 // An Image is safe for concurrent use; Close it when done.
@@ -219,7 +224,7 @@ func (im *Image) decode(i int, payload, out []byte) error {
 }
 
 // forEachChunk fetches chunks [from, to) in batches (consecutive payloads,
-// up to batchBytes) with parallel ranged reads, and calls fn with each
+// up to batchBytes and batchChunks) with parallel ranged reads, and calls fn with each
 // chunk's stored payload; fn verifies it through decode. fn runs
 // concurrently on several goroutines; scratch is a per-goroutine buffer of
 // ChunkSpan bytes. The first error cancels the rest.
@@ -228,7 +233,7 @@ func (im *Image) forEachChunk(ctx context.Context, from, to int, fn func(i int, 
 	var batches []batch
 	for i := from; i < to; {
 		j := i + 1
-		for j < to && im.chunks[j].Stored+uint64(im.chunks[j].StoredLen)-im.chunks[i].Stored <= batchBytes {
+		for j < to && j-i < batchChunks && im.chunks[j].Stored+uint64(im.chunks[j].StoredLen)-im.chunks[i].Stored <= batchBytes {
 			j++
 		}
 		batches = append(batches, batch{i, j})
