@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -40,5 +41,31 @@ func TestStoppedChildAcrossRestore(t *testing.T) {
 		if !found {
 			t.Errorf("restored output %q has no line %q", ls, want)
 		}
+	}
+}
+
+// TestSaveRefusedWithMemfd: a save while the program holds a memfd_create
+// file (whose contents images cannot hold yet) fails with one line that
+// says why, and the program keeps running.
+func TestSaveRefusedWithMemfd(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "memfd"), "hold", "600")
+	waitLines(t, out, 2)
+	// Not e.mustFail: until SaveState calls Kernel.CheckSavable first, the
+	// refusal comes from the memfd's beforeSave hook, which stateify
+	// reports as a hook that panicked.
+	r := e.snap("save", id)
+	msg := strings.TrimSuffix(r.stderr, "\n")
+	if r.code == 0 || !strings.Contains(msg, "memfd") || !strings.Contains(msg, "not supported") ||
+		strings.Contains(msg, "\n") || strings.Contains(msg, "goroutine ") {
+		t.Errorf("save with a memfd open: exit %d, stderr %q, want one line saying a memfd cannot be saved", r.code, r.stderr)
+	}
+	if st := e.meta(id)["status"]; st != "running" {
+		t.Fatalf("status after the refused save = %v, want running", st)
+	}
+	n := len(lines(out))
+	ls := waitLines(t, out, n+2)
+	if want := fmt.Sprintf("held %d", n+2); ls[n+1] != want {
+		t.Errorf("line %d after the refused save = %q, want %q", n+2, ls[n+1], want)
 	}
 }

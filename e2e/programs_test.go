@@ -158,6 +158,17 @@ var cCases = []cCase{
 		"after munmap of the middle page: hole yes, neighbours yes",
 		"writing fails: yes",
 	}}},
+	{name: "memfd", prog: "memfd", spec: spec{want: []string{
+		"memfd_create: ok yes, cloexec yes",
+		"write 11, read back 11 \"hello memfd\"",
+		"ftruncate 8192: 0, size 8192, pread past old end zero yes (16)",
+		"readlink: /memfd:test (deleted)",
+		"reopened: ok yes, reads from offset 0: \"hello\", original offset still 8192: yes",
+		"private mapping: yes, contents \"hello memfd\"",
+		"child reads it through the inherited fd: yes",
+		"write after F_SEAL_WRITE: -1, EPERM yes",
+		"name of 299 bytes: -1, EINVAL yes",
+	}}},
 	{name: "itimer", prog: "itimer", spec: spec{args: []string{"3"}, want: []string{"tick 1", "tick 3"}}},
 }
 

@@ -74,7 +74,7 @@ func init() {
 	registerSyscall(unix.SYS_UTIMENSAT, "utimensat", sysUtimensat)
 	registerSyscall(unix.SYS_FCHMOD, "fchmod", sysFdSetAttr)
 	registerSyscall(unix.SYS_FCHOWN, "fchown", sysFdSetAttr)
-	registerSyscall(unix.SYS_FTRUNCATE, "ftruncate", sysFdSetAttr)
+	registerSyscall(unix.SYS_FTRUNCATE, "ftruncate", sysFtruncate)
 }
 
 // pathMax is PATH_MAX: the longest path a syscall accepts, NUL included.
@@ -411,8 +411,12 @@ func sysFcntl(t *Task, a *sysArgs) (uint64, error) {
 		return pipeSize, nil
 	case unix.F_SETPIPE_SZ:
 		return pipeSize, nil
-	case unix.F_ADD_SEALS, unix.F_GET_SEALS:
-		return 0, unix.EINVAL
+	case unix.F_ADD_SEALS:
+		_, err := f.Seals(uint32(a[2]), false)
+		return 0, err
+	case unix.F_GET_SEALS:
+		seals, err := f.Seals(0, true)
+		return uint64(seals), err
 	default:
 		return 0, unix.EINVAL
 	}
@@ -526,6 +530,15 @@ func sysFdSetAttr(t *Task, a *sysArgs) (uint64, error) {
 	}
 	defer f.DecRef()
 	return 0, f.SetAttr()
+}
+
+func sysFtruncate(t *Task, a *sysArgs) (uint64, error) {
+	f, err := t.getFile(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	return 0, f.Truncate(int64(a[1]))
 }
 
 func sysStatfs(t *Task, a *sysArgs) (uint64, error) {

@@ -255,6 +255,8 @@ func (f *File) FileType() uint32 {
 	switch impl := f.impl.(type) {
 	case *hostFile:
 		return impl.mode & unix.S_IFMT
+	case *memfdFile, *syntheticFile:
+		return unix.S_IFREG
 	case *pipeReader, *pipeWriter:
 		return unix.S_IFIFO
 	case *stdioFile:

@@ -12,7 +12,8 @@ import "golang.org/x/sys/unix"
 //   - a pipe end gives a new File of the same pipe whose end is chosen by
 //     the access mode of flags (O_RDONLY reads, O_WRONLY writes; O_RDWR
 //     and O_PATH share f's description instead);
-//   - a sentry device is opened again by its path;
+//   - a sentry device is opened again by its path, a memfd as a new
+//     description of the same memory file;
 //   - standard streams and kernel-implemented files share f's open file
 //     description (one more reference), because their host descriptor or
 //     kernel object has no path the sentry can open again. Linux would
@@ -33,6 +34,8 @@ func (fs *FS) Reopen(f *File, flags uint32) (*File, error) {
 			return nil, unix.ENOENT
 		}
 		return fs.OpenAt(nil, p, flags&^unix.O_CREAT, 0)
+	case *memfdFile:
+		return impl.reopen(flags), nil
 	case *device:
 		return openDevice(impl.kind, impl.guestPath(), flags|oLargefile)
 	case *pipeReader:

@@ -20,6 +20,8 @@ var (
 	stateTypeInfoFS            *stateify.TypeInfo
 	stateTypeInfoidentity      *stateify.TypeInfo
 	stateTypeInfohostFile      *stateify.TypeInfo
+	stateTypeInfomemfdInode    *stateify.TypeInfo
+	stateTypeInfomemfdFile     *stateify.TypeInfo
 	stateTypeInfopipe          *stateify.TypeInfo
 	stateTypeInfopipeReader    *stateify.TypeInfo
 	stateTypeInfopipeWriter    *stateify.TypeInfo
@@ -83,6 +85,15 @@ func init() {
 		{Name: "ident", Type: "snapshotter/kernel/vfs.identity"},
 		{Name: "off", Type: "int64"},
 		{Name: "dirPos", Type: "int64"},
+	})
+	stateTypeInfomemfdInode = stateify.Register[memfdInode]("snapshotter/kernel/vfs.memfdInode", []stateify.Field{
+		{Name: "name", Type: "string"},
+		{Name: "refs", Type: "int64"},
+	})
+	stateTypeInfomemfdFile = stateify.Register[memfdFile]("snapshotter/kernel/vfs.memfdFile", []stateify.Field{
+		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
+		{Name: "ino", Type: "*snapshotter/kernel/vfs.memfdInode"},
+		{Name: "off", Type: "int64"},
 	})
 	stateTypeInfopipe = stateify.Register[pipe]("snapshotter/kernel/vfs.pipe", []stateify.Field{
 		{Name: "buf", Type: "bytes"},
@@ -513,6 +524,70 @@ func (x *hostFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		}
 	}
 	d.AfterLoad(x.afterLoad)
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *memfdInode) StateTypeName() string { return "snapshotter/kernel/vfs.memfdInode" }
+
+// StateFields implements stateify.Savable.
+func (x *memfdInode) StateFields() []string { return stateTypeInfomemfdInode.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *memfdInode) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfomemfdInode }
+
+// StateSave implements stateify.Savable.
+func (x *memfdInode) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfomemfdInode)
+	e.String(x.name)
+	e.Int(x.refs.Load())
+}
+
+// StateLoad implements stateify.Savable.
+func (x *memfdInode) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfomemfdInode) {
+		switch f {
+		case 0:
+			x.name = d.String()
+		case 1:
+			x.refs.Store(d.Int64())
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *memfdFile) StateTypeName() string { return "snapshotter/kernel/vfs.memfdFile" }
+
+// StateFields implements stateify.Savable.
+func (x *memfdFile) StateFields() []string { return stateTypeInfomemfdFile.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *memfdFile) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfomemfdFile }
+
+// StateSave implements stateify.Savable.
+func (x *memfdFile) StateSave(e *stateify.Encoder) {
+	x.beforeSave()
+	e.Struct(stateTypeInfomemfdFile)
+	x.noImpl.StateSave(e)
+	stateify.SavePtr(e, x.ino)
+	e.Int(x.off)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *memfdFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfomemfdFile) {
+		switch f {
+		case 0:
+			x.noImpl.StateLoad(ctx, d)
+		case 1:
+			stateify.LoadPtr(d, &x.ino)
+		case 2:
+			x.off = d.Int64()
+		default:
+			d.Skip()
+		}
+	}
 }
 
 // StateTypeName implements stateify.Savable.
