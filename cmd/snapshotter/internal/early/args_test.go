@@ -54,13 +54,14 @@ c000400000-c000c00000 rw-p 00000000 00:00 0
 		lo, hi uint64
 		ok     bool
 	}{
-		{"heap start", maps, 0xc000400010, 0xc000400000, 0xc000800000, true},
-		{"inside, aligned down", maps, 0xc000512345, 0xc000510000, 0xc000910000, true},
-		{"near the end", maps, 0xc000bf0000, 0xc000bf0000, 0xc000c00000, true},
+		{"heap start", maps, 0xc000400010, 0xc000400000, 0xc000600000, true},
+		{"inside", maps, 0xc000712345, 0xc000512000, 0xc000912000, true},
+		{"near the end", maps, 0xc000bff000, 0xc0009ff000, 0xc000c00000, true},
+		{"small mapping", maps, 0xdff000, 0xdfe000, 0xe61000, true},
 		{"reserved, not mapped", maps, 0xc000100000, 0, 0, false},
 		{"not writable", maps, 0x401000, 0, 0, false},
 		{"nowhere", maps, 0x1000, 0, 0, false},
-		{"no newline at the end", "c000400000-c000c00000 rw-p 0 0:0 0", 0xc000400000, 0xc000400000, 0xc000800000, true},
+		{"no newline at the end", "c000400000-c000c00000 rw-p 0 0:0 0", 0xc000400000, 0xc000400000, 0xc000600000, true},
 		{"garbage", "zz\n-\nc0-\nc000400000-c000c00000\n", 0xc000400000, 0, 0, false},
 		{"empty", "", 0xc000400000, 0, 0, false},
 	}
