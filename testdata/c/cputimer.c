@@ -4,7 +4,9 @@
  * nanosleep nor while the process waits for a spinning child (whose CPU
  * time is its own), and getitimer shows the remaining time unchanged; they
  * fire once the process spins. An interval timer of 10 ms ticks 5 times in
- * at least 50 ms of elapsed time.
+ * at least 50 ms of elapsed time. (The bounds checked are looser than
+ * that: on a loaded host, Linux's tick-sampled CPU time may run ahead, and
+ * so may the sentry's, which also counts its own work for the process.)
  */
 #include <signal.h>
 #include <stdio.h>
@@ -58,8 +60,8 @@ static void check(const char *name, int which, int sig)
 	sleep_ms(300);
 	struct itimerval left;
 	getitimer(which, &left);
-	printf("%s: after 300 ms asleep: fired %s, remaining > 40 ms %s\n", name, yesno(fired),
-	       yesno(left.it_value.tv_sec == 0 && left.it_value.tv_usec > 40000));
+	printf("%s: after 300 ms asleep: fired %s, remaining > 25 ms %s\n", name, yesno(fired),
+	       yesno(left.it_value.tv_sec == 0 && left.it_value.tv_usec > 25000));
 
 	pid_t c = fork();
 	if (c == 0) {
@@ -74,8 +76,8 @@ static void check(const char *name, int which, int sig)
 	long long start = now_ns();
 	while (!fired && now_ns() - start < 10000000000LL)
 		;
-	printf("%s: fired while spinning: %s, after >= 40 ms %s\n", name, yesno(fired),
-	       yesno(now_ns() - start >= 40000000LL));
+	printf("%s: fired while spinning: %s, after >= 25 ms %s\n", name, yesno(fired),
+	       yesno(now_ns() - start >= 25000000LL));
 
 	fired = 0;
 	struct itimerval iv = {{0, 10000}, {0, 10000}};
@@ -86,7 +88,7 @@ static void check(const char *name, int which, int sig)
 	long long took = now_ns() - start;
 	struct itimerval off = {{0, 0}, {0, 0}};
 	setitimer(which, &off, NULL);
-	printf("%s: 5 ticks of 10 ms: %s, took >= 45 ms %s\n", name, yesno(fired >= 5), yesno(took >= 45000000LL));
+	printf("%s: 5 ticks of 10 ms: %s, took >= 30 ms %s\n", name, yesno(fired >= 5), yesno(took >= 30000000LL));
 }
 
 int main(void)
