@@ -27,6 +27,13 @@ type RestoreOptions struct {
 	// present pages only, calling w.WriteRuns concurrently if it likes for
 	// disjoint ranges. Pages it does not write stay holes and read as zero.
 	LoadMemory func(w *MemoryLoader) error
+
+	// MemorySize, if not zero, is the size of the saved memory that
+	// LoadMemory writes (the image's manifest says it): the load then
+	// starts before the kernel objects are decoded and runs while they
+	// decode and the platform and address spaces are made. The decoded
+	// memory file must be at least that big (ErrBadState otherwise).
+	MemorySize uint64
 }
 
 // Restore makes a kernel from a state blob written by SaveState: a fresh
@@ -53,7 +60,77 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 		return nil, err
 	}
 
-	// Decode the kernel objects first: they say how big the memory file is.
+	// The memory file and the platform: made during start-up (Prewarm) or
+	// now. The platform (a stub process) is made on another goroutine
+	// while the state decodes and the memory loads.
+	mf, p := takePrewarmed(name)
+	platformMade := make(chan error, 1)
+	if p != nil {
+		platformMade <- nil
+	} else {
+		if mf, err = NewMemoryFile("snap-memory"); err != nil {
+			return nil, err
+		}
+		// S/R-SAFE: makes a host object only; the kernel does not exist
+		// yet.
+		go func() {
+			var err error
+			if p, err = ctor(platform.Options{MemoryFD: mf.fd}); err != nil {
+				err = fmt.Errorf("create %s platform: %w", name, err)
+			}
+			platformMade <- err
+		}()
+	}
+	var (
+		platformErr  error
+		platformDone bool
+	)
+	waitPlatform := func() error {
+		if !platformDone {
+			platformErr, platformDone = <-platformMade, true
+		}
+		return platformErr
+	}
+	var (
+		loader   *MemoryLoader
+		loadDone chan error
+	)
+	startLoad := func(size uint64) {
+		loader = &MemoryLoader{f: mf, size: size, pid: os.Getpid()}
+		loadDone = make(chan error, 1)
+		// S/R-SAFE: writes the fresh memory file only; the kernel does
+		// not run before the load is waited for.
+		go func() { loadDone <- o.LoadMemory(loader) }()
+	}
+	// fail releases what was made, once the loader and the platform are
+	// done with the memory file, and returns err.
+	fail := func(k *Kernel, err error) (*Kernel, error) {
+		if loadDone != nil {
+			loader.abort()
+			<-loadDone
+		}
+		if waitPlatform() == nil {
+			p.Release()
+		}
+		if k != nil {
+			k.releaseLoaded()
+		}
+		mf.Release()
+		return nil, err
+	}
+	// With the memory size known up front (the image's manifest), the
+	// memory loads while the kernel objects decode.
+	if o.LoadMemory != nil && o.MemorySize > 0 {
+		if o.MemorySize%pageSize != 0 || o.MemorySize > uint64(len(mf.mapping)) {
+			return fail(nil, fmt.Errorf("%w: memory size %#x not page aligned or beyond the %d-byte reservation", ErrBadState, o.MemorySize, len(mf.mapping)))
+		}
+		if err := unix.Ftruncate(mf.fd, int64(o.MemorySize)); err != nil {
+			return fail(nil, fmt.Errorf("size memory file to %d bytes: %w", o.MemorySize, err))
+		}
+		startLoad(o.MemorySize)
+	}
+
+	// Decode the kernel objects: they say how big the memory file is.
 	stdio := [3]*os.File{cfg.Stdin, cfg.Stdout, cfg.Stderr}
 	for i, f := range stdio {
 		if f == nil {
@@ -68,23 +145,22 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	lctx = vfs.WithRestoreErrors(lctx, &rerrs)
 	k := new(Kernel)
 	if err := stateify.Load(lctx, state, k); err != nil {
-		return nil, fmt.Errorf("load kernel state: %w", err)
+		// A partly decoded kernel is not walked (its task set may be
+		// incomplete).
+		return fail(nil, fmt.Errorf("load kernel state: %w", err))
 	}
 	if err := rerrs.Err(); err != nil {
-		k.releaseLoaded()
-		return nil, fmt.Errorf("restore files: %w", err)
+		return fail(k, fmt.Errorf("restore files: %w", err))
 	}
 	if k.mf == nil || k.tasks == nil {
-		k.releaseLoaded()
-		return nil, fmt.Errorf("%w: no memory file or task set", ErrBadState)
+		return fail(k, fmt.Errorf("%w: no memory file or task set", ErrBadState))
 	}
 	live := false
 	for _, t := range k.tasks.all() {
 		live = live || t.runState != nil
 	}
 	if !live {
-		k.releaseLoaded()
-		return nil, fmt.Errorf("%w: no task to resume (the program had ended)", ErrBadState)
+		return fail(k, fmt.Errorf("%w: no task to resume (the program had ended)", ErrBadState))
 	}
 	k.debug = cfg.Debug
 	if cfg.Log != nil {
@@ -96,45 +172,47 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	k.monotonicOffset = savedMonotonic - ts.Nano()
 
-	// A fresh memory file of the saved size, filled by the loader.
-	fresh, err := NewMemoryFile("snap-memory")
-	if err != nil {
-		k.releaseLoaded()
-		return nil, err
-	}
-	k.mf.fd, k.mf.mapping = fresh.fd, fresh.mapping
+	// The fresh memory file takes the saved size.
 	size := k.mf.size
-	if size > uint64(len(k.mf.mapping)) {
-		k.Release()
-		return nil, fmt.Errorf("%w: memory file of %d bytes exceeds the %d-byte reservation", ErrBadState, size, len(k.mf.mapping))
+	if size > uint64(len(mf.mapping)) {
+		return fail(k, fmt.Errorf("%w: memory file of %d bytes exceeds the %d-byte reservation", ErrBadState, size, len(mf.mapping)))
 	}
-	if err := unix.Ftruncate(k.mf.fd, int64(size)); err != nil {
-		k.Release()
-		return nil, fmt.Errorf("size memory file to %d bytes: %w", size, err)
+	if loader != nil && size < loader.size {
+		return fail(k, fmt.Errorf("%w: memory file of %d bytes, but the image holds %d", ErrBadState, size, loader.size))
 	}
-	if o.LoadMemory != nil {
-		if err := o.LoadMemory(&MemoryLoader{f: k.mf, size: size, pid: os.Getpid()}); err != nil {
-			k.Release()
-			return nil, fmt.Errorf("load memory: %w", err)
-		}
+	// Growing the file under a running loader is safe: it writes below
+	// the old size only.
+	if err := unix.Ftruncate(mf.fd, int64(size)); err != nil {
+		return fail(k, fmt.Errorf("size memory file to %d bytes: %w", size, err))
+	}
+	if o.LoadMemory != nil && loader == nil {
+		startLoad(size)
 	}
 
-	p, err := ctor(platform.Options{MemoryFD: k.mf.fd})
-	if err != nil {
-		k.Release()
-		return nil, fmt.Errorf("create %s platform: %w", name, err)
+	// The address spaces map the memory file while it loads: nothing
+	// touches it through them before the tasks run.
+	if err := waitPlatform(); err != nil {
+		return fail(k, err)
 	}
-	k.platform = p
 	for _, tg := range k.threadGroups() {
 		as, err := p.NewAddressSpace()
 		if err == nil {
 			err = tg.mm.attachAddressSpace(as)
 		}
 		if err != nil {
-			k.Release()
-			return nil, fmt.Errorf("restore address space of process %d: %w", tg.tgid, err)
+			return fail(k, fmt.Errorf("restore address space of process %d: %w", tg.tgid, err))
 		}
 	}
+	if loadDone != nil {
+		err := <-loadDone
+		loadDone = nil
+		if err != nil {
+			return fail(k, fmt.Errorf("load memory: %w", err))
+		}
+	}
+	k.platform = p
+	k.mf.fd, k.mf.mapping = mf.fd, mf.mapping
+
 	// Map the restored pages into the new address spaces in bulk, on the
 	// side: a first touch then costs the application no fault in the host
 	// kernel, and the restore does not wait for it.

@@ -117,7 +117,22 @@ func TestRestoreSparseMemory(t *testing.T) {
 	for _, r := range ranges {
 		written += uint64(len(r.Data))
 	}
+	for _, tc := range []struct {
+		name string
+		size uint64 // RestoreOptions.MemorySize
+	}{
+		{"load after decoding", 0},
+		{"load while decoding", s.k.mf.Size()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkSparseRestore(t, state.Bytes(), ranges, written, tc.size)
+		})
+	}
+}
 
+// checkSparseRestore restores the sparse program from state and ranges
+// with RestoreOptions.MemorySize size and checks its memory and its sum.
+func checkSparseRestore(t *testing.T, state []byte, ranges []MemoryRange, written, size uint64) {
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -130,8 +145,9 @@ func TestRestoreSparseMemory(t *testing.T) {
 	defer inW.Close()
 	defer outR.Close()
 	defer outW.Close()
-	k, err := Restore(context.Background(), bytes.NewReader(state.Bytes()), RestoreOptions{
-		Config: Config{Stdin: inR, Stdout: outW, Stderr: outW},
+	k, err := Restore(context.Background(), bytes.NewReader(state), RestoreOptions{
+		Config:     Config{Stdin: inR, Stdout: outW, Stderr: outW},
+		MemorySize: size,
 		LoadMemory: func(w *MemoryLoader) error {
 			// Two writers at once, as the image reader does.
 			half := len(ranges) / 2
@@ -282,32 +298,42 @@ func TestRestoreLoadFailure(t *testing.T) {
 		t.Fatalf("MemoryRanges() = %v", err)
 	}
 	errCorrupt := errors.New("memory chunk 3: checksum mismatch")
-	beyond := []MemoryRange{{Off: s.k.mf.Size(), Data: make([]byte, pageSize)}}
+	size := s.k.mf.Size()
+	beyond := []MemoryRange{{Off: size, Data: make([]byte, pageSize)}}
+	corruptHalfway := func(w *MemoryLoader) error {
+		if err := w.WriteRuns(runsOf(ranges[:len(ranges)/2])); err != nil {
+			return err
+		}
+		return errCorrupt
+	}
+	loadAll := func(w *MemoryLoader) error { return w.WriteRuns(runsOf(ranges)) }
+	full := state.Bytes()
 	tests := []struct {
-		name string
-		load func(w *MemoryLoader) error
-		want error
+		name  string
+		state []byte
+		size  uint64 // RestoreOptions.MemorySize
+		load  func(w *MemoryLoader) error
+		want  error // nil: any error
 	}{
-		{"corrupt chunk after some memory", func(w *MemoryLoader) error {
-			if err := w.WriteRuns(runsOf(ranges[:len(ranges)/2])); err != nil {
-				return err
-			}
-			return errCorrupt
-		}, errCorrupt},
-		{"run beyond the memory file", func(w *MemoryLoader) error {
+		{"corrupt chunk after some memory", full, 0, corruptHalfway, errCorrupt},
+		{"corrupt chunk while decoding", full, size, corruptHalfway, errCorrupt},
+		{"run beyond the memory file", full, 0, func(w *MemoryLoader) error {
 			return w.WriteRuns(runsOf(beyond))
 		}, ErrBadState},
+		{"image memory larger than the memory file", full, size + 1<<20, loadAll, ErrBadState},
+		{"memory size not page aligned", full, size - 1, loadAll, ErrBadState},
+		{"truncated state while loading", full[:len(full)/2], size, loadAll, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			memfds := memoryFileFDs(t)
 			stubs := childCount(t)
-			k, err := Restore(context.Background(), bytes.NewReader(state.Bytes()), RestoreOptions{LoadMemory: tc.load})
+			k, err := Restore(context.Background(), bytes.NewReader(tc.state), RestoreOptions{MemorySize: tc.size, LoadMemory: tc.load})
 			if err == nil {
 				k.Release()
 				t.Fatalf("Restore() = nil error, want %v", tc.want)
 			}
-			if !errors.Is(err, tc.want) {
+			if tc.want != nil && !errors.Is(err, tc.want) {
 				t.Errorf("Restore() = %v, want %v", err, tc.want)
 			}
 			if got := memoryFileFDs(t); got != memfds {

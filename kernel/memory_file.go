@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
 	"iter"
 	"sort"
@@ -341,7 +342,18 @@ type MemoryLoader struct {
 	// an old kernel): later batches go straight to pwrite. Accessed
 	// atomically.
 	pwriteOnly atomic.Bool
+
+	// aborted is set when the restore failed elsewhere: writes stop with
+	// errLoadAborted. Accessed atomically.
+	aborted atomic.Bool
 }
+
+// errLoadAborted is what WriteRuns returns once the restore it loads for
+// has failed for another reason.
+var errLoadAborted = errors.New("memory load aborted: the restore failed")
+
+// abort makes the loader's writes fail from now on.
+func (l *MemoryLoader) abort() { l.aborted.Store(true) }
 
 // WriteRuns writes each run of runs, given as (memory file offset, bytes),
 // into the memory file. Every run must lie within the saved memory file
@@ -356,6 +368,9 @@ func (l *MemoryLoader) WriteRuns(runs iter.Seq2[uint64, []byte]) error {
 		n      int
 		err    error
 	)
+	if l.aborted.Load() {
+		return errLoadAborted
+	}
 	for off, data := range runs {
 		end := off + uint64(len(data))
 		if end < off || end > l.size {

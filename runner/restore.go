@@ -28,6 +28,7 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	k, err := kernel.Restore(ctx, state, kernel.RestoreOptions{
 		Config: kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log,
 			Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr},
+		MemorySize: img.Manifest().MemorySize,
 		LoadMemory: func(w *kernel.MemoryLoader) error {
 			memStart = time.Now()
 			defer func() { memEnd = time.Now() }()
@@ -51,8 +52,10 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	}
 	k.Resume()
 	if o.Diag != nil {
-		o.Diag.Printf("restored %s: %d bytes of memory; open+state %v, memory %v, platform and address spaces %v",
-			uri, m.MemorySize, memStart.Sub(t0), memEnd.Sub(memStart), time.Since(memEnd))
+		// The memory loads while the state decodes and the platform and
+		// address spaces are made.
+		o.Diag.Printf("restored %s: %d bytes of memory; open %v, memory %v, total %v",
+			uri, m.MemorySize, memStart.Sub(t0), memEnd.Sub(memStart), time.Since(t0))
 	}
 	return &KernelSandbox{k: k, opts: o}, m, nil
 }
