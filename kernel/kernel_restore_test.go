@@ -363,9 +363,10 @@ func childCount(t *testing.T) int {
 	return n
 }
 
-// TestMemoryLoaderWriteRuns writes scattered runs through both paths
-// (process_vm_writev and the pwrite fallback) and checks the bytes, the
-// holes between them, and the range check.
+// TestMemoryLoaderWriteRuns writes scattered short runs and a long one
+// through both paths (process_vm_writev and the pwrite fallback; long runs
+// always pwrite) and checks the bytes, the holes between them, and the
+// range check.
 func TestMemoryLoaderWriteRuns(t *testing.T) {
 	runs := []MemoryRange{
 		{Off: 0, Data: bytes.Repeat([]byte{1}, pageSize)},
@@ -376,8 +377,11 @@ func TestMemoryLoaderWriteRuns(t *testing.T) {
 	for p := uint64(16); p < 16+2*loadBatch+10; p += 2 {
 		runs = append(runs, MemoryRange{Off: p * pageSize, Data: bytes.Repeat([]byte{byte(p)}, pageSize)})
 	}
+	// A run long enough for its own pwrite.
 	last := runs[len(runs)-1]
-	size := last.Off + pageSize
+	runs = append(runs, MemoryRange{Off: last.Off + 2*pageSize, Data: bytes.Repeat([]byte{0x77}, pwriteMinRun+pageSize)})
+	last = runs[len(runs)-1]
+	size := last.Off + uint64(len(last.Data))
 	var written int64
 	for _, r := range runs {
 		written += int64(len(r.Data))

@@ -3,6 +3,7 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"sort"
 	"sync"
@@ -322,13 +323,22 @@ func (f *MemoryFile) ReleaseRange(r fileRange) {
 // accepts up to IOV_MAX (1024) iovecs per side.
 const loadBatch = 256
 
+// pwriteMinRun is the shortest run written with its own pwrite. A pwrite
+// of whole pages fills new pages without zeroing them first and maps
+// nothing (dense 512 MiB in 1 MiB runs: 145-232 ms, against 267-377 ms with
+// process_vm_writev, which faults each page in, zeroed, through the
+// sentry's mapping); shorter runs are cheaper batched, one system call for
+// many.
+const pwriteMinRun = 16 * pageSize
+
 // MemoryLoader writes saved memory into the memory file of a kernel being
 // restored (see RestoreOptions.LoadMemory).
 //
 // The bytes are copied by the host kernel, never through a user mapping:
-// process_vm_writev into the sentry's own mapping of the memory file (one
-// system call for up to loadBatch scattered runs; concurrent writers share
-// the mmap lock for reading), or pwrite(2) where that is not permitted.
+// long runs with pwrite(2), short ones with process_vm_writev into the
+// sentry's own mapping of the memory file (one system call for up to
+// loadBatch scattered runs; concurrent writers share the mmap lock for
+// reading), or pwrite where that is not permitted.
 // Either way no user page is touched by the sentry itself, which on this
 // machine kind costs a fault per page even when the page is populated, and
 // only the pages written are allocated: whatever is not written stays a
@@ -379,6 +389,12 @@ func (l *MemoryLoader) WriteRuns(runs iter.Seq2[uint64, []byte]) error {
 		if len(data) == 0 {
 			continue
 		}
+		if len(data) >= pwriteMinRun {
+			if err := l.pwrite(data, int64(off)); err != nil {
+				return err
+			}
+			continue
+		}
 		local[n].Base = &data[0]
 		local[n].SetLen(len(data))
 		remote[n] = unix.RemoteIovec{Base: uintptr(unsafe.Pointer(&l.f.mapping[off])), Len: len(data)}
@@ -422,19 +438,29 @@ func (l *MemoryLoader) flush(local []unix.Iovec, remote []unix.RemoteIovec, offs
 			done -= len(b)
 			continue
 		}
-		b = b[done:]
 		off := int64(offs[i]) + int64(done)
-		done = 0
-		for len(b) > 0 {
-			w, err := unix.Pwrite(l.f.fd, b, off)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("write %d bytes of memory at offset %#x: %w", len(b), off, err)
-			}
-			b, off = b[w:], off+int64(w)
+		if err := l.pwrite(b[done:], off); err != nil {
+			return err
 		}
+		done = 0
+	}
+	return nil
+}
+
+// pwrite writes b at memory file offset off.
+func (l *MemoryLoader) pwrite(b []byte, off int64) error {
+	for len(b) > 0 {
+		w, err := unix.Pwrite(l.f.fd, b, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("write %d bytes of memory at offset %#x: %w", len(b), off, err)
+		}
+		if w == 0 {
+			return fmt.Errorf("write %d bytes of memory at offset %#x: %w", len(b), off, io.ErrShortWrite)
+		}
+		b, off = b[w:], off+int64(w)
 	}
 	return nil
 }
