@@ -407,13 +407,26 @@ func (im *Image) ReadMemoryRuns(ctx context.Context, put func(runs []PageRun) er
 		if c.Dense() {
 			return put([]PageRun{{Off: c.Offset, Data: data}})
 		}
-		runs := make([]PageRun, 0, 16)
+		rp := runsPool.Get().(*[]PageRun)
+		runs := (*rp)[:0]
 		im.scatter(c, data, func(spanOff int, b []byte) {
 			runs = append(runs, PageRun{Off: c.Offset + uint64(spanOff), Data: b})
 		})
-		return put(runs)
+		err := put(runs)
+		clear(runs) // drop the references to scratch
+		*rp = runs[:0]
+		runsPool.Put(rp)
+		return err
 	})
 }
+
+// runsPool holds run lists for ReadMemoryRuns: a chunk has at most one run
+// per two pages, plus one. Reusing them saves a fresh page of heap per
+// chunk, which costs a fault the first time it is touched.
+var runsPool = sync.Pool{New: func() any {
+	s := make([]PageRun, 0, pagesPerChunk/2+1)
+	return &s
+}}
 
 // ReadChunk reads chunk i into dst, which must have exactly its Span bytes:
 // present pages are decompressed, absent ones zeroed. It is the lazy-restore
