@@ -39,6 +39,9 @@ type addressSpace struct {
 	// maps are the current mappings, sorted by start, non-overlapping.
 	// Protected by mu; written also holding opMu.
 	maps []mapping
+	// pre is the stub thread cloned with the leader, until the first
+	// newThreadLocked takes it (then zero). Protected by mu.
+	pre preThread
 }
 
 var _ platform.AddressSpace = (*addressSpace)(nil)
@@ -269,6 +272,8 @@ func (a *addressSpace) release() {
 		t.kill()
 	}
 	a.threads = nil
+	a.pre.kill()
+	a.pre = preThread{}
 	pid := a.pid
 	if err := a.p.master.call(func() error { killAndReap(pid); return nil }); err != nil {
 		// The master is gone, which killed the leader (parent-death
@@ -372,11 +377,32 @@ func (t *stubThread) kill() {
 	t.pidfd = -1
 }
 
-// newThreadLocked clones a new stub thread from the leader (on the master
-// thread) and seizes it from the calling thread.
+// newThreadLocked seizes, from the calling thread, the stub thread cloned
+// with the leader (a.pre) if it is still there, or else a new one that it
+// clones from the leader (on the master thread).
 //
 // Preconditions: a.mu is held; the caller is locked to OS thread tracer.
 func (a *addressSpace) newThreadLocked(tracer int) (*stubThread, error) {
+	if pre := a.pre; pre.tid != 0 {
+		a.pre = preThread{}
+		switch {
+		case pre.exited():
+			// Killed from outside: make a new stub thread.
+			pre.kill()
+		default:
+			t, err := seizeThread(pre.tid, pre.pidfd, tracer)
+			if err != nil {
+				break // seizeThread killed it and closed its pidfd
+			}
+			if !pre.exited() {
+				return t, nil
+			}
+			// It died while being seized: the seize may have hit another
+			// process that took its pid, so let that one go.
+			_ = ptraceRaw(unix.PTRACE_DETACH, pre.tid, 0, 0)
+			unix.Close(pre.pidfd)
+		}
+	}
 	var tid int
 	err := a.p.master.call(func() error {
 		r, err := inject(a.pid, &a.leaderRegs, stubCloneEntry, sysClone, [6]uint64{cloneThreadFlag}, uint64(a.pid))
@@ -392,6 +418,15 @@ func (a *addressSpace) newThreadLocked(tracer int) (*stubThread, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pidfd_open stub thread %d: %w", tid, err)
 	}
+	return seizeThread(tid, pidfd, tracer)
+}
+
+// seizeThread seizes the stub thread tid (whose pidfd it takes over) from
+// the calling thread and waits until it is stopped. On failure the thread
+// is killed.
+//
+// Preconditions: the caller is locked to OS thread tracer.
+func seizeThread(tid, pidfd, tracer int) (*stubThread, error) {
 	t := &stubThread{tid: tid, tracer: tracer, pidfd: pidfd}
 	opts := uintptr(unix.PTRACE_O_EXITKILL | unix.PTRACE_O_TRACESYSGOOD)
 	if err := ptraceRaw(unix.PTRACE_SEIZE, tid, 0, opts); err != nil {

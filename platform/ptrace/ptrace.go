@@ -49,7 +49,9 @@
 //     and PTRACE_O_TRACESYSGOOD) and interrupts it. The stub thread is
 //     cached in the address space by the caller's OS thread id, so a Context
 //     works from any OS thread and an address space serves any number of
-//     them.
+//     them. One stub thread per stub is cloned in advance, when the stub
+//     starts (preThread): the first OS thread to need one only seizes it,
+//     without a hand-off to the master.
 //   - Callers: NewAddressSpace, MapFile, Unmap and every Release may be
 //     called from any goroutine. MapFile and Unmap inject their system call
 //     into the stub thread that the calling OS thread traces (creating it if
@@ -186,6 +188,7 @@ type Platform struct {
 	// background; 0 if none. Protected by mu.
 	spare     int
 	spareRegs platform.Registers // protected by mu
+	sparePre  preThread          // protected by mu
 	// created counts NewAddressSpace calls; refillPending is set while a
 	// refill runs. Both protected by mu.
 	created       int
@@ -238,24 +241,26 @@ func newPlatform(opts platform.Options) (*Platform, error) {
 //
 // Preconditions: runs on the master thread, before New returns.
 func (p *Platform) probe() error {
-	pid, regs, err := p.spawnStub()
+	pid, regs, pre, err := p.spawnStub()
 	if err != nil {
 		return err
 	}
 	buf := make([]byte, 64<<10)
 	n, err := getFP(pid, buf)
 	if err != nil {
+		pre.kill()
 		killAndReap(pid)
 		return fmt.Errorf("read XSAVE area of stub %d: %w", pid, err)
 	}
 	if n < xsaveHeaderOffset+64 {
+		pre.kill()
 		killAndReap(pid)
 		return fmt.Errorf("read XSAVE area of stub %d: only %d bytes", pid, n)
 	}
 	p.fpSize = n
 	p.initFP = append([]byte(nil), buf[:n]...)
 	p.mu.Lock()
-	p.spare, p.spareRegs = pid, regs
+	p.spare, p.spareRegs, p.sparePre = pid, regs, pre
 	p.mu.Unlock()
 	return nil
 }
@@ -287,8 +292,8 @@ func (p *Platform) newAddressSpace() (*addressSpace, error) {
 	// pay for a stub it does not use.
 	p.created++
 	if p.spare != 0 {
-		a.pid, a.leaderRegs = p.spare, p.spareRegs
-		p.spare = 0
+		a.pid, a.leaderRegs, a.pre = p.spare, p.spareRegs, p.sparePre
+		p.spare, p.sparePre = 0, preThread{}
 		p.spaces[a] = struct{}{}
 		p.startRefillLocked()
 		p.mu.Unlock()
@@ -298,11 +303,11 @@ func (p *Platform) newAddressSpace() (*addressSpace, error) {
 	p.mu.Unlock()
 
 	err := p.master.call(func() error {
-		pid, regs, err := p.spawnStub()
+		pid, regs, pre, err := p.spawnStub()
 		if err != nil {
 			return err
 		}
-		a.pid, a.leaderRegs = pid, regs
+		a.pid, a.leaderRegs, a.pre = pid, regs, pre
 		return nil
 	})
 	if err != nil {
@@ -311,6 +316,7 @@ func (p *Platform) newAddressSpace() (*addressSpace, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.released {
+		a.pre.kill()
 		killAndReap(a.pid)
 		return nil, fmt.Errorf("ptrace: new address space: %w", ErrReleased)
 	}
@@ -343,9 +349,10 @@ func (p *Platform) refill() {
 	}()
 	var pid int
 	var regs platform.Registers
+	var pre preThread
 	err := p.master.call(func() error {
 		var err error
-		pid, regs, err = p.spawnStub()
+		pid, regs, pre, err = p.spawnStub()
 		return err
 	})
 	if err != nil {
@@ -354,10 +361,11 @@ func (p *Platform) refill() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.released || p.spare != 0 {
+		pre.kill()
 		killAndReap(pid)
 		return
 	}
-	p.spare, p.spareRegs = pid, regs
+	p.spare, p.spareRegs, p.sparePre = pid, regs, pre
 }
 
 // NewContext implements platform.Platform.
@@ -381,8 +389,8 @@ func (p *Platform) Release() {
 	p.released = true
 	spaces := p.spaces
 	p.spaces = nil
-	spare := p.spare
-	p.spare = 0
+	spare, sparePre := p.spare, p.sparePre
+	p.spare, p.sparePre = 0, preThread{}
 	p.mu.Unlock()
 
 	for a := range spaces {
@@ -391,6 +399,7 @@ func (p *Platform) Release() {
 	// A refill that finishes now sees released and kills its stub.
 	p.refilling.Wait()
 	if spare != 0 {
+		sparePre.kill()
 		killAndReap(spare)
 	}
 	p.master.stop()

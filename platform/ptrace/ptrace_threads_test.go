@@ -625,9 +625,83 @@ func TestContextMovesBetweenThreads(t *testing.T) {
 		}
 	}
 	a.mu.Lock()
-	n := len(a.threads)
+	t0, t1 := a.threads[tids[0]], a.threads[tids[1]]
 	a.mu.Unlock()
-	if n != 2 {
-		t.Errorf("stub threads = %d, want 2 (one per OS thread)", n)
+	if t0 == nil || t1 == nil || t0 == t1 {
+		t.Errorf("stub threads of the workers' OS threads %v = %v, %v; want two different ones", tids, t0, t1)
 	}
+}
+
+// TestPreThread checks the stub thread cloned with each stub: the first OS
+// thread that needs a stub thread takes it; one killed from outside before
+// that is replaced by a fresh clone; and one never used is gone after the
+// address space is released.
+func TestPreThread(t *testing.T) {
+	locked(t)
+	e := newEnv(t, 1<<20)
+	newSpace := func() *addressSpace {
+		a, err := e.p.newAddressSpace()
+		if err != nil {
+			t.Fatalf("NewAddressSpace: %v", err)
+		}
+		if a.pre.tid == 0 {
+			t.Fatalf("new address space (stub %d) has no stub thread cloned in advance", a.pid)
+		}
+		return a
+	}
+	// threadOf maps the code page (which makes the calling thread's stub
+	// thread) and returns that thread.
+	threadOf := func(a *addressSpace) *stubThread {
+		if err := a.MapFile(codeAddr, 0, pageSize, platform.AccessType{Read: true, Execute: true}, false); err != nil {
+			t.Fatalf("MapFile(code) = %v", err)
+		}
+		th, err := a.threadFor(unix.Gettid())
+		if err != nil {
+			t.Fatalf("threadFor = %v", err)
+		}
+		return th
+	}
+	run := func(a *addressSpace) {
+		c := e.newContext(t)
+		st := &platform.State{}
+		st.Regs.Rip = codeAddr + offSyscall
+		st.Regs.Rax = unix.SYS_GETPID
+		if _, _, err := switchOnce(c, a, st); err != nil || st.Regs.OrigRax != unix.SYS_GETPID {
+			t.Fatalf("Switch = %v with OrigRax %d, want a getpid stop", err, st.Regs.OrigRax)
+		}
+	}
+
+	t.Run("taken", func(t *testing.T) {
+		a := newSpace()
+		defer a.Release()
+		pre := a.pre.tid
+		if th := threadOf(a); th.tid != pre {
+			t.Errorf("first stub thread = %d, want the one cloned in advance, %d", th.tid, pre)
+		}
+		if a.pre.tid != 0 {
+			t.Errorf("after the first stub thread, pre = %d, want none", a.pre.tid)
+		}
+		run(a)
+	})
+	t.Run("killed before use", func(t *testing.T) {
+		a := newSpace()
+		defer a.Release()
+		pre := a.pre
+		if err := unix.PidfdSendSignal(pre.pidfd, unix.SIGKILL, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		waitPidfdExit(pre.pidfd, reapTimeoutMillis)
+		if th := threadOf(a); th.tid == pre.tid {
+			t.Errorf("first stub thread = %d, the killed one; want a new one", th.tid)
+		}
+		run(a)
+	})
+	t.Run("released unused", func(t *testing.T) {
+		a := newSpace()
+		pre := a.pre.tid
+		a.Release()
+		if pi := readProc(pre); pi.exists && (pi.stub || pi.state == 'Z') {
+			t.Errorf("after Release: unused stub thread %d = %+v, want gone", pre, pi)
+		}
+	})
 }

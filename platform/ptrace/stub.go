@@ -91,11 +91,91 @@ func forkExecStub(path string, files []uintptr) (int, error) {
 }
 
 // spawnStub starts a stub process, waits for its exec stop and strips its
-// address space down to the stub page. It returns the stub's pid and its
-// registers at the exec stop.
+// address space down to the stub page. It returns the stub's pid, its
+// registers at the exec stop, and a stub thread cloned in advance for the
+// first OS thread that will need one (see preThread).
 //
 // Preconditions: runs on the master thread.
-func (p *Platform) spawnStub() (int, platform.Registers, error) {
+func (p *Platform) spawnStub() (int, platform.Registers, preThread, error) {
+	pid, regs, err := p.spawnStubLeader()
+	if err != nil {
+		return 0, regs, preThread{}, err
+	}
+	pre, err := clonePreThread(pid, &regs)
+	if err != nil {
+		killAndReap(pid)
+		return 0, regs, preThread{}, fmt.Errorf("stub %d: %w", pid, err)
+	}
+	return pid, regs, pre, nil
+}
+
+// preThread is a stub thread cloned by the master in advance, sleeping in
+// pause and traced by nobody yet: the first OS thread that needs a stub
+// thread of the address space seizes it (newThreadLocked), instead of
+// waiting for a hand-off to the master and a clone injected into the
+// leader, the two slowest steps of a sandbox's start after the exec of the
+// stub (0.2-0.4 ms each here). Its real parent is the stub leader, which
+// ignores SIGCHLD, so the host reaps it when it exits, and it has the
+// leader's death as its parent-death signal like every stub thread.
+type preThread struct {
+	tid int
+	// pidfd was opened while the leader was stopped right after the
+	// clone, so it refers to this thread, never to a process that reused
+	// its pid.
+	pidfd int
+}
+
+// clonePreThread clones a stub thread in the stopped stub leader pid.
+//
+// Preconditions: runs on the master thread.
+func clonePreThread(pid int, regs *platform.Registers) (preThread, error) {
+	r, err := inject(pid, regs, stubCloneEntry, sysClone, [6]uint64{cloneThreadFlag}, uint64(pid))
+	if err != nil {
+		return preThread{}, fmt.Errorf("clone stub thread: %w", err)
+	}
+	tid := int(r)
+	// The leader is stopped, so the child cannot have been reaped and its
+	// pid is still its own.
+	pidfd, err := unix.PidfdOpen(tid, 0)
+	if err != nil {
+		_ = unix.Kill(tid, unix.SIGKILL)
+		return preThread{}, fmt.Errorf("pidfd_open stub thread %d: %w", tid, err)
+	}
+	return preThread{tid: tid, pidfd: pidfd}, nil
+}
+
+// exited reports whether the thread has exited (or was never made).
+func (pt preThread) exited() bool {
+	if pt.tid == 0 {
+		return true
+	}
+	fds := []unix.PollFd{{Fd: int32(pt.pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return err != nil || n != 0
+	}
+}
+
+// kill kills the thread, waits (bounded) until it has exited, and closes
+// its pidfd. The host reaps it (see preThread).
+func (pt preThread) kill() {
+	if pt.tid == 0 {
+		return
+	}
+	if err := unix.PidfdSendSignal(pt.pidfd, unix.SIGKILL, nil, 0); err == nil {
+		waitPidfdExit(pt.pidfd, reapTimeoutMillis)
+	}
+	unix.Close(pt.pidfd)
+}
+
+// spawnStubLeader starts the stub process of spawnStub, without its
+// preThread.
+//
+// Preconditions: runs on the master thread.
+func (p *Platform) spawnStubLeader() (int, platform.Registers, error) {
 	var regs platform.Registers
 	none := ^uintptr(0)
 	argv0 := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), p.stubFD)
