@@ -423,3 +423,35 @@ func TestMemoryLoaderWriteRuns(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreReleaseWithoutRunning releases restored kernels that never
+// ran, at once, while their prefault may still be going on the side: the
+// prefault must stop without touching the released memory file.
+func TestRestoreReleaseWithoutRunning(t *testing.T) {
+	s := startPauseSandbox(t, "sparse")
+	s.next(t)
+	pauseInSyscall(t, s.k, unix.SYS_READ)
+	defer s.k.Unpause()
+	ranges, err := s.k.MemoryRanges()
+	if err != nil {
+		t.Fatalf("MemoryRanges() = %v", err)
+	}
+	var state bytes.Buffer
+	if err := s.k.SaveState(context.Background(), &state); err != nil {
+		t.Fatalf("SaveState() = %v", err)
+	}
+	memfds := memoryFileFDs(t)
+	for i := 0; i < 10; i++ {
+		k, err := Restore(context.Background(), bytes.NewReader(state.Bytes()), RestoreOptions{
+			MemorySize: s.k.mf.Size(),
+			LoadMemory: func(w *MemoryLoader) error { return w.WriteRuns(runsOf(ranges)) },
+		})
+		if err != nil {
+			t.Fatalf("Restore() = %v", err)
+		}
+		k.Release()
+	}
+	if got := memoryFileFDs(t); got != memfds {
+		t.Errorf("after releasing the restored kernels, %d memory files are open, want %d", got, memfds)
+	}
+}

@@ -69,6 +69,12 @@ type MemoryFile struct {
 	// rebuilt with the new memfd on restore.
 	mapping []byte `state:"nosave"`
 
+	// releaseMu is held for writing by Release, and for reading by a
+	// goroutine that uses mapping without Release waiting for it (the
+	// prefault after a restore), so that Release never unmaps under it.
+	// Host synchronisation only, hence not saved.
+	releaseMu sync.RWMutex `state:"nosave"`
+
 	// mu protects size and free. Allocation happens from syscalls of any
 	// task.
 	mu sync.Mutex `state:"nosave"`
@@ -114,6 +120,8 @@ func (f *MemoryFile) Size() uint64 {
 
 // Release unmaps and closes the file. Nothing may use it afterwards.
 func (f *MemoryFile) Release() {
+	f.releaseMu.Lock()
+	defer f.releaseMu.Unlock()
 	if f.mapping != nil {
 		unix.Munmap(f.mapping)
 		f.mapping = nil

@@ -402,7 +402,9 @@ const prefaultSegment = 4096
 // It is best effort: an address space that is not a host process, or an
 // error, leaves pages to be faulted in on first touch. mm.mu is held for
 // reading only during one batch, so the application may change its
-// mappings in between. It returns the number of windows read.
+// mappings in between. It stops when the address space is released (the
+// process exited) or the memory file is. It returns the number of windows
+// read.
 func (mm *MM) prefaultPresent() int {
 	var (
 		remote [prefaultBatch]unix.RemoteIovec
@@ -428,6 +430,13 @@ func (mm *MM) prefaultBatch(addr uint64, remote []unix.RemoteIovec, sink, vec []
 	defer mm.mu.RUnlock()
 	has, ok := mm.as.(hostAddressSpace)
 	if !ok {
+		return 0, 0, false
+	}
+	// A kernel released without ever running (its tasks release their
+	// address spaces when they exit) releases its memory file under us.
+	mm.mf.releaseMu.RLock()
+	defer mm.mf.releaseMu.RUnlock()
+	if mm.mf.mapping == nil {
 		return 0, 0, false
 	}
 	n := 0
