@@ -156,6 +156,7 @@ var cCases = []cCase{
 		"main: r-xp yes, named by the program yes",
 		"after mprotect of the middle page: r--p rw-p r--p",
 		"after munmap of the middle page: hole yes, neighbours yes",
+		"stat: 0, regular yes, mode 444, size 0",
 		"writing fails: yes",
 	}}},
 	{name: "memfd", prog: "memfd", spec: spec{want: []string{

@@ -13,12 +13,15 @@ import (
 // per-process files programs read about themselves. They are generated
 // when opened (vfs.NewSynthetic).
 
-// procSelfFile returns the contents of the per-process file that p
-// (relative to dir) names, if the kernel generates it: /proc/self/maps,
-// /proc/<own pid>/maps or /proc/thread-self/maps.
-func (t *Task) procSelfFile(dir *vfs.File, p string) (string, []byte, bool) {
+// procSelfFile returns the guest path and (if withData) the contents of the
+// per-process file that p (relative to dir) names, if the kernel generates
+// it: /proc/self/maps, /proc/<own pid>/maps or /proc/thread-self/maps.
+func (t *Task) procSelfFile(dir *vfs.File, p string, withData bool) (string, []byte, bool) {
 	full := p
 	if !strings.HasPrefix(p, "/") {
+		if dir != nil && !dir.IsDir() {
+			return "", nil, false // ENOTDIR, or AT_EMPTY_PATH: dir itself
+		}
 		if dir != nil {
 			full = dir.Path() + "/" + p
 		} else {
@@ -41,6 +44,9 @@ func (t *Task) procSelfFile(dir *vfs.File, p string) (string, []byte, bool) {
 	}
 	switch file {
 	case "maps":
+		if !withData {
+			return full, nil, true
+		}
 		return full, procMaps(t.tg.mm.Mappings()), true
 	}
 	return "", nil, false

@@ -10,7 +10,8 @@
 //
 //   - A File is one open file description (Linux's struct file): status flags,
 //     an offset where the kind of file has one, and an implementation (host
-//     file or directory, host stdio, sentry device, pipe end). Files are
+//     file or directory, host stdio, sentry device, pipe end, memfd, or a
+//     file the kernel generated such as /proc/self/maps). Files are
 //     reference counted: IncRef/DecRef; the last DecRef releases host
 //     resources. Every function that returns a *File returns a new reference
 //     the caller owns.
@@ -39,7 +40,15 @@
 // (/proc/self, /proc/<pid>, and links into them) describe the sentry, not
 // the sandbox: lookups into them fail with ENOENT and /proc listings omit
 // them; the kernel answers for /dev/stdin, /dev/fd/N and /proc/self/fd/N
-// through FS.FDAlias. The rest of /proc stays visible read-only.
+// through FS.FDAlias (opening one reopens the descriptor's file with
+// FS.Reopen, as Linux does), and for /proc/self/maps with a file it
+// generates (NewSynthetic). The rest of /proc stays visible read-only.
+//
+// # Memfds
+//
+// NewMemfd (memfd_create) makes an anonymous read-write file on a host
+// memfd, which also enforces seals. Its contents are not saved yet: a save
+// with a memfd open fails with ErrMemfdNotSavable.
 //
 // # Blocking and interruption
 //

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *yesno(int b) { return b ? "yes" : "no"; }
@@ -99,6 +100,10 @@ int main(int argc, char **argv)
 	load();
 	printf("after munmap of the middle page: hole %s, neighbours %s\n", yesno(find((unsigned long)p + pg) == NULL),
 	       yesno(find((unsigned long)p) && find((unsigned long)p + 2 * pg)));
+	struct stat st;
+	int sr = stat("/proc/self/maps", &st);
+	printf("stat: %d, regular %s, mode %o, size %lld\n", sr, yesno(S_ISREG(st.st_mode)), st.st_mode & 07777,
+	       (long long)st.st_size);
 	int w = open("/proc/self/maps", O_WRONLY);
 	printf("writing fails: %s\n", yesno(w >= 0 && write(w, "x", 1) < 0));
 	return 0;
