@@ -194,9 +194,9 @@ func TestItimerAfterRestore(t *testing.T) {
 	}
 }
 
-// TestCounterLeaveRunning: save --leave-running of the 256 MiB counter
-// copies the sandbox out while paused and writes it while it runs; the
-// original keeps counting and the restored copy's checksums all hold.
+// TestCounterLeaveRunning: save --leave-running of the 256 MiB counter to
+// the local store streams the memory while paused and resumes the sandbox
+// before the commit; the original keeps counting and the restored copy's checksums all hold.
 func TestCounterLeaveRunning(t *testing.T) {
 	e := newEnv(t)
 	id, out := e.runDetached("", program(t, "counter"))

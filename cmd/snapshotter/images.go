@@ -89,8 +89,8 @@ the --store store.`,
 			defer img.Close()
 			m := img.Manifest()
 			codec := m.Compression.Algorithm
-			if codec == storage.CodecZstd {
-				codec = fmt.Sprintf("zstd level %d", m.Compression.Level)
+			if m.Compression.Level > 0 {
+				codec = fmt.Sprintf("%s level %d", codec, m.Compression.Level)
 			}
 			r := inspectReport{
 				URI: img.URI(), Format: fmt.Sprintf("%d.%d", m.Major, m.Minor), Arch: m.Arch,
