@@ -15,6 +15,7 @@ import (
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 )
 
 // batchBytes is the most stored bytes fetched by one ranged read when
@@ -256,12 +257,15 @@ func (im *Image) forEachChunk(ctx context.Context, from, to int, fn func(i int, 
 		mu.Unlock()
 	}
 	next := make(chan batch)
-	for w := 0; w < min(workers, len(batches)); w++ {
+	nw := min(workers, len(batches))
+	scratchAll := newScratch(nw * ChunkSpan)
+	defer scratchAll.free()
+	for w := 0; w < nw; w++ {
 		wg.Add(1)
+		scratch := scratchAll.b[w*ChunkSpan : (w+1)*ChunkSpan : (w+1)*ChunkSpan]
 		go func() {
 			defer wg.Done()
 			var buf []byte
-			scratch := make([]byte, ChunkSpan)
 			for b := range next {
 				first, last := &im.chunks[b.from], &im.chunks[b.to-1]
 				n := last.Stored + uint64(last.StoredLen) - first.Stored
@@ -303,6 +307,34 @@ feed:
 		return firstErr
 	}
 	return ctx.Err()
+}
+
+// scratchBuf is decompression scratch memory: an anonymous mapping
+// populated in one system call, because a fresh heap page costs a fault on
+// its first touch, which on this machine kind is expensive (4 MiB: 17-30
+// ms from make and first touch, 5-14 ms populated). It falls back to the
+// heap where mmap fails.
+type scratchBuf struct {
+	b      []byte
+	mapped bool
+}
+
+func newScratch(n int) scratchBuf {
+	if n == 0 {
+		return scratchBuf{}
+	}
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	if err != nil {
+		return scratchBuf{b: make([]byte, n)}
+	}
+	return scratchBuf{b: b, mapped: true}
+}
+
+// free unmaps the scratch memory; nothing may use it afterwards.
+func (s scratchBuf) free() {
+	if s.mapped {
+		_ = unix.Munmap(s.b)
+	}
 }
 
 // MemoryDest gives the destination of a chunk: a writable slice of exactly n
