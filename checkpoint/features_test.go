@@ -69,3 +69,22 @@ func TestSaveRefusedWithMemfd(t *testing.T) {
 		t.Errorf("line %d after the refused save = %q, want %q", n+2, ls[n+1], want)
 	}
 }
+
+// TestVirtualTimerAcrossRestore: an ITIMER_VIRTUAL interval timer keeps
+// ticking after a restore, counting CPU time on the new platform, and the
+// ticks continue from where they were.
+func TestVirtualTimerAcrossRestore(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "vtimer"), "1000")
+	uri, last := e.saveAfter(id, out, 3)
+	e.waitGone(id)
+	rid, rout := e.restoreDetached(uri, "")
+	ls := waitLines(t, rout, 3)
+	checkClean(t, "restored", ls)
+	for i, l := range ls[:3] {
+		if want := fmt.Sprintf("vtick %d", number(t, last)+1+i); l != want {
+			t.Errorf("line %d after restore = %q, want %q", i+1, l, want)
+		}
+	}
+	e.must("kill", rid, "KILL")
+}
