@@ -222,14 +222,15 @@ func newPlatform(opts platform.Options) (*Platform, error) {
 		return nil, fmt.Errorf("ptrace: new platform: %w", err)
 	}
 	p := &Platform{
-		master: startMaster(),
 		memFD:  memFD,
 		stubFD: stubFD,
 		spaces: make(map[*addressSpace]struct{}),
 	}
-	// Start one stub to learn the XSAVE layout; this also proves that ptrace
-	// works here.
-	if err := p.master.call(p.probe); err != nil {
+	// Start one stub to learn the XSAVE layout, as the master thread's
+	// first act; this also proves that ptrace works here.
+	m, err := startMaster(p.probe)
+	p.master = m
+	if err != nil {
 		p.Release()
 		return nil, fmt.Errorf("ptrace: new platform: %w", err)
 	}
