@@ -16,7 +16,7 @@
 //     context, limits, credentials and exit status, its parent and the
 //     children it has not reaped (fork, wait4). A process whose last thread
 //     exited is a zombie until its parent reaps it; orphans go to init.
-//     execve replaces the MM of a single-threaded process.
+//     execve ends the other threads of the process, then replaces its MM.
 //   - Task is a thread. Each task has one task goroutine that executes it:
 //     application code through platform.Context.Switch, and syscalls.
 //   - MM is an address space (vmas, brk) mirrored into a

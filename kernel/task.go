@@ -61,7 +61,9 @@ type ThreadGroup struct {
 
 	// tgid is the process ID: the thread ID of the leader. Immutable.
 	tgid int32
-	// leader is the first thread. Immutable.
+	// leader is the thread whose thread ID is the process ID: the first
+	// thread, or the last one to call execve (sys_exec.go). Changed only
+	// by that execve, when it is the only thread left, holding mu.
 	leader *Task
 	// parent is the parent process, nil for init; orphans are adopted by
 	// init. Protected by TaskSet.mu.
@@ -85,9 +87,9 @@ type ThreadGroup struct {
 	// (clone's low byte; SIGCHLD for fork). Immutable.
 	exitSignal int32
 
-	// mm is the address space. Replaced by execve, which only a
-	// single-threaded process may call: exclusive to the task goroutine of
-	// that thread then, immutable otherwise.
+	// mm is the address space. Replaced by execve once its caller is the
+	// only thread left: exclusive to the task goroutine of that thread
+	// then, immutable otherwise.
 	mm *MM
 	// fdTable is the descriptor table. Immutable.
 	fdTable *vfs.FDTable
@@ -138,7 +140,9 @@ type Task struct {
 	k  *Kernel
 	tg *ThreadGroup
 
-	// tid is the thread ID. Immutable.
+	// tid is the thread ID. Immutable, except that execve in a thread
+	// other than the leader gives it the process ID (holding TaskSet.mu,
+	// when it is the only thread left).
 	tid int32
 
 	// runState is what the task goroutine executes next; nil once the
