@@ -40,7 +40,11 @@ type RestoreOptions struct {
 // platform and memory file, the memory loaded by o.LoadMemory, the kernel
 // objects decoded (host files reopened and checked, stdio re-bound), every
 // address space rebuilt, and CLOCK_MONOTONIC continuing from its saved
-// value. The tasks do not run until Resume.
+// value. The platform is made, and with o.MemorySize the memory loaded,
+// while the objects decode; the present pages are mapped into the address
+// spaces in bulk on the side after it returns (prefaultPresent). On error
+// nothing is left: the loader is stopped, and the memory file and the
+// platform are released. The tasks do not run until Resume.
 func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, error) {
 	var hdr [stateHeaderSize]byte
 	if _, err := io.ReadFull(state, hdr[:]); err != nil {
