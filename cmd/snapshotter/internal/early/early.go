@@ -1,6 +1,6 @@
 // Package early does, for a command that starts a sandbox, the start-up
 // work that pays off only if done before nearly everything else: its init
-// populates the Go heap's current arena chunk in one call.
+// populates, in one call, the 4 MiB of Go heap around its newest object.
 //
 // Go initialises packages in dependency order, taking at each step the
 // ready package whose path sorts first; most of snap's dependencies sort
@@ -12,11 +12,11 @@
 // 12-16 µs on a loaded host), populating it with MADV_POPULATE_WRITE about
 // 0.6 µs (2-3 µs loaded). `snap run` of a static hello world touches about
 // 430 pages of heap, most of them during package initialisation and the
-// kernel's start, in a 3 MiB range at the start of the heap's first 4 MiB
-// chunk, in 430 faults (perf record -e page-faults -d). Initialised about
-// fifteenth, when the heap has hardly been touched, populating the chunk then costs about
-// 1 ms and saves nearly all those faults (`snap run` hello world: 697 ->
-// 416 page faults, perf stat).
+// kernel's start, within 1-3 MiB of where the heap's allocations were when
+// this package ran (perf record -e page-faults -d). Populating 4 MiB
+// around that point then costs about 1 ms and saves most of those faults
+// (`snap run` hello world: about 710 page faults before, 415-480 after,
+// perf stat); the rest fall in heap chunks that Go maps later.
 //
 // Only sandbox-starting commands do it (SandboxPlatform): the others use
 // far less memory, and it costs up to 4 MiB of resident memory.
