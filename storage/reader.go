@@ -225,10 +225,11 @@ func (im *Image) decode(i int, payload, out []byte) error {
 }
 
 // forEachChunk fetches chunks [from, to) in batches (consecutive payloads,
-// up to batchBytes and batchChunks) with parallel ranged reads, and calls fn with each
-// chunk's stored payload; fn verifies it through decode. fn runs
-// concurrently on several goroutines; scratch is a per-goroutine buffer of
-// ChunkSpan bytes. The first error cancels the rest.
+// up to batchBytes and batchChunks) with parallel ranged reads, and calls
+// fn with each chunk's stored payload; fn verifies it through decode. fn
+// runs concurrently on several goroutines; scratch is a per-goroutine
+// buffer of ChunkSpan bytes, valid until forEachChunk returns. The first
+// error cancels the rest.
 func (im *Image) forEachChunk(ctx context.Context, from, to int, fn func(i int, payload, scratch []byte) error) error {
 	type batch struct{ from, to int }
 	var batches []batch
