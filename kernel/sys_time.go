@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"encoding/binary"
+	"math"
 	"runtime"
 	"time"
 
@@ -160,11 +161,18 @@ func sysNanosleep(t *Task, a *sysArgs) (uint64, error) {
 	return t.sleepUntil(saturatingAdd(t.k.monotonicNow(), d), a[1])
 }
 
+// saturatingAdd returns a+b clamped to the int64 range: a deadline that
+// overflows is "never", and one already in the past (b < 0, an absolute
+// time that has passed) stays in the past.
 func saturatingAdd(a, b int64) int64 {
-	if s := a + b; s >= a {
-		return s
+	s := a + b
+	switch {
+	case b > 0 && s < a:
+		return math.MaxInt64
+	case b < 0 && s > a:
+		return math.MinInt64
 	}
-	return 1<<63 - 1
+	return s
 }
 
 // sleepUntil sleeps until the kernel-monotonic deadline. Interrupted, it
