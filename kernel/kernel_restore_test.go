@@ -205,7 +205,11 @@ func checkSparseRestore(t *testing.T, state []byte, ranges []MemoryRange, writte
 		if n := tg.mm.prefaultPresent(); n == 0 {
 			t.Errorf("prefaultPresent() of process %d read no window", tg.tgid)
 		}
-		mapped += memoryFileRss(t, tg.mm.as.(hostAddressSpace).HostPID())
+		has, ok := tg.mm.as.(hostAddressSpace)
+		if !ok {
+			t.Fatalf("address space %T of process %d has no HostPID: nothing can be prefaulted", tg.mm.as, tg.tgid)
+		}
+		mapped += memoryFileRss(t, has.HostPID())
 	}
 	if mapped < int64(written)*9/10 {
 		t.Errorf("after prefaultPresent the stubs map %d bytes of the memory file, want about the %d bytes written", mapped, written)
