@@ -49,6 +49,11 @@ func (k *Kernel) Start(o StartOptions) error {
 		return err
 	}
 	defer f.DecRef()
+	img, err := resolveScripts(fs, f, name, o.Argv)
+	if err != nil {
+		return err
+	}
+	defer img.file.DecRef()
 
 	// The program is loaded on the goroutine that then runs it as its
 	// task goroutine. Loading maps memory, which the ptrace platform does
@@ -65,7 +70,7 @@ func (k *Kernel) Start(o StartOptions) error {
 		// load fails, the thread ends with the goroutine, and with it the
 		// stub thread it traced.
 		runtime.LockOSThread()
-		t, err := k.newInitTask(o, fs, f, name)
+		t, err := k.newInitTask(o, fs, img, name)
 		if err != nil {
 			errc <- err
 			return
@@ -80,10 +85,10 @@ func (k *Kernel) Start(o StartOptions) error {
 	return <-errc
 }
 
-// newInitTask loads the program f (found at name) into a new address
-// space and makes the init process and its task, registered in the
-// TaskSet but not started.
-func (k *Kernel) newInitTask(o StartOptions, fs *vfs.FS, f *vfs.File, name string) (*Task, error) {
+// newInitTask loads the program img (found at name, a script if img.path
+// differs) into a new address space and makes the init process and its
+// task, registered in the TaskSet but not started.
+func (k *Kernel) newInitTask(o StartOptions, fs *vfs.FS, img execImage, name string) (*Task, error) {
 	as, err := k.platform.NewAddressSpace()
 	if err != nil {
 		return nil, fmt.Errorf("create address space: %w", err)
@@ -93,7 +98,7 @@ func (k *Kernel) newInitTask(o StartOptions, fs *vfs.FS, f *vfs.File, name strin
 		as.Release()
 		return nil, err
 	}
-	regs, err := k.loadProgram(mm, fs, f, name, o.Argv, o.Env)
+	regs, err := k.loadProgram(mm, fs, img.file, img.path, name, img.argv, o.Env)
 	if err != nil {
 		mm.Release()
 		return nil, err
@@ -138,7 +143,7 @@ func (k *Kernel) newInitTask(o StartOptions, fs *vfs.FS, f *vfs.File, name strin
 		sid:     tid,
 		creds:   hostCredentials(),
 		umask:   0o022,
-		exe:     absGuestPath(fs, name),
+		exe:     absGuestPath(fs, img.path),
 		limits:  limits,
 	}
 	t := &Task{
@@ -257,14 +262,16 @@ func (r execReader) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// loadProgram loads the executable f into mm, builds its initial stack and
-// returns the initial registers.
+// loadProgram loads the executable f (opened at name) into mm, builds its
+// initial stack and returns the initial registers. execfn is the path
+// given to execve (AT_EXECFN): name itself, or the script's path when f is
+// the interpreter of a "#!" script.
 //
 // A dynamically linked program (PT_INTERP) gets its loader mapped too, at a
 // free place in the mmap area; execution starts at the loader's entry, which
 // finds the program through AT_PHDR/AT_ENTRY and the libraries through the
 // filesystem, like on Linux.
-func (k *Kernel) loadProgram(mm *MM, fs *vfs.FS, f *vfs.File, name string, argv, env []string) (registers, error) {
+func (k *Kernel) loadProgram(mm *MM, fs *vfs.FS, f *vfs.File, name, execfn string, argv, env []string) (registers, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return registers{}, fmt.Errorf("stat %s: %w", name, err)
@@ -310,7 +317,7 @@ func (k *Kernel) loadProgram(mm *MM, fs *vfs.FS, f *vfs.File, name string, argv,
 	if v := hostAux(atMinSigStkSz); v != 0 {
 		aux = append(aux, auxEntry{atMinSigStkSz, v})
 	}
-	sp, err := mm.setupStack(argv, env, name, random, aux)
+	sp, err := mm.setupStack(argv, env, execfn, random, aux)
 	if err != nil {
 		return registers{}, err
 	}

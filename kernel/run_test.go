@@ -179,7 +179,7 @@ func TestRunStaticPrograms(t *testing.T) {
 func TestStartErrors(t *testing.T) {
 	dir := t.TempDir()
 	text := filepath.Join(dir, "text")
-	if err := os.WriteFile(text, []byte("#!not an elf\n"), 0o755); err != nil {
+	if err := os.WriteFile(text, []byte("not an elf\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	noexec := filepath.Join(dir, "noexec")

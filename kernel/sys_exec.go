@@ -85,6 +85,14 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	}
 	f = ef
 	defer f.DecRef()
+	if len(argv) == 0 {
+		argv = []string{""} // Linux passes an empty argv[0] for a NULL argv.
+	}
+	img, err := resolveScripts(tg.fs, ef, p, argv)
+	if err != nil {
+		return 0, execErrno(err)
+	}
+	defer img.file.DecRef()
 	k := t.k
 	as, err := k.platform.NewAddressSpace()
 	if err != nil {
@@ -95,10 +103,7 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 		as.Release()
 		return 0, unix.ENOMEM
 	}
-	if len(argv) == 0 {
-		argv = []string{""} // Linux passes an empty argv[0] for a NULL argv.
-	}
-	regs, err := k.loadProgram(mm, tg.fs, ef, p, argv, envv)
+	regs, err := k.loadProgram(mm, tg.fs, img.file, img.path, p, img.argv, envv)
 	if err != nil {
 		mm.Release()
 		return 0, execErrno(err)
@@ -124,7 +129,7 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	t.name = commName(p)
 	t.mu.Unlock()
 	tg.mu.Lock()
-	tg.exe = absGuestPath(tg.fs, p)
+	tg.exe = absGuestPath(tg.fs, img.path)
 	tg.mu.Unlock()
 	ts := k.tasks
 	ts.mu.Lock()
