@@ -59,7 +59,8 @@ func writeScripts(t *testing.T, dir, show string) []string {
 // TestScripts: execve of "#!" scripts from a C program (both libcs), and
 // `snap run` of a script, match the native run: argument splicing, the
 // optional argument, nested interpreters, AT_EXECFN, /proc/self/exe, and
-// the errors ELOOP, ENOEXEC, EACCES and ENOENT.
+// the errors ELOOP, ENOEXEC, EACCES and ENOENT; fexecve and execveat of
+// scripts and programs by descriptor.
 func TestScripts(t *testing.T) {
 	if _, err := os.Stat(busyboxPath); err != nil {
 		prereq.Missing(t, "busybox-static (%s): %v", busyboxPath, err)
@@ -99,6 +100,31 @@ func TestScripts(t *testing.T) {
 				"blank.sh: execve: ENOEXEC",
 			}
 			compare(t, lc.name+"/scripts", append([]string{runner}, scripts...), spec{want: want})
+		})
+	}
+	// By descriptor: fexecve and execveat name the program /dev/fd/N[/p].
+	for _, lc := range libcs {
+		t.Run(lc.name+"-fexecve", func(t *testing.T) {
+			t.Parallel()
+			runner := program(t, lc, "fexecscript")
+			show := program(t, lc, "showargs")
+			dir := t.TempDir()
+			writeScripts(t, dir, show)
+			want := []string{
+				"argv[2] = [/dev/fd/10]",
+				"AT_EXECFN = [/dev/fd/10]",
+				"fexecve script: exit 0",
+				"fexecve cloexec script: execveat: ENOENT",
+				"argv[2] = [/dev/fd/10/show.sh]",
+				"AT_EXECFN = [/dev/fd/10/show.sh]",
+				"execveat dir script: exit 0",
+				"argv[0] = [zero]",
+				"/proc/self/exe = [" + show + "]",
+				"fexecve elf: exit 0",
+				"fexecve O_PATH elf: exit 0",
+			}
+			argv := []string{runner, filepath.Join(dir, "show.sh"), dir, "show.sh", show}
+			compare(t, lc.name+"/fexecscript", argv, spec{want: want})
 		})
 	}
 	t.Run("snap-run", func(t *testing.T) {

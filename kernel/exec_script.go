@@ -3,6 +3,7 @@ package kernel
 import (
 	"bytes"
 	"fmt"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -124,10 +125,14 @@ func parseShebang(buf []byte) (s shebang, ok bool, err error) {
 // directory). A file that is neither ELF nor script is left to the ELF
 // loader, which rejects it with ErrNoExec.
 //
+// inaccessible says that filename will not exist in the new image (a
+// /dev/fd/N path of a close-on-exec descriptor): a script then fails with
+// ENOENT, as its interpreter could not open it.
+//
 // resolveScripts takes a new reference to f for the result; the caller
 // keeps its own reference and DecRefs img.file when done. Errors wrap unix
 // errnos (ENOENT, EACCES, ELOOP) or ErrNoExec.
-func resolveScripts(fs *vfs.FS, f *vfs.File, filename string, argv []string) (execImage, error) {
+func resolveScripts(fs *vfs.FS, f *vfs.File, filename string, inaccessible bool, argv []string) (execImage, error) {
 	f.IncRef()
 	img := execImage{file: f, path: filename, argv: argv}
 	for rewrites := 0; ; rewrites++ {
@@ -144,6 +149,10 @@ func resolveScripts(fs *vfs.FS, f *vfs.File, filename string, argv []string) (ex
 		}
 		if !ok {
 			return img, nil
+		}
+		if inaccessible {
+			img.file.DecRef()
+			return execImage{}, fmt.Errorf("%s: script on a close-on-exec descriptor: %w", filename, unix.ENOENT)
 		}
 		if rewrites == maxExecRewrites {
 			img.file.DecRef()
@@ -190,4 +199,32 @@ func readFull(f *vfs.File, buf []byte) (int, error) {
 		n += m
 	}
 	return n, nil
+}
+
+// execFilename returns the name execve(2) gives the program at p relative
+// to dirfd (AT_EXECFN, a script's path for its interpreter, the thread
+// name): p itself if dirfd is AT_FDCWD or p is absolute, else
+// "/dev/fd/<dirfd>" or "/dev/fd/<dirfd>/<p>", as Linux's
+// alloc_bprm. inaccessible reports that dirfd is close-on-exec, so that
+// name will not exist after the exec.
+func (t *Task) execFilename(dirfd int32, p string) (filename string, inaccessible bool) {
+	if dirfd == unix.AT_FDCWD || strings.HasPrefix(p, "/") {
+		return p, false
+	}
+	flags, err := t.tg.fdTable.Flags(dirfd)
+	inaccessible = err == nil && flags.CloseOnExec
+	if p == "" {
+		return fmt.Sprintf("/dev/fd/%d", dirfd), inaccessible
+	}
+	return fmt.Sprintf("/dev/fd/%d/%s", dirfd, p), inaccessible
+}
+
+// exePath is /proc/self/exe after loading img: the guest path of the file
+// that runs (symbolic links resolved where the vfs knows them, "/memfd:x
+// (deleted)" for a memfd), or img.path made absolute if the file has none.
+func exePath(fs *vfs.FS, img execImage) string {
+	if p := img.file.LinkName(); strings.HasPrefix(p, "/") {
+		return p
+	}
+	return absGuestPath(fs, img.path)
 }

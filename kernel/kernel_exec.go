@@ -49,7 +49,7 @@ func (k *Kernel) Start(o StartOptions) error {
 		return err
 	}
 	defer f.DecRef()
-	img, err := resolveScripts(fs, f, name, o.Argv)
+	img, err := resolveScripts(fs, f, name, false, o.Argv)
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func (k *Kernel) newInitTask(o StartOptions, fs *vfs.FS, img execImage, name str
 		sid:     tid,
 		creds:   hostCredentials(),
 		umask:   0o022,
-		exe:     absGuestPath(fs, img.path),
+		exe:     exePath(fs, img),
 		limits:  limits,
 	}
 	t := &Task{
@@ -227,14 +227,20 @@ func openExecFile(fs *vfs.FS, p string) (*vfs.File, error) {
 // openExecFileAt is openExecFile relative to dir (nil: the working
 // directory) with execveat's flags.
 func openExecFileAt(fs *vfs.FS, dir *vfs.File, p string, flags int) (*vfs.File, error) {
-	if p == "" && flags&unix.AT_EMPTY_PATH != 0 && dir != nil {
-		p = "."
-	}
 	oflags := uint32(unix.O_RDONLY)
 	if flags&unix.AT_SYMLINK_NOFOLLOW != 0 {
 		oflags |= unix.O_NOFOLLOW
 	}
-	f, err := fs.OpenAt(dir, p, oflags, 0)
+	var f *vfs.File
+	var err error
+	if p == "" && flags&unix.AT_EMPTY_PATH != 0 && dir != nil {
+		// fexecve: dir is the program itself (any descriptor, even
+		// O_PATH or write-only), opened again for reading as Linux's
+		// do_open_execat opens the descriptor's file.
+		f, err = fs.Reopen(dir, unix.O_RDONLY)
+	} else {
+		f, err = fs.OpenAt(dir, p, oflags, 0)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}

@@ -88,7 +88,8 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	if len(argv) == 0 {
 		argv = []string{""} // Linux passes an empty argv[0] for a NULL argv.
 	}
-	img, err := resolveScripts(tg.fs, ef, p, argv)
+	filename, inaccessible := t.execFilename(dirfd, p)
+	img, err := resolveScripts(tg.fs, ef, filename, inaccessible, argv)
 	if err != nil {
 		return 0, execErrno(err)
 	}
@@ -103,7 +104,7 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 		as.Release()
 		return 0, unix.ENOMEM
 	}
-	regs, err := k.loadProgram(mm, tg.fs, img.file, img.path, p, img.argv, envv)
+	regs, err := k.loadProgram(mm, tg.fs, img.file, img.path, filename, img.argv, envv)
 	if err != nil {
 		mm.Release()
 		return 0, execErrno(err)
@@ -126,10 +127,10 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	t.robustList = 0
 	t.restart = restartBlock{}
 	t.mu.Lock()
-	t.name = commName(p)
+	t.name = commName(filename)
 	t.mu.Unlock()
 	tg.mu.Lock()
-	tg.exe = absGuestPath(tg.fs, img.path)
+	tg.exe = exePath(tg.fs, img)
 	tg.mu.Unlock()
 	ts := k.tasks
 	ts.mu.Lock()
