@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"snapshotter/internal/prereq"
@@ -47,6 +48,12 @@ func writeScripts(t *testing.T, dir, show string) []string {
 			add(prev)
 		}
 	}
+	// Lines longer than Linux's 256-byte buffer: the argument is cut, an
+	// interpreter path that may be cut is refused (ENOEXEC).
+	add(exe("long.sh", "#!"+show+" "+strings.Repeat("a", 300)+"\n"))
+	add(exe("longpath.sh", "#!/"+strings.Repeat("p", 300)+" x\n"))
+	add(exe("longblanks.sh", "#!"+show+strings.Repeat(" ", 300)+"\n"))
+	add(exe("tabs.sh", "#!\t"+show+"\tx\ty \n"))
 	add(exe("text.sh", "echo no interpreter line\n"))
 	add(writeFile(t, dir, "noexec.sh", "#!"+busyboxPath+" sh\necho must not run\n"))
 	add(exe("missing.sh", "#!"+filepath.Join(dir, "no-such-interpreter")+"\n"))
@@ -92,6 +99,13 @@ func TestScripts(t *testing.T) {
 				"echo.sh: $0=" + in("echo.sh") + " $#=6 [" + in("chain2.sh") + "] [" + in("chain3.sh") + "]",
 				"chain5.sh: exit 0",
 				"chain6.sh: execve: ELOOP",
+				"argv[1] = [" + strings.Repeat("a", 255-len("#!"+show+" ")) + "]",
+				"long.sh: exit 0",
+				"longpath.sh: execve: ENOEXEC",
+				"argv[1] = [" + in("longblanks.sh") + "]",
+				"longblanks.sh: exit 0",
+				"argv[1] = [x\ty]",
+				"tabs.sh: exit 0",
 				"text.sh: execve: ENOEXEC",
 				"noexec.sh: execve: EACCES",
 				"missing.sh: execve: ENOENT",
