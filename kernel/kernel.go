@@ -70,6 +70,8 @@
 //	  ThreadGroup.mu
 //	    Task.mu
 //	MM.mu
+//	  MemoryFile.releaseMu (read: users of the sentry's mapping outside
+//	  a syscall, such as the restore prefault; write: Release)
 //	  MemoryFile.mu
 //
 // Kernel.stopMu and the vfs locks are leaves relative to the above.

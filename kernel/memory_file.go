@@ -8,7 +8,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -420,7 +419,7 @@ func (l *MemoryLoader) WriteRuns(runs iter.Seq2[uint64, []byte]) error {
 		}
 		local[n].Base = &data[0]
 		local[n].SetLen(len(data))
-		remote[n] = unix.RemoteIovec{Base: uintptr(unsafe.Pointer(&l.f.mapping[off])), Len: len(data)}
+		remote[n] = unix.RemoteIovec{Base: addrOf(l.f.mapping, off), Len: len(data)}
 		offs[n], bufs[n] = off, data
 		n++
 		if n == loadBatch {
