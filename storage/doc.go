@@ -78,14 +78,18 @@
 //		return mapping[off : off+uint64(n)], nil       // e.g. an mmap'ed fresh memfd
 //	})
 //
-// ReadMemoryTo fetches chunks with parallel ranged reads (batches of up to 8
-// MiB), verifies each chunk's CRC before decompressing it, and decompresses
-// dense chunks straight into the slice dst returns (no extra copy); sparse
-// chunks are decompressed to a scratch buffer and their pages copied.
-// Absent pages are not written, so the destination must be zero there.
-// ReadMemoryAt does the same into an io.WriterAt. For lazy restore,
-// FindChunk maps a faulting offset to a chunk and ReadChunk fills one
-// chunk's span (absent pages zeroed).
+// ReadMemoryTo fetches chunks with parallel ranged reads (batches of at most
+// 16 chunks and 8 MiB, so that a very compressible image still spreads over
+// every worker), verifies each chunk's CRC before decompressing it, and
+// decompresses dense chunks straight into the slice dst returns (no extra
+// copy); sparse chunks are decompressed to a scratch buffer and their pages
+// copied. Absent pages are not written, so the destination must be zero
+// there. ReadMemoryAt does the same into an io.WriterAt. ReadMemoryRuns,
+// what snap restore uses, hands out each chunk's runs of present pages
+// instead, so that the caller can have the host kernel write them into a
+// memfd (process_vm_writev, pwrite) rather than fault them in through a
+// mapping. For lazy restore, FindChunk maps a faulting offset to a chunk and
+// ReadChunk fills one chunk's span (absent pages zeroed).
 //
 // # Errors
 //
