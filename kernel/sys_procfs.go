@@ -15,7 +15,9 @@ import (
 
 // procSelfFile returns the guest path and (if withData) the contents of the
 // per-process file that p (relative to dir) names, if the kernel generates
-// it: /proc/self/maps, /proc/<own pid>/maps or /proc/thread-self/maps.
+// it: maps, comm, cmdline, status and stat under /proc/self, /proc/<pid>
+// (any process or thread of the sandbox), /proc/thread-self and
+// /proc/<pid>/task/<tid>.
 func (t *Task) procSelfFile(dir *vfs.File, p string, withData bool) (string, []byte, bool) {
 	full := p
 	if !strings.HasPrefix(p, "/") {
@@ -37,19 +39,73 @@ func (t *Task) procSelfFile(dir *vfs.File, p string, withData bool) (string, []b
 	if !ok {
 		return "", nil, false
 	}
+	var target *Task
 	switch who {
-	case "self", "thread-self", strconv.Itoa(int(t.tg.tgid)):
+	case "self":
+		target = t.procLeader(t.tg)
+	case "thread-self":
+		target = t
+	default:
+		if target = t.procLookup(who); target == nil {
+			return "", nil, false
+		}
+	}
+	if target == nil {
+		return "", nil, false
+	}
+	if task, ok := strings.CutPrefix(file, "task/"); ok {
+		// /proc/<pid>/task/<tid>/<file>: a thread of that process.
+		tid, f, ok := strings.Cut(task, "/")
+		if !ok {
+			return "", nil, false
+		}
+		th := t.procLookup(tid)
+		if th == nil || th.tg != target.tg {
+			return "", nil, false
+		}
+		target, file = th, f
+	}
+	var gen func() []byte
+	switch file {
+	case "maps":
+		gen = func() []byte { return procMaps(target.tg.mm.Mappings()) }
+	case "comm":
+		gen = func() []byte {
+			target.mu.Lock()
+			defer target.mu.Unlock()
+			return []byte(target.name + "\n")
+		}
+	case "status":
+		gen = func() []byte { return procStatus(t.procInfo(target)) }
+	case "stat":
+		gen = func() []byte { return procStat(t.procInfo(target)) }
 	default:
 		return "", nil, false
 	}
-	switch file {
-	case "maps":
-		if !withData {
-			return full, nil, true
-		}
-		return full, procMaps(t.tg.mm.Mappings()), true
+	if !withData {
+		return full, nil, true
 	}
-	return "", nil, false
+	return full, gen(), true
+}
+
+// procLeader returns the thread whose ID is tg's process ID, the one
+// /proc/<pid> describes.
+func (t *Task) procLeader(tg *ThreadGroup) *Task {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return tg.leader
+}
+
+// procLookup returns the live thread whose ID is the decimal s, or nil.
+func (t *Task) procLookup(s string) *Task {
+	id, err := strconv.ParseInt(s, 10, 32)
+	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != s {
+		return nil
+	}
+	ts := t.k.tasks
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.tids[int32(id)]
 }
 
 // procMaps formats mappings as Linux's /proc/PID/maps. The offset, device

@@ -1,0 +1,220 @@
+/*
+ * procfs: checks the per-process files under /proc that programs read
+ * about themselves, printing only what is the same on every Linux run.
+ *   comm:   prctl(PR_SET_NAME/PR_GET_NAME) (15 bytes kept), /proc/self/comm,
+ *           /proc/thread-self/comm and /proc/self/task/TID/comm per thread.
+ *   status: /proc/self/status Name, State, Tgid, Pid, PPid, Uid, Gid,
+ *           Threads, VmSize, VmRSS, SigBlk, SigIgn, SigCgt.
+ *   stat:   /proc/self/stat pid, comm (with ") " in it), state, ppid, pgrp,
+ *           session, num_threads, vsize and the field count.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static const char *yesno(int b) { return b ? "yes" : "no"; }
+
+static char *slurp(const char *path)
+{
+	static char buf[1 << 16];
+	int fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		snprintf(buf, sizeof buf, "<open %s failed>", path);
+		return buf;
+	}
+	size_t len = 0;
+	ssize_t n;
+	while ((n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+		len += n;
+	close(fd);
+	buf[len] = 0;
+	return buf;
+}
+
+/* field returns the value after "key:\t" in a status text, or "". */
+static const char *field(const char *text, const char *key)
+{
+	static char val[256];
+	size_t kl = strlen(key);
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (!strncmp(l, key, kl) && l[kl] == ':' && l[kl + 1] == '\t') {
+			const char *v = l + kl + 2, *e = strchr(v, '\n');
+			size_t n = e ? (size_t)(e - v) : strlen(v);
+			if (n >= sizeof val)
+				n = sizeof val - 1;
+			memcpy(val, v, n);
+			val[n] = 0;
+			return val;
+		}
+	}
+	return "";
+}
+
+static pthread_barrier_t ready, done;
+static pid_t thread_tid;
+
+static void *thread_main(void *arg)
+{
+	(void)arg;
+	thread_tid = syscall(SYS_gettid);
+	prctl(PR_SET_NAME, "worker", 0, 0, 0);
+	char *c = slurp("/proc/thread-self/comm");
+	printf("thread: /proc/thread-self/comm = %s", c);
+	pthread_barrier_wait(&ready);
+	pthread_barrier_wait(&done);
+	return NULL;
+}
+
+static void do_comm(void)
+{
+	char name[32];
+	memset(name, 'x', sizeof name);
+	prctl(PR_GET_NAME, name, 0, 0, 0);
+	printf("initial comm is the program name: %s\n", yesno(!strcmp(name, "procfs")));
+	printf("/proc/self/comm = %s", slurp("/proc/self/comm"));
+	prctl(PR_SET_NAME, "a-name-longer-than-fifteen", 0, 0, 0);
+	memset(name, 'x', sizeof name);
+	prctl(PR_GET_NAME, name, 0, 0, 0);
+	printf("PR_GET_NAME after a long name: %s, NUL at 15: %s, byte 16 untouched: %s\n", name,
+	       yesno(name[15] == 0), yesno(name[16] == 'x'));
+	printf("/proc/self/comm = %s", slurp("/proc/self/comm"));
+	prctl(PR_SET_NAME, "main", 0, 0, 0);
+	printf("/proc/thread-self/comm = %s", slurp("/proc/thread-self/comm"));
+
+	pthread_t th;
+	pthread_barrier_init(&ready, NULL, 2);
+	pthread_barrier_init(&done, NULL, 2);
+	pthread_create(&th, NULL, thread_main, NULL);
+	pthread_barrier_wait(&ready);
+	char p[64];
+	snprintf(p, sizeof p, "/proc/self/task/%d/comm", (int)thread_tid);
+	printf("main: /proc/self/task/<thread>/comm = %s", slurp(p));
+	snprintf(p, sizeof p, "/proc/self/task/%d/comm", (int)getpid());
+	printf("main: /proc/self/task/<main>/comm = %s", slurp(p));
+	printf("main: /proc/self/comm = %s", slurp("/proc/self/comm"));
+	snprintf(p, sizeof p, "/proc/%d/comm", (int)thread_tid);
+	printf("main: /proc/<thread>/comm = %s", slurp(p));
+	pthread_barrier_wait(&done);
+	pthread_join(th, NULL);
+}
+
+static void on_hup(int s) { (void)s; }
+
+static void do_status(void)
+{
+	prctl(PR_SET_NAME, "status-test", 0, 0, 0);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGUSR2, SIG_IGN);
+	signal(SIGHUP, on_hup);
+	char *s = slurp("/proc/self/status");
+	printf("Name: %s\n", field(s, "Name"));
+	printf("State: %s\n", field(s, "State"));
+	printf("Tgid==getpid: %s\n", yesno(atoi(field(s, "Tgid")) == getpid()));
+	printf("Pid==getpid: %s\n", yesno(atoi(field(s, "Pid")) == getpid()));
+	printf("PPid==getppid: %s\n", yesno(atoi(field(s, "PPid")) == getppid()));
+	char want[128];
+	snprintf(want, sizeof want, "%d\t%d\t", getuid(), geteuid());
+	printf("Uid starts with uid, euid: %s\n", yesno(!strncmp(field(s, "Uid"), want, strlen(want))));
+	snprintf(want, sizeof want, "%d\t%d\t", getgid(), getegid());
+	printf("Gid starts with gid, egid: %s\n", yesno(!strncmp(field(s, "Gid"), want, strlen(want))));
+	printf("Threads: %s\n", field(s, "Threads"));
+	unsigned long long blk = strtoull(field(s, "SigBlk"), NULL, 16);
+	unsigned long long ign = strtoull(field(s, "SigIgn"), NULL, 16);
+	unsigned long long cgt = strtoull(field(s, "SigCgt"), NULL, 16);
+	printf("SigBlk has SIGUSR1: %s, 16 hex digits: %s\n", yesno(blk >> (SIGUSR1 - 1) & 1),
+	       yesno(strlen(field(s, "SigBlk")) == 16));
+	printf("SigIgn has SIGUSR2: %s, SIGHUP: %s\n", yesno(ign >> (SIGUSR2 - 1) & 1), yesno(ign >> (SIGHUP - 1) & 1));
+	printf("SigCgt has SIGHUP: %s, SIGUSR2: %s\n", yesno(cgt >> (SIGHUP - 1) & 1), yesno(cgt >> (SIGUSR2 - 1) & 1));
+	const char *vs = field(s, "VmSize");
+	long size = atol(vs), rss = atol(field(s, "VmRSS"));
+	printf("VmSize format \"%%8lu kB\": %s\n", yesno(strlen(vs) == 11 && !strcmp(vs + 8, " kB")));
+	printf("0 < VmRSS <= VmSize: %s\n", yesno(rss > 0 && rss <= size));
+	void *m = mmap(NULL, 64 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	s = slurp("/proc/self/status");
+	printf("VmSize grows by 64 MiB after mmap: %s\n", yesno(atol(field(s, "VmSize")) - size >= 65536));
+	munmap(m, 64 << 20);
+
+	pthread_t th;
+	pthread_barrier_init(&ready, NULL, 2);
+	pthread_barrier_init(&done, NULL, 2);
+	pthread_create(&th, NULL, thread_main, NULL);
+	pthread_barrier_wait(&ready);
+	s = slurp("/proc/self/status");
+	printf("with a thread: Threads: %s\n", field(s, "Threads"));
+	printf("with a thread: Name: %s\n", field(s, "Name"));
+	s = slurp("/proc/thread-self/status");
+	printf("/proc/thread-self/status Pid==gettid: %s\n", yesno(atoi(field(s, "Pid")) == syscall(SYS_gettid)));
+	char p[64];
+	snprintf(p, sizeof p, "/proc/self/task/%d/status", (int)thread_tid);
+	s = slurp(p);
+	printf("thread's status: Name: %s\n", field(s, "Name"));
+	printf("thread's status: Pid==its tid: %s, Tgid==getpid: %s\n", yesno(atoi(field(s, "Pid")) == thread_tid),
+	       yesno(atoi(field(s, "Tgid")) == getpid()));
+	pthread_barrier_wait(&done);
+	pthread_join(th, NULL);
+	s = slurp("/proc/self/status");
+	printf("after join: Threads: %s\n", field(s, "Threads"));
+}
+
+static void do_stat(void)
+{
+	prctl(PR_SET_NAME, "a) b (c", 0, 0, 0);
+	char *s = slurp("/proc/self/stat");
+	char *open = strchr(s, '('), *close = strrchr(s, ')');
+	if (!open || !close) {
+		printf("no comm in parentheses\n");
+		return;
+	}
+	*close = 0;
+	printf("pid==getpid: %s\n", yesno(atoi(s) == getpid()));
+	printf("comm: %s\n", open + 1);
+	char state;
+	int ppid, pgrp, session;
+	sscanf(close + 2, "%c %d %d %d", &state, &ppid, &pgrp, &session);
+	printf("state: %c\n", state);
+	printf("ppid==getppid: %s, pgrp==getpgrp: %s, session==getsid: %s\n", yesno(ppid == getppid()),
+	       yesno(pgrp == getpgrp()), yesno(session == getsid(0)));
+	/* Fields from 3 (state) on. */
+	char *f[64];
+	int n = 0;
+	for (char *tok = strtok(close + 2, " \n"); tok && n < 64; tok = strtok(NULL, " \n"))
+		f[n++] = tok;
+	printf("fields: %d\n", n + 2);
+	if (n + 2 >= 52) {
+		printf("num_threads: %s\n", f[20 - 3]);
+		printf("priority: %s, nice: %s\n", f[18 - 3], f[19 - 3]);
+		printf("exit_signal: %s\n", f[38 - 3]);
+		unsigned long vsize = strtoul(f[23 - 3], NULL, 10);
+		char *st = slurp("/proc/self/status");
+		printf("vsize==VmSize: %s\n", yesno(vsize / 1024 == strtoul(field(st, "VmSize"), NULL, 10)));
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: procfs comm|status|stat\n");
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (!strcmp(argv[1], "comm"))
+		do_comm();
+	else if (!strcmp(argv[1], "status"))
+		do_status();
+	else if (!strcmp(argv[1], "stat"))
+		do_stat();
+	else
+		return 2;
+	return 0;
+}
