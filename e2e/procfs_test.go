@@ -52,10 +52,17 @@ var procfsCases = []struct {
 		"exit_signal: 17",
 		"vsize==VmSize: yes",
 	}}},
+	{"cmdline", spec{args: []string{"cmdline", "two words", "", "last"}, want: []string{
+		"/proc/self/cmdline == argv joined with NULs: yes",
+		"/proc/<pid>/cmdline same: yes",
+		"argv strings contiguous: yes",
+		"argv[0] shortened: same length: yes, bytes as in memory: yes",
+		"setproctitle: runs on to environ[0]'s NUL: yes",
+	}}},
 }
 
 // TestProcfs compares, with each libc, what a program reads in its own
-// /proc/self/{comm,status,stat} (and prctl PR_SET_NAME/PR_GET_NAME) under
+// /proc/self/{comm,status,stat,cmdline} (and prctl PR_SET_NAME/PR_GET_NAME) under
 // snap run with the native run.
 func TestProcfs(t *testing.T) {
 	for _, lc := range libcs {

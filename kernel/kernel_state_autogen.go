@@ -15,6 +15,7 @@ var (
 	stateTypeInfoMemoryFile   *stateify.TypeInfo
 	stateTypeInfovma          *stateify.TypeInfo
 	stateTypeInfoMM           *stateify.TypeInfo
+	stateTypeInfoargArea      *stateify.TypeInfo
 	stateTypeInfospecial      *stateify.TypeInfo
 	stateTypeInfoepollItem    *stateify.TypeInfo
 	stateTypeInfoepollFD      *stateify.TypeInfo
@@ -75,8 +76,14 @@ func init() {
 		{Name: "maxAddr", Type: "uint64"},
 		{Name: "mmapTop", Type: "uint64"},
 		{Name: "stackTop", Type: "uint64"},
+		{Name: "args", Type: "snapshotter/kernel.argArea"},
 		{Name: "brkStart", Type: "uint64"},
 		{Name: "brk", Type: "uint64"},
+	})
+	stateTypeInfoargArea = stateify.Register[argArea]("snapshotter/kernel.argArea", []stateify.Field{
+		{Name: "Start", Type: "uint64"},
+		{Name: "End", Type: "uint64"},
+		{Name: "EnvEnd", Type: "uint64"},
 	})
 	stateTypeInfospecial = stateify.Register[special]("snapshotter/kernel.special", []stateify.Field{
 		{Name: "Carrier", Type: "*snapshotter/kernel/vfs.File"},
@@ -471,6 +478,7 @@ func (x *MM) StateSave(e *stateify.Encoder) {
 	e.Uint(x.maxAddr)
 	e.Uint(x.mmapTop)
 	e.Uint(x.stackTop)
+	x.args.StateSave(e)
 	e.Uint(x.brkStart)
 	e.Uint(x.brk)
 }
@@ -499,9 +507,44 @@ func (x *MM) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 5:
 			x.stackTop = d.Uint64()
 		case 6:
-			x.brkStart = d.Uint64()
+			x.args.StateLoad(ctx, d)
 		case 7:
+			x.brkStart = d.Uint64()
+		case 8:
 			x.brk = d.Uint64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *argArea) StateTypeName() string { return "snapshotter/kernel.argArea" }
+
+// StateFields implements stateify.Savable.
+func (x *argArea) StateFields() []string { return stateTypeInfoargArea.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *argArea) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoargArea }
+
+// StateSave implements stateify.Savable.
+func (x *argArea) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoargArea)
+	e.Uint(x.Start)
+	e.Uint(x.End)
+	e.Uint(x.EnvEnd)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *argArea) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoargArea) {
+		switch f {
+		case 0:
+			x.Start = d.Uint64()
+		case 1:
+			x.End = d.Uint64()
+		case 2:
+			x.EnvEnd = d.Uint64()
 		default:
 			d.Skip()
 		}

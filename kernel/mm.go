@@ -103,6 +103,10 @@ type MM struct {
 	mmapTop uint64
 	// stackTop is the end of the initial stack. Immutable.
 	stackTop uint64
+	// args is where the initial stack holds the argument and environment
+	// strings (/proc/PID/cmdline). Set by setupStack before the MM is in
+	// use, immutable after.
+	args argArea
 
 	// brkStart is where the heap begins, brk the current program break
 	// (not page aligned). The heap vma covers [brkStart, pageRoundUp(brk)).

@@ -20,6 +20,7 @@ func (mm *MM) fork(as platform.AddressSpace) (*MM, error) {
 		maxAddr:  mm.maxAddr,
 		mmapTop:  mm.mmapTop,
 		stackTop: mm.stackTop,
+		args:     mm.args,
 		brkStart: mm.brkStart,
 		brk:      mm.brk,
 		vmas:     make([]vma, 0, len(mm.vmas)),

@@ -66,6 +66,8 @@ type stackImage struct {
 	top uint64
 	mem []byte
 	pos int
+	// args is where the argv and envp strings lie.
+	args argArea
 }
 
 // push places b just below the current bottom and returns its address.
@@ -110,14 +112,17 @@ func buildStack(top uint64, argv, envv []string, execfn string, random [16]byte,
 	s.pos = len(s.mem)
 	s.push(make([]byte, 8))
 	execfnAddr := s.pushString(execfn)
+	envStart := execfnAddr
 	envAddrs := make([]uint64, len(envv))
 	for i := len(envv) - 1; i >= 0; i-- {
 		envAddrs[i] = s.pushString(envv[i])
+		envStart = envAddrs[i]
 	}
 	argAddrs := make([]uint64, len(argv))
 	for i := len(argv) - 1; i >= 0; i-- {
 		argAddrs[i] = s.pushString(argv[i])
 	}
+	s.args = argArea{Start: s.bottom(), End: envStart, EnvEnd: execfnAddr}
 	platformAddr := s.pushString("x86_64")
 	randomAddr := s.push(random[:])
 
@@ -170,5 +175,6 @@ func (mm *MM) setupStack(argv, envv []string, execfn string, random [16]byte, au
 	if err := mm.writeForce(img.bottom(), img.bytes()); err != nil {
 		return 0, fmt.Errorf("write initial stack: %w", err)
 	}
+	mm.args = img.args
 	return sp, nil
 }

@@ -75,6 +75,14 @@ func (t *Task) procSelfFile(dir *vfs.File, p string, withData bool) (string, []b
 			defer target.mu.Unlock()
 			return []byte(target.name + "\n")
 		}
+	case "cmdline":
+		gen = func() []byte {
+			tg := target.tg
+			tg.mu.Lock()
+			mm := tg.mm
+			tg.mu.Unlock()
+			return procCmdline(mm)
+		}
 	case "status":
 		gen = func() []byte { return procStatus(t.procInfo(target)) }
 	case "stat":

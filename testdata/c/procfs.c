@@ -7,6 +7,10 @@
  *           Threads, VmSize, VmRSS, SigBlk, SigIgn, SigCgt.
  *   stat:   /proc/self/stat pid, comm (with ") " in it), state, ppid, pgrp,
  *           session, num_threads, vsize and the field count.
+ *   cmdline ARGS...: /proc/self/cmdline is argv NUL-separated; after argv[0]
+ *           is shortened in place, the area as it now is; after the final NUL
+ *           is overwritten (setproctitle), up to environ[0]'s NUL;
+ *           /proc/<child>/cmdline of a forked child that changed its copy.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -18,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *yesno(int b) { return b ? "yes" : "no"; }
@@ -201,6 +206,96 @@ static void do_stat(void)
 	}
 }
 
+/* slurpn reads path into buf and returns its length, or -1. */
+static ssize_t slurpn(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	size_t len = 0;
+	ssize_t n;
+	while ((n = read(fd, buf + len, size - len)) > 0)
+		len += n;
+	close(fd);
+	return len;
+}
+
+/* show prints buf[0:n], NULs as "\\0", argv[0] (the program's path,
+ * different per build) as <argv0>. */
+static void show(const char *what, const char *buf, ssize_t n, const char *argv0)
+{
+	printf("%s: %zd bytes: ", what, n);
+	size_t l0 = strlen(argv0);
+	ssize_t i = 0;
+	if (n >= (ssize_t)l0 && !memcmp(buf, argv0, l0)) {
+		printf("<argv0>");
+		i = l0;
+	}
+	for (; i < n; i++) {
+		if (buf[i])
+			putchar(buf[i]);
+		else
+			printf("\\0");
+	}
+	putchar('\n');
+}
+
+static void do_cmdline(int argc, char **argv)
+{
+	static char got[1 << 16], want[1 << 16];
+	char *argv0 = strdup(argv[0]);
+	size_t wl = 0;
+	for (int i = 0; i < argc; i++) {
+		size_t l = strlen(argv[i]) + 1;
+		memcpy(want + wl, argv[i], l);
+		wl += l;
+	}
+	ssize_t n = slurpn("/proc/self/cmdline", got, sizeof got);
+	printf("/proc/self/cmdline == argv joined with NULs: %s\n", yesno(n == (ssize_t)wl && !memcmp(got, want, wl)));
+	show("/proc/self/cmdline", got, n, argv0);
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)getpid());
+	n = slurpn(p, got, sizeof got);
+	printf("/proc/<pid>/cmdline same: %s\n", yesno(n == (ssize_t)wl && !memcmp(got, want, wl)));
+	printf("argv strings contiguous: %s\n", yesno(argv[argc - 1] + strlen(argv[argc - 1]) + 1 == argv[0] + wl));
+
+	int up[2], down[2];
+	if (pipe(up) || pipe(down))
+		return;
+	pid_t child = fork();
+	if (child == 0) {
+		argv[1][0] = 'Z';
+		write(up[1], "r", 1);
+		char c;
+		read(down[0], &c, 1);
+		_exit(0);
+	}
+	char c;
+	read(up[0], &c, 1);
+	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)child);
+	n = slurpn(p, got, sizeof got);
+	show("child's cmdline", got, n, argv0);
+	write(down[1], "d", 1);
+	waitpid(child, NULL, 0);
+
+	/* Shorten argv[0] in place: the area keeps its other bytes. */
+	size_t l0 = strlen(argv[0]);
+	memcpy(want, "x", 2);
+	strcpy(argv[0], "x");
+	n = slurpn("/proc/self/cmdline", got, sizeof got);
+	printf("argv[0] shortened: same length: %s, bytes as in memory: %s\n", yesno(n == (ssize_t)wl),
+	       yesno(n == (ssize_t)wl && !memcmp(got, want, wl)));
+	(void)l0;
+
+	/* setproctitle: overwrite the whole area, final NUL included. */
+	memset(argv[0], 'A', wl);
+	n = slurpn("/proc/self/cmdline", got, sizeof got);
+	extern char **environ;
+	int runs_on = environ[0] == argv[0] + wl && n == (ssize_t)(wl + strlen(environ[0]) + 1) &&
+		      !memcmp(got + wl, environ[0], strlen(environ[0]) + 1) && got[0] == 'A' && got[wl - 1] == 'A';
+	printf("setproctitle: runs on to environ[0]'s NUL: %s\n", yesno(runs_on));
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -214,6 +309,8 @@ int main(int argc, char **argv)
 		do_status();
 	else if (!strcmp(argv[1], "stat"))
 		do_stat();
+	else if (!strcmp(argv[1], "cmdline"))
+		do_cmdline(argc, argv);
 	else
 		return 2;
 	return 0;
