@@ -143,21 +143,32 @@ func (h *hostFile) seek(_ *File, off int64, whence int) (int64, error) {
 		}
 		return int64(h.dirPos), nil
 	}
+	n, err := seekHostFD(h.fd, h.off, off, whence)
+	if err != nil {
+		return 0, err
+	}
+	h.off = n
+	return n, nil
+}
+
+// seekHostFD computes lseek's new offset for a file kept on host descriptor
+// fd whose own offset is cur (the host descriptor's offset is unused:
+// reads and writes are positional). SEEK_DATA and SEEK_HOLE ask the host.
+func seekHostFD(fd int, cur, off int64, whence int) (int64, error) {
 	var n int64
 	switch whence {
 	case unix.SEEK_SET:
 		n = off
 	case unix.SEEK_CUR:
-		n = h.off + off
+		n = cur + off
 	case unix.SEEK_END:
-		st, err := hostStat(h.fd)
+		st, err := hostStat(fd)
 		if err != nil {
 			return 0, err
 		}
 		n = int64(st.Size) + off
 	case unix.SEEK_DATA, unix.SEEK_HOLE:
-		// Pass through: the host descriptor's own offset is unused.
-		r, err := unix.Seek(h.fd, off, whence)
+		r, err := unix.Seek(fd, off, whence)
 		if err != nil {
 			return 0, err
 		}
@@ -168,7 +179,6 @@ func (h *hostFile) seek(_ *File, off int64, whence int) (int64, error) {
 	if n < 0 {
 		return 0, unix.EINVAL
 	}
-	h.off = n
 	return n, nil
 }
 

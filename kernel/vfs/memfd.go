@@ -124,29 +124,9 @@ func (m *memfdFile) write(f *File, _ <-chan struct{}, src []byte, off int64) (in
 func (m *memfdFile) seek(_ *File, off int64, whence int) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var n int64
-	switch whence {
-	case unix.SEEK_SET:
-		n = off
-	case unix.SEEK_CUR:
-		n = m.off + off
-	case unix.SEEK_END:
-		st, err := hostStat(m.ino.fd)
-		if err != nil {
-			return 0, err
-		}
-		n = int64(st.Size) + off
-	case unix.SEEK_DATA, unix.SEEK_HOLE:
-		r, err := unix.Seek(m.ino.fd, off, whence)
-		if err != nil {
-			return 0, err
-		}
-		n = r
-	default:
-		return 0, unix.EINVAL
-	}
-	if n < 0 {
-		return 0, unix.EINVAL
+	n, err := seekHostFD(m.ino.fd, m.off, off, whence)
+	if err != nil {
+		return 0, err
 	}
 	m.off = n
 	return n, nil
