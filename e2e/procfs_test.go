@@ -20,6 +20,7 @@ var procfsCases = []struct {
 		"main: /proc/<thread>/comm = worker",
 	}}},
 	{"status", spec{args: []string{"status"}, want: []string{
+		"lines present in Linux's order: yes",
 		"Name: status-test",
 		"State: R (running)",
 		"Tgid==getpid: yes",

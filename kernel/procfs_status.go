@@ -147,6 +147,7 @@ func procStatus(in procTaskInfo) []byte {
 	c := in.Creds
 	fmt.Fprintf(&b, "Uid:\t%d\t%d\t%d\t%d\n", c.UID, c.EUID, c.SUID, c.EUID)
 	fmt.Fprintf(&b, "Gid:\t%d\t%d\t%d\t%d\n", c.GID, c.EGID, c.SGID, c.EGID)
+	fmt.Fprintf(&b, "NStgid:\t%d\n", in.Tgid)
 	fmt.Fprintf(&b, "NSpid:\t%d\n", in.Pid)
 	fmt.Fprintf(&b, "NSpgid:\t%d\n", in.Pgid)
 	fmt.Fprintf(&b, "NSsid:\t%d\n", in.Sid)

@@ -22,6 +22,8 @@ func TestProcStatus(t *testing.T) {
 		"Tgid:\t7\n",
 		"Pid:\t8\n",
 		"PPid:\t1\n",
+		"NStgid:\t7\n",
+		"NSpid:\t8\n",
 		"Uid:\t1000\t1001\t1002\t1001\n",
 		"Gid:\t100\t101\t102\t101\n",
 		"VmSize:\t    5616 kB\n",

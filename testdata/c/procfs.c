@@ -123,6 +123,20 @@ static void do_status(void)
 	signal(SIGUSR2, SIG_IGN);
 	signal(SIGHUP, on_hup);
 	char *s = slurp("/proc/self/status");
+	static const char *order[] = {"\nName:", "\nUmask:", "\nState:", "\nTgid:", "\nPid:", "\nPPid:", "\nUid:",
+				       "\nGid:", "\nNStgid:", "\nNSpid:", "\nVmSize:", "\nVmRSS:", "\nThreads:", "\nSigPnd:",
+				       "\nShdPnd:", "\nSigBlk:", "\nSigIgn:", "\nSigCgt:"};
+	char *nl = malloc(strlen(s) + 2), *prev = nl;
+	nl[0] = '\n';
+	strcpy(nl + 1, s);
+	int inorder = 1;
+	for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
+		char *at = strstr(nl, order[i]);
+		inorder = inorder && at && at >= prev;
+		prev = at ? at : prev;
+	}
+	free(nl);
+	printf("lines present in Linux's order: %s\n", yesno(inorder));
 	printf("Name: %s\n", field(s, "Name"));
 	printf("State: %s\n", field(s, "State"));
 	printf("Tgid==getpid: %s\n", yesno(atoi(field(s, "Tgid")) == getpid()));
