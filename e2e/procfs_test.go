@@ -51,6 +51,8 @@ var procfsCases = []struct {
 		"num_threads: 1",
 		"priority: 20, nice: 0",
 		"exit_signal: 17",
+		"arg_start==argv[0]: yes, arg_end==end of argv[argc-1]: yes",
+		"env_start==environ[0]: yes, env_end==end of the last: yes",
 		"vsize==VmSize: yes",
 	}}},
 	{"cmdline", spec{args: []string{"cmdline", "two words", "", "last"}, want: []string{

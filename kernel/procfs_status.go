@@ -27,7 +27,8 @@ type procTaskInfo struct {
 	SysTicks       uint64
 	ExitSignal     int32
 	RSSLimit       uint64
-	StartBrk, Brk  uint64
+	StartBrk       uint64
+	Args           argArea
 }
 
 // procStateNames are the State: words of /proc/PID/status.
@@ -111,11 +112,12 @@ func (t *Task) procInfo(target *Task) procTaskInfo {
 	if mm != nil {
 		for _, m := range mm.Mappings() {
 			in.VmSize += m.End - m.Start
-			if m.Name == "[heap]" {
-				in.StartBrk = m.Start
-			}
 		}
 		in.VmRSS = in.VmSize
+		mm.mu.RLock()
+		in.StartBrk = mm.brkStart
+		mm.mu.RUnlock()
+		in.Args = mm.args
 	}
 	return in
 }
@@ -175,7 +177,7 @@ func escapeComm(s string) string {
 // procStat formats in as Linux's /proc/PID/stat: 52 space-separated fields
 // (proc(5)), the comm in parentheses unescaped. Fields the sentry does not
 // know are 0: tty_nr, flags, the fault counts, the children's times,
-// starttime, the code/stack/argument addresses and wchan; tpgid is -1 (no
+// starttime, the code, data and stack addresses and wchan; tpgid is -1 (no
 // controlling terminal).
 func procStat(in procTaskInfo) []byte {
 	return fmt.Appendf(nil,
@@ -207,7 +209,7 @@ func procStat(in procTaskInfo) []byte {
 		0, 0, 0, // processor, rt_priority, policy
 		0, 0, 0, // delayacct_blkio_ticks, guest_time, cguest_time
 		0, 0, in.StartBrk, // start_data, end_data, start_brk
-		0, 0, 0, 0, // arg_start, arg_end, env_start, env_end
+		in.Args.Start, in.Args.End, in.Args.End, in.Args.EnvEnd,
 		0, // exit_code
 	)
 }

@@ -52,10 +52,12 @@ func TestProcStat(t *testing.T) {
 	}{
 		{"plain", procTaskInfo{Name: "prog", State: 'R', Pid: 5, PPid: 1, Pgid: 5, Sid: 4, Threads: 2,
 			VmSize: 8 << 20, VmRSS: 8 << 20, UserTicks: 3, SysTicks: 4, ExitSignal: 17, RSSLimit: rlimitInfinity,
-			SigPnd: 1, ShdPnd: 2, SigBlk: 4, SigIgn: 8, SigCgt: 16, StartBrk: 0x5000},
+			SigPnd: 1, ShdPnd: 2, SigBlk: 4, SigIgn: 8, SigCgt: 16, StartBrk: 0x5000,
+			Args: argArea{Start: 0x7000, End: 0x7010, EnvEnd: 0x7100}},
 			map[int]string{1: "5", 2: "(prog)", 3: "R", 4: "1", 5: "5", 6: "4", 8: "-1", 14: "3", 15: "4",
 				18: "20", 19: "0", 20: "2", 23: "8388608", 24: "2048", 25: "18446744073709551615",
-				31: "3", 32: "4", 33: "8", 34: "16", 38: "17", 47: "20480", 52: "0"}},
+				31: "3", 32: "4", 33: "8", 34: "16", 38: "17", 47: "20480",
+				48: "28672", 49: "28688", 50: "28688", 51: "28928", 52: "0"}},
 		{"comm with parentheses and spaces", procTaskInfo{Name: "a) b (c", State: 'S', Pid: 9, ExitSignal: -1},
 			map[int]string{1: "9", 2: "(a) b (c)", 3: "S", 38: "-1"}},
 	}

@@ -6,7 +6,8 @@
  *   status: /proc/self/status Name, State, Tgid, Pid, PPid, Uid, Gid,
  *           Threads, VmSize, VmRSS, SigBlk, SigIgn, SigCgt.
  *   stat:   /proc/self/stat pid, comm (with ") " in it), state, ppid, pgrp,
- *           session, num_threads, vsize and the field count.
+ *           session, num_threads, vsize, exit_signal, arg_start, arg_end,
+ *           env_start, env_end and the field count.
  *   cmdline ARGS...: /proc/self/cmdline is argv NUL-separated; after argv[0]
  *           is shortened in place, the area as it now is; after the final NUL
  *           is overwritten (setproctitle), up to environ[0]'s NUL;
@@ -186,7 +187,7 @@ static void do_status(void)
 	printf("after join: Threads: %s\n", field(s, "Threads"));
 }
 
-static void do_stat(void)
+static void do_stat(int argc, char **argv)
 {
 	prctl(PR_SET_NAME, "a) b (c", 0, 0, 0);
 	char *s = slurp("/proc/self/stat");
@@ -214,6 +215,16 @@ static void do_stat(void)
 		printf("num_threads: %s\n", f[20 - 3]);
 		printf("priority: %s, nice: %s\n", f[18 - 3], f[19 - 3]);
 		printf("exit_signal: %s\n", f[38 - 3]);
+		extern char **environ;
+		char **e = environ;
+		while (*e)
+			e++;
+		printf("arg_start==argv[0]: %s, arg_end==end of argv[argc-1]: %s\n",
+		       yesno(strtoul(f[48 - 3], NULL, 10) == (unsigned long)argv[0]),
+		       yesno(strtoul(f[49 - 3], NULL, 10) == (unsigned long)argv[argc - 1] + strlen(argv[argc - 1]) + 1));
+		printf("env_start==environ[0]: %s, env_end==end of the last: %s\n",
+		       yesno(strtoul(f[50 - 3], NULL, 10) == (unsigned long)environ[0]),
+		       yesno(e > environ && strtoul(f[51 - 3], NULL, 10) == (unsigned long)e[-1] + strlen(e[-1]) + 1));
 		unsigned long vsize = strtoul(f[23 - 3], NULL, 10);
 		char *st = slurp("/proc/self/status");
 		printf("vsize==VmSize: %s\n", yesno(vsize / 1024 == strtoul(field(st, "VmSize"), NULL, 10)));
@@ -322,7 +333,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(argv[1], "status"))
 		do_status();
 	else if (!strcmp(argv[1], "stat"))
-		do_stat();
+		do_stat(argc, argv);
 	else if (!strcmp(argv[1], "cmdline"))
 		do_cmdline(argc, argv);
 	else
