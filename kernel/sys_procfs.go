@@ -68,7 +68,7 @@ func (t *Task) procSelfFile(dir *vfs.File, p string, withData bool) (string, []b
 	var gen func() []byte
 	switch file {
 	case "maps":
-		gen = func() []byte { return procMaps(target.tg.mm.Mappings()) }
+		gen = func() []byte { return procMaps(procMM(target.tg).Mappings()) }
 	case "comm":
 		gen = func() []byte {
 			target.mu.Lock()
@@ -76,13 +76,7 @@ func (t *Task) procSelfFile(dir *vfs.File, p string, withData bool) (string, []b
 			return []byte(target.name + "\n")
 		}
 	case "cmdline":
-		gen = func() []byte {
-			tg := target.tg
-			tg.mu.Lock()
-			mm := tg.mm
-			tg.mu.Unlock()
-			return procCmdline(mm)
-		}
+		gen = func() []byte { return procCmdline(procMM(target.tg)) }
 	case "status":
 		gen = func() []byte { return procStatus(t.procInfo(target)) }
 	case "stat":
@@ -102,6 +96,14 @@ func (t *Task) procLeader(tg *ThreadGroup) *Task {
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
 	return tg.leader
+}
+
+// procMM returns tg's address space for a reader that may be in another
+// process. (execve replaces tg.mm; a released MM reads as empty.)
+func procMM(tg *ThreadGroup) *MM {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return tg.mm
 }
 
 // procLookup returns the live thread whose ID is the decimal s, or nil.
