@@ -116,8 +116,10 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 		return 0, err
 	}
 
+	tg.mu.Lock()
 	old := tg.mm
 	tg.mm = mm
+	tg.mu.Unlock()
 	old.Release()
 	tg.fdTable.CloseOnExec()
 	t.signalsOnExec()

@@ -88,8 +88,9 @@ type ThreadGroup struct {
 	exitSignal int32
 
 	// mm is the address space. Replaced by execve once its caller is the
-	// only thread left: exclusive to the task goroutine of that thread
-	// then, immutable otherwise.
+	// only thread left, under mu: the process's own threads read it
+	// without the lock (nothing else changes it), other processes (procfs)
+	// read it under mu.
 	mm *MM
 	// fdTable is the descriptor table. Immutable.
 	fdTable *vfs.FDTable
