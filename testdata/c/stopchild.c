@@ -7,6 +7,9 @@
  * SIGCHLD, which must be the first one, CLD_STOPPED (a standard signal
  * does not queue twice). It ends with "done".
  *
+ * The continued child then waits for the parent to close a pipe before it
+ * exits, so that the order of the reports does not depend on scheduling.
+ *
  * A checkpoint test saves it during "waiting" and restores it: the child is
  * still stopped, its unconsumed stop report and the pending CLD_STOPPED
  * SIGCHLD survive, and every line after "waiting" says yes.
@@ -29,11 +32,23 @@ int main(int argc, char **argv)
 	sigemptyset(&block);
 	sigaddset(&block, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &block, NULL);
+	/* After SIGCONT the child waits for the parent to close the pipe, so
+	 * that waitpid(WCONTINUED) cannot find it already exited instead. */
+	int fds[2];
+	if (pipe(fds) != 0) {
+		printf("pipe failed\n");
+		return 1;
+	}
 	pid_t c = fork();
 	if (c == 0) {
+		close(fds[1]);
 		raise(SIGSTOP);
+		char b;
+		while (read(fds[0], &b, 1) > 0)
+			;
 		_exit(7);
 	}
+	close(fds[0]);
 	siginfo_t si;
 	memset(&si, 0, sizeof si);
 	if (waitid(P_PID, c, &si, WSTOPPED | WNOWAIT) != 0 || si.si_code != CLD_STOPPED) {
@@ -52,6 +67,7 @@ int main(int argc, char **argv)
 	kill(c, SIGCONT);
 	w = waitpid(c, &st, WCONTINUED);
 	printf("continued: %s\n", yesno(w == c && WIFCONTINUED(st)));
+	close(fds[1]);
 	w = waitpid(c, &st, 0);
 	printf("exit 7: %s\n", yesno(w == c && WIFEXITED(st) && WEXITSTATUS(st) == 7));
 	struct timespec zero = {0, 0};
