@@ -103,6 +103,10 @@ func (k *Kernel) processExited(tg *ThreadGroup, status ExitStatus) {
 	}
 	tg.zombie = true
 	if p := tg.parent; p != nil {
+		// As Linux's exit_notify: the exit signal is pending before any
+		// wait can see the zombie (both under TaskSet.mu), so a parent
+		// whose wait returned finds its SIGCHLD already there.
+		k.signalParentOnExitLocked(tg)
 		if p.autoReapsLocked(tg) {
 			// Nobody will wait for it: it is reaped at once, and a
 			// parent blocked in wait gets ECHILD once no child is left.
@@ -117,11 +121,7 @@ func (k *Kernel) processExited(tg *ThreadGroup, status ExitStatus) {
 			others = append(others, o)
 		}
 	}
-	hasParent := tg.parent != nil
 	ts.mu.Unlock()
-	if hasParent {
-		k.signalParentOnExit(tg)
-	}
 	if isInit {
 		for _, o := range others {
 			o.tg.exitGroup(ExitStatus{Signal: int(unix.SIGKILL)})

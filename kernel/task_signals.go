@@ -479,15 +479,13 @@ func (t *Task) signalsOnNewTask(nt *Task, newProcess bool) {
 	nt.tg.mu.Unlock()
 }
 
-// signalParentOnExit notifies the parent of a process that has just become
-// a zombie with the exit signal clone asked for (SIGCHLD for fork).
+// signalParentOnExitLocked notifies the parent of a process that is
+// becoming a zombie with the exit signal clone asked for (SIGCHLD for fork).
 //
-// Preconditions: TaskSet.mu is not held.
-func (k *Kernel) signalParentOnExit(tg *ThreadGroup) {
-	ts := k.tasks
-	ts.mu.Lock()
+// Preconditions: TaskSet.mu is held (so that the signal is pending before a
+// wait sees the zombie); neither tg.mu nor the parent's mu is held.
+func (k *Kernel) signalParentOnExitLocked(tg *ThreadGroup) {
 	parent := tg.parent
-	ts.mu.Unlock()
 	if parent == nil || tg.exitSignal <= 0 || tg.exitSignal > numSignals {
 		return
 	}
