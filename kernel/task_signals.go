@@ -514,9 +514,6 @@ func (k *Kernel) notifyParentJobControl(tg *ThreadGroup, code, status int32) {
 	ts := k.tasks
 	ts.mu.Lock()
 	parent := tg.parent
-	if parent != nil {
-		parent.notifyChildLocked()
-	}
 	ts.mu.Unlock()
 	if parent == nil {
 		return
@@ -527,10 +524,14 @@ func (k *Kernel) notifyParentJobControl(tg *ThreadGroup, code, status int32) {
 	parent.mu.Lock()
 	noStop := parent.sigs.Actions[unix.SIGCHLD-1].Flags&saNocldstop != 0
 	parent.mu.Unlock()
-	if noStop {
-		return
+	// The signal first, then the waiters: a parent woken from wait finds
+	// its SIGCHLD already pending, as on Linux.
+	if !noStop {
+		parent.sendSignal(sigInfo{Signo: int32(unix.SIGCHLD), Code: code, Pid: tg.tgid, UID: uid, Status: status}, nil)
 	}
-	parent.sendSignal(sigInfo{Signo: int32(unix.SIGCHLD), Code: code, Pid: tg.tgid, UID: uid, Status: status}, nil)
+	ts.mu.Lock()
+	parent.notifyChildLocked()
+	ts.mu.Unlock()
 }
 
 // checkItimersLocked queues the signals of expired interval timers and
