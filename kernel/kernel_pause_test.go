@@ -79,6 +79,23 @@ type pauseSandbox struct {
 	stdin *os.File
 }
 
+// stdioPipes makes a sandbox's stdin pipe (the sandbox reads inR) and
+// stdout pipe (the sandbox writes outW); the caller closes them.
+func stdioPipes(tb testing.TB) (inR, inW, outR, outW *os.File) {
+	tb.Helper()
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	outR, outW, err = os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		tb.Fatal(err)
+	}
+	return inR, inW, outR, outW
+}
+
 func startPauseSandbox(t *testing.T, name string) *pauseSandbox {
 	t.Helper()
 	bin := buildPauseProgram(t, name)
@@ -89,14 +106,7 @@ func startPauseSandbox(t *testing.T, name string) *pauseSandbox {
 		}
 		t.Fatalf("New() = %v", err)
 	}
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	inR, inW, outR, outW := stdioPipes(t)
 	s := &pauseSandbox{k: k, lines: make(chan string, 1024), stdin: inW}
 	go func() {
 		sc := bufio.NewScanner(outR)

@@ -50,14 +50,7 @@ type benchSandbox struct {
 
 func newBenchSandbox(b *testing.B, start func(stdin, stdout *os.File) (*Kernel, error)) *benchSandbox {
 	b.Helper()
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		b.Fatal(err)
-	}
+	inR, inW, outR, outW := stdioPipes(b)
 	k, err := start(inR, outW)
 	if err != nil {
 		b.Fatal(err)

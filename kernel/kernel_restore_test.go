@@ -133,14 +133,7 @@ func TestRestoreSparseMemory(t *testing.T) {
 // checkSparseRestore restores the sparse program from state and ranges
 // with RestoreOptions.MemorySize size and checks its memory and its sum.
 func checkSparseRestore(t *testing.T, state []byte, ranges []MemoryRange, written, size uint64) {
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	inR, inW, outR, outW := stdioPipes(t)
 	defer inR.Close()
 	defer inW.Close()
 	defer outR.Close()

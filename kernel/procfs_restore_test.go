@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"os"
 	"strings"
 	"testing"
 
@@ -74,14 +73,7 @@ func TestProcSelfAfterRestore(t *testing.T) {
 		"/proc/self/comm before-save$",
 	}
 
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	inR, inW, outR, outW := stdioPipes(t)
 	defer inR.Close()
 	defer inW.Close()
 	defer outR.Close()
