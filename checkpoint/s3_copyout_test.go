@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"snapshotter/storage/miniotest"
 )
 
 // TestS3LeaveRunningCopyOut: save --leave-running to a real MinIO copies a
@@ -15,13 +13,7 @@ import (
 // continues from the point of the save.
 func TestS3LeaveRunningCopyOut(t *testing.T) {
 	e := newEnv(t)
-	srv := miniotest.Start(t)
-	srv.MakeBucket(t, "snaps")
-	e.extra = []string{
-		"SNAP_S3_ENDPOINT=http://" + srv.Endpoint,
-		"AWS_ACCESS_KEY_ID=" + miniotest.AccessKey,
-		"AWS_SECRET_ACCESS_KEY=" + miniotest.SecretKey,
-	}
+	e.useMinIO("snaps")
 	id, out := e.runDetached("", program(t, "sleeper"))
 	before := waitLines(t, out, 2)
 	uri := lastLine(e.must("save", id, "--leave-running", "--to", "s3://snaps/lr/sleeper"))

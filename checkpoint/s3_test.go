@@ -9,18 +9,24 @@ import (
 	"snapshotter/storage/miniotest"
 )
 
-// TestS3RoundTrip saves a running sandbox to a real MinIO and restores it
-// from there twice, once with the image URI and once from the store
-// (--store s3://bucket/prefix with a bare name).
-func TestS3RoundTrip(t *testing.T) {
-	e := newEnv(t)
-	srv := miniotest.Start(t)
-	srv.MakeBucket(t, "snaps")
+// useMinIO starts a real MinIO for the test with the given bucket and
+// points the environment's snap at it.
+func (e *env) useMinIO(bucket string) {
+	srv := miniotest.Start(e.t)
+	srv.MakeBucket(e.t, bucket)
 	e.extra = []string{
 		"SNAP_S3_ENDPOINT=http://" + srv.Endpoint,
 		"AWS_ACCESS_KEY_ID=" + miniotest.AccessKey,
 		"AWS_SECRET_ACCESS_KEY=" + miniotest.SecretKey,
 	}
+}
+
+// TestS3RoundTrip saves a running sandbox to a real MinIO and restores it
+// from there twice, once with the image URI and once from the store
+// (--store s3://bucket/prefix with a bare name).
+func TestS3RoundTrip(t *testing.T) {
+	e := newEnv(t)
+	e.useMinIO("snaps")
 	id, out := e.runDetached("", program(t, "sleeper"))
 	uri, last := e.saveAfter(id, out, 2, "--to", "s3://snaps/pool/sleeper")
 	if uri != "s3://snaps/pool/sleeper" {
