@@ -105,14 +105,7 @@ func TestRestoreSparseMemory(t *testing.T) {
 	}
 	pauseInSyscall(t, s.k, unix.SYS_READ)
 	defer s.k.Unpause()
-	ranges, err := s.k.MemoryRanges()
-	if err != nil {
-		t.Fatalf("MemoryRanges() = %v", err)
-	}
-	var state bytes.Buffer
-	if err := s.k.SaveState(context.Background(), &state); err != nil {
-		t.Fatalf("SaveState() = %v", err)
-	}
+	ranges, state := savePaused(t, s.k)
 	var written uint64
 	for _, r := range ranges {
 		written += uint64(len(r.Data))
@@ -125,9 +118,24 @@ func TestRestoreSparseMemory(t *testing.T) {
 		{"load while decoding", s.k.mf.Size()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkSparseRestore(t, state.Bytes(), ranges, written, tc.size)
+			checkSparseRestore(t, state, ranges, written, tc.size)
 		})
 	}
+}
+
+// savePaused returns the memory ranges and the state blob of the paused
+// kernel k (the ranges alias its memory while it stays paused).
+func savePaused(t *testing.T, k *Kernel) ([]MemoryRange, []byte) {
+	t.Helper()
+	ranges, err := k.MemoryRanges()
+	if err != nil {
+		t.Fatalf("MemoryRanges() = %v", err)
+	}
+	var state bytes.Buffer
+	if err := k.SaveState(context.Background(), &state); err != nil {
+		t.Fatalf("SaveState() = %v", err)
+	}
+	return ranges, state.Bytes()
 }
 
 // checkSparseRestore restores the sparse program from state and ranges
@@ -286,14 +294,7 @@ func TestRestoreLoadFailure(t *testing.T) {
 	s.next(t)
 	pauseInSyscall(t, s.k, unix.SYS_READ)
 	defer s.k.Unpause()
-	var state bytes.Buffer
-	if err := s.k.SaveState(context.Background(), &state); err != nil {
-		t.Fatalf("SaveState() = %v", err)
-	}
-	ranges, err := s.k.MemoryRanges()
-	if err != nil {
-		t.Fatalf("MemoryRanges() = %v", err)
-	}
+	ranges, state := savePaused(t, s.k)
 	errCorrupt := errors.New("memory chunk 3: checksum mismatch")
 	size := s.k.mf.Size()
 	beyond := []MemoryRange{{Off: size, Data: make([]byte, pageSize)}}
@@ -304,7 +305,6 @@ func TestRestoreLoadFailure(t *testing.T) {
 		return errCorrupt
 	}
 	loadAll := func(w *MemoryLoader) error { return w.WriteRuns(runsOf(ranges)) }
-	full := state.Bytes()
 	tests := []struct {
 		name  string
 		state []byte
@@ -312,14 +312,14 @@ func TestRestoreLoadFailure(t *testing.T) {
 		load  func(w *MemoryLoader) error
 		want  error // nil: any error
 	}{
-		{"corrupt chunk after some memory", full, 0, corruptHalfway, errCorrupt},
-		{"corrupt chunk while decoding", full, size, corruptHalfway, errCorrupt},
-		{"run beyond the memory file", full, 0, func(w *MemoryLoader) error {
+		{"corrupt chunk after some memory", state, 0, corruptHalfway, errCorrupt},
+		{"corrupt chunk while decoding", state, size, corruptHalfway, errCorrupt},
+		{"run beyond the memory file", state, 0, func(w *MemoryLoader) error {
 			return w.WriteRuns(runsOf(beyond))
 		}, ErrBadState},
-		{"image memory larger than the memory file", full, size + 1<<20, loadAll, ErrBadState},
-		{"memory size not page aligned", full, size - 1, loadAll, ErrBadState},
-		{"truncated state while loading", full[:len(full)/2], size, loadAll, nil},
+		{"image memory larger than the memory file", state, size + 1<<20, loadAll, ErrBadState},
+		{"memory size not page aligned", state, size - 1, loadAll, ErrBadState},
+		{"truncated state while loading", state[:len(state)/2], size, loadAll, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -429,17 +429,10 @@ func TestRestoreReleaseWithoutRunning(t *testing.T) {
 	s.next(t)
 	pauseInSyscall(t, s.k, unix.SYS_READ)
 	defer s.k.Unpause()
-	ranges, err := s.k.MemoryRanges()
-	if err != nil {
-		t.Fatalf("MemoryRanges() = %v", err)
-	}
-	var state bytes.Buffer
-	if err := s.k.SaveState(context.Background(), &state); err != nil {
-		t.Fatalf("SaveState() = %v", err)
-	}
+	ranges, state := savePaused(t, s.k)
 	memfds := memoryFileFDs(t)
 	for i := 0; i < 10; i++ {
-		k, err := Restore(context.Background(), bytes.NewReader(state.Bytes()), RestoreOptions{
+		k, err := Restore(context.Background(), bytes.NewReader(state), RestoreOptions{
 			MemorySize: s.k.mf.Size(),
 			LoadMemory: func(w *MemoryLoader) error { return w.WriteRuns(runsOf(ranges)) },
 		})
