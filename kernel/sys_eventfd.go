@@ -84,28 +84,23 @@ func (e *eventFD) read(t *Task, dst []byte, nonblock bool) (int, error) {
 	if len(dst) < 8 {
 		return 0, unix.EINVAL
 	}
-	for {
-		e.mu.Lock()
-		if e.count > 0 {
-			v := e.count
-			if e.semaphore {
-				v = 1
-			}
-			e.count -= v
-			e.notifyLocked()
-			e.mu.Unlock()
-			binary.LittleEndian.PutUint64(dst, v)
-			return 8, nil
+	var v uint64
+	err := e.waitFor(t, nonblock, func() bool {
+		if e.count == 0 {
+			return false
 		}
-		ch := e.changedLocked()
-		e.mu.Unlock()
-		if nonblock {
-			return 0, unix.EAGAIN
+		v = e.count
+		if e.semaphore {
+			v = 1
 		}
-		if err := t.block(ch); err != nil {
-			return 0, err
-		}
+		e.count -= v
+		return true
+	})
+	if err != nil {
+		return 0, err
 	}
+	binary.LittleEndian.PutUint64(dst, v)
+	return 8, nil
 }
 
 func (e *eventFD) write(t *Task, src []byte, nonblock bool) (int, error) {
@@ -116,21 +111,37 @@ func (e *eventFD) write(t *Task, src []byte, nonblock bool) (int, error) {
 	if v == ^uint64(0) {
 		return 0, unix.EINVAL
 	}
+	err := e.waitFor(t, nonblock, func() bool {
+		if efdMax-e.count < v {
+			return false
+		}
+		e.count += v
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	return 8, nil
+}
+
+// waitFor calls try under e.mu until it succeeds (then waiters are
+// notified), blocking between attempts until the counter changes, or
+// failing with EAGAIN if nonblock.
+func (e *eventFD) waitFor(t *Task, nonblock bool, try func() bool) error {
 	for {
 		e.mu.Lock()
-		if efdMax-e.count >= v {
-			e.count += v
+		if try() {
 			e.notifyLocked()
 			e.mu.Unlock()
-			return 8, nil
+			return nil
 		}
 		ch := e.changedLocked()
 		e.mu.Unlock()
 		if nonblock {
-			return 0, unix.EAGAIN
+			return unix.EAGAIN
 		}
 		if err := t.block(ch); err != nil {
-			return 0, err
+			return err
 		}
 	}
 }

@@ -51,16 +51,7 @@ func sysClone(t *Task, a *sysArgs) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	nt.regs.Rax = 0
-	if sp != 0 {
-		nt.regs.Rsp = sp
-	}
-	if flags&unix.CLONE_SETTLS != 0 {
-		nt.regs.FsBase = tls
-	}
-	if flags&unix.CLONE_CHILD_CLEARTID != 0 {
-		nt.clearChildTID = childTID
-	}
+	nt.setCloneRegs(flags, sp, tls, childTID)
 	if flags&unix.CLONE_PARENT_SETTID != 0 {
 		if err := t.copyOutUint32(parentTID, uint32(nt.tid)); err != nil {
 			return 0, t.abandonThread(nt, err)
@@ -168,16 +159,7 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 		fp:       append([]byte(nil), t.fp...),
 		name:     name,
 	}
-	nt.regs.Rax = 0
-	if sp != 0 {
-		nt.regs.Rsp = sp
-	}
-	if flags&unix.CLONE_SETTLS != 0 {
-		nt.regs.FsBase = tls
-	}
-	if flags&unix.CLONE_CHILD_CLEARTID != 0 {
-		nt.clearChildTID = childTID
-	}
+	nt.setCloneRegs(flags, sp, tls, childTID)
 
 	ts := t.k.tasks
 	ts.mu.Lock()
@@ -215,4 +197,19 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 		t.block(vforkDone)
 	}
 	return uint64(nt.tid), nil
+}
+
+// setCloneRegs gives a new thread or process its clone(2) return value (0),
+// and the stack, TLS base and child TID address clone asked for.
+func (nt *Task) setCloneRegs(flags, sp, tls, childTID uint64) {
+	nt.regs.Rax = 0
+	if sp != 0 {
+		nt.regs.Rsp = sp
+	}
+	if flags&unix.CLONE_SETTLS != 0 {
+		nt.regs.FsBase = tls
+	}
+	if flags&unix.CLONE_CHILD_CLEARTID != 0 {
+		nt.clearChildTID = childTID
+	}
 }
