@@ -171,6 +171,28 @@ var cCases = []cCase{
 		"name of 299 bytes: -1, EINVAL yes",
 	}}},
 	{name: "itimer", prog: "itimer", spec: spec{args: []string{"3"}, want: []string{"tick 1", "tick 3"}}},
+	// The FP/SSE state (XSAVE area) across syscalls, signals, sigreturn,
+	// fork and clone. The ymm/zmm lines are left out of want: their text
+	// says whether the CPU has AVX; the run under snap must still match.
+	{name: "fpstate", prog: "fpstate", spec: spec{want: []string{
+		"the four rounding modes round 1/3, 1/10, -1/3 differently: yes",
+		"starts with round to nearest: yes",
+		"xmm0-xmm15 kept across one syscall: yes",
+		"xmm0-xmm15 kept across 1000 syscalls: yes",
+		"FE_UPWARD (MXCSR and x87 control word) kept across 1000 syscalls: yes",
+		"SIGUSR1 from raw kill: handler ran: yes",
+		"SIGUSR1 from raw kill: xmm5 and xmm12 kept: yes",
+		"SIGUSR1 from raw kill: FE_UPWARD kept: yes",
+		"SIGALRM while spinning: xmm5 and xmm12 kept: yes",
+		"SIGALRM while spinning: FE_UPWARD kept: yes",
+		"sigreturn: xmm5 from the frame: yes, xmm12 kept: yes",
+		"sigreturn: MXCSR rounding from the frame: yes",
+		"fork: child xmm5 kept: yes, child FE_TOWARDZERO: yes, parent kept both: yes",
+		"pthread: new thread starts with FE_DOWNWARD: yes",
+		"pthread: both threads keep their own xmm0-xmm15 across 1000 syscalls: yes",
+		"pthread: thread's FE_UPWARD kept: yes, creator's FE_DOWNWARD untouched: yes",
+		"back to round to nearest: yes",
+	}}},
 }
 
 // TestPrograms runs every C case built with every libc natively and under
