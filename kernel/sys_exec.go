@@ -124,7 +124,7 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	tg.fdTable.CloseOnExec()
 	t.signalsOnExec()
 	t.regs = regs
-	t.fp = nil
+	t.setFPState(nil)
 	t.clearChildTID = 0
 	t.robustList = 0
 	t.restart = restartBlock{}

@@ -232,7 +232,7 @@ func sysRtSigreturn(t *Task, _ *sysArgs) (uint64, error) {
 	r.Eflags = (r.Eflags &^ fixEflags) | (le.Uint64(sc[scEflags:]) & fixEflags)
 	r.Cs, r.Ss = userCS, userSS
 	r.OrigRax = ^uint64(0)
-	if fpAddr := le.Uint64(sc[scFpstate:]); fpAddr != 0 && len(t.fp) > 0 {
+	if fpAddr := le.Uint64(sc[scFpstate:]); fpAddr != 0 && len(t.fpState()) > 0 {
 		fp := make([]byte, len(t.fp))
 		if err := t.tg.mm.CopyIn(fpAddr, fp); err != nil {
 			t.tg.exitGroup(ExitStatus{Signal: int(unix.SIGSEGV)})
@@ -245,7 +245,7 @@ func sysRtSigreturn(t *Task, _ *sysArgs) (uint64, error) {
 			le.PutUint64(fp[512:], le.Uint64(fp[512:])&(le.Uint64(t.fp[512:])|7))
 		}
 		le.PutUint32(fp[24:], le.Uint32(fp[24:])&0xffff)
-		t.fp = fp
+		t.setFPState(fp)
 	}
 	mask := le.Uint64(uc[ucSigmaskOff:]) &^ unblockable
 	t.tg.mu.Lock()

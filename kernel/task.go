@@ -150,8 +150,10 @@ type Task struct {
 	// task has exited. Exclusive to the task goroutine.
 	runState taskRunState
 
-	// regs and fp are the application's registers and XSAVE area.
-	// Exclusive to the task goroutine.
+	// regs and fp are the application's registers and XSAVE area. fp is
+	// out of date while scratch.FPInContext is set (the last Switch left
+	// the state in the platform context): read it with fpState, replace it
+	// with setFPState. Exclusive to the task goroutine.
 	regs registers
 	fp   []byte
 

@@ -81,6 +81,7 @@ func sysClone(t *Task, a *sysArgs) (uint64, error) {
 //
 // Preconditions: called by t's task goroutine.
 func (t *Task) newThread() (*Task, error) {
+	fp := t.fpState()
 	ts := t.k.tasks
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -96,7 +97,7 @@ func (t *Task) newThread() (*Task, error) {
 		tid:      ts.nextTID,
 		runState: stateApp,
 		regs:     t.regs,
-		fp:       append([]byte(nil), t.fp...),
+		fp:       append([]byte(nil), fp...),
 		name:     name,
 	}
 	ts.nextTID++
@@ -121,6 +122,7 @@ func (t *Task) abandonThread(nt *Task, err error) error {
 // memory is copied, not shared, so an interrupted wait is harmless and the
 // caller then just continues).
 func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) {
+	fp := t.fpState()
 	as, err := t.k.platform.NewAddressSpace()
 	if err != nil {
 		return 0, unix.EAGAIN
@@ -156,7 +158,7 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 		tg:       ntg,
 		runState: stateApp,
 		regs:     t.regs,
-		fp:       append([]byte(nil), t.fp...),
+		fp:       append([]byte(nil), fp...),
 		name:     name,
 	}
 	nt.setCloneRegs(flags, sp, tls, childTID)

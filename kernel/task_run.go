@@ -128,6 +128,37 @@ func (*runApp) execute(t *Task) taskRunState {
 	}
 }
 
+// fpState returns the application's floating point state (XSAVE area;
+// nil is the initial state), first reading it from the platform context if
+// the last Switch left it there. If that fails, the state is lost: the
+// sandbox is killed like on any platform failure, and the caller gets the
+// stale state to finish with.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) fpState() []byte {
+	if !t.scratch.FPInContext {
+		return t.fp
+	}
+	t.scratch.FP = t.fp
+	err := t.ctx.FetchFP(&t.scratch)
+	t.fp = t.scratch.FP
+	if err != nil {
+		t.scratch.FPInContext = false
+		fmt.Fprintf(t.k.log, "snap: task %d: platform failure, killing the sandbox: %v\n", t.tid, err)
+		t.tg.exitGroup(ExitStatus{Signal: int(unix.SIGKILL)})
+	}
+	return t.fp
+}
+
+// setFPState replaces the application's floating point state; the next
+// Switch loads it.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) setFPState(fp []byte) {
+	t.fp = fp
+	t.scratch.FPInContext = false
+}
+
 // runExit tears the task down.
 //
 // +stateify savable

@@ -879,11 +879,12 @@ func buildSignalFrame(r *registers, fpLen int, info sigInfo, oldMask uint64, alt
 //
 // Preconditions: called by the task goroutine.
 func (t *Task) setupSignalFrame(info sigInfo, act sigAction, oldMask uint64, alt taskSignals) error {
-	frame, sp, fpAddr := buildSignalFrame(&t.regs, len(t.fp), info, oldMask, alt, act.Flags&saOnstack != 0)
+	fpState := t.fpState()
+	frame, sp, fpAddr := buildSignalFrame(&t.regs, len(fpState), info, oldMask, alt, act.Flags&saOnstack != 0)
 	binary.LittleEndian.PutUint64(frame[0:], act.Restorer)
 	mm := t.tg.mm
-	if len(t.fp) > 0 {
-		if err := mm.CopyOut(fpAddr, t.fp); err != nil {
+	if len(fpState) > 0 {
+		if err := mm.CopyOut(fpAddr, fpState); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,13 @@ package kernel
 // Preconditions: called by the task goroutine at the top of its loop.
 func (t *Task) checkStop() {
 	k := t.k
+	if !k.stopRequested() {
+		return
+	}
+	// Whoever stopped the tasks may save them, from another goroutine: the
+	// floating point state must be in the Task, not only in the stub
+	// thread that just this goroutine's OS thread can read.
+	t.fpState()
 	k.stopMu.Lock()
 	defer k.stopMu.Unlock()
 	if k.stopCount == 0 {

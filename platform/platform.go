@@ -73,8 +73,17 @@ type State struct {
 
 	// FP is the floating point and vector state in the XSAVE layout (its
 	// first 512 bytes are the FXSAVE legacy area). A nil FP means the
-	// initial state of a new process; Switch fills it on return.
+	// initial state of a new process.
 	FP []byte
+
+	// FPInContext is set by Switch when it left the thread's floating
+	// point state in the context instead of reading it into FP, which is
+	// then out of date: most system calls never look at it, and reading
+	// it is one more host system call per Switch. Context.FetchFP brings
+	// it into FP and clears the flag; the next Switch continues from the
+	// state in the context. Whoever replaces FP (an exec, a sigreturn)
+	// clears the flag, and Switch then loads FP.
+	FPInContext bool
 }
 
 // SignalInfo describes why Switch returned ErrFault or ErrSignal, in the
@@ -145,9 +154,19 @@ type Context interface {
 	// Switch runs the application thread whose state is st in as until it
 	// makes a syscall (returns nil), faults (ErrFault, with info and access
 	// filled), raises a synchronous signal (ErrSignal, with info filled) or
-	// is interrupted (ErrInterrupted). On return st holds the thread's state
-	// at that point.
+	// is interrupted (ErrInterrupted). On return st.Regs holds the thread's
+	// registers at that point, and st.FP its floating point state unless
+	// Switch set st.FPInContext (see FetchFP).
 	Switch(as AddressSpace, st *State, info *SignalInfo, access *AccessType) error
+
+	// FetchFP reads the floating point state that Switch left in the
+	// context into st.FP and clears st.FPInContext; it does nothing if the
+	// flag is clear. It must be called by the goroutine that ran the
+	// Switch, on the same OS thread, before anything reads st.FP or the
+	// state moves elsewhere (a save, another address space, another OS
+	// thread). If it fails, the state is lost (the host thread that held
+	// it is gone) and the application thread cannot continue.
+	FetchFP(st *State) error
 
 	// Interrupt makes the current Switch, or the next one if none is
 	// running, return ErrInterrupted soon. It may be called from any

@@ -71,6 +71,10 @@ type stubThread struct {
 	regsValid, fpValid bool
 	regs               platform.Registers
 	fp                 []byte
+	// live is the context whose application thread's current floating
+	// point state only this stub thread holds (Switch left it here; see
+	// platform.State.FPInContext), or nil. Protected by mu.
+	live *context
 }
 
 func checkRange(addr, length uint64) error {

@@ -43,6 +43,15 @@ type context struct {
 	// the goroutine using the context (see platform.Context).
 	lastAS *addressSpace
 	last   *stubThread
+
+	// fpIn is the stub thread that holds the floating point state of the
+	// application thread this context last ran, when Switch left it there
+	// (platform.State.FPInContext), or nil. If another context needs that
+	// stub thread first, it moves the state into fpSaved, sets fpSavedOK
+	// and clears fpIn. All three protected by mu.
+	fpIn      *stubThread
+	fpSaved   []byte
+	fpSavedOK bool
 }
 
 var _ platform.Context = (*context)(nil)
@@ -104,6 +113,13 @@ func (c *context) Switch(as platform.AddressSpace, st *platform.State, info *pla
 	// it has not.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if st.FPInContext && (c.last == nil || c.lastAS != a) {
+		// The state is in a stub thread of another address space, which
+		// this Switch will not use.
+		if err := c.FetchFP(st); err != nil {
+			return fmt.Errorf("ptrace: switch: %w", err)
+		}
+	}
 	if t := c.last; t != nil && c.lastAS == a && t.mu.TryLock() {
 		// TryLock: if another context's Switch on t's tracer thread holds
 		// it, this goroutine is not on that thread; do not wait for it.
@@ -117,6 +133,11 @@ func (c *context) Switch(as platform.AddressSpace, st *platform.State, info *pla
 		}
 		// Not t's tracer (another OS thread), or t is gone: find the stub
 		// thread by the calling thread's id, which tells the two apart.
+		// A floating point state left in t can only be read by t's tracer:
+		// if this is not it, the state is lost and FetchFP says so.
+		if err := c.FetchFP(st); err != nil {
+			return fmt.Errorf("ptrace: switch: %w", err)
+		}
 		c.last = nil
 	}
 	tid := unix.Gettid()
@@ -154,6 +175,12 @@ func (c *context) switchLocked(a *addressSpace, t *stubThread, st *platform.Stat
 		return err
 	}
 	defer c.end()
+	if st.FPInContext && t.live != c {
+		// Another context ran on t since and moved the state out.
+		if !c.takeSavedFP(st) {
+			return fmt.Errorf("ptrace: switch: floating point state of stub thread %d: %w", t.tid, errFPLost)
+		}
+	}
 	err := c.load(t, st)
 	if errors.Is(err, errBadRegs) {
 		// Registers no CPU would run (a kernel-mode selector, a
@@ -174,6 +201,10 @@ var errBadRegs = errors.New("registers refused by the host")
 // errNotTraced means the first ptrace request of a Switch found no stub
 // thread traced by the calling thread (ESRCH): nothing ran yet.
 var errNotTraced = errors.New("stub thread not traced by this thread")
+
+// errFPLost means a floating point state that Switch left in a stub thread
+// can no longer be read: the stub thread is gone.
+var errFPLost = errors.New("floating point state left in a stub thread is lost")
 
 // load writes st into the stopped stub thread t where it differs from what
 // t holds.
@@ -197,6 +228,20 @@ func (c *context) load(t *stubThread, st *platform.State) error {
 		}
 		t.regs = want
 	}
+	if st.FPInContext {
+		// t holds the state (switchLocked checked t.live == c).
+		t.regsValid = true
+		return nil
+	}
+	if o := t.live; o != nil && o != c {
+		// t holds another context's state, which st.FP is about to
+		// replace: keep it for that context.
+		if err := o.evictFP(t); err != nil {
+			t.regsValid, t.fpValid = false, false
+			return fmt.Errorf("ptrace: %w", notTraced(err))
+		}
+	}
+	t.live = nil
 	fp := st.FP
 	if fp == nil {
 		fp = c.p.initFP
@@ -240,24 +285,106 @@ func sameRegs(x, y *platform.Registers) bool {
 	return a == b
 }
 
-// save reads the state of the stopped stub thread t into st.
+// save reads the registers of the stopped stub thread t into st and
+// leaves the floating point state in t (st.FPInContext; see FetchFP).
 func (c *context) save(t *stubThread, st *platform.State) error {
 	if err := getRegs(t.tid, &st.Regs); err != nil {
 		t.regsValid, t.fpValid = false, false
 		return fmt.Errorf("read registers of stub thread %d: %w", t.tid, err)
 	}
+	t.regs = st.Regs
+	t.regsValid = true
+	// The application ran: t's state is newer than st.FP and t.fp.
+	t.fpValid = false
+	t.live = c
+	st.FPInContext = true
+	c.mu.Lock()
+	c.fpIn, c.fpSavedOK = t, false
+	c.mu.Unlock()
+	return nil
+}
+
+// FetchFP implements platform.Context.
+func (c *context) FetchFP(st *platform.State) error {
+	if !st.FPInContext {
+		return nil
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c.mu.Lock()
+	t := c.fpIn
+	c.mu.Unlock()
+	if t != nil {
+		t.mu.Lock()
+		if t.live == c {
+			err := c.fetchFPLocked(t, st)
+			t.mu.Unlock()
+			return err
+		}
+		t.mu.Unlock()
+	}
+	// Moved out by another context that needed t (evictFP).
+	if c.takeSavedFP(st) {
+		return nil
+	}
+	return fmt.Errorf("ptrace: fetch floating point state: %w", errFPLost)
+}
+
+// fetchFPLocked reads the floating point state of c's application thread
+// from t, which holds it, into st.
+//
+// Preconditions: t.mu is held; t.live == c; the caller is t's tracer.
+func (c *context) fetchFPLocked(t *stubThread, st *platform.State) error {
 	if cap(st.FP) < c.p.fpSize {
 		st.FP = make([]byte, c.p.fpSize)
 	}
 	st.FP = st.FP[:c.p.fpSize]
 	if _, err := getFP(t.tid, st.FP); err != nil {
-		t.regsValid, t.fpValid = false, false
+		return fmt.Errorf("ptrace: read XSAVE area of stub thread %d: %w: %w", t.tid, errFPLost, err)
+	}
+	t.fp = append(t.fp[:0], st.FP...)
+	t.fpValid = true
+	t.live = nil
+	c.mu.Lock()
+	c.fpIn = nil
+	c.mu.Unlock()
+	st.FPInContext = false
+	return nil
+}
+
+// evictFP moves the floating point state of c's application thread out of
+// t into c.fpSaved, so that another context can use t.
+//
+// Preconditions: t.mu is held; t.live == c; the caller is t's tracer.
+func (c *context) evictFP(t *stubThread) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cap(c.fpSaved) < c.p.fpSize {
+		c.fpSaved = make([]byte, c.p.fpSize)
+	}
+	c.fpSaved = c.fpSaved[:c.p.fpSize]
+	if _, err := getFP(t.tid, c.fpSaved); err != nil {
 		return fmt.Errorf("read XSAVE area of stub thread %d: %w", t.tid, err)
 	}
-	t.regs = st.Regs
-	t.fp = append(t.fp[:0], st.FP...)
-	t.regsValid, t.fpValid = true, true
+	t.fp = append(t.fp[:0], c.fpSaved...)
+	t.fpValid = true
+	t.live = nil
+	c.fpIn, c.fpSavedOK = nil, true
 	return nil
+}
+
+// takeSavedFP copies a state that evictFP moved out into st, if there is
+// one.
+func (c *context) takeSavedFP(st *platform.State) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.fpSavedOK {
+		return false
+	}
+	st.FP = append(st.FP[:0], c.fpSaved...)
+	st.FPInContext = false
+	c.fpSavedOK = false
+	return true
 }
 
 // run resumes t with PTRACE_SYSEMU until a stop that Switch reports.

@@ -44,6 +44,8 @@ const (
 	offSyscallLoop = 0x200
 	// touch: mov byte [rdi], 1; add rdi, rdx; dec rcx; jnz touch; syscall
 	offTouch = 0x240
+	// movq rax,xmm1; syscall
+	offFPRead = 0x280
 )
 
 var snippets = map[int][]byte{
@@ -61,6 +63,7 @@ var snippets = map[int][]byte{
 	offInt80:       {0xcd, 0x80},
 	offSyscallLoop: {0x0f, 0x05, 0xeb, 0xfc},
 	offTouch:       {0xc6, 0x07, 0x01, 0x48, 0x01, 0xd7, 0x48, 0xff, 0xc9, 0x75, 0xf5, 0x0f, 0x05, 0xcc},
+	offFPRead:      {0x66, 0x48, 0x0f, 0x7e, 0xc8, 0x0f, 0x05, 0xcc},
 }
 
 const (
@@ -144,6 +147,21 @@ func switchOnce(c platform.Context, a platform.AddressSpace, st *platform.State)
 	return info, at, err
 }
 
+// fetchFP reads the floating point state that the last Switch of c left in
+// the context into st, failing t unless Switch did leave it there.
+func fetchFP(t testing.TB, c platform.Context, st *platform.State) {
+	t.Helper()
+	if !st.FPInContext {
+		t.Fatalf("FPInContext = false after Switch, want true")
+	}
+	if err := c.FetchFP(st); err != nil {
+		t.Fatalf("FetchFP = %v", err)
+	}
+	if st.FPInContext {
+		t.Fatalf("FPInContext = true after FetchFP, want false")
+	}
+}
+
 func TestSyscall(t *testing.T) {
 	locked(t)
 	e := newEnv(t, 1<<20)
@@ -166,6 +184,7 @@ func TestSyscall(t *testing.T) {
 	if r.Rip != codeAddr+offSyscall+2 {
 		t.Errorf("Rip = %#x, want %#x", r.Rip, codeAddr+offSyscall+2)
 	}
+	fetchFP(t, c, st)
 	if len(st.FP) != e.p.fpSize {
 		t.Errorf("len(FP) = %d, want %d", len(st.FP), e.p.fpSize)
 	}
@@ -458,6 +477,9 @@ func TestKilledStubThread(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldTID := old.tid
+	// The floating point state must be out of the stub thread first: Switch
+	// left it there, and it dies with the stub thread (below).
+	fetchFP(t, c, st)
 	if err := unix.PidfdSendSignal(old.pidfd, unix.SIGKILL, nil, 0); err != nil {
 		t.Fatal(err)
 	}

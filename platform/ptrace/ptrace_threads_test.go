@@ -105,6 +105,7 @@ func TestFPRoundTrip(t *testing.T) {
 	if _, _, err := switchOnce(c, a, st); err != nil {
 		t.Fatalf("Switch = %v", err)
 	}
+	fetchFP(t, c, st)
 	if len(st.FP) != e.p.fpSize {
 		t.Fatalf("len(FP) = %d, want %d", len(st.FP), e.p.fpSize)
 	}
@@ -119,6 +120,7 @@ func TestFPRoundTrip(t *testing.T) {
 	if st.Regs.OrigRax != in {
 		t.Errorf("rax after movq rax,xmm0 = %#x, want %#x", st.Regs.OrigRax, uint64(in))
 	}
+	fetchFP(t, c, st)
 	if got := binary.LittleEndian.Uint64(st.FP[fxsaveXMMOffset+16:]); got != out {
 		t.Errorf("xmm1 after movq xmm1,rbx = %#x, want %#x", got, uint64(out))
 	}
@@ -218,7 +220,11 @@ func TestOtherThreads(t *testing.T) {
 			tid = unix.Gettid()
 			st.Regs.Rip = codeAddr + offLoop
 			st.Regs.Rdi, st.Regs.Rsi, st.Regs.Rdx, st.Regs.Rcx = data+8*uint64(w), 1, 0, 1
-			_, _, err = switchOnce(c, a, st)
+			if _, _, err = switchOnce(c, a, st); err == nil {
+				// The context moves to the next worker's thread, and only
+				// this one can read the state out of its stub thread.
+				err = c.FetchFP(st)
+			}
 		}()
 		wg.Wait()
 		if err != nil {
@@ -366,6 +372,7 @@ func TestFPOtherSize(t *testing.T) {
 		if st.Regs.OrigRax != v {
 			t.Errorf("%d-byte FP: xmm0 = %#x, want %#x", size, st.Regs.OrigRax, uint64(v))
 		}
+		fetchFP(t, c, st)
 		if len(st.FP) != e.p.fpSize {
 			t.Errorf("%d-byte FP: len after Switch = %d, want %d", size, len(st.FP), e.p.fpSize)
 		}
@@ -465,6 +472,7 @@ func TestFPInvalid(t *testing.T) {
 	if st.Regs.OrigRax != v {
 		t.Errorf("xmm0 = %#x, want %#x", st.Regs.OrigRax, uint64(v))
 	}
+	fetchFP(t, c, st)
 	mask := le.Uint32(e.p.initFP[fxsaveMXCSRMask:])
 	if got := le.Uint32(st.FP[fxsaveMXCSR:]); got != mask {
 		t.Errorf("MXCSR = %#x, want %#x (masked)", got, mask)
@@ -600,6 +608,12 @@ func TestContextMovesBetweenThreads(t *testing.T) {
 				_, _, err := switchOnce(c, a, st)
 				if err == nil && (cc.last == nil || cc.last.tracer != unix.Gettid()) {
 					err = errors.New("Switch did not remember the calling thread's stub thread")
+				}
+				if err == nil {
+					// Only this OS thread can read the floating point
+					// state out of its stub thread: do it before the
+					// context moves.
+					err = c.FetchFP(st)
 				}
 				tr.done <- err
 			}
