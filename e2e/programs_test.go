@@ -193,6 +193,10 @@ var cCases = []cCase{
 		"pthread: thread's FE_UPWARD kept: yes, creator's FE_DOWNWARD untouched: yes",
 		"back to round to nearest: yes",
 	}}},
+	// Linux starts a signal handler with the initial FP state.
+	{name: "fpstate-handler-init", prog: "fpstate", spec: spec{args: []string{"handler-init"}, want: []string{
+		"SIGUSR1 from raw kill: handler ran with round to nearest: yes",
+	}}},
 }
 
 // TestPrograms runs every C case built with every libc natively and under

@@ -899,6 +899,12 @@ func (t *Task) setupSignalFrame(info sigInfo, act sigAction, oldMask uint64, alt
 	t.regs.Rax = 0
 	t.regs.Eflags &^= clearOnHandlerEflags
 	t.regs.Cs, t.regs.Ss = userCS, userSS
+	// Like Linux, the handler starts with the initial floating point state
+	// (round to nearest, exceptions masked); the interrupted one is in the
+	// frame for sigreturn. One frame is set up per return to the
+	// application, so the handler runs (and fpState is full-sized again)
+	// before another could be.
+	t.setFPState(nil)
 	return nil
 }
 
