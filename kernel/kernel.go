@@ -110,6 +110,10 @@ type Config struct {
 	Log io.Writer
 	// Hostname is the UTS node name; "snapshotter" if empty.
 	Hostname string
+	// NoCPUPinning lets the host place every thread wherever it likes
+	// instead of pinning each task's threads to a CPU of its own while
+	// there are no more tasks than CPUs (see cpu_pin.go).
+	NoCPUPinning bool
 }
 
 // ExitStatus is how the sandbox's init process ended: an exit code, or the
@@ -165,6 +169,10 @@ type Kernel struct {
 	// debug and log are per-run options, given again on restore.
 	debug bool      `state:"nosave"`
 	log   io.Writer `state:"nosave"`
+	// pins assigns host CPUs to task goroutines, or is nil if they are not
+	// pinned (a per-run option, like debug). Immutable after New or
+	// Restore.
+	pins *cpuPins `state:"nosave"`
 
 	// unimplMu protects unimplLogged.
 	unimplMu sync.Mutex `state:"nosave"`
@@ -230,6 +238,7 @@ func New(cfg Config) (*Kernel, error) {
 		hostname: cfg.Hostname,
 		debug:    cfg.Debug,
 		log:      cfg.Log,
+		pins:     newCPUPins(cfg.NoCPUPinning),
 		exited:   make(chan struct{}),
 	}
 	if k.hostname == "" {

@@ -167,6 +167,7 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 		return fail(k, fmt.Errorf("%w: no task to resume (the program had ended)", ErrBadState))
 	}
 	k.debug = cfg.Debug
+	k.pins = newCPUPins(cfg.NoCPUPinning)
 	if cfg.Log != nil {
 		k.log = cfg.Log
 	}

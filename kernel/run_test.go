@@ -72,7 +72,13 @@ func run(t *testing.T, argv, env []string) (string, kernel.ExitStatus) {
 // runWith is run that calls during(k) after the program started.
 func runWith(t *testing.T, argv, env []string, during func(k *kernel.Kernel)) (string, kernel.ExitStatus) {
 	t.Helper()
-	k, err := kernel.New(kernel.Config{})
+	return runConfig(t, kernel.Config{}, argv, env, during)
+}
+
+// runConfig is runWith with a kernel made from cfg (its stdio is replaced).
+func runConfig(t *testing.T, cfg kernel.Config, argv, env []string, during func(k *kernel.Kernel)) (string, kernel.ExitStatus) {
+	t.Helper()
+	k, err := kernel.New(cfg)
 	if err != nil {
 		if errors.Is(err, unix.EPERM) {
 			prereq.Missing(t, "ptrace not permitted: %v", err)

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"snapshotter/kernel/vfs"
 	"snapshotter/platform"
@@ -195,6 +196,13 @@ type Task struct {
 	scratchInfo   platform.SignalInfo `state:"nosave"`
 	scratchAccess platform.AccessType `state:"nosave"`
 	scratchArgs   sysArgs             `state:"nosave"`
+
+	// pinCPU is the CPU the kernel wants the task's threads on (cpu+1,
+	// pinNone or pinAny; see cpu_pin.go), set by cpuPins under its mutex
+	// and read by the task goroutine; pinApplied is what the task
+	// goroutine last passed to its context. Host state: not saved.
+	pinCPU     atomic.Int32 `state:"nosave"`
+	pinApplied int32        `state:"nosave"`
 
 	// mu protects the interrupt fields and name.
 	mu sync.Mutex `state:"nosave"`

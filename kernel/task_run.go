@@ -53,6 +53,8 @@ func (t *Task) run() {
 			t.mu.Unlock()
 		}
 	}
+	t.k.pins.add(t, currentCPU())
+	defer t.k.pins.remove(t)
 	for t.runState != nil {
 		t.checkStop()
 		t.runState = t.runState.execute(t)
@@ -86,6 +88,7 @@ func (*runApp) execute(t *Task) taskRunState {
 		return stateApp
 	}
 
+	t.applyPin()
 	t.scratch.Regs = platform.Registers(t.regs)
 	t.scratch.FP = t.fp
 	t.scratchInfo = platform.SignalInfo{}

@@ -96,12 +96,13 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(mode, "sleep")) {
-		struct timespec a, b, d = {0, 50 * 1000 * 1000};
+		long want = argc > 2 ? atol(argv[2]) : 50; /* milliseconds, < 1000 */
+		struct timespec a, b, d = {0, want * 1000 * 1000};
 		clock_gettime(CLOCK_MONOTONIC, &a);
 		nanosleep(&d, NULL);
 		clock_gettime(CLOCK_MONOTONIC, &b);
 		long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
-		printf("slept>=50ms=%d\n", ms >= 50);
+		printf("slept>=%ldms=%d\n", want, ms >= want);
 		return 0;
 	}
 	if (!strcmp(mode, "pollsleep")) {

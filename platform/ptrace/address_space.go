@@ -75,6 +75,9 @@ type stubThread struct {
 	// point state only this stub thread holds (Switch left it here; see
 	// platform.State.FPInContext), or nil. Protected by mu.
 	live *context
+	// cpu is what bindLocked last gave this stub thread and its tracer: a
+	// CPU number or cpuAny. Protected by mu.
+	cpu int
 }
 
 func checkRange(addr, length uint64) error {
@@ -451,7 +454,7 @@ func (a *addressSpace) newThreadLocked(tracer int) (*stubThread, error) {
 //
 // Preconditions: the caller is locked to OS thread tracer.
 func seizeThread(tid, pidfd, tracer int) (*stubThread, error) {
-	t := &stubThread{tid: tid, tracer: tracer, pidfd: pidfd}
+	t := &stubThread{tid: tid, tracer: tracer, pidfd: pidfd, cpu: cpuAny}
 	opts := uintptr(unix.PTRACE_O_EXITKILL | unix.PTRACE_O_TRACESYSGOOD)
 	if err := ptraceRaw(unix.PTRACE_SEIZE, tid, 0, opts); err != nil {
 		t.kill()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -52,6 +53,10 @@ type context struct {
 	fpIn      *stubThread
 	fpSaved   []byte
 	fpSavedOK bool
+
+	// cpu is the CPU that PinCPU asked for: a CPU number, cpuAny or
+	// cpuUntouched.
+	cpu atomic.Int32
 }
 
 var _ platform.Context = (*context)(nil)
@@ -181,6 +186,7 @@ func (c *context) switchLocked(a *addressSpace, t *stubThread, st *platform.Stat
 			return fmt.Errorf("ptrace: switch: floating point state of stub thread %d: %w", t.tid, errFPLost)
 		}
 	}
+	c.bindLocked(t)
 	err := c.load(t, st)
 	if errors.Is(err, errBadRegs) {
 		// Registers no CPU would run (a kernel-mode selector, a

@@ -179,6 +179,9 @@ type Platform struct {
 	// both immutable after New.
 	fpSize int
 	initFP []byte
+	// cpus is the sentry's CPU set when the platform was made, which
+	// PinCPU(-1) restores; immutable.
+	cpus unix.CPUSet
 
 	mu       sync.Mutex
 	released bool                       // protected by mu
@@ -225,6 +228,11 @@ func newPlatform(opts platform.Options) (*Platform, error) {
 		memFD:  memFD,
 		stubFD: stubFD,
 		spaces: make(map[*addressSpace]struct{}),
+	}
+	if err := unix.SchedGetaffinity(0, &p.cpus); err != nil {
+		unix.Close(memFD)
+		unix.Close(stubFD)
+		return nil, fmt.Errorf("ptrace: new platform: read CPU affinity: %w", err)
 	}
 	// Start one stub to learn the XSAVE layout, as the master thread's
 	// first act; this also proves that ptrace works here.
@@ -376,7 +384,9 @@ func (p *Platform) NewContext() (platform.Context, error) {
 	if p.released {
 		return nil, fmt.Errorf("ptrace: new context: %w", ErrReleased)
 	}
-	return &context{p: p}, nil
+	c := &context{p: p}
+	c.cpu.Store(cpuUntouched)
+	return c, nil
 }
 
 // Release implements platform.Platform: it kills and reaps every stub and

@@ -22,33 +22,42 @@ func BenchmarkSyscallRoundTrip(b *testing.B) {
 			syscall.Getpid()
 		}
 	})
-	b.Run("ptrace", func(b *testing.B) {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		e := newEnv(b, 1<<20)
-		a := e.newSpace(b)
-		c := e.newContext(b)
-		st := &platform.State{}
-		st.Regs.Rip = codeAddr + offSyscallLoop
-		var info platform.SignalInfo
-		var at platform.AccessType
-		if err := c.Switch(a, st, &info, &at); err != nil { // warm up: stub thread creation
+	b.Run("ptrace", func(b *testing.B) { benchSyscalls(b, false) })
+	b.Run("ptrace-pinned", func(b *testing.B) { benchSyscalls(b, true) })
+}
+
+// benchSyscalls runs an application syscall loop; if pin, the stub thread
+// and this goroutine's OS thread share one CPU (PinCPU).
+func benchSyscalls(b *testing.B, pin bool) {
+	// Never unlocked: a pinned thread must not go back to the runtime; it
+	// exits with this goroutine.
+	runtime.LockOSThread()
+	e := newEnv(b, 1<<20)
+	a := e.newSpace(b)
+	c := e.newContext(b)
+	if pin {
+		c.(*context).PinCPU(0)
+	}
+	st := &platform.State{}
+	st.Regs.Rip = codeAddr + offSyscallLoop
+	var info platform.SignalInfo
+	var at platform.AccessType
+	if err := c.Switch(a, st, &info, &at); err != nil { // warm up: stub thread creation
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		st.Regs.Rax = uint64(i) // the syscall's result
+		if err := c.Switch(a, st, &info, &at); err != nil {
 			b.Fatal(err)
 		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			st.Regs.Rax = uint64(i) // the syscall's result
-			if err := c.Switch(a, st, &info, &at); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.StopTimer()
-		// The loop's next system call number is the last result written.
-		if want := uint64(b.N - 1); st.Regs.OrigRax != want {
-			b.Fatalf("OrigRax = %d, want %d", st.Regs.OrigRax, want)
-		}
-	})
+	}
+	b.StopTimer()
+	// The loop's next system call number is the last result written.
+	if want := uint64(b.N - 1); st.Regs.OrigRax != want {
+		b.Fatalf("OrigRax = %d, want %d", st.Regs.OrigRax, want)
+	}
 }
 
 // BenchmarkFirstTouch256MiB measures the first write to every page of a

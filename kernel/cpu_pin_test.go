@@ -1,0 +1,84 @@
+package kernel
+
+import "testing"
+
+// TestCPUPinsPolicy: a CPU of its own for each task while there are no
+// more tasks than CPUs (the one its thread is on if free), kept as others
+// come and go; none for any task while there are more.
+func TestCPUPinsPolicy(t *testing.T) {
+	p := newTestPins(2, 5)
+	t1, t2, t3 := &Task{}, &Task{}, &Task{}
+	cpuOf := func(t *Task) int32 { return t.pinCPU.Load() }
+	p.add(t1, 5)
+	if got := cpuOf(t1); got != 5+1 {
+		t.Errorf("one task started on CPU 5: pinCPU = %d, want %d (CPU 5)", got, 5+1)
+	}
+	p.add(t2, 5)
+	if got := cpuOf(t1); got != 5+1 {
+		t.Errorf("two tasks: first task's pinCPU = %d, want %d (kept)", got, 5+1)
+	}
+	if got := cpuOf(t2); got != 2+1 {
+		t.Errorf("two tasks, second also started on CPU 5: pinCPU = %d, want %d (CPU 2, the free one)", got, 2+1)
+	}
+	p.add(t3, -1)
+	for i, tk := range []*Task{t1, t2} {
+		if got := cpuOf(tk); got != pinAny {
+			t.Errorf("three tasks on two CPUs: task %d pinCPU = %d, want pinAny (%d)", i+1, got, pinAny)
+		}
+	}
+	if got := cpuOf(t3); got != pinNone {
+		t.Errorf("three tasks on two CPUs: new task's pinCPU = %d, want pinNone (%d: never pinned)", got, pinNone)
+	}
+	p.remove(t1)
+	c2, c3 := cpuOf(t2), cpuOf(t3)
+	if c2 < 1 || c3 < 1 || c2 == c3 {
+		t.Errorf("back to two tasks: pinCPU = %d and %d, want CPUs 2 and 5 (3 and 6), distinct", c2, c3)
+	}
+	p.remove(t2)
+	if got := cpuOf(t3); got != c3 {
+		t.Errorf("one task left: pinCPU = %d, want %d (kept)", got, c3)
+	}
+	if len(p.tasks) != 1 || len(p.prefer) != 1 {
+		t.Errorf("tasks registered = %d (%d preferences), want 1", len(p.tasks), len(p.prefer))
+	}
+
+	// A CPU the sentry may not use, or an unknown one, is not taken.
+	for _, prefer := range []int{7, -1} {
+		q := newTestPins(2, 5)
+		tk := &Task{}
+		q.add(tk, prefer)
+		if got := cpuOf(tk); got != 2+1 {
+			t.Errorf("task started on CPU %d: pinCPU = %d, want %d (CPU 2, the first)", prefer, got, 2+1)
+		}
+	}
+
+	if newCPUPins(true) != nil {
+		t.Errorf("newCPUPins(off) != nil")
+	}
+	// A nil policy (pinning off) does nothing.
+	var none *cpuPins
+	none.add(t1, 0)
+	none.remove(t1)
+}
+
+func newTestPins(cpus ...int) *cpuPins {
+	return &cpuPins{cpus: cpus, tasks: map[*Task]int{}, prefer: map[*Task]int{}}
+}
+
+// TestCurrentCPU: the CPU the thread runs on is one the process may use.
+func TestCurrentCPU(t *testing.T) {
+	p := newCPUPins(false)
+	cpu := currentCPU()
+	if cpu < 0 {
+		t.Fatalf("currentCPU() = %d, want a CPU number", cpu)
+	}
+	if p != nil {
+		found := false
+		for _, c := range p.cpus {
+			found = found || c == cpu
+		}
+		if !found {
+			t.Errorf("currentCPU() = %d, not among the sentry's CPUs %v", cpu, p.cpus)
+		}
+	}
+}
