@@ -1,9 +1,19 @@
 package kernel
 
 import (
+	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
+)
+
+// repinInterval is how long a pinned task stays on its CPU before it lets
+// the host move it; repinCheck is how many Switches pass between looks at
+// the clock.
+const (
+	repinInterval = 100 * time.Millisecond
+	repinCheck    = 64
 )
 
 // CPU pinning policy. Under ptrace every system call hands the CPU from the
@@ -21,8 +31,16 @@ import (
 //   - With more, none is pinned: the host scheduler balances them better
 //     than a fixed split would when only some of them are busy.
 //
+// A task keeps its CPU only as long as the host agrees: every
+// repinInterval (checked every repinCheck Switches) it runs one Switch
+// unpinned, and then pins itself to whatever CPU the host scheduler woke
+// its thread on, if no other task of the sandbox has that one. A CPU that
+// became busy (another sandbox pinned there, other host work) is thus
+// left within about repinInterval, for the cost of a few system calls.
+//
 // A sentry with one CPU pins nothing (there is nowhere else to go), nor
-// does one made with Config.NoCPUPinning.
+// does one made with Config.NoCPUPinning or run with
+// SNAP_NO_CPU_PINNING=1 in its environment.
 
 // cpuPinner is implemented by platform contexts that can pin the
 // application thread and the calling OS thread to a CPU (ptrace).
@@ -56,7 +74,7 @@ type cpuPins struct {
 // newCPUPins returns the policy for the sentry's CPUs, or nil if pinning
 // is off or pointless.
 func newCPUPins(off bool) *cpuPins {
-	if off {
+	if off || os.Getenv("SNAP_NO_CPU_PINNING") == "1" {
 		return nil
 	}
 	var set unix.CPUSet
@@ -98,6 +116,33 @@ func (p *cpuPins) remove(t *Task) {
 	delete(p.tasks, t)
 	delete(p.prefer, t)
 	p.assignLocked()
+}
+
+// move gives t the CPU cpu instead of its own, if t is pinned and no other
+// task has cpu.
+func (p *cpuPins) move(t *Task, cpu int) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old, ok := p.tasks[t]
+	if !ok || old < 0 || old == cpu {
+		return
+	}
+	allowed := false
+	for _, c := range p.cpus {
+		allowed = allowed || c == cpu
+	}
+	for other, c := range p.tasks {
+		if other != t && c == cpu {
+			return
+		}
+	}
+	if allowed {
+		p.tasks[t] = cpu
+		t.pinCPU.Store(int32(cpu) + 1)
+	}
 }
 
 // assignLocked applies the policy: a CPU each for at most len(cpus) tasks
@@ -144,13 +189,38 @@ func (p *cpuPins) assignLocked() {
 	}
 }
 
-// applyPin passes a changed CPU assignment to the task's platform context.
+// applyPin passes a changed CPU assignment to the task's platform context,
+// and now and then runs a Switch unpinned to let the host move the task
+// (see repinInterval).
 //
 // Preconditions: called by the task goroutine.
 func (t *Task) applyPin() {
 	want := t.pinCPU.Load()
+	switch {
+	case t.pinFloating:
+		// The last Switch ran unpinned: stay where the host woke this
+		// thread if the policy allows.
+		t.pinFloating = false
+		cpu := currentCPU()
+		t.k.pins.move(t, cpu)
+		want = t.pinCPU.Load()
+		t.k.debugf("task %d: woke on CPU %d after an unpinned switch; pinned to CPU %d", t.tid, cpu, want-1)
+	case want > 0 && want == t.pinApplied:
+		if t.pinSwitches++; t.pinSwitches < repinCheck {
+			return
+		}
+		t.pinSwitches = 0
+		if now := time.Now(); now.Sub(t.pinSince) >= repinInterval {
+			t.pinSince = now
+			t.pinFloating = true
+			want = pinAny // for one Switch
+		}
+	}
 	if want == t.pinApplied {
 		return
+	}
+	if t.pinApplied <= 0 && want > 0 && !t.pinFloating {
+		t.pinSince = time.Now() // newly pinned: the interval starts now
 	}
 	t.pinApplied = want
 	if p, ok := t.ctx.(cpuPinner); ok {

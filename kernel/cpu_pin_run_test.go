@@ -2,6 +2,7 @@ package kernel_test
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,9 +53,10 @@ func stubsTracedByUs(t *testing.T) map[int]int {
 }
 
 // TestTaskThreadsPinned: while a sandbox's only task sleeps, its stub
-// thread and the OS thread tracing it share exactly one CPU; with
-// NoCPUPinning no traced process is confined to fewer CPUs than the
-// sentry has.
+// thread and the OS thread tracing it share exactly one CPU, also after
+// many system calls during which the task ran a Switch unpinned now and
+// then (the debug log says where it woke); with NoCPUPinning no traced
+// process is confined to fewer CPUs than the sentry has.
 func TestTaskThreadsPinned(t *testing.T) {
 	var all unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &all); err != nil {
@@ -64,14 +66,28 @@ func TestTaskThreadsPinned(t *testing.T) {
 		t.Skip("one CPU: the kernel pins nothing")
 	}
 	bin := probe(t, "gcc")
-	for _, pin := range []bool{true, false} {
-		t.Run(fmt.Sprintf("pinning=%v", pin), func(t *testing.T) {
+	tests := []struct {
+		name    string
+		pin     bool
+		args    []string
+		want    string // in the output
+		wantLog string // in the debug log
+	}{
+		{"pinned", true, []string{"sleep", "900"}, "slept>=900ms=1", ""},
+		// 20000 getpid calls take 0.3 s or more: several repinIntervals.
+		{"pinned after unpinned switches", true, []string{"getpid", "20000", "900"}, "getpid 20000 done", "after an unpinned switch"},
+		{"not pinned", false, []string{"sleep", "900"}, "slept>=900ms=1", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
 			var report []string
 			var confined string // a traced process on fewer CPUs (NoCPUPinning)
 			pinned := 0
-			out, st := runConfig(t, kernel.Config{NoCPUPinning: !pin}, []string{bin, "sleep", "900"}, nil, func(*kernel.Kernel) {
-				// The task switches into the application before it
-				// sleeps; look while it sleeps.
+			var log bytes.Buffer // written by the task goroutine, read after Wait
+			cfg := kernel.Config{NoCPUPinning: !tc.pin, Debug: tc.wantLog != "", Log: &log}
+			out, st := runConfig(t, cfg, append([]string{bin}, tc.args...), nil, func(*kernel.Kernel) {
+				// Look until a pinned pair is seen (or, unpinned, for
+				// most of the run).
 				for deadline := time.Now().Add(800 * time.Millisecond); time.Now().Before(deadline) && pinned == 0; time.Sleep(20 * time.Millisecond) {
 					report = report[:0]
 					for stub, tracer := range stubsTracedByUs(t) {
@@ -89,17 +105,20 @@ func TestTaskThreadsPinned(t *testing.T) {
 					}
 				}
 			})
-			if st != (kernel.ExitStatus{}) || !strings.Contains(out, "slept>=900ms=1") {
-				t.Fatalf("sleep 900: status %v, output %q", st, out)
+			if st != (kernel.ExitStatus{}) || !strings.Contains(out, tc.want) {
+				t.Fatalf("%v: status %v, output %q, want 0 and %q", tc.args, st, out, tc.want)
 			}
-			if pin && pinned == 0 {
+			if tc.pin && pinned == 0 {
 				t.Errorf("no stub thread shares a single CPU with its tracer; traced: %v", report)
 			}
-			if !pin && len(report) == 0 {
+			if !tc.pin && len(report) == 0 {
 				t.Errorf("NoCPUPinning: found no traced stub to check")
 			}
-			if !pin && confined != "" {
+			if !tc.pin && confined != "" {
 				t.Errorf("NoCPUPinning: %s, want %d CPUs each", confined, all.Count())
+			}
+			if !strings.Contains(log.String(), tc.wantLog) {
+				t.Errorf("debug log has no %q:\n%s", tc.wantLog, log.String())
 			}
 		})
 	}

@@ -52,6 +52,32 @@ func TestCPUPinsPolicy(t *testing.T) {
 		}
 	}
 
+	// move: to a free allowed CPU, not to a taken or foreign one, and not
+	// for a task the policy does not pin.
+	q := newTestPins(2, 5, 6)
+	a, b := &Task{}, &Task{}
+	q.add(a, 2)
+	q.add(b, 5)
+	q.move(a, 5) // b's
+	if got := cpuOf(a); got != 2+1 {
+		t.Errorf("move to another task's CPU: pinCPU = %d, want %d (kept)", got, 2+1)
+	}
+	q.move(a, 9) // not the sentry's
+	if got := cpuOf(a); got != 2+1 {
+		t.Errorf("move to a foreign CPU: pinCPU = %d, want %d (kept)", got, 2+1)
+	}
+	q.move(a, 6)
+	if got := cpuOf(a); got != 6+1 || q.tasks[a] != 6 {
+		t.Errorf("move to a free CPU: pinCPU = %d (policy %d), want %d (CPU 6)", got, q.tasks[a], 6+1)
+	}
+	c := &Task{}
+	q.add(c, 2)
+	q.add(&Task{}, 2) // four tasks on three CPUs: none pinned
+	q.move(c, 2)
+	if got := cpuOf(c); got != pinAny && got != pinNone {
+		t.Errorf("move while unpinned: pinCPU = %d, want unpinned", got)
+	}
+
 	if newCPUPins(true) != nil {
 		t.Errorf("newCPUPins(off) != nil")
 	}

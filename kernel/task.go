@@ -3,6 +3,7 @@ package kernel
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"snapshotter/kernel/vfs"
 	"snapshotter/platform"
@@ -203,6 +204,12 @@ type Task struct {
 	// goroutine last passed to its context. Host state: not saved.
 	pinCPU     atomic.Int32 `state:"nosave"`
 	pinApplied int32        `state:"nosave"`
+	// pinFloating, pinSwitches and pinSince drive the periodic unpinned
+	// Switch (see repinInterval). Exclusive to the task goroutine; not
+	// saved.
+	pinFloating bool      `state:"nosave"`
+	pinSwitches int       `state:"nosave"`
+	pinSince    time.Time `state:"nosave"`
 
 	// mu protects the interrupt fields and name.
 	mu sync.Mutex `state:"nosave"`

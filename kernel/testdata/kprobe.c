@@ -219,6 +219,11 @@ int main(int argc, char **argv)
 		long n = atol(argv[2]);
 		for (long i = 0; i < n; i++)
 			syscall(SYS_getpid);
+		if (argc > 3) { /* then sleep argv[3] ms (< 1000) */
+			struct timespec d = {0, atol(argv[3]) * 1000 * 1000};
+			nanosleep(&d, NULL);
+			printf("getpid %ld done\n", n);
+		}
 		return 0;
 	}
 	if (!strcmp(mode, "exit"))

@@ -70,11 +70,22 @@
 // # Switch
 //
 // Switch writes the registers (PTRACE_SETREGS; skipped when they equal
-// what the stub thread already holds) and the XSAVE area
-// (PTRACE_SETREGSET NT_X86_XSTATE; skipped likewise, it is the expensive
-// one), resumes with PTRACE_SYSEMU, waits for that thread only and reads the
-// registers and the XSAVE area back. A system call therefore costs one
-// resume, one wait and three register transfers. Stops are classified:
+// what the stub thread already holds), resumes with PTRACE_SYSEMU, waits
+// for that thread only and reads the registers back. The XSAVE area (FP,
+// SSE, AVX state) stays in the stub thread: Switch sets
+// State.FPInContext, the next Switch continues from it, and FetchFP reads
+// it (PTRACE_GETREGSET NT_X86_XSTATE) only when the kernel needs it (a
+// signal frame, sigreturn, clone, a save). A State whose FP the kernel
+// replaced is loaded with PTRACE_SETREGSET. If another context runs on a
+// stub thread that holds a context's state, it first moves that state
+// into the owning context. A system call therefore costs one resume, one
+// wait and two register transfers.
+//
+// A context can be pinned (PinCPU): Switch then keeps the stub thread and
+// the calling OS thread on one CPU, which spares each system call two
+// inter-processor wake-ups (see cpu.go; the kernel decides which CPU).
+//
+// Stops are classified:
 //
 //	SIGTRAP|0x80 (system call)              nil
 //	SIGTRAP|0x80 after int $0x80/sysenter   ErrSignal (SIGSEGV, SI_KERNEL)
