@@ -118,6 +118,38 @@ func (p *cpuPins) remove(t *Task) {
 	p.assignLocked()
 }
 
+// pinLoader pins the calling OS thread, which is about to load the init
+// task's program and then run it as its task goroutine, to the CPU that
+// task will get (see add): the stub thread it creates for the load starts
+// there too, so the system calls the load injects do not cross CPUs.
+//
+// Preconditions: the caller is locked to its OS thread for good.
+func (p *cpuPins) pinLoader() {
+	if p == nil {
+		return
+	}
+	cpu := currentCPU()
+	p.mu.Lock()
+	if len(p.tasks) >= len(p.cpus) {
+		p.mu.Unlock()
+		return // the task will not be pinned
+	}
+	used := make(map[int]bool, len(p.tasks))
+	for _, c := range p.tasks {
+		used[c] = true
+	}
+	pick := -1
+	for _, c := range p.cpus {
+		if !used[c] && (pick < 0 || c == cpu) {
+			pick = c
+		}
+	}
+	p.mu.Unlock()
+	var set unix.CPUSet
+	set.Set(pick)
+	_ = unix.SchedSetaffinity(0, &set) // best effort, like all pinning
+}
+
 // move gives t the CPU cpu instead of its own, if t is pinned and no other
 // task has cpu.
 func (p *cpuPins) move(t *Task, cpu int) {

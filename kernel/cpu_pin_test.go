@@ -1,6 +1,11 @@
 package kernel
 
-import "testing"
+import (
+	"runtime"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
 
 // TestCPUPinsPolicy: a CPU of its own for each task while there are no
 // more tasks than CPUs (the one its thread is on if free), kept as others
@@ -106,5 +111,47 @@ func TestCurrentCPU(t *testing.T) {
 		if !found {
 			t.Errorf("currentCPU() = %d, not among the sentry's CPUs %v", cpu, p.cpus)
 		}
+	}
+}
+
+// TestPinLoader: the thread that loads the init task's program is pinned
+// to the CPU it runs on; with every CPU taken it is left alone.
+func TestPinLoader(t *testing.T) {
+	p := newCPUPins(false)
+	if p == nil {
+		t.Skip("one CPU: the kernel pins nothing")
+	}
+	check := func(fill bool) (count, cpu, ran int) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+			q := &cpuPins{cpus: p.cpus, tasks: map[*Task]int{}, prefer: map[*Task]int{}}
+			if fill {
+				for _, c := range p.cpus {
+					q.tasks[&Task{}] = c
+				}
+			}
+			q.pinLoader()
+			var set unix.CPUSet
+			if err := unix.SchedGetaffinity(0, &set); err != nil {
+				t.Error(err)
+			}
+			count, ran = set.Count(), currentCPU()
+			cpu = -1
+			for i := 0; i < 1024 && cpu < 0; i++ {
+				if set.IsSet(i) {
+					cpu = i
+				}
+			}
+		}()
+		<-done
+		return count, cpu, ran
+	}
+	if count, cpu, ran := check(false); count != 1 || cpu != ran {
+		t.Errorf("pinLoader with free CPUs: thread on %d CPUs (first %d), running on %d; want pinned to the one it runs on", count, cpu, ran)
+	}
+	if count, _, _ := check(true); count != len(p.cpus) {
+		t.Errorf("pinLoader with every CPU taken: thread on %d CPUs, want all %d", count, len(p.cpus))
 	}
 }

@@ -70,6 +70,7 @@ func (k *Kernel) Start(o StartOptions) error {
 		// load fails, the thread ends with the goroutine, and with it the
 		// stub thread it traced.
 		runtime.LockOSThread()
+		k.pins.pinLoader()
 		t, err := k.newInitTask(o, fs, img, name)
 		if err != nil {
 			errc <- err

@@ -455,6 +455,17 @@ func (a *addressSpace) newThreadLocked(tracer int) (*stubThread, error) {
 // Preconditions: the caller is locked to OS thread tracer.
 func seizeThread(tid, pidfd, tracer int) (*stubThread, error) {
 	t := &stubThread{tid: tid, tracer: tracer, pidfd: pidfd, cpu: cpuAny}
+	// A tracer pinned to one CPU (see cpu.go) gets its stub thread there
+	// from the start, before the interrupt below wakes it: system calls
+	// injected before the first Switch (a program's load) then cost what
+	// a pinned Switch does.
+	if cpu := singleCPU(0); cpu >= 0 {
+		var set unix.CPUSet
+		set.Set(cpu)
+		if unix.SchedSetaffinity(tid, &set) == nil {
+			t.cpu = cpu
+		}
+	}
 	opts := uintptr(unix.PTRACE_O_EXITKILL | unix.PTRACE_O_TRACESYSGOOD)
 	if err := ptraceRaw(unix.PTRACE_SEIZE, tid, 0, opts); err != nil {
 		t.kill()

@@ -19,7 +19,10 @@ import (
 // Which CPU a thread gets is the kernel's policy (it knows how many
 // application threads share the CPUs); the platform applies it: PinCPU
 // records the wish, and Switch moves the stub thread and the calling OS
-// thread together when the wish differs from what that stub thread has.
+// thread together when the wish differs from what that stub thread has. A
+// new stub thread starts on its tracer's CPU if the tracer is pinned to
+// one (the kernel pins the thread that loads a program before it maps
+// anything).
 
 // Values of context.cpu and stubThread.cpu besides CPU numbers.
 const (
@@ -41,6 +44,20 @@ func (c *context) PinCPU(cpu int) {
 		cpu = cpuAny
 	}
 	c.cpu.Store(int32(cpu))
+}
+
+// singleCPU returns the CPU thread tid (0: the calling thread) is pinned
+// to, or -1 if it may run on several (or the host does not say).
+func singleCPU(tid int) int {
+	var set unix.CPUSet
+	if unix.SchedGetaffinity(tid, &set) != nil || set.Count() != 1 {
+		return -1
+	}
+	for i := 0; ; i++ {
+		if set.IsSet(i) {
+			return i
+		}
+	}
 }
 
 // bindLocked gives the calling OS thread and t the CPU set c asks for, if t

@@ -84,3 +84,51 @@ func TestPinCPU(t *testing.T) {
 		}
 	})
 }
+
+// TestStubThreadFollowsPinnedTracer: a stub thread seized by a tracer that
+// is pinned to one CPU starts on that CPU, before any PinCPU: here the
+// stub thread that the address space's first mapping (made from the
+// pinned thread, as a program load does) creates.
+func TestStubThreadFollowsPinnedTracer(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	c := e.newContext(t)
+	onOwnThread(func() {
+		if cpu := singleCPU(0); cpu >= 0 {
+			t.Errorf("a fresh thread is pinned to CPU %d already", cpu)
+			return
+		}
+		cpu := -1
+		for i := 0; cpu < 0; i++ {
+			if e.p.cpus.IsSet(i) {
+				cpu = i
+			}
+		}
+		var one unix.CPUSet
+		one.Set(cpu)
+		if err := unix.SchedSetaffinity(0, &one); err != nil {
+			t.Error(err)
+			return
+		}
+		a := e.newSpace(t) // maps the code: the first stub thread
+		th, err := a.threadFor(unix.Gettid())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if got := singleCPU(th.tid); got != cpu {
+			t.Errorf("stub thread pinned to %d after the first mapping, want %d (its tracer's)", got, cpu)
+		}
+		st := &platform.State{}
+		st.Regs.Rip = codeAddr + offSyscallLoop
+		if _, _, err := switchOnce(c, a, st); err != nil {
+			t.Errorf("Switch = %v", err)
+			return
+		}
+		if got := singleCPU(th.tid); got != cpu {
+			t.Errorf("stub thread pinned to %d after Switch, want %d", got, cpu)
+		}
+		if err := c.FetchFP(st); err != nil {
+			t.Error(err)
+		}
+	})
+}
