@@ -225,23 +225,15 @@ func (im *Image) decode(i int, payload, out []byte) error {
 }
 
 // forEachChunk fetches chunks [from, to) in batches (consecutive payloads,
-// up to batchBytes and batchChunks) with parallel ranged reads, and calls
-// fn with each chunk's stored payload; fn verifies it through decode. fn
-// runs concurrently on several goroutines; scratch is a per-goroutine
-// buffer of ChunkSpan bytes, valid until forEachChunk returns. The first
-// error cancels the rest.
+// up to batchBytes and batchChunks, and no more than a worker's share of
+// the chunks so that a small image is still decoded in parallel) with
+// parallel ranged reads, and calls fn with each chunk's stored payload; fn
+// verifies it through decode. fn runs concurrently on several goroutines;
+// scratch is a per-goroutine buffer of ChunkSpan bytes, valid until
+// forEachChunk returns. The first error cancels the rest.
 func (im *Image) forEachChunk(ctx context.Context, from, to int, fn func(i int, payload, scratch []byte) error) error {
-	type batch struct{ from, to int }
-	var batches []batch
-	for i := from; i < to; {
-		j := i + 1
-		for j < to && j-i < batchChunks && im.chunks[j].Stored+uint64(im.chunks[j].StoredLen)-im.chunks[i].Stored <= batchBytes {
-			j++
-		}
-		batches = append(batches, batch{i, j})
-		i = j
-	}
 	workers := max(runtime.GOMAXPROCS(0), 4)
+	batches, biggest := planBatches(im.chunks, from, to, workers)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -266,14 +258,17 @@ func (im *Image) forEachChunk(ctx context.Context, from, to int, fn func(i int, 
 		scratch := scratchAll.b[w*ChunkSpan : (w+1)*ChunkSpan : (w+1)*ChunkSpan]
 		go func() {
 			defer wg.Done()
-			var buf []byte
+			// The read buffer, like scratch, is populated in one call
+			// rather than faulted in page by page (see scratchBuf).
+			var rb scratchBuf
+			defer func() { rb.free() }()
 			for b := range next {
 				first, last := &im.chunks[b.from], &im.chunks[b.to-1]
 				n := last.Stored + uint64(last.StoredLen) - first.Stored
-				if uint64(cap(buf)) < n {
-					buf = make([]byte, n)
+				if rb.b == nil {
+					rb = newScratch(int(biggest))
 				}
-				buf = buf[:n]
+				buf := rb.b[:n]
 				if err := im.mem.readAt(ctx, buf, int64(first.Stored)); err != nil {
 					if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
 						err = im.chunkErr(b.from, "%v", err)
@@ -308,6 +303,29 @@ feed:
 		return firstErr
 	}
 	return ctx.Err()
+}
+
+// batch is a run of chunks [from, to) fetched by one ranged read.
+type batch struct{ from, to int }
+
+// planBatches cuts chunks [from, to) into batches of consecutive chunks of
+// at most batchBytes stored bytes, batchChunks chunks and a worker's share
+// of the chunks (so that a small image is still decoded in parallel), and
+// returns them with the stored size of the largest.
+func planBatches(chunks []Chunk, from, to, workers int) ([]batch, uint64) {
+	perBatch := max(1, min(batchChunks, (to-from+workers-1)/workers))
+	var batches []batch
+	var biggest uint64
+	for i := from; i < to; {
+		j := i + 1
+		for j < to && j-i < perBatch && chunks[j].Stored+uint64(chunks[j].StoredLen)-chunks[i].Stored <= batchBytes {
+			j++
+		}
+		batches = append(batches, batch{i, j})
+		biggest = max(biggest, chunks[j-1].Stored+uint64(chunks[j-1].StoredLen)-chunks[i].Stored)
+		i = j
+	}
+	return batches, biggest
 }
 
 // scratchBuf is decompression scratch memory: an anonymous mapping
