@@ -1,0 +1,264 @@
+package storage_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"snapshotter/storage"
+	"snapshotter/storage/miniotest"
+	"snapshotter/storage/storetest"
+)
+
+// noHang bounds operations that must fail rather than wait forever; it is
+// far above their normal duration and only catches a hang.
+const noHang = 2 * time.Minute
+
+// within runs f and fails the test if it does not return within noHang.
+func within(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(noHang):
+		t.Fatalf("%s did not return within %v", what, noHang)
+	}
+}
+
+// TestS3HelperBroken: a store whose helper is missing or does not speak the
+// protocol fails each operation with ErrUnavailable and a line saying why,
+// without reaching any server.
+func TestS3HelperBroken(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage")
+	if err := os.WriteFile(garbage, []byte("#!/bin/sh\nprintf 'not the protocol at all, not at all'\nsleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exitsAtOnce := filepath.Join(dir, "exits")
+	if err := os.WriteFile(exitsAtOnce, []byte("#!/bin/sh\necho 'snap-s3: cannot start: testing' >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, helper, path string
+		want               []string // substrings of the error
+	}{
+		{"missing", filepath.Join(dir, "no-such-snap-s3"), os.Getenv("PATH"), []string{"SNAP_S3_HELPER=" + dir, "no such file"}},
+		{"not found", "", dir, []string{"helper snap-s3 not found next to " + exe + " or in PATH"}},
+		{"exits", exitsAtOnce, os.Getenv("PATH"), []string{"exit status 3", "snap-s3: cannot start: testing"}},
+		{"garbage", garbage, os.Getenv("PATH"), []string{"protocol error"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(storage.S3HelperEnv, tc.helper)
+			t.Setenv("PATH", tc.path)
+			s, err := storage.NewS3Store(context.Background(), storage.S3Config{Endpoint: "127.0.0.1:1", Bucket: "b"})
+			if err != nil {
+				t.Fatalf("NewS3Store = %v", err)
+			}
+			within(t, "List", func() { _, err = s.List(context.Background()) })
+			if !errors.Is(err, storage.ErrUnavailable) {
+				t.Fatalf("List with helper %q = %v, want ErrUnavailable", tc.helper, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("List with helper %q = %q, want it to say %q", tc.helper, err, w)
+				}
+			}
+			t.Logf("List with helper %q = %v", tc.helper, err)
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("List with helper %q = %q, want one line", tc.helper, err)
+			}
+		})
+	}
+}
+
+// TestS3HelperKilledMidWrite kills the helper in the middle of an upload:
+// the write fails with ErrUnavailable instead of hanging, no image appears,
+// and the store works again with a new helper.
+func TestS3HelperKilledMidWrite(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "killed")
+	c := srv.Client(t)
+	s := newS3Store(t, srv, "killed", "p")
+	ctx := context.Background()
+	w, err := s.Create(ctx, "victim", storage.CreateOptions{})
+	if err != nil {
+		t.Fatalf("Create = %v", err)
+	}
+	pids := storage.S3HelperPIDs()
+	if len(pids) == 0 {
+		t.Fatal("no S3 helper is running after Create")
+	}
+	buf := make([]byte, 1<<20)
+	var werr, cerr error
+	within(t, "the write with the helper killed", func() {
+		for i := uint64(0); i < 256 && werr == nil; i++ {
+			for p := 0; p < len(buf); p += storage.PageSize {
+				storetest.FillPage(buf[p:p+storage.PageSize], storetest.KindRandom, i*256+uint64(p/storage.PageSize))
+			}
+			if i == 8 {
+				for _, pid := range pids {
+					if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+						t.Errorf("kill helper %d: %v", pid, err)
+					}
+				}
+			}
+			werr = w.WriteMemory(i<<20, buf)
+		}
+		_, cerr = w.Commit()
+		w.Abort()
+	})
+	err = errors.Join(werr, cerr)
+	if werr == nil && cerr == nil {
+		t.Fatal("write with the helper killed: WriteMemory and Commit both succeeded")
+	}
+	t.Logf("write with the helper killed = %v", err)
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("write with the helper killed = %v, want ErrUnavailable", err)
+	}
+	if _, err := s.Open(ctx, "victim"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Open(victim) after the failed write = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Prune(ctx, 0); err != nil {
+		t.Fatalf("Prune with a new helper = %v", err)
+	}
+	if objs := s3Objects(t, c, s); len(objs) != 0 {
+		t.Errorf("after Prune the store holds %v, want nothing", objs)
+	}
+	for _, pid := range storage.S3HelperPIDs() {
+		for _, old := range pids {
+			if pid == old {
+				t.Errorf("killed helper %d is still listed as live", pid)
+			}
+		}
+	}
+}
+
+// TestS3HelperConcurrent writes and reads several images at once through
+// one helper and checks every byte.
+func TestS3HelperConcurrent(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "conc")
+	s := newS3Store(t, srv, "conc", "")
+	ctx := context.Background()
+	const n, size = 4, 6 << 20
+	want := make([][]byte, n)
+	for i := range want {
+		want[i] = make([]byte, size)
+		storetest.FillMixed(want[i], uint64(i))
+		// Make every image differ in its first page.
+		copy(want[i], fmt.Sprintf("image %d", i))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w, err := s.Create(ctx, fmt.Sprintf("img%d", i), storage.CreateOptions{})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer w.Abort()
+			if _, err := w.StateWriter().Write(bytes.Repeat([]byte{byte(i)}, 3<<20)); err != nil {
+				errs[i] = err
+				return
+			}
+			if err := w.WriteMemory(0, want[i]); err != nil {
+				errs[i] = err
+				return
+			}
+			_, errs[i] = w.Commit()
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("write img%d = %v", i, err)
+		}
+	}
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			img, err := s.Open(ctx, fmt.Sprintf("img%d", i))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer img.Close()
+			got := make([]byte, size)
+			if err := img.ReadMemoryTo(ctx, func(off uint64, n int) ([]byte, error) { return got[off : off+uint64(n)], nil }); err != nil {
+				errs[i] = err
+				return
+			}
+			if !bytes.Equal(got, want[i]) {
+				errs[i] = errors.New("memory read back differs")
+			}
+			if err := img.Verify(ctx); err != nil {
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("read img%d = %v", i, err)
+		}
+	}
+}
+
+// TestS3HelperCancel: cancelling the context of a write stops it with
+// context.Canceled, and the helper keeps serving.
+func TestS3HelperCancel(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "cancel")
+	s := newS3Store(t, srv, "cancel", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := s.Create(ctx, "img", storage.CreateOptions{})
+	if err != nil {
+		t.Fatalf("Create = %v", err)
+	}
+	buf := make([]byte, 1<<20)
+	var werr error
+	within(t, "the cancelled write", func() {
+		for i := uint64(0); i < 256 && werr == nil; i++ {
+			for p := 0; p < len(buf); p += storage.PageSize {
+				storetest.FillPage(buf[p:p+storage.PageSize], storetest.KindRandom, i*256+uint64(p/storage.PageSize))
+			}
+			if i == 4 {
+				cancel()
+			}
+			werr = w.WriteMemory(i<<20, buf)
+		}
+		if werr == nil {
+			_, werr = w.Commit()
+		}
+		w.Abort()
+	})
+	t.Logf("write with its context cancelled = %v", werr)
+	if !errors.Is(werr, context.Canceled) {
+		t.Errorf("write with its context cancelled = %v, want context.Canceled", werr)
+	}
+	bg := context.Background()
+	if _, err := s.Open(bg, "img"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Open(img) after the cancelled write = %v, want ErrNotFound", err)
+	}
+	if ents, err := s.List(bg); err != nil || len(ents) != 0 {
+		t.Errorf("List after the cancelled write = %v, %v; want empty", ents, err)
+	}
+}
