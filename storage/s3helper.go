@@ -161,8 +161,10 @@ type helperConn struct {
 	err     error            // why the connection ended; protected by mu
 }
 
-// call is a request awaiting its response.
+// call is a request awaiting its response: either done is closed, or (for
+// a call made by start) cb is called.
 type call struct {
+	cb   func(error)   // called by readLoop with the request's error
 	done chan struct{} // closed with resp, payload or err set
 	resp s3wire.Msg
 	out  []byte
@@ -270,6 +272,10 @@ func (c *helperConn) readLoop(r *os.File) {
 	c.pending = nil
 	c.mu.Unlock()
 	for _, cl := range pending {
+		if cl.cb != nil {
+			cl.cb(dead)
+			continue
+		}
 		cl.err = dead
 		close(cl.done)
 	}
@@ -327,7 +333,15 @@ func (c *helperConn) readFrame(br *bufio.Reader) error {
 		if err != nil {
 			return err
 		}
-		if cl != nil {
+		switch {
+		case cl == nil:
+		case cl.cb != nil:
+			var err error
+			if m.Failed {
+				err = s3WireError(m.Code, m.Err)
+			}
+			cl.cb(err)
+		default:
 			cl.resp, cl.out = m, out
 			close(cl.done)
 		}
@@ -396,6 +410,31 @@ func (c *helperConn) call(ctx context.Context, m *s3wire.Msg, payload, dst []byt
 		return nil, nil, s3WireError(cl.resp.Code, cl.resp.Err)
 	}
 	return &cl.resp, cl.out, nil
+}
+
+// start sends request m with payload and returns without waiting: cb is
+// called with the request's error when its response arrives (on the read
+// loop: it must not block), or at once if it cannot be sent.
+func (c *helperConn) start(m *s3wire.Msg, payload []byte, cb func(error)) {
+	m.ID = c.newID()
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		cb(err)
+		return
+	}
+	c.pending[m.ID] = &call{cb: cb}
+	c.mu.Unlock()
+	if err := c.send(m, payload); errors.Is(err, s3wire.ErrProtocol) {
+		c.mu.Lock()
+		_, ok := c.pending[m.ID]
+		delete(c.pending, m.ID)
+		c.mu.Unlock()
+		if ok {
+			cb(err)
+		}
+	}
 }
 
 // failMessage is how a blob writer's failure crosses to the helper.

@@ -135,7 +135,7 @@ func (s *s3Staging) create(key string, big bool) (blobWriter, error) {
 	if _, _, err := s.c.call(context.Background(), &s3wire.Msg{Op: s3wire.OpCreate, Obj: s.id, Key: key, Flag: big, New: wid}, nil, nil); err != nil {
 		return nil, err
 	}
-	return &s3BlobWriter{c: s.c, id: wid}, nil
+	return newS3BlobWriter(s.c, wid), nil
 }
 
 func (s *s3Staging) commit(manifest []byte, replace bool) error {
@@ -166,26 +166,70 @@ func (s *s3Staging) finish() {
 }
 
 // s3BlobWriter streams a blob to the helper in chunks of at most
-// s3wire.ChunkSize, each acknowledged before the next is sent.
+// s3wire.ChunkSize, with up to s3wire.WriteWindow of them unacknowledged:
+// Write returns once its bytes are sent, and an upload error shows at a
+// later Write or at Close.
 type s3BlobWriter struct {
 	c  *helperConn
 	id uint64
+
+	mu       sync.Mutex
+	cond     sync.Cond // signalled when inflight drops or err is set
+	inflight int       // writes sent and not acknowledged; protected by mu
+	err      error     // the first write error; protected by mu
+}
+
+func newS3BlobWriter(c *helperConn, id uint64) *s3BlobWriter {
+	w := &s3BlobWriter{c: c, id: id}
+	w.cond.L = &w.mu
+	return w
+}
+
+// acked is called (on the read loop) with the result of one write.
+func (w *s3BlobWriter) acked(err error) {
+	w.mu.Lock()
+	w.inflight--
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	w.cond.Broadcast()
+	w.mu.Unlock()
 }
 
 func (w *s3BlobWriter) Write(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
-		chunk := p[n:min(n+s3wire.ChunkSize, len(p))]
-		if _, _, err := w.c.call(context.Background(), &s3wire.Msg{Op: s3wire.OpWrite, Obj: w.id}, chunk, nil); err != nil {
+		w.mu.Lock()
+		for w.inflight >= s3wire.WriteWindow && w.err == nil {
+			w.cond.Wait()
+		}
+		err := w.err
+		if err == nil {
+			w.inflight++
+		}
+		w.mu.Unlock()
+		if err != nil {
 			return n, err
 		}
+		chunk := p[n:min(n+s3wire.ChunkSize, len(p))]
+		w.c.start(&s3wire.Msg{Op: s3wire.OpWrite, Obj: w.id}, chunk, w.acked)
 		n += len(chunk)
 	}
 	return n, nil
 }
 
+// Close waits for the writes in flight, then finishes the upload.
 func (w *s3BlobWriter) Close() error {
+	w.mu.Lock()
+	for w.inflight > 0 {
+		w.cond.Wait()
+	}
+	werr := w.err
+	w.mu.Unlock()
 	_, _, err := w.c.call(context.Background(), &s3wire.Msg{Op: s3wire.OpClose, Obj: w.id}, nil, nil)
+	if werr != nil {
+		return werr
+	}
 	return err
 }
 

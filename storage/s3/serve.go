@@ -39,11 +39,27 @@ func Serve(r io.Reader, w io.Writer) error {
 			break
 		}
 		var payload []byte
-		if payload, err = s3wire.ReadPayload(br, n); err != nil {
+		if m.Op == s3wire.OpWrite && n <= s3wire.ChunkSize {
+			// Blob chunks reuse buffers: fresh memory costs a page fault
+			// per 4 KiB, and faults are expensive on VMs.
+			payload = chunkPool.Get().(*[s3wire.ChunkSize]byte)[:n]
+			_, err = io.ReadFull(br, payload)
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+		} else {
+			payload, err = s3wire.ReadPayload(br, n)
+		}
+		if err != nil {
 			break
 		}
-		if m.Op == s3wire.OpCancel {
+		switch m.Op {
+		case s3wire.OpCancel:
 			s.cancel(m)
+			continue
+		case s3wire.OpWrite, s3wire.OpClose, s3wire.OpFail:
+			// Ordered per writer: queued here, in the order received.
+			s.toWriter(m, payload)
 			continue
 		}
 		rctx, rcancel := context.WithCancel(ctx)
@@ -66,6 +82,14 @@ func Serve(r io.Reader, w io.Writer) error {
 		err = fmt.Errorf("read request: %w", err)
 	}
 	cancel()
+	s.mu.Lock()
+	for id, o := range s.objs {
+		if w, ok := o.(*writer); ok {
+			close(w.q)
+			delete(s.objs, id)
+		}
+	}
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -84,6 +108,111 @@ type server struct {
 	mu   sync.Mutex
 	objs map[uint64]any                // object ID -> *Backend, *staging, ...; protected by mu
 	reqs map[uint64]context.CancelFunc // request ID -> its cancel; protected by mu
+}
+
+// chunkPool holds *[s3wire.ChunkSize]byte buffers for blob chunks.
+var chunkPool = sync.Pool{New: func() any { return new([s3wire.ChunkSize]byte) }}
+
+// putChunk returns a buffer from chunkPool (any other slice is left alone).
+func putChunk(b []byte) {
+	if cap(b) == s3wire.ChunkSize {
+		chunkPool.Put((*[s3wire.ChunkSize]byte)(b[:s3wire.ChunkSize]))
+	}
+}
+
+// readPool holds *[readBufSize]byte buffers for ranged reads of more than
+// a chunk: the memory reader's batches are at most 8 MiB.
+var readPool = sync.Pool{New: func() any { return new([readBufSize]byte) }}
+
+const readBufSize = 8 << 20
+
+// getReadBuf returns a buffer of n bytes and the function that releases it.
+func getReadBuf(n int) ([]byte, func()) {
+	switch {
+	case n <= s3wire.ChunkSize:
+		b := chunkPool.Get().(*[s3wire.ChunkSize]byte)
+		return b[:n], func() { chunkPool.Put(b) }
+	case n <= readBufSize:
+		b := readPool.Get().(*[readBufSize]byte)
+		return b[:n], func() { readPool.Put(b) }
+	}
+	return make([]byte, n), func() {}
+}
+
+// writer is a BlobWriter and the queue of its requests (OpWrite, then
+// OpClose), served in order by one goroutine. The client keeps at most
+// s3wire.WriteWindow writes in flight per writer, so the read loop does not
+// wait on the queue. Only the read loop sends to q and closes
+// it, when it takes the writer out of the object table.
+type writer struct {
+	bw *BlobWriter
+	q  chan writeReq
+}
+
+type writeReq struct {
+	m       *s3wire.Msg
+	payload []byte
+}
+
+// writerQueue is the capacity of a writer's queue: the window and OpClose.
+const writerQueue = s3wire.WriteWindow + 1
+
+func (s *server) newWriter(bw *BlobWriter) *writer {
+	w := &writer{bw: bw, q: make(chan writeReq, writerQueue)}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for r := range w.q {
+			var err error
+			if r.m.Op == s3wire.OpClose {
+				err = w.bw.Close()
+			} else {
+				_, err = w.bw.Write(r.payload)
+				putChunk(r.payload)
+			}
+			s.reply(r.m.ID, err)
+		}
+	}()
+	return w
+}
+
+// toWriter queues OpWrite or OpClose on their writer, or fails it at
+// once (OpFail, which must not wait behind blocked writes).
+func (s *server) toWriter(m *s3wire.Msg, payload []byte) {
+	s.mu.Lock()
+	w, ok := s.objs[m.Obj].(*writer)
+	if ok && m.Op != s3wire.OpWrite {
+		delete(s.objs, m.Obj)
+	}
+	s.mu.Unlock()
+	if !ok {
+		s.reply(m.ID, fmt.Errorf("s3 helper: no blob writer %d: %w", m.Obj, s3wire.ErrProtocol))
+		return
+	}
+	switch m.Op {
+	case s3wire.OpWrite:
+		w.q <- writeReq{m, payload}
+	case s3wire.OpClose:
+		w.q <- writeReq{m, nil}
+		close(w.q)
+	case s3wire.OpFail:
+		close(w.q)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			w.bw.Fail(errors.New(m.Err))
+			s.reply(m.ID, nil)
+		}()
+	}
+}
+
+// reply sends the OpDone of request id with err.
+func (s *server) reply(id uint64, err error) {
+	resp := &s3wire.Msg{ID: id, Op: s3wire.OpDone}
+	if err != nil {
+		resp.Failed, resp.Code, resp.Err = true, storage.S3WireCode(err), err.Error()
+	}
+	s.send(resp, nil)
 }
 
 // staging is a Staging with the cancel of its context.
@@ -196,28 +325,12 @@ func (s *server) do(root, rctx context.Context, m *s3wire.Msg, payload []byte, r
 		if err != nil {
 			return err
 		}
-		return s.put(m.New, st.Create(m.Key, m.Flag))
-	case s3wire.OpWrite:
-		w, err := obj[*BlobWriter](s, m.Obj)
-		if err != nil {
+		w := s.newWriter(st.Create(m.Key, m.Flag))
+		if err := s.put(m.New, w); err != nil {
+			close(w.q)
+			w.bw.Fail(err)
 			return err
 		}
-		_, err = w.Write(payload)
-		return err
-	case s3wire.OpClose:
-		w, err := obj[*BlobWriter](s, m.Obj)
-		if err != nil {
-			return err
-		}
-		s.drop(m.Obj)
-		return w.Close()
-	case s3wire.OpFail:
-		w, err := obj[*BlobWriter](s, m.Obj)
-		if err != nil {
-			return err
-		}
-		s.drop(m.Obj)
-		w.Fail(errors.New(m.Err))
 		return nil
 	case s3wire.OpCommit:
 		st, err := obj[*staging](s, m.Obj)
@@ -310,7 +423,8 @@ func (s *server) readAt(ctx context.Context, r *Blob, m *s3wire.Msg) error {
 	if m.N < 0 || m.Off < 0 {
 		return fmt.Errorf("s3 helper: read of %d bytes at %d: %w", m.N, m.Off, storage.ErrInvalidArgument)
 	}
-	buf := make([]byte, min(m.N, maxReadPiece))
+	buf, release := getReadBuf(int(min(m.N, maxReadPiece)))
+	defer release()
 	for done := int64(0); done < m.N; {
 		p := buf[:min(m.N-done, int64(len(buf)))]
 		if err := r.ReadAt(ctx, p, m.Off+done); err != nil {

@@ -22,10 +22,12 @@
 // writers, image handles, blob readers) are named by IDs the client picks
 // (Msg.New when creating, Msg.Obj when using them).
 //
-// Bulk data is bounded: a blob write carries at most ChunkSize bytes and the
-// client sends the next chunk of a blob only after the previous one is
-// acknowledged; the helper answers a read in OpData frames of at most
-// ChunkSize bytes.
+// Bulk data is bounded: a blob write carries at most ChunkSize bytes, and
+// the client keeps at most WriteWindow writes of one blob unacknowledged
+// (each OpWrite gets its OpDone once the upload took the bytes). The helper
+// serves the OpWrite and then OpClose of one writer in the order received,
+// and requests of different objects concurrently. It answers a read in
+// OpData frames of at most ChunkSize bytes.
 //
 // Errors cross as a Code naming the sentinel of package storage that the
 // error wraps (or CodeNone) and the error's text, so that the client can
@@ -55,6 +57,9 @@ const (
 	MaxPayload = 17 << 20
 	// ChunkSize is the most bytes of a blob one OpWrite or OpData carries.
 	ChunkSize = 1 << 20
+	// WriteWindow is the most OpWrite requests of one blob writer a client
+	// has in flight.
+	WriteWindow = 8
 )
 
 // ErrProtocol means a frame is malformed or over a limit.
@@ -76,7 +81,8 @@ const (
 	// OpCreate starts blob writer New for Key in staging Obj; Flag asks
 	// for a parallel upload.
 	OpCreate
-	// OpWrite writes the payload (at most ChunkSize bytes) to writer Obj.
+	// OpWrite writes the payload (at most ChunkSize bytes) to writer Obj,
+	// after the writes sent before it.
 	OpWrite
 	// OpClose finishes writer Obj and reports its error.
 	OpClose
