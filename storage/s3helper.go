@@ -206,7 +206,11 @@ func startHelper() (*helperConn, error) {
 		Stdin:       reqR,
 		Stdout:      respW,
 		Stderr:      stderr, // nil (the null device) if the temp file failed
-		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+		// Its own process group keeps the terminal's ^C and ^Z, meant
+		// for snap or the sandboxed program, from killing or stopping
+		// it mid-restore; Pdeathsig and the end of its input still end it
+		// with snap.
+		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true},
 	}
 	if stderr == nil {
 		c.cmd.Stderr = nil

@@ -262,3 +262,29 @@ func TestS3HelperCancel(t *testing.T) {
 		t.Errorf("List after the cancelled write = %v, %v; want empty", ents, err)
 	}
 }
+
+// TestS3HelperOwnProcessGroup: a signal to snap's process group (the
+// terminal's ^C) does not reach the helper.
+func TestS3HelperOwnProcessGroup(t *testing.T) {
+	s, err := storage.NewS3Store(context.Background(), storage.S3Config{Endpoint: "127.0.0.1:1", Bucket: "b", MaxRetries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Any operation starts the helper; this one fails to connect.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, _ = s.List(ctx)
+	pids := storage.S3HelperPIDs()
+	if len(pids) == 0 {
+		t.Fatal("no S3 helper is running")
+	}
+	for _, pid := range pids {
+		pgid, err := syscall.Getpgid(pid)
+		if err != nil {
+			t.Fatalf("Getpgid(helper %d) = %v", pid, err)
+		}
+		if pgid == syscall.Getpgrp() {
+			t.Errorf("helper %d is in snap's process group %d, want its own", pid, pgid)
+		}
+	}
+}
