@@ -201,11 +201,11 @@ func startHelper() (*helperConn, error) {
 	}
 	c := &helperConn{path: path, w: reqW, stderr: stderr, pending: map[uint64]*call{}}
 	c.cmd = &exec.Cmd{
-		Path:        path,
-		Args:        []string{s3HelperName},
-		Stdin:       reqR,
-		Stdout:      respW,
-		Stderr:      stderr, // nil (the null device) if the temp file failed
+		Path:   path,
+		Args:   []string{s3HelperName},
+		Stdin:  reqR,
+		Stdout: respW,
+		Stderr: stderr, // nil (the null device) if the temp file failed
 		// Its own process group keeps the terminal's ^C and ^Z, meant
 		// for snap or the sandboxed program, from killing or stopping
 		// it mid-restore; Pdeathsig and the end of its input still end it
