@@ -288,3 +288,53 @@ func TestS3HelperOwnProcessGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestS3HelperKilledMidRead: reads of an open image fail with
+// ErrUnavailable once its helper is killed, and opening the image again
+// reads it through a new helper.
+func TestS3HelperKilledMidRead(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "killedread")
+	s := newS3Store(t, srv, "killedread", "")
+	ctx := context.Background()
+	want := make([]byte, 4<<20)
+	storetest.FillMixed(want, 3)
+	w, err := s.Create(ctx, "img", storage.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	if err := w.WriteMemory(0, want); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Commit(); err != nil {
+		t.Fatalf("Commit = %v", err)
+	}
+	img, err := s.Open(ctx, "img")
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	defer img.Close()
+	for _, pid := range storage.S3HelperPIDs() {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill helper %d: %v", pid, err)
+		}
+	}
+	got := make([]byte, len(want))
+	dst := func(off uint64, n int) ([]byte, error) { return got[off : off+uint64(n)], nil }
+	within(t, "the read with the helper killed", func() { err = img.ReadMemoryTo(ctx, dst) })
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("ReadMemoryTo with the helper killed = %v, want ErrUnavailable", err)
+	}
+	img2, err := s.Open(ctx, "img")
+	if err != nil {
+		t.Fatalf("Open with a new helper = %v", err)
+	}
+	defer img2.Close()
+	if err := img2.ReadMemoryTo(ctx, dst); err != nil {
+		t.Fatalf("ReadMemoryTo with a new helper = %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("memory read through a new helper differs")
+	}
+}
