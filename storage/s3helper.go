@@ -24,7 +24,7 @@ import (
 // The S3 store's client (minio-go) runs in a helper process, snap-s3, so
 // that the snap binary does not link it (see storage/s3wire). One helper
 // serves every S3 store of this process: most snap commands open one store,
-// and the helper's start-up (about 10 ms here) is then paid once, and its
+// and the helper's start-up (about 15 ms here) is then paid once, and its
 // memory once, however many stores a long-lived process (a sentry saving
 // many times, a test binary) opens. A helper is started on the first use of
 // an S3 store, with this process's environment, from which minio-go takes
@@ -398,7 +398,9 @@ func (c *helperConn) call(ctx context.Context, m *s3wire.Msg, payload, dst []byt
 	select {
 	case <-cl.done:
 	case <-ctx.Done():
-		_ = c.send(&s3wire.Msg{Op: s3wire.OpCancel, ID: m.ID}, nil)
+		// Sent on the side: a helper that does not read would block the
+		// send, and the caller must return now.
+		go func() { _ = c.send(&s3wire.Msg{Op: s3wire.OpCancel, ID: m.ID}, nil) }()
 		cl.mu.Lock()
 		cl.abandoned = true
 		cl.mu.Unlock()

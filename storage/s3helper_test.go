@@ -338,3 +338,26 @@ func TestS3HelperKilledMidRead(t *testing.T) {
 		t.Error("memory read through a new helper differs")
 	}
 }
+
+// TestS3HelperHung: a helper that never answers does not hold up an
+// operation past its context.
+func TestS3HelperHung(t *testing.T) {
+	hung := filepath.Join(t.TempDir(), "hung")
+	if err := os.WriteFile(hung, []byte("#!/bin/sh\nexec sleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(storage.S3HelperEnv, hung)
+	s, err := storage.NewS3Store(context.Background(), storage.S3Config{Endpoint: "127.0.0.1:1", Bucket: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	within(t, "List with a hung helper", func() { _, err = s.List(ctx) })
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("List with a hung helper = %v, want context.DeadlineExceeded", err)
+	}
+	for _, pid := range storage.S3HelperPIDs() {
+		_ = syscall.Kill(pid, syscall.SIGKILL) // the other helpers restart on demand
+	}
+}

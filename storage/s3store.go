@@ -50,7 +50,7 @@ func (b *s3Backend) imageURI(name string) string { return b.storeURI() + "/" + n
 
 // attach returns the helper and the ID of this store's backend in it,
 // starting the helper or creating the backend if needed.
-func (b *s3Backend) attach() (*helperConn, uint64, error) {
+func (b *s3Backend) attach(ctx context.Context) (*helperConn, uint64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.conn != nil && b.conn.failed() == nil {
@@ -62,7 +62,7 @@ func (b *s3Backend) attach() (*helperConn, uint64, error) {
 	}
 	cfg := b.cfg
 	bid := c.newID()
-	_, _, err = c.call(context.Background(), &s3wire.Msg{Op: s3wire.OpBackend, New: bid, Config: &s3wire.Config{
+	_, _, err = c.call(ctx, &s3wire.Msg{Op: s3wire.OpBackend, New: bid, Config: &s3wire.Config{
 		Endpoint: cfg.Endpoint, Secure: cfg.Secure, Region: cfg.Region,
 		AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey, SessionToken: cfg.SessionToken,
 		Bucket: cfg.Bucket, Prefix: cfg.Prefix, PartSize: cfg.PartSize, Threads: cfg.Threads, MaxRetries: cfg.MaxRetries,
@@ -76,7 +76,7 @@ func (b *s3Backend) attach() (*helperConn, uint64, error) {
 
 // do runs request m on this store's backend.
 func (b *s3Backend) do(ctx context.Context, m *s3wire.Msg) (*s3wire.Msg, *helperConn, error) {
-	c, bid, err := b.attach()
+	c, bid, err := b.attach(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -94,7 +94,7 @@ func (b *s3Backend) exists(ctx context.Context, name string) (bool, error) {
 }
 
 func (b *s3Backend) begin(ctx context.Context, name string) (staging, error) {
-	c, bid, err := b.attach()
+	c, bid, err := b.attach(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +241,7 @@ func (w *s3BlobWriter) fail(err error) {
 }
 
 func (b *s3Backend) open(ctx context.Context, name string) (handle, error) {
-	c, bid, err := b.attach()
+	c, bid, err := b.attach(ctx)
 	if err != nil {
 		return nil, err
 	}
