@@ -12,8 +12,9 @@ FUZZTIME ?= 10s
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-16s %s\n", $$1, $$2}'
 
-build: ## build bin/snap
+build: ## build bin/snap and its S3 helper bin/snap-s3
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/snap ./cmd/snapshotter
+	CGO_ENABLED=0 $(GO) build -o bin/snap-s3 ./cmd/snap-s3
 
 generate: ## regenerate the stateify serializers (go generate ./...)
 	$(GO) generate ./...

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"snapshotter/internal/prereq"
+	"snapshotter/storage/miniotest"
 )
 
 // knownBroken lists tests that cannot pass yet, with the reason; they are
@@ -46,6 +47,9 @@ func TestMain(m *testing.M) {
 	snapBin = filepath.Join(tmpRoot, "snap")
 	if out, err := exec.Command("go", "build", "-o", snapBin, "snapshotter/cmd/snapshotter").CombinedOutput(); err != nil {
 		buildErr = fmt.Errorf("go build snap: %v\n%s", err, out)
+	} else if _, err := miniotest.BuildS3Helper(tmpRoot); err != nil {
+		// snap finds snap-s3 next to itself, as in bin/.
+		buildErr = err
 	}
 	code := m.Run()
 	os.RemoveAll(tmpRoot)

@@ -1,8 +1,9 @@
 // Package storage keeps snapshot images: the image format (manifest, state
 // blob, memory chunks and their index, checksums, S2 and zstd compression) and the
 // stores that hold images, a local directory (file://, the default) and S3
-// (s3://, through minio-go). It takes and gives bytes and knows nothing of
-// the kernel. docs/IMAGE_FORMAT.md describes the format in full.
+// (s3://, through minio-go in the helper process snap-s3, see storage/s3 and
+// storage/s3wire, so that snap does not link it). It takes and gives bytes
+// and knows nothing of the kernel. docs/IMAGE_FORMAT.md describes the format in full.
 //
 // # Vocabulary
 //
@@ -97,7 +98,7 @@
 // ErrCorrupt (a checksum, a length or a parse failed; the message names the
 // blob or chunk), ErrIncompatibleVersion (other major, or newer minor),
 // ErrWrongArch (checked from the fixed header, before the body is decoded),
-// ErrAlreadyExists, ErrInvalidArgument.
+// ErrAlreadyExists, ErrInvalidArgument, ErrUnavailable (the S3 helper).
 //
 // # Stores
 //
@@ -110,4 +111,9 @@
 // If-None-Match: * unless replacing; reads are parallel ranged GETs, retried
 // with backoff. Prune removes what killed writers left (staging directories,
 // unreferenced generations, incomplete uploads).
+//
+// The S3 client runs in snap-s3, one helper process per snap process
+// (started at the first use of an S3 store; see s3helper.go for why one and
+// when another). A missing helper, or one that dies, fails the operations
+// on it with ErrUnavailable; the next operation starts a new helper.
 package storage

@@ -31,4 +31,8 @@ var (
 	// accept: a malformed URI or image name, a misaligned or out-of-order
 	// memory range, a write after Commit.
 	ErrInvalidArgument = errors.New("invalid argument")
+
+	// ErrUnavailable means the store cannot be used at all: for an S3
+	// store, its helper program snap-s3 is missing, or died.
+	ErrUnavailable = errors.New("store unavailable")
 )

@@ -31,6 +31,10 @@ const ChunkSpan = 1 << 20
 
 const pagesPerChunk = ChunkSpan / PageSize
 
+// MaxManifestSize is the largest manifest a store returns; a bigger one is
+// ErrCorrupt.
+const MaxManifestSize = maxManifestSize
+
 // Hard caps applied by the decoders before allocating.
 const (
 	maxManifestSize = 16 << 20

@@ -1,86 +1,30 @@
 package storage
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"path"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
+	"snapshotter/storage/s3wire"
 )
 
-// S3 layout under s3://BUCKET/PREFIX:
-//
-//	PREFIX/NAME/manifest          published last (If-None-Match: * unless replacing)
-//	PREFIX/NAME/g-GEN/state.zst   blobs of one write ("generation"), named by
-//	PREFIX/NAME/g-GEN/memory.bin  the manifest, so concurrent writers of one
-//	PREFIX/NAME/g-GEN/memory.idx  name never overwrite each other's blobs
-
-// S3Config configures an S3 store.
-type S3Config struct {
-	// Endpoint is host[:port]; Secure selects https.
-	Endpoint string
-	Secure   bool
-	// Region is optional (AWS_REGION).
-	Region string
-	// AccessKey and SecretKey (and SessionToken) are static credentials; if
-	// AccessKey is empty the usual chain is used: AWS_* and MINIO_*
-	// variables, then ~/.aws/credentials.
-	AccessKey, SecretKey, SessionToken string
-	// Bucket must exist; Prefix may be empty.
-	Bucket, Prefix string
-	// PartSize is the multipart part size (default 16 MiB) and Threads the
-	// number of parts uploaded in parallel (default 4). Memory in flight per
-	// blob upload is about PartSize×Threads.
-	PartSize uint64
-	Threads  int
-	// MaxRetries bounds the retries of one request on transient errors
-	// (with exponential backoff); default 5.
-	MaxRetries int
-}
-
-// S3ConfigFromEnv reads the endpoint from SNAP_S3_ENDPOINT (a URL: http://
-// disables TLS; a bare host:port uses TLS; default s3.amazonaws.com) and the
-// region from AWS_REGION or AWS_DEFAULT_REGION. Credentials come from the
-// chain (see S3Config).
-func S3ConfigFromEnv() (S3Config, error) {
-	cfg := S3Config{Endpoint: "s3.amazonaws.com", Secure: true}
-	if ep := os.Getenv("SNAP_S3_ENDPOINT"); ep != "" {
-		switch {
-		case strings.HasPrefix(ep, "http://"):
-			cfg.Endpoint, cfg.Secure = strings.TrimPrefix(ep, "http://"), false
-		case strings.HasPrefix(ep, "https://"):
-			cfg.Endpoint = strings.TrimPrefix(ep, "https://")
-		default:
-			cfg.Endpoint = ep
-		}
-		cfg.Endpoint = strings.TrimSuffix(cfg.Endpoint, "/")
-		if cfg.Endpoint == "" || strings.Contains(cfg.Endpoint, "/") {
-			return cfg, fmt.Errorf("SNAP_S3_ENDPOINT %q: want http(s)://host[:port]: %w", ep, ErrInvalidArgument)
-		}
-	}
-	cfg.Region = os.Getenv("AWS_REGION")
-	if cfg.Region == "" {
-		cfg.Region = os.Getenv("AWS_DEFAULT_REGION")
-	}
-	return cfg, nil
-}
-
+// s3Backend is the S3 store's backend: a proxy of storage/s3's Backend in
+// the snap-s3 helper (see s3helper.go). Layout, uploads, retries and
+// cleanup are storage/s3's; this side names objects and moves bytes.
 type s3Backend struct {
-	c   *minio.Client
-	cfg S3Config
+	cfg S3Config // defaults applied
+
+	mu   sync.Mutex
+	conn *helperConn // the helper holding backend bid; protected by mu
+	bid  uint64      // protected by mu
 }
 
-// NewS3Store returns the store at s3://cfg.Bucket/cfg.Prefix.
+// NewS3Store returns the store at s3://cfg.Bucket/cfg.Prefix. Its S3 client
+// runs in the snap-s3 helper process, started at the store's first use:
+// an error starting it (ErrUnavailable if the helper is not found) or
+// creating the client is then reported by that first operation.
 func NewS3Store(_ context.Context, cfg S3Config) (Store, error) {
 	if cfg.Bucket == "" {
 		return nil, fmt.Errorf("s3 store: no bucket: %w", ErrInvalidArgument)
@@ -95,21 +39,7 @@ func NewS3Store(_ context.Context, cfg S3Config) (Store, error) {
 	if cfg.MaxRetries <= 0 {
 		cfg.MaxRetries = 5
 	}
-	var creds *credentials.Credentials
-	if cfg.AccessKey != "" {
-		creds = credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
-	} else {
-		creds = credentials.NewChainCredentials([]credentials.Provider{
-			&credentials.EnvAWS{}, &credentials.EnvMinio{}, &credentials.FileAWSCredentials{},
-		})
-	}
-	c, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds: creds, Secure: cfg.Secure, Region: cfg.Region, MaxRetries: cfg.MaxRetries,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("s3 store %s: %w", cfg.Endpoint, err)
-	}
-	return &store{b: &s3Backend{c: c, cfg: cfg}}, nil
+	return &store{b: &s3Backend{cfg: cfg}}, nil
 }
 
 func (b *s3Backend) storeURI() string {
@@ -118,363 +48,294 @@ func (b *s3Backend) storeURI() string {
 
 func (b *s3Backend) imageURI(name string) string { return b.storeURI() + "/" + name }
 
-// obj returns the object key of parts under the store prefix.
-func (b *s3Backend) obj(parts ...string) string {
-	return strings.TrimPrefix(path.Join(append([]string{b.cfg.Prefix}, parts...)...), "/")
+// attach returns the helper and the ID of this store's backend in it,
+// starting the helper or creating the backend if needed.
+func (b *s3Backend) attach(ctx context.Context) (*helperConn, uint64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.conn != nil && b.conn.failed() == nil {
+		return b.conn, b.bid, nil
+	}
+	c, err := s3Helper()
+	if err != nil {
+		return nil, 0, err
+	}
+	cfg := b.cfg
+	bid := c.newID()
+	_, _, err = c.call(ctx, &s3wire.Msg{Op: s3wire.OpBackend, New: bid, Config: &s3wire.Config{
+		Endpoint: cfg.Endpoint, Secure: cfg.Secure, Region: cfg.Region,
+		AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey, SessionToken: cfg.SessionToken,
+		Bucket: cfg.Bucket, Prefix: cfg.Prefix, PartSize: cfg.PartSize, Threads: cfg.Threads, MaxRetries: cfg.MaxRetries,
+	}}, nil, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	b.conn, b.bid = c, bid
+	return c, bid, nil
 }
 
-func mapS3Err(err error) error {
-	if err == nil {
-		return nil
+// do runs request m on this store's backend.
+func (b *s3Backend) do(ctx context.Context, m *s3wire.Msg) (*s3wire.Msg, *helperConn, error) {
+	c, bid, err := b.attach(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
-	resp := minio.ToErrorResponse(err)
-	switch {
-	case resp.Code == "NoSuchKey" || resp.Code == "NoSuchBucket" || resp.Code == "NoSuchUpload" ||
-		resp.StatusCode == http.StatusNotFound:
-		return fmt.Errorf("%w: %v", ErrNotFound, err)
-	case resp.Code == "InvalidRange" || resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
-		return fmt.Errorf("blob truncated (%v): %w", err, ErrCorrupt)
-	}
-	return err
+	m.Obj = bid
+	resp, _, err := c.call(ctx, m, nil, nil)
+	return resp, c, err
 }
 
 func (b *s3Backend) exists(ctx context.Context, name string) (bool, error) {
-	_, err := b.c.StatObject(ctx, b.cfg.Bucket, b.obj(name, "manifest"), minio.StatObjectOptions{})
-	if err == nil {
-		return true, nil
-	}
-	if err := mapS3Err(err); errors.Is(err, ErrNotFound) && minio.ToErrorResponse(err).Code != "NoSuchBucket" {
-		return false, nil
-	} else {
+	resp, _, err := b.do(ctx, &s3wire.Msg{Op: s3wire.OpExists, Name: name})
+	if err != nil {
 		return false, err
 	}
+	return resp.Flag, nil
 }
 
 func (b *s3Backend) begin(ctx context.Context, name string) (staging, error) {
-	return &s3Staging{b: b, ctx: ctx, name: name, gen: "g-" + randHex(8)}, nil
+	c, bid, err := b.attach(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sid := c.newID()
+	if _, _, err := c.call(ctx, &s3wire.Msg{Op: s3wire.OpBegin, Obj: bid, Name: name, New: sid}, nil, nil); err != nil {
+		return nil, err
+	}
+	s := &s3Staging{c: c, id: sid}
+	// The helper's staging has a context of its own, ended with ctx.
+	s.stop = context.AfterFunc(ctx, func() {
+		_ = c.send(&s3wire.Msg{Op: s3wire.OpCancel, Obj: sid}, nil)
+	})
+	return s, nil
 }
 
+// s3Staging is a staging in the helper.
 type s3Staging struct {
-	b    *s3Backend
-	ctx  context.Context
-	name string
-	gen  string
+	c    *helperConn
+	id   uint64
+	stop func() bool // stops forwarding the cancellation of ctx
 
-	mu      sync.Mutex
-	written []string // object keys started
+	mu   sync.Mutex
+	done bool // committed or aborted; protected by mu
 }
 
-func (s *s3Staging) key(base string) string { return s.gen + "/" + base }
+func (s *s3Staging) key(base string) string {
+	resp, _, err := s.c.call(context.Background(), &s3wire.Msg{Op: s3wire.OpKey, Obj: s.id, Name: base}, nil, nil)
+	if err != nil {
+		// Only a dead helper fails here, and then so does everything
+		// after: create, commit.
+		return base
+	}
+	return resp.Key
+}
 
 func (s *s3Staging) create(key string, big bool) (blobWriter, error) {
-	full := s.b.obj(s.name, key)
-	s.mu.Lock()
-	s.written = append(s.written, full)
-	s.mu.Unlock()
-	pr, pw := io.Pipe()
-	w := &s3BlobWriter{pw: pw, done: make(chan struct{})}
-	opts := minio.PutObjectOptions{
-		ContentType: "application/octet-stream",
-		PartSize:    s.b.cfg.PartSize,
-		NumThreads:  1,
+	wid := s.c.newID()
+	if _, _, err := s.c.call(context.Background(), &s3wire.Msg{Op: s3wire.OpCreate, Obj: s.id, Key: key, Flag: big, New: wid}, nil, nil); err != nil {
+		return nil, err
 	}
-	if big && s.b.cfg.Threads > 1 {
-		opts.NumThreads, opts.ConcurrentStreamParts = uint(s.b.cfg.Threads), true
-	} else {
-		opts.PartSize = min(opts.PartSize, 8<<20)
-	}
-	go func() {
-		_, err := s.b.c.PutObject(s.ctx, s.b.cfg.Bucket, full, pr, -1, opts)
-		if err != nil {
-			err = fmt.Errorf("upload %s: %w", full, mapS3Err(err))
-			pr.CloseWithError(err)
-		} else {
-			pr.Close()
-		}
-		w.err = err
-		close(w.done)
-	}()
-	return w, nil
-}
-
-// s3BlobWriter streams into a multipart upload through a pipe; minio-go
-// uploads parts in parallel and aborts the upload if it fails.
-type s3BlobWriter struct {
-	pw   *io.PipeWriter
-	done chan struct{}
-	err  error // valid after done is closed
-}
-
-func (w *s3BlobWriter) Write(p []byte) (int, error) { return w.pw.Write(p) }
-
-func (w *s3BlobWriter) Close() error {
-	w.pw.Close()
-	<-w.done
-	return w.err
-}
-
-func (w *s3BlobWriter) fail(err error) {
-	w.pw.CloseWithError(err)
-	<-w.done
+	return newS3BlobWriter(s.c, wid), nil
 }
 
 func (s *s3Staging) commit(manifest []byte, replace bool) error {
-	mk := s.b.obj(s.name, "manifest")
-	var oldGen string
-	if replace {
-		if h, err := s.b.open(s.ctx, s.name); err == nil {
-			if m, err := readManifest(s.ctx, h); err == nil {
-				oldGen, _, _ = strings.Cut(m.State.Key, "/")
-			}
-		}
+	if _, _, err := s.c.call(context.Background(), &s3wire.Msg{Op: s3wire.OpCommit, Obj: s.id, Flag: replace}, manifest, nil); err != nil {
+		return err
 	}
-	opts := minio.PutObjectOptions{ContentType: "application/octet-stream"}
-	if !replace {
-		opts.SetMatchETagExcept("*")
-	}
-	_, err := s.b.c.PutObject(s.ctx, s.b.cfg.Bucket, mk, bytes.NewReader(manifest), int64(len(manifest)), opts)
-	if err != nil {
-		resp := minio.ToErrorResponse(err)
-		if resp.StatusCode == http.StatusPreconditionFailed || resp.Code == "PreconditionFailed" {
-			return fmt.Errorf("publish %s: %w", s.b.imageURI(s.name), ErrAlreadyExists)
-		}
-		return fmt.Errorf("publish %s: %w", s.b.imageURI(s.name), mapS3Err(err))
-	}
-	s.mu.Lock()
-	s.written = nil
-	s.mu.Unlock()
-	if oldGen != "" && oldGen != s.gen {
-		_, _ = s.b.removePrefix(s.ctx, s.b.obj(s.name, oldGen)+"/", 0)
-	}
+	s.finish()
 	return nil
-}
-
-// cleanupCtx gives cleanup a context of its own: the writer's may already be
-// cancelled, which is often why we are cleaning up.
-func cleanupCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 }
 
 func (s *s3Staging) abort() error {
 	s.mu.Lock()
-	written := s.written
-	s.written = nil
+	done := s.done
 	s.mu.Unlock()
-	if len(written) == 0 {
+	if done {
 		return nil
 	}
-	ctx, cancel := cleanupCtx(s.ctx)
-	defer cancel()
-	var firstErr error
-	if _, err := s.b.removePrefix(ctx, s.b.obj(s.name, s.gen)+"/", 0); err != nil {
-		firstErr = err
-	}
-	for _, k := range written {
-		err := s.b.c.RemoveIncompleteUpload(ctx, s.b.cfg.Bucket, k)
-		if err != nil && !errors.Is(mapS3Err(err), ErrNotFound) && firstErr == nil {
-			firstErr = err
-		}
-	}
-	return firstErr
+	_, _, err := s.c.call(context.Background(), &s3wire.Msg{Op: s3wire.OpAbort, Obj: s.id}, nil, nil)
+	s.finish()
+	return err
 }
 
-// removePrefix deletes every object under prefix last modified more than
-// olderThan ago.
-func (b *s3Backend) removePrefix(ctx context.Context, prefix string, olderThan time.Duration) (int, error) {
+func (s *s3Staging) finish() {
+	s.mu.Lock()
+	s.done = true
+	s.mu.Unlock()
+	s.stop()
+}
+
+// s3BlobWriter streams a blob to the helper in chunks of at most
+// s3wire.ChunkSize, with up to s3wire.WriteWindow of them unacknowledged:
+// Write returns once its bytes are sent, and an upload error shows at a
+// later Write or at Close.
+type s3BlobWriter struct {
+	c  *helperConn
+	id uint64
+
+	mu       sync.Mutex
+	cond     sync.Cond // signalled when inflight drops or err is set
+	inflight int       // writes sent and not acknowledged; protected by mu
+	err      error     // the first write error; protected by mu
+}
+
+func newS3BlobWriter(c *helperConn, id uint64) *s3BlobWriter {
+	w := &s3BlobWriter{c: c, id: id}
+	w.cond.L = &w.mu
+	return w
+}
+
+// acked is called (on the read loop) with the result of one write.
+func (w *s3BlobWriter) acked(err error) {
+	w.mu.Lock()
+	w.inflight--
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	w.cond.Broadcast()
+	w.mu.Unlock()
+}
+
+func (w *s3BlobWriter) Write(p []byte) (int, error) {
 	n := 0
-	for o := range b.c.ListObjects(ctx, b.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
-		if o.Err != nil {
-			return n, mapS3Err(o.Err)
+	for n < len(p) {
+		w.mu.Lock()
+		for w.inflight >= s3wire.WriteWindow && w.err == nil {
+			w.cond.Wait()
 		}
-		if time.Since(o.LastModified) < olderThan {
-			continue
+		err := w.err
+		if err == nil {
+			w.inflight++
 		}
-		if err := b.c.RemoveObject(ctx, b.cfg.Bucket, o.Key, minio.RemoveObjectOptions{}); err != nil {
-			return n, mapS3Err(err)
+		w.mu.Unlock()
+		if err != nil {
+			return n, err
 		}
-		n++
+		chunk := p[n:min(n+s3wire.ChunkSize, len(p))]
+		w.c.start(&s3wire.Msg{Op: s3wire.OpWrite, Obj: w.id}, chunk, w.acked)
+		n += len(chunk)
 	}
 	return n, nil
 }
 
-func (b *s3Backend) open(ctx context.Context, name string) (handle, error) {
-	return &s3Handle{b: b, name: name}, nil
+// Close waits for the writes in flight, then finishes the upload.
+func (w *s3BlobWriter) Close() error {
+	w.mu.Lock()
+	for w.inflight > 0 {
+		w.cond.Wait()
+	}
+	werr := w.err
+	w.mu.Unlock()
+	_, _, err := w.c.call(context.Background(), &s3wire.Msg{Op: s3wire.OpClose, Obj: w.id}, nil, nil)
+	if werr != nil {
+		return werr
+	}
+	return err
 }
 
+func (w *s3BlobWriter) fail(err error) {
+	m := failMessage(err)
+	m.Obj = w.id
+	// The upload is gone either way: stopped here, or with the helper.
+	_, _, _ = w.c.call(context.Background(), m, nil, nil)
+}
+
+func (b *s3Backend) open(ctx context.Context, name string) (handle, error) {
+	c, bid, err := b.attach(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hid := c.newID()
+	if _, _, err := c.call(ctx, &s3wire.Msg{Op: s3wire.OpOpen, Obj: bid, Name: name, New: hid}, nil, nil); err != nil {
+		return nil, err
+	}
+	return &s3Handle{c: c, id: hid}, nil
+}
+
+// s3Handle is an image handle in the helper.
 type s3Handle struct {
-	b    *s3Backend
-	name string
+	c  *helperConn
+	id uint64
 }
 
 func (h *s3Handle) manifest(ctx context.Context) ([]byte, error) {
-	o, err := h.b.c.GetObject(ctx, h.b.cfg.Bucket, h.b.obj(h.name, "manifest"), minio.GetObjectOptions{})
+	_, out, err := h.c.call(ctx, &s3wire.Msg{Op: s3wire.OpManifest, Obj: h.id}, nil, nil)
 	if err != nil {
-		return nil, mapS3Err(err)
+		return nil, err
 	}
-	defer o.Close()
-	b, err := io.ReadAll(io.LimitReader(o, maxManifestSize+1))
-	if err != nil {
-		return nil, mapS3Err(err)
-	}
-	if len(b) > maxManifestSize {
+	if len(out) > maxManifestSize {
 		return nil, fmt.Errorf("manifest larger than %d bytes: %w", maxManifestSize, ErrCorrupt)
 	}
-	return b, nil
+	return out, nil
 }
 
-func (h *s3Handle) blob(_ context.Context, key string, size int64) (blobReader, error) {
-	return &s3Blob{b: h.b, key: h.b.obj(h.name, key)}, nil
+func (h *s3Handle) blob(ctx context.Context, key string, size int64) (blobReader, error) {
+	rid := h.c.newID()
+	if _, _, err := h.c.call(ctx, &s3wire.Msg{Op: s3wire.OpBlob, Obj: h.id, Key: key, N: size, New: rid}, nil, nil); err != nil {
+		return nil, err
+	}
+	return &s3Blob{c: h.c, id: rid}, nil
 }
 
-func (h *s3Handle) close() error { return nil }
+// release forgets object id in the helper. A dead helper has forgotten it.
+func release(c *helperConn, id uint64) error {
+	_, _, err := c.call(context.Background(), &s3wire.Msg{Op: s3wire.OpRelease, Obj: id}, nil, nil)
+	if c.failed() != nil {
+		return nil
+	}
+	return err
+}
 
+func (h *s3Handle) close() error { return release(h.c, h.id) }
+
+// s3Blob is a blob reader in the helper; the helper answers each readAt
+// with one ranged GET (per 64 MiB).
 type s3Blob struct {
-	b   *s3Backend
-	key string
+	c  *helperConn
+	id uint64
 }
 
-// readAt issues one ranged GET, retried with backoff when the transfer
-// fails midway (minio-go already retries failed requests).
 func (r *s3Blob) readAt(ctx context.Context, p []byte, off int64) error {
 	if len(p) == 0 {
 		return nil
 	}
-	var err error
-	for attempt, delay := 0, 50*time.Millisecond; attempt < 4; attempt, delay = attempt+1, delay*2 {
-		if attempt > 0 {
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		err = r.tryReadAt(ctx, p, off)
-		if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrCorrupt) || ctx.Err() != nil {
-			return err
-		}
-	}
+	_, _, err := r.c.call(ctx, &s3wire.Msg{Op: s3wire.OpReadAt, Obj: r.id, Off: off, N: int64(len(p))}, nil, p)
 	return err
 }
 
-func (r *s3Blob) tryReadAt(ctx context.Context, p []byte, off int64) error {
-	var opts minio.GetObjectOptions
-	if err := opts.SetRange(off, off+int64(len(p))-1); err != nil {
-		return err
-	}
-	o, err := r.b.c.GetObject(ctx, r.b.cfg.Bucket, r.key, opts)
-	if err != nil {
-		return mapS3Err(err)
-	}
-	defer o.Close()
-	_, err = io.ReadFull(o, p)
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s: %d bytes at %d, blob truncated: %w", r.key, len(p), off, ErrCorrupt)
-	}
-	return mapS3Err(err)
-}
-
 func (r *s3Blob) size(ctx context.Context) (int64, error) {
-	info, err := r.b.c.StatObject(ctx, r.b.cfg.Bucket, r.key, minio.StatObjectOptions{})
+	resp, _, err := r.c.call(ctx, &s3wire.Msg{Op: s3wire.OpSize, Obj: r.id}, nil, nil)
 	if err != nil {
-		return 0, mapS3Err(err)
+		return 0, err
 	}
-	return info.Size, nil
+	return resp.N, nil
 }
 
-func (r *s3Blob) close() error { return nil }
+func (r *s3Blob) close() error { return release(r.c, r.id) }
 
 func (b *s3Backend) list(ctx context.Context) ([]string, error) {
-	prefix := b.obj() + "/"
-	if prefix == "/" {
-		prefix = ""
+	resp, _, err := b.do(ctx, &s3wire.Msg{Op: s3wire.OpList})
+	if err != nil {
+		return nil, err
 	}
-	var names []string
-	for o := range b.c.ListObjects(ctx, b.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
-		if o.Err != nil {
-			return nil, mapS3Err(o.Err)
-		}
-		name, rest, ok := strings.Cut(strings.TrimPrefix(o.Key, prefix), "/")
-		if ok && rest == "manifest" && validName(name) == nil {
-			names = append(names, name)
+	names := resp.Names[:0]
+	for _, n := range resp.Names {
+		if validName(n) == nil {
+			names = append(names, n)
 		}
 	}
-	sort.Strings(names)
 	return names, nil
 }
 
 func (b *s3Backend) remove(ctx context.Context, name string) error {
-	mk := b.obj(name, "manifest")
-	if _, err := b.c.StatObject(ctx, b.cfg.Bucket, mk, minio.StatObjectOptions{}); err != nil {
-		return mapS3Err(err)
-	}
-	if err := b.c.RemoveObject(ctx, b.cfg.Bucket, mk, minio.RemoveObjectOptions{}); err != nil {
-		return mapS3Err(err)
-	}
-	_, err := b.removePrefix(ctx, b.obj(name)+"/", 0)
+	_, _, err := b.do(ctx, &s3wire.Msg{Op: s3wire.OpRemove, Name: name})
 	return err
 }
 
 func (b *s3Backend) prune(ctx context.Context, olderThan time.Duration) (int, error) {
-	prefix := b.obj() + "/"
-	if prefix == "/" {
-		prefix = ""
+	resp, _, err := b.do(ctx, &s3wire.Msg{Op: s3wire.OpPrune, N: int64(olderThan)})
+	if err != nil {
+		return 0, err
 	}
-	n := 0
-	for u := range b.c.ListIncompleteUploads(ctx, b.cfg.Bucket, prefix, true) {
-		if u.Err != nil {
-			return n, mapS3Err(u.Err)
-		}
-		if time.Since(u.Initiated) < olderThan {
-			continue
-		}
-		if err := b.c.RemoveIncompleteUpload(ctx, b.cfg.Bucket, u.Key); err != nil && !errors.Is(mapS3Err(err), ErrNotFound) {
-			return n, err
-		}
-		n++
-	}
-	// Blobs of generations no manifest refers to.
-	gens := map[string]bool{} // "NAME/g-GEN"
-	for o := range b.c.ListObjects(ctx, b.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
-		if o.Err != nil {
-			return n, mapS3Err(o.Err)
-		}
-		parts := strings.Split(strings.TrimPrefix(o.Key, prefix), "/")
-		if len(parts) == 3 && strings.HasPrefix(parts[1], "g-") {
-			gens[parts[0]+"/"+parts[1]] = true
-		}
-	}
-	// live maps a name to its published generation; "" if it has no
-	// manifest, skipGen if its manifest exists but does not load here (for
-	// example another architecture's): then nothing of it is touched.
-	const skipGen = "\x00"
-	live := map[string]string{}
-	for g := range gens {
-		name, gen, _ := strings.Cut(g, "/")
-		cur, ok := live[name]
-		if !ok {
-			h := &s3Handle{b: b, name: name}
-			mb, err := h.manifest(ctx)
-			switch {
-			case errors.Is(err, ErrNotFound):
-				cur = ""
-			case err != nil:
-				return n, err
-			default:
-				cur = skipGen
-				if m, err := ParseManifest(mb); err == nil {
-					cur, _, _ = strings.Cut(m.State.Key, "/")
-				}
-			}
-			live[name] = cur
-		}
-		if gen == cur || cur == skipGen {
-			continue
-		}
-		k, err := b.removePrefix(ctx, b.obj(name, gen)+"/", olderThan)
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
+	return int(resp.N), nil
 }

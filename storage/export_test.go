@@ -1,0 +1,14 @@
+package storage
+
+// S3HelperPIDs returns the process IDs of the live S3 helpers.
+func S3HelperPIDs() []int {
+	s3Helpers.mu.Lock()
+	defer s3Helpers.mu.Unlock()
+	var pids []int
+	for _, c := range s3Helpers.m {
+		if c.failed() == nil {
+			pids = append(pids, c.cmd.Process.Pid)
+		}
+	}
+	return pids
+}

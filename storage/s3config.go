@@ -1,0 +1,57 @@
+package storage
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// S3Config configures an S3 store.
+type S3Config struct {
+	// Endpoint is host[:port]; Secure selects https.
+	Endpoint string
+	Secure   bool
+	// Region is optional (AWS_REGION).
+	Region string
+	// AccessKey and SecretKey (and SessionToken) are static credentials; if
+	// AccessKey is empty the usual chain is used: AWS_* and MINIO_*
+	// variables, then ~/.aws/credentials.
+	AccessKey, SecretKey, SessionToken string
+	// Bucket must exist; Prefix may be empty.
+	Bucket, Prefix string
+	// PartSize is the multipart part size (default 16 MiB) and Threads the
+	// number of parts uploaded in parallel (default 4). Memory in flight per
+	// blob upload is about PartSize×Threads.
+	PartSize uint64
+	Threads  int
+	// MaxRetries bounds the retries of one request on transient errors
+	// (with exponential backoff); default 5.
+	MaxRetries int
+}
+
+// S3ConfigFromEnv reads the endpoint from SNAP_S3_ENDPOINT (a URL: http://
+// disables TLS; a bare host:port uses TLS; default s3.amazonaws.com) and the
+// region from AWS_REGION or AWS_DEFAULT_REGION. Credentials come from the
+// chain (see S3Config).
+func S3ConfigFromEnv() (S3Config, error) {
+	cfg := S3Config{Endpoint: "s3.amazonaws.com", Secure: true}
+	if ep := os.Getenv("SNAP_S3_ENDPOINT"); ep != "" {
+		switch {
+		case strings.HasPrefix(ep, "http://"):
+			cfg.Endpoint, cfg.Secure = strings.TrimPrefix(ep, "http://"), false
+		case strings.HasPrefix(ep, "https://"):
+			cfg.Endpoint = strings.TrimPrefix(ep, "https://")
+		default:
+			cfg.Endpoint = ep
+		}
+		cfg.Endpoint = strings.TrimSuffix(cfg.Endpoint, "/")
+		if cfg.Endpoint == "" || strings.Contains(cfg.Endpoint, "/") {
+			return cfg, fmt.Errorf("SNAP_S3_ENDPOINT %q: want http(s)://host[:port]: %w", ep, ErrInvalidArgument)
+		}
+	}
+	cfg.Region = os.Getenv("AWS_REGION")
+	if cfg.Region == "" {
+		cfg.Region = os.Getenv("AWS_DEFAULT_REGION")
+	}
+	return cfg, nil
+}
