@@ -193,6 +193,13 @@ var cCases = []cCase{
 		"pthread: thread's FE_UPWARD kept: yes, creator's FE_DOWNWARD untouched: yes",
 		"back to round to nearest: yes",
 	}}},
+	// fork copies private memory (zero pages included) and shares MAP_SHARED.
+	{name: "forkmem", prog: "forkmem", spec: spec{want: []string{
+		"child saw the parent's memory: yes",
+		"grandchild saw the child's memory: yes",
+		"parent's private memory unchanged: yes",
+		"shared mapping shared: yes",
+	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", spec: spec{args: []string{"handler-init"}, want: []string{
 		"SIGUSR1 from raw kill: handler ran with round to nearest: yes",

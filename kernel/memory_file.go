@@ -283,6 +283,38 @@ func (f *MemoryFile) forEachData(r fileRange, fn func(fileRange) error) error {
 	return nil
 }
 
+// copyRange copies the allocated range src to dst (same length, allocated,
+// disjoint) inside the file with copy_file_range, so that the host copies
+// the pages without faulting them into the sentry. A host that cannot
+// (EXDEV, EINVAL, EOPNOTSUPP, ENOSYS: an old kernel) gets the rest copied
+// through the sentry's mapping.
+func (f *MemoryFile) copyRange(dst uint64, src fileRange) error {
+	to, err := f.Bytes(dst, src.Length())
+	if err != nil {
+		return err
+	}
+	in, out := int64(src.Start), int64(dst)
+	for left := int(src.Length()); left > 0; {
+		n, err := unix.CopyFileRange(f.fd, &in, f.fd, &out, left, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EXDEV || err == unix.EINVAL || err == unix.EOPNOTSUPP || err == unix.ENOSYS {
+			done := src.Length() - uint64(left)
+			copy(to[done:], f.slice(fileRange{src.Start + done, src.End}))
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("memory file copy [%#x, %#x) to %#x: %w", src.Start, src.End, dst, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("memory file copy [%#x, %#x) to %#x: stopped short at %#x: %w", src.Start, src.End, dst, in, unix.EIO)
+		}
+		left -= n
+	}
+	return nil
+}
+
 // Share adds an owner to every page of r (fork of a shared mapping).
 func (f *MemoryFile) Share(r fileRange) {
 	f.mu.Lock()

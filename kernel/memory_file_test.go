@@ -138,3 +138,43 @@ func TestMemoryFileDecommit(t *testing.T) {
 		t.Errorf("after Decommit of first page: bytes = %d, %d, want 0, 9", mem[0], mem[pageSize])
 	}
 }
+
+// TestMemoryFileCopyRange: copyRange copies every byte of a multi-page
+// range to another range of the file, leaves the source alone, and refuses
+// a destination beyond the file.
+func TestMemoryFileCopyRange(t *testing.T) {
+	f := newTestMemoryFile(t)
+	const n = 300 * pageSize // more than one copy_file_range may do at once on some hosts
+	src, err := f.Allocate(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := f.Allocate(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.Bytes(src.Start, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] = byte(i*7 + i/pageSize)
+	}
+	want := slices.Clone(b)
+	if err := f.copyRange(dst.Start, src); err != nil {
+		t.Fatalf("copyRange = %v", err)
+	}
+	got, err := f.Bytes(dst.Start, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("copied range differs from the source")
+	}
+	if !slices.Equal(b, want) {
+		t.Errorf("source changed by the copy")
+	}
+	if err := f.copyRange(f.Size(), src); !errors.Is(err, ErrBadAddress) {
+		t.Errorf("copyRange beyond the file = %v, want ErrBadAddress", err)
+	}
+}

@@ -10,6 +10,11 @@ import (
 // process: every private vma gets its own memory file range holding a copy
 // of the parent's bytes (eagerly; there is no copy-on-write), and every
 // shared vma maps the same memory file pages as the parent's.
+//
+// The copy is made by the host kernel (copyFileRange), extent by extent of
+// the parent's data: copying through the sentry's mapping faulted every
+// source and destination page into the sentry on first touch, 10-35 µs
+// each in this VM (a 25 MiB CPython forked in about 55 ms).
 func (mm *MM) fork(as platform.AddressSpace) (*MM, error) {
 	mm.mu.RLock()
 	defer mm.mu.RUnlock()
@@ -43,16 +48,7 @@ func (mm *MM) fork(as platform.AddressSpace) (*MM, error) {
 			return nil, fmt.Errorf("fork: copy [%#x, %#x): %w", v.Start, v.End, err)
 		}
 		err = mm.mf.forEachData(v.fileRange(), func(d fileRange) error {
-			src, err := mm.mf.Bytes(d.Start, d.Length())
-			if err != nil {
-				return err
-			}
-			dst, err := mm.mf.Bytes(fr.Start+(d.Start-v.Off), d.Length())
-			if err != nil {
-				return err
-			}
-			copyNonZeroPages(dst, src)
-			return nil
+			return mm.mf.copyRange(fr.Start+(d.Start-v.Off), d)
 		})
 		if err != nil {
 			mm.mf.Free(fr)
@@ -67,25 +63,4 @@ func (mm *MM) fork(as platform.AddressSpace) (*MM, error) {
 		}
 	}
 	return c, nil
-}
-
-// copyNonZeroPages copies src to dst (same length, dst reads as zero) page
-// by page, skipping pages of zeros so that untouched memory stays
-// uncommitted in the child.
-func copyNonZeroPages(dst, src []byte) {
-	for off := 0; off < len(src); off += pageSize {
-		end := min(off+pageSize, len(src))
-		if !allZero(src[off:end]) {
-			copy(dst[off:end], src[off:end])
-		}
-	}
-}
-
-func allZero(b []byte) bool {
-	for _, v := range b {
-		if v != 0 {
-			return false
-		}
-	}
-	return true
 }
