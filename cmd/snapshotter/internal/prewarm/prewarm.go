@@ -1,8 +1,8 @@
 // Package prewarm starts making a sandbox's platform while the rest of snap
 // initialises, when the command line says a sandbox will be started.
 //
-// Package initialisation of snap takes several milliseconds (minio-go's
-// packages alone about 2 to 4 ms here), and the platform of a new sandbox
+// Package initialisation of snap takes a few milliseconds (about 5 ms here
+// since minio-go moved to the snap-s3 helper), and the platform of a new sandbox
 // takes a few more (a ptrace stub process is a fork and an exec). This
 // package has few dependencies and a path that sorts early, so Go
 // initialises it soon after the kernel and the platforms, before most of
