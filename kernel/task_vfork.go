@@ -1,0 +1,61 @@
+package kernel
+
+// runVforkWait holds a task that made a child with CLONE_VFORK until the
+// child execs or exits, as Linux's wait_for_vfork_done: with CLONE_VM the
+// child runs on the parent's memory (its stack included), so the parent
+// must not run application code before then. Signals sent meanwhile stay
+// pending; SIGKILL and a group exit still end the task. The wait returns to
+// the loop top whenever the task is interrupted, so a stop for a save parks
+// it there, and a restored task resumes in this state and waits again
+// unless the child's release was saved.
+//
+// +stateify savable
+type runVforkWait struct {
+	// Child is the vfork child.
+	Child *ThreadGroup
+}
+
+func (s *runVforkWait) execute(t *Task) taskRunState {
+	// Interrupts are consumed before the checks they may announce, as in
+	// runApp.
+	t.clearInterrupt()
+	if t.tg.isExiting() {
+		return &runExit{}
+	}
+	done := t.k.tasks.vforkWaitChan(s.Child)
+	if done == nil {
+		return stateApp
+	}
+	if t.k.stopRequested() {
+		return s
+	}
+	// Either way the state is checked again from the loop top.
+	_ = t.block(done)
+	return s
+}
+
+// vforkWaitChan returns a channel closed when c execs or exits, or nil if
+// it already has.
+func (ts *TaskSet) vforkWaitChan(c *ThreadGroup) <-chan struct{} {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if c.vforkReleased {
+		return nil
+	}
+	if c.vforkDone == nil {
+		c.vforkDone = make(chan struct{})
+	}
+	return c.vforkDone
+}
+
+// vforkReleaseLocked records that the process exec'd or exited, ending
+// the wait of a vfork parent.
+//
+// Preconditions: TaskSet.mu is held.
+func (tg *ThreadGroup) vforkReleaseLocked() {
+	tg.vforkReleased = true
+	if tg.vforkDone != nil {
+		close(tg.vforkDone)
+		tg.vforkDone = nil
+	}
+}
