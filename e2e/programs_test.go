@@ -206,6 +206,7 @@ var cCases = []cCase{
 		"vfork: parent saw the child's write: yes, exit 3: yes",
 		"vfork: parent ran only after the child's _exit: yes, exit 0: yes",
 		"vfork: SIGUSR1 from the child handled after its _exit: yes",
+		"vfork: SIGTERM ends the waiting parent: yes, before the child's _exit: yes",
 		"clone(CLONE_VM|CLONE_VFORK): parent saw the child's write: yes, exit 0: yes",
 		"vfork+execve: parent saw the pre-exec write: yes, exit 0: yes",
 		"posix_spawn of a missing program: ENOENT: yes",

@@ -4,7 +4,9 @@ package kernel
 // child execs or exits, as Linux's wait_for_vfork_done: with CLONE_VM the
 // child runs on the parent's memory (its stack included), so the parent
 // must not run application code before then. Signals sent meanwhile stay
-// pending; SIGKILL and a group exit still end the task. The wait returns to
+// pending, except that one whose default action terminates the process
+// (without a core dump) ends it at once, as Linux's complete_signal does;
+// SIGKILL and a group exit end the task too. The wait returns to
 // the loop top whenever the task is interrupted, so a stop for a save parks
 // it there, and a restored task resumes in this state and waits again
 // unless the child's release was saved.
@@ -20,6 +22,10 @@ func (s *runVforkWait) execute(t *Task) taskRunState {
 	// runApp.
 	t.clearInterrupt()
 	if t.tg.isExiting() {
+		return &runExit{}
+	}
+	if signo := t.fatalSignalPending(); signo != 0 {
+		t.tg.exitGroup(ExitStatus{Signal: signo})
 		return &runExit{}
 	}
 	done := t.k.tasks.vforkWaitChan(s.Child)
@@ -58,4 +64,26 @@ func (tg *ThreadGroup) vforkReleaseLocked() {
 		close(tg.vforkDone)
 		tg.vforkDone = nil
 	}
+}
+
+// fatalSignalPending returns a pending signal that t does not block and
+// whose disposition is the default action of terminating the process
+// without a core dump (which Linux delivers to a blocked task at once),
+// or 0.
+func (t *Task) fatalSignalPending() int {
+	tg := t.tg
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	ready := (t.sig.Pending.Set | tg.sigs.Pending.Set) &^ t.sig.Mask
+	for ready != 0 {
+		signo := lowestSignal(ready)
+		ready &^= sigBit(signo)
+		if tg.sigs.Actions[signo-1].Handler != sigDFL {
+			continue
+		}
+		if defaultActionOf(signo) == actTerminate {
+			return signo
+		}
+	}
+	return 0
 }

@@ -6,7 +6,8 @@
  *   - the parent runs only after the child's _exit (the child sleeps
  *     100 ms first and sets a flag just before _exit);
  *   - a signal the child sends to the parent is handled only after the
- *     child's _exit;
+ *     child's _exit, but a fatal one (SIGTERM by default) ends the parent
+ *     at once;
  *   - a write made before execve is seen by the parent;
  *   - posix_spawn of a missing program returns ENOENT, and of this
  *     program (with "exit0") works and exits 0.
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -104,6 +106,27 @@ int main(int argc, char **argv)
 	}
 	code = reap(pid);
 	printf("vfork: SIGUSR1 from the child handled after its _exit: %s\n", yes(handler_saw_exit == 1));
+
+	/* 3b. A fatal signal ends the waiting parent at once. */
+	volatile int *done = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (done == MAP_FAILED)
+		return 2;
+	pid_t mid = fork();
+	if (mid == 0) {
+		signal(SIGTERM, SIG_DFL);
+		if (vfork() == 0) {
+			kill(getppid(), SIGTERM);
+			sleep_ms(500);
+			*done = 1;
+			_exit(0);
+		}
+		_exit(9);
+	}
+	int status = 0;
+	waitpid(mid, &status, 0);
+	int early = *done == 0;
+	printf("vfork: SIGTERM ends the waiting parent: %s, before the child's _exit: %s\n",
+	       yes(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM), yes(early));
 
 	/* 4. clone(CLONE_VM|CLONE_VFORK) shares memory too. */
 	static char stack[64 * 1024] __attribute__((aligned(16)));
