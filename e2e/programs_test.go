@@ -209,6 +209,8 @@ var cCases = []cCase{
 		"vfork: SIGTERM ends the waiting parent: yes, before the child's _exit: yes",
 		"clone(CLONE_VM|CLONE_VFORK): parent saw the child's write: yes, exit 0: yes",
 		"vfork+execve: parent saw the pre-exec write: yes, exit 0: yes",
+		"execve in another thread did not wait for the vfork child: yes",
+		"execve in another thread: exit 0: yes",
 		"posix_spawn of a missing program: ENOENT: yes",
 		"posix_spawn of this program: ok: yes, exit 0: yes",
 	}}},

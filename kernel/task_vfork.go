@@ -21,7 +21,9 @@ func (s *runVforkWait) execute(t *Task) taskRunState {
 	// Interrupts are consumed before the checks they may announce, as in
 	// runApp.
 	t.clearInterrupt()
-	if t.tg.isExiting() {
+	if t.tg.isExiting() || t.otherThreadExecs() {
+		// Another thread's execve ends this one, as Linux's de_thread
+		// kills the other threads (a vfork wait is killable).
 		return &runExit{}
 	}
 	if signo := t.fatalSignalPending(); signo != 0 {
@@ -86,4 +88,14 @@ func (t *Task) fatalSignalPending() int {
 		}
 	}
 	return 0
+}
+
+// otherThreadExecs reports whether another thread of t's process is in
+// execve, which ends t.
+func (t *Task) otherThreadExecs() bool {
+	tg := t.tg
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	e := tg.sigs.ExecTask
+	return e != nil && e != t
 }

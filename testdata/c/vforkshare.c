@@ -9,12 +9,16 @@
  *     child's _exit, but a fatal one (SIGTERM by default) ends the parent
  *     at once;
  *   - a write made before execve is seen by the parent;
+ *   - execve in another thread of the parent does not wait for the child;
  *   - posix_spawn of a missing program returns ENOENT, and of this
  *     program (with "exit0") works and exits 0.
- * Run with "exit0" it just exits 0.
+ * Run with "exit0" it just exits 0; with "execcheck FD" it reports whether
+ * the pipe FD is still empty.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
@@ -56,6 +60,21 @@ static void on_usr1(int sig)
 	handler_saw_exit = child_exiting;
 }
 
+/* vforker is a thread that vforks a child that says "r" on the pipe
+ * ready[1], sleeps, says "late" on the pipe late[1] and exits. */
+static int ready[2], late[2];
+static void *vforker(void *arg)
+{
+	(void)arg;
+	if (vfork() == 0) {
+		write(ready[1], "r", 1);
+		sleep_ms(500);
+		write(late[1], "late", 4);
+		_exit(0);
+	}
+	return NULL;
+}
+
 static int clone_child(void *arg)
 {
 	(void)arg;
@@ -67,6 +86,14 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "exit0") == 0)
 		return 0;
+	if (argc > 2 && strcmp(argv[1], "execcheck") == 0) {
+		int fd = atoi(argv[2]);
+		char c;
+		fcntl(fd, F_SETFL, O_NONBLOCK);
+		ssize_t n = read(fd, &c, 1);
+		printf("execve in another thread did not wait for the vfork child: %s\n", yes(n < 0 && errno == EAGAIN));
+		return 0;
+	}
 
 	/* 1. The child's write is the parent's. */
 	shared_word = 1;
@@ -146,6 +173,29 @@ int main(int argc, char **argv)
 	}
 	code = reap(pid);
 	printf("vfork+execve: parent saw the pre-exec write: %s, exit 0: %s\n", yes(shared_word == 5), yes(code == 0));
+
+	/* 5b. execve in another thread ends the vfork wait of this one. */
+	fflush(stdout);
+	if (pipe(ready) != 0 || pipe(late) != 0)
+		return 2;
+	mid = fork();
+	if (mid == 0) {
+		pthread_t th;
+		pthread_create(&th, NULL, vforker, NULL);
+		char c;
+		read(ready[0], &c, 1);
+		char fd[16];
+		snprintf(fd, sizeof fd, "%d", late[0]);
+		char *args[] = {argv[0], "execcheck", fd, NULL};
+		execve(argv[0], args, environ);
+		_exit(127);
+	}
+	code = reap(mid);
+	close(ready[0]);
+	close(ready[1]);
+	close(late[0]);
+	close(late[1]);
+	printf("execve in another thread: exit 0: %s\n", yes(code == 0));
 
 	/* 6. posix_spawn reports an exec failure, and runs a program. */
 	char *missing[] = {"/nonexistent/vforkshare", NULL};
