@@ -200,6 +200,20 @@ var cCases = []cCase{
 		"parent's private memory unchanged: yes",
 		"shared mapping shared: yes",
 	}}},
+	// vfork children run in the parent's memory; the parent waits for
+	// their exec or exit.
+	{name: "vforkshare", prog: "vforkshare", spec: spec{want: []string{
+		"vfork: parent saw the child's write: yes, exit 3: yes",
+		"vfork: parent ran only after the child's _exit: yes, exit 0: yes",
+		"vfork: SIGUSR1 from the child handled after its _exit: yes",
+		"vfork: SIGTERM ends the waiting parent: yes, before the child's _exit: yes",
+		"clone(CLONE_VM|CLONE_VFORK): parent saw the child's write: yes, exit 0: yes",
+		"vfork+execve: parent saw the pre-exec write: yes, exit 0: yes",
+		"execve in another thread did not wait for the vfork child: yes",
+		"execve in another thread: exit 0: yes",
+		"posix_spawn of a missing program: ENOENT: yes",
+		"posix_spawn of this program: ok: yes, exit 0: yes",
+	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", spec: spec{args: []string{"handler-init"}, want: []string{
 		"SIGUSR1 from raw kill: handler ran with round to nearest: yes",

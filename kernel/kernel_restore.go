@@ -199,7 +199,13 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	if err := waitPlatform(); err != nil {
 		return fail(k, err)
 	}
+	// A vfork child shares its parent's MM: one address space each.
+	seenMM := map[*MM]bool{}
 	for _, tg := range k.threadGroups() {
+		if seenMM[tg.mm] {
+			continue
+		}
+		seenMM[tg.mm] = true
 		as, err := p.NewAddressSpace()
 		if err == nil {
 			err = tg.mm.attachAddressSpace(as)
@@ -221,11 +227,11 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	// Map the restored pages into the new address spaces in bulk, on the
 	// side: a first touch then costs the application no fault in the host
 	// kernel, and the restore does not wait for it.
-	for _, tg := range k.threadGroups() {
+	for mm := range seenMM {
 		// S/R-SAFE: prefaultPresent changes no kernel state (only host
 		// page tables) and holds mm.mu for reading one batch at a time,
 		// so Pause, a save and Release proceed around it.
-		go tg.mm.prefaultPresent()
+		go mm.prefaultPresent()
 	}
 	return k, nil
 }

@@ -35,6 +35,7 @@ var (
 	stateTypeInfotgSignals    *stateify.TypeInfo
 	stateTypeInfotaskSignals  *stateify.TypeInfo
 	stateTypeInforestartBlock *stateify.TypeInfo
+	stateTypeInforunVforkWait *stateify.TypeInfo
 )
 
 func init() {
@@ -79,6 +80,7 @@ func init() {
 		{Name: "args", Type: "snapshotter/kernel.argArea"},
 		{Name: "brkStart", Type: "uint64"},
 		{Name: "brk", Type: "uint64"},
+		{Name: "users", Type: "int32"},
 	})
 	stateTypeInfoargArea = stateify.Register[argArea]("snapshotter/kernel.argArea", []stateify.Field{
 		{Name: "Start", Type: "uint64"},
@@ -156,6 +158,7 @@ func init() {
 		{Name: "parent", Type: "*snapshotter/kernel.ThreadGroup"},
 		{Name: "children", Type: "[]*snapshotter/kernel.ThreadGroup"},
 		{Name: "zombie", Type: "bool"},
+		{Name: "vforkReleased", Type: "bool"},
 		{Name: "exitSignal", Type: "int32"},
 		{Name: "mm", Type: "*snapshotter/kernel.MM"},
 		{Name: "fdTable", Type: "*snapshotter/kernel/vfs.FDTable"},
@@ -243,6 +246,9 @@ func init() {
 		{Name: "Addr", Type: "uint64"},
 		{Name: "N", Type: "uint64"},
 		{Name: "FD", Type: "int32"},
+	})
+	stateTypeInforunVforkWait = stateify.Register[runVforkWait]("snapshotter/kernel.runVforkWait", []stateify.Field{
+		{Name: "Child", Type: "*snapshotter/kernel.ThreadGroup"},
 	})
 }
 
@@ -481,6 +487,7 @@ func (x *MM) StateSave(e *stateify.Encoder) {
 	x.args.StateSave(e)
 	e.Uint(x.brkStart)
 	e.Uint(x.brk)
+	e.Int(int64(x.users))
 }
 
 // StateLoad implements stateify.Savable.
@@ -512,6 +519,8 @@ func (x *MM) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.brkStart = d.Uint64()
 		case 8:
 			x.brk = d.Uint64()
+		case 9:
+			x.users = d.Int32()
 		default:
 			d.Skip()
 		}
@@ -934,6 +943,7 @@ func (x *ThreadGroup) StateSave(e *stateify.Encoder) {
 		}
 	}
 	e.Bool(x.zombie)
+	e.Bool(x.vforkReleased)
 	e.Int(int64(x.exitSignal))
 	stateify.SavePtr(e, x.mm)
 	stateify.SavePtr(e, x.fdTable)
@@ -992,14 +1002,16 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 5:
 			x.zombie = d.Bool()
 		case 6:
-			x.exitSignal = d.Int32()
+			x.vforkReleased = d.Bool()
 		case 7:
-			stateify.LoadPtr(d, &x.mm)
+			x.exitSignal = d.Int32()
 		case 8:
-			stateify.LoadPtr(d, &x.fdTable)
+			stateify.LoadPtr(d, &x.mm)
 		case 9:
-			stateify.LoadPtr(d, &x.fs)
+			stateify.LoadPtr(d, &x.fdTable)
 		case 10:
+			stateify.LoadPtr(d, &x.fs)
+		case 11:
 			if n0, ok := d.SliceLen(); !ok {
 				x.tasks = nil
 			} else {
@@ -1008,17 +1020,17 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 					stateify.LoadPtr(d, &x.tasks[i0])
 				}
 			}
-		case 11:
-			x.exiting = d.Bool()
 		case 12:
-			x.exitStatus.StateLoad(ctx, d)
+			x.exiting = d.Bool()
 		case 13:
-			x.pgid = d.Int32()
+			x.exitStatus.StateLoad(ctx, d)
 		case 14:
-			x.sid = d.Int32()
+			x.pgid = d.Int32()
 		case 15:
-			x.creds.StateLoad(ctx, d)
+			x.sid = d.Int32()
 		case 16:
+			x.creds.StateLoad(ctx, d)
+		case 17:
 			if n0, ok := d.SliceLen(); !ok {
 				x.specials = nil
 			} else {
@@ -1027,16 +1039,16 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 					x.specials[i0].StateLoad(ctx, d)
 				}
 			}
-		case 17:
-			x.exe = d.String()
 		case 18:
-			x.umask = d.Uint32()
+			x.exe = d.String()
 		case 19:
+			x.umask = d.Uint32()
+		case 20:
 			d.ArrayLenExact(16)
 			for i0 := range x.limits {
 				x.limits[i0].StateLoad(ctx, d)
 			}
-		case 20:
+		case 21:
 			x.sigs.StateLoad(ctx, d)
 		default:
 			d.Skip()
@@ -1460,6 +1472,33 @@ func (x *restartBlock) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.N = d.Uint64()
 		case 5:
 			x.FD = d.Int32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *runVforkWait) StateTypeName() string { return "snapshotter/kernel.runVforkWait" }
+
+// StateFields implements stateify.Savable.
+func (x *runVforkWait) StateFields() []string { return stateTypeInforunVforkWait.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *runVforkWait) StateTypeInfo() *stateify.TypeInfo { return stateTypeInforunVforkWait }
+
+// StateSave implements stateify.Savable.
+func (x *runVforkWait) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInforunVforkWait)
+	stateify.SavePtr(e, x.Child)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *runVforkWait) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInforunVforkWait) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.Child)
 		default:
 			d.Skip()
 		}

@@ -28,6 +28,7 @@ func (mm *MM) fork(as platform.AddressSpace) (*MM, error) {
 		args:     mm.args,
 		brkStart: mm.brkStart,
 		brk:      mm.brk,
+		users:    1,
 		vmas:     make([]vma, 0, len(mm.vmas)),
 	}
 	for i := range mm.vmas {

@@ -136,10 +136,7 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	tg.mu.Unlock()
 	ts := k.tasks
 	ts.mu.Lock()
-	if tg.vforkDone != nil {
-		close(tg.vforkDone)
-		tg.vforkDone = nil
-	}
+	tg.vforkReleaseLocked()
 	ts.mu.Unlock()
 	return 0, errNoSyscallReturn
 }

@@ -80,10 +80,13 @@ type ThreadGroup struct {
 	// waking wait4. Not saved: a restored kernel makes it on demand.
 	// Protected by TaskSet.mu.
 	childEvent chan struct{} `state:"nosave"`
-	// vforkDone, for a child made by vfork, is closed when it execs or
-	// exits; the parent waits for it. Not saved: the wait is interrupted
-	// by a save and the parent then simply continues. Protected by
-	// TaskSet.mu.
+	// vforkReleased is set when the process execs or exits, which ends
+	// the wait of a parent that made it with vfork (runVforkWait).
+	// Protected by TaskSet.mu.
+	vforkReleased bool
+	// vforkDone is made on demand by a waiting vfork parent and closed
+	// when vforkReleased is set. Not saved: a restored parent re-checks
+	// vforkReleased and makes a new one. Protected by TaskSet.mu.
 	vforkDone chan struct{} `state:"nosave"`
 	// exitSignal is the signal the parent gets when the process exits
 	// (clone's low byte; SIGCHLD for fork). Immutable.
@@ -173,6 +176,11 @@ type Task struct {
 	// in case the platform reported a write as a read. Exclusive to the
 	// task goroutine.
 	lastFault uint64
+
+	// vforkChild is the child a CLONE_VFORK clone just made; doSyscall
+	// moves the task to runVforkWait for it. Set and cleared within one
+	// syscall, so never seen by a save. Exclusive to the task goroutine.
+	vforkChild *ThreadGroup `state:"nosave"`
 
 	// exitRequested is set when the thread alone exits (exit(2) with other
 	// threads left), exitCode is its code. Exclusive to the task goroutine.

@@ -115,22 +115,28 @@ func (t *Task) abandonThread(nt *Task, err error) error {
 	return err
 }
 
-// fork makes a child process: a copy of the caller's memory in a new
-// address space, a copy of its descriptor table and filesystem context, and
-// one thread continuing from the caller's registers with 0 as the result.
-// With CLONE_VFORK the caller waits until the child execs or exits (the
-// memory is copied, not shared, so an interrupted wait is harmless and the
-// caller then just continues).
+// fork makes a child process: a copy of its descriptor table and
+// filesystem context, and one thread continuing from the caller's registers
+// with 0 as the result. With CLONE_VM (only allowed with CLONE_VFORK) the
+// child runs in the caller's address space until it execs or exits, as
+// Linux's vfork; otherwise it gets a copy of the caller's memory in a new
+// address space. With CLONE_VFORK the caller then waits (runVforkWait,
+// after doSyscall) until the child execs or exits.
 func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) {
 	fp := t.fpState()
-	as, err := t.k.platform.NewAddressSpace()
-	if err != nil {
-		return 0, unix.EAGAIN
-	}
-	mm, err := t.tg.mm.fork(as)
-	if err != nil {
-		as.Release()
-		return 0, unix.ENOMEM
+	var mm *MM
+	if flags&unix.CLONE_VM != 0 {
+		mm = t.tg.mm
+		mm.addUser()
+	} else {
+		as, err := t.k.platform.NewAddressSpace()
+		if err != nil {
+			return 0, unix.EAGAIN
+		}
+		if mm, err = t.tg.mm.fork(as); err != nil {
+			as.Release()
+			return 0, unix.ENOMEM
+		}
 	}
 	ptg := t.tg
 	ptg.mu.Lock()
@@ -176,11 +182,6 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 	ntg.leader = nt
 	ntg.tasks = []*Task{nt}
 	ntg.parent = ptg
-	var vforkDone chan struct{}
-	if flags&unix.CLONE_VFORK != 0 {
-		vforkDone = make(chan struct{})
-		ntg.vforkDone = vforkDone
-	}
 	ptg.children = append(ptg.children, ntg)
 	ts.tids[nt.tid] = nt
 	ts.mu.Unlock()
@@ -195,8 +196,8 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 	}
 	t.signalsOnNewTask(nt, true)
 	nt.start()
-	if vforkDone != nil {
-		t.block(vforkDone)
+	if flags&unix.CLONE_VFORK != 0 {
+		t.vforkChild = ntg
 	}
 	return uint64(nt.tid), nil
 }

@@ -83,10 +83,7 @@ func (t *Task) exit() {
 func (k *Kernel) processExited(tg *ThreadGroup, status ExitStatus) {
 	ts := k.tasks
 	ts.mu.Lock()
-	if tg.vforkDone != nil {
-		close(tg.vforkDone)
-		tg.vforkDone = nil
-	}
+	tg.vforkReleaseLocked()
 	init := ts.init
 	if tg != init && init != nil && !init.zombie {
 		for _, c := range tg.children {

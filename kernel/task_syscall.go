@@ -109,8 +109,13 @@ func (t *Task) doSyscall() taskRunState {
 		t.regs.Rax = ret
 		t.haveSyscallReturn = true
 	}
+	child := t.vforkChild
+	t.vforkChild = nil
 	if t.exitRequested || t.tg.isExiting() {
 		return &runExit{}
+	}
+	if child != nil {
+		return &runVforkWait{Child: child}
 	}
 	return stateApp
 }
