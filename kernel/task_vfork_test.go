@@ -70,19 +70,22 @@ func vforkParked(t *testing.T, k *Kernel) (parent, child *Task) {
 	return parent, child
 }
 
+// vforkWaitCases end the vfork child of the vforkwait program by exit or
+// by exec (the byte written to its stdin), and say what the parent prints.
+var vforkWaitCases = []struct {
+	name string
+	in   byte
+	want string
+}{
+	{"exit", 'x', "parent resumed: word 43, child exit 0"},
+	{"exec", 'e', "parent resumed: word 44, child exit 0"},
+}
+
 // TestVforkWaitAcrossPause pauses and unpauses the kernel while a vfork
 // parent waits: the parent still resumes only after the child's exit or
 // exec, and sees the child's writes.
 func TestVforkWaitAcrossPause(t *testing.T) {
-	tests := []struct {
-		name string
-		in   byte
-		want string
-	}{
-		{"exit", 'x', "parent resumed: word 43, child exit 0"},
-		{"exec", 'e', "parent resumed: word 44, child exit 0"},
-	}
-	for _, tc := range tests {
+	for _, tc := range vforkWaitCases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startPauseSandbox(t, "vforkwait")
 			if l := s.next(t); l != "child waiting" {
@@ -108,15 +111,7 @@ func TestVforkWaitAcrossPause(t *testing.T) {
 // the parent resumes only after the child's exit or exec, seeing its
 // writes.
 func TestVforkWaitAcrossRestore(t *testing.T) {
-	tests := []struct {
-		name string
-		in   byte
-		want string
-	}{
-		{"exit", 'x', "parent resumed: word 43, child exit 0"},
-		{"exec", 'e', "parent resumed: word 44, child exit 0"},
-	}
-	for _, tc := range tests {
+	for _, tc := range vforkWaitCases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startPauseSandbox(t, "vforkwait")
 			if l := s.next(t); l != "child waiting" {
