@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,6 +97,21 @@ func stdioPipes(tb testing.TB) (inR, inW, outR, outW *os.File) {
 	return inR, inW, outR, outW
 }
 
+// scanLines sends each line of r on the returned channel (buffered for n
+// lines) until r ends, then closes the channel and r.
+func scanLines(r io.ReadCloser, n int) chan string {
+	lines := make(chan string, n)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		r.Close()
+	}()
+	return lines
+}
+
 func startPauseSandbox(t *testing.T, name string) *pauseSandbox {
 	t.Helper()
 	bin := buildPauseProgram(t, name)
@@ -107,15 +123,7 @@ func startPauseSandbox(t *testing.T, name string) *pauseSandbox {
 		t.Fatalf("New() = %v", err)
 	}
 	inR, inW, outR, outW := stdioPipes(t)
-	s := &pauseSandbox{k: k, lines: make(chan string, 1024), stdin: inW}
-	go func() {
-		sc := bufio.NewScanner(outR)
-		for sc.Scan() {
-			s.lines <- sc.Text()
-		}
-		close(s.lines)
-		outR.Close()
-	}()
+	s := &pauseSandbox{k: k, lines: scanLines(outR, 1024), stdin: inW}
 	if err := k.Start(StartOptions{Argv: []string{bin}, Stdin: inR, Stdout: outW, Stderr: outW}); err != nil {
 		t.Fatalf("Start(%s) = %v", name, err)
 	}

@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -55,14 +54,7 @@ func newBenchSandbox(b *testing.B, start func(stdin, stdout *os.File) (*Kernel, 
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := &benchSandbox{k: k, in: inW, lines: make(chan string, 16)}
-	go func() {
-		sc := bufio.NewScanner(outR)
-		for sc.Scan() {
-			s.lines <- sc.Text()
-		}
-		close(s.lines)
-	}()
+	s := &benchSandbox{k: k, in: inW, lines: scanLines(outR, 16)}
 	s.closeFiles = func() {
 		for _, f := range []*os.File{inR, inW, outR, outW} {
 			f.Close()

@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -220,14 +219,7 @@ func checkSparseRestore(t *testing.T, state []byte, ranges []MemoryRange, writte
 	}
 
 	k.Resume()
-	lines := make(chan string, 4)
-	go func() {
-		sc := bufio.NewScanner(outR)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	lines := scanLines(outR, 4)
 	want := fmt.Sprintf("sum %x", sparseSum())
 	for round := 0; round < 2; round++ {
 		if _, err := inW.Write([]byte{'x'}); err != nil {

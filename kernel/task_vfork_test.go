@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -148,14 +147,7 @@ func TestVforkWaitAcrossRestore(t *testing.T) {
 			k.Unpause()
 			k.ResumeForTest()
 
-			lines := make(chan string, 4)
-			go func() {
-				sc := bufio.NewScanner(outR)
-				for sc.Scan() {
-					lines <- sc.Text()
-				}
-				close(lines)
-			}()
+			lines := scanLines(outR, 4)
 			if _, err := inW.Write([]byte{tc.in}); err != nil {
 				t.Fatal(err)
 			}
