@@ -63,12 +63,18 @@ type cpuPins struct {
 	cpus []int
 
 	mu sync.Mutex
-	// tasks maps each live task goroutine's task to its CPU, or -1 if it
-	// has none. Protected by mu.
-	tasks map[*Task]int
-	// prefer maps each live task goroutine's task to the CPU its thread
-	// was on when it started (-1 if unknown). Protected by mu.
-	prefer map[*Task]int
+	// tasks holds each live task goroutine's CPU and the CPU its thread
+	// started on. Protected by mu.
+	tasks map[*Task]taskCPU
+}
+
+// taskCPU is one task goroutine's entry in cpuPins.
+type taskCPU struct {
+	// cpu is the task's CPU, or -1 if it has none.
+	cpu int
+	// prefer is the CPU the task's thread was on when it started (-1 if
+	// unknown): the one it gets if it is free.
+	prefer int
 }
 
 // newCPUPins returns the policy for the sentry's CPUs, or nil if pinning
@@ -90,7 +96,7 @@ func newCPUPins(off bool) *cpuPins {
 	if len(cpus) < 2 {
 		return nil
 	}
-	return &cpuPins{cpus: cpus, tasks: map[*Task]int{}, prefer: map[*Task]int{}}
+	return &cpuPins{cpus: cpus, tasks: map[*Task]taskCPU{}}
 }
 
 // add registers t's task goroutine, whose OS thread runs on CPU cpu (-1 if
@@ -101,8 +107,7 @@ func (p *cpuPins) add(t *Task, cpu int) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.tasks[t] = -1
-	p.prefer[t] = cpu
+	p.tasks[t] = taskCPU{cpu: -1, prefer: cpu}
 	p.assignLocked()
 }
 
@@ -114,8 +119,38 @@ func (p *cpuPins) remove(t *Task) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.tasks, t)
-	delete(p.prefer, t)
 	p.assignLocked()
+}
+
+// usedLocked returns the CPUs that tasks other than except have.
+//
+// Preconditions: p.mu is held.
+func (p *cpuPins) usedLocked(except *Task) map[int]bool {
+	used := make(map[int]bool, len(p.tasks))
+	for t, e := range p.tasks {
+		if t != except && e.cpu >= 0 {
+			used[e.cpu] = true
+		}
+	}
+	return used
+}
+
+// pick returns prefer if it is one of the sentry's CPUs and not used, else
+// the first of them that is not used, or -1 if all are.
+func (p *cpuPins) pick(prefer int, used map[int]bool) int {
+	first := -1
+	for _, c := range p.cpus {
+		if used[c] {
+			continue
+		}
+		if c == prefer {
+			return c
+		}
+		if first < 0 {
+			first = c
+		}
+	}
+	return first
 }
 
 // pinLoader pins the calling OS thread, which is about to load the init
@@ -134,19 +169,10 @@ func (p *cpuPins) pinLoader() {
 		p.mu.Unlock()
 		return // the task will not be pinned
 	}
-	used := make(map[int]bool, len(p.tasks))
-	for _, c := range p.tasks {
-		used[c] = true
-	}
-	pick := -1
-	for _, c := range p.cpus {
-		if !used[c] && (pick < 0 || c == cpu) {
-			pick = c
-		}
-	}
+	cpu = p.pick(cpu, p.usedLocked(nil))
 	p.mu.Unlock()
 	var set unix.CPUSet
-	set.Set(pick)
+	set.Set(cpu)
 	_ = unix.SchedSetaffinity(0, &set) // best effort, like all pinning
 }
 
@@ -158,23 +184,13 @@ func (p *cpuPins) move(t *Task, cpu int) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	old, ok := p.tasks[t]
-	if !ok || old < 0 || old == cpu {
+	e, ok := p.tasks[t]
+	if !ok || e.cpu < 0 || e.cpu == cpu || p.pick(cpu, p.usedLocked(t)) != cpu {
 		return
 	}
-	allowed := false
-	for _, c := range p.cpus {
-		allowed = allowed || c == cpu
-	}
-	for other, c := range p.tasks {
-		if other != t && c == cpu {
-			return
-		}
-	}
-	if allowed {
-		p.tasks[t] = cpu
-		t.pinCPU.Store(int32(cpu) + 1)
-	}
+	e.cpu = cpu
+	p.tasks[t] = e
+	t.pinCPU.Store(int32(cpu) + 1)
 }
 
 // assignLocked applies the policy: a CPU each for at most len(cpus) tasks
@@ -184,40 +200,24 @@ func (p *cpuPins) move(t *Task, cpu int) {
 // Preconditions: p.mu is held.
 func (p *cpuPins) assignLocked() {
 	if len(p.tasks) > len(p.cpus) {
-		for t, cpu := range p.tasks {
-			if cpu >= 0 {
-				p.tasks[t] = -1
+		for t, e := range p.tasks {
+			if e.cpu >= 0 {
+				e.cpu = -1
+				p.tasks[t] = e
 				t.pinCPU.Store(pinAny)
 			}
 		}
 		return
 	}
-	used := make(map[int]bool, len(p.tasks))
-	for _, cpu := range p.tasks {
-		if cpu >= 0 {
-			used[cpu] = true
-		}
-	}
-	allowed := make(map[int]bool, len(p.cpus))
-	for _, cpu := range p.cpus {
-		allowed[cpu] = true
-	}
-	next := 0
-	for t, cpu := range p.tasks {
-		if cpu >= 0 {
+	used := p.usedLocked(nil)
+	for t, e := range p.tasks {
+		if e.cpu >= 0 {
 			continue
 		}
-		if want := p.prefer[t]; allowed[want] && !used[want] {
-			cpu = want
-		} else {
-			for used[p.cpus[next]] {
-				next++
-			}
-			cpu = p.cpus[next]
-		}
-		used[cpu] = true
-		p.tasks[t] = cpu
-		t.pinCPU.Store(int32(cpu) + 1)
+		e.cpu = p.pick(e.prefer, used)
+		used[e.cpu] = true
+		p.tasks[t] = e
+		t.pinCPU.Store(int32(e.cpu) + 1)
 	}
 }
 

@@ -43,8 +43,8 @@ func TestCPUPinsPolicy(t *testing.T) {
 	if got := cpuOf(t3); got != c3 {
 		t.Errorf("one task left: pinCPU = %d, want %d (kept)", got, c3)
 	}
-	if len(p.tasks) != 1 || len(p.prefer) != 1 {
-		t.Errorf("tasks registered = %d (%d preferences), want 1", len(p.tasks), len(p.prefer))
+	if len(p.tasks) != 1 {
+		t.Errorf("tasks registered = %d, want 1", len(p.tasks))
 	}
 
 	// A CPU the sentry may not use, or an unknown one, is not taken.
@@ -72,8 +72,8 @@ func TestCPUPinsPolicy(t *testing.T) {
 		t.Errorf("move to a foreign CPU: pinCPU = %d, want %d (kept)", got, 2+1)
 	}
 	q.move(a, 6)
-	if got := cpuOf(a); got != 6+1 || q.tasks[a] != 6 {
-		t.Errorf("move to a free CPU: pinCPU = %d (policy %d), want %d (CPU 6)", got, q.tasks[a], 6+1)
+	if got := cpuOf(a); got != 6+1 || q.tasks[a].cpu != 6 {
+		t.Errorf("move to a free CPU: pinCPU = %d (policy %d), want %d (CPU 6)", got, q.tasks[a].cpu, 6+1)
 	}
 	c := &Task{}
 	q.add(c, 2)
@@ -93,7 +93,7 @@ func TestCPUPinsPolicy(t *testing.T) {
 }
 
 func newTestPins(cpus ...int) *cpuPins {
-	return &cpuPins{cpus: cpus, tasks: map[*Task]int{}, prefer: map[*Task]int{}}
+	return &cpuPins{cpus: cpus, tasks: map[*Task]taskCPU{}}
 }
 
 // TestCurrentCPU: the CPU the thread runs on is one the process may use.
@@ -126,10 +126,10 @@ func TestPinLoader(t *testing.T) {
 		go func() {
 			defer close(done)
 			runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-			q := &cpuPins{cpus: p.cpus, tasks: map[*Task]int{}, prefer: map[*Task]int{}}
+			q := &cpuPins{cpus: p.cpus, tasks: map[*Task]taskCPU{}}
 			if fill {
 				for _, c := range p.cpus {
-					q.tasks[&Task{}] = c
+					q.tasks[&Task{}] = taskCPU{cpu: c, prefer: c}
 				}
 			}
 			q.pinLoader()
