@@ -341,16 +341,10 @@ func (c *context) FetchFP(st *platform.State) error {
 //
 // Preconditions: t.mu is held; t.live == c; the caller is t's tracer.
 func (c *context) fetchFPLocked(t *stubThread, st *platform.State) error {
-	if cap(st.FP) < c.p.fpSize {
-		st.FP = make([]byte, c.p.fpSize)
+	var err error
+	if st.FP, err = t.takeLiveFP(st.FP, c.p.fpSize); err != nil {
+		return fmt.Errorf("ptrace: %w: %w", errFPLost, err)
 	}
-	st.FP = st.FP[:c.p.fpSize]
-	if _, err := getFP(t.tid, st.FP); err != nil {
-		return fmt.Errorf("ptrace: read XSAVE area of stub thread %d: %w: %w", t.tid, errFPLost, err)
-	}
-	t.fp = append(t.fp[:0], st.FP...)
-	t.fpValid = true
-	t.live = nil
 	c.mu.Lock()
 	c.fpIn = nil
 	c.mu.Unlock()
@@ -365,18 +359,32 @@ func (c *context) fetchFPLocked(t *stubThread, st *platform.State) error {
 func (c *context) evictFP(t *stubThread) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cap(c.fpSaved) < c.p.fpSize {
-		c.fpSaved = make([]byte, c.p.fpSize)
+	var err error
+	if c.fpSaved, err = t.takeLiveFP(c.fpSaved, c.p.fpSize); err != nil {
+		return err
 	}
-	c.fpSaved = c.fpSaved[:c.p.fpSize]
-	if _, err := getFP(t.tid, c.fpSaved); err != nil {
-		return fmt.Errorf("read XSAVE area of stub thread %d: %w", t.tid, err)
-	}
-	t.fp = append(t.fp[:0], c.fpSaved...)
-	t.fpValid = true
-	t.live = nil
 	c.fpIn, c.fpSavedOK = nil, true
 	return nil
+}
+
+// takeLiveFP reads the XSAVE area (size bytes) that t holds for the
+// context that owns it (t.live) into buf, grown if needed and returned,
+// and hands the state over: t no longer owns it for anyone, and t.fp
+// records what t holds. On error nothing changes but buf.
+//
+// Preconditions: t.mu is held; the caller is t's tracer.
+func (t *stubThread) takeLiveFP(buf []byte, size int) ([]byte, error) {
+	if cap(buf) < size {
+		buf = make([]byte, size)
+	}
+	buf = buf[:size]
+	if _, err := getFP(t.tid, buf); err != nil {
+		return buf, fmt.Errorf("read XSAVE area of stub thread %d: %w", t.tid, err)
+	}
+	t.fp = append(t.fp[:0], buf...)
+	t.fpValid = true
+	t.live = nil
+	return buf, nil
 }
 
 // takeSavedFP copies a state that evictFP moved out into st, if there is
