@@ -137,16 +137,33 @@ func savePaused(t *testing.T, k *Kernel) ([]MemoryRange, []byte) {
 	return ranges, state.Bytes()
 }
 
+// restoreWithPipes restores state with o, its stdio replaced by pipes, and
+// returns the (not yet resumed) kernel with the write end of its stdin and
+// the read end of its stdout. When the test ends the sandbox is killed and
+// released, then the pipes are closed.
+func restoreWithPipes(t *testing.T, state []byte, o RestoreOptions) (k *Kernel, stdin, stdout *os.File) {
+	t.Helper()
+	inR, inW, outR, outW := stdioPipes(t)
+	for _, f := range []*os.File{inR, inW, outR, outW} {
+		t.Cleanup(func() { f.Close() })
+	}
+	o.Config.Stdin, o.Config.Stdout, o.Config.Stderr = inR, outW, outW
+	k, err := Restore(context.Background(), bytes.NewReader(state), o)
+	if err != nil {
+		t.Fatalf("Restore() = %v", err)
+	}
+	t.Cleanup(func() {
+		k.SignalInit(int(unix.SIGKILL))
+		k.Wait()
+		k.Release()
+	})
+	return k, inW, outR
+}
+
 // checkSparseRestore restores the sparse program from state and ranges
 // with RestoreOptions.MemorySize size and checks its memory and its sum.
 func checkSparseRestore(t *testing.T, state []byte, ranges []MemoryRange, written, size uint64) {
-	inR, inW, outR, outW := stdioPipes(t)
-	defer inR.Close()
-	defer inW.Close()
-	defer outR.Close()
-	defer outW.Close()
-	k, err := Restore(context.Background(), bytes.NewReader(state), RestoreOptions{
-		Config:     Config{Stdin: inR, Stdout: outW, Stderr: outW},
+	k, inW, outR := restoreWithPipes(t, state, RestoreOptions{
 		MemorySize: size,
 		LoadMemory: func(w *MemoryLoader) error {
 			// Two writers at once, as the image reader does.
@@ -157,14 +174,6 @@ func checkSparseRestore(t *testing.T, state []byte, ranges []MemoryRange, writte
 			return errors.Join(<-errs, <-errs)
 		},
 	})
-	if err != nil {
-		t.Fatalf("Restore() = %v", err)
-	}
-	defer func() {
-		k.SignalInit(int(unix.SIGKILL))
-		k.Wait()
-		k.Release()
-	}()
 
 	// Holes stay holes: the file holds exactly the pages written.
 	if got := allocatedBytes(t, k.mf.fd); got != int64(written) {

@@ -73,25 +73,11 @@ func TestProcSelfAfterRestore(t *testing.T) {
 		"/proc/self/comm before-save$",
 	}
 
-	inR, inW, outR, outW := stdioPipes(t)
-	defer inR.Close()
-	defer inW.Close()
-	defer outR.Close()
-	defer outW.Close()
-	k, err := Restore(context.Background(), bytes.NewReader(state.Bytes()), RestoreOptions{
-		Config: Config{Stdin: inR, Stdout: outW, Stderr: outW},
+	k, inW, outR := restoreWithPipes(t, state.Bytes(), RestoreOptions{
 		LoadMemory: func(w *MemoryLoader) error {
 			return w.WriteRuns(runsOf(ranges))
 		},
 	})
-	if err != nil {
-		t.Fatalf("Restore() = %v", err)
-	}
-	defer func() {
-		k.SignalInit(int(unix.SIGKILL))
-		k.Wait()
-		k.Release()
-	}()
 	k.Resume()
 	if _, err := inW.Write([]byte("x")); err != nil {
 		t.Fatal(err)

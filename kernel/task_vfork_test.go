@@ -1,13 +1,9 @@
 package kernel
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -122,23 +118,9 @@ func TestVforkWaitAcrossRestore(t *testing.T) {
 			// its memory); its cleanup kills it.
 			defer s.k.Unpause()
 
-			inR, inW, outR, outW := stdioPipes(t)
-			defer inR.Close()
-			defer inW.Close()
-			defer outR.Close()
-			defer outW.Close()
-			k, err := Restore(context.Background(), bytes.NewReader(state), RestoreOptions{
-				Config:     Config{Stdin: inR, Stdout: outW, Stderr: outW},
+			k, inW, outR := restoreWithPipes(t, state, RestoreOptions{
 				LoadMemory: func(w *MemoryLoader) error { return w.WriteRuns(runsOf(ranges)) },
 			})
-			if err != nil {
-				t.Fatalf("Restore() = %v", err)
-			}
-			defer func() {
-				k.SignalInit(int(unix.SIGKILL))
-				k.Wait()
-				k.Release()
-			}()
 			// Parked at once: the restored state is checked before it
 			// runs (vforkParked pauses it once more).
 			k.StopForTest()
