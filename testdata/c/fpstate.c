@@ -226,22 +226,22 @@ static void handle(int sig, void (*h)(int), void (*ha)(int, siginfo_t *, void *)
 	sigaction(sig, &sa, NULL);
 }
 
-/* xmm5_across_kill loads xmm5 and xmm12 from in, sends SIGUSR1 to itself
- * with a raw kill system call (the handler runs before the syscall returns
- * to this code) and stores xmm5 and xmm12 to out. */
-static void xmm5_across_kill(const unsigned char in[32], unsigned char out[32])
+/* xmm5_across_kill loads xmm5 and xmm12 from in, sends signal sig to
+ * itself with a raw kill system call (the handler runs before the syscall
+ * returns to this code) and stores xmm5 and xmm12 to out. */
+static void xmm5_across_kill(const unsigned char in[32], unsigned char out[32], long sig)
 {
 	long pid = getpid();
 	__asm__ volatile("movdqu 0(%[in]), %%xmm5\n\t"
 			 "movdqu 16(%[in]), %%xmm12\n\t"
 			 "mov $62, %%eax\n\t"
 			 "mov %[pid], %%rdi\n\t"
-			 "mov %[sig], %%esi\n\t"
+			 "mov %[sig], %%rsi\n\t"
 			 "syscall\n\t"
 			 "movdqu %%xmm5, 0(%[out])\n\t"
 			 "movdqu %%xmm12, 16(%[out])\n\t"
 			 :
-			 : [in] "r"(in), [out] "r"(out), [pid] "r"(pid), [sig] "i"(SIGUSR1)
+			 : [in] "r"(in), [out] "r"(out), [pid] "r"(pid), [sig] "r"(sig)
 			 : "rax", "rcx", "rdi", "rsi", "r11", "memory", "xmm5", "xmm12");
 }
 
@@ -274,7 +274,7 @@ static void check_signals(int handler_init)
 	unsigned short fcw = get_fcw();
 	handled = 0;
 	memset(out, 0, sizeof out);
-	xmm5_across_kill(in, out);
+	xmm5_across_kill(in, out, SIGUSR1);
 	int mode_kept = in_mode(FE_UPWARD) && get_mxcsr() == mxcsr && get_fcw() == fcw;
 	set_round(FE_TONEAREST);
 	printf("SIGUSR1 from raw kill: handler ran: %s\n", check(handled == 1));
@@ -309,18 +309,7 @@ static void check_signals(int handler_init)
 	set_round(FE_UPWARD);
 	handled = 0;
 	memset(out, 0, sizeof out);
-	long pid = getpid();
-	__asm__ volatile("movdqu 0(%[in]), %%xmm5\n\t"
-			 "movdqu 16(%[in]), %%xmm12\n\t"
-			 "mov $62, %%eax\n\t"
-			 "mov %[pid], %%rdi\n\t"
-			 "mov %[sig], %%esi\n\t"
-			 "syscall\n\t"
-			 "movdqu %%xmm5, 0(%[out])\n\t"
-			 "movdqu %%xmm12, 16(%[out])\n\t"
-			 :
-			 : [in] "r"(in), [out] "r"(out), [pid] "r"(pid), [sig] "i"(SIGUSR2)
-			 : "rax", "rcx", "rdi", "rsi", "r11", "memory", "xmm5", "xmm12");
+	xmm5_across_kill(in, out, SIGUSR2);
 	int sse_mode = (int)((get_mxcsr() & MXCSR_RC) >> 3), sse_arith = arith_mode();
 	set_round(FE_TONEAREST);
 	printf("sigreturn: xmm5 from the frame: %s, xmm12 kept: %s\n",
