@@ -22,7 +22,7 @@ const leakGrace = 15 * time.Second
 
 // TestNoLeakedProcesses requires that nothing a sandbox started outlives
 // snap: neither when the program exits nor when the sentry itself is killed
-// with SIGKILL (issue 3: stubs die with the sandbox). The test process
+// with SIGKILL (stubs die with the sandbox). The test process
 // becomes a child subreaper for the duration, so any orphaned stub is
 // re-parented to it and can be seen. Top-level tests run one at a time, so
 // no other test's children exist meanwhile. Keys: "cli/no-leak-exit",

@@ -89,7 +89,7 @@ var cCases = []cCase{
 	exitCase("exit-abort", []string{"abort"}, 128+6, "exit: abort"),
 	exitCase("exit-sigterm", []string{"term"}, 128+15, "exit: term"),
 	exitCase("exit-sigsegv", []string{"segv"}, 128+11, "exit: segv"),
-	// The checkpoint/restore workloads (issue 5), run here to completion
+	// The checkpoint/restore workloads, run here to completion
 	// without a checkpoint so that they are known to work under snap at all.
 	{name: "counter", prog: "counter", spec: spec{args: []string{"3"}, want: []string{"count 1 sum OK", "count 3 sum OK"}}},
 	{name: "sleeper", prog: "sleeper", spec: spec{args: []string{"3"}, want: []string{"slept 1", "slept 3"}}},

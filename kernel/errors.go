@@ -5,9 +5,9 @@ import "errors"
 // Sentinel errors of package kernel. Callers test them with errors.Is; the
 // returned errors wrap them with what failed.
 var (
-	// ErrNoExec means a program cannot be executed: not an ELF file, the
-	// wrong architecture, a malformed header, or a feature the loader does
-	// not support yet (dynamic binaries with PT_INTERP).
+	// ErrNoExec means a program cannot be executed (ENOEXEC): not an ELF
+	// file nor a "#!" script, the wrong architecture or ELF type, a
+	// malformed header, or a "#!" line that names no interpreter.
 	ErrNoExec = errors.New("exec format error")
 
 	// ErrNoMemory means the memory file or an address space ran out of room.
