@@ -103,8 +103,8 @@ type Config struct {
 	// Stdin, Stdout and Stderr back descriptors 0, 1 and 2; the process's
 	// own if nil.
 	Stdin, Stdout, Stderr *os.File
-	// Debug logs unimplemented syscalls (once per number) and other
-	// diagnostics to Log.
+	// Debug names unsupported and unknown syscalls (once per number and
+	// process) and logs other diagnostics to Log.
 	Debug bool
 	// Log receives debug output; os.Stderr if nil.
 	Log io.Writer
@@ -176,9 +176,10 @@ type Kernel struct {
 
 	// unimplMu protects unimplLogged.
 	unimplMu sync.Mutex `state:"nosave"`
-	// unimplLogged records which unimplemented syscalls were logged.
-	// Protected by unimplMu; a restored kernel logs them again.
-	unimplLogged map[uintptr]bool `state:"nosave"`
+	// unimplLogged records which processes called which syscalls without
+	// a handler (each is logged once). Protected by unimplMu; a restored
+	// kernel logs them again.
+	unimplLogged map[unsupportedKey]bool `state:"nosave"`
 
 	// stopMu protects the stop fields and the exit fields below.
 	stopMu sync.Mutex `state:"nosave"`
@@ -248,7 +249,7 @@ func New(cfg Config) (*Kernel, error) {
 		k.log = os.Stderr
 	}
 	k.stopCond = sync.NewCond(&k.stopMu)
-	k.unimplLogged = map[uintptr]bool{}
+	k.unimplLogged = map[unsupportedKey]bool{}
 	return k, nil
 }
 

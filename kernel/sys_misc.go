@@ -7,35 +7,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() {
-	registerSyscall(unix.SYS_UNAME, "uname", sysUname)
-	registerSyscall(unix.SYS_GETRANDOM, "getrandom", sysGetrandom)
-	registerSyscall(unix.SYS_SCHED_GETAFFINITY, "sched_getaffinity", sysSchedGetaffinity)
-	registerSyscall(unix.SYS_SCHED_SETAFFINITY, "sched_setaffinity", func(*Task, *sysArgs) (uint64, error) { return 0, nil })
-	registerSyscall(unix.SYS_GETCPU, "getcpu", sysGetcpu)
-	registerSyscall(unix.SYS_SYSINFO, "sysinfo", sysSysinfo)
-	registerSyscall(unix.SYS_GETRLIMIT, "getrlimit", sysGetrlimit)
-	registerSyscall(unix.SYS_SETRLIMIT, "setrlimit", sysSetrlimit)
-	registerSyscall(unix.SYS_PRLIMIT64, "prlimit64", sysPrlimit64)
-	registerSyscall(unix.SYS_GETRUSAGE, "getrusage", sysGetrusage)
-	registerSyscall(unix.SYS_GETPRIORITY, "getpriority", sysGetpriority)
-	registerSyscall(unix.SYS_SETPRIORITY, "setpriority", sysSetpriority)
-	registerSyscall(unix.SYS_SCHED_GETSCHEDULER, "sched_getscheduler", sysSchedTarget)
-	registerSyscall(unix.SYS_SCHED_GETPARAM, "sched_getparam", func(t *Task, a *sysArgs) (uint64, error) {
-		if _, err := sysSchedTarget(t, a); err != nil {
-			return 0, err
-		}
-		return 0, t.copyOutUint32(a[1], 0) // sched_priority 0 for SCHED_OTHER
-	})
-	registerSyscall(unix.SYS_SYNC, "sync", func(*Task, *sysArgs) (uint64, error) { return 0, nil })
-	registerSyscall(unix.SYS_SYNCFS, "syncfs", sysFsync)
-	registerSyscall(unix.SYS_PAUSE, "pause", sysPause)
-	// There is no network stack: sockets of every family are refused the
-	// way Linux refuses a family it was built without.
-	noSockets := func(*Task, *sysArgs) (uint64, error) { return 0, unix.EAFNOSUPPORT }
-	registerSyscall(unix.SYS_SOCKET, "socket", noSockets)
-	registerSyscall(unix.SYS_SOCKETPAIR, "socketpair", noSockets)
+// sysNoSockets refuses a socket of any family: there is no network stack,
+// and Linux refuses a family it was built without with EAFNOSUPPORT.
+func sysNoSockets(*Task, *sysArgs) (uint64, error) { return 0, unix.EAFNOSUPPORT }
+
+func sysSchedSetaffinity(_ *Task, _ *sysArgs) (uint64, error) { return 0, nil }
+
+func sysSchedGetparam(t *Task, a *sysArgs) (uint64, error) {
+	if _, err := sysSchedTarget(t, a); err != nil {
+		return 0, err
+	}
+	return 0, t.copyOutUint32(a[1], 0) // sched_priority 0 for SCHED_OTHER
 }
+
+func sysSync(_ *Task, _ *sysArgs) (uint64, error) { return 0, nil }
 
 // sysPause sleeps until a signal arrives: interrupted, it restarts unless
 // a handler ran (ERESTARTNOHAND), so only a handled signal ends it.

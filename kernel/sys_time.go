@@ -9,16 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() {
-	registerSyscall(unix.SYS_CLOCK_GETTIME, "clock_gettime", sysClockGettime)
-	registerSyscall(unix.SYS_CLOCK_GETRES, "clock_getres", sysClockGetres)
-	registerSyscall(unix.SYS_GETTIMEOFDAY, "gettimeofday", sysGettimeofday)
-	registerSyscall(unix.SYS_TIME, "time", sysTime)
-	registerSyscall(unix.SYS_NANOSLEEP, "nanosleep", sysNanosleep)
-	registerSyscall(unix.SYS_CLOCK_NANOSLEEP, "clock_nanosleep", sysClockNanosleep)
-	registerSyscall(unix.SYS_SCHED_YIELD, "sched_yield", func(*Task, *sysArgs) (uint64, error) { runtime.Gosched(); return 0, nil })
-	registerSyscall(unix.SYS_TIMES, "times", sysTimes)
-}
+func sysSchedYield(_ *Task, _ *sysArgs) (uint64, error) { runtime.Gosched(); return 0, nil }
 
 const nsPerSec = int64(time.Second)
 

@@ -4,16 +4,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() {
-	registerSyscall(unix.SYS_CLONE, "clone", sysClone)
-	registerSyscall(unix.SYS_FORK, "fork", func(t *Task, _ *sysArgs) (uint64, error) {
-		return t.fork(uint64(unix.SIGCHLD), 0, 0, 0, 0)
-	})
-	registerSyscall(unix.SYS_VFORK, "vfork", func(t *Task, _ *sysArgs) (uint64, error) {
-		return t.fork(uint64(unix.SIGCHLD|unix.CLONE_VM|unix.CLONE_VFORK), 0, 0, 0, 0)
-	})
-	// clone3 is not implemented; libcs fall back to clone on ENOSYS.
-	registerSyscall(unix.SYS_CLONE3, "clone3", func(*Task, *sysArgs) (uint64, error) { return 0, unix.ENOSYS })
+func sysFork(t *Task, _ *sysArgs) (uint64, error) {
+	return t.fork(uint64(unix.SIGCHLD), 0, 0, 0, 0)
+}
+
+func sysVfork(t *Task, _ *sysArgs) (uint64, error) {
+	return t.fork(uint64(unix.SIGCHLD|unix.CLONE_VM|unix.CLONE_VFORK), 0, 0, 0, 0)
 }
 
 // threadFlags are the clone flags that make a thread (what pthread_create
