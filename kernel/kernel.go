@@ -173,6 +173,10 @@ type Kernel struct {
 	// pinned (a per-run option, like debug). Immutable after New or
 	// Restore.
 	pins *cpuPins `state:"nosave"`
+	// cpus are the sandbox's CPUs: those the sentry may run on, read
+	// before any of its threads is pinned. Host state, read again by a
+	// restore. Immutable after New or Restore.
+	cpus hostCPUs `state:"nosave"`
 
 	// unimplMu protects unimplLogged.
 	unimplMu sync.Mutex `state:"nosave"`
@@ -240,6 +244,7 @@ func New(cfg Config) (*Kernel, error) {
 		debug:    cfg.Debug,
 		log:      cfg.Log,
 		pins:     newCPUPins(cfg.NoCPUPinning),
+		cpus:     readHostCPUs(),
 		exited:   make(chan struct{}),
 	}
 	if k.hostname == "" {

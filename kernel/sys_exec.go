@@ -118,6 +118,7 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	tg.mu.Lock()
 	old := tg.mm
 	tg.mm = mm
+	tg.membarrier = 0 // registrations belong to the address space
 	tg.mu.Unlock()
 	old.Release()
 	tg.fdTable.CloseOnExec()

@@ -2,7 +2,6 @@ package kernel
 
 import (
 	"encoding/binary"
-	"runtime"
 
 	"golang.org/x/sys/unix"
 )
@@ -10,15 +9,6 @@ import (
 // sysNoSockets refuses a socket of any family: there is no network stack,
 // and Linux refuses a family it was built without with EAFNOSUPPORT.
 func sysNoSockets(*Task, *sysArgs) (uint64, error) { return 0, unix.EAFNOSUPPORT }
-
-func sysSchedSetaffinity(_ *Task, _ *sysArgs) (uint64, error) { return 0, nil }
-
-func sysSchedGetparam(t *Task, a *sysArgs) (uint64, error) {
-	if _, err := sysSchedTarget(t, a); err != nil {
-		return 0, err
-	}
-	return 0, t.copyOutUint32(a[1], 0) // sched_priority 0 for SCHED_OTHER
-}
 
 func sysSync(_ *Task, _ *sysArgs) (uint64, error) { return 0, nil }
 
@@ -29,13 +19,11 @@ func sysPause(t *Task, _ *sysArgs) (uint64, error) {
 	return 0, errRestartNoHand
 }
 
-// taskByTID returns the live task with the given thread ID (0: t).
+// taskByTID returns the live task with the given thread ID (0: t); ESRCH
+// if there is none, as for a negative ID.
 func (t *Task) taskByTID(tid int32) (*Task, error) {
 	if tid == 0 {
 		return t, nil
-	}
-	if tid < 0 {
-		return nil, unix.EINVAL
 	}
 	ts := t.k.tasks
 	ts.mu.Lock()
@@ -44,43 +32,6 @@ func (t *Task) taskByTID(tid int32) (*Task, error) {
 		return o, nil
 	}
 	return nil, unix.ESRCH
-}
-
-// sysSchedTarget checks the thread argument of the sched_get* calls and
-// reports SCHED_OTHER, the only policy.
-func sysSchedTarget(t *Task, a *sysArgs) (uint64, error) {
-	_, err := t.taskByTID(a.Int(0))
-	return 0, err
-}
-
-// Nice values are not modelled: every process runs at nice 0.
-const (
-	prioProcess = 0
-	prioPgrp    = 1
-	prioUser    = 2
-)
-
-func sysGetpriority(t *Task, a *sysArgs) (uint64, error) {
-	if err := t.checkPriorityTarget(a.Int(0), a.Int(1)); err != nil {
-		return 0, err
-	}
-	return 20, nil // the kernel returns 20 - nice
-}
-
-func sysSetpriority(t *Task, a *sysArgs) (uint64, error) {
-	return 0, t.checkPriorityTarget(a.Int(0), a.Int(1))
-}
-
-func (t *Task) checkPriorityTarget(which, who int32) error {
-	switch which {
-	case prioProcess:
-		_, err := t.taskByTID(who)
-		return err
-	case prioPgrp, prioUser:
-		return nil
-	default:
-		return unix.EINVAL
-	}
 }
 
 // Kernel identity reported by uname. The release is recent enough for any
@@ -122,22 +73,6 @@ func sysGetrandom(t *Task, a *sysArgs) (uint64, error) {
 		done += c
 	}
 	return n, nil
-}
-
-func sysSchedGetaffinity(t *Task, a *sysArgs) (uint64, error) {
-	if _, err := t.taskByTID(a.Int(0)); err != nil {
-		return 0, err
-	}
-	ncpu := runtime.NumCPU()
-	size := uint64((ncpu + 63) / 64 * 8)
-	if a[1] < size || a[1]%8 != 0 {
-		return 0, unix.EINVAL
-	}
-	mask := make([]byte, size)
-	for i := range ncpu {
-		mask[i/8] |= 1 << (i % 8)
-	}
-	return size, t.tg.mm.CopyOut(a[2], mask)
 }
 
 func sysGetcpu(t *Task, a *sysArgs) (uint64, error) {

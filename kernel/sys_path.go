@@ -407,9 +407,6 @@ func sysDup3(t *Task, a *sysArgs) (uint64, error) {
 // File status flags that F_SETFL may change.
 const setflMask = unix.O_APPEND | unix.O_NONBLOCK | unix.O_ASYNC | unix.O_DIRECT | unix.O_NOATIME
 
-// pipeSize is what F_GETPIPE_SZ reports (the vfs pipe buffer).
-const pipeSize = 64 << 10
-
 func sysFcntl(t *Task, a *sysArgs) (uint64, error) {
 	fd, cmd := a.Int(0), int(a.Int(1))
 	fdt := t.tg.fdTable
@@ -445,9 +442,11 @@ func sysFcntl(t *Task, a *sysArgs) (uint64, error) {
 	case unix.F_SETLK, unix.F_SETLKW, unix.F_OFD_SETLK, unix.F_OFD_SETLKW:
 		return 0, nil
 	case unix.F_GETPIPE_SZ:
-		return pipeSize, nil
+		n, err := f.PipeCapacity()
+		return uint64(n), err
 	case unix.F_SETPIPE_SZ:
-		return pipeSize, nil
+		n, err := f.SetPipeCapacity(uint32(a[2]))
+		return uint64(n), err
 	case unix.F_ADD_SEALS:
 		_, err := f.Seals(uint32(a[2]), false)
 		return 0, err
@@ -570,6 +569,9 @@ func sysFdSetAttr(t *Task, a *sysArgs) (uint64, error) {
 }
 
 func sysFtruncate(t *Task, a *sysArgs) (uint64, error) {
+	if int64(a[1]) < 0 {
+		return 0, unix.EINVAL // before the descriptor, as Linux
+	}
 	f, err := t.getFile(a.Int(0))
 	if err != nil {
 		return 0, err

@@ -58,13 +58,11 @@ func sysGetresid(f func(credentials) [3]uint32) syscallFn {
 	}
 }
 
-// processByPID returns the process with the given ID (0: the caller's).
+// processByPID returns the process with the given ID (0: the caller's);
+// ESRCH if there is none, as for a negative ID.
 func (t *Task) processByPID(pid int32) (*ThreadGroup, error) {
 	if pid == 0 || pid == t.tg.tgid {
 		return t.tg, nil
-	}
-	if pid < 0 {
-		return nil, unix.EINVAL
 	}
 	ts := t.k.tasks
 	ts.mu.Lock()
@@ -92,16 +90,19 @@ func sysGetpgid(t *Task, a *sysArgs) (uint64, error) {
 }
 
 func sysSetpgid(t *Task, a *sysArgs) (uint64, error) {
-	tg, err := t.processByPID(a.Int(0))
-	if err != nil {
-		return 0, err
+	pid, pgid := a.Int(0), a.Int(1)
+	if pid == 0 {
+		pid = t.tg.tgid
 	}
-	pgid := a.Int(1)
+	if pgid == 0 {
+		pgid = pid
+	}
 	if pgid < 0 {
 		return 0, unix.EINVAL
 	}
-	if pgid == 0 {
-		pgid = tg.tgid
+	tg, err := t.processByPID(pid)
+	if err != nil {
+		return 0, err
 	}
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
@@ -191,6 +192,8 @@ const (
 	prSetDumpable       = 4
 	prSetName           = 15
 	prGetName           = 16
+	prSetTimerslack     = 29
+	prGetTimerslack     = 30
 	taskCommLen         = 16
 )
 
@@ -219,6 +222,11 @@ func sysPrctl(t *Task, a *sysArgs) (uint64, error) {
 		copy(buf, t.name)
 		t.mu.Unlock()
 		return 0, t.tg.mm.CopyOut(a[1], buf)
+	case prSetTimerslack:
+		t.setTimerSlack(a[1])
+		return 0, nil
+	case prGetTimerslack:
+		return t.timerSlack(), nil
 	case prGetDumpable:
 		return 1, nil
 	case prSetPdeathsig, prSetNoNewPrivs, prSetChildSubreaper:

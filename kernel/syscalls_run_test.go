@@ -62,3 +62,32 @@ func TestUnsupportedSyscalls(t *testing.T) {
 		t.Errorf("syscall %d made twice: logged %d times, want once", nrs[0], n)
 	}
 }
+
+// TestPrivilegedCalls: calls that need a capability the sandbox never has
+// over the host fail with Linux's errno for a caller without it, whatever
+// user the program runs as (the e2e comparison with native Linux cannot
+// check these when the tests run as root).
+func TestPrivilegedCalls(t *testing.T) {
+	out, st := run(t, []string{probe(t, "gcc"), "privileged"}, nil)
+	if st != (kernel.ExitStatus{}) {
+		t.Fatalf("privileged: status %v, output:\n%s", st, out)
+	}
+	tests := []struct {
+		name string
+		want unix.Errno
+	}{
+		{"clock_settime", unix.EPERM},
+		{"clock_settime_cputime", unix.EPERM},
+		{"settimeofday", unix.EPERM},
+		{"sched_setscheduler_fifo", unix.EPERM},
+		{"unshare_newuts", unix.EPERM},
+		{"unshare_newuser", unix.EPERM},
+		{"setpipe_2mib", unix.EPERM},
+		{"setns", unix.EINVAL},
+	}
+	for _, tc := range tests {
+		if line := fmt.Sprintf("%s=%d\n", tc.name, -int(tc.want)); !strings.Contains(out, line) {
+			t.Errorf("%s: output lacks %q (%v); output:\n%s", tc.name, line, tc.want, out)
+		}
+	}
+}

@@ -78,6 +78,7 @@ func sysClone(t *Task, a *sysArgs) (uint64, error) {
 // Preconditions: called by t's task goroutine.
 func (t *Task) newThread() (*Task, error) {
 	fp := t.fpState()
+	sched := t.schedForClone()
 	ts := t.k.tasks
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -95,6 +96,7 @@ func (t *Task) newThread() (*Task, error) {
 		regs:     t.regs,
 		fp:       append([]byte(nil), fp...),
 		name:     name,
+		sched:    sched,
 	}
 	ts.nextTID++
 	ts.tids[nt.tid] = nt
@@ -148,6 +150,7 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 		exe:        ptg.exe,
 		specials:   append([]special(nil), ptg.specials...),
 		limits:     ptg.limits,
+		membarrier: ptg.membarrier,
 		exitSignal: int32(flags & 0xff),
 	}
 	ptg.mu.Unlock()
@@ -162,6 +165,7 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 		regs:     t.regs,
 		fp:       append([]byte(nil), fp...),
 		name:     name,
+		sched:    t.schedForClone(),
 	}
 	nt.setCloneRegs(flags, sp, tls, childTID)
 
