@@ -136,9 +136,10 @@ func sysSetpriority(t *Task, a *sysArgs) (uint64, error) {
 		return 0, err
 	}
 	nice := min(max(a.Int(2), -20), 19)
+	mayRaise := t.canRaisePriority(nice) // before any Task.mu: it takes ThreadGroup.mu
 	for _, o := range targets {
 		o.mu.Lock()
-		if nice < o.sched.Nice && !t.canRaisePriority(nice) {
+		if nice < o.sched.Nice && !mayRaise {
 			err = unix.EACCES
 		} else {
 			o.sched.Nice = nice
