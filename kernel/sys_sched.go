@@ -40,8 +40,10 @@ func initialSchedAttrs() schedAttrs {
 }
 
 // schedForClone returns the attributes a new thread or process made by t
-// starts with: t's, with a SCHED_RESET_ON_FORK policy and a negative nice
-// value reset, and the timer slack made the new default, as Linux does.
+// starts with, as on Linux: t's, with the timer slack made the new default
+// and, under SCHED_RESET_ON_FORK, a negative nice value reset to 0 and the
+// flag cleared (it would also reset a real-time policy, which the sandbox
+// never has).
 func (t *Task) schedForClone() schedAttrs {
 	t.mu.Lock()
 	s := t.sched
@@ -49,7 +51,7 @@ func (t *Task) schedForClone() schedAttrs {
 	s.Affinity = append([]byte(nil), s.Affinity...)
 	s.DefaultTimerSlack = s.TimerSlack
 	if s.ResetOnFork {
-		s.Policy, s.ResetOnFork = schedOther, false
+		s.ResetOnFork = false
 		s.Nice = max(s.Nice, 0)
 	}
 	return s
@@ -208,9 +210,10 @@ func sysSchedSetparam(t *Task, a *sysArgs) (uint64, error) {
 }
 
 // setScheduler implements sched_setscheduler (policy -1: keep the policy,
-// as sched_setparam). The time-sharing policies take priority 0; the
-// real-time ones need CAP_SYS_NICE over the host's scheduler, which the
-// sandbox never has: EPERM.
+// as sched_setparam). The time-sharing policies take priority 0. The
+// real-time ones would need the host's real-time scheduling, which the
+// sentry never gives a sandbox: EPERM whatever the user, as for a caller
+// without CAP_SYS_NICE.
 func (t *Task) setScheduler(pid, policy int32, paramAddr uint64) error {
 	if paramAddr == 0 || pid < 0 {
 		return unix.EINVAL
@@ -295,7 +298,7 @@ func readHostCPUs() hostCPUs {
 		}
 		return hostCPUs{mask: mask, size: size}
 	}
-	return hostCPUs{mask: buf[:n:n], size: int(n)}
+	return hostCPUs{mask: buf[:n:n], size: n}
 }
 
 // affinityOf returns o's CPU mask: its own, limited to the sandbox's CPUs,
@@ -309,16 +312,16 @@ func (t *Task) affinityOf(o *Task) []byte {
 	if own == nil {
 		return out
 	}
-	any := false
+	some := false
 	for i := range out {
 		if i < len(own) {
 			out[i] &= own[i]
 		} else {
 			out[i] = 0
 		}
-		any = any || out[i] != 0
+		some = some || out[i] != 0
 	}
-	if !any {
+	if !some {
 		return append(out[:0], cpus...) // restored on a host without those CPUs
 	}
 	return out
@@ -352,11 +355,11 @@ func sysSchedSetaffinity(t *Task, a *sysArgs) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	any := false
+	some := false
 	for i := range mask {
-		any = any || mask[i]&cpus[i] != 0
+		some = some || mask[i]&cpus[i] != 0
 	}
-	if !any {
+	if !some {
 		return 0, unix.EINVAL
 	}
 	o.mu.Lock()

@@ -20,18 +20,6 @@ func (a *sysArgs) Int(i int) int32 { return int32(a[i]) }
 // ends the process calls t.tg.exitGroup; doSyscall then moves to runExit.
 type syscallFn func(t *Task, a *sysArgs) (uint64, error)
 
-// registerSyscall gives the row for nr a handler and makes it full. It
-// exists only so that code written before the table (syscalls_amd64.go)
-// still builds; new handlers go into the table. A row that has a handler
-// already, or a number out of range, is a programming error and panics at
-// startup.
-func registerSyscall(nr uintptr, name string, fn syscallFn) {
-	if nr >= syscallTableSize || syscallTable[nr].fn != nil {
-		panic(fmt.Sprintf("syscall %d (%s) registered twice or out of range", nr, name))
-	}
-	syscallTable[nr] = full(name, fn)
-}
-
 // errNoSyscallReturn is returned by a handler that has set the registers
 // itself (rt_sigreturn, a future execve): doSyscall then leaves Rax alone
 // and no syscall restart applies.
