@@ -233,7 +233,7 @@ var cCases = []cCase{
 		"thread set nice 7: raw 13; main still nice 5: yes",
 		"fork child's raw getpriority: 15",
 		"sched_getscheduler: 3", "sched_setscheduler FIFO priority 100: -1 EINVAL",
-		"fork child's policy lost RESET_ON_FORK: yes",
+		"fork child's policy lost RESET_ON_FORK: yes", "fork child keeps SCHED_BATCH without the flag: yes",
 		"now only the first cpu: yes",
 		"personality query: 262144",
 		"unshare(0): 0", "unshare(CLONE_VM) with two threads: -1 EINVAL",

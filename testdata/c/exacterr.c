@@ -18,6 +18,10 @@
  *   - get_mempolicy/set_mempolicy/mbind with one NUMA node;
  *   - personality, unshare, membarrier, prctl PR_SET/GET_TIMERSLACK.
  *
+ * exacterr unsupported: makes calls the sandbox does not serve
+ * (io_uring_setup, ptrace, the unknown number 400 twice) and prints what
+ * they returned, for the test of snap run --debug.
+ *
  * exacterr hold N: sets the state a checkpoint must keep (a pipe's capacity
  * and its bytes, nice values of two threads, timer slack, personality,
  * scheduling policy, affinity, memory policy, membarrier registration),
@@ -375,6 +379,12 @@ static void scheduling(void)
 	int status;
 	waitpid(c, &status, 0);
 	printf("fork child's policy lost RESET_ON_FORK: %s\n", yesno(WEXITSTATUS(status) == 0));
+	show("sched_setscheduler BATCH|RESET_ON_FORK", syscall(SYS_sched_setscheduler, 0, SCHED_BATCH | SCHED_RESET_ON_FORK_FLAG, &sp));
+	c = fork();
+	if (c == 0)
+		_exit(syscall(SYS_sched_getscheduler, 0) == SCHED_BATCH ? 0 : 1);
+	waitpid(c, &status, 0);
+	printf("fork child keeps SCHED_BATCH without the flag: %s\n", yesno(WEXITSTATUS(status) == 0));
 	show("sched_setscheduler OTHER", syscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &sp));
 
 	unsigned char mask[128], all[128];
@@ -520,6 +530,13 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 3 && strcmp(argv[1], "hold") == 0)
 		return hold(atoi(argv[2]));
+	if (argc == 2 && strcmp(argv[1], "unsupported") == 0) {
+		show("io_uring_setup", syscall(SYS_io_uring_setup, 1, NULL));
+		show("ptrace", syscall(SYS_ptrace, 0, 0, 0, 0));
+		show("syscall 400", syscall(400));
+		show("syscall 400 again", syscall(400));
+		return 0;
+	}
 	sockets(argv[0]);
 	pipes();
 	files(argv[0]);
