@@ -88,3 +88,39 @@ func TestVirtualTimerAcrossRestore(t *testing.T) {
 	}
 	e.must("kill", rid, "KILL")
 }
+
+// TestSchedAndPipeStateAcrossRestore: what exacterr hold sets survives a
+// save and restore: a pipe's F_SETPIPE_SZ capacity and its buffered bytes,
+// the nice values of two threads, timer slack, personality, scheduling
+// policy, CPU affinity, memory policy and a membarrier registration.
+func TestSchedAndPipeStateAcrossRestore(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "exacterr"), "hold", "25")
+	uri, last := e.saveAfter(id, out, 3)
+	if !strings.HasPrefix(last, "held") {
+		t.Fatalf("last line before the save = %q, want a held line", last)
+	}
+	e.waitGone(id)
+	_, rout := e.restoreDetached(uri, "")
+	var ls []string
+	for n := 1; ; n++ {
+		ls = waitLines(t, rout, n)
+		if ls[len(ls)-1] == "done" {
+			break
+		}
+	}
+	checkClean(t, "restored", ls)
+	for _, want := range []string{
+		"pipe capacity kept: yes", "pipe bytes kept: yes", "nice kept: yes", "thread nice kept: yes",
+		"timer slack kept: yes", "personality kept: yes", "policy kept: yes", "affinity kept: yes",
+		"memory policy kept: yes", "membarrier registration kept: yes",
+	} {
+		found := false
+		for _, l := range ls {
+			found = found || l == want
+		}
+		if !found {
+			t.Errorf("restored output %q has no line %q", ls, want)
+		}
+	}
+}

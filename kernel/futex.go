@@ -6,10 +6,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() {
-	registerSyscall(unix.SYS_FUTEX, "futex", sysFutex)
-}
-
 // futex operations (linux/futex.h).
 const (
 	futexWait           = 0

@@ -103,8 +103,8 @@ type Config struct {
 	// Stdin, Stdout and Stderr back descriptors 0, 1 and 2; the process's
 	// own if nil.
 	Stdin, Stdout, Stderr *os.File
-	// Debug logs unimplemented syscalls (once per number) and other
-	// diagnostics to Log.
+	// Debug names unsupported and unknown syscalls (once per number and
+	// process) and logs other diagnostics to Log.
 	Debug bool
 	// Log receives debug output; os.Stderr if nil.
 	Log io.Writer
@@ -173,12 +173,17 @@ type Kernel struct {
 	// pinned (a per-run option, like debug). Immutable after New or
 	// Restore.
 	pins *cpuPins `state:"nosave"`
+	// cpus are the sandbox's CPUs: those the sentry may run on, read
+	// before any of its threads is pinned. Host state, read again by a
+	// restore. Immutable after New or Restore.
+	cpus hostCPUs `state:"nosave"`
 
 	// unimplMu protects unimplLogged.
 	unimplMu sync.Mutex `state:"nosave"`
-	// unimplLogged records which unimplemented syscalls were logged.
-	// Protected by unimplMu; a restored kernel logs them again.
-	unimplLogged map[uintptr]bool `state:"nosave"`
+	// unimplLogged records which processes called which syscalls without
+	// a handler (each is logged once). Protected by unimplMu; a restored
+	// kernel logs them again.
+	unimplLogged map[unsupportedKey]bool `state:"nosave"`
 
 	// stopMu protects the stop fields and the exit fields below.
 	stopMu sync.Mutex `state:"nosave"`
@@ -239,6 +244,7 @@ func New(cfg Config) (*Kernel, error) {
 		debug:    cfg.Debug,
 		log:      cfg.Log,
 		pins:     newCPUPins(cfg.NoCPUPinning),
+		cpus:     readHostCPUs(),
 		exited:   make(chan struct{}),
 	}
 	if k.hostname == "" {
@@ -248,7 +254,7 @@ func New(cfg Config) (*Kernel, error) {
 		k.log = os.Stderr
 	}
 	k.stopCond = sync.NewCond(&k.stopMu)
-	k.unimplLogged = map[uintptr]bool{}
+	k.unimplLogged = map[unsupportedKey]bool{}
 	return k, nil
 }
 

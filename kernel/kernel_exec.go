@@ -154,6 +154,7 @@ func (k *Kernel) newInitTask(o StartOptions, fs *vfs.FS, img execImage, name str
 		runState: stateApp,
 		regs:     regs,
 		name:     commName(name),
+		sched:    initialSchedAttrs(),
 	}
 	tg.leader = t
 	tg.tasks = []*Task{t}

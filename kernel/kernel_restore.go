@@ -168,6 +168,7 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	}
 	k.debug = cfg.Debug
 	k.pins = newCPUPins(cfg.NoCPUPinning)
+	k.cpus = readHostCPUs()
 	if cfg.Log != nil {
 		k.log = cfg.Log
 	}

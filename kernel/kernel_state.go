@@ -21,7 +21,7 @@ import (
 func (k *Kernel) afterLoad(context.Context) {
 	k.exited = make(chan struct{})
 	k.stopCond = sync.NewCond(&k.stopMu)
-	k.unimplLogged = map[uintptr]bool{}
+	k.unimplLogged = map[unsupportedKey]bool{}
 	if k.log == nil {
 		k.log = os.Stderr
 	}

@@ -21,6 +21,8 @@ var (
 	stateTypeInfoepollFD      *stateify.TypeInfo
 	stateTypeInfoeventFD      *stateify.TypeInfo
 	stateTypeInforlimit       *stateify.TypeInfo
+	stateTypeInfomemPolicy    *stateify.TypeInfo
+	stateTypeInfoschedAttrs   *stateify.TypeInfo
 	stateTypeInforegisters    *stateify.TypeInfo
 	stateTypeInfocredentials  *stateify.TypeInfo
 	stateTypeInfoTaskSet      *stateify.TypeInfo
@@ -109,6 +111,21 @@ func init() {
 		{Name: "Cur", Type: "uint64"},
 		{Name: "Max", Type: "uint64"},
 	})
+	stateTypeInfomemPolicy = stateify.Register[memPolicy]("snapshotter/kernel.memPolicy", []stateify.Field{
+		{Name: "Mode", Type: "int32"},
+		{Name: "Flags", Type: "int32"},
+		{Name: "Nodes", Type: "uint64"},
+	})
+	stateTypeInfoschedAttrs = stateify.Register[schedAttrs]("snapshotter/kernel.schedAttrs", []stateify.Field{
+		{Name: "Nice", Type: "int32"},
+		{Name: "Policy", Type: "int32"},
+		{Name: "ResetOnFork", Type: "bool"},
+		{Name: "TimerSlack", Type: "uint64"},
+		{Name: "DefaultTimerSlack", Type: "uint64"},
+		{Name: "Affinity", Type: "bytes"},
+		{Name: "MemPolicy", Type: "snapshotter/kernel.memPolicy"},
+		{Name: "Personality", Type: "uint32"},
+	})
 	stateTypeInforegisters = stateify.Register[registers]("snapshotter/kernel.registers", []stateify.Field{
 		{Name: "R15", Type: "uint64"},
 		{Name: "R14", Type: "uint64"},
@@ -174,6 +191,7 @@ func init() {
 		{Name: "umask", Type: "uint32"},
 		{Name: "limits", Type: "[16]snapshotter/kernel.rlimit"},
 		{Name: "sigs", Type: "snapshotter/kernel.tgSignals"},
+		{Name: "membarrier", Type: "uint32"},
 	})
 	stateTypeInfoTask = stateify.Register[Task]("snapshotter/kernel.Task", []stateify.Field{
 		{Name: "k", Type: "*snapshotter/kernel.Kernel"},
@@ -190,6 +208,7 @@ func init() {
 		{Name: "clearChildTID", Type: "uint64"},
 		{Name: "robustList", Type: "uint64"},
 		{Name: "name", Type: "string"},
+		{Name: "sched", Type: "snapshotter/kernel.schedAttrs"},
 		{Name: "sig", Type: "snapshotter/kernel.taskSignals"},
 	})
 	stateTypeInforunApp = stateify.Register[runApp]("snapshotter/kernel.runApp", []stateify.Field{})
@@ -731,6 +750,88 @@ func (x *rlimit) StateLoad(ctx context.Context, d *stateify.Decoder) {
 }
 
 // StateTypeName implements stateify.Savable.
+func (x *memPolicy) StateTypeName() string { return "snapshotter/kernel.memPolicy" }
+
+// StateFields implements stateify.Savable.
+func (x *memPolicy) StateFields() []string { return stateTypeInfomemPolicy.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *memPolicy) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfomemPolicy }
+
+// StateSave implements stateify.Savable.
+func (x *memPolicy) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfomemPolicy)
+	e.Int(int64(x.Mode))
+	e.Int(int64(x.Flags))
+	e.Uint(x.Nodes)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *memPolicy) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfomemPolicy) {
+		switch f {
+		case 0:
+			x.Mode = d.Int32()
+		case 1:
+			x.Flags = d.Int32()
+		case 2:
+			x.Nodes = d.Uint64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *schedAttrs) StateTypeName() string { return "snapshotter/kernel.schedAttrs" }
+
+// StateFields implements stateify.Savable.
+func (x *schedAttrs) StateFields() []string { return stateTypeInfoschedAttrs.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *schedAttrs) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoschedAttrs }
+
+// StateSave implements stateify.Savable.
+func (x *schedAttrs) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoschedAttrs)
+	e.Int(int64(x.Nice))
+	e.Int(int64(x.Policy))
+	e.Bool(x.ResetOnFork)
+	e.Uint(x.TimerSlack)
+	e.Uint(x.DefaultTimerSlack)
+	e.Bytes(x.Affinity)
+	x.MemPolicy.StateSave(e)
+	e.Uint(uint64(x.Personality))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *schedAttrs) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoschedAttrs) {
+		switch f {
+		case 0:
+			x.Nice = d.Int32()
+		case 1:
+			x.Policy = d.Int32()
+		case 2:
+			x.ResetOnFork = d.Bool()
+		case 3:
+			x.TimerSlack = d.Uint64()
+		case 4:
+			x.DefaultTimerSlack = d.Uint64()
+		case 5:
+			x.Affinity = d.Bytes()
+		case 6:
+			x.MemPolicy.StateLoad(ctx, d)
+		case 7:
+			x.Personality = d.Uint32()
+		default:
+			d.Skip()
+		}
+	}
+	d.AfterLoad(x.afterLoad)
+}
+
+// StateTypeName implements stateify.Savable.
 func (x *registers) StateTypeName() string { return "snapshotter/kernel.registers" }
 
 // StateFields implements stateify.Savable.
@@ -976,6 +1077,7 @@ func (x *ThreadGroup) StateSave(e *stateify.Encoder) {
 		x.limits[i0].StateSave(e)
 	}
 	x.sigs.StateSave(e)
+	e.Uint(uint64(x.membarrier))
 }
 
 // StateLoad implements stateify.Savable.
@@ -1050,6 +1152,8 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			}
 		case 21:
 			x.sigs.StateLoad(ctx, d)
+		case 22:
+			x.membarrier = d.Uint32()
 		default:
 			d.Skip()
 		}
@@ -1082,6 +1186,7 @@ func (x *Task) StateSave(e *stateify.Encoder) {
 	e.Uint(x.clearChildTID)
 	e.Uint(x.robustList)
 	e.String(x.name)
+	x.sched.StateSave(e)
 	x.sig.StateSave(e)
 }
 
@@ -1118,6 +1223,8 @@ func (x *Task) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 13:
 			x.name = d.String()
 		case 14:
+			x.sched.StateLoad(ctx, d)
+		case 15:
 			x.sig.StateLoad(ctx, d)
 		default:
 			d.Skip()

@@ -11,23 +11,18 @@ import (
 	"snapshotter/kernel/vfs"
 )
 
-func init() {
-	registerSyscall(unix.SYS_EPOLL_CREATE, "epoll_create", func(t *Task, a *sysArgs) (uint64, error) {
-		if a.Int(0) <= 0 {
-			return 0, unix.EINVAL
-		}
-		return t.installSpecial(&epollFD{}, 0)
-	})
-	registerSyscall(unix.SYS_EPOLL_CREATE1, "epoll_create1", func(t *Task, a *sysArgs) (uint64, error) {
-		if uint32(a[0])&^unix.EPOLL_CLOEXEC != 0 {
-			return 0, unix.EINVAL
-		}
-		return t.installSpecial(&epollFD{}, uint32(a[0])&unix.O_CLOEXEC)
-	})
-	registerSyscall(unix.SYS_EPOLL_CTL, "epoll_ctl", sysEpollCtl)
-	registerSyscall(unix.SYS_EPOLL_WAIT, "epoll_wait", sysEpollWait)
-	// The signal mask of epoll_pwait (a[4]) is the signal code's to apply.
-	registerSyscall(unix.SYS_EPOLL_PWAIT, "epoll_pwait", sysEpollWait)
+func sysEpollCreate(t *Task, a *sysArgs) (uint64, error) {
+	if a.Int(0) <= 0 {
+		return 0, unix.EINVAL
+	}
+	return t.installSpecial(&epollFD{}, 0)
+}
+
+func sysEpollCreate1(t *Task, a *sysArgs) (uint64, error) {
+	if uint32(a[0])&^unix.EPOLL_CLOEXEC != 0 {
+		return 0, unix.EINVAL
+	}
+	return t.installSpecial(&epollFD{}, uint32(a[0])&unix.O_CLOEXEC)
 }
 
 // sysEpollWait implements epoll_wait. Interrupted with a timeout, it

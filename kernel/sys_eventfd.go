@@ -7,10 +7,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() {
-	registerSyscall(unix.SYS_EVENTFD2, "eventfd2", func(t *Task, a *sysArgs) (uint64, error) { return t.eventfd(uint32(a[0]), uint32(a[1])) })
-	registerSyscall(unix.SYS_EVENTFD, "eventfd", func(t *Task, a *sysArgs) (uint64, error) { return t.eventfd(uint32(a[0]), 0) })
-}
+func sysEventfd2(t *Task, a *sysArgs) (uint64, error) { return t.eventfd(uint32(a[0]), uint32(a[1])) }
+
+func sysEventfd(t *Task, a *sysArgs) (uint64, error) { return t.eventfd(uint32(a[0]), 0) }
 
 // eventfd flags (sys/eventfd.h).
 const (

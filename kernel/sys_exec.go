@@ -6,13 +6,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() {
-	registerSyscall(unix.SYS_EXECVE, "execve", func(t *Task, a *sysArgs) (uint64, error) {
-		return t.execve(unix.AT_FDCWD, a[0], a[1], a[2], 0)
-	})
-	registerSyscall(unix.SYS_EXECVEAT, "execveat", func(t *Task, a *sysArgs) (uint64, error) {
-		return t.execve(a.Int(0), a[1], a[2], a[3], int(a.Int(4)))
-	})
+func sysExecve(t *Task, a *sysArgs) (uint64, error) {
+	return t.execve(unix.AT_FDCWD, a[0], a[1], a[2], 0)
+}
+
+func sysExecveat(t *Task, a *sysArgs) (uint64, error) {
+	return t.execve(a.Int(0), a[1], a[2], a[3], int(a.Int(4)))
 }
 
 // maxArgCount bounds argv and envp entries, as Linux's MAX_ARG_STRINGS.
@@ -119,6 +118,7 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	tg.mu.Lock()
 	old := tg.mm
 	tg.mm = mm
+	tg.membarrier = 0 // registrations belong to the address space
 	tg.mu.Unlock()
 	old.Release()
 	tg.fdTable.CloseOnExec()

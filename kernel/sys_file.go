@@ -9,24 +9,6 @@ import (
 	"snapshotter/kernel/vfs"
 )
 
-func init() {
-	registerSyscall(unix.SYS_READ, "read", sysRead)
-	registerSyscall(unix.SYS_WRITE, "write", sysWrite)
-	registerSyscall(unix.SYS_PREAD64, "pread64", sysPread64)
-	registerSyscall(unix.SYS_PWRITE64, "pwrite64", sysPwrite64)
-	registerSyscall(unix.SYS_READV, "readv", sysReadv)
-	registerSyscall(unix.SYS_WRITEV, "writev", sysWritev)
-	registerSyscall(unix.SYS_PREADV, "preadv", sysPreadv)
-	registerSyscall(unix.SYS_PWRITEV, "pwritev", sysPwritev)
-	registerSyscall(unix.SYS_SENDFILE, "sendfile", sysSendfile)
-	registerSyscall(unix.SYS_LSEEK, "lseek", sysLseek)
-	registerSyscall(unix.SYS_GETDENTS64, "getdents64", sysGetdents64)
-	registerSyscall(unix.SYS_IOCTL, "ioctl", sysIoctl)
-	registerSyscall(unix.SYS_FSYNC, "fsync", sysFsync)
-	registerSyscall(unix.SYS_FDATASYNC, "fdatasync", sysFsync)
-	registerSyscall(unix.SYS_FADVISE64, "fadvise64", sysFsync)
-}
-
 // maxRWCount bounds one read or write, as Linux's MAX_RW_COUNT.
 const maxRWCount = 0x7ffff000
 

@@ -8,10 +8,6 @@ import (
 	"snapshotter/kernel/vfs"
 )
 
-func init() {
-	registerSyscall(unix.SYS_MEMFD_CREATE, "memfd_create", sysMemfdCreate)
-}
-
 // memfdNameMax is the longest name memfd_create accepts.
 const memfdNameMax = 249
 

@@ -2,40 +2,15 @@ package kernel
 
 import (
 	"encoding/binary"
-	"runtime"
 
 	"golang.org/x/sys/unix"
 )
 
-func init() {
-	registerSyscall(unix.SYS_UNAME, "uname", sysUname)
-	registerSyscall(unix.SYS_GETRANDOM, "getrandom", sysGetrandom)
-	registerSyscall(unix.SYS_SCHED_GETAFFINITY, "sched_getaffinity", sysSchedGetaffinity)
-	registerSyscall(unix.SYS_SCHED_SETAFFINITY, "sched_setaffinity", func(*Task, *sysArgs) (uint64, error) { return 0, nil })
-	registerSyscall(unix.SYS_GETCPU, "getcpu", sysGetcpu)
-	registerSyscall(unix.SYS_SYSINFO, "sysinfo", sysSysinfo)
-	registerSyscall(unix.SYS_GETRLIMIT, "getrlimit", sysGetrlimit)
-	registerSyscall(unix.SYS_SETRLIMIT, "setrlimit", sysSetrlimit)
-	registerSyscall(unix.SYS_PRLIMIT64, "prlimit64", sysPrlimit64)
-	registerSyscall(unix.SYS_GETRUSAGE, "getrusage", sysGetrusage)
-	registerSyscall(unix.SYS_GETPRIORITY, "getpriority", sysGetpriority)
-	registerSyscall(unix.SYS_SETPRIORITY, "setpriority", sysSetpriority)
-	registerSyscall(unix.SYS_SCHED_GETSCHEDULER, "sched_getscheduler", sysSchedTarget)
-	registerSyscall(unix.SYS_SCHED_GETPARAM, "sched_getparam", func(t *Task, a *sysArgs) (uint64, error) {
-		if _, err := sysSchedTarget(t, a); err != nil {
-			return 0, err
-		}
-		return 0, t.copyOutUint32(a[1], 0) // sched_priority 0 for SCHED_OTHER
-	})
-	registerSyscall(unix.SYS_SYNC, "sync", func(*Task, *sysArgs) (uint64, error) { return 0, nil })
-	registerSyscall(unix.SYS_SYNCFS, "syncfs", sysFsync)
-	registerSyscall(unix.SYS_PAUSE, "pause", sysPause)
-	// There is no network stack: sockets of every family are refused the
-	// way Linux refuses a family it was built without.
-	noSockets := func(*Task, *sysArgs) (uint64, error) { return 0, unix.EAFNOSUPPORT }
-	registerSyscall(unix.SYS_SOCKET, "socket", noSockets)
-	registerSyscall(unix.SYS_SOCKETPAIR, "socketpair", noSockets)
-}
+// sysNoSockets refuses a socket of any family: there is no network stack,
+// and Linux refuses a family it was built without with EAFNOSUPPORT.
+func sysNoSockets(*Task, *sysArgs) (uint64, error) { return 0, unix.EAFNOSUPPORT }
+
+func sysSync(_ *Task, _ *sysArgs) (uint64, error) { return 0, nil }
 
 // sysPause sleeps until a signal arrives: interrupted, it restarts unless
 // a handler ran (ERESTARTNOHAND), so only a handled signal ends it.
@@ -44,13 +19,11 @@ func sysPause(t *Task, _ *sysArgs) (uint64, error) {
 	return 0, errRestartNoHand
 }
 
-// taskByTID returns the live task with the given thread ID (0: t).
+// taskByTID returns the live task with the given thread ID (0: t); ESRCH
+// if there is none, as for a negative ID.
 func (t *Task) taskByTID(tid int32) (*Task, error) {
 	if tid == 0 {
 		return t, nil
-	}
-	if tid < 0 {
-		return nil, unix.EINVAL
 	}
 	ts := t.k.tasks
 	ts.mu.Lock()
@@ -59,43 +32,6 @@ func (t *Task) taskByTID(tid int32) (*Task, error) {
 		return o, nil
 	}
 	return nil, unix.ESRCH
-}
-
-// sysSchedTarget checks the thread argument of the sched_get* calls and
-// reports SCHED_OTHER, the only policy.
-func sysSchedTarget(t *Task, a *sysArgs) (uint64, error) {
-	_, err := t.taskByTID(a.Int(0))
-	return 0, err
-}
-
-// Nice values are not modelled: every process runs at nice 0.
-const (
-	prioProcess = 0
-	prioPgrp    = 1
-	prioUser    = 2
-)
-
-func sysGetpriority(t *Task, a *sysArgs) (uint64, error) {
-	if err := t.checkPriorityTarget(a.Int(0), a.Int(1)); err != nil {
-		return 0, err
-	}
-	return 20, nil // the kernel returns 20 - nice
-}
-
-func sysSetpriority(t *Task, a *sysArgs) (uint64, error) {
-	return 0, t.checkPriorityTarget(a.Int(0), a.Int(1))
-}
-
-func (t *Task) checkPriorityTarget(which, who int32) error {
-	switch which {
-	case prioProcess:
-		_, err := t.taskByTID(who)
-		return err
-	case prioPgrp, prioUser:
-		return nil
-	default:
-		return unix.EINVAL
-	}
 }
 
 // Kernel identity reported by uname. The release is recent enough for any
@@ -137,22 +73,6 @@ func sysGetrandom(t *Task, a *sysArgs) (uint64, error) {
 		done += c
 	}
 	return n, nil
-}
-
-func sysSchedGetaffinity(t *Task, a *sysArgs) (uint64, error) {
-	if _, err := t.taskByTID(a.Int(0)); err != nil {
-		return 0, err
-	}
-	ncpu := runtime.NumCPU()
-	size := uint64((ncpu + 63) / 64 * 8)
-	if a[1] < size || a[1]%8 != 0 {
-		return 0, unix.EINVAL
-	}
-	mask := make([]byte, size)
-	for i := range ncpu {
-		mask[i/8] |= 1 << (i % 8)
-	}
-	return size, t.tg.mm.CopyOut(a[2], mask)
 }
 
 func sysGetcpu(t *Task, a *sysArgs) (uint64, error) {

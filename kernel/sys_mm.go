@@ -6,25 +6,16 @@ import (
 	"snapshotter/kernel/vfs"
 )
 
-func init() {
-	registerSyscall(unix.SYS_BRK, "brk", func(t *Task, a *sysArgs) (uint64, error) { return t.tg.mm.Brk(a[0]), nil })
-	registerSyscall(unix.SYS_MMAP, "mmap", sysMmap)
-	registerSyscall(unix.SYS_MUNMAP, "munmap", func(t *Task, a *sysArgs) (uint64, error) { return 0, t.tg.mm.Munmap(a[0], a[1]) })
-	registerSyscall(unix.SYS_MPROTECT, "mprotect", sysMprotect)
-	registerSyscall(unix.SYS_MREMAP, "mremap", func(t *Task, a *sysArgs) (uint64, error) {
-		return t.tg.mm.Mremap(a[0], a[1], a[2], int(a[3]), a[4])
-	})
-	registerSyscall(unix.SYS_MINCORE, "mincore", sysMincore)
-	registerSyscall(unix.SYS_MADVISE, "madvise", func(t *Task, a *sysArgs) (uint64, error) { return 0, t.tg.mm.Madvise(a[0], a[1], int(a[2])) })
-	for _, s := range []struct {
-		nr   uintptr
-		name string
-	}{
-		{unix.SYS_MSYNC, "msync"}, {unix.SYS_MLOCK, "mlock"}, {unix.SYS_MUNLOCK, "munlock"},
-		{unix.SYS_MLOCKALL, "mlockall"}, {unix.SYS_MUNLOCKALL, "munlockall"},
-	} {
-		registerSyscall(s.nr, s.name, func(*Task, *sysArgs) (uint64, error) { return 0, nil })
-	}
+func sysBrk(t *Task, a *sysArgs) (uint64, error) { return t.tg.mm.Brk(a[0]), nil }
+
+func sysMunmap(t *Task, a *sysArgs) (uint64, error) { return 0, t.tg.mm.Munmap(a[0], a[1]) }
+
+func sysMremap(t *Task, a *sysArgs) (uint64, error) {
+	return t.tg.mm.Mremap(a[0], a[1], a[2], int(a[3]), a[4])
+}
+
+func sysMadvise(t *Task, a *sysArgs) (uint64, error) {
+	return 0, t.tg.mm.Madvise(a[0], a[1], int(a[2]))
 }
 
 // protPerms converts mmap/mprotect prot bits. x86 pages that are writable
@@ -174,3 +165,37 @@ func sysMincore(t *Task, a *sysArgs) (uint64, error) {
 	}
 	return 0, mm.CopyOut(a[2], vec)
 }
+
+// msync flags (asm-generic/mman-common.h).
+const (
+	msAsync      = 1
+	msInvalidate = 2
+	msSync       = 4
+)
+
+// sysMsync checks its arguments as Linux does; there is nothing to write
+// back, since no mapping is backed by a writable host file.
+func sysMsync(t *Task, a *sysArgs) (uint64, error) {
+	addr, length, flags := a[0], a[1], a[2]
+	if flags&^(msAsync|msInvalidate|msSync) != 0 || addr&pageMask != 0 || flags&(msAsync|msSync) == msAsync|msSync {
+		return 0, unix.EINVAL
+	}
+	end, ok := pageRoundUp(addr + length)
+	if !ok || addr+length < addr {
+		return 0, unix.ENOMEM
+	}
+	if end == addr {
+		return 0, nil
+	}
+	mm := t.tg.mm
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	if !mm.coveredLocked(addr, end) {
+		return 0, unix.ENOMEM
+	}
+	return 0, nil
+}
+
+// sysAcceptMemoryLock serves mlock, munlock, mlockall and munlockall: they
+// succeed without locking anything into host RAM.
+func sysAcceptMemoryLock(*Task, *sysArgs) (uint64, error) { return 0, nil }

@@ -11,71 +11,100 @@ import (
 	"snapshotter/kernel/vfs"
 )
 
-func init() {
-	registerSyscall(unix.SYS_OPEN, "open", sysOpen)
-	registerSyscall(unix.SYS_OPENAT, "openat", sysOpenat)
-	registerSyscall(unix.SYS_CREAT, "creat", sysCreat)
-	registerSyscall(unix.SYS_CLOSE, "close", func(t *Task, a *sysArgs) (uint64, error) { return 0, t.closeFD(a.Int(0)) })
-	registerSyscall(unix.SYS_CLOSE_RANGE, "close_range", sysCloseRange)
-	registerSyscall(unix.SYS_FSTAT, "fstat", sysFstat)
-	registerSyscall(unix.SYS_STAT, "stat", func(t *Task, a *sysArgs) (uint64, error) { return t.stat(unix.AT_FDCWD, a[0], a[1], 0) })
-	registerSyscall(unix.SYS_LSTAT, "lstat", func(t *Task, a *sysArgs) (uint64, error) {
-		return t.stat(unix.AT_FDCWD, a[0], a[1], unix.AT_SYMLINK_NOFOLLOW)
-	})
-	registerSyscall(unix.SYS_NEWFSTATAT, "newfstatat", func(t *Task, a *sysArgs) (uint64, error) { return t.stat(a.Int(0), a[1], a[2], int(a.Int(3))) })
-	registerSyscall(unix.SYS_STATX, "statx", sysStatx)
-	registerSyscall(unix.SYS_READLINK, "readlink", func(t *Task, a *sysArgs) (uint64, error) { return t.readlink(unix.AT_FDCWD, a[0], a[1], a[2]) })
-	registerSyscall(unix.SYS_READLINKAT, "readlinkat", func(t *Task, a *sysArgs) (uint64, error) { return t.readlink(a.Int(0), a[1], a[2], a[3]) })
-	registerSyscall(unix.SYS_ACCESS, "access", func(t *Task, a *sysArgs) (uint64, error) { return t.access(unix.AT_FDCWD, a[0], a[1], 0) })
-	registerSyscall(unix.SYS_FACCESSAT, "faccessat", func(t *Task, a *sysArgs) (uint64, error) { return t.access(a.Int(0), a[1], a[2], 0) })
-	registerSyscall(unix.SYS_FACCESSAT2, "faccessat2", func(t *Task, a *sysArgs) (uint64, error) { return t.access(a.Int(0), a[1], a[2], int(a.Int(3))) })
-	registerSyscall(unix.SYS_GETCWD, "getcwd", sysGetcwd)
-	registerSyscall(unix.SYS_CHDIR, "chdir", sysChdir)
-	registerSyscall(unix.SYS_FCHDIR, "fchdir", sysFchdir)
-	registerSyscall(unix.SYS_DUP, "dup", func(t *Task, a *sysArgs) (uint64, error) { return fdResult(t.tg.fdTable.Dup(a.Int(0))) })
-	registerSyscall(unix.SYS_DUP2, "dup2", func(t *Task, a *sysArgs) (uint64, error) { return fdResult(t.tg.fdTable.Dup2(a.Int(0), a.Int(1))) })
-	registerSyscall(unix.SYS_DUP3, "dup3", sysDup3)
-	registerSyscall(unix.SYS_FCNTL, "fcntl", sysFcntl)
-	registerSyscall(unix.SYS_PIPE, "pipe", func(t *Task, a *sysArgs) (uint64, error) { return t.pipe2(a[0], 0) })
-	registerSyscall(unix.SYS_STATFS, "statfs", sysStatfs)
-	registerSyscall(unix.SYS_FSTATFS, "fstatfs", sysFstatfs)
-	registerSyscall(unix.SYS_PIPE2, "pipe2", func(t *Task, a *sysArgs) (uint64, error) { return t.pipe2(a[0], uint32(a[1])) })
+func sysClose(t *Task, a *sysArgs) (uint64, error) { return 0, t.closeFD(a.Int(0)) }
 
-	// Operations that would modify the filesystem: vfs answers them (EROFS
-	// after the checks Linux makes first).
-	registerSyscall(unix.SYS_MKDIR, "mkdir", func(t *Task, a *sysArgs) (uint64, error) { return t.mkdirat(unix.AT_FDCWD, a[0], a[1]) })
-	registerSyscall(unix.SYS_MKDIRAT, "mkdirat", func(t *Task, a *sysArgs) (uint64, error) { return t.mkdirat(a.Int(0), a[1], a[2]) })
-	registerSyscall(unix.SYS_UNLINK, "unlink", func(t *Task, a *sysArgs) (uint64, error) { return t.unlinkat(unix.AT_FDCWD, a[0], 0) })
-	registerSyscall(unix.SYS_RMDIR, "rmdir", func(t *Task, a *sysArgs) (uint64, error) {
-		return t.unlinkat(unix.AT_FDCWD, a[0], unix.AT_REMOVEDIR)
-	})
-	registerSyscall(unix.SYS_UNLINKAT, "unlinkat", func(t *Task, a *sysArgs) (uint64, error) { return t.unlinkat(a.Int(0), a[1], int(a.Int(2))) })
-	registerSyscall(unix.SYS_RENAME, "rename", func(t *Task, a *sysArgs) (uint64, error) {
-		return t.renameat(unix.AT_FDCWD, a[0], unix.AT_FDCWD, a[1])
-	})
-	registerSyscall(unix.SYS_RENAMEAT, "renameat", func(t *Task, a *sysArgs) (uint64, error) { return t.renameat(a.Int(0), a[1], a.Int(2), a[3]) })
-	registerSyscall(unix.SYS_RENAMEAT2, "renameat2", func(t *Task, a *sysArgs) (uint64, error) { return t.renameat(a.Int(0), a[1], a.Int(2), a[3]) })
-	registerSyscall(unix.SYS_SYMLINK, "symlink", func(t *Task, a *sysArgs) (uint64, error) { return t.symlinkat(a[0], unix.AT_FDCWD, a[1]) })
-	registerSyscall(unix.SYS_SYMLINKAT, "symlinkat", func(t *Task, a *sysArgs) (uint64, error) { return t.symlinkat(a[0], a.Int(1), a[2]) })
-	registerSyscall(unix.SYS_LINK, "link", func(t *Task, a *sysArgs) (uint64, error) {
-		return t.linkat(unix.AT_FDCWD, a[0], unix.AT_FDCWD, a[1], 0)
-	})
-	registerSyscall(unix.SYS_LINKAT, "linkat", func(t *Task, a *sysArgs) (uint64, error) {
-		return t.linkat(a.Int(0), a[1], a.Int(2), a[3], int(a.Int(4)))
-	})
-	registerSyscall(unix.SYS_CHMOD, "chmod", func(t *Task, a *sysArgs) (uint64, error) { return t.setAttrAt(unix.AT_FDCWD, a[0], 0) })
-	registerSyscall(unix.SYS_FCHMODAT, "fchmodat", func(t *Task, a *sysArgs) (uint64, error) { return t.setAttrAt(a.Int(0), a[1], 0) })
-	registerSyscall(unix.SYS_CHOWN, "chown", func(t *Task, a *sysArgs) (uint64, error) { return t.setAttrAt(unix.AT_FDCWD, a[0], 0) })
-	registerSyscall(unix.SYS_LCHOWN, "lchown", func(t *Task, a *sysArgs) (uint64, error) {
-		return t.setAttrAt(unix.AT_FDCWD, a[0], unix.AT_SYMLINK_NOFOLLOW)
-	})
-	registerSyscall(unix.SYS_FCHOWNAT, "fchownat", func(t *Task, a *sysArgs) (uint64, error) { return t.setAttrAt(a.Int(0), a[1], int(a.Int(4))) })
-	registerSyscall(unix.SYS_TRUNCATE, "truncate", func(t *Task, a *sysArgs) (uint64, error) { return t.setAttrAt(unix.AT_FDCWD, a[0], 0) })
-	registerSyscall(unix.SYS_UTIMENSAT, "utimensat", sysUtimensat)
-	registerSyscall(unix.SYS_FCHMOD, "fchmod", sysFdSetAttr)
-	registerSyscall(unix.SYS_FCHOWN, "fchown", sysFdSetAttr)
-	registerSyscall(unix.SYS_FTRUNCATE, "ftruncate", sysFtruncate)
+func sysStat(t *Task, a *sysArgs) (uint64, error) { return t.stat(unix.AT_FDCWD, a[0], a[1], 0) }
+
+func sysLstat(t *Task, a *sysArgs) (uint64, error) {
+	return t.stat(unix.AT_FDCWD, a[0], a[1], unix.AT_SYMLINK_NOFOLLOW)
 }
+
+func sysNewfstatat(t *Task, a *sysArgs) (uint64, error) {
+	return t.stat(a.Int(0), a[1], a[2], int(a.Int(3)))
+}
+
+func sysReadlink(t *Task, a *sysArgs) (uint64, error) {
+	return t.readlink(unix.AT_FDCWD, a[0], a[1], a[2])
+}
+
+func sysReadlinkat(t *Task, a *sysArgs) (uint64, error) {
+	return t.readlink(a.Int(0), a[1], a[2], a[3])
+}
+
+func sysAccess(t *Task, a *sysArgs) (uint64, error) { return t.access(unix.AT_FDCWD, a[0], a[1], 0) }
+
+func sysFaccessat(t *Task, a *sysArgs) (uint64, error) { return t.access(a.Int(0), a[1], a[2], 0) }
+
+func sysFaccessat2(t *Task, a *sysArgs) (uint64, error) {
+	return t.access(a.Int(0), a[1], a[2], int(a.Int(3)))
+}
+
+func sysDup(t *Task, a *sysArgs) (uint64, error) { return fdResult(t.tg.fdTable.Dup(a.Int(0))) }
+
+func sysDup2(t *Task, a *sysArgs) (uint64, error) {
+	return fdResult(t.tg.fdTable.Dup2(a.Int(0), a.Int(1)))
+}
+
+func sysPipe(t *Task, a *sysArgs) (uint64, error) { return t.pipe2(a[0], 0) }
+
+func sysPipe2(t *Task, a *sysArgs) (uint64, error) { return t.pipe2(a[0], uint32(a[1])) }
+
+// Operations that would modify the filesystem: vfs answers them (EROFS
+// after the checks Linux makes first).
+
+func sysMkdir(t *Task, a *sysArgs) (uint64, error) { return t.mkdirat(unix.AT_FDCWD, a[0], a[1]) }
+
+func sysMkdirat(t *Task, a *sysArgs) (uint64, error) { return t.mkdirat(a.Int(0), a[1], a[2]) }
+
+func sysUnlink(t *Task, a *sysArgs) (uint64, error) { return t.unlinkat(unix.AT_FDCWD, a[0], 0) }
+
+func sysRmdir(t *Task, a *sysArgs) (uint64, error) {
+	return t.unlinkat(unix.AT_FDCWD, a[0], unix.AT_REMOVEDIR)
+}
+
+func sysUnlinkat(t *Task, a *sysArgs) (uint64, error) {
+	return t.unlinkat(a.Int(0), a[1], int(a.Int(2)))
+}
+
+func sysRename(t *Task, a *sysArgs) (uint64, error) {
+	return t.renameat(unix.AT_FDCWD, a[0], unix.AT_FDCWD, a[1])
+}
+
+func sysRenameat(t *Task, a *sysArgs) (uint64, error) {
+	return t.renameat(a.Int(0), a[1], a.Int(2), a[3])
+}
+
+func sysRenameat2(t *Task, a *sysArgs) (uint64, error) {
+	return t.renameat(a.Int(0), a[1], a.Int(2), a[3])
+}
+
+func sysSymlink(t *Task, a *sysArgs) (uint64, error) { return t.symlinkat(a[0], unix.AT_FDCWD, a[1]) }
+
+func sysSymlinkat(t *Task, a *sysArgs) (uint64, error) { return t.symlinkat(a[0], a.Int(1), a[2]) }
+
+func sysLink(t *Task, a *sysArgs) (uint64, error) {
+	return t.linkat(unix.AT_FDCWD, a[0], unix.AT_FDCWD, a[1], 0)
+}
+
+func sysLinkat(t *Task, a *sysArgs) (uint64, error) {
+	return t.linkat(a.Int(0), a[1], a.Int(2), a[3], int(a.Int(4)))
+}
+
+func sysChmod(t *Task, a *sysArgs) (uint64, error) { return t.setAttrAt(unix.AT_FDCWD, a[0], 0) }
+
+func sysFchmodat(t *Task, a *sysArgs) (uint64, error) { return t.setAttrAt(a.Int(0), a[1], 0) }
+
+func sysChown(t *Task, a *sysArgs) (uint64, error) { return t.setAttrAt(unix.AT_FDCWD, a[0], 0) }
+
+func sysLchown(t *Task, a *sysArgs) (uint64, error) {
+	return t.setAttrAt(unix.AT_FDCWD, a[0], unix.AT_SYMLINK_NOFOLLOW)
+}
+
+func sysFchownat(t *Task, a *sysArgs) (uint64, error) {
+	return t.setAttrAt(a.Int(0), a[1], int(a.Int(4)))
+}
+
+func sysTruncate(t *Task, a *sysArgs) (uint64, error) { return t.setAttrAt(unix.AT_FDCWD, a[0], 0) }
 
 // pathMax is PATH_MAX: the longest path a syscall accepts, NUL included.
 const pathMax = 4096
@@ -378,9 +407,6 @@ func sysDup3(t *Task, a *sysArgs) (uint64, error) {
 // File status flags that F_SETFL may change.
 const setflMask = unix.O_APPEND | unix.O_NONBLOCK | unix.O_ASYNC | unix.O_DIRECT | unix.O_NOATIME
 
-// pipeSize is what F_GETPIPE_SZ reports (the vfs pipe buffer).
-const pipeSize = 64 << 10
-
 func sysFcntl(t *Task, a *sysArgs) (uint64, error) {
 	fd, cmd := a.Int(0), int(a.Int(1))
 	fdt := t.tg.fdTable
@@ -416,9 +442,11 @@ func sysFcntl(t *Task, a *sysArgs) (uint64, error) {
 	case unix.F_SETLK, unix.F_SETLKW, unix.F_OFD_SETLK, unix.F_OFD_SETLKW:
 		return 0, nil
 	case unix.F_GETPIPE_SZ:
-		return pipeSize, nil
+		n, err := f.PipeCapacity()
+		return uint64(n), err
 	case unix.F_SETPIPE_SZ:
-		return pipeSize, nil
+		n, err := f.SetPipeCapacity(uint32(a[2]))
+		return uint64(n), err
 	case unix.F_ADD_SEALS:
 		_, err := f.Seals(uint32(a[2]), false)
 		return 0, err
@@ -541,6 +569,9 @@ func sysFdSetAttr(t *Task, a *sysArgs) (uint64, error) {
 }
 
 func sysFtruncate(t *Task, a *sysArgs) (uint64, error) {
+	if int64(a[1]) < 0 {
+		return 0, unix.EINVAL // before the descriptor, as Linux
+	}
 	f, err := t.getFile(a.Int(0))
 	if err != nil {
 		return 0, err

@@ -10,11 +10,6 @@ import (
 	"snapshotter/kernel/vfs"
 )
 
-func init() {
-	registerSyscall(unix.SYS_POLL, "poll", sysPoll)
-	registerSyscall(unix.SYS_PPOLL, "ppoll", sysPpoll)
-}
-
 // pollfdSize is sizeof(struct pollfd).
 const pollfdSize = 8
 

@@ -6,31 +6,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() {
-	registerSyscall(unix.SYS_EXIT, "exit", sysExit)
-	registerSyscall(unix.SYS_EXIT_GROUP, "exit_group", sysExitGroup)
-	registerSyscall(unix.SYS_GETPID, "getpid", func(t *Task, _ *sysArgs) (uint64, error) { return uint64(t.tg.tgid), nil })
-	registerSyscall(unix.SYS_GETTID, "gettid", func(t *Task, _ *sysArgs) (uint64, error) { return uint64(t.tid), nil })
-	registerSyscall(unix.SYS_GETPPID, "getppid", sysGetppid)
-	registerSyscall(unix.SYS_GETUID, "getuid", credGetter(func(c credentials) uint32 { return c.UID }))
-	registerSyscall(unix.SYS_GETEUID, "geteuid", credGetter(func(c credentials) uint32 { return c.EUID }))
-	registerSyscall(unix.SYS_GETGID, "getgid", credGetter(func(c credentials) uint32 { return c.GID }))
-	registerSyscall(unix.SYS_GETEGID, "getegid", credGetter(func(c credentials) uint32 { return c.EGID }))
-	registerSyscall(unix.SYS_GETRESUID, "getresuid", sysGetresid(func(c credentials) [3]uint32 { return [3]uint32{c.UID, c.EUID, c.SUID} }))
-	registerSyscall(unix.SYS_GETRESGID, "getresgid", sysGetresid(func(c credentials) [3]uint32 { return [3]uint32{c.GID, c.EGID, c.SGID} }))
-	registerSyscall(unix.SYS_GETGROUPS, "getgroups", func(*Task, *sysArgs) (uint64, error) { return 0, nil })
-	registerSyscall(unix.SYS_GETPGRP, "getpgrp", sysGetpgrp)
-	registerSyscall(unix.SYS_GETPGID, "getpgid", sysGetpgid)
-	registerSyscall(unix.SYS_SETPGID, "setpgid", sysSetpgid)
-	registerSyscall(unix.SYS_GETSID, "getsid", sysGetsid)
-	registerSyscall(unix.SYS_SETSID, "setsid", sysSetsid)
-	registerSyscall(unix.SYS_SET_TID_ADDRESS, "set_tid_address", sysSetTidAddress)
-	registerSyscall(unix.SYS_SET_ROBUST_LIST, "set_robust_list", sysSetRobustList)
-	registerSyscall(unix.SYS_RSEQ, "rseq", func(*Task, *sysArgs) (uint64, error) { return 0, unix.ENOSYS })
-	registerSyscall(unix.SYS_ARCH_PRCTL, "arch_prctl", sysArchPrctl)
-	registerSyscall(unix.SYS_PRCTL, "prctl", sysPrctl)
-	registerSyscall(unix.SYS_UMASK, "umask", sysUmask)
-}
+func sysGetpid(t *Task, _ *sysArgs) (uint64, error) { return uint64(t.tg.tgid), nil }
+
+func sysGettid(t *Task, _ *sysArgs) (uint64, error) { return uint64(t.tid), nil }
+
+func sysGetgroups(_ *Task, _ *sysArgs) (uint64, error) { return 0, nil }
 
 // sysExit ends the calling thread; the process ends with it if it was the
 // last one (see Task.exit).
@@ -78,13 +58,11 @@ func sysGetresid(f func(credentials) [3]uint32) syscallFn {
 	}
 }
 
-// processByPID returns the process with the given ID (0: the caller's).
+// processByPID returns the process with the given ID (0: the caller's);
+// ESRCH if there is none, as for a negative ID.
 func (t *Task) processByPID(pid int32) (*ThreadGroup, error) {
 	if pid == 0 || pid == t.tg.tgid {
 		return t.tg, nil
-	}
-	if pid < 0 {
-		return nil, unix.EINVAL
 	}
 	ts := t.k.tasks
 	ts.mu.Lock()
@@ -112,16 +90,19 @@ func sysGetpgid(t *Task, a *sysArgs) (uint64, error) {
 }
 
 func sysSetpgid(t *Task, a *sysArgs) (uint64, error) {
-	tg, err := t.processByPID(a.Int(0))
-	if err != nil {
-		return 0, err
+	pid, pgid := a.Int(0), a.Int(1)
+	if pid == 0 {
+		pid = t.tg.tgid
 	}
-	pgid := a.Int(1)
+	if pgid == 0 {
+		pgid = pid
+	}
 	if pgid < 0 {
 		return 0, unix.EINVAL
 	}
-	if pgid == 0 {
-		pgid = tg.tgid
+	tg, err := t.processByPID(pid)
+	if err != nil {
+		return 0, err
 	}
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
@@ -211,6 +192,8 @@ const (
 	prSetDumpable       = 4
 	prSetName           = 15
 	prGetName           = 16
+	prSetTimerslack     = 29
+	prGetTimerslack     = 30
 	taskCommLen         = 16
 )
 
@@ -239,6 +222,11 @@ func sysPrctl(t *Task, a *sysArgs) (uint64, error) {
 		copy(buf, t.name)
 		t.mu.Unlock()
 		return 0, t.tg.mm.CopyOut(a[1], buf)
+	case prSetTimerslack:
+		t.setTimerSlack(a[1])
+		return 0, nil
+	case prGetTimerslack:
+		return t.timerSlack(), nil
 	case prGetDumpable:
 		return 1, nil
 	case prSetPdeathsig, prSetNoNewPrivs, prSetChildSubreaper:

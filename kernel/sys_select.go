@@ -7,11 +7,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() {
-	registerSyscall(unix.SYS_SELECT, "select", sysSelect)
-	registerSyscall(unix.SYS_PSELECT6, "pselect6", sysPselect6)
-}
-
 func sysSelect(t *Task, a *sysArgs) (uint64, error) {
 	timeout := int64(-1)
 	if a[4] != 0 {

@@ -6,23 +6,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() {
-	registerSyscall(unix.SYS_RT_SIGACTION, "rt_sigaction", sysRtSigaction)
-	registerSyscall(unix.SYS_RT_SIGPROCMASK, "rt_sigprocmask", sysRtSigprocmask)
-	registerSyscall(unix.SYS_RT_SIGRETURN, "rt_sigreturn", sysRtSigreturn)
-	registerSyscall(unix.SYS_RT_SIGPENDING, "rt_sigpending", sysRtSigpending)
-	registerSyscall(unix.SYS_RT_SIGSUSPEND, "rt_sigsuspend", sysRtSigsuspend)
-	registerSyscall(unix.SYS_SIGALTSTACK, "sigaltstack", sysSigaltstack)
-	registerSyscall(unix.SYS_KILL, "kill", sysKill)
-	registerSyscall(unix.SYS_TGKILL, "tgkill", sysTgkill)
-	registerSyscall(unix.SYS_TKILL, "tkill", sysTkill)
-	registerSyscall(unix.SYS_RT_SIGQUEUEINFO, "rt_sigqueueinfo", sysRtSigqueueinfo)
-	registerSyscall(unix.SYS_RT_SIGTIMEDWAIT, "rt_sigtimedwait", sysRtSigtimedwait)
-	registerSyscall(unix.SYS_ALARM, "alarm", sysAlarm)
-	registerSyscall(unix.SYS_SETITIMER, "setitimer", sysSetitimer)
-	registerSyscall(unix.SYS_GETITIMER, "getitimer", sysGetitimer)
-}
-
 // sigsetSize is the only sigset_t size the kernel accepts.
 const sigsetSize = 8
 

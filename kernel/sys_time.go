@@ -9,16 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() {
-	registerSyscall(unix.SYS_CLOCK_GETTIME, "clock_gettime", sysClockGettime)
-	registerSyscall(unix.SYS_CLOCK_GETRES, "clock_getres", sysClockGetres)
-	registerSyscall(unix.SYS_GETTIMEOFDAY, "gettimeofday", sysGettimeofday)
-	registerSyscall(unix.SYS_TIME, "time", sysTime)
-	registerSyscall(unix.SYS_NANOSLEEP, "nanosleep", sysNanosleep)
-	registerSyscall(unix.SYS_CLOCK_NANOSLEEP, "clock_nanosleep", sysClockNanosleep)
-	registerSyscall(unix.SYS_SCHED_YIELD, "sched_yield", func(*Task, *sysArgs) (uint64, error) { runtime.Gosched(); return 0, nil })
-	registerSyscall(unix.SYS_TIMES, "times", sysTimes)
-}
+func sysSchedYield(_ *Task, _ *sysArgs) (uint64, error) { runtime.Gosched(); return 0, nil }
 
 const nsPerSec = int64(time.Second)
 
@@ -220,4 +211,53 @@ func sysClockNanosleep(t *Task, a *sysArgs) (uint64, error) {
 		return 0, errRestartNoHand
 	}
 	return 0, nil
+}
+
+// settodMaxSeconds is TIME_SETTOD_SEC_MAX: the realtime clock cannot be set
+// this close to the end of 64-bit time.
+const settodMaxSeconds = maxTimespecSeconds - 30*365*86400
+
+// sysClockSettime checks its arguments as Linux does and then refuses: the
+// sandbox never changes the host's clock, as a process without CAP_SYS_TIME
+// (EPERM). Clocks that cannot be set are EINVAL.
+func sysClockSettime(t *Task, a *sysArgs) (uint64, error) {
+	c := a.Int(0)
+	switch c {
+	case clockRealtime, clockProcessCPUTime, clockThreadCPUTime:
+	default:
+		return 0, unix.EINVAL
+	}
+	var b [timespecSize]byte
+	if err := t.tg.mm.CopyIn(a[1], b[:]); err != nil {
+		return 0, err
+	}
+	sec := int64(binary.LittleEndian.Uint64(b[:]))
+	nsec := int64(binary.LittleEndian.Uint64(b[8:]))
+	if c == clockRealtime && (sec < 0 || sec >= settodMaxSeconds || nsec < 0 || nsec >= nsPerSec) {
+		return 0, unix.EINVAL
+	}
+	return 0, unix.EPERM
+}
+
+// sysSettimeofday checks its arguments as Linux does and then refuses with
+// EPERM, as sysClockSettime.
+func sysSettimeofday(t *Task, a *sysArgs) (uint64, error) {
+	if a[0] != 0 {
+		var b [16]byte
+		if err := t.tg.mm.CopyIn(a[0], b[:]); err != nil {
+			return 0, err
+		}
+		sec := int64(binary.LittleEndian.Uint64(b[:]))
+		usec := int64(binary.LittleEndian.Uint64(b[8:]))
+		if sec < 0 || sec >= settodMaxSeconds || usec < 0 || usec >= 1e6 {
+			return 0, unix.EINVAL
+		}
+	}
+	if a[1] != 0 {
+		var tz [8]byte
+		if err := t.tg.mm.CopyIn(a[1], tz[:]); err != nil {
+			return 0, err
+		}
+	}
+	return 0, unix.EPERM
 }

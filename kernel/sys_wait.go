@@ -6,11 +6,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() {
-	registerSyscall(unix.SYS_WAIT4, "wait4", sysWait4)
-	registerSyscall(unix.SYS_WAITID, "waitid", sysWaitid)
-}
-
 // waitEvent is what a wait reports about a child.
 type waitEvent uint8
 

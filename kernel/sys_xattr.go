@@ -2,28 +2,37 @@ package kernel
 
 import "golang.org/x/sys/unix"
 
-func init() {
-	registerSyscall(unix.SYS_GETXATTR, "getxattr", func(t *Task, a *sysArgs) (uint64, error) { return t.noXattrAt(a[0], 0, unix.ENODATA) })
-	registerSyscall(unix.SYS_LGETXATTR, "lgetxattr", func(t *Task, a *sysArgs) (uint64, error) {
-		return t.noXattrAt(a[0], unix.AT_SYMLINK_NOFOLLOW, unix.ENODATA)
-	})
-	registerSyscall(unix.SYS_FGETXATTR, "fgetxattr", func(t *Task, a *sysArgs) (uint64, error) { return t.noXattrFD(a.Int(0), unix.ENODATA) })
-	registerSyscall(unix.SYS_LISTXATTR, "listxattr", func(t *Task, a *sysArgs) (uint64, error) { return t.noXattrAt(a[0], 0, nil) })
-	registerSyscall(unix.SYS_LLISTXATTR, "llistxattr", func(t *Task, a *sysArgs) (uint64, error) {
-		return t.noXattrAt(a[0], unix.AT_SYMLINK_NOFOLLOW, nil)
-	})
-	registerSyscall(unix.SYS_FLISTXATTR, "flistxattr", func(t *Task, a *sysArgs) (uint64, error) { return t.noXattrFD(a.Int(0), nil) })
-	registerSyscall(unix.SYS_SETXATTR, "setxattr", func(t *Task, a *sysArgs) (uint64, error) { return t.noXattrAt(a[0], 0, unix.EROFS) })
-	registerSyscall(unix.SYS_LSETXATTR, "lsetxattr", func(t *Task, a *sysArgs) (uint64, error) {
-		return t.noXattrAt(a[0], unix.AT_SYMLINK_NOFOLLOW, unix.EROFS)
-	})
-	registerSyscall(unix.SYS_FSETXATTR, "fsetxattr", func(t *Task, a *sysArgs) (uint64, error) { return t.noXattrFD(a.Int(0), unix.EROFS) })
-	registerSyscall(unix.SYS_REMOVEXATTR, "removexattr", func(t *Task, a *sysArgs) (uint64, error) { return t.noXattrAt(a[0], 0, unix.EROFS) })
-	registerSyscall(unix.SYS_LREMOVEXATTR, "lremovexattr", func(t *Task, a *sysArgs) (uint64, error) {
-		return t.noXattrAt(a[0], unix.AT_SYMLINK_NOFOLLOW, unix.EROFS)
-	})
-	registerSyscall(unix.SYS_FREMOVEXATTR, "fremovexattr", func(t *Task, a *sysArgs) (uint64, error) { return t.noXattrFD(a.Int(0), unix.EROFS) })
+func sysGetxattr(t *Task, a *sysArgs) (uint64, error) { return t.noXattrAt(a[0], 0, unix.ENODATA) }
+
+func sysLgetxattr(t *Task, a *sysArgs) (uint64, error) {
+	return t.noXattrAt(a[0], unix.AT_SYMLINK_NOFOLLOW, unix.ENODATA)
 }
+
+func sysFgetxattr(t *Task, a *sysArgs) (uint64, error) { return t.noXattrFD(a.Int(0), unix.ENODATA) }
+
+func sysListxattr(t *Task, a *sysArgs) (uint64, error) { return t.noXattrAt(a[0], 0, nil) }
+
+func sysLlistxattr(t *Task, a *sysArgs) (uint64, error) {
+	return t.noXattrAt(a[0], unix.AT_SYMLINK_NOFOLLOW, nil)
+}
+
+func sysFlistxattr(t *Task, a *sysArgs) (uint64, error) { return t.noXattrFD(a.Int(0), nil) }
+
+func sysSetxattr(t *Task, a *sysArgs) (uint64, error) { return t.noXattrAt(a[0], 0, unix.EROFS) }
+
+func sysLsetxattr(t *Task, a *sysArgs) (uint64, error) {
+	return t.noXattrAt(a[0], unix.AT_SYMLINK_NOFOLLOW, unix.EROFS)
+}
+
+func sysFsetxattr(t *Task, a *sysArgs) (uint64, error) { return t.noXattrFD(a.Int(0), unix.EROFS) }
+
+func sysRemovexattr(t *Task, a *sysArgs) (uint64, error) { return t.noXattrAt(a[0], 0, unix.EROFS) }
+
+func sysLremovexattr(t *Task, a *sysArgs) (uint64, error) {
+	return t.noXattrAt(a[0], unix.AT_SYMLINK_NOFOLLOW, unix.EROFS)
+}
+
+func sysFremovexattr(t *Task, a *sysArgs) (uint64, error) { return t.noXattrFD(a.Int(0), unix.EROFS) }
 
 // The sandbox's files have no extended attributes: reads find none
 // (ENODATA, an empty list) and writes hit the read-only filesystem. The

@@ -40,7 +40,7 @@ func newUnitTask(t *testing.T) *Task {
 	t.Cleanup(func() { root.Close() })
 	k := &Kernel{mf: mm.mf, tasks: newTaskSet(), root: root, hostname: "unit", log: io.Discard, exited: make(chan struct{})}
 	k.stopCond = sync.NewCond(&k.stopMu)
-	k.unimplLogged = map[uintptr]bool{}
+	k.unimplLogged = map[unsupportedKey]bool{}
 	fdt := vfs.NewFDTable()
 	t.Cleanup(fdt.Close)
 	for i := range 3 {

@@ -131,6 +131,9 @@ type ThreadGroup struct {
 	futex *futexTable `state:"nosave"`
 	// sigs is the process's signal state (task_signals.go). Protected by mu.
 	sigs tgSignals
+	// membarrier holds the membarrier commands the process registered for
+	// (MEMBARRIER_CMD_REGISTER_* bits); execve clears it. Protected by mu.
+	membarrier uint32
 }
 
 // Task is a thread. Its task goroutine (Task.run) executes application code
@@ -219,7 +222,7 @@ type Task struct {
 	pinSwitches int       `state:"nosave"`
 	pinSince    time.Time `state:"nosave"`
 
-	// mu protects the interrupt fields and name.
+	// mu protects the interrupt fields, name and sched.
 	mu sync.Mutex `state:"nosave"`
 	// cancel is closed by interrupt; nil when none was handed out since
 	// the last interrupt. Protected by mu. Not saved: a restored task
@@ -231,6 +234,9 @@ type Task struct {
 	interruptPending bool `state:"nosave"`
 	// name is the thread name (comm), at most 15 bytes. Protected by mu.
 	name string
+	// sched are the thread's scheduling attributes, personality and
+	// memory policy (sys_sched.go). Protected by mu.
+	sched schedAttrs
 	// sig is the thread's signal state (task_signals.go). Protected by
 	// tg.mu.
 	sig taskSignals

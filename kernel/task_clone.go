@@ -4,16 +4,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() {
-	registerSyscall(unix.SYS_CLONE, "clone", sysClone)
-	registerSyscall(unix.SYS_FORK, "fork", func(t *Task, _ *sysArgs) (uint64, error) {
-		return t.fork(uint64(unix.SIGCHLD), 0, 0, 0, 0)
-	})
-	registerSyscall(unix.SYS_VFORK, "vfork", func(t *Task, _ *sysArgs) (uint64, error) {
-		return t.fork(uint64(unix.SIGCHLD|unix.CLONE_VM|unix.CLONE_VFORK), 0, 0, 0, 0)
-	})
-	// clone3 is not implemented; libcs fall back to clone on ENOSYS.
-	registerSyscall(unix.SYS_CLONE3, "clone3", func(*Task, *sysArgs) (uint64, error) { return 0, unix.ENOSYS })
+func sysFork(t *Task, _ *sysArgs) (uint64, error) {
+	return t.fork(uint64(unix.SIGCHLD), 0, 0, 0, 0)
+}
+
+func sysVfork(t *Task, _ *sysArgs) (uint64, error) {
+	return t.fork(uint64(unix.SIGCHLD|unix.CLONE_VM|unix.CLONE_VFORK), 0, 0, 0, 0)
 }
 
 // threadFlags are the clone flags that make a thread (what pthread_create
@@ -82,6 +78,7 @@ func sysClone(t *Task, a *sysArgs) (uint64, error) {
 // Preconditions: called by t's task goroutine.
 func (t *Task) newThread() (*Task, error) {
 	fp := t.fpState()
+	sched := t.schedForClone()
 	ts := t.k.tasks
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -99,6 +96,7 @@ func (t *Task) newThread() (*Task, error) {
 		regs:     t.regs,
 		fp:       append([]byte(nil), fp...),
 		name:     name,
+		sched:    sched,
 	}
 	ts.nextTID++
 	ts.tids[nt.tid] = nt
@@ -152,6 +150,7 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 		exe:        ptg.exe,
 		specials:   append([]special(nil), ptg.specials...),
 		limits:     ptg.limits,
+		membarrier: ptg.membarrier,
 		exitSignal: int32(flags & 0xff),
 	}
 	ptg.mu.Unlock()
@@ -166,6 +165,7 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 		regs:     t.regs,
 		fp:       append([]byte(nil), fp...),
 		name:     name,
+		sched:    t.schedForClone(),
 	}
 	nt.setCloneRegs(flags, sp, tls, childTID)
 

@@ -20,27 +20,6 @@ func (a *sysArgs) Int(i int) int32 { return int32(a[i]) }
 // ends the process calls t.tg.exitGroup; doSyscall then moves to runExit.
 type syscallFn func(t *Task, a *sysArgs) (uint64, error)
 
-type syscallEntry struct {
-	name string
-	fn   syscallFn
-}
-
-// syscallTableSize bounds x86-64 syscall numbers the kernel knows.
-const syscallTableSize = 512
-
-var syscallTable [syscallTableSize]syscallEntry
-
-// registerSyscall adds a handler to the syscall table. It is called from
-// init functions of the files implementing syscalls (the signal code
-// registers its own); a duplicate or out-of-range number is a programming
-// error and panics at startup.
-func registerSyscall(nr uintptr, name string, fn syscallFn) {
-	if nr >= syscallTableSize || syscallTable[nr].fn != nil {
-		panic(fmt.Sprintf("syscall %d (%s) registered twice or out of range", nr, name))
-	}
-	syscallTable[nr] = syscallEntry{name, fn}
-}
-
 // errNoSyscallReturn is returned by a handler that has set the registers
 // itself (rt_sigreturn, a future execve): doSyscall then leaves Rax alone
 // and no syscall restart applies.
@@ -96,8 +75,7 @@ func (t *Task) doSyscall() taskRunState {
 	if nr < syscallTableSize && syscallTable[nr].fn != nil {
 		ret, err = syscallTable[nr].fn(t, a)
 	} else {
-		t.k.logUnimplemented(nr)
-		err = unix.ENOSYS
+		err = t.unsupportedSyscall(nr)
 	}
 	switch {
 	case err == errNoSyscallReturn:
@@ -146,18 +124,48 @@ func syscallName(nr uint64) string {
 	return fmt.Sprintf("#%d", nr)
 }
 
-// logUnimplemented logs an unimplemented syscall once per number.
-func (k *Kernel) logUnimplemented(nr uint64) {
-	if !k.debug {
-		return
+// unsupportedSyscall returns the errno of syscall nr, which has no handler
+// (ENOSYS if it has no row either), and names it in the debug log once per
+// number and process.
+func (t *Task) unsupportedSyscall(nr uint64) error {
+	errno := unix.ENOSYS
+	what := "unknown"
+	if nr < syscallTableSize && syscallTable[nr].level == supportUnsupported {
+		e := &syscallTable[nr]
+		errno, what = e.errno, "unsupported ("+e.note+")"
 	}
+	if t.k.debug && t.k.firstUnsupported(t.tg.tgid, nr) {
+		t.k.debugf("pid %d: syscall %d (%s) %s: returning %s", t.tg.tgid, nr, syscallName(nr), what, errnoName(errno))
+	}
+	return errno
+}
+
+// firstUnsupported reports whether process tgid calls syscall nr without a
+// handler for the first time.
+func (k *Kernel) firstUnsupported(tgid int32, nr uint64) bool {
+	key := unsupportedKey{tgid, nr}
 	k.unimplMu.Lock()
-	seen := k.unimplLogged[uintptr(nr)]
-	k.unimplLogged[uintptr(nr)] = true
-	k.unimplMu.Unlock()
-	if !seen {
-		k.debugf("unimplemented syscall %d: returning ENOSYS", nr)
+	defer k.unimplMu.Unlock()
+	if k.unimplLogged[key] {
+		return false
 	}
+	k.unimplLogged[key] = true
+	return true
+}
+
+// unsupportedKey identifies a logged unsupported syscall: a process and a
+// syscall number.
+type unsupportedKey struct {
+	tgid int32
+	nr   uint64
+}
+
+// errnoName returns the symbolic name of e ("ENOSYS"), or its number.
+func errnoName(e unix.Errno) string {
+	if n := unix.ErrnoName(e); n != "" {
+		return n
+	}
+	return fmt.Sprintf("errno %d", int(e))
 }
 
 // syscallRestartErrno returns the restart errno in the last syscall's
@@ -193,10 +201,6 @@ func (t *Task) restartSyscallIfNeeded() {
 	} else {
 		t.regs.Rax = t.regs.OrigRax
 	}
-}
-
-func init() {
-	registerSyscall(unix.SYS_RESTART_SYSCALL, "restart_syscall", sysRestartSyscall)
 }
 
 // sysRestartSyscall resumes the syscall described by t.restart.

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +231,42 @@ int main(int argc, char **argv)
 		exit(atoi(argv[2]));
 	if (!strcmp(mode, "segv"))
 		return *(volatile int *)8;
+	if (!strcmp(mode, "privileged")) {
+		/* Calls the sandbox refuses whatever the user: "name=-errno". */
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		struct sched_param sp = {1};
+		int p[2];
+		if (pipe(p) != 0)
+			return 1;
+		struct {
+			const char *name;
+			long r;
+			int e;
+		} calls[4 + 4];
+		int n = 0;
+#define CALL(label, ...) (calls[n].name = label, calls[n].r = syscall(__VA_ARGS__), calls[n].e = errno, n++)
+		CALL("clock_settime", SYS_clock_settime, CLOCK_REALTIME, &now);
+		CALL("clock_settime_cputime", SYS_clock_settime, CLOCK_PROCESS_CPUTIME_ID, &now);
+		CALL("settimeofday", SYS_settimeofday, NULL, NULL);
+		CALL("sched_setscheduler_fifo", SYS_sched_setscheduler, 0, SCHED_FIFO, &sp);
+		CALL("unshare_newuts", SYS_unshare, CLONE_NEWUTS);
+		CALL("unshare_newuser", SYS_unshare, CLONE_NEWUSER);
+		CALL("setpipe_2mib", SYS_fcntl, p[0], F_SETPIPE_SZ, 2 << 20);
+		CALL("setns", SYS_setns, p[0], 0);
+#undef CALL
+		for (int i = 0; i < n; i++)
+			printf("%s=%ld\n", calls[i].name, calls[i].r < 0 ? -calls[i].e : calls[i].r);
+		return 0;
+	}
+	if (!strcmp(mode, "rawsyscalls")) {
+		/* Each argument is a syscall number, made with six zero arguments. */
+		for (int i = 2; i < argc; i++) {
+			long r = syscall(atol(argv[i]), 0, 0, 0, 0, 0, 0);
+			printf("%s=%ld\n", argv[i], r < 0 ? -errno : r);
+		}
+		return 0;
+	}
 	if (!strcmp(mode, "enosys"))
 		return syscall(400) == -1 && errno == ENOSYS ? 0 : 1;
 	return 2;

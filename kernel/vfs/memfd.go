@@ -136,18 +136,73 @@ func (m *memfdFile) stat(*File) (Stat, error) { return hostStat(m.ino.fd) }
 
 func (m *memfdFile) guestPath() string { return "/memfd:" + m.ino.name + " (deleted)" }
 
-// Truncate sets the size of a memfd (ftruncate(2)); other files keep
-// SetAttr's answer (EROFS for host files). EINVAL for a negative size or
-// a description not open for writing, EPERM if a seal forbids it.
+// Truncate sets the size of a memfd (ftruncate(2)). As on Linux, it is
+// EINVAL for a negative size and for a description that is not a regular
+// file open for writing (pipes, devices, host files, which open read-only);
+// EPERM if a seal forbids it. Other writable regular files (stdio bound to
+// a host file) keep SetAttr's answer.
 func (f *File) Truncate(size int64) error {
+	if size < 0 || f.FileType() != unix.S_IFREG || !f.writable() {
+		return unix.EINVAL
+	}
 	m, ok := f.impl.(*memfdFile)
 	if !ok {
 		return f.SetAttr()
 	}
-	if size < 0 || !f.writable() {
+	return unix.Ftruncate(m.ino.fd, size)
+}
+
+// fallocate mode bits (linux/falloc.h).
+const (
+	fallocKeepSize  = 0x01
+	fallocPunchHole = 0x02
+	fallocKnown     = 0xff
+)
+
+// Fallocate implements fallocate(2) with Linux's checks in Linux's order:
+// EINVAL for a bad range, EOPNOTSUPP for an unknown mode, EBADF unless open
+// for writing, ESPIPE on a pipe, EISDIR, ENODEV for anything but a regular
+// file. A memfd allocates through its host memfd; the other regular files
+// (stdio bound to a host file) are EOPNOTSUPP.
+func (f *File) Fallocate(mode uint32, off, length int64) error {
+	if off < 0 || length <= 0 {
 		return unix.EINVAL
 	}
-	return unix.Ftruncate(m.ino.fd, size)
+	if mode&^fallocKnown != 0 || mode&(fallocPunchHole|fallocKeepSize) == fallocPunchHole {
+		return unix.EOPNOTSUPP
+	}
+	if !f.writable() {
+		return unix.EBADF
+	}
+	switch f.FileType() {
+	case unix.S_IFIFO:
+		return unix.ESPIPE
+	case unix.S_IFDIR:
+		return unix.EISDIR
+	case unix.S_IFREG:
+	default:
+		return unix.ENODEV
+	}
+	if off+length < 0 {
+		return unix.EFBIG
+	}
+	m, ok := f.impl.(*memfdFile)
+	if !ok {
+		return unix.EOPNOTSUPP
+	}
+	return unix.Fallocate(m.ino.fd, mode, off, length)
+}
+
+// Readahead implements readahead(2)'s checks, the only part that shows:
+// EBADF unless open for reading, EINVAL unless a regular file.
+func (f *File) Readahead() error {
+	if !f.readable() {
+		return unix.EBADF
+	}
+	if f.FileType() != unix.S_IFREG {
+		return unix.EINVAL
+	}
+	return nil
 }
 
 // Seals implements fcntl F_ADD_SEALS (add != 0) and F_GET_SEALS on a memfd

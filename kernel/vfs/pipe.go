@@ -9,10 +9,16 @@ import (
 )
 
 const (
-	// PipeSize is the capacity of a pipe's buffer (Linux's default).
+	// PipeSize is the capacity of a new pipe's buffer (Linux's default).
 	PipeSize = 64 << 10
 	// pipeBuf is PIPE_BUF: writes up to this size are atomic.
 	pipeBuf = 4096
+	// pipeMaxSize is the largest capacity F_SETPIPE_SZ gives (Linux's
+	// default /proc/sys/fs/pipe-max-size, for a caller without
+	// CAP_SYS_RESOURCE).
+	pipeMaxSize = 1 << 20
+	// pipePage is the unit pipe capacities are made of.
+	pipePage = 4096
 )
 
 // pipe is the buffer shared by the two ends of a pipe.
@@ -21,12 +27,15 @@ const (
 type pipe struct {
 	// mu protects every field below. Not saved: idle at save time.
 	mu sync.Mutex `state:"nosave"`
-	// buf is a ring of PipeSize bytes allocated on first write; head is
+	// buf is a ring of capacity bytes allocated on first write; head is
 	// the index of the first buffered byte and size the number of
 	// buffered bytes. Saved as the buffered bytes only (saveBuf/loadBuf).
 	buf  []byte `state:".([]byte)"`
 	head int
 	size int
+	// capacity is the buffer size: PipeSize, or what F_SETPIPE_SZ set.
+	// Images made before it was kept load 0, read as PipeSize.
+	capacity int
 	// ino is the inode number fstat reports; immutable.
 	ino uint64
 	// readers and writers count the open Files of each end.
@@ -44,7 +53,7 @@ type pipe struct {
 // NewPipe returns the read and write ends of a new pipe (pipe2(2)). flags
 // may hold O_NONBLOCK (set on both ends); O_CLOEXEC is the FDTable's.
 func NewPipe(flags uint32) (r, w *File) {
-	p := &pipe{ino: pipeIno.Add(1), readers: 1, writers: 1, changed: make(chan struct{})}
+	p := &pipe{ino: pipeIno.Add(1), readers: 1, writers: 1, capacity: PipeSize, changed: make(chan struct{})}
 	nb := flags & unix.O_NONBLOCK
 	r = newFile(unix.O_RDONLY|nb, &pipeReader{pipe: p})
 	w = newFile(unix.O_WRONLY|nb, &pipeWriter{pipe: p})
@@ -78,19 +87,16 @@ func (p *pipe) saveBuf() []byte {
 	return out
 }
 
-// loadBuf restores the buffered bytes. Invoked by stateify.
+// loadBuf keeps the buffered bytes until afterLoad knows the capacity.
+// Invoked by stateify.
 func (p *pipe) loadBuf(_ context.Context, data []byte) {
-	p.head = 0
-	p.size = min(len(data), PipeSize)
-	p.buf = nil
-	if p.size > 0 {
-		p.buf = make([]byte, PipeSize)
-		copy(p.buf, data[:p.size])
-	}
+	p.buf = data
 }
 
-// afterLoad rebuilds the wait channel and keeps new pipes from reusing the
-// restored pipe's inode number. Invoked by stateify.
+// afterLoad rebuilds the ring from the saved bytes and the wait channel,
+// and keeps new pipes from reusing the restored pipe's inode number. A
+// capacity that F_SETPIPE_SZ could not have set is the default, and bytes
+// past the capacity are dropped. Invoked by stateify.
 func (p *pipe) afterLoad(context.Context) {
 	p.changed = make(chan struct{})
 	for {
@@ -99,9 +105,77 @@ func (p *pipe) afterLoad(context.Context) {
 			break
 		}
 	}
-	if p.size > PipeSize || p.size < 0 || p.head != 0 {
-		p.head, p.size = 0, 0
+	if c := p.capacity; c < pipePage || c > pipeMaxSize || c&(c-1) != 0 {
+		p.capacity = PipeSize
 	}
+	data := p.buf
+	p.head, p.size, p.buf = 0, min(len(data), p.capacity), nil
+	if p.size > 0 {
+		p.buf = make([]byte, p.capacity)
+		copy(p.buf, data[:p.size])
+	}
+}
+
+// setCapacity implements F_SETPIPE_SZ: the capacity becomes size rounded
+// up to a power of two pages. EINVAL past 2 GiB, EPERM past pipeMaxSize,
+// EBUSY if the bytes already buffered would not fit.
+func (p *pipe) setCapacity(size uint32) (int, error) {
+	if size > 1<<31 {
+		return 0, unix.EINVAL
+	}
+	c := pipePage
+	for c < int(size) {
+		c <<= 1
+	}
+	if c > pipeMaxSize {
+		return 0, unix.EPERM
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.size > c {
+		return 0, unix.EBUSY
+	}
+	if p.buf != nil {
+		nb := make([]byte, c)
+		n := copy(nb, p.buf[p.head:min(p.head+p.size, len(p.buf))])
+		copy(nb[n:p.size], p.buf)
+		p.buf, p.head = nb, 0
+	}
+	p.capacity = c
+	p.notifyLocked()
+	return c, nil
+}
+
+// PipeCapacity implements F_GETPIPE_SZ: EBADF if f is not a pipe.
+func (f *File) PipeCapacity() (int, error) {
+	p := f.pipe()
+	if p == nil {
+		return 0, unix.EBADF
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.capacity, nil
+}
+
+// SetPipeCapacity implements F_SETPIPE_SZ on either end of a pipe and
+// returns the new capacity: EBADF if f is not a pipe.
+func (f *File) SetPipeCapacity(size uint32) (int, error) {
+	p := f.pipe()
+	if p == nil {
+		return 0, unix.EBADF
+	}
+	return p.setCapacity(size)
+}
+
+// pipe returns the pipe behind f, or nil.
+func (f *File) pipe() *pipe {
+	switch impl := f.impl.(type) {
+	case *pipeReader:
+		return impl.pipe
+	case *pipeWriter:
+		return impl.pipe
+	}
+	return nil
 }
 
 // wait blocks until ch is closed or cancel fires.
@@ -137,7 +211,7 @@ func (r *pipeReader) read(f *File, cancel <-chan struct{}, dst []byte, off int64
 			n := min(len(dst), p.size)
 			c := copy(dst[:n], p.buf[p.head:])
 			copy(dst[c:n], p.buf)
-			p.head = (p.head + n) % PipeSize
+			p.head = (p.head + n) % p.capacity
 			p.size -= n
 			if p.size == 0 {
 				p.head = 0
@@ -232,7 +306,7 @@ func (w *pipeWriter) write(f *File, cancel <-chan struct{}, src []byte, off int6
 			}
 			return 0, unix.EPIPE
 		}
-		free := PipeSize - p.size
+		free := p.capacity - p.size
 		rest := len(src) - total
 		if rest == 0 {
 			p.mu.Unlock()
@@ -240,10 +314,10 @@ func (w *pipeWriter) write(f *File, cancel <-chan struct{}, src []byte, off int6
 		}
 		if free > 0 && (rest > pipeBuf || free >= rest) {
 			if p.buf == nil {
-				p.buf = make([]byte, PipeSize)
+				p.buf = make([]byte, p.capacity)
 			}
 			n := min(free, rest)
-			tail := (p.head + p.size) % PipeSize
+			tail := (p.head + p.size) % p.capacity
 			c := copy(p.buf[tail:], src[total:total+n])
 			copy(p.buf, src[total+c:total+n])
 			p.size += n
@@ -268,7 +342,7 @@ func (w *pipeWriter) readiness(_ *File, mask uint32) uint32 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var ev uint32
-	if PipeSize-p.size >= pipeBuf {
+	if p.capacity-p.size >= pipeBuf {
 		ev |= unix.POLLOUT | pollWrNorm
 	}
 	if p.readers == 0 {
@@ -297,10 +371,8 @@ func (w *pipeWriter) release() {
 var pipeIno atomic.Uint64
 
 // pipeStat describes a pipe like Linux's pipefs: a FIFO with its own inode
-// number and the buffered byte count as its size.
+// number and size 0 (FIONREAD tells how much is buffered).
 func pipeStat(p *pipe) Stat {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	return Stat{
 		Mask:     unix.STATX_BASIC_STATS,
 		Blksize:  4096,
@@ -308,6 +380,5 @@ func pipeStat(p *pipe) Stat {
 		Mode:     unix.S_IFIFO | 0o600,
 		DevMinor: 12,
 		Ino:      p.ino,
-		Size:     uint64(p.size),
 	}
 }

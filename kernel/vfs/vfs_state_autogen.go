@@ -99,6 +99,7 @@ func init() {
 		{Name: "buf", Type: "bytes"},
 		{Name: "head", Type: "int64"},
 		{Name: "size", Type: "int64"},
+		{Name: "capacity", Type: "int64"},
 		{Name: "ino", Type: "uint64"},
 		{Name: "readers", Type: "int64"},
 		{Name: "writers", Type: "int64"},
@@ -608,6 +609,7 @@ func (x *pipe) StateSave(e *stateify.Encoder) {
 	}
 	e.Int(int64(x.head))
 	e.Int(int64(x.size))
+	e.Int(int64(x.capacity))
 	e.Uint(x.ino)
 	e.Int(int64(x.readers))
 	e.Int(int64(x.writers))
@@ -626,10 +628,12 @@ func (x *pipe) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 2:
 			x.size = int(d.Int64())
 		case 3:
-			x.ino = d.Uint64()
+			x.capacity = int(d.Int64())
 		case 4:
-			x.readers = int(d.Int64())
+			x.ino = d.Uint64()
 		case 5:
+			x.readers = int(d.Int64())
+		case 6:
 			x.writers = int(d.Int64())
 		default:
 			d.Skip()
