@@ -1,10 +1,16 @@
 package checkpoint
 
 import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"snapshotter/storage"
 )
 
 // copyImage copies image name of the test's default file store to a new
@@ -32,6 +38,60 @@ func (e *env) copyImage(name, to string) string {
 	return dst
 }
 
+// rewriteState writes image to of the test's default file store: image
+// name's memory and metadata, and its kernel state blob passed through f.
+// The result is a well-formed image (checksums and sizes match) whose state
+// holds what f made of it.
+func (e *env) rewriteState(name, to string, f func([]byte) []byte) {
+	t := e.t
+	t.Helper()
+	ctx := context.Background()
+	s, err := storage.NewFileStore(filepath.Join(e.dir, "data", "snap", "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := s.Open(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	r, err := im.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := io.ReadAll(r)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := os.CreateTemp(e.dir, "memory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	if err := im.ReadMemoryAt(ctx, mem); err != nil {
+		t.Fatal(err)
+	}
+	m := im.Manifest()
+	w, err := s.Create(ctx, to, storage.CreateOptions{Metadata: m.Metadata, SnapVersion: m.SnapVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteState(bytes.NewReader(f(state))); err != nil {
+		t.Fatal(err)
+	}
+	size := (m.MemorySize + storage.PageSize - 1) &^ (storage.PageSize - 1)
+	if err := mem.Truncate(int64(size)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteMemoryFrom(mem, []storage.Range{{Off: 0, Len: size}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // edit rewrites file path with f.
 func edit(t *testing.T, path string, f func([]byte) []byte) {
 	t.Helper()
@@ -53,28 +113,39 @@ func TestBadInput(t *testing.T) {
 	waitLines(t, out, 1)
 	e.must("save", id, "--leave-running", "--to", "good")
 
-	// Bad images: a restore fails before anything runs.
+	// Bad images: a restore fails before anything runs. Each case makes
+	// image name from image good.
+	copied := func(f func(dir string)) func(name string) {
+		return func(name string) { f(e.copyImage("good", name)) }
+	}
 	for _, tc := range []struct {
 		name   string
-		break_ func(dir string)
+		break_ func(name string)
 		want   string
 	}{
-		{"corrupt chunk", func(dir string) {
+		{"corrupt chunk", copied(func(dir string) {
 			edit(t, filepath.Join(dir, "memory.bin"), func(b []byte) []byte { b[len(b)/2] ^= 0x40; return b })
-		}, "corrupt"},
-		{"truncated state", func(dir string) {
+		}), "corrupt"},
+		{"truncated state", copied(func(dir string) {
 			edit(t, filepath.Join(dir, "state.zst"), func(b []byte) []byte { return b[:len(b)/2] })
-		}, "corrupt"},
-		{"missing manifest", func(dir string) {
+		}), "corrupt"},
+		{"missing manifest", copied(func(dir string) {
 			os.Remove(filepath.Join(dir, "manifest"))
-		}, "not found"},
-		{"newer major version", func(dir string) {
+		}), "not found"},
+		{"newer major version", copied(func(dir string) {
 			edit(t, filepath.Join(dir, "manifest"), func(b []byte) []byte { b[8]++; return b })
-		}, "format 2.0"},
+		}), "format 2.0"},
+		{"newer kernel state minor", func(name string) {
+			// The kernel state header: "SNAPKRNL", major u16le, minor u16le.
+			e.rewriteState("good", name, func(b []byte) []byte {
+				binary.LittleEndian.PutUint16(b[10:], binary.LittleEndian.Uint16(b[10:])+1)
+				return b
+			})
+		}, "kernel state format 1.1, this snap loads 1.0 to 1.0 (restore it with a newer snap): incompatible kernel state version"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := strings.ReplaceAll(tc.name, " ", "-")
-			tc.break_(e.copyImage("good", name))
+			tc.break_(name)
 			for _, args := range [][]string{{"restore", name}, {"restore", name, "-d", "--id", "bad-" + name}} {
 				msg := e.mustFail(args...)
 				if !strings.Contains(msg, tc.want) {

@@ -78,6 +78,7 @@
 package kernel
 
 //go:generate go run snapshotter/tools/stategen
+// +stateify package=snapshotter/kernel
 
 import (
 	"crypto/rand"

@@ -15,6 +15,16 @@ import (
 	"snapshotter/stateify"
 )
 
+// checkStateVersion applies Firecracker's rule to the kernel state
+// header's version: the same major, a minor up to ours.
+func checkStateVersion(major, minor uint16) error {
+	if major != stateMajor || minor > stateMinor {
+		return fmt.Errorf("kernel state format %d.%d, this snap loads %d.0 to %d.%d (restore it with a newer snap): %w",
+			major, minor, stateMajor, stateMajor, stateMinor, ErrIncompatibleVersion)
+	}
+	return nil
+}
+
 // RestoreOptions configure Restore.
 type RestoreOptions struct {
 	// Config gives the platform, the debug options and the stdio that the
@@ -53,8 +63,8 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	if string(hdr[:8]) != stateMagic {
 		return nil, fmt.Errorf("%w: bad magic %q", ErrBadState, hdr[:8])
 	}
-	if major, minor := binary.LittleEndian.Uint16(hdr[8:]), binary.LittleEndian.Uint16(hdr[10:]); major != stateMajor {
-		return nil, fmt.Errorf("%w: format %d.%d, this snap loads %d.x", ErrBadState, major, minor, stateMajor)
+	if err := checkStateVersion(binary.LittleEndian.Uint16(hdr[8:]), binary.LittleEndian.Uint16(hdr[10:])); err != nil {
+		return nil, err
 	}
 	savedMonotonic := int64(binary.LittleEndian.Uint64(hdr[12:]))
 

@@ -21,7 +21,9 @@ import (
 //	+----------+-------+-------+----------------+----------------+-----------------+
 //
 // monotonic is the kernel's CLOCK_MONOTONIC at the save: a restored kernel
-// continues from it (never backward). realtime is informational.
+// continues from it (never backward). realtime is informational. Restore
+// loads the same major version and a minor version up to stateMinor
+// (ErrIncompatibleVersion otherwise), before anything else is decoded.
 const (
 	stateMagic      = "SNAPKRNL"
 	stateMajor      = 1
@@ -31,9 +33,13 @@ const (
 
 // Errors of save and restore.
 var (
-	// ErrBadState means the state blob is not a kernel state this
-	// version can load (bad magic, newer major version, truncated header).
+	// ErrBadState means the state blob is not a kernel state (bad magic,
+	// truncated header) or does not fit the image it came with.
 	ErrBadState = errors.New("invalid kernel state")
+	// ErrIncompatibleVersion means the state blob was written in a kernel
+	// state format this build cannot load: another major version, or a
+	// newer minor version than its own (an older minor loads).
+	ErrIncompatibleVersion = errors.New("incompatible kernel state version")
 	// ErrNotPaused means a save was attempted on a kernel that is not
 	// paused.
 	ErrNotPaused = errors.New("kernel is not paused")

@@ -101,18 +101,26 @@ func TestRestoreBadHeader(t *testing.T) {
 	good := make([]byte, stateHeaderSize)
 	copy(good, stateMagic)
 	binary.LittleEndian.PutUint16(good[8:], stateMajor)
-	newer := bytes.Clone(good)
-	binary.LittleEndian.PutUint16(newer[8:], stateMajor+1)
+	binary.LittleEndian.PutUint16(good[10:], stateMinor)
+	version := func(major, minor uint16) []byte {
+		b := bytes.Clone(good)
+		binary.LittleEndian.PutUint16(b[8:], major)
+		binary.LittleEndian.PutUint16(b[10:], minor)
+		return b
+	}
 	for _, tc := range []struct {
 		name string
 		in   []byte
+		want error // nil: any error
 	}{
-		{"empty", nil},
-		{"truncated header", good[:10]},
-		{"bad magic", append([]byte("NOTSNAP!"), good[8:]...)},
-		{"newer major", newer},
-		{"header only", good},
-		{"garbage stream", append(bytes.Clone(good), "garbage"...)},
+		{"empty", nil, ErrBadState},
+		{"truncated header", good[:10], ErrBadState},
+		{"bad magic", append([]byte("NOTSNAP!"), good[8:]...), ErrBadState},
+		{"newer major", version(stateMajor+1, 0), ErrIncompatibleVersion},
+		{"older major", version(stateMajor-1, stateMinor), ErrIncompatibleVersion},
+		{"newer minor", version(stateMajor, stateMinor+1), ErrIncompatibleVersion},
+		{"header only", good, nil},
+		{"garbage stream", append(bytes.Clone(good), "garbage"...), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k, err := Restore(context.Background(), bytes.NewReader(tc.in), RestoreOptions{})
@@ -120,9 +128,36 @@ func TestRestoreBadHeader(t *testing.T) {
 				k.Release()
 				t.Fatalf("Restore(%s) = nil error", tc.name)
 			}
-			if tc.name != "header only" && tc.name != "garbage stream" && !errors.Is(err, ErrBadState) {
-				t.Errorf("Restore(%s) = %v, want ErrBadState", tc.name, err)
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Errorf("Restore(%s) = %v, want %v", tc.name, err, tc.want)
+			}
+			if tc.want == nil && errors.Is(err, ErrIncompatibleVersion) {
+				t.Errorf("Restore(%s) = %v, want an error other than %v", tc.name, err, ErrIncompatibleVersion)
 			}
 		})
+	}
+}
+
+// TestCheckStateVersion applies Firecracker's rule: the same major, a
+// minor up to ours.
+func TestCheckStateVersion(t *testing.T) {
+	for _, tc := range []struct {
+		major, minor uint16
+		ok           bool
+	}{
+		{stateMajor, stateMinor, true},
+		{stateMajor, 0, true},
+		{stateMajor, stateMinor + 1, false},
+		{stateMajor, 0xffff, false},
+		{stateMajor + 1, 0, false},
+		{stateMajor - 1, 0, false},
+	} {
+		err := checkStateVersion(tc.major, tc.minor)
+		if tc.ok != (err == nil) || (err != nil && !errors.Is(err, ErrIncompatibleVersion)) {
+			t.Errorf("checkStateVersion(%d, %d) = %v, want ok %v or ErrIncompatibleVersion", tc.major, tc.minor, err, tc.ok)
+		}
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("checkStateVersion(%d, %d) = %q, want one line", tc.major, tc.minor, err)
+		}
 	}
 }

@@ -105,3 +105,4 @@
 package vfs
 
 //go:generate go run snapshotter/tools/stategen
+// +stateify package=snapshotter/kernel/vfs

@@ -16,7 +16,7 @@ func (g *generator) emitRegistration(w *bytes.Buffer, gts []*genType) {
 	}
 	w.WriteString(")\n\nfunc init() {\n")
 	for _, gt := range gts {
-		fmt.Fprintf(w, "\t%s = stateify.Register[%s](%q, []stateify.Field{\n", infoVar(gt), gt.obj.Name(), typeName(gt.obj))
+		fmt.Fprintf(w, "\t%s = stateify.Register[%s](%q, []stateify.Field{\n", infoVar(gt), gt.obj.Name(), g.local[gt.obj])
 		for _, f := range gt.fields {
 			if f.zero {
 				continue
@@ -30,7 +30,7 @@ func (g *generator) emitRegistration(w *bytes.Buffer, gts []*genType) {
 
 func (g *generator) emitType(w *bytes.Buffer, gt *genType) {
 	n, iv := gt.obj.Name(), infoVar(gt)
-	fmt.Fprintf(w, "// StateTypeName implements stateify.Savable.\nfunc (x *%s) StateTypeName() string { return %q }\n\n", n, typeName(gt.obj))
+	fmt.Fprintf(w, "// StateTypeName implements stateify.Savable.\nfunc (x *%s) StateTypeName() string { return %q }\n\n", n, g.local[gt.obj])
 	fmt.Fprintf(w, "// StateFields implements stateify.Savable.\nfunc (x *%s) StateFields() []string { return %s.FieldNames() }\n\n", n, iv)
 	fmt.Fprintf(w, "// StateTypeInfo implements stateify.Savable.\nfunc (x *%s) StateTypeInfo() *stateify.TypeInfo { return %s }\n\n", n, iv)
 
@@ -40,7 +40,7 @@ func (g *generator) emitType(w *bytes.Buffer, gt *genType) {
 	}
 	for _, f := range gt.fields {
 		if f.zero {
-			fmt.Fprintf(w, "\tif %s {\n\t\te.ZeroValueError(%q, %q)\n\t}\n", g.nonZero("x."+f.name, f.typ), typeName(gt.obj), f.name)
+			fmt.Fprintf(w, "\tif %s {\n\t\te.ZeroValueError(%q, %q)\n\t}\n", g.nonZero("x."+f.name, f.typ), g.local[gt.obj], f.name)
 		}
 	}
 	fmt.Fprintf(w, "\te.Struct(%s)\n", iv)

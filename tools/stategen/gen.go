@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"go/ast"
 	"go/format"
-	"go/parser"
 	"go/token"
 	"go/types"
 	"os"
@@ -97,7 +96,7 @@ func rel(path string) string {
 func Generate(dir string, patterns []string) ([]Output, error) {
 	cfg := &packages.Config{
 		Mode: packages.NeedName | packages.NeedFiles | packages.NeedSyntax |
-			packages.NeedTypes | packages.NeedTypesInfo,
+			packages.NeedTypes | packages.NeedTypesInfo | packages.NeedImports,
 		Dir: dir,
 	}
 	pkgs, err := packages.Load(cfg, patterns...)
@@ -110,6 +109,7 @@ func Generate(dir string, patterns []string) ([]Output, error) {
 	var outs []Output
 	var errs GenErrors
 	ann := newAnnotations()
+	saved := map[string][]savedEntry{}
 	for _, p := range pkgs {
 		if len(p.GoFiles) == 0 && len(p.CompiledGoFiles) == 0 {
 			// A pattern that matched nothing loadable.
@@ -124,9 +124,11 @@ func Generate(dir string, patterns []string) ([]Output, error) {
 		g := &generator{pkg: p, ann: ann}
 		content, perrs := g.run()
 		errs = append(errs, perrs...)
+		saved[p.PkgPath] = g.saved
 		out := filepath.Join(filepath.Dir(g.firstFile()), p.Name+"_state_autogen.go")
 		outs = append(outs, Output{Path: out, Content: content, NoDirective: content != nil && !hasDirective(p)})
 	}
+	errs = append(errs, duplicateNames(pkgs, saved)...)
 	if len(errs) > 0 {
 		sort.SliceStable(errs, func(i, j int) bool {
 			a, b := errs[i].Pos, errs[j].Pos
@@ -157,38 +159,15 @@ func hasDirective(p *packages.Package) bool {
 	return false
 }
 
-// annotations finds `+stateify savable` types in any package by parsing the
-// declaring file's comments (export data has positions but no comments).
-type annotations struct {
-	fset  *token.FileSet
-	files map[string]map[string]bool // filename -> annotated type names
-}
-
-func newAnnotations() *annotations {
-	return &annotations{fset: token.NewFileSet(), files: make(map[string]map[string]bool)}
-}
-
-func (a *annotations) isAnnotated(fset *token.FileSet, obj *types.TypeName) bool {
-	fn := fset.Position(obj.Pos()).Filename
-	if fn == "" {
-		return false
-	}
-	names, ok := a.files[fn]
-	if !ok {
-		names = map[string]bool{}
-		if f, err := parser.ParseFile(a.fset, fn, nil, parser.ParseComments|parser.SkipObjectResolution); err == nil {
-			for _, ts := range annotatedSpecs(f) {
-				names[ts.Name.Name] = true
-			}
-		}
-		a.files[fn] = names
-	}
-	return names[obj.Name()]
+// annotatedSpec is a type spec whose doc holds the annotation.
+type annotatedSpec struct {
+	ts  *ast.TypeSpec
+	ann typeAnnotation
 }
 
 // annotatedSpecs returns the type specs of f whose doc holds the annotation.
-func annotatedSpecs(f *ast.File) []*ast.TypeSpec {
-	var out []*ast.TypeSpec
+func annotatedSpecs(f *ast.File) []annotatedSpec {
+	var out []annotatedSpec
 	for _, decl := range f.Decls {
 		gd, ok := decl.(*ast.GenDecl)
 		if !ok || gd.Tok != token.TYPE {
@@ -200,30 +179,19 @@ func annotatedSpecs(f *ast.File) []*ast.TypeSpec {
 			if doc == nil && len(gd.Specs) == 1 {
 				doc = gd.Doc
 			}
-			if hasAnnotation(doc) {
-				out = append(out, ts)
+			if ta, ok := parseAnnotation(doc); ok {
+				out = append(out, annotatedSpec{ts: ts, ann: ta})
 			}
 		}
 	}
 	return out
 }
 
-func hasAnnotation(doc *ast.CommentGroup) bool {
-	if doc == nil {
-		return false
-	}
-	for _, c := range doc.List {
-		if strings.TrimSpace(strings.TrimPrefix(c.Text, "//")) == annotation {
-			return true
-		}
-	}
-	return false
-}
-
 type generator struct {
 	pkg     *packages.Package
 	ann     *annotations
-	local   map[*types.TypeName]bool
+	local   map[*types.TypeName]string // annotated types of the package -> saved name
+	saved   []savedEntry
 	imports map[string]string // path -> name
 	names   map[string]string // name -> path
 	errs    GenErrors
@@ -262,39 +230,62 @@ type genField struct {
 }
 
 func (g *generator) run() ([]byte, GenErrors) {
-	g.local = map[*types.TypeName]bool{}
+	g.local = map[*types.TypeName]string{}
 	g.imports = map[string]string{}
 	g.names = map[string]string{"context": "context", "stateify": stateifyPkg}
-	var specs []*ast.TypeSpec
+	var specs []annotatedSpec
+	var files []*ast.File
 	for _, f := range g.pkg.Syntax {
 		fn := g.pkg.Fset.Position(f.Pos()).Filename
 		if strings.HasSuffix(fn, "_state_autogen.go") {
 			continue
 		}
+		files = append(files, f)
 		specs = append(specs, annotatedSpecs(f)...)
 	}
+	if len(specs) == 0 {
+		return nil, nil
+	}
 	sort.Slice(specs, func(i, j int) bool {
-		a, b := g.pkg.Fset.Position(specs[i].Pos()), g.pkg.Fset.Position(specs[j].Pos())
+		a, b := g.pkg.Fset.Position(specs[i].ts.Pos()), g.pkg.Fset.Position(specs[j].ts.Pos())
 		if a.Filename != b.Filename {
 			return a.Filename < b.Filename
 		}
 		return a.Offset < b.Offset
 	})
-	var gts []*genType
-	for _, ts := range specs {
-		obj, ok := g.pkg.TypesInfo.Defs[ts.Name].(*types.TypeName)
-		if !ok {
-			g.errorf(ts.Pos(), "type %s: not type-checked (%v)", ts.Name.Name, g.firstTypeError())
-			continue
-		}
-		g.local[obj] = true
+	prefix, perr := checkPackageLines(g.pkg.Fset, g.pkg.Name, packageLines(files), specs[0].ts.Pos())
+	if perr != nil {
+		g.errs = append(g.errs, perr)
 	}
-	for _, ts := range specs {
-		obj, ok := g.pkg.TypesInfo.Defs[ts.Name].(*types.TypeName)
+	byName := map[string]*ast.TypeSpec{}
+	for _, s := range specs {
+		obj, ok := g.pkg.TypesInfo.Defs[s.ts.Name].(*types.TypeName)
+		if !ok {
+			g.errorf(s.ts.Pos(), "type %s: not type-checked (%v)", s.ts.Name.Name, g.firstTypeError())
+			continue
+		}
+		name := s.ann.name
+		switch {
+		case s.ann.err != "":
+			g.errorf(s.ts.Pos(), "type %s: %s", obj.Name(), s.ann.err)
+		case name == "" && perr == nil:
+			name = prefix + "." + obj.Name()
+		}
+		if prev, dup := byName[name]; dup && name != "" {
+			g.errorf(s.ts.Pos(), "type %s: saved name %q is already the saved name of %s (%s); give one of them another name=",
+				obj.Name(), name, prev.Name.Name, rel(g.pkg.Fset.Position(prev.Pos()).String()))
+		}
+		byName[name] = s.ts
+		g.local[obj] = name
+		g.saved = append(g.saved, savedEntry{name: name, typ: goName(obj), pkg: g.pkg.PkgPath, pos: g.pkg.Fset.Position(s.ts.Pos())})
+	}
+	var gts []*genType
+	for _, s := range specs {
+		obj, ok := g.pkg.TypesInfo.Defs[s.ts.Name].(*types.TypeName)
 		if !ok {
 			continue
 		}
-		if gt := g.analyze(ts, obj); gt != nil {
+		if gt := g.analyze(s.ts, obj); gt != nil {
 			gts = append(gts, gt)
 		}
 	}
@@ -391,7 +382,20 @@ func (g *generator) relString(t types.Type) string {
 	})
 }
 
-func typeName(obj *types.TypeName) string { return obj.Pkg().Path() + "." + obj.Name() }
+// goName is a type's Go name, import/path.Type, for messages.
+func goName(obj *types.TypeName) string { return obj.Pkg().Path() + "." + obj.Name() }
+
+// savedName returns the saved name of an annotated type of this or another
+// package, or an error message.
+func (g *generator) savedName(obj *types.TypeName) (string, string) {
+	if name, ok := g.local[obj]; ok {
+		if name == "" {
+			return "", fmt.Sprintf("type %s has no saved name (see the error at its declaration)", obj.Name())
+		}
+		return name, ""
+	}
+	return g.ann.savedName(g.pkg.Fset, obj)
+}
 
 func (g *generator) analyze(ts *ast.TypeSpec, obj *types.TypeName) *genType {
 	named, ok := obj.Type().(*types.Named)
@@ -628,7 +632,7 @@ func (g *generator) classify(t types.Type) (kind, string) {
 			return kInvalid, fmt.Sprintf("instantiated generic type %s cannot be saved", g.relString(t))
 		}
 		if _, ok := n.Underlying().(*types.Struct); ok {
-			if g.local[n.Obj()] || (n.Obj().Pkg() != g.pkg.Types && g.ann.isAnnotated(g.pkg.Fset, n.Obj())) {
+			if _, local := g.local[n.Obj()]; local || (n.Obj().Pkg() != g.pkg.Types && g.ann.isAnnotated(g.pkg.Fset, n.Obj())) {
 				return kStruct, ""
 			}
 			return kInvalid, fmt.Sprintf("struct type %s is not +stateify savable; annotate it, tag the field state:\"nosave\", or save it through state:\".(T)\"", g.relString(t))
@@ -701,9 +705,13 @@ func (g *generator) desc(t types.Type) (string, string) {
 	case kBasic:
 		return basicDesc(t.Underlying().(*types.Basic)), ""
 	case kStruct:
-		return typeName(t.(*types.Named).Obj()), ""
+		return g.savedName(t.(*types.Named).Obj())
 	case kPtr:
-		return "*" + typeName(types.Unalias(t.Underlying().(*types.Pointer).Elem()).(*types.Named).Obj()), ""
+		name, msg := g.savedName(types.Unalias(t.Underlying().(*types.Pointer).Elem()).(*types.Named).Obj())
+		if msg != "" {
+			return "", msg
+		}
+		return "*" + name, ""
 	case kIface:
 		return "interface", ""
 	case kBytes:

@@ -14,7 +14,7 @@ import (
 // packages (which cover every supported construct) are exactly what the
 // generator emits.
 func TestGolden(t *testing.T) {
-	dirs := []string{"../../stateify/internal/statetest", "../../stateify/internal/statetest/other"}
+	dirs := []string{"../../stateify/internal/statetest", "../../stateify/internal/statetest/other", "../../stateify/internal/statetest/moved"}
 	outs, err := Generate(".", dirs)
 	if err != nil {
 		t.Fatalf("Generate(%v) = %v", dirs, err)
@@ -127,6 +127,8 @@ func TestCheck(t *testing.T) {
 		{"stale", []string{"./testdata/stale"}, 1, "stale_state_autogen.go is stale"},
 		{"rejected", []string{"./testdata/bad"}, 1, "bad.go:"},
 		{"no go:generate line", []string{"./testdata/nodirective"}, 1, "testdata/nodirective: package has +stateify savable types but no"},
+		{"no package line", []string{"./testdata/nopackage"}, 1, "nopackage.go:9:6: package nopackage has +stateify savable types but no \"// +stateify package=NAME\" line"},
+		{"one name in two packages", []string{"./testdata/dupnames/..."}, 1, "dupnames/b/b.go:10:6: type snapshotter/tools/stategen/testdata/dupnames/b.Leaf: saved name \"dup.Leaf\" is already the saved name of snapshotter/tools/stategen/testdata/dupnames/a.Leaf (testdata/dupnames/a/a.go:13:6)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

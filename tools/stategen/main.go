@@ -7,6 +7,12 @@
 // registers each type with stateify. Packages without annotated types get no
 // file (a stale one is removed).
 //
+// A type is saved under PKG.Type, PKG given by the package's one
+// `+stateify package=PKG` line, or under the full name of its annotation's
+// option (`+stateify savable name=PKG.Type`), never under its Go import
+// path, so that a type can move between packages without breaking images.
+// Two types with one saved name that can meet in one program are an error.
+//
 // Usage:
 //
 //	stategen [-check] [packages]

@@ -6,6 +6,7 @@
 package benchdata
 
 //go:generate go run snapshotter/tools/stategen
+// +stateify package=snapshotter/stateify/internal/benchdata
 
 import "fmt"
 

@@ -4,6 +4,7 @@
 package statetest
 
 //go:generate go run snapshotter/tools/stategen
+// +stateify package=snapshotter/stateify/internal/statetest
 
 import (
 	"context"

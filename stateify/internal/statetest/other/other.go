@@ -3,6 +3,7 @@
 package other
 
 //go:generate go run snapshotter/tools/stategen
+// +stateify package=snapshotter/stateify/internal/statetest/other
 
 // Thing is saved from another package.
 //

@@ -2,6 +2,8 @@
 // carries a comment `want "text"` naming the expected error.
 package bad
 
+// +stateify package=snapshotter/tools/stategen/testdata/bad
+
 import (
 	"context"
 	"sync"
@@ -82,6 +84,34 @@ type Grove struct { // want "type Grove contains itself by value"
 // +stateify savable
 type PtrTree struct {
 	Kids []*PtrTree
+}
+
+// Renamed is saved under the name PtrTree already has.
+//
+// +stateify savable name=snapshotter/tools/stategen/testdata/bad.PtrTree
+type Renamed struct { // want "type Renamed: saved name \"snapshotter/tools/stategen/testdata/bad.PtrTree\" is already the saved name of PtrTree (testdata/bad/bad.go:"
+	N int
+}
+
+// BadOption has an option stategen does not know.
+//
+// +stateify savable nmae=bad.BadOption
+type BadOption struct { // want "unknown option \"nmae=bad.BadOption\""
+	N int
+}
+
+// BadName has a saved name without a package part.
+//
+// +stateify savable name=BadName
+type BadName struct { // want "saved name \"BadName\" is not PKG.Type"
+	N int
+}
+
+// UsesBadName refers to a type whose saved name is wrong.
+//
+// +stateify savable
+type UsesBadName struct {
+	P *BadName // want "type BadName has no saved name"
 }
 
 var _ = context.Background

@@ -3,6 +3,7 @@
 package stale
 
 //go:generate go run snapshotter/tools/stategen
+// +stateify package=snapshotter/tools/stategen/testdata/stale
 
 // T lost a field since stale_state_autogen.go was generated.
 //

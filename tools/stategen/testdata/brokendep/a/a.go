@@ -1,6 +1,8 @@
 // Package a uses a savable type of package b.
 package a
 
+// +stateify package=snapshotter/tools/stategen/testdata/brokendep/a
+
 import "snapshotter/tools/stategen/testdata/brokendep/b"
 
 // Root holds b.Leaf by value and by pointer.

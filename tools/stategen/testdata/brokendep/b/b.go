@@ -3,6 +3,8 @@
 // still work.
 package b
 
+// +stateify package=snapshotter/tools/stategen/testdata/brokendep/b
+
 // Leaf is savable.
 //
 // +stateify savable
