@@ -64,21 +64,29 @@ var (
 // program compiles testdata/c/NAME.c with gcc -static (once per run).
 func program(t *testing.T, name string) string {
 	t.Helper()
+	return programCC(t, "gcc", name)
+}
+
+// programCC compiles testdata/c/NAME.c with cc -static (gcc or musl-gcc;
+// once per run).
+func programCC(t *testing.T, compiler, name string) string {
+	t.Helper()
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	cc := prereq.Binary(t, "gcc")
+	cc := prereq.Binary(t, compiler)
 	progMu.Lock()
 	defer progMu.Unlock()
-	if p, ok := progs[name]; ok {
+	key := compiler + "/" + name
+	if p, ok := progs[key]; ok {
 		return p
 	}
-	out := filepath.Join(tmpRoot, name)
+	out := filepath.Join(tmpRoot, compiler+"-"+name)
 	src := filepath.Join("..", "testdata", "c", name+".c")
 	if b, err := exec.Command(cc, "-static", "-O2", "-o", out, src).CombinedOutput(); err != nil {
-		t.Fatalf("gcc -static %s: %v\n%s", src, err, b)
+		t.Fatalf("%s -static %s: %v\n%s", compiler, src, err, b)
 	}
-	progs[name] = out
+	progs[key] = out
 	return out
 }
 

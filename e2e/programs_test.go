@@ -214,6 +214,27 @@ var cCases = []cCase{
 		"posix_spawn of a missing program: ENOENT: yes",
 		"posix_spawn of this program: ok: yes, exit 0: yes",
 	}}},
+	// Threads meeting at condition variables, barriers and a contended
+	// mutex: musl requeues a broadcast's waiters to the mutex.
+	{name: "condbarrier", prog: "condbarrier", spec: spec{want: []string{
+		"3 threads met 4000 times at a condition-variable barrier: sums right: yes",
+		"pthread_barrier_wait 2000 times: ok",
+	}}},
+	{name: "mutexcount", prog: "mutexcount", spec: spec{want: []string{
+		"8 threads at the start gate, then 20000 increments each: counter = 160000, exact: yes",
+	}}},
+	{name: "futexops", prog: "futexops", spec: spec{want: []string{
+		"FUTEX_CMP_REQUEUE a->b: moved 3, woke 0",
+		"FUTEX_CMP_REQUEUE with a stale value: -1 EAGAIN",
+		"FUTEX_WAKE a (now empty): 0",
+		"FUTEX_REQUEUE b->a, wake 1, move 1: 2, woke 1",
+		"FUTEX_WAKE_OP a, c += 3 if c == 5: 1, c = 8, woke 2",
+		"FUTEX_WAKE_OP b, c = 1<<6 if c > 100: 1, c = 64, woke 3",
+		"FUTEX_REQUEUE to an unaligned word: -1 EINVAL",
+		"FUTEX_CMP_REQUEUE moving -1: -1 EINVAL",
+		"FUTEX_WAKE_OP with operation 7: -1 ENOSYS, c = 64",
+		"FUTEX_WAKE_OP with comparison 9: -1 ENOSYS, c = 1",
+	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", spec: spec{args: []string{"handler-init"}, want: []string{
 		"SIGUSR1 from raw kill: handler ran with round to nearest: yes",
