@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"snapshotter/internal/ctest"
 	"snapshotter/internal/prereq"
 	"snapshotter/storage/miniotest"
 )
@@ -52,42 +52,25 @@ func TestMain(m *testing.M) {
 		buildErr = err
 	}
 	code := m.Run()
+	ctest.Cleanup()
 	os.RemoveAll(tmpRoot)
 	os.Exit(code)
 }
 
-var (
-	progMu sync.Mutex
-	progs  = map[string]string{}
-)
-
-// program compiles testdata/c/NAME.c with gcc -static (once per run).
-func program(t *testing.T, name string) string {
+// program returns testdata/c/NAME.c compiled statically with gcc (once
+// per run, by internal/ctest).
+func program(t testing.TB, name string) string {
 	t.Helper()
-	return programCC(t, "gcc", name)
+	return programWith(t, ctest.Glibc, name)
 }
 
-// programCC compiles testdata/c/NAME.c with cc -static (gcc or musl-gcc;
-// once per run).
-func programCC(t *testing.T, compiler, name string) string {
+// programWith is program built with lc.
+func programWith(t testing.TB, lc ctest.Libc, name string) string {
 	t.Helper()
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	cc := prereq.Binary(t, compiler)
-	progMu.Lock()
-	defer progMu.Unlock()
-	key := compiler + "/" + name
-	if p, ok := progs[key]; ok {
-		return p
-	}
-	out := filepath.Join(tmpRoot, compiler+"-"+name)
-	src := filepath.Join("..", "testdata", "c", name+".c")
-	if b, err := exec.Command(cc, "-static", "-O2", "-o", out, src).CombinedOutput(); err != nil {
-		t.Fatalf("%s -static %s: %v\n%s", compiler, src, err, b)
-	}
-	progs[key] = out
-	return out
+	return ctest.Program(t, lc, name)
 }
 
 // env is one test's snap environment: its own state directory and store.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"snapshotter/internal/ctest"
 )
 
 // TestCounter: the main zdtm case. A program keeps a counter and 256 MiB
@@ -225,11 +227,11 @@ func TestCounterLeaveRunning(t *testing.T) {
 // a pthread barrier with the right sums. With musl the broadcast moves the
 // waiters to the mutex (FUTEX_REQUEUE), which used to hang.
 func TestSaveInCondWait(t *testing.T) {
-	for _, cc := range []string{"gcc", "musl-gcc"} {
-		t.Run(cc, func(t *testing.T) {
+	for _, lc := range ctest.Libcs {
+		t.Run(lc.Name, func(t *testing.T) {
 			e := newEnv(t)
 			in1 := e.fifo("in1")
-			id, out := e.runDetached(in1.Name(), programCC(t, cc, "condbarrier"), "wait")
+			id, out := e.runDetached(in1.Name(), programWith(t, lc, "condbarrier"), "wait")
 			if ls := waitLines(t, out, 1); ls[0] != "waiting" {
 				t.Fatalf("first line = %q, want waiting", ls[0])
 			}

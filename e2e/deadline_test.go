@@ -18,10 +18,10 @@ func TestPastDeadlines(t *testing.T) {
 		"pthread_cond_timedwait(1 s ago) timed out: yes",
 	}
 	for _, lc := range libcs {
-		t.Run(lc.name, func(t *testing.T) {
+		t.Run(lc.Name, func(t *testing.T) {
 			t.Parallel()
 			bin := program(t, lc, "pastdeadline")
-			compare(t, lc.name+"/pastdeadline", []string{bin}, spec{want: want})
+			compare(t, lc.Name+"/pastdeadline", []string{bin}, spec{want: want})
 		})
 	}
 }

@@ -8,7 +8,7 @@ func TestKnownBrokenKeys(t *testing.T) {
 	keys := make(map[string]bool)
 	for _, lc := range libcs {
 		for _, c := range cCases {
-			keys[lc.name+"/"+c.name] = true
+			keys[lc.Name+"/"+c.name] = true
 		}
 	}
 	for _, c := range busyboxCases {

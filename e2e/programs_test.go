@@ -245,7 +245,7 @@ var cCases = []cCase{
 // snap and requires the same stdout, stderr and exit status.
 func TestPrograms(t *testing.T) {
 	for _, lc := range libcs {
-		t.Run(lc.name, func(t *testing.T) {
+		t.Run(lc.Name, func(t *testing.T) {
 			for _, c := range cCases {
 				t.Run(c.name, func(t *testing.T) {
 					t.Parallel()
@@ -254,7 +254,7 @@ func TestPrograms(t *testing.T) {
 					if c.setup != nil {
 						c.setup(t, t.TempDir(), &s)
 					}
-					compare(t, lc.name+"/"+c.name, append([]string{bin}, s.args...), s)
+					compare(t, lc.Name+"/"+c.name, append([]string{bin}, s.args...), s)
 				})
 			}
 		})
