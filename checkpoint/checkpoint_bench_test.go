@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"snapshotter/internal/ctest"
 )
 
 // memWorkload fills N MiB with interleaved zero pages and compressible data
@@ -38,14 +40,7 @@ func buildWorkload(b *testing.B) string {
 	if buildErr != nil {
 		b.Fatal(buildErr)
 	}
-	dir := b.TempDir()
-	src := filepath.Join(dir, "memload.c")
-	os.WriteFile(src, []byte(memWorkload), 0o644)
-	bin := filepath.Join(dir, "memload")
-	if out, err := exec.Command("gcc", "-static", "-O2", "-o", bin, src).CombinedOutput(); err != nil {
-		b.Fatalf("gcc: %v\n%s", err, out)
-	}
-	return bin
+	return ctest.Source(b, "gcc", "memload", memWorkload, "-static", "-O2")
 }
 
 var pausedRE = regexp.MustCompile(`paused ([0-9.]+[a-zµ]+)`)

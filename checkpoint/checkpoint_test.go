@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"snapshotter/internal/ctest"
 	"snapshotter/internal/prereq"
 	"snapshotter/storage/miniotest"
 )
@@ -52,34 +52,25 @@ func TestMain(m *testing.M) {
 		buildErr = err
 	}
 	code := m.Run()
+	ctest.Cleanup()
 	os.RemoveAll(tmpRoot)
 	os.Exit(code)
 }
 
-var (
-	progMu sync.Mutex
-	progs  = map[string]string{}
-)
+// program returns testdata/c/NAME.c compiled statically with gcc (once
+// per run, by internal/ctest).
+func program(t testing.TB, name string) string {
+	t.Helper()
+	return programWith(t, ctest.Glibc, name)
+}
 
-// program compiles testdata/c/NAME.c with gcc -static (once per run).
-func program(t *testing.T, name string) string {
+// programWith is program built with lc.
+func programWith(t testing.TB, lc ctest.Libc, name string) string {
 	t.Helper()
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	cc := prereq.Binary(t, "gcc")
-	progMu.Lock()
-	defer progMu.Unlock()
-	if p, ok := progs[name]; ok {
-		return p
-	}
-	out := filepath.Join(tmpRoot, name)
-	src := filepath.Join("..", "testdata", "c", name+".c")
-	if b, err := exec.Command(cc, "-static", "-O2", "-o", out, src).CombinedOutput(); err != nil {
-		t.Fatalf("gcc -static %s: %v\n%s", src, err, b)
-	}
-	progs[name] = out
-	return out
+	return ctest.Program(t, lc, name)
 }
 
 // env is one test's snap environment: its own state directory and store.

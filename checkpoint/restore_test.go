@@ -3,10 +3,11 @@ package checkpoint
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"snapshotter/internal/ctest"
 )
 
 // TestRestoreForeground restores in the foreground: the program's output
@@ -55,12 +56,7 @@ int main(int argc, char **argv) {
 func TestHostFileChanged(t *testing.T) {
 	e := newEnv(t)
 	program(t, "sleeper") // checks gcc and the snap build
-	src := filepath.Join(e.dir, "hold.c")
-	os.WriteFile(src, []byte(holdFile), 0o644)
-	bin := filepath.Join(e.dir, "hold")
-	if b, err := exec.Command("gcc", "-static", "-O2", "-o", bin, src).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, b)
-	}
+	bin := ctest.Source(t, "gcc", "hold", holdFile, "-static", "-O2")
 	data := filepath.Join(e.dir, "data.txt")
 	os.WriteFile(data, []byte("version-1\n"), 0o644)
 	id, out := e.runDetached("", bin, data)

@@ -2,9 +2,12 @@ package checkpoint
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"snapshotter/internal/ctest"
 )
 
 // TestCounter: the main zdtm case. A program keeps a counter and 256 MiB
@@ -214,5 +217,36 @@ func TestCounterLeaveRunning(t *testing.T) {
 	checkClean(t, "original", ol)
 	if got := e.meta(id)["status"]; got != "running" {
 		t.Errorf("original status = %v, want running", got)
+	}
+}
+
+// TestSaveInCondWait saves condbarrier while its three threads wait on a
+// condition variable (the start gate) and the main thread reads stdin;
+// restored with a new stdin, the main thread opens the gate and the
+// threads meet thousands of times at a condition-variable barrier and at
+// a pthread barrier with the right sums. With musl the broadcast moves the
+// waiters to the mutex (FUTEX_REQUEUE), which used to hang.
+func TestSaveInCondWait(t *testing.T) {
+	for _, lc := range ctest.Libcs {
+		t.Run(lc.Name, func(t *testing.T) {
+			e := newEnv(t)
+			in1 := e.fifo("in1")
+			id, out := e.runDetached(in1.Name(), programWith(t, lc, "condbarrier"), "wait")
+			if ls := waitLines(t, out, 1); ls[0] != "waiting" {
+				t.Fatalf("first line = %q, want waiting", ls[0])
+			}
+			uri := lastLine(e.must("save", id))
+			e.waitGone(id)
+			in2 := e.fifo("in2")
+			_, rout := e.restoreDetached(uri, in2.Name())
+			in2.WriteString("go\n")
+			want := []string{
+				"3 threads met 4000 times at a condition-variable barrier: sums right: yes",
+				"pthread_barrier_wait 2000 times: ok",
+			}
+			if got := waitLines(t, rout, 2); !slices.Equal(got, want) {
+				t.Errorf("restored output = %q, want %q", got, want)
+			}
+		})
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"snapshotter/internal/ctest"
 )
 
 // timeRun runs argv to completion with baseEnv and returns how long it took
@@ -37,7 +39,7 @@ type pair struct {
 	snap string
 }
 
-func newPair(b *testing.B, lc libc, prog string) pair {
+func newPair(b *testing.B, lc ctest.Libc, prog string) pair {
 	return pair{b: b, bin: program(b, lc, prog), snap: snap(b)}
 }
 
@@ -103,7 +105,7 @@ func BenchmarkFirstTouch256MiB(b *testing.B) {
 // goal: at most 30 ms.)
 func BenchmarkHello(b *testing.B) {
 	for _, lc := range libcs {
-		b.Run(lc.name, func(b *testing.B) {
+		b.Run(lc.Name, func(b *testing.B) {
 			b.ReportAllocs()
 			p := newPair(b, lc, "hello")
 			const want = "hello, world"

@@ -28,6 +28,19 @@ var runErrorCases = []runErrorCase{
 		return []string{"--", writeFile(t, dir, "short", "\x7fELF\x02\x01\x01")}
 	}},
 	{name: "directory", args: func(_ *testing.T, dir string) []string { return []string{"--", dir} }},
+	{name: "missing-cwd", args: func(_ *testing.T, dir string) []string {
+		return []string{"--cwd", filepath.Join(dir, "nowhere"), "--", "/bin/true"}
+	}},
+	{name: "cwd-not-directory", args: func(t *testing.T, dir string) []string {
+		return []string{"--cwd", writeFile(t, dir, "file", ""), "--", "/bin/true"}
+	}},
+	{name: "missing-cwd-detached", args: func(_ *testing.T, dir string) []string {
+		return []string{"-d", "--cwd", filepath.Join(dir, "nowhere"), "--", "/bin/true"}
+	}},
+	{name: "env-without-equals", args: func(*testing.T, string) []string { return []string{"--env", "NOEQUALS", "--", "/bin/true"} }},
+	{name: "env-empty-name-detached", args: func(*testing.T, string) []string {
+		return []string{"-d", "--env", "=value", "--", "/bin/true"}
+	}},
 }
 
 // TestRunErrors requires bad `snap run` invocations to fail with one line on

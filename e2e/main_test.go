@@ -7,10 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"snapshotter/internal/prereq"
+	"snapshotter/internal/ctest"
 )
 
 // moduleRoot is the repository root, relative to this package's directory
@@ -41,6 +40,7 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	workDir = dir
+	defer ctest.Cleanup()
 	snapBin, snapErr = buildSnap(dir)
 	return m.Run()
 }
@@ -103,49 +103,13 @@ func snap(t testing.TB) string {
 	return snapBin
 }
 
-// A libc is a C compiler that makes static binaries with one C library.
-type libc struct {
-	name string // in test names and knownBroken keys: "gcc" (glibc) or "musl"
-	cc   string // the compiler command
-}
+// libcs are the C libraries every program is built with.
+var libcs = ctest.Libcs
 
-var libcs = []libc{{"gcc", "gcc"}, {"musl", "musl-gcc"}}
-
-// builds caches one compilation per (compiler, program) for the whole run.
-var builds sync.Map // buildKey -> *buildResult
-
-type buildKey struct{ cc, prog string }
-
-type buildResult struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// program returns the path of testdata/c/<prog>.c compiled statically by
-// lc's compiler, compiling it on first use. A missing compiler is a missing
+// program returns testdata/c/<prog>.c compiled statically by lc's compiler
+// (once per run, by internal/ctest). A missing compiler is a missing
 // prerequisite; a compilation error fails t.
-func program(t testing.TB, lc libc, prog string) string {
+func program(t testing.TB, lc ctest.Libc, prog string) string {
 	t.Helper()
-	cc := prereq.Binary(t, lc.cc)
-	v, _ := builds.LoadOrStore(buildKey{lc.cc, prog}, &buildResult{})
-	r := v.(*buildResult)
-	r.once.Do(func() {
-		src := filepath.Join(cSourceDir, prog+".c")
-		out := filepath.Join(workDir, "bin", lc.name, prog)
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			r.err = err
-			return
-		}
-		cmd := exec.Command(cc, "-static", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o", out, src)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			r.err = fmt.Errorf("%s %s: %w\n%s", lc.cc, src, err, b)
-			return
-		}
-		r.path = out
-	})
-	if r.err != nil {
-		t.Fatalf("compile %s with %s: %v", prog, lc.cc, r.err)
-	}
-	return r.path
+	return ctest.Program(t, lc, prog)
 }

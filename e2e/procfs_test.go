@@ -69,12 +69,12 @@ var procfsCases = []struct {
 // snap run with the native run.
 func TestProcfs(t *testing.T) {
 	for _, lc := range libcs {
-		t.Run(lc.name, func(t *testing.T) {
+		t.Run(lc.Name, func(t *testing.T) {
 			for _, c := range procfsCases {
 				t.Run(c.name, func(t *testing.T) {
 					t.Parallel()
 					bin := program(t, lc, "procfs")
-					compare(t, lc.name+"/procfs-"+c.name, append([]string{bin}, c.spec.args...), c.spec)
+					compare(t, lc.Name+"/procfs-"+c.name, append([]string{bin}, c.spec.args...), c.spec)
 				})
 			}
 		})

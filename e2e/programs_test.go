@@ -240,6 +240,27 @@ var cCases = []cCase{
 		"membarrier PRIVATE_EXPEDITED unregistered: -1 EPERM", "membarrier PRIVATE_EXPEDITED: 0",
 		"PR_GET_TIMERSLACK: 123456", "fork child inherits the slack, and 0 restores it: yes",
 	}}},
+	// Threads meeting at condition variables, barriers and a contended
+	// mutex: musl requeues a broadcast's waiters to the mutex.
+	{name: "condbarrier", prog: "condbarrier", spec: spec{want: []string{
+		"3 threads met 4000 times at a condition-variable barrier: sums right: yes",
+		"pthread_barrier_wait 2000 times: ok",
+	}}},
+	{name: "mutexcount", prog: "mutexcount", spec: spec{want: []string{
+		"8 threads at the start gate, then 20000 increments each: counter = 160000, exact: yes",
+	}}},
+	{name: "futexops", prog: "futexops", spec: spec{want: []string{
+		"FUTEX_CMP_REQUEUE a->b: moved 3, woke 0",
+		"FUTEX_CMP_REQUEUE with a stale value: -1 EAGAIN",
+		"FUTEX_WAKE a (now empty): 0",
+		"FUTEX_REQUEUE b->a, wake 1, move 1: 2, woke 1",
+		"FUTEX_WAKE_OP a, c += 3 if c == 5: 1, c = 8, woke 2",
+		"FUTEX_WAKE_OP b, c = 1<<6 if c > 100: 1, c = 64, woke 3",
+		"FUTEX_REQUEUE to an unaligned word: -1 EINVAL",
+		"FUTEX_CMP_REQUEUE moving -1: -1 EINVAL",
+		"FUTEX_WAKE_OP with operation 7: -1 ENOSYS, c = 64",
+		"FUTEX_WAKE_OP with comparison 9: -1 ENOSYS, c = 1",
+	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", spec: spec{args: []string{"handler-init"}, want: []string{
 		"SIGUSR1 from raw kill: handler ran with round to nearest: yes",
@@ -250,7 +271,7 @@ var cCases = []cCase{
 // snap and requires the same stdout, stderr and exit status.
 func TestPrograms(t *testing.T) {
 	for _, lc := range libcs {
-		t.Run(lc.name, func(t *testing.T) {
+		t.Run(lc.Name, func(t *testing.T) {
 			for _, c := range cCases {
 				t.Run(c.name, func(t *testing.T) {
 					t.Parallel()
@@ -259,7 +280,7 @@ func TestPrograms(t *testing.T) {
 					if c.setup != nil {
 						c.setup(t, t.TempDir(), &s)
 					}
-					compare(t, lc.name+"/"+c.name, append([]string{bin}, s.args...), s)
+					compare(t, lc.Name+"/"+c.name, append([]string{bin}, s.args...), s)
 				})
 			}
 		})

@@ -73,7 +73,7 @@ func TestScripts(t *testing.T) {
 		prereq.Missing(t, "busybox-static (%s): %v", busyboxPath, err)
 	}
 	for _, lc := range libcs {
-		t.Run(lc.name, func(t *testing.T) {
+		t.Run(lc.Name, func(t *testing.T) {
 			t.Parallel()
 			runner := program(t, lc, "scriptexec")
 			show := program(t, lc, "showargs")
@@ -113,12 +113,12 @@ func TestScripts(t *testing.T) {
 				"empty.sh: execve: EACCES",
 				"blank.sh: execve: ENOEXEC",
 			}
-			compare(t, lc.name+"/scripts", append([]string{runner}, scripts...), spec{want: want})
+			compare(t, lc.Name+"/scripts", append([]string{runner}, scripts...), spec{want: want})
 		})
 	}
 	// By descriptor: fexecve and execveat name the program /dev/fd/N[/p].
 	for _, lc := range libcs {
-		t.Run(lc.name+"-fexecve", func(t *testing.T) {
+		t.Run(lc.Name+"-fexecve", func(t *testing.T) {
 			t.Parallel()
 			runner := program(t, lc, "fexecscript")
 			show := program(t, lc, "showargs")
@@ -138,7 +138,7 @@ func TestScripts(t *testing.T) {
 				"fexecve O_PATH elf: exit 0",
 			}
 			argv := []string{runner, filepath.Join(dir, "show.sh"), dir, "show.sh", show}
-			compare(t, lc.name+"/fexecscript", argv, spec{want: want})
+			compare(t, lc.Name+"/fexecscript", argv, spec{want: want})
 		})
 	}
 	t.Run("snap-run", func(t *testing.T) {

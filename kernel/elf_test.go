@@ -5,10 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
+	"snapshotter/internal/ctest"
 	"snapshotter/internal/prereq"
 )
 
@@ -185,17 +184,11 @@ func TestParseELFInterp(t *testing.T) {
 // TestLoadELFRealStatic loads a gcc -static binary and checks that the
 // program headers are where AT_PHDR will say.
 func TestLoadELFRealStatic(t *testing.T) {
-	gcc := prereq.Binary(t, "gcc")
-	dir := t.TempDir()
-	src := filepath.Join(dir, "p.c")
-	if err := os.WriteFile(src, []byte("int main(void){return 0;}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct{ name, flag string }{{"static", "-static"}, {"static-pie", "-static-pie"}} {
 		t.Run(tc.name, func(t *testing.T) {
-			bin := filepath.Join(dir, tc.name)
-			if out, err := exec.Command(gcc, tc.flag, "-O2", "-o", bin, src).CombinedOutput(); err != nil {
-				prereq.Missing(t, "gcc %s cannot link: %v\n%s", tc.flag, err, out)
+			bin, err := ctest.TrySource(t, "gcc", tc.name, "int main(void){return 0;}\n", tc.flag, "-O2")
+			if err != nil {
+				prereq.Missing(t, "gcc %s cannot link: %v", tc.flag, err)
 			}
 			file, err := os.ReadFile(bin)
 			if err != nil {

@@ -22,6 +22,10 @@ var (
 	// stack (E2BIG).
 	ErrArgListTooLong = errors.New("argument list too long")
 
+	// ErrBadCwd means the initial working directory asked for cannot be
+	// entered inside the root (missing, not a directory, not searchable).
+	ErrBadCwd = errors.New("cannot enter working directory")
+
 	// ErrExited means an operation needed a running kernel or task that has
 	// already exited.
 	ErrExited = errors.New("kernel exited")

@@ -10,6 +10,9 @@ import (
 const (
 	futexWait           = 0
 	futexWake           = 1
+	futexRequeue        = 3
+	futexCmpRequeue     = 4
+	futexWakeOp         = 5
 	futexWaitBitset     = 9
 	futexWakeBitset     = 10
 	futexPrivateFlag    = 128
@@ -125,6 +128,10 @@ func sysFutex(t *Task, a *sysArgs) (uint64, error) {
 			}
 		}
 		return uint64(ft.wake(addr, val, bitset)), nil
+	case futexRequeue, futexCmpRequeue:
+		return futexDoRequeue(t, ft, op&futexCmdMask == futexCmpRequeue, a)
+	case futexWakeOp:
+		return futexDoWakeOp(t, ft, a)
 	default:
 		return 0, unix.ENOSYS
 	}
@@ -135,6 +142,13 @@ func sysFutex(t *Task, a *sysArgs) (uint64, error) {
 func (ft *futexTable) wake(addr uint64, n, bitset uint32) uint32 {
 	ft.mu.Lock()
 	defer ft.mu.Unlock()
+	return ft.wakeLocked(addr, n, bitset)
+}
+
+// wakeLocked is wake with ft.mu held.
+//
+// Preconditions: ft.mu is held.
+func (ft *futexTable) wakeLocked(addr uint64, n, bitset uint32) uint32 {
 	woken := uint32(0)
 	for _, w := range append([]*futexWaiter(nil), ft.waiters[addr]...) {
 		if woken >= n {

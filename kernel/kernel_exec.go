@@ -27,8 +27,10 @@ type StartOptions struct {
 	// own if nil.
 	Stdin, Stdout, Stderr *os.File
 	// Cwd is the initial working directory, a path inside the root; "/"
-	// if empty or if it does not exist there.
-	Cwd string
+	// if empty. If it cannot be entered there, Start fails with ErrBadCwd
+	// when RequireCwd is set, and starts in "/" otherwise.
+	Cwd        string
+	RequireCwd bool
 }
 
 // Start loads the program and starts the init process (PID 1). Errors
@@ -41,6 +43,9 @@ func (k *Kernel) Start(o StartOptions) error {
 	fs := vfs.NewFS(k.root)
 	if o.Cwd != "" && o.Cwd != "/" {
 		if err := fs.Chdir(nil, o.Cwd); err != nil {
+			if o.RequireCwd {
+				return fmt.Errorf("%w %s: %w", ErrBadCwd, o.Cwd, err)
+			}
 			k.debugf("working directory %s not usable in the root (%v): starting in /", o.Cwd, err)
 		}
 	}

@@ -7,14 +7,13 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"snapshotter/internal/ctest"
 	"snapshotter/internal/prereq"
 )
 
@@ -60,17 +59,7 @@ int main(void) {
 // buildPauseProgram compiles pausePrograms[name] into a temporary directory.
 func buildPauseProgram(t *testing.T, name string) string {
 	t.Helper()
-	cc := prereq.Binary(t, "gcc")
-	dir := t.TempDir()
-	src := filepath.Join(dir, name+".c")
-	if err := os.WriteFile(src, []byte(pausePrograms[name]), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, name)
-	if out, err := exec.Command(cc, "-static", "-O2", "-o", bin, src).CombinedOutput(); err != nil {
-		t.Fatalf("gcc -static %s: %v\n%s", name, err, out)
-	}
-	return bin
+	return ctest.Source(t, "gcc", name, pausePrograms[name], "-static", "-O2")
 }
 
 // pauseSandbox is a running program with its stdio on pipes.

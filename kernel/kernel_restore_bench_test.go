@@ -5,12 +5,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"snapshotter/internal/ctest"
 )
 
 // touchProgram writes every other page of 128 MiB, prints "ready", then,
@@ -102,17 +102,7 @@ func (s *benchSandbox) end() {
 // where the pages are mapped already (touch-mapped-ms, measured in the
 // same run), and the memory load itself (load-ms).
 func BenchmarkRestoreTouch(b *testing.B) {
-	cc, err := exec.LookPath("gcc")
-	if err != nil {
-		b.Skip("gcc not installed")
-	}
-	dir := b.TempDir()
-	src := filepath.Join(dir, "touch.c")
-	os.WriteFile(src, []byte(touchProgram), 0o644)
-	bin := filepath.Join(dir, "touch")
-	if out, err := exec.Command(cc, "-static", "-O2", "-o", bin, src).CombinedOutput(); err != nil {
-		b.Fatalf("gcc: %v\n%s", err, out)
-	}
+	bin := ctest.Source(b, "gcc", "touch", touchProgram, "-static", "-O2")
 	orig := newBenchSandbox(b, func(stdin, stdout *os.File) (*Kernel, error) {
 		k, err := New(Config{})
 		if err != nil {

@@ -4,27 +4,23 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"snapshotter/internal/ctest"
 	"snapshotter/internal/prereq"
 	"snapshotter/kernel"
 	_ "snapshotter/platform/ptrace"
 )
 
-var (
-	buildOnce sync.Map // compiler -> *builtProbe
-)
-
-type builtProbe struct {
-	once sync.Once
-	path string
-	err  error
+// TestMain removes the programs compiled by internal/ctest at the end.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	ctest.Cleanup()
+	os.Exit(code)
 }
 
 // probe compiles testdata/kprobe.c statically with compiler (once per test
@@ -38,30 +34,11 @@ func probe(t testing.TB, compiler string) string {
 // flag ("-static", "-static-pie" or "" for a dynamic executable).
 func probeLinked(t testing.TB, compiler, link string) string {
 	t.Helper()
-	cc := prereq.Binary(t, compiler)
-	key := compiler + link
-	v, _ := buildOnce.LoadOrStore(key, &builtProbe{})
-	b := v.(*builtProbe)
-	b.once.Do(func() {
-		dir, err := os.MkdirTemp("", "kprobe")
-		if err != nil {
-			b.err = err
-			return
-		}
-		b.path = filepath.Join(dir, "kprobe-"+compiler+link)
-		args := []string{"-O2", "-pthread", "-o", b.path, "testdata/kprobe.c"}
-		if link != "" {
-			args = append([]string{link}, args...)
-		}
-		out, err := exec.Command(cc, args...).CombinedOutput()
-		if err != nil {
-			b.err = errors.New(string(out))
-		}
-	})
-	if b.err != nil {
-		t.Fatalf("%s -static testdata/kprobe.c: %v", compiler, b.err)
+	flags := []string{"-O2", "-pthread"}
+	if link != "" {
+		flags = append([]string{link}, flags...)
 	}
-	return b.path
+	return ctest.File(t, compiler, "testdata/kprobe.c", flags...)
 }
 
 // run executes argv in a new kernel and returns its stdout and status.

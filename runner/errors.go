@@ -24,6 +24,9 @@ var (
 	// ErrBusy means the sandbox is already doing an exclusive operation
 	// (such as a save) and refuses another one now.
 	ErrBusy = errors.New("sandbox is busy")
+	// ErrInvalidEnv means an environment entry given for a new sandbox is
+	// not KEY=VALUE with a non-empty KEY.
+	ErrInvalidEnv = errors.New("invalid environment entry, want KEY=VALUE")
 	// ErrUnsupported means the sandbox does not implement the request.
 	ErrUnsupported = errors.New("operation not supported by this sandbox")
 )

@@ -19,9 +19,12 @@ type KernelOptions struct {
 	// Debug and Log are the kernel's debug options.
 	Debug bool
 	Log   io.Writer
-	// Argv and Env start the program (ignored on restore).
-	Argv []string
-	Env  []string
+	// Argv, Env, Cwd and RequireCwd start the program (ignored on
+	// restore); see kernel.StartOptions.
+	Argv       []string
+	Env        []string
+	Cwd        string
+	RequireCwd bool
 	// Stdin, Stdout and Stderr are the program's stdio; the process's own
 	// if nil.
 	Stdin, Stdout, Stderr *os.File
@@ -47,7 +50,8 @@ func StartKernel(o KernelOptions) (*KernelSandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := k.Start(kernel.StartOptions{Argv: o.Argv, Env: o.Env, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr}); err != nil {
+	if err := k.Start(kernel.StartOptions{Argv: o.Argv, Env: o.Env, Cwd: o.Cwd, RequireCwd: o.RequireCwd,
+		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr}); err != nil {
 		k.Release()
 		return nil, fmt.Errorf("run %s: %w", o.Argv[0], err)
 	}

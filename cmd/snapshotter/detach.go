@@ -35,7 +35,7 @@ func (d *detachFlags) check() error {
 }
 
 // addDetachFlags extends snap run with -d (runFlagHooks in run.go).
-func addDetachFlags(cmd *cobra.Command, g *globalFlags, f *runFlags) func(args []string) (bool, error) {
+func addDetachFlags(cmd *cobra.Command, g *globalFlags, f *runFlags, s *startFlags) func(args []string) (bool, error) {
 	d := &detachFlags{}
 	d.register(cmd)
 	return func(argv []string) (bool, error) {
@@ -45,9 +45,24 @@ func addDetachFlags(cmd *cobra.Command, g *globalFlags, f *runFlags) func(args [
 		if !d.detach {
 			return false, nil
 		}
+		// Refuse a bad --env before anything is reserved.
+		if _, err := runner.StartEnv(nil, true, s.env); err != nil {
+			return true, err
+		}
 		sentryArgs := []string{"--rootfs", f.rootfs, "--platform", f.platform}
 		if f.debug {
 			sentryArgs = append(sentryArgs, "--debug")
+		}
+		// The sentry starts in this process's working directory and
+		// environment, and gets the start flags as given.
+		if s.cwd != "" {
+			sentryArgs = append(sentryArgs, "--cwd", s.cwd)
+		}
+		for _, kv := range s.env {
+			sentryArgs = append(sentryArgs, "--env", kv)
+		}
+		if s.clearEnv {
+			sentryArgs = append(sentryArgs, "--clear-env")
 		}
 		sentryArgs = append(append(sentryArgs, "--"), argv...)
 		m, err := runner.Launch(runner.LaunchOptions{

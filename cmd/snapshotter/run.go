@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	"snapshotter/kernel"
+	"snapshotter/runner"
 )
 
 func init() { subcommands = append(subcommands, newRunCmd) }
@@ -23,20 +25,32 @@ type runFlags struct {
 	platform string
 }
 
+// startFlags are the flags of snap run that shape the program's start:
+// where it starts and with which environment.
+type startFlags struct {
+	cwd      string
+	env      []string
+	clearEnv bool
+}
+
 // runFlagHooks lets other files (detached mode) extend snap run: each hook
 // registers its flags on cmd and may return a function that takes over the
 // command's execution (return nil to leave it to the foreground run).
-var runFlagHooks []func(cmd *cobra.Command, g *globalFlags, f *runFlags) func(args []string) (bool, error)
+var runFlagHooks []func(cmd *cobra.Command, g *globalFlags, f *runFlags, s *startFlags) func(args []string) (bool, error)
 
 func newRunCmd(g *globalFlags) *cobra.Command {
 	f := &runFlags{}
+	s := &startFlags{}
 	var takeovers []func(args []string) (bool, error)
 	cmd := &cobra.Command{
 		Use:   "run [flags] -- PROG [ARG...]",
 		Short: "Run a program in a new sandbox in the foreground",
 		Long: `run starts PROG in a new sandbox. The program's stdio is snap's own and
 snap exits with the program's exit status, or 128+N if signal N killed it.
-The host filesystem (or --rootfs DIR) is visible read-only.`,
+The host filesystem (or --rootfs DIR) is visible read-only. The program
+starts in snap's working directory (the root's / with --rootfs, or --cwd)
+with snap's environment (none with --clear-env), plus each --env K=V.
+A saved image holds the environment like the rest of the program's memory.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, t := range takeovers {
@@ -44,13 +58,14 @@ The host filesystem (or --rootfs DIR) is visible read-only.`,
 					return err
 				}
 			}
-			return runForeground(f, args)
+			return runForeground(f, s, args)
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
 	addRunFlags(cmd, f)
+	addStartFlags(cmd, s)
 	for _, h := range runFlagHooks {
-		if t := h(cmd, g, f); t != nil {
+		if t := h(cmd, g, f, s); t != nil {
 			takeovers = append(takeovers, t)
 		}
 	}
@@ -64,15 +79,38 @@ func addRunFlags(cmd *cobra.Command, f *runFlags) {
 	cmd.Flags().StringVar(&f.platform, "platform", "ptrace", "execution platform")
 }
 
+// addStartFlags registers the flags that shape the program's start (snap
+// run, and the sentry of run -d, which gets them from the launcher).
+func addStartFlags(cmd *cobra.Command, s *startFlags) {
+	cmd.Flags().StringVar(&s.cwd, "cwd", "", "initial working directory inside the sandbox root (default: snap's own, or / with --rootfs)")
+	cmd.Flags().StringArrayVar(&s.env, "env", nil, "set K=V in the program's environment (repeatable)")
+	cmd.Flags().BoolVar(&s.clearEnv, "clear-env", false, "start with an empty environment instead of snap's (--env still applies)")
+}
+
+// startOptions turns the start flags into the kernel's start options for
+// argv: the environment, and the working directory (required to exist
+// when --cwd names it).
+func (s *startFlags) startOptions(rootfs string, argv []string) (kernel.StartOptions, error) {
+	env, err := runner.StartEnv(os.Environ(), s.clearEnv, s.env)
+	if err != nil {
+		return kernel.StartOptions{}, err
+	}
+	return kernel.StartOptions{Argv: argv, Env: env, Cwd: initialCwd(rootfs, s.cwd), RequireCwd: s.cwd != ""}, nil
+}
+
 // runForeground runs argv in a sandbox with snap's stdio and returns an
 // exitError carrying the program's status.
-func runForeground(f *runFlags, argv []string) error {
+func runForeground(f *runFlags, s *startFlags, argv []string) error {
+	o, err := s.startOptions(f.rootfs, argv)
+	if err != nil {
+		return err
+	}
 	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug})
 	if err != nil {
 		return err
 	}
 	defer k.Release()
-	if err := k.Start(kernel.StartOptions{Argv: argv, Env: os.Environ(), Cwd: initialCwd(f.rootfs)}); err != nil {
+	if err := k.Start(o); err != nil {
 		return startError(argv[0], err)
 	}
 	stop := forwardSignals(k)
@@ -84,8 +122,12 @@ func runForeground(f *runFlags, argv []string) error {
 }
 
 // startError phrases a failure to start the program like a shell does, and
-// uses the shell's statuses: 127 not found, 126 not executable.
+// uses the shell's statuses: 127 not found, 126 not executable. A --cwd
+// that cannot be entered is a usage error (status 1).
 func startError(prog string, err error) error {
+	if errors.Is(err, kernel.ErrBadCwd) {
+		return fmt.Errorf("--cwd: %w", err)
+	}
 	code := 126
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 		code = 127
@@ -94,17 +136,21 @@ func startError(prog string, err error) error {
 	return &exitError{code}
 }
 
-// initialCwd returns the working directory the program starts in: snap's
-// own when the root is the host's /, else the root of --rootfs.
-func initialCwd(rootfs string) string {
-	if filepath.Clean(rootfs) != "/" {
-		return "/"
+// initialCwd returns the working directory the program starts in, a path
+// inside the root: cwd if absolute; otherwise cwd relative to the default,
+// which is snap's own working directory when the root is the host's /,
+// else the root of --rootfs.
+func initialCwd(rootfs, cwd string) string {
+	if path.IsAbs(cwd) {
+		return path.Clean(cwd)
 	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return "/"
+	def := "/"
+	if filepath.Clean(rootfs) == "/" {
+		if wd, err := os.Getwd(); err == nil {
+			def = wd
+		}
 	}
-	return wd
+	return path.Join(def, cwd)
 }
 
 // forwardSignals passes the terminating signals snap receives (Ctrl-C,

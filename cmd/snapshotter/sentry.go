@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"log"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +18,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 	var (
 		id, readyFD, restore string
 		f                    runFlags
+		s                    startFlags
 	)
 	cmd := &cobra.Command{
 		Use:    runner.SentryCommand + " --id ID [flags] -- PROG [ARG...]",
@@ -38,9 +38,16 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 				func(m *runner.Metadata) (runner.Sandbox, error) {
 					o := runner.KernelOptions{
 						Platform: f.platform, Rootfs: f.rootfs, Debug: f.debug, Log: log.Writer(),
-						Argv: args, Env: os.Environ(), ID: id, Version: version, Diag: log.Default(),
+						ID: id, Version: version, Diag: log.Default(),
 					}
 					if restore == "" {
+						// The launcher's working directory is ours: the
+						// default --cwd resolves as in the foreground.
+						so, err := s.startOptions(f.rootfs, args)
+						if err != nil {
+							return nil, err
+						}
+						o.Argv, o.Env, o.Cwd, o.RequireCwd = so.Argv, so.Env, so.Cwd, so.RequireCwd
 						return runner.StartKernel(o)
 					}
 					if !cmd.Flags().Changed("rootfs") {
@@ -68,5 +75,6 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&readyFD, "ready-fd", "", "descriptor of the launcher's readiness pipe")
 	cmd.Flags().StringVar(&restore, "restore", "", "restore the image at this URI instead of starting a program")
 	addRunFlags(cmd, &f)
+	addStartFlags(cmd, &s)
 	return cmd
 }

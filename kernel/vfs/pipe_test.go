@@ -219,7 +219,11 @@ func TestPipeCancel(t *testing.T) {
 			}
 			done <- n
 		}()
-		time.Sleep(20 * time.Millisecond)
+		// Cancel once the writer has filled the pipe (however long the
+		// goroutine takes to get there), so that it has a partial count.
+		for buffered(t, r) < PipeSize {
+			time.Sleep(time.Millisecond)
+		}
 		close(cancel)
 		if n := <-done; n != PipeSize {
 			t.Errorf("cancelled Write of %d bytes = %d, want %d (partial count, no error)", PipeSize+10, n, PipeSize)
@@ -254,4 +258,14 @@ func TestPipeWatch(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Watch did not fire after a write")
 	}
+}
+
+// buffered returns how many bytes the pipe of read end r holds (FIONREAD).
+func buffered(t *testing.T, r *File) int {
+	t.Helper()
+	var b [4]byte
+	if _, err := r.Ioctl(fionread, b[:]); err != nil {
+		t.Fatalf("FIONREAD: %v", err)
+	}
+	return int(b[0]) | int(b[1])<<8 | int(b[2])<<16 | int(b[3])<<24
 }

@@ -7,6 +7,7 @@ package miniotest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"go/build"
 	"net"
@@ -60,22 +61,44 @@ func Binary(t testing.TB) string {
 	return ""
 }
 
+// errExited is returned by start when the server exited before it was
+// ready, typically because another process took a port it was given.
+var errExited = errors.New("minio exited during startup")
+
+// startAttempts bounds how many free ports Start tries: a port found free
+// can be taken by another process before MinIO binds it.
+const startAttempts = 5
+
 // Start starts a server and registers its stop with t.Cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{bin: Binary(t), dataDir: t.TempDir()}
 	s.logPath = filepath.Join(t.TempDir(), "minio.log")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("pick a port: %v", err)
+	var err error
+	for range startAttempts {
+		s.Endpoint, err = freeAddr()
+		if err != nil {
+			t.Fatalf("pick a port: %v", err)
+		}
+		if err = s.start(); !errors.Is(err, errExited) {
+			break
+		}
 	}
-	s.Endpoint = l.Addr().String()
-	l.Close()
-	if err := s.start(); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 func (s *Server) start() error {
@@ -87,12 +110,10 @@ func (s *Server) start() error {
 	_, port, _ := net.SplitHostPort(s.Endpoint)
 	p, _ := strconv.Atoi(port)
 	// The console listens on another port; it is not used but must be free.
-	cl, err := net.Listen("tcp", "127.0.0.1:0")
+	console, err := freeAddr()
 	if err != nil {
 		return err
 	}
-	console := cl.Addr().String()
-	cl.Close()
 	cmd := exec.Command(s.bin, "server", "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", p),
 		"--console-address", console, s.dataDir)
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+AccessKey, "MINIO_ROOT_PASSWORD="+SecretKey,
@@ -118,7 +139,7 @@ func (s *Server) start() error {
 		select {
 		case <-s.exited:
 			log, _ := os.ReadFile(s.logPath)
-			return fmt.Errorf("minio exited during startup: %s", log)
+			return fmt.Errorf("%w: %s", errExited, log)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
