@@ -39,6 +39,17 @@ var cCases = []cCase{
 		},
 	}},
 	{name: "hostfile", prog: "hostfile", setup: setupHostFile},
+	{name: "boundary", prog: "boundary", spec: spec{args: []string{"sentry"}, want: []string{
+		"/dev/null: write all yes, read EOF yes",
+		"/dev/zero: zeros yes",
+		"cpu/online readable yes, count == affinity count yes",
+		"/proc lists the process: yes, self: yes",
+		"/proc/self -> pid: yes",
+		"/proc/self is a directory: yes",
+		"/proc/self lists status: yes, fd: yes",
+		"/proc/self/fd lists a new descriptor: yes",
+		"chdir /proc/self: yes, comm there: boundary",
+	}}},
 	{name: "mem", prog: "mem", spec: spec{want: []string{
 		"mmap 64 MiB: zero: yes",
 		"read-only: same sum: yes",
