@@ -45,7 +45,10 @@ func addDetachFlags(cmd *cobra.Command, g *globalFlags, f *runFlags) func(args [
 		if !d.detach {
 			return false, nil
 		}
-		sentryArgs := []string{"--rootfs", f.rootfs, "--platform", f.platform}
+		if _, err := f.limits(cmd); err != nil {
+			return true, err
+		}
+		sentryArgs := append([]string{"--rootfs", f.rootfs, "--platform", f.platform}, limitArgs(cmd, f)...)
 		if f.debug {
 			sentryArgs = append(sentryArgs, "--debug")
 		}
