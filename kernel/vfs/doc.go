@@ -81,7 +81,10 @@
 // ErrInterrupted, which the kernel maps to ERESTARTSYS/EINTR; one that
 // transferred bytes returns the count and a nil error, as Linux does. A nil
 // cancel channel never fires. Files with O_NONBLOCK return EAGAIN instead of
-// blocking. Readiness reports poll(2) events without blocking; Watch returns a
+// blocking. No host system call of a task blocks: host files are regular
+// files and directories only, and host stdio that can wait (a pipe, a
+// terminal, a socket) is transferred on a non-blocking description of the
+// sentry's own or with MSG_DONTWAIT, waiting only in waitFD. Readiness reports poll(2) events without blocking; Watch returns a
 // channel closed when readiness may have changed, for the kernel's poll.
 //
 // # Save and restore
