@@ -48,6 +48,7 @@ var cCases = []cCase{
 		"/proc/self is a directory: yes",
 		"/proc/self lists status: yes, fd: yes",
 		"/proc/self/fd lists a new descriptor: yes",
+		"/proc/<pid>/fd/<fd> is a link to /dev/null: yes, yes",
 		"chdir /proc/self: yes, comm there: boundary",
 	}}},
 	{name: "mem", prog: "mem", spec: spec{want: []string{

@@ -94,6 +94,12 @@ func (t *Task) procEntryAt(dir *vfs.File, p string, follow bool) (procEntry, boo
 		return t.procThreadsEntry(full, target), true
 	case len(comps) == 2 && comps[1] == "fd":
 		return procFDEntry(full, target), true
+	case !follow && len(comps) == 2 && (comps[1] == "exe" || comps[1] == "cwd"):
+		return procEntry{path: full, link: procTaskLink(target, comps[1])}, true
+	case !follow && len(comps) == 3 && comps[1] == "fd":
+		if link, ok := procFDLink(target, comps[2]); ok {
+			return procEntry{path: full, link: link}, true
+		}
 	case len(comps) >= 3 && comps[1] == "task":
 		th := t.procLookup(comps[2])
 		if th == nil || th.tg != target.tg {
@@ -107,6 +113,38 @@ func (t *Task) procEntryAt(dir *vfs.File, p string, follow bool) (procEntry, boo
 		}
 	}
 	return procEntry{}, false
+}
+
+// procTaskLink is the target of target's exe or cwd link.
+func procTaskLink(target *Task, name string) string {
+	tg := target.tg
+	if name == "cwd" {
+		return tg.fs.Getcwd()
+	}
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return tg.exe
+}
+
+// procFDLink is the target of /proc/<pid>/fd/<fd> of target's process.
+func procFDLink(target *Task, fd string) (string, bool) {
+	n, err := strconv.ParseInt(fd, 10, 32)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != fd {
+		return "", false
+	}
+	tg := target.tg
+	tg.mu.Lock()
+	fdt := tg.fdTable
+	tg.mu.Unlock()
+	if fdt == nil {
+		return "", false
+	}
+	f, _, err := fdt.Get(int32(n))
+	if err != nil {
+		return "", false
+	}
+	defer f.DecRef()
+	return f.LinkName(), true
 }
 
 // procRootEntry lists /proc: the links to the caller and one directory

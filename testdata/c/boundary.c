@@ -6,7 +6,8 @@
  *       programs use: /dev/null and /dev/zero; /sys/devices/system/cpu/online
  *       names as many CPUs as sched_getaffinity; /proc lists the process,
  *       /proc/self links to it, /proc/self and /proc/self/fd list their
- *       entries, chdir into /proc/self works. Same output natively.
+ *       entries, /proc/<pid>/fd/<fd> is a link to the open file, chdir
+ *       into /proc/self works. Same output natively.
  *
  *   boundary host [--wait] LABEL=PATH...
  *       For each path: "LABEL: open ERR, stat ERR" (ok or the errno name),
@@ -97,6 +98,12 @@ static int sentry(void) {
 	char fdname[16];
 	snprintf(fdname, sizeof fdname, "%d", fd);
 	printf("/proc/self/fd lists a new descriptor: %s\n", yesno(lists("/proc/self/fd", fdname)));
+	char link[64];
+	snprintf(link, sizeof link, "/proc/%s/fd/%d", pid, fd);
+	n = readlink(link, buf, sizeof buf - 1);
+	buf[n > 0 ? n : 0] = 0;
+	printf("/proc/<pid>/fd/<fd> is a link to /dev/null: %s, %s\n",
+	       yesno(lstat(link, &st) == 0 && S_ISLNK(st.st_mode)), yesno(!strcmp(buf, "/dev/null")));
 	close(fd);
 	int ok = chdir("/proc/self") == 0;
 	fd = open("comm", O_RDONLY);
