@@ -77,9 +77,6 @@ func (l Limits) Validate() error {
 	return nil
 }
 
-// Limits returns the kernel's limits, defaults filled in.
-func (k *Kernel) Limits() Limits { return k.limits }
-
 // threadsMu serializes raising the Go runtime's thread limit.
 var (
 	threadsMu sync.Mutex
