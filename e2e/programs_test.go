@@ -49,6 +49,7 @@ var cCases = []cCase{
 		"/proc/self lists status: yes, fd: yes",
 		"/proc/self/fd lists a new descriptor: yes",
 		"/proc/<pid>/fd/<fd> is a link to /dev/null: yes, yes",
+		"statfs: /proc/self/status on procfs: yes, cpu/online on sysfs: yes",
 		"chdir /proc/self: yes, comm there: boundary",
 	}}},
 	{name: "mem", prog: "mem", spec: spec{want: []string{

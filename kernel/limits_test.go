@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"errors"
+	"runtime/debug"
 	"testing"
 )
 
@@ -81,5 +82,23 @@ func TestMemoryFileLimit(t *testing.T) {
 	mf.Free(a)
 	if _, err := mf.Allocate(16 << 20); err != nil {
 		t.Errorf("Allocate(16 MiB) after Free = %v, want success", err)
+	}
+}
+
+// TestApplyLimitsThreads: the Go runtime's thread limit ends above what the
+// task limit allows, so the sentry reaches EAGAIN before the runtime's
+// limit could kill it.
+func TestApplyLimitsThreads(t *testing.T) {
+	mf, err := NewMemoryFile("threads-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mf.Release()
+	k := &Kernel{mf: mf, limits: Limits{Tasks: MaxTasks}.withDefaults()}
+	k.applyLimits()
+	got := debug.SetMaxThreads(1 << 20)
+	debug.SetMaxThreads(got)
+	if want := 4*MaxTasks + 1000; got < want {
+		t.Errorf("thread limit after applyLimits with %d tasks = %d, want at least %d", MaxTasks, got, want)
 	}
 }

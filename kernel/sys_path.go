@@ -605,6 +605,14 @@ func sysStatfs(t *Task, a *sysArgs) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if p != "" {
+		// What the kernel generates in /proc is on the sentry's procfs.
+		if _, _, ok := t.procSelfFile(nil, p, false); ok {
+			p = "/proc"
+		} else if _, ok := t.procEntryAt(nil, p, true); ok {
+			p = "/proc"
+		}
+	}
 	b, err := t.tg.fs.Statfs(nil, p)
 	if err != nil {
 		return 0, err

@@ -4,7 +4,8 @@
  *   boundary sentry
  *       The sentry's own /dev, /proc and /sys behave as Linux's do for what
  *       programs use: /dev/null and /dev/zero; /sys/devices/system/cpu/online
- *       names as many CPUs as sched_getaffinity; /proc lists the process,
+ *       names as many CPUs as sched_getaffinity; statfs reports procfs and
+ *       sysfs there; /proc lists the process,
  *       /proc/self links to it, /proc/self and /proc/self/fd list their
  *       entries, /proc/<pid>/fd/<fd> is a link to the open file, chdir
  *       into /proc/self works. Same output natively.
@@ -24,7 +25,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
+
+/* From linux/magic.h, which musl-gcc does not see. */
+#define PROC_SUPER_MAGIC 0x9fa0
+#define SYSFS_MAGIC 0x62656572
 
 static const char *yesno(int b) { return b ? "yes" : "no"; }
 
@@ -105,6 +111,10 @@ static int sentry(void) {
 	printf("/proc/<pid>/fd/<fd> is a link to /dev/null: %s, %s\n",
 	       yesno(lstat(link, &st) == 0 && S_ISLNK(st.st_mode)), yesno(!strcmp(buf, "/dev/null")));
 	close(fd);
+	struct statfs sfs, sfs2;
+	int procfs = statfs("/proc/self/status", &sfs) == 0 && sfs.f_type == PROC_SUPER_MAGIC;
+	int sysfs = statfs("/sys/devices/system/cpu/online", &sfs2) == 0 && sfs2.f_type == SYSFS_MAGIC;
+	printf("statfs: /proc/self/status on procfs: %s, cpu/online on sysfs: %s\n", yesno(procfs), yesno(sysfs));
 	int ok = chdir("/proc/self") == 0;
 	fd = open("comm", O_RDONLY);
 	n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
