@@ -56,6 +56,7 @@ func hostSpecials(t *testing.T) (args, want []string) {
 		{"chardev", p("null2"), "open EACCES, stat ok"},
 		{"procfs", p("proc2"), "open EACCES, stat EACCES"},
 		{"procfs-init", p("proc2/1/status"), "open EACCES, stat EACCES"},
+		{"procfs-no-such-pid", p("proc2/999999999/status"), "open EACCES, stat EACCES"},
 		{"procfs-environ", p("proc2/self/environ"), "open EACCES, stat EACCES"},
 		{"procfs-kallsyms", p("proc2/kallsyms"), "open EACCES, stat EACCES"},
 		{"procfs-keys", p("proc2/keys"), "open EACCES, stat EACCES"},

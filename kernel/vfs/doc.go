@@ -45,6 +45,8 @@
 //     pseudoFilesystems) is refused with EACCES for every operation (open,
 //     stat, access, readlink, chdir, statfs), wherever it is mounted: the
 //     mount point is listed in its parent directory but cannot be entered.
+//     A lookup that fails inside one (a missing name) is EACCES too, so
+//     that which names exist there does not show (Root.failedLookup).
 //   - A host FIFO, socket or device node elsewhere may be listed and
 //     stat'ed, but opening it fails with EACCES.
 //   - A regular file or directory is then reopened for reading with

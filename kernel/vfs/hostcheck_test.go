@@ -65,6 +65,13 @@ func TestHostPseudoFiles(t *testing.T) {
 		{"/mnt/proc2/self", unix.O_PATH | unix.O_NOFOLLOW, unix.EACCES, unix.EACCES},
 		{"/mnt/proc2/kallsyms", 0, unix.EACCES, unix.EACCES},
 		{"/mnt/proc2/kmsg", unix.O_PATH, unix.EACCES, unix.EACCES},
+		// Missing names inside are refused the same way: ENOENT would tell
+		// which host processes exist.
+		{"/mnt/proc2/999999999/status", 0, unix.EACCES, unix.EACCES},
+		{"/mnt/proc2/no-such-file", 0, unix.EACCES, unix.EACCES},
+		{"/mnt/proc2/self/fd/0/x", 0, unix.EACCES, unix.EACCES},
+		{"/mnt/proc2/../no-such-file", 0, unix.ENOENT, unix.ENOENT},
+		{"/mnt/no-such-file", 0, unix.ENOENT, unix.ENOENT},
 		{"/mnt/sys2/kernel", unix.O_DIRECTORY, unix.EACCES, unix.EACCES},
 		{"/mnt/sys2/devices/system/cpu/online", 0, unix.EACCES, unix.EACCES},
 		{"/mnt/null2", 0, unix.EACCES, nil},

@@ -3,6 +3,7 @@ package vfs
 import (
 	"context"
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,7 +139,7 @@ func (r *Root) lookup(p string, extra int) (int, error) {
 func (r *Root) lookupStat(p string, extra int) (int, Stat, error) {
 	fd, err := r.openat2(p, extra)
 	if err != nil {
-		return -1, Stat{}, err
+		return -1, Stat{}, r.failedLookup(p, err)
 	}
 	st, err := hostStat(fd)
 	if err != nil {
@@ -150,6 +151,32 @@ func (r *Root) lookupStat(p string, extra int) (int, Stat, error) {
 		return -1, Stat{}, err
 	}
 	return fd, st, nil
+}
+
+// failedLookup returns the error for a lookup of p that failed with err:
+// EACCES if the lookup stopped inside a host pseudo filesystem, else err.
+// Otherwise which names exist there would show: ENOENT for
+// /mnt/proc/12345 but EACCES for /mnt/proc/1 tells which host processes
+// exist. The deepest ancestor of p that resolves decides; walking up costs
+// a failed lookup one more lookup in the common case (the parent exists).
+func (r *Root) failedLookup(p string, err error) error {
+	if err == unix.EIO {
+		return err // the root is gone
+	}
+	for q := path.Dir(p); ; q = path.Dir(q) {
+		fd, qerr := r.openat2(q, 0)
+		if qerr == nil {
+			refused := refuseHost(fd)
+			unix.Close(fd)
+			if refused != nil {
+				return refused
+			}
+			return err
+		}
+		if q == "/" || q == "." {
+			return err
+		}
+	}
 }
 
 func (r *Root) openat2(p string, extra int) (int, error) {
