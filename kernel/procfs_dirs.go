@@ -199,7 +199,9 @@ func (t *Task) procThreadsEntry(full string, target *Task) procEntry {
 	return e
 }
 
-// procFDEntry lists /proc/<pid>/fd: one link per open descriptor.
+// procFDEntry lists /proc/<pid>/fd: one link per open descriptor. The
+// listing is taken when the directory is opened, so, unlike Linux's, it
+// lacks the descriptor of the directory itself.
 func procFDEntry(full string, target *Task) procEntry {
 	tg := target.tg
 	tg.mu.Lock()
