@@ -41,6 +41,21 @@ var runErrorCases = []runErrorCase{
 	{name: "env-empty-name-detached", args: func(*testing.T, string) []string {
 		return []string{"-d", "--env", "=value", "--", "/bin/true"}
 	}},
+	{name: "pids-zero", args: limitArgs("--pids", "0")},
+	{name: "pids-negative", args: limitArgs("--pids", "-3")},
+	{name: "pids-too-many", args: limitArgs("--pids", "1000000")},
+	{name: "memory-not-a-size", args: limitArgs("--memory", "12Q")},
+	{name: "memory-zero", args: limitArgs("--memory", "0")},
+	{name: "memory-too-big", args: limitArgs("--memory", "100T")},
+	{name: "memory-less-than-a-page", args: limitArgs("--memory", "100")},
+	{name: "detached-bad-limit", args: func(*testing.T, string) []string {
+		return []string{"-d", "--pids", "0", "--", "/bin/true"}
+	}},
+}
+
+// limitArgs returns a case's arguments: a limit flag with a bad value.
+func limitArgs(flag, value string) func(*testing.T, string) []string {
+	return func(*testing.T, string) []string { return []string{flag, value, "--", "/bin/true"} }
 }
 
 // TestRunErrors requires bad `snap run` invocations to fail with one line on

@@ -29,6 +29,9 @@ var (
 	// ErrExited means an operation needed a running kernel or task that has
 	// already exited.
 	ErrExited = errors.New("kernel exited")
+
+	// ErrBadLimit means a sandbox limit (Limits) is out of range.
+	ErrBadLimit = errors.New("bad sandbox limit")
 )
 
 // errorsIsAny reports whether err matches any of targets.

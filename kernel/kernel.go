@@ -111,6 +111,9 @@ type Config struct {
 	Log io.Writer
 	// Hostname is the UTS node name; "snapshotter" if empty.
 	Hostname string
+	// Limits bound the sandbox (zero fields: the defaults). On Restore,
+	// the non-zero fields replace the saved limits.
+	Limits Limits
 	// NoCPUPinning lets the host place every thread wherever it likes
 	// instead of pinning each task's threads to a CPU of its own while
 	// there are no more tasks than CPUs (see cpu_pin.go).
@@ -167,6 +170,10 @@ type Kernel struct {
 	// hostname is the UTS node name. Immutable.
 	hostname string
 
+	// limits bound the sandbox, defaults filled in. Immutable after New or
+	// Restore (a restore may override the saved ones).
+	limits Limits
+
 	// debug and log are per-run options, given again on restore.
 	debug bool      `state:"nosave"`
 	log   io.Writer `state:"nosave"`
@@ -216,6 +223,9 @@ func New(cfg Config) (*Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, err
+	}
 	mf, p := takePrewarmed(name)
 	rootDir := cfg.Root
 	if rootDir == "" {
@@ -242,6 +252,7 @@ func New(cfg Config) (*Kernel, error) {
 		tasks:    newTaskSet(),
 		root:     root,
 		hostname: cfg.Hostname,
+		limits:   cfg.Limits.withDefaults(),
 		debug:    cfg.Debug,
 		log:      cfg.Log,
 		pins:     newCPUPins(cfg.NoCPUPinning),
@@ -256,6 +267,8 @@ func New(cfg Config) (*Kernel, error) {
 	}
 	k.stopCond = sync.NewCond(&k.stopMu)
 	k.unimplLogged = map[unsupportedKey]bool{}
+	
+	k.applyLimits()
 	return k, nil
 }
 

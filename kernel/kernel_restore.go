@@ -73,6 +73,9 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, err
+	}
 
 	// The memory file and the platform: made during start-up (Prewarm) or
 	// now. The platform (a stub process) is made on another goroutine
@@ -179,6 +182,8 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	k.debug = cfg.Debug
 	k.pins = newCPUPins(cfg.NoCPUPinning)
 	k.cpus = readHostCPUs()
+	// Images from before limits were saved load zero limits: the defaults.
+	k.limits = k.limits.withDefaults().override(cfg.Limits)
 	if cfg.Log != nil {
 		k.log = cfg.Log
 	}
@@ -234,6 +239,7 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	}
 	k.platform = p
 	k.mf.fd, k.mf.mapping = mf.fd, mf.mapping
+	k.applyLimits()
 
 	// Map the restored pages into the new address spaces in bulk, on the
 	// side: a first touch then costs the application no fault in the host

@@ -11,6 +11,7 @@ import (
 var (
 	stateTypeInfoExitStatus   *stateify.TypeInfo
 	stateTypeInfoKernel       *stateify.TypeInfo
+	stateTypeInfoLimits       *stateify.TypeInfo
 	stateTypeInfofileRange    *stateify.TypeInfo
 	stateTypeInfoMemoryFile   *stateify.TypeInfo
 	stateTypeInfovma          *stateify.TypeInfo
@@ -51,8 +52,13 @@ func init() {
 		{Name: "root", Type: "*snapshotter/kernel/vfs.Root"},
 		{Name: "monotonicOffset", Type: "int64"},
 		{Name: "hostname", Type: "string"},
+		{Name: "limits", Type: "snapshotter/kernel.Limits"},
 		{Name: "status", Type: "snapshotter/kernel.ExitStatus"},
 		{Name: "done", Type: "bool"},
+	})
+	stateTypeInfoLimits = stateify.Register[Limits]("snapshotter/kernel.Limits", []stateify.Field{
+		{Name: "Tasks", Type: "int64"},
+		{Name: "Memory", Type: "uint64"},
 	})
 	stateTypeInfofileRange = stateify.Register[fileRange]("snapshotter/kernel.fileRange", []stateify.Field{
 		{Name: "Start", Type: "uint64"},
@@ -318,6 +324,7 @@ func (x *Kernel) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.root)
 	e.Int(x.monotonicOffset)
 	e.String(x.hostname)
+	x.limits.StateSave(e)
 	x.status.StateSave(e)
 	e.Bool(x.done)
 }
@@ -337,14 +344,46 @@ func (x *Kernel) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 4:
 			x.hostname = d.String()
 		case 5:
-			x.status.StateLoad(ctx, d)
+			x.limits.StateLoad(ctx, d)
 		case 6:
+			x.status.StateLoad(ctx, d)
+		case 7:
 			x.done = d.Bool()
 		default:
 			d.Skip()
 		}
 	}
 	d.AfterLoad(x.afterLoad)
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *Limits) StateTypeName() string { return "snapshotter/kernel.Limits" }
+
+// StateFields implements stateify.Savable.
+func (x *Limits) StateFields() []string { return stateTypeInfoLimits.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *Limits) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoLimits }
+
+// StateSave implements stateify.Savable.
+func (x *Limits) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoLimits)
+	e.Int(int64(x.Tasks))
+	e.Uint(x.Memory)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *Limits) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoLimits) {
+		switch f {
+		case 0:
+			x.Tasks = int(d.Int64())
+		case 1:
+			x.Memory = d.Uint64()
+		default:
+			d.Skip()
+		}
+	}
 }
 
 // StateTypeName implements stateify.Savable.

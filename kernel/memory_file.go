@@ -90,6 +90,29 @@ type MemoryFile struct {
 	// mapping inherited by fork is one range owned by several vmas. A page
 	// is freed when its last owner lets it go. Protected by mu.
 	shared map[uint64]uint32
+
+	// limit is the most bytes that may be allocated at once (Limits.Memory;
+	// memoryFileReserve: none below the reservation). The kernel sets it
+	// on New and Restore (it saves Limits itself). Protected by mu.
+	limit uint64 `state:"nosave"`
+}
+
+// setLimit sets the most bytes that may be allocated at once.
+func (f *MemoryFile) setLimit(n uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.limit = n
+}
+
+// allocatedLocked returns how many bytes are allocated.
+//
+// Preconditions: f.mu is held.
+func (f *MemoryFile) allocatedLocked() uint64 {
+	n := f.size
+	for _, fr := range f.free {
+		n -= fr.Length()
+	}
+	return n
 }
 
 // NewMemoryFile creates an empty memory file named name (the name shows in
@@ -133,7 +156,7 @@ func (f *MemoryFile) Release() {
 
 // Allocate returns a page-aligned range of length bytes (rounded up to
 // pages) that reads as zero. It fails with ErrNoMemory when the reservation
-// is exhausted.
+// is exhausted or the allocation would pass the limit (setLimit).
 func (f *MemoryFile) Allocate(length uint64) (fileRange, error) {
 	length, ok := pageRoundUp(length)
 	if !ok || length == 0 {
@@ -141,6 +164,11 @@ func (f *MemoryFile) Allocate(length uint64) (fileRange, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.limit != 0 && f.limit < memoryFileReserve {
+		if used := f.allocatedLocked(); used+length > f.limit || used+length < used {
+			return fileRange{}, fmt.Errorf("allocate %d bytes with %d of the %d-byte limit in use: %w", length, used, f.limit, ErrNoMemory)
+		}
+	}
 	for i, fr := range f.free {
 		if fr.Length() < length {
 			continue

@@ -82,8 +82,8 @@ func (t *Task) newThread() (*Task, error) {
 	ts := t.k.tasks
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if ts.nextTID <= 0 {
-		return nil, unix.EAGAIN // thread IDs exhausted
+	if ts.nextTID <= 0 || !t.k.taskAllowedLocked() {
+		return nil, unix.EAGAIN // thread IDs exhausted, or the task limit reached
 	}
 	t.mu.Lock()
 	name := t.name
@@ -121,6 +121,9 @@ func (t *Task) abandonThread(nt *Task, err error) error {
 // address space. With CLONE_VFORK the caller then waits (runVforkWait,
 // after doSyscall) until the child execs or exits.
 func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) {
+	if !t.k.taskAllowed() {
+		return 0, unix.EAGAIN // before copying the memory for nothing
+	}
 	fp := t.fpState()
 	var mm *MM
 	if flags&unix.CLONE_VM != 0 {
@@ -171,7 +174,7 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 
 	ts := t.k.tasks
 	ts.mu.Lock()
-	if ts.nextTID <= 0 || ptg.isExiting() {
+	if ts.nextTID <= 0 || ptg.isExiting() || !t.k.taskAllowedLocked() {
 		ts.mu.Unlock()
 		ntg.release()
 		return 0, unix.EAGAIN
@@ -216,3 +219,15 @@ func (nt *Task) setCloneRegs(flags, sp, tls, childTID uint64) {
 		nt.clearChildTID = childTID
 	}
 }
+
+// taskAllowed reports whether one more task stays within the task limit.
+func (k *Kernel) taskAllowed() bool {
+	k.tasks.mu.Lock()
+	defer k.tasks.mu.Unlock()
+	return k.taskAllowedLocked()
+}
+
+// taskAllowedLocked is taskAllowed with the TaskSet's mu held.
+//
+// Preconditions: k.tasks.mu is held.
+func (k *Kernel) taskAllowedLocked() bool { return len(k.tasks.tids) < k.limits.Tasks }

@@ -34,6 +34,9 @@ type KernelOptions struct {
 	Version string
 	// Diag receives the runner's own diagnostics (timings); nil: none.
 	Diag *log.Logger
+	// Limits bound the sandbox (zero fields: the defaults; on restore,
+	// the saved limits).
+	Limits kernel.Limits
 }
 
 // KernelSandbox is a Sandbox running on a kernel.Kernel in this process.
@@ -46,7 +49,7 @@ type KernelSandbox struct {
 
 // StartKernel creates a kernel and starts argv in it.
 func StartKernel(o KernelOptions) (*KernelSandbox, error) {
-	k, err := kernel.New(kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log})
+	k, err := kernel.New(kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log, Limits: o.Limits})
 	if err != nil {
 		return nil, err
 	}

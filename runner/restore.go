@@ -27,7 +27,7 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	defer state.Close()
 	k, err := kernel.Restore(ctx, state, kernel.RestoreOptions{
 		Config: kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log,
-			Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr},
+			Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Limits: o.Limits},
 		MemorySize: img.Manifest().MemorySize,
 		LoadMemory: func(w *kernel.MemoryLoader) error {
 			memStart = time.Now()

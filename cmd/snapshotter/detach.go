@@ -45,11 +45,14 @@ func addDetachFlags(cmd *cobra.Command, g *globalFlags, f *runFlags, s *startFla
 		if !d.detach {
 			return false, nil
 		}
-		// Refuse a bad --env before anything is reserved.
+		// Refuse a bad --env or limit before anything is reserved.
 		if _, err := runner.StartEnv(nil, true, s.env); err != nil {
 			return true, err
 		}
-		sentryArgs := []string{"--rootfs", f.rootfs, "--platform", f.platform}
+		if _, err := f.limits(cmd); err != nil {
+			return true, err
+		}
+		sentryArgs := append([]string{"--rootfs", f.rootfs, "--platform", f.platform}, limitArgs(cmd, f)...)
 		if f.debug {
 			sentryArgs = append(sentryArgs, "--debug")
 		}

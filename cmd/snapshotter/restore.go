@@ -31,8 +31,12 @@ also at once.`,
 				return err
 			}
 			uri := args[0]
+			limits, err := f.limits(cmd)
+			if err != nil {
+				return err
+			}
 			if d.detach {
-				sentryArgs := []string{"--platform", f.platform, "--restore", uri}
+				sentryArgs := append([]string{"--platform", f.platform, "--restore", uri}, limitArgs(cmd, &f)...)
 				if root := restoreRoot(cmd, &f); root != "" {
 					sentryArgs = append(sentryArgs, "--rootfs", root)
 				}
@@ -55,6 +59,7 @@ also at once.`,
 			}
 			sb, _, err := runner.RestoreKernel(cmd.Context(), runner.KernelOptions{
 				Platform: f.platform, Rootfs: restoreRoot(cmd, &f), Debug: f.debug, Log: log.Writer(), Version: version,
+				Limits: limits,
 			}, uri, g.store)
 			if err != nil {
 				return err

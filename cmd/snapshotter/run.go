@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path"
 	"path/filepath"
+	"strconv"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -23,6 +24,9 @@ type runFlags struct {
 	rootfs   string
 	debug    bool
 	platform string
+	// pids and memory are the sandbox limits as given; see limits.
+	pids   int
+	memory string
 }
 
 // startFlags are the flags of snap run that shape the program's start:
@@ -58,7 +62,11 @@ A saved image holds the environment like the rest of the program's memory.`,
 					return err
 				}
 			}
-			return runForeground(f, s, args)
+			limits, err := f.limits(cmd)
+			if err != nil {
+				return err
+			}
+			return runForeground(f, s, limits, args)
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
@@ -77,6 +85,41 @@ func addRunFlags(cmd *cobra.Command, f *runFlags) {
 	cmd.Flags().StringVar(&f.rootfs, "rootfs", "/", "host directory the program sees as / (read-only)")
 	cmd.Flags().BoolVar(&f.debug, "debug", false, "log unimplemented syscalls and faults to stderr")
 	cmd.Flags().StringVar(&f.platform, "platform", "ptrace", "execution platform")
+	cmd.Flags().IntVar(&f.pids, "pids", 0, fmt.Sprintf("most tasks (threads of all processes) at once; fork and clone beyond it fail with EAGAIN (default %d; on restore: the saved limit)", kernel.DefaultTasks))
+	cmd.Flags().StringVar(&f.memory, "memory", "", "most memory the program's mappings may hold, e.g. 512M, 2G or unlimited; mmap, brk, mremap and fork beyond it fail with ENOMEM (default unlimited; on restore: the saved limit)")
+}
+
+// limits returns the limits the flags give: zero fields for flags not
+// given (the defaults, or on restore the saved limits).
+func (f *runFlags) limits(cmd *cobra.Command) (kernel.Limits, error) {
+	var l kernel.Limits
+	if cmd.Flags().Changed("pids") {
+		if f.pids < 1 || f.pids > kernel.MaxTasks {
+			return l, fmt.Errorf("--pids %d: give a number of tasks from 1 to %d", f.pids, kernel.MaxTasks)
+		}
+		l.Tasks = f.pids
+	}
+	if cmd.Flags().Changed("memory") {
+		m, err := kernel.ParseMemoryLimit(f.memory)
+		if err != nil {
+			return l, fmt.Errorf("--memory: %w", err)
+		}
+		l.Memory = m
+	}
+	return l, nil
+}
+
+// limitArgs returns the limit flags given on cmd, to pass them on to a
+// detached sentry.
+func limitArgs(cmd *cobra.Command, f *runFlags) []string {
+	var args []string
+	if cmd.Flags().Changed("pids") {
+		args = append(args, "--pids", strconv.Itoa(f.pids))
+	}
+	if cmd.Flags().Changed("memory") {
+		args = append(args, "--memory", f.memory)
+	}
+	return args
 }
 
 // addStartFlags registers the flags that shape the program's start (snap
@@ -100,12 +143,12 @@ func (s *startFlags) startOptions(rootfs string, argv []string) (kernel.StartOpt
 
 // runForeground runs argv in a sandbox with snap's stdio and returns an
 // exitError carrying the program's status.
-func runForeground(f *runFlags, s *startFlags, argv []string) error {
+func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, argv []string) error {
 	o, err := s.startOptions(f.rootfs, argv)
 	if err != nil {
 		return err
 	}
-	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug})
+	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug, Limits: limits})
 	if err != nil {
 		return err
 	}

@@ -33,12 +33,16 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			limits, err := f.limits(cmd)
+			if err != nil {
+				return err
+			}
 			sd := runner.StateDir{Root: g.stateDir}
 			st, err := runner.RunSentry(runner.SentryOptions{StateDir: sd, ID: id, ReadyFD: fd},
 				func(m *runner.Metadata) (runner.Sandbox, error) {
 					o := runner.KernelOptions{
 						Platform: f.platform, Rootfs: f.rootfs, Debug: f.debug, Log: log.Writer(),
-						ID: id, Version: version, Diag: log.Default(),
+						ID: id, Version: version, Diag: log.Default(), Limits: limits,
 					}
 					if restore == "" {
 						// The launcher's working directory is ours: the

@@ -10,36 +10,14 @@ import (
 // devDirIno is the inode number of the synthetic /dev (devices use 2..6).
 const devDirIno = 7
 
-// isDevDir reports whether a guest path names /dev.
-func isDevDir(full string) bool { return cleanPath(full) == "/dev" }
-
-// missingDevDir reports whether a failed host lookup of full should find
-// the sentry's synthetic /dev instead: the root has no /dev, but the
-// sentry's devices live there.
-func missingDevDir(full string, err error) bool { return err == unix.ENOENT && isDevDir(full) }
-
-// deviceDirents returns the sentry's devices as directory entries, by name.
-func deviceDirents() []Dirent {
-	ents := make([]Dirent, 0, len(devices))
-	for name, kind := range devices {
-		ents = append(ents, Dirent{Ino: kind.stat().Ino, Type: unix.DT_CHR, Name: name[len("/dev/"):]})
+// deviceNames returns the names of the sentry's devices in /dev, sorted.
+func deviceNames() []string {
+	names := make([]string, 0, len(devices))
+	for name := range devices {
+		names = append(names, name[len("/dev/"):])
 	}
-	sort.Slice(ents, func(i, j int) bool { return ents[i].Name < ents[j].Name })
-	return ents
-}
-
-// addDevices appends the sentry devices a host /dev listing lacks.
-func addDevices(ents []Dirent) []Dirent {
-	have := make(map[string]bool, len(ents))
-	for _, e := range ents {
-		have[e.Name] = true
-	}
-	for _, d := range deviceDirents() {
-		if !have[d.Name] {
-			ents = append(ents, d)
-		}
-	}
-	return ents
+	sort.Strings(names)
+	return names
 }
 
 func devDirStat() Stat {
@@ -53,8 +31,8 @@ func devDirStat() Stat {
 	}
 }
 
-// devDir is the sentry's /dev when the root has no /dev directory. It lists
-// the sentry's devices.
+// devDir is the sentry's /dev, whatever the root holds there. It lists the
+// sentry's devices and the links to the process's own descriptors.
 //
 // +stateify savable
 type devDir struct {
@@ -66,18 +44,18 @@ type devDir struct {
 	pos int
 }
 
-func openDevDir(flags uint32) (*File, error) {
-	if flags&unix.O_PATH == 0 && (flags&unix.O_ACCMODE != unix.O_RDONLY || flags&(unix.O_CREAT|unix.O_TRUNC) != 0) {
-		return nil, unix.EISDIR
-	}
-	return newFile(flags, &devDir{}), nil
-}
-
 func (d *devDir) entries() []Dirent {
-	return append([]Dirent{
+	ents := []Dirent{
 		{Ino: devDirIno, Type: unix.DT_DIR, Name: "."},
 		{Ino: 1, Type: unix.DT_DIR, Name: ".."},
-	}, deviceDirents()...)
+	}
+	nodes := sentryNodes()
+	for _, name := range nodes["/dev"].children {
+		p := "/dev/" + name
+		n := nodes[p]
+		ents = append(ents, Dirent{Ino: sentryStat(p, n).Ino, Type: uint8(n.fileType() >> 12), Name: name})
+	}
+	return ents
 }
 
 func (d *devDir) read(*File, <-chan struct{}, []byte, int64) (int, error) { return 0, unix.EISDIR }

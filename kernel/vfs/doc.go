@@ -31,18 +31,42 @@
 // O_RDWR, O_CREAT of a missing file, O_TRUNC, O_TMPFILE, mkdir, unlink,
 // rename, link, symlink, mknod, chmod, chown, utimes, truncate) fails with
 // EROFS, after the checks Linux makes first on a read-only mount (ENOENT for
-// a missing path, EEXIST for mkdir of an existing one, ...). Host device
-// nodes, FIFOs and sockets are not opened (EACCES); the sentry implements
-// /dev/null, /dev/zero, /dev/full, /dev/random and /dev/urandom itself,
-// matched on the lexically cleaned guest path; listings of /dev include
-// them, and a root without /dev gets a synthetic /dev holding just them.
-// When the root holds a host procfs at /proc, its per-process entries
-// (/proc/self, /proc/<pid>, and links into them) describe the sentry, not
-// the sandbox: lookups into them fail with ENOENT and /proc listings omit
-// them; the kernel answers for /dev/stdin, /dev/fd/N and /proc/self/fd/N
-// through FS.FDAlias (opening one reopens the descriptor's file with
-// FS.Reopen, as Linux does), and for /proc/self/maps with a file it
-// generates (NewSynthetic). The rest of /proc stays visible read-only.
+// a missing path, EEXIST for mkdir of an existing one, ...).
+//
+// # What the sandbox may open on the host
+//
+// Only regular files and directories of ordinary filesystems. Every lookup
+// opens the result O_PATH (which has no effect on the file) and checks it
+// by what it is, never by its path:
+//
+//   - A file on a host pseudo filesystem (procfs, sysfs, debugfs, tracefs,
+//     securityfs, cgroup, configfs, bpf, devpts, mqueue, pstore, efivarfs,
+//     fusectl, hugetlbfs, ...: the f_type fstatfs reports, see
+//     pseudoFilesystems) is refused with EACCES for every operation (open,
+//     stat, access, readlink, chdir, statfs), wherever it is mounted: the
+//     mount point is listed in its parent directory but cannot be entered.
+//     A lookup that fails inside one (a missing name) is EACCES too, so
+//     that which names exist there does not show (Root.failedLookup).
+//   - A host FIFO, socket or device node elsewhere may be listed and
+//     stat'ed, but opening it fails with EACCES.
+//   - A regular file or directory is then reopened for reading with
+//     O_NONBLOCK (cleared afterwards), so an open never waits.
+//
+// EACCES ("permission denied") is the one error for every refusal.
+//
+// # The sentry's /dev, /proc and /sys
+//
+// These three directories are never looked up on the host, whatever the
+// root holds there (sentryfs.go): /dev holds the sentry's null, zero, full,
+// random and urandom devices and the links fd, stdin, stdout and stderr;
+// /sys holds devices/system/cpu/{online,possible}; /proc is answered by the
+// kernel, which generates the per-process files and directories of the
+// sandbox's own processes (NewSynthetic, NewSyntheticDir) and answers for
+// /dev/stdin, /dev/fd/N and /proc/self/fd/N through FS.FDAlias (opening one
+// reopens the descriptor's file with FS.Reopen, as Linux does). Anything
+// else under them does not exist (ENOENT). Paths into them are cleaned
+// lexically; a host symlink that leads into them resolves on the host and is
+// refused.
 //
 // # Memfds
 //
@@ -59,7 +83,10 @@
 // ErrInterrupted, which the kernel maps to ERESTARTSYS/EINTR; one that
 // transferred bytes returns the count and a nil error, as Linux does. A nil
 // cancel channel never fires. Files with O_NONBLOCK return EAGAIN instead of
-// blocking. Readiness reports poll(2) events without blocking; Watch returns a
+// blocking. No host system call of a task blocks: host files are regular
+// files and directories only, and host stdio that can wait (a pipe, a
+// terminal, a socket) is transferred on a non-blocking description of the
+// sentry's own or with MSG_DONTWAIT, waiting only in waitFD. Readiness reports poll(2) events without blocking; Watch returns a
 // channel closed when readiness may have changed, for the kernel's poll.
 //
 // # Save and restore

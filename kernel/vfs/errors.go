@@ -16,4 +16,9 @@ var (
 	// ErrRestore wraps every error afterLoad reports to a RestoreErrors
 	// collector.
 	ErrRestore = errors.New("vfs restore")
+
+	// ErrPseudoRoot is returned (wrapped) by OpenRoot for a directory on a
+	// host pseudo filesystem such as procfs or sysfs: nothing there may be
+	// shown to a sandbox.
+	ErrPseudoRoot = errors.New("directory is on a host pseudo filesystem (procfs, sysfs, ...), which a sandbox may not see")
 )

@@ -263,6 +263,8 @@ func (f *File) FileType() uint32 {
 		return impl.fileType()
 	case *devDir:
 		return unix.S_IFDIR
+	case *synthDir:
+		return impl.mode & unix.S_IFMT
 	default:
 		return unix.S_IFCHR
 	}

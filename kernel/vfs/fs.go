@@ -61,7 +61,7 @@ func (fs *FS) fullPath(dir *File, p string) (string, error) {
 		return "", unix.EINVAL
 	}
 	if p[0] == '/' {
-		return fs.fixDevDotDot(p), nil
+		return foldSentryPath(p), nil
 	}
 	var base string
 	if dir == nil {
@@ -75,6 +75,11 @@ func (fs *FS) fullPath(dir *File, p string) (string, error) {
 			base = d.guestPath()
 		case *devDir:
 			base = d.guestPath()
+		case *synthDir:
+			if !d.isDir() {
+				return "", unix.ENOTDIR
+			}
+			base = d.guestPath()
 		default:
 			return "", unix.ENOTDIR
 		}
@@ -82,28 +87,7 @@ func (fs *FS) fullPath(dir *File, p string) (string, error) {
 	if base == "/" {
 		return "/" + p, nil
 	}
-	return fs.fixDevDotDot(base + "/" + p), nil
-}
-
-// fixDevDotDot rewrites a leading "/dev/.." to "/" when /dev is the
-// synthetic directory: the host cannot resolve ".." in a /dev it lacks, and
-// the synthetic /dev's parent is the root.
-func (fs *FS) fixDevDotDot(full string) string {
-	rest, ok := strings.CutPrefix(full, "/dev/..")
-	if !ok || (rest != "" && rest[0] != '/') || !fs.syntheticDev() {
-		return full
-	}
-	return "/" + rest
-}
-
-// syntheticDev reports whether /dev is the sentry's synthetic directory
-// (the root has none).
-func (fs *FS) syntheticDev() bool {
-	fd, err := fs.root.lookup("/dev", unix.O_DIRECTORY)
-	if err == nil {
-		unix.Close(fd)
-	}
-	return err == unix.ENOENT
+	return foldSentryPath(base + "/" + p), nil
 }
 
 // OpenAt opens path relative to dir (nil means AT_FDCWD) with open(2)
@@ -118,11 +102,17 @@ func (fs *FS) OpenAt(dir *File, p string, flags uint32, mode uint32) (*File, err
 	if flags&unix.O_PATH == 0 {
 		flags |= oLargefile
 	}
-	if dev, ok := deviceByPath(full); ok {
-		return openDevice(dev, full, flags)
+	pathOnly := flags&unix.O_PATH != 0
+	if sp, n, owned, err := sentryLookup(full, flags&unix.O_NOFOLLOW == 0); owned {
+		if err == unix.ENOENT && !pathOnly && flags&unix.O_CREAT != 0 {
+			return nil, sentryCreateError(full)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return openSentry(sp, n, flags)
 	}
 	const tmpfile = unix.O_TMPFILE
-	pathOnly := flags&unix.O_PATH != 0
 	lookupFlags := int(flags & (unix.O_NOFOLLOW | unix.O_DIRECTORY))
 	if !pathOnly && flags&tmpfile == tmpfile {
 		// O_TMPFILE creates an unnamed file in a directory.
@@ -140,9 +130,6 @@ func (fs *FS) OpenAt(dir *File, p string, flags uint32, mode uint32) (*File, err
 	}
 	pfd, st, err := fs.root.lookupStat(full, lookupFlags)
 	if err != nil {
-		if missingDevDir(full, err) {
-			return openDevDir(flags)
-		}
 		if err == unix.ENOENT && !pathOnly && flags&unix.O_CREAT != 0 {
 			return nil, fs.createError(full)
 		}
@@ -179,8 +166,9 @@ func (fs *FS) OpenAt(dir *File, p string, flags uint32, mode uint32) (*File, err
 	case unix.S_IFLNK:
 		// Only reachable with O_NOFOLLOW.
 		return nil, unix.ELOOP
-	default:
-		// Host devices, FIFOs and sockets are not opened by the sentry.
+	}
+	if !openable(st.FileType()) {
+		// Host devices, FIFOs and sockets are never opened: see openable.
 		return nil, unix.EACCES
 	}
 	if flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_TRUNC != 0 {
@@ -192,6 +180,18 @@ func (fs *FS) OpenAt(dir *File, p string, flags uint32, mode uint32) (*File, err
 	}
 	h.fd = fd
 	return newFile(flags, h), nil
+}
+
+// sentryCreateError is the error for creating full in a sentry directory,
+// where it does not exist: EROFS if its parent is a directory, else the
+// parent's lookup error.
+func sentryCreateError(full string) error {
+	parent := strings.TrimRight(full, "/")
+	parent = parent[:strings.LastIndexByte(parent, '/')+1]
+	if _, _, _, err := sentryLookup(parent, true); err != nil {
+		return err
+	}
+	return unix.EROFS
 }
 
 // createError is the error for creating full, which does not exist: EROFS
@@ -223,17 +223,17 @@ func (fs *FS) Fstatat(dir *File, p string, flags int) (Stat, error) {
 	if err != nil {
 		return Stat{}, err
 	}
-	if dev, ok := deviceByPath(full); ok {
-		return dev.stat(), nil
+	if sp, n, owned, err := sentryLookup(full, flags&unix.AT_SYMLINK_NOFOLLOW == 0); owned {
+		if err != nil {
+			return Stat{}, err
+		}
+		return sentryStat(sp, n), nil
 	}
 	lf := 0
 	if flags&unix.AT_SYMLINK_NOFOLLOW != 0 {
 		lf = unix.O_NOFOLLOW
 	}
 	fd, st, err := fs.root.lookupStat(full, lf)
-	if missingDevDir(full, err) {
-		return devDirStat(), nil
-	}
 	if err != nil {
 		return Stat{}, err
 	}
@@ -257,14 +257,17 @@ func (fs *FS) Readlinkat(dir *File, p string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if _, ok := deviceByPath(full); ok {
-			return "", unix.EINVAL
+		if _, n, owned, err := sentryLookup(full, false); owned {
+			if err != nil {
+				return "", err
+			}
+			if n.fileType() != unix.S_IFLNK {
+				return "", unix.EINVAL
+			}
+			return n.target, nil
 		}
 		var lerr error
 		fd, lerr = fs.root.lookup(full, unix.O_NOFOLLOW)
-		if missingDevDir(full, lerr) {
-			return "", unix.EINVAL
-		}
 		if lerr != nil {
 			return "", lerr
 		}
@@ -296,6 +299,8 @@ func (fs *FS) Faccessat(dir *File, p string, mode uint32, flags int) error {
 			return hostAccess(h.fd, mode, flags)
 		} else if _, ok := dir.impl.(*devDir); ok {
 			return devDirAccess(mode)
+		} else if d, ok := dir.impl.(*synthDir); ok {
+			return sentryAccess(&sentryNode{mode: d.mode}, mode)
 		} else {
 			return deviceAccess(mode)
 		}
@@ -304,17 +309,17 @@ func (fs *FS) Faccessat(dir *File, p string, mode uint32, flags int) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := deviceByPath(full); ok {
-		return deviceAccess(mode)
+	if _, n, owned, err := sentryLookup(full, flags&unix.AT_SYMLINK_NOFOLLOW == 0); owned {
+		if err != nil {
+			return err
+		}
+		return sentryAccess(n, mode)
 	}
 	lf := 0
 	if flags&unix.AT_SYMLINK_NOFOLLOW != 0 {
 		lf = unix.O_NOFOLLOW
 	}
 	fd, err := fs.root.lookup(full, lf)
-	if missingDevDir(full, err) {
-		return devDirAccess(mode)
-	}
 	if err != nil {
 		return err
 	}
@@ -359,16 +364,17 @@ func (fs *FS) Chdir(dir *File, p string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := deviceByPath(full); ok {
-		return unix.ENOTDIR
-	}
-	fd, err := fs.root.lookup(full, unix.O_DIRECTORY)
-	if missingDevDir(full, err) {
-		fs.mu.Lock()
-		fs.cwd = "/dev"
-		fs.mu.Unlock()
+	if sp, n, owned, err := sentryLookup(full, true); owned {
+		if err != nil {
+			return err
+		}
+		if n.fileType() != unix.S_IFDIR {
+			return unix.ENOTDIR
+		}
+		fs.setCwd(sp)
 		return nil
 	}
+	fd, err := fs.root.lookup(full, unix.O_DIRECTORY)
 	if err != nil {
 		return err
 	}
@@ -376,19 +382,27 @@ func (fs *FS) Chdir(dir *File, p string) error {
 	if err := unix.Faccessat2(fd, "", unix.X_OK, unix.AT_EMPTY_PATH); err != nil {
 		return err
 	}
-	guest := fs.root.guestPath(fd, full)
-	fs.mu.Lock()
-	fs.cwd = guest
-	fs.mu.Unlock()
+	fs.setCwd(fs.root.guestPath(fd, full))
 	return nil
+}
+
+func (fs *FS) setCwd(guest string) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.cwd = guest
 }
 
 // Fchdir changes the working directory to the directory f (fchdir(2)).
 func (fs *FS) Fchdir(f *File) error {
-	if _, ok := f.impl.(*devDir); ok {
-		fs.mu.Lock()
-		fs.cwd = "/dev"
-		fs.mu.Unlock()
+	switch d := f.impl.(type) {
+	case *devDir:
+		fs.setCwd("/dev")
+		return nil
+	case *synthDir:
+		if !d.isDir() {
+			return unix.ENOTDIR
+		}
+		fs.setCwd(d.path)
 		return nil
 	}
 	h, ok := f.impl.(*hostFile)
@@ -415,13 +429,13 @@ func (fs *FS) mustExist(dir *File, p string, flags int) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := deviceByPath(full); ok {
+	if _, _, owned, err := sentryLookup(full, flags&unix.O_NOFOLLOW == 0); owned {
+		if err != nil {
+			return err
+		}
 		return unix.EROFS
 	}
 	fd, err := fs.root.lookup(full, flags)
-	if missingDevDir(full, err) {
-		return unix.EROFS
-	}
 	if err != nil {
 		return err
 	}
@@ -436,14 +450,19 @@ func (fs *FS) mustNotExist(dir *File, p string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := deviceByPath(full); ok {
-		return unix.EEXIST
+	if _, _, owned, err := sentryLookup(full, false); owned {
+		switch err {
+		case nil:
+			return unix.EEXIST
+		case unix.ENOENT:
+			return sentryCreateError(full)
+		default:
+			return err
+		}
 	}
 	fd, err := fs.root.lookup(full, unix.O_NOFOLLOW)
-	if err == nil || missingDevDir(full, err) {
-		if err == nil {
-			unix.Close(fd)
-		}
+	if err == nil {
+		unix.Close(fd)
 		return unix.EEXIST
 	}
 	if err != unix.ENOENT {

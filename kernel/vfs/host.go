@@ -203,15 +203,10 @@ func (h *hostFile) getdents64(_ *File, dst []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		switch h.pathLocked() {
-		case "/":
+		if h.pathLocked() == "/" {
 			// At the root, ".." is the root itself, not the host parent.
 			fixRootDotDot(ents)
-		case "/dev":
-			// The sentry's devices are there whatever the host has.
-			ents = addDevices(ents)
 		}
-		ents = h.root.filterProc(h.ident, ents)
 		h.dirents, h.direntsValid = ents, true
 	}
 	n, pos, err := fillDirents(dst, h.dirents, h.dirPos)

@@ -3,6 +3,7 @@ package vfs
 import (
 	"context"
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,22 +40,6 @@ type Root struct {
 	prefix string `state:"nosave"`
 	// openErr is why reopening after restore failed, reported once.
 	openErr error `state:"nosave"`
-	// proc describes the host procfs under the root, if any. Host-specific:
-	// recomputed when the root is opened.
-	proc procInfo `state:"nosave"`
-}
-
-// procInfo identifies a procfs mounted at the root's /proc. Its
-// per-process directories (/proc/self, /proc/<pid>) describe the sentry and
-// other host processes, not the sandbox, so lookups into them fail with
-// ENOENT and listings of /proc omit them. The rest of /proc (cpuinfo,
-// meminfo, sys/...) stays visible read-only.
-type procInfo struct {
-	valid              bool
-	devMajor, devMinor uint32
-	rootIno            uint64
-	// hostPath is the canonical host path of the procfs root.
-	hostPath string
 }
 
 // OpenRoot opens dir as the sandbox root. The caller must Close it when the
@@ -77,71 +62,12 @@ func (r *Root) openLocked(dir string) error {
 		unix.Close(fd)
 		return fmt.Errorf("resolve root directory %q: %w", dir, err)
 	}
+	if err := refuseHost(fd); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("open root directory %q: %w", dir, ErrPseudoRoot)
+	}
 	r.fd, r.prefix, r.opened, r.hostDir = fd, prefix, true, dir
-	r.proc = findProc(fd)
 	return nil
-}
-
-// findProc looks for a procfs at /proc under the root descriptor.
-func findProc(rootFD int) procInfo {
-	fd, err := unix.Openat2(rootFD, "/proc", &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
-		Resolve: resolveFlags,
-	})
-	if err != nil {
-		return procInfo{}
-	}
-	defer unix.Close(fd)
-	var sfs unix.Statfs_t
-	if err := unix.Fstatfs(fd, &sfs); err != nil || sfs.Type != unix.PROC_SUPER_MAGIC {
-		return procInfo{}
-	}
-	st, err := hostStat(fd)
-	if err != nil {
-		return procInfo{}
-	}
-	hp, err := fdHostPath(fd)
-	if err != nil {
-		return procInfo{}
-	}
-	return procInfo{valid: true, devMajor: st.DevMajor, devMinor: st.DevMinor, rootIno: st.Ino, hostPath: hp}
-}
-
-// onProc reports whether st is a file of the root's procfs.
-func (p *procInfo) onProc(st *Stat) bool {
-	return p.valid && st.DevMajor == p.devMajor && st.DevMinor == p.devMinor
-}
-
-// isProcessEntry reports whether name, an entry of the procfs root, is a
-// per-process directory or a link to one.
-func isProcessEntry(name string) bool {
-	if name == "self" || name == "thread-self" {
-		return true
-	}
-	if name == "" {
-		return false
-	}
-	for _, c := range name {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// hidden reports whether a procfs descriptor is inside a per-process
-// directory.
-func (p *procInfo) hidden(fd int) bool {
-	hp, err := fdHostPath(fd)
-	if err != nil {
-		return true
-	}
-	rest, ok := strings.CutPrefix(hp, p.hostPath+"/")
-	if !ok {
-		return false
-	}
-	first, _, _ := strings.Cut(rest, "/")
-	return isProcessEntry(first)
 }
 
 // HostDir returns the host directory the root was opened from.
@@ -208,25 +134,49 @@ func (r *Root) lookup(p string, extra int) (int, error) {
 	return fd, err
 }
 
-// lookupStat is lookup that also returns the file's attributes.
+// lookupStat is lookup that also returns the file's attributes. A file on
+// a host pseudo filesystem is refused with EACCES (refuseHost).
 func (r *Root) lookupStat(p string, extra int) (int, Stat, error) {
 	fd, err := r.openat2(p, extra)
 	if err != nil {
-		return -1, Stat{}, err
+		return -1, Stat{}, r.failedLookup(p, err)
 	}
 	st, err := hostStat(fd)
 	if err != nil {
 		unix.Close(fd)
 		return -1, Stat{}, err
 	}
-	r.mu.Lock()
-	proc := r.proc
-	r.mu.Unlock()
-	if proc.onProc(&st) && proc.hidden(fd) {
+	if err := refuseHost(fd); err != nil {
 		unix.Close(fd)
-		return -1, Stat{}, unix.ENOENT
+		return -1, Stat{}, err
 	}
 	return fd, st, nil
+}
+
+// failedLookup returns the error for a lookup of p that failed with err:
+// EACCES if the lookup stopped inside a host pseudo filesystem, else err.
+// Otherwise which names exist there would show: ENOENT for
+// /mnt/proc/12345 but EACCES for /mnt/proc/1 tells which host processes
+// exist. The deepest ancestor of p that resolves decides; walking up costs
+// a failed lookup one more lookup in the common case (the parent exists).
+func (r *Root) failedLookup(p string, err error) error {
+	if err == unix.EIO {
+		return err // the root is gone
+	}
+	for q := path.Dir(p); ; q = path.Dir(q) {
+		fd, qerr := r.openat2(q, 0)
+		if qerr == nil {
+			refused := refuseHost(fd)
+			unix.Close(fd)
+			if refused != nil {
+				return refused
+			}
+			return err
+		}
+		if q == "/" || q == "." {
+			return err
+		}
+	}
 }
 
 func (r *Root) openat2(p string, extra int) (int, error) {
@@ -292,34 +242,29 @@ func guestPathFromHost(prefix, host, lookedUp string) string {
 	return cleanPath(lookedUp)
 }
 
-// reopen opens the file behind an O_PATH descriptor for reading.
+// reopen opens the file behind an O_PATH descriptor for reading. The
+// caller has checked that it is a regular file or a directory (openable),
+// and the reopen cannot land elsewhere: it goes through the descriptor's
+// own link, not a path. O_NONBLOCK still guards the open itself (were it
+// a FIFO, it would not wait for a writer); it is cleared afterwards, so
+// that reads behave as on a blocking descriptor.
 func reopen(pathFD int, dir bool) (int, error) {
-	flags := unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY
+	flags := unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
 	if dir {
 		flags |= unix.O_DIRECTORY
 	}
 	for {
 		fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pathFD), flags, 0)
-		if err != unix.EINTR {
-			return fd, err
+		if err == unix.EINTR {
+			continue
 		}
-	}
-}
-
-// filterProc drops the per-process entries from a listing of the procfs
-// root (dir is the listed directory's identity).
-func (r *Root) filterProc(dir identity, ents []Dirent) []Dirent {
-	r.mu.Lock()
-	proc := r.proc
-	r.mu.Unlock()
-	if !proc.valid || dir.DevMajor != proc.devMajor || dir.DevMinor != proc.devMinor || dir.Ino != proc.rootIno {
-		return ents
-	}
-	out := ents[:0]
-	for _, e := range ents {
-		if !isProcessEntry(e.Name) {
-			out = append(out, e)
+		if err != nil {
+			return -1, err
 		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, unix.O_RDONLY); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		return fd, nil
 	}
-	return out
 }

@@ -47,6 +47,12 @@ func (f *File) Statfs() ([StatfsSize]byte, error) {
 		return encodeStatfs(st), nil
 	case *pipeReader, *pipeWriter:
 		return syntheticStatfs(pipefsMagic), nil
+	case *synthDir:
+		return sentryStatfs(impl.path), nil
+	case *syntheticFile:
+		if sentryMountOf(impl.path) != "" {
+			return sentryStatfs(impl.path), nil
+		}
 	case *stdioFile:
 		if impl.fd >= 0 {
 			var st unix.Statfs_t
@@ -66,13 +72,13 @@ func (fs *FS) Statfs(dir *File, p string) ([StatfsSize]byte, error) {
 	if err != nil {
 		return [StatfsSize]byte{}, err
 	}
-	if _, ok := deviceByPath(full); ok {
-		return syntheticStatfs(tmpfsMagic), nil
+	if sp, _, owned, err := sentryLookup(full, true); owned {
+		if err != nil {
+			return [StatfsSize]byte{}, err
+		}
+		return sentryStatfs(sp), nil
 	}
 	fd, err := fs.root.lookup(full, 0)
-	if missingDevDir(full, err) {
-		return syntheticStatfs(tmpfsMagic), nil
-	}
 	if err != nil {
 		return [StatfsSize]byte{}, err
 	}

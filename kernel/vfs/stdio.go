@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -30,11 +31,17 @@ type stdioFile struct {
 	// sentry's (guest PIDs), not the host terminal's.
 	pgrp int32
 
-	// host keeps the host file alive; fd is its descriptor, or -1 when no
-	// file was bound (reads see end of file, writes are discarded). Host
-	// descriptors are not saved; afterLoad re-binds them.
+	// host keeps the host file alive; fd is the descriptor the sentry
+	// uses, or -1 when no file was bound (reads see end of file, writes are
+	// discarded). Host descriptors are not saved; afterLoad re-binds them.
 	host *os.File `state:"nosave"`
 	fd   int      `state:"nosave"`
+	// own is fd when the sentry opened a description of its own for host
+	// (see bind), which release closes; else -1.
+	own int `state:"nosave"`
+	// sock is set when the host descriptor is a socket: transfers then
+	// pass MSG_DONTWAIT. Host-specific: recomputed on bind.
+	sock bool `state:"nosave"`
 	// regular is set when the host descriptor is a regular file (no
 	// polling needed). Host-specific: recomputed on bind.
 	regular bool `state:"nosave"`
@@ -57,7 +64,7 @@ func NewStdio(index int, host *os.File) (*File, error) {
 	if index < 0 || index > 2 {
 		return nil, fmt.Errorf("stdio index %d: %w", index, unix.EINVAL)
 	}
-	s := &stdioFile{index: index, pgrp: 1}
+	s := &stdioFile{index: index, pgrp: 1, own: -1}
 	if err := s.bind(host); err != nil {
 		return nil, err
 	}
@@ -75,8 +82,19 @@ func NewStdio(index int, host *os.File) (*File, error) {
 	return newFile(flags, s), nil
 }
 
+// bind makes host the stream's file. A pipe, FIFO or terminal gets a
+// description of the sentry's own, opened non-blocking through
+// /proc/self/fd: the caller's description stays as it was (its flags are
+// shared with whoever else holds it, the shell for one), and a transfer on
+// ours can never block in the host kernel, even when another reader of
+// the same pipe or terminal takes the data between the poll and the read.
+// A task waits only in waitFD, which its interrupt (a signal, a kill, a
+// save) ends. A socket keeps the caller's description and transfers with
+// MSG_DONTWAIT. Where the own open fails (a pipe's write end without a
+// reader at that moment), the caller's description is used as before.
 func (s *stdioFile) bind(host *os.File) error {
-	s.host, s.fd, s.regular = host, -1, false
+	s.closeOwn()
+	s.host, s.fd, s.regular, s.sock = host, -1, false, false
 	if host == nil {
 		return nil
 	}
@@ -87,7 +105,59 @@ func (s *stdioFile) bind(host *os.File) error {
 	}
 	s.hostType = st.Mode & unix.S_IFMT
 	s.regular = s.hostType == unix.S_IFREG
+	switch s.hostType {
+	case unix.S_IFSOCK:
+		s.sock = true
+	case unix.S_IFIFO, unix.S_IFCHR:
+		if own, err := ownDescription(s.fd); err == nil {
+			s.fd, s.own = own, own
+		}
+	}
 	return nil
+}
+
+// ownDescription opens a new non-blocking description of the file behind
+// host descriptor fd, with its access mode and O_APPEND.
+func ownDescription(fd int) (int, error) {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return -1, err
+	}
+	flags := fl&(unix.O_ACCMODE|unix.O_APPEND) | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY
+	for {
+		own, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fd), flags, 0)
+		if err != unix.EINTR {
+			return own, err
+		}
+	}
+}
+
+// closeOwn closes the sentry's own description, if any.
+func (s *stdioFile) closeOwn() {
+	if s.own > 0 {
+		unix.Close(s.own)
+	}
+	s.own = -1
+}
+
+func (s *stdioFile) release() { s.closeOwn() }
+
+// hostRead reads from the host descriptor without blocking if it is a
+// socket (the others are non-blocking or regular).
+func (s *stdioFile) hostRead(dst []byte) (int, error) {
+	if s.sock {
+		n, _, err := unix.Recvfrom(s.fd, dst, unix.MSG_DONTWAIT)
+		return n, err
+	}
+	return unix.Read(s.fd, dst)
+}
+
+// hostWrite is hostRead's counterpart.
+func (s *stdioFile) hostWrite(src []byte) (int, error) {
+	if s.sock {
+		return unix.SendmsgN(s.fd, src, nil, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+	}
+	return unix.Write(s.fd, src)
 }
 
 // afterLoad re-binds the stream to the file WithRestoreStdio supplies.
@@ -97,6 +167,7 @@ func (s *stdioFile) afterLoad(ctx context.Context) {
 	if files, ok := ctx.Value(restoreStdioKey{}).([3]*os.File); ok {
 		host = files[s.index]
 	}
+	s.own = -1 // loaded as 0, which is not ours
 	if err := s.bind(host); err != nil {
 		reportRestoreError(ctx, err)
 		s.bind(nil)
@@ -129,10 +200,9 @@ func (s *stdioFile) read(f *File, cancel <-chan struct{}, dst []byte, off int64)
 				continue
 			}
 		}
-		n, err := retryEINTR(func() (int, error) { return unix.Read(s.fd, dst) })
+		n, err := retryEINTR(func() (int, error) { return s.hostRead(dst) })
 		if err == unix.EAGAIN && !f.nonblocking() {
-			// The host descriptor is non-blocking and another reader won
-			// the race: wait again.
+			// Another reader took the data since the poll: wait again.
 			continue
 		}
 		return n, err
@@ -173,7 +243,7 @@ func (s *stdioFile) write(f *File, cancel <-chan struct{}, src []byte, off int64
 			continue
 		}
 		chunk := src[total:min(len(src), total+stdioChunk)]
-		n, err := retryEINTR(func() (int, error) { return unix.Write(s.fd, chunk) })
+		n, err := retryEINTR(func() (int, error) { return s.hostWrite(chunk) })
 		if err == unix.EAGAIN {
 			continue
 		}
@@ -237,6 +307,20 @@ func (s *stdioFile) ioctl(_ *File, cmd uint32, arg []byte) (int, error) {
 	case unix.TCSETS, unix.TCSETSW, unix.TCSETSF, unix.TIOCSWINSZ:
 		sz, _, _ := IoctlArgSize(cmd)
 		copy(buf[:], arg[:sz])
+		switch cmd {
+		case unix.TCSETSW, unix.TCSETSF:
+			// These first wait until the terminal has sent all output,
+			// which a stopped terminal never does, and no interrupt ends
+			// a host ioctl: set at once instead (what the sandbox wrote
+			// has reached the host terminal already). TCSETSF also
+			// discards pending input, which does not wait.
+			if cmd == unix.TCSETSF {
+				if err := unix.IoctlSetInt(s.fd, unix.TCFLSH, unix.TCIFLUSH); err != nil {
+					return 0, err
+				}
+			}
+			cmd = unix.TCSETS
+		}
 		return hostIoctl(s.fd, cmd, buf[:])
 	case unix.TIOCGPGRP, unix.TIOCGSID, unix.TIOCSPGRP:
 		// Process groups are the sentry's: only ask the host whether this

@@ -290,3 +290,95 @@ func TestStdioEPIPE(t *testing.T) {
 		t.Errorf("Write with the host reader gone = %v, want EPIPE", err)
 	}
 }
+
+// TestStdioOwnDescription: for a pipe or terminal, the sentry transfers on
+// a non-blocking description of its own, so that no host read or write can
+// block a task (another reader of the same pipe may take the data between
+// the poll and the read); the caller's description keeps its flags, and
+// the sentry's is closed with the last reference.
+func TestStdioOwnDescription(t *testing.T) {
+	hr, hw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hr.Close()
+	defer hw.Close()
+	for _, tc := range []struct {
+		name  string
+		index int
+		host  *os.File
+	}{
+		{"pipe read end", 0, hr},
+		{"pipe write end", 1, hw},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := NewStdio(tc.index, tc.host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := f.impl.(*stdioFile)
+			own := s.fd
+			if own == int(tc.host.Fd()) {
+				t.Fatalf("stdio %d uses the caller's descriptor %d, want one of its own", tc.index, own)
+			}
+			if fl, err := unix.FcntlInt(uintptr(own), unix.F_GETFL, 0); err != nil || fl&unix.O_NONBLOCK == 0 {
+				t.Errorf("F_GETFL of the sentry's descriptor = %#x, %v; want O_NONBLOCK", fl, err)
+			}
+			if fl, err := unix.FcntlInt(tc.host.Fd(), unix.F_GETFL, 0); err != nil || fl&unix.O_NONBLOCK != 0 {
+				t.Errorf("F_GETFL of the caller's descriptor = %#x, %v; want it unchanged (blocking)", fl, err)
+			}
+			f.DecRef()
+			if _, err := unix.FcntlInt(uintptr(own), unix.F_GETFD, 0); err != unix.EBADF {
+				t.Errorf("the sentry's descriptor after the last DecRef: F_GETFD = %v, want EBADF (closed)", err)
+			}
+		})
+	}
+	// Both ends through the sentry's descriptors.
+	in, err := NewStdio(0, hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.DecRef()
+	if _, err := hw.Write([]byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8)
+	if n, err := in.Read(nil, buf); err != nil || string(buf[:n]) != "data" {
+		t.Errorf("Read = %q, %v; want data", buf[:n], err)
+	}
+	cancel := make(chan struct{})
+	close(cancel)
+	if _, err := in.Read(cancel, buf); err != ErrInterrupted {
+		t.Errorf("Read of an empty pipe with cancel closed = %v, want ErrInterrupted", err)
+	}
+}
+
+// TestStdioSocket: a socket stdin keeps the caller's description and is
+// read without blocking (MSG_DONTWAIT), so a wait is interruptible.
+func TestStdioSocket(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := os.NewFile(uintptr(fds[0]), "socket")
+	peer := os.NewFile(uintptr(fds[1]), "peer")
+	defer host.Close()
+	defer peer.Close()
+	in, err := NewStdio(0, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.DecRef()
+	cancel := make(chan struct{})
+	close(cancel)
+	buf := make([]byte, 8)
+	if _, err := in.Read(cancel, buf); err != ErrInterrupted {
+		t.Errorf("Read of an empty socket with cancel closed = %v, want ErrInterrupted", err)
+	}
+	if _, err := peer.Write([]byte("sock")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := in.Read(nil, buf); err != nil || string(buf[:n]) != "sock" {
+		t.Errorf("Read = %q, %v; want sock", buf[:n], err)
+	}
+}

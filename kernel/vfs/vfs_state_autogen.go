@@ -26,6 +26,7 @@ var (
 	stateTypeInfopipeReader    *stateify.TypeInfo
 	stateTypeInfopipeWriter    *stateify.TypeInfo
 	stateTypeInfoRoot          *stateify.TypeInfo
+	stateTypeInfosynthDir      *stateify.TypeInfo
 	stateTypeInfoTimespec      *stateify.TypeInfo
 	stateTypeInfoStat          *stateify.TypeInfo
 	stateTypeInfostdioFile     *stateify.TypeInfo
@@ -114,6 +115,13 @@ func init() {
 	})
 	stateTypeInfoRoot = stateify.Register[Root]("snapshotter/kernel/vfs.Root", []stateify.Field{
 		{Name: "hostDir", Type: "string"},
+	})
+	stateTypeInfosynthDir = stateify.Register[synthDir]("snapshotter/kernel/vfs.synthDir", []stateify.Field{
+		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
+		{Name: "path", Type: "string"},
+		{Name: "mode", Type: "uint32"},
+		{Name: "ents", Type: "[]snapshotter/kernel/vfs.Dirent"},
+		{Name: "pos", Type: "int64"},
 	})
 	stateTypeInfoTimespec = stateify.Register[Timespec]("snapshotter/kernel/vfs.Timespec", []stateify.Field{
 		{Name: "Sec", Type: "int64"},
@@ -728,6 +736,59 @@ func (x *Root) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		}
 	}
 	d.AfterLoad(x.afterLoad)
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *synthDir) StateTypeName() string { return "snapshotter/kernel/vfs.synthDir" }
+
+// StateFields implements stateify.Savable.
+func (x *synthDir) StateFields() []string { return stateTypeInfosynthDir.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *synthDir) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfosynthDir }
+
+// StateSave implements stateify.Savable.
+func (x *synthDir) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfosynthDir)
+	x.noImpl.StateSave(e)
+	e.String(x.path)
+	e.Uint(uint64(x.mode))
+	if x.ents == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.ents))
+		for i0 := range x.ents {
+			x.ents[i0].StateSave(e)
+		}
+	}
+	e.Int(int64(x.pos))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *synthDir) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfosynthDir) {
+		switch f {
+		case 0:
+			x.noImpl.StateLoad(ctx, d)
+		case 1:
+			x.path = d.String()
+		case 2:
+			x.mode = d.Uint32()
+		case 3:
+			if n0, ok := d.SliceLen(); !ok {
+				x.ents = nil
+			} else {
+				stateify.MakeSlice(d, &x.ents, n0)
+				for i0 := range x.ents {
+					x.ents[i0].StateLoad(ctx, d)
+				}
+			}
+		case 4:
+			x.pos = int(d.Int64())
+		default:
+			d.Skip()
+		}
+	}
 }
 
 // StateTypeName implements stateify.Savable.

@@ -7,7 +7,7 @@ var valueFlags = map[string]bool{
 	// global
 	"--state-dir": true, "--store": true,
 	// run and sentry
-	"--rootfs": true, "--platform": true,
+	"--rootfs": true, "--platform": true, "--pids": true, "--memory": true,
 	// run -d (an error without -d) and sentry
 	"--id": true, "--stdin": true, "--stdout": true, "--stderr": true,
 	// sentry

@@ -1,0 +1,238 @@
+package kernel
+
+import (
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/kernel/vfs"
+)
+
+// The directories and symlinks of the sandbox's /proc. vfs serves /proc
+// itself as an empty directory and nothing below it; the kernel answers
+// for what describes the sandbox's processes (the files in sys_procfs.go,
+// the directories and links here). The host's /proc is never consulted.
+
+// procEntry is a directory or symlink of /proc the kernel generates.
+type procEntry struct {
+	// path is the guest path, with /proc/self and /proc/thread-self
+	// resolved unless the entry is that link itself.
+	path string
+	// link is a symlink's target; "" for a directory.
+	link string
+	// names and types list a directory's entries (DT_* types).
+	names []string
+	types []uint8
+}
+
+// procTaskFiles are the entries of /proc/<pid> and /proc/<pid>/task/<tid>.
+var procTaskFiles = []struct {
+	name string
+	typ  uint8
+}{
+	{"cmdline", unix.DT_REG}, {"comm", unix.DT_REG}, {"cwd", unix.DT_LNK}, {"exe", unix.DT_LNK},
+	{"fd", unix.DT_DIR}, {"maps", unix.DT_REG}, {"stat", unix.DT_REG}, {"status", unix.DT_REG},
+	{"task", unix.DT_DIR},
+}
+
+// procGuestPath returns the cleaned absolute guest path of p relative to
+// dir (nil: the working directory), or "" if dir is not a directory.
+func (t *Task) procGuestPath(dir *vfs.File, p string) string {
+	full := p
+	if !strings.HasPrefix(p, "/") {
+		switch {
+		case dir == nil:
+			full = t.tg.fs.Getcwd() + "/" + p
+		case dir.IsDir():
+			full = dir.Path() + "/" + p
+		default:
+			return ""
+		}
+	}
+	return path.Clean(full)
+}
+
+// procEntryAt returns the /proc directory or symlink that p (relative to
+// dir) names, if the kernel generates one. follow resolves a final
+// /proc/self or /proc/thread-self link to its directory.
+func (t *Task) procEntryAt(dir *vfs.File, p string, follow bool) (procEntry, bool) {
+	full := t.procGuestPath(dir, p)
+	if full == "/proc" {
+		return t.procRootEntry(), true
+	}
+	rest, ok := strings.CutPrefix(full, "/proc/")
+	if !ok {
+		return procEntry{}, false
+	}
+	comps := strings.Split(rest, "/")
+	switch comps[0] {
+	case "self":
+		target := strconv.Itoa(int(t.tg.tgid))
+		if len(comps) == 1 && !follow {
+			return procEntry{path: full, link: target}, true
+		}
+		comps[0] = target
+	case "thread-self":
+		target := strconv.Itoa(int(t.tg.tgid)) + "/task/" + strconv.Itoa(int(t.tid))
+		if len(comps) == 1 && !follow {
+			return procEntry{path: full, link: target}, true
+		}
+		comps = append(strings.Split(target, "/"), comps[1:]...)
+	}
+	target := t.procLookup(comps[0])
+	if target == nil {
+		return procEntry{}, false
+	}
+	full = "/proc/" + strings.Join(comps, "/")
+	switch {
+	case len(comps) == 1:
+		return procTaskDir(full, true), true
+	case len(comps) == 2 && comps[1] == "task":
+		return t.procThreadsEntry(full, target), true
+	case len(comps) == 2 && comps[1] == "fd":
+		return procFDEntry(full, target), true
+	case !follow && len(comps) == 2 && (comps[1] == "exe" || comps[1] == "cwd"):
+		return procEntry{path: full, link: procTaskLink(target, comps[1])}, true
+	case !follow && len(comps) == 3 && comps[1] == "fd":
+		if link, ok := procFDLink(target, comps[2]); ok {
+			return procEntry{path: full, link: link}, true
+		}
+	case len(comps) >= 3 && comps[1] == "task":
+		th := t.procLookup(comps[2])
+		if th == nil || th.tg != target.tg {
+			return procEntry{}, false
+		}
+		switch {
+		case len(comps) == 3:
+			return procTaskDir(full, false), true
+		case len(comps) == 4 && comps[3] == "fd":
+			return procFDEntry(full, th), true
+		}
+	}
+	return procEntry{}, false
+}
+
+// procTaskLink is the target of target's exe or cwd link.
+func procTaskLink(target *Task, name string) string {
+	tg := target.tg
+	if name == "cwd" {
+		return tg.fs.Getcwd()
+	}
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return tg.exe
+}
+
+// procFDLink is the target of /proc/<pid>/fd/<fd> of target's process.
+func procFDLink(target *Task, fd string) (string, bool) {
+	n, err := strconv.ParseInt(fd, 10, 32)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != fd {
+		return "", false
+	}
+	tg := target.tg
+	tg.mu.Lock()
+	fdt := tg.fdTable
+	tg.mu.Unlock()
+	if fdt == nil {
+		return "", false
+	}
+	f, _, err := fdt.Get(int32(n))
+	if err != nil {
+		return "", false
+	}
+	defer f.DecRef()
+	return f.LinkName(), true
+}
+
+// procRootEntry lists /proc: the links to the caller and one directory
+// per process of the sandbox, in ascending order.
+func (t *Task) procRootEntry() procEntry {
+	e := procEntry{path: "/proc", names: []string{"self", "thread-self"}, types: []uint8{unix.DT_LNK, unix.DT_LNK}}
+	ts := t.k.tasks
+	ts.mu.Lock()
+	var pids []int
+	for tid, task := range ts.tids {
+		if task.tg.tgid == tid {
+			pids = append(pids, int(tid))
+		}
+	}
+	ts.mu.Unlock()
+	slices.Sort(pids)
+	for _, pid := range pids {
+		e.names = append(e.names, strconv.Itoa(pid))
+		e.types = append(e.types, unix.DT_DIR)
+	}
+	return e
+}
+
+// procTaskDir is /proc/<pid> (withTask) or /proc/<pid>/task/<tid>.
+func procTaskDir(full string, withTask bool) procEntry {
+	e := procEntry{path: full}
+	for _, f := range procTaskFiles {
+		if f.name == "task" && !withTask {
+			continue
+		}
+		e.names = append(e.names, f.name)
+		e.types = append(e.types, f.typ)
+	}
+	return e
+}
+
+// procThreadsEntry lists /proc/<pid>/task: the threads of target's process.
+func (t *Task) procThreadsEntry(full string, target *Task) procEntry {
+	tg := target.tg
+	tg.mu.Lock()
+	tids := make([]int, 0, len(tg.tasks))
+	for _, th := range tg.tasks {
+		tids = append(tids, int(th.tid))
+	}
+	tg.mu.Unlock()
+	slices.Sort(tids)
+	e := procEntry{path: full}
+	for _, tid := range tids {
+		e.names = append(e.names, strconv.Itoa(tid))
+		e.types = append(e.types, unix.DT_DIR)
+	}
+	return e
+}
+
+// procFDEntry lists /proc/<pid>/fd: one link per open descriptor. The
+// listing is taken when the directory is opened, so, unlike Linux's, it
+// lacks the descriptor of the directory itself.
+func procFDEntry(full string, target *Task) procEntry {
+	tg := target.tg
+	tg.mu.Lock()
+	fdt := tg.fdTable
+	tg.mu.Unlock()
+	e := procEntry{path: full}
+	if fdt == nil {
+		return e
+	}
+	fdt.ForEach(func(fd int32, _ *vfs.File, _ vfs.FDFlags) {
+		e.names = append(e.names, strconv.Itoa(int(fd)))
+		e.types = append(e.types, unix.DT_LNK)
+	})
+	return e
+}
+
+// open opens the entry with open(2) flags (without O_CLOEXEC).
+func (e procEntry) open(flags uint32) (*vfs.File, error) {
+	if e.link != "" {
+		return nil, unix.ELOOP // only reached with O_NOFOLLOW
+	}
+	if flags&(unix.O_CREAT|unix.O_EXCL) == unix.O_CREAT|unix.O_EXCL {
+		return nil, unix.EEXIST
+	}
+	return vfs.NewSyntheticDir(e.path, e.names, e.types, flags)
+}
+
+// stat returns the entry's attributes.
+func (e procEntry) stat() vfs.Stat {
+	if e.link != "" {
+		return vfs.SyntheticLinkStat(e.path, e.link)
+	}
+	return vfs.SyntheticDirStat(e.path)
+}

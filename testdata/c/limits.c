@@ -1,0 +1,147 @@
+/*
+ * limits: what a sandbox's limits do to a program (snap run --pids N,
+ * --memory SIZE). Checks run in the order given:
+ *
+ *   wait       print "ready", then wait for a line on stdin (a checkpoint
+ *              test saves and restores the sandbox there)
+ *   forks MAX  fork children that wait on a pipe until fork fails or MAX
+ *              are running: "forks: K, then EAGAIN" (or "then the cap");
+ *              then let them exit and reap them: "reaped: K"
+ *   threads MAX  the same with pthread_create: "threads: K, then EAGAIN"
+ *   memory     with --memory 64M: a 16 MiB mapping works and can be
+ *              touched, a 128 MiB mmap, a growth to 128 MiB by mremap and
+ *              by brk, and a 128 MiB malloc fail with ENOMEM
+ *
+ * Natively (no limit) forks and threads stop at MAX and memory succeeds
+ * everywhere; a test runs it under snap with limits and checks the lines.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MiB (1024UL * 1024)
+
+static const char *errname(int e) {
+	switch (e) {
+	case 0: return "ok";
+	case EAGAIN: return "EAGAIN";
+	case ENOMEM: return "ENOMEM";
+	default: return strerror(e);
+	}
+}
+
+static int gate[2];
+
+static void waitgate(void) {
+	char c;
+	while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+		;
+}
+
+static void forks(long max) {
+	if (pipe(gate)) exit(3);
+	long k = 0;
+	int err = 0;
+	for (; k < max; k++) {
+		pid_t p = fork();
+		if (p < 0) {
+			err = errno;
+			break;
+		}
+		if (p == 0) {
+			close(gate[1]);
+			waitgate();
+			_exit(0);
+		}
+	}
+	printf("forks: %ld, then %s\n", k, err ? errname(err) : "the cap");
+	close(gate[1]);
+	long reaped = 0;
+	while (wait(NULL) > 0) reaped++;
+	printf("reaped: %ld\n", reaped);
+	close(gate[0]);
+}
+
+static void *thread(void *arg) {
+	(void)arg;
+	waitgate();
+	return NULL;
+}
+
+static void threads(long max) {
+	if (pipe(gate)) exit(3);
+	pthread_t *ts = calloc(max, sizeof *ts);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	long k = 0;
+	int err = 0;
+	for (; k < max; k++) {
+		err = pthread_create(&ts[k], &attr, thread, NULL);
+		if (err) break;
+	}
+	printf("threads: %ld, then %s\n", k, err ? errname(err) : "the cap");
+	close(gate[1]);
+	for (long i = 0; i < k; i++) pthread_join(ts[i], NULL);
+	close(gate[0]);
+	free(ts);
+}
+
+static int mmap_err(size_t len) {
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) return errno;
+	munmap(p, len);
+	return 0;
+}
+
+static void memory(void) {
+	char *p = mmap(NULL, 16 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int ok = p != MAP_FAILED;
+	if (ok) memset(p, 1, 16 * MiB);
+	printf("mmap 16 MiB and touch it: %s\n", ok ? "ok" : errname(errno));
+	printf("mmap 128 MiB: %s\n", errname(mmap_err(128 * MiB)));
+	void *q = ok ? mremap(p, 16 * MiB, 128 * MiB, MREMAP_MAYMOVE) : MAP_FAILED;
+	printf("mremap 16 to 128 MiB: %s\n", q != MAP_FAILED ? "ok" : errname(errno));
+	if (q != MAP_FAILED) p = q;
+	uintptr_t cur = syscall(SYS_brk, 0);
+	uintptr_t got = syscall(SYS_brk, cur + 128 * MiB);
+	printf("brk +128 MiB: %s\n", got == cur + 128 * MiB ? "ok" : "ENOMEM");
+	syscall(SYS_brk, cur);
+	got = syscall(SYS_brk, cur + 1 * MiB);
+	printf("brk +1 MiB: %s\n", got == cur + 1 * MiB ? "ok" : "ENOMEM");
+	syscall(SYS_brk, cur);
+	void *m = malloc(128 * MiB);
+	printf("malloc 128 MiB: %s\n", m ? "ok" : "NULL");
+	free(m);
+}
+
+int main(int argc, char **argv) {
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "wait")) {
+			printf("ready\n");
+			fflush(stdout);
+			char c;
+			while (read(0, &c, 1) == 1 && c != '\n')
+				;
+		} else if (!strcmp(argv[i], "forks") && i + 1 < argc) {
+			forks(atol(argv[++i]));
+		} else if (!strcmp(argv[i], "threads") && i + 1 < argc) {
+			threads(atol(argv[++i]));
+		} else if (!strcmp(argv[i], "memory")) {
+			memory();
+		} else {
+			fprintf(stderr, "usage: limits [wait] [forks MAX] [threads MAX] [memory]\n");
+			return 2;
+		}
+		fflush(stdout);
+	}
+	return 0;
+}
