@@ -2,8 +2,11 @@ package checkpoint
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
+
+	"snapshotter/internal/prereq"
 )
 
 // TestStoppedChildAcrossRestore: a child stopped by SIGSTOP is saved and
@@ -87,4 +90,27 @@ func TestVirtualTimerAcrossRestore(t *testing.T) {
 		}
 	}
 	e.must("kill", rid, "KILL")
+}
+
+// TestCredentialsAcrossRestore: a process that changed its IDs, groups and
+// kept capabilities (and a thread with IDs of its own) reports the same
+// credentials after a restore, and after a second save and restore.
+func TestCredentialsAcrossRestore(t *testing.T) {
+	if os.Geteuid() != 0 {
+		prereq.Missing(t, "the credentials workload runs as root")
+	}
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "credhold"))
+	for gen := 0; gen < 2; gen++ {
+		uri, last := e.saveAfter(id, out, 2)
+		checkClean(t, "before the save", lines(out))
+		var rout string
+		id, rout = e.restoreDetached(uri, "")
+		ls := waitLines(t, rout, 2)
+		checkClean(t, "restored", ls)
+		if want := fmt.Sprintf("tick %d creds OK", number(t, last)+1); ls[0] != want {
+			t.Fatalf("generation %d: first line after restore = %q, want %q", gen, ls[0], want)
+		}
+		out = rout
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"snapshotter/internal/prereq"
 )
 
 // A cCase runs testdata/c/<prog>.c, built with each libc. Its knownBroken key
@@ -170,6 +172,7 @@ var cCases = []cCase{
 		"write after F_SEAL_WRITE: -1, EPERM yes",
 		"name of 299 bytes: -1, EINVAL yes",
 	}}},
+	{name: "credhold", prog: "credhold", setup: needRoot, spec: spec{args: []string{"3"}, want: []string{"tick 1 creds OK", "tick 3 creds OK"}}},
 	{name: "itimer", prog: "itimer", spec: spec{args: []string{"3"}, want: []string{"tick 1", "tick 3"}}},
 	// The FP/SSE state (XSAVE area) across syscalls, signals, sigreturn,
 	// fork and clone. The ymm/zmm lines are left out of want: their text
@@ -214,10 +217,38 @@ var cCases = []cCase{
 		"posix_spawn of a missing program: ENOENT: yes",
 		"posix_spawn of this program: ok: yes, exit 0: yes",
 	}}},
+	// Credentials: the run starts as root (CI runs as root); setresuid,
+	// setreuid, setfsuid, keepcaps, capset, the bounding set, execve and a
+	// setuid broadcast to a second thread by the libc.
+	{name: "creds", prog: "creds", setup: needRoot, spec: spec{want: []string{
+		"start: uid 0 0 0 fsuid 0 gid 0 0 0",
+		"after setgroups: getgroups 3: 3 27 50",
+		"after setreuid: uid 1000 2000 2000 fsuid 2000 gid 0 0 0",
+		"setuid(0) after setreuid: Operation not permitted",
+		"setfsuid(0) returned 1000",
+		"after capset: capget 0 eff 0000000000000080 prm 0000000000000080 inh 0000000000000000",
+		"regained: uid 0 0 0 fsuid 0 gid 0 0 0",
+		"PR_CAPBSET_READ(CAP_NET_RAW) 0",
+		"exec'd: AT_UID 1000 AT_EUID 0 AT_GID 7 AT_EGID 8 AT_SECURE 1",
+		"exec'd after drop: capget 0 eff 0000000000000000 prm 0000000000000000 inh 0000000000000000",
+		"second thread: uid 1000 1000 1000 gid 100 100 100",
+		"setuid(0) after the drop: Operation not permitted",
+		"dropped: Uid:\t1000\t1000\t1000\t1000",
+		"dropped: Groups:\t3 27 50 ",
+		"forked child: uid 1000 1000 1000 fsuid 1000 gid 100 100 100",
+	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", spec: spec{args: []string{"handler-init"}, want: []string{
 		"SIGUSR1 from raw kill: handler ran with round to nearest: yes",
 	}}},
+}
+
+// needRoot is the setup of cases whose expected lines assume root with the
+// full capability set CI runs with.
+func needRoot(t *testing.T, _ string, _ *spec) {
+	if os.Geteuid() != 0 {
+		prereq.Missing(t, "this case runs as root")
+	}
 }
 
 // TestPrograms runs every C case built with every libc natively and under

@@ -13,12 +13,13 @@
 //     runs, which keeps saved images unambiguous. When init exits, every
 //     other process is killed and the kernel's exit status is init's.
 //   - ThreadGroup is a process: its threads, its MM, FD table, filesystem
-//     context, limits, credentials and exit status, its parent and the
+//     context, limits and exit status, its parent and the
 //     children it has not reaped (fork, wait4). A process whose last thread
 //     exited is a zombie until its parent reaps it; orphans go to init.
 //     execve ends the other threads of the process, then replaces its MM.
-//   - Task is a thread. Each task has one task goroutine that executes it:
-//     application code through platform.Context.Switch, and syscalls.
+//   - Task is a thread, with its own credentials (creds.go). Each task has
+//     one task goroutine that executes it: application code through
+//     platform.Context.Switch, and syscalls.
 //   - MM is an address space (vmas, brk) mirrored into a
 //     platform.AddressSpace; MemoryFile is the memfd behind it.
 //

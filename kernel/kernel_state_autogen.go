@@ -9,6 +9,7 @@ import (
 )
 
 var (
+	stateTypeInfocredentials  *stateify.TypeInfo
 	stateTypeInfoExitStatus   *stateify.TypeInfo
 	stateTypeInfoKernel       *stateify.TypeInfo
 	stateTypeInfofileRange    *stateify.TypeInfo
@@ -22,7 +23,6 @@ var (
 	stateTypeInfoeventFD      *stateify.TypeInfo
 	stateTypeInforlimit       *stateify.TypeInfo
 	stateTypeInforegisters    *stateify.TypeInfo
-	stateTypeInfocredentials  *stateify.TypeInfo
 	stateTypeInfoTaskSet      *stateify.TypeInfo
 	stateTypeInfoThreadGroup  *stateify.TypeInfo
 	stateTypeInfoTask         *stateify.TypeInfo
@@ -39,6 +39,23 @@ var (
 )
 
 func init() {
+	stateTypeInfocredentials = stateify.Register[credentials]("snapshotter/kernel.credentials", []stateify.Field{
+		{Name: "UID", Type: "uint32"},
+		{Name: "EUID", Type: "uint32"},
+		{Name: "SUID", Type: "uint32"},
+		{Name: "FSUID", Type: "uint32"},
+		{Name: "GID", Type: "uint32"},
+		{Name: "EGID", Type: "uint32"},
+		{Name: "SGID", Type: "uint32"},
+		{Name: "FSGID", Type: "uint32"},
+		{Name: "Groups", Type: "[]uint32"},
+		{Name: "CapInheritable", Type: "uint64"},
+		{Name: "CapPermitted", Type: "uint64"},
+		{Name: "CapEffective", Type: "uint64"},
+		{Name: "CapBounding", Type: "uint64"},
+		{Name: "CapAmbient", Type: "uint64"},
+		{Name: "Securebits", Type: "uint32"},
+	})
 	stateTypeInfoExitStatus = stateify.Register[ExitStatus]("snapshotter/kernel.ExitStatus", []stateify.Field{
 		{Name: "Code", Type: "int64"},
 		{Name: "Signal", Type: "int64"},
@@ -138,14 +155,6 @@ func init() {
 		{Name: "Fs", Type: "uint64"},
 		{Name: "Gs", Type: "uint64"},
 	})
-	stateTypeInfocredentials = stateify.Register[credentials]("snapshotter/kernel.credentials", []stateify.Field{
-		{Name: "UID", Type: "uint32"},
-		{Name: "EUID", Type: "uint32"},
-		{Name: "SUID", Type: "uint32"},
-		{Name: "GID", Type: "uint32"},
-		{Name: "EGID", Type: "uint32"},
-		{Name: "SGID", Type: "uint32"},
-	})
 	stateTypeInfoTaskSet = stateify.Register[TaskSet]("snapshotter/kernel.TaskSet", []stateify.Field{
 		{Name: "tids", Type: "map[int32]*snapshotter/kernel.Task"},
 		{Name: "nextTID", Type: "int32"},
@@ -168,7 +177,6 @@ func init() {
 		{Name: "exitStatus", Type: "snapshotter/kernel.ExitStatus"},
 		{Name: "pgid", Type: "int32"},
 		{Name: "sid", Type: "int32"},
-		{Name: "creds", Type: "snapshotter/kernel.credentials"},
 		{Name: "specials", Type: "[]snapshotter/kernel.special"},
 		{Name: "exe", Type: "string"},
 		{Name: "umask", Type: "uint32"},
@@ -190,6 +198,7 @@ func init() {
 		{Name: "clearChildTID", Type: "uint64"},
 		{Name: "robustList", Type: "uint64"},
 		{Name: "name", Type: "string"},
+		{Name: "creds", Type: "snapshotter/kernel.credentials"},
 		{Name: "sig", Type: "snapshotter/kernel.taskSignals"},
 	})
 	stateTypeInforunApp = stateify.Register[runApp]("snapshotter/kernel.runApp", []stateify.Field{})
@@ -250,6 +259,89 @@ func init() {
 	stateTypeInforunVforkWait = stateify.Register[runVforkWait]("snapshotter/kernel.runVforkWait", []stateify.Field{
 		{Name: "Child", Type: "*snapshotter/kernel.ThreadGroup"},
 	})
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *credentials) StateTypeName() string { return "snapshotter/kernel.credentials" }
+
+// StateFields implements stateify.Savable.
+func (x *credentials) StateFields() []string { return stateTypeInfocredentials.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *credentials) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfocredentials }
+
+// StateSave implements stateify.Savable.
+func (x *credentials) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfocredentials)
+	e.Uint(uint64(x.UID))
+	e.Uint(uint64(x.EUID))
+	e.Uint(uint64(x.SUID))
+	e.Uint(uint64(x.FSUID))
+	e.Uint(uint64(x.GID))
+	e.Uint(uint64(x.EGID))
+	e.Uint(uint64(x.SGID))
+	e.Uint(uint64(x.FSGID))
+	if x.Groups == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Groups))
+		for i0 := range x.Groups {
+			e.Uint(uint64(x.Groups[i0]))
+		}
+	}
+	e.Uint(x.CapInheritable)
+	e.Uint(x.CapPermitted)
+	e.Uint(x.CapEffective)
+	e.Uint(x.CapBounding)
+	e.Uint(x.CapAmbient)
+	e.Uint(uint64(x.Securebits))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *credentials) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfocredentials) {
+		switch f {
+		case 0:
+			x.UID = d.Uint32()
+		case 1:
+			x.EUID = d.Uint32()
+		case 2:
+			x.SUID = d.Uint32()
+		case 3:
+			x.FSUID = d.Uint32()
+		case 4:
+			x.GID = d.Uint32()
+		case 5:
+			x.EGID = d.Uint32()
+		case 6:
+			x.SGID = d.Uint32()
+		case 7:
+			x.FSGID = d.Uint32()
+		case 8:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Groups = nil
+			} else {
+				stateify.MakeSlice(d, &x.Groups, n0)
+				for i0 := range x.Groups {
+					x.Groups[i0] = d.Uint32()
+				}
+			}
+		case 9:
+			x.CapInheritable = d.Uint64()
+		case 10:
+			x.CapPermitted = d.Uint64()
+		case 11:
+			x.CapEffective = d.Uint64()
+		case 12:
+			x.CapBounding = d.Uint64()
+		case 13:
+			x.CapAmbient = d.Uint64()
+		case 14:
+			x.Securebits = d.Uint32()
+		default:
+			d.Skip()
+		}
+	}
 }
 
 // StateTypeName implements stateify.Savable.
@@ -836,48 +928,6 @@ func (x *registers) StateLoad(ctx context.Context, d *stateify.Decoder) {
 }
 
 // StateTypeName implements stateify.Savable.
-func (x *credentials) StateTypeName() string { return "snapshotter/kernel.credentials" }
-
-// StateFields implements stateify.Savable.
-func (x *credentials) StateFields() []string { return stateTypeInfocredentials.FieldNames() }
-
-// StateTypeInfo implements stateify.Savable.
-func (x *credentials) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfocredentials }
-
-// StateSave implements stateify.Savable.
-func (x *credentials) StateSave(e *stateify.Encoder) {
-	e.Struct(stateTypeInfocredentials)
-	e.Uint(uint64(x.UID))
-	e.Uint(uint64(x.EUID))
-	e.Uint(uint64(x.SUID))
-	e.Uint(uint64(x.GID))
-	e.Uint(uint64(x.EGID))
-	e.Uint(uint64(x.SGID))
-}
-
-// StateLoad implements stateify.Savable.
-func (x *credentials) StateLoad(ctx context.Context, d *stateify.Decoder) {
-	for _, f := range d.Struct(stateTypeInfocredentials) {
-		switch f {
-		case 0:
-			x.UID = d.Uint32()
-		case 1:
-			x.EUID = d.Uint32()
-		case 2:
-			x.SUID = d.Uint32()
-		case 3:
-			x.GID = d.Uint32()
-		case 4:
-			x.EGID = d.Uint32()
-		case 5:
-			x.SGID = d.Uint32()
-		default:
-			d.Skip()
-		}
-	}
-}
-
-// StateTypeName implements stateify.Savable.
 func (x *TaskSet) StateTypeName() string { return "snapshotter/kernel.TaskSet" }
 
 // StateFields implements stateify.Savable.
@@ -960,7 +1010,6 @@ func (x *ThreadGroup) StateSave(e *stateify.Encoder) {
 	x.exitStatus.StateSave(e)
 	e.Int(int64(x.pgid))
 	e.Int(int64(x.sid))
-	x.creds.StateSave(e)
 	if x.specials == nil {
 		e.Nil()
 	} else {
@@ -1029,8 +1078,6 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 15:
 			x.sid = d.Int32()
 		case 16:
-			x.creds.StateLoad(ctx, d)
-		case 17:
 			if n0, ok := d.SliceLen(); !ok {
 				x.specials = nil
 			} else {
@@ -1039,16 +1086,16 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 					x.specials[i0].StateLoad(ctx, d)
 				}
 			}
-		case 18:
+		case 17:
 			x.exe = d.String()
-		case 19:
+		case 18:
 			x.umask = d.Uint32()
-		case 20:
+		case 19:
 			d.ArrayLenExact(16)
 			for i0 := range x.limits {
 				x.limits[i0].StateLoad(ctx, d)
 			}
-		case 21:
+		case 20:
 			x.sigs.StateLoad(ctx, d)
 		default:
 			d.Skip()
@@ -1082,6 +1129,7 @@ func (x *Task) StateSave(e *stateify.Encoder) {
 	e.Uint(x.clearChildTID)
 	e.Uint(x.robustList)
 	e.String(x.name)
+	x.creds.StateSave(e)
 	x.sig.StateSave(e)
 }
 
@@ -1118,6 +1166,8 @@ func (x *Task) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 13:
 			x.name = d.String()
 		case 14:
+			x.creds.StateLoad(ctx, d)
+		case 15:
 			x.sig.StateLoad(ctx, d)
 		default:
 			d.Skip()

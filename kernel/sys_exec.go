@@ -104,7 +104,8 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 		as.Release()
 		return 0, unix.ENOMEM
 	}
-	regs, err := k.loadProgram(mm, tg.fs, img.file, img.path, filename, img.argv, envv)
+	creds, secure := t.creds.afterExec()
+	regs, err := k.loadProgram(mm, tg.fs, img.file, img.path, filename, img.argv, envv, creds, secure)
 	if err != nil {
 		mm.Release()
 		return 0, execErrno(err)
@@ -119,6 +120,7 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	tg.mu.Lock()
 	old := tg.mm
 	tg.mm = mm
+	t.creds = creds
 	tg.mu.Unlock()
 	old.Release()
 	tg.fdTable.CloseOnExec()

@@ -30,13 +30,6 @@ const (
 	initialEflags = 0x202
 )
 
-// credentials are a process's user and group IDs.
-//
-// +stateify savable
-type credentials struct {
-	UID, EUID, SUID, GID, EGID, SGID uint32
-}
-
 // TaskSet is the sandbox's PID namespace.
 //
 // +stateify savable
@@ -113,8 +106,6 @@ type ThreadGroup struct {
 	exitStatus ExitStatus
 	// pgid and sid are the process group and session IDs. Protected by mu.
 	pgid, sid int32
-	// creds are the process's IDs. Protected by mu.
-	creds credentials
 	// specials are the kernel-implemented files (eventfd, epoll) behind
 	// some descriptors; see special.go. Protected by mu.
 	specials []special
@@ -231,6 +222,10 @@ type Task struct {
 	interruptPending bool `state:"nosave"`
 	// name is the thread name (comm), at most 15 bytes. Protected by mu.
 	name string
+	// creds are the thread's identity (creds.go). Written by the task
+	// goroutine holding tg.mu, which may read them without it; others
+	// read them holding tg.mu. Protected by tg.mu.
+	creds credentials
 	// sig is the thread's signal state (task_signals.go). Protected by
 	// tg.mu.
 	sig taskSignals

@@ -99,6 +99,7 @@ func (t *Task) newThread() (*Task, error) {
 		regs:     t.regs,
 		fp:       append([]byte(nil), fp...),
 		name:     name,
+		creds:    t.creds,
 	}
 	ts.nextTID++
 	ts.tids[nt.tid] = nt
@@ -147,7 +148,6 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 		fs:         ptg.fs.Fork(),
 		pgid:       ptg.pgid,
 		sid:        ptg.sid,
-		creds:      ptg.creds,
 		umask:      ptg.umask,
 		exe:        ptg.exe,
 		specials:   append([]special(nil), ptg.specials...),
@@ -166,6 +166,7 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 		regs:     t.regs,
 		fp:       append([]byte(nil), fp...),
 		name:     name,
+		creds:    t.creds,
 	}
 	nt.setCloneRegs(flags, sp, tls, childTID)
 

@@ -491,7 +491,7 @@ func (k *Kernel) signalParentOnExitLocked(tg *ThreadGroup) {
 	}
 	tg.mu.Lock()
 	st := tg.exitStatus
-	uid := tg.creds.UID
+	uid := tg.leader.creds.UID
 	tg.mu.Unlock()
 	info := sigInfo{Signo: tg.exitSignal, Code: cldExited, Pid: tg.tgid, UID: uid, Status: int32(st.Code)}
 	if st.Signal != 0 {
@@ -519,7 +519,7 @@ func (k *Kernel) notifyParentJobControl(tg *ThreadGroup, code, status int32) {
 		return
 	}
 	tg.mu.Lock()
-	uid := tg.creds.UID
+	uid := tg.leader.creds.UID
 	tg.mu.Unlock()
 	parent.mu.Lock()
 	noStop := parent.sigs.Actions[unix.SIGCHLD-1].Flags&saNocldstop != 0
