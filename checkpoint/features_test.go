@@ -3,6 +3,8 @@ package checkpoint
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -112,5 +114,36 @@ func TestCredentialsAcrossRestore(t *testing.T) {
 			t.Fatalf("generation %d: first line after restore = %q, want %q", gen, ls[0], want)
 		}
 		out = rout
+	}
+}
+
+// TestLocksAcrossRestore: flock, POSIX and OFD locks held at the save are
+// still held after the restore, and the two children blocked waiting for
+// them at the save get them when the holder releases them.
+func TestLocksAcrossRestore(t *testing.T) {
+	e := newEnv(t)
+	file := filepath.Join(e.dir, "locked")
+	if err := os.WriteFile(file, []byte("locked\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id, out := e.runDetached("", program(t, "lockhold"), "8", file, "/dev/null")
+	uri, last := e.saveAfter(id, out, 3)
+	e.waitGone(id)
+	_, rout := e.restoreDetached(uri, "")
+	var ls []string
+	for n := 1; ; n++ {
+		ls = waitLines(t, rout, n)
+		if ls[len(ls)-1] == "done" {
+			break
+		}
+	}
+	checkClean(t, "restored", ls)
+	if want := fmt.Sprintf("tick %d locks held OK", number(t, last)+1); ls[0] != want {
+		t.Errorf("first line after restore = %q, want %q", ls[0], want)
+	}
+	tail := ls[len(ls)-4:]
+	if tail[0] != "releasing" || tail[3] != "done" || !slices.Contains(tail, "waiter flock: granted") ||
+		!slices.Contains(tail, "waiter F_SETLKW: granted") {
+		t.Errorf("restored output ends with %q, want releasing, both waiters granted, done", tail)
 	}
 }

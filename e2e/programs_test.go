@@ -237,6 +237,24 @@ var cCases = []cCase{
 		"dropped: Groups:\t3 27 50 ",
 		"forked child: uid 1000 1000 1000 fsuid 1000 gid 100 100 100",
 	}}},
+	// Advisory locks between processes: flock on a host file, POSIX and
+	// OFD record locks on a memfd.
+	{name: "locks", prog: "locks", setup: setupLockFile, spec: spec{want: []string{
+		"  inherited description LOCK_EX|LOCK_NB: ok",
+		"  other description LOCK_SH|LOCK_NB: EWOULDBLOCK",
+		"  blocked LOCK_EX: ok, granted after the holder's unlock: yes",
+		"  blocked LOCK_EX with SIGALRM (no SA_RESTART): Interrupted system call",
+		"  blocked LOCK_EX ended by SIGKILL: yes",
+		"    F_GETLK F_RDLCK 50+10: F_WRLCK at 30+70, pid parent",
+		"    F_GETLK F_WRLCK 0+0: F_RDLCK at 0+20, pid parent",
+		"    F_GETLK F_RDLCK 0+0: F_WRLCK at 5+5, pid parent",
+		"    F_GETLK F_WRLCK 0+0: F_RDLCK at 105+5, pid parent",
+		"  read-only file: F_WRLCK Bad file descriptor",
+		"    blocked F_SETLKW: ok, granted after the holder's unlock: yes",
+		"  same process, POSIX F_RDLCK 5+1: EWOULDBLOCK",
+		"    F_OFD_SETLK F_RDLCK 0+1 on another description: EWOULDBLOCK",
+		"    F_OFD_SETLK F_RDLCK 0+1 on another description: ok",
+	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", spec: spec{args: []string{"handler-init"}, want: []string{
 		"SIGUSR1 from raw kill: handler ran with round to nearest: yes",
@@ -285,6 +303,15 @@ func hostFileData() []byte {
 // setupHostFile writes dir/data.bin and a symlink dir/link -> data.bin, and
 // has hostfile read the file through the link; its SHA-256, computed here,
 // must be in the output.
+// setupLockFile makes the file the locks case takes flock locks on.
+func setupLockFile(t *testing.T, dir string, s *spec) {
+	p := filepath.Join(dir, "locked")
+	if err := os.WriteFile(p, []byte("locked\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.args = []string{p}
+}
+
 func setupHostFile(t *testing.T, dir string, s *spec) {
 	data := hostFileData()
 	if err := os.WriteFile(filepath.Join(dir, "data.bin"), data, 0o644); err != nil {

@@ -75,7 +75,8 @@
 //	  a syscall, such as the restore prefault; write: Release)
 //	  MemoryFile.mu
 //
-// Kernel.stopMu and the vfs locks are leaves relative to the above.
+// Kernel.stopMu, fileLocks.mu and the vfs locks are leaves relative to the
+// above.
 package kernel
 
 //go:generate go run snapshotter/tools/stategen
@@ -164,6 +165,9 @@ type Kernel struct {
 	// continues from where it was saved. Immutable between restores.
 	monotonicOffset int64
 
+	// locks are the advisory file locks (file_locks.go). Immutable.
+	locks *fileLocks
+
 	// hostname is the UTS node name. Immutable.
 	hostname string
 
@@ -236,6 +240,7 @@ func New(cfg Config) (*Kernel, error) {
 		mf:       mf,
 		tasks:    newTaskSet(),
 		root:     root,
+		locks:    newFileLocks(),
 		hostname: cfg.Hostname,
 		debug:    cfg.Debug,
 		log:      cfg.Log,

@@ -10,6 +10,11 @@ import (
 
 var (
 	stateTypeInfocredentials  *stateify.TypeInfo
+	stateTypeInfofileLocks    *stateify.TypeInfo
+	stateTypeInfolockedFile   *stateify.TypeInfo
+	stateTypeInfoflockLock    *stateify.TypeInfo
+	stateTypeInforecordLock   *stateify.TypeInfo
+	stateTypeInfolockOwner    *stateify.TypeInfo
 	stateTypeInfoExitStatus   *stateify.TypeInfo
 	stateTypeInfoKernel       *stateify.TypeInfo
 	stateTypeInfofileRange    *stateify.TypeInfo
@@ -56,6 +61,28 @@ func init() {
 		{Name: "CapAmbient", Type: "uint64"},
 		{Name: "Securebits", Type: "uint32"},
 	})
+	stateTypeInfofileLocks = stateify.Register[fileLocks]("snapshotter/kernel.fileLocks", []stateify.Field{
+		{Name: "files", Type: "[]*snapshotter/kernel.lockedFile"},
+	})
+	stateTypeInfolockedFile = stateify.Register[lockedFile]("snapshotter/kernel.lockedFile", []stateify.Field{
+		{Name: "Key", Type: "snapshotter/kernel/vfs.LockKey"},
+		{Name: "Flocks", Type: "[]snapshotter/kernel.flockLock"},
+		{Name: "Records", Type: "[]snapshotter/kernel.recordLock"},
+	})
+	stateTypeInfoflockLock = stateify.Register[flockLock]("snapshotter/kernel.flockLock", []stateify.Field{
+		{Name: "Owner", Type: "*snapshotter/kernel/vfs.File"},
+		{Name: "Exclusive", Type: "bool"},
+	})
+	stateTypeInforecordLock = stateify.Register[recordLock]("snapshotter/kernel.recordLock", []stateify.Field{
+		{Name: "Owner", Type: "snapshotter/kernel.lockOwner"},
+		{Name: "Write", Type: "bool"},
+		{Name: "Start", Type: "uint64"},
+		{Name: "End", Type: "uint64"},
+	})
+	stateTypeInfolockOwner = stateify.Register[lockOwner]("snapshotter/kernel.lockOwner", []stateify.Field{
+		{Name: "Process", Type: "*snapshotter/kernel.ThreadGroup"},
+		{Name: "File", Type: "*snapshotter/kernel/vfs.File"},
+	})
 	stateTypeInfoExitStatus = stateify.Register[ExitStatus]("snapshotter/kernel.ExitStatus", []stateify.Field{
 		{Name: "Code", Type: "int64"},
 		{Name: "Signal", Type: "int64"},
@@ -65,6 +92,7 @@ func init() {
 		{Name: "tasks", Type: "*snapshotter/kernel.TaskSet"},
 		{Name: "root", Type: "*snapshotter/kernel/vfs.Root"},
 		{Name: "monotonicOffset", Type: "int64"},
+		{Name: "locks", Type: "*snapshotter/kernel.fileLocks"},
 		{Name: "hostname", Type: "string"},
 		{Name: "status", Type: "snapshotter/kernel.ExitStatus"},
 		{Name: "done", Type: "bool"},
@@ -345,6 +373,204 @@ func (x *credentials) StateLoad(ctx context.Context, d *stateify.Decoder) {
 }
 
 // StateTypeName implements stateify.Savable.
+func (x *fileLocks) StateTypeName() string { return "snapshotter/kernel.fileLocks" }
+
+// StateFields implements stateify.Savable.
+func (x *fileLocks) StateFields() []string { return stateTypeInfofileLocks.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *fileLocks) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfofileLocks }
+
+// StateSave implements stateify.Savable.
+func (x *fileLocks) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfofileLocks)
+	if x.files == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.files))
+		for i0 := range x.files {
+			stateify.SavePtr(e, x.files[i0])
+		}
+	}
+}
+
+// StateLoad implements stateify.Savable.
+func (x *fileLocks) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfofileLocks) {
+		switch f {
+		case 0:
+			if n0, ok := d.SliceLen(); !ok {
+				x.files = nil
+			} else {
+				stateify.MakeSlice(d, &x.files, n0)
+				for i0 := range x.files {
+					stateify.LoadPtr(d, &x.files[i0])
+				}
+			}
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *lockedFile) StateTypeName() string { return "snapshotter/kernel.lockedFile" }
+
+// StateFields implements stateify.Savable.
+func (x *lockedFile) StateFields() []string { return stateTypeInfolockedFile.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *lockedFile) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfolockedFile }
+
+// StateSave implements stateify.Savable.
+func (x *lockedFile) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfolockedFile)
+	x.Key.StateSave(e)
+	if x.Flocks == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Flocks))
+		for i0 := range x.Flocks {
+			x.Flocks[i0].StateSave(e)
+		}
+	}
+	if x.Records == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Records))
+		for i0 := range x.Records {
+			x.Records[i0].StateSave(e)
+		}
+	}
+}
+
+// StateLoad implements stateify.Savable.
+func (x *lockedFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfolockedFile) {
+		switch f {
+		case 0:
+			x.Key.StateLoad(ctx, d)
+		case 1:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Flocks = nil
+			} else {
+				stateify.MakeSlice(d, &x.Flocks, n0)
+				for i0 := range x.Flocks {
+					x.Flocks[i0].StateLoad(ctx, d)
+				}
+			}
+		case 2:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Records = nil
+			} else {
+				stateify.MakeSlice(d, &x.Records, n0)
+				for i0 := range x.Records {
+					x.Records[i0].StateLoad(ctx, d)
+				}
+			}
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *flockLock) StateTypeName() string { return "snapshotter/kernel.flockLock" }
+
+// StateFields implements stateify.Savable.
+func (x *flockLock) StateFields() []string { return stateTypeInfoflockLock.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *flockLock) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoflockLock }
+
+// StateSave implements stateify.Savable.
+func (x *flockLock) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoflockLock)
+	stateify.SavePtr(e, x.Owner)
+	e.Bool(x.Exclusive)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *flockLock) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoflockLock) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.Owner)
+		case 1:
+			x.Exclusive = d.Bool()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *recordLock) StateTypeName() string { return "snapshotter/kernel.recordLock" }
+
+// StateFields implements stateify.Savable.
+func (x *recordLock) StateFields() []string { return stateTypeInforecordLock.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *recordLock) StateTypeInfo() *stateify.TypeInfo { return stateTypeInforecordLock }
+
+// StateSave implements stateify.Savable.
+func (x *recordLock) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInforecordLock)
+	x.Owner.StateSave(e)
+	e.Bool(x.Write)
+	e.Uint(x.Start)
+	e.Uint(x.End)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *recordLock) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInforecordLock) {
+		switch f {
+		case 0:
+			x.Owner.StateLoad(ctx, d)
+		case 1:
+			x.Write = d.Bool()
+		case 2:
+			x.Start = d.Uint64()
+		case 3:
+			x.End = d.Uint64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *lockOwner) StateTypeName() string { return "snapshotter/kernel.lockOwner" }
+
+// StateFields implements stateify.Savable.
+func (x *lockOwner) StateFields() []string { return stateTypeInfolockOwner.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *lockOwner) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfolockOwner }
+
+// StateSave implements stateify.Savable.
+func (x *lockOwner) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfolockOwner)
+	stateify.SavePtr(e, x.Process)
+	stateify.SavePtr(e, x.File)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *lockOwner) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfolockOwner) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.Process)
+		case 1:
+			stateify.LoadPtr(d, &x.File)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
 func (x *ExitStatus) StateTypeName() string { return "snapshotter/kernel.ExitStatus" }
 
 // StateFields implements stateify.Savable.
@@ -390,6 +616,7 @@ func (x *Kernel) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.tasks)
 	stateify.SavePtr(e, x.root)
 	e.Int(x.monotonicOffset)
+	stateify.SavePtr(e, x.locks)
 	e.String(x.hostname)
 	x.status.StateSave(e)
 	e.Bool(x.done)
@@ -408,10 +635,12 @@ func (x *Kernel) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 3:
 			x.monotonicOffset = d.Int64()
 		case 4:
-			x.hostname = d.String()
+			stateify.LoadPtr(d, &x.locks)
 		case 5:
-			x.status.StateLoad(ctx, d)
+			x.hostname = d.String()
 		case 6:
+			x.status.StateLoad(ctx, d)
+		case 7:
 			x.done = d.Bool()
 		default:
 			d.Skip()

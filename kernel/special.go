@@ -96,6 +96,7 @@ func (t *Task) closeFD(fd int32) error {
 	if err := tg.fdTable.Remove(fd); err != nil {
 		return err
 	}
+	tg.dropRecordLocks([]*vfs.File{f})
 	if tg.specialOf(f) == nil {
 		return nil
 	}

@@ -123,7 +123,7 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	t.creds = creds
 	tg.mu.Unlock()
 	old.Release()
-	tg.fdTable.CloseOnExec()
+	tg.closeOnExec()
 	t.signalsOnExec()
 	t.regs = regs
 	t.setFPState(nil)

@@ -38,7 +38,7 @@ func newUnitTask(t *testing.T) *Task {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { root.Close() })
-	k := &Kernel{mf: mm.mf, tasks: newTaskSet(), root: root, hostname: "unit", log: io.Discard, exited: make(chan struct{})}
+	k := &Kernel{mf: mm.mf, tasks: newTaskSet(), root: root, locks: newFileLocks(), hostname: "unit", log: io.Discard, exited: make(chan struct{})}
 	k.stopCond = sync.NewCond(&k.stopMu)
 	k.unimplLogged = map[uintptr]bool{}
 	fdt := vfs.NewFDTable()
