@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -146,4 +147,43 @@ func TestLocksAcrossRestore(t *testing.T) {
 		!slices.Contains(tail, "waiter F_SETLKW: granted") {
 		t.Errorf("restored output ends with %q, want releasing, both waiters granted, done", tail)
 	}
+}
+
+// TestTimersAcrossRestore: a periodic POSIX timer read through a signalfd,
+// a periodic timerfd and a SIGEV_NONE timer an hour away keep going after
+// a restore, twice: the ticks continue from the next count, the timerfd
+// keeps counting and the hour timer's remaining time keeps shrinking.
+func TestTimersAcrossRestore(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "timerhold"))
+	for gen := 0; gen < 2; gen++ {
+		uri, last := e.saveAfter(id, out, 3)
+		checkClean(t, "before the save", lines(out))
+		var rout string
+		id, rout = e.restoreDetached(uri, "")
+		ls := waitLines(t, rout, 3)
+		checkClean(t, "restored", ls)
+		if want := fmt.Sprintf("tick %d ", number(t, last)+1); !strings.HasPrefix(ls[0], want) {
+			t.Fatalf("generation %d: first line after restore = %q, want %q...", gen, ls[0], want)
+		}
+		before, after := timerfdCount(t, last), timerfdCount(t, ls[2])
+		if after <= before {
+			t.Errorf("generation %d: timerfd count %d after the restore, want more than %d before", gen, after, before)
+		}
+		out = rout
+	}
+}
+
+// timerfdCount returns T of a "tick K timerfd T" line.
+func timerfdCount(t *testing.T, line string) int {
+	t.Helper()
+	f := strings.Fields(line)
+	if len(f) != 4 || f[2] != "timerfd" {
+		t.Fatalf("line %q is not tick K timerfd T", line)
+	}
+	n, err := strconv.Atoi(f[3])
+	if err != nil {
+		t.Fatalf("line %q: %v", line, err)
+	}
+	return n
 }

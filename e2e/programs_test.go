@@ -255,6 +255,30 @@ var cCases = []cCase{
 		"    F_OFD_SETLK F_RDLCK 0+1 on another description: EWOULDBLOCK",
 		"    F_OFD_SETLK F_RDLCK 0+1 on another description: ok",
 	}}},
+	// POSIX timers: signals with SI_TIMER, overruns, SIGEV_NONE,
+	// SIGEV_THREAD_ID and the libc's SIGEV_THREAD, absolute expiries.
+	{name: "ptimer", prog: "ptimer", spec: spec{want: []string{
+		"ticks >= 3: yes, SI_TIMER: yes, si_value 42: yes, si_timerid: yes",
+		"one-shot 10 s: remaining 9..10 s: yes, interval 0: yes",
+		"blocked 50 ms with a 1 ms timer: signal: yes, si_overrun > 0: yes, timer_getoverrun == si_overrun: yes",
+		"SIGEV_NONE: armed yes, expired after 60 ms: yes",
+		"SIGEV_THREAD_ID: the target thread got it: yes, SI_TIMER: yes, value 7: yes",
+		"SIGEV_THREAD: ok, the function ran with value 99: yes",
+		"TIMER_ABSTIME CLOCK_REALTIME: fired: yes, not before the time: yes",
+		"forked child: timer_gettime of the parent's timer: Invalid argument",
+	}}},
+	// timerfd and signalfd, alone and through poll and epoll.
+	{name: "tfd", prog: "tfd", spec: spec{want: []string{
+		"after 70 ms: >= 3 expirations: yes",
+		"poll until the expiry: 1, POLLIN: yes",
+		"epoll_wait: 1, data 77: yes, EPOLLIN: yes",
+		"forked child read the inherited timerfd: yes",
+		"sigqueue: signo User defined signal 1, code -1, pid self yes, uid yes, int 5",
+		"three queued SIGRTMIN in one read: 384 bytes, values 1 2 3",
+		"blocking read of a timer's signal: 128 bytes, SI_TIMER yes, ssi_tid is the timer: yes, int 31: yes",
+		"epoll: then the signalfd: yes",
+		"SIGCHLD: code CLD_EXITED yes, pid is the child yes, status 3: yes",
+	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", spec: spec{args: []string{"handler-init"}, want: []string{
 		"SIGUSR1 from raw kill: handler ran with round to nearest: yes",

@@ -27,6 +27,9 @@ var (
 	stateTypeInfoepollFD      *stateify.TypeInfo
 	stateTypeInfoeventFD      *stateify.TypeInfo
 	stateTypeInforlimit       *stateify.TypeInfo
+	stateTypeInfoposixTimer   *stateify.TypeInfo
+	stateTypeInfosignalFD     *stateify.TypeInfo
+	stateTypeInfotimerFD      *stateify.TypeInfo
 	stateTypeInforegisters    *stateify.TypeInfo
 	stateTypeInfoTaskSet      *stateify.TypeInfo
 	stateTypeInfoThreadGroup  *stateify.TypeInfo
@@ -154,6 +157,30 @@ func init() {
 		{Name: "Cur", Type: "uint64"},
 		{Name: "Max", Type: "uint64"},
 	})
+	stateTypeInfoposixTimer = stateify.Register[posixTimer]("snapshotter/kernel.posixTimer", []stateify.Field{
+		{Name: "ID", Type: "int32"},
+		{Name: "Clock", Type: "int32"},
+		{Name: "Notify", Type: "int32"},
+		{Name: "Signo", Type: "int32"},
+		{Name: "Value", Type: "uint64"},
+		{Name: "Target", Type: "*snapshotter/kernel.Task"},
+		{Name: "Expiry", Type: "int64"},
+		{Name: "Interval", Type: "int64"},
+		{Name: "Queued", Type: "bool"},
+		{Name: "Overruns", Type: "int64"},
+		{Name: "LastOverrun", Type: "int32"},
+	})
+	stateTypeInfosignalFD = stateify.Register[signalFD]("snapshotter/kernel.signalFD", []stateify.Field{
+		{Name: "tg", Type: "*snapshotter/kernel.ThreadGroup"},
+		{Name: "mask", Type: "uint64"},
+	})
+	stateTypeInfotimerFD = stateify.Register[timerFD]("snapshotter/kernel.timerFD", []stateify.Field{
+		{Name: "k", Type: "*snapshotter/kernel.Kernel"},
+		{Name: "clock", Type: "int32"},
+		{Name: "expiry", Type: "int64"},
+		{Name: "interval", Type: "int64"},
+		{Name: "count", Type: "uint64"},
+	})
 	stateTypeInforegisters = stateify.Register[registers]("snapshotter/kernel.registers", []stateify.Field{
 		{Name: "R15", Type: "uint64"},
 		{Name: "R14", Type: "uint64"},
@@ -246,6 +273,7 @@ func init() {
 		{Name: "Status", Type: "int32"},
 		{Name: "Value", Type: "uint64"},
 		{Name: "Raw", Type: "bytes"},
+		{Name: "Timer", Type: "*snapshotter/kernel.posixTimer"},
 	})
 	stateTypeInfosigPending = stateify.Register[sigPending]("snapshotter/kernel.sigPending", []stateify.Field{
 		{Name: "Set", Type: "uint64"},
@@ -266,6 +294,8 @@ func init() {
 		{Name: "ExecTask", Type: "*snapshotter/kernel.Task"},
 		{Name: "UserTime", Type: "int64"},
 		{Name: "SysTime", Type: "int64"},
+		{Name: "Timers", Type: "[]*snapshotter/kernel.posixTimer"},
+		{Name: "NextTimerID", Type: "int32"},
 	})
 	stateTypeInfotaskSignals = stateify.Register[taskSignals]("snapshotter/kernel.taskSignals", []stateify.Field{
 		{Name: "Mask", Type: "uint64"},
@@ -1052,6 +1082,132 @@ func (x *rlimit) StateLoad(ctx context.Context, d *stateify.Decoder) {
 }
 
 // StateTypeName implements stateify.Savable.
+func (x *posixTimer) StateTypeName() string { return "snapshotter/kernel.posixTimer" }
+
+// StateFields implements stateify.Savable.
+func (x *posixTimer) StateFields() []string { return stateTypeInfoposixTimer.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *posixTimer) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoposixTimer }
+
+// StateSave implements stateify.Savable.
+func (x *posixTimer) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoposixTimer)
+	e.Int(int64(x.ID))
+	e.Int(int64(x.Clock))
+	e.Int(int64(x.Notify))
+	e.Int(int64(x.Signo))
+	e.Uint(x.Value)
+	stateify.SavePtr(e, x.Target)
+	e.Int(x.Expiry)
+	e.Int(x.Interval)
+	e.Bool(x.Queued)
+	e.Int(x.Overruns)
+	e.Int(int64(x.LastOverrun))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *posixTimer) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoposixTimer) {
+		switch f {
+		case 0:
+			x.ID = d.Int32()
+		case 1:
+			x.Clock = d.Int32()
+		case 2:
+			x.Notify = d.Int32()
+		case 3:
+			x.Signo = d.Int32()
+		case 4:
+			x.Value = d.Uint64()
+		case 5:
+			stateify.LoadPtr(d, &x.Target)
+		case 6:
+			x.Expiry = d.Int64()
+		case 7:
+			x.Interval = d.Int64()
+		case 8:
+			x.Queued = d.Bool()
+		case 9:
+			x.Overruns = d.Int64()
+		case 10:
+			x.LastOverrun = d.Int32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *signalFD) StateTypeName() string { return "snapshotter/kernel.signalFD" }
+
+// StateFields implements stateify.Savable.
+func (x *signalFD) StateFields() []string { return stateTypeInfosignalFD.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *signalFD) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfosignalFD }
+
+// StateSave implements stateify.Savable.
+func (x *signalFD) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfosignalFD)
+	stateify.SavePtr(e, x.tg)
+	e.Uint(x.mask)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *signalFD) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfosignalFD) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.tg)
+		case 1:
+			x.mask = d.Uint64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *timerFD) StateTypeName() string { return "snapshotter/kernel.timerFD" }
+
+// StateFields implements stateify.Savable.
+func (x *timerFD) StateFields() []string { return stateTypeInfotimerFD.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *timerFD) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfotimerFD }
+
+// StateSave implements stateify.Savable.
+func (x *timerFD) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfotimerFD)
+	stateify.SavePtr(e, x.k)
+	e.Int(int64(x.clock))
+	e.Int(x.expiry)
+	e.Int(x.interval)
+	e.Uint(x.count)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *timerFD) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfotimerFD) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.k)
+		case 1:
+			x.clock = d.Int32()
+		case 2:
+			x.expiry = d.Int64()
+		case 3:
+			x.interval = d.Int64()
+		case 4:
+			x.count = d.Uint64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
 func (x *registers) StateTypeName() string { return "snapshotter/kernel.registers" }
 
 // StateFields implements stateify.Savable.
@@ -1502,6 +1658,7 @@ func (x *sigInfo) StateSave(e *stateify.Encoder) {
 	e.Int(int64(x.Status))
 	e.Uint(x.Value)
 	e.Bytes(x.Raw)
+	stateify.SavePtr(e, x.Timer)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1524,6 +1681,8 @@ func (x *sigInfo) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.Value = d.Uint64()
 		case 7:
 			x.Raw = d.Bytes()
+		case 8:
+			stateify.LoadPtr(d, &x.Timer)
 		default:
 			d.Skip()
 		}
@@ -1632,6 +1791,15 @@ func (x *tgSignals) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.ExecTask)
 	e.Int(x.UserTime)
 	e.Int(x.SysTime)
+	if x.Timers == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Timers))
+		for i0 := range x.Timers {
+			stateify.SavePtr(e, x.Timers[i0])
+		}
+	}
+	e.Int(int64(x.NextTimerID))
 }
 
 // StateLoad implements stateify.Savable.
@@ -1664,6 +1832,17 @@ func (x *tgSignals) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.UserTime = d.Int64()
 		case 9:
 			x.SysTime = d.Int64()
+		case 10:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Timers = nil
+			} else {
+				stateify.MakeSlice(d, &x.Timers, n0)
+				for i0 := range x.Timers {
+					stateify.LoadPtr(d, &x.Timers[i0])
+				}
+			}
+		case 11:
+			x.NextTimerID = d.Int32()
 		default:
 			d.Skip()
 		}

@@ -28,6 +28,10 @@ type specialFile interface {
 	changed() <-chan struct{}
 }
 
+// specialReadMax bounds the buffer one read(2) of a special file gets
+// (a signalfd returns as many 128-byte records as fit).
+const specialReadMax = 64 << 10
+
 // special pairs a carrier with its kernel object.
 //
 // +stateify savable
