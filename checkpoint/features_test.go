@@ -2,8 +2,14 @@ package checkpoint
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"snapshotter/internal/prereq"
 )
 
 // TestStoppedChildAcrossRestore: a child stopped by SIGSTOP is saved and
@@ -123,4 +129,97 @@ func TestSchedAndPipeStateAcrossRestore(t *testing.T) {
 			t.Errorf("restored output %q has no line %q", ls, want)
 		}
 	}
+}
+
+// TestCredentialsAcrossRestore: a process that changed its IDs, groups and
+// kept capabilities (and a thread with IDs of its own) reports the same
+// credentials after a restore, and after a second save and restore.
+func TestCredentialsAcrossRestore(t *testing.T) {
+	if os.Geteuid() != 0 {
+		prereq.Missing(t, "the credentials workload runs as root")
+	}
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "credhold"))
+	for gen := 0; gen < 2; gen++ {
+		uri, last := e.saveAfter(id, out, 2)
+		checkClean(t, "before the save", lines(out))
+		var rout string
+		id, rout = e.restoreDetached(uri, "")
+		ls := waitLines(t, rout, 2)
+		checkClean(t, "restored", ls)
+		if want := fmt.Sprintf("tick %d creds OK", number(t, last)+1); ls[0] != want {
+			t.Fatalf("generation %d: first line after restore = %q, want %q", gen, ls[0], want)
+		}
+		out = rout
+	}
+}
+
+// TestLocksAcrossRestore: flock, POSIX and OFD locks held at the save are
+// still held after the restore, and the two children blocked waiting for
+// them at the save get them when the holder releases them.
+func TestLocksAcrossRestore(t *testing.T) {
+	e := newEnv(t)
+	file := filepath.Join(e.dir, "locked")
+	if err := os.WriteFile(file, []byte("locked\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id, out := e.runDetached("", program(t, "lockhold"), "8", file, "/dev/null")
+	uri, last := e.saveAfter(id, out, 3)
+	e.waitGone(id)
+	_, rout := e.restoreDetached(uri, "")
+	var ls []string
+	for n := 1; ; n++ {
+		ls = waitLines(t, rout, n)
+		if ls[len(ls)-1] == "done" {
+			break
+		}
+	}
+	checkClean(t, "restored", ls)
+	if want := fmt.Sprintf("tick %d locks held OK", number(t, last)+1); ls[0] != want {
+		t.Errorf("first line after restore = %q, want %q", ls[0], want)
+	}
+	tail := ls[len(ls)-4:]
+	if tail[0] != "releasing" || tail[3] != "done" || !slices.Contains(tail, "waiter flock: granted") ||
+		!slices.Contains(tail, "waiter F_SETLKW: granted") {
+		t.Errorf("restored output ends with %q, want releasing, both waiters granted, done", tail)
+	}
+}
+
+// TestTimersAcrossRestore: a periodic POSIX timer read through a signalfd,
+// a periodic timerfd and a SIGEV_NONE timer an hour away keep going after
+// a restore, twice: the ticks continue from the next count, the timerfd
+// keeps counting and the hour timer's remaining time keeps shrinking.
+func TestTimersAcrossRestore(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "timerhold"))
+	for gen := 0; gen < 2; gen++ {
+		uri, last := e.saveAfter(id, out, 3)
+		checkClean(t, "before the save", lines(out))
+		var rout string
+		id, rout = e.restoreDetached(uri, "")
+		ls := waitLines(t, rout, 3)
+		checkClean(t, "restored", ls)
+		if want := fmt.Sprintf("tick %d ", number(t, last)+1); !strings.HasPrefix(ls[0], want) {
+			t.Fatalf("generation %d: first line after restore = %q, want %q...", gen, ls[0], want)
+		}
+		before, after := timerfdCount(t, last), timerfdCount(t, ls[2])
+		if after <= before {
+			t.Errorf("generation %d: timerfd count %d after the restore, want more than %d before", gen, after, before)
+		}
+		out = rout
+	}
+}
+
+// timerfdCount returns T of a "tick K timerfd T" line.
+func timerfdCount(t *testing.T, line string) int {
+	t.Helper()
+	f := strings.Fields(line)
+	if len(f) != 4 || f[2] != "timerfd" {
+		t.Fatalf("line %q is not tick K timerfd T", line)
+	}
+	n, err := strconv.Atoi(f[3])
+	if err != nil {
+		t.Fatalf("line %q: %v", line, err)
+	}
+	return n
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"snapshotter/internal/prereq"
 )
 
 // A cCase runs testdata/c/<prog>.c, built with each libc. Its knownBroken key
@@ -183,6 +185,7 @@ var cCases = []cCase{
 		"write after F_SEAL_WRITE: -1, EPERM yes",
 		"name of 299 bytes: -1, EINVAL yes",
 	}}},
+	{name: "credhold", prog: "credhold", setup: needRoot, spec: spec{args: []string{"3"}, want: []string{"tick 1 creds OK", "tick 3 creds OK"}}},
 	{name: "itimer", prog: "itimer", spec: spec{args: []string{"3"}, want: []string{"tick 1", "tick 3"}}},
 	// The FP/SSE state (XSAVE area) across syscalls, signals, sigreturn,
 	// fork and clone. The ymm/zmm lines are left out of want: their text
@@ -274,10 +277,80 @@ var cCases = []cCase{
 		"FUTEX_WAKE_OP with operation 7: -1 ENOSYS, c = 64",
 		"FUTEX_WAKE_OP with comparison 9: -1 ENOSYS, c = 1",
 	}}},
+	// Credentials: the run starts as root (CI runs as root); setresuid,
+	// setreuid, setfsuid, keepcaps, capset, the bounding set, execve and a
+	// setuid broadcast to a second thread by the libc.
+	{name: "creds", prog: "creds", setup: needRoot, spec: spec{want: []string{
+		"start: uid 0 0 0 fsuid 0 gid 0 0 0",
+		"after setgroups: getgroups 3: 3 27 50",
+		"after setreuid: uid 1000 2000 2000 fsuid 2000 gid 0 0 0",
+		"setuid(0) after setreuid: Operation not permitted",
+		"setfsuid(0) returned 1000",
+		"after capset: capget 0 eff 0000000000000080 prm 0000000000000080 inh 0000000000000000",
+		"regained: uid 0 0 0 fsuid 0 gid 0 0 0",
+		"PR_CAPBSET_READ(CAP_NET_RAW) 0",
+		"exec'd: AT_UID 1000 AT_EUID 0 AT_GID 7 AT_EGID 8 AT_SECURE 1",
+		"exec'd after drop: capget 0 eff 0000000000000000 prm 0000000000000000 inh 0000000000000000",
+		"second thread: uid 1000 1000 1000 gid 100 100 100",
+		"setuid(0) after the drop: Operation not permitted",
+		"dropped: Uid:\t1000\t1000\t1000\t1000",
+		"dropped: Groups:\t3 27 50 ",
+		"forked child: uid 1000 1000 1000 fsuid 1000 gid 100 100 100",
+	}}},
+	// Advisory locks between processes: flock on a host file, POSIX and
+	// OFD record locks on a memfd.
+	{name: "locks", prog: "locks", setup: setupLockFile, spec: spec{want: []string{
+		"  inherited description LOCK_EX|LOCK_NB: ok",
+		"  other description LOCK_SH|LOCK_NB: EWOULDBLOCK",
+		"  blocked LOCK_EX: ok, granted after the holder's unlock: yes",
+		"  blocked LOCK_EX with SIGALRM (no SA_RESTART): Interrupted system call",
+		"  blocked LOCK_EX ended by SIGKILL: yes",
+		"    F_GETLK F_RDLCK 50+10: F_WRLCK at 30+70, pid parent",
+		"    F_GETLK F_WRLCK 0+0: F_RDLCK at 0+20, pid parent",
+		"    F_GETLK F_RDLCK 0+0: F_WRLCK at 5+5, pid parent",
+		"    F_GETLK F_WRLCK 0+0: F_RDLCK at 105+5, pid parent",
+		"  read-only file: F_WRLCK Bad file descriptor",
+		"    blocked F_SETLKW: ok, granted after the holder's unlock: yes",
+		"  same process, POSIX F_RDLCK 5+1: EWOULDBLOCK",
+		"    F_OFD_SETLK F_RDLCK 0+1 on another description: EWOULDBLOCK",
+		"    F_OFD_SETLK F_RDLCK 0+1 on another description: ok",
+	}}},
+	// POSIX timers: signals with SI_TIMER, overruns, SIGEV_NONE,
+	// SIGEV_THREAD_ID and the libc's SIGEV_THREAD, absolute expiries.
+	{name: "ptimer", prog: "ptimer", spec: spec{want: []string{
+		"ticks >= 3: yes, SI_TIMER: yes, si_value 42: yes, si_timerid: yes",
+		"one-shot 10 s: remaining 9..10 s: yes, interval 0: yes",
+		"blocked 50 ms with a 1 ms timer: signal: yes, si_overrun > 0: yes, timer_getoverrun == si_overrun: yes",
+		"SIGEV_NONE: armed yes, expired after 60 ms: yes",
+		"SIGEV_THREAD_ID: the target thread got it: yes, SI_TIMER: yes, value 7: yes",
+		"SIGEV_THREAD: ok, the function ran with value 99: yes",
+		"TIMER_ABSTIME CLOCK_REALTIME: fired: yes, not before the time: yes",
+		"forked child: timer_gettime of the parent's timer: Invalid argument",
+	}}},
+	// timerfd and signalfd, alone and through poll and epoll.
+	{name: "tfd", prog: "tfd", spec: spec{want: []string{
+		"after 70 ms: >= 3 expirations: yes",
+		"poll until the expiry: 1, POLLIN: yes",
+		"epoll_wait: 1, data 77: yes, EPOLLIN: yes",
+		"forked child read the inherited timerfd: yes",
+		"sigqueue: signo User defined signal 1, code -1, pid self yes, uid yes, int 5",
+		"three queued SIGRTMIN in one read: 384 bytes, values 1 2 3",
+		"blocking read of a timer's signal: 128 bytes, SI_TIMER yes, ssi_tid is the timer: yes, int 31: yes",
+		"epoll: then the signalfd: yes",
+		"SIGCHLD: code CLD_EXITED yes, pid is the child yes, status 3: yes",
+	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", spec: spec{args: []string{"handler-init"}, want: []string{
 		"SIGUSR1 from raw kill: handler ran with round to nearest: yes",
 	}}},
+}
+
+// needRoot is the setup of cases whose expected lines assume root with the
+// full capability set CI runs with.
+func needRoot(t *testing.T, _ string, _ *spec) {
+	if os.Geteuid() != 0 {
+		prereq.Missing(t, "this case runs as root")
+	}
 }
 
 // TestPrograms runs every C case built with every libc natively and under
@@ -314,6 +387,15 @@ func hostFileData() []byte {
 // setupHostFile writes dir/data.bin and a symlink dir/link -> data.bin, and
 // has hostfile read the file through the link; its SHA-256, computed here,
 // must be in the output.
+// setupLockFile makes the file the locks case takes flock locks on.
+func setupLockFile(t *testing.T, dir string, s *spec) {
+	p := filepath.Join(dir, "locked")
+	if err := os.WriteFile(p, []byte("locked\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.args = []string{p}
+}
+
 func setupHostFile(t *testing.T, dir string, s *spec) {
 	data := hostFileData()
 	if err := os.WriteFile(filepath.Join(dir, "data.bin"), data, 0o644); err != nil {

@@ -13,12 +13,13 @@
 //     runs, which keeps saved images unambiguous. When init exits, every
 //     other process is killed and the kernel's exit status is init's.
 //   - ThreadGroup is a process: its threads, its MM, FD table, filesystem
-//     context, limits, credentials and exit status, its parent and the
+//     context, limits and exit status, its parent and the
 //     children it has not reaped (fork, wait4). A process whose last thread
 //     exited is a zombie until its parent reaps it; orphans go to init.
 //     execve ends the other threads of the process, then replaces its MM.
-//   - Task is a thread. Each task has one task goroutine that executes it:
-//     application code through platform.Context.Switch, and syscalls.
+//   - Task is a thread, with its own credentials (creds.go). Each task has
+//     one task goroutine that executes it: application code through
+//     platform.Context.Switch, and syscalls.
 //   - MM is an address space (vmas, brk) mirrored into a
 //     platform.AddressSpace; MemoryFile is the memfd behind it.
 //
@@ -74,7 +75,8 @@
 //	  a syscall, such as the restore prefault; write: Release)
 //	  MemoryFile.mu
 //
-// Kernel.stopMu and the vfs locks are leaves relative to the above.
+// Kernel.stopMu, fileLocks.mu and the vfs locks are leaves relative to the
+// above.
 package kernel
 
 //go:generate go run snapshotter/tools/stategen
@@ -167,6 +169,9 @@ type Kernel struct {
 	// continues from where it was saved. Immutable between restores.
 	monotonicOffset int64
 
+	// locks are the advisory file locks (file_locks.go). Immutable.
+	locks *fileLocks
+
 	// hostname is the UTS node name. Immutable.
 	hostname string
 
@@ -251,6 +256,7 @@ func New(cfg Config) (*Kernel, error) {
 		mf:       mf,
 		tasks:    newTaskSet(),
 		root:     root,
+		locks:    newFileLocks(),
 		hostname: cfg.Hostname,
 		limits:   cfg.Limits.withDefaults(),
 		debug:    cfg.Debug,
@@ -267,7 +273,7 @@ func New(cfg Config) (*Kernel, error) {
 	}
 	k.stopCond = sync.NewCond(&k.stopMu)
 	k.unimplLogged = map[unsupportedKey]bool{}
-	
+
 	k.applyLimits()
 	return k, nil
 }

@@ -104,7 +104,10 @@ func (k *Kernel) newInitTask(o StartOptions, fs *vfs.FS, img execImage, name str
 		as.Release()
 		return nil, err
 	}
-	regs, err := k.loadProgram(mm, fs, img.file, img.path, name, img.argv, o.Env)
+	// The sentry's identity is the first process's, as if the sentry had
+	// executed it (the sentry itself went through an execve already).
+	creds := hostCredentials()
+	regs, err := k.loadProgram(mm, fs, img.file, img.path, name, img.argv, o.Env, creds, false)
 	if err != nil {
 		mm.Release()
 		return nil, err
@@ -147,7 +150,6 @@ func (k *Kernel) newInitTask(o StartOptions, fs *vfs.FS, img execImage, name str
 		fs:      fs,
 		pgid:    tid,
 		sid:     tid,
-		creds:   hostCredentials(),
 		umask:   0o022,
 		exe:     exePath(fs, img),
 		limits:  limits,
@@ -160,6 +162,7 @@ func (k *Kernel) newInitTask(o StartOptions, fs *vfs.FS, img execImage, name str
 		regs:     regs,
 		name:     commName(name),
 		sched:    initialSchedAttrs(),
+		creds:    creds,
 	}
 	tg.leader = t
 	tg.tasks = []*Task{t}
@@ -179,11 +182,6 @@ func commName(p string) string {
 		b = b[:taskCommLen-1]
 	}
 	return b
-}
-
-func hostCredentials() credentials {
-	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
-	return credentials{UID: uid, EUID: uid, SUID: uid, GID: gid, EGID: gid, SGID: gid}
 }
 
 // openExecutable resolves prog like execvp (PATH search for a name without
@@ -278,13 +276,14 @@ func (r execReader) ReadAt(p []byte, off int64) (int, error) {
 // loadProgram loads the executable f (opened at name) into mm, builds its
 // initial stack and returns the initial registers. execfn is the path
 // given to execve (AT_EXECFN): name itself, or the script's path when f is
-// the interpreter of a "#!" script.
+// the interpreter of a "#!" script. creds are the identity the program
+// runs with (AT_UID...), secure is AT_SECURE.
 //
 // A dynamically linked program (PT_INTERP) gets its loader mapped too, at a
 // free place in the mmap area; execution starts at the loader's entry, which
 // finds the program through AT_PHDR/AT_ENTRY and the libraries through the
 // filesystem, like on Linux.
-func (k *Kernel) loadProgram(mm *MM, fs *vfs.FS, f *vfs.File, name, execfn string, argv, env []string) (registers, error) {
+func (k *Kernel) loadProgram(mm *MM, fs *vfs.FS, f *vfs.File, name, execfn string, argv, env []string, creds credentials, secure bool) (registers, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return registers{}, fmt.Errorf("stat %s: %w", name, err)
@@ -307,7 +306,6 @@ func (k *Kernel) loadProgram(mm *MM, fs *vfs.FS, f *vfs.File, name, execfn strin
 		}
 		entry, interpBase = il.Entry, il.Bias
 	}
-	creds := hostCredentials()
 	var random [16]byte
 	randomBytes(random[:])
 	aux := []auxEntry{
@@ -322,7 +320,7 @@ func (k *Kernel) loadProgram(mm *MM, fs *vfs.FS, f *vfs.File, name, execfn strin
 		{atEUID, uint64(creds.EUID)},
 		{atGID, uint64(creds.GID)},
 		{atEGID, uint64(creds.EGID)},
-		{atSecure, 0},
+		{atSecure, boolToUint64(secure)},
 		{atHwcap, hostAux(atHwcap)},
 		{atHwcap2, hostAux(atHwcap2)},
 		{atClktck, clockTicksPerSecond},

@@ -66,6 +66,7 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	if err := checkStateVersion(binary.LittleEndian.Uint16(hdr[8:]), binary.LittleEndian.Uint16(hdr[10:])); err != nil {
 		return nil, err
 	}
+	savedMinor := binary.LittleEndian.Uint16(hdr[10:])
 	savedMonotonic := int64(binary.LittleEndian.Uint64(hdr[12:]))
 
 	cfg := o.Config
@@ -178,6 +179,9 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	}
 	if !live {
 		return fail(k, fmt.Errorf("%w: no task to resume (the program had ended)", ErrBadState))
+	}
+	if savedMinor < minorThreadCreds {
+		k.adoptLegacyCreds()
 	}
 	k.debug = cfg.Debug
 	k.pins = newCPUPins(cfg.NoCPUPinning)

@@ -24,11 +24,17 @@ import (
 // continues from it (never backward). realtime is informational. Restore
 // loads the same major version and a minor version up to stateMinor
 // (ErrIncompatibleVersion otherwise), before anything else is decoded.
+//
+// Minor versions: 1.0 the first; 1.1 each thread has its own credentials
+// (Task.creds; 1.0 saved one set per process, see adoptLegacyCreds).
 const (
-	stateMagic      = "SNAPKRNL"
-	stateMajor      = 1
-	stateMinor      = 0
-	stateHeaderSize = 8 + 2 + 2 + 8 + 8
+	stateMagic = "SNAPKRNL"
+	stateMajor = 1
+	stateMinor = 1
+	// minorThreadCreds is the first minor version with per-thread
+	// credentials.
+	minorThreadCreds = 1
+	stateHeaderSize  = 8 + 2 + 2 + 8 + 8
 )
 
 // Errors of save and restore.

@@ -25,6 +25,9 @@ func (k *Kernel) afterLoad(context.Context) {
 	if k.log == nil {
 		k.log = os.Stderr
 	}
+	if k.locks == nil {
+		k.locks = newFileLocks() // an image from before file locks
+	}
 }
 
 // afterLoad marks the memory file as having no host file yet: the restorer

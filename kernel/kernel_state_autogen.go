@@ -9,6 +9,12 @@ import (
 )
 
 var (
+	stateTypeInfocredentials  *stateify.TypeInfo
+	stateTypeInfofileLocks    *stateify.TypeInfo
+	stateTypeInfolockedFile   *stateify.TypeInfo
+	stateTypeInfoflockLock    *stateify.TypeInfo
+	stateTypeInforecordLock   *stateify.TypeInfo
+	stateTypeInfolockOwner    *stateify.TypeInfo
 	stateTypeInfoExitStatus   *stateify.TypeInfo
 	stateTypeInfoKernel       *stateify.TypeInfo
 	stateTypeInfoLimits       *stateify.TypeInfo
@@ -23,9 +29,11 @@ var (
 	stateTypeInfoeventFD      *stateify.TypeInfo
 	stateTypeInforlimit       *stateify.TypeInfo
 	stateTypeInfomemPolicy    *stateify.TypeInfo
+	stateTypeInfoposixTimer   *stateify.TypeInfo
 	stateTypeInfoschedAttrs   *stateify.TypeInfo
+	stateTypeInfosignalFD     *stateify.TypeInfo
+	stateTypeInfotimerFD      *stateify.TypeInfo
 	stateTypeInforegisters    *stateify.TypeInfo
-	stateTypeInfocredentials  *stateify.TypeInfo
 	stateTypeInfoTaskSet      *stateify.TypeInfo
 	stateTypeInfoThreadGroup  *stateify.TypeInfo
 	stateTypeInfoTask         *stateify.TypeInfo
@@ -42,6 +50,45 @@ var (
 )
 
 func init() {
+	stateTypeInfocredentials = stateify.Register[credentials]("snapshotter/kernel.credentials", []stateify.Field{
+		{Name: "UID", Type: "uint32"},
+		{Name: "EUID", Type: "uint32"},
+		{Name: "SUID", Type: "uint32"},
+		{Name: "FSUID", Type: "uint32"},
+		{Name: "GID", Type: "uint32"},
+		{Name: "EGID", Type: "uint32"},
+		{Name: "SGID", Type: "uint32"},
+		{Name: "FSGID", Type: "uint32"},
+		{Name: "Groups", Type: "[]uint32"},
+		{Name: "CapInheritable", Type: "uint64"},
+		{Name: "CapPermitted", Type: "uint64"},
+		{Name: "CapEffective", Type: "uint64"},
+		{Name: "CapBounding", Type: "uint64"},
+		{Name: "CapAmbient", Type: "uint64"},
+		{Name: "Securebits", Type: "uint32"},
+	})
+	stateTypeInfofileLocks = stateify.Register[fileLocks]("snapshotter/kernel.fileLocks", []stateify.Field{
+		{Name: "files", Type: "[]*snapshotter/kernel.lockedFile"},
+	})
+	stateTypeInfolockedFile = stateify.Register[lockedFile]("snapshotter/kernel.lockedFile", []stateify.Field{
+		{Name: "Key", Type: "snapshotter/kernel/vfs.LockKey"},
+		{Name: "Flocks", Type: "[]snapshotter/kernel.flockLock"},
+		{Name: "Records", Type: "[]snapshotter/kernel.recordLock"},
+	})
+	stateTypeInfoflockLock = stateify.Register[flockLock]("snapshotter/kernel.flockLock", []stateify.Field{
+		{Name: "Owner", Type: "*snapshotter/kernel/vfs.File"},
+		{Name: "Exclusive", Type: "bool"},
+	})
+	stateTypeInforecordLock = stateify.Register[recordLock]("snapshotter/kernel.recordLock", []stateify.Field{
+		{Name: "Owner", Type: "snapshotter/kernel.lockOwner"},
+		{Name: "Write", Type: "bool"},
+		{Name: "Start", Type: "uint64"},
+		{Name: "End", Type: "uint64"},
+	})
+	stateTypeInfolockOwner = stateify.Register[lockOwner]("snapshotter/kernel.lockOwner", []stateify.Field{
+		{Name: "Process", Type: "*snapshotter/kernel.ThreadGroup"},
+		{Name: "File", Type: "*snapshotter/kernel/vfs.File"},
+	})
 	stateTypeInfoExitStatus = stateify.Register[ExitStatus]("snapshotter/kernel.ExitStatus", []stateify.Field{
 		{Name: "Code", Type: "int64"},
 		{Name: "Signal", Type: "int64"},
@@ -51,6 +98,7 @@ func init() {
 		{Name: "tasks", Type: "*snapshotter/kernel.TaskSet"},
 		{Name: "root", Type: "*snapshotter/kernel/vfs.Root"},
 		{Name: "monotonicOffset", Type: "int64"},
+		{Name: "locks", Type: "*snapshotter/kernel.fileLocks"},
 		{Name: "hostname", Type: "string"},
 		{Name: "limits", Type: "snapshotter/kernel.Limits"},
 		{Name: "status", Type: "snapshotter/kernel.ExitStatus"},
@@ -122,6 +170,19 @@ func init() {
 		{Name: "Flags", Type: "int32"},
 		{Name: "Nodes", Type: "uint64"},
 	})
+	stateTypeInfoposixTimer = stateify.Register[posixTimer]("snapshotter/kernel.posixTimer", []stateify.Field{
+		{Name: "ID", Type: "int32"},
+		{Name: "Clock", Type: "int32"},
+		{Name: "Notify", Type: "int32"},
+		{Name: "Signo", Type: "int32"},
+		{Name: "Value", Type: "uint64"},
+		{Name: "Target", Type: "*snapshotter/kernel.Task"},
+		{Name: "Expiry", Type: "int64"},
+		{Name: "Interval", Type: "int64"},
+		{Name: "Queued", Type: "bool"},
+		{Name: "Overruns", Type: "int64"},
+		{Name: "LastOverrun", Type: "int32"},
+	})
 	stateTypeInfoschedAttrs = stateify.Register[schedAttrs]("snapshotter/kernel.schedAttrs", []stateify.Field{
 		{Name: "Nice", Type: "int32"},
 		{Name: "Policy", Type: "int32"},
@@ -131,6 +192,17 @@ func init() {
 		{Name: "Affinity", Type: "bytes"},
 		{Name: "MemPolicy", Type: "snapshotter/kernel.memPolicy"},
 		{Name: "Personality", Type: "uint32"},
+	})
+	stateTypeInfosignalFD = stateify.Register[signalFD]("snapshotter/kernel.signalFD", []stateify.Field{
+		{Name: "tg", Type: "*snapshotter/kernel.ThreadGroup"},
+		{Name: "mask", Type: "uint64"},
+	})
+	stateTypeInfotimerFD = stateify.Register[timerFD]("snapshotter/kernel.timerFD", []stateify.Field{
+		{Name: "k", Type: "*snapshotter/kernel.Kernel"},
+		{Name: "clock", Type: "int32"},
+		{Name: "expiry", Type: "int64"},
+		{Name: "interval", Type: "int64"},
+		{Name: "count", Type: "uint64"},
 	})
 	stateTypeInforegisters = stateify.Register[registers]("snapshotter/kernel.registers", []stateify.Field{
 		{Name: "R15", Type: "uint64"},
@@ -161,14 +233,6 @@ func init() {
 		{Name: "Fs", Type: "uint64"},
 		{Name: "Gs", Type: "uint64"},
 	})
-	stateTypeInfocredentials = stateify.Register[credentials]("snapshotter/kernel.credentials", []stateify.Field{
-		{Name: "UID", Type: "uint32"},
-		{Name: "EUID", Type: "uint32"},
-		{Name: "SUID", Type: "uint32"},
-		{Name: "GID", Type: "uint32"},
-		{Name: "EGID", Type: "uint32"},
-		{Name: "SGID", Type: "uint32"},
-	})
 	stateTypeInfoTaskSet = stateify.Register[TaskSet]("snapshotter/kernel.TaskSet", []stateify.Field{
 		{Name: "tids", Type: "map[int32]*snapshotter/kernel.Task"},
 		{Name: "nextTID", Type: "int32"},
@@ -191,11 +255,11 @@ func init() {
 		{Name: "exitStatus", Type: "snapshotter/kernel.ExitStatus"},
 		{Name: "pgid", Type: "int32"},
 		{Name: "sid", Type: "int32"},
-		{Name: "creds", Type: "snapshotter/kernel.credentials"},
 		{Name: "specials", Type: "[]snapshotter/kernel.special"},
 		{Name: "exe", Type: "string"},
 		{Name: "umask", Type: "uint32"},
 		{Name: "limits", Type: "[16]snapshotter/kernel.rlimit"},
+		{Name: "creds", Type: "snapshotter/kernel.credentials"},
 		{Name: "sigs", Type: "snapshotter/kernel.tgSignals"},
 		{Name: "membarrier", Type: "uint32"},
 	})
@@ -215,6 +279,7 @@ func init() {
 		{Name: "robustList", Type: "uint64"},
 		{Name: "name", Type: "string"},
 		{Name: "sched", Type: "snapshotter/kernel.schedAttrs"},
+		{Name: "creds", Type: "snapshotter/kernel.credentials"},
 		{Name: "sig", Type: "snapshotter/kernel.taskSignals"},
 	})
 	stateTypeInforunApp = stateify.Register[runApp]("snapshotter/kernel.runApp", []stateify.Field{})
@@ -234,6 +299,7 @@ func init() {
 		{Name: "Status", Type: "int32"},
 		{Name: "Value", Type: "uint64"},
 		{Name: "Raw", Type: "bytes"},
+		{Name: "Timer", Type: "*snapshotter/kernel.posixTimer"},
 	})
 	stateTypeInfosigPending = stateify.Register[sigPending]("snapshotter/kernel.sigPending", []stateify.Field{
 		{Name: "Set", Type: "uint64"},
@@ -254,6 +320,8 @@ func init() {
 		{Name: "ExecTask", Type: "*snapshotter/kernel.Task"},
 		{Name: "UserTime", Type: "int64"},
 		{Name: "SysTime", Type: "int64"},
+		{Name: "Timers", Type: "[]*snapshotter/kernel.posixTimer"},
+		{Name: "NextTimerID", Type: "int32"},
 	})
 	stateTypeInfotaskSignals = stateify.Register[taskSignals]("snapshotter/kernel.taskSignals", []stateify.Field{
 		{Name: "Mask", Type: "uint64"},
@@ -275,6 +343,287 @@ func init() {
 	stateTypeInforunVforkWait = stateify.Register[runVforkWait]("snapshotter/kernel.runVforkWait", []stateify.Field{
 		{Name: "Child", Type: "*snapshotter/kernel.ThreadGroup"},
 	})
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *credentials) StateTypeName() string { return "snapshotter/kernel.credentials" }
+
+// StateFields implements stateify.Savable.
+func (x *credentials) StateFields() []string { return stateTypeInfocredentials.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *credentials) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfocredentials }
+
+// StateSave implements stateify.Savable.
+func (x *credentials) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfocredentials)
+	e.Uint(uint64(x.UID))
+	e.Uint(uint64(x.EUID))
+	e.Uint(uint64(x.SUID))
+	e.Uint(uint64(x.FSUID))
+	e.Uint(uint64(x.GID))
+	e.Uint(uint64(x.EGID))
+	e.Uint(uint64(x.SGID))
+	e.Uint(uint64(x.FSGID))
+	if x.Groups == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Groups))
+		for i0 := range x.Groups {
+			e.Uint(uint64(x.Groups[i0]))
+		}
+	}
+	e.Uint(x.CapInheritable)
+	e.Uint(x.CapPermitted)
+	e.Uint(x.CapEffective)
+	e.Uint(x.CapBounding)
+	e.Uint(x.CapAmbient)
+	e.Uint(uint64(x.Securebits))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *credentials) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfocredentials) {
+		switch f {
+		case 0:
+			x.UID = d.Uint32()
+		case 1:
+			x.EUID = d.Uint32()
+		case 2:
+			x.SUID = d.Uint32()
+		case 3:
+			x.FSUID = d.Uint32()
+		case 4:
+			x.GID = d.Uint32()
+		case 5:
+			x.EGID = d.Uint32()
+		case 6:
+			x.SGID = d.Uint32()
+		case 7:
+			x.FSGID = d.Uint32()
+		case 8:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Groups = nil
+			} else {
+				stateify.MakeSlice(d, &x.Groups, n0)
+				for i0 := range x.Groups {
+					x.Groups[i0] = d.Uint32()
+				}
+			}
+		case 9:
+			x.CapInheritable = d.Uint64()
+		case 10:
+			x.CapPermitted = d.Uint64()
+		case 11:
+			x.CapEffective = d.Uint64()
+		case 12:
+			x.CapBounding = d.Uint64()
+		case 13:
+			x.CapAmbient = d.Uint64()
+		case 14:
+			x.Securebits = d.Uint32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *fileLocks) StateTypeName() string { return "snapshotter/kernel.fileLocks" }
+
+// StateFields implements stateify.Savable.
+func (x *fileLocks) StateFields() []string { return stateTypeInfofileLocks.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *fileLocks) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfofileLocks }
+
+// StateSave implements stateify.Savable.
+func (x *fileLocks) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfofileLocks)
+	if x.files == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.files))
+		for i0 := range x.files {
+			stateify.SavePtr(e, x.files[i0])
+		}
+	}
+}
+
+// StateLoad implements stateify.Savable.
+func (x *fileLocks) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfofileLocks) {
+		switch f {
+		case 0:
+			if n0, ok := d.SliceLen(); !ok {
+				x.files = nil
+			} else {
+				stateify.MakeSlice(d, &x.files, n0)
+				for i0 := range x.files {
+					stateify.LoadPtr(d, &x.files[i0])
+				}
+			}
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *lockedFile) StateTypeName() string { return "snapshotter/kernel.lockedFile" }
+
+// StateFields implements stateify.Savable.
+func (x *lockedFile) StateFields() []string { return stateTypeInfolockedFile.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *lockedFile) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfolockedFile }
+
+// StateSave implements stateify.Savable.
+func (x *lockedFile) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfolockedFile)
+	x.Key.StateSave(e)
+	if x.Flocks == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Flocks))
+		for i0 := range x.Flocks {
+			x.Flocks[i0].StateSave(e)
+		}
+	}
+	if x.Records == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Records))
+		for i0 := range x.Records {
+			x.Records[i0].StateSave(e)
+		}
+	}
+}
+
+// StateLoad implements stateify.Savable.
+func (x *lockedFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfolockedFile) {
+		switch f {
+		case 0:
+			x.Key.StateLoad(ctx, d)
+		case 1:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Flocks = nil
+			} else {
+				stateify.MakeSlice(d, &x.Flocks, n0)
+				for i0 := range x.Flocks {
+					x.Flocks[i0].StateLoad(ctx, d)
+				}
+			}
+		case 2:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Records = nil
+			} else {
+				stateify.MakeSlice(d, &x.Records, n0)
+				for i0 := range x.Records {
+					x.Records[i0].StateLoad(ctx, d)
+				}
+			}
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *flockLock) StateTypeName() string { return "snapshotter/kernel.flockLock" }
+
+// StateFields implements stateify.Savable.
+func (x *flockLock) StateFields() []string { return stateTypeInfoflockLock.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *flockLock) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoflockLock }
+
+// StateSave implements stateify.Savable.
+func (x *flockLock) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoflockLock)
+	stateify.SavePtr(e, x.Owner)
+	e.Bool(x.Exclusive)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *flockLock) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoflockLock) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.Owner)
+		case 1:
+			x.Exclusive = d.Bool()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *recordLock) StateTypeName() string { return "snapshotter/kernel.recordLock" }
+
+// StateFields implements stateify.Savable.
+func (x *recordLock) StateFields() []string { return stateTypeInforecordLock.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *recordLock) StateTypeInfo() *stateify.TypeInfo { return stateTypeInforecordLock }
+
+// StateSave implements stateify.Savable.
+func (x *recordLock) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInforecordLock)
+	x.Owner.StateSave(e)
+	e.Bool(x.Write)
+	e.Uint(x.Start)
+	e.Uint(x.End)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *recordLock) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInforecordLock) {
+		switch f {
+		case 0:
+			x.Owner.StateLoad(ctx, d)
+		case 1:
+			x.Write = d.Bool()
+		case 2:
+			x.Start = d.Uint64()
+		case 3:
+			x.End = d.Uint64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *lockOwner) StateTypeName() string { return "snapshotter/kernel.lockOwner" }
+
+// StateFields implements stateify.Savable.
+func (x *lockOwner) StateFields() []string { return stateTypeInfolockOwner.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *lockOwner) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfolockOwner }
+
+// StateSave implements stateify.Savable.
+func (x *lockOwner) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfolockOwner)
+	stateify.SavePtr(e, x.Process)
+	stateify.SavePtr(e, x.File)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *lockOwner) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfolockOwner) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.Process)
+		case 1:
+			stateify.LoadPtr(d, &x.File)
+		default:
+			d.Skip()
+		}
+	}
 }
 
 // StateTypeName implements stateify.Savable.
@@ -323,6 +672,7 @@ func (x *Kernel) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.tasks)
 	stateify.SavePtr(e, x.root)
 	e.Int(x.monotonicOffset)
+	stateify.SavePtr(e, x.locks)
 	e.String(x.hostname)
 	x.limits.StateSave(e)
 	x.status.StateSave(e)
@@ -342,12 +692,14 @@ func (x *Kernel) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 3:
 			x.monotonicOffset = d.Int64()
 		case 4:
-			x.hostname = d.String()
+			stateify.LoadPtr(d, &x.locks)
 		case 5:
-			x.limits.StateLoad(ctx, d)
+			x.hostname = d.String()
 		case 6:
-			x.status.StateLoad(ctx, d)
+			x.limits.StateLoad(ctx, d)
 		case 7:
+			x.status.StateLoad(ctx, d)
+		case 8:
 			x.done = d.Bool()
 		default:
 			d.Skip()
@@ -822,6 +1174,63 @@ func (x *memPolicy) StateLoad(ctx context.Context, d *stateify.Decoder) {
 }
 
 // StateTypeName implements stateify.Savable.
+func (x *posixTimer) StateTypeName() string { return "snapshotter/kernel.posixTimer" }
+
+// StateFields implements stateify.Savable.
+func (x *posixTimer) StateFields() []string { return stateTypeInfoposixTimer.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *posixTimer) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoposixTimer }
+
+// StateSave implements stateify.Savable.
+func (x *posixTimer) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoposixTimer)
+	e.Int(int64(x.ID))
+	e.Int(int64(x.Clock))
+	e.Int(int64(x.Notify))
+	e.Int(int64(x.Signo))
+	e.Uint(x.Value)
+	stateify.SavePtr(e, x.Target)
+	e.Int(x.Expiry)
+	e.Int(x.Interval)
+	e.Bool(x.Queued)
+	e.Int(x.Overruns)
+	e.Int(int64(x.LastOverrun))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *posixTimer) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoposixTimer) {
+		switch f {
+		case 0:
+			x.ID = d.Int32()
+		case 1:
+			x.Clock = d.Int32()
+		case 2:
+			x.Notify = d.Int32()
+		case 3:
+			x.Signo = d.Int32()
+		case 4:
+			x.Value = d.Uint64()
+		case 5:
+			stateify.LoadPtr(d, &x.Target)
+		case 6:
+			x.Expiry = d.Int64()
+		case 7:
+			x.Interval = d.Int64()
+		case 8:
+			x.Queued = d.Bool()
+		case 9:
+			x.Overruns = d.Int64()
+		case 10:
+			x.LastOverrun = d.Int32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
 func (x *schedAttrs) StateTypeName() string { return "snapshotter/kernel.schedAttrs" }
 
 // StateFields implements stateify.Savable.
@@ -868,6 +1277,75 @@ func (x *schedAttrs) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		}
 	}
 	d.AfterLoad(x.afterLoad)
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *signalFD) StateTypeName() string { return "snapshotter/kernel.signalFD" }
+
+// StateFields implements stateify.Savable.
+func (x *signalFD) StateFields() []string { return stateTypeInfosignalFD.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *signalFD) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfosignalFD }
+
+// StateSave implements stateify.Savable.
+func (x *signalFD) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfosignalFD)
+	stateify.SavePtr(e, x.tg)
+	e.Uint(x.mask)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *signalFD) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfosignalFD) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.tg)
+		case 1:
+			x.mask = d.Uint64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *timerFD) StateTypeName() string { return "snapshotter/kernel.timerFD" }
+
+// StateFields implements stateify.Savable.
+func (x *timerFD) StateFields() []string { return stateTypeInfotimerFD.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *timerFD) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfotimerFD }
+
+// StateSave implements stateify.Savable.
+func (x *timerFD) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfotimerFD)
+	stateify.SavePtr(e, x.k)
+	e.Int(int64(x.clock))
+	e.Int(x.expiry)
+	e.Int(x.interval)
+	e.Uint(x.count)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *timerFD) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfotimerFD) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.k)
+		case 1:
+			x.clock = d.Int32()
+		case 2:
+			x.expiry = d.Int64()
+		case 3:
+			x.interval = d.Int64()
+		case 4:
+			x.count = d.Uint64()
+		default:
+			d.Skip()
+		}
+	}
 }
 
 // StateTypeName implements stateify.Savable.
@@ -976,48 +1454,6 @@ func (x *registers) StateLoad(ctx context.Context, d *stateify.Decoder) {
 }
 
 // StateTypeName implements stateify.Savable.
-func (x *credentials) StateTypeName() string { return "snapshotter/kernel.credentials" }
-
-// StateFields implements stateify.Savable.
-func (x *credentials) StateFields() []string { return stateTypeInfocredentials.FieldNames() }
-
-// StateTypeInfo implements stateify.Savable.
-func (x *credentials) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfocredentials }
-
-// StateSave implements stateify.Savable.
-func (x *credentials) StateSave(e *stateify.Encoder) {
-	e.Struct(stateTypeInfocredentials)
-	e.Uint(uint64(x.UID))
-	e.Uint(uint64(x.EUID))
-	e.Uint(uint64(x.SUID))
-	e.Uint(uint64(x.GID))
-	e.Uint(uint64(x.EGID))
-	e.Uint(uint64(x.SGID))
-}
-
-// StateLoad implements stateify.Savable.
-func (x *credentials) StateLoad(ctx context.Context, d *stateify.Decoder) {
-	for _, f := range d.Struct(stateTypeInfocredentials) {
-		switch f {
-		case 0:
-			x.UID = d.Uint32()
-		case 1:
-			x.EUID = d.Uint32()
-		case 2:
-			x.SUID = d.Uint32()
-		case 3:
-			x.GID = d.Uint32()
-		case 4:
-			x.EGID = d.Uint32()
-		case 5:
-			x.SGID = d.Uint32()
-		default:
-			d.Skip()
-		}
-	}
-}
-
-// StateTypeName implements stateify.Savable.
 func (x *TaskSet) StateTypeName() string { return "snapshotter/kernel.TaskSet" }
 
 // StateFields implements stateify.Savable.
@@ -1100,7 +1536,6 @@ func (x *ThreadGroup) StateSave(e *stateify.Encoder) {
 	x.exitStatus.StateSave(e)
 	e.Int(int64(x.pgid))
 	e.Int(int64(x.sid))
-	x.creds.StateSave(e)
 	if x.specials == nil {
 		e.Nil()
 	} else {
@@ -1115,6 +1550,7 @@ func (x *ThreadGroup) StateSave(e *stateify.Encoder) {
 	for i0 := range x.limits {
 		x.limits[i0].StateSave(e)
 	}
+	x.creds.StateSave(e)
 	x.sigs.StateSave(e)
 	e.Uint(uint64(x.membarrier))
 }
@@ -1170,8 +1606,6 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 15:
 			x.sid = d.Int32()
 		case 16:
-			x.creds.StateLoad(ctx, d)
-		case 17:
 			if n0, ok := d.SliceLen(); !ok {
 				x.specials = nil
 			} else {
@@ -1180,15 +1614,17 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 					x.specials[i0].StateLoad(ctx, d)
 				}
 			}
-		case 18:
+		case 17:
 			x.exe = d.String()
-		case 19:
+		case 18:
 			x.umask = d.Uint32()
-		case 20:
+		case 19:
 			d.ArrayLenExact(16)
 			for i0 := range x.limits {
 				x.limits[i0].StateLoad(ctx, d)
 			}
+		case 20:
+			x.creds.StateLoad(ctx, d)
 		case 21:
 			x.sigs.StateLoad(ctx, d)
 		case 22:
@@ -1226,6 +1662,7 @@ func (x *Task) StateSave(e *stateify.Encoder) {
 	e.Uint(x.robustList)
 	e.String(x.name)
 	x.sched.StateSave(e)
+	x.creds.StateSave(e)
 	x.sig.StateSave(e)
 }
 
@@ -1264,6 +1701,8 @@ func (x *Task) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 14:
 			x.sched.StateLoad(ctx, d)
 		case 15:
+			x.creds.StateLoad(ctx, d)
+		case 16:
 			x.sig.StateLoad(ctx, d)
 		default:
 			d.Skip()
@@ -1369,6 +1808,7 @@ func (x *sigInfo) StateSave(e *stateify.Encoder) {
 	e.Int(int64(x.Status))
 	e.Uint(x.Value)
 	e.Bytes(x.Raw)
+	stateify.SavePtr(e, x.Timer)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1391,6 +1831,8 @@ func (x *sigInfo) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.Value = d.Uint64()
 		case 7:
 			x.Raw = d.Bytes()
+		case 8:
+			stateify.LoadPtr(d, &x.Timer)
 		default:
 			d.Skip()
 		}
@@ -1499,6 +1941,15 @@ func (x *tgSignals) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.ExecTask)
 	e.Int(x.UserTime)
 	e.Int(x.SysTime)
+	if x.Timers == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Timers))
+		for i0 := range x.Timers {
+			stateify.SavePtr(e, x.Timers[i0])
+		}
+	}
+	e.Int(int64(x.NextTimerID))
 }
 
 // StateLoad implements stateify.Savable.
@@ -1531,6 +1982,17 @@ func (x *tgSignals) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.UserTime = d.Int64()
 		case 9:
 			x.SysTime = d.Int64()
+		case 10:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Timers = nil
+			} else {
+				stateify.MakeSlice(d, &x.Timers, n0)
+				for i0 := range x.Timers {
+					stateify.LoadPtr(d, &x.Timers[i0])
+				}
+			}
+		case 11:
+			x.NextTimerID = d.Int32()
 		default:
 			d.Skip()
 		}

@@ -71,7 +71,7 @@ func (t *Task) procInfo(target *Task) procTaskInfo {
 	in.Pid = target.tid
 	in.Umask = tg.umask
 	in.Pgid, in.Sid = tg.pgid, tg.sid
-	in.Creds = tg.creds
+	in.Creds = target.creds
 	in.Threads = len(tg.tasks)
 	in.SigPnd = target.sig.Pending.Set
 	in.ShdPnd = tg.sigs.Pending.Set
@@ -147,8 +147,17 @@ func procStatus(in procTaskInfo) []byte {
 	fmt.Fprintf(&b, "PPid:\t%d\n", in.PPid)
 	fmt.Fprintf(&b, "TracerPid:\t0\n")
 	c := in.Creds
-	fmt.Fprintf(&b, "Uid:\t%d\t%d\t%d\t%d\n", c.UID, c.EUID, c.SUID, c.EUID)
-	fmt.Fprintf(&b, "Gid:\t%d\t%d\t%d\t%d\n", c.GID, c.EGID, c.SGID, c.EGID)
+	fmt.Fprintf(&b, "Uid:\t%d\t%d\t%d\t%d\n", c.UID, c.EUID, c.SUID, c.FSUID)
+	fmt.Fprintf(&b, "Gid:\t%d\t%d\t%d\t%d\n", c.GID, c.EGID, c.SGID, c.FSGID)
+	// Linux separates the groups with spaces and ends the list with one.
+	b.WriteString("Groups:\t")
+	for i, g := range c.Groups {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%d", g)
+	}
+	b.WriteString(" \n")
 	fmt.Fprintf(&b, "NStgid:\t%d\n", in.Tgid)
 	fmt.Fprintf(&b, "NSpid:\t%d\n", in.Pid)
 	fmt.Fprintf(&b, "NSpgid:\t%d\n", in.Pgid)
@@ -165,6 +174,11 @@ func procStatus(in procTaskInfo) []byte {
 	fmt.Fprintf(&b, "SigBlk:\t%016x\n", in.SigBlk)
 	fmt.Fprintf(&b, "SigIgn:\t%016x\n", in.SigIgn)
 	fmt.Fprintf(&b, "SigCgt:\t%016x\n", in.SigCgt)
+	fmt.Fprintf(&b, "CapInh:\t%016x\n", c.CapInheritable)
+	fmt.Fprintf(&b, "CapPrm:\t%016x\n", c.CapPermitted)
+	fmt.Fprintf(&b, "CapEff:\t%016x\n", c.CapEffective)
+	fmt.Fprintf(&b, "CapBnd:\t%016x\n", c.CapBounding)
+	fmt.Fprintf(&b, "CapAmb:\t%016x\n", c.CapAmbient)
 	return []byte(b.String())
 }
 

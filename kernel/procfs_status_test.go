@@ -10,7 +10,8 @@ import (
 func TestProcStatus(t *testing.T) {
 	in := procTaskInfo{
 		Name: "a\\b\nc", State: 'S', Umask: 0o22, Tgid: 7, Pid: 8, PPid: 1, Pgid: 7, Sid: 7,
-		Creds:   credentials{UID: 1000, EUID: 1001, SUID: 1002, GID: 100, EGID: 101, SGID: 102},
+		Creds: credentials{UID: 1000, EUID: 1001, SUID: 1002, FSUID: 1003, GID: 100, EGID: 101, SGID: 102, FSGID: 103,
+			Groups: []uint32{4, 27}, CapPermitted: 1<<40 | 1, CapEffective: 1, CapBounding: capAll, CapAmbient: 1 << 7},
 		Threads: 3, VmSize: 5616 << 10, VmRSS: 1024 << 10,
 		SigBlk: 1 << 9, SigIgn: 1 << 11, SigCgt: 1<<0 | 1<<63,
 	}
@@ -24,14 +25,20 @@ func TestProcStatus(t *testing.T) {
 		"PPid:\t1\n",
 		"NStgid:\t7\n",
 		"NSpid:\t8\n",
-		"Uid:\t1000\t1001\t1002\t1001\n",
-		"Gid:\t100\t101\t102\t101\n",
+		"Uid:\t1000\t1001\t1002\t1003\n",
+		"Gid:\t100\t101\t102\t103\n",
+		"Groups:\t4 27 \n",
 		"VmSize:\t    5616 kB\n",
 		"VmRSS:\t    1024 kB\n",
 		"Threads:\t3\n",
 		"SigBlk:\t0000000000000200\n",
 		"SigIgn:\t0000000000000800\n",
 		"SigCgt:\t8000000000000001\n",
+		"CapInh:\t0000000000000000\n",
+		"CapPrm:\t0000010000000001\n",
+		"CapEff:\t0000000000000001\n",
+		"CapBnd:\t000001ffffffffff\n",
+		"CapAmb:\t0000000000000080\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("procStatus(%+v) = %q, want a line %q", in, got, want)

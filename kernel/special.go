@@ -28,6 +28,10 @@ type specialFile interface {
 	changed() <-chan struct{}
 }
 
+// specialReadMax bounds the buffer one read(2) of a special file gets
+// (a signalfd returns as many 128-byte records as fit).
+const specialReadMax = 64 << 10
+
 // special pairs a carrier with its kernel object.
 //
 // +stateify savable
@@ -96,6 +100,7 @@ func (t *Task) closeFD(fd int32) error {
 	if err := tg.fdTable.Remove(fd); err != nil {
 		return err
 	}
+	tg.dropRecordLocks([]*vfs.File{f})
 	if tg.specialOf(f) == nil {
 		return nil
 	}

@@ -103,7 +103,8 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 		as.Release()
 		return 0, unix.ENOMEM
 	}
-	regs, err := k.loadProgram(mm, tg.fs, img.file, img.path, filename, img.argv, envv)
+	creds, secure := t.creds.afterExec()
+	regs, err := k.loadProgram(mm, tg.fs, img.file, img.path, filename, img.argv, envv, creds, secure)
 	if err != nil {
 		mm.Release()
 		return 0, execErrno(err)
@@ -119,9 +120,10 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	old := tg.mm
 	tg.mm = mm
 	tg.membarrier = 0 // registrations belong to the address space
+	t.creds = creds
 	tg.mu.Unlock()
 	old.Release()
-	tg.fdTable.CloseOnExec()
+	tg.closeOnExec()
 	t.signalsOnExec()
 	t.regs = regs
 	t.setFPState(nil)

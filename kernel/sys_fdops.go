@@ -55,18 +55,3 @@ func sysReadahead(t *Task, a *sysArgs) (uint64, error) {
 	defer f.DecRef()
 	return 0, f.Readahead()
 }
-
-// sysFlock accepts every lock on a valid descriptor: no other process can
-// hold one on the sandbox's files. Unknown operations are EINVAL.
-func sysFlock(t *Task, a *sysArgs) (uint64, error) {
-	f, err := t.getFile(a.Int(0))
-	if err != nil {
-		return 0, err
-	}
-	f.DecRef()
-	switch a.Int(1) &^ unix.LOCK_NB {
-	case unix.LOCK_SH, unix.LOCK_EX, unix.LOCK_UN:
-		return 0, nil
-	}
-	return 0, unix.EINVAL
-}

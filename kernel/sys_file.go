@@ -125,7 +125,7 @@ func sysRead(t *Task, a *sysArgs) (uint64, error) {
 	}
 	defer f.DecRef()
 	if s := t.tg.specialOf(f); s != nil {
-		buf := make([]byte, min(a[2], 8))
+		buf := make([]byte, min(a[2], specialReadMax))
 		n, err := s.read(t, buf, f.StatusFlags()&unix.O_NONBLOCK != 0)
 		if err != nil {
 			return 0, err

@@ -258,10 +258,7 @@ func sysMbind(t *Task, a *sysArgs) (uint64, error) {
 	return 0, nil
 }
 
-// hasCapSysNice reports whether t holds CAP_SYS_NICE inside the sandbox:
-// its effective user is 0.
-func (t *Task) hasCapSysNice() bool {
-	t.tg.mu.Lock()
-	defer t.tg.mu.Unlock()
-	return t.tg.creds.EUID == 0
-}
+// hasCapSysNice reports whether t holds CAP_SYS_NICE inside the sandbox.
+//
+// Preconditions: called by t's task goroutine (its own credentials).
+func (t *Task) hasCapSysNice() bool { return t.creds.capable(capSysNice) }

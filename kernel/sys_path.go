@@ -42,7 +42,7 @@ func sysFaccessat2(t *Task, a *sysArgs) (uint64, error) {
 func sysDup(t *Task, a *sysArgs) (uint64, error) { return fdResult(t.tg.fdTable.Dup(a.Int(0))) }
 
 func sysDup2(t *Task, a *sysArgs) (uint64, error) {
-	return fdResult(t.tg.fdTable.Dup2(a.Int(0), a.Int(1)))
+	return t.dupOver(a.Int(0), a.Int(1), func() (int32, error) { return t.tg.fdTable.Dup2(a.Int(0), a.Int(1)) })
 }
 
 func sysPipe(t *Task, a *sysArgs) (uint64, error) { return t.pipe2(a[0], 0) }
@@ -218,7 +218,10 @@ func sysCloseRange(t *Task, a *sysArgs) (uint64, error) {
 		})
 		return 0, nil
 	}
-	t.tg.fdTable.CloseRange(first, last)
+	t.tg.closingFiles(func(fd int32, _ vfs.FDFlags) bool { return uint32(fd) >= first && uint32(fd) <= last }, func() bool {
+		t.tg.fdTable.CloseRange(first, last)
+		return true
+	})
 	return 0, nil
 }
 
@@ -452,7 +455,21 @@ func sysDup3(t *Task, a *sysArgs) (uint64, error) {
 	if flags&^unix.O_CLOEXEC != 0 {
 		return 0, unix.EINVAL
 	}
-	return fdResult(t.tg.fdTable.Dup3(a.Int(0), a.Int(1), vfs.FDFlags{CloseOnExec: flags&unix.O_CLOEXEC != 0}))
+	return t.dupOver(a.Int(0), a.Int(1), func() (int32, error) {
+		return t.tg.fdTable.Dup3(a.Int(0), a.Int(1), vfs.FDFlags{CloseOnExec: flags&unix.O_CLOEXEC != 0})
+	})
+}
+
+// dupOver runs dup, a dup2 or dup3 of oldfd onto newfd, which closes the
+// file open at newfd (dropping the process's POSIX locks on it).
+func (t *Task) dupOver(oldfd, newfd int32, dup func() (int32, error)) (uint64, error) {
+	var fd int32
+	var err error
+	t.tg.closingFiles(func(fd int32, _ vfs.FDFlags) bool { return fd == newfd && newfd != oldfd }, func() bool {
+		fd, err = dup()
+		return err == nil
+	})
+	return fdResult(fd, err)
 }
 
 // File status flags that F_SETFL may change.
@@ -485,13 +502,8 @@ func sysFcntl(t *Task, a *sysArgs) (uint64, error) {
 	case unix.F_SETFL:
 		f.SetStatusFlags(f.StatusFlags()&^setflMask | uint32(a[2])&setflMask)
 		return 0, nil
-	case unix.F_GETLK:
-		// Nothing is ever locked by another process: report F_UNLCK.
-		var b [2]byte
-		binary.LittleEndian.PutUint16(b[:], unix.F_UNLCK)
-		return 0, t.tg.mm.CopyOut(a[2], b[:])
-	case unix.F_SETLK, unix.F_SETLKW, unix.F_OFD_SETLK, unix.F_OFD_SETLKW:
-		return 0, nil
+	case unix.F_GETLK, unix.F_SETLK, unix.F_SETLKW, unix.F_OFD_GETLK, unix.F_OFD_SETLK, unix.F_OFD_SETLKW:
+		return 0, t.fcntlLock(f, cmd, a[2])
 	case unix.F_GETPIPE_SZ:
 		n, err := f.PipeCapacity()
 		return uint64(n), err

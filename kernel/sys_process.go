@@ -10,8 +10,6 @@ func sysGetpid(t *Task, _ *sysArgs) (uint64, error) { return uint64(t.tg.tgid), 
 
 func sysGettid(t *Task, _ *sysArgs) (uint64, error) { return uint64(t.tid), nil }
 
-func sysGetgroups(_ *Task, _ *sysArgs) (uint64, error) { return 0, nil }
-
 // sysExit ends the calling thread; the process ends with it if it was the
 // last one (see Task.exit).
 func sysExit(t *Task, a *sysArgs) (uint64, error) {
@@ -36,20 +34,17 @@ func sysGetppid(t *Task, _ *sysArgs) (uint64, error) {
 	return uint64(t.tg.parent.tgid), nil
 }
 
+// credGetter makes a handler that returns one of the calling thread's IDs
+// (only its own task goroutine changes them, so no lock is needed).
 func credGetter(f func(credentials) uint32) syscallFn {
 	return func(t *Task, _ *sysArgs) (uint64, error) {
-		t.tg.mu.Lock()
-		defer t.tg.mu.Unlock()
-		return uint64(f(t.tg.creds)), nil
+		return uint64(f(t.creds)), nil
 	}
 }
 
 func sysGetresid(f func(credentials) [3]uint32) syscallFn {
 	return func(t *Task, a *sysArgs) (uint64, error) {
-		t.tg.mu.Lock()
-		ids := f(t.tg.creds)
-		t.tg.mu.Unlock()
-		for i, id := range ids {
+		for i, id := range f(t.creds) {
 			if err := t.copyOutUint32(a[i], id); err != nil {
 				return 0, err
 			}
@@ -235,17 +230,15 @@ func sysPrctl(t *Task, a *sysArgs) (uint64, error) {
 		return 0, t.copyOutUint32(a[1], 0)
 	case prGetNoNewPrivs:
 		return 0, nil
-	case prCapbsetRead:
-		if a[1] > 63 {
-			return 0, unix.EINVAL
-		}
-		return 1, nil
 	case prSetDumpable:
 		if a[1] > 1 {
 			return 0, unix.EINVAL
 		}
 		return 0, nil
 	default:
+		if r, ok, err := t.prctlCreds(a); ok {
+			return r, err
+		}
 		return 0, unix.EINVAL
 	}
 }

@@ -90,7 +90,7 @@ func (t *Task) priorityTargets(which, who int32) ([]*Task, error) {
 		return []*Task{o}, nil
 	}
 	t.tg.mu.Lock()
-	pgid, uid := t.tg.pgid, t.tg.creds.UID
+	pgid, uid := t.tg.pgid, t.creds.UID
 	t.tg.mu.Unlock()
 	if who != 0 {
 		pgid, uid = who, uint32(who)
@@ -101,7 +101,7 @@ func (t *Task) priorityTargets(which, who int32) ([]*Task, error) {
 	var out []*Task
 	for _, o := range ts.tids {
 		o.tg.mu.Lock()
-		match := (which == prioPgrp && o.tg.pgid == pgid) || (which == prioUser && o.tg.creds.UID == uid)
+		match := (which == prioPgrp && o.tg.pgid == pgid) || (which == prioUser && o.creds.UID == uid)
 		o.tg.mu.Unlock()
 		if match {
 			out = append(out, o)

@@ -239,10 +239,7 @@ func sysRtSigreturn(t *Task, _ *sysArgs) (uint64, error) {
 
 // senderInfo is the siginfo of a signal t sends with kill or tgkill.
 func (t *Task) senderInfo(sig int32, code int32) sigInfo {
-	t.tg.mu.Lock()
-	uid := t.tg.creds.UID
-	t.tg.mu.Unlock()
-	return sigInfo{Signo: sig, Code: code, Pid: t.tg.tgid, UID: uid}
+	return sigInfo{Signo: sig, Code: code, Pid: t.tg.tgid, UID: t.creds.UID}
 }
 
 // processesFor returns the processes kill(pid) addresses.

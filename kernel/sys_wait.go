@@ -252,7 +252,7 @@ func sysWaitid(t *Task, a *sysArgs) (uint64, error) {
 		le.PutUint32(info[8:], code)
 		le.PutUint32(info[16:], uint32(c.tgid))
 		c.mu.Lock()
-		le.PutUint32(info[20:], c.creds.UID)
+		le.PutUint32(info[20:], c.leader.creds.UID)
 		c.mu.Unlock()
 		le.PutUint32(info[24:], status)
 	}

@@ -38,7 +38,7 @@ func newUnitTask(t *testing.T) *Task {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { root.Close() })
-	k := &Kernel{mf: mm.mf, tasks: newTaskSet(), root: root, hostname: "unit", limits: Limits{}.withDefaults(), log: io.Discard, exited: make(chan struct{})}
+	k := &Kernel{mf: mm.mf, tasks: newTaskSet(), root: root, locks: newFileLocks(), hostname: "unit", limits: Limits{}.withDefaults(), log: io.Discard, exited: make(chan struct{})}
 	k.stopCond = sync.NewCond(&k.stopMu)
 	k.unimplLogged = map[unsupportedKey]bool{}
 	fdt := vfs.NewFDTable()
@@ -58,8 +58,8 @@ func newUnitTask(t *testing.T) *Task {
 		}
 		f.DecRef()
 	}
-	tg := &ThreadGroup{k: k, tgid: 1, mm: mm, fdTable: fdt, fs: vfs.NewFS(root), pgid: 1, sid: 1, creds: hostCredentials(), umask: 0o22, limits: hostLimits()}
-	task := &Task{k: k, tg: tg, tid: 1, runState: stateApp, name: "unit"}
+	tg := &ThreadGroup{k: k, tgid: 1, mm: mm, fdTable: fdt, fs: vfs.NewFS(root), pgid: 1, sid: 1, umask: 0o22, limits: hostLimits()}
+	task := &Task{k: k, tg: tg, tid: 1, runState: stateApp, name: "unit", creds: hostCredentials()}
 	tg.leader = task
 	tg.tasks = []*Task{task}
 	k.tasks.tids[1] = task

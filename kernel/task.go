@@ -30,13 +30,6 @@ const (
 	initialEflags = 0x202
 )
 
-// credentials are a process's user and group IDs.
-//
-// +stateify savable
-type credentials struct {
-	UID, EUID, SUID, GID, EGID, SGID uint32
-}
-
 // TaskSet is the sandbox's PID namespace.
 //
 // +stateify savable
@@ -113,8 +106,6 @@ type ThreadGroup struct {
 	exitStatus ExitStatus
 	// pgid and sid are the process group and session IDs. Protected by mu.
 	pgid, sid int32
-	// creds are the process's IDs. Protected by mu.
-	creds credentials
 	// specials are the kernel-implemented files (eventfd, epoll) behind
 	// some descriptors; see special.go. Protected by mu.
 	specials []special
@@ -125,6 +116,12 @@ type ThreadGroup struct {
 	umask uint32
 	// limits are the resource limits, indexed by RLIMIT_*. Protected by mu.
 	limits [rlimitCount]rlimit
+	// creds are the process's IDs as images saved them before each thread
+	// had credentials of its own (Task.creds); the field keeps that saved
+	// name so that such images load. Set only by loading an old image and
+	// cleared by Restore (adoptLegacyCreds); the kernel never reads it.
+	// Exclusive to the restoring goroutine.
+	creds credentials
 	// futex holds the FUTEX_WAIT waiters, created on first use. Not saved:
 	// waiters are interrupted by a save and restart their wait.
 	// Protected by mu.
@@ -237,6 +234,10 @@ type Task struct {
 	// sched are the thread's scheduling attributes, personality and
 	// memory policy (sys_sched.go). Protected by mu.
 	sched schedAttrs
+	// creds are the thread's identity (creds.go). Written by the task
+	// goroutine holding tg.mu, which may read them without it; others
+	// read them holding tg.mu. Protected by tg.mu.
+	creds credentials
 	// sig is the thread's signal state (task_signals.go). Protected by
 	// tg.mu.
 	sig taskSignals

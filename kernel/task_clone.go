@@ -97,6 +97,7 @@ func (t *Task) newThread() (*Task, error) {
 		fp:       append([]byte(nil), fp...),
 		name:     name,
 		sched:    sched,
+		creds:    t.creds,
 	}
 	ts.nextTID++
 	ts.tids[nt.tid] = nt
@@ -148,7 +149,6 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 		fs:         ptg.fs.Fork(),
 		pgid:       ptg.pgid,
 		sid:        ptg.sid,
-		creds:      ptg.creds,
 		umask:      ptg.umask,
 		exe:        ptg.exe,
 		specials:   append([]special(nil), ptg.specials...),
@@ -169,6 +169,7 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 		fp:       append([]byte(nil), fp...),
 		name:     name,
 		sched:    t.schedForClone(),
+		creds:    t.creds,
 	}
 	nt.setCloneRegs(flags, sp, tls, childTID)
 

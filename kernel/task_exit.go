@@ -176,6 +176,10 @@ func (tg *ThreadGroup) childEventLocked() <-chan struct{} {
 
 // release frees what a process owns once its last thread is gone.
 func (tg *ThreadGroup) release() {
+	tg.mu.Lock()
+	tg.deletePosixTimersLocked()
+	tg.mu.Unlock()
+	tg.k.locks.releaseProcess(tg)
 	tg.fdTable.Close()
 	tg.mm.Release()
 }

@@ -72,6 +72,9 @@ type sigInfo struct {
 	// Raw, when non-nil, is the whole siginfo a rt_sigqueueinfo caller
 	// supplied (si_signo overwritten).
 	Raw []byte
+	// Timer is the POSIX timer that queued the signal (Pid is then its
+	// ID, UID its overrun count, set when the signal is dequeued), or nil.
+	Timer *posixTimer
 }
 
 // sigPending is a pending set with the queued siginfos.
@@ -117,6 +120,9 @@ func (p *sigPending) dequeue(signo int) sigInfo {
 	if !found {
 		out = sigInfo{Signo: int32(signo), Code: siKernel}
 	}
+	if out.Timer != nil {
+		out.UID = out.Timer.delivered()
+	}
 	return out
 }
 
@@ -129,6 +135,8 @@ func (p *sigPending) discard(set uint64) {
 	for _, e := range p.Queue {
 		if sigBit(int(e.Signo))&set == 0 {
 			q = append(q, e)
+		} else if e.Timer != nil {
+			e.Timer.delivered()
 		}
 	}
 	p.Queue = q
@@ -198,6 +206,35 @@ type tgSignals struct {
 	// ThreadGroup.mu. Not saved: the first timer check after a restore
 	// sets it again.
 	cpuTimersArmed atomic.Bool `state:"nosave"`
+	// Timers are the POSIX timers (timer_create), NextTimerID the ID the
+	// next one gets if free.
+	Timers      []*posixTimer
+	NextTimerID int32
+	// queued is closed (and cleared) when a signal is queued for the
+	// process or one of its threads, for signalfd waiters. Not saved:
+	// made on demand.
+	queued chan struct{} `state:"nosave"`
+}
+
+// signalQueuedLocked wakes the signalfd waiters of the process.
+//
+// Preconditions: tg.mu is held.
+func (tg *ThreadGroup) signalQueuedLocked() {
+	if tg.sigs.queued != nil {
+		close(tg.sigs.queued)
+		tg.sigs.queued = nil
+	}
+}
+
+// signalQueuedChanLocked returns a channel closed when a signal is next
+// queued for the process or one of its threads.
+//
+// Preconditions: tg.mu is held.
+func (tg *ThreadGroup) signalQueuedChanLocked() <-chan struct{} {
+	if tg.sigs.queued == nil {
+		tg.sigs.queued = make(chan struct{})
+	}
+	return tg.sigs.queued
 }
 
 // taskSignals is a thread's signal state. Protected by ThreadGroup.mu,
@@ -330,6 +367,7 @@ func (tg *ThreadGroup) sendSignal(info sigInfo, target *Task) {
 		return
 	}
 	var wake *Task
+	tg.signalQueuedLocked()
 	if target != nil {
 		target.sig.Pending.enqueue(info)
 		if target.sig.Mask&bit == 0 {
@@ -436,8 +474,8 @@ func (t *Task) deliverSyncSignal(pi *platform.SignalInfo) taskRunState {
 }
 
 // signalsOnExec resets what execve resets: handled signals go back to
-// their default action, the alternate signal stack is dropped; the mask and
-// pending signals stay.
+// their default action, the alternate signal stack and the POSIX timers
+// are dropped; the mask and pending signals stay.
 //
 // Preconditions: called by the task goroutine.
 func (t *Task) signalsOnExec() {
@@ -451,6 +489,7 @@ func (t *Task) signalsOnExec() {
 		}
 	}
 	t.sig.AltSP, t.sig.AltSize, t.sig.AltFlags = 0, 0, ssDisable
+	tg.deletePosixTimersLocked()
 }
 
 // signalsOnNewTask gives a new task the signal state it inherits from its
@@ -491,7 +530,7 @@ func (k *Kernel) signalParentOnExitLocked(tg *ThreadGroup) {
 	}
 	tg.mu.Lock()
 	st := tg.exitStatus
-	uid := tg.creds.UID
+	uid := tg.leader.creds.UID
 	tg.mu.Unlock()
 	info := sigInfo{Signo: tg.exitSignal, Code: cldExited, Pid: tg.tgid, UID: uid, Status: int32(st.Code)}
 	if st.Signal != 0 {
@@ -519,7 +558,7 @@ func (k *Kernel) notifyParentJobControl(tg *ThreadGroup, code, status int32) {
 		return
 	}
 	tg.mu.Lock()
-	uid := tg.creds.UID
+	uid := tg.leader.creds.UID
 	tg.mu.Unlock()
 	parent.mu.Lock()
 	noStop := parent.sigs.Actions[unix.SIGCHLD-1].Flags&saNocldstop != 0
@@ -535,11 +574,13 @@ func (k *Kernel) notifyParentJobControl(tg *ThreadGroup, code, status int32) {
 }
 
 // checkItimersLocked queues the signals of expired interval timers and
-// (re)arms the Go timers that wake the process at the next expiry.
+// POSIX timers and (re)arms the Go timers that wake the process at the
+// next expiry.
 //
 // Preconditions: tg.mu is held.
 func (tg *ThreadGroup) checkItimersLocked(mono int64) {
 	defer tg.updateCPUTimersArmedLocked()
+	tg.checkPosixTimersLocked()
 	for i := range tg.sigs.Itimers {
 		it := &tg.sigs.Itimers[i]
 		if it.Expiry == 0 {

@@ -62,6 +62,11 @@ type File struct {
 
 	// impl is the kind of file; immutable.
 	impl fileImpl
+
+	// locker, if set, is told when the last reference goes, so that the
+	// locks this description owns are dropped (SetLockReleaser).
+	// Protected by mu.
+	locker LockReleaser
 }
 
 func newFile(flags uint32, impl fileImpl) *File {
@@ -78,11 +83,17 @@ func (f *File) IncRef() {
 	}
 }
 
-// DecRef drops a reference; the last one releases the file's host
-// resources (host descriptors, pipe end counts).
+// DecRef drops a reference; the last one releases the locks the file
+// owns and its host resources (host descriptors, pipe end counts).
 func (f *File) DecRef() {
 	switch n := f.refs.Add(-1); {
 	case n == 0:
+		f.mu.Lock()
+		l := f.locker
+		f.mu.Unlock()
+		if l != nil {
+			l.ReleaseLocks(f)
+		}
 		f.impl.release()
 	case n < 0:
 		panic("vfs: DecRef on a released File")

@@ -20,6 +20,7 @@ var (
 	stateTypeInfoFS            *stateify.TypeInfo
 	stateTypeInfoidentity      *stateify.TypeInfo
 	stateTypeInfohostFile      *stateify.TypeInfo
+	stateTypeInfoLockKey       *stateify.TypeInfo
 	stateTypeInfomemfdInode    *stateify.TypeInfo
 	stateTypeInfomemfdFile     *stateify.TypeInfo
 	stateTypeInfopipe          *stateify.TypeInfo
@@ -63,6 +64,7 @@ func init() {
 		{Name: "refs", Type: "int64"},
 		{Name: "flags", Type: "uint32"},
 		{Name: "impl", Type: "interface"},
+		{Name: "locker", Type: "interface"},
 	})
 	stateTypeInfonoImpl = stateify.Register[noImpl]("snapshotter/kernel/vfs.noImpl", []stateify.Field{})
 	stateTypeInfoFS = stateify.Register[FS]("snapshotter/kernel/vfs.FS", []stateify.Field{
@@ -86,6 +88,12 @@ func init() {
 		{Name: "ident", Type: "snapshotter/kernel/vfs.identity"},
 		{Name: "off", Type: "int64"},
 		{Name: "dirPos", Type: "int64"},
+	})
+	stateTypeInfoLockKey = stateify.Register[LockKey]("snapshotter/kernel/vfs.LockKey", []stateify.Field{
+		{Name: "Host", Type: "bool"},
+		{Name: "DevMajor", Type: "uint32"},
+		{Name: "DevMinor", Type: "uint32"},
+		{Name: "Ino", Type: "uint64"},
 	})
 	stateTypeInfomemfdInode = stateify.Register[memfdInode]("snapshotter/kernel/vfs.memfdInode", []stateify.Field{
 		{Name: "name", Type: "string"},
@@ -374,6 +382,7 @@ func (x *File) StateSave(e *stateify.Encoder) {
 	e.Int(x.refs.Load())
 	e.Uint(uint64(x.flags.Load()))
 	e.Iface(x.impl)
+	e.Iface(x.locker)
 }
 
 // StateLoad implements stateify.Savable.
@@ -386,6 +395,8 @@ func (x *File) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.flags.Store(d.Uint32())
 		case 2:
 			stateify.LoadIface(d, &x.impl)
+		case 3:
+			stateify.LoadIface(d, &x.locker)
 		default:
 			d.Skip()
 		}
@@ -533,6 +544,42 @@ func (x *hostFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		}
 	}
 	d.AfterLoad(x.afterLoad)
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *LockKey) StateTypeName() string { return "snapshotter/kernel/vfs.LockKey" }
+
+// StateFields implements stateify.Savable.
+func (x *LockKey) StateFields() []string { return stateTypeInfoLockKey.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *LockKey) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoLockKey }
+
+// StateSave implements stateify.Savable.
+func (x *LockKey) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoLockKey)
+	e.Bool(x.Host)
+	e.Uint(uint64(x.DevMajor))
+	e.Uint(uint64(x.DevMinor))
+	e.Uint(x.Ino)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *LockKey) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoLockKey) {
+		switch f {
+		case 0:
+			x.Host = d.Bool()
+		case 1:
+			x.DevMajor = d.Uint32()
+		case 2:
+			x.DevMinor = d.Uint32()
+		case 3:
+			x.Ino = d.Uint64()
+		default:
+			d.Skip()
+		}
+	}
 }
 
 // StateTypeName implements stateify.Savable.
