@@ -292,9 +292,9 @@ func (t *Task) fstatat(dirfd int32, pathAddr uint64, flags int) (vfs.Stat, error
 // errNotProcLink means a path is not one of the links the kernel answers.
 var errNotProcLink = errors.New("not a process link")
 
-// procLink answers readlink for the links that describe the process
-// itself (the host's /proc would describe the sentry): /proc/self/exe,
-// /proc/self/cwd, /proc/self/fd/N and /dev/fd/N, and /dev/std{in,out,err}.
+// procLink answers readlink for the links of /proc and /dev that describe
+// processes of the sandbox: /proc/self and /proc/thread-self,
+// /proc/<pid>/{exe,cwd,fd/N}, /dev/fd/N and /dev/std{in,out,err}.
 func (t *Task) procLink(dir *vfs.File, p string) (string, error) {
 	if fd, ok := t.tg.fs.FDAlias(dir, p); ok {
 		clean := path.Clean(p)

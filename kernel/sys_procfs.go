@@ -9,9 +9,10 @@ import (
 	"snapshotter/kernel/vfs"
 )
 
-// The host's /proc describes the sentry, so the kernel answers for the
-// per-process files programs read about themselves. They are generated
-// when opened (vfs.NewSynthetic).
+// The sandbox's /proc is the sentry's (the host's is never looked up): the
+// kernel answers for the per-process files programs read about themselves,
+// generated when opened (vfs.NewSynthetic); procfs_dirs.go has the
+// directories and links.
 
 // procSelfFile returns the guest path and (if withData) the contents of the
 // per-process file that p (relative to dir) names, if the kernel generates

@@ -153,10 +153,14 @@ func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, argv []stri
 		return err
 	}
 	defer k.Release()
+	// Caught from before the start: the program may run (and its caller
+	// signal snap) before Start returns.
+	sigs := catchSignals()
 	if err := k.Start(o); err != nil {
+		sigs.stop()
 		return startError(argv[0], err)
 	}
-	stop := forwardSignals(k)
+	stop := sigs.forward(k)
 	defer stop()
 	if st := k.Wait().ShellCode(); st != 0 {
 		return &exitError{st}
@@ -196,13 +200,26 @@ func initialCwd(rootfs, cwd string) string {
 	return path.Join(def, cwd)
 }
 
-// forwardSignals passes the terminating signals snap receives (Ctrl-C,
-// kill, a closed terminal) to the sandbox's init process, as a shell's
-// child would receive them, instead of letting them kill snap. It returns
-// a function that stops forwarding.
-func forwardSignals(k *kernel.Kernel) func() {
-	ch := make(chan os.Signal, 4)
+// caughtSignals are the terminating signals snap receives (Ctrl-C, kill, a
+// closed terminal), caught instead of killing snap, so that they can go to
+// the sandbox's init process, as a shell's child would receive them.
+type caughtSignals chan os.Signal
+
+// catchSignals starts catching the terminating signals; they wait (a few)
+// until forward.
+func catchSignals() caughtSignals {
+	ch := make(caughtSignals, 4)
 	signal.Notify(ch, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
+	return ch
+}
+
+// stop stops catching.
+func (ch caughtSignals) stop() { signal.Stop(ch) }
+
+// forward passes the caught signals, those that came already first, to
+// k's init process. It returns a function that stops catching and
+// forwarding.
+func (ch caughtSignals) forward(k *kernel.Kernel) func() {
 	done := make(chan struct{})
 	go func() {
 		for {
@@ -215,7 +232,7 @@ func forwardSignals(k *kernel.Kernel) func() {
 		}
 	}()
 	return func() {
-		signal.Stop(ch)
+		ch.stop()
 		close(done)
 	}
 }
