@@ -239,6 +239,7 @@ var cCases = []cCase{
 		"unshare(0): 0", "unshare(CLONE_VM) with two threads: -1 EINVAL",
 		"membarrier PRIVATE_EXPEDITED unregistered: -1 EPERM", "membarrier PRIVATE_EXPEDITED: 0",
 		"PR_GET_TIMERSLACK: 123456", "fork child inherits the slack, and 0 restores it: yes",
+		"handler got value 42, SI_QUEUE yes", "rt_tgsigqueueinfo SI_USER from another thread: EPERM",
 	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", spec: spec{args: []string{"handler-init"}, want: []string{

@@ -370,7 +370,7 @@ var syscallTable = [syscallTableSize]syscallEntry{
 	unix.SYS_INOTIFY_INIT1:           notYet("inotify_init1"),
 	unix.SYS_PREADV:                  full("preadv", sysPreadv),
 	unix.SYS_PWRITEV:                 full("pwritev", sysPwritev),
-	unix.SYS_RT_TGSIGQUEUEINFO:       notYet("rt_tgsigqueueinfo"),
+	unix.SYS_RT_TGSIGQUEUEINFO:       full("rt_tgsigqueueinfo", sysRtTgsigqueueinfo),
 	unix.SYS_PERF_EVENT_OPEN:         unsupported("perf_event_open", unix.ENOSYS, "no performance counters, as in a kernel built without CONFIG_PERF_EVENTS"),
 	unix.SYS_RECVMMSG:                partial("recvmmsg", sysRecvmmsg, "no sockets exist: a valid descriptor is ENOTSOCK, an invalid one EBADF"),
 	unix.SYS_FANOTIFY_INIT:           unsupported("fanotify_init", unix.EPERM, "fanotify needs CAP_SYS_ADMIN, which the sandbox never has"),

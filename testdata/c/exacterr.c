@@ -16,7 +16,9 @@
  *     inherited by fork; the sched_* calls, SCHED_RESET_ON_FORK;
  *     sched_getaffinity/sched_setaffinity;
  *   - get_mempolicy/set_mempolicy/mbind with one NUMA node;
- *   - personality, unshare, membarrier, prctl PR_SET/GET_TIMERSLACK.
+ *   - personality, unshare, membarrier, prctl PR_SET/GET_TIMERSLACK;
+ *   - rt_tgsigqueueinfo: a value queued to the calling thread, and the
+ *     EPERM, ESRCH and EINVAL cases.
  *
  * exacterr unsupported: makes calls the sandbox does not serve
  * (io_uring_setup, ptrace, the unknown number 400 twice) and prints what
@@ -33,6 +35,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,6 +466,60 @@ static void misc(void)
 	printf("back to the initial slack: %s\n", yesno(prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0) == initial));
 }
 
+static volatile int got_value = -1, got_code = 99;
+
+static void on_usr1(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	got_value = si->si_value.sival_int;
+	got_code = si->si_code;
+}
+
+static long other_thread_result;
+
+static void *signal_main(void *arg)
+{
+	siginfo_t *si = arg;
+	other_thread_result = syscall(SYS_rt_tgsigqueueinfo, getpid(), getpid(), SIGUSR1, si);
+	if (other_thread_result == -1)
+		other_thread_result = -errno;
+	return NULL;
+}
+
+static void thread_sigqueue(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_usr1;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGUSR1, &sa, NULL);
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	si.si_signo = SIGUSR1;
+	si.si_code = SI_QUEUE;
+	si.si_pid = getpid();
+	si.si_uid = getuid();
+	si.si_value.sival_int = 42;
+	long self = syscall(SYS_gettid);
+	show("rt_tgsigqueueinfo SI_QUEUE to itself", syscall(SYS_rt_tgsigqueueinfo, getpid(), self, SIGUSR1, &si));
+	printf("handler got value %d, SI_QUEUE %s\n", got_value, yesno(got_code == SI_QUEUE));
+	si.si_code = SI_USER;
+	si.si_value.sival_int = 7;
+	show("rt_tgsigqueueinfo SI_USER to itself", syscall(SYS_rt_tgsigqueueinfo, getpid(), self, SIGUSR1, &si));
+	printf("handler got value %d, SI_USER %s\n", got_value, yesno(got_code == SI_USER));
+	pthread_t th;
+	pthread_create(&th, NULL, signal_main, &si);
+	pthread_join(th, NULL);
+	printf("rt_tgsigqueueinfo SI_USER from another thread: %s\n", other_thread_result == -EPERM ? "EPERM" : "other");
+	si.si_code = SI_QUEUE;
+	show("rt_tgsigqueueinfo with the wrong tgid", syscall(SYS_rt_tgsigqueueinfo, getpid() + 1, self, SIGUSR1, &si));
+	show("rt_tgsigqueueinfo to tid 0", syscall(SYS_rt_tgsigqueueinfo, getpid(), 0, SIGUSR1, &si));
+	show("rt_tgsigqueueinfo signal 0", syscall(SYS_rt_tgsigqueueinfo, getpid(), self, 0, &si));
+	show("rt_tgsigqueueinfo signal 99", syscall(SYS_rt_tgsigqueueinfo, getpid(), self, 99, &si));
+	signal(SIGUSR1, SIG_DFL);
+}
+
 /* hold sets state a checkpoint must keep, waits, and checks it. */
 static int hold(int n)
 {
@@ -545,5 +602,6 @@ int main(int argc, char **argv)
 	priorities();
 	scheduling();
 	misc();
+	thread_sigqueue();
 	return 0;
 }
