@@ -70,3 +70,55 @@ func sysFlock(t *Task, a *sysArgs) (uint64, error) {
 	}
 	return 0, unix.EINVAL
 }
+
+// preadv2 and pwritev2 flags (linux/fs.h) that need nothing from a file,
+// and RWF_NOWAIT, which regular files honour by never blocking. The others
+// (APPEND, NOAPPEND, ATOMIC, DONTCACHE) need support that the sandbox's
+// files do not give.
+const (
+	rwfHipri  = 0x01
+	rwfDsync  = 0x02
+	rwfSync   = 0x04
+	rwfNowait = 0x08
+)
+
+// rwv2 checks preadv2/pwritev2's descriptor and flags and returns the
+// offset (-1: the file position). HIPRI, DSYNC and SYNC change nothing for
+// the sandbox's files, nor NOWAIT for regular files; other flags are
+// EOPNOTSUPP, as Linux says for a file that cannot honour them (NOWAIT on
+// pipes, which Linux honours, included).
+func (t *Task) rwv2(a *sysArgs) (int64, error) {
+	off := int64(a[3]) // pos_l: on x86-64 it holds the whole offset
+	if off < -1 {
+		return 0, unix.EINVAL
+	}
+	f, err := t.getFile(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	ok := uint64(rwfHipri | rwfDsync | rwfSync)
+	if f.FileType() == unix.S_IFREG {
+		ok |= rwfNowait
+	}
+	if a[5]&^ok != 0 {
+		return 0, unix.EOPNOTSUPP
+	}
+	return off, nil
+}
+
+func sysPreadv2(t *Task, a *sysArgs) (uint64, error) {
+	off, err := t.rwv2(a)
+	if err != nil {
+		return 0, err
+	}
+	return t.readv(a.Int(0), a[1], a[2], off)
+}
+
+func sysPwritev2(t *Task, a *sysArgs) (uint64, error) {
+	off, err := t.rwv2(a)
+	if err != nil {
+		return 0, err
+	}
+	return t.writev(a.Int(0), a[1], a[2], off)
+}

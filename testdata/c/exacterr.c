@@ -8,7 +8,8 @@
  *     (rounding, a one-page pipe taking one page, EBUSY, EINVAL, EBADF);
  *   - fallocate (EBADF read-only, ESPIPE on a pipe's write end, ENODEV,
  *     EINVAL, EOPNOTSUPP, a memfd growing), ftruncate (EINVAL on pipes,
- *     read-only files and negative sizes), readahead, misaligned msync;
+ *     read-only files and negative sizes), readahead, misaligned msync,
+ *     preadv2/pwritev2 (offset -1, flags, EINVAL, EOPNOTSUPP, EBADF);
  *   - prlimit of pid -1 (ESRCH), clock_settime and settimeofday with bad
  *     arguments (EINVAL; the privileged part is not checked here: as root a
  *     native run would set the clock);
@@ -230,6 +231,21 @@ static void files(const char *self)
 	show("readahead on a file", syscall(SYS_readahead, ro, 0, 4096));
 	show("readahead on write-only /dev/null", syscall(SYS_readahead, null, 0, 4096));
 	show("readahead on /dev/null", syscall(SYS_readahead, nullr, 0, 4096));
+	char a[4] = {0}, b[4] = {0};
+	struct iovec iov[2] = {{a, 3}, {b, 3}};
+	show("pwritev2 to the memfd at 100", syscall(SYS_pwritev2, mfd, iov, 2, 100L, 0L, 0));
+	lseek(mfd, 0, SEEK_SET);
+	show("pwritev2 at offset -1 (the file position)", syscall(SYS_pwritev2, mfd, iov, 1, -1L, 0L, 4 /* RWF_SYNC */));
+	printf("file position after it: %lld\n", (long long)lseek(mfd, 0, SEEK_CUR));
+	show("preadv2 with RWF_HIPRI at 0", syscall(SYS_preadv2, ro, iov, 2, 0L, 0L, 1));
+	printf("what it read matches pread: ");
+	char c[6];
+	printf("%s\n", yesno(pread(ro, c, 6, 0) == 6 && memcmp(c, a, 3) == 0 && memcmp(c + 3, b, 3) == 0));
+	show("preadv2 at offset -2", syscall(SYS_preadv2, ro, iov, 1, -2L, 0L, 0));
+	show("preadv2 with an unknown flag", syscall(SYS_preadv2, ro, iov, 1, 0L, 0L, 0x1000));
+	show("preadv2 with RWF_NOWAIT on a regular file", syscall(SYS_preadv2, ro, iov, 1, 0L, 0L, 8));
+	show("pwritev2 to a read-only file", syscall(SYS_pwritev2, ro, iov, 1, 0L, 0L, 0));
+	show("preadv2 on a closed fd", syscall(SYS_preadv2, 999, iov, 1, 0L, 0L, 0));
 	close(mfd);
 	close(ro);
 	close(null);
