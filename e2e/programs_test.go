@@ -225,6 +225,7 @@ var cCases = []cCase{
 		"ftruncate on a pipe: -1 EINVAL",
 		"fallocate on a pipe's write end: -1 ESPIPE", "fallocate on a read-only file: -1 EBADF",
 		"memfd size after fallocate: 8192",
+		"getdents lists what getdents64 lists: yes, more than 3 entries: yes", "getdents on a regular file: -1 ENOTDIR",
 		"msync misaligned: -1 EINVAL", "msync over a hole: -1 ENOMEM",
 		"file position after it: 3", "what it read matches pread: yes", "preadv2 with an unknown flag: -1 EOPNOTSUPP",
 		"mode 2, nodes 1", "set_mempolicy BIND node 1: -1 EINVAL", "mbind over a hole: -1 EFAULT",

@@ -1,6 +1,11 @@
 package kernel
 
-import "golang.org/x/sys/unix"
+import (
+	"encoding/binary"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
 
 // Calls on descriptors that need no file kind of their own.
 
@@ -121,4 +126,33 @@ func sysPwritev2(t *Task, a *sysArgs) (uint64, error) {
 		return 0, err
 	}
 	return t.writev(a.Int(0), a[1], a[2], off)
+}
+
+// sysGetdents implements the old getdents: getdents64's records with the
+// type moved from before the name to the record's last byte. A record of
+// either kind is 19 bytes of header and type plus the name and its NUL,
+// rounded up to 8, so the same entries fit and the conversion is in place.
+func sysGetdents(t *Task, a *sysArgs) (uint64, error) {
+	f, err := t.getFile(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	buf := make([]byte, min(uint64(uint32(a[2])), rwChunk))
+	n, err := f.Getdents64(buf)
+	if err != nil {
+		return 0, err
+	}
+	for off := 0; off+19 <= n; {
+		reclen := int(binary.LittleEndian.Uint16(buf[off+16:]))
+		if reclen < 20 || off+reclen > n {
+			return 0, fmt.Errorf("getdents64 record of %d bytes at %d of %d", reclen, off, n)
+		}
+		rec := buf[off : off+reclen]
+		typ := rec[18]
+		copy(rec[18:], rec[19:])
+		rec[reclen-1] = typ
+		off += reclen
+	}
+	return uint64(n), t.tg.mm.CopyOut(a[1], buf[:n])
 }

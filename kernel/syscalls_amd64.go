@@ -151,7 +151,7 @@ var syscallTable = [syscallTableSize]syscallEntry{
 	unix.SYS_FDATASYNC:               partial("fdatasync", sysFsync, "nothing to flush: every file the sandbox writes lives in its memory"),
 	unix.SYS_TRUNCATE:                partial("truncate", sysTruncate, "the host root is read-only: EROFS after the checks Linux makes first"),
 	unix.SYS_FTRUNCATE:               partial("ftruncate", sysFtruncate, "only memfd files can be resized; others are EROFS, EINVAL or EBADF as on Linux"),
-	unix.SYS_GETDENTS:                notYet("getdents"),
+	unix.SYS_GETDENTS:                full("getdents", sysGetdents),
 	unix.SYS_GETCWD:                  full("getcwd", sysGetcwd),
 	unix.SYS_CHDIR:                   full("chdir", sysChdir),
 	unix.SYS_FCHDIR:                  full("fchdir", sysFchdir),

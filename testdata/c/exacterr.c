@@ -9,7 +9,8 @@
  *   - fallocate (EBADF read-only, ESPIPE on a pipe's write end, ENODEV,
  *     EINVAL, EOPNOTSUPP, a memfd growing), ftruncate (EINVAL on pipes,
  *     read-only files and negative sizes), readahead, misaligned msync,
- *     preadv2/pwritev2 (offset -1, flags, EINVAL, EOPNOTSUPP, EBADF);
+ *     preadv2/pwritev2 (offset -1, flags, EINVAL, EOPNOTSUPP, EBADF), the
+ *     old getdents (the same entries as getdents64, ENOTDIR, EINVAL);
  *   - prlimit of pid -1 (ESRCH), clock_settime and settimeofday with bad
  *     arguments (EINVAL; the privileged part is not checked here: as root a
  *     native run would set the clock);
@@ -95,6 +96,7 @@ static const char *errname(int e)
 	case EAGAIN: return "EAGAIN";
 	case ENOSYS: return "ENOSYS";
 	case EISDIR: return "EISDIR";
+	case ENOTDIR: return "ENOTDIR";
 	}
 	return "other";
 }
@@ -250,6 +252,48 @@ static void files(const char *self)
 	close(ro);
 	close(null);
 	close(nullr);
+}
+
+/* listing appends "name/type " for every entry of / to out, read with the
+ * old getdents (old != 0) or getdents64. */
+static int listing(int old, char *out, size_t cap)
+{
+	int fd = open("/", O_RDONLY | O_DIRECTORY);
+	char buf[4096];
+	int entries = 0;
+	size_t used = 0;
+	out[0] = 0;
+	for (;;) {
+		long n = syscall(old ? SYS_getdents : SYS_getdents64, fd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		for (long off = 0; off < n;) {
+			unsigned short reclen;
+			memcpy(&reclen, buf + off + 16, 2);
+			const char *name = old ? buf + off + 18 : buf + off + 19;
+			int type = old ? buf[off + reclen - 1] : buf[off + 18];
+			used += snprintf(out + used, used < cap ? cap - used : 0, "%s/%d ", name, type);
+			entries++;
+			off += reclen;
+		}
+	}
+	close(fd);
+	return entries;
+}
+
+static void dirents(const char *self)
+{
+	static char a[1 << 16], b[1 << 16];
+	int n64 = listing(0, a, sizeof(a)), n = listing(1, b, sizeof(b));
+	printf("getdents lists what getdents64 lists: %s, more than 3 entries: %s\n", yesno(n == n64 && strcmp(a, b) == 0), yesno(n > 3));
+	char buf[256];
+	int fd = open(self, O_RDONLY);
+	show("getdents on a regular file", syscall(SYS_getdents, fd, buf, sizeof(buf)));
+	close(fd);
+	fd = open("/", O_RDONLY | O_DIRECTORY);
+	show("getdents with a 10-byte buffer", syscall(SYS_getdents, fd, buf, 10));
+	close(fd);
+	show("getdents on a closed fd", syscall(SYS_getdents, 999, buf, sizeof(buf)));
 }
 
 static void memory(void)
@@ -613,6 +657,7 @@ int main(int argc, char **argv)
 	sockets(argv[0]);
 	pipes();
 	files(argv[0]);
+	dirents(argv[0]);
 	memory();
 	clocks();
 	priorities();
