@@ -226,6 +226,7 @@ var cCases = []cCase{
 		"fallocate on a pipe's write end: -1 ESPIPE", "fallocate on a read-only file: -1 EBADF",
 		"memfd size after fallocate: 8192",
 		"getdents lists what getdents64 lists: yes, more than 3 entries: yes", "getdents on a regular file: -1 ENOTDIR",
+		"utimes with 1000000 us: -1 EINVAL", "futimesat of a closed fd: -1 EBADF",
 		"msync misaligned: -1 EINVAL", "msync over a hole: -1 ENOMEM",
 		"file position after it: 3", "what it read matches pread: yes", "preadv2 with an unknown flag: -1 EOPNOTSUPP",
 		"mode 2, nodes 1", "set_mempolicy BIND node 1: -1 EINVAL", "mbind over a hole: -1 EFAULT",

@@ -10,7 +10,8 @@
  *     EINVAL, EOPNOTSUPP, a memfd growing), ftruncate (EINVAL on pipes,
  *     read-only files and negative sizes), readahead, misaligned msync,
  *     preadv2/pwritev2 (offset -1, flags, EINVAL, EOPNOTSUPP, EBADF), the
- *     old getdents (the same entries as getdents64, ENOTDIR, EINVAL);
+ *     old getdents (the same entries as getdents64, ENOTDIR, EINVAL),
+ *     utime/utimes/futimesat argument errors;
  *   - prlimit of pid -1 (ESRCH), clock_settime and settimeofday with bad
  *     arguments (EINVAL; the privileged part is not checked here: as root a
  *     native run would set the clock);
@@ -97,6 +98,7 @@ static const char *errname(int e)
 	case ENOSYS: return "ENOSYS";
 	case EISDIR: return "EISDIR";
 	case ENOTDIR: return "ENOTDIR";
+	case ENOENT: return "ENOENT";
 	}
 	return "other";
 }
@@ -294,6 +296,19 @@ static void dirents(const char *self)
 	show("getdents with a 10-byte buffer", syscall(SYS_getdents, fd, buf, 10));
 	close(fd);
 	show("getdents on a closed fd", syscall(SYS_getdents, 999, buf, sizeof(buf)));
+}
+
+static void utimes_calls(void)
+{
+	struct timeval bad[2] = {{0, 0}, {0, 1000000}};
+	struct timeval ok[2] = {{0, 0}, {0, 999999}};
+	show("utimes with 1000000 us", syscall(SYS_utimes, "/no/such/file", bad));
+	show("utimes of a missing file", syscall(SYS_utimes, "/no/such/file", ok));
+	show("utimes of a NULL path", syscall(SYS_utimes, NULL, ok));
+	show("utime of a missing file", syscall(SYS_utime, "/no/such/file", NULL));
+	show("futimesat with 1000000 us", syscall(SYS_futimesat, AT_FDCWD, "/no/such/file", bad));
+	show("futimesat of a closed fd", syscall(SYS_futimesat, 999, NULL, ok));
+	show("futimesat of AT_FDCWD and no path", syscall(SYS_futimesat, AT_FDCWD, NULL, ok));
 }
 
 static void memory(void)
@@ -658,6 +673,7 @@ int main(int argc, char **argv)
 	pipes();
 	files(argv[0]);
 	dirents(argv[0]);
+	utimes_calls();
 	memory();
 	clocks();
 	priorities();
