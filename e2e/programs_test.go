@@ -241,7 +241,10 @@ var cCases = []cCase{
 		"ftruncate on a pipe: -1 EINVAL",
 		"fallocate on a pipe's write end: -1 ESPIPE", "fallocate on a read-only file: -1 EBADF",
 		"memfd size after fallocate: 8192",
+		"getdents lists what getdents64 lists: yes, more than 3 entries: yes", "getdents on a regular file: -1 ENOTDIR",
+		"utimes with 1000000 us: -1 EINVAL", "futimesat of a closed fd: -1 EBADF",
 		"msync misaligned: -1 EINVAL", "msync over a hole: -1 ENOMEM",
+		"file position after it: 3", "what it read matches pread: yes", "preadv2 with an unknown flag: -1 EOPNOTSUPP",
 		"mode 2, nodes 1", "set_mempolicy BIND node 1: -1 EINVAL", "mbind over a hole: -1 EFAULT",
 		"prlimit of pid -1: -1 ESRCH",
 		"clock_settime MONOTONIC: -1 EINVAL",
@@ -255,6 +258,7 @@ var cCases = []cCase{
 		"unshare(0): 0", "unshare(CLONE_VM) with two threads: -1 EINVAL",
 		"membarrier PRIVATE_EXPEDITED unregistered: -1 EPERM", "membarrier PRIVATE_EXPEDITED: 0",
 		"PR_GET_TIMERSLACK: 123456", "fork child inherits the slack, and 0 restores it: yes",
+		"handler got value 42, SI_QUEUE yes", "rt_tgsigqueueinfo SI_USER from another thread: EPERM",
 	}}},
 	// Threads meeting at condition variables, barriers and a contended
 	// mutex: musl requeues a broadcast's waiters to the mutex.

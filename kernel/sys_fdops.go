@@ -1,6 +1,11 @@
 package kernel
 
-import "golang.org/x/sys/unix"
+import (
+	"encoding/binary"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
 
 // Calls on descriptors that need no file kind of their own.
 
@@ -54,4 +59,128 @@ func sysReadahead(t *Task, a *sysArgs) (uint64, error) {
 	}
 	defer f.DecRef()
 	return 0, f.Readahead()
+}
+
+// preadv2 and pwritev2 flags (linux/fs.h) that need nothing from a file,
+// and RWF_NOWAIT, which regular files honour by never blocking. The others
+// (APPEND, NOAPPEND, ATOMIC, DONTCACHE) need support that the sandbox's
+// files do not give.
+const (
+	rwfHipri  = 0x01
+	rwfDsync  = 0x02
+	rwfSync   = 0x04
+	rwfNowait = 0x08
+)
+
+// rwv2 checks preadv2/pwritev2's descriptor and flags and returns the
+// offset (-1: the file position). HIPRI, DSYNC and SYNC change nothing for
+// the sandbox's files, nor NOWAIT for regular files; other flags are
+// EOPNOTSUPP, as Linux says for a file that cannot honour them (NOWAIT on
+// pipes, which Linux honours, included).
+func (t *Task) rwv2(a *sysArgs) (int64, error) {
+	off := int64(a[3]) // pos_l: on x86-64 it holds the whole offset
+	if off < -1 {
+		return 0, unix.EINVAL
+	}
+	f, err := t.getFile(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	ok := uint64(rwfHipri | rwfDsync | rwfSync)
+	if f.FileType() == unix.S_IFREG {
+		ok |= rwfNowait
+	}
+	if a[5]&^ok != 0 {
+		return 0, unix.EOPNOTSUPP
+	}
+	return off, nil
+}
+
+func sysPreadv2(t *Task, a *sysArgs) (uint64, error) {
+	off, err := t.rwv2(a)
+	if err != nil {
+		return 0, err
+	}
+	return t.readv(a.Int(0), a[1], a[2], off)
+}
+
+func sysPwritev2(t *Task, a *sysArgs) (uint64, error) {
+	off, err := t.rwv2(a)
+	if err != nil {
+		return 0, err
+	}
+	return t.writev(a.Int(0), a[1], a[2], off)
+}
+
+// sysGetdents implements the old getdents: getdents64's records with the
+// type moved from before the name to the record's last byte. A record of
+// either kind is 19 bytes of header and type plus the name and its NUL,
+// rounded up to 8, so the same entries fit and the conversion is in place.
+func sysGetdents(t *Task, a *sysArgs) (uint64, error) {
+	f, err := t.getFile(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	buf := make([]byte, min(uint64(uint32(a[2])), rwChunk))
+	n, err := f.Getdents64(buf)
+	if err != nil {
+		return 0, err
+	}
+	for off := 0; off+19 <= n; {
+		reclen := int(binary.LittleEndian.Uint16(buf[off+16:]))
+		if reclen < 20 || off+reclen > n {
+			return 0, fmt.Errorf("getdents64 record of %d bytes at %d of %d", reclen, off, n)
+		}
+		rec := buf[off : off+reclen]
+		typ := rec[18]
+		copy(rec[18:], rec[19:])
+		rec[reclen-1] = typ
+		off += reclen
+	}
+	return uint64(n), t.tg.mm.CopyOut(a[1], buf[:n])
+}
+
+// utimesAt implements utime (usec false: struct utimbuf, no checks),
+// utimes and futimesat (struct timeval[2], EINVAL for microseconds out of
+// range): after those checks they are utimensat, which the read-only host
+// root refuses with EROFS. futimesat with no path acts on dirfd itself.
+func (t *Task) utimesAt(dirfd int32, pathAddr, timesAddr uint64, usec bool) (uint64, error) {
+	if timesAddr != 0 {
+		var b [32]byte
+		n := 16
+		if usec {
+			n = 32
+		}
+		if err := t.tg.mm.CopyIn(timesAddr, b[:n]); err != nil {
+			return 0, err
+		}
+		for i := 0; usec && i < 2; i++ {
+			if us := int64(binary.LittleEndian.Uint64(b[16*i+8:])); us < 0 || us >= 1e6 {
+				return 0, unix.EINVAL
+			}
+		}
+	}
+	if pathAddr == 0 && dirfd != unix.AT_FDCWD {
+		f, err := t.getFile(dirfd)
+		if err != nil {
+			return 0, err
+		}
+		defer f.DecRef()
+		return 0, f.SetAttr()
+	}
+	return t.setAttrAt(dirfd, pathAddr, 0)
+}
+
+func sysUtime(t *Task, a *sysArgs) (uint64, error) {
+	return t.utimesAt(unix.AT_FDCWD, a[0], a[1], false)
+}
+
+func sysUtimes(t *Task, a *sysArgs) (uint64, error) {
+	return t.utimesAt(unix.AT_FDCWD, a[0], a[1], true)
+}
+
+func sysFutimesat(t *Task, a *sysArgs) (uint64, error) {
+	return t.utimesAt(a.Int(0), a[1], a[2], true)
 }

@@ -15,7 +15,12 @@ const (
 	membarrierPrivateExpeditedRseq     = 1 << 7
 	membarrierRegisterPrivateRseq      = 1 << 8
 	membarrierGetRegistrations         = 1 << 9
-	membarrierSupported                = membarrierGlobal | membarrierGlobalExpedited | membarrierRegisterGlobalExpedited | membarrierPrivateExpedited | membarrierRegisterPrivateExpedited | membarrierPrivateExpeditedSyncCore | membarrierRegisterPrivateSyncCore | membarrierGetRegistrations
+
+	// membarrierSupported is what QUERY reports: every command but the
+	// RSEQ ones.
+	membarrierSupported = membarrierGlobal | membarrierGlobalExpedited | membarrierRegisterGlobalExpedited |
+		membarrierPrivateExpedited | membarrierRegisterPrivateExpedited |
+		membarrierPrivateExpeditedSyncCore | membarrierRegisterPrivateSyncCore | membarrierGetRegistrations
 )
 
 // sysMembarrier implements membarrier(cmd, flags, cpu_id) as Linux built

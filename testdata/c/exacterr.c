@@ -8,7 +8,10 @@
  *     (rounding, a one-page pipe taking one page, EBUSY, EINVAL, EBADF);
  *   - fallocate (EBADF read-only, ESPIPE on a pipe's write end, ENODEV,
  *     EINVAL, EOPNOTSUPP, a memfd growing), ftruncate (EINVAL on pipes,
- *     read-only files and negative sizes), readahead, misaligned msync;
+ *     read-only files and negative sizes), readahead, misaligned msync,
+ *     preadv2/pwritev2 (offset -1, flags, EINVAL, EOPNOTSUPP, EBADF), the
+ *     old getdents (the same entries as getdents64, ENOTDIR, EINVAL),
+ *     utime/utimes/futimesat argument errors;
  *   - prlimit of pid -1 (ESRCH), clock_settime and settimeofday with bad
  *     arguments (EINVAL; the privileged part is not checked here: as root a
  *     native run would set the clock);
@@ -16,7 +19,9 @@
  *     inherited by fork; the sched_* calls, SCHED_RESET_ON_FORK;
  *     sched_getaffinity/sched_setaffinity;
  *   - get_mempolicy/set_mempolicy/mbind with one NUMA node;
- *   - personality, unshare, membarrier, prctl PR_SET/GET_TIMERSLACK.
+ *   - personality, unshare, membarrier, prctl PR_SET/GET_TIMERSLACK;
+ *   - rt_tgsigqueueinfo: a value queued to the calling thread, and the
+ *     EPERM, ESRCH and EINVAL cases.
  *
  * exacterr unsupported: makes calls the sandbox does not serve
  * (io_uring_setup, ptrace, the unknown number 400 twice) and prints what
@@ -33,6 +38,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +97,8 @@ static const char *errname(int e)
 	case EAGAIN: return "EAGAIN";
 	case ENOSYS: return "ENOSYS";
 	case EISDIR: return "EISDIR";
+	case ENOTDIR: return "ENOTDIR";
+	case ENOENT: return "ENOENT";
 	}
 	return "other";
 }
@@ -227,10 +235,80 @@ static void files(const char *self)
 	show("readahead on a file", syscall(SYS_readahead, ro, 0, 4096));
 	show("readahead on write-only /dev/null", syscall(SYS_readahead, null, 0, 4096));
 	show("readahead on /dev/null", syscall(SYS_readahead, nullr, 0, 4096));
+	char a[4] = {0}, b[4] = {0};
+	struct iovec iov[2] = {{a, 3}, {b, 3}};
+	show("pwritev2 to the memfd at 100", syscall(SYS_pwritev2, mfd, iov, 2, 100L, 0L, 0));
+	lseek(mfd, 0, SEEK_SET);
+	show("pwritev2 at offset -1 (the file position)", syscall(SYS_pwritev2, mfd, iov, 1, -1L, 0L, 4 /* RWF_SYNC */));
+	printf("file position after it: %lld\n", (long long)lseek(mfd, 0, SEEK_CUR));
+	show("preadv2 with RWF_HIPRI at 0", syscall(SYS_preadv2, ro, iov, 2, 0L, 0L, 1));
+	printf("what it read matches pread: ");
+	char c[6];
+	printf("%s\n", yesno(pread(ro, c, 6, 0) == 6 && memcmp(c, a, 3) == 0 && memcmp(c + 3, b, 3) == 0));
+	show("preadv2 at offset -2", syscall(SYS_preadv2, ro, iov, 1, -2L, 0L, 0));
+	show("preadv2 with an unknown flag", syscall(SYS_preadv2, ro, iov, 1, 0L, 0L, 0x1000));
+	show("preadv2 with RWF_NOWAIT on a regular file", syscall(SYS_preadv2, ro, iov, 1, 0L, 0L, 8));
+	show("pwritev2 to a read-only file", syscall(SYS_pwritev2, ro, iov, 1, 0L, 0L, 0));
+	show("preadv2 on a closed fd", syscall(SYS_preadv2, 999, iov, 1, 0L, 0L, 0));
 	close(mfd);
 	close(ro);
 	close(null);
 	close(nullr);
+}
+
+/* listing appends "name/type " for every entry of / to out, read with the
+ * old getdents (old != 0) or getdents64. */
+static int listing(int old, char *out, size_t cap)
+{
+	int fd = open("/", O_RDONLY | O_DIRECTORY);
+	char buf[4096];
+	int entries = 0;
+	size_t used = 0;
+	out[0] = 0;
+	for (;;) {
+		long n = syscall(old ? SYS_getdents : SYS_getdents64, fd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		for (long off = 0; off < n;) {
+			unsigned short reclen;
+			memcpy(&reclen, buf + off + 16, 2);
+			const char *name = old ? buf + off + 18 : buf + off + 19;
+			int type = old ? buf[off + reclen - 1] : buf[off + 18];
+			used += snprintf(out + used, used < cap ? cap - used : 0, "%s/%d ", name, type);
+			entries++;
+			off += reclen;
+		}
+	}
+	close(fd);
+	return entries;
+}
+
+static void dirents(const char *self)
+{
+	static char a[1 << 16], b[1 << 16];
+	int n64 = listing(0, a, sizeof(a)), n = listing(1, b, sizeof(b));
+	printf("getdents lists what getdents64 lists: %s, more than 3 entries: %s\n", yesno(n == n64 && strcmp(a, b) == 0), yesno(n > 3));
+	char buf[256];
+	int fd = open(self, O_RDONLY);
+	show("getdents on a regular file", syscall(SYS_getdents, fd, buf, sizeof(buf)));
+	close(fd);
+	fd = open("/", O_RDONLY | O_DIRECTORY);
+	show("getdents with a 10-byte buffer", syscall(SYS_getdents, fd, buf, 10));
+	close(fd);
+	show("getdents on a closed fd", syscall(SYS_getdents, 999, buf, sizeof(buf)));
+}
+
+static void utimes_calls(void)
+{
+	struct timeval bad[2] = {{0, 0}, {0, 1000000}};
+	struct timeval ok[2] = {{0, 0}, {0, 999999}};
+	show("utimes with 1000000 us", syscall(SYS_utimes, "/no/such/file", bad));
+	show("utimes of a missing file", syscall(SYS_utimes, "/no/such/file", ok));
+	show("utimes of a NULL path", syscall(SYS_utimes, NULL, ok));
+	show("utime of a missing file", syscall(SYS_utime, "/no/such/file", NULL));
+	show("futimesat with 1000000 us", syscall(SYS_futimesat, AT_FDCWD, "/no/such/file", bad));
+	show("futimesat of a closed fd", syscall(SYS_futimesat, 999, NULL, ok));
+	show("futimesat of AT_FDCWD and no path", syscall(SYS_futimesat, AT_FDCWD, NULL, ok));
 }
 
 static void memory(void)
@@ -463,6 +541,60 @@ static void misc(void)
 	printf("back to the initial slack: %s\n", yesno(prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0) == initial));
 }
 
+static volatile int got_value = -1, got_code = 99;
+
+static void on_usr1(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	got_value = si->si_value.sival_int;
+	got_code = si->si_code;
+}
+
+static long other_thread_result;
+
+static void *signal_main(void *arg)
+{
+	siginfo_t *si = arg;
+	other_thread_result = syscall(SYS_rt_tgsigqueueinfo, getpid(), getpid(), SIGUSR1, si);
+	if (other_thread_result == -1)
+		other_thread_result = -errno;
+	return NULL;
+}
+
+static void thread_sigqueue(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_usr1;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGUSR1, &sa, NULL);
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	si.si_signo = SIGUSR1;
+	si.si_code = SI_QUEUE;
+	si.si_pid = getpid();
+	si.si_uid = getuid();
+	si.si_value.sival_int = 42;
+	long self = syscall(SYS_gettid);
+	show("rt_tgsigqueueinfo SI_QUEUE to itself", syscall(SYS_rt_tgsigqueueinfo, getpid(), self, SIGUSR1, &si));
+	printf("handler got value %d, SI_QUEUE %s\n", got_value, yesno(got_code == SI_QUEUE));
+	si.si_code = SI_USER;
+	si.si_value.sival_int = 7;
+	show("rt_tgsigqueueinfo SI_USER to itself", syscall(SYS_rt_tgsigqueueinfo, getpid(), self, SIGUSR1, &si));
+	printf("handler got value %d, SI_USER %s\n", got_value, yesno(got_code == SI_USER));
+	pthread_t th;
+	pthread_create(&th, NULL, signal_main, &si);
+	pthread_join(th, NULL);
+	printf("rt_tgsigqueueinfo SI_USER from another thread: %s\n", other_thread_result == -EPERM ? "EPERM" : "other");
+	si.si_code = SI_QUEUE;
+	show("rt_tgsigqueueinfo with the wrong tgid", syscall(SYS_rt_tgsigqueueinfo, getpid() + 1, self, SIGUSR1, &si));
+	show("rt_tgsigqueueinfo to tid 0", syscall(SYS_rt_tgsigqueueinfo, getpid(), 0, SIGUSR1, &si));
+	show("rt_tgsigqueueinfo signal 0", syscall(SYS_rt_tgsigqueueinfo, getpid(), self, 0, &si));
+	show("rt_tgsigqueueinfo signal 99", syscall(SYS_rt_tgsigqueueinfo, getpid(), self, 99, &si));
+	signal(SIGUSR1, SIG_DFL);
+}
+
 /* hold sets state a checkpoint must keep, waits, and checks it. */
 static int hold(int n)
 {
@@ -540,10 +672,13 @@ int main(int argc, char **argv)
 	sockets(argv[0]);
 	pipes();
 	files(argv[0]);
+	dirents(argv[0]);
+	utimes_calls();
 	memory();
 	clocks();
 	priorities();
 	scheduling();
 	misc();
+	thread_sigqueue();
 	return 0;
 }
