@@ -9,6 +9,9 @@ func TestKnownBrokenKeys(t *testing.T) {
 	for _, lc := range libcs {
 		for _, c := range cCases {
 			keys[lc.Name+"/"+c.name] = true
+			for _, m := range c.zdtm.modes() {
+				keys[lc.Name+"/"+c.name+"/zdtm-"+string(m)] = true
+			}
 		}
 	}
 	for _, c := range busyboxCases {
