@@ -18,7 +18,7 @@ type cCase struct {
 	// setup, if set, creates files in dir and completes the spec (arguments
 	// naming those files, lines derived from their contents).
 	setup func(t *testing.T, dir string, s *spec)
-	// zdtm says where TestZdtm saves the program (zdtm_test.go).
+	// zdtm says where the zdtm mode saves the program (zdtm_test.go).
 	zdtm zdtmSpec
 }
 
@@ -91,8 +91,8 @@ var cCases = []cCase{
 	exitCase("exit-abort", []string{"abort"}, 128+6, "exit: abort"),
 	exitCase("exit-sigterm", []string{"term"}, 128+15, "exit: term"),
 	exitCase("exit-sigsegv", []string{"segv"}, 128+11, "exit: segv"),
-	// The checkpoint/restore workloads, run to completion (TestZdtm also
-	// saves them where they block).
+	// The checkpoint/restore workloads (the zdtm mode saves them where
+	// they block).
 	{name: "counter", prog: "counter", zdtm: zdtmSpec{blockedAfter: "count 1 sum OK"}, spec: spec{args: []string{"3"}, want: []string{"count 1 sum OK", "count 3 sum OK"}}},
 	{name: "sleeper", prog: "sleeper", zdtm: zdtmSpec{blockedAfter: "slept 1"}, spec: spec{args: []string{"3"}, want: []string{"slept 1", "slept 3"}}},
 	{name: "stdinreader", prog: "stdinreader", zdtm: zdtmSpec{blockedAfter: "ready"}, spec: spec{
@@ -256,6 +256,7 @@ func TestPrograms(t *testing.T) {
 					t.Parallel()
 					bin := program(t, lc, c.prog)
 					s := c.spec
+					s.zdtm = c.zdtm
 					if c.setup != nil {
 						c.setup(t, t.TempDir(), &s)
 					}

@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"bufio"
+	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,30 +18,33 @@ import (
 	"snapshotter/runner"
 )
 
-// The zdtm mode (after CRIU's zdtm): TestZdtm runs every C case of
-// TestPrograms, with each libc, detached under snap, saves it mid-run,
-// restores the image and lets the program finish; stdout, stderr and exit
-// status must equal an uninterrupted native run's. A case is saved at two
-// points:
+// The zdtm mode (after CRIU's zdtm): compare takes every program it runs
+// natively and under snap run also through save and restore (compareZdtm):
+// detached under snap, saved mid-run, restored from the image and let
+// finish; stdout, stderr and exit status must equal the native run's. A
+// program is saved at two points:
 //
-//   - where it blocks: once stdout has the case's zdtm.blockedAfter line
+//   - where it blocks: once stdout has the spec's zdtm.blockedAfter line
 //     (the program then waits in a read of stdin, a sleep or for a
 //     signal), or, if it declares none, at its start: it runs under the
 //     zdtmstart wrapper, which prints "zdtm: start" and waits for a byte
 //     on stdin before it executes the program, and is saved there;
 //   - at a random point: after a random delay of up to half the native
-//     run's duration; a case that declares zdtm.fast (it ends too soon for
-//     that to mean anything) is saved at its start instead. The seed is
-//     logged; SNAP_ZDTM_SEED=N repeats a run's points.
+//     run's duration; a program that declares zdtm.fast (it ends too soon
+//     for that to mean anything) is saved at its start instead. The seed
+//     is logged on failure; SNAP_ZDTM_SEED=N repeats a run's points.
 //
 // The program's stdin is a FIFO that stays empty before the save, so that
-// a program reading stdin blocks there; the restored sandbox gets a new
-// one holding the case's whole stdin. If a program ends before a random
-// save point, the case is compared without a save (and says so in the log).
-// Keys in knownBroken: "<libc>/<case>/zdtm-<mode>".
+// a program reading stdin blocks there; the restored sandbox gets a new one
+// holding the whole stdin. If a program ends before a random save point,
+// it is compared without a save (and says so in the log). Each point is a
+// subtest "zdtm-<mode>" of the case, and its knownBroken key is the case's
+// key followed by "/zdtm-<mode>". SNAP_E2E_ZDTM=0 leaves the mode out.
 
-// A zdtmSpec tells the zdtm mode about a case.
+// A zdtmSpec tells the zdtm mode about a program.
 type zdtmSpec struct {
+	// skip leaves the program out of the zdtm mode.
+	skip bool
 	// blockedAfter is a stdout line after which the program blocks for a
 	// while; empty means it never does, and it is saved at its start.
 	blockedAfter string
@@ -59,8 +64,11 @@ const (
 // zdtmStartLine is what zdtmstart prints before it waits.
 const zdtmStartLine = "zdtm: start\n"
 
-// modes returns the distinct save points of a case.
+// modes returns the distinct save points of a program.
 func (z zdtmSpec) modes() []zdtmMode {
+	if z.skip {
+		return nil
+	}
 	block, random := zdtmStart, zdtmRandom
 	if z.blockedAfter != "" {
 		block = zdtmBlocked
@@ -74,82 +82,69 @@ func (z zdtmSpec) modes() []zdtmMode {
 	return []zdtmMode{block, random}
 }
 
-// zdtmSeed returns the seed of the random save points.
-func zdtmSeed(t *testing.T) uint64 {
+// zdtmSeed is the seed of the random save points: SNAP_ZDTM_SEED, or
+// random (read once, by compareZdtm).
+var zdtmSeed = sync.OnceValues(func() (uint64, error) {
 	if s := os.Getenv("SNAP_ZDTM_SEED"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			t.Fatalf("SNAP_ZDTM_SEED=%q: %v", s, err)
+			return 0, fmt.Errorf("SNAP_ZDTM_SEED=%q: %w", s, err)
 		}
-		return n
+		return n, nil
 	}
-	return rand.Uint64()
-}
+	return rand.Uint64(), nil
+})
 
-// TestZdtm runs every C case saved and restored mid-run (see above).
-func TestZdtm(t *testing.T) {
-	seed := zdtmSeed(t)
-	t.Logf("random save points: SNAP_ZDTM_SEED=%d", seed)
-	for _, lc := range libcs {
-		t.Run(lc.Name, func(t *testing.T) {
-			for _, c := range cCases {
-				for _, mode := range c.zdtm.modes() {
-					t.Run(c.name+"/"+string(mode), func(t *testing.T) {
-						t.Parallel()
-						key := lc.Name + "/" + c.name + "/zdtm-" + string(mode)
-						skipKnownBroken(t, key)
-						bin := program(t, lc, c.prog)
-						s := c.spec
-						if c.setup != nil {
-							c.setup(t, t.TempDir(), &s)
-						}
-						argv := append([]string{bin}, s.args...)
-						dir := t.TempDir()
-						start := time.Now()
-						native := execute(t, argv, s, dir)
-						took := time.Since(start)
-						if native.status != s.status {
-							t.Fatalf("native %s: status = %d, want %d\nstdout:\n%s\nstderr:\n%s", key, native.status, s.status,
-								clip(native.stdout), clip(native.stderr))
-						}
-						checkWant(t, "native", native.stdout, s.want)
-						if t.Failed() {
-							return
-						}
-						h := fnv.New64a()
-						h.Write([]byte(key))
-						// Under snap a program runs about as long as natively or
-						// longer: a point in the first half of the native run's
-						// time is mostly mid-run.
-						delay := time.Duration(rand.New(rand.NewPCG(seed, h.Sum64())).Int64N(int64(took)/2 + 1))
-						z := zdtmRun{t: t, lc: lc, argv: argv, s: s, dir: dir, mode: mode, blockedAfter: c.zdtm.blockedAfter, delay: delay}
-						got := z.run()
-						if got.status != native.status {
-							t.Errorf("%s: status = %d, want %d (native)", key, got.status, native.status)
-						}
-						if got.stdout != native.stdout {
-							t.Errorf("%s: stdout differs from native: %s", key, diff(native.stdout, got.stdout))
-						}
-						if got.stderr != native.stderr {
-							t.Errorf("%s: stderr differs from native: %s", key, diff(native.stderr, got.stderr))
-						}
-					})
+// compareZdtm runs argv saved and restored at each of s.zdtm's points and
+// requires what native (which took took) did. dir is the native run's
+// working directory.
+func compareZdtm(t *testing.T, key string, argv []string, s spec, dir string, native outcome, took time.Duration) {
+	t.Helper()
+	if os.Getenv("SNAP_E2E_ZDTM") == "0" {
+		return
+	}
+	seed, err := zdtmSeed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range s.zdtm.modes() {
+		t.Run("zdtm-"+string(mode), func(t *testing.T) {
+			zkey := key + "/zdtm-" + string(mode)
+			skipKnownBroken(t, zkey)
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("random save points of this run: SNAP_ZDTM_SEED=%d", seed)
 				}
+			})
+			h := fnv.New64a()
+			h.Write([]byte(zkey))
+			// Under snap a program runs about as long as natively or
+			// longer: a point in the first half of the native run's
+			// time is mostly mid-run.
+			delay := time.Duration(rand.New(rand.NewPCG(seed, h.Sum64())).Int64N(int64(took)/2 + 1))
+			z := zdtmRun{t: t, argv: argv, s: s, dir: dir, mode: mode, delay: delay}
+			got := z.run()
+			if got.status != native.status {
+				t.Errorf("%s: status = %d, want %d (native)", zkey, got.status, native.status)
+			}
+			if got.stdout != native.stdout {
+				t.Errorf("%s: stdout differs from native: %s", zkey, diff(native.stdout, got.stdout))
+			}
+			if got.stderr != native.stderr {
+				t.Errorf("%s: stderr differs from native: %s", zkey, diff(native.stderr, got.stderr))
 			}
 		})
 	}
 }
 
-// zdtmRun is one run of a case saved and restored at one point.
+// zdtmRun is one run of a program saved and restored at one point.
 type zdtmRun struct {
-	t            *testing.T
-	lc           ctest.Libc
-	argv         []string
-	s            spec
-	dir          string // the working directory, as for the native run
-	mode         zdtmMode
-	blockedAfter string
-	delay        time.Duration // before the save, in zdtmRandom mode
+	t     *testing.T
+	argv  []string
+	s     spec
+	dir   string // the working directory, as for the native run
+	mode  zdtmMode
+	delay time.Duration // before the save, in zdtmRandom mode
 }
 
 // run starts the program detached, saves it at the run's point, restores
@@ -160,7 +155,8 @@ func (z *zdtmRun) run() outcome {
 	path := func(name string) string { return filepath.Join(io, name) }
 	argv := z.argv
 	if z.mode == zdtmStart {
-		argv = append([]string{program(t, z.lc, "zdtmstart")}, argv...)
+		// The wrapper's libc does not matter: it executes the program.
+		argv = append([]string{program(t, ctest.Glibc, "zdtmstart")}, argv...)
 	}
 	in1 := openFIFO(t, path("in1"))
 	id := z.snapID(append([]string{"run", "-d", "--stdin", in1.Name(), "--stdout", path("out1"), "--stderr", path("err1"), "--"}, argv...)...)
@@ -168,7 +164,7 @@ func (z *zdtmRun) run() outcome {
 	case zdtmStart:
 		waitForLine(t, path("out1"), strings.TrimSuffix(zdtmStartLine, "\n"))
 	case zdtmBlocked:
-		waitForLine(t, path("out1"), z.blockedAfter)
+		waitForLine(t, path("out1"), z.s.zdtm.blockedAfter)
 	case zdtmRandom:
 		time.Sleep(z.delay)
 	}
