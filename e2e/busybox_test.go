@@ -84,6 +84,7 @@ func TestBusybox(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			s := c.spec
+			s.zdtm.skip = true // not a testdata/c program
 			if c.setup != nil {
 				c.setup(t, t.TempDir(), &s)
 			}

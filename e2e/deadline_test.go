@@ -21,7 +21,7 @@ func TestPastDeadlines(t *testing.T) {
 		t.Run(lc.Name, func(t *testing.T) {
 			t.Parallel()
 			bin := program(t, lc, "pastdeadline")
-			compare(t, lc.Name+"/pastdeadline", []string{bin}, spec{want: want})
+			compare(t, lc.Name+"/pastdeadline", []string{bin}, spec{want: want, zdtm: zdtmSpec{fast: true}})
 		})
 	}
 }

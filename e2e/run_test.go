@@ -34,6 +34,7 @@ type spec struct {
 	stdin  string   // the program's whole standard input
 	status int      // the native exit status (128+N for a death by signal N)
 	want   []string // lines that stdout must contain, in both runs
+	zdtm   zdtmSpec // where the zdtm mode saves the program (zdtm_test.go)
 }
 
 // An outcome is what one run of a program did.
@@ -92,13 +93,16 @@ func execute(t *testing.T, argv []string, s spec, dir string) outcome {
 }
 
 // compare runs argv natively, checks that it did what s says, then runs it
-// under `snap run` and requires the same stdout, stderr and exit status. A
-// case listed in knownBroken is skipped after the native run (unless
-// SNAP_E2E_RUN_BROKEN=1).
+// under `snap run` and requires the same stdout, stderr and exit status,
+// then does the same saved and restored mid-run (the zdtm mode,
+// zdtm_test.go). A case listed in knownBroken is skipped after the native
+// run (unless SNAP_E2E_RUN_BROKEN=1).
 func compare(t *testing.T, key string, argv []string, s spec) {
 	t.Helper()
 	dir := t.TempDir()
+	start := time.Now()
 	native := execute(t, argv, s, dir)
+	took := time.Since(start) // only to pick the zdtm mode's random point
 	if native.status != s.status {
 		t.Fatalf("native %s: status = %d, want %d\nstdout:\n%s\nstderr:\n%s", key, native.status, s.status,
 			clip(native.stdout), clip(native.stderr))
@@ -125,6 +129,9 @@ func compare(t *testing.T, key string, argv []string, s spec) {
 	}
 	if broken && !t.Failed() {
 		t.Logf("known broken case %s passed: remove it from knownBroken", key)
+	}
+	if !t.Failed() {
+		compareZdtm(t, key, argv, s, dir, native, took)
 	}
 }
 

@@ -113,7 +113,7 @@ func TestScripts(t *testing.T) {
 				"empty.sh: execve: EACCES",
 				"blank.sh: execve: ENOEXEC",
 			}
-			compare(t, lc.Name+"/scripts", append([]string{runner}, scripts...), spec{want: want})
+			compare(t, lc.Name+"/scripts", append([]string{runner}, scripts...), spec{want: want, zdtm: zdtmSpec{fast: true}})
 		})
 	}
 	// By descriptor: fexecve and execveat name the program /dev/fd/N[/p].
@@ -138,7 +138,7 @@ func TestScripts(t *testing.T) {
 				"fexecve O_PATH elf: exit 0",
 			}
 			argv := []string{runner, filepath.Join(dir, "show.sh"), dir, "show.sh", show}
-			compare(t, lc.Name+"/fexecscript", argv, spec{want: want})
+			compare(t, lc.Name+"/fexecscript", argv, spec{want: want, zdtm: zdtmSpec{fast: true}})
 		})
 	}
 	t.Run("snap-run", func(t *testing.T) {
@@ -163,7 +163,7 @@ func TestScripts(t *testing.T) {
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				argv := append([]string{filepath.Join(dir, tc.args[0])}, tc.args[1:]...)
-				compare(t, "scripts/"+tc.name, argv, spec{status: tc.status, want: tc.want})
+				compare(t, "scripts/"+tc.name, argv, spec{status: tc.status, want: tc.want, zdtm: zdtmSpec{fast: true}})
 			})
 		}
 	})
