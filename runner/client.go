@@ -203,7 +203,7 @@ func Kill(ctx context.Context, sd StateDir, id string, sig int) error {
 	}
 	defer c.Close()
 	_, err = c.Call(ctx, Request{Type: ReqKill, Signal: sig}, nil)
-	return err
+	return callEnded(ctx, sd, id, err)
 }
 
 // Wait waits until the program of sandbox id has ended and returns how. If
@@ -264,6 +264,34 @@ func waitOnce(ctx context.Context, sd StateDir, id string) (ExitStatus, error) {
 	return *r.Exit, nil
 }
 
+// callEnded returns err, the failure of a call to sandbox id, unless the
+// connection broke because the sandbox ended meanwhile (its program exited
+// while the request was on its way): then the error says so and matches
+// ErrNotRunning or ErrSentryDied, as a request made a moment later would.
+// The sentry records its final status before it closes its socket; a
+// sentry killed outright is marked dead by the lookup.
+func callEnded(ctx context.Context, sd StateDir, id string, err error) error {
+	var re *RemoteError
+	if err == nil || errors.As(err, &re) || ctx.Err() != nil {
+		return err
+	}
+	for attempt := 0; attempt < 50; attempt++ {
+		m, lerr := sd.Lookup(id)
+		if lerr != nil {
+			return err
+		}
+		if Ended(m.Status) {
+			return endedError(m)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return err
+}
+
 // Save checkpoints sandbox id as req says and returns the image URI.
 // progress receives the sentry's progress events (it may be nil).
 func Save(ctx context.Context, sd StateDir, id string, req SaveRequest, progress func(Progress)) (string, error) {
@@ -277,7 +305,7 @@ func Save(ctx context.Context, sd StateDir, id string, req SaveRequest, progress
 	}
 	r, err := c.Call(ctx, Request{Type: ReqSave, Save: &req}, progress)
 	if err != nil {
-		return "", err
+		return "", callEnded(ctx, sd, id, err)
 	}
 	if r.URI == "" {
 		return "", fmt.Errorf("%w: save response without image URI", ErrProtocol)

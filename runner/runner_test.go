@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -462,5 +463,39 @@ func TestLongStateDir(t *testing.T) {
 	st, err := Wait(context.Background(), sd, m.ID)
 	if err != nil || st.Code != 3 {
 		t.Errorf("Wait() with socket path of %d bytes = %v, %v, want exit 3", len(sd.SocketPath(m.ID)), st, err)
+	}
+}
+
+// TestCallEnded: a request whose connection broke because the sandbox
+// ended meanwhile (its program exited as a save arrived, and the sentry
+// closed its socket) fails with ErrNotRunning and says the program ended;
+// other failures stay as they are.
+func TestCallEnded(t *testing.T) {
+	sd := StateDir{Root: t.TempDir()}
+	ctx := context.Background()
+	broken := fmt.Errorf("read unix: %w", syscall.ECONNRESET)
+	write := func(id, status string) {
+		t.Helper()
+		if err := os.MkdirAll(sd.Dir(id), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		m := &Metadata{Version: 1, ID: id, Status: status, Exit: &ExitStatus{Code: 3}}
+		if err := WriteMetadata(sd.Dir(id), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("ended", StatusExited)
+	if err := callEnded(ctx, sd, "ended", broken); !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), "program ended") {
+		t.Errorf("callEnded(exited sandbox, %v) = %v, want ErrNotRunning: the program ended", broken, err)
+	}
+	remote := &RemoteError{Code: "busy", Message: "busy"}
+	if err := callEnded(ctx, sd, "ended", remote); err != remote {
+		t.Errorf("callEnded(exited sandbox, a sentry's answer) = %v, want the answer", err)
+	}
+	if err := callEnded(ctx, sd, "nosuch", broken); err != broken {
+		t.Errorf("callEnded(unknown sandbox, %v) = %v, want it unchanged", broken, err)
+	}
+	if err := callEnded(ctx, sd, "ended", nil); err != nil {
+		t.Errorf("callEnded(nil) = %v, want nil", err)
 	}
 }
