@@ -332,10 +332,10 @@ func (b *s3Backend) remove(ctx context.Context, name string) error {
 	return err
 }
 
-func (b *s3Backend) prune(ctx context.Context, olderThan time.Duration) (int, error) {
+func (b *s3Backend) prune(ctx context.Context, olderThan time.Duration) ([]string, error) {
 	resp, _, err := b.do(ctx, &s3wire.Msg{Op: s3wire.OpPrune, N: int64(olderThan)})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return int(resp.N), nil
+	return resp.Names, nil
 }

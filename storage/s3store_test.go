@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"runtime"
 	"sort"
 	"strings"
@@ -55,11 +56,14 @@ func s3Objects(t *testing.T, c *minio.Client, s storage.Store) []string {
 		}
 		out = append(out, strings.TrimPrefix(o.Key, prefix))
 	}
-	for u := range c.ListIncompleteUploads(ctx, bucket, prefix, true) {
+	// MinIO lists uploads for an empty prefix or an exact key only.
+	for u := range c.ListIncompleteUploads(ctx, bucket, "", true) {
 		if u.Err != nil {
 			t.Fatalf("list uploads %s: %v", bucket, u.Err)
 		}
-		out = append(out, "upload:"+strings.TrimPrefix(u.Key, prefix))
+		if strings.HasPrefix(u.Key, prefix) {
+			out = append(out, "upload:"+strings.TrimPrefix(u.Key, prefix))
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -272,4 +276,61 @@ func TestS3URIFromEnv(t *testing.T) {
 	if ents, err := s.List(ctx); err != nil || len(ents) != 1 || ents[0].URI != uri {
 		t.Errorf("List(s3://env/team/images) = %+v, %v; want just %s", ents, err, uri)
 	}
+}
+
+// TestS3PrivateAndPrune: what a save writes to S3 is not readable without
+// credentials (no public ACL or policy is set), and Prune removes an
+// incomplete multipart upload and an unreferenced generation once old
+// enough, says what it removed, and leaves the published image alone.
+func TestS3PrivateAndPrune(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "priv")
+	c := srv.Client(t)
+	s := newS3Store(t, srv, "priv", "p")
+	writeSmallImage(t, s, "img")
+	ctx := context.Background()
+
+	for _, path := range []string{"/priv/p/img/manifest", "/priv/", "/priv/?list-type=2"} {
+		resp, err := http.Get("http://" + srv.Endpoint + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("anonymous GET %s = %s, want 403 Forbidden", path, resp.Status)
+		}
+	}
+	if p, err := c.GetBucketPolicy(ctx, "priv"); err != nil || p != "" {
+		t.Errorf("bucket policy = %q, %v; want none", p, err)
+	}
+
+	// What a killed writer leaves: an upload never completed and a
+	// generation no manifest names.
+	core := minio.Core{Client: c}
+	if _, err := core.NewMultipartUpload(ctx, "priv", "p/dead/g-0badc0de/memory.bin", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, "priv", "p/dead/g-0badc0de/state.zst", strings.NewReader("x"), 1, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Prune(ctx, time.Hour); err != nil || len(got) != 0 {
+		t.Errorf("Prune(1h) = %q, %v; want nothing removed (all is young)", got, err)
+	}
+	got, err := s.Prune(ctx, 0)
+	want := []string{"s3://priv/p/dead/g-0badc0de/memory.bin (incomplete upload)", "s3://priv/p/dead/g-0badc0de/state.zst"}
+	if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("Prune(0) = %q, %v; want %q", got, err, want)
+	}
+	objs := s3Objects(t, c, s)
+	if len(objs) != 4 || !strings.HasPrefix(objs[0], "img/") {
+		t.Errorf("after Prune the store holds %q, want the 4 objects of img", objs)
+	}
+	img, err := s.Open(ctx, "img")
+	if err != nil {
+		t.Fatalf("Open(img) after Prune = %v", err)
+	}
+	if err := img.Verify(ctx); err != nil {
+		t.Errorf("Verify(img) after Prune = %v", err)
+	}
+	img.Close()
 }

@@ -38,9 +38,10 @@ type Manager interface {
 	Delete(ctx context.Context, name string) error
 	// Prune deletes what killed or crashed writers left behind (staging
 	// directories, unreferenced blobs, incomplete multipart uploads) that is
-	// older than olderThan, and returns how many items it removed. Use an
-	// age that no live writer reaches.
-	Prune(ctx context.Context, olderThan time.Duration) (int, error)
+	// older than olderThan, and returns what it removed (URIs), also when
+	// it fails midway. It never touches a published image. Use an age that
+	// no live writer reaches.
+	Prune(ctx context.Context, olderThan time.Duration) ([]string, error)
 }
 
 // Store is a place where images are kept: a local directory (NewFileStore)
@@ -222,10 +223,10 @@ func (s *store) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
-func (s *store) Prune(ctx context.Context, olderThan time.Duration) (int, error) {
-	n, err := s.b.prune(ctx, olderThan)
+func (s *store) Prune(ctx context.Context, olderThan time.Duration) ([]string, error) {
+	removed, err := s.b.prune(ctx, olderThan)
 	if err != nil {
-		return n, fmt.Errorf("prune %s: %w", s.b.storeURI(), err)
+		return removed, fmt.Errorf("prune %s: %w", s.b.storeURI(), err)
 	}
-	return n, nil
+	return removed, nil
 }

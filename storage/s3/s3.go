@@ -268,23 +268,26 @@ func (s *Staging) Abort() error {
 }
 
 // removePrefix deletes every object under prefix last modified more than
-// olderThan ago.
-func (b *Backend) removePrefix(ctx context.Context, prefix string, olderThan time.Duration) (int, error) {
-	n := 0
+// olderThan ago and returns their URIs.
+func (b *Backend) removePrefix(ctx context.Context, prefix string, olderThan time.Duration) ([]string, error) {
+	var removed []string
 	for o := range b.c.ListObjects(ctx, b.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if o.Err != nil {
-			return n, mapS3Err(o.Err)
+			return removed, mapS3Err(o.Err)
 		}
 		if time.Since(o.LastModified) < olderThan {
 			continue
 		}
 		if err := b.c.RemoveObject(ctx, b.cfg.Bucket, o.Key, minio.RemoveObjectOptions{}); err != nil {
-			return n, mapS3Err(err)
+			return removed, mapS3Err(err)
 		}
-		n++
+		removed = append(removed, b.keyURI(o.Key))
 	}
-	return n, nil
+	return removed, nil
 }
+
+// keyURI returns the URI of object key of the bucket.
+func (b *Backend) keyURI(key string) string { return "s3://" + b.cfg.Bucket + "/" + key }
 
 // Open returns a handle on image name. It does no I/O: a missing image
 // shows as ErrNotFound from Manifest.
@@ -419,30 +422,35 @@ func (b *Backend) Remove(ctx context.Context, name string) error {
 }
 
 // Prune deletes incomplete uploads and the blobs of generations no manifest
-// refers to, older than olderThan, and returns how many it deleted.
-func (b *Backend) Prune(ctx context.Context, olderThan time.Duration) (int, error) {
+// refers to, older than olderThan, and returns the URIs of what it
+// deleted (an incomplete upload as its object's URI and "(incomplete
+// upload)"). A published image is never touched.
+func (b *Backend) Prune(ctx context.Context, olderThan time.Duration) ([]string, error) {
 	prefix := b.obj() + "/"
 	if prefix == "/" {
 		prefix = ""
 	}
-	n := 0
-	for u := range b.c.ListIncompleteUploads(ctx, b.cfg.Bucket, prefix, true) {
+	var removed []string
+	// The whole bucket's uploads, filtered here: MinIO lists an upload
+	// only for an empty prefix or its exact key, not for a shorter
+	// prefix.
+	for u := range b.c.ListIncompleteUploads(ctx, b.cfg.Bucket, "", true) {
 		if u.Err != nil {
-			return n, mapS3Err(u.Err)
+			return removed, mapS3Err(u.Err)
 		}
-		if time.Since(u.Initiated) < olderThan {
+		if !strings.HasPrefix(u.Key, prefix) || time.Since(u.Initiated) < olderThan {
 			continue
 		}
 		if err := b.c.RemoveIncompleteUpload(ctx, b.cfg.Bucket, u.Key); err != nil && !errors.Is(mapS3Err(err), storage.ErrNotFound) {
-			return n, err
+			return removed, mapS3Err(err)
 		}
-		n++
+		removed = append(removed, b.keyURI(u.Key)+" (incomplete upload)")
 	}
 	// Blobs of generations no manifest refers to.
 	gens := map[string]bool{} // "NAME/g-GEN"
 	for o := range b.c.ListObjects(ctx, b.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if o.Err != nil {
-			return n, mapS3Err(o.Err)
+			return removed, mapS3Err(o.Err)
 		}
 		parts := strings.Split(strings.TrimPrefix(o.Key, prefix), "/")
 		if len(parts) == 3 && strings.HasPrefix(parts[1], "g-") {
@@ -463,7 +471,7 @@ func (b *Backend) Prune(ctx context.Context, olderThan time.Duration) (int, erro
 			case errors.Is(err, storage.ErrNotFound):
 				cur = ""
 			case err != nil:
-				return n, err
+				return removed, err
 			default:
 				cur = skipGen
 				if m, err := storage.ParseManifest(mb); err == nil {
@@ -476,10 +484,10 @@ func (b *Backend) Prune(ctx context.Context, olderThan time.Duration) (int, erro
 			continue
 		}
 		k, err := b.removePrefix(ctx, b.obj(name, gen)+"/", olderThan)
-		n += k
+		removed = append(removed, k...)
 		if err != nil {
-			return n, err
+			return removed, err
 		}
 	}
-	return n, nil
+	return removed, nil
 }

@@ -410,8 +410,7 @@ func (s *server) do(root, rctx context.Context, m *s3wire.Msg, payload []byte, r
 		if err != nil {
 			return err
 		}
-		n, err := b.Prune(rctx, time.Duration(m.N))
-		resp.N = int64(n)
+		resp.Names, err = b.Prune(rctx, time.Duration(m.N))
 		return err
 	}
 	return fmt.Errorf("s3 helper: unknown request op %d: %w", m.Op, s3wire.ErrProtocol)

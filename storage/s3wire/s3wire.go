@@ -111,7 +111,7 @@ const (
 	// OpRemove removes image Name of backend Obj.
 	OpRemove
 	// OpPrune prunes backend Obj of leftovers older than N nanoseconds and
-	// returns the number of removed items (N).
+	// returns the URIs of what it removed (Names).
 	OpPrune
 	// OpCancel cancels request ID or staging Obj; no response.
 	OpCancel
