@@ -3,10 +3,12 @@ package storage_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -206,7 +208,9 @@ func TestGolden(t *testing.T) {
 		t.Skip("golden images are amd64 images")
 	}
 	ctx := context.Background()
-	cur := filepath.Join("testdata", "golden", "v1.0")
+	cur := filepath.Join("testdata", "golden", fmt.Sprintf("v%d.%d", storage.FormatMajor, storage.FormatMinor))
+	// Golden images from 1.1 on are signed with this key.
+	goldenKey := ed25519.NewKeyFromSeed([]byte("snapshotter golden image key 32b"))
 	mem := make([]byte, 2<<20)
 	storetest.FillMixed(mem[:1<<20], 0)
 	storetest.FillPage(mem[(2<<20)-4096:], storetest.KindRandom, 7)
@@ -214,7 +218,7 @@ func TestGolden(t *testing.T) {
 	if *updateGolden {
 		os.RemoveAll(cur)
 		s, _ := storage.NewFileStore(cur)
-		w, err := s.Create(ctx, "mixed", storage.CreateOptions{Metadata: map[string]string{"program": "golden"}, SnapVersion: "golden"})
+		w, err := s.Create(ctx, "mixed", storage.CreateOptions{Metadata: map[string]string{"program": "golden"}, SnapVersion: "golden", SignKey: goldenKey})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,6 +245,11 @@ func TestGolden(t *testing.T) {
 			defer img.Close()
 			if err := img.Verify(ctx); err != nil {
 				t.Fatalf("Verify(golden %s) = %v", dir, err)
+			}
+			if img.Manifest().Minor >= 1 {
+				if err := img.Check(ctx, storage.OpenOptions{VerifyKey: goldenKey.Public().(ed25519.PublicKey)}); err != nil {
+					t.Errorf("Check(golden %s, verify) = %v", dir, err)
+				}
 			}
 			got := make([]byte, len(mem))
 			if err := img.ReadMemoryTo(ctx, func(off uint64, n int) ([]byte, error) { return got[off : off+uint64(n)], nil }); err != nil {
