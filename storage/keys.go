@@ -1,9 +1,9 @@
 package storage
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -23,6 +23,17 @@ import (
 // maxKeyFile bounds a key file: a PEM ed25519 key is about 120 bytes.
 const maxKeyFile = 64 << 10
 
+// An ed25519 key's DER encodings are fixed prefixes followed by the key
+// bytes (RFC 8410), so they are written and read here without
+// crypto/x509, which snap would otherwise link for this alone:
+//
+//	PKCS #8 private key: pkcs8Prefix | 32-byte seed
+//	PKIX public key:     pkixPrefix  | 32-byte public key
+var (
+	pkcs8Prefix = []byte{0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20}
+	pkixPrefix  = []byte{0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00}
+)
+
 // GenerateKeyFiles writes a new ed25519 key pair: the private key to
 // privPath (mode 0600) and the public key to pubPath (0644). Neither file
 // may exist (ErrAlreadyExists); on failure neither is left behind.
@@ -31,14 +42,8 @@ func GenerateKeyFiles(privPath, pubPath string) error {
 	if err != nil {
 		return fmt.Errorf("generate key: %w", err)
 	}
-	privDER, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return fmt.Errorf("encode private key: %w", err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return fmt.Errorf("encode public key: %w", err)
-	}
+	privDER := append(append([]byte{}, pkcs8Prefix...), priv.Seed()...)
+	pubDER := append(append([]byte{}, pkixPrefix...), pub...)
 	if err := writeNew(privPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}), 0o600); err != nil {
 		return err
 	}
@@ -107,15 +112,11 @@ func ReadPrivateKey(path string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("key %s: %v: %w", path, err, ErrInvalidArgument)
+	seed, ok := bytes.CutPrefix(der, pkcs8Prefix)
+	if !ok || len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("key %s: not an ed25519 private key (PKCS #8): %w", path, ErrInvalidArgument)
 	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("key %s: a %T, want an ed25519 private key: %w", path, k, ErrInvalidArgument)
-	}
-	return priv, nil
+	return ed25519.NewKeyFromSeed(seed), nil
 }
 
 // ReadPublicKey reads an ed25519 public key (PEM "PUBLIC KEY", PKIX) for
@@ -125,13 +126,9 @@ func ReadPublicKey(path string) (ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := x509.ParsePKIXPublicKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("key %s: %v: %w", path, err, ErrInvalidArgument)
+	key, ok := bytes.CutPrefix(der, pkixPrefix)
+	if !ok || len(key) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("key %s: not an ed25519 public key (PKIX): %w", path, ErrInvalidArgument)
 	}
-	pub, ok := k.(ed25519.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("key %s: a %T, want an ed25519 public key: %w", path, k, ErrInvalidArgument)
-	}
-	return pub, nil
+	return ed25519.PublicKey(bytes.Clone(key)), nil
 }

@@ -264,7 +264,8 @@ func flipFile(t *testing.T, p string, off int) {
 // checksum (storetest.RewriteChunk).
 func forgeChunk(t *testing.T, dir string) {
 	t.Helper()
-	if err := storetest.RewriteChunk(dir, 0, func(raw []byte) { raw[100] ^= 0xff }); err != nil {
-		t.Fatal(err)
+	n, err := storetest.RewriteChunks(dir, func(raw []byte) bool { raw[100] ^= 0xff; return true })
+	if err != nil || n != 1 {
+		t.Fatalf("RewriteChunks = %d, %v; want 1 chunk changed", n, err)
 	}
 }

@@ -22,73 +22,71 @@ const (
 	idxRecord = 72
 )
 
-// RewriteChunk rewrites chunk i of the image in file-store directory dir
-// as an attacker who knows the format would: its payload decoded, edited
-// by edit (the chunk's present pages, packed), encoded again, and every
-// checksum that covers it redone (the chunk's CRC-32C, the index's
-// SHA-256 in the manifest, the manifest's checksum). A signature block, if
-// any, is kept as it was. Images with S2 chunks or raw chunks only.
-func RewriteChunk(dir string, i int, edit func(raw []byte)) error {
+// RewriteChunks rewrites the memory chunks of the image in file-store
+// directory dir as an attacker who knows the format would: each payload is
+// decoded and handed to edit (the chunk's present pages, packed), which
+// changes it in place and reports whether it did; changed chunks are
+// encoded again and every checksum that covers them redone (their CRC-32C,
+// the index's SHA-256 in the manifest, the memory blob's SHA-256 if
+// present, the manifest's checksum). A signature block, if any, is kept as
+// it was. It returns how many chunks changed. Images with S2 chunks only.
+func RewriteChunks(dir string, edit func(raw []byte) bool) (int, error) {
 	mb, err := os.ReadFile(filepath.Join(dir, "manifest"))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	m, err := storage.ParseManifest(mb)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if m.Compression.Algorithm != storage.CodecS2 {
-		return fmt.Errorf("rewrite chunk: %s chunks not supported", m.Compression.Algorithm)
+		return 0, fmt.Errorf("rewrite chunks: %s chunks not supported", m.Compression.Algorithm)
 	}
 	idx, err := os.ReadFile(filepath.Join(dir, m.Index.Key))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	mem, err := os.ReadFile(filepath.Join(dir, m.Memory.Key))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	chunks, err := storage.ParseIndex(idx, m)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if i < 0 || i >= len(chunks) {
-		return fmt.Errorf("rewrite chunk %d of %d", i, len(chunks))
-	}
-	c := chunks[i]
-	payload := mem[c.Stored : c.Stored+uint64(c.StoredLen)]
-	raw := bytes.Clone(payload)
-	if c.Flags&1 == 0 {
-		if raw, err = s2.Decode(nil, payload); err != nil {
-			return fmt.Errorf("rewrite chunk %d: %w", i, err)
+	var newMem []byte
+	changed := 0
+	for i, c := range chunks {
+		stored := mem[c.Stored : c.Stored+uint64(c.StoredLen)]
+		raw := bytes.Clone(stored)
+		if c.Flags&1 == 0 {
+			if raw, err = s2.Decode(nil, stored); err != nil {
+				return 0, fmt.Errorf("rewrite chunk %d: %w", i, err)
+			}
 		}
-	}
-	edit(raw)
-	stored := raw
-	if c.Flags&1 == 0 {
-		stored = s2.EncodeBetter(nil, raw)
-	}
-	delta := int64(len(stored)) - int64(len(payload))
-	newMem := append(append(bytes.Clone(mem[:c.Stored]), stored...), mem[c.Stored+uint64(c.StoredLen):]...)
-	rec := idx[idxHeader+i*idxRecord:]
-	binary.LittleEndian.PutUint32(rec[24:], uint32(len(stored)))
-	binary.LittleEndian.PutUint32(rec[32:], crc32.Checksum(stored, crc32.MakeTable(crc32.Castagnoli)))
-	for j := i + 1; j < len(chunks); j++ {
-		r := idx[idxHeader+j*idxRecord:]
-		binary.LittleEndian.PutUint64(r[16:], uint64(int64(binary.LittleEndian.Uint64(r[16:]))+delta))
+		if edit(raw) {
+			changed++
+			stored = raw
+			if c.Flags&1 == 0 {
+				stored = s2.EncodeBetter(nil, raw)
+			}
+		}
+		rec := idx[idxHeader+i*idxRecord:]
+		binary.LittleEndian.PutUint64(rec[16:], uint64(len(newMem)))
+		binary.LittleEndian.PutUint32(rec[24:], uint32(len(stored)))
+		binary.LittleEndian.PutUint32(rec[32:], crc32.Checksum(stored, crc32.MakeTable(crc32.Castagnoli)))
+		newMem = append(newMem, stored...)
 	}
 	sum := sha256.Sum256(idx)
 	m.Index.SHA256 = hex.EncodeToString(sum[:])
 	m.Memory.Size = int64(len(newMem))
 	if m.Memory.SHA256 != "" {
-		// What a signature would need: the attacker can redo it, but not
-		// the signature.
 		ms := sha256.Sum256(newMem)
 		m.Memory.SHA256 = hex.EncodeToString(ms[:])
 	}
 	out, err := storage.MarshalManifest(m)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if m.Signer != nil {
 		out = append(out, mb[len(mb)-(8+32+64):]...)
@@ -98,8 +96,8 @@ func RewriteChunk(dir string, i int, edit func(raw []byte)) error {
 		b    []byte
 	}{{m.Memory.Key, newMem}, {m.Index.Key, idx}, {"manifest", out}} {
 		if err := os.WriteFile(filepath.Join(dir, f.name), f.b, 0o600); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return changed, nil
 }
