@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"snapshotter/kernel"
+	"snapshotter/storage"
 )
 
 // copyImage copies image name of the test's default file store to a new
@@ -30,6 +33,23 @@ func (e *env) copyImage(name, to string) string {
 		}
 	}
 	return dst
+}
+
+// editManifest rewrites the manifest of the image in dir through f, with a
+// valid checksum.
+func editManifest(t *testing.T, dir string, f func(m *storage.Manifest)) {
+	t.Helper()
+	edit(t, filepath.Join(dir, "manifest"), func(b []byte) []byte {
+		m, err := storage.ParseManifest(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f(m)
+		if b, err = storage.MarshalManifest(m); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
 }
 
 // edit rewrites file path with f.
@@ -70,12 +90,23 @@ func TestBadInput(t *testing.T) {
 		}, "not found"},
 		{"newer major version", func(dir string) {
 			edit(t, filepath.Join(dir, "manifest"), func(b []byte) []byte { b[8]++; return b })
-		}, "format 2.0"},
+		}, "format 2."},
+		{"bytes appended to memory", func(dir string) {
+			edit(t, filepath.Join(dir, "memory.bin"), func(b []byte) []byte { return append(b, 0) })
+		}, "memory blob"},
+		{"state rawSize wrong", func(dir string) {
+			editManifest(t, dir, func(m *storage.Manifest) { m.State.RawSize-- })
+		}, "rawSize"},
+		{"memory over the reservation", func(dir string) {
+			editManifest(t, dir, func(m *storage.Manifest) { m.MemorySize = kernel.MaxMemorySize + storage.PageSize })
+		}, "over the"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := strings.ReplaceAll(tc.name, " ", "-")
 			tc.break_(e.copyImage("good", name))
-			for _, args := range [][]string{{"restore", name}, {"restore", name, "-d", "--id", "bad-" + name}} {
+			// inspect and restore open images through one path: both
+			// refuse the same images, for the same reason.
+			for _, args := range [][]string{{"inspect", name}, {"restore", name}, {"restore", name, "-d", "--id", "bad-" + name}} {
 				msg := e.mustFail(args...)
 				if !strings.Contains(msg, tc.want) {
 					t.Errorf("snap %s: stderr %q, want it to say %q", strings.Join(args, " "), msg, tc.want)

@@ -46,6 +46,10 @@ func init() {
 			code string
 			err  error
 		}{"invalid", storage.ErrInvalidArgument},
+		struct {
+			code string
+			err  error
+		}{"signature", storage.ErrSignature},
 	)
 }
 
@@ -115,6 +119,7 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 	w, err := storage.CreateImage(ctx, to, req.Store, storage.CreateOptions{
 		Metadata: meta, SnapVersion: s.opts.Version,
 		Codec: req.Compression, Level: req.Level, Progress: report,
+		SignKey: req.SignKey,
 	})
 	if err != nil {
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)

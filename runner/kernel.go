@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,9 @@ type KernelOptions struct {
 	Version string
 	// Diag receives the runner's own diagnostics (timings); nil: none.
 	Diag *log.Logger
+	// VerifyKey, on restore, requires the image to be signed by this key
+	// (see OpenImage); nil accepts unsigned images.
+	VerifyKey ed25519.PublicKey
 }
 
 // KernelSandbox is a Sandbox running on a kernel.Kernel in this process.

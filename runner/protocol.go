@@ -67,6 +67,10 @@ type SaveRequest struct {
 	// Level is the codec's level; 0 means its default (see
 	// storage.CreateOptions.Level).
 	Level int `msgpack:"level,omitempty"`
+	// SignKey, if set, is the ed25519 private key that signs the image
+	// (storage.CreateOptions.SignKey), read from the client's key file:
+	// the sentry keeps no key of its own.
+	SignKey []byte `msgpack:"sign_key,omitempty"`
 	// Env holds the client's values of SaveEnvKeys (absent: unset), so that
 	// the store is reached as the client would reach it, whatever the
 	// sentry's own environment was when it started.

@@ -57,8 +57,8 @@ func TestImagesInspectRm(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &r) != nil {
 		t.Fatalf("snap inspect --json = %q, %v", out, err)
 	}
-	if !r.ChecksumsOK || r.Chunks != 1 || r.MemorySize != 2*storage.PageSize || r.MemoryData != storage.PageSize || r.Format != "1.0" {
-		t.Errorf("snap inspect --json = %+v; want verified, 1 chunk, 8 KiB memory with 4 KiB data, format 1.0", r)
+	if !r.ChecksumsOK || r.Chunks != 1 || r.MemorySize != 2*storage.PageSize || r.MemoryData != storage.PageSize || r.Format != "1.1" {
+		t.Errorf("snap inspect --json = %+v; want verified, 1 chunk, 8 KiB memory with 4 KiB data, format 1.1", r)
 	}
 
 	// Damage a chunk: inspect reports it and fails.
