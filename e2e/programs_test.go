@@ -93,6 +93,7 @@ var cCases = []cCase{
 	// without a checkpoint so that they are known to work under snap at all.
 	{name: "counter", prog: "counter", spec: spec{args: []string{"3"}, want: []string{"count 1 sum OK", "count 3 sum OK"}}},
 	{name: "sleeper", prog: "sleeper", spec: spec{args: []string{"3"}, want: []string{"slept 1", "slept 3"}}},
+	{name: "randmem", prog: "randmem", spec: spec{args: []string{"4", "2"}, want: []string{"filled 4 MiB", "tick 2 sum OK"}}},
 	{name: "stdinreader", prog: "stdinreader", spec: spec{
 		stdin: "one\ntwo words\n\nlast without newline",
 		want:  []string{"ready", "got: one", "got: two words", "got: ", "got: last without newline", "eof after 4 lines"},

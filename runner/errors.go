@@ -24,6 +24,10 @@ var (
 	// ErrBusy means the sandbox is already doing an exclusive operation
 	// (such as a save) and refuses another one now.
 	ErrBusy = errors.New("sandbox is busy")
+	// ErrSaveTimeout means a save did not finish within its deadline
+	// (snap save --timeout): it was aborted, nothing was published, and the
+	// sandbox runs on.
+	ErrSaveTimeout = errors.New("save timed out")
 	// ErrUnsupported means the sandbox does not implement the request.
 	ErrUnsupported = errors.New("operation not supported by this sandbox")
 )

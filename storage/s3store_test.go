@@ -334,3 +334,40 @@ func TestS3PrivateAndPrune(t *testing.T) {
 	}
 	img.Close()
 }
+
+// TestS3StoppedServer: requests to a server that accepts connections but
+// answers nothing (SIGSTOP) fail on the store's request deadlines, even
+// without a context deadline, instead of waiting forever.
+func TestS3StoppedServer(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "stopped")
+	s, err := storage.NewS3Store(context.Background(), storage.S3Config{
+		Endpoint: srv.Endpoint, AccessKey: miniotest.AccessKey, SecretKey: miniotest.SecretKey,
+		Bucket: "stopped", MaxRetries: 1,
+		DialTimeout: time.Second, HeaderTimeout: time.Second, IdleTimeout: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSmallImage(t, s, "img")
+	srv.Pause()
+	defer srv.Resume()
+	ctx := context.Background()
+	within(t, "List", func() {
+		if _, err := s.List(ctx); err == nil {
+			t.Errorf("List with the server stopped = nil error, want a timeout")
+		}
+	})
+	within(t, "Open", func() {
+		if img, err := s.Open(ctx, "img"); err == nil {
+			img.Close()
+			t.Errorf("Open with the server stopped = nil error, want a timeout")
+		}
+	})
+	within(t, "Create", func() {
+		if w, err := s.Create(ctx, "new", storage.CreateOptions{}); err == nil {
+			w.Abort()
+			t.Errorf("Create with the server stopped = nil error, want a timeout")
+		}
+	})
+}

@@ -18,12 +18,14 @@ package s3
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path"
 	"sort"
@@ -68,13 +70,63 @@ func New(cfg storage.S3Config) (*Backend, error) {
 			&credentials.EnvAWS{}, &credentials.EnvMinio{}, &credentials.FileAWSCredentials{},
 		})
 	}
+	tr, err := transport(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("s3 store %s: %w", cfg.Endpoint, err)
+	}
 	c, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds: creds, Secure: cfg.Secure, Region: cfg.Region, MaxRetries: cfg.MaxRetries,
+		Creds: creds, Secure: cfg.Secure, Region: cfg.Region, MaxRetries: cfg.MaxRetries, Transport: tr,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 store %s: %w", cfg.Endpoint, err)
 	}
 	return &Backend{c: c, cfg: cfg}, nil
+}
+
+// transport is minio-go's default transport with cfg's request deadlines
+// (defaults applied to cfg): dial, response headers, and an idle deadline
+// on every connection.
+func transport(cfg *storage.S3Config) (*http.Transport, error) {
+	cfg.DialTimeout = cmp.Or(cfg.DialTimeout, storage.DefaultS3DialTimeout)
+	cfg.HeaderTimeout = cmp.Or(cfg.HeaderTimeout, storage.DefaultS3HeaderTimeout)
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, storage.DefaultS3IdleTimeout)
+	tr, err := minio.DefaultTransport(cfg.Secure)
+	if err != nil {
+		return nil, err
+	}
+	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	idle := cfg.IdleTimeout
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &idleConn{Conn: c, idle: idle}, nil
+	}
+	tr.ResponseHeaderTimeout = cfg.HeaderTimeout
+	return tr, nil
+}
+
+// idleConn fails a read or write that moves no byte for idle: a server
+// that stopped midway (a part upload, a ranged read) ends the request
+// instead of holding it, and minio-go retries or reports it.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.idle)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
 }
 
 // URI returns the store's URI, s3://bucket/prefix.

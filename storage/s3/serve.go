@@ -290,6 +290,7 @@ func (s *server) do(root, rctx context.Context, m *s3wire.Msg, payload []byte, r
 			Endpoint: c.Endpoint, Secure: c.Secure, Region: c.Region,
 			AccessKey: c.AccessKey, SecretKey: c.SecretKey, SessionToken: c.SessionToken,
 			Bucket: c.Bucket, Prefix: c.Prefix, PartSize: c.PartSize, Threads: c.Threads, MaxRetries: c.MaxRetries,
+			DialTimeout: c.DialTimeout, HeaderTimeout: c.HeaderTimeout, IdleTimeout: c.IdleTimeout,
 		})
 		if err != nil {
 			return err

@@ -43,6 +43,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -154,6 +155,10 @@ type Config struct {
 	PartSize     uint64 `msgpack:"part_size,omitempty"`
 	Threads      int    `msgpack:"threads,omitempty"`
 	MaxRetries   int    `msgpack:"max_retries,omitempty"`
+	// Request deadlines; zero takes the helper's defaults.
+	DialTimeout   time.Duration `msgpack:"dial_timeout,omitempty"`
+	HeaderTimeout time.Duration `msgpack:"header_timeout,omitempty"`
+	IdleTimeout   time.Duration `msgpack:"idle_timeout,omitempty"`
 }
 
 // Msg is the header of a frame. Which fields mean something depends on Op
