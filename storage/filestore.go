@@ -323,13 +323,39 @@ func fileKind(mode uint32) string {
 	return fmt.Sprintf("file of type %#o", mode&unix.S_IFMT)
 }
 
+// openRoot opens the store directory. It may be reached through symbolic
+// links (the user named it), but must be a directory: O_DIRECTORY and
+// O_NONBLOCK keep a FIFO given as a store from blocking the open.
+func (f *fileBackend) openRoot() (*os.File, error) {
+	root, err := os.OpenFile(f.root, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, mapFileErr(err)
+	}
+	return root, nil
+}
+
+// readRoot lists the store directory; a missing one is empty.
+func (f *fileBackend) readRoot() ([]fs.DirEntry, error) {
+	root, err := f.openRoot()
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	ents, err := root.ReadDir(-1)
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	return ents, err
+}
+
 // open opens the image directory NAME of the store root. The root itself
 // may be reached through symbolic links (it is the user's choice); nothing
 // below it is.
 func (f *fileBackend) open(_ context.Context, name string) (handle, error) {
-	root, err := os.OpenFile(f.root, os.O_RDONLY|unix.O_DIRECTORY, 0)
+	root, err := f.openRoot()
 	if err != nil {
-		return nil, mapFileErr(err)
+		return nil, err
 	}
 	defer root.Close()
 	d, err := safeOpen(int(root.Fd()), f.root, name, true)
@@ -409,10 +435,7 @@ func (b *fileBlob) size(context.Context) (int64, error) {
 func (b *fileBlob) close() error { return b.f.Close() }
 
 func (f *fileBackend) list(context.Context) ([]string, error) {
-	ents, err := os.ReadDir(f.root)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	ents, err := f.readRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -459,10 +482,7 @@ func (f *fileBackend) pruneStale() {
 }
 
 func (f *fileBackend) prune(_ context.Context, olderThan time.Duration) ([]string, error) {
-	ents, err := os.ReadDir(f.root)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	ents, err := f.readRoot()
 	if err != nil {
 		return nil, err
 	}

@@ -146,6 +146,33 @@ func TestFileStoreHostileEntries(t *testing.T) {
 	}
 }
 
+// TestFileStoreRootFIFO: a store path that names a FIFO is refused at
+// once by every operation instead of blocking it.
+func TestFileStoreRootFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "store")
+	must(t, syscall.Mkfifo(fifo, 0o600))
+	s, err := storage.NewFileStore(fifo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	within(t, "List", func() {
+		if _, err := s.List(ctx); err == nil {
+			t.Errorf("List(FIFO store) = nil error")
+		}
+	})
+	within(t, "Open", func() {
+		if _, err := s.Open(ctx, "img"); err == nil {
+			t.Errorf("Open(FIFO store) = nil error")
+		}
+	})
+	within(t, "Prune", func() {
+		if _, err := s.Prune(ctx, 0); err == nil {
+			t.Errorf("Prune(FIFO store) = nil error")
+		}
+	})
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
