@@ -102,7 +102,8 @@ const DefaultSaveTimeout = 60 * time.Second
 // req.Timeout: past it the save fails with ErrSaveTimeout, the sandbox
 // resumes at once, and the image's leftovers are removed in the
 // background (a store that stopped answering may keep them until
-// snap prune).
+// snap prune); after any other failure they are removed before Save
+// returns.
 func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func(Progress)) (string, error) {
 	timeout := cmp.Or(req.Timeout, DefaultSaveTimeout)
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %v (snap save --timeout)", ErrSaveTimeout, timeout))
@@ -147,12 +148,19 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 	}
 	// After Commit, Abort does nothing. After a failure it deletes what
-	// was written, which against a store that stopped answering takes
-	// until its requests time out: the caller is answered, and the
-	// sandbox resumed (deferred after this), first.
-	// S/R-SAFE: the writer's goroutines have all stopped or are stopped
-	// by Abort; it touches no kernel state.
-	defer func() { go abortImage(w) }()
+	// was written, before the caller is answered (and after the sandbox
+	// resumed: that defer runs first). A save whose deadline passed is
+	// answered at once instead: its store may have stopped answering,
+	// and the abort would wait until its requests time out.
+	defer func() {
+		if ctx.Err() == nil {
+			abortImage(w)
+			return
+		}
+		// S/R-SAFE: the writer's goroutines have all stopped or are
+		// stopped by Abort; it touches no kernel state.
+		go abortImage(w)
+	}()
 
 	t0 := time.Now()
 	progress(Progress{Phase: "pause"})
