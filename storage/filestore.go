@@ -469,16 +469,12 @@ func (f *fileBackend) remove(_ context.Context, name string) error {
 	return os.RemoveAll(old)
 }
 
-// staleAge is the age past which a staging directory of this store is
-// certainly a dead writer's: no save takes a day. Each new write removes
-// such leftovers first (pruneStale); snap prune removes younger ones on
-// request.
-const staleAge = 24 * time.Hour
-
-// pruneStale removes staging and deleting directories older than staleAge.
+// pruneStale removes staging and deleting directories older than
+// DefaultStaleAge, certainly those of killed writers; each new write calls
+// it first, and snap prune removes younger ones on request.
 // It is best effort: a failure leaves them for the next write or snap prune.
 func (f *fileBackend) pruneStale() {
-	_, _ = f.prune(context.Background(), staleAge)
+	_, _ = f.prune(context.Background(), DefaultStaleAge)
 }
 
 func (f *fileBackend) prune(_ context.Context, olderThan time.Duration) ([]string, error) {

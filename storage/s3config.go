@@ -37,7 +37,15 @@ type S3Config struct {
 	// upload or a ranged read that stalls midway). A whole save is bounded
 	// by its context (snap save --timeout).
 	DialTimeout, HeaderTimeout, IdleTimeout time.Duration
+	// StaleAge is the age past which a new write removes the store's
+	// incomplete multipart uploads, certainly those of killed writers
+	// (default DefaultStaleAge); snap prune removes younger ones.
+	StaleAge time.Duration
 }
+
+// DefaultStaleAge is how old a leftover of a killed writer must be for a
+// new write to the same store to remove it: no save takes a day.
+const DefaultStaleAge = 24 * time.Hour
 
 // Default request deadlines of S3Config.
 const (

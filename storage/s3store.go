@@ -67,6 +67,7 @@ func (b *s3Backend) attach(ctx context.Context) (*helperConn, uint64, error) {
 		AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey, SessionToken: cfg.SessionToken,
 		Bucket: cfg.Bucket, Prefix: cfg.Prefix, PartSize: cfg.PartSize, Threads: cfg.Threads, MaxRetries: cfg.MaxRetries,
 		DialTimeout: cfg.DialTimeout, HeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.IdleTimeout,
+		StaleAge: cfg.StaleAge,
 	}}, nil, nil)
 	if err != nil {
 		return nil, 0, err

@@ -371,3 +371,49 @@ func TestS3StoppedServer(t *testing.T) {
 		}
 	})
 }
+
+// TestS3CreatePrunesStale: a new write first aborts the store's
+// incomplete uploads older than StaleAge (a day by default), so a killed
+// writer's upload does not stay forever, and leaves younger ones alone.
+func TestS3CreatePrunesStale(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "stale")
+	c := srv.Client(t)
+	ctx := context.Background()
+	core := minio.Core{Client: c}
+	if _, err := core.NewMultipartUpload(ctx, "stale", "p/dead/g-0badc0de/memory.bin", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	uploads := func() int {
+		n := 0
+		for u := range c.ListIncompleteUploads(ctx, "stale", "", true) {
+			if u.Err != nil {
+				t.Fatal(u.Err)
+			}
+			n++
+		}
+		return n
+	}
+	writeSmallImage(t, newS3Store(t, srv, "stale", "p"), "young")
+	if n := uploads(); n != 1 {
+		t.Errorf("after a write with the default stale age: %d incomplete uploads, want the young one kept", n)
+	}
+	s, err := storage.NewS3Store(ctx, storage.S3Config{
+		Endpoint: srv.Endpoint, AccessKey: miniotest.AccessKey, SecretKey: miniotest.SecretKey,
+		Bucket: "stale", Prefix: "p", StaleAge: time.Nanosecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSmallImage(t, s, "next")
+	if n := uploads(); n != 0 {
+		t.Errorf("after a write with a 1ns stale age: %d incomplete uploads, want none", n)
+	}
+	for _, name := range []string{"young", "next"} {
+		img, err := s.Open(ctx, name)
+		if err != nil {
+			t.Fatalf("Open(%s) = %v", name, err)
+		}
+		img.Close()
+	}
+}

@@ -62,6 +62,7 @@ func New(cfg storage.S3Config) (*Backend, error) {
 	if cfg.MaxRetries <= 0 {
 		cfg.MaxRetries = 5
 	}
+	cfg.StaleAge = cmp.Or(cfg.StaleAge, storage.DefaultStaleAge)
 	var creds *credentials.Credentials
 	if cfg.AccessKey != "" {
 		creds = credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
@@ -155,6 +156,40 @@ func mapS3Err(err error) error {
 		return fmt.Errorf("blob truncated (%v): %w", err, storage.ErrCorrupt)
 	}
 	return err
+}
+
+// pruneUploads aborts the incomplete multipart uploads under the store's
+// prefix started more than olderThan ago and returns their URIs.
+func (b *Backend) pruneUploads(ctx context.Context, olderThan time.Duration) ([]string, error) {
+	prefix := b.obj() + "/"
+	if prefix == "/" {
+		prefix = ""
+	}
+	var removed []string
+	// The whole bucket's uploads, filtered here: MinIO lists an upload
+	// only for an empty prefix or its exact key, not for a shorter
+	// prefix.
+	for u := range b.c.ListIncompleteUploads(ctx, b.cfg.Bucket, "", true) {
+		if u.Err != nil {
+			return removed, mapS3Err(u.Err)
+		}
+		if !strings.HasPrefix(u.Key, prefix) || time.Since(u.Initiated) < olderThan {
+			continue
+		}
+		if err := b.c.RemoveIncompleteUpload(ctx, b.cfg.Bucket, u.Key); err != nil && !errors.Is(mapS3Err(err), storage.ErrNotFound) {
+			return removed, mapS3Err(err)
+		}
+		removed = append(removed, b.keyURI(u.Key)+" (incomplete upload)")
+	}
+	return removed, nil
+}
+
+// PruneStale aborts the store's incomplete multipart uploads older than
+// cfg.StaleAge: what writers killed long ago left, which no live writer
+// can own. A new write calls it first; it is one listing request, and its
+// errors are the next write's or snap prune's to report.
+func (b *Backend) PruneStale(ctx context.Context) {
+	_, _ = b.pruneUploads(ctx, b.cfg.StaleAge)
 }
 
 // Exists reports whether a manifest is published under name. A missing
@@ -482,21 +517,9 @@ func (b *Backend) Prune(ctx context.Context, olderThan time.Duration) ([]string,
 	if prefix == "/" {
 		prefix = ""
 	}
-	var removed []string
-	// The whole bucket's uploads, filtered here: MinIO lists an upload
-	// only for an empty prefix or its exact key, not for a shorter
-	// prefix.
-	for u := range b.c.ListIncompleteUploads(ctx, b.cfg.Bucket, "", true) {
-		if u.Err != nil {
-			return removed, mapS3Err(u.Err)
-		}
-		if !strings.HasPrefix(u.Key, prefix) || time.Since(u.Initiated) < olderThan {
-			continue
-		}
-		if err := b.c.RemoveIncompleteUpload(ctx, b.cfg.Bucket, u.Key); err != nil && !errors.Is(mapS3Err(err), storage.ErrNotFound) {
-			return removed, mapS3Err(err)
-		}
-		removed = append(removed, b.keyURI(u.Key)+" (incomplete upload)")
+	removed, err := b.pruneUploads(ctx, olderThan)
+	if err != nil {
+		return removed, err
 	}
 	// Blobs of generations no manifest refers to.
 	gens := map[string]bool{} // "NAME/g-GEN"

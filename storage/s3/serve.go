@@ -291,6 +291,7 @@ func (s *server) do(root, rctx context.Context, m *s3wire.Msg, payload []byte, r
 			AccessKey: c.AccessKey, SecretKey: c.SecretKey, SessionToken: c.SessionToken,
 			Bucket: c.Bucket, Prefix: c.Prefix, PartSize: c.PartSize, Threads: c.Threads, MaxRetries: c.MaxRetries,
 			DialTimeout: c.DialTimeout, HeaderTimeout: c.HeaderTimeout, IdleTimeout: c.IdleTimeout,
+			StaleAge: c.StaleAge,
 		})
 		if err != nil {
 			return err
@@ -308,6 +309,7 @@ func (s *server) do(root, rctx context.Context, m *s3wire.Msg, payload []byte, r
 		if err != nil {
 			return err
 		}
+		b.PruneStale(rctx)
 		sctx, cancel := context.WithCancel(root)
 		if err := s.put(m.New, &staging{b.Begin(sctx, m.Name), cancel}); err != nil {
 			cancel()

@@ -159,6 +159,8 @@ type Config struct {
 	DialTimeout   time.Duration `msgpack:"dial_timeout,omitempty"`
 	HeaderTimeout time.Duration `msgpack:"header_timeout,omitempty"`
 	IdleTimeout   time.Duration `msgpack:"idle_timeout,omitempty"`
+	// StaleAge is storage.S3Config.StaleAge; zero takes the default.
+	StaleAge time.Duration `msgpack:"stale_age,omitempty"`
 }
 
 // Msg is the header of a frame. Which fields mean something depends on Op
