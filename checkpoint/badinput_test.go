@@ -136,6 +136,9 @@ func TestBadInput(t *testing.T) {
 		{"restore unreachable S3", []string{"restore", "s3://bucket/img"},
 			[]string{"SNAP_S3_ENDPOINT=http://127.0.0.1:1", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y"}, "127.0.0.1:1"},
 		{"taken ID", []string{"restore", "good", "-d", "--id", id}, nil, "already in use"},
+		{"missing --sign key", []string{"save", id, "--sign", "/nonexistent/key.pem"}, nil, "no such file"},
+		{"--sign not a key", []string{"save", id, "--sign", "/etc/hostname"}, nil, "no PEM block"},
+		{"zero --timeout", []string{"save", id, "--timeout", "0s"}, nil, "not positive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.extra = tc.env
