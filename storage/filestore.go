@@ -286,7 +286,14 @@ func safeOpen(dirfd int, dirName, path string, dir bool) (*os.File, error) {
 	case errors.Is(err, unix.EXDEV):
 		return nil, fmt.Errorf("%s: leaves the store, refused: %w", full, ErrCorrupt)
 	case errors.Is(err, unix.ENOTDIR) && dir:
-		return nil, fmt.Errorf("%s: not a directory, refused: %w", full, ErrCorrupt)
+		// O_DIRECTORY fails a link with ENOTDIR before O_NOFOLLOW's
+		// ELOOP: say what it is.
+		var st unix.Stat_t
+		kind := "not a directory"
+		if unix.Fstatat(dirfd, path, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			kind = "a " + fileKind(st.Mode) + ", not a directory"
+		}
+		return nil, fmt.Errorf("%s: %s, refused: %w", full, kind, ErrCorrupt)
 	case err != nil:
 		return nil, mapFileErr(&fs.PathError{Op: "open", Path: full, Err: err})
 	}

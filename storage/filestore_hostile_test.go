@@ -91,6 +91,11 @@ func TestFileStoreHostileEntries(t *testing.T) {
 			os.Remove(filepath.Join(dir, "memory.idx"))
 			must(t, os.Symlink(filepath.Join(outside, "memory.idx"), filepath.Join(dir, "memory.idx")))
 		}, "memory.idx: a symbolic link"},
+		{"image-dir-link", func(dir string) {
+			// The image directory itself links to a copy outside.
+			must(t, os.Rename(dir, filepath.Join(outside, "image")))
+			must(t, os.Symlink(filepath.Join(outside, "image"), dir))
+		}, "image-dir-link: a symbolic link"},
 		{"index-in-linked-dir", func(dir string) {
 			// The manifest names g-x/memory.idx, and g-x links outside.
 			must(t, os.Symlink(outside, filepath.Join(dir, "g-x")))
