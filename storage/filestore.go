@@ -448,11 +448,19 @@ func (f *fileBackend) list(context.Context) ([]string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || validName(e.Name()) != nil {
+		if strings.HasPrefix(e.Name(), ".") || validName(e.Name()) != nil {
 			continue
 		}
-		// Lstat: a manifest that is a symbolic link or a FIFO is listed,
-		// and then refused when it is opened.
+		// An image directory replaced by a link, and a manifest that is a
+		// link or a FIFO, are listed, then refused when opened: List
+		// reports them rather than hiding them.
+		if e.Type()&fs.ModeSymlink != 0 {
+			names = append(names, e.Name())
+			continue
+		}
+		if !e.IsDir() {
+			continue
+		}
 		if _, err := os.Lstat(filepath.Join(f.root, e.Name(), "manifest")); err == nil {
 			names = append(names, e.Name())
 		}

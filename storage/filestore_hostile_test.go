@@ -144,7 +144,7 @@ func TestFileStoreHostileEntries(t *testing.T) {
 	if err, ok := seen["good"]; !ok || err != nil {
 		t.Errorf("List: good = %v (listed %v), want listed without error", err, ok)
 	}
-	for _, bad := range []string{"manifest-link-to-fifo", "manifest-is-fifo"} {
+	for _, bad := range []string{"manifest-link-to-fifo", "manifest-is-fifo", "image-dir-link"} {
 		if err := seen[bad]; !errors.Is(err, storage.ErrCorrupt) {
 			t.Errorf("List: %s has error %v, want ErrCorrupt", bad, err)
 		}
