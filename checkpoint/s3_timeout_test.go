@@ -13,7 +13,8 @@ import (
 // it still accepts connections) fails after --timeout with one line
 // saying so, whether the server stopped before the save (it fails while
 // creating the image) or in the middle of the upload (the sandbox is
-// paused then); the sandbox resumes and goes on, no image is published,
+// paused then, and snap ps says it is saving); the sandbox resumes and
+// goes on, no image is published,
 // and once the server answers again its multipart uploads are gone.
 func TestS3SaveTimeout(t *testing.T) {
 	e := newEnv(t)
@@ -25,8 +26,8 @@ func TestS3SaveTimeout(t *testing.T) {
 
 	checkResumed := func(when string) {
 		t.Helper()
-		if st := e.meta(id)["status"]; st != "running" {
-			t.Fatalf("status after %s = %v, want running", when, st)
+		if m := e.meta(id); m["status"] != "running" || m["saving"] != nil {
+			t.Fatalf("metadata after %s: status %v, saving %v; want running, not saving", when, m["status"], m["saving"])
 		}
 		n := len(lines(out))
 		checkClean(t, "sandbox after "+when, waitLines(t, out, n+2))
@@ -64,6 +65,10 @@ func TestS3SaveTimeout(t *testing.T) {
 			t.Fatalf("save finished (exit %d, %q) before an upload could be seen; want a longer upload", r.code, r.stderr)
 		case <-time.After(2 * time.Millisecond):
 		}
+	}
+	// ps says what holds the sandbox.
+	if ps := e.must("ps"); !strings.Contains(ps, "saving") {
+		t.Errorf("snap ps during the stalled save = %q, want the sandbox shown saving", ps)
 	}
 	r = <-done
 	srv.Resume()
