@@ -166,14 +166,15 @@ func (e *env) runDetached(stdin string, argv ...string) (string, string) {
 	return id, out
 }
 
-// restoreDetached restores uri with snap restore -d.
-func (e *env) restoreDetached(uri, stdin string) (string, string) {
+// restoreDetached restores uri with snap restore -d and extra arguments.
+func (e *env) restoreDetached(uri, stdin string, extra ...string) (string, string) {
 	e.t.Helper()
 	out := filepath.Join(e.dir, fmt.Sprintf("rout-%d", time.Now().UnixNano()))
 	args := []string{"restore", uri, "-d", "--stdout", out, "--stderr", out}
 	if stdin != "" {
 		args = append(args, "--stdin", stdin)
 	}
+	args = append(args, extra...)
 	id := strings.TrimSpace(e.must(args...))
 	return id, out
 }

@@ -11,7 +11,7 @@ import (
 
 // useMinIO starts a real MinIO for the test with the given bucket and
 // points the environment's snap at it.
-func (e *env) useMinIO(bucket string) {
+func (e *env) useMinIO(bucket string) *miniotest.Server {
 	srv := miniotest.Start(e.t)
 	srv.MakeBucket(e.t, bucket)
 	e.extra = []string{
@@ -19,6 +19,7 @@ func (e *env) useMinIO(bucket string) {
 		"AWS_ACCESS_KEY_ID=" + miniotest.AccessKey,
 		"AWS_SECRET_ACCESS_KEY=" + miniotest.SecretKey,
 	}
+	return srv
 }
 
 // TestS3RoundTrip saves a running sandbox to a real MinIO and restores it

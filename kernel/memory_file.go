@@ -27,6 +27,11 @@ const (
 	memoryFileGrowth = 16 << 20
 )
 
+// MaxMemorySize is the most memory a sandbox can have: the size of the
+// memory file's reservation. A restore refuses an image holding more, and
+// snap inspect checks images against it too.
+const MaxMemorySize = memoryFileReserve
+
 func pageRoundDown(x uint64) uint64 { return x &^ pageMask }
 
 // pageRoundUp rounds x up to a page boundary; ok is false on overflow.

@@ -2,8 +2,10 @@ package runner
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -46,6 +48,10 @@ func init() {
 			code string
 			err  error
 		}{"invalid", storage.ErrInvalidArgument},
+		struct {
+			code string
+			err  error
+		}{"signature", storage.ErrSignature},
 	)
 }
 
@@ -84,13 +90,34 @@ func DefaultImageName(id string, now time.Time) string {
 	return fmt.Sprintf("%s-%s", id, now.UTC().Format("20060102-150405.000"))
 }
 
+// DefaultSaveTimeout bounds a save whose request gives no timeout.
+const DefaultSaveTimeout = 60 * time.Second
+
 // Save checkpoints the sandbox: the image writer is created first (a name
 // that exists or an unreachable store fails before anything stops), then
 // the kernel pauses, its state and memory stream into the image in
 // parallel, and the manifest is committed. With req.LeaveRunning the
 // sandbox resumes, otherwise it is discarded. Any failure aborts the image
-// and resumes the sandbox unchanged.
+// and resumes the sandbox unchanged. The whole save is bounded by
+// req.Timeout: past it the save fails with ErrSaveTimeout, the sandbox
+// resumes at once, and the image's leftovers are removed in the
+// background (a store that stopped answering may keep them until
+// snap prune); after any other failure they are removed before Save
+// returns.
 func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func(Progress)) (string, error) {
+	timeout := cmp.Or(req.Timeout, DefaultSaveTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %v (snap save --timeout)", ErrSaveTimeout, timeout))
+	defer cancel()
+	uri, err := s.save(ctx, req, progress)
+	if err != nil && errors.Is(context.Cause(ctx), ErrSaveTimeout) {
+		// Whatever failed, it failed because the deadline passed: say so.
+		inner := strings.TrimPrefix(err.Error(), "save "+s.opts.ID+": ")
+		err = fmt.Errorf("save %s: %w: %s", s.opts.ID, context.Cause(ctx), inner)
+	}
+	return uri, err
+}
+
+func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func(Progress)) (string, error) {
 	to := req.To
 	if to == "" {
 		to = DefaultImageName(s.opts.ID, time.Now())
@@ -115,11 +142,25 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 	w, err := storage.CreateImage(ctx, to, req.Store, storage.CreateOptions{
 		Metadata: meta, SnapVersion: s.opts.Version,
 		Codec: req.Compression, Level: req.Level, Progress: report,
+		SignKey: req.SignKey,
 	})
 	if err != nil {
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 	}
-	defer w.Abort() // after Commit it does nothing
+	// After Commit, Abort does nothing. After a failure it deletes what
+	// was written, before the caller is answered (and after the sandbox
+	// resumed: that defer runs first). A save whose deadline passed is
+	// answered at once instead: its store may have stopped answering,
+	// and the abort would wait until its requests time out.
+	defer func() {
+		if ctx.Err() == nil {
+			abortImage(w)
+			return
+		}
+		// S/R-SAFE: the writer's goroutines have all stopped or are
+		// stopped by Abort; it touches no kernel state.
+		go abortImage(w)
+	}()
 
 	t0 := time.Now()
 	progress(Progress{Phase: "pause"})
@@ -229,6 +270,13 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 	}
 	log.Printf("sandbox %s: saved to %s: %d bytes of memory, paused %v", s.opts.ID, w.URI(), total, s.last.Paused)
 	return w.URI(), nil
+}
+
+// abortImage aborts a failed image write and logs why cleanup failed.
+func abortImage(w *storage.Writer) {
+	if err := w.Abort(); err != nil {
+		log.Printf("%v (snap prune removes what is left)", err)
+	}
 }
 
 // snapshot is a paused sandbox copied out: its state blob and the pages its

@@ -27,6 +27,10 @@ var (
 	// ErrInvalidEnv means an environment entry given for a new sandbox is
 	// not KEY=VALUE with a non-empty KEY.
 	ErrInvalidEnv = errors.New("invalid environment entry, want KEY=VALUE")
+	// ErrSaveTimeout means a save did not finish within its deadline
+	// (snap save --timeout): it was aborted, nothing was published, and the
+	// sandbox runs on.
+	ErrSaveTimeout = errors.New("save timed out")
 	// ErrUnsupported means the sandbox does not implement the request.
 	ErrUnsupported = errors.New("operation not supported by this sandbox")
 )

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,9 @@ type KernelOptions struct {
 	// Limits bound the sandbox (zero fields: the defaults; on restore,
 	// the saved limits).
 	Limits kernel.Limits
+	// VerifyKey, on restore, requires the image to be signed by this key
+	// (see OpenImage); nil accepts unsigned images.
+	VerifyKey ed25519.PublicKey
 }
 
 // KernelSandbox is a Sandbox running on a kernel.Kernel in this process.

@@ -58,6 +58,10 @@ type Metadata struct {
 	RestoredFrom string `json:"restored_from,omitempty" msgpack:"restored_from,omitempty"`
 	// SavedTo is the last image the sandbox was saved to, if any.
 	SavedTo string `json:"saved_to,omitempty" msgpack:"saved_to,omitempty"`
+	// Saving is set while a save runs (the --to it was asked for, or
+	// "-" for a generated name), so that snap ps shows a sandbox a save
+	// may hold paused.
+	Saving string `json:"saving,omitempty" msgpack:"saving,omitempty"`
 	// Exit is set once the program ended.
 	Exit *ExitStatus `json:"exit,omitempty" msgpack:"exit,omitempty"`
 	// Error says why the sandbox failed or died.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -67,6 +68,14 @@ type SaveRequest struct {
 	// Level is the codec's level; 0 means its default (see
 	// storage.CreateOptions.Level).
 	Level int `msgpack:"level,omitempty"`
+	// SignKey, if set, is the ed25519 private key that signs the image
+	// (storage.CreateOptions.SignKey), read from the client's key file:
+	// the sentry keeps no key of its own.
+	SignKey []byte `msgpack:"sign_key,omitempty"`
+	// Timeout bounds the whole save (snap save --timeout); zero means
+	// DefaultSaveTimeout. Past it the save is aborted, nothing is
+	// published, and the sandbox runs on.
+	Timeout time.Duration `msgpack:"timeout,omitempty"`
 	// Env holds the client's values of SaveEnvKeys (absent: unset), so that
 	// the store is reached as the client would reach it, whatever the
 	// sentry's own environment was when it started.
@@ -202,6 +211,7 @@ var wireCodes = []struct {
 	err  error
 }{
 	{"busy", ErrBusy},
+	{"save_timeout", ErrSaveTimeout},
 	{"unsupported", ErrUnsupported},
 	{"bad_signal", ErrBadSignal},
 	{"not_running", ErrNotRunning},

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -10,12 +11,25 @@ import (
 	"snapshotter/storage"
 )
 
+// OpenImage opens the image at uri (a bare name is looked up in store)
+// and checks everything that can be checked before its state is decoded:
+// the manifest, the index and the blob sizes, a memory size this kernel
+// can hold, and with verifyKey the image's signature and the SHA-256 of
+// its memory blob. It is what snap restore and snap inspect both use.
+func OpenImage(ctx context.Context, uri, store string, verifyKey ed25519.PublicKey) (*storage.Image, error) {
+	return storage.OpenImageWith(ctx, uri, store, storage.OpenOptions{
+		MaxMemorySize: kernel.MaxMemorySize, VerifyKey: verifyKey,
+	})
+}
+
 // RestoreKernel restores the image at uri (a bare name is looked up in
 // store) into a new kernel with o's platform and stdio, and resumes it.
+// With o.VerifyKey, an image that is not signed by that key, or that was
+// altered since, is refused before anything is decoded.
 func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*KernelSandbox, *storage.Manifest, error) {
 	t0 := time.Now()
 	var memStart, memEnd time.Time
-	img, err := storage.OpenImage(ctx, uri, store)
+	img, err := OpenImage(ctx, uri, store, o.VerifyKey)
 	if err != nil {
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
 	}

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -262,11 +263,16 @@ func (s *Server) save(ctx context.Context, req *Request, progress func(Progress)
 	if req.Save.Env != nil {
 		applySaveEnv(req.Save.Env)
 	}
+	to := cmp.Or(req.Save.To, "-")
+	// Best effort: ps shows the save; a failed write hides it only.
+	_ = s.Update(func(m *Metadata) { m.Saving = to })
 	uri, err := s.sb.Save(ctx, *req.Save, progress)
 	if err != nil {
+		_ = s.Update(func(m *Metadata) { m.Saving = "" })
 		return "", err
 	}
 	err = s.Update(func(m *Metadata) {
+		m.Saving = ""
 		m.SavedTo = uri
 		if !req.Save.LeaveRunning {
 			m.Status = StatusSaved

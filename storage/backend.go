@@ -27,8 +27,9 @@ type backend interface {
 	// remove unpublishes name (the manifest first) and deletes its blobs.
 	remove(ctx context.Context, name string) error
 	// prune deletes what crashed or killed writers left behind (staging
-	// areas, unreferenced blobs, incomplete uploads) older than olderThan.
-	prune(ctx context.Context, olderThan time.Duration) (int, error)
+	// areas, unreferenced blobs, incomplete uploads) older than olderThan
+	// and returns their URIs.
+	prune(ctx context.Context, olderThan time.Duration) ([]string, error)
 }
 
 // staging is an image being written.

@@ -92,25 +92,42 @@
 // mapping. For lazy restore, FindChunk maps a faulting offset to a chunk and
 // ReadChunk fills one chunk's span (absent pages zeroed).
 //
+// # Checks and signatures
+//
+// OpenImageWith (Image.Check) adds to Open what a caller requires beyond
+// the image's consistency: a largest memory size (the restoring kernel's)
+// and, with OpenOptions.VerifyKey, an ed25519 signature. CreateOptions.SignKey
+// signs an image: the memory blob's SHA-256 is computed while it is
+// written, and the manifest, which holds every blob's SHA-256, gets a
+// signature block before it is published (format 1.1). Keys are PEM files
+// in OpenSSL's formats (keys.go).
+//
 // # Errors
 //
 // Errors wrap the sentinels of errors.go: ErrNotFound (no manifest),
-// ErrCorrupt (a checksum, a length or a parse failed; the message names the
-// blob or chunk), ErrIncompatibleVersion (other major, or newer minor),
+// ErrCorrupt (a checksum, a length or a parse failed, or a file-store entry
+// is not a regular file or directory; the message names the blob, chunk or
+// entry), ErrIncompatibleVersion (other major, or newer minor),
 // ErrWrongArch (checked from the fixed header, before the body is decoded),
-// ErrAlreadyExists, ErrInvalidArgument, ErrUnavailable (the S3 helper).
+// ErrAlreadyExists, ErrInvalidArgument, ErrSignature (--verify failed),
+// ErrUnavailable (the S3 helper).
 //
 // # Stores
 //
 // Both stores implement Store and pass storage/storetest. The file store
 // writes into a staging directory, fsyncs blobs, manifest and directories,
 // then publishes with renameat2(RENAME_NOREPLACE), or RENAME_EXCHANGE when
-// replacing. The S3 store streams each blob as a multipart upload with
+// replacing. It creates directories 0700 and files 0600 (an image holds
+// the sandbox's memory), and reads through openat2 with
+// RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH, O_NONBLOCK, regular files only, so
+// that a planted link or FIFO is refused rather than followed or waited
+// on. The S3 store streams each blob as a multipart upload with
 // parallel parts (minio-go aborts the upload if it fails), keeps each write's
 // blobs under a fresh generation prefix, and publishes the manifest with
 // If-None-Match: * unless replacing; reads are parallel ranged GETs, retried
-// with backoff. Prune removes what killed writers left (staging directories,
-// unreferenced generations, incomplete uploads).
+// with backoff, under request deadlines (S3Config: dial, response headers,
+// idle connection). Prune removes what killed writers left (staging
+// directories, unreferenced generations, incomplete uploads).
 //
 // The S3 client runs in snap-s3, one helper process per snap process
 // (started at the first use of an S3 store; see s3helper.go for why one and

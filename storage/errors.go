@@ -32,6 +32,11 @@ var (
 	// memory range, a write after Commit.
 	ErrInvalidArgument = errors.New("invalid argument")
 
+	// ErrSignature means an image was required to be signed by a given key
+	// and is not: it is unsigned, signed by another key, or its manifest
+	// or a blob was altered after signing.
+	ErrSignature = errors.New("image signature check failed")
+
 	// ErrUnavailable means the store cannot be used at all: for an S3
 	// store, its helper program snap-s3 is missing, or died.
 	ErrUnavailable = errors.New("store unavailable")

@@ -56,12 +56,58 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// An image holds the sandbox's whole memory, its environment and whatever
+// secrets it had: the store keeps images to their owner. Directories the
+// store creates are dirMode and files fileMode, whatever the umask (which
+// can only remove bits, but a umask of 0077 is not what everyone has).
+const (
+	dirMode  = 0o700
+	fileMode = 0o600
+)
+
+// mkdirPrivate creates directory dir with dirMode, or leaves an existing
+// one as it is (the user's choice), creating missing parents like
+// os.MkdirAll.
+func mkdirPrivate(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), dirMode); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, dirMode); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
+		return err
+	}
+	return os.Chmod(dir, dirMode)
+}
+
+// createPrivate creates file path, which must not exist, with fileMode.
+func createPrivate(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(fileMode); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 func (f *fileBackend) begin(_ context.Context, name string) (staging, error) {
-	if err := os.MkdirAll(f.root, 0o755); err != nil {
+	if err := mkdirPrivate(f.root); err != nil {
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
+	f.pruneStale()
 	dir := filepath.Join(f.root, tmpPrefix+name+"-"+randHex(6))
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := os.Mkdir(dir, dirMode); err != nil {
+		return nil, fmt.Errorf("create staging directory: %w", err)
+	}
+	if err := os.Chmod(dir, dirMode); err != nil {
+		os.Remove(dir)
 		return nil, fmt.Errorf("create staging directory: %w", err)
 	}
 	return &fileStaging{f: f, name: name, dir: dir}, nil
@@ -76,7 +122,7 @@ type fileStaging struct {
 func (s *fileStaging) key(base string) string { return base }
 
 func (s *fileStaging) create(key string, _ bool) (blobWriter, error) {
-	fl, err := os.OpenFile(filepath.Join(s.dir, key), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	fl, err := createPrivate(filepath.Join(s.dir, key))
 	if err != nil {
 		return nil, fmt.Errorf("create blob %s: %w", key, err)
 	}
@@ -151,7 +197,7 @@ func syncDir(dir string) error {
 }
 
 func (s *fileStaging) commit(manifest []byte, replace bool) error {
-	mf, err := os.OpenFile(filepath.Join(s.dir, "manifest"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	mf, err := createPrivate(filepath.Join(s.dir, "manifest"))
 	if err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
@@ -210,16 +256,124 @@ func mapFileErr(err error) error {
 	return err
 }
 
-func (f *fileBackend) open(_ context.Context, name string) (handle, error) {
-	d, err := os.Open(filepath.Join(f.root, name))
+// safeOpen opens path below the directory dirfd without following a
+// symbolic link anywhere on the path and without leaving dirfd
+// (RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH), and without blocking on a FIFO or
+// a device (O_NONBLOCK); it then accepts only what want says (a directory,
+// or a regular file). A store's entries are written by snap, so anything
+// else was put there by someone else: it is refused with ErrCorrupt naming
+// the entry, before a byte of it is read.
+func safeOpen(dirfd int, dirName, path string, dir bool) (*os.File, error) {
+	flags := uint64(unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK)
+	want, kind := uint32(unix.S_IFREG), "regular file"
+	if dir {
+		flags |= unix.O_DIRECTORY
+		want, kind = unix.S_IFDIR, "directory"
+	}
+	var fd int
+	var err error
+	for {
+		fd, err = unix.Openat2(dirfd, path, &unix.OpenHow{Flags: flags,
+			Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS})
+		if err != unix.EINTR && err != unix.EAGAIN {
+			break
+		}
+	}
+	full := filepath.Join(dirName, path)
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return nil, fmt.Errorf("%s: a symbolic link on the path, refused: %w", full, ErrCorrupt)
+	case errors.Is(err, unix.EXDEV):
+		return nil, fmt.Errorf("%s: leaves the store, refused: %w", full, ErrCorrupt)
+	case errors.Is(err, unix.ENOTDIR) && dir:
+		// O_DIRECTORY fails a link with ENOTDIR before O_NOFOLLOW's
+		// ELOOP: say what it is.
+		var st unix.Stat_t
+		kind := "not a directory"
+		if unix.Fstatat(dirfd, path, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			kind = "a " + fileKind(st.Mode) + ", not a directory"
+		}
+		return nil, fmt.Errorf("%s: %s, refused: %w", full, kind, ErrCorrupt)
+	case err != nil:
+		return nil, mapFileErr(&fs.PathError{Op: "open", Path: full, Err: err})
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "stat", Path: full, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != want {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%s: a %s, not a %s, refused: %w", full, fileKind(st.Mode), kind, ErrCorrupt)
+	}
+	return os.NewFile(uintptr(fd), full), nil
+}
+
+// fileKind names the file type in mode.
+func fileKind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFIFO:
+		return "FIFO"
+	case unix.S_IFCHR:
+		return "character device"
+	case unix.S_IFBLK:
+		return "block device"
+	case unix.S_IFSOCK:
+		return "socket"
+	case unix.S_IFLNK:
+		return "symbolic link"
+	case unix.S_IFDIR:
+		return "directory"
+	case unix.S_IFREG:
+		return "regular file"
+	}
+	return fmt.Sprintf("file of type %#o", mode&unix.S_IFMT)
+}
+
+// openRoot opens the store directory. It may be reached through symbolic
+// links (the user named it), but must be a directory: O_DIRECTORY and
+// O_NONBLOCK keep a FIFO given as a store from blocking the open.
+func (f *fileBackend) openRoot() (*os.File, error) {
+	root, err := os.OpenFile(f.root, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, mapFileErr(err)
+	}
+	return root, nil
+}
+
+// readRoot lists the store directory; a missing one is empty.
+func (f *fileBackend) readRoot() ([]fs.DirEntry, error) {
+	root, err := f.openRoot()
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	ents, err := root.ReadDir(-1)
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	return ents, err
+}
+
+// open opens the image directory NAME of the store root. The root itself
+// may be reached through symbolic links (it is the user's choice); nothing
+// below it is.
+func (f *fileBackend) open(_ context.Context, name string) (handle, error) {
+	root, err := f.openRoot()
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	d, err := safeOpen(int(root.Fd()), f.root, name, true)
+	if err != nil {
+		return nil, err
 	}
 	return &fileHandle{dir: d}, nil
 }
 
 func (f *fileBackend) exists(_ context.Context, name string) (bool, error) {
-	_, err := os.Stat(filepath.Join(f.root, name, "manifest"))
+	_, err := os.Lstat(filepath.Join(f.root, name, "manifest"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -232,12 +386,10 @@ type fileHandle struct {
 	dir *os.File
 }
 
+// openat opens the blob or manifest key of the image: a regular file
+// inside the image directory, reached through no symbolic link.
 func (h *fileHandle) openat(key string) (*os.File, error) {
-	fd, err := unix.Openat(int(h.dir.Fd()), key, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, mapFileErr(&fs.PathError{Op: "open", Path: key, Err: err})
-	}
-	return os.NewFile(uintptr(fd), filepath.Join(h.dir.Name(), key)), nil
+	return safeOpen(int(h.dir.Fd()), h.dir.Name(), key, false)
 }
 
 func (h *fileHandle) manifest(context.Context) ([]byte, error) {
@@ -290,19 +442,26 @@ func (b *fileBlob) size(context.Context) (int64, error) {
 func (b *fileBlob) close() error { return b.f.Close() }
 
 func (f *fileBackend) list(context.Context) ([]string, error) {
-	ents, err := os.ReadDir(f.root)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	ents, err := f.readRoot()
 	if err != nil {
 		return nil, err
 	}
 	var names []string
 	for _, e := range ents {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || validName(e.Name()) != nil {
+		if strings.HasPrefix(e.Name(), ".") || validName(e.Name()) != nil {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(f.root, e.Name(), "manifest")); err == nil {
+		// An image directory replaced by a link, and a manifest that is a
+		// link or a FIFO, are listed, then refused when opened: List
+		// reports them rather than hiding them.
+		if e.Type()&fs.ModeSymlink != 0 {
+			names = append(names, e.Name())
+			continue
+		}
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(f.root, e.Name(), "manifest")); err == nil {
 			names = append(names, e.Name())
 		}
 	}
@@ -312,7 +471,7 @@ func (f *fileBackend) list(context.Context) ([]string, error) {
 
 func (f *fileBackend) remove(_ context.Context, name string) error {
 	dir := filepath.Join(f.root, name)
-	if _, err := os.Stat(filepath.Join(dir, "manifest")); err != nil {
+	if _, err := os.Lstat(filepath.Join(dir, "manifest")); err != nil {
 		return mapFileErr(err)
 	}
 	old := filepath.Join(f.root, delPrefix+name+"-"+randHex(6))
@@ -325,15 +484,20 @@ func (f *fileBackend) remove(_ context.Context, name string) error {
 	return os.RemoveAll(old)
 }
 
-func (f *fileBackend) prune(_ context.Context, olderThan time.Duration) (int, error) {
-	ents, err := os.ReadDir(f.root)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
+// pruneStale removes staging and deleting directories older than
+// DefaultStaleAge, certainly those of killed writers; each new write calls
+// it first, and snap prune removes younger ones on request.
+// It is best effort: a failure leaves them for the next write or snap prune.
+func (f *fileBackend) pruneStale() {
+	_, _ = f.prune(context.Background(), DefaultStaleAge)
+}
+
+func (f *fileBackend) prune(_ context.Context, olderThan time.Duration) ([]string, error) {
+	ents, err := f.readRoot()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	n := 0
+	var removed []string
 	for _, e := range ents {
 		if !strings.HasPrefix(e.Name(), tmpPrefix) && !strings.HasPrefix(e.Name(), delPrefix) {
 			continue
@@ -342,10 +506,11 @@ func (f *fileBackend) prune(_ context.Context, olderThan time.Duration) (int, er
 		if err != nil || time.Since(info.ModTime()) < olderThan {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(f.root, e.Name())); err != nil {
-			return n, err
+		p := filepath.Join(f.root, e.Name())
+		if err := os.RemoveAll(p); err != nil {
+			return removed, err
 		}
-		n++
+		removed = append(removed, "file://"+p)
 	}
-	return n, nil
+	return removed, nil
 }

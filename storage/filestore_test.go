@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"snapshotter/storage"
@@ -118,5 +119,41 @@ func TestWriterBoundedMemory(t *testing.T) {
 	const bound = 64 << 20
 	if peak > base+bound {
 		t.Errorf("heap grew by %d MiB writing 512 MiB, want at most %d MiB", (peak-base)>>20, bound>>20)
+	}
+}
+
+// TestFileStoreModes: an image holds the sandbox's memory and environment,
+// so the store directory it creates, the image directories and every file
+// are its owner's only (0700 and 0600), even under a umask of 0.
+func TestFileStoreModes(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	root := filepath.Join(t.TempDir(), "new", "images")
+	s, err := storage.NewFileStore(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSmallImage(t, s, "img")
+	writeSmallImage(t, s, "img2")
+	want := map[string]os.FileMode{
+		"":               fs.ModeDir | 0o700,
+		"img":            fs.ModeDir | 0o700,
+		"img/manifest":   0o600,
+		"img/state.zst":  0o600,
+		"img/memory.bin": 0o600,
+		"img/memory.idx": 0o600,
+		"img2":           fs.ModeDir | 0o700,
+		"img2/manifest":  0o600,
+		"..":             fs.ModeDir | 0o700, // the parent it created
+	}
+	for rel, mode := range want {
+		fi, err := os.Stat(filepath.Join(root, rel))
+		if err != nil {
+			t.Errorf("stat %s: %v", rel, err)
+			continue
+		}
+		if fi.Mode() != mode {
+			t.Errorf("mode of %q = %v, want %v", rel, fi.Mode(), mode)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -15,9 +16,12 @@ import (
 
 // Format version written by this package. Load accepts the same major and a
 // minor up to FormatMinor (Firecracker's rule).
+//
+// 1.1 added the memory blob's SHA-256 and the optional signature block
+// (signed images only; see SignManifest).
 const (
 	FormatMajor = 1
-	FormatMinor = 0
+	FormatMinor = 1
 )
 
 // PageSize is the granularity of zero-page elimination: memory offsets and
@@ -89,6 +93,14 @@ type Manifest struct {
 	Index  Blob `json:"index"`
 	// Metadata is free-form (program, argv, source sandbox...).
 	Metadata map[string]string `json:"metadata,omitempty"`
+
+	// Signer is the ed25519 public key that signed the manifest, nil if
+	// the image is unsigned. It is what the image claims: only
+	// VerifySignature with a key the reader trusts proves anything.
+	Signer ed25519.PublicKey `json:"-"`
+	// signed is the signed part of the manifest bytes and sig the
+	// signature, for VerifySignature.
+	signed, sig []byte
 }
 
 // Compression names the codec of memory chunks. The state blob is always
@@ -117,8 +129,10 @@ type Blob struct {
 	Size int64 `json:"size"`
 	// RawSize is the number of bytes before compression.
 	RawSize int64 `json:"rawSize"`
-	// SHA256 is the hex digest of the stored bytes; empty for the memory
-	// blob, whose chunks carry their own checksums in the index.
+	// SHA256 is the hex digest of the stored bytes. The memory blob's
+	// chunks carry their own CRC-32C in the index; its SHA-256 (format
+	// 1.1) is written only in a signed image, where it binds the memory to
+	// the signature (a CRC is easily forged).
 	SHA256 string `json:"sha256,omitempty"`
 }
 
@@ -174,13 +188,25 @@ func ParseManifest(b []byte) (*Manifest, error) {
 			major, minor, FormatMajor, FormatMajor, FormatMinor, ErrIncompatibleVersion)
 	}
 	bodyLen := uint64(binary.LittleEndian.Uint32(b[20:]))
-	if bodyLen != uint64(len(b)-manifestHeaderSize-manifestTrailer) {
-		return nil, fmt.Errorf("manifest: body length %d, have %d bytes: %w", bodyLen, len(b)-manifestHeaderSize-manifestTrailer, ErrCorrupt)
+	rest := uint64(len(b) - manifestHeaderSize - manifestTrailer)
+	signed := minor >= 1 && rest >= sigBlockSize && bodyLen == rest-sigBlockSize
+	if !signed && bodyLen != rest {
+		return nil, fmt.Errorf("manifest: body length %d, have %d bytes: %w", bodyLen, rest, ErrCorrupt)
 	}
 	end := manifestHeaderSize + int(bodyLen)
 	sum := sha256.Sum256(b[:end])
-	if !bytes.Equal(sum[:], b[end:]) {
+	if !bytes.Equal(sum[:], b[end:end+manifestTrailer]) {
 		return nil, fmt.Errorf("manifest: checksum mismatch: %w", ErrCorrupt)
+	}
+	var signer ed25519.PublicKey
+	var sig []byte
+	if signed {
+		blk := b[end+manifestTrailer:]
+		if !bytes.Equal(blk[:8], sigMagic[:]) {
+			return nil, fmt.Errorf("manifest: bad signature block magic %q: %w", blk[:8], ErrCorrupt)
+		}
+		signer = ed25519.PublicKey(bytes.Clone(blk[8 : 8+ed25519.PublicKeySize]))
+		sig = bytes.Clone(blk[8+ed25519.PublicKeySize:])
 	}
 	arch := string(bytes.TrimRight(b[12:20], "\x00"))
 	if arch != Arch() {
@@ -194,7 +220,56 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	if err := m.validate(arch); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
+	if signed {
+		m.Signer, m.signed, m.sig = signer, bytes.Clone(b[:end+manifestTrailer]), sig
+	}
 	return m, nil
+}
+
+// Signature block of a signed manifest (format 1.1), after the checksum:
+//
+//	magic "SNAPSIG\n" | ed25519 public key (32) | ed25519 signature (64)
+//
+// The signature covers every manifest byte before the block: header, body
+// (which holds the SHA-256 of every blob) and checksum.
+const sigBlockSize = 8 + ed25519.PublicKeySize + ed25519.SignatureSize
+
+var sigMagic = [8]byte{'S', 'N', 'A', 'P', 'S', 'I', 'G', '\n'}
+
+// SignManifest appends to manifest, as MarshalManifest returned it, the
+// signature block made with key.
+func SignManifest(manifest []byte, key ed25519.PrivateKey) []byte {
+	out := make([]byte, 0, len(manifest)+sigBlockSize)
+	out = append(out, manifest...)
+	out = append(out, sigMagic[:]...)
+	out = append(out, key.Public().(ed25519.PublicKey)...)
+	return append(out, ed25519.Sign(key, manifest)...)
+}
+
+// VerifySignature checks that the manifest was signed by key. An unsigned
+// image, another signer or a signature that does not verify (the manifest
+// was altered) is ErrSignature. With the manifest verified, every blob is
+// bound to it by its SHA-256, which the reader checks (see
+// Image.VerifyMemory for the memory blob).
+func (m *Manifest) VerifySignature(key ed25519.PublicKey) error {
+	switch {
+	case m.Signer == nil:
+		return fmt.Errorf("image is not signed: %w", ErrSignature)
+	case !m.Signer.Equal(key):
+		return fmt.Errorf("image signed by key %s, not by the given key %s: %w", KeyID(m.Signer), KeyID(key), ErrSignature)
+	case !ed25519.Verify(key, m.signed, m.sig):
+		return fmt.Errorf("manifest signature by key %s does not verify (manifest altered): %w", KeyID(key), ErrSignature)
+	case m.Memory.SHA256 == "":
+		return fmt.Errorf("signed manifest without the memory blob's SHA-256: %w", ErrSignature)
+	}
+	return nil
+}
+
+// KeyID names a public key in messages: the first 8 bytes of the SHA-256
+// of the key, in hex.
+func KeyID(key ed25519.PublicKey) string {
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:8])
 }
 
 func (m *Manifest) validate(headerArch string) error {
@@ -228,7 +303,7 @@ func (m *Manifest) validate(headerArch string) error {
 		if bl.b.Size < 0 || bl.b.RawSize < 0 || bl.b.Size > bl.max {
 			return bad("%s blob size %d (raw %d)", bl.name, bl.b.Size, bl.b.RawSize)
 		}
-		if bl.b != &m.Memory {
+		if bl.b != &m.Memory || bl.b.SHA256 != "" {
 			if d, err := hex.DecodeString(bl.b.SHA256); err != nil || len(d) != sha256.Size {
 				return bad("%s blob sha256 %q", bl.name, bl.b.SHA256)
 			}

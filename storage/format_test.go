@@ -3,10 +3,12 @@ package storage_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -132,8 +134,44 @@ func TestManifestFlipEveryByte(t *testing.T) {
 	}
 }
 
+// TestSignedManifestFlipEveryByte flips each byte of a signed manifest in
+// turn: every variant either fails to parse or fails VerifySignature with
+// the signing key (a flip in the public key or the signature still
+// parses; only the key the reader trusts decides).
+func TestSignedManifestFlipEveryByte(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := sampleManifest()
+	m.Memory.SHA256 = m.State.SHA256
+	good, _ := storage.MarshalManifest(m)
+	good = storage.SignManifest(good, priv)
+	if pm, err := storage.ParseManifest(good); err != nil || pm.VerifySignature(pub) != nil {
+		t.Fatalf("signed manifest: parse %v, verify %v", err, pm.VerifySignature(pub))
+	}
+	for i := range good {
+		b := bytes.Clone(good)
+		b[i] ^= 0x20
+		pm, err := storage.ParseManifest(b)
+		if err == nil {
+			err = pm.VerifySignature(pub)
+		}
+		if err == nil {
+			t.Fatalf("signed manifest with byte %d flipped verifies", i)
+		}
+	}
+	// Cut off, the signature block makes an unsigned-looking manifest of
+	// the wrong length.
+	if _, err := storage.ParseManifest(good[:len(good)-1]); !errors.Is(err, storage.ErrCorrupt) {
+		t.Errorf("signed manifest one byte short = %v, want ErrCorrupt", err)
+	}
+}
+
 func FuzzParseManifest(f *testing.F) {
 	good, _ := storage.MarshalManifest(sampleManifest())
+	_, key, _ := ed25519.GenerateKey(nil)
+	f.Add(storage.SignManifest(good, key))
 	f.Add(good)
 	f.Add(good[:30])
 	f.Add([]byte("SNAPMAN\n"))
@@ -206,7 +244,9 @@ func TestGolden(t *testing.T) {
 		t.Skip("golden images are amd64 images")
 	}
 	ctx := context.Background()
-	cur := filepath.Join("testdata", "golden", "v1.0")
+	cur := filepath.Join("testdata", "golden", fmt.Sprintf("v%d.%d", storage.FormatMajor, storage.FormatMinor))
+	// Golden images from 1.1 on are signed with this key.
+	goldenKey := ed25519.NewKeyFromSeed([]byte("snapshotter golden image key 32b"))
 	mem := make([]byte, 2<<20)
 	storetest.FillMixed(mem[:1<<20], 0)
 	storetest.FillPage(mem[(2<<20)-4096:], storetest.KindRandom, 7)
@@ -214,7 +254,7 @@ func TestGolden(t *testing.T) {
 	if *updateGolden {
 		os.RemoveAll(cur)
 		s, _ := storage.NewFileStore(cur)
-		w, err := s.Create(ctx, "mixed", storage.CreateOptions{Metadata: map[string]string{"program": "golden"}, SnapVersion: "golden"})
+		w, err := s.Create(ctx, "mixed", storage.CreateOptions{Metadata: map[string]string{"program": "golden"}, SnapVersion: "golden", SignKey: goldenKey})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,6 +281,11 @@ func TestGolden(t *testing.T) {
 			defer img.Close()
 			if err := img.Verify(ctx); err != nil {
 				t.Fatalf("Verify(golden %s) = %v", dir, err)
+			}
+			if img.Manifest().Minor >= 1 {
+				if err := img.Check(ctx, storage.OpenOptions{VerifyKey: goldenKey.Public().(ed25519.PublicKey)}); err != nil {
+					t.Errorf("Check(golden %s, verify) = %v", dir, err)
+				}
 			}
 			got := make([]byte, len(mem))
 			if err := img.ReadMemoryTo(ctx, func(off uint64, n int) ([]byte, error) { return got[off : off+uint64(n)], nil }); err != nil {

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -77,6 +78,15 @@ func (im *Image) load(ctx context.Context) error {
 	if im.mem, err = im.h.blob(ctx, m.Memory.Key, m.Memory.Size); err != nil {
 		return blobErr("memory blob "+m.Memory.Key, err)
 	}
+	// The index covers the memory blob exactly (ParseIndex): bytes
+	// appended to it are not the image's.
+	size, err := im.mem.size(ctx)
+	if err != nil {
+		return blobErr("memory blob "+m.Memory.Key, err)
+	}
+	if size != m.Memory.Size {
+		return fmt.Errorf("memory blob %s: %d bytes, manifest says %d: %w", m.Memory.Key, size, m.Memory.Size, ErrCorrupt)
+	}
 	im.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
 		zstd.WithDecoderMaxMemory(ChunkSpan), zstd.WithDecoderMaxWindow(ChunkSpan))
 	return err
@@ -142,9 +152,12 @@ func (im *Image) Close() error {
 	return im.h.close()
 }
 
-// State returns the decompressed state stream. The stored blob is read whole
-// and its checksum verified before the first byte is returned; the
-// decompressed length is checked at the end (ErrCorrupt).
+// State returns the decompressed state stream. The stored blob is read
+// whole, its checksum verified and it is decompressed, its length checked
+// against the manifest's rawSize (ErrCorrupt), all before the first byte
+// is returned: a reader of the state (a restore) and Verify (inspect)
+// check the same things, and a restore never starts decoding a state it
+// would have to reject at its end.
 func (im *Image) State(ctx context.Context) (io.ReadCloser, error) {
 	stored, err := im.readBlob(ctx, "state", im.m.State)
 	if err != nil {
@@ -155,34 +168,20 @@ func (im *Image) State(ctx context.Context) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read state of %s: %w", im.uri, err)
 	}
-	return &stateReader{im: im, dec: dec, want: im.m.State.RawSize}, nil
-}
-
-type stateReader struct {
-	im   *Image
-	dec  *zstd.Decoder
-	n    int64
-	want int64
-}
-
-func (r *stateReader) Read(p []byte) (int, error) {
-	n, err := r.dec.Read(p)
-	r.n += int64(n)
-	if r.n > r.want {
-		return n, fmt.Errorf("read state of %s: longer than its %d bytes: %w", r.im.uri, r.want, ErrCorrupt)
+	defer dec.Close()
+	want := im.m.State.RawSize
+	// Grown as bytes arrive, not sized from the manifest's claim.
+	var raw bytes.Buffer
+	n, err := raw.ReadFrom(io.LimitReader(dec, want+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read state of %s: %v: %w", im.uri, err, ErrCorrupt)
+	case n > want:
+		return nil, fmt.Errorf("read state of %s: longer than its %d bytes (rawSize): %w", im.uri, want, ErrCorrupt)
+	case n < want:
+		return nil, fmt.Errorf("read state of %s: %d bytes, rawSize says %d: %w", im.uri, n, want, ErrCorrupt)
 	}
-	if err == io.EOF && r.n != r.want {
-		return n, fmt.Errorf("read state of %s: %d bytes, want %d: %w", r.im.uri, r.n, r.want, ErrCorrupt)
-	}
-	if err != nil && err != io.EOF {
-		return n, fmt.Errorf("read state of %s: %v: %w", r.im.uri, err, ErrCorrupt)
-	}
-	return n, err
-}
-
-func (r *stateReader) Close() error {
-	r.dec.Close()
-	return nil
+	return io.NopCloser(&raw), nil
 }
 
 // chunkErr names a chunk in an ErrCorrupt error.
@@ -506,6 +505,73 @@ func (im *Image) ReadChunk(ctx context.Context, i int, dst []byte) error {
 	}
 	clear(dst)
 	im.scatter(c, packed, func(spanOff int, data []byte) { copy(dst[spanOff:], data) })
+	return nil
+}
+
+// OpenOptions are what an image must satisfy beyond its own consistency
+// (OpenImageWith, Image.Check).
+type OpenOptions struct {
+	// MaxMemorySize, if not zero, is the largest memory size accepted:
+	// what the restoring kernel can hold (ErrInvalidArgument beyond).
+	MaxMemorySize uint64
+	// VerifyKey, if set, requires the image to be signed by this key, and
+	// its memory blob to match the signed SHA-256 (ErrSignature).
+	VerifyKey ed25519.PublicKey
+}
+
+// OpenImageWith opens an image like OpenImage, then checks it against o
+// (Image.Check). It is the one validation path of snap inspect and snap
+// restore.
+func OpenImageWith(ctx context.Context, imageURI, storeURI string, o OpenOptions) (*Image, error) {
+	img, err := OpenImage(ctx, imageURI, storeURI)
+	if err != nil {
+		return nil, err
+	}
+	if err := img.Check(ctx, o); err != nil {
+		img.Close()
+		return nil, err
+	}
+	return img, nil
+}
+
+// Check checks the opened image against o: its memory size, and with
+// o.VerifyKey its signature and the SHA-256 of its memory blob (which is
+// read whole for that). The state and index blobs are bound to the
+// signed manifest by the SHA-256 checked whenever they are read.
+func (im *Image) Check(ctx context.Context, o OpenOptions) error {
+	m := im.m
+	if o.MaxMemorySize != 0 && m.MemorySize > o.MaxMemorySize {
+		return fmt.Errorf("%s: memory of %d bytes is over the %d bytes a sandbox can have: %w",
+			im.uri, m.MemorySize, o.MaxMemorySize, ErrInvalidArgument)
+	}
+	if o.VerifyKey == nil {
+		return nil
+	}
+	if err := m.VerifySignature(o.VerifyKey); err != nil {
+		return fmt.Errorf("%s: %w", im.uri, err)
+	}
+	if err := im.verifyMemoryDigest(ctx); err != nil {
+		return fmt.Errorf("%s: %w", im.uri, err)
+	}
+	return nil
+}
+
+// verifyMemoryDigest reads the memory blob in order and compares its
+// SHA-256 with the manifest's.
+func (im *Image) verifyMemoryDigest(ctx context.Context) error {
+	h := sha256.New()
+	buf := make([]byte, min(batchBytes, max(im.m.Memory.Size, 1)))
+	for off := int64(0); off < im.m.Memory.Size; {
+		p := buf[:min(int64(len(buf)), im.m.Memory.Size-off)]
+		if err := im.mem.readAt(ctx, p, off); err != nil {
+			return blobErr("memory blob "+im.m.Memory.Key, err)
+		}
+		h.Write(p)
+		off += int64(len(p))
+	}
+	if hex.EncodeToString(h.Sum(nil)) != im.m.Memory.SHA256 {
+		return fmt.Errorf("memory blob %s does not match its signed SHA-256 (altered): %w", im.m.Memory.Key, ErrSignature)
+	}
 	return nil
 }
 

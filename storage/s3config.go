@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 )
 
 // S3Config configures an S3 store.
@@ -27,7 +28,31 @@ type S3Config struct {
 	// MaxRetries bounds the retries of one request on transient errors
 	// (with exponential backoff); default 5.
 	MaxRetries int
+	// Deadlines of one request, so that a server that stops answering (a
+	// stopped process still accepts connections) fails a request instead
+	// of holding it forever: DialTimeout bounds connecting (default
+	// 10 s), HeaderTimeout the wait for a response's headers once the
+	// request is sent (default 30 s), IdleTimeout any read or write on a
+	// connection that moves no byte (default 30 s; it bounds a part
+	// upload or a ranged read that stalls midway). A whole save is bounded
+	// by its context (snap save --timeout).
+	DialTimeout, HeaderTimeout, IdleTimeout time.Duration
+	// StaleAge is the age past which a new write removes the store's
+	// incomplete multipart uploads, certainly those of killed writers
+	// (default DefaultStaleAge); snap prune removes younger ones.
+	StaleAge time.Duration
 }
+
+// DefaultStaleAge is how old a leftover of a killed writer must be for a
+// new write to the same store to remove it: no save takes a day.
+const DefaultStaleAge = 24 * time.Hour
+
+// Default request deadlines of S3Config.
+const (
+	DefaultS3DialTimeout   = 10 * time.Second
+	DefaultS3HeaderTimeout = 30 * time.Second
+	DefaultS3IdleTimeout   = 30 * time.Second
+)
 
 // S3ConfigFromEnv reads the endpoint from SNAP_S3_ENDPOINT (a URL: http://
 // disables TLS; a bare host:port uses TLS; default s3.amazonaws.com) and the

@@ -66,6 +66,8 @@ func (b *s3Backend) attach(ctx context.Context) (*helperConn, uint64, error) {
 		Endpoint: cfg.Endpoint, Secure: cfg.Secure, Region: cfg.Region,
 		AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey, SessionToken: cfg.SessionToken,
 		Bucket: cfg.Bucket, Prefix: cfg.Prefix, PartSize: cfg.PartSize, Threads: cfg.Threads, MaxRetries: cfg.MaxRetries,
+		DialTimeout: cfg.DialTimeout, HeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.IdleTimeout,
+		StaleAge: cfg.StaleAge,
 	}}, nil, nil)
 	if err != nil {
 		return nil, 0, err
@@ -332,10 +334,10 @@ func (b *s3Backend) remove(ctx context.Context, name string) error {
 	return err
 }
 
-func (b *s3Backend) prune(ctx context.Context, olderThan time.Duration) (int, error) {
+func (b *s3Backend) prune(ctx context.Context, olderThan time.Duration) ([]string, error) {
 	resp, _, err := b.do(ctx, &s3wire.Msg{Op: s3wire.OpPrune, N: int64(olderThan)})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return int(resp.N), nil
+	return resp.Names, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"runtime"
 	"sort"
 	"strings"
@@ -55,11 +56,14 @@ func s3Objects(t *testing.T, c *minio.Client, s storage.Store) []string {
 		}
 		out = append(out, strings.TrimPrefix(o.Key, prefix))
 	}
-	for u := range c.ListIncompleteUploads(ctx, bucket, prefix, true) {
+	// MinIO lists uploads for an empty prefix or an exact key only.
+	for u := range c.ListIncompleteUploads(ctx, bucket, "", true) {
 		if u.Err != nil {
 			t.Fatalf("list uploads %s: %v", bucket, u.Err)
 		}
-		out = append(out, "upload:"+strings.TrimPrefix(u.Key, prefix))
+		if strings.HasPrefix(u.Key, prefix) {
+			out = append(out, "upload:"+strings.TrimPrefix(u.Key, prefix))
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -271,5 +275,145 @@ func TestS3URIFromEnv(t *testing.T) {
 	}
 	if ents, err := s.List(ctx); err != nil || len(ents) != 1 || ents[0].URI != uri {
 		t.Errorf("List(s3://env/team/images) = %+v, %v; want just %s", ents, err, uri)
+	}
+}
+
+// TestS3PrivateAndPrune: what a save writes to S3 is not readable without
+// credentials (no public ACL or policy is set), and Prune removes an
+// incomplete multipart upload and an unreferenced generation once old
+// enough, says what it removed, and leaves the published image alone.
+func TestS3PrivateAndPrune(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "priv")
+	c := srv.Client(t)
+	s := newS3Store(t, srv, "priv", "p")
+	writeSmallImage(t, s, "img")
+	ctx := context.Background()
+
+	for _, path := range []string{"/priv/p/img/manifest", "/priv/", "/priv/?list-type=2"} {
+		resp, err := http.Get("http://" + srv.Endpoint + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("anonymous GET %s = %s, want 403 Forbidden", path, resp.Status)
+		}
+	}
+	if p, err := c.GetBucketPolicy(ctx, "priv"); err != nil || p != "" {
+		t.Errorf("bucket policy = %q, %v; want none", p, err)
+	}
+
+	// What a killed writer leaves: an upload never completed and a
+	// generation no manifest names.
+	core := minio.Core{Client: c}
+	if _, err := core.NewMultipartUpload(ctx, "priv", "p/dead/g-0badc0de/memory.bin", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, "priv", "p/dead/g-0badc0de/state.zst", strings.NewReader("x"), 1, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Prune(ctx, time.Hour); err != nil || len(got) != 0 {
+		t.Errorf("Prune(1h) = %q, %v; want nothing removed (all is young)", got, err)
+	}
+	got, err := s.Prune(ctx, 0)
+	want := []string{"s3://priv/p/dead/g-0badc0de/memory.bin (incomplete upload)", "s3://priv/p/dead/g-0badc0de/state.zst"}
+	if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("Prune(0) = %q, %v; want %q", got, err, want)
+	}
+	objs := s3Objects(t, c, s)
+	if len(objs) != 4 || !strings.HasPrefix(objs[0], "img/") {
+		t.Errorf("after Prune the store holds %q, want the 4 objects of img", objs)
+	}
+	img, err := s.Open(ctx, "img")
+	if err != nil {
+		t.Fatalf("Open(img) after Prune = %v", err)
+	}
+	if err := img.Verify(ctx); err != nil {
+		t.Errorf("Verify(img) after Prune = %v", err)
+	}
+	img.Close()
+}
+
+// TestS3StoppedServer: requests to a server that accepts connections but
+// answers nothing (SIGSTOP) fail on the store's request deadlines, even
+// without a context deadline, instead of waiting forever.
+func TestS3StoppedServer(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "stopped")
+	s, err := storage.NewS3Store(context.Background(), storage.S3Config{
+		Endpoint: srv.Endpoint, AccessKey: miniotest.AccessKey, SecretKey: miniotest.SecretKey,
+		Bucket: "stopped", MaxRetries: 1,
+		DialTimeout: time.Second, HeaderTimeout: time.Second, IdleTimeout: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSmallImage(t, s, "img")
+	srv.Pause()
+	defer srv.Resume()
+	ctx := context.Background()
+	within(t, "List", func() {
+		if _, err := s.List(ctx); err == nil {
+			t.Errorf("List with the server stopped = nil error, want a timeout")
+		}
+	})
+	within(t, "Open", func() {
+		if img, err := s.Open(ctx, "img"); err == nil {
+			img.Close()
+			t.Errorf("Open with the server stopped = nil error, want a timeout")
+		}
+	})
+	within(t, "Create", func() {
+		if w, err := s.Create(ctx, "new", storage.CreateOptions{}); err == nil {
+			w.Abort()
+			t.Errorf("Create with the server stopped = nil error, want a timeout")
+		}
+	})
+}
+
+// TestS3CreatePrunesStale: a new write first aborts the store's
+// incomplete uploads older than StaleAge (a day by default), so a killed
+// writer's upload does not stay forever, and leaves younger ones alone.
+func TestS3CreatePrunesStale(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "stale")
+	c := srv.Client(t)
+	ctx := context.Background()
+	core := minio.Core{Client: c}
+	if _, err := core.NewMultipartUpload(ctx, "stale", "p/dead/g-0badc0de/memory.bin", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	uploads := func() int {
+		n := 0
+		for u := range c.ListIncompleteUploads(ctx, "stale", "", true) {
+			if u.Err != nil {
+				t.Fatal(u.Err)
+			}
+			n++
+		}
+		return n
+	}
+	writeSmallImage(t, newS3Store(t, srv, "stale", "p"), "young")
+	if n := uploads(); n != 1 {
+		t.Errorf("after a write with the default stale age: %d incomplete uploads, want the young one kept", n)
+	}
+	s, err := storage.NewS3Store(ctx, storage.S3Config{
+		Endpoint: srv.Endpoint, AccessKey: miniotest.AccessKey, SecretKey: miniotest.SecretKey,
+		Bucket: "stale", Prefix: "p", StaleAge: time.Nanosecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSmallImage(t, s, "next")
+	if n := uploads(); n != 0 {
+		t.Errorf("after a write with a 1ns stale age: %d incomplete uploads, want none", n)
+	}
+	for _, name := range []string{"young", "next"} {
+		img, err := s.Open(ctx, name)
+		if err != nil {
+			t.Fatalf("Open(%s) = %v", name, err)
+		}
+		img.Close()
 	}
 }

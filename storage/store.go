@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"time"
@@ -38,9 +39,10 @@ type Manager interface {
 	Delete(ctx context.Context, name string) error
 	// Prune deletes what killed or crashed writers left behind (staging
 	// directories, unreferenced blobs, incomplete multipart uploads) that is
-	// older than olderThan, and returns how many items it removed. Use an
-	// age that no live writer reaches.
-	Prune(ctx context.Context, olderThan time.Duration) (int, error)
+	// older than olderThan, and returns what it removed (URIs), also when
+	// it fails midway. It never touches a published image. Use an age that
+	// no live writer reaches.
+	Prune(ctx context.Context, olderThan time.Duration) ([]string, error)
 }
 
 // Store is a place where images are kept: a local directory (NewFileStore)
@@ -83,6 +85,11 @@ type CreateOptions struct {
 	SnapVersion string
 	// Workers is the number of compression workers; 0 means GOMAXPROCS.
 	Workers int
+	// SignKey, if set, signs the image (format 1.1): the memory blob's
+	// SHA-256 is computed while it is written, and the manifest, which
+	// holds every blob's SHA-256, is signed before it is published, so the
+	// image is never visible unsigned. See Manifest.VerifySignature.
+	SignKey ed25519.PrivateKey
 	// Progress, if set, is called by the writer's drain goroutine each
 	// time a span of memory has been stored, with the memory bytes handed
 	// to WriteMemory* stored so far (zero pages included). It must return
@@ -145,6 +152,9 @@ func (s *store) Create(ctx context.Context, name string, opts CreateOptions) (*W
 	}
 	if err := ParseCodec(opts.Codec, opts.Level); err != nil {
 		return nil, fmt.Errorf("create %s: %w", s.b.imageURI(name), err)
+	}
+	if opts.SignKey != nil && len(opts.SignKey) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("create %s: signing key of %d bytes, want an ed25519 key: %w", s.b.imageURI(name), len(opts.SignKey), ErrInvalidArgument)
 	}
 	if !opts.Replace {
 		ok, err := s.b.exists(ctx, name)
@@ -222,10 +232,10 @@ func (s *store) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
-func (s *store) Prune(ctx context.Context, olderThan time.Duration) (int, error) {
-	n, err := s.b.prune(ctx, olderThan)
+func (s *store) Prune(ctx context.Context, olderThan time.Duration) ([]string, error) {
+	removed, err := s.b.prune(ctx, olderThan)
 	if err != nil {
-		return n, fmt.Errorf("prune %s: %w", s.b.storeURI(), err)
+		return removed, fmt.Errorf("prune %s: %w", s.b.storeURI(), err)
 	}
-	return n, nil
+	return removed, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,14 +132,41 @@ func TestFilePrune(t *testing.T) {
 	page := make([]byte, storage.PageSize)
 	page[9] = 1
 	w.WriteMemory(0, page)
-	if n, err := s.Prune(ctx, time.Hour); err != nil || n != 0 {
-		t.Errorf("Prune(1h) = %d, %v; want 0, nil (the writer is young)", n, err)
+	if got, err := s.Prune(ctx, time.Hour); err != nil || len(got) != 0 {
+		t.Errorf("Prune(1h) = %q, %v; want nothing, nil (the writer is young)", got, err)
 	}
-	if n, err := s.Prune(ctx, 0); err != nil || n != 1 {
-		t.Errorf("Prune(0) = %d, %v; want 1, nil", n, err)
+	if got, err := s.Prune(ctx, 0); err != nil || len(got) != 1 || !strings.Contains(got[0], "/.tmp-crashed-") {
+		t.Errorf("Prune(0) = %q, %v; want the staging directory of crashed, nil", got, err)
 	}
 	w.Abort()
 	if objs := fileObjects(t, s); len(objs) != 0 {
 		t.Errorf("after Prune the store holds %v", objs)
+	}
+}
+
+// TestFileCreatePrunesStale: a write first removes the staging and
+// deleting directories of its store that are older than a day (a killed
+// sentry's), and leaves younger ones and every published image alone.
+func TestFileCreatePrunesStale(t *testing.T) {
+	root := t.TempDir()
+	s, _ := storage.NewFileStore(root)
+	writeSmallImage(t, s, "kept")
+	old := time.Now().Add(-25 * time.Hour)
+	for _, d := range []string{".tmp-dead-0011", ".del-dead-0022", ".tmp-young-0033"} {
+		p := filepath.Join(root, d)
+		must(t, os.Mkdir(p, 0o700))
+		must(t, os.WriteFile(filepath.Join(p, "memory.bin"), []byte("leftover"), 0o600))
+		if strings.Contains(d, "dead") {
+			must(t, os.Chtimes(p, old, old))
+		}
+	}
+	// An old published image is not a leftover.
+	must(t, os.Chtimes(filepath.Join(root, "kept"), old, old))
+	writeSmallImage(t, s, "next")
+	got := fileObjects(t, s)
+	want := []string{".tmp-young-0033/memory.bin", "kept/manifest", "kept/memory.bin", "kept/memory.idx", "kept/state.zst",
+		"next/manifest", "next/memory.bin", "next/memory.idx", "next/state.zst"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("store after a write = %q, want %q", got, want)
 	}
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -91,6 +92,7 @@ type Writer struct {
 	memStored uint64
 	memData   uint64
 	handed    uint64
+	memHash   hash.Hash // SHA-256 of the memory blob; only when signing
 }
 
 // memJob is one ChunkSpan-aligned span of memory on its way to the image.
@@ -145,7 +147,11 @@ func newWriter(ctx context.Context, cancel context.CancelFunc, uri string, st st
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	return &Writer{ctx: ctx, cancel: cancel, uri: uri, st: st, opts: opts, workers: workers}
+	w := &Writer{ctx: ctx, cancel: cancel, uri: uri, st: st, opts: opts, workers: workers}
+	if opts.SignKey != nil {
+		w.memHash = sha256.New()
+	}
+	return w
 }
 
 // stateLevel is the zstd level of the state stream: the memory level when
@@ -452,6 +458,9 @@ func (w *Writer) drain() {
 				if _, err := w.memBlob.Write(j.stored); err != nil {
 					w.setErr(fmt.Errorf("write memory of %s: %w", w.uri, err))
 				} else {
+					if w.memHash != nil {
+						w.memHash.Write(j.stored)
+					}
 					j.c.Stored = w.memStored
 					w.memStored += uint64(len(j.stored))
 					w.memData += uint64(j.c.RawLen)
@@ -719,9 +728,16 @@ func (w *Writer) commit() (*Manifest, error) {
 		Index:       Blob{Key: idxKey, Size: int64(len(idx)), RawSize: int64(len(idx)), SHA256: hex.EncodeToString(idxSum[:])},
 		Metadata:    w.opts.Metadata,
 	}
+	if w.memHash != nil {
+		m.Memory.SHA256 = hex.EncodeToString(w.memHash.Sum(nil))
+	}
 	mb, err := MarshalManifest(m)
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", w.uri, err)
+	}
+	if w.opts.SignKey != nil {
+		mb = SignManifest(mb, w.opts.SignKey)
+		m.Signer = w.opts.SignKey.Public().(ed25519.PublicKey)
 	}
 	if err := w.ctx.Err(); err != nil {
 		return nil, fmt.Errorf("commit %s: %w", w.uri, err)

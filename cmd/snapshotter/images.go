@@ -12,11 +12,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"snapshotter/runner"
 	"snapshotter/storage"
 )
 
 func init() {
-	subcommands = append(subcommands, newImagesCmd, newInspectCmd, newRmCmd)
+	subcommands = append(subcommands, newImagesCmd, newInspectCmd, newRmCmd, newKeygenCmd)
 }
 
 func newImagesCmd(g *globalFlags) *cobra.Command {
@@ -51,38 +52,52 @@ func newImagesCmd(g *globalFlags) *cobra.Command {
 
 // inspectReport is the --json output of snap inspect.
 type inspectReport struct {
-	URI           string            `json:"uri"`
-	Format        string            `json:"format"`
-	Arch          string            `json:"arch"`
-	Created       time.Time         `json:"created"`
-	SnapVersion   string            `json:"snapVersion,omitempty"`
-	Compression   string            `json:"compression"`
-	MemorySize    uint64            `json:"memorySize"`
-	MemoryData    uint64            `json:"memoryData"`
-	MemoryStored  int64             `json:"memoryStored"`
-	StateSize     int64             `json:"stateSize"`
-	StateStored   int64             `json:"stateStored"`
-	StoredSize    int64             `json:"storedSize"`
-	Ratio         float64           `json:"ratio"`
-	Chunks        uint64            `json:"chunks"`
-	ChecksumsOK   bool              `json:"checksumsOK"`
-	ChecksumError string            `json:"checksumError,omitempty"`
-	Metadata      map[string]string `json:"metadata,omitempty"`
+	URI           string    `json:"uri"`
+	Format        string    `json:"format"`
+	Arch          string    `json:"arch"`
+	Created       time.Time `json:"created"`
+	SnapVersion   string    `json:"snapVersion,omitempty"`
+	Compression   string    `json:"compression"`
+	MemorySize    uint64    `json:"memorySize"`
+	MemoryData    uint64    `json:"memoryData"`
+	MemoryStored  int64     `json:"memoryStored"`
+	StateSize     int64     `json:"stateSize"`
+	StateStored   int64     `json:"stateStored"`
+	StoredSize    int64     `json:"storedSize"`
+	Ratio         float64   `json:"ratio"`
+	Chunks        uint64    `json:"chunks"`
+	ChecksumsOK   bool      `json:"checksumsOK"`
+	ChecksumError string    `json:"checksumError,omitempty"`
+	// SignedBy is the ID of the key the image claims to be signed by
+	// (storage.KeyID), empty if unsigned; SignatureOK is set when
+	// --verify checked it.
+	SignedBy    string            `json:"signedBy,omitempty"`
+	SignatureOK bool              `json:"signatureOK,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
 }
 
 func newInspectCmd(g *globalFlags) *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON bool
+		verify string
+	)
 	cmd := &cobra.Command{
-		Use:   "inspect URI [--json]",
+		Use:   "inspect URI [--json] [--verify KEYFILE]",
 		Short: "Show an image's format, sizes and compression, and verify every checksum",
 		Long: `inspect reads an image's manifest and memory index, then reads every blob
 and verifies every checksum. It exits non-zero if a checksum does not verify.
 URI is file:///dir/NAME, a path, s3://bucket/prefix/NAME, or a bare NAME in
-the --store store.`,
+the --store store. The image is opened with the checks of snap restore (a
+memory size this snap can restore); --verify KEYFILE (an ed25519 public key,
+PEM) also requires the image to be signed by that key and unaltered.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			img, err := storage.OpenImage(ctx, args[0], g.store)
+			key, err := readVerifyKey(verify)
+			if err != nil {
+				return fmt.Errorf("inspect %s: %w", args[0], err)
+			}
+			img, err := runner.OpenImage(ctx, args[0], g.store, key)
 			if err != nil {
 				return err
 			}
@@ -99,6 +114,10 @@ the --store store.`,
 				MemorySize:  m.MemorySize, MemoryData: m.MemoryData, MemoryStored: m.Memory.Size,
 				StateSize: m.State.RawSize, StateStored: m.State.Size, StoredSize: m.StoredSize(),
 				Ratio: m.Ratio(), Chunks: m.Chunks, Metadata: m.Metadata,
+				SignatureOK: key != nil,
+			}
+			if m.Signer != nil {
+				r.SignedBy = storage.KeyID(m.Signer)
 			}
 			verr := img.Verify(ctx)
 			r.ChecksumsOK = verr == nil
@@ -122,7 +141,27 @@ the --store store.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	cmd.Flags().StringVar(&verify, "verify", "", "require the image to be signed by this ed25519 public key file (PEM)")
 	return cmd
+}
+
+func newKeygenCmd(*globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "keygen PRIVFILE PUBFILE",
+		Short: "Make an ed25519 key pair for save --sign (PRIVFILE) and restore --verify (PUBFILE)",
+		Long: `keygen writes a new ed25519 private key to PRIVFILE (mode 0600) and its public
+key to PUBFILE, as PEM files in OpenSSL's formats (PKCS #8 and PKIX): keys
+made with openssl genpkey -algorithm ed25519 work as well. Neither file may
+exist. Keep PRIVFILE where images are saved, give PUBFILE to where they are
+restored.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := storage.GenerateKeyFiles(args[0], args[1]); err != nil {
+				return fmt.Errorf("keygen: %w", err)
+			}
+			return nil
+		},
+	}
 }
 
 func printInspect(w io.Writer, r *inspectReport) {
@@ -143,6 +182,14 @@ func printInspect(w io.Writer, r *inspectReport) {
 		fmt.Fprintf(tw, "Checksums:\tverified\n")
 	} else {
 		fmt.Fprintf(tw, "Checksums:\tFAILED: %s\n", r.ChecksumError)
+	}
+	switch {
+	case r.SignedBy == "":
+		fmt.Fprintf(tw, "Signature:\tnone\n")
+	case r.SignatureOK:
+		fmt.Fprintf(tw, "Signature:\tkey %s, verified\n", r.SignedBy)
+	default:
+		fmt.Fprintf(tw, "Signature:\tkey %s, not verified (give --verify KEYFILE)\n", r.SignedBy)
 	}
 	keys := make([]string, 0, len(r.Metadata))
 	for k := range r.Metadata {

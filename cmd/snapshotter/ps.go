@@ -19,7 +19,8 @@ func newPsCmd(g *globalFlags) *cobra.Command {
 		Short: "List sandboxes (running and ended) in the state directory",
 		Long: `ps lists the sandboxes of the state directory: ID, sentry PID, status,
 program, creation time and the image it was restored from. A sandbox whose
-sentry vanished without recording an end is marked dead.`,
+sentry vanished without recording an end is marked dead; one that a save is
+writing out (and may hold paused) is marked saving.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			list, err := runner.StateDir{Root: g.stateDir}.List()
@@ -54,6 +55,8 @@ func psStatus(m *runner.Metadata) string {
 		return fmt.Sprintf("killed(%d)", m.Exit.Signal)
 	case m.Status == runner.StatusExited && m.Exit != nil:
 		return fmt.Sprintf("exited(%d)", m.Exit.Code)
+	case m.Status == runner.StatusRunning && m.Saving != "":
+		return "saving" // possibly paused, for at most the save's --timeout
 	}
 	return m.Status
 }

@@ -1,30 +1,35 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"log"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"snapshotter/runner"
+	"snapshotter/storage"
 )
 
 func init() { subcommands = append(subcommands, newRestoreCmd) }
 
 func newRestoreCmd(g *globalFlags) *cobra.Command {
 	var (
-		d detachFlags
-		f runFlags
+		d      detachFlags
+		f      runFlags
+		verify string
 	)
 	cmd := &cobra.Command{
-		Use:   "restore URI [-d] [--id ID] [--stdout FILE] [--stderr FILE]",
+		Use:   "restore URI [-d] [--id ID] [--stdout FILE] [--stderr FILE] [--verify KEYFILE]",
 		Short: "Bring a saved sandbox back, in the foreground or detached",
 		Long: `restore loads the image at URI (file:///dir/NAME, /dir/NAME, s3://bucket/NAME,
 or a NAME in the --store store) into a fresh sentry and continues its
 program where it was saved. In the foreground the program's stdio is snap's
 and snap exits with its status; with -d it runs in the background like
 run -d and the sandbox ID is printed. One image can be restored many times,
-also at once.`,
+also at once. --verify KEYFILE (an ed25519 public key, PEM) refuses an image
+that is not signed by that key or was altered since, before anything runs.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := d.check(); err != nil {
@@ -35,8 +40,20 @@ also at once.`,
 			if err != nil {
 				return err
 			}
+			key, err := readVerifyKey(verify)
+			if err != nil {
+				return fmt.Errorf("restore %s: %w", uri, err)
+			}
 			if d.detach {
 				sentryArgs := append([]string{"--platform", f.platform, "--restore", uri}, limitArgs(cmd, &f)...)
+				if verify != "" {
+					// The sentry reads it again, from its own directory.
+					abs, err := filepath.Abs(verify)
+					if err != nil {
+						return fmt.Errorf("restore %s: --verify: %w", uri, err)
+					}
+					sentryArgs = append(sentryArgs, "--verify", abs)
+				}
 				if root := restoreRoot(cmd, &f); root != "" {
 					sentryArgs = append(sentryArgs, "--rootfs", root)
 				}
@@ -59,7 +76,8 @@ also at once.`,
 			}
 			sb, _, err := runner.RestoreKernel(cmd.Context(), runner.KernelOptions{
 				Platform: f.platform, Rootfs: restoreRoot(cmd, &f), Debug: f.debug, Log: log.Writer(), Version: version,
-				Limits: limits,
+				Limits:    limits,
+				VerifyKey: key,
 			}, uri, g.store)
 			if err != nil {
 				return err
@@ -73,7 +91,20 @@ also at once.`,
 	}
 	d.register(cmd)
 	addRunFlags(cmd, &f)
+	cmd.Flags().StringVar(&verify, "verify", "", "require the image to be signed by this ed25519 public key file (PEM)")
 	return cmd
+}
+
+// readVerifyKey reads --verify's public key file; "" means no check.
+func readVerifyKey(path string) (ed25519.PublicKey, error) {
+	if path == "" {
+		return nil, nil
+	}
+	k, err := storage.ReadPublicKey(path)
+	if err != nil {
+		return nil, fmt.Errorf("--verify: %w", err)
+	}
+	return k, nil
 }
 
 // restoreRoot is --rootfs if given: a restore otherwise reopens the root

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -20,9 +21,11 @@ func newSaveCmd(g *globalFlags) *cobra.Command {
 		leaveRunning bool
 		compression  string
 		level        int
+		signKey      string
+		timeout      time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "save ID [--to URI] [--leave-running] [--compression s2|zstd] [--level N]",
+		Use:   "save ID [--to URI] [--leave-running] [--compression s2|zstd] [--level N] [--sign KEYFILE] [--timeout D]",
 		Short: "Checkpoint a running sandbox to an image; print its URI",
 		Long: `save freezes sandbox ID, writes its kernel state and memory to an image and
 prints the image URI on the last line. --to is a URI (file:///dir/NAME,
@@ -30,16 +33,31 @@ prints the image URI on the last line. --to is a URI (file:///dir/NAME,
 default is ID-DATE in the --store store. Without --leave-running the sandbox
 stops once the image is committed. A failed save leaves the sandbox running.
 --compression picks the memory codec: s2 (the default; --level 1 fast,
-2 better (default), 3 best) or zstd (--level 1 (default) to 22).`,
+2 better (default), 3 best) or zstd (--level 1 (default) to 22).
+--sign KEYFILE signs the image with an ed25519 private key (PEM, PKCS #8, as
+made by snap keygen or openssl genpkey -algorithm ed25519), for
+restore --verify. --timeout D (default 60s) bounds the whole save: past it
+the save is abandoned, nothing is published and the sandbox runs on.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Checked here too, so that a bad value never reaches the sandbox.
 			if err := storage.ParseCodec(compression, level); err != nil {
 				return fmt.Errorf("save %s: %w", args[0], err)
 			}
+			if timeout <= 0 {
+				return fmt.Errorf("save %s: --timeout %v is not positive: %w", args[0], timeout, storage.ErrInvalidArgument)
+			}
+			var key []byte
+			if signKey != "" {
+				k, err := storage.ReadPrivateKey(signKey)
+				if err != nil {
+					return fmt.Errorf("save %s: --sign: %w", args[0], err)
+				}
+				key = k
+			}
 			bar := newProgressBar(os.Stderr)
 			uri, err := runner.Save(cmd.Context(), runner.StateDir{Root: g.stateDir}, args[0],
-				runner.SaveRequest{To: to, Store: g.store, LeaveRunning: leaveRunning, Compression: compression, Level: level}, bar.update)
+				runner.SaveRequest{To: to, Store: g.store, LeaveRunning: leaveRunning, Compression: compression, Level: level, SignKey: key, Timeout: timeout}, bar.update)
 			bar.finish()
 			if err != nil {
 				return err
@@ -52,6 +70,8 @@ stops once the image is committed. A failed save leaves the sandbox running.
 	cmd.Flags().BoolVar(&leaveRunning, "leave-running", false, "keep the sandbox running after the save")
 	cmd.Flags().StringVar(&compression, "compression", storage.DefaultCodec, "memory codec: s2 or zstd")
 	cmd.Flags().IntVar(&level, "level", 0, "codec level (0: the codec's default; s2 1-3, zstd 1-22)")
+	cmd.Flags().StringVar(&signKey, "sign", "", "sign the image with this ed25519 private key file (PEM)")
+	cmd.Flags().DurationVar(&timeout, "timeout", runner.DefaultSaveTimeout, "abandon the save (the sandbox runs on) if it takes longer")
 	return cmd
 }
 

@@ -16,9 +16,9 @@ func init() { subcommands = append(subcommands, newSentryCmd) }
 // (started by runner.Launch; see docs/CONTROL_PROTOCOL.md).
 func newSentryCmd(g *globalFlags) *cobra.Command {
 	var (
-		id, readyFD, restore string
-		f                    runFlags
-		s                    startFlags
+		id, readyFD, restore, verify string
+		f                            runFlags
+		s                            startFlags
 	)
 	cmd := &cobra.Command{
 		Use:    runner.SentryCommand + " --id ID [flags] -- PROG [ARG...]",
@@ -57,6 +57,11 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 					if !cmd.Flags().Changed("rootfs") {
 						o.Rootfs = "" // reopen the saved root
 					}
+					key, err := readVerifyKey(verify)
+					if err != nil {
+						return nil, fmt.Errorf("restore %s: %w", restore, err)
+					}
+					o.VerifyKey = key
 					sb, man, err := runner.RestoreKernel(cmd.Context(), o, restore, g.store)
 					if err != nil {
 						return nil, err
@@ -78,6 +83,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&id, "id", "", "sandbox ID (its directory is reserved by the launcher)")
 	cmd.Flags().StringVar(&readyFD, "ready-fd", "", "descriptor of the launcher's readiness pipe")
 	cmd.Flags().StringVar(&restore, "restore", "", "restore the image at this URI instead of starting a program")
+	cmd.Flags().StringVar(&verify, "verify", "", "with --restore: the public key file the image must be signed with")
 	addRunFlags(cmd, &f)
 	addStartFlags(cmd, &s)
 	return cmd

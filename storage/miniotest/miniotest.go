@@ -174,6 +174,7 @@ func (s *Server) Stop() {
 		return
 	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Process.Signal(syscall.SIGCONT) // if paused
 	select {
 	case <-s.exited:
 	case <-time.After(5 * time.Second):
@@ -181,6 +182,22 @@ func (s *Server) Stop() {
 		<-s.exited
 	}
 	s.cmd = nil
+}
+
+// Pause stops the server's process (SIGSTOP): it keeps accepting
+// connections (the kernel does) but answers nothing, as a hung server.
+// Resume, Stop and Kill end the pause.
+func (s *Server) Pause() {
+	if s.cmd != nil {
+		s.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() {
+	if s.cmd != nil {
+		s.cmd.Process.Signal(syscall.SIGCONT)
+	}
 }
 
 // Restart starts the server again on the same port and data directory.

@@ -18,12 +18,14 @@ package s3
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path"
 	"sort"
@@ -60,6 +62,7 @@ func New(cfg storage.S3Config) (*Backend, error) {
 	if cfg.MaxRetries <= 0 {
 		cfg.MaxRetries = 5
 	}
+	cfg.StaleAge = cmp.Or(cfg.StaleAge, storage.DefaultStaleAge)
 	var creds *credentials.Credentials
 	if cfg.AccessKey != "" {
 		creds = credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
@@ -68,13 +71,63 @@ func New(cfg storage.S3Config) (*Backend, error) {
 			&credentials.EnvAWS{}, &credentials.EnvMinio{}, &credentials.FileAWSCredentials{},
 		})
 	}
+	tr, err := transport(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("s3 store %s: %w", cfg.Endpoint, err)
+	}
 	c, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds: creds, Secure: cfg.Secure, Region: cfg.Region, MaxRetries: cfg.MaxRetries,
+		Creds: creds, Secure: cfg.Secure, Region: cfg.Region, MaxRetries: cfg.MaxRetries, Transport: tr,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 store %s: %w", cfg.Endpoint, err)
 	}
 	return &Backend{c: c, cfg: cfg}, nil
+}
+
+// transport is minio-go's default transport with cfg's request deadlines
+// (defaults applied to cfg): dial, response headers, and an idle deadline
+// on every connection.
+func transport(cfg *storage.S3Config) (*http.Transport, error) {
+	cfg.DialTimeout = cmp.Or(cfg.DialTimeout, storage.DefaultS3DialTimeout)
+	cfg.HeaderTimeout = cmp.Or(cfg.HeaderTimeout, storage.DefaultS3HeaderTimeout)
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, storage.DefaultS3IdleTimeout)
+	tr, err := minio.DefaultTransport(cfg.Secure)
+	if err != nil {
+		return nil, err
+	}
+	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	idle := cfg.IdleTimeout
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &idleConn{Conn: c, idle: idle}, nil
+	}
+	tr.ResponseHeaderTimeout = cfg.HeaderTimeout
+	return tr, nil
+}
+
+// idleConn fails a read or write that moves no byte for idle: a server
+// that stopped midway (a part upload, a ranged read) ends the request
+// instead of holding it, and minio-go retries or reports it.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.idle)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
 }
 
 // URI returns the store's URI, s3://bucket/prefix.
@@ -103,6 +156,40 @@ func mapS3Err(err error) error {
 		return fmt.Errorf("blob truncated (%v): %w", err, storage.ErrCorrupt)
 	}
 	return err
+}
+
+// pruneUploads aborts the incomplete multipart uploads under the store's
+// prefix started more than olderThan ago and returns their URIs.
+func (b *Backend) pruneUploads(ctx context.Context, olderThan time.Duration) ([]string, error) {
+	prefix := b.obj() + "/"
+	if prefix == "/" {
+		prefix = ""
+	}
+	var removed []string
+	// The whole bucket's uploads, filtered here: MinIO lists an upload
+	// only for an empty prefix or its exact key, not for a shorter
+	// prefix.
+	for u := range b.c.ListIncompleteUploads(ctx, b.cfg.Bucket, "", true) {
+		if u.Err != nil {
+			return removed, mapS3Err(u.Err)
+		}
+		if !strings.HasPrefix(u.Key, prefix) || time.Since(u.Initiated) < olderThan {
+			continue
+		}
+		if err := b.c.RemoveIncompleteUpload(ctx, b.cfg.Bucket, u.Key); err != nil && !errors.Is(mapS3Err(err), storage.ErrNotFound) {
+			return removed, mapS3Err(err)
+		}
+		removed = append(removed, b.keyURI(u.Key)+" (incomplete upload)")
+	}
+	return removed, nil
+}
+
+// PruneStale aborts the store's incomplete multipart uploads older than
+// cfg.StaleAge: what writers killed long ago left, which no live writer
+// can own. A new write calls it first; it is one listing request, and its
+// errors are the next write's or snap prune's to report.
+func (b *Backend) PruneStale(ctx context.Context) {
+	_, _ = b.pruneUploads(ctx, b.cfg.StaleAge)
 }
 
 // Exists reports whether a manifest is published under name. A missing
@@ -268,23 +355,26 @@ func (s *Staging) Abort() error {
 }
 
 // removePrefix deletes every object under prefix last modified more than
-// olderThan ago.
-func (b *Backend) removePrefix(ctx context.Context, prefix string, olderThan time.Duration) (int, error) {
-	n := 0
+// olderThan ago and returns their URIs.
+func (b *Backend) removePrefix(ctx context.Context, prefix string, olderThan time.Duration) ([]string, error) {
+	var removed []string
 	for o := range b.c.ListObjects(ctx, b.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if o.Err != nil {
-			return n, mapS3Err(o.Err)
+			return removed, mapS3Err(o.Err)
 		}
 		if time.Since(o.LastModified) < olderThan {
 			continue
 		}
 		if err := b.c.RemoveObject(ctx, b.cfg.Bucket, o.Key, minio.RemoveObjectOptions{}); err != nil {
-			return n, mapS3Err(err)
+			return removed, mapS3Err(err)
 		}
-		n++
+		removed = append(removed, b.keyURI(o.Key))
 	}
-	return n, nil
+	return removed, nil
 }
+
+// keyURI returns the URI of object key of the bucket.
+func (b *Backend) keyURI(key string) string { return "s3://" + b.cfg.Bucket + "/" + key }
 
 // Open returns a handle on image name. It does no I/O: a missing image
 // shows as ErrNotFound from Manifest.
@@ -419,30 +509,23 @@ func (b *Backend) Remove(ctx context.Context, name string) error {
 }
 
 // Prune deletes incomplete uploads and the blobs of generations no manifest
-// refers to, older than olderThan, and returns how many it deleted.
-func (b *Backend) Prune(ctx context.Context, olderThan time.Duration) (int, error) {
+// refers to, older than olderThan, and returns the URIs of what it
+// deleted (an incomplete upload as its object's URI and "(incomplete
+// upload)"). A published image is never touched.
+func (b *Backend) Prune(ctx context.Context, olderThan time.Duration) ([]string, error) {
 	prefix := b.obj() + "/"
 	if prefix == "/" {
 		prefix = ""
 	}
-	n := 0
-	for u := range b.c.ListIncompleteUploads(ctx, b.cfg.Bucket, prefix, true) {
-		if u.Err != nil {
-			return n, mapS3Err(u.Err)
-		}
-		if time.Since(u.Initiated) < olderThan {
-			continue
-		}
-		if err := b.c.RemoveIncompleteUpload(ctx, b.cfg.Bucket, u.Key); err != nil && !errors.Is(mapS3Err(err), storage.ErrNotFound) {
-			return n, err
-		}
-		n++
+	removed, err := b.pruneUploads(ctx, olderThan)
+	if err != nil {
+		return removed, err
 	}
 	// Blobs of generations no manifest refers to.
 	gens := map[string]bool{} // "NAME/g-GEN"
 	for o := range b.c.ListObjects(ctx, b.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if o.Err != nil {
-			return n, mapS3Err(o.Err)
+			return removed, mapS3Err(o.Err)
 		}
 		parts := strings.Split(strings.TrimPrefix(o.Key, prefix), "/")
 		if len(parts) == 3 && strings.HasPrefix(parts[1], "g-") {
@@ -463,7 +546,7 @@ func (b *Backend) Prune(ctx context.Context, olderThan time.Duration) (int, erro
 			case errors.Is(err, storage.ErrNotFound):
 				cur = ""
 			case err != nil:
-				return n, err
+				return removed, err
 			default:
 				cur = skipGen
 				if m, err := storage.ParseManifest(mb); err == nil {
@@ -476,10 +559,10 @@ func (b *Backend) Prune(ctx context.Context, olderThan time.Duration) (int, erro
 			continue
 		}
 		k, err := b.removePrefix(ctx, b.obj(name, gen)+"/", olderThan)
-		n += k
+		removed = append(removed, k...)
 		if err != nil {
-			return n, err
+			return removed, err
 		}
 	}
-	return n, nil
+	return removed, nil
 }

@@ -290,6 +290,8 @@ func (s *server) do(root, rctx context.Context, m *s3wire.Msg, payload []byte, r
 			Endpoint: c.Endpoint, Secure: c.Secure, Region: c.Region,
 			AccessKey: c.AccessKey, SecretKey: c.SecretKey, SessionToken: c.SessionToken,
 			Bucket: c.Bucket, Prefix: c.Prefix, PartSize: c.PartSize, Threads: c.Threads, MaxRetries: c.MaxRetries,
+			DialTimeout: c.DialTimeout, HeaderTimeout: c.HeaderTimeout, IdleTimeout: c.IdleTimeout,
+			StaleAge: c.StaleAge,
 		})
 		if err != nil {
 			return err
@@ -307,6 +309,7 @@ func (s *server) do(root, rctx context.Context, m *s3wire.Msg, payload []byte, r
 		if err != nil {
 			return err
 		}
+		b.PruneStale(rctx)
 		sctx, cancel := context.WithCancel(root)
 		if err := s.put(m.New, &staging{b.Begin(sctx, m.Name), cancel}); err != nil {
 			cancel()
@@ -410,8 +413,7 @@ func (s *server) do(root, rctx context.Context, m *s3wire.Msg, payload []byte, r
 		if err != nil {
 			return err
 		}
-		n, err := b.Prune(rctx, time.Duration(m.N))
-		resp.N = int64(n)
+		resp.Names, err = b.Prune(rctx, time.Duration(m.N))
 		return err
 	}
 	return fmt.Errorf("s3 helper: unknown request op %d: %w", m.Op, s3wire.ErrProtocol)

@@ -43,6 +43,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -111,7 +112,7 @@ const (
 	// OpRemove removes image Name of backend Obj.
 	OpRemove
 	// OpPrune prunes backend Obj of leftovers older than N nanoseconds and
-	// returns the number of removed items (N).
+	// returns the URIs of what it removed (Names).
 	OpPrune
 	// OpCancel cancels request ID or staging Obj; no response.
 	OpCancel
@@ -154,6 +155,12 @@ type Config struct {
 	PartSize     uint64 `msgpack:"part_size,omitempty"`
 	Threads      int    `msgpack:"threads,omitempty"`
 	MaxRetries   int    `msgpack:"max_retries,omitempty"`
+	// Request deadlines; zero takes the helper's defaults.
+	DialTimeout   time.Duration `msgpack:"dial_timeout,omitempty"`
+	HeaderTimeout time.Duration `msgpack:"header_timeout,omitempty"`
+	IdleTimeout   time.Duration `msgpack:"idle_timeout,omitempty"`
+	// StaleAge is storage.S3Config.StaleAge; zero takes the default.
+	StaleAge time.Duration `msgpack:"stale_age,omitempty"`
 }
 
 // Msg is the header of a frame. Which fields mean something depends on Op

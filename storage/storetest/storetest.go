@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +49,38 @@ func Run(t *testing.T, h Harness) {
 	t.Run("NotFound", func(t *testing.T) { testNotFound(t, h) })
 	t.Run("ListDelete", func(t *testing.T) { testListDelete(t, h) })
 	t.Run("InvalidArguments", func(t *testing.T) { testInvalid(t, h) })
+	t.Run("Signed", func(t *testing.T) { testSigned(t, h) })
+}
+
+// testSigned: a signed image round-trips and verifies with its key (the
+// store keeps the manifest's signature block and the memory blob exactly),
+// also when it replaces an unsigned one; another key is refused.
+func testSigned(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := h.New(t)
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, _ := ed25519.GenerateKey(nil)
+	im := makeImage(3<<20, []storage.Range{{Off: 0, Len: 3 << 20}}, MixedKind, 5000)
+	mustWrite(t, s, "signed", im, storage.CreateOptions{})
+	m := mustWrite(t, s, "signed", im, storage.CreateOptions{SignKey: priv, Replace: true})
+	if !m.Signer.Equal(pub) || m.Memory.SHA256 == "" {
+		t.Errorf("Commit(signed) manifest: signer %x, memory sha256 %q; want the key and a digest", m.Signer, m.Memory.SHA256)
+	}
+	img, err := s.Open(ctx, "signed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	if err := img.Check(ctx, storage.OpenOptions{VerifyKey: pub}); err != nil {
+		t.Errorf("Check(verify with the signing key) = %v", err)
+	}
+	if err := img.Check(ctx, storage.OpenOptions{VerifyKey: other}); !errors.Is(err, storage.ErrSignature) {
+		t.Errorf("Check(verify with another key) = %v, want ErrSignature", err)
+	}
+	checkImage(t, s, "signed", im, nil)
 }
 
 // image is a small test image held in memory: state bytes and memory
@@ -512,6 +545,27 @@ func testCorruption(t *testing.T, h Harness) {
 	truncate := func(m *storage.Manifest) func([]byte) []byte {
 		return func(b []byte) []byte { return b[:len(b)-len(b)/3-1] }
 	}
+	// Stored bytes beyond what the manifest and the index cover are not
+	// the image's: refused, though every chunk still verifies.
+	appendByte := func(m *storage.Manifest) func([]byte) []byte {
+		return func(b []byte) []byte { return append(bytes.Clone(b), 0) }
+	}
+	// A manifest whose checksum is right but whose claims are not.
+	editManifest := func(edit func(m *storage.Manifest)) func(m *storage.Manifest) func([]byte) []byte {
+		return func(*storage.Manifest) func([]byte) []byte {
+			return func(b []byte) []byte {
+				m, err := storage.ParseManifest(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				edit(m)
+				if b, err = storage.MarshalManifest(m); err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+		}
+	}
 	tests := []struct {
 		name    string
 		key     func(m *storage.Manifest) string
@@ -526,7 +580,10 @@ func testCorruption(t *testing.T, h Harness) {
 		{"state-byte", func(m *storage.Manifest) string { return m.State.Key }, flip(func(_ *storage.Manifest, n int) int { return n / 2 }), "state", "state"},
 		{"state-truncated", func(m *storage.Manifest) string { return m.State.Key }, truncate, "state", "state"},
 		{"chunk-byte", func(m *storage.Manifest) string { return m.Memory.Key }, flip(func(_ *storage.Manifest, n int) int { return n * 2 / 3 }), "memory", "chunk"},
-		{"memory-truncated", func(m *storage.Manifest) string { return m.Memory.Key }, truncate, "memory", "chunk"},
+		{"memory-truncated", func(m *storage.Manifest) string { return m.Memory.Key }, truncate, "open", "memory blob"},
+		{"memory-appended", func(m *storage.Manifest) string { return m.Memory.Key }, appendByte, "open", "memory blob"},
+		{"state-appended", func(m *storage.Manifest) string { return m.State.Key }, appendByte, "state", "state blob"},
+		{"state-rawsize", func(*storage.Manifest) string { return "manifest" }, editManifest(func(m *storage.Manifest) { m.State.RawSize++ }), "state", "rawSize"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"snapshotter/storage"
+)
+
+func init() { subcommands = append(subcommands, newPruneCmd) }
+
+// defaultPruneAge is how old a leftover must be for snap prune to remove
+// it by default: far longer than any save takes.
+const defaultPruneAge = time.Hour
+
+func newPruneCmd(g *globalFlags) *cobra.Command {
+	var olderThan time.Duration
+	cmd := &cobra.Command{
+		Use:   "prune [--older-than D]",
+		Short: "Remove what killed or failed saves left in a store (--store)",
+		Long: `prune removes, from the --store store, what saves that never finished left
+behind: staging directories of a file store, incomplete multipart uploads and
+blobs no manifest names in an S3 store. Only leftovers older than --older-than
+(default 1h) are removed, so that a save in progress is not disturbed; a
+published image is never touched. Each removed item's URI is printed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if olderThan < 0 {
+				return fmt.Errorf("prune: --older-than %v is negative: %w", olderThan, storage.ErrInvalidArgument)
+			}
+			s, err := storage.Open(cmd.Context(), g.store)
+			if err != nil {
+				return err
+			}
+			removed, err := s.Prune(cmd.Context(), olderThan)
+			for _, r := range removed {
+				fmt.Fprintln(cmd.OutOrStdout(), "removed", r)
+			}
+			return err
+		},
+	}
+	cmd.Flags().DurationVar(&olderThan, "older-than", defaultPruneAge, "remove only leftovers older than this")
+	return cmd
+}

@@ -1,0 +1,103 @@
+package storetest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+
+	"github.com/klauspost/compress/s2"
+
+	"snapshotter/storage"
+)
+
+// Index layout (docs/IMAGE_FORMAT.md): a 24-byte header, then 72-byte
+// records; within a record storedLen at 24, rawLen at 28, crc32c at 32.
+const (
+	idxHeader = 24
+	idxRecord = 72
+)
+
+// RewriteChunks rewrites the memory chunks of the image in file-store
+// directory dir as an attacker who knows the format would: each payload is
+// decoded and handed to edit (the chunk's present pages, packed), which
+// changes it in place and reports whether it did; changed chunks are
+// encoded again and every checksum that covers them redone (their CRC-32C,
+// the index's SHA-256 in the manifest, the memory blob's SHA-256 if
+// present, the manifest's checksum). A signature block, if any, is kept as
+// it was. It returns how many chunks changed. Images with S2 chunks only.
+func RewriteChunks(dir string, edit func(raw []byte) bool) (int, error) {
+	mb, err := os.ReadFile(filepath.Join(dir, "manifest"))
+	if err != nil {
+		return 0, err
+	}
+	m, err := storage.ParseManifest(mb)
+	if err != nil {
+		return 0, err
+	}
+	if m.Compression.Algorithm != storage.CodecS2 {
+		return 0, fmt.Errorf("rewrite chunks: %s chunks not supported", m.Compression.Algorithm)
+	}
+	idx, err := os.ReadFile(filepath.Join(dir, m.Index.Key))
+	if err != nil {
+		return 0, err
+	}
+	mem, err := os.ReadFile(filepath.Join(dir, m.Memory.Key))
+	if err != nil {
+		return 0, err
+	}
+	chunks, err := storage.ParseIndex(idx, m)
+	if err != nil {
+		return 0, err
+	}
+	var newMem []byte
+	changed := 0
+	for i, c := range chunks {
+		stored := mem[c.Stored : c.Stored+uint64(c.StoredLen)]
+		raw := bytes.Clone(stored)
+		if c.Flags&1 == 0 {
+			if raw, err = s2.Decode(nil, stored); err != nil {
+				return 0, fmt.Errorf("rewrite chunk %d: %w", i, err)
+			}
+		}
+		if edit(raw) {
+			changed++
+			stored = raw
+			if c.Flags&1 == 0 {
+				stored = s2.EncodeBetter(nil, raw)
+			}
+		}
+		rec := idx[idxHeader+i*idxRecord:]
+		binary.LittleEndian.PutUint64(rec[16:], uint64(len(newMem)))
+		binary.LittleEndian.PutUint32(rec[24:], uint32(len(stored)))
+		binary.LittleEndian.PutUint32(rec[32:], crc32.Checksum(stored, crc32.MakeTable(crc32.Castagnoli)))
+		newMem = append(newMem, stored...)
+	}
+	sum := sha256.Sum256(idx)
+	m.Index.SHA256 = hex.EncodeToString(sum[:])
+	m.Memory.Size = int64(len(newMem))
+	if m.Memory.SHA256 != "" {
+		ms := sha256.Sum256(newMem)
+		m.Memory.SHA256 = hex.EncodeToString(ms[:])
+	}
+	out, err := storage.MarshalManifest(m)
+	if err != nil {
+		return 0, err
+	}
+	if m.Signer != nil {
+		out = append(out, mb[len(mb)-(8+32+64):]...)
+	}
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{{m.Memory.Key, newMem}, {m.Index.Key, idx}, {"manifest", out}} {
+		if err := os.WriteFile(filepath.Join(dir, f.name), f.b, 0o600); err != nil {
+			return 0, err
+		}
+	}
+	return changed, nil
+}
