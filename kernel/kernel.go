@@ -21,6 +21,9 @@
 //     application code through platform.Context.Switch, and syscalls.
 //   - MM is an address space (vmas, brk) mirrored into a
 //     platform.AddressSpace; MemoryFile is the memfd behind it.
+//   - The vDSO and its parameter page (vdso_clock.go) are kernel pages in
+//     the MemoryFile that every MM maps; the sandbox's clocks are read
+//     from that page by the vDSO and by the sentry alike.
 //
 // # Run states
 //
@@ -83,6 +86,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sync"
 	"time"
@@ -160,8 +164,17 @@ type Kernel struct {
 
 	// monotonicOffset is added to the host's CLOCK_MONOTONIC to get the
 	// kernel's, so that after a restore on another host the kernel's clock
-	// continues from where it was saved. Immutable between restores.
+	// continues from where it was saved (with a TSC clock, what the clock
+	// follows; see vdso_clock.go). Immutable between restores.
 	monotonicOffset int64
+
+	// vdso is where the parameter page and the vDSO image are in the
+	// memory file. Immutable.
+	vdso vdsoPages
+	// clock reads and keeps the parameter page. It points into the
+	// sentry's mapping of the memory file, a host object: a restore makes
+	// a new one over the restored page. Immutable after New or Restore.
+	clock *sandboxClock `state:"nosave"`
 
 	// hostname is the UTS node name. Immutable.
 	hostname string
@@ -249,6 +262,14 @@ func New(cfg Config) (*Kernel, error) {
 	}
 	k.stopCond = sync.NewCond(&k.stopMu)
 	k.unimplLogged = map[uintptr]bool{}
+	if err := k.setupVDSO(); err != nil {
+		k.Release()
+		return nil, err
+	}
+	if err := k.startClock(math.MinInt64); err != nil {
+		k.Release()
+		return nil, err
+	}
 	return k, nil
 }
 
@@ -338,6 +359,7 @@ func takePrewarmed(name string) (*MemoryFile, platform.Platform) {
 // Release frees the kernel's host resources. The kernel must have exited
 // (Wait returned) or never started a program.
 func (k *Kernel) Release() {
+	k.stopClock()
 	if k.platform != nil {
 		k.platform.Release()
 		k.platform = nil
@@ -357,8 +379,14 @@ func (k *Kernel) debugf(format string, args ...any) {
 	}
 }
 
-// monotonicNow returns the kernel's CLOCK_MONOTONIC in nanoseconds.
+// monotonicNow returns the kernel's CLOCK_MONOTONIC in nanoseconds: the
+// vDSO's (vdso_clock.go), or the host's plus monotonicOffset without a TSC
+// clock.
 func (k *Kernel) monotonicNow() int64 {
+	if c := k.clock; c != nil && c.tsc {
+		mono, _ := c.read()
+		return mono
+	}
 	return hostMonotonic() + k.monotonicOffset
 }
 
@@ -385,7 +413,11 @@ var (
 // through the vDSO (about 0.1 µs). So the host clock is read once, and
 // later readings add the Go clock's monotonic time since then; both count
 // CLOCK_MONOTONIC, so they do not drift apart.
-func hostMonotonic() int64 {
+func hostMonotonic() int64 { return hostMonotonicAt(time.Now()) }
+
+// hostMonotonicAt returns the host's CLOCK_MONOTONIC at now, a reading of
+// the Go clock.
+func hostMonotonicAt(now time.Time) int64 {
 	hostClockOnce.Do(func() {
 		// Keep the tightest of a few pairings: a preemption between the
 		// readings would widen the error.
@@ -400,11 +432,18 @@ func hostMonotonic() int64 {
 			}
 		}
 	})
-	return hostClockBase.host + int64(time.Since(hostClockBase.at))
+	return hostClockBase.host + int64(now.Sub(hostClockBase.at))
 }
 
-// realtimeNow returns CLOCK_REALTIME in nanoseconds (the host's).
-func (k *Kernel) realtimeNow() int64 { return time.Now().UnixNano() }
+// realtimeNow returns CLOCK_REALTIME in nanoseconds: the vDSO's, which
+// follows the host's, or the host's itself without a TSC clock.
+func (k *Kernel) realtimeNow() int64 {
+	if c := k.clock; c != nil && c.tsc {
+		_, rt := c.read()
+		return rt
+	}
+	return time.Now().UnixNano()
+}
 
 // Wait blocks until the init process has exited and every task goroutine
 // is gone, and returns how the init process ended.

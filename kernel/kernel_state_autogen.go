@@ -36,6 +36,7 @@ var (
 	stateTypeInfotaskSignals  *stateify.TypeInfo
 	stateTypeInforestartBlock *stateify.TypeInfo
 	stateTypeInforunVforkWait *stateify.TypeInfo
+	stateTypeInfovdsoPages    *stateify.TypeInfo
 )
 
 func init() {
@@ -48,6 +49,7 @@ func init() {
 		{Name: "tasks", Type: "*snapshotter/kernel.TaskSet"},
 		{Name: "root", Type: "*snapshotter/kernel/vfs.Root"},
 		{Name: "monotonicOffset", Type: "int64"},
+		{Name: "vdso", Type: "snapshotter/kernel.vdsoPages"},
 		{Name: "hostname", Type: "string"},
 		{Name: "status", Type: "snapshotter/kernel.ExitStatus"},
 		{Name: "done", Type: "bool"},
@@ -69,6 +71,7 @@ func init() {
 		{Name: "MaxPerms", Type: "uint8"},
 		{Name: "Private", Type: "bool"},
 		{Name: "Name", Type: "string"},
+		{Name: "Special", Type: "bool"},
 	})
 	stateTypeInfoMM = stateify.Register[MM]("snapshotter/kernel.MM", []stateify.Field{
 		{Name: "mf", Type: "*snapshotter/kernel.MemoryFile"},
@@ -250,6 +253,10 @@ func init() {
 	stateTypeInforunVforkWait = stateify.Register[runVforkWait]("snapshotter/kernel.runVforkWait", []stateify.Field{
 		{Name: "Child", Type: "*snapshotter/kernel.ThreadGroup"},
 	})
+	stateTypeInfovdsoPages = stateify.Register[vdsoPages]("snapshotter/kernel.vdsoPages", []stateify.Field{
+		{Name: "Range", Type: "snapshotter/kernel.fileRange"},
+		{Name: "Format", Type: "uint32"},
+	})
 }
 
 // StateTypeName implements stateify.Savable.
@@ -298,6 +305,7 @@ func (x *Kernel) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.tasks)
 	stateify.SavePtr(e, x.root)
 	e.Int(x.monotonicOffset)
+	x.vdso.StateSave(e)
 	e.String(x.hostname)
 	x.status.StateSave(e)
 	e.Bool(x.done)
@@ -316,10 +324,12 @@ func (x *Kernel) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 3:
 			x.monotonicOffset = d.Int64()
 		case 4:
-			x.hostname = d.String()
+			x.vdso.StateLoad(ctx, d)
 		case 5:
-			x.status.StateLoad(ctx, d)
+			x.hostname = d.String()
 		case 6:
+			x.status.StateLoad(ctx, d)
+		case 7:
 			x.done = d.Bool()
 		default:
 			d.Skip()
@@ -433,6 +443,7 @@ func (x *vma) StateSave(e *stateify.Encoder) {
 	e.Uint(uint64(x.MaxPerms))
 	e.Bool(x.Private)
 	e.String(x.Name)
+	e.Bool(x.Special)
 }
 
 // StateLoad implements stateify.Savable.
@@ -453,6 +464,8 @@ func (x *vma) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.Private = d.Bool()
 		case 6:
 			x.Name = d.String()
+		case 7:
+			x.Special = d.Bool()
 		default:
 			d.Skip()
 		}
@@ -1499,6 +1512,36 @@ func (x *runVforkWait) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		switch f {
 		case 0:
 			stateify.LoadPtr(d, &x.Child)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *vdsoPages) StateTypeName() string { return "snapshotter/kernel.vdsoPages" }
+
+// StateFields implements stateify.Savable.
+func (x *vdsoPages) StateFields() []string { return stateTypeInfovdsoPages.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *vdsoPages) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfovdsoPages }
+
+// StateSave implements stateify.Savable.
+func (x *vdsoPages) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfovdsoPages)
+	x.Range.StateSave(e)
+	e.Uint(uint64(x.Format))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *vdsoPages) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfovdsoPages) {
+		switch f {
+		case 0:
+			x.Range.StateLoad(ctx, d)
+		case 1:
+			x.Format = d.Uint32()
 		default:
 			d.Skip()
 		}
