@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -161,14 +162,25 @@ var tscRef = sampleTSC()
 // TSC.
 const noTSCClockEnv = "SNAP_NO_TSC_CLOCK"
 
+// hostClocksource is where Linux says which clock source its own clocks
+// read.
+const hostClocksource = "/sys/devices/system/clocksource/clocksource0/current_clocksource"
+
 // tscUsable reports whether the sandbox clock can be the TSC: the CPU
-// says it is invariant (constant rate, not stopped in idle states), it
-// was not turned off with SNAP_NO_TSC_CLOCK=1, and it ticks at a
-// plausible rate.
+// says it is invariant (constant rate, not stopped in idle states); the
+// host kernel, if it says, uses it for its own clocks (it stops doing so
+// when it finds the TSCs of its CPUs out of step, which would let a
+// thread that moves see time go back); it was not turned off with
+// SNAP_NO_TSC_CLOCK=1; and it ticks at a plausible rate.
 func tscUsable() bool {
 	tscCal.once.Do(func() {
 		tscCal.ref = tscRef
 		if os.Getenv(noTSCClockEnv) == "1" || !invariantTSC() {
+			return
+		}
+		// The sentry's own configuration, read once; without sysfs
+		// the CPU's word is taken.
+		if b, err := os.ReadFile(hostClocksource); err == nil && strings.TrimSpace(string(b)) != "tsc" {
 			return
 		}
 		mult, ok := tscRate(sampleTSC())
