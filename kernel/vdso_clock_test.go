@@ -2,7 +2,10 @@ package kernel
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -206,5 +209,47 @@ func TestVDSOMappings(t *testing.T) {
 	}
 	if a := mm.mf.Allocated(); len(a) != 1 || a[0] != k.vdso.Range {
 		t.Errorf("allocated after both MMs released = %v, want only the kernel's %v", a, k.vdso.Range)
+	}
+}
+
+// TestRestoreVDSOPages: a kernel saved before there was a vDSO gets one
+// at restore (for the programs it starts later) and runs on; a parameter
+// page format this snap does not write is refused.
+func TestRestoreVDSOPages(t *testing.T) {
+	s := startPauseSandbox(t, "sparse")
+	if l := s.next(t); l != "ready" {
+		t.Fatalf("first line = %q, want ready", l)
+	}
+	pauseInSyscall(t, s.k, unix.SYS_READ)
+	defer s.k.Unpause()
+	saved := s.k.vdso
+	defer func() { s.k.vdso = saved }()
+	ranges, _ := savePaused(t, s.k)
+	opts := RestoreOptions{LoadMemory: func(w *MemoryLoader) error { return w.WriteRuns(runsOf(ranges)) }}
+
+	s.k.vdso = vdsoPages{Range: saved.Range, Format: vdsoParamsFormat + 1}
+	_, state := savePaused(t, s.k)
+	if _, err := Restore(context.Background(), bytes.NewReader(state), opts); !errors.Is(err, ErrBadState) || !strings.Contains(err.Error(), "parameter page format") {
+		t.Errorf("Restore with parameter page format %d = %v, want ErrBadState", vdsoParamsFormat+1, err)
+	}
+
+	s.k.vdso = vdsoPages{}
+	_, state = savePaused(t, s.k)
+	k, inW, outR := restoreWithPipes(t, state, opts)
+	if k.vdso.Range.Length() == 0 || k.vdso.Format != vdsoParamsFormat || k.clock == nil {
+		t.Errorf("restored kernel saved without a vDSO: pages %+v, clock %v, want new pages of format %d and a clock", k.vdso, k.clock, vdsoParamsFormat)
+	}
+	k.Resume()
+	lines := scanLines(outR, 1)
+	if _, err := inW.Write([]byte{'x'}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case l := <-lines:
+		if want := fmt.Sprintf("sum %x", sparseSum()); l != want {
+			t.Errorf("restored program: %q, want %q", l, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("restored program printed nothing")
 	}
 }
