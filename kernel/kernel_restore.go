@@ -159,8 +159,8 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	if k.mf == nil || k.tasks == nil {
 		return fail(k, fmt.Errorf("%w: no memory file or task set", ErrBadState))
 	}
-	if k.vdso.Range.Length() != 0 && k.vdso.Format != vdsoParamsFormat {
-		return fail(k, fmt.Errorf("%w: vDSO parameter page format %d, this snap writes %d", ErrBadState, k.vdso.Format, vdsoParamsFormat))
+	if err := k.vdso.check(); err != nil {
+		return fail(k, err)
 	}
 	live := false
 	for _, t := range k.tasks.all() {

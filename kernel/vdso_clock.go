@@ -96,6 +96,23 @@ func (v vdsoPages) paramsRange() fileRange {
 	return fileRange{v.Range.Start, v.Range.Start + vdso.ParamsPageOffset}
 }
 
+// check validates restored pages: none (a kernel saved before there was a
+// vDSO), or page-aligned room for the parameter page and an image, in the
+// format this snap writes.
+func (v vdsoPages) check() error {
+	r := v.Range
+	if r.Length() == 0 {
+		return nil
+	}
+	if r.Start%pageSize != 0 || r.End%pageSize != 0 || r.End < r.Start || r.Length() < vdso.ParamsPageOffset+pageSize {
+		return fmt.Errorf("%w: vDSO pages [%#x, %#x) not page-aligned room for a parameter page and an image", ErrBadState, r.Start, r.End)
+	}
+	if v.Format != vdsoParamsFormat {
+		return fmt.Errorf("%w: vDSO parameter page format %d, this snap writes %d", ErrBadState, v.Format, vdsoParamsFormat)
+	}
+	return nil
+}
+
 // setupVDSO allocates the kernel's parameter page and vDSO image in the
 // memory file.
 func (k *Kernel) setupVDSO() error {

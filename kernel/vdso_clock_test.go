@@ -212,9 +212,10 @@ func TestVDSOMappings(t *testing.T) {
 	}
 }
 
-// TestRestoreVDSOPages: a kernel saved before there was a vDSO gets one
-// at restore (for the programs it starts later) and runs on; a parameter
-// page format this snap does not write is refused.
+// TestRestoreVDSOPages: vDSO pages that are not page-aligned room for the
+// parameter page and an image, or in a format this snap does not write,
+// fail the restore with ErrBadState; a kernel saved before there was a
+// vDSO gets one at restore (for the programs it starts later) and runs on.
 func TestRestoreVDSOPages(t *testing.T) {
 	s := startPauseSandbox(t, "sparse")
 	if l := s.next(t); l != "ready" {
@@ -227,14 +228,28 @@ func TestRestoreVDSOPages(t *testing.T) {
 	ranges, _ := savePaused(t, s.k)
 	opts := RestoreOptions{LoadMemory: func(w *MemoryLoader) error { return w.WriteRuns(runsOf(ranges)) }}
 
-	s.k.vdso = vdsoPages{Range: saved.Range, Format: vdsoParamsFormat + 1}
-	_, state := savePaused(t, s.k)
-	if _, err := Restore(context.Background(), bytes.NewReader(state), opts); !errors.Is(err, ErrBadState) || !strings.Contains(err.Error(), "parameter page format") {
-		t.Errorf("Restore with parameter page format %d = %v, want ErrBadState", vdsoParamsFormat+1, err)
+	r := saved.Range
+	for _, tc := range []struct {
+		name  string
+		pages vdsoPages
+		why   string
+	}{
+		{"newer format", vdsoPages{r, vdsoParamsFormat + 1}, "parameter page format"},
+		{"not page-aligned", vdsoPages{fileRange{r.Start + 8, r.End}, vdsoParamsFormat}, "not page-aligned room"},
+		{"no room for an image", vdsoPages{fileRange{r.Start, r.Start + pageSize}, vdsoParamsFormat}, "not page-aligned room"},
+		{"end before start", vdsoPages{fileRange{r.End, r.Start}, vdsoParamsFormat}, "not page-aligned room"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s.k.vdso = tc.pages
+			_, state := savePaused(t, s.k)
+			if _, err := Restore(context.Background(), bytes.NewReader(state), opts); !errors.Is(err, ErrBadState) || !strings.Contains(err.Error(), tc.why) {
+				t.Errorf("Restore with vDSO pages %+v = %v, want ErrBadState: ...%s", tc.pages, err, tc.why)
+			}
+		})
 	}
 
 	s.k.vdso = vdsoPages{}
-	_, state = savePaused(t, s.k)
+	_, state := savePaused(t, s.k)
 	k, inW, outR := restoreWithPipes(t, state, opts)
 	if k.vdso.Range.Length() == 0 || k.vdso.Format != vdsoParamsFormat || k.clock == nil {
 		t.Errorf("restored kernel saved without a vDSO: pages %+v, clock %v, want new pages of format %d and a clock", k.vdso, k.clock, vdsoParamsFormat)
