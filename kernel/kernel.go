@@ -77,7 +77,9 @@
 //	  a syscall, such as the restore prefault; write: Release)
 //	  MemoryFile.mu
 //
-// Kernel.stopMu and the vfs locks are leaves relative to the above.
+// Kernel.stopMu and the vfs locks are leaves relative to the above; the
+// clock's update runs under Kernel.stopMu and takes the process-wide
+// tscCal.mu (a leaf) inside it (vdso_clock.go).
 package kernel
 
 //go:generate go run snapshotter/tools/stategen

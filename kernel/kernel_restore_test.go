@@ -199,8 +199,7 @@ func checkSparseRestore(t *testing.T, state []byte, ranges []MemoryRange, writte
 		}
 	}
 	// The written bytes are the saved ones, but for the vDSO parameter
-	// page, which the restore rewrites for this host (and the original
-	// kernel keeps updating).
+	// page, which the restore rewrites for this host.
 	params := k.vdso.paramsRange()
 	for _, r := range ranges {
 		got, err := k.mf.Bytes(r.Off, uint64(len(r.Data)))

@@ -261,8 +261,6 @@ type sandboxClock struct {
 	// tsc reports whether the page is in modeTSC. Immutable.
 	tsc bool
 
-	// mu serializes writers of the page.
-	mu sync.Mutex
 	// stop, closed, makes the update goroutine exit; done is closed when
 	// it has. Immutable.
 	stop, done chan struct{}
@@ -297,14 +295,20 @@ func (k *Kernel) startClock(notBefore int64) error {
 	mono := max(now.mono+k.monotonicOffset, notBefore)
 	c.page.store(clockParams{Mode: modeTSC, TSCBase: now.tsc, MonoBase: mono, Mult: mult, RealtimeOffset: now.wall - mono})
 	k.clock = c
-	// S/R-SAFE: writes only the parameter page, whose content a restore
-	// rewrites anyway; stopped by stopClock before the memory file goes.
-	go c.run(k.monotonicOffset)
+	// S/R-SAFE: writes only the parameter page, and not while the kernel
+	// is paused; stopped by stopClock before the memory file goes.
+	go k.runClock(c)
 	return nil
 }
 
-// run rewrites the parameter page every clockUpdateInterval until stop.
-func (c *sandboxClock) run(hostOffset int64) {
+// runClock rewrites the parameter page every clockUpdateInterval until
+// c.stop, except while a pause is requested or in effect: a save reads
+// (and compresses) memory then and needs it to hold still, and a restore
+// rewrites the page anyway. Holding stopMu across an update makes a Pause
+// that begins meanwhile wait for its end (microseconds); no update starts
+// while stopCount > 0. The updates are the page's only writer after
+// startClock.
+func (k *Kernel) runClock(c *sandboxClock) {
 	defer close(c.done)
 	tick := time.NewTicker(clockUpdateInterval)
 	defer tick.Stop()
@@ -313,8 +317,18 @@ func (c *sandboxClock) run(hostOffset int64) {
 		case <-c.stop:
 			return
 		case <-tick.C:
-			c.update(hostOffset)
+			k.clockTick(c)
 		}
+	}
+}
+
+// clockTick is one update of runClock, skipped while a pause is requested
+// or in effect.
+func (k *Kernel) clockTick(c *sandboxClock) {
+	k.stopMu.Lock()
+	defer k.stopMu.Unlock()
+	if k.stopCount == 0 {
+		c.update(k.monotonicOffset)
 	}
 }
 
@@ -322,10 +336,11 @@ func (c *sandboxClock) run(hostOffset int64) {
 // slope that brings it to the host's CLOCK_MONOTONIC + hostOffset within
 // a clockUpdateInterval (at most maxSlew away from the TSC's measured
 // rate), and follows the host's CLOCK_REALTIME.
+//
+// Preconditions: the caller is the page's only writer (runClock holds
+// Kernel.stopMu).
 func (c *sandboxClock) update(hostOffset int64) {
 	rate, ok := tscRate(sampleTSC())
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.page.rewrite(func(old clockParams) clockParams {
 		// The sequence is odd now: every reading that returns has its
 		// TSC from before this sample.

@@ -268,3 +268,28 @@ func TestRestoreVDSOPages(t *testing.T) {
 		t.Fatalf("restored program printed nothing")
 	}
 }
+
+// TestNoClockUpdateWhilePaused: the parameter page holds still while the
+// kernel is paused (a save reads and compresses memory then), and is
+// updated again after Unpause.
+func TestNoClockUpdateWhilePaused(t *testing.T) {
+	s := startPauseSandbox(t, "sparse")
+	if l := s.next(t); l != "ready" {
+		t.Fatalf("first line = %q, want ready", l)
+	}
+	if !s.k.clock.tsc {
+		t.Skip("no TSC clock here: the page is never updated")
+	}
+	seq := func() uint32 { return s.k.clock.page.seq.Load() }
+	s.k.Pause()
+	before := seq()
+	s.k.clockTick(s.k.clock)
+	if got := seq(); got != before {
+		t.Errorf("sequence after an update tick while paused = %d, want %d (unchanged)", got, before)
+	}
+	s.k.Unpause()
+	s.k.clockTick(s.k.clock)
+	if got := seq(); got == before {
+		t.Errorf("sequence after an update tick once unpaused = %d, want a new value", got)
+	}
+}
