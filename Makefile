@@ -16,12 +16,13 @@ build: ## build bin/snap and its S3 helper bin/snap-s3
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/snap ./cmd/snapshotter
 	CGO_ENABLED=0 $(GO) build -o bin/snap-s3 ./cmd/snap-s3
 
-generate: ## regenerate the stateify serializers and docs/SYSCALLS.md (go generate ./...)
+generate: ## regenerate the stateify serializers, docs/SYSCALLS.md and the vDSO image (go generate ./...; needs gcc)
 	$(GO) generate ./...
 
-check-generated: ## fail if a committed generated file is stale
+check-generated: ## fail if a committed generated file is stale (serializers, the vDSO image)
 	$(GO) run ./tools/stategen -check ./...
 	$(GO) run ./tools/syscalldoc -check -o docs/SYSCALLS.md
+	$(GO) test -count=1 -run 'TestImageMatchesSources' ./kernel/vdso/
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -76,6 +76,31 @@ func BenchmarkSyscall(b *testing.B) {
 	b.ReportMetric(perCall(natN, nat0), "native-us/syscall")
 }
 
+// BenchmarkClockGettime measures clock_gettime(CLOCK_MONOTONIC) through
+// libc, which the vDSO serves: vdso.c with an argument N reads the clock N
+// times; one call costs (T(N) - T(0)) / N. Reported under snap as
+// ns/clock_gettime, natively as native-ns/clock_gettime, and their ratio
+// as x-native (goal: at most 3).
+func BenchmarkClockGettime(b *testing.B) {
+	b.ReportAllocs()
+	const n = 10_000_000
+	p := newPair(b, libcs[0], "vdso")
+	want := func(k int) string { return "read the clock " + strconv.Itoa(k) + " times" }
+	p.sandboxed(want(0), "0")
+	var nat0, natN, snap0, snapN time.Duration
+	for b.Loop() {
+		nat0 += p.native(want(0), "0")
+		natN += p.native(want(n), strconv.Itoa(n))
+		snap0 += p.sandboxed(want(0), "0")
+		snapN += p.sandboxed(want(n), strconv.Itoa(n))
+	}
+	perCall := func(dn, d0 time.Duration) float64 { return float64(dn-d0) / float64(b.N) / n }
+	sandboxed, native := perCall(snapN, snap0), perCall(natN, nat0)
+	b.ReportMetric(sandboxed, "ns/clock_gettime")
+	b.ReportMetric(native, "native-ns/clock_gettime")
+	b.ReportMetric(sandboxed/native, "x-native")
+}
+
 // BenchmarkFirstTouch256MiB measures first touch of 256 MiB of anonymous
 // memory: touch.c writes one byte per 4 KiB page; the cost is T(256) - T(0).
 // Reported as ms/256MiB and us/page, under snap and natively.

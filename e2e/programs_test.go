@@ -191,6 +191,11 @@ var cCases = []cCase{
 	}}},
 	{name: "credhold", prog: "credhold", setup: needRoot, spec: spec{args: []string{"3"}, want: []string{"tick 1 creds OK", "tick 3 creds OK"}}},
 	{name: "itimer", prog: "itimer", zdtm: zdtmSpec{blockedAfter: "tick 1"}, spec: spec{args: []string{"3"}, want: []string{"tick 1", "tick 3"}}},
+	{name: "vdsoclock", prog: "vdsoclock", spec: spec{args: []string{"3"}, want: []string{"tick 1 reads-ok", "tick 3 reads-ok"}}},
+	{name: "vdso", prog: "vdso", spec: spec{want: vdsoWant}},
+	// The same with the sentry told not to use the TSC: the vDSO then
+	// makes the system calls.
+	{name: "vdso-syscall", prog: "vdso", spec: spec{env: []string{"SNAP_NO_TSC_CLOCK=1"}, want: vdsoWant}},
 	// The FP/SSE state (XSAVE area) across syscalls, signals, sigreturn,
 	// fork and clone. The ymm/zmm lines are left out of want: their text
 	// says whether the CPU has AVX; the run under snap must still match.
@@ -429,4 +434,30 @@ func setupHostFile(t *testing.T, dir string, s *spec) {
 		"O_NOFOLLOW on symlink: fd<0 yes, ELOOP yes",
 		"missing file: fd<0 yes, ENOENT yes",
 	}
+}
+
+// vdsoWant are the lines of vdso.c that hold with either libc.
+var vdsoWant = []string{
+	"AT_SYSINFO_EHDR present: yes",
+	"ELF shared object: yes",
+	"maps: [vdso] starts at AT_SYSINFO_EHDR: yes, r-xp: yes; [vvar] r--p below it: yes",
+	"symbols@LINUX_2.6: clock_gettime yes, gettimeofday yes, time yes, getcpu yes, clock_getres yes",
+	"vdso CLOCK_MONOTONIC: returns 0: yes, raw before <= it <= raw after: yes, never back: yes",
+	"vdso CLOCK_REALTIME: returns 0: yes, raw before <= it <= raw after: yes",
+	"vdso CLOCK_BOOTTIME: returns 0: yes, raw before <= it <= raw after: yes",
+	"vdso gettimeofday: returns 0: yes, raw before <= it <= raw after: yes, timezone written: yes",
+	"vdso time: raw before <= it <= raw after: yes, stored the same: yes",
+	"libc CLOCK_MONOTONIC: returns 0: yes, raw before <= it <= raw after: yes, never back: yes",
+	"libc CLOCK_REALTIME: returns 0: yes, raw before <= it <= raw after: yes",
+	"libc time: raw before <= it <= raw after: yes, stored the same: yes",
+	"vdso getcpu: returns 0: yes, cpu and node written: yes",
+	"libc sched_getcpu >= 0: yes",
+	"vdso clock_getres CLOCK_MONOTONIC: returns 0: yes, same as raw: yes",
+	"libc clock_getres CLOCK_REALTIME: returns 0: yes, same as raw: yes",
+	"vdso CLOCK_PROCESS_CPUTIME_ID: returns 0: yes, not back: yes",
+	"vdso clock 12345: -22",
+	"libc clock 12345: -1",
+	"fork: the child's vDSO at the same address works: yes",
+	"after execve: AT_SYSINFO_EHDR present: yes, libc clock ordered: yes",
+	"execve child status: 0",
 }

@@ -22,6 +22,9 @@
 //     platform.Context.Switch, and syscalls.
 //   - MM is an address space (vmas, brk) mirrored into a
 //     platform.AddressSpace; MemoryFile is the memfd behind it.
+//   - The vDSO and its parameter page (vdso_clock.go) are kernel pages in
+//     the MemoryFile that every MM maps; the sandbox's clocks are read
+//     from that page by the vDSO and by the sentry alike.
 //
 // # Run states
 //
@@ -76,7 +79,8 @@
 //	  MemoryFile.mu
 //
 // Kernel.stopMu, fileLocks.mu and the vfs locks are leaves relative to the
-// above.
+// above; the clock's update runs under Kernel.stopMu and takes the
+// process-wide tscCal.mu (a leaf) inside it (vdso_clock.go).
 package kernel
 
 //go:generate go run snapshotter/tools/stategen
@@ -86,6 +90,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sync"
 	"time"
@@ -166,11 +171,19 @@ type Kernel struct {
 
 	// monotonicOffset is added to the host's CLOCK_MONOTONIC to get the
 	// kernel's, so that after a restore on another host the kernel's clock
-	// continues from where it was saved. Immutable between restores.
+	// continues from where it was saved (with a TSC clock, what the clock
+	// follows; see vdso_clock.go). Immutable between restores.
 	monotonicOffset int64
 
 	// locks are the advisory file locks (file_locks.go). Immutable.
 	locks *fileLocks
+	// vdso is where the parameter page and the vDSO image are in the
+	// memory file. Immutable.
+	vdso vdsoPages
+	// clock reads and keeps the parameter page. It points into the
+	// sentry's mapping of the memory file, a host object: a restore makes
+	// a new one over the restored page. Immutable after New or Restore.
+	clock *sandboxClock `state:"nosave"`
 
 	// hostname is the UTS node name. Immutable.
 	hostname string
@@ -273,8 +286,15 @@ func New(cfg Config) (*Kernel, error) {
 	}
 	k.stopCond = sync.NewCond(&k.stopMu)
 	k.unimplLogged = map[unsupportedKey]bool{}
-
 	k.applyLimits()
+	if err := k.setupVDSO(); err != nil {
+		k.Release()
+		return nil, err
+	}
+	if err := k.startClock(math.MinInt64); err != nil {
+		k.Release()
+		return nil, err
+	}
 	return k, nil
 }
 
@@ -364,6 +384,7 @@ func takePrewarmed(name string) (*MemoryFile, platform.Platform) {
 // Release frees the kernel's host resources. The kernel must have exited
 // (Wait returned) or never started a program.
 func (k *Kernel) Release() {
+	k.stopClock()
 	if k.platform != nil {
 		k.platform.Release()
 		k.platform = nil
@@ -383,8 +404,14 @@ func (k *Kernel) debugf(format string, args ...any) {
 	}
 }
 
-// monotonicNow returns the kernel's CLOCK_MONOTONIC in nanoseconds.
+// monotonicNow returns the kernel's CLOCK_MONOTONIC in nanoseconds: the
+// vDSO's (vdso_clock.go), or the host's plus monotonicOffset without a TSC
+// clock.
 func (k *Kernel) monotonicNow() int64 {
+	if c := k.clock; c != nil && c.tsc {
+		mono, _ := c.read()
+		return mono
+	}
 	return hostMonotonic() + k.monotonicOffset
 }
 
@@ -411,7 +438,11 @@ var (
 // through the vDSO (about 0.1 µs). So the host clock is read once, and
 // later readings add the Go clock's monotonic time since then; both count
 // CLOCK_MONOTONIC, so they do not drift apart.
-func hostMonotonic() int64 {
+func hostMonotonic() int64 { return hostMonotonicAt(time.Now()) }
+
+// hostMonotonicAt returns the host's CLOCK_MONOTONIC at now, a reading of
+// the Go clock.
+func hostMonotonicAt(now time.Time) int64 {
 	hostClockOnce.Do(func() {
 		// Keep the tightest of a few pairings: a preemption between the
 		// readings would widen the error.
@@ -426,11 +457,18 @@ func hostMonotonic() int64 {
 			}
 		}
 	})
-	return hostClockBase.host + int64(time.Since(hostClockBase.at))
+	return hostClockBase.host + int64(now.Sub(hostClockBase.at))
 }
 
-// realtimeNow returns CLOCK_REALTIME in nanoseconds (the host's).
-func (k *Kernel) realtimeNow() int64 { return time.Now().UnixNano() }
+// realtimeNow returns CLOCK_REALTIME in nanoseconds: the vDSO's, which
+// follows the host's, or the host's itself without a TSC clock.
+func (k *Kernel) realtimeNow() int64 {
+	if c := k.clock; c != nil && c.tsc {
+		_, rt := c.read()
+		return rt
+	}
+	return time.Now().UnixNano()
+}
 
 // Wait blocks until the init process has exited and every task goroutine
 // is gone, and returns how the init process ended.

@@ -328,6 +328,13 @@ func (k *Kernel) loadProgram(mm *MM, fs *vfs.FS, f *vfs.File, name, execfn strin
 	if v := hostAux(atMinSigStkSz); v != 0 {
 		aux = append(aux, auxEntry{atMinSigStkSz, v})
 	}
+	if k.vdso.Range.Length() != 0 {
+		ehdr, err := mm.mapVDSO(k.vdso)
+		if err != nil {
+			return registers{}, err
+		}
+		aux = append(aux, auxEntry{atSysinfoEhdr, ehdr})
+	}
 	sp, err := mm.setupStack(argv, env, execfn, random, aux)
 	if err != nil {
 		return registers{}, err

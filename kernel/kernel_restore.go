@@ -173,6 +173,9 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	if k.mf == nil || k.tasks == nil {
 		return fail(k, fmt.Errorf("%w: no memory file or task set", ErrBadState))
 	}
+	if err := k.vdso.check(); err != nil {
+		return fail(k, err)
+	}
 	live := false
 	for _, t := range k.tasks.all() {
 		live = live || t.runState != nil
@@ -244,6 +247,20 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	k.platform = p
 	k.mf.fd, k.mf.mapping = mf.fd, mf.mapping
 	k.applyLimits()
+	// The parameter page came back with the rest of the memory, at the
+	// same addresses in every address space; it gets a line for this
+	// host's TSC that starts at the saved CLOCK_MONOTONIC. A kernel saved
+	// before there was a vDSO gets one for the programs it starts now.
+	if k.vdso.Range.Length() == 0 {
+		if err := k.setupVDSO(); err != nil {
+			k.platform = nil
+			return fail(k, err)
+		}
+	}
+	if err := k.startClock(savedMonotonic); err != nil {
+		k.platform = nil
+		return fail(k, err)
+	}
 
 	// Map the restored pages into the new address spaces in bulk, on the
 	// side: a first touch then costs the application no fault in the host

@@ -47,6 +47,7 @@ var (
 	stateTypeInfotaskSignals  *stateify.TypeInfo
 	stateTypeInforestartBlock *stateify.TypeInfo
 	stateTypeInforunVforkWait *stateify.TypeInfo
+	stateTypeInfovdsoPages    *stateify.TypeInfo
 )
 
 func init() {
@@ -99,6 +100,7 @@ func init() {
 		{Name: "root", Type: "*snapshotter/kernel/vfs.Root"},
 		{Name: "monotonicOffset", Type: "int64"},
 		{Name: "locks", Type: "*snapshotter/kernel.fileLocks"},
+		{Name: "vdso", Type: "snapshotter/kernel.vdsoPages"},
 		{Name: "hostname", Type: "string"},
 		{Name: "limits", Type: "snapshotter/kernel.Limits"},
 		{Name: "status", Type: "snapshotter/kernel.ExitStatus"},
@@ -125,6 +127,7 @@ func init() {
 		{Name: "MaxPerms", Type: "uint8"},
 		{Name: "Private", Type: "bool"},
 		{Name: "Name", Type: "string"},
+		{Name: "Special", Type: "bool"},
 	})
 	stateTypeInfoMM = stateify.Register[MM]("snapshotter/kernel.MM", []stateify.Field{
 		{Name: "mf", Type: "*snapshotter/kernel.MemoryFile"},
@@ -342,6 +345,10 @@ func init() {
 	})
 	stateTypeInforunVforkWait = stateify.Register[runVforkWait]("snapshotter/kernel.runVforkWait", []stateify.Field{
 		{Name: "Child", Type: "*snapshotter/kernel.ThreadGroup"},
+	})
+	stateTypeInfovdsoPages = stateify.Register[vdsoPages]("snapshotter/kernel.vdsoPages", []stateify.Field{
+		{Name: "Range", Type: "snapshotter/kernel.fileRange"},
+		{Name: "Format", Type: "uint32"},
 	})
 }
 
@@ -673,6 +680,7 @@ func (x *Kernel) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.root)
 	e.Int(x.monotonicOffset)
 	stateify.SavePtr(e, x.locks)
+	x.vdso.StateSave(e)
 	e.String(x.hostname)
 	x.limits.StateSave(e)
 	x.status.StateSave(e)
@@ -694,12 +702,14 @@ func (x *Kernel) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 4:
 			stateify.LoadPtr(d, &x.locks)
 		case 5:
-			x.hostname = d.String()
+			x.vdso.StateLoad(ctx, d)
 		case 6:
-			x.limits.StateLoad(ctx, d)
+			x.hostname = d.String()
 		case 7:
-			x.status.StateLoad(ctx, d)
+			x.limits.StateLoad(ctx, d)
 		case 8:
+			x.status.StateLoad(ctx, d)
+		case 9:
 			x.done = d.Bool()
 		default:
 			d.Skip()
@@ -843,6 +853,7 @@ func (x *vma) StateSave(e *stateify.Encoder) {
 	e.Uint(uint64(x.MaxPerms))
 	e.Bool(x.Private)
 	e.String(x.Name)
+	e.Bool(x.Special)
 }
 
 // StateLoad implements stateify.Savable.
@@ -863,6 +874,8 @@ func (x *vma) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.Private = d.Bool()
 		case 6:
 			x.Name = d.String()
+		case 7:
+			x.Special = d.Bool()
 		default:
 			d.Skip()
 		}
@@ -2107,6 +2120,36 @@ func (x *runVforkWait) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		switch f {
 		case 0:
 			stateify.LoadPtr(d, &x.Child)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *vdsoPages) StateTypeName() string { return "snapshotter/kernel.vdsoPages" }
+
+// StateFields implements stateify.Savable.
+func (x *vdsoPages) StateFields() []string { return stateTypeInfovdsoPages.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *vdsoPages) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfovdsoPages }
+
+// StateSave implements stateify.Savable.
+func (x *vdsoPages) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfovdsoPages)
+	x.Range.StateSave(e)
+	e.Uint(uint64(x.Format))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *vdsoPages) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfovdsoPages) {
+		switch f {
+		case 0:
+			x.Range.StateLoad(ctx, d)
+		case 1:
+			x.Format = d.Uint32()
 		default:
 			d.Skip()
 		}

@@ -49,6 +49,11 @@ type vma struct {
 	// Name is what /proc/PID/maps would show: "[heap]", "[stack]", a file
 	// path, or empty for anonymous memory.
 	Name string
+	// Special marks the vDSO and its parameter page ("[vdso]", "[vvar]"):
+	// the pages belong to the kernel, which maps the same ones into every
+	// address space. Unmapping does not free them, fork does not copy
+	// them, madvise leaves them alone and they cannot grow.
+	Special bool
 }
 
 func (v *vma) length() uint64 { return v.End - v.Start }
@@ -58,7 +63,15 @@ func (v *vma) fileRange() fileRange { return fileRange{v.Off, v.Off + v.length()
 // canMerge reports whether b directly follows a and both can be one vma.
 func canMerge(a, b *vma) bool {
 	return a.End == b.Start && a.Off+a.length() == b.Off && a.Perms == b.Perms &&
-		a.MaxPerms == b.MaxPerms && a.Private == b.Private && a.Name == b.Name
+		a.MaxPerms == b.MaxPerms && a.Private == b.Private && a.Name == b.Name && a.Special == b.Special
+}
+
+// release lets go of the vma's memory file range (not of a Special one's,
+// which the kernel owns).
+func (v *vma) release(mf *MemoryFile) {
+	if !v.Special {
+		mf.ReleaseRange(v.fileRange())
+	}
 }
 
 // Address space layout. Addresses are chosen like Linux does without
@@ -166,7 +179,7 @@ func (mm *MM) Release() {
 		mm.as = nil
 	}
 	for i := range mm.vmas {
-		mm.mf.ReleaseRange(mm.vmas[i].fileRange())
+		mm.vmas[i].release(mm.mf)
 	}
 	mm.vmas = nil
 }
@@ -338,7 +351,7 @@ func (mm *MM) unmapLocked(start, end uint64) error {
 		return nil
 	}
 	for k := i; k < j; k++ {
-		mm.mf.ReleaseRange(mm.vmas[k].fileRange())
+		mm.vmas[k].release(mm.mf)
 	}
 	mm.vmas = append(mm.vmas[:i], mm.vmas[j:]...)
 	if mm.as != nil {

@@ -33,6 +33,15 @@ func (mm *MM) fork(as platform.AddressSpace) (*MM, error) {
 	}
 	for i := range mm.vmas {
 		v := mm.vmas[i]
+		if v.Special {
+			// The kernel's pages: the child maps the same ones.
+			c.vmas = append(c.vmas, v)
+			if err := c.mapIntoLocked(&c.vmas[len(c.vmas)-1], false); err != nil {
+				c.Release()
+				return nil, err
+			}
+			continue
+		}
 		if !v.Private {
 			// Shared mappings stay shared: the child maps the same pages.
 			mm.mf.Share(v.fileRange())

@@ -240,6 +240,10 @@ func (mm *MM) Mremap(oldAddr, oldSize, newSize uint64, flags int, newAddr uint64
 	if v == nil || !mm.coveredLocked(oldAddr, oldEnd) {
 		return 0, unix.EFAULT
 	}
+	if newSize > oldSize && mm.vmaAtLocked(oldEnd-1).Special {
+		// Linux's vDSO mappings cannot grow either (VM_DONTEXPAND).
+		return 0, unix.EFAULT
+	}
 
 	if flags&mremapFixed == 0 {
 		if newSize <= oldSize {
@@ -408,7 +412,7 @@ func (mm *MM) Madvise(addr, length uint64, advice int) error {
 	}
 	for k := mm.findLocked(addr); k < len(mm.vmas) && mm.vmas[k].Start < end; k++ {
 		v := &mm.vmas[k]
-		if !v.Private && advice != madvRemove {
+		if v.Special || !v.Private && advice != madvRemove {
 			continue
 		}
 		s, e := max(v.Start, addr), min(v.End, end)

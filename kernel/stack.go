@@ -28,6 +28,7 @@ const (
 	atRandom       = 25
 	atHwcap2       = 26
 	atExecfn       = 31
+	atSysinfoEhdr  = 33
 	atMinSigStkSz  = 51
 	maxArgStrings  = stackSize / 4 // bytes of argv, envp and execfn strings, as Linux allows
 	stackAlignment = 16

@@ -160,23 +160,31 @@ func (t *Task) pollWait(entries []pollEntry, deadline int64) (timedOut bool, err
 //
 // Preconditions: called by the task goroutine.
 func (t *Task) selectReady(cases []reflect.SelectCase, deadline int64) (timedOut bool, err error) {
-	timerIdx := -1
-	if deadline >= 0 {
+	if deadline < 0 {
+		if chosen, _, _ := reflect.Select(cases); chosen == 0 {
+			return false, errInterrupted
+		}
+		return false, nil
+	}
+	timerIdx := len(cases)
+	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv})
+	// As blockUntil: the timer runs on the host's clock, so wait again
+	// until the kernel's clock has reached the deadline too.
+	for {
 		d := deadline - t.k.monotonicNow()
 		if d <= 0 {
 			return true, nil
 		}
 		timer := time.NewTimer(time.Duration(d))
-		defer timer.Stop()
-		timerIdx = len(cases)
-		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)})
+		cases[timerIdx].Chan = reflect.ValueOf(timer.C)
+		chosen, _, _ := reflect.Select(cases)
+		timer.Stop()
+		switch chosen {
+		case 0:
+			return false, errInterrupted
+		case timerIdx:
+			continue
+		}
+		return false, nil
 	}
-	chosen, _, _ := reflect.Select(cases)
-	switch chosen {
-	case 0:
-		return false, errInterrupted
-	case timerIdx:
-		return true, nil
-	}
-	return false, nil
 }

@@ -77,23 +77,28 @@ func (t *Task) block(ch <-chan struct{}) error {
 // Preconditions: called by the task goroutine.
 func (t *Task) blockUntil(ch <-chan struct{}, deadline int64) (timedOut bool, err error) {
 	cancel := t.cancelChan()
-	d := deadline - t.k.monotonicNow()
-	if d <= 0 {
+	// The Go timer runs on the host's clock, the kernel's clock may run a
+	// little slower (vdso_clock.go): wait again until it has reached the
+	// deadline too.
+	for {
+		d := deadline - t.k.monotonicNow()
+		if d <= 0 {
+			select {
+			case <-ch:
+				return false, nil
+			default:
+				return true, nil
+			}
+		}
+		timer := time.NewTimer(time.Duration(d))
 		select {
 		case <-ch:
+			timer.Stop()
 			return false, nil
-		default:
-			return true, nil
+		case <-cancel:
+			timer.Stop()
+			return false, errInterrupted
+		case <-timer.C:
 		}
-	}
-	timer := time.NewTimer(time.Duration(d))
-	defer timer.Stop()
-	select {
-	case <-ch:
-		return false, nil
-	case <-cancel:
-		return false, errInterrupted
-	case <-timer.C:
-		return true, nil
 	}
 }

@@ -626,11 +626,12 @@ func (tg *ThreadGroup) armItimerLocked(which int, mono int64) {
 	}
 	it.armedFor = it.Expiry
 	delay := time.Duration(it.Expiry - tg.itimerClockLocked(which, mono))
-	if which == itimerReal {
-		it.timer = time.AfterFunc(delay, tg.itimerWake)
-		return
+	if which != itimerReal {
+		delay = max(delay/time.Duration(max(len(tg.tasks), 1)), minCPUTimerPoll)
 	}
-	delay = max(delay/time.Duration(max(len(tg.tasks), 1)), minCPUTimerPoll)
+	// ITIMER_REAL's Go timer runs on the host's clock, which the kernel's
+	// may trail a little (vdso_clock.go); like a CPU-time timer's, once
+	// fired it is re-armed by the next check if the expiry is not reached.
 	var tm *time.Timer
 	tm = time.AfterFunc(delay, func() {
 		// tm is set: the arming code held tg.mu until it was.
