@@ -15,6 +15,9 @@ var (
 	stateTypeInfoMemoryFile   *stateify.TypeInfo
 	stateTypeInfovma          *stateify.TypeInfo
 	stateTypeInfoMM           *stateify.TypeInfo
+	stateTypeInfofileKey      *stateify.TypeInfo
+	stateTypeInfocachedFile   *stateify.TypeInfo
+	stateTypeInfofileCache    *stateify.TypeInfo
 	stateTypeInfoargArea      *stateify.TypeInfo
 	stateTypeInfospecial      *stateify.TypeInfo
 	stateTypeInfoepollItem    *stateify.TypeInfo
@@ -60,6 +63,7 @@ func init() {
 		{Name: "size", Type: "uint64"},
 		{Name: "free", Type: "[]snapshotter/kernel.fileRange"},
 		{Name: "shared", Type: "map[uint64]uint32"},
+		{Name: "files", Type: "snapshotter/kernel.fileCache"},
 	})
 	stateTypeInfovma = stateify.Register[vma]("snapshotter/kernel.vma", []stateify.Field{
 		{Name: "Start", Type: "uint64"},
@@ -69,6 +73,9 @@ func init() {
 		{Name: "MaxPerms", Type: "uint8"},
 		{Name: "Private", Type: "bool"},
 		{Name: "Name", Type: "string"},
+		{Name: "File", Type: "*snapshotter/kernel.cachedFile"},
+		{Name: "FileOff", Type: "uint64"},
+		{Name: "COW", Type: "bool"},
 	})
 	stateTypeInfoMM = stateify.Register[MM]("snapshotter/kernel.MM", []stateify.Field{
 		{Name: "mf", Type: "*snapshotter/kernel.MemoryFile"},
@@ -81,6 +88,23 @@ func init() {
 		{Name: "brkStart", Type: "uint64"},
 		{Name: "brk", Type: "uint64"},
 		{Name: "users", Type: "int32"},
+	})
+	stateTypeInfofileKey = stateify.Register[fileKey]("snapshotter/kernel.fileKey", []stateify.Field{
+		{Name: "DevMajor", Type: "uint32"},
+		{Name: "DevMinor", Type: "uint32"},
+		{Name: "Ino", Type: "uint64"},
+		{Name: "Size", Type: "uint64"},
+		{Name: "MtimeSec", Type: "int64"},
+		{Name: "MtimeNsec", Type: "uint32"},
+	})
+	stateTypeInfocachedFile = stateify.Register[cachedFile]("snapshotter/kernel.cachedFile", []stateify.Field{
+		{Name: "Key", Type: "snapshotter/kernel.fileKey"},
+		{Name: "Base", Type: "uint64"},
+		{Name: "Refs", Type: "[]uint32"},
+		{Name: "Held", Type: "int64"},
+	})
+	stateTypeInfofileCache = stateify.Register[fileCache]("snapshotter/kernel.fileCache", []stateify.Field{
+		{Name: "files", Type: "[]*snapshotter/kernel.cachedFile"},
 	})
 	stateTypeInfoargArea = stateify.Register[argArea]("snapshotter/kernel.argArea", []stateify.Field{
 		{Name: "Start", Type: "uint64"},
@@ -384,6 +408,7 @@ func (x *MemoryFile) StateSave(e *stateify.Encoder) {
 	}, func(e *stateify.Encoder, mv *uint32) {
 		e.Uint(uint64((*mv)))
 	})
+	x.files.StateSave(e)
 }
 
 // StateLoad implements stateify.Savable.
@@ -407,6 +432,8 @@ func (x *MemoryFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			}, func(d *stateify.Decoder, mv *uint32) {
 				(*mv) = d.Uint32()
 			})
+		case 3:
+			x.files.StateLoad(ctx, d)
 		default:
 			d.Skip()
 		}
@@ -433,6 +460,9 @@ func (x *vma) StateSave(e *stateify.Encoder) {
 	e.Uint(uint64(x.MaxPerms))
 	e.Bool(x.Private)
 	e.String(x.Name)
+	stateify.SavePtr(e, x.File)
+	e.Uint(x.FileOff)
+	e.Bool(x.COW)
 }
 
 // StateLoad implements stateify.Savable.
@@ -453,6 +483,12 @@ func (x *vma) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.Private = d.Bool()
 		case 6:
 			x.Name = d.String()
+		case 7:
+			stateify.LoadPtr(d, &x.File)
+		case 8:
+			x.FileOff = d.Uint64()
+		case 9:
+			x.COW = d.Bool()
 		default:
 			d.Skip()
 		}
@@ -521,6 +557,139 @@ func (x *MM) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.brk = d.Uint64()
 		case 9:
 			x.users = d.Int32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *fileKey) StateTypeName() string { return "snapshotter/kernel.fileKey" }
+
+// StateFields implements stateify.Savable.
+func (x *fileKey) StateFields() []string { return stateTypeInfofileKey.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *fileKey) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfofileKey }
+
+// StateSave implements stateify.Savable.
+func (x *fileKey) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfofileKey)
+	e.Uint(uint64(x.DevMajor))
+	e.Uint(uint64(x.DevMinor))
+	e.Uint(x.Ino)
+	e.Uint(x.Size)
+	e.Int(x.MtimeSec)
+	e.Uint(uint64(x.MtimeNsec))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *fileKey) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfofileKey) {
+		switch f {
+		case 0:
+			x.DevMajor = d.Uint32()
+		case 1:
+			x.DevMinor = d.Uint32()
+		case 2:
+			x.Ino = d.Uint64()
+		case 3:
+			x.Size = d.Uint64()
+		case 4:
+			x.MtimeSec = d.Int64()
+		case 5:
+			x.MtimeNsec = d.Uint32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *cachedFile) StateTypeName() string { return "snapshotter/kernel.cachedFile" }
+
+// StateFields implements stateify.Savable.
+func (x *cachedFile) StateFields() []string { return stateTypeInfocachedFile.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *cachedFile) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfocachedFile }
+
+// StateSave implements stateify.Savable.
+func (x *cachedFile) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfocachedFile)
+	x.Key.StateSave(e)
+	e.Uint(x.Base)
+	if x.Refs == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Refs))
+		for i0 := range x.Refs {
+			e.Uint(uint64(x.Refs[i0]))
+		}
+	}
+	e.Int(int64(x.Held))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *cachedFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfocachedFile) {
+		switch f {
+		case 0:
+			x.Key.StateLoad(ctx, d)
+		case 1:
+			x.Base = d.Uint64()
+		case 2:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Refs = nil
+			} else {
+				stateify.MakeSlice(d, &x.Refs, n0)
+				for i0 := range x.Refs {
+					x.Refs[i0] = d.Uint32()
+				}
+			}
+		case 3:
+			x.Held = int(d.Int64())
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *fileCache) StateTypeName() string { return "snapshotter/kernel.fileCache" }
+
+// StateFields implements stateify.Savable.
+func (x *fileCache) StateFields() []string { return stateTypeInfofileCache.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *fileCache) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfofileCache }
+
+// StateSave implements stateify.Savable.
+func (x *fileCache) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfofileCache)
+	if x.files == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.files))
+		for i0 := range x.files {
+			stateify.SavePtr(e, x.files[i0])
+		}
+	}
+}
+
+// StateLoad implements stateify.Savable.
+func (x *fileCache) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfofileCache) {
+		switch f {
+		case 0:
+			if n0, ok := d.SliceLen(); !ok {
+				x.files = nil
+			} else {
+				stateify.MakeSlice(d, &x.files, n0)
+				for i0 := range x.files {
+					stateify.LoadPtr(d, &x.files[i0])
+				}
+			}
 		default:
 			d.Skip()
 		}

@@ -90,6 +90,11 @@ type MemoryFile struct {
 	// mapping inherited by fork is one range owned by several vmas. A page
 	// is freed when its last owner lets it go. Protected by mu.
 	shared map[uint64]uint32
+
+	// files is the cache of host file pages (mm_filecache.go). It lives
+	// here because its pages are this file's and every MM that maps them
+	// has the MemoryFile. It has a lock of its own.
+	files fileCache
 }
 
 // NewMemoryFile creates an empty memory file named name (the name shows in
@@ -311,6 +316,24 @@ func (f *MemoryFile) copyRange(dst uint64, src fileRange) error {
 			return fmt.Errorf("memory file copy [%#x, %#x) to %#x: stopped short at %#x: %w", src.Start, src.End, dst, in, unix.EIO)
 		}
 		left -= n
+	}
+	return nil
+}
+
+// writeAt writes b at offset off of the file with pwrite.
+func (f *MemoryFile) writeAt(b []byte, off uint64) error {
+	for len(b) > 0 {
+		n, err := unix.Pwrite(f.fd, b, int64(off))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("write %d bytes to the memory file at %#x: %w", len(b), off, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("write %d bytes to the memory file at %#x: %w", len(b), off, io.ErrShortWrite)
+		}
+		b, off = b[n:], off+uint64(n)
 	}
 	return nil
 }

@@ -32,8 +32,10 @@ func (p perms) allows(want perms) bool { return p&want == want }
 func (p perms) String() string { return p.access().String() }
 
 // vma is one mapping: a page-aligned range of application addresses backed
-// by the memory file range starting at Off. Every vma owns its memory file
-// range exclusively (there is no fork yet), so unmapping frees it.
+// by the memory file range starting at Off. A vma owns its memory file
+// range (shared anonymous memory inherited by fork has one owner per vma,
+// MemoryFile.shared), unless it is copy-on-write (COW): then the range is
+// the file cache's and unmapping only drops the vma's counts on it.
 //
 // +stateify savable
 type vma struct {
@@ -49,6 +51,19 @@ type vma struct {
 	// Name is what /proc/PID/maps would show: "[heap]", "[stack]", a file
 	// path, or empty for anonymous memory.
 	Name string
+	// File, if not nil, is the cached host file whose bytes [FileOff,
+	// FileOff+length) the vma maps. The vma holds one count on each of
+	// those pages (cachedFile.Refs) for as long as it exists, also once it
+	// has a private copy of them, so that MADV_DONTNEED can map the file's
+	// pages again.
+	File *cachedFile
+	// FileOff is the file offset that Start maps (/proc/PID/maps shows it).
+	FileOff uint64
+	// COW is set while the vma maps the file cache's pages themselves
+	// (Off == File.Base+FileOff): the platform maps them without write
+	// permission, and the first write copies them into a range the vma
+	// owns (mm_cow.go). A vma without COW owns [Off, Off+length).
+	COW bool
 }
 
 func (v *vma) length() uint64 { return v.End - v.Start }
@@ -58,7 +73,8 @@ func (v *vma) fileRange() fileRange { return fileRange{v.Off, v.Off + v.length()
 // canMerge reports whether b directly follows a and both can be one vma.
 func canMerge(a, b *vma) bool {
 	return a.End == b.Start && a.Off+a.length() == b.Off && a.Perms == b.Perms &&
-		a.MaxPerms == b.MaxPerms && a.Private == b.Private && a.Name == b.Name
+		a.MaxPerms == b.MaxPerms && a.Private == b.Private && a.Name == b.Name &&
+		a.File == b.File && a.COW == b.COW && (a.File == nil || a.FileOff+a.length() == b.FileOff)
 }
 
 // Address space layout. Addresses are chosen like Linux does without
@@ -166,7 +182,7 @@ func (mm *MM) Release() {
 		mm.as = nil
 	}
 	for i := range mm.vmas {
-		mm.mf.ReleaseRange(mm.vmas[i].fileRange())
+		mm.releaseVMALocked(&mm.vmas[i])
 	}
 	mm.vmas = nil
 }
@@ -203,6 +219,9 @@ func (mm *MM) splitLocked(addr uint64) {
 	lo.End = addr
 	hi.Start = addr
 	hi.Off = v.Off + (addr - v.Start)
+	if v.File != nil {
+		hi.FileOff = v.FileOff + (addr - v.Start)
+	}
 	mm.vmas = append(mm.vmas, vma{})
 	copy(mm.vmas[i+2:], mm.vmas[i+1:])
 	mm.vmas[i], mm.vmas[i+1] = lo, hi
@@ -321,7 +340,11 @@ func (mm *MM) mapIntoLocked(v *vma, precommit bool) error {
 	if v.Perms == 0 {
 		err = mm.as.Unmap(v.Start, v.length())
 	} else {
-		err = mm.as.MapFile(v.Start, v.Off, v.length(), v.Perms.access(), precommit)
+		at := v.Perms.access()
+		if v.COW {
+			at.Write = false // the first write copies (HandleFault)
+		}
+		err = mm.as.MapFile(v.Start, v.Off, v.length(), at, precommit)
 	}
 	if err != nil {
 		return fmt.Errorf("map [%#x, %#x) %v into address space: %w", v.Start, v.End, v.Perms, err)
@@ -338,7 +361,7 @@ func (mm *MM) unmapLocked(start, end uint64) error {
 		return nil
 	}
 	for k := i; k < j; k++ {
-		mm.mf.ReleaseRange(mm.vmas[k].fileRange())
+		mm.releaseVMALocked(&mm.vmas[k])
 	}
 	mm.vmas = append(mm.vmas[:i], mm.vmas[j:]...)
 	if mm.as != nil {
@@ -355,17 +378,41 @@ type VMAInfo struct {
 	Perms      string
 	Private    bool
 	Name       string
+	// Offset, DevMajor, DevMinor and Ino are the file offset of Start and
+	// the host file's device and inode, for a mapping of a cached host
+	// file; zero otherwise.
+	Offset             uint64
+	DevMajor, DevMinor uint32
+	Ino                uint64
 }
 
-// Mappings returns the current mappings in address order.
+// Mappings returns the current mappings in address order. Neighbouring
+// vmas of one file mapping that differ only in how they are backed (a page
+// copied on write) are one mapping, as on Linux.
 func (mm *MM) Mappings() []VMAInfo {
 	mm.mu.RLock()
 	defer mm.mu.RUnlock()
-	out := make([]VMAInfo, len(mm.vmas))
-	for i, v := range mm.vmas {
-		out[i] = VMAInfo{v.Start, v.End, v.Perms.String(), v.Private, v.Name}
+	out := make([]VMAInfo, 0, len(mm.vmas))
+	for i := range mm.vmas {
+		v := &mm.vmas[i]
+		m := VMAInfo{Start: v.Start, End: v.End, Perms: v.Perms.String(), Private: v.Private, Name: v.Name}
+		if v.File != nil {
+			m.Offset, m.DevMajor, m.DevMinor, m.Ino = v.FileOff, v.File.Key.DevMajor, v.File.Key.DevMinor, v.File.Key.Ino
+			if n := len(out); n > 0 && i > 0 && sameFileMapping(&mm.vmas[i-1], v) {
+				out[n-1].End = v.End
+				continue
+			}
+		}
+		out = append(out, m)
 	}
 	return out
+}
+
+// sameFileMapping reports whether b continues a's file mapping with the
+// same attributes.
+func sameFileMapping(a, b *vma) bool {
+	return a.End == b.Start && a.File != nil && a.File.Key == b.File.Key && a.FileOff+a.length() == b.FileOff &&
+		a.Perms == b.Perms && a.MaxPerms == b.MaxPerms && a.Private == b.Private && a.Name == b.Name
 }
 
 // HandleFault decides what a fault at addr with the given access means. It
@@ -394,6 +441,9 @@ func (mm *MM) HandleFault(addr uint64, at platform.AccessType) error {
 	}
 	if !v.Perms.allows(want) {
 		return fmt.Errorf("fault at %#x: %v access to %v mapping: %w", addr, at, v.Perms, ErrBadAddress)
+	}
+	if v.COW && want&permWrite != 0 {
+		return mm.breakCOWLocked(pageRoundDown(addr))
 	}
 	return mm.mapIntoLocked(v, false)
 }

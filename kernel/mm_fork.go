@@ -7,9 +7,10 @@ import (
 )
 
 // fork returns a copy of mm in the new address space as, for a child
-// process: every private vma gets its own memory file range holding a copy
-// of the parent's bytes (eagerly; there is no copy-on-write), and every
-// shared vma maps the same memory file pages as the parent's.
+// process: every private vma that owns its range gets its own memory file
+// range holding a copy of the parent's bytes (eagerly), every shared vma
+// maps the same memory file pages as the parent's, and every COW vma maps
+// the same cached file pages (copy-on-write in both).
 //
 // The copy is made by the host kernel (copyFileRange), extent by extent of
 // the parent's data: copying through the sentry's mapping faulted every
@@ -33,6 +34,17 @@ func (mm *MM) fork(as platform.AddressSpace) (*MM, error) {
 	}
 	for i := range mm.vmas {
 		v := mm.vmas[i]
+		if v.COW {
+			// The child maps the same cached file pages, read-only until
+			// either writes.
+			mm.mf.files.ref(v.File, v.FileOff, v.length())
+			c.vmas = append(c.vmas, v)
+			if err := c.mapIntoLocked(&c.vmas[len(c.vmas)-1], false); err != nil {
+				c.Release()
+				return nil, err
+			}
+			continue
+		}
 		if !v.Private {
 			// Shared mappings stay shared: the child maps the same pages.
 			mm.mf.Share(v.fileRange())
@@ -57,6 +69,9 @@ func (mm *MM) fork(as platform.AddressSpace) (*MM, error) {
 			return nil, err
 		}
 		v.Off = fr.Start
+		if v.File != nil {
+			mm.mf.files.ref(v.File, v.FileOff, v.length())
+		}
 		c.vmas = append(c.vmas, v)
 		if err := c.mapIntoLocked(&c.vmas[len(c.vmas)-1], false); err != nil {
 			c.Release()

@@ -1,0 +1,209 @@
+package kernel
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// Copy-on-write. A COW vma maps pages it does not own (the file cache's,
+// mm_filecache.go): the platform maps them without write permission, and
+// the first write, by the application (a write fault) or by the sentry
+// (CopyOut and friends), gives the written pages a memory file range of the
+// vma's own holding a copy, mapped with the vma's permissions.
+
+// releaseVMALocked gives back what v holds: its counts on cached file pages
+// and the range it owns.
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) releaseVMALocked(v *vma) {
+	if v.File != nil {
+		mm.mf.files.release(mm.mf, v.File, v.FileOff, v.length())
+		if v.COW {
+			return
+		}
+	}
+	mm.mf.ReleaseRange(v.fileRange())
+}
+
+// breakCOWLocked gives the page at addr, in a COW vma, a private copy.
+//
+// Preconditions: mm.mu is held for writing; addr is page aligned and lies
+// in a COW vma.
+func (mm *MM) breakCOWLocked(addr uint64) error {
+	i, j := mm.isolateLocked(addr, addr+pageSize)
+	if j != i+1 {
+		return fmt.Errorf("copy-on-write fault at %#x: no mapping: %w", addr, ErrBadAddress)
+	}
+	return mm.privatizeLocked(&mm.vmas[i])
+}
+
+// privatizeLocked copies the pages v maps into a fresh range, makes v own
+// it and maps it with v's permissions.
+//
+// Preconditions: mm.mu is held for writing; v is COW.
+func (mm *MM) privatizeLocked(v *vma) error {
+	fr, err := mm.mf.Allocate(v.length())
+	if err != nil {
+		return fmt.Errorf("copy-on-write of [%#x, %#x): %w", v.Start, v.End, err)
+	}
+	src := v.fileRange()
+	err = mm.mf.forEachData(src, func(d fileRange) error {
+		return mm.mf.copyRange(fr.Start+(d.Start-src.Start), d)
+	})
+	if err != nil {
+		mm.mf.Free(fr)
+		return fmt.Errorf("copy-on-write of [%#x, %#x): %w", v.Start, v.End, err)
+	}
+	v.Off, v.COW = fr.Start, false
+	return mm.mapIntoLocked(v, false)
+}
+
+// hasCOWLocked reports whether a COW vma overlaps [addr, addr+length).
+//
+// Preconditions: mm.mu is held.
+func (mm *MM) hasCOWLocked(addr, length uint64) bool {
+	end := addr + length
+	for k := mm.findLocked(addr); k < len(mm.vmas) && mm.vmas[k].Start < end; k++ {
+		if mm.vmas[k].COW {
+			return true
+		}
+	}
+	return false
+}
+
+// breakCOWRangeLocked privatizes the COW pages in [addr, addr+length) of
+// vmas that allow want.
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) breakCOWRangeLocked(addr, length uint64, want perms) error {
+	start := pageRoundDown(addr)
+	end, ok := pageRoundUp(addr + length)
+	if !ok || end <= start {
+		return nil
+	}
+	for k := mm.findLocked(start); k < len(mm.vmas) && mm.vmas[k].Start < end; k++ {
+		v := mm.vmas[k]
+		if !v.COW || !v.Perms.allows(want) {
+			continue
+		}
+		i, j := mm.isolateLocked(max(start, v.Start), min(end, v.End))
+		for ; i < j; i++ {
+			if err := mm.privatizeLocked(&mm.vmas[i]); err != nil {
+				return err
+			}
+		}
+		k = j - 1
+	}
+	return nil
+}
+
+// forWrite is forEachLocked for a write into application memory: COW
+// pages in the range are privatized first. It takes mm.mu for reading, or
+// for writing when there is something to copy.
+func (mm *MM) forWrite(addr, length uint64, want perms, fn func(b []byte) error) error {
+	mm.mu.RLock()
+	if !mm.hasCOWLocked(addr, length) {
+		defer mm.mu.RUnlock()
+		return mm.forEachLocked(addr, length, want, fn)
+	}
+	mm.mu.RUnlock()
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	if err := mm.breakCOWRangeLocked(addr, length, want); err != nil {
+		return err
+	}
+	return mm.forEachLocked(addr, length, want, fn)
+}
+
+// dropPrivateFilePagesLocked makes the private file vmas in [start, end)
+// map the file's pages again, giving back their copies (MADV_DONTNEED on a
+// private file mapping reads the file again, as on Linux).
+//
+// Preconditions: mm.mu is held for writing; vmas cover [start, end).
+func (mm *MM) dropPrivateFilePagesLocked(start, end uint64) error {
+	for k := mm.findLocked(start); k < len(mm.vmas) && mm.vmas[k].Start < end; k++ {
+		v := mm.vmas[k]
+		if v.File == nil || v.COW || !v.Private {
+			continue
+		}
+		i, j := mm.isolateLocked(max(start, v.Start), min(end, v.End))
+		for n := i; n < j; n++ {
+			w := &mm.vmas[n]
+			mm.mf.ReleaseRange(w.fileRange())
+			w.Off, w.COW = w.File.Base+w.FileOff, true
+			if err := mm.mapIntoLocked(w, false); err != nil {
+				return err
+			}
+		}
+		mm.coalesceLocked(i, j)
+		k = mm.findLocked(min(end, v.End)) - 1
+	}
+	return nil
+}
+
+// mmapCachedLocked maps [addr, addr+length) to the file o.File through the
+// file cache, if the file can be cached; ok is false if it cannot (the
+// caller copies it instead). Pages past the end of the file are anonymous
+// memory (Linux raises SIGBUS there; they read as zero here, as before).
+// A writable private mapping gets its private copy at once: such mappings
+// (data segments) are written soon and mostly, and one copy by the host
+// costs less than a write fault per page.
+//
+// Preconditions: mm.mu is held for writing; [addr, addr+length) is free.
+func (mm *MM) mmapCachedLocked(addr, length uint64, o *MMapOpts, maxPerms perms) (bool, error) {
+	c, ok := o.File.(cacheableContents)
+	if !ok {
+		return false, nil
+	}
+	key, ok := c.cacheKey()
+	if !ok {
+		return false, nil
+	}
+	n := cachedLength(key, o.Offset, length)
+	if n == 0 {
+		return false, nil
+	}
+	cf, err := mm.mf.files.acquire(mm.mf, key, o.File, o.Offset, n)
+	if err != nil {
+		return true, err
+	}
+	v := vma{Start: addr, End: addr + n, Off: cf.Base + o.Offset, Perms: o.Perms, MaxPerms: maxPerms,
+		Private: o.Private, Name: o.Name, File: cf, FileOff: o.Offset, COW: true}
+	fail := func(err error) (bool, error) {
+		mm.releaseVMALocked(&v)
+		return true, err
+	}
+	if o.Private && o.Perms.allows(permWrite) {
+		fr, err := mm.mf.Allocate(n)
+		if err != nil {
+			return fail(unix.ENOMEM)
+		}
+		err = mm.mf.forEachData(v.fileRange(), func(d fileRange) error {
+			return mm.mf.copyRange(fr.Start+(d.Start-v.Off), d)
+		})
+		v.Off, v.COW = fr.Start, false
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if n < length {
+		fr, err := mm.mf.Allocate(length - n)
+		if err != nil {
+			return fail(unix.ENOMEM)
+		}
+		tail := vma{Start: addr + n, End: addr + length, Off: fr.Start, Perms: o.Perms, MaxPerms: maxPerms,
+			Private: o.Private, Name: o.Name}
+		if err := mm.insertLocked(tail, o.Precommit); err != nil {
+			mm.mf.Free(fr)
+			return fail(err)
+		}
+	}
+	if err := mm.insertLocked(v, o.Precommit); err != nil {
+		if n < length {
+			_ = mm.unmapLocked(addr+n, addr+length)
+		}
+		return fail(err)
+	}
+	return true, nil
+}
