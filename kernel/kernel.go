@@ -72,7 +72,8 @@
 //	MM.mu
 //	  MemoryFile.releaseMu (read: users of the sentry's mapping outside
 //	  a syscall, such as the restore prefault; write: Release)
-//	  MemoryFile.mu
+//	  fileCache.mu (the host file pages in the memory file)
+//	    MemoryFile.mu
 //
 // Kernel.stopMu and the vfs locks are leaves relative to the above.
 package kernel

@@ -142,37 +142,64 @@ func (mm *MM) dropPrivateFilePagesLocked(start, end uint64) error {
 	return nil
 }
 
-// mmapCachedLocked maps [addr, addr+length) to the file o.File through the
-// file cache, if the file can be cached; ok is false if it cannot (the
-// caller copies it instead). Pages past the end of the file are anonymous
-// memory (Linux raises SIGBUS there; they read as zero here, as before).
-// A writable private mapping gets its private copy at once: such mappings
+// cachedPages are the file cache pages of a mapping being made, held
+// (cachedFile.Refs) from before MAP_FIXED unmaps what the mapping replaces,
+// which often maps the same pages (ld.so reserves a library's whole span
+// with one mapping, then maps each segment over it).
+type cachedPages struct {
+	cf *cachedFile
+	// n is how many bytes of the mapping the cache holds: the file's
+	// pages; the rest is past the end of the file.
+	n uint64
+}
+
+// acquireCachedLocked takes the file cache pages of the mapping o of length
+// bytes, reading those not cached yet. It returns nil if the file is not
+// cacheable (the caller copies it instead).
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) acquireCachedLocked(o *MMapOpts, length uint64) (*cachedPages, error) {
+	c, ok := o.File.(cacheableContents)
+	if !ok {
+		return nil, nil
+	}
+	key, ok := c.cacheKey()
+	if !ok {
+		return nil, nil
+	}
+	n := cachedLength(key, o.Offset, length)
+	if n == 0 {
+		return nil, nil
+	}
+	cf, err := mm.mf.files.acquire(mm.mf, key, o.File, o.Offset, n)
+	if err != nil {
+		return nil, err
+	}
+	return &cachedPages{cf, n}, nil
+}
+
+// releaseCached gives back pages taken by acquireCachedLocked that no vma
+// took over.
+func (mm *MM) releaseCached(cp *cachedPages, o *MMapOpts) {
+	mm.mf.files.release(mm.mf, cp.cf, o.Offset, cp.n)
+}
+
+// mmapCachedLocked maps [addr, addr+length) to the file o.File, whose
+// pages cp holds; the new vma takes over cp's counts, also on failure
+// (they are given back then). Pages past the end of the file are anonymous
+// memory (Linux raises SIGBUS there; they read as zero here, as before). A
+// writable private mapping gets its private copy at once: such mappings
 // (data segments) are written soon and mostly, and one copy by the host
 // costs less than a write fault per page.
 //
 // Preconditions: mm.mu is held for writing; [addr, addr+length) is free.
-func (mm *MM) mmapCachedLocked(addr, length uint64, o *MMapOpts, maxPerms perms) (bool, error) {
-	c, ok := o.File.(cacheableContents)
-	if !ok {
-		return false, nil
-	}
-	key, ok := c.cacheKey()
-	if !ok {
-		return false, nil
-	}
-	n := cachedLength(key, o.Offset, length)
-	if n == 0 {
-		return false, nil
-	}
-	cf, err := mm.mf.files.acquire(mm.mf, key, o.File, o.Offset, n)
-	if err != nil {
-		return true, err
-	}
-	v := vma{Start: addr, End: addr + n, Off: cf.Base + o.Offset, Perms: o.Perms, MaxPerms: maxPerms,
-		Private: o.Private, Name: o.Name, File: cf, FileOff: o.Offset, COW: true}
-	fail := func(err error) (bool, error) {
+func (mm *MM) mmapCachedLocked(addr, length uint64, o *MMapOpts, maxPerms perms, cp *cachedPages) error {
+	n := cp.n
+	v := vma{Start: addr, End: addr + n, Off: cp.cf.Base + o.Offset, Perms: o.Perms, MaxPerms: maxPerms,
+		Private: o.Private, Name: o.Name, File: cp.cf, FileOff: o.Offset, COW: true}
+	fail := func(err error) error {
 		mm.releaseVMALocked(&v)
-		return true, err
+		return err
 	}
 	if o.Private && o.Perms.allows(permWrite) {
 		fr, err := mm.mf.Allocate(n)
@@ -205,5 +232,5 @@ func (mm *MM) mmapCachedLocked(addr, length uint64, o *MMapOpts, maxPerms perms)
 		}
 		return fail(err)
 	}
-	return true, nil
+	return nil
 }

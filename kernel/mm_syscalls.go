@@ -60,6 +60,49 @@ func (mm *MM) MMap(o MMapOpts) (uint64, error) {
 
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
+	var cached *cachedPages
+	if o.File != nil {
+		var err error
+		if cached, err = mm.acquireCachedLocked(&o, length); err != nil {
+			return 0, err
+		}
+	}
+	addr, err := mm.placeLocked(&o, length)
+	if err != nil {
+		if cached != nil {
+			mm.releaseCached(cached, &o)
+		}
+		return 0, err
+	}
+	if cached != nil {
+		if err := mm.mmapCachedLocked(addr, length, &o, maxPerms, cached); err != nil {
+			return 0, err
+		}
+		return addr, nil
+	}
+	fr, err := mm.mf.Allocate(length)
+	if err != nil {
+		return 0, unix.ENOMEM
+	}
+	if o.File != nil {
+		if err := fillFromFile(mm.mf, fr, o.File, o.Offset); err != nil {
+			mm.mf.Free(fr)
+			return 0, err
+		}
+	}
+	v := vma{Start: addr, End: addr + length, Off: fr.Start, Perms: o.Perms, MaxPerms: maxPerms, Private: o.Private, Name: o.Name}
+	if err := mm.insertLocked(v, o.Precommit); err != nil {
+		mm.mf.Free(fr)
+		return 0, err
+	}
+	return addr, nil
+}
+
+// placeLocked returns where the mapping o of length bytes goes, unmapping
+// what it replaces (MAP_FIXED). Errors are errnos.
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) placeLocked(o *MMapOpts, length uint64) (uint64, error) {
 	var addr uint64
 	switch {
 	case o.Fixed || o.NoReplace:
@@ -89,30 +132,6 @@ func (mm *MM) MMap(o MMapOpts) (uint64, error) {
 				return 0, err
 			}
 		}
-	}
-
-	if o.File != nil {
-		if ok, err := mm.mmapCachedLocked(addr, length, &o, maxPerms); ok {
-			if err != nil {
-				return 0, err
-			}
-			return addr, nil
-		}
-	}
-	fr, err := mm.mf.Allocate(length)
-	if err != nil {
-		return 0, unix.ENOMEM
-	}
-	if o.File != nil {
-		if err := fillFromFile(mm.mf, fr, o.File, o.Offset); err != nil {
-			mm.mf.Free(fr)
-			return 0, err
-		}
-	}
-	v := vma{Start: addr, End: addr + length, Off: fr.Start, Perms: o.Perms, MaxPerms: maxPerms, Private: o.Private, Name: o.Name}
-	if err := mm.insertLocked(v, o.Precommit); err != nil {
-		mm.mf.Free(fr)
-		return 0, err
 	}
 	return addr, nil
 }
