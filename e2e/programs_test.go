@@ -201,6 +201,14 @@ var cCases = []cCase{
 		"parent's private memory unchanged: yes",
 		"shared mapping shared: yes",
 	}}},
+	// fork shares private memory copy-on-write: neither side sees the
+	// other's writes.
+	{name: "cowfork", prog: "cowfork", spec: spec{want: []string{
+		"child saw only its own writes (pages, heap, stack, read(2), MADV_DONTNEED, grandchild): yes",
+		"parent saw only its own writes: pages yes, untouched pages yes, heap yes, stack yes",
+		"parent's pages where the child wrote: yes",
+		"parent writes every page after the child exited: yes",
+	}}},
 	// Host file pages are shared through the file cache and copied on
 	// write.
 	{name: "filemap", prog: "filemap", setup: setupFileMap},

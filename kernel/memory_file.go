@@ -350,6 +350,21 @@ func (f *MemoryFile) Share(r fileRange) {
 	}
 }
 
+// soleOwner reports whether no page of r has an owner besides the caller.
+func (f *MemoryFile) soleOwner(r fileRange) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.shared) == 0 {
+		return true
+	}
+	for p := r.Start; p < r.End; p += pageSize {
+		if f.shared[p] != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // ReleaseRange drops one owner of the pages of r and frees those that have no
 // owner left. Ranges that were never shared go straight to Free.
 func (f *MemoryFile) ReleaseRange(r fileRange) {

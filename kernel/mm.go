@@ -387,32 +387,39 @@ type VMAInfo struct {
 }
 
 // Mappings returns the current mappings in address order. Neighbouring
-// vmas of one file mapping that differ only in how they are backed (a page
-// copied on write) are one mapping, as on Linux.
+// vmas that differ only in how they are backed (pages copied on write, or
+// anonymous memory from two mmaps) are one mapping, as on Linux.
 func (mm *MM) Mappings() []VMAInfo {
 	mm.mu.RLock()
 	defer mm.mu.RUnlock()
 	out := make([]VMAInfo, 0, len(mm.vmas))
 	for i := range mm.vmas {
 		v := &mm.vmas[i]
+		if n := len(out); n > 0 && i > 0 && sameMapping(&mm.vmas[i-1], v) {
+			out[n-1].End = v.End
+			continue
+		}
 		m := VMAInfo{Start: v.Start, End: v.End, Perms: v.Perms.String(), Private: v.Private, Name: v.Name}
 		if v.File != nil {
 			m.Offset, m.DevMajor, m.DevMinor, m.Ino = v.FileOff, v.File.Key.DevMajor, v.File.Key.DevMinor, v.File.Key.Ino
-			if n := len(out); n > 0 && i > 0 && sameFileMapping(&mm.vmas[i-1], v) {
-				out[n-1].End = v.End
-				continue
-			}
 		}
 		out = append(out, m)
 	}
 	return out
 }
 
-// sameFileMapping reports whether b continues a's file mapping with the
-// same attributes.
-func sameFileMapping(a, b *vma) bool {
-	return a.End == b.Start && a.File != nil && a.File.Key == b.File.Key && a.FileOff+a.length() == b.FileOff &&
-		a.Perms == b.Perms && a.MaxPerms == b.MaxPerms && a.Private == b.Private && a.Name == b.Name
+// sameMapping reports whether b continues a as one mapping would on Linux:
+// the same attributes, and the next pages of the same file or private
+// anonymous memory (which vmas split only by copy-on-write or by where
+// their memory lies in the memory file).
+func sameMapping(a, b *vma) bool {
+	if a.End != b.Start || a.Perms != b.Perms || a.MaxPerms != b.MaxPerms || a.Private != b.Private || a.Name != b.Name {
+		return false
+	}
+	if a.File == nil || b.File == nil {
+		return a.File == nil && b.File == nil && a.Private
+	}
+	return a.File.Key == b.File.Key && a.FileOff+a.length() == b.FileOff
 }
 
 // HandleFault decides what a fault at addr with the given access means. It

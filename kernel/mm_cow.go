@@ -6,11 +6,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Copy-on-write. A COW vma maps pages it does not own (the file cache's,
-// mm_filecache.go): the platform maps them without write permission, and
-// the first write, by the application (a write fault) or by the sentry
-// (CopyOut and friends), gives the written pages a memory file range of the
-// vma's own holding a copy, mapped with the vma's permissions.
+// Copy-on-write. A COW vma maps pages it does not own alone: the file
+// cache's (File set, mm_filecache.go), or private anonymous pages shared
+// with the other side of a fork (File nil; MemoryFile.shared counts their
+// owners). The platform maps them without write permission, and the first
+// write, by the application (a write fault) or by the sentry (CopyOut and
+// friends), gives the written pages a memory file range of the vma's own
+// holding a copy, mapped with the vma's permissions. Anonymous pages whose
+// other owners are gone (the child exited or exec'd) are taken over without
+// a copy.
+
+// cowWindow is how much one write fault on shared anonymous memory copies
+// (aligned, within the vma): after a fork, writes come in runs (a heap, a
+// stack), and each fault through the platform costs far more than copying
+// a few pages.
+const cowWindow = 16 * pageSize
 
 // releaseVMALocked gives back what v holds: its counts on cached file pages
 // and the range it owns.
@@ -26,12 +36,23 @@ func (mm *MM) releaseVMALocked(v *vma) {
 	mm.mf.ReleaseRange(v.fileRange())
 }
 
-// breakCOWLocked gives the page at addr, in a COW vma, a private copy.
+// breakCOWLocked makes the page at addr, in a COW vma, writable: a
+// private copy of it (of the cowWindow around it, for anonymous memory),
+// or the whole vma if its anonymous pages have no other owner left.
 //
 // Preconditions: mm.mu is held for writing; addr is page aligned and lies
 // in a COW vma.
 func (mm *MM) breakCOWLocked(addr uint64) error {
-	i, j := mm.isolateLocked(addr, addr+pageSize)
+	start, end := addr, addr+pageSize
+	if v := mm.vmaAtLocked(addr); v != nil && v.File == nil {
+		if mm.mf.soleOwner(v.fileRange()) {
+			v.COW = false
+			return mm.mapIntoLocked(v, false)
+		}
+		start = max(v.Start, addr&^(cowWindow-1))
+		end = min(v.End, start+cowWindow)
+	}
+	i, j := mm.isolateLocked(start, end)
 	if j != i+1 {
 		return fmt.Errorf("copy-on-write fault at %#x: no mapping: %w", addr, ErrBadAddress)
 	}
@@ -39,10 +60,15 @@ func (mm *MM) breakCOWLocked(addr uint64) error {
 }
 
 // privatizeLocked copies the pages v maps into a fresh range, makes v own
-// it and maps it with v's permissions.
+// it and maps it with v's permissions. Anonymous pages drop v's share of
+// the old range (taken over without a copy if no one else owns it).
 //
 // Preconditions: mm.mu is held for writing; v is COW.
 func (mm *MM) privatizeLocked(v *vma) error {
+	if v.File == nil && mm.mf.soleOwner(v.fileRange()) {
+		v.COW = false
+		return mm.mapIntoLocked(v, false)
+	}
 	fr, err := mm.mf.Allocate(v.length())
 	if err != nil {
 		return fmt.Errorf("copy-on-write of [%#x, %#x): %w", v.Start, v.End, err)
@@ -54,6 +80,9 @@ func (mm *MM) privatizeLocked(v *vma) error {
 	if err != nil {
 		mm.mf.Free(fr)
 		return fmt.Errorf("copy-on-write of [%#x, %#x): %w", v.Start, v.End, err)
+	}
+	if v.File == nil {
+		mm.mf.ReleaseRange(src)
 	}
 	v.Off, v.COW = fr.Start, false
 	return mm.mapIntoLocked(v, false)
@@ -116,22 +145,33 @@ func (mm *MM) forWrite(addr, length uint64, want perms, fn func(b []byte) error)
 	return mm.forEachLocked(addr, length, want, fn)
 }
 
-// dropPrivateFilePagesLocked makes the private file vmas in [start, end)
-// map the file's pages again, giving back their copies (MADV_DONTNEED on a
-// private file mapping reads the file again, as on Linux).
+// dropPrivatePagesLocked gives back the private pages in [start, end) of
+// file mappings and of anonymous memory shared after a fork, which the
+// decommit of MADV_DONTNEED cannot touch: the first map the file's pages
+// again (MADV_DONTNEED on a private file mapping reads the file again, as
+// on Linux), the second fresh zero pages.
 //
 // Preconditions: mm.mu is held for writing; vmas cover [start, end).
-func (mm *MM) dropPrivateFilePagesLocked(start, end uint64) error {
+func (mm *MM) dropPrivatePagesLocked(start, end uint64) error {
 	for k := mm.findLocked(start); k < len(mm.vmas) && mm.vmas[k].Start < end; k++ {
 		v := mm.vmas[k]
-		if v.File == nil || v.COW || !v.Private {
-			continue
+		if !v.Private || (v.File != nil) == v.COW {
+			continue // anonymous memory of its own, or the file's pages
 		}
 		i, j := mm.isolateLocked(max(start, v.Start), min(end, v.End))
 		for n := i; n < j; n++ {
 			w := &mm.vmas[n]
-			mm.mf.ReleaseRange(w.fileRange())
-			w.Off, w.COW = w.File.Base+w.FileOff, true
+			if w.File == nil {
+				fr, err := mm.mf.Allocate(w.length())
+				if err != nil {
+					return unix.ENOMEM
+				}
+				mm.mf.ReleaseRange(w.fileRange())
+				w.Off, w.COW = fr.Start, false
+			} else {
+				mm.mf.ReleaseRange(w.fileRange())
+				w.Off, w.COW = w.File.Base+w.FileOff, true
+			}
 			if err := mm.mapIntoLocked(w, false); err != nil {
 				return err
 			}

@@ -410,13 +410,14 @@ func (mm *MM) Madvise(addr, length uint64, advice int) error {
 	}
 	for k := mm.findLocked(addr); k < len(mm.vmas) && mm.vmas[k].Start < end; k++ {
 		v := &mm.vmas[k]
-		if (!v.Private && advice != madvRemove) || v.File != nil {
+		if (!v.Private && advice != madvRemove) || v.File != nil || v.COW {
 			continue
 		}
 		s, e := max(v.Start, addr), min(v.End, end)
 		mm.mf.Decommit(fileRange{v.Off + (s - v.Start), v.Off + (e - v.Start)})
 	}
-	// Private file pages read the file again; cached file pages themselves
-	// are never given back while mapped.
-	return mm.dropPrivateFilePagesLocked(addr, end)
+	// Private file pages read the file again, anonymous pages shared with
+	// a forked process become fresh zero pages; cached file pages
+	// themselves are never given back while mapped.
+	return mm.dropPrivatePagesLocked(addr, end)
 }
