@@ -262,7 +262,7 @@ type execReader struct{ f *vfs.File }
 
 // mapContents implements mappableReader: the file as a mapping reads it
 // (past its end as zero).
-func (r execReader) mapContents() cacheableContents { return fileContents{r.f} }
+func (r execReader) mapContents() cacheableContents { return fileContents(r) }
 
 // ReadAt reads exactly len(p) bytes at off; a short read is an error.
 func (r execReader) ReadAt(p []byte, off int64) (int, error) {
