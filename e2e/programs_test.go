@@ -204,10 +204,11 @@ var cCases = []cCase{
 	// fork shares private memory copy-on-write: neither side sees the
 	// other's writes.
 	{name: "cowfork", prog: "cowfork", spec: spec{want: []string{
-		"child saw only its own writes (pages, heap, stack, read(2), MADV_DONTNEED, grandchild): yes",
-		"parent saw only its own writes: pages yes, untouched pages yes, heap yes, stack yes",
+		"child saw only its own writes (pages, heap, stack, data, read(2), MADV_DONTNEED, grandchild): yes",
+		"parent saw only its own writes: pages yes, untouched pages yes, heap yes, stack yes, data yes",
 		"parent's pages where the child wrote: yes",
 		"parent writes every page after the child exited: yes",
+		"a thread writing a page while another forks 20 times: yes",
 	}}},
 	// Host file pages are shared through the file cache and copied on
 	// write.

@@ -87,6 +87,7 @@ func init() {
 		{Name: "args", Type: "snapshotter/kernel.argArea"},
 		{Name: "brkStart", Type: "uint64"},
 		{Name: "brk", Type: "uint64"},
+		{Name: "gen", Type: "uint64"},
 		{Name: "users", Type: "int32"},
 	})
 	stateTypeInfofileKey = stateify.Register[fileKey]("snapshotter/kernel.fileKey", []stateify.Field{
@@ -209,6 +210,8 @@ func init() {
 		{Name: "haveSyscallReturn", Type: "bool"},
 		{Name: "restart", Type: "snapshotter/kernel.restartBlock"},
 		{Name: "lastFault", Type: "uint64"},
+		{Name: "lastFaultAccess", Type: "uint8"},
+		{Name: "lastFaultGen", Type: "uint64"},
 		{Name: "exitRequested", Type: "bool"},
 		{Name: "exitCode", Type: "int64"},
 		{Name: "clearChildTID", Type: "uint64"},
@@ -523,6 +526,7 @@ func (x *MM) StateSave(e *stateify.Encoder) {
 	x.args.StateSave(e)
 	e.Uint(x.brkStart)
 	e.Uint(x.brk)
+	e.Uint(x.gen)
 	e.Int(int64(x.users))
 }
 
@@ -556,6 +560,8 @@ func (x *MM) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 8:
 			x.brk = d.Uint64()
 		case 9:
+			x.gen = d.Uint64()
+		case 10:
 			x.users = d.Int32()
 		default:
 			d.Skip()
@@ -1246,6 +1252,8 @@ func (x *Task) StateSave(e *stateify.Encoder) {
 	e.Bool(x.haveSyscallReturn)
 	x.restart.StateSave(e)
 	e.Uint(x.lastFault)
+	e.Uint(uint64(x.lastFaultAccess))
+	e.Uint(x.lastFaultGen)
 	e.Bool(x.exitRequested)
 	e.Int(int64(x.exitCode))
 	e.Uint(x.clearChildTID)
@@ -1277,16 +1285,20 @@ func (x *Task) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 8:
 			x.lastFault = d.Uint64()
 		case 9:
-			x.exitRequested = d.Bool()
+			x.lastFaultAccess = perms(d.Uint8())
 		case 10:
-			x.exitCode = int(d.Int64())
+			x.lastFaultGen = d.Uint64()
 		case 11:
-			x.clearChildTID = d.Uint64()
+			x.exitRequested = d.Bool()
 		case 12:
-			x.robustList = d.Uint64()
+			x.exitCode = int(d.Int64())
 		case 13:
-			x.name = d.String()
+			x.clearChildTID = d.Uint64()
 		case 14:
+			x.robustList = d.Uint64()
+		case 15:
+			x.name = d.String()
+		case 16:
 			x.sig.StateLoad(ctx, d)
 		default:
 			d.Skip()

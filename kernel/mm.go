@@ -59,12 +59,17 @@ type vma struct {
 	File *cachedFile
 	// FileOff is the file offset that Start maps (/proc/PID/maps shows it).
 	FileOff uint64
-	// COW is set while the vma maps the file cache's pages themselves
-	// (Off == File.Base+FileOff): the platform maps them without write
-	// permission, and the first write copies them into a range the vma
-	// owns (mm_cow.go). A vma without COW owns [Off, Off+length).
+	// COW is set while the vma maps pages it shares: the file cache's
+	// pages themselves (Off == File.Base+FileOff, mapsCache), or private
+	// pages shared with the other side of a fork. The platform maps them
+	// without write permission, and the first write copies them into a
+	// range the vma owns (mm_cow.go). A vma without COW owns [Off,
+	// Off+length).
 	COW bool
 }
+
+// mapsCache reports whether v maps its file's cached pages themselves.
+func (v *vma) mapsCache() bool { return v.File != nil && v.Off == v.File.Base+v.FileOff }
 
 func (v *vma) length() uint64 { return v.End - v.Start }
 
@@ -128,6 +133,11 @@ type MM struct {
 	// (not page aligned). The heap vma covers [brkStart, pageRoundUp(brk)).
 	// Protected by mu.
 	brkStart, brk uint64
+
+	// gen counts changes of the platform mappings (mapIntoLocked), so that
+	// a task can tell a fault that repeats after a fix from one that
+	// repeats after something else changed. Protected by mu.
+	gen uint64
 
 	// users counts the processes using the address space: 1, plus the
 	// vfork children that share it until they exec or exit. Release drops
@@ -336,6 +346,7 @@ func (mm *MM) mapIntoLocked(v *vma, precommit bool) error {
 	if mm.as == nil {
 		return nil
 	}
+	mm.gen++
 	var err error
 	if v.Perms == 0 {
 		err = mm.as.Unmap(v.Start, v.length())
@@ -427,8 +438,30 @@ func sameMapping(a, b *vma) bool {
 // platform address space, which is then restored) and ErrBadAddress for a
 // genuine fault that must raise SIGSEGV.
 func (mm *MM) HandleFault(addr uint64, at platform.AccessType) error {
+	_, err := mm.handleFault(addr, at)
+	return err
+}
+
+// generation returns the mapping generation (MM.gen).
+func (mm *MM) generation() uint64 {
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	return mm.gen
+}
+
+// handleFault is HandleFault; it also returns the mapping generation
+// after the fix.
+func (mm *MM) handleFault(addr uint64, at platform.AccessType) (uint64, error) {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
+	err := mm.handleFaultLocked(addr, at)
+	return mm.gen, err
+}
+
+// handleFaultLocked is HandleFault.
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) handleFaultLocked(addr uint64, at platform.AccessType) error {
 	v := mm.vmaAtLocked(addr)
 	if v == nil {
 		return fmt.Errorf("fault at %#x: no mapping: %w", addr, ErrBadAddress)

@@ -7,9 +7,9 @@ import (
 )
 
 // Copy-on-write. A COW vma maps pages it does not own alone: the file
-// cache's (File set, mm_filecache.go), or private anonymous pages shared
-// with the other side of a fork (File nil; MemoryFile.shared counts their
-// owners). The platform maps them without write permission, and the first
+// cache's (vma.mapsCache, mm_filecache.go), or private pages shared with
+// the other side of a fork (anonymous memory, or private copies of file
+// pages; MemoryFile.shared counts their owners). The platform maps them without write permission, and the first
 // write, by the application (a write fault) or by the sentry (CopyOut and
 // friends), gives the written pages a memory file range of the vma's own
 // holding a copy, mapped with the vma's permissions. Anonymous pages whose
@@ -29,7 +29,7 @@ const cowWindow = 16 * pageSize
 func (mm *MM) releaseVMALocked(v *vma) {
 	if v.File != nil {
 		mm.mf.files.release(mm.mf, v.File, v.FileOff, v.length())
-		if v.COW {
+		if v.mapsCache() {
 			return
 		}
 	}
@@ -44,7 +44,7 @@ func (mm *MM) releaseVMALocked(v *vma) {
 // in a COW vma.
 func (mm *MM) breakCOWLocked(addr uint64) error {
 	start, end := addr, addr+pageSize
-	if v := mm.vmaAtLocked(addr); v != nil && v.File == nil {
+	if v := mm.vmaAtLocked(addr); v != nil && !v.mapsCache() {
 		if mm.mf.soleOwner(v.fileRange()) {
 			v.COW = false
 			return mm.mapIntoLocked(v, false)
@@ -65,7 +65,7 @@ func (mm *MM) breakCOWLocked(addr uint64) error {
 //
 // Preconditions: mm.mu is held for writing; v is COW.
 func (mm *MM) privatizeLocked(v *vma) error {
-	if v.File == nil && mm.mf.soleOwner(v.fileRange()) {
+	if !v.mapsCache() && mm.mf.soleOwner(v.fileRange()) {
 		v.COW = false
 		return mm.mapIntoLocked(v, false)
 	}
@@ -81,7 +81,7 @@ func (mm *MM) privatizeLocked(v *vma) error {
 		mm.mf.Free(fr)
 		return fmt.Errorf("copy-on-write of [%#x, %#x): %w", v.Start, v.End, err)
 	}
-	if v.File == nil {
+	if !v.mapsCache() {
 		mm.mf.ReleaseRange(src)
 	}
 	v.Off, v.COW = fr.Start, false
@@ -155,8 +155,8 @@ func (mm *MM) forWrite(addr, length uint64, want perms, fn func(b []byte) error)
 func (mm *MM) dropPrivatePagesLocked(start, end uint64) error {
 	for k := mm.findLocked(start); k < len(mm.vmas) && mm.vmas[k].Start < end; k++ {
 		v := mm.vmas[k]
-		if !v.Private || (v.File != nil) == v.COW {
-			continue // anonymous memory of its own, or the file's pages
+		if !v.Private || v.mapsCache() || (v.File == nil && !v.COW) {
+			continue // the file's pages, or anonymous memory of its own
 		}
 		i, j := mm.isolateLocked(max(start, v.Start), min(end, v.End))
 		for n := i; n < j; n++ {

@@ -234,12 +234,26 @@ func TestFileCacheForkAndMremap(t *testing.T) {
 	if got, want := heldPages(t, mm.mf), []uint32{4, 4, 4, 0}; !slicesEqual(got, want) {
 		t.Errorf("page counts after fork = %v, want %v", got, want)
 	}
+	if pv, cv := mm.vmaAtLocked(a), child.vmaAtLocked(a); !pv.COW || !cv.COW || pv.Off != cv.Off {
+		t.Errorf("forked private copy of file pages: COW %v/%v, Off %#x/%#x: want both COW over the same pages",
+			pv.COW, cv.COW, pv.Off, cv.Off)
+	}
 	if err := child.CopyOut(a, []byte("C")); err != nil {
 		t.Fatal(err)
 	}
 	if got := readByte(t, mm, a); got != 'P' {
 		t.Errorf("parent's byte after the child's write = %q, want 'P'", got)
 	}
+	// MADV_DONTNEED in the parent maps the file's page again; the child
+	// keeps its write.
+	if err := mm.Madvise(a, pageSize, madvDontNeed); err != nil {
+		t.Fatal(err)
+	}
+	if got, cgot := readByte(t, mm, a), readByte(t, child, a); got != 'a' || cgot != 'C' {
+		t.Errorf("after the parent's MADV_DONTNEED: parent %q, child %q; want 'a' (the file), 'C'", got, cgot)
+	}
+	checkMirror(t, mm, mm.as.(*recordingAS))
+	checkMirror(t, child, childAS)
 	// Moving a COW mapping carries its pages and counts.
 	n, err := child.Mremap(r, 3*pageSize, 3*pageSize, mremapMayMove|mremapFixed, 0x300000000)
 	if err != nil {

@@ -1,23 +1,19 @@
 package kernel
 
 import (
-	"fmt"
-
 	"snapshotter/platform"
 )
 
 // fork returns a copy of mm in the new address space as, for a child
-// process, without copying memory where it can share it:
+// process, without copying memory:
 //
-//   - private anonymous memory is shared copy-on-write: both sides map the
-//     same pages without write permission (MemoryFile.shared counts the
-//     owners) and the first write on either side copies (mm_cow.go);
-//   - COW vmas of cached host files map the same cached pages;
-//   - shared vmas map the same pages, written by both;
-//   - private copies of file pages (data segments, written file pages) are
-//     copied, by the host kernel (copyFileRange), extent by extent of data:
-//     they hold their file's pages too, which COW vmas of files cannot
-//     express.
+//   - private memory is shared copy-on-write: both sides map the same pages
+//     without write permission (MemoryFile.shared counts the owners) and
+//     the first write on either side copies (mm_cow.go); private copies of
+//     file pages (data segments) also keep their counts on the file's
+//     cached pages;
+//   - vmas that map cached host file pages map the same pages;
+//   - shared vmas map the same pages, written by both.
 //
 // Preconditions: mm.mu is not held. fork takes it for writing, as it makes
 // the parent's private memory copy-on-write.
@@ -52,35 +48,26 @@ func (mm *MM) fork(as platform.AddressSpace) (*MM, error) {
 // Preconditions: mm.mu is held for writing; c is not shared yet.
 func (mm *MM) forkVMALocked(c *MM, v *vma) error {
 	child := *v
-	switch {
-	case v.File != nil && v.COW:
+	if v.File != nil {
 		mm.mf.files.ref(v.File, v.FileOff, v.length())
-	case v.File == nil:
-		// Shared memory stays shared; private memory becomes
-		// copy-on-write in both.
-		mm.mf.Share(v.fileRange())
-		if v.Private && !v.COW {
-			v.COW = true
-			if err := mm.mapIntoLocked(v, false); err != nil {
-				mm.mf.ReleaseRange(v.fileRange())
-				return err
+		if v.mapsCache() {
+			c.vmas = append(c.vmas, child)
+			return c.mapIntoLocked(&c.vmas[len(c.vmas)-1], false)
+		}
+	}
+	// Shared memory stays shared; private memory becomes copy-on-write
+	// in both.
+	mm.mf.Share(v.fileRange())
+	if v.Private && !v.COW {
+		v.COW = true
+		if err := mm.mapIntoLocked(v, false); err != nil {
+			mm.mf.ReleaseRange(v.fileRange())
+			if v.File != nil {
+				mm.mf.files.release(mm.mf, v.File, v.FileOff, v.length())
 			}
-			child.COW = true
-		}
-	default:
-		fr, err := mm.mf.Allocate(v.length())
-		if err != nil {
-			return fmt.Errorf("fork: copy [%#x, %#x): %w", v.Start, v.End, err)
-		}
-		err = mm.mf.forEachData(v.fileRange(), func(d fileRange) error {
-			return mm.mf.copyRange(fr.Start+(d.Start-v.Off), d)
-		})
-		if err != nil {
-			mm.mf.Free(fr)
 			return err
 		}
-		child.Off = fr.Start
-		mm.mf.files.ref(v.File, v.FileOff, v.length())
+		child.COW = true
 	}
 	c.vmas = append(c.vmas, child)
 	return c.mapIntoLocked(&c.vmas[len(c.vmas)-1], false)

@@ -1,9 +1,11 @@
 /*
  * cowfork: after fork, parent and child write the same private pages and
  * neither sees the other's writes: an anonymous region, the heap, the
- * stack, a page written by the kernel (read(2)), MADV_DONTNEED in one of
- * them, and a grandchild; the parent's memory is intact after the child
- * exits, and stays writable.
+ * stack, initialized data (a private file mapping), a page written by the
+ * kernel (read(2)), MADV_DONTNEED in one of them, and a grandchild; the
+ * parent's memory is intact after the child exits, and stays writable; a
+ * thread that keeps writing one page (no system call in between) while
+ * another thread forks again and again is not killed.
  *
  * "cowfork loop" is a checkpoint workload: the parent and a child share
  * 4 MiB at the fork and, every 20 ms, each checks the pages it has not
@@ -13,6 +15,8 @@
  * test saves it while most pages are still shared and checks both go on
  * without CORRUPT lines.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +28,9 @@
 static const char *yesno(int b) { return b ? "yes" : "no"; }
 
 static long pg;
+
+/* Initialized data: the data segment, a private mapping of the program. */
+static char gdata[3 * 4096] = "data";
 
 static int all(const unsigned char *p, long n, unsigned char c)
 {
@@ -42,6 +49,45 @@ static void meet(int wfd, int rfd)
 		perror("meet");
 		exit(1);
 	}
+}
+
+static atomic_int spinning, stop;
+static volatile unsigned long spun[512];
+
+/* spin writes one page of the data segment until told to stop. */
+static void *spin(void *arg)
+{
+	(void)arg;
+	atomic_store(&spinning, 1);
+	while (!atomic_load(&stop))
+		spun[0]++;
+	return NULL;
+}
+
+/* forkWhileWriting forks 20 times while a thread keeps writing a page that
+ * each fork makes copy-on-write again. */
+static int forkWhileWriting(void)
+{
+	pthread_t th;
+	if (pthread_create(&th, NULL, spin, NULL))
+		return 0;
+	while (!atomic_load(&spinning))
+		;
+	int ok = 1;
+	for (int i = 0; i < 20; i++) {
+		unsigned long before = spun[0];
+		pid_t pid = fork();
+		if (pid == 0)
+			_exit(0);
+		int st;
+		waitpid(pid, &st, 0);
+		ok &= WIFEXITED(st) && WEXITSTATUS(st) == 0;
+		while (spun[0] == before)
+			; /* the thread wrote the page since the fork */
+	}
+	atomic_store(&stop, 1);
+	pthread_join(th, NULL);
+	return ok;
 }
 
 static int checks(void)
@@ -74,6 +120,7 @@ static int checks(void)
 		m[i * pg + 5] = mine;
 	memset(heap + 10 * pg, mine, pg);
 	stack[4096 + 1] = mine;
+	gdata[4096 + 3] = mine;
 	if (child) {
 		/* The kernel writes into a shared page of the child. */
 		if (write(data[1], "kkkk", 4) != 4 || read(data[0], m + 3 * pg, 4) != 4)
@@ -87,6 +134,7 @@ static int checks(void)
 	int untouched = all(m + pg, pg, 'I') && all(m + 5 * pg, pg, 'I');
 	int heapok = all(heap + 10 * pg, pg, mine) && all(heap, 10 * pg, 'H');
 	int stackok = stack[4096 + 1] == mine && stack[0] == 'S';
+	int dataok = gdata[4096 + 3] == mine && !memcmp(gdata, "data", 4);
 	if (child) {
 		int kern = !memcmp(m + 3 * pg, "kkkk", 4) && all(m + 3 * pg + 4, pg - 4, 'I');
 		int zero = all(m + 7 * pg, pg, 0);
@@ -99,14 +147,14 @@ static int checks(void)
 		int gs;
 		waitpid(g, &gs, 0);
 		int grand = WIFEXITED(gs) && WEXITSTATUS(gs) == 0 && m[2 * pg] == 'I';
-		_exit(ok && untouched && heapok && stackok && kern && zero && grand ? 0 : 1);
+		_exit(ok && untouched && heapok && stackok && dataok && kern && zero && grand ? 0 : 1);
 	}
 	int st;
 	waitpid(pid, &st, 0);
-	printf("child saw only its own writes (pages, heap, stack, read(2), MADV_DONTNEED, grandchild): %s\n",
+	printf("child saw only its own writes (pages, heap, stack, data, read(2), MADV_DONTNEED, grandchild): %s\n",
 	       yesno(WIFEXITED(st) && WEXITSTATUS(st) == 0));
-	printf("parent saw only its own writes: pages %s, untouched pages %s, heap %s, stack %s\n", yesno(ok),
-	       yesno(untouched), yesno(heapok), yesno(stackok));
+	printf("parent saw only its own writes: pages %s, untouched pages %s, heap %s, stack %s, data %s\n", yesno(ok),
+	       yesno(untouched), yesno(heapok), yesno(stackok), yesno(dataok));
 	printf("parent's pages where the child wrote: %s\n", yesno(all(m + 3 * pg, pg, 'I') && all(m + 7 * pg, pg, 'I')));
 	for (long i = 0; i < n; i++)
 		m[i * pg + 9] = 'w';
@@ -114,6 +162,7 @@ static int checks(void)
 	for (long i = 0; i < n; i++)
 		after &= m[i * pg + 9] == 'w' && m[i * pg] == 'I';
 	printf("parent writes every page after the child exited: %s\n", yesno(after));
+	printf("a thread writing a page while another forks 20 times: %s\n", yesno(forkWhileWriting()));
 	return 0;
 }
 
