@@ -9,14 +9,14 @@ import (
 // Copy-on-write. A COW vma maps pages it does not own alone: the file
 // cache's (vma.mapsCache, mm_filecache.go), or private pages shared with
 // the other side of a fork (anonymous memory, or private copies of file
-// pages; MemoryFile.shared counts their owners). The platform maps them without write permission, and the first
-// write, by the application (a write fault) or by the sentry (CopyOut and
-// friends), gives the written pages a memory file range of the vma's own
-// holding a copy, mapped with the vma's permissions. Anonymous pages whose
-// other owners are gone (the child exited or exec'd) are taken over without
-// a copy.
+// pages; MemoryFile.shared counts their owners). The platform maps them
+// without write permission, and the first write, by the application (a
+// write fault) or by the sentry (CopyOut and friends), gives the written
+// pages a memory file range of the vma's own holding a copy, mapped with
+// the vma's permissions. Pages shared by a fork whose other owners are gone
+// (the child exited or exec'd) are taken over without a copy.
 
-// cowWindow is how much one write fault on shared anonymous memory copies
+// cowWindow is how much one write fault on memory shared by a fork copies
 // (aligned, within the vma): after a fork, writes come in runs (a heap, a
 // stack), and each fault through the platform costs far more than copying
 // a few pages.
@@ -37,8 +37,8 @@ func (mm *MM) releaseVMALocked(v *vma) {
 }
 
 // breakCOWLocked makes the page at addr, in a COW vma, writable: a
-// private copy of it (of the cowWindow around it, for anonymous memory),
-// or the whole vma if its anonymous pages have no other owner left.
+// private copy of it (of the cowWindow around it, for memory shared by a
+// fork), or the whole vma if its pages have no other owner left.
 //
 // Preconditions: mm.mu is held for writing; addr is page aligned and lies
 // in a COW vma.
@@ -60,8 +60,9 @@ func (mm *MM) breakCOWLocked(addr uint64) error {
 }
 
 // privatizeLocked copies the pages v maps into a fresh range, makes v own
-// it and maps it with v's permissions. Anonymous pages drop v's share of
-// the old range (taken over without a copy if no one else owns it).
+// it and maps it with v's permissions. Pages shared by a fork drop v's
+// share of the old range (taken over without a copy if no one else owns
+// it).
 //
 // Preconditions: mm.mu is held for writing; v is COW.
 func (mm *MM) privatizeLocked(v *vma) error {
