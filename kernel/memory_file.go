@@ -368,13 +368,22 @@ func (f *MemoryFile) soleOwner(r fileRange) bool {
 // ReleaseRange drops one owner of the pages of r and frees those that have no
 // owner left. Ranges that were never shared go straight to Free.
 func (f *MemoryFile) ReleaseRange(r fileRange) {
+	var toFree []fileRange
+	f.releaseRangeDeferred(r, &toFree)
+	for _, fr := range toFree {
+		f.Free(fr)
+	}
+}
+
+// releaseRangeDeferred is ReleaseRange, except that the ranges to free are
+// appended to toFree for the caller to free (FreeAll).
+func (f *MemoryFile) releaseRangeDeferred(r fileRange, toFree *[]fileRange) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	if len(f.shared) == 0 {
-		f.mu.Unlock()
-		f.Free(r)
+		*toFree = append(*toFree, r)
 		return
 	}
-	var toFree []fileRange
 	for p := r.Start; p < r.End; p += pageSize {
 		if n := f.shared[p]; n > 0 {
 			if n == 1 {
@@ -384,16 +393,32 @@ func (f *MemoryFile) ReleaseRange(r fileRange) {
 			}
 			continue
 		}
-		if k := len(toFree); k > 0 && toFree[k-1].End == p {
-			toFree[k-1].End = p + pageSize
+		if k := len(*toFree); k > 0 && (*toFree)[k-1].End == p {
+			(*toFree)[k-1].End = p + pageSize
 		} else {
-			toFree = append(toFree, fileRange{p, p + pageSize})
+			*toFree = append(*toFree, fileRange{p, p + pageSize})
 		}
 	}
-	f.mu.Unlock()
-	for _, fr := range toFree {
-		f.Free(fr)
+}
+
+// FreeAll frees every range of rs (disjoint, allocated), merging
+// neighbours first so that each run of them is decommitted with one
+// system call.
+func (f *MemoryFile) FreeAll(rs []fileRange) {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Start < rs[j].Start })
+	var run fileRange
+	for _, r := range rs {
+		if r.Length() == 0 {
+			continue
+		}
+		if run.Length() != 0 && run.End == r.Start {
+			run.End = r.End
+			continue
+		}
+		f.Free(run)
+		run = r
 	}
+	f.Free(run)
 }
 
 // loadBatch is the most runs written by one process_vm_writev call; Linux

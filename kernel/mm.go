@@ -191,9 +191,15 @@ func (mm *MM) Release() {
 		mm.as.Release()
 		mm.as = nil
 	}
+	// Everything is given back in one batch: neighbouring ranges are
+	// decommitted together.
+	toFree := mm.mf.files.releaseVMAs(mm.mf, mm.vmas)
 	for i := range mm.vmas {
-		mm.releaseVMALocked(&mm.vmas[i])
+		if v := &mm.vmas[i]; !v.mapsCache() {
+			mm.mf.releaseRangeDeferred(v.fileRange(), &toFree)
+		}
 	}
+	mm.mf.FreeAll(toFree)
 	mm.vmas = nil
 }
 

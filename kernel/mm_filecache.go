@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -193,7 +194,39 @@ func (c *fileCache) ref(cf *cachedFile, off, length uint64) {
 func (c *fileCache) release(mf *MemoryFile, cf *cachedFile, off, length uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var runs []fileRange
+	var toFree []fileRange
+	runs := c.releaseLocked(cf, off, length, nil)
+	c.settleLocked(mf, cf, runs, &toFree)
+	mf.FreeAll(toFree)
+}
+
+// releaseVMAs drops the counts of every file vma of vmas (an address space
+// going away) and returns the ranges of the cached files left without
+// pages, for the caller to free with the rest of the address space's
+// memory (MemoryFile.FreeAll). Pages of files still cached elsewhere are
+// decommitted here, one system call per run.
+func (c *fileCache) releaseVMAs(mf *MemoryFile, vmas []vma) []fileRange {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	runs := map[*cachedFile][]fileRange{}
+	for i := range vmas {
+		if v := &vmas[i]; v.File != nil {
+			runs[v.File] = c.releaseLocked(v.File, v.FileOff, v.length(), runs[v.File])
+		}
+	}
+	var toFree []fileRange
+	for cf, r := range runs {
+		c.settleLocked(mf, cf, r, &toFree)
+	}
+	return toFree
+}
+
+// releaseLocked drops one count on every page of the file's bytes [off,
+// off+length) and appends the memory file ranges of the pages left without
+// a count to runs.
+//
+// Preconditions: c.mu is held.
+func (c *fileCache) releaseLocked(cf *cachedFile, off, length uint64, runs []fileRange) []fileRange {
 	for p := off / pageSize; p < (off+length)/pageSize; p++ {
 		if cf.Refs[p] == 0 {
 			continue // never happens: a vma holds what it maps
@@ -210,13 +243,32 @@ func (c *fileCache) release(mf *MemoryFile, cf *cachedFile, off, length uint64) 
 			runs = append(runs, pr)
 		}
 	}
+	return runs
+}
+
+// settleLocked gives back what cf no longer holds: its whole range (to
+// toFree, for the caller to free) if it holds no page, else the pages of
+// runs, decommitted now (a later acquire may fill them again once c.mu is
+// released).
+//
+// Preconditions: c.mu is held.
+func (c *fileCache) settleLocked(mf *MemoryFile, cf *cachedFile, runs []fileRange, toFree *[]fileRange) {
 	if cf.Held == 0 {
-		c.dropIfUnusedLocked(mf, cf)
+		c.forgetLocked(cf)
+		*toFree = append(*toFree, fileRange{cf.Base, cf.Base + uint64(len(cf.Refs))*pageSize})
 		return
 	}
+	sort.Slice(runs, func(i, j int) bool { return runs[i].Start < runs[j].Start })
+	var run fileRange
 	for _, r := range runs {
-		mf.Decommit(r)
+		if run.Length() != 0 && run.End == r.Start {
+			run.End = r.End
+			continue
+		}
+		mf.Decommit(run)
+		run = r
 	}
+	mf.Decommit(run)
 }
 
 // dropIfUnusedLocked forgets cf and frees its range if it holds no page.
@@ -226,6 +278,14 @@ func (c *fileCache) dropIfUnusedLocked(mf *MemoryFile, cf *cachedFile) {
 	if cf.Held != 0 {
 		return
 	}
+	c.forgetLocked(cf)
+	mf.Free(fileRange{cf.Base, cf.Base + uint64(len(cf.Refs))*pageSize})
+}
+
+// forgetLocked removes cf from the cache.
+//
+// Preconditions: c.mu is held.
+func (c *fileCache) forgetLocked(cf *cachedFile) {
 	for i, x := range c.files {
 		if x == cf {
 			c.files = append(c.files[:i], c.files[i+1:]...)
@@ -233,7 +293,6 @@ func (c *fileCache) dropIfUnusedLocked(mf *MemoryFile, cf *cachedFile) {
 		}
 	}
 	delete(c.index, cf.Key)
-	mf.Free(fileRange{cf.Base, cf.Base + uint64(len(cf.Refs))*pageSize})
 }
 
 // fillBufs are the staging buffers of fillCached.
