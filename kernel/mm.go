@@ -32,10 +32,11 @@ func (p perms) allows(want perms) bool { return p&want == want }
 func (p perms) String() string { return p.access().String() }
 
 // vma is one mapping: a page-aligned range of application addresses backed
-// by the memory file range starting at Off. A vma owns its memory file
-// range (shared anonymous memory inherited by fork has one owner per vma,
-// MemoryFile.shared), unless it is copy-on-write (COW): then the range is
-// the file cache's and unmapping only drops the vma's counts on it.
+// by the memory file range starting at Off. A vma is one owner of its
+// memory file range: the only one, or one of those counted by
+// MemoryFile.shared (memory shared by fork: MAP_SHARED, or private and
+// COW), unless it maps cached file pages (mapsCache), which belong to the
+// file cache; unmapping gives back what the vma holds (releaseVMALocked).
 //
 // +stateify savable
 type vma struct {
