@@ -48,3 +48,49 @@ func TestPythonRestore(t *testing.T) {
 	}
 	e.must("kill", rid, "KILL")
 }
+
+// pythonForker imports another extension module (a shared library mapped
+// from the host, its pages in the file cache) and forks a child that uses
+// the json module and exits with 7, every tick.
+const pythonForker = `
+import importlib, os, sys, time
+mods = ["_json", "_queue", "_contextvars", "_lsprof", "_bz2", "_decimal", "_asyncio",
+        "_multibytecodec", "_codecs_cn", "_codecs_jp", "_codecs_kr", "_lzma"]
+i = 0
+while True:
+    i += 1
+    m = importlib.import_module(mods[i % len(mods)])
+    pid = os.fork()
+    if pid == 0:
+        import json
+        os._exit(7 if json.loads("[1, 2]") == [1, 2] else 1)
+    _, st = os.waitpid(pid, 0)
+    sys.stdout.write("tick %d %s %d\n" % (i, m.__name__, os.waitstatus_to_exitcode(st)))
+    time.sleep(0.02)
+`
+
+// TestPythonRestoredTwice: CPython shares the pages of its executable and
+// libraries through the file cache, with forked children too; it is saved,
+// restored, saved again from the restored sandbox and restored again, and
+// keeps loading libraries and forking each time.
+func TestPythonRestoredTwice(t *testing.T) {
+	const py = "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		prereq.Missing(t, "Debian's python3: %v", err)
+	}
+	e := newEnv(t)
+	id, out := e.runDetached("", py, "-u", "-c", pythonForker)
+	for round := 1; round <= 2; round++ {
+		uri, last := e.saveAfter(id, out, 3)
+		e.waitGone(id)
+		id, out = e.restoreDetached(uri, "")
+		after := waitLines(t, out, 3)
+		for k, l := range after {
+			f := strings.Fields(l)
+			if len(f) != 4 || number(t, l) != number(t, last)+1+k || f[3] != "7" {
+				t.Errorf("restore %d: line %d = %q, want tick %d with a child that exited 7", round, k, l, number(t, last)+1+k)
+			}
+		}
+	}
+	e.must("kill", id, "KILL")
+}

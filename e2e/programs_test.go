@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"math/rand/v2"
@@ -225,6 +226,18 @@ var cCases = []cCase{
 		"parent's private memory unchanged: yes",
 		"shared mapping shared: yes",
 	}}},
+	// fork shares private memory copy-on-write: neither side sees the
+	// other's writes.
+	{name: "cowfork", prog: "cowfork", spec: spec{want: []string{
+		"child saw only its own writes (pages, heap, stack, data, read(2), MADV_DONTNEED, grandchild): yes",
+		"parent saw only its own writes: pages yes, untouched pages yes, heap yes, stack yes, data yes",
+		"parent's pages where the child wrote: yes",
+		"parent writes every page after the child exited: yes",
+		"a thread writing a page while another forks 20 times: yes",
+	}}},
+	// Host file pages are shared through the file cache and copied on
+	// write.
+	{name: "filemap", prog: "filemap", setup: setupFileMap},
 	// vfork children run in the parent's memory; the parent waits for
 	// their exec or exit.
 	{name: "vforkshare", prog: "vforkshare", spec: spec{want: []string{
@@ -460,4 +473,33 @@ var vdsoWant = []string{
 	"fork: the child's vDSO at the same address works: yes",
 	"after execve: AT_SYSINFO_EHDR present: yes, libc clock ordered: yes",
 	"execve child status: 0",
+}
+
+// setupFileMap writes dir/pages.bin for filemap: five pages, page i filled
+// with 'A'+i, then 123 bytes of 'F'.
+func setupFileMap(t *testing.T, dir string, s *spec) {
+	var data []byte
+	for i := range 5 {
+		data = append(data, bytes.Repeat([]byte{byte('A' + i)}, 4096)...)
+	}
+	data = append(data, bytes.Repeat([]byte{'F'}, 123)...)
+	name := filepath.Join(dir, "pages.bin")
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.args = []string{name}
+	s.want = []string{
+		"two private mappings read the file: yes",
+		"maps: r--p, offset, device and inode: yes",
+		"write after mprotect: seen: yes, other mapping unchanged: yes, file unchanged: yes, neighbours kept: yes",
+		"maps after the write: one rw-p line: yes",
+		"MADV_DONTNEED: file page back: yes",
+		"read(2) into the mapping: seen: yes, other mapping unchanged: yes",
+		"fork: child's write stayed in the child: yes, parent's page kept: yes",
+		"mremap: moved: yes, contents kept: yes",
+		"munmap of the middle page: ends kept: yes",
+		"last page: file bytes: yes, zero after the end: yes",
+		"shared read-only mapping: reads the file: yes, mprotect(PROT_WRITE) EACCES: yes",
+		"maps: r--s at offset 0: yes",
+	}
 }

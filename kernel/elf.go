@@ -195,6 +195,15 @@ func loadELF(mm *MM, f *elfFile, r io.ReaderAt, name string, base uint64) (*load
 		return nil, fmt.Errorf("%s: segments [%#x, %#x) outside the user address range: %w", name, lo+bias, hi+bias, ErrNoExec)
 	}
 	out := &loadedELF{Bias: bias, Entry: f.Entry + bias, Phnum: f.Phnum}
+	// Segments of a host file are mapped from it (sharing its pages with
+	// every other process that maps it); others are copied.
+	var src cacheableContents
+	mapped := false
+	if m, ok := r.(mappableReader); ok {
+		src = m.mapContents()
+		_, mapped = src.cacheKey()
+		mapped = mapped && segmentsMappable(f)
+	}
 	var mappedEnd uint64
 	for i, p := range f.Phdrs {
 		switch p.Type {
@@ -208,41 +217,116 @@ func loadELF(mm *MM, f *elfFile, r io.ReaderAt, name string, base uint64) (*load
 		if p.Memsz == 0 {
 			continue
 		}
-		start := pageRoundDown(p.Vaddr + bias)
+		var err error
+		if mapped {
+			err = mapSegment(mm, &p, src, bias, name)
+		} else {
+			err = copySegment(mm, &p, r, bias, name, mappedEnd)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: segment %d: %w", name, i, err)
+		}
 		end, _ := pageRoundUp(p.Vaddr + bias + p.Memsz)
-		// Segments may share a page (the end of one and the start of the
-		// next); map only what is not mapped yet and let both write it.
-		mapStart := max(start, mappedEnd)
-		if mapStart < end {
-			_, err := mm.MMap(MMapOpts{Addr: mapStart, Length: end - mapStart, Perms: p.perms(), Private: true, NoReplace: true, Name: name})
-			if err != nil {
-				return nil, fmt.Errorf("%s: map segment %d at [%#x, %#x): %w", name, i, mapStart, end, err)
-			}
-		}
 		mappedEnd = max(mappedEnd, end)
-		// Copy from the start of the page, as a file mapping would: the
-		// first segment's page holds the ELF header and program headers.
-		fileStart := pageRoundDown(p.Offset)
-		n := p.Offset + p.Filesz - fileStart
-		if n > 0 {
-			// Read straight into the memory file, no staging copy.
-			off := int64(fileStart)
-			err := mm.fillForce(start, n, func(b []byte) error {
-				_, err := r.ReadAt(b, off)
-				off += int64(len(b))
-				if err == io.EOF {
-					err = nil
-				}
-				return err
-			})
-			if err != nil {
-				return nil, fmt.Errorf("%s: load segment %d: %w", name, i, err)
-			}
-		}
 		if out.Phdr == 0 && f.Phoff >= p.Offset && f.Phoff < p.Offset+p.Filesz {
 			out.Phdr = p.Vaddr + bias + (f.Phoff - p.Offset)
 		}
 		out.End = max(out.End, p.Vaddr+bias+p.Memsz)
 	}
 	return out, nil
+}
+
+// mappableReader is an executable whose segments may be mapped from the
+// file instead of copied.
+type mappableReader interface {
+	mapContents() cacheableContents
+}
+
+// segmentsMappable reports whether f's PT_LOAD segments can be mapped from
+// the file as Linux maps them: each at a file offset congruent to its
+// address modulo the page size, and no two in one page (old linkers packed
+// segments into shared pages; those are copied instead).
+func segmentsMappable(f *elfFile) bool {
+	var prevEnd uint64
+	for _, p := range f.Phdrs {
+		if p.Type != ptLoad || p.Memsz == 0 {
+			continue
+		}
+		if p.Vaddr&pageMask != p.Offset&pageMask || pageRoundDown(p.Vaddr) < prevEnd {
+			return false
+		}
+		end, ok := pageRoundUp(p.Vaddr + p.Memsz)
+		if !ok {
+			return false
+		}
+		prevEnd = end
+	}
+	return true
+}
+
+// mapSegment maps segment p of a cacheable file: its file pages from the
+// file (shared through the file cache), the rest of its last file page
+// zeroed if the segment has more memory than file bytes, and the pages
+// after that as anonymous memory (the bss), as Linux's ELF loader does.
+func mapSegment(mm *MM, p *progHeader, src cacheableContents, bias uint64, name string) error {
+	start := pageRoundDown(p.Vaddr + bias)
+	end, _ := pageRoundUp(p.Vaddr + bias + p.Memsz)
+	fileEnd, _ := pageRoundUp(p.Vaddr + bias + p.Filesz)
+	if p.Filesz > 0 {
+		o := MMapOpts{Addr: start, Length: fileEnd - start, Perms: p.perms(), Private: true, NoReplace: true,
+			File: src, Offset: pageRoundDown(p.Offset), Name: name}
+		if _, err := mm.MMap(o); err != nil {
+			return fmt.Errorf("map [%#x, %#x) from the file: %w", start, fileEnd, err)
+		}
+	} else {
+		fileEnd = start
+	}
+	if zero := p.Vaddr + bias + p.Filesz; p.Memsz > p.Filesz && zero < fileEnd {
+		if err := mm.writeForce(zero, make([]byte, fileEnd-zero)); err != nil {
+			return fmt.Errorf("zero [%#x, %#x): %w", zero, fileEnd, err)
+		}
+	}
+	if end > fileEnd {
+		o := MMapOpts{Addr: fileEnd, Length: end - fileEnd, Perms: p.perms(), Private: true, NoReplace: true}
+		if _, err := mm.MMap(o); err != nil {
+			return fmt.Errorf("map [%#x, %#x): %w", fileEnd, end, err)
+		}
+	}
+	return nil
+}
+
+// copySegment maps segment p as anonymous memory and copies its file bytes
+// into it. Segments may share a page (the end of one and the start of the
+// next): only what is not mapped yet (below mappedEnd) is mapped, and both
+// write the shared page.
+func copySegment(mm *MM, p *progHeader, r io.ReaderAt, bias uint64, name string, mappedEnd uint64) error {
+	start := pageRoundDown(p.Vaddr + bias)
+	end, _ := pageRoundUp(p.Vaddr + bias + p.Memsz)
+	if mapStart := max(start, mappedEnd); mapStart < end {
+		_, err := mm.MMap(MMapOpts{Addr: mapStart, Length: end - mapStart, Perms: p.perms(), Private: true, NoReplace: true, Name: name})
+		if err != nil {
+			return fmt.Errorf("map [%#x, %#x): %w", mapStart, end, err)
+		}
+	}
+	// Copy from the start of the page, as a file mapping would: the first
+	// segment's page holds the ELF header and program headers.
+	fileStart := pageRoundDown(p.Offset)
+	n := p.Offset + p.Filesz - fileStart
+	if n == 0 {
+		return nil
+	}
+	// Read straight into the memory file, no staging copy.
+	off := int64(fileStart)
+	err := mm.fillForce(start, n, func(b []byte) error {
+		_, err := r.ReadAt(b, off)
+		off += int64(len(b))
+		if err == io.EOF {
+			err = nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	return nil
 }

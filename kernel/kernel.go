@@ -76,7 +76,8 @@
 //	MM.mu
 //	  MemoryFile.releaseMu (read: users of the sentry's mapping outside
 //	  a syscall, such as the restore prefault; write: Release)
-//	  MemoryFile.mu
+//	  fileCache.mu (the host file pages in the memory file)
+//	    MemoryFile.mu
 //
 // Kernel.stopMu, fileLocks.mu and the vfs locks are leaves relative to the
 // above; the clock's update runs under Kernel.stopMu and takes the

@@ -264,6 +264,10 @@ func openExecFileAt(fs *vfs.FS, dir *vfs.File, p string, flags int) (*vfs.File, 
 // execReader adapts a vfs file to io.ReaderAt for the ELF loader.
 type execReader struct{ f *vfs.File }
 
+// mapContents implements mappableReader: the file as a mapping reads it
+// (past its end as zero).
+func (r execReader) mapContents() cacheableContents { return fileContents(r) }
+
 // ReadAt reads exactly len(p) bytes at off; a short read is an error.
 func (r execReader) ReadAt(p []byte, off int64) (int, error) {
 	n, err := r.f.PRead(p, off)

@@ -22,6 +22,9 @@ var (
 	stateTypeInfoMemoryFile   *stateify.TypeInfo
 	stateTypeInfovma          *stateify.TypeInfo
 	stateTypeInfoMM           *stateify.TypeInfo
+	stateTypeInfofileKey      *stateify.TypeInfo
+	stateTypeInfocachedFile   *stateify.TypeInfo
+	stateTypeInfofileCache    *stateify.TypeInfo
 	stateTypeInfoargArea      *stateify.TypeInfo
 	stateTypeInfospecial      *stateify.TypeInfo
 	stateTypeInfoepollItem    *stateify.TypeInfo
@@ -118,6 +121,7 @@ func init() {
 		{Name: "size", Type: "uint64"},
 		{Name: "free", Type: "[]snapshotter/kernel.fileRange"},
 		{Name: "shared", Type: "map[uint64]uint32"},
+		{Name: "files", Type: "snapshotter/kernel.fileCache"},
 	})
 	stateTypeInfovma = stateify.Register[vma]("snapshotter/kernel.vma", []stateify.Field{
 		{Name: "Start", Type: "uint64"},
@@ -128,6 +132,9 @@ func init() {
 		{Name: "Private", Type: "bool"},
 		{Name: "Name", Type: "string"},
 		{Name: "Special", Type: "bool"},
+		{Name: "File", Type: "*snapshotter/kernel.cachedFile"},
+		{Name: "FileOff", Type: "uint64"},
+		{Name: "COW", Type: "bool"},
 	})
 	stateTypeInfoMM = stateify.Register[MM]("snapshotter/kernel.MM", []stateify.Field{
 		{Name: "mf", Type: "*snapshotter/kernel.MemoryFile"},
@@ -139,7 +146,25 @@ func init() {
 		{Name: "args", Type: "snapshotter/kernel.argArea"},
 		{Name: "brkStart", Type: "uint64"},
 		{Name: "brk", Type: "uint64"},
+		{Name: "gen", Type: "uint64"},
 		{Name: "users", Type: "int32"},
+	})
+	stateTypeInfofileKey = stateify.Register[fileKey]("snapshotter/kernel.fileKey", []stateify.Field{
+		{Name: "DevMajor", Type: "uint32"},
+		{Name: "DevMinor", Type: "uint32"},
+		{Name: "Ino", Type: "uint64"},
+		{Name: "Size", Type: "uint64"},
+		{Name: "MtimeSec", Type: "int64"},
+		{Name: "MtimeNsec", Type: "uint32"},
+	})
+	stateTypeInfocachedFile = stateify.Register[cachedFile]("snapshotter/kernel.cachedFile", []stateify.Field{
+		{Name: "Key", Type: "snapshotter/kernel.fileKey"},
+		{Name: "Base", Type: "uint64"},
+		{Name: "Refs", Type: "[]uint32"},
+		{Name: "Held", Type: "int64"},
+	})
+	stateTypeInfofileCache = stateify.Register[fileCache]("snapshotter/kernel.fileCache", []stateify.Field{
+		{Name: "files", Type: "[]*snapshotter/kernel.cachedFile"},
 	})
 	stateTypeInfoargArea = stateify.Register[argArea]("snapshotter/kernel.argArea", []stateify.Field{
 		{Name: "Start", Type: "uint64"},
@@ -276,6 +301,8 @@ func init() {
 		{Name: "haveSyscallReturn", Type: "bool"},
 		{Name: "restart", Type: "snapshotter/kernel.restartBlock"},
 		{Name: "lastFault", Type: "uint64"},
+		{Name: "lastFaultAccess", Type: "uint8"},
+		{Name: "lastFaultGen", Type: "uint64"},
 		{Name: "exitRequested", Type: "bool"},
 		{Name: "exitCode", Type: "int64"},
 		{Name: "clearChildTID", Type: "uint64"},
@@ -804,6 +831,7 @@ func (x *MemoryFile) StateSave(e *stateify.Encoder) {
 	}, func(e *stateify.Encoder, mv *uint32) {
 		e.Uint(uint64((*mv)))
 	})
+	x.files.StateSave(e)
 }
 
 // StateLoad implements stateify.Savable.
@@ -827,6 +855,8 @@ func (x *MemoryFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			}, func(d *stateify.Decoder, mv *uint32) {
 				(*mv) = d.Uint32()
 			})
+		case 3:
+			x.files.StateLoad(ctx, d)
 		default:
 			d.Skip()
 		}
@@ -854,6 +884,9 @@ func (x *vma) StateSave(e *stateify.Encoder) {
 	e.Bool(x.Private)
 	e.String(x.Name)
 	e.Bool(x.Special)
+	stateify.SavePtr(e, x.File)
+	e.Uint(x.FileOff)
+	e.Bool(x.COW)
 }
 
 // StateLoad implements stateify.Savable.
@@ -876,6 +909,12 @@ func (x *vma) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.Name = d.String()
 		case 7:
 			x.Special = d.Bool()
+		case 8:
+			stateify.LoadPtr(d, &x.File)
+		case 9:
+			x.FileOff = d.Uint64()
+		case 10:
+			x.COW = d.Bool()
 		default:
 			d.Skip()
 		}
@@ -910,6 +949,7 @@ func (x *MM) StateSave(e *stateify.Encoder) {
 	x.args.StateSave(e)
 	e.Uint(x.brkStart)
 	e.Uint(x.brk)
+	e.Uint(x.gen)
 	e.Int(int64(x.users))
 }
 
@@ -943,7 +983,142 @@ func (x *MM) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 8:
 			x.brk = d.Uint64()
 		case 9:
+			x.gen = d.Uint64()
+		case 10:
 			x.users = d.Int32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *fileKey) StateTypeName() string { return "snapshotter/kernel.fileKey" }
+
+// StateFields implements stateify.Savable.
+func (x *fileKey) StateFields() []string { return stateTypeInfofileKey.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *fileKey) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfofileKey }
+
+// StateSave implements stateify.Savable.
+func (x *fileKey) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfofileKey)
+	e.Uint(uint64(x.DevMajor))
+	e.Uint(uint64(x.DevMinor))
+	e.Uint(x.Ino)
+	e.Uint(x.Size)
+	e.Int(x.MtimeSec)
+	e.Uint(uint64(x.MtimeNsec))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *fileKey) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfofileKey) {
+		switch f {
+		case 0:
+			x.DevMajor = d.Uint32()
+		case 1:
+			x.DevMinor = d.Uint32()
+		case 2:
+			x.Ino = d.Uint64()
+		case 3:
+			x.Size = d.Uint64()
+		case 4:
+			x.MtimeSec = d.Int64()
+		case 5:
+			x.MtimeNsec = d.Uint32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *cachedFile) StateTypeName() string { return "snapshotter/kernel.cachedFile" }
+
+// StateFields implements stateify.Savable.
+func (x *cachedFile) StateFields() []string { return stateTypeInfocachedFile.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *cachedFile) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfocachedFile }
+
+// StateSave implements stateify.Savable.
+func (x *cachedFile) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfocachedFile)
+	x.Key.StateSave(e)
+	e.Uint(x.Base)
+	if x.Refs == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Refs))
+		for i0 := range x.Refs {
+			e.Uint(uint64(x.Refs[i0]))
+		}
+	}
+	e.Int(int64(x.Held))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *cachedFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfocachedFile) {
+		switch f {
+		case 0:
+			x.Key.StateLoad(ctx, d)
+		case 1:
+			x.Base = d.Uint64()
+		case 2:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Refs = nil
+			} else {
+				stateify.MakeSlice(d, &x.Refs, n0)
+				for i0 := range x.Refs {
+					x.Refs[i0] = d.Uint32()
+				}
+			}
+		case 3:
+			x.Held = int(d.Int64())
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *fileCache) StateTypeName() string { return "snapshotter/kernel.fileCache" }
+
+// StateFields implements stateify.Savable.
+func (x *fileCache) StateFields() []string { return stateTypeInfofileCache.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *fileCache) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfofileCache }
+
+// StateSave implements stateify.Savable.
+func (x *fileCache) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfofileCache)
+	if x.files == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.files))
+		for i0 := range x.files {
+			stateify.SavePtr(e, x.files[i0])
+		}
+	}
+}
+
+// StateLoad implements stateify.Savable.
+func (x *fileCache) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfofileCache) {
+		switch f {
+		case 0:
+			if n0, ok := d.SliceLen(); !ok {
+				x.files = nil
+			} else {
+				stateify.MakeSlice(d, &x.files, n0)
+				for i0 := range x.files {
+					stateify.LoadPtr(d, &x.files[i0])
+				}
+			}
 		default:
 			d.Skip()
 		}
@@ -1669,6 +1844,8 @@ func (x *Task) StateSave(e *stateify.Encoder) {
 	e.Bool(x.haveSyscallReturn)
 	x.restart.StateSave(e)
 	e.Uint(x.lastFault)
+	e.Uint(uint64(x.lastFaultAccess))
+	e.Uint(x.lastFaultGen)
 	e.Bool(x.exitRequested)
 	e.Int(int64(x.exitCode))
 	e.Uint(x.clearChildTID)
@@ -1702,20 +1879,24 @@ func (x *Task) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 8:
 			x.lastFault = d.Uint64()
 		case 9:
-			x.exitRequested = d.Bool()
+			x.lastFaultAccess = perms(d.Uint8())
 		case 10:
-			x.exitCode = int(d.Int64())
+			x.lastFaultGen = d.Uint64()
 		case 11:
-			x.clearChildTID = d.Uint64()
+			x.exitRequested = d.Bool()
 		case 12:
-			x.robustList = d.Uint64()
+			x.exitCode = int(d.Int64())
 		case 13:
-			x.name = d.String()
+			x.clearChildTID = d.Uint64()
 		case 14:
-			x.sched.StateLoad(ctx, d)
+			x.robustList = d.Uint64()
 		case 15:
-			x.creds.StateLoad(ctx, d)
+			x.name = d.String()
 		case 16:
+			x.sched.StateLoad(ctx, d)
+		case 17:
+			x.creds.StateLoad(ctx, d)
+		case 18:
 			x.sig.StateLoad(ctx, d)
 		default:
 			d.Skip()

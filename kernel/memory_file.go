@@ -100,6 +100,10 @@ type MemoryFile struct {
 	// memoryFileReserve: none below the reservation). The kernel sets it
 	// on New and Restore (it saves Limits itself). Protected by mu.
 	limit uint64 `state:"nosave"`
+	// files is the cache of host file pages (mm_filecache.go). It lives
+	// here because its pages are this file's and every MM that maps them
+	// has the MemoryFile. It has a lock of its own.
+	files fileCache
 }
 
 // setLimit sets the most bytes that may be allocated at once.
@@ -348,6 +352,24 @@ func (f *MemoryFile) copyRange(dst uint64, src fileRange) error {
 	return nil
 }
 
+// writeAt writes b at offset off of the file with pwrite.
+func (f *MemoryFile) writeAt(b []byte, off uint64) error {
+	for len(b) > 0 {
+		n, err := unix.Pwrite(f.fd, b, int64(off))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("write %d bytes to the memory file at %#x: %w", len(b), off, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("write %d bytes to the memory file at %#x: %w", len(b), off, io.ErrShortWrite)
+		}
+		b, off = b[n:], off+uint64(n)
+	}
+	return nil
+}
+
 // Share adds an owner to every page of r (fork of a shared mapping).
 func (f *MemoryFile) Share(r fileRange) {
 	f.mu.Lock()
@@ -360,16 +382,40 @@ func (f *MemoryFile) Share(r fileRange) {
 	}
 }
 
+// soleOwner reports whether no page of r has an owner besides the caller.
+func (f *MemoryFile) soleOwner(r fileRange) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.shared) == 0 {
+		return true
+	}
+	for p := r.Start; p < r.End; p += pageSize {
+		if f.shared[p] != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // ReleaseRange drops one owner of the pages of r and frees those that have no
 // owner left. Ranges that were never shared go straight to Free.
 func (f *MemoryFile) ReleaseRange(r fileRange) {
+	var toFree []fileRange
+	f.releaseRangeDeferred(r, &toFree)
+	for _, fr := range toFree {
+		f.Free(fr)
+	}
+}
+
+// releaseRangeDeferred is ReleaseRange, except that the ranges to free are
+// appended to toFree for the caller to free (FreeAll).
+func (f *MemoryFile) releaseRangeDeferred(r fileRange, toFree *[]fileRange) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	if len(f.shared) == 0 {
-		f.mu.Unlock()
-		f.Free(r)
+		*toFree = append(*toFree, r)
 		return
 	}
-	var toFree []fileRange
 	for p := r.Start; p < r.End; p += pageSize {
 		if n := f.shared[p]; n > 0 {
 			if n == 1 {
@@ -379,16 +425,32 @@ func (f *MemoryFile) ReleaseRange(r fileRange) {
 			}
 			continue
 		}
-		if k := len(toFree); k > 0 && toFree[k-1].End == p {
-			toFree[k-1].End = p + pageSize
+		if k := len(*toFree); k > 0 && (*toFree)[k-1].End == p {
+			(*toFree)[k-1].End = p + pageSize
 		} else {
-			toFree = append(toFree, fileRange{p, p + pageSize})
+			*toFree = append(*toFree, fileRange{p, p + pageSize})
 		}
 	}
-	f.mu.Unlock()
-	for _, fr := range toFree {
-		f.Free(fr)
+}
+
+// FreeAll frees every range of rs (disjoint, allocated), merging
+// neighbours first so that each run of them is decommitted with one
+// system call.
+func (f *MemoryFile) FreeAll(rs []fileRange) {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Start < rs[j].Start })
+	var run fileRange
+	for _, r := range rs {
+		if r.Length() == 0 {
+			continue
+		}
+		if run.Length() != 0 && run.End == r.Start {
+			run.End = r.End
+			continue
+		}
+		f.Free(run)
+		run = r
 	}
+	f.Free(run)
 }
 
 // loadBatch is the most runs written by one process_vm_writev call; Linux

@@ -32,8 +32,11 @@ func (p perms) allows(want perms) bool { return p&want == want }
 func (p perms) String() string { return p.access().String() }
 
 // vma is one mapping: a page-aligned range of application addresses backed
-// by the memory file range starting at Off. Every vma owns its memory file
-// range exclusively (there is no fork yet), so unmapping frees it.
+// by the memory file range starting at Off. A vma is one owner of its
+// memory file range: the only one, or one of those counted by
+// MemoryFile.shared (memory shared by fork: MAP_SHARED, or private and
+// COW), unless it maps cached file pages (mapsCache), which belong to the
+// file cache; unmapping gives back what the vma holds (releaseVMALocked).
 //
 // +stateify savable
 type vma struct {
@@ -54,7 +57,25 @@ type vma struct {
 	// address space. Unmapping does not free them, fork does not copy
 	// them, madvise leaves them alone and they cannot grow.
 	Special bool
+	// File, if not nil, is the cached host file whose bytes [FileOff,
+	// FileOff+length) the vma maps. The vma holds one count on each of
+	// those pages (cachedFile.Refs) for as long as it exists, also once it
+	// has a private copy of them, so that MADV_DONTNEED can map the file's
+	// pages again.
+	File *cachedFile
+	// FileOff is the file offset that Start maps (/proc/PID/maps shows it).
+	FileOff uint64
+	// COW is set while the vma maps pages it shares: the file cache's
+	// pages themselves (Off == File.Base+FileOff, mapsCache), or private
+	// pages shared with the other side of a fork. The platform maps them
+	// without write permission, and the first write copies them into a
+	// range the vma owns (mm_cow.go). A vma without COW owns [Off,
+	// Off+length).
+	COW bool
 }
+
+// mapsCache reports whether v maps its file's cached pages themselves.
+func (v *vma) mapsCache() bool { return v.File != nil && v.Off == v.File.Base+v.FileOff }
 
 func (v *vma) length() uint64 { return v.End - v.Start }
 
@@ -63,15 +84,8 @@ func (v *vma) fileRange() fileRange { return fileRange{v.Off, v.Off + v.length()
 // canMerge reports whether b directly follows a and both can be one vma.
 func canMerge(a, b *vma) bool {
 	return a.End == b.Start && a.Off+a.length() == b.Off && a.Perms == b.Perms &&
-		a.MaxPerms == b.MaxPerms && a.Private == b.Private && a.Name == b.Name && a.Special == b.Special
-}
-
-// release lets go of the vma's memory file range (not of a Special one's,
-// which the kernel owns).
-func (v *vma) release(mf *MemoryFile) {
-	if !v.Special {
-		mf.ReleaseRange(v.fileRange())
-	}
+		a.MaxPerms == b.MaxPerms && a.Private == b.Private && a.Name == b.Name && a.Special == b.Special &&
+		a.File == b.File && a.COW == b.COW && (a.File == nil || a.FileOff+a.length() == b.FileOff)
 }
 
 // Address space layout. Addresses are chosen like Linux does without
@@ -126,6 +140,11 @@ type MM struct {
 	// Protected by mu.
 	brkStart, brk uint64
 
+	// gen counts changes of the platform mappings (mapIntoLocked), so that
+	// a task can tell a fault that repeats after a fix from one that
+	// repeats after something else changed. Protected by mu.
+	gen uint64
+
 	// users counts the processes using the address space: 1, plus the
 	// vfork children that share it until they exec or exit. Release drops
 	// one; the last frees everything. (0, as in an image from before the
@@ -178,9 +197,15 @@ func (mm *MM) Release() {
 		mm.as.Release()
 		mm.as = nil
 	}
+	// Everything is given back in one batch: neighbouring ranges are
+	// decommitted together.
+	toFree := mm.mf.files.releaseVMAs(mm.mf, mm.vmas)
 	for i := range mm.vmas {
-		mm.vmas[i].release(mm.mf)
+		if v := &mm.vmas[i]; !v.mapsCache() && !v.Special {
+			mm.mf.releaseRangeDeferred(v.fileRange(), &toFree)
+		}
 	}
+	mm.mf.FreeAll(toFree)
 	mm.vmas = nil
 }
 
@@ -216,6 +241,9 @@ func (mm *MM) splitLocked(addr uint64) {
 	lo.End = addr
 	hi.Start = addr
 	hi.Off = v.Off + (addr - v.Start)
+	if v.File != nil {
+		hi.FileOff = v.FileOff + (addr - v.Start)
+	}
 	mm.vmas = append(mm.vmas, vma{})
 	copy(mm.vmas[i+2:], mm.vmas[i+1:])
 	mm.vmas[i], mm.vmas[i+1] = lo, hi
@@ -330,11 +358,16 @@ func (mm *MM) mapIntoLocked(v *vma, precommit bool) error {
 	if mm.as == nil {
 		return nil
 	}
+	mm.gen++
 	var err error
 	if v.Perms == 0 {
 		err = mm.as.Unmap(v.Start, v.length())
 	} else {
-		err = mm.as.MapFile(v.Start, v.Off, v.length(), v.Perms.access(), precommit)
+		at := v.Perms.access()
+		if v.COW {
+			at.Write = false // the first write copies (HandleFault)
+		}
+		err = mm.as.MapFile(v.Start, v.Off, v.length(), at, precommit)
 	}
 	if err != nil {
 		return fmt.Errorf("map [%#x, %#x) %v into address space: %w", v.Start, v.End, v.Perms, err)
@@ -351,7 +384,7 @@ func (mm *MM) unmapLocked(start, end uint64) error {
 		return nil
 	}
 	for k := i; k < j; k++ {
-		mm.vmas[k].release(mm.mf)
+		mm.releaseVMALocked(&mm.vmas[k])
 	}
 	mm.vmas = append(mm.vmas[:i], mm.vmas[j:]...)
 	if mm.as != nil {
@@ -368,17 +401,48 @@ type VMAInfo struct {
 	Perms      string
 	Private    bool
 	Name       string
+	// Offset, DevMajor, DevMinor and Ino are the file offset of Start and
+	// the host file's device and inode, for a mapping of a cached host
+	// file; zero otherwise.
+	Offset             uint64
+	DevMajor, DevMinor uint32
+	Ino                uint64
 }
 
-// Mappings returns the current mappings in address order.
+// Mappings returns the current mappings in address order. Neighbouring
+// vmas that differ only in how they are backed (pages copied on write, or
+// anonymous memory from two mmaps) are one mapping, as on Linux.
 func (mm *MM) Mappings() []VMAInfo {
 	mm.mu.RLock()
 	defer mm.mu.RUnlock()
-	out := make([]VMAInfo, len(mm.vmas))
-	for i, v := range mm.vmas {
-		out[i] = VMAInfo{v.Start, v.End, v.Perms.String(), v.Private, v.Name}
+	out := make([]VMAInfo, 0, len(mm.vmas))
+	for i := range mm.vmas {
+		v := &mm.vmas[i]
+		if n := len(out); n > 0 && i > 0 && sameMapping(&mm.vmas[i-1], v) {
+			out[n-1].End = v.End
+			continue
+		}
+		m := VMAInfo{Start: v.Start, End: v.End, Perms: v.Perms.String(), Private: v.Private, Name: v.Name}
+		if v.File != nil {
+			m.Offset, m.DevMajor, m.DevMinor, m.Ino = v.FileOff, v.File.Key.DevMajor, v.File.Key.DevMinor, v.File.Key.Ino
+		}
+		out = append(out, m)
 	}
 	return out
+}
+
+// sameMapping reports whether b continues a as one mapping would on Linux:
+// the same attributes, and the next pages of the same file or private
+// anonymous memory (which vmas split only by copy-on-write or by where
+// their memory lies in the memory file).
+func sameMapping(a, b *vma) bool {
+	if a.End != b.Start || a.Perms != b.Perms || a.MaxPerms != b.MaxPerms || a.Private != b.Private || a.Name != b.Name {
+		return false
+	}
+	if a.File == nil || b.File == nil {
+		return a.File == nil && b.File == nil && a.Private
+	}
+	return a.File.Key == b.File.Key && a.FileOff+a.length() == b.FileOff
 }
 
 // HandleFault decides what a fault at addr with the given access means. It
@@ -386,8 +450,30 @@ func (mm *MM) Mappings() []VMAInfo {
 // platform address space, which is then restored) and ErrBadAddress for a
 // genuine fault that must raise SIGSEGV.
 func (mm *MM) HandleFault(addr uint64, at platform.AccessType) error {
+	_, err := mm.handleFault(addr, at)
+	return err
+}
+
+// generation returns the mapping generation (MM.gen).
+func (mm *MM) generation() uint64 {
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	return mm.gen
+}
+
+// handleFault is HandleFault; it also returns the mapping generation
+// after the fix.
+func (mm *MM) handleFault(addr uint64, at platform.AccessType) (uint64, error) {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
+	err := mm.handleFaultLocked(addr, at)
+	return mm.gen, err
+}
+
+// handleFaultLocked is HandleFault.
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) handleFaultLocked(addr uint64, at platform.AccessType) error {
 	v := mm.vmaAtLocked(addr)
 	if v == nil {
 		return fmt.Errorf("fault at %#x: no mapping: %w", addr, ErrBadAddress)
@@ -407,6 +493,9 @@ func (mm *MM) HandleFault(addr uint64, at platform.AccessType) error {
 	}
 	if !v.Perms.allows(want) {
 		return fmt.Errorf("fault at %#x: %v access to %v mapping: %w", addr, at, v.Perms, ErrBadAddress)
+	}
+	if v.COW && want&permWrite != 0 {
+		return mm.breakCOWLocked(pageRoundDown(addr))
 	}
 	return mm.mapIntoLocked(v, false)
 }

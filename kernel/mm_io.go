@@ -51,9 +51,7 @@ func (mm *MM) CopyIn(addr uint64, dst []byte) error {
 // CopyOut copies src to application memory at addr, which must be writable
 // by the application.
 func (mm *MM) CopyOut(addr uint64, src []byte) error {
-	mm.mu.RLock()
-	defer mm.mu.RUnlock()
-	return mm.forEachLocked(addr, uint64(len(src)), permWrite, func(b []byte) error {
+	return mm.forWrite(addr, uint64(len(src)), permWrite, func(b []byte) error {
 		src = src[copy(b, src):]
 		return nil
 	})
@@ -61,9 +59,7 @@ func (mm *MM) CopyOut(addr uint64, src []byte) error {
 
 // ZeroOut zeroes length bytes of writable application memory at addr.
 func (mm *MM) ZeroOut(addr, length uint64) error {
-	mm.mu.RLock()
-	defer mm.mu.RUnlock()
-	return mm.forEachLocked(addr, length, permWrite, func(b []byte) error {
+	return mm.forWrite(addr, length, permWrite, func(b []byte) error {
 		clear(b)
 		return nil
 	})
@@ -72,9 +68,7 @@ func (mm *MM) ZeroOut(addr, length uint64) error {
 // writeForce copies src to application memory at addr ignoring
 // permissions: the loader fills read-only segments and the stack with it.
 func (mm *MM) writeForce(addr uint64, src []byte) error {
-	mm.mu.RLock()
-	defer mm.mu.RUnlock()
-	return mm.forEachLocked(addr, uint64(len(src)), 0, func(b []byte) error {
+	return mm.forWrite(addr, uint64(len(src)), 0, func(b []byte) error {
 		src = src[copy(b, src):]
 		return nil
 	})
@@ -86,9 +80,7 @@ func (mm *MM) writeForce(addr uint64, src []byte) error {
 // (MADV_POPULATE_WRITE), which costs far less than faulting its pages in
 // one by one during the copy.
 func (mm *MM) fillForce(addr, length uint64, fill func(b []byte) error) error {
-	mm.mu.RLock()
-	defer mm.mu.RUnlock()
-	return mm.forEachLocked(addr, length, 0, func(b []byte) error {
+	return mm.forWrite(addr, length, 0, func(b []byte) error {
 		populate(b)
 		return fill(b)
 	})

@@ -1,16 +1,16 @@
 package kernel
 
 import (
-	"errors"
 	"fmt"
-	"io"
 
 	"golang.org/x/sys/unix"
 )
 
-// FileContents is what a file-backed mapping reads its contents from.
-// Private file mappings copy the file into the memory file at mmap time, so
-// that the memory file plus the kernel objects are the whole state.
+// FileContents is what a file-backed mapping reads its contents from. The
+// pages of host files are read into the file cache (mm_filecache.go) and
+// shared; those of other files (memfds) are copied into the mapping at mmap
+// time. Either way the memory file plus the kernel objects are the whole
+// state.
 type FileContents interface {
 	ReadAt(p []byte, off int64) (int, error)
 }
@@ -60,6 +60,49 @@ func (mm *MM) MMap(o MMapOpts) (uint64, error) {
 
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
+	var cached *cachedPages
+	if o.File != nil {
+		var err error
+		if cached, err = mm.acquireCachedLocked(&o, length); err != nil {
+			return 0, err
+		}
+	}
+	addr, err := mm.placeLocked(&o, length)
+	if err != nil {
+		if cached != nil {
+			mm.releaseCached(cached, &o)
+		}
+		return 0, err
+	}
+	if cached != nil {
+		if err := mm.mmapCachedLocked(addr, length, &o, maxPerms, cached); err != nil {
+			return 0, err
+		}
+		return addr, nil
+	}
+	fr, err := mm.mf.Allocate(length)
+	if err != nil {
+		return 0, unix.ENOMEM
+	}
+	if o.File != nil {
+		if err := fillFromFile(mm.mf, fr, o.File, o.Offset); err != nil {
+			mm.mf.Free(fr)
+			return 0, err
+		}
+	}
+	v := vma{Start: addr, End: addr + length, Off: fr.Start, Perms: o.Perms, MaxPerms: maxPerms, Private: o.Private, Name: o.Name}
+	if err := mm.insertLocked(v, o.Precommit); err != nil {
+		mm.mf.Free(fr)
+		return 0, err
+	}
+	return addr, nil
+}
+
+// placeLocked returns where the mapping o of length bytes goes, unmapping
+// what it replaces (MAP_FIXED). Errors are errnos.
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) placeLocked(o *MMapOpts, length uint64) (uint64, error) {
 	var addr uint64
 	switch {
 	case o.Fixed || o.NoReplace:
@@ -90,51 +133,7 @@ func (mm *MM) MMap(o MMapOpts) (uint64, error) {
 			}
 		}
 	}
-
-	fr, err := mm.mf.Allocate(length)
-	if err != nil {
-		return 0, unix.ENOMEM
-	}
-	if o.File != nil {
-		if err := mm.fillFromFile(fr, o.File, o.Offset); err != nil {
-			mm.mf.Free(fr)
-			return 0, err
-		}
-	}
-	v := vma{Start: addr, End: addr + length, Off: fr.Start, Perms: o.Perms, MaxPerms: maxPerms, Private: o.Private, Name: o.Name}
-	if err := mm.insertLocked(v, o.Precommit); err != nil {
-		mm.mf.Free(fr)
-		return 0, err
-	}
 	return addr, nil
-}
-
-// fillFromFile copies file contents from off into the fresh range fr.
-func (mm *MM) fillFromFile(fr fileRange, f FileContents, off uint64) error {
-	dst, err := mm.mf.Bytes(fr.Start, fr.Length())
-	if err != nil {
-		return err
-	}
-	// Read in chunks, each prefaulted first: cheaper than faulting page by
-	// page, and a chunk past the end of the file is never populated.
-	const chunk = 256 << 10
-	for done := 0; done < len(dst); {
-		b := dst[done:min(done+chunk, len(dst))]
-		populate(b)
-		n, err := f.ReadAt(b, int64(off)+int64(done))
-		done += n
-		if errors.Is(err, io.EOF) || (err == nil && n < len(b)) {
-			break
-		}
-		if err != nil {
-			var errno unix.Errno
-			if errors.As(err, &errno) {
-				return errno
-			}
-			return fmt.Errorf("read mapped file at %d: %w", int64(off)+int64(done), err)
-		}
-	}
-	return nil
 }
 
 // Munmap removes the mappings in [addr, addr+length).
@@ -325,6 +324,8 @@ func (mm *MM) extendLocked(last vma, end uint64) error {
 	}
 	ext := last
 	ext.Start, ext.End, ext.Off = last.End, end, fr.Start
+	// Past a file mapping the new pages are anonymous.
+	ext.File, ext.FileOff, ext.COW = nil, 0, false
 	if err := mm.insertLocked(ext, false); err != nil {
 		mm.mf.Free(fr)
 		return err
@@ -384,10 +385,11 @@ const (
 )
 
 // Madvise applies advice to [addr, addr+length). MADV_DONTNEED, MADV_FREE
-// and MADV_REMOVE zero the private mappings in the range (their memory is
-// given back); shared mappings keep their contents, as with Linux's shared
-// memory (except MADV_REMOVE, which punches the hole). Every other advice
-// is accepted and ignored.
+// and MADV_REMOVE zero the private anonymous mappings in the range (their
+// memory is given back) and make private file mappings map the file's
+// pages again; shared mappings keep their contents, as with Linux's shared
+// memory (except MADV_REMOVE, which punches the hole into anonymous shared
+// memory). Every other advice is accepted and ignored.
 func (mm *MM) Madvise(addr, length uint64, advice int) error {
 	if addr&pageMask != 0 {
 		return unix.EINVAL
@@ -412,11 +414,14 @@ func (mm *MM) Madvise(addr, length uint64, advice int) error {
 	}
 	for k := mm.findLocked(addr); k < len(mm.vmas) && mm.vmas[k].Start < end; k++ {
 		v := &mm.vmas[k]
-		if v.Special || !v.Private && advice != madvRemove {
+		if v.Special || (!v.Private && advice != madvRemove) || v.File != nil || v.COW {
 			continue
 		}
 		s, e := max(v.Start, addr), min(v.End, end)
 		mm.mf.Decommit(fileRange{v.Off + (s - v.Start), v.Off + (e - v.Start)})
 	}
-	return nil
+	// Private file pages read the file again, anonymous pages shared with
+	// a forked process become fresh zero pages; cached file pages
+	// themselves are never given back while mapped.
+	return mm.dropPrivatePagesLocked(addr, end)
 }

@@ -68,7 +68,9 @@ func checkMirror(t *testing.T, mm *MM, as *recordingAS) {
 		for a := v.Start; a < v.End; a += pageSize {
 			want++
 			got, ok := as.pages[a]
-			if !ok || got.off != v.Off+(a-v.Start) || got.at != v.Perms.access() {
+			at := v.Perms.access()
+			at.Write = at.Write && !v.COW
+			if !ok || got.off != v.Off+(a-v.Start) || got.at != at {
 				t.Fatalf("address space page %#x = %+v (mapped %v), want off %#x %v", a, got, ok, v.Off+(a-v.Start), v.Perms)
 			}
 		}

@@ -91,6 +91,12 @@ type fileContents struct{ f *vfs.File }
 // ReadAt implements FileContents.
 func (c fileContents) ReadAt(p []byte, off int64) (int, error) { return c.f.PRead(p, off) }
 
+// cacheKey implements cacheableContents: host files are cached.
+func (c fileContents) cacheKey() (fileKey, bool) {
+	id, ok := c.f.HostFileID()
+	return fileKeyOf(id), ok
+}
+
 // mmapFileOpts fills the file part of an mmap of descriptor fd at offset
 // off. /dev/zero maps as anonymous memory. The caller calls release once
 // the mapping is made (its contents are copied then).

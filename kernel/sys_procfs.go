@@ -120,8 +120,9 @@ func (t *Task) procLookup(s string) *Task {
 }
 
 // procMaps formats mappings as Linux's /proc/PID/maps. The offset, device
-// and inode columns are 0: the sentry copies file contents into its memory
-// file and does not keep where they came from.
+// and inode columns are those of the host file for mappings of cached host
+// files (mm_filecache.go) and 0 for everything else (anonymous memory, and
+// memfds, whose pages are copied).
 func procMaps(ms []VMAInfo) []byte {
 	var b strings.Builder
 	for _, m := range ms {
@@ -129,7 +130,7 @@ func procMaps(ms []VMAInfo) []byte {
 		if m.Private {
 			sp = 'p'
 		}
-		line := fmt.Sprintf("%08x-%08x %s%c %08x %02x:%02x %d ", m.Start, m.End, m.Perms, sp, 0, 0, 0, 0)
+		line := fmt.Sprintf("%08x-%08x %s%c %08x %02x:%02x %d ", m.Start, m.End, m.Perms, sp, m.Offset, m.DevMajor, m.DevMinor, m.Ino)
 		b.WriteString(line)
 		if m.Name != "" {
 			// Linux pads the name to column 74 (25 + 6 pointer widths).

@@ -172,10 +172,16 @@ type Task struct {
 	restart restartBlock
 
 	// lastFault is the address of the last fault the MM fixed without a
-	// syscall since; the same fault twice in a row is treated as genuine,
-	// in case the platform reported a write as a read. Exclusive to the
+	// syscall since, lastFaultAccess its access and lastFaultGen the MM's
+	// mapping generation after the fix; the same fault twice in a row with
+	// no mapping changed in between is treated as genuine, in case the
+	// platform reported a write as a read. (A copy-on-write page that a
+	// fork write-protects again right after another thread's write made
+	// it writable can fault with a stale access first.) Exclusive to the
 	// task goroutine.
-	lastFault uint64
+	lastFault       uint64
+	lastFaultAccess perms
+	lastFaultGen    uint64
 
 	// vforkChild is the child a CLONE_VFORK clone just made; doSyscall
 	// moves the task to runVforkWait for it. Set and cleared within one

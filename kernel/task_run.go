@@ -106,12 +106,19 @@ func (*runApp) execute(t *Task) taskRunState {
 	case errors.Is(err, platform.ErrInterrupted):
 		return stateApp
 	case errors.Is(err, platform.ErrFault):
-		if info.Addr != t.lastFault || t.lastFault == 0 {
-			if ferr := t.tg.mm.HandleFault(info.Addr, access); ferr == nil {
+		// The same fault (address and access) again with no mapping
+		// changed since, by this fault's handling or by another thread
+		// (a fork makes pages copy-on-write again), is genuine.
+		mm := t.tg.mm
+		acc := accessBits(access)
+		if info.Addr != t.lastFault || t.lastFault == 0 || acc != t.lastFaultAccess || mm.generation() != t.lastFaultGen {
+			gen, ferr := mm.handleFault(info.Addr, access)
+			if ferr == nil {
 				t.lastFault = info.Addr
 				if t.lastFault == 0 {
 					t.lastFault = 1 // a fixed fault at address 0 still counts
 				}
+				t.lastFaultGen, t.lastFaultAccess = gen, acc
 				return stateApp
 			}
 		}
@@ -172,4 +179,19 @@ type runExit struct {
 func (*runExit) execute(t *Task) taskRunState {
 	t.exit()
 	return nil
+}
+
+// accessBits packs a fault's access type as PROT_* bits.
+func accessBits(at platform.AccessType) perms {
+	var p perms
+	if at.Read {
+		p |= permRead
+	}
+	if at.Write {
+		p |= permWrite
+	}
+	if at.Execute {
+		p |= permExec
+	}
+	return p
 }

@@ -173,7 +173,7 @@ func TestVDSOMappings(t *testing.T) {
 			got = append(got, m)
 		}
 	}
-	if len(got) != 2 || got[0] != (VMAInfo{vvar, ehdr, "r--", true, "[vvar]"}) || got[1].Start != ehdr || got[1].Perms != "r-x" || got[1].Name != "[vdso]" {
+	if len(got) != 2 || got[0] != (VMAInfo{Start: vvar, End: ehdr, Perms: "r--", Private: true, Name: "[vvar]"}) || got[1].Start != ehdr || got[1].Perms != "r-x" || got[1].Name != "[vdso]" {
 		t.Fatalf("vDSO mappings = %+v, want [vvar] r-- at %#x then [vdso] r-x at %#x", got, vvar, ehdr)
 	}
 

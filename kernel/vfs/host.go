@@ -265,3 +265,25 @@ func fixRootDotDot(ents []Dirent) {
 func (h *hostFile) readiness(_ *File, mask uint32) uint32 {
 	return mask & (unix.POLLIN | unix.POLLOUT | pollRdNorm | pollWrNorm)
 }
+
+// HostFileID identifies one version of a host regular file: the device and
+// inode it lives on, and its size and modification time.
+type HostFileID struct {
+	DevMajor, DevMinor uint32
+	Ino                uint64
+	Size               uint64
+	Mtime              Timespec
+}
+
+// HostFileID returns the identity a host regular file had when it was
+// opened, and false for every other kind of file and for a host file that a
+// restore could not reopen. Two files with the same identity have the same
+// contents: the sandbox never writes host files, and a restore checks the
+// identity of every host file it reopens.
+func (f *File) HostFileID() (HostFileID, bool) {
+	h, ok := f.impl.(*hostFile)
+	if !ok || h.broken != nil || h.pathOnly || h.mode&unix.S_IFMT != unix.S_IFREG {
+		return HostFileID{}, false
+	}
+	return HostFileID(h.ident), true
+}

@@ -1,0 +1,58 @@
+package checkpoint
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestCopyOnWriteForkAcrossRestore: cowfork's parent and child share most
+// of 4 MiB copy-on-write when the save is taken; each restore of the image
+// (two, one after the other) continues both with every page intact: shared
+// pages still shared, pages written by one side still its own.
+func TestCopyOnWriteForkAcrossRestore(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "cowfork"), "loop")
+	uri, _ := e.saveAfter(id, out, 4)
+	e.waitGone(id)
+	before := lines(out)
+	checkClean(t, "original", before)
+	last := lastTicks(t, before)
+	for round := 1; round <= 2; round++ {
+		rid, rout := e.restoreDetached(uri, "")
+		after := waitLines(t, rout, 8)
+		checkClean(t, "restored", after)
+		got := firstTicks(t, after)
+		for _, who := range []string{"parent", "child"} {
+			if got[who] != last[who]+1 {
+				t.Errorf("restore %d: first %s tick = %d, want %d (after %v)", round, who, got[who], last[who]+1, after)
+			}
+		}
+		e.must("kill", rid, "KILL")
+	}
+}
+
+// lastTicks returns the last tick number printed by "parent" and "child".
+func lastTicks(t *testing.T, ls []string) map[string]int {
+	t.Helper()
+	m := map[string]int{}
+	for _, l := range ls {
+		f := strings.Fields(l)
+		if len(f) >= 3 && f[1] == "tick" {
+			m[f[0]] = number(t, strings.Join(f[1:], " "))
+		}
+	}
+	return m
+}
+
+// firstTicks returns the first tick number printed by "parent" and "child".
+func firstTicks(t *testing.T, ls []string) map[string]int {
+	t.Helper()
+	m := map[string]int{}
+	for _, l := range ls {
+		f := strings.Fields(l)
+		if _, seen := m[f[0]]; !seen && len(f) >= 3 && f[1] == "tick" {
+			m[f[0]] = number(t, strings.Join(f[1:], " "))
+		}
+	}
+	return m
+}

@@ -1,0 +1,289 @@
+package kernel
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"snapshotter/platform"
+)
+
+// hostLikeFile is a FileContents the file cache shares, as it shares host
+// files: key identifies it.
+type hostLikeFile struct {
+	bytesFile
+	key fileKey
+}
+
+func (f hostLikeFile) cacheKey() (fileKey, bool) { return f.key, true }
+
+// newHostLikeFile returns a file of n pages whose page i is filled with
+// byte 'a'+i, plus 100 bytes of 'z' after them.
+func newHostLikeFile(n int, ino uint64) hostLikeFile {
+	var b []byte
+	for i := range n {
+		b = append(b, bytes.Repeat([]byte{byte('a' + i)}, pageSize)...)
+	}
+	b = append(b, bytes.Repeat([]byte{'z'}, 100)...)
+	return hostLikeFile{bytesFile(b), fileKey{DevMajor: 8, Ino: ino, Size: uint64(len(b)), MtimeSec: 1}}
+}
+
+// readByte returns the byte at addr or fails t.
+func readByte(t *testing.T, mm *MM, addr uint64) byte {
+	t.Helper()
+	b := make([]byte, 1)
+	if err := mm.CopyIn(addr, b); err != nil {
+		t.Fatalf("CopyIn(%#x): %v", addr, err)
+	}
+	return b[0]
+}
+
+// heldPages returns the held page counts of the only cached file, or nil
+// if nothing is cached.
+func heldPages(t *testing.T, mf *MemoryFile) []uint32 {
+	t.Helper()
+	c := &mf.files
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch len(c.files) {
+	case 0:
+		return nil
+	case 1:
+		return append([]uint32(nil), c.files[0].Refs...)
+	}
+	t.Fatalf("%d cached files, want at most 1", len(c.files))
+	return nil
+}
+
+func TestFileCacheSharesPages(t *testing.T) {
+	mm, as := newTestMM(t)
+	mf := mm.mf
+	base := len(mf.Allocated())
+	f := newHostLikeFile(4, 1)
+	a := mustMMap(t, mm, MMapOpts{Length: 3 * pageSize, Perms: permRead | permExec, Private: true, File: f, Name: "/lib/x"})
+	b := mustMMap(t, mm, MMapOpts{Length: 2 * pageSize, Perms: permRead, File: f, Offset: 2 * pageSize, Name: "/lib/x"})
+	other, err := NewMM(mf, newRecordingAS(), testMinAddr, testMaxAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mustMMap(t, other, MMapOpts{Length: 6 * pageSize, Perms: permRead, Private: true, File: f, Name: "/lib/x"})
+	checkMirror(t, mm, as)
+
+	// c's sixth page lies past the end of the file: anonymous memory.
+	if v := other.vmaAtLocked(c + 5*pageSize); v.File != nil || v.Name != "/lib/x" {
+		t.Errorf("page past the end of the file: File %v, Name %q; want anonymous memory with the file's name", v.File != nil, v.Name)
+	}
+	va, vb, vc := mm.vmaAtLocked(a), mm.vmaAtLocked(b), other.vmaAtLocked(c)
+	if !va.COW || !vb.COW || !vc.COW {
+		t.Fatalf("COW = %v %v %v, want all true for read-only mappings", va.COW, vb.COW, vc.COW)
+	}
+	if va.Off+2*pageSize != vb.Off || va.Off != vc.Off {
+		t.Errorf("Off = %#x, %#x, %#x: want one copy (a+2 pages = b, a = c)", va.Off, vb.Off, vc.Off)
+	}
+	for _, tc := range []struct {
+		mm   *MM
+		addr uint64
+		want byte
+	}{
+		{mm, a, 'a'}, {mm, a + 2*pageSize, 'c'}, {mm, b, 'c'}, {mm, b + pageSize, 'd'},
+		{other, c + 3*pageSize, 'd'}, {other, c + 4*pageSize, 'z'}, {other, c + 4*pageSize + 100, 0},
+		{other, c + 5*pageSize, 0}, // past the end of the file
+	} {
+		if got := readByte(t, tc.mm, tc.addr); got != tc.want {
+			t.Errorf("byte at %#x = %q, want %q", tc.addr, got, tc.want)
+		}
+	}
+	if got, want := heldPages(t, mf), []uint32{2, 2, 3, 2, 1}; !slicesEqual(got, want) {
+		t.Errorf("page counts = %v, want %v", got, want)
+	}
+	for _, m := range mm.Mappings() {
+		if m.Start == b && (m.Offset != 2*pageSize || m.Ino != 1 || m.DevMajor != 8) {
+			t.Errorf("mapping of b = %+v, want offset %#x, device 8:0, inode 1", m, 2*pageSize)
+		}
+	}
+
+	// Unmapping the middle page of a drops its count only.
+	if err := mm.Munmap(a+pageSize, pageSize); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := heldPages(t, mf), []uint32{2, 1, 3, 2, 1}; !slicesEqual(got, want) {
+		t.Errorf("page counts after munmap of one page = %v, want %v", got, want)
+	}
+	mm.Release()
+	other.Release()
+	if got := heldPages(t, mf); got != nil {
+		t.Errorf("page counts after both MMs are released = %v, want nothing cached", got)
+	}
+	if got := len(mf.Allocated()); got != base {
+		t.Errorf("memory file has %d allocated ranges after release, want %d", got, base)
+	}
+}
+
+func TestFileCacheCopyOnWrite(t *testing.T) {
+	mm, as := newTestMM(t)
+	f := newHostLikeFile(4, 2)
+	a := mustMMap(t, mm, MMapOpts{Length: 4 * pageSize, Perms: permRead | permExec, Private: true, File: f})
+	other, err := NewMM(mm.mf, newRecordingAS(), testMinAddr, testMaxAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := mustMMap(t, other, MMapOpts{Length: 4 * pageSize, Perms: permRead, Private: true, File: f})
+
+	// A write fault on a read-only mapping is a real fault.
+	if err := mm.HandleFault(a, platform.AccessType{Write: true}); !errors.Is(err, ErrBadAddress) {
+		t.Errorf("write fault on r-x file mapping = %v, want ErrBadAddress", err)
+	}
+	if err := mm.Mprotect(a, 4*pageSize, permRead|permWrite); err != nil {
+		t.Fatal(err)
+	}
+	checkMirror(t, mm, as) // still mapped without write permission
+	if as.pages[a].at.Write {
+		t.Fatalf("COW page mapped writable after mprotect")
+	}
+	// The application writes page 1 (a write fault), the sentry page 2.
+	if err := mm.HandleFault(a+pageSize+8, platform.AccessType{Write: true}); err != nil {
+		t.Fatalf("write fault on COW page: %v", err)
+	}
+	if !as.pages[a+pageSize].at.Write || as.pages[a].at.Write {
+		t.Errorf("after the fault: page 1 writable %v (want true), page 0 writable %v (want false)",
+			as.pages[a+pageSize].at.Write, as.pages[a].at.Write)
+	}
+	b1, err := mm.mf.Bytes(mm.vmaAtLocked(a+pageSize).Off, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1[0] = 'X' // the application's write
+	if err := mm.CopyOut(a+2*pageSize, []byte("Y")); err != nil {
+		t.Fatal(err)
+	}
+	checkMirror(t, mm, as)
+	for _, tc := range []struct {
+		mm   *MM
+		addr uint64
+		want byte
+	}{
+		{mm, a, 'a'}, {mm, a + pageSize, 'X'}, {mm, a + pageSize + 1, 'b'}, {mm, a + 2*pageSize, 'Y'},
+		{mm, a + 3*pageSize, 'd'}, {other, o + pageSize, 'b'}, {other, o + 2*pageSize, 'c'},
+	} {
+		if got := readByte(t, tc.mm, tc.addr); got != tc.want {
+			t.Errorf("byte at %#x = %q, want %q", tc.addr, got, tc.want)
+		}
+	}
+	// /proc/PID/maps still shows one mapping.
+	if ms := mm.Mappings(); len(ms) != 1 || ms[0].End-ms[0].Start != 4*pageSize {
+		t.Errorf("Mappings() = %+v, want one 4-page mapping", ms)
+	}
+
+	// MADV_DONTNEED brings the file's contents back.
+	if err := mm.Madvise(a, 4*pageSize, madvDontNeed); err != nil {
+		t.Fatal(err)
+	}
+	checkMirror(t, mm, as)
+	if got := readByte(t, mm, a+pageSize); got != 'b' {
+		t.Errorf("byte after MADV_DONTNEED = %q, want the file's 'b'", got)
+	}
+	if n := len(mm.vmas); n != 1 || !mm.vmas[0].COW {
+		t.Errorf("after MADV_DONTNEED: %d vmas (COW %v), want the one COW vma again", n, mm.vmas[0].COW)
+	}
+}
+
+func TestFileCacheWritablePrivate(t *testing.T) {
+	mm, as := newTestMM(t)
+	f := newHostLikeFile(2, 3)
+	a := mustMMap(t, mm, MMapOpts{Length: 2 * pageSize, Perms: permRead | permWrite, Private: true, File: f, Offset: pageSize})
+	v := mm.vmaAtLocked(a)
+	if v.COW || v.File == nil || v.Off == v.File.Base+pageSize {
+		t.Fatalf("writable private file mapping: COW %v, Off %#x: want a private copy", v.COW, v.Off)
+	}
+	checkMirror(t, mm, as)
+	if err := mm.CopyOut(a, []byte("Q")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readByte(t, mm, a); got != 'Q' {
+		t.Errorf("written byte = %q, want 'Q'", got)
+	}
+	if got := readByte(t, mm, a+pageSize); got != 'z' {
+		t.Errorf("second page = %q, want the file's 'z'", got)
+	}
+	if err := mm.Madvise(a, pageSize, madvDontNeed); err != nil {
+		t.Fatal(err)
+	}
+	if got := readByte(t, mm, a); got != 'b' {
+		t.Errorf("byte after MADV_DONTNEED = %q, want the file's 'b'", got)
+	}
+	checkMirror(t, mm, as)
+}
+
+func TestFileCacheForkAndMremap(t *testing.T) {
+	mm, _ := newTestMM(t)
+	f := newHostLikeFile(3, 4)
+	a := mustMMap(t, mm, MMapOpts{Length: 3 * pageSize, Perms: permRead | permWrite, Private: true, File: f})
+	r := mustMMap(t, mm, MMapOpts{Length: 3 * pageSize, Perms: permRead, Private: true, File: f})
+	if err := mm.CopyOut(a, []byte("P")); err != nil {
+		t.Fatal(err)
+	}
+	childAS := newRecordingAS()
+	child, err := mm.fork(childAS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMirror(t, child, childAS)
+	if child.vmaAtLocked(r).Off != mm.vmaAtLocked(r).Off {
+		t.Errorf("forked read-only file mapping has its own copy; want the cache's pages")
+	}
+	if got, want := heldPages(t, mm.mf), []uint32{4, 4, 4, 0}; !slicesEqual(got, want) {
+		t.Errorf("page counts after fork = %v, want %v", got, want)
+	}
+	if pv, cv := mm.vmaAtLocked(a), child.vmaAtLocked(a); !pv.COW || !cv.COW || pv.Off != cv.Off {
+		t.Errorf("forked private copy of file pages: COW %v/%v, Off %#x/%#x: want both COW over the same pages",
+			pv.COW, cv.COW, pv.Off, cv.Off)
+	}
+	if err := child.CopyOut(a, []byte("C")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readByte(t, mm, a); got != 'P' {
+		t.Errorf("parent's byte after the child's write = %q, want 'P'", got)
+	}
+	// MADV_DONTNEED in the parent maps the file's page again; the child
+	// keeps its write.
+	if err := mm.Madvise(a, pageSize, madvDontNeed); err != nil {
+		t.Fatal(err)
+	}
+	if got, cgot := readByte(t, mm, a), readByte(t, child, a); got != 'a' || cgot != 'C' {
+		t.Errorf("after the parent's MADV_DONTNEED: parent %q, child %q; want 'a' (the file), 'C'", got, cgot)
+	}
+	checkMirror(t, mm, mm.as.(*recordingAS))
+	checkMirror(t, child, childAS)
+	// Moving a COW mapping carries its pages and counts.
+	n, err := child.Mremap(r, 3*pageSize, 3*pageSize, mremapMayMove|mremapFixed, 0x300000000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readByte(t, child, n+2*pageSize); got != 'c' {
+		t.Errorf("moved mapping's third page = %q, want 'c'", got)
+	}
+	// Shrinking drops the counts of the pages it unmaps.
+	if _, err := child.Mremap(n, 3*pageSize, pageSize, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := heldPages(t, mm.mf), []uint32{4, 3, 3, 0}; !slicesEqual(got, want) {
+		t.Errorf("page counts after shrinking = %v, want %v", got, want)
+	}
+	child.Release()
+	mm.Release()
+	if got := heldPages(t, mm.mf); got != nil {
+		t.Errorf("page counts after release = %v, want nothing cached", got)
+	}
+}
+
+func slicesEqual(a, b []uint32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
