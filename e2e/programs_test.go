@@ -279,6 +279,13 @@ var cCases = []cCase{
 		"epoll: then the signalfd: yes",
 		"SIGCHLD: code CLD_EXITED yes, pid is the child yes, status 3: yes",
 	}}},
+	// The signal mask argument of ppoll, pselect6 and epoll_pwait.
+	{name: "waitmask", prog: "waitmask", spec: spec{want: []string{
+		"ppoll, pending signal unblocked by the mask: -1 Interrupted system call, handler ran: yes, mask restored: yes",
+		"pselect, signal sent during the wait: -1 Interrupted system call, handler ran: yes",
+		"epoll_pwait, mask keeping it blocked: timed out: yes, still pending: yes",
+		"epoll_pwait, ready descriptor: 1, handler ran: no, still pending: yes",
+	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", spec: spec{args: []string{"handler-init"}, want: []string{
 		"SIGUSR1 from raw kill: handler ran with round to nearest: yes",

@@ -26,8 +26,7 @@ func init() {
 	})
 	registerSyscall(unix.SYS_EPOLL_CTL, "epoll_ctl", sysEpollCtl)
 	registerSyscall(unix.SYS_EPOLL_WAIT, "epoll_wait", sysEpollWait)
-	// The signal mask of epoll_pwait (a[4]) is the signal code's to apply.
-	registerSyscall(unix.SYS_EPOLL_PWAIT, "epoll_pwait", sysEpollWait)
+	registerSyscall(unix.SYS_EPOLL_PWAIT, "epoll_pwait", sysEpollPwait)
 }
 
 // sysEpollWait implements epoll_wait. Interrupted with a timeout, it
