@@ -266,6 +266,8 @@ var cCases = []cCase{
 		"SIGEV_THREAD: ok, the function ran with value 99: yes",
 		"TIMER_ABSTIME CLOCK_REALTIME: fired: yes, not before the time: yes",
 		"forked child: timer_gettime of the parent's timer: Invalid argument",
+		"CLOCK_PROCESS_CPUTIME_ID timer: ok, armed: yes, fired while spinning: yes",
+		"CLOCK_THREAD_CPUTIME_ID timer: ok, armed: yes, fired while spinning: yes",
 	}}},
 	// timerfd and signalfd, alone and through poll and epoll.
 	{name: "tfd", prog: "tfd", spec: spec{want: []string{
