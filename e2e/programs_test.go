@@ -236,6 +236,9 @@ var cCases = []cCase{
 		"dropped: Uid:\t1000\t1000\t1000\t1000",
 		"dropped: Groups:\t3 27 50 ",
 		"forked child: uid 1000 1000 1000 fsuid 1000 gid 100 100 100",
+		"uid 1000 kill(root's process, SIGTERM): Operation not permitted",
+		"uid 1000 kill(root's process, SIGCONT), same session: ok",
+		"its own child killed by SIGTERM: yes",
 	}}},
 	// Advisory locks between processes: flock on a host file, POSIX and
 	// OFD record locks on a memfd.

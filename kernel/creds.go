@@ -104,19 +104,6 @@ func hostCredentials() credentials {
 // capable reports whether the effective set holds capability cp.
 func (c *credentials) capable(cp uint) bool { return c.CapEffective&(1<<cp) != 0 }
 
-// inGroup reports whether gid is the effective group or a supplementary one.
-func (c *credentials) inGroup(gid uint32) bool {
-	if gid == c.EGID {
-		return true
-	}
-	for _, g := range c.Groups {
-		if g == gid {
-			return true
-		}
-	}
-	return false
-}
-
 // fixSetuidCaps applies Linux's capability rules for a change of the user
 // IDs from old to c (cap_emulate_setxuid): leaving root for all three IDs
 // clears the permitted and effective sets (unless SECURE_KEEP_CAPS) and the
