@@ -263,7 +263,15 @@ func (tg *ThreadGroup) firePosixTimerLocked(pt *posixTimer, n int64) {
 		target = nil
 	}
 	bit := sigBit(signo)
+	// As sendSignal: an ignored signal is dropped unless every thread it
+	// may go to blocks it (sigwaitinfo may take it then).
 	blocked := target != nil && target.sig.Mask&bit != 0
+	if target == nil {
+		blocked = true
+		for _, o := range tg.tasks {
+			blocked = blocked && o.sig.Mask&bit != 0
+		}
+	}
 	if tg.ignoredLocked(signo) && !blocked {
 		return
 	}
