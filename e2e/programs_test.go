@@ -254,6 +254,8 @@ var cCases = []cCase{
 		"    F_GETLK F_WRLCK 0+0: F_RDLCK at 105+5, pid parent",
 		"  read-only file: F_WRLCK Bad file descriptor",
 		"    blocked F_SETLKW: ok, granted after the holder's unlock: yes",
+		"    child F_SETLKW of the parent's byte while the parent waits for the child's: EDEADLK",
+		"  parent F_SETLKW of the child's byte, granted at its exit: ok",
 		"  same process, POSIX F_RDLCK 5+1: EWOULDBLOCK",
 		"    F_OFD_SETLK F_RDLCK 0+1 on another description: EWOULDBLOCK",
 		"    F_OFD_SETLK F_RDLCK 0+1 on another description: ok",
