@@ -284,6 +284,7 @@ var cCases = []cCase{
 		"three queued SIGRTMIN in one read: 384 bytes, values 1 2 3",
 		"blocking read of a timer's signal: 128 bytes, SI_TIMER yes, ssi_tid is the timer: yes, int 31: yes",
 		"epoll: then the signalfd: yes",
+		"forked child: its own signal polls ready on the inherited signalfd: yes, read: yes",
 		"SIGCHLD: code CLD_EXITED yes, pid is the child yes, status 3: yes",
 	}}},
 	// The signal mask argument of ppoll, pselect6 and epoll_pwait.
