@@ -31,6 +31,10 @@ type credentials struct {
 	// Securebits are prctl's PR_SET_SECUREBITS flags, SECURE_KEEP_CAPS
 	// (PR_SET_KEEPCAPS) included.
 	Securebits uint32
+	// NoNewPrivs is PR_SET_NO_NEW_PRIVS's flag: once set it stays, and
+	// children inherit it (with nothing that grants privileges at execve,
+	// it changes nothing else).
+	NoNewPrivs bool
 }
 
 // Capabilities the sentry checks (linux/capability.h).

@@ -63,6 +63,7 @@ func init() {
 		{Name: "CapBounding", Type: "uint64"},
 		{Name: "CapAmbient", Type: "uint64"},
 		{Name: "Securebits", Type: "uint32"},
+		{Name: "NoNewPrivs", Type: "bool"},
 	})
 	stateTypeInfofileLocks = stateify.Register[fileLocks]("snapshotter/kernel.fileLocks", []stateify.Field{
 		{Name: "files", Type: "[]*snapshotter/kernel.lockedFile"},
@@ -355,6 +356,7 @@ func (x *credentials) StateSave(e *stateify.Encoder) {
 	e.Uint(x.CapBounding)
 	e.Uint(x.CapAmbient)
 	e.Uint(uint64(x.Securebits))
+	e.Bool(x.NoNewPrivs)
 }
 
 // StateLoad implements stateify.Savable.
@@ -398,6 +400,8 @@ func (x *credentials) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.CapAmbient = d.Uint64()
 		case 14:
 			x.Securebits = d.Uint32()
+		case 15:
+			x.NoNewPrivs = d.Bool()
 		default:
 			d.Skip()
 		}

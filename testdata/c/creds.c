@@ -73,7 +73,8 @@ static void show_status(const char *what)
 	}
 	char line[512];
 	while (fgets(line, sizeof line, f)) {
-		static const char *keys[] = {"Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"};
+		static const char *keys[] = {"Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:",
+					     "CapEff:", "CapBnd:", "CapAmb:", "NoNewPrivs:"};
 		for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 			if (strncmp(line, keys[i], strlen(keys[i])) == 0)
 				printf("%s: %s", what, line);
