@@ -253,15 +253,17 @@ func (tg *ThreadGroup) firePosixTimerLocked(pt *posixTimer, n int64) {
 	if pt.Notify == sigevNone {
 		return
 	}
+	target := pt.Target
+	if target != nil && !tg.hasTaskLocked(target) {
+		// The thread is gone, and the signal queued for it with it: the
+		// process takes the signals from now on.
+		target, pt.Target, pt.Queued = nil, nil, false
+	}
 	if pt.Queued {
 		pt.Overruns += n
 		return
 	}
 	signo := int(pt.Signo)
-	target := pt.Target
-	if target != nil && !tg.hasTaskLocked(target) {
-		target = nil
-	}
 	bit := sigBit(signo)
 	// As sendSignal: an ignored signal is dropped unless every thread it
 	// may go to blocks it (sigwaitinfo may take it then).
