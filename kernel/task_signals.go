@@ -136,7 +136,7 @@ func (p *sigPending) discard(set uint64) {
 		if sigBit(int(e.Signo))&set == 0 {
 			q = append(q, e)
 		} else if e.Timer != nil {
-			e.Timer.delivered()
+			e.Timer.Queued, e.Timer.Overruns = false, 0 // the next expiry queues it again
 		}
 	}
 	p.Queue = q
