@@ -188,7 +188,9 @@ func TestLocksAcrossRestore(t *testing.T) {
 // TestTimersAcrossRestore: a periodic POSIX timer read through a signalfd,
 // a periodic timerfd and a SIGEV_NONE timer an hour away keep going after
 // a restore, twice: the ticks continue from the next count, the timerfd
-// keeps counting and the hour timer's remaining time keeps shrinking.
+// keeps counting, the hour timer's remaining time keeps shrinking and an
+// expired timerfd nobody read stays readable (timerhold reports CORRUPT
+// otherwise).
 func TestTimersAcrossRestore(t *testing.T) {
 	e := newEnv(t)
 	id, out := e.runDetached("", program(t, "timerhold"))

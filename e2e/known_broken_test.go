@@ -40,6 +40,12 @@ func TestKnownBrokenKeys(t *testing.T) {
 		keys["cli/"+c.name] = true
 	}
 	keys["python/creds"] = true
+	for _, c := range flockToolCases {
+		keys["flock/"+c.name] = true
+	}
+	for _, c := range setprivCases {
+		keys["setpriv/"+c.name] = true
+	}
 	for _, c := range timeoutCases {
 		keys["timeout/"+c.name] = true
 	}

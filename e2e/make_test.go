@@ -13,10 +13,10 @@ const makePath = "/usr/bin/make"
 
 // makefile is what TestMake runs: recipes that only print (the host root is
 // read-only to the sandbox), through make's /bin/sh, $(shell), a recursive
-// make and a failing recipe.
+// make, parallel jobs and a failing recipe.
 const makefile = `NAME := world
 FILES := $(shell echo one two three)
-.PHONY: all hello list count fail sub
+.PHONY: all hello list count fail sub par pa pb pc chain step1 step2
 all: hello list count sub
 hello:
 	@echo "hello, $(NAME)"
@@ -30,6 +30,16 @@ fail:
 	@echo before failure
 	@exit 3
 	@echo not reached
+par: pa pb pc
+	@echo all done
+pa pb pc:
+	@sleep 0.05
+chain: step2
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) hello NAME=chain
+step2: step1
+	@echo step2
+step1:
+	@echo step1
 `
 
 // A makeCase runs make with the arguments after "-f Makefile". Its
@@ -41,7 +51,11 @@ type makeCase struct {
 
 var makeCases = []makeCase{
 	{"all", spec{want: []string{"hello, world", "file three", "count 3 42", "hello, submake"}}},
-	{"jobs", spec{args: []string{"-j2"}, want: []string{"hello, world", "count 3 42", "hello, submake"}}},
+	// Parallel jobs print nothing until all three are done, so that the output
+	// does not depend on their order; the third waits for a jobserver token
+	// while make also waits for SIGCHLD (pselect with a signal mask).
+	{"jobs", spec{args: []string{"-j2", "par"}, want: []string{"all done"}}},
+	{"jobs-chain", spec{args: []string{"-j2", "chain"}, want: []string{"step1", "step2", "hello, chain"}}},
 	{"dry-run", spec{args: []string{"-n"}, want: []string{`echo "hello, world"`}}},
 	{"fail", spec{args: []string{"fail"}, status: 2, want: []string{"before failure"}}},
 	{"keep-going", spec{args: []string{"-k", "fail", "hello"}, status: 2, want: []string{"before failure", "hello, world"}}},

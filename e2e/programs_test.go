@@ -325,6 +325,9 @@ var cCases = []cCase{
 		"dropped: Uid:\t1000\t1000\t1000\t1000",
 		"dropped: Groups:\t3 27 50 ",
 		"forked child: uid 1000 1000 1000 fsuid 1000 gid 100 100 100",
+		"uid 1000 kill(root's process, SIGTERM): Operation not permitted",
+		"uid 1000 kill(root's process, SIGCONT), same session: ok",
+		"its own child killed by SIGTERM: yes",
 	}}},
 	// Advisory locks between processes: flock on a host file, POSIX and
 	// OFD record locks on a memfd.
@@ -340,6 +343,8 @@ var cCases = []cCase{
 		"    F_GETLK F_WRLCK 0+0: F_RDLCK at 105+5, pid parent",
 		"  read-only file: F_WRLCK Bad file descriptor",
 		"    blocked F_SETLKW: ok, granted after the holder's unlock: yes",
+		"    child F_SETLKW of the parent's byte while the parent waits for the child's: EDEADLK",
+		"  parent F_SETLKW of the child's byte, granted at its exit: ok",
 		"  same process, POSIX F_RDLCK 5+1: EWOULDBLOCK",
 		"    F_OFD_SETLK F_RDLCK 0+1 on another description: EWOULDBLOCK",
 		"    F_OFD_SETLK F_RDLCK 0+1 on another description: ok",
@@ -355,6 +360,8 @@ var cCases = []cCase{
 		"SIGEV_THREAD: ok, the function ran with value 99: yes",
 		"TIMER_ABSTIME CLOCK_REALTIME: fired: yes, not before the time: yes",
 		"forked child: timer_gettime of the parent's timer: Invalid argument",
+		"CLOCK_PROCESS_CPUTIME_ID timer: ok, armed: yes, fired while spinning: yes",
+		"CLOCK_THREAD_CPUTIME_ID timer: ok, armed: yes, fired while spinning: yes",
 	}}},
 	// timerfd and signalfd, alone and through poll and epoll.
 	{name: "tfd", prog: "tfd", spec: spec{want: []string{
@@ -366,7 +373,15 @@ var cCases = []cCase{
 		"three queued SIGRTMIN in one read: 384 bytes, values 1 2 3",
 		"blocking read of a timer's signal: 128 bytes, SI_TIMER yes, ssi_tid is the timer: yes, int 31: yes",
 		"epoll: then the signalfd: yes",
+		"forked child: its own signal polls ready on the inherited signalfd: yes, read: yes",
 		"SIGCHLD: code CLD_EXITED yes, pid is the child yes, status 3: yes",
+	}}},
+	// The signal mask argument of ppoll, pselect6 and epoll_pwait.
+	{name: "waitmask", prog: "waitmask", spec: spec{want: []string{
+		"ppoll, pending signal unblocked by the mask: -1 Interrupted system call, handler ran: yes, mask restored: yes",
+		"pselect, signal sent during the wait: -1 Interrupted system call, handler ran: yes",
+		"epoll_pwait, mask keeping it blocked: timed out: yes, still pending: yes",
+		"epoll_pwait, ready descriptor: 1, handler ran: no, still pending: yes",
 	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", zdtm: zdtmSpec{fast: true}, spec: spec{args: []string{"handler-init"}, want: []string{

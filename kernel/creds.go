@@ -31,6 +31,10 @@ type credentials struct {
 	// Securebits are prctl's PR_SET_SECUREBITS flags, SECURE_KEEP_CAPS
 	// (PR_SET_KEEPCAPS) included.
 	Securebits uint32
+	// NoNewPrivs is PR_SET_NO_NEW_PRIVS's flag: once set it stays, and
+	// children inherit it (with nothing that grants privileges at execve,
+	// it changes nothing else).
+	NoNewPrivs bool
 }
 
 // Capabilities the sentry checks (linux/capability.h).
@@ -127,19 +131,6 @@ func (k *Kernel) adoptLegacyCreds() {
 
 // capable reports whether the effective set holds capability cp.
 func (c *credentials) capable(cp uint) bool { return c.CapEffective&(1<<cp) != 0 }
-
-// inGroup reports whether gid is the effective group or a supplementary one.
-func (c *credentials) inGroup(gid uint32) bool {
-	if gid == c.EGID {
-		return true
-	}
-	for _, g := range c.Groups {
-		if g == gid {
-			return true
-		}
-	}
-	return false
-}
 
 // fixSetuidCaps applies Linux's capability rules for a change of the user
 // IDs from old to c (cap_emulate_setxuid): leaving root for all three IDs

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"snapshotter/kernel/vfs"
 )
 
@@ -36,7 +38,22 @@ type fileLocks struct {
 	// changed, waking every waiter to try again. Not saved: no task waits
 	// at save time. Protected by mu.
 	changed chan struct{} `state:"nosave"`
+	// waiting are the POSIX lock requests of processes blocked in
+	// F_SETLKW, for deadlock detection. Not saved: a save interrupts the
+	// waits, which register again when they restart. Protected by mu.
+	waiting map[*ThreadGroup]lockRequest `state:"nosave"`
 }
+
+// lockRequest is a record lock a process waits for.
+type lockRequest struct {
+	key        vfs.LockKey
+	write      bool
+	start, end uint64
+}
+
+// maxDeadlockSteps bounds the wait-for chain deadlock detection follows,
+// as Linux's MAX_DEADLK_ITERATIONS.
+const maxDeadlockSteps = 10
 
 // lockedFile is one file's locks.
 //
@@ -189,20 +206,38 @@ func (lf *lockedFile) conflictLocked(o lockOwner, write bool, start, end uint64)
 }
 
 // trySetRecord sets owner o's lock on start..end of key to a read lock, a
-// write lock, or none (unlock), or returns a channel closed when it may be
-// worth trying again. The owner's locks of the same type that overlap or
-// touch the range merge with it; those of the other type lose the range
-// (and may split in two), as in Linux.
-func (l *fileLocks) trySetRecord(key vfs.LockKey, o lockOwner, unlock, write bool, start, end uint64) (<-chan struct{}, bool) {
+// write lock, or none (unlock). On a conflict it returns a channel closed
+// when it may be worth trying again; if the caller is going to wait for it
+// (wait), a POSIX owner is registered as waiting, and EDEADLK is returned
+// instead if the owner of the conflicting lock waits, directly or through
+// other processes, for a lock the caller holds. The owner's locks of the
+// same type that overlap or touch the range merge with it; those of the
+// other type lose the range (and may split in two), as in Linux.
+func (l *fileLocks) trySetRecord(key vfs.LockKey, o lockOwner, unlock, write, wait bool, start, end uint64) (<-chan struct{}, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	defer l.gcLocked()
 	lf := l.fileLocked(key, !unlock)
 	if lf == nil {
-		return nil, true
+		return nil, nil
 	}
-	if !unlock && lf.conflictLocked(o, write, start, end) != nil {
-		return l.changedLocked(), false
+	if !unlock {
+		if c := lf.conflictLocked(o, write, start, end); c != nil {
+			if wait && o.Process != nil {
+				if l.deadlockLocked(o.Process, c) {
+					delete(l.waiting, o.Process)
+					return nil, unix.EDEADLK
+				}
+				if l.waiting == nil {
+					l.waiting = map[*ThreadGroup]lockRequest{}
+				}
+				l.waiting[o.Process] = lockRequest{key: key, write: write, start: start, end: end}
+			}
+			return l.changedLocked(), nil
+		}
+	}
+	if o.Process != nil {
+		delete(l.waiting, o.Process)
 	}
 	ns, ne := start, end
 	out := lf.Records[:0:0]
@@ -234,7 +269,42 @@ func (l *fileLocks) trySetRecord(key vfs.LockKey, o lockOwner, unlock, write boo
 	slices.SortStableFunc(out, func(a, b recordLock) int { return cmp.Compare(a.Start, b.Start) })
 	lf.Records = out
 	l.notifyLocked()
-	return nil, true
+	return nil, nil
+}
+
+// deadlockLocked reports whether process p waiting for lock blocker would
+// deadlock: blocker's owner waits for a lock whose owner waits ... for a
+// lock p holds (Linux's posix_locks_deadlock; OFD locks end the chain).
+//
+// Preconditions: l.mu is held.
+func (l *fileLocks) deadlockLocked(p *ThreadGroup, blocker *recordLock) bool {
+	for i := 0; i < maxDeadlockSteps && blocker != nil; i++ {
+		b := blocker.Owner.Process
+		if b == nil {
+			return false
+		}
+		if b == p {
+			return true
+		}
+		req, ok := l.waiting[b]
+		if !ok {
+			return false
+		}
+		lf := l.fileLocked(req.key, false)
+		if lf == nil {
+			return false
+		}
+		blocker = lf.conflictLocked(lockOwner{Process: b}, req.write, req.start, req.end)
+	}
+	return false
+}
+
+// stopWaiting forgets that process p waits for a lock (its F_SETLKW was
+// interrupted).
+func (l *fileLocks) stopWaiting(p *ThreadGroup) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.waiting, p)
 }
 
 // recordConflict returns a copy of the lock F_GETLK reports for owner o
@@ -273,6 +343,7 @@ func (l *fileLocks) releaseRecords(tg *ThreadGroup, key vfs.LockKey) {
 // releaseProcess drops every POSIX lock of process tg, which is exiting.
 func (l *fileLocks) releaseProcess(tg *ThreadGroup) {
 	l.releaseRecordsIf(tg, func(vfs.LockKey) bool { return true })
+	l.stopWaiting(tg)
 }
 
 func (l *fileLocks) releaseRecordsIf(tg *ThreadGroup, onFile func(vfs.LockKey) bool) {

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"snapshotter/kernel/vfs"
 )
 
@@ -38,7 +40,7 @@ func TestRecordLocks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newFileLocks()
 			for _, s := range tc.sets {
-				if _, ok := l.trySetRecord(key, a, s.unlock, s.write, s.start, s.end); !ok {
+				if ch, err := l.trySetRecord(key, a, s.unlock, s.write, false, s.start, s.end); ch != nil || err != nil {
 					t.Fatalf("trySetRecord(%+v) conflicted with nothing held by others", s)
 				}
 			}
@@ -92,5 +94,43 @@ func TestFlockConversion(t *testing.T) {
 	l.ReleaseLocks(f2)
 	if len(l.files) != 0 {
 		t.Errorf("after releasing the holder: %d files in the table, want none", len(l.files))
+	}
+}
+
+// TestRecordLockDeadlock: a process that would wait for a lock whose owner
+// waits (directly or through another process) for one of its own gets
+// EDEADLK; a request that does not wait never does.
+func TestRecordLockDeadlock(t *testing.T) {
+	key := vfs.LockKey{Ino: 1}
+	tests := []struct {
+		name   string
+		owners int // owner i holds byte i and waits for byte i+1, the last asks for byte 0
+	}{
+		{"two processes", 2},
+		{"three processes", 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newFileLocks()
+			owners := make([]lockOwner, tc.owners)
+			for i := range owners {
+				owners[i] = lockOwner{Process: &ThreadGroup{tgid: int32(i + 1)}}
+				if ch, err := l.trySetRecord(key, owners[i], false, true, true, uint64(i), uint64(i)); ch != nil || err != nil {
+					t.Fatalf("owner %d: taking its own byte = %v, %v", i, ch, err)
+				}
+			}
+			last := owners[tc.owners-1]
+			if ch, err := l.trySetRecord(key, last, false, true, false, 0, 0); ch == nil || err != nil {
+				t.Errorf("F_SETLK of a held byte = %v, %v, want a conflict without EDEADLK", ch, err)
+			}
+			for i := 0; i < tc.owners-1; i++ {
+				if ch, err := l.trySetRecord(key, owners[i], false, true, true, uint64(i+1), uint64(i+1)); ch == nil || err != nil {
+					t.Fatalf("owner %d waiting for byte %d = %v, %v, want a wait", i, i+1, ch, err)
+				}
+			}
+			if _, err := l.trySetRecord(key, last, false, true, true, 0, 0); err != unix.EDEADLK {
+				t.Errorf("closing the cycle: error %v, want EDEADLK", err)
+			}
+		})
 	}
 }

@@ -70,6 +70,7 @@ func init() {
 		{Name: "CapBounding", Type: "uint64"},
 		{Name: "CapAmbient", Type: "uint64"},
 		{Name: "Securebits", Type: "uint32"},
+		{Name: "NoNewPrivs", Type: "bool"},
 	})
 	stateTypeInfofileLocks = stateify.Register[fileLocks]("snapshotter/kernel.fileLocks", []stateify.Field{
 		{Name: "files", Type: "[]*snapshotter/kernel.lockedFile"},
@@ -205,6 +206,7 @@ func init() {
 		{Name: "Signo", Type: "int32"},
 		{Name: "Value", Type: "uint64"},
 		{Name: "Target", Type: "*snapshotter/kernel.Task"},
+		{Name: "Owner", Type: "*snapshotter/kernel.Task"},
 		{Name: "Expiry", Type: "int64"},
 		{Name: "Interval", Type: "int64"},
 		{Name: "Queued", Type: "bool"},
@@ -361,6 +363,7 @@ func init() {
 		{Name: "AltFlags", Type: "int32"},
 		{Name: "SavedMask", Type: "uint64"},
 		{Name: "HaveSavedMask", Type: "bool"},
+		{Name: "CPUTime", Type: "int64"},
 	})
 	stateTypeInforestartBlock = stateify.Register[restartBlock]("snapshotter/kernel.restartBlock", []stateify.Field{
 		{Name: "Kind", Type: "uint8"},
@@ -413,6 +416,7 @@ func (x *credentials) StateSave(e *stateify.Encoder) {
 	e.Uint(x.CapBounding)
 	e.Uint(x.CapAmbient)
 	e.Uint(uint64(x.Securebits))
+	e.Bool(x.NoNewPrivs)
 }
 
 // StateLoad implements stateify.Savable.
@@ -456,6 +460,8 @@ func (x *credentials) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.CapAmbient = d.Uint64()
 		case 14:
 			x.Securebits = d.Uint32()
+		case 15:
+			x.NoNewPrivs = d.Bool()
 		default:
 			d.Skip()
 		}
@@ -1379,6 +1385,7 @@ func (x *posixTimer) StateSave(e *stateify.Encoder) {
 	e.Int(int64(x.Signo))
 	e.Uint(x.Value)
 	stateify.SavePtr(e, x.Target)
+	stateify.SavePtr(e, x.Owner)
 	e.Int(x.Expiry)
 	e.Int(x.Interval)
 	e.Bool(x.Queued)
@@ -1403,14 +1410,16 @@ func (x *posixTimer) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 5:
 			stateify.LoadPtr(d, &x.Target)
 		case 6:
-			x.Expiry = d.Int64()
+			stateify.LoadPtr(d, &x.Owner)
 		case 7:
-			x.Interval = d.Int64()
+			x.Expiry = d.Int64()
 		case 8:
-			x.Queued = d.Bool()
+			x.Interval = d.Int64()
 		case 9:
-			x.Overruns = d.Int64()
+			x.Queued = d.Bool()
 		case 10:
+			x.Overruns = d.Int64()
+		case 11:
 			x.LastOverrun = d.Int32()
 		default:
 			d.Skip()
@@ -2212,6 +2221,7 @@ func (x *taskSignals) StateSave(e *stateify.Encoder) {
 	e.Int(int64(x.AltFlags))
 	e.Uint(x.SavedMask)
 	e.Bool(x.HaveSavedMask)
+	e.Int(x.CPUTime)
 }
 
 // StateLoad implements stateify.Savable.
@@ -2232,6 +2242,8 @@ func (x *taskSignals) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.SavedMask = d.Uint64()
 		case 6:
 			x.HaveSavedMask = d.Bool()
+		case 7:
+			x.CPUTime = d.Int64()
 		default:
 			d.Skip()
 		}

@@ -179,6 +179,7 @@ func procStatus(in procTaskInfo) []byte {
 	fmt.Fprintf(&b, "CapEff:\t%016x\n", c.CapEffective)
 	fmt.Fprintf(&b, "CapBnd:\t%016x\n", c.CapBounding)
 	fmt.Fprintf(&b, "CapAmb:\t%016x\n", c.CapAmbient)
+	fmt.Fprintf(&b, "NoNewPrivs:\t%d\n", boolToUint64(c.NoNewPrivs))
 	return []byte(b.String())
 }
 

@@ -11,7 +11,8 @@ func TestProcStatus(t *testing.T) {
 	in := procTaskInfo{
 		Name: "a\\b\nc", State: 'S', Umask: 0o22, Tgid: 7, Pid: 8, PPid: 1, Pgid: 7, Sid: 7,
 		Creds: credentials{UID: 1000, EUID: 1001, SUID: 1002, FSUID: 1003, GID: 100, EGID: 101, SGID: 102, FSGID: 103,
-			Groups: []uint32{4, 27}, CapPermitted: 1<<40 | 1, CapEffective: 1, CapBounding: capAll, CapAmbient: 1 << 7},
+			Groups: []uint32{4, 27}, CapPermitted: 1<<40 | 1, CapEffective: 1, CapBounding: capAll, CapAmbient: 1 << 7,
+			NoNewPrivs: true},
 		Threads: 3, VmSize: 5616 << 10, VmRSS: 1024 << 10,
 		SigBlk: 1 << 9, SigIgn: 1 << 11, SigCgt: 1<<0 | 1<<63,
 	}
@@ -39,6 +40,7 @@ func TestProcStatus(t *testing.T) {
 		"CapEff:\t0000000000000001\n",
 		"CapBnd:\t000001ffffffffff\n",
 		"CapAmb:\t0000000000000080\n",
+		"NoNewPrivs:\t1\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("procStatus(%+v) = %q, want a line %q", in, got, want)

@@ -70,6 +70,9 @@ func (tg *ThreadGroup) specialOf(f *vfs.File) specialFile {
 	defer tg.mu.Unlock()
 	for _, s := range tg.specials {
 		if s.Carrier == f {
+			if sf, ok := s.Obj.(*signalFD); ok {
+				return signalfdView{sf, tg}
+			}
 			return s.Obj
 		}
 	}

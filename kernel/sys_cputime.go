@@ -6,7 +6,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Process CPU time, for ITIMER_VIRTUAL and ITIMER_PROF.
+// Process CPU time, for ITIMER_VIRTUAL, ITIMER_PROF and POSIX timers on
+// the CPU clocks (user plus system time, as ITIMER_PROF: the process's,
+// or for CLOCK_THREAD_CPUTIME_ID the thread's own, taskSignals.CPUTime).
 //
 // The kernel measures a process's CPU time only while one of these timers
 // is armed (tgSignals.cpuTimersArmed), so that nothing is added to a
@@ -100,6 +102,7 @@ func (t *Task) beginUserTime() userTimer {
 		if d := threadCPUNow() - mark; d > 0 {
 			t.tg.mu.Lock()
 			t.tg.sigs.SysTime += d
+			t.sig.CPUTime += d
 			t.tg.mu.Unlock()
 		}
 	}
@@ -119,7 +122,8 @@ func (t *Task) beginUserTime() userTimer {
 
 // endUserTime is called when Switch returns, with beginUserTime's result:
 // it adds the time in the application to the process's user time, and
-// starts measuring system time if ITIMER_PROF is armed.
+// starts measuring system time if ITIMER_PROF or a POSIX timer on the
+// process CPU clock is armed.
 //
 // Preconditions: called by the task goroutine.
 func (t *Task) endUserTime(u userTimer) {
@@ -143,20 +147,21 @@ func (t *Task) endUserTime(u userTimer) {
 	tg := t.tg
 	tg.mu.Lock()
 	tg.sigs.UserTime += d
-	prof := tg.sigs.Itimers[itimerProf].Expiry != 0
+	t.sig.CPUTime += d
+	prof := tg.sigs.Itimers[itimerProf].Expiry != 0 || tg.posixCPUTimerArmedLocked()
 	tg.mu.Unlock()
 	if prof {
 		t.sig.sysMark = threadCPUNow()
 	}
 }
 
-// updateCPUTimersArmedLocked records whether ITIMER_VIRTUAL or ITIMER_PROF
-// is armed, for beginUserTime.
+// updateCPUTimersArmedLocked records whether ITIMER_VIRTUAL, ITIMER_PROF
+// or a POSIX timer on the process CPU clock is armed, for beginUserTime.
 //
 // Preconditions: tg.mu is held.
 func (tg *ThreadGroup) updateCPUTimersArmedLocked() {
 	its := &tg.sigs.Itimers
-	tg.sigs.cpuTimersArmed.Store(its[itimerVirtual].Expiry != 0 || its[itimerProf].Expiry != 0)
+	tg.sigs.cpuTimersArmed.Store(its[itimerVirtual].Expiry != 0 || its[itimerProf].Expiry != 0 || tg.posixCPUTimerArmedLocked())
 }
 
 // itimerClockLocked returns the current time of timer which's clock: the

@@ -201,8 +201,8 @@ const (
 	prCapAmbientNone = 4
 )
 
-// prctlCreds implements the prctl options about capabilities and
-// securebits; handled is false for other options.
+// prctlCreds implements the prctl options about capabilities, securebits
+// and no_new_privs; handled is false for other options.
 func (t *Task) prctlCreds(a *sysArgs) (r uint64, handled bool, err error) {
 	c := &t.creds
 	validCap := a[1] <= capLastCap
@@ -243,6 +243,16 @@ func (t *Task) prctlCreds(a *sysArgs) (r uint64, handled bool, err error) {
 	case prCapAmbient:
 		r, err := t.prctlAmbient(a)
 		return r, true, err
+	case prSetNoNewPrivs:
+		if a[1] != 1 || a[2] != 0 || a[3] != 0 || a[4] != 0 {
+			return 0, true, unix.EINVAL
+		}
+		return 0, true, t.changeCreds(func(c *credentials) error { c.NoNewPrivs = true; return nil })
+	case prGetNoNewPrivs:
+		if a[1] != 0 || a[2] != 0 || a[3] != 0 || a[4] != 0 {
+			return 0, true, unix.EINVAL
+		}
+		return boolToUint64(c.NoNewPrivs), true, nil
 	}
 	return 0, false, nil
 }

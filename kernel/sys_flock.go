@@ -139,15 +139,19 @@ func (t *Task) fcntlLock(f *vfs.File, cmd int, addr uint64) error {
 	if ofd {
 		f.SetLockReleaser(locks)
 	}
+	wait := cmd == unix.F_SETLKW || cmd == unix.F_OFD_SETLKW
 	for {
-		ch, ok := locks.trySetRecord(key, owner, typ == fUnlck, typ == fWrlck, first, last)
-		if ok {
-			return nil
+		ch, err := locks.trySetRecord(key, owner, typ == fUnlck, typ == fWrlck, wait, first, last)
+		if err != nil || ch == nil {
+			return err
 		}
-		if cmd == unix.F_SETLK || cmd == unix.F_OFD_SETLK {
+		if !wait {
 			return unix.EAGAIN
 		}
 		if err := t.block(ch); err != nil {
+			if owner.Process != nil {
+				locks.stopWaiting(owner.Process)
+			}
 			return err
 		}
 	}

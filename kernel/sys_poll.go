@@ -43,20 +43,6 @@ func (t *Task) pollUntil(addr, nfds uint64, deadline int64) (uint64, error) {
 	return n, err
 }
 
-func sysPpoll(t *Task, a *sysArgs) (uint64, error) {
-	timeout := int64(-1)
-	if a[2] != 0 {
-		d, err := t.copyInTimespec(a[2])
-		if err != nil {
-			return 0, err
-		}
-		timeout = d
-	}
-	// The signal mask argument (a[3]) is applied by the signal code when
-	// it exists; without it there is nothing to mask.
-	return t.poll(a[0], a[1], timeout)
-}
-
 // poll implements poll(2) for nfds entries at addr, waiting at most
 // timeout nanoseconds (-1: forever). Interrupted, it restarts with the
 // full timeout (ERESTARTNOHAND), which is within what poll promises.

@@ -41,6 +41,9 @@ type posixTimer struct {
 	// Value is the sigev_value the signal carries.
 	Value  uint64
 	Target *Task
+	// Owner is the thread whose CPU clock a CLOCK_THREAD_CPUTIME_ID
+	// timer follows: the one that made it.
+	Owner *Task
 	// Expiry is the next expiry on Clock, in nanoseconds; 0 when
 	// disarmed. Interval is the period, 0 for a one-shot timer.
 	Expiry   int64
@@ -56,22 +59,37 @@ type posixTimer struct {
 	armedFor int64       `state:"nosave"`
 }
 
-// posixTimerClockOK checks a timer_create clock: the realtime, monotonic
-// and boot-time clocks (the alarm ones need CAP_WAKE_ALARM); the CPU-time
-// clocks are not supported yet (EINVAL).
-func (t *Task) posixTimerClockOK(c int32) error {
+// processCPUClock and threadCPUClock are the CPU clocks of the calling
+// process and thread as glibc passes them to timer_create
+// (MAKE_PROCESS_CPUCLOCK(0, CPUCLOCK_SCHED) and the thread one); musl passes
+// CLOCK_PROCESS_CPUTIME_ID and CLOCK_THREAD_CPUTIME_ID themselves.
+const (
+	processCPUClock = ^int32(0)<<3 | cpuClockSched
+	threadCPUClock  = processCPUClock | 4
+)
+
+// posixTimerClock checks a timer_create clock and returns the one the timer
+// uses: the realtime, monotonic and boot-time clocks (the alarm ones need
+// CAP_WAKE_ALARM) and the CPU clocks of the calling process and thread,
+// measured as ITIMER_PROF measures them; other processes' and threads'
+// CPU clocks are not supported (EINVAL).
+func (t *Task) posixTimerClock(c int32) (int32, error) {
 	switch c {
+	case clockProcessCPUTime, processCPUClock:
+		return clockProcessCPUTime, nil
+	case clockThreadCPUTime, threadCPUClock:
+		return clockThreadCPUTime, nil
 	case clockRealtime, clockMonotonic, clockBoottime:
-		return nil
+		return c, nil
 	case clockRealtimeAlarm, clockBoottimeAlarm:
 		if !t.creds.capable(capWakeAlarm) {
-			return unix.EPERM
+			return 0, unix.EPERM
 		}
-		return nil
+		return c, nil
 	case clockMonotonicRaw, clockRealtimeCoarse, clockMonotonicCoarse:
-		return unix.EOPNOTSUPP
+		return 0, unix.EOPNOTSUPP
 	}
-	return unix.EINVAL
+	return 0, unix.EINVAL
 }
 
 // capWakeAlarm is CAP_WAKE_ALARM.
@@ -110,11 +128,11 @@ func (t *Task) parseSigevent(addr uint64, pt *posixTimer) error {
 }
 
 func sysTimerCreate(t *Task, a *sysArgs) (uint64, error) {
-	clock := a.Int(0)
-	if err := t.posixTimerClockOK(clock); err != nil {
+	clock, err := t.posixTimerClock(a.Int(0))
+	if err != nil {
 		return 0, err
 	}
-	pt := &posixTimer{Clock: clock, Notify: sigevSignal, Signo: int32(unix.SIGALRM)}
+	pt := &posixTimer{Clock: clock, Notify: sigevSignal, Signo: int32(unix.SIGALRM), Owner: t}
 	if a[1] != 0 {
 		if err := t.parseSigevent(a[1], pt); err != nil {
 			return 0, err
@@ -153,12 +171,37 @@ func (tg *ThreadGroup) timerLocked(id int32) *posixTimer {
 	return nil
 }
 
-// now returns the current time of the timer's clock.
-func (pt *posixTimer) now(k *Kernel) int64 {
-	if pt.Clock == clockRealtime || pt.Clock == clockRealtimeAlarm {
-		return k.realtimeNow()
+// nowLocked returns the current time of the timer's clock.
+//
+// Preconditions: tg.mu is held.
+func (pt *posixTimer) nowLocked(tg *ThreadGroup) int64 {
+	switch pt.Clock {
+	case clockRealtime, clockRealtimeAlarm:
+		return tg.k.realtimeNow()
+	case clockProcessCPUTime:
+		return tg.sigs.UserTime + tg.sigs.SysTime
+	case clockThreadCPUTime:
+		return pt.Owner.sig.CPUTime
 	}
-	return k.monotonicNow()
+	return tg.k.monotonicNow()
+}
+
+// onCPUClock reports whether the timer follows a CPU clock.
+func (pt *posixTimer) onCPUClock() bool {
+	return pt.Clock == clockProcessCPUTime || pt.Clock == clockThreadCPUTime
+}
+
+// posixCPUTimerArmedLocked reports whether a timer on the process CPU
+// clock is armed, which makes the kernel measure the process's CPU time.
+//
+// Preconditions: tg.mu is held.
+func (tg *ThreadGroup) posixCPUTimerArmedLocked() bool {
+	for _, pt := range tg.sigs.Timers {
+		if pt.onCPUClock() && pt.Expiry != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // checkPosixTimersLocked signals the expired POSIX timers of the process
@@ -170,7 +213,7 @@ func (tg *ThreadGroup) checkPosixTimersLocked() {
 		if pt.Expiry == 0 {
 			continue
 		}
-		if n := pt.advance(pt.now(tg.k)); n > 0 {
+		if n := pt.advance(pt.nowLocked(tg)); n > 0 {
 			tg.firePosixTimerLocked(pt, n)
 		}
 		if pt.Expiry != 0 && pt.Notify != sigevNone && (pt.timer == nil || pt.armedFor != pt.Expiry) {
@@ -202,17 +245,27 @@ func (tg *ThreadGroup) firePosixTimerLocked(pt *posixTimer, n int64) {
 	if pt.Notify == sigevNone {
 		return
 	}
+	target := pt.Target
+	if target != nil && !tg.hasTaskLocked(target) {
+		// The thread is gone, and the signal queued for it with it: the
+		// process takes the signals from now on.
+		target, pt.Target, pt.Queued = nil, nil, false
+	}
 	if pt.Queued {
 		pt.Overruns += n
 		return
 	}
 	signo := int(pt.Signo)
-	target := pt.Target
-	if target != nil && !tg.hasTaskLocked(target) {
-		target = nil
-	}
 	bit := sigBit(signo)
+	// As sendSignal: an ignored signal is dropped unless every thread it
+	// may go to blocks it (sigwaitinfo may take it then).
 	blocked := target != nil && target.sig.Mask&bit != 0
+	if target == nil {
+		blocked = true
+		for _, o := range tg.tasks {
+			blocked = blocked && o.sig.Mask&bit != 0
+		}
+	}
 	if tg.ignoredLocked(signo) && !blocked {
 		return
 	}
@@ -265,7 +318,10 @@ func (pt *posixTimer) delivered() uint32 {
 }
 
 // armPosixTimerLocked starts the Go timer that interrupts a thread of the
-// process when pt expires; that thread then signals it.
+// process when pt expires; that thread then signals it. A timer on the CPU
+// clock polls, as ITIMER_PROF does (armItimerLocked): its Go timer fires
+// when the process could have used the time at the earliest, and the check
+// it causes arms it again for what is left.
 //
 // Preconditions: tg.mu is held.
 func (tg *ThreadGroup) armPosixTimerLocked(pt *posixTimer) {
@@ -273,7 +329,23 @@ func (tg *ThreadGroup) armPosixTimerLocked(pt *posixTimer) {
 		pt.timer.Stop()
 	}
 	pt.armedFor = pt.Expiry
-	pt.timer = time.AfterFunc(time.Duration(pt.Expiry-pt.now(tg.k)), tg.itimerWake)
+	delay := time.Duration(pt.Expiry - pt.nowLocked(tg))
+	if !pt.onCPUClock() {
+		pt.timer = time.AfterFunc(delay, tg.itimerWake)
+		return
+	}
+	delay = max(delay/time.Duration(max(len(tg.tasks), 1)), minCPUTimerPoll)
+	var tm *time.Timer
+	tm = time.AfterFunc(delay, func() {
+		// tm is set: the arming code held tg.mu until it was.
+		tg.mu.Lock()
+		if pt.timer == tm {
+			pt.timer = nil // fired: the next check arms it again
+		}
+		tg.mu.Unlock()
+		tg.itimerWake()
+	})
+	pt.timer = tm
 }
 
 // stopPosixTimerLocked stops pt's Go timer.
@@ -305,8 +377,8 @@ const itimerspecSize = 2 * timespecSize
 // as Linux) and the interval.
 //
 // Preconditions: the process's mu is held.
-func (pt *posixTimer) remainingLocked(k *Kernel) (value, interval int64) {
-	now := pt.now(k)
+func (pt *posixTimer) remainingLocked(tg *ThreadGroup) (value, interval int64) {
+	now := pt.nowLocked(tg)
 	if pt.Notify == sigevNone {
 		pt.advance(now)
 	}
@@ -352,7 +424,7 @@ func sysTimerSettime(t *Task, a *sysArgs) (uint64, error) {
 		tg.mu.Unlock()
 		return 0, unix.EINVAL
 	}
-	oldValue, oldInterval := pt.remainingLocked(t.k)
+	oldValue, oldInterval := pt.remainingLocked(tg)
 	pt.stopLocked()
 	pt.Interval = interval
 	switch {
@@ -361,9 +433,10 @@ func sysTimerSettime(t *Task, a *sysArgs) (uint64, error) {
 	case flags&timerAbstime != 0:
 		pt.Expiry = value
 	default:
-		pt.Expiry = saturatingAdd(pt.now(t.k), value)
+		pt.Expiry = saturatingAdd(pt.nowLocked(tg), value)
 	}
 	tg.checkPosixTimersLocked()
+	tg.updateCPUTimersArmedLocked()
 	tg.mu.Unlock()
 	if a[3] != 0 {
 		return 0, t.copyOutItimerspec(a[3], oldValue, oldInterval)
@@ -380,7 +453,7 @@ func sysTimerGettime(t *Task, a *sysArgs) (uint64, error) {
 		tg.mu.Unlock()
 		return 0, unix.EINVAL
 	}
-	value, interval := pt.remainingLocked(t.k)
+	value, interval := pt.remainingLocked(tg)
 	tg.mu.Unlock()
 	return 0, t.copyOutItimerspec(a[1], value, interval)
 }

@@ -224,12 +224,10 @@ func sysPrctl(t *Task, a *sysArgs) (uint64, error) {
 		return t.timerSlack(), nil
 	case prGetDumpable:
 		return 1, nil
-	case prSetPdeathsig, prSetNoNewPrivs, prSetChildSubreaper:
+	case prSetPdeathsig, prSetChildSubreaper:
 		return 0, nil // accepted; without effect in the sandbox
 	case prGetPdeathsig:
 		return 0, t.copyOutUint32(a[1], 0)
-	case prGetNoNewPrivs:
-		return 0, nil
 	case prSetDumpable:
 		if a[1] > 1 {
 			return 0, unix.EINVAL

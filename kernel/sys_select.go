@@ -23,19 +23,6 @@ func sysSelect(t *Task, a *sysArgs) (uint64, error) {
 	return t.selectFDs(a.Int(0), a[1], a[2], a[3], timeout)
 }
 
-func sysPselect6(t *Task, a *sysArgs) (uint64, error) {
-	timeout := int64(-1)
-	if a[4] != 0 {
-		d, err := t.copyInTimespec(a[4])
-		if err != nil {
-			return 0, err
-		}
-		timeout = d
-	}
-	// The signal mask (a[5]) is the signal code's to apply.
-	return t.selectFDs(a.Int(0), a[1], a[2], a[3], timeout)
-}
-
 // selectFDs implements select over the fd_set bitmaps at readAddr,
 // writeAddr and exceptAddr (0: absent) through poll.
 func (t *Task) selectFDs(nfds int32, readAddr, writeAddr, exceptAddr uint64, timeout int64) (uint64, error) {

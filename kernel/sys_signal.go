@@ -242,6 +242,32 @@ func (t *Task) senderInfo(sig int32, code int32) sigInfo {
 	return sigInfo{Signo: sig, Code: code, Pid: t.tg.tgid, UID: t.creds.UID}
 }
 
+// capKill is CAP_KILL.
+const capKill = 5
+
+// mayKill reports whether t may send sig to target, as Linux's
+// check_kill_permission: always within its own process; otherwise when
+// t's real or effective user ID is target's real or saved one, with
+// CAP_KILL, or for SIGCONT within the same session.
+func (t *Task) mayKill(target *Task, sig int32) bool {
+	if target.tg == t.tg || t.creds.capable(capKill) {
+		return true
+	}
+	c := &t.creds
+	target.tg.mu.Lock()
+	tc, tsid := target.creds, target.tg.sid
+	target.tg.mu.Unlock()
+	if c.EUID == tc.SUID || c.EUID == tc.UID || c.UID == tc.SUID || c.UID == tc.UID {
+		return true
+	}
+	if sig != int32(unix.SIGCONT) {
+		return false
+	}
+	t.tg.mu.Lock()
+	defer t.tg.mu.Unlock()
+	return t.tg.sid == tsid
+}
+
 // processesFor returns the processes kill(pid) addresses.
 func (t *Task) processesFor(pid int32) []*ThreadGroup {
 	var out []*ThreadGroup
@@ -284,11 +310,20 @@ func sysKill(t *Task, a *sysArgs) (uint64, error) {
 	if len(tgs) == 0 {
 		return 0, unix.ESRCH
 	}
+	allowed := tgs[:0:0]
+	for _, tg := range tgs {
+		if t.mayKill(tg.leader, sig) {
+			allowed = append(allowed, tg)
+		}
+	}
+	if len(allowed) == 0 && pid != -1 {
+		return 0, unix.EPERM // kill(-1) reports no EPERM, as Linux
+	}
 	if sig == 0 {
 		return 0, nil
 	}
 	info := t.senderInfo(sig, siUser)
-	for _, tg := range tgs {
+	for _, tg := range allowed {
 		tg.sendSignal(info, nil)
 	}
 	return 0, nil
@@ -309,6 +344,9 @@ func (t *Task) signalThread(tgid, tid, sig int32) (uint64, error) {
 	}
 	if tgid != -1 && target.tg.tgid != tgid {
 		return 0, unix.ESRCH
+	}
+	if !t.mayKill(target, sig) {
+		return 0, unix.EPERM
 	}
 	if sig == 0 {
 		return 0, nil
@@ -342,6 +380,9 @@ func sysRtSigqueueinfo(t *Task, a *sysArgs) (uint64, error) {
 	tgs := t.processesFor(pid)
 	if pid <= 0 || len(tgs) == 0 {
 		return 0, unix.ESRCH
+	}
+	if !t.mayKill(tgs[0].leader, sig) {
+		return 0, unix.EPERM
 	}
 	tgs[0].sendSignal(sigInfo{Signo: sig, Code: code, Raw: raw}, nil)
 	return 0, nil

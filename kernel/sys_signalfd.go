@@ -18,12 +18,14 @@ const signalfdSiginfoSize = 128
 
 // signalFD is a signalfd(2): reading it takes pending signals of its mask
 // from the reader's queues (its thread's, then its process's) instead of
-// delivering them. Poll reports it readable when the process that made it,
-// or one of its threads, has one of them pending.
+// delivering them. Poll reports it readable when the polling process, or
+// one of its threads, has one of them pending: the kernel uses it through
+// a signalfdView of that process (ThreadGroup.specialOf).
 //
 // +stateify savable
 type signalFD struct {
-	// tg is the process whose pending signals poll looks at. Immutable.
+	// tg is the process that made it, whose pending signals its own
+	// readiness looks at. Immutable.
 	tg *ThreadGroup
 	// mu protects mask.
 	mu sync.Mutex `state:"nosave"`
@@ -50,10 +52,11 @@ func (t *Task) signalfd(fd int32, maskAddr, size uint64, flags uint32) (uint64, 
 		return 0, err
 	}
 	defer f.DecRef()
-	s, ok := t.tg.specialOf(f).(*signalFD)
+	v, ok := t.tg.specialOf(f).(signalfdView)
 	if !ok {
 		return 0, unix.EINVAL
 	}
+	s := v.signalFD
 	s.mu.Lock()
 	s.mask = mask
 	s.mu.Unlock()
@@ -66,9 +69,32 @@ func (s *signalFD) getMask() uint64 {
 	return s.mask
 }
 
-func (s *signalFD) readiness(mask uint32) uint32 {
+func (s *signalFD) readiness(mask uint32) uint32 { return s.readinessFor(s.tg, mask) }
+
+func (s *signalFD) changed() <-chan struct{} { return signalQueuedChan(s.tg) }
+
+// signalfdView is a signalfd as process tg sees it.
+type signalfdView struct {
+	*signalFD
+	tg *ThreadGroup
+}
+
+func (v signalfdView) readiness(mask uint32) uint32 { return v.readinessFor(v.tg, mask) }
+
+func (v signalfdView) changed() <-chan struct{} { return signalQueuedChan(v.tg) }
+
+// signalQueuedChan returns a channel closed when a signal is next queued
+// for process tg.
+func signalQueuedChan(tg *ThreadGroup) <-chan struct{} {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return tg.signalQueuedChanLocked()
+}
+
+// readinessFor reports POLLIN when tg or one of its threads has a signal
+// of the mask pending.
+func (s *signalFD) readinessFor(tg *ThreadGroup, mask uint32) uint32 {
 	set := s.getMask()
-	tg := s.tg
 	tg.mu.Lock()
 	pending := tg.sigs.Pending.Set
 	for _, o := range tg.tasks {
@@ -79,12 +105,6 @@ func (s *signalFD) readiness(mask uint32) uint32 {
 		return unix.POLLIN & mask
 	}
 	return 0
-}
-
-func (s *signalFD) changed() <-chan struct{} {
-	s.tg.mu.Lock()
-	defer s.tg.mu.Unlock()
-	return s.tg.signalQueuedChanLocked()
 }
 
 // read takes as many pending signals of the mask as dst holds records

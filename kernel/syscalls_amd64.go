@@ -354,7 +354,7 @@ var syscallTable = [syscallTableSize]syscallEntry{
 	unix.SYS_VMSPLICE:                notYet("vmsplice"),
 	unix.SYS_MOVE_PAGES:              unsupported("move_pages", unix.ENOSYS, "not implemented yet"),
 	unix.SYS_UTIMENSAT:               partial("utimensat", sysUtimensat, "the host root is read-only: EROFS after the checks Linux makes first"),
-	unix.SYS_EPOLL_PWAIT:             partial("epoll_pwait", sysEpollWait, "the signal mask argument is applied by the signal code"),
+	unix.SYS_EPOLL_PWAIT:             full("epoll_pwait", sysEpollPwait),
 	unix.SYS_SIGNALFD:                full("signalfd", sysSignalfd),
 	unix.SYS_TIMERFD_CREATE:          full("timerfd_create", sysTimerfdCreate),
 	unix.SYS_EVENTFD:                 full("eventfd", sysEventfd),

@@ -136,7 +136,7 @@ func (p *sigPending) discard(set uint64) {
 		if sigBit(int(e.Signo))&set == 0 {
 			q = append(q, e)
 		} else if e.Timer != nil {
-			e.Timer.delivered()
+			e.Timer.Queued, e.Timer.Overruns = false, 0 // the next expiry queues it again
 		}
 	}
 	p.Queue = q
@@ -254,6 +254,9 @@ type taskSignals struct {
 	// HaveSavedMask.
 	SavedMask     uint64
 	HaveSavedMask bool
+	// CPUTime is the thread's share of the process's UserTime and
+	// SysTime, for timers on its CPU clock.
+	CPUTime int64
 	// sysMark is the task goroutine's OS thread CPU time when the thread
 	// last came back from the application while ITIMER_PROF was armed,
 	// or 0. stubMark is the CPU time of host process stubPID (the

@@ -6,12 +6,14 @@
  * in the main process, with a second thread waiting: setresgid and
  * setresuid to 1000 (the libc makes every thread change), capget after the
  * drop, setuid(0) and setgroups failing, /proc/self/status, a fork that
- * inherits the IDs. "creds exec" is the execve'd image.
+ * inherits the IDs. kill: a process of uid 1000 may not signal root's
+ * (except SIGCONT in its session) but may signal its own. "creds exec" is the execve'd image.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <grp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +73,8 @@ static void show_status(const char *what)
 	}
 	char line[512];
 	while (fgets(line, sizeof line, f)) {
-		static const char *keys[] = {"Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"};
+		static const char *keys[] = {"Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:",
+					     "CapEff:", "CapBnd:", "CapAmb:", "NoNewPrivs:"};
 		for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 			if (strncmp(line, keys[i], strlen(keys[i])) == 0)
 				printf("%s: %s", what, line);
@@ -149,6 +152,41 @@ static void bounding_case(void)
 	printf("capget(bad version, NULL) %ld, version now %08x\n", rc, h.version);
 }
 
+static void kill_case(void)
+{
+	pid_t victim = fork();
+	if (victim == 0) {
+		pause();
+		_exit(0);
+	}
+	fflush(stdout);
+	pid_t p = fork();
+	if (p == 0) {
+		setresuid(1000, 1000, 1000);
+		printf("uid 1000 kill(root's process, SIGTERM): %s\n", res(kill(victim, SIGTERM)));
+		printf("uid 1000 kill(root's process, 0): %s\n", res(kill(victim, 0)));
+		printf("uid 1000 kill(root's process, SIGCONT), same session: %s\n", res(kill(victim, SIGCONT)));
+		union sigval v = {.sival_int = 1};
+		printf("uid 1000 sigqueue(root's process): %s\n", res(sigqueue(victim, SIGUSR1, v)));
+		fflush(stdout);
+		pid_t own = fork();
+		if (own == 0) {
+			pause();
+			_exit(0);
+		}
+		printf("uid 1000 kill(its own child, SIGTERM): %s\n", res(kill(own, SIGTERM)));
+		int st;
+		waitpid(own, &st, 0);
+		printf("its own child killed by SIGTERM: %s\n", WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM ? "yes" : "no");
+		child_done();
+	}
+	waitpid(p, NULL, 0);
+	printf("root kill(the process, SIGKILL): %s\n", res(kill(victim, SIGKILL)));
+	int st;
+	waitpid(victim, &st, 0);
+	printf("killed by SIGKILL: %s\n", WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL ? "yes" : "no");
+}
+
 static char *self;
 
 static void exec_case(void)
@@ -206,6 +244,7 @@ int main(int argc, char **argv)
 	in_child(setfsuid_case);
 	in_child(keepcaps_case);
 	in_child(bounding_case);
+	kill_case();
 	fflush(stdout);
 	pid_t p = fork();
 	if (p == 0) {

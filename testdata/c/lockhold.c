@@ -6,8 +6,9 @@
  * LOCK_SH on FILE, another in F_SETLKW for a read lock on bytes 50..59.
  * Every 100 ms a forked prober checks that every lock is still held and
  * the parent prints "tick K locks held OK" (or "tick K CORRUPT ..."); after
- * N ticks it prints "releasing", unlocks, and each waiter prints that it
- * got its lock; then "done".
+ * N ticks it prints "releasing", closes FILE (which drops the flock) and a
+ * duplicate of DEVFILE (which drops the POSIX lock), and each waiter prints
+ * that it got its lock; then "done".
  *
  * A checkpoint test should check: saved with the locks held and the
  * waiters blocked, and restored, the ticks continue with "locks held OK",
@@ -34,6 +35,7 @@
 static const char *path, *dev;
 static pid_t parent;
 static int ready[2];
+static int held_fd; /* FILE, holding the flock */
 
 static void nap_ms(long ms)
 {
@@ -70,6 +72,7 @@ static pid_t waiter(int posix)
 	pid_t p = fork();
 	if (p != 0)
 		return p;
+	close(held_fd); /* so that the parent's close is the description's last */
 	int rc;
 	if (posix) {
 		int d = open(dev, O_RDWR);
@@ -96,7 +99,7 @@ int main(int argc, char **argv)
 	dev = argv[3];
 	parent = getpid();
 	pipe(ready);
-	int fd = open(path, O_RDONLY);
+	int fd = held_fd = open(path, O_RDONLY);
 	int d = open(dev, O_RDWR), d2 = open(dev, O_RDWR);
 	if (flock(fd, LOCK_EX) != 0 || setlk(d, F_SETLK, F_WRLCK, 0, 100) != 0 || setlk(d2, F_OFD_SETLK, F_WRLCK, 200, 100) != 0) {
 		printf("cannot take the locks: %s\n", strerror(errno));
@@ -124,9 +127,9 @@ int main(int argc, char **argv)
 	}
 	printf("releasing\n");
 	fflush(stdout);
-	flock(fd, LOCK_UN);
+	close(fd); /* the flock goes with the description's last close */
 	waitpid(w1, NULL, 0);
-	setlk(d, F_SETLK, F_UNLCK, 0, 0);
+	close(dup(d)); /* the POSIX locks go with any close of the file */
 	waitpid(w2, NULL, 0);
 	printf("done\n");
 	return 0;

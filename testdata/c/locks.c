@@ -7,7 +7,8 @@
  * F_GETLK reporting the conflicting range and pid, ranges split and
  * merged, negative l_len, EAGAIN, EBADF and EINVAL, release when the
  * process closes any descriptor of the file and when it exits, a blocked
- * F_SETLKW granted at the unlock. OFD locks: a different owner from the
+ * F_SETLKW granted at the unlock, EDEADLK for a wait that would close a
+ * cycle. OFD locks: a different owner from the
  * process's POSIX locks, shared through fork, released at the last close.
  * Each probe runs in a forked child; the parent waits for it, so the
  * output order is fixed.
@@ -37,7 +38,12 @@ static int mfd;
 static pid_t parent;
 static int ready[2], go[2];
 
-static const char *res(int rc) { return rc == 0 ? "ok" : errno == EWOULDBLOCK ? "EWOULDBLOCK" : strerror(errno); }
+static const char *res(int rc)
+{
+	if (rc == 0)
+		return "ok";
+	return errno == EWOULDBLOCK ? "EWOULDBLOCK" : errno == EDEADLK ? "EDEADLK" : strerror(errno);
+}
 
 static void nap_ms(long ms)
 {
@@ -235,6 +241,42 @@ static void blocked_setlkw(void)
 	probe_whole(); /* its own lock: no conflict */
 }
 
+/* deadlock: the parent holds byte 0 and waits for byte 1, which a child
+ * holds; the child then asks for byte 0 and gets EDEADLK, and exits, which
+ * gives the parent its byte. */
+static void deadlock(void)
+{
+	int held[2], blocking[2];
+	pipe(held);
+	pipe(blocking);
+	setlk(mfd, F_SETLK, F_WRLCK, SEEK_SET, 0, 1);
+	fflush(stdout);
+	pid_t p = fork();
+	if (p == 0) {
+		setlk(mfd, F_SETLK, F_WRLCK, SEEK_SET, 1, 1);
+		write(held[1], "h", 1);
+		char c;
+		read(blocking[0], &c, 1);
+		nap_ms(100);
+		printf("    child F_SETLKW of the parent's byte while the parent waits for the child's: %s\n",
+		       res(setlk(mfd, F_SETLKW, F_WRLCK, SEEK_SET, 0, 1)));
+		printf("    child F_SETLK of it: %s\n", res(setlk(mfd, F_SETLK, F_WRLCK, SEEK_SET, 0, 1)));
+		fflush(stdout);
+		_exit(0);
+	}
+	char c;
+	read(held[0], &c, 1);
+	write(blocking[1], "b", 1);
+	int rc = setlk(mfd, F_SETLKW, F_WRLCK, SEEK_SET, 1, 1);
+	printf("  parent F_SETLKW of the child's byte, granted at its exit: %s\n", res(rc));
+	waitpid(p, NULL, 0);
+	setlk(mfd, F_SETLK, F_UNLCK, SEEK_SET, 0, 0);
+	close(held[0]);
+	close(held[1]);
+	close(blocking[0]);
+	close(blocking[1]);
+}
+
 static void records(void)
 {
 	printf("POSIX locks:\n");
@@ -284,6 +326,7 @@ static void records(void)
 	waitpid(p, NULL, 0);
 	printf("  after the waiter exited:\n");
 	child(probe_whole);
+	deadlock();
 }
 
 static int ofd_fd;

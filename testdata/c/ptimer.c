@@ -4,7 +4,8 @@
  * after disarming, overruns counted while the signal is blocked, SIGEV_NONE,
  * SIGEV_THREAD_ID to a chosen thread, the libc's SIGEV_THREAD, an absolute
  * CLOCK_REALTIME expiry (in the future and in the past), a fork that has no
- * timers, and the errors of bad clocks, sigevents, timespecs and IDs.
+ * timers, timers on the process and thread CPU clocks firing while the
+ * process spins, and the errors of bad clocks, sigevents, timespecs and IDs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -263,6 +264,40 @@ static void absolute(void)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
+static volatile sig_atomic_t cpu_fired;
+static void on_cpu(int sig) { (void)sig; cpu_fired = 1; }
+
+/* A timer on a CPU clock fires while the process spins in user mode
+ * (within 10 s of wall time, or it prints no). */
+static void cpu_clock(clockid_t clock, const char *name)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_cpu;
+	sigaction(SIGPROF, &sa, NULL);
+	struct sigevent sev;
+	memset(&sev, 0, sizeof sev);
+	sev.sigev_notify = SIGEV_SIGNAL;
+	sev.sigev_signo = SIGPROF;
+	timer_t t;
+	cpu_fired = 0;
+	int rc = timer_create(clock, &sev, &t);
+	struct itimerspec its = {{0, 0}, {0, 20000000}}, cur;
+	timer_settime(t, 0, &its, NULL);
+	timer_gettime(t, &cur);
+	int armed = cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec > 0 && cur.it_value.tv_nsec <= 20000000;
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	volatile unsigned long spin = 0;
+	do {
+		for (int i = 0; i < 100000; i++)
+			spin++;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (!cpu_fired && now.tv_sec - start.tv_sec < 10);
+	printf("%s timer: %s, armed: %s, fired while spinning: %s\n", name, res(rc), yesno(armed), yesno(cpu_fired));
+	timer_delete(t);
+}
+
 static void errors(void)
 {
 	timer_t t;
@@ -298,6 +333,8 @@ int main(void)
 	thread_id();
 	sigev_thread();
 	absolute();
+	cpu_clock(CLOCK_PROCESS_CPUTIME_ID, "CLOCK_PROCESS_CPUTIME_ID");
+	cpu_clock(CLOCK_THREAD_CPUTIME_ID, "CLOCK_THREAD_CPUTIME_ID");
 	errors();
 	return 0;
 }

@@ -5,7 +5,8 @@
  * expiry, a forked child reading the inherited descriptor, and errors.
  * signalfd: signals from kill, sigqueue (values, several per read), a POSIX
  * timer and a child's exit read as signalfd_siginfo; poll and epoll
- * readiness; changing the mask; errors.
+ * readiness, also in a forked child for its own signals; changing the
+ * mask; errors.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -212,6 +213,25 @@ static void signalfds(void)
 	read(sfd, si, sizeof si);
 	close(ep);
 	close(tfd);
+
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		kill(getpid(), SIGUSR2);
+		struct pollfd cp = {sfd, POLLIN, 0};
+		int cr = poll(&cp, 1, 0);
+		r = read(sfd, si, sizeof si);
+		printf("forked child: its own signal polls ready on the inherited signalfd: %s, read: %s\n",
+		       yesno(cr == 1 && cp.revents == POLLIN), yesno(r == sizeof si[0] && si[0].ssi_signo == SIGUSR2));
+		fflush(stdout);
+		_exit(0);
+	}
+	waitpid(c, NULL, 0);
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	struct timespec zero = {0, 0};
+	sigtimedwait(&chld, NULL, &zero); /* this child's SIGCHLD */
 
 	sigemptyset(&m);
 	sigaddset(&m, SIGCHLD);

@@ -1,19 +1,22 @@
 /*
  * timerhold [N]: a periodic POSIX timer (CLOCK_MONOTONIC, 100 ms, SIGUSR1
  * blocked, sigev_value 42) read through a signalfd, a periodic timerfd
- * (CLOCK_MONOTONIC, 30 ms) and a one-shot POSIX timer an hour away, all
- * watched with epoll. Each timer signal read prints "tick K timerfd T":
+ * (CLOCK_MONOTONIC, 30 ms), a one-shot POSIX timer an hour away and a
+ * one-shot timerfd that expires after 50 ms and is never read; the first
+ * three are watched with epoll. Each timer signal read prints "tick K timerfd T":
  * K counts the signals read, T the timerfd expirations read so far. It
  * prints "tick K CORRUPT ..." when the signal is not the timer's, the
- * timerfd did not advance over two of its periods, or the hour-long timer's
- * remaining time did not shrink. Stops after N ticks (forever when N is 0
+ * timerfd did not advance over two of its periods, the hour-long timer's
+ * remaining time did not shrink, or the unread timerfd is not readable. Stops after N ticks (forever when N is 0
  * or absent).
  *
  * A checkpoint test should check: saved and restored, the ticks continue
  * from K+1 (the POSIX timer keeps firing and the signalfd reads it) with T
- * still growing (the timerfd keeps counting), never CORRUPT.
+ * still growing (the timerfd keeps counting, the unread one keeps its
+ * expiration), never CORRUPT.
  */
 #define _GNU_SOURCE
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,6 +55,13 @@ int main(int argc, char **argv)
 	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
 	struct itimerspec fast = {{0, 30000000}, {0, 30000000}};
 	timerfd_settime(tfd, 0, &fast, NULL);
+	/* A one-shot timerfd that expires after 50 ms and is never read: its
+	 * expiration must stay readable. */
+	int unread = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+	struct itimerspec once = {{0, 0}, {0, 50000000}};
+	timerfd_settime(unread, 0, &once, NULL);
+	struct timespec created;
+	clock_gettime(CLOCK_MONOTONIC, &created);
 	int ep = epoll_create1(0);
 	struct epoll_event ev = {.events = EPOLLIN, .data.fd = sfd};
 	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
@@ -83,8 +93,12 @@ int main(int argc, char **argv)
 			/* Two timerfd periods since the last check: it must have
 			 * expired meanwhile. */
 			int stuck = last_check != 0 && ns(now) - last_check >= 60000000 && total <= last_total;
+			struct pollfd upfd = {unread, POLLIN, 0};
+			int lost = ns(now) - ns(created) > 60000000 && poll(&upfd, 1, 0) != 1;
 			if (si.ssi_signo != SIGUSR1 || si.ssi_code != SI_TIMER || si.ssi_int != 42)
 				printf("tick %ld CORRUPT signal %u code %d int %d\n", k, si.ssi_signo, si.ssi_code, si.ssi_int);
+			else if (lost)
+				printf("tick %ld CORRUPT the unread timerfd expiration is gone\n", k);
 			else if (stuck)
 				printf("tick %ld CORRUPT timerfd stuck at %llu\n", k, (unsigned long long)total);
 			else if (left <= 0 || left >= last_left)
