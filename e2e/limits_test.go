@@ -30,19 +30,26 @@ var limitCases = []struct {
 		"brk +1 MiB: ok",
 		"malloc 128 MiB: NULL",
 	}},
-	{"defaults", nil, []string{"forks", "100", "threads", "100", "memory"}, []string{
+	// A forked child's copy-on-write copies pass the limit: it is killed
+	// as by an OOM kill, and its parent goes on.
+	{"memory-cow", []string{"--memory", "64M"}, []string{"cow"}, []string{
+		"cow: child killed by signal 9",
+	}},
+	{"defaults", nil, []string{"forks", "100", "threads", "100", "memory", "cow"}, []string{
 		"forks: 100, then the cap",
 		"threads: 100, then the cap",
 		"mmap 128 MiB: ok",
 		"mremap 16 to 128 MiB: ok",
 		"brk +128 MiB: ok",
 		"malloc 128 MiB: ok",
+		"cow: child exit 0",
 	}},
 }
 
 // TestLimits checks that --pids and --memory hold: fork and clone beyond
 // the task limit fail with EAGAIN, mappings beyond the memory limit with
-// ENOMEM, and the defaults let an ordinary program through.
+// ENOMEM, a copy-on-write copy beyond it kills the process, and the
+// defaults let an ordinary program through.
 func TestLimits(t *testing.T) {
 	for _, lc := range libcs {
 		t.Run(lc.Name, func(t *testing.T) {
@@ -66,12 +73,13 @@ func TestLimits(t *testing.T) {
 // it, to show that the program itself only stops at its caps.
 func TestLimitsNative(t *testing.T) {
 	bin := program(t, libcs[0], "limits")
-	got := execute(t, []string{bin, "forks", "30", "threads", "30", "memory"}, spec{}, t.TempDir())
+	got := execute(t, []string{bin, "forks", "30", "threads", "30", "memory", "cow"}, spec{}, t.TempDir())
 	if got.status != 0 {
 		t.Fatalf("limits natively: status %d, stderr %q", got.status, got.stderr)
 	}
 	checkWant(t, "native", got.stdout, []string{
 		"forks: 30, then the cap", "reaped: 30", "threads: 30, then the cap",
 		"mmap 128 MiB: ok", "mremap 16 to 128 MiB: ok", "brk +128 MiB: ok", "malloc 128 MiB: ok",
+		"cow: child exit 0",
 	})
 }

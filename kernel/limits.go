@@ -20,12 +20,12 @@ type Limits struct {
 	// DefaultTasks.
 	Tasks int
 	// Memory is the most bytes the sandbox's mappings may hold in the
-	// memory file. Every mapping counts in full from the mmap, brk, mremap
-	// or fork that makes it (PROT_NONE reservations too: RLIMIT_AS summed
-	// over the sandbox); one that would pass the limit fails with ENOMEM.
-	// Since memory is committed up front, a page fault never passes it and
-	// there is no OOM killer. 0 means the memory file's whole reservation
-	// (unlimited).
+	// memory file. Every mapping counts in full from the mmap, brk or mremap
+	// that makes it (PROT_NONE reservations too: RLIMIT_AS summed over the
+	// sandbox); one that would pass the limit fails with ENOMEM. A fork
+	// shares private memory copy-on-write: a copy made at a write fault
+	// that would pass the limit kills the process (task_run.go), as an OOM
+	// kill. 0 means the memory file's whole reservation (unlimited).
 	Memory uint64
 }
 

@@ -121,6 +121,15 @@ func (*runApp) execute(t *Task) taskRunState {
 				t.lastFaultGen, t.lastFaultAccess = gen, acc
 				return stateApp
 			}
+			if errorsIsAny(ferr, ErrNoMemory, unix.ENOMEM) {
+				// The page needed memory past --memory (a
+				// copy-on-write copy): the process is killed, as
+				// Linux's OOM killer does when a cgroup's memory
+				// runs out at a fault.
+				fmt.Fprintf(t.k.log, "snap: process %d: out of memory at a page fault (--memory %d bytes): killed\n", t.tg.tgid, t.k.limits.Memory)
+				t.tg.exitGroup(ExitStatus{Signal: int(unix.SIGKILL)})
+				return &runExit{}
+			}
 		}
 		t.lastFault = 0
 		if info.Signo == 0 {

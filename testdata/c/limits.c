@@ -11,6 +11,9 @@
  *   memory     with --memory 64M: a 16 MiB mapping works and can be
  *              touched, a 128 MiB mmap, a growth to 128 MiB by mremap and
  *              by brk, and a 128 MiB malloc fail with ENOMEM
+ *   cow        40 MiB written, then a forked child writes it all again:
+ *              "cow: child exit 0", or with --memory 64M (the child's
+ *              copies pass it) "cow: child killed by signal 9"
  *
  * Natively (no limit) forks and threads stop at MAX and memory succeeds
  * everywhere; a test runs it under snap with limits and checks the lines.
@@ -123,6 +126,32 @@ static void memory(void) {
 	free(m);
 }
 
+static void cow(void) {
+	char *p = mmap(NULL, 40 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		printf("cow: mmap: %s\n", errname(errno));
+		return;
+	}
+	memset(p, 1, 40 * MiB);
+	fflush(stdout);
+	pid_t c = fork();
+	if (c < 0) {
+		printf("cow: fork: %s\n", errname(errno));
+		return;
+	}
+	if (c == 0) {
+		memset(p, 2, 40 * MiB);
+		_exit(0);
+	}
+	int st;
+	waitpid(c, &st, 0);
+	if (WIFSIGNALED(st))
+		printf("cow: child killed by signal %d\n", WTERMSIG(st));
+	else
+		printf("cow: child exit %d\n", WEXITSTATUS(st));
+	munmap(p, 40 * MiB);
+}
+
 int main(int argc, char **argv) {
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "wait")) {
@@ -137,8 +166,10 @@ int main(int argc, char **argv) {
 			threads(atol(argv[++i]));
 		} else if (!strcmp(argv[i], "memory")) {
 			memory();
+		} else if (!strcmp(argv[i], "cow")) {
+			cow();
 		} else {
-			fprintf(stderr, "usage: limits [wait] [forks MAX] [threads MAX] [memory]\n");
+			fprintf(stderr, "usage: limits [wait] [forks MAX] [threads MAX] [memory] [cow]\n");
 			return 2;
 		}
 		fflush(stdout);
