@@ -108,16 +108,17 @@ var cCases = []cCase{
 	exitCase("exit-sigterm", []string{"term"}, 128+15, "exit: term"),
 	exitCase("exit-sigsegv", []string{"segv"}, 128+11, "exit: segv"),
 	// The checkpoint/restore workloads (the zdtm mode saves them where
-	// they block).
-	{name: "counter", prog: "counter", zdtm: zdtmSpec{blockedAfter: "count 1 sum OK"}, spec: spec{args: []string{"3"}, want: []string{"count 1 sum OK", "count 3 sum OK"}}},
-	{name: "sleeper", prog: "sleeper", zdtm: zdtmSpec{blockedAfter: "slept 1"}, spec: spec{args: []string{"3"}, want: []string{"slept 1", "slept 3"}}},
+	// they block). They run 20 rounds of 100 ms, so that a save after the
+	// first line has about two seconds to arrive, also on a loaded machine.
+	{name: "counter", prog: "counter", zdtm: zdtmSpec{blockedAfter: "count 1 sum OK"}, spec: spec{args: []string{"20"}, want: []string{"count 1 sum OK", "count 20 sum OK"}}},
+	{name: "sleeper", prog: "sleeper", zdtm: zdtmSpec{blockedAfter: "slept 1"}, spec: spec{args: []string{"20"}, want: []string{"slept 1", "slept 20"}}},
 	{name: "randmem", prog: "randmem", spec: spec{args: []string{"4", "2"}, want: []string{"filled 4 MiB", "tick 2 sum OK"}}},
 	{name: "stdinreader", prog: "stdinreader", zdtm: zdtmSpec{blockedAfter: "ready"}, spec: spec{
 		stdin: "one\ntwo words\n\nlast without newline",
 		want:  []string{"ready", "got: one", "got: two words", "got: ", "got: last without newline", "eof after 4 lines"},
 	}},
-	{name: "sigpending", prog: "sigpending", zdtm: zdtmSpec{blockedAfter: "waiting 1: SIGUSR1 pending yes, SIGUSR2 pending no"}, spec: spec{args: []string{"3"}, want: []string{
-		"waiting 3: SIGUSR1 pending yes, SIGUSR2 pending no", "delivered SIGUSR1 1 SIGUSR2 0",
+	{name: "sigpending", prog: "sigpending", zdtm: zdtmSpec{blockedAfter: "waiting 1: SIGUSR1 pending yes, SIGUSR2 pending no"}, spec: spec{args: []string{"20"}, want: []string{
+		"waiting 20: SIGUSR1 pending yes, SIGUSR2 pending no", "delivered SIGUSR1 1 SIGUSR2 0",
 	}}},
 	{name: "fdalias", prog: "fdalias", zdtm: zdtmSpec{fast: true}, spec: spec{stdin: "from stdin\n"}, setup: func(t *testing.T, dir string, s *spec) {
 		s.args = []string{writeFile(t, dir, "abc.txt", "abcdef")}
@@ -191,7 +192,7 @@ var cCases = []cCase{
 		"name of 299 bytes: -1, EINVAL yes",
 	}}},
 	{name: "credhold", prog: "credhold", setup: needRoot, spec: spec{args: []string{"3"}, want: []string{"tick 1 creds OK", "tick 3 creds OK"}}},
-	{name: "itimer", prog: "itimer", zdtm: zdtmSpec{blockedAfter: "tick 1"}, spec: spec{args: []string{"3"}, want: []string{"tick 1", "tick 3"}}},
+	{name: "itimer", prog: "itimer", zdtm: zdtmSpec{blockedAfter: "tick 1"}, spec: spec{args: []string{"20"}, want: []string{"tick 1", "tick 20"}}},
 	{name: "vdsoclock", prog: "vdsoclock", spec: spec{args: []string{"3"}, want: []string{"tick 1 reads-ok", "tick 3 reads-ok"}}},
 	{name: "vdso", prog: "vdso", spec: spec{want: vdsoWant}},
 	// The same with the sentry told not to use the TSC: the vDSO then
