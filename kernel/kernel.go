@@ -120,6 +120,10 @@ type Config struct {
 	// instead of pinning each task's threads to a CPU of its own while
 	// there are no more tasks than CPUs (see cpu_pin.go).
 	NoCPUPinning bool
+	// Tmpfs are guest paths where an empty tmpfs is mounted, besides the
+	// default /dev/shm and /run (vfs.MountTable.MountTmpfs). Not used by
+	// Restore: a restored sandbox has its saved mounts.
+	Tmpfs []string
 }
 
 // ExitStatus is how the sandbox's init process ended: an exit code, or the
@@ -243,6 +247,16 @@ func New(cfg Config) (*Kernel, error) {
 			mf.Release()
 		}
 		return nil, fmt.Errorf("open root %s: %w", rootDir, err)
+	}
+	for _, point := range cfg.Tmpfs {
+		if err := root.Mounts().MountTmpfs(point, 0); err != nil {
+			root.Close()
+			if p != nil {
+				p.Release()
+				mf.Release()
+			}
+			return nil, err
+		}
 	}
 	if p == nil {
 		mf, p, err = newMemoryAndPlatform(name, ctor)

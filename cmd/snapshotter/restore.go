@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log"
 
@@ -31,6 +32,9 @@ also at once.`,
 				return err
 			}
 			uri := args[0]
+			if cmd.Flags().Changed("tmpfs") {
+				return errors.New("--tmpfs: a restored sandbox has the mounts it was saved with")
+			}
 			limits, err := f.limits(cmd)
 			if err != nil {
 				return err

@@ -1,5 +1,7 @@
 // Package vfs is the sentry's file layer: open files, the per-process file
-// descriptor table, and a read-only view of a host directory tree.
+// descriptor table, the mount table, and the filesystems mounted in it: a
+// read-only view of a host directory tree, the sentry's /dev, /proc and
+// /sys, and memory filesystems (tmpfs).
 //
 // The kernel (package kernel) imports vfs; vfs never imports the kernel. The
 // API is byte-oriented: the kernel copies application memory into []byte,
@@ -24,6 +26,31 @@
 //     outside the root and absolute symlinks resolve inside it.
 //   - Guest paths are absolute, clean paths as the application sees them;
 //     host paths are what the sentry opens.
+//
+// # Mounts
+//
+// A MountTable (one per sandbox, held by the Root) maps mount points to
+// Filesystems (mount.go): "/" is the host root, /dev, /proc and /sys the
+// sentry's directories, /dev/shm and /run a tmpfs each, plus the --tmpfs
+// mounts (MountTable.MountTmpfs). Every path operation of FS computes the
+// guest path, routes it to a mount (MountTable.route: lexically up to the
+// first tmpfs mount point on the way, as the sentry's directories always
+// were) and calls one Filesystem method. A tmpfs walks the rest itself;
+// when its walk leaves it (".." at its root, a symlink to an absolute path
+// or out of it) the path is routed again. link and rename across mounts
+// fail with EXDEV. /proc/self/mounts and mountinfo are generated from the
+// table. A host symlink is resolved on the host and never leads into a
+// tmpfs mount.
+//
+// # tmpfs
+//
+// tmpfs.go: directories, regular files, symlinks and hard links in
+// memory, the whole tree (file data included) savable kernel state; unlink
+// of open files, rename with RENAME_NOREPLACE and RENAME_EXCHANGE,
+// O_TMPFILE (named later with linkat AT_EMPTY_PATH), chmod, chown, utimes,
+// truncate, fallocate, and a size limit past which writes fail with
+// ENOSPC. The sandbox is root: permission bits are kept and reported but
+// only execute bits are checked.
 //
 // # Read-only host
 //
@@ -57,7 +84,7 @@
 // # The sentry's /dev, /proc and /sys
 //
 // These three directories are never looked up on the host, whatever the
-// root holds there (sentryfs.go): /dev holds the sentry's null, zero, full,
+// root holds there: they are mounted sentryFS filesystems (sentryfs.go): /dev holds the sentry's null, zero, full,
 // random and urandom devices and the links fd, stdin, stdout and stderr;
 // /sys holds devices/system/cpu/{online,possible}; /proc is answered by the
 // kernel, which generates the per-process files and directories of the
@@ -125,8 +152,10 @@
 //	FS.mu
 //	  FDTable.mu
 //	    File.mu
-//	      hostFile.mu, stdioFile.mu, pipe.mu
-//	        Root.mu (a leaf)
+//	      hostFile.mu, stdioFile.mu, pipe.mu, tmpfsFile.mu
+//	        tmpfs.mu
+//	        Root.mu
+//	          MountTable.mu (a leaf)
 //
 // FS and FDTable methods never hold their lock while calling into a File.
 package vfs

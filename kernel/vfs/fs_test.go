@@ -208,9 +208,9 @@ func TestWriteIntentsEROFS(t *testing.T) {
 		{"unlink symlink", func() error { return fs.Unlinkat(nil, "/etc/escape-abs", 0) }, unix.EROFS},
 		{"unlink missing", func() error { return fs.Unlinkat(nil, "/etc/nope", 0) }, unix.ENOENT},
 		{"rmdir", func() error { return fs.Unlinkat(nil, "/dir/sub", unix.AT_REMOVEDIR) }, unix.EROFS},
-		{"rename", func() error { return fs.Renameat(nil, "/etc/hello.txt", nil, "/etc/moved") }, unix.EROFS},
-		{"rename missing", func() error { return fs.Renameat(nil, "/etc/nope", nil, "/etc/moved") }, unix.ENOENT},
-		{"chmod/chown/utimes/truncate", func() error { return fs.SetAttrAt(nil, "/etc/hello.txt", 0) }, unix.EROFS},
+		{"rename", func() error { return fs.Renameat(nil, "/etc/hello.txt", nil, "/etc/moved", 0) }, unix.EROFS},
+		{"rename missing", func() error { return fs.Renameat(nil, "/etc/nope", nil, "/etc/moved", 0) }, unix.ENOENT},
+		{"chmod/chown/utimes/truncate", func() error { return fs.SetAttrAt(nil, "/etc/hello.txt", 0, nil) }, unix.EROFS},
 		{"access W_OK", func() error { return fs.Faccessat(nil, "/etc/hello.txt", unix.W_OK, 0) }, unix.EROFS},
 		{"fchmod on open file", func() error {
 			f, err := fs.OpenAt(nil, "/etc/hello.txt", 0, 0)
@@ -218,7 +218,7 @@ func TestWriteIntentsEROFS(t *testing.T) {
 				return err
 			}
 			defer f.DecRef()
-			return f.SetAttr()
+			return f.SetAttr(nil)
 		}, unix.EROFS},
 		{"write to read-only File", func() error {
 			f, err := fs.OpenAt(nil, "/etc/hello.txt", 0, 0)
