@@ -37,6 +37,9 @@ type KernelOptions struct {
 	// Limits bound the sandbox (zero fields: the defaults; on restore,
 	// the saved limits).
 	Limits kernel.Limits
+	// Tmpfs are the extra tmpfs mount points (ignored on restore: the
+	// saved mounts come back); see kernel.Config.
+	Tmpfs []string
 }
 
 // KernelSandbox is a Sandbox running on a kernel.Kernel in this process.
@@ -49,7 +52,7 @@ type KernelSandbox struct {
 
 // StartKernel creates a kernel and starts argv in it.
 func StartKernel(o KernelOptions) (*KernelSandbox, error) {
-	k, err := kernel.New(kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log, Limits: o.Limits})
+	k, err := kernel.New(kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log, Limits: o.Limits, Tmpfs: o.Tmpfs})
 	if err != nil {
 		return nil, err
 	}
