@@ -89,7 +89,7 @@ func addRunFlags(cmd *cobra.Command, f *runFlags) {
 	cmd.Flags().BoolVar(&f.debug, "debug", false, "log unimplemented syscalls and faults to stderr")
 	cmd.Flags().StringVar(&f.platform, "platform", "ptrace", "execution platform")
 	cmd.Flags().IntVar(&f.pids, "pids", 0, fmt.Sprintf("most tasks (threads of all processes) at once; fork and clone beyond it fail with EAGAIN (default %d; on restore: the saved limit)", kernel.DefaultTasks))
-	cmd.Flags().StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount an empty memory filesystem at PATH (repeatable; /dev/shm and /run always have one); what the program writes there is saved with it")
+	cmd.Flags().StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount an empty memory filesystem at PATH, or PATH:size=SIZE (default 256M; repeatable; /dev/shm and /run always have one); what the program writes there is saved with it")
 	cmd.Flags().StringVar(&f.memory, "memory", "", "most memory the program's mappings may hold, e.g. 512M, 2G or unlimited; mmap, brk, mremap and fork beyond it fail with ENOMEM (default unlimited; on restore: the saved limit)")
 }
 

@@ -719,7 +719,9 @@ func (t *tmpfs) growLocked(n *tmpNode, end int64) int64 {
 		}
 	}
 	if end > int64(cap(n.data)) {
-		nd := make([]byte, end, max(end, 2*int64(cap(n.data))))
+		// Grow by a quarter at least: appends stay amortised without
+		// doubling what a large file holds.
+		nd := make([]byte, end, max(end, int64(cap(n.data))*5/4+64<<10))
 		copy(nd, n.data)
 		n.data = nd
 	} else {
