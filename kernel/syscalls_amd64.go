@@ -82,7 +82,7 @@ var syscallTable = [syscallTableSize]syscallEntry{
 	unix.SYS_LSTAT:                   full("lstat", sysLstat),
 	unix.SYS_POLL:                    full("poll", sysPoll),
 	unix.SYS_LSEEK:                   full("lseek", sysLseek),
-	unix.SYS_MMAP:                    partial("mmap", sysMmap, "shared mappings of memfd files are ENODEV"),
+	unix.SYS_MMAP:                    partial("mmap", sysMmap, "shared mappings of memfd and tmpfs files are ENODEV"),
 	unix.SYS_MPROTECT:                full("mprotect", sysMprotect),
 	unix.SYS_MUNMAP:                  full("munmap", sysMunmap),
 	unix.SYS_BRK:                     full("brk", sysBrk),

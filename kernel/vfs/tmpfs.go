@@ -1140,3 +1140,9 @@ func (f *tmpfsFile) fallocate(mode uint32, off, length int64) error {
 	n.mtime, n.ctime = now, now
 	return nil
 }
+
+// IsTmpfs reports whether f is a file of a tmpfs.
+func (f *File) IsTmpfs() bool {
+	_, ok := f.impl.(*tmpfsFile)
+	return ok
+}
