@@ -286,6 +286,7 @@ func New(cfg Config) (*Kernel, error) {
 			return nil, err
 		}
 	}
+	root.Mounts().SetPages(mf)
 	k := &Kernel{
 		platform: p,
 		mf:       mf,

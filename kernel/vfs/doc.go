@@ -45,12 +45,15 @@
 // # tmpfs
 //
 // tmpfs.go: directories, regular files, symlinks and hard links in
-// memory, the whole tree (file data included) savable kernel state; unlink
+// memory, the tree savable kernel state (file data: see below); unlink
 // of open files, rename with RENAME_NOREPLACE and RENAME_EXCHANGE,
 // O_TMPFILE (named later with linkat AT_EMPTY_PATH), chmod, chown, utimes,
 // truncate, fallocate, and a size limit past which writes fail with
-// ENOSPC. The sandbox is root: permission bits are kept and reported but
-// only execute bits are checked.
+// ENOSPC. File data lives in pages of the kernel's memory file (Pages,
+// MountTable.SetPages), so it is saved and loaded with the application's
+// memory; without a kernel it is Go memory (heapPages). The sandbox is
+// root: permission bits are kept and reported but only execute bits are
+// checked.
 //
 // # Read-only host
 //
@@ -153,9 +156,9 @@
 //	  FDTable.mu
 //	    File.mu
 //	      hostFile.mu, stdioFile.mu, pipe.mu, tmpfsFile.mu
-//	        tmpfs.mu
 //	        Root.mu
-//	          MountTable.mu (a leaf)
+//	          MountTable.mu
+//	            tmpfs.mu
 //
 // FS and FDTable methods never hold their lock while calling into a File.
 package vfs

@@ -118,6 +118,27 @@ type MountTable struct {
 	// mounts are sorted by mount point.
 	mounts []*Mount
 	nextID uint32
+	// pages is where tmpfs mounts keep file data (SetPages).
+	pages Pages
+}
+
+// SetPages makes p (the kernel's memory file) hold the file data of every
+// tmpfs mount that holds none yet, and of those mounted later. The kernel
+// calls it before the sandbox runs, and after a restore for images from
+// before mount tables.
+func (mt *MountTable) SetPages(p Pages) {
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	mt.pages = p
+	for _, m := range mt.mounts {
+		if t, ok := m.fs.(*tmpfs); ok {
+			t.mu.Lock()
+			if t.pages == nil {
+				t.pages = p
+			}
+			t.mu.Unlock()
+		}
+	}
 }
 
 // ErrBadMountPoint is returned (wrapped) by MountTmpfs for a mount point
@@ -179,7 +200,9 @@ func (mt *MountTable) MountTmpfs(point string, size uint64) error {
 			return fmt.Errorf("tmpfs at %s: %w: inside %s", point, ErrBadMountPoint, m.point)
 		}
 	}
-	mt.add(point, newTmpfs(size, mt.nextID), "tmpfs", tmpfsOptions(size))
+	t := newTmpfs(size, mt.nextID)
+	t.pages = mt.pages
+	mt.add(point, t, "tmpfs", tmpfsOptions(size))
 	return nil
 }
 

@@ -11,8 +11,9 @@ import (
 )
 
 // tmpfs is a memory filesystem: directories, regular files, symlinks and
-// hard links whose whole tree, file data included, is savable kernel
-// state. It is the sandbox's writable storage (/dev/shm, /run, --tmpfs).
+// hard links whose tree is savable kernel state and whose file data lives
+// in Pages (the kernel's memory file, saved with the application's
+// memory). It is the sandbox's writable storage (/dev/shm, /run, --tmpfs).
 //
 // Space. limit bounds the file data (counted in pages, as Linux's tmpfs
 // counts its blocks); a write or fallocate past it fails with ENOSPC. A
@@ -33,6 +34,10 @@ type tmpfs struct {
 	used uint64
 	// nextIno is the next inode number; protected by mu.
 	nextIno uint64
+	// pages holds the file data; nil until the kernel gives its memory
+	// file (MountTable.SetPages) or, without a kernel, the first use
+	// (heapPages). Protected by mu.
+	pages Pages
 	// minor is the device minor number stat reports; immutable.
 	minor uint32
 }
@@ -64,10 +69,12 @@ type tmpNode struct {
 	// target is a symlink's target.
 	target string
 
-	// data holds a regular file's bytes up to len(data); size is the
-	// file's size. Bytes in [len(data), size) are a hole and read as zero;
-	// data may also run past size (fallocate with FALLOC_FL_KEEP_SIZE).
-	data []byte
+	// pages maps a regular file's page indexes to their offsets in the
+	// filesystem's Pages; a missing page is a hole and reads as zero.
+	// Pages may lie past size (fallocate with FALLOC_FL_KEEP_SIZE); bytes
+	// past size in an allocated page are zero.
+	pages map[uint64]uint64
+	// size is a regular file's size.
 	size int64
 	// opens counts the open descriptions of the node.
 	opens int
@@ -116,9 +123,6 @@ func (t *tmpfs) newNodeLocked(mode, uid, gid uint32) *tmpNode {
 func (n *tmpNode) fileType() uint32 { return n.typ }
 func (n *tmpNode) isDir() bool      { return n.fileType() == unix.S_IFDIR }
 
-// pagesOf is the space n bytes of data take.
-func pagesOf(n int) uint64 { return (uint64(n) + 4095) &^ 4095 }
-
 // linkLocked enters child in dir as name.
 func (t *tmpfs) linkLocked(dir *tmpNode, name string, child *tmpNode) {
 	dir.children[name] = child
@@ -149,9 +153,8 @@ func (t *tmpfs) unlinkLocked(dir *tmpNode, name string, child *tmpNode) {
 // maybeFreeLocked releases a file's data once it has neither links nor
 // open descriptions.
 func (t *tmpfs) maybeFreeLocked(n *tmpNode) {
-	if n.nlink == 0 && n.opens == 0 && n.data != nil {
-		t.used -= pagesOf(len(n.data))
-		n.data = nil
+	if n.nlink == 0 && n.opens == 0 {
+		t.freePagesFromLocked(n, 0)
 	}
 }
 
@@ -360,7 +363,7 @@ func (n *tmpNode) statLocked() Stat {
 		GID:      n.gid,
 		Mode:     n.mode,
 		Ino:      n.ino,
-		Blocks:   pagesOf(len(n.data)) / 512,
+		Blocks:   uint64(len(n.pages)) * pageSize / 512,
 		Atime:    n.atime,
 		Btime:    n.btime,
 		Ctime:    n.ctime,
@@ -686,49 +689,21 @@ func timeOrNow(ts, now Timespec) Timespec {
 	return ts
 }
 
-// truncateLocked sets a regular file's size; the bytes past a smaller
-// size are released.
+// truncateLocked sets a regular file's size; the pages past a smaller
+// size are released and the rest of the last one cleared.
 func (t *tmpfs) truncateLocked(n *tmpNode, size int64) {
-	if size < int64(len(n.data)) {
-		old := pagesOf(len(n.data))
-		n.data = n.data[:size]
-		if cap(n.data) > 2*len(n.data)+4096 {
-			n.data = append([]byte(nil), n.data...)
+	if size < n.size {
+		first := uint64((size + pageSize - 1) / pageSize)
+		t.freePagesFromLocked(n, first)
+		if size%pageSize != 0 {
+			t.zeroLocked(n, size, int64(first)*pageSize)
 		}
-		t.used -= old - pagesOf(len(n.data))
 	}
 	if size != n.size {
 		now := nowTimespec()
 		n.mtime, n.ctime = now, now
 	}
 	n.size = size
-}
-
-// growLocked makes n.data at least end bytes long if the space allows;
-// it returns how many bytes the data now has (below end if the
-// filesystem is full).
-func (t *tmpfs) growLocked(n *tmpNode, end int64) int64 {
-	if end <= int64(len(n.data)) {
-		return end
-	}
-	old := pagesOf(len(n.data))
-	if t.used+pagesOf(int(end))-old > t.limit {
-		end = int64(old + t.limit - min(t.used, t.limit))
-		if end <= int64(len(n.data)) {
-			return int64(len(n.data))
-		}
-	}
-	if end > int64(cap(n.data)) {
-		// Grow by a quarter at least: appends stay amortised without
-		// doubling what a large file holds.
-		nd := make([]byte, end, max(end, int64(cap(n.data))*5/4+64<<10))
-		copy(nd, n.data)
-		n.data = nd
-	} else {
-		n.data = n.data[:end]
-	}
-	t.used += pagesOf(int(end)) - old
-	return end
 }
 
 // openLocked opens node n (whose guest path is p) with open(2) flags.
@@ -951,11 +926,9 @@ func (f *tmpfsFile) readAt(dst []byte, off int64) int {
 		return 0
 	}
 	count := int(min(int64(len(dst)), n.size-off))
-	got := 0
-	if off < int64(len(n.data)) {
-		got = copy(dst[:count], n.data[off:])
+	if err := t.readLocked(n, dst[:count], off); err != nil {
+		return 0
 	}
-	clear(dst[got:count])
 	n.atime = nowTimespec()
 	return count
 }
@@ -991,11 +964,10 @@ func (f *tmpfsFile) writeAt(src []byte, off int64, appendMode bool) (int, int64,
 	if end < off {
 		return 0, off, unix.EFBIG
 	}
-	have := t.growLocked(n, end)
-	if have <= off {
-		return 0, off, unix.ENOSPC
+	count, err := t.writeLocked(n, src, off)
+	if count == 0 {
+		return 0, off, err
 	}
-	count := copy(n.data[off:have], src)
 	if end := off + int64(count); end > n.size {
 		n.size = end
 	}
@@ -1123,16 +1095,16 @@ func (f *tmpfsFile) fallocate(mode uint32, off, length int64) error {
 	end := off + length
 	switch mode {
 	case 0, fallocKeepSize:
-		if t.growLocked(n, end) < end {
-			return unix.ENOSPC
+		for i := uint64(off / pageSize); i < uint64((end+pageSize-1)/pageSize); i++ {
+			if _, err := t.pageLocked(n, i, true); err != nil {
+				return err
+			}
 		}
 		if mode == 0 && end > n.size {
 			n.size = end
 		}
 	case fallocPunchHole | fallocKeepSize:
-		if off < int64(len(n.data)) {
-			clear(n.data[off:min(end, int64(len(n.data)))])
-		}
+		t.zeroLocked(n, off, end)
 	default:
 		return unix.EOPNOTSUPP
 	}

@@ -38,6 +38,7 @@ var (
 	stateTypeInfotmpfs         *stateify.TypeInfo
 	stateTypeInfotmpNode       *stateify.TypeInfo
 	stateTypeInfotmpfsFile     *stateify.TypeInfo
+	stateTypeInfoheapPages     *stateify.TypeInfo
 )
 
 func init() {
@@ -120,6 +121,7 @@ func init() {
 	stateTypeInfoMountTable = stateify.Register[MountTable]("snapshotter/kernel/vfs.MountTable", []stateify.Field{
 		{Name: "mounts", Type: "[]*snapshotter/kernel/vfs.Mount"},
 		{Name: "nextID", Type: "uint32"},
+		{Name: "pages", Type: "interface"},
 	})
 	stateTypeInfopipe = stateify.Register[pipe]("snapshotter/kernel/vfs.pipe", []stateify.Field{
 		{Name: "buf", Type: "bytes"},
@@ -194,6 +196,7 @@ func init() {
 		{Name: "limit", Type: "uint64"},
 		{Name: "used", Type: "uint64"},
 		{Name: "nextIno", Type: "uint64"},
+		{Name: "pages", Type: "interface"},
 		{Name: "minor", Type: "uint32"},
 	})
 	stateTypeInfotmpNode = stateify.Register[tmpNode]("snapshotter/kernel/vfs.tmpNode", []stateify.Field{
@@ -212,7 +215,7 @@ func init() {
 		{Name: "name", Type: "string"},
 		{Name: "children", Type: "map[string]*snapshotter/kernel/vfs.tmpNode"},
 		{Name: "target", Type: "string"},
-		{Name: "data", Type: "bytes"},
+		{Name: "pages", Type: "map[uint64]uint64"},
 		{Name: "size", Type: "int64"},
 		{Name: "opens", Type: "int64"},
 		{Name: "noLink", Type: "bool"},
@@ -225,6 +228,10 @@ func init() {
 		{Name: "off", Type: "int64"},
 		{Name: "dirents", Type: "[]snapshotter/kernel/vfs.Dirent"},
 		{Name: "dirPos", Type: "int64"},
+	})
+	stateTypeInfoheapPages = stateify.Register[heapPages]("snapshotter/kernel/vfs.heapPages", []stateify.Field{
+		{Name: "pages", Type: "map[uint64]bytes"},
+		{Name: "next", Type: "uint64"},
 	})
 }
 
@@ -764,6 +771,7 @@ func (x *MountTable) StateSave(e *stateify.Encoder) {
 		}
 	}
 	e.Uint(uint64(x.nextID))
+	e.Iface(x.pages)
 }
 
 // StateLoad implements stateify.Savable.
@@ -781,6 +789,8 @@ func (x *MountTable) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			}
 		case 1:
 			x.nextID = d.Uint32()
+		case 2:
+			stateify.LoadIface(d, &x.pages)
 		default:
 			d.Skip()
 		}
@@ -1209,6 +1219,7 @@ func (x *tmpfs) StateSave(e *stateify.Encoder) {
 	e.Uint(x.limit)
 	e.Uint(x.used)
 	e.Uint(x.nextIno)
+	e.Iface(x.pages)
 	e.Uint(uint64(x.minor))
 }
 
@@ -1225,6 +1236,8 @@ func (x *tmpfs) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 3:
 			x.nextIno = d.Uint64()
 		case 4:
+			stateify.LoadIface(d, &x.pages)
+		case 5:
 			x.minor = d.Uint32()
 		default:
 			d.Skip()
@@ -1263,7 +1276,11 @@ func (x *tmpNode) StateSave(e *stateify.Encoder) {
 		stateify.SavePtr(e, (*mv))
 	})
 	e.String(x.target)
-	e.Bytes(x.data)
+	stateify.SaveMap(e, x.pages, func(e *stateify.Encoder, mk uint64) {
+		e.Uint(mk)
+	}, func(e *stateify.Encoder, mv *uint64) {
+		e.Uint((*mv))
+	})
 	e.Int(x.size)
 	e.Int(int64(x.opens))
 	e.Bool(x.noLink)
@@ -1308,7 +1325,11 @@ func (x *tmpNode) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 14:
 			x.target = d.String()
 		case 15:
-			x.data = d.Bytes()
+			stateify.LoadMap(d, &x.pages, func(d *stateify.Decoder, mk *uint64) {
+				*mk = d.Uint64()
+			}, func(d *stateify.Decoder, mv *uint64) {
+				(*mv) = d.Uint64()
+			})
 		case 16:
 			x.size = d.Int64()
 		case 17:
@@ -1374,6 +1395,44 @@ func (x *tmpfsFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			}
 		case 6:
 			x.dirPos = int(d.Int64())
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *heapPages) StateTypeName() string { return "snapshotter/kernel/vfs.heapPages" }
+
+// StateFields implements stateify.Savable.
+func (x *heapPages) StateFields() []string { return stateTypeInfoheapPages.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *heapPages) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoheapPages }
+
+// StateSave implements stateify.Savable.
+func (x *heapPages) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoheapPages)
+	stateify.SaveMap(e, x.pages, func(e *stateify.Encoder, mk uint64) {
+		e.Uint(mk)
+	}, func(e *stateify.Encoder, mv *[]byte) {
+		e.Bytes((*mv))
+	})
+	e.Uint(x.next)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *heapPages) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoheapPages) {
+		switch f {
+		case 0:
+			stateify.LoadMap(d, &x.pages, func(d *stateify.Decoder, mk *uint64) {
+				*mk = d.Uint64()
+			}, func(d *stateify.Decoder, mv *[]byte) {
+				(*mv) = d.Bytes()
+			})
+		case 1:
+			x.next = d.Uint64()
 		default:
 			d.Skip()
 		}
