@@ -39,8 +39,10 @@
 // when its walk leaves it (".." at its root, a symlink to an absolute path
 // or out of it) the path is routed again. link and rename across mounts
 // fail with EXDEV. /proc/self/mounts and mountinfo are generated from the
-// table. A host symlink is resolved on the host and never leads into a
-// tmpfs mount.
+// table. A host symlink is resolved on the host; when the lookup or the
+// write then fails, a symlink that leads into a tmpfs mount point (Debian's
+// /var/run -> /run) is followed there (Root.redirect), but a file that
+// exists on the host under it stays the host's.
 //
 // # tmpfs
 //

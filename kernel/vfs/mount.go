@@ -159,7 +159,12 @@ func newMountTable(root *Root) *MountTable {
 		mt.add("/"+name, &sentryFS{name: name}, name, "rw,nosuid")
 	}
 	for _, p := range defaultTmpfsMounts {
-		mt.add(p, newTmpfs(DefaultTmpfsSize, mt.nextID), "tmpfs", tmpfsOptions(DefaultTmpfsSize))
+		t := newTmpfs(DefaultTmpfsSize, mt.nextID)
+		if p == "/run" {
+			// /run/lock, where /var/lock leads on most distributions.
+			t.linkLocked(t.root, "lock", t.newNodeLocked(unix.S_IFDIR|0o1777, 0, 0))
+		}
+		mt.add(p, t, "tmpfs", tmpfsOptions(DefaultTmpfsSize))
 	}
 	return mt
 }
@@ -304,6 +309,10 @@ func resolve[T any](fs *FS, full string, op func(m *Mount, p string) (T, error))
 			full = c.full
 			continue
 		}
+		if next, ok := fs.root.redirect(m, p, err); ok {
+			full = next
+			continue
+		}
 		return v, err
 	}
 	var zero T
@@ -337,9 +346,68 @@ func resolve2(fs *FS, oldFull, newFull string, op func(m *Mount, oldp, newp stri
 			}
 			continue
 		}
+		o, oldMoved := fs.root.redirect(om, op1, err)
+		n, newMoved := fs.root.redirect(nm, np, err)
+		if oldMoved || newMoved {
+			if oldMoved {
+				oldFull = o
+			}
+			if newMoved {
+				newFull = n
+			}
+			continue
+		}
 		return err
 	}
 	return unix.ELOOP
+}
+
+// redirect handles a host symlink that leads into a tmpfs mount (Debian's
+// /var/run -> /run): the host resolves it to its own directory, which the
+// mount hides. When an operation on the host root fails with ENOENT or
+// EROFS (what a lookup or a write there gets), the deepest ancestor of
+// full that exists on the host is resolved to its canonical guest path
+// (or a dangling host symlink to its target); if the path then leads into
+// a tmpfs, redirect returns it and true. A
+// file that exists on the host under such a symlink is still the host's.
+func (r *Root) redirect(m *Mount, full string, err error) (string, bool) {
+	if m.fs != Filesystem(r) || (err != unix.ENOENT && err != unix.EROFS) {
+		return "", false
+	}
+	trailing := strings.HasSuffix(full, "/")
+	comps := strings.FieldsFunc(full, func(c rune) bool { return c == '/' })
+	for k := len(comps) - 1; k >= 1; k-- {
+		prefix := "/" + strings.Join(comps[:k], "/")
+		fd, lerr := r.lookup(prefix, 0)
+		if lerr != nil {
+			// A symlink dangling on the host may lead into a mount
+			// point the host lacks.
+			if target, err := r.readlink(nil, prefix); err == nil {
+				if !strings.HasPrefix(target, "/") {
+					target = path.Join(path.Dir(prefix), target)
+				}
+				next := path.Join(target, strings.Join(comps[k:], "/"))
+				if trailing {
+					next += "/"
+				}
+				if nm, _ := r.mountTable().route(next); nm.walked() {
+					return next, true
+				}
+			}
+			continue
+		}
+		canon := r.guestPath(fd, prefix)
+		unix.Close(fd)
+		next := path.Join(canon, strings.Join(comps[k:], "/"))
+		if trailing {
+			next += "/"
+		}
+		if nm, _ := r.mountTable().route(next); nm.walked() {
+			return next, true
+		}
+		return "", false
+	}
+	return "", false
 }
 
 // parentStat stats the directory that holds the final component of full.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -221,5 +223,42 @@ func TestTmpfsRoundTrip(t *testing.T) {
 	writeFileAt(t, &got, "/run/new", "written after load")
 	if s, _ := readFileAt(fs, "/run/new"); s != "" {
 		t.Errorf("the saved tmpfs sees a file created in the loaded one: %q", s)
+	}
+}
+
+// TestTmpfsThroughHostSymlink: a host symlink into a tmpfs mount point
+// (as Debian's /var/run -> /run) reaches the tmpfs for files created
+// through it and for files created in the tmpfs.
+func TestTmpfsThroughHostSymlink(t *testing.T) {
+	rootDir, fs := testTree(t)
+	if err := os.MkdirAll(filepath.Join(rootDir, "var"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/run", filepath.Join(rootDir, "var", "run")); err != nil {
+		t.Fatal(err)
+	}
+	writeFileAt(t, fs, "/var/run/pid", "42")
+	if err := fs.Mkdirat(nil, "/var/run/sub", 0o755); err != nil {
+		t.Fatalf("mkdir through the symlink: %v", err)
+	}
+	writeFileAt(t, fs, "/run/sub/x", "in sub")
+	for _, tc := range []struct{ path, want string }{
+		{"/run/pid", "42"}, {"/var/run/pid", "42"}, {"/var/run/sub/x", "in sub"},
+	} {
+		if s, err := readFileAt(fs, tc.path); s != tc.want || err != nil {
+			t.Errorf("read %s = %q, %v, want %q", tc.path, s, err, tc.want)
+		}
+	}
+	if err := fs.Renameat(nil, "/var/run/pid", nil, "/var/run/sub/pid", 0); err != nil {
+		t.Errorf("rename through the symlink = %v", err)
+	}
+	if err := fs.Unlinkat(nil, "/var/run/sub/pid", 0); err != nil {
+		t.Errorf("unlink through the symlink = %v", err)
+	}
+	if _, err := fs.Fstatat(nil, "/var/run/nope", 0); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("stat of a missing file through the symlink = %v, want ENOENT", err)
+	}
+	if _, err := os.Lstat(filepath.Join(rootDir, "run")); !os.IsNotExist(err) {
+		t.Errorf("host %s/run: %v, want it absent", rootDir, err)
 	}
 }
