@@ -259,18 +259,6 @@ func (mt *MountTable) route(full string) (*Mount, string) {
 	return mt.byPoint("/"), full
 }
 
-// mountOf returns the mount whose filesystem is fs.
-func (mt *MountTable) mountOf(fs Filesystem) *Mount {
-	mt.mu.Lock()
-	defer mt.mu.Unlock()
-	for _, m := range mt.mounts {
-		if m.fs == fs {
-			return m
-		}
-	}
-	return nil
-}
-
 // ProcMounts formats the table as /proc/self/mounts.
 func (mt *MountTable) ProcMounts() []byte {
 	var b strings.Builder
