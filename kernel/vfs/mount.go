@@ -280,9 +280,26 @@ func (mt *MountTable) ProcMountinfo() []byte {
 			}
 		}
 		opts, _, _ := strings.Cut(m.options, ",")
-		fmt.Fprintf(&b, "%d %d 0:%d / %s %s - %s %s %s\n", m.id, parent, m.id, m.point, opts, m.fs.fsType(), m.source, m.options)
+		major, minor := m.device()
+		fmt.Fprintf(&b, "%d %d %d:%d / %s %s - %s %s %s\n", m.id, parent, major, minor, m.point, opts, m.fs.fsType(), m.source, m.options)
 	}
 	return []byte(b.String())
+}
+
+// device returns the device numbers stat reports for the mount's files
+// (mountinfo's third field, which tools match against st_dev).
+func (m *Mount) device() (uint32, uint32) {
+	switch fs := m.fs.(type) {
+	case *tmpfs:
+		return 0, fs.minor
+	case *sentryFS:
+		return 0, sentryMounts[fs.name].minor
+	case *Root:
+		if st, err := fs.stat(m, "/", true); err == nil {
+			return st.DevMajor, st.DevMinor
+		}
+	}
+	return 0, m.id
 }
 
 // resolve runs op on the mount full routes to, routing again while op

@@ -935,7 +935,8 @@ func (f *tmpfsFile) readAt(dst []byte, off int64) int {
 
 func (f *tmpfsFile) write(file *File, _ <-chan struct{}, src []byte, off int64) (int, error) {
 	if off >= 0 {
-		n, _, err := f.writeAt(src, off, false)
+		// pwrite on an O_APPEND file appends, as on Linux.
+		n, _, err := f.writeAt(src, off, file.flags.Load()&unix.O_APPEND != 0)
 		return n, err
 	}
 	f.mu.Lock()
