@@ -583,6 +583,9 @@ func (t *Task) symlinkat(targetAddr uint64, dirfd int32, pathAddr uint64) (uint6
 }
 
 func (t *Task) linkat(olddirfd int32, oldAddr uint64, newdirfd int32, newAddr uint64, flags int) (uint64, error) {
+	if flags&^(unix.AT_SYMLINK_FOLLOW|unix.AT_EMPTY_PATH) != 0 {
+		return 0, unix.EINVAL
+	}
 	od, op, r1, err := t.atPath(olddirfd, oldAddr)
 	if err != nil {
 		return 0, err
@@ -593,6 +596,17 @@ func (t *Task) linkat(olddirfd int32, oldAddr uint64, newdirfd int32, newAddr ui
 		return 0, err
 	}
 	defer r2()
+	if fd, ok := t.tg.fs.FDAlias(od, op); ok && flags&unix.AT_SYMLINK_FOLLOW != 0 {
+		// linkat of /proc/self/fd/N with AT_SYMLINK_FOLLOW links the
+		// descriptor's file (an O_TMPFILE file given a name, as
+		// open(2) suggests).
+		f, err := t.getFile(fd)
+		if err != nil {
+			return 0, unix.ENOENT
+		}
+		defer f.DecRef()
+		return 0, t.tg.fs.Linkat(f, "", nd, np, unix.AT_EMPTY_PATH)
+	}
 	return 0, t.tg.fs.Linkat(od, op, nd, np, flags)
 }
 

@@ -278,10 +278,18 @@ static void tmpfiles(void) {
 	fstat(fd, &st);
 	printf("named: %s, nlink %lu\n", get("named"), (unsigned long)st.st_nlink);
 	close(fd);
+	fd = open(".", O_TMPFILE | O_RDWR, 0600);
+	write(fd, "via proc", 8);
+	char proc[64];
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	printf("linkat /proc/self/fd/N AT_SYMLINK_FOLLOW: %s", err(linkat(AT_FDCWD, proc, AT_FDCWD, "named3", AT_SYMLINK_FOLLOW)));
+	printf(", named3: %s\n", get("named3"));
+	close(fd);
 	fd = open(".", O_TMPFILE | O_RDWR | O_EXCL, 0600);
 	printf("O_TMPFILE|O_EXCL linkat: %s\n", err(linkat(fd, "", AT_FDCWD, "named2", AT_EMPTY_PATH)));
 	close(fd);
 	printf("O_TMPFILE read-only: %s\n", err(open(".", O_TMPFILE | O_RDONLY, 0600)));
+	printf("linkat bad flags: %s\n", err(linkat(AT_FDCWD, "named", AT_FDCWD, "named4", 0x8000)));
 }
 
 static void dirs(void) {
