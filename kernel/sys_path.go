@@ -170,7 +170,7 @@ func (t *Task) openat(dirfd int32, pathAddr uint64, flags, mode uint32) (uint64,
 		if f, err = e.open(flags &^ unix.O_CLOEXEC); err != nil {
 			return 0, err
 		}
-	} else if f, err = t.tg.fs.OpenAt(dir, p, flags&^unix.O_CLOEXEC, mode); err != nil {
+	} else if f, err = t.tg.fs.OpenAtAs(t.fsOwner(), dir, p, flags&^unix.O_CLOEXEC, mode); err != nil {
 		return 0, err
 	}
 	defer f.DecRef()
@@ -527,6 +527,14 @@ func (t *Task) pipe2(addr uint64, flags uint32) (uint64, error) {
 	return 0, nil
 }
 
+// fsOwner returns who owns the files the task creates: its filesystem
+// user and group IDs.
+func (t *Task) fsOwner() vfs.Owner {
+	t.tg.mu.Lock()
+	defer t.tg.mu.Unlock()
+	return vfs.Owner{UID: t.creds.FSUID, GID: t.creds.FSGID}
+}
+
 // umask returns the process's file mode creation mask.
 func (t *Task) umask() uint32 {
 	t.tg.mu.Lock()
@@ -540,7 +548,7 @@ func (t *Task) mkdirat(dirfd int32, pathAddr, mode uint64) (uint64, error) {
 		return 0, err
 	}
 	defer release()
-	return 0, t.tg.fs.Mkdirat(dir, p, uint32(mode)&0o7777&^t.umask())
+	return 0, t.tg.fs.Mkdirat(t.fsOwner(), dir, p, uint32(mode)&0o7777&^t.umask())
 }
 
 func (t *Task) unlinkat(dirfd int32, pathAddr uint64, flags int) (uint64, error) {
@@ -579,7 +587,7 @@ func (t *Task) symlinkat(targetAddr uint64, dirfd int32, pathAddr uint64) (uint6
 		return 0, err
 	}
 	defer release()
-	return 0, t.tg.fs.Symlinkat(target, dir, p)
+	return 0, t.tg.fs.Symlinkat(t.fsOwner(), target, dir, p)
 }
 
 func (t *Task) linkat(olddirfd int32, oldAddr uint64, newdirfd int32, newAddr uint64, flags int) (uint64, error) {

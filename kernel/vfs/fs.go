@@ -100,6 +100,11 @@ func (fs *FS) fullPath(dir *File, p string) (string, error) {
 // intents on host files fail with EROFS; see the package doc. O_CLOEXEC is
 // the caller's business (FDTable).
 func (fs *FS) OpenAt(dir *File, p string, flags uint32, mode uint32) (*File, error) {
+	return fs.OpenAtAs(Owner{}, dir, p, flags, mode)
+}
+
+// OpenAtAs is OpenAt for a caller whose created file o owns.
+func (fs *FS) OpenAtAs(o Owner, dir *File, p string, flags uint32, mode uint32) (*File, error) {
 	full, err := fs.fullPath(dir, p)
 	if err != nil {
 		return nil, err
@@ -107,7 +112,7 @@ func (fs *FS) OpenAt(dir *File, p string, flags uint32, mode uint32) (*File, err
 	if flags&unix.O_PATH == 0 {
 		flags |= oLargefile
 	}
-	return resolve(fs, full, func(m *Mount, p string) (*File, error) { return m.fs.open(fs, m, p, flags, mode) })
+	return resolve(fs, full, func(m *Mount, p string) (*File, error) { return m.fs.open(fs, m, p, flags, mode, o) })
 }
 
 // Fstatat implements newfstatat(2) and statx(2)'s lookup: flags may hold
@@ -264,22 +269,22 @@ func (fs *FS) do(dir *File, p string, op func(m *Mount, p string) error) error {
 	return err
 }
 
-// Mkdirat implements mkdirat(2).
-func (fs *FS) Mkdirat(dir *File, p string, mode uint32) error {
-	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.mkdir(m, p, mode) })
+// Mkdirat implements mkdirat(2) for a caller whose new directory o owns.
+func (fs *FS) Mkdirat(o Owner, dir *File, p string, mode uint32) error {
+	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.mkdir(m, p, mode, o) })
 }
 
-// Mknodat implements mknodat(2).
-func (fs *FS) Mknodat(dir *File, p string, mode uint32, dev uint64) error {
-	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.mknod(m, p, mode, dev) })
+// Mknodat implements mknodat(2) for a caller whose new file o owns.
+func (fs *FS) Mknodat(o Owner, dir *File, p string, mode uint32, dev uint64) error {
+	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.mknod(m, p, mode, dev, o) })
 }
 
-// Symlinkat implements symlinkat(2).
-func (fs *FS) Symlinkat(target string, dir *File, p string) error {
+// Symlinkat implements symlinkat(2) for a caller whose new symlink o owns.
+func (fs *FS) Symlinkat(o Owner, target string, dir *File, p string) error {
 	if target == "" {
 		return unix.ENOENT
 	}
-	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.symlink(m, target, p) })
+	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.symlink(m, target, p, o) })
 }
 
 // Linkat implements linkat(2); flags may hold AT_SYMLINK_FOLLOW and

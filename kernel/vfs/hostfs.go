@@ -12,7 +12,7 @@ import (
 
 func (r *Root) fsType() string { return "ro-host" }
 
-func (r *Root) open(_ *FS, _ *Mount, full string, flags, _ uint32) (*File, error) {
+func (r *Root) open(_ *FS, _ *Mount, full string, flags, _ uint32, _ Owner) (*File, error) {
 	pathOnly := flags&unix.O_PATH != 0
 	lookupFlags := int(flags & (unix.O_NOFOLLOW | unix.O_DIRECTORY))
 	if !pathOnly && flags&unix.O_TMPFILE == unix.O_TMPFILE {
@@ -211,11 +211,13 @@ func (r *Root) mustNotExist(full string) error {
 	return r.createError(full)
 }
 
-func (r *Root) mkdir(_ *Mount, full string, _ uint32) error { return r.mustNotExist(full) }
+func (r *Root) mkdir(_ *Mount, full string, _ uint32, _ Owner) error { return r.mustNotExist(full) }
 
-func (r *Root) mknod(_ *Mount, full string, _ uint32, _ uint64) error { return r.mustNotExist(full) }
+func (r *Root) mknod(_ *Mount, full string, _ uint32, _ uint64, _ Owner) error {
+	return r.mustNotExist(full)
+}
 
-func (r *Root) symlink(_ *Mount, _, full string) error { return r.mustNotExist(full) }
+func (r *Root) symlink(_ *Mount, _, full string, _ Owner) error { return r.mustNotExist(full) }
 
 func (r *Root) link(_ *Mount, oldFull, newFull string, follow bool) error {
 	if err := r.mustExist(oldFull, follow); err != unix.EROFS {

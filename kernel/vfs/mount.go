@@ -38,8 +38,8 @@ type Filesystem interface {
 	// fsType is the type /proc/self/mounts shows ("tmpfs").
 	fsType() string
 	// open opens p with open(2) flags; mode applies to a created file
-	// (umask already applied).
-	open(fs *FS, m *Mount, p string, flags, mode uint32) (*File, error)
+	// (umask already applied), which o owns.
+	open(fs *FS, m *Mount, p string, flags, mode uint32, o Owner) (*File, error)
 	// stat returns p's attributes; follow resolves a final symlink.
 	stat(m *Mount, p string, follow bool) (Stat, error)
 	// readlink returns a symlink's target; EINVAL for another file.
@@ -50,9 +50,10 @@ type Filesystem interface {
 	chdir(m *Mount, p string) (string, error)
 	// statfs is statfs(2) on p.
 	statfs(m *Mount, p string) ([StatfsSize]byte, error)
-	mkdir(m *Mount, p string, mode uint32) error
-	mknod(m *Mount, p string, mode uint32, dev uint64) error
-	symlink(m *Mount, target, p string) error
+	// mkdir, mknod and symlink create a file that o owns.
+	mkdir(m *Mount, p string, mode uint32, o Owner) error
+	mknod(m *Mount, p string, mode uint32, dev uint64, o Owner) error
+	symlink(m *Mount, target, p string, o Owner) error
 	// link makes newp a hard link to oldp; follow resolves a final
 	// symlink of oldp (AT_SYMLINK_FOLLOW).
 	link(m *Mount, oldp, newp string, follow bool) error
@@ -64,6 +65,14 @@ type Filesystem interface {
 	rename(m *Mount, oldp, newp string, flags uint32) error
 	// setAttr changes the attributes a says of p.
 	setAttr(m *Mount, p string, follow bool, a *SetAttr) error
+}
+
+// Owner is who owns the files a caller creates: its filesystem user and
+// group IDs (fsuid, fsgid). The zero Owner is root. A directory with the
+// set-group-ID bit gives its group (and, to directories, the bit) instead,
+// as on Linux.
+type Owner struct {
+	UID, GID uint32
 }
 
 // maxSymlinks is Linux's MAXSYMLINKS: the most symlinks one lookup

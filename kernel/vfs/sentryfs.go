@@ -386,7 +386,7 @@ func (s *sentryFS) fsType() string {
 	return "tmpfs"
 }
 
-func (s *sentryFS) open(_ *FS, _ *Mount, full string, flags, _ uint32) (*File, error) {
+func (s *sentryFS) open(_ *FS, _ *Mount, full string, flags, _ uint32, _ Owner) (*File, error) {
 	sp, n, _, err := sentryLookup(full, flags&unix.O_NOFOLLOW == 0)
 	if err == unix.ENOENT && flags&unix.O_PATH == 0 && flags&unix.O_CREAT != 0 {
 		return nil, sentryCreateError(full)
@@ -477,13 +477,13 @@ func (s *sentryFS) mustNotExist(full string) error {
 	}
 }
 
-func (s *sentryFS) mkdir(_ *Mount, full string, _ uint32) error { return s.mustNotExist(full) }
+func (s *sentryFS) mkdir(_ *Mount, full string, _ uint32, _ Owner) error { return s.mustNotExist(full) }
 
-func (s *sentryFS) mknod(_ *Mount, full string, _ uint32, _ uint64) error {
+func (s *sentryFS) mknod(_ *Mount, full string, _ uint32, _ uint64, _ Owner) error {
 	return s.mustNotExist(full)
 }
 
-func (s *sentryFS) symlink(_ *Mount, _, full string) error { return s.mustNotExist(full) }
+func (s *sentryFS) symlink(_ *Mount, _, full string, _ Owner) error { return s.mustNotExist(full) }
 
 func (s *sentryFS) link(_ *Mount, oldFull, newFull string, follow bool) error {
 	if err := s.mustExist(oldFull, follow); err != unix.EROFS {

@@ -284,6 +284,22 @@ func (t *tmpfs) pathLocked(m *Mount, d *tmpNode) (string, error) {
 	return p, nil
 }
 
+// newOwnedLocked returns a new node of mode in dir owned by o, or by
+// dir's group if dir has the set-group-ID bit (which a new directory
+// inherits).
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) newOwnedLocked(dir *tmpNode, mode uint32, o Owner) *tmpNode {
+	gid := o.GID
+	if dir != nil && dir.mode&unix.S_ISGID != 0 {
+		gid = dir.gid
+		if mode&unix.S_IFMT == unix.S_IFDIR {
+			mode |= unix.S_ISGID
+		}
+	}
+	return t.newNodeLocked(mode, o.UID, gid)
+}
+
 // createLocked is the common part of mkdir, symlink and mknod: the walk to
 // the parent and the checks before a new name is made.
 func (t *tmpfs) createLocked(m *Mount, rest string) (walked, error) {
@@ -300,18 +316,18 @@ func (t *tmpfs) createLocked(m *Mount, rest string) (walked, error) {
 	return w, nil
 }
 
-func (t *tmpfs) mkdir(m *Mount, rest string, mode uint32) error {
+func (t *tmpfs) mkdir(m *Mount, rest string, mode uint32, o Owner) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	w, err := t.createLocked(m, rest)
 	if err != nil {
 		return err
 	}
-	t.linkLocked(w.dir, w.name, t.newNodeLocked(unix.S_IFDIR|mode&0o7777, 0, 0))
+	t.linkLocked(w.dir, w.name, t.newOwnedLocked(w.dir, unix.S_IFDIR|mode&0o7777, o))
 	return nil
 }
 
-func (t *tmpfs) mknod(m *Mount, rest string, mode uint32, _ uint64) error {
+func (t *tmpfs) mknod(m *Mount, rest string, mode uint32, _ uint64, o Owner) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	w, err := t.createLocked(m, rest)
@@ -323,11 +339,11 @@ func (t *tmpfs) mknod(m *Mount, rest string, mode uint32, _ uint64) error {
 	default:
 		return unix.EPERM
 	}
-	t.linkLocked(w.dir, w.name, t.newNodeLocked(unix.S_IFREG|mode&0o7777, 0, 0))
+	t.linkLocked(w.dir, w.name, t.newOwnedLocked(w.dir, unix.S_IFREG|mode&0o7777, o))
 	return nil
 }
 
-func (t *tmpfs) symlink(m *Mount, target, rest string) error {
+func (t *tmpfs) symlink(m *Mount, target, rest string, o Owner) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	w, err := t.createLocked(m, rest)
@@ -337,7 +353,7 @@ func (t *tmpfs) symlink(m *Mount, target, rest string) error {
 	if w.trailing {
 		return unix.ENOENT
 	}
-	n := t.newNodeLocked(unix.S_IFLNK|0o777, 0, 0)
+	n := t.newOwnedLocked(w.dir, unix.S_IFLNK|0o777, o)
 	n.target = target
 	t.linkLocked(w.dir, w.name, n)
 	return nil
@@ -737,13 +753,13 @@ func (t *tmpfs) openLocked(m *Mount, n *tmpNode, p string, flags uint32) (*File,
 	return newFile(flags, &tmpfsFile{node: n, mount: m, path: p}), nil
 }
 
-func (t *tmpfs) open(_ *FS, m *Mount, rest string, flags, mode uint32) (*File, error) {
+func (t *tmpfs) open(_ *FS, m *Mount, rest string, flags, mode uint32, o Owner) (*File, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	pathOnly := flags&unix.O_PATH != 0
 	follow := flags&unix.O_NOFOLLOW == 0
 	if !pathOnly && flags&unix.O_TMPFILE == unix.O_TMPFILE {
-		return t.openTmpfileLocked(m, rest, flags, mode)
+		return t.openTmpfileLocked(m, rest, flags, mode, o)
 	}
 	if pathOnly || flags&unix.O_CREAT == 0 {
 		w, err := t.walkLocked(m, rest, follow, false, false)
@@ -768,7 +784,7 @@ func (t *tmpfs) open(_ *FS, m *Mount, rest string, flags, mode uint32) (*File, e
 	case n == nil && w.dir.nlink == 0:
 		return nil, unix.ENOENT
 	case n == nil:
-		n = t.newNodeLocked(unix.S_IFREG|mode&0o7777, 0, 0)
+		n = t.newOwnedLocked(w.dir, unix.S_IFREG|mode&0o7777, o)
 		t.linkLocked(w.dir, w.name, n)
 	case excl:
 		return nil, unix.EEXIST
@@ -796,7 +812,7 @@ func (t *tmpfs) nodePathLocked(m *Mount, n *tmpNode, rest string) (string, error
 
 // openTmpfileLocked implements O_TMPFILE: an unnamed regular file in the
 // directory rest.
-func (t *tmpfs) openTmpfileLocked(m *Mount, rest string, flags, mode uint32) (*File, error) {
+func (t *tmpfs) openTmpfileLocked(m *Mount, rest string, flags, mode uint32, o Owner) (*File, error) {
 	if flags&unix.O_ACCMODE == unix.O_RDONLY {
 		return nil, unix.EINVAL
 	}
@@ -811,7 +827,7 @@ func (t *tmpfs) openTmpfileLocked(m *Mount, rest string, flags, mode uint32) (*F
 	if err != nil {
 		return nil, err
 	}
-	n := t.newNodeLocked(unix.S_IFREG|mode&0o7777, 0, 0)
+	n := t.newOwnedLocked(w.node, unix.S_IFREG|mode&0o7777, o)
 	n.noLink = flags&unix.O_EXCL != 0
 	n.opens++
 	f := &tmpfsFile{node: n, mount: m, path: dir + "/#" + itoa(n.ino)}

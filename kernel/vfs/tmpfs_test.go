@@ -44,14 +44,14 @@ func readFileAt(fs *FS, p string) (string, error) {
 func TestTmpfsPaths(t *testing.T) {
 	_, fs := testTree(t)
 	writeFileAt(t, fs, "/run/file", "in run")
-	if err := fs.Mkdirat(nil, "/run/dir", 0o755); err != nil {
+	if err := fs.Mkdirat(Owner{}, nil, "/run/dir", 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range []struct{ target, name string }{
 		{"/etc/hello.txt", "/run/abs"}, {"../etc/hello.txt", "/run/rel"}, {"../../run/file", "/run/dir/back"},
 		{"/dev/null", "/run/null"}, {"loop", "/run/loop"},
 	} {
-		if err := fs.Symlinkat(l.target, nil, l.name); err != nil {
+		if err := fs.Symlinkat(Owner{}, l.target, nil, l.name); err != nil {
 			t.Fatalf("symlink %s: %v", l.name, err)
 		}
 	}
@@ -92,7 +92,7 @@ func TestTmpfsPaths(t *testing.T) {
 		{"rename missing across mounts", func() error { return fs.Renameat(nil, "/run/nope", nil, "/etc/x", 0) }, unix.EXDEV},
 		{"rename from a missing directory", func() error { return fs.Renameat(nil, "/run/nodir/x", nil, "/etc/x", 0) }, unix.ENOENT},
 		{"rmdir the mount point", func() error { return fs.Unlinkat(nil, "/run", unix.AT_REMOVEDIR) }, unix.EBUSY},
-		{"mkdir the mount point", func() error { return fs.Mkdirat(nil, "/run", 0o755) }, unix.EEXIST},
+		{"mkdir the mount point", func() error { return fs.Mkdirat(Owner{}, nil, "/run", 0o755) }, unix.EEXIST},
 		{"rename with both flags", func() error {
 			return fs.Renameat(nil, "/run/file", nil, "/run/x", unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE)
 		}, unix.EINVAL},
@@ -101,7 +101,7 @@ func TestTmpfsPaths(t *testing.T) {
 			_, err := fs.OpenAt(nil, "/run/abs", unix.O_WRONLY|unix.O_CREAT, 0o644)
 			return err
 		}, unix.EROFS},
-		{"host stays read-only", func() error { return fs.Mkdirat(nil, "/etc/new", 0o755) }, unix.EROFS},
+		{"host stays read-only", func() error { return fs.Mkdirat(Owner{}, nil, "/etc/new", 0o755) }, unix.EROFS},
 	}
 	for _, tc := range ops {
 		t.Run(tc.name, func(t *testing.T) {
@@ -178,13 +178,13 @@ func TestTmpfsFull(t *testing.T) {
 func TestTmpfsRoundTrip(t *testing.T) {
 	_, fs := testTree(t)
 	writeFileAt(t, fs, "/run/a", "alpha")
-	if err := fs.Mkdirat(nil, "/run/d", 0o700); err != nil {
+	if err := fs.Mkdirat(Owner{}, nil, "/run/d", 0o700); err != nil {
 		t.Fatal(err)
 	}
 	if err := fs.Linkat(nil, "/run/a", nil, "/run/d/hard", 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.Symlinkat("../a", nil, "/run/d/sym"); err != nil {
+	if err := fs.Symlinkat(Owner{}, "../a", nil, "/run/d/sym"); err != nil {
 		t.Fatal(err)
 	}
 	if err := fs.SetAttrAt(nil, "/run/a", 0, &SetAttr{Mask: SetAttrMode | SetAttrUID, Mode: 0o640, UID: 42}); err != nil {
@@ -238,7 +238,7 @@ func TestTmpfsThroughHostSymlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFileAt(t, fs, "/var/run/pid", "42")
-	if err := fs.Mkdirat(nil, "/var/run/sub", 0o755); err != nil {
+	if err := fs.Mkdirat(Owner{}, nil, "/var/run/sub", 0o755); err != nil {
 		t.Fatalf("mkdir through the symlink: %v", err)
 	}
 	writeFileAt(t, fs, "/run/sub/x", "in sub")

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -318,6 +319,36 @@ static void dirs(void) {
 	printf("statfs: %s, blocks of %s size\n", err(statfs(".", &sfs)), sfs.f_bsize > 0 ? "positive" : "zero");
 }
 
+/* owners: new files belong to the caller's filesystem IDs, or to a
+ * set-group-ID directory's group (a new directory inherits the bit). */
+static void owners(void) {
+	struct stat st;
+	mkdir("sg", 0777);
+	chmod("sg", 02777);
+	chown("sg", 0, 4242);
+	put("sg/f", "x");
+	mkdir("sg/d", 0755);
+	stat("sg/f", &st);
+	printf("in a setgid dir: file gid %u", st.st_gid);
+	stat("sg/d", &st);
+	printf(", dir gid %u setgid %d\n", st.st_gid, (st.st_mode & S_ISGID) != 0);
+	mkdir("open", 0777);
+	chmod("open", 0777);
+	setfsuid(1000);
+	setfsgid(1001);
+	int fd = open("open/mine", O_WRONLY | O_CREAT, 0644);
+	printf("as fsuid 1000: create %s, mkdir %s, symlink %s\n", err(fd), err(mkdir("open/mydir", 0755)),
+	       err(symlink("mine", "open/mylink")));
+	close(fd);
+	setfsuid(0);
+	setfsgid(0);
+	const char *names[] = {"open/mine", "open/mydir", "open/mylink"};
+	for (int i = 0; i < 3; i++) {
+		lstat(names[i], &st);
+		printf("%s: uid %u gid %u\n", names[i], st.st_uid, st.st_gid);
+	}
+}
+
 static void rmtree(const char *dir) {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -353,6 +384,7 @@ int main(int argc, char **argv) {
 		return 1;
 	}
 	umask(022);
+	chmod(dir, 0755); /* searchable by the IDs owners() takes */
 	basics();
 	links();
 	renames();
@@ -360,6 +392,7 @@ int main(int argc, char **argv) {
 	attrs();
 	tmpfiles();
 	dirs();
+	owners();
 	chdir("/");
 	rmtree(dir);
 	printf("cleanup: %s\n", err(rmdir(dir)));
