@@ -53,9 +53,10 @@
 // truncate, fallocate, and a size limit past which writes fail with
 // ENOSPC. File data lives in pages of the kernel's memory file (Pages,
 // MountTable.SetPages), so it is saved and loaded with the application's
-// memory; without a kernel it is Go memory (heapPages). The sandbox is
-// root: permission bits are kept and reported but only execute bits are
-// checked.
+// memory; without a kernel it is Go memory (heapPages). New files belong
+// to the caller's Owner (its fsuid and fsgid; a set-group-ID directory's
+// group). Permission bits are kept and reported but only execute bits are
+// checked: the permissions of callers other than root are not yet.
 //
 // # Read-only host
 //
