@@ -97,7 +97,9 @@ type Mount struct {
 	point string
 	// fs is the mounted filesystem; immutable.
 	fs Filesystem
-	// source and options are what /proc/self/mounts shows; immutable.
+	// source and options are what /proc/self/mounts shows; immutable
+	// once the sandbox runs (MountTmpfs may set a default mount's size
+	// before).
 	source  string
 	options string
 	// id is the mount ID mountinfo shows; immutable.
@@ -187,9 +189,11 @@ func (mt *MountTable) add(point string, fs Filesystem, source, options string) {
 }
 
 // MountTmpfs mounts a new, empty tmpfs of size bytes (0: DefaultTmpfsSize)
-// at point, an absolute guest path (--tmpfs). A point already mounted, in
-// a sentry directory other than /dev/shm's parent, or inside another tmpfs
-// is refused with ErrBadMountPoint.
+// at point, an absolute guest path (--tmpfs); at a default tmpfs mount
+// point it sets that mount's size instead. A point that another mount
+// already holds, one inside /proc, /sys or another tmpfs, and one above
+// another mount are refused with ErrBadMountPoint. Call it before the
+// sandbox runs.
 func (mt *MountTable) MountTmpfs(point string, size uint64) error {
 	if size == 0 {
 		size = DefaultTmpfsSize
@@ -212,6 +216,9 @@ func (mt *MountTable) MountTmpfs(point string, size uint64) error {
 		}
 		if m.point != "/" && strings.HasPrefix(point, m.point+"/") && m.point != "/dev" {
 			return fmt.Errorf("tmpfs at %s: %w: inside %s", point, ErrBadMountPoint, m.point)
+		}
+		if strings.HasPrefix(m.point, point+"/") {
+			return fmt.Errorf("tmpfs at %s: %w: it would hide %s", point, ErrBadMountPoint, m.point)
 		}
 	}
 	t := newTmpfs(size, mt.nextID)

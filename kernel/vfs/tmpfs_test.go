@@ -121,6 +121,25 @@ func TestTmpfsPaths(t *testing.T) {
 	}
 }
 
+// TestMountTmpfsErrors: the mount points MountTmpfs refuses.
+func TestMountTmpfsErrors(t *testing.T) {
+	_, fs := testTree(t)
+	mt := fs.Root().Mounts()
+	if err := mt.MountTmpfs("/a/b", 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"", "rel", "/", "/proc", "/proc/x", "/sys/x", "/a/b/c", "/run/x", "/a", "/dev"} {
+		if err := mt.MountTmpfs(p, 0); !errors.Is(err, ErrBadMountPoint) {
+			t.Errorf("MountTmpfs(%q) = %v, want ErrBadMountPoint", p, err)
+		}
+	}
+	for _, p := range []string{"/dev/x", "/run", "/a/c"} {
+		if err := mt.MountTmpfs(p, 1<<20); err != nil {
+			t.Errorf("MountTmpfs(%q) = %v, want success", p, err)
+		}
+	}
+}
+
 // TestTmpfsFull fills a small tmpfs: the write that crosses the limit is
 // short, the next fails with ENOSPC, statfs shows no free block, and
 // removing the file gives the space back.
