@@ -279,7 +279,7 @@ func (mt *MountTable) route(full string) (*Mount, string) {
 func (mt *MountTable) ProcMounts() []byte {
 	var b strings.Builder
 	for _, m := range mt.Mounts() {
-		fmt.Fprintf(&b, "%s %s %s %s 0 0\n", m.source, m.point, m.fs.fsType(), m.options)
+		fmt.Fprintf(&b, "%s %s %s %s 0 0\n", m.sourceName(), m.point, m.fs.fsType(), m.options)
 	}
 	return []byte(b.String())
 }
@@ -297,9 +297,18 @@ func (mt *MountTable) ProcMountinfo() []byte {
 		}
 		opts, _, _ := strings.Cut(m.options, ",")
 		major, minor := m.device()
-		fmt.Fprintf(&b, "%d %d %d:%d / %s %s - %s %s %s\n", m.id, parent, major, minor, m.point, opts, m.fs.fsType(), m.source, m.options)
+		fmt.Fprintf(&b, "%d %d %d:%d / %s %s - %s %s %s\n", m.id, parent, major, minor, m.point, opts, m.fs.fsType(), m.sourceName(), m.options)
 	}
 	return []byte(b.String())
+}
+
+// sourceName is the mount's source as /proc/self/mounts shows it: for the
+// root, the host directory it is open on now (a restore may move it).
+func (m *Mount) sourceName() string {
+	if r, ok := m.fs.(*Root); ok {
+		return r.HostDir()
+	}
+	return m.source
 }
 
 // device returns the device numbers stat reports for the mount's files
