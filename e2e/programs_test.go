@@ -44,6 +44,17 @@ var cCases = []cCase{
 		},
 	}},
 	{name: "hostfile", prog: "hostfile", zdtm: zdtmSpec{fast: true}, setup: setupHostFile},
+	// Natively in a fresh host directory; under snap in a tmpfs mounted
+	// there (--tmpfs), which hides the host directory and leaves it alone.
+	{name: "fsops", prog: "fsops", zdtm: zdtmSpec{fast: true}, setup: setupTmpfsDir, spec: spec{want: []string{
+		"create f: ok",
+		"size 104, read 104, zeros in the hole 88, tail tail",
+		"renameat2 EXCHANGE a b: ok",
+		"after unlink: nlink 0, read still here, write 1",
+		"linkat AT_EMPTY_PATH: ok",
+		"punch hole: ok, bytes ab0000gh",
+		"cleanup: ok",
+	}}},
 	{name: "boundary", prog: "boundary", spec: spec{args: []string{"sentry"}, want: []string{
 		"/dev/null: write all yes, read EOF yes",
 		"/dev/zero: zeros yes",
@@ -433,6 +444,13 @@ func hostFileData() []byte {
 // setupHostFile writes dir/data.bin and a symlink dir/link -> data.bin, and
 // has hostfile read the file through the link; its SHA-256, computed here,
 // must be in the output.
+// setupTmpfsDir gives the program a directory of its own to work in:
+// natively dir itself, under snap a tmpfs mounted at dir.
+func setupTmpfsDir(t *testing.T, dir string, s *spec) {
+	s.args = []string{dir}
+	s.snapFlags = []string{"--tmpfs", dir}
+}
+
 // setupLockFile makes the file the locks case takes flock locks on.
 func setupLockFile(t *testing.T, dir string, s *spec) {
 	p := filepath.Join(dir, "locked")

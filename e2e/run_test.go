@@ -35,6 +35,8 @@ type spec struct {
 	status int      // the native exit status (128+N for a death by signal N)
 	want   []string // lines that stdout must contain, in both runs
 	zdtm   zdtmSpec // where the zdtm mode saves the program (zdtm_test.go)
+	// snapFlags are snap run flags for the runs under snap (--tmpfs /tmp).
+	snapFlags []string
 }
 
 // An outcome is what one run of a program did.
@@ -116,7 +118,7 @@ func compare(t *testing.T, key string, argv []string, s spec) {
 	if broken && os.Getenv("SNAP_E2E_RUN_BROKEN") != "1" {
 		t.Skipf("known broken: %s", why)
 	}
-	snapArgv := append([]string{snap(t), "run", "--"}, argv...)
+	snapArgv := append(append(append([]string{snap(t), "run"}, s.snapFlags...), "--"), argv...)
 	got := execute(t, snapArgv, s, dir)
 	if got.status != native.status {
 		t.Errorf("snap run %s: status = %d, want %d (native)", key, got.status, native.status)

@@ -159,7 +159,8 @@ func (z *zdtmRun) run() outcome {
 		argv = append([]string{program(t, ctest.Glibc, "zdtmstart")}, argv...)
 	}
 	in1 := openFIFO(t, path("in1"))
-	id := z.snapID(append([]string{"run", "-d", "--stdin", in1.Name(), "--stdout", path("out1"), "--stderr", path("err1"), "--"}, argv...)...)
+	run := append([]string{"run", "-d", "--stdin", in1.Name(), "--stdout", path("out1"), "--stderr", path("err1")}, z.s.snapFlags...)
+	id := z.snapID(append(append(run, "--"), argv...)...)
 	switch z.mode {
 	case zdtmStart:
 		waitForLine(t, path("out1"), strings.TrimSuffix(zdtmStartLine, "\n"))

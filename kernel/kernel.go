@@ -93,6 +93,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -126,6 +127,30 @@ type Config struct {
 	// instead of pinning each task's threads to a CPU of its own while
 	// there are no more tasks than CPUs (see cpu_pin.go).
 	NoCPUPinning bool
+	// Tmpfs are the empty tmpfs mounts to add to the default /dev/shm and
+	// /run: "PATH" or "PATH:size=SIZE" (SIZE as ParseMemoryLimit takes
+	// it; a default mount point gets the size). Not used by Restore: a
+	// restored sandbox has its saved mounts.
+	Tmpfs []string
+}
+
+// mountTmpfs mounts the tmpfs that spec ("PATH" or "PATH:size=SIZE")
+// describes.
+func mountTmpfs(mt *vfs.MountTable, spec string) error {
+	point, opts, _ := strings.Cut(spec, ":")
+	var size uint64
+	if opts != "" {
+		v, ok := strings.CutPrefix(opts, "size=")
+		if !ok {
+			return fmt.Errorf("tmpfs %q: %w: the only option is size=SIZE", spec, vfs.ErrBadMountPoint)
+		}
+		n, err := ParseMemoryLimit(v)
+		if err != nil {
+			return fmt.Errorf("tmpfs %q: %w", spec, err)
+		}
+		size = n
+	}
+	return mt.MountTmpfs(point, size)
 }
 
 // ExitStatus is how the sandbox's init process ended: an exit code, or the
@@ -258,6 +283,16 @@ func New(cfg Config) (*Kernel, error) {
 		}
 		return nil, fmt.Errorf("open root %s: %w", rootDir, err)
 	}
+	for _, spec := range cfg.Tmpfs {
+		if err := mountTmpfs(root.Mounts(), spec); err != nil {
+			root.Close()
+			if p != nil {
+				p.Release()
+				mf.Release()
+			}
+			return nil, err
+		}
+	}
 	if p == nil {
 		mf, p, err = newMemoryAndPlatform(name, ctor)
 		if err != nil {
@@ -265,6 +300,7 @@ func New(cfg Config) (*Kernel, error) {
 			return nil, err
 		}
 	}
+	root.Mounts().SetPages(mf)
 	k := &Kernel{
 		platform: p,
 		mf:       mf,

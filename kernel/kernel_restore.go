@@ -261,6 +261,10 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 		k.platform = nil
 		return fail(k, err)
 	}
+	if k.root != nil {
+		// Images from before mount tables get the default one here.
+		k.root.Mounts().SetPages(k.mf)
+	}
 
 	// Map the restored pages into the new address spaces in bulk, on the
 	// side: a first touch then costs the application no fault in the host

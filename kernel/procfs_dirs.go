@@ -34,7 +34,8 @@ var procTaskFiles = []struct {
 	typ  uint8
 }{
 	{"cmdline", unix.DT_REG}, {"comm", unix.DT_REG}, {"cwd", unix.DT_LNK}, {"exe", unix.DT_LNK},
-	{"fd", unix.DT_DIR}, {"maps", unix.DT_REG}, {"stat", unix.DT_REG}, {"status", unix.DT_REG},
+	{"fd", unix.DT_DIR}, {"maps", unix.DT_REG}, {"mountinfo", unix.DT_REG}, {"mounts", unix.DT_REG},
+	{"stat", unix.DT_REG}, {"status", unix.DT_REG},
 	{"task", unix.DT_DIR},
 }
 
@@ -62,6 +63,12 @@ func (t *Task) procEntryAt(dir *vfs.File, p string, follow bool) (procEntry, boo
 	full := t.procGuestPath(dir, p)
 	if full == "/proc" {
 		return t.procRootEntry(), true
+	}
+	if full == "/proc/mounts" {
+		if !follow {
+			return procEntry{path: full, link: "self/mounts"}, true
+		}
+		return procEntry{}, false
 	}
 	rest, ok := strings.CutPrefix(full, "/proc/")
 	if !ok {
@@ -150,7 +157,7 @@ func procFDLink(target *Task, fd string) (string, bool) {
 // procRootEntry lists /proc: the links to the caller and one directory
 // per process of the sandbox, in ascending order.
 func (t *Task) procRootEntry() procEntry {
-	e := procEntry{path: "/proc", names: []string{"self", "thread-self"}, types: []uint8{unix.DT_LNK, unix.DT_LNK}}
+	e := procEntry{path: "/proc", names: []string{"mounts", "self", "thread-self"}, types: []uint8{unix.DT_LNK, unix.DT_LNK, unix.DT_LNK}}
 	ts := t.k.tasks
 	ts.mu.Lock()
 	var pids []int

@@ -142,37 +142,6 @@ func sysGetdents(t *Task, a *sysArgs) (uint64, error) {
 	return uint64(n), t.tg.mm.CopyOut(a[1], buf[:n])
 }
 
-// utimesAt implements utime (usec false: struct utimbuf, no checks),
-// utimes and futimesat (struct timeval[2], EINVAL for microseconds out of
-// range): after those checks they are utimensat, which the read-only host
-// root refuses with EROFS. futimesat with no path acts on dirfd itself.
-func (t *Task) utimesAt(dirfd int32, pathAddr, timesAddr uint64, usec bool) (uint64, error) {
-	if timesAddr != 0 {
-		var b [32]byte
-		n := 16
-		if usec {
-			n = 32
-		}
-		if err := t.tg.mm.CopyIn(timesAddr, b[:n]); err != nil {
-			return 0, err
-		}
-		for i := 0; usec && i < 2; i++ {
-			if us := int64(binary.LittleEndian.Uint64(b[16*i+8:])); us < 0 || us >= 1e6 {
-				return 0, unix.EINVAL
-			}
-		}
-	}
-	if pathAddr == 0 && dirfd != unix.AT_FDCWD {
-		f, err := t.getFile(dirfd)
-		if err != nil {
-			return 0, err
-		}
-		defer f.DecRef()
-		return 0, f.SetAttr()
-	}
-	return t.setAttrAt(dirfd, pathAddr, 0)
-}
-
 func sysUtime(t *Task, a *sysArgs) (uint64, error) {
 	return t.utimesAt(unix.AT_FDCWD, a[0], a[1], false)
 }

@@ -16,7 +16,7 @@ import (
 
 // procSelfFile returns the guest path and (if withData) the contents of the
 // per-process file that p (relative to dir) names, if the kernel generates
-// it: maps, comm, cmdline, status and stat under /proc/self, /proc/<pid>
+// it: maps, comm, cmdline, status, stat, mounts and mountinfo under /proc/self, /proc/<pid>
 // (any process or thread of the sandbox), /proc/thread-self and
 // /proc/<pid>/task/<tid>.
 func (t *Task) procSelfFile(dir *vfs.File, p string, withData bool) (string, []byte, bool) {
@@ -32,6 +32,9 @@ func (t *Task) procSelfFile(dir *vfs.File, p string, withData bool) (string, []b
 		}
 	}
 	full = path.Clean(full)
+	if full == "/proc/mounts" {
+		full = "/proc/self/mounts" // the link /proc/mounts, followed
+	}
 	rest, ok := strings.CutPrefix(full, "/proc/")
 	if !ok {
 		return "", nil, false
@@ -82,6 +85,10 @@ func (t *Task) procSelfFile(dir *vfs.File, p string, withData bool) (string, []b
 		gen = func() []byte { return procStatus(t.procInfo(target)) }
 	case "stat":
 		gen = func() []byte { return procStat(t.procInfo(target)) }
+	case "mounts":
+		gen = t.k.root.Mounts().ProcMounts
+	case "mountinfo":
+		gen = t.k.root.Mounts().ProcMountinfo
 	default:
 		return "", nil, false
 	}

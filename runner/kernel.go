@@ -41,6 +41,9 @@ type KernelOptions struct {
 	// VerifyKey, on restore, requires the image to be signed by this key
 	// (see OpenImage); nil accepts unsigned images.
 	VerifyKey ed25519.PublicKey
+	// Tmpfs are the extra tmpfs mount points (ignored on restore: the
+	// saved mounts come back); see kernel.Config.
+	Tmpfs []string
 }
 
 // KernelSandbox is a Sandbox running on a kernel.Kernel in this process.
@@ -53,7 +56,7 @@ type KernelSandbox struct {
 
 // StartKernel creates a kernel and starts argv in it.
 func StartKernel(o KernelOptions) (*KernelSandbox, error) {
-	k, err := kernel.New(kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log, Limits: o.Limits})
+	k, err := kernel.New(kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log, Limits: o.Limits, Tmpfs: o.Tmpfs})
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"log"
 	"path/filepath"
@@ -36,6 +37,9 @@ that is not signed by that key or was altered since, before anything runs.`,
 				return err
 			}
 			uri := args[0]
+			if cmd.Flags().Changed("tmpfs") {
+				return errors.New("--tmpfs: a restored sandbox has the mounts it was saved with")
+			}
 			limits, err := f.limits(cmd)
 			if err != nil {
 				return err

@@ -27,6 +27,8 @@ type runFlags struct {
 	// pids and memory are the sandbox limits as given; see limits.
 	pids   int
 	memory string
+	// tmpfs are the --tmpfs mount points.
+	tmpfs []string
 }
 
 // startFlags are the flags of snap run that shape the program's start:
@@ -51,7 +53,8 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 		Short: "Run a program in a new sandbox in the foreground",
 		Long: `run starts PROG in a new sandbox. The program's stdio is snap's own and
 snap exits with the program's exit status, or 128+N if signal N killed it.
-The host filesystem (or --rootfs DIR) is visible read-only. The program
+The host filesystem (or --rootfs DIR) is visible read-only; /dev/shm, /run
+and each --tmpfs PATH are writable memory filesystems. The program
 starts in snap's working directory (the root's / with --rootfs, or --cwd)
 with snap's environment (none with --clear-env), plus each --env K=V.
 A saved image holds the environment like the rest of the program's memory.`,
@@ -86,6 +89,7 @@ func addRunFlags(cmd *cobra.Command, f *runFlags) {
 	cmd.Flags().BoolVar(&f.debug, "debug", false, "log unimplemented syscalls and faults to stderr")
 	cmd.Flags().StringVar(&f.platform, "platform", "ptrace", "execution platform")
 	cmd.Flags().IntVar(&f.pids, "pids", 0, fmt.Sprintf("most tasks (threads of all processes) at once; fork and clone beyond it fail with EAGAIN (default %d; on restore: the saved limit)", kernel.DefaultTasks))
+	cmd.Flags().StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount an empty memory filesystem at PATH, or PATH:size=SIZE (default 256M; repeatable; /dev/shm and /run always have one); what the program writes there is saved with it")
 	cmd.Flags().StringVar(&f.memory, "memory", "", "most memory the program's mappings may hold, e.g. 512M, 2G or unlimited; mmap, brk, mremap and fork beyond it fail with ENOMEM (default unlimited; on restore: the saved limit)")
 }
 
@@ -109,8 +113,8 @@ func (f *runFlags) limits(cmd *cobra.Command) (kernel.Limits, error) {
 	return l, nil
 }
 
-// limitArgs returns the limit flags given on cmd, to pass them on to a
-// detached sentry.
+// limitArgs returns the limit and mount flags given on cmd, to pass them
+// on to a detached sentry.
 func limitArgs(cmd *cobra.Command, f *runFlags) []string {
 	var args []string
 	if cmd.Flags().Changed("pids") {
@@ -118,6 +122,9 @@ func limitArgs(cmd *cobra.Command, f *runFlags) []string {
 	}
 	if cmd.Flags().Changed("memory") {
 		args = append(args, "--memory", f.memory)
+	}
+	for _, p := range f.tmpfs {
+		args = append(args, "--tmpfs", p)
 	}
 	return args
 }
@@ -148,7 +155,7 @@ func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, argv []stri
 	if err != nil {
 		return err
 	}
-	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug, Limits: limits})
+	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug, Limits: limits, Tmpfs: f.tmpfs})
 	if err != nil {
 		return err
 	}

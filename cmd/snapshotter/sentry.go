@@ -42,7 +42,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 				func(m *runner.Metadata) (runner.Sandbox, error) {
 					o := runner.KernelOptions{
 						Platform: f.platform, Rootfs: f.rootfs, Debug: f.debug, Log: log.Writer(),
-						ID: id, Version: version, Diag: log.Default(), Limits: limits,
+						ID: id, Version: version, Diag: log.Default(), Limits: limits, Tmpfs: f.tmpfs,
 					}
 					if restore == "" {
 						// The launcher's working directory is ours: the

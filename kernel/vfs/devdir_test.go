@@ -83,7 +83,7 @@ func TestSyntheticDevDir(t *testing.T) {
 		{"access X_OK", func() error { return fs.Faccessat(nil, "/dev", unix.X_OK, 0) }, nil},
 		{"access W_OK", func() error { return fs.Faccessat(nil, "/dev", unix.W_OK, 0) }, unix.EROFS},
 		{"open for writing", func() error { _, err := fs.OpenAt(nil, "/dev", unix.O_WRONLY, 0); return err }, unix.EISDIR},
-		{"mkdir", func() error { return fs.Mkdirat(nil, "/dev", 0o755) }, unix.EEXIST},
+		{"mkdir", func() error { return fs.Mkdirat(Owner{}, nil, "/dev", 0o755) }, unix.EEXIST},
 		{"rmdir", func() error { return fs.Unlinkat(nil, "/dev", unix.AT_REMOVEDIR) }, unix.EROFS},
 		{"readlink", func() error { _, err := fs.Readlinkat(nil, "/dev"); return err }, unix.EINVAL},
 		{"statfs", func() error { _, err := fs.Statfs(nil, "/dev"); return err }, nil},

@@ -1,5 +1,7 @@
 // Package vfs is the sentry's file layer: open files, the per-process file
-// descriptor table, and a read-only view of a host directory tree.
+// descriptor table, the mount table, and the filesystems mounted in it: a
+// read-only view of a host directory tree, the sentry's /dev, /proc and
+// /sys, and memory filesystems (tmpfs).
 //
 // The kernel (package kernel) imports vfs; vfs never imports the kernel. The
 // API is byte-oriented: the kernel copies application memory into []byte,
@@ -24,6 +26,37 @@
 //     outside the root and absolute symlinks resolve inside it.
 //   - Guest paths are absolute, clean paths as the application sees them;
 //     host paths are what the sentry opens.
+//
+// # Mounts
+//
+// A MountTable (one per sandbox, held by the Root) maps mount points to
+// Filesystems (mount.go): "/" is the host root, /dev, /proc and /sys the
+// sentry's directories, /dev/shm and /run a tmpfs each, plus the --tmpfs
+// mounts (MountTable.MountTmpfs). Every path operation of FS computes the
+// guest path, routes it to a mount (MountTable.route: lexically up to the
+// first tmpfs mount point on the way, as the sentry's directories always
+// were) and calls one Filesystem method. A tmpfs walks the rest itself;
+// when its walk leaves it (".." at its root, a symlink to an absolute path
+// or out of it) the path is routed again. link and rename across mounts
+// fail with EXDEV. /proc/self/mounts and mountinfo are generated from the
+// table. A host symlink is resolved on the host; when the lookup or the
+// write then fails, a symlink that leads into a tmpfs mount point (Debian's
+// /var/run -> /run) is followed there (Root.redirect), but a file that
+// exists on the host under it stays the host's.
+//
+// # tmpfs
+//
+// tmpfs.go: directories, regular files, symlinks and hard links in
+// memory, the tree savable kernel state (file data: see below); unlink
+// of open files, rename with RENAME_NOREPLACE and RENAME_EXCHANGE,
+// O_TMPFILE (named later with linkat AT_EMPTY_PATH), chmod, chown, utimes,
+// truncate, fallocate, and a size limit past which writes fail with
+// ENOSPC. File data lives in pages of the kernel's memory file (Pages,
+// MountTable.SetPages), so it is saved and loaded with the application's
+// memory; without a kernel it is Go memory (heapPages). New files belong
+// to the caller's Owner (its fsuid and fsgid; a set-group-ID directory's
+// group). Permission bits are kept and reported but only execute bits are
+// checked: the permissions of callers other than root are not yet.
 //
 // # Read-only host
 //
@@ -57,7 +90,7 @@
 // # The sentry's /dev, /proc and /sys
 //
 // These three directories are never looked up on the host, whatever the
-// root holds there (sentryfs.go): /dev holds the sentry's null, zero, full,
+// root holds there: they are mounted sentryFS filesystems (sentryfs.go): /dev holds the sentry's null, zero, full,
 // random and urandom devices and the links fd, stdin, stdout and stderr;
 // /sys holds devices/system/cpu/{online,possible}; /proc is answered by the
 // kernel, which generates the per-process files and directories of the
@@ -125,8 +158,10 @@
 //	FS.mu
 //	  FDTable.mu
 //	    File.mu
-//	      hostFile.mu, stdioFile.mu, pipe.mu
-//	        Root.mu (a leaf)
+//	      hostFile.mu, stdioFile.mu, pipe.mu, tmpfsFile.mu
+//	        Root.mu
+//	          MountTable.mu
+//	            tmpfs.mu
 //
 // FS and FDTable methods never hold their lock while calling into a File.
 package vfs

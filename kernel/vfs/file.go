@@ -276,6 +276,8 @@ func (f *File) FileType() uint32 {
 		return unix.S_IFDIR
 	case *synthDir:
 		return impl.mode & unix.S_IFMT
+	case *tmpfsFile:
+		return impl.node.fileType()
 	default:
 		return unix.S_IFCHR
 	}

@@ -80,6 +80,11 @@ func (fs *FS) fullPath(dir *File, p string) (string, error) {
 				return "", unix.ENOTDIR
 			}
 			base = d.guestPath()
+		case *tmpfsFile:
+			var err error
+			if base, err = d.dirPath(); err != nil {
+				return "", err
+			}
 		default:
 			return "", unix.ENOTDIR
 		}
@@ -95,6 +100,11 @@ func (fs *FS) fullPath(dir *File, p string) (string, error) {
 // intents on host files fail with EROFS; see the package doc. O_CLOEXEC is
 // the caller's business (FDTable).
 func (fs *FS) OpenAt(dir *File, p string, flags uint32, mode uint32) (*File, error) {
+	return fs.OpenAtAs(Owner{}, dir, p, flags, mode)
+}
+
+// OpenAtAs is OpenAt for a caller whose created file o owns.
+func (fs *FS) OpenAtAs(o Owner, dir *File, p string, flags uint32, mode uint32) (*File, error) {
 	full, err := fs.fullPath(dir, p)
 	if err != nil {
 		return nil, err
@@ -102,111 +112,7 @@ func (fs *FS) OpenAt(dir *File, p string, flags uint32, mode uint32) (*File, err
 	if flags&unix.O_PATH == 0 {
 		flags |= oLargefile
 	}
-	pathOnly := flags&unix.O_PATH != 0
-	if sp, n, owned, err := sentryLookup(full, flags&unix.O_NOFOLLOW == 0); owned {
-		if err == unix.ENOENT && !pathOnly && flags&unix.O_CREAT != 0 {
-			return nil, sentryCreateError(full)
-		}
-		if err != nil {
-			return nil, err
-		}
-		return openSentry(sp, n, flags)
-	}
-	const tmpfile = unix.O_TMPFILE
-	lookupFlags := int(flags & (unix.O_NOFOLLOW | unix.O_DIRECTORY))
-	if !pathOnly && flags&tmpfile == tmpfile {
-		// O_TMPFILE creates an unnamed file in a directory.
-		fd, err := fs.root.lookup(full, unix.O_DIRECTORY)
-		if err != nil {
-			return nil, err
-		}
-		unix.Close(fd)
-		return nil, unix.EROFS
-	}
-	if !pathOnly && flags&(unix.O_CREAT|unix.O_EXCL) == unix.O_CREAT|unix.O_EXCL {
-		// O_CREAT|O_EXCL never follows a final symlink: a dangling one
-		// is EEXIST too.
-		lookupFlags |= unix.O_NOFOLLOW
-	}
-	pfd, st, err := fs.root.lookupStat(full, lookupFlags)
-	if err != nil {
-		if err == unix.ENOENT && !pathOnly && flags&unix.O_CREAT != 0 {
-			return nil, fs.createError(full)
-		}
-		return nil, err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			unix.Close(pfd)
-		}
-	}()
-	if !pathOnly && flags&(unix.O_CREAT|unix.O_EXCL) == unix.O_CREAT|unix.O_EXCL {
-		return nil, unix.EEXIST
-	}
-	h := &hostFile{
-		root:        fs.root,
-		lookedUp:    full,
-		lookupFlags: lookupFlags,
-		pathOnly:    pathOnly,
-		mode:        st.Mode,
-		ident:       identityOf(&st),
-		fd:          -1,
-	}
-	if pathOnly {
-		h.fd, ok = pfd, true
-		return newFile(unix.O_PATH|flags&unix.O_ACCMODE, h), nil
-	}
-	switch st.FileType() {
-	case unix.S_IFREG:
-	case unix.S_IFDIR:
-		if flags&unix.O_ACCMODE != unix.O_RDONLY {
-			return nil, unix.EISDIR
-		}
-	case unix.S_IFLNK:
-		// Only reachable with O_NOFOLLOW.
-		return nil, unix.ELOOP
-	}
-	if !openable(st.FileType()) {
-		// Host devices, FIFOs and sockets are never opened: see openable.
-		return nil, unix.EACCES
-	}
-	if flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_TRUNC != 0 {
-		return nil, unix.EROFS
-	}
-	fd, err := reopen(pfd, h.isDir())
-	if err != nil {
-		return nil, err
-	}
-	h.fd = fd
-	return newFile(flags, h), nil
-}
-
-// sentryCreateError is the error for creating full in a sentry directory,
-// where it does not exist: EROFS if its parent is a directory, else the
-// parent's lookup error.
-func sentryCreateError(full string) error {
-	parent := strings.TrimRight(full, "/")
-	parent = parent[:strings.LastIndexByte(parent, '/')+1]
-	if _, _, _, err := sentryLookup(parent, true); err != nil {
-		return err
-	}
-	return unix.EROFS
-}
-
-// createError is the error for creating full, which does not exist: EROFS
-// if its parent is a directory, else the parent's lookup error.
-func (fs *FS) createError(full string) error {
-	parent := full
-	if i := strings.LastIndexByte(strings.TrimRight(full, "/"), '/'); i >= 0 {
-		parent = full[:i+1]
-	}
-	fd, err := fs.root.lookup(parent, unix.O_DIRECTORY)
-	if err != nil {
-		return err
-	}
-	unix.Close(fd)
-	return unix.EROFS
+	return resolve(fs, full, func(m *Mount, p string) (*File, error) { return m.fs.open(fs, m, p, flags, mode, o) })
 }
 
 // Fstatat implements newfstatat(2) and statx(2)'s lookup: flags may hold
@@ -223,66 +129,28 @@ func (fs *FS) Fstatat(dir *File, p string, flags int) (Stat, error) {
 	if err != nil {
 		return Stat{}, err
 	}
-	if sp, n, owned, err := sentryLookup(full, flags&unix.AT_SYMLINK_NOFOLLOW == 0); owned {
-		if err != nil {
-			return Stat{}, err
-		}
-		return sentryStat(sp, n), nil
-	}
-	lf := 0
-	if flags&unix.AT_SYMLINK_NOFOLLOW != 0 {
-		lf = unix.O_NOFOLLOW
-	}
-	fd, st, err := fs.root.lookupStat(full, lf)
-	if err != nil {
-		return Stat{}, err
-	}
-	unix.Close(fd)
-	return st, nil
+	follow := flags&unix.AT_SYMLINK_NOFOLLOW == 0
+	return resolve(fs, full, func(m *Mount, p string) (Stat, error) { return m.fs.stat(m, p, follow) })
 }
 
 // Readlinkat returns the target of the symlink at path (readlinkat(2)); an
 // empty path reads dir itself when dir is an O_PATH symlink. EINVAL if it is
 // not a symlink.
 func (fs *FS) Readlinkat(dir *File, p string) (string, error) {
-	var fd int
 	if p == "" && dir != nil {
-		h, ok := dir.impl.(*hostFile)
-		if !ok {
-			return "", unix.ENOENT
+		switch d := dir.impl.(type) {
+		case *hostFile:
+			return hostReadlink(d.fd)
+		case *tmpfsFile:
+			return d.readlink()
 		}
-		fd = h.fd
-	} else {
-		full, err := fs.fullPath(dir, p)
-		if err != nil {
-			return "", err
-		}
-		if _, n, owned, err := sentryLookup(full, false); owned {
-			if err != nil {
-				return "", err
-			}
-			if n.fileType() != unix.S_IFLNK {
-				return "", unix.EINVAL
-			}
-			return n.target, nil
-		}
-		var lerr error
-		fd, lerr = fs.root.lookup(full, unix.O_NOFOLLOW)
-		if lerr != nil {
-			return "", lerr
-		}
-		defer unix.Close(fd)
+		return "", unix.ENOENT
 	}
-	buf := make([]byte, pathMax)
-	n, err := unix.Readlinkat(fd, "", buf)
+	full, err := fs.fullPath(dir, p)
 	if err != nil {
-		if err == unix.ENOENT {
-			// readlinkat on an empty path of a non-symlink.
-			return "", unix.EINVAL
-		}
 		return "", err
 	}
-	return string(buf[:n]), nil
+	return resolve(fs, full, func(m *Mount, p string) (string, error) { return m.fs.readlink(m, p) })
 }
 
 // Faccessat implements faccessat2(2): mode is F_OK or a mask of R_OK, W_OK,
@@ -295,36 +163,29 @@ func (fs *FS) Faccessat(dir *File, p string, mode uint32, flags int) error {
 	if p == "" && flags&unix.AT_EMPTY_PATH != 0 {
 		if dir == nil {
 			p = "."
-		} else if h, ok := dir.impl.(*hostFile); ok {
-			return hostAccess(h.fd, mode, flags)
-		} else if _, ok := dir.impl.(*devDir); ok {
-			return devDirAccess(mode)
-		} else if d, ok := dir.impl.(*synthDir); ok {
-			return sentryAccess(&sentryNode{mode: d.mode}, mode)
 		} else {
-			return deviceAccess(mode)
+			switch d := dir.impl.(type) {
+			case *hostFile:
+				return hostAccess(d.fd, mode, flags)
+			case *devDir:
+				return devDirAccess(mode)
+			case *synthDir:
+				return sentryAccess(&sentryNode{mode: d.mode}, mode)
+			case *tmpfsFile:
+				return d.node.access(mode)
+			default:
+				return deviceAccess(mode)
+			}
 		}
 	}
 	full, err := fs.fullPath(dir, p)
 	if err != nil {
 		return err
 	}
-	if _, n, owned, err := sentryLookup(full, flags&unix.AT_SYMLINK_NOFOLLOW == 0); owned {
-		if err != nil {
-			return err
-		}
-		return sentryAccess(n, mode)
-	}
-	lf := 0
-	if flags&unix.AT_SYMLINK_NOFOLLOW != 0 {
-		lf = unix.O_NOFOLLOW
-	}
-	fd, err := fs.root.lookup(full, lf)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	return hostAccess(fd, mode, flags)
+	_, err = resolve(fs, full, func(m *Mount, p string) (struct{}, error) {
+		return struct{}{}, m.fs.access(m, p, mode, flags)
+	})
+	return err
 }
 
 // devDirAccess is access(2) on the synthetic /dev: searchable and
@@ -334,20 +195,6 @@ func devDirAccess(mode uint32) error {
 		return unix.EROFS
 	}
 	return nil
-}
-
-func hostAccess(fd int, mode uint32, flags int) error {
-	if mode&unix.W_OK != 0 {
-		st, err := hostStat(fd)
-		if err != nil {
-			return err
-		}
-		switch st.FileType() {
-		case unix.S_IFREG, unix.S_IFDIR, unix.S_IFLNK:
-			return unix.EROFS
-		}
-	}
-	return unix.Faccessat2(fd, "", mode&^unix.W_OK, unix.AT_EMPTY_PATH|flags&unix.AT_EACCESS)
 }
 
 func deviceAccess(mode uint32) error {
@@ -364,25 +211,11 @@ func (fs *FS) Chdir(dir *File, p string) error {
 	if err != nil {
 		return err
 	}
-	if sp, n, owned, err := sentryLookup(full, true); owned {
-		if err != nil {
-			return err
-		}
-		if n.fileType() != unix.S_IFDIR {
-			return unix.ENOTDIR
-		}
-		fs.setCwd(sp)
-		return nil
-	}
-	fd, err := fs.root.lookup(full, unix.O_DIRECTORY)
+	cwd, err := resolve(fs, full, func(m *Mount, p string) (string, error) { return m.fs.chdir(m, p) })
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
-	if err := unix.Faccessat2(fd, "", unix.X_OK, unix.AT_EMPTY_PATH); err != nil {
-		return err
-	}
-	fs.setCwd(fs.root.guestPath(fd, full))
+	fs.setCwd(cwd)
 	return nil
 }
 
@@ -404,6 +237,13 @@ func (fs *FS) Fchdir(f *File) error {
 		}
 		fs.setCwd(d.path)
 		return nil
+	case *tmpfsFile:
+		p, err := d.dirPath()
+		if err != nil {
+			return err
+		}
+		fs.setCwd(p)
+		return nil
 	}
 	h, ok := f.impl.(*hostFile)
 	if !ok || !h.isDir() {
@@ -415,126 +255,138 @@ func (fs *FS) Fchdir(f *File) error {
 	if err := unix.Faccessat2(h.fd, "", unix.X_OK, unix.AT_EMPTY_PATH); err != nil {
 		return err
 	}
-	p := h.guestPath()
-	fs.mu.Lock()
-	fs.cwd = p
-	fs.mu.Unlock()
+	fs.setCwd(h.guestPath())
 	return nil
 }
 
-// mustExist returns EROFS if path names something (the operation would
-// modify it) and the lookup error otherwise.
-func (fs *FS) mustExist(dir *File, p string, flags int) error {
+// do runs a mutating operation on the mount path p routes to.
+func (fs *FS) do(dir *File, p string, op func(m *Mount, p string) error) error {
 	full, err := fs.fullPath(dir, p)
 	if err != nil {
 		return err
 	}
-	if _, _, owned, err := sentryLookup(full, flags&unix.O_NOFOLLOW == 0); owned {
-		if err != nil {
-			return err
-		}
-		return unix.EROFS
-	}
-	fd, err := fs.root.lookup(full, flags)
-	if err != nil {
-		return err
-	}
-	unix.Close(fd)
-	return unix.EROFS
+	_, err = resolve(fs, full, func(m *Mount, p string) (struct{}, error) { return struct{}{}, op(m, p) })
+	return err
 }
 
-// mustNotExist returns EEXIST if path names something and otherwise what
-// creating it fails with (EROFS, or the parent's lookup error).
-func (fs *FS) mustNotExist(dir *File, p string) error {
-	full, err := fs.fullPath(dir, p)
-	if err != nil {
-		return err
-	}
-	if _, _, owned, err := sentryLookup(full, false); owned {
-		switch err {
-		case nil:
-			return unix.EEXIST
-		case unix.ENOENT:
-			return sentryCreateError(full)
-		default:
-			return err
-		}
-	}
-	fd, err := fs.root.lookup(full, unix.O_NOFOLLOW)
-	if err == nil {
-		unix.Close(fd)
-		return unix.EEXIST
-	}
-	if err != unix.ENOENT {
-		return err
-	}
-	return fs.createError(full)
+// Mkdirat implements mkdirat(2) for a caller whose new directory o owns.
+func (fs *FS) Mkdirat(o Owner, dir *File, p string, mode uint32) error {
+	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.mkdir(m, p, mode, o) })
 }
 
-// Mkdirat implements mkdirat(2): EEXIST or EROFS.
-func (fs *FS) Mkdirat(dir *File, p string, mode uint32) error { return fs.mustNotExist(dir, p) }
-
-// Mknodat implements mknodat(2): EEXIST or EROFS.
-func (fs *FS) Mknodat(dir *File, p string, mode uint32, dev uint64) error {
-	return fs.mustNotExist(dir, p)
+// Mknodat implements mknodat(2) for a caller whose new file o owns.
+func (fs *FS) Mknodat(o Owner, dir *File, p string, mode uint32, dev uint64) error {
+	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.mknod(m, p, mode, dev, o) })
 }
 
-// Symlinkat implements symlinkat(2): EEXIST or EROFS.
-func (fs *FS) Symlinkat(target string, dir *File, p string) error {
+// Symlinkat implements symlinkat(2) for a caller whose new symlink o owns.
+func (fs *FS) Symlinkat(o Owner, target string, dir *File, p string) error {
 	if target == "" {
 		return unix.ENOENT
 	}
-	return fs.mustNotExist(dir, p)
+	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.symlink(m, target, p, o) })
 }
 
-// Linkat implements linkat(2): the source must exist, then EEXIST or EROFS.
+// Linkat implements linkat(2); flags may hold AT_SYMLINK_FOLLOW and
+// AT_EMPTY_PATH (olddir itself, an O_TMPFILE file given a name).
 func (fs *FS) Linkat(olddir *File, oldpath string, newdir *File, newpath string, flags int) error {
-	lf := unix.O_NOFOLLOW
-	if flags&unix.AT_SYMLINK_FOLLOW != 0 {
-		lf = 0
+	if oldpath == "" && flags&unix.AT_EMPTY_PATH != 0 && olddir != nil {
+		t, ok := olddir.impl.(*tmpfsFile)
+		if !ok {
+			if olddir.impl.guestPath() == "" {
+				return unix.ENOENT
+			}
+			oldpath = olddir.impl.guestPath()
+		} else {
+			return fs.do(newdir, newpath, func(m *Mount, p string) error { return t.linkTo(m, p) })
+		}
 	}
-	if err := fs.mustExist(olddir, oldpath, lf); err != unix.EROFS {
+	oldFull, err := fs.fullPath(olddir, oldpath)
+	if err != nil {
 		return err
 	}
-	return fs.mustNotExist(newdir, newpath)
+	newFull, err := fs.fullPath(newdir, newpath)
+	if err != nil {
+		return err
+	}
+	follow := flags&unix.AT_SYMLINK_FOLLOW != 0
+	return resolve2(fs, oldFull, newFull, func(m *Mount, o, n string) error { return m.fs.link(m, o, n, follow) })
 }
 
-// Unlinkat implements unlinkat(2) (with AT_REMOVEDIR: rmdir): EROFS if the
-// path exists.
+// Unlinkat implements unlinkat(2) (with AT_REMOVEDIR: rmdir).
 func (fs *FS) Unlinkat(dir *File, p string, flags int) error {
-	return fs.mustExist(dir, p, unix.O_NOFOLLOW)
+	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.unlink(m, p, flags&unix.AT_REMOVEDIR != 0) })
 }
 
-// Renameat implements renameat2(2): EROFS if the source exists.
-func (fs *FS) Renameat(olddir *File, oldpath string, newdir *File, newpath string) error {
-	if err := fs.mustExist(olddir, oldpath, unix.O_NOFOLLOW); err != unix.EROFS {
+// renameFlags are the renameat2 flags Renameat implements.
+const renameFlags = unix.RENAME_NOREPLACE | unix.RENAME_EXCHANGE
+
+// Renameat implements renameat2(2) with flags 0, RENAME_NOREPLACE or
+// RENAME_EXCHANGE (RENAME_WHITEOUT: EINVAL).
+func (fs *FS) Renameat(olddir *File, oldpath string, newdir *File, newpath string, flags uint32) error {
+	if flags&^renameFlags != 0 || flags == renameFlags {
+		return unix.EINVAL
+	}
+	oldFull, err := fs.fullPath(olddir, oldpath)
+	if err != nil {
 		return err
 	}
-	if _, err := fs.fullPath(newdir, newpath); err != nil {
+	newFull, err := fs.fullPath(newdir, newpath)
+	if err != nil {
 		return err
 	}
-	return unix.EROFS
+	return resolve2(fs, oldFull, newFull, func(m *Mount, o, n string) error { return m.fs.rename(m, o, n, flags) })
 }
+
+// SetAttr is a change of attributes: chmod, chown, truncate and utimes.
+// Mask says which fields apply.
+type SetAttr struct {
+	Mask uint32
+	// Mode holds the permission bits (07777) for SetAttrMode.
+	Mode uint32
+	// UID and GID for SetAttrUID and SetAttrGID.
+	UID, GID uint32
+	// Size for SetAttrSize.
+	Size int64
+	// Atime and Mtime for SetAttrAtime and SetAttrMtime; a Nsec of
+	// UTIME_NOW means the current time.
+	Atime, Mtime Timespec
+}
+
+// SetAttr mask bits.
+const (
+	SetAttrMode = 1 << iota
+	SetAttrUID
+	SetAttrGID
+	SetAttrSize
+	SetAttrAtime
+	SetAttrMtime
+)
 
 // SetAttrAt implements the path forms of chmod, chown, utimensat,
-// truncate, setxattr and removexattr: EROFS if the path exists. flags may
-// hold AT_SYMLINK_NOFOLLOW.
-func (fs *FS) SetAttrAt(dir *File, p string, flags int) error {
-	lf := 0
-	if flags&unix.AT_SYMLINK_NOFOLLOW != 0 {
-		lf = unix.O_NOFOLLOW
+// truncate, setxattr and removexattr; flags may hold AT_SYMLINK_NOFOLLOW.
+// a nil changes nothing (setxattr: only the checks).
+func (fs *FS) SetAttrAt(dir *File, p string, flags int, a *SetAttr) error {
+	if a == nil {
+		a = &SetAttr{}
 	}
-	return fs.mustExist(dir, p, lf)
+	follow := flags&unix.AT_SYMLINK_NOFOLLOW == 0
+	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.setAttr(m, p, follow, a) })
 }
 
 // SetAttr implements the descriptor forms (fchmod, fchown, futimens,
-// ftruncate, fsetxattr) on f: EROFS for host files, success for sentry
-// devices (their attributes are fixed; Linux allows the call), EINVAL for
-// ftruncate-like changes on pipes and stdio is the caller's choice.
-func (f *File) SetAttr() error {
-	switch f.impl.(type) {
+// ftruncate, fsetxattr) on f: EROFS for host files, the change for tmpfs
+// files, success for sentry devices (their attributes are fixed; Linux
+// allows the call). a nil changes nothing.
+func (f *File) SetAttr(a *SetAttr) error {
+	switch impl := f.impl.(type) {
 	case *hostFile:
 		return unix.EROFS
+	case *tmpfsFile:
+		if a == nil {
+			return nil
+		}
+		return impl.node.fs.setAttrNode(impl.node, a)
 	default:
 		return nil
 	}

@@ -197,20 +197,20 @@ func TestWriteIntentsEROFS(t *testing.T) {
 		{"O_WRONLY via symlink", open("/etc/abs-link", unix.O_WRONLY), unix.EROFS},
 		{"O_TMPFILE", open("/etc", unix.O_TMPFILE|unix.O_RDWR), unix.EROFS},
 		{"O_WRONLY directory", open("/etc", unix.O_WRONLY), unix.EISDIR},
-		{"mkdir", func() error { return fs.Mkdirat(nil, "/etc/newdir", 0o755) }, unix.EROFS},
-		{"mkdir existing", func() error { return fs.Mkdirat(nil, "/etc", 0o755) }, unix.EEXIST},
-		{"mkdir missing parent", func() error { return fs.Mkdirat(nil, "/a/b", 0o755) }, unix.ENOENT},
-		{"mknod", func() error { return fs.Mknodat(nil, "/etc/node", unix.S_IFIFO|0o644, 0) }, unix.EROFS},
-		{"symlink", func() error { return fs.Symlinkat("/x", nil, "/etc/sl") }, unix.EROFS},
+		{"mkdir", func() error { return fs.Mkdirat(Owner{}, nil, "/etc/newdir", 0o755) }, unix.EROFS},
+		{"mkdir existing", func() error { return fs.Mkdirat(Owner{}, nil, "/etc", 0o755) }, unix.EEXIST},
+		{"mkdir missing parent", func() error { return fs.Mkdirat(Owner{}, nil, "/a/b", 0o755) }, unix.ENOENT},
+		{"mknod", func() error { return fs.Mknodat(Owner{}, nil, "/etc/node", unix.S_IFIFO|0o644, 0) }, unix.EROFS},
+		{"symlink", func() error { return fs.Symlinkat(Owner{}, "/x", nil, "/etc/sl") }, unix.EROFS},
 		{"link", func() error { return fs.Linkat(nil, "/etc/hello.txt", nil, "/etc/hl", 0) }, unix.EROFS},
 		{"link missing source", func() error { return fs.Linkat(nil, "/etc/nope", nil, "/etc/hl", 0) }, unix.ENOENT},
 		{"unlink", func() error { return fs.Unlinkat(nil, "/etc/hello.txt", 0) }, unix.EROFS},
 		{"unlink symlink", func() error { return fs.Unlinkat(nil, "/etc/escape-abs", 0) }, unix.EROFS},
 		{"unlink missing", func() error { return fs.Unlinkat(nil, "/etc/nope", 0) }, unix.ENOENT},
 		{"rmdir", func() error { return fs.Unlinkat(nil, "/dir/sub", unix.AT_REMOVEDIR) }, unix.EROFS},
-		{"rename", func() error { return fs.Renameat(nil, "/etc/hello.txt", nil, "/etc/moved") }, unix.EROFS},
-		{"rename missing", func() error { return fs.Renameat(nil, "/etc/nope", nil, "/etc/moved") }, unix.ENOENT},
-		{"chmod/chown/utimes/truncate", func() error { return fs.SetAttrAt(nil, "/etc/hello.txt", 0) }, unix.EROFS},
+		{"rename", func() error { return fs.Renameat(nil, "/etc/hello.txt", nil, "/etc/moved", 0) }, unix.EROFS},
+		{"rename missing", func() error { return fs.Renameat(nil, "/etc/nope", nil, "/etc/moved", 0) }, unix.ENOENT},
+		{"chmod/chown/utimes/truncate", func() error { return fs.SetAttrAt(nil, "/etc/hello.txt", 0, nil) }, unix.EROFS},
 		{"access W_OK", func() error { return fs.Faccessat(nil, "/etc/hello.txt", unix.W_OK, 0) }, unix.EROFS},
 		{"fchmod on open file", func() error {
 			f, err := fs.OpenAt(nil, "/etc/hello.txt", 0, 0)
@@ -218,7 +218,7 @@ func TestWriteIntentsEROFS(t *testing.T) {
 				return err
 			}
 			defer f.DecRef()
-			return f.SetAttr()
+			return f.SetAttr(nil)
 		}, unix.EROFS},
 		{"write to read-only File", func() error {
 			f, err := fs.OpenAt(nil, "/etc/hello.txt", 0, 0)

@@ -220,10 +220,10 @@ func TestSentryDirs(t *testing.T) {
 	}
 	f.DecRef()
 	for name, err := range map[string]error{
-		"mkdir /sys/x":   fs.Mkdirat(nil, "/sys/x", 0o755),
-		"mkdir /sys":     fs.Mkdirat(nil, "/sys", 0o755),
+		"mkdir /sys/x":   fs.Mkdirat(Owner{}, nil, "/sys/x", 0o755),
+		"mkdir /sys":     fs.Mkdirat(Owner{}, nil, "/sys", 0o755),
 		"unlink /proc":   fs.Unlinkat(nil, "/proc", unix.AT_REMOVEDIR),
-		"mkdir /sys/x/y": fs.Mkdirat(nil, "/sys/x/y", 0o755),
+		"mkdir /sys/x/y": fs.Mkdirat(Owner{}, nil, "/sys/x/y", 0o755),
 	} {
 		want := map[string]error{"mkdir /sys/x": unix.EROFS, "mkdir /sys": unix.EEXIST, "unlink /proc": unix.EROFS, "mkdir /sys/x/y": unix.ENOENT}[name]
 		if err != want {

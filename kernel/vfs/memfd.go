@@ -139,17 +139,19 @@ func (m *memfdFile) guestPath() string { return "/memfd:" + m.ino.name + " (dele
 // Truncate sets the size of a memfd (ftruncate(2)). As on Linux, it is
 // EINVAL for a negative size and for a description that is not a regular
 // file open for writing (pipes, devices, host files, which open read-only);
-// EPERM if a seal forbids it. Other writable regular files (stdio bound to
-// a host file) keep SetAttr's answer.
+// EPERM if a seal forbids it. A tmpfs file is resized; other writable
+// regular files (stdio bound to a host file) keep SetAttr's answer.
 func (f *File) Truncate(size int64) error {
 	if size < 0 || f.FileType() != unix.S_IFREG || !f.writable() {
 		return unix.EINVAL
 	}
-	m, ok := f.impl.(*memfdFile)
-	if !ok {
-		return f.SetAttr()
+	switch impl := f.impl.(type) {
+	case *memfdFile:
+		return unix.Ftruncate(impl.ino.fd, size)
+	case *tmpfsFile:
+		return impl.truncate(size)
 	}
-	return unix.Ftruncate(m.ino.fd, size)
+	return f.SetAttr(nil)
 }
 
 // fallocate mode bits (linux/falloc.h).
@@ -162,8 +164,9 @@ const (
 // Fallocate implements fallocate(2) with Linux's checks in Linux's order:
 // EINVAL for a bad range, EOPNOTSUPP for an unknown mode, EBADF unless open
 // for writing, ESPIPE on a pipe, EISDIR, ENODEV for anything but a regular
-// file. A memfd allocates through its host memfd; the other regular files
-// (stdio bound to a host file) are EOPNOTSUPP.
+// file. A memfd allocates through its host memfd, a tmpfs file in its
+// filesystem (ENOSPC when full); the other regular files (stdio bound to a
+// host file) are EOPNOTSUPP.
 func (f *File) Fallocate(mode uint32, off, length int64) error {
 	if off < 0 || length <= 0 {
 		return unix.EINVAL
@@ -186,11 +189,13 @@ func (f *File) Fallocate(mode uint32, off, length int64) error {
 	if off+length < 0 {
 		return unix.EFBIG
 	}
-	m, ok := f.impl.(*memfdFile)
-	if !ok {
-		return unix.EOPNOTSUPP
+	switch impl := f.impl.(type) {
+	case *memfdFile:
+		return unix.Fallocate(impl.ino.fd, mode, off, length)
+	case *tmpfsFile:
+		return impl.fallocate(mode, off, length)
 	}
-	return unix.Fallocate(m.ino.fd, mode, off, length)
+	return unix.EOPNOTSUPP
 }
 
 // Readahead implements readahead(2)'s checks, the only part that shows:

@@ -36,6 +36,8 @@ func (fs *FS) Reopen(f *File, flags uint32) (*File, error) {
 		return fs.OpenAt(nil, p, flags&^unix.O_CREAT, 0)
 	case *memfdFile:
 		return impl.reopen(flags), nil
+	case *tmpfsFile:
+		return impl.reopen(flags | oLargefile)
 	case *device:
 		return openDevice(impl.kind, impl.guestPath(), flags|oLargefile)
 	case *pipeReader:

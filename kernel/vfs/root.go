@@ -40,7 +40,25 @@ type Root struct {
 	prefix string `state:"nosave"`
 	// openErr is why reopening after restore failed, reported once.
 	openErr error `state:"nosave"`
+
+	// mounts is the sandbox's mount table, "/" being this root. Images
+	// from before mount tables load with nil; mountTable then builds the
+	// default one. Protected by mu.
+	mounts *MountTable
 }
+
+// mountTable returns the sandbox's mount table.
+func (r *Root) mountTable() *MountTable {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mounts == nil {
+		r.mounts = newMountTable(r)
+	}
+	return r.mounts
+}
+
+// Mounts returns the sandbox's mount table.
+func (r *Root) Mounts() *MountTable { return r.mountTable() }
 
 // OpenRoot opens dir as the sandbox root. The caller must Close it when the
 // sandbox ends.

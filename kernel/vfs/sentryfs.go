@@ -364,3 +364,140 @@ func (d *synthDir) seek(_ *File, off int64, whence int) (int64, error) {
 func (d *synthDir) stat(*File) (Stat, error) { return syntheticNodeStat(d.path, d.mode), nil }
 
 func (d *synthDir) guestPath() string { return d.path }
+
+// sentryFS is one of the sentry's directories (/dev, /proc or /sys) as a
+// mounted Filesystem. Its paths are whole guest paths, cleaned lexically
+// (sentryLookup); nothing in it can be created, removed or changed
+// (EROFS once the path resolves, as before).
+//
+// +stateify savable
+type sentryFS struct {
+	// name is "dev", "proc" or "sys"; immutable.
+	name string
+}
+
+func (s *sentryFS) fsType() string {
+	switch s.name {
+	case "proc":
+		return "proc"
+	case "sys":
+		return "sysfs"
+	}
+	return "tmpfs"
+}
+
+func (s *sentryFS) open(_ *FS, _ *Mount, full string, flags, _ uint32, _ Owner) (*File, error) {
+	sp, n, _, err := sentryLookup(full, flags&unix.O_NOFOLLOW == 0)
+	if err == unix.ENOENT && flags&unix.O_PATH == 0 && flags&unix.O_CREAT != 0 {
+		return nil, sentryCreateError(full)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return openSentry(sp, n, flags)
+}
+
+// sentryCreateError is the error for creating full in a sentry directory,
+// where it does not exist: EROFS if its parent is a directory, else the
+// parent's lookup error.
+func sentryCreateError(full string) error {
+	parent := strings.TrimRight(full, "/")
+	parent = parent[:strings.LastIndexByte(parent, '/')+1]
+	if _, _, _, err := sentryLookup(parent, true); err != nil {
+		return err
+	}
+	return unix.EROFS
+}
+
+func (s *sentryFS) stat(_ *Mount, full string, follow bool) (Stat, error) {
+	sp, n, _, err := sentryLookup(full, follow)
+	if err != nil {
+		return Stat{}, err
+	}
+	return sentryStat(sp, n), nil
+}
+
+func (s *sentryFS) readlink(_ *Mount, full string) (string, error) {
+	_, n, _, err := sentryLookup(full, false)
+	if err != nil {
+		return "", err
+	}
+	if n.fileType() != unix.S_IFLNK {
+		return "", unix.EINVAL
+	}
+	return n.target, nil
+}
+
+func (s *sentryFS) access(_ *Mount, full string, mode uint32, flags int) error {
+	_, n, _, err := sentryLookup(full, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
+	if err != nil {
+		return err
+	}
+	return sentryAccess(n, mode)
+}
+
+func (s *sentryFS) chdir(_ *Mount, full string) (string, error) {
+	sp, n, _, err := sentryLookup(full, true)
+	if err != nil {
+		return "", err
+	}
+	if n.fileType() != unix.S_IFDIR {
+		return "", unix.ENOTDIR
+	}
+	return sp, nil
+}
+
+func (s *sentryFS) statfs(_ *Mount, full string) ([StatfsSize]byte, error) {
+	sp, _, _, err := sentryLookup(full, true)
+	if err != nil {
+		return [StatfsSize]byte{}, err
+	}
+	return sentryStatfs(sp), nil
+}
+
+// mustExist returns EROFS if full names something and its lookup error
+// otherwise.
+func (s *sentryFS) mustExist(full string, follow bool) error {
+	if _, _, _, err := sentryLookup(full, follow); err != nil {
+		return err
+	}
+	return unix.EROFS
+}
+
+// mustNotExist returns EEXIST if full names something and otherwise what
+// creating it fails with.
+func (s *sentryFS) mustNotExist(full string) error {
+	switch _, _, _, err := sentryLookup(full, false); err {
+	case nil:
+		return unix.EEXIST
+	case unix.ENOENT:
+		return sentryCreateError(full)
+	default:
+		return err
+	}
+}
+
+func (s *sentryFS) mkdir(_ *Mount, full string, _ uint32, _ Owner) error { return s.mustNotExist(full) }
+
+func (s *sentryFS) mknod(_ *Mount, full string, _ uint32, _ uint64, _ Owner) error {
+	return s.mustNotExist(full)
+}
+
+func (s *sentryFS) symlink(_ *Mount, _, full string, _ Owner) error { return s.mustNotExist(full) }
+
+func (s *sentryFS) link(_ *Mount, oldFull, newFull string, follow bool) error {
+	if err := s.mustExist(oldFull, follow); err != unix.EROFS {
+		return err
+	}
+	return s.mustNotExist(newFull)
+}
+
+func (s *sentryFS) unlink(_ *Mount, full string, _ bool) error { return s.mustExist(full, false) }
+
+func (s *sentryFS) rename(_ *Mount, oldFull, _ string, _ uint32) error {
+	return s.mustExist(oldFull, false)
+}
+
+func (s *sentryFS) setAttr(_ *Mount, full string, follow bool, _ *SetAttr) error {
+	return s.mustExist(full, follow)
+}

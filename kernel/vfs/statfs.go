@@ -53,6 +53,8 @@ func (f *File) Statfs() ([StatfsSize]byte, error) {
 		if sentryMountOf(impl.path) != "" {
 			return sentryStatfs(impl.path), nil
 		}
+	case *tmpfsFile:
+		return impl.node.fs.statfsBytes(), nil
 	case *stdioFile:
 		if impl.fd >= 0 {
 			var st unix.Statfs_t
@@ -72,20 +74,5 @@ func (fs *FS) Statfs(dir *File, p string) ([StatfsSize]byte, error) {
 	if err != nil {
 		return [StatfsSize]byte{}, err
 	}
-	if sp, _, owned, err := sentryLookup(full, true); owned {
-		if err != nil {
-			return [StatfsSize]byte{}, err
-		}
-		return sentryStatfs(sp), nil
-	}
-	fd, err := fs.root.lookup(full, 0)
-	if err != nil {
-		return [StatfsSize]byte{}, err
-	}
-	defer unix.Close(fd)
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(fd, &st); err != nil {
-		return [StatfsSize]byte{}, err
-	}
-	return encodeStatfs(st), nil
+	return resolve(fs, full, func(m *Mount, p string) ([StatfsSize]byte, error) { return m.fs.statfs(m, p) })
 }

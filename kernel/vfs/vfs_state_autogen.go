@@ -23,15 +23,22 @@ var (
 	stateTypeInfoLockKey       *stateify.TypeInfo
 	stateTypeInfomemfdInode    *stateify.TypeInfo
 	stateTypeInfomemfdFile     *stateify.TypeInfo
+	stateTypeInfoMount         *stateify.TypeInfo
+	stateTypeInfoMountTable    *stateify.TypeInfo
 	stateTypeInfopipe          *stateify.TypeInfo
 	stateTypeInfopipeReader    *stateify.TypeInfo
 	stateTypeInfopipeWriter    *stateify.TypeInfo
 	stateTypeInfoRoot          *stateify.TypeInfo
 	stateTypeInfosynthDir      *stateify.TypeInfo
+	stateTypeInfosentryFS      *stateify.TypeInfo
 	stateTypeInfoTimespec      *stateify.TypeInfo
 	stateTypeInfoStat          *stateify.TypeInfo
 	stateTypeInfostdioFile     *stateify.TypeInfo
 	stateTypeInfosyntheticFile *stateify.TypeInfo
+	stateTypeInfotmpfs         *stateify.TypeInfo
+	stateTypeInfotmpNode       *stateify.TypeInfo
+	stateTypeInfotmpfsFile     *stateify.TypeInfo
+	stateTypeInfoheapPages     *stateify.TypeInfo
 )
 
 func init() {
@@ -104,6 +111,18 @@ func init() {
 		{Name: "ino", Type: "*snapshotter/kernel/vfs.memfdInode"},
 		{Name: "off", Type: "int64"},
 	})
+	stateTypeInfoMount = stateify.Register[Mount]("snapshotter/kernel/vfs.Mount", []stateify.Field{
+		{Name: "point", Type: "string"},
+		{Name: "fs", Type: "interface"},
+		{Name: "source", Type: "string"},
+		{Name: "options", Type: "string"},
+		{Name: "id", Type: "uint32"},
+	})
+	stateTypeInfoMountTable = stateify.Register[MountTable]("snapshotter/kernel/vfs.MountTable", []stateify.Field{
+		{Name: "mounts", Type: "[]*snapshotter/kernel/vfs.Mount"},
+		{Name: "nextID", Type: "uint32"},
+		{Name: "pages", Type: "interface"},
+	})
 	stateTypeInfopipe = stateify.Register[pipe]("snapshotter/kernel/vfs.pipe", []stateify.Field{
 		{Name: "buf", Type: "bytes"},
 		{Name: "head", Type: "int64"},
@@ -123,6 +142,7 @@ func init() {
 	})
 	stateTypeInfoRoot = stateify.Register[Root]("snapshotter/kernel/vfs.Root", []stateify.Field{
 		{Name: "hostDir", Type: "string"},
+		{Name: "mounts", Type: "*snapshotter/kernel/vfs.MountTable"},
 	})
 	stateTypeInfosynthDir = stateify.Register[synthDir]("snapshotter/kernel/vfs.synthDir", []stateify.Field{
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
@@ -130,6 +150,9 @@ func init() {
 		{Name: "mode", Type: "uint32"},
 		{Name: "ents", Type: "[]snapshotter/kernel/vfs.Dirent"},
 		{Name: "pos", Type: "int64"},
+	})
+	stateTypeInfosentryFS = stateify.Register[sentryFS]("snapshotter/kernel/vfs.sentryFS", []stateify.Field{
+		{Name: "name", Type: "string"},
 	})
 	stateTypeInfoTimespec = stateify.Register[Timespec]("snapshotter/kernel/vfs.Timespec", []stateify.Field{
 		{Name: "Sec", Type: "int64"},
@@ -167,6 +190,48 @@ func init() {
 		{Name: "path", Type: "string"},
 		{Name: "data", Type: "bytes"},
 		{Name: "off", Type: "int64"},
+	})
+	stateTypeInfotmpfs = stateify.Register[tmpfs]("snapshotter/kernel/vfs.tmpfs", []stateify.Field{
+		{Name: "root", Type: "*snapshotter/kernel/vfs.tmpNode"},
+		{Name: "limit", Type: "uint64"},
+		{Name: "used", Type: "uint64"},
+		{Name: "nextIno", Type: "uint64"},
+		{Name: "pages", Type: "interface"},
+		{Name: "minor", Type: "uint32"},
+	})
+	stateTypeInfotmpNode = stateify.Register[tmpNode]("snapshotter/kernel/vfs.tmpNode", []stateify.Field{
+		{Name: "fs", Type: "*snapshotter/kernel/vfs.tmpfs"},
+		{Name: "ino", Type: "uint64"},
+		{Name: "typ", Type: "uint32"},
+		{Name: "mode", Type: "uint32"},
+		{Name: "uid", Type: "uint32"},
+		{Name: "gid", Type: "uint32"},
+		{Name: "nlink", Type: "uint32"},
+		{Name: "atime", Type: "snapshotter/kernel/vfs.Timespec"},
+		{Name: "mtime", Type: "snapshotter/kernel/vfs.Timespec"},
+		{Name: "ctime", Type: "snapshotter/kernel/vfs.Timespec"},
+		{Name: "btime", Type: "snapshotter/kernel/vfs.Timespec"},
+		{Name: "parent", Type: "*snapshotter/kernel/vfs.tmpNode"},
+		{Name: "name", Type: "string"},
+		{Name: "children", Type: "map[string]*snapshotter/kernel/vfs.tmpNode"},
+		{Name: "target", Type: "string"},
+		{Name: "pages", Type: "map[uint64]uint64"},
+		{Name: "size", Type: "int64"},
+		{Name: "opens", Type: "int64"},
+		{Name: "noLink", Type: "bool"},
+	})
+	stateTypeInfotmpfsFile = stateify.Register[tmpfsFile]("snapshotter/kernel/vfs.tmpfsFile", []stateify.Field{
+		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
+		{Name: "node", Type: "*snapshotter/kernel/vfs.tmpNode"},
+		{Name: "mount", Type: "*snapshotter/kernel/vfs.Mount"},
+		{Name: "path", Type: "string"},
+		{Name: "off", Type: "int64"},
+		{Name: "dirents", Type: "[]snapshotter/kernel/vfs.Dirent"},
+		{Name: "dirPos", Type: "int64"},
+	})
+	stateTypeInfoheapPages = stateify.Register[heapPages]("snapshotter/kernel/vfs.heapPages", []stateify.Field{
+		{Name: "pages", Type: "map[uint64]bytes"},
+		{Name: "next", Type: "uint64"},
 	})
 }
 
@@ -647,6 +712,92 @@ func (x *memfdFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 }
 
 // StateTypeName implements stateify.Savable.
+func (x *Mount) StateTypeName() string { return "snapshotter/kernel/vfs.Mount" }
+
+// StateFields implements stateify.Savable.
+func (x *Mount) StateFields() []string { return stateTypeInfoMount.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *Mount) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoMount }
+
+// StateSave implements stateify.Savable.
+func (x *Mount) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoMount)
+	e.String(x.point)
+	e.Iface(x.fs)
+	e.String(x.source)
+	e.String(x.options)
+	e.Uint(uint64(x.id))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *Mount) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoMount) {
+		switch f {
+		case 0:
+			x.point = d.String()
+		case 1:
+			stateify.LoadIface(d, &x.fs)
+		case 2:
+			x.source = d.String()
+		case 3:
+			x.options = d.String()
+		case 4:
+			x.id = d.Uint32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *MountTable) StateTypeName() string { return "snapshotter/kernel/vfs.MountTable" }
+
+// StateFields implements stateify.Savable.
+func (x *MountTable) StateFields() []string { return stateTypeInfoMountTable.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *MountTable) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoMountTable }
+
+// StateSave implements stateify.Savable.
+func (x *MountTable) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoMountTable)
+	if x.mounts == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.mounts))
+		for i0 := range x.mounts {
+			stateify.SavePtr(e, x.mounts[i0])
+		}
+	}
+	e.Uint(uint64(x.nextID))
+	e.Iface(x.pages)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *MountTable) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoMountTable) {
+		switch f {
+		case 0:
+			if n0, ok := d.SliceLen(); !ok {
+				x.mounts = nil
+			} else {
+				stateify.MakeSlice(d, &x.mounts, n0)
+				for i0 := range x.mounts {
+					stateify.LoadPtr(d, &x.mounts[i0])
+				}
+			}
+		case 1:
+			x.nextID = d.Uint32()
+		case 2:
+			stateify.LoadIface(d, &x.pages)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
 func (x *pipe) StateTypeName() string { return "snapshotter/kernel/vfs.pipe" }
 
 // StateFields implements stateify.Savable.
@@ -770,6 +921,7 @@ func (x *Root) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoRoot }
 func (x *Root) StateSave(e *stateify.Encoder) {
 	e.Struct(stateTypeInfoRoot)
 	e.String(x.hostDir)
+	stateify.SavePtr(e, x.mounts)
 }
 
 // StateLoad implements stateify.Savable.
@@ -778,6 +930,8 @@ func (x *Root) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		switch f {
 		case 0:
 			x.hostDir = d.String()
+		case 1:
+			stateify.LoadPtr(d, &x.mounts)
 		default:
 			d.Skip()
 		}
@@ -832,6 +986,33 @@ func (x *synthDir) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			}
 		case 4:
 			x.pos = int(d.Int64())
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *sentryFS) StateTypeName() string { return "snapshotter/kernel/vfs.sentryFS" }
+
+// StateFields implements stateify.Savable.
+func (x *sentryFS) StateFields() []string { return stateTypeInfosentryFS.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *sentryFS) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfosentryFS }
+
+// StateSave implements stateify.Savable.
+func (x *sentryFS) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfosentryFS)
+	e.String(x.name)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *sentryFS) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfosentryFS) {
+		switch f {
+		case 0:
+			x.name = d.String()
 		default:
 			d.Skip()
 		}
@@ -1016,6 +1197,242 @@ func (x *syntheticFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.data = d.Bytes()
 		case 3:
 			x.off = d.Int64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *tmpfs) StateTypeName() string { return "snapshotter/kernel/vfs.tmpfs" }
+
+// StateFields implements stateify.Savable.
+func (x *tmpfs) StateFields() []string { return stateTypeInfotmpfs.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *tmpfs) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfotmpfs }
+
+// StateSave implements stateify.Savable.
+func (x *tmpfs) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfotmpfs)
+	stateify.SavePtr(e, x.root)
+	e.Uint(x.limit)
+	e.Uint(x.used)
+	e.Uint(x.nextIno)
+	e.Iface(x.pages)
+	e.Uint(uint64(x.minor))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *tmpfs) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfotmpfs) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.root)
+		case 1:
+			x.limit = d.Uint64()
+		case 2:
+			x.used = d.Uint64()
+		case 3:
+			x.nextIno = d.Uint64()
+		case 4:
+			stateify.LoadIface(d, &x.pages)
+		case 5:
+			x.minor = d.Uint32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *tmpNode) StateTypeName() string { return "snapshotter/kernel/vfs.tmpNode" }
+
+// StateFields implements stateify.Savable.
+func (x *tmpNode) StateFields() []string { return stateTypeInfotmpNode.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *tmpNode) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfotmpNode }
+
+// StateSave implements stateify.Savable.
+func (x *tmpNode) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfotmpNode)
+	stateify.SavePtr(e, x.fs)
+	e.Uint(x.ino)
+	e.Uint(uint64(x.typ))
+	e.Uint(uint64(x.mode))
+	e.Uint(uint64(x.uid))
+	e.Uint(uint64(x.gid))
+	e.Uint(uint64(x.nlink))
+	x.atime.StateSave(e)
+	x.mtime.StateSave(e)
+	x.ctime.StateSave(e)
+	x.btime.StateSave(e)
+	stateify.SavePtr(e, x.parent)
+	e.String(x.name)
+	stateify.SaveMap(e, x.children, func(e *stateify.Encoder, mk string) {
+		e.String(mk)
+	}, func(e *stateify.Encoder, mv **tmpNode) {
+		stateify.SavePtr(e, (*mv))
+	})
+	e.String(x.target)
+	stateify.SaveMap(e, x.pages, func(e *stateify.Encoder, mk uint64) {
+		e.Uint(mk)
+	}, func(e *stateify.Encoder, mv *uint64) {
+		e.Uint((*mv))
+	})
+	e.Int(x.size)
+	e.Int(int64(x.opens))
+	e.Bool(x.noLink)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *tmpNode) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfotmpNode) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.fs)
+		case 1:
+			x.ino = d.Uint64()
+		case 2:
+			x.typ = d.Uint32()
+		case 3:
+			x.mode = d.Uint32()
+		case 4:
+			x.uid = d.Uint32()
+		case 5:
+			x.gid = d.Uint32()
+		case 6:
+			x.nlink = d.Uint32()
+		case 7:
+			x.atime.StateLoad(ctx, d)
+		case 8:
+			x.mtime.StateLoad(ctx, d)
+		case 9:
+			x.ctime.StateLoad(ctx, d)
+		case 10:
+			x.btime.StateLoad(ctx, d)
+		case 11:
+			stateify.LoadPtr(d, &x.parent)
+		case 12:
+			x.name = d.String()
+		case 13:
+			stateify.LoadMap(d, &x.children, func(d *stateify.Decoder, mk *string) {
+				*mk = d.String()
+			}, func(d *stateify.Decoder, mv **tmpNode) {
+				stateify.LoadPtr(d, mv)
+			})
+		case 14:
+			x.target = d.String()
+		case 15:
+			stateify.LoadMap(d, &x.pages, func(d *stateify.Decoder, mk *uint64) {
+				*mk = d.Uint64()
+			}, func(d *stateify.Decoder, mv *uint64) {
+				(*mv) = d.Uint64()
+			})
+		case 16:
+			x.size = d.Int64()
+		case 17:
+			x.opens = int(d.Int64())
+		case 18:
+			x.noLink = d.Bool()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *tmpfsFile) StateTypeName() string { return "snapshotter/kernel/vfs.tmpfsFile" }
+
+// StateFields implements stateify.Savable.
+func (x *tmpfsFile) StateFields() []string { return stateTypeInfotmpfsFile.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *tmpfsFile) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfotmpfsFile }
+
+// StateSave implements stateify.Savable.
+func (x *tmpfsFile) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfotmpfsFile)
+	x.noImpl.StateSave(e)
+	stateify.SavePtr(e, x.node)
+	stateify.SavePtr(e, x.mount)
+	e.String(x.path)
+	e.Int(x.off)
+	if x.dirents == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.dirents))
+		for i0 := range x.dirents {
+			x.dirents[i0].StateSave(e)
+		}
+	}
+	e.Int(int64(x.dirPos))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *tmpfsFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfotmpfsFile) {
+		switch f {
+		case 0:
+			x.noImpl.StateLoad(ctx, d)
+		case 1:
+			stateify.LoadPtr(d, &x.node)
+		case 2:
+			stateify.LoadPtr(d, &x.mount)
+		case 3:
+			x.path = d.String()
+		case 4:
+			x.off = d.Int64()
+		case 5:
+			if n0, ok := d.SliceLen(); !ok {
+				x.dirents = nil
+			} else {
+				stateify.MakeSlice(d, &x.dirents, n0)
+				for i0 := range x.dirents {
+					x.dirents[i0].StateLoad(ctx, d)
+				}
+			}
+		case 6:
+			x.dirPos = int(d.Int64())
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *heapPages) StateTypeName() string { return "snapshotter/kernel/vfs.heapPages" }
+
+// StateFields implements stateify.Savable.
+func (x *heapPages) StateFields() []string { return stateTypeInfoheapPages.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *heapPages) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoheapPages }
+
+// StateSave implements stateify.Savable.
+func (x *heapPages) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoheapPages)
+	stateify.SaveMap(e, x.pages, func(e *stateify.Encoder, mk uint64) {
+		e.Uint(mk)
+	}, func(e *stateify.Encoder, mv *[]byte) {
+		e.Bytes((*mv))
+	})
+	e.Uint(x.next)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *heapPages) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoheapPages) {
+		switch f {
+		case 0:
+			stateify.LoadMap(d, &x.pages, func(d *stateify.Decoder, mk *uint64) {
+				*mk = d.Uint64()
+			}, func(d *stateify.Decoder, mv *[]byte) {
+				(*mv) = d.Bytes()
+			})
+		case 1:
+			x.next = d.Uint64()
 		default:
 			d.Skip()
 		}

@@ -1,0 +1,1137 @@
+package vfs
+
+import (
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// tmpfs is a memory filesystem: directories, regular files, symlinks and
+// hard links whose tree is savable kernel state and whose file data lives
+// in Pages (the kernel's memory file, saved with the application's
+// memory). It is the sandbox's writable storage (/dev/shm, /run, --tmpfs).
+//
+// Space. limit bounds the file data (counted in pages, as Linux's tmpfs
+// counts its blocks); a write or fallocate past it fails with ENOSPC. A
+// file's data is released when its last link and its last open
+// description are gone.
+//
+// +stateify savable
+type tmpfs struct {
+	// mu protects every field of the filesystem and of its nodes, and
+	// the data of its files. Not saved: idle at save time.
+	mu sync.Mutex `state:"nosave"`
+	// root is the root directory; immutable.
+	root *tmpNode
+	// limit is the most bytes of file data; protected by mu.
+	limit uint64
+	// used is the bytes of file data, counted in whole pages; protected
+	// by mu.
+	used uint64
+	// nextIno is the next inode number; protected by mu.
+	nextIno uint64
+	// pages holds the file data; nil until the kernel gives its memory
+	// file (MountTable.SetPages) or, without a kernel, the first use
+	// (heapPages). Protected by mu.
+	pages Pages
+	// minor is the device minor number stat reports; immutable.
+	minor uint32
+}
+
+// tmpNode is one file of a tmpfs (an inode). Every field but fs and ino
+// is protected by fs.mu.
+//
+// +stateify savable
+type tmpNode struct {
+	// fs is the filesystem; immutable.
+	fs *tmpfs
+	// ino is the inode number; immutable.
+	ino uint64
+	// typ is the file type (S_IFMT bits of mode); immutable.
+	typ uint32
+
+	mode                       uint32
+	uid, gid                   uint32
+	nlink                      uint32
+	atime, mtime, ctime, btime Timespec
+
+	// parent and name place a directory in the tree (a directory has one
+	// link); parent is nil for the root and for a removed directory.
+	parent *tmpNode
+	name   string
+	// children are a directory's entries.
+	children map[string]*tmpNode
+
+	// target is a symlink's target.
+	target string
+
+	// pages maps a regular file's page indexes to their offsets in the
+	// filesystem's Pages; a missing page is a hole and reads as zero.
+	// Pages may lie past size (fallocate with FALLOC_FL_KEEP_SIZE); bytes
+	// past size in an allocated page are zero.
+	pages map[uint64]uint64
+	// size is a regular file's size.
+	size int64
+	// opens counts the open descriptions of the node.
+	opens int
+	// noLink is set for an O_TMPFILE|O_EXCL file, which linkat may not
+	// give a name.
+	noLink bool
+}
+
+// bogoDirentSize is the size Linux's tmpfs gives each directory entry in
+// a directory's st_size.
+const bogoDirentSize = 20
+
+func newTmpfs(limit uint64, minor uint32) *tmpfs {
+	t := &tmpfs{limit: limit, nextIno: 1, minor: minor}
+	t.root = t.newNodeLocked(unix.S_IFDIR|0o1777, 0, 0)
+	t.root.nlink = 2
+	return t
+}
+
+func (t *tmpfs) fsType() string { return "tmpfs" }
+
+func (t *tmpfs) setLimit(n uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.limit = n
+}
+
+func nowTimespec() Timespec {
+	n := time.Now()
+	return Timespec{Sec: n.Unix(), Nsec: uint32(n.Nanosecond())}
+}
+
+// newNodeLocked returns a new node of mode with no links.
+//
+// Preconditions: t.mu is held (or t is not yet shared).
+func (t *tmpfs) newNodeLocked(mode, uid, gid uint32) *tmpNode {
+	now := nowTimespec()
+	n := &tmpNode{fs: t, ino: t.nextIno, typ: mode & unix.S_IFMT, mode: mode, uid: uid, gid: gid, atime: now, mtime: now, ctime: now, btime: now}
+	t.nextIno++
+	if mode&unix.S_IFMT == unix.S_IFDIR {
+		n.children = map[string]*tmpNode{}
+	}
+	return n
+}
+
+func (n *tmpNode) fileType() uint32 { return n.typ }
+func (n *tmpNode) isDir() bool      { return n.fileType() == unix.S_IFDIR }
+
+// linkLocked enters child in dir as name.
+func (t *tmpfs) linkLocked(dir *tmpNode, name string, child *tmpNode) {
+	dir.children[name] = child
+	child.nlink++
+	if child.isDir() {
+		child.parent, child.name = dir, name
+		child.nlink++ // its "."
+		dir.nlink++   // its ".."
+	}
+	now := nowTimespec()
+	dir.mtime, dir.ctime, child.ctime = now, now, now
+}
+
+// unlinkLocked removes name (child) from dir.
+func (t *tmpfs) unlinkLocked(dir *tmpNode, name string, child *tmpNode) {
+	delete(dir.children, name)
+	if child.isDir() {
+		child.nlink, child.parent = 0, nil
+		dir.nlink--
+	} else {
+		child.nlink--
+	}
+	now := nowTimespec()
+	dir.mtime, dir.ctime, child.ctime = now, now, now
+	t.maybeFreeLocked(child)
+}
+
+// maybeFreeLocked releases a file's data once it has neither links nor
+// open descriptions.
+func (t *tmpfs) maybeFreeLocked(n *tmpNode) {
+	if n.nlink == 0 && n.opens == 0 {
+		t.freePagesFromLocked(n, 0)
+	}
+}
+
+// walked is the result of a walk.
+type walked struct {
+	// dir and name are the parent directory and final component when
+	// the walk stopped before it (parent); dir is nil for the root.
+	dir  *tmpNode
+	name string
+	// node is the file reached, or nil if the final component of a
+	// parent walk does not exist.
+	node *tmpNode
+	// trailing reports a trailing slash (the file must be a directory).
+	trailing bool
+}
+
+// walkLocked resolves rest, a path relative to the root of mount m. With
+// parent it stops before the final component ("", ".", ".." included) and
+// does not follow it. follow resolves a final symlink otherwise. A walk
+// that leaves the filesystem returns a *crossing (second is copied into
+// it).
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) walkLocked(m *Mount, rest string, follow, parent, second bool) (walked, error) {
+	var comps []string
+	for _, c := range strings.Split(rest, "/") {
+		if c != "" {
+			comps = append(comps, c)
+		}
+	}
+	w := walked{trailing: strings.HasSuffix(rest, "/")}
+	cur := t.root
+	for i, c := range comps {
+		if !cur.isDir() {
+			return w, unix.ENOTDIR
+		}
+		if len(c) > 255 {
+			return w, unix.ENAMETOOLONG
+		}
+		last := i == len(comps)-1
+		remaining := strings.Join(comps[i+1:], "/")
+		if w.trailing && remaining != "" {
+			remaining += "/"
+		} else if w.trailing && last {
+			remaining = "/"
+		}
+		if parent && last {
+			w.dir, w.name = cur, c
+			switch c {
+			case ".":
+				w.node = cur
+			case "..":
+				w.node = cur
+				if cur.parent != nil {
+					w.node = cur.parent
+				}
+			default:
+				w.node = cur.children[c]
+			}
+			return w, nil
+		}
+		switch c {
+		case ".":
+			continue
+		case "..":
+			if cur == t.root {
+				return w, &crossing{full: path.Dir(m.point) + "/" + remaining, second: second}
+			}
+			if cur.parent == nil {
+				return w, unix.ENOENT
+			}
+			cur = cur.parent
+			continue
+		}
+		child := cur.children[c]
+		if child == nil {
+			return w, unix.ENOENT
+		}
+		if child.fileType() == unix.S_IFLNK && (!last || follow || w.trailing) {
+			return w, t.followLocked(m, cur, child, remaining, second)
+		}
+		cur = child
+	}
+	if parent {
+		// The root itself (the mount point).
+		w.node = t.root
+		return w, nil
+	}
+	if w.trailing && !cur.isDir() {
+		return w, unix.ENOTDIR
+	}
+	w.node = cur
+	return w, nil
+}
+
+// followLocked returns the crossing that resolves symlink link, found in
+// dir, followed by the rest of the path.
+func (t *tmpfs) followLocked(m *Mount, dir, link *tmpNode, remaining string, second bool) error {
+	target := link.target
+	if !strings.HasPrefix(target, "/") {
+		base, err := t.pathLocked(m, dir)
+		if err != nil {
+			return err
+		}
+		target = base + "/" + target
+	}
+	if remaining != "" {
+		target += "/" + remaining
+	}
+	return &crossing{full: target, second: second}
+}
+
+// pathLocked returns the guest path of directory d, ENOENT if it was
+// removed.
+func (t *tmpfs) pathLocked(m *Mount, d *tmpNode) (string, error) {
+	var names []string
+	for n := d; n != t.root; n = n.parent {
+		if n.parent == nil {
+			return "", unix.ENOENT
+		}
+		names = append(names, n.name)
+	}
+	p := m.point
+	for i := len(names) - 1; i >= 0; i-- {
+		p += "/" + names[i]
+	}
+	return p, nil
+}
+
+// newOwnedLocked returns a new node of mode in dir owned by o, or by
+// dir's group if dir has the set-group-ID bit (which a new directory
+// inherits).
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) newOwnedLocked(dir *tmpNode, mode uint32, o Owner) *tmpNode {
+	gid := o.GID
+	if dir != nil && dir.mode&unix.S_ISGID != 0 {
+		gid = dir.gid
+		if mode&unix.S_IFMT == unix.S_IFDIR {
+			mode |= unix.S_ISGID
+		}
+	}
+	return t.newNodeLocked(mode, o.UID, gid)
+}
+
+// createLocked is the common part of mkdir, symlink and mknod: the walk to
+// the parent and the checks before a new name is made.
+func (t *tmpfs) createLocked(m *Mount, rest string) (walked, error) {
+	w, err := t.walkLocked(m, rest, false, true, false)
+	if err != nil {
+		return w, err
+	}
+	if w.node != nil {
+		return w, unix.EEXIST
+	}
+	if w.dir.nlink == 0 {
+		return w, unix.ENOENT
+	}
+	return w, nil
+}
+
+func (t *tmpfs) mkdir(m *Mount, rest string, mode uint32, o Owner) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w, err := t.createLocked(m, rest)
+	if err != nil {
+		return err
+	}
+	t.linkLocked(w.dir, w.name, t.newOwnedLocked(w.dir, unix.S_IFDIR|mode&0o7777, o))
+	return nil
+}
+
+func (t *tmpfs) mknod(m *Mount, rest string, mode uint32, _ uint64, o Owner) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w, err := t.createLocked(m, rest)
+	if err != nil {
+		return err
+	}
+	switch mode & unix.S_IFMT {
+	case 0, unix.S_IFREG:
+	default:
+		return unix.EPERM
+	}
+	t.linkLocked(w.dir, w.name, t.newOwnedLocked(w.dir, unix.S_IFREG|mode&0o7777, o))
+	return nil
+}
+
+func (t *tmpfs) symlink(m *Mount, target, rest string, o Owner) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w, err := t.createLocked(m, rest)
+	if err != nil {
+		return err
+	}
+	if w.trailing {
+		return unix.ENOENT
+	}
+	n := t.newOwnedLocked(w.dir, unix.S_IFLNK|0o777, o)
+	n.target = target
+	t.linkLocked(w.dir, w.name, n)
+	return nil
+}
+
+func (t *tmpfs) stat(m *Mount, rest string, follow bool) (Stat, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w, err := t.walkLocked(m, rest, follow, false, false)
+	if err != nil {
+		return Stat{}, err
+	}
+	return w.node.statLocked(), nil
+}
+
+// statLocked returns n's attributes.
+func (n *tmpNode) statLocked() Stat {
+	st := Stat{
+		Mask:     unix.STATX_BASIC_STATS | unix.STATX_BTIME,
+		Blksize:  4096,
+		Nlink:    n.nlink,
+		UID:      n.uid,
+		GID:      n.gid,
+		Mode:     n.mode,
+		Ino:      n.ino,
+		Blocks:   uint64(len(n.pages)) * pageSize / 512,
+		Atime:    n.atime,
+		Btime:    n.btime,
+		Ctime:    n.ctime,
+		Mtime:    n.mtime,
+		DevMinor: n.fs.minor,
+	}
+	switch n.fileType() {
+	case unix.S_IFREG:
+		st.Size = uint64(n.size)
+	case unix.S_IFDIR:
+		st.Size = uint64(len(n.children)+2) * bogoDirentSize
+	case unix.S_IFLNK:
+		st.Size = uint64(len(n.target))
+	}
+	return st
+}
+
+func (t *tmpfs) readlink(m *Mount, rest string) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w, err := t.walkLocked(m, rest, false, false, false)
+	if err != nil {
+		return "", err
+	}
+	if w.node.fileType() != unix.S_IFLNK {
+		return "", unix.EINVAL
+	}
+	return w.node.target, nil
+}
+
+// access checks mode for the sandbox, which is root: reading and writing
+// are allowed, executing needs an execute bit (or a directory).
+func (n *tmpNode) access(mode uint32) error {
+	n.fs.mu.Lock()
+	defer n.fs.mu.Unlock()
+	if mode&unix.X_OK != 0 && !n.isDir() && n.mode&0o111 == 0 {
+		return unix.EACCES
+	}
+	return nil
+}
+
+func (t *tmpfs) access(m *Mount, rest string, mode uint32, flags int) error {
+	t.mu.Lock()
+	w, err := t.walkLocked(m, rest, flags&unix.AT_SYMLINK_NOFOLLOW == 0, false, false)
+	t.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return w.node.access(mode)
+}
+
+func (t *tmpfs) chdir(m *Mount, rest string) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w, err := t.walkLocked(m, rest, true, false, false)
+	if err != nil {
+		return "", err
+	}
+	if !w.node.isDir() {
+		return "", unix.ENOTDIR
+	}
+	return t.pathLocked(m, w.node)
+}
+
+func (t *tmpfs) statfs(m *Mount, rest string) ([StatfsSize]byte, error) {
+	t.mu.Lock()
+	_, err := t.walkLocked(m, rest, true, false, false)
+	t.mu.Unlock()
+	if err != nil {
+		return [StatfsSize]byte{}, err
+	}
+	return t.statfsBytes(), nil
+}
+
+// statfsBytes is statfs(2) of the filesystem.
+func (t *tmpfs) statfsBytes() [StatfsSize]byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	free := (t.limit - min(t.used, t.limit)) / 4096
+	st := unix.Statfs_t{
+		Type: tmpfsMagic, Bsize: 4096, Frsize: 4096, Namelen: 255,
+		Blocks: t.limit / 4096, Bfree: free, Bavail: free,
+		Files: 1 << 20, Ffree: 1<<20 - min(t.nextIno, 1<<20),
+		Flags: unix.ST_NOSUID | unix.ST_NODEV,
+	}
+	b := encodeStatfs(st)
+	// encodeStatfs marks host filesystems read-only; this one is not.
+	flags := uint64(unix.ST_NOSUID | unix.ST_NODEV)
+	for i := range 8 {
+		b[statfsFlagsOffset+i] = byte(flags >> (8 * i))
+	}
+	return b
+}
+
+// statfsFlagsOffset is the offset of f_flags in struct statfs.
+const statfsFlagsOffset = 112
+
+func (t *tmpfs) unlink(m *Mount, rest string, dir bool) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w, err := t.walkLocked(m, rest, false, true, false)
+	if err != nil {
+		return err
+	}
+	switch {
+	case w.dir == nil:
+		if dir {
+			return unix.EBUSY // the mount point
+		}
+		return unix.EISDIR
+	case dir && w.name == ".":
+		return unix.EINVAL
+	case dir && w.name == "..":
+		return unix.ENOTEMPTY
+	case w.node == nil:
+		return unix.ENOENT
+	case !dir && w.node.isDir():
+		return unix.EISDIR
+	case dir && !w.node.isDir():
+		return unix.ENOTDIR
+	case !dir && w.trailing:
+		return unix.ENOTDIR
+	case dir && len(w.node.children) > 0:
+		return unix.ENOTEMPTY
+	case !dir && (w.name == "." || w.name == ".."):
+		return unix.EISDIR
+	}
+	t.unlinkLocked(w.dir, w.name, w.node)
+	return nil
+}
+
+func (t *tmpfs) link(m *Mount, oldRest, newRest string, follow bool) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ow, err := t.walkLocked(m, oldRest, follow, false, false)
+	if err != nil {
+		return err
+	}
+	return t.linkNodeLocked(m, ow.node, newRest)
+}
+
+// linkNodeLocked gives n the new name newRest (link, linkat of an
+// O_TMPFILE file).
+func (t *tmpfs) linkNodeLocked(m *Mount, n *tmpNode, newRest string) error {
+	nw, err := t.walkLocked(m, newRest, false, true, true)
+	if err != nil {
+		return err
+	}
+	switch {
+	case nw.node != nil:
+		return unix.EEXIST
+	case n.isDir():
+		return unix.EPERM
+	case nw.dir.nlink == 0, n.nlink == 0 && n.noLink:
+		return unix.ENOENT
+	case nw.trailing:
+		return unix.ENOENT
+	}
+	t.linkLocked(nw.dir, nw.name, n)
+	return nil
+}
+
+func (t *tmpfs) rename(m *Mount, oldRest, newRest string, flags uint32) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ow, err := t.walkLocked(m, oldRest, false, true, false)
+	if err != nil {
+		return err
+	}
+	nw, err := t.walkLocked(m, newRest, false, true, true)
+	if err != nil {
+		return err
+	}
+	if err := renameCheck(ow, nw, flags); err != nil {
+		return err
+	}
+	src, dst := ow.node, nw.node
+	if src == dst {
+		return nil
+	}
+	if src.isDir() && isAncestor(src, nw.dir) {
+		return unix.EINVAL
+	}
+	if flags&unix.RENAME_EXCHANGE != 0 {
+		if dst.isDir() && isAncestor(dst, ow.dir) {
+			return unix.EINVAL
+		}
+		t.exchangeLocked(ow, nw)
+		return nil
+	}
+	if dst != nil {
+		if src.isDir() && len(dst.children) > 0 {
+			return unix.ENOTEMPTY
+		}
+		t.unlinkLocked(nw.dir, nw.name, dst)
+	}
+	delete(ow.dir.children, ow.name)
+	if src.isDir() {
+		ow.dir.nlink--
+		src.nlink -= 2
+	} else {
+		src.nlink--
+	}
+	t.linkLocked(nw.dir, nw.name, src)
+	now := nowTimespec()
+	ow.dir.mtime, ow.dir.ctime = now, now
+	return nil
+}
+
+// renameCheck makes rename's checks that need no change, in Linux's order.
+func renameCheck(ow, nw walked, flags uint32) error {
+	switch {
+	case ow.dir == nil || nw.dir == nil:
+		return unix.EBUSY
+	case ow.name == "." || ow.name == ".." || nw.name == "." || nw.name == "..":
+		return unix.EBUSY
+	case ow.node == nil:
+		return unix.ENOENT
+	case flags&unix.RENAME_EXCHANGE != 0 && nw.node == nil:
+		return unix.ENOENT
+	case flags&unix.RENAME_NOREPLACE != 0 && nw.node != nil:
+		return unix.EEXIST
+	case (ow.trailing || nw.trailing) && !ow.node.isDir():
+		return unix.ENOTDIR
+	case flags&unix.RENAME_EXCHANGE != 0:
+		return nil
+	case nw.node != nil && ow.node.isDir() && !nw.node.isDir():
+		return unix.ENOTDIR
+	case nw.node != nil && !ow.node.isDir() && nw.node.isDir():
+		return unix.EISDIR
+	case nw.dir.nlink == 0:
+		return unix.ENOENT
+	}
+	return nil
+}
+
+// isAncestor reports whether dir is d or one of its ancestors.
+func isAncestor(dir, d *tmpNode) bool {
+	for n := d; n != nil; n = n.parent {
+		if n == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// exchangeLocked swaps the files two names refer to (RENAME_EXCHANGE).
+func (t *tmpfs) exchangeLocked(ow, nw walked) {
+	a, b := ow.node, nw.node
+	ow.dir.children[ow.name], nw.dir.children[nw.name] = b, a
+	if a.isDir() {
+		a.parent, a.name = nw.dir, nw.name
+		ow.dir.nlink--
+		nw.dir.nlink++
+	}
+	if b.isDir() {
+		b.parent, b.name = ow.dir, ow.name
+		nw.dir.nlink--
+		ow.dir.nlink++
+	}
+	now := nowTimespec()
+	ow.dir.mtime, ow.dir.ctime, nw.dir.mtime, nw.dir.ctime = now, now, now, now
+	a.ctime, b.ctime = now, now
+}
+
+func (t *tmpfs) setAttr(m *Mount, rest string, follow bool, a *SetAttr) error {
+	t.mu.Lock()
+	w, err := t.walkLocked(m, rest, follow, false, false)
+	t.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return t.setAttrNode(w.node, a)
+}
+
+// setAttrNode changes n's attributes as a says.
+func (t *tmpfs) setAttrNode(n *tmpNode, a *SetAttr) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if a.Mask&SetAttrSize != 0 {
+		switch {
+		case n.isDir():
+			return unix.EISDIR
+		case n.fileType() != unix.S_IFREG:
+			return unix.EINVAL
+		}
+		t.truncateLocked(n, a.Size)
+	}
+	now := nowTimespec()
+	if a.Mask&SetAttrMode != 0 {
+		n.mode = n.mode&unix.S_IFMT | a.Mode&0o7777
+	}
+	if a.Mask&(SetAttrUID|SetAttrGID) != 0 {
+		if a.Mask&SetAttrUID != 0 {
+			n.uid = a.UID
+		}
+		if a.Mask&SetAttrGID != 0 {
+			n.gid = a.GID
+		}
+		if !n.isDir() {
+			// chown drops set-user-ID, and set-group-ID of a group
+			// executable, even for root.
+			n.mode &^= unix.S_ISUID
+			if n.mode&unix.S_IXGRP != 0 {
+				n.mode &^= unix.S_ISGID
+			}
+		}
+	}
+	if a.Mask&SetAttrAtime != 0 {
+		n.atime = timeOrNow(a.Atime, now)
+	}
+	if a.Mask&SetAttrMtime != 0 {
+		n.mtime = timeOrNow(a.Mtime, now)
+	}
+	n.ctime = now
+	return nil
+}
+
+func timeOrNow(ts, now Timespec) Timespec {
+	if ts.Nsec == unix.UTIME_NOW {
+		return now
+	}
+	return ts
+}
+
+// truncateLocked sets a regular file's size; the pages past a smaller
+// size are released and the rest of the last one cleared.
+func (t *tmpfs) truncateLocked(n *tmpNode, size int64) {
+	if size < n.size {
+		first := uint64((size + pageSize - 1) / pageSize)
+		t.freePagesFromLocked(n, first)
+		if size%pageSize != 0 {
+			t.zeroLocked(n, size, int64(first)*pageSize)
+		}
+	}
+	if size != n.size {
+		now := nowTimespec()
+		n.mtime, n.ctime = now, now
+	}
+	n.size = size
+}
+
+// openLocked opens node n (whose guest path is p) with open(2) flags.
+func (t *tmpfs) openLocked(m *Mount, n *tmpNode, p string, flags uint32) (*File, error) {
+	pathOnly := flags&unix.O_PATH != 0
+	switch n.fileType() {
+	case unix.S_IFDIR:
+		if !pathOnly && (flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_CREAT != 0) {
+			return nil, unix.EISDIR
+		}
+	case unix.S_IFLNK:
+		// Only reached with O_NOFOLLOW.
+		if !pathOnly {
+			return nil, unix.ELOOP
+		}
+		if flags&unix.O_DIRECTORY != 0 {
+			return nil, unix.ENOTDIR
+		}
+	default:
+		if flags&unix.O_DIRECTORY != 0 {
+			return nil, unix.ENOTDIR
+		}
+		if !pathOnly && flags&unix.O_TRUNC != 0 && flags&unix.O_ACCMODE != unix.O_RDONLY {
+			t.truncateLocked(n, 0)
+		}
+	}
+	n.opens++
+	if pathOnly {
+		flags = unix.O_PATH | flags&unix.O_ACCMODE
+	}
+	return newFile(flags, &tmpfsFile{node: n, mount: m, path: p}), nil
+}
+
+func (t *tmpfs) open(_ *FS, m *Mount, rest string, flags, mode uint32, o Owner) (*File, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pathOnly := flags&unix.O_PATH != 0
+	follow := flags&unix.O_NOFOLLOW == 0
+	if !pathOnly && flags&unix.O_TMPFILE == unix.O_TMPFILE {
+		return t.openTmpfileLocked(m, rest, flags, mode, o)
+	}
+	if pathOnly || flags&unix.O_CREAT == 0 {
+		w, err := t.walkLocked(m, rest, follow, false, false)
+		if err != nil {
+			return nil, err
+		}
+		p, err := t.nodePathLocked(m, w.node, rest)
+		if err != nil {
+			return nil, err
+		}
+		return t.openLocked(m, w.node, p, flags)
+	}
+	w, err := t.walkLocked(m, rest, false, true, false)
+	if err != nil {
+		return nil, err
+	}
+	n := w.node
+	excl := flags&unix.O_EXCL != 0
+	switch {
+	case n == nil && w.trailing:
+		return nil, unix.EISDIR
+	case n == nil && w.dir.nlink == 0:
+		return nil, unix.ENOENT
+	case n == nil:
+		n = t.newOwnedLocked(w.dir, unix.S_IFREG|mode&0o7777, o)
+		t.linkLocked(w.dir, w.name, n)
+	case excl:
+		return nil, unix.EEXIST
+	case n.fileType() == unix.S_IFLNK && follow:
+		return nil, t.followLocked(m, w.dir, n, "", false)
+	}
+	base := m.point
+	if w.dir != nil {
+		if base, err = t.pathLocked(m, w.dir); err != nil {
+			return nil, err
+		}
+		base += "/" + w.name
+	}
+	return t.openLocked(m, n, path.Clean(base), flags)
+}
+
+// nodePathLocked is the guest path of a node reached by walking rest: the
+// canonical path of a directory, else the lexical one.
+func (t *tmpfs) nodePathLocked(m *Mount, n *tmpNode, rest string) (string, error) {
+	if n.isDir() {
+		return t.pathLocked(m, n)
+	}
+	return path.Clean(m.point + "/" + rest), nil
+}
+
+// openTmpfileLocked implements O_TMPFILE: an unnamed regular file in the
+// directory rest.
+func (t *tmpfs) openTmpfileLocked(m *Mount, rest string, flags, mode uint32, o Owner) (*File, error) {
+	if flags&unix.O_ACCMODE == unix.O_RDONLY {
+		return nil, unix.EINVAL
+	}
+	w, err := t.walkLocked(m, rest, true, false, false)
+	if err != nil {
+		return nil, err
+	}
+	if !w.node.isDir() {
+		return nil, unix.ENOTDIR
+	}
+	dir, err := t.pathLocked(m, w.node)
+	if err != nil {
+		return nil, err
+	}
+	n := t.newOwnedLocked(w.node, unix.S_IFREG|mode&0o7777, o)
+	n.noLink = flags&unix.O_EXCL != 0
+	n.opens++
+	f := &tmpfsFile{node: n, mount: m, path: dir + "/#" + itoa(n.ino)}
+	return newFile(flags, f), nil
+}
+
+func itoa(n uint64) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+// tmpfsFile is an open description of a tmpfs file.
+//
+// +stateify savable
+type tmpfsFile struct {
+	noImpl
+	// node is the file; immutable.
+	node *tmpNode
+	// mount is where the file's filesystem is mounted; immutable.
+	mount *Mount
+	// path is the guest path it was opened by; immutable.
+	path string
+
+	// mu protects off, dirents and dirPos. Not saved: idle at save time.
+	mu sync.Mutex `state:"nosave"`
+	// off is a regular file's offset.
+	off int64
+	// dirents is a directory's listing, taken when it is read from the
+	// start.
+	dirents []Dirent
+	// dirPos is the index of the next directory entry.
+	dirPos int
+}
+
+func (f *tmpfsFile) release() {
+	t := f.node.fs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f.node.opens--
+	t.maybeFreeLocked(f.node)
+}
+
+// reopen returns a new description of the same file (/proc/self/fd/N).
+func (f *tmpfsFile) reopen(flags uint32) (*File, error) {
+	t := f.node.fs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.openLocked(f.mount, f.node, f.path, flags&^(unix.O_CREAT|unix.O_EXCL))
+}
+
+// dirPath is the guest path of a directory file: ENOTDIR for another file,
+// ENOENT once removed.
+func (f *tmpfsFile) dirPath() (string, error) {
+	t := f.node.fs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !f.node.isDir() {
+		return "", unix.ENOTDIR
+	}
+	return t.pathLocked(f.mount, f.node)
+}
+
+func (f *tmpfsFile) readlink() (string, error) {
+	t := f.node.fs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f.node.fileType() != unix.S_IFLNK {
+		return "", unix.ENOENT
+	}
+	return f.node.target, nil
+}
+
+func (f *tmpfsFile) guestPath() string {
+	t := f.node.fs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f.node.nlink == 0 {
+		return f.path + " (deleted)"
+	}
+	return f.path
+}
+
+func (f *tmpfsFile) read(_ *File, _ <-chan struct{}, dst []byte, off int64) (int, error) {
+	if f.node.isDir() {
+		return 0, unix.EISDIR
+	}
+	if off >= 0 {
+		return f.readAt(dst, off), nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := f.readAt(dst, f.off)
+	f.off += int64(n)
+	return n, nil
+}
+
+func (f *tmpfsFile) readAt(dst []byte, off int64) int {
+	t := f.node.fs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := f.node
+	if off >= n.size {
+		return 0
+	}
+	count := int(min(int64(len(dst)), n.size-off))
+	if err := t.readLocked(n, dst[:count], off); err != nil {
+		return 0
+	}
+	n.atime = nowTimespec()
+	return count
+}
+
+func (f *tmpfsFile) write(file *File, _ <-chan struct{}, src []byte, off int64) (int, error) {
+	if off >= 0 {
+		// pwrite on an O_APPEND file appends, as on Linux.
+		n, _, err := f.writeAt(src, off, file.flags.Load()&unix.O_APPEND != 0)
+		return n, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, end, err := f.writeAt(src, f.off, file.flags.Load()&unix.O_APPEND != 0)
+	if n > 0 {
+		f.off = end
+	}
+	return n, err
+}
+
+// writeAt writes src at off (at the end with appendMode) and returns the
+// count and the offset after the last byte written.
+func (f *tmpfsFile) writeAt(src []byte, off int64, appendMode bool) (int, int64, error) {
+	t := f.node.fs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := f.node
+	if appendMode {
+		off = n.size
+	}
+	if len(src) == 0 {
+		return 0, off, nil
+	}
+	end := off + int64(len(src))
+	if end < off {
+		return 0, off, unix.EFBIG
+	}
+	count, err := t.writeLocked(n, src, off)
+	if count == 0 {
+		return 0, off, err
+	}
+	if end := off + int64(count); end > n.size {
+		n.size = end
+	}
+	now := nowTimespec()
+	n.mtime, n.ctime = now, now
+	return count, off + int64(count), nil
+}
+
+func (f *tmpfsFile) seek(_ *File, off int64, whence int) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.node.isDir() {
+		switch {
+		case whence == unix.SEEK_SET && off >= 0:
+			f.dirPos = int(min(off, int64(1<<31)))
+		case whence == unix.SEEK_CUR && off == 0:
+		default:
+			return 0, unix.EINVAL
+		}
+		return int64(f.dirPos), nil
+	}
+	t := f.node.fs
+	t.mu.Lock()
+	size := f.node.size
+	t.mu.Unlock()
+	var n int64
+	switch whence {
+	case unix.SEEK_SET:
+		n = off
+	case unix.SEEK_CUR:
+		n = f.off + off
+	case unix.SEEK_END:
+		n = size + off
+	case unix.SEEK_DATA, unix.SEEK_HOLE:
+		if off < 0 || off >= size {
+			return 0, unix.ENXIO
+		}
+		n = off
+		if whence == unix.SEEK_HOLE {
+			n = size
+		}
+	default:
+		return 0, unix.EINVAL
+	}
+	if n < 0 {
+		return 0, unix.EINVAL
+	}
+	f.off = n
+	return n, nil
+}
+
+func (f *tmpfsFile) stat(*File) (Stat, error) {
+	t := f.node.fs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return f.node.statLocked(), nil
+}
+
+func (f *tmpfsFile) getdents64(_ *File, dst []byte) (int, error) {
+	if !f.node.isDir() {
+		return 0, unix.ENOTDIR
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.dirPos == 0 || f.dirents == nil {
+		f.dirents = f.listing()
+	}
+	n, pos, err := fillDirents(dst, f.dirents, f.dirPos)
+	f.dirPos = pos
+	return n, err
+}
+
+// listing returns the directory's entries: ".", "..", then the names in
+// order.
+func (f *tmpfsFile) listing() []Dirent {
+	t := f.node.fs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d := f.node
+	parentIno := d.ino
+	if d.parent != nil {
+		parentIno = d.parent.ino
+	}
+	ents := []Dirent{{Ino: d.ino, Type: unix.DT_DIR, Name: "."}, {Ino: parentIno, Type: unix.DT_DIR, Name: ".."}}
+	names := make([]string, 0, len(d.children))
+	for name := range d.children {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		c := d.children[name]
+		ents = append(ents, Dirent{Ino: c.ino, Type: uint8(c.fileType() >> 12), Name: name})
+	}
+	return ents
+}
+
+// linkTo gives an O_TMPFILE file the name rest in mount m (linkat with
+// AT_EMPTY_PATH).
+func (f *tmpfsFile) linkTo(m *Mount, rest string) error {
+	t := f.node.fs
+	if m.fs != Filesystem(t) {
+		return unix.EXDEV
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.linkNodeLocked(m, f.node, rest)
+}
+
+// truncate implements ftruncate(2).
+func (f *tmpfsFile) truncate(size int64) error {
+	t := f.node.fs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.truncateLocked(f.node, size)
+	return nil
+}
+
+// fallocate implements fallocate(2) with mode 0, FALLOC_FL_KEEP_SIZE and
+// FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE.
+func (f *tmpfsFile) fallocate(mode uint32, off, length int64) error {
+	t := f.node.fs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := f.node
+	end := off + length
+	switch mode {
+	case 0, fallocKeepSize:
+		for i := uint64(off / pageSize); i < uint64((end+pageSize-1)/pageSize); i++ {
+			if _, err := t.pageLocked(n, i, true); err != nil {
+				return err
+			}
+		}
+		if mode == 0 && end > n.size {
+			n.size = end
+		}
+	case fallocPunchHole | fallocKeepSize:
+		t.zeroLocked(n, off, end)
+	default:
+		return unix.EOPNOTSUPP
+	}
+	now := nowTimespec()
+	n.mtime, n.ctime = now, now
+	return nil
+}
+
+// IsTmpfs reports whether f is a file of a tmpfs.
+func (f *File) IsTmpfs() bool {
+	_, ok := f.impl.(*tmpfsFile)
+	return ok
+}

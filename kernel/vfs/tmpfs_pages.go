@@ -1,0 +1,194 @@
+package vfs
+
+import (
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Pages is where a tmpfs keeps file data, one page (4096 bytes) per
+// allocation: the kernel's MemoryFile, so that the data is saved, loaded
+// and compressed with the application's memory and counts against its
+// limit. A fresh page reads as zero.
+//
+//   - AllocatePages returns the offset of n new bytes (a multiple of the
+//     page size), or an error when memory is exhausted (the write then
+//     fails with ENOSPC).
+//   - FreePages returns them.
+//   - PageBytes returns the sentry's view of allocated bytes; it stays
+//     valid until they are freed.
+//
+// Implementations are savable (the tmpfs saves a reference) and safe for
+// concurrent use.
+type Pages interface {
+	AllocatePages(n uint64) (uint64, error)
+	FreePages(off, n uint64)
+	PageBytes(off, n uint64) ([]byte, error)
+}
+
+// pageSize is the unit in which a tmpfs allocates and counts file data.
+const pageSize = 4096
+
+// heapPages is the Pages of a tmpfs that was given none (vfs used without
+// a kernel, as in its tests): pages in Go memory, saved in the state
+// stream.
+//
+// +stateify savable
+type heapPages struct {
+	// mu protects pages and next. Not saved: idle at save time.
+	mu sync.Mutex `state:"nosave"`
+	// pages are the allocated pages by offset.
+	pages map[uint64][]byte
+	// next is the offset of the next allocation.
+	next uint64
+}
+
+func (h *heapPages) AllocatePages(n uint64) (uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pages == nil {
+		h.pages = map[uint64][]byte{}
+	}
+	off := h.next
+	h.next += n
+	h.pages[off] = make([]byte, n)
+	return off, nil
+}
+
+func (h *heapPages) FreePages(off, _ uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.pages, off)
+}
+
+func (h *heapPages) PageBytes(off, n uint64) ([]byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b, ok := h.pages[off]
+	if !ok || uint64(len(b)) < n {
+		return nil, unix.EFAULT
+	}
+	return b[:n], nil
+}
+
+// pagesLocked returns the filesystem's Pages.
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) pagesLocked() Pages {
+	if t.pages == nil {
+		t.pages = &heapPages{}
+	}
+	return t.pages
+}
+
+// pageLocked returns page i of regular file n, allocating it if alloc
+// (ENOSPC past the size limit or when memory is exhausted). It returns
+// nil for a page that is a hole when !alloc.
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) pageLocked(n *tmpNode, i uint64, alloc bool) ([]byte, error) {
+	off, ok := n.pages[i]
+	if !ok {
+		if !alloc {
+			return nil, nil
+		}
+		if t.used+pageSize > t.limit {
+			return nil, unix.ENOSPC
+		}
+		var err error
+		if off, err = t.pagesLocked().AllocatePages(pageSize); err != nil {
+			return nil, unix.ENOSPC
+		}
+		if n.pages == nil {
+			n.pages = map[uint64]uint64{}
+		}
+		n.pages[i] = off
+		t.used += pageSize
+	}
+	b, err := t.pagesLocked().PageBytes(off, pageSize)
+	if err != nil {
+		return nil, unix.EIO
+	}
+	return b, nil
+}
+
+// freePageLocked releases page i of n if it is allocated.
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) freePageLocked(n *tmpNode, i uint64) {
+	if off, ok := n.pages[i]; ok {
+		t.pagesLocked().FreePages(off, pageSize)
+		delete(n.pages, i)
+		t.used -= pageSize
+	}
+}
+
+// freePagesFromLocked releases every page of n from index first on.
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) freePagesFromLocked(n *tmpNode, first uint64) {
+	for i := range n.pages {
+		if i >= first {
+			t.freePageLocked(n, i)
+		}
+	}
+}
+
+// zeroLocked makes [off, end) of n read as zero: whole pages are freed,
+// the parts of others cleared.
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) zeroLocked(n *tmpNode, off, end int64) {
+	for pos := off; pos < end; {
+		i := uint64(pos / pageSize)
+		in := pos % pageSize
+		next := min(end, int64(i+1)*pageSize)
+		if in == 0 && next-pos == pageSize {
+			t.freePageLocked(n, i)
+		} else if b, _ := t.pageLocked(n, i, false); b != nil {
+			clear(b[in : in+next-pos])
+		}
+		pos = next
+	}
+}
+
+// readLocked copies [off, off+len(dst)) of n into dst (holes as zeros).
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) readLocked(n *tmpNode, dst []byte, off int64) error {
+	for done := 0; done < len(dst); {
+		pos := off + int64(done)
+		in := pos % pageSize
+		m := min(len(dst)-done, int(pageSize-in))
+		b, err := t.pageLocked(n, uint64(pos/pageSize), false)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			clear(dst[done : done+m])
+		} else {
+			copy(dst[done:done+m], b[in:])
+		}
+		done += m
+	}
+	return nil
+}
+
+// writeLocked copies src to n at off, allocating pages; it returns how
+// many bytes it wrote before an error (ENOSPC).
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) writeLocked(n *tmpNode, src []byte, off int64) (int, error) {
+	for done := 0; done < len(src); {
+		pos := off + int64(done)
+		in := pos % pageSize
+		m := min(len(src)-done, int(pageSize-in))
+		b, err := t.pageLocked(n, uint64(pos/pageSize), true)
+		if err != nil {
+			return done, err
+		}
+		copy(b[in:], src[done:done+m])
+		done += m
+	}
+	return len(src), nil
+}
