@@ -348,6 +348,21 @@ var cCases = []cCase{
 		"epoll: then the signalfd: yes",
 		"SIGCHLD: code CLD_EXITED yes, pid is the child yes, status 3: yes",
 	}}},
+	{name: "pidfd", prog: "pidfd", zdtm: zdtmSpec{blockedAfter: "polling a child that reads stdin"}, spec: spec{stdin: "go\n", want: []string{
+		"pidfd_open(self): ok, close-on-exec: yes",
+		"exited child: poll 1, POLLIN yes, POLLHUP no",
+		"exited child: epoll_wait 1, data 99, EPOLLIN yes",
+		"reaped child: poll 1, POLLIN yes, POLLHUP yes",
+		"SIGUSR1 to self: ok, handler ran yes",
+		"SIGUSR1 through /proc/self's directory: ok, handler ran yes",
+		"child: CLD_KILLED yes, by SIGTERM yes",
+		"pidfd_getfd of a child's pipe: ok, read \"from the child\", close-on-exec yes",
+		"pidfd_getfd of a child's eventfd: ok, counter 41",
+		"child saw the eventfd write: yes",
+		"clone(CLONE_PIDFD): ok, pidfd close-on-exec yes, waitid ok, pid matches yes, status 7",
+		"clone3(CLONE_PIDFD): ok, waitid ok, pid matches yes, status 9",
+		"child exited: poll 1, POLLIN yes, status 3",
+	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", zdtm: zdtmSpec{fast: true}, spec: spec{args: []string{"handler-init"}, want: []string{
 		"SIGUSR1 from raw kill: handler ran with round to nearest: yes",

@@ -29,6 +29,7 @@ var (
 	stateTypeInfoeventFD      *stateify.TypeInfo
 	stateTypeInforlimit       *stateify.TypeInfo
 	stateTypeInfomemPolicy    *stateify.TypeInfo
+	stateTypeInfopidFD        *stateify.TypeInfo
 	stateTypeInfoposixTimer   *stateify.TypeInfo
 	stateTypeInfoschedAttrs   *stateify.TypeInfo
 	stateTypeInfosignalFD     *stateify.TypeInfo
@@ -169,6 +170,9 @@ func init() {
 		{Name: "Mode", Type: "int32"},
 		{Name: "Flags", Type: "int32"},
 		{Name: "Nodes", Type: "uint64"},
+	})
+	stateTypeInfopidFD = stateify.Register[pidFD]("snapshotter/kernel.pidFD", []stateify.Field{
+		{Name: "tg", Type: "*snapshotter/kernel.ThreadGroup"},
 	})
 	stateTypeInfoposixTimer = stateify.Register[posixTimer]("snapshotter/kernel.posixTimer", []stateify.Field{
 		{Name: "ID", Type: "int32"},
@@ -1167,6 +1171,33 @@ func (x *memPolicy) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.Flags = d.Int32()
 		case 2:
 			x.Nodes = d.Uint64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *pidFD) StateTypeName() string { return "snapshotter/kernel.pidFD" }
+
+// StateFields implements stateify.Savable.
+func (x *pidFD) StateFields() []string { return stateTypeInfopidFD.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *pidFD) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfopidFD }
+
+// StateSave implements stateify.Savable.
+func (x *pidFD) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfopidFD)
+	stateify.SavePtr(e, x.tg)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *pidFD) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfopidFD) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.tg)
 		default:
 			d.Skip()
 		}
