@@ -363,6 +363,16 @@ var cCases = []cCase{
 		"clone3(CLONE_PIDFD): ok, waitid ok, pid matches yes, status 9",
 		"child exited: poll 1, POLLIN yes, status 3",
 	}}},
+	{name: "procvm", prog: "procvm", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
+		"readv of myself: 32, \"copied from myself\"",
+		"readv running into an unmapped page: 100",
+		"readv of a child, 2 iovecs each side: 64, \"the \" + \"child's own words\"",
+		"writev into the child: 22, parent's copy unchanged yes",
+		"child saw the parent's words: yes",
+		"epoll_pwait2, a pipe ready, no timeout: 1, data 7",
+		"pending SIGUSR1 let through by the mask: -1 Interrupted system call, handler ran yes, blocked again after yes",
+		"epoll_pwait with SIGUSR1 still blocked: 0, handler ran no",
+	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", zdtm: zdtmSpec{fast: true}, spec: spec{args: []string{"handler-init"}, want: []string{
 		"SIGUSR1 from raw kill: handler ran with round to nearest: yes",

@@ -34,6 +34,61 @@ func sysEpollWait(t *Task, a *sysArgs) (uint64, error) {
 	return t.epollWait(a.Int(0), a[1], a.Int(2), -1)
 }
 
+// sysEpollPwait is epoll_wait with a signal mask for the wait.
+func sysEpollPwait(t *Task, a *sysArgs) (uint64, error) {
+	if err := t.setWaitMask(a[4], a[5]); err != nil {
+		return 0, err
+	}
+	return sysEpollWait(t, a)
+}
+
+// setWaitMask installs the signal mask at addr (none if 0) for the rest of
+// the call, as epoll_pwait and its kind do: the caller's mask comes back
+// before the return to the application, after the handler of a signal
+// that ended the wait has run (see handlePendingSignals). A restarted call
+// keeps the mask saved the first time.
+func (t *Task) setWaitMask(addr, size uint64) error {
+	if addr == 0 {
+		return nil
+	}
+	if size != sigsetSize {
+		return unix.EINVAL
+	}
+	set, err := t.copyInSigset(addr)
+	if err != nil {
+		return err
+	}
+	tg := t.tg
+	tg.mu.Lock()
+	if !t.sig.HaveSavedMask {
+		t.sig.SavedMask = t.sig.Mask
+		t.sig.HaveSavedMask = true
+	}
+	t.sig.Mask = set &^ unblockable
+	deliverable := (t.sig.Pending.Set|tg.sigs.Pending.Set)&^t.sig.Mask != 0
+	tg.mu.Unlock()
+	if deliverable {
+		t.interrupt() // the wait ends at once, for the signal
+	}
+	return nil
+}
+
+// sysEpollPwait2 is epoll_pwait with a struct timespec timeout (NULL:
+// none), which it keeps as a deadline across a restart.
+func sysEpollPwait2(t *Task, a *sysArgs) (uint64, error) {
+	if err := t.setWaitMask(a[4], a[5]); err != nil {
+		return 0, err
+	}
+	if a[3] == 0 {
+		return t.epollWait(a.Int(0), a[1], a.Int(2), -1)
+	}
+	d, err := t.copyInTimespec(a[3])
+	if err != nil {
+		return 0, err
+	}
+	return t.epollWaitUntil(a.Int(0), a[1], a.Int(2), saturatingAdd(t.k.monotonicNow(), d))
+}
+
 // epollWaitUntil is epoll_wait with a kernel-monotonic deadline.
 func (t *Task) epollWaitUntil(epfd int32, addr uint64, maxEvents int32, deadline int64) (uint64, error) {
 	n, err := t.epollWait(epfd, addr, maxEvents, max(deadline-t.k.monotonicNow(), 0))
