@@ -373,6 +373,17 @@ var cCases = []cCase{
 		"pending SIGUSR1 let through by the mask: -1 Interrupted system call, handler ran yes, blocked again after yes",
 		"epoll_pwait with SIGUSR1 still blocked: 0, handler ran no",
 	}}},
+	{name: "splice", prog: "splice", zdtm: zdtmSpec{blockedAfter: "splicing what a child reads from stdin"}, spec: spec{stdin: "line from stdin\n", want: []string{
+		"pipe -> memfd at 5: 18, offset now 23, position 0, memfd from 5 \"hello splice world\"",
+		"memfd at its position -> pipe: 6, position now 11, pipe \"hello \"",
+		"pipe -> pipe, 4 of 6: 4, out \"abcd\", left in \"ef\"",
+		"200000 bytes into a 65536-byte pipe: 65536",
+		"tee: 7, copy \"teedata\", original still \"teedata\"",
+		"vmsplice in: 8, out: 7, \"vm\" + \"splic\"",
+		"copy_file_range 4 at 2 -> at 5: 4, offsets 6 9, b \".....2345.\"",
+		"sendfile memfd -> memfd: 3, offset 4, \"123\"",
+		"spliced 15: \"line from stdin\"",
+	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", zdtm: zdtmSpec{fast: true}, spec: spec{args: []string{"handler-init"}, want: []string{
 		"SIGUSR1 from raw kill: handler ran with round to nearest: yes",
