@@ -384,6 +384,21 @@ var cCases = []cCase{
 		"sendfile memfd -> memfd: 3, offset 4, \"123\"",
 		"spliced 15: \"line from stdin\"",
 	}}},
+	{name: "ipc", prog: "ipc", zdtm: zdtmSpec{blockedAfter: "waiting in msgrcv for a child that reads stdin"}, spec: spec{stdin: "sent after the line\n", want: []string{
+		"semop of two at once: ok, values 0 2 7, GETPID is me yes",
+		"all or nothing, IPC_NOWAIT: Resource temporarily unavailable, sem 1 still 2",
+		"a child waits: GETNCNT 1, GETZCNT 0",
+		"SEM_UNDO at exit: child saw 0 yes, values back to 1 and 2",
+		"semop ended by a handled signal (SA_RESTART): Interrupted system call",
+		"IPC_STAT: 4 messages, 19 bytes, qbytes 16384, lspid is me yes",
+		"lowest type <= 2: 4 \"two\" type 1",
+		"receive order: high/5/5 mid/3/4 mid2/3/5 low/1/4",
+		"notified: yes, SI_MESGQ yes, value 77",
+		"msgrcv: 20 \"sent after the line\"",
+		"semaphore still 5",
+		"System V queue still holds \"kept 1\" and \"kept 2\"",
+		"POSIX queue still holds \"posix 2\" and \"posix 1\"",
+	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", zdtm: zdtmSpec{fast: true}, spec: spec{args: []string{"handler-init"}, want: []string{
 		"SIGUSR1 from raw kill: handler ran with round to nearest: yes",

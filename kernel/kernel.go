@@ -172,6 +172,13 @@ type Kernel struct {
 	// locks are the advisory file locks (file_locks.go). Immutable.
 	locks *fileLocks
 
+	// ipcOnce protects ipcNS. Not saved: nothing holds it at save time.
+	ipcOnce sync.Mutex `state:"nosave"`
+	// ipcNS is the IPC namespace (ipc.go), made on first use: nil in a
+	// kernel that never used System V IPC or POSIX message queues.
+	// Protected by ipcOnce.
+	ipcNS *ipcNamespace
+
 	// hostname is the UTS node name. Immutable.
 	hostname string
 

@@ -183,6 +183,7 @@ func (tg *ThreadGroup) release() {
 	tg.deletePosixTimersLocked()
 	tg.mu.Unlock()
 	tg.k.locks.releaseProcess(tg)
+	tg.k.semExit(tg)
 	tg.fdTable.Close()
 	tg.mm.Release()
 }
