@@ -398,6 +398,9 @@ var cCases = []cCase{
 		"semaphore still 5",
 		"System V queue still holds \"kept 1\" and \"kept 2\"",
 		"POSIX queue still holds \"posix 2\" and \"posix 1\"",
+		"a child saw it attached twice: yes, and wrote \"child was here\"; nattch back to 1",
+		"IPC_RMID while attached: ok, IPC_STAT after works",
+		"shared memory holds \"written before\" and \"written by the child\"",
 	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", zdtm: zdtmSpec{fast: true}, spec: spec{args: []string{"handler-init"}, want: []string{

@@ -7,8 +7,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The sandbox's IPC namespace: System V semaphore sets (ipc_sem.go) and
-// message queues (ipc_msg.go), and POSIX message queues (ipc_mq.go). It is
+// The sandbox's IPC namespace: System V semaphore sets (ipc_sem.go),
+// message queues (ipc_msg.go) and shared memory (ipc_shm.go), and POSIX message queues (ipc_mq.go). It is
 // the sandbox's alone (nothing reaches the host's) and is saved with the
 // kernel: a semaphore keeps its value, a queue its messages and a process
 // its SEM_UNDO adjustments. A task blocked in one of them waits on the
@@ -19,8 +19,8 @@ import (
 //
 // +stateify savable
 type ipcNamespace struct {
-	// mu protects everything below. It is a leaf except that
-	// ThreadGroup.mu may be taken under it to send a notification signal.
+	// mu protects everything below. Only MemoryFile.mu (shmget) is taken
+	// under it.
 	mu sync.Mutex `state:"nosave"`
 	// sems and msgs are the System V objects by index (the low 15 bits
 	// of their ID). Protected by mu.
@@ -29,6 +29,9 @@ type ipcNamespace struct {
 	// seq makes IDs unique over time: an object's ID is its seq times
 	// ipcMNI plus its index. Protected by mu.
 	seq uint16
+	// shms are the System V shared memory segments by index (ipc_shm.go).
+	// Protected by mu.
+	shms map[int32]*shmSegment
 	// mqs are the POSIX message queues by name. Protected by mu.
 	mqs map[string]*mqueue
 	// changed is closed (and replaced) when any object changes, waking
@@ -38,7 +41,7 @@ type ipcNamespace struct {
 }
 
 func newIPCNamespace() *ipcNamespace {
-	return &ipcNamespace{sems: map[int32]*semSet{}, msgs: map[int32]*msgQueue{}, mqs: map[string]*mqueue{}}
+	return &ipcNamespace{sems: map[int32]*semSet{}, msgs: map[int32]*msgQueue{}, shms: map[int32]*shmSegment{}, mqs: map[string]*mqueue{}}
 }
 
 // ipc returns the kernel's IPC namespace, made on first use (also for a

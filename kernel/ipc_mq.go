@@ -275,11 +275,16 @@ func sysMqTimedsend(t *Task, a *sysArgs) (uint64, error) {
 		ns.mu.Lock()
 		if int64(len(q.Msgs)) < q.MaxMsg {
 			q.insert(mqMsg{Prio: prio, Data: data})
+			var notify *ThreadGroup
+			var info sigInfo
 			if len(q.Msgs) == 1 && q.receivers == 0 {
-				q.notifyLocked(t)
+				notify, info = q.takeNotifyLocked(t)
 			}
 			ns.notifyLocked()
 			ns.mu.Unlock()
+			if notify != nil {
+				notify.sendSignal(info, nil)
+			}
 			return 0, nil
 		}
 		ch := ns.changedLocked()
@@ -304,20 +309,19 @@ func (q *mqueue) insert(msg mqMsg) {
 	q.Msgs[i] = msg
 }
 
-// notifyLocked sends the registered notification, once: a message arrived
-// in an empty queue that no receiver waits on.
+// takeNotifyLocked consumes the registered notification, once a message
+// arrived in an empty queue that no receiver waits on: the process to
+// signal (nil for none or SIGEV_NONE) and the signal, which the caller
+// sends after releasing the namespace's mu.
 //
 // Preconditions: the namespace's mu is held.
-func (q *mqueue) notifyLocked(sender *Task) {
+func (q *mqueue) takeNotifyLocked(sender *Task) (*ThreadGroup, sigInfo) {
 	tg := q.NotifyTG
-	if tg == nil {
-		return
-	}
 	q.NotifyTG = nil
-	if q.NotifyKind == sigevNone {
-		return
+	if tg == nil || q.NotifyKind == sigevNone {
+		return nil, sigInfo{}
 	}
-	tg.sendSignal(sigInfo{Signo: q.NotifySigno, Code: siMesgq, Pid: sender.tg.tgid, UID: sender.creds.UID, Value: q.NotifyValue}, nil)
+	return tg, sigInfo{Signo: q.NotifySigno, Code: siMesgq, Pid: sender.tg.tgid, UID: sender.creds.UID, Value: q.NotifyValue}
 }
 
 func sysMqTimedreceive(t *Task, a *sysArgs) (uint64, error) {

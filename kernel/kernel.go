@@ -75,8 +75,9 @@
 //	  a syscall, such as the restore prefault; write: Release)
 //	  MemoryFile.mu
 //
-// Kernel.stopMu, fileLocks.mu and the vfs locks are leaves relative to the
-// above.
+// Kernel.stopMu, fileLocks.mu, Kernel.ipcOnce and the vfs locks are leaves
+// relative to the above; ipcNamespace.mu is one but for MemoryFile.mu, which
+// shmget takes under it.
 package kernel
 
 //go:generate go run snapshotter/tools/stategen

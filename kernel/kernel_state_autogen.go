@@ -25,6 +25,7 @@ var (
 	stateTypeInfosemSet       *stateify.TypeInfo
 	stateTypeInfosemaphore    *stateify.TypeInfo
 	stateTypeInfosemUndoEntry *stateify.TypeInfo
+	stateTypeInfoshmSegment   *stateify.TypeInfo
 	stateTypeInfoExitStatus   *stateify.TypeInfo
 	stateTypeInfoKernel       *stateify.TypeInfo
 	stateTypeInfoLimits       *stateify.TypeInfo
@@ -104,6 +105,7 @@ func init() {
 		{Name: "sems", Type: "map[int32]*snapshotter/kernel.semSet"},
 		{Name: "msgs", Type: "map[int32]*snapshotter/kernel.msgQueue"},
 		{Name: "seq", Type: "uint16"},
+		{Name: "shms", Type: "map[int32]*snapshotter/kernel.shmSegment"},
 		{Name: "mqs", Type: "map[string]*snapshotter/kernel.mqueue"},
 	})
 	stateTypeInfoipcPerm = stateify.Register[ipcPerm]("snapshotter/kernel.ipcPerm", []stateify.Field{
@@ -165,6 +167,16 @@ func init() {
 	stateTypeInfosemUndoEntry = stateify.Register[semUndoEntry]("snapshotter/kernel.semUndoEntry", []stateify.Field{
 		{Name: "TG", Type: "*snapshotter/kernel.ThreadGroup"},
 		{Name: "Adj", Type: "[]int32"},
+	})
+	stateTypeInfoshmSegment = stateify.Register[shmSegment]("snapshotter/kernel.shmSegment", []stateify.Field{
+		{Name: "Perm", Type: "snapshotter/kernel.ipcPerm"},
+		{Name: "Size", Type: "uint64"},
+		{Name: "Range", Type: "snapshotter/kernel.fileRange"},
+		{Name: "Atime", Type: "int64"},
+		{Name: "Dtime", Type: "int64"},
+		{Name: "Cpid", Type: "int32"},
+		{Name: "Lpid", Type: "int32"},
+		{Name: "Dest", Type: "bool"},
 	})
 	stateTypeInfoExitStatus = stateify.Register[ExitStatus]("snapshotter/kernel.ExitStatus", []stateify.Field{
 		{Name: "Code", Type: "int64"},
@@ -730,6 +742,11 @@ func (x *ipcNamespace) StateSave(e *stateify.Encoder) {
 		stateify.SavePtr(e, (*mv))
 	})
 	e.Uint(uint64(x.seq))
+	stateify.SaveMap(e, x.shms, func(e *stateify.Encoder, mk int32) {
+		e.Int(int64(mk))
+	}, func(e *stateify.Encoder, mv **shmSegment) {
+		stateify.SavePtr(e, (*mv))
+	})
 	stateify.SaveMap(e, x.mqs, func(e *stateify.Encoder, mk string) {
 		e.String(mk)
 	}, func(e *stateify.Encoder, mv **mqueue) {
@@ -756,6 +773,12 @@ func (x *ipcNamespace) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 2:
 			x.seq = d.Uint16()
 		case 3:
+			stateify.LoadMap(d, &x.shms, func(d *stateify.Decoder, mk *int32) {
+				*mk = d.Int32()
+			}, func(d *stateify.Decoder, mv **shmSegment) {
+				stateify.LoadPtr(d, mv)
+			})
+		case 4:
 			stateify.LoadMap(d, &x.mqs, func(d *stateify.Decoder, mk *string) {
 				*mk = d.String()
 			}, func(d *stateify.Decoder, mv **mqueue) {
@@ -1173,6 +1196,54 @@ func (x *semUndoEntry) StateLoad(ctx context.Context, d *stateify.Decoder) {
 					x.Adj[i0] = d.Int32()
 				}
 			}
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *shmSegment) StateTypeName() string { return "snapshotter/kernel.shmSegment" }
+
+// StateFields implements stateify.Savable.
+func (x *shmSegment) StateFields() []string { return stateTypeInfoshmSegment.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *shmSegment) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoshmSegment }
+
+// StateSave implements stateify.Savable.
+func (x *shmSegment) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoshmSegment)
+	x.Perm.StateSave(e)
+	e.Uint(x.Size)
+	x.Range.StateSave(e)
+	e.Int(x.Atime)
+	e.Int(x.Dtime)
+	e.Int(int64(x.Cpid))
+	e.Int(int64(x.Lpid))
+	e.Bool(x.Dest)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *shmSegment) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoshmSegment) {
+		switch f {
+		case 0:
+			x.Perm.StateLoad(ctx, d)
+		case 1:
+			x.Size = d.Uint64()
+		case 2:
+			x.Range.StateLoad(ctx, d)
+		case 3:
+			x.Atime = d.Int64()
+		case 4:
+			x.Dtime = d.Int64()
+		case 5:
+			x.Cpid = d.Int32()
+		case 6:
+			x.Lpid = d.Int32()
+		case 7:
+			x.Dest = d.Bool()
 		default:
 			d.Skip()
 		}

@@ -5,7 +5,9 @@
  * signal, semctl's commands), System V message queues (types, MSG_EXCEPT,
  * MSG_NOERROR, a full queue, msgctl) and POSIX message queues (attributes,
  * priorities, timeouts, non-blocking mode, poll, mq_notify with a signal,
- * mq_unlink), each with Linux's errors. As root, also the permission
+ * mq_unlink) and System V shared memory (attachments shared with a child
+ * and between two addresses, counts, SHM_RND, removal while attached),
+ * each with Linux's errors. As root, also the permission
  * checks against a process with other IDs.
  *
  * Keys and names include the process ID so that runs on one host never
@@ -26,6 +28,7 @@
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -261,6 +264,54 @@ static void mqs(void)
 	printf("mq_unlink again: %s\n", res(mq_unlink(name)));
 }
 
+static unsigned long nattch(int id)
+{
+	struct shmid_ds ds;
+	if (shmctl(id, IPC_STAT, &ds) < 0)
+		return 999;
+	return (unsigned long)ds.shm_nattch;
+}
+
+static void shms(void)
+{
+	printf("shmget of 0 bytes: %s\n", res(shmget(IPC_PRIVATE, 0, 0600)));
+	int id = shmget(key(7), 10000, IPC_CREAT | 0600);
+	printf("shmget of 10000 bytes: %s\n", res(id));
+	printf("again, bigger: %s\n", res(shmget(key(7), 20000, 0600)));
+	struct shmid_ds ds;
+	shmctl(id, IPC_STAT, &ds);
+	printf("IPC_STAT: size %lu, nattch %lu, cpid is me %s, mode %o\n", (unsigned long)ds.shm_segsz,
+	       (unsigned long)ds.shm_nattch, yesno(ds.shm_cpid == getpid()), ds.shm_perm.mode & 0777);
+	char *a = shmat(id, NULL, 0);
+	printf("shmat: %s, zero-filled %s, nattch %lu\n", res(a == (void *)-1 ? -1 : 0), yesno(a[0] == 0 && a[9999] == 0),
+	       nattch(id));
+	strcpy(a, "shared text");
+	pid_t pid = fork();
+	if (pid == 0) {
+		int ok = nattch(id) == 2 && strcmp(a, "shared text") == 0;
+		strcpy(a + 5000, "child was here");
+		_exit(ok ? 0 : 1);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	printf("a child saw it attached twice: %s, and wrote \"%s\"; nattch back to %lu\n",
+	       yesno(WIFEXITED(st) && WEXITSTATUS(st) == 0), a + 5000, nattch(id));
+	char *b = shmat(id, NULL, SHM_RDONLY);
+	printf("a second, read-only attachment: same text %s, nattch %lu\n", yesno(strcmp(b, "shared text") == 0), nattch(id));
+	printf("shmat onto it without SHM_REMAP: %s\n", res(shmat(id, b, 0) == (void *)-1 ? -1 : 0));
+	printf("shmat at an unaligned address: %s\n", res(shmat(id, b + 1, 0) == (void *)-1 ? -1 : 0));
+	long rc = shmdt(b);
+	printf("shmdt of the second: %s, nattch %lu\n", res(rc), nattch(id));
+	printf("shmdt of an address with nothing attached: %s\n", res(shmdt(b)));
+	char *c = shmat(id, b + 100, SHM_RND);
+	printf("SHM_RND: rounded down %s\n", yesno(c == b));
+	shmdt(c);
+	rc = shmctl(id, IPC_RMID, NULL);
+	printf("IPC_RMID while attached: %s, IPC_STAT after %s\n", res(rc), nattch(id) == 999 ? "fails" : "works");
+	int readable = strcmp(a, "shared text") == 0;
+	printf("still readable: %s, shmdt %s\n", yesno(readable), res(shmdt(a)));
+}
+
 static void perms(void)
 {
 	if (geteuid() != 0) {
@@ -300,11 +351,15 @@ static void across_save(void)
 	mqd_t q = mq_open(name, O_CREAT | O_RDWR, 0600, NULL);
 	mq_send(q, "posix 1", 8, 1);
 	mq_send(q, "posix 2", 8, 2);
+	int shm = shmget(IPC_PRIVATE, 4096, 0600);
+	char *mem = shmat(shm, NULL, 0);
+	strcpy(mem, "written before");
 	pid_t pid = fork();
 	if (pid == 0) {
 		char line[64];
 		if (fgets(line, sizeof line, stdin) == NULL)
 			_exit(1);
+		strcpy(mem + 100, "written by the child");
 		struct msg r = {3, ""};
 		snprintf(r.text, sizeof r.text, "%.*s", (int)strcspn(line, "\n"), line);
 		msgsnd(msg, &r, strlen(r.text) + 1, 0);
@@ -327,6 +382,9 @@ static void across_save(void)
 	printf("POSIX queue still holds \"%s\"", buf);
 	mq_receive(q, buf, sizeof buf, NULL);
 	printf(" and \"%s\"\n", buf);
+	printf("shared memory holds \"%s\" and \"%s\"\n", mem, mem + 100);
+	shmdt(mem);
+	shmctl(shm, IPC_RMID, NULL);
 	semctl(sem, 0, IPC_RMID);
 	msgctl(msg, IPC_RMID, NULL);
 	mq_close(q);
@@ -340,6 +398,7 @@ int main(void)
 	sems();
 	msgs();
 	mqs();
+	shms();
 	perms();
 	across_save();
 	return 0;
