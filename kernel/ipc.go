@@ -47,8 +47,8 @@ func newIPCNamespace() *ipcNamespace {
 // ipc returns the kernel's IPC namespace, made on first use (also for a
 // kernel restored from an image that predates it).
 func (k *Kernel) ipc() *ipcNamespace {
-	k.ipcOnce.Lock()
-	defer k.ipcOnce.Unlock()
+	k.ipcMu.Lock()
+	defer k.ipcMu.Unlock()
 	if k.ipcNS == nil {
 		k.ipcNS = newIPCNamespace()
 	}

@@ -259,9 +259,9 @@ func (s *semSet) undoOf(tg *ThreadGroup) []int32 {
 // semExit applies and forgets the exiting process's SEM_UNDO adjustments,
 // each value kept within 0 and semVMX, as Linux's exit_sem.
 func (k *Kernel) semExit(tg *ThreadGroup) {
-	k.ipcOnce.Lock()
+	k.ipcMu.Lock()
 	ns := k.ipcNS
-	k.ipcOnce.Unlock()
+	k.ipcMu.Unlock()
 	if ns == nil {
 		return
 	}

@@ -75,7 +75,7 @@
 //	  a syscall, such as the restore prefault; write: Release)
 //	  MemoryFile.mu
 //
-// Kernel.stopMu, fileLocks.mu, Kernel.ipcOnce and the vfs locks are leaves
+// Kernel.stopMu, fileLocks.mu, Kernel.ipcMu and the vfs locks are leaves
 // relative to the above; ipcNamespace.mu is one but for MemoryFile.mu, which
 // shmget takes under it.
 package kernel
@@ -173,11 +173,11 @@ type Kernel struct {
 	// locks are the advisory file locks (file_locks.go). Immutable.
 	locks *fileLocks
 
-	// ipcOnce protects ipcNS. Not saved: nothing holds it at save time.
-	ipcOnce sync.Mutex `state:"nosave"`
+	// ipcMu protects ipcNS. Not saved: nothing holds it at save time.
+	ipcMu sync.Mutex `state:"nosave"`
 	// ipcNS is the IPC namespace (ipc.go), made on first use: nil in a
 	// kernel that never used System V IPC or POSIX message queues.
-	// Protected by ipcOnce.
+	// Protected by ipcMu.
 	ipcNS *ipcNamespace
 
 	// hostname is the UTS node name. Immutable.
