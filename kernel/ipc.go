@@ -88,8 +88,6 @@ const (
 	ipc64      = 0x100
 	// ipcMNI is IPCMNI: indexes are below it, IDs are seq*ipcMNI+index.
 	ipcMNI = 32768
-	// ipcPermSize is sizeof(struct ipc64_perm).
-	ipcPermSize = 48
 )
 
 // Capabilities the IPC code checks.
@@ -180,10 +178,8 @@ func ipcFreeIndex[V any](used map[int32]V) int32 {
 //
 // Preconditions: ns.mu is held.
 func (ns *ipcNamespace) nextPerm(p *ipcPerm, index int32, now int64) {
-	ns.seq++
-	if int32(ns.seq)*ipcMNI+index < 0 || ns.seq >= 0xffff {
-		ns.seq = 0
-	}
+	// Below 0xffff, so that seq*ipcMNI+index stays a positive int32.
+	ns.seq = (ns.seq + 1) % 0xffff
 	p.Seq = ns.seq
 	p.ID = int32(ns.seq)*ipcMNI + index
 	p.Ctime = now
