@@ -114,19 +114,20 @@ func (tg *ThreadGroup) notifyExitLocked() {
 	}
 }
 
-// pidfdOf returns the pidfd behind descriptor fd and its file: EBADF for a
-// bad descriptor or one that is not a pidfd.
-func (t *Task) pidfdOf(fd int32) (*pidFD, *vfs.File, error) {
+// pidfdOf returns the pidfd behind descriptor fd and whether the
+// descriptor is non-blocking: EBADF for a bad descriptor or one that is
+// not a pidfd.
+func (t *Task) pidfdOf(fd int32) (*pidFD, bool, error) {
 	f, err := t.getFile(fd)
 	if err != nil {
-		return nil, nil, err
+		return nil, false, err
 	}
 	defer f.DecRef()
 	p, ok := t.tg.specialOf(f).(*pidFD)
 	if !ok || p.process() == nil {
-		return nil, nil, unix.EBADF
+		return nil, false, unix.EBADF
 	}
-	return p, f, nil
+	return p, f.StatusFlags()&unix.O_NONBLOCK != 0, nil
 }
 
 // signalTarget returns what pidfd_send_signal's descriptor names: a
@@ -313,9 +314,9 @@ func (t *Task) mayAccess(target *credentials) bool {
 // whether the pidfd is non-blocking (then a wait that finds nothing is
 // EAGAIN).
 func (t *Task) pidfdWaitTarget(fd int32) (int32, bool, error) {
-	p, f, err := t.pidfdOf(fd)
+	p, nonblock, err := t.pidfdOf(fd)
 	if err != nil {
 		return 0, false, err
 	}
-	return p.process().tgid, f.StatusFlags()&unix.O_NONBLOCK != 0, nil
+	return p.process().tgid, nonblock, nil
 }
