@@ -225,3 +225,34 @@ func timerfdCount(t *testing.T, line string) int {
 	}
 	return n
 }
+
+// TestIPCAcrossRestore: System V semaphores, a message queue and a shared
+// memory segment, a POSIX message queue, a child blocked in semop with a
+// SEM_UNDO adjustment and a pidfd of it are saved and restored twice: the
+// ticks continue from the next count with every value and message intact
+// and the child still waiting, and at the end the child is released, its
+// adjustment undone at its exit and its pidfd waited for.
+func TestIPCAcrossRestore(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "ipchold"), "30")
+	for gen := 0; gen < 2; gen++ {
+		uri, last := e.saveAfter(id, out, 3)
+		checkClean(t, "before the save", lines(out))
+		var rout string
+		id, rout = e.restoreDetached(uri, "")
+		ls := waitLines(t, rout, 2)
+		checkClean(t, "restored", ls)
+		if want := fmt.Sprintf("tick %d ipc OK", number(t, last)+1); ls[0] != want {
+			t.Fatalf("generation %d: first line after restore = %q, want %q", gen, ls[0], want)
+		}
+		out = rout
+	}
+	var ls []string
+	for n := 1; ; n++ {
+		ls = waitLines(t, out, n)
+		if ls[len(ls)-1] == "done" {
+			break
+		}
+	}
+	checkClean(t, "the last restored run", ls)
+}

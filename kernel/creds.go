@@ -1,6 +1,8 @@
 package kernel
 
 import (
+	"slices"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -127,6 +129,11 @@ func (k *Kernel) adoptLegacyCreds() {
 	for _, tg := range k.threadGroups() {
 		tg.creds = credentials{}
 	}
+}
+
+// inGroup reports whether gid is the effective group or a supplementary one.
+func (c *credentials) inGroup(gid uint32) bool {
+	return gid == c.EGID || slices.Contains(c.Groups, gid)
 }
 
 // capable reports whether the effective set holds capability cp.

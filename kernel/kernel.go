@@ -79,9 +79,10 @@
 //	  fileCache.mu (the host file pages in the memory file)
 //	    MemoryFile.mu
 //
-// Kernel.stopMu, fileLocks.mu and the vfs locks are leaves relative to the
-// above; the clock's update runs under Kernel.stopMu and takes the
-// process-wide tscCal.mu (a leaf) inside it (vdso_clock.go).
+// Kernel.stopMu, fileLocks.mu, Kernel.ipcMu and the vfs locks are leaves
+// relative to the above; ipcNamespace.mu is one but for MemoryFile.mu, which
+// shmget takes under it; the clock's update runs under Kernel.stopMu and
+// takes the process-wide tscCal.mu (a leaf) inside it (vdso_clock.go).
 package kernel
 
 //go:generate go run snapshotter/tools/stategen
@@ -210,6 +211,13 @@ type Kernel struct {
 	// sentry's mapping of the memory file, a host object: a restore makes
 	// a new one over the restored page. Immutable after New or Restore.
 	clock *sandboxClock `state:"nosave"`
+
+	// ipcMu protects ipcNS. Not saved: nothing holds it at save time.
+	ipcMu sync.Mutex `state:"nosave"`
+	// ipcNS is the IPC namespace (ipc.go), made on first use: nil in a
+	// kernel that never used System V IPC or POSIX message queues.
+	// Protected by ipcMu.
+	ipcNS *ipcNamespace
 
 	// hostname is the UTS node name. Immutable.
 	hostname string

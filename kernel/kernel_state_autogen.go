@@ -15,6 +15,17 @@ var (
 	stateTypeInfoflockLock    *stateify.TypeInfo
 	stateTypeInforecordLock   *stateify.TypeInfo
 	stateTypeInfolockOwner    *stateify.TypeInfo
+	stateTypeInfoipcNamespace *stateify.TypeInfo
+	stateTypeInfoipcPerm      *stateify.TypeInfo
+	stateTypeInfomqueue       *stateify.TypeInfo
+	stateTypeInfomqMsg        *stateify.TypeInfo
+	stateTypeInfomqFD         *stateify.TypeInfo
+	stateTypeInfomsgQueue     *stateify.TypeInfo
+	stateTypeInfosysvMsg      *stateify.TypeInfo
+	stateTypeInfosemSet       *stateify.TypeInfo
+	stateTypeInfosemaphore    *stateify.TypeInfo
+	stateTypeInfosemUndoEntry *stateify.TypeInfo
+	stateTypeInfoshmSegment   *stateify.TypeInfo
 	stateTypeInfoExitStatus   *stateify.TypeInfo
 	stateTypeInfoKernel       *stateify.TypeInfo
 	stateTypeInfoLimits       *stateify.TypeInfo
@@ -32,6 +43,7 @@ var (
 	stateTypeInfoeventFD      *stateify.TypeInfo
 	stateTypeInforlimit       *stateify.TypeInfo
 	stateTypeInfomemPolicy    *stateify.TypeInfo
+	stateTypeInfopidFD        *stateify.TypeInfo
 	stateTypeInfoposixTimer   *stateify.TypeInfo
 	stateTypeInfoschedAttrs   *stateify.TypeInfo
 	stateTypeInfosignalFD     *stateify.TypeInfo
@@ -94,6 +106,83 @@ func init() {
 		{Name: "Process", Type: "*snapshotter/kernel.ThreadGroup"},
 		{Name: "File", Type: "*snapshotter/kernel/vfs.File"},
 	})
+	stateTypeInfoipcNamespace = stateify.Register[ipcNamespace]("snapshotter/kernel.ipcNamespace", []stateify.Field{
+		{Name: "sems", Type: "map[int32]*snapshotter/kernel.semSet"},
+		{Name: "msgs", Type: "map[int32]*snapshotter/kernel.msgQueue"},
+		{Name: "seq", Type: "uint16"},
+		{Name: "shms", Type: "map[int32]*snapshotter/kernel.shmSegment"},
+		{Name: "mqs", Type: "map[string]*snapshotter/kernel.mqueue"},
+	})
+	stateTypeInfoipcPerm = stateify.Register[ipcPerm]("snapshotter/kernel.ipcPerm", []stateify.Field{
+		{Name: "Key", Type: "int32"},
+		{Name: "UID", Type: "uint32"},
+		{Name: "GID", Type: "uint32"},
+		{Name: "CUID", Type: "uint32"},
+		{Name: "CGID", Type: "uint32"},
+		{Name: "Mode", Type: "uint16"},
+		{Name: "Seq", Type: "uint16"},
+		{Name: "ID", Type: "int32"},
+		{Name: "Ctime", Type: "int64"},
+	})
+	stateTypeInfomqueue = stateify.Register[mqueue]("snapshotter/kernel.mqueue", []stateify.Field{
+		{Name: "Perm", Type: "snapshotter/kernel.ipcPerm"},
+		{Name: "MaxMsg", Type: "int64"},
+		{Name: "MsgSize", Type: "int64"},
+		{Name: "Msgs", Type: "[]snapshotter/kernel.mqMsg"},
+		{Name: "NotifyTG", Type: "*snapshotter/kernel.ThreadGroup"},
+		{Name: "NotifyKind", Type: "int32"},
+		{Name: "NotifySigno", Type: "int32"},
+		{Name: "NotifyValue", Type: "uint64"},
+		{Name: "Unlinked", Type: "bool"},
+	})
+	stateTypeInfomqMsg = stateify.Register[mqMsg]("snapshotter/kernel.mqMsg", []stateify.Field{
+		{Name: "Prio", Type: "uint32"},
+		{Name: "Data", Type: "bytes"},
+	})
+	stateTypeInfomqFD = stateify.Register[mqFD]("snapshotter/kernel.mqFD", []stateify.Field{
+		{Name: "Q", Type: "*snapshotter/kernel.mqueue"},
+		{Name: "Read", Type: "bool"},
+		{Name: "Write", Type: "bool"},
+		{Name: "NS", Type: "*snapshotter/kernel.ipcNamespace"},
+	})
+	stateTypeInfomsgQueue = stateify.Register[msgQueue]("snapshotter/kernel.msgQueue", []stateify.Field{
+		{Name: "Perm", Type: "snapshotter/kernel.ipcPerm"},
+		{Name: "Msgs", Type: "[]snapshotter/kernel.sysvMsg"},
+		{Name: "Bytes", Type: "uint64"},
+		{Name: "QBytes", Type: "uint64"},
+		{Name: "Stime", Type: "int64"},
+		{Name: "Rtime", Type: "int64"},
+		{Name: "Lspid", Type: "int32"},
+		{Name: "Lrpid", Type: "int32"},
+	})
+	stateTypeInfosysvMsg = stateify.Register[sysvMsg]("snapshotter/kernel.sysvMsg", []stateify.Field{
+		{Name: "Type", Type: "int64"},
+		{Name: "Text", Type: "bytes"},
+	})
+	stateTypeInfosemSet = stateify.Register[semSet]("snapshotter/kernel.semSet", []stateify.Field{
+		{Name: "Perm", Type: "snapshotter/kernel.ipcPerm"},
+		{Name: "Sems", Type: "[]snapshotter/kernel.semaphore"},
+		{Name: "Otime", Type: "int64"},
+		{Name: "Undo", Type: "[]snapshotter/kernel.semUndoEntry"},
+	})
+	stateTypeInfosemaphore = stateify.Register[semaphore]("snapshotter/kernel.semaphore", []stateify.Field{
+		{Name: "Val", Type: "int32"},
+		{Name: "PID", Type: "int32"},
+	})
+	stateTypeInfosemUndoEntry = stateify.Register[semUndoEntry]("snapshotter/kernel.semUndoEntry", []stateify.Field{
+		{Name: "TG", Type: "*snapshotter/kernel.ThreadGroup"},
+		{Name: "Adj", Type: "[]int32"},
+	})
+	stateTypeInfoshmSegment = stateify.Register[shmSegment]("snapshotter/kernel.shmSegment", []stateify.Field{
+		{Name: "Perm", Type: "snapshotter/kernel.ipcPerm"},
+		{Name: "Size", Type: "uint64"},
+		{Name: "Range", Type: "snapshotter/kernel.fileRange"},
+		{Name: "Atime", Type: "int64"},
+		{Name: "Dtime", Type: "int64"},
+		{Name: "Cpid", Type: "int32"},
+		{Name: "Lpid", Type: "int32"},
+		{Name: "Dest", Type: "bool"},
+	})
 	stateTypeInfoExitStatus = stateify.Register[ExitStatus]("snapshotter/kernel.ExitStatus", []stateify.Field{
 		{Name: "Code", Type: "int64"},
 		{Name: "Signal", Type: "int64"},
@@ -105,6 +194,7 @@ func init() {
 		{Name: "monotonicOffset", Type: "int64"},
 		{Name: "locks", Type: "*snapshotter/kernel.fileLocks"},
 		{Name: "vdso", Type: "snapshotter/kernel.vdsoPages"},
+		{Name: "ipcNS", Type: "*snapshotter/kernel.ipcNamespace"},
 		{Name: "hostname", Type: "string"},
 		{Name: "limits", Type: "snapshotter/kernel.Limits"},
 		{Name: "status", Type: "snapshotter/kernel.ExitStatus"},
@@ -198,6 +288,9 @@ func init() {
 		{Name: "Mode", Type: "int32"},
 		{Name: "Flags", Type: "int32"},
 		{Name: "Nodes", Type: "uint64"},
+	})
+	stateTypeInfopidFD = stateify.Register[pidFD]("snapshotter/kernel.pidFD", []stateify.Field{
+		{Name: "tg", Type: "*snapshotter/kernel.ThreadGroup"},
 	})
 	stateTypeInfoposixTimer = stateify.Register[posixTimer]("snapshotter/kernel.posixTimer", []stateify.Field{
 		{Name: "ID", Type: "int32"},
@@ -667,6 +760,537 @@ func (x *lockOwner) StateLoad(ctx context.Context, d *stateify.Decoder) {
 }
 
 // StateTypeName implements stateify.Savable.
+func (x *ipcNamespace) StateTypeName() string { return "snapshotter/kernel.ipcNamespace" }
+
+// StateFields implements stateify.Savable.
+func (x *ipcNamespace) StateFields() []string { return stateTypeInfoipcNamespace.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *ipcNamespace) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoipcNamespace }
+
+// StateSave implements stateify.Savable.
+func (x *ipcNamespace) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoipcNamespace)
+	stateify.SaveMap(e, x.sems, func(e *stateify.Encoder, mk int32) {
+		e.Int(int64(mk))
+	}, func(e *stateify.Encoder, mv **semSet) {
+		stateify.SavePtr(e, (*mv))
+	})
+	stateify.SaveMap(e, x.msgs, func(e *stateify.Encoder, mk int32) {
+		e.Int(int64(mk))
+	}, func(e *stateify.Encoder, mv **msgQueue) {
+		stateify.SavePtr(e, (*mv))
+	})
+	e.Uint(uint64(x.seq))
+	stateify.SaveMap(e, x.shms, func(e *stateify.Encoder, mk int32) {
+		e.Int(int64(mk))
+	}, func(e *stateify.Encoder, mv **shmSegment) {
+		stateify.SavePtr(e, (*mv))
+	})
+	stateify.SaveMap(e, x.mqs, func(e *stateify.Encoder, mk string) {
+		e.String(mk)
+	}, func(e *stateify.Encoder, mv **mqueue) {
+		stateify.SavePtr(e, (*mv))
+	})
+}
+
+// StateLoad implements stateify.Savable.
+func (x *ipcNamespace) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoipcNamespace) {
+		switch f {
+		case 0:
+			stateify.LoadMap(d, &x.sems, func(d *stateify.Decoder, mk *int32) {
+				*mk = d.Int32()
+			}, func(d *stateify.Decoder, mv **semSet) {
+				stateify.LoadPtr(d, mv)
+			})
+		case 1:
+			stateify.LoadMap(d, &x.msgs, func(d *stateify.Decoder, mk *int32) {
+				*mk = d.Int32()
+			}, func(d *stateify.Decoder, mv **msgQueue) {
+				stateify.LoadPtr(d, mv)
+			})
+		case 2:
+			x.seq = d.Uint16()
+		case 3:
+			stateify.LoadMap(d, &x.shms, func(d *stateify.Decoder, mk *int32) {
+				*mk = d.Int32()
+			}, func(d *stateify.Decoder, mv **shmSegment) {
+				stateify.LoadPtr(d, mv)
+			})
+		case 4:
+			stateify.LoadMap(d, &x.mqs, func(d *stateify.Decoder, mk *string) {
+				*mk = d.String()
+			}, func(d *stateify.Decoder, mv **mqueue) {
+				stateify.LoadPtr(d, mv)
+			})
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *ipcPerm) StateTypeName() string { return "snapshotter/kernel.ipcPerm" }
+
+// StateFields implements stateify.Savable.
+func (x *ipcPerm) StateFields() []string { return stateTypeInfoipcPerm.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *ipcPerm) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoipcPerm }
+
+// StateSave implements stateify.Savable.
+func (x *ipcPerm) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoipcPerm)
+	e.Int(int64(x.Key))
+	e.Uint(uint64(x.UID))
+	e.Uint(uint64(x.GID))
+	e.Uint(uint64(x.CUID))
+	e.Uint(uint64(x.CGID))
+	e.Uint(uint64(x.Mode))
+	e.Uint(uint64(x.Seq))
+	e.Int(int64(x.ID))
+	e.Int(x.Ctime)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *ipcPerm) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoipcPerm) {
+		switch f {
+		case 0:
+			x.Key = d.Int32()
+		case 1:
+			x.UID = d.Uint32()
+		case 2:
+			x.GID = d.Uint32()
+		case 3:
+			x.CUID = d.Uint32()
+		case 4:
+			x.CGID = d.Uint32()
+		case 5:
+			x.Mode = d.Uint16()
+		case 6:
+			x.Seq = d.Uint16()
+		case 7:
+			x.ID = d.Int32()
+		case 8:
+			x.Ctime = d.Int64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *mqueue) StateTypeName() string { return "snapshotter/kernel.mqueue" }
+
+// StateFields implements stateify.Savable.
+func (x *mqueue) StateFields() []string { return stateTypeInfomqueue.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *mqueue) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfomqueue }
+
+// StateSave implements stateify.Savable.
+func (x *mqueue) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfomqueue)
+	x.Perm.StateSave(e)
+	e.Int(x.MaxMsg)
+	e.Int(x.MsgSize)
+	if x.Msgs == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Msgs))
+		for i0 := range x.Msgs {
+			x.Msgs[i0].StateSave(e)
+		}
+	}
+	stateify.SavePtr(e, x.NotifyTG)
+	e.Int(int64(x.NotifyKind))
+	e.Int(int64(x.NotifySigno))
+	e.Uint(x.NotifyValue)
+	e.Bool(x.Unlinked)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *mqueue) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfomqueue) {
+		switch f {
+		case 0:
+			x.Perm.StateLoad(ctx, d)
+		case 1:
+			x.MaxMsg = d.Int64()
+		case 2:
+			x.MsgSize = d.Int64()
+		case 3:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Msgs = nil
+			} else {
+				stateify.MakeSlice(d, &x.Msgs, n0)
+				for i0 := range x.Msgs {
+					x.Msgs[i0].StateLoad(ctx, d)
+				}
+			}
+		case 4:
+			stateify.LoadPtr(d, &x.NotifyTG)
+		case 5:
+			x.NotifyKind = d.Int32()
+		case 6:
+			x.NotifySigno = d.Int32()
+		case 7:
+			x.NotifyValue = d.Uint64()
+		case 8:
+			x.Unlinked = d.Bool()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *mqMsg) StateTypeName() string { return "snapshotter/kernel.mqMsg" }
+
+// StateFields implements stateify.Savable.
+func (x *mqMsg) StateFields() []string { return stateTypeInfomqMsg.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *mqMsg) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfomqMsg }
+
+// StateSave implements stateify.Savable.
+func (x *mqMsg) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfomqMsg)
+	e.Uint(uint64(x.Prio))
+	e.Bytes(x.Data)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *mqMsg) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfomqMsg) {
+		switch f {
+		case 0:
+			x.Prio = d.Uint32()
+		case 1:
+			x.Data = d.Bytes()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *mqFD) StateTypeName() string { return "snapshotter/kernel.mqFD" }
+
+// StateFields implements stateify.Savable.
+func (x *mqFD) StateFields() []string { return stateTypeInfomqFD.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *mqFD) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfomqFD }
+
+// StateSave implements stateify.Savable.
+func (x *mqFD) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfomqFD)
+	stateify.SavePtr(e, x.Q)
+	e.Bool(x.Read)
+	e.Bool(x.Write)
+	stateify.SavePtr(e, x.NS)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *mqFD) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfomqFD) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.Q)
+		case 1:
+			x.Read = d.Bool()
+		case 2:
+			x.Write = d.Bool()
+		case 3:
+			stateify.LoadPtr(d, &x.NS)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *msgQueue) StateTypeName() string { return "snapshotter/kernel.msgQueue" }
+
+// StateFields implements stateify.Savable.
+func (x *msgQueue) StateFields() []string { return stateTypeInfomsgQueue.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *msgQueue) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfomsgQueue }
+
+// StateSave implements stateify.Savable.
+func (x *msgQueue) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfomsgQueue)
+	x.Perm.StateSave(e)
+	if x.Msgs == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Msgs))
+		for i0 := range x.Msgs {
+			x.Msgs[i0].StateSave(e)
+		}
+	}
+	e.Uint(x.Bytes)
+	e.Uint(x.QBytes)
+	e.Int(x.Stime)
+	e.Int(x.Rtime)
+	e.Int(int64(x.Lspid))
+	e.Int(int64(x.Lrpid))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *msgQueue) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfomsgQueue) {
+		switch f {
+		case 0:
+			x.Perm.StateLoad(ctx, d)
+		case 1:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Msgs = nil
+			} else {
+				stateify.MakeSlice(d, &x.Msgs, n0)
+				for i0 := range x.Msgs {
+					x.Msgs[i0].StateLoad(ctx, d)
+				}
+			}
+		case 2:
+			x.Bytes = d.Uint64()
+		case 3:
+			x.QBytes = d.Uint64()
+		case 4:
+			x.Stime = d.Int64()
+		case 5:
+			x.Rtime = d.Int64()
+		case 6:
+			x.Lspid = d.Int32()
+		case 7:
+			x.Lrpid = d.Int32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *sysvMsg) StateTypeName() string { return "snapshotter/kernel.sysvMsg" }
+
+// StateFields implements stateify.Savable.
+func (x *sysvMsg) StateFields() []string { return stateTypeInfosysvMsg.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *sysvMsg) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfosysvMsg }
+
+// StateSave implements stateify.Savable.
+func (x *sysvMsg) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfosysvMsg)
+	e.Int(x.Type)
+	e.Bytes(x.Text)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *sysvMsg) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfosysvMsg) {
+		switch f {
+		case 0:
+			x.Type = d.Int64()
+		case 1:
+			x.Text = d.Bytes()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *semSet) StateTypeName() string { return "snapshotter/kernel.semSet" }
+
+// StateFields implements stateify.Savable.
+func (x *semSet) StateFields() []string { return stateTypeInfosemSet.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *semSet) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfosemSet }
+
+// StateSave implements stateify.Savable.
+func (x *semSet) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfosemSet)
+	x.Perm.StateSave(e)
+	if x.Sems == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Sems))
+		for i0 := range x.Sems {
+			x.Sems[i0].StateSave(e)
+		}
+	}
+	e.Int(x.Otime)
+	if x.Undo == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Undo))
+		for i0 := range x.Undo {
+			x.Undo[i0].StateSave(e)
+		}
+	}
+}
+
+// StateLoad implements stateify.Savable.
+func (x *semSet) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfosemSet) {
+		switch f {
+		case 0:
+			x.Perm.StateLoad(ctx, d)
+		case 1:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Sems = nil
+			} else {
+				stateify.MakeSlice(d, &x.Sems, n0)
+				for i0 := range x.Sems {
+					x.Sems[i0].StateLoad(ctx, d)
+				}
+			}
+		case 2:
+			x.Otime = d.Int64()
+		case 3:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Undo = nil
+			} else {
+				stateify.MakeSlice(d, &x.Undo, n0)
+				for i0 := range x.Undo {
+					x.Undo[i0].StateLoad(ctx, d)
+				}
+			}
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *semaphore) StateTypeName() string { return "snapshotter/kernel.semaphore" }
+
+// StateFields implements stateify.Savable.
+func (x *semaphore) StateFields() []string { return stateTypeInfosemaphore.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *semaphore) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfosemaphore }
+
+// StateSave implements stateify.Savable.
+func (x *semaphore) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfosemaphore)
+	e.Int(int64(x.Val))
+	e.Int(int64(x.PID))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *semaphore) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfosemaphore) {
+		switch f {
+		case 0:
+			x.Val = d.Int32()
+		case 1:
+			x.PID = d.Int32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *semUndoEntry) StateTypeName() string { return "snapshotter/kernel.semUndoEntry" }
+
+// StateFields implements stateify.Savable.
+func (x *semUndoEntry) StateFields() []string { return stateTypeInfosemUndoEntry.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *semUndoEntry) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfosemUndoEntry }
+
+// StateSave implements stateify.Savable.
+func (x *semUndoEntry) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfosemUndoEntry)
+	stateify.SavePtr(e, x.TG)
+	if x.Adj == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.Adj))
+		for i0 := range x.Adj {
+			e.Int(int64(x.Adj[i0]))
+		}
+	}
+}
+
+// StateLoad implements stateify.Savable.
+func (x *semUndoEntry) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfosemUndoEntry) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.TG)
+		case 1:
+			if n0, ok := d.SliceLen(); !ok {
+				x.Adj = nil
+			} else {
+				stateify.MakeSlice(d, &x.Adj, n0)
+				for i0 := range x.Adj {
+					x.Adj[i0] = d.Int32()
+				}
+			}
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *shmSegment) StateTypeName() string { return "snapshotter/kernel.shmSegment" }
+
+// StateFields implements stateify.Savable.
+func (x *shmSegment) StateFields() []string { return stateTypeInfoshmSegment.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *shmSegment) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoshmSegment }
+
+// StateSave implements stateify.Savable.
+func (x *shmSegment) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoshmSegment)
+	x.Perm.StateSave(e)
+	e.Uint(x.Size)
+	x.Range.StateSave(e)
+	e.Int(x.Atime)
+	e.Int(x.Dtime)
+	e.Int(int64(x.Cpid))
+	e.Int(int64(x.Lpid))
+	e.Bool(x.Dest)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *shmSegment) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoshmSegment) {
+		switch f {
+		case 0:
+			x.Perm.StateLoad(ctx, d)
+		case 1:
+			x.Size = d.Uint64()
+		case 2:
+			x.Range.StateLoad(ctx, d)
+		case 3:
+			x.Atime = d.Int64()
+		case 4:
+			x.Dtime = d.Int64()
+		case 5:
+			x.Cpid = d.Int32()
+		case 6:
+			x.Lpid = d.Int32()
+		case 7:
+			x.Dest = d.Bool()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
 func (x *ExitStatus) StateTypeName() string { return "snapshotter/kernel.ExitStatus" }
 
 // StateFields implements stateify.Savable.
@@ -714,6 +1338,7 @@ func (x *Kernel) StateSave(e *stateify.Encoder) {
 	e.Int(x.monotonicOffset)
 	stateify.SavePtr(e, x.locks)
 	x.vdso.StateSave(e)
+	stateify.SavePtr(e, x.ipcNS)
 	e.String(x.hostname)
 	x.limits.StateSave(e)
 	x.status.StateSave(e)
@@ -737,12 +1362,14 @@ func (x *Kernel) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 5:
 			x.vdso.StateLoad(ctx, d)
 		case 6:
-			x.hostname = d.String()
+			stateify.LoadPtr(d, &x.ipcNS)
 		case 7:
-			x.limits.StateLoad(ctx, d)
+			x.hostname = d.String()
 		case 8:
-			x.status.StateLoad(ctx, d)
+			x.limits.StateLoad(ctx, d)
 		case 9:
+			x.status.StateLoad(ctx, d)
+		case 10:
 			x.done = d.Bool()
 		default:
 			d.Skip()
@@ -1361,6 +1988,33 @@ func (x *memPolicy) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.Flags = d.Int32()
 		case 2:
 			x.Nodes = d.Uint64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *pidFD) StateTypeName() string { return "snapshotter/kernel.pidFD" }
+
+// StateFields implements stateify.Savable.
+func (x *pidFD) StateFields() []string { return stateTypeInfopidFD.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *pidFD) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfopidFD }
+
+// StateSave implements stateify.Savable.
+func (x *pidFD) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfopidFD)
+	stateify.SavePtr(e, x.tg)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *pidFD) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfopidFD) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.tg)
 		default:
 			d.Skip()
 		}

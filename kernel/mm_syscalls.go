@@ -36,6 +36,10 @@ type MMapOpts struct {
 	// mapping of a read-only file can never become writable.
 	FileWritable bool
 	Name         string
+	// Existing, when not empty, is the memory file range to map instead
+	// of fresh memory: it gains the mapping as one more owner (a System V
+	// shared memory segment attached by shmat). Length must be its length.
+	Existing fileRange
 }
 
 // MMap creates a mapping and returns its address. Errors are errnos.
@@ -79,6 +83,9 @@ func (mm *MM) MMap(o MMapOpts) (uint64, error) {
 			return 0, err
 		}
 		return addr, nil
+	}
+	if o.Existing.End > o.Existing.Start {
+		return mm.mapExistingLocked(addr, length, o, maxPerms)
 	}
 	fr, err := mm.mf.Allocate(length)
 	if err != nil {
@@ -132,6 +139,23 @@ func (mm *MM) placeLocked(o *MMapOpts, length uint64) (uint64, error) {
 				return 0, err
 			}
 		}
+	}
+	return addr, nil
+}
+
+// mapExistingLocked maps o.Existing at addr as one more owner of its pages.
+//
+// Preconditions: mm.mu is held; [addr, addr+length) is free.
+func (mm *MM) mapExistingLocked(addr, length uint64, o MMapOpts, maxPerms perms) (uint64, error) {
+	fr := o.Existing
+	if fr.End-fr.Start != length {
+		return 0, unix.EINVAL
+	}
+	mm.mf.Share(fr)
+	v := vma{Start: addr, End: addr + length, Off: fr.Start, Perms: o.Perms, MaxPerms: maxPerms, Name: o.Name}
+	if err := mm.insertLocked(v, o.Precommit); err != nil {
+		mm.mf.ReleaseRange(fr)
+		return 0, err
 	}
 	return addr, nil
 }

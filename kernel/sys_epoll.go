@@ -34,6 +34,30 @@ func sysEpollWait(t *Task, a *sysArgs) (uint64, error) {
 	return t.epollWait(a.Int(0), a[1], a.Int(2), -1)
 }
 
+// sysEpollPwait2 is epoll_pwait with a struct timespec timeout (NULL:
+// none); without a mask it keeps the timeout as a deadline across a
+// restart.
+func sysEpollPwait2(t *Task, a *sysArgs) (uint64, error) {
+	timeout := int64(-1)
+	if a[3] != 0 {
+		d, err := t.copyInTimespec(a[3])
+		if err != nil {
+			return 0, err
+		}
+		timeout = d
+	}
+	if a[4] == 0 {
+		if timeout < 0 {
+			return t.epollWait(a.Int(0), a[1], a.Int(2), -1)
+		}
+		return t.epollWaitUntil(a.Int(0), a[1], a.Int(2), saturatingAdd(t.k.monotonicNow(), timeout))
+	}
+	// With a mask, an interrupted wait restarts whole, as epoll_pwait's.
+	return t.withWaitMask(a[4], a[5], func() (uint64, error) {
+		return t.epollWait(a.Int(0), a[1], a.Int(2), timeout)
+	})
+}
+
 // epollWaitUntil is epoll_wait with a kernel-monotonic deadline.
 func (t *Task) epollWaitUntil(epfd int32, addr uint64, maxEvents int32, deadline int64) (uint64, error) {
 	n, err := t.epollWait(epfd, addr, maxEvents, max(deadline-t.k.monotonicNow(), 0))

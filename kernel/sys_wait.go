@@ -72,6 +72,7 @@ func (t *Task) waitFor(o waitOptions) (*waitResult, error) {
 				c.mu.Unlock()
 				if !o.noWait {
 					t.tg.children = append(t.tg.children[:i], t.tg.children[i+1:]...)
+					c.notifyExitLocked()
 				}
 				ts.mu.Unlock()
 				return &r, nil
@@ -181,6 +182,8 @@ const (
 	pAll  = 0
 	pPID  = 1
 	pPGID = 2
+	// pPIDFD selects the process of a pidfd.
+	pPIDFD = 3
 )
 
 // CLD_* si_code values.
@@ -198,7 +201,13 @@ func sysWaitid(t *Task, a *sysArgs) (uint64, error) {
 		return 0, unix.EINVAL
 	}
 	var pid int32
+	pidfdNonblocking := false
 	switch idtype {
+	case pPIDFD:
+		var err error
+		if pid, pidfdNonblocking, err = t.pidfdWaitTarget(id); err != nil {
+			return 0, err
+		}
 	case pAll:
 		pid = -1
 	case pPID:
@@ -222,11 +231,14 @@ func sysWaitid(t *Task, a *sysArgs) (uint64, error) {
 		exited:    opts&waitExited != 0,
 		stopped:   opts&waitUntrace != 0,
 		continued: opts&waitCont != 0,
-		noHang:    opts&waitNoHang != 0,
+		noHang:    opts&waitNoHang != 0 || pidfdNonblocking,
 		noWait:    opts&waitNoWait != 0,
 	})
 	if err != nil {
 		return 0, err
+	}
+	if r == nil && pidfdNonblocking && opts&waitNoHang == 0 {
+		return 0, unix.EAGAIN
 	}
 	if infop == 0 {
 		return 0, nil

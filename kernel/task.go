@@ -81,6 +81,10 @@ type ThreadGroup struct {
 	// when vforkReleased is set. Not saved: a restored parent re-checks
 	// vforkReleased and makes a new one. Protected by TaskSet.mu.
 	vforkDone chan struct{} `state:"nosave"`
+	// exitEvent is made on demand by a pidfd's poller and closed when the
+	// process becomes a zombie or is reaped (sys_pidfd.go). Not saved:
+	// pollers make a new one after a restore. Protected by TaskSet.mu.
+	exitEvent chan struct{} `state:"nosave"`
 	// exitSignal is the signal the parent gets when the process exits
 	// (clone's low byte; SIGCHLD for fork). Immutable.
 	exitSignal int32

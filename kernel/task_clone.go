@@ -1,15 +1,17 @@
 package kernel
 
 import (
+	"encoding/binary"
+
 	"golang.org/x/sys/unix"
 )
 
 func sysFork(t *Task, _ *sysArgs) (uint64, error) {
-	return t.fork(uint64(unix.SIGCHLD), 0, 0, 0, 0)
+	return t.fork(uint64(unix.SIGCHLD), 0, 0, 0, 0, nil)
 }
 
 func sysVfork(t *Task, _ *sysArgs) (uint64, error) {
-	return t.fork(uint64(unix.SIGCHLD|unix.CLONE_VM|unix.CLONE_VFORK), 0, 0, 0, 0)
+	return t.fork(uint64(unix.SIGCHLD|unix.CLONE_VM|unix.CLONE_VFORK), 0, 0, 0, 0, nil)
 }
 
 // threadFlags are the clone flags that make a thread (what pthread_create
@@ -22,12 +24,22 @@ const supportedCloneFlags = threadFlags | unix.CLONE_SYSVSEM | unix.CLONE_SETTLS
 
 // forkFlags may be given to clone for a new process.
 const forkFlags = unix.CLONE_VM | unix.CLONE_VFORK | unix.CLONE_SETTLS | unix.CLONE_PARENT_SETTID |
-	unix.CLONE_CHILD_SETTID | unix.CLONE_CHILD_CLEARTID | unix.CLONE_SYSVSEM | 0xff
+	unix.CLONE_CHILD_SETTID | unix.CLONE_CHILD_CLEARTID | unix.CLONE_SYSVSEM | unix.CLONE_PIDFD | 0xff
 
 // sysClone implements clone(flags, newsp, parent_tid, child_tid, tls): new
 // threads (CLONE_THREAD) and new processes (fork, vfork, posix_spawn).
 func sysClone(t *Task, a *sysArgs) (uint64, error) {
-	flags, sp, parentTID, childTID, tls := a[0], a[1], a[2], a[3], a[4]
+	flags := a[0]
+	if flags&unix.CLONE_PIDFD != 0 && flags&unix.CLONE_PARENT_SETTID != 0 {
+		return 0, unix.EINVAL // both would use parent_tid
+	}
+	return t.clone(flags, a[1], a[2], a[3], a[4], a[2])
+}
+
+// clone makes a thread or a process for clone and clone3. flags carries
+// the exit signal in its low byte; the pidfd of CLONE_PIDFD is stored at
+// pidfdAddr.
+func (t *Task) clone(flags, sp, parentTID, childTID, tls, pidfdAddr uint64) (uint64, error) {
 	if flags&unix.CLONE_THREAD == 0 {
 		if flags&^uint64(forkFlags) != 0 {
 			return 0, unix.EINVAL
@@ -35,7 +47,10 @@ func sysClone(t *Task, a *sysArgs) (uint64, error) {
 		if flags&unix.CLONE_VM != 0 && flags&unix.CLONE_VFORK == 0 {
 			return 0, unix.EINVAL // a process sharing memory without vfork
 		}
-		return t.fork(flags, sp, parentTID, childTID, tls)
+		if flags&unix.CLONE_PIDFD != 0 {
+			return t.forkWithPidfd(flags, sp, parentTID, childTID, tls, pidfdAddr)
+		}
+		return t.fork(flags, sp, parentTID, childTID, tls, nil)
 	}
 	if flags&threadFlags != threadFlags || flags&^uint64(supportedCloneFlags|0xff) != 0 {
 		return 0, unix.EINVAL
@@ -70,6 +85,27 @@ func sysClone(t *Task, a *sysArgs) (uint64, error) {
 	t.signalsOnNewTask(nt, false)
 	nt.start()
 	return uint64(nt.tid), nil
+}
+
+// forkWithPidfd is fork for clone(CLONE_PIDFD): a pidfd for the child is
+// installed first and its number stored at pidfdAddr, so that a full
+// descriptor table or a bad address fails the call before any child
+// exists, as on Linux.
+func (t *Task) forkWithPidfd(flags, sp, parentTID, childTID, tls, pidfdAddr uint64) (uint64, error) {
+	p := &pidFD{}
+	fd, err := t.installSpecial(p, unix.O_CLOEXEC)
+	if err != nil {
+		return 0, err
+	}
+	if err := t.copyOutUint32(pidfdAddr, uint32(fd)); err != nil {
+		t.closeFD(int32(fd))
+		return 0, err
+	}
+	tid, err := t.fork(flags, sp, parentTID, childTID, tls, p)
+	if err != nil {
+		t.closeFD(int32(fd))
+	}
+	return tid, err
 }
 
 // newThread makes a task in t's process that continues from t's registers
@@ -121,7 +157,9 @@ func (t *Task) abandonThread(nt *Task, err error) error {
 // Linux's vfork; otherwise it gets a copy of the caller's memory in a new
 // address space. With CLONE_VFORK the caller then waits (runVforkWait,
 // after doSyscall) until the child execs or exits.
-func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) {
+//
+// A non-nil pfd (clone(CLONE_PIDFD)) is given the child before it starts.
+func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64, pfd *pidFD) (uint64, error) {
 	if !t.k.taskAllowed() {
 		return 0, unix.EAGAIN // before copying the memory for nothing
 	}
@@ -198,6 +236,11 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64) (uint64, error) 
 	if flags&unix.CLONE_PARENT_SETTID != 0 {
 		t.copyOutUint32(parentTID, uint32(nt.tid))
 	}
+	if pfd != nil {
+		pfd.mu.Lock()
+		pfd.tg = ntg
+		pfd.mu.Unlock()
+	}
 	t.signalsOnNewTask(nt, true)
 	nt.start()
 	if flags&unix.CLONE_VFORK != 0 {
@@ -232,3 +275,61 @@ func (k *Kernel) taskAllowed() bool {
 //
 // Preconditions: k.tasks.mu is held.
 func (k *Kernel) taskAllowedLocked() bool { return len(k.tasks.tids) < k.limits.Tasks }
+
+// clone3's struct clone_args: its first version's size and the size of
+// the version this kernel knows (with set_tid, set_tid_size and cgroup).
+const (
+	cloneArgsSizeVer0 = 64
+	cloneArgsSize     = 88
+)
+
+// clone3 flags beyond clone's, refused: CLONE_CLEAR_SIGHAND and
+// CLONE_INTO_CGROUP.
+const (
+	cloneClearSighand = 1 << 32
+	cloneIntoCgroup   = 1 << 33
+)
+
+// sysClone3 implements clone3(args, size) on top of clone: the stack is
+// given as a base and a size, the exit signal in its own field and the
+// pidfd at its own address. set_tid, CLONE_CLEAR_SIGHAND and
+// CLONE_INTO_CGROUP are EINVAL.
+func sysClone3(t *Task, a *sysArgs) (uint64, error) {
+	addr, size := a[0], a[1]
+	if size < cloneArgsSizeVer0 {
+		return 0, unix.EINVAL
+	}
+	if size > pageSize {
+		return 0, unix.E2BIG
+	}
+	buf := make([]byte, size)
+	if err := t.tg.mm.CopyIn(addr, buf); err != nil {
+		return 0, err
+	}
+	for _, b := range buf[min(size, cloneArgsSize):] {
+		if b != 0 {
+			return 0, unix.E2BIG // a newer field this kernel does not know
+		}
+	}
+	buf = append(buf, make([]byte, cloneArgsSize)...)
+	var f [11]uint64
+	for i := range f {
+		f[i] = binary.LittleEndian.Uint64(buf[8*i:])
+	}
+	flags, pidfd, childTID, parentTID, exitSignal, stack, stackSize, tls, setTID, setTIDSize :=
+		f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]
+	switch {
+	case flags&0xff != 0, exitSignal&^0xff != 0,
+		flags&(cloneClearSighand|cloneIntoCgroup) != 0,
+		setTID != 0 || setTIDSize != 0,
+		(stack == 0) != (stackSize == 0):
+		return 0, unix.EINVAL
+	case flags&unix.CLONE_THREAD != 0 && flags&unix.CLONE_PIDFD != 0:
+		return 0, unix.EINVAL
+	}
+	sp := uint64(0)
+	if stack != 0 {
+		sp = stack + stackSize
+	}
+	return t.clone(flags|exitSignal, sp, parentTID, childTID, tls, pidfd)
+}

@@ -89,6 +89,7 @@ func (k *Kernel) processExited(tg *ThreadGroup, status ExitStatus) {
 		for _, c := range tg.children {
 			c.parent = init
 			if c.zombie && init.autoReapsLocked(c) {
+				c.notifyExitLocked()
 				continue
 			}
 			init.children = append(init.children, c)
@@ -99,6 +100,7 @@ func (k *Kernel) processExited(tg *ThreadGroup, status ExitStatus) {
 		tg.children = nil
 	}
 	tg.zombie = true
+	tg.notifyExitLocked()
 	if p := tg.parent; p != nil {
 		// As Linux's exit_notify: the exit signal is pending before any
 		// wait can see the zombie (both under TaskSet.mu), so a parent
@@ -149,6 +151,7 @@ func (tg *ThreadGroup) removeChildLocked(c *ThreadGroup) {
 	for i, o := range tg.children {
 		if o == c {
 			tg.children = append(tg.children[:i], tg.children[i+1:]...)
+			c.notifyExitLocked()
 			return
 		}
 	}
@@ -180,6 +183,7 @@ func (tg *ThreadGroup) release() {
 	tg.deletePosixTimersLocked()
 	tg.mu.Unlock()
 	tg.k.locks.releaseProcess(tg)
+	tg.k.semExit(tg)
 	tg.fdTable.Close()
 	tg.mm.Release()
 }

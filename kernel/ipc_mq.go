@@ -1,0 +1,451 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// POSIX message queues: mq_open, mq_unlink, mq_timedsend, mq_timedreceive,
+// mq_notify (SIGEV_SIGNAL and SIGEV_NONE) and mq_getsetattr. A queue lives
+// in the IPC namespace by name (what the libcs pass without its leading
+// slash); a descriptor is a kernel-made file holding the queue, readable
+// and writable through poll, select and epoll. No filesystem is involved:
+// /dev/mqueue is not mounted.
+
+// Message queue limits: Linux's defaults (fs.mqueue sysctls) and hard
+// limits, the latter for callers with CAP_SYS_RESOURCE.
+const (
+	mqDefMaxMsg   = 10
+	mqDefMsgSize  = 8192
+	mqHardMaxMsg  = 65536
+	mqHardMsgSize = 16 << 20
+	mqPrioMax     = 32768
+	mqAttrSize    = 64
+	// siMesgq is SI_MESGQ, the si_code of a notification signal.
+	siMesgq = -3
+	nameMax = 255
+)
+
+// mqueue is one POSIX message queue.
+//
+// +stateify savable
+type mqueue struct {
+	Perm    ipcPerm
+	MaxMsg  int64
+	MsgSize int64
+	// Msgs are kept by decreasing priority, oldest first within one.
+	Msgs []mqMsg
+	// Notify is the registered notification; NotifyTG is nil when none.
+	NotifyTG    *ThreadGroup
+	NotifyKind  int32
+	NotifySigno int32
+	NotifyValue uint64
+	// Unlinked is set once mq_unlink removed the name; open descriptors
+	// keep the queue.
+	Unlinked bool
+	// receivers counts tasks blocked in mq_timedreceive (a notification is
+	// not sent while one waits). Not saved: waiters retry after a restore.
+	receivers int32 `state:"nosave"`
+}
+
+// mqMsg is one queued message.
+//
+// +stateify savable
+type mqMsg struct {
+	Prio uint32
+	Data []byte
+}
+
+// mqFD is an open message queue descriptor.
+//
+// +stateify savable
+type mqFD struct {
+	Q *mqueue
+	// Read and Write are the access mode it was opened with. Immutable.
+	Read, Write bool
+	// ns is the namespace holding Q. Immutable.
+	NS *ipcNamespace
+}
+
+func (m *mqFD) read(*Task, []byte, bool) (int, error)  { return 0, unix.EINVAL }
+func (m *mqFD) write(*Task, []byte, bool) (int, error) { return 0, unix.EINVAL }
+
+func (m *mqFD) readiness(mask uint32) uint32 {
+	m.NS.mu.Lock()
+	defer m.NS.mu.Unlock()
+	var r uint32
+	if len(m.Q.Msgs) > 0 {
+		r |= unix.POLLIN | pollRdnorm
+	}
+	if int64(len(m.Q.Msgs)) < m.Q.MaxMsg {
+		r |= unix.POLLOUT | 0x100 // POLLWRNORM
+	}
+	return r & mask
+}
+
+func (m *mqFD) changed() <-chan struct{} {
+	m.NS.mu.Lock()
+	defer m.NS.mu.Unlock()
+	return m.NS.changedLocked()
+}
+
+// mqName checks a queue name as the kernel gets it (without the libc's
+// leading slash).
+func (t *Task) mqName(addr uint64) (string, error) {
+	name, err := t.tg.mm.CopyInString(addr, nameMax+2)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case len(name) > nameMax:
+		return "", unix.ENAMETOOLONG
+	case name == "":
+		return "", unix.ENOENT
+	case strings.Contains(name, "/"), name == ".", name == "..":
+		return "", unix.EACCES
+	}
+	return name, nil
+}
+
+func sysMqOpen(t *Task, a *sysArgs) (uint64, error) {
+	name, err := t.mqName(a[0])
+	if err != nil {
+		return 0, err
+	}
+	flags, mode := uint32(a[1]), uint32(a[2])
+	acc := flags & unix.O_ACCMODE
+	if acc == unix.O_ACCMODE {
+		return 0, unix.EINVAL
+	}
+	ns := t.k.ipc()
+	ns.mu.Lock()
+	q, ok := ns.mqs[name]
+	switch {
+	case ok && flags&(unix.O_CREAT|unix.O_EXCL) == unix.O_CREAT|unix.O_EXCL:
+		ns.mu.Unlock()
+		return 0, unix.EEXIST
+	case ok:
+		want := uint32(4)
+		switch acc {
+		case unix.O_WRONLY:
+			want = 2
+		case unix.O_RDWR:
+			want = 6
+		}
+		if !t.ipcAccess(&q.Perm, want) {
+			ns.mu.Unlock()
+			return 0, unix.EACCES
+		}
+	case flags&unix.O_CREAT == 0:
+		ns.mu.Unlock()
+		return 0, unix.ENOENT
+	default:
+		if q, err = t.newMqueue(a[3], mode&^t.umask()); err != nil {
+			ns.mu.Unlock()
+			return 0, err
+		}
+		ns.mqs[name] = q
+	}
+	ns.mu.Unlock()
+	m := &mqFD{Q: q, NS: ns, Read: acc != unix.O_WRONLY, Write: acc != unix.O_RDONLY}
+	return t.installSpecial(m, flags&(unix.O_CLOEXEC|unix.O_NONBLOCK))
+}
+
+// newMqueue makes a queue with the attributes at attrAddr (0: the
+// defaults).
+func (t *Task) newMqueue(attrAddr uint64, mode uint32) (*mqueue, error) {
+	q := &mqueue{Perm: t.newPerm(0, mode), MaxMsg: mqDefMaxMsg, MsgSize: mqDefMsgSize}
+	q.Perm.Ctime = t.k.realtimeNow() / nsPerSec
+	if attrAddr == 0 {
+		return q, nil
+	}
+	var b [mqAttrSize]byte
+	if err := t.tg.mm.CopyIn(attrAddr, b[:]); err != nil {
+		return nil, err
+	}
+	q.MaxMsg = int64(binary.LittleEndian.Uint64(b[8:]))
+	q.MsgSize = int64(binary.LittleEndian.Uint64(b[16:]))
+	if q.MaxMsg <= 0 || q.MsgSize <= 0 || q.MaxMsg > mqHardMaxMsg || q.MsgSize > mqHardMsgSize {
+		return nil, unix.EINVAL
+	}
+	if (q.MaxMsg > mqDefMaxMsg || q.MsgSize > mqDefMsgSize) && !t.creds.capable(capSysResource) {
+		return nil, unix.EINVAL
+	}
+	return q, nil
+}
+
+func sysMqUnlink(t *Task, a *sysArgs) (uint64, error) {
+	name, err := t.mqName(a[0])
+	if err != nil {
+		return 0, err
+	}
+	ns := t.k.ipc()
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	q, ok := ns.mqs[name]
+	if !ok {
+		return 0, unix.ENOENT
+	}
+	q.Unlinked = true
+	delete(ns.mqs, name)
+	return 0, nil
+}
+
+// mqOf returns the queue behind descriptor fd and whether the descriptor
+// is non-blocking: EBADF for anything else.
+func (t *Task) mqOf(fd int32) (*mqFD, bool, error) {
+	f, err := t.getFile(fd)
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.DecRef()
+	m, ok := t.tg.specialOf(f).(*mqFD)
+	if !ok {
+		return nil, false, unix.EBADF
+	}
+	return m, f.StatusFlags()&unix.O_NONBLOCK != 0, nil
+}
+
+// mqNoDeadline is mqDeadline's answer for no timeout.
+const mqNoDeadline = -1 << 63
+
+// mqDeadline reads an absolute CLOCK_REALTIME timeout (0: none) as a
+// kernel-monotonic deadline (mqNoDeadline: none).
+func (t *Task) mqDeadline(addr uint64) (int64, error) {
+	if addr == 0 {
+		return mqNoDeadline, nil
+	}
+	abs, err := t.copyInTimespec(addr)
+	if err != nil {
+		return 0, err
+	}
+	return max(t.k.monotonicNow()+(abs-t.k.realtimeNow()), 0), nil
+}
+
+// mqWait waits for the namespace to change until deadline: ETIMEDOUT once
+// it has passed.
+func (t *Task) mqWait(ch <-chan struct{}, deadline int64) error {
+	if deadline == mqNoDeadline {
+		return t.block(ch)
+	}
+	timedOut, err := t.blockUntil(ch, deadline)
+	if err != nil {
+		return err
+	}
+	if timedOut {
+		return unix.ETIMEDOUT
+	}
+	return nil
+}
+
+func sysMqTimedsend(t *Task, a *sysArgs) (uint64, error) {
+	m, nonblock, err := t.mqOf(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	if !m.Write {
+		return 0, unix.EBADF
+	}
+	size, prio := int64(a[2]), uint32(a[3])
+	if prio >= mqPrioMax {
+		return 0, unix.EINVAL
+	}
+	deadline, err := t.mqDeadline(a[4])
+	if err != nil {
+		return 0, err
+	}
+	q, ns := m.Q, m.NS
+	if size < 0 || size > q.MsgSize {
+		return 0, unix.EMSGSIZE
+	}
+	data := make([]byte, size)
+	if err := t.tg.mm.CopyIn(a[1], data); err != nil {
+		return 0, err
+	}
+	for {
+		ns.mu.Lock()
+		if int64(len(q.Msgs)) < q.MaxMsg {
+			q.insert(mqMsg{Prio: prio, Data: data})
+			var notify *ThreadGroup
+			var info sigInfo
+			if len(q.Msgs) == 1 && q.receivers == 0 {
+				notify, info = q.takeNotifyLocked(t)
+			}
+			ns.notifyLocked()
+			ns.mu.Unlock()
+			if notify != nil {
+				notify.sendSignal(info, nil)
+			}
+			return 0, nil
+		}
+		ch := ns.changedLocked()
+		ns.mu.Unlock()
+		if nonblock {
+			return 0, unix.EAGAIN
+		}
+		if err := t.mqWait(ch, deadline); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// insert queues msg after every message of its priority or higher.
+func (q *mqueue) insert(msg mqMsg) {
+	i := len(q.Msgs)
+	for i > 0 && q.Msgs[i-1].Prio < msg.Prio {
+		i--
+	}
+	q.Msgs = append(q.Msgs, mqMsg{})
+	copy(q.Msgs[i+1:], q.Msgs[i:])
+	q.Msgs[i] = msg
+}
+
+// takeNotifyLocked consumes the registered notification, once a message
+// arrived in an empty queue that no receiver waits on: the process to
+// signal (nil for none or SIGEV_NONE) and the signal, which the caller
+// sends after releasing the namespace's mu.
+//
+// Preconditions: the namespace's mu is held.
+func (q *mqueue) takeNotifyLocked(sender *Task) (*ThreadGroup, sigInfo) {
+	tg := q.NotifyTG
+	q.NotifyTG = nil
+	if tg == nil || q.NotifyKind == sigevNone {
+		return nil, sigInfo{}
+	}
+	return tg, sigInfo{Signo: q.NotifySigno, Code: siMesgq, Pid: sender.tg.tgid, UID: sender.creds.UID, Value: q.NotifyValue}
+}
+
+func sysMqTimedreceive(t *Task, a *sysArgs) (uint64, error) {
+	m, nonblock, err := t.mqOf(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	if !m.Read {
+		return 0, unix.EBADF
+	}
+	q, ns := m.Q, m.NS
+	if int64(a[2]) < q.MsgSize {
+		return 0, unix.EMSGSIZE
+	}
+	deadline, err := t.mqDeadline(a[4])
+	if err != nil {
+		return 0, err
+	}
+	for {
+		ns.mu.Lock()
+		if len(q.Msgs) > 0 {
+			msg := q.Msgs[0]
+			if err := t.tg.mm.CopyOut(a[1], msg.Data); err != nil {
+				ns.mu.Unlock()
+				return 0, err
+			}
+			if a[3] != 0 {
+				if err := t.copyOutUint32(a[3], msg.Prio); err != nil {
+					ns.mu.Unlock()
+					return 0, err
+				}
+			}
+			q.Msgs = q.Msgs[1:]
+			ns.notifyLocked()
+			ns.mu.Unlock()
+			return uint64(len(msg.Data)), nil
+		}
+		ch := ns.changedLocked()
+		if !nonblock {
+			q.receivers++
+		}
+		ns.mu.Unlock()
+		if nonblock {
+			return 0, unix.EAGAIN
+		}
+		err := t.mqWait(ch, deadline)
+		ns.mu.Lock()
+		q.receivers--
+		ns.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+func sysMqNotify(t *Task, a *sysArgs) (uint64, error) {
+	m, _, err := t.mqOf(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	q, ns := m.Q, m.NS
+	if a[1] == 0 {
+		ns.mu.Lock()
+		if q.NotifyTG == t.tg {
+			q.NotifyTG = nil
+		}
+		ns.mu.Unlock()
+		return 0, nil
+	}
+	var b [sigeventSize]byte
+	if err := t.tg.mm.CopyIn(a[1], b[:]); err != nil {
+		return 0, err
+	}
+	le := binary.LittleEndian
+	value, signo, kind := le.Uint64(b[0:]), int32(le.Uint32(b[8:])), int32(le.Uint32(b[12:]))
+	switch kind {
+	case sigevNone:
+	case sigevSignal:
+		if !validSigno(signo) {
+			return 0, unix.EINVAL
+		}
+	default:
+		return 0, unix.EINVAL // SIGEV_THREAD needs a netlink socket
+	}
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if q.NotifyTG != nil {
+		return 0, unix.EBUSY
+	}
+	q.NotifyTG, q.NotifyKind, q.NotifySigno, q.NotifyValue = t.tg, kind, signo, value
+	return 0, nil
+}
+
+func sysMqGetsetattr(t *Task, a *sysArgs) (uint64, error) {
+	fd := a.Int(0)
+	m, nonblock, err := t.mqOf(fd)
+	if err != nil {
+		return 0, err
+	}
+	var nb [mqAttrSize]byte
+	if a[1] != 0 {
+		if err := t.tg.mm.CopyIn(a[1], nb[:]); err != nil {
+			return 0, err
+		}
+		if binary.LittleEndian.Uint64(nb[0:])&^uint64(unix.O_NONBLOCK) != 0 {
+			return 0, unix.EINVAL
+		}
+	}
+	if a[2] != 0 {
+		m.NS.mu.Lock()
+		var b [mqAttrSize]byte
+		le := binary.LittleEndian
+		if nonblock {
+			le.PutUint64(b[0:], unix.O_NONBLOCK)
+		}
+		le.PutUint64(b[8:], uint64(m.Q.MaxMsg))
+		le.PutUint64(b[16:], uint64(m.Q.MsgSize))
+		le.PutUint64(b[24:], uint64(len(m.Q.Msgs)))
+		m.NS.mu.Unlock()
+		if err := t.tg.mm.CopyOut(a[2], b[:]); err != nil {
+			return 0, err
+		}
+	}
+	if a[1] != 0 {
+		f, err := t.getFile(fd)
+		if err != nil {
+			return 0, err
+		}
+		defer f.DecRef()
+		fl := f.StatusFlags() &^ unix.O_NONBLOCK
+		f.SetStatusFlags(fl | uint32(binary.LittleEndian.Uint64(nb[0:]))&unix.O_NONBLOCK)
+	}
+	return 0, nil
+}

@@ -1,0 +1,109 @@
+package vfs
+
+import "golang.org/x/sys/unix"
+
+// What splice, tee and vmsplice need of a pipe beyond read and write: to
+// look at its buffered bytes without taking them, to drop bytes once they
+// have been delivered elsewhere, and to wait for room. Data is copied, never
+// moved between buffers, so a pipe's saved state stays its buffered bytes.
+
+// IsPipe reports whether f is either end of a pipe.
+func (f *File) IsPipe() bool { return f.pipe() != nil }
+
+// SamePipe reports whether f and o are ends of one pipe.
+func (f *File) SamePipe(o *File) bool { return f.pipe() != nil && f.pipe() == o.pipe() }
+
+// PipePeek copies up to len(dst) buffered bytes of the pipe f reads from
+// without consuming them. Like read, it waits for data while a writer is
+// left (EAGAIN instead if nonblock or f is non-blocking) and returns 0 at
+// end of file. EBADF if f is not a pipe's read end.
+func (f *File) PipePeek(cancel <-chan struct{}, dst []byte, nonblock bool) (int, error) {
+	r, ok := f.impl.(*pipeReader)
+	if !ok {
+		return 0, unix.EBADF
+	}
+	if len(dst) == 0 {
+		return 0, nil
+	}
+	p := r.pipe
+	for {
+		p.mu.Lock()
+		if p.size > 0 {
+			n := min(len(dst), p.size)
+			c := copy(dst[:n], p.buf[p.head:])
+			copy(dst[c:n], p.buf)
+			p.mu.Unlock()
+			return n, nil
+		}
+		if p.writers == 0 {
+			p.mu.Unlock()
+			return 0, nil
+		}
+		ch := p.waitChanLocked()
+		p.mu.Unlock()
+		if nonblock || f.nonblocking() {
+			return 0, unix.EAGAIN
+		}
+		if err := wait(cancel, ch); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// PipeDiscard drops the first n buffered bytes of the pipe f reads from
+// (at most what is buffered), as a read of them would.
+func (f *File) PipeDiscard(n int) {
+	r, ok := f.impl.(*pipeReader)
+	if !ok {
+		return
+	}
+	p := r.pipe
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n = min(n, p.size)
+	if n <= 0 {
+		return
+	}
+	p.head = (p.head + n) % p.capacity
+	p.size -= n
+	if p.size == 0 {
+		p.head = 0
+	}
+	p.notifyLocked()
+}
+
+// PipeRoom waits until the pipe f writes to has free space and returns how
+// much: EPIPE when no reader is left, EAGAIN instead of waiting if nonblock
+// or f is non-blocking. EBADF if f is not a pipe's write end.
+func (f *File) PipeRoom(cancel <-chan struct{}, nonblock bool) (int, error) {
+	w, ok := f.impl.(*pipeWriter)
+	if !ok {
+		return 0, unix.EBADF
+	}
+	p := w.pipe
+	for {
+		p.mu.Lock()
+		if p.readers == 0 {
+			p.mu.Unlock()
+			return 0, unix.EPIPE
+		}
+		if free := p.capacity - p.size; free > 0 {
+			p.mu.Unlock()
+			return free, nil
+		}
+		ch := p.waitChanLocked()
+		p.mu.Unlock()
+		if nonblock || f.nonblocking() {
+			return 0, unix.EAGAIN
+		}
+		if err := wait(cancel, ch); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// IsPipeReader and IsPipeWriter report which end of a pipe f is.
+func (f *File) IsPipeReader() bool { _, ok := f.impl.(*pipeReader); return ok }
+
+// IsPipeWriter reports whether f is a pipe's write end.
+func (f *File) IsPipeWriter() bool { _, ok := f.impl.(*pipeWriter); return ok }
