@@ -19,9 +19,15 @@ func TestCopyOnWriteForkAcrossRestore(t *testing.T) {
 	last := lastTicks(t, before)
 	for round := 1; round <= 2; round++ {
 		rid, rout := e.restoreDetached(uri, "")
-		after := waitLines(t, rout, 8)
+		// Both sides tick every 20 ms, but each at its own pace (the
+		// child's first writes fault): read until each has printed.
+		var after []string
+		var got map[string]int
+		for n := 2; len(got) < 2; n++ {
+			after = waitLines(t, rout, n)
+			got = firstTicks(t, after)
+		}
 		checkClean(t, "restored", after)
-		got := firstTicks(t, after)
 		for _, who := range []string{"parent", "child"} {
 			if got[who] != last[who]+1 {
 				t.Errorf("restore %d: first %s tick = %d, want %d (after %v)", round, who, got[who], last[who]+1, after)
