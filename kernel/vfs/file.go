@@ -254,6 +254,8 @@ func (f *File) LinkName() string {
 			return "/dev/null"
 		}
 		return impl.host.Name()
+	case *implFile:
+		return impl.impl.LinkName()
 	default:
 		return f.Path()
 	}
@@ -276,6 +278,8 @@ func (f *File) FileType() uint32 {
 		return unix.S_IFDIR
 	case *synthDir:
 		return impl.mode & unix.S_IFMT
+	case *implFile:
+		return impl.impl.FileType()
 	default:
 		return unix.S_IFCHR
 	}
