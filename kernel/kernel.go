@@ -92,6 +92,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"snapshotter/kernel/socket"
 	"snapshotter/kernel/vfs"
 	"snapshotter/platform"
 )
@@ -171,6 +172,9 @@ type Kernel struct {
 
 	// locks are the advisory file locks (file_locks.go). Immutable.
 	locks *fileLocks
+
+	// unixNames is the abstract namespace of Unix sockets. Immutable.
+	unixNames *socket.Names
 
 	// hostname is the UTS node name. Immutable.
 	hostname string
@@ -252,18 +256,19 @@ func New(cfg Config) (*Kernel, error) {
 		}
 	}
 	k := &Kernel{
-		platform: p,
-		mf:       mf,
-		tasks:    newTaskSet(),
-		root:     root,
-		locks:    newFileLocks(),
-		hostname: cfg.Hostname,
-		limits:   cfg.Limits.withDefaults(),
-		debug:    cfg.Debug,
-		log:      cfg.Log,
-		pins:     newCPUPins(cfg.NoCPUPinning),
-		cpus:     readHostCPUs(),
-		exited:   make(chan struct{}),
+		platform:  p,
+		mf:        mf,
+		tasks:     newTaskSet(),
+		root:      root,
+		locks:     newFileLocks(),
+		unixNames: socket.NewNames(),
+		hostname:  cfg.Hostname,
+		limits:    cfg.Limits.withDefaults(),
+		debug:     cfg.Debug,
+		log:       cfg.Log,
+		pins:      newCPUPins(cfg.NoCPUPinning),
+		cpus:      readHostCPUs(),
+		exited:    make(chan struct{}),
 	}
 	if k.hostname == "" {
 		k.hostname = "snapshotter"

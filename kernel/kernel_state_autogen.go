@@ -99,6 +99,7 @@ func init() {
 		{Name: "root", Type: "*snapshotter/kernel/vfs.Root"},
 		{Name: "monotonicOffset", Type: "int64"},
 		{Name: "locks", Type: "*snapshotter/kernel.fileLocks"},
+		{Name: "unixNames", Type: "*snapshotter/kernel/socket.Names"},
 		{Name: "hostname", Type: "string"},
 		{Name: "limits", Type: "snapshotter/kernel.Limits"},
 		{Name: "status", Type: "snapshotter/kernel.ExitStatus"},
@@ -673,6 +674,7 @@ func (x *Kernel) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.root)
 	e.Int(x.monotonicOffset)
 	stateify.SavePtr(e, x.locks)
+	stateify.SavePtr(e, x.unixNames)
 	e.String(x.hostname)
 	x.limits.StateSave(e)
 	x.status.StateSave(e)
@@ -694,12 +696,14 @@ func (x *Kernel) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 4:
 			stateify.LoadPtr(d, &x.locks)
 		case 5:
-			x.hostname = d.String()
+			stateify.LoadPtr(d, &x.unixNames)
 		case 6:
-			x.limits.StateLoad(ctx, d)
+			x.hostname = d.String()
 		case 7:
-			x.status.StateLoad(ctx, d)
+			x.limits.StateLoad(ctx, d)
 		case 8:
+			x.status.StateLoad(ctx, d)
+		case 9:
 			x.done = d.Bool()
 		default:
 			d.Skip()
