@@ -120,7 +120,9 @@ func (s *Socket) sendStream(cancel <-chan struct{}, src []byte, a SendArgs, nonb
 			mu.Unlock()
 			return partial(sent, unix.EPIPE)
 		}
-		if sent == len(src) && !first {
+		if sent == len(src) {
+			// Done, or nothing to send: Linux queues nothing for an
+			// empty write (and no files with it) and returns 0.
 			mu.Unlock()
 			return sent, nil
 		}
