@@ -337,6 +337,9 @@ static void dgram_server(void)
 	strcpy(p.sun_path, "/nonexistent-dir/sock");
 	printf("connect to a missing path: %s\n", res(connect(third, (struct sockaddr *)&p, sizeof p)));
 	printf("bind under a missing directory: %s\n", res(bind(third, (struct sockaddr *)&p, sizeof p)));
+	strcpy(p.sun_path, "/tmp");
+	printf("bind to an existing path: %s\n", res(bind(third, (struct sockaddr *)&p, sizeof p)));
+	printf("connect to a path that is no socket: %s\n", res(connect(third, (struct sockaddr *)&p, sizeof p)));
 	int st = socket(AF_UNIX, SOCK_STREAM, 0);
 	printf("stream connect to a dgram name: %s\n", res(connect(st, (struct sockaddr *)&a, alen)));
 	printf("stream send unconnected: %s, recv: %s\n", res(send(st, "x", 1, MSG_NOSIGNAL)), res(recv(st, buf, 1, MSG_DONTWAIT)));
