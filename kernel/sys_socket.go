@@ -27,7 +27,7 @@ func socketType(domain int32, typ uint64) (int, uint32, error) {
 		return 0, 0, unix.EAFNOSUPPORT
 	}
 	t := int(typ & 0xf)
-	if t == 0 || t > unix.SOCK_PACKET {
+	if t > unix.SOCK_PACKET {
 		return 0, 0, unix.EINVAL
 	}
 	if domain != unix.AF_UNIX {

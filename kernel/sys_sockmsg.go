@@ -344,19 +344,18 @@ func (t *Task) recvmsg(f *vfs.File, s *socket.Socket, addr uint64, flags int) (u
 			return 0, err
 		}
 	}
-	namelen := uint32(0)
+	var b [4]byte
+	var b8 [8]byte
 	if m.name != 0 {
+		// Linux writes msg_namelen only when there is a msg_name.
 		sa := fromAddr(r.From)
-		namelen = uint32(len(sa))
 		if err := t.tg.mm.CopyOut(m.name, sa[:min(int(m.namelen), len(sa))]); err != nil {
 			return 0, err
 		}
-	}
-	var b [4]byte
-	var b8 [8]byte
-	binary.LittleEndian.PutUint32(b[:], namelen)
-	if err := t.tg.mm.CopyOut(addr+8, b[:]); err != nil {
-		return 0, err
+		binary.LittleEndian.PutUint32(b[:], uint32(len(sa)))
+		if err := t.tg.mm.CopyOut(addr+8, b[:]); err != nil {
+			return 0, err
+		}
 	}
 	binary.LittleEndian.PutUint64(b8[:], uint64(len(ctl)))
 	if err := t.tg.mm.CopyOut(addr+40, b8[:]); err != nil {

@@ -382,12 +382,25 @@ func (s *Socket) recvStream(cancel <-chan struct{}, dst []byte, flags int, nonbl
 		}
 		if err := wait(cancel, ch); err != nil {
 			if r.N > 0 {
-				r.Len = r.N
-				return r, nil
+				s.unread(dst[:r.N], r)
 			}
-			return r, err
+			return RecvResult{}, err
 		}
 	}
+}
+
+// unread puts back at the head of the queue what an interrupted
+// MSG_WAITALL receive took (bytes, files, credentials), so that the call
+// restarts with them: a save in the middle of such a receive is invisible.
+// (Linux returns the bytes read so far to a signal handler; this returns
+// EINTR then, with nothing lost.)
+func (s *Socket) unread(data []byte, r RecvResult) {
+	m := &message{data: append([]byte(nil), data...), from: r.From, rights: r.Rights, cred: r.Cred}
+	mu.Lock()
+	defer mu.Unlock()
+	s.queue = append([]*message{m}, s.queue...)
+	s.queued += len(data)
+	s.notifyLocked()
 }
 
 // readStreamLocked copies queued stream data into dst after r.N bytes, as

@@ -160,7 +160,9 @@ static void dgram_pairs(void)
 	send(sv[0], "0123456789", 10, 0);
 	struct iovec iov = {buf, 4};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	mh.msg_namelen = 77;
 	printf("recvmsg of 4: %s", res(recvmsg(sv[1], &mh, 0)));
+	printf(", msg_namelen without msg_name kept: %s", yesno(mh.msg_namelen == 77));
 	printf(", MSG_TRUNC in msg_flags: %s\n", yesno(mh.msg_flags & MSG_TRUNC));
 	static char big[300000];
 	printf("a datagram larger than SO_SNDBUF: %s\n", res(send(sv[0], big, sizeof big, 0)));
@@ -551,6 +553,7 @@ static void options(void)
 	printf("socketpair family 123: %s\n", res(socketpair(123, SOCK_STREAM, 0, (int[2]){0, 0})));
 	printf("bad type flag: %s\n", res(socket(AF_UNIX, SOCK_STREAM | 0x100, 0)));
 	printf("unknown type: %s\n", res(socket(AF_UNIX, 4, 0)));
+	printf("type 0: %s, type 11: %s\n", res(socket(AF_UNIX, 0, 0)), res(socket(AF_UNIX, 11, 0)));
 	printf("protocol 7: %s\n", res(socket(AF_UNIX, SOCK_STREAM, 7)));
 	int raw = socket(AF_UNIX, SOCK_RAW, 0);
 	l = sizeof v;
