@@ -93,3 +93,18 @@ func TestUnixAcceptQueue(t *testing.T) {
 	wantLines(t, "restored", waitLines(t, rout, 3),
 		"accepted, got 'hello from the queue'", "child got 'welcome'", "child exit: 0")
 }
+
+// TestUnixBlockedAccept: a seqpacket listener blocked in accept at the save
+// accepts, after the restore, a connection made then.
+func TestUnixBlockedAccept(t *testing.T) {
+	e := newEnv(t)
+	in := e.fifo("in0")
+	id, out := e.runDetached(in.Name(), program(t, "sockhold"), "accept")
+	uri, last := e.saveAfter(id, out, 1)
+	if last != "accepting" {
+		t.Fatalf("last line before the save = %q, want accepting", last)
+	}
+	e.waitGone(id)
+	_, rout := e.restoreWithLine(uri, "in1", "go\n")
+	wantLines(t, "restored", waitLines(t, rout, 2), "accepted after the wait, got 'late greeting'", "child exit: 0")
+}
