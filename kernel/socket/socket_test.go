@@ -237,3 +237,88 @@ func TestSaveRestore(t *testing.T) {
 		t.Errorf("client type after load = %d", n)
 	}
 }
+
+// TestBlockingStream moves 4 MiB between two goroutines over blocking
+// stream sockets (so both wait on each other's buffer), in order.
+func TestBlockingStream(t *testing.T) {
+	a, b, err := socket.NewPair(socket.NewNames(), socket.Stream, socket.Cred{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa, fb := socket.NewFile(a, 0), socket.NewFile(b, 0)
+	defer fb.DecRef()
+	const total = 4 << 20
+	done := make(chan error, 1)
+	go func() {
+		defer fa.DecRef()
+		chunk := make([]byte, 100000)
+		for sent := 0; sent < total; {
+			n := min(len(chunk), total-sent)
+			for i := range chunk[:n] {
+				chunk[i] = byte(sent + i)
+			}
+			w, err := a.Send(fa, nil, chunk[:n], socket.SendArgs{})
+			if err != nil {
+				done <- err
+				return
+			}
+			sent += w
+		}
+		done <- nil
+	}()
+	buf := make([]byte, 7000)
+	got := 0
+	for {
+		r, err := b.Recv(fb, nil, buf, socket.RecvArgs{})
+		if err != nil {
+			t.Fatalf("Recv after %d bytes = %v", got, err)
+		}
+		if r.N == 0 {
+			break
+		}
+		for i, c := range buf[:r.N] {
+			if c != byte(got+i) {
+				t.Fatalf("byte %d = %d, want %d", got+i, c, byte(got+i))
+			}
+		}
+		got += r.N
+	}
+	if err := <-done; err != nil || got != total {
+		t.Errorf("transferred %d bytes (writer: %v), want %d", got, err, total)
+	}
+}
+
+// TestInterrupted: a closed cancel channel ends a blocked Recv, Accept
+// and Send with vfs.ErrInterrupted, and a MSG_WAITALL receive interrupted
+// after some bytes leaves them queued.
+func TestInterrupted(t *testing.T) {
+	cancel := make(chan struct{})
+	close(cancel)
+	a, b := pairFiles(t, socket.NewNames(), socket.Stream)
+	defer a.DecRef()
+	defer b.DecRef()
+	sb := socket.Of(b)
+	send(t, a, "part", socket.SendArgs{})
+	buf := make([]byte, 10)
+	_, err := sb.Recv(nil, cancel, buf, socket.RecvArgs{Flags: unix.MSG_WAITALL})
+	if !errors.Is(err, vfs.ErrInterrupted) {
+		t.Fatalf("interrupted MSG_WAITALL Recv = %v, want ErrInterrupted", err)
+	}
+	if r := recv(t, b, 10); r.N != 4 {
+		t.Errorf("after the interrupted MSG_WAITALL: %d bytes queued, want 4", r.N)
+	}
+	if _, err := sb.Recv(nil, cancel, buf, socket.RecvArgs{}); !errors.Is(err, vfs.ErrInterrupted) {
+		t.Errorf("interrupted Recv = %v, want ErrInterrupted", err)
+	}
+	l, _ := socket.New(socket.NewNames(), socket.SeqPacket)
+	if err := l.Bind(socket.Addr{Abstract: true, Name: "l"}, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Listen(0, socket.Cred{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.Accept(cancel, false, 0); !errors.Is(err, vfs.ErrInterrupted) {
+		t.Errorf("interrupted Accept = %v, want ErrInterrupted", err)
+	}
+	l.Release()
+}
