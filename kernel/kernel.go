@@ -75,8 +75,8 @@
 //	  a syscall, such as the restore prefault; write: Release)
 //	  MemoryFile.mu
 //
-// Kernel.stopMu, fileLocks.mu and the vfs locks are leaves relative to the
-// above.
+// Kernel.stopMu, fileLocks.mu, the vfs locks and the lock of package socket
+// are leaves relative to the above.
 package kernel
 
 //go:generate go run snapshotter/tools/stategen
