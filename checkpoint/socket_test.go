@@ -56,9 +56,10 @@ func TestUnixStreamAcrossRestores(t *testing.T) {
 		"reader: 4194304 bytes, all in order: yes, then EOF: yes", "writer exit: 0")
 }
 
-// TestUnixRightsInFlight: a pipe's read end sent over SCM_RIGHTS, whose
-// only reference is in the socket's queue at the save, arrives after the
-// restore with the pipe's bytes and its end of file; the image restores
+// TestUnixRightsInFlight: two datagrams (their boundaries and the sender's
+// autobound name) and then a pipe's read end sent over SCM_RIGHTS, whose
+// only reference is in the socket's queue at the save, arrive after the
+// restore, the pipe with its bytes and its end of file; the image restores
 // twice with the same result.
 func TestUnixRightsInFlight(t *testing.T) {
 	e := newEnv(t)
@@ -71,7 +72,8 @@ func TestUnixRightsInFlight(t *testing.T) {
 	e.waitGone(id)
 	for _, fifo := range []string{"in1", "in2"} {
 		_, rout := e.restoreWithLine(uri, fifo, "go\n")
-		wantLines(t, "restore "+fifo, waitLines(t, rout, 2),
+		wantLines(t, "restore "+fifo, waitLines(t, rout, 3),
+			"child got datagrams of 14 and 6 bytes, sender autobound: yes",
 			"child got 'payload-42' with 'fd', then EOF: yes", "child exit: 0")
 	}
 }

@@ -9,7 +9,8 @@
  *              checks every byte against the generator and answers each
  *              MiB with its running sum, which the child checks. At each
  *              save the child is blocked writing with bytes queued.
- *   rights     the parent sends a pipe's read end (the pipe holding
+ *   rights     the parent sends two datagrams from its autobound socket,
+ *              then a pipe's read end (the pipe holding
  *              "payload-42", its write end closed) over SCM_RIGHTS and
  *              closes its own copy; the child receives it after a stdin
  *              line: at the save the queue holds the only reference.
@@ -125,6 +126,13 @@ static int rights(void)
 		close(sv[0]);
 		close(p[0]);
 		wait_line();
+		char dg[32];
+		struct sockaddr_un from;
+		socklen_t flen = sizeof from;
+		ssize_t n1 = recvfrom(sv[1], dg, sizeof dg, 0, (struct sockaddr *)&from, &flen);
+		ssize_t n2 = recv(sv[1], dg, sizeof dg, 0);
+		printf("child got datagrams of %zd and %zd bytes, sender autobound: %s\n", n1, n2,
+		       yesno(flen == 8 && from.sun_path[0] == 0));
 		char d[8] = {0}, ctl[CMSG_SPACE(sizeof(int))];
 		struct iovec iov = {d, sizeof d};
 		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
@@ -141,6 +149,10 @@ static int rights(void)
 		printf("child got '%s' with '%s', then EOF: %s\n", got, d, yesno(read(fd, &more, 1) == 0));
 		_exit(0);
 	}
+	struct sockaddr_un autob = {.sun_family = AF_UNIX};
+	bind(sv[0], (struct sockaddr *)&autob, sizeof(sa_family_t));
+	send(sv[0], "first datagram", 14, 0);
+	send(sv[0], "second", 6, 0);
 	char ctl[CMSG_SPACE(sizeof(int))];
 	memset(ctl, 0, sizeof ctl);
 	struct iovec iov = {"fd", 2};
