@@ -366,6 +366,8 @@ var cCases = []cCase{
 		"stream read with files: 'abcd', 1 fd",
 		"SCM_CREDENTIALS attached: pid self: yes, uid: yes, gid: yes",
 		"SO_SNDBUF default is wmem_default: yes; set 65536 gives 131072",
+		"SO_RCVTIMEO 50 ms: 0, recv on empty: EAGAIN, read back about 50 ms: yes",
+		"SO_SNDTIMEO 30 ms on a full socket: EAGAIN",
 		"epoll after the peer closed: 1, events 0x2015",
 		"poll waits until the child drains: 1, POLLOUT: yes",
 		"with SA_RESTART the recv goes on: 1, alarms 2",

@@ -336,7 +336,7 @@ func sysSetsockopt(t *Task, a *sysArgs) (uint64, error) {
 	if int32(a[4]) < 0 {
 		return 0, unix.EINVAL
 	}
-	v := make([]byte, min(a[4], 4))
+	v := make([]byte, min(a[4], 16)) // an int or a struct timeval
 	if err := t.tg.mm.CopyIn(a[3], v); err != nil {
 		return 0, err
 	}

@@ -114,6 +114,7 @@ func (s *Socket) Connect(cancel <-chan struct{}, a Addr, unspec bool, nonblock b
 	if err != nil {
 		return err
 	}
+	_, dl := s.timeouts()
 	for {
 		mu.Lock()
 		if err := s.canConnectLocked(l); err != nil {
@@ -130,7 +131,7 @@ func (s *Socket) Connect(cancel <-chan struct{}, a Addr, unspec bool, nonblock b
 		if nonblock {
 			return unix.EAGAIN
 		}
-		if err := wait(cancel, ch); err != nil {
+		if err := wait(cancel, ch, dl); err != nil {
 			return err
 		}
 	}
@@ -214,6 +215,7 @@ func (s *Socket) Accept(cancel <-chan struct{}, nonblock bool, flags uint32) (*v
 	if s.typ == Dgram {
 		return nil, nil, unix.EOPNOTSUPP
 	}
+	dl, _ := s.timeouts()
 	for {
 		mu.Lock()
 		if s.state != stateListening {
@@ -239,7 +241,7 @@ func (s *Socket) Accept(cancel <-chan struct{}, nonblock bool, flags uint32) (*v
 		if nonblock {
 			return nil, nil, unix.EAGAIN
 		}
-		if err := wait(cancel, ch); err != nil {
+		if err := wait(cancel, ch, dl); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -109,6 +109,7 @@ func (s *Socket) sendStream(cancel <-chan struct{}, src []byte, a SendArgs, nonb
 	}
 	sent := 0
 	first := true
+	_, dl := s.timeouts()
 	for {
 		mu.Lock()
 		p := s.peer
@@ -141,7 +142,7 @@ func (s *Socket) sendStream(cancel <-chan struct{}, src []byte, a SendArgs, nonb
 		if nonblock {
 			return partial(sent, unix.EAGAIN)
 		}
-		if err := wait(cancel, ch); err != nil {
+		if err := wait(cancel, ch, dl); err != nil {
 			return partial(sent, err)
 		}
 	}
@@ -185,6 +186,7 @@ func (s *Socket) sendDgram(cancel <-chan struct{}, src []byte, a SendArgs, nonbl
 	if len(src) > s.sndbufNow()-32 {
 		return 0, unix.EMSGSIZE
 	}
+	_, dl := s.timeouts()
 	for {
 		mu.Lock()
 		if s.shutdown&sendShutdown != 0 {
@@ -221,7 +223,7 @@ func (s *Socket) sendDgram(cancel <-chan struct{}, src []byte, a SendArgs, nonbl
 		if nonblock {
 			return 0, unix.EAGAIN
 		}
-		if err := wait(cancel, ch); err != nil {
+		if err := wait(cancel, ch, dl); err != nil {
 			return 0, err
 		}
 	}
@@ -266,6 +268,7 @@ func (s *Socket) Recv(f *vfs.File, cancel <-chan struct{}, dst []byte, a RecvArg
 }
 
 func (s *Socket) recvDgram(cancel <-chan struct{}, dst []byte, flags int, nonblock bool) (RecvResult, error) {
+	dl, _ := s.timeouts()
 	for {
 		mu.Lock()
 		if s.typ == SeqPacket && s.state != stateConnected {
@@ -311,7 +314,7 @@ func (s *Socket) recvDgram(cancel <-chan struct{}, dst []byte, flags int, nonblo
 		if nonblock {
 			return RecvResult{}, unix.EAGAIN
 		}
-		if err := wait(cancel, ch); err != nil {
+		if err := wait(cancel, ch, dl); err != nil {
 			return RecvResult{}, err
 		}
 	}
@@ -348,6 +351,7 @@ func (s *Socket) recvStream(cancel <-chan struct{}, dst []byte, flags int, nonbl
 	if flags&unix.MSG_WAITALL != 0 && flags&unix.MSG_PEEK == 0 {
 		target = len(dst)
 	}
+	dl, _ := s.timeouts()
 	for {
 		mu.Lock()
 		if s.state != stateConnected {
@@ -380,7 +384,11 @@ func (s *Socket) recvStream(cancel <-chan struct{}, dst []byte, flags int, nonbl
 			}
 			return r, unix.EAGAIN
 		}
-		if err := wait(cancel, ch); err != nil {
+		if err := wait(cancel, ch, dl); err != nil {
+			if r.N > 0 && err == unix.EAGAIN {
+				r.Len = r.N // the timeout ran out: what arrived, as Linux
+				return r, nil
+			}
 			if r.N > 0 {
 				s.unread(dst[:r.N], r)
 			}

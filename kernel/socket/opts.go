@@ -31,6 +31,10 @@ func (s *Socket) GetOption(name int) ([]byte, error) {
 		v = b2i(s.passcred)
 	case unix.SO_ACCEPTCONN:
 		v = b2i(s.state == stateListening)
+	case soRcvtimeo, soRcvtimeoNew:
+		return timeval(s.rcvtimeo), nil
+	case soSndtimeo, soSndtimeoNew:
+		return timeval(s.sndtimeo), nil
 	case unix.SO_PEERCRED:
 		c := Cred{PID: 0, UID: ^uint32(0), GID: ^uint32(0)}
 		if s.hasPeerCred {
@@ -52,6 +56,45 @@ func (s *Socket) GetOption(name int) ([]byte, error) {
 	return b, nil
 }
 
+// SO_RCVTIMEO and SO_SNDTIMEO, in their old and new numbers (the same
+// struct timeval on x86-64).
+const (
+	soRcvtimeo    = 20
+	soSndtimeo    = 21
+	soRcvtimeoNew = 66
+	soSndtimeoNew = 67
+	timevalSize   = 16
+)
+
+// timeval encodes a timeout as getsockopt returns it: {0, 0} for none.
+func timeval(ns int64) []byte {
+	b := make([]byte, timevalSize)
+	if ns > 0 {
+		binary.LittleEndian.PutUint64(b, uint64(ns/1e9))
+		binary.LittleEndian.PutUint64(b[8:], uint64(ns%1e9/1e3))
+	}
+	return b
+}
+
+// parseTimeout decodes a struct timeval as Linux's sock_set_timeout:
+// EINVAL if short, EDOM for microseconds out of range; {0, 0} is no
+// timeout, a negative time one that never waits (-1).
+func parseTimeout(v []byte) (int64, error) {
+	if len(v) < timevalSize {
+		return 0, unix.EINVAL
+	}
+	sec, usec := int64(binary.LittleEndian.Uint64(v)), int64(binary.LittleEndian.Uint64(v[8:]))
+	switch {
+	case usec < 0 || usec >= 1e6:
+		return 0, unix.EDOM
+	case sec < 0:
+		return -1, nil
+	case sec == 0 && usec == 0:
+		return 0, nil
+	}
+	return min(sec, 1<<32)*1e9 + usec*1e3, nil
+}
+
 // keptOptions are boolean options that mean nothing for a Unix socket:
 // Linux keeps and reports them, and so does Socket.
 var keptOptions = map[int]bool{
@@ -68,10 +111,24 @@ func b2i(b bool) int {
 
 // SetOption implements setsockopt(2) at SOL_SOCKET for the options
 // GetOption knows that may be set: SO_SNDBUF and SO_RCVBUF (doubled and
-// clamped as Linux at its default limits), SO_PASSCRED and keptOptions. EINVAL for a
+// clamped as Linux at its default limits), SO_PASSCRED, SO_RCVTIMEO and
+// SO_SNDTIMEO, and keptOptions. EINVAL for a
 // value shorter than an int; ENOPROTOOPT for options it does not know.
 func (s *Socket) SetOption(name int, val []byte) error {
 	switch name {
+	case soRcvtimeo, soSndtimeo, soRcvtimeoNew, soSndtimeoNew:
+		t, err := parseTimeout(val)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if name == soRcvtimeo || name == soRcvtimeoNew {
+			s.rcvtimeo = t
+		} else {
+			s.sndtimeo = t
+		}
+		return nil
 	case unix.SO_SNDBUF, unix.SO_RCVBUF, unix.SO_PASSCRED:
 	default:
 		if !keptOptions[name] {

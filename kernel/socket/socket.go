@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -108,6 +109,9 @@ type Socket struct {
 	sndbuf, rcvbuf int
 	// passcred is SO_PASSCRED.
 	passcred bool
+	// rcvtimeo and sndtimeo are SO_RCVTIMEO and SO_SNDTIMEO in
+	// nanoseconds: 0 waits forever, -1 not at all.
+	rcvtimeo, sndtimeo int64
 	// kept holds the values of keptOptions that were set.
 	kept map[int32]int32
 	// peerCred is what SO_PEERCRED reports, valid if hasPeerCred; cred is
@@ -209,14 +213,55 @@ func (s *Socket) waitChanLocked() <-chan struct{} {
 	return s.changed
 }
 
-// wait blocks on ch until it closes or cancel fires.
-func wait(cancel <-chan struct{}, ch <-chan struct{}) error {
+// deadline is when a blocking call's SO_RCVTIMEO or SO_SNDTIMEO runs out.
+type deadline struct {
+	set bool
+	end time.Time
+}
+
+// deadlineOf returns the deadline of a call starting now with timeout
+// timeo (see Socket.rcvtimeo).
+func deadlineOf(timeo int64) deadline {
+	if timeo == 0 {
+		return deadline{}
+	}
+	return deadline{set: true, end: time.Now().Add(time.Duration(max(timeo, 0)))}
+}
+
+// wait blocks on ch until it closes, cancel fires (vfs.ErrInterrupted) or
+// the deadline passes (EAGAIN, as Linux when a socket timeout runs out).
+// A call restarted after an interruption starts a new timeout.
+func wait(cancel <-chan struct{}, ch <-chan struct{}, dl deadline) error {
+	if !dl.set {
+		select {
+		case <-ch:
+			return nil
+		case <-cancel:
+			return vfs.ErrInterrupted
+		}
+	}
+	d := time.Until(dl.end)
+	if d <= 0 {
+		return unix.EAGAIN
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
 	select {
 	case <-ch:
 		return nil
 	case <-cancel:
 		return vfs.ErrInterrupted
+	case <-timer.C:
+		return unix.EAGAIN
 	}
+}
+
+// timeouts returns the deadlines of a receive and of a send starting now.
+func (s *Socket) timeouts() (rcv, snd deadline) {
+	mu.Lock()
+	r, w := s.rcvtimeo, s.sndtimeo
+	mu.Unlock()
+	return deadlineOf(r), deadlineOf(w)
 }
 
 // afterLoad keeps new sockets from reusing restored inode numbers.

@@ -48,6 +48,8 @@ func init() {
 		{Name: "sndbuf", Type: "int64"},
 		{Name: "rcvbuf", Type: "int64"},
 		{Name: "passcred", Type: "bool"},
+		{Name: "rcvtimeo", Type: "int64"},
+		{Name: "sndtimeo", Type: "int64"},
 		{Name: "kept", Type: "map[int32]int32"},
 		{Name: "peerCred", Type: "snapshotter/kernel/socket.Cred"},
 		{Name: "hasPeerCred", Type: "bool"},
@@ -209,6 +211,8 @@ func (x *Socket) StateSave(e *stateify.Encoder) {
 	e.Int(int64(x.sndbuf))
 	e.Int(int64(x.rcvbuf))
 	e.Bool(x.passcred)
+	e.Int(x.rcvtimeo)
+	e.Int(x.sndtimeo)
 	stateify.SaveMap(e, x.kept, func(e *stateify.Encoder, mk int32) {
 		e.Int(int64(mk))
 	}, func(e *stateify.Encoder, mv *int32) {
@@ -272,20 +276,24 @@ func (x *Socket) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 15:
 			x.passcred = d.Bool()
 		case 16:
+			x.rcvtimeo = d.Int64()
+		case 17:
+			x.sndtimeo = d.Int64()
+		case 18:
 			stateify.LoadMap(d, &x.kept, func(d *stateify.Decoder, mk *int32) {
 				*mk = d.Int32()
 			}, func(d *stateify.Decoder, mv *int32) {
 				(*mv) = d.Int32()
 			})
-		case 17:
-			x.peerCred.StateLoad(ctx, d)
-		case 18:
-			x.hasPeerCred = d.Bool()
 		case 19:
-			x.cred.StateLoad(ctx, d)
+			x.peerCred.StateLoad(ctx, d)
 		case 20:
-			x.embryo = d.Bool()
+			x.hasPeerCred = d.Bool()
 		case 21:
+			x.cred.StateLoad(ctx, d)
+		case 22:
+			x.embryo = d.Bool()
+		case 23:
 			x.released = d.Bool()
 		default:
 			d.Skip()

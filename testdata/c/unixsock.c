@@ -55,6 +55,7 @@ static const char *ename(int e)
 	case EINTR: return "EINTR";
 	case ENOPROTOOPT: return "ENOPROTOOPT";
 	case ESRCH: return "ESRCH";
+	case EDOM: return "EDOM";
 	case EDESTADDRREQ: return "EDESTADDRREQ";
 	}
 	static char buf[32];
@@ -549,6 +550,32 @@ static void options(void)
 	printf(", len %d\n", (int)l);
 	printf("unknown option: %s\n", res(getsockopt(s, SOL_SOCKET, 9999, &v, (l = sizeof v, &l))));
 	close(s);
+	int tp[2];
+	socketpair(AF_UNIX, SOCK_STREAM, 0, tp);
+	struct timeval tv = {0, 50000}, back = {9, 9};
+	printf("SO_RCVTIMEO 50 ms: %s", res(setsockopt(tp[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv)));
+	char tb[1];
+	printf(", recv on empty: %s", res(recv(tp[0], tb, 1, 0)));
+	l = sizeof back;
+	getsockopt(tp[0], SOL_SOCKET, SO_RCVTIMEO, &back, &l);
+	printf(", read back about 50 ms: %s\n", yesno(l == sizeof back && back.tv_sec == 0 && back.tv_usec >= 50000 && back.tv_usec < 60000));
+	tv.tv_usec = 30000;
+	setsockopt(tp[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	static char fill[65536];
+	ssize_t w;
+	while ((w = send(tp[0], fill, sizeof fill, 0)) > 0)
+		;
+	printf("SO_SNDTIMEO 30 ms on a full socket: %s\n", res(w));
+	tv.tv_usec = 2000000;
+	printf("SO_RCVTIMEO with 2000000 us: %s", res(setsockopt(tp[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv)));
+	printf(", short: %s\n", res(setsockopt(tp[0], SOL_SOCKET, SO_RCVTIMEO, &tv, 8)));
+	struct timeval zero = {0, 0};
+	setsockopt(tp[0], SOL_SOCKET, SO_RCVTIMEO, &zero, sizeof zero);
+	l = sizeof back;
+	getsockopt(tp[0], SOL_SOCKET, SO_RCVTIMEO, &back, &l);
+	printf("SO_RCVTIMEO cleared: %s\n", yesno(back.tv_sec == 0 && back.tv_usec == 0));
+	close(tp[0]);
+	close(tp[1]);
 	printf("family 123: %s\n", res(socket(123, SOCK_STREAM, 0)));
 	printf("socketpair family 123: %s\n", res(socketpair(123, SOCK_STREAM, 0, (int[2]){0, 0})));
 	printf("bad type flag: %s\n", res(socket(AF_UNIX, SOCK_STREAM | 0x100, 0)));
