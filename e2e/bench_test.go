@@ -193,3 +193,48 @@ func BenchmarkStartDynamic(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkUnixSocket measures Unix stream sockets with sockbench.c, under
+// snap and natively in the same run, each as T(N) - T(0) so that process
+// start-up cancels out:
+//   - pingpong: two processes bounce one byte 20000 times over a
+//     socketpair; us/roundtrip is one write and one read on each side.
+//   - bulk: 1 GiB through a socketpair in 64 KiB writes and reads; MiB/s.
+func BenchmarkUnixSocket(b *testing.B) {
+	b.Run("pingpong", func(b *testing.B) {
+		b.ReportAllocs()
+		const n = 20000
+		p := newPair(b, libcs[0], "sockbench")
+		want := func(k int) string { return strconv.Itoa(k) + " round trips" }
+		p.sandboxed(want(0), "pingpong", "0")
+		var nat0, natN, snap0, snapN time.Duration
+		for b.Loop() {
+			nat0 += p.native(want(0), "pingpong", "0")
+			natN += p.native(want(n), "pingpong", strconv.Itoa(n))
+			snap0 += p.sandboxed(want(0), "pingpong", "0")
+			snapN += p.sandboxed(want(n), "pingpong", strconv.Itoa(n))
+		}
+		us := func(dn, d0 time.Duration) float64 {
+			return float64(dn-d0) / float64(b.N) / n / float64(time.Microsecond)
+		}
+		b.ReportMetric(us(snapN, snap0), "us/roundtrip")
+		b.ReportMetric(us(natN, nat0), "native-us/roundtrip")
+	})
+	b.Run("bulk1GiB", func(b *testing.B) {
+		b.ReportAllocs()
+		const mib = 1024
+		p := newPair(b, libcs[0], "sockbench")
+		want := func(k int) string { return strconv.Itoa(k) + " MiB received" }
+		p.sandboxed(want(0), "bulk", "0")
+		var nat0, natN, snap0, snapN time.Duration
+		for b.Loop() {
+			nat0 += p.native(want(0), "bulk", "0")
+			natN += p.native(want(mib), "bulk", strconv.Itoa(mib))
+			snap0 += p.sandboxed(want(0), "bulk", "0")
+			snapN += p.sandboxed(want(mib), "bulk", strconv.Itoa(mib))
+		}
+		rate := func(dn, d0 time.Duration) float64 { return mib / ((dn - d0).Seconds() / float64(b.N)) }
+		b.ReportMetric(rate(snapN, snap0), "MiB/s")
+		b.ReportMetric(rate(natN, nat0), "native-MiB/s")
+	})
+}

@@ -53,6 +53,7 @@ func hostSpecials(t *testing.T) (args, want []string) {
 	for _, c := range []struct{ label, path, want string }{
 		{"fifo", p("fifo"), "open EACCES, stat ok"},
 		{"socket", p("sock"), "open EACCES, stat ok"},
+		{"socket-new", p("new.sock"), "open ENOENT, stat ENOENT"},
 		{"chardev", p("null2"), "open EACCES, stat ok"},
 		{"procfs", p("proc2"), "open EACCES, stat EACCES"},
 		{"procfs-init", p("proc2/1/status"), "open EACCES, stat EACCES"},
@@ -71,6 +72,9 @@ func hostSpecials(t *testing.T) (args, want []string) {
 		args = append(args, c.label+"="+c.path)
 		want = append(want, c.label+": "+c.want)
 	}
+	// A host socket is never reached through a Unix socket of the sandbox,
+	// and no socket file can be made on the read-only host.
+	want = append(want, "socket: connect ECONNREFUSED, bind EADDRINUSE", "socket-new: connect ENOENT, bind EROFS")
 	return args, want
 }
 

@@ -452,6 +452,31 @@ var cCases = []cCase{
 		"IPC_RMID while attached: ok, IPC_STAT after works",
 		"shared memory holds \"written before\" and \"written by the child\"",
 	}}},
+	// Unix domain sockets: pairs, an abstract-name server, descriptors and
+	// credentials in messages, options, readiness, interruption.
+	{name: "unixsock", prog: "unixsock", spec: spec{want: []string{
+		"recv joins the sends: 7 'abcdefg'",
+		"after the peer closed with unread data: ECONNRESET, then 0, write EPIPE, SIGPIPEs 2",
+		"boundaries: 5 7 0",
+		"MSG_TRUNC returns the full length: 10",
+		"after the peer closed: recv 0, send EPIPE, SIGPIPEs 2",
+		"listener poll with pending: 1 revents 0x1",
+		"SO_PEERCRED of the accepted socket: pid is the child: yes, uid: yes, gid: yes",
+		"child says: peer is my parent: yes",
+		"recvfrom gives the sender's name: yes",
+		"child got 2 fds with 'hi', file is ELF: yes",
+		"queue dropped: POLLHUP: yes",
+		"control room for one fd: got 1, MSG_CTRUNC: yes",
+		"stream read with files: 'abcd', 1 fd",
+		"SCM_CREDENTIALS attached: pid self: yes, uid: yes, gid: yes",
+		"SO_SNDBUF default is wmem_default: yes; set 65536 gives 131072",
+		"SO_RCVTIMEO 50 ms: 0, recv on empty: EAGAIN, read back about 50 ms: yes",
+		"SO_SNDTIMEO 30 ms on a full socket: EAGAIN",
+		"epoll after the peer closed: 1, events 0x2015",
+		"poll waits until the child drains: 1, POLLOUT: yes",
+		"with SA_RESTART the recv goes on: 1, alarms 2",
+		"done",
+	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", zdtm: zdtmSpec{fast: true}, spec: spec{args: []string{"handler-init"}, want: []string{
 		"SIGUSR1 from raw kill: handler ran with round to nearest: yes",

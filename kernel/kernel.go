@@ -79,10 +79,11 @@
 //	  fileCache.mu (the host file pages in the memory file)
 //	    MemoryFile.mu
 //
-// Kernel.stopMu, fileLocks.mu, Kernel.ipcMu and the vfs locks are leaves
-// relative to the above; ipcNamespace.mu is one but for MemoryFile.mu, which
-// shmget takes under it; the clock's update runs under Kernel.stopMu and
-// takes the process-wide tscCal.mu (a leaf) inside it (vdso_clock.go).
+// Kernel.stopMu, fileLocks.mu, Kernel.ipcMu, the vfs locks and the lock of
+// package socket are leaves relative to the above; ipcNamespace.mu is one
+// but for MemoryFile.mu, which shmget takes under it; the clock's update
+// runs under Kernel.stopMu and takes the process-wide tscCal.mu (a leaf)
+// inside it (vdso_clock.go).
 package kernel
 
 //go:generate go run snapshotter/tools/stategen
@@ -100,6 +101,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"snapshotter/kernel/socket"
 	"snapshotter/kernel/vfs"
 	"snapshotter/platform"
 )
@@ -219,6 +221,9 @@ type Kernel struct {
 	// Protected by ipcMu.
 	ipcNS *ipcNamespace
 
+	// unixNames is the abstract namespace of Unix sockets. Immutable.
+	unixNames *socket.Names
+
 	// hostname is the UTS node name. Immutable.
 	hostname string
 
@@ -310,18 +315,19 @@ func New(cfg Config) (*Kernel, error) {
 	}
 	root.Mounts().SetPages(mf)
 	k := &Kernel{
-		platform: p,
-		mf:       mf,
-		tasks:    newTaskSet(),
-		root:     root,
-		locks:    newFileLocks(),
-		hostname: cfg.Hostname,
-		limits:   cfg.Limits.withDefaults(),
-		debug:    cfg.Debug,
-		log:      cfg.Log,
-		pins:     newCPUPins(cfg.NoCPUPinning),
-		cpus:     readHostCPUs(),
-		exited:   make(chan struct{}),
+		platform:  p,
+		mf:        mf,
+		tasks:     newTaskSet(),
+		root:      root,
+		locks:     newFileLocks(),
+		unixNames: socket.NewNames(),
+		hostname:  cfg.Hostname,
+		limits:    cfg.Limits.withDefaults(),
+		debug:     cfg.Debug,
+		log:       cfg.Log,
+		pins:      newCPUPins(cfg.NoCPUPinning),
+		cpus:      readHostCPUs(),
+		exited:    make(chan struct{}),
 	}
 	if k.hostname == "" {
 		k.hostname = "snapshotter"

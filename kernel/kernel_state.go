@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 
+	"snapshotter/kernel/socket"
 	"snapshotter/platform"
 )
 
@@ -27,6 +28,9 @@ func (k *Kernel) afterLoad(context.Context) {
 	}
 	if k.locks == nil {
 		k.locks = newFileLocks() // an image from before file locks
+	}
+	if k.unixNames == nil {
+		k.unixNames = socket.NewNames() // an image from before sockets
 	}
 }
 

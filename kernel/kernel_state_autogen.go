@@ -195,6 +195,7 @@ func init() {
 		{Name: "locks", Type: "*snapshotter/kernel.fileLocks"},
 		{Name: "vdso", Type: "snapshotter/kernel.vdsoPages"},
 		{Name: "ipcNS", Type: "*snapshotter/kernel.ipcNamespace"},
+		{Name: "unixNames", Type: "*snapshotter/kernel/socket.Names"},
 		{Name: "hostname", Type: "string"},
 		{Name: "limits", Type: "snapshotter/kernel.Limits"},
 		{Name: "status", Type: "snapshotter/kernel.ExitStatus"},
@@ -1339,6 +1340,7 @@ func (x *Kernel) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.locks)
 	x.vdso.StateSave(e)
 	stateify.SavePtr(e, x.ipcNS)
+	stateify.SavePtr(e, x.unixNames)
 	e.String(x.hostname)
 	x.limits.StateSave(e)
 	x.status.StateSave(e)
@@ -1364,12 +1366,14 @@ func (x *Kernel) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 6:
 			stateify.LoadPtr(d, &x.ipcNS)
 		case 7:
-			x.hostname = d.String()
+			stateify.LoadPtr(d, &x.unixNames)
 		case 8:
-			x.limits.StateLoad(ctx, d)
+			x.hostname = d.String()
 		case 9:
-			x.status.StateLoad(ctx, d)
+			x.limits.StateLoad(ctx, d)
 		case 10:
+			x.status.StateLoad(ctx, d)
+		case 11:
 			x.done = d.Bool()
 		default:
 			d.Skip()

@@ -13,9 +13,10 @@ import (
 // and fork semantics for free. The process's specials list maps a carrier
 // to the kernel object; read, write, poll and close look there first.
 //
-// This is an adapter until vfs offers a way to install kernel-implemented
-// files; fstat of such a descriptor shows the carrier (a character device)
-// where Linux shows an anonymous inode.
+// This adapter predates vfs.Impl, through which sockets are now real vfs
+// Files; these files could move to it. Until then fstat of such a
+// descriptor shows the carrier (a character device) where Linux shows an
+// anonymous inode, and one passed over SCM_RIGHTS arrives as the carrier.
 
 // specialFile is a kernel-implemented file.
 type specialFile interface {

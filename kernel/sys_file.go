@@ -99,7 +99,7 @@ func (t *Task) writeFrom(f *vfs.File, addr, count uint64, off int64) (uint64, er
 			if done > 0 {
 				return done, nil
 			}
-			if errors.Is(err, unix.EPIPE) {
+			if errors.Is(err, unix.EPIPE) && sigpipeOnEPIPE(f) {
 				t.pipeBroken()
 			}
 			return 0, vfsErr(err)
@@ -270,7 +270,7 @@ func (t *Task) writev(fd int32, iovAddr, iovCnt uint64, off int64) (uint64, erro
 		n, err = f.Write(t.cancelChan(), buf)
 	}
 	if err != nil && n == 0 {
-		if errors.Is(err, unix.EPIPE) {
+		if errors.Is(err, unix.EPIPE) && sigpipeOnEPIPE(f) {
 			t.pipeBroken()
 		}
 		return 0, vfsErr(err)
@@ -353,7 +353,7 @@ func sysSendfile(t *Task, a *sysArgs) (uint64, error) {
 		}
 	}
 	if done == 0 && err != nil {
-		if errors.Is(err, unix.EPIPE) {
+		if errors.Is(err, unix.EPIPE) && sigpipeOnEPIPE(out) {
 			t.pipeBroken()
 		}
 		return 0, vfsErr(err)

@@ -6,10 +6,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sysNoSockets refuses a socket of any family: there is no network stack,
-// and Linux refuses a family it was built without with EAFNOSUPPORT.
-func sysNoSockets(*Task, *sysArgs) (uint64, error) { return 0, unix.EAFNOSUPPORT }
-
 func sysSync(_ *Task, _ *sysArgs) (uint64, error) { return 0, nil }
 
 // sysPause sleeps until a signal arrives: interrupted, it restarts unless

@@ -13,7 +13,8 @@
 //   - A File is one open file description (Linux's struct file): status flags,
 //     an offset where the kind of file has one, and an implementation (host
 //     file or directory, host stdio, sentry device, pipe end, memfd, or a
-//     file the kernel generated such as /proc/self/maps). Files are
+//     file the kernel generated such as /proc/self/maps, or an Impl of
+//     another package, such as a socket of package socket). Files are
 //     reference counted: IncRef/DecRef; the last DecRef releases host
 //     resources. Every function that returns a *File returns a new reference
 //     the caller owns.
@@ -158,7 +159,7 @@
 //	FS.mu
 //	  FDTable.mu
 //	    File.mu
-//	      hostFile.mu, stdioFile.mu, pipe.mu, tmpfsFile.mu
+//	      hostFile.mu, stdioFile.mu, pipe.mu, tmpfsFile.mu, the lock of an Impl
 //	        Root.mu
 //	          MountTable.mu
 //	            tmpfs.mu

@@ -254,6 +254,8 @@ func (f *File) LinkName() string {
 			return "/dev/null"
 		}
 		return impl.host.Name()
+	case *implFile:
+		return impl.impl.LinkName()
 	default:
 		return f.Path()
 	}
@@ -278,6 +280,8 @@ func (f *File) FileType() uint32 {
 		return impl.mode & unix.S_IFMT
 	case *tmpfsFile:
 		return impl.node.fileType()
+	case *implFile:
+		return impl.impl.FileType()
 	default:
 		return unix.S_IFCHR
 	}

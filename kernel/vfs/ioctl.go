@@ -12,6 +12,7 @@ const (
 const (
 	fionbio   = 0x5421
 	fionread  = 0x541b
+	tiocoutq  = 0x5411
 	termiosSz = 36 // struct termios as TCGETS copies it (NCCS = 19)
 )
 
@@ -30,7 +31,7 @@ func IoctlArgSize(cmd uint32) (size int, in, out bool) {
 		return 8, false, true
 	case unix.TIOCSWINSZ:
 		return 8, true, false
-	case unix.TIOCGPGRP, unix.TIOCGSID, fionread:
+	case unix.TIOCGPGRP, unix.TIOCGSID, fionread, tiocoutq:
 		return 4, false, true
 	case unix.TIOCSPGRP, fionbio:
 		return 4, true, false

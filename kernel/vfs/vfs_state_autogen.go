@@ -20,6 +20,7 @@ var (
 	stateTypeInfoFS            *stateify.TypeInfo
 	stateTypeInfoidentity      *stateify.TypeInfo
 	stateTypeInfohostFile      *stateify.TypeInfo
+	stateTypeInfoimplFile      *stateify.TypeInfo
 	stateTypeInfoLockKey       *stateify.TypeInfo
 	stateTypeInfomemfdInode    *stateify.TypeInfo
 	stateTypeInfomemfdFile     *stateify.TypeInfo
@@ -95,6 +96,10 @@ func init() {
 		{Name: "ident", Type: "snapshotter/kernel/vfs.identity"},
 		{Name: "off", Type: "int64"},
 		{Name: "dirPos", Type: "int64"},
+	})
+	stateTypeInfoimplFile = stateify.Register[implFile]("snapshotter/kernel/vfs.implFile", []stateify.Field{
+		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
+		{Name: "impl", Type: "interface"},
 	})
 	stateTypeInfoLockKey = stateify.Register[LockKey]("snapshotter/kernel/vfs.LockKey", []stateify.Field{
 		{Name: "Host", Type: "bool"},
@@ -609,6 +614,36 @@ func (x *hostFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		}
 	}
 	d.AfterLoad(x.afterLoad)
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *implFile) StateTypeName() string { return "snapshotter/kernel/vfs.implFile" }
+
+// StateFields implements stateify.Savable.
+func (x *implFile) StateFields() []string { return stateTypeInfoimplFile.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *implFile) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoimplFile }
+
+// StateSave implements stateify.Savable.
+func (x *implFile) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoimplFile)
+	x.noImpl.StateSave(e)
+	e.Iface(x.impl)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *implFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoimplFile) {
+		switch f {
+		case 0:
+			x.noImpl.StateLoad(ctx, d)
+		case 1:
+			stateify.LoadIface(d, &x.impl)
+		default:
+			d.Skip()
+		}
+	}
 }
 
 // StateTypeName implements stateify.Savable.

@@ -10,7 +10,8 @@
  *       entries, /proc/<pid>/fd/<fd> is a link to the open file, chdir
  *       into /proc/self works. Same output natively.
  *
- *   boundary host [--wait] LABEL=PATH...
+ *   boundary host [--wait] LABEL=PATH...   (a LABEL starting with "socket"
+ *   also connects a Unix socket to PATH and binds one there)
  *       For each path: "LABEL: open ERR, stat ERR" (ok or the errno name),
  *       opening with O_RDONLY (a FIFO's open would block natively: run this
  *       mode only in a sandbox). With --wait it then prints "waiting" and
@@ -25,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/statfs.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* From linux/magic.h, which musl-gcc does not see. */
@@ -44,6 +47,8 @@ static const char *errname(int e) {
 	case ELOOP: return "ELOOP";
 	case ENOTDIR: return "ENOTDIR";
 	case EROFS: return "EROFS";
+	case ECONNREFUSED: return "ECONNREFUSED";
+	case EADDRINUSE: return "EADDRINUSE";
 	default: return strerror(e);
 	}
 }
@@ -123,6 +128,17 @@ static int sentry(void) {
 	return 0;
 }
 
+/* unix_socket connects a Unix socket to path and binds one there. */
+static void unix_socket(const char *label, const char *path) {
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	strcpy(a.sun_path, path);
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+	int ce = connect(s, (struct sockaddr *)&a, sizeof a) < 0 ? errno : 0;
+	int be = bind(s, (struct sockaddr *)&a, sizeof a) < 0 ? errno : 0;
+	close(s);
+	printf("%s: connect %s, bind %s\n", label, errname(ce), errname(be));
+}
+
 static int host(int argc, char **argv) {
 	int wait = 0;
 	for (int i = 0; i < argc; i++) {
@@ -139,6 +155,8 @@ static int host(int argc, char **argv) {
 		struct stat st;
 		int se = lstat(path, &st) < 0 ? errno : 0;
 		printf("%s: open %s, stat %s\n", argv[i], errname(oe), errname(se));
+		if (!strncmp(argv[i], "socket", 6) && strlen(path) < sizeof(((struct sockaddr_un *)0)->sun_path))
+			unix_socket(argv[i], path);
 	}
 	if (wait) {
 		printf("waiting\n");

@@ -1,0 +1,58 @@
+// Package socket implements the sandbox's sockets. Today that is the Unix
+// domain (AF_UNIX) only: stream, datagram and seqpacket sockets, connected
+// pairs, listeners with accept queues, abstract names, descriptors and
+// credentials passed in messages. Every socket lives in the sentry; none is
+// backed by a host socket, so a sandbox reaches nothing on its host through
+// them.
+//
+// The kernel (package kernel) imports socket; socket imports vfs and never
+// the kernel. A Socket is a vfs.Impl: the kernel wraps it in a vfs.File
+// (NewFile), so descriptors, dup, fork, close-on-exec, poll, select and epoll
+// work as for any file, and read(2)/write(2) are recv and send without
+// flags. The socket calls (bind, connect, sendmsg, ...) are methods the
+// kernel calls with the bytes it copied from the application.
+//
+// # Names
+//
+// An address is abstract (a leading NUL byte; the names live in a Names,
+// one per kernel) or a path. Path names belong to the filesystem that holds
+// the path: the kernel passes a Paths that binds and looks them up. The
+// sandbox's filesystem is read-only today, so its Paths refuses a bind the
+// way Linux refuses one on a read-only mount (EROFS, or EADDRINUSE for a
+// path that exists) and finds no socket at any path (ENOENT or
+// ECONNREFUSED); a writable filesystem plugs in by implementing Paths.
+//
+// # Buffers
+//
+// As in Linux, a sender accounts the bytes it has queued at its receivers
+// (plus msgOverhead per message) against its send buffer (SO_SNDBUF,
+// default 212992, doubled when set); a datagram socket that is not
+// connected back to its sender holds at most maxDgramQlen+1 datagrams.
+// Linux charges the real size of its buffers, so how many small messages
+// fit before EAGAIN differs a little from Linux.
+//
+// # Blocking
+//
+// Operations that wait take the task's cancel channel and return
+// vfs.ErrInterrupted when it closes before anything was transferred, as
+// pipes do; the kernel restarts or fails the call (ERESTARTSYS), and a save
+// interrupts every wait, so a blocked accept, connect, send or recv waits
+// again after a restore.
+//
+// # Save and restore
+//
+// Sockets are savable with everything they hold: accept queues (sockets
+// connected but not yet accepted), queued messages with their boundaries,
+// sender addresses and credentials, and the files in flight in them
+// (vfs.File references, saved with the rest of the kernel's files).
+//
+// # Locking
+//
+// One lock, mu, protects every socket's mutable fields and every Names: a
+// send or a connect touches two sockets, and one lock keeps that simple. It
+// is a leaf below the vfs locks a caller may hold; vfs.File.DecRef is never
+// called with it held (a file in flight may be a socket).
+package socket
+
+//go:generate go run snapshotter/tools/stategen
+// +stateify package=snapshotter/kernel/socket

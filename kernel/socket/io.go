@@ -1,0 +1,463 @@
+package socket
+
+import (
+	"golang.org/x/sys/unix"
+
+	"snapshotter/kernel/vfs"
+)
+
+// SendArgs are sendmsg's arguments besides the bytes.
+type SendArgs struct {
+	// To is the destination (sendto, msg_name), or nil.
+	To *Addr
+	// Flags are the MSG_* flags; MSG_DONTWAIT is honoured here,
+	// MSG_NOSIGNAL by the caller (which sends SIGPIPE on EPIPE).
+	Flags int
+	// Rights are the files of SCM_RIGHTS; the message takes references of
+	// its own.
+	Rights []*vfs.File
+	// Cred is SCM_CREDENTIALS as given (the caller checked it), or nil.
+	Cred *Cred
+	// Sender is the caller's process ID and real IDs, attached when
+	// either end has SO_PASSCRED.
+	Sender Cred
+	// Paths looks up a path destination.
+	Paths Paths
+}
+
+// RecvArgs are recvmsg's arguments besides the buffer.
+type RecvArgs struct {
+	// Flags are MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL and MSG_TRUNC.
+	Flags int
+}
+
+// RecvResult is what a receive returns besides its error.
+type RecvResult struct {
+	// N is the number of bytes copied; Len the length recv returns (a
+	// datagram's full length with MSG_TRUNC).
+	N, Len int
+	// Truncated is MSG_TRUNC in msg_flags: a datagram did not fit.
+	Truncated bool
+	// From is the sender's address, nil if it has none.
+	From *Addr
+	// Rights are the files received; the caller owns a reference to each.
+	Rights []*vfs.File
+	// Cred is the message's credentials, set when the receiver has
+	// SO_PASSCRED.
+	Cred *Cred
+}
+
+// Send implements sendmsg(2) for src. It returns the bytes sent, or EPIPE
+// (the caller then sends SIGPIPE unless MSG_NOSIGNAL), EAGAIN, or what
+// Linux returns for the socket's state.
+func (s *Socket) Send(f *vfs.File, cancel <-chan struct{}, src []byte, a SendArgs) (int, error) {
+	nonblock := a.Flags&unix.MSG_DONTWAIT != 0 || (f != nil && f.Nonblocking())
+	if len(a.Rights) > maxRights {
+		return 0, unix.EINVAL
+	}
+	if s.typ == Stream {
+		return s.sendStream(cancel, src, a, nonblock)
+	}
+	return s.sendDgram(cancel, src, a, nonblock)
+}
+
+// newMessage makes a message from s carrying data, charged to s.
+// Preconditions: mu is held.
+func (s *Socket) newMessageLocked(to *Socket, data []byte, a *SendArgs, first bool) *message {
+	m := &message{data: data, sender: s, cost: len(data) + msgOverhead}
+	if s.addr != nil {
+		addr := *s.addr
+		m.from = &addr
+	}
+	if first {
+		if len(a.Rights) > 0 {
+			m.rights = make([]*vfs.File, len(a.Rights))
+			for i, r := range a.Rights {
+				r.IncRef()
+				m.rights[i] = r
+			}
+		}
+		if a.Cred != nil {
+			c := *a.Cred
+			m.cred = &c
+		}
+	}
+	if m.cred == nil && (s.passcred || to.passcred) {
+		c := a.Sender
+		m.cred = &c
+	}
+	s.wmem += m.cost
+	return m
+}
+
+// deliverLocked queues m at to. Preconditions: mu is held.
+func (to *Socket) deliverLocked(m *message) {
+	to.queue = append(to.queue, m)
+	to.queued += len(m.data)
+	to.notifyLocked()
+}
+
+func (s *Socket) sendStream(cancel <-chan struct{}, src []byte, a SendArgs, nonblock bool) (int, error) {
+	if a.To != nil {
+		mu.Lock()
+		st := s.state
+		mu.Unlock()
+		if st == stateConnected {
+			return 0, unix.EISCONN
+		}
+		return 0, unix.EOPNOTSUPP
+	}
+	sent := 0
+	first := true
+	_, dl := s.timeouts()
+	for {
+		mu.Lock()
+		p := s.peer
+		switch {
+		case s.state != stateConnected || p == nil:
+			mu.Unlock()
+			return partial(sent, unix.ENOTCONN)
+		case s.shutdown&sendShutdown != 0 || p.released || p.shutdown&rcvShutdown != 0:
+			mu.Unlock()
+			return partial(sent, unix.EPIPE)
+		}
+		if sent == len(src) {
+			// Done, or nothing to send: Linux queues nothing for an
+			// empty write (and no files with it) and returns 0.
+			mu.Unlock()
+			return sent, nil
+		}
+		if s.wmem < s.sndbuf {
+			n := min(len(src)-sent, max(s.sndbuf/2-64, 1))
+			data := make([]byte, n)
+			copy(data, src[sent:])
+			p.deliverLocked(s.newMessageLocked(p, data, &a, first))
+			first = false
+			sent += n
+			mu.Unlock()
+			continue
+		}
+		ch := s.waitChanLocked()
+		mu.Unlock()
+		if nonblock {
+			return partial(sent, unix.EAGAIN)
+		}
+		if err := wait(cancel, ch, dl); err != nil {
+			return partial(sent, err)
+		}
+	}
+}
+
+// partial returns n if something was transferred, else err.
+func partial(n int, err error) (int, error) {
+	if n > 0 {
+		return n, nil
+	}
+	return 0, err
+}
+
+func (s *Socket) sendDgram(cancel <-chan struct{}, src []byte, a SendArgs, nonblock bool) (int, error) {
+	to := a.To
+	if s.typ == SeqPacket {
+		to = nil
+		mu.Lock()
+		st := s.state
+		mu.Unlock()
+		if st != stateConnected {
+			return 0, unix.ENOTCONN
+		}
+	}
+	mu.Lock()
+	if s.passcred {
+		if err := s.autobindLocked(); err != nil {
+			mu.Unlock()
+			return 0, err
+		}
+	}
+	mu.Unlock()
+	var dst *Socket
+	if to != nil {
+		d, err := s.names.lookup(*to, s.typ, a.Paths)
+		if err != nil {
+			return 0, err
+		}
+		dst = d
+	}
+	if len(src) > s.sndbufNow()-32 {
+		return 0, unix.EMSGSIZE
+	}
+	_, dl := s.timeouts()
+	for {
+		mu.Lock()
+		if s.shutdown&sendShutdown != 0 {
+			mu.Unlock()
+			return 0, unix.EPIPE
+		}
+		d := dst
+		if d == nil {
+			d = s.peer
+			if d == nil {
+				mu.Unlock()
+				return 0, unix.ENOTCONN
+			}
+		}
+		if err := s.checkDgramDestLocked(d); err != nil {
+			mu.Unlock()
+			return 0, err
+		}
+		ownFull := s.wmem >= s.sndbuf
+		if !ownFull && (d.peer == s || len(d.queue) <= maxDgramQlen) {
+			data := make([]byte, len(src))
+			copy(data, src)
+			d.deliverLocked(s.newMessageLocked(d, data, &a, true))
+			mu.Unlock()
+			return len(src), nil
+		}
+		// Wait for what is full: s's buffer (its messages consumed) or
+		// d's queue (d's messages consumed).
+		ch := d.waitChanLocked()
+		if ownFull {
+			ch = s.waitChanLocked()
+		}
+		mu.Unlock()
+		if nonblock {
+			return 0, unix.EAGAIN
+		}
+		if err := wait(cancel, ch, dl); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// checkDgramDestLocked checks that s may send a datagram to d.
+// Preconditions: mu is held.
+func (s *Socket) checkDgramDestLocked(d *Socket) error {
+	switch {
+	case d.released:
+		if s.peer == d {
+			if s.typ == SeqPacket {
+				return unix.EPIPE
+			}
+			s.peer = nil
+			s.state = stateUnconnected
+		}
+		return unix.ECONNREFUSED
+	case d.typ != s.typ:
+		return unix.EPROTOTYPE
+	case s.typ == SeqPacket && d.shutdown&rcvShutdown != 0:
+		return unix.EPIPE
+	case d.typ == Dgram && d.peer != nil && d.peer != s:
+		return unix.EPERM
+	}
+	return nil
+}
+
+func (s *Socket) sndbufNow() int {
+	mu.Lock()
+	defer mu.Unlock()
+	return s.sndbuf
+}
+
+// Recv implements recvmsg(2) into dst.
+func (s *Socket) Recv(f *vfs.File, cancel <-chan struct{}, dst []byte, a RecvArgs) (RecvResult, error) {
+	nonblock := a.Flags&unix.MSG_DONTWAIT != 0 || (f != nil && f.Nonblocking())
+	if s.typ == Stream {
+		return s.recvStream(cancel, dst, a.Flags, nonblock)
+	}
+	return s.recvDgram(cancel, dst, a.Flags, nonblock)
+}
+
+func (s *Socket) recvDgram(cancel <-chan struct{}, dst []byte, flags int, nonblock bool) (RecvResult, error) {
+	dl, _ := s.timeouts()
+	for {
+		mu.Lock()
+		if s.typ == SeqPacket && s.state != stateConnected {
+			mu.Unlock()
+			return RecvResult{}, unix.ENOTCONN
+		}
+		if len(s.queue) > 0 {
+			m := s.queue[0]
+			r := RecvResult{From: m.from, Len: len(m.data)}
+			r.N = copy(dst, m.data)
+			r.Truncated = r.N < len(m.data)
+			if flags&unix.MSG_TRUNC == 0 {
+				r.Len = r.N
+			}
+			r.Cred = s.credOfLocked(m)
+			if flags&unix.MSG_PEEK != 0 {
+				for _, f := range m.rights {
+					f.IncRef()
+				}
+				r.Rights = append([]*vfs.File(nil), m.rights...)
+			} else {
+				s.queue[0] = nil
+				s.queue = s.queue[1:]
+				s.queued -= len(m.data)
+				r.Rights = m.rights
+				m.rights = nil
+				m.uncharge()
+				s.notifyLocked()
+			}
+			mu.Unlock()
+			return r, nil
+		}
+		if err := s.takeErrLocked(); err != nil {
+			mu.Unlock()
+			return RecvResult{}, err
+		}
+		if s.shutdown&rcvShutdown != 0 {
+			mu.Unlock()
+			return RecvResult{}, nil
+		}
+		ch := s.waitChanLocked()
+		mu.Unlock()
+		if nonblock {
+			return RecvResult{}, unix.EAGAIN
+		}
+		if err := wait(cancel, ch, dl); err != nil {
+			return RecvResult{}, err
+		}
+	}
+}
+
+// credOfLocked returns what SCM_CREDENTIALS says for m, or nil if s does
+// not ask. Preconditions: mu is held.
+func (s *Socket) credOfLocked(m *message) *Cred {
+	if !s.passcred {
+		return nil
+	}
+	if m.cred == nil {
+		c := noCred
+		return &c
+	}
+	c := *m.cred
+	return &c
+}
+
+// takeErrLocked returns and clears the pending error. Preconditions: mu
+// is held.
+func (s *Socket) takeErrLocked() error {
+	if s.err == 0 {
+		return nil
+	}
+	err := s.err
+	s.err = 0
+	return err
+}
+
+func (s *Socket) recvStream(cancel <-chan struct{}, dst []byte, flags int, nonblock bool) (RecvResult, error) {
+	var r RecvResult
+	target := 1
+	if flags&unix.MSG_WAITALL != 0 && flags&unix.MSG_PEEK == 0 {
+		target = len(dst)
+	}
+	dl, _ := s.timeouts()
+	for {
+		mu.Lock()
+		if s.state != stateConnected {
+			mu.Unlock()
+			return r, unix.EINVAL
+		}
+		stop := s.readStreamLocked(&r, dst, flags)
+		if stop || r.N >= target || r.N == len(dst) {
+			mu.Unlock()
+			r.Len = r.N
+			return r, nil
+		}
+		if r.N == 0 {
+			if err := s.takeErrLocked(); err != nil {
+				mu.Unlock()
+				return r, err
+			}
+		}
+		if s.shutdown&rcvShutdown != 0 {
+			mu.Unlock()
+			r.Len = r.N
+			return r, nil
+		}
+		ch := s.waitChanLocked()
+		mu.Unlock()
+		if nonblock {
+			if r.N > 0 {
+				r.Len = r.N
+				return r, nil
+			}
+			return r, unix.EAGAIN
+		}
+		if err := wait(cancel, ch, dl); err != nil {
+			if r.N > 0 && err == unix.EAGAIN {
+				r.Len = r.N // the timeout ran out: what arrived, as Linux
+				return r, nil
+			}
+			if r.N > 0 {
+				s.unread(dst[:r.N], r)
+			}
+			return RecvResult{}, err
+		}
+	}
+}
+
+// unread puts back at the head of the queue what an interrupted
+// MSG_WAITALL receive took (bytes, files, credentials), so that the call
+// restarts with them: a save in the middle of such a receive is invisible.
+// (Linux returns the bytes read so far to a signal handler; this returns
+// EINTR then, with nothing lost.)
+func (s *Socket) unread(data []byte, r RecvResult) {
+	m := &message{data: append([]byte(nil), data...), from: r.From, rights: r.Rights, cred: r.Cred}
+	mu.Lock()
+	defer mu.Unlock()
+	s.queue = append([]*message{m}, s.queue...)
+	s.queued += len(data)
+	s.notifyLocked()
+}
+
+// readStreamLocked copies queued stream data into dst after r.N bytes, as
+// Linux's unix_stream_read_generic: it stops after a message that carried
+// files, and does not join messages with different credentials when s has
+// SO_PASSCRED. It reports whether the read must end here.
+// Preconditions: mu is held.
+func (s *Socket) readStreamLocked(r *RecvResult, dst []byte, flags int) bool {
+	peek := flags&unix.MSG_PEEK != 0
+	for i := 0; i < len(s.queue) && r.N < len(dst); i++ {
+		m := s.queue[i]
+		if s.passcred {
+			c := s.credOfLocked(m)
+			if r.Cred != nil && *r.Cred != *c {
+				return true
+			}
+			r.Cred = c
+		}
+		if r.From == nil {
+			r.From = m.from
+		}
+		n := copy(dst[r.N:], m.data[m.off:])
+		r.N += n
+		hadRights := len(m.rights) > 0
+		if peek {
+			for _, f := range m.rights {
+				f.IncRef()
+			}
+			r.Rights = append(r.Rights, m.rights...)
+			if hadRights {
+				return true
+			}
+			continue
+		}
+		m.off += n
+		s.queued -= n
+		r.Rights = append(r.Rights, m.rights...)
+		m.rights = nil
+		if m.off < len(m.data) {
+			return true
+		}
+		m.uncharge()
+		s.queue[i] = nil
+		s.queue = s.queue[i+1:]
+		i = -1
+		s.notifyLocked()
+		if hadRights {
+			return true
+		}
+	}
+	return false
+}

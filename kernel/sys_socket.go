@@ -1,0 +1,344 @@
+package kernel
+
+import (
+	"encoding/binary"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/kernel/socket"
+	"snapshotter/kernel/vfs"
+)
+
+// The socket calls. Only the Unix domain exists (package socket); every
+// other family is EAFNOSUPPORT, as a family Linux was built without.
+
+// sockaddrMax is sizeof(struct sockaddr_storage): the longest address a
+// call copies in.
+const sockaddrMax = 128
+
+// socketType splits socket(2)'s type into the type and the descriptor
+// flags (O_NONBLOCK, O_CLOEXEC), checking them in Linux's order.
+func socketType(domain int32, typ uint64) (int, uint32, error) {
+	flags := typ &^ 0xf
+	if flags&^uint64(unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC) != 0 {
+		return 0, 0, unix.EINVAL
+	}
+	if domain < 0 || domain >= unix.AF_MAX {
+		return 0, 0, unix.EAFNOSUPPORT
+	}
+	t := int(typ & 0xf)
+	if t > unix.SOCK_PACKET {
+		return 0, 0, unix.EINVAL
+	}
+	if domain != unix.AF_UNIX {
+		return 0, 0, unix.EAFNOSUPPORT
+	}
+	if t == unix.SOCK_RAW {
+		t = unix.SOCK_DGRAM // Linux's unix_create does the same
+	}
+	var fl uint32
+	if flags&unix.SOCK_NONBLOCK != 0 {
+		fl |= unix.O_NONBLOCK
+	}
+	if flags&unix.SOCK_CLOEXEC != 0 {
+		fl |= unix.O_CLOEXEC
+	}
+	return t, fl, nil
+}
+
+// sysSocket implements socket(domain, type, protocol).
+func sysSocket(t *Task, a *sysArgs) (uint64, error) {
+	typ, flags, err := socketType(a.Int(0), a[1])
+	if err != nil {
+		return 0, err
+	}
+	if p := a.Int(2); p != 0 && p != unix.AF_UNIX {
+		return 0, unix.EPROTONOSUPPORT
+	}
+	s, err := socket.New(t.k.unixNames, typ)
+	if err != nil {
+		return 0, err
+	}
+	f := socket.NewFile(s, flags)
+	defer f.DecRef()
+	fd, err := t.tg.fdTable.NewFD(0, f, vfs.FDFlags{CloseOnExec: flags&unix.O_CLOEXEC != 0})
+	return uint64(fd), err
+}
+
+// sysSocketpair implements socketpair(domain, type, protocol, sv).
+func sysSocketpair(t *Task, a *sysArgs) (uint64, error) {
+	typ, flags, err := socketType(a.Int(0), a[1])
+	if err != nil {
+		return 0, err
+	}
+	if p := a.Int(2); p != 0 && p != unix.AF_UNIX {
+		return 0, unix.EPROTONOSUPPORT
+	}
+	s0, s1, err := socket.NewPair(t.k.unixNames, typ, t.peerCred())
+	if err != nil {
+		return 0, err
+	}
+	f0, f1 := socket.NewFile(s0, flags), socket.NewFile(s1, flags)
+	defer f0.DecRef()
+	defer f1.DecRef()
+	fds, err := t.tg.fdTable.NewFDs([]*vfs.File{f0, f1}, vfs.FDFlags{CloseOnExec: flags&unix.O_CLOEXEC != 0})
+	if err != nil {
+		return 0, err
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint32(b[:], uint32(fds[0]))
+	binary.LittleEndian.PutUint32(b[4:], uint32(fds[1]))
+	if err := t.tg.mm.CopyOut(a[3], b[:]); err != nil {
+		t.tg.fdTable.Remove(fds[0])
+		t.tg.fdTable.Remove(fds[1])
+		return 0, err
+	}
+	return 0, nil
+}
+
+// peerCred is what SO_PEERCRED reports for the calling thread: its
+// process and effective IDs.
+func (t *Task) peerCred() socket.Cred {
+	return socket.Cred{PID: t.tg.tgid, UID: t.creds.EUID, GID: t.creds.EGID}
+}
+
+// senderCred is what a message carries for SCM_CREDENTIALS: the process
+// and real IDs.
+func (t *Task) senderCred() socket.Cred {
+	return socket.Cred{PID: t.tg.tgid, UID: t.creds.UID, GID: t.creds.GID}
+}
+
+// getSocket returns the file at fd and its socket: EBADF for a bad
+// descriptor, ENOTSOCK for another file. The caller drops the reference.
+func (t *Task) getSocket(fd int32) (*vfs.File, *socket.Socket, error) {
+	f, err := t.getFile(fd)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := socket.Of(f)
+	if s == nil {
+		f.DecRef()
+		return nil, nil, unix.ENOTSOCK
+	}
+	return f, s, nil
+}
+
+// copyInSockaddr copies in an address of addrlen bytes.
+func (t *Task) copyInSockaddr(addr uint64, addrlen uint64) ([]byte, error) {
+	if int32(addrlen) < 0 || addrlen > sockaddrMax {
+		return nil, unix.EINVAL
+	}
+	b := make([]byte, addrlen)
+	if err := t.tg.mm.CopyIn(addr, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// copyOutSockaddr writes an address to addr, truncated to the length at
+// lenAddr, and its full length to lenAddr. Nothing happens if addr is 0.
+func (t *Task) copyOutSockaddr(addr, lenAddr uint64, sa []byte) error {
+	if addr == 0 {
+		return nil
+	}
+	l, err := t.copyInUint32(lenAddr)
+	if err != nil {
+		return err
+	}
+	if int32(l) < 0 {
+		return unix.EINVAL
+	}
+	if err := t.tg.mm.CopyOut(addr, sa[:min(int(l), len(sa))]); err != nil {
+		return err
+	}
+	return t.copyOutUint32(lenAddr, uint32(len(sa)))
+}
+
+// sockPaths binds and finds path-named sockets in the task's filesystem.
+// The sandbox's filesystem is read-only: a bind fails as mknod does there
+// (EROFS, or EADDRINUSE where something exists), and no path holds a
+// socket of the sandbox (a host socket is never connected to).
+type sockPaths struct{ t *Task }
+
+// BindPath creates the socket file as mknod would, which on the read-only
+// filesystem always fails; Linux reports a file that exists as
+// EADDRINUSE.
+func (p sockPaths) BindPath(path string, _ *socket.Socket) error {
+	err := p.t.tg.fs.Mknodat(p.t.fsOwner(), nil, path, unix.S_IFSOCK|0o777, 0)
+	if err == unix.EEXIST {
+		return unix.EADDRINUSE
+	}
+	return err
+}
+
+func (p sockPaths) LookupPath(path string) (*socket.Socket, error) {
+	if _, err := p.t.tg.fs.Fstatat(nil, path, 0); err != nil {
+		return nil, err
+	}
+	return nil, unix.ECONNREFUSED
+}
+
+func sysBind(t *Task, a *sysArgs) (uint64, error) {
+	f, s, err := t.getSocket(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	b, err := t.copyInSockaddr(a[1], a[2])
+	if err != nil {
+		return 0, err
+	}
+	addr, auto, err := socket.ParseAddr(b)
+	if err != nil {
+		return 0, err
+	}
+	return 0, s.Bind(addr, auto, sockPaths{t})
+}
+
+func sysListen(t *Task, a *sysArgs) (uint64, error) {
+	f, s, err := t.getSocket(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	return 0, s.Listen(a.Int(1), t.peerCred())
+}
+
+func sysConnect(t *Task, a *sysArgs) (uint64, error) {
+	f, s, err := t.getSocket(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	b, err := t.copyInSockaddr(a[1], a[2])
+	if err != nil {
+		return 0, err
+	}
+	unspec := len(b) >= 2 && binary.LittleEndian.Uint16(b) == unix.AF_UNSPEC
+	var addr socket.Addr
+	if !unspec {
+		var auto bool
+		if addr, auto, err = socket.ParseAddr(b); err != nil {
+			return 0, err
+		}
+		if auto {
+			return 0, unix.EINVAL
+		}
+	} else if s.Type() != socket.Dgram {
+		return 0, unix.EINVAL
+	}
+	return 0, vfsErr(s.Connect(t.cancelChan(), addr, unspec, f.Nonblocking(), t.peerCred(), sockPaths{t}))
+}
+
+func sysAccept(t *Task, a *sysArgs) (uint64, error) { return t.accept(a, 0) }
+
+func sysAccept4(t *Task, a *sysArgs) (uint64, error) {
+	if a[3]&^uint64(unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK) != 0 {
+		return 0, unix.EINVAL
+	}
+	return t.accept(a, a[3])
+}
+
+// accept implements accept4(fd, addr, addrlen, flags).
+func (t *Task) accept(a *sysArgs, flags uint64) (uint64, error) {
+	f, s, err := t.getSocket(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	var fl uint32
+	if flags&unix.SOCK_NONBLOCK != 0 {
+		fl = unix.O_NONBLOCK
+	}
+	nf, peer, err := s.Accept(t.cancelChan(), f.Nonblocking(), fl)
+	if err != nil {
+		return 0, vfsErr(err)
+	}
+	defer nf.DecRef()
+	fd, err := t.tg.fdTable.NewFD(0, nf, vfs.FDFlags{CloseOnExec: flags&unix.SOCK_CLOEXEC != 0})
+	if err != nil {
+		return 0, err
+	}
+	if err := t.copyOutSockaddr(a[1], a[2], peer.Marshal()); err != nil {
+		t.tg.fdTable.Remove(fd)
+		return 0, err
+	}
+	return uint64(fd), nil
+}
+
+func sysGetsockname(t *Task, a *sysArgs) (uint64, error) {
+	f, s, err := t.getSocket(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	return 0, t.copyOutSockaddr(a[1], a[2], s.Name().Marshal())
+}
+
+func sysGetpeername(t *Task, a *sysArgs) (uint64, error) {
+	f, s, err := t.getSocket(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	p, err := s.PeerName()
+	if err != nil {
+		return 0, err
+	}
+	return 0, t.copyOutSockaddr(a[1], a[2], p.Marshal())
+}
+
+func sysShutdown(t *Task, a *sysArgs) (uint64, error) {
+	f, s, err := t.getSocket(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	return 0, s.Shutdown(a.Int(1))
+}
+
+func sysGetsockopt(t *Task, a *sysArgs) (uint64, error) {
+	f, s, err := t.getSocket(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	l, err := t.copyInUint32(a[4])
+	if err != nil {
+		return 0, err
+	}
+	if int32(l) < 0 {
+		return 0, unix.EINVAL
+	}
+	if a.Int(1) != unix.SOL_SOCKET {
+		return 0, unix.EOPNOTSUPP
+	}
+	v, err := s.GetOption(int(a.Int(2)))
+	if err != nil {
+		return 0, err
+	}
+	v = v[:min(int(l), len(v))]
+	if err := t.tg.mm.CopyOut(a[3], v); err != nil {
+		return 0, err
+	}
+	return 0, t.copyOutUint32(a[4], uint32(len(v)))
+}
+
+func sysSetsockopt(t *Task, a *sysArgs) (uint64, error) {
+	f, s, err := t.getSocket(a.Int(0))
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef()
+	if a.Int(1) != unix.SOL_SOCKET {
+		return 0, unix.EOPNOTSUPP
+	}
+	if int32(a[4]) < 0 {
+		return 0, unix.EINVAL
+	}
+	v := make([]byte, min(a[4], 16)) // an int or a struct timeval
+	if err := t.tg.mm.CopyIn(a[3], v); err != nil {
+		return 0, err
+	}
+	return 0, s.SetOption(int(a.Int(2)), v)
+}
