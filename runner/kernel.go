@@ -41,6 +41,9 @@ type KernelOptions struct {
 	// VerifyKey, on restore, requires the image to be signed by this key
 	// (see OpenImage); nil accepts unsigned images.
 	VerifyKey ed25519.PublicKey
+	// Timings, on restore, records its steps (see RestoreKernel); nil:
+	// none unless Diag is set.
+	Timings *kernel.Timings
 }
 
 // KernelSandbox is a Sandbox running on a kernel.Kernel in this process.

@@ -11,7 +11,7 @@ var valueFlags = map[string]bool{
 	// run -d (an error without -d) and sentry
 	"--id": true, "--stdin": true, "--stdout": true, "--stderr": true,
 	// sentry
-	"--ready-fd": true,
+	"--ready-fd": true, "--launched-at": true,
 }
 
 var boolFlags = map[string]bool{"--debug": true}

@@ -21,6 +21,7 @@ func TestSandboxPlatform(t *testing.T) {
 		{"sentry --state-dir /s --id abc --ready-fd 3 --rootfs / --platform ptrace -- prog", "ptrace", true},
 		{"run -d -- prog", "", false},
 		{"run --detach=true prog", "", false},
+		{"sentry --id abc --ready-fd 3 --launched-at 17 -- prog", "ptrace", true},
 		{"sentry --id abc --ready-fd 3 --restore file:///img", "", false},
 		{"run", "", false},
 		{"run --", "", false},
