@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"snapshotter/internal/ctest"
 	"snapshotter/kernel"
@@ -90,7 +91,7 @@ var restoreSteps = []string{
 	runner.StepProcessStart, runner.StepCommand, runner.StepOpenImage,
 	kernel.StepReadHeader, kernel.StepPlatform, kernel.StepMemory, kernel.StepReadState,
 	kernel.StepDecode, kernel.StepAfterLoad, kernel.StepConfigure, kernel.StepAttach,
-	kernel.StepWaitMemory, kernel.StepStartKernel, runner.StepResume,
+	kernel.StepWaitMemory, kernel.StepStartKernel, runner.StepResume, runner.StepFirstSwitch,
 }
 
 // checkTimings parses the timing lines in text and requires each of
@@ -136,9 +137,14 @@ func TestRestoreTimings(t *testing.T) {
 
 	rid, rout := e.restoreDetached(uri, "")
 	waitLines(t, rout, 1)
-	logb, err := os.ReadFile(filepath.Join(e.dir, "state", rid, "sentry.log"))
-	if err != nil {
-		t.Fatal(err)
+	// The sentry logs them once the program has run, on the side.
+	logPath := filepath.Join(e.dir, "state", rid, "sentry.log")
+	var logb []byte
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		logb, _ = os.ReadFile(logPath)
+		if strings.Contains(string(logb), "restore step "+runner.StepFirstSwitch) {
+			break
+		}
 	}
 	checkTimings(t, "restore -d: sentry.log", string(logb))
 

@@ -447,6 +447,12 @@ func populate(b []byte) {
 	}
 }
 
+// OnFirstSwitch makes fn run once, on a task goroutine, when an
+// application thread first comes back to the sentry (a system call, a
+// fault, an interrupt) after Resume: the restored program has run. Call it
+// before Resume; fn must not block.
+func (k *Kernel) OnFirstSwitch(fn func()) { k.firstSwitch.Store(&fn) }
+
 // Resume starts a task goroutine for every task of a restored kernel.
 func (k *Kernel) Resume() {
 	tasks := k.tasks.all()

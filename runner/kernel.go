@@ -52,6 +52,9 @@ type KernelSandbox struct {
 	opts KernelOptions
 	// last is written by Save, which the Server runs one at a time.
 	last SaveStats
+	// ran, for a restored sandbox, is closed once its program has run
+	// (WaitRan); nil for a started one.
+	ran chan struct{}
 }
 
 // StartKernel creates a kernel and starts argv in it.

@@ -30,7 +30,8 @@ func OpenImage(ctx context.Context, uri, store string, verifyKey ed25519.PublicK
 // With o.VerifyKey, an image that is not signed by that key, or that was
 // altered since, is refused before anything is decoded. Its steps
 // (StepOpenImage, kernel.Restore's, StepResume) are recorded in
-// o.Timings, and with o.Diag written there too (TimingLines).
+// o.Timings (StepFirstSwitch once the program has run: WaitRan), and with
+// o.Diag written there too (TimingLines) once it has.
 func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*KernelSandbox, *storage.Manifest, error) {
 	tm := o.Timings
 	if tm == nil && o.Diag != nil {
@@ -72,16 +73,37 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	if o.Argv == nil {
 		json.Unmarshal([]byte(m.Metadata[MetaArgv]), &o.Argv)
 	}
+	sb := &KernelSandbox{k: k, opts: o, ran: make(chan struct{})}
 	resumed := time.Now()
+	k.OnFirstSwitch(func() {
+		tm.Since(StepFirstSwitch, resumed)
+		close(sb.ran)
+	})
 	k.Resume()
 	tm.Since(StepResume, resumed)
 	if o.Diag != nil {
 		o.Diag.Printf("restored %s: %d bytes of memory", uri, m.MemorySize)
-		for _, l := range TimingLines(tm.Steps()) {
-			o.Diag.Print(l)
-		}
+		// Once the program has run: the launcher is not kept waiting.
+		go func() {
+			sb.WaitRan()
+			for _, l := range TimingLines(tm.Steps()) {
+				o.Diag.Print(l)
+			}
+		}()
 	}
-	return &KernelSandbox{k: k, opts: o}, m, nil
+	return sb, m, nil
+}
+
+// WaitRan waits until a restored program has run (StepFirstSwitch) or
+// ended; for a started sandbox it returns at once.
+func (s *KernelSandbox) WaitRan() {
+	if s.ran == nil {
+		return
+	}
+	select {
+	case <-s.ran:
+	case <-s.k.Exited():
+	}
 }
 
 // The steps RestoreKernel adds to kernel.Restore's, and those of snap's
@@ -98,6 +120,10 @@ const (
 	StepOpenImage = "open-image"
 	// StepResume starts the task goroutines.
 	StepResume = "resume"
+	// StepFirstSwitch: from the start of StepResume until an application
+	// thread first came back to the sentry (its first system call, fault
+	// or interrupt): the restored program has run.
+	StepFirstSwitch = "first-switch"
 )
 
 // TimingLines formats steps, one line each, as

@@ -34,8 +34,8 @@ and snap exits with its status; with -d it runs in the background like
 run -d and the sandbox ID is printed. One image can be restored many times,
 also at once. --verify KEYFILE (an ed25519 public key, PEM) refuses an image
 that is not signed by that key or was altered since, before anything runs.
---timings writes on stderr, once the program resumes, how long each step of
-the restore took (a detached sentry always writes them to its sentry.log).`,
+--timings writes on stderr, once the program has run again, how long each
+step of the restore took (a detached sentry always writes them to its sentry.log).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := d.check(); err != nil {
@@ -97,10 +97,19 @@ the restore took (a detached sentry always writes them to its sentry.log).`,
 				return err
 			}
 			defer sb.Release()
-			for _, l := range runner.TimingLines(tm.Steps()) {
-				fmt.Fprintln(os.Stderr, l)
-			}
-			if code := sb.Wait().ExitCode(); code != 0 {
+			printed := make(chan struct{})
+			go func() {
+				defer close(printed)
+				if timings {
+					sb.WaitRan()
+					for _, l := range runner.TimingLines(tm.Steps()) {
+						fmt.Fprintln(os.Stderr, l)
+					}
+				}
+			}()
+			st := sb.Wait()
+			<-printed
+			if code := st.ExitCode(); code != 0 {
 				return &exitError{code: code}
 			}
 			return nil
