@@ -24,8 +24,12 @@ line = sys.stdin.readline()
 sys.stdout.write("answer %s\n" % json.dumps(line.strip())); sys.stdout.flush()
 `
 
+// coldStartRuns is how many runs of each kind one iteration of
+// BenchmarkColdStart makes, so that even a single iteration has a median.
+const coldStartRuns = 5
+
 // BenchmarkColdStart measures the cold-start workload from the start of a
-// command until the answer is read, as the median of b.N runs of each:
+// command until the answer is read, as the median of 5·b.N runs of each:
 // python3 natively, under `snap run`, and `snap restore` (foreground) of
 // an image saved after "ready"; with the ratios to native. Its line is on
 // stdin from the start.
@@ -51,7 +55,7 @@ func BenchmarkColdStart(b *testing.B) {
 	}
 	times := make([][]time.Duration, len(modes))
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	for i := 0; i < b.N*coldStartRuns; i++ {
 		for m, mode := range modes {
 			times[m] = append(times[m], e.untilAnswer(b, mode.argv))
 		}
