@@ -6,8 +6,8 @@ package early
 var valueFlags = map[string]bool{
 	// global
 	"--state-dir": true, "--store": true,
-	// run, restore and sentry
-	"--rootfs": true, "--platform": true, "--pids": true, "--memory": true,
+	// run, restore and sentry (restore refuses --tmpfs itself)
+	"--rootfs": true, "--platform": true, "--pids": true, "--memory": true, "--tmpfs": true,
 	// run -d and restore -d (an error without -d) and sentry
 	"--id": true, "--stdin": true, "--stdout": true, "--stderr": true,
 	// restore and sentry

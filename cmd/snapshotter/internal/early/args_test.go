@@ -16,6 +16,7 @@ func TestSandboxPlatform(t *testing.T) {
 		{"run --debug --rootfs /r -- prog a b", "ptrace", true},
 		{"run --rootfs=/r --platform=other -- prog", "other", true},
 		{"run --pids 20 --memory=1G -- prog", "ptrace", true},
+		{"run --tmpfs /scratch --tmpfs=/t:size=1M -- prog", "ptrace", true},
 		{"--state-dir /s --store=file:///x run --platform ptrace -- prog", "ptrace", true},
 		{"run --store s3://b/p prog", "ptrace", true},
 		{"sentry --state-dir /s --id abc --ready-fd 3 --rootfs / --platform ptrace -- prog", "ptrace", true},
