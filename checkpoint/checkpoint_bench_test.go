@@ -45,16 +45,43 @@ func buildWorkload(b *testing.B) string {
 
 var pausedRE = regexp.MustCompile(`paused ([0-9.]+[a-zµ]+)`)
 
-// BenchmarkCheckpoint measures, for a memory workload of 64, 256 and 1024
-// MiB: the time of `snap save` (client wall time), how long the sandbox was
-// paused (also for a save with --leave-running, which resumes the sandbox
-// once its memory is read, before the image is committed), the time from
-// `snap restore -d` until the program prints again, and the image size;
-// next to a same-run memcpy of the same size.
-func BenchmarkCheckpoint(b *testing.B) {
-	bin := buildWorkload(b)
+// benchWorkload is one program BenchmarkCheckpoint saves and restores.
+type benchWorkload struct {
+	name string
+	argv []string
+	// save are extra arguments of snap save.
+	save []string
+}
+
+// checkpointWorkloads are memload at 64, 256 and 1024 MiB, and the peers'
+// reference workload memtouch (testdata/c/memtouch.c) at 1 GiB, saved with
+// the default codec (S2), with zstd level 1 (no entropy coding: levels up
+// to 3) and with zstd level 4 (entropy coding).
+func checkpointWorkloads(b *testing.B) []benchWorkload {
+	memload := buildWorkload(b)
+	memtouch := program(b, "memtouch")
+	var ws []benchWorkload
 	for _, mib := range []int{64, 256, 1024} {
-		b.Run(fmt.Sprintf("%dMiB", mib), func(b *testing.B) {
+		ws = append(ws, benchWorkload{name: fmt.Sprintf("%dMiB", mib), argv: []string{memload, strconv.Itoa(mib)}})
+	}
+	touch := []string{memtouch, "1024", "/dev/stdout"}
+	return append(ws,
+		benchWorkload{name: "memtouch-1GiB-s2", argv: touch},
+		benchWorkload{name: "memtouch-1GiB-zstd1", argv: touch, save: []string{"--compression", "zstd", "--level", "1"}},
+		benchWorkload{name: "memtouch-1GiB-zstd4", argv: touch, save: []string{"--compression", "zstd", "--level", "4"}},
+	)
+}
+
+// BenchmarkCheckpoint measures, for each of checkpointWorkloads: the time
+// of `snap save` (client wall time), how long the sandbox was paused (also
+// for a save with --leave-running, which resumes the sandbox once its
+// memory is read, before the image is committed), the time from `snap
+// restore -d` until the program prints again, and the image size; next to
+// a same-run memcpy of the same size.
+func BenchmarkCheckpoint(b *testing.B) {
+	for _, w := range checkpointWorkloads(b) {
+		mib, _ := strconv.Atoi(w.argv[1])
+		b.Run(w.name, func(b *testing.B) {
 			b.ReportAllocs()
 			e := &env{dir: b.TempDir()}
 			b.Cleanup(e.killAll)
@@ -67,11 +94,11 @@ func BenchmarkCheckpoint(b *testing.B) {
 			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				id, out := e.benchRun(b, bin, strconv.Itoa(mib))
+				id, out := e.benchRun(b, w.argv...)
 				waitLinesB(b, out, 2)
 
 				// First a save that leaves it running, then the real one.
-				e.benchSnap(b, "save", id, "--leave-running", "--to", fmt.Sprintf("lr%d", i))
+				e.benchSnap(b, append([]string{"save", id, "--leave-running", "--to", fmt.Sprintf("lr%d", i)}, w.save...)...)
 				logb, _ := os.ReadFile(filepath.Join(e.dir, "state", id, "sentry.log"))
 				if m := pausedRE.FindSubmatch(logb); m != nil {
 					d, _ := time.ParseDuration(string(m[1]))
@@ -80,7 +107,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 				os.WriteFile(filepath.Join(e.dir, "state", id, "sentry.log"), nil, 0o600)
 
 				start := time.Now()
-				uri := strings.TrimSpace(e.benchSnap(b, "save", id, "--to", fmt.Sprintf("img%d", i)))
+				uri := strings.TrimSpace(e.benchSnap(b, append([]string{"save", id, "--to", fmt.Sprintf("img%d", i)}, w.save...)...))
 				saveT += time.Since(start)
 				logb, _ = os.ReadFile(filepath.Join(e.dir, "state", id, "sentry.log"))
 				if m := pausedRE.FindSubmatch(logb); m != nil {
@@ -96,6 +123,9 @@ func BenchmarkCheckpoint(b *testing.B) {
 				restoreT += time.Since(start)
 				e.benchSnap(b, "kill", rid, "KILL")
 				killAllIn(filepath.Join(e.dir, "state"))
+				if ls := lines(rout); strings.Contains(ls[0], "BAD") {
+					b.Fatalf("%s: restored program printed %q", w.name, ls[0])
+				}
 
 				start = time.Now()
 				copy(dst, src)

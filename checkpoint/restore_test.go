@@ -4,10 +4,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"snapshotter/internal/ctest"
+	"snapshotter/kernel"
+	"snapshotter/runner"
 )
 
 // TestRestoreForeground restores in the foreground: the program's output
@@ -72,5 +77,78 @@ func TestHostFileChanged(t *testing.T) {
 	msg := e.mustFail("restore", uri)
 	if !strings.Contains(msg, "data.txt") || !strings.Contains(msg, "changed") {
 		t.Errorf("restore after the host file changed: %q, want an error naming the file and saying it changed", msg)
+	}
+}
+
+// timingRE is one line of restore --timings (runner.TimingLines), also in
+// a detached sentry's log after its timestamp.
+var timingRE = regexp.MustCompile(`restore step (\S+) +at +(-?[0-9.]+) ms took +(-?[0-9.]+) ms$`)
+
+// restoreSteps are the steps every restore reports, in runner and kernel
+// terms (load-memory and wait-memory only when there is memory to load,
+// which every program has).
+var restoreSteps = []string{
+	runner.StepProcessStart, runner.StepCommand, runner.StepOpenImage,
+	kernel.StepReadHeader, kernel.StepPlatform, kernel.StepMemory, kernel.StepReadState,
+	kernel.StepDecode, kernel.StepAfterLoad, kernel.StepConfigure, kernel.StepAttach,
+	kernel.StepWaitMemory, kernel.StepStartKernel, runner.StepResume, runner.StepFirstSwitch,
+}
+
+// checkTimings parses the timing lines in text and requires each of
+// restoreSteps once, with a start and a duration that are not negative.
+// It never looks at how long a step took.
+func checkTimings(t *testing.T, what, text string) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, l := range strings.Split(text, "\n") {
+		m := timingRE.FindStringSubmatch(strings.TrimSpace(l))
+		if m == nil {
+			continue
+		}
+		seen[m[1]]++
+		for _, v := range m[2:] {
+			if f, err := strconv.ParseFloat(v, 64); err != nil || f < 0 {
+				t.Errorf("%s: step %s has %q, want a duration that is not negative", what, m[1], v)
+			}
+		}
+	}
+	for _, s := range restoreSteps {
+		if seen[s] != 1 {
+			t.Errorf("%s: step %s reported %d times, want once (output %q)", what, s, seen[s], text)
+		}
+	}
+}
+
+// TestRestoreTimings: restore --timings reports every step of a foreground
+// restore on stderr, and a detached restore the same steps in its sentry
+// log; --timings with -d is refused.
+func TestRestoreTimings(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "sleeper"), "6")
+	uri, last := e.saveAfter(id, out, 2)
+	r := e.snap("restore", uri, "--timings")
+	if r.code != 0 {
+		t.Fatalf("snap restore --timings = exit %d, stderr %q", r.code, r.stderr)
+	}
+	if got, want := strings.Fields(r.stdout)[1], strconv.Itoa(number(t, last)+1); got != want {
+		t.Errorf("restore --timings: first line %q, want slept %s", strings.SplitN(r.stdout, "\n", 2)[0], want)
+	}
+	checkTimings(t, "restore --timings", r.stderr)
+
+	rid, rout := e.restoreDetached(uri, "")
+	waitLines(t, rout, 1)
+	// The sentry logs them once the program has run, on the side.
+	logPath := filepath.Join(e.dir, "state", rid, "sentry.log")
+	var logb []byte
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		logb, _ = os.ReadFile(logPath)
+		if strings.Contains(string(logb), "restore step "+runner.StepFirstSwitch) {
+			break
+		}
+	}
+	checkTimings(t, "restore -d: sentry.log", string(logb))
+
+	if msg := e.mustFail("restore", uri, "-d", "--timings"); !strings.Contains(msg, "--timings") {
+		t.Errorf("restore -d --timings: %q, want an error naming --timings", msg)
 	}
 }

@@ -97,6 +97,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -242,6 +243,12 @@ type Kernel struct {
 	// before any of its threads is pinned. Host state, read again by a
 	// restore. Immutable after New or Restore.
 	cpus hostCPUs `state:"nosave"`
+
+	// firstSwitch, if set, is called once, by the first task goroutine
+	// whose application returns to the sentry after Resume
+	// (OnFirstSwitch). Not saved: it times one restore. Accessed
+	// atomically.
+	firstSwitch atomic.Pointer[func()] `state:"nosave"`
 
 	// unimplMu protects unimplLogged.
 	unimplMu sync.Mutex `state:"nosave"`

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -44,6 +45,9 @@ type RestoreOptions struct {
 	// decode and the platform and address spaces are made. The decoded
 	// memory file must be at least that big (ErrBadState otherwise).
 	MemorySize uint64
+
+	// Timings, if not nil, records how long each step took.
+	Timings *Timings
 }
 
 // Restore makes a kernel from a state blob written by SaveState: a fresh
@@ -55,135 +59,271 @@ type RestoreOptions struct {
 // spaces in bulk on the side after it returns (prefaultPresent). On error
 // nothing is left: the loader is stopped, and the memory file and the
 // platform are released. The tasks do not run until Resume.
+//
+// The work is a restorer's steps, in order; o.Timings, if set, records
+// each (see the Step constants).
 func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, error) {
+	r := &restorer{ctx: ctx, o: o, tm: o.Timings}
+	// Before the memory file exists, a failure leaves nothing to release.
+	if err := r.readHeader(state); err != nil {
+		return nil, err
+	}
+	if err := r.startPlatform(); err != nil {
+		return nil, err
+	}
+	steps := []func() error{
+		r.startMemory,
+		func() error { return r.decode(state) },
+		r.configure,
+		r.sizeMemory,
+		r.attach,
+		r.waitMemory,
+		r.startKernel,
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return nil, r.fail(err)
+		}
+	}
+	r.prefault()
+	return r.k, nil
+}
+
+// Restore's steps as Timings names them. StepPlatform and StepMemory run
+// on goroutines of their own while the steps after them proceed.
+const (
+	// StepReadHeader reads and checks the kernel state header.
+	StepReadHeader = "read-header"
+	// StepPlatform makes the memory file and the platform (a stub
+	// process), or waits for the ones Prewarm made.
+	StepPlatform = "start-platform"
+	// StepMemory fills the memory file from the image (concurrent).
+	StepMemory = "load-memory"
+	// StepReadState reads the state stream and verifies its checksum.
+	StepReadState = "read-state"
+	// StepDecode decodes the kernel objects.
+	StepDecode = "decode"
+	// StepAfterLoad runs the afterLoad hooks: host files reopened and
+	// checked, stdio re-bound.
+	StepAfterLoad = "afterload"
+	// StepConfigure checks the decoded kernel and applies this host's
+	// configuration (limits, CPUs, the clock offset).
+	StepConfigure = "configure"
+	// StepAttach waits for the platform and makes every address space.
+	StepAttach = "attach"
+	// StepWaitMemory waits for StepMemory to end.
+	StepWaitMemory = "wait-memory"
+	// StepStartKernel hands the platform and memory to the kernel and
+	// starts its clock and vDSO parameter page.
+	StepStartKernel = "start-kernel"
+)
+
+// restorer holds a restore in progress; see Restore. It is used by one
+// goroutine, except where a field says otherwise.
+type restorer struct {
+	ctx context.Context
+	o   RestoreOptions
+	tm  *Timings
+
+	// From the header.
+	savedMinor     uint16
+	savedMonotonic int64
+
+	// name is the platform's name.
+	name string
+	// mf is the fresh memory file; p the platform, valid once
+	// waitPlatform returned nil.
+	mf *MemoryFile
+	p  platform.Platform
+	// platformMade receives the result of making p.
+	platformMade chan error
+	platformErr  error
+	platformDone bool
+
+	// loader fills mf; loadDone receives its result (nil: no load
+	// running or it was waited for).
+	loader   *MemoryLoader
+	loadDone chan error
+
+	// k is the decoded kernel, nil until it may be walked.
+	k *Kernel
+	// mms are the restored address spaces' MMs (a vfork child shares its
+	// parent's).
+	mms map[*MM]bool
+}
+
+func (r *restorer) readHeader(state io.Reader) error {
+	defer r.tm.Since(StepReadHeader, time.Now())
 	var hdr [stateHeaderSize]byte
 	if _, err := io.ReadFull(state, hdr[:]); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrBadState, err)
+		return fmt.Errorf("%w: header: %v", ErrBadState, err)
 	}
 	if string(hdr[:8]) != stateMagic {
-		return nil, fmt.Errorf("%w: bad magic %q", ErrBadState, hdr[:8])
+		return fmt.Errorf("%w: bad magic %q", ErrBadState, hdr[:8])
 	}
 	if err := checkStateVersion(binary.LittleEndian.Uint16(hdr[8:]), binary.LittleEndian.Uint16(hdr[10:])); err != nil {
-		return nil, err
+		return err
 	}
-	savedMinor := binary.LittleEndian.Uint16(hdr[10:])
-	savedMonotonic := int64(binary.LittleEndian.Uint64(hdr[12:]))
+	r.savedMinor = binary.LittleEndian.Uint16(hdr[10:])
+	r.savedMonotonic = int64(binary.LittleEndian.Uint64(hdr[12:]))
+	return nil
+}
 
-	cfg := o.Config
-	name, ctor, err := cfg.platformConstructor()
+// startPlatform takes the memory file and the platform made during
+// start-up (Prewarm), or makes the memory file now and the platform (a
+// stub process) on another goroutine while the state decodes and the
+// memory loads.
+func (r *restorer) startPlatform() error {
+	name, ctor, err := r.o.Config.platformConstructor()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := cfg.Limits.Validate(); err != nil {
-		return nil, err
+	if err := r.o.Config.Limits.Validate(); err != nil {
+		return err
 	}
+	r.name = name
+	r.platformMade = make(chan error, 1)
+	start := time.Now()
+	r.mf, r.p = takePrewarmed(name)
+	if r.p != nil {
+		r.tm.Since(StepPlatform, start)
+		r.platformMade <- nil
+		return nil
+	}
+	if r.mf, err = NewMemoryFile("snap-memory"); err != nil {
+		return err
+	}
+	mfd := r.mf.fd
+	// S/R-SAFE: makes a host object only; the kernel does not exist yet.
+	go func() {
+		p, err := ctor(platform.Options{MemoryFD: mfd})
+		if err != nil {
+			err = fmt.Errorf("create %s platform: %w", name, err)
+		}
+		r.tm.Since(StepPlatform, start)
+		r.p = p // read only after platformMade is received
+		r.platformMade <- err
+	}()
+	return nil
+}
 
-	// The memory file and the platform: made during start-up (Prewarm) or
-	// now. The platform (a stub process) is made on another goroutine
-	// while the state decodes and the memory loads.
-	mf, p := takePrewarmed(name)
-	platformMade := make(chan error, 1)
-	if p != nil {
-		platformMade <- nil
-	} else {
-		if mf, err = NewMemoryFile("snap-memory"); err != nil {
-			return nil, err
-		}
-		// S/R-SAFE: makes a host object only; the kernel does not exist
-		// yet.
-		go func() {
-			var err error
-			if p, err = ctor(platform.Options{MemoryFD: mf.fd}); err != nil {
-				err = fmt.Errorf("create %s platform: %w", name, err)
-			}
-			platformMade <- err
-		}()
+// waitPlatform waits for startPlatform's platform and returns why it could
+// not be made.
+func (r *restorer) waitPlatform() error {
+	if !r.platformDone {
+		r.platformErr, r.platformDone = <-r.platformMade, true
 	}
-	var (
-		platformErr  error
-		platformDone bool
-	)
-	waitPlatform := func() error {
-		if !platformDone {
-			platformErr, platformDone = <-platformMade, true
-		}
-		return platformErr
-	}
-	var (
-		loader   *MemoryLoader
-		loadDone chan error
-	)
-	startLoad := func(size uint64) {
-		loader = &MemoryLoader{f: mf, size: size, pid: os.Getpid()}
-		loadDone = make(chan error, 1)
-		// S/R-SAFE: writes the fresh memory file only; the kernel does
-		// not run before the load is waited for.
-		go func() { loadDone <- o.LoadMemory(loader) }()
-	}
-	// fail releases what was made, once the loader and the platform are
-	// done with the memory file, and returns err.
-	fail := func(k *Kernel, err error) (*Kernel, error) {
-		if loadDone != nil {
-			loader.abort()
-			<-loadDone
-		}
-		if waitPlatform() == nil {
-			p.Release()
-		}
-		if k != nil {
-			k.releaseLoaded()
-		}
-		mf.Release()
-		return nil, err
-	}
-	// With the memory size known up front (the image's manifest), the
-	// memory loads while the kernel objects decode.
-	if o.LoadMemory != nil && o.MemorySize > 0 {
-		if o.MemorySize%pageSize != 0 || o.MemorySize > uint64(len(mf.mapping)) {
-			return fail(nil, fmt.Errorf("%w: memory size %#x not page aligned or beyond the %d-byte reservation", ErrBadState, o.MemorySize, len(mf.mapping)))
-		}
-		if err := unix.Ftruncate(mf.fd, int64(o.MemorySize)); err != nil {
-			return fail(nil, fmt.Errorf("size memory file to %d bytes: %w", o.MemorySize, err))
-		}
-		startLoad(o.MemorySize)
-	}
+	return r.platformErr
+}
 
-	// Decode the kernel objects: they say how big the memory file is.
+// startLoad starts filling the memory file, size bytes of it, on another
+// goroutine.
+func (r *restorer) startLoad(size uint64) {
+	r.loader = &MemoryLoader{f: r.mf, size: size, pid: os.Getpid()}
+	r.loadDone = make(chan error, 1)
+	load, loader, done, tm := r.o.LoadMemory, r.loader, r.loadDone, r.tm
+	// S/R-SAFE: writes the fresh memory file only; the kernel does not
+	// run before the load is waited for.
+	go func() {
+		start := time.Now()
+		err := load(loader)
+		tm.Since(StepMemory, start)
+		done <- err
+	}()
+}
+
+// fail releases what was made, once the loader and the platform are done
+// with the memory file, and returns err.
+func (r *restorer) fail(err error) error {
+	if r.loadDone != nil {
+		r.loader.abort()
+		<-r.loadDone
+	}
+	if r.waitPlatform() == nil {
+		r.p.Release()
+	}
+	if r.k != nil {
+		r.k.releaseLoaded()
+	}
+	r.mf.Release()
+	return err
+}
+
+// startMemory starts the memory load at once when the memory size is known
+// up front (the image's manifest): it then runs while the kernel objects
+// decode.
+func (r *restorer) startMemory() error {
+	size := r.o.MemorySize
+	if r.o.LoadMemory == nil || size == 0 {
+		return nil
+	}
+	if size%pageSize != 0 || size > uint64(len(r.mf.mapping)) {
+		return fmt.Errorf("%w: memory size %#x not page aligned or beyond the %d-byte reservation", ErrBadState, size, len(r.mf.mapping))
+	}
+	if err := unix.Ftruncate(r.mf.fd, int64(size)); err != nil {
+		return fmt.Errorf("size memory file to %d bytes: %w", size, err)
+	}
+	r.startLoad(size)
+	return nil
+}
+
+// decode decodes the kernel objects (StepReadState, StepDecode,
+// StepAfterLoad) and checks that the result can run.
+func (r *restorer) decode(state io.Reader) error {
+	cfg := r.o.Config
 	stdio := [3]*os.File{cfg.Stdin, cfg.Stdout, cfg.Stderr}
 	for i, f := range stdio {
 		if f == nil {
 			stdio[i] = []*os.File{os.Stdin, os.Stdout, os.Stderr}[i]
 		}
 	}
-	lctx := vfs.WithRestoreStdio(ctx, stdio)
+	lctx := vfs.WithRestoreStdio(r.ctx, stdio)
 	if cfg.Root != "" {
 		lctx = vfs.WithRestoreRoot(lctx, cfg.Root)
 	}
 	var rerrs vfs.RestoreErrors
 	lctx = vfs.WithRestoreErrors(lctx, &rerrs)
+	if r.tm != nil {
+		last := time.Now()
+		names := map[string]string{stateify.PhaseRead: StepReadState,
+			stateify.PhaseDecode: StepDecode, stateify.PhaseAfterLoad: StepAfterLoad}
+		lctx = stateify.WithPhaseHook(lctx, func(phase string) {
+			r.tm.Since(names[phase], last)
+			last = time.Now()
+		})
+	}
 	k := new(Kernel)
 	if err := stateify.Load(lctx, state, k); err != nil {
 		// A partly decoded kernel is not walked (its task set may be
 		// incomplete).
-		return fail(nil, fmt.Errorf("load kernel state: %w", err))
+		return fmt.Errorf("load kernel state: %w", err)
 	}
+	r.k = k
 	if err := rerrs.Err(); err != nil {
-		return fail(k, fmt.Errorf("restore files: %w", err))
+		return fmt.Errorf("restore files: %w", err)
 	}
 	if k.mf == nil || k.tasks == nil {
-		return fail(k, fmt.Errorf("%w: no memory file or task set", ErrBadState))
+		return fmt.Errorf("%w: no memory file or task set", ErrBadState)
 	}
 	if err := k.vdso.check(); err != nil {
-		return fail(k, err)
+		return err
 	}
+	return nil
+}
+
+// configure requires a task to resume and applies this host's
+// configuration to the decoded kernel.
+func (r *restorer) configure() error {
+	defer r.tm.Since(StepConfigure, time.Now())
+	k, cfg := r.k, r.o.Config
 	live := false
 	for _, t := range k.tasks.all() {
 		live = live || t.runState != nil
 	}
 	if !live {
-		return fail(k, fmt.Errorf("%w: no task to resume (the program had ended)", ErrBadState))
+		return fmt.Errorf("%w: no task to resume (the program had ended)", ErrBadState)
 	}
-	if savedMinor < minorThreadCreds {
+	if r.savedMinor < minorThreadCreds {
 		k.adoptLegacyCreds()
 	}
 	k.debug = cfg.Debug
@@ -198,54 +338,76 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	// the kernel's clock from the saved value.
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	k.monotonicOffset = savedMonotonic - ts.Nano()
+	k.monotonicOffset = r.savedMonotonic - ts.Nano()
+	return nil
+}
 
-	// The fresh memory file takes the saved size.
-	size := k.mf.size
-	if size > uint64(len(mf.mapping)) {
-		return fail(k, fmt.Errorf("%w: memory file of %d bytes exceeds the %d-byte reservation", ErrBadState, size, len(mf.mapping)))
+// sizeMemory gives the fresh memory file the saved size, and starts the
+// memory load if startMemory did not.
+func (r *restorer) sizeMemory() error {
+	size := r.k.mf.size
+	if size > uint64(len(r.mf.mapping)) {
+		return fmt.Errorf("%w: memory file of %d bytes exceeds the %d-byte reservation", ErrBadState, size, len(r.mf.mapping))
 	}
-	if loader != nil && size < loader.size {
-		return fail(k, fmt.Errorf("%w: memory file of %d bytes, but the image holds %d", ErrBadState, size, loader.size))
+	if r.loader != nil && size < r.loader.size {
+		return fmt.Errorf("%w: memory file of %d bytes, but the image holds %d", ErrBadState, size, r.loader.size)
 	}
 	// Growing the file under a running loader is safe: it writes below
 	// the old size only.
-	if err := unix.Ftruncate(mf.fd, int64(size)); err != nil {
-		return fail(k, fmt.Errorf("size memory file to %d bytes: %w", size, err))
+	if err := unix.Ftruncate(r.mf.fd, int64(size)); err != nil {
+		return fmt.Errorf("size memory file to %d bytes: %w", size, err)
 	}
-	if o.LoadMemory != nil && loader == nil {
-		startLoad(size)
+	if r.o.LoadMemory != nil && r.loader == nil {
+		r.startLoad(size)
 	}
+	return nil
+}
 
-	// The address spaces map the memory file while it loads: nothing
-	// touches it through them before the tasks run.
-	if err := waitPlatform(); err != nil {
-		return fail(k, err)
+// attach makes an address space for every MM. The address spaces map the
+// memory file while it loads: nothing touches it through them before the
+// tasks run.
+func (r *restorer) attach() error {
+	defer r.tm.Since(StepAttach, time.Now())
+	if err := r.waitPlatform(); err != nil {
+		return err
 	}
-	// A vfork child shares its parent's MM: one address space each.
-	seenMM := map[*MM]bool{}
-	for _, tg := range k.threadGroups() {
-		if seenMM[tg.mm] {
+	r.mms = map[*MM]bool{}
+	for _, tg := range r.k.threadGroups() {
+		if r.mms[tg.mm] {
 			continue
 		}
-		seenMM[tg.mm] = true
-		as, err := p.NewAddressSpace()
+		r.mms[tg.mm] = true
+		as, err := r.p.NewAddressSpace()
 		if err == nil {
 			err = tg.mm.attachAddressSpace(as)
 		}
 		if err != nil {
-			return fail(k, fmt.Errorf("restore address space of process %d: %w", tg.tgid, err))
+			return fmt.Errorf("restore address space of process %d: %w", tg.tgid, err)
 		}
 	}
-	if loadDone != nil {
-		err := <-loadDone
-		loadDone = nil
-		if err != nil {
-			return fail(k, fmt.Errorf("load memory: %w", err))
-		}
+	return nil
+}
+
+func (r *restorer) waitMemory() error {
+	if r.loadDone == nil {
+		return nil
 	}
-	k.platform = p
-	k.mf.fd, k.mf.mapping = mf.fd, mf.mapping
+	defer r.tm.Since(StepWaitMemory, time.Now())
+	err := <-r.loadDone
+	r.loadDone = nil
+	if err != nil {
+		return fmt.Errorf("load memory: %w", err)
+	}
+	return nil
+}
+
+// startKernel gives the kernel its platform and memory, and starts its
+// clock.
+func (r *restorer) startKernel() error {
+	defer r.tm.Since(StepStartKernel, time.Now())
+	k := r.k
+	k.platform = r.p
+	k.mf.fd, k.mf.mapping = r.mf.fd, r.mf.mapping
 	k.applyLimits()
 	// The parameter page came back with the rest of the memory, at the
 	// same addresses in every address space; it gets a line for this
@@ -253,29 +415,31 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	// before there was a vDSO gets one for the programs it starts now.
 	if k.vdso.Range.Length() == 0 {
 		if err := k.setupVDSO(); err != nil {
-			k.platform = nil
-			return fail(k, err)
+			k.platform = nil // fail releases it
+			return err
 		}
 	}
-	if err := k.startClock(savedMonotonic); err != nil {
+	if err := k.startClock(r.savedMonotonic); err != nil {
 		k.platform = nil
-		return fail(k, err)
+		return err
 	}
 	if k.root != nil {
 		// Images from before mount tables get the default one here.
 		k.root.Mounts().SetPages(k.mf)
 	}
+	return nil
+}
 
-	// Map the restored pages into the new address spaces in bulk, on the
-	// side: a first touch then costs the application no fault in the host
-	// kernel, and the restore does not wait for it.
-	for mm := range seenMM {
+// prefault maps the restored pages into the new address spaces in bulk,
+// on the side: a first touch then costs the application no fault in the
+// host kernel, and the restore does not wait for it.
+func (r *restorer) prefault() {
+	for mm := range r.mms {
 		// S/R-SAFE: prefaultPresent changes no kernel state (only host
 		// page tables) and holds mm.mu for reading one batch at a time,
 		// so Pause, a save and Release proceed around it.
 		go mm.prefaultPresent()
 	}
-	return k, nil
 }
 
 // populate pre-faults b, a view of the memory file, with one
@@ -286,6 +450,12 @@ func populate(b []byte) {
 		_ = unix.Madvise(b, unix.MADV_POPULATE_WRITE)
 	}
 }
+
+// OnFirstSwitch makes fn run once, on a task goroutine, when an
+// application thread first comes back to the sentry (a system call, a
+// fault, an interrupt) after Resume: the restored program has run. Call it
+// before Resume; fn must not block.
+func (k *Kernel) OnFirstSwitch(fn func()) { k.firstSwitch.Store(&fn) }
 
 // Resume starts a task goroutine for every task of a restored kernel.
 func (k *Kernel) Resume() {

@@ -163,7 +163,9 @@ func restoreWithPipes(t *testing.T, state []byte, o RestoreOptions) (k *Kernel, 
 // checkSparseRestore restores the sparse program from state and ranges
 // with RestoreOptions.MemorySize size and checks its memory and its sum.
 func checkSparseRestore(t *testing.T, state []byte, ranges []MemoryRange, written, size uint64) {
+	tm := new(Timings)
 	k, inW, outR := restoreWithPipes(t, state, RestoreOptions{
+		Timings:    tm,
 		MemorySize: size,
 		LoadMemory: func(w *MemoryLoader) error {
 			// Two writers at once, as the image reader does.
@@ -174,6 +176,7 @@ func checkSparseRestore(t *testing.T, state []byte, ranges []MemoryRange, writte
 			return errors.Join(<-errs, <-errs)
 		},
 	})
+	checkRestoreSteps(t, tm.Steps())
 
 	// Holes stay holes: the file holds exactly the pages written.
 	if got := allocatedBytes(t, k.mf.fd); got != int64(written) {
@@ -454,5 +457,27 @@ func TestRestoreReleaseWithoutRunning(t *testing.T) {
 	}
 	if got := memoryFileFDs(t); got != memfds {
 		t.Errorf("after releasing the restored kernels, %d memory files are open, want %d", got, memfds)
+	}
+}
+
+// checkRestoreSteps requires each of Restore's steps once, none ending
+// before it began (how long they took is not checked).
+func checkRestoreSteps(t *testing.T, steps []Step) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, s := range steps {
+		seen[s.Name]++
+		if s.End.Before(s.Start) {
+			t.Errorf("step %s ends before it begins: %v to %v", s.Name, s.Start, s.End)
+		}
+	}
+	for _, name := range []string{StepReadHeader, StepPlatform, StepMemory, StepReadState, StepDecode,
+		StepAfterLoad, StepConfigure, StepAttach, StepWaitMemory, StepStartKernel} {
+		if seen[name] != 1 {
+			t.Errorf("Restore recorded step %s %d times, want once (steps %v)", name, seen[name], seen)
+		}
+	}
+	if len(seen) != 10 {
+		t.Errorf("Restore recorded steps %v, want the 10 named ones", seen)
 	}
 }

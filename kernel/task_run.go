@@ -96,6 +96,9 @@ func (*runApp) execute(t *Task) taskRunState {
 	cpu := t.beginUserTime()
 	err := t.ctx.Switch(t.tg.mm.as, &t.scratch, &t.scratchInfo, &t.scratchAccess)
 	t.endUserTime(cpu)
+	if f := t.k.firstSwitch.Load(); f != nil && t.k.firstSwitch.CompareAndSwap(f, nil) {
+		(*f)()
+	}
 	info, access := t.scratchInfo, t.scratchAccess
 	t.regs = registers(t.scratch.Regs)
 	t.fp = t.scratch.FP

@@ -44,6 +44,9 @@ type KernelOptions struct {
 	// Tmpfs are the extra tmpfs mount points (ignored on restore: the
 	// saved mounts come back); see kernel.Config.
 	Tmpfs []string
+	// Timings, on restore, records its steps (see RestoreKernel); nil:
+	// none unless Diag is set.
+	Timings *kernel.Timings
 }
 
 // KernelSandbox is a Sandbox running on a kernel.Kernel in this process.
@@ -52,6 +55,9 @@ type KernelSandbox struct {
 	opts KernelOptions
 	// last is written by Save, which the Server runs one at a time.
 	last SaveStats
+	// ran, for a restored sandbox, is closed once its program has run
+	// (WaitRan); nil for a started one.
+	ran chan struct{}
 }
 
 // StartKernel creates a kernel and starts argv in it.

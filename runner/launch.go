@@ -90,7 +90,9 @@ func Launch(o LaunchOptions) (*Metadata, error) {
 	if exe == "" {
 		exe = "/proc/self/exe"
 	}
-	args := append([]string{SentryCommand, "--state-dir", o.StateDir.Root, "--id", m.ID, "--ready-fd", "3"}, o.SentryArgs...)
+	// --launched-at lets the sentry tell how long its own start took.
+	args := append([]string{SentryCommand, "--state-dir", o.StateDir.Root, "--id", m.ID, "--ready-fd", "3",
+		"--launched-at", strconv.FormatInt(time.Now().UnixNano(), 10)}, o.SentryArgs...)
 	cmd := exec.Command(exe, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
 	cmd.ExtraFiles = []*os.File{w}

@@ -90,7 +90,34 @@ func Load(ctx context.Context, r io.Reader, root any) error {
 	if err != nil {
 		return err
 	}
+	phaseDone(ctx, PhaseRead)
 	return loadPayload(ctx, payload, s)
+}
+
+// Load's phases, in order, as WithPhaseHook reports them.
+const (
+	// PhaseRead: the stream is read and its checksum verified.
+	PhaseRead = "read"
+	// PhaseDecode: every object is decoded.
+	PhaseDecode = "decode"
+	// PhaseAfterLoad: the afterLoad hooks have run.
+	PhaseAfterLoad = "afterload"
+)
+
+type phaseHookKey struct{}
+
+// WithPhaseHook returns a context that makes Load call fn as each of its
+// phases ends (PhaseRead, PhaseDecode, PhaseAfterLoad), on Load's
+// goroutine, so that a caller can time them. A Load that fails stops
+// calling it.
+func WithPhaseHook(ctx context.Context, fn func(phase string)) context.Context {
+	return context.WithValue(ctx, phaseHookKey{}, fn)
+}
+
+func phaseDone(ctx context.Context, phase string) {
+	if fn, ok := ctx.Value(phaseHookKey{}).(func(string)); ok {
+		fn(phase)
+	}
 }
 
 // readStream reads and verifies the header, payload and checksum.
@@ -201,7 +228,9 @@ func loadPayload(ctx context.Context, payload []byte, root Savable) (err error) 
 	for _, fn := range d.later {
 		fn()
 	}
+	phaseDone(ctx, PhaseDecode)
 	d.runHooks(ctx)
+	phaseDone(ctx, PhaseAfterLoad)
 	return nil
 }
 

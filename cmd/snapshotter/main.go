@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	// Start-up work for commands that start a sandbox; see the package
 	// docs.
@@ -12,7 +13,12 @@ import (
 	_ "snapshotter/cmd/snapshotter/internal/prewarm"
 )
 
+// mainStart is when main began: the end of the process's start-up
+// (restore --timings reports it).
+var mainStart time.Time
+
 func main() {
+	mainStart = time.Now()
 	os.Exit(run(os.Args[1:]))
 }
 

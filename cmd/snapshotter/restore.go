@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"snapshotter/kernel"
 	"snapshotter/runner"
 	"snapshotter/storage"
 )
@@ -17,9 +20,10 @@ func init() { subcommands = append(subcommands, newRestoreCmd) }
 
 func newRestoreCmd(g *globalFlags) *cobra.Command {
 	var (
-		d      detachFlags
-		f      runFlags
-		verify string
+		d       detachFlags
+		f       runFlags
+		verify  string
+		timings bool
 	)
 	cmd := &cobra.Command{
 		Use:   "restore URI [-d] [--id ID] [--stdout FILE] [--stderr FILE] [--verify KEYFILE]",
@@ -30,7 +34,9 @@ program where it was saved. In the foreground the program's stdio is snap's
 and snap exits with its status; with -d it runs in the background like
 run -d and the sandbox ID is printed. One image can be restored many times,
 also at once. --verify KEYFILE (an ed25519 public key, PEM) refuses an image
-that is not signed by that key or was altered since, before anything runs.`,
+that is not signed by that key or was altered since, before anything runs.
+--timings writes on stderr, once the program has run again, how long each
+step of the restore took (a detached sentry always writes them to its sentry.log).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := d.check(); err != nil {
@@ -39,6 +45,9 @@ that is not signed by that key or was altered since, before anything runs.`,
 			uri := args[0]
 			if cmd.Flags().Changed("tmpfs") {
 				return errors.New("--tmpfs: a restored sandbox has the mounts it was saved with")
+			}
+			if timings && d.detach {
+				return fmt.Errorf("restore %s: --timings is for a foreground restore; a detached one writes them to its sentry.log", uri)
 			}
 			limits, err := f.limits(cmd)
 			if err != nil {
@@ -78,16 +87,33 @@ that is not signed by that key or was altered since, before anything runs.`,
 				fmt.Fprintln(cmd.OutOrStdout(), m.ID)
 				return nil
 			}
+			var tm *kernel.Timings
+			if timings {
+				tm = startTimings(time.Time{})
+			}
 			sb, _, err := runner.RestoreKernel(cmd.Context(), runner.KernelOptions{
 				Platform: f.platform, Rootfs: restoreRoot(cmd, &f), Debug: f.debug, Log: log.Writer(), Version: version,
 				Limits:    limits,
 				VerifyKey: key,
+				Timings:   tm,
 			}, uri, g.store)
 			if err != nil {
 				return err
 			}
 			defer sb.Release()
-			if code := sb.Wait().ExitCode(); code != 0 {
+			printed := make(chan struct{})
+			go func() {
+				defer close(printed)
+				if timings {
+					sb.WaitRan()
+					for _, l := range runner.TimingLines(tm.Steps()) {
+						fmt.Fprintln(os.Stderr, l)
+					}
+				}
+			}()
+			st := sb.Wait()
+			<-printed
+			if code := st.ExitCode(); code != 0 {
 				return &exitError{code: code}
 			}
 			return nil
@@ -96,7 +122,24 @@ that is not signed by that key or was altered since, before anything runs.`,
 	d.register(cmd)
 	addRunFlags(cmd, &f)
 	cmd.Flags().StringVar(&verify, "verify", "", "require the image to be signed by this ed25519 public key file (PEM)")
+	cmd.Flags().BoolVar(&timings, "timings", false, "write how long each step of the restore took on stderr (foreground only)")
 	return cmd
+}
+
+// startTimings returns the timings of a restore with snap's own start
+// recorded: from the process's start (started, or if zero the start time
+// the host kernel gives) to main, and from main until now. A start time
+// that cannot be read leaves its step out.
+func startTimings(started time.Time) *kernel.Timings {
+	tm := new(kernel.Timings)
+	if started.IsZero() {
+		started, _ = runner.ProcessStart()
+	}
+	if !started.IsZero() {
+		tm.Add(runner.StepProcessStart, started, mainStart)
+	}
+	tm.Since(runner.StepCommand, mainStart)
+	return tm
 }
 
 // readVerifyKey reads --verify's public key file; "" means no check.

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +18,7 @@ func init() { subcommands = append(subcommands, newSentryCmd) }
 func newSentryCmd(g *globalFlags) *cobra.Command {
 	var (
 		id, readyFD, restore, verify string
+		launchedAt                   int64
 		f                            runFlags
 		s                            startFlags
 	)
@@ -62,6 +64,11 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 						return nil, fmt.Errorf("restore %s: %w", restore, err)
 					}
 					o.VerifyKey = key
+					var launched time.Time
+					if launchedAt > 0 {
+						launched = time.Unix(0, launchedAt)
+					}
+					o.Timings = startTimings(launched)
 					sb, man, err := runner.RestoreKernel(cmd.Context(), o, restore, g.store)
 					if err != nil {
 						return nil, err
@@ -84,6 +91,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&readyFD, "ready-fd", "", "descriptor of the launcher's readiness pipe")
 	cmd.Flags().StringVar(&restore, "restore", "", "restore the image at this URI instead of starting a program")
 	cmd.Flags().StringVar(&verify, "verify", "", "with --restore: the public key file the image must be signed with")
+	cmd.Flags().Int64Var(&launchedAt, "launched-at", 0, "when the launcher started this process (Unix nanoseconds), for the restore's timings")
 	addRunFlags(cmd, &f)
 	addStartFlags(cmd, &s)
 	return cmd

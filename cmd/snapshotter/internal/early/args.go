@@ -6,45 +6,53 @@ package early
 var valueFlags = map[string]bool{
 	// global
 	"--state-dir": true, "--store": true,
-	// run and sentry
-	"--rootfs": true, "--platform": true, "--pids": true, "--memory": true,
-	// run -d (an error without -d) and sentry
+	// run, restore and sentry (restore refuses --tmpfs itself)
+	"--rootfs": true, "--platform": true, "--pids": true, "--memory": true, "--tmpfs": true,
+	// run -d and restore -d (an error without -d) and sentry
 	"--id": true, "--stdin": true, "--stdout": true, "--stderr": true,
+	// restore and sentry
+	"--verify": true,
 	// sentry
-	"--ready-fd": true,
+	"--ready-fd": true, "--launched-at": true, "--restore": true,
 }
 
-var boolFlags = map[string]bool{"--debug": true}
+var boolFlags = map[string]bool{"--debug": true, "--timings": true}
 
 // SandboxPlatform reports whether args (snap's arguments without the
-// program name) start a sandbox running a program in this process — `snap
-// run` without -d, or `snap sentry` without --restore — and with which
+// program name) start or restore a sandbox in this process — `snap run` or
+// `snap restore URI` without -d, or `snap sentry` — and with which
 // platform.
 func SandboxPlatform(args []string) (string, bool) {
 	platform := "ptrace"
 	command := ""
+	restoring := false // a sentry's --restore, or restore's URI
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" || !hasPrefix(a, "-") || a == "-" {
 			if command == "" && a != "--" {
 				command = a
-				if command != "run" && command != "sentry" {
+				if command != "run" && command != "sentry" && command != "restore" {
 					return "", false
 				}
+				continue
+			}
+			if command == "restore" && a != "--" && !restoring {
+				// restore's URI; its flags may follow.
+				restoring = true
 				continue
 			}
 			// The program follows.
 			if a == "--" {
 				i++
 			}
-			if command == "" || i >= len(args) {
+			if command == "" || command == "restore" || restoring || i >= len(args) {
 				return "", false
 			}
 			return platform, true
 		}
 		name, value, hasValue := cut(a, '=')
 		switch {
-		case name == "--detach" || name == "-d" || name == "--restore":
+		case name == "--detach" || name == "-d":
 			return "", false
 		case boolFlags[name]:
 		case valueFlags[name]:
@@ -55,12 +63,21 @@ func SandboxPlatform(args []string) (string, bool) {
 				}
 				value = args[i]
 			}
-			if name == "--platform" {
+			switch name {
+			case "--platform":
 				platform = value
+			case "--restore":
+				if command != "sentry" {
+					return "", false
+				}
+				restoring = true
 			}
 		default:
 			return "", false
 		}
+	}
+	if restoring {
+		return platform, true
 	}
 	return "", false
 }

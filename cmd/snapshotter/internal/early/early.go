@@ -18,7 +18,7 @@
 // (`snap run` hello world: about 710 page faults before, 415-480 after,
 // perf stat); the rest fall in heap chunks that Go maps later.
 //
-// Only sandbox-starting commands do it (SandboxPlatform): the others use
+// Only commands that start or restore a sandbox do it (SandboxPlatform): the others use
 // far less memory, and it costs up to 4 MiB of resident memory.
 package early
 

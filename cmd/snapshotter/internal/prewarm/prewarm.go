@@ -6,12 +6,12 @@
 // takes a few more (a ptrace stub process is a fork and an exec). This
 // package has few dependencies and a path that sorts early, so Go
 // initialises it soon after the kernel and the platforms, before most of
-// the rest: its init calls kernel.Prewarm for a foreground `snap run` or a
-// detached sandbox's `snap sentry` that starts a program
+// the rest: its init calls kernel.Prewarm for a foreground `snap run` or
+// `snap restore`, or a detached sandbox's `snap sentry`
 // (early.SandboxPlatform), which makes the platform on another goroutine
 // (and, on this 2-core machine, on the other core) while the remaining
-// packages initialise and cobra parses the command line. kernel.New then
-// takes what was made. A command line that early does not understand
+// packages initialise and cobra parses the command line. kernel.New or
+// kernel.Restore then takes what was made. A command line that early does not understand
 // prewarms nothing: the command then runs as it would without it.
 package prewarm
 
