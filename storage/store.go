@@ -95,6 +95,11 @@ type CreateOptions struct {
 	// to WriteMemory* stored so far (zero pages included). It must return
 	// quickly.
 	Progress func(memoryDone uint64)
+	// Parent, if set, is recorded in the manifest (format 1.2): the image
+	// is saved against that earlier save of the same sandbox. The caller
+	// checks the parent (see CheckParent); chunks equal to the parent's
+	// are shared by content addressing, whatever Parent says.
+	Parent *ParentRef
 }
 
 // DefaultLevel is the zstd level used when CreateOptions.Level is 0 with
@@ -165,13 +170,22 @@ func (s *store) Create(ctx context.Context, name string, opts CreateOptions) (*W
 			return nil, fmt.Errorf("create %s: %w (pass replace to overwrite)", s.b.imageURI(name), ErrAlreadyExists)
 		}
 	}
+	if opts.Parent != nil {
+		if err := s.checkParent(ctx, opts.Parent); err != nil {
+			return nil, fmt.Errorf("create %s: %w", s.b.imageURI(name), err)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	st, err := s.b.begin(ctx, name)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("create %s: %w", s.b.imageURI(name), err)
 	}
-	return newWriter(ctx, cancel, s.b.imageURI(name), st, opts), nil
+	w := newWriter(ctx, cancel, s.b.imageURI(name), st, s.b, opts)
+	if opts.Parent != nil {
+		w.checkParent = func(ctx context.Context) error { return s.checkParent(ctx, opts.Parent) }
+	}
+	return w, nil
 }
 
 func (s *store) Open(ctx context.Context, name string) (*Image, error) {
@@ -234,6 +248,11 @@ func (s *store) Delete(ctx context.Context, name string) error {
 
 func (s *store) Prune(ctx context.Context, olderThan time.Duration) ([]string, error) {
 	removed, err := s.b.prune(ctx, olderThan)
+	if err != nil {
+		return removed, fmt.Errorf("prune %s: %w", s.b.storeURI(), err)
+	}
+	swept, err := s.sweepChunks(ctx, olderThan)
+	removed = append(removed, swept...)
 	if err != nil {
 		return removed, fmt.Errorf("prune %s: %w", s.b.storeURI(), err)
 	}
