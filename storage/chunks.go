@@ -32,7 +32,9 @@ import (
 // the middle leaves garbage, never a referenced chunk deleted). A writer
 // that finds a chunk already stored refreshes its age, so that a sweep
 // does not take it for garbage while the writer lives. Deleting an image
-// deletes none of its chunks.
+// deletes none of its chunks. A writer that fails or is aborted deletes
+// the chunks it stored itself, unless another writer refreshed them since
+// (the same age check as a sweep's: what it misses, a prune removes).
 
 // chunkStore is the backend's content-addressed chunk area.
 type chunkStore interface {
@@ -53,6 +55,9 @@ type chunkStore interface {
 	removeChunk(ctx context.Context, sum string, olderThan time.Duration) (bool, error)
 	// chunkURI names chunk sum in messages and Prune's result.
 	chunkURI(sum string) string
+	// chunkTimeSlack is how coarse the store's chunk times are: a
+	// refresh up to that long after a chunk was stored may not show.
+	chunkTimeSlack() time.Duration
 }
 
 type chunkInfo struct {

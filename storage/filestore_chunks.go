@@ -20,6 +20,9 @@ func (f *fileBackend) chunkRel(sum string) string {
 	return filepath.Join(chunkDir, sum[:2], sum)
 }
 
+// chunkTimeSlack is zero: file times are set to the nanosecond.
+func (f *fileBackend) chunkTimeSlack() time.Duration { return 0 }
+
 func (f *fileBackend) chunkURI(sum string) string {
 	return "file://" + filepath.Join(f.root, f.chunkRel(sum))
 }
@@ -62,6 +65,9 @@ func (f *fileBackend) putChunk(_ context.Context, sum string, data []byte) (bool
 	}
 	if err != nil {
 		os.Remove(tmp)
+		if os.Remove(dir) == nil { // only if empty: leave nothing behind
+			os.Remove(filepath.Dir(dir))
+		}
 		return false, fmt.Errorf("chunk %s: %w", f.chunkURI(sum), err)
 	}
 	return false, nil
@@ -147,6 +153,10 @@ func (f *fileBackend) removeChunk(_ context.Context, sum string, olderThan time.
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, err
 	}
-	os.Remove(filepath.Dir(path)) // only if now empty
+	// Remove the directories it leaves empty (a writer creates them
+	// again if it needs them).
+	if os.Remove(filepath.Dir(path)) == nil {
+		os.Remove(filepath.Join(f.root, chunkDir))
+	}
 	return true, nil
 }

@@ -14,6 +14,10 @@ import (
 
 func (b *s3Backend) chunkURI(sum string) string { return b.storeURI() + "/.chunks/" + sum }
 
+// chunkTimeSlack covers S3's Last-Modified, which has a resolution of one
+// second.
+func (b *s3Backend) chunkTimeSlack() time.Duration { return 2 * time.Second }
+
 func (b *s3Backend) putChunk(ctx context.Context, sum string, data []byte) (bool, error) {
 	c, bid, err := b.attach(ctx)
 	if err != nil {

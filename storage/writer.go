@@ -100,6 +100,16 @@ type Writer struct {
 	// newChunks and newBytes count the chunks the store did not have yet;
 	// accessed atomically by the workers.
 	newChunks, newBytes atomic.Uint64
+
+	// createdMu protects created: the chunks this writer stored, and
+	// when, for Abort to delete.
+	createdMu sync.Mutex
+	created   []createdChunk
+}
+
+type createdChunk struct {
+	sum string
+	at  time.Time
 }
 
 // memJob is one ChunkSpan-aligned span of memory on its way to the image.
@@ -465,6 +475,9 @@ func (w *Writer) putChunk(j *memJob) {
 	if !existed {
 		w.newChunks.Add(1)
 		w.newBytes.Add(uint64(len(j.stored)))
+		w.createdMu.Lock()
+		w.created = append(w.created, createdChunk{sum: j.c.SumHex(), at: time.Now()})
+		w.createdMu.Unlock()
 	}
 }
 
@@ -788,6 +801,18 @@ func (w *Writer) NewChunks() (chunks, bytes uint64) {
 
 var errAborted = errors.New("writer aborted")
 
+// removeCreated deletes the chunks this writer stored, except those whose
+// time moved since (another writer found and refreshed them, and may
+// reference them). Failures are left to Store.Prune.
+func (w *Writer) removeCreated() {
+	ctx := context.Background()
+	slack := w.cs.chunkTimeSlack()
+	for _, c := range w.created {
+		_, _ = w.cs.removeChunk(ctx, c.sum, time.Since(c.at)+slack)
+	}
+	w.created = nil
+}
+
 // Abort stops the writer and deletes everything it wrote. It returns an
 // error only if cleaning up failed (Store.Prune removes leftovers later).
 // It must not run concurrently with WriteMemory or the state writer.
@@ -808,6 +833,7 @@ func (w *Writer) Abort() error {
 	// the memory blob failed.
 	w.cancel()
 	w.finishMemory()
+	w.removeCreated()
 	if w.state != nil && w.state.blob != nil {
 		if w.state.enc != nil {
 			w.state.enc.Close()

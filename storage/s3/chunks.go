@@ -41,9 +41,12 @@ func (b *Backend) PutChunk(ctx context.Context, sum string, data []byte) (bool, 
 			minio.CopyDestOptions{Bucket: b.cfg.Bucket, Object: key, ReplaceMetadata: true,
 				UserMetadata: map[string]string{"Refreshed": strconv.FormatInt(time.Now().UnixNano(), 10)}},
 			minio.CopySrcOptions{Bucket: b.cfg.Bucket, Object: key})
-		return true, mapS3Err(err)
-	}
-	if err = mapS3Err(err); !errors.Is(err, storage.ErrNotFound) {
+		if err = mapS3Err(err); !errors.Is(err, storage.ErrNotFound) {
+			return true, err
+		}
+		// Gone meanwhile (swept, or being rewritten by another writer):
+		// store it.
+	} else if err = mapS3Err(err); !errors.Is(err, storage.ErrNotFound) {
 		return false, err
 	}
 	_, err = b.c.PutObject(ctx, b.cfg.Bucket, key, bytes.NewReader(data), int64(len(data)),
