@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -45,8 +46,9 @@ type chunkStore interface {
 	putChunk(ctx context.Context, sum string, data []byte) (existed bool, err error)
 	// syncChunks makes every chunk put so far durable.
 	syncChunks(ctx context.Context) error
-	// chunk opens chunk sum (ErrNotFound if absent).
-	chunk(ctx context.Context, sum string) (blobReader, error)
+	// chunkReader returns what opens chunks for one reader (an Image),
+	// closed with it.
+	chunkReader(ctx context.Context) (chunkOpener, error)
 	// listChunks returns every stored chunk and when it was stored or
 	// last refreshed.
 	listChunks(ctx context.Context) ([]chunkInfo, error)
@@ -58,6 +60,13 @@ type chunkStore interface {
 	// chunkTimeSlack is how coarse the store's chunk times are: a
 	// refresh up to that long after a chunk was stored may not show.
 	chunkTimeSlack() time.Duration
+}
+
+// chunkOpener opens chunks; it is safe for concurrent use.
+type chunkOpener interface {
+	// chunk opens chunk sum (ErrNotFound if absent).
+	chunk(ctx context.Context, sum string) (blobReader, error)
+	close() error
 }
 
 type chunkInfo struct {
@@ -85,6 +94,11 @@ type casBlob struct {
 	cs     chunkStore
 	uri    string
 	chunks []Chunk
+
+	// once opens op, the chunk opener of this reader, at the first read.
+	once  sync.Once
+	op    chunkOpener
+	opErr error
 }
 
 func (b *casBlob) readAt(ctx context.Context, p []byte, off int64) error {
@@ -118,7 +132,11 @@ func (b *casBlob) readAt(ctx context.Context, p []byte, off int64) error {
 // address.
 func (b *casBlob) readChunk(ctx context.Context, c *Chunk, buf []byte) error {
 	sum := c.SumHex()
-	r, err := b.cs.chunk(ctx, sum)
+	b.once.Do(func() { b.op, b.opErr = b.cs.chunkReader(ctx) })
+	if b.opErr != nil {
+		return fmt.Errorf("chunks of %s: %w", b.uri, b.opErr)
+	}
+	r, err := b.op.chunk(ctx, sum)
 	if err != nil {
 		return fmt.Errorf("chunk %s: %w", b.cs.chunkURI(sum), err)
 	}
@@ -140,7 +158,12 @@ func (b *casBlob) size(context.Context) (int64, error) {
 	return int64(c.Stored) + int64(c.StoredLen), nil
 }
 
-func (b *casBlob) close() error { return nil }
+func (b *casBlob) close() error {
+	if b.op != nil {
+		return b.op.close()
+	}
+	return nil
+}
 
 // errUnreadableImage stops a sweep: an image whose index cannot be read
 // may reference any chunk.

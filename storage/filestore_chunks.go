@@ -91,18 +91,30 @@ func (f *fileBackend) syncChunks(context.Context) error {
 	return nil
 }
 
-func (f *fileBackend) chunk(_ context.Context, sum string) (blobReader, error) {
+// chunkReader opens the store directory once for all the chunks a reader
+// opens; chunks are then opened below it as every entry is (safeOpen).
+func (f *fileBackend) chunkReader(context.Context) (chunkOpener, error) {
 	root, err := f.openRoot()
 	if err != nil {
 		return nil, err
 	}
-	defer root.Close()
-	fl, err := safeOpen(int(root.Fd()), f.root, f.chunkRel(sum), false)
+	return &fileChunks{f: f, root: root}, nil
+}
+
+type fileChunks struct {
+	f    *fileBackend
+	root *os.File
+}
+
+func (c *fileChunks) chunk(_ context.Context, sum string) (blobReader, error) {
+	fl, err := safeOpen(int(c.root.Fd()), c.f.root, c.f.chunkRel(sum), false)
 	if err != nil {
 		return nil, err
 	}
 	return &fileBlob{f: fl}, nil
 }
+
+func (c *fileChunks) close() error { return c.root.Close() }
 
 // listChunks walks ROOT/.chunks; it also removes temporary files of
 // killed writers older than a day, as other staging leftovers are.
