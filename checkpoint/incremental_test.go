@@ -210,3 +210,33 @@ func TestRestoreBadChunk(t *testing.T) {
 		})
 	}
 }
+
+// TestS3IncrementalChain: the chain on a real MinIO. A child saved against
+// its parent in an S3 store shares its chunks, restores from there with
+// every page checked, and a parent in another store is one line.
+func TestS3IncrementalChain(t *testing.T) {
+	e := newEnv(t)
+	e.useMinIO("incr")
+	id, out := e.runDetached("", program(t, "counter"))
+	waitLines(t, out, 2)
+	base := lastLine(e.must("save", id, "--leave-running", "--to", "s3://incr/pool/base"))
+	e.must("save", id, "--leave-running", "--to", "local")
+	msg := e.mustFail("save", id, "--leave-running", "--to", "s3://incr/pool/bad", "--parent", "local")
+	if !strings.Contains(msg, "not in store") {
+		t.Errorf("save to S3 with a local parent: %q, want it refused as another store", msg)
+	}
+	waitLines(t, out, len(lines(out))+2)
+	child := lastLine(e.must("save", id, "--to", "s3://incr/pool/child", "--parent", base))
+	e.waitGone(id)
+	last := lines(out)
+	full, r := e.inspect(base), e.inspect(child)
+	if r.Parent == nil || r.Parent.URI != base || r.Parent.NewBytes*8 > uint64(full.MemoryStored) {
+		t.Errorf("inspect %s: parent %+v, want %s with under 1/8 of the full image's %d bytes new", child, r.Parent, base, full.MemoryStored)
+	}
+	_, rout := e.restoreDetached(child, "")
+	after := waitLines(t, rout, 2)
+	checkClean(t, "restored from S3", after)
+	if want := number(t, last[len(last)-1]) + 1; after[0] != fmt.Sprintf("count %d sum OK", want) {
+		t.Errorf("child restored from S3: first line %q, want count %d sum OK", after[0], want)
+	}
+}
