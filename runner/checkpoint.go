@@ -283,7 +283,9 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 		paused = false
 		s.k.Discard()
 	}
-	log.Printf("sandbox %s: saved to %s: %d bytes of memory, paused %v", s.opts.ID, w.URI(), total, s.last.Paused)
+	nc, nb := w.NewChunks()
+	log.Printf("sandbox %s: saved to %s: %d bytes of memory, paused %v; %d chunks (%d bytes) new to the store, the rest shared",
+		s.opts.ID, w.URI(), total, s.last.Paused, nc, nb)
 	return w.URI(), nil
 }
 
