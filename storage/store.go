@@ -35,13 +35,16 @@ type Manager interface {
 	// manifest does not load is listed with Err set.
 	List(ctx context.Context) ([]Entry, error)
 	// Delete removes image name: it disappears at once (its manifest is
-	// removed first), then its blobs are deleted. ErrNotFound if absent.
+	// removed first), then its blobs are deleted. Its memory chunks, which
+	// other images may share, stay until Prune. ErrNotFound if absent.
 	Delete(ctx context.Context, name string) error
 	// Prune deletes what killed or crashed writers left behind (staging
-	// directories, unreferenced blobs, incomplete multipart uploads) that is
-	// older than olderThan, and returns what it removed (URIs), also when
-	// it fails midway. It never touches a published image. Use an age that
-	// no live writer reaches.
+	// directories, unreferenced blobs, incomplete multipart uploads) and
+	// the memory chunks no published image references, older than
+	// olderThan, and returns what it removed (URIs), also when it fails
+	// midway. It never touches a published image or a chunk one
+	// references; an image it cannot read stops the chunk sweep (it may
+	// reference any chunk). Use an age that no live writer reaches.
 	Prune(ctx context.Context, olderThan time.Duration) ([]string, error)
 }
 
