@@ -549,7 +549,6 @@ func testAbort(t *testing.T, h Harness) {
 func testCorruption(t *testing.T, h Harness) {
 	ctx := context.Background()
 	s := h.New(t)
-	im := makeImage(6<<20, []storage.Range{{Off: 0, Len: 6 << 20}}, MixedKind, 100000)
 	flip := func(at func(m *storage.Manifest, size int) int) func(m *storage.Manifest) func([]byte) []byte {
 		return func(m *storage.Manifest) func([]byte) []byte {
 			return func(b []byte) []byte {
@@ -680,7 +679,7 @@ func testCorruption(t *testing.T, h Harness) {
 		})
 	}
 	// A blob that vanished under a published manifest is corruption too.
-	im = distinct(makeImage(6<<20, []storage.Range{{Off: 0, Len: 6 << 20}}, MixedKind, 100000), 0xee)
+	im := distinct(makeImage(6<<20, []storage.Range{{Off: 0, Len: 6 << 20}}, MixedKind, 100000), 0xee)
 	mustWrite(t, s, "lost-blob", im, storage.CreateOptions{})
 	name, key := chunkAt("lost-blob")
 	h.Remove(t, s, name, key)
