@@ -3,7 +3,9 @@ package checkpoint
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
@@ -142,7 +144,9 @@ func TestBadInput(t *testing.T) {
 		want   string
 	}{
 		{"corrupt chunk", copied(func(dir string) {
-			edit(t, filepath.Join(dir, "memory.bin"), func(b []byte) []byte { b[len(b)/2] ^= 0x40; return b })
+			// The copy's chunks are good's: point its index at a
+			// damaged copy of one, stored under its new address.
+			repointChunk(t, dir, func(b []byte) []byte { b[len(b)/2] ^= 0x40; return b })
 		}), "corrupt"},
 		{"truncated state", copied(func(dir string) {
 			edit(t, filepath.Join(dir, "state.zst"), func(b []byte) []byte { return b[:len(b)/2] })
@@ -160,9 +164,9 @@ func TestBadInput(t *testing.T) {
 				return b
 			})
 		}, "(restore it with a newer snap): incompatible kernel state version"},
-		{"bytes appended to memory", copied(func(dir string) {
-			edit(t, filepath.Join(dir, "memory.bin"), func(b []byte) []byte { return append(b, 0) })
-		}), "memory blob"},
+		{"index names a missing chunk", copied(func(dir string) {
+			repointChunk(t, dir, nil)
+		}), "corrupt"},
 		{"state rawSize wrong", copied(func(dir string) {
 			editManifest(t, dir, func(m *storage.Manifest) { m.State.RawSize-- })
 		}), "rawSize"},
@@ -229,4 +233,56 @@ func TestBadInput(t *testing.T) {
 			checkClean(t, "sandbox", ls)
 		})
 	}
+}
+
+// repointChunk rewrites the index of the image in dir (and the index's
+// SHA-256 in its manifest) so that its middle chunk's record names another
+// address: that of f(the chunk's bytes), stored there, or with f nil an
+// address nothing is stored at.
+func repointChunk(t *testing.T, dir string, f func([]byte) []byte) {
+	t.Helper()
+	mb, err := os.ReadFile(filepath.Join(dir, "manifest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := storage.ParseManifest(mb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idxPath := filepath.Join(dir, m.Index.Key)
+	idx, err := os.ReadFile(idxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks, err := storage.ParseIndex(idx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := len(chunks) / 2
+	chunkPath := func(sum string) string { return filepath.Join(dir, "..", ".chunks", sum[:2], sum) }
+	sum := sha256.Sum256([]byte("no such chunk"))
+	if f != nil {
+		b, err := os.ReadFile(chunkPath(chunks[i].SumHex()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = f(b)
+		sum = sha256.Sum256(b)
+		p := chunkPath(hex.EncodeToString(sum[:]))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Records are 104 bytes after a 24-byte header; the address at 72.
+	copy(idx[24+i*104+72:], sum[:])
+	if err := os.WriteFile(idxPath, idx, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	editManifest(t, dir, func(m *storage.Manifest) {
+		d := sha256.Sum256(idx)
+		m.Index.SHA256 = hex.EncodeToString(d[:])
+	})
 }

@@ -52,6 +52,10 @@ func init() {
 			code string
 			err  error
 		}{"signature", storage.ErrSignature},
+		struct {
+			code string
+			err  error
+		}{"parent_changed", storage.ErrParentChanged},
 	)
 }
 
@@ -139,10 +143,21 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 			nextReport = done + progressStep
 		}
 	}
+	var parent *storage.ParentRef
+	if req.Parent != "" {
+		ref, pm, err := storage.ResolveParent(ctx, req.Parent, req.Store)
+		if err != nil {
+			return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
+		}
+		if got := pm.Metadata[MetaSandbox]; got != s.opts.ID {
+			return "", fmt.Errorf("save %s: parent %s is a save of sandbox %q, not of %s: %w", s.opts.ID, ref.URI, got, s.opts.ID, storage.ErrInvalidArgument)
+		}
+		parent = ref
+	}
 	w, err := storage.CreateImage(ctx, to, req.Store, storage.CreateOptions{
 		Metadata: meta, SnapVersion: s.opts.Version,
 		Codec: req.Compression, Level: req.Level, Progress: report,
-		SignKey: req.SignKey,
+		SignKey: req.SignKey, Parent: parent,
 	})
 	if err != nil {
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
@@ -268,7 +283,9 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 		paused = false
 		s.k.Discard()
 	}
-	log.Printf("sandbox %s: saved to %s: %d bytes of memory, paused %v", s.opts.ID, w.URI(), total, s.last.Paused)
+	nc, nb := w.NewChunks()
+	log.Printf("sandbox %s: saved to %s: %d bytes of memory, paused %v; %d chunks (%d bytes) new to the store, the rest shared",
+		s.opts.ID, w.URI(), total, s.last.Paused, nc, nb)
 	return w.URI(), nil
 }
 

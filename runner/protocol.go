@@ -76,6 +76,11 @@ type SaveRequest struct {
 	// DefaultSaveTimeout. Past it the save is aborted, nothing is
 	// published, and the sandbox runs on.
 	Timeout time.Duration `msgpack:"timeout,omitempty"`
+	// Parent, if set, is an earlier image of this sandbox in the same
+	// store (URI or name, resolved like To) that the image is saved
+	// against (snap save --parent): recorded in the image, whose chunks
+	// equal to the parent's are shared.
+	Parent string `msgpack:"parent,omitempty"`
 	// Env holds the client's values of SaveEnvKeys (absent: unset), so that
 	// the store is reached as the client would reach it, whatever the
 	// sentry's own environment was when it started.

@@ -30,6 +30,8 @@ type backend interface {
 	// areas, unreferenced blobs, incomplete uploads) older than olderThan
 	// and returns their URIs.
 	prune(ctx context.Context, olderThan time.Duration) ([]string, error)
+	// The content-addressed chunks of the store (chunks.go).
+	chunkStore
 }
 
 // staging is an image being written.

@@ -7,10 +7,12 @@
 //
 // # Vocabulary
 //
-// A store holds images by name. An image is a manifest plus three blobs:
-// the state blob (the stateify stream, zstd-compressed), the memory blob
-// (memory chunks back to back) and the memory index (one fixed-size record
-// per chunk). A chunk covers up to ChunkSpan (1 MiB) of the memory file; its
+// A store holds images by name. An image is a manifest plus two blobs,
+// the state blob (the stateify stream, zstd-compressed) and the memory
+// index (one fixed-size record per chunk), and the memory chunks it
+// references, which the store keeps once each under the SHA-256 of their
+// stored bytes and shares between images (format 1.2, chunks.go; images
+// of 1.0 and 1.1 have a memory blob with their chunks back to back). A chunk covers up to ChunkSpan (1 MiB) of the memory file; its
 // non-zero pages are compressed together as one S2 block (the default) or
 // one zstd frame (CreateOptions.Codec), with a CRC-32C of the stored bytes.
 // Zero pages are never stored. The manifest is written last: an image
@@ -18,9 +20,10 @@
 //
 //	manifest   "SNAPMAN\n" | major u16 | minor u16 | arch [8] | len u32 | JSON body | SHA-256
 //	state.zst  zstd stream of the state          (SHA-256 and sizes in the manifest)
-//	memory.idx "SNAPIDX\n" | major | minor | recsize | count | count × 72-byte records
-//	           (SHA-256 in the manifest)
-//	memory.bin chunk 0 payload | chunk 1 payload | ...   (CRC-32C of each in its record)
+//	memory.idx "SNAPIDX\n" | major | minor | recsize | count | count × 104-byte records
+//	           (SHA-256 in the manifest; each record holds its chunk's SHA-256)
+//	.chunks/   one object per distinct chunk payload, named by its SHA-256
+//	           (CRC-32C of each in its record too)
 //
 // # Naming images
 //

@@ -41,3 +41,8 @@ var (
 	// store, its helper program snap-s3 is missing, or died.
 	ErrUnavailable = errors.New("store unavailable")
 )
+
+// ErrParentChanged means the parent an image is saved against (snap save
+// --parent) is no longer the image it was: its manifest was replaced or
+// altered since the child named it.
+var ErrParentChanged = errors.New("parent image changed")

@@ -22,8 +22,9 @@ import (
 //
 //	ROOT/NAME/manifest      published last, by renaming the directory
 //	ROOT/NAME/state.zst
-//	ROOT/NAME/memory.bin
 //	ROOT/NAME/memory.idx
+//	ROOT/NAME/memory.bin    formats 1.0 and 1.1 only
+//	ROOT/.chunks/ab/ab12..  content-addressed chunks (filestore_chunks.go)
 //	ROOT/.tmp-NAME-RAND/    an image being written
 //	ROOT/.del-NAME-RAND/    an image being deleted
 const (

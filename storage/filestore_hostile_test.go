@@ -83,10 +83,15 @@ func TestFileStoreHostileEntries(t *testing.T) {
 			os.Remove(filepath.Join(dir, "state.zst"))
 			must(t, os.Symlink(fifo, filepath.Join(dir, "state.zst")))
 		}, "state.zst: a symbolic link"},
-		{"memory-is-fifo", func(dir string) {
-			os.Remove(filepath.Join(dir, "memory.bin"))
-			must(t, syscall.Mkfifo(filepath.Join(dir, "memory.bin"), 0o600))
-		}, "memory.bin: a FIFO"},
+		{"chunk-is-fifo", func(dir string) {
+			// Content-addressed chunks live in the store's .chunks.
+			matches, _ := filepath.Glob(filepath.Join(dir, "..", ".chunks", "*", "*"))
+			if len(matches) != 1 {
+				t.Fatalf("chunks of the store = %v, want the one of the small image", matches)
+			}
+			os.Remove(matches[0])
+			must(t, syscall.Mkfifo(matches[0], 0o600))
+		}, ": a FIFO"},
 		{"index-link-outside", func(dir string) {
 			os.Remove(filepath.Join(dir, "memory.idx"))
 			must(t, os.Symlink(filepath.Join(outside, "memory.idx"), filepath.Join(dir, "memory.idx")))

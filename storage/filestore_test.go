@@ -67,6 +67,7 @@ func fileHarness() storetest.Harness {
 				t.Fatal(err)
 			}
 		},
+		Chunk: func(sum string) (string, string) { return ".chunks", sum[:2] + "/" + sum },
 		Remove: func(t *testing.T, s storage.Store, name, key string) {
 			if err := os.Remove(filepath.Join(fileRoot(s), name, key)); err != nil {
 				t.Fatal(err)
@@ -140,12 +141,21 @@ func TestFileStoreModes(t *testing.T) {
 		"img":            fs.ModeDir | 0o700,
 		"img/manifest":   0o600,
 		"img/state.zst":  0o600,
-		"img/memory.bin": 0o600,
 		"img/memory.idx": 0o600,
 		"img2":           fs.ModeDir | 0o700,
 		"img2/manifest":  0o600,
 		"..":             fs.ModeDir | 0o700, // the parent it created
 	}
+	chunks, _ := filepath.Glob(filepath.Join(root, ".chunks", "*", "*"))
+	if len(chunks) == 0 {
+		t.Fatalf("no chunk in %s", root)
+	}
+	for _, c := range chunks {
+		rel, _ := filepath.Rel(root, c)
+		want[rel] = 0o600
+		want[filepath.Dir(rel)] = fs.ModeDir | 0o700
+	}
+	want[".chunks"] = fs.ModeDir | 0o700
 	for rel, mode := range want {
 		fi, err := os.Stat(filepath.Join(root, rel))
 		if err != nil {

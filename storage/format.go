@@ -18,10 +18,12 @@ import (
 // minor up to FormatMinor (Firecracker's rule).
 //
 // 1.1 added the memory blob's SHA-256 and the optional signature block
-// (signed images only; see SignManifest).
+// (signed images only; see SignManifest). 1.2 added content-addressed
+// chunks (Manifest.ContentAddressed, 104-byte index records carrying each
+// chunk's SHA-256) and the parent reference (Manifest.Parent).
 const (
 	FormatMajor = 1
-	FormatMinor = 1
+	FormatMinor = 2
 )
 
 // PageSize is the granularity of zero-page elimination: memory offsets and
@@ -55,8 +57,9 @@ var (
 const (
 	manifestHeaderSize = 24 // magic, major, minor, arch[8], bodyLen
 	manifestTrailer    = sha256.Size
-	indexHeaderSize    = 24 // magic, major, minor, recordSize, count
-	indexRecordSize    = 72
+	indexHeaderSize    = 24  // magic, major, minor, recordSize, count
+	indexRecordSize    = 72  // formats 1.0 and 1.1
+	indexRecordSizeCA  = 104 // content-addressed (1.2): the 72 bytes, then the SHA-256
 )
 
 // Arch returns the architecture name this process writes into images and
@@ -93,6 +96,18 @@ type Manifest struct {
 	Index  Blob `json:"index"`
 	// Metadata is free-form (program, argv, source sandbox...).
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// ContentAddressed (format 1.2) means the memory chunks are not in a
+	// blob of the image but stored once per store, each under the
+	// SHA-256 of its stored bytes (Chunk.Sum), and shared by every image
+	// that holds the same chunk. Memory then describes the chunks' stored
+	// bytes taken back to back in index order, as if they were one blob
+	// (its key is "chunks" and names nothing).
+	ContentAddressed bool `json:"contentAddressed,omitempty"`
+	// Parent (format 1.2) names the earlier save of the same sandbox this
+	// image was saved against (snap save --parent), nil for a full save.
+	// Nothing is read from the parent at restore: the image references
+	// all its chunks itself.
+	Parent *ParentRef `json:"parent,omitempty"`
 
 	// Signer is the ed25519 public key that signed the manifest, nil if
 	// the image is unsigned. It is what the image claims: only
@@ -101,6 +116,23 @@ type Manifest struct {
 	// signed is the signed part of the manifest bytes and sig the
 	// signature, for VerifySignature.
 	signed, sig []byte
+	// digest is the hex SHA-256 of the manifest bytes as stored.
+	digest string
+}
+
+// Digest returns the hex SHA-256 of the manifest as stored (signature
+// block included): what a child image records of its parent
+// (ParentRef.ManifestSHA256).
+func (m *Manifest) Digest() string { return m.digest }
+
+// ParentRef names the parent of an image saved with a parent.
+type ParentRef struct {
+	// URI is the parent image as the user named it, resolved.
+	URI string `json:"uri"`
+	// ManifestSHA256 is the hex SHA-256 of the parent's manifest bytes
+	// when the child was saved: a parent replaced since then no longer
+	// matches.
+	ManifestSHA256 string `json:"manifestSha256"`
 }
 
 // Compression names the codec of memory chunks. The state blob is always
@@ -217,6 +249,8 @@ func ParseManifest(b []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("manifest: decode body: %v: %w", err, ErrCorrupt)
 	}
 	m.Major, m.Minor = major, minor
+	all := sha256.Sum256(b)
+	m.digest = hex.EncodeToString(all[:])
 	if err := m.validate(arch); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
@@ -312,7 +346,15 @@ func (m *Manifest) validate(headerArch string) error {
 	if m.State.RawSize > maxStateSize {
 		return bad("state raw size %d over the %d limit", m.State.RawSize, int64(maxStateSize))
 	}
-	if want := int64(indexHeaderSize) + int64(m.Chunks)*indexRecordSize; m.Index.Size != want {
+	if m.Minor < 2 && (m.ContentAddressed || m.Parent != nil) {
+		return bad("content-addressed chunks or a parent in a format %d.%d manifest", m.Major, m.Minor)
+	}
+	if m.Parent != nil {
+		if d, err := hex.DecodeString(m.Parent.ManifestSHA256); err != nil || len(d) != sha256.Size || m.Parent.URI == "" || len(m.Parent.URI) > 4096 {
+			return bad("parent %q with manifest sha256 %q", m.Parent.URI, m.Parent.ManifestSHA256)
+		}
+	}
+	if want := int64(indexHeaderSize) + int64(m.Chunks)*int64(m.indexRecordSize()); m.Index.Size != want {
 		return bad("index blob size %d, want %d for %d chunks", m.Index.Size, want, m.Chunks)
 	}
 	n := 0
@@ -323,6 +365,14 @@ func (m *Manifest) validate(headerArch string) error {
 		return bad("metadata %d bytes over the %d limit", n, maxMetadata)
 	}
 	return nil
+}
+
+// indexRecordSize is the size of one memory index record of the image.
+func (m *Manifest) indexRecordSize() int {
+	if m.ContentAddressed {
+		return indexRecordSizeCA
+	}
+	return indexRecordSize
 }
 
 // validKey accepts keys of one or two path segments made of [A-Za-z0-9._-],
@@ -376,7 +426,13 @@ type Chunk struct {
 	// Present has bit i set when page i of the span is stored (bit i%8 of
 	// byte i/8). Present pages are stored in order, back to back.
 	Present [pagesPerChunk / 8]byte
+	// Sum is the SHA-256 of the stored payload, the chunk's name in its
+	// store (content-addressed images, format 1.2); zero otherwise.
+	Sum [sha256.Size]byte
 }
+
+// SumHex returns the chunk's content address (Sum in hex).
+func (c *Chunk) SumHex() string { return hex.EncodeToString(c.Sum[:]) }
 
 const chunkRaw = 1
 
@@ -394,16 +450,18 @@ func (c *Chunk) presentCount() int {
 	return n
 }
 
+// marshalIndex encodes a content-addressed (1.2) memory index.
 func marshalIndex(chunks []Chunk) []byte {
-	out := make([]byte, indexHeaderSize+len(chunks)*indexRecordSize)
+	out := make([]byte, indexHeaderSize+len(chunks)*indexRecordSizeCA)
 	copy(out, indexMagic[:])
 	binary.LittleEndian.PutUint16(out[8:], FormatMajor)
 	binary.LittleEndian.PutUint16(out[10:], FormatMinor)
-	binary.LittleEndian.PutUint32(out[12:], indexRecordSize)
+	binary.LittleEndian.PutUint32(out[12:], indexRecordSizeCA)
 	binary.LittleEndian.PutUint64(out[16:], uint64(len(chunks)))
 	for i := range chunks {
 		c := &chunks[i]
-		r := out[indexHeaderSize+i*indexRecordSize:]
+		r := out[indexHeaderSize+i*indexRecordSizeCA:]
+		copy(r[72:], c.Sum[:])
 		binary.LittleEndian.PutUint64(r[0:], c.Offset)
 		binary.LittleEndian.PutUint32(r[8:], c.Span)
 		binary.LittleEndian.PutUint32(r[12:], c.Flags)
@@ -434,19 +492,23 @@ func ParseIndex(b []byte, m *Manifest) ([]Chunk, error) {
 	if major != FormatMajor || minor > FormatMinor {
 		return nil, fmt.Errorf("index: format %d.%d: %w", major, minor, ErrIncompatibleVersion)
 	}
-	if rs := binary.LittleEndian.Uint32(b[12:]); rs != indexRecordSize {
-		return nil, bad("record size %d, want %d", rs, indexRecordSize)
+	recSize := m.indexRecordSize()
+	if rs := binary.LittleEndian.Uint32(b[12:]); rs != uint32(recSize) {
+		return nil, bad("record size %d, want %d", rs, recSize)
 	}
 	count := binary.LittleEndian.Uint64(b[16:])
-	if count != m.Chunks || count > uint64(len(b)-indexHeaderSize)/indexRecordSize ||
-		uint64(len(b)) != indexHeaderSize+count*indexRecordSize {
+	if count != m.Chunks || count > uint64(len(b)-indexHeaderSize)/uint64(recSize) ||
+		uint64(len(b)) != indexHeaderSize+count*uint64(recSize) {
 		return nil, bad("%d records in %d bytes, manifest says %d chunks", count, len(b), m.Chunks)
 	}
 	chunks := make([]Chunk, count)
 	var nextOff, nextStored, data uint64
 	for i := range chunks {
-		r := b[indexHeaderSize+i*indexRecordSize:]
+		r := b[indexHeaderSize+i*recSize:]
 		c := &chunks[i]
+		if m.ContentAddressed {
+			copy(c.Sum[:], r[72:104])
+		}
 		c.Offset = binary.LittleEndian.Uint64(r[0:])
 		c.Span = binary.LittleEndian.Uint32(r[8:])
 		c.Flags = binary.LittleEndian.Uint32(r[12:])

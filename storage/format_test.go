@@ -175,6 +175,12 @@ func FuzzParseManifest(f *testing.F) {
 	f.Add(good)
 	f.Add(good[:30])
 	f.Add([]byte("SNAPMAN\n"))
+	// A content-addressed child (format 1.2).
+	ca := sampleManifest()
+	ca.ContentAddressed, ca.Index.Size = true, 24+104
+	ca.Parent = &storage.ParentRef{URI: "file:///s/base", ManifestSHA256: hex64()}
+	child, _ := storage.MarshalManifest(ca)
+	f.Add(child)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := storage.ParseManifest(b)
 		if err != nil {
@@ -215,7 +221,7 @@ func FuzzParseIndex(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		mm := *m
 		if len(b) >= 24 {
-			mm.Chunks = uint64(len(b)-24) / 72
+			mm.Chunks = uint64(len(b)-24) / 104 // content-addressed records
 		}
 		chunks, err := storage.ParseIndex(b, &mm)
 		if err != nil {

@@ -36,7 +36,8 @@ type Image struct {
 	h      handle
 	m      *Manifest
 	chunks []Chunk
-	mem    blobReader
+	mem    blobReader // the memory blob, or a casBlob over the chunks
+	cs     chunkStore
 	dec    *zstd.Decoder
 }
 
@@ -46,7 +47,7 @@ func openImage(ctx context.Context, b backend, name string) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", uri, err)
 	}
-	im := &Image{uri: uri, h: h}
+	im := &Image{uri: uri, h: h, cs: b}
 	if err := im.load(ctx); err != nil {
 		im.Close()
 		return nil, fmt.Errorf("open %s: %w", uri, err)
@@ -75,7 +76,10 @@ func (im *Image) load(ctx context.Context) error {
 	if im.chunks, err = ParseIndex(idx, m); err != nil {
 		return err
 	}
-	if im.mem, err = im.h.blob(ctx, m.Memory.Key, m.Memory.Size); err != nil {
+	if m.ContentAddressed {
+		// Each chunk is checked against its address when read.
+		im.mem = &casBlob{cs: im.cs, uri: im.uri, chunks: im.chunks}
+	} else if im.mem, err = im.h.blob(ctx, m.Memory.Key, m.Memory.Size); err != nil {
 		return blobErr("memory blob "+m.Memory.Key, err)
 	}
 	// The index covers the memory blob exactly (ParseIndex): bytes
@@ -564,6 +568,10 @@ func (im *Image) verifyMemoryDigest(ctx context.Context) error {
 	for off := int64(0); off < im.m.Memory.Size; {
 		p := buf[:min(int64(len(buf)), im.m.Memory.Size-off)]
 		if err := im.mem.readAt(ctx, p, off); err != nil {
+			if errors.Is(err, ErrCorrupt) {
+				// A chunk that no longer matches its address was altered.
+				return fmt.Errorf("memory blob %s altered: %v: %w", im.m.Memory.Key, err, ErrSignature)
+			}
 			return blobErr("memory blob "+im.m.Memory.Key, err)
 		}
 		h.Write(p)

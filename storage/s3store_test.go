@@ -98,6 +98,7 @@ func s3Harness(srv *miniotest.Server, c *minio.Client) storetest.Harness {
 				t.Fatal(err)
 			}
 		},
+		Chunk: func(sum string) (string, string) { return ".chunks", sum },
 		Remove: func(t *testing.T, s storage.Store, name, k string) {
 			bucket, obj := key(s, name, k)
 			if err := c.RemoveObject(context.Background(), bucket, obj, minio.RemoveObjectOptions{}); err != nil {
@@ -322,8 +323,8 @@ func TestS3PrivateAndPrune(t *testing.T) {
 		t.Errorf("Prune(0) = %q, %v; want %q", got, err, want)
 	}
 	objs := s3Objects(t, c, s)
-	if len(objs) != 4 || !strings.HasPrefix(objs[0], "img/") {
-		t.Errorf("after Prune the store holds %q, want the 4 objects of img", objs)
+	if len(objs) != 4 || !strings.HasPrefix(objs[0], ".chunks/") || !strings.HasPrefix(objs[1], "img/") {
+		t.Errorf("after Prune the store holds %q, want img's chunk and its 3 objects", objs)
 	}
 	img, err := s.Open(ctx, "img")
 	if err != nil {

@@ -47,6 +47,9 @@ func writeSigned(t *testing.T, s storage.Store, name string, key ed25519.Private
 	for i := range mem {
 		mem[i] = byte(i / 7)
 	}
+	// Each image its own chunk: the tests alter chunks in place, and
+	// images of equal memory share their chunks.
+	copy(mem[64:], name)
 	if err := w.WriteMemory(storage.PageSize, mem); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +81,7 @@ func TestSignedImages(t *testing.T) {
 	// signature block is kept, the signed bytes changed.
 	editSigned(t, filepath.Join(root, "manifest-edited"), func(m *storage.Manifest) { m.Metadata = map[string]string{"program": "/bin/evil"} }, true)
 	// A memory byte changed: chunk CRCs no longer match either.
-	flipFile(t, filepath.Join(root, "memory-edited", "memory.bin"), 10)
+	flipFile(t, chunkFile(t, s, root, "memory-edited", 0), 10)
 	// A memory byte changed, its chunk CRC and the index SHA-256 redone:
 	// only the signature notices.
 	forgeChunk(t, filepath.Join(root, "memory-edited-crc"))
@@ -262,6 +265,18 @@ func flipFile(t *testing.T, p string, off int) {
 
 // forgeChunk changes a memory byte of the image in dir and redoes every
 // checksum (storetest.RewriteChunk).
+// chunkFile returns the path of chunk i of image name in file store root.
+func chunkFile(t *testing.T, s storage.Store, root, name string, i int) string {
+	t.Helper()
+	img, err := s.Open(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	sum := img.Chunks()[i].SumHex()
+	return filepath.Join(root, ".chunks", sum[:2], sum)
+}
+
 func forgeChunk(t *testing.T, dir string) {
 	t.Helper()
 	n, err := storetest.RewriteChunks(dir, func(raw []byte) bool { raw[100] ^= 0xff; return true })

@@ -35,13 +35,16 @@ type Manager interface {
 	// manifest does not load is listed with Err set.
 	List(ctx context.Context) ([]Entry, error)
 	// Delete removes image name: it disappears at once (its manifest is
-	// removed first), then its blobs are deleted. ErrNotFound if absent.
+	// removed first), then its blobs are deleted. Its memory chunks, which
+	// other images may share, stay until Prune. ErrNotFound if absent.
 	Delete(ctx context.Context, name string) error
 	// Prune deletes what killed or crashed writers left behind (staging
-	// directories, unreferenced blobs, incomplete multipart uploads) that is
-	// older than olderThan, and returns what it removed (URIs), also when
-	// it fails midway. It never touches a published image. Use an age that
-	// no live writer reaches.
+	// directories, unreferenced blobs, incomplete multipart uploads) and
+	// the memory chunks no published image references, older than
+	// olderThan, and returns what it removed (URIs), also when it fails
+	// midway. It never touches a published image or a chunk one
+	// references; an image it cannot read stops the chunk sweep (it may
+	// reference any chunk). Use an age that no live writer reaches.
 	Prune(ctx context.Context, olderThan time.Duration) ([]string, error)
 }
 
@@ -95,6 +98,11 @@ type CreateOptions struct {
 	// to WriteMemory* stored so far (zero pages included). It must return
 	// quickly.
 	Progress func(memoryDone uint64)
+	// Parent, if set, is recorded in the manifest (format 1.2): the image
+	// is saved against that earlier save of the same sandbox. The caller
+	// checks the parent (see CheckParent); chunks equal to the parent's
+	// are shared by content addressing, whatever Parent says.
+	Parent *ParentRef
 }
 
 // DefaultLevel is the zstd level used when CreateOptions.Level is 0 with
@@ -165,13 +173,22 @@ func (s *store) Create(ctx context.Context, name string, opts CreateOptions) (*W
 			return nil, fmt.Errorf("create %s: %w (pass replace to overwrite)", s.b.imageURI(name), ErrAlreadyExists)
 		}
 	}
+	if opts.Parent != nil {
+		if err := s.checkParent(ctx, opts.Parent); err != nil {
+			return nil, fmt.Errorf("create %s: %w", s.b.imageURI(name), err)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	st, err := s.b.begin(ctx, name)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("create %s: %w", s.b.imageURI(name), err)
 	}
-	return newWriter(ctx, cancel, s.b.imageURI(name), st, opts), nil
+	w := newWriter(ctx, cancel, s.b.imageURI(name), st, s.b, opts)
+	if opts.Parent != nil {
+		w.checkParent = func(ctx context.Context) error { return s.checkParent(ctx, opts.Parent) }
+	}
+	return w, nil
 }
 
 func (s *store) Open(ctx context.Context, name string) (*Image, error) {
@@ -234,6 +251,11 @@ func (s *store) Delete(ctx context.Context, name string) error {
 
 func (s *store) Prune(ctx context.Context, olderThan time.Duration) ([]string, error) {
 	removed, err := s.b.prune(ctx, olderThan)
+	if err != nil {
+		return removed, fmt.Errorf("prune %s: %w", s.b.storeURI(), err)
+	}
+	swept, err := s.sweepChunks(ctx, olderThan)
+	removed = append(removed, swept...)
 	if err != nil {
 		return removed, fmt.Errorf("prune %s: %w", s.b.storeURI(), err)
 	}

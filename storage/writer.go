@@ -14,6 +14,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/s2"
@@ -62,7 +63,11 @@ type Writer struct {
 	cancel context.CancelFunc
 	uri    string
 	st     staging
+	cs     chunkStore
 	opts   CreateOptions
+	// checkParent, set when opts.Parent is, checks again at commit that
+	// the parent is still the image the child names.
+	checkParent func(ctx context.Context) error
 
 	// mu protects done and the first pipeline error.
 	mu   sync.Mutex
@@ -76,7 +81,6 @@ type Writer struct {
 	// Memory pipeline. Fields below are exclusive to the memory producer
 	// (the goroutine calling WriteMemory*), except as noted.
 	memStarted bool
-	memBlob    blobWriter
 	enc        *zstd.Encoder // zstd codec only; safe for concurrent EncodeAll
 	workers    int
 	pool       chan *memJob
@@ -92,7 +96,20 @@ type Writer struct {
 	memStored uint64
 	memData   uint64
 	handed    uint64
-	memHash   hash.Hash // SHA-256 of the memory blob; only when signing
+	memHash   hash.Hash // SHA-256 of the chunks back to back; only when signing
+	// newChunks and newBytes count the chunks the store did not have yet;
+	// accessed atomically by the workers.
+	newChunks, newBytes atomic.Uint64
+
+	// createdMu protects created: the chunks this writer stored, and
+	// when, for Abort to delete.
+	createdMu sync.Mutex
+	created   []createdChunk
+}
+
+type createdChunk struct {
+	sum string
+	at  time.Time
 }
 
 // memJob is one ChunkSpan-aligned span of memory on its way to the image.
@@ -133,7 +150,7 @@ func (p *piece) bytes(j *memJob) []byte {
 // pending reports whether the piece still refers to the caller's input.
 func (p *piece) pending() bool { return p.src != nil || p.view != nil }
 
-func newWriter(ctx context.Context, cancel context.CancelFunc, uri string, st staging, opts CreateOptions) *Writer {
+func newWriter(ctx context.Context, cancel context.CancelFunc, uri string, st staging, cs chunkStore, opts CreateOptions) *Writer {
 	if opts.Codec == "" {
 		opts.Codec = DefaultCodec
 	}
@@ -147,7 +164,7 @@ func newWriter(ctx context.Context, cancel context.CancelFunc, uri string, st st
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	w := &Writer{ctx: ctx, cancel: cancel, uri: uri, st: st, opts: opts, workers: workers}
+	w := &Writer{ctx: ctx, cancel: cancel, uri: uri, st: st, cs: cs, opts: opts, workers: workers}
 	if opts.SignKey != nil {
 		w.memHash = sha256.New()
 	}
@@ -264,14 +281,8 @@ func (w *Writer) startMemory() error {
 		return nil
 	}
 	w.memStarted = true
-	blob, err := w.st.create(w.st.key("memory.bin"), true)
-	if err != nil {
-		err = fmt.Errorf("write memory of %s: %w", w.uri, err)
-		w.setErr(err)
-		return err
-	}
-	w.memBlob = blob
 	if w.opts.Codec == CodecZstd {
+		var err error
 		// Chunks carry a CRC-32C of their stored bytes, checked before
 		// decompression, and their exact length, so zstd's own content
 		// checksum is left out; at levels <= 3 literals are stored without
@@ -342,6 +353,9 @@ func (w *Writer) compress() {
 		}
 		if err == nil {
 			w.pack(j)
+			if j.has {
+				w.putChunk(j)
+			}
 		}
 		if j.call != nil {
 			j.call.Done() // the caller's input is no longer used
@@ -448,24 +462,39 @@ func (w *Writer) pack(j *memJob) {
 	j.c.CRC = crc32.Checksum(j.stored, castagnoli)
 }
 
-// drain stores chunks in production order and recycles jobs.
+// putChunk names the packed chunk of j by its content and stores it, unless
+// the store has it already. Chunks are independent objects, so the workers
+// store them in parallel; the drain only records them in order.
+func (w *Writer) putChunk(j *memJob) {
+	j.c.Sum = sha256.Sum256(j.stored)
+	existed, err := w.cs.putChunk(w.ctx, j.c.SumHex(), j.stored)
+	if err != nil {
+		w.setErr(fmt.Errorf("write memory of %s: %w", w.uri, err))
+		return
+	}
+	if !existed {
+		w.newChunks.Add(1)
+		w.newBytes.Add(uint64(len(j.stored)))
+		w.createdMu.Lock()
+		w.created = append(w.created, createdChunk{sum: j.c.SumHex(), at: time.Now()})
+		w.createdMu.Unlock()
+	}
+}
+
+// drain records chunks in production order and recycles jobs.
 func (w *Writer) drain() {
 	defer w.wg.Done()
 	for j := range w.order {
 		<-j.done
 		if w.getErr() == nil {
 			if j.has {
-				if _, err := w.memBlob.Write(j.stored); err != nil {
-					w.setErr(fmt.Errorf("write memory of %s: %w", w.uri, err))
-				} else {
-					if w.memHash != nil {
-						w.memHash.Write(j.stored)
-					}
-					j.c.Stored = w.memStored
-					w.memStored += uint64(len(j.stored))
-					w.memData += uint64(j.c.RawLen)
-					w.chunks = append(w.chunks, j.c)
+				if w.memHash != nil {
+					w.memHash.Write(j.stored)
 				}
+				j.c.Stored = w.memStored
+				w.memStored += uint64(len(j.stored))
+				w.memData += uint64(j.c.RawLen)
+				w.chunks = append(w.chunks, j.c)
 			}
 			w.handed += j.handed
 			if w.opts.Progress != nil && w.getErr() == nil {
@@ -683,7 +712,8 @@ func (w *Writer) commit() (*Manifest, error) {
 	if err := w.getErr(); err != nil {
 		return nil, err
 	}
-	if err := w.memBlob.Close(); err != nil {
+	// The manifest may reference the chunks only once they are durable.
+	if err := w.cs.syncChunks(w.ctx); err != nil {
 		return nil, fmt.Errorf("write memory of %s: %w", w.uri, err)
 	}
 	w.startState()
@@ -724,9 +754,12 @@ func (w *Writer) commit() (*Manifest, error) {
 		Chunks:      uint64(len(w.chunks)),
 		Compression: Compression{Algorithm: w.opts.Codec, Level: w.opts.Level},
 		State:       Blob{Key: w.st.key("state.zst"), Size: s.size, RawSize: s.raw, SHA256: hex.EncodeToString(s.hash.Sum(nil))},
-		Memory:      Blob{Key: w.st.key("memory.bin"), Size: int64(w.memStored), RawSize: int64(w.memData)},
+		Memory:      Blob{Key: casMemoryKey, Size: int64(w.memStored), RawSize: int64(w.memData)},
 		Index:       Blob{Key: idxKey, Size: int64(len(idx)), RawSize: int64(len(idx)), SHA256: hex.EncodeToString(idxSum[:])},
 		Metadata:    w.opts.Metadata,
+
+		ContentAddressed: true,
+		Parent:           w.opts.Parent,
 	}
 	if w.memHash != nil {
 		m.Memory.SHA256 = hex.EncodeToString(w.memHash.Sum(nil))
@@ -742,13 +775,43 @@ func (w *Writer) commit() (*Manifest, error) {
 	if err := w.ctx.Err(); err != nil {
 		return nil, fmt.Errorf("commit %s: %w", w.uri, err)
 	}
+	if w.checkParent != nil {
+		if err := w.checkParent(w.ctx); err != nil {
+			return nil, fmt.Errorf("commit %s: %w", w.uri, err)
+		}
+	}
+	all := sha256.Sum256(mb)
+	m.digest = hex.EncodeToString(all[:])
 	if err := w.st.commit(mb, w.opts.Replace); err != nil {
 		return nil, fmt.Errorf("commit %s: %w", w.uri, err)
 	}
 	return m, nil
 }
 
+// casMemoryKey is the nominal memory blob key of a content-addressed
+// image: its chunks are stored under their own addresses.
+const casMemoryKey = "chunks"
+
+// NewChunks returns how many of the chunks written so far the store did
+// not have yet, and their stored bytes; the others were shared with images
+// already stored. Valid once Commit has returned.
+func (w *Writer) NewChunks() (chunks, bytes uint64) {
+	return w.newChunks.Load(), w.newBytes.Load()
+}
+
 var errAborted = errors.New("writer aborted")
+
+// removeCreated deletes the chunks this writer stored, except those whose
+// time moved since (another writer found and refreshed them, and may
+// reference them). Failures are left to Store.Prune.
+func (w *Writer) removeCreated() {
+	ctx := context.Background()
+	slack := w.cs.chunkTimeSlack()
+	for _, c := range w.created {
+		_, _ = w.cs.removeChunk(ctx, c.sum, time.Since(c.at)+slack)
+	}
+	w.created = nil
+}
 
 // Abort stops the writer and deletes everything it wrote. It returns an
 // error only if cleaning up failed (Store.Prune removes leftovers later).
@@ -770,9 +833,7 @@ func (w *Writer) Abort() error {
 	// the memory blob failed.
 	w.cancel()
 	w.finishMemory()
-	if w.memBlob != nil {
-		w.memBlob.fail(err)
-	}
+	w.removeCreated()
 	if w.state != nil && w.state.blob != nil {
 		if w.state.enc != nil {
 			w.state.enc.Close()

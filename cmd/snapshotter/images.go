@@ -74,6 +74,20 @@ type inspectReport struct {
 	SignedBy    string            `json:"signedBy,omitempty"`
 	SignatureOK bool              `json:"signatureOK,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
+	// Parent is set for an image saved with --parent.
+	Parent *parentReport `json:"parent,omitempty"`
+}
+
+// parentReport compares an image's chunks with its parent's.
+type parentReport struct {
+	URI string `json:"uri"`
+	// Status is "ok", "changed" (its manifest is not the one recorded)
+	// or "missing" (deleted or unreadable).
+	Status       string `json:"status"`
+	SharedChunks uint64 `json:"sharedChunks"`
+	SharedBytes  uint64 `json:"sharedBytes"`
+	NewChunks    uint64 `json:"newChunks"`
+	NewBytes     uint64 `json:"newBytes"`
 }
 
 func newInspectCmd(g *globalFlags) *cobra.Command {
@@ -118,6 +132,17 @@ PEM) also requires the image to be signed by that key and unaltered.`,
 			}
 			if m.Signer != nil {
 				r.SignedBy = storage.KeyID(m.Signer)
+			}
+			if m.Parent != nil {
+				sh := storage.CompareWithParent(ctx, img)
+				r.Parent = &parentReport{URI: m.Parent.URI, Status: "ok",
+					SharedChunks: sh.SharedChunks, SharedBytes: sh.SharedBytes, NewChunks: sh.NewChunks, NewBytes: sh.NewBytes}
+				switch {
+				case sh.Missing:
+					r.Parent.Status = "missing"
+				case sh.Changed:
+					r.Parent.Status = "changed"
+				}
 			}
 			verr := img.Verify(ctx)
 			r.ChecksumsOK = verr == nil
@@ -178,6 +203,15 @@ func printInspect(w io.Writer, r *inspectReport) {
 		humanBytes(r.MemorySize), humanBytes(r.MemoryData), humanBytes(uint64(r.MemoryStored)), r.Chunks)
 	fmt.Fprintf(tw, "State:\t%s, %s stored\n", humanBytes(uint64(r.StateSize)), humanBytes(uint64(r.StateStored)))
 	fmt.Fprintf(tw, "Stored:\t%s (ratio %.1fx)\n", humanBytes(uint64(r.StoredSize)), r.Ratio)
+	if p := r.Parent; p != nil {
+		fmt.Fprintf(tw, "Parent:\t%s", p.URI)
+		if p.Status != "ok" {
+			fmt.Fprintf(tw, " (%s)", p.Status)
+		}
+		fmt.Fprintln(tw)
+		fmt.Fprintf(tw, "Chunks:\t%d shared with the parent (%s), %d new (%s)\n",
+			p.SharedChunks, humanBytes(p.SharedBytes), p.NewChunks, humanBytes(p.NewBytes))
+	}
 	if r.ChecksumsOK {
 		fmt.Fprintf(tw, "Checksums:\tverified\n")
 	} else {
@@ -203,10 +237,19 @@ func printInspect(w io.Writer, r *inspectReport) {
 }
 
 func newRmCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "rm URI...",
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "rm [--force] URI...",
 		Short: "Delete images",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `rm deletes images. Their memory chunks stay in the store while another image
+references them; snap prune removes the unreferenced ones. An image that
+another image of its store names as its parent (snap save --parent) is not
+deleted unless --force is given: the children stay complete and restore as
+before (they reference every chunk they need), but lose the record of what
+they were saved against (snap inspect shows the parent missing), and a
+later save cannot name it as parent. With --force, rm names those images on
+stderr.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Delete all that can be; report the failures on one line.
 			var first error
@@ -214,7 +257,7 @@ func newRmCmd(g *globalFlags) *cobra.Command {
 			for _, uri := range args {
 				s, name, err := storage.Locate(cmd.Context(), uri, g.store)
 				if err == nil {
-					err = s.Delete(cmd.Context(), name)
+					err = deleteImage(cmd, s, name, force)
 				}
 				if err != nil {
 					first = cmp.Or(first, err)
@@ -227,6 +270,29 @@ func newRmCmd(g *globalFlags) *cobra.Command {
 			return first
 		},
 	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "delete images that others name as parent too")
+	return cmd
+}
+
+// deleteImage deletes image name of s unless another image names it as
+// parent and force is not set (ErrInvalidArgument).
+func deleteImage(cmd *cobra.Command, s storage.Store, name string, force bool) error {
+	children, err := storage.Children(cmd.Context(), s, name)
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", s.ImageURI(name), err)
+	}
+	if len(children) > 0 && !force {
+		return fmt.Errorf("delete %s: it is the parent of %s (they restore without it; --force deletes it anyway): %w",
+			s.ImageURI(name), strings.Join(children, ", "), storage.ErrInvalidArgument)
+	}
+	if err := s.Delete(cmd.Context(), name); err != nil {
+		return err
+	}
+	if len(children) > 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "deleted %s, the parent of %s (they still restore; their parent is now missing)\n",
+			s.ImageURI(name), strings.Join(children, ", "))
+	}
+	return nil
 }
 
 // humanBytes formats n with a binary unit (1.5 GiB).

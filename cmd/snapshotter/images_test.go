@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,7 +39,7 @@ func TestImagesInspectRm(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.StateWriter().Write([]byte("state"))
-		page := bytes.Repeat([]byte{7}, storage.PageSize)
+		page := bytes.Repeat([]byte{name[0]}, storage.PageSize) // a chunk of its own
 		if err := w.WriteMemory(storage.PageSize, page); err != nil {
 			t.Fatal(err)
 		}
@@ -57,12 +58,18 @@ func TestImagesInspectRm(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &r) != nil {
 		t.Fatalf("snap inspect --json = %q, %v", out, err)
 	}
-	if !r.ChecksumsOK || r.Chunks != 1 || r.MemorySize != 2*storage.PageSize || r.MemoryData != storage.PageSize || r.Format != "1.1" {
-		t.Errorf("snap inspect --json = %+v; want verified, 1 chunk, 8 KiB memory with 4 KiB data, format 1.1", r)
+	if !r.ChecksumsOK || r.Chunks != 1 || r.MemorySize != 2*storage.PageSize || r.MemoryData != storage.PageSize || r.Format != "1.2" {
+		t.Errorf("snap inspect --json = %+v; want verified, 1 chunk, 8 KiB memory with 4 KiB data, format 1.2", r)
 	}
 
 	// Damage a chunk: inspect reports it and fails.
-	m := filepath.Join(dir, "two", "memory.bin")
+	img, err := s.Open(context.Background(), "two")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := img.Chunks()[0].SumHex()
+	img.Close()
+	m := filepath.Join(dir, ".chunks", sum[:2], sum)
 	b, _ := os.ReadFile(m)
 	b[len(b)/2] ^= 1
 	os.WriteFile(m, b, 0o644)
@@ -196,5 +203,145 @@ func TestImagesHostileEntry(t *testing.T) {
 		case <-time.After(time.Minute):
 			t.Fatalf("command %d hung", i)
 		}
+	}
+}
+
+// TestParentInspectRm: inspect of a child saved against a parent shows
+// the parent and what they share; rm refuses to delete the parent unless
+// --force, which names the child; the child then still reads whole, with
+// its parent shown missing.
+func TestParentInspectRm(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "store")
+	s, err := storage.NewFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := make([]byte, 4<<20)
+	for i := range mem {
+		mem[i] = byte(i / 4096)
+	}
+	write := func(name string, parent *storage.ParentRef) {
+		w, err := s.Create(ctx, name, storage.CreateOptions{Parent: parent, Metadata: map[string]string{"sandbox": "sb"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.StateWriter().Write([]byte("state of " + name))
+		if err := w.WriteMemory(0, mem); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("base", nil)
+	ref, _, err := storage.ResolveParent(ctx, "base", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem[(2<<20)+100] ^= 1 // one chunk of four changes
+	write("child", ref)
+
+	out, err := runSnapImages(t, "inspect", "--store", dir, "child", "--json")
+	var r inspectReport
+	if err != nil || json.Unmarshal([]byte(out), &r) != nil {
+		t.Fatalf("snap inspect --json = %q, %v", out, err)
+	}
+	if r.Parent == nil || r.Parent.URI != "file://"+dir+"/base" || r.Parent.Status != "ok" || r.Parent.SharedChunks != 3 || r.Parent.NewChunks != 1 {
+		t.Errorf("inspect child: parent = %+v, want base, ok, 3 shared, 1 new", r.Parent)
+	}
+	out, err = runSnapImages(t, "inspect", "--store", dir, "child")
+	if err != nil || !strings.Contains(out, "3 shared with the parent") {
+		t.Errorf("snap inspect child = %q, %v; want the shared chunks", out, err)
+	}
+
+	out, err = runSnapImages(t, "rm", "--store", dir, "base")
+	if err == nil || !strings.Contains(err.Error(), "parent of child") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("snap rm base = %q, %v; want a one-line refusal naming child", out, err)
+	}
+	if _, err := s.Stat(ctx, "base"); err != nil {
+		t.Errorf("base after a refused rm: %v", err)
+	}
+	out, err = runSnapImages(t, "rm", "--store", dir, "--force", "base")
+	if err != nil || !strings.Contains(out, "the parent of child") {
+		t.Errorf("snap rm --force base = %q, %v; want it deleted, naming child", out, err)
+	}
+	if _, err := runSnapImages(t, "prune", "--store", dir, "--older-than", "0s"); err != nil {
+		t.Fatalf("snap prune: %v", err)
+	}
+	img, err := s.Open(ctx, "child")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	got := make([]byte, len(mem))
+	if err := img.ReadMemoryTo(ctx, func(off uint64, n int) ([]byte, error) { return got[off : off+uint64(n)], nil }); err != nil || !bytes.Equal(got, mem) {
+		t.Errorf("child after its parent was deleted and the store pruned: %v (memory equal %v)", err, bytes.Equal(got, mem))
+	}
+	if sh := storage.CompareWithParent(ctx, img); !sh.Missing {
+		t.Errorf("CompareWithParent after the parent was deleted = %+v, want Missing", sh)
+	}
+}
+
+// TestSaveParentChecks: a parent that does not exist, changed since the
+// child named it, or sits in another store fails the write with one line.
+func TestSaveParentChecks(t *testing.T) {
+	ctx := context.Background()
+	top := t.TempDir()
+	dir := filepath.Join(top, "store")
+	s, _ := storage.NewFileStore(dir)
+	other, _ := storage.NewFileStore(filepath.Join(top, "other"))
+	for _, st := range []storage.Store{s, other} {
+		w, err := st.Create(ctx, "base", storage.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.WriteMemory(0, bytes.Repeat([]byte{1}, storage.PageSize))
+		if _, err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref, _, err := storage.ResolveParent(ctx, "base", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := storage.ResolveParent(ctx, "nothere", dir); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("ResolveParent(missing) = %v, want ErrNotFound", err)
+	}
+	changed := *ref
+	changed.ManifestSHA256 = strings.Repeat("0", 64)
+	otherRef, _, _ := storage.ResolveParent(ctx, "base", filepath.Join(top, "other"))
+	for _, tc := range []struct {
+		name   string
+		parent *storage.ParentRef
+		want   error
+	}{
+		{"changed", &changed, storage.ErrParentChanged},
+		{"other-store", otherRef, storage.ErrInvalidArgument},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.Create(ctx, "child-"+tc.name, storage.CreateOptions{Parent: tc.parent})
+			if !errors.Is(err, tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("Create(parent %s) = %v, want one line wrapping %v", tc.name, err, tc.want)
+			}
+		})
+	}
+	// Replaced between Create and Commit.
+	w, err := s.Create(ctx, "child", storage.CreateOptions{Parent: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	w2, _ := s.Create(ctx, "base", storage.CreateOptions{Replace: true})
+	w2.WriteMemory(0, bytes.Repeat([]byte{2}, storage.PageSize))
+	if _, err := w2.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	w.WriteMemory(0, bytes.Repeat([]byte{3}, storage.PageSize))
+	if _, err := w.Commit(); !errors.Is(err, storage.ErrParentChanged) {
+		t.Errorf("Commit after the parent was replaced = %v, want ErrParentChanged", err)
+	}
+	if _, err := s.Stat(ctx, "child"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("child after a failed commit: %v, want ErrNotFound", err)
 	}
 }

@@ -19,12 +19,14 @@ func newPruneCmd(g *globalFlags) *cobra.Command {
 	var olderThan time.Duration
 	cmd := &cobra.Command{
 		Use:   "prune [--older-than D]",
-		Short: "Remove what killed or failed saves left in a store (--store)",
+		Short: "Remove what killed or failed saves and deleted images left in a store (--store)",
 		Long: `prune removes, from the --store store, what saves that never finished left
 behind: staging directories of a file store, incomplete multipart uploads and
-blobs no manifest names in an S3 store. Only leftovers older than --older-than
-(default 1h) are removed, so that a save in progress is not disturbed; a
-published image is never touched. Each removed item's URI is printed.`,
+blobs no manifest names in an S3 store; and memory chunks that no image
+references any more (their images were deleted, or their save failed). Only
+leftovers older than --older-than (default 1h) are removed, so that a save in
+progress is not disturbed; a published image and its chunks are never
+touched. Each removed item's URI is printed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if olderThan < 0 {

@@ -23,9 +23,10 @@ func newSaveCmd(g *globalFlags) *cobra.Command {
 		level        int
 		signKey      string
 		timeout      time.Duration
+		parent       string
 	)
 	cmd := &cobra.Command{
-		Use:   "save ID [--to URI] [--leave-running] [--compression s2|zstd] [--level N] [--sign KEYFILE] [--timeout D]",
+		Use:   "save ID [--to URI] [--parent URI] [--leave-running] [--compression s2|zstd] [--level N] [--sign KEYFILE] [--timeout D]",
 		Short: "Checkpoint a running sandbox to an image; print its URI",
 		Long: `save freezes sandbox ID, writes its kernel state and memory to an image and
 prints the image URI on the last line. --to is a URI (file:///dir/NAME,
@@ -37,7 +38,12 @@ stops once the image is committed. A failed save leaves the sandbox running.
 --sign KEYFILE signs the image with an ed25519 private key (PEM, PKCS #8, as
 made by snap keygen or openssl genpkey -algorithm ed25519), for
 restore --verify. --timeout D (default 60s) bounds the whole save: past it
-the save is abandoned, nothing is published and the sandbox runs on.`,
+the save is abandoned, nothing is published and the sandbox runs on.
+--parent URI names an earlier save of this same sandbox in the same store:
+the image records it (snap inspect shows what the two share), and, as in
+every save, memory chunks the store already holds are not stored again, so
+a save after a first one stores only what changed. The image is complete
+on its own: restoring it does not read the parent.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Checked here too, so that a bad value never reaches the sandbox.
@@ -57,7 +63,7 @@ the save is abandoned, nothing is published and the sandbox runs on.`,
 			}
 			bar := newProgressBar(os.Stderr)
 			uri, err := runner.Save(cmd.Context(), runner.StateDir{Root: g.stateDir}, args[0],
-				runner.SaveRequest{To: to, Store: g.store, LeaveRunning: leaveRunning, Compression: compression, Level: level, SignKey: key, Timeout: timeout}, bar.update)
+				runner.SaveRequest{To: to, Store: g.store, LeaveRunning: leaveRunning, Compression: compression, Level: level, SignKey: key, Timeout: timeout, Parent: parent}, bar.update)
 			bar.finish()
 			if err != nil {
 				return err
@@ -71,6 +77,7 @@ the save is abandoned, nothing is published and the sandbox runs on.`,
 	cmd.Flags().StringVar(&compression, "compression", storage.DefaultCodec, "memory codec: s2 or zstd")
 	cmd.Flags().IntVar(&level, "level", 0, "codec level (0: the codec's default; s2 1-3, zstd 1-22)")
 	cmd.Flags().StringVar(&signKey, "sign", "", "sign the image with this ed25519 private key file (PEM)")
+	cmd.Flags().StringVar(&parent, "parent", "", "an earlier image of this sandbox, in the same store, to save against")
 	cmd.Flags().DurationVar(&timeout, "timeout", runner.DefaultSaveTimeout, "abandon the save (the sandbox runs on) if it takes longer")
 	return cmd
 }

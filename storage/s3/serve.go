@@ -415,6 +415,33 @@ func (s *server) do(root, rctx context.Context, m *s3wire.Msg, payload []byte, r
 		}
 		resp.Names, err = b.Prune(rctx, time.Duration(m.N))
 		return err
+	case s3wire.OpPutChunk:
+		b, err := obj[*Backend](s, m.Obj)
+		if err != nil {
+			return err
+		}
+		resp.Flag, err = b.PutChunk(rctx, m.Key, payload)
+		return err
+	case s3wire.OpChunk:
+		b, err := obj[*Backend](s, m.Obj)
+		if err != nil {
+			return err
+		}
+		return s.put(m.New, b.Chunk(m.Key))
+	case s3wire.OpListChunks:
+		b, err := obj[*Backend](s, m.Obj)
+		if err != nil {
+			return err
+		}
+		resp.Names, err = b.ListChunks(rctx)
+		return err
+	case s3wire.OpRemoveChunk:
+		b, err := obj[*Backend](s, m.Obj)
+		if err != nil {
+			return err
+		}
+		resp.Flag, err = b.RemoveChunk(rctx, m.Key, time.Duration(m.N))
+		return err
 	}
 	return fmt.Errorf("s3 helper: unknown request op %d: %w", m.Op, s3wire.ErrProtocol)
 }

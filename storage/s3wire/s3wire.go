@@ -120,6 +120,18 @@ const (
 	OpData
 	// OpDone is the final response to request ID.
 	OpDone
+	// OpPutChunk stores the payload as content-addressed chunk Key of
+	// backend Obj unless it is stored; Flag in the answer says it was
+	// (its age is then refreshed).
+	OpPutChunk
+	// OpChunk opens chunk Key of backend Obj as reader New.
+	OpChunk
+	// OpListChunks lists backend Obj's chunks (Names: "SUM UNIXNANO",
+	// the time it was stored or last refreshed).
+	OpListChunks
+	// OpRemoveChunk deletes chunk Key of backend Obj if it is older than
+	// N nanoseconds; Flag in the answer says it did.
+	OpRemoveChunk
 )
 
 // Code names the sentinel error of package storage (or of package context)

@@ -16,10 +16,12 @@ import (
 )
 
 // Index layout (docs/IMAGE_FORMAT.md): a 24-byte header, then 72-byte
-// records; within a record storedLen at 24, rawLen at 28, crc32c at 32.
+// records (104 with content-addressed chunks, the SHA-256 at 72); within
+// a record storedLen at 24, rawLen at 28, crc32c at 32.
 const (
-	idxHeader = 24
-	idxRecord = 72
+	idxHeader   = 24
+	idxRecord   = 72
+	idxRecordCA = 104
 )
 
 // RewriteChunks rewrites the memory chunks of the image in file-store
@@ -30,6 +32,9 @@ const (
 // the index's SHA-256 in the manifest, the memory blob's SHA-256 if
 // present, the manifest's checksum). A signature block, if any, is kept as
 // it was. It returns how many chunks changed. Images with S2 chunks only.
+// With content-addressed chunks (dir is then in a file store, whose
+// .chunks is dir/../.chunks), a changed chunk is stored under its new
+// address and its record names it.
 func RewriteChunks(dir string, edit func(raw []byte) bool) (int, error) {
 	mb, err := os.ReadFile(filepath.Join(dir, "manifest"))
 	if err != nil {
@@ -46,13 +51,26 @@ func RewriteChunks(dir string, edit func(raw []byte) bool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	mem, err := os.ReadFile(filepath.Join(dir, m.Memory.Key))
-	if err != nil {
-		return 0, err
-	}
 	chunks, err := storage.ParseIndex(idx, m)
 	if err != nil {
 		return 0, err
+	}
+	chunkPath := func(sum string) string { return filepath.Join(dir, "..", ".chunks", sum[:2], sum) }
+	var mem []byte
+	if m.ContentAddressed {
+		for _, c := range chunks {
+			b, err := os.ReadFile(chunkPath(c.SumHex()))
+			if err != nil {
+				return 0, err
+			}
+			mem = append(mem, b...)
+		}
+	} else if mem, err = os.ReadFile(filepath.Join(dir, m.Memory.Key)); err != nil {
+		return 0, err
+	}
+	recSize := idxRecord
+	if m.ContentAddressed {
+		recSize = idxRecordCA
 	}
 	var newMem []byte
 	changed := 0
@@ -71,7 +89,18 @@ func RewriteChunks(dir string, edit func(raw []byte) bool) (int, error) {
 				stored = s2.EncodeBetter(nil, raw)
 			}
 		}
-		rec := idx[idxHeader+i*idxRecord:]
+		rec := idx[idxHeader+i*recSize:]
+		if m.ContentAddressed {
+			sum := sha256.Sum256(stored)
+			copy(rec[72:104], sum[:])
+			p := chunkPath(hex.EncodeToString(sum[:]))
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				return 0, err
+			}
+			if err := os.WriteFile(p, stored, 0o600); err != nil {
+				return 0, err
+			}
+		}
 		binary.LittleEndian.PutUint64(rec[16:], uint64(len(newMem)))
 		binary.LittleEndian.PutUint32(rec[24:], uint32(len(stored)))
 		binary.LittleEndian.PutUint32(rec[32:], crc32.Checksum(stored, crc32.MakeTable(crc32.Castagnoli)))
@@ -91,10 +120,14 @@ func RewriteChunks(dir string, edit func(raw []byte) bool) (int, error) {
 	if m.Signer != nil {
 		out = append(out, mb[len(mb)-(8+32+64):]...)
 	}
-	for _, f := range []struct {
+	files := []struct {
 		name string
 		b    []byte
-	}{{m.Memory.Key, newMem}, {m.Index.Key, idx}, {"manifest", out}} {
+	}{{m.Memory.Key, newMem}, {m.Index.Key, idx}, {"manifest", out}}
+	if m.ContentAddressed {
+		files = files[1:]
+	}
+	for _, f := range files {
 		if err := os.WriteFile(filepath.Join(dir, f.name), f.b, 0o600); err != nil {
 			return 0, err
 		}

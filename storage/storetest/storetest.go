@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"snapshotter/storage"
 )
@@ -33,6 +34,9 @@ type Harness struct {
 	Rewrite func(t *testing.T, s storage.Store, name, key string, f func([]byte) []byte)
 	// Remove deletes the raw object at key of image name.
 	Remove func(t *testing.T, s storage.Store, name, key string)
+	// Chunk returns the (name, key) under which Rewrite and Remove reach
+	// the content-addressed chunk with address sum (hex SHA-256).
+	Chunk func(sum string) (name, key string)
 	// SparseSize is the logical size of the sparse image test; 0 means 3 GiB.
 	SparseSize uint64
 }
@@ -50,6 +54,8 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ListDelete", func(t *testing.T) { testListDelete(t, h) })
 	t.Run("InvalidArguments", func(t *testing.T) { testInvalid(t, h) })
 	t.Run("Signed", func(t *testing.T) { testSigned(t, h) })
+	t.Run("SharedChunks", func(t *testing.T) { testSharedChunks(t, h) })
+	t.Run("PruneSweepsChunks", func(t *testing.T) { testPruneChunks(t, h) })
 }
 
 // testSigned: a signed image round-trips and verifies with its key (the
@@ -466,8 +472,8 @@ func testAlreadyExists(t *testing.T, h Harness) {
 			xs = append(xs, o)
 		}
 	}
-	if len(xs) != 4 {
-		t.Errorf("objects of replaced image x = %v, want manifest + 3 blobs", xs)
+	if len(xs) != 3 {
+		t.Errorf("objects of replaced image x = %v, want manifest + 2 blobs (chunks are the store's)", xs)
 	}
 }
 
@@ -504,6 +510,14 @@ func testAbort(t *testing.T, h Harness) {
 			if _, err := w.Commit(); err == nil {
 				t.Errorf("Commit after Abort = nil, want an error")
 			}
+			// Chunks stored before the abort are garbage that no image
+			// references: a prune removes them, and nothing else.
+			if after := h.Objects(t, s); !slices.Equal(before, nonChunks(after, before)) {
+				t.Errorf("Abort left objects other than chunks: before %v, after %v", before, after)
+			}
+			if _, err := s.Prune(ctx, 0); err != nil {
+				t.Fatalf("Prune = %v", err)
+			}
 			if after := h.Objects(t, s); !slices.Equal(before, after) {
 				t.Errorf("Abort left objects: before %v, after %v", before, after)
 			}
@@ -524,6 +538,9 @@ func testAbort(t *testing.T, h Harness) {
 		t.Errorf("write with cancelled context: WriteMemory %v, Commit %v; want context.Canceled", err, cerr)
 	}
 	w.Abort()
+	if _, err := s.Prune(ctx, 0); err != nil {
+		t.Fatalf("Prune = %v", err)
+	}
 	if after := h.Objects(t, s); !slices.Equal(before, after) {
 		t.Errorf("cancelled write left objects: before %v, after %v", before, after)
 	}
@@ -532,7 +549,6 @@ func testAbort(t *testing.T, h Harness) {
 func testCorruption(t *testing.T, h Harness) {
 	ctx := context.Background()
 	s := h.New(t)
-	im := makeImage(6<<20, []storage.Range{{Off: 0, Len: 6 << 20}}, MixedKind, 100000)
 	flip := func(at func(m *storage.Manifest, size int) int) func(m *storage.Manifest) func([]byte) []byte {
 		return func(m *storage.Manifest) func([]byte) []byte {
 			return func(b []byte) []byte {
@@ -566,6 +582,19 @@ func testCorruption(t *testing.T, h Harness) {
 			}
 		}
 	}
+	// The chunk two thirds into the image, as (name, key) for Rewrite.
+	chunkAt := func(name string) (string, string) {
+		img, err := s.Open(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer img.Close()
+		cs := img.Chunks()
+		return h.Chunk(cs[len(cs)*2/3].SumHex())
+	}
+	// chunkKey stands for the chunk two thirds into the image (chunkAt).
+	const chunkSentinel = "\x00chunk"
+	chunkKey := func(*storage.Manifest) string { return chunkSentinel }
 	tests := []struct {
 		name    string
 		key     func(m *storage.Manifest) string
@@ -579,16 +608,21 @@ func testCorruption(t *testing.T, h Harness) {
 		{"index-truncated", func(m *storage.Manifest) string { return m.Index.Key }, truncate, "open", "index"},
 		{"state-byte", func(m *storage.Manifest) string { return m.State.Key }, flip(func(_ *storage.Manifest, n int) int { return n / 2 }), "state", "state"},
 		{"state-truncated", func(m *storage.Manifest) string { return m.State.Key }, truncate, "state", "state"},
-		{"chunk-byte", func(m *storage.Manifest) string { return m.Memory.Key }, flip(func(_ *storage.Manifest, n int) int { return n * 2 / 3 }), "memory", "chunk"},
-		{"memory-truncated", func(m *storage.Manifest) string { return m.Memory.Key }, truncate, "open", "memory blob"},
-		{"memory-appended", func(m *storage.Manifest) string { return m.Memory.Key }, appendByte, "open", "memory blob"},
+		{"chunk-byte", chunkKey, flip(func(_ *storage.Manifest, n int) int { return n * 2 / 3 }), "memory", "chunk"},
+		{"chunk-truncated", chunkKey, truncate, "memory", "chunk"},
 		{"state-appended", func(m *storage.Manifest) string { return m.State.Key }, appendByte, "state", "state blob"},
 		{"state-rawsize", func(*storage.Manifest) string { return "manifest" }, editManifest(func(m *storage.Manifest) { m.State.RawSize++ }), "state", "rawSize"},
 	}
-	for _, tc := range tests {
+	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			// Each case its own memory, so that no two share a chunk.
+			im := distinct(makeImage(6<<20, []storage.Range{{Off: 0, Len: 6 << 20}}, MixedKind, 100000), byte(i+1))
 			m := mustWrite(t, s, tc.name, im, storage.CreateOptions{})
-			h.Rewrite(t, s, tc.name, tc.key(m), tc.damage(m))
+			name, key := tc.name, tc.key(m)
+			if key == chunkSentinel {
+				name, key = chunkAt(tc.name)
+			}
+			h.Rewrite(t, s, name, key, tc.damage(m))
 			img, err := s.Open(ctx, tc.name)
 			if tc.stage == "open" {
 				if !errors.Is(err, storage.ErrCorrupt) || !strings.Contains(err.Error(), tc.mention) {
@@ -645,15 +679,17 @@ func testCorruption(t *testing.T, h Harness) {
 		})
 	}
 	// A blob that vanished under a published manifest is corruption too.
-	m := mustWrite(t, s, "lost-blob", im, storage.CreateOptions{})
-	h.Remove(t, s, "lost-blob", m.Memory.Key)
+	im := distinct(makeImage(6<<20, []storage.Range{{Off: 0, Len: 6 << 20}}, MixedKind, 100000), 0xee)
+	mustWrite(t, s, "lost-blob", im, storage.CreateOptions{})
+	name, key := chunkAt("lost-blob")
+	h.Remove(t, s, name, key)
 	img, err := s.Open(ctx, "lost-blob")
 	if err == nil {
 		err = img.ReadMemoryTo(ctx, sliceDest(make([]byte, len(im.mem))))
 		img.Close()
 	}
-	if !errors.Is(err, storage.ErrCorrupt) {
-		t.Errorf("read with memory blob removed = %v, want ErrCorrupt", err)
+	if !errors.Is(err, storage.ErrCorrupt) || !strings.Contains(err.Error(), "chunk") {
+		t.Errorf("read with a chunk removed = %v, want ErrCorrupt naming the chunk", err)
 	}
 }
 
@@ -800,4 +836,133 @@ func testStateMemoryParallel(t *testing.T, h Harness) {
 		t.Fatalf("Commit = %v", err)
 	}
 	checkImage(t, s, "par", im, nil)
+}
+
+// distinct marks every ChunkSpan of im's memory with tag, so that its
+// chunks are shared with no image marked otherwise.
+func distinct(im image, tag byte) image {
+	for off := 0; off < len(im.mem); off += storage.ChunkSpan {
+		im.mem[off+100] = tag
+	}
+	return im
+}
+
+// isChunk reports whether raw object o is a content-addressed chunk.
+func isChunk(o string) bool { return strings.HasPrefix(o, ".chunks/") && !strings.HasSuffix(o, "/") }
+
+// nonChunks returns the objects of after that are not chunks, plus the
+// chunks that were there before.
+func nonChunks(after, before []string) []string {
+	var out []string
+	for _, o := range after {
+		if !isChunk(o) || slices.Contains(before, o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func countChunks(objs []string) int {
+	n := 0
+	for _, o := range objs {
+		if isChunk(o) {
+			n++
+		}
+	}
+	return n
+}
+
+// testSharedChunks: images with equal chunks store them once. A second
+// image of the same memory adds no chunk; one with a page changed adds
+// only the chunk holding that page; both read back whole.
+func testSharedChunks(t *testing.T, h Harness) {
+	s := h.New(t)
+	ctx := context.Background()
+	base := distinct(makeImage(8<<20, []storage.Range{{Off: 0, Len: 8 << 20}}, MixedKind, 1000), 1)
+	m := mustWrite(t, s, "base", base, storage.CreateOptions{})
+	n0 := countChunks(h.Objects(t, s))
+	if n0 != int(m.Chunks) {
+		t.Fatalf("store holds %d chunks after one image of %d chunks", n0, m.Chunks)
+	}
+	changed := distinct(makeImage(8<<20, []storage.Range{{Off: 0, Len: 8 << 20}}, MixedKind, 2000), 1)
+	changed.mem[3<<20+4096*5+17] ^= 0x5a // one page of chunk 3
+	for _, tc := range []struct {
+		name      string
+		im        image
+		wantAdded int
+	}{
+		{"same", base, 0},
+		{"one-page-changed", changed, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := countChunks(h.Objects(t, s))
+			w, err := s.Create(ctx, tc.name, storage.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Abort()
+			if _, err := w.StateWriter().Write(tc.im.state); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.WriteMemoryFrom(bytes.NewReader(tc.im.mem), tc.im.ranges); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			added := countChunks(h.Objects(t, s)) - before
+			newChunks, _ := w.NewChunks()
+			if added != tc.wantAdded || newChunks != uint64(tc.wantAdded) {
+				t.Errorf("write %s added %d chunks (NewChunks %d), want %d", tc.name, added, newChunks, tc.wantAdded)
+			}
+			checkImage(t, s, tc.name, tc.im, nil)
+		})
+	}
+	checkImage(t, s, "base", base, nil)
+}
+
+// testPruneChunks: deleting an image deletes no chunk; Prune sweeps the
+// chunks no image references once they are older than its age, never a
+// referenced one.
+func testPruneChunks(t *testing.T, h Harness) {
+	s := h.New(t)
+	ctx := context.Background()
+	a := distinct(makeImage(4<<20, []storage.Range{{Off: 0, Len: 4 << 20}}, MixedKind, 1000), 1)
+	b := distinct(makeImage(4<<20, []storage.Range{{Off: 0, Len: 4 << 20}}, MixedKind, 1000), 1)
+	b.mem[2<<20+64] ^= 0x11 // b shares 3 of a's 4 chunks
+	mustWrite(t, s, "a", a, storage.CreateOptions{})
+	mustWrite(t, s, "b", b, storage.CreateOptions{})
+	if n := countChunks(h.Objects(t, s)); n != 5 {
+		t.Fatalf("two images sharing 3 of 4 chunks: store holds %d chunks, want 5", n)
+	}
+	if err := s.Delete(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if n := countChunks(h.Objects(t, s)); n != 5 {
+		t.Errorf("Delete(a) left %d chunks, want 5 (only prune sweeps)", n)
+	}
+	// Young garbage is kept: it may belong to a writer not yet committed.
+	if removed, err := s.Prune(ctx, time.Hour); err != nil || countChunks(removed) != 0 && len(removed) != 0 {
+		t.Errorf("Prune(1h) = %v, %v; want nothing removed", removed, err)
+	}
+	if n := countChunks(h.Objects(t, s)); n != 5 {
+		t.Errorf("Prune(1h) left %d chunks, want 5", n)
+	}
+	removed, err := s.Prune(ctx, 0)
+	if err != nil || len(removed) != 1 {
+		t.Errorf("Prune(0) = %v, %v; want a's one unshared chunk", removed, err)
+	}
+	if n := countChunks(h.Objects(t, s)); n != 4 {
+		t.Errorf("Prune(0) left %d chunks, want b's 4", n)
+	}
+	checkImage(t, s, "b", b, nil)
+	if err := s.Delete(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prune(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if objs := h.Objects(t, s); countChunks(objs) != 0 {
+		t.Errorf("store after deleting every image and Prune(0) = %v, want no chunk", objs)
+	}
 }

@@ -1,0 +1,174 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// chunkDir is the directory of a file store's content-addressed chunks:
+// ROOT/.chunks/ab/ab12...ef. Image names cannot start with '.'.
+const chunkDir = ".chunks"
+
+func (f *fileBackend) chunkRel(sum string) string {
+	return filepath.Join(chunkDir, sum[:2], sum)
+}
+
+// chunkTimeSlack is zero: file times are set to the nanosecond.
+func (f *fileBackend) chunkTimeSlack() time.Duration { return 0 }
+
+func (f *fileBackend) chunkURI(sum string) string {
+	return "file://" + filepath.Join(f.root, f.chunkRel(sum))
+}
+
+// putChunk refreshes an existing chunk's times (without following a
+// link), or writes it into a private temporary file in its directory and
+// renames it into place: a reader sees the whole chunk or none. Durability
+// comes at syncChunks, once for all chunks.
+func (f *fileBackend) putChunk(_ context.Context, sum string, data []byte) (bool, error) {
+	path := filepath.Join(f.root, f.chunkRel(sum))
+	now := unix.NsecToTimespec(time.Now().UnixNano())
+	err := unix.UtimesNanoAt(unix.AT_FDCWD, path, []unix.Timespec{now, now}, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, unix.ENOENT) {
+		return false, fmt.Errorf("chunk %s: %w", f.chunkURI(sum), err)
+	}
+	dir := filepath.Dir(path)
+	tmp := filepath.Join(dir, tmpPrefix+sum+"-"+randHex(6))
+	var t *os.File
+	// A sweep removes directories it empties: create again if it did so
+	// between mkdir and create.
+	for try := 0; try < 3; try++ {
+		if err = mkdirPrivate(dir); err == nil {
+			if t, err = createPrivate(tmp); !errors.Is(err, os.ErrNotExist) {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("chunk %s: %w", f.chunkURI(sum), err)
+	}
+	_, err = t.Write(data)
+	if cerr := t.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		if os.Remove(dir) == nil { // only if empty: leave nothing behind
+			os.Remove(filepath.Dir(dir))
+		}
+		return false, fmt.Errorf("chunk %s: %w", f.chunkURI(sum), err)
+	}
+	return false, nil
+}
+
+// syncChunks flushes the file system holding the chunks (syncfs): one call
+// for every chunk file and directory entry written, where an fsync per
+// chunk would cost one round trip to the disk each.
+func (f *fileBackend) syncChunks(context.Context) error {
+	d, err := os.Open(filepath.Join(f.root, chunkDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // no chunk written
+	}
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("sync chunks of %s: %w", f.storeURI(), err)
+	}
+	return nil
+}
+
+// chunkReader opens the store directory once for all the chunks a reader
+// opens; chunks are then opened below it as every entry is (safeOpen).
+func (f *fileBackend) chunkReader(context.Context) (chunkOpener, error) {
+	root, err := f.openRoot()
+	if err != nil {
+		return nil, err
+	}
+	return &fileChunks{f: f, root: root}, nil
+}
+
+type fileChunks struct {
+	f    *fileBackend
+	root *os.File
+}
+
+func (c *fileChunks) chunk(_ context.Context, sum string) (blobReader, error) {
+	fl, err := safeOpen(int(c.root.Fd()), c.f.root, c.f.chunkRel(sum), false)
+	if err != nil {
+		return nil, err
+	}
+	return &fileBlob{f: fl}, nil
+}
+
+func (c *fileChunks) close() error { return c.root.Close() }
+
+// listChunks walks ROOT/.chunks; it also removes temporary files of
+// killed writers older than a day, as other staging leftovers are.
+func (f *fileBackend) listChunks(context.Context) ([]chunkInfo, error) {
+	base := filepath.Join(f.root, chunkDir)
+	dirs, err := os.ReadDir(base)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []chunkInfo
+	for _, d := range dirs {
+		if !d.IsDir() || len(d.Name()) != 2 {
+			continue
+		}
+		ents, err := os.ReadDir(filepath.Join(base, d.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			info, err := e.Info()
+			if err != nil {
+				continue // removed since listed
+			}
+			if strings.HasPrefix(e.Name(), tmpPrefix) && time.Since(info.ModTime()) > DefaultStaleAge {
+				os.Remove(filepath.Join(base, d.Name(), e.Name()))
+				continue
+			}
+			if validSum(e.Name()) && e.Name()[:2] == d.Name() {
+				out = append(out, chunkInfo{sum: e.Name(), modTime: info.ModTime()})
+			}
+		}
+	}
+	return out, nil
+}
+
+func (f *fileBackend) removeChunk(_ context.Context, sum string, olderThan time.Duration) (bool, error) {
+	path := filepath.Join(f.root, f.chunkRel(sum))
+	info, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil || time.Since(info.ModTime()) < olderThan {
+		return false, err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	// Remove the directories it leaves empty (a writer creates them
+	// again if it needs them).
+	if os.Remove(filepath.Dir(path)) == nil {
+		os.Remove(filepath.Join(f.root, chunkDir))
+	}
+	return true, nil
+}
