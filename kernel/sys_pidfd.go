@@ -166,10 +166,13 @@ func (t *Task) pidfdTarget(pid int32) (*ThreadGroup, error) {
 		}
 		return o.tg, nil
 	}
-	// A zombie's threads are gone from tids; its parent still lists it.
+	// A zombie's threads are gone from tids; its parent still lists it
+	// until it is reaped. So does a process whose last thread has left
+	// tids but which is not marked a zombie yet (the exit takes TaskSet.mu
+	// twice): its pid is still taken, as on Linux until the release.
 	for _, o := range ts.tids {
 		for _, c := range o.tg.children {
-			if c.tgid == pid && c.zombie {
+			if c.tgid == pid {
 				return c, nil
 			}
 		}
