@@ -997,14 +997,7 @@ func (f *tmpfsFile) seek(_ *File, off int64, whence int) (int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.node.isDir() {
-		switch {
-		case whence == unix.SEEK_SET && off >= 0:
-			f.dirPos = int(min(off, int64(1<<31)))
-		case whence == unix.SEEK_CUR && off == 0:
-		default:
-			return 0, unix.EINVAL
-		}
-		return int64(f.dirPos), nil
+		return seekDir(&f.dirPos, off, whence)
 	}
 	t := f.node.fs
 	t.mu.Lock()
@@ -1052,9 +1045,7 @@ func (f *tmpfsFile) getdents64(_ *File, dst []byte) (int, error) {
 	if f.dirPos == 0 || f.dirents == nil {
 		f.dirents = f.listing()
 	}
-	n, pos, err := fillDirents(dst, f.dirents, f.dirPos)
-	f.dirPos = pos
-	return n, err
+	return fillDirents(dst, f.dirents, &f.dirPos)
 }
 
 // listing returns the directory's entries: ".", "..", then the names in
