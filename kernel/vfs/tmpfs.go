@@ -1004,13 +1004,8 @@ func (f *tmpfsFile) seek(_ *File, off int64, whence int) (int64, error) {
 	size := f.node.size
 	t.mu.Unlock()
 	var n int64
+	var err error
 	switch whence {
-	case unix.SEEK_SET:
-		n = off
-	case unix.SEEK_CUR:
-		n = f.off + off
-	case unix.SEEK_END:
-		n = size + off
 	case unix.SEEK_DATA, unix.SEEK_HOLE:
 		if off < 0 || off >= size {
 			return 0, unix.ENXIO
@@ -1020,10 +1015,9 @@ func (f *tmpfsFile) seek(_ *File, off int64, whence int) (int64, error) {
 			n = size
 		}
 	default:
-		return 0, unix.EINVAL
-	}
-	if n < 0 {
-		return 0, unix.EINVAL
+		if n, err = seekOffset(f.off, size, off, whence); err != nil {
+			return 0, err
+		}
 	}
 	f.off = n
 	return n, nil
