@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -270,6 +271,28 @@ func waitLines(t *testing.T, path string, n int) []string {
 			t.Fatalf("%s has %d lines %q, want at least %d", path, len(l), l, n)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitDone waits until the last line of file path is "done" and returns
+// the lines.
+func waitDone(t *testing.T, path string) []string {
+	t.Helper()
+	for n := 1; ; n++ {
+		ls := waitLines(t, path, n)
+		if ls[len(ls)-1] == "done" {
+			return ls
+		}
+	}
+}
+
+// checkHasLines fails the test for each line of want that ls lacks.
+func checkHasLines(t *testing.T, what string, ls, want []string) {
+	t.Helper()
+	for _, w := range want {
+		if !slices.Contains(ls, w) {
+			t.Errorf("%s output %q has no line %q", what, ls, w)
+		}
 	}
 }
 
