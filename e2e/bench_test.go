@@ -138,23 +138,30 @@ func BenchmarkHello(b *testing.B) {
 			p := newPair(b, lc, "hello")
 			const want = "hello, world"
 			p.sandboxed(want)
-			var nat, sandboxed time.Duration
-			minNat, minSandboxed := time.Duration(1<<62), time.Duration(1<<62)
-			for b.Loop() {
-				dn := p.native(want)
-				ds := p.sandboxed(want)
-				nat, sandboxed = nat+dn, sandboxed+ds
-				minNat, minSandboxed = min(minNat, dn), min(minSandboxed, ds)
-			}
-			ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-			b.ReportMetric(ms(sandboxed)/float64(b.N), "ms/run")
-			b.ReportMetric(ms(nat)/float64(b.N), "native-ms/run")
-			// The fastest run of each: on a shared machine the mean moves
-			// with the other load, the minimum much less.
-			b.ReportMetric(ms(minSandboxed), "min-ms/run")
-			b.ReportMetric(ms(minNat), "native-min-ms/run")
+			timeAgainstNative(b, func() time.Duration { return p.native(want) },
+				func() time.Duration { return p.sandboxed(want) })
 		})
 	}
+}
+
+// timeAgainstNative times native and sandboxed runs alternately in b.Loop
+// and reports the mean of each as ms/run and native-ms/run, and the fastest
+// run of each as min-ms/run and native-min-ms/run: on a shared machine the
+// mean moves with the other load, the minimum much less.
+func timeAgainstNative(b *testing.B, native, sandboxed func() time.Duration) {
+	var nat, sb time.Duration
+	minNat, minSb := time.Duration(1<<62), time.Duration(1<<62)
+	for b.Loop() {
+		dn := native()
+		ds := sandboxed()
+		nat, sb = nat+dn, sb+ds
+		minNat, minSb = min(minNat, dn), min(minSb, ds)
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(ms(sb)/float64(b.N), "ms/run")
+	b.ReportMetric(ms(nat)/float64(b.N), "native-ms/run")
+	b.ReportMetric(ms(minSb), "min-ms/run")
+	b.ReportMetric(ms(minNat), "native-min-ms/run")
 }
 
 // BenchmarkStartDynamic measures a whole `snap run` of dynamically linked
@@ -177,19 +184,8 @@ func BenchmarkStartDynamic(b *testing.B) {
 			}
 			sandboxed := append([]string{snap(b), "run", "--"}, c.argv...)
 			timeRun(b, "", sandboxed...) // warm up the page cache
-			var nat, sb time.Duration
-			minNat, minSb := time.Duration(1<<62), time.Duration(1<<62)
-			for b.Loop() {
-				dn := timeRun(b, "", c.argv...)
-				ds := timeRun(b, "", sandboxed...)
-				nat, sb = nat+dn, sb+ds
-				minNat, minSb = min(minNat, dn), min(minSb, ds)
-			}
-			ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-			b.ReportMetric(ms(sb)/float64(b.N), "ms/run")
-			b.ReportMetric(ms(nat)/float64(b.N), "native-ms/run")
-			b.ReportMetric(ms(minSb), "min-ms/run")
-			b.ReportMetric(ms(minNat), "native-min-ms/run")
+			timeAgainstNative(b, func() time.Duration { return timeRun(b, "", c.argv...) },
+				func() time.Duration { return timeRun(b, "", sandboxed...) })
 		})
 	}
 }
