@@ -286,12 +286,14 @@ func waitDone(t *testing.T, path string) []string {
 	}
 }
 
-// checkHasLines fails the test for each line of want that ls lacks.
-func checkHasLines(t *testing.T, what string, ls, want []string) {
+// wantLines fails t for each line of got that checkClean objects to and
+// for each line of want that got lacks.
+func wantLines(t *testing.T, what string, got []string, want ...string) {
 	t.Helper()
+	checkClean(t, what, got)
 	for _, w := range want {
-		if !slices.Contains(ls, w) {
-			t.Errorf("%s output %q has no line %q", what, ls, w)
+		if !slices.Contains(got, w) {
+			t.Errorf("%s output %q has no line %q", what, got, w)
 		}
 	}
 }

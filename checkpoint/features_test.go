@@ -26,14 +26,11 @@ func TestStoppedChildAcrossRestore(t *testing.T) {
 	}
 	e.waitGone(id)
 	_, rout := e.restoreDetached(uri, "")
-	ls := waitDone(t, rout)
-	checkClean(t, "restored", ls)
-	checkHasLines(t, "restored", ls, []string{
+	wantLines(t, "restored", waitDone(t, rout),
 		"stop still reported: yes",
 		"continued: yes",
 		"exit 7: yes",
-		"pending SIGCHLD CLD_STOPPED: yes",
-	})
+		"pending SIGCHLD CLD_STOPPED: yes")
 }
 
 // TestSaveRefusedWithMemfd: a save while the program holds a memfd_create
@@ -94,13 +91,10 @@ func TestSchedAndPipeStateAcrossRestore(t *testing.T) {
 	}
 	e.waitGone(id)
 	_, rout := e.restoreDetached(uri, "")
-	ls := waitDone(t, rout)
-	checkClean(t, "restored", ls)
-	checkHasLines(t, "restored", ls, []string{
+	wantLines(t, "restored", waitDone(t, rout),
 		"pipe capacity kept: yes", "pipe bytes kept: yes", "nice kept: yes", "thread nice kept: yes",
 		"timer slack kept: yes", "personality kept: yes", "policy kept: yes", "affinity kept: yes",
-		"memory policy kept: yes", "membarrier registration kept: yes",
-	})
+		"memory policy kept: yes", "membarrier registration kept: yes")
 }
 
 // TestCredentialsAcrossRestore: a process that changed its IDs, groups and

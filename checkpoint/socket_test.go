@@ -1,9 +1,6 @@
 package checkpoint
 
-import (
-	"slices"
-	"testing"
-)
+import "testing"
 
 // restoreWithLine restores uri with a new stdin FIFO and writes line to
 // it; it returns the restored sandbox's ID and output file.
@@ -13,17 +10,6 @@ func (e *env) restoreWithLine(uri, fifo, line string) (string, string) {
 	id, out := e.restoreDetached(uri, in.Name())
 	in.WriteString(line)
 	return id, out
-}
-
-// wantLines fails t unless every line of want is in got.
-func wantLines(t *testing.T, what string, got []string, want ...string) {
-	t.Helper()
-	checkClean(t, what, got)
-	for _, w := range want {
-		if !slices.Contains(got, w) {
-			t.Errorf("%s output %q has no line %q", what, got, w)
-		}
-	}
 }
 
 // TestUnixStreamAcrossRestores: two processes exchange a checked byte
