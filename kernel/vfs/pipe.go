@@ -77,6 +77,20 @@ func (p *pipe) waitChanLocked() <-chan struct{} {
 	return p.changed
 }
 
+// unlockAndWait releases p.mu and waits for the pipe to change: EAGAIN
+// instead if nonblock or f is non-blocking, or the error that ended the
+// wait.
+//
+// Preconditions: p.mu is held; it is released on return.
+func (p *pipe) unlockAndWait(f *File, cancel <-chan struct{}, nonblock bool) error {
+	ch := p.waitChanLocked()
+	p.mu.Unlock()
+	if nonblock || f.nonblocking() {
+		return unix.EAGAIN
+	}
+	return wait(cancel, ch)
+}
+
 // saveBuf returns the buffered bytes in order. Invoked by stateify.
 func (p *pipe) saveBuf() []byte {
 	out := make([]byte, p.size)
@@ -228,12 +242,7 @@ func (p *pipe) readWait(f *File, cancel <-chan struct{}, dst []byte, nonblock, t
 			p.mu.Unlock()
 			return 0, nil
 		}
-		ch := p.waitChanLocked()
-		p.mu.Unlock()
-		if nonblock || f.nonblocking() {
-			return 0, unix.EAGAIN
-		}
-		if err := wait(cancel, ch); err != nil {
+		if err := p.unlockAndWait(f, cancel, nonblock); err != nil {
 			return 0, err
 		}
 	}
@@ -343,12 +352,7 @@ func (w *pipeWriter) write(f *File, cancel <-chan struct{}, src []byte, off int6
 			p.mu.Unlock()
 			continue
 		}
-		ch := p.waitChanLocked()
-		p.mu.Unlock()
-		if f.nonblocking() {
-			return partial(total, unix.EAGAIN)
-		}
-		if err := wait(cancel, ch); err != nil {
+		if err := p.unlockAndWait(f, cancel, false); err != nil {
 			return partial(total, err)
 		}
 	}

@@ -61,12 +61,7 @@ func (f *File) PipeRoom(cancel <-chan struct{}, nonblock bool) (int, error) {
 			p.mu.Unlock()
 			return free, nil
 		}
-		ch := p.waitChanLocked()
-		p.mu.Unlock()
-		if nonblock || f.nonblocking() {
-			return 0, unix.EAGAIN
-		}
-		if err := wait(cancel, ch); err != nil {
+		if err := p.unlockAndWait(f, cancel, nonblock); err != nil {
 			return 0, err
 		}
 	}
