@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -270,6 +271,30 @@ func waitLines(t *testing.T, path string, n int) []string {
 			t.Fatalf("%s has %d lines %q, want at least %d", path, len(l), l, n)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitDone waits until the last line of file path is "done" and returns
+// the lines.
+func waitDone(t *testing.T, path string) []string {
+	t.Helper()
+	for n := 1; ; n++ {
+		ls := waitLines(t, path, n)
+		if ls[len(ls)-1] == "done" {
+			return ls
+		}
+	}
+}
+
+// wantLines fails t for each line of got that checkClean objects to and
+// for each line of want that got lacks.
+func wantLines(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	checkClean(t, what, got)
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("%s output %q has no line %q", what, got, w)
+		}
 	}
 }
 

@@ -1,9 +1,6 @@
 package checkpoint
 
-import (
-	"slices"
-	"testing"
-)
+import "testing"
 
 // restoreWithLine restores uri with a new stdin FIFO and writes line to
 // it; it returns the restored sandbox's ID and output file.
@@ -15,15 +12,19 @@ func (e *env) restoreWithLine(uri, fifo, line string) (string, string) {
 	return id, out
 }
 
-// wantLines fails t unless every line of want is in got.
-func wantLines(t *testing.T, what string, got []string, want ...string) {
-	t.Helper()
-	checkClean(t, what, got)
-	for _, w := range want {
-		if !slices.Contains(got, w) {
-			t.Errorf("%s output %q has no line %q", what, got, w)
-		}
+// saveSockhold runs sockhold MODE with its stdin on a FIFO, saves it once
+// it has printed n lines, the last of them wantLast, and waits for it to
+// end; it returns the image's URI.
+func (e *env) saveSockhold(mode string, n int, wantLast string) string {
+	e.t.Helper()
+	in := e.fifo("in0")
+	id, out := e.runDetached(in.Name(), program(e.t, "sockhold"), mode)
+	uri, last := e.saveAfter(id, out, n)
+	if last != wantLast {
+		e.t.Fatalf("last line before the save = %q, want %s", last, wantLast)
 	}
+	e.waitGone(id)
+	return uri
 }
 
 // TestUnixStreamAcrossRestores: two processes exchange a checked byte
@@ -63,13 +64,7 @@ func TestUnixStreamAcrossRestores(t *testing.T) {
 // twice with the same result.
 func TestUnixRightsInFlight(t *testing.T) {
 	e := newEnv(t)
-	in := e.fifo("in0")
-	id, out := e.runDetached(in.Name(), program(t, "sockhold"), "rights")
-	uri, last := e.saveAfter(id, out, 1)
-	if last != "in flight" {
-		t.Fatalf("last line before the save = %q, want in flight", last)
-	}
-	e.waitGone(id)
+	uri := e.saveSockhold("rights", 1, "in flight")
 	for _, fifo := range []string{"in1", "in2"} {
 		_, rout := e.restoreWithLine(uri, fifo, "go\n")
 		wantLines(t, "restore "+fifo, waitLines(t, rout, 3),
@@ -84,13 +79,7 @@ func TestUnixRightsInFlight(t *testing.T) {
 // recv across the save.
 func TestUnixAcceptQueue(t *testing.T) {
 	e := newEnv(t)
-	in := e.fifo("in0")
-	id, out := e.runDetached(in.Name(), program(t, "sockhold"), "listen")
-	uri, last := e.saveAfter(id, out, 1)
-	if last != "connected" {
-		t.Fatalf("last line before the save = %q, want connected", last)
-	}
-	e.waitGone(id)
+	uri := e.saveSockhold("listen", 1, "connected")
 	_, rout := e.restoreWithLine(uri, "in1", "go\n")
 	wantLines(t, "restored", waitLines(t, rout, 3),
 		"accepted, got 'hello from the queue'", "child got 'welcome'", "child exit: 0")
@@ -100,13 +89,7 @@ func TestUnixAcceptQueue(t *testing.T) {
 // accepts, after the restore, a connection made then.
 func TestUnixBlockedAccept(t *testing.T) {
 	e := newEnv(t)
-	in := e.fifo("in0")
-	id, out := e.runDetached(in.Name(), program(t, "sockhold"), "accept")
-	uri, last := e.saveAfter(id, out, 1)
-	if last != "accepting" {
-		t.Fatalf("last line before the save = %q, want accepting", last)
-	}
-	e.waitGone(id)
+	uri := e.saveSockhold("accept", 1, "accepting")
 	_, rout := e.restoreWithLine(uri, "in1", "go\n")
 	wantLines(t, "restored", waitLines(t, rout, 2), "accepted after the wait, got 'late greeting'", "child exit: 0")
 }

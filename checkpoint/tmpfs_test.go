@@ -29,13 +29,7 @@ func TestTmpfsAcrossRestore(t *testing.T) {
 			t.Fatalf("generation %d: first line after the restore = %q, want %q", gen, ls[0], want)
 		}
 	}
-	for n := 1; ; n++ {
-		ls := waitLines(t, out, n)
-		if ls[len(ls)-1] == "done" {
-			checkClean(t, "restored twice", ls)
-			break
-		}
-	}
+	checkClean(t, "restored twice", waitDone(t, out))
 	if _, err := os.Lstat(mnt); !os.IsNotExist(err) {
 		t.Errorf("host %s after the run: %v, want it absent (the tmpfs is the sandbox's)", mnt, err)
 	}

@@ -54,6 +54,22 @@ func (p pair) sandboxed(want string, args ...string) time.Duration {
 	return timeRun(p.b, want, append([]string{p.snap, "run", "--", p.bin}, args...)...)
 }
 
+// workTime runs the program with args followed by 0 and by n, natively and
+// under snap, alternately in b.Loop, and returns for each T(n) - T(0)
+// summed over the loop, which leaves out process start-up. want(k) is the
+// line a run with k prints.
+func (p pair) workTime(want func(k int) string, n int, args ...string) (sandboxed, native time.Duration) {
+	with := func(k int) []string { return append(args[:len(args):len(args)], strconv.Itoa(k)) }
+	var nat0, natN, snap0, snapN time.Duration
+	for p.b.Loop() {
+		nat0 += p.native(want(0), with(0)...)
+		natN += p.native(want(n), with(n)...)
+		snap0 += p.sandboxed(want(0), with(0)...)
+		snapN += p.sandboxed(want(n), with(n)...)
+	}
+	return snapN - snap0, natN - nat0
+}
+
 // BenchmarkSyscall measures the system call round trip: getpid.c makes N raw
 // getpid calls; the cost of one call is (T(N) - T(0)) / N, which removes
 // process start-up. Reported under snap as us/syscall and natively, in the
@@ -65,18 +81,12 @@ func BenchmarkSyscall(b *testing.B) {
 	p := newPair(b, libcs[0], "getpid")
 	want := func(k int) string { return strconv.Itoa(k) + " of " + strconv.Itoa(k) + " getpid calls agreed" }
 	p.sandboxed(want(0), "0") // warm up the page cache
-	var nat0, natN, snap0, snapN time.Duration
-	for b.Loop() {
-		nat0 += p.native(want(0), "0")
-		natN += p.native(want(n), strconv.Itoa(n))
-		snap0 += p.sandboxed(want(0), "0")
-		snapN += p.sandboxed(want(n), strconv.Itoa(n))
+	sb, nat := p.workTime(want, n)
+	perCall := func(d time.Duration) float64 {
+		return float64(d) / float64(b.N) / n / float64(time.Microsecond)
 	}
-	perCall := func(dn, d0 time.Duration) float64 {
-		return float64(dn-d0) / float64(b.N) / n / float64(time.Microsecond)
-	}
-	b.ReportMetric(perCall(snapN, snap0), "us/syscall")
-	b.ReportMetric(perCall(natN, nat0), "native-us/syscall")
+	b.ReportMetric(perCall(sb), "us/syscall")
+	b.ReportMetric(perCall(nat), "native-us/syscall")
 }
 
 // BenchmarkClockGettime measures clock_gettime(CLOCK_MONOTONIC) through
@@ -138,23 +148,30 @@ func BenchmarkHello(b *testing.B) {
 			p := newPair(b, lc, "hello")
 			const want = "hello, world"
 			p.sandboxed(want)
-			var nat, sandboxed time.Duration
-			minNat, minSandboxed := time.Duration(1<<62), time.Duration(1<<62)
-			for b.Loop() {
-				dn := p.native(want)
-				ds := p.sandboxed(want)
-				nat, sandboxed = nat+dn, sandboxed+ds
-				minNat, minSandboxed = min(minNat, dn), min(minSandboxed, ds)
-			}
-			ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-			b.ReportMetric(ms(sandboxed)/float64(b.N), "ms/run")
-			b.ReportMetric(ms(nat)/float64(b.N), "native-ms/run")
-			// The fastest run of each: on a shared machine the mean moves
-			// with the other load, the minimum much less.
-			b.ReportMetric(ms(minSandboxed), "min-ms/run")
-			b.ReportMetric(ms(minNat), "native-min-ms/run")
+			timeAgainstNative(b, func() time.Duration { return p.native(want) },
+				func() time.Duration { return p.sandboxed(want) })
 		})
 	}
+}
+
+// timeAgainstNative times native and sandboxed runs alternately in b.Loop
+// and reports the mean of each as ms/run and native-ms/run, and the fastest
+// run of each as min-ms/run and native-min-ms/run: on a shared machine the
+// mean moves with the other load, the minimum much less.
+func timeAgainstNative(b *testing.B, native, sandboxed func() time.Duration) {
+	var nat, sb time.Duration
+	minNat, minSb := time.Duration(1<<62), time.Duration(1<<62)
+	for b.Loop() {
+		dn := native()
+		ds := sandboxed()
+		nat, sb = nat+dn, sb+ds
+		minNat, minSb = min(minNat, dn), min(minSb, ds)
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(ms(sb)/float64(b.N), "ms/run")
+	b.ReportMetric(ms(nat)/float64(b.N), "native-ms/run")
+	b.ReportMetric(ms(minSb), "min-ms/run")
+	b.ReportMetric(ms(minNat), "native-min-ms/run")
 }
 
 // BenchmarkStartDynamic measures a whole `snap run` of dynamically linked
@@ -177,19 +194,8 @@ func BenchmarkStartDynamic(b *testing.B) {
 			}
 			sandboxed := append([]string{snap(b), "run", "--"}, c.argv...)
 			timeRun(b, "", sandboxed...) // warm up the page cache
-			var nat, sb time.Duration
-			minNat, minSb := time.Duration(1<<62), time.Duration(1<<62)
-			for b.Loop() {
-				dn := timeRun(b, "", c.argv...)
-				ds := timeRun(b, "", sandboxed...)
-				nat, sb = nat+dn, sb+ds
-				minNat, minSb = min(minNat, dn), min(minSb, ds)
-			}
-			ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-			b.ReportMetric(ms(sb)/float64(b.N), "ms/run")
-			b.ReportMetric(ms(nat)/float64(b.N), "native-ms/run")
-			b.ReportMetric(ms(minSb), "min-ms/run")
-			b.ReportMetric(ms(minNat), "native-min-ms/run")
+			timeAgainstNative(b, func() time.Duration { return timeRun(b, "", c.argv...) },
+				func() time.Duration { return timeRun(b, "", sandboxed...) })
 		})
 	}
 }
@@ -207,18 +213,12 @@ func BenchmarkUnixSocket(b *testing.B) {
 		p := newPair(b, libcs[0], "sockbench")
 		want := func(k int) string { return strconv.Itoa(k) + " round trips" }
 		p.sandboxed(want(0), "pingpong", "0")
-		var nat0, natN, snap0, snapN time.Duration
-		for b.Loop() {
-			nat0 += p.native(want(0), "pingpong", "0")
-			natN += p.native(want(n), "pingpong", strconv.Itoa(n))
-			snap0 += p.sandboxed(want(0), "pingpong", "0")
-			snapN += p.sandboxed(want(n), "pingpong", strconv.Itoa(n))
+		sb, nat := p.workTime(want, n, "pingpong")
+		us := func(d time.Duration) float64 {
+			return float64(d) / float64(b.N) / n / float64(time.Microsecond)
 		}
-		us := func(dn, d0 time.Duration) float64 {
-			return float64(dn-d0) / float64(b.N) / n / float64(time.Microsecond)
-		}
-		b.ReportMetric(us(snapN, snap0), "us/roundtrip")
-		b.ReportMetric(us(natN, nat0), "native-us/roundtrip")
+		b.ReportMetric(us(sb), "us/roundtrip")
+		b.ReportMetric(us(nat), "native-us/roundtrip")
 	})
 	b.Run("bulk1GiB", func(b *testing.B) {
 		b.ReportAllocs()
@@ -226,15 +226,9 @@ func BenchmarkUnixSocket(b *testing.B) {
 		p := newPair(b, libcs[0], "sockbench")
 		want := func(k int) string { return strconv.Itoa(k) + " MiB received" }
 		p.sandboxed(want(0), "bulk", "0")
-		var nat0, natN, snap0, snapN time.Duration
-		for b.Loop() {
-			nat0 += p.native(want(0), "bulk", "0")
-			natN += p.native(want(mib), "bulk", strconv.Itoa(mib))
-			snap0 += p.sandboxed(want(0), "bulk", "0")
-			snapN += p.sandboxed(want(mib), "bulk", strconv.Itoa(mib))
-		}
-		rate := func(dn, d0 time.Duration) float64 { return mib / ((dn - d0).Seconds() / float64(b.N)) }
-		b.ReportMetric(rate(snapN, snap0), "MiB/s")
-		b.ReportMetric(rate(natN, nat0), "native-MiB/s")
+		sb, nat := p.workTime(want, mib, "bulk")
+		rate := func(d time.Duration) float64 { return mib / (d.Seconds() / float64(b.N)) }
+		b.ReportMetric(rate(sb), "MiB/s")
+		b.ReportMetric(rate(nat), "native-MiB/s")
 	})
 }

@@ -74,6 +74,24 @@ func sysMsgsnd(t *Task, a *sysArgs) (uint64, error) {
 	if typ < 1 {
 		return 0, unix.EINVAL
 	}
+	return t.msgQueueOp(id, 2, flags&ipcNowait != 0, unix.EAGAIN, func(q *msgQueue) (uint64, bool, error) {
+		if q.Bytes+uint64(size) > q.QBytes || uint64(len(q.Msgs))+1 > q.QBytes {
+			return 0, false, nil
+		}
+		q.Msgs = append(q.Msgs, sysvMsg{Type: typ, Text: raw[8:]})
+		q.Bytes += uint64(size)
+		q.Stime, q.Lspid = t.k.realtimeNow()/nsPerSec, t.tg.tgid
+		return 0, true, nil
+	})
+}
+
+// msgQueueOp is the loop msgsnd and msgrcv share. With the namespace
+// locked it finds queue id, checks the caller's access (want as for
+// ipcAccess) and runs try (ns.mu held), which reports done when the call
+// ends with its result; a success wakes the other waiters. Otherwise the call fails with
+// busy under IPC_NOWAIT or waits for the namespace to change and tries
+// again; a queue gone by then is EIDRM.
+func (t *Task) msgQueueOp(id int32, want uint32, nowait bool, busy error, try func(q *msgQueue) (uint64, bool, error)) (uint64, error) {
 	ns := t.k.ipc()
 	for first := true; ; first = false {
 		ns.mu.Lock()
@@ -85,22 +103,21 @@ func sysMsgsnd(t *Task, a *sysArgs) (uint64, error) {
 			}
 			return 0, err
 		}
-		if !t.ipcAccess(&q.Perm, 2) {
+		if !t.ipcAccess(&q.Perm, want) {
 			ns.mu.Unlock()
 			return 0, unix.EACCES
 		}
-		if q.Bytes+uint64(size) <= q.QBytes && uint64(len(q.Msgs))+1 <= q.QBytes {
-			q.Msgs = append(q.Msgs, sysvMsg{Type: typ, Text: raw[8:]})
-			q.Bytes += uint64(size)
-			q.Stime, q.Lspid = t.k.realtimeNow()/nsPerSec, t.tg.tgid
-			ns.notifyLocked()
+		if n, done, err := try(q); done {
+			if err == nil {
+				ns.notifyLocked()
+			}
 			ns.mu.Unlock()
-			return 0, nil
+			return n, err
 		}
 		ch := ns.changedLocked()
 		ns.mu.Unlock()
-		if flags&ipcNowait != 0 {
-			return 0, unix.EAGAIN
+		if nowait {
+			return 0, busy
 		}
 		if err := t.msgWait(ch); err != nil {
 			return 0, err
@@ -129,51 +146,27 @@ func sysMsgrcv(t *Task, a *sysArgs) (uint64, error) {
 	if size < 0 || id < 0 || flags&msgCopy != 0 {
 		return 0, unix.EINVAL
 	}
-	ns := t.k.ipc()
-	for first := true; ; first = false {
-		ns.mu.Lock()
-		q, err := ipcLookup(ns.msgs, id)
-		if err != nil {
-			ns.mu.Unlock()
-			if !first {
-				return 0, unix.EIDRM
-			}
-			return 0, err
+	return t.msgQueueOp(id, 4, flags&ipcNowait != 0, unix.ENOMSG, func(q *msgQueue) (uint64, bool, error) {
+		i := q.pick(typ, flags&msgExcept != 0)
+		if i < 0 {
+			return 0, false, nil
 		}
-		if !t.ipcAccess(&q.Perm, 4) {
-			ns.mu.Unlock()
-			return 0, unix.EACCES
+		m := q.Msgs[i]
+		if int64(len(m.Text)) > size && flags&msgNoerr == 0 {
+			return 0, true, unix.E2BIG
 		}
-		if i := q.pick(typ, flags&msgExcept != 0); i >= 0 {
-			m := q.Msgs[i]
-			if int64(len(m.Text)) > size && flags&msgNoerr == 0 {
-				ns.mu.Unlock()
-				return 0, unix.E2BIG
-			}
-			text := m.Text[:min(int64(len(m.Text)), size)]
-			out := make([]byte, 8+len(text))
-			binary.LittleEndian.PutUint64(out, uint64(m.Type))
-			copy(out[8:], text)
-			if err := t.tg.mm.CopyOut(addr, out); err != nil {
-				ns.mu.Unlock()
-				return 0, err
-			}
-			q.Msgs = append(q.Msgs[:i], q.Msgs[i+1:]...)
-			q.Bytes -= uint64(len(m.Text))
-			q.Rtime, q.Lrpid = t.k.realtimeNow()/nsPerSec, t.tg.tgid
-			ns.notifyLocked()
-			ns.mu.Unlock()
-			return uint64(len(text)), nil
+		text := m.Text[:min(int64(len(m.Text)), size)]
+		out := make([]byte, 8+len(text))
+		binary.LittleEndian.PutUint64(out, uint64(m.Type))
+		copy(out[8:], text)
+		if err := t.tg.mm.CopyOut(addr, out); err != nil {
+			return 0, true, err
 		}
-		ch := ns.changedLocked()
-		ns.mu.Unlock()
-		if flags&ipcNowait != 0 {
-			return 0, unix.ENOMSG
-		}
-		if err := t.msgWait(ch); err != nil {
-			return 0, err
-		}
-	}
+		q.Msgs = append(q.Msgs[:i], q.Msgs[i+1:]...)
+		q.Bytes -= uint64(len(m.Text))
+		q.Rtime, q.Lrpid = t.k.realtimeNow()/nsPerSec, t.tg.tgid
+		return uint64(len(text)), true, nil
+	})
 }
 
 func sysMsgctl(t *Task, a *sysArgs) (uint64, error) {

@@ -91,16 +91,11 @@ func sysPwritev2(t *Task, a *sysArgs) (uint64, error) {
 // either kind is 19 bytes of header and type plus the name and its NUL,
 // rounded up to 8, so the same entries fit and the conversion is in place.
 func sysGetdents(t *Task, a *sysArgs) (uint64, error) {
-	f, err := t.getFile(a.Int(0))
+	buf, err := t.readDirents64(a)
 	if err != nil {
 		return 0, err
 	}
-	defer f.DecRef()
-	buf := make([]byte, min(uint64(uint32(a[2])), rwChunk))
-	n, err := f.Getdents64(buf)
-	if err != nil {
-		return 0, err
-	}
+	n := len(buf)
 	for off := 0; off+19 <= n; {
 		reclen := int(binary.LittleEndian.Uint16(buf[off+16:]))
 		if reclen < 20 || off+reclen > n {

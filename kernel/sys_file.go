@@ -372,17 +372,28 @@ func sysLseek(t *Task, a *sysArgs) (uint64, error) {
 }
 
 func sysGetdents64(t *Task, a *sysArgs) (uint64, error) {
-	f, err := t.getFile(a.Int(0))
+	buf, err := t.readDirents64(a)
 	if err != nil {
 		return 0, err
+	}
+	return uint64(len(buf)), t.tg.mm.CopyOut(a[1], buf)
+}
+
+// readDirents64 reads the getdents64 records of the directory at argument
+// 0 that fit in the count at argument 2 (at most rwChunk), as getdents and
+// getdents64 take them.
+func (t *Task) readDirents64(a *sysArgs) ([]byte, error) {
+	f, err := t.getFile(a.Int(0))
+	if err != nil {
+		return nil, err
 	}
 	defer f.DecRef()
 	buf := make([]byte, min(uint64(uint32(a[2])), rwChunk))
 	n, err := f.Getdents64(buf)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return uint64(n), t.tg.mm.CopyOut(a[1], buf[:n])
+	return buf[:n], nil
 }
 
 // ioctl requests the kernel handles itself.

@@ -178,16 +178,28 @@ func (p sockPaths) LookupPath(path string) (*socket.Socket, error) {
 	return nil, unix.ECONNREFUSED
 }
 
-func sysBind(t *Task, a *sysArgs) (uint64, error) {
+// getSocketAndAddr returns the socket at argument 0 and the bytes of the
+// address at argument 1 whose length is argument 2, as bind and connect
+// take them. The caller drops the reference on the file.
+func (t *Task) getSocketAndAddr(a *sysArgs) (*vfs.File, *socket.Socket, []byte, error) {
 	f, s, err := t.getSocket(a.Int(0))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	b, err := t.copyInSockaddr(a[1], a[2])
+	if err != nil {
+		f.DecRef()
+		return nil, nil, nil, err
+	}
+	return f, s, b, nil
+}
+
+func sysBind(t *Task, a *sysArgs) (uint64, error) {
+	f, s, b, err := t.getSocketAndAddr(a)
 	if err != nil {
 		return 0, err
 	}
 	defer f.DecRef()
-	b, err := t.copyInSockaddr(a[1], a[2])
-	if err != nil {
-		return 0, err
-	}
 	addr, auto, err := socket.ParseAddr(b)
 	if err != nil {
 		return 0, err
@@ -205,15 +217,11 @@ func sysListen(t *Task, a *sysArgs) (uint64, error) {
 }
 
 func sysConnect(t *Task, a *sysArgs) (uint64, error) {
-	f, s, err := t.getSocket(a.Int(0))
+	f, s, b, err := t.getSocketAndAddr(a)
 	if err != nil {
 		return 0, err
 	}
 	defer f.DecRef()
-	b, err := t.copyInSockaddr(a[1], a[2])
-	if err != nil {
-		return 0, err
-	}
 	unspec := len(b) >= 2 && binary.LittleEndian.Uint16(b) == unix.AF_UNSPEC
 	var addr socket.Addr
 	if !unspec {

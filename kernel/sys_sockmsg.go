@@ -191,7 +191,15 @@ func sysSendto(t *Task, a *sysArgs) (uint64, error) {
 	return t.send(f, s, buf, sa)
 }
 
-func sysSendmsg(t *Task, a *sysArgs) (uint64, error) {
+func sysSendmsg(t *Task, a *sysArgs) (uint64, error) { return t.oneMsg(a, (*Task).sendmsg) }
+
+// msgOp sends or receives the one message whose struct msghdr is at addr.
+type msgOp func(t *Task, f *vfs.File, s *socket.Socket, addr uint64, flags int) (uint64, error)
+
+// oneMsg is sendmsg(fd, msg, flags) and recvmsg(fd, msg, flags) around op:
+// the socket at fd, and flags without MSG_CMSG_COMPAT (EINVAL: only 32-bit
+// callers set it).
+func (t *Task) oneMsg(a *sysArgs, op msgOp) (uint64, error) {
 	f, s, err := t.getSocket(a.Int(0))
 	if err != nil {
 		return 0, err
@@ -200,7 +208,7 @@ func sysSendmsg(t *Task, a *sysArgs) (uint64, error) {
 	if a[2]&msgCmsgCompat != 0 {
 		return 0, unix.EINVAL
 	}
-	return t.sendmsg(f, s, a[1], int(a.Int(2)))
+	return op(t, f, s, a[1], int(a.Int(2)))
 }
 
 func (t *Task) sendmsg(f *vfs.File, s *socket.Socket, addr uint64, flags int) (uint64, error) {
@@ -228,11 +236,21 @@ func sysSendmmsg(t *Task, a *sysArgs) (uint64, error) {
 	if a[3]&msgCmsgCompat != 0 {
 		return 0, unix.EINVAL
 	}
-	vlen := min(a[2], uioMaxIOV)
+	send := func(h uint64) (uint64, error) { return t.sendmsg(f, s, h, int(a.Int(3))) }
+	return t.eachMmsg(a[1], min(a[2], uioMaxIOV), send, func() bool { return true })
+}
+
+// eachMmsg runs op on each of the vlen struct mmsghdr at addr in turn and
+// stores what it returns in that one's msg_len. An error from op is the
+// call's result when it comes first; after a message went through, an
+// error, or a msg_len that cannot be written, ends the call with the count
+// so far. more runs after each message; false ends the call there, that
+// message counted.
+func (t *Task) eachMmsg(addr, vlen uint64, op func(h uint64) (uint64, error), more func() bool) (uint64, error) {
 	var i uint64
 	for ; i < vlen; i++ {
-		h := a[1] + i*mmsghdrSize
-		n, err := t.sendmsg(f, s, h, int(a.Int(3)))
+		h := addr + i*mmsghdrSize
+		n, err := op(h)
 		if err != nil {
 			if i > 0 {
 				break
@@ -240,6 +258,10 @@ func sysSendmmsg(t *Task, a *sysArgs) (uint64, error) {
 			return 0, err
 		}
 		if err := t.copyOutUint32(h+msghdrSize, uint32(n)); err != nil {
+			break
+		}
+		if !more() {
+			i++
 			break
 		}
 	}
@@ -287,17 +309,7 @@ func (t *Task) dropReceived(files []*vfs.File) {
 	}
 }
 
-func sysRecvmsg(t *Task, a *sysArgs) (uint64, error) {
-	f, s, err := t.getSocket(a.Int(0))
-	if err != nil {
-		return 0, err
-	}
-	defer f.DecRef()
-	if a[2]&msgCmsgCompat != 0 {
-		return 0, unix.EINVAL
-	}
-	return t.recvmsg(f, s, a[1], int(a.Int(2)))
-}
+func sysRecvmsg(t *Task, a *sysArgs) (uint64, error) { return t.oneMsg(a, (*Task).recvmsg) }
 
 func (t *Task) recvmsg(f *vfs.File, s *socket.Socket, addr uint64, flags int) (uint64, error) {
 	m, err := t.copyInMsghdr(addr)
@@ -443,29 +455,14 @@ func sysRecvmmsg(t *Task, a *sysArgs) (uint64, error) {
 		deadline = t.k.monotonicNow() + d
 	}
 	flags := int(a.Int(3))
-	vlen := min(a[2], uioMaxIOV)
-	var i uint64
-	for ; i < vlen; i++ {
-		h := a[1] + i*mmsghdrSize
-		n, err := t.recvmsg(f, s, h, flags&^msgWaitForOne)
-		if err != nil {
-			if i > 0 {
-				break
-			}
-			return 0, err
-		}
-		if err := t.copyOutUint32(h+msghdrSize, uint32(n)); err != nil {
-			break
-		}
+	recv := func(h uint64) (uint64, error) { return t.recvmsg(f, s, h, flags&^msgWaitForOne) }
+	more := func() bool {
 		if flags&msgWaitForOne != 0 {
 			flags |= unix.MSG_DONTWAIT
 		}
-		if deadline >= 0 && t.k.monotonicNow() >= deadline {
-			i++
-			break
-		}
+		return deadline < 0 || t.k.monotonicNow() < deadline
 	}
-	return i, nil
+	return t.eachMmsg(a[1], min(a[2], uioMaxIOV), recv, more)
 }
 
 // sigpipeOnEPIPE reports whether EPIPE from a write to f comes with

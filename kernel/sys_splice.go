@@ -148,6 +148,16 @@ func sysSplice(t *Task, a *sysArgs) (uint64, error) {
 // spliceFromPipe moves up to count bytes from the pipe in to out (at off
 // unless it is -1): what out took is dropped from the pipe.
 func (t *Task) spliceFromPipe(in, out *vfs.File, count int, off int64, nonblock bool) (int, error) {
+	w, err := t.copyFromPipe(in, out, count, off, nonblock)
+	in.PipeDiscard(w)
+	return w, err
+}
+
+// copyFromPipe writes up to count bytes from the head of the pipe in to out
+// (at off unless it is -1), no more than a pipe out has room for, and
+// leaves them in the pipe: tee's transfer, and splice's before the pipe
+// drops what out took.
+func (t *Task) copyFromPipe(in, out *vfs.File, count int, off int64, nonblock bool) (int, error) {
 	buf := make([]byte, count)
 	n, err := in.PipePeek(t.cancelChan(), buf, nonblock)
 	if n == 0 {
@@ -167,7 +177,6 @@ func (t *Task) spliceFromPipe(in, out *vfs.File, count int, off int64, nonblock 
 	} else {
 		w, err = out.Write(t.cancelChan(), buf)
 	}
-	in.PipeDiscard(w)
 	return w, err
 }
 
@@ -211,17 +220,7 @@ func sysTee(t *Task, a *sysArgs) (uint64, error) {
 	if length == 0 {
 		return 0, nil
 	}
-	nonblock := flags&spliceNonblock != 0
-	buf := make([]byte, min(length, spliceChunk))
-	n, err := in.PipePeek(t.cancelChan(), buf, nonblock)
-	if n == 0 {
-		return t.spliceResult(0, err)
-	}
-	room, err := out.PipeRoom(t.cancelChan(), nonblock)
-	if err != nil {
-		return t.spliceResult(0, err)
-	}
-	return t.spliceResult(out.Write(t.cancelChan(), buf[:min(n, room)]))
+	return t.spliceResult(t.copyFromPipe(in, out, int(min(length, spliceChunk)), -1, flags&spliceNonblock != 0))
 }
 
 func sysVmsplice(t *Task, a *sysArgs) (uint64, error) {

@@ -191,23 +191,8 @@ func must(t *testing.T, err error) {
 }
 
 // editManifest rewrites the manifest of the image in dir through f, with a
-// valid checksum.
+// valid checksum and no signature block.
 func editManifest(t *testing.T, dir string, f func(m *storage.Manifest)) {
 	t.Helper()
-	p := filepath.Join(dir, "manifest")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := storage.ParseManifest(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f(m)
-	if b, err = storage.MarshalManifest(m); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	editSigned(t, dir, f, false)
 }

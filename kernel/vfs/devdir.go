@@ -63,22 +63,13 @@ func (d *devDir) read(*File, <-chan struct{}, []byte, int64) (int, error) { retu
 func (d *devDir) getdents64(_ *File, dst []byte) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	n, pos, err := fillDirents(dst, d.entries(), d.pos)
-	d.pos = pos
-	return n, err
+	return fillDirents(dst, d.entries(), &d.pos)
 }
 
 func (d *devDir) seek(_ *File, off int64, whence int) (int64, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	switch {
-	case whence == unix.SEEK_SET && off >= 0:
-		d.pos = int(min(off, int64(1<<31)))
-	case whence == unix.SEEK_CUR && off == 0:
-	default:
-		return 0, unix.EINVAL
-	}
-	return int64(d.pos), nil
+	return seekDir(&d.pos, off, whence)
 }
 
 func (d *devDir) stat(*File) (Stat, error) { return devDirStat(), nil }

@@ -72,24 +72,38 @@ func ParseDirents64(b []byte) ([]Dirent, error) {
 	return out, nil
 }
 
-// fillDirents encodes ents[pos:] into dst while they fit and returns the
-// bytes written and the new position. It fails with EINVAL when not even
-// the first remaining record fits.
-func fillDirents(dst []byte, ents []Dirent, pos int) (int, int, error) {
+// fillDirents encodes ents[*pos:] into dst while they fit, advances *pos
+// past them and returns the bytes written. It fails with EINVAL when not
+// even the first remaining record fits.
+func fillDirents(dst []byte, ents []Dirent, pos *int) (int, error) {
 	n := 0
-	for pos < len(ents) {
-		sz := direntSize(ents[pos].Name)
+	for *pos < len(ents) {
+		sz := direntSize(ents[*pos].Name)
 		if n+sz > len(dst) {
 			if n == 0 {
-				return 0, pos, unix.EINVAL
+				return 0, unix.EINVAL
 			}
 			break
 		}
-		d := ents[pos]
-		d.Off = int64(pos + 1)
+		d := ents[*pos]
+		d.Off = int64(*pos + 1)
 		AppendDirent64(dst[n:n:len(dst)], d)
 		n += sz
-		pos++
+		*pos++
 	}
-	return n, pos, nil
+	return n, nil
+}
+
+// seekDir is lseek on a directory whose position is *pos, an index into
+// its entries: SEEK_SET to any offset that is not negative (kept within
+// 2^31), SEEK_CUR by 0 to read the position; anything else is EINVAL.
+func seekDir(pos *int, off int64, whence int) (int64, error) {
+	switch {
+	case whence == unix.SEEK_SET && off >= 0:
+		*pos = int(min(off, int64(1<<31)))
+	case whence == unix.SEEK_CUR && off == 0:
+	default:
+		return 0, unix.EINVAL
+	}
+	return int64(*pos), nil
 }

@@ -134,14 +134,7 @@ func (h *hostFile) seek(_ *File, off int64, whence int) (int64, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.isDir() {
-		switch {
-		case whence == unix.SEEK_SET && off >= 0:
-			h.dirPos = int(min(off, int64(1<<31)))
-		case whence == unix.SEEK_CUR && off == 0:
-		default:
-			return 0, unix.EINVAL
-		}
-		return int64(h.dirPos), nil
+		return seekDir(&h.dirPos, off, whence)
 	}
 	n, err := seekHostFD(h.fd, h.off, off, whence)
 	if err != nil {
@@ -209,9 +202,7 @@ func (h *hostFile) getdents64(_ *File, dst []byte) (int, error) {
 		}
 		h.dirents, h.direntsValid = ents, true
 	}
-	n, pos, err := fillDirents(dst, h.dirents, h.dirPos)
-	h.dirPos = pos
-	return n, err
+	return fillDirents(dst, h.dirents, &h.dirPos)
 }
 
 // readHostDir reads a whole host directory listing.

@@ -77,6 +77,20 @@ func (p *pipe) waitChanLocked() <-chan struct{} {
 	return p.changed
 }
 
+// unlockAndWait releases p.mu and waits for the pipe to change: EAGAIN
+// instead if nonblock or f is non-blocking, or the error that ended the
+// wait.
+//
+// Preconditions: p.mu is held; it is released on return.
+func (p *pipe) unlockAndWait(f *File, cancel <-chan struct{}, nonblock bool) error {
+	ch := p.waitChanLocked()
+	p.mu.Unlock()
+	if nonblock || f.nonblocking() {
+		return unix.EAGAIN
+	}
+	return wait(cancel, ch)
+}
+
 // saveBuf returns the buffered bytes in order. Invoked by stateify.
 func (p *pipe) saveBuf() []byte {
 	out := make([]byte, p.size)
@@ -201,22 +215,26 @@ func (r *pipeReader) read(f *File, cancel <-chan struct{}, dst []byte, off int64
 	if off >= 0 {
 		return 0, unix.ESPIPE
 	}
+	return r.pipe.readWait(f, cancel, dst, false, true)
+}
+
+// readWait copies up to len(dst) buffered bytes into dst, dropping them
+// from the pipe if take. It waits for data while a writer is left (EAGAIN
+// instead if nonblock or f is non-blocking) and returns 0 at end of file.
+// read takes the bytes; splice and tee peek at them.
+func (p *pipe) readWait(f *File, cancel <-chan struct{}, dst []byte, nonblock, take bool) (int, error) {
 	if len(dst) == 0 {
 		return 0, nil
 	}
-	p := r.pipe
 	for {
 		p.mu.Lock()
 		if p.size > 0 {
 			n := min(len(dst), p.size)
 			c := copy(dst[:n], p.buf[p.head:])
 			copy(dst[c:n], p.buf)
-			p.head = (p.head + n) % p.capacity
-			p.size -= n
-			if p.size == 0 {
-				p.head = 0
+			if take {
+				p.dropLocked(n)
 			}
-			p.notifyLocked()
 			p.mu.Unlock()
 			return n, nil
 		}
@@ -224,15 +242,23 @@ func (r *pipeReader) read(f *File, cancel <-chan struct{}, dst []byte, off int64
 			p.mu.Unlock()
 			return 0, nil
 		}
-		ch := p.waitChanLocked()
-		p.mu.Unlock()
-		if f.nonblocking() {
-			return 0, unix.EAGAIN
-		}
-		if err := wait(cancel, ch); err != nil {
+		if err := p.unlockAndWait(f, cancel, nonblock); err != nil {
 			return 0, err
 		}
 	}
+}
+
+// dropLocked drops the first n buffered bytes (0 < n <= p.size) and wakes
+// the waiters.
+//
+// Preconditions: p.mu is held.
+func (p *pipe) dropLocked(n int) {
+	p.head = (p.head + n) % p.capacity
+	p.size -= n
+	if p.size == 0 {
+		p.head = 0
+	}
+	p.notifyLocked()
 }
 
 func (r *pipeReader) readiness(_ *File, mask uint32) uint32 {
@@ -326,12 +352,7 @@ func (w *pipeWriter) write(f *File, cancel <-chan struct{}, src []byte, off int6
 			p.mu.Unlock()
 			continue
 		}
-		ch := p.waitChanLocked()
-		p.mu.Unlock()
-		if f.nonblocking() {
-			return partial(total, unix.EAGAIN)
-		}
-		if err := wait(cancel, ch); err != nil {
+		if err := p.unlockAndWait(f, cancel, false); err != nil {
 			return partial(total, err)
 		}
 	}

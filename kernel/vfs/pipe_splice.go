@@ -22,32 +22,7 @@ func (f *File) PipePeek(cancel <-chan struct{}, dst []byte, nonblock bool) (int,
 	if !ok {
 		return 0, unix.EBADF
 	}
-	if len(dst) == 0 {
-		return 0, nil
-	}
-	p := r.pipe
-	for {
-		p.mu.Lock()
-		if p.size > 0 {
-			n := min(len(dst), p.size)
-			c := copy(dst[:n], p.buf[p.head:])
-			copy(dst[c:n], p.buf)
-			p.mu.Unlock()
-			return n, nil
-		}
-		if p.writers == 0 {
-			p.mu.Unlock()
-			return 0, nil
-		}
-		ch := p.waitChanLocked()
-		p.mu.Unlock()
-		if nonblock || f.nonblocking() {
-			return 0, unix.EAGAIN
-		}
-		if err := wait(cancel, ch); err != nil {
-			return 0, err
-		}
-	}
+	return r.pipe.readWait(f, cancel, dst, nonblock, false)
 }
 
 // PipeDiscard drops the first n buffered bytes of the pipe f reads from
@@ -64,12 +39,7 @@ func (f *File) PipeDiscard(n int) {
 	if n <= 0 {
 		return
 	}
-	p.head = (p.head + n) % p.capacity
-	p.size -= n
-	if p.size == 0 {
-		p.head = 0
-	}
-	p.notifyLocked()
+	p.dropLocked(n)
 }
 
 // PipeRoom waits until the pipe f writes to has free space and returns how
@@ -91,12 +61,7 @@ func (f *File) PipeRoom(cancel <-chan struct{}, nonblock bool) (int, error) {
 			p.mu.Unlock()
 			return free, nil
 		}
-		ch := p.waitChanLocked()
-		p.mu.Unlock()
-		if nonblock || f.nonblocking() {
-			return 0, unix.EAGAIN
-		}
-		if err := wait(cancel, ch); err != nil {
+		if err := p.unlockAndWait(f, cancel, nonblock); err != nil {
 			return 0, err
 		}
 	}

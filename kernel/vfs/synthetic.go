@@ -68,21 +68,32 @@ func (s *syntheticFile) write(*File, <-chan struct{}, []byte, int64) (int, error
 func (s *syntheticFile) seek(_ *File, off int64, whence int) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n, err := seekOffset(s.off, 0, off, whence)
+	if err != nil {
+		return 0, err
+	}
+	s.off = n
+	return n, nil
+}
+
+// seekOffset is lseek's arithmetic for a file at offset cur whose size is
+// size: off bytes from the start (SEEK_SET), from cur (SEEK_CUR) or from
+// the end (SEEK_END). Any other whence, or an offset below 0, is EINVAL.
+func seekOffset(cur, size, off int64, whence int) (int64, error) {
 	var n int64
 	switch whence {
 	case unix.SEEK_SET:
 		n = off
 	case unix.SEEK_CUR:
-		n = s.off + off
+		n = cur + off
 	case unix.SEEK_END:
-		n = off
+		n = size + off
 	default:
 		return 0, unix.EINVAL
 	}
 	if n < 0 {
 		return 0, unix.EINVAL
 	}
-	s.off = n
 	return n, nil
 }
 

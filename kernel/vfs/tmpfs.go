@@ -997,27 +997,15 @@ func (f *tmpfsFile) seek(_ *File, off int64, whence int) (int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.node.isDir() {
-		switch {
-		case whence == unix.SEEK_SET && off >= 0:
-			f.dirPos = int(min(off, int64(1<<31)))
-		case whence == unix.SEEK_CUR && off == 0:
-		default:
-			return 0, unix.EINVAL
-		}
-		return int64(f.dirPos), nil
+		return seekDir(&f.dirPos, off, whence)
 	}
 	t := f.node.fs
 	t.mu.Lock()
 	size := f.node.size
 	t.mu.Unlock()
 	var n int64
+	var err error
 	switch whence {
-	case unix.SEEK_SET:
-		n = off
-	case unix.SEEK_CUR:
-		n = f.off + off
-	case unix.SEEK_END:
-		n = size + off
 	case unix.SEEK_DATA, unix.SEEK_HOLE:
 		if off < 0 || off >= size {
 			return 0, unix.ENXIO
@@ -1027,10 +1015,9 @@ func (f *tmpfsFile) seek(_ *File, off int64, whence int) (int64, error) {
 			n = size
 		}
 	default:
-		return 0, unix.EINVAL
-	}
-	if n < 0 {
-		return 0, unix.EINVAL
+		if n, err = seekOffset(f.off, size, off, whence); err != nil {
+			return 0, err
+		}
 	}
 	f.off = n
 	return n, nil
@@ -1052,9 +1039,7 @@ func (f *tmpfsFile) getdents64(_ *File, dst []byte) (int, error) {
 	if f.dirPos == 0 || f.dirents == nil {
 		f.dirents = f.listing()
 	}
-	n, pos, err := fillDirents(dst, f.dirents, f.dirPos)
-	f.dirPos = pos
-	return n, err
+	return fillDirents(dst, f.dirents, &f.dirPos)
 }
 
 // listing returns the directory's entries: ".", "..", then the names in

@@ -7,8 +7,9 @@
  * datagram server with sender addresses and autobind; SCM_RIGHTS passing a
  * pipe's end and a file to another process, MSG_CTRUNC, and files closed
  * when a queue holding them is dropped; SO_PASSCRED and SCM_CREDENTIALS;
- * getsockopt and setsockopt; poll and epoll readiness; non-blocking EAGAIN;
- * a blocking recv ended by a signal; errors.
+ * getsockopt and setsockopt; sendmmsg and recvmmsg; poll and epoll
+ * readiness; non-blocking EAGAIN; a blocking recv ended by a signal;
+ * errors.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -142,6 +143,41 @@ static void stream_pair(void)
 	close(sv[1]);
 }
 
+/* mmsg_set points each of the n messages at its own buffer: words[i] to send,
+ * or bufs[i] to receive into. */
+static void mmsg_set(struct mmsghdr *mm, struct iovec *iov, int n, const char **words, char (*bufs)[16])
+{
+	memset(mm, 0, n * sizeof *mm);
+	for (int i = 0; i < n; i++) {
+		iov[i] = words ? (struct iovec){(void *)words[i], strlen(words[i])} : (struct iovec){bufs[i], sizeof bufs[i]};
+		mm[i].msg_hdr.msg_iov = &iov[i];
+		mm[i].msg_hdr.msg_iovlen = 1;
+	}
+}
+
+/* mmsg: sendmmsg and recvmmsg on a datagram pair: each msg_len,
+ * MSG_WAITFORONE, a zero timeout, an empty queue. */
+static void mmsg(int sv[2])
+{
+	struct mmsghdr mm[5];
+	struct iovec iov[5];
+	char bufs[5][16];
+	const char *words[] = {"one", "three", "fifteen"};
+	mmsg_set(mm, iov, 3, words, NULL);
+	printf("sendmmsg of 3: %s", res(sendmmsg(sv[0], mm, 3, 0)));
+	printf(", msg_len %u %u %u\n", mm[0].msg_len, mm[1].msg_len, mm[2].msg_len);
+	mmsg_set(mm, iov, 5, NULL, bufs);
+	printf("recvmmsg of 5 with MSG_WAITFORONE: %s", res(recvmmsg(sv[1], mm, 5, MSG_WAITFORONE, NULL)));
+	printf(", msg_len %u %u %u, '%.7s'\n", mm[0].msg_len, mm[1].msg_len, mm[2].msg_len, bufs[2]);
+	mmsg_set(mm, iov, 3, words, NULL);
+	sendmmsg(sv[0], mm, 3, 0);
+	mmsg_set(mm, iov, 5, NULL, bufs);
+	struct timespec zero = {0, 0};
+	printf("recvmmsg with a zero timeout: %s", res(recvmmsg(sv[1], mm, 5, 0, &zero)));
+	printf(", then with MSG_DONTWAIT: %s", res(recvmmsg(sv[1], mm, 5, MSG_DONTWAIT, NULL)));
+	printf(", on empty: %s\n", res(recvmmsg(sv[1], mm, 5, MSG_DONTWAIT, NULL)));
+}
+
 static void dgram_pairs(void)
 {
 	int sv[2];
@@ -165,6 +201,7 @@ static void dgram_pairs(void)
 	printf("recvmsg of 4: %s", res(recvmsg(sv[1], &mh, 0)));
 	printf(", msg_namelen without msg_name kept: %s", yesno(mh.msg_namelen == 77));
 	printf(", MSG_TRUNC in msg_flags: %s\n", yesno(mh.msg_flags & MSG_TRUNC));
+	mmsg(sv);
 	static char big[300000];
 	printf("a datagram larger than SO_SNDBUF: %s\n", res(send(sv[0], big, sizeof big, 0)));
 	int n = 0;
