@@ -216,7 +216,7 @@ func (z *zdtmRun) snapID(args ...string) string {
 	t.Cleanup(func() {
 		m, err := runner.StateDir{Root: filepath.Join(workDir, "state")}.Lookup(id)
 		if err == nil && m.Status == runner.StatusRunning {
-			syscall.Kill(m.PID, syscall.SIGKILL)
+			execute(t, []string{snap(t), "kill", id, "KILL"}, spec{}, z.dir)
 		}
 	})
 	return id
