@@ -5,7 +5,8 @@
  * that waits, blocked in semop, for the second semaphore. At tick K the
  * first semaphore, the shared counter and the number of messages in each
  * queue are K-1 (checked), then each grows by one; the child must still be
- * waiting (the pidfd not readable, GETNCNT 1) and must have SEM_UNDO
+ * waiting (the pidfd not readable, GETNCNT 1; right after a restore the
+ * child is given up to 5 s to run and wait again) and must have SEM_UNDO
  * adjustments that keep the first semaphore unchanged. It prints "tick K
  * ipc OK", or "tick K CORRUPT ..." with what differs. After N ticks
  * (forever when N is 0 or absent) it releases the child through the
@@ -93,8 +94,16 @@ int main(int argc, char **argv)
 		mq_getattr(mq, &got);
 		if (got.mq_curmsgs != want % 10)
 			n += snprintf(what + n, sizeof what - n, " mq %ld", got.mq_curmsgs);
+		/* After a restore the child waits again once it runs: give it
+		 * up to 5 s to be back in semop (it must not have exited). */
 		struct pollfd p = {pfd, POLLIN, 0};
-		if (poll(&p, 1, 0) != 0 || semctl(sem, 1, GETNCNT) != 1)
+		int exited = poll(&p, 1, 0) != 0, waiting = semctl(sem, 1, GETNCNT) == 1;
+		for (int tries = 0; !exited && !waiting && tries < 1000; tries++) {
+			nap_ms(5);
+			exited = poll(&p, 1, 0) != 0;
+			waiting = semctl(sem, 1, GETNCNT) == 1;
+		}
+		if (exited || !waiting)
 			n += snprintf(what + n, sizeof what - n, " child not waiting");
 		if (n > 0) {
 			printf("tick %ld CORRUPT%s\n", k, what);
