@@ -308,6 +308,14 @@ func sysKill(t *Task, a *sysArgs) (uint64, error) {
 	// kill(-1) signals every process but init and the caller, as Linux.
 	tgs := t.processesFor(pid)
 	if len(tgs) == 0 {
+		if pid > 0 {
+			if _, err := t.pidfdTarget(pid); err == nil {
+				// A zombie, or a process whose exit is under way: its
+				// pid is taken until it is reaped, and the signal goes
+				// nowhere, as on Linux.
+				return 0, nil
+			}
+		}
 		return 0, unix.ESRCH
 	}
 	allowed := tgs[:0:0]

@@ -1,0 +1,36 @@
+/*
+ * killzombie: kill(pid, 0) and kill(pid, SIGTERM) on a child that has
+ * exited but is not reaped yet succeed (its pid is taken until the wait),
+ * and fail with ESRCH once it is reaped, as on Linux.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *res(int r)
+{
+	return r == 0 ? "0" : strerror(errno);
+}
+
+int main(void)
+{
+	pid_t p = fork();
+	if (p == 0)
+		_exit(0);
+	/* Wait until the child is a zombie: waitid with WNOWAIT leaves it. */
+	siginfo_t si;
+	if (waitid(P_PID, p, &si, WEXITED | WNOWAIT) != 0) {
+		perror("waitid");
+		return 1;
+	}
+	printf("kill(zombie, 0): %s\n", res(kill(p, 0)));
+	printf("kill(zombie, SIGTERM): %s\n", res(kill(p, SIGTERM)));
+	int st;
+	waitpid(p, &st, 0);
+	printf("reaped: exited %d, status %d\n", WIFEXITED(st), WEXITSTATUS(st));
+	printf("kill(reaped, 0): %s\n", res(kill(p, 0)));
+	return 0;
+}
