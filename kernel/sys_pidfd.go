@@ -147,16 +147,18 @@ func (t *Task) signalTarget(fd int32) (*pidFD, error) {
 	if !ok || perr != nil || pid <= 0 || !f.IsDir() {
 		return nil, unix.EBADF
 	}
-	tg, err := t.pidfdTarget(int32(pid))
+	tg, err := t.processHoldingPID(int32(pid))
 	if err != nil {
 		return nil, unix.ESRCH
 	}
 	return &pidFD{tg: tg}, nil
 }
 
-// pidfdTarget returns the process pid, zombies included: ESRCH if there
-// is none, ENOENT if pid is a thread other than a process's leader.
-func (t *Task) pidfdTarget(pid int32) (*ThreadGroup, error) {
+// processHoldingPID returns the process whose pid is pid, as long as the
+// pid is taken: live, exiting or a zombie not yet reaped (pidfd_open, kill
+// of a zombie). ESRCH if there is none, ENOENT if pid is a thread other
+// than a process's leader.
+func (t *Task) processHoldingPID(pid int32) (*ThreadGroup, error) {
 	ts := t.k.tasks
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -185,7 +187,7 @@ func sysPidfdOpen(t *Task, a *sysArgs) (uint64, error) {
 	if flags&^uint32(pidfdNonblock) != 0 || pid <= 0 {
 		return 0, unix.EINVAL
 	}
-	tg, err := t.pidfdTarget(pid)
+	tg, err := t.processHoldingPID(pid)
 	if err != nil {
 		return 0, err
 	}

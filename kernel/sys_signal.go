@@ -309,7 +309,7 @@ func sysKill(t *Task, a *sysArgs) (uint64, error) {
 	tgs := t.processesFor(pid)
 	if len(tgs) == 0 {
 		if pid > 0 {
-			if _, err := t.pidfdTarget(pid); err == nil {
+			if _, err := t.processHoldingPID(pid); err == nil {
 				// A zombie, or a process whose exit is under way: its
 				// pid is taken until it is reaped, and the signal goes
 				// nowhere, as on Linux.

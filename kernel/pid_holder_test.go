@@ -7,11 +7,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestPidfdTargetExiting: a child whose last thread has left the task set
+// TestProcessHoldingPIDExiting: a child whose last thread has left the task set
 // but which is not marked a zombie yet (its exit is between the two) still
 // has its pid: pidfd_open finds it, as it finds a zombie; a pid nobody
 // has is ESRCH.
-func TestPidfdTargetExiting(t *testing.T) {
+func TestProcessHoldingPIDExiting(t *testing.T) {
 	task := newUnitTask(t)
 	for _, zombie := range []bool{false, true} {
 		child := &ThreadGroup{k: task.k, tgid: 4242, parent: task.tg, zombie: zombie}
@@ -19,11 +19,11 @@ func TestPidfdTargetExiting(t *testing.T) {
 		ts.mu.Lock()
 		task.tg.children = []*ThreadGroup{child}
 		ts.mu.Unlock()
-		if got, err := task.pidfdTarget(4242); err != nil || got != child {
-			t.Errorf("pidfdTarget(child, zombie %v) = %p, %v, want %p", zombie, got, err, child)
+		if got, err := task.processHoldingPID(4242); err != nil || got != child {
+			t.Errorf("processHoldingPID(child, zombie %v) = %p, %v, want %p", zombie, got, err, child)
 		}
 	}
-	if _, err := task.pidfdTarget(4343); !errors.Is(err, unix.ESRCH) {
-		t.Errorf("pidfdTarget(unknown pid) = %v, want ESRCH", err)
+	if _, err := task.processHoldingPID(4343); !errors.Is(err, unix.ESRCH) {
+		t.Errorf("processHoldingPID(unknown pid) = %v, want ESRCH", err)
 	}
 }
