@@ -480,9 +480,11 @@ var cCases = []cCase{
 		"with SA_RESTART the recv goes on: 1, alarms 2",
 		"done",
 	}}},
-	// kill of a zombie succeeds until it is reaped.
+	// kill, getpgid, getsid and prlimit of a zombie succeed until it is reaped.
 	{name: "killzombie", prog: "killzombie", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
 		"kill(zombie, 0): 0", "kill(zombie, SIGTERM): 0", "kill(reaped, 0): No such process",
+		"getpgid(zombie) is ours: 1", "getsid(zombie) is ours: 1", "prlimit(zombie): 0",
+		"getpgid(reaped): No such process",
 	}}},
 	// Linux starts a signal handler with the initial FP state.
 	{name: "fpstate-handler-init", prog: "fpstate", zdtm: zdtmSpec{fast: true}, spec: spec{args: []string{"handler-init"}, want: []string{

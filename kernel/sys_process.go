@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"encoding/binary"
+	"errors"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,19 +54,28 @@ func sysGetresid(f func(credentials) [3]uint32) syscallFn {
 	}
 }
 
-// processByPID returns the process with the given ID (0: the caller's);
-// ESRCH if there is none, as for a negative ID.
+// processByPID returns the process with the given ID (0: the caller's) or
+// the process of the thread with that ID, as Linux's lookups by pid do: a
+// zombie not yet reaped is found too. ESRCH if there is none, as for a
+// negative ID.
 func (t *Task) processByPID(pid int32) (*ThreadGroup, error) {
 	if pid == 0 || pid == t.tg.tgid {
 		return t.tg, nil
 	}
-	ts := t.k.tasks
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if o, ok := ts.tids[pid]; ok && o.tg.tgid == pid {
-		return o.tg, nil
+	if pid < 0 {
+		return nil, unix.ESRCH
 	}
-	return nil, unix.ESRCH
+	tg, err := t.processHoldingPID(pid)
+	if errors.Is(err, unix.ENOENT) {
+		ts := t.k.tasks
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		if o, ok := ts.tids[pid]; ok {
+			return o.tg, nil
+		}
+		return nil, unix.ESRCH
+	}
+	return tg, err
 }
 
 func sysGetpgrp(t *Task, _ *sysArgs) (uint64, error) {
