@@ -381,6 +381,14 @@ func (fs *FS) SetAttrAt(dir *File, p string, flags int, a *SetAttr) error {
 func (f *File) SetAttr(a *SetAttr) error {
 	switch impl := f.impl.(type) {
 	case *hostFile:
+		if impl.ovl != nil {
+			if a == nil {
+				return nil
+			}
+			// Linux's overlayfs copies the file up; this description
+			// keeps reading the lower one.
+			return impl.ovl.setAttrPath(impl.guestPath(), a)
+		}
 		return unix.EROFS
 	case *tmpfsFile:
 		if a == nil {

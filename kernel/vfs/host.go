@@ -30,6 +30,9 @@ type hostFile struct {
 
 	// root is the root the file was resolved under; immutable.
 	root *Root
+	// ovl is the overlay whose lower layer the file is in, or nil (a
+	// read-only root); immutable.
+	ovl *overlayFS
 	// path is the canonical guest path, computed on first use from the
 	// host descriptor (most files never need it); protected by mu.
 	path string

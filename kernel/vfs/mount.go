@@ -112,8 +112,11 @@ func (m *Mount) Point() string { return m.point }
 // walked reports whether the mount's filesystem walks paths itself (gets
 // the rest of the path below the mount point).
 func (m *Mount) walked() bool {
-	_, ok := m.fs.(*tmpfs)
-	return ok
+	switch m.fs.(type) {
+	case *tmpfs, *overlayFS:
+		return true
+	}
+	return false
 }
 
 // MountTable maps mount points to filesystems. "/" is always the host
@@ -227,6 +230,41 @@ func (mt *MountTable) MountTmpfs(point string, size uint64) error {
 	return nil
 }
 
+// MountOverlay makes the root writable: an overlay of a tmpfs upper layer
+// of size bytes over the host root (see overlayFS). Call it before the
+// sandbox runs; without it the root stays read-only.
+func (mt *MountTable) MountOverlay(size uint64) error {
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	m := mt.byPoint("/")
+	r, ok := m.fs.(*Root)
+	if !ok {
+		return fmt.Errorf("overlay at /: %w: already writable", ErrBadMountPoint)
+	}
+	o, err := newOverlay(r, size, m.id)
+	if err != nil {
+		return fmt.Errorf("overlay root: %w", err)
+	}
+	o.upper.pages = mt.pages
+	m.fs = o
+	m.options = fmt.Sprintf("rw,relatime,lowerdir=%s,size=%dk", r.HostDir(), size>>10)
+	return nil
+}
+
+// MountTmpIfEmpty mounts a tmpfs of size bytes at /tmp when the host
+// root's /tmp is empty or missing and nothing is mounted there yet (as
+// runsc does); otherwise /tmp stays the root's. It reports whether it
+// mounted one.
+func (mt *MountTable) MountTmpIfEmpty(r *Root, size uint64) (bool, error) {
+	mt.mu.Lock()
+	taken := mt.byPoint("/tmp") != nil
+	mt.mu.Unlock()
+	if taken || !r.emptyDir("/tmp") {
+		return false, nil
+	}
+	return true, mt.MountTmpfs("/tmp", size)
+}
+
 // Mounts returns the mount table's entries in mount point order.
 func (mt *MountTable) Mounts() []*Mount {
 	mt.mu.Lock()
@@ -305,8 +343,11 @@ func (mt *MountTable) ProcMountinfo() []byte {
 // sourceName is the mount's source as /proc/self/mounts shows it: for the
 // root, the host directory it is open on now (a restore may move it).
 func (m *Mount) sourceName() string {
-	if r, ok := m.fs.(*Root); ok {
-		return r.HostDir()
+	switch fs := m.fs.(type) {
+	case *Root:
+		return fs.HostDir()
+	case *overlayFS:
+		return "overlay"
 	}
 	return m.source
 }
@@ -317,6 +358,8 @@ func (m *Mount) device() (uint32, uint32) {
 	switch fs := m.fs.(type) {
 	case *tmpfs:
 		return 0, fs.minor
+	case *overlayFS:
+		return 0, fs.upper.minor
 	case *sentryFS:
 		return 0, sentryMounts[fs.name].minor
 	case *Root:

@@ -26,6 +26,8 @@ var (
 	stateTypeInfomemfdFile     *stateify.TypeInfo
 	stateTypeInfoMount         *stateify.TypeInfo
 	stateTypeInfoMountTable    *stateify.TypeInfo
+	stateTypeInfooverlayFS     *stateify.TypeInfo
+	stateTypeInfoovlOrigin     *stateify.TypeInfo
 	stateTypeInfopipe          *stateify.TypeInfo
 	stateTypeInfopipeReader    *stateify.TypeInfo
 	stateTypeInfopipeWriter    *stateify.TypeInfo
@@ -89,6 +91,7 @@ func init() {
 	stateTypeInfohostFile = stateify.Register[hostFile]("snapshotter/kernel/vfs.hostFile", []stateify.Field{
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
 		{Name: "root", Type: "*snapshotter/kernel/vfs.Root"},
+		{Name: "ovl", Type: "*snapshotter/kernel/vfs.overlayFS"},
 		{Name: "path", Type: "string"},
 		{Name: "lookupFlags", Type: "int64"},
 		{Name: "pathOnly", Type: "bool"},
@@ -127,6 +130,15 @@ func init() {
 		{Name: "mounts", Type: "[]*snapshotter/kernel/vfs.Mount"},
 		{Name: "nextID", Type: "uint32"},
 		{Name: "pages", Type: "interface"},
+	})
+	stateTypeInfooverlayFS = stateify.Register[overlayFS]("snapshotter/kernel/vfs.overlayFS", []stateify.Field{
+		{Name: "lower", Type: "*snapshotter/kernel/vfs.Root"},
+		{Name: "upper", Type: "*snapshotter/kernel/vfs.tmpfs"},
+	})
+	stateTypeInfoovlOrigin = stateify.Register[ovlOrigin]("snapshotter/kernel/vfs.ovlOrigin", []stateify.Field{
+		{Name: "DevMajor", Type: "uint32"},
+		{Name: "DevMinor", Type: "uint32"},
+		{Name: "Ino", Type: "uint64"},
 	})
 	stateTypeInfopipe = stateify.Register[pipe]("snapshotter/kernel/vfs.pipe", []stateify.Field{
 		{Name: "buf", Type: "bytes"},
@@ -203,6 +215,8 @@ func init() {
 		{Name: "nextIno", Type: "uint64"},
 		{Name: "pages", Type: "interface"},
 		{Name: "minor", Type: "uint32"},
+		{Name: "inoBase", Type: "uint64"},
+		{Name: "ovl", Type: "*snapshotter/kernel/vfs.overlayFS"},
 	})
 	stateTypeInfotmpNode = stateify.Register[tmpNode]("snapshotter/kernel/vfs.tmpNode", []stateify.Field{
 		{Name: "fs", Type: "*snapshotter/kernel/vfs.tmpfs"},
@@ -224,6 +238,9 @@ func init() {
 		{Name: "size", Type: "int64"},
 		{Name: "opens", Type: "int64"},
 		{Name: "noLink", Type: "bool"},
+		{Name: "whiteouts", Type: "map[string]bool"},
+		{Name: "lower", Type: "bool"},
+		{Name: "origin", Type: "*snapshotter/kernel/vfs.ovlOrigin"},
 	})
 	stateTypeInfotmpfsFile = stateify.Register[tmpfsFile]("snapshotter/kernel/vfs.tmpfsFile", []stateify.Field{
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
@@ -578,6 +595,7 @@ func (x *hostFile) StateSave(e *stateify.Encoder) {
 	e.Struct(stateTypeInfohostFile)
 	x.noImpl.StateSave(e)
 	stateify.SavePtr(e, x.root)
+	stateify.SavePtr(e, x.ovl)
 	e.String(x.path)
 	e.Int(int64(x.lookupFlags))
 	e.Bool(x.pathOnly)
@@ -596,18 +614,20 @@ func (x *hostFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 1:
 			stateify.LoadPtr(d, &x.root)
 		case 2:
-			x.path = d.String()
+			stateify.LoadPtr(d, &x.ovl)
 		case 3:
-			x.lookupFlags = int(d.Int64())
+			x.path = d.String()
 		case 4:
-			x.pathOnly = d.Bool()
+			x.lookupFlags = int(d.Int64())
 		case 5:
-			x.mode = d.Uint32()
+			x.pathOnly = d.Bool()
 		case 6:
-			x.ident.StateLoad(ctx, d)
+			x.mode = d.Uint32()
 		case 7:
-			x.off = d.Int64()
+			x.ident.StateLoad(ctx, d)
 		case 8:
+			x.off = d.Int64()
+		case 9:
 			x.dirPos = int(d.Int64())
 		default:
 			d.Skip()
@@ -826,6 +846,69 @@ func (x *MountTable) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.nextID = d.Uint32()
 		case 2:
 			stateify.LoadIface(d, &x.pages)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *overlayFS) StateTypeName() string { return "snapshotter/kernel/vfs.overlayFS" }
+
+// StateFields implements stateify.Savable.
+func (x *overlayFS) StateFields() []string { return stateTypeInfooverlayFS.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *overlayFS) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfooverlayFS }
+
+// StateSave implements stateify.Savable.
+func (x *overlayFS) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfooverlayFS)
+	stateify.SavePtr(e, x.lower)
+	stateify.SavePtr(e, x.upper)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *overlayFS) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfooverlayFS) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.lower)
+		case 1:
+			stateify.LoadPtr(d, &x.upper)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *ovlOrigin) StateTypeName() string { return "snapshotter/kernel/vfs.ovlOrigin" }
+
+// StateFields implements stateify.Savable.
+func (x *ovlOrigin) StateFields() []string { return stateTypeInfoovlOrigin.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *ovlOrigin) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoovlOrigin }
+
+// StateSave implements stateify.Savable.
+func (x *ovlOrigin) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoovlOrigin)
+	e.Uint(uint64(x.DevMajor))
+	e.Uint(uint64(x.DevMinor))
+	e.Uint(x.Ino)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *ovlOrigin) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoovlOrigin) {
+		switch f {
+		case 0:
+			x.DevMajor = d.Uint32()
+		case 1:
+			x.DevMinor = d.Uint32()
+		case 2:
+			x.Ino = d.Uint64()
 		default:
 			d.Skip()
 		}
@@ -1256,6 +1339,8 @@ func (x *tmpfs) StateSave(e *stateify.Encoder) {
 	e.Uint(x.nextIno)
 	e.Iface(x.pages)
 	e.Uint(uint64(x.minor))
+	e.Uint(x.inoBase)
+	stateify.SavePtr(e, x.ovl)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1274,6 +1359,10 @@ func (x *tmpfs) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			stateify.LoadIface(d, &x.pages)
 		case 5:
 			x.minor = d.Uint32()
+		case 6:
+			x.inoBase = d.Uint64()
+		case 7:
+			stateify.LoadPtr(d, &x.ovl)
 		default:
 			d.Skip()
 		}
@@ -1319,6 +1408,13 @@ func (x *tmpNode) StateSave(e *stateify.Encoder) {
 	e.Int(x.size)
 	e.Int(int64(x.opens))
 	e.Bool(x.noLink)
+	stateify.SaveMap(e, x.whiteouts, func(e *stateify.Encoder, mk string) {
+		e.String(mk)
+	}, func(e *stateify.Encoder, mv *bool) {
+		e.Bool((*mv))
+	})
+	e.Bool(x.lower)
+	stateify.SavePtr(e, x.origin)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1371,6 +1467,16 @@ func (x *tmpNode) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.opens = int(d.Int64())
 		case 18:
 			x.noLink = d.Bool()
+		case 19:
+			stateify.LoadMap(d, &x.whiteouts, func(d *stateify.Decoder, mk *string) {
+				*mk = d.String()
+			}, func(d *stateify.Decoder, mv *bool) {
+				(*mv) = d.Bool()
+			})
+		case 20:
+			x.lower = d.Bool()
+		case 21:
+			stateify.LoadPtr(d, &x.origin)
 		default:
 			d.Skip()
 		}
