@@ -1,0 +1,115 @@
+package checkpoint
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"snapshotter/internal/prereq"
+)
+
+// TestOverlayAcrossRestore: a shell in the overlay root removes a lower
+// file (a whiteout), appends to another (a copy-up), then runs tmpfshold,
+// which fills a new directory next to them with files and checks every
+// byte of them each tick; it is saved and restored twice and keeps
+// finding them all. After it, the shell lists the directory (the removed
+// file still hidden) and prints the copied-up file. The host directory is
+// what it was.
+func TestOverlayAcrossRestore(t *testing.T) {
+	const busybox = "/bin/busybox"
+	if _, err := os.Stat(busybox); err != nil {
+		prereq.Missing(t, "%s (Debian package busybox-static): %v", busybox, err)
+	}
+	e := newEnv(t)
+	lower := filepath.Join(e.dir, "lower")
+	for name, content := range map[string]string{"hidden.txt": "hidden\n", "lower.txt": "lower\n", "sub/x": "x\n"} {
+		if err := os.MkdirAll(filepath.Join(lower, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(lower, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := treeOf(t, lower)
+	script := strings.Join([]string{
+		"rm " + lower + "/hidden.txt && rm -r " + lower + "/sub && echo changed >> " + lower + "/lower.txt || exit 1",
+		program(t, "tmpfshold") + " " + lower + "/files 30",
+		"echo listing $(ls " + lower + ")",
+		"echo lower.txt $(cat " + lower + "/lower.txt)",
+		"echo done",
+	}, "\n")
+	out := filepath.Join(e.dir, "out")
+	id := lastLine(e.must("run", "-d", "--stdout", out, "--stderr", out, "--", busybox, "sh", "-c", script))
+	for gen := 0; gen < 2; gen++ {
+		uri, last := e.saveAfter(id, out, 3)
+		id, out = e.restoreDetached(uri, "")
+		ls := waitLines(t, out, 2)
+		checkClean(t, "restored", ls)
+		if want := fmt.Sprintf("tick %d ok", number(t, last)+1); ls[0] != want {
+			t.Fatalf("generation %d: first line after the restore = %q, want %q", gen, ls[0], want)
+		}
+	}
+	ls := waitDoneTwice(t, out)
+	checkClean(t, "restored twice", ls)
+	for _, want := range []string{"listing files lower.txt", "lower.txt lower changed"} {
+		if !slices.Contains(ls, want) {
+			t.Errorf("output lacks %q:\n%s", want, strings.Join(ls, "\n"))
+		}
+	}
+	if after := treeOf(t, lower); !maps.Equal(before, after) {
+		t.Errorf("the host directory changed: before %v, after %v", before, after)
+	}
+}
+
+// waitDoneTwice waits for the second "done" line of path (tmpfshold's,
+// then the script's).
+func waitDoneTwice(t *testing.T, path string) []string {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		ls := lines(path)
+		n := 0
+		for _, l := range ls {
+			if l == "done" {
+				n++
+			}
+		}
+		if n >= 2 {
+			return ls
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no second done line in %q", path, ls)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// treeOf maps every path under dir to its contents.
+func treeOf(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		v := info.Mode().String()
+		if info.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			v += " " + string(b)
+		}
+		m[p] = v
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
