@@ -113,3 +113,49 @@ func treeOf(t *testing.T, dir string) map[string]string {
 	}
 	return m
 }
+
+// TestSqliteInOverlayAcrossRestore: a shell inserts rows into an sqlite3
+// database under /tmp (the overlay root's: the host's /tmp is not empty),
+// one transaction a tick; it is saved mid-run and the image restored
+// twice, side by side: both copies go on to the end on their own copy of
+// the database, whose integrity check passes with every row there.
+func TestSqliteInOverlayAcrossRestore(t *testing.T) {
+	const busybox, sqlite = "/bin/busybox", "/usr/bin/sqlite3"
+	for _, p := range []string{busybox, sqlite} {
+		if _, err := os.Stat(p); err != nil {
+			prereq.Missing(t, "%s (Debian packages busybox-static, sqlite3): %v", p, err)
+		}
+	}
+	e := newEnv(t)
+	db := filepath.Join(e.dir, "test.db")
+	const ticks = 20
+	script := strings.Join([]string{
+		sqlite + " " + db + " 'create table t(a integer primary key, b text)' || exit 1",
+		"i=1",
+		fmt.Sprintf("while [ $i -le %d ]; do", ticks),
+		"  " + sqlite + " " + db + ` "begin; insert into t(b) values ('a$i'),('b$i'),('c$i'); commit;" || echo "tick $i CORRUPT insert"`,
+		`  echo "tick $i ok"; i=$((i+1)); sleep 0.05`,
+		"done",
+		"echo rows $(" + sqlite + " " + db + " 'pragma integrity_check; select count(*) from t')",
+		"echo done",
+	}, "\n")
+	out := filepath.Join(e.dir, "out")
+	id := lastLine(e.must("run", "-d", "--stdout", out, "--stderr", out, "--", busybox, "sh", "-c", script))
+	uri, _ := e.saveAfter(id, out, 3)
+	var outs []string
+	for range 2 {
+		_, o := e.restoreDetached(uri, "")
+		outs = append(outs, o)
+	}
+	want := fmt.Sprintf("rows ok %d", 3*ticks)
+	for i, o := range outs {
+		ls := waitDone(t, o)
+		checkClean(t, fmt.Sprintf("copy %d", i), ls)
+		if !slices.Contains(ls, want) {
+			t.Errorf("copy %d: output lacks %q:\n%s", i, want, strings.Join(ls, "\n"))
+		}
+	}
+	if _, err := os.Stat(db); !os.IsNotExist(err) {
+		t.Errorf("host %s: %v, want it absent (the database is in the overlay)", db, err)
+	}
+}

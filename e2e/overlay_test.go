@@ -82,3 +82,51 @@ func TestOverlayAgainstLinux(t *testing.T) {
 		})
 	}
 }
+
+// TestToolsInOverlay runs tools that write next to their inputs in the
+// overlay root: gcc compiles and links a program that then runs, make -j2
+// builds a tiny project, tar x then tar c round-trips a tree, git commits.
+// The host directory holding the inputs is what it was.
+func TestToolsInOverlay(t *testing.T) {
+	for _, tool := range []string{"gcc", "make", "tar", "git"} {
+		prereq.Binary(t, tool)
+	}
+	tests := []struct {
+		name   string
+		files  map[string]string
+		script string
+		want   string
+	}{
+		{"gcc", map[string]string{"hello.c": "#include <stdio.h>\nint main(void) { puts(\"built inside\"); return 0; }\n"},
+			"gcc -O1 -o hello hello.c && ./hello", "built inside\n"},
+		{"make -j2", map[string]string{
+			"Makefile": "prog: a.o b.o\n\tgcc -o $@ a.o b.o\n%.o: %.c\n\tgcc -c -o $@ $<\n",
+			"a.c":      "int b(void);\nint main(void) { return b() - 42; }\n",
+			"b.c":      "int b(void) { return 42; }\n",
+		}, "make -s -j2 && ./prog && echo made", "made\n"},
+		{"tar", map[string]string{"src/a": "alpha\n", "src/d/b": "beta\n"},
+			"tar cf one.tar -C src . && mkdir out && tar xf one.tar -C out && tar cf two.tar -C out . && " +
+				"cmp one.tar two.tar && cat out/d/b", "beta\n"},
+		{"git", map[string]string{"f": "first\n"},
+			"git init -q r && cp f r/ && cd r && git add f && git -c user.email=s@x -c user.name=s commit -qm one && " +
+				"git log --format=%s && git status --short | wc -l", "one\n0\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			for name, content := range tc.files {
+				writeFile(t, filepath.Join(dir, filepath.Dir(name)), filepath.Base(name), content)
+			}
+			before := hashTree(t, dir)
+			s := spec{env: []string{"HOME=" + dir, "GIT_CONFIG_NOSYSTEM=1"}}
+			got := execute(t, []string{snap(t), "run", "--", "/bin/sh", "-c", tc.script}, s, dir)
+			if got.status != 0 || got.stdout != tc.want {
+				t.Errorf("%s: status %d, stdout %q, stderr %q; want status 0, stdout %q", tc.name, got.status, got.stdout, got.stderr, tc.want)
+			}
+			if hashTree(t, dir) != before {
+				t.Errorf("%s changed the host directory", tc.name)
+			}
+		})
+	}
+}
