@@ -159,3 +159,60 @@ func TestSqliteInOverlayAcrossRestore(t *testing.T) {
 		t.Errorf("host %s: %v, want it absent (the database is in the overlay)", db, err)
 	}
 }
+
+// TestVolumeAcrossRestore: a shell appends a line a tick to a file of a
+// volume (-v) and writes its overlay root and the volume; it is saved,
+// restored (the volume's lines are the host's, so they go on from the
+// host file), saved again and restored with the volume's host directory
+// moved: without -v that fails in one line naming the directory, with
+// -v NEW:PATH it goes on in the new directory.
+func TestVolumeAcrossRestore(t *testing.T) {
+	const busybox = "/bin/busybox"
+	if _, err := os.Stat(busybox); err != nil {
+		prereq.Missing(t, "%s (Debian package busybox-static): %v", busybox, err)
+	}
+	e := newEnv(t)
+	vol := filepath.Join(e.dir, "vol")
+	if err := os.Mkdir(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := strings.Join([]string{
+		"echo in-overlay > " + e.dir + "/overlay.txt",
+		"i=1",
+		"while [ $i -le 30 ]; do",
+		`  echo $i >> /vol/log; echo "tick $i ok"; i=$((i+1)); sleep 0.05`,
+		"done",
+		"echo overlay $(cat " + e.dir + "/overlay.txt)",
+		"echo done",
+	}, "\n")
+	out := filepath.Join(e.dir, "out")
+	id := lastLine(e.must("run", "-d", "-v", vol+":/vol", "--stdout", out, "--stderr", out, "--", busybox, "sh", "-c", script))
+	uri, _ := e.saveAfter(id, out, 3)
+	id, out = e.restoreDetached(uri, "")
+	waitLines(t, out, 2)
+	uri, _ = e.saveAfter(id, out, 4)
+	moved := vol + ".moved"
+	if err := os.Rename(vol, moved); err != nil {
+		t.Fatal(err)
+	}
+	if msg := e.mustFail("restore", uri); !strings.Contains(msg, vol) {
+		t.Errorf("restore without the volume's directory: %q, want it named", msg)
+	}
+	_, out = e.restoreDetached(uri, "", "-v", moved+":/vol")
+	ls := waitDone(t, out)
+	checkClean(t, "restored", ls)
+	if !slices.Contains(ls, "overlay in-overlay") {
+		t.Errorf("output lacks the overlay file:\n%s", strings.Join(ls, "\n"))
+	}
+	b, err := os.ReadFile(filepath.Join(moved, "log"))
+	var want strings.Builder
+	for i := 1; i <= 30; i++ {
+		fmt.Fprintf(&want, "%d\n", i)
+	}
+	if err != nil || string(b) != want.String() {
+		t.Errorf("host volume log = %q, %v; want 1 to 30, one a line", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "overlay.txt")); !os.IsNotExist(err) {
+		t.Errorf("the overlay's file reached the host: %v", err)
+	}
+}

@@ -170,3 +170,49 @@ func TestOverlayEscapes(t *testing.T) {
 		t.Errorf("the host directories changed")
 	}
 }
+
+// TestVolumes: a shell writes, renames and links in a bind mount (-v),
+// which reach the host directory, while symlinks and ".." stay inside it
+// and a rename out of it is EXDEV; a :ro volume is read-only; statfs and
+// /proc/self/mounts show it.
+func TestVolumes(t *testing.T) {
+	if _, err := os.Stat(busyboxPath); err != nil {
+		prereq.Missing(t, "%s (Debian package busybox-static): %v", busyboxPath, err)
+	}
+	vol, ro, outside := t.TempDir(), t.TempDir(), t.TempDir()
+	writeFile(t, vol, "in.txt", "from the host\n")
+	writeFile(t, ro, "ro.txt", "read only\n")
+	writeFile(t, outside, "secret", "secret\n")
+	for name, target := range map[string]string{"abs": "/secret", "climb": "../../../../../" + outside + "/secret"} {
+		if err := os.Symlink(target, filepath.Join(vol, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outsideBefore := hashTree(t, outside)
+	script := strings.Join([]string{
+		"cd /vol && echo written > new.txt && mkdir d && mv new.txt d/moved && ln d/moved hard",
+		"echo via-abs > abs; (echo via-climb > climb) 2>/dev/null || echo climb stays inside",
+		"cat " + outside + "/secret",
+		"grep -c ' /vol ' /proc/self/mounts",
+		"cat /vol/../vol/./in.txt",
+		"(echo x > /ro/new) 2>/dev/null || echo ro refused",
+		"cat /ro/ro.txt",
+		"ln /vol/in.txt /outside 2>/dev/null || echo link across mounts refused",
+	}, "\n")
+	got := execute(t, []string{snap(t), "run", "-v", vol + ":/vol", "-v", ro + ":/ro:ro", "--", busyboxPath, "sh", "-c", script}, spec{}, vol)
+	want := "climb stays inside\nsecret\n1\nfrom the host\nro refused\nread only\nlink across mounts refused\n"
+	if got.status != 0 || got.stdout != want {
+		t.Errorf("status %d, stdout %q, stderr %q; want status 0, stdout %q", got.status, got.stdout, got.stderr, want)
+	}
+	for name, want := range map[string]string{"d/moved": "written\n", "hard": "written\n", "secret": "via-abs\n", "in.txt": "from the host\n"} {
+		if b, err := os.ReadFile(filepath.Join(vol, name)); string(b) != want {
+			t.Errorf("host %s = %q, %v; want %q", name, b, err, want)
+		}
+	}
+	if hashTree(t, outside) != outsideBefore {
+		t.Errorf("the directory outside the volume changed")
+	}
+	if _, err := os.Stat(filepath.Join(ro, "new")); !os.IsNotExist(err) {
+		t.Errorf("a file appeared in the :ro volume: %v", err)
+	}
+}

@@ -117,6 +117,10 @@ type Config struct {
 	Root string
 	// ReadOnly keeps the root read-only (no overlay; writes get EROFS).
 	ReadOnly bool
+	// Binds are the host directories to mount: "HOST:PATH" or
+	// "HOST:PATH:ro" (snap run -v). On Restore they remap the saved bind
+	// mounts at PATH to HOST (the saved host directories otherwise).
+	Binds []string
 	// Stdin, Stdout and Stderr back descriptors 0, 1 and 2; the process's
 	// own if nil.
 	Stdin, Stdout, Stderr *os.File
@@ -170,6 +174,15 @@ func mountAll(root *vfs.Root, cfg Config) error {
 			return err
 		}
 	}
+	for _, spec := range cfg.Binds {
+		b, err := ParseBind(spec)
+		if err != nil {
+			return err
+		}
+		if err := mt.MountBind(b.Host, b.Point, b.ReadOnly); err != nil {
+			return err
+		}
+	}
 	if cfg.ReadOnly {
 		return nil
 	}
@@ -179,6 +192,31 @@ func mountAll(root *vfs.Root, cfg Config) error {
 	}
 	_, err := mt.MountTmpIfEmpty(root, size)
 	return err
+}
+
+// Bind is a bind mount as snap run -v gives it.
+type Bind struct {
+	Host, Point string
+	ReadOnly    bool
+}
+
+// ParseBind parses "HOST:PATH" or "HOST:PATH:ro"; errors wrap
+// vfs.ErrBadMountPoint.
+func ParseBind(spec string) (Bind, error) {
+	parts := strings.Split(spec, ":")
+	b := Bind{}
+	switch {
+	case len(parts) == 3 && parts[2] == "ro":
+		b.ReadOnly = true
+	case len(parts) == 3 && parts[2] == "rw", len(parts) == 2:
+	default:
+		return b, fmt.Errorf("volume %q: %w: want HOST:PATH or HOST:PATH:ro", spec, vfs.ErrBadMountPoint)
+	}
+	b.Host, b.Point = parts[0], parts[1]
+	if b.Host == "" || !strings.HasPrefix(b.Point, "/") {
+		return b, fmt.Errorf("volume %q: %w: want HOST:PATH with PATH absolute", spec, vfs.ErrBadMountPoint)
+	}
+	return b, nil
 }
 
 // writableSize is the size of the overlay's upper layer and of the /tmp

@@ -97,6 +97,7 @@ step of the restore took (a detached sentry always writes them to its sentry.log
 			sb, _, err := runner.RestoreKernel(cmd.Context(), runner.KernelOptions{
 				Platform: f.platform, Rootfs: restoreRoot(cmd, &f), Debug: f.debug, Log: log.Writer(), Version: version,
 				Limits:    limits,
+				Binds:     f.volumes,
 				VerifyKey: key,
 				Timings:   tm,
 			}, uri, g.store)

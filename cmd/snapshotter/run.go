@@ -31,6 +31,8 @@ type runFlags struct {
 	tmpfs []string
 	// readOnly keeps the root read-only (--read-only).
 	readOnly bool
+	// volumes are the -v HOST:PATH[:ro] bind mounts.
+	volumes []string
 }
 
 // startFlags are the flags of snap run that shape the program's start:
@@ -91,6 +93,7 @@ A saved image holds the environment like the rest of the program's memory.`,
 // addRunFlags registers the foreground flags of snap run.
 func addRunFlags(cmd *cobra.Command, f *runFlags) {
 	cmd.Flags().StringVar(&f.rootfs, "rootfs", "/", "host directory the program sees as / (the lower layer of the writable overlay; never written)")
+	cmd.Flags().StringArrayVarP(&f.volumes, "volume", "v", nil, "mount host directory HOST at PATH, HOST:PATH or HOST:PATH:ro (repeatable); the program writes there to the host, and an image records only HOST, which must exist at restore (on restore: HOST:PATH mounts HOST where PATH was)")
 	cmd.Flags().BoolVar(&f.readOnly, "read-only", false, "keep the root read-only (writes outside memory filesystems fail with EROFS) instead of a writable overlay")
 	cmd.Flags().BoolVar(&f.debug, "debug", false, "log unimplemented syscalls and faults to stderr")
 	cmd.Flags().StringVar(&f.platform, "platform", "ptrace", "execution platform")
@@ -135,6 +138,9 @@ func limitArgs(cmd *cobra.Command, f *runFlags) []string {
 	if f.readOnly {
 		args = append(args, "--read-only")
 	}
+	for _, v := range f.volumes {
+		args = append(args, "--volume", v)
+	}
 	return args
 }
 
@@ -164,7 +170,7 @@ func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, argv []stri
 	if err != nil {
 		return err
 	}
-	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug, Limits: limits, Tmpfs: f.tmpfs, ReadOnly: f.readOnly})
+	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug, Limits: limits, Tmpfs: f.tmpfs, ReadOnly: f.readOnly, Binds: f.volumes})
 	if err != nil {
 		return err
 	}

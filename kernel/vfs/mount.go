@@ -113,7 +113,7 @@ func (m *Mount) Point() string { return m.point }
 // the rest of the path below the mount point).
 func (m *Mount) walked() bool {
 	switch m.fs.(type) {
-	case *tmpfs, *overlayFS:
+	case *tmpfs, *overlayFS, *bindFS:
 		return true
 	}
 	return false
@@ -252,17 +252,81 @@ func (mt *MountTable) MountOverlay(size uint64) error {
 }
 
 // MountTmpIfEmpty mounts a tmpfs of size bytes at /tmp when the host
-// root's /tmp is empty or missing and nothing is mounted there yet (as
-// runsc does); otherwise /tmp stays the root's. It reports whether it
+// root's /tmp is empty or missing and nothing is mounted there or below
+// yet (as runsc does); otherwise /tmp stays the root's. It reports whether it
 // mounted one.
 func (mt *MountTable) MountTmpIfEmpty(r *Root, size uint64) (bool, error) {
 	mt.mu.Lock()
-	taken := mt.byPoint("/tmp") != nil
+	taken := false
+	for _, m := range mt.mounts {
+		taken = taken || m.point == "/tmp" || strings.HasPrefix(m.point, "/tmp/")
+	}
 	mt.mu.Unlock()
 	if taken || !r.emptyDir("/tmp") {
 		return false, nil
 	}
 	return true, mt.MountTmpfs("/tmp", size)
+}
+
+// MountBind mounts host directory hostDir at point (snap run -v), read-only
+// with ro. hostDir must be a directory (else an error naming it); point is
+// refused with ErrBadMountPoint as MountTmpfs refuses it. Call it before
+// the sandbox runs.
+func (mt *MountTable) MountBind(hostDir, point string, ro bool) error {
+	if !strings.HasPrefix(point, "/") || path.Clean(point) == "/" {
+		return fmt.Errorf("volume at %q: %w: want an absolute path other than /", point, ErrBadMountPoint)
+	}
+	point = path.Clean(point)
+	fd, err := openBindDir(hostDir)
+	if err != nil {
+		return fmt.Errorf("volume %s: host directory %s: %w", point, hostDir, err)
+	}
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	if err := mt.checkPointLocked("volume", point); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	opts := "rw"
+	if ro {
+		opts = "ro"
+	}
+	mt.add(point, &bindFS{point: point, hostDir: hostDir, ro: ro, fd: fd, opened: true}, hostDir, opts)
+	return nil
+}
+
+// checkPointLocked refuses a mount point another mount holds, one inside
+// /proc, /sys or another mount but the root and /dev, and one above
+// another mount.
+func (mt *MountTable) checkPointLocked(what, point string) error {
+	for _, m := range mt.mounts {
+		if m.point == point {
+			return fmt.Errorf("%s at %s: %w: already a mount point", what, point, ErrBadMountPoint)
+		}
+		if m.point != "/" && strings.HasPrefix(point, m.point+"/") && m.point != "/dev" {
+			return fmt.Errorf("%s at %s: %w: inside %s", what, point, ErrBadMountPoint, m.point)
+		}
+		if strings.HasPrefix(m.point, point+"/") {
+			return fmt.Errorf("%s at %s: %w: it would hide %s", what, point, ErrBadMountPoint, m.point)
+		}
+	}
+	return nil
+}
+
+// Release closes the host descriptors of the table's bind mounts.
+func (mt *MountTable) Release() {
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	for _, m := range mt.mounts {
+		if b, ok := m.fs.(*bindFS); ok {
+			b.mu.Lock()
+			if b.opened {
+				unix.Close(b.fd)
+				b.opened = false
+			}
+			b.mu.Unlock()
+		}
+	}
 }
 
 // Mounts returns the mount table's entries in mount point order.
@@ -348,6 +412,8 @@ func (m *Mount) sourceName() string {
 		return fs.HostDir()
 	case *overlayFS:
 		return "overlay"
+	case *bindFS:
+		return fs.hostDir
 	}
 	return m.source
 }
@@ -360,6 +426,10 @@ func (m *Mount) device() (uint32, uint32) {
 		return 0, fs.minor
 	case *overlayFS:
 		return 0, fs.upper.minor
+	case *bindFS:
+		if st, err := fs.stat(m, "", true); err == nil {
+			return st.DevMajor, st.DevMinor
+		}
 	case *sentryFS:
 		return 0, sentryMounts[fs.name].minor
 	case *Root:

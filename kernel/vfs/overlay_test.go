@@ -305,3 +305,69 @@ func TestOverlayTmp(t *testing.T) {
 		})
 	}
 }
+
+// TestBindMount checks a volume's confinement, EXDEV across mounts, and
+// that a load finds its host directory again (or reports it missing).
+func TestBindMount(t *testing.T) {
+	_, fs := overlayTree(t)
+	vol := t.TempDir()
+	if err := os.WriteFile(filepath.Join(vol, "v.txt"), []byte("volume"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/../../v.txt", filepath.Join(vol, "up")); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Root().Mounts().MountBind(vol, "/vol", false); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		op   func() error
+		want error
+	}{
+		{"rename out of the volume", func() error { return fs.Renameat(nil, "/vol/v.txt", nil, "/etc/v", 0) }, unix.EXDEV},
+		{"rename into the volume", func() error { return fs.Renameat(nil, "/etc/hello.txt", nil, "/vol/h", 0) }, unix.EXDEV},
+		{"link out of the volume", func() error { return fs.Linkat(nil, "/vol/v.txt", nil, "/v", 0) }, unix.EXDEV},
+		{"mknod of a FIFO", func() error { return fs.Mknodat(Owner{}, nil, "/vol/fifo", unix.S_IFIFO|0o644, 0) }, unix.EPERM},
+		{"rename inside", func() error { return fs.Renameat(nil, "/vol/v.txt", nil, "/vol/w.txt", 0) }, nil},
+	} {
+		if err := tc.op(); err != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ path, want string }{
+		{"/vol/w.txt", "volume"}, {"/vol/../etc/hello.txt", "hello\n"}, {"/vol/up", ""},
+	} {
+		got, _ := readFileAt(fs, tc.path)
+		if got != tc.want {
+			t.Errorf("read %s = %q, want %q", tc.path, got, tc.want)
+		}
+	}
+	var buf bytes.Buffer
+	if err := stateify.Save(context.Background(), &buf, fs); err != nil {
+		t.Fatalf("stateify.Save = %v", err)
+	}
+	saved := buf.Bytes()
+	moved := vol + ".moved"
+	if err := os.Rename(vol, moved); err != nil {
+		t.Fatal(err)
+	}
+	var errs RestoreErrors
+	var got FS
+	if err := stateify.Load(WithRestoreErrors(context.Background(), &errs), bytes.NewReader(saved), &got); err != nil {
+		t.Fatalf("stateify.Load = %v", err)
+	}
+	got.Root().Close()
+	if err := errs.Err(); err == nil || !bytes.Contains([]byte(err.Error()), []byte(vol)) {
+		t.Errorf("load without the volume's directory: %v, want an error naming %s", err, vol)
+	}
+	var again FS
+	ctx := WithRestoreBinds(context.Background(), map[string]string{"/vol": moved})
+	if err := stateify.Load(ctx, bytes.NewReader(saved), &again); err != nil {
+		t.Fatalf("stateify.Load = %v", err)
+	}
+	defer again.Root().Close()
+	if s, _ := readFileAt(&again, "/vol/w.txt"); s != "volume" {
+		t.Errorf("after a load remapping the volume: /vol/w.txt = %q", s)
+	}
+}

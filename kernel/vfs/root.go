@@ -100,6 +100,9 @@ func (r *Root) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
+	if r.mounts != nil {
+		r.mounts.Release()
+	}
 	if !r.opened {
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 )
 
 var (
+	stateTypeInfobindFS        *stateify.TypeInfo
 	stateTypeInfodevice        *stateify.TypeInfo
 	stateTypeInfodevDir        *stateify.TypeInfo
 	stateTypeInfoDirent        *stateify.TypeInfo
@@ -45,6 +46,11 @@ var (
 )
 
 func init() {
+	stateTypeInfobindFS = stateify.Register[bindFS]("snapshotter/kernel/vfs.bindFS", []stateify.Field{
+		{Name: "point", Type: "string"},
+		{Name: "hostDir", Type: "string"},
+		{Name: "ro", Type: "bool"},
+	})
 	stateTypeInfodevice = stateify.Register[device]("snapshotter/kernel/vfs.device", []stateify.Field{
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
 		{Name: "kind", Type: "uint8"},
@@ -92,6 +98,9 @@ func init() {
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
 		{Name: "root", Type: "*snapshotter/kernel/vfs.Root"},
 		{Name: "ovl", Type: "*snapshotter/kernel/vfs.overlayFS"},
+		{Name: "bind", Type: "*snapshotter/kernel/vfs.bindFS"},
+		{Name: "bindRel", Type: "string"},
+		{Name: "hostFlags", Type: "int64"},
 		{Name: "path", Type: "string"},
 		{Name: "lookupFlags", Type: "int64"},
 		{Name: "pathOnly", Type: "bool"},
@@ -255,6 +264,40 @@ func init() {
 		{Name: "pages", Type: "map[uint64]bytes"},
 		{Name: "next", Type: "uint64"},
 	})
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *bindFS) StateTypeName() string { return "snapshotter/kernel/vfs.bindFS" }
+
+// StateFields implements stateify.Savable.
+func (x *bindFS) StateFields() []string { return stateTypeInfobindFS.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *bindFS) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfobindFS }
+
+// StateSave implements stateify.Savable.
+func (x *bindFS) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfobindFS)
+	e.String(x.point)
+	e.String(x.hostDir)
+	e.Bool(x.ro)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *bindFS) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfobindFS) {
+		switch f {
+		case 0:
+			x.point = d.String()
+		case 1:
+			x.hostDir = d.String()
+		case 2:
+			x.ro = d.Bool()
+		default:
+			d.Skip()
+		}
+	}
+	d.AfterLoad(x.afterLoad)
 }
 
 // StateTypeName implements stateify.Savable.
@@ -596,6 +639,9 @@ func (x *hostFile) StateSave(e *stateify.Encoder) {
 	x.noImpl.StateSave(e)
 	stateify.SavePtr(e, x.root)
 	stateify.SavePtr(e, x.ovl)
+	stateify.SavePtr(e, x.bind)
+	e.String(x.bindRel)
+	e.Int(int64(x.hostFlags))
 	e.String(x.path)
 	e.Int(int64(x.lookupFlags))
 	e.Bool(x.pathOnly)
@@ -616,18 +662,24 @@ func (x *hostFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 2:
 			stateify.LoadPtr(d, &x.ovl)
 		case 3:
-			x.path = d.String()
+			stateify.LoadPtr(d, &x.bind)
 		case 4:
-			x.lookupFlags = int(d.Int64())
+			x.bindRel = d.String()
 		case 5:
-			x.pathOnly = d.Bool()
+			x.hostFlags = int(d.Int64())
 		case 6:
-			x.mode = d.Uint32()
+			x.path = d.String()
 		case 7:
-			x.ident.StateLoad(ctx, d)
+			x.lookupFlags = int(d.Int64())
 		case 8:
-			x.off = d.Int64()
+			x.pathOnly = d.Bool()
 		case 9:
+			x.mode = d.Uint32()
+		case 10:
+			x.ident.StateLoad(ctx, d)
+		case 11:
+			x.off = d.Int64()
+		case 12:
 			x.dirPos = int(d.Int64())
 		default:
 			d.Skip()
