@@ -11,15 +11,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Filesystem is one mounted filesystem: the read-only host root (Root),
-// one of the sentry's /dev, /proc and /sys (sentryFS), or a memory
-// filesystem (tmpfs). The mount table routes each guest path to one
+// Filesystem is one mounted filesystem: the overlay root (overlayFS) or
+// the read-only host root (Root), one of the sentry's /dev, /proc and /sys
+// (sentryFS), a memory filesystem (tmpfs) or a volume (bindFS). The mount table routes each guest path to one
 // Filesystem; the FS methods then call exactly one method of it.
 //
 // Paths. A method receives the path the mount table routed to it (route):
-// a lexical filesystem (the host root, the sentry's directories) gets the
-// whole absolute guest path; a walked one (tmpfs) gets the rest of the
-// path below its mount point, which it walks component by component.
+// a lexical filesystem (the host root, the sentry's directories) and the
+// overlay root get the whole absolute guest path; a walked one (tmpfs,
+// volume) gets the rest of the path below its mount point.
 //
 // Leaving. A walked filesystem that must leave itself in the middle of a
 // walk (".." at its root, a symlink whose target is absolute or climbs out)
@@ -119,8 +119,8 @@ func (m *Mount) walked() bool {
 	return false
 }
 
-// MountTable maps mount points to filesystems. "/" is always the host
-// root; /dev, /proc and /sys are the sentry's; tmpfs instances are
+// MountTable maps mount points to filesystems. "/" is the host root or
+// the overlay over it; /dev, /proc and /sys are the sentry's; tmpfs instances are
 // mounted at /dev/shm and /run by default and wherever the sandbox's
 // configuration asks (MountTmpfs). The table is built before the sandbox
 // starts and does not change while it runs.

@@ -95,14 +95,17 @@ func (r *Root) HostDir() string {
 	return r.hostDir
 }
 
-// Close releases the root's host descriptor.
+// Close releases the root's host descriptor and those of the bind mounts.
 func (r *Root) Close() error {
+	r.mu.Lock()
+	mounts := r.mounts
+	r.mu.Unlock()
+	if mounts != nil {
+		mounts.Release()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
-	if r.mounts != nil {
-		r.mounts.Release()
-	}
 	if !r.opened {
 		return nil
 	}
