@@ -58,7 +58,9 @@
 // layers, the first change of a lower file copies it up (data, mode,
 // owner, times; its device and inode numbers are kept), removals leave
 // whiteouts, a directory made again over a removed one is opaque, and a
-// directory with lower content cannot be renamed (EXDEV). A description of
+// directory with lower content cannot be renamed (EXDEV). Extended
+// attributes (user.* only, xattr.go) are kept with the upper files and
+// copied up with the lower ones. A description of
 // a lower file opened before its copy-up keeps reading the lower file
 // (Linux since 4.19 switches it to the copy). The upper layer is saved
 // like every tmpfs; lower files held open are saved as host files.

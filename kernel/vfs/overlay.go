@@ -479,6 +479,9 @@ func (o *overlayFS) copyUpLocked(dir *tmpNode, name, p string) (*tmpNode, error)
 		return nil, unix.EPERM
 	}
 	n.origin = &ovlOrigin{DevMajor: st.DevMajor, DevMinor: st.DevMinor, Ino: st.Ino}
+	if st.FileType() != unix.S_IFLNK {
+		copyXattrs(fd, n)
+	}
 	dm, dc := dir.mtime, dir.ctime
 	t.linkLocked(dir, name, n)
 	dir.mtime, dir.ctime = dm, dc

@@ -243,6 +243,10 @@ func TestOverlayWhiteoutsAndOpaque(t *testing.T) {
 		t.Errorf("listing of /etc = %v, want %v", got, want)
 	}
 
+	if _, err := fs.XattrAt(nil, "/etc/named", true, &XattrOp{Kind: XattrSet, Name: "user.k", Value: []byte("v")}); err != nil {
+		t.Fatalf("setxattr: %v", err)
+	}
+
 	// Save and load: the whiteouts still hide, the data is there.
 	var buf bytes.Buffer
 	if err := stateify.Save(context.Background(), &buf, fs); err != nil {
@@ -258,6 +262,9 @@ func TestOverlayWhiteoutsAndOpaque(t *testing.T) {
 	}
 	if s, _ := readFileAt(&got, "/dir/sub/hello"); s != "hello\n" {
 		t.Errorf("after load: /dir/sub/hello = %q", s)
+	}
+	if v, err := got.XattrAt(nil, "/etc/named", true, &XattrOp{Kind: XattrGet, Name: "user.k"}); string(v) != "v" || err != nil {
+		t.Errorf("after load: getxattr user.k = %q, %v, want v", v, err)
 	}
 	if names := listNames(t, &got, "/dir/sub"); !slices.Equal(names, []string{"hello"}) {
 		t.Errorf("after load: /dir/sub lists %v, want [hello]", names)

@@ -101,6 +101,8 @@ type tmpNode struct {
 	// origin is the lower file this one was copied up from, whose device
 	// and inode numbers stat reports; nil for a file made in the overlay.
 	origin *ovlOrigin
+	// xattrs are the file's extended attributes (user.* only; xattr.go).
+	xattrs map[string][]byte
 }
 
 // bogoDirentSize is the size Linux's tmpfs gives each directory entry in

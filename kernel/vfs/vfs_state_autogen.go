@@ -250,6 +250,7 @@ func init() {
 		{Name: "whiteouts", Type: "map[string]bool"},
 		{Name: "lower", Type: "bool"},
 		{Name: "origin", Type: "*snapshotter/kernel/vfs.ovlOrigin"},
+		{Name: "xattrs", Type: "map[string]bytes"},
 	})
 	stateTypeInfotmpfsFile = stateify.Register[tmpfsFile]("snapshotter/kernel/vfs.tmpfsFile", []stateify.Field{
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
@@ -1467,6 +1468,11 @@ func (x *tmpNode) StateSave(e *stateify.Encoder) {
 	})
 	e.Bool(x.lower)
 	stateify.SavePtr(e, x.origin)
+	stateify.SaveMap(e, x.xattrs, func(e *stateify.Encoder, mk string) {
+		e.String(mk)
+	}, func(e *stateify.Encoder, mv *[]byte) {
+		e.Bytes((*mv))
+	})
 }
 
 // StateLoad implements stateify.Savable.
@@ -1529,6 +1535,12 @@ func (x *tmpNode) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.lower = d.Bool()
 		case 21:
 			stateify.LoadPtr(d, &x.origin)
+		case 22:
+			stateify.LoadMap(d, &x.xattrs, func(d *stateify.Decoder, mk *string) {
+				*mk = d.String()
+			}, func(d *stateify.Decoder, mv *[]byte) {
+				(*mv) = d.Bytes()
+			})
 		default:
 			d.Skip()
 		}

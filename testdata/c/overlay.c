@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #ifndef RENAME_NOREPLACE
@@ -43,6 +44,8 @@ static const char *err(int r) {
 	case EROFS: return "EROFS";
 	case EPERM: return "EPERM";
 	case EINVAL: return "EINVAL";
+	case ENODATA: return "ENODATA";
+	case EOPNOTSUPP: return "EOPNOTSUPP";
 	default: return strerror(errno);
 	}
 }
@@ -203,6 +206,27 @@ int main(int argc, char **argv) {
 	fstat(fd, &b);
 	printf(", size %lld", (long long)b.st_size);
 	printf(", data %s\n", get("small.txt"));
+	close(fd);
+
+	/* user.* extended attributes on a lower file (copied up), a new
+	 * file and a directory; a descriptor's view. */
+	printf("setxattr lower: %s", err(setxattr("hard.txt", "user.k", "v1", 2, 0)));
+	char v[32] = {0};
+	ssize_t n = getxattr("hard.txt", "user.k", v, sizeof v);
+	printf(", get %zd %.*s", n, n > 0 ? (int)n : 0, v);
+	printf(", create again: %s", err(setxattr("hard.txt", "user.k", "v2", 2, XATTR_CREATE)));
+	printf(", replace missing: %s\n", err(setxattr("hard.txt", "user.none", "x", 1, XATTR_REPLACE)));
+	printf("setxattr dir: %s", err(setxattr("dir", "user.d", "dd", 2, 0)));
+	char names[256];
+	n = listxattr("dir", names, sizeof names);
+	printf(", list %zd", n);
+	printf(", size query %zd", getxattr("dir", "user.d", NULL, 0));
+	printf(", small buffer: %s\n", err(getxattr("dir", "user.d", v, 1)));
+	fd = open("sym", O_RDONLY);
+	printf("fsetxattr: %s", err(fsetxattr(fd, "user.f", "f", 1, 0)));
+	printf(", fremove: %s", err(fremovexattr(fd, "user.f")));
+	printf(", again: %s", err(fremovexattr(fd, "user.f")));
+	printf(", get missing: %s\n", err(getxattr("keep.txt", "user.none", v, sizeof v)));
 	close(fd);
 	list(".");
 	return 0;
