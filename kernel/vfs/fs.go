@@ -166,8 +166,12 @@ func (fs *FS) Faccessat(dir *File, p string, mode uint32, flags int) error {
 		} else {
 			switch d := dir.impl.(type) {
 			case *hostFile:
-				if d.bind != nil && !d.bind.ro {
+				switch {
+				case d.bind != nil && !d.bind.ro:
 					return unix.Faccessat2(d.fd, "", mode, unix.AT_EMPTY_PATH|flags&unix.AT_EACCESS)
+				case d.ovl != nil:
+					// The overlay is writable: a change copies up.
+					return unix.Faccessat2(d.fd, "", mode&^unix.W_OK, unix.AT_EMPTY_PATH|flags&unix.AT_EACCESS)
 				}
 				return hostAccess(d.fd, mode, flags)
 			case *devDir:
