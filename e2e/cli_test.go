@@ -41,6 +41,24 @@ var runErrorCases = []runErrorCase{
 	{name: "env-empty-name-detached", args: func(*testing.T, string) []string {
 		return []string{"-d", "--env", "=value", "--", "/bin/true"}
 	}},
+	{name: "volume-missing-host", args: func(_ *testing.T, dir string) []string {
+		return []string{"-v", filepath.Join(dir, "nowhere") + ":/data", "--", "/bin/true"}
+	}},
+	{name: "volume-missing-host-detached", args: func(_ *testing.T, dir string) []string {
+		return []string{"-d", "-v", filepath.Join(dir, "nowhere") + ":/data", "--", "/bin/true"}
+	}},
+	{name: "volume-host-file", args: func(t *testing.T, dir string) []string {
+		return []string{"-v", writeFile(t, dir, "file", "") + ":/data", "--", "/bin/true"}
+	}},
+	{name: "volume-relative-point", args: func(_ *testing.T, dir string) []string {
+		return []string{"-v", dir + ":data", "--", "/bin/true"}
+	}},
+	{name: "volume-bad-option", args: func(_ *testing.T, dir string) []string {
+		return []string{"-v", dir + ":/data:rx", "--", "/bin/true"}
+	}},
+	{name: "volume-over-proc", args: func(_ *testing.T, dir string) []string {
+		return []string{"-v", dir + ":/proc/x", "--", "/bin/true"}
+	}},
 	{name: "pids-zero", args: limitArgs("--pids", "0")},
 	{name: "pids-negative", args: limitArgs("--pids", "-3")},
 	{name: "pids-too-many", args: limitArgs("--pids", "1000000")},

@@ -227,7 +227,7 @@ func runPython(snapBin, module, dir string, skips []pyRule) (map[string]pyStatus
 	ctx, cancel := context.WithTimeout(context.Background(), cpythonTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	// No .pyc files: the sandbox's root is read-only.
+	// No .pyc files: natively they would land in the host's tree.
 	cmd.Env = append(baseEnv(), "PYTHONDONTWRITEBYTECODE=1")
 	cmd.Dir = dir
 	var stdout, stderr strings.Builder

@@ -98,7 +98,7 @@ func TestTmpfsLeavesHostAlone(t *testing.T) {
 		"rm /run/fill && echo small > /run/more && cat /run/more",
 		"cat " + filepath.Join(dir, "host.txt"),
 	}, "\n")
-	o := execute(t, []string{snap(t), "run", "--tmpfs", sub, "--tmpfs", "/run:size=2M", "--", busyboxPath, "sh", "-c", script}, spec{}, dir)
+	o := execute(t, []string{snap(t), "run", "--read-only", "--tmpfs", sub, "--tmpfs", "/run:size=2M", "--", busyboxPath, "sh", "-c", script}, spec{}, dir)
 	want := "listed\none\nemptied\nhost.txt read-only\nhost.txt stays\n/run full\nstill full\nsmall\nhost file\n"
 	if o.status != 0 || o.stdout != want {
 		t.Errorf("script: status %d, stdout %q, stderr %q; want status 0, stdout %q", o.status, o.stdout, o.stderr, want)

@@ -112,8 +112,15 @@ type Config struct {
 	// Platform is the registered platform name; "ptrace" if empty.
 	Platform string
 	// Root is the host directory the application sees as "/"; "/" if
-	// empty. It is visible read-only.
+	// empty. It is the lower layer of a writable overlay whose upper
+	// layer is in memory, or with ReadOnly visible read-only.
 	Root string
+	// ReadOnly keeps the root read-only (no overlay; writes get EROFS).
+	ReadOnly bool
+	// Binds are the host directories to mount: "HOST:PATH" or
+	// "HOST:PATH:ro" (snap run -v). On Restore they remap the saved bind
+	// mounts at PATH to HOST (the saved host directories otherwise).
+	Binds []string
 	// Stdin, Stdout and Stderr back descriptors 0, 1 and 2; the process's
 	// own if nil.
 	Stdin, Stdout, Stderr *os.File
@@ -155,6 +162,75 @@ func mountTmpfs(mt *vfs.MountTable, spec string) error {
 		size = n
 	}
 	return mt.MountTmpfs(point, size)
+}
+
+// mountAll builds the mount table cfg asks for: the --tmpfs mounts, the
+// overlay root unless ReadOnly, and a tmpfs at /tmp when the root's /tmp
+// is empty.
+func mountAll(root *vfs.Root, cfg Config) error {
+	mt := root.Mounts()
+	for _, spec := range cfg.Tmpfs {
+		if err := mountTmpfs(mt, spec); err != nil {
+			return err
+		}
+	}
+	for _, spec := range cfg.Binds {
+		b, err := ParseBind(spec)
+		if err != nil {
+			return err
+		}
+		if err := mt.MountBind(b.Host, b.Point, b.ReadOnly); err != nil {
+			return err
+		}
+	}
+	if cfg.ReadOnly {
+		return nil
+	}
+	size := writableSize(cfg.Limits)
+	if err := mt.MountOverlay(size); err != nil {
+		return err
+	}
+	_, err := mt.MountTmpIfEmpty(root, size)
+	return err
+}
+
+// Bind is a bind mount as snap run -v gives it.
+type Bind struct {
+	Host, Point string
+	ReadOnly    bool
+}
+
+// ParseBind parses "HOST:PATH" or "HOST:PATH:ro"; errors wrap
+// vfs.ErrBadMountPoint.
+func ParseBind(spec string) (Bind, error) {
+	parts := strings.Split(spec, ":")
+	b := Bind{}
+	switch {
+	case len(parts) == 3 && parts[2] == "ro":
+		b.ReadOnly = true
+	case len(parts) == 3 && parts[2] == "rw", len(parts) == 2:
+	default:
+		return b, fmt.Errorf("volume %q: %w: want HOST:PATH or HOST:PATH:ro", spec, vfs.ErrBadMountPoint)
+	}
+	b.Host, b.Point = parts[0], parts[1]
+	if b.Host == "" || !strings.HasPrefix(b.Point, "/") {
+		return b, fmt.Errorf("volume %q: %w: want HOST:PATH with PATH absolute", spec, vfs.ErrBadMountPoint)
+	}
+	return b, nil
+}
+
+// writableSize is the size of the overlay's upper layer and of the /tmp
+// tmpfs: the memory limit if there is one (their data counts against it
+// anyway), else half the host's memory, as Linux's tmpfs.
+func writableSize(l Limits) uint64 {
+	if l.Memory != 0 {
+		return l.Memory
+	}
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil || si.Totalram == 0 {
+		return vfs.DefaultTmpfsSize
+	}
+	return uint64(si.Totalram) * uint64(si.Unit) / 2
 }
 
 // ExitStatus is how the sandbox's init process ended: an exit code, or the
@@ -303,15 +379,13 @@ func New(cfg Config) (*Kernel, error) {
 		}
 		return nil, fmt.Errorf("open root %s: %w", rootDir, err)
 	}
-	for _, spec := range cfg.Tmpfs {
-		if err := mountTmpfs(root.Mounts(), spec); err != nil {
-			root.Close()
-			if p != nil {
-				p.Release()
-				mf.Release()
-			}
-			return nil, err
+	if err := mountAll(root, cfg); err != nil {
+		root.Close()
+		if p != nil {
+			p.Release()
+			mf.Release()
 		}
+		return nil, err
 	}
 	if p == nil {
 		mf, p, err = newMemoryAndPlatform(name, ctor)

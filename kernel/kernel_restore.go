@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"sort"
 	"time"
 
@@ -280,6 +281,17 @@ func (r *restorer) decode(state io.Reader) error {
 	lctx := vfs.WithRestoreStdio(r.ctx, stdio)
 	if cfg.Root != "" {
 		lctx = vfs.WithRestoreRoot(lctx, cfg.Root)
+	}
+	if len(cfg.Binds) > 0 {
+		binds := map[string]string{}
+		for _, spec := range cfg.Binds {
+			b, err := ParseBind(spec)
+			if err != nil {
+				return err
+			}
+			binds[path.Clean(b.Point)] = b.Host
+		}
+		lctx = vfs.WithRestoreBinds(lctx, binds)
 	}
 	var rerrs vfs.RestoreErrors
 	lctx = vfs.WithRestoreErrors(lctx, &rerrs)

@@ -17,6 +17,12 @@ type KernelOptions struct {
 	Platform string
 	// Rootfs is the host directory the program sees as "/" ("/" if empty).
 	Rootfs string
+	// ReadOnly keeps the root read-only instead of a writable overlay
+	// (ignored on restore: the saved mounts come back).
+	ReadOnly bool
+	// Binds are host directories to mount, "HOST:PATH[:ro]"; on restore
+	// they remap saved bind mounts (see kernel.Config).
+	Binds []string
 	// Debug and Log are the kernel's debug options.
 	Debug bool
 	Log   io.Writer
@@ -62,7 +68,7 @@ type KernelSandbox struct {
 
 // StartKernel creates a kernel and starts argv in it.
 func StartKernel(o KernelOptions) (*KernelSandbox, error) {
-	k, err := kernel.New(kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log, Limits: o.Limits, Tmpfs: o.Tmpfs})
+	k, err := kernel.New(kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log, Limits: o.Limits, Tmpfs: o.Tmpfs, ReadOnly: o.ReadOnly, Binds: o.Binds})
 	if err != nil {
 		return nil, err
 	}

@@ -51,7 +51,7 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	tm.Since(StepOpenImage, start)
 	k, err := kernel.Restore(ctx, state, kernel.RestoreOptions{
 		Config: kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log,
-			Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Limits: o.Limits},
+			Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Limits: o.Limits, Binds: o.Binds},
 		MemorySize: img.Manifest().MemorySize,
 		LoadMemory: func(w *kernel.MemoryLoader) error {
 			return img.ReadMemoryRuns(ctx, func(runs []storage.PageRun) error {

@@ -46,6 +46,9 @@ step of the restore took (a detached sentry always writes them to its sentry.log
 			if cmd.Flags().Changed("tmpfs") {
 				return errors.New("--tmpfs: a restored sandbox has the mounts it was saved with")
 			}
+			if cmd.Flags().Changed("read-only") {
+				return errors.New("--read-only: a restored sandbox has the root it was saved with")
+			}
 			if timings && d.detach {
 				return fmt.Errorf("restore %s: --timings is for a foreground restore; a detached one writes them to its sentry.log", uri)
 			}
@@ -94,6 +97,7 @@ step of the restore took (a detached sentry always writes them to its sentry.log
 			sb, _, err := runner.RestoreKernel(cmd.Context(), runner.KernelOptions{
 				Platform: f.platform, Rootfs: restoreRoot(cmd, &f), Debug: f.debug, Log: log.Writer(), Version: version,
 				Limits:    limits,
+				Binds:     f.volumes,
 				VerifyKey: key,
 				Timings:   tm,
 			}, uri, g.store)

@@ -29,6 +29,10 @@ type runFlags struct {
 	memory string
 	// tmpfs are the --tmpfs mount points.
 	tmpfs []string
+	// readOnly keeps the root read-only (--read-only).
+	readOnly bool
+	// volumes are the -v HOST:PATH[:ro] bind mounts.
+	volumes []string
 }
 
 // startFlags are the flags of snap run that shape the program's start:
@@ -53,8 +57,11 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 		Short: "Run a program in a new sandbox in the foreground",
 		Long: `run starts PROG in a new sandbox. The program's stdio is snap's own and
 snap exits with the program's exit status, or 128+N if signal N killed it.
-The host filesystem (or --rootfs DIR) is visible read-only; /dev/shm, /run
-and each --tmpfs PATH are writable memory filesystems. The program
+The root is the host filesystem (or --rootfs DIR) under a writable
+overlay whose changes live in the sandbox's memory (the host is never
+written; --read-only keeps the root read-only); /dev/shm, /run, /tmp when
+the root's /tmp is empty, and each --tmpfs PATH are writable memory
+filesystems. What is written to either is saved with the sandbox. The program
 starts in snap's working directory (the root's / with --rootfs, or --cwd)
 with snap's environment (none with --clear-env), plus each --env K=V.
 A saved image holds the environment like the rest of the program's memory.`,
@@ -85,7 +92,9 @@ A saved image holds the environment like the rest of the program's memory.`,
 
 // addRunFlags registers the foreground flags of snap run.
 func addRunFlags(cmd *cobra.Command, f *runFlags) {
-	cmd.Flags().StringVar(&f.rootfs, "rootfs", "/", "host directory the program sees as / (read-only)")
+	cmd.Flags().StringVar(&f.rootfs, "rootfs", "/", "host directory the program sees as / (the lower layer of the writable overlay; never written)")
+	cmd.Flags().StringArrayVarP(&f.volumes, "volume", "v", nil, "mount host directory HOST at PATH, HOST:PATH or HOST:PATH:ro (repeatable); the program writes there to the host, and an image records only HOST, which must exist at restore (on restore: HOST:PATH mounts HOST where PATH was)")
+	cmd.Flags().BoolVar(&f.readOnly, "read-only", false, "keep the root read-only (writes outside memory filesystems fail with EROFS) instead of a writable overlay")
 	cmd.Flags().BoolVar(&f.debug, "debug", false, "log unimplemented syscalls and faults to stderr")
 	cmd.Flags().StringVar(&f.platform, "platform", "ptrace", "execution platform")
 	cmd.Flags().IntVar(&f.pids, "pids", 0, fmt.Sprintf("most tasks (threads of all processes) at once; fork and clone beyond it fail with EAGAIN (default %d; on restore: the saved limit)", kernel.DefaultTasks))
@@ -126,6 +135,12 @@ func limitArgs(cmd *cobra.Command, f *runFlags) []string {
 	for _, p := range f.tmpfs {
 		args = append(args, "--tmpfs", p)
 	}
+	if f.readOnly {
+		args = append(args, "--read-only")
+	}
+	for _, v := range f.volumes {
+		args = append(args, "--volume", v)
+	}
 	return args
 }
 
@@ -155,7 +170,7 @@ func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, argv []stri
 	if err != nil {
 		return err
 	}
-	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug, Limits: limits, Tmpfs: f.tmpfs})
+	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug, Limits: limits, Tmpfs: f.tmpfs, ReadOnly: f.readOnly, Binds: f.volumes})
 	if err != nil {
 		return err
 	}

@@ -44,7 +44,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 				func(m *runner.Metadata) (runner.Sandbox, error) {
 					o := runner.KernelOptions{
 						Platform: f.platform, Rootfs: f.rootfs, Debug: f.debug, Log: log.Writer(),
-						ID: id, Version: version, Diag: log.Default(), Limits: limits, Tmpfs: f.tmpfs,
+						ID: id, Version: version, Diag: log.Default(), Limits: limits, Tmpfs: f.tmpfs, ReadOnly: f.readOnly, Binds: f.volumes,
 					}
 					if restore == "" {
 						// The launcher's working directory is ours: the

@@ -71,8 +71,8 @@ int main(int argc, char **argv)
 		struct stat st;
 		fstat(fd, &st);
 		printf("read %zd bytes, size %lld: %s", n, (long long)st.st_size, buf);
-		if (open(argv[2], O_WRONLY) < 0)
-			printf("open for writing: %s\n", strerror(errno));
+		int wfd = open(argv[2], O_WRONLY);
+		printf("open for writing: %s\n", wfd < 0 ? strerror(errno) : "ok");
 		void *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
 		printf("mmap: %.5s\n", p == MAP_FAILED ? "FAILED" : (char *)p);
 		return 0;

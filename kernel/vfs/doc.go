@@ -1,7 +1,8 @@
 // Package vfs is the sentry's file layer: open files, the per-process file
 // descriptor table, the mount table, and the filesystems mounted in it: a
-// read-only view of a host directory tree, the sentry's /dev, /proc and
-// /sys, and memory filesystems (tmpfs).
+// writable overlay over a read-only view of a host directory tree (or that
+// view alone), the sentry's /dev, /proc and /sys, memory filesystems
+// (tmpfs) and host directories bind-mounted as volumes.
 //
 // The kernel (package kernel) imports vfs; vfs never imports the kernel. The
 // API is byte-oriented: the kernel copies application memory into []byte,
@@ -31,19 +32,47 @@
 // # Mounts
 //
 // A MountTable (one per sandbox, held by the Root) maps mount points to
-// Filesystems (mount.go): "/" is the host root, /dev, /proc and /sys the
-// sentry's directories, /dev/shm and /run a tmpfs each, plus the --tmpfs
-// mounts (MountTable.MountTmpfs). Every path operation of FS computes the
-// guest path, routes it to a mount (MountTable.route: lexically up to the
-// first tmpfs mount point on the way, as the sentry's directories always
-// were) and calls one Filesystem method. A tmpfs walks the rest itself;
-// when its walk leaves it (".." at its root, a symlink to an absolute path
-// or out of it) the path is routed again. link and rename across mounts
-// fail with EXDEV. /proc/self/mounts and mountinfo are generated from the
-// table. A host symlink is resolved on the host; when the lookup or the
-// write then fails, a symlink that leads into a tmpfs mount point (Debian's
-// /var/run -> /run) is followed there (Root.redirect), but a file that
-// exists on the host under it stays the host's.
+// Filesystems (mount.go): "/" is the writable overlay over the host root
+// (MountTable.MountOverlay; the host root itself, read-only, with snap run
+// --read-only), /dev, /proc and /sys the sentry's directories, /dev/shm and
+// /run a tmpfs each, /tmp a tmpfs when the host root's /tmp is empty
+// (MountTmpIfEmpty), plus the --tmpfs mounts (MountTmpfs) and the volumes
+// (-v, MountBind). Every path operation of FS computes the guest path,
+// routes it to a mount (MountTable.route: lexically up to the first walked
+// mount point on the way, as the sentry's directories always were) and
+// calls one Filesystem method. A walked filesystem (overlay, tmpfs,
+// volume) resolves the rest itself; when its walk leaves it (".." at its
+// root, a symlink to an absolute path or out of it) the path is routed
+// again. link and rename across mounts fail with EXDEV. /proc/self/mounts
+// and mountinfo are generated from the table. Under the read-only root, a
+// host symlink is resolved on the host; when the lookup or the write then
+// fails, a symlink that leads into a tmpfs mount point (Debian's /var/run
+// -> /run) is followed there (Root.redirect), but a file that exists on
+// the host under it stays the host's. The overlay resolves every symlink
+// itself, in the merged view.
+//
+// # Overlay root
+//
+// overlay.go: a tmpfs upper layer over the host root as the lower layer,
+// as Linux's overlayfs without redirect_dir or metacopy: lookups merge the
+// layers, the first change of a lower file copies it up (data, mode,
+// owner, times; its device and inode numbers are kept), removals leave
+// whiteouts, a directory made again over a removed one is opaque, and a
+// directory with lower content cannot be renamed (EXDEV). Extended
+// attributes (user.* only, xattr.go) are kept with the upper files and
+// copied up with the lower ones. A description of
+// a lower file opened before its copy-up keeps reading the lower file
+// (Linux since 4.19 switches it to the copy). The upper layer is saved
+// like every tmpfs; lower files held open are saved as host files.
+//
+// # Volumes
+//
+// bind.go: a host directory mounted with snap run -v, the one place the
+// sandbox writes to the host, with the rules of "What the sandbox may open
+// on the host" below; lookups are confined to the directory (openat2
+// RESOLVE_IN_ROOT from its descriptor). Its files are saved as host files
+// (path and identity); the directory is reopened at restore, or the one
+// WithRestoreBinds names.
 //
 // # tmpfs
 //
@@ -61,7 +90,8 @@
 //
 // # Read-only host
 //
-// The host is never modified. Every write intent on a host path (O_WRONLY,
+// The host is never modified outside volumes. Under the read-only root
+// (--read-only) every write intent on a host path (O_WRONLY,
 // O_RDWR, O_CREAT of a missing file, O_TRUNC, O_TMPFILE, mkdir, unlink,
 // rename, link, symlink, mknod, chmod, chown, utimes, truncate) fails with
 // EROFS, after the checks Linux makes first on a read-only mount (ENOENT for
@@ -160,9 +190,12 @@
 //	  FDTable.mu
 //	    File.mu
 //	      hostFile.mu, stdioFile.mu, pipe.mu, tmpfsFile.mu, the lock of an Impl
-//	        Root.mu
-//	          MountTable.mu
-//	            tmpfs.mu
+//	        MountTable.mu
+//	          tmpfs.mu (an overlay's upper layer: held across its lower lookups)
+//	            Root.mu, bindFS.mu
+//
+// Root.mountTable holds Root.mu while it builds a table, which takes no
+// other lock.
 //
 // FS and FDTable methods never hold their lock while calling into a File.
 package vfs

@@ -166,6 +166,13 @@ func (fs *FS) Faccessat(dir *File, p string, mode uint32, flags int) error {
 		} else {
 			switch d := dir.impl.(type) {
 			case *hostFile:
+				switch {
+				case d.bind != nil && !d.bind.ro:
+					return unix.Faccessat2(d.fd, "", mode, unix.AT_EMPTY_PATH|flags&unix.AT_EACCESS)
+				case d.ovl != nil:
+					// The overlay is writable: a change copies up.
+					return unix.Faccessat2(d.fd, "", mode&^unix.W_OK, unix.AT_EMPTY_PATH|flags&unix.AT_EACCESS)
+				}
 				return hostAccess(d.fd, mode, flags)
 			case *devDir:
 				return devDirAccess(mode)
@@ -381,6 +388,17 @@ func (fs *FS) SetAttrAt(dir *File, p string, flags int, a *SetAttr) error {
 func (f *File) SetAttr(a *SetAttr) error {
 	switch impl := f.impl.(type) {
 	case *hostFile:
+		if impl.bind != nil {
+			return impl.setAttrBind(a)
+		}
+		if impl.ovl != nil {
+			if a == nil {
+				return nil
+			}
+			// Linux's overlayfs copies the file up; this description
+			// keeps reading the lower one.
+			return impl.ovl.setAttrPath(impl.guestPath(), a)
+		}
 		return unix.EROFS
 	case *tmpfsFile:
 		if a == nil {

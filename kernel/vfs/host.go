@@ -30,6 +30,16 @@ type hostFile struct {
 
 	// root is the root the file was resolved under; immutable.
 	root *Root
+	// ovl is the overlay whose lower layer the file is in, or nil (a
+	// read-only root); immutable.
+	ovl *overlayFS
+	// bind is the bind mount the file is in, or nil (root is then set);
+	// bindRel is its path relative to the mount's host directory and
+	// hostFlags the access mode and O_APPEND it is open with (bind.go).
+	// Immutable.
+	bind      *bindFS
+	bindRel   string
+	hostFlags int
 	// path is the canonical guest path, computed on first use from the
 	// host descriptor (most files never need it); protected by mu.
 	path string
@@ -121,9 +131,12 @@ func preadFull(fd int, dst []byte, off int64) (int, error) {
 	return total, nil
 }
 
-func (h *hostFile) write(*File, <-chan struct{}, []byte, int64) (int, error) {
-	// Never reached through File (host files are never writable): a
-	// read-only filesystem.
+func (h *hostFile) write(f *File, _ <-chan struct{}, src []byte, off int64) (int, error) {
+	if h.bind != nil {
+		return h.writeBind(f, src, off)
+	}
+	// Never reached through File (host files outside bind mounts are
+	// never writable): a read-only filesystem.
 	return 0, unix.EROFS
 }
 
@@ -269,11 +282,12 @@ type HostFileID struct {
 // HostFileID returns the identity a host regular file had when it was
 // opened, and false for every other kind of file and for a host file that a
 // restore could not reopen. Two files with the same identity have the same
-// contents: the sandbox never writes host files, and a restore checks the
-// identity of every host file it reopens.
+// contents: the sandbox never writes host files outside bind mounts (whose
+// files have no HostFileID), and a restore checks the identity of every
+// host file it reopens.
 func (f *File) HostFileID() (HostFileID, bool) {
 	h, ok := f.impl.(*hostFile)
-	if !ok || h.broken != nil || h.pathOnly || h.mode&unix.S_IFMT != unix.S_IFREG {
+	if !ok || h.broken != nil || h.pathOnly || h.mode&unix.S_IFMT != unix.S_IFREG || h.bind != nil {
 		return HostFileID{}, false
 	}
 	return HostFileID(h.ident), true

@@ -150,6 +150,10 @@ func (f *File) Truncate(size int64) error {
 		return unix.Ftruncate(impl.ino.fd, size)
 	case *tmpfsFile:
 		return impl.truncate(size)
+	case *hostFile:
+		if impl.bind != nil {
+			return unix.Ftruncate(impl.fd, size)
+		}
 	}
 	return f.SetAttr(nil)
 }
@@ -194,6 +198,10 @@ func (f *File) Fallocate(mode uint32, off, length int64) error {
 		return unix.Fallocate(impl.ino.fd, mode, off, length)
 	case *tmpfsFile:
 		return impl.fallocate(mode, off, length)
+	case *hostFile:
+		if impl.bind != nil {
+			return unix.Fallocate(impl.fd, mode, off, length)
+		}
 	}
 	return unix.EOPNOTSUPP
 }

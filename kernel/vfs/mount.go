@@ -11,15 +11,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Filesystem is one mounted filesystem: the read-only host root (Root),
-// one of the sentry's /dev, /proc and /sys (sentryFS), or a memory
-// filesystem (tmpfs). The mount table routes each guest path to one
+// Filesystem is one mounted filesystem: the overlay root (overlayFS) or
+// the read-only host root (Root), one of the sentry's /dev, /proc and /sys
+// (sentryFS), a memory filesystem (tmpfs) or a volume (bindFS). The mount table routes each guest path to one
 // Filesystem; the FS methods then call exactly one method of it.
 //
 // Paths. A method receives the path the mount table routed to it (route):
-// a lexical filesystem (the host root, the sentry's directories) gets the
-// whole absolute guest path; a walked one (tmpfs) gets the rest of the
-// path below its mount point, which it walks component by component.
+// a lexical filesystem (the host root, the sentry's directories) and the
+// overlay root get the whole absolute guest path; a walked one (tmpfs,
+// volume) gets the rest of the path below its mount point.
 //
 // Leaving. A walked filesystem that must leave itself in the middle of a
 // walk (".." at its root, a symlink whose target is absolute or climbs out)
@@ -112,12 +112,15 @@ func (m *Mount) Point() string { return m.point }
 // walked reports whether the mount's filesystem walks paths itself (gets
 // the rest of the path below the mount point).
 func (m *Mount) walked() bool {
-	_, ok := m.fs.(*tmpfs)
-	return ok
+	switch m.fs.(type) {
+	case *tmpfs, *overlayFS, *bindFS:
+		return true
+	}
+	return false
 }
 
-// MountTable maps mount points to filesystems. "/" is always the host
-// root; /dev, /proc and /sys are the sentry's; tmpfs instances are
+// MountTable maps mount points to filesystems. "/" is the host root or
+// the overlay over it; /dev, /proc and /sys are the sentry's; tmpfs instances are
 // mounted at /dev/shm and /run by default and wherever the sandbox's
 // configuration asks (MountTmpfs). The table is built before the sandbox
 // starts and does not change while it runs.
@@ -227,6 +230,105 @@ func (mt *MountTable) MountTmpfs(point string, size uint64) error {
 	return nil
 }
 
+// MountOverlay makes the root writable: an overlay of a tmpfs upper layer
+// of size bytes over the host root (see overlayFS). Call it before the
+// sandbox runs; without it the root stays read-only.
+func (mt *MountTable) MountOverlay(size uint64) error {
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	m := mt.byPoint("/")
+	r, ok := m.fs.(*Root)
+	if !ok {
+		return fmt.Errorf("overlay at /: %w: already writable", ErrBadMountPoint)
+	}
+	o, err := newOverlay(r, size, m.id)
+	if err != nil {
+		return fmt.Errorf("overlay root: %w", err)
+	}
+	o.upper.pages = mt.pages
+	m.fs = o
+	m.options = fmt.Sprintf("rw,relatime,lowerdir=%s,size=%dk", r.HostDir(), size>>10)
+	return nil
+}
+
+// MountTmpIfEmpty mounts a tmpfs of size bytes at /tmp when the host
+// root's /tmp is empty or missing and nothing is mounted there or below
+// yet (as runsc does); otherwise /tmp stays the root's. It reports whether it
+// mounted one.
+func (mt *MountTable) MountTmpIfEmpty(r *Root, size uint64) (bool, error) {
+	mt.mu.Lock()
+	taken := false
+	for _, m := range mt.mounts {
+		taken = taken || m.point == "/tmp" || strings.HasPrefix(m.point, "/tmp/")
+	}
+	mt.mu.Unlock()
+	if taken || !r.emptyDir("/tmp") {
+		return false, nil
+	}
+	return true, mt.MountTmpfs("/tmp", size)
+}
+
+// MountBind mounts host directory hostDir at point (snap run -v), read-only
+// with ro. hostDir must be a directory (else an error naming it); point is
+// refused with ErrBadMountPoint as MountTmpfs refuses it. Call it before
+// the sandbox runs.
+func (mt *MountTable) MountBind(hostDir, point string, ro bool) error {
+	if !strings.HasPrefix(point, "/") || path.Clean(point) == "/" {
+		return fmt.Errorf("volume at %q: %w: want an absolute path other than /", point, ErrBadMountPoint)
+	}
+	point = path.Clean(point)
+	fd, err := openBindDir(hostDir)
+	if err != nil {
+		return fmt.Errorf("volume %s: host directory %s: %w", point, hostDir, err)
+	}
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	if err := mt.checkPointLocked("volume", point); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	opts := "rw"
+	if ro {
+		opts = "ro"
+	}
+	mt.add(point, &bindFS{point: point, hostDir: hostDir, ro: ro, fd: fd, opened: true}, hostDir, opts)
+	return nil
+}
+
+// checkPointLocked refuses a mount point another mount holds, one inside
+// /proc, /sys or another mount but the root and /dev, and one above
+// another mount.
+func (mt *MountTable) checkPointLocked(what, point string) error {
+	for _, m := range mt.mounts {
+		if m.point == point {
+			return fmt.Errorf("%s at %s: %w: already a mount point", what, point, ErrBadMountPoint)
+		}
+		if m.point != "/" && strings.HasPrefix(point, m.point+"/") && m.point != "/dev" {
+			return fmt.Errorf("%s at %s: %w: inside %s", what, point, ErrBadMountPoint, m.point)
+		}
+		if strings.HasPrefix(m.point, point+"/") {
+			return fmt.Errorf("%s at %s: %w: it would hide %s", what, point, ErrBadMountPoint, m.point)
+		}
+	}
+	return nil
+}
+
+// Release closes the host descriptors of the table's bind mounts.
+func (mt *MountTable) Release() {
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	for _, m := range mt.mounts {
+		if b, ok := m.fs.(*bindFS); ok {
+			b.mu.Lock()
+			if b.opened {
+				unix.Close(b.fd)
+				b.opened = false
+			}
+			b.mu.Unlock()
+		}
+	}
+}
+
 // Mounts returns the mount table's entries in mount point order.
 func (mt *MountTable) Mounts() []*Mount {
 	mt.mu.Lock()
@@ -305,8 +407,13 @@ func (mt *MountTable) ProcMountinfo() []byte {
 // sourceName is the mount's source as /proc/self/mounts shows it: for the
 // root, the host directory it is open on now (a restore may move it).
 func (m *Mount) sourceName() string {
-	if r, ok := m.fs.(*Root); ok {
-		return r.HostDir()
+	switch fs := m.fs.(type) {
+	case *Root:
+		return fs.HostDir()
+	case *overlayFS:
+		return "overlay"
+	case *bindFS:
+		return fs.hostDir
 	}
 	return m.source
 }
@@ -317,6 +424,12 @@ func (m *Mount) device() (uint32, uint32) {
 	switch fs := m.fs.(type) {
 	case *tmpfs:
 		return 0, fs.minor
+	case *overlayFS:
+		return 0, fs.upper.minor
+	case *bindFS:
+		if st, err := fs.stat(m, "", true); err == nil {
+			return st.DevMajor, st.DevMinor
+		}
 	case *sentryFS:
 		return 0, sentryMounts[fs.name].minor
 	case *Root:

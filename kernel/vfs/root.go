@@ -95,8 +95,14 @@ func (r *Root) HostDir() string {
 	return r.hostDir
 }
 
-// Close releases the root's host descriptor.
+// Close releases the root's host descriptor and those of the bind mounts.
 func (r *Root) Close() error {
+	r.mu.Lock()
+	mounts := r.mounts
+	r.mu.Unlock()
+	if mounts != nil {
+		mounts.Release()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
@@ -134,6 +140,26 @@ func (r *Root) restore(ctx context.Context) error {
 	return nil
 }
 
+// emptyDir reports whether guest path p is missing on the host or an empty
+// directory there.
+func (r *Root) emptyDir(p string) bool {
+	pfd, err := r.lookup(p, unix.O_DIRECTORY)
+	if err == unix.ENOENT {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	defer unix.Close(pfd)
+	fd, err := reopen(pfd, true)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	ents, err := readHostDir(fd)
+	return err == nil && len(ents) <= 2
+}
+
 // descriptor returns the root descriptor and its host path.
 func (r *Root) descriptor() (int, string, error) {
 	r.mu.Lock()
@@ -155,8 +181,17 @@ func (r *Root) lookup(p string, extra int) (int, error) {
 // lookupStat is lookup that also returns the file's attributes. A file on
 // a host pseudo filesystem is refused with EACCES (refuseHost).
 func (r *Root) lookupStat(p string, extra int) (int, Stat, error) {
-	fd, err := r.openat2(p, extra)
+	return r.lookupStatResolve(p, extra, 0)
+}
+
+// lookupStatResolve is lookupStat with more RESOLVE_* flags (the overlay's
+// RESOLVE_NO_SYMLINKS, with which a symlink on the way is ELOOP).
+func (r *Root) lookupStatResolve(p string, extra int, resolve uint64) (int, Stat, error) {
+	fd, err := r.openat2Resolve(p, extra, resolve)
 	if err != nil {
+		if err == unix.ELOOP && resolve != 0 {
+			return -1, Stat{}, err
+		}
 		return -1, Stat{}, r.failedLookup(p, err)
 	}
 	st, err := hostStat(fd)
@@ -197,14 +232,16 @@ func (r *Root) failedLookup(p string, err error) error {
 	}
 }
 
-func (r *Root) openat2(p string, extra int) (int, error) {
+func (r *Root) openat2(p string, extra int) (int, error) { return r.openat2Resolve(p, extra, 0) }
+
+func (r *Root) openat2Resolve(p string, extra int, resolve uint64) (int, error) {
 	rootFD, _, err := r.descriptor()
 	if err != nil {
 		return -1, unix.EIO
 	}
 	how := unix.OpenHow{
 		Flags:   uint64(unix.O_PATH | unix.O_CLOEXEC | extra&(unix.O_NOFOLLOW|unix.O_DIRECTORY)),
-		Resolve: resolveFlags,
+		Resolve: resolveFlags | resolve,
 	}
 	var fd int
 	for range 16 {

@@ -78,6 +78,14 @@ func (h *hostFile) beforeSave() { h.guestPath() }
 // checks that it is the file that was saved. Invoked by stateify.
 func (h *hostFile) afterLoad(ctx context.Context) {
 	h.fd = -1
+	if h.bind != nil {
+		portable, _ := ctx.Value(restorePortableKey{}).(bool)
+		if err := h.reopenBind(ctx, portable); err != nil {
+			h.broken = err
+			reportRestoreError(ctx, err)
+		}
+		return
+	}
 	if err := h.root.restore(ctx); err != nil {
 		err = fmt.Errorf("host file %q: %w", h.path, err)
 		h.broken = err

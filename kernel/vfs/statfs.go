@@ -40,6 +40,9 @@ func (f *File) Statfs() ([StatfsSize]byte, error) {
 		if impl.broken != nil {
 			return [StatfsSize]byte{}, unix.EIO
 		}
+		if impl.bind != nil {
+			return impl.bind.statfsFD(impl.fd)
+		}
 		var st unix.Statfs_t
 		if err := unix.Fstatfs(impl.fd, &st); err != nil {
 			return [StatfsSize]byte{}, err

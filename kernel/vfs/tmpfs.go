@@ -40,6 +40,12 @@ type tmpfs struct {
 	pages Pages
 	// minor is the device minor number stat reports; immutable.
 	minor uint32
+	// inoBase is subtracted from nextIno to count the files made (the
+	// overlay's upper layer numbers its inodes from overlayInoBase);
+	// immutable.
+	inoBase uint64
+	// ovl is the overlay whose upper layer this is, or nil; immutable.
+	ovl *overlayFS
 }
 
 // tmpNode is one file of a tmpfs (an inode). Every field but fs and ino
@@ -81,6 +87,22 @@ type tmpNode struct {
 	// noLink is set for an O_TMPFILE|O_EXCL file, which linkat may not
 	// give a name.
 	noLink bool
+
+	// The fields below serve the overlay's upper layer (overlay.go) and
+	// are zero in a plain tmpfs.
+
+	// whiteouts are the names of a directory's lower entries that were
+	// removed: the lower layer's entry does not show.
+	whiteouts map[string]bool
+	// lower is set on a directory copied up from the lower layer: the
+	// lower directory at the same path shows through it (merged). A
+	// directory made in the overlay is opaque.
+	lower bool
+	// origin is the lower file this one was copied up from, whose device
+	// and inode numbers stat reports; nil for a file made in the overlay.
+	origin *ovlOrigin
+	// xattrs are the file's extended attributes (user.* only; xattr.go).
+	xattrs map[string][]byte
 }
 
 // bogoDirentSize is the size Linux's tmpfs gives each directory entry in
@@ -278,6 +300,12 @@ func (t *tmpfs) pathLocked(m *Mount, d *tmpNode) (string, error) {
 		names = append(names, n.name)
 	}
 	p := m.point
+	if p == "/" {
+		if len(names) == 0 {
+			return "/", nil
+		}
+		p = ""
+	}
 	for i := len(names) - 1; i >= 0; i-- {
 		p += "/" + names[i]
 	}
@@ -369,6 +397,14 @@ func (t *tmpfs) stat(m *Mount, rest string, follow bool) (Stat, error) {
 	return w.node.statLocked(), nil
 }
 
+// statIno is the inode number stat reports: a copied-up file's lower one.
+func (n *tmpNode) statIno() uint64 {
+	if n.origin != nil {
+		return n.origin.Ino
+	}
+	return n.ino
+}
+
 // statLocked returns n's attributes.
 func (n *tmpNode) statLocked() Stat {
 	st := Stat{
@@ -378,13 +414,16 @@ func (n *tmpNode) statLocked() Stat {
 		UID:      n.uid,
 		GID:      n.gid,
 		Mode:     n.mode,
-		Ino:      n.ino,
+		Ino:      n.statIno(),
 		Blocks:   uint64(len(n.pages)) * pageSize / 512,
 		Atime:    n.atime,
 		Btime:    n.btime,
 		Ctime:    n.ctime,
 		Mtime:    n.mtime,
 		DevMinor: n.fs.minor,
+	}
+	if n.origin != nil {
+		st.DevMajor, st.DevMinor = n.origin.DevMajor, n.origin.DevMinor
 	}
 	switch n.fileType() {
 	case unix.S_IFREG:
@@ -459,10 +498,14 @@ func (t *tmpfs) statfsBytes() [StatfsSize]byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	free := (t.limit - min(t.used, t.limit)) / 4096
+	magic := int64(tmpfsMagic)
+	if t.ovl != nil {
+		magic = overlayMagic
+	}
 	st := unix.Statfs_t{
-		Type: tmpfsMagic, Bsize: 4096, Frsize: 4096, Namelen: 255,
+		Type: magic, Bsize: 4096, Frsize: 4096, Namelen: 255,
 		Blocks: t.limit / 4096, Bfree: free, Bavail: free,
-		Files: 1 << 20, Ffree: 1<<20 - min(t.nextIno, 1<<20),
+		Files: 1 << 20, Ffree: 1<<20 - min(t.nextIno-t.inoBase, 1<<20),
 		Flags: unix.ST_NOSUID | unix.ST_NODEV,
 	}
 	b := encodeStatfs(st)
@@ -659,6 +702,11 @@ func (t *tmpfs) setAttr(m *Mount, rest string, follow bool, a *SetAttr) error {
 func (t *tmpfs) setAttrNode(n *tmpNode, a *SetAttr) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.setAttrLocked(n, a)
+}
+
+// setAttrLocked is setAttrNode with t.mu held.
+func (t *tmpfs) setAttrLocked(n *tmpNode, a *SetAttr) error {
 	if a.Mask&SetAttrSize != 0 {
 		switch {
 		case n.isDir():
@@ -827,11 +875,17 @@ func (t *tmpfs) openTmpfileLocked(m *Mount, rest string, flags, mode uint32, o O
 	if err != nil {
 		return nil, err
 	}
-	n := t.newOwnedLocked(w.node, unix.S_IFREG|mode&0o7777, o)
+	return t.tmpfileInLocked(m, w.node, dir, flags, mode, o), nil
+}
+
+// tmpfileInLocked makes the unnamed file of O_TMPFILE in directory d,
+// whose guest path is dir.
+func (t *tmpfs) tmpfileInLocked(m *Mount, d *tmpNode, dir string, flags, mode uint32, o Owner) *File {
+	n := t.newOwnedLocked(d, unix.S_IFREG|mode&0o7777, o)
 	n.noLink = flags&unix.O_EXCL != 0
 	n.opens++
-	f := &tmpfsFile{node: n, mount: m, path: dir + "/#" + itoa(n.ino)}
-	return newFile(flags, f), nil
+	f := &tmpfsFile{node: n, mount: m, path: joinGuest(dir, "#"+itoa(n.ino))}
+	return newFile(flags, f)
 }
 
 func itoa(n uint64) string {
@@ -1049,11 +1103,11 @@ func (f *tmpfsFile) listing() []Dirent {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	d := f.node
-	parentIno := d.ino
+	parentIno := d.statIno()
 	if d.parent != nil {
-		parentIno = d.parent.ino
+		parentIno = d.parent.statIno()
 	}
-	ents := []Dirent{{Ino: d.ino, Type: unix.DT_DIR, Name: "."}, {Ino: parentIno, Type: unix.DT_DIR, Name: ".."}}
+	ents := []Dirent{{Ino: d.statIno(), Type: unix.DT_DIR, Name: "."}, {Ino: parentIno, Type: unix.DT_DIR, Name: ".."}}
 	names := make([]string, 0, len(d.children))
 	for name := range d.children {
 		names = append(names, name)
@@ -1061,7 +1115,12 @@ func (f *tmpfsFile) listing() []Dirent {
 	sort.Strings(names)
 	for _, name := range names {
 		c := d.children[name]
-		ents = append(ents, Dirent{Ino: c.ino, Type: uint8(c.fileType() >> 12), Name: name})
+		ents = append(ents, Dirent{Ino: c.statIno(), Type: uint8(c.fileType() >> 12), Name: name})
+	}
+	if d.lower && t.ovl != nil && d.nlink > 0 {
+		if p, err := t.pathLocked(f.mount, d); err == nil {
+			ents = append(ents, t.ovl.lowerEntriesLocked(d, p)...)
+		}
 	}
 	return ents
 }
@@ -1070,6 +1129,11 @@ func (f *tmpfsFile) listing() []Dirent {
 // AT_EMPTY_PATH).
 func (f *tmpfsFile) linkTo(m *Mount, rest string) error {
 	t := f.node.fs
+	if o, ok := m.fs.(*overlayFS); ok && o.upper == t {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return o.linkNodeLocked(f.node, rest)
+	}
 	if m.fs != Filesystem(t) {
 		return unix.EXDEV
 	}

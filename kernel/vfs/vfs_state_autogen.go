@@ -9,6 +9,7 @@ import (
 )
 
 var (
+	stateTypeInfobindFS        *stateify.TypeInfo
 	stateTypeInfodevice        *stateify.TypeInfo
 	stateTypeInfodevDir        *stateify.TypeInfo
 	stateTypeInfoDirent        *stateify.TypeInfo
@@ -26,6 +27,8 @@ var (
 	stateTypeInfomemfdFile     *stateify.TypeInfo
 	stateTypeInfoMount         *stateify.TypeInfo
 	stateTypeInfoMountTable    *stateify.TypeInfo
+	stateTypeInfooverlayFS     *stateify.TypeInfo
+	stateTypeInfoovlOrigin     *stateify.TypeInfo
 	stateTypeInfopipe          *stateify.TypeInfo
 	stateTypeInfopipeReader    *stateify.TypeInfo
 	stateTypeInfopipeWriter    *stateify.TypeInfo
@@ -43,6 +46,11 @@ var (
 )
 
 func init() {
+	stateTypeInfobindFS = stateify.Register[bindFS]("snapshotter/kernel/vfs.bindFS", []stateify.Field{
+		{Name: "point", Type: "string"},
+		{Name: "hostDir", Type: "string"},
+		{Name: "ro", Type: "bool"},
+	})
 	stateTypeInfodevice = stateify.Register[device]("snapshotter/kernel/vfs.device", []stateify.Field{
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
 		{Name: "kind", Type: "uint8"},
@@ -89,6 +97,10 @@ func init() {
 	stateTypeInfohostFile = stateify.Register[hostFile]("snapshotter/kernel/vfs.hostFile", []stateify.Field{
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
 		{Name: "root", Type: "*snapshotter/kernel/vfs.Root"},
+		{Name: "ovl", Type: "*snapshotter/kernel/vfs.overlayFS"},
+		{Name: "bind", Type: "*snapshotter/kernel/vfs.bindFS"},
+		{Name: "bindRel", Type: "string"},
+		{Name: "hostFlags", Type: "int64"},
 		{Name: "path", Type: "string"},
 		{Name: "lookupFlags", Type: "int64"},
 		{Name: "pathOnly", Type: "bool"},
@@ -127,6 +139,15 @@ func init() {
 		{Name: "mounts", Type: "[]*snapshotter/kernel/vfs.Mount"},
 		{Name: "nextID", Type: "uint32"},
 		{Name: "pages", Type: "interface"},
+	})
+	stateTypeInfooverlayFS = stateify.Register[overlayFS]("snapshotter/kernel/vfs.overlayFS", []stateify.Field{
+		{Name: "lower", Type: "*snapshotter/kernel/vfs.Root"},
+		{Name: "upper", Type: "*snapshotter/kernel/vfs.tmpfs"},
+	})
+	stateTypeInfoovlOrigin = stateify.Register[ovlOrigin]("snapshotter/kernel/vfs.ovlOrigin", []stateify.Field{
+		{Name: "DevMajor", Type: "uint32"},
+		{Name: "DevMinor", Type: "uint32"},
+		{Name: "Ino", Type: "uint64"},
 	})
 	stateTypeInfopipe = stateify.Register[pipe]("snapshotter/kernel/vfs.pipe", []stateify.Field{
 		{Name: "buf", Type: "bytes"},
@@ -203,6 +224,8 @@ func init() {
 		{Name: "nextIno", Type: "uint64"},
 		{Name: "pages", Type: "interface"},
 		{Name: "minor", Type: "uint32"},
+		{Name: "inoBase", Type: "uint64"},
+		{Name: "ovl", Type: "*snapshotter/kernel/vfs.overlayFS"},
 	})
 	stateTypeInfotmpNode = stateify.Register[tmpNode]("snapshotter/kernel/vfs.tmpNode", []stateify.Field{
 		{Name: "fs", Type: "*snapshotter/kernel/vfs.tmpfs"},
@@ -224,6 +247,10 @@ func init() {
 		{Name: "size", Type: "int64"},
 		{Name: "opens", Type: "int64"},
 		{Name: "noLink", Type: "bool"},
+		{Name: "whiteouts", Type: "map[string]bool"},
+		{Name: "lower", Type: "bool"},
+		{Name: "origin", Type: "*snapshotter/kernel/vfs.ovlOrigin"},
+		{Name: "xattrs", Type: "map[string]bytes"},
 	})
 	stateTypeInfotmpfsFile = stateify.Register[tmpfsFile]("snapshotter/kernel/vfs.tmpfsFile", []stateify.Field{
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
@@ -238,6 +265,40 @@ func init() {
 		{Name: "pages", Type: "map[uint64]bytes"},
 		{Name: "next", Type: "uint64"},
 	})
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *bindFS) StateTypeName() string { return "snapshotter/kernel/vfs.bindFS" }
+
+// StateFields implements stateify.Savable.
+func (x *bindFS) StateFields() []string { return stateTypeInfobindFS.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *bindFS) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfobindFS }
+
+// StateSave implements stateify.Savable.
+func (x *bindFS) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfobindFS)
+	e.String(x.point)
+	e.String(x.hostDir)
+	e.Bool(x.ro)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *bindFS) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfobindFS) {
+		switch f {
+		case 0:
+			x.point = d.String()
+		case 1:
+			x.hostDir = d.String()
+		case 2:
+			x.ro = d.Bool()
+		default:
+			d.Skip()
+		}
+	}
+	d.AfterLoad(x.afterLoad)
 }
 
 // StateTypeName implements stateify.Savable.
@@ -578,6 +639,10 @@ func (x *hostFile) StateSave(e *stateify.Encoder) {
 	e.Struct(stateTypeInfohostFile)
 	x.noImpl.StateSave(e)
 	stateify.SavePtr(e, x.root)
+	stateify.SavePtr(e, x.ovl)
+	stateify.SavePtr(e, x.bind)
+	e.String(x.bindRel)
+	e.Int(int64(x.hostFlags))
 	e.String(x.path)
 	e.Int(int64(x.lookupFlags))
 	e.Bool(x.pathOnly)
@@ -596,18 +661,26 @@ func (x *hostFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 1:
 			stateify.LoadPtr(d, &x.root)
 		case 2:
-			x.path = d.String()
+			stateify.LoadPtr(d, &x.ovl)
 		case 3:
-			x.lookupFlags = int(d.Int64())
+			stateify.LoadPtr(d, &x.bind)
 		case 4:
-			x.pathOnly = d.Bool()
+			x.bindRel = d.String()
 		case 5:
-			x.mode = d.Uint32()
+			x.hostFlags = int(d.Int64())
 		case 6:
-			x.ident.StateLoad(ctx, d)
+			x.path = d.String()
 		case 7:
-			x.off = d.Int64()
+			x.lookupFlags = int(d.Int64())
 		case 8:
+			x.pathOnly = d.Bool()
+		case 9:
+			x.mode = d.Uint32()
+		case 10:
+			x.ident.StateLoad(ctx, d)
+		case 11:
+			x.off = d.Int64()
+		case 12:
 			x.dirPos = int(d.Int64())
 		default:
 			d.Skip()
@@ -826,6 +899,69 @@ func (x *MountTable) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.nextID = d.Uint32()
 		case 2:
 			stateify.LoadIface(d, &x.pages)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *overlayFS) StateTypeName() string { return "snapshotter/kernel/vfs.overlayFS" }
+
+// StateFields implements stateify.Savable.
+func (x *overlayFS) StateFields() []string { return stateTypeInfooverlayFS.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *overlayFS) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfooverlayFS }
+
+// StateSave implements stateify.Savable.
+func (x *overlayFS) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfooverlayFS)
+	stateify.SavePtr(e, x.lower)
+	stateify.SavePtr(e, x.upper)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *overlayFS) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfooverlayFS) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.lower)
+		case 1:
+			stateify.LoadPtr(d, &x.upper)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *ovlOrigin) StateTypeName() string { return "snapshotter/kernel/vfs.ovlOrigin" }
+
+// StateFields implements stateify.Savable.
+func (x *ovlOrigin) StateFields() []string { return stateTypeInfoovlOrigin.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *ovlOrigin) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoovlOrigin }
+
+// StateSave implements stateify.Savable.
+func (x *ovlOrigin) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoovlOrigin)
+	e.Uint(uint64(x.DevMajor))
+	e.Uint(uint64(x.DevMinor))
+	e.Uint(x.Ino)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *ovlOrigin) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoovlOrigin) {
+		switch f {
+		case 0:
+			x.DevMajor = d.Uint32()
+		case 1:
+			x.DevMinor = d.Uint32()
+		case 2:
+			x.Ino = d.Uint64()
 		default:
 			d.Skip()
 		}
@@ -1256,6 +1392,8 @@ func (x *tmpfs) StateSave(e *stateify.Encoder) {
 	e.Uint(x.nextIno)
 	e.Iface(x.pages)
 	e.Uint(uint64(x.minor))
+	e.Uint(x.inoBase)
+	stateify.SavePtr(e, x.ovl)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1274,6 +1412,10 @@ func (x *tmpfs) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			stateify.LoadIface(d, &x.pages)
 		case 5:
 			x.minor = d.Uint32()
+		case 6:
+			x.inoBase = d.Uint64()
+		case 7:
+			stateify.LoadPtr(d, &x.ovl)
 		default:
 			d.Skip()
 		}
@@ -1319,6 +1461,18 @@ func (x *tmpNode) StateSave(e *stateify.Encoder) {
 	e.Int(x.size)
 	e.Int(int64(x.opens))
 	e.Bool(x.noLink)
+	stateify.SaveMap(e, x.whiteouts, func(e *stateify.Encoder, mk string) {
+		e.String(mk)
+	}, func(e *stateify.Encoder, mv *bool) {
+		e.Bool((*mv))
+	})
+	e.Bool(x.lower)
+	stateify.SavePtr(e, x.origin)
+	stateify.SaveMap(e, x.xattrs, func(e *stateify.Encoder, mk string) {
+		e.String(mk)
+	}, func(e *stateify.Encoder, mv *[]byte) {
+		e.Bytes((*mv))
+	})
 }
 
 // StateLoad implements stateify.Savable.
@@ -1371,6 +1525,22 @@ func (x *tmpNode) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.opens = int(d.Int64())
 		case 18:
 			x.noLink = d.Bool()
+		case 19:
+			stateify.LoadMap(d, &x.whiteouts, func(d *stateify.Decoder, mk *string) {
+				*mk = d.String()
+			}, func(d *stateify.Decoder, mv *bool) {
+				(*mv) = d.Bool()
+			})
+		case 20:
+			x.lower = d.Bool()
+		case 21:
+			stateify.LoadPtr(d, &x.origin)
+		case 22:
+			stateify.LoadMap(d, &x.xattrs, func(d *stateify.Decoder, mk *string) {
+				*mk = d.String()
+			}, func(d *stateify.Decoder, mv *[]byte) {
+				(*mv) = d.Bytes()
+			})
 		default:
 			d.Skip()
 		}

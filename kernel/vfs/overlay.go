@@ -1,0 +1,1021 @@
+package vfs
+
+import (
+	"path"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// overlayFS is the sandbox's writable root: the host root (or --rootfs)
+// as a read-only lower layer under a tmpfs upper layer, whose file data
+// lives in the kernel's memory file like every tmpfs's (so it is saved
+// with the sandbox and counted against --memory).
+//
+// Lookup. A name is looked up in the upper directory first; a whiteout
+// there hides the lower entry of that name, and a directory of the upper
+// layer shows the lower directory at the same path only if it was copied
+// up from it (tmpNode.lower; a directory made in the overlay is opaque).
+// Below a directory the upper layer lacks, the walk is the host's, in one
+// openat2 while no symlink and no ".." is on the way. Symlinks of either
+// layer resolve in the merged view (the walk continues from the root
+// through the mount table), never on the host.
+//
+// Copy-up. The first change of a lower file (open for writing, truncate,
+// chmod, chown, utimes, link, rename) copies it into the upper layer,
+// its directories first: data, mode, owner and times, and its device and
+// inode numbers, which stat keeps reporting (tmpNode.origin). A
+// description opened read-only before the copy-up keeps reading the lower
+// file, as on Linux's overlayfs. Removing a lower entry leaves a whiteout;
+// renaming a directory that has lower content is EXDEV, as Linux's
+// overlayfs without redirect_dir answers, so that mv copies instead.
+//
+// The host is never modified: the lower layer is opened read-only, only
+// regular files and directories, with the checks of Root.
+//
+// +stateify savable
+type overlayFS struct {
+	// lower is the host root; immutable.
+	lower *Root
+	// upper holds everything written; immutable. Its mu protects the
+	// walk and every change (the lower layer is looked up under it).
+	upper *tmpfs
+}
+
+// overlayMagic is Linux's OVERLAYFS_SUPER_MAGIC, what statfs reports.
+const overlayMagic = 0x794c7630
+
+// overlayInoBase is the first inode number of a file made in the upper
+// layer, far above the inode numbers of host filesystems, which lower
+// files and copied-up files report.
+const overlayInoBase = 1 << 48
+
+// ovlOrigin is the lower file a copied-up file came from.
+//
+// +stateify savable
+type ovlOrigin struct {
+	DevMajor, DevMinor uint32
+	Ino                uint64
+}
+
+func newOverlay(lower *Root, limit uint64, minor uint32) (*overlayFS, error) {
+	t := newTmpfs(limit, minor)
+	t.inoBase = overlayInoBase
+	t.nextIno = overlayInoBase + 1
+	o := &overlayFS{lower: lower, upper: t}
+	t.ovl = o
+	st, err := lower.stat(nil, "/", true)
+	if err != nil {
+		return nil, err
+	}
+	r := t.root
+	r.lower = true
+	r.mode = st.Mode
+	r.uid, r.gid = st.UID, st.GID
+	r.atime, r.mtime, r.ctime = st.Atime, st.Mtime, st.Ctime
+	r.origin = &ovlOrigin{DevMajor: st.DevMajor, DevMinor: st.DevMinor, Ino: st.Ino}
+	return o, nil
+}
+
+func (o *overlayFS) fsType() string { return "overlay" }
+
+// ovlEnt is one file as the overlay shows it.
+type ovlEnt struct {
+	// up is the upper file, or nil.
+	up *tmpNode
+	// low reports that the lower layer has a file at the entry's path
+	// that shows through: the file itself if up is nil, else the lower
+	// directory under a merged one.
+	low bool
+	// lst is the lower file's attributes when up is nil (for a
+	// directory on a walk's way, only its type may be set).
+	lst Stat
+}
+
+func (e ovlEnt) exists() bool { return e.up != nil || e.low }
+
+func (e ovlEnt) fileType() uint32 {
+	if e.up != nil {
+		return e.up.fileType()
+	}
+	return e.lst.FileType()
+}
+
+func (e ovlEnt) isDir() bool { return e.fileType() == unix.S_IFDIR }
+
+// ovlStep is a directory on a walk's way, with its guest path.
+type ovlStep struct {
+	name string
+	path string
+	ent  ovlEnt
+}
+
+// ovlWalk is the result of a walk: the directories from the root to the
+// final component's parent, the final name and what it names (which may
+// not exist for a parent walk).
+type ovlWalk struct {
+	stack    []ovlStep
+	name     string
+	path     string
+	ent      ovlEnt
+	trailing bool
+}
+
+// dir returns the parent step; false for the root itself.
+func (w *ovlWalk) dir() (*ovlStep, bool) {
+	if len(w.stack) == 0 {
+		return nil, false
+	}
+	return &w.stack[len(w.stack)-1], true
+}
+
+func joinGuest(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}
+
+func (o *overlayFS) rootStep() ovlStep {
+	return ovlStep{path: "/", ent: ovlEnt{up: o.upper.root, low: true}}
+}
+
+// childLocked looks name up in directory d.
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) childLocked(d *ovlStep, name string) (ovlEnt, error) {
+	if up := d.ent.up; up != nil {
+		if c := up.children[name]; c != nil {
+			return ovlEnt{up: c, low: c.isDir() && c.lower}, nil
+		}
+		if up.whiteouts[name] || !up.lower {
+			return ovlEnt{}, nil
+		}
+	} else if !d.ent.low {
+		return ovlEnt{}, nil
+	}
+	fd, st, err := o.lower.lookupStat(joinGuest(d.path, name), unix.O_NOFOLLOW)
+	switch err {
+	case nil:
+		unix.Close(fd)
+		return ovlEnt{low: true, lst: st}, nil
+	case unix.ENOENT, unix.ENOTDIR:
+		return ovlEnt{}, nil
+	}
+	return ovlEnt{}, err
+}
+
+// fastLocked resolves comps below d, a directory of the lower layer only,
+// on the host in one lookup when none is a symlink (nofollow: but the
+// last). ok is false when the walk must go component by component.
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) fastLocked(d ovlStep, comps []string, nofollow bool) (ovlEnt, bool, error) {
+	for _, c := range comps {
+		if c == ".." || len(c) > 255 {
+			return ovlEnt{}, false, nil
+		}
+	}
+	extra := 0
+	if nofollow {
+		extra = unix.O_NOFOLLOW
+	}
+	p := joinGuest(d.path, strings.Join(comps, "/"))
+	fd, st, err := o.lower.lookupStatResolve(p, extra, unix.RESOLVE_NO_SYMLINKS)
+	switch err {
+	case nil:
+		unix.Close(fd)
+		return ovlEnt{low: true, lst: st}, true, nil
+	case unix.ENOENT, unix.ENOTDIR, unix.EACCES, unix.ENAMETOOLONG:
+		return ovlEnt{}, true, err
+	}
+	return ovlEnt{}, false, nil
+}
+
+// walkLocked resolves full, an absolute guest path. With parent it stops
+// at the final component without following it (w.ent may not exist);
+// otherwise the final component must exist and follow resolves it if it
+// is a symlink. A symlink on the way returns a *crossing (second is
+// copied into it).
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) walkLocked(full string, follow, parent, second bool) (ovlWalk, error) {
+	comps := strings.FieldsFunc(full, func(c rune) bool { return c == '/' })
+	w := ovlWalk{trailing: strings.HasSuffix(full, "/") && len(comps) > 0}
+	cur := o.rootStep()
+	var stack []ovlStep
+	for i := 0; i < len(comps); i++ {
+		c := comps[i]
+		if !cur.ent.isDir() {
+			return w, unix.ENOTDIR
+		}
+		if len(c) > 255 {
+			return w, unix.ENAMETOOLONG
+		}
+		last := i == len(comps)-1
+		if parent && last {
+			w.stack, w.name, w.path = append(stack, cur), c, joinGuest(cur.path, c)
+			switch c {
+			case ".":
+				w.ent = cur.ent
+			case "..":
+				w.ent = cur.ent
+				if len(stack) > 0 {
+					w.ent = stack[len(stack)-1].ent
+				}
+			default:
+				e, err := o.childLocked(&cur, c)
+				if err != nil {
+					return w, err
+				}
+				w.ent = e
+			}
+			return w, nil
+		}
+		switch c {
+		case ".":
+			continue
+		case "..":
+			if len(stack) > 0 {
+				cur, stack = stack[len(stack)-1], stack[:len(stack)-1]
+			}
+			continue
+		}
+		if cur.ent.up == nil && cur.ent.low {
+			end := len(comps)
+			if parent {
+				end--
+			}
+			if end > i {
+				e, ok, err := o.fastLocked(cur, comps[i:end], !parent && !follow && !w.trailing)
+				if err != nil {
+					return w, err
+				}
+				if ok {
+					for _, d := range comps[i : end-1] {
+						stack = append(stack, cur)
+						cur = ovlStep{name: d, path: joinGuest(cur.path, d), ent: ovlEnt{low: true, lst: Stat{Mode: unix.S_IFDIR}}}
+					}
+					c = comps[end-1]
+					stack = append(stack, cur)
+					cur = ovlStep{name: c, path: joinGuest(cur.path, c), ent: e}
+					i = end - 1
+					continue
+				}
+			}
+		}
+		e, err := o.childLocked(&cur, c)
+		if err != nil {
+			return w, err
+		}
+		if !e.exists() {
+			return w, unix.ENOENT
+		}
+		if e.fileType() == unix.S_IFLNK && (!last || follow || w.trailing) {
+			return w, o.followLocked(&cur, c, e, comps[i+1:], w.trailing, second)
+		}
+		stack = append(stack, cur)
+		cur = ovlStep{name: c, path: joinGuest(cur.path, c), ent: e}
+	}
+	if parent {
+		// No component: the root itself, the mount point.
+		w.ent, w.path = cur.ent, cur.path
+		return w, nil
+	}
+	if w.trailing && !cur.ent.isDir() {
+		return w, unix.ENOTDIR
+	}
+	w.stack, w.name, w.path, w.ent = stack, cur.name, cur.path, cur.ent
+	return w, nil
+}
+
+// followLocked returns the crossing that resolves symlink e, named name
+// in d, followed by the rest of the path.
+func (o *overlayFS) followLocked(d *ovlStep, name string, e ovlEnt, rest []string, trailing, second bool) error {
+	target, err := o.targetLocked(joinGuest(d.path, name), e)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(target, "/") {
+		target = joinGuest(d.path, target)
+	}
+	if len(rest) > 0 {
+		target += "/" + strings.Join(rest, "/")
+	}
+	if trailing {
+		target += "/"
+	}
+	return &crossing{full: target, second: second}
+}
+
+// targetLocked returns the target of symlink e at guest path p.
+func (o *overlayFS) targetLocked(p string, e ovlEnt) (string, error) {
+	if e.up != nil {
+		return e.up.target, nil
+	}
+	fd, err := o.lower.lookup(p, unix.O_NOFOLLOW)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	return hostReadlink(fd)
+}
+
+// statEnt returns e's attributes.
+func statEnt(e ovlEnt) Stat {
+	if e.up != nil {
+		return e.up.statLocked()
+	}
+	return e.lst
+}
+
+func (o *overlayFS) stat(_ *Mount, full string, follow bool) (Stat, error) {
+	t := o.upper
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w, err := o.walkLocked(full, follow, false, false)
+	if err != nil {
+		return Stat{}, err
+	}
+	return statEnt(w.ent), nil
+}
+
+func (o *overlayFS) readlink(_ *Mount, full string) (string, error) {
+	t := o.upper
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w, err := o.walkLocked(full, false, false, false)
+	if err != nil {
+		return "", err
+	}
+	if w.ent.fileType() != unix.S_IFLNK {
+		return "", unix.EINVAL
+	}
+	return o.targetLocked(w.path, w.ent)
+}
+
+func (o *overlayFS) access(_ *Mount, full string, mode uint32, flags int) error {
+	t := o.upper
+	t.mu.Lock()
+	w, err := o.walkLocked(full, flags&unix.AT_SYMLINK_NOFOLLOW == 0, false, false)
+	t.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if w.ent.up != nil {
+		return w.ent.up.access(mode)
+	}
+	fd, err := o.lower.lookup(w.path, unix.O_NOFOLLOW)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	// The overlay is writable: only the read and execute bits are the
+	// host's to check.
+	return unix.Faccessat2(fd, "", mode&^unix.W_OK, unix.AT_EMPTY_PATH|flags&unix.AT_EACCESS)
+}
+
+func (o *overlayFS) chdir(_ *Mount, full string) (string, error) {
+	t := o.upper
+	t.mu.Lock()
+	w, err := o.walkLocked(full, true, false, false)
+	t.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	if !w.ent.isDir() {
+		return "", unix.ENOTDIR
+	}
+	if w.ent.up == nil {
+		fd, err := o.lower.lookup(w.path, unix.O_NOFOLLOW|unix.O_DIRECTORY)
+		if err != nil {
+			return "", err
+		}
+		defer unix.Close(fd)
+		if err := unix.Faccessat2(fd, "", unix.X_OK, unix.AT_EMPTY_PATH); err != nil {
+			return "", err
+		}
+	}
+	return w.path, nil
+}
+
+func (o *overlayFS) statfs(_ *Mount, full string) ([StatfsSize]byte, error) {
+	t := o.upper
+	t.mu.Lock()
+	_, err := o.walkLocked(full, true, false, false)
+	t.mu.Unlock()
+	if err != nil {
+		return [StatfsSize]byte{}, err
+	}
+	return t.statfsBytes(), nil
+}
+
+// copyUpDirsLocked gives every directory of stack an upper node (the
+// lower directory's attributes, merged) and returns the last one's.
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) copyUpDirsLocked(stack []ovlStep) (*tmpNode, error) {
+	for i := range stack {
+		s := &stack[i]
+		if s.ent.up != nil {
+			continue
+		}
+		up, err := o.copyUpLocked(stack[i-1].ent.up, s.name, s.path)
+		if err != nil {
+			return nil, err
+		}
+		s.ent.up = up
+	}
+	return stack[len(stack)-1].ent.up, nil
+}
+
+// copyUpEntLocked gives the file w names an upper node, its directories
+// first, and returns it.
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) copyUpEntLocked(w *ovlWalk) (*tmpNode, error) {
+	if w.ent.up != nil {
+		return w.ent.up, nil
+	}
+	dir, err := o.copyUpDirsLocked(w.stack)
+	if err != nil {
+		return nil, err
+	}
+	up, err := o.copyUpLocked(dir, w.name, w.path)
+	if err != nil {
+		return nil, err
+	}
+	w.ent.up = up
+	return up, nil
+}
+
+// copyUpLocked copies the lower file at guest path p into the upper
+// directory dir as name: a directory (merged), a regular file with its
+// data, or a symlink; other kinds of files are EPERM. The parent's times
+// do not change.
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) copyUpLocked(dir *tmpNode, name, p string) (*tmpNode, error) {
+	t := o.upper
+	fd, st, err := o.lower.lookupStat(p, unix.O_NOFOLLOW)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	n := t.newNodeLocked(st.Mode, st.UID, st.GID)
+	switch st.FileType() {
+	case unix.S_IFDIR:
+		n.lower = true
+	case unix.S_IFLNK:
+		if n.target, err = hostReadlink(fd); err != nil {
+			return nil, err
+		}
+	case unix.S_IFREG:
+		if err := o.copyDataLocked(n, fd); err != nil {
+			t.freePagesFromLocked(n, 0)
+			return nil, err
+		}
+	default:
+		return nil, unix.EPERM
+	}
+	n.origin = &ovlOrigin{DevMajor: st.DevMajor, DevMinor: st.DevMinor, Ino: st.Ino}
+	if st.FileType() != unix.S_IFLNK {
+		copyXattrs(fd, n)
+	}
+	dm, dc := dir.mtime, dir.ctime
+	t.linkLocked(dir, name, n)
+	dir.mtime, dir.ctime = dm, dc
+	n.atime, n.mtime, n.ctime, n.btime = st.Atime, st.Mtime, st.Ctime, st.Btime
+	return n, nil
+}
+
+// copyChunk is how much of a lower file copy-up reads at once.
+const copyChunk = 1 << 20
+
+// copyDataLocked copies the lower regular file open O_PATH on pfd into n,
+// keeping its holes.
+func (o *overlayFS) copyDataLocked(n *tmpNode, pfd int) error {
+	fd, err := reopen(pfd, false)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, copyChunk)
+	var off int64
+	for {
+		m, err := preadFull(fd, buf, off)
+		if err != nil {
+			return err
+		}
+		if m == 0 {
+			return nil
+		}
+		for i := 0; i < m; i += pageSize {
+			page := buf[i:min(m, i+pageSize)]
+			if isZero(page) {
+				continue
+			}
+			if _, err := o.upper.writeLocked(n, page, off+int64(i)); err != nil {
+				return err
+			}
+		}
+		off += int64(m)
+		n.size = off
+	}
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// createLocked walks to the parent of a new name: EEXIST if it exists,
+// else the parent's upper node (copied up).
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) createLocked(full string, second bool) (ovlWalk, *tmpNode, error) {
+	w, err := o.walkLocked(full, false, true, second)
+	if err != nil {
+		return w, nil, err
+	}
+	if _, ok := w.dir(); !ok || w.ent.exists() {
+		return w, nil, unix.EEXIST
+	}
+	dir, err := o.copyUpDirsLocked(w.stack)
+	if err != nil {
+		return w, nil, err
+	}
+	if dir.nlink == 0 {
+		return w, nil, unix.ENOENT
+	}
+	return w, dir, nil
+}
+
+// linkNewLocked enters n in the upper directory dir as name, replacing a
+// whiteout.
+func (o *overlayFS) linkNewLocked(dir *tmpNode, name string, n *tmpNode) {
+	delete(dir.whiteouts, name)
+	o.upper.linkLocked(dir, name, n)
+}
+
+func (o *overlayFS) mkdir(_ *Mount, full string, mode uint32, ow Owner) error {
+	t := o.upper
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w, dir, err := o.createLocked(full, false)
+	if err != nil {
+		return err
+	}
+	o.linkNewLocked(dir, w.name, t.newOwnedLocked(dir, unix.S_IFDIR|mode&0o7777, ow))
+	return nil
+}
+
+func (o *overlayFS) mknod(_ *Mount, full string, mode uint32, _ uint64, ow Owner) error {
+	t := o.upper
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w, dir, err := o.createLocked(full, false)
+	if err != nil {
+		return err
+	}
+	switch mode & unix.S_IFMT {
+	case 0, unix.S_IFREG:
+	default:
+		return unix.EPERM
+	}
+	o.linkNewLocked(dir, w.name, t.newOwnedLocked(dir, unix.S_IFREG|mode&0o7777, ow))
+	return nil
+}
+
+func (o *overlayFS) symlink(_ *Mount, target, full string, ow Owner) error {
+	t := o.upper
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w, dir, err := o.createLocked(full, false)
+	if err != nil {
+		return err
+	}
+	if w.trailing {
+		return unix.ENOENT
+	}
+	n := t.newOwnedLocked(dir, unix.S_IFLNK|0o777, ow)
+	n.target = target
+	o.linkNewLocked(dir, w.name, n)
+	return nil
+}
+
+func (o *overlayFS) link(_ *Mount, oldFull, newFull string, follow bool) error {
+	t := o.upper
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ow, err := o.walkLocked(oldFull, follow, false, false)
+	if err != nil {
+		return err
+	}
+	if ow.ent.isDir() {
+		return unix.EPERM
+	}
+	nw, err := o.walkLocked(newFull, false, true, true)
+	if err != nil {
+		return err
+	}
+	if nw.ent.exists() {
+		return unix.EEXIST
+	}
+	if nw.trailing {
+		return unix.ENOENT
+	}
+	n, err := o.copyUpEntLocked(&ow)
+	if err != nil {
+		return err
+	}
+	return o.linkNodeLocked(n, newFull)
+}
+
+// linkNodeLocked gives upper file n the new name full (link, linkat of an
+// O_TMPFILE file).
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) linkNodeLocked(n *tmpNode, full string) error {
+	w, dir, err := o.createLocked(full, true)
+	switch {
+	case err != nil:
+		return err
+	case n.isDir():
+		return unix.EPERM
+	case n.nlink == 0 && n.noLink, w.trailing:
+		return unix.ENOENT
+	}
+	o.linkNewLocked(dir, w.name, n)
+	return nil
+}
+
+// emptyLocked reports whether directory e at guest path p is empty in the
+// merged view.
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) emptyLocked(p string, e ovlEnt) (bool, error) {
+	if e.up != nil && len(e.up.children) > 0 {
+		return false, nil
+	}
+	if !e.low {
+		return true, nil
+	}
+	ents, err := o.lowerListingLocked(p)
+	if err != nil {
+		return false, err
+	}
+	for _, d := range ents {
+		if d.Name != "." && d.Name != ".." && (e.up == nil || !e.up.whiteouts[d.Name]) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// lowerListingLocked reads the lower directory at guest path p.
+func (o *overlayFS) lowerListingLocked(p string) ([]Dirent, error) {
+	pfd, err := o.lower.lookup(p, unix.O_NOFOLLOW|unix.O_DIRECTORY)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(pfd)
+	fd, err := reopen(pfd, true)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	return readHostDir(fd)
+}
+
+// removeLocked removes name from the upper directory dir (whose entry
+// there is up, or nil) and leaves a whiteout if the lower layer has the
+// name.
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) removeLocked(dir *tmpNode, name, p string, up *tmpNode) {
+	t := o.upper
+	if up != nil {
+		t.unlinkLocked(dir, name, up)
+	}
+	if !dir.lower {
+		return
+	}
+	fd, err := o.lower.lookup(p, unix.O_NOFOLLOW)
+	if err != nil {
+		return
+	}
+	unix.Close(fd)
+	if dir.whiteouts == nil {
+		dir.whiteouts = map[string]bool{}
+	}
+	dir.whiteouts[name] = true
+	if up == nil {
+		now := nowTimespec()
+		dir.mtime, dir.ctime = now, now
+	}
+}
+
+func (o *overlayFS) unlink(_ *Mount, full string, isDir bool) error {
+	t := o.upper
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w, err := o.walkLocked(full, false, true, false)
+	if err != nil {
+		return err
+	}
+	_, hasDir := w.dir()
+	e := w.ent
+	switch {
+	case !hasDir:
+		if isDir {
+			return unix.EBUSY
+		}
+		return unix.EISDIR
+	case isDir && w.name == ".":
+		return unix.EINVAL
+	case isDir && w.name == "..":
+		return unix.ENOTEMPTY
+	case !e.exists():
+		return unix.ENOENT
+	case !isDir && e.isDir():
+		return unix.EISDIR
+	case isDir && !e.isDir():
+		return unix.ENOTDIR
+	case !isDir && w.trailing:
+		return unix.ENOTDIR
+	case !isDir && (w.name == "." || w.name == ".."):
+		return unix.EISDIR
+	}
+	if isDir {
+		empty, err := o.emptyLocked(w.path, e)
+		if err != nil {
+			return err
+		}
+		if !empty {
+			return unix.ENOTEMPTY
+		}
+	}
+	dir, err := o.copyUpDirsLocked(w.stack)
+	if err != nil {
+		return err
+	}
+	o.removeLocked(dir, w.name, w.path, e.up)
+	return nil
+}
+
+// ovlCanMove reports whether a directory may be renamed: only one without
+// lower content (Linux's overlayfs without redirect_dir).
+func ovlCanMove(e ovlEnt) bool { return !e.isDir() || e.up != nil && !e.low }
+
+func (o *overlayFS) rename(_ *Mount, oldFull, newFull string, flags uint32) error {
+	t := o.upper
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ow, err := o.walkLocked(oldFull, false, true, false)
+	if err != nil {
+		return err
+	}
+	nw, err := o.walkLocked(newFull, false, true, true)
+	if err != nil {
+		return err
+	}
+	if err := ovlRenameCheck(&ow, &nw, flags); err != nil {
+		return err
+	}
+	if ow.path == nw.path || ow.ent.up != nil && ow.ent.up == nw.ent.up {
+		return nil
+	}
+	exchange := flags&unix.RENAME_EXCHANGE != 0
+	if !ovlCanMove(ow.ent) || exchange && !ovlCanMove(nw.ent) {
+		return unix.EXDEV
+	}
+	if !exchange && nw.ent.isDir() {
+		empty, err := o.emptyLocked(nw.path, nw.ent)
+		if err != nil {
+			return err
+		}
+		if !empty {
+			return unix.ENOTEMPTY
+		}
+	}
+	src, err := o.copyUpEntLocked(&ow)
+	if err != nil {
+		return err
+	}
+	// The new name's walk may have been made stale by the copy-up.
+	if nw, err = o.walkLocked(newFull, false, true, true); err != nil {
+		return err
+	}
+	if src.isDir() && isAncestor(src, nw.stack[len(nw.stack)-1].ent.up) {
+		return unix.EINVAL
+	}
+	if exchange {
+		dst, err := o.copyUpEntLocked(&nw)
+		if err != nil {
+			return err
+		}
+		odir := ow.stack[len(ow.stack)-1].ent.up
+		ndir := nw.stack[len(nw.stack)-1].ent.up
+		if dst.isDir() && isAncestor(dst, odir) {
+			return unix.EINVAL
+		}
+		t.exchangeLocked(walked{dir: odir, name: ow.name, node: src}, walked{dir: ndir, name: nw.name, node: dst})
+		return nil
+	}
+	ndir, err := o.copyUpDirsLocked(nw.stack)
+	if err != nil {
+		return err
+	}
+	odir := ow.stack[len(ow.stack)-1].ent.up
+	if nw.ent.up != nil {
+		t.unlinkLocked(ndir, nw.name, nw.ent.up)
+	}
+	delete(odir.children, ow.name)
+	if src.isDir() {
+		odir.nlink--
+		src.nlink -= 2
+	} else {
+		src.nlink--
+	}
+	o.linkNewLocked(ndir, nw.name, src)
+	o.removeLocked(odir, ow.name, ow.path, nil)
+	now := nowTimespec()
+	odir.mtime, odir.ctime = now, now
+	return nil
+}
+
+// ovlRenameCheck is renameCheck for the overlay's walks.
+func ovlRenameCheck(ow, nw *ovlWalk, flags uint32) error {
+	_, oldDir := ow.dir()
+	_, newDir := nw.dir()
+	switch {
+	case !oldDir || !newDir:
+		return unix.EBUSY
+	case ow.name == "." || ow.name == ".." || nw.name == "." || nw.name == "..":
+		return unix.EBUSY
+	case !ow.ent.exists():
+		return unix.ENOENT
+	case flags&unix.RENAME_EXCHANGE != 0 && !nw.ent.exists():
+		return unix.ENOENT
+	case flags&unix.RENAME_NOREPLACE != 0 && nw.ent.exists():
+		return unix.EEXIST
+	case (ow.trailing || nw.trailing) && !ow.ent.isDir():
+		return unix.ENOTDIR
+	case flags&unix.RENAME_EXCHANGE != 0:
+		return nil
+	case nw.ent.exists() && ow.ent.isDir() && !nw.ent.isDir():
+		return unix.ENOTDIR
+	case nw.ent.exists() && !ow.ent.isDir() && nw.ent.isDir():
+		return unix.EISDIR
+	}
+	if d := nw.stack[len(nw.stack)-1].ent.up; d != nil && d.nlink == 0 {
+		return unix.ENOENT
+	}
+	return nil
+}
+
+func (o *overlayFS) setAttr(_ *Mount, full string, follow bool, a *SetAttr) error {
+	t := o.upper
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w, err := o.walkLocked(full, follow, false, false)
+	if err != nil {
+		return err
+	}
+	if a.Mask == 0 {
+		return nil
+	}
+	if a.Mask&SetAttrSize != 0 && w.ent.isDir() {
+		return unix.EISDIR
+	}
+	n, err := o.copyUpEntLocked(&w)
+	if err != nil {
+		return err
+	}
+	return t.setAttrLocked(n, a)
+}
+
+// setAttrPath changes the attributes of the file at guest path full (not
+// following a final symlink), copying it up: fchmod and the like on a
+// description of a lower file.
+func (o *overlayFS) setAttrPath(full string, a *SetAttr) error {
+	return o.setAttr(nil, full, false, a)
+}
+
+func (o *overlayFS) open(fs *FS, m *Mount, full string, flags, mode uint32, ow Owner) (*File, error) {
+	t := o.upper
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pathOnly := flags&unix.O_PATH != 0
+	follow := flags&unix.O_NOFOLLOW == 0
+	if !pathOnly && flags&unix.O_TMPFILE == unix.O_TMPFILE {
+		return o.openTmpfileLocked(m, full, flags, mode, ow)
+	}
+	if pathOnly || flags&unix.O_CREAT == 0 {
+		w, err := o.walkLocked(full, follow, false, false)
+		if err != nil {
+			return nil, err
+		}
+		return o.openEntLocked(fs, m, &w, flags)
+	}
+	w, err := o.walkLocked(full, false, true, false)
+	if err != nil {
+		return nil, err
+	}
+	excl := flags&unix.O_EXCL != 0
+	d, hasDir := w.dir()
+	switch {
+	case !w.ent.exists() && w.trailing:
+		return nil, unix.EISDIR
+	case !w.ent.exists():
+		dir, err := o.copyUpDirsLocked(w.stack)
+		if err != nil {
+			return nil, err
+		}
+		if dir.nlink == 0 {
+			return nil, unix.ENOENT
+		}
+		n := t.newOwnedLocked(dir, unix.S_IFREG|mode&0o7777, ow)
+		o.linkNewLocked(dir, w.name, n)
+		w.ent = ovlEnt{up: n}
+	case excl:
+		return nil, unix.EEXIST
+	case w.ent.fileType() == unix.S_IFLNK && follow:
+		return nil, o.followLocked(d, w.name, w.ent, nil, false, false)
+	}
+	if hasDir && (w.name == "." || w.name == "..") {
+		w.path = path.Clean(w.path)
+	}
+	return o.openEntLocked(fs, m, &w, flags)
+}
+
+// openEntLocked opens the file w reached: an upper file as a tmpfs file
+// (a merged directory lists both layers), a lower one read-only on the
+// host unless the open writes, which copies it up first.
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) openEntLocked(fs *FS, m *Mount, w *ovlWalk, flags uint32) (*File, error) {
+	pathOnly := flags&unix.O_PATH != 0
+	write := !pathOnly && (flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_TRUNC != 0)
+	if w.ent.up == nil && write && w.ent.fileType() == unix.S_IFREG {
+		if _, err := o.copyUpEntLocked(w); err != nil {
+			return nil, err
+		}
+	}
+	if w.ent.up != nil {
+		return o.upper.openLocked(m, w.ent.up, w.path, flags)
+	}
+	f, err := o.lower.open(fs, m, w.path, flags|unix.O_NOFOLLOW, 0, Owner{})
+	if err != nil {
+		return nil, err
+	}
+	if h, ok := f.impl.(*hostFile); ok {
+		h.ovl = o
+	}
+	return f, nil
+}
+
+// openTmpfileLocked implements O_TMPFILE in directory full.
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) openTmpfileLocked(m *Mount, full string, flags, mode uint32, ow Owner) (*File, error) {
+	if flags&unix.O_ACCMODE == unix.O_RDONLY {
+		return nil, unix.EINVAL
+	}
+	w, err := o.walkLocked(full, true, false, false)
+	if err != nil {
+		return nil, err
+	}
+	if !w.ent.isDir() {
+		return nil, unix.ENOTDIR
+	}
+	dir, err := o.copyUpEntLocked(&w)
+	if err != nil {
+		return nil, err
+	}
+	return o.upper.tmpfileInLocked(m, dir, w.path, flags, mode, ow), nil
+}
+
+// lowerEntries are the entries of the lower directory under merged
+// directory d (guest path p) that the upper layer neither has nor hides.
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) lowerEntriesLocked(d *tmpNode, p string) []Dirent {
+	ents, err := o.lowerListingLocked(p)
+	if err != nil {
+		return nil
+	}
+	var out []Dirent
+	for _, e := range ents {
+		if e.Name == "." || e.Name == ".." || d.children[e.Name] != nil || d.whiteouts[e.Name] {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}

@@ -1,0 +1,380 @@
+package vfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/stateify"
+)
+
+// overlayTree is testTree with the root made a writable overlay.
+func overlayTree(t *testing.T) (string, *FS) {
+	t.Helper()
+	dir, fs := testTree(t)
+	if err := fs.Root().Mounts().MountOverlay(64 << 20); err != nil {
+		t.Fatalf("MountOverlay = %v", err)
+	}
+	return dir, fs
+}
+
+// hostTree maps every path under dir to its contents ("<dir>" for a
+// directory, "-> target" for a symlink).
+func hostTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case info.Mode()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			m[p] = "-> " + target
+		case info.IsDir():
+			m[p] = "<dir> " + info.Mode().String()
+		case info.Mode().IsRegular():
+			b, _ := os.ReadFile(p)
+			m[p] = string(b) + " " + info.Mode().String()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func listNames(t *testing.T, fs *FS, p string) []string {
+	t.Helper()
+	f, err := fs.OpenAt(nil, p, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatalf("open %s: %v", p, err)
+	}
+	defer f.DecRef()
+	buf := make([]byte, 8192)
+	var names []string
+	for {
+		n, err := f.Getdents64(buf)
+		if err != nil {
+			t.Fatalf("getdents %s: %v", p, err)
+		}
+		if n == 0 {
+			break
+		}
+		ents, err := ParseDirents64(buf[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if e.Name != "." && e.Name != ".." {
+				names = append(names, e.Name)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// TestOverlayChanges makes every kind of change in the overlay and checks
+// what the sandbox sees and that the host tree is untouched.
+func TestOverlayChanges(t *testing.T) {
+	dir, fs := overlayTree(t)
+	before := hostTree(t, dir)
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	// Copy-up by writing, a new file, a directory made over a removed one.
+	held, err := fs.OpenAt(nil, "/etc/hello.txt", unix.O_RDONLY, 0)
+	must("open lower", err)
+	defer held.DecRef()
+	before1, _ := held.Stat()
+	writeFileAt(t, fs, "/etc/hello.txt", "changed")
+	writeFileAt(t, fs, "/dir/sub/new.txt", "new")
+	must("unlink lower", fs.Unlinkat(nil, "/dir/sub/deep.txt", 0))
+	must("symlink", fs.Symlinkat(Owner{}, "sub/new.txt", nil, "/dir/to-new"))
+	must("link", fs.Linkat(nil, "/etc/rel-link", nil, "/etc/hard", unix.AT_SYMLINK_FOLLOW))
+	must("chmod lower", fs.SetAttrAt(nil, "/etc", 0, &SetAttr{Mask: SetAttrMode, Mode: 0o700}))
+
+	reads := []struct{ path, want string }{
+		{"/etc/hello.txt", "changed"},
+		{"/etc/abs-link", "changed"}, // a lower symlink to a copied-up file
+		{"/etc/hard", "changed"},
+		{"/dir/to-new", "new"},
+		{"/dir/dirlink/new.txt", "new"}, // a lower symlink into a copied-up directory
+	}
+	for _, r := range reads {
+		if got, err := readFileAt(fs, r.path); got != r.want || err != nil {
+			t.Errorf("read %s = %q, %v, want %q", r.path, got, err, r.want)
+		}
+	}
+	if got := readAll(t, held); got != "hello\n" {
+		t.Errorf("a description opened before the copy-up reads %q, want the lower %q", got, "hello\n")
+	}
+	after1, err := fs.Fstatat(nil, "/etc/hello.txt", 0)
+	if err != nil || after1.Ino != before1.Ino || after1.DevMinor != before1.DevMinor {
+		t.Errorf("stat after copy-up = ino %d dev %d, %v; want the lower's ino %d dev %d", after1.Ino, after1.DevMinor, err, before1.Ino, before1.DevMinor)
+	}
+	if _, err := fs.Fstatat(nil, "/dir/sub/deep.txt", 0); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("stat of a removed lower file = %v, want ENOENT", err)
+	}
+	if got, want := listNames(t, fs, "/dir/sub"), []string{"new.txt"}; !slices.Equal(got, want) {
+		t.Errorf("listing of a merged directory = %v, want %v", got, want)
+	}
+	if got, want := listNames(t, fs, "/dir"), []string{"dirlink", "sub", "to-new"}; !slices.Equal(got, want) {
+		t.Errorf("listing of /dir = %v, want %v", got, want)
+	}
+	if st, err := fs.Fstatat(nil, "/etc", 0); err != nil || st.Mode&0o777 != 0o700 {
+		t.Errorf("stat /etc after chmod = %o, %v, want 0700", st.Mode, err)
+	}
+	if diff := hostDiff(before, hostTree(t, dir)); diff != "" {
+		t.Errorf("the host tree changed: %s", diff)
+	}
+}
+
+func hostDiff(a, b map[string]string) string {
+	for k, v := range a {
+		if b[k] != v {
+			return k + ": " + v + " -> " + b[k]
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			return "new " + k
+		}
+	}
+	return ""
+}
+
+// TestOverlayErrors checks the answers Linux's overlayfs gives.
+func TestOverlayErrors(t *testing.T) {
+	_, fs := overlayTree(t)
+	writeFileAt(t, fs, "/dir/sub/more", "x")
+	if err := fs.Mkdirat(Owner{}, nil, "/fresh", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFileAt(t, fs, "/fresh/f", "in fresh")
+	if err := fs.Mkdirat(Owner{}, nil, "/gone", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		op   func() error
+		want error
+	}{
+		{"rmdir of a merged non-empty directory", func() error { return fs.Unlinkat(nil, "/dir/sub", unix.AT_REMOVEDIR) }, unix.ENOTEMPTY},
+		{"rmdir of a lower non-empty directory", func() error { return fs.Unlinkat(nil, "/dir", unix.AT_REMOVEDIR) }, unix.ENOTEMPTY},
+		{"rename of a directory with lower content", func() error { return fs.Renameat(nil, "/dir", nil, "/moved", 0) }, unix.EXDEV},
+		{"exchange with a lower directory", func() error { return fs.Renameat(nil, "/fresh", nil, "/etc", unix.RENAME_EXCHANGE) }, unix.EXDEV},
+		{"noreplace onto a lower file", func() error {
+			return fs.Renameat(nil, "/fresh/f", nil, "/etc/hello.txt", unix.RENAME_NOREPLACE)
+		}, unix.EEXIST},
+		{"mkdir over a lower file", func() error { return fs.Mkdirat(Owner{}, nil, "/etc/hello.txt", 0o755) }, unix.EEXIST},
+		{"create under a lower file", func() error {
+			_, err := fs.OpenAt(nil, "/etc/hello.txt/x", unix.O_CREAT|unix.O_WRONLY, 0o644)
+			return err
+		}, unix.ENOTDIR},
+		{"rename of a directory made in the overlay", func() error { return fs.Renameat(nil, "/fresh", nil, "/fresh2", 0) }, nil},
+		{"rmdir of an empty directory made in the overlay", func() error { return fs.Unlinkat(nil, "/gone", unix.AT_REMOVEDIR) }, nil},
+		{"open a lower FIFO", func() error {
+			_, err := fs.OpenAt(nil, "/fifo", unix.O_RDWR, 0)
+			return err
+		}, unix.EACCES},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.op(); !errors.Is(err, tc.want) && err != tc.want {
+				t.Errorf("%s = %v, want %v", tc.name, err, tc.want)
+			}
+		})
+	}
+	if got, err := readFileAt(fs, "/fresh2/f"); got != "in fresh" || err != nil {
+		t.Errorf("read /fresh2/f = %q, %v after rename", got, err)
+	}
+}
+
+// TestOverlayWhiteoutsAndOpaque removes lower entries, makes a directory
+// again over one and renames files over and out of lower ones.
+func TestOverlayWhiteoutsAndOpaque(t *testing.T) {
+	_, fs := overlayTree(t)
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	must("unlink deep", fs.Unlinkat(nil, "/dir/sub/deep.txt", 0))
+	must("rmdir sub", fs.Unlinkat(nil, "/dir/sub", unix.AT_REMOVEDIR))
+	must("mkdir sub again", fs.Mkdirat(Owner{}, nil, "/dir/sub", 0o755))
+	if got := listNames(t, fs, "/dir/sub"); len(got) != 0 {
+		t.Errorf("a directory made over a removed one lists %v, want nothing (opaque)", got)
+	}
+	must("rename lower file", fs.Renameat(nil, "/etc/hello.txt", nil, "/dir/sub/hello", 0))
+	if _, err := fs.Fstatat(nil, "/etc/hello.txt", 0); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("stat of a renamed lower file's old name = %v, want ENOENT", err)
+	}
+	if got, _ := readFileAt(fs, "/dir/sub/hello"); got != "hello\n" {
+		t.Errorf("renamed lower file reads %q", got)
+	}
+	writeFileAt(t, fs, "/a", "A")
+	writeFileAt(t, fs, "/b", "B")
+	must("exchange", fs.Renameat(nil, "/a", nil, "/b", unix.RENAME_EXCHANGE))
+	if a, _ := readFileAt(fs, "/a"); a != "B" {
+		t.Errorf("after exchange /a = %q, want B", a)
+	}
+	f, err := fs.OpenAt(nil, "/etc", unix.O_TMPFILE|unix.O_RDWR, 0o600)
+	must("O_TMPFILE", err)
+	f.Write(nil, []byte("tmp"))
+	must("link O_TMPFILE", fs.Linkat(f, "", nil, "/etc/named", unix.AT_EMPTY_PATH))
+	f.DecRef()
+	if got, _ := readFileAt(fs, "/etc/named"); got != "tmp" {
+		t.Errorf("linked O_TMPFILE reads %q", got)
+	}
+	if got, want := listNames(t, fs, "/etc"), []string{"abs-link", "escape-abs", "escape-rel", "named", "proc-link", "rel-link"}; !slices.Equal(got, want) {
+		t.Errorf("listing of /etc = %v, want %v", got, want)
+	}
+
+	if _, err := fs.XattrAt(nil, "/etc/named", true, &XattrOp{Kind: XattrSet, Name: "user.k", Value: []byte("v")}); err != nil {
+		t.Fatalf("setxattr: %v", err)
+	}
+
+	// Save and load: the whiteouts still hide, the data is there.
+	var buf bytes.Buffer
+	if err := stateify.Save(context.Background(), &buf, fs); err != nil {
+		t.Fatalf("stateify.Save = %v", err)
+	}
+	var got FS
+	if err := stateify.Load(context.Background(), &buf, &got); err != nil {
+		t.Fatalf("stateify.Load = %v", err)
+	}
+	t.Cleanup(func() { got.Root().Close() })
+	if _, err := got.Fstatat(nil, "/etc/hello.txt", 0); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("after load: stat of a whited-out file = %v, want ENOENT", err)
+	}
+	if s, _ := readFileAt(&got, "/dir/sub/hello"); s != "hello\n" {
+		t.Errorf("after load: /dir/sub/hello = %q", s)
+	}
+	if v, err := got.XattrAt(nil, "/etc/named", true, &XattrOp{Kind: XattrGet, Name: "user.k"}); string(v) != "v" || err != nil {
+		t.Errorf("after load: getxattr user.k = %q, %v, want v", v, err)
+	}
+	if names := listNames(t, &got, "/dir/sub"); !slices.Equal(names, []string{"hello"}) {
+		t.Errorf("after load: /dir/sub lists %v, want [hello]", names)
+	}
+}
+
+// TestOverlayTmp checks that /tmp becomes a tmpfs only when the root's is
+// empty.
+func TestOverlayTmp(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		setup   func(root string) error
+		mounted bool
+	}{
+		{"missing", func(string) error { return nil }, true},
+		{"empty", func(root string) error { return os.Mkdir(filepath.Join(root, "tmp"), 0o1777) }, true},
+		{"holding a file", func(root string) error {
+			if err := os.Mkdir(filepath.Join(root, "tmp"), 0o1777); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(root, "tmp", "prog"), nil, 0o755)
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			if err := tc.setup(root); err != nil {
+				t.Fatal(err)
+			}
+			r, err := OpenRoot(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			mt := r.Mounts()
+			if err := mt.MountOverlay(1 << 20); err != nil {
+				t.Fatal(err)
+			}
+			got, err := mt.MountTmpIfEmpty(r, 1<<20)
+			if err != nil || got != tc.mounted {
+				t.Errorf("MountTmpIfEmpty = %v, %v, want %v", got, err, tc.mounted)
+			}
+			if mounts := string(mt.ProcMounts()); bytes.Contains([]byte(mounts), []byte(" /tmp tmpfs")) != tc.mounted {
+				t.Errorf("mounts:\n%s", mounts)
+			}
+		})
+	}
+}
+
+// TestBindMount checks a volume's confinement, EXDEV across mounts, and
+// that a load finds its host directory again (or reports it missing).
+func TestBindMount(t *testing.T) {
+	_, fs := overlayTree(t)
+	vol := t.TempDir()
+	if err := os.WriteFile(filepath.Join(vol, "v.txt"), []byte("volume"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/../../v.txt", filepath.Join(vol, "up")); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Root().Mounts().MountBind(vol, "/vol", false); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		op   func() error
+		want error
+	}{
+		{"rename out of the volume", func() error { return fs.Renameat(nil, "/vol/v.txt", nil, "/etc/v", 0) }, unix.EXDEV},
+		{"rename into the volume", func() error { return fs.Renameat(nil, "/etc/hello.txt", nil, "/vol/h", 0) }, unix.EXDEV},
+		{"link out of the volume", func() error { return fs.Linkat(nil, "/vol/v.txt", nil, "/v", 0) }, unix.EXDEV},
+		{"mknod of a FIFO", func() error { return fs.Mknodat(Owner{}, nil, "/vol/fifo", unix.S_IFIFO|0o644, 0) }, unix.EPERM},
+		{"rename inside", func() error { return fs.Renameat(nil, "/vol/v.txt", nil, "/vol/w.txt", 0) }, nil},
+	} {
+		if err := tc.op(); err != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ path, want string }{
+		{"/vol/w.txt", "volume"}, {"/vol/../etc/hello.txt", "hello\n"}, {"/vol/up", ""},
+	} {
+		got, _ := readFileAt(fs, tc.path)
+		if got != tc.want {
+			t.Errorf("read %s = %q, want %q", tc.path, got, tc.want)
+		}
+	}
+	var buf bytes.Buffer
+	if err := stateify.Save(context.Background(), &buf, fs); err != nil {
+		t.Fatalf("stateify.Save = %v", err)
+	}
+	saved := buf.Bytes()
+	moved := vol + ".moved"
+	if err := os.Rename(vol, moved); err != nil {
+		t.Fatal(err)
+	}
+	var errs RestoreErrors
+	var got FS
+	if err := stateify.Load(WithRestoreErrors(context.Background(), &errs), bytes.NewReader(saved), &got); err != nil {
+		t.Fatalf("stateify.Load = %v", err)
+	}
+	got.Root().Close()
+	if err := errs.Err(); err == nil || !bytes.Contains([]byte(err.Error()), []byte(vol)) {
+		t.Errorf("load without the volume's directory: %v, want an error naming %s", err, vol)
+	}
+	var again FS
+	ctx := WithRestoreBinds(context.Background(), map[string]string{"/vol": moved})
+	if err := stateify.Load(ctx, bytes.NewReader(saved), &again); err != nil {
+		t.Fatalf("stateify.Load = %v", err)
+	}
+	defer again.Root().Close()
+	if s, _ := readFileAt(&again, "/vol/w.txt"); s != "volume" {
+		t.Errorf("after a load remapping the volume: /vol/w.txt = %q", s)
+	}
+}
