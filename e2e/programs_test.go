@@ -190,7 +190,22 @@ var cCases = []cCase{
 		"stat: 0, regular yes, mode 444, size 0",
 		"writing fails: yes",
 	}}},
-	// Fast; and a save while the memfd is open is refused (STATUS.md).
+	// Fast; checkpoint.TestSharedMappingsAcrossRestore saves its workload.
+	{name: "shmfile", prog: "shmfile", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
+		"mapping a -> read(2): \"through a\"; mapping b sees it: yes",
+		"pwrite -> mappings: yes yes",
+		"child sees the parent's write: yes; parent reads the child's: \"from the child\" and in a: yes",
+		"maps: r--s offset 0x2000 inode matches yes, /memfd:coh (deleted)",
+		"mapping outlives the descriptor: yes",
+		"pwrite seen in the read-only mapping: yes",
+		"unlinked file still mapped: yes",
+		"pshared semaphores across fork: 300 rounds; pshared mutex in a memfd: count 40000",
+		"F_SEAL_WRITE with a writable shared mapping: -1 EBUSY yes",
+		"writable shared mapping when sealed: EPERM yes",
+		"F_SEAL_FUTURE_WRITE: 0; old mapping still writes: yes; pwrite -1 EPERM yes; new writable mapping EPERM yes; shrink EPERM yes",
+		"MFD_NOEXEC_SEAL: mode 666, seals 0x20, chmod +x -1 EPERM yes",
+	}}},
+	// Fast; checkpoint.TestSharedMappingsAcrossRestore saves memfds too.
 	{name: "memfd", prog: "memfd", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
 		"memfd_create: ok yes, cloexec yes",
 		"write 11, read back 11 \"hello memfd\"",

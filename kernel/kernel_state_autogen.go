@@ -227,6 +227,7 @@ func init() {
 		{Name: "File", Type: "*snapshotter/kernel.cachedFile"},
 		{Name: "FileOff", Type: "uint64"},
 		{Name: "COW", Type: "bool"},
+		{Name: "Shm", Type: "interface"},
 	})
 	stateTypeInfoMM = stateify.Register[MM]("snapshotter/kernel.MM", []stateify.Field{
 		{Name: "mf", Type: "*snapshotter/kernel.MemoryFile"},
@@ -1524,6 +1525,7 @@ func (x *vma) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.File)
 	e.Uint(x.FileOff)
 	e.Bool(x.COW)
+	e.Iface(x.Shm)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1552,6 +1554,8 @@ func (x *vma) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.FileOff = d.Uint64()
 		case 10:
 			x.COW = d.Bool()
+		case 11:
+			stateify.LoadIface(d, &x.Shm)
 		default:
 			d.Skip()
 		}

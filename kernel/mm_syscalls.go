@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
+
+	"snapshotter/kernel/vfs"
 )
 
 // FileContents is what a file-backed mapping reads its contents from. The
@@ -13,6 +15,12 @@ import (
 // state.
 type FileContents interface {
 	ReadAt(p []byte, off int64) (int, error)
+}
+
+// SharedSource is a file whose own pages a shared mapping maps
+// (vfs.File.MapShared).
+type SharedSource interface {
+	MapShared(off, length uint64, write bool) (vfs.SharedFile, []vfs.PageRun, bool, error)
 }
 
 // MMapOpts are the arguments of an mmap.
@@ -36,6 +44,9 @@ type MMapOpts struct {
 	// mapping of a read-only file can never become writable.
 	FileWritable bool
 	Name         string
+	// Shared, if not nil, is the tmpfs file or memfd a shared mapping maps
+	// from Offset on: its own pages, not a copy.
+	Shared SharedSource
 	// Existing, when not empty, is the memory file range to map instead
 	// of fresh memory: it gains the mapping as one more owner (a System V
 	// shared memory segment attached by shmat). Length must be its length.
@@ -64,6 +75,9 @@ func (mm *MM) MMap(o MMapOpts) (uint64, error) {
 
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
+	if o.Shared != nil {
+		return mm.mmapSharedLocked(&o, length)
+	}
 	var cached *cachedPages
 	if o.File != nil {
 		var err error
@@ -101,6 +115,45 @@ func (mm *MM) MMap(o MMapOpts) (uint64, error) {
 	if err := mm.insertLocked(v, o.Precommit); err != nil {
 		mm.mf.Free(fr)
 		return 0, err
+	}
+	return addr, nil
+}
+
+// mmapSharedLocked maps o.Shared's own pages for o.Length bytes from
+// o.Offset: one vma per run of pages that lie together in the memory
+// file, each one more owner of its run. Errors are errnos.
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) mmapSharedLocked(o *MMapOpts, length uint64) (uint64, error) {
+	if o.Offset+length < o.Offset {
+		return 0, unix.EOVERFLOW
+	}
+	file, runs, mayWrite, err := o.Shared.MapShared(o.Offset, length, o.Perms.allows(permWrite))
+	if err != nil {
+		return 0, err
+	}
+	maxPerms := permAll
+	if !o.FileWritable || !mayWrite {
+		maxPerms &^= permWrite
+	}
+	if !maxPerms.allows(o.Perms) {
+		return 0, unix.EACCES
+	}
+	addr, err := mm.placeLocked(o, length)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range runs {
+		fr := fileRange{r.Off, r.Off + r.Length}
+		mm.mf.Share(fr)
+		start := addr + r.FileOff - o.Offset
+		v := vma{Start: start, End: start + r.Length, Off: r.Off, Perms: o.Perms, MaxPerms: maxPerms,
+			Name: o.Name, Shm: file, FileOff: r.FileOff}
+		if err := mm.insertLocked(v, o.Precommit); err != nil {
+			mm.mf.ReleaseRange(fr)
+			mm.unmapLocked(addr, addr+length)
+			return 0, err
+		}
 	}
 	return addr, nil
 }
@@ -349,7 +402,7 @@ func (mm *MM) extendLocked(last vma, end uint64) error {
 	ext := last
 	ext.Start, ext.End, ext.Off = last.End, end, fr.Start
 	// Past a file mapping the new pages are anonymous.
-	ext.File, ext.FileOff, ext.COW = nil, 0, false
+	ext.File, ext.FileOff, ext.COW, ext.Shm = nil, 0, false, nil
 	if err := mm.insertLocked(ext, false); err != nil {
 		mm.mf.Free(fr)
 		return err

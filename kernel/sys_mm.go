@@ -123,11 +123,8 @@ func (t *Task) mmapFileOpts(o *MMapOpts, fd int32, off uint64) (release func(), 
 	switch st.FileType() {
 	case unix.S_IFREG:
 		if !o.Private && (f.IsMemfd() || f.IsTmpfs()) {
-			// Its pages would have to be shared with the memfd or the
-			// tmpfs file (whose pages are in the memory file, but
-			// not mappable by the MM yet); a copy would silently
-			// diverge.
-			return fail(unix.ENODEV)
+			// The mapping maps the file's own pages.
+			o.Shared = f
 		}
 	case unix.S_IFCHR:
 		if f.Path() == "/dev/zero" {

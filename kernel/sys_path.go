@@ -495,10 +495,10 @@ func sysFcntl(t *Task, a *sysArgs) (uint64, error) {
 		n, err := f.SetPipeCapacity(uint32(a[2]))
 		return uint64(n), err
 	case unix.F_ADD_SEALS:
-		_, err := f.Seals(uint32(a[2]), false)
+		_, err := f.Seals(uint32(a[2]), false, t.k.writableShared)
 		return 0, err
 	case unix.F_GET_SEALS:
-		seals, err := f.Seals(0, true)
+		seals, err := f.Seals(0, true, nil)
 		return uint64(seals), err
 	default:
 		return 0, unix.EINVAL

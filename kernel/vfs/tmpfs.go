@@ -81,6 +81,14 @@ type tmpNode struct {
 	// noLink is set for an O_TMPFILE|O_EXCL file, which linkat may not
 	// give a name.
 	noLink bool
+	// seals are a regular file's seals (F_ADD_SEALS): F_SEAL_SEAL for a
+	// tmpfs file, as on Linux, so that only memfds can be sealed.
+	seals uint32
+	// mapped is set once a shared mapping has mapped the file's pages
+	// (MapShared): from then on its pages are never given back before
+	// the file itself goes (truncation and hole punching clear them
+	// instead), so that every mapping keeps seeing the file's own pages.
+	mapped bool
 }
 
 // bogoDirentSize is the size Linux's tmpfs gives each directory entry in
@@ -112,7 +120,7 @@ func nowTimespec() Timespec {
 // Preconditions: t.mu is held (or t is not yet shared).
 func (t *tmpfs) newNodeLocked(mode, uid, gid uint32) *tmpNode {
 	now := nowTimespec()
-	n := &tmpNode{fs: t, ino: t.nextIno, typ: mode & unix.S_IFMT, mode: mode, uid: uid, gid: gid, atime: now, mtime: now, ctime: now, btime: now}
+	n := &tmpNode{fs: t, ino: t.nextIno, typ: mode & unix.S_IFMT, mode: mode, uid: uid, gid: gid, atime: now, mtime: now, ctime: now, btime: now, seals: sealSeal}
 	t.nextIno++
 	if mode&unix.S_IFMT == unix.S_IFDIR {
 		n.children = map[string]*tmpNode{}
@@ -666,9 +674,15 @@ func (t *tmpfs) setAttrNode(n *tmpNode, a *SetAttr) error {
 		case n.fileType() != unix.S_IFREG:
 			return unix.EINVAL
 		}
+		if err := n.resizeSealedLocked(a.Size); err != nil {
+			return err
+		}
 		t.truncateLocked(n, a.Size)
 	}
 	now := nowTimespec()
+	if a.Mask&SetAttrMode != 0 && n.seals&sealExec != 0 && (a.Mode^n.mode)&0o111 != 0 {
+		return unix.EPERM
+	}
 	if a.Mask&SetAttrMode != 0 {
 		n.mode = n.mode&unix.S_IFMT | a.Mode&0o7777
 	}
@@ -708,12 +722,17 @@ func timeOrNow(ts, now Timespec) Timespec {
 // truncateLocked sets a regular file's size; the pages past a smaller
 // size are released and the rest of the last one cleared.
 func (t *tmpfs) truncateLocked(n *tmpNode, size int64) {
-	if size < n.size {
+	switch {
+	case size < n.size && n.mapped:
+		t.clearLocked(n, size, n.size)
+	case size < n.size:
 		first := uint64((size + pageSize - 1) / pageSize)
 		t.freePagesFromLocked(n, first)
 		if size%pageSize != 0 {
 			t.zeroLocked(n, size, int64(first)*pageSize)
 		}
+	case size > n.size:
+		t.growLocked(n, size)
 	}
 	if size != n.size {
 		now := nowTimespec()
@@ -859,6 +878,8 @@ type tmpfsFile struct {
 	mount *Mount
 	// path is the guest path it was opened by; immutable.
 	path string
+	// memfd is set for a memfd_create file; immutable.
+	memfd bool
 
 	// mu protects off, dirents and dirPos. Not saved: idle at save time.
 	mu sync.Mutex `state:"nosave"`
@@ -884,7 +905,11 @@ func (f *tmpfsFile) reopen(flags uint32) (*File, error) {
 	t := f.node.fs
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.openLocked(f.mount, f.node, f.path, flags&^(unix.O_CREAT|unix.O_EXCL))
+	nf, err := t.openLocked(f.mount, f.node, f.path, flags&^(unix.O_CREAT|unix.O_EXCL))
+	if err == nil {
+		nf.impl.(*tmpfsFile).memfd = f.memfd
+	}
+	return nf, err
 }
 
 // dirPath is the guest path of a directory file: ENOTDIR for another file,
@@ -980,6 +1005,12 @@ func (f *tmpfsFile) writeAt(src []byte, off int64, appendMode bool) (int, int64,
 	end := off + int64(len(src))
 	if end < off {
 		return 0, off, unix.EFBIG
+	}
+	if n.seals&(sealWrite|sealFutureWrite) != 0 || (n.seals&sealGrow != 0 && end > n.size) {
+		return 0, off, unix.EPERM
+	}
+	if off > n.size {
+		t.growLocked(n, off)
 	}
 	count, err := t.writeLocked(n, src, off)
 	if count == 0 {
@@ -1083,7 +1114,21 @@ func (f *tmpfsFile) truncate(size int64) error {
 	t := f.node.fs
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if err := f.node.resizeSealedLocked(size); err != nil {
+		return err
+	}
 	t.truncateLocked(f.node, size)
+	return nil
+}
+
+// resizeSealedLocked returns EPERM if a seal forbids making n size bytes
+// long.
+//
+// Preconditions: n.fs.mu is held.
+func (n *tmpNode) resizeSealedLocked(size int64) error {
+	if (size < n.size && n.seals&sealShrink != 0) || (size > n.size && n.seals&sealGrow != 0) {
+		return unix.EPERM
+	}
 	return nil
 }
 
@@ -1095,6 +1140,10 @@ func (f *tmpfsFile) fallocate(mode uint32, off, length int64) error {
 	defer t.mu.Unlock()
 	n := f.node
 	end := off + length
+	if (mode&fallocPunchHole != 0 && n.seals&(sealWrite|sealFutureWrite) != 0) ||
+		(mode == 0 && end > n.size && n.seals&sealGrow != 0) {
+		return unix.EPERM
+	}
 	switch mode {
 	case 0, fallocKeepSize:
 		for i := uint64(off / pageSize); i < uint64((end+pageSize-1)/pageSize); i++ {
@@ -1103,10 +1152,15 @@ func (f *tmpfsFile) fallocate(mode uint32, off, length int64) error {
 			}
 		}
 		if mode == 0 && end > n.size {
+			t.growLocked(n, end)
 			n.size = end
 		}
 	case fallocPunchHole | fallocKeepSize:
-		t.zeroLocked(n, off, end)
+		if n.mapped {
+			t.clearLocked(n, off, end)
+		} else {
+			t.zeroLocked(n, off, end)
+		}
 	default:
 		return unix.EOPNOTSUPP
 	}

@@ -22,8 +22,6 @@ var (
 	stateTypeInfohostFile      *stateify.TypeInfo
 	stateTypeInfoimplFile      *stateify.TypeInfo
 	stateTypeInfoLockKey       *stateify.TypeInfo
-	stateTypeInfomemfdInode    *stateify.TypeInfo
-	stateTypeInfomemfdFile     *stateify.TypeInfo
 	stateTypeInfoMount         *stateify.TypeInfo
 	stateTypeInfoMountTable    *stateify.TypeInfo
 	stateTypeInfopipe          *stateify.TypeInfo
@@ -106,15 +104,6 @@ func init() {
 		{Name: "DevMajor", Type: "uint32"},
 		{Name: "DevMinor", Type: "uint32"},
 		{Name: "Ino", Type: "uint64"},
-	})
-	stateTypeInfomemfdInode = stateify.Register[memfdInode]("snapshotter/kernel/vfs.memfdInode", []stateify.Field{
-		{Name: "name", Type: "string"},
-		{Name: "refs", Type: "int64"},
-	})
-	stateTypeInfomemfdFile = stateify.Register[memfdFile]("snapshotter/kernel/vfs.memfdFile", []stateify.Field{
-		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
-		{Name: "ino", Type: "*snapshotter/kernel/vfs.memfdInode"},
-		{Name: "off", Type: "int64"},
 	})
 	stateTypeInfoMount = stateify.Register[Mount]("snapshotter/kernel/vfs.Mount", []stateify.Field{
 		{Name: "point", Type: "string"},
@@ -224,12 +213,15 @@ func init() {
 		{Name: "size", Type: "int64"},
 		{Name: "opens", Type: "int64"},
 		{Name: "noLink", Type: "bool"},
+		{Name: "seals", Type: "uint32"},
+		{Name: "mapped", Type: "bool"},
 	})
 	stateTypeInfotmpfsFile = stateify.Register[tmpfsFile]("snapshotter/kernel/vfs.tmpfsFile", []stateify.Field{
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
 		{Name: "node", Type: "*snapshotter/kernel/vfs.tmpNode"},
 		{Name: "mount", Type: "*snapshotter/kernel/vfs.Mount"},
 		{Name: "path", Type: "string"},
+		{Name: "memfd", Type: "bool"},
 		{Name: "off", Type: "int64"},
 		{Name: "dirents", Type: "[]snapshotter/kernel/vfs.Dirent"},
 		{Name: "dirPos", Type: "int64"},
@@ -676,70 +668,6 @@ func (x *LockKey) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.DevMinor = d.Uint32()
 		case 3:
 			x.Ino = d.Uint64()
-		default:
-			d.Skip()
-		}
-	}
-}
-
-// StateTypeName implements stateify.Savable.
-func (x *memfdInode) StateTypeName() string { return "snapshotter/kernel/vfs.memfdInode" }
-
-// StateFields implements stateify.Savable.
-func (x *memfdInode) StateFields() []string { return stateTypeInfomemfdInode.FieldNames() }
-
-// StateTypeInfo implements stateify.Savable.
-func (x *memfdInode) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfomemfdInode }
-
-// StateSave implements stateify.Savable.
-func (x *memfdInode) StateSave(e *stateify.Encoder) {
-	e.Struct(stateTypeInfomemfdInode)
-	e.String(x.name)
-	e.Int(x.refs.Load())
-}
-
-// StateLoad implements stateify.Savable.
-func (x *memfdInode) StateLoad(ctx context.Context, d *stateify.Decoder) {
-	for _, f := range d.Struct(stateTypeInfomemfdInode) {
-		switch f {
-		case 0:
-			x.name = d.String()
-		case 1:
-			x.refs.Store(d.Int64())
-		default:
-			d.Skip()
-		}
-	}
-}
-
-// StateTypeName implements stateify.Savable.
-func (x *memfdFile) StateTypeName() string { return "snapshotter/kernel/vfs.memfdFile" }
-
-// StateFields implements stateify.Savable.
-func (x *memfdFile) StateFields() []string { return stateTypeInfomemfdFile.FieldNames() }
-
-// StateTypeInfo implements stateify.Savable.
-func (x *memfdFile) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfomemfdFile }
-
-// StateSave implements stateify.Savable.
-func (x *memfdFile) StateSave(e *stateify.Encoder) {
-	x.beforeSave()
-	e.Struct(stateTypeInfomemfdFile)
-	x.noImpl.StateSave(e)
-	stateify.SavePtr(e, x.ino)
-	e.Int(x.off)
-}
-
-// StateLoad implements stateify.Savable.
-func (x *memfdFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
-	for _, f := range d.Struct(stateTypeInfomemfdFile) {
-		switch f {
-		case 0:
-			x.noImpl.StateLoad(ctx, d)
-		case 1:
-			stateify.LoadPtr(d, &x.ino)
-		case 2:
-			x.off = d.Int64()
 		default:
 			d.Skip()
 		}
@@ -1319,6 +1247,8 @@ func (x *tmpNode) StateSave(e *stateify.Encoder) {
 	e.Int(x.size)
 	e.Int(int64(x.opens))
 	e.Bool(x.noLink)
+	e.Uint(uint64(x.seals))
+	e.Bool(x.mapped)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1371,6 +1301,10 @@ func (x *tmpNode) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.opens = int(d.Int64())
 		case 18:
 			x.noLink = d.Bool()
+		case 19:
+			x.seals = d.Uint32()
+		case 20:
+			x.mapped = d.Bool()
 		default:
 			d.Skip()
 		}
@@ -1393,6 +1327,7 @@ func (x *tmpfsFile) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.node)
 	stateify.SavePtr(e, x.mount)
 	e.String(x.path)
+	e.Bool(x.memfd)
 	e.Int(x.off)
 	if x.dirents == nil {
 		e.Nil()
@@ -1418,8 +1353,10 @@ func (x *tmpfsFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 3:
 			x.path = d.String()
 		case 4:
-			x.off = d.Int64()
+			x.memfd = d.Bool()
 		case 5:
+			x.off = d.Int64()
+		case 6:
 			if n0, ok := d.SliceLen(); !ok {
 				x.dirents = nil
 			} else {
@@ -1428,7 +1365,7 @@ func (x *tmpfsFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 					x.dirents[i0].StateLoad(ctx, d)
 				}
 			}
-		case 6:
+		case 7:
 			x.dirPos = int(d.Int64())
 		default:
 			d.Skip()
