@@ -190,6 +190,16 @@ var cCases = []cCase{
 		"stat: 0, regular yes, mode 444, size 0",
 		"writing fails: yes",
 	}}},
+	{name: "procsys", prog: "procsys", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
+		"meminfo: MemTotal > 0 yes, MemFree <= MemTotal yes, MemAvailable yes, SwapTotal yes",
+		"stat: cpu line has 10 numbers, cpu0 yes, btime yes, processes yes, procs_running yes",
+		"loadavg: 6 fields, running <= total yes",
+		"hostname is uname's: yes",
+		"environ has PATH: yes",
+		"limits: header yes, open files as getrlimit yes, lines 17",
+		"fdinfo: pos 5, O_CLOEXEC yes, mnt_id yes, ino yes",
+		"comm write: 23, name now \"renamed-to-a-lo\"",
+	}}},
 	// Fast; checkpoint.TestSharedMappingsAcrossRestore saves its workload.
 	{name: "shmfile", prog: "shmfile", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
 		"mapping a -> read(2): \"through a\"; mapping b sees it: yes",

@@ -17,3 +17,11 @@ func (f *MemoryFile) FreePages(off, n uint64) { f.ReleaseRange(fileRange{Start: 
 
 // PageBytes returns the sentry's view of n allocated bytes at off.
 func (f *MemoryFile) PageBytes(off, n uint64) ([]byte, error) { return f.Bytes(off, n) }
+
+// allocatedBytes returns how many bytes of the memory file are allocated
+// (/proc/meminfo).
+func (f *MemoryFile) allocatedBytes() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.allocatedLocked()
+}

@@ -183,6 +183,7 @@ func init() {
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
 		{Name: "path", Type: "string"},
 		{Name: "data", Type: "bytes"},
+		{Name: "w", Type: "interface"},
 		{Name: "off", Type: "int64"},
 	})
 	stateTypeInfotmpfs = stateify.Register[tmpfs]("snapshotter/kernel/vfs.tmpfs", []stateify.Field{
@@ -1145,6 +1146,7 @@ func (x *syntheticFile) StateSave(e *stateify.Encoder) {
 	x.noImpl.StateSave(e)
 	e.String(x.path)
 	e.Bytes(x.data)
+	e.Iface(x.w)
 	e.Int(x.off)
 }
 
@@ -1159,6 +1161,8 @@ func (x *syntheticFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 2:
 			x.data = d.Bytes()
 		case 3:
+			stateify.LoadIface(d, &x.w)
+		case 4:
 			x.off = d.Int64()
 		default:
 			d.Skip()
