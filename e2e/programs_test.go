@@ -190,6 +190,16 @@ var cCases = []cCase{
 		"stat: 0, regular yes, mode 444, size 0",
 		"writing fails: yes",
 	}}},
+	// Fast; checkpoint.TestFifoAndSocketPathAcrossRestore saves its workload.
+	{name: "fifo", prog: "fifo", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
+		"write-only non-blocking open without a reader: -1 ENXIO yes",
+		"blocking open and read to EOF: \"hello from the child\"",
+		"blocking open for writing met its reader: yes",
+		"write without readers: -1 EPIPE yes",
+		"accepted a client by path: \"ping\"; getsockname is the path yes",
+		"connect to a socket file mknod made: -1 ECONNREFUSED yes",
+		"datagram by path: sent 5, received 5 \"dgram\"",
+	}}},
 	{name: "procsys", prog: "procsys", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
 		"meminfo: MemTotal > 0 yes, MemFree <= MemTotal yes, MemAvailable yes, SwapTotal yes",
 		"stat: cpu line has 10 numbers, cpu0 yes, btime yes, processes yes, procs_running yes",

@@ -173,6 +173,11 @@ func (t *Task) openat(dirfd int32, pathAddr uint64, flags, mode uint32) (uint64,
 	} else if f, err = t.tg.fs.OpenAtAs(t.fsOwner(), dir, p, flags&^unix.O_CLOEXEC, mode); err != nil {
 		return 0, err
 	}
+	// A named pipe opened for one end waits for the other.
+	if err := f.WaitFifo(t.cancelChan()); err != nil {
+		f.DecRef()
+		return 0, vfsErr(err)
+	}
 	defer f.DecRef()
 	return fdResult(t.tg.fdTable.NewFD(0, f, vfs.FDFlags{CloseOnExec: flags&unix.O_CLOEXEC != 0}))
 }

@@ -270,7 +270,7 @@ func (f *File) FileType() uint32 {
 		return impl.mode & unix.S_IFMT
 	case *syntheticFile:
 		return unix.S_IFREG
-	case *pipeReader, *pipeWriter:
+	case *pipeReader, *pipeWriter, *fifoFile:
 		return unix.S_IFIFO
 	case *stdioFile:
 		return impl.fileType()

@@ -84,6 +84,10 @@ type tmpNode struct {
 	// seals are a regular file's seals (F_ADD_SEALS): F_SEAL_SEAL for a
 	// tmpfs file, as on Linux, so that only memfds can be sealed.
 	seals uint32
+	// fifo is a named pipe's pipe, made at its first open.
+	fifo *pipe
+	// sock is the socket bound to a socket file (nil for one mknod made).
+	sock BoundSocket
 	// mapped is set once a shared mapping has mapped the file's pages
 	// (MapShared): from then on its pages are never given back before
 	// the file itself goes (truncation and hole punching clear them
@@ -342,12 +346,19 @@ func (t *tmpfs) mknod(m *Mount, rest string, mode uint32, _ uint64, o Owner) err
 	if err != nil {
 		return err
 	}
-	switch mode & unix.S_IFMT {
-	case 0, unix.S_IFREG:
-	default:
+	typ := mode & unix.S_IFMT
+	switch typ {
+	case 0:
+		typ = unix.S_IFREG
+	case unix.S_IFREG, unix.S_IFIFO, unix.S_IFSOCK:
+	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFDIR:
+		// Device nodes need CAP_MKNOD, which the sandbox's root does
+		// not have here: devices are the sentry's /dev only.
 		return unix.EPERM
+	default:
+		return unix.EINVAL
 	}
-	t.linkLocked(w.dir, w.name, t.newOwnedLocked(w.dir, unix.S_IFREG|mode&0o7777, o))
+	t.linkLocked(w.dir, w.name, t.newOwnedLocked(w.dir, typ|mode&0o7777, o))
 	return nil
 }
 
@@ -761,7 +772,13 @@ func (t *tmpfs) openLocked(m *Mount, n *tmpNode, p string, flags uint32) (*File,
 		if flags&unix.O_DIRECTORY != 0 {
 			return nil, unix.ENOTDIR
 		}
-		if !pathOnly && flags&unix.O_TRUNC != 0 && flags&unix.O_ACCMODE != unix.O_RDONLY {
+		switch {
+		case pathOnly:
+		case n.fileType() == unix.S_IFIFO:
+			return t.openFifoLocked(n, p, flags)
+		case n.fileType() == unix.S_IFSOCK:
+			return nil, unix.ENXIO
+		case flags&unix.O_TRUNC != 0 && flags&unix.O_ACCMODE != unix.O_RDONLY && n.fileType() == unix.S_IFREG:
 			t.truncateLocked(n, 0)
 		}
 	}
@@ -906,8 +923,8 @@ func (f *tmpfsFile) reopen(flags uint32) (*File, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	nf, err := t.openLocked(f.mount, f.node, f.path, flags&^(unix.O_CREAT|unix.O_EXCL))
-	if err == nil {
-		nf.impl.(*tmpfsFile).memfd = f.memfd
+	if tf, ok := nf.impl.(*tmpfsFile); ok {
+		tf.memfd = f.memfd
 	}
 	return nf, err
 }

@@ -37,6 +37,7 @@ var (
 	stateTypeInfotmpfs         *stateify.TypeInfo
 	stateTypeInfotmpNode       *stateify.TypeInfo
 	stateTypeInfotmpfsFile     *stateify.TypeInfo
+	stateTypeInfofifoFile      *stateify.TypeInfo
 	stateTypeInfoheapPages     *stateify.TypeInfo
 )
 
@@ -125,6 +126,7 @@ func init() {
 		{Name: "ino", Type: "uint64"},
 		{Name: "readers", Type: "int64"},
 		{Name: "writers", Type: "int64"},
+		{Name: "opens", Type: "[2]uint64"},
 	})
 	stateTypeInfopipeReader = stateify.Register[pipeReader]("snapshotter/kernel/vfs.pipeReader", []stateify.Field{
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
@@ -215,6 +217,8 @@ func init() {
 		{Name: "opens", Type: "int64"},
 		{Name: "noLink", Type: "bool"},
 		{Name: "seals", Type: "uint32"},
+		{Name: "fifo", Type: "*snapshotter/kernel/vfs.pipe"},
+		{Name: "sock", Type: "interface"},
 		{Name: "mapped", Type: "bool"},
 	})
 	stateTypeInfotmpfsFile = stateify.Register[tmpfsFile]("snapshotter/kernel/vfs.tmpfsFile", []stateify.Field{
@@ -226,6 +230,14 @@ func init() {
 		{Name: "off", Type: "int64"},
 		{Name: "dirents", Type: "[]snapshotter/kernel/vfs.Dirent"},
 		{Name: "dirPos", Type: "int64"},
+	})
+	stateTypeInfofifoFile = stateify.Register[fifoFile]("snapshotter/kernel/vfs.fifoFile", []stateify.Field{
+		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
+		{Name: "r", Type: "*snapshotter/kernel/vfs.pipeReader"},
+		{Name: "w", Type: "*snapshotter/kernel/vfs.pipeWriter"},
+		{Name: "node", Type: "*snapshotter/kernel/vfs.tmpNode"},
+		{Name: "path", Type: "string"},
+		{Name: "start", Type: "[2]uint64"},
 	})
 	stateTypeInfoheapPages = stateify.Register[heapPages]("snapshotter/kernel/vfs.heapPages", []stateify.Field{
 		{Name: "pages", Type: "map[uint64]bytes"},
@@ -783,6 +795,10 @@ func (x *pipe) StateSave(e *stateify.Encoder) {
 	e.Uint(x.ino)
 	e.Int(int64(x.readers))
 	e.Int(int64(x.writers))
+	e.ArrayLen(2)
+	for i0 := range x.opens {
+		e.Uint(x.opens[i0])
+	}
 }
 
 // StateLoad implements stateify.Savable.
@@ -805,6 +821,11 @@ func (x *pipe) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.readers = int(d.Int64())
 		case 6:
 			x.writers = int(d.Int64())
+		case 7:
+			d.ArrayLenExact(2)
+			for i0 := range x.opens {
+				x.opens[i0] = d.Uint64()
+			}
 		default:
 			d.Skip()
 		}
@@ -1252,6 +1273,8 @@ func (x *tmpNode) StateSave(e *stateify.Encoder) {
 	e.Int(int64(x.opens))
 	e.Bool(x.noLink)
 	e.Uint(uint64(x.seals))
+	stateify.SavePtr(e, x.fifo)
+	e.Iface(x.sock)
 	e.Bool(x.mapped)
 }
 
@@ -1308,6 +1331,10 @@ func (x *tmpNode) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 19:
 			x.seals = d.Uint32()
 		case 20:
+			stateify.LoadPtr(d, &x.fifo)
+		case 21:
+			stateify.LoadIface(d, &x.sock)
+		case 22:
 			x.mapped = d.Bool()
 		default:
 			d.Skip()
@@ -1371,6 +1398,54 @@ func (x *tmpfsFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			}
 		case 7:
 			x.dirPos = int(d.Int64())
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *fifoFile) StateTypeName() string { return "snapshotter/kernel/vfs.fifoFile" }
+
+// StateFields implements stateify.Savable.
+func (x *fifoFile) StateFields() []string { return stateTypeInfofifoFile.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *fifoFile) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfofifoFile }
+
+// StateSave implements stateify.Savable.
+func (x *fifoFile) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfofifoFile)
+	x.noImpl.StateSave(e)
+	stateify.SavePtr(e, x.r)
+	stateify.SavePtr(e, x.w)
+	stateify.SavePtr(e, x.node)
+	e.String(x.path)
+	e.ArrayLen(2)
+	for i0 := range x.start {
+		e.Uint(x.start[i0])
+	}
+}
+
+// StateLoad implements stateify.Savable.
+func (x *fifoFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfofifoFile) {
+		switch f {
+		case 0:
+			x.noImpl.StateLoad(ctx, d)
+		case 1:
+			stateify.LoadPtr(d, &x.r)
+		case 2:
+			stateify.LoadPtr(d, &x.w)
+		case 3:
+			stateify.LoadPtr(d, &x.node)
+		case 4:
+			x.path = d.String()
+		case 5:
+			d.ArrayLenExact(2)
+			for i0 := range x.start {
+				x.start[i0] = d.Uint64()
+			}
 		default:
 			d.Skip()
 		}
