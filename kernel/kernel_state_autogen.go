@@ -229,6 +229,7 @@ func init() {
 		{Name: "FileOff", Type: "uint64"},
 		{Name: "COW", Type: "bool"},
 		{Name: "Shm", Type: "interface"},
+		{Name: "Beyond", Type: "bool"},
 	})
 	stateTypeInfoMM = stateify.Register[MM]("snapshotter/kernel.MM", []stateify.Field{
 		{Name: "mf", Type: "*snapshotter/kernel.MemoryFile"},
@@ -1530,6 +1531,7 @@ func (x *vma) StateSave(e *stateify.Encoder) {
 	e.Uint(x.FileOff)
 	e.Bool(x.COW)
 	e.Iface(x.Shm)
+	e.Bool(x.Beyond)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1560,6 +1562,8 @@ func (x *vma) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.COW = d.Bool()
 		case 11:
 			stateify.LoadIface(d, &x.Shm)
+		case 12:
+			x.Beyond = d.Bool()
 		default:
 			d.Skip()
 		}

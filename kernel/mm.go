@@ -78,6 +78,11 @@ type vma struct {
 	// bytes [FileOff, FileOff+length), of which the vma is one more owner
 	// (MemoryFile.Share), as of anonymous shared memory.
 	Shm vfs.SharedFile
+	// Beyond marks pages of a shared mapping (Shm) past the end of its
+	// file: nothing backs them (Off means nothing), the platform does not
+	// map them, and a touch raises SIGBUS, as on Linux, unless the file
+	// has grown over them since (faultBeyondLocked then maps its pages).
+	Beyond bool
 }
 
 // mapsCache reports whether v maps its file's cached pages themselves.
@@ -92,7 +97,7 @@ func canMerge(a, b *vma) bool {
 	return a.End == b.Start && a.Off+a.length() == b.Off && a.Perms == b.Perms &&
 		a.MaxPerms == b.MaxPerms && a.Private == b.Private && a.Name == b.Name && a.Special == b.Special &&
 		a.File == b.File && a.COW == b.COW && (a.File == nil || a.FileOff+a.length() == b.FileOff) &&
-		a.Shm == b.Shm && (a.Shm == nil || a.FileOff+a.length() == b.FileOff)
+		a.Shm == b.Shm && (a.Shm == nil || a.FileOff+a.length() == b.FileOff) && a.Beyond == b.Beyond
 }
 
 // Address space layout. Addresses are chosen like Linux does without
@@ -208,7 +213,7 @@ func (mm *MM) Release() {
 	// decommitted together.
 	toFree := mm.mf.files.releaseVMAs(mm.mf, mm.vmas)
 	for i := range mm.vmas {
-		if v := &mm.vmas[i]; !v.mapsCache() && !v.Special {
+		if v := &mm.vmas[i]; !v.mapsCache() && !v.Special && !v.Beyond {
 			mm.mf.releaseRangeDeferred(v.fileRange(), &toFree)
 		}
 	}
@@ -367,7 +372,7 @@ func (mm *MM) mapIntoLocked(v *vma, precommit bool) error {
 	}
 	mm.gen++
 	var err error
-	if v.Perms == 0 {
+	if v.Perms == 0 || v.Beyond {
 		err = mm.as.Unmap(v.Start, v.length())
 	} else {
 		at := v.Perms.access()
@@ -508,6 +513,9 @@ func (mm *MM) handleFaultLocked(addr uint64, at platform.AccessType) error {
 	if !v.Perms.allows(want) {
 		return fmt.Errorf("fault at %#x: %v access to %v mapping: %w", addr, at, v.Perms, ErrBadAddress)
 	}
+	if v.Beyond {
+		return mm.faultBeyondLocked(v, pageRoundDown(addr))
+	}
 	if v.COW && want&permWrite != 0 {
 		return mm.breakCOWLocked(pageRoundDown(addr))
 	}
@@ -587,7 +595,7 @@ func (mm *MM) prefaultBatch(addr uint64, remote []unix.RemoteIovec, sink, vec []
 collect:
 	for i := mm.findLocked(addr); i < len(mm.vmas); i++ {
 		v := &mm.vmas[i]
-		if !v.Perms.allows(permRead) {
+		if !v.Perms.allows(permRead) || v.Beyond {
 			continue
 		}
 		for seg := max(addr, v.Start); seg < v.End; {
@@ -652,7 +660,7 @@ func (mm *MM) sharedOffset(addr uint64) (uint64, bool) {
 	mm.mu.RLock()
 	defer mm.mu.RUnlock()
 	v := mm.vmaAtLocked(addr)
-	if v == nil || v.Private || v.Special {
+	if v == nil || v.Private || v.Special || v.Beyond {
 		return 0, false
 	}
 	return v.Off + (addr - v.Start), true

@@ -119,45 +119,6 @@ func (mm *MM) MMap(o MMapOpts) (uint64, error) {
 	return addr, nil
 }
 
-// mmapSharedLocked maps o.Shared's own pages for o.Length bytes from
-// o.Offset: one vma per run of pages that lie together in the memory
-// file, each one more owner of its run. Errors are errnos.
-//
-// Preconditions: mm.mu is held for writing.
-func (mm *MM) mmapSharedLocked(o *MMapOpts, length uint64) (uint64, error) {
-	if o.Offset+length < o.Offset {
-		return 0, unix.EOVERFLOW
-	}
-	file, runs, mayWrite, err := o.Shared.MapShared(o.Offset, length, o.Perms.allows(permWrite))
-	if err != nil {
-		return 0, err
-	}
-	maxPerms := permAll
-	if !o.FileWritable || !mayWrite {
-		maxPerms &^= permWrite
-	}
-	if !maxPerms.allows(o.Perms) {
-		return 0, unix.EACCES
-	}
-	addr, err := mm.placeLocked(o, length)
-	if err != nil {
-		return 0, err
-	}
-	for _, r := range runs {
-		fr := fileRange{r.Off, r.Off + r.Length}
-		mm.mf.Share(fr)
-		start := addr + r.FileOff - o.Offset
-		v := vma{Start: start, End: start + r.Length, Off: r.Off, Perms: o.Perms, MaxPerms: maxPerms,
-			Name: o.Name, Shm: file, FileOff: r.FileOff}
-		if err := mm.insertLocked(v, o.Precommit); err != nil {
-			mm.mf.ReleaseRange(fr)
-			mm.unmapLocked(addr, addr+length)
-			return 0, err
-		}
-	}
-	return addr, nil
-}
-
 // placeLocked returns where the mapping o of length bytes goes, unmapping
 // what it replaces (MAP_FIXED). Errors are errnos.
 //
@@ -491,7 +452,7 @@ func (mm *MM) Madvise(addr, length uint64, advice int) error {
 	}
 	for k := mm.findLocked(addr); k < len(mm.vmas) && mm.vmas[k].Start < end; k++ {
 		v := &mm.vmas[k]
-		if v.Special || (!v.Private && advice != madvRemove) || v.File != nil || v.COW {
+		if v.Special || v.Beyond || (!v.Private && advice != madvRemove) || v.File != nil || v.COW {
 			continue
 		}
 		s, e := max(v.Start, addr), min(v.End, end)

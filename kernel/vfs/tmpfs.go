@@ -40,6 +40,9 @@ type tmpfs struct {
 	pages Pages
 	// minor is the device minor number stat reports; immutable.
 	minor uint32
+	// shrunk are the mapped files cut short under mu, for unlockNotify.
+	// Empty whenever mu is free, hence not saved.
+	shrunk []shrink `state:"nosave"`
 }
 
 // tmpNode is one file of a tmpfs (an inode). Every field but fs and ino
@@ -677,7 +680,7 @@ func (t *tmpfs) setAttr(m *Mount, rest string, follow bool, a *SetAttr) error {
 // setAttrNode changes n's attributes as a says.
 func (t *tmpfs) setAttrNode(n *tmpNode, a *SetAttr) error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
 	if a.Mask&SetAttrSize != 0 {
 		switch {
 		case n.isDir():
@@ -736,6 +739,7 @@ func (t *tmpfs) truncateLocked(n *tmpNode, size int64) {
 	switch {
 	case size < n.size && n.mapped:
 		t.clearLocked(n, size, n.size)
+		t.noteShrinkLocked(n, size)
 	case size < n.size:
 		first := uint64((size + pageSize - 1) / pageSize)
 		t.freePagesFromLocked(n, first)
@@ -791,7 +795,7 @@ func (t *tmpfs) openLocked(m *Mount, n *tmpNode, p string, flags uint32) (*File,
 
 func (t *tmpfs) open(_ *FS, m *Mount, rest string, flags, mode uint32, o Owner) (*File, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
 	pathOnly := flags&unix.O_PATH != 0
 	follow := flags&unix.O_NOFOLLOW == 0
 	if !pathOnly && flags&unix.O_TMPFILE == unix.O_TMPFILE {
@@ -921,7 +925,7 @@ func (f *tmpfsFile) release() {
 func (f *tmpfsFile) reopen(flags uint32) (*File, error) {
 	t := f.node.fs
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
 	nf, err := t.openLocked(f.mount, f.node, f.path, flags&^(unix.O_CREAT|unix.O_EXCL))
 	if tf, ok := nf.impl.(*tmpfsFile); ok {
 		tf.memfd = f.memfd
@@ -1130,7 +1134,7 @@ func (f *tmpfsFile) linkTo(m *Mount, rest string) error {
 func (f *tmpfsFile) truncate(size int64) error {
 	t := f.node.fs
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
 	if err := f.node.resizeSealedLocked(size); err != nil {
 		return err
 	}

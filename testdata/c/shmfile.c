@@ -5,7 +5,10 @@
  * through the mappings; a read-only shared mapping of a file opened
  * read-only cannot become writable; msync, mremap (shrink) and munmap of
  * part of it; /proc/self/maps shows the offset and inode; the mapping
- * outlives its descriptor. Process-shared semaphores and mutexes (futexes
+ * outlives its descriptor. A touch past the end of the file raises SIGBUS
+ * (BUS_ADRERR), also after a truncate cut the mapped file short, and a
+ * syscall given such memory fails with EFAULT; a file grown again maps zero
+ * pages there, shared again. Process-shared semaphores and mutexes (futexes
  * without FUTEX_PRIVATE_FLAG) in MAP_SHARED|MAP_ANONYMOUS memory and in a
  * memfd wake waiters of another process. memfd seals: F_SEAL_WRITE is
  * EBUSY while a writable shared mapping exists, then refuses writable
@@ -28,6 +31,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +142,63 @@ static void coherence(void)
 	printf("maps has the mapping: %s\n", yesno(found));
 	close(fd);
 	printf("mapping outlives the descriptor: %s\n", yesno(strcmp(m, "from the child") == 0));
+}
+
+static sigjmp_buf busjmp;
+static volatile int buscode;
+
+static void onbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig, (void)uc;
+	buscode = si->si_code;
+	siglongjmp(busjmp, 1);
+}
+
+/* touch reads (or writes) p and returns "ok" or the signal it raised. */
+static const char *touch(volatile char *p, int write)
+{
+	buscode = 0;
+	if (sigsetjmp(busjmp, 1))
+		return buscode == BUS_ADRERR ? "SIGBUS BUS_ADRERR" : "SIGBUS other";
+	if (write)
+		*p = 'w';
+	else
+		(void)*p;
+	return "ok";
+}
+
+static void pasteof(void)
+{
+	struct sigaction sa = {0};
+	sa.sa_sigaction = onbus;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGBUS, &sa, NULL);
+	int fd = mfd("eof", 0);
+	ftruncate(fd, 3 * PG - 100);
+	char *m = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	printf("past EOF in the last page: %s; the page after: %s\n", touch(m + 3 * PG - 50, 0), touch(m + 3 * PG + 10, 0));
+	errno = 0;
+	ssize_t n = write(fd, m + 3 * PG, 10);
+	printf("write(2) from past EOF: %zd EFAULT %s\n", n, yesno(errno == EFAULT));
+	m[PG] = 'a';
+	ftruncate(fd, PG);
+	printf("after a truncate to one page: page 0 %s, page 1 read %s, write %s\n", touch(m, 0), touch(m + PG, 0),
+	       touch(m + PG, 1));
+	pid_t c = fork();
+	if (c == 0)
+		_exit(strcmp(touch(m + 2 * PG, 0), "SIGBUS BUS_ADRERR") == 0 ? 0 : 1);
+	int ws;
+	waitpid(c, &ws, 0);
+	printf("a forked child gets SIGBUS too: %s\n", yesno(WIFEXITED(ws) && WEXITSTATUS(ws) == 0));
+	ftruncate(fd, 3 * PG);
+	printf("grown again: page 1 %s and reads %d\n", touch(m + PG, 0), m[PG]);
+	m[2 * PG + 1] = 'z';
+	char b = 0;
+	pread(fd, &b, 1, 2 * PG + 1);
+	printf("write through the regrown mapping seen by read(2): %c\n", b);
+	munmap(m, 4 * PG);
+	close(fd);
+	signal(SIGBUS, SIG_DFL);
 }
 
 static void tmpfsfile(void)
@@ -345,6 +407,7 @@ int main(int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "hold") == 0)
 		return hold(atoi(argv[2]));
 	coherence();
+	pasteof();
 	tmpfsfile();
 	pshared();
 	seals();
