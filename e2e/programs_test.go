@@ -200,6 +200,18 @@ var cCases = []cCase{
 		"connect to a socket file mknod made: -1 ECONNREFUSED yes",
 		"datagram by path: sent 5, received 5 \"dgram\"",
 	}}},
+	{name: "tmpfsperm", prog: "tmpfsperm", setup: needRoot, zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
+		"read-write a 0000 file: ok",
+		"read root's 0600: EACCES",
+		"read-write 0060 of a supplementary group: ok",
+		"write own 0406 (others may): EACCES",
+		"look up in root's 0700 directory: EACCES",
+		"list root's 0711 directory: EACCES",
+		"create in root's 0755 directory: EACCES",
+		"create in a 1777 directory: ok",
+		"O_TMPFILE in root's 0700 directory: EACCES",
+		"write a 0000 file: EACCES",
+	}}},
 	{name: "procsys", prog: "procsys", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
 		"meminfo: MemTotal > 0 yes, MemFree <= MemTotal yes, MemAvailable yes, SwapTotal yes",
 		"stat: cpu line has 10 numbers, cpu0 yes, btime yes, processes yes, procs_running yes",

@@ -537,7 +537,8 @@ func (t *Task) pipe2(addr uint64, flags uint32) (uint64, error) {
 func (t *Task) fsOwner() vfs.Owner {
 	t.tg.mu.Lock()
 	defer t.tg.mu.Unlock()
-	return vfs.Owner{UID: t.creds.FSUID, GID: t.creds.FSGID}
+	c := t.creds
+	return vfs.Owner{UID: c.FSUID, GID: c.FSGID, Creds: &vfs.Creds{FSUID: c.FSUID, FSGID: c.FSGID, Groups: c.Groups, Caps: c.CapEffective}}
 }
 
 // umask returns the process's file mode creation mask.

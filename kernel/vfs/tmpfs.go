@@ -194,6 +194,15 @@ type walked struct {
 //
 // Preconditions: t.mu is held.
 func (t *tmpfs) walkLocked(m *Mount, rest string, follow, parent, second bool) (walked, error) {
+	return t.walkAsLocked(nil, m, rest, follow, parent, second)
+}
+
+// walkAsLocked is walkLocked for a caller with credentials c (nil: no
+// checks), who needs search permission on every directory it looks a name
+// up in (EACCES).
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) walkAsLocked(creds *Creds, m *Mount, rest string, follow, parent, second bool) (walked, error) {
 	var comps []string
 	for _, c := range strings.Split(rest, "/") {
 		if c != "" {
@@ -205,6 +214,9 @@ func (t *tmpfs) walkLocked(m *Mount, rest string, follow, parent, second bool) (
 	for i, c := range comps {
 		if !cur.isDir() {
 			return w, unix.ENOTDIR
+		}
+		if !creds.permits(cur, mayExec) {
+			return w, unix.EACCES
 		}
 		if len(c) > 255 {
 			return w, unix.ENAMETOOLONG
@@ -316,9 +328,11 @@ func (t *tmpfs) newOwnedLocked(dir *tmpNode, mode uint32, o Owner) *tmpNode {
 }
 
 // createLocked is the common part of mkdir, symlink and mknod: the walk to
-// the parent and the checks before a new name is made.
-func (t *tmpfs) createLocked(m *Mount, rest string) (walked, error) {
-	w, err := t.walkLocked(m, rest, false, true, false)
+// the parent and the checks before a new name is made, for a caller with
+// credentials c (nil: none), who needs write and search permission on the
+// parent.
+func (t *tmpfs) createLocked(c *Creds, m *Mount, rest string) (walked, error) {
+	w, err := t.walkAsLocked(c, m, rest, false, true, false)
 	if err != nil {
 		return w, err
 	}
@@ -328,13 +342,16 @@ func (t *tmpfs) createLocked(m *Mount, rest string) (walked, error) {
 	if w.dir.nlink == 0 {
 		return w, unix.ENOENT
 	}
+	if !c.permits(w.dir, mayWrite|mayExec) {
+		return w, unix.EACCES
+	}
 	return w, nil
 }
 
 func (t *tmpfs) mkdir(m *Mount, rest string, mode uint32, o Owner) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w, err := t.createLocked(m, rest)
+	w, err := t.createLocked(o.Creds, m, rest)
 	if err != nil {
 		return err
 	}
@@ -345,7 +362,7 @@ func (t *tmpfs) mkdir(m *Mount, rest string, mode uint32, o Owner) error {
 func (t *tmpfs) mknod(m *Mount, rest string, mode uint32, _ uint64, o Owner) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w, err := t.createLocked(m, rest)
+	w, err := t.createLocked(o.Creds, m, rest)
 	if err != nil {
 		return err
 	}
@@ -368,7 +385,7 @@ func (t *tmpfs) mknod(m *Mount, rest string, mode uint32, _ uint64, o Owner) err
 func (t *tmpfs) symlink(m *Mount, target, rest string, o Owner) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w, err := t.createLocked(m, rest)
+	w, err := t.createLocked(o.Creds, m, rest)
 	if err != nil {
 		return err
 	}
@@ -802,9 +819,12 @@ func (t *tmpfs) open(_ *FS, m *Mount, rest string, flags, mode uint32, o Owner) 
 		return t.openTmpfileLocked(m, rest, flags, mode, o)
 	}
 	if pathOnly || flags&unix.O_CREAT == 0 {
-		w, err := t.walkLocked(m, rest, follow, false, false)
+		w, err := t.walkAsLocked(o.Creds, m, rest, follow, false, false)
 		if err != nil {
 			return nil, err
+		}
+		if !o.Creds.permits(w.node, openAccess(flags)) {
+			return nil, unix.EACCES
 		}
 		p, err := t.nodePathLocked(m, w.node, rest)
 		if err != nil {
@@ -812,7 +832,7 @@ func (t *tmpfs) open(_ *FS, m *Mount, rest string, flags, mode uint32, o Owner) 
 		}
 		return t.openLocked(m, w.node, p, flags)
 	}
-	w, err := t.walkLocked(m, rest, false, true, false)
+	w, err := t.walkAsLocked(o.Creds, m, rest, false, true, false)
 	if err != nil {
 		return nil, err
 	}
@@ -823,6 +843,8 @@ func (t *tmpfs) open(_ *FS, m *Mount, rest string, flags, mode uint32, o Owner) 
 		return nil, unix.EISDIR
 	case n == nil && w.dir.nlink == 0:
 		return nil, unix.ENOENT
+	case n == nil && !o.Creds.permits(w.dir, mayWrite|mayExec):
+		return nil, unix.EACCES
 	case n == nil:
 		n = t.newOwnedLocked(w.dir, unix.S_IFREG|mode&0o7777, o)
 		t.linkLocked(w.dir, w.name, n)
@@ -830,6 +852,8 @@ func (t *tmpfs) open(_ *FS, m *Mount, rest string, flags, mode uint32, o Owner) 
 		return nil, unix.EEXIST
 	case n.fileType() == unix.S_IFLNK && follow:
 		return nil, t.followLocked(m, w.dir, n, "", false)
+	case !o.Creds.permits(n, openAccess(flags)):
+		return nil, unix.EACCES
 	}
 	base := m.point
 	if w.dir != nil {
@@ -856,12 +880,15 @@ func (t *tmpfs) openTmpfileLocked(m *Mount, rest string, flags, mode uint32, o O
 	if flags&unix.O_ACCMODE == unix.O_RDONLY {
 		return nil, unix.EINVAL
 	}
-	w, err := t.walkLocked(m, rest, true, false, false)
+	w, err := t.walkAsLocked(o.Creds, m, rest, true, false, false)
 	if err != nil {
 		return nil, err
 	}
 	if !w.node.isDir() {
 		return nil, unix.ENOTDIR
+	}
+	if !o.Creds.permits(w.node, mayWrite|mayExec) {
+		return nil, unix.EACCES
 	}
 	dir, err := t.pathLocked(m, w.node)
 	if err != nil {

@@ -165,7 +165,7 @@ func (f *fifoFile) release() {
 func (t *tmpfs) bindSocket(m *Mount, rest string, mode uint32, o Owner, s BoundSocket) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w, err := t.createLocked(m, rest)
+	w, err := t.createLocked(o.Creds, m, rest)
 	if err == unix.EEXIST {
 		return unix.EADDRINUSE
 	}
