@@ -58,6 +58,23 @@ func TestFifoAndSocketPathAcrossRestore(t *testing.T) {
 	}
 }
 
+// TestSaveInFifoOpen: a process blocked opening a named pipe for reading
+// (no writer yet) is saved there; after the restore it still waits, and
+// the writer its child opens once a line arrives on the new stdin meets it.
+func TestSaveInFifoOpen(t *testing.T) {
+	e := newEnv(t)
+	in1 := e.fifo("in1")
+	id, out := e.runDetached(in1.Name(), program(t, "fifo"), "wait")
+	waitLines(t, out, 1)
+	uri := lastLine(e.must("save", id))
+	in2 := e.fifo("in2")
+	_, rout := e.restoreDetached(uri, in2.Name())
+	in2.WriteString("go\n")
+	if ls := waitLines(t, rout, 1); ls[0] != "read: hello" {
+		t.Errorf("restored first line = %q, want \"read: hello\"", ls[0])
+	}
+}
+
 // TestSharedMappingsAcrossRestore: a parent and its child share a memfd
 // mapping (the memfd held only by the mappings), a /dev/shm file mapping
 // and process-shared semaphores, and the parent keeps a second memfd open;

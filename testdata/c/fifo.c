@@ -16,6 +16,11 @@
  * new one, and a forked client connects by path and sends the tick
  * number. It prints "tick K ok" (or "tick K CORRUPT what") N times, then
  * "done".
+ *
+ * fifo wait: prints "waiting" and blocks opening a new FIFO for reading
+ * while a forked child waits for a line on stdin before it opens the FIFO
+ * for writing and writes "hello"; then prints "read: hello" (a checkpoint
+ * test saves while the open waits).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -254,9 +259,38 @@ static int hold(int n)
 	return 0;
 }
 
+static int waitopen(void)
+{
+	char p[64];
+	path(p, sizeof p, "wait");
+	unlink(p);
+	if (mkfifo(p, 0600) != 0)
+		return 1;
+	pid_t c = fork();
+	if (c == 0) {
+		char line[16];
+		if (!fgets(line, sizeof line, stdin))
+			_exit(1);
+		int w = open(p, O_WRONLY);
+		write(w, "hello", 5);
+		_exit(0);
+	}
+	printf("waiting\n");
+	int r = open(p, O_RDONLY);
+	char buf[16] = {0};
+	ssize_t n = read(r, buf, sizeof buf - 1);
+	int ws;
+	waitpid(c, &ws, 0);
+	unlink(p);
+	printf("read: %.*s\n", (int)(n > 0 ? n : 0), buf);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 2 && strcmp(argv[1], "wait") == 0)
+		return waitopen();
 	if (argc == 3 && strcmp(argv[1], "hold") == 0)
 		return hold(atoi(argv[2]));
 	fifos();
