@@ -64,7 +64,9 @@ func hostSpecials(t *testing.T) (args, want []string) {
 		{"sysfs-pci", p("sysfs2/bus/pci/devices"), "open EACCES, stat EACCES"},
 		{"proc-kallsyms", "/proc/kallsyms", "open ENOENT, stat ENOENT"},
 		{"proc-timer_list", "/proc/timer_list", "open ENOENT, stat ENOENT"},
-		{"proc-init", "/proc/1/environ", "open ENOENT, stat ENOENT"},
+		// The sandbox's own PID 1 (the program): its environ is the sentry's.
+		{"proc-init", "/proc/1/environ", "open ok, stat ok"},
+		{"proc-no-such-pid", "/proc/999999/environ", "open ENOENT, stat ENOENT"},
 		{"sys-pci", "/sys/bus/pci/devices", "open ENOENT, stat ENOENT"},
 		{"dev-tty", "/dev/tty", "open ENOENT, stat ENOENT"},
 		{"dev-null", "/dev/null", "open ok, stat ok"},

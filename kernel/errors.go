@@ -18,6 +18,10 @@ var (
 	// EFAULT.
 	ErrBadAddress = errors.New("bad address")
 
+	// ErrBusError means an access hit a page of a shared file mapping
+	// past the end of its file: the task gets SIGBUS (BUS_ADRERR).
+	ErrBusError = errors.New("access past the end of a mapped file")
+
 	// ErrArgListTooLong means argv and envp do not fit on the initial
 	// stack (E2BIG).
 	ErrArgListTooLong = errors.New("argument list too long")

@@ -23,6 +23,7 @@ const (
 
 // futexWaiter is one task blocked in FUTEX_WAIT.
 type futexWaiter struct {
+	// addr is the futex's key in its table (futexKey).
 	addr   uint64
 	bitset uint32
 	woken  chan struct{}
@@ -61,12 +62,34 @@ func (ft *futexTable) remove(w *futexWaiter) {
 	}
 }
 
+// sharedFutexes returns the kernel's table of futexes in shared memory,
+// keyed by memory file offset.
+func (k *Kernel) sharedFutexes() *futexTable {
+	k.sharedFutexOnce.Do(func() { k.sharedFutex = &futexTable{waiters: map[uint64][]*futexWaiter{}} })
+	return k.sharedFutex
+}
+
+// futexKey returns the table and key of the futex word at addr. A futex
+// that is not FUTEX_PRIVATE_FLAG in a shared mapping (MAP_SHARED memory,
+// a tmpfs file, a memfd, System V shared memory) is keyed by its page's
+// offset in the memory file, in the kernel's table, so that every process
+// that maps the page finds the same waiters (Linux keys it by inode and
+// offset); any other is the process's, keyed by address.
+func (t *Task) futexKey(addr uint64, op int) (*futexTable, uint64) {
+	if op&futexPrivateFlag == 0 {
+		if off, ok := t.tg.mm.sharedOffset(addr); ok {
+			return t.k.sharedFutexes(), off
+		}
+	}
+	return t.tg.futexes(), addr
+}
+
 func sysFutex(t *Task, a *sysArgs) (uint64, error) {
 	addr, op, val := a[0], int(a.Int(1)), uint32(a[2])
 	if addr&3 != 0 {
 		return 0, unix.EINVAL
 	}
-	ft := t.tg.futexes()
+	ft, key := t.futexKey(addr, op)
 	switch op & futexCmdMask {
 	case futexWait, futexWaitBitset:
 		bitset := uint32(futexBitsetMatchAny)
@@ -99,8 +122,8 @@ func sysFutex(t *Task, a *sysArgs) (uint64, error) {
 			ft.mu.Unlock()
 			return 0, unix.EAGAIN
 		}
-		w := &futexWaiter{addr: addr, bitset: bitset, woken: make(chan struct{})}
-		ft.waiters[addr] = append(ft.waiters[addr], w)
+		w := &futexWaiter{addr: key, bitset: bitset, woken: make(chan struct{})}
+		ft.waiters[key] = append(ft.waiters[key], w)
 		ft.mu.Unlock()
 		var timedOut bool
 		if deadline >= 0 {
@@ -127,11 +150,11 @@ func sysFutex(t *Task, a *sysArgs) (uint64, error) {
 				return 0, unix.EINVAL
 			}
 		}
-		return uint64(ft.wake(addr, val, bitset)), nil
+		return uint64(ft.wake(key, val, bitset)), nil
 	case futexRequeue, futexCmpRequeue:
-		return futexDoRequeue(t, ft, op&futexCmdMask == futexCmpRequeue, a)
+		return futexDoRequeue(t, op, a)
 	case futexWakeOp:
-		return futexDoWakeOp(t, ft, a)
+		return futexDoWakeOp(t, op, a)
 	default:
 		return 0, unix.ENOSYS
 	}

@@ -1,6 +1,8 @@
 package kernel
 
 import (
+	"math"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -11,11 +13,24 @@ import (
 // were woken or moved. Condition variables use it to move the waiters of a
 // broadcast onto the mutex instead of waking them all at once (musl's
 // pthread_cond_signal and broadcast do, and hang without it).
-func futexDoRequeue(t *Task, ft *futexTable, cmp bool, a *sysArgs) (uint64, error) {
+//
+// When the two words are keyed in different tables (one in shared memory,
+// one private), the waiters that would move are woken instead, which
+// futex users must take as a spurious wake-up anyway.
+func futexDoRequeue(t *Task, op int, a *sysArgs) (uint64, error) {
 	addr, addr2 := a[0], a[4]
+	cmp := op&futexCmdMask == futexCmpRequeue
 	nWake, nMove := int32(uint32(a[2])), int32(uint32(a[3]))
 	if addr2&3 != 0 || nWake < 0 || nMove < 0 {
 		return 0, unix.EINVAL
+	}
+	ft, key := t.futexKey(addr, op)
+	ft2, key2 := t.futexKey(addr2, op)
+	if ft2 != ft {
+		nWake, nMove = nWake+nMove, 0
+		if nWake < 0 {
+			nWake = math.MaxInt32
+		}
 	}
 	ft.mu.Lock()
 	defer ft.mu.Unlock()
@@ -28,7 +43,7 @@ func futexDoRequeue(t *Task, ft *futexTable, cmp bool, a *sysArgs) (uint64, erro
 			return 0, unix.EAGAIN
 		}
 	}
-	return uint64(ft.requeueLocked(addr, addr2, int(nWake), int(nMove))), nil
+	return uint64(ft.requeueLocked(key, key2, int(nWake), int(nMove))), nil
 }
 
 // requeueLocked wakes the first nWake waiters on addr and moves up to
@@ -81,7 +96,7 @@ const (
 // in a[5] to the word at a[4], wake up to a[2] waiters on a[0], and, if the
 // word's old value passes the encoded comparison, up to a[3] waiters on
 // a[4]. It returns how many it woke.
-func futexDoWakeOp(t *Task, ft *futexTable, a *sysArgs) (uint64, error) {
+func futexDoWakeOp(t *Task, fop int, a *sysArgs) (uint64, error) {
 	addr, addr2, enc := a[0], a[4], uint32(a[5])
 	nWake, nWake2 := int32(uint32(a[2])), int32(uint32(a[3]))
 	if addr2&3 != 0 {
@@ -96,18 +111,29 @@ func futexDoWakeOp(t *Task, ft *futexTable, a *sysArgs) (uint64, error) {
 	if !ok {
 		return 0, unix.ENOSYS
 	}
+	ft, key := t.futexKey(addr, fop)
+	ft2, key2 := t.futexKey(addr2, fop)
 	ft.mu.Lock()
-	defer ft.mu.Unlock()
 	old, err := t.tg.mm.atomicUpdateUint32(addr2, func(v uint32) uint32 { return apply(v, uint32(oparg)) })
 	if err != nil {
+		ft.mu.Unlock()
 		return 0, err
 	}
 	if cmp > futexOpCmpGe {
+		ft.mu.Unlock()
 		return 0, unix.ENOSYS // as Linux, after the operation was applied
 	}
-	woken := ft.wakeLocked(addr, uint32(max(nWake, 0)), futexBitsetMatchAny)
-	if futexCompare(int32(old), cmp, cmparg) {
-		woken += ft.wakeLocked(addr2, uint32(max(nWake2, 0)), futexBitsetMatchAny)
+	woken := ft.wakeLocked(key, uint32(max(nWake, 0)), futexBitsetMatchAny)
+	wake2 := futexCompare(int32(old), cmp, cmparg)
+	if wake2 && ft2 == ft {
+		woken += ft.wakeLocked(key2, uint32(max(nWake2, 0)), futexBitsetMatchAny)
+		wake2 = false
+	}
+	ft.mu.Unlock()
+	if wake2 {
+		// Another table (one word shared, the other private): its lock
+		// is never taken under another's.
+		woken += ft2.wake(key2, uint32(max(nWake2, 0)), futexBitsetMatchAny)
 	}
 	return uint64(woken), nil
 }

@@ -135,7 +135,7 @@ func (t *Task) shmAttachedAt(ns *ipcNamespace, addr uint64) (*shmSegment, uint64
 	mm.mu.RLock()
 	v := mm.vmaAtLocked(addr)
 	var off uint64
-	ok := v != nil && v.Start == addr && !v.Private
+	ok := v != nil && v.Start == addr && !v.Private && !v.Beyond
 	if ok {
 		off = v.Off
 	}
@@ -211,7 +211,7 @@ func (k *Kernel) shmAttachments(r fileRange) uint64 {
 		mm.mu.RLock()
 		for i := range mm.vmas {
 			v := &mm.vmas[i]
-			if !v.Private && v.Off < r.End && r.Start < v.Off+v.length() {
+			if !v.Private && !v.Beyond && v.Off < r.End && r.Start < v.Off+v.length() {
 				n++
 			}
 		}

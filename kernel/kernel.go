@@ -283,6 +283,12 @@ type Kernel struct {
 
 	// locks are the advisory file locks (file_locks.go). Immutable.
 	locks *fileLocks
+	// sharedFutex holds the waiters of futexes in shared memory, keyed by
+	// memory file offset (futexKey); made on first use under
+	// sharedFutexOnce. Not saved, as the per-process tables: a save
+	// interrupts the waits, which restart after the restore.
+	sharedFutexOnce sync.Once   `state:"nosave"`
+	sharedFutex     *futexTable `state:"nosave"`
 	// vdso is where the parameter page and the vDSO image are in the
 	// memory file. Immutable.
 	vdso vdsoPages
@@ -418,6 +424,7 @@ func New(cfg Config) (*Kernel, error) {
 	}
 	k.stopCond = sync.NewCond(&k.stopMu)
 	k.unimplLogged = map[unsupportedKey]bool{}
+	mf.onShrink = k.sharedFileShrunk
 	k.applyLimits()
 	if err := k.setupVDSO(); err != nil {
 		k.Release()

@@ -420,6 +420,7 @@ func (r *restorer) startKernel() error {
 	k := r.k
 	k.platform = r.p
 	k.mf.fd, k.mf.mapping = r.mf.fd, r.mf.mapping
+	k.mf.onShrink = k.sharedFileShrunk
 	k.applyLimits()
 	// The parameter page came back with the rest of the memory, at the
 	// same addresses in every address space; it gets a line for this

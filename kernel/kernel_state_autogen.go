@@ -9,60 +9,61 @@ import (
 )
 
 var (
-	stateTypeInfocredentials  *stateify.TypeInfo
-	stateTypeInfofileLocks    *stateify.TypeInfo
-	stateTypeInfolockedFile   *stateify.TypeInfo
-	stateTypeInfoflockLock    *stateify.TypeInfo
-	stateTypeInforecordLock   *stateify.TypeInfo
-	stateTypeInfolockOwner    *stateify.TypeInfo
-	stateTypeInfoipcNamespace *stateify.TypeInfo
-	stateTypeInfoipcPerm      *stateify.TypeInfo
-	stateTypeInfomqueue       *stateify.TypeInfo
-	stateTypeInfomqMsg        *stateify.TypeInfo
-	stateTypeInfomqFD         *stateify.TypeInfo
-	stateTypeInfomsgQueue     *stateify.TypeInfo
-	stateTypeInfosysvMsg      *stateify.TypeInfo
-	stateTypeInfosemSet       *stateify.TypeInfo
-	stateTypeInfosemaphore    *stateify.TypeInfo
-	stateTypeInfosemUndoEntry *stateify.TypeInfo
-	stateTypeInfoshmSegment   *stateify.TypeInfo
-	stateTypeInfoExitStatus   *stateify.TypeInfo
-	stateTypeInfoKernel       *stateify.TypeInfo
-	stateTypeInfoLimits       *stateify.TypeInfo
-	stateTypeInfofileRange    *stateify.TypeInfo
-	stateTypeInfoMemoryFile   *stateify.TypeInfo
-	stateTypeInfovma          *stateify.TypeInfo
-	stateTypeInfoMM           *stateify.TypeInfo
-	stateTypeInfofileKey      *stateify.TypeInfo
-	stateTypeInfocachedFile   *stateify.TypeInfo
-	stateTypeInfofileCache    *stateify.TypeInfo
-	stateTypeInfoargArea      *stateify.TypeInfo
-	stateTypeInfospecial      *stateify.TypeInfo
-	stateTypeInfoepollItem    *stateify.TypeInfo
-	stateTypeInfoepollFD      *stateify.TypeInfo
-	stateTypeInfoeventFD      *stateify.TypeInfo
-	stateTypeInforlimit       *stateify.TypeInfo
-	stateTypeInfomemPolicy    *stateify.TypeInfo
-	stateTypeInfopidFD        *stateify.TypeInfo
-	stateTypeInfoposixTimer   *stateify.TypeInfo
-	stateTypeInfoschedAttrs   *stateify.TypeInfo
-	stateTypeInfosignalFD     *stateify.TypeInfo
-	stateTypeInfotimerFD      *stateify.TypeInfo
-	stateTypeInforegisters    *stateify.TypeInfo
-	stateTypeInfoTaskSet      *stateify.TypeInfo
-	stateTypeInfoThreadGroup  *stateify.TypeInfo
-	stateTypeInfoTask         *stateify.TypeInfo
-	stateTypeInforunApp       *stateify.TypeInfo
-	stateTypeInforunExit      *stateify.TypeInfo
-	stateTypeInfosigAction    *stateify.TypeInfo
-	stateTypeInfosigInfo      *stateify.TypeInfo
-	stateTypeInfosigPending   *stateify.TypeInfo
-	stateTypeInfoitimer       *stateify.TypeInfo
-	stateTypeInfotgSignals    *stateify.TypeInfo
-	stateTypeInfotaskSignals  *stateify.TypeInfo
-	stateTypeInforestartBlock *stateify.TypeInfo
-	stateTypeInforunVforkWait *stateify.TypeInfo
-	stateTypeInfovdsoPages    *stateify.TypeInfo
+	stateTypeInfocredentials    *stateify.TypeInfo
+	stateTypeInfofileLocks      *stateify.TypeInfo
+	stateTypeInfolockedFile     *stateify.TypeInfo
+	stateTypeInfoflockLock      *stateify.TypeInfo
+	stateTypeInforecordLock     *stateify.TypeInfo
+	stateTypeInfolockOwner      *stateify.TypeInfo
+	stateTypeInfoipcNamespace   *stateify.TypeInfo
+	stateTypeInfoipcPerm        *stateify.TypeInfo
+	stateTypeInfomqueue         *stateify.TypeInfo
+	stateTypeInfomqMsg          *stateify.TypeInfo
+	stateTypeInfomqFD           *stateify.TypeInfo
+	stateTypeInfomsgQueue       *stateify.TypeInfo
+	stateTypeInfosysvMsg        *stateify.TypeInfo
+	stateTypeInfosemSet         *stateify.TypeInfo
+	stateTypeInfosemaphore      *stateify.TypeInfo
+	stateTypeInfosemUndoEntry   *stateify.TypeInfo
+	stateTypeInfoshmSegment     *stateify.TypeInfo
+	stateTypeInfoExitStatus     *stateify.TypeInfo
+	stateTypeInfoKernel         *stateify.TypeInfo
+	stateTypeInfoLimits         *stateify.TypeInfo
+	stateTypeInfofileRange      *stateify.TypeInfo
+	stateTypeInfoMemoryFile     *stateify.TypeInfo
+	stateTypeInfovma            *stateify.TypeInfo
+	stateTypeInfoMM             *stateify.TypeInfo
+	stateTypeInfofileKey        *stateify.TypeInfo
+	stateTypeInfocachedFile     *stateify.TypeInfo
+	stateTypeInfofileCache      *stateify.TypeInfo
+	stateTypeInfoargArea        *stateify.TypeInfo
+	stateTypeInfospecial        *stateify.TypeInfo
+	stateTypeInfoepollItem      *stateify.TypeInfo
+	stateTypeInfoepollFD        *stateify.TypeInfo
+	stateTypeInfoeventFD        *stateify.TypeInfo
+	stateTypeInforlimit         *stateify.TypeInfo
+	stateTypeInfomemPolicy      *stateify.TypeInfo
+	stateTypeInfopidFD          *stateify.TypeInfo
+	stateTypeInfoposixTimer     *stateify.TypeInfo
+	stateTypeInfoprocCommWriter *stateify.TypeInfo
+	stateTypeInfoschedAttrs     *stateify.TypeInfo
+	stateTypeInfosignalFD       *stateify.TypeInfo
+	stateTypeInfotimerFD        *stateify.TypeInfo
+	stateTypeInforegisters      *stateify.TypeInfo
+	stateTypeInfoTaskSet        *stateify.TypeInfo
+	stateTypeInfoThreadGroup    *stateify.TypeInfo
+	stateTypeInfoTask           *stateify.TypeInfo
+	stateTypeInforunApp         *stateify.TypeInfo
+	stateTypeInforunExit        *stateify.TypeInfo
+	stateTypeInfosigAction      *stateify.TypeInfo
+	stateTypeInfosigInfo        *stateify.TypeInfo
+	stateTypeInfosigPending     *stateify.TypeInfo
+	stateTypeInfoitimer         *stateify.TypeInfo
+	stateTypeInfotgSignals      *stateify.TypeInfo
+	stateTypeInfotaskSignals    *stateify.TypeInfo
+	stateTypeInforestartBlock   *stateify.TypeInfo
+	stateTypeInforunVforkWait   *stateify.TypeInfo
+	stateTypeInfovdsoPages      *stateify.TypeInfo
 )
 
 func init() {
@@ -227,6 +228,8 @@ func init() {
 		{Name: "File", Type: "*snapshotter/kernel.cachedFile"},
 		{Name: "FileOff", Type: "uint64"},
 		{Name: "COW", Type: "bool"},
+		{Name: "Shm", Type: "interface"},
+		{Name: "Beyond", Type: "bool"},
 	})
 	stateTypeInfoMM = stateify.Register[MM]("snapshotter/kernel.MM", []stateify.Field{
 		{Name: "mf", Type: "*snapshotter/kernel.MemoryFile"},
@@ -306,6 +309,9 @@ func init() {
 		{Name: "Queued", Type: "bool"},
 		{Name: "Overruns", Type: "int64"},
 		{Name: "LastOverrun", Type: "int32"},
+	})
+	stateTypeInfoprocCommWriter = stateify.Register[procCommWriter]("snapshotter/kernel.procCommWriter", []stateify.Field{
+		{Name: "T", Type: "*snapshotter/kernel.Task"},
 	})
 	stateTypeInfoschedAttrs = stateify.Register[schedAttrs]("snapshotter/kernel.schedAttrs", []stateify.Field{
 		{Name: "Nice", Type: "int32"},
@@ -1524,6 +1530,8 @@ func (x *vma) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.File)
 	e.Uint(x.FileOff)
 	e.Bool(x.COW)
+	e.Iface(x.Shm)
+	e.Bool(x.Beyond)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1552,6 +1560,10 @@ func (x *vma) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.FileOff = d.Uint64()
 		case 10:
 			x.COW = d.Bool()
+		case 11:
+			stateify.LoadIface(d, &x.Shm)
+		case 12:
+			x.Beyond = d.Bool()
 		default:
 			d.Skip()
 		}
@@ -2079,6 +2091,33 @@ func (x *posixTimer) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.Overruns = d.Int64()
 		case 11:
 			x.LastOverrun = d.Int32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *procCommWriter) StateTypeName() string { return "snapshotter/kernel.procCommWriter" }
+
+// StateFields implements stateify.Savable.
+func (x *procCommWriter) StateFields() []string { return stateTypeInfoprocCommWriter.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *procCommWriter) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoprocCommWriter }
+
+// StateSave implements stateify.Savable.
+func (x *procCommWriter) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoprocCommWriter)
+	stateify.SavePtr(e, x.T)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *procCommWriter) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoprocCommWriter) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.T)
 		default:
 			d.Skip()
 		}

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"snapshotter/kernel/vfs"
 )
 
 const (
@@ -100,6 +102,10 @@ type MemoryFile struct {
 	// memoryFileReserve: none below the reservation). The kernel sets it
 	// on New and Restore (it saves Limits itself). Protected by mu.
 	limit uint64 `state:"nosave"`
+	// onShrink tells the sandbox's address spaces that a file they may
+	// map shared was cut short (FileShrunk). The kernel sets it on New and
+	// Restore, before the sandbox runs; immutable after.
+	onShrink func(vfs.SharedFile, int64) `state:"nosave"`
 	// files is the cache of host file pages (mm_filecache.go). It lives
 	// here because its pages are this file's and every MM that maps them
 	// has the MemoryFile. It has a lock of its own.

@@ -10,8 +10,18 @@ func (f *MemoryFile) AllocatePages(n uint64) (uint64, error) {
 	return r.Start, err
 }
 
-// FreePages frees the n bytes at off that AllocatePages returned.
-func (f *MemoryFile) FreePages(off, n uint64) { f.Free(fileRange{Start: off, End: off + n}) }
+// FreePages drops the filesystem's hold on n bytes at off (part of what
+// AllocatePages returned); they are freed unless a shared mapping still
+// holds them (MemoryFile.Share).
+func (f *MemoryFile) FreePages(off, n uint64) { f.ReleaseRange(fileRange{Start: off, End: off + n}) }
 
 // PageBytes returns the sentry's view of n allocated bytes at off.
 func (f *MemoryFile) PageBytes(off, n uint64) ([]byte, error) { return f.Bytes(off, n) }
+
+// allocatedBytes returns how many bytes of the memory file are allocated
+// (/proc/meminfo).
+func (f *MemoryFile) allocatedBytes() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.allocatedLocked()
+}

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"snapshotter/kernel/vfs"
 	"snapshotter/platform"
 )
 
@@ -72,6 +73,16 @@ type vma struct {
 	// range the vma owns (mm_cow.go). A vma without COW owns [Off,
 	// Off+length).
 	COW bool
+	// Shm, if not nil, is the tmpfs file or memfd whose own pages a shared
+	// mapping maps: [Off, Off+length) are the pages that hold the file's
+	// bytes [FileOff, FileOff+length), of which the vma is one more owner
+	// (MemoryFile.Share), as of anonymous shared memory.
+	Shm vfs.SharedFile
+	// Beyond marks pages of a shared mapping (Shm) past the end of its
+	// file: nothing backs them (Off means nothing), the platform does not
+	// map them, and a touch raises SIGBUS, as on Linux, unless the file
+	// has grown over them since (faultBeyondLocked then maps its pages).
+	Beyond bool
 }
 
 // mapsCache reports whether v maps its file's cached pages themselves.
@@ -85,7 +96,8 @@ func (v *vma) fileRange() fileRange { return fileRange{v.Off, v.Off + v.length()
 func canMerge(a, b *vma) bool {
 	return a.End == b.Start && a.Off+a.length() == b.Off && a.Perms == b.Perms &&
 		a.MaxPerms == b.MaxPerms && a.Private == b.Private && a.Name == b.Name && a.Special == b.Special &&
-		a.File == b.File && a.COW == b.COW && (a.File == nil || a.FileOff+a.length() == b.FileOff)
+		a.File == b.File && a.COW == b.COW && (a.File == nil || a.FileOff+a.length() == b.FileOff) &&
+		a.Shm == b.Shm && (a.Shm == nil || a.FileOff+a.length() == b.FileOff) && a.Beyond == b.Beyond
 }
 
 // Address space layout. Addresses are chosen like Linux does without
@@ -201,7 +213,7 @@ func (mm *MM) Release() {
 	// decommitted together.
 	toFree := mm.mf.files.releaseVMAs(mm.mf, mm.vmas)
 	for i := range mm.vmas {
-		if v := &mm.vmas[i]; !v.mapsCache() && !v.Special {
+		if v := &mm.vmas[i]; !v.mapsCache() && !v.Special && !v.Beyond {
 			mm.mf.releaseRangeDeferred(v.fileRange(), &toFree)
 		}
 	}
@@ -241,7 +253,7 @@ func (mm *MM) splitLocked(addr uint64) {
 	lo.End = addr
 	hi.Start = addr
 	hi.Off = v.Off + (addr - v.Start)
-	if v.File != nil {
+	if v.File != nil || v.Shm != nil {
 		hi.FileOff = v.FileOff + (addr - v.Start)
 	}
 	mm.vmas = append(mm.vmas, vma{})
@@ -360,7 +372,7 @@ func (mm *MM) mapIntoLocked(v *vma, precommit bool) error {
 	}
 	mm.gen++
 	var err error
-	if v.Perms == 0 {
+	if v.Perms == 0 || v.Beyond {
 		err = mm.as.Unmap(v.Start, v.length())
 	} else {
 		at := v.Perms.access()
@@ -402,8 +414,8 @@ type VMAInfo struct {
 	Private    bool
 	Name       string
 	// Offset, DevMajor, DevMinor and Ino are the file offset of Start and
-	// the host file's device and inode, for a mapping of a cached host
-	// file; zero otherwise.
+	// the file's device and inode, for a mapping of a cached host file or
+	// a shared mapping of a tmpfs file or memfd; zero otherwise.
 	Offset             uint64
 	DevMajor, DevMinor uint32
 	Ino                uint64
@@ -426,6 +438,10 @@ func (mm *MM) Mappings() []VMAInfo {
 		if v.File != nil {
 			m.Offset, m.DevMajor, m.DevMinor, m.Ino = v.FileOff, v.File.Key.DevMajor, v.File.Key.DevMinor, v.File.Key.Ino
 		}
+		if v.Shm != nil {
+			m.Offset = v.FileOff
+			m.DevMinor, m.Ino = v.Shm.MapIdent()
+		}
 		out = append(out, m)
 	}
 	return out
@@ -438,6 +454,9 @@ func (mm *MM) Mappings() []VMAInfo {
 func sameMapping(a, b *vma) bool {
 	if a.End != b.Start || a.Perms != b.Perms || a.MaxPerms != b.MaxPerms || a.Private != b.Private || a.Name != b.Name {
 		return false
+	}
+	if a.Shm != nil || b.Shm != nil {
+		return a.Shm == b.Shm && a.FileOff+a.length() == b.FileOff
 	}
 	if a.File == nil || b.File == nil {
 		return a.File == nil && b.File == nil && a.Private
@@ -493,6 +512,9 @@ func (mm *MM) handleFaultLocked(addr uint64, at platform.AccessType) error {
 	}
 	if !v.Perms.allows(want) {
 		return fmt.Errorf("fault at %#x: %v access to %v mapping: %w", addr, at, v.Perms, ErrBadAddress)
+	}
+	if v.Beyond {
+		return mm.faultBeyondLocked(v, pageRoundDown(addr))
 	}
 	if v.COW && want&permWrite != 0 {
 		return mm.breakCOWLocked(pageRoundDown(addr))
@@ -573,7 +595,7 @@ func (mm *MM) prefaultBatch(addr uint64, remote []unix.RemoteIovec, sink, vec []
 collect:
 	for i := mm.findLocked(addr); i < len(mm.vmas); i++ {
 		v := &mm.vmas[i]
-		if !v.Perms.allows(permRead) {
+		if !v.Perms.allows(permRead) || v.Beyond {
 			continue
 		}
 		for seg := max(addr, v.Start); seg < v.End; {
@@ -617,4 +639,29 @@ collect:
 		done += got + 1
 	}
 	return n, next, next != 0
+}
+
+// mapsWritable reports whether a shared mapping of f may be made writable
+// (its MaxPerms allow writing).
+func (mm *MM) mapsWritable(f vfs.SharedFile) bool {
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	for i := range mm.vmas {
+		if v := &mm.vmas[i]; v.Shm == f && v.MaxPerms.allows(permWrite) {
+			return true
+		}
+	}
+	return false
+}
+
+// sharedOffset returns the memory file offset of addr if a shared mapping
+// (not the vDSO's) holds it.
+func (mm *MM) sharedOffset(addr uint64) (uint64, bool) {
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	v := mm.vmaAtLocked(addr)
+	if v == nil || v.Private || v.Special || v.Beyond {
+		return 0, false
+	}
+	return v.Off + (addr - v.Start), true
 }

@@ -27,8 +27,8 @@ const cowWindow = 16 * pageSize
 //
 // Preconditions: mm.mu is held for writing.
 func (mm *MM) releaseVMALocked(v *vma) {
-	if v.Special {
-		return // the kernel's pages (the vDSO)
+	if v.Special || v.Beyond {
+		return // the kernel's pages (the vDSO), or none
 	}
 	if v.File != nil {
 		mm.mf.files.release(mm.mf, v.File, v.FileOff, v.length())

@@ -48,8 +48,9 @@ func (mm *MM) fork(as platform.AddressSpace) (*MM, error) {
 // Preconditions: mm.mu is held for writing; c is not shared yet.
 func (mm *MM) forkVMALocked(c *MM, v *vma) error {
 	child := *v
-	if v.Special {
-		// The kernel's pages: the child maps the same ones.
+	if v.Special || v.Beyond {
+		// The kernel's pages: the child maps the same ones. (Past the
+		// end of a file: none.)
 		c.vmas = append(c.vmas, child)
 		return c.mapIntoLocked(&c.vmas[len(c.vmas)-1], false)
 	}

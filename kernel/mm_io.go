@@ -24,6 +24,9 @@ func (mm *MM) forEachLocked(addr, length uint64, want perms, fn func(b []byte) e
 		if !v.Perms.allows(want) {
 			return fmt.Errorf("access at %#x: %v mapping: %w", pos, v.Perms, ErrBadAddress)
 		}
+		if v.Beyond {
+			return fmt.Errorf("access at %#x: past the end of the mapped file: %w", pos, ErrBadAddress)
+		}
 		e := min(end, v.End)
 		b, err := mm.mf.Bytes(v.Off+(pos-v.Start), e-pos)
 		if err != nil {

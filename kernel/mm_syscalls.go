@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
+
+	"snapshotter/kernel/vfs"
 )
 
 // FileContents is what a file-backed mapping reads its contents from. The
@@ -13,6 +15,12 @@ import (
 // state.
 type FileContents interface {
 	ReadAt(p []byte, off int64) (int, error)
+}
+
+// SharedSource is a file whose own pages a shared mapping maps
+// (vfs.File.MapShared).
+type SharedSource interface {
+	MapShared(off, length uint64, write bool) (vfs.SharedFile, []vfs.PageRun, bool, error)
 }
 
 // MMapOpts are the arguments of an mmap.
@@ -36,6 +44,9 @@ type MMapOpts struct {
 	// mapping of a read-only file can never become writable.
 	FileWritable bool
 	Name         string
+	// Shared, if not nil, is the tmpfs file or memfd a shared mapping maps
+	// from Offset on: its own pages, not a copy.
+	Shared SharedSource
 	// Existing, when not empty, is the memory file range to map instead
 	// of fresh memory: it gains the mapping as one more owner (a System V
 	// shared memory segment attached by shmat). Length must be its length.
@@ -64,6 +75,9 @@ func (mm *MM) MMap(o MMapOpts) (uint64, error) {
 
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
+	if o.Shared != nil {
+		return mm.mmapSharedLocked(&o, length)
+	}
 	var cached *cachedPages
 	if o.File != nil {
 		var err error
@@ -349,7 +363,7 @@ func (mm *MM) extendLocked(last vma, end uint64) error {
 	ext := last
 	ext.Start, ext.End, ext.Off = last.End, end, fr.Start
 	// Past a file mapping the new pages are anonymous.
-	ext.File, ext.FileOff, ext.COW = nil, 0, false
+	ext.File, ext.FileOff, ext.COW, ext.Shm = nil, 0, false, nil
 	if err := mm.insertLocked(ext, false); err != nil {
 		mm.mf.Free(fr)
 		return err
@@ -438,7 +452,7 @@ func (mm *MM) Madvise(addr, length uint64, advice int) error {
 	}
 	for k := mm.findLocked(addr); k < len(mm.vmas) && mm.vmas[k].Start < end; k++ {
 		v := &mm.vmas[k]
-		if v.Special || (!v.Private && advice != madvRemove) || v.File != nil || v.COW {
+		if v.Special || v.Beyond || (!v.Private && advice != madvRemove) || v.File != nil || v.COW {
 			continue
 		}
 		s, e := max(v.Start, addr), min(v.End, end)

@@ -33,9 +33,10 @@ var procTaskFiles = []struct {
 	name string
 	typ  uint8
 }{
-	{"cmdline", unix.DT_REG}, {"comm", unix.DT_REG}, {"cwd", unix.DT_LNK}, {"exe", unix.DT_LNK},
-	{"fd", unix.DT_DIR}, {"maps", unix.DT_REG}, {"mountinfo", unix.DT_REG}, {"mounts", unix.DT_REG},
-	{"stat", unix.DT_REG}, {"status", unix.DT_REG},
+	{"cmdline", unix.DT_REG}, {"comm", unix.DT_REG}, {"cwd", unix.DT_LNK}, {"environ", unix.DT_REG},
+	{"exe", unix.DT_LNK}, {"fd", unix.DT_DIR}, {"fdinfo", unix.DT_DIR}, {"limits", unix.DT_REG},
+	{"maps", unix.DT_REG}, {"mountinfo", unix.DT_REG}, {"mounts", unix.DT_REG}, {"root", unix.DT_LNK},
+	{"stat", unix.DT_REG}, {"statm", unix.DT_REG}, {"status", unix.DT_REG},
 	{"task", unix.DT_DIR},
 }
 
@@ -74,6 +75,17 @@ func (t *Task) procEntryAt(dir *vfs.File, p string, follow bool) (procEntry, boo
 	if !ok {
 		return procEntry{}, false
 	}
+	if names, ok := procSysDirs[rest]; ok {
+		e := procEntry{path: full, names: names}
+		for _, n := range names {
+			typ := uint8(unix.DT_REG)
+			if _, dir := procSysDirs[rest+"/"+n]; dir {
+				typ = unix.DT_DIR
+			}
+			e.types = append(e.types, typ)
+		}
+		return e, true
+	}
 	comps := strings.Split(rest, "/")
 	switch comps[0] {
 	case "self":
@@ -101,7 +113,9 @@ func (t *Task) procEntryAt(dir *vfs.File, p string, follow bool) (procEntry, boo
 		return t.procThreadsEntry(full, target), true
 	case len(comps) == 2 && comps[1] == "fd":
 		return procFDEntry(full, target), true
-	case !follow && len(comps) == 2 && (comps[1] == "exe" || comps[1] == "cwd"):
+	case len(comps) == 2 && comps[1] == "fdinfo":
+		return procFDInfoEntry(full, target), true
+	case !follow && len(comps) == 2 && (comps[1] == "exe" || comps[1] == "cwd" || comps[1] == "root"):
 		return procEntry{path: full, link: procTaskLink(target, comps[1])}, true
 	case !follow && len(comps) == 3 && comps[1] == "fd":
 		if link, ok := procFDLink(target, comps[2]); ok {
@@ -125,8 +139,11 @@ func (t *Task) procEntryAt(dir *vfs.File, p string, follow bool) (procEntry, boo
 // procTaskLink is the target of target's exe or cwd link.
 func procTaskLink(target *Task, name string) string {
 	tg := target.tg
-	if name == "cwd" {
+	switch name {
+	case "cwd":
 		return tg.fs.Getcwd()
+	case "root":
+		return "/"
 	}
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
@@ -157,7 +174,11 @@ func procFDLink(target *Task, fd string) (string, bool) {
 // procRootEntry lists /proc: the links to the caller and one directory
 // per process of the sandbox, in ascending order.
 func (t *Task) procRootEntry() procEntry {
-	e := procEntry{path: "/proc", names: []string{"mounts", "self", "thread-self"}, types: []uint8{unix.DT_LNK, unix.DT_LNK, unix.DT_LNK}}
+	e := procEntry{path: "/proc", names: []string{"mounts", "self", "sys", "thread-self"}, types: []uint8{unix.DT_LNK, unix.DT_LNK, unix.DT_DIR, unix.DT_LNK}}
+	for _, name := range procRootFiles() {
+		e.names = append(e.names, name)
+		e.types = append(e.types, unix.DT_REG)
+	}
 	ts := t.k.tasks
 	ts.mu.Lock()
 	var pids []int
@@ -222,6 +243,15 @@ func procFDEntry(full string, target *Task) procEntry {
 		e.names = append(e.names, strconv.Itoa(int(fd)))
 		e.types = append(e.types, unix.DT_LNK)
 	})
+	return e
+}
+
+// procFDInfoEntry lists /proc/<pid>/fdinfo: one file per open descriptor.
+func procFDInfoEntry(full string, target *Task) procEntry {
+	e := procFDEntry(full, target)
+	for i := range e.types {
+		e.types[i] = unix.DT_REG
+	}
 	return e
 }
 

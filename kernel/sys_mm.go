@@ -122,12 +122,14 @@ func (t *Task) mmapFileOpts(o *MMapOpts, fd int32, off uint64) (release func(), 
 	}
 	switch st.FileType() {
 	case unix.S_IFREG:
-		if !o.Private && (f.IsMemfd() || f.IsTmpfs() || f.IsVolumeFile()) {
-			// Its pages would have to be shared with the memfd, the
-			// tmpfs file (whose pages are in the memory file, but
-			// not mappable by the MM yet) or the volume's host file;
-			// a copy would silently diverge.
+		if !o.Private && f.IsVolumeFile() {
+			// Its pages would have to be shared with the volume's
+			// host file; a copy would silently diverge.
 			return fail(unix.ENODEV)
+		}
+		if !o.Private && (f.IsMemfd() || f.IsTmpfs()) {
+			// The mapping maps the file's own pages.
+			o.Shared = f
 		}
 	case unix.S_IFCHR:
 		if f.Path() == "/dev/zero" {

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"bytes"
 	"fmt"
 	"path"
 	"strconv"
@@ -38,6 +39,12 @@ func (t *Task) procSelfFile(dir *vfs.File, p string, withData bool) (string, []b
 	rest, ok := strings.CutPrefix(full, "/proc/")
 	if !ok {
 		return "", nil, false
+	}
+	if gen, ok := procGlobalFiles[rest]; ok {
+		if !withData {
+			return full, nil, true
+		}
+		return full, gen(t), true
 	}
 	who, file, ok := strings.Cut(rest, "/")
 	if !ok {
@@ -89,13 +96,76 @@ func (t *Task) procSelfFile(dir *vfs.File, p string, withData bool) (string, []b
 		gen = t.k.root.Mounts().ProcMounts
 	case "mountinfo":
 		gen = t.k.root.Mounts().ProcMountinfo
+	case "environ":
+		gen = func() []byte { return procEnviron(procMM(target.tg)) }
+	case "limits":
+		gen = func() []byte { return procLimits(target.tg) }
+	case "statm":
+		gen = func() []byte { return procStatm(t.procInfo(target)) }
 	default:
+		if fd, ok := strings.CutPrefix(file, "fdinfo/"); ok {
+			data, ok := procFDInfo(target, fd)
+			if !ok {
+				return "", nil, false
+			}
+			gen = func() []byte { return data }
+			break
+		}
 		return "", nil, false
 	}
 	if !withData {
 		return full, nil, true
 	}
 	return full, gen(), true
+}
+
+// procWritable returns the writer of the generated /proc file at full
+// (procSelfFile's path) that accepts writes, or nil: /proc/<pid>/comm and
+// /proc/<pid>/task/<tid>/comm of the caller's own process.
+func (t *Task) procWritable(full string) vfs.SyntheticWriter {
+	rest, ok := strings.CutSuffix(strings.TrimPrefix(full, "/proc/"), "/comm")
+	if !ok {
+		return nil
+	}
+	comps := strings.Split(rest, "/")
+	var target *Task
+	switch {
+	case len(comps) == 1 && comps[0] == "self":
+		target = t.procLeader(t.tg)
+	case len(comps) == 1 && comps[0] == "thread-self":
+		target = t
+	case len(comps) == 1:
+		target = t.procLookup(comps[0])
+		if target != nil {
+			target = t.procLeader(target.tg)
+		}
+	case len(comps) == 3 && comps[1] == "task":
+		target = t.procLookup(comps[2])
+	}
+	if target == nil || target.tg != t.tg {
+		return nil
+	}
+	return &procCommWriter{T: target}
+}
+
+// procCommWriter renames a thread by a write to its comm file, as Linux's
+// comm_write: the first 15 bytes up to a NUL, a newline included.
+//
+// +stateify savable
+type procCommWriter struct {
+	T *Task
+}
+
+// WriteSynthetic implements vfs.SyntheticWriter.
+func (w *procCommWriter) WriteSynthetic(p []byte) (int, error) {
+	name := p[:min(len(p), taskCommLen-1)]
+	if i := bytes.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	w.T.mu.Lock()
+	w.T.name = string(name)
+	w.T.mu.Unlock()
+	return len(p), nil
 }
 
 // procLeader returns the thread whose ID is tg's process ID, the one

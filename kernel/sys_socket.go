@@ -154,28 +154,29 @@ func (t *Task) copyOutSockaddr(addr, lenAddr uint64, sa []byte) error {
 	return t.copyOutUint32(lenAddr, uint32(len(sa)))
 }
 
-// sockPaths binds and finds path-named sockets in the task's filesystem.
-// The sandbox's filesystem is read-only: a bind fails as mknod does there
-// (EROFS, or EADDRINUSE where something exists), and no path holds a
-// socket of the sandbox (a host socket is never connected to).
+// sockPaths binds and finds path-named sockets in the task's filesystem:
+// a socket file in a tmpfs holds its socket (vfs.FS.BindSocket); elsewhere
+// a bind fails as mknod does there (EROFS on the read-only root, or
+// EADDRINUSE where something exists) and no path holds a socket of the
+// sandbox (a host socket is never connected to).
 type sockPaths struct{ t *Task }
 
-// BindPath creates the socket file as mknod would, which on the read-only
-// filesystem always fails; Linux reports a file that exists as
-// EADDRINUSE.
-func (p sockPaths) BindPath(path string, _ *socket.Socket) error {
-	err := p.t.tg.fs.Mknodat(p.t.fsOwner(), nil, path, unix.S_IFSOCK|0o777, 0)
-	if err == unix.EEXIST {
-		return unix.EADDRINUSE
-	}
-	return err
+// BindPath makes the socket file, mode 0777 less the umask, as Linux's
+// unix_bind.
+func (p sockPaths) BindPath(path string, s *socket.Socket) error {
+	return p.t.tg.fs.BindSocket(p.t.fsOwner(), nil, path, 0o777&^p.t.umask(), s)
 }
 
 func (p sockPaths) LookupPath(path string) (*socket.Socket, error) {
-	if _, err := p.t.tg.fs.Fstatat(nil, path, 0); err != nil {
+	b, err := p.t.tg.fs.LookupSocket(nil, path)
+	if err != nil {
 		return nil, err
 	}
-	return nil, unix.ECONNREFUSED
+	s, ok := b.(*socket.Socket)
+	if !ok {
+		return nil, unix.ECONNREFUSED
+	}
+	return s, nil
 }
 
 // getSocketAndAddr returns the socket at argument 0 and the bytes of the

@@ -114,8 +114,10 @@ func (*runApp) execute(t *Task) taskRunState {
 		// (a fork makes pages copy-on-write again), is genuine.
 		mm := t.tg.mm
 		acc := accessBits(access)
+		var ferr error
 		if info.Addr != t.lastFault || t.lastFault == 0 || acc != t.lastFaultAccess || mm.generation() != t.lastFaultGen {
-			gen, ferr := mm.handleFault(info.Addr, access)
+			var gen uint64
+			gen, ferr = mm.handleFault(info.Addr, access)
 			if ferr == nil {
 				t.lastFault = info.Addr
 				if t.lastFault == 0 {
@@ -135,6 +137,9 @@ func (*runApp) execute(t *Task) taskRunState {
 			}
 		}
 		t.lastFault = 0
+		if errors.Is(ferr, ErrBusError) {
+			info.Signo, info.Code = int32(unix.SIGBUS), busAdrErr
+		}
 		if info.Signo == 0 {
 			info.Signo = int32(unix.SIGSEGV)
 		}

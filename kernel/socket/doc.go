@@ -16,11 +16,11 @@
 //
 // An address is abstract (a leading NUL byte; the names live in a Names,
 // one per kernel) or a path. Path names belong to the filesystem that holds
-// the path: the kernel passes a Paths that binds and looks them up. The
-// sandbox's filesystem is read-only today, so its Paths refuses a bind the
-// way Linux refuses one on a read-only mount (EROFS, or EADDRINUSE for a
-// path that exists) and finds no socket at any path (ENOENT or
-// ECONNREFUSED); a writable filesystem plugs in by implementing Paths.
+// the path: the kernel passes a Paths that binds and looks them up. In a
+// tmpfs the socket file holds the socket; on the read-only root its Paths
+// refuses a bind the way Linux refuses one on a read-only mount (EROFS, or
+// EADDRINUSE for a path that exists) and finds no socket at any path
+// (ENOENT or ECONNREFUSED).
 //
 // # Buffers
 //

@@ -134,9 +134,10 @@
 //
 // # Memfds
 //
-// NewMemfd (memfd_create) makes an anonymous read-write file on a host
-// memfd, which also enforces seals. Its contents are not saved yet: a save
-// with a memfd open fails with ErrMemfdNotSavable.
+// NewMemfd (memfd_create) makes an anonymous read-write file: an unlinked
+// file of a tmpfs of its own, whose data lives in the kernel's memory file
+// and is saved with it, and which enforces seals. Shared mappings of a
+// memfd or a tmpfs file map the file's own pages (File.MapShared).
 //
 // # Blocking and interruption
 //

@@ -268,9 +268,9 @@ func (f *File) FileType() uint32 {
 	switch impl := f.impl.(type) {
 	case *hostFile:
 		return impl.mode & unix.S_IFMT
-	case *memfdFile, *syntheticFile:
+	case *syntheticFile:
 		return unix.S_IFREG
-	case *pipeReader, *pipeWriter:
+	case *pipeReader, *pipeWriter, *fifoFile:
 		return unix.S_IFIFO
 	case *stdioFile:
 		return impl.fileType()

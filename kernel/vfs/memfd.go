@@ -1,17 +1,10 @@
 package vfs
 
 import (
-	"errors"
-	"fmt"
-	"sync"
-	"sync/atomic"
+	"math"
 
 	"golang.org/x/sys/unix"
 )
-
-// ErrMemfdNotSavable means a save found a memfd_create file open: its
-// contents are not part of an image yet.
-var ErrMemfdNotSavable = errors.New("a memfd_create file is open; saving its contents is not supported yet")
 
 // memfdNameMax is the longest name memfd_create accepts (NAME_MAX less
 // the "memfd:" prefix).
@@ -25,116 +18,50 @@ const (
 	mfdExec         = 0x10
 )
 
-// memfdInode is the anonymous memory file behind one memfd_create call,
-// shared by the descriptions that reopen it (/proc/self/fd/N).
-//
-// +stateify savable
-type memfdInode struct {
-	// name is the name given to memfd_create; immutable.
-	name string
-	// refs counts the memfdFiles using the inode; accessed atomically.
-	refs atomic.Int64
-	// fd is the host memfd holding the contents. Host descriptors are not
-	// saved; a save refuses memfds (memfdFile.beforeSave).
-	fd int `state:"nosave"`
-}
+// Seals (linux/fcntl.h).
+const (
+	sealSeal        = 0x1
+	sealShrink      = 0x2
+	sealGrow        = 0x4
+	sealWrite       = 0x8
+	sealFutureWrite = 0x10
+	sealExec        = 0x20
+	sealsKnown      = 0x3f
+)
 
-// memfdFile is an open description of a memfd: the host memfd does the
-// reads, writes, truncation and seals; the offset is the description's.
-//
-// +stateify savable
-type memfdFile struct {
-	noImpl
-	// ino is the memory file; immutable.
-	ino *memfdInode
-	// mu protects off. Not saved: idle at save time.
-	mu sync.Mutex `state:"nosave"`
-	// off is the file offset.
-	off int64
-}
+// memfdMinor is the device minor number stat reports for memfds: Linux's
+// internal shmem mount.
+const memfdMinor = 1
 
 // NewMemfd implements memfd_create(2): a new anonymous regular file of
-// size 0, open read-write, backed by a host memfd. flags may hold
-// MFD_ALLOW_SEALING, MFD_NOEXEC_SEAL and MFD_EXEC (MFD_CLOEXEC is the
-// caller's to apply); name is at most 249 bytes.
-func NewMemfd(name string, flags uint32) (*File, error) {
-	if len(name) > memfdNameMax || flags&^uint32(mfdAllowSealing|mfdNoexecSeal|mfdExec) != 0 {
+// size 0, open read-write. It is an unlinked file of a tmpfs of its own
+// whose data lives in pages (the kernel's memory file, nil for Go memory),
+// so that its contents are saved with the sandbox and a shared mapping can
+// map its pages. flags may hold MFD_ALLOW_SEALING, MFD_NOEXEC_SEAL and
+// MFD_EXEC (MFD_CLOEXEC is the caller's to apply); name is at most 249
+// bytes.
+func NewMemfd(pages Pages, name string, flags uint32) (*File, error) {
+	if len(name) > memfdNameMax || flags&^uint32(mfdAllowSealing|mfdNoexecSeal|mfdExec) != 0 ||
+		flags&(mfdNoexecSeal|mfdExec) == mfdNoexecSeal|mfdExec {
 		return nil, unix.EINVAL
 	}
-	fd, err := unix.MemfdCreate(name, int(flags)|unix.MFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("memfd_create %q on the host: %w", name, err)
+	t := newTmpfs(math.MaxUint64, memfdMinor)
+	t.pages = pages
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	mode := uint32(unix.S_IFREG | 0o777)
+	seals := uint32(sealSeal)
+	switch {
+	case flags&mfdNoexecSeal != 0:
+		mode, seals = unix.S_IFREG|0o666, sealExec
+	case flags&mfdAllowSealing != 0:
+		seals = 0
 	}
-	ino := &memfdInode{name: name, fd: fd}
-	ino.refs.Store(1)
-	return newFile(unix.O_RDWR|oLargefile, &memfdFile{ino: ino}), nil
+	n := t.newNodeLocked(mode, 0, 0)
+	n.seals = seals
+	n.opens++
+	return newFile(unix.O_RDWR|oLargefile, &tmpfsFile{node: n, path: "/memfd:" + name, memfd: true}), nil
 }
-
-// reopen returns a new description of the same memfd (offset 0).
-func (m *memfdFile) reopen(flags uint32) *File {
-	m.ino.refs.Add(1)
-	return newFile(flags&(unix.O_ACCMODE|unix.O_APPEND|unix.O_NONBLOCK)|oLargefile, &memfdFile{ino: m.ino})
-}
-
-func (m *memfdFile) release() {
-	if m.ino.refs.Add(-1) == 0 {
-		unix.Close(m.ino.fd)
-		m.ino.fd = -1
-	}
-}
-
-// beforeSave refuses the save: a memfd's contents live in a host memfd that
-// images do not hold yet. Invoked by stateify, which turns the panic into
-// the save's error.
-func (m *memfdFile) beforeSave() {
-	panic(fmt.Errorf("memfd %q: %w", m.ino.name, ErrMemfdNotSavable))
-}
-
-func (m *memfdFile) read(_ *File, _ <-chan struct{}, dst []byte, off int64) (int, error) {
-	if off >= 0 {
-		return preadFull(m.ino.fd, dst, off)
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n, err := preadFull(m.ino.fd, dst, m.off)
-	m.off += int64(n)
-	return n, err
-}
-
-func (m *memfdFile) write(f *File, _ <-chan struct{}, src []byte, off int64) (int, error) {
-	if off >= 0 {
-		return retryEINTR(func() (int, error) { return unix.Pwrite(m.ino.fd, src, off) })
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if f.flags.Load()&unix.O_APPEND != 0 {
-		st, err := hostStat(m.ino.fd)
-		if err != nil {
-			return 0, err
-		}
-		m.off = int64(st.Size)
-	}
-	n, err := retryEINTR(func() (int, error) { return unix.Pwrite(m.ino.fd, src, m.off) })
-	if n > 0 {
-		m.off += int64(n)
-	}
-	return n, err
-}
-
-func (m *memfdFile) seek(_ *File, off int64, whence int) (int64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n, err := seekHostFD(m.ino.fd, m.off, off, whence)
-	if err != nil {
-		return 0, err
-	}
-	m.off = n
-	return n, nil
-}
-
-func (m *memfdFile) stat(*File) (Stat, error) { return hostStat(m.ino.fd) }
-
-func (m *memfdFile) guestPath() string { return "/memfd:" + m.ino.name + " (deleted)" }
 
 // Truncate sets the size of a memfd (ftruncate(2)). As on Linux, it is
 // EINVAL for a negative size and for a description that is not a regular
@@ -146,8 +73,6 @@ func (f *File) Truncate(size int64) error {
 		return unix.EINVAL
 	}
 	switch impl := f.impl.(type) {
-	case *memfdFile:
-		return unix.Ftruncate(impl.ino.fd, size)
 	case *tmpfsFile:
 		return impl.truncate(size)
 	case *hostFile:
@@ -194,8 +119,6 @@ func (f *File) Fallocate(mode uint32, off, length int64) error {
 		return unix.EFBIG
 	}
 	switch impl := f.impl.(type) {
-	case *memfdFile:
-		return unix.Fallocate(impl.ino.fd, mode, off, length)
 	case *tmpfsFile:
 		return impl.fallocate(mode, off, length)
 	case *hostFile:
@@ -218,27 +141,41 @@ func (f *File) Readahead() error {
 	return nil
 }
 
-// Seals implements fcntl F_ADD_SEALS (add != 0) and F_GET_SEALS on a memfd
-// through its host memfd: EINVAL for other files, EPERM without
-// MFD_ALLOW_SEALING or when F_SEAL_SEAL is set.
-func (f *File) Seals(add uint32, get bool) (uint32, error) {
-	m, ok := f.impl.(*memfdFile)
-	if !ok {
+// Seals implements fcntl F_ADD_SEALS (add != 0) and F_GET_SEALS on a
+// memfd or tmpfs file, as Linux's memfd_add_seals: EINVAL for other files
+// and unknown seals, EPERM unless open for writing or when F_SEAL_SEAL is
+// set (a tmpfs file and a memfd made without MFD_ALLOW_SEALING have it from
+// the start), EBUSY for F_SEAL_WRITE while writableMapped reports a
+// writable shared mapping of the file (nil: none).
+func (f *File) Seals(add uint32, get bool, writableMapped func(SharedFile) bool) (uint32, error) {
+	m, ok := f.impl.(*tmpfsFile)
+	if !ok || m.node.fileType() != unix.S_IFREG {
 		return 0, unix.EINVAL
 	}
+	// Asked before t.mu is taken: the kernel looks at its address spaces,
+	// whose locks come before the filesystem's.
+	busy := !get && add&sealWrite != 0 && writableMapped != nil && writableMapped(m.node)
+	t := m.node.fs
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if get {
-		r, err := unix.FcntlInt(uintptr(m.ino.fd), unix.F_GET_SEALS, 0)
-		return uint32(r), err
+		return m.node.seals, nil
 	}
-	if !f.writable() {
+	if add&^sealsKnown != 0 {
+		return 0, unix.EINVAL
+	}
+	if !f.writable() || m.node.seals&sealSeal != 0 {
 		return 0, unix.EPERM
 	}
-	_, err := unix.FcntlInt(uintptr(m.ino.fd), unix.F_ADD_SEALS, int(add))
-	return 0, err
+	if busy && m.node.seals&sealWrite == 0 {
+		return 0, unix.EBUSY
+	}
+	m.node.seals |= add
+	return 0, nil
 }
 
 // IsMemfd reports whether f was made by memfd_create.
 func (f *File) IsMemfd() bool {
-	_, ok := f.impl.(*memfdFile)
-	return ok
+	m, ok := f.impl.(*tmpfsFile)
+	return ok && m.memfd
 }

@@ -8,11 +8,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestMemfd checks a memfd's reads, writes, truncation, seals, reopening
-// and its refusal to be saved.
+// TestMemfd checks a memfd's reads, writes, truncation, seals and
+// reopening.
 func TestMemfd(t *testing.T) {
 	_, fs := testTree(t)
-	f, err := NewMemfd("t", mfdAllowSealing)
+	f, err := NewMemfd(nil, "t", mfdAllowSealing)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,10 +39,13 @@ func TestMemfd(t *testing.T) {
 		t.Errorf("Write on a read-only reopen = %v, want EBADF", err)
 	}
 	g.DecRef()
-	if _, err := f.Seals(unix.F_SEAL_WRITE, false); err != nil {
+	if _, err := f.Seals(unix.F_SEAL_WRITE, false, func(SharedFile) bool { return true }); !errors.Is(err, unix.EBUSY) {
+		t.Fatalf("Seals(F_SEAL_WRITE) with a writable mapping = %v, want EBUSY", err)
+	}
+	if _, err := f.Seals(unix.F_SEAL_WRITE, false, nil); err != nil {
 		t.Fatalf("Seals(F_SEAL_WRITE) = %v", err)
 	}
-	if seals, err := f.Seals(0, true); seals&unix.F_SEAL_WRITE == 0 || err != nil {
+	if seals, err := f.Seals(0, true, nil); seals&unix.F_SEAL_WRITE == 0 || err != nil {
 		t.Errorf("Seals(get) = %#x, %v, want F_SEAL_WRITE", seals, err)
 	}
 	if _, err := f.PWrite([]byte("x"), 0); !errors.Is(err, unix.EPERM) {
@@ -51,16 +54,7 @@ func TestMemfd(t *testing.T) {
 	if got := f.LinkName(); got != "/memfd:t (deleted)" {
 		t.Errorf("LinkName() = %q, want \"/memfd:t (deleted)\"", got)
 	}
-	if _, err := NewMemfd(strings.Repeat("a", 250), 0); !errors.Is(err, unix.EINVAL) {
+	if _, err := NewMemfd(nil, strings.Repeat("a", 250), 0); !errors.Is(err, unix.EINVAL) {
 		t.Errorf("NewMemfd(250-byte name) = %v, want EINVAL", err)
 	}
-	func() {
-		defer func() {
-			err, _ := recover().(error)
-			if !errors.Is(err, ErrMemfdNotSavable) {
-				t.Errorf("beforeSave panicked with %v, want ErrMemfdNotSavable", err)
-			}
-		}()
-		f.impl.(*memfdFile).beforeSave()
-	}()
 }

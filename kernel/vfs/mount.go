@@ -73,6 +73,9 @@ type Filesystem interface {
 // as on Linux.
 type Owner struct {
 	UID, GID uint32
+	// Creds, if not nil, are the caller's for tmpfs permission checks
+	// (perm.go); nil checks nothing, as for the kernel's own opens.
+	Creds *Creds
 }
 
 // maxSymlinks is Linux's MAXSYMLINKS: the most symlinks one lookup

@@ -332,7 +332,7 @@ func statEnt(e ovlEnt) Stat {
 func (o *overlayFS) stat(_ *Mount, full string, follow bool) (Stat, error) {
 	t := o.upper
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
 	w, err := o.walkLocked(full, follow, false, false)
 	if err != nil {
 		return Stat{}, err
@@ -343,7 +343,7 @@ func (o *overlayFS) stat(_ *Mount, full string, follow bool) (Stat, error) {
 func (o *overlayFS) readlink(_ *Mount, full string) (string, error) {
 	t := o.upper
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
 	w, err := o.walkLocked(full, false, false, false)
 	if err != nil {
 		return "", err
@@ -358,7 +358,7 @@ func (o *overlayFS) access(_ *Mount, full string, mode uint32, flags int) error 
 	t := o.upper
 	t.mu.Lock()
 	w, err := o.walkLocked(full, flags&unix.AT_SYMLINK_NOFOLLOW == 0, false, false)
-	t.mu.Unlock()
+	t.unlockNotify()
 	if err != nil {
 		return err
 	}
@@ -379,7 +379,7 @@ func (o *overlayFS) chdir(_ *Mount, full string) (string, error) {
 	t := o.upper
 	t.mu.Lock()
 	w, err := o.walkLocked(full, true, false, false)
-	t.mu.Unlock()
+	t.unlockNotify()
 	if err != nil {
 		return "", err
 	}
@@ -403,7 +403,7 @@ func (o *overlayFS) statfs(_ *Mount, full string) ([StatfsSize]byte, error) {
 	t := o.upper
 	t.mu.Lock()
 	_, err := o.walkLocked(full, true, false, false)
-	t.mu.Unlock()
+	t.unlockNotify()
 	if err != nil {
 		return [StatfsSize]byte{}, err
 	}
@@ -565,7 +565,7 @@ func (o *overlayFS) linkNewLocked(dir *tmpNode, name string, n *tmpNode) {
 func (o *overlayFS) mkdir(_ *Mount, full string, mode uint32, ow Owner) error {
 	t := o.upper
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
 	w, dir, err := o.createLocked(full, false)
 	if err != nil {
 		return err
@@ -577,7 +577,7 @@ func (o *overlayFS) mkdir(_ *Mount, full string, mode uint32, ow Owner) error {
 func (o *overlayFS) mknod(_ *Mount, full string, mode uint32, _ uint64, ow Owner) error {
 	t := o.upper
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
 	w, dir, err := o.createLocked(full, false)
 	if err != nil {
 		return err
@@ -594,7 +594,7 @@ func (o *overlayFS) mknod(_ *Mount, full string, mode uint32, _ uint64, ow Owner
 func (o *overlayFS) symlink(_ *Mount, target, full string, ow Owner) error {
 	t := o.upper
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
 	w, dir, err := o.createLocked(full, false)
 	if err != nil {
 		return err
@@ -611,7 +611,7 @@ func (o *overlayFS) symlink(_ *Mount, target, full string, ow Owner) error {
 func (o *overlayFS) link(_ *Mount, oldFull, newFull string, follow bool) error {
 	t := o.upper
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
 	ow, err := o.walkLocked(oldFull, follow, false, false)
 	if err != nil {
 		return err
@@ -723,7 +723,7 @@ func (o *overlayFS) removeLocked(dir *tmpNode, name, p string, up *tmpNode) {
 func (o *overlayFS) unlink(_ *Mount, full string, isDir bool) error {
 	t := o.upper
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
 	w, err := o.walkLocked(full, false, true, false)
 	if err != nil {
 		return err
@@ -775,7 +775,7 @@ func ovlCanMove(e ovlEnt) bool { return !e.isDir() || e.up != nil && !e.low }
 func (o *overlayFS) rename(_ *Mount, oldFull, newFull string, flags uint32) error {
 	t := o.upper
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
 	ow, err := o.walkLocked(oldFull, false, true, false)
 	if err != nil {
 		return err
@@ -882,7 +882,7 @@ func ovlRenameCheck(ow, nw *ovlWalk, flags uint32) error {
 func (o *overlayFS) setAttr(_ *Mount, full string, follow bool, a *SetAttr) error {
 	t := o.upper
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
 	w, err := o.walkLocked(full, follow, false, false)
 	if err != nil {
 		return err
@@ -910,7 +910,7 @@ func (o *overlayFS) setAttrPath(full string, a *SetAttr) error {
 func (o *overlayFS) open(fs *FS, m *Mount, full string, flags, mode uint32, ow Owner) (*File, error) {
 	t := o.upper
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
 	pathOnly := flags&unix.O_PATH != 0
 	follow := flags&unix.O_NOFOLLOW == 0
 	if !pathOnly && flags&unix.O_TMPFILE == unix.O_TMPFILE {

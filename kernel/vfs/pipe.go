@@ -41,6 +41,10 @@ type pipe struct {
 	// readers and writers count the open Files of each end.
 	readers int
 	writers int
+	// opens count the opens of each end of a named pipe (readers,
+	// writers) ever made, so that an open waiting for the other end
+	// notices one that came and went (File.WaitFifo).
+	opens [2]uint64
 	// changed is closed (and replaced) whenever data, space or an end's
 	// state changes; waiters select on it. Rebuilt after restore: no one
 	// waits at save time.
@@ -188,6 +192,8 @@ func (f *File) pipe() *pipe {
 		return impl.pipe
 	case *pipeWriter:
 		return impl.pipe
+	case *fifoFile:
+		return impl.node.fifo
 	}
 	return nil
 }

@@ -34,8 +34,6 @@ func (fs *FS) Reopen(f *File, flags uint32) (*File, error) {
 			return nil, unix.ENOENT
 		}
 		return fs.OpenAt(nil, p, flags&^unix.O_CREAT, 0)
-	case *memfdFile:
-		return impl.reopen(flags), nil
 	case *tmpfsFile:
 		return impl.reopen(flags | oLargefile)
 	case *device:

@@ -19,6 +19,9 @@ type syntheticFile struct {
 	path string
 	// data is the contents; immutable.
 	data []byte
+	// w, if not nil, takes what is written to the file (/proc/PID/comm);
+	// immutable.
+	w SyntheticWriter
 
 	// mu protects off. Not saved: idle at save time.
 	mu sync.Mutex `state:"nosave"`
@@ -41,6 +44,22 @@ func NewSynthetic(path string, data []byte, flags uint32) (*File, error) {
 	return newFile(flags|oLargefile, &syntheticFile{path: path, data: data}), nil
 }
 
+// SyntheticWriter takes the bytes a write(2) gives a synthetic file that
+// accepts writes, such as /proc/PID/comm, and returns how many it took or
+// an errno. Implementations are savable.
+type SyntheticWriter interface {
+	WriteSynthetic(p []byte) (int, error)
+}
+
+// NewSyntheticWritable is NewSynthetic for a file whose writes go to w.
+func NewSyntheticWritable(path string, data []byte, flags uint32, w SyntheticWriter) (*File, error) {
+	f, err := NewSynthetic(path, data, flags)
+	if err == nil {
+		f.impl.(*syntheticFile).w = w
+	}
+	return f, err
+}
+
 func (s *syntheticFile) read(_ *File, _ <-chan struct{}, dst []byte, off int64) (int, error) {
 	if off >= 0 {
 		return s.readAt(dst, off), nil
@@ -59,8 +78,11 @@ func (s *syntheticFile) readAt(dst []byte, off int64) int {
 	return copy(dst, s.data[off:])
 }
 
-func (s *syntheticFile) write(*File, <-chan struct{}, []byte, int64) (int, error) {
-	return 0, unix.EINVAL
+func (s *syntheticFile) write(_ *File, _ <-chan struct{}, p []byte, _ int64) (int, error) {
+	if s.w == nil {
+		return 0, unix.EINVAL
+	}
+	return s.w.WriteSynthetic(p)
 }
 
 // seek allows any non-negative offset; SEEK_END is relative to size 0, as
@@ -98,13 +120,17 @@ func seekOffset(cur, size, off int64, whence int) (int64, error) {
 }
 
 func (s *syntheticFile) stat(*File) (Stat, error) {
+	mode := uint32(unix.S_IFREG | 0o444)
+	if s.w != nil {
+		mode |= 0o200
+	}
 	h := fnv.New64a()
 	h.Write([]byte(s.path))
 	return Stat{
 		Mask:    unix.STATX_BASIC_STATS,
 		Blksize: 1024,
 		Nlink:   1,
-		Mode:    unix.S_IFREG | 0o444,
+		Mode:    mode,
 		Ino:     h.Sum64() >> 1,
 	}, nil
 }

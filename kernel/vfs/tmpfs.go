@@ -46,6 +46,9 @@ type tmpfs struct {
 	inoBase uint64
 	// ovl is the overlay whose upper layer this is, or nil; immutable.
 	ovl *overlayFS
+	// shrunk are the mapped files cut short under mu, for unlockNotify.
+	// Empty whenever mu is free, hence not saved.
+	shrunk []shrink `state:"nosave"`
 }
 
 // tmpNode is one file of a tmpfs (an inode). Every field but fs and ino
@@ -103,6 +106,18 @@ type tmpNode struct {
 	origin *ovlOrigin
 	// xattrs are the file's extended attributes (user.* only; xattr.go).
 	xattrs map[string][]byte
+	// seals are a regular file's seals (F_ADD_SEALS): F_SEAL_SEAL for a
+	// tmpfs file, as on Linux, so that only memfds can be sealed.
+	seals uint32
+	// fifo is a named pipe's pipe, made at its first open.
+	fifo *pipe
+	// sock is the socket bound to a socket file (nil for one mknod made).
+	sock BoundSocket
+	// mapped is set once a shared mapping has mapped the file's pages
+	// (MapShared): from then on its pages are never given back before
+	// the file itself goes (truncation and hole punching clear them
+	// instead), so that every mapping keeps seeing the file's own pages.
+	mapped bool
 }
 
 // bogoDirentSize is the size Linux's tmpfs gives each directory entry in
@@ -134,7 +149,7 @@ func nowTimespec() Timespec {
 // Preconditions: t.mu is held (or t is not yet shared).
 func (t *tmpfs) newNodeLocked(mode, uid, gid uint32) *tmpNode {
 	now := nowTimespec()
-	n := &tmpNode{fs: t, ino: t.nextIno, typ: mode & unix.S_IFMT, mode: mode, uid: uid, gid: gid, atime: now, mtime: now, ctime: now, btime: now}
+	n := &tmpNode{fs: t, ino: t.nextIno, typ: mode & unix.S_IFMT, mode: mode, uid: uid, gid: gid, atime: now, mtime: now, ctime: now, btime: now, seals: sealSeal}
 	t.nextIno++
 	if mode&unix.S_IFMT == unix.S_IFDIR {
 		n.children = map[string]*tmpNode{}
@@ -201,6 +216,15 @@ type walked struct {
 //
 // Preconditions: t.mu is held.
 func (t *tmpfs) walkLocked(m *Mount, rest string, follow, parent, second bool) (walked, error) {
+	return t.walkAsLocked(nil, m, rest, follow, parent, second)
+}
+
+// walkAsLocked is walkLocked for a caller with credentials c (nil: no
+// checks), who needs search permission on every directory it looks a name
+// up in (EACCES).
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) walkAsLocked(creds *Creds, m *Mount, rest string, follow, parent, second bool) (walked, error) {
 	var comps []string
 	for _, c := range strings.Split(rest, "/") {
 		if c != "" {
@@ -212,6 +236,9 @@ func (t *tmpfs) walkLocked(m *Mount, rest string, follow, parent, second bool) (
 	for i, c := range comps {
 		if !cur.isDir() {
 			return w, unix.ENOTDIR
+		}
+		if !creds.permits(cur, mayExec) {
+			return w, unix.EACCES
 		}
 		if len(c) > 255 {
 			return w, unix.ENAMETOOLONG
@@ -329,9 +356,11 @@ func (t *tmpfs) newOwnedLocked(dir *tmpNode, mode uint32, o Owner) *tmpNode {
 }
 
 // createLocked is the common part of mkdir, symlink and mknod: the walk to
-// the parent and the checks before a new name is made.
-func (t *tmpfs) createLocked(m *Mount, rest string) (walked, error) {
-	w, err := t.walkLocked(m, rest, false, true, false)
+// the parent and the checks before a new name is made, for a caller with
+// credentials c (nil: none), who needs write and search permission on the
+// parent.
+func (t *tmpfs) createLocked(c *Creds, m *Mount, rest string) (walked, error) {
+	w, err := t.walkAsLocked(c, m, rest, false, true, false)
 	if err != nil {
 		return w, err
 	}
@@ -341,13 +370,16 @@ func (t *tmpfs) createLocked(m *Mount, rest string) (walked, error) {
 	if w.dir.nlink == 0 {
 		return w, unix.ENOENT
 	}
+	if !c.permits(w.dir, mayWrite|mayExec) {
+		return w, unix.EACCES
+	}
 	return w, nil
 }
 
 func (t *tmpfs) mkdir(m *Mount, rest string, mode uint32, o Owner) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w, err := t.createLocked(m, rest)
+	w, err := t.createLocked(o.Creds, m, rest)
 	if err != nil {
 		return err
 	}
@@ -358,23 +390,30 @@ func (t *tmpfs) mkdir(m *Mount, rest string, mode uint32, o Owner) error {
 func (t *tmpfs) mknod(m *Mount, rest string, mode uint32, _ uint64, o Owner) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w, err := t.createLocked(m, rest)
+	w, err := t.createLocked(o.Creds, m, rest)
 	if err != nil {
 		return err
 	}
-	switch mode & unix.S_IFMT {
-	case 0, unix.S_IFREG:
-	default:
+	typ := mode & unix.S_IFMT
+	switch typ {
+	case 0:
+		typ = unix.S_IFREG
+	case unix.S_IFREG, unix.S_IFIFO, unix.S_IFSOCK:
+	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFDIR:
+		// Device nodes need CAP_MKNOD, which the sandbox's root does
+		// not have here: devices are the sentry's /dev only.
 		return unix.EPERM
+	default:
+		return unix.EINVAL
 	}
-	t.linkLocked(w.dir, w.name, t.newOwnedLocked(w.dir, unix.S_IFREG|mode&0o7777, o))
+	t.linkLocked(w.dir, w.name, t.newOwnedLocked(w.dir, typ|mode&0o7777, o))
 	return nil
 }
 
 func (t *tmpfs) symlink(m *Mount, target, rest string, o Owner) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w, err := t.createLocked(m, rest)
+	w, err := t.createLocked(o.Creds, m, rest)
 	if err != nil {
 		return err
 	}
@@ -701,7 +740,7 @@ func (t *tmpfs) setAttr(m *Mount, rest string, follow bool, a *SetAttr) error {
 // setAttrNode changes n's attributes as a says.
 func (t *tmpfs) setAttrNode(n *tmpNode, a *SetAttr) error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
 	return t.setAttrLocked(n, a)
 }
 
@@ -714,9 +753,15 @@ func (t *tmpfs) setAttrLocked(n *tmpNode, a *SetAttr) error {
 		case n.fileType() != unix.S_IFREG:
 			return unix.EINVAL
 		}
+		if err := n.resizeSealedLocked(a.Size); err != nil {
+			return err
+		}
 		t.truncateLocked(n, a.Size)
 	}
 	now := nowTimespec()
+	if a.Mask&SetAttrMode != 0 && n.seals&sealExec != 0 && (a.Mode^n.mode)&0o111 != 0 {
+		return unix.EPERM
+	}
 	if a.Mask&SetAttrMode != 0 {
 		n.mode = n.mode&unix.S_IFMT | a.Mode&0o7777
 	}
@@ -756,12 +801,18 @@ func timeOrNow(ts, now Timespec) Timespec {
 // truncateLocked sets a regular file's size; the pages past a smaller
 // size are released and the rest of the last one cleared.
 func (t *tmpfs) truncateLocked(n *tmpNode, size int64) {
-	if size < n.size {
+	switch {
+	case size < n.size && n.mapped:
+		t.clearLocked(n, size, n.size)
+		t.noteShrinkLocked(n, size)
+	case size < n.size:
 		first := uint64((size + pageSize - 1) / pageSize)
 		t.freePagesFromLocked(n, first)
 		if size%pageSize != 0 {
 			t.zeroLocked(n, size, int64(first)*pageSize)
 		}
+	case size > n.size:
+		t.growLocked(n, size)
 	}
 	if size != n.size {
 		now := nowTimespec()
@@ -790,7 +841,13 @@ func (t *tmpfs) openLocked(m *Mount, n *tmpNode, p string, flags uint32) (*File,
 		if flags&unix.O_DIRECTORY != 0 {
 			return nil, unix.ENOTDIR
 		}
-		if !pathOnly && flags&unix.O_TRUNC != 0 && flags&unix.O_ACCMODE != unix.O_RDONLY {
+		switch {
+		case pathOnly:
+		case n.fileType() == unix.S_IFIFO:
+			return t.openFifoLocked(n, p, flags)
+		case n.fileType() == unix.S_IFSOCK:
+			return nil, unix.ENXIO
+		case flags&unix.O_TRUNC != 0 && flags&unix.O_ACCMODE != unix.O_RDONLY && n.fileType() == unix.S_IFREG:
 			t.truncateLocked(n, 0)
 		}
 	}
@@ -803,16 +860,19 @@ func (t *tmpfs) openLocked(m *Mount, n *tmpNode, p string, flags uint32) (*File,
 
 func (t *tmpfs) open(_ *FS, m *Mount, rest string, flags, mode uint32, o Owner) (*File, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
 	pathOnly := flags&unix.O_PATH != 0
 	follow := flags&unix.O_NOFOLLOW == 0
 	if !pathOnly && flags&unix.O_TMPFILE == unix.O_TMPFILE {
 		return t.openTmpfileLocked(m, rest, flags, mode, o)
 	}
 	if pathOnly || flags&unix.O_CREAT == 0 {
-		w, err := t.walkLocked(m, rest, follow, false, false)
+		w, err := t.walkAsLocked(o.Creds, m, rest, follow, false, false)
 		if err != nil {
 			return nil, err
+		}
+		if !o.Creds.permits(w.node, openAccess(flags)) {
+			return nil, unix.EACCES
 		}
 		p, err := t.nodePathLocked(m, w.node, rest)
 		if err != nil {
@@ -820,7 +880,7 @@ func (t *tmpfs) open(_ *FS, m *Mount, rest string, flags, mode uint32, o Owner) 
 		}
 		return t.openLocked(m, w.node, p, flags)
 	}
-	w, err := t.walkLocked(m, rest, false, true, false)
+	w, err := t.walkAsLocked(o.Creds, m, rest, false, true, false)
 	if err != nil {
 		return nil, err
 	}
@@ -831,6 +891,8 @@ func (t *tmpfs) open(_ *FS, m *Mount, rest string, flags, mode uint32, o Owner) 
 		return nil, unix.EISDIR
 	case n == nil && w.dir.nlink == 0:
 		return nil, unix.ENOENT
+	case n == nil && !o.Creds.permits(w.dir, mayWrite|mayExec):
+		return nil, unix.EACCES
 	case n == nil:
 		n = t.newOwnedLocked(w.dir, unix.S_IFREG|mode&0o7777, o)
 		t.linkLocked(w.dir, w.name, n)
@@ -838,6 +900,8 @@ func (t *tmpfs) open(_ *FS, m *Mount, rest string, flags, mode uint32, o Owner) 
 		return nil, unix.EEXIST
 	case n.fileType() == unix.S_IFLNK && follow:
 		return nil, t.followLocked(m, w.dir, n, "", false)
+	case !o.Creds.permits(n, openAccess(flags)):
+		return nil, unix.EACCES
 	}
 	base := m.point
 	if w.dir != nil {
@@ -864,12 +928,15 @@ func (t *tmpfs) openTmpfileLocked(m *Mount, rest string, flags, mode uint32, o O
 	if flags&unix.O_ACCMODE == unix.O_RDONLY {
 		return nil, unix.EINVAL
 	}
-	w, err := t.walkLocked(m, rest, true, false, false)
+	w, err := t.walkAsLocked(o.Creds, m, rest, true, false, false)
 	if err != nil {
 		return nil, err
 	}
 	if !w.node.isDir() {
 		return nil, unix.ENOTDIR
+	}
+	if !o.Creds.permits(w.node, mayWrite|mayExec) {
+		return nil, unix.EACCES
 	}
 	dir, err := t.pathLocked(m, w.node)
 	if err != nil {
@@ -913,6 +980,8 @@ type tmpfsFile struct {
 	mount *Mount
 	// path is the guest path it was opened by; immutable.
 	path string
+	// memfd is set for a memfd_create file; immutable.
+	memfd bool
 
 	// mu protects off, dirents and dirPos. Not saved: idle at save time.
 	mu sync.Mutex `state:"nosave"`
@@ -937,8 +1006,12 @@ func (f *tmpfsFile) release() {
 func (f *tmpfsFile) reopen(flags uint32) (*File, error) {
 	t := f.node.fs
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.openLocked(f.mount, f.node, f.path, flags&^(unix.O_CREAT|unix.O_EXCL))
+	defer t.unlockNotify()
+	nf, err := t.openLocked(f.mount, f.node, f.path, flags&^(unix.O_CREAT|unix.O_EXCL))
+	if tf, ok := nf.impl.(*tmpfsFile); ok {
+		tf.memfd = f.memfd
+	}
+	return nf, err
 }
 
 // dirPath is the guest path of a directory file: ENOTDIR for another file,
@@ -1034,6 +1107,12 @@ func (f *tmpfsFile) writeAt(src []byte, off int64, appendMode bool) (int, int64,
 	end := off + int64(len(src))
 	if end < off {
 		return 0, off, unix.EFBIG
+	}
+	if n.seals&(sealWrite|sealFutureWrite) != 0 || (n.seals&sealGrow != 0 && end > n.size) {
+		return 0, off, unix.EPERM
+	}
+	if off > n.size {
+		t.growLocked(n, off)
 	}
 	count, err := t.writeLocked(n, src, off)
 	if count == 0 {
@@ -1146,8 +1225,22 @@ func (f *tmpfsFile) linkTo(m *Mount, rest string) error {
 func (f *tmpfsFile) truncate(size int64) error {
 	t := f.node.fs
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockNotify()
+	if err := f.node.resizeSealedLocked(size); err != nil {
+		return err
+	}
 	t.truncateLocked(f.node, size)
+	return nil
+}
+
+// resizeSealedLocked returns EPERM if a seal forbids making n size bytes
+// long.
+//
+// Preconditions: n.fs.mu is held.
+func (n *tmpNode) resizeSealedLocked(size int64) error {
+	if (size < n.size && n.seals&sealShrink != 0) || (size > n.size && n.seals&sealGrow != 0) {
+		return unix.EPERM
+	}
 	return nil
 }
 
@@ -1159,6 +1252,10 @@ func (f *tmpfsFile) fallocate(mode uint32, off, length int64) error {
 	defer t.mu.Unlock()
 	n := f.node
 	end := off + length
+	if (mode&fallocPunchHole != 0 && n.seals&(sealWrite|sealFutureWrite) != 0) ||
+		(mode == 0 && end > n.size && n.seals&sealGrow != 0) {
+		return unix.EPERM
+	}
 	switch mode {
 	case 0, fallocKeepSize:
 		for i := uint64(off / pageSize); i < uint64((end+pageSize-1)/pageSize); i++ {
@@ -1167,10 +1264,15 @@ func (f *tmpfsFile) fallocate(mode uint32, off, length int64) error {
 			}
 		}
 		if mode == 0 && end > n.size {
+			t.growLocked(n, end)
 			n.size = end
 		}
 	case fallocPunchHole | fallocKeepSize:
-		t.zeroLocked(n, off, end)
+		if n.mapped {
+			t.clearLocked(n, off, end)
+		} else {
+			t.zeroLocked(n, off, end)
+		}
 	default:
 		return unix.EOPNOTSUPP
 	}

@@ -14,7 +14,9 @@ import (
 //   - AllocatePages returns the offset of n new bytes (a multiple of the
 //     page size), or an error when memory is exhausted (the write then
 //     fails with ENOSPC).
-//   - FreePages returns them.
+//   - FreePages drops the filesystem's hold on n bytes at off, which it
+//     allocated (possibly as part of a larger allocation); they are freed
+//     once no shared mapping holds them either.
 //   - PageBytes returns the sentry's view of allocated bytes; it stays
 //     valid until they are freed.
 //
@@ -51,14 +53,18 @@ func (h *heapPages) AllocatePages(n uint64) (uint64, error) {
 	}
 	off := h.next
 	h.next += n
-	h.pages[off] = make([]byte, n)
+	for p := off; p < off+n; p += pageSize {
+		h.pages[p] = make([]byte, pageSize)
+	}
 	return off, nil
 }
 
-func (h *heapPages) FreePages(off, _ uint64) {
+func (h *heapPages) FreePages(off, n uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.pages, off)
+	for p := off; p < off+n; p += pageSize {
+		delete(h.pages, p)
+	}
 }
 
 func (h *heapPages) PageBytes(off, n uint64) ([]byte, error) {
@@ -191,4 +197,32 @@ func (t *tmpfs) writeLocked(n *tmpNode, src []byte, off int64) (int, error) {
 		done += m
 	}
 	return len(src), nil
+}
+
+// clearLocked makes [off, end) of n read as zero without giving back any
+// page: the file's pages stay the ones its shared mappings map.
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) clearLocked(n *tmpNode, off, end int64) {
+	for pos := off; pos < end; {
+		i := uint64(pos / pageSize)
+		in := pos % pageSize
+		next := min(end, int64(i+1)*pageSize)
+		if b, _ := t.pageLocked(n, i, false); b != nil {
+			clear(b[in : in+next-pos])
+		}
+		pos = next
+	}
+}
+
+// growLocked prepares n to grow to size bytes: the bytes from its current
+// size on read as zero. Only a file with shared mappings needs it (they
+// may have written past the end of the file, which Linux answers with
+// SIGBUS); others keep the bytes past their size zero.
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) growLocked(n *tmpNode, size int64) {
+	if n.mapped && size > n.size {
+		t.clearLocked(n, n.size, size)
+	}
 }

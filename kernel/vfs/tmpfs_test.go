@@ -281,3 +281,54 @@ func TestTmpfsThroughHostSymlink(t *testing.T) {
 		t.Errorf("host %s/run: %v, want it absent", rootDir, err)
 	}
 }
+
+// TestTmpfsMknod checks which file types mknod makes in a tmpfs: regular
+// files, FIFOs and socket files; device nodes and directories are EPERM,
+// unknown types EINVAL; opening a socket file is ENXIO.
+func TestTmpfsMknod(t *testing.T) {
+	_, fs := testTree(t)
+	for _, c := range []struct {
+		name string
+		mode uint32
+		err  error
+		typ  uint32
+	}{
+		{"plain", 0o600, nil, unix.S_IFREG},
+		{"reg", unix.S_IFREG | 0o600, nil, unix.S_IFREG},
+		{"fifo", unix.S_IFIFO | 0o600, nil, unix.S_IFIFO},
+		{"sock", unix.S_IFSOCK | 0o600, nil, unix.S_IFSOCK},
+		{"chr", unix.S_IFCHR | 0o600, unix.EPERM, 0},
+		{"blk", unix.S_IFBLK | 0o600, unix.EPERM, 0},
+		{"dir", unix.S_IFDIR | 0o700, unix.EPERM, 0},
+		{"bad", 0o160000 | 0o600, unix.EINVAL, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := "/run/" + c.name
+			if err := fs.Mknodat(Owner{}, nil, p, c.mode, 0); !errors.Is(err, c.err) && err != c.err {
+				t.Fatalf("Mknodat(%s, %#o) = %v, want %v", p, c.mode, err, c.err)
+			}
+			if c.err != nil {
+				return
+			}
+			st, err := fs.Fstatat(nil, p, 0)
+			if err != nil || st.FileType() != c.typ {
+				t.Errorf("Fstatat(%s) = %#o, %v, want type %#o", p, st.Mode, err, c.typ)
+			}
+		})
+	}
+	if _, err := fs.OpenAt(nil, "/run/sock", unix.O_RDONLY, 0); !errors.Is(err, unix.ENXIO) {
+		t.Errorf("open of a socket file = %v, want ENXIO", err)
+	}
+	f, err := fs.OpenAt(nil, "/run/fifo", unix.O_RDWR, 0)
+	if err != nil {
+		t.Fatalf("open O_RDWR of a FIFO = %v", err)
+	}
+	defer f.DecRef()
+	if n, err := f.Write(nil, []byte("abc")); n != 3 || err != nil {
+		t.Fatalf("write to the FIFO = %d, %v", n, err)
+	}
+	var b [8]byte
+	if n, err := f.Read(nil, b[:]); string(b[:n]) != "abc" || err != nil {
+		t.Errorf("read from the FIFO = %q, %v, want \"abc\"", b[:n], err)
+	}
+}

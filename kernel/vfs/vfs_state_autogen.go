@@ -23,8 +23,6 @@ var (
 	stateTypeInfohostFile      *stateify.TypeInfo
 	stateTypeInfoimplFile      *stateify.TypeInfo
 	stateTypeInfoLockKey       *stateify.TypeInfo
-	stateTypeInfomemfdInode    *stateify.TypeInfo
-	stateTypeInfomemfdFile     *stateify.TypeInfo
 	stateTypeInfoMount         *stateify.TypeInfo
 	stateTypeInfoMountTable    *stateify.TypeInfo
 	stateTypeInfooverlayFS     *stateify.TypeInfo
@@ -42,6 +40,7 @@ var (
 	stateTypeInfotmpfs         *stateify.TypeInfo
 	stateTypeInfotmpNode       *stateify.TypeInfo
 	stateTypeInfotmpfsFile     *stateify.TypeInfo
+	stateTypeInfofifoFile      *stateify.TypeInfo
 	stateTypeInfoheapPages     *stateify.TypeInfo
 )
 
@@ -119,15 +118,6 @@ func init() {
 		{Name: "DevMinor", Type: "uint32"},
 		{Name: "Ino", Type: "uint64"},
 	})
-	stateTypeInfomemfdInode = stateify.Register[memfdInode]("snapshotter/kernel/vfs.memfdInode", []stateify.Field{
-		{Name: "name", Type: "string"},
-		{Name: "refs", Type: "int64"},
-	})
-	stateTypeInfomemfdFile = stateify.Register[memfdFile]("snapshotter/kernel/vfs.memfdFile", []stateify.Field{
-		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
-		{Name: "ino", Type: "*snapshotter/kernel/vfs.memfdInode"},
-		{Name: "off", Type: "int64"},
-	})
 	stateTypeInfoMount = stateify.Register[Mount]("snapshotter/kernel/vfs.Mount", []stateify.Field{
 		{Name: "point", Type: "string"},
 		{Name: "fs", Type: "interface"},
@@ -157,6 +147,7 @@ func init() {
 		{Name: "ino", Type: "uint64"},
 		{Name: "readers", Type: "int64"},
 		{Name: "writers", Type: "int64"},
+		{Name: "opens", Type: "[2]uint64"},
 	})
 	stateTypeInfopipeReader = stateify.Register[pipeReader]("snapshotter/kernel/vfs.pipeReader", []stateify.Field{
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
@@ -215,6 +206,7 @@ func init() {
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
 		{Name: "path", Type: "string"},
 		{Name: "data", Type: "bytes"},
+		{Name: "w", Type: "interface"},
 		{Name: "off", Type: "int64"},
 	})
 	stateTypeInfotmpfs = stateify.Register[tmpfs]("snapshotter/kernel/vfs.tmpfs", []stateify.Field{
@@ -251,15 +243,28 @@ func init() {
 		{Name: "lower", Type: "bool"},
 		{Name: "origin", Type: "*snapshotter/kernel/vfs.ovlOrigin"},
 		{Name: "xattrs", Type: "map[string]bytes"},
+		{Name: "seals", Type: "uint32"},
+		{Name: "fifo", Type: "*snapshotter/kernel/vfs.pipe"},
+		{Name: "sock", Type: "interface"},
+		{Name: "mapped", Type: "bool"},
 	})
 	stateTypeInfotmpfsFile = stateify.Register[tmpfsFile]("snapshotter/kernel/vfs.tmpfsFile", []stateify.Field{
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
 		{Name: "node", Type: "*snapshotter/kernel/vfs.tmpNode"},
 		{Name: "mount", Type: "*snapshotter/kernel/vfs.Mount"},
 		{Name: "path", Type: "string"},
+		{Name: "memfd", Type: "bool"},
 		{Name: "off", Type: "int64"},
 		{Name: "dirents", Type: "[]snapshotter/kernel/vfs.Dirent"},
 		{Name: "dirPos", Type: "int64"},
+	})
+	stateTypeInfofifoFile = stateify.Register[fifoFile]("snapshotter/kernel/vfs.fifoFile", []stateify.Field{
+		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
+		{Name: "r", Type: "*snapshotter/kernel/vfs.pipeReader"},
+		{Name: "w", Type: "*snapshotter/kernel/vfs.pipeWriter"},
+		{Name: "node", Type: "*snapshotter/kernel/vfs.tmpNode"},
+		{Name: "path", Type: "string"},
+		{Name: "start", Type: "[2]uint64"},
 	})
 	stateTypeInfoheapPages = stateify.Register[heapPages]("snapshotter/kernel/vfs.heapPages", []stateify.Field{
 		{Name: "pages", Type: "map[uint64]bytes"},
@@ -756,70 +761,6 @@ func (x *LockKey) StateLoad(ctx context.Context, d *stateify.Decoder) {
 }
 
 // StateTypeName implements stateify.Savable.
-func (x *memfdInode) StateTypeName() string { return "snapshotter/kernel/vfs.memfdInode" }
-
-// StateFields implements stateify.Savable.
-func (x *memfdInode) StateFields() []string { return stateTypeInfomemfdInode.FieldNames() }
-
-// StateTypeInfo implements stateify.Savable.
-func (x *memfdInode) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfomemfdInode }
-
-// StateSave implements stateify.Savable.
-func (x *memfdInode) StateSave(e *stateify.Encoder) {
-	e.Struct(stateTypeInfomemfdInode)
-	e.String(x.name)
-	e.Int(x.refs.Load())
-}
-
-// StateLoad implements stateify.Savable.
-func (x *memfdInode) StateLoad(ctx context.Context, d *stateify.Decoder) {
-	for _, f := range d.Struct(stateTypeInfomemfdInode) {
-		switch f {
-		case 0:
-			x.name = d.String()
-		case 1:
-			x.refs.Store(d.Int64())
-		default:
-			d.Skip()
-		}
-	}
-}
-
-// StateTypeName implements stateify.Savable.
-func (x *memfdFile) StateTypeName() string { return "snapshotter/kernel/vfs.memfdFile" }
-
-// StateFields implements stateify.Savable.
-func (x *memfdFile) StateFields() []string { return stateTypeInfomemfdFile.FieldNames() }
-
-// StateTypeInfo implements stateify.Savable.
-func (x *memfdFile) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfomemfdFile }
-
-// StateSave implements stateify.Savable.
-func (x *memfdFile) StateSave(e *stateify.Encoder) {
-	x.beforeSave()
-	e.Struct(stateTypeInfomemfdFile)
-	x.noImpl.StateSave(e)
-	stateify.SavePtr(e, x.ino)
-	e.Int(x.off)
-}
-
-// StateLoad implements stateify.Savable.
-func (x *memfdFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
-	for _, f := range d.Struct(stateTypeInfomemfdFile) {
-		switch f {
-		case 0:
-			x.noImpl.StateLoad(ctx, d)
-		case 1:
-			stateify.LoadPtr(d, &x.ino)
-		case 2:
-			x.off = d.Int64()
-		default:
-			d.Skip()
-		}
-	}
-}
-
-// StateTypeName implements stateify.Savable.
 func (x *Mount) StateTypeName() string { return "snapshotter/kernel/vfs.Mount" }
 
 // StateFields implements stateify.Savable.
@@ -990,6 +931,10 @@ func (x *pipe) StateSave(e *stateify.Encoder) {
 	e.Uint(x.ino)
 	e.Int(int64(x.readers))
 	e.Int(int64(x.writers))
+	e.ArrayLen(2)
+	for i0 := range x.opens {
+		e.Uint(x.opens[i0])
+	}
 }
 
 // StateLoad implements stateify.Savable.
@@ -1012,6 +957,11 @@ func (x *pipe) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.readers = int(d.Int64())
 		case 6:
 			x.writers = int(d.Int64())
+		case 7:
+			d.ArrayLenExact(2)
+			for i0 := range x.opens {
+				x.opens[i0] = d.Uint64()
+			}
 		default:
 			d.Skip()
 		}
@@ -1353,6 +1303,7 @@ func (x *syntheticFile) StateSave(e *stateify.Encoder) {
 	x.noImpl.StateSave(e)
 	e.String(x.path)
 	e.Bytes(x.data)
+	e.Iface(x.w)
 	e.Int(x.off)
 }
 
@@ -1367,6 +1318,8 @@ func (x *syntheticFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 2:
 			x.data = d.Bytes()
 		case 3:
+			stateify.LoadIface(d, &x.w)
+		case 4:
 			x.off = d.Int64()
 		default:
 			d.Skip()
@@ -1473,6 +1426,10 @@ func (x *tmpNode) StateSave(e *stateify.Encoder) {
 	}, func(e *stateify.Encoder, mv *[]byte) {
 		e.Bytes((*mv))
 	})
+	e.Uint(uint64(x.seals))
+	stateify.SavePtr(e, x.fifo)
+	e.Iface(x.sock)
+	e.Bool(x.mapped)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1541,6 +1498,14 @@ func (x *tmpNode) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			}, func(d *stateify.Decoder, mv *[]byte) {
 				(*mv) = d.Bytes()
 			})
+		case 23:
+			x.seals = d.Uint32()
+		case 24:
+			stateify.LoadPtr(d, &x.fifo)
+		case 25:
+			stateify.LoadIface(d, &x.sock)
+		case 26:
+			x.mapped = d.Bool()
 		default:
 			d.Skip()
 		}
@@ -1563,6 +1528,7 @@ func (x *tmpfsFile) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.node)
 	stateify.SavePtr(e, x.mount)
 	e.String(x.path)
+	e.Bool(x.memfd)
 	e.Int(x.off)
 	if x.dirents == nil {
 		e.Nil()
@@ -1588,8 +1554,10 @@ func (x *tmpfsFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 3:
 			x.path = d.String()
 		case 4:
-			x.off = d.Int64()
+			x.memfd = d.Bool()
 		case 5:
+			x.off = d.Int64()
+		case 6:
 			if n0, ok := d.SliceLen(); !ok {
 				x.dirents = nil
 			} else {
@@ -1598,8 +1566,56 @@ func (x *tmpfsFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 					x.dirents[i0].StateLoad(ctx, d)
 				}
 			}
-		case 6:
+		case 7:
 			x.dirPos = int(d.Int64())
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *fifoFile) StateTypeName() string { return "snapshotter/kernel/vfs.fifoFile" }
+
+// StateFields implements stateify.Savable.
+func (x *fifoFile) StateFields() []string { return stateTypeInfofifoFile.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *fifoFile) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfofifoFile }
+
+// StateSave implements stateify.Savable.
+func (x *fifoFile) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfofifoFile)
+	x.noImpl.StateSave(e)
+	stateify.SavePtr(e, x.r)
+	stateify.SavePtr(e, x.w)
+	stateify.SavePtr(e, x.node)
+	e.String(x.path)
+	e.ArrayLen(2)
+	for i0 := range x.start {
+		e.Uint(x.start[i0])
+	}
+}
+
+// StateLoad implements stateify.Savable.
+func (x *fifoFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfofifoFile) {
+		switch f {
+		case 0:
+			x.noImpl.StateLoad(ctx, d)
+		case 1:
+			stateify.LoadPtr(d, &x.r)
+		case 2:
+			stateify.LoadPtr(d, &x.w)
+		case 3:
+			stateify.LoadPtr(d, &x.node)
+		case 4:
+			x.path = d.String()
+		case 5:
+			d.ArrayLenExact(2)
+			for i0 := range x.start {
+				x.start[i0] = d.Uint64()
+			}
 		default:
 			d.Skip()
 		}

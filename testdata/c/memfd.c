@@ -4,10 +4,8 @@
  * /proc/self/fd link, a reopen through that link with its own offset, a
  * private mapping of its contents, a forked child reading it through the
  * inherited descriptor, and seals (F_SEAL_WRITE makes writes fail with
- * EPERM). A name longer than 249 bytes is EINVAL.
- *
- * memfd hold N: holds a memfd open and prints "held K" every 100 ms for N
- * lines, for a checkpoint test (a save must be refused while it is open).
+ * EPERM). A name longer than 249 bytes is EINVAL. (Shared mappings and
+ * the checkpoint workload with memfds are shmfile's.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,23 +36,9 @@ static const char *yesno(int b) { return b ? "yes" : "no"; }
 
 static int mfd(const char *name, unsigned flags) { return syscall(SYS_memfd_create, name, flags); }
 
-static int hold(int n)
-{
-	int fd = mfd("held", 0);
-	if (fd < 0 || write(fd, "x", 1) != 1)
-		return 1;
-	for (int i = 1; i <= n; i++) {
-		printf("held %d\n", i);
-		usleep(100000);
-	}
-	return 0;
-}
-
-int main(int argc, char **argv)
+int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc == 3 && strcmp(argv[1], "hold") == 0)
-		return hold(atoi(argv[2]));
 	int fd = mfd("test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	printf("memfd_create: ok %s, cloexec %s\n", yesno(fd >= 0), yesno(fcntl(fd, F_GETFD) == FD_CLOEXEC));
 	const char *msg = "hello memfd";

@@ -1,0 +1,169 @@
+package vfs
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// SharedFile is a file whose own pages a shared mapping (MAP_SHARED)
+// maps: a tmpfs file or a memfd. The kernel keeps one in each vma of such
+// a mapping, to show the file in /proc/PID/maps and to find the writable
+// mappings of a file that F_SEAL_WRITE refuses to seal.
+type SharedFile interface {
+	// MapIdent returns the device minor number and inode number of the
+	// file (its device major is 0).
+	MapIdent() (minor uint32, ino uint64)
+	// MapRuns is MapShared's work for a mapping that exists: the runs of
+	// pages that hold [off, off+length) (page aligned), up to the end of
+	// the file (rounded up to a page) and no further.
+	MapRuns(off, length uint64) ([]PageRun, error)
+}
+
+// ShrinkNotifier is implemented by the Pages of a filesystem whose shared
+// mappings must hear that a file they map was cut short (truncate): the
+// kernel's memory file, which tells every address space, so that the
+// pages past the new end raise SIGBUS. It is called without the
+// filesystem's lock held.
+type ShrinkNotifier interface {
+	FileShrunk(f SharedFile, size int64)
+}
+
+// MapIdent implements SharedFile.
+func (n *tmpNode) MapIdent() (uint32, uint64) { return n.fs.minor, n.ino }
+
+// MapRuns implements SharedFile.
+func (n *tmpNode) MapRuns(off, length uint64) ([]PageRun, error) {
+	t := n.fs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mapRunsLocked(n, off, length)
+}
+
+// mapRunsLocked allocates the pages of n in [off, off+length) up to the
+// end of the file and returns the runs that hold them.
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) mapRunsLocked(n *tmpNode, off, length uint64) ([]PageRun, error) {
+	eof := (uint64(n.size) + pageSize - 1) / pageSize * pageSize
+	first, last := off/pageSize, min(off+length, max(eof, off))/pageSize
+	if err := t.fillHolesLocked(n, first, last); err != nil {
+		return nil, err
+	}
+	n.mapped = true
+	var runs []PageRun
+	for i := first; i < last; i++ {
+		p := n.pages[i]
+		if k := len(runs) - 1; k >= 0 && runs[k].Off+runs[k].Length == p {
+			runs[k].Length += pageSize
+			continue
+		}
+		runs = append(runs, PageRun{FileOff: i * pageSize, Off: p, Length: pageSize})
+	}
+	return runs, nil
+}
+
+// noteShrinkLocked records that mapped file n was cut to size, for
+// unlockNotify to tell its mappings.
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) noteShrinkLocked(n *tmpNode, size int64) {
+	if _, ok := t.pages.(ShrinkNotifier); ok {
+		t.shrunk = append(t.shrunk, shrink{n, size})
+	}
+}
+
+// shrink is a file cut short while mapped, waiting for unlockNotify.
+type shrink struct {
+	n    *tmpNode
+	size int64
+}
+
+// unlockNotify releases t.mu, then tells the Pages (ShrinkNotifier) of
+// the mapped files cut short under it.
+func (t *tmpfs) unlockNotify() {
+	todo := t.shrunk
+	t.shrunk = nil
+	t.mu.Unlock()
+	if len(todo) == 0 {
+		return
+	}
+	sn := t.pages.(ShrinkNotifier)
+	for _, s := range todo {
+		sn.FileShrunk(s.n, s.size)
+	}
+}
+
+// PageRun is a run of a file's pages that lie one after another in the
+// filesystem's Pages: Length bytes of the file from FileOff are the bytes
+// of Pages from Off.
+type PageRun struct {
+	FileOff, Off, Length uint64
+}
+
+// MapShared prepares [off, off+length) of f (page aligned) for a shared
+// mapping and returns the file, the runs of pages that hold the range up to
+// the end of the file (rounded up to a page; the rest of the mapping has
+// none: SIGBUS), in order, and whether the mapping may ever be writable.
+// Every page of those is allocated now (a hole becomes a zero page of the
+// file), holes next to each other in one run. From then on the file keeps its
+// pages for as long as it exists (tmpNode.mapped); the caller adds its own
+// count to each run (the pages outlive the file while mapped).
+//
+// Errors: ENODEV for anything but a tmpfs file or memfd, EPERM for a
+// writable mapping of a file sealed against writes, ENOMEM when memory (or
+// the filesystem's size) is exhausted.
+func (f *File) MapShared(off, length uint64, write bool) (SharedFile, []PageRun, bool, error) {
+	m, ok := f.impl.(*tmpfsFile)
+	if !ok || m.node.fileType() != unix.S_IFREG {
+		return nil, nil, false, unix.ENODEV
+	}
+	t := m.node.fs
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := m.node
+	sealed := n.seals&(sealWrite|sealFutureWrite) != 0
+	if write && sealed {
+		return nil, nil, false, unix.EPERM
+	}
+	runs, err := t.mapRunsLocked(n, off, length)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return n, runs, !sealed, nil
+}
+
+// fillHolesLocked allocates every missing page of n in [first, last),
+// each run of neighbouring holes in one allocation.
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) fillHolesLocked(n *tmpNode, first, last uint64) error {
+	for i := first; i < last; {
+		if _, ok := n.pages[i]; ok {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < last {
+			if _, ok := n.pages[j]; ok {
+				break
+			}
+			j++
+		}
+		size := (j - i) * pageSize
+		if t.used+size > t.limit || t.used+size < t.used {
+			return unix.ENOMEM
+		}
+		base, err := t.pagesLocked().AllocatePages(size)
+		if err != nil {
+			return unix.ENOMEM
+		}
+		if n.pages == nil {
+			n.pages = map[uint64]uint64{}
+		}
+		for k := i; k < j; k++ {
+			n.pages[k] = base + (k-i)*pageSize
+		}
+		t.used += size
+		i = j
+	}
+	return nil
+}

@@ -1,0 +1,182 @@
+/*
+ * tmpfsperm (as root): permission checks in a tmpfs (/dev/shm) for a
+ * caller that is not root, as Linux's generic_permission: files of root
+ * and of the caller with owner, group (the primary group and a
+ * supplementary one) and other bits; creating in a directory needs write
+ * and search permission on it, looking a name up search permission on
+ * every directory on the way, listing a directory read permission; the
+ * owner's bits apply to the owner even where others' would allow more;
+ * root passes every check by CAP_DAC_OVERRIDE (reading and writing a file
+ * of mode 0), a caller with only CAP_DAC_READ_SEARCH reads but does not
+ * write.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef _LINUX_CAPABILITY_VERSION_3
+#define _LINUX_CAPABILITY_VERSION_3 0x20080522
+#endif
+
+static char base[64];
+
+static const char *res(int r)
+{
+	static char b[32];
+	if (r >= 0)
+		return "ok";
+	snprintf(b, sizeof b, "%s", errno == EACCES ? "EACCES" : errno == EPERM ? "EPERM" : strerror(errno));
+	return b;
+}
+
+static void mk(const char *name, mode_t mode, uid_t uid, gid_t gid)
+{
+	char p[128];
+	snprintf(p, sizeof p, "%s/%s", base, name);
+	int fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	write(fd, "data", 4);
+	close(fd);
+	chown(p, uid, gid);
+	chmod(p, mode);
+}
+
+static void mkd(const char *name, mode_t mode, uid_t uid)
+{
+	char p[128];
+	snprintf(p, sizeof p, "%s/%s", base, name);
+	mkdir(p, 0700);
+	chown(p, uid, uid);
+	chmod(p, mode);
+}
+
+static void try_open(const char *name, int flags, const char *what)
+{
+	char p[128];
+	snprintf(p, sizeof p, "%s/%s", base, name);
+	errno = 0;
+	int fd = open(p, flags, 0600);
+	printf("%s: %s\n", what, res(fd));
+	if (fd >= 0)
+		close(fd);
+}
+
+static void checks(void)
+{
+	try_open("root600", O_RDONLY, "read root's 0600");
+	try_open("root644", O_RDONLY, "read root's 0644");
+	try_open("root644", O_WRONLY, "write root's 0644");
+	try_open("root666", O_RDWR, "read-write root's 0666");
+	try_open("grp060", O_RDWR, "read-write 0060 of a supplementary group");
+	try_open("pgrp040", O_RDONLY, "read 0040 of the primary group");
+	try_open("pgrp040", O_WRONLY, "write 0040 of the primary group");
+	try_open("mine406", O_RDONLY, "read own 0406");
+	try_open("mine406", O_WRONLY, "write own 0406 (others may)");
+	try_open("mine406", O_RDONLY | O_TRUNC, "O_TRUNC own 0406");
+	try_open("root644", O_PATH, "O_PATH root's 0644");
+	try_open("closed/f", O_RDONLY, "look up in root's 0700 directory");
+	try_open("xonly/f", O_RDONLY, "look up in root's 0711 directory");
+	try_open("xonly", O_RDONLY | O_DIRECTORY, "list root's 0711 directory");
+	try_open("open/new", O_CREAT | O_WRONLY, "create in root's 0755 directory");
+	try_open("sticky/new", O_CREAT | O_WRONLY, "create in a 1777 directory");
+	try_open("sticky/new", O_CREAT | O_RDWR, "open it again");
+	char p[128];
+	snprintf(p, sizeof p, "%s/open/dir", base);
+	errno = 0;
+	printf("mkdir in root's 0755 directory: %s\n", res(mkdir(p, 0755)));
+	snprintf(p, sizeof p, "%s/open/fifo", base);
+	errno = 0;
+	printf("mkfifo in root's 0755 directory: %s\n", res(mkfifo(p, 0644)));
+	snprintf(p, sizeof p, "%s/open/link", base);
+	errno = 0;
+	printf("symlink in root's 0755 directory: %s\n", res(symlink("x", p)));
+	snprintf(p, sizeof p, "%s/closed", base);
+	int fd = open(p, O_TMPFILE | O_RDWR, 0600);
+	printf("O_TMPFILE in root's 0700 directory: %s\n", res(fd));
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (getuid() != 0) {
+		printf("needs root\n");
+		return 1;
+	}
+	snprintf(base, sizeof base, "/dev/shm/tmpfsperm-%d", (int)getpid());
+	mkdir(base, 0755);
+	mk("root600", 0600, 0, 0);
+	mk("root644", 0644, 0, 0);
+	mk("root666", 0666, 0, 0);
+	mk("grp060", 0060, 0, 2000);
+	mk("pgrp040", 0040, 0, 1000);
+	mk("mine406", 0406, 1000, 1000);
+	mkd("closed", 0700, 0);
+	mk("closed/f", 0644, 0, 0);
+	mkd("xonly", 0711, 0);
+	mk("xonly/f", 0644, 0, 0);
+	mkd("open", 0755, 0);
+	mkd("sticky", 01777, 0);
+	mk("zero", 0, 0, 0);
+
+	printf("root:\n");
+	try_open("zero", O_RDWR, "read-write a 0000 file");
+	try_open("closed/f", O_RDONLY, "look up in its 0700 directory");
+
+	pid_t c = fork();
+	if (c == 0) {
+		gid_t groups[] = {2000};
+		if (setgroups(1, groups) || setgid(1000) || setuid(1000))
+			_exit(2);
+		printf("uid 1000:\n");
+		checks();
+		_exit(0);
+	}
+	int ws;
+	waitpid(c, &ws, 0);
+
+	c = fork();
+	if (c == 0) {
+		/* Root keeping only CAP_DAC_READ_SEARCH. */
+		struct {
+			unsigned version;
+			int pid;
+		} h = {_LINUX_CAPABILITY_VERSION_3, 0};
+		struct {
+			unsigned eff, perm, inh;
+		} d[2] = {{1u << 2, 1u << 2, 0}, {0, 0, 0}};
+		if (syscall(SYS_capset, &h, d) != 0)
+			_exit(2);
+		printf("root with CAP_DAC_READ_SEARCH only:\n");
+		try_open("zero", O_RDONLY, "read a 0000 file");
+		try_open("zero", O_WRONLY, "write a 0000 file");
+		try_open("closed/f", O_RDONLY, "look up in root's 0700 directory");
+		_exit(0);
+	}
+	waitpid(c, &ws, 0);
+
+	/* Clean up as root. */
+	const char *files[] = {"root600", "root644", "root666", "grp060", "pgrp040", "mine406", "closed/f", "xonly/f",
+			       "sticky/new", "zero", "open/dir", "open/fifo", "open/link"};
+	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+		char p[128];
+		snprintf(p, sizeof p, "%s/%s", base, files[i]);
+		unlink(p);
+		rmdir(p);
+	}
+	const char *dirs[] = {"closed", "xonly", "open", "sticky"};
+	for (size_t i = 0; i < 4; i++) {
+		char p[128];
+		snprintf(p, sizeof p, "%s/%s", base, dirs[i]);
+		rmdir(p);
+	}
+	rmdir(base);
+	return 0;
+}
