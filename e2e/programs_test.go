@@ -423,6 +423,20 @@ var cCases = []cCase{
 	// splice works on memfds until its blocking point, and a save is
 	// refused while a memfd is open: no random save point (fast), but the
 	// start and the blocking point.
+	{name: "inotify", prog: "inotify", zdtm: zdtmSpec{blockedAfter: "waiting for stdin with queued events"}, setup: setupTmpfsDir, spec: spec{stdin: "go\n", want: []string{
+		"dir: wd 1 MOVED_FROM c1 f",
+		"dir: wd 1 MOVED_TO c1 g",
+		"file: wd 2 DELETE_SELF",
+		"after close: wd 3 DELETE_SELF",
+		"moves: wd 3 MOVE_SELF",
+		"overflow: 16385 events, 1 overflow, last wd -1",
+		"blocking read woken: yes woke",
+		"queued: wd 1 CREATE before",
+		"queued: wd 2 ATTRIB",
+		"after: wd 2 DELETE_SELF",
+		"next wd: 3",
+		"done",
+	}}},
 	{name: "splice", prog: "splice", zdtm: zdtmSpec{blockedAfter: "splicing what a child reads from stdin", fast: true}, spec: spec{stdin: "line from stdin\n", want: []string{
 		"pipe -> memfd at 5: 18, offset now 23, position 0, memfd from 5 \"hello splice world\"",
 		"memfd at its position -> pipe: 6, position now 11, pipe \"hello \"",

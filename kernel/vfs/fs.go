@@ -112,7 +112,28 @@ func (fs *FS) OpenAtAs(o Owner, dir *File, p string, flags uint32, mode uint32) 
 	if flags&unix.O_PATH == 0 {
 		flags |= oLargefile
 	}
-	return resolve(fs, full, func(m *Mount, p string) (*File, error) { return m.fs.open(fs, m, p, flags, mode, o) })
+	n := fs.notifier()
+	watched := n.active() && flags&unix.O_PATH == 0
+	existed := true
+	if watched && flags&unix.O_CREAT != 0 {
+		_, err := fs.Fstatat(dir, p, 0)
+		existed = err == nil
+	}
+	f, err := resolve(fs, full, func(m *Mount, p string) (*File, error) { return m.fs.open(fs, m, p, flags, mode, o) })
+	if err != nil || flags&unix.O_PATH != 0 {
+		return f, err
+	}
+	f.notifier = n
+	if watched {
+		if !existed {
+			fs.notifyCreate(dir, p)
+		}
+		f.notify(InOpen)
+		if existed && flags&unix.O_TRUNC != 0 && f.writable() && f.FileType() == unix.S_IFREG {
+			f.notify(InModify)
+		}
+	}
+	return f, nil
 }
 
 // Fstatat implements newfstatat(2) and statx(2)'s lookup: flags may hold
@@ -271,12 +292,20 @@ func (fs *FS) do(dir *File, p string, op func(m *Mount, p string) error) error {
 
 // Mkdirat implements mkdirat(2) for a caller whose new directory o owns.
 func (fs *FS) Mkdirat(o Owner, dir *File, p string, mode uint32) error {
-	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.mkdir(m, p, mode, o) })
+	return fs.created(dir, p, fs.do(dir, p, func(m *Mount, p string) error { return m.fs.mkdir(m, p, mode, o) }))
+}
+
+// created reports the new name (dir, p) if err is nil, and returns err.
+func (fs *FS) created(dir *File, p string, err error) error {
+	if err == nil {
+		fs.notifyCreate(dir, p)
+	}
+	return err
 }
 
 // Mknodat implements mknodat(2) for a caller whose new file o owns.
 func (fs *FS) Mknodat(o Owner, dir *File, p string, mode uint32, dev uint64) error {
-	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.mknod(m, p, mode, dev, o) })
+	return fs.created(dir, p, fs.do(dir, p, func(m *Mount, p string) error { return m.fs.mknod(m, p, mode, dev, o) }))
 }
 
 // Symlinkat implements symlinkat(2) for a caller whose new symlink o owns.
@@ -284,7 +313,7 @@ func (fs *FS) Symlinkat(o Owner, target string, dir *File, p string) error {
 	if target == "" {
 		return unix.ENOENT
 	}
-	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.symlink(m, target, p, o) })
+	return fs.created(dir, p, fs.do(dir, p, func(m *Mount, p string) error { return m.fs.symlink(m, target, p, o) }))
 }
 
 // Linkat implements linkat(2); flags may hold AT_SYMLINK_FOLLOW and
@@ -298,7 +327,11 @@ func (fs *FS) Linkat(olddir *File, oldpath string, newdir *File, newpath string,
 			}
 			oldpath = olddir.impl.guestPath()
 		} else {
-			return fs.do(newdir, newpath, func(m *Mount, p string) error { return t.linkTo(m, p) })
+			err := fs.do(newdir, newpath, func(m *Mount, p string) error { return t.linkTo(m, p) })
+			if err == nil {
+				fs.notifyLink(olddir, "", false, newdir, newpath)
+			}
+			return err
 		}
 	}
 	oldFull, err := fs.fullPath(olddir, oldpath)
@@ -310,12 +343,21 @@ func (fs *FS) Linkat(olddir *File, oldpath string, newdir *File, newpath string,
 		return err
 	}
 	follow := flags&unix.AT_SYMLINK_FOLLOW != 0
-	return resolve2(fs, oldFull, newFull, func(m *Mount, o, n string) error { return m.fs.link(m, o, n, follow) })
+	err = resolve2(fs, oldFull, newFull, func(m *Mount, o, n string) error { return m.fs.link(m, o, n, follow) })
+	if err == nil {
+		fs.notifyLink(nil, oldFull, follow, nil, newFull)
+	}
+	return err
 }
 
 // Unlinkat implements unlinkat(2) (with AT_REMOVEDIR: rmdir).
 func (fs *FS) Unlinkat(dir *File, p string, flags int) error {
-	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.unlink(m, p, flags&unix.AT_REMOVEDIR != 0) })
+	np, watched := fs.beforeRemove(dir, p)
+	err := fs.do(dir, p, func(m *Mount, p string) error { return m.fs.unlink(m, p, flags&unix.AT_REMOVEDIR != 0) })
+	if err == nil && watched {
+		fs.notifyRemoved(np)
+	}
+	return err
 }
 
 // renameFlags are the renameat2 flags Renameat implements.
@@ -335,7 +377,13 @@ func (fs *FS) Renameat(olddir *File, oldpath string, newdir *File, newpath strin
 	if err != nil {
 		return err
 	}
-	return resolve2(fs, oldFull, newFull, func(m *Mount, o, n string) error { return m.fs.rename(m, o, n, flags) })
+	src, watched := fs.beforeRemove(nil, oldFull)
+	dst, _ := fs.beforeRemove(nil, newFull)
+	err = resolve2(fs, oldFull, newFull, func(m *Mount, o, n string) error { return m.fs.rename(m, o, n, flags) })
+	if err == nil && watched {
+		fs.notifyMoved(src, dst, flags&unix.RENAME_EXCHANGE != 0)
+	}
+	return err
 }
 
 // SetAttr is a change of attributes: chmod, chown, truncate and utimes.
@@ -371,7 +419,11 @@ func (fs *FS) SetAttrAt(dir *File, p string, flags int, a *SetAttr) error {
 		a = &SetAttr{}
 	}
 	follow := flags&unix.AT_SYMLINK_NOFOLLOW == 0
-	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.setAttr(m, p, follow, a) })
+	err := fs.do(dir, p, func(m *Mount, p string) error { return m.fs.setAttr(m, p, follow, a) })
+	if err == nil {
+		fs.notifyAttr(dir, p, follow, a)
+	}
+	return err
 }
 
 // SetAttr implements the descriptor forms (fchmod, fchown, futimens,
@@ -386,7 +438,11 @@ func (f *File) SetAttr(a *SetAttr) error {
 		if a == nil {
 			return nil
 		}
-		return impl.node.fs.setAttrNode(impl.node, a)
+		err := impl.node.fs.setAttrNode(impl.node, a)
+		if err == nil {
+			f.notify(attrEvents(a))
+		}
+		return err
 	default:
 		return nil
 	}

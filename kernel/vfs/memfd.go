@@ -149,7 +149,11 @@ func (f *File) Truncate(size int64) error {
 	case *memfdFile:
 		return unix.Ftruncate(impl.ino.fd, size)
 	case *tmpfsFile:
-		return impl.truncate(size)
+		err := impl.truncate(size)
+		if err == nil {
+			f.notify(InModify)
+		}
+		return err
 	}
 	return f.SetAttr(nil)
 }
@@ -193,7 +197,11 @@ func (f *File) Fallocate(mode uint32, off, length int64) error {
 	case *memfdFile:
 		return unix.Fallocate(impl.ino.fd, mode, off, length)
 	case *tmpfsFile:
-		return impl.fallocate(mode, off, length)
+		err := impl.fallocate(mode, off, length)
+		if err == nil {
+			f.notify(InModify)
+		}
+		return err
 	}
 	return unix.EOPNOTSUPP
 }

@@ -131,6 +131,24 @@ type MountTable struct {
 	nextID uint32
 	// pages is where tmpfs mounts keep file data (SetPages).
 	pages Pages
+	// notifier routes the sandbox's file events to inotify watches; nil
+	// in images from before inotify until Root.mountTable sets one.
+	// Immutable once set.
+	notifier *Notifier
+}
+
+// setNotifier makes n the notifier of the table and of its tmpfs mounts.
+func (mt *MountTable) setNotifier(n *Notifier) {
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	mt.notifier = n
+	for _, m := range mt.mounts {
+		if t, ok := m.fs.(*tmpfs); ok {
+			t.mu.Lock()
+			t.notifier = n
+			t.mu.Unlock()
+		}
+	}
 }
 
 // SetPages makes p (the kernel's memory file) hold the file data of every
@@ -164,13 +182,14 @@ const DefaultTmpfsSize = 256 << 20
 var defaultTmpfsMounts = []string{"/dev/shm", "/run"}
 
 func newMountTable(root *Root) *MountTable {
-	mt := &MountTable{nextID: 20}
+	mt := &MountTable{nextID: 20, notifier: newNotifier(root)}
 	mt.add("/", root, root.hostDir, "ro")
 	for _, name := range []string{"dev", "proc", "sys"} {
 		mt.add("/"+name, &sentryFS{name: name}, name, "rw,nosuid")
 	}
 	for _, p := range defaultTmpfsMounts {
 		t := newTmpfs(DefaultTmpfsSize, mt.nextID)
+		t.notifier = mt.notifier
 		if p == "/run" {
 			// /run/lock, where /var/lock leads on most distributions.
 			t.linkLocked(t.root, "lock", t.newNodeLocked(unix.S_IFDIR|0o1777, 0, 0))
@@ -223,6 +242,7 @@ func (mt *MountTable) MountTmpfs(point string, size uint64) error {
 	}
 	t := newTmpfs(size, mt.nextID)
 	t.pages = mt.pages
+	t.notifier = mt.notifier
 	mt.add(point, t, "tmpfs", tmpfsOptions(size))
 	return nil
 }

@@ -37,7 +37,12 @@ func (fs *FS) Reopen(f *File, flags uint32) (*File, error) {
 	case *memfdFile:
 		return impl.reopen(flags), nil
 	case *tmpfsFile:
-		return impl.reopen(flags | oLargefile)
+		nf, err := impl.reopen(flags | oLargefile)
+		if err == nil && flags&unix.O_PATH == 0 {
+			nf.notifier = fs.notifier()
+			nf.notify(InOpen)
+		}
+		return nf, err
 	case *device:
 		return openDevice(impl.kind, impl.guestPath(), flags|oLargefile)
 	case *pipeReader:

@@ -40,6 +40,9 @@ type tmpfs struct {
 	pages Pages
 	// minor is the device minor number stat reports; immutable.
 	minor uint32
+	// notifier is told when a file is gone (IN_DELETE_SELF); nil until
+	// the mount table sets it. Protected by mu.
+	notifier *Notifier
 }
 
 // tmpNode is one file of a tmpfs (an inode). Every field but fs and ino
@@ -155,6 +158,7 @@ func (t *tmpfs) unlinkLocked(dir *tmpNode, name string, child *tmpNode) {
 func (t *tmpfs) maybeFreeLocked(n *tmpNode) {
 	if n.nlink == 0 && n.opens == 0 {
 		t.freePagesFromLocked(n, 0)
+		t.notifier.inodeGone(inodeKey{Dev: uint64(t.minor), Ino: n.ino})
 	}
 }
 
