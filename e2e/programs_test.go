@@ -423,6 +423,20 @@ var cCases = []cCase{
 	// splice works on memfds until its blocking point, and a save is
 	// refused while a memfd is open: no random save point (fast), but the
 	// start and the blocking point.
+	{name: "chroot", prog: "chroot", zdtm: zdtmSpec{blockedAfter: "chrooted, waiting for stdin"}, spec: spec{stdin: "go\n", want: []string{
+		"uid 1000: chroot /: Operation not permitted",
+		"/proc/PID/root of the chrooted child is DIR: yes",
+		"dot-dot: /../../../hello -> inside",
+		"absolute symlink: /abs -> inside",
+		"climbing symlink: /sub/up -> inside",
+		"outside: open /outside: No such file or directory",
+		"forked child: /hello -> inside",
+		"after the line: /hello -> inside",
+		"outside: getcwd (unreachable)BASE",
+		"after the thread's chroot: /inner -> in t",
+		"after the thread's chroot: getcwd (unreachable)BASE/jail",
+		"done",
+	}}, setup: func(t *testing.T, dir string, s *spec) { needRoot(t, dir, s); setupTmpfsDir(t, dir, s) }},
 	{name: "inotify", prog: "inotify", zdtm: zdtmSpec{blockedAfter: "waiting for stdin with queued events"}, setup: setupTmpfsDir, spec: spec{stdin: "go\n", want: []string{
 		"dir: wd 1 MOVED_FROM c1 f",
 		"dir: wd 1 MOVED_TO c1 g",

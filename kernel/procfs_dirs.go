@@ -35,7 +35,7 @@ var procTaskFiles = []struct {
 }{
 	{"cmdline", unix.DT_REG}, {"comm", unix.DT_REG}, {"cwd", unix.DT_LNK}, {"exe", unix.DT_LNK},
 	{"fd", unix.DT_DIR}, {"maps", unix.DT_REG}, {"mountinfo", unix.DT_REG}, {"mounts", unix.DT_REG},
-	{"stat", unix.DT_REG}, {"status", unix.DT_REG},
+	{"root", unix.DT_LNK}, {"stat", unix.DT_REG}, {"status", unix.DT_REG},
 	{"task", unix.DT_DIR},
 }
 
@@ -103,6 +103,9 @@ func (t *Task) procEntryAt(dir *vfs.File, p string, follow bool) (procEntry, boo
 		return procFDEntry(full, target), true
 	case !follow && len(comps) == 2 && (comps[1] == "exe" || comps[1] == "cwd"):
 		return procEntry{path: full, link: procTaskLink(target, comps[1])}, true
+	case !follow && len(comps) == 2 && comps[1] == "root":
+		// The target's root directory as the reader sees it.
+		return procEntry{path: full, link: t.tg.fs.View(target.tg.fs.RootPath())}, true
 	case !follow && len(comps) == 3 && comps[1] == "fd":
 		if link, ok := procFDLink(target, comps[2]); ok {
 			return procEntry{path: full, link: link}, true

@@ -21,10 +21,14 @@ type FS struct {
 	// root is the sandbox root; immutable.
 	root *Root
 
-	// mu protects cwd. Not saved: idle at save time.
+	// mu protects cwd and chroot. Not saved: idle at save time.
 	mu sync.Mutex `state:"nosave"`
-	// cwd is the canonical guest path of the working directory.
+	// cwd is the canonical guest path of the working directory, from the
+	// sandbox's root.
 	cwd string
+	// chroot is the canonical guest path of the context's root directory
+	// (chroot(2)); "" is the sandbox's root.
+	chroot string
 }
 
 // NewFS returns an FS for root with working directory "/".
@@ -32,17 +36,126 @@ func NewFS(root *Root) *FS { return &FS{root: root, cwd: "/"} }
 
 // Fork returns a copy of fs (fork without CLONE_FS).
 func (fs *FS) Fork() *FS {
-	return &FS{root: fs.root, cwd: fs.Getcwd()}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return &FS{root: fs.root, cwd: fs.cwd, chroot: fs.chroot}
 }
 
 // Root returns the sandbox root.
 func (fs *FS) Root() *Root { return fs.root }
 
-// Getcwd returns the working directory's guest path (getcwd(2)).
+// Getcwd returns the working directory's path as the process sees it
+// (getcwd(2)): below its root directory, or "(unreachable)" followed by
+// the sandbox path for a directory outside it, as Linux.
 func (fs *FS) Getcwd() string {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	return fs.cwd
+	return fs.viewLocked(fs.cwd, "(unreachable)")
+}
+
+// viewLocked returns guest path p as seen from the context's root
+// directory: outside marks a path that is not below it.
+//
+// Preconditions: fs.mu is held.
+func (fs *FS) viewLocked(p, outside string) string {
+	switch {
+	case fs.chroot == "":
+		return p
+	case p == fs.chroot:
+		return "/"
+	case strings.HasPrefix(p, fs.chroot+"/"):
+		return p[len(fs.chroot):]
+	}
+	return outside + p
+}
+
+// View returns guest path p (from the sandbox's root) as the context sees
+// it: below its root directory, or p itself when p lies outside it (as
+// Linux's /proc links show what the reader cannot reach).
+func (fs *FS) View(p string) string {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.viewLocked(p, "")
+}
+
+// RootPath returns the guest path of the context's root directory from
+// the sandbox's root ("/" unless chrooted).
+func (fs *FS) RootPath() string {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.chroot == "" {
+		return "/"
+	}
+	return fs.chroot
+}
+
+func (fs *FS) cwdAndRoot() (string, string) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.cwd, fs.chroot
+}
+
+// Chroot makes the directory at p (relative to dir) the context's root
+// directory (chroot(2)): the lookup's errors first, then EPERM unless
+// permitted (the caller has CAP_SYS_CHROOT). The working directory stays
+// where it is, possibly outside the new root.
+func (fs *FS) Chroot(dir *File, p string, permitted bool) error {
+	full, err := fs.fullPath(dir, p)
+	if err != nil {
+		return err
+	}
+	d, err := resolve(fs, full, func(m *Mount, p string) (string, error) { return m.fs.chdir(m, p) })
+	if err != nil {
+		return err
+	}
+	if !permitted {
+		return unix.EPERM
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if d == "/" {
+		d = ""
+	}
+	fs.chroot = d
+	return nil
+}
+
+// inRoot confines guest path full to the context's root directory: an
+// absolute path (from a symlink's target when abs) starts at it, and ".."
+// stops at it. Outside a chroot, full is returned as is and the
+// filesystems resolve ".." themselves.
+func (fs *FS) inRoot(full string, abs bool) string {
+	_, root := fs.cwdAndRoot()
+	if root == "" {
+		return full
+	}
+	if abs {
+		full = root + full
+	}
+	return confine(full, root)
+}
+
+// confine resolves "." and ".." of absolute path full lexically, never
+// climbing above root when the walk reaches it (a path that starts
+// outside root climbs to "/"), and keeps a trailing slash.
+func confine(full, root string) string {
+	var out []string
+	for _, c := range strings.Split(full, "/") {
+		switch c {
+		case "", ".":
+		case "..":
+			if len(out) > 0 && "/"+strings.Join(out, "/") != root {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, c)
+		}
+	}
+	s := "/" + strings.Join(out, "/")
+	if strings.HasSuffix(full, "/") && s != "/" {
+		s += "/"
+	}
+	return s
 }
 
 func cleanPath(p string) string { return path.Clean("/" + p) }
@@ -60,12 +173,16 @@ func (fs *FS) fullPath(dir *File, p string) (string, error) {
 	if strings.IndexByte(p, 0) >= 0 {
 		return "", unix.EINVAL
 	}
+	cwd, root := fs.cwdAndRoot()
 	if p[0] == '/' {
+		if root != "" {
+			return confine(root+p, root), nil
+		}
 		return foldSentryPath(p), nil
 	}
 	var base string
 	if dir == nil {
-		base = fs.Getcwd()
+		base = cwd
 	} else {
 		switch d := dir.impl.(type) {
 		case *hostFile:
@@ -88,6 +205,9 @@ func (fs *FS) fullPath(dir *File, p string) (string, error) {
 		default:
 			return "", unix.ENOTDIR
 		}
+	}
+	if root != "" {
+		return confine(base+"/"+p, root), nil
 	}
 	if base == "/" {
 		return "/" + p, nil

@@ -85,6 +85,9 @@ const maxSymlinks = 40
 type crossing struct {
 	full   string
 	second bool
+	// abs marks the absolute target of a symlink, which a chrooted
+	// context resolves from its root directory.
+	abs bool
 }
 
 func (c *crossing) Error() string { return "lookup continues at " + c.full }
@@ -349,6 +352,7 @@ func (m *Mount) device() (uint32, uint32) {
 
 // resolve runs op on the mount full routes to, routing again while op
 // reports a crossing.
+// A symlink's target is confined to fs's root directory.
 func resolve[T any](fs *FS, full string, op func(m *Mount, p string) (T, error)) (T, error) {
 	mt := fs.root.mountTable()
 	for range maxSymlinks {
@@ -356,7 +360,7 @@ func resolve[T any](fs *FS, full string, op func(m *Mount, p string) (T, error))
 		v, err := op(m, p)
 		var c *crossing
 		if errors.As(err, &c) {
-			full = c.full
+			full = fs.inRoot(c.full, c.abs)
 			continue
 		}
 		if next, ok := fs.root.redirect(m, p, err); ok {
@@ -390,9 +394,9 @@ func resolve2(fs *FS, oldFull, newFull string, op func(m *Mount, oldp, newp stri
 		var c *crossing
 		if errors.As(err, &c) {
 			if c.second {
-				newFull = c.full
+				newFull = fs.inRoot(c.full, c.abs)
 			} else {
-				oldFull = c.full
+				oldFull = fs.inRoot(c.full, c.abs)
 			}
 			continue
 		}

@@ -258,7 +258,8 @@ func (t *tmpfs) walkLocked(m *Mount, rest string, follow, parent, second bool) (
 // dir, followed by the rest of the path.
 func (t *tmpfs) followLocked(m *Mount, dir, link *tmpNode, remaining string, second bool) error {
 	target := link.target
-	if !strings.HasPrefix(target, "/") {
+	abs := strings.HasPrefix(target, "/")
+	if !abs {
 		base, err := t.pathLocked(m, dir)
 		if err != nil {
 			return err
@@ -268,7 +269,7 @@ func (t *tmpfs) followLocked(m *Mount, dir, link *tmpNode, remaining string, sec
 	if remaining != "" {
 		target += "/" + remaining
 	}
-	return &crossing{full: target, second: second}
+	return &crossing{full: target, second: second, abs: abs}
 }
 
 // pathLocked returns the guest path of directory d, ENOENT if it was

@@ -84,6 +84,7 @@ func init() {
 	stateTypeInfoFS = stateify.Register[FS]("snapshotter/kernel/vfs.FS", []stateify.Field{
 		{Name: "root", Type: "*snapshotter/kernel/vfs.Root"},
 		{Name: "cwd", Type: "string"},
+		{Name: "chroot", Type: "string"},
 	})
 	stateTypeInfoidentity = stateify.Register[identity]("snapshotter/kernel/vfs.identity", []stateify.Field{
 		{Name: "DevMajor", Type: "uint32"},
@@ -550,6 +551,7 @@ func (x *FS) StateSave(e *stateify.Encoder) {
 	e.Struct(stateTypeInfoFS)
 	stateify.SavePtr(e, x.root)
 	e.String(x.cwd)
+	e.String(x.chroot)
 }
 
 // StateLoad implements stateify.Savable.
@@ -560,6 +562,8 @@ func (x *FS) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			stateify.LoadPtr(d, &x.root)
 		case 1:
 			x.cwd = d.String()
+		case 2:
+			x.chroot = d.String()
 		default:
 			d.Skip()
 		}
