@@ -407,7 +407,7 @@ var syscallTable = [syscallTableSize]syscallEntry{
 	unix.SYS_PKEY_FREE:               unsupported("pkey_free", unix.ENOSYS, "not implemented yet (memory protection keys)"),
 	unix.SYS_STATX:                   full("statx", sysStatx),
 	unix.SYS_IO_PGETEVENTS:           notYet("io_pgetevents"),
-	unix.SYS_RSEQ:                    unsupported("rseq", unix.ENOSYS, "not implemented yet, as in a kernel built without CONFIG_RSEQ; glibc and the Go runtime do without"),
+	unix.SYS_RSEQ:                    unsupported("rseq", unix.ENOSYS, rseqNote),
 	unix.SYS_URETPROBE:               unsupported("uretprobe", unix.ENOSYS, "no uprobes inside the sandbox"),
 	unix.SYS_UPROBE:                  unsupported("uprobe", unix.ENOSYS, "no uprobes inside the sandbox"),
 	unix.SYS_PIDFD_SEND_SIGNAL:       full("pidfd_send_signal", sysPidfdSendSignal),
