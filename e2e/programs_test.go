@@ -437,6 +437,22 @@ var cCases = []cCase{
 		"after the thread's chroot: getcwd (unreachable)BASE/jail",
 		"done",
 	}}, setup: func(t *testing.T, dir string, s *spec) { needRoot(t, dir, s); setupTmpfsDir(t, dir, s) }},
+	// Natively in a new IPC namespace (the program unshares it), so that
+	// the host's objects stay out of the listing.
+	{name: "ipcinfo", prog: "ipcinfo", zdtm: zdtmSpec{blockedAfter: "objects made, waiting for stdin"}, setup: needRoot, spec: spec{stdin: "go\n", want: []string{
+		"IDs: sems 0 1, queue 0, segment 0",
+		"after a removal the next set is 2, then 3",
+		"SEM_INFO: 1, sets 2, semaphores 4",
+		"MSG_INFO: 0, queues 1, messages 2, bytes 12",
+		"SHM_INFO: 0, segments 1, pages 3, swapped 0",
+		"uid 1234: SHM_STAT of a 0600 segment: Permission denied, SHM_STAT_ANY: ok",
+		"uid 1234: mq_open number 257: No space left on device",
+		"SHMMNI: 4095 more segments, then No space left on device",
+		"0x00001234 0          root       640        3         ",
+		"max number of segments = 4096",
+		"allocated semaphores = 4",
+		"done",
+	}}},
 	{name: "inotify", prog: "inotify", zdtm: zdtmSpec{blockedAfter: "waiting for stdin with queued events"}, setup: setupTmpfsDir, spec: spec{stdin: "go\n", want: []string{
 		"dir: wd 1 MOVED_FROM c1 f",
 		"dir: wd 1 MOVED_TO c1 g",
