@@ -453,6 +453,16 @@ var cCases = []cCase{
 		"allocated semaphores = 4",
 		"done",
 	}}},
+	{name: "cpuclock", prog: "cpuclock", zdtm: zdtmSpec{blockedAfter: "timer armed on the busy thread's clock"}, spec: spec{stdin: "go\n", want: []string{
+		"clock_getcpuclockid(child): ok",
+		"child clock_gettime: ok",
+		"thread clock goes forward: yes",
+		"another process's thread clock: Invalid argument",
+		"timer on the process clock by ID fired: yes",
+		"timer on another thread's clock fired: yes",
+		"periodic timer on the busy thread's clock fires after the line: yes",
+		"done",
+	}}},
 	{name: "inotify", prog: "inotify", zdtm: zdtmSpec{blockedAfter: "waiting for stdin with queued events"}, setup: setupTmpfsDir, spec: spec{stdin: "go\n", want: []string{
 		"dir: wd 1 MOVED_FROM c1 f",
 		"dir: wd 1 MOVED_TO c1 g",

@@ -310,6 +310,7 @@ func init() {
 		{Name: "Value", Type: "uint64"},
 		{Name: "Target", Type: "*snapshotter/kernel.Task"},
 		{Name: "Owner", Type: "*snapshotter/kernel.Task"},
+		{Name: "ClockTask", Type: "*snapshotter/kernel.Task"},
 		{Name: "Expiry", Type: "int64"},
 		{Name: "Interval", Type: "int64"},
 		{Name: "Queued", Type: "bool"},
@@ -2095,6 +2096,7 @@ func (x *posixTimer) StateSave(e *stateify.Encoder) {
 	e.Uint(x.Value)
 	stateify.SavePtr(e, x.Target)
 	stateify.SavePtr(e, x.Owner)
+	stateify.SavePtr(e, x.ClockTask)
 	e.Int(x.Expiry)
 	e.Int(x.Interval)
 	e.Bool(x.Queued)
@@ -2121,14 +2123,16 @@ func (x *posixTimer) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 6:
 			stateify.LoadPtr(d, &x.Owner)
 		case 7:
-			x.Expiry = d.Int64()
+			stateify.LoadPtr(d, &x.ClockTask)
 		case 8:
-			x.Interval = d.Int64()
+			x.Expiry = d.Int64()
 		case 9:
-			x.Queued = d.Bool()
+			x.Interval = d.Int64()
 		case 10:
-			x.Overruns = d.Int64()
+			x.Queued = d.Bool()
 		case 11:
+			x.Overruns = d.Int64()
+		case 12:
 			x.LastOverrun = d.Int32()
 		default:
 			d.Skip()
