@@ -33,7 +33,7 @@ const cpythonDoc = moduleRoot + "/docs/CPYTHON.md"
 var cpythonModules = []string{
 	"test_subprocess", "test_signal", "test_threading", "test_itertools",
 	"test_random", "test_bytes", "test_set", "test_zlib", "test_time",
-	"test_json", "test_math", "test_select", "test_hashlib", "test_heapq",
+	"test_json", "test_math", "test_select", "test_poll", "test_mmap", "test_epoll", "test_hashlib", "test_heapq",
 	"test_enum", "test_functools", "test_collections", "test_struct",
 	"test_re", "test_base64", "test_list", "test_dict", "test_float",
 	"test_fcntl", "test_resource", "test_string", "test_bisect",
@@ -221,7 +221,9 @@ func runPython(snapBin, module, dir string, skips []pyRule) (map[string]pyStatus
 	}
 	where := "natively"
 	if snapBin != "" {
-		argv = append([]string{snapBin, "run", "--"}, argv...)
+		// The working directory is writable in both runs: under snap a
+		// tmpfs mounted over it.
+		argv = append([]string{snapBin, "run", "--tmpfs", dir, "--"}, argv...)
 		where = "under snap"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cpythonTimeout)

@@ -26,9 +26,12 @@ type ipcNamespace struct {
 	// of their ID). Protected by mu.
 	sems map[int32]*semSet
 	msgs map[int32]*msgQueue
-	// seq makes IDs unique over time: an object's ID is its seq times
-	// ipcMNI plus its index. Protected by mu.
+	// seq is retired (one sequence for every kind, before semIDs,
+	// msgIDs and shmIDs); kept so that older images load.
 	seq uint16
+	// semIDs, msgIDs and shmIDs allocate the indexes and sequence
+	// numbers of each kind, as Linux's ipc_ids. Protected by mu.
+	semIDs, msgIDs, shmIDs ipcIDs
 	// shms are the System V shared memory segments by index (ipc_shm.go).
 	// Protected by mu.
 	shms map[int32]*shmSegment
@@ -162,27 +165,73 @@ func setPerm(p *ipcPerm, b []byte) {
 	p.Mode = p.Mode&^0o777 | le.Uint16(b[20:])&0o777
 }
 
-// ipcFreeIndex returns the lowest index not in used, or -1 if all ipcMNI
-// are taken.
-func ipcFreeIndex[V any](used map[int32]V) int32 {
-	for i := int32(0); i < ipcMNI; i++ {
-		if _, ok := used[i]; !ok {
-			return i
-		}
-	}
-	return -1
+// ipcIDs allocates the indexes of one kind of object as Linux's
+// ipc_idr_alloc: cyclically, from the index after the last one given, over
+// the first max(in use * 3/2, 64) indexes, the sequence number going up
+// each time the allocation wraps.
+//
+// +stateify savable
+type ipcIDs struct {
+	// Seq is the sequence number of new objects.
+	Seq uint16
+	// Next is the index after the last one given (0 before the first).
+	Next int32
 }
 
-// nextPerm completes p for a new object at index: its sequence number and
-// ID.
-//
-// Preconditions: ns.mu is held.
-func (ns *ipcNamespace) nextPerm(p *ipcPerm, index int32, now int64) {
-	// Below 0xffff, so that seq*ipcMNI+index stays a positive int32.
-	ns.seq = (ns.seq + 1) % 0xffff
-	p.Seq = ns.seq
-	p.ID = int32(ns.seq)*ipcMNI + index
-	p.Ctime = now
+// ipcMinCycle is Linux's ipc_min_cycle: the fewest indexes allocation
+// cycles over; ipcSeqMax bounds sequence numbers (INT_MAX >> 15).
+const (
+	ipcMinCycle = 64
+	ipcSeqMax   = 1<<16 - 1
+)
+
+// ipcAlloc returns a free index of used and its sequence number, or -1.
+func ipcAlloc[V any](a *ipcIDs, used map[int32]V) (int32, uint16) {
+	end := min(max(int32(len(used))*3/2, ipcMinCycle), ipcMNI)
+	free := func(from int32) int32 {
+		for i := from; i < end; i++ {
+			if _, ok := used[i]; !ok {
+				return i
+			}
+		}
+		return -1
+	}
+	idx := free(a.Next)
+	if idx < 0 && a.Next > 0 {
+		idx = free(0)
+	}
+	if idx < 0 {
+		return -1, 0
+	}
+	if idx <= a.Next-1 {
+		a.Seq++
+		if a.Seq >= ipcSeqMax {
+			a.Seq = 0
+		}
+	}
+	a.Next = idx + 1
+	return idx, a.Seq
+}
+
+// ipcMaxIndex is what the IPC_INFO and *_INFO commands return: the
+// highest index in use, 0 when there is none.
+func ipcMaxIndex[V any](objs map[int32]V) uint64 {
+	m := int32(0)
+	for i := range objs {
+		m = max(m, i)
+	}
+	return uint64(m)
+}
+
+// ipcAtIndex is the lookup of the *_STAT commands: the object at index
+// idx (not an ID); EINVAL when there is none.
+func ipcAtIndex[V any](objs map[int32]V, idx int32) (V, error) {
+	o, ok := objs[idx]
+	if !ok || idx < 0 {
+		var zero V
+		return zero, unix.EINVAL
+	}
+	return o, nil
 }
 
 // ipcLookup finds object id in objs; EINVAL when there is none (or the ID
@@ -199,12 +248,13 @@ func ipcLookup[V interface{ perm() *ipcPerm }](objs map[int32]V, id int32) (V, e
 	return o, nil
 }
 
-// ipcGet implements the shared part of semget and msgget: the object of
-// key (IPC_PRIVATE: always a new one), made by create when missing and
-// IPC_CREAT is given. check vets an existing object.
+// ipcGet implements the shared part of semget, msgget and shmget: the
+// object of key (IPC_PRIVATE: always a new one), made by create when
+// missing and IPC_CREAT is given (ENOSPC once limit objects exist, an
+// index and ID from ids). check vets an existing object.
 //
 // Preconditions: ns.mu is held.
-func ipcGet[V interface{ perm() *ipcPerm }](t *Task, ns *ipcNamespace, objs map[int32]V, key int32, flags uint32,
+func ipcGet[V interface{ perm() *ipcPerm }](t *Task, ns *ipcNamespace, ids *ipcIDs, limit int, objs map[int32]V, key int32, flags uint32,
 	check func(V) error, create func(p ipcPerm) (V, error)) (uint64, error) {
 	if key != ipcPrivate {
 		for _, o := range objs {
@@ -227,16 +277,20 @@ func ipcGet[V interface{ perm() *ipcPerm }](t *Task, ns *ipcNamespace, objs map[
 			return 0, unix.ENOENT
 		}
 	}
-	index := ipcFreeIndex(objs)
-	if index < 0 {
+	if len(objs) >= limit {
 		return 0, unix.ENOSPC
 	}
 	p := t.newPerm(key, flags)
-	ns.nextPerm(&p, index, t.k.realtimeNow()/nsPerSec)
+	p.Ctime = t.k.realtimeNow() / nsPerSec
 	o, err := create(p)
 	if err != nil {
 		return 0, err
 	}
+	// A free index exists: fewer than limit (at most ipcMNI) are in use.
+	index, seq := ipcAlloc(ids, objs)
+	o.perm().Seq = seq
+	o.perm().ID = int32(seq)<<15 + index
+	p.ID = o.perm().ID
 	objs[index] = o
 	return uint64(p.ID), nil
 }

@@ -45,6 +45,9 @@ type mqueue struct {
 	// Unlinked is set once mq_unlink removed the name; open descriptors
 	// keep the queue.
 	Unlinked bool
+	// User is the real user ID of the creator, whose RLIMIT_MSGQUEUE the
+	// queue counts against.
+	User uint32
 	// receivers counts tasks blocked in mq_timedreceive (a notification is
 	// not sent while one waits). Not saved: waiters retry after a restore.
 	receivers int32 `state:"nosave"`
@@ -146,11 +149,50 @@ func sysMqOpen(t *Task, a *sysArgs) (uint64, error) {
 			ns.mu.Unlock()
 			return 0, err
 		}
+		if err := t.mqLimits(ns, q); err != nil {
+			ns.mu.Unlock()
+			return 0, err
+		}
 		ns.mqs[name] = q
 	}
 	ns.mu.Unlock()
 	m := &mqFD{Q: q, NS: ns, Read: acc != unix.O_WRONLY, Write: acc != unix.O_RDONLY}
 	return t.installSpecial(m, flags&(unix.O_CLOEXEC|unix.O_NONBLOCK))
+}
+
+// mqLimits checks a new queue against fs.mqueue.queues_max (ENOSPC,
+// unless CAP_SYS_RESOURCE) and the bytes its user's queues may take
+// (RLIMIT_MSGQUEUE, EMFILE), as Linux counts them. Queues are counted
+// while they have a name (Linux: until the last descriptor closes).
+//
+// Preconditions: ns.mu is held.
+func (t *Task) mqLimits(ns *ipcNamespace, q *mqueue) error {
+	if len(ns.mqs) >= mqQueuesMax && !t.creds.capable(capSysResource) {
+		return unix.ENOSPC
+	}
+	q.User = t.creds.UID
+	used := q.bytes()
+	for _, o := range ns.mqs {
+		if o.User == q.User {
+			used += o.bytes()
+		}
+	}
+	t.tg.mu.Lock()
+	limit := t.tg.limits[unix.RLIMIT_MSGQUEUE].Cur
+	t.tg.mu.Unlock()
+	if used > limit {
+		return unix.EMFILE
+	}
+	return nil
+}
+
+// bytes is what the queue counts against RLIMIT_MSGQUEUE: Linux's
+// mq_bytes (a struct msg_msg per message, a priority tree node per
+// message up to MQ_PRIO_MAX, and the messages' room).
+func (q *mqueue) bytes() uint64 {
+	const msgMsgSize, treeNodeSize = 48, 48
+	n := uint64(q.MaxMsg)
+	return n*msgMsgSize + min(n, mqPrioMax)*treeNodeSize + n*uint64(q.MsgSize)
 }
 
 // newMqueue makes a queue with the attributes at attrAddr (0: the

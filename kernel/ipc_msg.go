@@ -48,7 +48,7 @@ func sysMsgget(t *Task, a *sysArgs) (uint64, error) {
 	ns := t.k.ipc()
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	return ipcGet(t, ns, ns.msgs, a.Int(0), uint32(a[1]), func(*msgQueue) error { return nil },
+	return ipcGet(t, ns, &ns.msgIDs, msgMNI, ns.msgs, a.Int(0), uint32(a[1]), func(*msgQueue) error { return nil },
 		func(p ipcPerm) (*msgQueue, error) { return &msgQueue{Perm: p, QBytes: msgMNB}, nil })
 }
 
@@ -169,11 +169,37 @@ func sysMsgrcv(t *Task, a *sysArgs) (uint64, error) {
 	})
 }
 
+// statBytes is the queue's struct msqid64_ds.
+func (q *msgQueue) statBytes() []byte {
+	b := make([]byte, msqidDsSize)
+	putPerm(b, &q.Perm)
+	le := binary.LittleEndian
+	le.PutUint64(b[48:], uint64(q.Stime))
+	le.PutUint64(b[56:], uint64(q.Rtime))
+	le.PutUint64(b[64:], uint64(q.Perm.Ctime))
+	le.PutUint64(b[72:], q.Bytes)
+	le.PutUint64(b[80:], uint64(len(q.Msgs)))
+	le.PutUint64(b[88:], q.QBytes)
+	le.PutUint32(b[96:], uint32(q.Lspid))
+	le.PutUint32(b[100:], uint32(q.Lrpid))
+	return b
+}
+
 func sysMsgctl(t *Task, a *sysArgs) (uint64, error) {
 	id, cmd, arg := a.Int(0), a.Int(1)&^ipc64, a[2]
 	ns := t.k.ipc()
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
+	switch cmd {
+	case ipcInfo, msgInfoCmd:
+		return t.msgInfo(ns, cmd, arg)
+	case msgStatCmd, msgStatAnyCmd:
+		q, err := ipcStatAt(t, ns.msgs, id, cmd == msgStatAnyCmd)
+		if err != nil {
+			return 0, err
+		}
+		return uint64(q.Perm.ID), t.tg.mm.CopyOut(arg, q.statBytes())
+	}
 	q, err := ipcLookup(ns.msgs, id)
 	if err != nil {
 		return 0, err
@@ -183,18 +209,7 @@ func sysMsgctl(t *Task, a *sysArgs) (uint64, error) {
 		if !t.ipcAccess(&q.Perm, 4) {
 			return 0, unix.EACCES
 		}
-		b := make([]byte, msqidDsSize)
-		putPerm(b, &q.Perm)
-		le := binary.LittleEndian
-		le.PutUint64(b[48:], uint64(q.Stime))
-		le.PutUint64(b[56:], uint64(q.Rtime))
-		le.PutUint64(b[64:], uint64(q.Perm.Ctime))
-		le.PutUint64(b[72:], q.Bytes)
-		le.PutUint64(b[80:], uint64(len(q.Msgs)))
-		le.PutUint64(b[88:], q.QBytes)
-		le.PutUint32(b[96:], uint32(q.Lspid))
-		le.PutUint32(b[100:], uint32(q.Lrpid))
-		return 0, t.tg.mm.CopyOut(arg, b)
+		return 0, t.tg.mm.CopyOut(arg, q.statBytes())
 	case ipcSet:
 		b := make([]byte, msqidDsSize)
 		if err := t.tg.mm.CopyIn(arg, b); err != nil {

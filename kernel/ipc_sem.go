@@ -73,7 +73,7 @@ func sysSemget(t *Task, a *sysArgs) (uint64, error) {
 	ns := t.k.ipc()
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	return ipcGet(t, ns, ns.sems, key, flags, func(s *semSet) error {
+	return ipcGet(t, ns, &ns.semIDs, semMNI, ns.sems, key, flags, func(s *semSet) error {
 		if int(nsems) > len(s.Sems) {
 			return unix.EINVAL
 		}
@@ -81,6 +81,9 @@ func sysSemget(t *Task, a *sysArgs) (uint64, error) {
 	}, func(p ipcPerm) (*semSet, error) {
 		if nsems == 0 {
 			return nil, unix.EINVAL
+		}
+		if ns.semaphores()+int(nsems) > semMNS {
+			return nil, unix.ENOSPC
 		}
 		return &semSet{Perm: p, Sems: make([]semaphore, nsems)}, nil
 	})
@@ -294,6 +297,16 @@ func sysSemctl(t *Task, a *sysArgs) (uint64, error) {
 	ns := t.k.ipc()
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
+	switch cmd {
+	case ipcInfo, semInfoCmd:
+		return t.semInfo(ns, cmd, arg)
+	case semStatCmd, semStatAnyCmd:
+		s, err := ipcStatAt(t, ns.sems, id, cmd == semStatAnyCmd)
+		if err != nil {
+			return 0, err
+		}
+		return uint64(s.Perm.ID), t.tg.mm.CopyOut(arg, s.statBytes())
+	}
 	s, err := ipcLookup(ns.sems, id)
 	if err != nil {
 		return 0, err
@@ -319,13 +332,7 @@ func sysSemctl(t *Task, a *sysArgs) (uint64, error) {
 		if !t.ipcAccess(&s.Perm, 4) {
 			return 0, unix.EACCES
 		}
-		b := make([]byte, semidDsSize)
-		putPerm(b, &s.Perm)
-		le := binary.LittleEndian
-		le.PutUint64(b[48:], uint64(s.Otime))
-		le.PutUint64(b[64:], uint64(s.Perm.Ctime))
-		le.PutUint64(b[80:], uint64(len(s.Sems)))
-		return 0, t.tg.mm.CopyOut(arg, b)
+		return 0, t.tg.mm.CopyOut(arg, s.statBytes())
 	case semGetAll, semSetAll:
 		return t.semAll(ns, s, cmd == semSetAll, arg)
 	case semGetPID, semGetVal, semGetNcnt, semGetZcnt, semSetVal:
@@ -364,6 +371,17 @@ func sysSemctl(t *Task, a *sysArgs) (uint64, error) {
 		return uint64(sem.ncnt), nil
 	}
 	return uint64(sem.zcnt), nil
+}
+
+// statBytes is the set's struct semid64_ds.
+func (s *semSet) statBytes() []byte {
+	b := make([]byte, semidDsSize)
+	putPerm(b, &s.Perm)
+	le := binary.LittleEndian
+	le.PutUint64(b[48:], uint64(s.Otime))
+	le.PutUint64(b[64:], uint64(s.Perm.Ctime))
+	le.PutUint64(b[80:], uint64(len(s.Sems)))
+	return b
 }
 
 // semAll implements GETALL and SETALL (an array of unsigned short).

@@ -62,7 +62,7 @@ func sysShmget(t *Task, a *sysArgs) (uint64, error) {
 	if ns.shms == nil {
 		ns.shms = map[int32]*shmSegment{}
 	}
-	return ipcGet(t, ns, ns.shms, key, flags, func(s *shmSegment) error {
+	return ipcGet(t, ns, &ns.shmIDs, shmMNI, ns.shms, key, flags, func(s *shmSegment) error {
 		if size > s.Size {
 			return unix.EINVAL
 		}
@@ -71,6 +71,9 @@ func sysShmget(t *Task, a *sysArgs) (uint64, error) {
 		pages, ok := pageRoundUp(size)
 		if size < 1 || size > shmMax || !ok {
 			return nil, unix.EINVAL
+		}
+		if ns.shmPages()+pages/pageSize > shmAll {
+			return nil, unix.ENOSPC
 		}
 		fr, err := t.k.mf.Allocate(pages)
 		if err != nil {
@@ -220,11 +223,42 @@ func (k *Kernel) shmAttachments(r fileRange) uint64 {
 	return n
 }
 
+// shmStat writes s's struct shmid64_ds at addr.
+//
+// Preconditions: ns.mu is held; shmStat releases it.
+func (t *Task) shmStat(ns *ipcNamespace, s *shmSegment, addr uint64) error {
+	b := make([]byte, shmidDsSize)
+	putPerm(b, &s.Perm)
+	le := binary.LittleEndian
+	le.PutUint64(b[48:], s.Size)
+	le.PutUint64(b[56:], uint64(s.Atime))
+	le.PutUint64(b[64:], uint64(s.Dtime))
+	le.PutUint64(b[72:], uint64(s.Perm.Ctime))
+	le.PutUint32(b[80:], uint32(s.Cpid))
+	le.PutUint32(b[84:], uint32(s.Lpid))
+	r := s.Range
+	ns.mu.Unlock()
+	le.PutUint64(b[88:], t.k.shmAttachments(r))
+	return t.tg.mm.CopyOut(addr, b)
+}
+
 func sysShmctl(t *Task, a *sysArgs) (uint64, error) {
 	id, cmd, arg := a.Int(0), a.Int(1)&^ipc64, a[2]
 	ns := t.k.ipc()
 	ns.pruneShm(t.k)
 	ns.mu.Lock()
+	switch cmd {
+	case ipcInfo, shmInfoCmd:
+		defer ns.mu.Unlock()
+		return t.shmInfo(ns, cmd, arg)
+	case shmStatCmd, shmStatAnyCmd:
+		s, err := ipcStatAt(t, ns.shms, id, cmd == shmStatAnyCmd)
+		if err != nil {
+			ns.mu.Unlock()
+			return 0, err
+		}
+		return uint64(s.Perm.ID), t.shmStat(ns, s, arg)
+	}
 	s, err := ipcLookup(ns.shms, id)
 	if err != nil {
 		ns.mu.Unlock()
@@ -236,19 +270,7 @@ func sysShmctl(t *Task, a *sysArgs) (uint64, error) {
 			ns.mu.Unlock()
 			return 0, unix.EACCES
 		}
-		b := make([]byte, shmidDsSize)
-		putPerm(b, &s.Perm)
-		le := binary.LittleEndian
-		le.PutUint64(b[48:], s.Size)
-		le.PutUint64(b[56:], uint64(s.Atime))
-		le.PutUint64(b[64:], uint64(s.Dtime))
-		le.PutUint64(b[72:], uint64(s.Perm.Ctime))
-		le.PutUint32(b[80:], uint32(s.Cpid))
-		le.PutUint32(b[84:], uint32(s.Lpid))
-		r := s.Range
-		ns.mu.Unlock()
-		le.PutUint64(b[88:], t.k.shmAttachments(r))
-		return 0, t.tg.mm.CopyOut(arg, b)
+		return 0, t.shmStat(ns, s, arg)
 	case ipcSet:
 		defer ns.mu.Unlock()
 		b := make([]byte, shmidDsSize)

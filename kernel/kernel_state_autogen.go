@@ -17,6 +17,7 @@ var (
 	stateTypeInfolockOwner      *stateify.TypeInfo
 	stateTypeInfoipcNamespace   *stateify.TypeInfo
 	stateTypeInfoipcPerm        *stateify.TypeInfo
+	stateTypeInfoipcIDs         *stateify.TypeInfo
 	stateTypeInfomqueue         *stateify.TypeInfo
 	stateTypeInfomqMsg          *stateify.TypeInfo
 	stateTypeInfomqFD           *stateify.TypeInfo
@@ -111,6 +112,9 @@ func init() {
 		{Name: "sems", Type: "map[int32]*snapshotter/kernel.semSet"},
 		{Name: "msgs", Type: "map[int32]*snapshotter/kernel.msgQueue"},
 		{Name: "seq", Type: "uint16"},
+		{Name: "semIDs", Type: "snapshotter/kernel.ipcIDs"},
+		{Name: "msgIDs", Type: "snapshotter/kernel.ipcIDs"},
+		{Name: "shmIDs", Type: "snapshotter/kernel.ipcIDs"},
 		{Name: "shms", Type: "map[int32]*snapshotter/kernel.shmSegment"},
 		{Name: "mqs", Type: "map[string]*snapshotter/kernel.mqueue"},
 	})
@@ -125,6 +129,10 @@ func init() {
 		{Name: "ID", Type: "int32"},
 		{Name: "Ctime", Type: "int64"},
 	})
+	stateTypeInfoipcIDs = stateify.Register[ipcIDs]("snapshotter/kernel.ipcIDs", []stateify.Field{
+		{Name: "Seq", Type: "uint16"},
+		{Name: "Next", Type: "int32"},
+	})
 	stateTypeInfomqueue = stateify.Register[mqueue]("snapshotter/kernel.mqueue", []stateify.Field{
 		{Name: "Perm", Type: "snapshotter/kernel.ipcPerm"},
 		{Name: "MaxMsg", Type: "int64"},
@@ -135,6 +143,7 @@ func init() {
 		{Name: "NotifySigno", Type: "int32"},
 		{Name: "NotifyValue", Type: "uint64"},
 		{Name: "Unlinked", Type: "bool"},
+		{Name: "User", Type: "uint32"},
 	})
 	stateTypeInfomqMsg = stateify.Register[mqMsg]("snapshotter/kernel.mqMsg", []stateify.Field{
 		{Name: "Prio", Type: "uint32"},
@@ -304,6 +313,7 @@ func init() {
 		{Name: "Value", Type: "uint64"},
 		{Name: "Target", Type: "*snapshotter/kernel.Task"},
 		{Name: "Owner", Type: "*snapshotter/kernel.Task"},
+		{Name: "ClockTask", Type: "*snapshotter/kernel.Task"},
 		{Name: "Expiry", Type: "int64"},
 		{Name: "Interval", Type: "int64"},
 		{Name: "Queued", Type: "bool"},
@@ -789,6 +799,9 @@ func (x *ipcNamespace) StateSave(e *stateify.Encoder) {
 		stateify.SavePtr(e, (*mv))
 	})
 	e.Uint(uint64(x.seq))
+	x.semIDs.StateSave(e)
+	x.msgIDs.StateSave(e)
+	x.shmIDs.StateSave(e)
 	stateify.SaveMap(e, x.shms, func(e *stateify.Encoder, mk int32) {
 		e.Int(int64(mk))
 	}, func(e *stateify.Encoder, mv **shmSegment) {
@@ -820,12 +833,18 @@ func (x *ipcNamespace) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 2:
 			x.seq = d.Uint16()
 		case 3:
+			x.semIDs.StateLoad(ctx, d)
+		case 4:
+			x.msgIDs.StateLoad(ctx, d)
+		case 5:
+			x.shmIDs.StateLoad(ctx, d)
+		case 6:
 			stateify.LoadMap(d, &x.shms, func(d *stateify.Decoder, mk *int32) {
 				*mk = d.Int32()
 			}, func(d *stateify.Decoder, mv **shmSegment) {
 				stateify.LoadPtr(d, mv)
 			})
-		case 4:
+		case 7:
 			stateify.LoadMap(d, &x.mqs, func(d *stateify.Decoder, mk *string) {
 				*mk = d.String()
 			}, func(d *stateify.Decoder, mv **mqueue) {
@@ -889,6 +908,36 @@ func (x *ipcPerm) StateLoad(ctx context.Context, d *stateify.Decoder) {
 }
 
 // StateTypeName implements stateify.Savable.
+func (x *ipcIDs) StateTypeName() string { return "snapshotter/kernel.ipcIDs" }
+
+// StateFields implements stateify.Savable.
+func (x *ipcIDs) StateFields() []string { return stateTypeInfoipcIDs.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *ipcIDs) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoipcIDs }
+
+// StateSave implements stateify.Savable.
+func (x *ipcIDs) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoipcIDs)
+	e.Uint(uint64(x.Seq))
+	e.Int(int64(x.Next))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *ipcIDs) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoipcIDs) {
+		switch f {
+		case 0:
+			x.Seq = d.Uint16()
+		case 1:
+			x.Next = d.Int32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
 func (x *mqueue) StateTypeName() string { return "snapshotter/kernel.mqueue" }
 
 // StateFields implements stateify.Savable.
@@ -916,6 +965,7 @@ func (x *mqueue) StateSave(e *stateify.Encoder) {
 	e.Int(int64(x.NotifySigno))
 	e.Uint(x.NotifyValue)
 	e.Bool(x.Unlinked)
+	e.Uint(uint64(x.User))
 }
 
 // StateLoad implements stateify.Savable.
@@ -947,6 +997,8 @@ func (x *mqueue) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.NotifyValue = d.Uint64()
 		case 8:
 			x.Unlinked = d.Bool()
+		case 9:
+			x.User = d.Uint32()
 		default:
 			d.Skip()
 		}
@@ -2056,6 +2108,7 @@ func (x *posixTimer) StateSave(e *stateify.Encoder) {
 	e.Uint(x.Value)
 	stateify.SavePtr(e, x.Target)
 	stateify.SavePtr(e, x.Owner)
+	stateify.SavePtr(e, x.ClockTask)
 	e.Int(x.Expiry)
 	e.Int(x.Interval)
 	e.Bool(x.Queued)
@@ -2082,14 +2135,16 @@ func (x *posixTimer) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 6:
 			stateify.LoadPtr(d, &x.Owner)
 		case 7:
-			x.Expiry = d.Int64()
+			stateify.LoadPtr(d, &x.ClockTask)
 		case 8:
-			x.Interval = d.Int64()
+			x.Expiry = d.Int64()
 		case 9:
-			x.Queued = d.Bool()
+			x.Interval = d.Int64()
 		case 10:
-			x.Overruns = d.Int64()
+			x.Queued = d.Bool()
 		case 11:
+			x.Overruns = d.Int64()
+		case 12:
 			x.LastOverrun = d.Int32()
 		default:
 			d.Skip()

@@ -115,8 +115,11 @@ func (t *Task) procEntryAt(dir *vfs.File, p string, follow bool) (procEntry, boo
 		return procFDEntry(full, target), true
 	case len(comps) == 2 && comps[1] == "fdinfo":
 		return procFDInfoEntry(full, target), true
-	case !follow && len(comps) == 2 && (comps[1] == "exe" || comps[1] == "cwd" || comps[1] == "root"):
+	case !follow && len(comps) == 2 && (comps[1] == "exe" || comps[1] == "cwd"):
 		return procEntry{path: full, link: procTaskLink(target, comps[1])}, true
+	case !follow && len(comps) == 2 && comps[1] == "root":
+		// The target's root directory as the reader sees it.
+		return procEntry{path: full, link: t.tg.fs.View(target.tg.fs.RootPath())}, true
 	case !follow && len(comps) == 3 && comps[1] == "fd":
 		if link, ok := procFDLink(target, comps[2]); ok {
 			return procEntry{path: full, link: link}, true
@@ -142,8 +145,6 @@ func procTaskLink(target *Task, name string) string {
 	switch name {
 	case "cwd":
 		return tg.fs.Getcwd()
-	case "root":
-		return "/"
 	}
 	tg.mu.Lock()
 	defer tg.mu.Unlock()

@@ -41,9 +41,13 @@ type posixTimer struct {
 	// Value is the sigev_value the signal carries.
 	Value  uint64
 	Target *Task
-	// Owner is the thread whose CPU clock a CLOCK_THREAD_CPUTIME_ID
-	// timer follows: the one that made it.
+	// Owner is the thread that made the timer, whose CPU clock a
+	// CLOCK_THREAD_CPUTIME_ID timer follows unless ClockTask is set.
 	Owner *Task
+	// ClockTask is the thread of the process whose CPU clock the timer
+	// follows, when it was given by its clock ID
+	// (pthread_getcpuclockid); nil: Owner.
+	ClockTask *Task
 	// Expiry is the next expiry on Clock, in nanoseconds; 0 when
 	// disarmed. Interval is the period, 0 for a one-shot timer.
 	Expiry   int64
@@ -70,26 +74,37 @@ const (
 
 // posixTimerClock checks a timer_create clock and returns the one the timer
 // uses: the realtime, monotonic and boot-time clocks (the alarm ones need
-// CAP_WAKE_ALARM) and the CPU clocks of the calling process and thread,
-// measured as ITIMER_PROF measures them; other processes' and threads'
-// CPU clocks are not supported (EINVAL).
-func (t *Task) posixTimerClock(c int32) (int32, error) {
+// CAP_WAKE_ALARM) and the CPU clocks of the calling process and of its
+// threads (by their clock IDs too; the thread then comes second), measured
+// as ITIMER_PROF measures them. Other processes' CPU clocks are not
+// supported (EINVAL).
+func (t *Task) posixTimerClock(c int32) (int32, *Task, error) {
 	switch c {
 	case clockProcessCPUTime, processCPUClock:
-		return clockProcessCPUTime, nil
+		return clockProcessCPUTime, nil, nil
 	case clockThreadCPUTime, threadCPUClock:
-		return clockThreadCPUTime, nil
+		return clockThreadCPUTime, nil, nil
 	case clockRealtime, clockMonotonic, clockBoottime:
-		return c, nil
+		return c, nil, nil
 	case clockRealtimeAlarm, clockBoottimeAlarm:
 		if !t.creds.capable(capWakeAlarm) {
-			return 0, unix.EPERM
+			return 0, nil, unix.EPERM
 		}
-		return c, nil
+		return c, nil, nil
 	case clockMonotonicRaw, clockRealtimeCoarse, clockMonotonicCoarse:
-		return 0, unix.EOPNOTSUPP
+		return 0, nil, unix.EOPNOTSUPP
 	}
-	return 0, unix.EINVAL
+	if isCPUClockID(c) {
+		task, tg, err := t.cpuClockTarget(c)
+		switch {
+		case err != nil || tg != t.tg:
+			return 0, nil, unix.EINVAL
+		case task != nil:
+			return clockThreadCPUTime, task, nil
+		}
+		return clockProcessCPUTime, nil, nil
+	}
+	return 0, nil, unix.EINVAL
 }
 
 // capWakeAlarm is CAP_WAKE_ALARM.
@@ -128,11 +143,11 @@ func (t *Task) parseSigevent(addr uint64, pt *posixTimer) error {
 }
 
 func sysTimerCreate(t *Task, a *sysArgs) (uint64, error) {
-	clock, err := t.posixTimerClock(a.Int(0))
+	clock, clockTask, err := t.posixTimerClock(a.Int(0))
 	if err != nil {
 		return 0, err
 	}
-	pt := &posixTimer{Clock: clock, Notify: sigevSignal, Signo: int32(unix.SIGALRM), Owner: t}
+	pt := &posixTimer{Clock: clock, ClockTask: clockTask, Notify: sigevSignal, Signo: int32(unix.SIGALRM), Owner: t}
 	if a[1] != 0 {
 		if err := t.parseSigevent(a[1], pt); err != nil {
 			return 0, err
@@ -181,6 +196,9 @@ func (pt *posixTimer) nowLocked(tg *ThreadGroup) int64 {
 	case clockProcessCPUTime:
 		return tg.sigs.UserTime + tg.sigs.SysTime
 	case clockThreadCPUTime:
+		if pt.ClockTask != nil {
+			return pt.ClockTask.sig.CPUTime
+		}
 		return pt.Owner.sig.CPUTime
 	}
 	return tg.k.monotonicNow()

@@ -139,6 +139,20 @@
 // and is saved with it, and which enforces seals. Shared mappings of a
 // memfd or a tmpfs file map the file's own pages (File.MapShared).
 //
+// # inotify
+//
+// notify.go, notify_events.go: each sandbox has one Notifier (in its
+// MountTable) holding the inotify watches, keyed by the device and inode
+// numbers stat reports. The FS methods that change the tree (open with
+// O_CREAT, mkdir, mknod, symlink, link, unlink, rename, the attribute
+// changes) and the File methods that read, write, truncate or close a
+// file opened by path call one notify function per event after the
+// operation, whatever filesystem served it; a filesystem reports only
+// that a file lost its last link and open description (inodeGone, for
+// IN_DELETE_SELF). While no watch exists they cost one atomic load.
+// Watches and queued events are saved; only changes made through the
+// sentry are seen, never the host's.
+//
 // # Blocking and interruption
 //
 // Operations that can block (reading a pipe or host stdio, writing a full
@@ -194,11 +208,14 @@
 //	        MountTable.mu
 //	          tmpfs.mu (an overlay's upper layer: held across its lower lookups)
 //	            Root.mu, bindFS.mu
+//	            Notifier.mu
+//	              inotifyFile.mu
 //
 // Root.mountTable holds Root.mu while it builds a table, which takes no
 // other lock.
 //
 // FS and FDTable methods never hold their lock while calling into a File.
+// The notify functions run after an operation, with no lock held.
 package vfs
 
 //go:generate go run snapshotter/tools/stategen

@@ -67,6 +67,11 @@ type File struct {
 	// locks this description owns are dropped (SetLockReleaser).
 	// Protected by mu.
 	locker LockReleaser
+
+	// notifier receives the events of a file opened by path (IN_OPEN,
+	// IN_MODIFY, ...); nil for other files. Immutable once the open
+	// returns.
+	notifier *Notifier
 }
 
 func newFile(flags uint32, impl fileImpl) *File {
@@ -94,7 +99,9 @@ func (f *File) DecRef() {
 		if l != nil {
 			l.ReleaseLocks(f)
 		}
+		f.notifyClose()
 		f.impl.release()
+		f.notifier.flushGone()
 	case n < 0:
 		panic("vfs: DecRef on a released File")
 	}
@@ -136,7 +143,11 @@ func (f *File) Read(cancel <-chan struct{}, dst []byte) (int, error) {
 	if !f.readable() {
 		return 0, unix.EBADF
 	}
-	return f.impl.read(f, cancel, dst, -1)
+	n, err := f.impl.read(f, cancel, dst, -1)
+	if n > 0 {
+		f.notify(InAccess)
+	}
+	return n, err
 }
 
 // Write writes src at the file offset, or at the end with O_APPEND
@@ -145,7 +156,11 @@ func (f *File) Write(cancel <-chan struct{}, src []byte) (int, error) {
 	if !f.writable() {
 		return 0, unix.EBADF
 	}
-	return f.impl.write(f, cancel, src, -1)
+	n, err := f.impl.write(f, cancel, src, -1)
+	if n > 0 {
+		f.notify(InModify)
+	}
+	return n, err
 }
 
 // PRead reads at offset off without using the file offset (pread64(2)).
@@ -157,7 +172,11 @@ func (f *File) PRead(dst []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, unix.EINVAL
 	}
-	return f.impl.read(f, nil, dst, off)
+	n, err := f.impl.read(f, nil, dst, off)
+	if n > 0 {
+		f.notify(InAccess)
+	}
+	return n, err
 }
 
 // PWrite writes at offset off (pwrite64(2)).
@@ -168,7 +187,11 @@ func (f *File) PWrite(src []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, unix.EINVAL
 	}
-	return f.impl.write(f, nil, src, off)
+	n, err := f.impl.write(f, nil, src, off)
+	if n > 0 {
+		f.notify(InModify)
+	}
+	return n, err
 }
 
 // Seek implements lseek(2) with SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA and
@@ -191,7 +214,11 @@ func (f *File) Getdents64(dst []byte) (int, error) {
 	if f.isPath() {
 		return 0, unix.EBADF
 	}
-	return f.impl.getdents64(f, dst)
+	n, err := f.impl.getdents64(f, dst)
+	if err == nil {
+		f.notify(InAccess)
+	}
+	return n, err
 }
 
 // Ioctl performs ioctl request cmd. arg must be at least IoctlArgSize(cmd)

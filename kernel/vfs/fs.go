@@ -21,10 +21,14 @@ type FS struct {
 	// root is the sandbox root; immutable.
 	root *Root
 
-	// mu protects cwd. Not saved: idle at save time.
+	// mu protects cwd and chroot. Not saved: idle at save time.
 	mu sync.Mutex `state:"nosave"`
-	// cwd is the canonical guest path of the working directory.
+	// cwd is the canonical guest path of the working directory, from the
+	// sandbox's root.
 	cwd string
+	// chroot is the canonical guest path of the context's root directory
+	// (chroot(2)); "" is the sandbox's root.
+	chroot string
 }
 
 // NewFS returns an FS for root with working directory "/".
@@ -32,17 +36,126 @@ func NewFS(root *Root) *FS { return &FS{root: root, cwd: "/"} }
 
 // Fork returns a copy of fs (fork without CLONE_FS).
 func (fs *FS) Fork() *FS {
-	return &FS{root: fs.root, cwd: fs.Getcwd()}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return &FS{root: fs.root, cwd: fs.cwd, chroot: fs.chroot}
 }
 
 // Root returns the sandbox root.
 func (fs *FS) Root() *Root { return fs.root }
 
-// Getcwd returns the working directory's guest path (getcwd(2)).
+// Getcwd returns the working directory's path as the process sees it
+// (getcwd(2)): below its root directory, or "(unreachable)" followed by
+// the sandbox path for a directory outside it, as Linux.
 func (fs *FS) Getcwd() string {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	return fs.cwd
+	return fs.viewLocked(fs.cwd, "(unreachable)")
+}
+
+// viewLocked returns guest path p as seen from the context's root
+// directory: outside marks a path that is not below it.
+//
+// Preconditions: fs.mu is held.
+func (fs *FS) viewLocked(p, outside string) string {
+	switch {
+	case fs.chroot == "":
+		return p
+	case p == fs.chroot:
+		return "/"
+	case strings.HasPrefix(p, fs.chroot+"/"):
+		return p[len(fs.chroot):]
+	}
+	return outside + p
+}
+
+// View returns guest path p (from the sandbox's root) as the context sees
+// it: below its root directory, or p itself when p lies outside it (as
+// Linux's /proc links show what the reader cannot reach).
+func (fs *FS) View(p string) string {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.viewLocked(p, "")
+}
+
+// RootPath returns the guest path of the context's root directory from
+// the sandbox's root ("/" unless chrooted).
+func (fs *FS) RootPath() string {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.chroot == "" {
+		return "/"
+	}
+	return fs.chroot
+}
+
+func (fs *FS) cwdAndRoot() (string, string) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.cwd, fs.chroot
+}
+
+// Chroot makes the directory at p (relative to dir) the context's root
+// directory (chroot(2)): the lookup's errors first, then EPERM unless
+// permitted (the caller has CAP_SYS_CHROOT). The working directory stays
+// where it is, possibly outside the new root.
+func (fs *FS) Chroot(dir *File, p string, permitted bool) error {
+	full, err := fs.fullPath(dir, p)
+	if err != nil {
+		return err
+	}
+	d, err := resolve(fs, full, func(m *Mount, p string) (string, error) { return m.fs.chdir(m, p) })
+	if err != nil {
+		return err
+	}
+	if !permitted {
+		return unix.EPERM
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if d == "/" {
+		d = ""
+	}
+	fs.chroot = d
+	return nil
+}
+
+// inRoot confines guest path full to the context's root directory: an
+// absolute path (from a symlink's target when abs) starts at it, and ".."
+// stops at it. Outside a chroot, full is returned as is and the
+// filesystems resolve ".." themselves.
+func (fs *FS) inRoot(full string, abs bool) string {
+	_, root := fs.cwdAndRoot()
+	if root == "" {
+		return full
+	}
+	if abs {
+		full = root + full
+	}
+	return confine(full, root)
+}
+
+// confine resolves "." and ".." of absolute path full lexically, never
+// climbing above root when the walk reaches it (a path that starts
+// outside root climbs to "/"), and keeps a trailing slash.
+func confine(full, root string) string {
+	var out []string
+	for _, c := range strings.Split(full, "/") {
+		switch c {
+		case "", ".":
+		case "..":
+			if len(out) > 0 && "/"+strings.Join(out, "/") != root {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, c)
+		}
+	}
+	s := "/" + strings.Join(out, "/")
+	if strings.HasSuffix(full, "/") && s != "/" {
+		s += "/"
+	}
+	return s
 }
 
 func cleanPath(p string) string { return path.Clean("/" + p) }
@@ -60,12 +173,16 @@ func (fs *FS) fullPath(dir *File, p string) (string, error) {
 	if strings.IndexByte(p, 0) >= 0 {
 		return "", unix.EINVAL
 	}
+	cwd, root := fs.cwdAndRoot()
 	if p[0] == '/' {
+		if root != "" {
+			return confine(root+p, root), nil
+		}
 		return foldSentryPath(p), nil
 	}
 	var base string
 	if dir == nil {
-		base = fs.Getcwd()
+		base = cwd
 	} else {
 		switch d := dir.impl.(type) {
 		case *hostFile:
@@ -88,6 +205,9 @@ func (fs *FS) fullPath(dir *File, p string) (string, error) {
 		default:
 			return "", unix.ENOTDIR
 		}
+	}
+	if root != "" {
+		return confine(base+"/"+p, root), nil
 	}
 	if base == "/" {
 		return "/" + p, nil
@@ -112,7 +232,28 @@ func (fs *FS) OpenAtAs(o Owner, dir *File, p string, flags uint32, mode uint32) 
 	if flags&unix.O_PATH == 0 {
 		flags |= oLargefile
 	}
-	return resolve(fs, full, func(m *Mount, p string) (*File, error) { return m.fs.open(fs, m, p, flags, mode, o) })
+	n := fs.notifier()
+	watched := n.active() && flags&unix.O_PATH == 0
+	existed := true
+	if watched && flags&unix.O_CREAT != 0 {
+		_, err := fs.Fstatat(dir, p, 0)
+		existed = err == nil
+	}
+	f, err := resolve(fs, full, func(m *Mount, p string) (*File, error) { return m.fs.open(fs, m, p, flags, mode, o) })
+	if err != nil || flags&unix.O_PATH != 0 {
+		return f, err
+	}
+	f.notifier = n
+	if watched {
+		if !existed {
+			fs.notifyCreate(dir, p)
+		}
+		f.notify(InOpen)
+		if existed && flags&unix.O_TRUNC != 0 && f.writable() && f.FileType() == unix.S_IFREG {
+			f.notify(InModify)
+		}
+	}
+	return f, nil
 }
 
 // Fstatat implements newfstatat(2) and statx(2)'s lookup: flags may hold
@@ -278,12 +419,20 @@ func (fs *FS) do(dir *File, p string, op func(m *Mount, p string) error) error {
 
 // Mkdirat implements mkdirat(2) for a caller whose new directory o owns.
 func (fs *FS) Mkdirat(o Owner, dir *File, p string, mode uint32) error {
-	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.mkdir(m, p, mode, o) })
+	return fs.created(dir, p, fs.do(dir, p, func(m *Mount, p string) error { return m.fs.mkdir(m, p, mode, o) }))
+}
+
+// created reports the new name (dir, p) if err is nil, and returns err.
+func (fs *FS) created(dir *File, p string, err error) error {
+	if err == nil {
+		fs.notifyCreate(dir, p)
+	}
+	return err
 }
 
 // Mknodat implements mknodat(2) for a caller whose new file o owns.
 func (fs *FS) Mknodat(o Owner, dir *File, p string, mode uint32, dev uint64) error {
-	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.mknod(m, p, mode, dev, o) })
+	return fs.created(dir, p, fs.do(dir, p, func(m *Mount, p string) error { return m.fs.mknod(m, p, mode, dev, o) }))
 }
 
 // Symlinkat implements symlinkat(2) for a caller whose new symlink o owns.
@@ -291,7 +440,7 @@ func (fs *FS) Symlinkat(o Owner, target string, dir *File, p string) error {
 	if target == "" {
 		return unix.ENOENT
 	}
-	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.symlink(m, target, p, o) })
+	return fs.created(dir, p, fs.do(dir, p, func(m *Mount, p string) error { return m.fs.symlink(m, target, p, o) }))
 }
 
 // Linkat implements linkat(2); flags may hold AT_SYMLINK_FOLLOW and
@@ -305,7 +454,11 @@ func (fs *FS) Linkat(olddir *File, oldpath string, newdir *File, newpath string,
 			}
 			oldpath = olddir.impl.guestPath()
 		} else {
-			return fs.do(newdir, newpath, func(m *Mount, p string) error { return t.linkTo(m, p) })
+			err := fs.do(newdir, newpath, func(m *Mount, p string) error { return t.linkTo(m, p) })
+			if err == nil {
+				fs.notifyLink(olddir, "", false, newdir, newpath)
+			}
+			return err
 		}
 	}
 	oldFull, err := fs.fullPath(olddir, oldpath)
@@ -317,12 +470,21 @@ func (fs *FS) Linkat(olddir *File, oldpath string, newdir *File, newpath string,
 		return err
 	}
 	follow := flags&unix.AT_SYMLINK_FOLLOW != 0
-	return resolve2(fs, oldFull, newFull, func(m *Mount, o, n string) error { return m.fs.link(m, o, n, follow) })
+	err = resolve2(fs, oldFull, newFull, func(m *Mount, o, n string) error { return m.fs.link(m, o, n, follow) })
+	if err == nil {
+		fs.notifyLink(nil, oldFull, follow, nil, newFull)
+	}
+	return err
 }
 
 // Unlinkat implements unlinkat(2) (with AT_REMOVEDIR: rmdir).
 func (fs *FS) Unlinkat(dir *File, p string, flags int) error {
-	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.unlink(m, p, flags&unix.AT_REMOVEDIR != 0) })
+	np, watched := fs.beforeRemove(dir, p)
+	err := fs.do(dir, p, func(m *Mount, p string) error { return m.fs.unlink(m, p, flags&unix.AT_REMOVEDIR != 0) })
+	if err == nil && watched {
+		fs.notifyRemoved(np)
+	}
+	return err
 }
 
 // renameFlags are the renameat2 flags Renameat implements.
@@ -342,7 +504,13 @@ func (fs *FS) Renameat(olddir *File, oldpath string, newdir *File, newpath strin
 	if err != nil {
 		return err
 	}
-	return resolve2(fs, oldFull, newFull, func(m *Mount, o, n string) error { return m.fs.rename(m, o, n, flags) })
+	src, watched := fs.beforeRemove(nil, oldFull)
+	dst, _ := fs.beforeRemove(nil, newFull)
+	err = resolve2(fs, oldFull, newFull, func(m *Mount, o, n string) error { return m.fs.rename(m, o, n, flags) })
+	if err == nil && watched {
+		fs.notifyMoved(src, dst, flags&unix.RENAME_EXCHANGE != 0)
+	}
+	return err
 }
 
 // SetAttr is a change of attributes: chmod, chown, truncate and utimes.
@@ -378,7 +546,11 @@ func (fs *FS) SetAttrAt(dir *File, p string, flags int, a *SetAttr) error {
 		a = &SetAttr{}
 	}
 	follow := flags&unix.AT_SYMLINK_NOFOLLOW == 0
-	return fs.do(dir, p, func(m *Mount, p string) error { return m.fs.setAttr(m, p, follow, a) })
+	err := fs.do(dir, p, func(m *Mount, p string) error { return m.fs.setAttr(m, p, follow, a) })
+	if err == nil {
+		fs.notifyAttr(dir, p, follow, a)
+	}
+	return err
 }
 
 // SetAttr implements the descriptor forms (fchmod, fchown, futimens,
@@ -404,7 +576,11 @@ func (f *File) SetAttr(a *SetAttr) error {
 		if a == nil {
 			return nil
 		}
-		return impl.node.fs.setAttrNode(impl.node, a)
+		err := impl.node.fs.setAttrNode(impl.node, a)
+		if err == nil {
+			f.notify(attrEvents(a))
+		}
+		return err
 	default:
 		return nil
 	}

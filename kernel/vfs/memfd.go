@@ -74,10 +74,18 @@ func (f *File) Truncate(size int64) error {
 	}
 	switch impl := f.impl.(type) {
 	case *tmpfsFile:
-		return impl.truncate(size)
+		err := impl.truncate(size)
+		if err == nil {
+			f.notify(InModify)
+		}
+		return err
 	case *hostFile:
 		if impl.bind != nil {
-			return unix.Ftruncate(impl.fd, size)
+			err := unix.Ftruncate(impl.fd, size)
+			if err == nil {
+				f.notify(InModify)
+			}
+			return err
 		}
 	}
 	return f.SetAttr(nil)
@@ -120,10 +128,18 @@ func (f *File) Fallocate(mode uint32, off, length int64) error {
 	}
 	switch impl := f.impl.(type) {
 	case *tmpfsFile:
-		return impl.fallocate(mode, off, length)
+		err := impl.fallocate(mode, off, length)
+		if err == nil {
+			f.notify(InModify)
+		}
+		return err
 	case *hostFile:
 		if impl.bind != nil {
-			return unix.Fallocate(impl.fd, mode, off, length)
+			err := unix.Fallocate(impl.fd, mode, off, length)
+			if err == nil {
+				f.notify(InModify)
+			}
+			return err
 		}
 	}
 	return unix.EOPNOTSUPP

@@ -88,6 +88,9 @@ const maxSymlinks = 40
 type crossing struct {
 	full   string
 	second bool
+	// abs marks the absolute target of a symlink, which a chrooted
+	// context resolves from its root directory.
+	abs bool
 }
 
 func (c *crossing) Error() string { return "lookup continues at " + c.full }
@@ -137,6 +140,24 @@ type MountTable struct {
 	nextID uint32
 	// pages is where tmpfs mounts keep file data (SetPages).
 	pages Pages
+	// notifier routes the sandbox's file events to inotify watches; nil
+	// in images from before inotify until Root.mountTable sets one.
+	// Immutable once set.
+	notifier *Notifier
+}
+
+// setNotifier makes n the notifier of the table and of its tmpfs mounts.
+func (mt *MountTable) setNotifier(n *Notifier) {
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	mt.notifier = n
+	for _, m := range mt.mounts {
+		if t, ok := m.fs.(*tmpfs); ok {
+			t.mu.Lock()
+			t.notifier = n
+			t.mu.Unlock()
+		}
+	}
 }
 
 // SetPages makes p (the kernel's memory file) hold the file data of every
@@ -170,13 +191,14 @@ const DefaultTmpfsSize = 256 << 20
 var defaultTmpfsMounts = []string{"/dev/shm", "/run"}
 
 func newMountTable(root *Root) *MountTable {
-	mt := &MountTable{nextID: 20}
+	mt := &MountTable{nextID: 20, notifier: newNotifier(root)}
 	mt.add("/", root, root.hostDir, "ro")
 	for _, name := range []string{"dev", "proc", "sys"} {
 		mt.add("/"+name, &sentryFS{name: name}, name, "rw,nosuid")
 	}
 	for _, p := range defaultTmpfsMounts {
 		t := newTmpfs(DefaultTmpfsSize, mt.nextID)
+		t.notifier = mt.notifier
 		if p == "/run" {
 			// /run/lock, where /var/lock leads on most distributions.
 			t.linkLocked(t.root, "lock", t.newNodeLocked(unix.S_IFDIR|0o1777, 0, 0))
@@ -229,6 +251,7 @@ func (mt *MountTable) MountTmpfs(point string, size uint64) error {
 	}
 	t := newTmpfs(size, mt.nextID)
 	t.pages = mt.pages
+	t.notifier = mt.notifier
 	mt.add(point, t, "tmpfs", tmpfsOptions(size))
 	return nil
 }
@@ -445,6 +468,7 @@ func (m *Mount) device() (uint32, uint32) {
 
 // resolve runs op on the mount full routes to, routing again while op
 // reports a crossing.
+// A symlink's target is confined to fs's root directory.
 func resolve[T any](fs *FS, full string, op func(m *Mount, p string) (T, error)) (T, error) {
 	mt := fs.root.mountTable()
 	for range maxSymlinks {
@@ -452,7 +476,7 @@ func resolve[T any](fs *FS, full string, op func(m *Mount, p string) (T, error))
 		v, err := op(m, p)
 		var c *crossing
 		if errors.As(err, &c) {
-			full = c.full
+			full = fs.inRoot(c.full, c.abs)
 			continue
 		}
 		if next, ok := fs.root.redirect(m, p, err); ok {
@@ -486,9 +510,9 @@ func resolve2(fs *FS, oldFull, newFull string, op func(m *Mount, oldp, newp stri
 		var c *crossing
 		if errors.As(err, &c) {
 			if c.second {
-				newFull = c.full
+				newFull = fs.inRoot(c.full, c.abs)
 			} else {
-				oldFull = c.full
+				oldFull = fs.inRoot(c.full, c.abs)
 			}
 			continue
 		}

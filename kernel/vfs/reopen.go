@@ -35,7 +35,12 @@ func (fs *FS) Reopen(f *File, flags uint32) (*File, error) {
 		}
 		return fs.OpenAt(nil, p, flags&^unix.O_CREAT, 0)
 	case *tmpfsFile:
-		return impl.reopen(flags | oLargefile)
+		nf, err := impl.reopen(flags | oLargefile)
+		if err == nil && flags&unix.O_PATH == 0 {
+			nf.notifier = fs.notifier()
+			nf.notify(InOpen)
+		}
+		return nf, err
 	case *device:
 		return openDevice(impl.kind, impl.guestPath(), flags|oLargefile)
 	case *pipeReader:

@@ -54,6 +54,10 @@ func (r *Root) mountTable() *MountTable {
 	if r.mounts == nil {
 		r.mounts = newMountTable(r)
 	}
+	if r.mounts.notifier == nil {
+		// An image from before inotify.
+		r.mounts.setNotifier(newNotifier(r))
+	}
 	return r.mounts
 }
 

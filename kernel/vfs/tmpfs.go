@@ -49,6 +49,9 @@ type tmpfs struct {
 	// shrunk are the mapped files cut short under mu, for unlockNotify.
 	// Empty whenever mu is free, hence not saved.
 	shrunk []shrink `state:"nosave"`
+	// notifier is told when a file is gone (IN_DELETE_SELF); nil until
+	// the mount table sets it. Protected by mu.
+	notifier *Notifier
 }
 
 // tmpNode is one file of a tmpfs (an inode). Every field but fs and ino
@@ -192,6 +195,7 @@ func (t *tmpfs) unlinkLocked(dir *tmpNode, name string, child *tmpNode) {
 func (t *tmpfs) maybeFreeLocked(n *tmpNode) {
 	if n.nlink == 0 && n.opens == 0 {
 		t.freePagesFromLocked(n, 0)
+		t.notifier.inodeGone(inodeKey{Dev: uint64(t.minor), Ino: n.ino})
 	}
 }
 
@@ -303,7 +307,8 @@ func (t *tmpfs) walkAsLocked(creds *Creds, m *Mount, rest string, follow, parent
 // dir, followed by the rest of the path.
 func (t *tmpfs) followLocked(m *Mount, dir, link *tmpNode, remaining string, second bool) error {
 	target := link.target
-	if !strings.HasPrefix(target, "/") {
+	abs := strings.HasPrefix(target, "/")
+	if !abs {
 		base, err := t.pathLocked(m, dir)
 		if err != nil {
 			return err
@@ -313,7 +318,7 @@ func (t *tmpfs) followLocked(m *Mount, dir, link *tmpNode, remaining string, sec
 	if remaining != "" {
 		target += "/" + remaining
 	}
-	return &crossing{full: target, second: second}
+	return &crossing{full: target, second: second, abs: abs}
 }
 
 // pathLocked returns the guest path of directory d, ENOENT if it was

@@ -25,6 +25,11 @@ var (
 	stateTypeInfoLockKey       *stateify.TypeInfo
 	stateTypeInfoMount         *stateify.TypeInfo
 	stateTypeInfoMountTable    *stateify.TypeInfo
+	stateTypeInfoinodeKey      *stateify.TypeInfo
+	stateTypeInfoNotifier      *stateify.TypeInfo
+	stateTypeInfoinotifyEvent  *stateify.TypeInfo
+	stateTypeInfoinotifyWatch  *stateify.TypeInfo
+	stateTypeInfoinotifyFile   *stateify.TypeInfo
 	stateTypeInfooverlayFS     *stateify.TypeInfo
 	stateTypeInfoovlOrigin     *stateify.TypeInfo
 	stateTypeInfopipe          *stateify.TypeInfo
@@ -80,11 +85,13 @@ func init() {
 		{Name: "flags", Type: "uint32"},
 		{Name: "impl", Type: "interface"},
 		{Name: "locker", Type: "interface"},
+		{Name: "notifier", Type: "*snapshotter/kernel/vfs.Notifier"},
 	})
 	stateTypeInfonoImpl = stateify.Register[noImpl]("snapshotter/kernel/vfs.noImpl", []stateify.Field{})
 	stateTypeInfoFS = stateify.Register[FS]("snapshotter/kernel/vfs.FS", []stateify.Field{
 		{Name: "root", Type: "*snapshotter/kernel/vfs.Root"},
 		{Name: "cwd", Type: "string"},
+		{Name: "chroot", Type: "string"},
 	})
 	stateTypeInfoidentity = stateify.Register[identity]("snapshotter/kernel/vfs.identity", []stateify.Field{
 		{Name: "DevMajor", Type: "uint32"},
@@ -129,6 +136,38 @@ func init() {
 		{Name: "mounts", Type: "[]*snapshotter/kernel/vfs.Mount"},
 		{Name: "nextID", Type: "uint32"},
 		{Name: "pages", Type: "interface"},
+		{Name: "notifier", Type: "*snapshotter/kernel/vfs.Notifier"},
+	})
+	stateTypeInfoinodeKey = stateify.Register[inodeKey]("snapshotter/kernel/vfs.inodeKey", []stateify.Field{
+		{Name: "Dev", Type: "uint64"},
+		{Name: "Ino", Type: "uint64"},
+	})
+	stateTypeInfoNotifier = stateify.Register[Notifier]("snapshotter/kernel/vfs.Notifier", []stateify.Field{
+		{Name: "root", Type: "*snapshotter/kernel/vfs.Root"},
+		{Name: "watches", Type: "[]*snapshotter/kernel/vfs.inotifyWatch"},
+		{Name: "cookie", Type: "uint32"},
+		{Name: "gone", Type: "[]snapshotter/kernel/vfs.inodeKey"},
+		{Name: "instances", Type: "int64"},
+	})
+	stateTypeInfoinotifyEvent = stateify.Register[inotifyEvent]("snapshotter/kernel/vfs.inotifyEvent", []stateify.Field{
+		{Name: "wd", Type: "int32"},
+		{Name: "mask", Type: "uint32"},
+		{Name: "cookie", Type: "uint32"},
+		{Name: "name", Type: "string"},
+	})
+	stateTypeInfoinotifyWatch = stateify.Register[inotifyWatch]("snapshotter/kernel/vfs.inotifyWatch", []stateify.Field{
+		{Name: "owner", Type: "*snapshotter/kernel/vfs.inotifyFile"},
+		{Name: "wd", Type: "int32"},
+		{Name: "key", Type: "snapshotter/kernel/vfs.inodeKey"},
+		{Name: "mask", Type: "uint32"},
+	})
+	stateTypeInfoinotifyFile = stateify.Register[inotifyFile]("snapshotter/kernel/vfs.inotifyFile", []stateify.Field{
+		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
+		{Name: "n", Type: "*snapshotter/kernel/vfs.Notifier"},
+		{Name: "watches", Type: "map[int32]*snapshotter/kernel/vfs.inotifyWatch"},
+		{Name: "lastWD", Type: "int32"},
+		{Name: "events", Type: "[]snapshotter/kernel/vfs.inotifyEvent"},
+		{Name: "bytes", Type: "int64"},
 	})
 	stateTypeInfooverlayFS = stateify.Register[overlayFS]("snapshotter/kernel/vfs.overlayFS", []stateify.Field{
 		{Name: "lower", Type: "*snapshotter/kernel/vfs.Root"},
@@ -218,6 +257,7 @@ func init() {
 		{Name: "minor", Type: "uint32"},
 		{Name: "inoBase", Type: "uint64"},
 		{Name: "ovl", Type: "*snapshotter/kernel/vfs.overlayFS"},
+		{Name: "notifier", Type: "*snapshotter/kernel/vfs.Notifier"},
 	})
 	stateTypeInfotmpNode = stateify.Register[tmpNode]("snapshotter/kernel/vfs.tmpNode", []stateify.Field{
 		{Name: "fs", Type: "*snapshotter/kernel/vfs.tmpfs"},
@@ -519,6 +559,7 @@ func (x *File) StateSave(e *stateify.Encoder) {
 	e.Uint(uint64(x.flags.Load()))
 	e.Iface(x.impl)
 	e.Iface(x.locker)
+	stateify.SavePtr(e, x.notifier)
 }
 
 // StateLoad implements stateify.Savable.
@@ -533,6 +574,8 @@ func (x *File) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			stateify.LoadIface(d, &x.impl)
 		case 3:
 			stateify.LoadIface(d, &x.locker)
+		case 4:
+			stateify.LoadPtr(d, &x.notifier)
 		default:
 			d.Skip()
 		}
@@ -574,6 +617,7 @@ func (x *FS) StateSave(e *stateify.Encoder) {
 	e.Struct(stateTypeInfoFS)
 	stateify.SavePtr(e, x.root)
 	e.String(x.cwd)
+	e.String(x.chroot)
 }
 
 // StateLoad implements stateify.Savable.
@@ -584,6 +628,8 @@ func (x *FS) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			stateify.LoadPtr(d, &x.root)
 		case 1:
 			x.cwd = d.String()
+		case 2:
+			x.chroot = d.String()
 		default:
 			d.Skip()
 		}
@@ -821,6 +867,7 @@ func (x *MountTable) StateSave(e *stateify.Encoder) {
 	}
 	e.Uint(uint64(x.nextID))
 	e.Iface(x.pages)
+	stateify.SavePtr(e, x.notifier)
 }
 
 // StateLoad implements stateify.Savable.
@@ -840,6 +887,247 @@ func (x *MountTable) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.nextID = d.Uint32()
 		case 2:
 			stateify.LoadIface(d, &x.pages)
+		case 3:
+			stateify.LoadPtr(d, &x.notifier)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *inodeKey) StateTypeName() string { return "snapshotter/kernel/vfs.inodeKey" }
+
+// StateFields implements stateify.Savable.
+func (x *inodeKey) StateFields() []string { return stateTypeInfoinodeKey.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *inodeKey) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoinodeKey }
+
+// StateSave implements stateify.Savable.
+func (x *inodeKey) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoinodeKey)
+	e.Uint(x.Dev)
+	e.Uint(x.Ino)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *inodeKey) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoinodeKey) {
+		switch f {
+		case 0:
+			x.Dev = d.Uint64()
+		case 1:
+			x.Ino = d.Uint64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *Notifier) StateTypeName() string { return "snapshotter/kernel/vfs.Notifier" }
+
+// StateFields implements stateify.Savable.
+func (x *Notifier) StateFields() []string { return stateTypeInfoNotifier.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *Notifier) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoNotifier }
+
+// StateSave implements stateify.Savable.
+func (x *Notifier) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoNotifier)
+	stateify.SavePtr(e, x.root)
+	{
+		cv := x.saveWatches()
+		if cv == nil {
+			e.Nil()
+		} else {
+			e.ArrayLen(len(cv))
+			for i0 := range cv {
+				stateify.SavePtr(e, cv[i0])
+			}
+		}
+	}
+	e.Uint(uint64(x.cookie))
+	if x.gone == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.gone))
+		for i0 := range x.gone {
+			x.gone[i0].StateSave(e)
+		}
+	}
+	e.Int(int64(x.instances))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *Notifier) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoNotifier) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.root)
+		case 1:
+			var cv []*inotifyWatch
+			if n0, ok := d.SliceLen(); !ok {
+				cv = nil
+			} else {
+				stateify.MakeSlice(d, &cv, n0)
+				for i0 := range cv {
+					stateify.LoadPtr(d, &cv[i0])
+				}
+			}
+			d.Convert(func() { x.loadWatches(ctx, cv) })
+		case 2:
+			x.cookie = d.Uint32()
+		case 3:
+			if n0, ok := d.SliceLen(); !ok {
+				x.gone = nil
+			} else {
+				stateify.MakeSlice(d, &x.gone, n0)
+				for i0 := range x.gone {
+					x.gone[i0].StateLoad(ctx, d)
+				}
+			}
+		case 4:
+			x.instances = int(d.Int64())
+		default:
+			d.Skip()
+		}
+	}
+	d.AfterLoad(x.afterLoad)
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *inotifyEvent) StateTypeName() string { return "snapshotter/kernel/vfs.inotifyEvent" }
+
+// StateFields implements stateify.Savable.
+func (x *inotifyEvent) StateFields() []string { return stateTypeInfoinotifyEvent.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *inotifyEvent) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoinotifyEvent }
+
+// StateSave implements stateify.Savable.
+func (x *inotifyEvent) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoinotifyEvent)
+	e.Int(int64(x.wd))
+	e.Uint(uint64(x.mask))
+	e.Uint(uint64(x.cookie))
+	e.String(x.name)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *inotifyEvent) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoinotifyEvent) {
+		switch f {
+		case 0:
+			x.wd = d.Int32()
+		case 1:
+			x.mask = d.Uint32()
+		case 2:
+			x.cookie = d.Uint32()
+		case 3:
+			x.name = d.String()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *inotifyWatch) StateTypeName() string { return "snapshotter/kernel/vfs.inotifyWatch" }
+
+// StateFields implements stateify.Savable.
+func (x *inotifyWatch) StateFields() []string { return stateTypeInfoinotifyWatch.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *inotifyWatch) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoinotifyWatch }
+
+// StateSave implements stateify.Savable.
+func (x *inotifyWatch) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoinotifyWatch)
+	stateify.SavePtr(e, x.owner)
+	e.Int(int64(x.wd))
+	x.key.StateSave(e)
+	e.Uint(uint64(x.mask))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *inotifyWatch) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoinotifyWatch) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.owner)
+		case 1:
+			x.wd = d.Int32()
+		case 2:
+			x.key.StateLoad(ctx, d)
+		case 3:
+			x.mask = d.Uint32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *inotifyFile) StateTypeName() string { return "snapshotter/kernel/vfs.inotifyFile" }
+
+// StateFields implements stateify.Savable.
+func (x *inotifyFile) StateFields() []string { return stateTypeInfoinotifyFile.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *inotifyFile) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoinotifyFile }
+
+// StateSave implements stateify.Savable.
+func (x *inotifyFile) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoinotifyFile)
+	x.noImpl.StateSave(e)
+	stateify.SavePtr(e, x.n)
+	stateify.SaveMap(e, x.watches, func(e *stateify.Encoder, mk int32) {
+		e.Int(int64(mk))
+	}, func(e *stateify.Encoder, mv **inotifyWatch) {
+		stateify.SavePtr(e, (*mv))
+	})
+	e.Int(int64(x.lastWD))
+	if x.events == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.events))
+		for i0 := range x.events {
+			x.events[i0].StateSave(e)
+		}
+	}
+	e.Int(int64(x.bytes))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *inotifyFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoinotifyFile) {
+		switch f {
+		case 0:
+			x.noImpl.StateLoad(ctx, d)
+		case 1:
+			stateify.LoadPtr(d, &x.n)
+		case 2:
+			stateify.LoadMap(d, &x.watches, func(d *stateify.Decoder, mk *int32) {
+				*mk = d.Int32()
+			}, func(d *stateify.Decoder, mv **inotifyWatch) {
+				stateify.LoadPtr(d, mv)
+			})
+		case 3:
+			x.lastWD = d.Int32()
+		case 4:
+			if n0, ok := d.SliceLen(); !ok {
+				x.events = nil
+			} else {
+				stateify.MakeSlice(d, &x.events, n0)
+				for i0 := range x.events {
+					x.events[i0].StateLoad(ctx, d)
+				}
+			}
+		case 5:
+			x.bytes = int(d.Int64())
 		default:
 			d.Skip()
 		}
@@ -1347,6 +1635,7 @@ func (x *tmpfs) StateSave(e *stateify.Encoder) {
 	e.Uint(uint64(x.minor))
 	e.Uint(x.inoBase)
 	stateify.SavePtr(e, x.ovl)
+	stateify.SavePtr(e, x.notifier)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1369,6 +1658,8 @@ func (x *tmpfs) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.inoBase = d.Uint64()
 		case 7:
 			stateify.LoadPtr(d, &x.ovl)
+		case 8:
+			stateify.LoadPtr(d, &x.notifier)
 		default:
 			d.Skip()
 		}
