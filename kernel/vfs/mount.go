@@ -152,7 +152,11 @@ func (mt *MountTable) setNotifier(n *Notifier) {
 	defer mt.mu.Unlock()
 	mt.notifier = n
 	for _, m := range mt.mounts {
-		if t, ok := m.fs.(*tmpfs); ok {
+		t, ok := m.fs.(*tmpfs)
+		if o, isOverlay := m.fs.(*overlayFS); isOverlay {
+			t, ok = o.upper, true
+		}
+		if ok {
 			t.mu.Lock()
 			t.notifier = n
 			t.mu.Unlock()
@@ -272,6 +276,7 @@ func (mt *MountTable) MountOverlay(size uint64) error {
 		return fmt.Errorf("overlay root: %w", err)
 	}
 	o.upper.pages = mt.pages
+	o.upper.notifier = mt.notifier
 	m.fs = o
 	m.options = fmt.Sprintf("rw,relatime,lowerdir=%s,size=%dk", r.HostDir(), size>>10)
 	return nil
