@@ -32,10 +32,20 @@ func (e *env) saveSockhold(mode string, n int, wantLast string) string {
 // their running sums); it is saved twice mid-stream, while the writer is
 // blocked with bytes queued, and each restore continues it with no byte
 // lost, duplicated or reordered.
-func TestUnixStreamAcrossRestores(t *testing.T) {
+func TestUnixStreamAcrossRestores(t *testing.T) { streamAcrossRestores(t, "stream") }
+
+// TestTCPStreamAcrossRestores: the same exchange over a TCP connection on
+// the sandbox's loopback, saved with bytes in flight both ways and
+// restored twice.
+func TestTCPStreamAcrossRestores(t *testing.T) { streamAcrossRestores(t, "tcp") }
+
+// streamAcrossRestores runs sockhold MODE 4, saves it after its first
+// MiB, restores it, saves the restored copy after the second MiB and
+// restores that to the end.
+func streamAcrossRestores(t *testing.T, mode string) {
 	e := newEnv(t)
 	in := e.fifo("in0")
-	id, out := e.runDetached(in.Name(), program(t, "sockhold"), "stream", "4")
+	id, out := e.runDetached(in.Name(), program(t, "sockhold"), mode, "4")
 	waitLines(t, out, 1)
 	in.WriteString("go\n")
 	uri, last := e.saveAfter(id, out, 2)

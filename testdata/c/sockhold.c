@@ -1,6 +1,6 @@
 /*
- * sockhold: Unix socket state a checkpoint must keep (the workloads of
- * checkpoint.TestUnixStreamAcrossRestores, TestUnixRightsInFlight,
+ * sockhold: socket state a checkpoint must keep (the workloads of
+ * checkpoint.TestUnixStreamAcrossRestores, TestTCPStreamAcrossRestores, TestUnixRightsInFlight,
  * TestUnixAcceptQueue and TestUnixBlockedAccept). Each mode waits for a line on stdin where the
  * test saves, so the state at the save is known:
  *
@@ -9,6 +9,8 @@
  *              checks every byte against the generator and answers each
  *              MiB with its running sum, which the child checks. At each
  *              save the child is blocked writing with bytes queued.
+ *   tcp N      the same over a TCP connection on the loopback
+ *              (127.0.0.1).
  *   rights     the parent sends two datagrams from its autobound socket,
  *              then a pipe's read end (the pipe holding
  *              "payload-42", its write end closed) over SCM_RIGHTS and
@@ -23,6 +25,8 @@
  *              its data are in the accept queue.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,10 +62,31 @@ static int full_read(int fd, void *b, size_t n)
 	return 0;
 }
 
-static int stream(int mib)
+/* tcp_pair connects two sockets over the loopback (127.0.0.1, a port
+ * bind picks), as socketpair would. */
+static int tcp_pair(int sv[2])
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof a;
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	if (bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&a, &al) < 0)
+		return -1;
+	sv[1] = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(sv[1], (struct sockaddr *)&a, sizeof a) < 0)
+		return -1;
+	sv[0] = accept(l, NULL, NULL);
+	close(l);
+	return sv[0] < 0 ? -1 : 0;
+}
+
+static int stream(int mib, int tcp)
 {
 	int sv[2];
-	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	if (tcp ? tcp_pair(sv) : socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
+		printf("no connection\n");
+		return 1;
+	}
 	pid_t c = fork();
 	if (c == 0) {
 		close(sv[0]);
@@ -236,14 +261,16 @@ static int blocked_accept(void)
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc >= 3 && strcmp(argv[1], "tcp") == 0)
+		return stream(atoi(argv[2]), 1);
 	if (argc >= 3 && strcmp(argv[1], "stream") == 0)
-		return stream(atoi(argv[2]));
+		return stream(atoi(argv[2]), 0);
 	if (argc >= 2 && strcmp(argv[1], "rights") == 0)
 		return rights();
 	if (argc >= 2 && strcmp(argv[1], "listen") == 0)
 		return listener();
 	if (argc >= 2 && strcmp(argv[1], "accept") == 0)
 		return blocked_accept();
-	fprintf(stderr, "usage: sockhold stream N | rights | listen | accept\n");
+	fprintf(stderr, "usage: sockhold stream N | tcp N | rights | listen | accept\n");
 	return 2;
 }
