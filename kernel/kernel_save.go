@@ -59,6 +59,11 @@ func (k *Kernel) SaveState(ctx context.Context, w io.Writer) error {
 	if !k.Paused() {
 		return fmt.Errorf("save kernel state: %w", ErrNotPaused)
 	}
+	if k.pub != nil {
+		// Connections from outside are closed at a save (reset both
+		// ways); Unpause serves new ones again.
+		k.pub.freeze()
+	}
 	if err := k.CheckSavable(); err != nil {
 		return fmt.Errorf("save kernel state: %w", err)
 	}

@@ -29,6 +29,7 @@ type runFlags struct {
 	memory string
 	// tmpfs are the --tmpfs mount points.
 	tmpfs []string
+	net   networkFlags
 }
 
 // startFlags are the flags of snap run that shape the program's start:
@@ -69,7 +70,11 @@ A saved image holds the environment like the rest of the program's memory.`,
 			if err != nil {
 				return err
 			}
-			return runForeground(f, s, limits, args)
+			ms, err := f.net.mappings(cmd)
+			if err != nil {
+				return err
+			}
+			return runForeground(f, s, limits, ms, args)
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
@@ -90,6 +95,7 @@ func addRunFlags(cmd *cobra.Command, f *runFlags) {
 	cmd.Flags().StringVar(&f.platform, "platform", "ptrace", "execution platform")
 	cmd.Flags().IntVar(&f.pids, "pids", 0, fmt.Sprintf("most tasks (threads of all processes) at once; fork and clone beyond it fail with EAGAIN (default %d; on restore: the saved limit)", kernel.DefaultTasks))
 	cmd.Flags().StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount an empty memory filesystem at PATH, or PATH:size=SIZE (default 256M; repeatable; /dev/shm and /run always have one); what the program writes there is saved with it")
+	addNetworkFlags(cmd, &f.net)
 	cmd.Flags().StringVar(&f.memory, "memory", "", "most memory the program's mappings may hold, e.g. 512M, 2G or unlimited; mmap, brk, mremap and fork beyond it fail with ENOMEM (default unlimited; on restore: the saved limit)")
 }
 
@@ -126,7 +132,7 @@ func limitArgs(cmd *cobra.Command, f *runFlags) []string {
 	for _, p := range f.tmpfs {
 		args = append(args, "--tmpfs", p)
 	}
-	return args
+	return append(args, f.net.args(cmd)...)
 }
 
 // addStartFlags registers the flags that shape the program's start (snap
@@ -150,7 +156,7 @@ func (s *startFlags) startOptions(rootfs string, argv []string) (kernel.StartOpt
 
 // runForeground runs argv in a sandbox with snap's stdio and returns an
 // exitError carrying the program's status.
-func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, argv []string) error {
+func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, ms []kernel.PortMapping, argv []string) error {
 	o, err := s.startOptions(f.rootfs, argv)
 	if err != nil {
 		return err
@@ -160,6 +166,9 @@ func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, argv []stri
 		return err
 	}
 	defer k.Release()
+	if err := k.Publish(ms); err != nil {
+		return err
+	}
 	// Caught from before the start: the program may run (and its caller
 	// signal snap) before Start returns.
 	sigs := catchSignals()

@@ -2,6 +2,8 @@ package socket
 
 import (
 	"encoding/binary"
+	"net/netip"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -682,4 +684,65 @@ func (s *Socket) sendUDP(src []byte, a SendArgs) (int, error) {
 		r.deliverLocked(&message{data: append([]byte(nil), src...), from: &from})
 	}
 	return len(src), nil
+}
+
+// DialLoopback connects a new TCP socket to the listener on port that
+// takes connections to 127.0.0.1, or failing that to ::1, as a connection
+// from the sandbox's own loopback would (the listener sees the peer at
+// 127.0.0.1 or ::1 and an ephemeral port). It waits while the listener's
+// accept queue is full, until cancel closes (vfs.ErrInterrupted);
+// ECONNREFUSED if nobody listens. The caller owns the socket (Release).
+func DialLoopback(names *Names, port uint16, cancel <-chan struct{}) (*Socket, error) {
+	var err error
+	for _, d := range []struct {
+		family int
+		sa     []byte
+	}{
+		{unix.AF_INET, marshalInet(unix.AF_INET, &Addr{Inet: true, IP: v4Loopback, Port: port})},
+		{unix.AF_INET6, marshalInet(unix.AF_INET6, &Addr{Inet: true, IP: v6Loopback, Port: port})},
+	} {
+		s, _ := NewInet(names, d.family, Stream)
+		if err = s.ConnectInet(cancel, d.sa, false); err == nil {
+			return s, nil
+		}
+		s.Release()
+		if err != unix.ECONNREFUSED {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+// Listening describes the sockets of the network that take connections or
+// datagrams: "tcp ADDRESS:PORT" for each listener and "udp ADDRESS:PORT"
+// for each bound UDP socket, sorted.
+func (n *Names) Listening() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	var out []string
+	for _, list := range n.ports {
+		for _, s := range list {
+			switch {
+			case s.released:
+			case s.typ == Stream && s.state == stateListening:
+				out = append(out, "tcp "+s.addr.String())
+			case s.typ == Dgram && s.inet.peerAddr == nil:
+				out = append(out, "udp "+s.addr.String())
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// String formats an inet address as ADDRESS:PORT ([ADDRESS]:PORT for
+// IPv6), a Unix one as its name.
+func (a Addr) String() string {
+	if !a.Inet {
+		if a.Abstract {
+			return "@" + a.Name
+		}
+		return a.Name
+	}
+	return netip.AddrPortFrom(netip.AddrFrom16(a.IP).Unmap(), a.Port).String()
 }
