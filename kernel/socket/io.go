@@ -367,11 +367,17 @@ func (s *Socket) takeErrLocked() error {
 func (s *Socket) recvStream(cancel <-chan struct{}, dst []byte, flags int, nonblock bool) (RecvResult, error) {
 	var r RecvResult
 	target := 1
-	if flags&unix.MSG_WAITALL != 0 && flags&unix.MSG_PEEK == 0 {
+	// TCP waits for the whole length also when peeking (each round peeks
+	// from the start again); a Unix socket does not.
+	peekAll := s.inet != nil && flags&unix.MSG_PEEK != 0
+	if flags&unix.MSG_WAITALL != 0 && (flags&unix.MSG_PEEK == 0 || peekAll) {
 		target = len(dst)
 	}
 	dl, _ := s.timeouts()
 	for {
+		if peekAll {
+			r = RecvResult{}
+		}
 		mu.Lock()
 		if s.state != stateConnected {
 			mu.Unlock()

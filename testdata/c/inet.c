@@ -28,6 +28,8 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <fcntl.h>
+#include <sys/sendfile.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -219,6 +221,23 @@ static void tcp_server(struct fam f)
 	fwrite(out, 1, got > 0 ? got : 0, stdout);
 	close(rp[0]);
 	close(l);
+}
+
+/* sendfile_case sends the first 4096 bytes of the program's own file over
+ * a connection with sendfile and compares what arrives. */
+static void sendfile_case(struct fam f, const char *self)
+{
+	int a, b, fd = open(self, O_RDONLY);
+	char want[4096], got[4096];
+	tcp_pair(f, &a, &b);
+	ssize_t n = sendfile(a, fd, NULL, sizeof want);
+	pread(fd, want, sizeof want, 0);
+	ssize_t r = recv(b, got, sizeof got, MSG_WAITALL);
+	printf("%s: sendfile of 4096 bytes: %zd, received %zd, same bytes: %s\n", f.name, n, r,
+	       yesno(r == sizeof got && memcmp(want, got, sizeof got) == 0));
+	close(fd);
+	close(a);
+	close(b);
 }
 
 static void tcp_close_cases(struct fam f)
@@ -525,6 +544,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 2; i++) {
 		tcp_server(fams[i]);
 		tcp_close_cases(fams[i]);
+		sendfile_case(fams[i], argv[0]);
 		tcp_errors(fams[i]);
 		options(fams[i]);
 		udp(fams[i]);
