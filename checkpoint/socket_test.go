@@ -87,9 +87,15 @@ func TestUnixRightsInFlight(t *testing.T) {
 // with the data its client sent, is saved; after the restore the listener
 // accepts it, reads the data and answers the client, which was blocked in
 // recv across the save.
-func TestUnixAcceptQueue(t *testing.T) {
+func TestUnixAcceptQueue(t *testing.T) { acceptQueue(t, "listen") }
+
+// TestTCPAcceptQueue is TestUnixAcceptQueue with a TCP listener on the
+// sandbox's loopback.
+func TestTCPAcceptQueue(t *testing.T) { acceptQueue(t, "tcplisten") }
+
+func acceptQueue(t *testing.T, mode string) {
 	e := newEnv(t)
-	uri := e.saveSockhold("listen", 1, "connected")
+	uri := e.saveSockhold(mode, 1, "connected")
 	_, rout := e.restoreWithLine(uri, "in1", "go\n")
 	wantLines(t, "restored", waitLines(t, rout, 3),
 		"accepted, got 'hello from the queue'", "child got 'welcome'", "child exit: 0")
@@ -97,9 +103,15 @@ func TestUnixAcceptQueue(t *testing.T) {
 
 // TestUnixBlockedAccept: a seqpacket listener blocked in accept at the save
 // accepts, after the restore, a connection made then.
-func TestUnixBlockedAccept(t *testing.T) {
+func TestUnixBlockedAccept(t *testing.T) { blockedAccept(t, "accept") }
+
+// TestTCPBlockedAccept is TestUnixBlockedAccept with a TCP listener on the
+// sandbox's loopback, its port kept across the restore.
+func TestTCPBlockedAccept(t *testing.T) { blockedAccept(t, "tcpaccept") }
+
+func blockedAccept(t *testing.T, mode string) {
 	e := newEnv(t)
-	uri := e.saveSockhold("accept", 1, "accepting")
+	uri := e.saveSockhold(mode, 1, "accepting")
 	_, rout := e.restoreWithLine(uri, "in1", "go\n")
 	wantLines(t, "restored", waitLines(t, rout, 2), "accepted after the wait, got 'late greeting'", "child exit: 0")
 }
