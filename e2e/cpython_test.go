@@ -28,10 +28,12 @@ const python = "/usr/bin/python3"
 const cpythonDoc = moduleRoot + "/docs/CPYTHON.md"
 
 // cpythonModules are the test modules run, slowest first (so that the two
-// parallel subtests finish together). None needs sockets or a writable
-// filesystem for most of its tests; those that do are known differences.
+// parallel subtests finish together). None needs a writable filesystem
+// for most of its tests; those that do are known differences.
+// test_selectors and test_socketserver serve TCP and UDP on the loopback.
 var cpythonModules = []string{
-	"test_subprocess", "test_signal", "test_threading", "test_itertools",
+	"test_subprocess", "test_signal", "test_selectors", "test_socketserver", "test_threading",
+	"test_itertools",
 	"test_random", "test_bytes", "test_set", "test_zlib", "test_time",
 	"test_json", "test_math", "test_select", "test_hashlib", "test_heapq",
 	"test_enum", "test_functools", "test_collections", "test_struct",

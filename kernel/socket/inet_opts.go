@@ -22,8 +22,6 @@ type intOpt struct {
 	boolean  bool
 	// tcpOnly and v6Only limit the option to TCP and to AF_INET6 sockets.
 	tcpOnly, v6Only bool
-	// getOnly options cannot be set (ENOPROTOOPT, as an unknown one).
-	getOnly bool
 }
 
 // optKey is the key of an option in inetState.opts and inetOpts.
@@ -241,7 +239,7 @@ func (s *Socket) setInetOption(level, name int, val []byte) error {
 		}
 	}
 	o, ok := s.lookupOpt(level, name)
-	if !ok || o.getOnly {
+	if !ok {
 		return unix.ENOPROTOOPT
 	}
 	if len(val) < 4 {
@@ -330,25 +328,24 @@ func (s *Socket) setLinger(val []byte) error {
 	return nil
 }
 
-// setInetSocketOptionLocked stores a SOL_SOCKET integer option only the
-// network's sockets have; ok is false for others. Preconditions: mu is
-// held.
-func (s *Socket) setInetSocketOptionLocked(name int, v int32) (bool, error) {
-	if s.inet == nil {
-		return false, nil
+// setInetSocketOption stores a SOL_SOCKET integer option only the
+// network's sockets have (lookupOpt knows it): EINVAL for a short value or
+// one out of its range.
+func (s *Socket) setInetSocketOption(name int, o intOpt, val []byte) error {
+	if len(val) < 4 {
+		return unix.EINVAL
 	}
-	o, ok := s.lookupOpt(unix.SOL_SOCKET, name)
-	if !ok {
-		return false, nil
-	}
+	v := int32(binary.LittleEndian.Uint32(val))
 	if v < o.min || v > o.max {
-		return true, unix.EINVAL
+		return unix.EINVAL
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if s.inet.opts == nil {
 		s.inet.opts = map[int32]int32{}
 	}
 	s.inet.opts[optKey(unix.SOL_SOCKET, name)] = v
-	return true, nil
+	return nil
 }
 
 // knownLevel reports whether s has options at level.

@@ -136,14 +136,8 @@ func (s *Socket) SetOption(level, name int, val []byte) error {
 	if s.inet != nil && name == unix.SO_LINGER {
 		return s.setLinger(val)
 	}
-	if _, ok := s.lookupOpt(unix.SOL_SOCKET, name); ok && s.inet != nil {
-		if len(val) < 4 {
-			return unix.EINVAL
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		_, err := s.setInetSocketOptionLocked(name, int32(binary.LittleEndian.Uint32(val)))
-		return err
+	if o, ok := s.lookupOpt(unix.SOL_SOCKET, name); ok && s.inet != nil {
+		return s.setInetSocketOption(name, o, val)
 	}
 	switch name {
 	case soRcvtimeo, soSndtimeo, soRcvtimeoNew, soSndtimeoNew:
