@@ -30,9 +30,12 @@ const cpythonDoc = moduleRoot + "/docs/CPYTHON.md"
 // cpythonModules are the test modules run, slowest first (so that the two
 // parallel subtests finish together). None needs a writable filesystem
 // for most of its tests; those that do are known differences.
-// test_selectors and test_socketserver serve TCP and UDP on the loopback.
+// test_selectors, test_socketserver and the asyncio modules serve TCP,
+// UDP and Unix sockets. A module may be a package's submodule
+// ("test_asyncio.test_streams").
 var cpythonModules = []string{
-	"test_subprocess", "test_signal", "test_selectors", "test_socketserver", "test_threading",
+	"test_subprocess", "test_signal", "test_selectors", "test_asyncio.test_sock_lowlevel",
+	"test_socketserver", "test_asyncio.test_streams", "test_asyncio.test_server", "test_threading",
 	"test_itertools",
 	"test_random", "test_bytes", "test_set", "test_zlib", "test_time",
 	"test_json", "test_math", "test_select", "test_hashlib", "test_heapq",
@@ -185,14 +188,17 @@ const (
 	notRunHeading    = "## Not run"
 )
 
-// ruleModule is the test module a rule's pattern belongs to
-// ("test.test_json.*" -> "test_json").
+// ruleModule is the module of cpythonModules a rule's pattern belongs to
+// ("test.test_json.*" -> "test_json", "test.test_asyncio.test_streams.*"
+// -> "test_asyncio.test_streams"): the longest that prefixes it, or "".
 func ruleModule(p string) string {
-	parts := strings.SplitN(p, ".", 3)
-	if len(parts) < 3 || parts[0] != "test" {
-		return ""
+	best := ""
+	for _, m := range cpythonModules {
+		if strings.HasPrefix(p, "test."+m+".") && len(m) > len(best) {
+			best = m
+		}
 	}
-	return parts[1]
+	return best
 }
 
 func rulesOf(rules []pyRule, module string) []pyRule {

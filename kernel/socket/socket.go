@@ -390,6 +390,8 @@ func (s *Socket) Ioctl(_ *vfs.File, cmd uint32, arg []byte) (int, error) {
 		if s.typ != Stream && len(s.queue) > 0 {
 			v = len(s.queue[0].data)
 		}
+	case unix.SIOCGIFINDEX, unix.SIOCGIFNAME, unix.SIOCGIFFLAGS:
+		return 0, loopbackIfreq(cmd, arg)
 	case tiocoutq:
 		v = max(s.wmem, 0)
 		if s.inet != nil {

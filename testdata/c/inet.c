@@ -8,7 +8,8 @@
  * (ECONNREFUSED, EADDRINUSE, EADDRNOTAVAIL), socket options, UDP with
  * sender addresses, boundaries and MSG_TRUNC, a connected UDP socket told
  * ECONNREFUSED, IPv4 clients of a dual-stack IPv6 listener and
- * IPV6_V6ONLY, and getaddrinfo("localhost"). Ports are never printed: they
+ * IPV6_V6ONLY, getaddrinfo("localhost"), and the interface lo by name and
+ * index (if_nametoindex, SIOCGIFFLAGS). Ports are never printed: they
  * differ between runs.
  *
  * "inet outside" instead connects to addresses outside the sandbox (only
@@ -17,6 +18,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -57,6 +59,7 @@ static const char *ename(int e)
 	case EMSGSIZE: return "EMSGSIZE";
 	case EDESTADDRREQ: return "EDESTADDRREQ";
 	case ENOPROTOOPT: return "ENOPROTOOPT";
+	case ENODEV: return "ENODEV";
 	}
 	static char b[32];
 	snprintf(b, sizeof b, "errno %d", e);
@@ -514,6 +517,18 @@ static void resolve(void)
 	char host[64];
 	r = getnameinfo((struct sockaddr *)&in, sizeof in, host, sizeof host, NULL, 0, NI_NUMERICHOST);
 	printf("getnameinfo 127.0.0.1 numeric: %d %s\n", r, host);
+	char name[IF_NAMESIZE] = "";
+	printf("if_nametoindex(lo) is 1: %s, if_indextoname(1): %s\n", yesno(if_nametoindex("lo") == 1),
+	       if_indextoname(1, name) ? name : "none");
+	struct ifreq ifr = {0};
+	strcpy(ifr.ifr_name, "lo");
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	int fr = ioctl(s, SIOCGIFFLAGS, &ifr);
+	printf("SIOCGIFFLAGS lo: %s, up and loopback: %s", res(fr),
+	       yesno((ifr.ifr_flags & (IFF_UP | IFF_LOOPBACK)) == (IFF_UP | IFF_LOOPBACK)));
+	strcpy(ifr.ifr_name, "nosuchif0");
+	printf(", SIOCGIFINDEX of an unknown interface: %s\n", res(ioctl(s, SIOCGIFINDEX, &ifr)));
+	close(s);
 }
 
 static void outside(void)
