@@ -115,3 +115,17 @@ func blockedAccept(t *testing.T, mode string) {
 	_, rout := e.restoreWithLine(uri, "in1", "go\n")
 	wantLines(t, "restored", waitLines(t, rout, 2), "accepted after the wait, got 'late greeting'", "child exit: 0")
 }
+
+// TestUDPAndHalfClosed: two datagrams queued at a bound UDP socket and a
+// TCP connection in the accept queue whose client sent bytes and shut down
+// writing are saved; after the restore the datagrams come with their
+// sender's port, the bytes then the end of stream, and the half-closed
+// client still receives the answer it waited for across the save.
+func TestUDPAndHalfClosed(t *testing.T) {
+	e := newEnv(t)
+	uri := e.saveSockhold("udp", 1, "sent")
+	_, rout := e.restoreWithLine(uri, "in1", "go\n")
+	wantLines(t, "restored", waitLines(t, rout, 4),
+		"datagrams of 12 and 3 bytes, from the child's port: yes", "accepted, got 'half' (4), then EOF: yes",
+		"child got 'still open' (10) after its shutdown", "child exit: 0")
+}
