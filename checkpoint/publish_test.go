@@ -91,7 +91,8 @@ func get(t *testing.T, port int, path, body string) {
 
 // TestPublishAcrossRestores: Python's http.server, listening on the
 // sandbox's 127.0.0.1:8000 and published on a host port, answers the
-// host; a connection from outside open at the save is reset; the image
+// host, also after a save that leaves it running; a connection from
+// outside open at the save is reset; the image
 // lists the listener and the published port; three restored copies, each
 // published on its own host port, all answer; a restore whose host port
 // is taken fails with one line naming it and starts nothing.
@@ -113,6 +114,8 @@ func TestPublishAcrossRestores(t *testing.T) {
 		"--", py, "-m", "http.server", "--bind", "127.0.0.1", "--directory", www, httpPort)
 	id := strings.TrimSpace(stdout)
 	get(t, port, "/hello.txt", "hello from the sandbox\n")
+	e.must("save", id, "--leave-running", "--to", filepath.Join(e.dir, "running"))
+	get(t, port, "/hello.txt", "hello from the sandbox\n") // served again after the save
 
 	outside, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {

@@ -259,7 +259,7 @@ func (b *bridge) fromSandbox(s *socket.Socket, stop chan struct{}) bool {
 			return true
 		}
 		if _, err := b.conn.Write(buf[:r.N]); err != nil {
-			s.Shutdown(unix.SHUT_RDWR)
+			b.conn.Close() // unblocks toSandbox's read
 			return false
 		}
 	}
