@@ -501,6 +501,11 @@ var cCases = []cCase{
 		"getaddrinfo localhost (AI_ADDRCONFIG): 0, 127.0.0.1 among them: yes",
 		"done",
 	}}},
+	// --network none keeps the loopback: the same program, the same output.
+	{name: "inet-network-none", prog: "inet", zdtm: zdtmSpec{skip: true}, spec: spec{
+		snapFlags: []string{"--network", "none"},
+		want:      []string{"dual: IPv4 client of [::]: ok, seen as ::ffff:127.0.0.1 (family AF_INET6 yes)", "done"},
+	}},
 	// kill of a zombie succeeds until it is reaped.
 	{name: "killzombie", prog: "killzombie", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
 		"kill(zombie, 0): 0", "kill(zombie, SIGTERM): 0", "kill(reaped, 0): No such process",
