@@ -248,3 +248,51 @@ func TestInetSaveRestore(t *testing.T) {
 		t.Errorf("connect to the restored listener = %v", err)
 	}
 }
+
+// TestInetInterrupted: a closed cancel channel ends a TCP connect waiting
+// for room in a full accept queue, an accept and a receive with
+// vfs.ErrInterrupted (the kernel restarts or fails the call), and the
+// connect that waited goes through once there is room.
+func TestInetInterrupted(t *testing.T) {
+	cancel := make(chan struct{})
+	close(cancel)
+	names := socket.NewNames()
+	l := newInet(t, names, unix.AF_INET, socket.Stream)
+	defer l.Release()
+	if err := l.BindInet(in4(127, 0, 0, 1, 0), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Listen(0, socket.Cred{}); err != nil {
+		t.Fatal(err)
+	}
+	sa := l.SockName()
+	first := newInet(t, names, unix.AF_INET, socket.Stream)
+	defer first.Release()
+	if err := first.ConnectInet(nil, sa, false); err != nil {
+		t.Fatalf("first connect = %v", err)
+	}
+	second := newInet(t, names, unix.AF_INET, socket.Stream)
+	defer second.Release()
+	if err := second.ConnectInet(cancel, sa, false); !errors.Is(err, vfs.ErrInterrupted) {
+		t.Errorf("connect to a full accept queue, interrupted = %v, want ErrInterrupted", err)
+	}
+	if _, err := first.Recv(nil, cancel, make([]byte, 4), socket.RecvArgs{}); !errors.Is(err, vfs.ErrInterrupted) {
+		t.Errorf("interrupted recv = %v, want ErrInterrupted", err)
+	}
+	af, _, err := l.Accept(nil, true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	af.DecRef()
+	if err := second.ConnectInet(cancel, sa, false); err != nil {
+		t.Errorf("connect with room again = %v", err)
+	}
+	if f, _, err := l.Accept(cancel, false, 0); err != nil {
+		t.Errorf("accept of the second connection = %v", err)
+	} else {
+		f.DecRef()
+	}
+	if _, _, err := l.Accept(cancel, false, 0); !errors.Is(err, vfs.ErrInterrupted) {
+		t.Errorf("interrupted accept = %v, want ErrInterrupted", err)
+	}
+}
