@@ -32,10 +32,20 @@ func (e *env) saveSockhold(mode string, n int, wantLast string) string {
 // their running sums); it is saved twice mid-stream, while the writer is
 // blocked with bytes queued, and each restore continues it with no byte
 // lost, duplicated or reordered.
-func TestUnixStreamAcrossRestores(t *testing.T) {
+func TestUnixStreamAcrossRestores(t *testing.T) { streamAcrossRestores(t, "stream") }
+
+// TestTCPStreamAcrossRestores: the same exchange over a TCP connection on
+// the sandbox's loopback, saved with bytes in flight both ways and
+// restored twice.
+func TestTCPStreamAcrossRestores(t *testing.T) { streamAcrossRestores(t, "tcp") }
+
+// streamAcrossRestores runs sockhold MODE 4, saves it after its first
+// MiB, restores it, saves the restored copy after the second MiB and
+// restores that to the end.
+func streamAcrossRestores(t *testing.T, mode string) {
 	e := newEnv(t)
 	in := e.fifo("in0")
-	id, out := e.runDetached(in.Name(), program(t, "sockhold"), "stream", "4")
+	id, out := e.runDetached(in.Name(), program(t, "sockhold"), mode, "4")
 	waitLines(t, out, 1)
 	in.WriteString("go\n")
 	uri, last := e.saveAfter(id, out, 2)
@@ -77,9 +87,15 @@ func TestUnixRightsInFlight(t *testing.T) {
 // with the data its client sent, is saved; after the restore the listener
 // accepts it, reads the data and answers the client, which was blocked in
 // recv across the save.
-func TestUnixAcceptQueue(t *testing.T) {
+func TestUnixAcceptQueue(t *testing.T) { acceptQueue(t, "listen") }
+
+// TestTCPAcceptQueue is TestUnixAcceptQueue with a TCP listener on the
+// sandbox's loopback.
+func TestTCPAcceptQueue(t *testing.T) { acceptQueue(t, "tcplisten") }
+
+func acceptQueue(t *testing.T, mode string) {
 	e := newEnv(t)
-	uri := e.saveSockhold("listen", 1, "connected")
+	uri := e.saveSockhold(mode, 1, "connected")
 	_, rout := e.restoreWithLine(uri, "in1", "go\n")
 	wantLines(t, "restored", waitLines(t, rout, 3),
 		"accepted, got 'hello from the queue'", "child got 'welcome'", "child exit: 0")
@@ -87,9 +103,29 @@ func TestUnixAcceptQueue(t *testing.T) {
 
 // TestUnixBlockedAccept: a seqpacket listener blocked in accept at the save
 // accepts, after the restore, a connection made then.
-func TestUnixBlockedAccept(t *testing.T) {
+func TestUnixBlockedAccept(t *testing.T) { blockedAccept(t, "accept") }
+
+// TestTCPBlockedAccept is TestUnixBlockedAccept with a TCP listener on the
+// sandbox's loopback, its port kept across the restore.
+func TestTCPBlockedAccept(t *testing.T) { blockedAccept(t, "tcpaccept") }
+
+func blockedAccept(t *testing.T, mode string) {
 	e := newEnv(t)
-	uri := e.saveSockhold("accept", 1, "accepting")
+	uri := e.saveSockhold(mode, 1, "accepting")
 	_, rout := e.restoreWithLine(uri, "in1", "go\n")
 	wantLines(t, "restored", waitLines(t, rout, 2), "accepted after the wait, got 'late greeting'", "child exit: 0")
+}
+
+// TestUDPAndHalfClosed: two datagrams queued at a bound UDP socket and a
+// TCP connection in the accept queue whose client sent bytes and shut down
+// writing are saved; after the restore the datagrams come with their
+// sender's port, the bytes then the end of stream, and the half-closed
+// client still receives the answer it waited for across the save.
+func TestUDPAndHalfClosed(t *testing.T) {
+	e := newEnv(t)
+	uri := e.saveSockhold("udp", 1, "sent")
+	_, rout := e.restoreWithLine(uri, "in1", "go\n")
+	wantLines(t, "restored", waitLines(t, rout, 4),
+		"datagrams of 12 and 3 bytes, from the child's port: yes", "accepted, got 'half' (4), then EOF: yes",
+		"child got 'still open' (10) after its shutdown", "child exit: 0")
 }

@@ -206,14 +206,22 @@ func BenchmarkStartDynamic(b *testing.B) {
 //   - pingpong: two processes bounce one byte 20000 times over a
 //     socketpair; us/roundtrip is one write and one read on each side.
 //   - bulk: 1 GiB through a socketpair in 64 KiB writes and reads; MiB/s.
-func BenchmarkUnixSocket(b *testing.B) {
+func BenchmarkUnixSocket(b *testing.B) { benchStreams(b, "") }
+
+// BenchmarkTCPSocket is BenchmarkUnixSocket over a TCP connection on
+// 127.0.0.1: the sandbox's loopback against the host's.
+func BenchmarkTCPSocket(b *testing.B) { benchStreams(b, "tcp") }
+
+// benchStreams runs sockbench's pingpong and bulk modes, prefixed with
+// prefix.
+func benchStreams(b *testing.B, prefix string) {
 	b.Run("pingpong", func(b *testing.B) {
 		b.ReportAllocs()
 		const n = 20000
 		p := newPair(b, libcs[0], "sockbench")
 		want := func(k int) string { return strconv.Itoa(k) + " round trips" }
-		p.sandboxed(want(0), "pingpong", "0")
-		sb, nat := p.workTime(want, n, "pingpong")
+		p.sandboxed(want(0), prefix+"pingpong", "0")
+		sb, nat := p.workTime(want, n, prefix+"pingpong")
 		us := func(d time.Duration) float64 {
 			return float64(d) / float64(b.N) / n / float64(time.Microsecond)
 		}
@@ -225,8 +233,8 @@ func BenchmarkUnixSocket(b *testing.B) {
 		const mib = 1024
 		p := newPair(b, libcs[0], "sockbench")
 		want := func(k int) string { return strconv.Itoa(k) + " MiB received" }
-		p.sandboxed(want(0), "bulk", "0")
-		sb, nat := p.workTime(want, mib, "bulk")
+		p.sandboxed(want(0), prefix+"bulk", "0")
+		sb, nat := p.workTime(want, mib, prefix+"bulk")
 		rate := func(d time.Duration) float64 { return mib / (d.Seconds() / float64(b.N)) }
 		b.ReportMetric(rate(sb), "MiB/s")
 		b.ReportMetric(rate(nat), "native-MiB/s")

@@ -66,6 +66,16 @@ var runErrorCases = []runErrorCase{
 	{name: "memory-zero", args: limitArgs("--memory", "0")},
 	{name: "memory-too-big", args: limitArgs("--memory", "100T")},
 	{name: "memory-less-than-a-page", args: limitArgs("--memory", "100")},
+	{name: "publish-not-a-mapping", args: func(*testing.T, string) []string { return []string{"-p", "8080", "--", "/bin/true"} }},
+	{name: "publish-port-zero", args: func(*testing.T, string) []string { return []string{"-p", "0:80", "--", "/bin/true"} }},
+	{name: "publish-bad-host", args: func(*testing.T, string) []string { return []string{"-p", "localhost:8080:80", "--", "/bin/true"} }},
+	{name: "publish-network-none", args: func(*testing.T, string) []string {
+		return []string{"--network", "none", "-p", "8080:80", "--", "/bin/true"}
+	}},
+	{name: "network-host", args: func(*testing.T, string) []string { return []string{"--network", "host", "--", "/bin/true"} }},
+	{name: "network-unknown-detached", args: func(*testing.T, string) []string {
+		return []string{"-d", "--network", "bridge", "--", "/bin/true"}
+	}},
 	{name: "detached-bad-limit", args: func(*testing.T, string) []string {
 		return []string{"-d", "--pids", "0", "--", "/bin/true"}
 	}},

@@ -28,10 +28,15 @@ const python = "/usr/bin/python3"
 const cpythonDoc = moduleRoot + "/docs/CPYTHON.md"
 
 // cpythonModules are the test modules run, slowest first (so that the two
-// parallel subtests finish together). None needs sockets or a writable
-// filesystem for most of its tests; those that do are known differences.
+// parallel subtests finish together). None needs a writable filesystem
+// for most of its tests; those that do are known differences.
+// test_selectors, test_socketserver and the asyncio modules serve TCP,
+// UDP and Unix sockets. A module may be a package's submodule
+// ("test_asyncio.test_streams").
 var cpythonModules = []string{
-	"test_subprocess", "test_signal", "test_threading", "test_itertools",
+	"test_subprocess", "test_signal", "test_selectors", "test_asyncio.test_sock_lowlevel",
+	"test_socketserver", "test_asyncio.test_streams", "test_asyncio.test_server", "test_threading",
+	"test_itertools",
 	"test_random", "test_bytes", "test_set", "test_zlib", "test_time",
 	"test_json", "test_math", "test_select", "test_poll", "test_mmap", "test_epoll", "test_hashlib", "test_heapq",
 	"test_enum", "test_functools", "test_collections", "test_struct",
@@ -183,14 +188,17 @@ const (
 	notRunHeading    = "## Not run"
 )
 
-// ruleModule is the test module a rule's pattern belongs to
-// ("test.test_json.*" -> "test_json").
+// ruleModule is the module of cpythonModules a rule's pattern belongs to
+// ("test.test_json.*" -> "test_json", "test.test_asyncio.test_streams.*"
+// -> "test_asyncio.test_streams"): the longest that prefixes it, or "".
 func ruleModule(p string) string {
-	parts := strings.SplitN(p, ".", 3)
-	if len(parts) < 3 || parts[0] != "test" {
-		return ""
+	best := ""
+	for _, m := range cpythonModules {
+		if strings.HasPrefix(p, "test."+m+".") && len(m) > len(best) {
+			best = m
+		}
 	}
-	return parts[1]
+	return best
 }
 
 func rulesOf(rules []pyRule, module string) []pyRule {

@@ -584,6 +584,32 @@ var cCases = []cCase{
 		"with SA_RESTART the recv goes on: 1, alarms 2",
 		"done",
 	}}},
+	// TCP and UDP on the sandbox's loopback, IPv4 and IPv6, against the
+	// host's loopback natively (ports chosen by bind to port 0).
+	{name: "inet", prog: "inet", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
+		"v4: accepted from 127.0.0.1 (length 16), local 127.0.0.1, same port: yes",
+		"v6: accepted from ::1 (length 28), local ::1, same port: yes",
+		"v4: peer closed with unread data: read -1 ECONNRESET, then 0",
+		"v4: peer closed: write 1, then -1 EPIPE, send MSG_NOSIGNAL -1 EPIPE, SIGPIPEs 1, read 0",
+		"v4: SO_LINGER 0 close: peer reads -1 ECONNRESET",
+		"v6: bind to a listener's port: EADDRINUSE, with SO_REUSEADDR on both: EADDRINUSE",
+		"v4: connect to a port without listener: ECONNREFUSED",
+		"v6: non-blocking connect: -1 EINPROGRESS, then POLLOUT yes, SO_ERROR 0, connect again ok",
+		"v4: set: SO_REUSEADDR 1 SO_REUSEPORT 1 SO_KEEPALIVE 1 TCP_NODELAY 1 TCP_CORK 1 TCP_KEEPIDLE 60 SO_RCVBUF 131072 SO_SNDBUF 65536",
+		"v4: TCP_INFO of a connection: state 1 (ESTABLISHED yes), length positive: yes, SIOCOUTQ 0",
+		"v6: udp FIONREAD 3, got 3 from ::1, sender port matches: yes, MSG_TRUNC 4, empty datagram 0",
+		"v4: connected udp peer 127.0.0.1, send ok, server got 2; after the server closed: send 4, recv ECONNREFUSED",
+		"dual: IPv4 client of [::]: ok, seen as ::ffff:127.0.0.1 (family AF_INET6 yes)",
+		"dual: with IPV6_V6ONLY an IPv4 client: ECONNREFUSED; IPV6_V6ONLY after bind: EINVAL",
+		"getaddrinfo localhost (AF_INET): 0, 127.0.0.1: yes",
+		"getaddrinfo localhost (AI_ADDRCONFIG): 0, 127.0.0.1 among them: yes",
+		"done",
+	}}},
+	// --network none keeps the loopback: the same program, the same output.
+	{name: "inet-network-none", prog: "inet", zdtm: zdtmSpec{skip: true}, spec: spec{
+		snapFlags: []string{"--network", "none"},
+		want:      []string{"dual: IPv4 client of [::]: ok, seen as ::ffff:127.0.0.1 (family AF_INET6 yes)", "done"},
+	}},
 	// kill, getpgid, getsid and prlimit of a zombie succeed until it is reaped.
 	{name: "killzombie", prog: "killzombie", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
 		"kill(zombie, 0): 0", "kill(zombie, SIGTERM): 0", "kill(reaped, 0): No such process",

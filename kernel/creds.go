@@ -41,10 +41,11 @@ type credentials struct {
 
 // Capabilities the sentry checks (linux/capability.h).
 const (
-	capSetgid  = 6
-	capSetuid  = 7
-	capSetpcap = 8
-	capSysNice = 23
+	capSetgid         = 6
+	capSetuid         = 7
+	capSetpcap        = 8
+	capNetBindService = 10
+	capSysNice        = 23
 	// capLastCap is CAP_CHECKPOINT_RESTORE, the last capability of the
 	// kernel version uname reports.
 	capLastCap = 40

@@ -304,8 +304,15 @@ type Kernel struct {
 	// Protected by ipcMu.
 	ipcNS *ipcNamespace
 
-	// unixNames is the abstract namespace of Unix sockets. Immutable.
+	// unixNames is the abstract namespace of Unix sockets and the port
+	// table of the loopback network. Immutable.
 	unixNames *socket.Names
+	// published are the port mappings (publish.go). Immutable after
+	// Publish, which runs before the program starts or resumes.
+	published []PortMapping
+	// pub serves them, or is nil. Not saved: host listeners and
+	// connections (a restore publishes again). Immutable after Publish.
+	pub *publisher `state:"nosave"`
 
 	// hostname is the UTS node name. Immutable.
 	hostname string
@@ -523,6 +530,9 @@ func takePrewarmed(name string) (*MemoryFile, platform.Platform) {
 // Release frees the kernel's host resources. The kernel must have exited
 // (Wait returned) or never started a program.
 func (k *Kernel) Release() {
+	if k.pub != nil {
+		k.pub.close()
+	}
 	k.stopClock()
 	if k.platform != nil {
 		k.platform.Release()

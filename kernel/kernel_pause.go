@@ -51,7 +51,12 @@ func (k *Kernel) PauseContext(ctx context.Context) error {
 
 // Unpause undoes one Pause (or successful PauseContext); the tasks resume
 // when no pause remains.
-func (k *Kernel) Unpause() { k.releaseStop() }
+func (k *Kernel) Unpause() {
+	if k.pub != nil {
+		k.pub.thaw() // a save froze it
+	}
+	k.releaseStop()
+}
 
 // Paused reports whether a pause is in effect and every live task
 // goroutine is parked.

@@ -59,6 +59,11 @@ func (k *Kernel) SaveState(ctx context.Context, w io.Writer) error {
 	if !k.Paused() {
 		return fmt.Errorf("save kernel state: %w", ErrNotPaused)
 	}
+	if k.pub != nil {
+		// Connections from outside are closed at a save (reset both
+		// ways); Unpause serves new ones again.
+		k.pub.freeze()
+	}
 	var hdr [stateHeaderSize]byte
 	copy(hdr[:8], stateMagic)
 	binary.LittleEndian.PutUint16(hdr[8:], stateMajor)

@@ -38,6 +38,7 @@ var (
 	stateTypeInfocachedFile     *stateify.TypeInfo
 	stateTypeInfofileCache      *stateify.TypeInfo
 	stateTypeInfoargArea        *stateify.TypeInfo
+	stateTypeInfoPortMapping    *stateify.TypeInfo
 	stateTypeInfospecial        *stateify.TypeInfo
 	stateTypeInfoepollItem      *stateify.TypeInfo
 	stateTypeInfoepollFD        *stateify.TypeInfo
@@ -206,6 +207,7 @@ func init() {
 		{Name: "vdso", Type: "snapshotter/kernel.vdsoPages"},
 		{Name: "ipcNS", Type: "*snapshotter/kernel.ipcNamespace"},
 		{Name: "unixNames", Type: "*snapshotter/kernel/socket.Names"},
+		{Name: "published", Type: "[]snapshotter/kernel.PortMapping"},
 		{Name: "hostname", Type: "string"},
 		{Name: "limits", Type: "snapshotter/kernel.Limits"},
 		{Name: "status", Type: "snapshotter/kernel.ExitStatus"},
@@ -274,6 +276,11 @@ func init() {
 		{Name: "Start", Type: "uint64"},
 		{Name: "End", Type: "uint64"},
 		{Name: "EnvEnd", Type: "uint64"},
+	})
+	stateTypeInfoPortMapping = stateify.Register[PortMapping]("snapshotter/kernel.PortMapping", []stateify.Field{
+		{Name: "HostAddr", Type: "string"},
+		{Name: "HostPort", Type: "uint16"},
+		{Name: "Port", Type: "uint16"},
 	})
 	stateTypeInfospecial = stateify.Register[special]("snapshotter/kernel.special", []stateify.Field{
 		{Name: "Carrier", Type: "*snapshotter/kernel/vfs.File"},
@@ -1399,6 +1406,14 @@ func (x *Kernel) StateSave(e *stateify.Encoder) {
 	x.vdso.StateSave(e)
 	stateify.SavePtr(e, x.ipcNS)
 	stateify.SavePtr(e, x.unixNames)
+	if x.published == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.published))
+		for i0 := range x.published {
+			x.published[i0].StateSave(e)
+		}
+	}
 	e.String(x.hostname)
 	x.limits.StateSave(e)
 	x.status.StateSave(e)
@@ -1426,12 +1441,21 @@ func (x *Kernel) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 7:
 			stateify.LoadPtr(d, &x.unixNames)
 		case 8:
-			x.hostname = d.String()
+			if n0, ok := d.SliceLen(); !ok {
+				x.published = nil
+			} else {
+				stateify.MakeSlice(d, &x.published, n0)
+				for i0 := range x.published {
+					x.published[i0].StateLoad(ctx, d)
+				}
+			}
 		case 9:
-			x.limits.StateLoad(ctx, d)
+			x.hostname = d.String()
 		case 10:
-			x.status.StateLoad(ctx, d)
+			x.limits.StateLoad(ctx, d)
 		case 11:
+			x.status.StateLoad(ctx, d)
+		case 12:
 			x.done = d.Bool()
 		default:
 			d.Skip()
@@ -1853,6 +1877,39 @@ func (x *argArea) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.End = d.Uint64()
 		case 2:
 			x.EnvEnd = d.Uint64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *PortMapping) StateTypeName() string { return "snapshotter/kernel.PortMapping" }
+
+// StateFields implements stateify.Savable.
+func (x *PortMapping) StateFields() []string { return stateTypeInfoPortMapping.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *PortMapping) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoPortMapping }
+
+// StateSave implements stateify.Savable.
+func (x *PortMapping) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoPortMapping)
+	e.String(x.HostAddr)
+	e.Uint(uint64(x.HostPort))
+	e.Uint(uint64(x.Port))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *PortMapping) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoPortMapping) {
+		switch f {
+		case 0:
+			x.HostAddr = d.String()
+		case 1:
+			x.HostPort = d.Uint16()
+		case 2:
+			x.Port = d.Uint16()
 		default:
 			d.Skip()
 		}

@@ -9,8 +9,11 @@ import (
 	"snapshotter/kernel/vfs"
 )
 
-// The socket calls. Only the Unix domain exists (package socket); every
-// other family is EAFNOSUPPORT, as a family Linux was built without.
+// The socket calls. The Unix domain and the sandbox's loopback network
+// (AF_INET and AF_INET6, TCP and UDP) exist (package socket); every other
+// family is EAFNOSUPPORT, as a family Linux was built without (glibc's
+// getaddrinfo then takes both IPv4 and IPv6 as configured without its
+// netlink query).
 
 // sockaddrMax is sizeof(struct sockaddr_storage): the longest address a
 // call copies in.
@@ -30,7 +33,13 @@ func socketType(domain int32, typ uint64) (int, uint32, error) {
 	if t > unix.SOCK_PACKET {
 		return 0, 0, unix.EINVAL
 	}
-	if domain != unix.AF_UNIX {
+	switch domain {
+	case unix.AF_UNIX:
+	case unix.AF_INET, unix.AF_INET6:
+		if t != unix.SOCK_STREAM && t != unix.SOCK_DGRAM {
+			return 0, 0, unix.ESOCKTNOSUPPORT
+		}
+	default:
 		return 0, 0, unix.EAFNOSUPPORT
 	}
 	if t == unix.SOCK_RAW {
@@ -52,10 +61,7 @@ func sysSocket(t *Task, a *sysArgs) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if p := a.Int(2); p != 0 && p != unix.AF_UNIX {
-		return 0, unix.EPROTONOSUPPORT
-	}
-	s, err := socket.New(t.k.unixNames, typ)
+	s, err := t.newSocket(a.Int(0), typ, a.Int(2))
 	if err != nil {
 		return 0, err
 	}
@@ -70,6 +76,9 @@ func sysSocketpair(t *Task, a *sysArgs) (uint64, error) {
 	typ, flags, err := socketType(a.Int(0), a[1])
 	if err != nil {
 		return 0, err
+	}
+	if d := a.Int(0); d == unix.AF_INET || d == unix.AF_INET6 {
+		return 0, unix.EOPNOTSUPP
 	}
 	if p := a.Int(2); p != 0 && p != unix.AF_UNIX {
 		return 0, unix.EPROTONOSUPPORT
@@ -94,6 +103,25 @@ func sysSocketpair(t *Task, a *sysArgs) (uint64, error) {
 		return 0, err
 	}
 	return 0, nil
+}
+
+// newSocket makes a socket of domain and type typ with protocol proto:
+// EPROTONOSUPPORT for a protocol the type does not take.
+func (t *Task) newSocket(domain int32, typ int, proto int32) (*socket.Socket, error) {
+	if domain == unix.AF_UNIX {
+		if proto != 0 && proto != unix.AF_UNIX {
+			return nil, unix.EPROTONOSUPPORT
+		}
+		return socket.New(t.k.unixNames, typ)
+	}
+	want := int32(unix.IPPROTO_TCP)
+	if typ == unix.SOCK_DGRAM {
+		want = unix.IPPROTO_UDP
+	}
+	if proto != 0 && proto != want {
+		return nil, unix.EPROTONOSUPPORT
+	}
+	return socket.NewInet(t.k.unixNames, int(domain), typ)
 }
 
 // peerCred is what SO_PEERCRED reports for the calling thread: its
@@ -201,6 +229,9 @@ func sysBind(t *Task, a *sysArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
+	if s.IsInet() {
+		return 0, s.BindInet(b, t.creds.capable(capNetBindService))
+	}
 	addr, auto, err := socket.ParseAddr(b)
 	if err != nil {
 		return 0, err
@@ -223,6 +254,9 @@ func sysConnect(t *Task, a *sysArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
+	if s.IsInet() {
+		return 0, vfsErr(s.ConnectInet(t.cancelChan(), b, f.Nonblocking()))
+	}
 	unspec := len(b) >= 2 && binary.LittleEndian.Uint16(b) == unix.AF_UNSPEC
 	var addr socket.Addr
 	if !unspec {
@@ -268,7 +302,7 @@ func (t *Task) accept(a *sysArgs, flags uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := t.copyOutSockaddr(a[1], a[2], peer.Marshal()); err != nil {
+	if err := t.copyOutSockaddr(a[1], a[2], s.MarshalAddr(peer)); err != nil {
 		t.tg.fdTable.Remove(fd)
 		return 0, err
 	}
@@ -281,7 +315,7 @@ func sysGetsockname(t *Task, a *sysArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	return 0, t.copyOutSockaddr(a[1], a[2], s.Name().Marshal())
+	return 0, t.copyOutSockaddr(a[1], a[2], s.SockName())
 }
 
 func sysGetpeername(t *Task, a *sysArgs) (uint64, error) {
@@ -290,11 +324,11 @@ func sysGetpeername(t *Task, a *sysArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	p, err := s.PeerName()
+	p, err := s.PeerSockName()
 	if err != nil {
 		return 0, err
 	}
-	return 0, t.copyOutSockaddr(a[1], a[2], p.Marshal())
+	return 0, t.copyOutSockaddr(a[1], a[2], p)
 }
 
 func sysShutdown(t *Task, a *sysArgs) (uint64, error) {
@@ -319,10 +353,7 @@ func sysGetsockopt(t *Task, a *sysArgs) (uint64, error) {
 	if int32(l) < 0 {
 		return 0, unix.EINVAL
 	}
-	if a.Int(1) != unix.SOL_SOCKET {
-		return 0, unix.EOPNOTSUPP
-	}
-	v, err := s.GetOption(int(a.Int(2)))
+	v, err := s.GetOption(int(a.Int(1)), int(a.Int(2)))
 	if err != nil {
 		return 0, err
 	}
@@ -339,15 +370,12 @@ func sysSetsockopt(t *Task, a *sysArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	if a.Int(1) != unix.SOL_SOCKET {
-		return 0, unix.EOPNOTSUPP
-	}
 	if int32(a[4]) < 0 {
 		return 0, unix.EINVAL
 	}
-	v := make([]byte, min(a[4], 16)) // an int or a struct timeval
+	v := make([]byte, min(a[4], 16)) // an int, a struct timeval or linger, a name
 	if err := t.tg.mm.CopyIn(a[3], v); err != nil {
 		return 0, err
 	}
-	return 0, s.SetOption(int(a.Int(2)), v)
+	return 0, s.SetOption(int(a.Int(1)), int(a.Int(2)), v)
 }

@@ -51,12 +51,16 @@ func cmsgAlign(n int) int { return (n + 7) &^ 7 }
 // __scm_send: SCM_RIGHTS (EBADF for a bad descriptor, EINVAL past
 // SCM_MAX_FD) and SCM_CREDENTIALS (EPERM for IDs the caller may not
 // claim). The caller drops the references in Rights.
-func (t *Task) sendArgs(m msghdr, flags int) (socket.SendArgs, error) {
+func (t *Task) sendArgs(s *socket.Socket, m msghdr, flags int) (socket.SendArgs, error) {
 	sa := socket.SendArgs{Flags: flags, Sender: t.senderCred(), Paths: sockPaths{t}}
 	if m.name != 0 && m.namelen != 0 {
 		b, err := t.copyInSockaddr(m.name, uint64(m.namelen))
 		if err != nil {
 			return sa, err
+		}
+		if s.IsInet() {
+			sa.ToAddr = b
+			return sa, nil // control messages mean nothing to the network
 		}
 		to, _, err := socket.ParseAddr(b)
 		if err != nil {
@@ -64,7 +68,7 @@ func (t *Task) sendArgs(m msghdr, flags int) (socket.SendArgs, error) {
 		}
 		sa.To = &to
 	}
-	if m.controllen < cmsghdrSize {
+	if m.controllen < cmsghdrSize || s.IsInet() {
 		return sa, nil
 	}
 	if m.controllen > msgControlMax {
@@ -184,7 +188,7 @@ func sysSendto(t *Task, a *sysArgs) (uint64, error) {
 		return 0, err
 	}
 	m := msghdr{name: a[4], namelen: uint32(a[5])}
-	sa, err := t.sendArgs(m, int(a.Int(3)))
+	sa, err := t.sendArgs(s, m, int(a.Int(3)))
 	if err != nil {
 		return 0, err
 	}
@@ -220,7 +224,7 @@ func (t *Task) sendmsg(f *vfs.File, s *socket.Socket, addr uint64, flags int) (u
 	if err != nil {
 		return 0, err
 	}
-	sa, err := t.sendArgs(m, flags)
+	sa, err := t.sendArgs(s, m, flags)
 	if err != nil {
 		return 0, err
 	}
@@ -285,7 +289,7 @@ func sysRecvfrom(t *Task, a *sysArgs) (uint64, error) {
 		return 0, err
 	}
 	if a[4] != 0 {
-		if err := t.copyOutSockaddr(a[4], a[5], fromAddr(r.From)); err != nil {
+		if err := t.copyOutSockaddr(a[4], a[5], fromAddr(s, r.From)); err != nil {
 			return 0, err
 		}
 	}
@@ -294,11 +298,11 @@ func sysRecvfrom(t *Task, a *sysArgs) (uint64, error) {
 
 // fromAddr is the sender's address as recvfrom reports it: nothing (length
 // 0) for an unbound sender.
-func fromAddr(a *socket.Addr) []byte {
+func fromAddr(s *socket.Socket, a *socket.Addr) []byte {
 	if a == nil {
 		return nil
 	}
-	return a.Marshal()
+	return s.MarshalAddr(a)
 }
 
 // dropReceived closes files received where the caller takes no control
@@ -357,7 +361,7 @@ func (t *Task) recvmsg(f *vfs.File, s *socket.Socket, addr uint64, flags int) (u
 	var b8 [8]byte
 	if m.name != 0 {
 		// Linux writes msg_namelen only when there is a msg_name.
-		sa := fromAddr(r.From)
+		sa := fromAddr(s, r.From)
 		if err := t.tg.mm.CopyOut(m.name, sa[:min(int(m.namelen), len(sa))]); err != nil {
 			return 0, err
 		}

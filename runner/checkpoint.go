@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"snapshotter/kernel"
 	"snapshotter/storage"
 )
 
@@ -64,6 +65,11 @@ const (
 	MetaProgram = "program"
 	MetaArgv    = "argv"    // JSON array of strings
 	MetaSandbox = "sandbox" // the saved sandbox's ID
+	// MetaListening lists the sandbox's listening TCP and bound UDP
+	// sockets ("tcp 127.0.0.1:8000, udp [::]:53"); MetaPublished its
+	// published ports as -p gives them.
+	MetaListening = "listening"
+	MetaPublished = "published"
 )
 
 // pauseTimeout bounds how long a save waits for every thread to stop.
@@ -131,6 +137,7 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 	if len(s.opts.Argv) > 0 {
 		meta[MetaProgram] = s.opts.Argv[0]
 	}
+	addNetworkMeta(meta, s.k)
 	progress = serialProgress(progress)
 	// The memory total is set before the first byte of memory is handed
 	// over; the writer's drain goroutine reports after that, and stops
@@ -460,3 +467,18 @@ func serialProgress(progress func(Progress)) func(Progress) {
 
 // LastSave returns statistics of the last successful save.
 func (s *KernelSandbox) LastSave() SaveStats { return s.last }
+
+// addNetworkMeta records in an image's metadata what snap inspect shows of
+// the network: the sandbox's listening ports and the published ones.
+func addNetworkMeta(meta map[string]string, k *kernel.Kernel) {
+	if ls := k.ListeningPorts(); len(ls) > 0 {
+		meta[MetaListening] = strings.Join(ls, ", ")
+	}
+	var ps []string
+	for _, m := range k.Published() {
+		ps = append(ps, m.String())
+	}
+	if len(ps) > 0 {
+		meta[MetaPublished] = strings.Join(ps, ", ")
+	}
+}

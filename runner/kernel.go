@@ -50,6 +50,9 @@ type KernelOptions struct {
 	// Tmpfs are the extra tmpfs mount points (ignored on restore: the
 	// saved mounts come back); see kernel.Config.
 	Tmpfs []string
+	// Publish are the ports to publish (kernel.Kernel.Publish); on
+	// restore, nil publishes the image's mappings again.
+	Publish []kernel.PortMapping
 	// Timings, on restore, records its steps (see RestoreKernel); nil:
 	// none unless Diag is set.
 	Timings *kernel.Timings
@@ -70,6 +73,10 @@ type KernelSandbox struct {
 func StartKernel(o KernelOptions) (*KernelSandbox, error) {
 	k, err := kernel.New(kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log, Limits: o.Limits, Tmpfs: o.Tmpfs, ReadOnly: o.ReadOnly, Binds: o.Binds})
 	if err != nil {
+		return nil, err
+	}
+	if err := k.Publish(o.Publish); err != nil {
+		k.Release()
 		return nil, err
 	}
 	if err := k.Start(kernel.StartOptions{Argv: o.Argv, Env: o.Env, Cwd: o.Cwd, RequireCwd: o.RequireCwd,

@@ -69,6 +69,14 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	if err != nil {
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
 	}
+	ms := o.Publish
+	if ms == nil {
+		ms = k.Published()
+	}
+	if err := k.Publish(ms); err != nil {
+		k.Release()
+		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
+	}
 	m := img.Manifest()
 	if o.Argv == nil {
 		json.Unmarshal([]byte(m.Metadata[MetaArgv]), &o.Argv)

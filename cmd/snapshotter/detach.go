@@ -52,6 +52,9 @@ func addDetachFlags(cmd *cobra.Command, g *globalFlags, f *runFlags, s *startFla
 		if _, err := f.limits(cmd); err != nil {
 			return true, err
 		}
+		if _, err := f.net.mappings(cmd); err != nil {
+			return true, err
+		}
 		sentryArgs := append([]string{"--rootfs", f.rootfs, "--platform", f.platform}, limitArgs(cmd, f)...)
 		if f.debug {
 			sentryArgs = append(sentryArgs, "--debug")

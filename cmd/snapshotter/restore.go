@@ -56,6 +56,10 @@ step of the restore took (a detached sentry always writes them to its sentry.log
 			if err != nil {
 				return err
 			}
+			ms, err := f.net.mappings(cmd)
+			if err != nil {
+				return err
+			}
 			key, err := readVerifyKey(verify)
 			if err != nil {
 				return fmt.Errorf("restore %s: %w", uri, err)
@@ -98,6 +102,7 @@ step of the restore took (a detached sentry always writes them to its sentry.log
 				Platform: f.platform, Rootfs: restoreRoot(cmd, &f), Debug: f.debug, Log: log.Writer(), Version: version,
 				Limits:    limits,
 				Binds:     f.volumes,
+				Publish:   ms,
 				VerifyKey: key,
 				Timings:   tm,
 			}, uri, g.store)

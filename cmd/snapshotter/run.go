@@ -33,6 +33,7 @@ type runFlags struct {
 	readOnly bool
 	// volumes are the -v HOST:PATH[:ro] bind mounts.
 	volumes []string
+	net     networkFlags
 }
 
 // startFlags are the flags of snap run that shape the program's start:
@@ -76,7 +77,11 @@ A saved image holds the environment like the rest of the program's memory.`,
 			if err != nil {
 				return err
 			}
-			return runForeground(f, s, limits, args)
+			ms, err := f.net.mappings(cmd)
+			if err != nil {
+				return err
+			}
+			return runForeground(f, s, limits, ms, args)
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
@@ -99,6 +104,7 @@ func addRunFlags(cmd *cobra.Command, f *runFlags) {
 	cmd.Flags().StringVar(&f.platform, "platform", "ptrace", "execution platform")
 	cmd.Flags().IntVar(&f.pids, "pids", 0, fmt.Sprintf("most tasks (threads of all processes) at once; fork and clone beyond it fail with EAGAIN (default %d; on restore: the saved limit)", kernel.DefaultTasks))
 	cmd.Flags().StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount an empty memory filesystem at PATH, or PATH:size=SIZE (default 256M; repeatable; /dev/shm and /run always have one); what the program writes there is saved with it")
+	addNetworkFlags(cmd, &f.net)
 	cmd.Flags().StringVar(&f.memory, "memory", "", "most memory the program's mappings may hold, e.g. 512M, 2G or unlimited; mmap, brk, mremap and fork beyond it fail with ENOMEM (default unlimited; on restore: the saved limit)")
 }
 
@@ -141,7 +147,7 @@ func limitArgs(cmd *cobra.Command, f *runFlags) []string {
 	for _, v := range f.volumes {
 		args = append(args, "--volume", v)
 	}
-	return args
+	return append(args, f.net.args(cmd)...)
 }
 
 // addStartFlags registers the flags that shape the program's start (snap
@@ -165,7 +171,7 @@ func (s *startFlags) startOptions(rootfs string, argv []string) (kernel.StartOpt
 
 // runForeground runs argv in a sandbox with snap's stdio and returns an
 // exitError carrying the program's status.
-func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, argv []string) error {
+func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, ms []kernel.PortMapping, argv []string) error {
 	o, err := s.startOptions(f.rootfs, argv)
 	if err != nil {
 		return err
@@ -175,6 +181,9 @@ func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, argv []stri
 		return err
 	}
 	defer k.Release()
+	if err := k.Publish(ms); err != nil {
+		return err
+	}
 	// Caught from before the start: the program may run (and its caller
 	// signal snap) before Start returns.
 	sigs := catchSignals()

@@ -39,12 +39,16 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			ms, err := f.net.mappings(cmd)
+			if err != nil {
+				return err
+			}
 			sd := runner.StateDir{Root: g.stateDir}
 			st, err := runner.RunSentry(runner.SentryOptions{StateDir: sd, ID: id, ReadyFD: fd},
 				func(m *runner.Metadata) (runner.Sandbox, error) {
 					o := runner.KernelOptions{
 						Platform: f.platform, Rootfs: f.rootfs, Debug: f.debug, Log: log.Writer(),
-						ID: id, Version: version, Diag: log.Default(), Limits: limits, Tmpfs: f.tmpfs, ReadOnly: f.readOnly, Binds: f.volumes,
+						ID: id, Version: version, Diag: log.Default(), Limits: limits, Tmpfs: f.tmpfs, ReadOnly: f.readOnly, Binds: f.volumes, Publish: ms,
 					}
 					if restore == "" {
 						// The launcher's working directory is ours: the

@@ -13,7 +13,8 @@ const sunPathMax = 108
 // familyLen is sizeof(sa_family_t), the offset of sun_path.
 const familyLen = 2
 
-// Addr is a Unix socket address.
+// Addr is a Unix socket address, or with Inet an address of the
+// sandbox's network.
 //
 // +stateify savable
 type Addr struct {
@@ -22,6 +23,11 @@ type Addr struct {
 	// path.
 	Abstract bool
 	Name     string
+	// Inet marks an AF_INET or AF_INET6 address: IP (an IPv4 address in
+	// its v4-mapped form, ::ffff:a.b.c.d) and Port.
+	Inet bool
+	IP   [16]byte
+	Port uint16
 }
 
 // ParseAddr decodes a sockaddr_un of len(b) bytes as bind, connect and

@@ -68,6 +68,9 @@ func (s *Socket) Listen(backlog int32, cred Cred) error {
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	if s.inet != nil {
+		return s.listenInetLocked(backlog)
+	}
 	if s.addr == nil || s.state == stateConnected {
 		return unix.EINVAL
 	}
@@ -254,6 +257,9 @@ func (s *Socket) Shutdown(how int32) error {
 		return unix.EINVAL
 	}
 	mode := int(how) + 1 // SHUT_RD -> rcvShutdown, SHUT_WR -> sendShutdown
+	if s.inet != nil {
+		return s.shutdownInet(mode)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	s.shutdown |= mode
@@ -286,4 +292,41 @@ func (s *Socket) PeerName() (*Addr, error) {
 		return nil, unix.ENOTCONN
 	}
 	return s.peer.addr, nil
+}
+
+// shutdownInet is shutdown(2) of a socket of the network, as Linux's
+// inet_shutdown: ENOTCONN for a socket not connected (its shutdown bits
+// set all the same); a listener shut down for reading stops listening and
+// resets its queued connections; a TCP socket shut down for writing sends
+// its peer the end of the stream (shutting down reading tells the peer
+// nothing).
+func (s *Socket) shutdownInet(mode int) error {
+	mu.Lock()
+	var drop []*vfs.File
+	var err error
+	switch s.state {
+	case stateUnconnected:
+		err = unix.ENOTCONN
+		s.shutdown |= mode
+	case stateListening:
+		if mode&rcvShutdown != 0 {
+			for _, p := range s.pending {
+				drop = append(drop, p.releaseLocked()...)
+			}
+			s.pending = nil
+			s.state = stateUnconnected
+		}
+	default:
+		s.shutdown |= mode
+		if p := s.peer; p != nil && s.typ == Stream && !p.released && mode&sendShutdown != 0 {
+			p.shutdown |= rcvShutdown
+			p.notifyLocked()
+		}
+	}
+	s.notifyLocked()
+	mu.Unlock()
+	for _, f := range drop {
+		f.DecRef()
+	}
+	return err
 }

@@ -1,9 +1,25 @@
-// Package socket implements the sandbox's sockets. Today that is the Unix
-// domain (AF_UNIX) only: stream, datagram and seqpacket sockets, connected
-// pairs, listeners with accept queues, abstract names, descriptors and
-// credentials passed in messages. Every socket lives in the sentry; none is
-// backed by a host socket, so a sandbox reaches nothing on its host through
-// them.
+// Package socket implements the sandbox's sockets: the Unix domain
+// (AF_UNIX: stream, datagram and seqpacket sockets, connected pairs,
+// listeners with accept queues, abstract names, descriptors and
+// credentials passed in messages) and the sandbox's network (AF_INET and
+// AF_INET6 TCP and UDP on a loopback of 127.0.0.0/8 and ::1; inet.go).
+// Every socket lives in the sentry; none is backed by a host socket, so a
+// sandbox reaches nothing on its host through them (the kernel's published
+// ports connect to them from the sentry, DialLoopback).
+//
+// # The network
+//
+// The loopback needs no TCP/IP: a TCP socket is a Stream socket whose
+// peer is the other end of its connection, with the queues, shutdown,
+// waits and reset-on-unread-close of a Unix stream socket and TCP's
+// differences where a program can see them (a FIN lets the peer write
+// once more before EPIPE; SO_LINGER 0 resets; a 4 MiB window instead of
+// the send buffer). A UDP socket is a Dgram socket found by its port. A
+// Names holds the port table (protocol and port to the sockets bound
+// there, with Linux's SO_REUSEADDR and SO_REUSEPORT rules) next to the
+// abstract names; Addr keeps IPv4 addresses v4-mapped, so that a
+// dual-stack AF_INET6 socket is found by IPv4 peers without a second
+// table.
 //
 // The kernel (package kernel) imports socket; socket imports vfs and never
 // the kernel. A Socket is a vfs.Impl: the kernel wraps it in a vfs.File

@@ -23,6 +23,9 @@ type SendArgs struct {
 	Sender Cred
 	// Paths looks up a path destination.
 	Paths Paths
+	// ToAddr is the destination of a socket of the network as the
+	// application gave it (a sockaddr_in or sockaddr_in6), or nil.
+	ToAddr []byte
 }
 
 // RecvArgs are recvmsg's arguments besides the buffer.
@@ -57,6 +60,9 @@ func (s *Socket) Send(f *vfs.File, cancel <-chan struct{}, src []byte, a SendArg
 	}
 	if s.typ == Stream {
 		return s.sendStream(cancel, src, a, nonblock)
+	}
+	if s.inet != nil {
+		return s.sendUDP(src, a)
 	}
 	return s.sendDgram(cancel, src, a, nonblock)
 }
@@ -113,11 +119,20 @@ func (s *Socket) sendStream(cancel <-chan struct{}, src []byte, a SendArgs, nonb
 	for {
 		mu.Lock()
 		p := s.peer
+		if s.inet != nil {
+			if done, err := s.tcpSendCheckLocked(len(src) - sent); done || err != nil {
+				mu.Unlock()
+				if err != nil {
+					return partial(sent, err)
+				}
+				return len(src), nil
+			}
+		}
 		switch {
 		case s.state != stateConnected || p == nil:
 			mu.Unlock()
 			return partial(sent, unix.ENOTCONN)
-		case s.shutdown&sendShutdown != 0 || p.released || p.shutdown&rcvShutdown != 0:
+		case s.shutdown&sendShutdown != 0 || p.released || (s.inet == nil && p.shutdown&rcvShutdown != 0):
 			mu.Unlock()
 			return partial(sent, unix.EPIPE)
 		}
@@ -127,8 +142,8 @@ func (s *Socket) sendStream(cancel <-chan struct{}, src []byte, a SendArgs, nonb
 			mu.Unlock()
 			return sent, nil
 		}
-		if s.wmem < s.sndbuf {
-			n := min(len(src)-sent, max(s.sndbuf/2-64, 1))
+		if window := s.windowLocked(); s.wmem < window {
+			n := min(len(src)-sent, max(window/2-64, 1))
 			data := make([]byte, n)
 			copy(data, src[sent:])
 			p.deliverLocked(s.newMessageLocked(p, data, &a, first))
@@ -262,7 +277,11 @@ func (s *Socket) sndbufNow() int {
 func (s *Socket) Recv(f *vfs.File, cancel <-chan struct{}, dst []byte, a RecvArgs) (RecvResult, error) {
 	nonblock := a.Flags&unix.MSG_DONTWAIT != 0 || (f != nil && f.Nonblocking())
 	if s.typ == Stream {
-		return s.recvStream(cancel, dst, a.Flags, nonblock)
+		r, err := s.recvStream(cancel, dst, a.Flags, nonblock)
+		if s.inet != nil {
+			r.From = nil // TCP reports no sender
+		}
+		return r, err
 	}
 	return s.recvDgram(cancel, dst, a.Flags, nonblock)
 }
@@ -348,14 +367,23 @@ func (s *Socket) takeErrLocked() error {
 func (s *Socket) recvStream(cancel <-chan struct{}, dst []byte, flags int, nonblock bool) (RecvResult, error) {
 	var r RecvResult
 	target := 1
-	if flags&unix.MSG_WAITALL != 0 && flags&unix.MSG_PEEK == 0 {
+	// TCP waits for the whole length also when peeking (each round peeks
+	// from the start again); a Unix socket does not.
+	peekAll := s.inet != nil && flags&unix.MSG_PEEK != 0
+	if flags&unix.MSG_WAITALL != 0 && (flags&unix.MSG_PEEK == 0 || peekAll) {
 		target = len(dst)
 	}
 	dl, _ := s.timeouts()
 	for {
+		if peekAll {
+			r = RecvResult{}
+		}
 		mu.Lock()
 		if s.state != stateConnected {
 			mu.Unlock()
+			if s.inet != nil {
+				return r, unix.ENOTCONN
+			}
 			return r, unix.EINVAL
 		}
 		stop := s.readStreamLocked(&r, dst, flags)
@@ -460,4 +488,35 @@ func (s *Socket) readStreamLocked(r *RecvResult, dst []byte, flags int) bool {
 		}
 	}
 	return false
+}
+
+// windowLocked is how many bytes s may have queued at its stream peer
+// before a send waits. Preconditions: mu is held.
+func (s *Socket) windowLocked() int {
+	if s.inet != nil {
+		return tcpWindow
+	}
+	return s.sndbuf
+}
+
+// tcpSendCheckLocked does what a TCP send checks before the Unix checks,
+// as Linux's tcp_sendmsg: a pending error first (ECONNRESET, or EPIPE
+// after a reset), EPIPE for a socket never connected or shut down for
+// writing. A send to a peer that closed (CLOSE_WAIT) is taken whole and
+// dropped, and the peer's answer, a reset, makes the next send EPIPE
+// (done is then true). Preconditions: mu is held.
+func (s *Socket) tcpSendCheckLocked(n int) (done bool, err error) {
+	if err := s.takeErrLocked(); err != nil {
+		return false, err
+	}
+	if s.state != stateConnected || s.shutdown&sendShutdown != 0 {
+		return false, unix.EPIPE
+	}
+	if p := s.peer; p != nil && p.released && n > 0 {
+		s.err = unix.EPIPE
+		s.shutdown = rcvShutdown | sendShutdown
+		s.notifyLocked()
+		return true, nil
+	}
+	return false, nil
 }

@@ -30,6 +30,12 @@ type Names struct {
 	abstract map[string]*Socket
 	// next is the number the next autobind tries. Protected by mu.
 	next uint32
+	// ports maps a protocol and port (portKey) to the sockets of the
+	// network bound there, in bind order. Protected by mu.
+	ports map[uint32][]*Socket
+	// nextPort is where the next search for an ephemeral port starts.
+	// Protected by mu.
+	nextPort uint32
 }
 
 // NewNames returns an empty namespace.

@@ -6,18 +6,29 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// GetOption implements getsockopt(2) at SOL_SOCKET: the option's value as
-// Linux encodes it (the caller copies out as much as the application's
-// length allows). ENOPROTOOPT for an option it does not know.
-func (s *Socket) GetOption(name int) ([]byte, error) {
+// GetOption implements getsockopt(2): the option's value as Linux
+// encodes it (the caller copies out as much as the application's length
+// allows). ENOPROTOOPT for an option it does not know; a Unix socket has
+// options at SOL_SOCKET only (EOPNOTSUPP at other levels), a socket of
+// the network also at its protocols' levels (inet_opts.go).
+func (s *Socket) GetOption(level, name int) ([]byte, error) {
+	if level != unix.SOL_SOCKET {
+		if s.inet == nil {
+			return nil, unix.EOPNOTSUPP
+		}
+		return s.getInetOption(level, name)
+	}
 	mu.Lock()
 	defer mu.Unlock()
+	if b, ok := s.getInetSocketOptionLocked(name); ok {
+		return b, nil
+	}
 	var v int
 	switch name {
 	case unix.SO_TYPE:
 		v = s.typ
 	case unix.SO_DOMAIN:
-		v = unix.AF_UNIX
+		v = s.Family()
 	case unix.SO_PROTOCOL:
 		v = 0
 	case unix.SO_ERROR:
@@ -109,12 +120,25 @@ func b2i(b bool) int {
 	return 0
 }
 
-// SetOption implements setsockopt(2) at SOL_SOCKET for the options
+// SetOption implements setsockopt(2): at SOL_SOCKET for the options
 // GetOption knows that may be set: SO_SNDBUF and SO_RCVBUF (doubled and
 // clamped as Linux at its default limits), SO_PASSCRED, SO_RCVTIMEO and
-// SO_SNDTIMEO, and keptOptions. EINVAL for a
-// value shorter than an int; ENOPROTOOPT for options it does not know.
-func (s *Socket) SetOption(name int, val []byte) error {
+// SO_SNDTIMEO, and keptOptions (and SO_LINGER for a socket of the
+// network), at other levels as GetOption. EINVAL for a value shorter than
+// an int; ENOPROTOOPT for options it does not know.
+func (s *Socket) SetOption(level, name int, val []byte) error {
+	if level != unix.SOL_SOCKET {
+		if s.inet == nil {
+			return unix.EOPNOTSUPP
+		}
+		return s.setInetOption(level, name, val)
+	}
+	if s.inet != nil && name == unix.SO_LINGER {
+		return s.setLinger(val)
+	}
+	if o, ok := s.lookupOpt(unix.SOL_SOCKET, name); ok && s.inet != nil {
+		return s.setInetSocketOption(name, o, val)
+	}
 	switch name {
 	case soRcvtimeo, soSndtimeo, soRcvtimeoNew, soSndtimeoNew:
 		t, err := parseTimeout(val)
@@ -164,3 +188,7 @@ func bufSize(v int32, lo int) int {
 	n := int(min(uint32(v), maxBuf/2))
 	return max(2*n, lo)
 }
+
+// boolOptLocked reports whether the kept boolean option name is set.
+// Preconditions: mu is held.
+func (s *Socket) boolOptLocked(name int) bool { return s.kept[int32(name)] != 0 }

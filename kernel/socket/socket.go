@@ -76,6 +76,10 @@ var noCred = Cred{PID: 0, UID: 65534, GID: 65534}
 type Socket struct {
 	// typ is Stream, Dgram or SeqPacket; immutable.
 	typ int
+	// family is unix.AF_INET or AF_INET6 for a socket of the sandbox's
+	// network (inet.go), 0 for a Unix socket (so that images from before
+	// the network load as Unix sockets); immutable.
+	family int
 	// ino is the inode number fstat shows; immutable.
 	ino uint64
 	// names is the kernel's abstract namespace; immutable.
@@ -123,6 +127,8 @@ type Socket struct {
 	embryo bool
 	// released is set when the socket's file is gone.
 	released bool
+	// inet holds what only a socket of the network has, or nil.
+	inet *inetState
 
 	// changed is closed (and replaced) when the socket's state, queue or
 	// buffer space changes, if watched. Not saved: nobody waits at save
@@ -298,6 +304,9 @@ func (s *Socket) releaseLocked() []*vfs.File {
 	if s.addr != nil && s.addr.Abstract && s.names != nil {
 		s.names.unbindLocked(*s.addr, s)
 	}
+	if s.inet != nil {
+		s.names.unbindInetLocked(s)
+	}
 	unread := len(s.queue) > 0
 	drop := s.purgeLocked()
 	for _, p := range s.pending {
@@ -305,8 +314,20 @@ func (s *Socket) releaseLocked() []*vfs.File {
 	}
 	s.pending = nil
 	if p := s.peer; p != nil && s.typ != Dgram && !p.released {
-		p.shutdown = rcvShutdown | sendShutdown
-		if unread || s.embryo {
+		reset := unread || s.embryo
+		switch {
+		case s.inet == nil:
+			p.shutdown = rcvShutdown | sendShutdown
+		case reset || (s.inet.linger && s.inet.lingerSecs == 0):
+			// A reset: the peer's calls fail once with ECONNRESET.
+			reset = true
+			p.shutdown = rcvShutdown | sendShutdown
+		default:
+			// A FIN: the peer reads the end of the stream and may
+			// still send (see tcpSendCheckLocked).
+			p.shutdown |= rcvShutdown
+		}
+		if reset {
 			p.err = unix.ECONNRESET
 		}
 		p.notifyLocked()
@@ -369,8 +390,18 @@ func (s *Socket) Ioctl(_ *vfs.File, cmd uint32, arg []byte) (int, error) {
 		if s.typ != Stream && len(s.queue) > 0 {
 			v = len(s.queue[0].data)
 		}
+	case unix.SIOCGIFINDEX, unix.SIOCGIFNAME, unix.SIOCGIFFLAGS:
+		return 0, loopbackIfreq(cmd, arg)
 	case tiocoutq:
 		v = max(s.wmem, 0)
+		if s.inet != nil {
+			// Bytes delivered to a peer of the loopback are
+			// acknowledged: nothing is ever left unacknowledged.
+			v = 0
+			if s.state == stateListening {
+				return 0, unix.EINVAL
+			}
+		}
 	default:
 		return 0, unix.ENOTTY
 	}
@@ -426,6 +457,9 @@ func (s *Socket) Readiness(_ *vfs.File, mask uint32) uint32 {
 // writableLocked is Linux's unix_writable, plus unix_dgram_poll's check
 // of a full peer. Preconditions: mu is held.
 func (s *Socket) writableLocked() bool {
+	if s.inet != nil {
+		return s.state != stateListening && s.wmem < s.windowLocked()
+	}
 	if s.state == stateListening || s.wmem*4 > s.sndbuf {
 		return false
 	}

@@ -10,21 +10,36 @@ import (
 )
 
 var (
-	stateTypeInfoAddr    *stateify.TypeInfo
-	stateTypeInfoNames   *stateify.TypeInfo
-	stateTypeInfoCred    *stateify.TypeInfo
-	stateTypeInfoSocket  *stateify.TypeInfo
-	stateTypeInfomessage *stateify.TypeInfo
+	stateTypeInfoAddr      *stateify.TypeInfo
+	stateTypeInfoinetState *stateify.TypeInfo
+	stateTypeInfoNames     *stateify.TypeInfo
+	stateTypeInfoCred      *stateify.TypeInfo
+	stateTypeInfoSocket    *stateify.TypeInfo
+	stateTypeInfomessage   *stateify.TypeInfo
 )
 
 func init() {
 	stateTypeInfoAddr = stateify.Register[Addr]("snapshotter/kernel/socket.Addr", []stateify.Field{
 		{Name: "Abstract", Type: "bool"},
 		{Name: "Name", Type: "string"},
+		{Name: "Inet", Type: "bool"},
+		{Name: "IP", Type: "bytes[16]"},
+		{Name: "Port", Type: "uint16"},
+	})
+	stateTypeInfoinetState = stateify.Register[inetState]("snapshotter/kernel/socket.inetState", []stateify.Field{
+		{Name: "peerAddr", Type: "*snapshotter/kernel/socket.Addr"},
+		{Name: "opts", Type: "map[int32]int32"},
+		{Name: "v6only", Type: "bool"},
+		{Name: "linger", Type: "bool"},
+		{Name: "lingerSecs", Type: "int32"},
+		{Name: "bound", Type: "bool"},
+		{Name: "connecting", Type: "bool"},
 	})
 	stateTypeInfoNames = stateify.Register[Names]("snapshotter/kernel/socket.Names", []stateify.Field{
 		{Name: "abstract", Type: "map[string]*snapshotter/kernel/socket.Socket"},
 		{Name: "next", Type: "uint32"},
+		{Name: "ports", Type: "map[uint32][]*snapshotter/kernel/socket.Socket"},
+		{Name: "nextPort", Type: "uint32"},
 	})
 	stateTypeInfoCred = stateify.Register[Cred]("snapshotter/kernel/socket.Cred", []stateify.Field{
 		{Name: "PID", Type: "int32"},
@@ -33,6 +48,7 @@ func init() {
 	})
 	stateTypeInfoSocket = stateify.Register[Socket]("snapshotter/kernel/socket.Socket", []stateify.Field{
 		{Name: "typ", Type: "int64"},
+		{Name: "family", Type: "int64"},
 		{Name: "ino", Type: "uint64"},
 		{Name: "names", Type: "*snapshotter/kernel/socket.Names"},
 		{Name: "state", Type: "uint8"},
@@ -56,6 +72,7 @@ func init() {
 		{Name: "cred", Type: "snapshotter/kernel/socket.Cred"},
 		{Name: "embryo", Type: "bool"},
 		{Name: "released", Type: "bool"},
+		{Name: "inet", Type: "*snapshotter/kernel/socket.inetState"},
 	})
 	stateTypeInfomessage = stateify.Register[message]("snapshotter/kernel/socket.message", []stateify.Field{
 		{Name: "data", Type: "bytes"},
@@ -82,6 +99,9 @@ func (x *Addr) StateSave(e *stateify.Encoder) {
 	e.Struct(stateTypeInfoAddr)
 	e.Bool(x.Abstract)
 	e.String(x.Name)
+	e.Bool(x.Inet)
+	e.ByteArray(x.IP[:])
+	e.Uint(uint64(x.Port))
 }
 
 // StateLoad implements stateify.Savable.
@@ -92,6 +112,65 @@ func (x *Addr) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.Abstract = d.Bool()
 		case 1:
 			x.Name = d.String()
+		case 2:
+			x.Inet = d.Bool()
+		case 3:
+			d.ByteArray(x.IP[:])
+		case 4:
+			x.Port = d.Uint16()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *inetState) StateTypeName() string { return "snapshotter/kernel/socket.inetState" }
+
+// StateFields implements stateify.Savable.
+func (x *inetState) StateFields() []string { return stateTypeInfoinetState.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *inetState) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoinetState }
+
+// StateSave implements stateify.Savable.
+func (x *inetState) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoinetState)
+	stateify.SavePtr(e, x.peerAddr)
+	stateify.SaveMap(e, x.opts, func(e *stateify.Encoder, mk int32) {
+		e.Int(int64(mk))
+	}, func(e *stateify.Encoder, mv *int32) {
+		e.Int(int64((*mv)))
+	})
+	e.Bool(x.v6only)
+	e.Bool(x.linger)
+	e.Int(int64(x.lingerSecs))
+	e.Bool(x.bound)
+	e.Bool(x.connecting)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *inetState) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoinetState) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.peerAddr)
+		case 1:
+			stateify.LoadMap(d, &x.opts, func(d *stateify.Decoder, mk *int32) {
+				*mk = d.Int32()
+			}, func(d *stateify.Decoder, mv *int32) {
+				(*mv) = d.Int32()
+			})
+		case 2:
+			x.v6only = d.Bool()
+		case 3:
+			x.linger = d.Bool()
+		case 4:
+			x.lingerSecs = d.Int32()
+		case 5:
+			x.bound = d.Bool()
+		case 6:
+			x.connecting = d.Bool()
 		default:
 			d.Skip()
 		}
@@ -116,6 +195,19 @@ func (x *Names) StateSave(e *stateify.Encoder) {
 		stateify.SavePtr(e, (*mv))
 	})
 	e.Uint(uint64(x.next))
+	stateify.SaveMap(e, x.ports, func(e *stateify.Encoder, mk uint32) {
+		e.Uint(uint64(mk))
+	}, func(e *stateify.Encoder, mv *[]*Socket) {
+		if (*mv) == nil {
+			e.Nil()
+		} else {
+			e.ArrayLen(len((*mv)))
+			for i1 := range *mv {
+				stateify.SavePtr(e, (*mv)[i1])
+			}
+		}
+	})
+	e.Uint(uint64(x.nextPort))
 }
 
 // StateLoad implements stateify.Savable.
@@ -130,6 +222,21 @@ func (x *Names) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			})
 		case 1:
 			x.next = d.Uint32()
+		case 2:
+			stateify.LoadMap(d, &x.ports, func(d *stateify.Decoder, mk *uint32) {
+				*mk = d.Uint32()
+			}, func(d *stateify.Decoder, mv *[]*Socket) {
+				if n1, ok := d.SliceLen(); !ok {
+					(*mv) = nil
+				} else {
+					stateify.MakeSlice(d, mv, n1)
+					for i1 := range *mv {
+						stateify.LoadPtr(d, &(*mv)[i1])
+					}
+				}
+			})
+		case 3:
+			x.nextPort = d.Uint32()
 		default:
 			d.Skip()
 		}
@@ -182,6 +289,7 @@ func (x *Socket) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoSocket
 func (x *Socket) StateSave(e *stateify.Encoder) {
 	e.Struct(stateTypeInfoSocket)
 	e.Int(int64(x.typ))
+	e.Int(int64(x.family))
 	e.Uint(x.ino)
 	stateify.SavePtr(e, x.names)
 	e.Uint(uint64(x.state))
@@ -223,6 +331,7 @@ func (x *Socket) StateSave(e *stateify.Encoder) {
 	x.cred.StateSave(e)
 	e.Bool(x.embryo)
 	e.Bool(x.released)
+	stateify.SavePtr(e, x.inet)
 }
 
 // StateLoad implements stateify.Savable.
@@ -232,16 +341,18 @@ func (x *Socket) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 0:
 			x.typ = int(d.Int64())
 		case 1:
-			x.ino = d.Uint64()
+			x.family = int(d.Int64())
 		case 2:
-			stateify.LoadPtr(d, &x.names)
+			x.ino = d.Uint64()
 		case 3:
-			x.state = sockState(d.Uint8())
+			stateify.LoadPtr(d, &x.names)
 		case 4:
-			stateify.LoadPtr(d, &x.addr)
+			x.state = sockState(d.Uint8())
 		case 5:
-			stateify.LoadPtr(d, &x.peer)
+			stateify.LoadPtr(d, &x.addr)
 		case 6:
+			stateify.LoadPtr(d, &x.peer)
+		case 7:
 			if n0, ok := d.SliceLen(); !ok {
 				x.queue = nil
 			} else {
@@ -250,13 +361,13 @@ func (x *Socket) StateLoad(ctx context.Context, d *stateify.Decoder) {
 					stateify.LoadPtr(d, &x.queue[i0])
 				}
 			}
-		case 7:
-			x.queued = int(d.Int64())
 		case 8:
-			x.wmem = int(d.Int64())
+			x.queued = int(d.Int64())
 		case 9:
-			x.backlog = int(d.Int64())
+			x.wmem = int(d.Int64())
 		case 10:
+			x.backlog = int(d.Int64())
+		case 11:
 			if n0, ok := d.SliceLen(); !ok {
 				x.pending = nil
 			} else {
@@ -265,36 +376,38 @@ func (x *Socket) StateLoad(ctx context.Context, d *stateify.Decoder) {
 					stateify.LoadPtr(d, &x.pending[i0])
 				}
 			}
-		case 11:
-			x.shutdown = int(d.Int64())
 		case 12:
-			x.err = syscall.Errno(uintptr(d.Uint64()))
+			x.shutdown = int(d.Int64())
 		case 13:
-			x.sndbuf = int(d.Int64())
+			x.err = syscall.Errno(uintptr(d.Uint64()))
 		case 14:
-			x.rcvbuf = int(d.Int64())
+			x.sndbuf = int(d.Int64())
 		case 15:
-			x.passcred = d.Bool()
+			x.rcvbuf = int(d.Int64())
 		case 16:
-			x.rcvtimeo = d.Int64()
+			x.passcred = d.Bool()
 		case 17:
-			x.sndtimeo = d.Int64()
+			x.rcvtimeo = d.Int64()
 		case 18:
+			x.sndtimeo = d.Int64()
+		case 19:
 			stateify.LoadMap(d, &x.kept, func(d *stateify.Decoder, mk *int32) {
 				*mk = d.Int32()
 			}, func(d *stateify.Decoder, mv *int32) {
 				(*mv) = d.Int32()
 			})
-		case 19:
-			x.peerCred.StateLoad(ctx, d)
 		case 20:
-			x.hasPeerCred = d.Bool()
+			x.peerCred.StateLoad(ctx, d)
 		case 21:
-			x.cred.StateLoad(ctx, d)
+			x.hasPeerCred = d.Bool()
 		case 22:
-			x.embryo = d.Bool()
+			x.cred.StateLoad(ctx, d)
 		case 23:
+			x.embryo = d.Bool()
+		case 24:
 			x.released = d.Bool()
+		case 25:
+			stateify.LoadPtr(d, &x.inet)
 		default:
 			d.Skip()
 		}

@@ -60,7 +60,7 @@ func TestParseAddr(t *testing.T) {
 
 func getInt(t *testing.T, s *socket.Socket, opt int) int32 {
 	t.Helper()
-	b, err := s.GetOption(opt)
+	b, err := s.GetOption(unix.SOL_SOCKET, opt)
 	if err != nil {
 		t.Fatalf("GetOption(%d) = %v", opt, err)
 	}
@@ -89,7 +89,7 @@ func TestBufferSizes(t *testing.T) {
 				t.Errorf("default = %d, want 212992", got)
 			}
 			v := binary.LittleEndian.AppendUint32(nil, uint32(tc.set))
-			if err := s.SetOption(tc.opt, v); err != nil {
+			if err := s.SetOption(unix.SOL_SOCKET, tc.opt, v); err != nil {
 				t.Fatalf("SetOption(%d) = %v", tc.set, err)
 			}
 			if got := getInt(t, s, tc.opt); got != tc.want {

@@ -14,6 +14,7 @@ const (
 	fionread  = 0x541b
 	tiocoutq  = 0x5411
 	termiosSz = 36 // struct termios as TCGETS copies it (NCCS = 19)
+	ifreqSize = 40 // struct ifreq: the interface ioctls of sockets
 )
 
 // IoctlArgSize returns how many bytes ioctl request cmd's argument points to,
@@ -35,6 +36,8 @@ func IoctlArgSize(cmd uint32) (size int, in, out bool) {
 		return 4, false, true
 	case unix.TIOCSPGRP, fionbio:
 		return 4, true, false
+	case unix.SIOCGIFINDEX, unix.SIOCGIFNAME, unix.SIOCGIFFLAGS:
+		return ifreqSize, true, true
 	}
 	return 0, false, false
 }

@@ -1,10 +1,16 @@
 /*
- * sockbench: benchmark workloads for Unix sockets (e2e BenchmarkUnixSocket).
+ * sockbench: benchmark workloads for Unix sockets and loopback TCP (e2e
+ * BenchmarkUnixSocket and BenchmarkTCPSocket).
  *   pingpong N   two processes bounce one byte N times over a stream
  *                socketpair.
  *   bulk M       a child writes M MiB through a stream socketpair in
  *                64 KiB writes; the parent reads them in 64 KiB reads.
+ *   tcppingpong N, tcpbulk M   the same over a TCP connection on
+ *                127.0.0.1 (TCP_NODELAY set for the ping-pong).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +20,33 @@
 
 #define CHUNK 65536
 
-static int pingpong(long n)
+/* connected makes sv a connected stream pair: a socketpair, or with tcp
+ * two ends of a TCP connection on 127.0.0.1. */
+static void connected(int sv[2], int tcp)
+{
+	if (!tcp) {
+		socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+		return;
+	}
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof a;
+	int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	if (bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&a, &al) < 0)
+		exit(3);
+	sv[1] = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(sv[1], (struct sockaddr *)&a, sizeof a) < 0)
+		exit(3);
+	sv[0] = accept(l, NULL, NULL);
+	close(l);
+	setsockopt(sv[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	setsockopt(sv[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+static int pingpong(long n, int tcp)
 {
 	int sv[2];
-	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	connected(sv, tcp);
 	pid_t c = fork();
 	char b = 'x';
 	if (c == 0) {
@@ -36,10 +65,10 @@ static int pingpong(long n)
 	return !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
-static int bulk(long mib)
+static int bulk(long mib, int tcp)
 {
 	int sv[2];
-	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	connected(sv, tcp);
 	static char buf[CHUNK];
 	long long total = mib << 20;
 	pid_t c = fork();
@@ -67,10 +96,12 @@ static int bulk(long mib)
 
 int main(int argc, char **argv)
 {
-	if (argc == 3 && strcmp(argv[1], "pingpong") == 0)
-		return pingpong(atol(argv[2]));
-	if (argc == 3 && strcmp(argv[1], "bulk") == 0)
-		return bulk(atol(argv[2]));
-	fprintf(stderr, "usage: sockbench pingpong N | bulk MIB\n");
+	int tcp = argc == 3 && strncmp(argv[1], "tcp", 3) == 0;
+	const char *mode = tcp ? argv[1] + 3 : argv[1];
+	if (argc == 3 && strcmp(mode, "pingpong") == 0)
+		return pingpong(atol(argv[2]), tcp);
+	if (argc == 3 && strcmp(mode, "bulk") == 0)
+		return bulk(atol(argv[2]), tcp);
+	fprintf(stderr, "usage: sockbench [tcp]pingpong N | [tcp]bulk MIB\n");
 	return 2;
 }
