@@ -111,10 +111,14 @@ const (
 	chunkLoaded
 )
 
-// lazyBatch is the most chunks the background loader asks Load for at
-// once: enough for every worker of a batch reader, few enough that a first
-// touch of a chunk it has claimed does not wait long.
-const lazyBatch = 128
+// lazyBatch is the most chunks one background worker asks Load for at
+// once (one ranged read of consecutive chunks), few enough that a first
+// touch of a chunk it has claimed does not wait long; lazyWorkers is how
+// many do so at a time.
+const (
+	lazyBatch   = 16
+	lazyWorkers = 4
+)
 
 // lazyLoad is a lazy load in progress (see the top of this file).
 type lazyLoad struct {
@@ -220,8 +224,9 @@ func (l *lazyLoad) start() {
 // while they do).
 const lazyHoldEnv = "SNAP_LAZY_BACKGROUND_HOLD"
 
-// background loads every chunk nobody has claimed, in order, lazyBatch at
-// a time.
+// background loads every chunk nobody has claimed, in order: lazyWorkers
+// goroutines each claim the next run of up to lazyBatch unclaimed chunks
+// and load it, until none is left.
 func (l *lazyLoad) background() {
 	defer close(l.bgDone)
 	if d, err := time.ParseDuration(os.Getenv(lazyHoldEnv)); err == nil && d > 0 {
@@ -231,24 +236,42 @@ func (l *lazyLoad) background() {
 			return
 		}
 	}
-	batch := make([]int, 0, lazyBatch)
-	for i := 0; i <= len(l.chunks); i++ {
-		if i < len(l.chunks) && l.state[i].CompareAndSwap(chunkUnloaded, chunkLoading) {
-			batch = append(batch, i)
+	var (
+		mu   sync.Mutex
+		next int // the first chunk not looked at yet; protected by mu
+		wg   sync.WaitGroup
+	)
+	claim := func(batch []int) []int {
+		mu.Lock()
+		defer mu.Unlock()
+		for ; next < len(l.chunks) && len(batch) < lazyBatch; next++ {
+			if l.state[next].CompareAndSwap(chunkUnloaded, chunkLoading) {
+				batch = append(batch, next)
+			} else if len(batch) > 0 {
+				next++
+				break // a run ends at a chunk loaded otherwise
+			}
 		}
-		if len(batch) == 0 || (len(batch) < lazyBatch && i < len(l.chunks)) {
-			continue
-		}
-		if l.failed() != nil {
-			return
-		}
-		err := l.lm.Load(l.ctx, batch, l.w, func(i int) { l.loaded(i, loadBackground) })
-		if err != nil {
-			l.fail(err)
-			return
-		}
-		batch = batch[:0]
+		return batch
 	}
+	for w := 0; w < lazyWorkers; w++ {
+		wg.Add(1)
+		// S/R-SAFE: see start.
+		go func() {
+			defer wg.Done()
+			batch := make([]int, 0, lazyBatch)
+			for {
+				if batch = claim(batch[:0]); len(batch) == 0 || l.failed() != nil {
+					return
+				}
+				if err := l.lm.Load(l.ctx, batch, l.w, func(i int) { l.loaded(i, loadBackground) }); err != nil {
+					l.fail(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // Who loaded a chunk (lazyLoad.loaded).
