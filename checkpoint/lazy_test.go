@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"snapshotter/kernel"
 )
 
 // lazyStats is what a sentry's log says of a lazy restore once its memory
@@ -244,5 +246,38 @@ func checkMemtouch(t *testing.T, ls []string) {
 		if f := strings.Fields(l); len(f) != 4 || f[2] != "ok" {
 			t.Errorf("memtouch printed %q, want N SLICE ok TIME", l)
 		}
+	}
+}
+
+// TestLazyRestoreTimings: a foreground restore --lazy --timings reports
+// the steps of an eager one, with load-working-set in place of
+// load-memory; a detached lazy restore's log says how its chunks were
+// loaded once they all are.
+func TestLazyRestoreTimings(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "sleeper"), "6")
+	uri, last := e.saveAfter(id, out, 2)
+	r := e.snap("restore", uri, "--lazy", "--timings")
+	if r.code != 0 {
+		t.Fatalf("snap restore --lazy --timings = exit %d, stderr %q", r.code, r.stderr)
+	}
+	if got, want := strings.Fields(r.stdout)[1], strconv.Itoa(number(t, last)+1); got != want {
+		t.Errorf("restore --lazy --timings: first line %q, want slept %s", strings.SplitN(r.stdout, "\n", 2)[0], want)
+	}
+	var steps []string
+	for _, s := range restoreSteps {
+		if s == kernel.StepMemory {
+			s = kernel.StepWorkingSet
+		}
+		steps = append(steps, s)
+	}
+	checkStepsOnce(t, "restore --lazy --timings", r.stderr, steps)
+
+	id, out = e.runDetached("", program(t, "sleeper"))
+	uri, _ = e.saveAfter(id, out, 2)
+	rid, rout := e.restoreDetached(uri, "", "--lazy")
+	checkClean(t, "lazy restore", waitLines(t, rout, 1))
+	if st := e.waitLazyLoaded(rid); st.chunks == 0 {
+		t.Errorf("lazy restore: %+v, want chunks", st)
 	}
 }

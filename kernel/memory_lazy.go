@@ -137,11 +137,12 @@ type lazyLoad struct {
 	// chunkLoading or the load ends.
 	mu   sync.Mutex
 	cond *sync.Cond
-	// onFail kills the sandbox; onLoaded clears MemoryFile.lazy and maps
-	// the address spaces in full. Both are set once the kernel is
-	// decoded (attach) and run at most once. Protected by mu.
+	// onFail kills the sandbox; onLoaded maps the address spaces in
+	// full. Both are set once the kernel is decoded (attach), with mf,
+	// the kernel's memory file, and run at most once. Protected by mu.
 	onFail   func(error)
 	onLoaded func()
+	mf       *MemoryFile
 	// left counts the chunks not loaded yet. Protected by mu.
 	left int
 	// err is why the load failed. Protected by mu.
@@ -342,21 +343,23 @@ func (l *lazyLoad) end(err error) {
 	l.stats.Err = err
 	st := l.stats
 	st.OnDemand = append([]int(nil), l.stats.OnDemand...)
-	onLoaded := l.onLoaded
+	onLoaded, mf := l.onLoaded, l.mf
 	l.mu.Unlock()
 	sort.Ints(st.OnDemand)
+	if err == nil && mf != nil {
+		mf.lazy.CompareAndSwap(l, nil) // the machinery is off from here
+	}
 	close(l.done)
-	// S/R-SAFE: onLoaded maps pages that are loaded (no kernel state
-	// changes but the platform's mappings, under each MM's lock), and
-	// Done is the caller's.
-	go func() {
-		if err == nil && onLoaded != nil {
-			onLoaded()
-		}
-		if l.lm.Done != nil {
-			l.lm.Done(st)
-		}
-	}()
+	if err == nil && onLoaded != nil {
+		// S/R-SAFE: onLoaded maps pages that are loaded (no kernel
+		// state changes but the platform's mappings, under each MM's
+		// lock).
+		go onLoaded()
+	}
+	if l.lm.Done != nil {
+		// S/R-SAFE: Done is the caller's and touches no kernel state.
+		go l.lm.Done(st)
+	}
 }
 
 // failed returns why the load failed, or nil.
@@ -477,7 +480,7 @@ func (l *lazyLoad) loadedAround(off, lo, hi uint64) (uint64, uint64) {
 func (l *lazyLoad) attach(k *Kernel) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.onFail, l.onLoaded = k.lazyFailed, k.lazyLoaded
+	l.onFail, l.onLoaded, l.mf = k.lazyFailed, k.lazyLoaded, k.mf
 	if !l.ended {
 		k.mf.lazy.Store(l)
 	}
@@ -575,7 +578,6 @@ func (mm *MM) remapAll() {
 // lazyLoaded is called once a lazy load has loaded everything: every
 // address space is mapped in full again.
 func (k *Kernel) lazyLoaded() {
-	k.mf.lazy.Store(nil)
 	seen := map[*MM]bool{}
 	for _, tg := range k.threadGroups() {
 		if mm := tg.mm; mm != nil && !seen[mm] {
