@@ -281,3 +281,45 @@ func TestLazyRestoreTimings(t *testing.T) {
 		t.Errorf("lazy restore: %+v, want chunks", st)
 	}
 }
+
+// TestLazyRestoreSaveAndCOW: with the background loader held back, a save
+// of a lazily restored memtouch loads the rest of its memory itself, and
+// the image restores with every slice intact; the copy-on-write workload
+// (a parent and a child sharing most pages) restored lazily copies pages
+// that are not loaded yet, and neither side sees the other's writes.
+func TestLazyRestoreSaveAndCOW(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "memtouch"), "64", "/dev/stdout")
+	uri, _ := e.saveAfter(id, out, 2)
+	e.extra = []string{lazyHold}
+	rid, rout := e.restoreDetached(uri, "", "--lazy")
+	e.extra = nil
+	checkMemtouch(t, waitLines(t, rout, 1))
+	uri2, last := e.saveAfter(rid, rout, 1)
+	_, rout2 := e.restoreDetached(uri2, "")
+	ls := waitLines(t, rout2, 17) // every slice checked once
+	checkMemtouch(t, ls)
+	if got, want := number(t, "n "+ls[0]), number(t, "n "+last)+1; got != want {
+		t.Errorf("restored from the save of a lazy restore: first line %q, want counter %d", ls[0], want)
+	}
+
+	id, out = e.runDetached("", program(t, "cowfork"), "loop")
+	uri, _ = e.saveAfter(id, out, 4)
+	e.waitGone(id)
+	lastT := lastTicks(t, lines(out))
+	e.extra = []string{lazyHold}
+	_, rout = e.restoreDetached(uri, "", "--lazy")
+	e.extra = nil
+	var after []string
+	var got map[string]int
+	for n := 2; len(got) < 2 || len(after) < 12; n++ {
+		after = waitLines(t, rout, n)
+		got = firstTicks(t, after)
+	}
+	checkClean(t, "cowfork restored lazily", after)
+	for _, who := range []string{"parent", "child"} {
+		if got[who] != lastT[who]+1 {
+			t.Errorf("first %s tick = %d, want %d (after %v)", who, got[who], lastT[who]+1, after)
+		}
+	}
+}

@@ -30,7 +30,7 @@ import (
 //     copies through forEachData; writeAt; Decommit, so that a freed page
 //     is never written by the loader later) loads the chunks it covers
 //     first;
-//   - a save waits until everything is loaded (MemoryFile.waitLoaded);
+//   - a save first loads everything (MemoryFile.waitLoaded);
 //   - a background loader loads the rest in chunk order, in batches.
 //
 // When the last chunk is loaded, MemoryFile.lazy is cleared (no cost
@@ -215,7 +215,11 @@ func (l *lazyLoad) start() {
 	l.started.Store(true)
 	l.mu.Lock()
 	l.stats.Start = time.Now()
+	none := l.left == 0 // no chunks at all
 	l.mu.Unlock()
+	if none {
+		l.end(nil)
+	}
 	go l.background()
 }
 
@@ -340,6 +344,9 @@ func (l *lazyLoad) end(err error) {
 	}
 	l.ended = true
 	l.stats.End = time.Now()
+	if l.stats.Start.IsZero() {
+		l.stats.Start = l.stats.End // loaded before the program started
+	}
 	l.stats.Err = err
 	st := l.stats
 	st.OnDemand = append([]int(nil), l.stats.OnDemand...)
@@ -498,11 +505,28 @@ func (f *MemoryFile) ensureLoaded(start, end uint64) error {
 	return nil
 }
 
-// waitLoaded waits until a lazy restore has loaded everything; a save
-// reads the whole file.
+// loadAll loads every chunk nobody has claimed yet, all at once, and
+// waits for the others.
+func (l *lazyLoad) loadAll() error {
+	var idx []int
+	for i := range l.chunks {
+		if l.state[i].CompareAndSwap(chunkUnloaded, chunkLoading) {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) > 0 {
+		if err := l.lm.Load(l.ctx, idx, l.w, func(i int) { l.loaded(i, loadBackground) }); err != nil {
+			l.fail(err)
+		}
+	}
+	return l.wait()
+}
+
+// waitLoaded loads whatever a lazy restore has not loaded yet and waits
+// until everything is: a save reads the whole file.
 func (f *MemoryFile) waitLoaded() error {
 	if l := f.lazy.Load(); l != nil {
-		if err := l.wait(); err != nil {
+		if err := l.loadAll(); err != nil {
 			return fmt.Errorf("wait for the memory of a lazy restore: %w", err)
 		}
 	}
