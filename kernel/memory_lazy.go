@@ -207,10 +207,6 @@ func (l *lazyLoad) loadEager() error {
 }
 
 // start starts the background loader: the program may run.
-//
-// S/R-SAFE: the loader writes only pages no one has used yet (chunks not
-// loaded are mapped nowhere and every other access waits for them), and a
-// save waits for it to end.
 func (l *lazyLoad) start() {
 	l.started.Store(true)
 	l.mu.Lock()
@@ -220,6 +216,9 @@ func (l *lazyLoad) start() {
 	if none {
 		l.end(nil)
 	}
+	// S/R-SAFE: the loader writes only pages no one has used yet (chunks
+	// not loaded are mapped nowhere and every other access waits for
+	// them), and a save loads everything first (waitLoaded).
 	go l.background()
 }
 

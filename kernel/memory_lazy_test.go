@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,7 +32,6 @@ func lazyChunks(ranges []MemoryRange) ([]LazyChunk, [][]byte) {
 type lazyRecorder struct {
 	data  [][]byte
 	bad   int
-	once  sync.Once
 	ended chan LazyStats
 }
 
