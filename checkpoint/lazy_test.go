@@ -255,7 +255,7 @@ func checkMemtouch(t *testing.T, ls []string) {
 // loaded once they all are.
 func TestLazyRestoreTimings(t *testing.T) {
 	e := newEnv(t)
-	id, out := e.runDetached("", program(t, "sleeper"), "6")
+	id, out := e.runDetached("", program(t, "sleeper"), "12")
 	uri, last := e.saveAfter(id, out, 2)
 	r := e.snap("restore", uri, "--lazy", "--timings")
 	if r.code != 0 {
@@ -321,5 +321,23 @@ func TestLazyRestoreSaveAndCOW(t *testing.T) {
 		if got[who] != lastT[who]+1 {
 			t.Errorf("first %s tick = %d, want %d (after %v)", who, got[who], lastT[who]+1, after)
 		}
+	}
+}
+
+// TestLazyWorkingSetOfShortProgram: a program that ends before its lazy
+// restore has loaded everything (the background loader held back) still
+// leaves what it touched as the image's working set.
+func TestLazyWorkingSetOfShortProgram(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "sleeper"), "10")
+	uri, last := e.saveAfter(id, out, 2)
+	e.extra = []string{lazyHold}
+	r := e.snap("restore", uri, "--lazy")
+	e.extra = nil
+	if r.code != 0 || !strings.HasPrefix(r.stdout, fmt.Sprintf("slept %d\n", number(t, last)+1)) {
+		t.Fatalf("snap restore --lazy = exit %d, stdout %q, stderr %q; want slept %d first", r.code, r.stdout, r.stderr, number(t, last)+1)
+	}
+	if status, n := e.workingSetOf(uri); status != "recorded" || n == 0 {
+		t.Errorf("working set after a lazy restore whose program ended first: %s, %d chunks; want recorded, not empty", status, n)
 	}
 }

@@ -610,6 +610,15 @@ func (k *Kernel) lazyLoaded() {
 	}
 }
 
+// StopLazyLoad stops the lazy load of a restored kernel whose program has
+// ended (its Done then reports ErrLoadCancelled with what was loaded on
+// first touch); it does nothing once the load has ended.
+func (k *Kernel) StopLazyLoad() {
+	if k.mf != nil {
+		k.mf.stopLazy()
+	}
+}
+
 // lazyFailed kills every process after a chunk could not be loaded.
 func (k *Kernel) lazyFailed(err error) {
 	fmt.Fprintf(k.log, "snap: %v: killing the sandbox\n", err)

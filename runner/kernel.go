@@ -97,9 +97,15 @@ func (s *KernelSandbox) Kill(sig int) error {
 	return err
 }
 
-// Wait waits for the program to end.
+// Wait waits for the program to end. After a lazy restore whose program
+// ended before its memory was all loaded, it stops the load and waits
+// until what the program touched is recorded as the image's working set.
 func (s *KernelSandbox) Wait() ExitStatus {
 	st := s.k.Wait()
+	if s.lazy != nil {
+		s.k.StopLazyLoad()
+		<-s.lazy.done
+	}
 	return ExitStatus{Code: st.Code, Signal: st.Signal}
 }
 

@@ -85,6 +85,9 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
 	}
 	lazy = lr
+	if lr != nil {
+		lr.running.Store(true)
+	}
 	m := img.Manifest()
 	if o.Argv == nil {
 		json.Unmarshal([]byte(m.Metadata[MetaArgv]), &o.Argv)

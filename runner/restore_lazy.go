@@ -2,8 +2,10 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"snapshotter/kernel"
@@ -30,6 +32,8 @@ type lazyRestore struct {
 	record bool
 	// closeImg closes img once.
 	closeImg sync.Once
+	// running is set once the kernel is restored: the program may run.
+	running atomic.Bool
 }
 
 // closeImage closes the image, once.
@@ -110,12 +114,16 @@ func (lr *lazyRestore) ended(st kernel.LazyStats) {
 	defer close(lr.done)
 	defer lr.closeImage()
 	lr.stats = st
-	if st.Err != nil {
+	switch {
+	case st.Err == nil:
+		lr.tm.Add(StepLazyLoad, st.Start, st.End)
+		lr.diagf("%s", LazyLine(st))
+	case errors.Is(st.Err, kernel.ErrLoadCancelled) && lr.running.Load():
+		// The program ended first: what it touched is its working set.
+	default:
 		return
 	}
-	lr.tm.Add(StepLazyLoad, st.Start, st.End)
-	lr.diagf("%s", LazyLine(st))
-	if !lr.record {
+	if !lr.record || (st.Err != nil && len(st.OnDemand) == 0) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), workingSetTimeout)
