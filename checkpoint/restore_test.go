@@ -99,6 +99,12 @@ var restoreSteps = []string{
 // It never looks at how long a step took.
 func checkTimings(t *testing.T, what, text string) {
 	t.Helper()
+	checkStepsOnce(t, what, text, restoreSteps)
+}
+
+// checkStepsOnce is checkTimings with the steps required.
+func checkStepsOnce(t *testing.T, what, text string, steps []string) {
+	t.Helper()
 	seen := map[string]int{}
 	for _, l := range strings.Split(text, "\n") {
 		m := timingRE.FindStringSubmatch(strings.TrimSpace(l))
@@ -112,7 +118,7 @@ func checkTimings(t *testing.T, what, text string) {
 			}
 		}
 	}
-	for _, s := range restoreSteps {
+	for _, s := range steps {
 		if seen[s] != 1 {
 			t.Errorf("%s: step %s reported %d times, want once (output %q)", what, s, seen[s], text)
 		}

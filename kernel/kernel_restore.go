@@ -47,6 +47,12 @@ type RestoreOptions struct {
 	// memory file must be at least that big (ErrBadState otherwise).
 	MemorySize uint64
 
+	// Lazy, if not nil, restores lazily: the program starts once the
+	// state is decoded and Lazy.Eager is loaded, and the rest of the
+	// memory loads on first touch and in the background (memory_lazy.go).
+	// LoadMemory is not used then; MemorySize must be given.
+	Lazy *LazyMemory
+
 	// Timings, if not nil, records how long each step took.
 	Timings *Timings
 }
@@ -81,10 +87,27 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 		r.waitMemory,
 		r.startKernel,
 	}
+	if o.Lazy != nil {
+		// The address spaces map what is loaded by then: the working
+		// set first.
+		steps = []func() error{
+			r.startLazy,
+			func() error { return r.decode(state) },
+			r.configure,
+			r.sizeMemory,
+			r.waitMemory,
+			r.attach,
+			r.startKernel,
+		}
+	}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return nil, r.fail(err)
 		}
+	}
+	if r.lazy != nil {
+		r.lazy.start()
+		return r.k, nil
 	}
 	r.prefault()
 	return r.k, nil
@@ -117,6 +140,9 @@ const (
 	// StepStartKernel hands the platform and memory to the kernel and
 	// starts its clock and vDSO parameter page.
 	StepStartKernel = "start-kernel"
+	// StepWorkingSet loads a lazy restore's working set (concurrent, in
+	// place of StepMemory).
+	StepWorkingSet = "load-working-set"
 )
 
 // restorer holds a restore in progress; see Restore. It is used by one
@@ -145,6 +171,9 @@ type restorer struct {
 	// running or it was waited for).
 	loader   *MemoryLoader
 	loadDone chan error
+	// lazy is the lazy load (RestoreOptions.Lazy), nil for an eager
+	// restore.
+	lazy *lazyLoad
 
 	// k is the decoded kernel, nil until it may be walked.
 	k *Kernel
@@ -236,6 +265,9 @@ func (r *restorer) startLoad(size uint64) {
 // fail releases what was made, once the loader and the platform are done
 // with the memory file, and returns err.
 func (r *restorer) fail(err error) error {
+	if r.lazy != nil {
+		r.lazy.stop()
+	}
 	if r.loadDone != nil {
 		r.loader.abort()
 		<-r.loadDone
@@ -265,6 +297,35 @@ func (r *restorer) startMemory() error {
 		return fmt.Errorf("size memory file to %d bytes: %w", size, err)
 	}
 	r.startLoad(size)
+	return nil
+}
+
+// startLazy starts loading a lazy restore's working set, which runs while
+// the kernel objects decode.
+func (r *restorer) startLazy() error {
+	size := r.o.MemorySize
+	if size%pageSize != 0 || size == 0 || size > uint64(len(r.mf.mapping)) {
+		return fmt.Errorf("%w: memory size %#x zero, not page aligned or beyond the %d-byte reservation", ErrBadState, size, len(r.mf.mapping))
+	}
+	if err := unix.Ftruncate(r.mf.fd, int64(size)); err != nil {
+		return fmt.Errorf("size memory file to %d bytes: %w", size, err)
+	}
+	r.loader = &MemoryLoader{f: r.mf, size: size, pid: os.Getpid()}
+	l, err := newLazyLoad(r.o.Lazy, r.loader)
+	if err != nil {
+		return err
+	}
+	r.lazy = l
+	r.loadDone = make(chan error, 1)
+	tm := r.tm
+	// S/R-SAFE: writes the fresh memory file only; the kernel does not
+	// run before the load is waited for.
+	go func() {
+		start := time.Now()
+		err := l.loadEager()
+		tm.Since(StepWorkingSet, start)
+		r.loadDone <- err
+	}()
 	return nil
 }
 
@@ -382,6 +443,10 @@ func (r *restorer) attach() error {
 	defer r.tm.Since(StepAttach, time.Now())
 	if err := r.waitPlatform(); err != nil {
 		return err
+	}
+	if l := r.lazy; l != nil {
+		// From here on the kernel's memory file loads on first touch.
+		l.attach(r.k)
 	}
 	r.mms = map[*MM]bool{}
 	for _, tg := range r.k.threadGroups() {

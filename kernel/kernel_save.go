@@ -101,6 +101,10 @@ func (k *Kernel) MemoryRanges() ([]MemoryRange, error) {
 	if !k.Paused() {
 		return nil, fmt.Errorf("read memory file: %w", ErrNotPaused)
 	}
+	// A lazily restored sandbox is saved once all its memory is here.
+	if err := k.mf.waitLoaded(); err != nil {
+		return nil, err
+	}
 	var out []MemoryRange
 	var vec []byte
 	for _, r := range k.mf.Allocated() {
@@ -201,6 +205,10 @@ func (k *Kernel) SavedMemory(minHole uint64) ([][2]uint64, MemoryReader, error) 
 	if !k.Paused() {
 		return nil, MemoryReader{}, fmt.Errorf("read memory file: %w", ErrNotPaused)
 	}
+	// A lazily restored sandbox is saved once all its memory is here.
+	if err := k.mf.waitLoaded(); err != nil {
+		return nil, MemoryReader{}, err
+	}
 	minHole = max(minHole&^(pageSize-1), pageSize)
 	var out [][2]uint64
 	for _, r := range k.mf.Allocated() {
@@ -251,6 +259,10 @@ func (k *Kernel) SavedMemory(minHole uint64) ([][2]uint64, MemoryReader, error) 
 func (k *Kernel) AllocatedMemory() ([][2]uint64, MemoryReader, error) {
 	if !k.Paused() {
 		return nil, MemoryReader{}, fmt.Errorf("read memory file: %w", ErrNotPaused)
+	}
+	// A lazily restored sandbox is saved once all its memory is here.
+	if err := k.mf.waitLoaded(); err != nil {
+		return nil, MemoryReader{}, err
 	}
 	var out [][2]uint64
 	for _, r := range k.mf.Allocated() {

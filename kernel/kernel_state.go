@@ -48,8 +48,19 @@ func (mm *MM) attachAddressSpace(as platform.AddressSpace) error {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
 	mm.as = as
+	l := mm.mf.lazyLoader()
 	for i := range mm.vmas {
-		if err := mm.mapIntoLocked(&mm.vmas[i], false); err != nil {
+		v := &mm.vmas[i]
+		var err error
+		if l != nil && v.Perms != 0 {
+			// A fresh address space: nothing to unmap.
+			at := v.Perms.access()
+			at.Write = at.Write && !v.COW
+			err = mm.mapLazyLocked(l, v, at, false, false)
+		} else {
+			err = mm.mapIntoLocked(v, false)
+		}
+		if err != nil {
 			return fmt.Errorf("restore mapping %d: %w", i, err)
 		}
 	}

@@ -110,6 +110,10 @@ type MemoryFile struct {
 	// here because its pages are this file's and every MM that maps them
 	// has the MemoryFile. It has a lock of its own.
 	files fileCache
+
+	// lazy is the lazy restore loading this file, nil once everything is
+	// loaded (memory_lazy.go). A host-side load, hence not saved.
+	lazy atomic.Pointer[lazyLoad] `state:"nosave"`
 }
 
 // setLimit sets the most bytes that may be allocated at once.
@@ -157,6 +161,7 @@ func (f *MemoryFile) Size() uint64 {
 
 // Release unmaps and closes the file. Nothing may use it afterwards.
 func (f *MemoryFile) Release() {
+	f.stopLazy()
 	f.releaseMu.Lock()
 	defer f.releaseMu.Unlock()
 	if f.mapping != nil {
@@ -252,6 +257,9 @@ func (f *MemoryFile) Decommit(r fileRange) {
 	if r.Length() == 0 {
 		return
 	}
+	// A lazy restore must not write the pages later: they are loaded
+	// first. A failed load kills the sandbox; the pages go anyway.
+	_ = f.ensureLoaded(r.Start, r.End)
 	// A failure leaves stale data readable; zero it by hand then.
 	if err := unix.Fallocate(f.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(r.Start), int64(r.Length())); err != nil {
 		clear(f.slice(r))
@@ -294,6 +302,9 @@ func (f *MemoryFile) Bytes(off, length uint64) ([]byte, error) {
 	if end < off || end > size {
 		return nil, fmt.Errorf("memory file range [%#x, %#x) beyond size %#x: %w", off, end, size, ErrBadAddress)
 	}
+	if err := f.ensureLoaded(off, end); err != nil {
+		return nil, err
+	}
 	return f.slice(fileRange{off, end}), nil
 }
 
@@ -301,6 +312,9 @@ func (f *MemoryFile) Bytes(off, length uint64) ([]byte, error) {
 // file's non-hole extents, found with SEEK_DATA/SEEK_HOLE), in order.
 // Holes read as zero and need no copying or saving.
 func (f *MemoryFile) forEachData(r fileRange, fn func(fileRange) error) error {
+	if err := f.ensureLoaded(r.Start, r.End); err != nil {
+		return err
+	}
 	pos := r.Start
 	for pos < r.End {
 		data, err := unix.Seek(f.fd, int64(pos), unix.SEEK_DATA)
@@ -360,6 +374,9 @@ func (f *MemoryFile) copyRange(dst uint64, src fileRange) error {
 
 // writeAt writes b at offset off of the file with pwrite.
 func (f *MemoryFile) writeAt(b []byte, off uint64) error {
+	if err := f.ensureLoaded(off, off+uint64(len(b))); err != nil {
+		return err
+	}
 	for len(b) > 0 {
 		n, err := unix.Pwrite(f.fd, b, int64(off))
 		if err == unix.EINTR {

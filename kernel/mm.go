@@ -379,7 +379,11 @@ func (mm *MM) mapIntoLocked(v *vma, precommit bool) error {
 		if v.COW {
 			at.Write = false // the first write copies (HandleFault)
 		}
-		err = mm.as.MapFile(v.Start, v.Off, v.length(), at, precommit)
+		if l := mm.mf.lazyLoader(); l != nil {
+			err = mm.mapLazyLocked(l, v, at, precommit, true)
+		} else {
+			err = mm.as.MapFile(v.Start, v.Off, v.length(), at, precommit)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("map [%#x, %#x) %v into address space: %w", v.Start, v.End, v.Perms, err)
@@ -483,6 +487,21 @@ func (mm *MM) generation() uint64 {
 // handleFault is HandleFault; it also returns the mapping generation
 // after the fix.
 func (mm *MM) handleFault(addr uint64, at platform.AccessType) (uint64, error) {
+	if l := mm.mf.lazyLoader(); l != nil {
+		// Load the page's chunk without holding mm.mu for writing.
+		mm.mu.RLock()
+		v := mm.vmaAtLocked(addr)
+		var off uint64
+		if v != nil {
+			off = v.Off + (pageRoundDown(addr) - v.Start)
+		}
+		mm.mu.RUnlock()
+		if v != nil {
+			if err := l.ensure(off, off+pageSize); err != nil {
+				return 0, err
+			}
+		}
+	}
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
 	err := mm.handleFaultLocked(addr, at)
@@ -518,6 +537,14 @@ func (mm *MM) handleFaultLocked(addr uint64, at platform.AccessType) error {
 	}
 	if v.COW && want&permWrite != 0 {
 		return mm.breakCOWLocked(pageRoundDown(addr))
+	}
+	if l := mm.mf.lazyLoader(); l != nil && mm.as != nil {
+		// A lazy restore maps the loaded piece around the page only.
+		off := v.Off + (pageRoundDown(addr) - v.Start)
+		if err := l.ensure(off, off+pageSize); err != nil {
+			return err
+		}
+		return mm.mapLoadedAroundLocked(l, v, addr)
 	}
 	return mm.mapIntoLocked(v, false)
 }

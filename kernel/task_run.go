@@ -118,6 +118,12 @@ func (*runApp) execute(t *Task) taskRunState {
 		if info.Addr != t.lastFault || t.lastFault == 0 || acc != t.lastFaultAccess || mm.generation() != t.lastFaultGen {
 			var gen uint64
 			gen, ferr = mm.handleFault(info.Addr, access)
+			if errorsIsAny(ferr, ErrMemoryLoad, ErrLoadCancelled) {
+				// A lazy restore could not load the page: the sandbox
+				// is being killed (lazyFailed says why).
+				t.tg.exitGroup(ExitStatus{Signal: int(unix.SIGKILL)})
+				return &runExit{}
+			}
 			if ferr == nil {
 				t.lastFault = info.Addr
 				if t.lastFault == 0 {

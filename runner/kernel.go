@@ -56,6 +56,15 @@ type KernelOptions struct {
 	// Timings, on restore, records its steps (see RestoreKernel); nil:
 	// none unless Diag is set.
 	Timings *kernel.Timings
+	// Lazy, on restore, starts the program before its memory is loaded
+	// (kernel.LazyMemory), with the image's working set loaded first
+	// unless NoWorkingSet. The first lazy restore of an image records its
+	// working set.
+	Lazy, NoWorkingSet bool
+
+	// workingSet is the working set of a lazy restore, set by
+	// newLazyRestore.
+	workingSet []int
 }
 
 // KernelSandbox is a Sandbox running on a kernel.Kernel in this process.
@@ -67,6 +76,8 @@ type KernelSandbox struct {
 	// ran, for a restored sandbox, is closed once its program has run
 	// (WaitRan); nil for a started one.
 	ran chan struct{}
+	// lazy is the lazy load of a lazily restored sandbox, nil otherwise.
+	lazy *lazyRestore
 }
 
 // StartKernel creates a kernel and starts argv in it.
@@ -99,9 +110,15 @@ func (s *KernelSandbox) Kill(sig int) error {
 	return err
 }
 
-// Wait waits for the program to end.
+// Wait waits for the program to end. After a lazy restore whose program
+// ended before its memory was all loaded, it stops the load and waits
+// until what the program touched is recorded as the image's working set.
 func (s *KernelSandbox) Wait() ExitStatus {
 	st := s.k.Wait()
+	if s.lazy != nil {
+		s.k.StopLazyLoad()
+		<-s.lazy.done
+	}
 	return ExitStatus{Code: st.Code, Signal: st.Signal}
 }
 

@@ -42,14 +42,23 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	if err != nil {
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
 	}
-	defer img.Close()
+	// A lazy load keeps the image until it has ended.
+	var lazy, lr *lazyRestore
+	defer func() {
+		switch {
+		case lazy != nil:
+		case lr != nil:
+			lr.closeImage()
+		default:
+			img.Close()
+		}
+	}()
 	state, err := img.State(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
 	}
 	defer state.Close()
-	tm.Since(StepOpenImage, start)
-	k, err := kernel.Restore(ctx, state, kernel.RestoreOptions{
+	ro := kernel.RestoreOptions{
 		Config: kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log,
 			Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Limits: o.Limits, Binds: o.Binds},
 		MemorySize: img.Manifest().MemorySize,
@@ -65,7 +74,13 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 			})
 		},
 		Timings: tm,
-	})
+	}
+	if o.Lazy {
+		lr = newLazyRestore(ctx, img, o, tm, uri)
+		ro.Lazy = lr.memory()
+	}
+	tm.Since(StepOpenImage, start)
+	k, err := kernel.Restore(ctx, state, ro)
 	if err != nil {
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
 	}
@@ -77,11 +92,15 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		k.Release()
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
 	}
+	lazy = lr
+	if lr != nil {
+		lr.running.Store(true)
+	}
 	m := img.Manifest()
 	if o.Argv == nil {
 		json.Unmarshal([]byte(m.Metadata[MetaArgv]), &o.Argv)
 	}
-	sb := &KernelSandbox{k: k, opts: o, ran: make(chan struct{})}
+	sb := &KernelSandbox{k: k, opts: o, ran: make(chan struct{}), lazy: lazy}
 	resumed := time.Now()
 	k.OnFirstSwitch(func() {
 		tm.Since(StepFirstSwitch, resumed)

@@ -62,6 +62,12 @@ type handle interface {
 	manifest(ctx context.Context) ([]byte, error)
 	// blob opens the blob with the given key and known size.
 	blob(ctx context.Context, key string, size int64) (blobReader, error)
+	// aux reads the small object key kept beside the image's blobs (the
+	// working set): ErrNotFound if absent, ErrCorrupt over 1 MiB.
+	aux(ctx context.Context, key string) ([]byte, error)
+	// putAux stores data as the object key beside the image's blobs,
+	// replacing it atomically. Deleting the image deletes it.
+	putAux(ctx context.Context, key string, data []byte) error
 	close() error
 }
 

@@ -419,6 +419,49 @@ func (h *fileHandle) blob(_ context.Context, key string, size int64) (blobReader
 
 func (h *fileHandle) close() error { return h.dir.Close() }
 
+func (h *fileHandle) aux(_ context.Context, key string) ([]byte, error) {
+	fl, err := h.openat(key)
+	if err != nil {
+		return nil, err
+	}
+	defer fl.Close()
+	b, err := io.ReadAll(io.LimitReader(fl, maxAuxSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxAuxSize {
+		return nil, fmt.Errorf("%s larger than %d bytes: %w", fl.Name(), maxAuxSize, ErrCorrupt)
+	}
+	return b, nil
+}
+
+// putAux writes a temporary file in the image directory, makes it durable
+// and renames it over key, then syncs the directory.
+func (h *fileHandle) putAux(_ context.Context, key string, data []byte) error {
+	dirfd := int(h.dir.Fd())
+	tmp := "." + key + ".tmp-" + randHex(8)
+	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return mapFileErr(&fs.PathError{Op: "create", Path: filepath.Join(h.dir.Name(), tmp), Err: err})
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(h.dir.Name(), tmp))
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = unix.Renameat(dirfd, tmp, dirfd, key)
+	}
+	if err != nil {
+		_ = unix.Unlinkat(dirfd, tmp, 0)
+		return mapFileErr(&fs.PathError{Op: "write", Path: filepath.Join(h.dir.Name(), key), Err: err})
+	}
+	return h.dir.Sync()
+}
+
 type fileBlob struct{ f *os.File }
 
 func (b *fileBlob) readAt(_ context.Context, p []byte, off int64) error {

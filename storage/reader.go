@@ -237,6 +237,15 @@ func (im *Image) decode(i int, payload, out []byte) error {
 func (im *Image) forEachChunk(ctx context.Context, from, to int, fn func(i int, payload, scratch []byte) error) error {
 	workers := max(runtime.GOMAXPROCS(0), 4)
 	batches, biggest := planBatches(im.chunks, from, to, workers)
+	return im.forEachBatch(ctx, batches, biggest, workers, fn)
+}
+
+// forEachBatch is forEachChunk over the given batches, whose largest
+// stores biggest bytes, with up to workers parallel reads.
+func (im *Image) forEachBatch(ctx context.Context, batches []batch, biggest uint64, workers int, fn func(i int, payload, scratch []byte) error) error {
+	if len(batches) == 0 {
+		return nil
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -329,6 +338,67 @@ func planBatches(chunks []Chunk, from, to, workers int) ([]batch, uint64) {
 		i = j
 	}
 	return batches, biggest
+}
+
+// planIndexBatches cuts the chunks idx (ascending) into batches of
+// consecutive chunks as planBatches does, and returns them with the stored
+// size of the largest.
+func planIndexBatches(chunks []Chunk, idx []int, workers int) ([]batch, uint64) {
+	var batches []batch
+	var biggest uint64
+	for k := 0; k < len(idx); {
+		j := k + 1
+		for j < len(idx) && idx[j] == idx[j-1]+1 {
+			j++
+		}
+		b, big := planBatches(chunks, idx[k], idx[j-1]+1, workers)
+		batches = append(batches, b...)
+		biggest = max(biggest, big)
+		k = j
+	}
+	return batches, biggest
+}
+
+// ReadChunkRuns reads the chunks idx (ascending, each in range: else
+// ErrInvalidArgument) as ReadMemoryRuns reads all of them: put gets each
+// chunk's index and its runs of present pages, concurrently for disjoint
+// chunks, the runs valid only during the call. Consecutive chunks are
+// fetched together with ranged reads (a lazy restore's working set and
+// background batches, or a single chunk on first touch).
+func (im *Image) ReadChunkRuns(ctx context.Context, idx []int, put func(i int, runs []PageRun) error) error {
+	for k, i := range idx {
+		if i < 0 || i >= len(im.chunks) || (k > 0 && i <= idx[k-1]) {
+			return fmt.Errorf("%s: chunk %d of %d out of range or order: %w", im.uri, i, len(im.chunks), ErrInvalidArgument)
+		}
+	}
+	workers := max(runtime.GOMAXPROCS(0), 4)
+	batches, biggest := planIndexBatches(im.chunks, idx, workers)
+	return im.forEachBatch(ctx, batches, biggest, workers, func(i int, payload, scratch []byte) error {
+		return im.putRuns(i, payload, scratch, func(runs []PageRun) error { return put(i, runs) })
+	})
+}
+
+// putRuns verifies and decompresses chunk i's payload into scratch and
+// hands put its runs of present pages.
+func (im *Image) putRuns(i int, payload, scratch []byte, put func(runs []PageRun) error) error {
+	c := &im.chunks[i]
+	data := scratch[:c.RawLen]
+	if err := im.decode(i, payload, data); err != nil {
+		return err
+	}
+	if c.Dense() {
+		return put([]PageRun{{Off: c.Offset, Data: data}})
+	}
+	rp := runsPool.Get().(*[]PageRun)
+	runs := (*rp)[:0]
+	im.scatter(c, data, func(spanOff int, b []byte) {
+		runs = append(runs, PageRun{Off: c.Offset + uint64(spanOff), Data: b})
+	})
+	err := put(runs)
+	clear(runs) // drop the references to scratch
+	*rp = runs[:0]
+	runsPool.Put(rp)
+	return err
 }
 
 // scratchBuf is decompression scratch memory: an anonymous mapping
@@ -453,24 +523,7 @@ type PageRun struct {
 // returned) stops the others.
 func (im *Image) ReadMemoryRuns(ctx context.Context, put func(runs []PageRun) error) error {
 	return im.forEachChunk(ctx, 0, len(im.chunks), func(i int, payload, scratch []byte) error {
-		c := &im.chunks[i]
-		data := scratch[:c.RawLen]
-		if err := im.decode(i, payload, data); err != nil {
-			return err
-		}
-		if c.Dense() {
-			return put([]PageRun{{Off: c.Offset, Data: data}})
-		}
-		rp := runsPool.Get().(*[]PageRun)
-		runs := (*rp)[:0]
-		im.scatter(c, data, func(spanOff int, b []byte) {
-			runs = append(runs, PageRun{Off: c.Offset + uint64(spanOff), Data: b})
-		})
-		err := put(runs)
-		clear(runs) // drop the references to scratch
-		*rp = runs[:0]
-		runsPool.Put(rp)
-		return err
+		return im.putRuns(i, payload, scratch, put)
 	})
 }
 

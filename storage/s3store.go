@@ -290,6 +290,22 @@ func release(c *helperConn, id uint64) error {
 
 func (h *s3Handle) close() error { return release(h.c, h.id) }
 
+func (h *s3Handle) aux(ctx context.Context, key string) ([]byte, error) {
+	_, out, err := h.c.call(ctx, &s3wire.Msg{Op: s3wire.OpAux, Obj: h.id, Key: key}, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > maxAuxSize {
+		return nil, fmt.Errorf("%s larger than %d bytes: %w", key, maxAuxSize, ErrCorrupt)
+	}
+	return out, nil
+}
+
+func (h *s3Handle) putAux(ctx context.Context, key string, data []byte) error {
+	_, _, err := h.c.call(ctx, &s3wire.Msg{Op: s3wire.OpPutAux, Obj: h.id, Key: key}, data, nil)
+	return err
+}
+
 // s3Blob is a blob reader in the helper; the helper answers each readAt
 // with one ranged GET (per 64 MiB).
 type s3Blob struct {

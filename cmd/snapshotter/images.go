@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -76,6 +77,19 @@ type inspectReport struct {
 	Metadata    map[string]string `json:"metadata,omitempty"`
 	// Parent is set for an image saved with --parent.
 	Parent *parentReport `json:"parent,omitempty"`
+	// WorkingSet describes the image's working set (snap restore
+	// --lazy).
+	WorkingSet workingSetReport `json:"workingSet"`
+}
+
+// workingSetReport describes an image's working set: Status is "none",
+// "recorded" or "unreadable" (Error says why); Chunks and Bytes (logical)
+// are what a lazy restore loads before the program starts.
+type workingSetReport struct {
+	Status string `json:"status"`
+	Chunks int    `json:"chunks"`
+	Bytes  uint64 `json:"bytes"`
+	Error  string `json:"error,omitempty"`
 }
 
 // parentReport compares an image's chunks with its parent's.
@@ -144,6 +158,7 @@ PEM) also requires the image to be signed by that key and unaltered.`,
 					r.Parent.Status = "changed"
 				}
 			}
+			r.WorkingSet = workingSetOf(ctx, img)
 			verr := img.Verify(ctx)
 			r.ChecksumsOK = verr == nil
 			if verr != nil {
@@ -189,6 +204,22 @@ restored.`,
 	}
 }
 
+// workingSetOf reports img's working set.
+func workingSetOf(ctx context.Context, img *storage.Image) workingSetReport {
+	ws, ok, err := img.WorkingSet(ctx)
+	switch {
+	case err != nil:
+		return workingSetReport{Status: "unreadable", Error: err.Error()}
+	case !ok:
+		return workingSetReport{Status: "none"}
+	}
+	r := workingSetReport{Status: "recorded", Chunks: len(ws)}
+	for _, i := range ws {
+		r.Bytes += uint64(img.Chunks()[i].Span)
+	}
+	return r
+}
+
 func printInspect(w io.Writer, r *inspectReport) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Image:\t%s\n", r.URI)
@@ -203,6 +234,14 @@ func printInspect(w io.Writer, r *inspectReport) {
 		humanBytes(r.MemorySize), humanBytes(r.MemoryData), humanBytes(uint64(r.MemoryStored)), r.Chunks)
 	fmt.Fprintf(tw, "State:\t%s, %s stored\n", humanBytes(uint64(r.StateSize)), humanBytes(uint64(r.StateStored)))
 	fmt.Fprintf(tw, "Stored:\t%s (ratio %.1fx)\n", humanBytes(uint64(r.StoredSize)), r.Ratio)
+	switch ws := r.WorkingSet; ws.Status {
+	case "recorded":
+		fmt.Fprintf(tw, "Working set:\t%d chunks, %s (loaded first by restore --lazy)\n", ws.Chunks, humanBytes(ws.Bytes))
+	case "unreadable":
+		fmt.Fprintf(tw, "Working set:\tunreadable (%s)\n", ws.Error)
+	default:
+		fmt.Fprintf(tw, "Working set:\tnone\n")
+	}
 	if p := r.Parent; p != nil {
 		fmt.Fprintf(tw, "Parent:\t%s", p.URI)
 		if p.Status != "ok" {

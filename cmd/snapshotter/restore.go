@@ -24,9 +24,11 @@ func newRestoreCmd(g *globalFlags) *cobra.Command {
 		f       runFlags
 		verify  string
 		timings bool
+		lazy    bool
+		noWS    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "restore URI [-d] [--id ID] [--stdout FILE] [--stderr FILE] [--verify KEYFILE]",
+		Use:   "restore URI [-d] [--id ID] [--stdout FILE] [--stderr FILE] [--verify KEYFILE] [--lazy [--no-working-set]]",
 		Short: "Bring a saved sandbox back, in the foreground or detached",
 		Long: `restore loads the image at URI (file:///dir/NAME, /dir/NAME, s3://bucket/NAME,
 or a NAME in the --store store) into a fresh sentry and continues its
@@ -36,7 +38,12 @@ run -d and the sandbox ID is printed. One image can be restored many times,
 also at once. --verify KEYFILE (an ed25519 public key, PEM) refuses an image
 that is not signed by that key or was altered since, before anything runs.
 --timings writes on stderr, once the program has run again, how long each
-step of the restore took (a detached sentry always writes them to its sentry.log).`,
+step of the restore took (a detached sentry always writes them to its sentry.log).
+--lazy starts the program before its memory is loaded: a page comes in on
+first touch while the rest loads in the background. The first lazy restore
+of an image records the chunks the program touched first as the image's
+working set; later lazy restores load it before the program starts
+(--no-working-set ignores it).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := d.check(); err != nil {
@@ -48,6 +55,9 @@ step of the restore took (a detached sentry always writes them to its sentry.log
 			}
 			if cmd.Flags().Changed("read-only") {
 				return errors.New("--read-only: a restored sandbox has the root it was saved with")
+			}
+			if noWS && !lazy {
+				return fmt.Errorf("restore %s: --no-working-set is for a lazy restore (--lazy)", uri)
 			}
 			if timings && d.detach {
 				return fmt.Errorf("restore %s: --timings is for a foreground restore; a detached one writes them to its sentry.log", uri)
@@ -83,6 +93,12 @@ step of the restore took (a detached sentry always writes them to its sentry.log
 				if f.debug {
 					sentryArgs = append(sentryArgs, "--debug")
 				}
+				if lazy {
+					sentryArgs = append(sentryArgs, "--lazy")
+				}
+				if noWS {
+					sentryArgs = append(sentryArgs, "--no-working-set")
+				}
 				m, err := runner.Launch(runner.LaunchOptions{
 					StateDir: runner.StateDir{Root: g.stateDir}, ID: d.id,
 					Stdin: d.stdin, Stdout: d.stdout, Stderr: d.stderr,
@@ -105,6 +121,7 @@ step of the restore took (a detached sentry always writes them to its sentry.log
 				Publish:   ms,
 				VerifyKey: key,
 				Timings:   tm,
+				Lazy:      lazy, NoWorkingSet: noWS,
 			}, uri, g.store)
 			if err != nil {
 				return err
@@ -117,6 +134,9 @@ step of the restore took (a detached sentry always writes them to its sentry.log
 					sb.WaitRan()
 					for _, l := range runner.TimingLines(tm.Steps()) {
 						fmt.Fprintln(os.Stderr, l)
+					}
+					if st, ok := sb.WaitLoaded(); ok {
+						fmt.Fprintln(os.Stderr, runner.LazyLine(st))
 					}
 				}
 			}()
@@ -132,6 +152,8 @@ step of the restore took (a detached sentry always writes them to its sentry.log
 	addRunFlags(cmd, &f)
 	cmd.Flags().StringVar(&verify, "verify", "", "require the image to be signed by this ed25519 public key file (PEM)")
 	cmd.Flags().BoolVar(&timings, "timings", false, "write how long each step of the restore took on stderr (foreground only)")
+	cmd.Flags().BoolVar(&lazy, "lazy", false, "start the program before its memory is loaded (pages load on first touch and in the background)")
+	cmd.Flags().BoolVar(&noWS, "no-working-set", false, "with --lazy: ignore the image's working set")
 	return cmd
 }
 

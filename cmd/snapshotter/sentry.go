@@ -19,6 +19,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 	var (
 		id, readyFD, restore, verify string
 		launchedAt                   int64
+		lazy, noWS                   bool
 		f                            runFlags
 		s                            startFlags
 	)
@@ -68,6 +69,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 						return nil, fmt.Errorf("restore %s: %w", restore, err)
 					}
 					o.VerifyKey = key
+					o.Lazy, o.NoWorkingSet = lazy, noWS
 					var launched time.Time
 					if launchedAt > 0 {
 						launched = time.Unix(0, launchedAt)
@@ -95,6 +97,8 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&readyFD, "ready-fd", "", "descriptor of the launcher's readiness pipe")
 	cmd.Flags().StringVar(&restore, "restore", "", "restore the image at this URI instead of starting a program")
 	cmd.Flags().StringVar(&verify, "verify", "", "with --restore: the public key file the image must be signed with")
+	cmd.Flags().BoolVar(&lazy, "lazy", false, "with --restore: restore lazily")
+	cmd.Flags().BoolVar(&noWS, "no-working-set", false, "with --lazy: ignore the image's working set")
 	cmd.Flags().Int64Var(&launchedAt, "launched-at", 0, "when the launcher started this process (Unix nanoseconds), for the restore's timings")
 	addRunFlags(cmd, &f)
 	addStartFlags(cmd, &s)

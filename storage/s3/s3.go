@@ -414,6 +414,48 @@ func (h *Handle) Blob(key string) *Blob {
 // Close releases the handle.
 func (h *Handle) Close() error { return nil }
 
+// maxAux bounds an object beside an image's blobs (the working set).
+const maxAux = 1 << 20
+
+// Aux returns the object key beside the image's blobs (NAME/KEY):
+// ErrNotFound if absent, ErrCorrupt over 1 MiB.
+func (h *Handle) Aux(ctx context.Context, key string) ([]byte, error) {
+	if !validAuxKey(key) {
+		return nil, fmt.Errorf("object key %q: %w", key, storage.ErrInvalidArgument)
+	}
+	o, err := h.b.c.GetObject(ctx, h.b.cfg.Bucket, h.b.obj(h.name, key), minio.GetObjectOptions{})
+	if err != nil {
+		return nil, mapS3Err(err)
+	}
+	defer o.Close()
+	b, err := io.ReadAll(io.LimitReader(o, maxAux+1))
+	if err != nil {
+		return nil, mapS3Err(err)
+	}
+	if len(b) > maxAux {
+		return nil, fmt.Errorf("%s larger than %d bytes: %w", key, maxAux, storage.ErrCorrupt)
+	}
+	return b, nil
+}
+
+// PutAux stores data as the object key beside the image's blobs, in one
+// PUT (atomic: a reader sees the old object or the new one). Remove
+// deletes it with the image.
+func (h *Handle) PutAux(ctx context.Context, key string, data []byte) error {
+	if !validAuxKey(key) || len(data) > maxAux {
+		return fmt.Errorf("object key %q of %d bytes: %w", key, len(data), storage.ErrInvalidArgument)
+	}
+	_, err := h.b.c.PutObject(ctx, h.b.cfg.Bucket, h.b.obj(h.name, key), bytes.NewReader(data), int64(len(data)),
+		minio.PutObjectOptions{ContentType: "application/octet-stream"})
+	return mapS3Err(err)
+}
+
+// validAuxKey accepts the keys of objects beside an image's blobs: one
+// segment, neither the manifest nor a generation.
+func validAuxKey(key string) bool {
+	return key == storage.WorkingSetKey
+}
+
 // Blob reads ranges of one blob; it is safe for concurrent use.
 type Blob struct {
 	b   *Backend

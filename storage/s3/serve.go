@@ -435,6 +435,19 @@ func (s *server) do(root, rctx context.Context, m *s3wire.Msg, payload []byte, r
 		}
 		resp.Names, err = b.ListChunks(rctx)
 		return err
+	case s3wire.OpAux:
+		h, err := obj[*Handle](s, m.Obj)
+		if err != nil {
+			return err
+		}
+		*out, err = h.Aux(rctx, m.Key)
+		return err
+	case s3wire.OpPutAux:
+		h, err := obj[*Handle](s, m.Obj)
+		if err != nil {
+			return err
+		}
+		return h.PutAux(rctx, m.Key, payload)
 	case s3wire.OpRemoveChunk:
 		b, err := obj[*Backend](s, m.Obj)
 		if err != nil {

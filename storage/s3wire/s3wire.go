@@ -132,6 +132,12 @@ const (
 	// OpRemoveChunk deletes chunk Key of backend Obj if it is older than
 	// N nanoseconds; Flag in the answer says it did.
 	OpRemoveChunk
+	// OpAux returns, as the payload, the object Key kept beside the blobs
+	// of handle Obj's image (at most 1 MiB; the working set).
+	OpAux
+	// OpPutAux stores the payload (at most 1 MiB) as the object Key beside
+	// the blobs of handle Obj's image, in one PUT.
+	OpPutAux
 )
 
 // Code names the sentinel error of package storage (or of package context)

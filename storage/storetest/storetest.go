@@ -56,6 +56,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Signed", func(t *testing.T) { testSigned(t, h) })
 	t.Run("SharedChunks", func(t *testing.T) { testSharedChunks(t, h) })
 	t.Run("PruneSweepsChunks", func(t *testing.T) { testPruneChunks(t, h) })
+	t.Run("WorkingSet", func(t *testing.T) { testWorkingSet(t, h) })
 }
 
 // testSigned: a signed image round-trips and verifies with its key (the

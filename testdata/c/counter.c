@@ -1,6 +1,7 @@
 /*
- * counter [N]: the zdtm-style workload for checkpoint/restore. Keeps a
- * counter and a 256 MiB region of interleaved data pages and zero pages,
+ * counter [N [MIB]]: the zdtm-style workload for checkpoint/restore. Keeps a
+ * counter and a region of MIB MiB (256 by default, at most 256) of
+ * interleaved data pages and zero pages,
  * prints "count K sum OK" every 100 ms (stdout flushed each line), rewrites
  * one data page per line, and before every line verifies every page of the
  * region against the generator and every previous rewrite. Stops after N
@@ -24,6 +25,9 @@
 #define NPAGES (REGION / PAGE)
 #define WORDS (PAGE / 8)
 
+/* npages is the region's size in pages (MIB). */
+static uint64_t npages = NPAGES;
+
 /* gen[p] is the generation of data page p (p even); odd pages stay zero. */
 static uint32_t gen[NPAGES];
 
@@ -43,7 +47,7 @@ static void write_page(uint64_t *region, uint64_t p)
 /* check returns the first page that does not hold what it should, or -1. */
 static long check(const uint64_t *region)
 {
-	for (uint64_t p = 0; p < NPAGES; p++) {
+	for (uint64_t p = 0; p < npages; p++) {
 		const uint64_t *w = region + p * WORDS;
 		uint64_t diff = 0;
 		if (p % 2 == 1) {
@@ -70,12 +74,20 @@ static int64_t now_ns(void)
 int main(int argc, char **argv)
 {
 	long limit = argc > 1 ? atol(argv[1]) : 0;
-	uint64_t *region = mmap(NULL, REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (argc > 2) {
+		long mib = atol(argv[2]);
+		if (mib < 1 || mib > (long)(REGION >> 20)) {
+			fprintf(stderr, "counter: MIB must be 1..%lu\n", REGION >> 20);
+			return 2;
+		}
+		npages = (uint64_t)mib << 20 >> 12;
+	}
+	uint64_t *region = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (region == MAP_FAILED) {
 		perror("mmap");
 		return 2;
 	}
-	for (uint64_t p = 0; p < NPAGES; p += 2)
+	for (uint64_t p = 0; p < npages; p += 2)
 		write_page(region, p);
 
 	int64_t last = now_ns();
@@ -89,7 +101,7 @@ int main(int argc, char **argv)
 		printf("count %ld sum OK\n", count);
 		fflush(stdout);
 
-		uint64_t p = ((uint64_t)count * 7919 * 2) % NPAGES;
+		uint64_t p = ((uint64_t)count * 7919 * 2) % npages;
 		gen[p]++;
 		write_page(region, p);
 

@@ -1,0 +1,105 @@
+package checkpoint
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// firstSwitchRE finds, in a sentry's log, when the restored program first
+// ran: the end of the first-switch step, from the sentry's start.
+var firstSwitchRE = regexp.MustCompile(`restore step first-switch\s+at\s+([0-9.]+) ms took\s+([0-9.]+) ms`)
+
+// runningMs returns how long after its sentry started a restored program
+// first ran (0 if the log does not say yet).
+func runningMs(log []byte) float64 {
+	m := firstSwitchRE.FindSubmatch(log)
+	if m == nil {
+		return 0
+	}
+	at, _ := strconv.ParseFloat(string(m[1]), 64)
+	took, _ := strconv.ParseFloat(string(m[2]), 64)
+	return at + took
+}
+
+// BenchmarkLazyRestore restores the peers' memtouch workload (odd pages
+// zero, even pages compressible; one slice checked every 100 ms) at 64,
+// 256 and 1024 MiB from the file store, eagerly and lazily (without a
+// working set), and reports for each: running-ms, when the program first
+// ran after the sentry started (its log's first-switch); first-output-ms,
+// from `snap restore -d` until the program's next line (which includes
+// what was left of its 100 ms sleep); and for the lazy one loaded-ms,
+// from `snap restore -d` until all its memory was loaded. The eager
+// restore is the same run's baseline.
+func BenchmarkLazyRestore(b *testing.B) {
+	memtouch := program(b, "memtouch")
+	for _, mib := range []int{64, 256, 1024} {
+		b.Run(fmt.Sprintf("memtouch-%dMiB", mib), func(b *testing.B) {
+			b.ReportAllocs()
+			e := &env{dir: b.TempDir()}
+			b.Cleanup(e.killAll)
+			id, out := e.benchRun(b, memtouch, strconv.Itoa(mib), "/dev/stdout")
+			waitLinesB(b, out, 2)
+			uri := strings.TrimSpace(e.benchSnap(b, "save", id, "--to", "img"))
+			var eagerRun, eagerOut, lazyRun, lazyOut, lazyLoaded float64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				run, first, _ := e.benchRestore(b, uri, fmt.Sprintf("e%d", i))
+				eagerRun += run
+				eagerOut += first
+				run, first, loaded := e.benchRestore(b, uri, fmt.Sprintf("l%d", i), "--lazy", "--no-working-set")
+				lazyRun += run
+				lazyOut += first
+				lazyLoaded += loaded
+			}
+			n := float64(b.N)
+			b.ReportMetric(eagerRun/n, "eager-running-ms")
+			b.ReportMetric(eagerOut/n, "eager-first-output-ms")
+			b.ReportMetric(lazyRun/n, "lazy-running-ms")
+			b.ReportMetric(lazyOut/n, "lazy-first-output-ms")
+			b.ReportMetric(lazyLoaded/n, "lazy-loaded-ms")
+		})
+	}
+}
+
+// benchRestore restores uri detached with extra arguments and returns, in
+// milliseconds, when the program first ran (from the sentry's start), when
+// it printed its next line and, for a lazy restore, when its memory was
+// all loaded (both from the start of snap restore).
+func (e *env) benchRestore(b *testing.B, uri, name string, extra ...string) (running, firstOutput, loaded float64) {
+	b.Helper()
+	rout := filepath.Join(e.dir, name)
+	start := time.Now()
+	rid := strings.TrimSpace(e.benchSnap(b, append([]string{"restore", uri, "-d", "--stdout", rout}, extra...)...))
+	waitLinesB(b, rout, 1)
+	firstOutput = ms(time.Since(start))
+	logPath := filepath.Join(e.dir, "state", rid, "sentry.log")
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		log, _ := os.ReadFile(logPath)
+		lazyDone := len(extra) == 0 || lazyLineRE.Match(log)
+		if loaded == 0 && lazyDone && len(extra) > 0 {
+			loaded = ms(time.Since(start))
+		}
+		if running = runningMs(log); running > 0 && lazyDone {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("restore of %s: the sentry log says neither when the program ran nor that it loaded:\n%s", uri, log)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if ls := lines(rout); strings.Contains(ls[0], "BAD") {
+		b.Fatalf("restore of %s %v: the program printed %q", uri, extra, ls[0])
+	}
+	e.benchSnap(b, "kill", rid, "KILL")
+	killAllIn(filepath.Join(e.dir, "state"))
+	return running, firstOutput, loaded
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

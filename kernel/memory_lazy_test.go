@@ -1,0 +1,200 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lazyChunks cuts the saved ranges into chunks of at most 1 MiB that do
+// not cross a 1 MiB boundary, as an image's are.
+func lazyChunks(ranges []MemoryRange) ([]LazyChunk, [][]byte) {
+	var chunks []LazyChunk
+	var data [][]byte
+	for _, r := range ranges {
+		for off := uint64(0); off < uint64(len(r.Data)); {
+			start := r.Off + off
+			end := min((start/(1<<20)+1)*(1<<20), r.Off+uint64(len(r.Data)))
+			chunks = append(chunks, LazyChunk{Off: start, Len: end - start})
+			data = append(data, r.Data[off:off+end-start])
+			off += end - start
+		}
+	}
+	return chunks, data
+}
+
+// lazyRecorder is a LazyMemory over saved ranges that fails chunk bad (if
+// not -1) and records the stats Done gets.
+type lazyRecorder struct {
+	data  [][]byte
+	bad   int
+	ended chan LazyStats
+}
+
+func (lr *lazyRecorder) memory(chunks []LazyChunk, eager []int) *LazyMemory {
+	lr.ended = make(chan LazyStats, 1)
+	return &LazyMemory{
+		Chunks: chunks,
+		Eager:  eager,
+		Load: func(_ context.Context, idx []int, w *MemoryLoader, loaded func(int)) error {
+			for _, i := range idx {
+				if i == lr.bad {
+					return fmt.Errorf("chunk %d: the store is gone", i)
+				}
+				if err := w.WriteRuns(runsOf([]MemoryRange{{Off: chunks[i].Off, Data: lr.data[i]}})); err != nil {
+					return err
+				}
+				loaded(i)
+			}
+			return nil
+		},
+		Done: func(st LazyStats) { lr.ended <- st },
+	}
+}
+
+// TestRestoreLazy restores the sparse program lazily: its memory loads on
+// first touch (the sentry's own reads, the program's faults) and, unless
+// held back, in the background, after which the lazy load switches off;
+// a chunk that cannot be loaded kills the sandbox.
+func TestRestoreLazy(t *testing.T) {
+	s := startPauseSandbox(t, "sparse")
+	if l := s.next(t); l != "ready" {
+		t.Fatalf("first line = %q, want ready", l)
+	}
+	pauseInSyscall(t, s.k, unix.SYS_READ)
+	defer s.k.Unpause()
+	ranges, state := savePaused(t, s.k)
+	chunks, data := lazyChunks(ranges)
+	if len(chunks) < 4 {
+		t.Fatalf("%d chunks, want at least 4", len(chunks))
+	}
+	want := fmt.Sprintf("sum %x", sparseSum())
+
+	for _, tc := range []struct {
+		name       string
+		hold       bool
+		bad        int // chunk that fails, -1 for none
+		wantLoaded bool
+	}{
+		{"background", false, -1, true},
+		{"first touch only", true, -1, false}, // the program loads what it touches
+		{"chunk fails", true, len(chunks) / 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.hold {
+				t.Setenv(lazyHoldEnv, "1h")
+			}
+			lr := &lazyRecorder{data: data, bad: tc.bad}
+			tm := new(Timings)
+			k, inW, outR := restoreWithPipes(t, state, RestoreOptions{
+				Timings: tm, MemorySize: s.k.mf.Size(), Lazy: lr.memory(chunks, []int{0}),
+			})
+			if tc.hold {
+				l := k.mf.lazyLoader()
+				if l == nil {
+					t.Fatal("a held-back lazy load is not under way after Restore")
+				}
+				if l.state[0].Load() != chunkLoaded || l.state[len(chunks)-1].Load() == chunkLoaded && tc.bad < 0 {
+					t.Errorf("after Restore: chunk 0 (eager) %d, last chunk %d; want the eager one loaded only", l.state[0].Load(), l.state[len(chunks)-1].Load())
+				}
+			}
+			k.Resume()
+			lines := scanLines(outR, 4)
+			inW.Write([]byte{'x'})
+			select {
+			case l := <-lines:
+				if tc.bad >= 0 {
+					t.Errorf("program printed %q with chunk %d failing", l, tc.bad)
+				} else if l != want {
+					t.Errorf("restored program: %q, want %q", l, want)
+				}
+			case <-k.Exited():
+				if tc.bad < 0 {
+					t.Fatal("the restored program ended")
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatal("restored program printed nothing")
+			}
+			if tc.bad >= 0 {
+				if st := k.Wait(); st.Signal != int(unix.SIGKILL) {
+					t.Errorf("sandbox whose chunk failed: %+v, want killed by SIGKILL", st)
+				}
+				st := <-lr.ended
+				if !errors.Is(st.Err, ErrMemoryLoad) {
+					t.Errorf("Done after a failed chunk: %v, want ErrMemoryLoad", st.Err)
+				}
+				if _, err := k.mf.Bytes(chunks[tc.bad].Off, pageSize); !errors.Is(err, ErrMemoryLoad) {
+					t.Errorf("Bytes(failed chunk) = %v, want ErrMemoryLoad", err)
+				}
+				return
+			}
+			if !tc.wantLoaded {
+				// The program's sum touched its pages: loaded on first
+				// touch only (perhaps all of them, then the load ended).
+				if k.mf.lazyLoader() != nil {
+					return
+				}
+				st := <-lr.ended
+				if st.Err != nil || st.Background != 0 || len(st.OnDemand) == 0 {
+					t.Errorf("held-back lazy load ended with %+v, want all on first touch", st)
+				}
+				return
+			}
+			var st LazyStats
+			select {
+			case st = <-lr.ended:
+			case <-time.After(60 * time.Second):
+				t.Fatal("the lazy load did not end")
+			}
+			if st.Err != nil || st.Eager != 1 || st.Eager+st.Background+len(st.OnDemand) != len(chunks) {
+				t.Errorf("Done(%+v), want every one of %d chunks loaded, 1 eagerly", st, len(chunks))
+			}
+			if k.mf.lazyLoader() != nil {
+				t.Error("the lazy load is still set once everything is loaded")
+			}
+			inW.Write([]byte{'x'})
+			if l := <-lines; l != want {
+				t.Errorf("restored program once loaded: %q, want %q", l, want)
+			}
+		})
+	}
+}
+
+// TestLazyLoadedAt: the pieces mapLazyLocked maps and leaves out.
+func TestLazyLoadedAt(t *testing.T) {
+	const mib = 1 << 20
+	l, err := newLazyLoad(&LazyMemory{Chunks: []LazyChunk{
+		{0, mib - pageSize}, {mib, mib}, {2 * mib, mib / 2}, {4 * mib, mib},
+	}}, &MemoryLoader{size: 8 * mib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.state[2].Store(chunkLoaded)
+	for _, tc := range []struct {
+		off, end   uint64
+		wantLoaded bool
+		wantNext   uint64
+	}{
+		{0, 8 * mib, false, 2 * mib},                                // chunks 0 and 1 with the page between
+		{2 * mib, 8 * mib, true, 4 * mib},                           // chunk 2 and the zeros after it
+		{3 * mib, 8 * mib, true, 4 * mib},                           // in no chunk
+		{4 * mib, 8 * mib, false, 5 * mib},                          // chunk 3
+		{5 * mib, 8 * mib, true, 8 * mib},                           // beyond every chunk
+		{mib + pageSize, mib + 2*pageSize, false, mib + 2*pageSize}, // cut at end
+	} {
+		loaded, next := l.loadedAt(tc.off, tc.end)
+		if loaded != tc.wantLoaded || next != tc.wantNext {
+			t.Errorf("loadedAt(%#x, %#x) = %v, %#x; want %v, %#x", tc.off, tc.end, loaded, next, tc.wantLoaded, tc.wantNext)
+		}
+	}
+	if lo, hi := l.loadedAround(3*mib, 0, 8*mib); lo != 2*mib || hi != 4*mib {
+		t.Errorf("loadedAround(3 MiB) = [%#x, %#x), want [2 MiB, 4 MiB)", lo, hi)
+	}
+	if _, err := newLazyLoad(&LazyMemory{Chunks: []LazyChunk{{mib, mib}, {0, mib}}}, &MemoryLoader{size: 8 * mib}); !errors.Is(err, ErrBadState) {
+		t.Errorf("newLazyLoad(chunks out of order) = %v, want ErrBadState", err)
+	}
+}
