@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"os"
 	"sync"
@@ -184,10 +185,21 @@ func (s *Server) serveConn(c net.Conn) {
 		delete(s.conns, c)
 		s.mu.Unlock()
 	}()
+	var r io.Reader = c
+	var rr *rightsReader
+	if uc, ok := c.(*net.UnixConn); ok {
+		rr = newRightsReader(uc)
+		r = rr
+	}
 	for {
 		var req Request
-		err := ReadFrame(c, &req)
+		err := ReadFrame(r, &req)
+		var files []*os.File
+		if rr != nil {
+			files = rr.take()
+		}
 		if err != nil {
+			closeFiles(files)
 			if !errors.Is(err, io.EOF) && errors.Is(err, ErrProtocol) {
 				w.send(&Response{Kind: KindError, Error: toWire(err)})
 			}
@@ -196,12 +208,17 @@ func (s *Server) serveConn(c net.Conn) {
 		reqs.Add(1)
 		go func() {
 			defer reqs.Done()
-			s.handle(ctx, w, &req)
+			s.handle(ctx, w, &req, files)
 		}()
 	}
 }
 
-func (s *Server) handle(ctx context.Context, w *connWriter, req *Request) {
+// handle answers req; files are the descriptors that came with it, which
+// only a take keeps.
+func (s *Server) handle(ctx context.Context, w *connWriter, req *Request, files []*os.File) {
+	if req.Type != ReqTake {
+		closeFiles(files)
+	}
 	reply := func(r *Response, err error) {
 		if err != nil {
 			r = &Response{Kind: KindError, Error: toWire(err)}
@@ -210,6 +227,9 @@ func (s *Server) handle(ctx context.Context, w *connWriter, req *Request) {
 		w.send(r)
 	}
 	if req.Version != ProtocolVersion {
+		if req.Type == ReqTake {
+			closeFiles(files)
+		}
 		reply(nil, fmt.Errorf("%w: request version %d, sentry speaks %d", ErrProtocol, req.Version, ProtocolVersion))
 		return
 	}
@@ -226,6 +246,13 @@ func (s *Server) handle(ctx context.Context, w *connWriter, req *Request) {
 			reply(nil, fmt.Errorf("kill %s: %w", s.id, ErrNotRunning))
 			return
 		}
+		if s.Metadata().Status == StatusWaiting {
+			if p, ok := s.sb.(Parked); ok {
+				// Not anyone's program yet: it ends without running.
+				reply(&Response{Kind: KindResult}, p.Discard(req.Signal))
+				return
+			}
+		}
 		reply(&Response{Kind: KindResult}, s.sb.Kill(req.Signal))
 	case ReqWait:
 		select {
@@ -239,6 +266,8 @@ func (s *Server) handle(ctx context.Context, w *connWriter, req *Request) {
 			return
 		}
 		reply(&Response{Kind: KindResult, Exit: m.Exit}, nil)
+	case ReqTake:
+		reply(&Response{Kind: KindResult}, s.take(files))
 	case ReqSave:
 		uri, err := s.save(ctx, req, func(p Progress) {
 			w.send(&Response{ID: req.ID, Kind: KindProgress, Progress: &p})
@@ -249,12 +278,69 @@ func (s *Server) handle(ctx context.Context, w *connWriter, req *Request) {
 	}
 }
 
+// Parked is a Sandbox restored with its tasks parked (a pool member): it
+// runs once it is given its stdio.
+type Parked interface {
+	// Unpark binds the sandbox's stdio to stdio (the sandbox owns them
+	// from then on, also on error) and resumes its tasks. It fails with
+	// ErrNotWaiting if the sandbox was resumed or discarded before.
+	Unpark(stdio [3]*os.File) error
+	// Discard ends a parked sandbox without running it, as if killed
+	// by sig: Wait returns that status. It fails with ErrNotWaiting if
+	// the sandbox runs.
+	Discard(sig int) error
+}
+
+// take hands a waiting pool member its stdio and resumes it.
+func (s *Server) take(files []*os.File) error {
+	if len(files) != 3 {
+		closeFiles(files)
+		return fmt.Errorf("%w: take with %d descriptors, want 3 (stdin, stdout, stderr)", ErrProtocol, len(files))
+	}
+	p, ok := s.sb.(Parked)
+	if !ok {
+		closeFiles(files)
+		return fmt.Errorf("take %s: %w", s.id, ErrNotWaiting)
+	}
+	s.mu.Lock()
+	if s.meta.Status != StatusWaiting {
+		st := s.meta.Status
+		s.mu.Unlock()
+		closeFiles(files)
+		return fmt.Errorf("take %s: %w (status %s)", s.id, ErrNotWaiting, st)
+	}
+	s.meta.Status = StatusRunning
+	now := time.Now().UTC()
+	s.meta.Taken = &now
+	if err := p.Unpark([3]*os.File{files[0], files[1], files[2]}); err != nil {
+		s.meta.Status = StatusWaiting
+		s.meta.Taken = nil
+		s.mu.Unlock()
+		p.Discard(int(unix.SIGKILL))
+		return fmt.Errorf("take %s: %w", s.id, err)
+	}
+	m := s.meta
+	// The answer does not wait for the file (the lock passes to the
+	// writer, so that a later Update, such as the program's exit, is
+	// written after it).
+	go func() {
+		defer s.mu.Unlock()
+		if err := WriteMetadata(s.dir, &m); err != nil {
+			log.Printf("sandbox %s: %v", s.id, err) // ps asks the sentry anyway
+		}
+	}()
+	return nil
+}
+
 func (s *Server) save(ctx context.Context, req *Request, progress func(Progress)) (string, error) {
 	if req.Save == nil {
 		return "", fmt.Errorf("%w: save request without arguments", ErrProtocol)
 	}
 	if Ended(s.Metadata().Status) {
 		return "", fmt.Errorf("save %s: %w", s.id, ErrNotRunning)
+	}
+	if s.Metadata().Status == StatusWaiting {
+		return "", fmt.Errorf("save %s: %w: a waiting pool member is its image already", s.id, ErrUnsupported)
 	}
 	if !s.saveMu.TryLock() {
 		return "", fmt.Errorf("save %s: %w: another save is running", s.id, ErrBusy)

@@ -18,6 +18,7 @@ func init() { subcommands = append(subcommands, newSentryCmd) }
 func newSentryCmd(g *globalFlags) *cobra.Command {
 	var (
 		id, readyFD, restore, verify string
+		pool                         string
 		launchedAt                   int64
 		f                            runFlags
 		s                            startFlags
@@ -31,6 +32,9 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 			if (restore == "") == (len(args) == 0) {
 				return fmt.Errorf("sentry: give either --restore URI or -- PROG [ARG...]")
 			}
+			if pool != "" && restore == "" {
+				return fmt.Errorf("sentry: --pool needs --restore")
+			}
 			fd, err := runner.ParseReadyFD(readyFD)
 			if err != nil {
 				return err
@@ -40,7 +44,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			sd := runner.StateDir{Root: g.stateDir}
-			st, err := runner.RunSentry(runner.SentryOptions{StateDir: sd, ID: id, ReadyFD: fd},
+			st, err := runner.RunSentry(runner.SentryOptions{StateDir: sd, ID: id, ReadyFD: fd, Pool: pool},
 				func(m *runner.Metadata) (runner.Sandbox, error) {
 					o := runner.KernelOptions{
 						Platform: f.platform, Rootfs: f.rootfs, Debug: f.debug, Log: log.Writer(),
@@ -64,6 +68,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 						return nil, fmt.Errorf("restore %s: %w", restore, err)
 					}
 					o.VerifyKey = key
+					o.Park = pool != ""
 					var launched time.Time
 					if launchedAt > 0 {
 						launched = time.Unix(0, launchedAt)
@@ -91,6 +96,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&readyFD, "ready-fd", "", "descriptor of the launcher's readiness pipe")
 	cmd.Flags().StringVar(&restore, "restore", "", "restore the image at this URI instead of starting a program")
 	cmd.Flags().StringVar(&verify, "verify", "", "with --restore: the public key file the image must be signed with")
+	cmd.Flags().StringVar(&pool, "pool", "", "with --restore: wait, restored and parked, as a member of this pool until taken")
 	cmd.Flags().Int64Var(&launchedAt, "launched-at", 0, "when the launcher started this process (Unix nanoseconds), for the restore's timings")
 	addRunFlags(cmd, &f)
 	addStartFlags(cmd, &s)

@@ -24,6 +24,7 @@ func TestSandboxPlatform(t *testing.T) {
 		{"run --detach=true prog", "", false},
 		{"sentry --id abc --ready-fd 3 --launched-at 17 -- prog", "ptrace", true},
 		{"sentry --id abc --ready-fd 3 --restore file:///img", "ptrace", true},
+		{"sentry --id abc --ready-fd 3 --pool p --platform other --restore file:///img", "other", true},
 		{"sentry --id abc --ready-fd 3 --launched-at=17 --restore=img --platform other --verify k.pem", "other", true},
 		{"restore file:///img", "ptrace", true},
 		{"restore img --timings --platform=other", "other", true},

@@ -27,15 +27,24 @@ import (
 	"unsafe"
 )
 
+// args are snap's arguments without the program name, read from
+// /proc/self/cmdline (nil if it could not be read).
+var args []string
+
 func init() {
-	args, err := readProcSelf("cmdline")
+	b, err := readProcSelf("cmdline")
 	if err != nil {
 		return
 	}
-	if _, ok := SandboxPlatform(splitCmdline(args)); ok {
+	args = splitCmdline(b)
+	if _, ok := SandboxPlatform(args); ok {
 		populateHeap()
 	}
 }
+
+// Args returns snap's arguments without the program name, for the other
+// packages that must decide before os is initialised (fasttake).
+func Args() []string { return args }
 
 // splitCmdline splits /proc/self/cmdline (NUL-terminated arguments) and
 // drops the program name.
