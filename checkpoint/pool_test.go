@@ -137,6 +137,34 @@ func TestPoolLifecycle(t *testing.T) {
 				t.Errorf("foreground stderr = %q, want %q", got, "stderr: 2 commands")
 			}
 			e.waitPoolFull("p", 2)
+
+			// A signal to a foreground take reaches the program.
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pw.Close()
+			outPath := filepath.Join(e.dir, "signalled-"+path.name)
+			outf, err := os.Create(outPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer outf.Close()
+			cmd = exec.Command(snapBin, "pool", "take", "p")
+			cmd.Env = append(e.environ(), path.env)
+			cmd.Stdin, cmd.Stdout = pr, outf
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pr.Close()
+			pw.WriteString("check\n")
+			waitLines(t, outPath, 1)
+			cmd.Process.Signal(syscall.SIGTERM)
+			err = cmd.Wait()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 128+int(syscall.SIGTERM) {
+				t.Errorf("foreground take sent SIGTERM: %v, want exit status %d", err, 128+int(syscall.SIGTERM))
+			}
+			e.waitPoolFull("p", 2)
 		})
 	}
 

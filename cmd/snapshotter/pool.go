@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -69,13 +68,14 @@ of every member, --verify requires the image to be signed by that key.`,
 			if err != nil {
 				return fmt.Errorf("create pool %s: %w", name, err)
 			}
-			image = absImagePath(image)
 			// The image is checked once here, so that a bad URI is one
-			// line before anything is made.
+			// line before anything is made, and recorded by its full URI,
+			// which replenishers started elsewhere resolve alike.
 			img, err := runner.OpenImage(cmd.Context(), image, g.store, key)
 			if err != nil {
 				return fmt.Errorf("create pool %s: %w", name, err)
 			}
+			image = img.URI()
 			img.Close()
 			sentryArgs := append([]string{"--platform", f.platform}, limitArgs(cmd, &f)...)
 			if verify != "" {
@@ -107,18 +107,6 @@ of every member, --verify requires the image to be signed by that key.`,
 	return cmd
 }
 
-// absImagePath makes a relative file path absolute, so that a replenisher
-// started elsewhere finds it; URIs and bare names are left alone.
-func absImagePath(image string) string {
-	if strings.Contains(image, "://") || !strings.Contains(image, "/") || filepath.IsAbs(image) {
-		return image
-	}
-	if abs, err := filepath.Abs(image); err == nil {
-		return abs
-	}
-	return image
-}
-
 func newPoolTakeCmd(g *globalFlags) *cobra.Command {
 	var (
 		detach, wait          bool
@@ -137,6 +125,14 @@ with --wait, waited for.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			sd := runner.StateDir{Root: g.stateDir}
+			var sigs chan os.Signal
+			if !detach {
+				// From before the take: a signal that comes while the
+				// program starts is passed on to it too.
+				sigs = make(chan os.Signal, 4)
+				signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+				defer signal.Stop(sigs)
+			}
 			id := fasttake.Taken()
 			if id == "" {
 				var err error
@@ -148,7 +144,7 @@ with --wait, waited for.`,
 				fmt.Fprintln(cmd.OutOrStdout(), id)
 				return nil
 			}
-			return waitForeground(cmd, sd, id)
+			return waitForeground(cmd, sd, id, sigs)
 		},
 	}
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "print the sandbox ID and return; the program runs on")
@@ -223,12 +219,8 @@ func openTakeStdio(paths [3]string, detach bool) ([3]*os.File, error) {
 }
 
 // waitForeground waits for sandbox id's program and returns its status as
-// snap's; SIGINT, SIGTERM and SIGHUP sent to snap meanwhile are passed on
-// to it.
-func waitForeground(cmd *cobra.Command, sd runner.StateDir, id string) error {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+// snap's; the signals that come on sigs are passed on to it.
+func waitForeground(cmd *cobra.Command, sd runner.StateDir, id string, sigs chan os.Signal) error {
 	go func() {
 		for s := range sigs {
 			runner.Kill(cmd.Context(), sd, id, int(s.(syscall.Signal)))

@@ -3,26 +3,30 @@
 // does not need: the kernel, the image formats, cobra. Those cost
 // milliseconds, and a take is meant to cost about one.
 //
-// Like package early, it imports only syscall and early, so that Go
-// initialises it among the first packages (see early's package doc). It
-// handles the ordinary case only, with the same meaning as the full
-// command (cmd/snapshotter/pool.go, runner.TakeFromPool): a command line
-// of the global --state-dir and --store, `pool take NAME` and take's own
-// flags; stdio files that open; a member that waits. Anything else — an
-// unknown flag, a file that does not open, an empty pool, a state
+// Like package early, it imports little (syscall, os/signal and early),
+// so that Go initialises it among the first packages (see early's package
+// doc). It handles the ordinary case only, with the same meaning as the
+// full command (cmd/snapshotter/pool.go, runner.TakeFromPool): a command
+// line of the global --state-dir and --store, `pool take NAME` and take's
+// own flags; stdio files that open; a member that waits. Anything else —
+// an unknown flag, a file that does not open, an empty pool, a state
 // directory whose socket paths are too long for sockaddr_un — leaves the
 // command to snap's full path, which reports errors and waits (--wait).
 // Before it claims a member nothing is changed, so giving up costs nothing.
 //
 // After a take it starts the replenisher (`snap pool replenish NAME`,
 // detached). With -d it prints the sandbox ID and exits at once; in the
-// foreground it records the ID (Taken) and returns, and the full command
-// waits for the program.
+// foreground it waits for the program on the same connection, passes
+// SIGINT, SIGTERM and SIGHUP on as kill requests, and exits with the
+// program's status, so that the rest of snap never initialises. An answer
+// other than an exit status leaves the wait to the full command (Taken).
 //
 // SNAP_NO_FAST_TAKE=1 turns it off (the tests run both paths).
 package fasttake
 
 import (
+	"os"
+	"os/signal"
 	"syscall"
 
 	"snapshotter/cmd/snapshotter/internal/early"
@@ -157,6 +161,14 @@ func (c command) run() {
 		return
 	}
 	defer closeOwned(fds)
+	// From before the take: a signal that comes while the program starts
+	// is passed on to it too.
+	var sigs chan os.Signal
+	if !c.detach {
+		sigs = make(chan os.Signal, 4)
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		defer signal.Stop(sigs)
+	}
 	pool := c.stateDir + "/.pools/" + c.name
 	ids, ok := readDir(pool + "/waiting")
 	if !ok {
@@ -173,7 +185,8 @@ func (c command) run() {
 		}
 		// Claimed: from here on this member is ours or unusable (a dead
 		// one is dropped by the replenisher).
-		if !take(c.stateDir+"/"+id+"/control.sock", fds) {
+		conn, ok := take(c.stateDir+"/"+id+"/control.sock", fds)
+		if !ok {
 			continue
 		}
 		replenish(c.stateDir, c.name)
@@ -181,8 +194,52 @@ func (c command) run() {
 			write(1, id+"\n")
 			syscall.Exit(0)
 		}
+		closeOwned(fds)
+		if code, ok := waitExit(conn, sigs); ok {
+			syscall.Exit(code)
+		}
+		syscall.Close(conn)
 		taken = id
 		return
+	}
+}
+
+// waitExit waits on conn, the member's control connection, for its
+// program to end, passing the signals that come on sigs on to it as kill
+// requests, and returns the status snap exits with. Anything but an exit
+// status (the connection broke, the sandbox was saved and stopped) is
+// left to the full command: ok is false.
+func waitExit(conn int, sigs chan os.Signal) (code int, ok bool) {
+	if !sendFrame(conn, request(2, "wait", 0)) {
+		return 0, false
+	}
+	// S/R-SAFE: not kernel code; the goroutine ends with the process.
+	go func() {
+		id := 3
+		for s := range sigs {
+			sendFrame(conn, request(id, "kill", int(s.(syscall.Signal))))
+			id++
+		}
+	}()
+	for {
+		body, ok := readFrame(conn)
+		if !ok {
+			return 0, false
+		}
+		if id, _ := mapInt(body, "id"); id != 2 {
+			continue // a kill's answer
+		}
+		if kind, _ := mapString(body, "kind"); kind != "result" {
+			return 0, false
+		}
+		exit, ok := mapValue(body, "exit")
+		if !ok {
+			return 0, false
+		}
+		if sig, ok := mapInt(exit, "signal"); ok && sig != 0 {
+			return 128 + sig, true
+		}
+		return mapInt(exit, "code")
 	}
 }
 
@@ -245,44 +302,77 @@ func readDir(dir string) ([]string, bool) {
 }
 
 // take connects to a member's control socket and sends it a take request
-// with fds; it reports whether the member answered with success.
-func take(sock string, fds [3]int) bool {
+// with fds; it returns the connection once the member answered with
+// success.
+func take(sock string, fds [3]int) (int, bool) {
 	s, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return false
+		return -1, false
 	}
-	defer syscall.Close(s)
 	if err := retry(func() error { return syscall.Connect(s, &syscall.SockaddrUnix{Name: sock}) }); err != nil {
-		return false
+		syscall.Close(s)
+		return -1, false
 	}
 	rights := syscall.UnixRights(fds[0], fds[1], fds[2])
 	if err := retry(func() error { return syscall.Sendmsg(s, takeFrame(), rights, nil, 0) }); err != nil {
-		return false
+		syscall.Close(s)
+		return -1, false
 	}
-	var hdr [4]byte
-	if !readFull(s, hdr[:]) {
-		return false
+	body, ok := readFrame(s)
+	if kind, _ := mapString(body, "kind"); !ok || kind != "result" {
+		syscall.Close(s)
+		return -1, false
 	}
-	n := int(hdr[0])<<24 | int(hdr[1])<<16 | int(hdr[2])<<8 | int(hdr[3])
-	if n > 64<<10 {
-		return false
-	}
-	body := make([]byte, n)
-	if !readFull(s, body) {
-		return false
-	}
-	kind, ok := mapString(body, "kind")
-	return ok && kind == "result"
+	return s, true
 }
 
-// takeFrame returns the take request as one control protocol frame: a
-// 4-byte big-endian length and the msgpack map {"v": 1, "id": 1, "type":
-// "take"} (runner.Request).
-func takeFrame() []byte {
-	frame := []byte{0, 0, 0, 0, 0x83, 0xa1, 'v', 1, 0xa2, 'i', 'd', 1, 0xa4, 't', 'y', 'p', 'e', 0xa4, 't', 'a', 'k', 'e'}
-	frame[3] = byte(len(frame) - 4)
-	return frame
+// readFrame reads one control protocol frame's body.
+func readFrame(s int) ([]byte, bool) {
+	var hdr [4]byte
+	if !readFull(s, hdr[:]) {
+		return nil, false
+	}
+	n := int(hdr[0])<<24 | int(hdr[1])<<16 | int(hdr[2])<<8 | int(hdr[3])
+	if n > 1<<20 {
+		return nil, false
+	}
+	body := make([]byte, n)
+	return body, readFull(s, body)
 }
+
+// sendFrame writes one frame.
+func sendFrame(s int, frame []byte) bool {
+	for len(frame) > 0 {
+		n, err := syscall.Write(s, frame)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return false
+		}
+		frame = frame[n:]
+	}
+	return true
+}
+
+// request returns the frame of a request (runner.Request): {"v": 1, "id":
+// id, "type": typ}, and "signal" if not 0. id and signal are below 128.
+func request(id int, typ string, signal int) []byte {
+	n := byte(3)
+	if signal != 0 {
+		n = 4
+	}
+	b := []byte{0, 0, 0, 0, 0x80 | n, 0xa1, 'v', 1, 0xa2, 'i', 'd', byte(id & 0x7f), 0xa4, 't', 'y', 'p', 'e', 0xa0 | byte(len(typ))}
+	b = append(b, typ...)
+	if signal != 0 {
+		b = append(b, 0xa6, 's', 'i', 'g', 'n', 'a', 'l', byte(signal&0x7f))
+	}
+	b[3] = byte(len(b) - 4)
+	return b
+}
+
+// takeFrame returns the take request, {"v": 1, "id": 1, "type": "take"}.
+func takeFrame() []byte { return request(1, "take", 0) }
 
 // replenish starts `snap --state-dir DIR pool replenish NAME` in a new
 // session with /dev/null for stdio, and does not wait for it.

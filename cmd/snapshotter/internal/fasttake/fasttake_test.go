@@ -47,15 +47,44 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// TestTakeFrame checks the hand-made request against the protocol's
+// TestRequestFrames checks the hand-made requests against the protocol's
 // decoder.
-func TestTakeFrame(t *testing.T) {
-	var req runner.Request
-	if err := runner.ReadFrame(bytes.NewReader(takeFrame()), &req); err != nil {
-		t.Fatal(err)
+func TestRequestFrames(t *testing.T) {
+	tests := []struct {
+		frame []byte
+		want  runner.Request
+	}{
+		{takeFrame(), runner.Request{ID: 1, Type: runner.ReqTake}},
+		{request(2, "wait", 0), runner.Request{ID: 2, Type: runner.ReqWait}},
+		{request(9, "kill", 15), runner.Request{ID: 9, Type: runner.ReqKill, Signal: 15}},
 	}
-	if req.Version != runner.ProtocolVersion || req.ID != 1 || req.Type != runner.ReqTake {
-		t.Errorf("take frame decodes to %+v, want version %d, ID 1, type take", req, runner.ProtocolVersion)
+	for _, tc := range tests {
+		var req runner.Request
+		if err := runner.ReadFrame(bytes.NewReader(tc.frame), &req); err != nil {
+			t.Fatalf("frame of %s: %v", tc.want.Type, err)
+		}
+		tc.want.Version = runner.ProtocolVersion
+		if req.Version != tc.want.Version || req.ID != tc.want.ID || req.Type != tc.want.Type || req.Signal != tc.want.Signal {
+			t.Errorf("frame decodes to %+v, want %+v", req, tc.want)
+		}
+	}
+}
+
+// TestExitStatus reads a wait answer as the sentry encodes it.
+func TestExitStatus(t *testing.T) {
+	tests := []runner.ExitStatus{{Code: 0}, {Code: 3}, {Code: 255}, {Signal: 9}, {Signal: 64}}
+	for _, st := range tests {
+		b, err := msgpack.Marshal(runner.Response{ID: 2, Kind: runner.KindResult, Exit: &st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := mapInt(b, "id")
+		exit, ok := mapValue(b, "exit")
+		code, _ := mapInt(exit, "code")
+		sig, _ := mapInt(exit, "signal")
+		if id != 2 || !ok || code != st.Code || sig != st.Signal {
+			t.Errorf("answer of %v read as id %d, exit %v, code %d, signal %d", st, id, ok, code, sig)
+		}
 	}
 }
 

@@ -6,24 +6,45 @@ package fasttake
 
 // mapString returns the string value of key in the msgpack map b.
 func mapString(b []byte, key string) (string, bool) {
+	v, ok := mapValue(b, key)
+	if !ok {
+		return "", false
+	}
+	d := decoder{b: v}
+	return d.str()
+}
+
+// mapInt returns the integer value of key in the msgpack map b.
+func mapInt(b []byte, key string) (int, bool) {
+	v, ok := mapValue(b, key)
+	if !ok {
+		return 0, false
+	}
+	d := decoder{b: v}
+	return d.int()
+}
+
+// mapValue returns the encoded value of key in the msgpack map b.
+func mapValue(b []byte, key string) ([]byte, bool) {
 	d := decoder{b: b}
 	n, ok := d.mapLen()
 	if !ok {
-		return "", false
+		return nil, false
 	}
 	for i := 0; i < n; i++ {
 		k, ok := d.str()
 		if !ok {
-			return "", false
+			return nil, false
+		}
+		start := d.b
+		if !d.skip(0) {
+			return nil, false
 		}
 		if k == key {
-			return d.str()
-		}
-		if !d.skip(0) {
-			return "", false
+			return start[:len(start)-len(d.b)], true
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // decoder reads msgpack values from b; any malformed or truncated input
@@ -59,6 +80,39 @@ func (d *decoder) bytes(n int) ([]byte, bool) {
 	s := d.b[:n]
 	d.b = d.b[n:]
 	return s, true
+}
+
+// int reads an integer that fits an int.
+func (d *decoder) int() (int, bool) {
+	c, ok := d.byte1()
+	switch {
+	case !ok:
+		return 0, false
+	case c <= 0x7f:
+		return int(c), true
+	case c >= 0xe0:
+		return int(int8(c)), true
+	case c == 0xcc:
+		return d.uint(1)
+	case c == 0xcd:
+		return d.uint(2)
+	case c == 0xce:
+		return d.uint(4)
+	case c == 0xcf:
+		return d.uint(8)
+	case c == 0xd0:
+		v, ok := d.uint(1)
+		return int(int8(v)), ok
+	case c == 0xd1:
+		v, ok := d.uint(2)
+		return int(int16(v)), ok
+	case c == 0xd2:
+		v, ok := d.uint(4)
+		return int(int32(v)), ok
+	case c == 0xd3:
+		return d.uint(8)
+	}
+	return 0, false
 }
 
 func (d *decoder) mapLen() (int, bool) {
