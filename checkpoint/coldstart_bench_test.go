@@ -250,7 +250,7 @@ func BenchmarkPoolMemory(b *testing.B) {
 }
 
 // poolPss returns the summed Pss of the waiting members of pool name and
-// of their descendants (the stubs), in MiB.
+// of their descendants (the stubs), each address space once, in MiB.
 func (e *env) poolPss(b *testing.B, name string) float64 {
 	b.Helper()
 	state := filepath.Join(e.dir, "state")
@@ -270,29 +270,68 @@ func (e *env) poolPss(b *testing.B, name string) float64 {
 		if err := json.Unmarshal(raw, &m); err != nil {
 			b.Fatal(err)
 		}
-		for _, pid := range withDescendants(m.PID) {
+		for _, pid := range distinctMMs(withDescendants(m.PID)) {
 			kib += rollupKiB(pid, "Pss:")
 		}
 	}
 	return kib / 1024
 }
 
-// withDescendants returns pid and every process below it.
+// withDescendants returns pid and every process below it, each once: a
+// child task that is a thread of another process (the stubs' threads are
+// listed as children) shares its address space and is left out.
 func withDescendants(pid int) []int {
 	out := []int{pid}
+	seen := map[int]bool{pid: true}
 	for i := 0; i < len(out); i++ {
 		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", out[i]))
 		for _, t := range tasks {
 			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", out[i], t.Name()))
 			for _, f := range strings.Fields(string(b)) {
 				var c int
-				if _, err := fmt.Sscan(f, &c); err == nil {
+				if _, err := fmt.Sscan(f, &c); err == nil && !seen[c] && tgid(c) == c {
+					seen[c] = true
 					out = append(out, c)
 				}
 			}
 		}
 	}
 	return out
+}
+
+// distinctMMs keeps one process of each address space among pids: stub
+// threads are processes of their own that share their stub's memory, and
+// each would report the whole of its Pss.
+func distinctMMs(pids []int) []int {
+	const kcmpVM = 1 // KCMP_VM
+	var out []int
+	for _, p := range pids {
+		dup := false
+		for _, q := range out {
+			r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(p), uintptr(q), kcmpVM, 0, 0, 0)
+			if errno == 0 && r == 0 {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// tgid returns the thread group (process) of task tid, or 0.
+func tgid(tid int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", tid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Tgid:"); ok {
+			var n int
+			fmt.Sscan(strings.TrimSpace(v), &n)
+			return n
+		}
+	}
+	return 0
 }
 
 // rollupKiB returns a field of /proc/PID/smaps_rollup in KiB (0 if absent).
