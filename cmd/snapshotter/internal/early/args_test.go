@@ -55,6 +55,24 @@ func TestSandboxPlatform(t *testing.T) {
 	}
 }
 
+func TestPoolMember(t *testing.T) {
+	tests := []struct {
+		args string
+		want bool
+	}{
+		{"sentry --id a --pool p --restore img", true},
+		{"sentry --id a --pool=p --restore img", true},
+		{"sentry --id a --restore img", false},
+		{"sentry --id a -- prog --pool p", false},
+		{"restore img", false},
+	}
+	for _, tc := range tests {
+		if got := poolMember(strings.Fields(tc.args)); got != tc.want {
+			t.Errorf("poolMember(%q) = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}
+
 func TestHeapRange(t *testing.T) {
 	const maps = `00400000-008ee000 r-xp 00000000 fe:00 1 /snap
 00dfe000-00e61000 rw-p 009fe000 fe:00 1 /snap
