@@ -38,9 +38,9 @@ import (
 // runs `EXE --state-dir DIR pool replenish NAME`.
 var ReplenishCommand = []string{"pool", "replenish"}
 
-// ReplenishDelay is how long the replenisher a take starts waits before
-// it restores replacements: a restore takes the CPUs for a while, and the
-// program just taken should have them for its first moments.
+// ReplenishDelay is how long after a take its member starts the
+// replenisher: a restore takes the CPUs for a while, and the program just
+// taken should have them for its first moments.
 const ReplenishDelay = 50 * time.Millisecond
 
 // MaxPoolSize bounds a pool's size.
@@ -348,8 +348,28 @@ func launchMember(sd StateDir, c *PoolConfig, exe string) (*Metadata, error) {
 }
 
 // SpawnReplenisher starts `exe --state-dir ROOT pool replenish NAME` in
-// a new session with its stdio on /dev/null, and does not wait for it.
+// a new session with its stdio on /dev/null, and does not wait for it
+// (init or a subreaper reaps it once this process has ended).
 func SpawnReplenisher(sd StateDir, name, exe string) error {
+	cmd, err := startReplenisher(sd, name, exe)
+	if err != nil {
+		return err
+	}
+	return cmd.Process.Release()
+}
+
+// spawnReplenisher is SpawnReplenisher for a process that lives on (a
+// member's sentry): it reaps the replenisher when it ends.
+func spawnReplenisher(sd StateDir, name, exe string) error {
+	cmd, err := startReplenisher(sd, name, exe)
+	if err != nil {
+		return err
+	}
+	go cmd.Wait()
+	return nil
+}
+
+func startReplenisher(sd StateDir, name, exe string) (*exec.Cmd, error) {
 	if exe == "" {
 		exe = "/proc/self/exe"
 	}
@@ -357,10 +377,9 @@ func SpawnReplenisher(sd StateDir, name, exe string) error {
 	cmd := exec.Command(exe, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start replenisher of pool %s: %w", name, err)
+		return nil, fmt.Errorf("start replenisher of pool %s: %w", name, err)
 	}
-	// It lives on in its own session: init or a subreaper reaps it.
-	return cmd.Process.Release()
+	return cmd, nil
 }
 
 // TakeOptions describe a take.
@@ -372,7 +391,8 @@ type TakeOptions struct {
 	// replenishment fails after the take started, or ctx ends).
 	Wait bool
 	// Short is called (once) when the pool turns out short of members:
-	// empty, or a claimed member had died. It starts a replenisher.
+	// empty, or a claimed member had died. It starts a replenisher (a
+	// member taken starts one itself).
 	Short func()
 	// Poll is how often a waiting take looks again; 0 means 10 ms.
 	Poll time.Duration

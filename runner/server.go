@@ -38,6 +38,7 @@ type Sandbox interface {
 // Server serves the control protocol for one sandbox on its socket and
 // keeps its metadata file current.
 type Server struct {
+	sd  StateDir
 	dir string
 	sb  Sandbox
 	ln  *net.UnixListener
@@ -60,12 +61,18 @@ type Server struct {
 
 	// handlers counts running request handlers.
 	handlers sync.WaitGroup
+
+	// replMu protects replenish.
+	replMu sync.Mutex
+	// replenish, once a pool member was taken, starts its pool's
+	// replenisher ReplenishDelay later, or at Finish if that comes first.
+	replenish *time.Timer
 }
 
 // NewServer makes a server for the sandbox whose directory is sd.Dir(m.ID).
 // It does not listen yet.
 func NewServer(sd StateDir, m *Metadata, sb Sandbox) *Server {
-	return &Server{dir: sd.Dir(m.ID), id: m.ID, sb: sb, meta: *m, conns: map[net.Conn]struct{}{}, finished: make(chan struct{})}
+	return &Server{sd: sd, dir: sd.Dir(m.ID), id: m.ID, sb: sb, meta: *m, conns: map[net.Conn]struct{}{}, finished: make(chan struct{})}
 }
 
 // Listen creates the control socket (mode 0600), replacing a stale one.
@@ -329,7 +336,20 @@ func (s *Server) take(files []*os.File) error {
 			log.Printf("sandbox %s: %v", s.id, err) // ps asks the sentry anyway
 		}
 	}()
+	// The replacement is restored a moment later, so that the restore
+	// does not take the CPUs during the program's first moments, and
+	// started from here, so that the taker starts no process.
+	s.replMu.Lock()
+	s.replenish = time.AfterFunc(ReplenishDelay, func() { s.startReplenisher(m.Pool) })
+	s.replMu.Unlock()
 	return nil
+}
+
+// startReplenisher starts the replenisher of pool.
+func (s *Server) startReplenisher(pool string) {
+	if err := spawnReplenisher(s.sd, pool, ""); err != nil {
+		log.Printf("sandbox %s: %v", s.id, err)
+	}
 }
 
 func (s *Server) save(ctx context.Context, req *Request, progress func(Progress)) (string, error) {
@@ -368,8 +388,16 @@ func (s *Server) save(ctx context.Context, req *Request, progress func(Progress)
 }
 
 // Finish records that the program ended with st, after any save that is
-// running has settled: a sandbox stopped by a save stays StatusSaved.
+// running has settled: a sandbox stopped by a save stays StatusSaved. A
+// taken pool member's replenisher that was not started yet starts now.
 func (s *Server) Finish(st ExitStatus) error {
+	s.replMu.Lock()
+	if s.replenish != nil && s.replenish.Stop() {
+		// The program ended before the replenisher was due: this
+		// process is about to end, start it now.
+		s.startReplenisher(s.Metadata().Pool)
+	}
+	s.replMu.Unlock()
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
 	err := s.Update(func(m *Metadata) {

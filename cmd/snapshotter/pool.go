@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"syscall"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -156,7 +155,7 @@ with --wait, waited for.`,
 }
 
 // takeMember opens the stdio files and takes a member of pool name,
-// starting a replenisher once a member is taken (or the pool is short).
+// starting a replenisher if the pool is short.
 func takeMember(cmd *cobra.Command, sd runner.StateDir, name string, detach, wait bool, paths [3]string) (string, error) {
 	stdio, err := openTakeStdio(paths, detach)
 	if err != nil {
@@ -174,18 +173,10 @@ func takeMember(cmd *cobra.Command, sd runner.StateDir, name string, detach, wai
 			fmt.Fprintf(os.Stderr, "snap: %v\n", err)
 		}
 	}
-	spawned := false
-	id, err := runner.TakeFromPool(cmd.Context(), sd, name, runner.TakeOptions{
-		Stdio: stdio, Wait: wait,
-		Short: func() { spawned = true; replenish() },
+	// A member taken starts the replenisher itself.
+	return runner.TakeFromPool(cmd.Context(), sd, name, runner.TakeOptions{
+		Stdio: stdio, Wait: wait, Short: replenish,
 	})
-	if err != nil {
-		return "", err
-	}
-	if !spawned {
-		replenish()
-	}
-	return id, nil
 }
 
 // openTakeStdio opens the take's stdio: the files given (stdin read,
@@ -276,8 +267,6 @@ func newPoolReplenishCmd(g *globalFlags) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// The taken program gets the CPUs for its first moments.
-			time.Sleep(runner.ReplenishDelay)
 			return runner.Replenish(cmd.Context(), runner.StateDir{Root: g.stateDir}, args[0], "")
 		},
 	}

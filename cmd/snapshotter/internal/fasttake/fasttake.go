@@ -14,8 +14,7 @@
 // command to snap's full path, which reports errors and waits (--wait).
 // Before it claims a member nothing is changed, so giving up costs nothing.
 //
-// After a take it starts the replenisher (`snap pool replenish NAME`,
-// detached). With -d it prints the sandbox ID and exits at once; in the
+// The member taken starts the replenisher itself. With -d it prints the sandbox ID and exits at once; in the
 // foreground it waits for the program on the same connection, passes
 // SIGINT, SIGTERM and SIGHUP on as kill requests, and exits with the
 // program's status, so that the rest of snap never initialises. An answer
@@ -189,7 +188,7 @@ func (c command) run() {
 		if !ok {
 			continue
 		}
-		replenish(c.stateDir, c.name)
+		// The member starts the replenisher itself.
 		if c.detach {
 			write(1, id+"\n")
 			syscall.Exit(0)
@@ -373,22 +372,6 @@ func request(id int, typ string, signal int) []byte {
 
 // takeFrame returns the take request, {"v": 1, "id": 1, "type": "take"}.
 func takeFrame() []byte { return request(1, "take", 0) }
-
-// replenish starts `snap --state-dir DIR pool replenish NAME` in a new
-// session with /dev/null for stdio, and does not wait for it.
-func replenish(stateDir, name string) {
-	null, err := syscall.Open("/dev/null", syscall.O_RDWR|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	defer syscall.Close(null)
-	n := uintptr(null)
-	syscall.ForkExec("/proc/self/exe", []string{"snap", "--state-dir", stateDir, "pool", "replenish", name}, &syscall.ProcAttr{
-		Env:   syscall.Environ(),
-		Files: []uintptr{n, n, n},
-		Sys:   &syscall.SysProcAttr{Setsid: true},
-	})
-}
 
 func getenv(k string) string {
 	v, _ := syscall.Getenv(k)
