@@ -62,11 +62,14 @@ type Server struct {
 	// handlers counts running request handlers.
 	handlers sync.WaitGroup
 
-	// replMu protects replenish.
+	// replMu protects replenish and replStarted, and is held while the
+	// replenisher starts, so that Finish (and the process's end) waits
+	// for a start under way.
 	replMu sync.Mutex
 	// replenish, once a pool member was taken, starts its pool's
 	// replenisher ReplenishDelay later, or at Finish if that comes first.
-	replenish *time.Timer
+	replenish   *time.Timer
+	replStarted bool
 }
 
 // NewServer makes a server for the sandbox whose directory is sd.Dir(m.ID).
@@ -340,13 +343,23 @@ func (s *Server) take(files []*os.File) error {
 	// does not take the CPUs during the program's first moments, and
 	// started from here, so that the taker starts no process.
 	s.replMu.Lock()
-	s.replenish = time.AfterFunc(ReplenishDelay, func() { s.startReplenisher(m.Pool) })
+	s.replenish = time.AfterFunc(ReplenishDelay, func() {
+		s.replMu.Lock()
+		defer s.replMu.Unlock()
+		s.startReplenisher(m.Pool)
+	})
 	s.replMu.Unlock()
 	return nil
 }
 
-// startReplenisher starts the replenisher of pool.
+// startReplenisher starts the replenisher of pool, once.
+//
+// Preconditions: s.replMu is held.
 func (s *Server) startReplenisher(pool string) {
+	if s.replStarted {
+		return
+	}
+	s.replStarted = true
 	if err := spawnReplenisher(s.sd, pool, ""); err != nil {
 		log.Printf("sandbox %s: %v", s.id, err)
 	}
@@ -392,9 +405,10 @@ func (s *Server) save(ctx context.Context, req *Request, progress func(Progress)
 // taken pool member's replenisher that was not started yet starts now.
 func (s *Server) Finish(st ExitStatus) error {
 	s.replMu.Lock()
-	if s.replenish != nil && s.replenish.Stop() {
-		// The program ended before the replenisher was due: this
-		// process is about to end, start it now.
+	if s.replenish != nil {
+		// This process is about to end: the replenisher starts now if
+		// it was not due yet (or waits for its start under way).
+		s.replenish.Stop()
 		s.startReplenisher(s.Metadata().Pool)
 	}
 	s.replMu.Unlock()
