@@ -264,7 +264,12 @@ func TestPoolMemberKilled(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	e.waitGone(victim)
+	for i := 0; syscall.Kill(pid, 0) == nil; i++ {
+		if i == 2000 {
+			t.Fatalf("killed member's sentry %d still there", pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	for i := range 2 {
 		id, out, _ := e.takeDetached("p", "check\n", "--wait")
 		if id == victim {
