@@ -215,7 +215,7 @@ func killAllIn(stateDir string) {
 		if json.Unmarshal(b, &m) != nil || m.PID <= 0 {
 			continue
 		}
-		if m.Status == "running" || m.Status == "starting" {
+		if m.Status == "running" || m.Status == "starting" || m.Status == "waiting" {
 			syscall.Kill(m.PID, syscall.SIGKILL)
 		}
 		for i := 0; i < 1000 && sentryAlive(m.PID, m.PIDStart); i++ {

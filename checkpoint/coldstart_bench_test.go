@@ -2,6 +2,8 @@ package checkpoint
 
 import (
 	"bufio"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,4 +130,219 @@ func median(ds []time.Duration) float64 {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return float64(s[len(s)/2]) / float64(time.Millisecond)
+}
+
+// poolTakeRuns is how many takes one iteration of BenchmarkPoolTake makes.
+const poolTakeRuns = 10
+
+// BenchmarkPoolTake measures `snap pool take` of the cold-start workload
+// from the command's start until the answer is read, as the median of
+// 10·b.N takes from a full pool of 2 members with no replenisher at work
+// (each take waits for the pool to be full and quiet again, outside the
+// timing), against a foreground `snap restore` of the same image in the
+// same run.
+func BenchmarkPoolTake(b *testing.B) {
+	const py = "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		prereq.Missing(b, "Debian's python3: %v", err)
+	}
+	if buildErr != nil {
+		b.Fatal(buildErr)
+	}
+	b.ReportAllocs()
+	e := &env{dir: b.TempDir()}
+	b.Cleanup(e.killAll)
+	uri := e.coldStartImage(b, py)
+	const size = 2
+	e.benchSnap(b, "pool", "create", "cold", "--image", uri, "--size", fmt.Sprint(size))
+	b.Cleanup(func() { e.benchSnapAllowFail("pool", "rm", "cold") })
+	var takes, restores []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N*poolTakeRuns; i++ {
+		b.StopTimer()
+		e.waitPoolQuiet(b, "cold", size)
+		b.StartTimer()
+		takes = append(takes, e.untilAnswer(b, []string{snapBin, "pool", "take", "cold"}))
+		if i%2 == 0 {
+			b.StopTimer()
+			e.waitPoolQuiet(b, "cold", size)
+			b.StartTimer()
+			restores = append(restores, e.untilAnswer(b, []string{snapBin, "restore", uri}))
+		}
+	}
+	b.StopTimer()
+	take, restore := median(takes), median(restores)
+	b.ReportMetric(take, "take-ms")
+	b.ReportMetric(float64(slices.Min(takes))/1e6, "take-min-ms")
+	b.ReportMetric(restore, "restore-ms")
+	b.ReportMetric(restore/take, "restore/take")
+}
+
+// waitPoolQuiet waits until pool name has size waiting members and no
+// replenisher holds its lock.
+func (e *env) waitPoolQuiet(b *testing.B, name string, size int) {
+	b.Helper()
+	dir := filepath.Join(e.dir, "state", ".pools", name)
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		ents, _ := os.ReadDir(filepath.Join(dir, "waiting"))
+		if len(ents) >= size {
+			f, err := os.Open(filepath.Join(dir, "lock"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+			f.Close()
+			if err == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("pool %s: not %d waiting members after 120 s", name, size)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// benchSnapAllowFail runs snap and ignores how it ends (cleanup).
+func (e *env) benchSnapAllowFail(args ...string) {
+	cmd := exec.Command(snapBin, args...)
+	cmd.Env = e.environ()
+	cmd.Run()
+}
+
+// BenchmarkPoolMemory measures the host memory of a pool of the cold-start
+// workload's image with 1, 10 and 20 waiting members: the sum of the
+// proportional set sizes (Pss in /proc/PID/smaps_rollup) of every member's
+// sentry and stub processes, in MiB, and its ratio to one member's.
+func BenchmarkPoolMemory(b *testing.B) {
+	const py = "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		prereq.Missing(b, "Debian's python3: %v", err)
+	}
+	if buildErr != nil {
+		b.Fatal(buildErr)
+	}
+	b.ReportAllocs()
+	e := &env{dir: b.TempDir()}
+	b.Cleanup(e.killAll)
+	uri := e.coldStartImage(b, py)
+	var one float64
+	for _, n := range []int{1, 10, 20} {
+		name := fmt.Sprintf("mem%d", n)
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			var pss float64
+			for i := 0; i < b.N; i++ {
+				e.benchSnap(b, "pool", "create", name, "--image", uri, "--size", fmt.Sprint(n))
+				e.waitPoolQuiet(b, name, n)
+				pss = e.poolPss(b, name)
+				e.benchSnap(b, "pool", "rm", name)
+			}
+			if n == 1 {
+				one = pss
+			}
+			b.ReportMetric(pss, "pss-MiB")
+			if one > 0 {
+				b.ReportMetric(pss/one, "x-one-member")
+			}
+		})
+	}
+}
+
+// poolPss returns the summed Pss of the waiting members of pool name and
+// of their descendants (the stubs), each address space once, in MiB.
+func (e *env) poolPss(b *testing.B, name string) float64 {
+	b.Helper()
+	state := filepath.Join(e.dir, "state")
+	ents, err := os.ReadDir(filepath.Join(state, ".pools", name, "waiting"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var kib float64
+	for _, ent := range ents {
+		raw, err := os.ReadFile(filepath.Join(state, ent.Name(), "meta.json"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var m struct {
+			PID int `json:"pid"`
+		}
+		if err := json.Unmarshal(raw, &m); err != nil {
+			b.Fatal(err)
+		}
+		for _, pid := range distinctMMs(withDescendants(m.PID)) {
+			kib += rollupKiB(pid, "Pss:")
+		}
+	}
+	return kib / 1024
+}
+
+// withDescendants returns pid and every process below it, each once: a
+// child task that is a thread of another process (the stubs' threads are
+// listed as children) shares its address space and is left out.
+func withDescendants(pid int) []int {
+	out := []int{pid}
+	seen := map[int]bool{pid: true}
+	for i := 0; i < len(out); i++ {
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", out[i]))
+		for _, t := range tasks {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", out[i], t.Name()))
+			for _, f := range strings.Fields(string(b)) {
+				var c int
+				if _, err := fmt.Sscan(f, &c); err == nil && !seen[c] && tgid(c) == c {
+					seen[c] = true
+					out = append(out, c)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// distinctMMs keeps one process of each address space among pids: stub
+// threads are processes of their own that share their stub's memory, and
+// each would report the whole of its Pss.
+func distinctMMs(pids []int) []int {
+	const kcmpVM = 1 // KCMP_VM
+	var out []int
+	for _, p := range pids {
+		dup := false
+		for _, q := range out {
+			r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(p), uintptr(q), kcmpVM, 0, 0, 0)
+			if errno == 0 && r == 0 {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// tgid returns the thread group (process) of task tid, or 0.
+func tgid(tid int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", tid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Tgid:"); ok {
+			var n int
+			fmt.Sscan(strings.TrimSpace(v), &n)
+			return n
+		}
+	}
+	return 0
+}
+
+// rollupKiB returns a field of /proc/PID/smaps_rollup in KiB (0 if absent).
+func rollupKiB(pid int, field string) float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
+			var v float64
+			fmt.Sscan(f[1], &v)
+			return v
+		}
+	}
+	return 0
 }

@@ -55,6 +55,11 @@ type RestoreOptions struct {
 
 	// Timings, if not nil, records how long each step took.
 	Timings *Timings
+
+	// Stdio, if not nil, collects the restored stdio files, so that the
+	// caller can bind them to other host files before Resume (a pool
+	// member gets its stdio when it is taken).
+	Stdio *vfs.StdioSet
 }
 
 // Restore makes a kernel from a state blob written by SaveState: a fresh
@@ -340,6 +345,9 @@ func (r *restorer) decode(state io.Reader) error {
 		}
 	}
 	lctx := vfs.WithRestoreStdio(r.ctx, stdio)
+	if r.o.Stdio != nil {
+		lctx = vfs.WithRestoreStdioSet(lctx, r.o.Stdio)
+	}
 	if cfg.Root != "" {
 		lctx = vfs.WithRestoreRoot(lctx, cfg.Root)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -119,6 +121,12 @@ func (c *Client) readLoop() {
 // KindError response becomes a *RemoteError. Cancelling ctx abandons the
 // call (the connection must then be closed).
 func (c *Client) Call(ctx context.Context, req Request, progress func(Progress)) (*Response, error) {
+	return c.CallFiles(ctx, req, nil, progress)
+}
+
+// CallFiles is Call with files passed along with the request (SCM_RIGHTS);
+// the caller keeps its own descriptors.
+func (c *Client) CallFiles(ctx context.Context, req Request, files []*os.File, progress func(Progress)) (*Response, error) {
 	req.Version = ProtocolVersion
 	ch := make(chan *Response, 16)
 	c.mu.Lock()
@@ -133,7 +141,7 @@ func (c *Client) Call(ctx context.Context, req Request, progress func(Progress))
 	c.mu.Unlock()
 
 	c.writeMu.Lock()
-	err := WriteFrame(c.conn, &req)
+	err := c.send(&req, files)
 	c.writeMu.Unlock()
 	if err != nil {
 		c.mu.Lock()
@@ -172,6 +180,35 @@ func (c *Client) Call(ctx context.Context, req Request, progress func(Progress))
 			}
 		}
 	}
+}
+
+// send writes req's frame, with files as SCM_RIGHTS on its first byte.
+//
+// Preconditions: c.writeMu is held.
+func (c *Client) send(req *Request, files []*os.File) error {
+	if len(files) == 0 {
+		return WriteFrame(c.conn, req)
+	}
+	uc, ok := c.conn.(*net.UnixConn)
+	if !ok {
+		return fmt.Errorf("%w: descriptors need a unix socket", ErrProtocol)
+	}
+	buf, err := encodeFrame(req)
+	if err != nil {
+		return err
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	n, _, err := uc.WriteMsgUnix(buf, unix.UnixRights(fds...), nil)
+	if err == nil && n < len(buf) {
+		_, err = uc.Write(buf[n:])
+	}
+	for _, f := range files {
+		runtime.KeepAlive(f)
+	}
+	return err
 }
 
 // Info returns the metadata of sandbox id as its sentry knows it, or as

@@ -33,4 +33,13 @@ var (
 	ErrSaveTimeout = errors.New("save timed out")
 	// ErrUnsupported means the sandbox does not implement the request.
 	ErrUnsupported = errors.New("operation not supported by this sandbox")
+	// ErrUnknownPool means no pool with that name exists.
+	ErrUnknownPool = errors.New("no such pool")
+	// ErrPoolExists means a pool with that name exists already.
+	ErrPoolExists = errors.New("pool already exists")
+	// ErrPoolEmpty means a pool has no waiting member to take now.
+	ErrPoolEmpty = errors.New("pool has no waiting member")
+	// ErrNotWaiting means a take reached a sandbox that is not a waiting
+	// pool member (taken meanwhile, or not a member at all).
+	ErrNotWaiting = errors.New("sandbox is not a waiting pool member")
 )

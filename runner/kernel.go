@@ -7,6 +7,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"time"
 
 	"snapshotter/kernel"
 )
@@ -65,6 +66,11 @@ type KernelOptions struct {
 	// workingSet is the working set of a lazy restore, set by
 	// newLazyRestore.
 	workingSet []int
+
+	// Park, on restore, leaves the tasks parked (a pool member): the
+	// sandbox implements Parked, and runs once Unpark gives it its stdio
+	// (Stdin, Stdout and Stderr are then ignored).
+	Park bool
 }
 
 // KernelSandbox is a Sandbox running on a kernel.Kernel in this process.
@@ -78,6 +84,16 @@ type KernelSandbox struct {
 	ran chan struct{}
 	// lazy is the lazy load of a lazily restored sandbox, nil otherwise.
 	lazy *lazyRestore
+	// tm, uri and memSize, for a restored sandbox, are its restore's
+	// timings, image and memory size; immutable.
+	tm      *kernel.Timings
+	uri     string
+	memSize uint64
+	// parked is set for a sandbox restored with KernelOptions.Park.
+	parked *parking
+	// resumed is when the restored program was let run; written before
+	// the tasks run, read by the first one.
+	resumed time.Time
 }
 
 // StartKernel creates a kernel and starts argv in it.
@@ -101,8 +117,14 @@ func StartKernel(o KernelOptions) (*KernelSandbox, error) {
 // Kernel returns the sandbox's kernel.
 func (s *KernelSandbox) Kernel() *kernel.Kernel { return s.k }
 
-// Kill sends sig to the init process.
+// Kill sends sig to the init process. A parked sandbox ends as if
+// killed by sig, without running (Discard).
 func (s *KernelSandbox) Kill(sig int) error {
+	if s.parked != nil {
+		if err := s.Discard(sig); err == nil {
+			return nil
+		}
+	}
 	err := s.k.SignalInit(sig)
 	if errors.Is(err, kernel.ErrNoInit) {
 		return fmt.Errorf("%w: %v", ErrNotRunning, err)
@@ -114,6 +136,13 @@ func (s *KernelSandbox) Kill(sig int) error {
 // ended before its memory was all loaded, it stops the load and waits
 // until what the program touched is recorded as the image's working set.
 func (s *KernelSandbox) Wait() ExitStatus {
+	if p := s.parked; p != nil {
+		select {
+		case <-p.discarded:
+			return p.status
+		case <-s.k.Exited():
+		}
+	}
 	st := s.k.Wait()
 	if s.lazy != nil {
 		s.k.StopLazyLoad()
@@ -122,8 +151,14 @@ func (s *KernelSandbox) Wait() ExitStatus {
 	return ExitStatus{Code: st.Code, Signal: st.Signal}
 }
 
-// Release frees the kernel; the program must have ended.
-func (s *KernelSandbox) Release() { s.k.Release() }
+// Release frees the kernel; the program must have ended (or a parked
+// sandbox been discarded).
+func (s *KernelSandbox) Release() {
+	s.k.Release()
+	if p := s.parked; p != nil {
+		closeFiles(p.held[:])
+	}
+}
 
 // Argv returns the program's argument vector (from the image for a
 // restored sandbox).

@@ -166,6 +166,11 @@ type SentryOptions struct {
 	ID       string
 	// ReadyFD is the readiness pipe from the launcher, or -1.
 	ReadyFD int
+	// Pool, if set, makes the sandbox a member of that pool: the start
+	// function restores it parked (it must implement Parked), its status
+	// is waiting, and it is entered in the pool before the launcher is
+	// told it is ready.
+	Pool string
 }
 
 // StartFunc makes the sandbox of a sentry; m is its metadata so far.
@@ -227,7 +232,11 @@ func RunSentry(o SentryOptions, start StartFunc) (ExitStatus, error) {
 		sb.Wait()
 		return failed(err)
 	}
-	if err := srv.Update(func(m *Metadata) { m.Status = StatusRunning }); err != nil {
+	status := StatusRunning
+	if o.Pool != "" {
+		status = StatusWaiting
+	}
+	if err := srv.Update(func(m *Metadata) { m.Status, m.Pool = status, o.Pool }); err != nil {
 		srv.Shutdown(0)
 		sb.Kill(9)
 		sb.Wait()
@@ -235,6 +244,16 @@ func RunSentry(o SentryOptions, start StartFunc) (ExitStatus, error) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
+	if o.Pool != "" {
+		// Takers find it from now on.
+		if err := o.StateDir.pool(o.Pool).enter(o.ID); err != nil {
+			srv.Shutdown(0)
+			sb.Kill(9)
+			sb.Wait()
+			<-served
+			return failed(err)
+		}
+	}
 	log.Printf("sandbox %s: pid %d serving %s", o.ID, m.PID, o.StateDir.SocketPath(o.ID))
 	tell(readyOK)
 

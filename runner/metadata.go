@@ -15,6 +15,9 @@ const (
 	StatusStarting = "starting"
 	// StatusRunning: the program runs.
 	StatusRunning = "running"
+	// StatusWaiting: a pool member, restored with its tasks parked,
+	// waits to be taken (snap pool take); it then becomes running.
+	StatusWaiting = "waiting"
 	// StatusExited: the program ended; Metadata.Exit says how.
 	StatusExited = "exited"
 	// StatusSaved: the sandbox was saved and then stopped (save without
@@ -66,6 +69,11 @@ type Metadata struct {
 	Exit *ExitStatus `json:"exit,omitempty" msgpack:"exit,omitempty"`
 	// Error says why the sandbox failed or died.
 	Error string `json:"error,omitempty" msgpack:"error,omitempty"`
+	// Pool names the pool the sandbox was made for (snap pool create), while
+	// it waits and after it was taken.
+	Pool string `json:"pool,omitempty" msgpack:"pool,omitempty"`
+	// Taken is when a pool member was taken, if it was.
+	Taken *time.Time `json:"taken,omitempty" msgpack:"taken,omitempty"`
 }
 
 const (

@@ -30,6 +30,9 @@ const (
 	// ReqSave checkpoints the sandbox (Request.Save); progress events
 	// precede the result, which carries the image URI.
 	ReqSave = "save"
+	// ReqTake hands a waiting pool member its stdio (three descriptors
+	// passed with SCM_RIGHTS in the same message) and resumes it.
+	ReqTake = "take"
 )
 
 // Response kinds.
@@ -171,18 +174,27 @@ func (e ExitStatus) String() string {
 // WriteFrame writes v as one frame: a 4-byte big-endian length, then the
 // msgpack encoding of v. It is not safe for concurrent use on one writer.
 func WriteFrame(w io.Writer, v any) error {
+	buf, err := encodeFrame(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(buf)
+	return err
+}
+
+// encodeFrame returns the frame of v.
+func encodeFrame(v any) ([]byte, error) {
 	body, err := msgpack.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("encode control message: %w", err)
+		return nil, fmt.Errorf("encode control message: %w", err)
 	}
 	if len(body) > MaxFrame {
-		return fmt.Errorf("%w: message of %d bytes exceeds %d", ErrProtocol, len(body), MaxFrame)
+		return nil, fmt.Errorf("%w: message of %d bytes exceeds %d", ErrProtocol, len(body), MaxFrame)
 	}
 	buf := make([]byte, 4+len(body))
 	binary.BigEndian.PutUint32(buf, uint32(len(body)))
 	copy(buf[4:], body)
-	_, err = w.Write(buf)
-	return err
+	return buf, nil
 }
 
 // ReadFrame reads one frame from r into v. It returns io.EOF if r ends
@@ -221,6 +233,7 @@ var wireCodes = []struct {
 	{"bad_signal", ErrBadSignal},
 	{"not_running", ErrNotRunning},
 	{"protocol", ErrProtocol},
+	{"not_waiting", ErrNotWaiting},
 }
 
 // extraWireCodes lets other files of the package (storage errors) add codes.

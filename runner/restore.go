@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"snapshotter/kernel"
+	"snapshotter/kernel/vfs"
 	"snapshotter/storage"
 )
 
@@ -58,6 +60,10 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
 	}
 	defer state.Close()
+	var stdio *vfs.StdioSet
+	if o.Park {
+		stdio = new(vfs.StdioSet)
+	}
 	ro := kernel.RestoreOptions{
 		Config: kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log,
 			Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Limits: o.Limits, Binds: o.Binds},
@@ -74,6 +80,7 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 			})
 		},
 		Timings: tm,
+		Stdio:   stdio,
 	}
 	if o.Lazy {
 		lr = newLazyRestore(ctx, img, o, tm, uri)
@@ -84,8 +91,10 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	if err != nil {
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
 	}
+	// A pool member publishes nothing: every member of one image would
+	// claim the same host ports.
 	ms := o.Publish
-	if ms == nil {
+	if ms == nil && !o.Park {
 		ms = k.Published()
 	}
 	if err := k.Publish(ms); err != nil {
@@ -100,25 +109,122 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	if o.Argv == nil {
 		json.Unmarshal([]byte(m.Metadata[MetaArgv]), &o.Argv)
 	}
-	sb := &KernelSandbox{k: k, opts: o, ran: make(chan struct{}), lazy: lazy}
-	resumed := time.Now()
-	k.OnFirstSwitch(func() {
-		tm.Since(StepFirstSwitch, resumed)
-		close(sb.ran)
-	})
+	sb := &KernelSandbox{k: k, opts: o, ran: make(chan struct{}), tm: tm, uri: uri, memSize: m.MemorySize, lazy: lazy}
+	if o.Park {
+		sb.parked = &parking{stdio: stdio, discarded: make(chan struct{})}
+		sb.park()
+		return sb, m, nil
+	}
+	sb.resumed = time.Now()
+	sb.onFirstSwitch()
 	k.Resume()
-	tm.Since(StepResume, resumed)
+	tm.Since(StepResume, sb.resumed)
+	sb.logTimings()
+	return sb, m, nil
+}
+
+// onFirstSwitch has StepFirstSwitch recorded (from s.resumed) and s.ran
+// closed once the program has run.
+func (s *KernelSandbox) onFirstSwitch() {
+	s.k.OnFirstSwitch(func() {
+		s.tm.Since(StepFirstSwitch, s.resumed)
+		close(s.ran)
+	})
+}
+
+// park starts the task goroutines of a restored kernel under a pause, and
+// returns once every one has made its platform context (a stub thread)
+// and parked before running anything: Unpark then only releases the
+// pause.
+func (s *KernelSandbox) park() {
+	s.k.Pause() // no task runs yet: nothing to wait for
+	s.onFirstSwitch()
+	s.k.Resume()
+	for !s.k.Paused() {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// logTimings has the restore's steps logged to o.Diag once the program
+// has run.
+func (s *KernelSandbox) logTimings() {
+	tm, o := s.tm, s.opts
 	if o.Diag != nil {
-		o.Diag.Printf("restored %s: %d bytes of memory", uri, m.MemorySize)
+		o.Diag.Printf("restored %s: %d bytes of memory", s.uri, s.memSize)
 		// Once the program has run: the launcher is not kept waiting.
 		go func() {
-			sb.WaitRan()
+			s.WaitRan()
 			for _, l := range TimingLines(tm.Steps()) {
 				o.Diag.Print(l)
 			}
 		}()
 	}
-	return sb, m, nil
+}
+
+// parking is the state of a sandbox restored with KernelOptions.Park.
+type parking struct {
+	// stdio are the restored stdio files, bound again by Unpark.
+	stdio *vfs.StdioSet
+	// discarded is closed by Discard; status is then how it ended.
+	discarded chan struct{}
+
+	// mu protects state and held.
+	mu sync.Mutex
+	// state is parkWaiting, then parkResumed or parkDiscarded.
+	state int
+	// held keeps the stdio given to Unpark open while the sandbox runs.
+	held   [3]*os.File
+	status ExitStatus
+}
+
+const (
+	parkWaiting = iota
+	parkResumed
+	parkDiscarded
+)
+
+// Unpark implements Parked: it binds stdio and resumes the tasks.
+func (s *KernelSandbox) Unpark(stdio [3]*os.File) error {
+	p := s.parked
+	if p == nil {
+		closeFiles(stdio[:])
+		return fmt.Errorf("%w: the sandbox was not restored parked", ErrNotWaiting)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != parkWaiting {
+		closeFiles(stdio[:])
+		return ErrNotWaiting
+	}
+	if err := p.stdio.Rebind(stdio); err != nil {
+		closeFiles(stdio[:])
+		return fmt.Errorf("bind stdio: %w", err)
+	}
+	p.held = stdio
+	p.state = parkResumed
+	s.resumed = time.Now()
+	s.k.Unpause()
+	s.tm.Since(StepResume, s.resumed)
+	s.logTimings()
+	return nil
+}
+
+// Discard implements Parked: a parked sandbox ends without running, as if
+// killed by sig.
+func (s *KernelSandbox) Discard(sig int) error {
+	p := s.parked
+	if p == nil {
+		return fmt.Errorf("%w: the sandbox was not restored parked", ErrNotWaiting)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != parkWaiting {
+		return ErrNotWaiting
+	}
+	p.state = parkDiscarded
+	p.status = ExitStatus{Signal: sig}
+	close(p.discarded)
+	return nil
 }
 
 // WaitRan waits until a restored program has run (StepFirstSwitch) or
@@ -127,9 +233,14 @@ func (s *KernelSandbox) WaitRan() {
 	if s.ran == nil {
 		return
 	}
+	var discarded chan struct{}
+	if s.parked != nil {
+		discarded = s.parked.discarded
+	}
 	select {
 	case <-s.ran:
 	case <-s.k.Exited():
+	case <-discarded:
 	}
 }
 

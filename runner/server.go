@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"os"
 	"sync"
@@ -37,6 +38,7 @@ type Sandbox interface {
 // Server serves the control protocol for one sandbox on its socket and
 // keeps its metadata file current.
 type Server struct {
+	sd  StateDir
 	dir string
 	sb  Sandbox
 	ln  *net.UnixListener
@@ -59,12 +61,21 @@ type Server struct {
 
 	// handlers counts running request handlers.
 	handlers sync.WaitGroup
+
+	// replMu protects replenish and replStarted, and is held while the
+	// replenisher starts, so that Finish (and the process's end) waits
+	// for a start under way.
+	replMu sync.Mutex
+	// replenish, once a pool member was taken, starts its pool's
+	// replenisher ReplenishDelay later, or at Finish if that comes first.
+	replenish   *time.Timer
+	replStarted bool
 }
 
 // NewServer makes a server for the sandbox whose directory is sd.Dir(m.ID).
 // It does not listen yet.
 func NewServer(sd StateDir, m *Metadata, sb Sandbox) *Server {
-	return &Server{dir: sd.Dir(m.ID), id: m.ID, sb: sb, meta: *m, conns: map[net.Conn]struct{}{}, finished: make(chan struct{})}
+	return &Server{sd: sd, dir: sd.Dir(m.ID), id: m.ID, sb: sb, meta: *m, conns: map[net.Conn]struct{}{}, finished: make(chan struct{})}
 }
 
 // Listen creates the control socket (mode 0600), replacing a stale one.
@@ -184,10 +195,21 @@ func (s *Server) serveConn(c net.Conn) {
 		delete(s.conns, c)
 		s.mu.Unlock()
 	}()
+	var r io.Reader = c
+	var rr *rightsReader
+	if uc, ok := c.(*net.UnixConn); ok {
+		rr = newRightsReader(uc)
+		r = rr
+	}
 	for {
 		var req Request
-		err := ReadFrame(c, &req)
+		err := ReadFrame(r, &req)
+		var files []*os.File
+		if rr != nil {
+			files = rr.take()
+		}
 		if err != nil {
+			closeFiles(files)
 			if !errors.Is(err, io.EOF) && errors.Is(err, ErrProtocol) {
 				w.send(&Response{Kind: KindError, Error: toWire(err)})
 			}
@@ -196,12 +218,17 @@ func (s *Server) serveConn(c net.Conn) {
 		reqs.Add(1)
 		go func() {
 			defer reqs.Done()
-			s.handle(ctx, w, &req)
+			s.handle(ctx, w, &req, files)
 		}()
 	}
 }
 
-func (s *Server) handle(ctx context.Context, w *connWriter, req *Request) {
+// handle answers req; files are the descriptors that came with it, which
+// only a take keeps.
+func (s *Server) handle(ctx context.Context, w *connWriter, req *Request, files []*os.File) {
+	if req.Type != ReqTake {
+		closeFiles(files)
+	}
 	reply := func(r *Response, err error) {
 		if err != nil {
 			r = &Response{Kind: KindError, Error: toWire(err)}
@@ -210,6 +237,9 @@ func (s *Server) handle(ctx context.Context, w *connWriter, req *Request) {
 		w.send(r)
 	}
 	if req.Version != ProtocolVersion {
+		if req.Type == ReqTake {
+			closeFiles(files)
+		}
 		reply(nil, fmt.Errorf("%w: request version %d, sentry speaks %d", ErrProtocol, req.Version, ProtocolVersion))
 		return
 	}
@@ -226,6 +256,13 @@ func (s *Server) handle(ctx context.Context, w *connWriter, req *Request) {
 			reply(nil, fmt.Errorf("kill %s: %w", s.id, ErrNotRunning))
 			return
 		}
+		if s.Metadata().Status == StatusWaiting {
+			if p, ok := s.sb.(Parked); ok {
+				// Not anyone's program yet: it ends without running.
+				reply(&Response{Kind: KindResult}, p.Discard(req.Signal))
+				return
+			}
+		}
 		reply(&Response{Kind: KindResult}, s.sb.Kill(req.Signal))
 	case ReqWait:
 		select {
@@ -239,6 +276,8 @@ func (s *Server) handle(ctx context.Context, w *connWriter, req *Request) {
 			return
 		}
 		reply(&Response{Kind: KindResult, Exit: m.Exit}, nil)
+	case ReqTake:
+		reply(&Response{Kind: KindResult}, s.take(files))
 	case ReqSave:
 		uri, err := s.save(ctx, req, func(p Progress) {
 			w.send(&Response{ID: req.ID, Kind: KindProgress, Progress: &p})
@@ -249,12 +288,92 @@ func (s *Server) handle(ctx context.Context, w *connWriter, req *Request) {
 	}
 }
 
+// Parked is a Sandbox restored with its tasks parked (a pool member): it
+// runs once it is given its stdio.
+type Parked interface {
+	// Unpark binds the sandbox's stdio to stdio (the sandbox owns them
+	// from then on, also on error) and resumes its tasks. It fails with
+	// ErrNotWaiting if the sandbox was resumed or discarded before.
+	Unpark(stdio [3]*os.File) error
+	// Discard ends a parked sandbox without running it, as if killed
+	// by sig: Wait returns that status. It fails with ErrNotWaiting if
+	// the sandbox runs.
+	Discard(sig int) error
+}
+
+// take hands a waiting pool member its stdio and resumes it.
+func (s *Server) take(files []*os.File) error {
+	if len(files) != 3 {
+		closeFiles(files)
+		return fmt.Errorf("%w: take with %d descriptors, want 3 (stdin, stdout, stderr)", ErrProtocol, len(files))
+	}
+	p, ok := s.sb.(Parked)
+	if !ok {
+		closeFiles(files)
+		return fmt.Errorf("take %s: %w", s.id, ErrNotWaiting)
+	}
+	s.mu.Lock()
+	if s.meta.Status != StatusWaiting {
+		st := s.meta.Status
+		s.mu.Unlock()
+		closeFiles(files)
+		return fmt.Errorf("take %s: %w (status %s)", s.id, ErrNotWaiting, st)
+	}
+	s.meta.Status = StatusRunning
+	now := time.Now().UTC()
+	s.meta.Taken = &now
+	if err := p.Unpark([3]*os.File{files[0], files[1], files[2]}); err != nil {
+		s.meta.Status = StatusWaiting
+		s.meta.Taken = nil
+		s.mu.Unlock()
+		p.Discard(int(unix.SIGKILL))
+		return fmt.Errorf("take %s: %w", s.id, err)
+	}
+	m := s.meta
+	// The answer does not wait for the file (the lock passes to the
+	// writer, so that a later Update, such as the program's exit, is
+	// written after it).
+	go func() {
+		defer s.mu.Unlock()
+		if err := WriteMetadata(s.dir, &m); err != nil {
+			log.Printf("sandbox %s: %v", s.id, err) // ps asks the sentry anyway
+		}
+	}()
+	// The replacement is restored a moment later, so that the restore
+	// does not take the CPUs during the program's first moments, and
+	// started from here, so that the taker starts no process.
+	s.replMu.Lock()
+	s.replenish = time.AfterFunc(ReplenishDelay, func() {
+		s.replMu.Lock()
+		defer s.replMu.Unlock()
+		s.startReplenisher(m.Pool)
+	})
+	s.replMu.Unlock()
+	return nil
+}
+
+// startReplenisher starts the replenisher of pool, once.
+//
+// Preconditions: s.replMu is held.
+func (s *Server) startReplenisher(pool string) {
+	if s.replStarted {
+		return
+	}
+	s.replStarted = true
+	if err := spawnReplenisher(s.sd, pool, ""); err != nil {
+		log.Printf("sandbox %s: %v", s.id, err)
+	}
+}
+
 func (s *Server) save(ctx context.Context, req *Request, progress func(Progress)) (string, error) {
 	if req.Save == nil {
 		return "", fmt.Errorf("%w: save request without arguments", ErrProtocol)
 	}
 	if Ended(s.Metadata().Status) {
 		return "", fmt.Errorf("save %s: %w", s.id, ErrNotRunning)
+	}
+	if s.Metadata().Status == StatusWaiting {
+		return "", fmt.Errorf("save %s: %w: a waiting pool member is its image already", s.id, ErrUnsupported)
 	}
 	if !s.saveMu.TryLock() {
 		return "", fmt.Errorf("save %s: %w: another save is running", s.id, ErrBusy)
@@ -282,8 +401,17 @@ func (s *Server) save(ctx context.Context, req *Request, progress func(Progress)
 }
 
 // Finish records that the program ended with st, after any save that is
-// running has settled: a sandbox stopped by a save stays StatusSaved.
+// running has settled: a sandbox stopped by a save stays StatusSaved. A
+// taken pool member's replenisher that was not started yet starts now.
 func (s *Server) Finish(st ExitStatus) error {
+	s.replMu.Lock()
+	if s.replenish != nil {
+		// This process is about to end: the replenisher starts now if
+		// it was not due yet (or waits for its start under way).
+		s.replenish.Stop()
+		s.startReplenisher(s.Metadata().Pool)
+	}
+	s.replMu.Unlock()
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
 	err := s.Update(func(m *Metadata) {

@@ -18,6 +18,7 @@ func init() { subcommands = append(subcommands, newSentryCmd) }
 func newSentryCmd(g *globalFlags) *cobra.Command {
 	var (
 		id, readyFD, restore, verify string
+		pool                         string
 		launchedAt                   int64
 		lazy, noWS                   bool
 		f                            runFlags
@@ -32,6 +33,9 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 			if (restore == "") == (len(args) == 0) {
 				return fmt.Errorf("sentry: give either --restore URI or -- PROG [ARG...]")
 			}
+			if pool != "" && restore == "" {
+				return fmt.Errorf("sentry: --pool needs --restore")
+			}
 			fd, err := runner.ParseReadyFD(readyFD)
 			if err != nil {
 				return err
@@ -45,7 +49,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			sd := runner.StateDir{Root: g.stateDir}
-			st, err := runner.RunSentry(runner.SentryOptions{StateDir: sd, ID: id, ReadyFD: fd},
+			st, err := runner.RunSentry(runner.SentryOptions{StateDir: sd, ID: id, ReadyFD: fd, Pool: pool},
 				func(m *runner.Metadata) (runner.Sandbox, error) {
 					o := runner.KernelOptions{
 						Platform: f.platform, Rootfs: f.rootfs, Debug: f.debug, Log: log.Writer(),
@@ -70,6 +74,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 					}
 					o.VerifyKey = key
 					o.Lazy, o.NoWorkingSet = lazy, noWS
+					o.Park = pool != ""
 					var launched time.Time
 					if launchedAt > 0 {
 						launched = time.Unix(0, launchedAt)
@@ -99,6 +104,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&verify, "verify", "", "with --restore: the public key file the image must be signed with")
 	cmd.Flags().BoolVar(&lazy, "lazy", false, "with --restore: restore lazily")
 	cmd.Flags().BoolVar(&noWS, "no-working-set", false, "with --lazy: ignore the image's working set")
+	cmd.Flags().StringVar(&pool, "pool", "", "with --restore: wait, restored and parked, as a member of this pool until taken")
 	cmd.Flags().Int64Var(&launchedAt, "launched-at", 0, "when the launcher started this process (Unix nanoseconds), for the restore's timings")
 	addRunFlags(cmd, &f)
 	addStartFlags(cmd, &s)

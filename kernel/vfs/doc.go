@@ -180,6 +180,10 @@
 //   - WithRestoreStdio(ctx, [3]*os.File): the host files for stdio 0, 1, 2.
 //     Missing entries mean /dev/null semantics for that index.
 //
+//   - WithRestoreStdioSet(ctx, *StdioSet): a collector of the restored stdio
+//     files, whose Rebind binds them to other host files before the kernel
+//     runs (a pool member's stdio, given when it is taken).
+//
 //   - WithRestoreRoot(ctx, dir): the host directory to use as the root instead
 //     of the saved one (restoring on another machine or with another --rootfs).
 //

@@ -15,6 +15,7 @@ type (
 	restoreRootKey     struct{}
 	restoreErrorsKey   struct{}
 	restorePortableKey struct{}
+	restoreStdioSetKey struct{}
 )
 
 // WithRestorePortableIdentity returns a context in which restored host
@@ -30,6 +31,45 @@ func WithRestorePortableIdentity(ctx context.Context) context.Context {
 // /dev/null. The files must stay open while the sandbox runs.
 func WithRestoreStdio(ctx context.Context, files [3]*os.File) context.Context {
 	return context.WithValue(ctx, restoreStdioKey{}, files)
+}
+
+// StdioSet collects the stdio files a restore bound (WithRestoreStdioSet),
+// so that they can be bound again to other host files before the restored
+// kernel runs: a pool member gets its stdio only when it is taken. It is
+// safe for concurrent use.
+type StdioSet struct {
+	mu    sync.Mutex
+	files []*stdioFile
+}
+
+// WithRestoreStdioSet returns a context whose restored stdio files add
+// themselves to set.
+func WithRestoreStdioSet(ctx context.Context, set *StdioSet) context.Context {
+	return context.WithValue(ctx, restoreStdioSetKey{}, set)
+}
+
+// Rebind binds every collected stream to files[its index] (nil: like
+// /dev/null), as WithRestoreStdio would have. The files must stay open
+// while the sandbox runs. On error the streams already bound keep their
+// new file and the failing one behaves like /dev/null.
+//
+// Preconditions: no task of the restored kernel runs yet.
+func (set *StdioSet) Rebind(files [3]*os.File) error {
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	for _, s := range set.files {
+		if err := s.bind(files[s.index]); err != nil {
+			s.bind(nil)
+			return err
+		}
+	}
+	return nil
+}
+
+func (set *StdioSet) add(s *stdioFile) {
+	set.mu.Lock()
+	set.files = append(set.files, s)
+	set.mu.Unlock()
 }
 
 // WithRestoreRoot returns a context that makes a restored Root reopen dir

@@ -172,6 +172,9 @@ func (s *stdioFile) afterLoad(ctx context.Context) {
 		reportRestoreError(ctx, err)
 		s.bind(nil)
 	}
+	if set, ok := ctx.Value(restoreStdioSetKey{}).(*StdioSet); ok {
+		set.add(s)
+	}
 }
 
 func (s *stdioFile) read(f *File, cancel <-chan struct{}, dst []byte, off int64) (int, error) {

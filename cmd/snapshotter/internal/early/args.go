@@ -13,7 +13,7 @@ var valueFlags = map[string]bool{
 	// restore and sentry
 	"--verify": true,
 	// sentry
-	"--ready-fd": true, "--launched-at": true, "--restore": true,
+	"--ready-fd": true, "--launched-at": true, "--restore": true, "--pool": true,
 }
 
 var boolFlags = map[string]bool{"--debug": true, "--timings": true}

@@ -24,6 +24,7 @@ func TestSandboxPlatform(t *testing.T) {
 		{"run --detach=true prog", "", false},
 		{"sentry --id abc --ready-fd 3 --launched-at 17 -- prog", "ptrace", true},
 		{"sentry --id abc --ready-fd 3 --restore file:///img", "ptrace", true},
+		{"sentry --id abc --ready-fd 3 --pool p --platform other --restore file:///img", "other", true},
 		{"sentry --id abc --ready-fd 3 --launched-at=17 --restore=img --platform other --verify k.pem", "other", true},
 		{"restore file:///img", "ptrace", true},
 		{"restore img --timings --platform=other", "other", true},
@@ -51,6 +52,24 @@ func TestSandboxPlatform(t *testing.T) {
 				t.Errorf("SandboxPlatform(%q) = %q, %v, want %q, %v", tc.args, platform, ok, tc.platform, tc.ok)
 			}
 		})
+	}
+}
+
+func TestPoolMember(t *testing.T) {
+	tests := []struct {
+		args string
+		want bool
+	}{
+		{"sentry --id a --pool p --restore img", true},
+		{"sentry --id a --pool=p --restore img", true},
+		{"sentry --id a --restore img", false},
+		{"sentry --id a -- prog --pool p", false},
+		{"restore img", false},
+	}
+	for _, tc := range tests {
+		if got := poolMember(strings.Fields(tc.args)); got != tc.want {
+			t.Errorf("poolMember(%q) = %v, want %v", tc.args, got, tc.want)
+		}
 	}
 }
 

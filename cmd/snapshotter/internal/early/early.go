@@ -19,7 +19,8 @@
 // perf stat); the rest fall in heap chunks that Go maps later.
 //
 // Only commands that start or restore a sandbox do it (SandboxPlatform): the others use
-// far less memory, and it costs up to 4 MiB of resident memory.
+// far less memory, and it costs up to 4 MiB of resident memory. A pool member's
+// sentry does not either: it waits, maybe long, with that memory resident.
 package early
 
 import (
@@ -27,15 +28,38 @@ import (
 	"unsafe"
 )
 
+// args are snap's arguments without the program name, read from
+// /proc/self/cmdline (nil if it could not be read).
+var args []string
+
 func init() {
-	args, err := readProcSelf("cmdline")
+	b, err := readProcSelf("cmdline")
 	if err != nil {
 		return
 	}
-	if _, ok := SandboxPlatform(splitCmdline(args)); ok {
+	args = splitCmdline(b)
+	if _, ok := SandboxPlatform(args); ok && !poolMember(args) {
 		populateHeap()
 	}
 }
+
+// poolMember reports whether args start a pool member's sentry (--pool):
+// it may wait long, and there memory counts more than start speed.
+func poolMember(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a == "--pool" || hasPrefix(a, "--pool=") {
+			return true
+		}
+	}
+	return false
+}
+
+// Args returns snap's arguments without the program name, for the other
+// packages that must decide before os is initialised (fasttake).
+func Args() []string { return args }
 
 // splitCmdline splits /proc/self/cmdline (NUL-terminated arguments) and
 // drops the program name.

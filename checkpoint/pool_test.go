@@ -1,0 +1,327 @@
+package checkpoint
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// poolImage saves poolmember (testdata/c/poolmember.c) once it printed
+// "ready", blocked reading its stdin, and returns the image's URI.
+func (e *env) poolImage(name string) string {
+	e.t.Helper()
+	e.fifo(name + ".in")
+	id, out := e.runDetached(filepath.Join(e.dir, name+".in"), program(e.t, "poolmember"))
+	uri, last := e.saveAfter(id, out, 1, "--to", "file://"+filepath.Join(e.dir, name))
+	if last != "ready" {
+		e.t.Fatalf("poolmember printed %q before the save, want ready", last)
+	}
+	return uri
+}
+
+// createPool creates pool name of size members of uri, and removes it at
+// the end of the test (before the remaining sandboxes are killed).
+func (e *env) createPool(name, uri string, size int) {
+	e.t.Helper()
+	e.must("pool", "create", name, "--image", uri, "--size", fmt.Sprint(size))
+	e.t.Cleanup(func() { e.removePool(name) })
+}
+
+// removePool waits for the pool's replenisher, if one works, and removes
+// the pool (if it still exists).
+func (e *env) removePool(name string) {
+	dir := filepath.Join(e.dir, "state", ".pools", name)
+	if f, err := os.Open(filepath.Join(dir, "lock")); err == nil {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		defer f.Close()
+	}
+	if _, err := os.Stat(dir); err == nil {
+		e.snap("pool", "rm", name)
+	}
+}
+
+// poolRow returns the columns of pool name in snap pool ls (nil if absent).
+func (e *env) poolRow(name string) []string {
+	e.t.Helper()
+	for _, l := range strings.Split(e.must("pool", "ls"), "\n")[1:] {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == name {
+			return f
+		}
+	}
+	return nil
+}
+
+// waitPoolFull waits until pool name has size waiting members, as snap
+// pool ls says.
+func (e *env) waitPoolFull(name string, size int) {
+	e.t.Helper()
+	want := fmt.Sprint(size)
+	for i := 0; i < 3000; i++ {
+		if f := e.poolRow(name); len(f) >= 4 && f[3] == want {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("pool %s: never %d waiting members: %q", name, size, e.poolRow(name))
+}
+
+// statuses returns the IDs of the sandboxes snap ps lists with status.
+func (e *env) statuses(status string) []string {
+	e.t.Helper()
+	var ids []string
+	for _, l := range strings.Split(e.must("ps"), "\n")[1:] {
+		if f := strings.Fields(l); len(f) > 2 && f[2] == status {
+			ids = append(ids, f[0])
+		}
+	}
+	return ids
+}
+
+// takeDetached takes a member of pool with commands on its stdin and its
+// stdout and stderr in files; returns the ID and the two files.
+func (e *env) takeDetached(pool, commands string, extra ...string) (id, out, errf string) {
+	e.t.Helper()
+	in := filepath.Join(e.dir, fmt.Sprintf("take-%d.in", time.Now().UnixNano()))
+	if err := os.WriteFile(in, []byte(commands), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	out, errf = in+".out", in+".err"
+	args := append([]string{"pool", "take", pool, "-d", "--stdin", in, "--stdout", out, "--stderr", errf}, extra...)
+	return strings.TrimSpace(e.must(args...)), out, errf
+}
+
+// TestPoolLifecycle creates a pool, takes members detached and in the
+// foreground (through the fast path and the full one), checks their
+// output files, that the pool is refilled, that a taken member is an
+// ordinary sandbox, and that rm ends the waiting members only.
+func TestPoolLifecycle(t *testing.T) {
+	e := newEnv(t)
+	uri := e.poolImage("img")
+	e.createPool("p", uri, 2)
+	if f := e.poolRow("p"); len(f) < 4 || f[1] != uri || f[2] != "2" || f[3] != "2" {
+		t.Fatalf("pool ls row = %q, want p %s 2 2", f, uri)
+	}
+	if w := e.statuses("waiting"); len(w) != 2 {
+		t.Fatalf("ps: waiting sandboxes %q, want 2", w)
+	}
+	for _, path := range []struct{ name, env string }{{"fast", ""}, {"full", "SNAP_NO_FAST_TAKE=1"}} {
+		t.Run(path.name, func(t *testing.T) {
+			e.extra = []string{path.env}
+			defer func() { e.extra = nil }()
+			id, out, errf := e.takeDetached("p", "check\nset b\ncheck\n")
+			e.must("wait", id) // exit status 0
+			wantLines(t, "stdout of "+id, lines(out), "pages hold a", "pages hold b", "bye after 3 commands")
+			wantLines(t, "stderr of "+id, lines(errf), "stderr: 3 commands")
+			if m := e.meta(id); m["pool"] != "p" || m["taken"] == nil || m["status"] != "exited" {
+				t.Errorf("metadata of taken %s: pool %v, taken %v, status %v, want p, a time, exited", id, m["pool"], m["taken"], m["status"])
+			}
+
+			// Foreground: snap's own stdio and the program's status.
+			cmd := exec.Command(snapBin, "pool", "take", "p")
+			cmd.Env = append(e.environ(), path.env)
+			cmd.Stdin = strings.NewReader("set c\ncheck\n")
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("pool take p (foreground): %v, stderr %q", err, stderr.String())
+			}
+			wantLines(t, "foreground stdout", strings.Split(strings.TrimSpace(stdout.String()), "\n"), "pages hold c", "bye after 2 commands")
+			if got := strings.TrimSpace(stderr.String()); got != "stderr: 2 commands" {
+				t.Errorf("foreground stderr = %q, want %q", got, "stderr: 2 commands")
+			}
+			e.waitPoolFull("p", 2)
+
+			// A signal to a foreground take reaches the program.
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pw.Close()
+			outPath := filepath.Join(e.dir, "signalled-"+path.name)
+			outf, err := os.Create(outPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer outf.Close()
+			cmd = exec.Command(snapBin, "pool", "take", "p")
+			cmd.Env = append(e.environ(), path.env)
+			cmd.Stdin, cmd.Stdout = pr, outf
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pr.Close()
+			pw.WriteString("check\n")
+			waitLines(t, outPath, 1)
+			cmd.Process.Signal(syscall.SIGTERM)
+			err = cmd.Wait()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 128+int(syscall.SIGTERM) {
+				t.Errorf("foreground take sent SIGTERM: %v, want exit status %d", err, 128+int(syscall.SIGTERM))
+			}
+			e.waitPoolFull("p", 2)
+		})
+	}
+
+	// A taken member is an ordinary sandbox: it saves and is killed.
+	e.fifo("held.in")
+	held := filepath.Join(e.dir, "held.in")
+	id := strings.TrimSpace(e.must("pool", "take", "p", "-d", "--stdin", held))
+	e.must("save", id, "--leave-running", "--to", "file://"+filepath.Join(e.dir, "taken"))
+	e.waitPoolFull("p", 2)
+	e.must("pool", "rm", "p")
+	if f := e.poolRow("p"); f != nil {
+		t.Errorf("pool ls after rm lists %q", f)
+	}
+	if w := e.statuses("waiting"); len(w) != 0 {
+		t.Errorf("ps after pool rm: waiting sandboxes %q, want none", w)
+	}
+	if r := e.statuses("running"); !slices.Equal(r, []string{id}) {
+		t.Errorf("ps after pool rm: running %q, want the taken %s only", r, id)
+	}
+	e.must("kill", id, "9")
+}
+
+// TestPoolConcurrentTakes has more takers than members, all with --wait:
+// each member is taken once, every taker gets one, and each sees only its
+// own writes.
+func TestPoolConcurrentTakes(t *testing.T) {
+	e := newEnv(t)
+	e.createPool("p", e.poolImage("img"), 2)
+	const takers = 5
+	type took struct{ id, out string }
+	got := make([]took, takers)
+	var wg sync.WaitGroup
+	for i := range takers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := string(rune('b' + i))
+			id, out, _ := e.takeDetached("p", "set "+c+"\ncheck\n", "--wait")
+			got[i] = took{id, out}
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for i, g := range got {
+		if g.id == "" || seen[g.id] {
+			t.Fatalf("taker %d got member %q; all: %v", i, g.id, got)
+		}
+		seen[g.id] = true
+		e.must("wait", g.id)
+		wantLines(t, "stdout of taker "+fmt.Sprint(i), lines(g.out), "pages hold "+string(rune('b'+i)), "bye after 2 commands")
+	}
+}
+
+// TestPoolImageDeleted takes from a pool whose image was removed: the
+// waiting member still runs, replacing it fails with the reason in pool
+// ls, and the empty pool is a one-line error, with --wait too.
+func TestPoolImageDeleted(t *testing.T) {
+	e := newEnv(t)
+	uri := e.poolImage("img")
+	e.createPool("p", uri, 1)
+	e.must("rm", uri)
+	id, out, _ := e.takeDetached("p", "check\n")
+	e.must("wait", id)
+	wantLines(t, "stdout", lines(out), "pages hold a", "bye after 1 commands")
+	for i := 0; ; i++ {
+		if f := e.poolRow("p"); len(f) > 4 {
+			if f[3] != "0" {
+				t.Errorf("pool ls row %q: want 0 waiting", f)
+			}
+			break
+		}
+		if i == 3000 {
+			t.Fatalf("pool ls never shows why replacing failed: %q", e.poolRow("p"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	msg := e.mustFail("pool", "take", "p", "-d")
+	if !strings.Contains(msg, "no waiting member") {
+		t.Errorf("take from the empty pool: %q, want it to say the pool has no waiting member", msg)
+	}
+	msg = e.mustFail("pool", "take", "p", "-d", "--wait")
+	if !strings.Contains(msg, "replacing members fails") {
+		t.Errorf("take --wait from the broken pool: %q, want it to say replacing fails", msg)
+	}
+	if w := e.statuses("waiting"); len(w) != 0 {
+		t.Errorf("ps: waiting %q, want none", w)
+	}
+}
+
+// TestPoolMemberKilled kills one waiting member's sentry: takes skip it,
+// the pool is refilled, and the dead member leaves nothing in snap ps.
+func TestPoolMemberKilled(t *testing.T) {
+	e := newEnv(t)
+	e.createPool("p", e.poolImage("img"), 2)
+	victim := e.statuses("waiting")[0]
+	pid := int(e.meta(victim)["pid"].(float64))
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; syscall.Kill(pid, 0) == nil; i++ {
+		if i == 2000 {
+			t.Fatalf("killed member's sentry %d still there", pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := range 2 {
+		id, out, _ := e.takeDetached("p", "check\n", "--wait")
+		if id == victim {
+			t.Fatalf("take %d got the killed member %s", i, id)
+		}
+		e.must("wait", id)
+		wantLines(t, "stdout", lines(out), "pages hold a", "bye after 1 commands")
+	}
+	e.waitPoolFull("p", 2)
+	for _, l := range strings.Split(e.must("ps"), "\n") {
+		if strings.HasPrefix(l, victim) {
+			t.Errorf("ps still lists the killed member: %q", l)
+		}
+	}
+}
+
+// TestPoolBadInput: each bad command is one line on stderr and a non-zero
+// status, and leaves no pool and no sandbox behind.
+func TestPoolBadInput(t *testing.T) {
+	e := newEnv(t)
+	uri := e.poolImage("img")
+	e.createPool("p", uri, 1)
+	before := e.must("ps")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"take unknown", []string{"pool", "take", "nope"}, "no such pool"},
+		{"take unknown detached", []string{"pool", "take", "nope", "-d"}, "no such pool"},
+		{"rm unknown", []string{"pool", "rm", "nope"}, "no such pool"},
+		{"duplicate", []string{"pool", "create", "p", "--image", uri, "--size", "1"}, "already exists"},
+		{"size 0", []string{"pool", "create", "q", "--image", uri, "--size", "0"}, "--size 0"},
+		{"no image", []string{"pool", "create", "q", "--size", "1"}, "--image is required"},
+		{"bad image", []string{"pool", "create", "q", "--image", "file://" + filepath.Join(e.dir, "none"), "--size", "1"}, "q"},
+		{"bad scheme", []string{"pool", "create", "q", "--image", "ftp://x/y", "--size", "1"}, "q"},
+		{"bad name", []string{"pool", "create", ".q", "--image", uri, "--size", "1"}, "pool name"},
+		{"take stdin missing", []string{"pool", "take", "p", "-d", "--stdin", filepath.Join(e.dir, "none")}, "none"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := e.mustFail(tc.args...)
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("snap %s: %q, want it to mention %q", strings.Join(tc.args, " "), msg, tc.want)
+			}
+		})
+	}
+	if got := e.must("ps"); got != before {
+		t.Errorf("ps after the bad commands:\n%s\nwant as before:\n%s", got, before)
+	}
+	ents, _ := os.ReadDir(filepath.Join(e.dir, "state", ".pools"))
+	if len(ents) != 1 || ents[0].Name() != "p" {
+		t.Errorf("pools after the bad commands: %v, want p only", ents)
+	}
+}

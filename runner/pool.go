@@ -1,0 +1,552 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A pool keeps members of one image restored and parked, so that taking
+// one costs a message on its control socket instead of a restore. It needs
+// no daemon: its state is a directory of the state directory,
+//
+//	<state-dir>/.pools/<name>/pool.json      PoolConfig, replaced atomically
+//	<state-dir>/.pools/<name>/waiting/<id>   an empty file per waiting member
+//	<state-dir>/.pools/<name>/lock           flock'ed by the one replenisher at work
+//	<state-dir>/.pools/<name>/pool.log       why replacing members failed
+//
+// and its members are ordinary sandboxes (<state-dir>/<id>/) whose
+// metadata names the pool, with status waiting until taken. A member
+// enters the pool itself once it serves (RunSentry); a taker claims one by
+// removing its file in waiting/ (exactly one remover succeeds), hands it
+// its stdio and resumes it (TakeMember), and starts a replenisher: a
+// detached snap process that launches members until the pool is full
+// again, and exits.
+
+// ReplenishCommand is the hidden snap command that fills a pool: snap
+// runs `EXE --state-dir DIR pool replenish NAME`.
+var ReplenishCommand = []string{"pool", "replenish"}
+
+// ReplenishDelay is how long after a take its member starts the
+// replenisher: a restore takes the CPUs for a while, and the program just
+// taken should have them for its first moments.
+const ReplenishDelay = 50 * time.Millisecond
+
+// MaxPoolSize bounds a pool's size.
+const MaxPoolSize = 1000
+
+// poolsDir is the directory of the pools in a state directory; its name
+// is not a valid sandbox ID, so sandbox listings skip it.
+const poolsDir = ".pools"
+
+const poolConfigVersion = 1
+
+// PoolConfig describes a pool; it is pool.json.
+type PoolConfig struct {
+	Version int    `json:"version"`
+	Name    string `json:"name"`
+	// Image is the URI (or name) every member is restored from.
+	Image string `json:"image"`
+	// Size is how many members wait when the pool is full.
+	Size int `json:"size"`
+	// SentryArgs are the sentry flags of every member (platform, limits,
+	// root, store, verify key), given before its --restore.
+	SentryArgs []string  `json:"sentry_args,omitempty"`
+	Created    time.Time `json:"created"`
+	// Error is why the last replenishment failed (one line), cleared by a
+	// replenishment that fills the pool; ErrorAt is when it failed.
+	Error   string     `json:"error,omitempty"`
+	ErrorAt *time.Time `json:"error_at,omitempty"`
+}
+
+// PoolStatus is a pool and how many of its members wait now.
+type PoolStatus struct {
+	PoolConfig
+	Waiting int
+}
+
+// poolDir is one pool's directory.
+type poolDir struct {
+	sd   StateDir
+	name string
+	dir  string
+}
+
+func (s StateDir) pool(name string) poolDir {
+	return poolDir{sd: s, name: name, dir: filepath.Join(s.Root, poolsDir, name)}
+}
+
+func (p poolDir) waitingDir() string { return filepath.Join(p.dir, "waiting") }
+
+// ValidatePoolName checks that name can name a pool: the rules of sandbox
+// IDs.
+func ValidatePoolName(name string) error {
+	if err := ValidateID(name); err != nil {
+		return fmt.Errorf("pool name: %w", err)
+	}
+	return nil
+}
+
+// config reads pool.json; a missing pool gives ErrUnknownPool.
+func (p poolDir) config() (*PoolConfig, error) {
+	b, err := os.ReadFile(filepath.Join(p.dir, "pool.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownPool, p.name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read pool %s: %w", p.name, err)
+	}
+	var c PoolConfig
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("read pool %s: %w", p.name, err)
+	}
+	if c.Version < 1 || c.Version > poolConfigVersion {
+		return nil, fmt.Errorf("read pool %s: unsupported version %d (want 1..%d)", p.name, c.Version, poolConfigVersion)
+	}
+	return &c, nil
+}
+
+// writeConfig replaces pool.json atomically.
+func (p poolDir) writeConfig(c *PoolConfig) error {
+	c.Version = poolConfigVersion
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode pool %s: %w", p.name, err)
+	}
+	f, err := os.CreateTemp(p.dir, ".pool-*.tmp")
+	if err != nil {
+		return fmt.Errorf("write pool %s: %w", p.name, err)
+	}
+	_, werr := f.Write(append(b, '\n'))
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(f.Name(), filepath.Join(p.dir, "pool.json"))
+	}
+	if werr != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write pool %s: %w", p.name, werr)
+	}
+	return nil
+}
+
+// enter adds waiting member id; it fails if the pool is gone.
+func (p poolDir) enter(id string) error {
+	f, err := os.OpenFile(filepath.Join(p.waitingDir(), id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("enter pool %s: %w (removed)", p.name, ErrUnknownPool)
+	}
+	if err != nil {
+		return fmt.Errorf("enter pool %s: %w", p.name, err)
+	}
+	return f.Close()
+}
+
+// waiting returns the IDs entered in the pool, sorted.
+func (p poolDir) waiting() ([]string, error) {
+	ents, err := os.ReadDir(p.waitingDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownPool, p.name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list pool %s: %w", p.name, err)
+	}
+	ids := make([]string, 0, len(ents))
+	for _, e := range ents {
+		if ValidateID(e.Name()) == nil {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}
+
+// claim removes member id from the pool and reports whether this caller
+// did (of concurrent claimers exactly one does).
+func (p poolDir) claim(id string) bool {
+	return os.Remove(filepath.Join(p.waitingDir(), id)) == nil
+}
+
+// logf appends a line to pool.log (best effort) and to the process log.
+func (p poolDir) logf(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	log.Printf("pool %s: %s", p.name, line)
+	f, err := os.OpenFile(filepath.Join(p.dir, "pool.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(f, "%s %s\n", time.Now().UTC().Format(time.RFC3339Nano), line)
+	f.Close()
+}
+
+// PoolOptions describe a pool to create.
+type PoolOptions struct {
+	StateDir StateDir
+	Name     string
+	Image    string
+	Size     int
+	// SentryArgs: see PoolConfig.
+	SentryArgs []string
+	// Exe is the snap binary; empty means /proc/self/exe.
+	Exe string
+}
+
+// CreatePool records a new pool and fills it: it returns once Size members
+// wait. If a member cannot be made (a bad image), the pool is removed
+// again and the error returned: nothing is left behind.
+func CreatePool(ctx context.Context, o PoolOptions) error {
+	if err := ValidatePoolName(o.Name); err != nil {
+		return err
+	}
+	if o.Size < 1 || o.Size > MaxPoolSize {
+		return fmt.Errorf("create pool %s: size %d, want 1 to %d", o.Name, o.Size, MaxPoolSize)
+	}
+	if err := os.MkdirAll(filepath.Join(o.StateDir.Root, poolsDir), 0o700); err != nil {
+		return fmt.Errorf("create pool %s: %w", o.Name, err)
+	}
+	p := o.StateDir.pool(o.Name)
+	if err := os.Mkdir(p.dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create pool %s: %w", o.Name, ErrPoolExists)
+		}
+		return fmt.Errorf("create pool %s: %w", o.Name, err)
+	}
+	c := &PoolConfig{Name: o.Name, Image: o.Image, Size: o.Size, SentryArgs: o.SentryArgs, Created: time.Now().UTC()}
+	err := os.Mkdir(p.waitingDir(), 0o700)
+	if err == nil {
+		err = p.writeConfig(c)
+	}
+	if err == nil {
+		err = Replenish(ctx, o.StateDir, o.Name, o.Exe)
+	}
+	if err != nil {
+		RemovePool(ctx, o.StateDir, o.Name)
+		return err
+	}
+	return nil
+}
+
+// Replenish launches members until the pool is full, one replenisher at
+// a time (the others wait for its lock, then find less to do). Members
+// that ended while they waited are dropped first. A member that cannot be
+// made stops it: the error is recorded in pool.json and pool.log and
+// returned.
+func Replenish(ctx context.Context, sd StateDir, name, exe string) error {
+	p := sd.pool(name)
+	lock, err := os.OpenFile(filepath.Join(p.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s", ErrUnknownPool, name)
+	}
+	if err != nil {
+		return fmt.Errorf("lock pool %s: %w", name, err)
+	}
+	defer lock.Close()
+	if err := flock(lock, unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock pool %s: %w", name, err)
+	}
+	c, err := p.config()
+	if err != nil {
+		return err
+	}
+	live := p.prune()
+	for ; live < c.Size; live++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := launchMember(sd, c, exe); err != nil {
+			err = fmt.Errorf("pool %s: replace a member: %w", name, err)
+			p.logf("%v", err)
+			if c2, rerr := p.config(); rerr == nil {
+				now := time.Now().UTC()
+				c2.Error, c2.ErrorAt = err.Error(), &now
+				p.writeConfig(c2)
+			}
+			return err
+		}
+	}
+	if c.Error != "" {
+		c.Error, c.ErrorAt = "", nil
+		return p.writeConfig(c)
+	}
+	return nil
+}
+
+func flock(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// prune drops the members that ended while they waited (their sentry
+// died or was killed) and returns how many wait.
+func (p poolDir) prune() int {
+	ids, err := p.waiting()
+	if err != nil {
+		return 0
+	}
+	live := 0
+	for _, id := range ids {
+		m, err := p.sd.Lookup(id)
+		if err == nil && m.Status == StatusWaiting {
+			live++
+			continue
+		}
+		if !p.claim(id) {
+			continue // taken meanwhile
+		}
+		if err == nil {
+			p.logf("member %s ended while it waited (%s %s); replacing it", id, m.Status, m.Error)
+			p.sd.removeUntaken(m)
+		}
+	}
+	// Members a taker claimed and found dead (the fast take leaves them).
+	all, _ := p.sd.List()
+	for _, m := range all {
+		if m.Pool == p.name && m.Taken == nil && Ended(m.Status) {
+			p.logf("member %s ended while it waited (%s %s); replacing it", m.ID, m.Status, m.Error)
+			p.sd.removeUntaken(m)
+		}
+	}
+	return live
+}
+
+// removeUntaken removes the directory of m, a pool member that ended
+// without being taken: it never was anyone's sandbox.
+func (s StateDir) removeUntaken(m *Metadata) {
+	if m.Pool != "" && m.Taken == nil && Ended(m.Status) {
+		os.RemoveAll(s.Dir(m.ID))
+	}
+}
+
+// launchMember starts one member of pool c and returns once it waits.
+func launchMember(sd StateDir, c *PoolConfig, exe string) (*Metadata, error) {
+	id := NewID()
+	args := append(append([]string{"--pool", c.Name}, c.SentryArgs...), "--restore", c.Image)
+	m, err := Launch(LaunchOptions{StateDir: sd, ID: id, RestoredFrom: c.Image, SentryArgs: args, Exe: exe})
+	if err != nil {
+		if m, lerr := sd.Lookup(id); lerr == nil {
+			m.Pool = c.Name
+			sd.removeUntaken(m)
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+// SpawnReplenisher starts `exe --state-dir ROOT pool replenish NAME` in
+// a new session with its stdio on /dev/null, and does not wait for it
+// (init or a subreaper reaps it once this process has ended).
+func SpawnReplenisher(sd StateDir, name, exe string) error {
+	cmd, err := startReplenisher(sd, name, exe)
+	if err != nil {
+		return err
+	}
+	return cmd.Process.Release()
+}
+
+// spawnReplenisher is SpawnReplenisher for a process that lives on (a
+// member's sentry): it reaps the replenisher when it ends.
+func spawnReplenisher(sd StateDir, name, exe string) error {
+	cmd, err := startReplenisher(sd, name, exe)
+	if err != nil {
+		return err
+	}
+	go cmd.Wait()
+	return nil
+}
+
+func startReplenisher(sd StateDir, name, exe string) (*exec.Cmd, error) {
+	if exe == "" {
+		exe = "/proc/self/exe"
+	}
+	args := append(append([]string{"--state-dir", sd.Root}, ReplenishCommand...), name)
+	cmd := exec.Command(exe, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start replenisher of pool %s: %w", name, err)
+	}
+	return cmd, nil
+}
+
+// TakeOptions describe a take.
+type TakeOptions struct {
+	// Stdio is the member's stdin, stdout and stderr (the caller keeps
+	// its copies).
+	Stdio [3]*os.File
+	// Wait, when no member waits, keeps trying until one does (or a
+	// replenishment fails after the take started, or ctx ends).
+	Wait bool
+	// Short is called (once) when the pool turns out short of members:
+	// empty, or a claimed member had died. It starts a replenisher (a
+	// member taken starts one itself).
+	Short func()
+	// Poll is how often a waiting take looks again; 0 means 10 ms.
+	Poll time.Duration
+}
+
+// TakeFromPool claims a waiting member of pool name, gives it o.Stdio and
+// resumes it, and returns its ID. Members that died while they
+// waited are skipped (and their directories removed). Without o.Wait an
+// empty pool gives ErrPoolEmpty.
+func TakeFromPool(ctx context.Context, sd StateDir, name string, o TakeOptions) (string, error) {
+	if err := ValidatePoolName(name); err != nil {
+		return "", err
+	}
+	p := sd.pool(name)
+	if _, err := p.config(); err != nil {
+		return "", err
+	}
+	short := false
+	markShort := func() {
+		if !short && o.Short != nil {
+			short = true
+			o.Short()
+		}
+	}
+	started := time.Now()
+	poll := o.Poll
+	if poll == 0 {
+		poll = 10 * time.Millisecond
+	}
+	for {
+		ids, err := p.waiting()
+		if err != nil {
+			return "", err
+		}
+		for _, id := range ids {
+			if !p.claim(id) {
+				continue
+			}
+			err := TakeMember(ctx, sd, id, o.Stdio)
+			if err == nil {
+				return id, nil
+			}
+			// Dead, or no longer waiting: skip it.
+			log.Printf("pool %s: skip member %s: %v", name, id, err)
+			if m, lerr := sd.Lookup(id); lerr == nil {
+				sd.removeUntaken(m)
+			}
+			markShort()
+		}
+		markShort()
+		if !o.Wait {
+			return "", fmt.Errorf("take from pool %s: %w (snap pool take --wait waits for one)", name, ErrPoolEmpty)
+		}
+		c, err := p.config()
+		if err != nil {
+			return "", err
+		}
+		if c.ErrorAt != nil && c.ErrorAt.After(started) {
+			return "", fmt.Errorf("take from pool %s: %w, and replacing members fails: %s", name, ErrPoolEmpty, c.Error)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+// TakeMember gives waiting member id its stdio and resumes it.
+func TakeMember(ctx context.Context, sd StateDir, id string, stdio [3]*os.File) error {
+	c, err := Dial(sd, id)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.CallFiles(ctx, Request{Type: ReqTake}, stdio[:], nil)
+	return err
+}
+
+// ListPools returns every pool, by name, with its waiting members counted.
+func ListPools(sd StateDir) ([]PoolStatus, error) {
+	ents, err := os.ReadDir(filepath.Join(sd.Root, poolsDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list pools: %w", err)
+	}
+	var out []PoolStatus
+	for _, e := range ents {
+		if !e.IsDir() || ValidatePoolName(e.Name()) != nil {
+			continue
+		}
+		p := sd.pool(e.Name())
+		c, err := p.config()
+		if err != nil {
+			continue // being created or removed
+		}
+		st := PoolStatus{PoolConfig: *c}
+		ids, _ := p.waiting()
+		for _, id := range ids {
+			if m, err := sd.Lookup(id); err == nil && m.Status == StatusWaiting {
+				st.Waiting++
+			}
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// RemovePool removes pool name and ends its waiting members (members
+// taken before live on). A replenisher at work finds the pool gone and
+// stops; a member it was starting ends.
+func RemovePool(ctx context.Context, sd StateDir, name string) error {
+	if err := ValidatePoolName(name); err != nil {
+		return err
+	}
+	p := sd.pool(name)
+	grave := filepath.Join(sd.Root, poolsDir, fmt.Sprintf(".rm-%s-%s", name, NewID()))
+	if err := os.Rename(p.dir, grave); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove pool %s: %w", name, ErrUnknownPool)
+		}
+		return fmt.Errorf("remove pool %s: %w", name, err)
+	}
+	defer os.RemoveAll(grave)
+	all, err := sd.List()
+	if err != nil {
+		return err
+	}
+	var firstErr error
+	for _, m := range all {
+		if m.Pool != name || m.Status != StatusWaiting {
+			continue
+		}
+		if err := Kill(ctx, sd, m.ID, int(unix.SIGKILL)); err != nil && !errors.Is(err, ErrNotRunning) && !errors.Is(err, ErrSentryDied) {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("remove pool %s: end member %s: %w", name, m.ID, err)
+			}
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, memberEndTimeout)
+		_, err := Wait(wctx, sd, m.ID)
+		cancel()
+		if err != nil && !errors.Is(err, ErrSentryDied) && !errors.Is(err, ErrNotRunning) {
+			log.Printf("remove pool %s: wait for member %s: %v", name, m.ID, err)
+		}
+		if m2, err := sd.Lookup(m.ID); err == nil {
+			sd.removeUntaken(m2)
+		}
+	}
+	return firstErr
+}
+
+// memberEndTimeout bounds how long RemovePool waits for a killed member.
+const memberEndTimeout = 10 * time.Second

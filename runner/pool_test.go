@@ -1,0 +1,171 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+// parkedSandbox is a Parked sandbox whose "program" writes a line to the
+// stdout it is given and ends.
+type parkedSandbox struct {
+	mu     sync.Mutex
+	state  string // waiting, resumed, discarded
+	status ExitStatus
+	done   chan struct{}
+}
+
+func (p *parkedSandbox) Unpark(stdio [3]*os.File) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != "waiting" {
+		closeFiles(stdio[:])
+		return ErrNotWaiting
+	}
+	p.state = "resumed"
+	stdio[1].WriteString("resumed\n")
+	closeFiles(stdio[:])
+	return nil
+}
+
+func (p *parkedSandbox) Discard(sig int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != "waiting" {
+		return ErrNotWaiting
+	}
+	p.state, p.status = "discarded", ExitStatus{Signal: sig}
+	close(p.done)
+	return nil
+}
+
+func (p *parkedSandbox) Kill(sig int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == "resumed" {
+		p.state, p.status = "killed", ExitStatus{Signal: sig}
+		close(p.done)
+	}
+	return nil
+}
+func (p *parkedSandbox) Wait() ExitStatus {
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status
+}
+func (p *parkedSandbox) Save(context.Context, SaveRequest, func(Progress)) (string, error) {
+	return "", ErrUnsupported
+}
+
+// serveParked serves a waiting member id in this process.
+func serveParked(t *testing.T, sd StateDir, id string) *parkedSandbox {
+	t.Helper()
+	m := &Metadata{ID: id, PID: os.Getpid(), Status: StatusWaiting, Pool: "p"}
+	if err := sd.Reserve(m); err != nil {
+		t.Fatal(err)
+	}
+	sb := &parkedSandbox{state: "waiting", done: make(chan struct{})}
+	srv := NewServer(sd, m, sb)
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	go func() {
+		srv.Finish(sb.Wait())
+		srv.Shutdown(time.Second)
+	}()
+	t.Cleanup(func() { srv.Shutdown(time.Second) })
+	return sb
+}
+
+// TestTakeMember passes stdio to a waiting member over its socket: the
+// member writes through the passed stdout, a second take is refused, and
+// a kill of a waiting member discards it.
+func TestTakeMember(t *testing.T) {
+	sd := StateDir{Root: t.TempDir()}
+	serveParked(t, sd, "m1")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	if err := TakeMember(ctx, sd, "m1", [3]*os.File{os.Stdin, w, os.Stderr}); err != nil {
+		t.Fatalf("TakeMember() = %v", err)
+	}
+	w.Close() // the member closed its copy
+	b, err := io.ReadAll(r)
+	if err != nil || string(b) != "resumed\n" {
+		t.Errorf("member wrote %q, %v, want %q", b, err, "resumed\n")
+	}
+	if info, err := Info(ctx, sd, "m1"); err != nil || info.Status != StatusRunning || info.Taken == nil {
+		t.Errorf("Info() after take = %+v, %v, want running and taken", info, err)
+	}
+	if err := TakeMember(ctx, sd, "m1", [3]*os.File{os.Stdin, os.Stdout, os.Stderr}); !errors.Is(err, ErrNotWaiting) {
+		t.Errorf("second TakeMember() = %v, want ErrNotWaiting", err)
+	}
+	if err := Kill(ctx, sd, "m1", 15); err != nil {
+		t.Errorf("Kill(taken) = %v", err)
+	}
+
+	sb := serveParked(t, sd, "m2")
+	if err := Kill(ctx, sd, "m2", 9); err != nil {
+		t.Fatalf("Kill(waiting) = %v", err)
+	}
+	if st := sb.Wait(); st.Signal != 9 {
+		t.Errorf("waiting member after kill: %v, want killed by signal 9", st)
+	}
+}
+
+// TestPoolDirectory checks the pool files without members: a bad name or
+// size, a duplicate, an empty pool, listing and removal.
+func TestPoolDirectory(t *testing.T) {
+	sd := StateDir{Root: t.TempDir()}
+	ctx := context.Background()
+	if err := CreatePool(ctx, PoolOptions{StateDir: sd, Name: ".x", Size: 1}); !errors.Is(err, ErrBadID) {
+		t.Errorf("CreatePool(.x) = %v, want ErrBadID", err)
+	}
+	if err := CreatePool(ctx, PoolOptions{StateDir: sd, Name: "x", Size: 0}); err == nil {
+		t.Error("CreatePool(size 0) succeeded")
+	}
+	// A pool made by hand, as CreatePool leaves it before its members.
+	p := sd.pool("p")
+	os.MkdirAll(p.waitingDir(), 0o700)
+	if err := p.writeConfig(&PoolConfig{Name: "p", Image: "img", Size: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := CreatePool(ctx, PoolOptions{StateDir: sd, Name: "p", Image: "img", Size: 1}); !errors.Is(err, ErrPoolExists) {
+		t.Errorf("CreatePool(existing) = %v, want ErrPoolExists", err)
+	}
+	if _, err := TakeFromPool(ctx, sd, "p", TakeOptions{}); !errors.Is(err, ErrPoolEmpty) {
+		t.Errorf("TakeFromPool(empty) = %v, want ErrPoolEmpty", err)
+	}
+	if _, err := TakeFromPool(ctx, sd, "q", TakeOptions{}); !errors.Is(err, ErrUnknownPool) {
+		t.Errorf("TakeFromPool(unknown) = %v, want ErrUnknownPool", err)
+	}
+	serveParked(t, sd, "m1")
+	if err := p.enter("m1"); err != nil {
+		t.Fatal(err)
+	}
+	pools, err := ListPools(sd)
+	if err != nil || len(pools) != 1 || pools[0].Name != "p" || pools[0].Size != 2 || pools[0].Waiting != 1 {
+		t.Errorf("ListPools() = %+v, %v, want p of size 2 with 1 waiting", pools, err)
+	}
+	if err := RemovePool(ctx, sd, "p"); err != nil {
+		t.Fatalf("RemovePool() = %v", err)
+	}
+	if _, err := sd.Lookup("m1"); !errors.Is(err, ErrUnknownSandbox) {
+		t.Errorf("Lookup(member) after RemovePool = %v, want it removed", err)
+	}
+	if err := RemovePool(ctx, sd, "p"); !errors.Is(err, ErrUnknownPool) {
+		t.Errorf("RemovePool(removed) = %v, want ErrUnknownPool", err)
+	}
+	if err := p.enter("m2"); !errors.Is(err, ErrUnknownPool) {
+		t.Errorf("enter(removed pool) = %v, want ErrUnknownPool", err)
+	}
+}
