@@ -131,6 +131,10 @@ type Config struct {
 	// instead of pinning each task's threads to a CPU of its own while
 	// there are no more tasks than CPUs (see cpu_pin.go).
 	NoCPUPinning bool
+	// Timings, if not nil, records how long the steps of New and Start
+	// and the program's run took (StepNewKernel...). Not used by Restore,
+	// which has its own (RestoreOptions.Timings).
+	Timings *Timings
 	// Tmpfs are the empty tmpfs mounts to add to the default /dev/shm and
 	// /run: "PATH" or "PATH:size=SIZE" (SIZE as ParseMemoryLimit takes
 	// it; a default mount point gets the size). Not used by Restore: a
@@ -277,6 +281,16 @@ type Kernel struct {
 	exited chan struct{} `state:"nosave"`
 	status ExitStatus
 	done   bool
+
+	// counts are for Counts: diagnostics of this run, not state.
+	counts kernelCounts `state:"nosave"`
+	// timings, if not nil, records the steps of a start (Config.Timings).
+	// Not saved: it times one run. Immutable after New.
+	timings *Timings `state:"nosave"`
+	// runStart and exitStart are when the init process started running
+	// and began to exit, with timings on. Not saved, like timings.
+	// Protected by stopMu.
+	runStart, exitStart time.Time `state:"nosave"`
 }
 
 // New creates a kernel: a memory file, a platform and the filesystem root.
@@ -290,7 +304,10 @@ func New(cfg Config) (*Kernel, error) {
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, err
 	}
+	defer cfg.Timings.Since(StepNewKernel, time.Now())
+	waitStart := time.Now()
 	mf, p := takePrewarmed(name)
+	cfg.Timings.Since(StepWaitPlatform, waitStart)
 	rootDir := cfg.Root
 	if rootDir == "" {
 		rootDir = "/"
@@ -335,6 +352,7 @@ func New(cfg Config) (*Kernel, error) {
 		pins:      newCPUPins(cfg.NoCPUPinning),
 		cpus:      readHostCPUs(),
 		exited:    make(chan struct{}),
+		timings:   cfg.Timings,
 	}
 	if k.hostname == "" {
 		k.hostname = "snapshotter"

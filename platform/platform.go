@@ -177,6 +177,20 @@ type Context interface {
 	Release()
 }
 
+// Counted is implemented by platforms that count the host work they do,
+// for diagnostics (`snap run --timings`).
+type Counted interface {
+	// Counts returns named counts since the platform was made, in a fixed
+	// order. It may be called from any goroutine.
+	Counts() []Count
+}
+
+// Count is one named count of a Counted platform.
+type Count struct {
+	Name  string
+	Value uint64
+}
+
 // Options configure a new Platform.
 type Options struct {
 	// MemoryFD is the host descriptor of the memory file. The platform

@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -29,6 +30,8 @@ type runFlags struct {
 	memory string
 	// tmpfs are the --tmpfs mount points.
 	tmpfs []string
+	// timings is snap run's --timings (foreground only).
+	timings bool
 }
 
 // startFlags are the flags of snap run that shape the program's start:
@@ -60,6 +63,9 @@ with snap's environment (none with --clear-env), plus each --env K=V.
 A saved image holds the environment like the rest of the program's memory.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if d := cmd.Flags().Lookup("detach"); f.timings && d != nil && d.Value.String() == "true" {
+				return errors.New("--timings is for a foreground run")
+			}
 			for _, t := range takeovers {
 				if done, err := t(args); done || err != nil {
 					return err
@@ -75,6 +81,7 @@ A saved image holds the environment like the rest of the program's memory.`,
 	cmd.Flags().SetInterspersed(false)
 	addRunFlags(cmd, f)
 	addStartFlags(cmd, s)
+	cmd.Flags().BoolVar(&f.timings, "timings", false, "write on stderr, once the program has exited, how long each step of the start and run took and what the sandbox counted (system calls, ptrace stops, injected host system calls, file cache misses)")
 	for _, h := range runFlagHooks {
 		if t := h(cmd, g, f, s); t != nil {
 			takeovers = append(takeovers, t)
@@ -155,11 +162,29 @@ func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, argv []stri
 	if err != nil {
 		return err
 	}
-	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug, Limits: limits, Tmpfs: f.tmpfs})
+	var tm *kernel.Timings
+	if f.timings {
+		tm = new(kernel.Timings)
+		tm.Since(runner.StepCommand, mainStart)
+	}
+	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug, Limits: limits, Tmpfs: f.tmpfs, Timings: tm})
 	if err != nil {
 		return err
 	}
-	defer k.Release()
+	defer func() {
+		released := time.Now()
+		counts := k.Counts()
+		k.Release()
+		if tm != nil {
+			tm.Since(stepRelease, released)
+			for _, l := range runner.StepLines("run", tm.Steps()) {
+				fmt.Fprintln(os.Stderr, l)
+			}
+			for _, c := range counts {
+				fmt.Fprintf(os.Stderr, "run count %-22s %d\n", c.Name, c.Value)
+			}
+		}
+	}()
 	// Caught from before the start: the program may run (and its caller
 	// signal snap) before Start returns.
 	sigs := catchSignals()
@@ -174,6 +199,10 @@ func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, argv []stri
 	}
 	return nil
 }
+
+// stepRelease is the last step of `snap run --timings`: releasing the
+// kernel (its platform, the stubs left, the memory file).
+const stepRelease = "release"
 
 // startError phrases a failure to start the program like a shell does, and
 // uses the shell's statuses: 127 not found, 126 not executable. A --cwd

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -175,6 +176,8 @@ func (a *addressSpace) Unmap(addr, length uint64) error {
 //
 // Preconditions: a.opMu is held.
 func (a *addressSpace) syscall(nr uint64, args [6]uint64) (uint64, error) {
+	a.p.counts.countInjected(nr)
+	defer a.p.counts.injectedSince(time.Now())
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	t, err := a.threadFor(unix.Gettid())
@@ -431,6 +434,7 @@ func (a *addressSpace) newThreadLocked(tracer int) (*stubThread, error) {
 		}
 	}
 	var tid int
+	a.p.counts.countInjected(sysClone)
 	err := a.p.master.call(func() error {
 		r, err := inject(a.pid, &a.leaderRegs, stubCloneEntry, sysClone, [6]uint64{cloneThreadFlag}, uint64(a.pid))
 		tid = int(r)

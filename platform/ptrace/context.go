@@ -196,6 +196,7 @@ func (c *context) switchLocked(a *addressSpace, t *stubThread, st *platform.Stat
 		err = fmt.Errorf("%w: %w", platform.ErrSignal, err)
 	}
 	if err == nil {
+		c.p.counts.switches.Add(1)
 		err = c.run(a, t, st, info, access)
 	}
 	return err

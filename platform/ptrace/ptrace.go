@@ -209,6 +209,9 @@ type Platform struct {
 	refillPending bool
 	// refilling counts the goroutines starting a spare.
 	refilling sync.WaitGroup
+
+	// counts are for Counts.
+	counts counts
 }
 
 var _ platform.Platform = (*Platform)(nil)

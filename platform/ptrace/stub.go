@@ -97,6 +97,7 @@ func forkExecStub(path string, files []uintptr) (int, error) {
 //
 // Preconditions: runs on the master thread.
 func (p *Platform) spawnStub() (int, platform.Registers, preThread, error) {
+	p.counts.stubs.Add(1)
 	pid, regs, err := p.spawnStubLeader()
 	if err != nil {
 		return 0, regs, preThread{}, err
