@@ -105,6 +105,7 @@ import (
 	"snapshotter/kernel/socket"
 	"snapshotter/kernel/vfs"
 	"snapshotter/platform"
+	"snapshotter/platform/prewarm"
 )
 
 // Config configures a new Kernel.
@@ -376,7 +377,7 @@ func New(cfg Config) (*Kernel, error) {
 
 // newMemoryAndPlatform creates a memory file and a platform for it.
 func newMemoryAndPlatform(name string, ctor platform.Constructor) (*MemoryFile, platform.Platform, error) {
-	mf, err := NewMemoryFile("snap-memory")
+	mf, err := NewMemoryFile(prewarm.MemoryFileName)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -388,73 +389,30 @@ func newMemoryAndPlatform(name string, ctor platform.Constructor) (*MemoryFile, 
 	return mf, p, nil
 }
 
-// prewarm is one platform that Prewarm makes.
-type prewarm struct {
-	name string
-	// done is closed when mf and p are set (both nil if that failed: New
-	// then tries again and reports why); they are read only after.
-	done chan struct{}
-	mf   *MemoryFile
-	p    platform.Platform
-}
-
-var (
-	prewarmMu sync.Mutex
-	// prewarmed is the prewarm that the next New takes, or nil. Protected
-	// by prewarmMu.
-	prewarmed *prewarm
-)
-
 // Prewarm starts making, in the background, the memory file and the
-// platform that the next New for the named platform needs. Making a ptrace
-// platform starts a stub process (a fork and an exec, a few milliseconds
-// here); a command that knows early, during package initialisation, that
-// it will create a kernel calls Prewarm so that this overlaps the rest of
-// the process's start-up. New takes them, or, if New fails or runs for
-// another platform, releases them; if no New follows, they end with the
-// process (the stubs have a parent-death signal). A call while the last
-// one's platform is not taken yet does nothing.
-func Prewarm(name string) {
-	ctor, err := platform.Lookup(name)
-	if err != nil {
-		return // New reports it
-	}
-	prewarmMu.Lock()
-	defer prewarmMu.Unlock()
-	if prewarmed != nil {
-		return
-	}
-	pw := &prewarm{name: name, done: make(chan struct{})}
-	prewarmed = pw
-	// S/R-SAFE: runs before any kernel exists and makes host objects only.
-	go func() {
-		defer close(pw.done)
-		pw.mf, pw.p, _ = newMemoryAndPlatform(name, ctor)
-	}()
-}
+// platform that the next New (or Restore) for the named platform needs
+// (package platform/prewarm, which a command can also call itself, before
+// this package is initialised). New takes them, or, if New fails or runs
+// for another platform, releases them. A call while the last one's
+// platform is not taken yet does nothing.
+func Prewarm(name string) { prewarm.Start(name) }
 
 // takePrewarmed returns the memory file and platform Prewarm made for
 // platform name, waiting for them if needed, or nils if there are none
 // (none made, already taken, failed, or made for another platform, which
-// is released).
+// is released). If the memory file cannot be mapped, both are released.
 func takePrewarmed(name string) (*MemoryFile, platform.Platform) {
-	prewarmMu.Lock()
-	pw := prewarmed
-	prewarmed = nil
-	prewarmMu.Unlock()
-	if pw == nil {
+	fd, p := prewarm.Take(name)
+	if p == nil {
 		return nil, nil
 	}
-	<-pw.done
-	if pw.p == nil {
+	mf, err := newMemoryFileFromFD(fd)
+	if err != nil {
+		p.Release()
+		unix.Close(fd)
 		return nil, nil
 	}
-	if pw.name != name {
-		pw.p.Release()
-		pw.mf.Release()
-		return nil, nil
-	}
-	return pw.mf, pw.p
+	return mf, p
 }
 
 // Release frees the kernel's host resources. The kernel must have exited
