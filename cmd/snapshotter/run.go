@@ -167,8 +167,15 @@ func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, argv []stri
 		tm = new(kernel.Timings)
 		tm.Since(runner.StepCommand, mainStart)
 	}
+	// Caught from before the start: the program may run (and its caller
+	// signal snap) before Start returns. Caught before New: the first
+	// signal.Notify starts Go's signal machinery (about half a
+	// millisecond), which then overlaps the platform's making if it is
+	// not done yet.
+	sigs := catchSignals()
 	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug, Limits: limits, Tmpfs: f.tmpfs, Timings: tm})
 	if err != nil {
+		sigs.stop()
 		return err
 	}
 	defer func() {
@@ -185,9 +192,6 @@ func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, argv []stri
 			}
 		}
 	}()
-	// Caught from before the start: the program may run (and its caller
-	// signal snap) before Start returns.
-	sigs := catchSignals()
 	if err := k.Start(o); err != nil {
 		sigs.stop()
 		return startError(argv[0], err)
