@@ -15,11 +15,12 @@ type counts struct {
 	// switches counts the times Switch ran the application: each is one
 	// ptrace stop of a stub thread.
 	switches atomic.Uint64
-	// injected counts system calls injected into stubs, by kind: one
-	// ptrace round trip each.
+	// mmaps, munmaps, madvises and clones count the system calls stubs
+	// executed for the sentry, by kind.
 	mmaps, munmaps, madvises, clones atomic.Uint64
-	// injectedNanos is the time spent injecting them, in nanoseconds.
-	injectedNanos atomic.Uint64
+	// injections counts the stops spent on them (a batch of queued
+	// mappings is one), injectedNanos the time, in nanoseconds.
+	injections, injectedNanos atomic.Uint64
 	// stubs counts stub processes started (fork and exec).
 	stubs atomic.Uint64
 }
@@ -54,6 +55,7 @@ func (p *Platform) Counts() []platform.Count {
 		{Name: "injected-munmap", Value: c.munmaps.Load()},
 		{Name: "injected-madvise", Value: c.madvises.Load()},
 		{Name: "injected-clone", Value: c.clones.Load()},
+		{Name: "injection-stops", Value: c.injections.Load()},
 		{Name: "injected-us", Value: c.injectedNanos.Load() / 1000},
 		{Name: "stub-processes", Value: c.stubs.Load()},
 	}
