@@ -177,6 +177,18 @@ type Context interface {
 	Release()
 }
 
+// Batcher is implemented by address spaces that can make a group of
+// mapping changes in one go. Between BeginBatch and EndBatch, MapFile and
+// Unmap may take effect only at EndBatch (or earlier), so an application
+// thread that runs meanwhile in the address space may still see the old
+// mappings: the caller uses it only where that is allowed, as for the
+// changes a fork makes while other threads of the parent run. EndBatch
+// makes every change and reports the first failure.
+type Batcher interface {
+	BeginBatch()
+	EndBatch() error
+}
+
 // Counted is implemented by platforms that count the host work they do,
 // for diagnostics (`snap run --timings`).
 type Counted interface {

@@ -55,7 +55,35 @@ type addressSpace struct {
 	ran atomic.Bool
 	// pending are the queued system calls, in order. Protected by opMu.
 	pending []stubCall
+	// batching is set between BeginBatch and EndBatch: MapFile and Unmap
+	// queue as before the first Switch. Protected by opMu.
+	batching bool
 }
+
+var _ platform.Batcher = (*addressSpace)(nil)
+
+// BeginBatch implements platform.Batcher.
+func (a *addressSpace) BeginBatch() {
+	a.opMu.Lock()
+	a.batching = true
+	a.opMu.Unlock()
+}
+
+// EndBatch implements platform.Batcher.
+func (a *addressSpace) EndBatch() error {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	a.batching = false
+	if !a.ran.Load() || a.isReleased() {
+		return nil // the first Switch makes them
+	}
+	return a.flushLocked()
+}
+
+// queuing reports whether MapFile and Unmap queue their calls.
+//
+// Preconditions: a.opMu is held.
+func (a *addressSpace) queuing() bool { return a.batching || !a.ran.Load() }
 
 var _ platform.AddressSpace = (*addressSpace)(nil)
 
@@ -136,7 +164,7 @@ func (a *addressSpace) MapFile(addr, offset, length uint64, at platform.AccessTy
 	if a.isReleased() {
 		return fmt.Errorf("ptrace: map file: %w", ErrReleased)
 	}
-	if !a.ran.Load() {
+	if a.queuing() {
 		if !precommit {
 			a.pending = append(a.pending, stubCall{sysMmap, [6]uint64{addr, length, prot, flags, stubFDInStub, offset}})
 			a.mu.Lock()
@@ -181,7 +209,7 @@ func (a *addressSpace) Unmap(addr, length uint64) error {
 	if a.isReleased() {
 		return fmt.Errorf("ptrace: unmap: %w", ErrReleased)
 	}
-	if !a.ran.Load() {
+	if a.queuing() {
 		a.pending = append(a.pending, stubCall{sysMunmap, [6]uint64{addr, length}})
 		a.mu.Lock()
 		a.setMappingLocked(addr, addr+length, nil)

@@ -125,3 +125,33 @@ func TestQueuedMappings(t *testing.T) {
 		t.Errorf("MapFile after the first Switch: %#x not mapped at once", late)
 	}
 }
+
+// TestBatchAfterRunning checks that between BeginBatch and EndBatch an
+// address space that has run queues its mappings, and EndBatch makes them.
+func TestBatchAfterRunning(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	defer a.Release()
+	c := e.newContext(t)
+	onOwnThread(func() {
+		st := &platform.State{}
+		st.Regs.Rip = codeAddr + offSyscallLoop
+		if _, _, err := switchOnce(c, a, st); err != nil {
+			t.Fatalf("Switch: %v", err)
+		}
+	})
+	const addr = 0x4000_0000
+	a.BeginBatch()
+	if err := a.MapFile(addr, 0, pageSize, platform.Read, false); err != nil {
+		t.Fatalf("MapFile in a batch: %v", err)
+	}
+	if mapped(a.pid, addr) {
+		t.Errorf("MapFile in a batch: %#x mapped before EndBatch", uint64(addr))
+	}
+	if err := a.EndBatch(); err != nil {
+		t.Fatalf("EndBatch: %v", err)
+	}
+	if !mapped(a.pid, addr) {
+		t.Errorf("after EndBatch: %#x not mapped", uint64(addr))
+	}
+}
