@@ -31,7 +31,7 @@ type Count = platform.Count
 
 // Counts returns what the kernel and its platform did since New (or
 // Restore), in a fixed order: system calls handled, faults that reached the
-// sentry, file cache misses and the bytes they read,
+// sentry, file cache misses with the bytes they read and the time it took,
 // then the platform's own counts if it keeps any.
 func (k *Kernel) Counts() []Count {
 	out := []Count{
