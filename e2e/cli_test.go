@@ -79,6 +79,9 @@ var runErrorCases = []runErrorCase{
 	{name: "detached-bad-limit", args: func(*testing.T, string) []string {
 		return []string{"-d", "--pids", "0", "--", "/bin/true"}
 	}},
+	{name: "detached-timings", args: func(*testing.T, string) []string {
+		return []string{"-d", "--timings", "--", "/bin/true"}
+	}},
 }
 
 // limitArgs returns a case's arguments: a limit flag with a bad value.

@@ -105,6 +105,7 @@ import (
 	"snapshotter/kernel/socket"
 	"snapshotter/kernel/vfs"
 	"snapshotter/platform"
+	"snapshotter/platform/prewarm"
 )
 
 // Config configures a new Kernel.
@@ -138,6 +139,10 @@ type Config struct {
 	// instead of pinning each task's threads to a CPU of its own while
 	// there are no more tasks than CPUs (see cpu_pin.go).
 	NoCPUPinning bool
+	// Timings, if not nil, records how long the steps of New and Start
+	// and the program's run took (StepNewKernel...). Not used by Restore,
+	// which has its own (RestoreOptions.Timings).
+	Timings *Timings
 	// Tmpfs are the empty tmpfs mounts to add to the default /dev/shm and
 	// /run: "PATH" or "PATH:size=SIZE" (SIZE as ParseMemoryLimit takes
 	// it; a default mount point gets the size). Not used by Restore: a
@@ -366,6 +371,16 @@ type Kernel struct {
 	exited chan struct{} `state:"nosave"`
 	status ExitStatus
 	done   bool
+
+	// counts are for Counts: diagnostics of this run, not state.
+	counts kernelCounts `state:"nosave"`
+	// timings, if not nil, records the steps of a start (Config.Timings).
+	// Not saved: it times one run. Immutable after New.
+	timings *Timings `state:"nosave"`
+	// runStart and exitStart are when the init process started running
+	// and began to exit, with timings on. Not saved, like timings.
+	// Protected by stopMu.
+	runStart, exitStart time.Time `state:"nosave"`
 }
 
 // New creates a kernel: a memory file, a platform and the filesystem root.
@@ -379,7 +394,10 @@ func New(cfg Config) (*Kernel, error) {
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, err
 	}
+	defer cfg.Timings.Since(StepNewKernel, time.Now())
+	waitStart := time.Now()
 	mf, p := takePrewarmed(name)
+	cfg.Timings.Since(StepWaitPlatform, waitStart)
 	rootDir := cfg.Root
 	if rootDir == "" {
 		rootDir = "/"
@@ -422,6 +440,7 @@ func New(cfg Config) (*Kernel, error) {
 		pins:      newCPUPins(cfg.NoCPUPinning),
 		cpus:      readHostCPUs(),
 		exited:    make(chan struct{}),
+		timings:   cfg.Timings,
 	}
 	if k.hostname == "" {
 		k.hostname = "snapshotter"
@@ -446,7 +465,7 @@ func New(cfg Config) (*Kernel, error) {
 
 // newMemoryAndPlatform creates a memory file and a platform for it.
 func newMemoryAndPlatform(name string, ctor platform.Constructor) (*MemoryFile, platform.Platform, error) {
-	mf, err := NewMemoryFile("snap-memory")
+	mf, err := NewMemoryFile(prewarm.MemoryFileName)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -458,73 +477,30 @@ func newMemoryAndPlatform(name string, ctor platform.Constructor) (*MemoryFile, 
 	return mf, p, nil
 }
 
-// prewarm is one platform that Prewarm makes.
-type prewarm struct {
-	name string
-	// done is closed when mf and p are set (both nil if that failed: New
-	// then tries again and reports why); they are read only after.
-	done chan struct{}
-	mf   *MemoryFile
-	p    platform.Platform
-}
-
-var (
-	prewarmMu sync.Mutex
-	// prewarmed is the prewarm that the next New takes, or nil. Protected
-	// by prewarmMu.
-	prewarmed *prewarm
-)
-
 // Prewarm starts making, in the background, the memory file and the
-// platform that the next New for the named platform needs. Making a ptrace
-// platform starts a stub process (a fork and an exec, a few milliseconds
-// here); a command that knows early, during package initialisation, that
-// it will create a kernel calls Prewarm so that this overlaps the rest of
-// the process's start-up. New takes them, or, if New fails or runs for
-// another platform, releases them; if no New follows, they end with the
-// process (the stubs have a parent-death signal). A call while the last
-// one's platform is not taken yet does nothing.
-func Prewarm(name string) {
-	ctor, err := platform.Lookup(name)
-	if err != nil {
-		return // New reports it
-	}
-	prewarmMu.Lock()
-	defer prewarmMu.Unlock()
-	if prewarmed != nil {
-		return
-	}
-	pw := &prewarm{name: name, done: make(chan struct{})}
-	prewarmed = pw
-	// S/R-SAFE: runs before any kernel exists and makes host objects only.
-	go func() {
-		defer close(pw.done)
-		pw.mf, pw.p, _ = newMemoryAndPlatform(name, ctor)
-	}()
-}
+// platform that the next New (or Restore) for the named platform needs
+// (package platform/prewarm, which a command can also call itself, before
+// this package is initialised). New takes them, or, if New fails or runs
+// for another platform, releases them. A call while the last one's
+// platform is not taken yet does nothing.
+func Prewarm(name string) { prewarm.Start(name) }
 
 // takePrewarmed returns the memory file and platform Prewarm made for
 // platform name, waiting for them if needed, or nils if there are none
 // (none made, already taken, failed, or made for another platform, which
-// is released).
+// is released). If the memory file cannot be mapped, both are released.
 func takePrewarmed(name string) (*MemoryFile, platform.Platform) {
-	prewarmMu.Lock()
-	pw := prewarmed
-	prewarmed = nil
-	prewarmMu.Unlock()
-	if pw == nil {
+	fd, p := prewarm.Take(name)
+	if p == nil {
 		return nil, nil
 	}
-	<-pw.done
-	if pw.p == nil {
+	mf, err := newMemoryFileFromFD(fd)
+	if err != nil {
+		p.Release()
+		unix.Close(fd)
 		return nil, nil
 	}
-	if pw.name != name {
-		pw.p.Release()
-		pw.mf.Release()
-		return nil, nil
-	}
-	return pw.mf, pw.p
+	return mf, p
 }
 
 // Release frees the kernel's host resources. The kernel must have exited

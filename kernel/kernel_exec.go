@@ -6,6 +6,7 @@ import (
 	"path"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -40,6 +41,7 @@ func (k *Kernel) Start(o StartOptions) error {
 	if len(o.Argv) == 0 {
 		return fmt.Errorf("start: empty argument vector: %w", unix.EINVAL)
 	}
+	loadStart := time.Now()
 	fs := vfs.NewFS(k.root)
 	if o.Cwd != "" && o.Cwd != "/" {
 		if err := fs.Chdir(nil, o.Cwd); err != nil {
@@ -85,6 +87,8 @@ func (k *Kernel) Start(o StartOptions) error {
 		k.stopMu.Lock()
 		k.liveTasks++
 		k.stopMu.Unlock()
+		k.timings.Since(StepLoad, loadStart)
+		k.startRunTiming()
 		errc <- nil
 		t.run()
 	}()

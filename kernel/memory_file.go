@@ -141,9 +141,19 @@ func NewMemoryFile(name string) (*MemoryFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memfd_create %q: %w", name, err)
 	}
-	m, err := unix.Mmap(fd, 0, memoryFileReserve, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_NORESERVE)
+	f, err := newMemoryFileFromFD(fd)
 	if err != nil {
 		unix.Close(fd)
+		return nil, err
+	}
+	return f, nil
+}
+
+// newMemoryFileFromFD returns a memory file over fd, a new empty memfd,
+// which it owns from then on unless it fails.
+func newMemoryFileFromFD(fd int) (*MemoryFile, error) {
+	m, err := unix.Mmap(fd, 0, memoryFileReserve, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_NORESERVE)
+	if err != nil {
 		return nil, fmt.Errorf("map memory file (%d GiB reservation): %w", memoryFileReserve>>30, err)
 	}
 	return &MemoryFile{fd: fd, mapping: m}, nil

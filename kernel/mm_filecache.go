@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -102,6 +103,8 @@ type fileCache struct {
 	// index finds files by key; rebuilt from files on first use after a
 	// restore. Protected by mu.
 	index map[fileKey]*cachedFile `state:"nosave"`
+	// counts are for Kernel.Counts: diagnostics of this run, not state.
+	counts fileCacheCounts `state:"nosave"`
 }
 
 // lookupLocked returns the cached file with key k, or nil.
@@ -157,7 +160,12 @@ func (c *fileCache) acquire(mf *MemoryFile, k fileKey, src FileContents, off, le
 		for q < last && cf.Refs[q] == 0 {
 			q++
 		}
-		if err := fillCached(mf, cf.rangeOf(p*pageSize, (q-p)*pageSize), src, p*pageSize); err != nil {
+		c.counts.fills.Add(1)
+		c.counts.bytes.Add((q - p) * pageSize)
+		start := time.Now()
+		err := fillCached(mf, cf.rangeOf(p*pageSize, (q-p)*pageSize), src, p*pageSize)
+		c.counts.nanos.Add(uint64(time.Since(start)))
+		if err != nil {
 			for r := first; r < q; r++ {
 				if cf.Refs[r] == 0 {
 					mf.Decommit(cf.rangeOf(r*pageSize, pageSize))

@@ -1,6 +1,8 @@
 package kernel
 
 import (
+	"fmt"
+
 	"snapshotter/platform"
 )
 
@@ -33,11 +35,28 @@ func (mm *MM) fork(as platform.AddressSpace) (*MM, error) {
 		users:    1,
 		vmas:     make([]vma, 0, len(mm.vmas)),
 	}
+	// The parent's private vmas are remapped without write permission in
+	// one batch (the child's mappings are one anyway: it has not run).
+	// Its other threads may write through the old mappings until the
+	// batch ends, which is while the fork is under way: the child then
+	// sees those writes, as it may on Linux.
+	if b, ok := mm.as.(platform.Batcher); ok {
+		b.BeginBatch()
+	}
+	var err error
 	for i := range mm.vmas {
-		if err := mm.forkVMALocked(c, &mm.vmas[i]); err != nil {
-			c.Release()
-			return nil, err
+		if err = mm.forkVMALocked(c, &mm.vmas[i]); err != nil {
+			break
 		}
+	}
+	if b, ok := mm.as.(platform.Batcher); ok {
+		if berr := b.EndBatch(); err == nil && berr != nil {
+			err = fmt.Errorf("remap the parent's private memory copy-on-write: %w", berr)
+		}
+	}
+	if err != nil {
+		c.Release()
+		return nil, err
 	}
 	mm.coalesceLocked(0, len(mm.vmas))
 	return c, nil

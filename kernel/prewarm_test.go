@@ -9,6 +9,7 @@ import (
 
 	"snapshotter/internal/prereq"
 	"snapshotter/platform"
+	"snapshotter/platform/prewarm"
 )
 
 // registerOtherOnce registers the ptrace constructor under a second name,
@@ -17,20 +18,18 @@ var registerOtherOnce sync.Once
 
 const otherPlatform = "ptrace-prewarm-test"
 
-// waitPrewarmed waits for the pending Prewarm and returns what it made.
-func waitPrewarmed(t *testing.T) *prewarm {
+// waitPrewarmed waits for the pending Prewarm and returns the platform it
+// made.
+func waitPrewarmed(t *testing.T) platform.Platform {
 	t.Helper()
-	prewarmMu.Lock()
-	pw := prewarmed
-	prewarmMu.Unlock()
-	if pw == nil {
+	if !prewarm.Pending() {
 		t.Fatal("Prewarm left nothing to take")
 	}
-	<-pw.done
-	if pw.p == nil {
+	p := prewarm.Peek()
+	if p == nil {
 		prereq.Missing(t, "the ptrace platform could not be made here")
 	}
-	return pw
+	return p
 }
 
 // released reports whether p was released: it makes no address space.
@@ -75,16 +74,13 @@ func TestPrewarm(t *testing.T) {
 			if k != nil {
 				defer k.Release()
 			}
-			if used := k != nil && k.platform == pw.p; used != tc.wantUsed {
+			if used := k != nil && k.platform == pw; used != tc.wantUsed {
 				t.Errorf("New(%+v) took the prewarmed platform = %v, want %v", tc.cfg, used, tc.wantUsed)
 			}
-			if !tc.wantUsed && !released(pw.p) {
+			if !tc.wantUsed && !released(pw) {
 				t.Errorf("New(%+v) left the prewarmed platform unreleased", tc.cfg)
 			}
-			prewarmMu.Lock()
-			left := prewarmed
-			prewarmMu.Unlock()
-			if left != nil {
+			if prewarm.Pending() {
 				t.Errorf("after New(%+v), a prewarmed platform is still pending", tc.cfg)
 			}
 		})

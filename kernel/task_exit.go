@@ -72,6 +72,9 @@ func (t *Task) exit() {
 	if !last {
 		return
 	}
+	if t.k.timings != nil && t.k.isInit(tg) {
+		t.k.initExitTiming()
+	}
 	tg.release()
 	t.k.processExited(tg, status)
 }
@@ -188,6 +191,13 @@ func (tg *ThreadGroup) release() {
 	tg.mm.Release()
 }
 
+// isInit reports whether tg is the sandbox's init process.
+func (k *Kernel) isInit(tg *ThreadGroup) bool {
+	k.tasks.mu.Lock()
+	defer k.tasks.mu.Unlock()
+	return tg == k.tasks.init
+}
+
 // initExited records the init process's status; Wait returns it once
 // every task goroutine is gone.
 func (k *Kernel) initExited(status ExitStatus) {
@@ -204,6 +214,7 @@ func (k *Kernel) taskGoroutineExited(t *Task) {
 	k.liveTasks--
 	k.stopCond.Broadcast()
 	if k.liveTasks == 0 && k.done {
+		k.exitedTimingLocked()
 		close(k.exited)
 	}
 }

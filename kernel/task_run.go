@@ -113,6 +113,7 @@ func (*runApp) execute(t *Task) taskRunState {
 		// changed since, by this fault's handling or by another thread
 		// (a fork makes pages copy-on-write again), is genuine.
 		mm := t.tg.mm
+		t.k.counts.faults.Add(1)
 		acc := accessBits(access)
 		var ferr error
 		if info.Addr != t.lastFault || t.lastFault == 0 || acc != t.lastFaultAccess || mm.generation() != t.lastFaultGen {

@@ -177,6 +177,32 @@ type Context interface {
 	Release()
 }
 
+// Batcher is implemented by address spaces that can make a group of
+// mapping changes in one go. Between BeginBatch and EndBatch, MapFile and
+// Unmap may take effect only at EndBatch (or earlier), so an application
+// thread that runs meanwhile in the address space may still see the old
+// mappings: the caller uses it only where that is allowed, as for the
+// changes a fork makes while other threads of the parent run. EndBatch
+// makes every change and reports the first failure.
+type Batcher interface {
+	BeginBatch()
+	EndBatch() error
+}
+
+// Counted is implemented by platforms that count the host work they do,
+// for diagnostics (`snap run --timings`).
+type Counted interface {
+	// Counts returns named counts since the platform was made, in a fixed
+	// order. It may be called from any goroutine.
+	Counts() []Count
+}
+
+// Count is one named count of a Counted platform.
+type Count struct {
+	Name  string
+	Value uint64
+}
+
 // Options configure a new Platform.
 type Options struct {
 	// MemoryFD is the host descriptor of the memory file. The platform

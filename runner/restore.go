@@ -270,15 +270,19 @@ const (
 //
 // with START relative to the first step's start and both in milliseconds
 // with three decimals. Steps that overlap ran concurrently.
-func TimingLines(steps []kernel.Step) []string {
+func TimingLines(steps []kernel.Step) []string { return StepLines("restore", steps) }
+
+// StepLines formats steps as TimingLines does, with what in place of
+// "restore" (`snap run --timings` writes "run step ...").
+func StepLines(what string, steps []kernel.Step) []string {
 	if len(steps) == 0 {
 		return nil
 	}
 	origin := steps[0].Start
 	out := make([]string, 0, len(steps))
 	for _, s := range steps {
-		out = append(out, fmt.Sprintf("restore step %-14s at %8.3f ms took %8.3f ms",
-			s.Name, ms(s.Start.Sub(origin)), ms(s.End.Sub(s.Start))))
+		out = append(out, fmt.Sprintf("%s step %-14s at %8.3f ms took %8.3f ms",
+			what, s.Name, ms(s.Start.Sub(origin)), ms(s.End.Sub(s.Start))))
 	}
 	return out
 }

@@ -7,10 +7,9 @@ import (
 	"os"
 	"time"
 
-	// Start-up work for commands that start a sandbox; see the package
-	// docs.
+	// Start-up work for commands that start a sandbox (the platform made
+	// in the background); see the package doc.
 	_ "snapshotter/cmd/snapshotter/internal/early"
-	_ "snapshotter/cmd/snapshotter/internal/prewarm"
 )
 
 // mainStart is when main began: the end of the process's start-up

@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -34,6 +35,8 @@ type runFlags struct {
 	// volumes are the -v HOST:PATH[:ro] bind mounts.
 	volumes []string
 	net     networkFlags
+	// timings is snap run's --timings (foreground only).
+	timings bool
 }
 
 // startFlags are the flags of snap run that shape the program's start:
@@ -68,6 +71,9 @@ with snap's environment (none with --clear-env), plus each --env K=V.
 A saved image holds the environment like the rest of the program's memory.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if d := cmd.Flags().Lookup("detach"); f.timings && d != nil && d.Value.String() == "true" {
+				return errors.New("--timings is for a foreground run")
+			}
 			for _, t := range takeovers {
 				if done, err := t(args); done || err != nil {
 					return err
@@ -87,6 +93,7 @@ A saved image holds the environment like the rest of the program's memory.`,
 	cmd.Flags().SetInterspersed(false)
 	addRunFlags(cmd, f)
 	addStartFlags(cmd, s)
+	cmd.Flags().BoolVar(&f.timings, "timings", false, "write on stderr, once the program has exited, how long each step of the start and run took and what the sandbox counted (system calls, ptrace stops, injected host system calls, file cache misses)")
 	for _, h := range runFlagHooks {
 		if t := h(cmd, g, f, s); t != nil {
 			takeovers = append(takeovers, t)
@@ -176,17 +183,40 @@ func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, ms []kernel
 	if err != nil {
 		return err
 	}
-	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug, Limits: limits, Tmpfs: f.tmpfs, ReadOnly: f.readOnly, Binds: f.volumes})
-	if err != nil {
-		return err
-	}
-	defer k.Release()
-	if err := k.Publish(ms); err != nil {
-		return err
+	var tm *kernel.Timings
+	if f.timings {
+		tm = new(kernel.Timings)
+		tm.Since(runner.StepCommand, mainStart)
 	}
 	// Caught from before the start: the program may run (and its caller
-	// signal snap) before Start returns.
+	// signal snap) before Start returns. Caught before New: the first
+	// signal.Notify starts Go's signal machinery (about half a
+	// millisecond), which then overlaps the platform's making if it is
+	// not done yet.
 	sigs := catchSignals()
+	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug, Limits: limits, Tmpfs: f.tmpfs, ReadOnly: f.readOnly, Binds: f.volumes, Timings: tm})
+	if err != nil {
+		sigs.stop()
+		return err
+	}
+	defer func() {
+		released := time.Now()
+		counts := k.Counts()
+		k.Release()
+		if tm != nil {
+			tm.Since(stepRelease, released)
+			for _, l := range runner.StepLines("run", tm.Steps()) {
+				fmt.Fprintln(os.Stderr, l)
+			}
+			for _, c := range counts {
+				fmt.Fprintf(os.Stderr, "run count %-22s %d\n", c.Name, c.Value)
+			}
+		}
+	}()
+	if err := k.Publish(ms); err != nil {
+		sigs.stop()
+		return err
+	}
 	if err := k.Start(o); err != nil {
 		sigs.stop()
 		return startError(argv[0], err)
@@ -198,6 +228,10 @@ func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, ms []kernel
 	}
 	return nil
 }
+
+// stepRelease is the last step of `snap run --timings`: releasing the
+// kernel (its platform, the stubs left, the memory file).
+const stepRelease = "release"
 
 // startError phrases a failure to start the program like a shell does, and
 // uses the shell's statuses: 127 not found, 126 not executable. A --cwd

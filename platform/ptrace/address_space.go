@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -42,7 +44,46 @@ type addressSpace struct {
 	// pre is the stub thread cloned with the leader, until the first
 	// newThreadLocked takes it (then zero). Protected by mu.
 	pre preThread
+
+	// ran is set when Switch first runs application code in the address
+	// space. Until then nothing can observe its mappings, so MapFile and
+	// Unmap only queue their system calls in pending, and the first
+	// Switch runs them all in one stop (injectBatch): a fork's child maps
+	// every vma of its parent, an exec every segment and the stack, a
+	// restore every vma, and each would otherwise cost a round trip to the
+	// stub. Accessed atomically; written holding opMu.
+	ran atomic.Bool
+	// pending are the queued system calls, in order. Protected by opMu.
+	pending []stubCall
+	// batching is set between BeginBatch and EndBatch: MapFile and Unmap
+	// queue as before the first Switch. Protected by opMu.
+	batching bool
 }
+
+var _ platform.Batcher = (*addressSpace)(nil)
+
+// BeginBatch implements platform.Batcher.
+func (a *addressSpace) BeginBatch() {
+	a.opMu.Lock()
+	a.batching = true
+	a.opMu.Unlock()
+}
+
+// EndBatch implements platform.Batcher.
+func (a *addressSpace) EndBatch() error {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	a.batching = false
+	if !a.ran.Load() || a.isReleased() {
+		return nil // the first Switch makes them
+	}
+	return a.flushLocked()
+}
+
+// queuing reports whether MapFile and Unmap queue their calls.
+//
+// Preconditions: a.opMu is held.
+func (a *addressSpace) queuing() bool { return a.batching || !a.ran.Load() }
 
 var _ platform.AddressSpace = (*addressSpace)(nil)
 
@@ -123,6 +164,19 @@ func (a *addressSpace) MapFile(addr, offset, length uint64, at platform.AccessTy
 	if a.isReleased() {
 		return fmt.Errorf("ptrace: map file: %w", ErrReleased)
 	}
+	if a.queuing() {
+		if !precommit {
+			a.pending = append(a.pending, stubCall{sysMmap, [6]uint64{addr, length, prot, flags, stubFDInStub, offset}})
+			a.mu.Lock()
+			a.setMappingLocked(addr, addr+length, &at)
+			a.mu.Unlock()
+			return a.flushIfFullLocked()
+		}
+		// Populated now, as documented: what was queued goes first.
+		if err := a.flushLocked(); err != nil {
+			return err
+		}
+	}
 	got, err := a.syscall(sysMmap, [6]uint64{addr, length, prot, flags, stubFDInStub, offset})
 	if err == nil && got != addr {
 		err = fmt.Errorf("mmap returned %#x, want %#x", got, addr)
@@ -155,6 +209,13 @@ func (a *addressSpace) Unmap(addr, length uint64) error {
 	if a.isReleased() {
 		return fmt.Errorf("ptrace: unmap: %w", ErrReleased)
 	}
+	if a.queuing() {
+		a.pending = append(a.pending, stubCall{sysMunmap, [6]uint64{addr, length}})
+		a.mu.Lock()
+		a.setMappingLocked(addr, addr+length, nil)
+		a.mu.Unlock()
+		return a.flushIfFullLocked()
+	}
 	_, err := a.syscall(sysMunmap, [6]uint64{addr, length})
 	if err != nil {
 		return fmt.Errorf("ptrace: unmap [%#x, +%#x) in stub %d: %w", addr, length, a.pid, err)
@@ -165,37 +226,53 @@ func (a *addressSpace) Unmap(addr, length uint64) error {
 	return nil
 }
 
-// syscall executes system call nr in the stub. It is injected into the
-// stub thread that the calling OS thread traces, which is created if there
-// is none yet: the OS thread that maps memory is almost always one that
-// runs (or is about to run) the application, and injecting from it avoids
-// two hand-offs to the master per call, which are the expensive part,
-// especially on a loaded host. If that fails the master injects into the
-// stub leader.
+// syscall executes system call nr in the stub (see onStub).
 //
 // Preconditions: a.opMu is held.
 func (a *addressSpace) syscall(nr uint64, args [6]uint64) (uint64, error) {
+	a.p.counts.countInjected(nr)
+	defer a.p.counts.injectedSince(time.Now())
+	var r uint64
+	err := a.onStub(func(pid int) error {
+		var err error
+		r, err = inject(pid, &a.leaderRegs, stubSyscallEntry, nr, args, 0)
+		return err
+	})
+	return r, err
+}
+
+// onStub calls inject, which injects into the stopped stub process pid,
+// on the stub thread that the calling OS thread traces, which is created
+// if there is none yet: the OS thread that maps memory is almost always
+// one that runs (or is about to run) the application, and injecting from
+// it avoids two hand-offs to the master per call, which are the expensive
+// part, especially on a loaded host. If that fails the master injects into
+// the stub leader.
+//
+// Preconditions: a.opMu is held.
+func (a *addressSpace) onStub(inject func(pid int) error) error {
+	a.p.counts.injections.Add(1)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	t, err := a.threadFor(unix.Gettid())
 	if errors.Is(err, ErrReleased) {
-		return 0, err
+		return err
 	}
 	// TryLock cannot fail on the tracer thread (Switch, the only other
 	// holder, runs on this thread and is not running now); it guards
 	// against misuse.
 	if err == nil && t.mu.TryLock() {
-		r, err := inject(t.tid, &a.leaderRegs, stubSyscallEntry, nr, args, 0)
+		err := inject(t.tid)
 		t.regsValid = false
 		t.mu.Unlock()
 		if !errors.Is(err, unix.ESRCH) {
-			return r, err
+			return err
 		}
 		// The stub thread is gone (its tracer exited and this thread
 		// reused its id, or it was killed): forget it and use the leader.
 		a.dropThread(t)
 	}
-	return a.leaderSyscall(nr, args)
+	return a.p.master.call(func() error { return inject(a.pid) })
 }
 
 // leaderSyscall executes system call nr in the stub leader, through the
@@ -210,10 +287,87 @@ func (a *addressSpace) leaderSyscall(nr uint64, args [6]uint64) (uint64, error) 
 	return r, err
 }
 
+// flushIfFullLocked runs the queued system calls once they fill a batch.
+//
+// Preconditions: a.opMu is held.
+func (a *addressSpace) flushIfFullLocked() error {
+	if len(a.pending) < batchMax-1 {
+		return nil
+	}
+	return a.flushLocked()
+}
+
+// flushLocked runs the queued system calls in the stub, a batch at a time,
+// and empties the queue. A failure ends the flush with an error, the rest
+// of the queue dropped.
+//
+// Preconditions: a.opMu is held.
+func (a *addressSpace) flushLocked() error {
+	defer a.p.counts.injectedSince(time.Now())
+	for len(a.pending) > 0 {
+		calls := a.pending[:min(len(a.pending), batchMax)]
+		failed, callErr := -1, error(nil)
+		err := a.onStub(func(pid int) error {
+			var err error
+			failed, err = injectBatch(pid, &a.leaderRegs, calls)
+			if failed >= 0 {
+				callErr, err = err, nil
+			}
+			return err
+		})
+		if err != nil {
+			a.pending = nil
+			return fmt.Errorf("ptrace: %d queued mappings in stub %d: %w", len(calls), a.pid, err)
+		}
+		done := len(calls)
+		if failed >= 0 {
+			done = failed + 1
+		}
+		for _, c := range calls[:done] {
+			a.p.counts.countInjected(c.nr)
+		}
+		if failed >= 0 {
+			c := calls[failed]
+			a.pending = nil
+			return fmt.Errorf("ptrace: queued system call %d at %#x, +%#x in stub %d: %w", c.nr, c.args[0], c.args[1], a.pid, callErr)
+		}
+		a.pending = a.pending[done:]
+	}
+	a.pending = nil
+	return nil
+}
+
+// startRunning runs the queued system calls before Switch first runs
+// application code, and from then on MapFile and Unmap take effect at once.
+func (a *addressSpace) startRunning() error {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	if a.ran.Load() {
+		return nil
+	}
+	if a.isReleased() {
+		return ErrReleased
+	}
+	a.ran.Store(true)
+	return a.flushLocked()
+}
+
 // HostPID returns the host process ID of the stub leader: the kernel reads
 // through it with process_vm_readv to map, in bulk, pages that already hold
-// data (after a restore) into the stub's page tables. It is immutable.
-func (a *addressSpace) HostPID() int { return a.pid }
+// data (after a restore) into the stub's page tables. The pid is
+// immutable; mappings still queued are made first, so that the process
+// maps everything MapFile was given (if that fails, the reads fail too,
+// and the pages are faulted in on first touch).
+func (a *addressSpace) HostPID() int {
+	if !a.ran.Load() {
+		a.opMu.Lock()
+		if !a.isReleased() {
+			_ = a.flushLocked()
+		}
+		a.opMu.Unlock()
+	}
+	return a.pid
+}
 
 func (a *addressSpace) isReleased() bool {
 	a.mu.Lock()
@@ -273,6 +427,7 @@ func (a *addressSpace) release() {
 		return
 	}
 	a.released = true
+	a.pending = nil
 	// The stub threads are all sent SIGKILL first, so that they exit in
 	// parallel (an exit takes 0.1-0.3 ms here), then each is waited for,
 	// while the leader still lives: it is their parent, and it ignores
@@ -431,6 +586,8 @@ func (a *addressSpace) newThreadLocked(tracer int) (*stubThread, error) {
 		}
 	}
 	var tid int
+	a.p.counts.countInjected(sysClone)
+	a.p.counts.injections.Add(1)
 	err := a.p.master.call(func() error {
 		r, err := inject(a.pid, &a.leaderRegs, stubCloneEntry, sysClone, [6]uint64{cloneThreadFlag}, uint64(a.pid))
 		tid = int(r)

@@ -118,6 +118,11 @@ func (c *context) Switch(as platform.AddressSpace, st *platform.State, info *pla
 	// it has not.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if !a.ran.Load() {
+		if err := a.startRunning(); err != nil {
+			return fmt.Errorf("ptrace: switch in stub %d: %w", a.pid, err)
+		}
+	}
 	if st.FPInContext && (c.last == nil || c.lastAS != a) {
 		// The state is in a stub thread of another address space, which
 		// this Switch will not use.
@@ -196,6 +201,7 @@ func (c *context) switchLocked(a *addressSpace, t *stubThread, st *platform.Stat
 		err = fmt.Errorf("%w: %w", platform.ErrSignal, err)
 	}
 	if err == nil {
+		c.p.counts.switches.Add(1)
 		err = c.run(a, t, st, info, access)
 	}
 	return err

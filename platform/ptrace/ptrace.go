@@ -30,7 +30,13 @@
 // into it and record the mapping (faults use the record). A precommitted
 // range is populated by MAP_POPULATE if read-only and by
 // madvise(MADV_POPULATE_WRITE) if writable: MAP_POPULATE maps shared pages
-// for reading only, and every first write would still fault.
+// for reading only, and every first write would still fault. Until the
+// address space first runs application code nothing can observe its
+// mappings, so MapFile and Unmap only queue their calls, and the first
+// Switch makes them all in one stop: the stub maps a scratch page above its
+// code at spawn, the injector writes the calls' table there
+// (process_vm_writev), and the stub's batch entry runs them (injectBatch).
+// A fork's child, an exec and a restore map all their vmas that way.
 //
 // # Thread model
 //
@@ -209,6 +215,9 @@ type Platform struct {
 	refillPending bool
 	// refilling counts the goroutines starting a spare.
 	refilling sync.WaitGroup
+
+	// counts are for Counts.
+	counts counts
 }
 
 var _ platform.Platform = (*Platform)(nil)

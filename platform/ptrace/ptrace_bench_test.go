@@ -132,15 +132,36 @@ func BenchmarkFirstTouch256MiB(b *testing.B) {
 
 // BenchmarkMapFile measures one MapFile (an mmap injected into the stub)
 // on a thread that traces a stub thread of the address space (what MapFile
-// does), against the same mmap injected into the stub leader through the
-// master thread (its fallback).
+// does once the address space has run), against the same mmap injected
+// into the stub leader through the master thread (its fallback), and
+// against MapFile before the address space first ran, when mappings are
+// queued and made in batches.
 func BenchmarkMapFile(b *testing.B) {
 	e := newEnv(b, 1<<20)
+	b.Run("queued", func(b *testing.B) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		a := e.newSpace(b)
+		defer a.Release()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := a.MapFile(0x1000_0000, dataOff, pageSize, platform.ReadWrite, false); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := a.startRunning(); err != nil {
+			b.Fatal(err)
+		}
+	})
 	b.Run("stub-thread", func(b *testing.B) {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		a := e.newSpace(b)
 		defer a.Release()
+		if err := a.startRunning(); err != nil {
+			b.Fatal(err)
+		}
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {

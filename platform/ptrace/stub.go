@@ -3,6 +3,7 @@
 package ptrace
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"syscall"
@@ -97,6 +98,7 @@ func forkExecStub(path string, files []uintptr) (int, error) {
 //
 // Preconditions: runs on the master thread.
 func (p *Platform) spawnStub() (int, platform.Registers, preThread, error) {
+	p.counts.stubs.Add(1)
 	pid, regs, err := p.spawnStubLeader()
 	if err != nil {
 		return 0, regs, preThread{}, err
@@ -207,6 +209,8 @@ func (p *Platform) spawnStubLeader() (int, platform.Registers, error) {
 	}{
 		{"unmap below stub", sysMunmap, [6]uint64{0, stubBase}},
 		{"unmap above stub", sysMunmap, [6]uint64{stubBase + pageSize, taskEnd - (stubBase + pageSize)}},
+		{"map scratch page", sysMmap, [6]uint64{stubScratch, pageSize, unix.PROT_READ | unix.PROT_WRITE,
+			unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_FIXED, ^uint64(0), 0}},
 		{"ignore SIGCHLD", sysRtSigaction, [6]uint64{uint64(unix.SIGCHLD), stubBase + stubSigactOff, 0, 8}},
 		{"set name", sysPrctl, [6]uint64{unix.PR_SET_NAME, stubBase + stubNameOff}},
 	}
@@ -232,36 +236,108 @@ func inject(pid int, base *platform.Registers, entry, nr uint64, args [6]uint64,
 	regs.OrigRax = ^uint64(0)
 	regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9 = args[0], args[1], args[2], args[3], args[4], args[5]
 	regs.R15 = r15
-	if err := setRegs(pid, &regs); err != nil {
-		return 0, fmt.Errorf("inject syscall %d: set registers: %w", nr, err)
-	}
-	if err := ptraceRaw(unix.PTRACE_CONT, pid, 0, 0); err != nil {
-		return 0, fmt.Errorf("inject syscall %d: continue: %w", nr, err)
-	}
-	for {
-		ws, err := wait4(pid)
-		if err != nil {
-			return 0, fmt.Errorf("inject syscall %d: wait: %w", nr, err)
-		}
-		if !ws.Stopped() {
-			return 0, fmt.Errorf("inject syscall %d: status %#x: %w", nr, uint32(ws), ErrStubDied)
-		}
-		if ws.StopSignal() == unix.SIGTRAP {
-			break
-		}
-		// Some other signal (SIGCHLD from a dying stub thread...):
-		// suppress it and keep going.
-		if err := ptraceRaw(unix.PTRACE_CONT, pid, 0, 0); err != nil {
-			return 0, fmt.Errorf("inject syscall %d: continue after signal %v: %w", nr, ws.StopSignal(), err)
-		}
-	}
-	if err := getRegs(pid, &regs); err != nil {
-		return 0, fmt.Errorf("inject syscall %d: read registers: %w", nr, err)
+	if err := runToTrap(pid, &regs); err != nil {
+		return 0, fmt.Errorf("inject syscall %d: %w", nr, err)
 	}
 	if r := int64(regs.Rax); r < 0 && r > -4096 {
 		return 0, unix.Errno(-r)
 	}
 	return regs.Rax, nil
+}
+
+// stubCall is one system call of a batch.
+type stubCall struct {
+	nr   uint64
+	args [6]uint64
+}
+
+// injectBatch makes the stopped stub process pid (a leader or a stub
+// thread) execute calls, at most batchMax, in order, stopping at the
+// first that fails, in one stop: it writes their table into the stub's
+// scratch page and runs it from batchEntry. It returns the index of the
+// failed call with its error, or -1 and nil. base holds valid segment
+// registers. The registers of pid are overwritten.
+//
+// Preconditions: runs on the tracer of pid; nothing else uses the stub's
+// scratch page (the address space's opMu is held).
+func injectBatch(pid int, base *platform.Registers, calls []stubCall) (int, error) {
+	if len(calls) == 0 || len(calls) > batchMax {
+		return -1, fmt.Errorf("inject batch of %d calls: %w", len(calls), ErrBadRange)
+	}
+	var table [batchMax * batchEntrySize]byte
+	for i, c := range calls {
+		e := table[i*batchEntrySize:]
+		binary.LittleEndian.PutUint64(e, c.nr)
+		for j, a := range c.args {
+			binary.LittleEndian.PutUint64(e[8+8*j:], a)
+		}
+	}
+	n := len(calls) * batchEntrySize
+	local := []unix.Iovec{{Base: &table[0]}}
+	local[0].SetLen(n)
+	remote := []unix.RemoteIovec{{Base: stubScratch, Len: n}}
+	if got, err := unix.ProcessVMWritev(pid, local, remote, 0); err != nil || got != n {
+		return -1, fmt.Errorf("inject batch of %d calls: write table (%d bytes written): %w", len(calls), got, err)
+	}
+	regs := *base
+	regs.Rip = stubBatchEntry
+	regs.OrigRax = ^uint64(0)
+	regs.R12, regs.R13 = stubScratch, uint64(len(calls))
+	if err := runToTrap(pid, &regs); err != nil {
+		return -1, fmt.Errorf("inject batch of %d calls: %w", len(calls), err)
+	}
+	if regs.R13 == 0 {
+		return -1, nil
+	}
+	i := len(calls) - int(regs.R13)
+	if r := int64(regs.Rax); i >= 0 && i < len(calls) && r < 0 && r > -4096 {
+		return i, unix.Errno(-r)
+	}
+	return -1, fmt.Errorf("inject batch of %d calls: stopped with %d left and rax %#x: %w", len(calls), regs.R13, regs.Rax, ErrStubDied)
+}
+
+// runToTrap loads regs into the stopped stub process pid, continues it
+// until it stops with SIGTRAP (the int3 after the injected code; other
+// signals are suppressed), and reads its registers back into regs.
+//
+// Preconditions: runs on the tracer of pid.
+func runToTrap(pid int, regs *platform.Registers) error {
+	if err := setRegs(pid, regs); err != nil {
+		return fmt.Errorf("set registers: %w", err)
+	}
+	if err := ptraceRaw(unix.PTRACE_CONT, pid, 0, 0); err != nil {
+		return fmt.Errorf("continue: %w", err)
+	}
+	for {
+		ws, err := wait4(pid)
+		if err != nil {
+			return fmt.Errorf("wait: %w", err)
+		}
+		if !ws.Stopped() {
+			return fmt.Errorf("status %#x: %w", uint32(ws), ErrStubDied)
+		}
+		switch ws.StopSignal() {
+		case unix.SIGTRAP:
+			return getRegsInto(pid, regs)
+		case unix.SIGSEGV, unix.SIGBUS, unix.SIGILL, unix.SIGFPE:
+			// The injected code itself faulted: resuming would fault
+			// again forever.
+			return fmt.Errorf("injected code faulted (signal %v): %w", ws.StopSignal(), ErrStubDied)
+		}
+		// Some other signal (SIGCHLD from a dying stub thread...):
+		// suppress it and keep going.
+		if err := ptraceRaw(unix.PTRACE_CONT, pid, 0, 0); err != nil {
+			return fmt.Errorf("continue after signal %v: %w", ws.StopSignal(), err)
+		}
+	}
+}
+
+// getRegsInto reads the registers of the stopped pid into regs.
+func getRegsInto(pid int, regs *platform.Registers) error {
+	if err := getRegs(pid, regs); err != nil {
+		return fmt.Errorf("read registers: %w", err)
+	}
+	return nil
 }
 
 // killAndReap kills pid with SIGKILL and waits until it is gone. It is a

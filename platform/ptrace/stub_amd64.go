@@ -17,6 +17,9 @@ import (
 //	                 │ (memory file, MAP_SHARED)     │
 //	maxUserAddress = ├──────────────────────────────┤
 //	stubBase         │ stub image, one page, r-x     │
+//	stubScratch      ├──────────────────────────────┤
+//	                 │ scratch page, rw-, private    │
+//	                 │ (a batch's table)             │
 //	                 ├──────────────────────────────┤
 //	                 │ nothing (stack, vdso, vvar    │
 //	                 │ unmapped after exec)          │
@@ -30,6 +33,7 @@ const (
 	maxUserAddress = stubBase
 	taskEnd        = 0x7fff_ffff_f000
 	pageSize       = 0x1000
+	stubScratch    = stubBase + pageSize
 )
 
 // Offsets inside the stub image (which is mapped at stubBase from file
@@ -51,6 +55,9 @@ const stubName = "snap-stub"
 //	+0x0c child:         prctl(PR_SET_PDEATHSIG, SIGKILL)
 //	                     if getppid() != r15 { exit(0) }
 //	               loop: pause(); jmp loop
+//	+0x40 batchEntry:    for each of r13 entries of 7 words at r12
+//	                     (number, six arguments): syscall, stop at
+//	                     the first error; then int3
 //
 // The tracer of the stub's first thread injects a system call by setting
 // rip to syscallEntry (or cloneEntry) and the arguments in registers, then
@@ -60,10 +67,28 @@ const stubName = "snap-stub"
 // arranges to die with its parent (r15 holds the parent's pid, set by the
 // injector, so a child orphaned before prctl exits at once) and then
 // sleeps in pause until a sentry thread seizes it.
+//
+// A batch (injectBatch) runs several system calls in one stop: the
+// injector writes their table into the scratch page with
+// process_vm_writev, sets r12 to it and r13 to the count, and continues
+// the thread at batchEntry. At the int3, r13 is 0 if every call
+// succeeded; otherwise r13 entries were left (the first of them failed)
+// and rax holds its -errno.
 const (
 	stubSyscallEntry = stubBase + stubCodeOff + 0x00
 	stubCloneEntry   = stubBase + stubCodeOff + 0x04
+	stubBatchEntry   = stubBase + stubCodeOff + stubBatchOff
 	stubEntry        = stubSyscallEntry + 2 // an int3; exec stops before it runs
+)
+
+// stubBatchOff is where batchEntry lies in the stub code.
+const stubBatchOff = 0x40
+
+// batchEntrySize is the size of one entry of a batch's table: the system
+// call number and six arguments; batchMax entries fit the scratch page.
+const (
+	batchEntrySize = 7 * 8
+	batchMax       = pageSize / batchEntrySize
 )
 
 var stubCode = []byte{
@@ -93,7 +118,23 @@ var stubCode = []byte{
 	0xb8, 0x3c, 0x00, 0x00, 0x00, // mov eax, SYS_exit (60)
 	0x31, 0xff, // xor edi, edi
 	0x0f, 0x05, // syscall
-	0xcc, // int3
+	0xcc,                   // int3
+	0xcc, 0xcc, 0xcc, 0xcc, // int3 (padding to stubBatchOff)
+	// +0x40 batchEntry
+	0x49, 0x8b, 0x04, 0x24, // loop: mov rax, [r12]
+	0x49, 0x8b, 0x7c, 0x24, 0x08, // mov rdi, [r12+8]
+	0x49, 0x8b, 0x74, 0x24, 0x10, // mov rsi, [r12+16]
+	0x49, 0x8b, 0x54, 0x24, 0x18, // mov rdx, [r12+24]
+	0x4d, 0x8b, 0x54, 0x24, 0x20, // mov r10, [r12+32]
+	0x4d, 0x8b, 0x44, 0x24, 0x28, // mov r8, [r12+40]
+	0x4d, 0x8b, 0x4c, 0x24, 0x30, // mov r9, [r12+48]
+	0x0f, 0x05, // syscall
+	0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax, -4095
+	0x73, 0x09, // jae done
+	0x49, 0x83, 0xc4, 0x38, // add r12, 56
+	0x49, 0xff, 0xcd, // dec r13
+	0x75, 0xcb, // jnz loop
+	0xcc, // done: int3
 }
 
 // ELF constants used by buildStubImage.

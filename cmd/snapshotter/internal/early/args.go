@@ -86,8 +86,8 @@ func hasPrefix(s, prefix string) bool {
 	return len(s) >= len(prefix) && s[:len(prefix)] == prefix
 }
 
-// cut is strings.Cut for a one-byte separator (this package avoids
-// imports: see the package doc).
+// cut is strings.Cut for a one-byte separator (this package keeps its
+// imports few: see the package doc).
 func cut(s string, sep byte) (before, after string, found bool) {
 	for i := 0; i < len(s); i++ {
 		if s[i] == sep {

@@ -1,0 +1,157 @@
+//go:build linux && amd64
+
+package ptrace
+
+import (
+	"errors"
+	"runtime"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/platform"
+)
+
+// TestStubBatchCode pins the layout the injector relies on: batchEntry at
+// stubBatchOff (its first instruction, mov rax, [r12]), and the whole code
+// inside the stub's page.
+func TestStubBatchCode(t *testing.T) {
+	want := []byte{0x49, 0x8b, 0x04, 0x24}
+	if got := stubCode[stubBatchOff : stubBatchOff+len(want)]; string(got) != string(want) {
+		t.Errorf("stubCode[%#x:] = % x, want % x (mov rax, [r12])", stubBatchOff, got, want)
+	}
+	if last := stubCode[len(stubCode)-1]; last != 0xcc {
+		t.Errorf("stubCode ends with %#x, want int3", last)
+	}
+	if n := stubCodeOff + len(stubCode); n > pageSize {
+		t.Errorf("stub image is %d bytes, want at most a page", n)
+	}
+}
+
+// mapped reports whether addr is mapped in the stub process pid.
+func mapped(pid int, addr uint64) bool {
+	var b [1]byte
+	n, err := unix.ProcessVMReadv(pid, []unix.Iovec{{Base: &b[0], Len: 1}}, []unix.RemoteIovec{{Base: uintptr(addr), Len: 1}}, 0)
+	return err == nil && n == 1
+}
+
+// TestInjectBatch runs batches in a stub: every call in order, or up to the
+// first that fails, which it reports with its errno.
+func TestInjectBatch(t *testing.T) {
+	const x, y = 0x2000_0000, 0x2001_0000
+	mmap := func(addr uint64) stubCall {
+		return stubCall{sysMmap, [6]uint64{addr, pageSize, unix.PROT_READ, unix.MAP_SHARED | unix.MAP_FIXED, stubFDInStub, 0}}
+	}
+	munmap := func(addr, length uint64) stubCall { return stubCall{sysMunmap, [6]uint64{addr, length}} }
+	tests := []struct {
+		name       string
+		calls      []stubCall
+		wantFailed int
+		wantErr    error
+		// wantX and wantY say whether x and y are mapped afterwards.
+		wantX, wantY bool
+	}{
+		{name: "all succeed", calls: []stubCall{mmap(x), mmap(y), munmap(y, pageSize)}, wantFailed: -1, wantX: true},
+		{name: "second fails", calls: []stubCall{mmap(x), munmap(y+1, pageSize), mmap(y)}, wantFailed: 1, wantErr: unix.EINVAL, wantX: true},
+		{name: "first fails", calls: []stubCall{munmap(x+1, pageSize), mmap(x)}, wantFailed: 0, wantErr: unix.EINVAL},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			e := newEnv(t, 1<<20)
+			a := e.newSpace(t)
+			defer a.Release()
+			st, err := a.threadFor(unix.Gettid())
+			if err != nil {
+				t.Fatal(err)
+			}
+			failed, err := injectBatch(st.tid, &a.leaderRegs, tc.calls)
+			if failed != tc.wantFailed || !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
+				t.Fatalf("injectBatch = %d, %v; want %d, %v", failed, err, tc.wantFailed, tc.wantErr)
+			}
+			if got := mapped(a.pid, x); got != tc.wantX {
+				t.Errorf("after the batch, %#x mapped = %v, want %v", uint64(x), got, tc.wantX)
+			}
+			if got := mapped(a.pid, y); got != tc.wantY {
+				t.Errorf("after the batch, %#x mapped = %v, want %v", uint64(y), got, tc.wantY)
+			}
+		})
+	}
+}
+
+// TestQueuedMappings checks that an address space that never ran queues
+// its mappings, that the first Switch makes them all in one stop, and that
+// mappings then take effect at once.
+func TestQueuedMappings(t *testing.T) {
+	const n = batchMax + 10 // more than one batch
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	defer a.Release()
+	base := uint64(0x3000_0000)
+	for i := range uint64(n) {
+		if err := a.MapFile(base+i*2*pageSize, 0, pageSize, platform.Read, false); err != nil {
+			t.Fatalf("MapFile %d: %v", i, err)
+		}
+	}
+	if err := a.Unmap(base, pageSize); err != nil {
+		t.Fatalf("Unmap: %v", err)
+	}
+	stops := e.p.counts.injections.Load()
+	c := e.newContext(t)
+	onOwnThread(func() {
+		st := &platform.State{}
+		st.Regs.Rip = codeAddr + offSyscallLoop
+		if _, _, err := switchOnce(c, a, st); err != nil {
+			t.Fatalf("Switch: %v", err)
+		}
+	})
+	// Queued: the code page and n mappings, then the unmap. Full batches
+	// were made as the queue filled; the rest at the Switch.
+	if got, want := e.p.counts.injections.Load()-stops, uint64(1); got > want+1 {
+		t.Errorf("the first Switch took %d injection stops, want at most %d more than its batch", got, want)
+	}
+	for i := range uint64(n) {
+		addr := base + i*2*pageSize
+		if got, want := mapped(a.pid, addr), i != 0; got != want {
+			t.Errorf("after the first Switch, mapping %d at %#x mapped = %v, want %v", i, addr, got, want)
+		}
+	}
+	late := base + 2*n*pageSize
+	if err := a.MapFile(late, 0, pageSize, platform.Read, false); err != nil {
+		t.Fatalf("MapFile after running: %v", err)
+	}
+	if !mapped(a.pid, late) {
+		t.Errorf("MapFile after the first Switch: %#x not mapped at once", late)
+	}
+}
+
+// TestBatchAfterRunning checks that between BeginBatch and EndBatch an
+// address space that has run queues its mappings, and EndBatch makes them.
+func TestBatchAfterRunning(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	defer a.Release()
+	c := e.newContext(t)
+	onOwnThread(func() {
+		st := &platform.State{}
+		st.Regs.Rip = codeAddr + offSyscallLoop
+		if _, _, err := switchOnce(c, a, st); err != nil {
+			t.Fatalf("Switch: %v", err)
+		}
+	})
+	const addr = 0x4000_0000
+	a.BeginBatch()
+	if err := a.MapFile(addr, 0, pageSize, platform.Read, false); err != nil {
+		t.Fatalf("MapFile in a batch: %v", err)
+	}
+	if mapped(a.pid, addr) {
+		t.Errorf("MapFile in a batch: %#x mapped before EndBatch", uint64(addr))
+	}
+	if err := a.EndBatch(); err != nil {
+		t.Fatalf("EndBatch: %v", err)
+	}
+	if !mapped(a.pid, addr) {
+		t.Errorf("after EndBatch: %#x not mapped", uint64(addr))
+	}
+}
