@@ -104,6 +104,11 @@ type MemoryFile struct {
 	// here because its pages are this file's and every MM that maps them
 	// has the MemoryFile. It has a lock of its own.
 	files fileCache
+
+	// dirty records the pages written while dirty tracking is on
+	// (memory_file_dirty.go). Host state: tracking restarts off after a
+	// restore. It has a lock of its own.
+	dirty dirtyTracker `state:"nosave"`
 }
 
 // setLimit sets the most bytes that may be allocated at once.
@@ -246,6 +251,7 @@ func (f *MemoryFile) Decommit(r fileRange) {
 	if r.Length() == 0 {
 		return
 	}
+	f.willWrite(r)
 	// A failure leaves stale data readable; zero it by hand then.
 	if err := unix.Fallocate(f.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(r.Start), int64(r.Length())); err != nil {
 		clear(f.slice(r))
@@ -330,6 +336,7 @@ func (f *MemoryFile) copyRange(dst uint64, src fileRange) error {
 	if err != nil {
 		return err
 	}
+	f.willWrite(fileRange{dst, dst + src.Length()})
 	in, out := int64(src.Start), int64(dst)
 	for left := int(src.Length()); left > 0; {
 		n, err := unix.CopyFileRange(f.fd, &in, f.fd, &out, left, 0)
@@ -354,6 +361,7 @@ func (f *MemoryFile) copyRange(dst uint64, src fileRange) error {
 
 // writeAt writes b at offset off of the file with pwrite.
 func (f *MemoryFile) writeAt(b []byte, off uint64) error {
+	f.willWrite(fileRange{off, off + uint64(len(b))})
 	for len(b) > 0 {
 		n, err := unix.Pwrite(f.fd, b, int64(off))
 		if err == unix.EINTR {

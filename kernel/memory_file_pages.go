@@ -13,5 +13,12 @@ func (f *MemoryFile) AllocatePages(n uint64) (uint64, error) {
 // FreePages frees the n bytes at off that AllocatePages returned.
 func (f *MemoryFile) FreePages(off, n uint64) { f.Free(fileRange{Start: off, End: off + n}) }
 
-// PageBytes returns the sentry's view of n allocated bytes at off.
-func (f *MemoryFile) PageBytes(off, n uint64) ([]byte, error) { return f.Bytes(off, n) }
+// PageBytes returns the sentry's view of n allocated bytes at off. The
+// caller may write them: while dirty tracking is on they count as written.
+func (f *MemoryFile) PageBytes(off, n uint64) ([]byte, error) {
+	b, err := f.Bytes(off, n)
+	if err == nil {
+		f.willWrite(fileRange{off, off + n})
+	}
+	return b, err
+}

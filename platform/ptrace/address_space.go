@@ -44,7 +44,10 @@ type addressSpace struct {
 	pre preThread
 }
 
-var _ platform.AddressSpace = (*addressSpace)(nil)
+var (
+	_ platform.AddressSpace = (*addressSpace)(nil)
+	_ platform.Protector    = (*addressSpace)(nil)
+)
 
 // mapping is one range of the address space and its access.
 type mapping struct {
@@ -161,6 +164,37 @@ func (a *addressSpace) Unmap(addr, length uint64) error {
 	}
 	a.mu.Lock()
 	a.setMappingLocked(addr, addr+length, nil)
+	a.mu.Unlock()
+	return nil
+}
+
+// Protect implements platform.Protector with mprotect in the stub: the
+// pages already mapped stay mapped (with the new access), so write-
+// protecting memory for dirty tracking costs no refault of reads.
+func (a *addressSpace) Protect(addr, length uint64, at platform.AccessType) error {
+	if err := checkRange(addr, length); err != nil {
+		return fmt.Errorf("ptrace: protect: %w", err)
+	}
+	prot := uint64(unix.PROT_NONE)
+	if at.Read {
+		prot |= unix.PROT_READ
+	}
+	if at.Write {
+		prot |= unix.PROT_WRITE
+	}
+	if at.Execute {
+		prot |= unix.PROT_EXEC
+	}
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	if a.isReleased() {
+		return fmt.Errorf("ptrace: protect: %w", ErrReleased)
+	}
+	if _, err := a.syscall(sysMprotect, [6]uint64{addr, length, prot}); err != nil {
+		return fmt.Errorf("ptrace: protect [%#x, +%#x) %v in stub %d: %w", addr, length, at, a.pid, err)
+	}
+	a.mu.Lock()
+	a.setMappingLocked(addr, addr+length, &at)
 	a.mu.Unlock()
 	return nil
 }
