@@ -300,8 +300,9 @@ type MemorySnapshot struct {
 	// were read. Both are protected by mf.dirty.mu.
 	pending []uint64
 	saved   map[uint64]*[pageSize]byte
-	// savedBytes counts the bytes of saved. Protected by mf.dirty.mu.
-	savedBytes uint64
+	// copied counts the bytes copied aside so far. Protected by
+	// mf.dirty.mu.
+	copied uint64
 }
 
 // StartMemorySnapshot starts dirty tracking (or empties the dirty set, as
@@ -360,7 +361,7 @@ func (s *MemorySnapshot) preserveLocked(f *MemoryFile, first, n uint64) {
 			continue
 		}
 		s.saved[p] = buf
-		s.savedBytes += pageSize
+		s.copied += pageSize
 	}
 }
 
@@ -387,7 +388,6 @@ func (s *MemorySnapshot) ReadAt(b []byte, off int64) (int, error) {
 		if c, ok := s.saved[p]; ok {
 			copy(b[i*pageSize:], c[:])
 			delete(s.saved, p)
-			s.savedBytes -= pageSize
 			i++
 			continue
 		}
@@ -411,13 +411,13 @@ func (s *MemorySnapshot) ReadAt(b []byte, off int64) (int, error) {
 	return len(b), nil
 }
 
-// CopiedAside returns how many bytes of the snapshot are held as copies
-// taken before a write (and not read yet).
+// CopiedAside returns how many bytes of the snapshot were copied aside
+// before a write so far.
 func (s *MemorySnapshot) CopiedAside() uint64 {
 	d := &s.mf.dirty
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return s.savedBytes
+	return s.copied
 }
 
 // Release ends the snapshot; dirty tracking stays on.

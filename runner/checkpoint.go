@@ -230,6 +230,26 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 		}
 	}
 
+	if req.LeaveRunning && strings.HasPrefix(w.URI(), "file://") {
+		st, err := s.saveLive(ctx, w, func(n uint64) { memTotal = n }, func() {
+			paused = false
+			s.k.Unpause()
+		})
+		if err != nil {
+			return "", errLive(s.opts.ID, err)
+		}
+		committing.Store(true)
+		progress(Progress{Phase: "commit", Done: st.MemoryBytes, Total: st.MemoryBytes})
+		if _, err := w.Commit(); err != nil {
+			return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
+		}
+		s.last = st
+		nc, nb := w.NewChunks()
+		log.Printf("sandbox %s: saved to %s: %d bytes of memory, paused %v; %d chunks (%d bytes) new to the store, the rest shared",
+			s.opts.ID, w.URI(), st.MemoryBytes, st.Paused, nc, nb)
+		return w.URI(), nil
+	}
+
 	alloc, mem, err := s.k.SavedMemory(minHole)
 	rangesAt := time.Since(start)
 	if err != nil {
