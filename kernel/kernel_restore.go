@@ -48,6 +48,12 @@ type RestoreOptions struct {
 
 	// Timings, if not nil, records how long each step took.
 	Timings *Timings
+
+	// Memory, if set, is a memory file that already holds the saved
+	// memory (a migration target fills one while the source runs), used
+	// instead of a fresh one and LoadMemory. Restore owns it from the
+	// call on (a failed restore releases it).
+	Memory *MemoryFile
 }
 
 // Restore makes a kernel from a state blob written by SaveState: a fresh
@@ -184,13 +190,13 @@ func (r *restorer) startPlatform() error {
 	r.name = name
 	r.platformMade = make(chan error, 1)
 	start := time.Now()
-	r.mf, r.p = takePrewarmed(name)
-	if r.p != nil {
+	if r.o.Memory != nil {
+		r.mf = r.o.Memory
+	} else if r.mf, r.p = takePrewarmed(name); r.p != nil {
 		r.tm.Since(StepPlatform, start)
 		r.platformMade <- nil
 		return nil
-	}
-	if r.mf, err = NewMemoryFile("snap-memory"); err != nil {
+	} else if r.mf, err = NewMemoryFile("snap-memory"); err != nil {
 		return err
 	}
 	mfd := r.mf.fd

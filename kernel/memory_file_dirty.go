@@ -435,3 +435,12 @@ func (s *MemorySnapshot) Release() {
 // ErrSnapshotEnded means a memory snapshot was read after Release or after
 // dirty tracking stopped.
 var ErrSnapshotEnded = errors.New("memory snapshot ended")
+
+// MemorySize returns the memory file's size: a migration target sizes its
+// memory to it before the pages arrive.
+func (k *Kernel) MemorySize() uint64 { return k.mf.Size() }
+
+// MemoryReader returns a reader of the memory file as it is now (pread):
+// a migration reads dirty pages through it while the program runs, and
+// sends them again if they are dirtied meanwhile.
+func (k *Kernel) MemoryReader() MemoryReader { return MemoryReader{k.mf} }

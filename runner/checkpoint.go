@@ -112,7 +112,11 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 	timeout := cmp.Or(req.Timeout, DefaultSaveTimeout)
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %v (snap save --timeout)", ErrSaveTimeout, timeout))
 	defer cancel()
-	uri, err := s.save(ctx, req, progress)
+	save := s.save
+	if req.Migrate != "" {
+		save = s.migrate
+	}
+	uri, err := save(ctx, req, serialProgress(progress))
 	if err != nil && errors.Is(context.Cause(ctx), ErrSaveTimeout) {
 		// Whatever failed, it failed because the deadline passed: say so.
 		inner := strings.TrimPrefix(err.Error(), "save "+s.opts.ID+": ")

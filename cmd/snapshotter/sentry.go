@@ -18,6 +18,8 @@ func init() { subcommands = append(subcommands, newSentryCmd) }
 func newSentryCmd(g *globalFlags) *cobra.Command {
 	var (
 		id, readyFD, restore, verify string
+		receiveAddr, tokenFile       string
+		receiveTimeout               time.Duration
 		launchedAt                   int64
 		f                            runFlags
 		s                            startFlags
@@ -28,8 +30,8 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if (restore == "") == (len(args) == 0) {
-				return fmt.Errorf("sentry: give either --restore URI or -- PROG [ARG...]")
+			if (restore == "" && receiveAddr == "") == (len(args) == 0) || (restore != "" && receiveAddr != "") {
+				return fmt.Errorf("sentry: give one of --restore URI, --receive ADDR or -- PROG [ARG...]")
 			}
 			fd, err := runner.ParseReadyFD(readyFD)
 			if err != nil {
@@ -45,6 +47,9 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 					o := runner.KernelOptions{
 						Platform: f.platform, Rootfs: f.rootfs, Debug: f.debug, Log: log.Writer(),
 						ID: id, Version: version, Diag: log.Default(), Limits: limits, Tmpfs: f.tmpfs,
+					}
+					if receiveAddr != "" {
+						return receiveSentry(cmd, m, sd.Dir(id), o, fd, receiveAddr, tokenFile, receiveTimeout)
 					}
 					if restore == "" {
 						// The launcher's working directory is ours: the
@@ -91,6 +96,9 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&readyFD, "ready-fd", "", "descriptor of the launcher's readiness pipe")
 	cmd.Flags().StringVar(&restore, "restore", "", "restore the image at this URI instead of starting a program")
 	cmd.Flags().StringVar(&verify, "verify", "", "with --restore: the public key file the image must be signed with")
+	cmd.Flags().StringVar(&receiveAddr, "receive", "", "wait on this address for a migrating sandbox instead of starting a program")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "with --receive: the migration token file")
+	cmd.Flags().DurationVar(&receiveTimeout, "receive-timeout", 10*time.Minute, "with --receive: how long to wait for a source")
 	cmd.Flags().Int64Var(&launchedAt, "launched-at", 0, "when the launcher started this process (Unix nanoseconds), for the restore's timings")
 	addRunFlags(cmd, &f)
 	addStartFlags(cmd, &s)
