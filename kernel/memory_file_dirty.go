@@ -306,39 +306,41 @@ type MemorySnapshot struct {
 }
 
 // StartMemorySnapshot starts dirty tracking (or empties the dirty set, as
-// TakeDirty does; the pages written before are returned) and a snapshot
-// of ranges ((offset, length) pairs, page aligned) as they are now. The
+// TakeDirty does) and a snapshot of memory as it is now, over the ranges
+// ((offset, length) pairs, page aligned) that pick returns: pick is given
+// the pages written since tracking was last reset (nil if tracking was
+// off), so that an incremental save can cover what changed only. The
 // snapshot ends with Release; one at a time.
 //
 // Preconditions: the kernel is paused.
-func (k *Kernel) StartMemorySnapshot(ranges [][2]uint64) (*MemorySnapshot, [][2]uint64, error) {
+func (k *Kernel) StartMemorySnapshot(pick func(dirty [][2]uint64) [][2]uint64) (*MemorySnapshot, error) {
 	if !k.Paused() {
-		return nil, nil, fmt.Errorf("memory snapshot: %w", ErrNotPaused)
+		return nil, fmt.Errorf("memory snapshot: %w", ErrNotPaused)
 	}
 	was := k.mf.dirty.on.Load()
 	runs, err := k.takeDirty(!was)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	s := &MemorySnapshot{mf: k.mf, saved: map[uint64]*[pageSize]byte{}}
-	for _, r := range ranges {
-		setBits(&s.pending, r[0]/pageSize, r[1]/pageSize)
-	}
-	d := &k.mf.dirty
-	d.mu.Lock()
-	if d.snap != nil {
-		d.mu.Unlock()
-		return nil, nil, fmt.Errorf("memory snapshot: %w", ErrSnapshotBusy)
-	}
-	d.snap = s
-	d.mu.Unlock()
 	var dirty [][2]uint64
 	if was {
+		dirty = make([][2]uint64, 0, len(runs))
 		for _, r := range runs {
 			dirty = append(dirty, [2]uint64{r.Start, r.Length()})
 		}
 	}
-	return s, dirty, nil
+	s := &MemorySnapshot{mf: k.mf, saved: map[uint64]*[pageSize]byte{}}
+	for _, r := range pick(dirty) {
+		setBits(&s.pending, r[0]/pageSize, r[1]/pageSize)
+	}
+	d := &k.mf.dirty
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.snap != nil {
+		return nil, fmt.Errorf("memory snapshot: %w", ErrSnapshotBusy)
+	}
+	d.snap = s
+	return s, nil
 }
 
 // ErrSnapshotBusy means a memory snapshot was started while another one

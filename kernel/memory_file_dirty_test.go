@@ -179,7 +179,7 @@ func TestMemorySnapshot(t *testing.T) {
 	for _, r := range w.k.mf.Allocated() {
 		ranges = append(ranges, [2]uint64{r.Start, r.Length()})
 	}
-	snap, _, err := w.k.StartMemorySnapshot(ranges)
+	snap, err := w.k.StartMemorySnapshot(func([][2]uint64) [][2]uint64 { return ranges })
 	if err != nil {
 		w.k.Unpause()
 		t.Fatalf("StartMemorySnapshot() = %v", err)

@@ -85,6 +85,9 @@ func (s *KernelSandbox) migrate(ctx context.Context, req SaveRequest, progress f
 	if err != nil {
 		return "", fmt.Errorf("migrate %s to %s: %w", s.opts.ID, addr, err)
 	}
+	// The rounds reset the dirty set: no later save can build on an
+	// earlier one.
+	s.base = nil
 	m := &migrator{s: s, c: c, uri: "tcp://" + addr, progress: progress, maxDown: req.MaxDowntime}
 	if m.maxDown <= 0 {
 		m.maxDown = DefaultMaxDowntime
