@@ -214,3 +214,30 @@ func (r *receiver) waitConnected(t *testing.T, tid string) int {
 	t.Fatalf("no source connected to the target")
 	return 0
 }
+
+// TestMigrateVia: snap migrate --via a store writes a chain of images (the
+// last with the sandbox stopped) and prints the last one; restored in
+// another state directory, the program's first line follows the source's
+// last, every checksum holding.
+func TestMigrateVia(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.startDirty(t)
+	store := "file://" + filepath.Join(e.dir, "via")
+	uri := lastLine(e.must("migrate", id, "--via", store))
+	if !strings.HasPrefix(uri, store+"/"+id+"-via-") {
+		t.Errorf("snap migrate --via printed %q, want an image in %s", uri, store)
+	}
+	e.waitGone(id)
+	if r := e.inspect(uri); r.Parent == nil {
+		t.Errorf("last image %s has no parent, want the chain's previous image", uri)
+	}
+	src := lines(out)
+	checkClean(t, "source", src)
+	te := newEnv(t)
+	_, rout := te.restoreDetached(uri, "")
+	got := waitLines(t, rout, 2)
+	checkClean(t, "target", got)
+	if want := fmt.Sprintf("count %d sum OK", number(t, src[len(src)-1])+1); got[0] != want {
+		t.Errorf("restored first line = %q, want %q", got[0], want)
+	}
+}
