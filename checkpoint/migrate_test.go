@@ -27,7 +27,12 @@ type receiver struct {
 // with the token in tokenFile, and returns once it listens.
 func startReceiver(t *testing.T, tokenFile string) *receiver {
 	t.Helper()
-	te := newEnv(t)
+	return startReceiverIn(t, newEnv(t), tokenFile)
+}
+
+// startReceiverIn is startReceiver in the target environment te.
+func startReceiverIn(t testing.TB, te *env, tokenFile string) *receiver {
+	t.Helper()
 	r := &receiver{e: te, out: filepath.Join(te.dir, "target-out"), done: make(chan error, 1)}
 	r.cmd = exec.Command(snapBin, "receive", "--listen", "127.0.0.1:0", "--token-file", tokenFile, "-d",
 		"--stdout", r.out, "--stderr", r.out, "--timeout", "2m")
