@@ -246,3 +246,49 @@ func TestMigrateVia(t *testing.T) {
 		t.Errorf("restored first line = %q, want %q", got[0], want)
 	}
 }
+
+// TestMigrateForeground: snap receive without -d runs the sandbox it
+// receives in the foreground, with its own stdout, and exits with the
+// program's status.
+func TestMigrateForeground(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("tok", "correct horse")
+	// 40 lines: it ends by itself soon after it moved.
+	id, out := e.runDetached("", program(t, "dirtycount"), "32", "8192", "40")
+	waitLines(t, out, 2)
+	te := newEnv(t)
+	rcv := exec.Command(snapBin, "receive", "--listen", "127.0.0.1:0", "--token-file", tok)
+	rcv.Env = te.environ()
+	var rout strings.Builder
+	rcv.Stdout = &rout
+	stderr, err := rcv.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rcv.Process.Kill() })
+	sc := bufio.NewScanner(stderr)
+	addr := ""
+	for addr == "" && sc.Scan() {
+		addr, _ = strings.CutPrefix(sc.Text(), "listening on ")
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	e.must("migrate", id, "tcp://"+addr, "--token-file", tok)
+	if err := rcv.Wait(); err != nil {
+		t.Fatalf("snap receive: %v (stdout %q)", err, rout.String())
+	}
+	src, got := lines(out), strings.Split(strings.TrimSpace(rout.String()), "\n")
+	checkClean(t, "source", src)
+	checkClean(t, "target", got)
+	if want := fmt.Sprintf("count %d sum OK", number(t, src[len(src)-1])+1); got[0] != want {
+		t.Errorf("target's first line = %q, want %q", got[0], want)
+	}
+	if last := got[len(got)-1]; last != "count 40 sum OK" {
+		t.Errorf("target's last line = %q, want count 40 sum OK", last)
+	}
+}

@@ -126,6 +126,7 @@ func (m *migrator) run(ctx context.Context) error {
 		return err
 	}
 	var dirty [][2]uint64
+	lastTake := start
 	round := 1
 	for ; ; round++ {
 		if err := m.pause(ctx); err != nil {
@@ -137,7 +138,10 @@ func (m *migrator) run(ctx context.Context) error {
 		size = k.MemorySize()
 		n := rangesBytes(dirty)
 		expected := time.Duration(float64(n) / max(m.rate, 1) * float64(time.Second))
-		m.progress(Progress{Phase: fmt.Sprintf("round %d: %d bytes dirty, expected pause %v", round, n, expected.Round(time.Millisecond)), Done: n, Total: n})
+		elapsed := time.Since(lastTake)
+		lastTake = time.Now()
+		m.progress(Progress{Phase: fmt.Sprintf("round %d: %.1f MiB dirtied at %.1f MiB/s, sent at %.1f MiB/s, expected pause %v",
+			round, float64(n)/(1<<20), float64(n)/(1<<20)/max(elapsed.Seconds(), 1e-3), m.rate/(1<<20), expected.Round(time.Millisecond))})
 		if expected <= m.maxDown || round >= maxRounds {
 			break // the last round is sent while paused
 		}
