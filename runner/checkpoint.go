@@ -244,7 +244,7 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 			s.k.Unpause()
 		})
 		if err != nil {
-			return "", errLive(s.opts.ID, err)
+			return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 		}
 		committing.Store(true)
 		progress(Progress{Phase: "commit", Done: st.MemoryBytes, Total: st.MemoryBytes})

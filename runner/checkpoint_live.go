@@ -3,7 +3,6 @@ package runner
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log"
 	"sort"
@@ -157,9 +156,6 @@ func (p *incrementalPlan) write(w *storage.Writer, r io.ReaderAt) error {
 	w.ExtendMemory(p.size)
 	return nil
 }
-
-// errLive wraps a live-save failure for the save's error line.
-func errLive(id string, err error) error { return fmt.Errorf("save %s: %w", id, err) }
 
 // baseChunks returns the chunks of the parent ref if it is the save that
 // dirty tracking has run since (s.base) and the save may reuse them (not

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"snapshotter/kernel"
 	"snapshotter/migration"
 )
 
@@ -316,8 +315,3 @@ func rangesBytes(rs [][2]uint64) uint64 {
 	}
 	return n
 }
-
-// memoryReader is what migration reads memory through.
-var _ interface {
-	ReadAt([]byte, int64) (int, error)
-} = kernel.MemoryReader{}

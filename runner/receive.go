@@ -143,10 +143,11 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions) (*Kerne
 			return nil, nil, err
 		}
 	}
-	if err := c.Write(migration.FrameReady, nil); err == nil {
-		err = c.Flush()
-	}
 	c.NetConn().SetReadDeadline(time.Now().Add(ackTimeout))
+	if err := sendFrame(c, migration.FrameReady); err != nil {
+		k.Release()
+		return nil, nil, fmt.Errorf("tell the source the sandbox is restored: %w", err)
+	}
 	if _, err := c.Expect(migration.FrameGo); err != nil {
 		k.Release()
 		return nil, nil, fmt.Errorf("source did not hand the sandbox over: %w", err)
@@ -154,11 +155,12 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions) (*Kerne
 	sb := &KernelSandbox{k: k, opts: ko, ran: make(chan struct{})}
 	k.OnFirstSwitch(func() { close(sb.ran) })
 	k.Resume()
-	if err := c.Write(migration.FrameRunning, nil); err == nil {
-		err = c.Flush()
-	}
 	c.NetConn().SetReadDeadline(time.Now().Add(receiveDoneTimeout))
-	if _, err := c.Expect(migration.FrameDone); err != nil {
+	err = sendFrame(c, migration.FrameRunning)
+	if err == nil {
+		_, err = c.Expect(migration.FrameDone)
+	}
+	if err != nil {
 		// The source may have resumed its copy: never both.
 		k.SignalInit(int(unix.SIGKILL))
 		k.Wait()
@@ -173,6 +175,14 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions) (*Kerne
 		}
 	}
 	return sb, meta, nil
+}
+
+// sendFrame sends an empty frame of type typ at once.
+func sendFrame(c *migration.Conn, typ byte) error {
+	if err := c.Write(typ, nil); err != nil {
+		return err
+	}
+	return c.Flush()
 }
 
 // maxStateBytes bounds the kernel state a target accepts.
