@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 
@@ -256,28 +257,29 @@ func (a *addressSpace) isReleased() bool {
 }
 
 // setMappingLocked records that [start, end) now has access *at, or is
-// unmapped if at is nil.
+// unmapped if at is nil. The mappings that [start, end) overlaps are
+// replaced in place (dirty tracking changes the access of small windows
+// of large mappings, one write fault at a time).
 //
 // Preconditions: a.opMu and a.mu are held.
 func (a *addressSpace) setMappingLocked(start, end uint64, at *platform.AccessType) {
-	out := make([]mapping, 0, len(a.maps)+2)
-	for _, m := range a.maps {
-		if m.end <= start || m.start >= end {
-			out = append(out, m)
-			continue
-		}
-		if m.start < start {
-			out = append(out, mapping{m.start, start, m.at})
-		}
-		if m.end > end {
-			out = append(out, mapping{end, m.end, m.at})
-		}
+	i := sort.Search(len(a.maps), func(k int) bool { return a.maps[k].end > start })
+	j := sort.Search(len(a.maps), func(k int) bool { return a.maps[k].start >= end })
+	var repl [3]mapping
+	n := 0
+	if i < j && a.maps[i].start < start {
+		repl[n] = mapping{a.maps[i].start, start, a.maps[i].at}
+		n++
 	}
 	if at != nil {
-		out = append(out, mapping{start, end, *at})
+		repl[n] = mapping{start, end, *at}
+		n++
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].start < out[j].start })
-	a.maps = out
+	if i < j && a.maps[j-1].end > end {
+		repl[n] = mapping{end, a.maps[j-1].end, a.maps[j-1].at}
+		n++
+	}
+	a.maps = slices.Replace(a.maps, i, j, repl[:n]...)
 }
 
 // accessAt returns the recorded access of the page holding addr.
