@@ -83,7 +83,10 @@
 // package socket are leaves relative to the above; ipcNamespace.mu is one
 // but for MemoryFile.mu, which shmget takes under it; the clock's update
 // runs under Kernel.stopMu and takes the process-wide tscCal.mu (a leaf)
-// inside it (vdso_clock.go).
+// inside it (vdso_clock.go). dirtyTracker.mu (the memory file's dirty
+// tracking, memory_file_dirty.go) is a leaf below everything: every
+// writer of the memory file takes it, under whatever it holds, and it
+// takes nothing.
 package kernel
 
 //go:generate go run snapshotter/tools/stategen

@@ -60,6 +60,12 @@ type RestoreOptions struct {
 	// caller can bind them to other host files before Resume (a pool
 	// member gets its stdio when it is taken).
 	Stdio *vfs.StdioSet
+
+	// Memory, if set, is a memory file that already holds the saved
+	// memory (a migration target fills one while the source runs), used
+	// instead of a fresh one and LoadMemory. Restore owns it from the
+	// call on (a failed restore releases it).
+	Memory *MemoryFile
 }
 
 // Restore makes a kernel from a state blob written by SaveState: a fresh
@@ -219,13 +225,13 @@ func (r *restorer) startPlatform() error {
 	r.name = name
 	r.platformMade = make(chan error, 1)
 	start := time.Now()
-	r.mf, r.p = takePrewarmed(name)
-	if r.p != nil {
+	if r.o.Memory != nil {
+		r.mf = r.o.Memory
+	} else if r.mf, r.p = takePrewarmed(name); r.p != nil {
 		r.tm.Since(StepPlatform, start)
 		r.platformMade <- nil
 		return nil
-	}
-	if r.mf, err = NewMemoryFile("snap-memory"); err != nil {
+	} else if r.mf, err = NewMemoryFile("snap-memory"); err != nil {
 		return err
 	}
 	mfd := r.mf.fd

@@ -19,3 +19,13 @@ func mincore(b, vec []byte) error {
 	}
 	return nil
 }
+
+// rangeOf returns the memory file range that b, a slice of the sentry's
+// mapping (Bytes), views.
+func (f *MemoryFile) rangeOf(b []byte) fileRange {
+	if len(b) == 0 {
+		return fileRange{}
+	}
+	off := uint64(uintptr(unsafe.Pointer(&b[0])) - uintptr(unsafe.Pointer(&f.mapping[0])))
+	return fileRange{off, off + uint64(len(b))}
+}

@@ -114,6 +114,11 @@ type MemoryFile struct {
 	// lazy is the lazy restore loading this file, nil once everything is
 	// loaded (memory_lazy.go). A host-side load, hence not saved.
 	lazy atomic.Pointer[lazyLoad] `state:"nosave"`
+
+	// dirty records the pages written while dirty tracking is on
+	// (memory_file_dirty.go). Host state: tracking restarts off after a
+	// restore. It has a lock of its own.
+	dirty dirtyTracker `state:"nosave"`
 }
 
 // setLimit sets the most bytes that may be allocated at once.
@@ -270,6 +275,7 @@ func (f *MemoryFile) Decommit(r fileRange) {
 	// A lazy restore must not write the pages later: they are loaded
 	// first. A failed load kills the sandbox; the pages go anyway.
 	_ = f.ensureLoaded(r.Start, r.End)
+	f.willWrite(r)
 	// A failure leaves stale data readable; zero it by hand then.
 	if err := unix.Fallocate(f.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(r.Start), int64(r.Length())); err != nil {
 		clear(f.slice(r))
@@ -360,6 +366,7 @@ func (f *MemoryFile) copyRange(dst uint64, src fileRange) error {
 	if err != nil {
 		return err
 	}
+	f.willWrite(fileRange{dst, dst + src.Length()})
 	in, out := int64(src.Start), int64(dst)
 	for left := int(src.Length()); left > 0; {
 		n, err := unix.CopyFileRange(f.fd, &in, f.fd, &out, left, 0)
@@ -387,6 +394,7 @@ func (f *MemoryFile) writeAt(b []byte, off uint64) error {
 	if err := f.ensureLoaded(off, off+uint64(len(b))); err != nil {
 		return err
 	}
+	f.willWrite(fileRange{off, off + uint64(len(b))})
 	for len(b) > 0 {
 		n, err := unix.Pwrite(f.fd, b, int64(off))
 		if err == unix.EINTR {

@@ -15,8 +15,15 @@ func (f *MemoryFile) AllocatePages(n uint64) (uint64, error) {
 // holds them (MemoryFile.Share).
 func (f *MemoryFile) FreePages(off, n uint64) { f.ReleaseRange(fileRange{Start: off, End: off + n}) }
 
-// PageBytes returns the sentry's view of n allocated bytes at off.
-func (f *MemoryFile) PageBytes(off, n uint64) ([]byte, error) { return f.Bytes(off, n) }
+// PageBytes returns the sentry's view of n allocated bytes at off. The
+// caller may write them: while dirty tracking is on they count as written.
+func (f *MemoryFile) PageBytes(off, n uint64) ([]byte, error) {
+	b, err := f.Bytes(off, n)
+	if err == nil {
+		f.willWrite(fileRange{off, off + n})
+	}
+	return b, err
+}
 
 // allocatedBytes returns how many bytes of the memory file are allocated
 // (/proc/meminfo).

@@ -379,6 +379,9 @@ func (mm *MM) mapIntoLocked(v *vma, precommit bool) error {
 		if v.COW {
 			at.Write = false // the first write copies (HandleFault)
 		}
+		if mm.mf.dirty.on.Load() {
+			at.Write = false // the first write is recorded (HandleFault)
+		}
 		if l := mm.mf.lazyLoader(); l != nil {
 			err = mm.mapLazyLocked(l, v, at, precommit, true)
 		} else {
@@ -536,7 +539,19 @@ func (mm *MM) handleFaultLocked(addr uint64, at platform.AccessType) error {
 		return mm.faultBeyondLocked(v, pageRoundDown(addr))
 	}
 	if v.COW && want&permWrite != 0 {
-		return mm.breakCOWLocked(pageRoundDown(addr))
+		if err := mm.breakCOWLocked(pageRoundDown(addr)); err != nil || !mm.mf.dirty.on.Load() {
+			return err
+		}
+		// While tracking, the copy is mapped without write permission:
+		// record the write now rather than at a second fault, which
+		// would look like this one repeating.
+		if v = mm.vmaAtLocked(addr); v == nil || v.COW {
+			return nil
+		}
+		return mm.trackWriteLocked(v, addr)
+	}
+	if want&permWrite != 0 && mm.mf.dirty.on.Load() {
+		return mm.trackWriteLocked(v, addr)
 	}
 	if l := mm.mf.lazyLoader(); l != nil && mm.as != nil {
 		// A lazy restore maps the loaded piece around the page only.

@@ -15,6 +15,7 @@ func (mm *MM) atomicUpdateUint32(addr uint64, fn func(uint32) uint32) (uint32, e
 	var old uint32
 	// An aligned word never spans two pages, so b is the whole word.
 	err := mm.forEachLocked(addr, 4, permRead|permWrite, func(b []byte) error {
+		mm.mf.willWrite(mm.mf.rangeOf(b))
 		p := (*uint32)(unsafe.Pointer(&b[0]))
 		for {
 			old = atomic.LoadUint32(p)

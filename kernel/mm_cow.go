@@ -135,6 +135,13 @@ func (mm *MM) breakCOWRangeLocked(addr, length uint64, want perms) error {
 // pages in the range are privatized first. It takes mm.mu for reading, or
 // for writing when there is something to copy.
 func (mm *MM) forWrite(addr, length uint64, want perms, fn func(b []byte) error) error {
+	if mm.mf.dirty.on.Load() {
+		inner := fn
+		fn = func(b []byte) error {
+			mm.mf.willWrite(mm.mf.rangeOf(b))
+			return inner(b)
+		}
+	}
 	mm.mu.RLock()
 	if !mm.hasCOWLocked(addr, length) {
 		defer mm.mu.RUnlock()

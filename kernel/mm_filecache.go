@@ -349,6 +349,7 @@ func fillFromFile(mf *MemoryFile, fr fileRange, f FileContents, off uint64) erro
 	if err != nil {
 		return err
 	}
+	mf.willWrite(fr)
 	// Read in chunks, each prefaulted first: cheaper than faulting page by
 	// page, and a chunk past the end of the file is never populated.
 	const chunk = 256 << 10

@@ -328,6 +328,7 @@ func (k *Kernel) clockTick(c *sandboxClock) {
 	k.stopMu.Lock()
 	defer k.stopMu.Unlock()
 	if k.stopCount == 0 {
+		k.mf.willWrite(k.vdso.paramsRange())
 		c.update(k.monotonicOffset)
 	}
 }

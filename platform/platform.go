@@ -147,6 +147,17 @@ type AddressSpace interface {
 	Release()
 }
 
+// Protector is implemented by address spaces that can change the access
+// of mapped ranges without replacing the mappings (mprotect keeps the
+// pages that are mapped, MapFile drops them). The kernel write-protects
+// memory with it to learn which pages the application writes (dirty
+// tracking); without it, it uses MapFile.
+type Protector interface {
+	// Protect sets the access of the mapped range [addr, addr+length),
+	// page aligned, to at. Every page of it must be mapped.
+	Protect(addr, length uint64, at AccessType) error
+}
+
 // Context runs application threads. A Context is used by one goroutine at a
 // time, and that goroutine must have locked its OS thread
 // (runtime.LockOSThread) for as long as it uses the context.

@@ -118,7 +118,11 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 	timeout := cmp.Or(req.Timeout, DefaultSaveTimeout)
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %v (snap save --timeout)", ErrSaveTimeout, timeout))
 	defer cancel()
-	uri, err := s.save(ctx, req, progress)
+	save := s.save
+	if req.Migrate != "" {
+		save = s.migrate
+	}
+	uri, err := save(ctx, req, serialProgress(progress))
 	if err != nil && errors.Is(context.Cause(ctx), ErrSaveTimeout) {
 		// Whatever failed, it failed because the deadline passed: say so.
 		inner := strings.TrimPrefix(err.Error(), "save "+s.opts.ID+": ")
@@ -151,6 +155,7 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 		}
 	}
 	var parent *storage.ParentRef
+	var parentChunks []storage.Chunk
 	if req.Parent != "" {
 		ref, pm, err := storage.ResolveParent(ctx, req.Parent, req.Store)
 		if err != nil {
@@ -160,7 +165,10 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 			return "", fmt.Errorf("save %s: parent %s is a save of sandbox %q, not of %s: %w", s.opts.ID, ref.URI, got, s.opts.ID, storage.ErrInvalidArgument)
 		}
 		parent = ref
+		parentChunks = s.baseChunks(ctx, ref, req)
 	}
+	// Whatever happens, the dirty set this save takes is the last one.
+	s.base = nil
 	w, err := storage.CreateImage(ctx, to, req.Store, storage.CreateOptions{
 		Metadata: meta, SnapVersion: s.opts.Version,
 		Codec: req.Compression, Level: req.Level, Progress: report,
@@ -237,17 +245,44 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 		}
 	}
 
+	if req.LeaveRunning && strings.HasPrefix(w.URI(), "file://") {
+		st, err := s.saveLive(ctx, w, parentChunks, func(n uint64) { memTotal = n }, func() {
+			paused = false
+			s.k.Unpause()
+		})
+		if err != nil {
+			return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
+		}
+		committing.Store(true)
+		progress(Progress{Phase: "commit", Done: st.MemoryBytes, Total: st.MemoryBytes})
+		m, err := w.Commit()
+		if err != nil {
+			return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
+		}
+		s.last = st
+		s.base = &liveBase{uri: w.URI(), digest: m.Digest()}
+		nc, nb := w.NewChunks()
+		log.Printf("sandbox %s: saved to %s: %d bytes of memory, paused %v; %d chunks (%d bytes) new to the store, the rest shared",
+			s.opts.ID, w.URI(), st.MemoryBytes, st.Paused, nc, nb)
+		return w.URI(), nil
+	}
+
 	alloc, mem, err := s.k.SavedMemory(minHole)
 	rangesAt := time.Since(start)
 	if err != nil {
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 	}
-	ranges := make([]storage.Range, len(alloc))
-	var total uint64
-	for i, r := range alloc {
-		ranges[i] = storage.Range{Off: r[0], Len: r[1]}
-		total += r[1]
+	plan := planIncremental(alloc, nil, nil)
+	if parentChunks != nil {
+		// Tracking has run since the parent's pause: the spans written
+		// since are read, the others are the parent's chunks.
+		dirty, err := s.k.TakeDirty()
+		if err != nil {
+			return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
+		}
+		plan = planIncremental(alloc, dirty, parentChunks)
 	}
+	total := plan.bytes()
 	memTotal = total
 	stateDone := make(chan error, 1)
 	// S/R-SAFE: runs while the kernel is paused and is waited for below.
@@ -256,7 +291,7 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 	// parallel, drop zero pages and compress (short holes read as zeros
 	// without allocating, and no page of the sentry's mapping is faulted
 	// in).
-	err = w.WriteMemoryFrom(mem, ranges)
+	err = plan.write(w, mem)
 	memDone := time.Since(start)
 	if serr := <-stateDone; err == nil {
 		err = serr

@@ -79,6 +79,9 @@ type KernelSandbox struct {
 	opts KernelOptions
 	// last is written by Save, which the Server runs one at a time.
 	last SaveStats
+	// base is the save that dirty tracking has run since, if any (see
+	// liveBase). Written by Save, like last.
+	base *liveBase
 	// ran, for a restored sandbox, is closed once its program has run
 	// (WaitRan); nil for a started one.
 	ran chan struct{}

@@ -41,7 +41,15 @@ type LaunchOptions struct {
 	Exe string
 	// Timeout bounds the wait for readiness; zero means two minutes.
 	Timeout time.Duration
+	// Listening, if set, gets the address a receiving sentry listens on
+	// (ListeningLine) before it is ready.
+	Listening func(addr string)
 }
+
+// ListeningLine is what a receiving sentry writes on its readiness pipe
+// once it listens, before the sandbox arrives: the prefix, then the
+// address.
+const ListeningLine = "listening "
 
 // Launch reserves the sandbox's ID, starts its sentry in a new session
 // with the given stdio, and returns once the sentry serves its control
@@ -107,8 +115,16 @@ func Launch(o LaunchOptions) (*Metadata, error) {
 		timeout = 2 * time.Minute
 	}
 	r.SetReadDeadline(time.Now().Add(timeout))
-	line, rerr := bufio.NewReader(io.LimitReader(r, 64<<10)).ReadString('\n')
+	br := bufio.NewReader(io.LimitReader(r, 64<<10))
+	line, rerr := br.ReadString('\n')
 	line = strings.TrimSpace(line)
+	for rerr == nil && strings.HasPrefix(line, ListeningLine) {
+		if o.Listening != nil {
+			o.Listening(strings.TrimPrefix(line, ListeningLine))
+		}
+		line, rerr = br.ReadString('\n')
+		line = strings.TrimSpace(line)
+	}
 	if line == readyOK {
 		// The sentry lives on in its own session; nobody waits for it here
 		// (init or a subreaper reaps it).

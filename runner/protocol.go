@@ -88,6 +88,16 @@ type SaveRequest struct {
 	// the store is reached as the client would reach it, whatever the
 	// sentry's own environment was when it started.
 	Env map[string]string `msgpack:"env,omitempty"`
+	// Migrate, if set, makes the request a live migration to the target
+	// it names, tcp://HOST:PORT (snap migrate; docs/MIGRATION.md) instead
+	// of a save: on success the sandbox runs there and stops here.
+	Migrate string `msgpack:"migrate,omitempty"`
+	// Token is the migration's shared secret (snap migrate --token-file),
+	// proved to the target, never sent.
+	Token []byte `msgpack:"token,omitempty"`
+	// MaxDowntime is the pause a migration aims at (zero:
+	// DefaultMaxDowntime).
+	MaxDowntime time.Duration `msgpack:"max_downtime,omitempty"`
 }
 
 // SaveEnvKeys are the environment variables that locate and authenticate

@@ -127,6 +127,9 @@ type memJob struct {
 	c       Chunk
 	stored  []byte // a subslice of buf or out: the bytes to store
 	done    chan struct{}
+	// reused is set for a chunk of another image taken as it is
+	// (ReuseChunks): c is complete, nothing is read or stored.
+	reused bool
 }
 
 // piece is a part of a span handed to the writer: n bytes at rel in the
@@ -492,7 +495,11 @@ func (w *Writer) drain() {
 					w.memHash.Write(j.stored)
 				}
 				j.c.Stored = w.memStored
-				w.memStored += uint64(len(j.stored))
+				if j.reused {
+					w.memStored += uint64(j.c.StoredLen)
+				} else {
+					w.memStored += uint64(len(j.stored))
+				}
 				w.memData += uint64(j.c.RawLen)
 				w.chunks = append(w.chunks, j.c)
 			}
@@ -502,7 +509,7 @@ func (w *Writer) drain() {
 			}
 		}
 		j.c = Chunk{}
-		j.has = false
+		j.has, j.reused = false, false
 		j.stored = nil
 		j.pieces = j.pieces[:0]
 		j.handed = 0

@@ -19,6 +19,8 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 	var (
 		id, readyFD, restore, verify string
 		pool                         string
+		receiveAddr, tokenFile       string
+		receiveTimeout               time.Duration
 		launchedAt                   int64
 		lazy, noWS                   bool
 		f                            runFlags
@@ -30,8 +32,8 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if (restore == "") == (len(args) == 0) {
-				return fmt.Errorf("sentry: give either --restore URI or -- PROG [ARG...]")
+			if (restore == "" && receiveAddr == "") == (len(args) == 0) || (restore != "" && receiveAddr != "") {
+				return fmt.Errorf("sentry: give one of --restore URI, --receive ADDR or -- PROG [ARG...]")
 			}
 			if pool != "" && restore == "" {
 				return fmt.Errorf("sentry: --pool needs --restore")
@@ -54,6 +56,9 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 					o := runner.KernelOptions{
 						Platform: f.platform, Rootfs: f.rootfs, Debug: f.debug, Log: log.Writer(),
 						ID: id, Version: version, Diag: log.Default(), Limits: limits, Tmpfs: f.tmpfs, ReadOnly: f.readOnly, Binds: f.volumes, Publish: ms,
+					}
+					if receiveAddr != "" {
+						return receiveSentry(cmd, m, sd.Dir(id), o, fd, receiveAddr, tokenFile, receiveTimeout)
 					}
 					if restore == "" {
 						// The launcher's working directory is ours: the
@@ -105,6 +110,9 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&lazy, "lazy", false, "with --restore: restore lazily")
 	cmd.Flags().BoolVar(&noWS, "no-working-set", false, "with --lazy: ignore the image's working set")
 	cmd.Flags().StringVar(&pool, "pool", "", "with --restore: wait, restored and parked, as a member of this pool until taken")
+	cmd.Flags().StringVar(&receiveAddr, "receive", "", "wait on this address for a migrating sandbox instead of starting a program")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "with --receive: the migration token file")
+	cmd.Flags().DurationVar(&receiveTimeout, "receive-timeout", 10*time.Minute, "with --receive: how long to wait for a source")
 	cmd.Flags().Int64Var(&launchedAt, "launched-at", 0, "when the launcher started this process (Unix nanoseconds), for the restore's timings")
 	addRunFlags(cmd, &f)
 	addStartFlags(cmd, &s)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -85,7 +86,10 @@ func (a *addressSpace) EndBatch() error {
 // Preconditions: a.opMu is held.
 func (a *addressSpace) queuing() bool { return a.batching || !a.ran.Load() }
 
-var _ platform.AddressSpace = (*addressSpace)(nil)
+var (
+	_ platform.AddressSpace = (*addressSpace)(nil)
+	_ platform.Protector    = (*addressSpace)(nil)
+)
 
 // mapping is one range of the address space and its access.
 type mapping struct {
@@ -222,6 +226,40 @@ func (a *addressSpace) Unmap(addr, length uint64) error {
 	}
 	a.mu.Lock()
 	a.setMappingLocked(addr, addr+length, nil)
+	a.mu.Unlock()
+	return nil
+}
+
+// Protect implements platform.Protector with mprotect in the stub: the
+// pages already mapped stay mapped (with the new access), so write-
+// protecting memory for dirty tracking costs no refault of reads.
+func (a *addressSpace) Protect(addr, length uint64, at platform.AccessType) error {
+	if err := checkRange(addr, length); err != nil {
+		return fmt.Errorf("ptrace: protect: %w", err)
+	}
+	prot := uint64(unix.PROT_NONE)
+	if at.Read {
+		prot |= unix.PROT_READ
+	}
+	if at.Write {
+		prot |= unix.PROT_WRITE
+	}
+	if at.Execute {
+		prot |= unix.PROT_EXEC
+	}
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	if a.isReleased() {
+		return fmt.Errorf("ptrace: protect: %w", ErrReleased)
+	}
+	if a.queuing() {
+		// After the queued mappings, in order.
+		a.pending = append(a.pending, stubCall{sysMprotect, [6]uint64{addr, length, prot}})
+	} else if _, err := a.syscall(sysMprotect, [6]uint64{addr, length, prot}); err != nil {
+		return fmt.Errorf("ptrace: protect [%#x, +%#x) %v in stub %d: %w", addr, length, at, a.pid, err)
+	}
+	a.mu.Lock()
+	a.setMappingLocked(addr, addr+length, &at)
 	a.mu.Unlock()
 	return nil
 }
@@ -376,28 +414,29 @@ func (a *addressSpace) isReleased() bool {
 }
 
 // setMappingLocked records that [start, end) now has access *at, or is
-// unmapped if at is nil.
+// unmapped if at is nil. The mappings that [start, end) overlaps are
+// replaced in place (dirty tracking changes the access of small windows
+// of large mappings, one write fault at a time).
 //
 // Preconditions: a.opMu and a.mu are held.
 func (a *addressSpace) setMappingLocked(start, end uint64, at *platform.AccessType) {
-	out := make([]mapping, 0, len(a.maps)+2)
-	for _, m := range a.maps {
-		if m.end <= start || m.start >= end {
-			out = append(out, m)
-			continue
-		}
-		if m.start < start {
-			out = append(out, mapping{m.start, start, m.at})
-		}
-		if m.end > end {
-			out = append(out, mapping{end, m.end, m.at})
-		}
+	i := sort.Search(len(a.maps), func(k int) bool { return a.maps[k].end > start })
+	j := sort.Search(len(a.maps), func(k int) bool { return a.maps[k].start >= end })
+	var repl [3]mapping
+	n := 0
+	if i < j && a.maps[i].start < start {
+		repl[n] = mapping{a.maps[i].start, start, a.maps[i].at}
+		n++
 	}
 	if at != nil {
-		out = append(out, mapping{start, end, *at})
+		repl[n] = mapping{start, end, *at}
+		n++
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].start < out[j].start })
-	a.maps = out
+	if i < j && a.maps[j-1].end > end {
+		repl[n] = mapping{end, a.maps[j-1].end, a.maps[j-1].at}
+		n++
+	}
+	a.maps = slices.Replace(a.maps, i, j, repl[:n]...)
 }
 
 // accessAt returns the recorded access of the page holding addr.

@@ -215,6 +215,7 @@ const (
 	sysMmap         = unix.SYS_MMAP
 	sysMunmap       = unix.SYS_MUNMAP
 	sysMadvise      = unix.SYS_MADVISE
+	sysMprotect     = unix.SYS_MPROTECT
 	sysClone        = unix.SYS_CLONE
 	sysRtSigaction  = unix.SYS_RT_SIGACTION
 	sysPrctl        = unix.SYS_PRCTL

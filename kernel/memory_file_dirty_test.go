@@ -1,0 +1,219 @@
+package kernel
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func init() {
+	// pagewriter: maps 64 pages and prints "ready ADDR"; then for each line
+	// of stdin "w P V" writes byte V over page P itself, "r P V" has the
+	// sentry write it (read from a pipe holding a page of V), "f P V"
+	// forks a child that writes page P (its copy) and exits; each
+	// answered with "done".
+	pausePrograms["pagewriter"] = `#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+	char *p = mmap(0, 64 * 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
+	for (int i = 0; i < 64; i++) memset(p + i * 4096, 1, 4096);
+	int fds[2];
+	if (pipe(fds) != 0) return 2;
+	static char page[4096];
+	printf("ready %lx\n", (unsigned long)p); fflush(stdout);
+	char cmd; int pg, v;
+	while (scanf(" %c %d %d", &cmd, &pg, &v) == 3) {
+		if (pg < 0 || pg >= 64) return 2;
+		if (cmd == 'w') memset(p + pg * 4096, v, 4096);
+		if (cmd == 'r') {
+			memset(page, v, sizeof page);
+			if (write(fds[1], page, sizeof page) != sizeof page) return 2;
+			if (read(fds[0], p + pg * 4096, 4096) != 4096) return 2;
+		}
+		if (cmd == 'f') {
+			pid_t c = fork();
+			if (c == 0) { memset(p + pg * 4096, v, 4096); _exit(0); }
+			waitpid(c, 0, 0);
+		}
+		printf("done\n"); fflush(stdout);
+	}
+	return 0;
+}`
+}
+
+// pageWriter is the pagewriter program under a kernel.
+type pageWriter struct {
+	*pauseSandbox
+	base uint64
+}
+
+func startPageWriter(t *testing.T) *pageWriter {
+	s := startPauseSandbox(t, "pagewriter")
+	line := s.next(t)
+	f := strings.Fields(line)
+	if len(f) != 2 || f[0] != "ready" {
+		t.Fatalf("pagewriter said %q, want ready ADDR", line)
+	}
+	base, err := strconv.ParseUint(f[1], 16, 64)
+	if err != nil {
+		t.Fatalf("pagewriter address %q: %v", f[1], err)
+	}
+	return &pageWriter{pauseSandbox: s, base: base}
+}
+
+// do sends one command and waits for it to be done.
+func (w *pageWriter) do(t *testing.T, cmd string, page, val int) {
+	t.Helper()
+	fmt.Fprintf(w.stdin, "%s %d %d\n", cmd, page, val)
+	if l := w.next(t); l != "done" {
+		t.Fatalf("%s %d %d: program said %q", cmd, page, val, l)
+	}
+}
+
+// offsetOf returns the memory file offset that page of the region maps
+// now (copy on write may move it).
+func (w *pageWriter) offsetOf(t *testing.T, page int) uint64 {
+	t.Helper()
+	mm := initTask(w.k).tg.mm
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	addr := w.base + uint64(page)*pageSize
+	v := mm.vmaAtLocked(addr)
+	if v == nil {
+		t.Fatalf("no vma at %#x", addr)
+	}
+	return v.Off + (addr - v.Start)
+}
+
+// takeDirty pauses the kernel, takes the dirty set and resumes it.
+func (w *pageWriter) takeDirty(t *testing.T) [][2]uint64 {
+	t.Helper()
+	w.k.Pause()
+	defer w.k.Unpause()
+	d, err := w.k.TakeDirty()
+	if err != nil {
+		t.Fatalf("TakeDirty() = %v", err)
+	}
+	return d
+}
+
+// TestDirtyTracking: every way a page of the application gets written
+// (its own store, a read into it by the sentry, a forked child's copy on
+// write) lands in the dirty set, pages not written do not, and each
+// TakeDirty starts an empty set.
+func TestDirtyTracking(t *testing.T) {
+	w := startPageWriter(t)
+	if _, err := w.k.TakeDirty(); !errors.Is(err, ErrNotPaused) {
+		t.Errorf("TakeDirty() while running = %v, want ErrNotPaused", err)
+	}
+	w.k.Pause()
+	if _, err := w.k.TakeDirty(); !errors.Is(err, ErrNotTracking) {
+		t.Errorf("TakeDirty() before tracking = %v, want ErrNotTracking", err)
+	}
+	if err := w.k.StartDirtyTracking(); err != nil {
+		t.Fatalf("StartDirtyTracking() = %v", err)
+	}
+	w.k.Unpause()
+
+	for _, tc := range []struct {
+		name string
+		cmd  string
+		page int
+	}{
+		{"application write", "w", 3},
+		{"sentry write", "r", 10},
+		{"application write again", "w", 3},
+		{"forked child", "f", 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w.do(t, tc.cmd, tc.page, 7)
+			d := w.takeDirty(t)
+			// Only what was written since the last TakeDirty: page 40 of
+			// the region is never written.
+			if covers(d, w.offsetOf(t, 40)) {
+				t.Errorf("dirty set %v holds page 40 (offset %#x), never written", d, w.offsetOf(t, 40))
+			}
+			if tc.cmd == "f" {
+				// The child's write gave it a copy; the parent's page is
+				// clean, the copy is dirty (somewhere the parent does not
+				// map).
+				if covers(d, w.offsetOf(t, tc.page)) {
+					t.Errorf("dirty set %v holds the parent's page %d, which only the child wrote", d, tc.page)
+				}
+				if len(d) == 0 {
+					t.Errorf("dirty set empty after a forked child wrote a page")
+				}
+				return
+			}
+			if off := w.offsetOf(t, tc.page); !covers(d, off) {
+				t.Errorf("dirty set %v lacks page %d (offset %#x)", d, tc.page, off)
+			}
+			if other := map[int]int{3: 10, 10: 3}[tc.page]; covers(d, w.offsetOf(t, other)) {
+				t.Errorf("dirty set %v holds page %d, written before the last TakeDirty only", d, other)
+			}
+		})
+	}
+
+	w.k.StopDirtyTracking()
+	w.do(t, "w", 3, 9)
+	w.k.Pause()
+	defer w.k.Unpause()
+	if _, err := w.k.TakeDirty(); !errors.Is(err, ErrNotTracking) {
+		t.Errorf("TakeDirty() after StopDirtyTracking = %v, want ErrNotTracking", err)
+	}
+}
+
+// TestMemorySnapshot: a snapshot taken at a pause reads what the pages
+// held then, although the program and the sentry wrote them afterwards.
+func TestMemorySnapshot(t *testing.T) {
+	w := startPageWriter(t)
+	w.do(t, "w", 5, 0x55)
+	w.k.Pause()
+	var ranges [][2]uint64
+	for _, r := range w.k.mf.Allocated() {
+		ranges = append(ranges, [2]uint64{r.Start, r.Length()})
+	}
+	snap, err := w.k.StartMemorySnapshot(func([][2]uint64) [][2]uint64 { return ranges })
+	if err != nil {
+		w.k.Unpause()
+		t.Fatalf("StartMemorySnapshot() = %v", err)
+	}
+	defer snap.Release()
+	w.k.Unpause()
+
+	offs := map[int]uint64{}
+	for _, p := range []int{5, 6, 7} {
+		offs[p] = w.offsetOf(t, p)
+	}
+	w.do(t, "w", 5, 0x66) // the program's own write
+	w.do(t, "r", 6, 0x77) // the sentry's
+	if snap.CopiedAside() < 2*pageSize {
+		t.Errorf("CopiedAside() = %d, want at least the two pages written", snap.CopiedAside())
+	}
+	for _, tc := range []struct {
+		page int
+		want byte
+	}{{5, 0x55}, {6, 1}, {7, 1}} {
+		got := make([]byte, pageSize)
+		if _, err := snap.ReadAt(got, int64(offs[tc.page])); err != nil {
+			t.Fatalf("ReadAt(page %d) = %v", tc.page, err)
+		}
+		if !bytes.Equal(got, bytes.Repeat([]byte{tc.want}, pageSize)) {
+			t.Errorf("snapshot page %d = %x..., want %#x at the pause", tc.page, got[:8], tc.want)
+		}
+	}
+	// The memory itself has moved on.
+	if got := w.readPages(t, offs[5], 1); got[0] != 0x66 {
+		t.Errorf("page 5 now %#x, want the program's 0x66", got[0])
+	}
+	w.k.StopDirtyTracking()
+	if _, err := snap.ReadAt(make([]byte, pageSize), int64(offs[7])); !errors.Is(err, ErrSnapshotEnded) {
+		t.Errorf("ReadAt after StopDirtyTracking = %v, want ErrSnapshotEnded", err)
+	}
+}

@@ -1,0 +1,289 @@
+package migration
+
+import (
+	"bufio"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net"
+
+	"github.com/klauspost/compress/s2"
+)
+
+// Protocol version. A peer accepts the same major version; minor versions
+// add frame types a peer of an older minor never receives unasked.
+const (
+	Major = 1
+	Minor = 0
+)
+
+const magic = "SNAPMIG\x00"
+
+// MaxFrame bounds a frame's payload, raw or on the wire.
+const MaxFrame = 4<<20 + 64
+
+// Frame types.
+const (
+	// FrameRound starts a round of memory: round u32 | memory size u64.
+	// The target sizes its memory to the size before the pages follow.
+	FrameRound byte = 1 + iota
+	// FramePages holds pages: memory offset u64 | bytes (page aligned).
+	FramePages
+	// FrameState holds the next part of the kernel state blob.
+	FrameState
+	// FrameMeta holds the sandbox's metadata (JSON object of strings).
+	FrameMeta
+	// FrameCommit ends the transfer: memory size u64 | state length u64.
+	// The target restores and answers FrameReady (or FrameError).
+	FrameCommit
+	// FrameReady: the target restored the sandbox; it is not running.
+	FrameReady
+	// FrameGo: the source stays paused for good; the target resumes.
+	FrameGo
+	// FrameRunning: the sandbox runs on the target.
+	FrameRunning
+	// FrameDone: the source has discarded its sandbox.
+	FrameDone
+	// FrameError: the sender failed; the payload is its one-line message.
+	FrameError
+)
+
+const (
+	flagS2     = 1
+	headerSize = 1 + 1 + 4 + 4 + 4
+	nonceSize  = 32
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Conn is an authenticated migration stream. It is not safe for
+// concurrent use, except that one goroutine may read while another writes.
+type Conn struct {
+	nc net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+	// rbuf and dbuf are the last frame read (raw and decoded); wbuf is
+	// the compression buffer.
+	rbuf, dbuf, wbuf []byte
+	// WireBytes and RawBytes count what was written (after and before
+	// compression).
+	WireBytes, RawBytes uint64
+}
+
+func newConn(nc net.Conn) *Conn {
+	return &Conn{nc: nc, br: bufio.NewReaderSize(nc, 256<<10), bw: bufio.NewWriterSize(nc, 256<<10)}
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.nc.Close() }
+
+// NetConn returns the underlying connection (for deadlines).
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+func mac(token []byte, label string, a, b []byte) []byte {
+	h := hmac.New(sha256.New, token)
+	h.Write([]byte(label))
+	h.Write(a)
+	h.Write(b)
+	return h.Sum(nil)
+}
+
+func hello(nonce []byte) []byte {
+	b := make([]byte, 0, len(magic)+4+nonceSize)
+	b = append(b, magic...)
+	b = binary.LittleEndian.AppendUint16(b, Major)
+	b = binary.LittleEndian.AppendUint16(b, Minor)
+	return append(b, nonce...)
+}
+
+// readHello reads the peer's greeting and returns its nonce.
+func readHello(r io.Reader) ([]byte, error) {
+	b := make([]byte, len(magic)+4+nonceSize)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("read greeting: %w", err)
+	}
+	if string(b[:len(magic)]) != magic {
+		return nil, fmt.Errorf("%w: greeting %q is not a snap migration", ErrCorrupt, b[:len(magic)])
+	}
+	if major := binary.LittleEndian.Uint16(b[len(magic):]); major != Major {
+		return nil, fmt.Errorf("%w: peer speaks %d.%d, this snap %d.%d", ErrIncompatibleVersion,
+			major, binary.LittleEndian.Uint16(b[len(magic)+2:]), Major, Minor)
+	}
+	return b[len(magic)+4:], nil
+}
+
+// Accept authenticates the source on nc, for the target: it sends a
+// challenge and checks the source's answer. A source with another token
+// is told it was refused and gets ErrAuth.
+func Accept(nc net.Conn, token []byte) (*Conn, error) {
+	c := newConn(nc)
+	nonceT := make([]byte, nonceSize)
+	rand.Read(nonceT)
+	if _, err := nc.Write(hello(nonceT)); err != nil {
+		return nil, fmt.Errorf("send greeting: %w", err)
+	}
+	nonceS, err := readHello(c.br)
+	if err != nil {
+		return nil, err
+	}
+	got := make([]byte, sha256.Size)
+	if _, err := io.ReadFull(c.br, got); err != nil {
+		return nil, fmt.Errorf("read source's proof: %w", err)
+	}
+	if !hmac.Equal(got, mac(token, "snap-migrate source", nonceT, nonceS)) {
+		nc.Write(append([]byte{1}, make([]byte, sha256.Size)...))
+		return nil, fmt.Errorf("%w: the source's token differs from ours", ErrAuth)
+	}
+	if _, err := nc.Write(append([]byte{0}, mac(token, "snap-migrate target", nonceS, nonceT)...)); err != nil {
+		return nil, fmt.Errorf("send proof: %w", err)
+	}
+	return c, nil
+}
+
+// Connect authenticates with the target on nc, for the source: it answers
+// the target's challenge and checks the target's proof.
+func Connect(nc net.Conn, token []byte) (*Conn, error) {
+	c := newConn(nc)
+	nonceT, err := readHello(c.br)
+	if err != nil {
+		return nil, err
+	}
+	nonceS := make([]byte, nonceSize)
+	rand.Read(nonceS)
+	if _, err := nc.Write(append(hello(nonceS), mac(token, "snap-migrate source", nonceT, nonceS)...)); err != nil {
+		return nil, fmt.Errorf("send greeting: %w", err)
+	}
+	ans := make([]byte, 1+sha256.Size)
+	if _, err := io.ReadFull(c.br, ans); err != nil {
+		return nil, fmt.Errorf("read target's answer: %w", err)
+	}
+	if ans[0] != 0 {
+		return nil, fmt.Errorf("%w: the target refused our token", ErrAuth)
+	}
+	if !hmac.Equal(ans[1:], mac(token, "snap-migrate target", nonceS, nonceT)) {
+		return nil, fmt.Errorf("%w: the target's proof does not match our token", ErrAuth)
+	}
+	return c, nil
+}
+
+// minCompress is the smallest payload worth compressing.
+const minCompress = 512
+
+// Write sends one frame. Payloads of minCompress bytes or more are
+// compressed with S2 when that makes them smaller. It buffers: Flush
+// sends what is buffered.
+func (c *Conn) Write(typ byte, payload []byte) error {
+	return c.write(typ, nil, payload)
+}
+
+// WritePages sends a FramePages frame for data at memory offset off.
+func (c *Conn) WritePages(off uint64, data []byte) error {
+	var pre [8]byte
+	binary.LittleEndian.PutUint64(pre[:], off)
+	return c.write(FramePages, pre[:], data)
+}
+
+func (c *Conn) write(typ byte, pre, payload []byte) error {
+	raw := payload
+	if len(pre) > 0 {
+		raw = append(append(c.wbuf[:0:0], pre...), payload...)
+	}
+	if len(raw) > MaxFrame {
+		return fmt.Errorf("migration frame of %d bytes exceeds %d", len(raw), MaxFrame)
+	}
+	wire, flags := raw, byte(0)
+	if len(raw) >= minCompress {
+		if n := s2.MaxEncodedLen(len(raw)); cap(c.wbuf) < n {
+			c.wbuf = make([]byte, n)
+		}
+		if enc := s2.Encode(c.wbuf[:cap(c.wbuf)], raw); len(enc) < len(raw) {
+			wire, flags = enc, flagS2
+		}
+	}
+	var hdr [headerSize]byte
+	hdr[0], hdr[1] = typ, flags
+	binary.LittleEndian.PutUint32(hdr[2:], uint32(len(wire)))
+	binary.LittleEndian.PutUint32(hdr[6:], uint32(len(raw)))
+	binary.LittleEndian.PutUint32(hdr[10:], crc32.Checksum(raw, castagnoli))
+	if _, err := c.bw.Write(hdr[:]); err != nil {
+		return err
+	}
+	if _, err := c.bw.Write(wire); err != nil {
+		return err
+	}
+	c.WireBytes += uint64(headerSize + len(wire))
+	c.RawBytes += uint64(len(raw))
+	return nil
+}
+
+// Flush sends what Write buffered.
+func (c *Conn) Flush() error { return c.bw.Flush() }
+
+// WriteError sends a FrameError with err's message, best effort.
+func (c *Conn) WriteError(err error) {
+	msg := err.Error()
+	if len(msg) > 4096 {
+		msg = msg[:4096]
+	}
+	if c.Write(FrameError, []byte(msg)) == nil {
+		c.Flush()
+	}
+}
+
+// Read returns the next frame. The payload is valid until the next Read.
+// A FrameError from the peer is returned as an ErrRemote error.
+func (c *Conn) Read() (byte, []byte, error) {
+	var hdr [headerSize]byte
+	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	typ, flags := hdr[0], hdr[1]
+	wireLen, rawLen := binary.LittleEndian.Uint32(hdr[2:]), binary.LittleEndian.Uint32(hdr[6:])
+	sum := binary.LittleEndian.Uint32(hdr[10:])
+	if wireLen > MaxFrame || rawLen > MaxFrame || flags&^flagS2 != 0 || (flags == 0 && wireLen != rawLen) {
+		return 0, nil, fmt.Errorf("%w: frame header type %d flags %#x lengths %d/%d", ErrCorrupt, typ, flags, wireLen, rawLen)
+	}
+	if cap(c.rbuf) < int(wireLen) {
+		c.rbuf = make([]byte, wireLen)
+	}
+	wire := c.rbuf[:wireLen]
+	if _, err := io.ReadFull(c.br, wire); err != nil {
+		return 0, nil, fmt.Errorf("%w: truncated frame: %v", ErrCorrupt, err)
+	}
+	raw := wire
+	if flags&flagS2 != 0 {
+		if n, err := s2.DecodedLen(wire); err != nil || n != int(rawLen) {
+			return 0, nil, fmt.Errorf("%w: frame of type %d does not decode to %d bytes", ErrCorrupt, typ, rawLen)
+		}
+		if cap(c.dbuf) < int(rawLen) {
+			c.dbuf = make([]byte, rawLen)
+		}
+		var err error
+		if raw, err = s2.Decode(c.dbuf[:rawLen], wire); err != nil {
+			return 0, nil, fmt.Errorf("%w: frame of type %d: %v", ErrCorrupt, typ, err)
+		}
+	}
+	if crc32.Checksum(raw, castagnoli) != sum {
+		return 0, nil, fmt.Errorf("%w: frame of type %d fails its checksum", ErrCorrupt, typ)
+	}
+	if typ == FrameError {
+		return typ, raw, fmt.Errorf("%w: %s", ErrRemote, raw)
+	}
+	return typ, raw, nil
+}
+
+// Expect reads the next frame and fails unless it has type want.
+func (c *Conn) Expect(want byte) ([]byte, error) {
+	typ, p, err := c.Read()
+	if err != nil {
+		return nil, err
+	}
+	if typ != want {
+		return nil, fmt.Errorf("%w: frame of type %d, want %d", ErrCorrupt, typ, want)
+	}
+	return p, nil
+}
