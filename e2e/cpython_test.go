@@ -28,11 +28,12 @@ const python = "/usr/bin/python3"
 const cpythonDoc = moduleRoot + "/docs/CPYTHON.md"
 
 // cpythonModules are the test modules run, slowest first (so that the two
-// parallel subtests finish together). None needs a writable filesystem
-// for most of its tests; those that do are known differences.
-// test_selectors, test_socketserver and the asyncio modules serve TCP,
-// UDP and Unix sockets. A module may be a package's submodule
-// ("test_asyncio.test_streams").
+// parallel subtests finish together). The file modules write in their
+// working directory, in the overlay root under snap; test_selectors,
+// test_socketserver and the asyncio modules serve TCP, UDP and Unix
+// sockets. A module may be a package's submodule
+// ("test_asyncio.test_streams"). Tests that differ under snap are known
+// differences.
 var cpythonModules = []string{
 	"test_subprocess", "test_signal", "test_selectors", "test_asyncio.test_sock_lowlevel",
 	"test_socketserver", "test_asyncio.test_streams", "test_asyncio.test_server", "test_threading",
@@ -43,7 +44,7 @@ var cpythonModules = []string{
 	"test_re", "test_base64", "test_list", "test_dict", "test_float",
 	"test_fcntl", "test_resource", "test_string", "test_bisect",
 	"test_operator", "test_textwrap", "test_binascii", "test_contextlib",
-	"test_fractions",
+	"test_fractions", "test_tempfile", "test_glob", "test_stat", "test_fileio", "test_shutil",
 }
 
 // cpythonTimeout bounds one run of one module. The slowest, test_subprocess,
@@ -229,9 +230,9 @@ func runPython(snapBin, module, dir string, skips []pyRule) (map[string]pyStatus
 	}
 	where := "natively"
 	if snapBin != "" {
-		// The working directory is writable in both runs: under snap a
-		// tmpfs mounted over it.
-		argv = append([]string{snapBin, "run", "--tmpfs", dir, "--"}, argv...)
+		// The working directory is writable in both runs: under snap
+		// in the overlay root.
+		argv = append([]string{snapBin, "run", "--"}, argv...)
 		where = "under snap"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cpythonTimeout)

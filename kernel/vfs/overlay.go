@@ -165,7 +165,20 @@ func (o *overlayFS) childLocked(d *ovlStep, name string) (ovlEnt, error) {
 	return ovlEnt{}, err
 }
 
-// fastLocked resolves comps below d, a directory of the lower layer only,
+// lowerOnlyLocked reports whether name in directory e, and everything
+// below it, is the lower layer's only: e has no upper directory, or a
+// merged one that neither has nor hides name.
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) lowerOnlyLocked(e ovlEnt, name string) bool {
+	if up := e.up; up != nil {
+		return up.lower && up.children[name] == nil && !up.whiteouts[name]
+	}
+	return e.low
+}
+
+// fastLocked resolves comps below d, whose first component is the lower
+// layer's only (lowerOnlyLocked),
 // on the host in one lookup when none is a symlink (nofollow: but the
 // last). ok is false when the walk must go component by component.
 //
@@ -241,7 +254,7 @@ func (o *overlayFS) walkLocked(full string, follow, parent, second bool) (ovlWal
 			}
 			continue
 		}
-		if cur.ent.up == nil && cur.ent.low {
+		if o.lowerOnlyLocked(cur.ent, c) {
 			end := len(comps)
 			if parent {
 				end--

@@ -3,10 +3,12 @@ package vfs
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -350,6 +352,25 @@ func TestBindMount(t *testing.T) {
 			t.Errorf("read %s = %q, want %q", tc.path, got, tc.want)
 		}
 	}
+	var host unix.Statfs_t
+	if err := unix.Statfs(vol, &host); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path   string
+		magic  int64
+		blocks uint64
+	}{{"/", overlayMagic, 64 << 20 / 4096}, {"/vol/w.txt", host.Type, host.Blocks}, {"/run", tmpfsMagic, DefaultTmpfsSize / 4096}} {
+		b, err := fs.Statfs(nil, tc.path)
+		magic, blocks := int64(binary.LittleEndian.Uint64(b[0:])), binary.LittleEndian.Uint64(b[16:])
+		if err != nil || magic != tc.magic || blocks != tc.blocks {
+			t.Errorf("statfs %s = type %#x, %d blocks, %v; want %#x, %d", tc.path, magic, blocks, err, tc.magic, tc.blocks)
+		}
+	}
+	if mounts := string(fs.Root().Mounts().ProcMountinfo()); !strings.Contains(mounts, " /vol rw - bind "+vol) || !strings.Contains(mounts, " / rw - overlay overlay ") {
+		t.Errorf("mountinfo lacks the volume or the overlay:\n%s", mounts)
+	}
+
 	var buf bytes.Buffer
 	if err := stateify.Save(context.Background(), &buf, fs); err != nil {
 		t.Fatalf("stateify.Save = %v", err)

@@ -469,6 +469,12 @@ func (n *tmpNode) statLocked() Stat {
 	if n.origin != nil {
 		st.DevMajor, st.DevMinor = n.origin.DevMajor, n.origin.DevMinor
 	}
+	if n.lower {
+		// A merged directory's subdirectories are not all counted
+		// here: 1, as Linux's overlayfs reports, tells tools such as
+		// find not to count on st_nlink.
+		st.Nlink = 1
+	}
 	switch n.fileType() {
 	case unix.S_IFREG:
 		st.Size = uint64(n.size)

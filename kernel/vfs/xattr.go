@@ -8,12 +8,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Extended attributes. Only the user namespace is served ("user.*"):
-// files of the overlay's upper layer and of tmpfs keep theirs in memory
-// (tmpNode.xattrs, saved), lower files show the host's (a copy-up copies
-// them), volume files are the host's. Another namespace reads as absent
-// and cannot be set (EOPNOTSUPP); the read-only root and the sentry's
-// files have none and refuse changes with EROFS.
+// Extended attributes. Files of the overlay's upper layer and of tmpfs
+// keep theirs in memory (tmpNode.xattrs, saved): user.* (on regular files
+// and directories, as Linux), trusted.* and security.* (the sandbox's
+// root may set them; callers' capabilities are not checked). Lower files
+// show the host's user.* attributes (a copy-up copies them), volume files
+// are the host's (user.* only). Another namespace reads as absent and
+// cannot be set (EOPNOTSUPP); the read-only root and the sentry's files
+// have none and refuse changes with EROFS.
 
 // Xattr operations (XattrOp.Kind).
 const (
@@ -37,6 +39,17 @@ type XattrOp struct {
 const xattrMaxValue = 65536
 
 const userPrefix = "user."
+
+// memoryNamespace reports whether name's namespace is kept by the
+// memory filesystems.
+func memoryNamespace(name string) bool {
+	for _, ns := range []string{userPrefix, "trusted.", "security."} {
+		if strings.HasPrefix(name, ns) {
+			return true
+		}
+	}
+	return false
+}
 
 // check makes the checks that come before the file: the name's length
 // and the value's size.
@@ -150,7 +163,7 @@ func nodeXattrLocked(n *tmpNode, op *XattrOp) ([]byte, error) {
 	switch op.Kind {
 	case XattrGet:
 		v, ok := n.xattrs[op.Name]
-		if !ok || !user {
+		if !ok {
 			return nil, unix.ENODATA
 		}
 		return v, nil
@@ -166,10 +179,10 @@ func nodeXattrLocked(n *tmpNode, op *XattrOp) ([]byte, error) {
 		}
 		return out, nil
 	}
-	if !user {
+	if !memoryNamespace(op.Name) {
 		return nil, unix.EOPNOTSUPP
 	}
-	if t := n.fileType(); t != unix.S_IFREG && t != unix.S_IFDIR {
+	if t := n.fileType(); user && t != unix.S_IFREG && t != unix.S_IFDIR {
 		// Linux allows user.* only on regular files and directories.
 		return nil, unix.EPERM
 	}
@@ -276,7 +289,7 @@ func (o *overlayFS) xattr(full string, follow bool, op *XattrOp) ([]byte, error)
 		return hostXattr(fd, op, true)
 	}
 	if op.Kind == XattrSet || op.Kind == XattrRemove {
-		if !strings.HasPrefix(op.Name, userPrefix) {
+		if !memoryNamespace(op.Name) {
 			return nil, unix.EOPNOTSUPP
 		}
 		if _, err := o.copyUpEntLocked(&w); err != nil {

@@ -130,7 +130,7 @@ int main(int argc, char **argv) {
 	       (long long)b.st_mtim.tv_sec, b.st_mtim.tv_nsec, get("keep.txt"));
 	printf("chmod dir: %s", err(chmod("dir", 0700)));
 	stat("dir", &b);
-	printf(", mode %o\n", b.st_mode & 07777);
+	printf(", mode %o, nlink %d\n", b.st_mode & 07777, (int)b.st_nlink);
 
 	/* Whiteouts. */
 	r = unlink("rm.txt");
