@@ -210,6 +210,12 @@ var cCases = []cCase{
 		"create in root's 0755 directory: EACCES",
 		"create in a 1777 directory: ok",
 		"O_TMPFILE in root's 0700 directory: EACCES",
+		"unlink root's file in a 1777 directory: EPERM",
+		"rename own file in a 1777 directory: ok",
+		"chgrp own file to another group: EPERM",
+		"touch root's 0644: EACCES",
+		"set times of root's 0666: EPERM",
+		"chmod 02755 of own file of another group: mode 755",
 		"write a 0000 file: EACCES",
 	}}},
 	{name: "procsys", prog: "procsys", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{

@@ -566,7 +566,7 @@ func (t *Task) unlinkat(dirfd int32, pathAddr uint64, flags int) (uint64, error)
 		return 0, err
 	}
 	defer release()
-	return 0, t.tg.fs.Unlinkat(dir, p, flags)
+	return 0, t.tg.fs.UnlinkatAs(t.fsOwner(), dir, p, flags)
 }
 
 func (t *Task) renameat(olddirfd int32, oldAddr uint64, newdirfd int32, newAddr uint64, flags uint32) (uint64, error) {
@@ -580,7 +580,7 @@ func (t *Task) renameat(olddirfd int32, oldAddr uint64, newdirfd int32, newAddr 
 		return 0, err
 	}
 	defer r2()
-	return 0, t.tg.fs.Renameat(od, op, nd, np, flags)
+	return 0, t.tg.fs.RenameatAs(t.fsOwner(), od, op, nd, np, flags)
 }
 
 func (t *Task) symlinkat(targetAddr uint64, dirfd int32, pathAddr uint64) (uint64, error) {

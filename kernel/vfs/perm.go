@@ -17,8 +17,11 @@ type Creds struct {
 
 // Capabilities the permission checks honour (linux/capability.h).
 const (
+	capChown         = 0
 	capDACOverride   = 1
 	capDACReadSearch = 2
+	capFowner        = 3
+	capFsetid        = 4
 )
 
 // Access bits of a permission check (MAY_EXEC, MAY_WRITE, MAY_READ).
@@ -77,4 +80,137 @@ func openAccess(flags uint32) uint32 {
 		want |= mayWrite
 	}
 	return want
+}
+
+// has reports whether c holds capability cp.
+func (c *Creds) has(cp uint) bool { return c.Caps&(1<<cp) != 0 }
+
+// inGroup reports whether gid is c's filesystem group or a supplementary
+// one.
+func (c *Creds) inGroup(gid uint32) bool { return c.FSGID == gid || slices.Contains(c.Groups, gid) }
+
+// owns reports whether c may act as n's owner: it is, or has CAP_FOWNER.
+func (c *Creds) owns(n *tmpNode) bool { return c.FSUID == n.uid || c.has(capFowner) }
+
+// mayDelete is Linux's may_delete for removing (or renaming away) node
+// from dir: EACCES without write and search permission on dir, EPERM in a
+// sticky directory for a caller who owns neither it nor node (without
+// CAP_FOWNER).
+func (c *Creds) mayDelete(dir, node *tmpNode) error {
+	if c == nil {
+		return nil
+	}
+	if !c.permits(dir, mayWrite|mayExec) {
+		return unix.EACCES
+	}
+	if dir.mode&unix.S_ISVTX != 0 && c.FSUID != dir.uid && !c.owns(node) {
+		return unix.EPERM
+	}
+	return nil
+}
+
+// mayRename checks a rename from ow to nw as Linux's vfs_rename: the
+// source may be deleted from its directory, the target deleted (if it
+// exists) or created, and a directory moved to another parent needs write
+// permission on itself (its ".." changes).
+func (c *Creds) mayRename(ow, nw walked) error {
+	if c == nil {
+		return nil
+	}
+	if err := c.mayDelete(ow.dir, ow.node); err != nil {
+		return err
+	}
+	if nw.node != nil {
+		if err := c.mayDelete(nw.dir, nw.node); err != nil {
+			return err
+		}
+	} else if !c.permits(nw.dir, mayWrite|mayExec) {
+		return unix.EACCES
+	}
+	if ow.dir != nw.dir {
+		for _, d := range []*tmpNode{ow.node, nw.node} {
+			if d != nil && d.isDir() && !c.permits(d, mayWrite) {
+				return unix.EACCES
+			}
+		}
+	}
+	return nil
+}
+
+// maySetAttr checks a change of n's attributes as Linux's setattr_prepare:
+// chmod and explicit times need the owner (or CAP_FOWNER), EPERM;
+// changing the owner needs CAP_CHOWN, the group the owner moving it to a
+// group of its own or CAP_CHOWN, EPERM; setting both times to now needs the
+// owner or write permission, EACCES. (Truncating needs write permission:
+// setAttrNode checks it after the file type.)
+func (c *Creds) maySetAttr(n *tmpNode, a *SetAttr) error {
+	if c == nil {
+		return nil
+	}
+	if a.Mask&SetAttrMode != 0 && !c.owns(n) {
+		return unix.EPERM
+	}
+	if a.Mask&SetAttrUID != 0 && (a.UID != n.uid || c.FSUID != n.uid) && !c.has(capChown) {
+		return unix.EPERM
+	}
+	if a.Mask&SetAttrGID != 0 && (c.FSUID != n.uid || a.GID != n.gid && !c.inGroup(a.GID)) && !c.has(capChown) {
+		return unix.EPERM
+	}
+	times := a.Mask & (SetAttrAtime | SetAttrMtime)
+	if times == 0 || c.owns(n) {
+		return nil
+	}
+	explicit := a.Mask&SetAttrAtime != 0 && a.Atime.Nsec != unix.UTIME_NOW ||
+		a.Mask&SetAttrMtime != 0 && a.Mtime.Nsec != unix.UTIME_NOW
+	if explicit {
+		return unix.EPERM
+	}
+	if !c.permits(n, mayWrite) {
+		return unix.EACCES
+	}
+	return nil
+}
+
+// chmodMode returns the mode bits chmod gives n: mode, less the
+// set-group-ID bit when the caller is not in n's group and lacks
+// CAP_FSETID, as Linux.
+func (c *Creds) chmodMode(n *tmpNode, mode uint32) uint32 {
+	if c != nil && mode&unix.S_ISGID != 0 && !c.inGroup(n.gid) && !c.has(capFsetid) {
+		mode &^= unix.S_ISGID
+	}
+	return mode
+}
+
+// UnlinkatAs is Unlinkat for a caller o, whose permission a tmpfs checks
+// (write and search on the parent, the sticky-directory rule).
+func (fs *FS) UnlinkatAs(o Owner, dir *File, p string, flags int) error {
+	isDir := flags&unix.AT_REMOVEDIR != 0
+	return fs.do(dir, p, func(m *Mount, p string) error {
+		if t, ok := m.fs.(*tmpfs); ok {
+			return t.unlinkAs(o.Creds, m, p, isDir)
+		}
+		return m.fs.unlink(m, p, isDir)
+	})
+}
+
+// RenameatAs is Renameat for a caller o, whose permission a tmpfs checks
+// (mayRename).
+func (fs *FS) RenameatAs(o Owner, olddir *File, oldpath string, newdir *File, newpath string, flags uint32) error {
+	if flags&^renameFlags != 0 || flags == renameFlags {
+		return unix.EINVAL
+	}
+	oldFull, err := fs.fullPath(olddir, oldpath)
+	if err != nil {
+		return err
+	}
+	newFull, err := fs.fullPath(newdir, newpath)
+	if err != nil {
+		return err
+	}
+	return resolve2(fs, oldFull, newFull, func(m *Mount, op, np string) error {
+		if t, ok := m.fs.(*tmpfs); ok {
+			return t.renameAs(o.Creds, m, op, np, flags)
+		}
+		return m.fs.rename(m, op, np, flags)
+	})
 }

@@ -6,6 +6,11 @@
  * and search permission on it, looking a name up search permission on
  * every directory on the way, listing a directory read permission; the
  * owner's bits apply to the owner even where others' would allow more;
+ * unlink and rename need write permission on the directory and, in a
+ * sticky one, to own the file; chmod and explicit times need the owner,
+ * chown CAP_CHOWN, chgrp the owner and one of its groups, touching the
+ * times the owner or write permission, truncate write permission, and
+ * chmod drops the set-group-ID bit of a file of another group;
  * root passes every check by CAP_DAC_OVERRIDE (reading and writing a file
  * of mode 0), a caller with only CAP_DAC_READ_SEARCH reads but does not
  * write.
@@ -20,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,6 +73,54 @@ static void try_open(const char *name, int flags, const char *what)
 	printf("%s: %s\n", what, res(fd));
 	if (fd >= 0)
 		close(fd);
+}
+
+static const char *at(const char *name)
+{
+	static char p[128];
+	snprintf(p, sizeof p, "%s/%s", base, name);
+	return p;
+}
+
+static void changes(void)
+{
+	char to[128];
+	errno = 0;
+	printf("unlink in root's 0755 directory: %s\n", res(unlink(at("open/rootfile"))));
+	errno = 0;
+	printf("unlink root's file in a 1777 directory: %s\n", res(unlink(at("sticky/rootfile"))));
+	snprintf(to, sizeof to, "%s/sticky/mine", base);
+	errno = 0;
+	printf("rename own file in a 1777 directory: %s\n", res(rename(at("sticky/new"), to)));
+	errno = 0;
+	printf("rename root's file there: %s\n", res(rename(at("sticky/rootfile"), to)));
+	errno = 0;
+	printf("unlink own file there: %s\n", res(unlink(to)));
+	errno = 0;
+	printf("chmod root's 0644: %s\n", res(chmod(at("root644"), 0666)));
+	errno = 0;
+	printf("chmod own 0406: %s\n", res(chmod(at("mine406"), 0606)));
+	errno = 0;
+	printf("chown own file to root: %s\n", res(chown(at("mine406"), 0, -1)));
+	errno = 0;
+	printf("chgrp own file to a supplementary group: %s\n", res(chown(at("mine406"), -1, 2000)));
+	errno = 0;
+	printf("chgrp own file to another group: %s\n", res(chown(at("mine406"), -1, 3000)));
+	errno = 0;
+	printf("touch root's 0666: %s\n", res(utimes(at("root666"), NULL)));
+	errno = 0;
+	printf("touch root's 0644: %s\n", res(utimes(at("root644"), NULL)));
+	struct timeval tv[2] = {{1, 0}, {2, 0}};
+	errno = 0;
+	printf("set times of root's 0666: %s\n", res(utimes(at("root666"), tv)));
+	errno = 0;
+	printf("truncate root's 0644: %s\n", res(truncate(at("root644"), 1)));
+	errno = 0;
+	printf("truncate root's 0666: %s\n", res(truncate(at("root666"), 1)));
+	chmod(at("mine3000"), 02755);
+	struct stat st;
+	stat(at("mine3000"), &st);
+	printf("chmod 02755 of own file of another group: mode %o\n", st.st_mode & 07777);
 }
 
 static void checks(void)
@@ -125,6 +179,9 @@ int main(void)
 	mkd("open", 0755, 0);
 	mkd("sticky", 01777, 0);
 	mk("zero", 0, 0, 0);
+	mk("open/rootfile", 0666, 0, 0);
+	mk("sticky/rootfile", 0666, 0, 0);
+	mk("mine3000", 0644, 1000, 3000);
 
 	printf("root:\n");
 	try_open("zero", O_RDWR, "read-write a 0000 file");
@@ -137,6 +194,7 @@ int main(void)
 			_exit(2);
 		printf("uid 1000:\n");
 		checks();
+		changes();
 		_exit(0);
 	}
 	int ws;
@@ -164,7 +222,8 @@ int main(void)
 
 	/* Clean up as root. */
 	const char *files[] = {"root600", "root644", "root666", "grp060", "pgrp040", "mine406", "closed/f", "xonly/f",
-			       "sticky/new", "zero", "open/dir", "open/fifo", "open/link"};
+			       "sticky/new", "zero", "open/dir", "open/fifo", "open/link", "open/rootfile",
+			       "sticky/rootfile", "sticky/mine", "mine3000"};
 	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
 		char p[128];
 		snprintf(p, sizeof p, "%s/%s", base, files[i]);
