@@ -385,7 +385,25 @@ func (t *Task) access(dirfd int32, pathAddr, mode uint64, flags int) (uint64, er
 			return 0, procAccess(true, uint32(mode))
 		}
 	}
-	return 0, t.tg.fs.Faccessat(dir, p, uint32(mode), flags)
+	return 0, t.tg.fs.FaccessatAs(t.accessCreds(flags), dir, p, uint32(mode), flags)
+}
+
+// accessCreds are the credentials access(2) checks with: the effective
+// ones with AT_EACCESS, else the real user and group IDs, with the
+// permitted capabilities for a real root and none for anyone else (as
+// Linux's access_override_creds).
+func (t *Task) accessCreds(flags int) *vfs.Creds {
+	c := t.fsOwner().Creds
+	if flags&unix.AT_EACCESS != 0 {
+		return c
+	}
+	t.tg.mu.Lock()
+	defer t.tg.mu.Unlock()
+	c.FSUID, c.FSGID, c.Caps = t.creds.UID, t.creds.GID, 0
+	if t.creds.UID == 0 {
+		c.Caps = t.creds.CapPermitted
+	}
+	return c
 }
 
 // procAccess is access(2) on a file or directory the kernel generates in

@@ -214,3 +214,54 @@ func (fs *FS) RenameatAs(o Owner, olddir *File, oldpath string, newdir *File, ne
 		return m.fs.rename(m, op, np, flags)
 	})
 }
+
+// accessAs is access(2)'s check of n for a caller with credentials c (nil:
+// the sandbox's root without checks, tmpNode.access): F_OK passes, R_OK,
+// W_OK and X_OK need the permission (EACCES).
+func (n *tmpNode) accessAs(c *Creds, mode uint32) error {
+	if c == nil {
+		return n.access(mode)
+	}
+	n.fs.mu.Lock()
+	defer n.fs.mu.Unlock()
+	if !c.permits(n, mode&(mayRead|mayWrite|mayExec)) {
+		return unix.EACCES
+	}
+	return nil
+}
+
+// FaccessatAs is Faccessat for a caller with credentials c (the real or,
+// with AT_EACCESS, the effective ones: the kernel's choice), which a tmpfs
+// checks on the file and on every directory the lookup passes.
+func (fs *FS) FaccessatAs(c *Creds, dir *File, p string, mode uint32, flags int) error {
+	if mode&^uint32(unix.R_OK|unix.W_OK|unix.X_OK) != 0 {
+		return unix.EINVAL
+	}
+	if p == "" && flags&unix.AT_EMPTY_PATH != 0 && dir != nil {
+		if d, ok := dir.impl.(*tmpfsFile); ok {
+			return d.node.accessAs(c, mode)
+		}
+		return fs.Faccessat(dir, p, mode, flags)
+	}
+	if p == "" && flags&unix.AT_EMPTY_PATH != 0 {
+		p = "."
+	}
+	full, err := fs.fullPath(dir, p)
+	if err != nil {
+		return err
+	}
+	_, err = resolve(fs, full, func(m *Mount, p string) (struct{}, error) {
+		t, ok := m.fs.(*tmpfs)
+		if !ok {
+			return struct{}{}, m.fs.access(m, p, mode, flags)
+		}
+		t.mu.Lock()
+		w, err := t.walkAsLocked(c, m, p, flags&unix.AT_SYMLINK_NOFOLLOW == 0, false, false)
+		t.mu.Unlock()
+		if err != nil {
+			return struct{}{}, err
+		}
+		return struct{}{}, w.node.accessAs(c, mode)
+	})
+	return err
+}

@@ -10,7 +10,8 @@
  * sticky one, to own the file; chmod and explicit times need the owner,
  * chown CAP_CHOWN, chgrp the owner and one of its groups, touching the
  * times the owner or write permission, truncate write permission, and
- * chmod drops the set-group-ID bit of a file of another group;
+ * chmod drops the set-group-ID bit of a file of another group; access(2)
+ * answers as open would;
  * root passes every check by CAP_DAC_OVERRIDE (reading and writing a file
  * of mode 0), a caller with only CAP_DAC_READ_SEARCH reads but does not
  * write.
@@ -80,6 +81,20 @@ static const char *at(const char *name)
 	static char p[128];
 	snprintf(p, sizeof p, "%s/%s", base, name);
 	return p;
+}
+
+static void accesses(void)
+{
+	errno = 0;
+	printf("access R_OK root's 0600: %s\n", res(access(at("root600"), R_OK)));
+	errno = 0;
+	printf("access R_OK root's 0644: %s\n", res(access(at("root644"), R_OK)));
+	errno = 0;
+	printf("access W_OK root's 0644: %s\n", res(access(at("root644"), W_OK)));
+	errno = 0;
+	printf("access F_OK in root's 0700 directory: %s\n", res(access(at("closed/f"), F_OK)));
+	errno = 0;
+	printf("faccessat AT_EACCESS W_OK own 0406: %s\n", res(faccessat(AT_FDCWD, at("mine406"), W_OK, AT_EACCESS)));
 }
 
 static void changes(void)
@@ -186,6 +201,10 @@ int main(void)
 	printf("root:\n");
 	try_open("zero", O_RDWR, "read-write a 0000 file");
 	try_open("closed/f", O_RDONLY, "look up in its 0700 directory");
+	errno = 0;
+	printf("access R_OK|W_OK a 0000 file: %s\n", res(access(at("zero"), R_OK | W_OK)));
+	errno = 0;
+	printf("access X_OK a 0000 file: %s\n", res(access(at("zero"), X_OK)));
 
 	pid_t c = fork();
 	if (c == 0) {
@@ -194,6 +213,7 @@ int main(void)
 			_exit(2);
 		printf("uid 1000:\n");
 		checks();
+		accesses();
 		changes();
 		_exit(0);
 	}
