@@ -219,6 +219,7 @@ var cCases = []cCase{
 		"touch root's 0644: EACCES",
 		"set times of root's 0666: EPERM",
 		"chmod 02755 of own file of another group: mode 755",
+		"memfd owner 1000:1000, fchmod: ok",
 		"write a 0000 file: EACCES",
 	}}},
 	{name: "procsys", prog: "procsys", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{

@@ -39,8 +39,8 @@ const memfdMinor = 1
 // so that its contents are saved with the sandbox and a shared mapping can
 // map its pages. flags may hold MFD_ALLOW_SEALING, MFD_NOEXEC_SEAL and
 // MFD_EXEC (MFD_CLOEXEC is the caller's to apply); name is at most 249
-// bytes.
-func NewMemfd(pages Pages, name string, flags uint32) (*File, error) {
+// bytes. The file belongs to o.
+func NewMemfd(pages Pages, o Owner, name string, flags uint32) (*File, error) {
 	if len(name) > memfdNameMax || flags&^uint32(mfdAllowSealing|mfdNoexecSeal|mfdExec) != 0 ||
 		flags&(mfdNoexecSeal|mfdExec) == mfdNoexecSeal|mfdExec {
 		return nil, unix.EINVAL
@@ -57,7 +57,7 @@ func NewMemfd(pages Pages, name string, flags uint32) (*File, error) {
 	case flags&mfdAllowSealing != 0:
 		seals = 0
 	}
-	n := t.newNodeLocked(mode, 0, 0)
+	n := t.newNodeLocked(mode, o.UID, o.GID)
 	n.seals = seals
 	n.opens++
 	return newFile(unix.O_RDWR|oLargefile, &tmpfsFile{node: n, path: "/memfd:" + name, memfd: true}), nil

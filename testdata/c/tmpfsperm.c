@@ -11,7 +11,7 @@
  * chown CAP_CHOWN, chgrp the owner and one of its groups, touching the
  * times the owner or write permission, truncate write permission, and
  * chmod drops the set-group-ID bit of a file of another group; access(2)
- * answers as open would;
+ * answers as open would; a memfd belongs to its maker, who may fchmod it;
  * root passes every check by CAP_DAC_OVERRIDE (reading and writing a file
  * of mode 0), a caller with only CAP_DAC_READ_SEARCH reads but does not
  * write.
@@ -81,6 +81,17 @@ static const char *at(const char *name)
 	static char p[128];
 	snprintf(p, sizeof p, "%s/%s", base, name);
 	return p;
+}
+
+static void memfd(void)
+{
+	int fd = syscall(SYS_memfd_create, "perm", 0);
+	struct stat st;
+	fstat(fd, &st);
+	errno = 0;
+	int r = fchmod(fd, 0600);
+	printf("memfd owner %u:%u, fchmod: %s\n", (unsigned)st.st_uid, (unsigned)st.st_gid, res(r));
+	close(fd);
 }
 
 static void accesses(void)
@@ -215,6 +226,7 @@ int main(void)
 		checks();
 		accesses();
 		changes();
+		memfd();
 		_exit(0);
 	}
 	int ws;
