@@ -213,6 +213,8 @@ var cCases = []cCase{
 		"access X_OK a 0000 file: EACCES",
 		"access W_OK root's 0644: EACCES",
 		"access F_OK in root's 0700 directory: EACCES",
+		"stat in root's 0700 directory: EACCES",
+		"chdir to root's 0700 directory: EACCES",
 		"unlink root's file in a 1777 directory: EPERM",
 		"rename own file in a 1777 directory: ok",
 		"chgrp own file to another group: EPERM",

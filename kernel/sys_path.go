@@ -275,7 +275,7 @@ func (t *Task) fstatat(dirfd int32, pathAddr uint64, flags int) (vfs.Stat, error
 			return e.stat(), nil
 		}
 	}
-	return t.tg.fs.Fstatat(dir, p, flags&(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH))
+	return t.tg.fs.FstatatAs(t.fsOwner().Creds, dir, p, flags&(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH))
 }
 
 // errNotProcLink means a path is not one of the links the kernel answers.
@@ -445,7 +445,7 @@ func sysChdir(t *Task, a *sysArgs) (uint64, error) {
 			return 0, unix.ENOTDIR
 		}
 	}
-	return 0, t.tg.fs.Chdir(nil, p)
+	return 0, t.tg.fs.ChdirAs(t.fsOwner().Creds, nil, p)
 }
 
 func sysFchdir(t *Task, a *sysArgs) (uint64, error) {

@@ -265,3 +265,66 @@ func (fs *FS) FaccessatAs(c *Creds, dir *File, p string, mode uint32, flags int)
 	})
 	return err
 }
+
+// FstatatAs is Fstatat for a caller with credentials c, who needs search
+// permission on every tmpfs directory the lookup passes (EACCES).
+func (fs *FS) FstatatAs(c *Creds, dir *File, p string, flags int) (Stat, error) {
+	if c == nil || p == "" && flags&unix.AT_EMPTY_PATH != 0 {
+		return fs.Fstatat(dir, p, flags)
+	}
+	full, err := fs.fullPath(dir, p)
+	if err != nil {
+		return Stat{}, err
+	}
+	follow := flags&unix.AT_SYMLINK_NOFOLLOW == 0
+	return resolve(fs, full, func(m *Mount, p string) (Stat, error) {
+		t, ok := m.fs.(*tmpfs)
+		if !ok {
+			return m.fs.stat(m, p, follow)
+		}
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		w, err := t.walkAsLocked(c, m, p, follow, false, false)
+		if err != nil {
+			return Stat{}, err
+		}
+		return w.node.statLocked(), nil
+	})
+}
+
+// ChdirAs is Chdir for a caller with credentials c, who needs search
+// permission on every tmpfs directory the lookup passes and on the new
+// working directory itself (EACCES).
+func (fs *FS) ChdirAs(c *Creds, dir *File, p string) error {
+	if c == nil {
+		return fs.Chdir(dir, p)
+	}
+	full, err := fs.fullPath(dir, p)
+	if err != nil {
+		return err
+	}
+	cwd, err := resolve(fs, full, func(m *Mount, p string) (string, error) {
+		t, ok := m.fs.(*tmpfs)
+		if !ok {
+			return m.fs.chdir(m, p)
+		}
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		w, err := t.walkAsLocked(c, m, p, true, false, false)
+		if err != nil {
+			return "", err
+		}
+		if !w.node.isDir() {
+			return "", unix.ENOTDIR
+		}
+		if !c.permits(w.node, mayExec) {
+			return "", unix.EACCES
+		}
+		return t.pathLocked(m, w.node)
+	})
+	if err != nil {
+		return err
+	}
+	fs.setCwd(cwd)
+	return nil
+}

@@ -11,7 +11,7 @@
  * chown CAP_CHOWN, chgrp the owner and one of its groups, touching the
  * times the owner or write permission, truncate write permission, and
  * chmod drops the set-group-ID bit of a file of another group; access(2)
- * answers as open would; a memfd belongs to its maker, who may fchmod it;
+ * answers as open would, stat and chdir need search permission; a memfd belongs to its maker, who may fchmod it;
  * root passes every check by CAP_DAC_OVERRIDE (reading and writing a file
  * of mode 0), a caller with only CAP_DAC_READ_SEARCH reads but does not
  * write.
@@ -104,6 +104,18 @@ static void accesses(void)
 	printf("access W_OK root's 0644: %s\n", res(access(at("root644"), W_OK)));
 	errno = 0;
 	printf("access F_OK in root's 0700 directory: %s\n", res(access(at("closed/f"), F_OK)));
+	struct stat st;
+	errno = 0;
+	printf("stat in root's 0700 directory: %s\n", res(stat(at("closed/f"), &st)));
+	errno = 0;
+	printf("stat in root's 0711 directory: %s\n", res(stat(at("xonly/f"), &st)));
+	char cwd[256];
+	getcwd(cwd, sizeof cwd);
+	errno = 0;
+	printf("chdir to root's 0700 directory: %s\n", res(chdir(at("closed"))));
+	errno = 0;
+	printf("chdir to root's 0711 directory: %s\n", res(chdir(at("xonly"))));
+	chdir(cwd);
 	errno = 0;
 	printf("faccessat AT_EACCESS W_OK own 0406: %s\n", res(faccessat(AT_FDCWD, at("mine406"), W_OK, AT_EACCESS)));
 }
