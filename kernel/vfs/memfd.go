@@ -1,7 +1,9 @@
 package vfs
 
 import (
+	"context"
 	"math"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,6 +35,24 @@ const (
 // internal shmem mount.
 const memfdMinor = 1
 
+// memfdIno numbers memfds, which share a device: each has a tmpfs of its
+// own, whose one file takes the next number.
+var memfdIno atomic.Uint64
+
+// afterLoad keeps new memfds from reusing a restored memfd's inode number.
+// Invoked by stateify.
+func (t *tmpfs) afterLoad(context.Context) {
+	if t.minor != memfdMinor {
+		return
+	}
+	for {
+		cur := memfdIno.Load()
+		if cur >= t.nextIno || memfdIno.CompareAndSwap(cur, t.nextIno) {
+			return
+		}
+	}
+}
+
 // NewMemfd implements memfd_create(2): a new anonymous regular file of
 // size 0, open read-write. It is an unlinked file of a tmpfs of its own
 // whose data lives in pages (the kernel's memory file, nil for Go memory),
@@ -47,6 +67,7 @@ func NewMemfd(pages Pages, o Owner, name string, flags uint32) (*File, error) {
 	}
 	t := newTmpfs(math.MaxUint64, memfdMinor)
 	t.pages = pages
+	t.nextIno = memfdIno.Add(1)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	mode := uint32(unix.S_IFREG | 0o777)

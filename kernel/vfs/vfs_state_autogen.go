@@ -1231,6 +1231,7 @@ func (x *tmpfs) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			d.Skip()
 		}
 	}
+	d.AfterLoad(x.afterLoad)
 }
 
 // StateTypeName implements stateify.Savable.
