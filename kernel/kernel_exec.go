@@ -157,6 +157,7 @@ func (k *Kernel) newInitTask(o StartOptions, fs *vfs.FS, img execImage, name str
 		umask:   0o022,
 		exe:     exePath(fs, img),
 		limits:  limits,
+		started: k.monotonicNow(),
 	}
 	t := &Task{
 		k:        k,

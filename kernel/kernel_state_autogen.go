@@ -394,6 +394,7 @@ func init() {
 		{Name: "zombie", Type: "bool"},
 		{Name: "vforkReleased", Type: "bool"},
 		{Name: "exitSignal", Type: "int32"},
+		{Name: "started", Type: "int64"},
 		{Name: "mm", Type: "*snapshotter/kernel.MM"},
 		{Name: "fdTable", Type: "*snapshotter/kernel/vfs.FDTable"},
 		{Name: "fs", Type: "*snapshotter/kernel/vfs.FS"},
@@ -2527,6 +2528,7 @@ func (x *ThreadGroup) StateSave(e *stateify.Encoder) {
 	e.Bool(x.zombie)
 	e.Bool(x.vforkReleased)
 	e.Int(int64(x.exitSignal))
+	e.Int(x.started)
 	stateify.SavePtr(e, x.mm)
 	stateify.SavePtr(e, x.fdTable)
 	stateify.SavePtr(e, x.fs)
@@ -2589,12 +2591,14 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 7:
 			x.exitSignal = d.Int32()
 		case 8:
-			stateify.LoadPtr(d, &x.mm)
+			x.started = d.Int64()
 		case 9:
-			stateify.LoadPtr(d, &x.fdTable)
+			stateify.LoadPtr(d, &x.mm)
 		case 10:
-			stateify.LoadPtr(d, &x.fs)
+			stateify.LoadPtr(d, &x.fdTable)
 		case 11:
+			stateify.LoadPtr(d, &x.fs)
+		case 12:
 			if n0, ok := d.SliceLen(); !ok {
 				x.tasks = nil
 			} else {
@@ -2603,15 +2607,15 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 					stateify.LoadPtr(d, &x.tasks[i0])
 				}
 			}
-		case 12:
-			x.exiting = d.Bool()
 		case 13:
-			x.exitStatus.StateLoad(ctx, d)
+			x.exiting = d.Bool()
 		case 14:
-			x.pgid = d.Int32()
+			x.exitStatus.StateLoad(ctx, d)
 		case 15:
-			x.sid = d.Int32()
+			x.pgid = d.Int32()
 		case 16:
+			x.sid = d.Int32()
+		case 17:
 			if n0, ok := d.SliceLen(); !ok {
 				x.specials = nil
 			} else {
@@ -2620,20 +2624,20 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 					x.specials[i0].StateLoad(ctx, d)
 				}
 			}
-		case 17:
-			x.exe = d.String()
 		case 18:
-			x.umask = d.Uint32()
+			x.exe = d.String()
 		case 19:
+			x.umask = d.Uint32()
+		case 20:
 			d.ArrayLenExact(16)
 			for i0 := range x.limits {
 				x.limits[i0].StateLoad(ctx, d)
 			}
-		case 20:
-			x.creds.StateLoad(ctx, d)
 		case 21:
-			x.sigs.StateLoad(ctx, d)
+			x.creds.StateLoad(ctx, d)
 		case 22:
+			x.sigs.StateLoad(ctx, d)
+		case 23:
 			x.membarrier = d.Uint32()
 		default:
 			d.Skip()

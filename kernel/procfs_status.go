@@ -28,6 +28,7 @@ type procTaskInfo struct {
 	ExitSignal     int32
 	RSSLimit       uint64
 	StartBrk       uint64
+	StartTicks     uint64 // since the sandbox's clock began
 	Args           argArea
 }
 
@@ -68,6 +69,7 @@ func (t *Task) procInfo(target *Task) procTaskInfo {
 
 	tg.mu.Lock()
 	in.Tgid = tg.tgid
+	in.StartTicks = nsToTicks(tg.started)
 	in.Pid = target.tid
 	in.Umask = tg.umask
 	in.Pgid, in.Sid = tg.pgid, tg.sid
@@ -191,9 +193,10 @@ func escapeComm(s string) string {
 
 // procStat formats in as Linux's /proc/PID/stat: 52 space-separated fields
 // (proc(5)), the comm in parentheses unescaped. Fields the sentry does not
-// know are 0: tty_nr, flags, the fault counts, the children's times,
-// starttime, the code, data and stack addresses and wchan; tpgid is -1 (no
-// controlling terminal).
+// know are 0: tty_nr, flags, the fault counts, the children's times, the
+// code, data and stack addresses and wchan; tpgid is -1 (no controlling
+// terminal). starttime counts from the start of the sandbox's clock, as
+// /proc/uptime does.
 func procStat(in procTaskInfo) []byte {
 	return fmt.Appendf(nil,
 		"%d (%s) %c %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d\n",
@@ -212,7 +215,7 @@ func procStat(in procTaskInfo) []byte {
 		0,  // nice
 		in.Threads,
 		0, // itrealvalue
-		0, // starttime
+		in.StartTicks,
 		in.VmSize,
 		in.VmRSS/pageSize,
 		in.RSSLimit,

@@ -69,6 +69,9 @@ func sysTruncate(t *Task, a *sysArgs) (uint64, error) {
 // may hold AT_SYMLINK_NOFOLLOW, and AT_EMPTY_PATH with an empty path for
 // dirfd itself.
 func (t *Task) setAttrAt(dirfd int32, pathAddr uint64, flags int, attr *vfs.SetAttr) (uint64, error) {
+	if attr != nil {
+		attr.Creds = t.fsOwner().Creds
+	}
 	dir, p, release, err := t.atPath(dirfd, pathAddr)
 	if err != nil {
 		return 0, err
@@ -90,6 +93,9 @@ func (t *Task) fdSetAttr(fd int32, attr *vfs.SetAttr) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
+	if attr != nil {
+		attr.Creds = t.fsOwner().Creds
+	}
 	return 0, f.SetAttr(attr)
 }
 

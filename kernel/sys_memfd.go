@@ -24,7 +24,7 @@ func sysMemfdCreate(t *Task, a *sysArgs) (uint64, error) {
 	if flags&unix.MFD_HUGETLB != 0 {
 		return 0, unix.EINVAL
 	}
-	f, err := vfs.NewMemfd(t.k.mf, name, flags&^uint32(unix.MFD_CLOEXEC))
+	f, err := vfs.NewMemfd(t.k.mf, t.fsOwner(), name, flags&^uint32(unix.MFD_CLOEXEC))
 	if err != nil {
 		return 0, err
 	}

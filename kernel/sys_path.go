@@ -275,7 +275,7 @@ func (t *Task) fstatat(dirfd int32, pathAddr uint64, flags int) (vfs.Stat, error
 			return e.stat(), nil
 		}
 	}
-	return t.tg.fs.Fstatat(dir, p, flags&(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH))
+	return t.tg.fs.FstatatAs(t.fsOwner().Creds, dir, p, flags&(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH))
 }
 
 // errNotProcLink means a path is not one of the links the kernel answers.
@@ -385,7 +385,25 @@ func (t *Task) access(dirfd int32, pathAddr, mode uint64, flags int) (uint64, er
 			return 0, procAccess(true, uint32(mode))
 		}
 	}
-	return 0, t.tg.fs.Faccessat(dir, p, uint32(mode), flags)
+	return 0, t.tg.fs.FaccessatAs(t.accessCreds(flags), dir, p, uint32(mode), flags)
+}
+
+// accessCreds are the credentials access(2) checks with: the effective
+// ones with AT_EACCESS, else the real user and group IDs, with the
+// permitted capabilities for a real root and none for anyone else (as
+// Linux's access_override_creds).
+func (t *Task) accessCreds(flags int) *vfs.Creds {
+	c := t.fsOwner().Creds
+	if flags&unix.AT_EACCESS != 0 {
+		return c
+	}
+	t.tg.mu.Lock()
+	defer t.tg.mu.Unlock()
+	c.FSUID, c.FSGID, c.Caps = t.creds.UID, t.creds.GID, 0
+	if t.creds.UID == 0 {
+		c.Caps = t.creds.CapPermitted
+	}
+	return c
 }
 
 // procAccess is access(2) on a file or directory the kernel generates in
@@ -427,7 +445,7 @@ func sysChdir(t *Task, a *sysArgs) (uint64, error) {
 			return 0, unix.ENOTDIR
 		}
 	}
-	return 0, t.tg.fs.Chdir(nil, p)
+	return 0, t.tg.fs.ChdirAs(t.fsOwner().Creds, nil, p)
 }
 
 func sysFchdir(t *Task, a *sysArgs) (uint64, error) {
@@ -566,7 +584,7 @@ func (t *Task) unlinkat(dirfd int32, pathAddr uint64, flags int) (uint64, error)
 		return 0, err
 	}
 	defer release()
-	return 0, t.tg.fs.Unlinkat(dir, p, flags)
+	return 0, t.tg.fs.UnlinkatAs(t.fsOwner(), dir, p, flags)
 }
 
 func (t *Task) renameat(olddirfd int32, oldAddr uint64, newdirfd int32, newAddr uint64, flags uint32) (uint64, error) {
@@ -580,7 +598,7 @@ func (t *Task) renameat(olddirfd int32, oldAddr uint64, newdirfd int32, newAddr 
 		return 0, err
 	}
 	defer r2()
-	return 0, t.tg.fs.Renameat(od, op, nd, np, flags)
+	return 0, t.tg.fs.RenameatAs(t.fsOwner(), od, op, nd, np, flags)
 }
 
 func (t *Task) symlinkat(targetAddr uint64, dirfd int32, pathAddr uint64) (uint64, error) {

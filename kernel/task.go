@@ -88,6 +88,10 @@ type ThreadGroup struct {
 	// exitSignal is the signal the parent gets when the process exits
 	// (clone's low byte; SIGCHLD for fork). Immutable.
 	exitSignal int32
+	// started is the kernel's CLOCK_MONOTONIC when the process was made
+	// (/proc/PID/stat's starttime; 0 in images from before it was kept).
+	// Immutable.
+	started int64
 
 	// mm is the address space. Replaced by execve once its caller is the
 	// only thread left, under mu: the process's own threads read it

@@ -193,6 +193,7 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64, pfd *pidFD) (uin
 		limits:     ptg.limits,
 		membarrier: ptg.membarrier,
 		exitSignal: int32(flags & 0xff),
+		started:    t.k.monotonicNow(),
 	}
 	ptg.mu.Unlock()
 

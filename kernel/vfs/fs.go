@@ -526,6 +526,9 @@ type SetAttr struct {
 	// Atime and Mtime for SetAttrAtime and SetAttrMtime; a Nsec of
 	// UTIME_NOW means the current time.
 	Atime, Mtime Timespec
+	// Creds, if not nil, are the caller's, whose right to the change a
+	// tmpfs checks (perm.go).
+	Creds *Creds
 }
 
 // SetAttr mask bits.

@@ -1,7 +1,9 @@
 package vfs
 
 import (
+	"context"
 	"math"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,20 +35,39 @@ const (
 // internal shmem mount.
 const memfdMinor = 1
 
+// memfdIno numbers memfds, which share a device: each has a tmpfs of its
+// own, whose one file takes the next number.
+var memfdIno atomic.Uint64
+
+// afterLoad keeps new memfds from reusing a restored memfd's inode number.
+// Invoked by stateify.
+func (t *tmpfs) afterLoad(context.Context) {
+	if t.minor != memfdMinor {
+		return
+	}
+	for {
+		cur := memfdIno.Load()
+		if cur >= t.nextIno || memfdIno.CompareAndSwap(cur, t.nextIno) {
+			return
+		}
+	}
+}
+
 // NewMemfd implements memfd_create(2): a new anonymous regular file of
 // size 0, open read-write. It is an unlinked file of a tmpfs of its own
 // whose data lives in pages (the kernel's memory file, nil for Go memory),
 // so that its contents are saved with the sandbox and a shared mapping can
 // map its pages. flags may hold MFD_ALLOW_SEALING, MFD_NOEXEC_SEAL and
 // MFD_EXEC (MFD_CLOEXEC is the caller's to apply); name is at most 249
-// bytes.
-func NewMemfd(pages Pages, name string, flags uint32) (*File, error) {
+// bytes. The file belongs to o.
+func NewMemfd(pages Pages, o Owner, name string, flags uint32) (*File, error) {
 	if len(name) > memfdNameMax || flags&^uint32(mfdAllowSealing|mfdNoexecSeal|mfdExec) != 0 ||
 		flags&(mfdNoexecSeal|mfdExec) == mfdNoexecSeal|mfdExec {
 		return nil, unix.EINVAL
 	}
 	t := newTmpfs(math.MaxUint64, memfdMinor)
 	t.pages = pages
+	t.nextIno = memfdIno.Add(1)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	mode := uint32(unix.S_IFREG | 0o777)
@@ -57,7 +78,7 @@ func NewMemfd(pages Pages, name string, flags uint32) (*File, error) {
 	case flags&mfdAllowSealing != 0:
 		seals = 0
 	}
-	n := t.newNodeLocked(mode, 0, 0)
+	n := t.newNodeLocked(mode, o.UID, o.GID)
 	n.seals = seals
 	n.opens++
 	return newFile(unix.O_RDWR|oLargefile, &tmpfsFile{node: n, path: "/memfd:" + name, memfd: true}), nil

@@ -12,7 +12,7 @@ import (
 // reopening.
 func TestMemfd(t *testing.T) {
 	_, fs := testTree(t)
-	f, err := NewMemfd(nil, "t", mfdAllowSealing)
+	f, err := NewMemfd(nil, Owner{}, "t", mfdAllowSealing)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestMemfd(t *testing.T) {
 	if got := f.LinkName(); got != "/memfd:t (deleted)" {
 		t.Errorf("LinkName() = %q, want \"/memfd:t (deleted)\"", got)
 	}
-	if _, err := NewMemfd(nil, strings.Repeat("a", 250), 0); !errors.Is(err, unix.EINVAL) {
+	if _, err := NewMemfd(nil, Owner{}, strings.Repeat("a", 250), 0); !errors.Is(err, unix.EINVAL) {
 		t.Errorf("NewMemfd(250-byte name) = %v, want EINVAL", err)
 	}
 }

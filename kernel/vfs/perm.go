@@ -17,8 +17,11 @@ type Creds struct {
 
 // Capabilities the permission checks honour (linux/capability.h).
 const (
+	capChown         = 0
 	capDACOverride   = 1
 	capDACReadSearch = 2
+	capFowner        = 3
+	capFsetid        = 4
 )
 
 // Access bits of a permission check (MAY_EXEC, MAY_WRITE, MAY_READ).
@@ -77,4 +80,251 @@ func openAccess(flags uint32) uint32 {
 		want |= mayWrite
 	}
 	return want
+}
+
+// has reports whether c holds capability cp.
+func (c *Creds) has(cp uint) bool { return c.Caps&(1<<cp) != 0 }
+
+// inGroup reports whether gid is c's filesystem group or a supplementary
+// one.
+func (c *Creds) inGroup(gid uint32) bool { return c.FSGID == gid || slices.Contains(c.Groups, gid) }
+
+// owns reports whether c may act as n's owner: it is, or has CAP_FOWNER.
+func (c *Creds) owns(n *tmpNode) bool { return c.FSUID == n.uid || c.has(capFowner) }
+
+// mayDelete is Linux's may_delete for removing (or renaming away) node
+// from dir: EACCES without write and search permission on dir, EPERM in a
+// sticky directory for a caller who owns neither it nor node (without
+// CAP_FOWNER).
+func (c *Creds) mayDelete(dir, node *tmpNode) error {
+	if c == nil {
+		return nil
+	}
+	if !c.permits(dir, mayWrite|mayExec) {
+		return unix.EACCES
+	}
+	if dir.mode&unix.S_ISVTX != 0 && c.FSUID != dir.uid && !c.owns(node) {
+		return unix.EPERM
+	}
+	return nil
+}
+
+// mayRename checks a rename from ow to nw as Linux's vfs_rename: the
+// source may be deleted from its directory, the target deleted (if it
+// exists) or created, and a directory moved to another parent needs write
+// permission on itself (its ".." changes).
+func (c *Creds) mayRename(ow, nw walked) error {
+	if c == nil {
+		return nil
+	}
+	if err := c.mayDelete(ow.dir, ow.node); err != nil {
+		return err
+	}
+	if nw.node != nil {
+		if err := c.mayDelete(nw.dir, nw.node); err != nil {
+			return err
+		}
+	} else if !c.permits(nw.dir, mayWrite|mayExec) {
+		return unix.EACCES
+	}
+	if ow.dir != nw.dir {
+		for _, d := range []*tmpNode{ow.node, nw.node} {
+			if d != nil && d.isDir() && !c.permits(d, mayWrite) {
+				return unix.EACCES
+			}
+		}
+	}
+	return nil
+}
+
+// maySetAttr checks a change of n's attributes as Linux's setattr_prepare:
+// chmod and explicit times need the owner (or CAP_FOWNER), EPERM;
+// changing the owner needs CAP_CHOWN, the group the owner moving it to a
+// group of its own or CAP_CHOWN, EPERM; setting both times to now needs the
+// owner or write permission, EACCES. (Truncating needs write permission:
+// setAttrNode checks it after the file type.)
+func (c *Creds) maySetAttr(n *tmpNode, a *SetAttr) error {
+	if c == nil {
+		return nil
+	}
+	if a.Mask&SetAttrMode != 0 && !c.owns(n) {
+		return unix.EPERM
+	}
+	if a.Mask&SetAttrUID != 0 && (a.UID != n.uid || c.FSUID != n.uid) && !c.has(capChown) {
+		return unix.EPERM
+	}
+	if a.Mask&SetAttrGID != 0 && (c.FSUID != n.uid || a.GID != n.gid && !c.inGroup(a.GID)) && !c.has(capChown) {
+		return unix.EPERM
+	}
+	times := a.Mask & (SetAttrAtime | SetAttrMtime)
+	if times == 0 || c.owns(n) {
+		return nil
+	}
+	explicit := a.Mask&SetAttrAtime != 0 && a.Atime.Nsec != unix.UTIME_NOW ||
+		a.Mask&SetAttrMtime != 0 && a.Mtime.Nsec != unix.UTIME_NOW
+	if explicit {
+		return unix.EPERM
+	}
+	if !c.permits(n, mayWrite) {
+		return unix.EACCES
+	}
+	return nil
+}
+
+// chmodMode returns the mode bits chmod gives n: mode, less the
+// set-group-ID bit when the caller is not in n's group and lacks
+// CAP_FSETID, as Linux.
+func (c *Creds) chmodMode(n *tmpNode, mode uint32) uint32 {
+	if c != nil && mode&unix.S_ISGID != 0 && !c.inGroup(n.gid) && !c.has(capFsetid) {
+		mode &^= unix.S_ISGID
+	}
+	return mode
+}
+
+// UnlinkatAs is Unlinkat for a caller o, whose permission a tmpfs checks
+// (write and search on the parent, the sticky-directory rule).
+func (fs *FS) UnlinkatAs(o Owner, dir *File, p string, flags int) error {
+	isDir := flags&unix.AT_REMOVEDIR != 0
+	return fs.do(dir, p, func(m *Mount, p string) error {
+		if t, ok := m.fs.(*tmpfs); ok {
+			return t.unlinkAs(o.Creds, m, p, isDir)
+		}
+		return m.fs.unlink(m, p, isDir)
+	})
+}
+
+// RenameatAs is Renameat for a caller o, whose permission a tmpfs checks
+// (mayRename).
+func (fs *FS) RenameatAs(o Owner, olddir *File, oldpath string, newdir *File, newpath string, flags uint32) error {
+	if flags&^renameFlags != 0 || flags == renameFlags {
+		return unix.EINVAL
+	}
+	oldFull, err := fs.fullPath(olddir, oldpath)
+	if err != nil {
+		return err
+	}
+	newFull, err := fs.fullPath(newdir, newpath)
+	if err != nil {
+		return err
+	}
+	return resolve2(fs, oldFull, newFull, func(m *Mount, op, np string) error {
+		if t, ok := m.fs.(*tmpfs); ok {
+			return t.renameAs(o.Creds, m, op, np, flags)
+		}
+		return m.fs.rename(m, op, np, flags)
+	})
+}
+
+// accessAs is access(2)'s check of n for a caller with credentials c (nil:
+// the sandbox's root without checks, tmpNode.access): F_OK passes, R_OK,
+// W_OK and X_OK need the permission (EACCES).
+func (n *tmpNode) accessAs(c *Creds, mode uint32) error {
+	if c == nil {
+		return n.access(mode)
+	}
+	n.fs.mu.Lock()
+	defer n.fs.mu.Unlock()
+	if !c.permits(n, mode&(mayRead|mayWrite|mayExec)) {
+		return unix.EACCES
+	}
+	return nil
+}
+
+// FaccessatAs is Faccessat for a caller with credentials c (the real or,
+// with AT_EACCESS, the effective ones: the kernel's choice), which a tmpfs
+// checks on the file and on every directory the lookup passes.
+func (fs *FS) FaccessatAs(c *Creds, dir *File, p string, mode uint32, flags int) error {
+	if mode&^uint32(unix.R_OK|unix.W_OK|unix.X_OK) != 0 {
+		return unix.EINVAL
+	}
+	if p == "" && flags&unix.AT_EMPTY_PATH != 0 && dir != nil {
+		if d, ok := dir.impl.(*tmpfsFile); ok {
+			return d.node.accessAs(c, mode)
+		}
+		return fs.Faccessat(dir, p, mode, flags)
+	}
+	if p == "" && flags&unix.AT_EMPTY_PATH != 0 {
+		p = "."
+	}
+	full, err := fs.fullPath(dir, p)
+	if err != nil {
+		return err
+	}
+	_, err = resolve(fs, full, func(m *Mount, p string) (struct{}, error) {
+		t, ok := m.fs.(*tmpfs)
+		if !ok {
+			return struct{}{}, m.fs.access(m, p, mode, flags)
+		}
+		t.mu.Lock()
+		w, err := t.walkAsLocked(c, m, p, flags&unix.AT_SYMLINK_NOFOLLOW == 0, false, false)
+		t.mu.Unlock()
+		if err != nil {
+			return struct{}{}, err
+		}
+		return struct{}{}, w.node.accessAs(c, mode)
+	})
+	return err
+}
+
+// FstatatAs is Fstatat for a caller with credentials c, who needs search
+// permission on every tmpfs directory the lookup passes (EACCES).
+func (fs *FS) FstatatAs(c *Creds, dir *File, p string, flags int) (Stat, error) {
+	if c == nil || p == "" && flags&unix.AT_EMPTY_PATH != 0 {
+		return fs.Fstatat(dir, p, flags)
+	}
+	full, err := fs.fullPath(dir, p)
+	if err != nil {
+		return Stat{}, err
+	}
+	follow := flags&unix.AT_SYMLINK_NOFOLLOW == 0
+	return resolve(fs, full, func(m *Mount, p string) (Stat, error) {
+		t, ok := m.fs.(*tmpfs)
+		if !ok {
+			return m.fs.stat(m, p, follow)
+		}
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		w, err := t.walkAsLocked(c, m, p, follow, false, false)
+		if err != nil {
+			return Stat{}, err
+		}
+		return w.node.statLocked(), nil
+	})
+}
+
+// ChdirAs is Chdir for a caller with credentials c, who needs search
+// permission on every tmpfs directory the lookup passes and on the new
+// working directory itself (EACCES).
+func (fs *FS) ChdirAs(c *Creds, dir *File, p string) error {
+	if c == nil {
+		return fs.Chdir(dir, p)
+	}
+	full, err := fs.fullPath(dir, p)
+	if err != nil {
+		return err
+	}
+	cwd, err := resolve(fs, full, func(m *Mount, p string) (string, error) {
+		t, ok := m.fs.(*tmpfs)
+		if !ok {
+			return m.fs.chdir(m, p)
+		}
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		w, err := t.walkAsLocked(c, m, p, true, false, false)
+		if err != nil {
+			return "", err
+		}
+		if !w.node.isDir() {
+			return "", unix.ENOTDIR
+		}
+		if !c.permits(w.node, mayExec) {
+			return "", unix.EACCES
+		}
+		return t.pathLocked(m, w.node)
+	})
+	if err != nil {
+		return err
+	}
+	fs.setCwd(cwd)
+	return nil
 }

@@ -571,9 +571,14 @@ func (t *tmpfs) statfsBytes() [StatfsSize]byte {
 const statfsFlagsOffset = 112
 
 func (t *tmpfs) unlink(m *Mount, rest string, dir bool) error {
+	return t.unlinkAs(nil, m, rest, dir)
+}
+
+// unlinkAs is unlink for a caller with credentials c (nil: no checks).
+func (t *tmpfs) unlinkAs(c *Creds, m *Mount, rest string, dir bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w, err := t.walkLocked(m, rest, false, true, false)
+	w, err := t.walkAsLocked(c, m, rest, false, true, false)
 	if err != nil {
 		return err
 	}
@@ -589,6 +594,11 @@ func (t *tmpfs) unlink(m *Mount, rest string, dir bool) error {
 		return unix.ENOTEMPTY
 	case w.node == nil:
 		return unix.ENOENT
+	}
+	if err := c.mayDelete(w.dir, w.node); err != nil {
+		return err
+	}
+	switch {
 	case !dir && w.node.isDir():
 		return unix.EISDIR
 	case dir && !w.node.isDir():
@@ -636,13 +646,18 @@ func (t *tmpfs) linkNodeLocked(m *Mount, n *tmpNode, newRest string) error {
 }
 
 func (t *tmpfs) rename(m *Mount, oldRest, newRest string, flags uint32) error {
+	return t.renameAs(nil, m, oldRest, newRest, flags)
+}
+
+// renameAs is rename for a caller with credentials c (nil: no checks).
+func (t *tmpfs) renameAs(c *Creds, m *Mount, oldRest, newRest string, flags uint32) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ow, err := t.walkLocked(m, oldRest, false, true, false)
+	ow, err := t.walkAsLocked(c, m, oldRest, false, true, false)
 	if err != nil {
 		return err
 	}
-	nw, err := t.walkLocked(m, newRest, false, true, true)
+	nw, err := t.walkAsLocked(c, m, newRest, false, true, true)
 	if err != nil {
 		return err
 	}
@@ -652,6 +667,9 @@ func (t *tmpfs) rename(m *Mount, oldRest, newRest string, flags uint32) error {
 	src, dst := ow.node, nw.node
 	if src == dst {
 		return nil
+	}
+	if err := c.mayRename(ow, nw); err != nil {
+		return err
 	}
 	if src.isDir() && isAncestor(src, nw.dir) {
 		return unix.EINVAL
@@ -757,12 +775,17 @@ func (t *tmpfs) setAttrNode(n *tmpNode, a *SetAttr) error {
 
 // setAttrLocked is setAttrNode with t.mu held.
 func (t *tmpfs) setAttrLocked(n *tmpNode, a *SetAttr) error {
+	if err := a.Creds.maySetAttr(n, a); err != nil {
+		return err
+	}
 	if a.Mask&SetAttrSize != 0 {
 		switch {
 		case n.isDir():
 			return unix.EISDIR
 		case n.fileType() != unix.S_IFREG:
 			return unix.EINVAL
+		case !a.Creds.permits(n, mayWrite):
+			return unix.EACCES
 		}
 		if err := n.resizeSealedLocked(a.Size); err != nil {
 			return err
@@ -774,7 +797,7 @@ func (t *tmpfs) setAttrLocked(n *tmpNode, a *SetAttr) error {
 		return unix.EPERM
 	}
 	if a.Mask&SetAttrMode != 0 {
-		n.mode = n.mode&unix.S_IFMT | a.Mode&0o7777
+		n.mode = n.mode&unix.S_IFMT | a.Creds.chmodMode(n, a.Mode&0o7777)
 	}
 	if a.Mask&(SetAttrUID|SetAttrGID) != 0 {
 		if a.Mask&SetAttrUID != 0 {

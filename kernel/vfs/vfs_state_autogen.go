@@ -1664,6 +1664,7 @@ func (x *tmpfs) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			d.Skip()
 		}
 	}
+	d.AfterLoad(x.afterLoad)
 }
 
 // StateTypeName implements stateify.Savable.

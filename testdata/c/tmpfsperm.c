@@ -6,6 +6,12 @@
  * and search permission on it, looking a name up search permission on
  * every directory on the way, listing a directory read permission; the
  * owner's bits apply to the owner even where others' would allow more;
+ * unlink and rename need write permission on the directory and, in a
+ * sticky one, to own the file; chmod and explicit times need the owner,
+ * chown CAP_CHOWN, chgrp the owner and one of its groups, touching the
+ * times the owner or write permission, truncate write permission, and
+ * chmod drops the set-group-ID bit of a file of another group; access(2)
+ * answers as open would, stat and chdir need search permission; a memfd belongs to its maker, who may fchmod it;
  * root passes every check by CAP_DAC_OVERRIDE (reading and writing a file
  * of mode 0), a caller with only CAP_DAC_READ_SEARCH reads but does not
  * write.
@@ -20,6 +26,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,6 +74,91 @@ static void try_open(const char *name, int flags, const char *what)
 	printf("%s: %s\n", what, res(fd));
 	if (fd >= 0)
 		close(fd);
+}
+
+static const char *at(const char *name)
+{
+	static char p[128];
+	snprintf(p, sizeof p, "%s/%s", base, name);
+	return p;
+}
+
+static void memfd(void)
+{
+	int fd = syscall(SYS_memfd_create, "perm", 0);
+	struct stat st;
+	fstat(fd, &st);
+	errno = 0;
+	int r = fchmod(fd, 0600);
+	printf("memfd owner %u:%u, fchmod: %s\n", (unsigned)st.st_uid, (unsigned)st.st_gid, res(r));
+	close(fd);
+}
+
+static void accesses(void)
+{
+	errno = 0;
+	printf("access R_OK root's 0600: %s\n", res(access(at("root600"), R_OK)));
+	errno = 0;
+	printf("access R_OK root's 0644: %s\n", res(access(at("root644"), R_OK)));
+	errno = 0;
+	printf("access W_OK root's 0644: %s\n", res(access(at("root644"), W_OK)));
+	errno = 0;
+	printf("access F_OK in root's 0700 directory: %s\n", res(access(at("closed/f"), F_OK)));
+	struct stat st;
+	errno = 0;
+	printf("stat in root's 0700 directory: %s\n", res(stat(at("closed/f"), &st)));
+	errno = 0;
+	printf("stat in root's 0711 directory: %s\n", res(stat(at("xonly/f"), &st)));
+	char cwd[256];
+	getcwd(cwd, sizeof cwd);
+	errno = 0;
+	printf("chdir to root's 0700 directory: %s\n", res(chdir(at("closed"))));
+	errno = 0;
+	printf("chdir to root's 0711 directory: %s\n", res(chdir(at("xonly"))));
+	chdir(cwd);
+	errno = 0;
+	printf("faccessat AT_EACCESS W_OK own 0406: %s\n", res(faccessat(AT_FDCWD, at("mine406"), W_OK, AT_EACCESS)));
+}
+
+static void changes(void)
+{
+	char to[128];
+	errno = 0;
+	printf("unlink in root's 0755 directory: %s\n", res(unlink(at("open/rootfile"))));
+	errno = 0;
+	printf("unlink root's file in a 1777 directory: %s\n", res(unlink(at("sticky/rootfile"))));
+	snprintf(to, sizeof to, "%s/sticky/mine", base);
+	errno = 0;
+	printf("rename own file in a 1777 directory: %s\n", res(rename(at("sticky/new"), to)));
+	errno = 0;
+	printf("rename root's file there: %s\n", res(rename(at("sticky/rootfile"), to)));
+	errno = 0;
+	printf("unlink own file there: %s\n", res(unlink(to)));
+	errno = 0;
+	printf("chmod root's 0644: %s\n", res(chmod(at("root644"), 0666)));
+	errno = 0;
+	printf("chmod own 0406: %s\n", res(chmod(at("mine406"), 0606)));
+	errno = 0;
+	printf("chown own file to root: %s\n", res(chown(at("mine406"), 0, -1)));
+	errno = 0;
+	printf("chgrp own file to a supplementary group: %s\n", res(chown(at("mine406"), -1, 2000)));
+	errno = 0;
+	printf("chgrp own file to another group: %s\n", res(chown(at("mine406"), -1, 3000)));
+	errno = 0;
+	printf("touch root's 0666: %s\n", res(utimes(at("root666"), NULL)));
+	errno = 0;
+	printf("touch root's 0644: %s\n", res(utimes(at("root644"), NULL)));
+	struct timeval tv[2] = {{1, 0}, {2, 0}};
+	errno = 0;
+	printf("set times of root's 0666: %s\n", res(utimes(at("root666"), tv)));
+	errno = 0;
+	printf("truncate root's 0644: %s\n", res(truncate(at("root644"), 1)));
+	errno = 0;
+	printf("truncate root's 0666: %s\n", res(truncate(at("root666"), 1)));
+	chmod(at("mine3000"), 02755);
+	struct stat st;
+	stat(at("mine3000"), &st);
+	printf("chmod 02755 of own file of another group: mode %o\n", st.st_mode & 07777);
 }
 
 static void checks(void)
@@ -125,10 +217,17 @@ int main(void)
 	mkd("open", 0755, 0);
 	mkd("sticky", 01777, 0);
 	mk("zero", 0, 0, 0);
+	mk("open/rootfile", 0666, 0, 0);
+	mk("sticky/rootfile", 0666, 0, 0);
+	mk("mine3000", 0644, 1000, 3000);
 
 	printf("root:\n");
 	try_open("zero", O_RDWR, "read-write a 0000 file");
 	try_open("closed/f", O_RDONLY, "look up in its 0700 directory");
+	errno = 0;
+	printf("access R_OK|W_OK a 0000 file: %s\n", res(access(at("zero"), R_OK | W_OK)));
+	errno = 0;
+	printf("access X_OK a 0000 file: %s\n", res(access(at("zero"), X_OK)));
 
 	pid_t c = fork();
 	if (c == 0) {
@@ -137,6 +236,9 @@ int main(void)
 			_exit(2);
 		printf("uid 1000:\n");
 		checks();
+		accesses();
+		changes();
+		memfd();
 		_exit(0);
 	}
 	int ws;
@@ -164,7 +266,8 @@ int main(void)
 
 	/* Clean up as root. */
 	const char *files[] = {"root600", "root644", "root666", "grp060", "pgrp040", "mine406", "closed/f", "xonly/f",
-			       "sticky/new", "zero", "open/dir", "open/fifo", "open/link"};
+			       "sticky/new", "zero", "open/dir", "open/fifo", "open/link", "open/rootfile",
+			       "sticky/rootfile", "sticky/mine", "mine3000"};
 	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
 		char p[128];
 		snprintf(p, sizeof p, "%s/%s", base, files[i]);
