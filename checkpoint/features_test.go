@@ -252,3 +252,26 @@ func TestIPCAcrossRestore(t *testing.T) {
 	ls := waitDone(t, out)
 	checkClean(t, "the last restored run", ls)
 }
+
+// TestSurfaceAcrossRestore: a program chroots (as root) into a directory
+// of a tmpfs and watches a directory there with inotify; each tick it
+// reads the events the last tick made, which are queued at a save. Saved
+// and restored twice, it keeps its root, its watch and its queued events.
+func TestSurfaceAcrossRestore(t *testing.T) {
+	e := newEnv(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	out := filepath.Join(e.dir, "out")
+	id := lastLine(e.must("run", "-d", "--tmpfs", mnt, "--stdout", out, "--stderr", out, "--",
+		program(t, "surfacehold"), filepath.Join(mnt, "root"), "25"))
+	for gen := 0; gen < 2; gen++ {
+		uri, last := e.saveAfter(id, out, 3)
+		checkClean(t, "before the save", lines(out))
+		id, out = e.restoreDetached(uri, "")
+		ls := waitLines(t, out, 2)
+		checkClean(t, "restored", ls)
+		if want := fmt.Sprintf("tick %d surface OK", number(t, last)+1); ls[0] != want {
+			t.Fatalf("generation %d: first line after the restore = %q, want %q", gen, ls[0], want)
+		}
+	}
+	checkClean(t, "restored twice", waitDone(t, out))
+}

@@ -455,8 +455,8 @@ func (fs *FS) Linkat(olddir *File, oldpath string, newdir *File, newpath string,
 			oldpath = olddir.impl.guestPath()
 		} else {
 			err := fs.do(newdir, newpath, func(m *Mount, p string) error { return t.linkTo(m, p) })
-			if err == nil {
-				fs.notifyLink(olddir, "", false, newdir, newpath)
+			if newFull, ferr := fs.fullPath(newdir, newpath); err == nil && ferr == nil {
+				fs.notifyLink(olddir, "", false, newFull)
 			}
 			return err
 		}
@@ -472,15 +472,19 @@ func (fs *FS) Linkat(olddir *File, oldpath string, newdir *File, newpath string,
 	follow := flags&unix.AT_SYMLINK_FOLLOW != 0
 	err = resolve2(fs, oldFull, newFull, func(m *Mount, o, n string) error { return m.fs.link(m, o, n, follow) })
 	if err == nil {
-		fs.notifyLink(nil, oldFull, follow, nil, newFull)
+		fs.notifyLink(nil, oldFull, follow, newFull)
 	}
 	return err
 }
 
 // Unlinkat implements unlinkat(2) (with AT_REMOVEDIR: rmdir).
 func (fs *FS) Unlinkat(dir *File, p string, flags int) error {
-	np, watched := fs.beforeRemove(dir, p)
-	err := fs.do(dir, p, func(m *Mount, p string) error { return m.fs.unlink(m, p, flags&unix.AT_REMOVEDIR != 0) })
+	full, err := fs.fullPath(dir, p)
+	if err != nil {
+		return err
+	}
+	np, watched := fs.beforeRemove(full)
+	err = fs.do(dir, p, func(m *Mount, p string) error { return m.fs.unlink(m, p, flags&unix.AT_REMOVEDIR != 0) })
 	if err == nil && watched {
 		fs.notifyRemoved(np)
 	}
@@ -504,8 +508,8 @@ func (fs *FS) Renameat(olddir *File, oldpath string, newdir *File, newpath strin
 	if err != nil {
 		return err
 	}
-	src, watched := fs.beforeRemove(nil, oldFull)
-	dst, _ := fs.beforeRemove(nil, newFull)
+	src, watched := fs.beforeRemove(oldFull)
+	dst, _ := fs.beforeRemove(newFull)
 	err = resolve2(fs, oldFull, newFull, func(m *Mount, o, n string) error { return m.fs.rename(m, o, n, flags) })
 	if err == nil && watched {
 		fs.notifyMoved(src, dst, flags&unix.RENAME_EXCHANGE != 0)

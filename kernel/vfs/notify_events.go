@@ -42,25 +42,27 @@ func splitLast(full string) (string, string) {
 	return full[:i], full[i+1:]
 }
 
-// lookupNotify resolves guest path full for events; follow resolves a
-// final symlink.
+// lookupNotify resolves guest path full (from the sandbox's root, as
+// fullPath returns it) for events; follow resolves a final symlink.
 func (fs *FS) lookupNotify(full string, follow bool) notifyPath {
 	var np notifyPath
 	dir, name := splitLast(full)
-	if st, err := fs.Fstatat(nil, dir, 0); err == nil && name != "" {
+	if st, err := fs.statFull(dir, true); err == nil && name != "" {
 		np.parent, np.name, np.parentFound = keyOf(st), name, true
 	}
-	flags := unix.AT_SYMLINK_NOFOLLOW
-	if follow {
-		flags = 0
-	}
-	if st, err := fs.Fstatat(nil, full, flags); err == nil {
+	if st, err := fs.statFull(full, follow); err == nil {
 		np.key, np.nlink, np.found = keyOf(st), st.Nlink, true
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			np.isDir = InIsdir
 		}
 	}
 	return np
+}
+
+// statFull is stat of guest path full, already resolved against the
+// context's root and working directory.
+func (fs *FS) statFull(full string, follow bool) (Stat, error) {
+	return resolve(fs, full, func(m *Mount, p string) (Stat, error) { return m.fs.stat(m, p, follow) })
 }
 
 // lookupNotifyAt is lookupNotify for (dir, p) as the *at calls take it;
@@ -123,32 +125,33 @@ func (fs *FS) notifyCreate(dir *File, p string) {
 	}
 }
 
-// notifyLink reports a new link to the file at (olddir, oldpath): its
-// link count changed (IN_ATTRIB), then the new name (IN_CREATE).
-func (fs *FS) notifyLink(olddir *File, oldpath string, follow bool, newdir *File, newpath string) {
+// notifyLink reports a new link newFull to the file at oldFull (or to
+// file f, linkat's AT_EMPTY_PATH): its link count changed (IN_ATTRIB),
+// then the new name (IN_CREATE). Both paths are full guest paths.
+func (fs *FS) notifyLink(f *File, oldFull string, follow bool, newFull string) {
 	n := fs.notifier()
 	if !n.active() {
 		return
 	}
 	var target notifyPath
-	if oldpath == "" && olddir != nil {
-		if st, err := olddir.Stat(); err == nil {
+	if f != nil {
+		if st, err := f.Stat(); err == nil {
 			target = notifyPath{key: keyOf(st), found: true}
 		}
 	} else {
-		target, _ = fs.lookupNotifyAt(olddir, oldpath, follow)
+		target = fs.lookupNotify(oldFull, follow)
 	}
 	n.selfEvent(target, InAttrib)
-	fs.notifyCreate(newdir, newpath)
+	n.childEvent(fs.lookupNotify(newFull, false), InCreate, 0)
 }
 
-// beforeRemove looks up a file an operation is about to remove or move,
-// while the sandbox has watches.
-func (fs *FS) beforeRemove(dir *File, p string) (notifyPath, bool) {
+// beforeRemove looks up the file at full guest path full that an
+// operation is about to remove or move, while the sandbox has watches.
+func (fs *FS) beforeRemove(full string) (notifyPath, bool) {
 	if !fs.notifier().active() {
 		return notifyPath{}, false
 	}
-	return fs.lookupNotifyAt(dir, p, false)
+	return fs.lookupNotify(full, false), true
 }
 
 // notifyRemoved reports the removal of np (unlink, rmdir): IN_ATTRIB for
