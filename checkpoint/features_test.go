@@ -33,28 +33,47 @@ func TestStoppedChildAcrossRestore(t *testing.T) {
 		"pending SIGCHLD CLD_STOPPED: yes")
 }
 
-// TestFifoAndSocketPathAcrossRestore: a named pipe in /dev/shm that always
-// holds the line written the tick before, and a stream socket listening on
-// a /dev/shm path that a forked client connects to every tick, saved and
-// restored twice: the buffered line comes back and the path still finds
-// the listener.
+// TestFifoAndSocketPathAcrossRestore: a named pipe that always holds the
+// line written the tick before, and a stream socket listening on a path
+// that a forked client connects to every tick, saved and restored twice:
+// the buffered line comes back and the path still finds the listener.
+// Both in a tmpfs (/dev/shm) and in a directory of the overlay root (a new
+// one in the host's /tmp, which is then not empty and so the overlay's).
 func TestFifoAndSocketPathAcrossRestore(t *testing.T) {
-	e := newEnv(t)
-	id, out := e.runDetached("", program(t, "fifo"), "hold", "30")
-	for gen := 0; gen < 2; gen++ {
-		uri, last := e.saveAfter(id, out, 3)
-		checkClean(t, "before the save", lines(out))
-		id, out = e.restoreDetached(uri, "")
-		ls := waitLines(t, out, 2)
-		checkClean(t, "restored", ls)
-		if want := fmt.Sprintf("tick %d ok", number(t, last)+1); ls[0] != want {
-			t.Fatalf("generation %d: first line after the restore = %q, want %q", gen, ls[0], want)
-		}
-	}
-	ls := waitDone(t, out)
-	checkClean(t, "restored twice", ls)
-	if ls[len(ls)-1] != "done" {
-		t.Errorf("last line = %q, want done", ls[len(ls)-1])
+	for _, tc := range []struct {
+		name    string
+		overlay bool
+	}{
+		{"tmpfs", false},
+		{"overlay", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			if tc.overlay {
+				dir, err := os.MkdirTemp("/tmp", "snap-fifo-")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { os.RemoveAll(dir) })
+				e.extra = append(e.extra, "FIFO_DIR="+dir)
+			}
+			id, out := e.runDetached("", program(t, "fifo"), "hold", "30")
+			for gen := 0; gen < 2; gen++ {
+				uri, last := e.saveAfter(id, out, 3)
+				checkClean(t, "before the save", lines(out))
+				id, out = e.restoreDetached(uri, "")
+				ls := waitLines(t, out, 2)
+				checkClean(t, "restored", ls)
+				if want := fmt.Sprintf("tick %d ok", number(t, last)+1); ls[0] != want {
+					t.Fatalf("generation %d: first line after the restore = %q, want %q", gen, ls[0], want)
+				}
+			}
+			ls := waitDone(t, out)
+			checkClean(t, "restored twice", ls)
+			if ls[len(ls)-1] != "done" {
+				t.Errorf("last line = %q, want done", ls[len(ls)-1])
+			}
+		})
 	}
 }
 

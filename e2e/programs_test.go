@@ -200,6 +200,15 @@ var cCases = []cCase{
 		"connect to a socket file mknod made: -1 ECONNREFUSED yes",
 		"datagram by path: sent 5, received 5 \"dgram\"",
 	}}},
+	// The same in a new directory of the host's /tmp, which is then not
+	// empty, so that under snap it is the overlay root's.
+	{name: "fifo-overlay", prog: "fifo", zdtm: zdtmSpec{fast: true}, setup: setupHostTmpDir("FIFO_DIR"), spec: spec{want: []string{
+		"write-only non-blocking open without a reader: -1 ENXIO yes",
+		"blocking open and read to EOF: \"hello from the child\"",
+		"accepted a client by path: \"ping\"; getsockname is the path yes",
+		"connect to a socket file mknod made: -1 ECONNREFUSED yes",
+		"datagram by path: sent 5, received 5 \"dgram\"",
+	}}},
 	{name: "tmpfsperm", prog: "tmpfsperm", setup: needRoot, zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
 		"read-write a 0000 file: ok",
 		"read root's 0600: EACCES",
@@ -682,6 +691,24 @@ func hostFileData() []byte {
 func setupTmpfsDir(t *testing.T, dir string, s *spec) {
 	s.args = []string{dir}
 	s.snapFlags = []string{"--tmpfs", dir}
+}
+
+// setupHostTmpDir returns a setup that makes a new directory in the host's
+// /tmp (not t.TempDir, which $TMPDIR may move elsewhere) and names it in
+// the environment variable env: under snap it is a directory of the
+// overlay root, /tmp being the overlay's when the host's is not empty.
+func setupHostTmpDir(env string) func(*testing.T, string, *spec) {
+	return func(t *testing.T, _ string, s *spec) {
+		dir, err := os.MkdirTemp("/tmp", "snap-e2e-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if err := os.Chmod(dir, 0o1777); err != nil {
+			t.Fatal(err)
+		}
+		s.env = append(s.env, env+"="+dir)
+	}
 }
 
 // setupLockFile makes the file the locks case takes flock locks on.

@@ -13,7 +13,7 @@ func sysMknodat(t *Task, a *sysArgs) (uint64, error) {
 }
 
 // mknodat implements mknodat(2): regular files, FIFOs and socket files
-// (with no socket bound) in a tmpfs. The type is checked first, as
+// (with no socket bound) in a tmpfs or the overlay root. The type is checked first, as
 // Linux's may_mknod: EPERM for a directory and for device nodes (the
 // sandbox's root lacks CAP_MKNOD here: its devices are the sentry's /dev),
 // EINVAL for an unknown type.

@@ -183,10 +183,11 @@ func (t *Task) copyOutSockaddr(addr, lenAddr uint64, sa []byte) error {
 }
 
 // sockPaths binds and finds path-named sockets in the task's filesystem:
-// a socket file in a tmpfs holds its socket (vfs.FS.BindSocket); elsewhere
-// a bind fails as mknod does there (EROFS on the read-only root, or
-// EADDRINUSE where something exists) and no path holds a socket of the
-// sandbox (a host socket is never connected to).
+// a socket file in a tmpfs or the overlay root holds its socket
+// (vfs.FS.BindSocket); elsewhere a bind fails as mknod does there (EROFS
+// on a read-only root, EPERM in a volume, or EADDRINUSE where something
+// exists) and no path holds a socket of the sandbox (a host socket is
+// never connected to).
 type sockPaths struct{ t *Task }
 
 // BindPath makes the socket file, mode 0777 less the umask, as Linux's

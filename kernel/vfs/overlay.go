@@ -587,6 +587,9 @@ func (o *overlayFS) mkdir(_ *Mount, full string, mode uint32, ow Owner) error {
 	return nil
 }
 
+// mknod makes a regular file, a named pipe or a socket file in the upper
+// layer, as a tmpfs does (tmpfs.mknod): the FIFO's pipe and a bound
+// socket are the sentry's, never the host's.
 func (o *overlayFS) mknod(_ *Mount, full string, mode uint32, _ uint64, ow Owner) error {
 	t := o.upper
 	t.mu.Lock()
@@ -595,13 +598,47 @@ func (o *overlayFS) mknod(_ *Mount, full string, mode uint32, _ uint64, ow Owner
 	if err != nil {
 		return err
 	}
-	switch mode & unix.S_IFMT {
-	case 0, unix.S_IFREG:
-	default:
-		return unix.EPERM
+	typ, err := mknodType(mode)
+	if err != nil {
+		return err
 	}
-	o.linkNewLocked(dir, w.name, t.newOwnedLocked(dir, unix.S_IFREG|mode&0o7777, ow))
+	o.linkNewLocked(dir, w.name, t.newOwnedLocked(dir, typ|mode&0o7777, ow))
 	return nil
+}
+
+// bindSocket makes the socket file full for s in the upper layer:
+// EADDRINUSE if full exists in either layer.
+func (o *overlayFS) bindSocket(full string, mode uint32, ow Owner, s BoundSocket) error {
+	t := o.upper
+	t.mu.Lock()
+	defer t.unlockNotify()
+	w, dir, err := o.createLocked(full, false)
+	if err == unix.EEXIST {
+		return unix.EADDRINUSE
+	}
+	if err != nil {
+		return err
+	}
+	n := t.newOwnedLocked(dir, unix.S_IFSOCK|mode&0o7777, ow)
+	n.sock = s
+	o.linkNewLocked(dir, w.name, n)
+	return nil
+}
+
+// lookupSocket returns the socket bound at full: ECONNREFUSED for a file
+// that holds none (a lower file, even a host socket, never does).
+func (o *overlayFS) lookupSocket(full string) (BoundSocket, error) {
+	t := o.upper
+	t.mu.Lock()
+	defer t.unlockNotify()
+	w, err := o.walkLocked(full, true, false, false)
+	if err != nil {
+		return nil, err
+	}
+	if n := w.ent.up; n != nil && n.fileType() == unix.S_IFSOCK && n.sock != nil {
+		return n.sock, nil
+	}
+	return nil, unix.ECONNREFUSED
 }
 
 func (o *overlayFS) symlink(_ *Mount, target, full string, ow Owner) error {

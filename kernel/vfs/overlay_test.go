@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -397,5 +398,81 @@ func TestBindMount(t *testing.T) {
 	defer again.Root().Close()
 	if s, _ := readFileAt(&again, "/vol/w.txt"); s != "volume" {
 		t.Errorf("after a load remapping the volume: /vol/w.txt = %q", s)
+	}
+}
+
+// TestOverlayMknod checks named pipes and socket files in the overlay:
+// made in the upper layer (parents copied up, a whiteout replaced, EEXIST
+// over a lower entry, also a host FIFO), a FIFO passing bytes through the
+// sentry's pipe, a socket bound and found again by path, and the host
+// left alone.
+func TestOverlayMknod(t *testing.T) {
+	dir, fs := overlayTree(t)
+	before := hostTree(t, dir)
+	if err := fs.Unlinkat(nil, "/etc/hello.txt", 0); err != nil {
+		t.Fatal(err)
+	}
+	var sock struct{ name string }
+	for _, tc := range []struct {
+		name string
+		op   func() error
+		want error
+		typ  uint32
+		path string
+	}{
+		{"FIFO in a lower directory", func() error { return fs.Mknodat(Owner{}, nil, "/dir/sub/f", unix.S_IFIFO|0o600, 0) }, nil, unix.S_IFIFO, "/dir/sub/f"},
+		{"FIFO over a whiteout", func() error { return fs.Mknodat(Owner{}, nil, "/etc/hello.txt", unix.S_IFIFO|0o644, 0) }, nil, unix.S_IFIFO, "/etc/hello.txt"},
+		{"socket file", func() error { return fs.Mknodat(Owner{}, nil, "/etc/s", unix.S_IFSOCK|0o644, 0) }, nil, unix.S_IFSOCK, "/etc/s"},
+		{"FIFO over a lower file", func() error { return fs.Mknodat(Owner{}, nil, "/dir/sub/deep.txt", unix.S_IFIFO|0o644, 0) }, unix.EEXIST, 0, ""},
+		{"FIFO over a host FIFO", func() error { return fs.Mknodat(Owner{}, nil, "/fifo", unix.S_IFIFO|0o644, 0) }, unix.EEXIST, 0, ""},
+		{"device node", func() error { return fs.Mknodat(Owner{}, nil, "/etc/null", unix.S_IFCHR|0o644, 0) }, unix.EPERM, 0, ""},
+		{"unknown type", func() error { return fs.Mknodat(Owner{}, nil, "/etc/bad", 0o160000|0o644, 0) }, unix.EINVAL, 0, ""},
+		{"bind", func() error { return fs.BindSocket(Owner{}, nil, "/dir/sock", 0o755, &sock) }, nil, unix.S_IFSOCK, "/dir/sock"},
+		{"bind over a lower file", func() error { return fs.BindSocket(Owner{}, nil, "/etc/rel-link", 0o755, &sock) }, unix.EADDRINUSE, 0, ""},
+		{"bind again", func() error { return fs.BindSocket(Owner{}, nil, "/dir/sock", 0o755, &sock) }, unix.EADDRINUSE, 0, ""},
+	} {
+		if err := tc.op(); err != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, err, tc.want)
+			continue
+		}
+		if tc.path == "" {
+			continue
+		}
+		if st, err := fs.Fstatat(nil, tc.path, 0); err != nil || st.FileType() != tc.typ {
+			t.Errorf("%s: Fstatat(%s) = %#o, %v, want type %#o", tc.name, tc.path, st.Mode, err, tc.typ)
+		}
+	}
+	for _, tc := range []struct {
+		path string
+		want error
+	}{
+		{"/dir/sock", nil}, {"/etc/s", unix.ECONNREFUSED}, {"/fifo", unix.ECONNREFUSED},
+		{"/etc/hello.txt", unix.ECONNREFUSED}, {"/dir/none", unix.ENOENT},
+	} {
+		s, err := fs.LookupSocket(nil, tc.path)
+		if err != tc.want || tc.want == nil && s != &sock {
+			t.Errorf("LookupSocket(%s) = %v, %v, want %v", tc.path, s, err, tc.want)
+		}
+	}
+	f, err := fs.OpenAt(nil, "/dir/sub/f", unix.O_RDWR, 0)
+	if err != nil {
+		t.Fatalf("open O_RDWR of the FIFO = %v", err)
+	}
+	defer f.DecRef()
+	if n, err := f.Write(nil, []byte("abc")); n != 3 || err != nil {
+		t.Fatalf("write to the FIFO = %d, %v", n, err)
+	}
+	var b [8]byte
+	if n, err := f.Read(nil, b[:]); string(b[:n]) != "abc" || err != nil {
+		t.Errorf("read from the FIFO = %q, %v, want \"abc\"", b[:n], err)
+	}
+	if _, err := fs.OpenAt(nil, "/etc/s", unix.O_RDONLY, 0); err != unix.ENXIO {
+		t.Errorf("open of a socket file = %v, want ENXIO", err)
+	}
+	if got := listNames(t, fs, "/dir/sub"); !slices.Equal(got, []string{"deep.txt", "f"}) {
+		t.Errorf("listing of /dir/sub = %v, want [deep.txt f]", got)
+	}
+	if after := hostTree(t, dir); !maps.Equal(before, after) {
+		t.Errorf("the host changed: %v, was %v", after, before)
 	}
 }

@@ -399,20 +399,30 @@ func (t *tmpfs) mknod(m *Mount, rest string, mode uint32, _ uint64, o Owner) err
 	if err != nil {
 		return err
 	}
-	typ := mode & unix.S_IFMT
-	switch typ {
-	case 0:
-		typ = unix.S_IFREG
-	case unix.S_IFREG, unix.S_IFIFO, unix.S_IFSOCK:
-	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFDIR:
-		// Device nodes need CAP_MKNOD, which the sandbox's root does
-		// not have here: devices are the sentry's /dev only.
-		return unix.EPERM
-	default:
-		return unix.EINVAL
+	typ, err := mknodType(mode)
+	if err != nil {
+		return err
 	}
 	t.linkLocked(w.dir, w.name, t.newOwnedLocked(w.dir, typ|mode&0o7777, o))
 	return nil
+}
+
+// mknodType returns the file type mknod(2) makes for mode: a regular file
+// (also for type 0), a named pipe or a socket file; EPERM for device nodes
+// and directories, EINVAL for an unknown type.
+func mknodType(mode uint32) (uint32, error) {
+	typ := mode & unix.S_IFMT
+	switch typ {
+	case 0:
+		return unix.S_IFREG, nil
+	case unix.S_IFREG, unix.S_IFIFO, unix.S_IFSOCK:
+		return typ, nil
+	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFDIR:
+		// Device nodes need CAP_MKNOD, which the sandbox's root does
+		// not have here: devices are the sentry's /dev only.
+		return 0, unix.EPERM
+	}
+	return 0, unix.EINVAL
 }
 
 func (t *tmpfs) symlink(m *Mount, target, rest string, o Owner) error {

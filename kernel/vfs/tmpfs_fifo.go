@@ -194,13 +194,17 @@ func (t *tmpfs) lookupSocket(m *Mount, rest string) (BoundSocket, error) {
 }
 
 // BindSocket makes the socket file at p (relative to dir) for s, as
-// bind(2) of a Unix socket to a path: in a tmpfs the node holds s; on
-// other filesystems it is mknod's answer (EROFS on the read-only root).
+// bind(2) of a Unix socket to a path: in a tmpfs, or the overlay root's
+// upper layer, the node holds s; on other filesystems it is mknod's answer
+// (EROFS on the read-only root, EPERM in a volume).
 // A file that exists is EADDRINUSE.
 func (fs *FS) BindSocket(o Owner, dir *File, p string, mode uint32, s BoundSocket) error {
 	err := fs.do(dir, p, func(m *Mount, p string) error {
-		if t, ok := m.fs.(*tmpfs); ok {
-			return t.bindSocket(m, p, mode, o, s)
+		switch f := m.fs.(type) {
+		case *tmpfs:
+			return f.bindSocket(m, p, mode, o, s)
+		case *overlayFS:
+			return f.bindSocket(p, mode, o, s)
 		}
 		return m.fs.mknod(m, p, unix.S_IFSOCK|mode, 0, o)
 	})
@@ -219,8 +223,11 @@ func (fs *FS) LookupSocket(dir *File, p string) (BoundSocket, error) {
 		return nil, err
 	}
 	return resolve(fs, full, func(m *Mount, p string) (BoundSocket, error) {
-		if t, ok := m.fs.(*tmpfs); ok {
-			return t.lookupSocket(m, p)
+		switch f := m.fs.(type) {
+		case *tmpfs:
+			return f.lookupSocket(m, p)
+		case *overlayFS:
+			return f.lookupSocket(p)
 		}
 		if _, err := m.fs.stat(m, p, true); err != nil {
 			return nil, err

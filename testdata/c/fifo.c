@@ -1,6 +1,7 @@
 /*
  * fifo: named pipes and Unix sockets bound to paths in a tmpfs
- * (/dev/shm). mkfifo and mknod (FIFO, regular file, an unknown type); a
+ * (/dev/shm), or in the directory $FIFO_DIR names (a directory of the
+ * overlay root). mkfifo and mknod (FIFO, regular file, an unknown type); a
  * non-blocking write-only open without a reader is ENXIO; non-blocking
  * opens of both ends pass bytes; a blocking open for reading waits for a
  * forked writer (and the writer for it) and reads to end of file; O_RDWR
@@ -39,7 +40,9 @@ static const char *yesno(int b) { return b ? "yes" : "no"; }
 
 static void path(char *p, size_t n, const char *what)
 {
-	snprintf(p, n, "/dev/shm/fifo-%s-%d", what, (int)getpid());
+	const char *dir = getenv("FIFO_DIR");
+
+	snprintf(p, n, "%s/fifo-%s-%d", dir && *dir ? dir : "/dev/shm", what, (int)getpid());
 }
 
 static int unaddr(struct sockaddr_un *a, const char *p)
