@@ -233,6 +233,31 @@ var cCases = []cCase{
 		"memfd owner 1000:1000, fchmod: ok",
 		"write a 0000 file: EACCES",
 	}}},
+	// The same in a new directory of the host's /tmp: the overlay root's.
+	{name: "tmpfsperm-overlay", prog: "tmpfsperm", setup: setupHostTmpDirAsRoot("TMPFSPERM_DIR"), zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
+		"read-write a 0000 file: ok",
+		"read root's 0600: EACCES",
+		"read-write 0060 of a supplementary group: ok",
+		"write own 0406 (others may): EACCES",
+		"look up in root's 0700 directory: EACCES",
+		"list root's 0711 directory: EACCES",
+		"create in root's 0755 directory: EACCES",
+		"create in a 1777 directory: ok",
+		"O_TMPFILE in root's 0700 directory: EACCES",
+		"access X_OK a 0000 file: EACCES",
+		"access W_OK root's 0644: EACCES",
+		"access F_OK in root's 0700 directory: EACCES",
+		"stat in root's 0700 directory: EACCES",
+		"chdir to root's 0700 directory: EACCES",
+		"unlink root's file in a 1777 directory: EPERM",
+		"rename own file in a 1777 directory: ok",
+		"chgrp own file to another group: EPERM",
+		"touch root's 0644: EACCES",
+		"set times of root's 0666: EPERM",
+		"chmod 02755 of own file of another group: mode 755",
+		"memfd owner 1000:1000, fchmod: ok",
+		"write a 0000 file: EACCES",
+	}}},
 	{name: "procsys", prog: "procsys", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
 		"meminfo: MemTotal > 0 yes, MemFree <= MemTotal yes, MemAvailable yes, SwapTotal yes",
 		"stat: cpu line has 10 numbers, cpu0 yes, btime yes, processes yes, procs_running yes",
@@ -708,6 +733,14 @@ func setupHostTmpDir(env string) func(*testing.T, string, *spec) {
 			t.Fatal(err)
 		}
 		s.env = append(s.env, env+"="+dir)
+	}
+}
+
+// setupHostTmpDirAsRoot is setupHostTmpDir for a case that runs as root.
+func setupHostTmpDirAsRoot(env string) func(*testing.T, string, *spec) {
+	return func(t *testing.T, dir string, s *spec) {
+		needRoot(t, dir, s)
+		setupHostTmpDir(env)(t, dir, s)
 	}
 }
 

@@ -30,6 +30,15 @@ import (
 // renaming a directory that has lower content is EXDEV, as Linux's
 // overlayfs without redirect_dir answers, so that mv copies instead.
 //
+// Permissions. A caller's credentials (Owner.Creds, the *As methods of
+// FS) are checked as in a tmpfs (perm.go): an upper file by its own mode
+// and owner, a lower one by the host's as stat reports them, before any
+// copy-up.
+//
+// Named pipes and socket files are made in the upper layer and served as
+// a tmpfs serves them (tmpfs_fifo.go); a lower FIFO or socket is never
+// opened.
+//
 // The host is never modified: the lower layer is opened read-only, only
 // regular files and directories, with the checks of Root.
 //
@@ -102,6 +111,17 @@ func (e ovlEnt) fileType() uint32 {
 }
 
 func (e ovlEnt) isDir() bool { return e.fileType() == unix.S_IFDIR }
+
+// node returns what the permission checks read of e (perm.go): its upper
+// node, or a detached node with the lower file's type, mode and owner.
+//
+// Preconditions: o.upper.mu is held.
+func (e ovlEnt) node() *tmpNode {
+	if e.up != nil {
+		return e.up
+	}
+	return &tmpNode{typ: e.lst.FileType(), mode: e.lst.Mode, uid: e.lst.UID, gid: e.lst.GID}
+}
 
 // ovlStep is a directory on a walk's way, with its guest path.
 type ovlStep struct {
@@ -213,6 +233,17 @@ func (o *overlayFS) fastLocked(d ovlStep, comps []string, nofollow bool) (ovlEnt
 //
 // Preconditions: o.upper.mu is held.
 func (o *overlayFS) walkLocked(full string, follow, parent, second bool) (ovlWalk, error) {
+	return o.walkAsLocked(nil, full, follow, parent, second)
+}
+
+// walkAsLocked is walkLocked for a caller with credentials creds (nil: no
+// checks), who needs search permission on every directory it looks a name
+// up in (EACCES): an upper directory's mode and owner, a lower one's as
+// the host's stat reports them. The host's one-lookup walk is taken only
+// for a caller who may search every directory.
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) walkAsLocked(creds *Creds, full string, follow, parent, second bool) (ovlWalk, error) {
 	comps := strings.FieldsFunc(full, func(c rune) bool { return c == '/' })
 	w := ovlWalk{trailing: strings.HasSuffix(full, "/") && len(comps) > 0}
 	cur := o.rootStep()
@@ -221,6 +252,9 @@ func (o *overlayFS) walkLocked(full string, follow, parent, second bool) (ovlWal
 		c := comps[i]
 		if !cur.ent.isDir() {
 			return w, unix.ENOTDIR
+		}
+		if !creds.permits(cur.ent.node(), mayExec) {
+			return w, unix.EACCES
 		}
 		if len(c) > 255 {
 			return w, unix.ENAMETOOLONG
@@ -254,7 +288,7 @@ func (o *overlayFS) walkLocked(full string, follow, parent, second bool) (ovlWal
 			}
 			continue
 		}
-		if o.lowerOnlyLocked(cur.ent, c) {
+		if o.lowerOnlyLocked(cur.ent, c) && creds.searchesAll() {
 			end := len(comps)
 			if parent {
 				end--
@@ -378,14 +412,78 @@ func (o *overlayFS) access(_ *Mount, full string, mode uint32, flags int) error 
 	if w.ent.up != nil {
 		return w.ent.up.access(mode)
 	}
-	fd, err := o.lower.lookup(w.path, unix.O_NOFOLLOW)
+	return o.lowerAccess(w.path, mode, flags)
+}
+
+// accessAs is access(2) for a caller with credentials c, checked on the
+// file and on every directory the lookup passes (EACCES).
+func (o *overlayFS) accessAs(c *Creds, full string, mode uint32, flags int) error {
+	t := o.upper
+	t.mu.Lock()
+	defer t.unlockNotify()
+	w, err := o.walkAsLocked(c, full, flags&unix.AT_SYMLINK_NOFOLLOW == 0, false, false)
+	if err != nil {
+		return err
+	}
+	if !c.permits(w.ent.node(), mode&(mayRead|mayWrite|mayExec)) {
+		return unix.EACCES
+	}
+	if w.ent.up != nil {
+		return nil
+	}
+	// What the host refuses the sentry, the sandbox cannot read either.
+	return o.lowerAccess(w.path, mode, flags)
+}
+
+// lowerAccess is access(2) on the host of the lower file at guest path p
+// for the sentry's host identity: only the read and execute bits, the
+// overlay being writable.
+func (o *overlayFS) lowerAccess(p string, mode uint32, flags int) error {
+	fd, err := o.lower.lookup(p, unix.O_NOFOLLOW)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	// The overlay is writable: only the read and execute bits are the
-	// host's to check.
 	return unix.Faccessat2(fd, "", mode&^unix.W_OK, unix.AT_EMPTY_PATH|flags&unix.AT_EACCESS)
+}
+
+// statAs is stat for a caller with credentials c, who needs search
+// permission on every directory the lookup passes (EACCES).
+func (o *overlayFS) statAs(c *Creds, full string, follow bool) (Stat, error) {
+	t := o.upper
+	t.mu.Lock()
+	defer t.unlockNotify()
+	w, err := o.walkAsLocked(c, full, follow, false, false)
+	if err != nil {
+		return Stat{}, err
+	}
+	return statEnt(w.ent), nil
+}
+
+// chdirAs is chdir for a caller with credentials c, who needs search
+// permission on the way and on the directory itself (EACCES).
+func (o *overlayFS) chdirAs(c *Creds, full string) (string, error) {
+	t := o.upper
+	t.mu.Lock()
+	w, err := o.walkAsLocked(c, full, true, false, false)
+	var n *tmpNode
+	if err == nil {
+		n = w.ent.node()
+	}
+	t.unlockNotify()
+	switch {
+	case err != nil:
+		return "", err
+	case !w.ent.isDir():
+		return "", unix.ENOTDIR
+	case !c.permits(n, mayExec):
+		return "", unix.EACCES
+	case w.ent.up == nil:
+		if err := o.lowerAccess(w.path, unix.X_OK, 0); err != nil {
+			return "", err
+		}
+	}
+	return w.path, nil
 }
 
 func (o *overlayFS) chdir(_ *Mount, full string) (string, error) {
@@ -551,12 +649,24 @@ func isZero(b []byte) bool {
 //
 // Preconditions: o.upper.mu is held.
 func (o *overlayFS) createLocked(full string, second bool) (ovlWalk, *tmpNode, error) {
-	w, err := o.walkLocked(full, false, true, second)
+	return o.createAsLocked(nil, full, second)
+}
+
+// createAsLocked is createLocked for a caller with credentials c (nil:
+// no checks), who needs write and search permission on the parent.
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) createAsLocked(c *Creds, full string, second bool) (ovlWalk, *tmpNode, error) {
+	w, err := o.walkAsLocked(c, full, false, true, second)
 	if err != nil {
 		return w, nil, err
 	}
-	if _, ok := w.dir(); !ok || w.ent.exists() {
+	d, ok := w.dir()
+	if !ok || w.ent.exists() {
 		return w, nil, unix.EEXIST
+	}
+	if !c.permits(d.ent.node(), mayWrite|mayExec) {
+		return w, nil, unix.EACCES
 	}
 	dir, err := o.copyUpDirsLocked(w.stack)
 	if err != nil {
@@ -579,7 +689,7 @@ func (o *overlayFS) mkdir(_ *Mount, full string, mode uint32, ow Owner) error {
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()
-	w, dir, err := o.createLocked(full, false)
+	w, dir, err := o.createAsLocked(ow.Creds, full, false)
 	if err != nil {
 		return err
 	}
@@ -594,7 +704,7 @@ func (o *overlayFS) mknod(_ *Mount, full string, mode uint32, _ uint64, ow Owner
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()
-	w, dir, err := o.createLocked(full, false)
+	w, dir, err := o.createAsLocked(ow.Creds, full, false)
 	if err != nil {
 		return err
 	}
@@ -612,7 +722,7 @@ func (o *overlayFS) bindSocket(full string, mode uint32, ow Owner, s BoundSocket
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()
-	w, dir, err := o.createLocked(full, false)
+	w, dir, err := o.createAsLocked(ow.Creds, full, false)
 	if err == unix.EEXIST {
 		return unix.EADDRINUSE
 	}
@@ -645,7 +755,7 @@ func (o *overlayFS) symlink(_ *Mount, target, full string, ow Owner) error {
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()
-	w, dir, err := o.createLocked(full, false)
+	w, dir, err := o.createAsLocked(ow.Creds, full, false)
 	if err != nil {
 		return err
 	}
@@ -771,10 +881,17 @@ func (o *overlayFS) removeLocked(dir *tmpNode, name, p string, up *tmpNode) {
 }
 
 func (o *overlayFS) unlink(_ *Mount, full string, isDir bool) error {
+	return o.unlinkAs(nil, full, isDir)
+}
+
+// unlinkAs is unlink for a caller with credentials c (nil: no checks):
+// write and search permission on the parent, and the sticky-directory
+// rule (Creds.mayDelete).
+func (o *overlayFS) unlinkAs(c *Creds, full string, isDir bool) error {
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()
-	w, err := o.walkLocked(full, false, true, false)
+	w, err := o.walkAsLocked(c, full, false, true, false)
 	if err != nil {
 		return err
 	}
@@ -792,6 +909,12 @@ func (o *overlayFS) unlink(_ *Mount, full string, isDir bool) error {
 		return unix.ENOTEMPTY
 	case !e.exists():
 		return unix.ENOENT
+	}
+	d, _ := w.dir()
+	if err := c.mayDelete(d.ent.node(), e.node()); err != nil {
+		return err
+	}
+	switch {
 	case !isDir && e.isDir():
 		return unix.EISDIR
 	case isDir && !e.isDir():
@@ -823,14 +946,20 @@ func (o *overlayFS) unlink(_ *Mount, full string, isDir bool) error {
 func ovlCanMove(e ovlEnt) bool { return !e.isDir() || e.up != nil && !e.low }
 
 func (o *overlayFS) rename(_ *Mount, oldFull, newFull string, flags uint32) error {
+	return o.renameAs(nil, oldFull, newFull, flags)
+}
+
+// renameAs is rename for a caller with credentials c (nil: no checks), as
+// Creds.mayRename checks.
+func (o *overlayFS) renameAs(c *Creds, oldFull, newFull string, flags uint32) error {
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()
-	ow, err := o.walkLocked(oldFull, false, true, false)
+	ow, err := o.walkAsLocked(c, oldFull, false, true, false)
 	if err != nil {
 		return err
 	}
-	nw, err := o.walkLocked(newFull, false, true, true)
+	nw, err := o.walkAsLocked(c, newFull, false, true, true)
 	if err != nil {
 		return err
 	}
@@ -839,6 +968,17 @@ func (o *overlayFS) rename(_ *Mount, oldFull, newFull string, flags uint32) erro
 	}
 	if ow.path == nw.path || ow.ent.up != nil && ow.ent.up == nw.ent.up {
 		return nil
+	}
+	if c != nil {
+		owk, nwk := ovlWalked(&ow), ovlWalked(&nw)
+		od, _ := ow.dir()
+		nd, _ := nw.dir()
+		if od.path == nd.path {
+			nwk.dir = owk.dir
+		}
+		if err := c.mayRename(owk, nwk); err != nil {
+			return err
+		}
 	}
 	exchange := flags&unix.RENAME_EXCHANGE != 0
 	if !ovlCanMove(ow.ent) || exchange && !ovlCanMove(nw.ent) {
@@ -899,6 +1039,21 @@ func (o *overlayFS) rename(_ *Mount, oldFull, newFull string, flags uint32) erro
 	return nil
 }
 
+// ovlWalked is what Creds.mayRename reads of an overlay walk: the
+// parent's and the file's modes and owners (nodes detached for lower
+// files, so that the caller makes two walks' parents one node when their
+// paths are the same).
+//
+// Preconditions: o.upper.mu is held.
+func ovlWalked(w *ovlWalk) walked {
+	d, _ := w.dir()
+	out := walked{dir: d.ent.node(), name: w.name}
+	if w.ent.exists() {
+		out.node = w.ent.node()
+	}
+	return out
+}
+
 // ovlRenameCheck is renameCheck for the overlay's walks.
 func ovlRenameCheck(ow, nw *ovlWalk, flags uint32) error {
 	_, oldDir := ow.dir()
@@ -933,7 +1088,7 @@ func (o *overlayFS) setAttr(_ *Mount, full string, follow bool, a *SetAttr) erro
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()
-	w, err := o.walkLocked(full, follow, false, false)
+	w, err := o.walkAsLocked(a.Creds, full, follow, false, false)
 	if err != nil {
 		return err
 	}
@@ -942,6 +1097,17 @@ func (o *overlayFS) setAttr(_ *Mount, full string, follow bool, a *SetAttr) erro
 	}
 	if a.Mask&SetAttrSize != 0 && w.ent.isDir() {
 		return unix.EISDIR
+	}
+	if w.ent.up == nil {
+		// Checked before the copy-up, which a refused change must not
+		// make; setAttrLocked checks the copy again.
+		n := w.ent.node()
+		if err := a.Creds.maySetAttr(n, a); err != nil {
+			return err
+		}
+		if a.Mask&SetAttrSize != 0 && n.fileType() == unix.S_IFREG && !a.Creds.permits(n, mayWrite) {
+			return unix.EACCES
+		}
 	}
 	n, err := o.copyUpEntLocked(&w)
 	if err != nil {
@@ -967,13 +1133,16 @@ func (o *overlayFS) open(fs *FS, m *Mount, full string, flags, mode uint32, ow O
 		return o.openTmpfileLocked(m, full, flags, mode, ow)
 	}
 	if pathOnly || flags&unix.O_CREAT == 0 {
-		w, err := o.walkLocked(full, follow, false, false)
+		w, err := o.walkAsLocked(ow.Creds, full, follow, false, false)
 		if err != nil {
 			return nil, err
 		}
+		if !ow.Creds.permits(w.ent.node(), openAccess(flags)) {
+			return nil, unix.EACCES
+		}
 		return o.openEntLocked(fs, m, &w, flags)
 	}
-	w, err := o.walkLocked(full, false, true, false)
+	w, err := o.walkAsLocked(ow.Creds, full, false, true, false)
 	if err != nil {
 		return nil, err
 	}
@@ -982,6 +1151,8 @@ func (o *overlayFS) open(fs *FS, m *Mount, full string, flags, mode uint32, ow O
 	switch {
 	case !w.ent.exists() && w.trailing:
 		return nil, unix.EISDIR
+	case !w.ent.exists() && hasDir && !ow.Creds.permits(d.ent.node(), mayWrite|mayExec):
+		return nil, unix.EACCES
 	case !w.ent.exists():
 		dir, err := o.copyUpDirsLocked(w.stack)
 		if err != nil {
@@ -991,12 +1162,15 @@ func (o *overlayFS) open(fs *FS, m *Mount, full string, flags, mode uint32, ow O
 			return nil, unix.ENOENT
 		}
 		n := t.newOwnedLocked(dir, unix.S_IFREG|mode&0o7777, ow)
+
 		o.linkNewLocked(dir, w.name, n)
 		w.ent = ovlEnt{up: n}
 	case excl:
 		return nil, unix.EEXIST
 	case w.ent.fileType() == unix.S_IFLNK && follow:
 		return nil, o.followLocked(d, w.name, w.ent, nil, false, false)
+	case !ow.Creds.permits(w.ent.node(), openAccess(flags)):
+		return nil, unix.EACCES
 	}
 	if hasDir && (w.name == "." || w.name == "..") {
 		w.path = path.Clean(w.path)
@@ -1037,12 +1211,15 @@ func (o *overlayFS) openTmpfileLocked(m *Mount, full string, flags, mode uint32,
 	if flags&unix.O_ACCMODE == unix.O_RDONLY {
 		return nil, unix.EINVAL
 	}
-	w, err := o.walkLocked(full, true, false, false)
+	w, err := o.walkAsLocked(ow.Creds, full, true, false, false)
 	if err != nil {
 		return nil, err
 	}
 	if !w.ent.isDir() {
 		return nil, unix.ENOTDIR
+	}
+	if !ow.Creds.permits(w.ent.node(), mayWrite|mayExec) {
+		return nil, unix.EACCES
 	}
 	dir, err := o.copyUpEntLocked(&w)
 	if err != nil {

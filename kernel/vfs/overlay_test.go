@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"snapshotter/internal/prereq"
 	"snapshotter/stateify"
 )
 
@@ -474,5 +475,94 @@ func TestOverlayMknod(t *testing.T) {
 	}
 	if after := hostTree(t, dir); !maps.Equal(before, after) {
 		t.Errorf("the host changed: %v, was %v", after, before)
+	}
+}
+
+// TestOverlayPermissions checks that a caller who is not root gets the
+// tmpfs permission checks in the overlay: on lower files by their host
+// mode and owner (a root-owned 0644 file is not writable, a sticky
+// directory keeps others' files), and on upper ones by theirs.
+func TestOverlayPermissions(t *testing.T) {
+	if os.Geteuid() != 0 {
+		prereq.Missing(t, "root, to make host files of other owners")
+	}
+	dir, fs := testTree(t)
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{"sticky", 0o777 | os.ModeSticky}, {"closed", 0o700}} {
+		if err := os.Mkdir(filepath.Join(dir, d.path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(dir, d.path), d.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"sticky/rootfile", "closed/f"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sticky", "userfile"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Join(dir, "sticky", "userfile"), 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Root().Mounts().MountOverlay(64 << 20); err != nil {
+		t.Fatal(err)
+	}
+	c := &Creds{FSUID: 1000, FSGID: 1000}
+	user := Owner{UID: 1000, GID: 1000, Creds: c}
+	root := Owner{Creds: &Creds{Caps: 1<<capDACOverride | 1<<capFowner | 1<<capChown}}
+	open := func(o Owner, p string, flags uint32) error {
+		f, err := fs.OpenAtAs(o, nil, p, flags, 0o644)
+		if err == nil {
+			f.DecRef()
+		}
+		return err
+	}
+	for _, tc := range []struct {
+		name string
+		op   func() error
+		want error
+	}{
+		{"read root's 0644", func() error { return open(user, "/etc/hello.txt", unix.O_RDONLY) }, nil},
+		{"write root's 0644", func() error { return open(user, "/etc/hello.txt", unix.O_WRONLY) }, unix.EACCES},
+		{"truncate root's 0644", func() error {
+			return fs.SetAttrAt(nil, "/etc/hello.txt", 0, &SetAttr{Mask: SetAttrSize, Creds: c})
+		}, unix.EACCES},
+		{"chmod root's 0644", func() error {
+			return fs.SetAttrAt(nil, "/etc/hello.txt", 0, &SetAttr{Mask: SetAttrMode, Mode: 0o666, Creds: c})
+		}, unix.EPERM},
+		{"create in root's 0755", func() error { return open(user, "/etc/new", unix.O_CREAT|unix.O_WRONLY) }, unix.EACCES},
+		{"mkdir in root's 0755", func() error { return fs.Mkdirat(user, nil, "/etc/d", 0o755) }, unix.EACCES},
+		{"mkfifo in root's 0755", func() error { return fs.Mknodat(user, nil, "/etc/p", unix.S_IFIFO|0o644, 0) }, unix.EACCES},
+		{"unlink in root's 0755", func() error { return fs.UnlinkatAs(user, nil, "/etc/hello.txt", 0) }, unix.EACCES},
+		{"unlink root's file in a sticky directory", func() error { return fs.UnlinkatAs(user, nil, "/sticky/rootfile", 0) }, unix.EPERM},
+		{"rename root's file in a sticky directory", func() error {
+			return fs.RenameatAs(user, nil, "/sticky/rootfile", nil, "/sticky/r2", 0)
+		}, unix.EPERM},
+		{"stat in root's 0700", func() error { _, err := fs.FstatatAs(c, nil, "/closed/f", 0); return err }, unix.EACCES},
+		{"access in root's 0700", func() error { return fs.FaccessatAs(c, nil, "/closed/f", unix.R_OK, 0) }, unix.EACCES},
+		{"access W_OK root's 0644", func() error { return fs.FaccessatAs(c, nil, "/etc/hello.txt", unix.W_OK, 0) }, unix.EACCES},
+		{"chdir to root's 0700", func() error { return fs.ChdirAs(c, nil, "/closed") }, unix.EACCES},
+		{"open in root's 0700", func() error { return open(user, "/closed/f", unix.O_RDONLY) }, unix.EACCES},
+		{"create in a sticky directory", func() error { return open(user, "/sticky/mine", unix.O_CREAT|unix.O_WRONLY) }, nil},
+		{"write own upper file", func() error { return open(user, "/sticky/mine", unix.O_WRONLY) }, nil},
+		{"rename own lower file in a sticky directory", func() error {
+			return fs.RenameatAs(user, nil, "/sticky/userfile", nil, "/sticky/u2", 0)
+		}, nil},
+		{"unlink own upper file in a sticky directory", func() error { return fs.UnlinkatAs(user, nil, "/sticky/u2", 0) }, nil},
+		{"root writes root's 0644", func() error { return open(root, "/etc/hello.txt", unix.O_WRONLY) }, nil},
+		{"root reads in 0700", func() error { return open(root, "/closed/f", unix.O_RDONLY) }, nil},
+	} {
+		if err := tc.op(); err != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	st, err := fs.Fstatat(nil, "/sticky/mine", 0)
+	if err != nil || st.UID != 1000 {
+		t.Errorf("Fstatat(/sticky/mine) = uid %d, %v, want 1000", st.UID, err)
 	}
 }

@@ -82,6 +82,12 @@ func openAccess(flags uint32) uint32 {
 	return want
 }
 
+// searchesAll reports whether c may search every directory: nil, or
+// CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH.
+func (c *Creds) searchesAll() bool {
+	return c == nil || c.has(capDACOverride) || c.has(capDACReadSearch)
+}
+
 // has reports whether c holds capability cp.
 func (c *Creds) has(cp uint) bool { return c.Caps&(1<<cp) != 0 }
 
@@ -181,19 +187,24 @@ func (c *Creds) chmodMode(n *tmpNode, mode uint32) uint32 {
 	return mode
 }
 
-// UnlinkatAs is Unlinkat for a caller o, whose permission a tmpfs checks
+// UnlinkatAs is Unlinkat for a caller o, whose permission a tmpfs (or the
+// overlay) checks
 // (write and search on the parent, the sticky-directory rule).
 func (fs *FS) UnlinkatAs(o Owner, dir *File, p string, flags int) error {
 	isDir := flags&unix.AT_REMOVEDIR != 0
 	return fs.do(dir, p, func(m *Mount, p string) error {
-		if t, ok := m.fs.(*tmpfs); ok {
-			return t.unlinkAs(o.Creds, m, p, isDir)
+		switch f := m.fs.(type) {
+		case *tmpfs:
+			return f.unlinkAs(o.Creds, m, p, isDir)
+		case *overlayFS:
+			return f.unlinkAs(o.Creds, p, isDir)
 		}
 		return m.fs.unlink(m, p, isDir)
 	})
 }
 
-// RenameatAs is Renameat for a caller o, whose permission a tmpfs checks
+// RenameatAs is Renameat for a caller o, whose permission a tmpfs (or the
+// overlay) checks
 // (mayRename).
 func (fs *FS) RenameatAs(o Owner, olddir *File, oldpath string, newdir *File, newpath string, flags uint32) error {
 	if flags&^renameFlags != 0 || flags == renameFlags {
@@ -208,8 +219,11 @@ func (fs *FS) RenameatAs(o Owner, olddir *File, oldpath string, newdir *File, ne
 		return err
 	}
 	return resolve2(fs, oldFull, newFull, func(m *Mount, op, np string) error {
-		if t, ok := m.fs.(*tmpfs); ok {
-			return t.renameAs(o.Creds, m, op, np, flags)
+		switch f := m.fs.(type) {
+		case *tmpfs:
+			return f.renameAs(o.Creds, m, op, np, flags)
+		case *overlayFS:
+			return f.renameAs(o.Creds, op, np, flags)
 		}
 		return m.fs.rename(m, op, np, flags)
 	})
@@ -232,7 +246,7 @@ func (n *tmpNode) accessAs(c *Creds, mode uint32) error {
 
 // FaccessatAs is Faccessat for a caller with credentials c (the real or,
 // with AT_EACCESS, the effective ones: the kernel's choice), which a tmpfs
-// checks on the file and on every directory the lookup passes.
+// or the overlay checks on the file and on every directory the lookup passes.
 func (fs *FS) FaccessatAs(c *Creds, dir *File, p string, mode uint32, flags int) error {
 	if mode&^uint32(unix.R_OK|unix.W_OK|unix.X_OK) != 0 {
 		return unix.EINVAL
@@ -251,6 +265,9 @@ func (fs *FS) FaccessatAs(c *Creds, dir *File, p string, mode uint32, flags int)
 		return err
 	}
 	_, err = resolve(fs, full, func(m *Mount, p string) (struct{}, error) {
+		if o, ok := m.fs.(*overlayFS); ok && c != nil {
+			return struct{}{}, o.accessAs(c, p, mode, flags)
+		}
 		t, ok := m.fs.(*tmpfs)
 		if !ok {
 			return struct{}{}, m.fs.access(m, p, mode, flags)
@@ -267,7 +284,7 @@ func (fs *FS) FaccessatAs(c *Creds, dir *File, p string, mode uint32, flags int)
 }
 
 // FstatatAs is Fstatat for a caller with credentials c, who needs search
-// permission on every tmpfs directory the lookup passes (EACCES).
+// permission on every tmpfs or overlay directory the lookup passes (EACCES).
 func (fs *FS) FstatatAs(c *Creds, dir *File, p string, flags int) (Stat, error) {
 	if c == nil || p == "" && flags&unix.AT_EMPTY_PATH != 0 {
 		return fs.Fstatat(dir, p, flags)
@@ -278,6 +295,9 @@ func (fs *FS) FstatatAs(c *Creds, dir *File, p string, flags int) (Stat, error) 
 	}
 	follow := flags&unix.AT_SYMLINK_NOFOLLOW == 0
 	return resolve(fs, full, func(m *Mount, p string) (Stat, error) {
+		if o, ok := m.fs.(*overlayFS); ok {
+			return o.statAs(c, p, follow)
+		}
 		t, ok := m.fs.(*tmpfs)
 		if !ok {
 			return m.fs.stat(m, p, follow)
@@ -293,7 +313,7 @@ func (fs *FS) FstatatAs(c *Creds, dir *File, p string, flags int) (Stat, error) 
 }
 
 // ChdirAs is Chdir for a caller with credentials c, who needs search
-// permission on every tmpfs directory the lookup passes and on the new
+// permission on every tmpfs or overlay directory the lookup passes and on the new
 // working directory itself (EACCES).
 func (fs *FS) ChdirAs(c *Creds, dir *File, p string) error {
 	if c == nil {
@@ -304,6 +324,9 @@ func (fs *FS) ChdirAs(c *Creds, dir *File, p string) error {
 		return err
 	}
 	cwd, err := resolve(fs, full, func(m *Mount, p string) (string, error) {
+		if o, ok := m.fs.(*overlayFS); ok {
+			return o.chdirAs(c, p)
+		}
 		t, ok := m.fs.(*tmpfs)
 		if !ok {
 			return m.fs.chdir(m, p)

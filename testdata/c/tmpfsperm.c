@@ -1,5 +1,6 @@
 /*
- * tmpfsperm (as root): permission checks in a tmpfs (/dev/shm) for a
+ * tmpfsperm (as root): permission checks in a tmpfs (/dev/shm), or in the
+ * directory $TMPFSPERM_DIR names (one of the overlay root), for a
  * caller that is not root, as Linux's generic_permission: files of root
  * and of the caller with owner, group (the primary group and a
  * supplementary one) and other bits; creating in a directory needs write
@@ -202,7 +203,9 @@ int main(void)
 		printf("needs root\n");
 		return 1;
 	}
-	snprintf(base, sizeof base, "/dev/shm/tmpfsperm-%d", (int)getpid());
+	const char *dir = getenv("TMPFSPERM_DIR");
+
+	snprintf(base, sizeof base, "%s/tmpfsperm-%d", dir && *dir ? dir : "/dev/shm", (int)getpid());
 	mkdir(base, 0755);
 	mk("root600", 0600, 0, 0);
 	mk("root644", 0644, 0, 0);
