@@ -44,7 +44,7 @@ var cpythonModules = []string{
 	"test_re", "test_base64", "test_list", "test_dict", "test_float",
 	"test_fcntl", "test_resource", "test_string", "test_bisect",
 	"test_operator", "test_textwrap", "test_binascii", "test_contextlib",
-	"test_fractions", "test_tempfile", "test_glob", "test_stat", "test_fileio", "test_shutil",
+	"test_fractions", "test_tempfile", "test_glob", "test_stat", "test_fileio", "test_shutil", "test_posix", "test_asyncio.test_unix_events",
 }
 
 // cpythonTimeout bounds one run of one module. The slowest, test_subprocess,
