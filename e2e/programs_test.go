@@ -724,7 +724,7 @@ func setupTmpfsDir(t *testing.T, dir string, s *spec) {
 // overlay root, /tmp being the overlay's when the host's is not empty.
 func setupHostTmpDir(env string) func(*testing.T, string, *spec) {
 	return func(t *testing.T, _ string, s *spec) {
-		dir, err := os.MkdirTemp("/tmp", "snap-e2e-")
+		dir, err := os.MkdirTemp("/tmp", "snap-ovl-")
 		if err != nil {
 			t.Fatal(err)
 		}
