@@ -185,12 +185,21 @@ func (c *Creds) chmodMode(n *tmpNode, mode uint32) uint32 {
 // (write and search on the parent, the sticky-directory rule).
 func (fs *FS) UnlinkatAs(o Owner, dir *File, p string, flags int) error {
 	isDir := flags&unix.AT_REMOVEDIR != 0
-	return fs.do(dir, p, func(m *Mount, p string) error {
+	full, err := fs.fullPath(dir, p)
+	if err != nil {
+		return err
+	}
+	np, watched := fs.beforeRemove(full)
+	err = fs.do(dir, p, func(m *Mount, p string) error {
 		if t, ok := m.fs.(*tmpfs); ok {
 			return t.unlinkAs(o.Creds, m, p, isDir)
 		}
 		return m.fs.unlink(m, p, isDir)
 	})
+	if err == nil && watched {
+		fs.notifyRemoved(np)
+	}
+	return err
 }
 
 // RenameatAs is Renameat for a caller o, whose permission a tmpfs checks
@@ -207,12 +216,18 @@ func (fs *FS) RenameatAs(o Owner, olddir *File, oldpath string, newdir *File, ne
 	if err != nil {
 		return err
 	}
-	return resolve2(fs, oldFull, newFull, func(m *Mount, op, np string) error {
+	src, watched := fs.beforeRemove(oldFull)
+	dst, _ := fs.beforeRemove(newFull)
+	err = resolve2(fs, oldFull, newFull, func(m *Mount, op, np string) error {
 		if t, ok := m.fs.(*tmpfs); ok {
 			return t.renameAs(o.Creds, m, op, np, flags)
 		}
 		return m.fs.rename(m, op, np, flags)
 	})
+	if err == nil && watched {
+		fs.notifyMoved(src, dst, flags&unix.RENAME_EXCHANGE != 0)
+	}
+	return err
 }
 
 // accessAs is access(2)'s check of n for a caller with credentials c (nil:
