@@ -292,6 +292,7 @@ func init() {
 		{Name: "Events", Type: "uint32"},
 		{Name: "Data", Type: "uint64"},
 		{Name: "Disabled", Type: "bool"},
+		{Name: "Seen", Type: "uint32"},
 	})
 	stateTypeInfoepollFD = stateify.Register[epollFD]("snapshotter/kernel.epollFD", []stateify.Field{
 		{Name: "items", Type: "[]*snapshotter/kernel.epollItem"},
@@ -1964,6 +1965,7 @@ func (x *epollItem) StateSave(e *stateify.Encoder) {
 	e.Uint(uint64(x.Events))
 	e.Uint(x.Data)
 	e.Bool(x.Disabled)
+	e.Uint(uint64(x.Seen))
 }
 
 // StateLoad implements stateify.Savable.
@@ -1980,6 +1982,8 @@ func (x *epollItem) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.Data = d.Uint64()
 		case 4:
 			x.Disabled = d.Bool()
+		case 5:
+			x.Seen = d.Uint32()
 		default:
 			d.Skip()
 		}

@@ -95,11 +95,17 @@ type epollItem struct {
 	Data   uint64
 	// Disabled is set after a one-shot event fired.
 	Disabled bool
+	// Seen, for an EPOLLET item, are the events last found ready: only
+	// an event that was not ready then is reported (a rising edge). An
+	// event that stops being ready leaves it at the next look.
+	Seen uint32
 }
 
-// epollFD is an epoll instance. Events are level-triggered; EPOLLET is
-// treated as level-triggered too, which can only report an event more
-// often than Linux would (callers using EPOLLET read until EAGAIN anyway).
+// epollFD is an epoll instance. Events are level-triggered, or with
+// EPOLLET reported when they become ready: an item is reported again only
+// after an event of it was seen not ready (Linux also reports each new
+// arrival on a file already ready; callers of EPOLLET read until EAGAIN,
+// which makes the two agree).
 //
 // +stateify savable
 type epollFD struct {
@@ -186,7 +192,7 @@ func sysEpollCtl(t *Task, a *sysArgs) (uint64, error) {
 		if idx < 0 {
 			return 0, unix.ENOENT
 		}
-		ep.items[idx].Events, ep.items[idx].Data, ep.items[idx].Disabled = events, data, false
+		ep.items[idx].Events, ep.items[idx].Data, ep.items[idx].Disabled, ep.items[idx].Seen = events, data, false, 0
 	case unix.EPOLL_CTL_DEL:
 		if idx < 0 {
 			return 0, unix.ENOENT
@@ -254,6 +260,15 @@ func (t *Task) epollCollect(ep *epollFD, max int) []byte {
 			continue
 		}
 		r := t.readinessOf(it.File, events&0xffff) & (events | unix.POLLERR | unix.POLLHUP)
+		if events&epollET != 0 {
+			ep.mu.Lock()
+			edge := r &^ it.Seen
+			it.Seen = r
+			ep.mu.Unlock()
+			if edge == 0 {
+				continue
+			}
+		}
 		if r == 0 {
 			continue
 		}
@@ -304,9 +319,12 @@ func (t *Task) epollCollectPeek(ep *epollFD) []*epollItem {
 	var ready []*epollItem
 	for _, it := range items {
 		ep.mu.Lock()
-		disabled, events := it.Disabled, it.Events
+		disabled, events, seen := it.Disabled, it.Events, it.Seen
 		ep.mu.Unlock()
-		if !disabled && t.readinessOf(it.File, events&0xffff)&(events|unix.POLLERR|unix.POLLHUP) != 0 {
+		if events&epollET == 0 {
+			seen = 0
+		}
+		if !disabled && t.readinessOf(it.File, events&0xffff)&(events|unix.POLLERR|unix.POLLHUP)&^seen != 0 {
 			ready = append(ready, it)
 		}
 	}

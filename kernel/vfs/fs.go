@@ -479,16 +479,7 @@ func (fs *FS) Linkat(olddir *File, oldpath string, newdir *File, newpath string,
 
 // Unlinkat implements unlinkat(2) (with AT_REMOVEDIR: rmdir).
 func (fs *FS) Unlinkat(dir *File, p string, flags int) error {
-	full, err := fs.fullPath(dir, p)
-	if err != nil {
-		return err
-	}
-	np, watched := fs.beforeRemove(full)
-	err = fs.do(dir, p, func(m *Mount, p string) error { return m.fs.unlink(m, p, flags&unix.AT_REMOVEDIR != 0) })
-	if err == nil && watched {
-		fs.notifyRemoved(np)
-	}
-	return err
+	return fs.UnlinkatAs(Owner{}, dir, p, flags)
 }
 
 // renameFlags are the renameat2 flags Renameat implements.
@@ -497,24 +488,7 @@ const renameFlags = unix.RENAME_NOREPLACE | unix.RENAME_EXCHANGE
 // Renameat implements renameat2(2) with flags 0, RENAME_NOREPLACE or
 // RENAME_EXCHANGE (RENAME_WHITEOUT: EINVAL).
 func (fs *FS) Renameat(olddir *File, oldpath string, newdir *File, newpath string, flags uint32) error {
-	if flags&^renameFlags != 0 || flags == renameFlags {
-		return unix.EINVAL
-	}
-	oldFull, err := fs.fullPath(olddir, oldpath)
-	if err != nil {
-		return err
-	}
-	newFull, err := fs.fullPath(newdir, newpath)
-	if err != nil {
-		return err
-	}
-	src, watched := fs.beforeRemove(oldFull)
-	dst, _ := fs.beforeRemove(newFull)
-	err = resolve2(fs, oldFull, newFull, func(m *Mount, o, n string) error { return m.fs.rename(m, o, n, flags) })
-	if err == nil && watched {
-		fs.notifyMoved(src, dst, flags&unix.RENAME_EXCHANGE != 0)
-	}
-	return err
+	return fs.RenameatAs(Owner{}, olddir, oldpath, newdir, newpath, flags)
 }
 
 // SetAttr is a change of attributes: chmod, chown, truncate and utimes.

@@ -152,16 +152,24 @@ func (mt *MountTable) setNotifier(n *Notifier) {
 	defer mt.mu.Unlock()
 	mt.notifier = n
 	for _, m := range mt.mounts {
-		t, ok := m.fs.(*tmpfs)
-		if o, isOverlay := m.fs.(*overlayFS); isOverlay {
-			t, ok = o.upper, true
-		}
-		if ok {
+		if t := m.tmpfs(); t != nil {
 			t.mu.Lock()
 			t.notifier = n
 			t.mu.Unlock()
 		}
 	}
+}
+
+// tmpfs returns the tmpfs that holds the files of m: a tmpfs mount's, or
+// an overlay's upper layer; nil for other filesystems.
+func (m *Mount) tmpfs() *tmpfs {
+	switch fs := m.fs.(type) {
+	case *tmpfs:
+		return fs
+	case *overlayFS:
+		return fs.upper
+	}
+	return nil
 }
 
 // SetPages makes p (the kernel's memory file) hold the file data of every
@@ -173,7 +181,7 @@ func (mt *MountTable) SetPages(p Pages) {
 	defer mt.mu.Unlock()
 	mt.pages = p
 	for _, m := range mt.mounts {
-		if t, ok := m.fs.(*tmpfs); ok {
+		if t := m.tmpfs(); t != nil {
 			t.mu.Lock()
 			if t.pages == nil {
 				t.pages = p

@@ -187,12 +187,17 @@ func (c *Creds) chmodMode(n *tmpNode, mode uint32) uint32 {
 	return mode
 }
 
-// UnlinkatAs is Unlinkat for a caller o, whose permission a tmpfs (or the
-// overlay) checks
-// (write and search on the parent, the sticky-directory rule).
+// UnlinkatAs is Unlinkat for a caller o, whose permission a tmpfs or the
+// overlay checks (write and search on the parent, the sticky-directory
+// rule).
 func (fs *FS) UnlinkatAs(o Owner, dir *File, p string, flags int) error {
 	isDir := flags&unix.AT_REMOVEDIR != 0
-	return fs.do(dir, p, func(m *Mount, p string) error {
+	full, err := fs.fullPath(dir, p)
+	if err != nil {
+		return err
+	}
+	np, watched := fs.beforeRemove(full)
+	err = fs.do(dir, p, func(m *Mount, p string) error {
 		switch f := m.fs.(type) {
 		case *tmpfs:
 			return f.unlinkAs(o.Creds, m, p, isDir)
@@ -201,11 +206,14 @@ func (fs *FS) UnlinkatAs(o Owner, dir *File, p string, flags int) error {
 		}
 		return m.fs.unlink(m, p, isDir)
 	})
+	if err == nil && watched {
+		fs.notifyRemoved(np)
+	}
+	return err
 }
 
-// RenameatAs is Renameat for a caller o, whose permission a tmpfs (or the
-// overlay) checks
-// (mayRename).
+// RenameatAs is Renameat for a caller o, whose permission a tmpfs or the
+// overlay checks (mayRename).
 func (fs *FS) RenameatAs(o Owner, olddir *File, oldpath string, newdir *File, newpath string, flags uint32) error {
 	if flags&^renameFlags != 0 || flags == renameFlags {
 		return unix.EINVAL
@@ -218,7 +226,9 @@ func (fs *FS) RenameatAs(o Owner, olddir *File, oldpath string, newdir *File, ne
 	if err != nil {
 		return err
 	}
-	return resolve2(fs, oldFull, newFull, func(m *Mount, op, np string) error {
+	src, watched := fs.beforeRemove(oldFull)
+	dst, _ := fs.beforeRemove(newFull)
+	err = resolve2(fs, oldFull, newFull, func(m *Mount, op, np string) error {
 		switch f := m.fs.(type) {
 		case *tmpfs:
 			return f.renameAs(o.Creds, m, op, np, flags)
@@ -227,6 +237,10 @@ func (fs *FS) RenameatAs(o Owner, olddir *File, oldpath string, newdir *File, ne
 		}
 		return m.fs.rename(m, op, np, flags)
 	})
+	if err == nil && watched {
+		fs.notifyMoved(src, dst, flags&unix.RENAME_EXCHANGE != 0)
+	}
+	return err
 }
 
 // accessAs is access(2)'s check of n for a caller with credentials c (nil:
