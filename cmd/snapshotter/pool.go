@@ -1,11 +1,9 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"text/tabwriter"
 
@@ -57,8 +55,8 @@ of every member, --verify requires the image to be signed by that key.`,
 			if size < 1 || size > runner.MaxPoolSize {
 				return fmt.Errorf("create pool %s: --size %d, want 1 to %d", name, size, runner.MaxPoolSize)
 			}
-			if cmd.Flags().Changed("tmpfs") {
-				return errors.New("--tmpfs: a restored sandbox has the mounts it was saved with")
+			if err := checkRestoreMounts(cmd); err != nil {
+				return err
 			}
 			if _, err := f.limits(cmd); err != nil {
 				return err
@@ -76,22 +74,9 @@ of every member, --verify requires the image to be signed by that key.`,
 			}
 			image = img.URI()
 			img.Close()
-			sentryArgs := append([]string{"--platform", f.platform}, limitArgs(cmd, &f)...)
-			if verify != "" {
-				abs, err := filepath.Abs(verify)
-				if err != nil {
-					return fmt.Errorf("create pool %s: --verify: %w", name, err)
-				}
-				sentryArgs = append(sentryArgs, "--verify", abs)
-			}
-			if root := restoreRoot(cmd, &f); root != "" {
-				sentryArgs = append(sentryArgs, "--rootfs", root)
-			}
-			if g.store != "" {
-				sentryArgs = append(sentryArgs, "--store", g.store)
-			}
-			if f.debug {
-				sentryArgs = append(sentryArgs, "--debug")
+			sentryArgs, err := restoreSentryArgs(cmd, &f, g, verify)
+			if err != nil {
+				return fmt.Errorf("create pool %s: %w", name, err)
 			}
 			return runner.CreatePool(cmd.Context(), runner.PoolOptions{
 				StateDir: runner.StateDir{Root: g.stateDir}, Name: name, Image: image, Size: size,

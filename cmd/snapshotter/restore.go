@@ -50,11 +50,8 @@ working set; later lazy restores load it before the program starts
 				return err
 			}
 			uri := args[0]
-			if cmd.Flags().Changed("tmpfs") {
-				return errors.New("--tmpfs: a restored sandbox has the mounts it was saved with")
-			}
-			if cmd.Flags().Changed("read-only") {
-				return errors.New("--read-only: a restored sandbox has the root it was saved with")
+			if err := checkRestoreMounts(cmd); err != nil {
+				return err
 			}
 			if noWS && !lazy {
 				return fmt.Errorf("restore %s: --no-working-set is for a lazy restore (--lazy)", uri)
@@ -75,24 +72,11 @@ working set; later lazy restores load it before the program starts
 				return fmt.Errorf("restore %s: %w", uri, err)
 			}
 			if d.detach {
-				sentryArgs := append([]string{"--platform", f.platform, "--restore", uri}, limitArgs(cmd, &f)...)
-				if verify != "" {
-					// The sentry reads it again, from its own directory.
-					abs, err := filepath.Abs(verify)
-					if err != nil {
-						return fmt.Errorf("restore %s: --verify: %w", uri, err)
-					}
-					sentryArgs = append(sentryArgs, "--verify", abs)
+				sentryArgs, err := restoreSentryArgs(cmd, &f, g, verify)
+				if err != nil {
+					return fmt.Errorf("restore %s: %w", uri, err)
 				}
-				if root := restoreRoot(cmd, &f); root != "" {
-					sentryArgs = append(sentryArgs, "--rootfs", root)
-				}
-				if g.store != "" {
-					sentryArgs = append(sentryArgs, "--store", g.store)
-				}
-				if f.debug {
-					sentryArgs = append(sentryArgs, "--debug")
-				}
+				sentryArgs = append(sentryArgs, "--restore", uri)
 				if lazy {
 					sentryArgs = append(sentryArgs, "--lazy")
 				}
@@ -192,4 +176,43 @@ func restoreRoot(cmd *cobra.Command, f *runFlags) string {
 		return f.rootfs
 	}
 	return ""
+}
+
+// checkRestoreMounts refuses the run flags that would change the mounts of
+// a restored sandbox, which has those it was saved with (-v remaps a
+// volume instead).
+func checkRestoreMounts(cmd *cobra.Command) error {
+	if cmd.Flags().Changed("tmpfs") {
+		return errors.New("--tmpfs: a restored sandbox has the mounts it was saved with")
+	}
+	if cmd.Flags().Changed("read-only") {
+		return errors.New("--read-only: a restored sandbox has the root it was saved with")
+	}
+	return nil
+}
+
+// restoreSentryArgs returns the arguments of a sentry that restores an
+// image with the flags of snap restore (or pool create) given: platform,
+// limits, volumes and ports, the verify key by its absolute path (the
+// sentry reads it again, from its own directory), root, store and debug.
+// The caller adds --restore or --pool.
+func restoreSentryArgs(cmd *cobra.Command, f *runFlags, g *globalFlags, verify string) ([]string, error) {
+	args := append([]string{"--platform", f.platform}, limitArgs(cmd, f)...)
+	if verify != "" {
+		abs, err := filepath.Abs(verify)
+		if err != nil {
+			return nil, fmt.Errorf("--verify: %w", err)
+		}
+		args = append(args, "--verify", abs)
+	}
+	if root := restoreRoot(cmd, f); root != "" {
+		args = append(args, "--rootfs", root)
+	}
+	if g.store != "" {
+		args = append(args, "--store", g.store)
+	}
+	if f.debug {
+		args = append(args, "--debug")
+	}
+	return args, nil
 }
