@@ -307,6 +307,7 @@ func TestPoolBadInput(t *testing.T) {
 		{"bad image", []string{"pool", "create", "q", "--image", "file://" + filepath.Join(e.dir, "none"), "--size", "1"}, "q"},
 		{"bad scheme", []string{"pool", "create", "q", "--image", "ftp://x/y", "--size", "1"}, "q"},
 		{"bad name", []string{"pool", "create", ".q", "--image", uri, "--size", "1"}, "pool name"},
+		{"publish", []string{"pool", "create", "q", "--image", uri, "--size", "1", "-p", "8080:80"}, "publish no ports"},
 		{"take stdin missing", []string{"pool", "take", "p", "-d", "--stdin", filepath.Join(e.dir, "none")}, "none"},
 	}
 	for _, tc := range tests {

@@ -58,6 +58,11 @@ of every member, --verify requires the image to be signed by that key.`,
 			if err := checkRestoreMounts(cmd); err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("publish") {
+				// Every member of one image would claim the same host
+				// ports.
+				return fmt.Errorf("create pool %s: -p: pool members publish no ports", name)
+			}
 			if _, err := f.limits(cmd); err != nil {
 				return err
 			}
