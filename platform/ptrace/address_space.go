@@ -144,16 +144,7 @@ func (a *addressSpace) MapFile(addr, offset, length uint64, at platform.AccessTy
 	if offset%pageSize != 0 || offset+length < offset {
 		return fmt.Errorf("ptrace: map file: offset %#x: %w", offset, ErrBadRange)
 	}
-	prot := uint64(unix.PROT_NONE)
-	if at.Read {
-		prot |= unix.PROT_READ
-	}
-	if at.Write {
-		prot |= unix.PROT_WRITE
-	}
-	if at.Execute {
-		prot |= unix.PROT_EXEC
-	}
+	prot := hostProt(at)
 	flags := uint64(unix.MAP_SHARED | unix.MAP_FIXED)
 	// MAP_POPULATE populates a shared mapping with read faults, so every
 	// first write still faults (about twice the cost of populating for
@@ -237,16 +228,7 @@ func (a *addressSpace) Protect(addr, length uint64, at platform.AccessType) erro
 	if err := checkRange(addr, length); err != nil {
 		return fmt.Errorf("ptrace: protect: %w", err)
 	}
-	prot := uint64(unix.PROT_NONE)
-	if at.Read {
-		prot |= unix.PROT_READ
-	}
-	if at.Write {
-		prot |= unix.PROT_WRITE
-	}
-	if at.Execute {
-		prot |= unix.PROT_EXEC
-	}
+	prot := hostProt(at)
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
 	if a.isReleased() {
@@ -262,6 +244,21 @@ func (a *addressSpace) Protect(addr, length uint64, at platform.AccessType) erro
 	a.setMappingLocked(addr, addr+length, &at)
 	a.mu.Unlock()
 	return nil
+}
+
+// hostProt returns the mmap/mprotect protection bits of at.
+func hostProt(at platform.AccessType) uint64 {
+	prot := uint64(unix.PROT_NONE)
+	if at.Read {
+		prot |= unix.PROT_READ
+	}
+	if at.Write {
+		prot |= unix.PROT_WRITE
+	}
+	if at.Execute {
+		prot |= unix.PROT_EXEC
+	}
+	return prot
 }
 
 // syscall executes system call nr in the stub (see onStub).
