@@ -477,7 +477,11 @@ func (f *MemoryFile) releaseRangeDeferred(r fileRange, toFree *[]fileRange) {
 // FreeAll frees every range of rs (disjoint, allocated), merging
 // neighbours first so that each run of them is decommitted with one
 // system call.
-func (f *MemoryFile) FreeAll(rs []fileRange) {
+func (f *MemoryFile) FreeAll(rs []fileRange) { forEachMergedRun(rs, f.Free) }
+
+// forEachMergedRun sorts rs (disjoint ranges) and calls fn once for each
+// run of neighbouring ranges, merged into one.
+func forEachMergedRun(rs []fileRange, fn func(fileRange)) {
 	sort.Slice(rs, func(i, j int) bool { return rs[i].Start < rs[j].Start })
 	var run fileRange
 	for _, r := range rs {
@@ -488,10 +492,14 @@ func (f *MemoryFile) FreeAll(rs []fileRange) {
 			run.End = r.End
 			continue
 		}
-		f.Free(run)
+		if run.Length() != 0 {
+			fn(run)
+		}
 		run = r
 	}
-	f.Free(run)
+	if run.Length() != 0 {
+		fn(run)
+	}
 }
 
 // loadBatch is the most runs written by one process_vm_writev call; Linux

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"sync"
 	"time"
 
@@ -266,17 +265,7 @@ func (c *fileCache) settleLocked(mf *MemoryFile, cf *cachedFile, runs []fileRang
 		*toFree = append(*toFree, fileRange{cf.Base, cf.Base + uint64(len(cf.Refs))*pageSize})
 		return
 	}
-	sort.Slice(runs, func(i, j int) bool { return runs[i].Start < runs[j].Start })
-	var run fileRange
-	for _, r := range runs {
-		if run.Length() != 0 && run.End == r.Start {
-			run.End = r.End
-			continue
-		}
-		mf.Decommit(run)
-		run = r
-	}
-	mf.Decommit(run)
+	forEachMergedRun(runs, mf.Decommit)
 }
 
 // dropIfUnusedLocked forgets cf and frees its range if it holds no page.
