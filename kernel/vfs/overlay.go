@@ -377,14 +377,7 @@ func statEnt(e ovlEnt) Stat {
 }
 
 func (o *overlayFS) stat(_ *Mount, full string, follow bool) (Stat, error) {
-	t := o.upper
-	t.mu.Lock()
-	defer t.unlockNotify()
-	w, err := o.walkLocked(full, follow, false, false)
-	if err != nil {
-		return Stat{}, err
-	}
-	return statEnt(w.ent), nil
+	return o.statAs(nil, full, follow)
 }
 
 func (o *overlayFS) readlink(_ *Mount, full string) (string, error) {
@@ -447,8 +440,8 @@ func (o *overlayFS) lowerAccess(p string, mode uint32, flags int) error {
 	return unix.Faccessat2(fd, "", mode&^unix.W_OK, unix.AT_EMPTY_PATH|flags&unix.AT_EACCESS)
 }
 
-// statAs is stat for a caller with credentials c, who needs search
-// permission on every directory the lookup passes (EACCES).
+// statAs is stat for a caller with credentials c (nil: no checks), who
+// needs search permission on every directory the lookup passes (EACCES).
 func (o *overlayFS) statAs(c *Creds, full string, follow bool) (Stat, error) {
 	t := o.upper
 	t.mu.Lock()
