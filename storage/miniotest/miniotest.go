@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -190,7 +191,43 @@ func (s *Server) Stop() {
 func (s *Server) Pause() {
 	if s.cmd != nil {
 		s.cmd.Process.Signal(syscall.SIGSTOP)
+		waitStopped(s.cmd.Process.Pid)
 	}
+}
+
+// waitStopped returns once every thread of process pid is stopped: kill
+// only queues SIGSTOP, and a thread that is running may still answer a
+// request before it stops. It gives up after ten seconds (the test then
+// sees a server that answers).
+func waitStopped(pid int) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if allStopped(dir) {
+			return
+		}
+	}
+}
+
+// allStopped reports whether every thread listed in dir (/proc/PID/task)
+// is in state T (stopped).
+func allStopped(dir string) bool {
+	tids, err := os.ReadDir(dir)
+	if err != nil || len(tids) == 0 {
+		return false
+	}
+	for _, tid := range tids {
+		b, err := os.ReadFile(filepath.Join(dir, tid.Name(), "stat"))
+		if err != nil {
+			return false
+		}
+		// The state follows the command, which is in parentheses and
+		// may hold spaces or parentheses itself.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 // Resume continues a paused server (SIGCONT).
