@@ -155,6 +155,8 @@ var cCases = []cCase{
 		"consumed by waitid: 0",
 		"killed while stopped: pid matches yes, WIFSIGNALED yes, WTERMSIG==SIGKILL yes",
 		"kill: SIGCHLD CLD_KILLED status 9, from child yes",
+		"exit during sigtimedwait: SIGCHLD CLD_EXITED status 3, from child yes",
+		"exited: pid matches yes, status 3",
 		"SA_NOCLDSTOP stop: SIGCHLD pending no",
 		"SA_NOCLDSTOP continue: SIGCHLD pending no",
 		"SA_NOCLDSTOP exit: SIGCHLD pending yes",

@@ -562,6 +562,7 @@ func sysRtSigtimedwait(t *Task, a *sysArgs) (uint64, error) {
 		// wakes this thread; it takes them from the queue itself.
 		saved := t.sig.Mask
 		t.sig.Mask &^= set
+		t.sig.Awaited = set
 		tg.mu.Unlock()
 		// Either way an interrupt or the deadline ends the wait; the
 		// queue says what happened.
@@ -573,6 +574,7 @@ func sysRtSigtimedwait(t *Task, a *sysArgs) (uint64, error) {
 		}
 		tg.mu.Lock()
 		t.sig.Mask = saved
+		t.sig.Awaited = 0
 		tg.checkItimersLocked(t.k.monotonicNow())
 		info, ok = t.dequeueFromSetLocked(set)
 		if !ok {

@@ -267,6 +267,12 @@ type taskSignals struct {
 	sysMark  int64 `state:"nosave"`
 	stubMark int64 `state:"nosave"`
 	stubPID  int   `state:"nosave"`
+	// Awaited is the set rt_sigtimedwait waits for while the thread is
+	// blocked in it (Linux's real_blocked): the wait unblocks it in Mask
+	// so that a signal of it wakes the thread, but a signal whose action
+	// is to be ignored must still be queued for the wait to take. Not
+	// saved: a task parks for a save only outside the wait.
+	Awaited uint64 `state:"nosave"`
 }
 
 const (
@@ -350,10 +356,10 @@ func (tg *ThreadGroup) sendSignal(info sigInfo, target *Task) {
 	}
 	blockedEverywhere := true
 	if target != nil {
-		blockedEverywhere = target.sig.Mask&bit != 0
+		blockedEverywhere = (target.sig.Mask|target.sig.Awaited)&bit != 0
 	} else {
 		for _, o := range tg.tasks {
-			if o.sig.Mask&bit == 0 {
+			if (o.sig.Mask|o.sig.Awaited)&bit == 0 {
 				blockedEverywhere = false
 				break
 			}

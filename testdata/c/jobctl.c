@@ -3,7 +3,8 @@
  * by signals; the parent sees it with waitpid(WUNTRACED/WCONTINUED) and
  * waitid(WSTOPPED/WCONTINUED/WNOWAIT), and gets SIGCHLD with CLD_STOPPED,
  * CLD_CONTINUED and CLD_KILLED (taken with sigwaitinfo while blocked), or
- * none for a stop with SA_NOCLDSTOP. Then children are reaped
+ * none for a stop with SA_NOCLDSTOP; a child that exits while the parent
+ * waits in sigtimedwait is seen by that wait. Then children are reaped
  * automatically when SIGCHLD is ignored or SA_NOCLDWAIT is set: wait gives
  * ECHILD once they have exited.
  */
@@ -127,6 +128,20 @@ int main(void)
 	printf("killed while stopped: pid matches %s, WIFSIGNALED %s, WTERMSIG==SIGKILL %s\n", yesno(w == c),
 	       yesno(WIFSIGNALED(st)), yesno(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL));
 	sigchld("kill", c);
+
+	/*
+	 * A child exits while the parent waits in sigtimedwait: SIGCHLD's
+	 * action is to ignore it, yet it is queued for the wait, which
+	 * unblocks nothing (Linux's real_blocked).
+	 */
+	c = fork();
+	if (c == 0) {
+		usleep(100000);
+		_exit(3);
+	}
+	sigchld("exit during sigtimedwait", c);
+	w = waitpid(c, &st, 0);
+	printf("exited: pid matches %s, status %d\n", yesno(w == c), WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 
 	/* SA_NOCLDSTOP: the stop is waitable but sends no SIGCHLD. */
 	struct sigaction sa;
