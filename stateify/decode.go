@@ -272,7 +272,7 @@ func (d *Decoder) readTypes() {
 		st.local = ti
 		st.mapping = make([]int, len(st.fields))
 		for j, f := range st.fields {
-			li, ok := ti.index[f.Name]
+			li, ok := ti.fieldIndex(f.Name)
 			if !ok {
 				st.mapping[j] = -1 // removed since the stream was written
 				continue

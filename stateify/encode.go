@@ -242,7 +242,7 @@ func (e *Encoder) ref(p unsafe.Pointer, ti *TypeInfo) uint64 {
 func (e *Encoder) checkInterior() {
 	containers := e.spans[:0]
 	for _, o := range e.objs {
-		if o.ti.container {
+		if o.ti.container() {
 			containers = append(containers, o)
 		}
 	}

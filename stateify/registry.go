@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -38,21 +39,64 @@ type Field struct {
 }
 
 // TypeInfo is the registration of one savable type.
+//
+// Register runs in every snap process's package initialisation, most of
+// which never save or restore, so it only records what it is given; what
+// takes reflection (container) is worked out at first use.
 type TypeInfo struct {
 	name   string
 	fields []Field
-	names  []string
-	index  map[string]int
-	size   uintptr
-	id     int
-	newObj func() Savable
-	ptr    func(Savable) unsafe.Pointer
-	nilObj Savable // typed nil pointer
-	save   func(unsafe.Pointer, *Encoder)
-	// container is set when T holds a savable struct by value (in a field
-	// or array, saved or not), so that another saved object could lie
-	// inside a T.
-	container bool
+	// names are the fields' names, made at the first FieldNames
+	// (namesOnce).
+	names     []string
+	namesOnce sync.Once
+	size      uintptr
+	id        int
+	newObj    func() Savable
+	ptr       func(Savable) unsafe.Pointer
+	nilObj    Savable // typed nil pointer
+	save      func(unsafe.Pointer, *Encoder)
+	// typ is T, for container.
+	typ reflect.Type
+	// containerState caches container: containerUnknown until the first
+	// call works it out. Accessed atomically.
+	containerState atomic.Int32
+}
+
+// The values of TypeInfo.containerState.
+const (
+	containerUnknown = iota
+	containerNo
+	containerYes
+)
+
+// container reports whether T holds a savable struct by value (in a field
+// or array, saved or not), so that another saved object could lie inside
+// a T.
+func (t *TypeInfo) container() bool {
+	switch t.containerState.Load() {
+	case containerNo:
+		return false
+	case containerYes:
+		return true
+	}
+	v := int32(containerNo)
+	if holdsSavable(t.typ, true) {
+		v = containerYes
+	}
+	// Concurrent first calls compute the same value.
+	t.containerState.Store(v)
+	return v == containerYes
+}
+
+// fieldIndex returns the wire index of the saved field called name.
+func (t *TypeInfo) fieldIndex(name string) (int, bool) {
+	for i, f := range t.fields {
+		if f.Name == name {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // Name returns the registered type name.
@@ -64,7 +108,15 @@ func (t *TypeInfo) Fields() []Field { return t.fields }
 
 // FieldNames returns the saved field names in wire order. The caller must
 // not modify the result.
-func (t *TypeInfo) FieldNames() []string { return t.names }
+func (t *TypeInfo) FieldNames() []string {
+	t.namesOnce.Do(func() {
+		t.names = make([]string, len(t.fields))
+		for i, f := range t.fields {
+			t.names[i] = f.Name
+		}
+	})
+	return t.names
+}
 
 var registry struct {
 	mu     sync.RWMutex
@@ -81,21 +133,17 @@ func Register[T any, PT interface {
 	ti := &TypeInfo{
 		name:   name,
 		fields: fields,
-		names:  make([]string, len(fields)),
-		index:  make(map[string]int, len(fields)),
 		size:   unsafe.Sizeof(*new(T)),
 		newObj: func() Savable { return PT(new(T)) },
 		nilObj: PT(nil),
 		save:   func(p unsafe.Pointer, e *Encoder) { PT((*T)(p)).StateSave(e) },
 		ptr:    func(s Savable) unsafe.Pointer { return unsafe.Pointer((*T)(s.(PT))) },
+		typ:    reflect.TypeFor[T](),
 	}
-	ti.container = holdsSavable(reflect.TypeFor[T](), true)
 	for i, f := range fields {
-		if _, dup := ti.index[f.Name]; dup {
+		if j, _ := ti.fieldIndex(f.Name); j != i {
 			panic(fmt.Sprintf("stateify: type %s registers field %s twice", name, f.Name))
 		}
-		ti.index[f.Name] = i
-		ti.names[i] = f.Name
 	}
 	registry.mu.Lock()
 	defer registry.mu.Unlock()

@@ -18,7 +18,7 @@ import (
 // runSnapImages runs the CLI in-process and returns stdout and the error.
 func runSnapImages(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	root := newRootCmd()
+	root := newRootCmd("")
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&out)

@@ -24,7 +24,11 @@ func main() {
 // run executes the CLI with args and returns the process exit status. User
 // errors are printed as one line on stderr.
 func run(args []string) int {
-	root := newRootCmd()
+	first := ""
+	if len(args) > 0 {
+		first = args[0]
+	}
+	root := newRootCmd(first)
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		var ex *exitError

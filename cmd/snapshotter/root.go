@@ -24,7 +24,13 @@ type globalFlags struct {
 	store    string
 }
 
-func newRootCmd() *cobra.Command {
+// newRootCmd returns the command tree for a command line starting with
+// first (snap's first argument). When first names a sandbox command
+// (sandboxCommands) the tree holds that command alone: building every
+// command with its flags is most of what cobra costs, on the path of
+// every sandbox's start. Anything else (a global flag first, help, an
+// unknown command) gets the whole tree.
+func newRootCmd(first string) *cobra.Command {
 	g := &globalFlags{}
 	root := &cobra.Command{
 		Use:   "snap",
@@ -39,11 +45,26 @@ image in a local directory or in S3, and restored here or elsewhere, many times.
 		"directory where running sandboxes keep their control socket and metadata (env SNAP_STATE_DIR)")
 	root.PersistentFlags().StringVar(&g.store, "store", envOr("SNAP_STORE", ""),
 		"image store URI: file:///dir, a bare path or s3://bucket/prefix (env SNAP_STORE; default $XDG_DATA_HOME/snap/images)")
+	if add, ok := sandboxCommands[first]; ok {
+		// Without other commands there is nothing to complete; the
+		// whole tree has the completion command.
+		root.CompletionOptions.DisableDefaultCmd = true
+		root.AddCommand(add(g))
+		return root
+	}
 	root.AddCommand(newVersionCmd())
 	for _, add := range subcommands {
 		root.AddCommand(add(g))
 	}
 	return root
+}
+
+// sandboxCommands are the commands that start or restore a sandbox, by
+// name: newRootCmd builds one of them alone.
+var sandboxCommands = map[string]func(*globalFlags) *cobra.Command{
+	"run":     newRunCmd,
+	"restore": newRestoreCmd,
+	"sentry":  newSentryCmd,
 }
 
 // subcommands lets each command file register itself, so that command files

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -290,6 +291,20 @@ func TestOverlayTmp(t *testing.T) {
 				return err
 			}
 			return os.WriteFile(filepath.Join(root, "tmp", "prog"), nil, 0o755)
+		}, false},
+		{"holding more files than one read of the directory returns", func(root string) error {
+			if err := os.Mkdir(filepath.Join(root, "tmp"), 0o1777); err != nil {
+				return err
+			}
+			for i := range 300 {
+				if err := os.WriteFile(filepath.Join(root, "tmp", fmt.Sprintf("file-%03d", i)), nil, 0o644); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, false},
+		{"holding a directory", func(root string) error {
+			return os.MkdirAll(filepath.Join(root, "tmp", "d"), 0o1777)
 		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -160,8 +160,36 @@ func (r *Root) emptyDir(p string) bool {
 		return false
 	}
 	defer unix.Close(fd)
-	ents, err := readHostDir(fd)
-	return err == nil && len(ents) <= 2
+	empty, err := hostDirEmpty(fd)
+	return err == nil && empty
+}
+
+// hostDirEmpty reports whether the host directory open at fd has no entry
+// besides "." and "..". It reads only until it finds one: a run checks
+// the host's /tmp, which may hold thousands.
+func hostDirEmpty(fd int) (bool, error) {
+	var buf [1024]byte
+	for {
+		n, err := unix.Getdents(fd, buf[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if n == 0 {
+			return true, nil
+		}
+		ents, err := ParseDirents64(buf[:n])
+		if err != nil {
+			return false, unix.EIO
+		}
+		for _, e := range ents {
+			if e.Name != "." && e.Name != ".." {
+				return false, nil
+			}
+		}
+	}
 }
 
 // descriptor returns the root descriptor and its host path.
