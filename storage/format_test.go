@@ -106,7 +106,7 @@ func TestParseManifestErrors(t *testing.T) {
 		{"key-escape", badBody(func(m *storage.Manifest) { m.Memory.Key = "../other/memory.bin" }), storage.ErrCorrupt},
 		{"key-absolute", badBody(func(m *storage.Manifest) { m.State.Key = "/etc/passwd" }), storage.ErrCorrupt},
 		{"index-size", badBody(func(m *storage.Manifest) { m.Index.Size = 5 }), storage.ErrCorrupt},
-		{"data>size", badBody(func(m *storage.Manifest) { m.MemoryData = m.MemorySize + 4096 }), storage.ErrCorrupt},
+		{"data>2size", badBody(func(m *storage.Manifest) { m.MemoryData = 2*m.MemorySize + 4096 }), storage.ErrCorrupt},
 		{"codec", badBody(func(m *storage.Manifest) { m.Compression.Algorithm = "lz4" }), storage.ErrCorrupt},
 		{"state-sha", badBody(func(m *storage.Manifest) { m.State.SHA256 = "zz" }), storage.ErrCorrupt},
 	}
