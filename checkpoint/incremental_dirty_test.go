@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"snapshotter/storage"
@@ -33,7 +34,8 @@ func (e *env) imageMemory(uri string) []byte {
 }
 
 // TestIncrementalByDirtyPages: a chain of three --leave-running saves of
-// the counter, each against the previous one, reads only the spans written
+// the counter (the first with --track), each against the previous one,
+// reads only the spans written
 // since its parent (the dirty pages the kernel tracked) and takes the
 // parent's chunks for the rest. With the program stopped (SIGSTOP), the
 // last of the chain holds the same memory, byte for byte, as a full save
@@ -55,6 +57,8 @@ func TestIncrementalByDirtyPages(t *testing.T) {
 		args := []string{"save", id, "--leave-running", "--to", fmt.Sprintf("inc%d", i)}
 		if parent != "" {
 			args = append(args, "--parent", parent)
+		} else {
+			args = append(args, "--track")
 		}
 		uris = append(uris, lastLine(e.must(args...)))
 		parent = fmt.Sprintf("inc%d", i)
@@ -145,7 +149,7 @@ func TestIncrementalScatteredPages(t *testing.T) {
 	const pages = 100
 	id, out := e.runDetached("", program(t, "scatterwrite"), "64", fmt.Sprint(pages))
 	waitLines(t, out, 1)
-	base := lastLine(e.must("save", id, "--leave-running", "--to", "scat0"))
+	base := lastLine(e.must("save", id, "--leave-running", "--track", "--to", "scat0"))
 	uris := []string{base}
 	for i := 1; i <= 2; i++ {
 		e.must("kill", id, "USR1")
@@ -192,4 +196,35 @@ func TestIncrementalScatteredPages(t *testing.T) {
 		}
 		e.must("kill", rid, "KILL")
 	}
+}
+
+// TestTrackingStopsAfterLiveSave: a --leave-running save without --track
+// or --parent stops dirty tracking once it has read the memory; a later
+// save against it reads all memory, reuses none of its chunks as they are
+// and says so in one line on stderr. --track without --leave-running is
+// refused before anything stops.
+func TestTrackingStopsAfterLiveSave(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "counter"))
+	waitLines(t, out, 2)
+	msg := e.mustFail("save", id, "--track", "--to", "never")
+	if !strings.Contains(msg, "--track needs --leave-running") {
+		t.Errorf("save --track without --leave-running: %q", msg)
+	}
+	e.must("save", id, "--leave-running", "--to", "alone")
+	r := e.snap("save", id, "--leave-running", "--to", "after", "--parent", "alone")
+	if r.code != 0 {
+		t.Fatalf("save --parent alone = exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "no written pages were tracked") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("save --parent alone: stderr %q, want one line saying no pages were tracked", r.stderr)
+	}
+	log := string(e.sentryLog(id))
+	if n := strings.Count(log, ", 0 chunks of the parent reused"); n != 2 {
+		t.Errorf("sentry.log has %d live saves that reused no parent chunk, want 2:\n%s", n, log)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "data", "snap", "images", "never")); err == nil {
+		t.Errorf("the refused save left an image")
+	}
+	checkClean(t, "counter", waitLines(t, out, len(lines(out))+1))
 }

@@ -166,6 +166,9 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 		}
 		parent = ref
 		parentChunks = s.baseChunks(ctx, ref, req)
+		if parentChunks == nil && req.SignKey == nil {
+			progress(Progress{Note: fmt.Sprintf("parent %s: no written pages were tracked since it was saved (only a --leave-running save with --track or --parent keeps tracking on): reading all memory; chunks the store holds are not stored again", ref.URI)})
+		}
 	}
 	// Whatever happens, the dirty set this save takes is the last one.
 	s.base = nil
@@ -250,6 +253,12 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 			paused = false
 			s.k.Unpause()
 		})
+		// The memory is read: tracking goes on only for a chain in use
+		// (a later save against this one).
+		keep := err == nil && (req.Track || req.Parent != "")
+		if !keep {
+			s.k.StopDirtyTracking()
+		}
 		if err != nil {
 			return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 		}
@@ -260,7 +269,9 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 			return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 		}
 		s.last = st
-		s.base = &liveBase{uri: w.URI(), digest: m.Digest()}
+		if keep {
+			s.base = &liveBase{uri: w.URI(), digest: m.Digest()}
+		}
 		nc, nb := w.NewChunks()
 		log.Printf("sandbox %s: saved to %s: %d bytes of memory, paused %v; %d chunks (%d bytes) new to the store, the rest shared",
 			s.opts.ID, w.URI(), st.MemoryBytes, st.Paused, nc, nb)

@@ -23,8 +23,9 @@ type liveBase struct {
 // memory: kernel.StartMemorySnapshot) and encode the kernel state; the
 // memory is then read from the snapshot while the program runs, each page
 // as it was at the pause (a page written before the writer read it was
-// copied aside first). The dirty tracking the snapshot starts stays on,
-// so that a later save knows what changed. With parent (the chunks of
+// copied aside first). The dirty tracking the snapshot starts stays on
+// (the caller stops it unless a later save is to build on this one).
+// With parent (the chunks of
 // the image s.base names), only the spans written since that save are
 // read; the others are the parent's chunks.
 //
