@@ -155,7 +155,7 @@ func planIncremental(alloc, dirty [][2]uint64, parent []storage.Chunk) *incremen
 	// The plan is made while the sandbox is paused: by runs, not pages.
 	written := map[uint64][][2]uint64{} // span -> written ranges in it
 	for _, d := range dirty {
-		for off, end := d[0], min(d[0]+d[1], size); off < end; {
+		for off, end := d[0], d[0]+d[1]; off < end; {
 			sp := off / span
 			e := min(end, (sp+1)*span)
 			if written[sp] == nil {
