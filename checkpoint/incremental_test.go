@@ -219,12 +219,16 @@ func TestS3IncrementalChain(t *testing.T) {
 	e.useMinIO("incr")
 	id, out := e.runDetached("", program(t, "counter"))
 	waitLines(t, out, 2)
+	// Stopped in between, so that the child differs from the base by the
+	// pages of a few lines only (one per line), however slow the saves.
+	e.must("kill", id, "STOP")
 	base := lastLine(e.must("save", id, "--leave-running", "--to", "s3://incr/pool/base"))
 	e.must("save", id, "--leave-running", "--to", "local")
 	msg := e.mustFail("save", id, "--leave-running", "--to", "s3://incr/pool/bad", "--parent", "local")
 	if !strings.Contains(msg, "not in store") {
 		t.Errorf("save to S3 with a local parent: %q, want it refused as another store", msg)
 	}
+	e.must("kill", id, "CONT")
 	waitLines(t, out, len(lines(out))+2)
 	child := lastLine(e.must("save", id, "--to", "s3://incr/pool/child", "--parent", base))
 	e.waitGone(id)

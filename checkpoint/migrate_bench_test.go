@@ -85,7 +85,7 @@ func BenchmarkIncrementalSave(b *testing.B) {
 				}
 				id, out := e.benchRun(b, args...)
 				waitLinesB(b, out, 3)
-				e.benchSnap(b, "save", id, "--leave-running", "--to", "base")
+				e.benchSnap(b, "save", id, "--leave-running", "--track", "--to", "base")
 				os.WriteFile(filepath.Join(e.dir, "state", id, "sentry.log"), nil, 0o600)
 				waitLinesB(b, out, len(lines(out))+20) // 2 s: 32 MiB written
 				before := chunkDirBytes(e)

@@ -124,6 +124,7 @@ var cCases = []cCase{
 	{name: "counter", prog: "counter", zdtm: zdtmSpec{blockedAfter: "count 1 sum OK"}, spec: spec{args: []string{"20"}, want: []string{"count 1 sum OK", "count 20 sum OK"}}},
 	{name: "sleeper", prog: "sleeper", zdtm: zdtmSpec{blockedAfter: "slept 1"}, spec: spec{args: []string{"20"}, want: []string{"slept 1", "slept 20"}}},
 	{name: "randmem", prog: "randmem", spec: spec{args: []string{"4", "2"}, want: []string{"filled 4 MiB", "tick 2 sum OK"}}},
+	{name: "scatterwrite", prog: "scatterwrite", spec: spec{args: []string{"4", "10", "2"}, want: []string{"filled 4 MiB", "round 2", "check 2 OK"}}},
 	{name: "stdinreader", prog: "stdinreader", zdtm: zdtmSpec{blockedAfter: "ready"}, spec: spec{
 		stdin: "one\ntwo words\n\nlast without newline",
 		want:  []string{"ready", "got: one", "got: two words", "got: ", "got: last without newline", "eof after 4 lines"},

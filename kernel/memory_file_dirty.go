@@ -17,7 +17,7 @@ import (
 //
 //   - the application, through its stubs' mappings: every writable vma is
 //     mapped without write permission (mapIntoLocked), so the first write
-//     to a dirtyWindow faults into the sentry (handleFaultLocked), which
+//     to a page (or, in a run of writes, a dirtyWindow) faults into the sentry (handleFaultLocked), which
 //     records the window and gives it back its write permission;
 //   - the sentry itself: each of its writes into the memory file (CopyOut
 //     and friends, futex updates, copies on write, file cache fills, tmpfs
@@ -39,8 +39,13 @@ import (
 // so the snapshot reads what the page held at the pause.
 
 // dirtyWindow is how much one tracking write fault makes writable again
-// (aligned, within the vma): writes come in runs, and each fault through
-// the platform costs far more than recording a few more pages.
+// (aligned, within the vma) when the write continues a run: the page
+// before it was written already in this round. Writes come in runs, and
+// each fault through the platform costs far more than recording a few
+// more pages; a write with no dirty page before it makes its own page
+// writable only, so scattered writes are recorded page by page (an
+// incremental image or a migration round then carries what was written,
+// not its neighbours).
 const dirtyWindow = 4 * pageSize
 
 // dirtyTracker is the memory file's record of written pages.
@@ -109,6 +114,15 @@ func (f *MemoryFile) willWrite(r fileRange) {
 		d.snap.preserveLocked(f, first, n)
 	}
 	setBits(&d.bits, first, n)
+}
+
+// isDirty reports whether the page at memory file offset off is in the
+// current dirty set.
+func (f *MemoryFile) isDirty(off uint64) bool {
+	d := &f.dirty
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return testBit(d.bits, off/pageSize)
 }
 
 // DirtyTracking reports whether dirty tracking is on.
@@ -276,13 +290,18 @@ func (mm *MM) protectLocked(addr, length, off uint64, at platform.AccessType) er
 }
 
 // trackWriteLocked records a write fault at addr in v, a writable vma
-// that is not COW, while tracking: the dirtyWindow around addr (within v)
-// is recorded as written (a snapshot copies it first) and made writable.
+// that is not COW, while tracking: addr's page, or the dirtyWindow from
+// it (within v) when the page before it is dirty already, is recorded as
+// written (a snapshot copies it first) and made writable.
 //
 // Preconditions: mm.mu is held for writing.
 func (mm *MM) trackWriteLocked(v *vma, addr uint64) error {
-	start := max(v.Start, addr&^(dirtyWindow-1))
-	end := min(v.End, start+dirtyWindow)
+	page := addr &^ (pageSize - 1)
+	start, end := page, page+pageSize
+	if page > v.Start && mm.mf.isDirty(v.Off+(page-pageSize-v.Start)) {
+		// A run: the window from this page on.
+		end = min(v.End, page+dirtyWindow)
+	}
 	off := v.Off + (start - v.Start)
 	mm.mf.willWrite(fileRange{off, off + (end - start)})
 	return mm.protectLocked(start, end-start, off, v.Perms.access())

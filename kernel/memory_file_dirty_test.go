@@ -154,6 +154,15 @@ func TestDirtyTracking(t *testing.T) {
 			if off := w.offsetOf(t, tc.page); !covers(d, off) {
 				t.Errorf("dirty set %v lacks page %d (offset %#x)", d, tc.page, off)
 			}
+			if tc.cmd == "w" {
+				// A write with no dirty page before it is recorded page
+				// by page, not by dirtyWindow.
+				for _, nb := range []int{tc.page - 1, tc.page + 1} {
+					if covers(d, w.offsetOf(t, nb)) {
+						t.Errorf("dirty set %v holds page %d, next to page %d written alone", d, nb, tc.page)
+					}
+				}
+			}
 			if other := map[int]int{3: 10, 10: 3}[tc.page]; covers(d, w.offsetOf(t, other)) {
 				t.Errorf("dirty set %v holds page %d, written before the last TakeDirty only", d, other)
 			}

@@ -2,6 +2,9 @@ package migration
 
 import (
 	"bufio"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,9 +18,10 @@ import (
 )
 
 // Protocol version. A peer accepts the same major version; minor versions
-// add frame types a peer of an older minor never receives unasked.
+// add frame types a peer of an older minor never receives unasked. 2.0
+// encrypts the frames (1.0 sent them in the clear).
 const (
-	Major = 1
+	Major = 2
 	Minor = 0
 )
 
@@ -53,9 +57,21 @@ const (
 )
 
 const (
-	flagS2     = 1
-	headerSize = 1 + 1 + 4 + 4 + 4
+	flagS2 = 1
+	// lenSize is the clear length before each sealed frame; headerSize
+	// the sealed header: type, flags, raw length, CRC-32C of raw.
+	lenSize    = 4
+	headerSize = 1 + 1 + 4 + 4
 	nonceSize  = 32
+	keySize    = 32 // AES-256
+	// maxSealed bounds a sealed frame: header, payload and GCM tag.
+	maxSealed = headerSize + MaxFrame + 16
+)
+
+// Key derivation labels (HKDF-SHA256 info), one key per direction.
+const (
+	infoSourceToTarget = "snap-migrate 2.0 source to target"
+	infoTargetToSource = "snap-migrate 2.0 target to source"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -66,9 +82,14 @@ type Conn struct {
 	nc net.Conn
 	br *bufio.Reader
 	bw *bufio.Writer
-	// rbuf and dbuf are the last frame read (raw and decoded); wbuf is
-	// the compression buffer.
-	rbuf, dbuf, wbuf []byte
+	// rbuf and dbuf are the last frame read (sealed, then opened in
+	// place, and decompressed); wbuf is the compression buffer, sbuf the
+	// frame being sealed.
+	rbuf, dbuf, wbuf, sbuf []byte
+	// seal encrypts the frames this side writes, open decrypts the
+	// peer's; sealN and openN count them (each frame's GCM nonce).
+	seal, open   cipher.AEAD
+	sealN, openN uint64
 	// WireBytes and RawBytes count what was written (after and before
 	// compression).
 	WireBytes, RawBytes uint64
@@ -141,7 +162,59 @@ func Accept(nc net.Conn, token []byte) (*Conn, error) {
 	if _, err := nc.Write(append([]byte{0}, mac(token, "snap-migrate target", nonceS, nonceT)...)); err != nil {
 		return nil, fmt.Errorf("send proof: %w", err)
 	}
+	if err := c.deriveKeys(token, nonceT, nonceS, false); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// deriveKeys keys the frames of both directions: HKDF-SHA256 of the token,
+// salted with both nonces (so every connection has its own keys), one
+// AES-256-GCM key per direction.
+func (c *Conn) deriveKeys(token, nonceT, nonceS []byte, source bool) error {
+	salt := append(append([]byte{}, nonceT...), nonceS...)
+	s2t, err := hkdf.Key(sha256.New, token, salt, infoSourceToTarget, keySize)
+	if err != nil {
+		return fmt.Errorf("derive keys: %w", err)
+	}
+	t2s, err := hkdf.Key(sha256.New, token, salt, infoTargetToSource, keySize)
+	if err != nil {
+		return fmt.Errorf("derive keys: %w", err)
+	}
+	if source {
+		return c.setKeys(s2t, t2s)
+	}
+	return c.setKeys(t2s, s2t)
+}
+
+// setKeys makes sealKey the key of frames written and openKey that of
+// frames read, both counters starting at zero.
+func (c *Conn) setKeys(sealKey, openKey []byte) error {
+	gcm := func(k []byte) (cipher.AEAD, error) {
+		b, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, err
+		}
+		return cipher.NewGCM(b)
+	}
+	var err error
+	if c.seal, err = gcm(sealKey); err != nil {
+		return fmt.Errorf("frame cipher: %w", err)
+	}
+	if c.open, err = gcm(openKey); err != nil {
+		return fmt.Errorf("frame cipher: %w", err)
+	}
+	c.sealN, c.openN = 0, 0
+	return nil
+}
+
+// frameNonce is the GCM nonce of frame n of a direction: n, little
+// endian, in 12 bytes. Each direction has its own key, so no nonce is
+// used twice with one key.
+func frameNonce(n uint64) []byte {
+	var b [12]byte
+	binary.LittleEndian.PutUint64(b[:], n)
+	return b[:]
 }
 
 // Connect authenticates with the target on nc, for the source: it answers
@@ -166,6 +239,9 @@ func Connect(nc net.Conn, token []byte) (*Conn, error) {
 	}
 	if !hmac.Equal(ans[1:], mac(token, "snap-migrate target", nonceS, nonceT)) {
 		return nil, fmt.Errorf("%w: the target's proof does not match our token", ErrAuth)
+	}
+	if err := c.deriveKeys(token, nonceT, nonceS, true); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -204,18 +280,28 @@ func (c *Conn) write(typ byte, pre, payload []byte) error {
 			wire, flags = enc, flagS2
 		}
 	}
-	var hdr [headerSize]byte
-	hdr[0], hdr[1] = typ, flags
-	binary.LittleEndian.PutUint32(hdr[2:], uint32(len(wire)))
-	binary.LittleEndian.PutUint32(hdr[6:], uint32(len(raw)))
-	binary.LittleEndian.PutUint32(hdr[10:], crc32.Checksum(raw, castagnoli))
-	if _, err := c.bw.Write(hdr[:]); err != nil {
+	// The sealed frame: header and payload, encrypted in place and
+	// followed by the tag; the clear length is authenticated with it.
+	n := headerSize + len(wire)
+	if cap(c.sbuf) < n+c.seal.Overhead() {
+		c.sbuf = make([]byte, n+c.seal.Overhead())
+	}
+	plain := c.sbuf[:n]
+	plain[0], plain[1] = typ, flags
+	binary.LittleEndian.PutUint32(plain[2:], uint32(len(raw)))
+	binary.LittleEndian.PutUint32(plain[6:], crc32.Checksum(raw, castagnoli))
+	copy(plain[headerSize:], wire)
+	var prefix [lenSize]byte
+	binary.LittleEndian.PutUint32(prefix[:], uint32(n+c.seal.Overhead()))
+	sealed := c.seal.Seal(plain[:0], frameNonce(c.sealN), plain, prefix[:])
+	c.sealN++
+	if _, err := c.bw.Write(prefix[:]); err != nil {
 		return err
 	}
-	if _, err := c.bw.Write(wire); err != nil {
+	if _, err := c.bw.Write(sealed); err != nil {
 		return err
 	}
-	c.WireBytes += uint64(headerSize + len(wire))
+	c.WireBytes += uint64(lenSize + len(sealed))
 	c.RawBytes += uint64(len(raw))
 	return nil
 }
@@ -235,24 +321,36 @@ func (c *Conn) WriteError(err error) {
 }
 
 // Read returns the next frame. The payload is valid until the next Read.
-// A FrameError from the peer is returned as an ErrRemote error.
+// A frame that fails authentication (altered on the way, or not sealed
+// by the peer of this connection), does not decompress to its raw length
+// or fails its checksum is ErrCorrupt. A FrameError from the peer is
+// returned as an ErrRemote error.
 func (c *Conn) Read() (byte, []byte, error) {
-	var hdr [headerSize]byte
-	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
+	var prefix [lenSize]byte
+	if _, err := io.ReadFull(c.br, prefix[:]); err != nil {
 		return 0, nil, err
 	}
-	typ, flags := hdr[0], hdr[1]
-	wireLen, rawLen := binary.LittleEndian.Uint32(hdr[2:]), binary.LittleEndian.Uint32(hdr[6:])
-	sum := binary.LittleEndian.Uint32(hdr[10:])
-	if wireLen > MaxFrame || rawLen > MaxFrame || flags&^flagS2 != 0 || (flags == 0 && wireLen != rawLen) {
-		return 0, nil, fmt.Errorf("%w: frame header type %d flags %#x lengths %d/%d", ErrCorrupt, typ, flags, wireLen, rawLen)
+	n := binary.LittleEndian.Uint32(prefix[:])
+	if n < uint32(headerSize+c.open.Overhead()) || n > maxSealed {
+		return 0, nil, fmt.Errorf("%w: frame %d of %d sealed bytes", ErrCorrupt, c.openN, n)
 	}
-	if cap(c.rbuf) < int(wireLen) {
-		c.rbuf = make([]byte, wireLen)
+	if cap(c.rbuf) < int(n) {
+		c.rbuf = make([]byte, n)
 	}
-	wire := c.rbuf[:wireLen]
-	if _, err := io.ReadFull(c.br, wire); err != nil {
+	sealed := c.rbuf[:n]
+	if _, err := io.ReadFull(c.br, sealed); err != nil {
 		return 0, nil, fmt.Errorf("%w: truncated frame: %v", ErrCorrupt, err)
+	}
+	plain, err := c.open.Open(sealed[:0], frameNonce(c.openN), sealed, prefix[:])
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: frame %d fails authentication (altered on the way, or not from this peer)", ErrCorrupt, c.openN)
+	}
+	c.openN++
+	typ, flags := plain[0], plain[1]
+	rawLen, sum := binary.LittleEndian.Uint32(plain[2:]), binary.LittleEndian.Uint32(plain[6:])
+	wire := plain[headerSize:]
+	if rawLen > MaxFrame || flags&^flagS2 != 0 || (flags == 0 && len(wire) != int(rawLen)) {
+		return 0, nil, fmt.Errorf("%w: frame header type %d flags %#x lengths %d/%d", ErrCorrupt, typ, flags, len(wire), rawLen)
 	}
 	raw := wire
 	if flags&flagS2 != 0 {
@@ -262,7 +360,6 @@ func (c *Conn) Read() (byte, []byte, error) {
 		if cap(c.dbuf) < int(rawLen) {
 			c.dbuf = make([]byte, rawLen)
 		}
-		var err error
 		if raw, err = s2.Decode(c.dbuf[:rawLen], wire); err != nil {
 			return 0, nil, fmt.Errorf("%w: frame of type %d: %v", ErrCorrupt, typ, err)
 		}

@@ -92,26 +92,64 @@ func TestFrames(t *testing.T) {
 	}
 }
 
-// TestCorruptFrame flips each byte of a frame in turn: every flip is
-// refused (ErrCorrupt), none panics or passes.
+// TestCorruptFrame flips each byte of a sealed frame in turn: every flip
+// is refused (ErrCorrupt, or a short read where the length grew), none
+// panics or passes; so is a frame replayed or taken out of order (its
+// counter nonce differs).
 func TestCorruptFrame(t *testing.T) {
 	var buf bytes.Buffer
-	w := &Conn{}
-	w.bw = newBufWriter(&buf)
+	w := keyedWriter(&buf)
 	payload := bytes.Repeat([]byte{1, 2, 3, 4, 5, 6, 7, 8}, 200)
 	if err := w.Write(FrameState, payload); err != nil {
 		t.Fatal(err)
 	}
 	w.Flush()
-	frame := buf.Bytes()
-	for i := 2; i < len(frame); i++ { // the type byte is free to change
+	frame := bytes.Clone(buf.Bytes())
+	if bytes.Contains(frame, payload[:64]) {
+		t.Fatalf("the sealed frame holds its payload in the clear")
+	}
+	if _, p, err := keyedReader(bytes.NewReader(frame)).Read(); err != nil || !bytes.Equal(p, payload) {
+		t.Fatalf("Read() of the frame = %d bytes, %v", len(p), err)
+	}
+	for i := 0; i < len(frame); i++ {
 		b := bytes.Clone(frame)
 		b[i] ^= 0x40
-		r := &Conn{br: newBufReader(bytes.NewReader(b))}
-		if _, p, err := r.Read(); err == nil && bytes.Equal(p, payload) {
-			t.Fatalf("flip of byte %d: frame read back intact", i)
-		} else if err == nil {
+		if _, p, err := keyedReader(bytes.NewReader(b)).Read(); err == nil {
 			t.Fatalf("flip of byte %d: read %d bytes without an error", i, len(p))
+		} else if i >= lenSize && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("flip of byte %d: %v, want ErrCorrupt", i, err)
 		}
+	}
+	// The same frame twice: the second is read with the next nonce.
+	r := keyedReader(bytes.NewReader(append(bytes.Clone(frame), frame...)))
+	if _, _, err := r.Read(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Read(); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Read() of a replayed frame = %v, want ErrCorrupt", err)
+	}
+}
+
+// TestKeysPerConnection: two connections with the same token have other
+// keys (the nonces salt them), so a frame of one does not open in the
+// other.
+func TestKeysPerConnection(t *testing.T) {
+	t1, s1, e1, e2 := pair(t, "tok", "tok")
+	t2, _, e3, e4 := pair(t, "tok", "tok")
+	if e1 != nil || e2 != nil || e3 != nil || e4 != nil {
+		t.Fatal(e1, e2, e3, e4)
+	}
+	var buf bytes.Buffer
+	s1.bw = newBufWriter(&buf)
+	s1.Write(FrameGo, nil)
+	s1.Flush()
+	frame := bytes.Clone(buf.Bytes())
+	t1.br = newBufReader(bytes.NewReader(frame))
+	if typ, _, err := t1.Read(); err != nil || typ != FrameGo {
+		t.Fatalf("Read() on its own connection = %d, %v", typ, err)
+	}
+	t2.br = newBufReader(bytes.NewReader(frame))
+	if _, _, err := t2.Read(); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Read() on another connection = %v, want ErrCorrupt", err)
 	}
 }

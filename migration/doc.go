@@ -1,6 +1,7 @@
 // Package migration is the wire protocol of live migration (snap migrate
 // and snap receive): a mutually authenticated handshake over a shared
-// token, then checksummed, optionally S2-compressed frames. It moves bytes
+// token, then encrypted and authenticated (AES-256-GCM), checksummed,
+// optionally S2-compressed frames. It moves bytes
 // only; runner drives it with a kernel on each side. docs/MIGRATION.md
 // describes the whole exchange.
 //
@@ -13,16 +14,22 @@
 //	                   HMAC-SHA256(token, "snap-migrate target" | nonceS | nonceT)
 //
 // Each side checks the other's major version (equal) and MAC; a wrong
-// token fails on both sides with ErrAuth before any frame is sent.
+// token fails on both sides with ErrAuth before any frame is sent. Then
+// each direction has its own AES-256-GCM key, HKDF-SHA256 of the token
+// salted with nonceT | nonceS (info "snap-migrate 2.0 source to target",
+// "... target to source"), so every connection has fresh keys.
 //
-// Frame:
+// Frame (the sealed part is encrypted; the clear length is its additional
+// data; the GCM nonce is the frame's number in its direction, counting
+// from 0, as a 12-byte little-endian integer, so a frame replayed, dropped
+// or reordered fails too):
 //
-//	+------+-------+-------------+-------------+----------------+---------+
-//	| type | flags | wire length | raw length  | CRC-32C of raw | payload |
-//	| u8   | u8    | u32         | u32         | u32            |         |
-//	+------+-------+-------------+-------------+----------------+---------+
+//	+-------------+-------------------------------------------------------------+
+//	| length u32  | sealed: type u8 | flags u8 | raw length u32 | CRC-32C of raw |
+//	| (clear)     |         u32 | payload | GCM tag [16]                          |
+//	+-------------+-------------------------------------------------------------+
 //
 // flags bit 0: the payload is S2 (block format) and decodes to raw length
-// bytes. Both lengths are at most MaxFrame; a frame that does not decode or
-// whose checksum differs is ErrCorrupt.
+// bytes. The raw length is at most MaxFrame; a frame that fails
+// authentication, does not decode or whose checksum differs is ErrCorrupt.
 package migration

@@ -1,23 +1,16 @@
 package runner
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log"
-	"os"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"snapshotter/kernel"
 	"snapshotter/storage"
@@ -177,6 +170,9 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 	if err != nil {
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 	}
+	if parent != nil && parentChunks == nil && req.SignKey == nil {
+		progress(Progress{Note: fmt.Sprintf("parent %s: no written pages were tracked since it was saved (only a --leave-running save with --track or --parent keeps tracking on): reading all memory; chunks the store holds are not stored again", parent.URI)})
+	}
 	// After Commit, Abort does nothing. After a failure it deletes what
 	// was written, before the caller is answered (and after the sandbox
 	// resumed: that defer runs first). A save whose deadline passed is
@@ -215,41 +211,19 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 		}
 	}()
 
-	if req.LeaveRunning && !strings.HasPrefix(w.URI(), "file://") {
-		// A remote store may take long to take the image: copy the
-		// sandbox out while paused and upload it while it runs, if the
-		// copy fits in memory. A local store takes it faster than a copy
-		// (see copyOutMax).
-		snap, err := s.copyOut(ctx)
-		if err != nil {
-			return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
-		}
-		if snap != nil {
-			defer snap.release()
-			paused = false
-			s.k.Unpause()
-			pauseDur := time.Since(start)
-			memTotal = uint64(len(snap.data))
-			if err := snap.write(w); err != nil {
-				return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
-			}
-			committing.Store(true)
-			progress(Progress{Phase: "commit", Done: uint64(len(snap.data)), Total: uint64(len(snap.data))})
-			if _, err := w.Commit(); err != nil {
-				return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
-			}
-			s.last = SaveStats{Paused: pauseDur, MemoryBytes: uint64(len(snap.data))}
-			log.Printf("sandbox %s: saved to %s (copied out): %d bytes of memory, paused %v, written in %v",
-				s.opts.ID, w.URI(), len(snap.data), pauseDur, time.Since(start))
-			return w.URI(), nil
-		}
-	}
-
-	if req.LeaveRunning && strings.HasPrefix(w.URI(), "file://") {
+	if req.LeaveRunning {
+		// Paused only to start a memory snapshot: the memory is read, to a
+		// local store or uploaded to a remote one, while the sandbox runs.
 		st, err := s.saveLive(ctx, w, parentChunks, func(n uint64) { memTotal = n }, func() {
 			paused = false
 			s.k.Unpause()
 		})
+		// The memory is read: tracking goes on only for a chain in use
+		// (a later save against this one).
+		keep := err == nil && (req.Track || req.Parent != "")
+		if !keep {
+			s.k.StopDirtyTracking()
+		}
 		if err != nil {
 			return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 		}
@@ -260,7 +234,9 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 			return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 		}
 		s.last = st
-		s.base = &liveBase{uri: w.URI(), digest: m.Digest()}
+		if keep {
+			s.base = &liveBase{uri: w.URI(), digest: m.Digest()}
+		}
 		nc, nb := w.NewChunks()
 		log.Printf("sandbox %s: saved to %s: %d bytes of memory, paused %v; %d chunks (%d bytes) new to the store, the rest shared",
 			s.opts.ID, w.URI(), st.MemoryBytes, st.Paused, nc, nb)
@@ -336,154 +312,6 @@ func abortImage(w *storage.Writer) {
 	if err := w.Abort(); err != nil {
 		log.Printf("%v (snap prune removes what is left)", err)
 	}
-}
-
-// snapshot is a paused sandbox copied out: its state blob and the pages its
-// memory file holds (runs[i] is offs[i] with lens[i] bytes, back to back in
-// data).
-type snapshot struct {
-	state []byte
-	offs  []uint64
-	lens  []int
-	pos   []int // where run i starts in data
-	data  []byte
-}
-
-// copyOutMax bounds the memory a copy-out may take. Filling fresh memory
-// costs a first-touch fault per page on this machine kind (about 11 µs in
-// a Firecracker VM, even with MAP_POPULATE for memory the host has not
-// backed yet). Since the image writer reads, scans and compresses in
-// parallel (S2), streaming to a local store pauses less than copying out
-// at every size: --leave-running pauses, load average 4.9, copied out vs
-// streamed: 64 MiB 50-94 ms vs 37 ms, 256 MiB 280-340 ms vs 79 ms. So only
-// a save to a remote store, whose upload time has no bound, copies out.
-const copyOutMax = 256 << 20
-
-// copyOut copies the paused sandbox into memory, or returns nil if its
-// memory would take more than copyOutMax or a quarter of the host's
-// available memory.
-//
-// Preconditions: the kernel is paused.
-func (s *KernelSandbox) copyOut(ctx context.Context) (*snapshot, error) {
-	t0 := time.Now()
-	runs, err := s.k.MemoryRanges()
-	if err != nil {
-		return nil, err
-	}
-	var total int
-	for _, r := range runs {
-		total += len(r.Data)
-	}
-	if avail := memAvailable(); avail == 0 || uint64(total) > min(avail/4, copyOutMax) {
-		return nil, nil
-	}
-	var state bytes.Buffer
-	if err := s.k.SaveState(ctx, &state); err != nil {
-		return nil, err
-	}
-	// An anonymous mapping populated in one call: a Go slice this large
-	// would take a first-touch fault per page while being filled.
-	data, err := unix.Mmap(-1, 0, max(total, 1), unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
-	if err != nil {
-		return nil, nil // not enough memory now: save without copying out
-	}
-	snap := &snapshot{state: state.Bytes(), data: data[:total]}
-	t1 := time.Now()
-	// Read the allocated ranges in 1 MiB blocks with pread (holes come
-	// back as zeros without being allocated; one system call per block,
-	// not per run) and keep the present pages.
-	alloc, mem, err := s.k.AllocatedMemory()
-	if err != nil {
-		snap.release()
-		return nil, err
-	}
-	block := make([]byte, storage.ChunkSpan)
-	pos, ri := 0, 0
-	for _, a := range alloc {
-		for boff := a[0]; boff < a[0]+a[1] && ri < len(runs); {
-			bend := min(boff+uint64(len(block)), a[0]+a[1])
-			if runs[ri].Off >= bend {
-				boff = max(bend, runs[ri].Off-runs[ri].Off%storage.PageSize)
-				if boff >= a[0]+a[1] {
-					break
-				}
-				continue
-			}
-			if _, err := mem.ReadAt(block[:bend-boff], int64(boff)); err != nil {
-				snap.release()
-				return nil, err
-			}
-			// Copy every part of a run inside [boff, bend).
-			for ri < len(runs) && runs[ri].Off < bend {
-				r := runs[ri]
-				rend := r.Off + uint64(len(r.Data))
-				from, to := max(r.Off, boff), min(rend, bend)
-				if from == r.Off {
-					snap.offs = append(snap.offs, r.Off)
-					snap.lens = append(snap.lens, len(r.Data))
-					snap.pos = append(snap.pos, pos)
-				}
-				copy(snap.data[pos:], block[from-boff:to-boff])
-				pos += int(to - from)
-				if rend > bend {
-					break // the rest of this run is in the next block
-				}
-				ri++
-			}
-			boff = bend
-		}
-	}
-	if pos != total || ri != len(runs) {
-		snap.release()
-		return nil, fmt.Errorf("copy out: copied %d of %d bytes, %d of %d runs", pos, total, ri, len(runs))
-	}
-	log.Printf("sandbox %s: copied out %d runs of pages: find runs, state and buffer %v, copy %v", s.opts.ID, len(runs), t1.Sub(t0), time.Since(t1))
-	return snap, nil
-}
-
-// release unmaps the snapshot's memory.
-func (sn *snapshot) release() { unix.Munmap(sn.data[:cap(sn.data)]) }
-
-// write hands the snapshot to the image writer.
-func (sn *snapshot) write(w *storage.Writer) error {
-	if _, err := w.StateWriter().Write(sn.state); err != nil {
-		return err
-	}
-	ranges := make([]storage.Range, len(sn.offs))
-	for i, off := range sn.offs {
-		ranges[i] = storage.Range{Off: off, Len: uint64(sn.lens[i])}
-	}
-	return w.WriteMemoryFrom(sn, ranges)
-}
-
-// ReadAt reads the copied-out pages at memory offset off; the read must lie
-// inside one run (the image writer reads the runs it was given, each in
-// parts that do not cross a run).
-func (sn *snapshot) ReadAt(p []byte, off int64) (int, error) {
-	i := sort.Search(len(sn.offs), func(i int) bool { return sn.offs[i] > uint64(off) }) - 1
-	if i < 0 || uint64(off)+uint64(len(p)) > sn.offs[i]+uint64(sn.lens[i]) {
-		return 0, fmt.Errorf("copied-out memory: read [%#x+%#x] outside the copied runs: %w", off, len(p), io.ErrUnexpectedEOF)
-	}
-	return copy(p, sn.data[sn.pos[i]+int(uint64(off)-sn.offs[i]):]), nil
-}
-
-// memAvailable returns the host's MemAvailable in bytes, 0 if unknown.
-func memAvailable() uint64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
-			f := strings.Fields(rest)
-			if len(f) >= 1 {
-				kb, _ := strconv.ParseUint(f[0], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
 }
 
 // serialProgress makes progress safe to call from several goroutines (the

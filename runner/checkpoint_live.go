@@ -23,8 +23,9 @@ type liveBase struct {
 // memory: kernel.StartMemorySnapshot) and encode the kernel state; the
 // memory is then read from the snapshot while the program runs, each page
 // as it was at the pause (a page written before the writer read it was
-// copied aside first). The dirty tracking the snapshot starts stays on,
-// so that a later save knows what changed. With parent (the chunks of
+// copied aside first). The dirty tracking the snapshot starts stays on
+// (the caller stops it unless a later save is to build on this one).
+// With parent (the chunks of
 // the image s.base names), only the spans written since that save are
 // read; the others are the parent's chunks.
 //
@@ -69,89 +70,234 @@ func (s *KernelSandbox) saveLive(ctx context.Context, w *storage.Writer, parent 
 	if err != nil {
 		return SaveStats{}, err
 	}
-	log.Printf("sandbox %s: live save: paused %v (memory ranges found %v, snapshot started %v, %d bytes of state), memory read while running in %v, %d bytes copied aside before a write; %d bytes read, %d chunks of the parent reused",
-		s.opts.ID, paused, rangesAt, snapAt, state.Len(), time.Since(start)-paused, snap.CopiedAside(), total, len(plan.reuse))
+	log.Printf("sandbox %s: live save: paused %v (memory ranges found %v, snapshot started %v, %d bytes of state), memory read while running in %v, %d bytes copied aside before a write; %d bytes read, %d chunks of the parent reused, %d patched",
+		s.opts.ID, paused, rangesAt, snapAt, state.Len(), time.Since(start)-paused, snap.CopiedAside(), total, plan.reused, plan.patched)
 	return SaveStats{Paused: paused, MemoryBytes: total}, nil
 }
 
-// incrementalPlan is what a save reads and what it takes from its parent:
-// read are memory ranges, reuse the parent's chunks of the spans that were
-// not written since the parent's save (both in increasing order, never in
-// one span).
+// incrementalPlan is what a save reads and what it takes from its parent,
+// span by span (storage.ChunkSpan) in increasing order: ranges read and
+// stored whole, parent chunks reused as they are, or a parent chunk
+// reused with a patch of the pages written since (storage.Writer's
+// WritePatchFrom).
 type incrementalPlan struct {
-	read  [][2]uint64
-	reuse []storage.Chunk
+	ops []planOp
+	// read is every range the save reads (the memory snapshot's ranges),
+	// in increasing order.
+	read [][2]uint64
+	// reused and patched count the parent's chunks taken as they are and
+	// those taken with a new patch.
+	reused, patched int
 	// size is the end of the memory saved (of the last range of alloc).
 	size uint64
 }
 
+// planOp is one step of an incrementalPlan: exactly one of its fields is
+// set (patch goes with base).
+type planOp struct {
+	read  [][2]uint64
+	reuse []storage.Chunk
+	base  *storage.Chunk
+	patch [][2]uint64
+}
+
+// maxPatchPages is the most pages a patch holds: a span whose written
+// pages are more is stored whole again.
+const maxPatchPages = storage.ChunkSpan / storage.PageSize / 2
+
+// parentSpan is what the parent holds of one span: a chunk and its patch
+// (nil if none); several is set if the parent has more than one chunk
+// there (a span then is stored whole when written).
+type parentSpan struct {
+	base, patch *storage.Chunk
+	several     bool
+}
+
 // planIncremental plans a save of the memory ranges alloc: everything if
-// parent or dirty is nil (no usable parent, or tracking was off), else the
-// spans dirty touches are read and the others are parent's.
+// parent or dirty is nil (no usable parent, or tracking was off). Else a
+// span nobody wrote since the parent's save is the parent's chunks; a
+// written span is the parent's chunk with a patch of the pages written
+// (and of the pages of the parent's own patch, so that a span has at most
+// one), or, when the parent has no single chunk there or the pages are
+// many, is stored whole.
 func planIncremental(alloc, dirty [][2]uint64, parent []storage.Chunk) *incrementalPlan {
 	var size uint64
 	if n := len(alloc); n > 0 {
 		size = alloc[n-1][0] + alloc[n-1][1]
 	}
 	if parent == nil || dirty == nil {
-		return &incrementalPlan{read: alloc, size: size}
+		return &incrementalPlan{ops: []planOp{{read: alloc}}, read: alloc, size: size}
 	}
-	spans := map[uint64]bool{}
+	const span = storage.ChunkSpan
+	spans := map[uint64]*parentSpan{}
+	var order []uint64
+	at := func(sp uint64) *parentSpan {
+		ps := spans[sp]
+		if ps == nil {
+			ps = &parentSpan{}
+			spans[sp] = ps
+			order = append(order, sp)
+		}
+		return ps
+	}
+	for i := range parent {
+		c := &parent[i]
+		ps := at(c.Offset / span)
+		switch {
+		case c.IsPatch():
+			ps.patch = c
+		case ps.base != nil:
+			ps.several = true
+		default:
+			ps.base = c
+		}
+	}
+	// The plan is made while the sandbox is paused: by runs, not pages.
+	written := map[uint64][][2]uint64{} // span -> written ranges in it
 	for _, d := range dirty {
-		for sp := d[0] / storage.ChunkSpan; sp <= (d[0]+d[1]-1)/storage.ChunkSpan; sp++ {
-			spans[sp] = true
-		}
-	}
-	p := &incrementalPlan{size: size}
-	for _, r := range alloc {
-		for off := r[0]; off < r[0]+r[1]; {
-			sp := off / storage.ChunkSpan
-			end := min(r[0]+r[1], (sp+1)*storage.ChunkSpan)
-			if spans[sp] {
-				p.read = append(p.read, [2]uint64{off, end - off})
+		for off, end := d[0], d[0]+d[1]; off < end; {
+			sp := off / span
+			e := min(end, (sp+1)*span)
+			if written[sp] == nil {
+				at(sp)
 			}
-			off = end
+			written[sp] = append(written[sp], [2]uint64{off, e - off})
+			off = e
 		}
 	}
-	for _, c := range parent {
-		if !spans[c.Offset/storage.ChunkSpan] {
-			p.reuse = append(p.reuse, c)
+	allocIn := func(sp uint64) [][2]uint64 {
+		var out [][2]uint64
+		for _, r := range alloc {
+			lo, hi := max(r[0], sp*span), min(r[0]+r[1], (sp+1)*span)
+			if lo < hi {
+				out = append(out, [2]uint64{lo, hi - lo})
+			}
 		}
+		return out
 	}
-	sort.Slice(p.reuse, func(i, j int) bool { return p.reuse[i].Offset < p.reuse[j].Offset })
+	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
+	p := &incrementalPlan{size: size}
+	for _, sp := range order {
+		ps, pages := spans[sp], written[sp]
+		var op planOp
+		switch {
+		case len(pages) == 0 && ps.base == nil:
+			continue // zero at the parent's save and not written since
+		case len(pages) == 0:
+			op.reuse = parentChunks(parent, sp)
+			p.reused += len(op.reuse)
+		case ps.base == nil || ps.several:
+			op.read = allocIn(sp)
+		default:
+			if runs, ok := patchRuns(ps, pages); ok {
+				op.base, op.patch = ps.base, runs
+				p.patched++
+			} else {
+				op.read = allocIn(sp)
+			}
+		}
+		if len(op.read) == 0 && len(op.reuse) == 0 && op.base == nil {
+			continue
+		}
+		p.ops = append(p.ops, op)
+		p.read = append(p.read, op.read...)
+		p.read = append(p.read, op.patch...)
+	}
 	return p
+}
+
+// parentChunks returns the parent's chunks in span sp, in index order.
+func parentChunks(parent []storage.Chunk, sp uint64) []storage.Chunk {
+	var out []storage.Chunk
+	for _, c := range parent {
+		if c.Offset/storage.ChunkSpan == sp {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// patchRuns returns the runs of pages a new patch of ps holds: the ranges
+// written and the pages of the parent's patch; false if they are too many
+// or lie outside the parent's chunk.
+func patchRuns(ps *parentSpan, written [][2]uint64) ([][2]uint64, bool) {
+	b := ps.base
+	end := b.Offset + uint64(b.Span)
+	if rangesBytes(written) > maxPatchPages*storage.PageSize {
+		return nil, false
+	}
+	in := make([]bool, b.Span/storage.PageSize)
+	for _, r := range written {
+		if r[0] < b.Offset || r[0]+r[1] > end {
+			return nil, false
+		}
+		for off := r[0]; off < r[0]+r[1]; off += storage.PageSize {
+			in[(off-b.Offset)/storage.PageSize] = true
+		}
+	}
+	n := uint64(len(in))
+	if c := ps.patch; c != nil {
+		for k := uint64(0); k < uint64(c.Span/storage.PageSize); k++ {
+			if c.Present[k/8]&(1<<(k%8)) != 0 {
+				in[(c.Offset-b.Offset)/storage.PageSize+k] = true
+			}
+		}
+	}
+	var runs [][2]uint64
+	count := 0
+	for k := uint64(0); k < n; k++ {
+		if !in[k] {
+			continue
+		}
+		count++
+		off := b.Offset + k*storage.PageSize
+		if l := len(runs); l > 0 && runs[l-1][0]+runs[l-1][1] == off {
+			runs[l-1][1] += storage.PageSize
+		} else {
+			runs = append(runs, [2]uint64{off, storage.PageSize})
+		}
+	}
+	return runs, count <= maxPatchPages
 }
 
 func (p *incrementalPlan) bytes() uint64 { return rangesBytes(p.read) }
 
-// write hands the plan to w in offset order, reading memory from r.
+// write hands the plan to w in offset order, reading memory from r:
+// consecutive reads in one call, so that the writer's workers share them.
 func (p *incrementalPlan) write(w *storage.Writer, r io.ReaderAt) error {
-	read, reuse := p.read, p.reuse
-	for len(read) > 0 || len(reuse) > 0 {
-		i := 0
-		for i < len(read) && (len(reuse) == 0 || read[i][0] < reuse[0].Offset) {
-			i++
+	var reads []storage.Range
+	flush := func() error {
+		if len(reads) == 0 {
+			return nil
 		}
-		if i > 0 {
-			ranges := make([]storage.Range, i)
-			for k, rg := range read[:i] {
+		err := w.WriteMemoryFrom(r, reads)
+		reads = nil
+		return err
+	}
+	for _, op := range p.ops {
+		for _, rg := range op.read {
+			reads = append(reads, storage.Range{Off: rg[0], Len: rg[1]})
+		}
+		if len(op.read) > 0 {
+			continue
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if op.base != nil {
+			ranges := make([]storage.Range, len(op.patch))
+			for k, rg := range op.patch {
 				ranges[k] = storage.Range{Off: rg[0], Len: rg[1]}
 			}
-			if err := w.WriteMemoryFrom(r, ranges); err != nil {
+			if err := w.WritePatchFrom(r, *op.base, ranges); err != nil {
 				return err
 			}
-			read = read[i:]
+		} else if err := w.ReuseChunks(op.reuse); err != nil {
+			return err
 		}
-		j := 0
-		for j < len(reuse) && (len(read) == 0 || reuse[j].Offset < read[0][0]) {
-			j++
-		}
-		if j > 0 {
-			if err := w.ReuseChunks(reuse[:j]); err != nil {
-				return err
-			}
-			reuse = reuse[j:]
-		}
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	w.ExtendMemory(p.size)
 	return nil

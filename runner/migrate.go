@@ -29,6 +29,9 @@ const (
 	// ackTimeout bounds each wait for the target's answer once the memory
 	// is sent (it restores in between).
 	ackTimeout = 60 * time.Second
+	// reasonWait bounds the wait for the target's reason after the
+	// connection failed.
+	reasonWait = 2 * time.Second
 )
 
 // errMigrateTarget marks a bad migration target URI.
@@ -96,6 +99,7 @@ func (s *KernelSandbox) migrate(ctx context.Context, req SaveRequest, progress f
 			s.k.Unpause()
 		}
 		s.k.StopDirtyTracking()
+		err = m.targetReason(err)
 		c.WriteError(err)
 		return "", fmt.Errorf("migrate %s to %s: %w", s.opts.ID, addr, err)
 	}
@@ -169,6 +173,26 @@ func (m *migrator) run(ctx context.Context) error {
 		m.s.opts.ID, m.uri, round+1, m.c.WireBytes, m.c.RawBytes, time.Since(start), time.Since(down))
 	m.s.last = SaveStats{Paused: time.Since(down), MemoryBytes: m.c.RawBytes}
 	return nil
+}
+
+// targetReason returns the target's own error if it sent one before the
+// connection broke (a target that refuses the stream, a frame that fails
+// to open there, says why and closes, so the source's write fails first),
+// else err.
+func (m *migrator) targetReason(err error) error {
+	if errors.Is(err, migration.ErrRemote) {
+		return err
+	}
+	m.c.NetConn().SetReadDeadline(time.Now().Add(reasonWait))
+	for {
+		_, _, rerr := m.c.Read()
+		if errors.Is(rerr, migration.ErrRemote) {
+			return rerr
+		}
+		if rerr != nil {
+			return err
+		}
+	}
 }
 
 // pause pauses the kernel (bounded) unless the program has ended.

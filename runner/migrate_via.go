@@ -27,6 +27,7 @@ func MigrateVia(ctx context.Context, sd StateDir, id, via string, timeout time.D
 			Store:        via,
 			LeaveRunning: round < viaLiveRounds,
 			Parent:       parent,
+			Track:        true,
 			Timeout:      timeout,
 		}
 		if progress != nil {

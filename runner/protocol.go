@@ -84,6 +84,12 @@ type SaveRequest struct {
 	// against (snap save --parent): recorded in the image, whose chunks
 	// equal to the parent's are shared.
 	Parent string `msgpack:"parent,omitempty"`
+	// Track keeps dirty tracking on after a LeaveRunning save (snap save
+	// --track), so that a later save naming this image as Parent reads
+	// and stores only the pages written since. A LeaveRunning save with
+	// a Parent keeps it on too (a chain is in use); any other stops it
+	// once its memory is read.
+	Track bool `msgpack:"track,omitempty"`
 	// Env holds the client's values of SaveEnvKeys (absent: unset), so that
 	// the store is reached as the client would reach it, whatever the
 	// sentry's own environment was when it started.
@@ -157,6 +163,10 @@ type Progress struct {
 	Phase string `msgpack:"phase"`
 	Done  uint64 `msgpack:"done"`
 	Total uint64 `msgpack:"total"`
+	// Note, if set, is a line for the user whatever the terminal (snap
+	// save prints it on stderr): how the save went differently from what
+	// was asked.
+	Note string `msgpack:"note,omitempty"`
 }
 
 // ExitStatus is how a sandboxed program ended: it exited with Code, or a

@@ -34,6 +34,10 @@ type lazyRestore struct {
 	closeImg sync.Once
 	// running is set once the kernel is restored: the program may run.
 	running atomic.Bool
+	// units are the image's chunks that are not patches, by the kernel's
+	// chunk index; unitOf gives the kernel's index of each image chunk.
+	// Set by memory, immutable afterwards.
+	units, unitOf []int
 }
 
 // closeImage closes the image, once.
@@ -80,19 +84,42 @@ func (lr *lazyRestore) diagf(format string, args ...any) {
 	}
 }
 
-// memory describes the lazy load to kernel.Restore.
+// memory describes the lazy load to kernel.Restore. The kernel's chunks
+// are the image's chunks less their patches (storage.Chunk.IsPatch): a
+// chunk is loaded with its patch, and is loaded once both are written.
+// Working sets name the kernel's chunks.
 func (lr *lazyRestore) memory() *kernel.LazyMemory {
 	chunks := lr.img.Chunks()
-	lc := make([]kernel.LazyChunk, len(chunks))
+	lc := make([]kernel.LazyChunk, 0, len(chunks))
+	lr.unitOf = make([]int, len(chunks))
 	for i, c := range chunks {
-		lc[i] = kernel.LazyChunk{Off: c.Offset, Len: uint64(c.Span)}
+		if c.IsPatch() {
+			lr.unitOf[i] = len(lc) - 1
+			continue
+		}
+		lr.unitOf[i] = len(lc)
+		lr.units = append(lr.units, i)
+		lc = append(lc, kernel.LazyChunk{Off: c.Offset, Len: uint64(c.Span)})
 	}
 	return &kernel.LazyMemory{Chunks: lc, Eager: lr.o.workingSet, Load: lr.load, Done: lr.ended}
 }
 
-// load reads chunks idx and writes their present pages through w.
+// load reads the kernel's chunks idx (with their patches) and writes
+// their present pages through w.
 func (lr *lazyRestore) load(ctx context.Context, idx []int, w *kernel.MemoryLoader, loaded func(int)) error {
-	return lr.img.ReadChunkRuns(ctx, idx, func(i int, runs []storage.PageRun) error {
+	chunks := lr.img.Chunks()
+	recs := make([]int, 0, len(idx))
+	for _, u := range idx {
+		if u < 0 || u >= len(lr.units) {
+			return fmt.Errorf("lazy restore of %s: chunk %d of %d: %w", lr.uri, u, len(lr.units), storage.ErrInvalidArgument)
+		}
+		i := lr.units[u]
+		recs = append(recs, i)
+		if i+1 < len(chunks) && chunks[i+1].IsPatch() {
+			recs = append(recs, i+1)
+		}
+	}
+	return lr.img.ReadChunkRuns(ctx, recs, func(i int, runs []storage.PageRun) error {
 		err := w.WriteRuns(func(yield func(uint64, []byte) bool) {
 			for _, r := range runs {
 				if !yield(r.Off, r.Data) {
@@ -100,8 +127,10 @@ func (lr *lazyRestore) load(ctx context.Context, idx []int, w *kernel.MemoryLoad
 				}
 			}
 		})
-		if err == nil {
-			loaded(i)
+		if err == nil && (i+1 == len(chunks) || !chunks[i+1].IsPatch()) {
+			// The chunk's last record: its patch, if it has one, was
+			// written after it on this goroutine.
+			loaded(lr.unitOf[i])
 		}
 		return err
 	})

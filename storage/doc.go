@@ -15,8 +15,11 @@
 // of 1.0 and 1.1 have a memory blob with their chunks back to back). A chunk covers up to ChunkSpan (1 MiB) of the memory file; its
 // non-zero pages are compressed together as one S2 block (the default) or
 // one zstd frame (CreateOptions.Codec), with a CRC-32C of the stored bytes.
-// Zero pages are never stored. The manifest is written last: an image
-// exists exactly when its manifest does.
+// Zero pages are never stored, except in a patch (format 1.3): a chunk
+// whose pages replace those of the chunk before it in the index, which an
+// incremental save writes for the pages written since its parent
+// (Writer.WritePatchFrom). The manifest is written last: an image exists
+// exactly when its manifest does.
 //
 //	manifest   "SNAPMAN\n" | major u16 | minor u16 | arch [8] | len u32 | JSON body | SHA-256
 //	state.zst  zstd stream of the state          (SHA-256 and sizes in the manifest)

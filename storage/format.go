@@ -20,10 +20,12 @@ import (
 // 1.1 added the memory blob's SHA-256 and the optional signature block
 // (signed images only; see SignManifest). 1.2 added content-addressed
 // chunks (Manifest.ContentAddressed, 104-byte index records carrying each
-// chunk's SHA-256) and the parent reference (Manifest.Parent).
+// chunk's SHA-256) and the parent reference (Manifest.Parent). 1.3 added
+// patch records (chunkPatch): the pages an incremental save found written
+// since its parent, over the parent's chunk of their span.
 const (
 	FormatMajor = 1
-	FormatMinor = 2
+	FormatMinor = 3
 )
 
 // PageSize is the granularity of zero-page elimination: memory offsets and
@@ -319,11 +321,12 @@ func (m *Manifest) validate(headerArch string) error {
 		return bad("chunk span %d", m.ChunkSpan)
 	case m.Compression.Algorithm != CodecZstd && m.Compression.Algorithm != CodecS2:
 		return bad("compression %q", m.Compression.Algorithm)
-	case m.MemoryData > m.MemorySize:
+	case m.MemoryData > m.MemorySize*layers(m.Minor):
+		// A patch (1.3) stores again pages its base stores.
 		return bad("memory data %d larger than memory size %d", m.MemoryData, m.MemorySize)
 	case m.MemorySize%PageSize != 0:
 		return bad("memory size %d not a multiple of the page size", m.MemorySize)
-	case m.Chunks > m.MemorySize/PageSize:
+	case m.Chunks > m.MemorySize/PageSize*layers(m.Minor):
 		return bad("%d chunks for %d bytes of memory", m.Chunks, m.MemorySize)
 	}
 	for _, bl := range []struct {
@@ -365,6 +368,15 @@ func (m *Manifest) validate(headerArch string) error {
 		return bad("metadata %d bytes over the %d limit", n, maxMetadata)
 	}
 	return nil
+}
+
+// layers is how many index records may cover one page in a format of
+// minor version minor: two (a base and its patch) from 1.3 on.
+func layers(minor uint16) uint64 {
+	if minor >= 3 {
+		return 2
+	}
+	return 1
 }
 
 // indexRecordSize is the size of one memory index record of the image.
@@ -414,7 +426,8 @@ type Chunk struct {
 	// Span is the logical length covered, a multiple of PageSize, at most
 	// ChunkSpan. Pages inside the span that are not present are zero.
 	Span uint32
-	// Flags: chunkRaw means the payload is stored uncompressed.
+	// Flags: chunkRaw means the payload is stored uncompressed;
+	// chunkPatch that the chunk patches the one before it (IsPatch).
 	Flags uint32
 	// Stored and StoredLen locate the payload in the memory blob.
 	Stored    uint64
@@ -434,7 +447,20 @@ type Chunk struct {
 // SumHex returns the chunk's content address (Sum in hex).
 func (c *Chunk) SumHex() string { return hex.EncodeToString(c.Sum[:]) }
 
-const chunkRaw = 1
+// Chunk flags.
+const (
+	// chunkRaw: the payload is stored uncompressed.
+	chunkRaw = 1
+	// chunkPatch (1.3): the record is a patch of the record before it,
+	// its base, which is not a patch and whose span holds its span: its
+	// present pages replace the base's (zero pages included: a patch
+	// stores every page it covers), the base's other pages stand.
+	chunkPatch = 2
+)
+
+// IsPatch reports whether the chunk is a patch of the chunk before it in
+// the index (format 1.3): its present pages replace that chunk's.
+func (c *Chunk) IsPatch() bool { return c.Flags&chunkPatch != 0 }
 
 // Dense reports whether every page of the span is present, so the payload
 // decompresses straight into the destination.
@@ -501,6 +527,10 @@ func ParseIndex(b []byte, m *Manifest) ([]Chunk, error) {
 		uint64(len(b)) != indexHeaderSize+count*uint64(recSize) {
 		return nil, bad("%d records in %d bytes, manifest says %d chunks", count, len(b), m.Chunks)
 	}
+	flags := uint32(chunkRaw)
+	if minor >= 3 {
+		flags |= chunkPatch
+	}
 	chunks := make([]Chunk, count)
 	var nextOff, nextStored, data uint64
 	for i := range chunks {
@@ -517,14 +547,19 @@ func ParseIndex(b []byte, m *Manifest) ([]Chunk, error) {
 		c.RawLen = binary.LittleEndian.Uint32(r[28:])
 		c.CRC = binary.LittleEndian.Uint32(r[32:])
 		copy(c.Present[:], r[40:72])
+		if c.IsPatch() && c.Flags&^flags == 0 {
+			if err := checkPatch(chunks, i); err != nil {
+				return nil, bad("%v", err)
+			}
+		}
 		switch {
-		case c.Offset%PageSize != 0 || c.Offset < nextOff:
+		case c.Offset%PageSize != 0 || (c.Offset < nextOff && !c.IsPatch()):
 			return nil, bad("chunk %d at offset %#x overlaps or is misaligned", i, c.Offset)
 		case c.Span == 0 || c.Span > m.ChunkSpan || c.Span%PageSize != 0:
 			return nil, bad("chunk %d span %d", i, c.Span)
 		case c.Offset > m.MemorySize || uint64(c.Span) > m.MemorySize-c.Offset:
 			return nil, bad("chunk %d [%#x+%d] past memory size %d", i, c.Offset, c.Span, m.MemorySize)
-		case c.Flags&^chunkRaw != 0:
+		case c.Flags&^flags != 0:
 			return nil, bad("chunk %d unknown flags %#x", i, c.Flags)
 		case c.Stored != nextStored:
 			return nil, bad("chunk %d stored at %d, want %d", i, c.Stored, nextStored)
@@ -546,7 +581,9 @@ func ParseIndex(b []byte, m *Manifest) ([]Chunk, error) {
 		if !c.present(0) || !c.present(int(c.Span/PageSize)-1) {
 			return nil, bad("chunk %d first or last page of span absent", i)
 		}
-		nextOff = c.Offset + uint64(c.Span)
+		if !c.IsPatch() {
+			nextOff = c.Offset + uint64(c.Span)
+		}
 		nextStored += uint64(c.StoredLen)
 		data += uint64(c.RawLen)
 	}
@@ -557,4 +594,18 @@ func ParseIndex(b []byte, m *Manifest) ([]Chunk, error) {
 		return nil, bad("chunks hold %d bytes, manifest says %d", data, m.MemoryData)
 	}
 	return chunks, nil
+}
+
+// checkPatch checks that chunk i, a patch, follows its base: a chunk
+// that is not a patch and whose span holds chunk i's.
+func checkPatch(chunks []Chunk, i int) error {
+	c := &chunks[i]
+	if i == 0 || chunks[i-1].IsPatch() {
+		return fmt.Errorf("chunk %d is a patch without a base before it", i)
+	}
+	b := &chunks[i-1]
+	if c.Offset < b.Offset || c.Offset+uint64(c.Span) > b.Offset+uint64(b.Span) {
+		return fmt.Errorf("patch chunk %d [%#x+%d] outside its base [%#x+%d]", i, c.Offset, c.Span, b.Offset, b.Span)
+	}
+	return nil
 }

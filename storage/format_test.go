@@ -106,7 +106,7 @@ func TestParseManifestErrors(t *testing.T) {
 		{"key-escape", badBody(func(m *storage.Manifest) { m.Memory.Key = "../other/memory.bin" }), storage.ErrCorrupt},
 		{"key-absolute", badBody(func(m *storage.Manifest) { m.State.Key = "/etc/passwd" }), storage.ErrCorrupt},
 		{"index-size", badBody(func(m *storage.Manifest) { m.Index.Size = 5 }), storage.ErrCorrupt},
-		{"data>size", badBody(func(m *storage.Manifest) { m.MemoryData = m.MemorySize + 4096 }), storage.ErrCorrupt},
+		{"data>2size", badBody(func(m *storage.Manifest) { m.MemoryData = 2*m.MemorySize + 4096 }), storage.ErrCorrupt},
 		{"codec", badBody(func(m *storage.Manifest) { m.Compression.Algorithm = "lz4" }), storage.ErrCorrupt},
 		{"state-sha", badBody(func(m *storage.Manifest) { m.State.SHA256 = "zz" }), storage.ErrCorrupt},
 	}
@@ -232,12 +232,95 @@ func FuzzParseIndex(f *testing.F) {
 		}
 		var end uint64
 		for i, c := range chunks {
+			if c.IsPatch() {
+				if b := chunks[i-1]; b.IsPatch() || c.Offset < b.Offset || c.Offset+uint64(c.Span) > end {
+					t.Fatalf("accepted patch %d [%#x+%#x] outside its base", i, c.Offset, c.Span)
+				}
+				continue
+			}
 			if c.Offset < end || c.Offset+uint64(c.Span) > mm.MemorySize {
 				t.Fatalf("accepted chunk %d [%#x+%#x] overlaps or is out of range", i, c.Offset, c.Span)
 			}
 			end = c.Offset + uint64(c.Span)
 		}
 	})
+}
+
+// TestParseIndexPatches: an index with patches (format 1.3) loads; a
+// patch first, a patch of a patch, a patch outside its base's span and a
+// patch in an index of minor 2 are each ErrCorrupt.
+func TestParseIndexPatches(t *testing.T) {
+	s, err := storage.NewFileStore(filepath.Join(t.TempDir(), "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	mem := make([]byte, 2<<20)
+	storetest.FillMixed(mem, 0)
+	w, _ := s.Create(ctx, "base", storage.CreateOptions{})
+	w.WriteMemory(0, mem)
+	if _, err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	base, err := s.Open(ctx, "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	bc := base.Chunks()
+	w, _ = s.Create(ctx, "child", storage.CreateOptions{})
+	for _, c := range bc {
+		pg := storage.Range{Off: c.Offset + storage.PageSize, Len: storage.PageSize}
+		if err := w.WritePatchFrom(bytes.NewReader(mem), c, []storage.Range{pg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := w.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := os.ReadFile(filepath.Join(fileRoot(s), "child", m.Index.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks, err := storage.ParseIndex(idx, m)
+	if err != nil || len(chunks) != 2*len(bc) || !chunks[1].IsPatch() || chunks[0].IsPatch() {
+		t.Fatalf("ParseIndex(child) = %d chunks, %v; want %d, every other one a patch", len(chunks), err, 2*len(bc))
+	}
+	const rec, flags = 104, 12 // record size, offset of the flags in a record
+	rec0, rec1, rec2 := 24, 24+rec, 24+2*rec
+	setFlag := func(b []byte, r int, on bool) {
+		f := binary.LittleEndian.Uint32(b[r+flags:])
+		if on {
+			f |= 2
+		} else {
+			f &^= 2
+		}
+		binary.LittleEndian.PutUint32(b[r+flags:], f)
+	}
+	for _, tc := range []struct {
+		name  string
+		spoil func(b []byte)
+	}{
+		{"patch first", func(b []byte) { setFlag(b, rec0, true) }},
+		{"patch of a patch", func(b []byte) { setFlag(b, rec2, true) }},
+		{"outside its base", func(b []byte) {
+			binary.LittleEndian.PutUint64(b[rec1:], binary.LittleEndian.Uint64(b[rec0:])+uint64(binary.LittleEndian.Uint32(b[rec0+8:])))
+		}},
+		{"minor 2", func(b []byte) { binary.LittleEndian.PutUint16(b[10:], 2) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := bytes.Clone(idx)
+			tc.spoil(b)
+			mm := *m
+			if tc.name == "minor 2" {
+				mm.Minor = 2
+			}
+			if _, err := storage.ParseIndex(b, &mm); !errors.Is(err, storage.ErrCorrupt) {
+				t.Errorf("ParseIndex(%s) = %v, want ErrCorrupt", tc.name, err)
+			}
+		})
+	}
 }
 
 var updateGolden = flag.Bool("update-golden", false, "rewrite testdata/golden for the current format version")

@@ -128,14 +128,18 @@ func (im *Image) URI() string { return im.uri }
 // Manifest returns the verified manifest. The caller must not modify it.
 func (im *Image) Manifest() *Manifest { return im.m }
 
-// Chunks returns the memory index, sorted by offset. The caller must not
-// modify it.
+// Chunks returns the memory index, sorted by offset, a patch (IsPatch)
+// right after its base. The caller must not modify it.
 func (im *Image) Chunks() []Chunk { return im.chunks }
 
 // FindChunk returns the index of the chunk whose span contains memory offset
 // off, for lazy restore; false if off lies in no chunk (the page is zero).
+// A patch is never returned: reading its base (ReadChunk) applies it.
 func (im *Image) FindChunk(off uint64) (int, bool) {
 	i := sort.Search(len(im.chunks), func(i int) bool {
+		if im.chunks[i].IsPatch() {
+			i-- // its base's span holds it
+		}
 		c := &im.chunks[i]
 		return c.Offset+uint64(c.Span) > off
 	})
@@ -330,7 +334,9 @@ func planBatches(chunks []Chunk, from, to, workers int) ([]batch, uint64) {
 	var biggest uint64
 	for i := from; i < to; {
 		j := i + 1
-		for j < to && j-i < perBatch && chunks[j].Stored+uint64(chunks[j].StoredLen)-chunks[i].Stored <= batchBytes {
+		for j < to && (chunks[j].IsPatch() || j-i < perBatch && chunks[j].Stored+uint64(chunks[j].StoredLen)-chunks[i].Stored <= batchBytes) {
+			// A patch stays with its base: one worker applies both, in
+			// order.
 			j++
 		}
 		batches = append(batches, batch{i, j})
@@ -364,11 +370,17 @@ func planIndexBatches(chunks []Chunk, idx []int, workers int) ([]batch, uint64) 
 // chunk's index and its runs of present pages, concurrently for disjoint
 // chunks, the runs valid only during the call. Consecutive chunks are
 // fetched together with ranged reads (a lazy restore's working set and
-// background batches, or a single chunk on first touch).
+// background batches, or a single chunk on first touch). A chunk and its
+// patch go together (ErrInvalidArgument otherwise): put gets the patch's
+// runs after the chunk's, on the same goroutine.
 func (im *Image) ReadChunkRuns(ctx context.Context, idx []int, put func(i int, runs []PageRun) error) error {
 	for k, i := range idx {
 		if i < 0 || i >= len(im.chunks) || (k > 0 && i <= idx[k-1]) {
 			return fmt.Errorf("%s: chunk %d of %d out of range or order: %w", im.uri, i, len(im.chunks), ErrInvalidArgument)
+		}
+		patched := i+1 < len(im.chunks) && im.chunks[i+1].IsPatch()
+		if (im.chunks[i].IsPatch() && (k == 0 || idx[k-1] != i-1)) || (patched && (k+1 == len(idx) || idx[k+1] != i+1)) {
+			return fmt.Errorf("%s: chunk %d without its patch or base: %w", im.uri, i, ErrInvalidArgument)
 		}
 	}
 	workers := max(runtime.GOMAXPROCS(0), 4)
@@ -536,16 +548,31 @@ var runsPool = sync.Pool{New: func() any {
 }}
 
 // ReadChunk reads chunk i into dst, which must have exactly its Span bytes:
-// present pages are decompressed, absent ones zeroed. It is the lazy-restore
-// primitive (fetch the chunk around a faulting page).
+// present pages are decompressed, absent ones zeroed, and a patch after
+// it applied. It is the lazy-restore primitive (fetch the chunk around a
+// faulting page). A patch cannot be read alone (ErrInvalidArgument).
 func (im *Image) ReadChunk(ctx context.Context, i int, dst []byte) error {
-	if i < 0 || i >= len(im.chunks) {
+	if i < 0 || i >= len(im.chunks) || im.chunks[i].IsPatch() {
 		return fmt.Errorf("%s: chunk %d of %d: %w", im.uri, i, len(im.chunks), ErrInvalidArgument)
 	}
 	c := &im.chunks[i]
 	if len(dst) != int(c.Span) {
 		return fmt.Errorf("%s: destination of chunk %d has %d bytes, want %d: %w", im.uri, i, len(dst), c.Span, ErrInvalidArgument)
 	}
+	if err := im.readOneChunk(ctx, i, dst); err != nil {
+		return err
+	}
+	if i+1 < len(im.chunks) && im.chunks[i+1].IsPatch() {
+		p := &im.chunks[i+1]
+		return im.readOneChunk(ctx, i+1, dst[p.Offset-c.Offset:][:p.Span])
+	}
+	return nil
+}
+
+// readOneChunk reads chunk i alone into dst (its Span bytes): a patch's
+// present pages only, any other chunk's whole span.
+func (im *Image) readOneChunk(ctx context.Context, i int, dst []byte) error {
+	c := &im.chunks[i]
 	payload := make([]byte, c.StoredLen)
 	if err := im.mem.readAt(ctx, payload, int64(c.Stored)); err != nil {
 		if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
@@ -560,7 +587,9 @@ func (im *Image) ReadChunk(ctx context.Context, i int, dst []byte) error {
 	if err := im.decode(i, payload, packed); err != nil {
 		return err
 	}
-	clear(dst)
+	if !c.IsPatch() {
+		clear(dst) // a patch leaves its base's other pages
+	}
 	im.scatter(c, packed, func(spanOff int, data []byte) { copy(dst[spanOff:], data) })
 	return nil
 }

@@ -88,8 +88,11 @@ type Writer struct {
 	order      chan *memJob
 	wg         sync.WaitGroup
 	cur        *memJob // the span being gathered; not yet handed out
-	nextOff    uint64
-	memSize    uint64
+	// base is the chunk reused last, which a patch may follow (nil once
+	// anything else was handed over).
+	base    *Chunk
+	nextOff uint64
+	memSize uint64
 	// chunks, memStored, memData and handed are exclusive to the drain
 	// goroutine until wg is waited for.
 	chunks    []Chunk
@@ -130,6 +133,9 @@ type memJob struct {
 	// reused is set for a chunk of another image taken as it is
 	// (ReuseChunks): c is complete, nothing is read or stored.
 	reused bool
+	// patch is set for a patch (WritePatchFrom): every page of the
+	// pieces is stored, zero or not, and the chunk is flagged chunkPatch.
+	patch bool
 }
 
 // piece is a part of a span handed to the writer: n bytes at rel in the
@@ -379,7 +385,7 @@ func (w *Writer) pack(j *memJob) {
 		data := p.bytes(j)
 		pg0 := int(p.rel / PageSize)
 		for k := 0; k < len(data); k += PageSize {
-			if isZero(data[k : k+PageSize]) {
+			if !j.patch && isZero(data[k:k+PageSize]) {
 				continue
 			}
 			pg := pg0 + k/PageSize
@@ -460,6 +466,9 @@ func (w *Writer) pack(j *memJob) {
 		j.stored = j.out
 		j.c.Flags = 0
 	}
+	if j.patch {
+		j.c.Flags |= chunkPatch
+	}
 	j.c.StoredLen = uint32(len(j.stored))
 	j.c.RawLen = uint32(len(raw))
 	j.c.CRC = crc32.Checksum(j.stored, castagnoli)
@@ -509,7 +518,7 @@ func (w *Writer) drain() {
 			}
 		}
 		j.c = Chunk{}
-		j.has, j.reused = false, false
+		j.has, j.reused, j.patch = false, false, false
 		j.stored = nil
 		j.pieces = j.pieces[:0]
 		j.handed = 0
@@ -634,6 +643,7 @@ func (w *Writer) feed(r io.ReaderAt, data []byte, ranges []Range, call *sync.Wai
 					return err
 				}
 			}
+			w.base = nil
 			p := piece{rel: uint32(off - spanOff), n: uint32(pend - off), src: r, srcOff: int64(off)}
 			if r == nil {
 				p.view = data[off-rg.Off : pend-rg.Off]

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,8 +59,8 @@ func TestImagesInspectRm(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &r) != nil {
 		t.Fatalf("snap inspect --json = %q, %v", out, err)
 	}
-	if !r.ChecksumsOK || r.Chunks != 1 || r.MemorySize != 2*storage.PageSize || r.MemoryData != storage.PageSize || r.Format != "1.2" {
-		t.Errorf("snap inspect --json = %+v; want verified, 1 chunk, 8 KiB memory with 4 KiB data, format 1.2", r)
+	if !r.ChecksumsOK || r.Chunks != 1 || r.MemorySize != 2*storage.PageSize || r.MemoryData != storage.PageSize || r.Format != fmt.Sprintf("%d.%d", storage.FormatMajor, storage.FormatMinor) {
+		t.Errorf("snap inspect --json = %+v; want verified, 1 chunk, 8 KiB memory with 4 KiB data, format %d.%d", r, storage.FormatMajor, storage.FormatMinor)
 	}
 
 	// Damage a chunk: inspect reports it and fails.

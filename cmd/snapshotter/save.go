@@ -24,9 +24,10 @@ func newSaveCmd(g *globalFlags) *cobra.Command {
 		signKey      string
 		timeout      time.Duration
 		parent       string
+		track        bool
 	)
 	cmd := &cobra.Command{
-		Use:   "save ID [--to URI] [--parent URI] [--leave-running] [--compression s2|zstd] [--level N] [--sign KEYFILE] [--timeout D]",
+		Use:   "save ID [--to URI] [--parent URI] [--leave-running [--track]] [--compression s2|zstd] [--level N] [--sign KEYFILE] [--timeout D]",
 		Short: "Checkpoint a running sandbox to an image; print its URI",
 		Long: `save freezes sandbox ID, writes its kernel state and memory to an image and
 prints the image URI on the last line. --to is a URI (file:///dir/NAME,
@@ -43,12 +44,19 @@ the save is abandoned, nothing is published and the sandbox runs on.
 the image records it (snap inspect shows what the two share), and, as in
 every save, memory chunks the store already holds are not stored again, so
 a save after a first one stores only what changed. The image is complete
-on its own: restoring it does not read the parent.`,
+on its own: restoring it does not read the parent. A --leave-running save
+with --track (or with --parent) keeps recording the pages the sandbox
+writes, so that the next save with --parent naming it reads and stores
+only those; otherwise recording stops once the save has read the memory,
+and such a next save reads all of it (it says so on stderr).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Checked here too, so that a bad value never reaches the sandbox.
 			if err := storage.ParseCodec(compression, level); err != nil {
 				return fmt.Errorf("save %s: %w", args[0], err)
+			}
+			if track && !leaveRunning {
+				return fmt.Errorf("save %s: --track needs --leave-running (the sandbox stops otherwise): %w", args[0], storage.ErrInvalidArgument)
 			}
 			if timeout <= 0 {
 				return fmt.Errorf("save %s: --timeout %v is not positive: %w", args[0], timeout, storage.ErrInvalidArgument)
@@ -63,7 +71,7 @@ on its own: restoring it does not read the parent.`,
 			}
 			bar := newProgressBar(os.Stderr)
 			uri, err := runner.Save(cmd.Context(), runner.StateDir{Root: g.stateDir}, args[0],
-				runner.SaveRequest{To: to, Store: g.store, LeaveRunning: leaveRunning, Compression: compression, Level: level, SignKey: key, Timeout: timeout, Parent: parent}, bar.update)
+				runner.SaveRequest{To: to, Store: g.store, LeaveRunning: leaveRunning, Compression: compression, Level: level, SignKey: key, Timeout: timeout, Parent: parent, Track: track}, bar.update)
 			bar.finish()
 			if err != nil {
 				return err
@@ -78,6 +86,7 @@ on its own: restoring it does not read the parent.`,
 	cmd.Flags().IntVar(&level, "level", 0, "codec level (0: the codec's default; s2 1-3, zstd 1-22)")
 	cmd.Flags().StringVar(&signKey, "sign", "", "sign the image with this ed25519 private key file (PEM)")
 	cmd.Flags().StringVar(&parent, "parent", "", "an earlier image of this sandbox, in the same store, to save against")
+	cmd.Flags().BoolVar(&track, "track", false, "with --leave-running: keep recording written pages, so that a save with --parent naming this image stores only them")
 	cmd.Flags().DurationVar(&timeout, "timeout", runner.DefaultSaveTimeout, "abandon the save (the sandbox runs on) if it takes longer")
 	return cmd
 }
@@ -96,6 +105,12 @@ func newProgressBar(f *os.File) *progressBar {
 }
 
 func (b *progressBar) update(p runner.Progress) {
+	if p.Note != "" {
+		b.finish()
+		b.drawn = false
+		fmt.Fprintf(os.Stderr, "snap: %s\n", p.Note)
+		return
+	}
 	if b.w == nil {
 		return
 	}
