@@ -658,6 +658,12 @@ var cCases = []cCase{
 		snapFlags: []string{"--network", "none"},
 		want:      []string{"dual: IPv4 client of [::]: ok, seen as ::ffff:127.0.0.1 (family AF_INET6 yes)", "done"},
 	}},
+	// --network host: the same program on host sockets, talking to itself
+	// through the host's loopback, prints what it prints natively.
+	{name: "inet-network-host", prog: "inet", zdtm: zdtmSpec{skip: true}, spec: spec{
+		snapFlags: []string{"--network", "host"},
+		want:      []string{"dual: IPv4 client of [::]: ok, seen as ::ffff:127.0.0.1 (family AF_INET6 yes)", "done"},
+	}},
 	// kill, getpgid, getsid and prlimit of a zombie succeed until it is reaped.
 	{name: "killzombie", prog: "killzombie", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
 		"kill(zombie, 0): 0", "kill(zombie, SIGTERM): 0", "kill(reaped, 0): No such process",

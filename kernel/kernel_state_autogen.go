@@ -208,6 +208,7 @@ func init() {
 		{Name: "ipcNS", Type: "*snapshotter/kernel.ipcNamespace"},
 		{Name: "unixNames", Type: "*snapshotter/kernel/socket.Names"},
 		{Name: "published", Type: "[]snapshotter/kernel.PortMapping"},
+		{Name: "network", Type: "string"},
 		{Name: "hostname", Type: "string"},
 		{Name: "limits", Type: "snapshotter/kernel.Limits"},
 		{Name: "status", Type: "snapshotter/kernel.ExitStatus"},
@@ -1416,6 +1417,7 @@ func (x *Kernel) StateSave(e *stateify.Encoder) {
 			x.published[i0].StateSave(e)
 		}
 	}
+	e.String(x.network)
 	e.String(x.hostname)
 	x.limits.StateSave(e)
 	x.status.StateSave(e)
@@ -1452,12 +1454,14 @@ func (x *Kernel) StateLoad(ctx context.Context, d *stateify.Decoder) {
 				}
 			}
 		case 9:
-			x.hostname = d.String()
+			x.network = d.String()
 		case 10:
-			x.limits.StateLoad(ctx, d)
+			x.hostname = d.String()
 		case 11:
-			x.status.StateLoad(ctx, d)
+			x.limits.StateLoad(ctx, d)
 		case 12:
+			x.status.StateLoad(ctx, d)
+		case 13:
 			x.done = d.Bool()
 		default:
 			d.Skip()

@@ -10,7 +10,8 @@ import (
 )
 
 // The socket calls. The Unix domain and the sandbox's loopback network
-// (AF_INET and AF_INET6, TCP and UDP) exist (package socket); every other
+// (AF_INET and AF_INET6, TCP and UDP) exist (package socket), the latter
+// as host sockets under --network host (socket.NewHost); every other
 // family is EAFNOSUPPORT, as a family Linux was built without (glibc's
 // getaddrinfo then takes both IPv4 and IPv6 as configured without its
 // netlink query).
@@ -120,6 +121,9 @@ func (t *Task) newSocket(domain int32, typ int, proto int32) (*socket.Socket, er
 	}
 	if proto != 0 && proto != want {
 		return nil, unix.EPROTONOSUPPORT
+	}
+	if t.k.network == NetworkHost {
+		return socket.NewHost(t.k.unixNames, int(domain), typ, int(proto))
 	}
 	return socket.NewInet(t.k.unixNames, int(domain), typ)
 }

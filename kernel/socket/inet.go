@@ -92,7 +92,7 @@ func (s *Socket) Family() int {
 
 // IsInet reports whether s is a socket of the network (AF_INET or
 // AF_INET6).
-func (s *Socket) IsInet() bool { return s.inet != nil }
+func (s *Socket) IsInet() bool { return s.inet != nil || s.host != nil }
 
 // checkBindLocked checks an address bind is given: EINVAL for a
 // v4-mapped one on an IPV6_V6ONLY socket, EADDRNOTAVAIL for one that is
@@ -148,6 +148,9 @@ func (s *Socket) bindForDestLocked(dst Addr) error {
 // address as the application gave it. lowPorts says whether the caller
 // may bind ports below 1024 (CAP_NET_BIND_SERVICE).
 func (s *Socket) BindInet(b []byte, lowPorts bool) error {
+	if s.host != nil {
+		return s.bindHost(b, lowPorts)
+	}
 	a, err := parseInet(s.family, b)
 	if err == unix.EAFNOSUPPORT && s.family == unix.AF_INET && unspecAny(b) {
 		// Linux takes AF_UNSPEC with INADDR_ANY for an AF_INET bind.
@@ -201,6 +204,9 @@ func (s *Socket) listenInetLocked(backlog int32) error {
 // reports EINPROGRESS, as on Linux's loopback, and a refused non-blocking
 // one EINPROGRESS with ECONNREFUSED left in SO_ERROR.
 func (s *Socket) ConnectInet(cancel <-chan struct{}, b []byte, nonblock bool) error {
+	if s.host != nil {
+		return s.connectHost(cancel, b, nonblock)
+	}
 	if len(b) >= 2 && binary.LittleEndian.Uint16(b) == unix.AF_UNSPEC {
 		return s.disconnect()
 	}

@@ -36,6 +36,9 @@ type Names struct {
 	// nextPort is where the next search for an ephemeral port starts.
 	// Protected by mu.
 	nextPort uint32
+	// hosts are the host sockets not released (host.go). Not saved: each
+	// host socket adds itself again in afterLoad. Protected by mu.
+	hosts map[*Socket]struct{} `state:"nosave"`
 }
 
 // NewNames returns an empty namespace.

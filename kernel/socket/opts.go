@@ -12,6 +12,9 @@ import (
 // options at SOL_SOCKET only (EOPNOTSUPP at other levels), a socket of
 // the network also at its protocols' levels (inet_opts.go).
 func (s *Socket) GetOption(level, name int) ([]byte, error) {
+	if s.host != nil {
+		return s.getHostOption(level, name)
+	}
 	if level != unix.SOL_SOCKET {
 		if s.inet == nil {
 			return nil, unix.EOPNOTSUPP
@@ -127,6 +130,9 @@ func b2i(b bool) int {
 // network), at other levels as GetOption. EINVAL for a value shorter than
 // an int; ENOPROTOOPT for options it does not know.
 func (s *Socket) SetOption(level, name int, val []byte) error {
+	if s.host != nil {
+		return s.setHostOption(level, name, val)
+	}
 	if level != unix.SOL_SOCKET {
 		if s.inet == nil {
 			return unix.EOPNOTSUPP

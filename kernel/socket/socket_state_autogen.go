@@ -11,6 +11,7 @@ import (
 
 var (
 	stateTypeInfoAddr      *stateify.TypeInfo
+	stateTypeInfohostSock  *stateify.TypeInfo
 	stateTypeInfoinetState *stateify.TypeInfo
 	stateTypeInfoNames     *stateify.TypeInfo
 	stateTypeInfoCred      *stateify.TypeInfo
@@ -25,6 +26,16 @@ func init() {
 		{Name: "Inet", Type: "bool"},
 		{Name: "IP", Type: "bytes[16]"},
 		{Name: "Port", Type: "uint16"},
+	})
+	stateTypeInfohostSock = stateify.Register[hostSock]("snapshotter/kernel/socket.hostSock", []stateify.Field{
+		{Name: "proto", Type: "int64"},
+		{Name: "backlog", Type: "int32"},
+		{Name: "addr", Type: "bytes"},
+		{Name: "peer", Type: "bytes"},
+		{Name: "listening", Type: "bool"},
+		{Name: "reuseAddr", Type: "bool"},
+		{Name: "reset", Type: "bool"},
+		{Name: "dead", Type: "bool"},
 	})
 	stateTypeInfoinetState = stateify.Register[inetState]("snapshotter/kernel/socket.inetState", []stateify.Field{
 		{Name: "peerAddr", Type: "*snapshotter/kernel/socket.Addr"},
@@ -73,6 +84,7 @@ func init() {
 		{Name: "embryo", Type: "bool"},
 		{Name: "released", Type: "bool"},
 		{Name: "inet", Type: "*snapshotter/kernel/socket.inetState"},
+		{Name: "host", Type: "*snapshotter/kernel/socket.hostSock"},
 	})
 	stateTypeInfomessage = stateify.Register[message]("snapshotter/kernel/socket.message", []stateify.Field{
 		{Name: "data", Type: "bytes"},
@@ -118,6 +130,55 @@ func (x *Addr) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			d.ByteArray(x.IP[:])
 		case 4:
 			x.Port = d.Uint16()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *hostSock) StateTypeName() string { return "snapshotter/kernel/socket.hostSock" }
+
+// StateFields implements stateify.Savable.
+func (x *hostSock) StateFields() []string { return stateTypeInfohostSock.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *hostSock) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfohostSock }
+
+// StateSave implements stateify.Savable.
+func (x *hostSock) StateSave(e *stateify.Encoder) {
+	x.beforeSave()
+	e.Struct(stateTypeInfohostSock)
+	e.Int(int64(x.proto))
+	e.Int(int64(x.backlog))
+	e.Bytes(x.addr)
+	e.Bytes(x.peer)
+	e.Bool(x.listening)
+	e.Bool(x.reuseAddr)
+	e.Bool(x.reset)
+	e.Bool(x.dead)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *hostSock) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfohostSock) {
+		switch f {
+		case 0:
+			x.proto = int(d.Int64())
+		case 1:
+			x.backlog = d.Int32()
+		case 2:
+			x.addr = d.Bytes()
+		case 3:
+			x.peer = d.Bytes()
+		case 4:
+			x.listening = d.Bool()
+		case 5:
+			x.reuseAddr = d.Bool()
+		case 6:
+			x.reset = d.Bool()
+		case 7:
+			x.dead = d.Bool()
 		default:
 			d.Skip()
 		}
@@ -332,6 +393,7 @@ func (x *Socket) StateSave(e *stateify.Encoder) {
 	e.Bool(x.embryo)
 	e.Bool(x.released)
 	stateify.SavePtr(e, x.inet)
+	stateify.SavePtr(e, x.host)
 }
 
 // StateLoad implements stateify.Savable.
@@ -408,6 +470,8 @@ func (x *Socket) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.released = d.Bool()
 		case 25:
 			stateify.LoadPtr(d, &x.inet)
+		case 26:
+			stateify.LoadPtr(d, &x.host)
 		default:
 			d.Skip()
 		}
