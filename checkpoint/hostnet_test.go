@@ -106,3 +106,77 @@ func TestHostNetworkAcrossRestore(t *testing.T) {
 		t.Errorf("a failed restore left a sandbox:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
+
+// udpEcho sends line to 127.0.0.1:port and waits for "echo: " and it,
+// sending again while nothing comes (a datagram may be dropped while the
+// sandbox resumes).
+func udpEcho(t *testing.T, port int, line string) {
+	t.Helper()
+	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 512)
+	var got string
+	for range 300 {
+		if _, err := c.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		n, err := c.Read(buf)
+		if err == nil {
+			got = string(buf[:n])
+			break
+		}
+		if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+			time.Sleep(20 * time.Millisecond) // refused: not published yet
+		}
+	}
+	if want := "echo: " + line; got != want {
+		t.Fatalf("UDP echo of %q on host port %d = %q, want %q", line, port, got, want)
+	}
+}
+
+// TestPublishUDPAcrossRestore: -p HOSTPORT:PORT/udp relays a host
+// sender's datagrams to the sandbox's UDP socket on PORT and its replies
+// back; the mapping is saved, shown by snap inspect, and published again
+// by a restore, whose server answers too.
+func TestPublishUDPAcrossRestore(t *testing.T) {
+	e := newEnv(t)
+	out := filepath.Join(e.dir, "out")
+	var id string
+	var port int
+	for range publishRetries {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port = pc.LocalAddr().(*net.UDPAddr).Port
+		pc.Close()
+		r := e.snap("run", "-d", "--stdout", out, "--stderr", out, "-p", fmt.Sprintf("%d:5353/udp", port),
+			"--", program(t, "hostecho"), "udp", "5353")
+		if r.code == 0 {
+			id = strings.TrimSpace(r.stdout)
+			break
+		}
+		if !strings.Contains(r.stderr, "address already in use") {
+			t.Fatalf("snap run -p %d:5353/udp = exit %d, stderr %q", port, r.code, r.stderr)
+		}
+	}
+	if id == "" {
+		t.Fatalf("no free host UDP port in %d attempts", publishRetries)
+	}
+	hostPort(t, out, "udp")
+	udpEcho(t, port, "one")
+	waitLine(t, out, "udp got one")
+
+	uri := lastLine(e.must("save", id))
+	e.waitGone(id)
+	if info, want := e.must("inspect", uri), fmt.Sprintf("127.0.0.1:%d:5353/udp", port); !strings.Contains(info, want) {
+		t.Errorf("snap inspect does not show %q:\n%s", want, info)
+	}
+	_, rout := e.restoreDetached(uri, "")
+	udpEcho(t, port, "two")
+	waitLine(t, rout, "udp got two")
+}

@@ -282,6 +282,7 @@ func init() {
 		{Name: "HostAddr", Type: "string"},
 		{Name: "HostPort", Type: "uint16"},
 		{Name: "Port", Type: "uint16"},
+		{Name: "Proto", Type: "string"},
 	})
 	stateTypeInfospecial = stateify.Register[special]("snapshotter/kernel.special", []stateify.Field{
 		{Name: "Carrier", Type: "*snapshotter/kernel/vfs.File"},
@@ -1904,6 +1905,7 @@ func (x *PortMapping) StateSave(e *stateify.Encoder) {
 	e.String(x.HostAddr)
 	e.Uint(uint64(x.HostPort))
 	e.Uint(uint64(x.Port))
+	e.String(x.Proto)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1916,6 +1918,8 @@ func (x *PortMapping) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.HostPort = d.Uint16()
 		case 2:
 			x.Port = d.Uint16()
+		case 3:
+			x.Proto = d.String()
 		default:
 			d.Skip()
 		}

@@ -18,7 +18,7 @@ type networkFlags struct {
 // addNetworkFlags registers the network flags on cmd.
 func addNetworkFlags(cmd *cobra.Command, n *networkFlags) {
 	cmd.Flags().StringVar(&n.network, "network", "sandbox", "the sandbox's network: sandbox (its own loopback, 127.0.0.0/8 and ::1, where ports may be published), none (the same loopback, nothing published) or host (AF_INET and AF_INET6 sockets are the host's; on restore: as the image's)")
-	cmd.Flags().StringArrayVarP(&n.publish, "publish", "p", nil, "publish the sandbox's TCP port PORT on the host as [HOSTADDR:]HOSTPORT:PORT (HOSTADDR 127.0.0.1 by default; repeatable; on restore: instead of the image's)")
+	cmd.Flags().StringArrayVarP(&n.publish, "publish", "p", nil, "publish the sandbox's port PORT on the host as [HOSTADDR:]HOSTPORT:PORT[/tcp|/udp] (HOSTADDR 127.0.0.1 and tcp by default; repeatable; on restore: instead of the image's)")
 }
 
 // mappings returns the port mappings -p gives, nil if none was given

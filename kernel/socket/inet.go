@@ -437,3 +437,24 @@ func DialLoopback(names *Names, port uint16, cancel <-chan struct{}) (*Socket, e
 	}
 	return nil, err
 }
+
+// DialUDPLoopback returns a new UDP socket of the sandbox's network,
+// bound to an ephemeral port and connected to port on 127.0.0.1, or on
+// ::1 if only a socket there receives on port: what a published UDP port
+// sends a host sender's datagrams from, and reads the replies on. The
+// caller owns the socket (Release).
+func DialUDPLoopback(names *Names, port uint16) (*Socket, error) {
+	family, dst := unix.AF_INET, Addr{Inet: true, IP: v4Loopback, Port: port}
+	v6 := Addr{Inet: true, IP: v6Loopback, Port: port}
+	mu.Lock()
+	if names.findLocked(Dgram, dst, Addr{}) == nil && names.findLocked(Dgram, v6, Addr{}) != nil {
+		family, dst = unix.AF_INET6, v6
+	}
+	mu.Unlock()
+	s, _ := NewInet(names, family, Dgram)
+	if err := s.ConnectInet(nil, marshalInet(family, &dst), false); err != nil {
+		s.Release()
+		return nil, err
+	}
+	return s, nil
+}

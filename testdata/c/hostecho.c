@@ -5,9 +5,9 @@
  * comes back as "echo: LINE" and is printed as "got LINE"; a connection
  * that ends prints "closed", one that fails prints "error NAME" (a
  * connection established when the sandbox was saved fails with
- * ECONNRESET after a restore). With "udp" it also binds a UDP socket on
- * 127.0.0.1 (port printed as "udp N") that answers each datagram with
- * "echo: " and the datagram.
+ * ECONNRESET after a restore). With "udp [PORT]" it also binds a UDP
+ * socket on 127.0.0.1 at PORT (or one the system picks; printed as "udp
+ * N") that answers each datagram with "echo: " and the datagram.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -15,16 +15,17 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define MAXFD 64
 
-static int bound_socket(int type)
+static int bound_socket(int type, int port)
 {
 	int s = socket(AF_INET, type, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t l = sizeof a;
 	int one = 1;
 	if (s < 0 || setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
@@ -50,13 +51,13 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	struct pollfd fds[MAXFD];
 	int n = 0;
-	int l = bound_socket(SOCK_STREAM);
+	int l = bound_socket(SOCK_STREAM, 0);
 	if (l < 0 || listen(l, 16) < 0)
 		return 1;
 	fds[n++] = (struct pollfd){.fd = l, .events = POLLIN};
 	int u = -1;
 	if (argc > 1 && strcmp(argv[1], "udp") == 0) {
-		if ((u = bound_socket(SOCK_DGRAM)) < 0)
+		if ((u = bound_socket(SOCK_DGRAM, argc > 2 ? atoi(argv[2]) : 0)) < 0)
 			return 1;
 		fds[n++] = (struct pollfd){.fd = u, .events = POLLIN};
 	}
