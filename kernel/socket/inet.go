@@ -92,7 +92,8 @@ func (s *Socket) Family() int {
 
 // IsInet reports whether s is a socket of the network (AF_INET or
 // AF_INET6).
-func (s *Socket) IsInet() bool { return s.inet != nil || s.host != nil }
+// A netlink socket's are too (its calls take addresses as given).
+func (s *Socket) IsInet() bool { return s.inet != nil || s.host != nil || s.nl != nil }
 
 // checkBindLocked checks an address bind is given: EINVAL for a
 // v4-mapped one on an IPV6_V6ONLY socket, EADDRNOTAVAIL for one that is
@@ -151,6 +152,9 @@ func (s *Socket) BindInet(b []byte, lowPorts bool) error {
 	if s.host != nil {
 		return s.bindHost(b, lowPorts)
 	}
+	if s.nl != nil {
+		return s.bindNetlink(b)
+	}
 	a, err := parseInet(s.family, b)
 	if err == unix.EAFNOSUPPORT && s.family == unix.AF_INET && unspecAny(b) {
 		// Linux takes AF_UNSPEC with INADDR_ANY for an AF_INET bind.
@@ -206,6 +210,9 @@ func (s *Socket) listenInetLocked(backlog int32) error {
 func (s *Socket) ConnectInet(cancel <-chan struct{}, b []byte, nonblock bool) error {
 	if s.host != nil {
 		return s.connectHost(cancel, b, nonblock)
+	}
+	if s.nl != nil {
+		return s.connectNetlink(b)
 	}
 	if len(b) >= 2 && binary.LittleEndian.Uint16(b) == unix.AF_UNSPEC {
 		return s.disconnect()

@@ -91,6 +91,9 @@ func marshalInet(family int, a *Addr) []byte {
 // (accept, recvfrom, getsockname): a sockaddr_un, sockaddr_in or
 // sockaddr_in6 (an IPv4 peer of an AF_INET6 socket v4-mapped).
 func (s *Socket) MarshalAddr(a *Addr) []byte {
+	if s.nl != nil {
+		return sockaddrNl(0) // every message comes from the kernel
+	}
 	if s.inet == nil && s.host == nil {
 		return a.Marshal()
 	}
@@ -103,6 +106,9 @@ func (s *Socket) SockName() []byte {
 		b, _ := s.hostSockName(false)
 		return b
 	}
+	if s.nl != nil {
+		return s.netlinkName()
+	}
 	return s.MarshalAddr(s.Name())
 }
 
@@ -111,6 +117,9 @@ func (s *Socket) SockName() []byte {
 func (s *Socket) PeerSockName() ([]byte, error) {
 	if s.host != nil {
 		return s.hostSockName(true)
+	}
+	if s.nl != nil {
+		return sockaddrNl(0), nil
 	}
 	if s.inet != nil {
 		mu.Lock()

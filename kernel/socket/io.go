@@ -57,6 +57,9 @@ func (s *Socket) Send(f *vfs.File, cancel <-chan struct{}, src []byte, a SendArg
 	if s.host != nil {
 		return s.sendHost(f, cancel, src, a)
 	}
+	if s.nl != nil {
+		return s.sendNetlink(src, a)
+	}
 	nonblock := a.Flags&unix.MSG_DONTWAIT != 0 || (f != nil && f.Nonblocking())
 	if len(a.Rights) > maxRights {
 		return 0, unix.EINVAL

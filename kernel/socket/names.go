@@ -39,6 +39,9 @@ type Names struct {
 	// hosts are the host sockets not released (host.go). Not saved: each
 	// host socket adds itself again in afterLoad. Protected by mu.
 	hosts map[*Socket]struct{} `state:"nosave"`
+	// netlinkPorts maps each netlink port ID in use to its socket (nil
+	// until the first). Protected by mu.
+	netlinkPorts map[uint32]*Socket
 }
 
 // NewNames returns an empty namespace.

@@ -15,6 +15,9 @@ func (s *Socket) GetOption(level, name int) ([]byte, error) {
 	if s.host != nil {
 		return s.getHostOption(level, name)
 	}
+	if b, ok := s.getNetlinkOption(level, name); ok && s.nl != nil {
+		return b, nil
+	}
 	if level != unix.SOL_SOCKET {
 		if s.inet == nil {
 			return nil, unix.EOPNOTSUPP
@@ -132,6 +135,9 @@ func b2i(b bool) int {
 func (s *Socket) SetOption(level, name int, val []byte) error {
 	if s.host != nil {
 		return s.setHostOption(level, name, val)
+	}
+	if s.nl != nil && level == solNetlink {
+		return nil // NETLINK_EXT_ACK and the like: nothing to change
 	}
 	if level != unix.SOL_SOCKET {
 		if s.inet == nil {

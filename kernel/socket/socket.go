@@ -132,6 +132,9 @@ type Socket struct {
 	// host holds what only a host socket (--network host, host.go) has,
 	// or nil; immutable.
 	host *hostSock
+	// nl holds what only a netlink socket (netlink.go) has, or nil;
+	// immutable.
+	nl *netlinkState
 
 	// changed is closed (and replaced) when the socket's state, queue or
 	// buffer space changes, if watched. Not saved: nobody waits at save
@@ -314,6 +317,9 @@ func (s *Socket) releaseLocked() []*vfs.File {
 		return nil
 	}
 	s.released = true
+	if s.nl != nil {
+		s.releaseNetlinkLocked()
+	}
 	if s.addr != nil && s.addr.Abstract && s.names != nil {
 		s.names.unbindLocked(*s.addr, s)
 	}

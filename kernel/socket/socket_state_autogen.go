@@ -10,13 +10,14 @@ import (
 )
 
 var (
-	stateTypeInfoAddr      *stateify.TypeInfo
-	stateTypeInfohostSock  *stateify.TypeInfo
-	stateTypeInfoinetState *stateify.TypeInfo
-	stateTypeInfoNames     *stateify.TypeInfo
-	stateTypeInfoCred      *stateify.TypeInfo
-	stateTypeInfoSocket    *stateify.TypeInfo
-	stateTypeInfomessage   *stateify.TypeInfo
+	stateTypeInfoAddr         *stateify.TypeInfo
+	stateTypeInfohostSock     *stateify.TypeInfo
+	stateTypeInfoinetState    *stateify.TypeInfo
+	stateTypeInfoNames        *stateify.TypeInfo
+	stateTypeInfonetlinkState *stateify.TypeInfo
+	stateTypeInfoCred         *stateify.TypeInfo
+	stateTypeInfoSocket       *stateify.TypeInfo
+	stateTypeInfomessage      *stateify.TypeInfo
 )
 
 func init() {
@@ -51,6 +52,11 @@ func init() {
 		{Name: "next", Type: "uint32"},
 		{Name: "ports", Type: "map[uint32][]*snapshotter/kernel/socket.Socket"},
 		{Name: "nextPort", Type: "uint32"},
+		{Name: "netlinkPorts", Type: "map[uint32]*snapshotter/kernel/socket.Socket"},
+	})
+	stateTypeInfonetlinkState = stateify.Register[netlinkState]("snapshotter/kernel/socket.netlinkState", []stateify.Field{
+		{Name: "portID", Type: "uint32"},
+		{Name: "bound", Type: "bool"},
 	})
 	stateTypeInfoCred = stateify.Register[Cred]("snapshotter/kernel/socket.Cred", []stateify.Field{
 		{Name: "PID", Type: "int32"},
@@ -85,6 +91,7 @@ func init() {
 		{Name: "released", Type: "bool"},
 		{Name: "inet", Type: "*snapshotter/kernel/socket.inetState"},
 		{Name: "host", Type: "*snapshotter/kernel/socket.hostSock"},
+		{Name: "nl", Type: "*snapshotter/kernel/socket.netlinkState"},
 	})
 	stateTypeInfomessage = stateify.Register[message]("snapshotter/kernel/socket.message", []stateify.Field{
 		{Name: "data", Type: "bytes"},
@@ -269,6 +276,11 @@ func (x *Names) StateSave(e *stateify.Encoder) {
 		}
 	})
 	e.Uint(uint64(x.nextPort))
+	stateify.SaveMap(e, x.netlinkPorts, func(e *stateify.Encoder, mk uint32) {
+		e.Uint(uint64(mk))
+	}, func(e *stateify.Encoder, mv **Socket) {
+		stateify.SavePtr(e, (*mv))
+	})
 }
 
 // StateLoad implements stateify.Savable.
@@ -298,6 +310,42 @@ func (x *Names) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			})
 		case 3:
 			x.nextPort = d.Uint32()
+		case 4:
+			stateify.LoadMap(d, &x.netlinkPorts, func(d *stateify.Decoder, mk *uint32) {
+				*mk = d.Uint32()
+			}, func(d *stateify.Decoder, mv **Socket) {
+				stateify.LoadPtr(d, mv)
+			})
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *netlinkState) StateTypeName() string { return "snapshotter/kernel/socket.netlinkState" }
+
+// StateFields implements stateify.Savable.
+func (x *netlinkState) StateFields() []string { return stateTypeInfonetlinkState.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *netlinkState) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfonetlinkState }
+
+// StateSave implements stateify.Savable.
+func (x *netlinkState) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfonetlinkState)
+	e.Uint(uint64(x.portID))
+	e.Bool(x.bound)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *netlinkState) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfonetlinkState) {
+		switch f {
+		case 0:
+			x.portID = d.Uint32()
+		case 1:
+			x.bound = d.Bool()
 		default:
 			d.Skip()
 		}
@@ -394,6 +442,7 @@ func (x *Socket) StateSave(e *stateify.Encoder) {
 	e.Bool(x.released)
 	stateify.SavePtr(e, x.inet)
 	stateify.SavePtr(e, x.host)
+	stateify.SavePtr(e, x.nl)
 }
 
 // StateLoad implements stateify.Savable.
@@ -472,6 +521,8 @@ func (x *Socket) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			stateify.LoadPtr(d, &x.inet)
 		case 26:
 			stateify.LoadPtr(d, &x.host)
+		case 27:
+			stateify.LoadPtr(d, &x.nl)
 		default:
 			d.Skip()
 		}
