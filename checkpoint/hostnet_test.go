@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -70,14 +71,18 @@ func waitLine(t *testing.T, out, want string) {
 // sandbox listening on a host port it got by binding port 0 answers a host
 // client; it is saved with a connection established and restored: it
 // listens on the same port and answers again, and the connection
-// established at the save fails in the sandbox with ECONNRESET. The
-// image shows the mode and the listener; a second restore while the first
-// holds the port fails with one line naming it and leaves nothing.
+// established at the save fails in the sandbox with ECONNRESET; its bound
+// UDP socket is bound again and answers on the same port. The image shows
+// the mode and the listener; a restore with another mode, and a second
+// restore while the first holds the port, fail with one line (the latter
+// naming the port) and leave nothing.
 func TestHostNetworkAcrossRestore(t *testing.T) {
 	e := newEnv(t)
 	out := filepath.Join(e.dir, "out")
-	id := strings.TrimSpace(e.must("run", "-d", "--network", "host", "--stdout", out, "--stderr", out, "--", program(t, "hostecho")))
+	id := strings.TrimSpace(e.must("run", "-d", "--network", "host", "--stdout", out, "--stderr", out, "--", program(t, "hostecho"), "udp"))
 	port := hostPort(t, out, "port")
+	uport := hostPort(t, out, "udp")
+	udpEcho(t, uport, "dgram before")
 	c := echoConn(t, port, "before")
 	defer c.Close()
 	waitLine(t, out, "got before")
@@ -85,10 +90,16 @@ func TestHostNetworkAcrossRestore(t *testing.T) {
 	uri := lastLine(e.must("save", id))
 	e.waitGone(id)
 	info := e.must("inspect", uri)
-	for _, want := range []string{"host", fmt.Sprintf("tcp 127.0.0.1:%d (host)", port)} {
+	for _, want := range []string{"network:", fmt.Sprintf("tcp 127.0.0.1:%d (host)", port), fmt.Sprintf("udp 127.0.0.1:%d (host)", uport)} {
 		if !strings.Contains(info, want) {
 			t.Errorf("snap inspect does not show %q:\n%s", want, info)
 		}
+	}
+	if !regexp.MustCompile(`network:\s+host\n`).MatchString(info) {
+		t.Errorf("snap inspect does not show the network mode host:\n%s", info)
+	}
+	if msg := e.mustFail("restore", uri, "--network", "sandbox"); !strings.Contains(msg, "host") {
+		t.Errorf("restore of a host network image with --network sandbox: %q, want the image's mode named", msg)
 	}
 
 	_, rout := e.restoreDetached(uri, "")
@@ -96,6 +107,7 @@ func TestHostNetworkAcrossRestore(t *testing.T) {
 	defer c2.Close()
 	waitLine(t, rout, "got after")
 	waitLine(t, rout, "error ECONNRESET")
+	udpEcho(t, uport, "dgram after")
 
 	before := e.must("ps")
 	msg := e.mustFail("restore", uri)
