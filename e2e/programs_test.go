@@ -675,6 +675,12 @@ var cCases = []cCase{
 		"RTM_GETLINK 9999: from port 0, seq ok yes, error ENODEV",
 		"done",
 	}}},
+	// Under --network host the interfaces are the host's: every one of
+	// them, with its addresses and flags, as natively.
+	{name: "ifaces-network-host", prog: "ifaces", zdtm: zdtmSpec{skip: true}, spec: spec{
+		args: []string{"all"}, snapFlags: []string{"--network", "host"},
+		want: []string{"if_nameindex: 1 lo", "done"},
+	}},
 	// kill, getpgid, getsid and prlimit of a zombie succeed until it is reaped.
 	{name: "killzombie", prog: "killzombie", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
 		"kill(zombie, 0): 0", "kill(zombie, SIGTERM): 0", "kill(reaped, 0): No such process",

@@ -122,7 +122,7 @@ func (t *Task) newSocket(domain int32, typ int, proto int32) (*socket.Socket, er
 		if proto != unix.NETLINK_ROUTE {
 			return nil, unix.EPROTONOSUPPORT
 		}
-		return socket.NewNetlink(t.k.unixNames), nil
+		return socket.NewNetlink(t.k.unixNames, t.k.network == NetworkHost), nil
 	}
 	want := int32(unix.IPPROTO_TCP)
 	if typ == unix.SOCK_DGRAM {

@@ -2,6 +2,7 @@ package socket
 
 import (
 	"encoding/binary"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,9 +13,11 @@ import (
 // 127.0.0.1/8 and ::1/128, as Linux's rtnetlink does; getifaddrs,
 // if_nameindex and getaddrinfo's AI_ADDRCONFIG ask it (glibc and musl).
 // Every other request is answered with EOPNOTSUPP. The answers are queued
-// at the send, as datagrams (one per dump, then NLMSG_DONE), and read as
-// a datagram socket's queue is. Under --network host too the answers are
-// about lo alone.
+// at the send, as datagrams (a dump's messages in datagrams of at most
+// nlDatagramMax bytes, then NLMSG_DONE), and read as a datagram socket's
+// queue is. Under --network host the dumps are the host's own (asked of
+// the host's rtnetlink by the sentry, read-only), with the request's
+// sequence number and the socket's port ID.
 
 // Netlink message layout (linux/netlink.h, linux/rtnetlink.h).
 const (
@@ -34,6 +37,9 @@ const (
 	// autoPortStart is where automatic port IDs start (Linux gives
 	// negative ones to a process's sockets after its first).
 	autoPortStart = 0xffffefff
+	// nlDatagramMax bounds one datagram of a dump (a page, what glibc's
+	// and musl's buffers hold at least).
+	nlDatagramMax = 4096
 )
 
 // netlinkState is what a netlink socket has besides a Socket's fields.
@@ -44,13 +50,17 @@ type netlinkState struct {
 	// portID is the socket's address (nl_pid), valid if bound.
 	portID uint32
 	bound  bool
+	// host answers dumps with the host's interfaces (--network host);
+	// immutable.
+	host bool
 }
 
 // NewNetlink returns a new NETLINK_ROUTE socket (typ Dgram: SOCK_RAW and
-// SOCK_DGRAM are the same to netlink).
-func NewNetlink(names *Names) *Socket {
+// SOCK_DGRAM are the same to netlink), answering about the host's
+// interfaces if host, about lo otherwise.
+func NewNetlink(names *Names, host bool) *Socket {
 	return &Socket{typ: Dgram, family: unix.AF_NETLINK, ino: inoCounter.Add(1), names: names,
-		sndbuf: defaultBuf, rcvbuf: defaultBuf, nl: &netlinkState{}}
+		sndbuf: defaultBuf, rcvbuf: defaultBuf, nl: &netlinkState{host: host}}
 }
 
 // bindNetlinkLocked gives s port ID id, or a free one if id is 0:
@@ -198,22 +208,30 @@ func (s *Socket) answerLocked(req []byte) {
 	dump := flags&nlmFDump == nlmFDump
 	var errno unix.Errno
 	switch {
-	case typ == rtmGetLink && dump:
-		m.add(rtmNewLink, nlmFMulti, loLink())
-	case typ == rtmGetAddr && dump:
+	case (typ == rtmGetLink || typ == rtmGetAddr) && dump:
 		var family byte
 		if len(body) > 0 {
 			family = body[0]
 		}
-		for _, a := range loAddrs(family) {
-			m.add(rtmNewAddr, nlmFMulti, a)
-		}
-	case typ == rtmGetLink:
-		if !isLoRequest(body) {
-			errno = unix.ENODEV
+		msgs, err := s.dumpLocked(typ, family)
+		if err != nil {
+			errno = err.(unix.Errno)
 			break
 		}
-		m.add(rtmNewLink, 0, loLink())
+		for _, msg := range msgs {
+			if len(m.buf) > 0 && len(m.buf)+len(msg) > nlDatagramMax {
+				s.queueNetlinkLocked(m.buf)
+				m.buf = nil
+			}
+			m.add(binary.LittleEndian.Uint16(msg[4:]), nlmFMulti, msg[nlmsgHdrLen:])
+		}
+	case typ == rtmGetLink:
+		link, err := s.linkLocked(body)
+		if err != nil {
+			errno = err.(unix.Errno)
+			break
+		}
+		m.add(rtmNewLink, 0, link[nlmsgHdrLen:])
 	default:
 		errno = unix.EOPNOTSUPP
 	}
@@ -228,6 +246,82 @@ func (s *Socket) answerLocked(req []byte) {
 		m.add(nlmDone, nlmFMulti, make([]byte, 4))
 	}
 	s.queueNetlinkLocked(m.buf)
+}
+
+// dumpLocked returns the messages (headers included) of a RTM_GETLINK or
+// RTM_GETADDR dump of family. Preconditions: mu is held.
+func (s *Socket) dumpLocked(typ uint16, family byte) ([][]byte, error) {
+	if s.nl.host {
+		return hostDump(typ, family)
+	}
+	m := nlMsg{}
+	if typ == rtmGetLink {
+		m.add(rtmNewLink, 0, loLink())
+		return [][]byte{m.buf}, nil
+	}
+	var out [][]byte
+	for _, a := range loAddrs(family) {
+		m := nlMsg{}
+		m.add(rtmNewAddr, 0, a)
+		out = append(out, m.buf)
+	}
+	return out, nil
+}
+
+// linkLocked answers an RTM_GETLINK for one link (by index or name): its
+// message, or ENODEV. Preconditions: mu is held.
+func (s *Socket) linkLocked(body []byte) ([]byte, error) {
+	if !s.nl.host {
+		if !isLoRequest(body) {
+			return nil, unix.ENODEV
+		}
+		m := nlMsg{}
+		m.add(rtmNewLink, 0, loLink())
+		return m.buf, nil
+	}
+	if len(body) < 16 {
+		return nil, unix.EINVAL
+	}
+	idx := int32(binary.LittleEndian.Uint32(body[4:]))
+	name := ifname(body[16:])
+	links, err := hostDump(rtmGetLink, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range links {
+		if len(l) < nlmsgHdrLen+16 {
+			continue
+		}
+		li := l[nlmsgHdrLen:]
+		if (idx != 0 && int32(binary.LittleEndian.Uint32(li[4:])) == idx) || (idx == 0 && name != "" && ifname(li[16:]) == name) {
+			return l, nil
+		}
+	}
+	return nil, unix.ENODEV
+}
+
+// hostDump asks the host's rtnetlink for a dump of typ and family and
+// returns its messages but NLMSG_DONE.
+func hostDump(typ uint16, family byte) ([][]byte, error) {
+	rib, err := syscall.NetlinkRIB(int(typ), int(family))
+	if err != nil {
+		if errno, ok := err.(syscall.Errno); ok {
+			return nil, unix.Errno(errno)
+		}
+		return nil, unix.EIO
+	}
+	var out [][]byte
+	for b := rib; len(b) >= nlmsgHdrLen; {
+		l := int(binary.LittleEndian.Uint32(b))
+		if l < nlmsgHdrLen || l > len(b) {
+			break
+		}
+		if t := binary.LittleEndian.Uint16(b[4:]); t == rtmNewLink || t == rtmNewAddr {
+			out = append(out, b[:l])
+		}
+		b = b[min(nlmAlign(l), len(b)):]
+	}
+	return out, nil
 }
 
 // queueNetlinkLocked queues one datagram of answers from the kernel (a
@@ -256,17 +350,22 @@ func isLoRequest(body []byte) bool {
 	if idx := int32(binary.LittleEndian.Uint32(body[4:])); idx != 0 {
 		return idx == loIndex
 	}
-	for a := body[16:]; len(a) >= 4; {
+	return ifname(body[16:]) == loName
+}
+
+// ifname returns the IFLA_IFNAME among attrs, "" if none.
+func ifname(attrs []byte) string {
+	for a := attrs; len(a) >= 4; {
 		l := int(binary.LittleEndian.Uint16(a))
 		if l < 4 || l > len(a) {
 			break
 		}
 		if binary.LittleEndian.Uint16(a[2:]) == unix.IFLA_IFNAME {
-			return string(trimNul(a[4:l])) == loName
+			return string(trimNul(a[4:l]))
 		}
 		a = a[min(nlmAlign(l), len(a)):]
 	}
-	return false
+	return ""
 }
 
 func trimNul(b []byte) []byte {

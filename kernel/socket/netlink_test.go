@@ -58,7 +58,7 @@ func TestNetlinkAnswers(t *testing.T) {
 		{name: "not-a-request", req: nlRequest(rtmGetLink, nlmFDump, 6, 0), want: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := NewNetlink(NewNames())
+			s := NewNetlink(NewNames(), false)
 			defer s.Release()
 			if n, err := s.Send(nil, nil, tc.req, SendArgs{}); err != nil || n != len(tc.req) {
 				t.Fatalf("Send = %d, %v, want %d", n, err, len(tc.req))
@@ -79,7 +79,7 @@ func TestNetlinkAnswers(t *testing.T) {
 
 func TestNetlinkPorts(t *testing.T) {
 	names := NewNames()
-	a, b := NewNetlink(names), NewNetlink(names)
+	a, b := NewNetlink(names, false), NewNetlink(names, false)
 	defer a.Release()
 	defer b.Release()
 	if err := a.BindInet(sockaddrNl(4242), false); err != nil {

@@ -57,6 +57,7 @@ func init() {
 	stateTypeInfonetlinkState = stateify.Register[netlinkState]("snapshotter/kernel/socket.netlinkState", []stateify.Field{
 		{Name: "portID", Type: "uint32"},
 		{Name: "bound", Type: "bool"},
+		{Name: "host", Type: "bool"},
 	})
 	stateTypeInfoCred = stateify.Register[Cred]("snapshotter/kernel/socket.Cred", []stateify.Field{
 		{Name: "PID", Type: "int32"},
@@ -336,6 +337,7 @@ func (x *netlinkState) StateSave(e *stateify.Encoder) {
 	e.Struct(stateTypeInfonetlinkState)
 	e.Uint(uint64(x.portID))
 	e.Bool(x.bound)
+	e.Bool(x.host)
 }
 
 // StateLoad implements stateify.Savable.
@@ -346,6 +348,8 @@ func (x *netlinkState) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.portID = d.Uint32()
 		case 1:
 			x.bound = d.Bool()
+		case 2:
+			x.host = d.Bool()
 		default:
 			d.Skip()
 		}

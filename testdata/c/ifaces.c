@@ -5,6 +5,9 @@
  * NETLINK_ROUTE RTM_GETLINK request for index 1 and for a missing index,
  * and getaddrinfo with AI_ADDRCONFIG. Only lo is printed, so the output
  * is the same on a host with more interfaces.
+ *
+ * "ifaces all" instead prints every interface if_nameindex and getifaddrs
+ * list, with their addresses (the host's, under --network host).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -217,9 +220,38 @@ static void addrconfig(void)
 		freeaddrinfo(res);
 }
 
-int main(void)
+static void all(void)
+{
+	struct if_nameindex *ni = if_nameindex();
+	for (struct if_nameindex *p = ni; p && p->if_index; p++)
+		printf("if_nameindex: %u %s\n", p->if_index, p->if_name);
+	if (ni)
+		if_freenameindex(ni);
+	struct ifaddrs *ifa;
+	if (getifaddrs(&ifa) < 0) {
+		printf("getifaddrs: %s\n", strerror(errno));
+		return;
+	}
+	for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+		char a[64] = "", m[64] = "";
+		int f = i->ifa_addr ? i->ifa_addr->sa_family : -1;
+		if (f == AF_INET || f == AF_INET6) {
+			addr(i->ifa_addr, a, sizeof a);
+			addr(i->ifa_netmask, m, sizeof m);
+		}
+		printf("getifaddrs: %s %s %s %s flags %#x\n", i->ifa_name, fam(f), a, m, i->ifa_flags);
+	}
+	freeifaddrs(ifa);
+}
+
+int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc > 1 && strcmp(argv[1], "all") == 0) {
+		all();
+		printf("done\n");
+		return 0;
+	}
 	ifaddrs_lo();
 	nameindex();
 	ifconf();
