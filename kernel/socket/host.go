@@ -119,7 +119,19 @@ func (s *Socket) releaseHost() {
 	mu.Unlock()
 	if live {
 		poller.remove(h.fd)
+		if s.typ == Stream {
+			noLingerWait(h.fd)
+		}
 		unix.Close(h.fd)
+	}
+}
+
+// noLingerWait keeps close from waiting for unsent data under a positive
+// SO_LINGER (a host wait nothing could interrupt): the host sends it in
+// the background, as without SO_LINGER. SO_LINGER 0, a reset, stays.
+func noLingerWait(fd int) {
+	if l, err := unix.GetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER); err == nil && l.Onoff != 0 && l.Linger > 0 {
+		unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{})
 	}
 }
 
