@@ -80,7 +80,9 @@ func (r *udpRelay) deliver(from net.Addr, data []byte) {
 		if len(r.order) >= maxUDPSessions {
 			old := r.order[0]
 			r.order = r.order[1:]
-			r.sessions[old].s.Release() // its reply loop ends
+			s := r.sessions[old].s
+			s.Shutdown(unix.SHUT_RD) // its reply loop ends
+			s.Release()
 			delete(r.sessions, old)
 		}
 		s, err := socket.DialUDPLoopback(r.names, r.port)
