@@ -72,7 +72,12 @@ var runErrorCases = []runErrorCase{
 	{name: "publish-network-none", args: func(*testing.T, string) []string {
 		return []string{"--network", "none", "-p", "8080:80", "--", "/bin/true"}
 	}},
-	{name: "network-host", args: func(*testing.T, string) []string { return []string{"--network", "host", "--", "/bin/true"} }},
+	{name: "publish-network-host", args: func(*testing.T, string) []string {
+		return []string{"--network", "host", "-p", "8080:80", "--", "/bin/true"}
+	}},
+	{name: "publish-network-host-detached", args: func(*testing.T, string) []string {
+		return []string{"-d", "--network", "host", "-p", "8080:80", "--", "/bin/true"}
+	}},
 	{name: "network-unknown-detached", args: func(*testing.T, string) []string {
 		return []string{"-d", "--network", "bridge", "--", "/bin/true"}
 	}},

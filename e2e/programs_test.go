@@ -659,6 +659,29 @@ var cCases = []cCase{
 		snapFlags: []string{"--network", "none"},
 		want:      []string{"dual: IPv4 client of [::]: ok, seen as ::ffff:127.0.0.1 (family AF_INET6 yes)", "done"},
 	}},
+	// --network host: the same program on host sockets, talking to itself
+	// through the host's loopback, prints what it prints natively.
+	{name: "inet-network-host", prog: "inet", zdtm: zdtmSpec{skip: true}, spec: spec{
+		snapFlags: []string{"--network", "host"},
+		want:      []string{"dual: IPv4 client of [::]: ok, seen as ::ffff:127.0.0.1 (family AF_INET6 yes)", "done"},
+	}},
+	// lo as getifaddrs, if_nameindex, SIOCGIFCONF and a raw NETLINK_ROUTE
+	// socket see it (only lo printed: natively the host has more).
+	{name: "ifaces", prog: "ifaces", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
+		"getifaddrs: lo AF_PACKET flags UP 1 LOOPBACK 1 RUNNING 1",
+		"getifaddrs: lo AF_INET 127.0.0.1 netmask 255.0.0.0",
+		"if_nameindex: 1 lo",
+		"SIOCGIFCONF: lo 127.0.0.1",
+		"RTM_GETLINK 1: from port 0, seq ok yes, type RTM_NEWLINK yes, index 1, name lo, loopback yes",
+		"RTM_GETLINK 9999: from port 0, seq ok yes, error ENODEV",
+		"done",
+	}}},
+	// Under --network host the interfaces are the host's: every one of
+	// them, with its addresses and flags, as natively.
+	{name: "ifaces-network-host", prog: "ifaces", zdtm: zdtmSpec{skip: true}, spec: spec{
+		args: []string{"all"}, snapFlags: []string{"--network", "host"},
+		want: []string{"if_nameindex: 1 lo", "done"},
+	}},
 	// kill, getpgid, getsid and prlimit of a zombie succeed until it is reaped.
 	{name: "killzombie", prog: "killzombie", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
 		"kill(zombie, 0): 0", "kill(zombie, SIGTERM): 0", "kill(reaped, 0): No such process",

@@ -146,6 +146,9 @@ type Config struct {
 	// and the program's run took (StepNewKernel...). Not used by Restore,
 	// which has its own (RestoreOptions.Timings).
 	Timings *Timings
+	// Network is the network mode (NetworkSandbox if empty). Not used by
+	// Restore: a restored sandbox has its saved mode (SetNetwork).
+	Network string
 	// Tmpfs are the empty tmpfs mounts to add to the default /dev/shm and
 	// /run: "PATH" or "PATH:size=SIZE" (SIZE as ParseMemoryLimit takes
 	// it; a default mount point gets the size). Not used by Restore: a
@@ -321,6 +324,10 @@ type Kernel struct {
 	// pub serves them, or is nil. Not saved: host listeners and
 	// connections (a restore publishes again). Immutable after Publish.
 	pub *publisher `state:"nosave"`
+	// network is the network mode: NetworkSandbox ("" in an image from
+	// before network modes), NetworkNone or NetworkHost. Immutable after
+	// New, Restore and SetNetwork.
+	network string
 
 	// hostname is the UTS node name. Immutable.
 	hostname string
@@ -436,6 +443,7 @@ func New(cfg Config) (*Kernel, error) {
 		root:      root,
 		locks:     newFileLocks(),
 		unixNames: socket.NewNames(),
+		network:   cfg.Network,
 		hostname:  cfg.Hostname,
 		limits:    cfg.Limits.withDefaults(),
 		debug:     cfg.Debug,

@@ -208,6 +208,7 @@ func init() {
 		{Name: "ipcNS", Type: "*snapshotter/kernel.ipcNamespace"},
 		{Name: "unixNames", Type: "*snapshotter/kernel/socket.Names"},
 		{Name: "published", Type: "[]snapshotter/kernel.PortMapping"},
+		{Name: "network", Type: "string"},
 		{Name: "hostname", Type: "string"},
 		{Name: "limits", Type: "snapshotter/kernel.Limits"},
 		{Name: "status", Type: "snapshotter/kernel.ExitStatus"},
@@ -281,6 +282,7 @@ func init() {
 		{Name: "HostAddr", Type: "string"},
 		{Name: "HostPort", Type: "uint16"},
 		{Name: "Port", Type: "uint16"},
+		{Name: "Proto", Type: "string"},
 	})
 	stateTypeInfospecial = stateify.Register[special]("snapshotter/kernel.special", []stateify.Field{
 		{Name: "Carrier", Type: "*snapshotter/kernel/vfs.File"},
@@ -1416,6 +1418,7 @@ func (x *Kernel) StateSave(e *stateify.Encoder) {
 			x.published[i0].StateSave(e)
 		}
 	}
+	e.String(x.network)
 	e.String(x.hostname)
 	x.limits.StateSave(e)
 	x.status.StateSave(e)
@@ -1452,12 +1455,14 @@ func (x *Kernel) StateLoad(ctx context.Context, d *stateify.Decoder) {
 				}
 			}
 		case 9:
-			x.hostname = d.String()
+			x.network = d.String()
 		case 10:
-			x.limits.StateLoad(ctx, d)
+			x.hostname = d.String()
 		case 11:
-			x.status.StateLoad(ctx, d)
+			x.limits.StateLoad(ctx, d)
 		case 12:
+			x.status.StateLoad(ctx, d)
+		case 13:
 			x.done = d.Bool()
 		default:
 			d.Skip()
@@ -1900,6 +1905,7 @@ func (x *PortMapping) StateSave(e *stateify.Encoder) {
 	e.String(x.HostAddr)
 	e.Uint(uint64(x.HostPort))
 	e.Uint(uint64(x.Port))
+	e.String(x.Proto)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1912,6 +1918,8 @@ func (x *PortMapping) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.HostPort = d.Uint16()
 		case 2:
 			x.Port = d.Uint16()
+		case 3:
+			x.Proto = d.String()
 		default:
 			d.Skip()
 		}

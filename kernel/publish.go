@@ -27,8 +27,9 @@ import (
 // connection) and refuses new ones until the kernel runs again; the
 // listeners stay. The mappings are kernel state, so an image knows what
 // it published; a restore publishes them again or those it is given.
+// UDP ports are relayed by publish_udp.go.
 
-// ErrBadPortMapping means a -p value is not [HOSTADDR:]HOSTPORT:PORT.
+// ErrBadPortMapping means a -p value is not [HOSTADDR:]HOSTPORT:PORT[/PROTO].
 var ErrBadPortMapping = errors.New("bad port mapping")
 
 // PortMapping is one published port: connections to HostAddr:HostPort on
@@ -40,25 +41,44 @@ type PortMapping struct {
 	HostAddr string
 	// HostPort and Port are 1 to 65535.
 	HostPort, Port uint16
+	// Proto is "udp" for a UDP port, "" for a TCP one (images from
+	// before UDP publishing hold only those).
+	Proto string
 }
 
 // String formats m as -p takes it.
 func (m PortMapping) String() string {
-	return net.JoinHostPort(m.HostAddr, strconv.Itoa(int(m.HostPort))) + ":" + strconv.Itoa(int(m.Port))
+	s := net.JoinHostPort(m.HostAddr, strconv.Itoa(int(m.HostPort))) + ":" + strconv.Itoa(int(m.Port))
+	if m.Proto == "udp" {
+		s += "/udp"
+	}
+	return s
 }
 
-// ParsePortMapping parses [HOSTADDR:]HOSTPORT:PORT (an IPv6 HOSTADDR in
-// brackets); ErrBadPortMapping for anything else, port 0 included.
+// ParsePortMapping parses [HOSTADDR:]HOSTPORT:PORT[/tcp|/udp] (an IPv6
+// HOSTADDR in brackets; tcp by default); ErrBadPortMapping for anything
+// else, port 0 included.
 func ParsePortMapping(v string) (PortMapping, error) {
 	bad := func(why string) (PortMapping, error) {
-		return PortMapping{}, fmt.Errorf("%q: %w: %s (want [HOSTADDR:]HOSTPORT:PORT)", v, ErrBadPortMapping, why)
+		return PortMapping{}, fmt.Errorf("%q: %w: %s (want [HOSTADDR:]HOSTPORT:PORT[/tcp|/udp])", v, ErrBadPortMapping, why)
 	}
-	i := strings.LastIndexByte(v, ':')
+	m := PortMapping{HostAddr: "127.0.0.1"}
+	rest := v
+	if j := strings.LastIndexByte(v, '/'); j >= 0 {
+		switch v[j+1:] {
+		case "tcp":
+		case "udp":
+			m.Proto = "udp"
+		default:
+			return bad("protocol " + strconv.Quote(v[j+1:]) + " is not tcp or udp")
+		}
+		rest = v[:j]
+	}
+	i := strings.LastIndexByte(rest, ':')
 	if i < 0 {
 		return bad("no sandbox port")
 	}
-	hostPart, portPart := v[:i], v[i+1:]
-	m := PortMapping{HostAddr: "127.0.0.1"}
+	hostPart, portPart := rest[:i], rest[i+1:]
 	if j := strings.LastIndexByte(hostPart, ':'); j >= 0 && !strings.HasSuffix(hostPart, "]") {
 		m.HostAddr, hostPart = strings.Trim(hostPart[:j], "[]"), hostPart[j+1:]
 		if _, err := netip.ParseAddr(m.HostAddr); err != nil {
@@ -88,6 +108,9 @@ func parsePort(s string) (uint16, error) {
 type publisher struct {
 	names *socket.Names
 
+	// relays serve the UDP ports; immutable.
+	relays []*udpRelay
+
 	mu sync.Mutex
 	// listeners are the host listeners. Protected by mu.
 	listeners []net.Listener
@@ -116,27 +139,50 @@ type bridge struct {
 // before the program starts or resumes.
 func (k *Kernel) Publish(ms []PortMapping) error {
 	var ls []net.Listener
-	for _, m := range ms {
-		l, err := net.Listen("tcp", net.JoinHostPort(m.HostAddr, strconv.Itoa(int(m.HostPort))))
-		if err != nil {
-			for _, o := range ls {
-				o.Close()
-			}
-			return fmt.Errorf("publish %s: host port %s: %w", m, net.JoinHostPort(m.HostAddr, strconv.Itoa(int(m.HostPort))), hostErr(err))
+	var tcp []PortMapping
+	var pcs []net.PacketConn
+	var udp []PortMapping
+	closeAll := func() {
+		for _, o := range ls {
+			o.Close()
 		}
-		ls = append(ls, l)
+		for _, o := range pcs {
+			o.Close()
+		}
+	}
+	for _, m := range ms {
+		hostAddr := net.JoinHostPort(m.HostAddr, strconv.Itoa(int(m.HostPort)))
+		var err error
+		if m.Proto == "udp" {
+			var pc net.PacketConn
+			if pc, err = net.ListenPacket("udp", hostAddr); err == nil {
+				pcs, udp = append(pcs, pc), append(udp, m)
+			}
+		} else {
+			var l net.Listener
+			if l, err = net.Listen("tcp", hostAddr); err == nil {
+				ls, tcp = append(ls, l), append(tcp, m)
+			}
+		}
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("publish %s: host port %s: %w", m, hostAddr, hostErr(err))
+		}
 	}
 	k.published = append([]PortMapping(nil), ms...)
-	if len(ls) == 0 {
+	if len(ms) == 0 {
 		return nil
 	}
 	p := &publisher{names: k.unixNames, listeners: ls, conns: map[*bridge]struct{}{}, stop: make(chan struct{})}
+	for i, pc := range pcs {
+		p.relays = append(p.relays, newUDPRelay(k.unixNames, pc, udp[i].Port))
+	}
 	k.pub = p
 	for i, l := range ls {
 		p.wg.Add(1)
 		// S/R-SAFE: accepts host connections only; serve refuses them
 		// while a save runs (freeze), and Release closes the listener.
-		go p.accept(l, ms[i].Port)
+		go p.accept(l, tcp[i].Port)
 	}
 	return nil
 }
@@ -279,6 +325,9 @@ func (p *publisher) freeze() {
 	}
 	p.mu.Unlock()
 	p.connWG.Wait() // the connections only: the accept loops run on
+	for _, r := range p.relays {
+		r.freeze()
+	}
 }
 
 // thaw serves new connections again after freeze.
@@ -288,6 +337,9 @@ func (p *publisher) thaw() {
 	p.frozen = false
 	if p.stop == nil {
 		p.stop = make(chan struct{})
+	}
+	for _, r := range p.relays {
+		r.thaw()
 	}
 }
 
@@ -301,4 +353,7 @@ func (p *publisher) close() {
 	p.listeners = nil
 	p.mu.Unlock()
 	p.wg.Wait()
+	for _, r := range p.relays {
+		r.close()
+	}
 }

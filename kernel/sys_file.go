@@ -407,6 +407,8 @@ func sysIoctl(t *Task, a *sysArgs) (uint64, error) {
 	switch cmd {
 	case ioctlFIOCLEX, ioctlFIONCLEX:
 		return 0, t.tg.fdTable.SetFlags(fd, vfs.FDFlags{CloseOnExec: cmd == ioctlFIOCLEX})
+	case unix.SIOCGIFCONF:
+		return 0, t.ifconf(fd, a[2])
 	}
 	f, err := t.getFile(fd)
 	if err != nil {

@@ -9,11 +9,11 @@ import (
 	"snapshotter/kernel/vfs"
 )
 
-// The socket calls. The Unix domain and the sandbox's loopback network
-// (AF_INET and AF_INET6, TCP and UDP) exist (package socket); every other
-// family is EAFNOSUPPORT, as a family Linux was built without (glibc's
-// getaddrinfo then takes both IPv4 and IPv6 as configured without its
-// netlink query).
+// The socket calls. The Unix domain, the sandbox's loopback network
+// (AF_INET and AF_INET6, TCP and UDP; host sockets under --network host,
+// socket.NewHost) and NETLINK_ROUTE's interface queries (socket.NewNetlink)
+// exist (package socket); every other family is EAFNOSUPPORT, as a family
+// Linux was built without.
 
 // sockaddrMax is sizeof(struct sockaddr_storage): the longest address a
 // call copies in.
@@ -39,11 +39,15 @@ func socketType(domain int32, typ uint64) (int, uint32, error) {
 		if t != unix.SOCK_STREAM && t != unix.SOCK_DGRAM {
 			return 0, 0, unix.ESOCKTNOSUPPORT
 		}
+	case unix.AF_NETLINK:
+		if t != unix.SOCK_RAW && t != unix.SOCK_DGRAM {
+			return 0, 0, unix.ESOCKTNOSUPPORT
+		}
 	default:
 		return 0, 0, unix.EAFNOSUPPORT
 	}
 	if t == unix.SOCK_RAW {
-		t = unix.SOCK_DGRAM // Linux's unix_create does the same
+		t = unix.SOCK_DGRAM // Linux's unix_create and netlink do the same
 	}
 	var fl uint32
 	if flags&unix.SOCK_NONBLOCK != 0 {
@@ -114,12 +118,21 @@ func (t *Task) newSocket(domain int32, typ int, proto int32) (*socket.Socket, er
 		}
 		return socket.New(t.k.unixNames, typ)
 	}
+	if domain == unix.AF_NETLINK {
+		if proto != unix.NETLINK_ROUTE {
+			return nil, unix.EPROTONOSUPPORT
+		}
+		return socket.NewNetlink(t.k.unixNames, t.k.network == NetworkHost), nil
+	}
 	want := int32(unix.IPPROTO_TCP)
 	if typ == unix.SOCK_DGRAM {
 		want = unix.IPPROTO_UDP
 	}
 	if proto != 0 && proto != want {
 		return nil, unix.EPROTONOSUPPORT
+	}
+	if t.k.network == NetworkHost {
+		return socket.NewHost(t.k.unixNames, int(domain), typ, int(proto))
 	}
 	return socket.NewInet(t.k.unixNames, int(domain), typ)
 }
@@ -379,4 +392,45 @@ func sysSetsockopt(t *Task, a *sysArgs) (uint64, error) {
 		return 0, err
 	}
 	return 0, s.SetOption(int(a.Int(1)), int(a.Int(2)), v)
+}
+
+// Layouts of struct ifconf and struct ifreq on x86-64.
+const (
+	ifconfSize = 16
+	ifreqSize  = 40
+)
+
+// ifconf implements ioctl(fd, SIOCGIFCONF, arg) on a socket: the IPv4
+// addresses of the sandbox's interfaces, lo's 127.0.0.1, as struct ifreq
+// entries in ifc_buf (with ifc_buf NULL: the length they need). ENOTTY
+// on another file, as Linux.
+func (t *Task) ifconf(fd int32, arg uint64) error {
+	f, _, err := t.getSocket(fd)
+	if err == unix.ENOTSOCK {
+		return unix.ENOTTY
+	}
+	if err != nil {
+		return err
+	}
+	f.DecRef()
+	var ic [ifconfSize]byte
+	if err := t.tg.mm.CopyIn(arg, ic[:]); err != nil {
+		return err
+	}
+	l, buf := int32(binary.LittleEndian.Uint32(ic[:])), binary.LittleEndian.Uint64(ic[8:])
+	var reqs []byte
+	req := make([]byte, ifreqSize)
+	copy(req, "lo")
+	binary.LittleEndian.PutUint16(req[16:], unix.AF_INET)
+	copy(req[20:], []byte{127, 0, 0, 1})
+	reqs = append(reqs, req...)
+	n := len(reqs)
+	if buf != 0 {
+		n = min(max(int(l), 0)/ifreqSize*ifreqSize, len(reqs))
+		if err := t.tg.mm.CopyOut(buf, reqs[:n]); err != nil {
+			return err
+		}
+	}
+	binary.LittleEndian.PutUint32(ic[:], uint32(n))
+	return t.tg.mm.CopyOut(arg, ic[:4])
 }

@@ -63,6 +63,8 @@ const (
 	// published ports as -p gives them.
 	MetaListening = "listening"
 	MetaPublished = "published"
+	// MetaNetwork is the network mode (sandbox, none or host).
+	MetaNetwork = "network"
 )
 
 // pauseTimeout bounds how long a save waits for every thread to stop.
@@ -334,6 +336,7 @@ func (s *KernelSandbox) LastSave() SaveStats { return s.last }
 // addNetworkMeta records in an image's metadata what snap inspect shows of
 // the network: the sandbox's listening ports and the published ones.
 func addNetworkMeta(meta map[string]string, k *kernel.Kernel) {
+	meta[MetaNetwork] = k.Network()
 	if ls := k.ListeningPorts(); len(ls) > 0 {
 		meta[MetaListening] = strings.Join(ls, ", ")
 	}

@@ -54,6 +54,9 @@ type KernelOptions struct {
 	// Publish are the ports to publish (kernel.Kernel.Publish); on
 	// restore, nil publishes the image's mappings again.
 	Publish []kernel.PortMapping
+	// Network is the network mode (kernel.NetworkSandbox if empty); on
+	// restore, empty keeps the image's (kernel.Kernel.SetNetwork).
+	Network string
 	// Timings, on restore, records its steps (see RestoreKernel); nil:
 	// none unless Diag is set.
 	Timings *kernel.Timings
@@ -101,7 +104,7 @@ type KernelSandbox struct {
 
 // StartKernel creates a kernel and starts argv in it.
 func StartKernel(o KernelOptions) (*KernelSandbox, error) {
-	k, err := kernel.New(kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log, Limits: o.Limits, Tmpfs: o.Tmpfs, ReadOnly: o.ReadOnly, Binds: o.Binds})
+	k, err := kernel.New(kernel.Config{Platform: o.Platform, Root: o.Rootfs, Debug: o.Debug, Log: o.Log, Limits: o.Limits, Tmpfs: o.Tmpfs, ReadOnly: o.ReadOnly, Binds: o.Binds, Network: o.Network})
 	if err != nil {
 		return nil, err
 	}

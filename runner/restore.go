@@ -91,6 +91,14 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	if err != nil {
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
 	}
+	if err := k.SetNetwork(o.Network); err != nil {
+		k.Release()
+		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
+	}
+	if err := k.ReopenHostSockets(); err != nil {
+		k.Release()
+		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
+	}
 	// A pool member publishes nothing: every member of one image would
 	// claim the same host ports.
 	ms := o.Publish

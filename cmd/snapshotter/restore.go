@@ -103,6 +103,7 @@ working set; later lazy restores load it before the program starts
 				Limits:    limits,
 				Binds:     f.volumes,
 				Publish:   ms,
+				Network:   f.net.mode(cmd),
 				VerifyKey: key,
 				Timings:   tm,
 				Lazy:      lazy, NoWorkingSet: noWS,

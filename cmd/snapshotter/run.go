@@ -194,7 +194,7 @@ func runForeground(f *runFlags, s *startFlags, limits kernel.Limits, ms []kernel
 	// millisecond), which then overlaps the platform's making if it is
 	// not done yet.
 	sigs := catchSignals()
-	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug, Limits: limits, Tmpfs: f.tmpfs, ReadOnly: f.readOnly, Binds: f.volumes, Timings: tm})
+	k, err := kernel.New(kernel.Config{Platform: f.platform, Root: f.rootfs, Debug: f.debug, Limits: limits, Tmpfs: f.tmpfs, ReadOnly: f.readOnly, Binds: f.volumes, Timings: tm, Network: f.net.network})
 	if err != nil {
 		sigs.stop()
 		return err

@@ -55,7 +55,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 				func(m *runner.Metadata) (runner.Sandbox, error) {
 					o := runner.KernelOptions{
 						Platform: f.platform, Rootfs: f.rootfs, Debug: f.debug, Log: log.Writer(),
-						ID: id, Version: version, Diag: log.Default(), Limits: limits, Tmpfs: f.tmpfs, ReadOnly: f.readOnly, Binds: f.volumes, Publish: ms,
+						ID: id, Version: version, Diag: log.Default(), Limits: limits, Tmpfs: f.tmpfs, ReadOnly: f.readOnly, Binds: f.volumes, Publish: ms, Network: f.net.mode(cmd),
 					}
 					if receiveAddr != "" {
 						return receiveSentry(cmd, m, sd.Dir(id), o, fd, receiveAddr, tokenFile, receiveTimeout)

@@ -63,6 +63,9 @@ func (s *Socket) autobindLocked() error {
 // Listen implements listen(2); cred is the caller's, which clients'
 // SO_PEERCRED report.
 func (s *Socket) Listen(backlog int32, cred Cred) error {
+	if s.host != nil {
+		return s.listenHost(backlog)
+	}
 	if s.typ == Dgram {
 		return unix.EOPNOTSUPP
 	}
@@ -215,6 +218,9 @@ func (s *Socket) connectDgram(a Addr, unspec bool, paths Paths) error {
 // File (flags: O_NONBLOCK), and its peer's address. It waits while none is
 // pending (EAGAIN if nonblock).
 func (s *Socket) Accept(cancel <-chan struct{}, nonblock bool, flags uint32) (*vfs.File, *Addr, error) {
+	if s.host != nil {
+		return s.acceptHost(cancel, nonblock, flags)
+	}
 	if s.typ == Dgram {
 		return nil, nil, unix.EOPNOTSUPP
 	}
@@ -253,6 +259,9 @@ func (s *Socket) Accept(cancel <-chan struct{}, nonblock bool, flags uint32) (*v
 // Shutdown implements shutdown(2) with how SHUT_RD, SHUT_WR or SHUT_RDWR;
 // a stream or seqpacket peer sees the mirror image.
 func (s *Socket) Shutdown(how int32) error {
+	if s.host != nil {
+		return s.shutdownHost(how)
+	}
 	if how < unix.SHUT_RD || how > unix.SHUT_RDWR {
 		return unix.EINVAL
 	}

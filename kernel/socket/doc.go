@@ -5,7 +5,9 @@
 // AF_INET6 TCP and UDP on a loopback of 127.0.0.0/8 and ::1; inet.go).
 // Every socket lives in the sentry; none is backed by a host socket, so a
 // sandbox reaches nothing on its host through them (the kernel's published
-// ports connect to them from the sentry, DialLoopback).
+// ports connect to them from the sentry, DialLoopback), except under
+// --network host, where an AF_INET or AF_INET6 socket is a host socket the
+// sentry holds (host.go).
 //
 // # The network
 //

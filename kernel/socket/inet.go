@@ -92,7 +92,8 @@ func (s *Socket) Family() int {
 
 // IsInet reports whether s is a socket of the network (AF_INET or
 // AF_INET6).
-func (s *Socket) IsInet() bool { return s.inet != nil }
+// A netlink socket's are too (its calls take addresses as given).
+func (s *Socket) IsInet() bool { return s.inet != nil || s.host != nil || s.nl != nil }
 
 // checkBindLocked checks an address bind is given: EINVAL for a
 // v4-mapped one on an IPV6_V6ONLY socket, EADDRNOTAVAIL for one that is
@@ -148,6 +149,12 @@ func (s *Socket) bindForDestLocked(dst Addr) error {
 // address as the application gave it. lowPorts says whether the caller
 // may bind ports below 1024 (CAP_NET_BIND_SERVICE).
 func (s *Socket) BindInet(b []byte, lowPorts bool) error {
+	if s.host != nil {
+		return s.bindHost(b, lowPorts)
+	}
+	if s.nl != nil {
+		return s.bindNetlink(b)
+	}
 	a, err := parseInet(s.family, b)
 	if err == unix.EAFNOSUPPORT && s.family == unix.AF_INET && unspecAny(b) {
 		// Linux takes AF_UNSPEC with INADDR_ANY for an AF_INET bind.
@@ -201,6 +208,12 @@ func (s *Socket) listenInetLocked(backlog int32) error {
 // reports EINPROGRESS, as on Linux's loopback, and a refused non-blocking
 // one EINPROGRESS with ECONNREFUSED left in SO_ERROR.
 func (s *Socket) ConnectInet(cancel <-chan struct{}, b []byte, nonblock bool) error {
+	if s.host != nil {
+		return s.connectHost(cancel, b, nonblock)
+	}
+	if s.nl != nil {
+		return s.connectNetlink(b)
+	}
 	if len(b) >= 2 && binary.LittleEndian.Uint16(b) == unix.AF_UNSPEC {
 		return s.disconnect()
 	}
@@ -430,4 +443,25 @@ func DialLoopback(names *Names, port uint16, cancel <-chan struct{}) (*Socket, e
 		}
 	}
 	return nil, err
+}
+
+// DialUDPLoopback returns a new UDP socket of the sandbox's network,
+// bound to an ephemeral port and connected to port on 127.0.0.1, or on
+// ::1 if only a socket there receives on port: what a published UDP port
+// sends a host sender's datagrams from, and reads the replies on. The
+// caller owns the socket (Release).
+func DialUDPLoopback(names *Names, port uint16) (*Socket, error) {
+	family, dst := unix.AF_INET, Addr{Inet: true, IP: v4Loopback, Port: port}
+	v6 := Addr{Inet: true, IP: v6Loopback, Port: port}
+	mu.Lock()
+	if names.findLocked(Dgram, dst, Addr{}) == nil && names.findLocked(Dgram, v6, Addr{}) != nil {
+		family, dst = unix.AF_INET6, v6
+	}
+	mu.Unlock()
+	s, _ := NewInet(names, family, Dgram)
+	if err := s.ConnectInet(nil, marshalInet(family, &dst), false); err != nil {
+		s.Release()
+		return nil, err
+	}
+	return s, nil
 }

@@ -91,18 +91,36 @@ func marshalInet(family int, a *Addr) []byte {
 // (accept, recvfrom, getsockname): a sockaddr_un, sockaddr_in or
 // sockaddr_in6 (an IPv4 peer of an AF_INET6 socket v4-mapped).
 func (s *Socket) MarshalAddr(a *Addr) []byte {
-	if s.inet == nil {
+	if s.nl != nil {
+		return sockaddrNl(0) // every message comes from the kernel
+	}
+	if s.inet == nil && s.host == nil {
 		return a.Marshal()
 	}
 	return marshalInet(s.family, a)
 }
 
 // SockName returns the bound address as getsockname gives it.
-func (s *Socket) SockName() []byte { return s.MarshalAddr(s.Name()) }
+func (s *Socket) SockName() []byte {
+	if s.host != nil {
+		b, _ := s.hostSockName(false)
+		return b
+	}
+	if s.nl != nil {
+		return s.netlinkName()
+	}
+	return s.MarshalAddr(s.Name())
+}
 
 // PeerSockName returns the peer's address as getpeername gives it:
 // ENOTCONN without a peer.
 func (s *Socket) PeerSockName() ([]byte, error) {
+	if s.host != nil {
+		return s.hostSockName(true)
+	}
+	if s.nl != nil {
+		return sockaddrNl(0), nil
+	}
 	if s.inet != nil {
 		mu.Lock()
 		a := s.inet.peerAddr

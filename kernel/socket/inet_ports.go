@@ -165,7 +165,7 @@ func (n *Names) findLocked(typ int, dst, src Addr) *Socket {
 
 // Listening describes the sockets of the network that take connections or
 // datagrams: "tcp ADDRESS:PORT" for each listener and "udp ADDRESS:PORT"
-// for each bound UDP socket, sorted.
+// for each bound UDP socket, with " (host)" after a host socket's, sorted.
 func (n *Names) Listening() []string {
 	mu.Lock()
 	defer mu.Unlock()
@@ -179,6 +179,11 @@ func (n *Names) Listening() []string {
 			case s.typ == Dgram && s.inet.peerAddr == nil:
 				out = append(out, "udp "+s.addr.String())
 			}
+		}
+	}
+	for s := range n.hosts {
+		if l := s.hostListeningLocked(); l != "" {
+			out = append(out, l)
 		}
 	}
 	slices.Sort(out)

@@ -54,6 +54,12 @@ type RecvResult struct {
 // (the caller then sends SIGPIPE unless MSG_NOSIGNAL), EAGAIN, or what
 // Linux returns for the socket's state.
 func (s *Socket) Send(f *vfs.File, cancel <-chan struct{}, src []byte, a SendArgs) (int, error) {
+	if s.host != nil {
+		return s.sendHost(f, cancel, src, a)
+	}
+	if s.nl != nil {
+		return s.sendNetlink(src, a)
+	}
 	nonblock := a.Flags&unix.MSG_DONTWAIT != 0 || (f != nil && f.Nonblocking())
 	if len(a.Rights) > maxRights {
 		return 0, unix.EINVAL
@@ -275,6 +281,9 @@ func (s *Socket) sndbufNow() int {
 
 // Recv implements recvmsg(2) into dst.
 func (s *Socket) Recv(f *vfs.File, cancel <-chan struct{}, dst []byte, a RecvArgs) (RecvResult, error) {
+	if s.host != nil {
+		return s.recvHost(f, cancel, dst, a)
+	}
 	nonblock := a.Flags&unix.MSG_DONTWAIT != 0 || (f != nil && f.Nonblocking())
 	if s.typ == Stream {
 		r, err := s.recvStream(cancel, dst, a.Flags, nonblock)

@@ -36,6 +36,12 @@ type Names struct {
 	// nextPort is where the next search for an ephemeral port starts.
 	// Protected by mu.
 	nextPort uint32
+	// hosts are the host sockets not released (host.go). Not saved: each
+	// host socket adds itself again in afterLoad. Protected by mu.
+	hosts map[*Socket]struct{} `state:"nosave"`
+	// netlinkPorts maps each netlink port ID in use to its socket (nil
+	// until the first). Protected by mu.
+	netlinkPorts map[uint32]*Socket
 }
 
 // NewNames returns an empty namespace.

@@ -12,6 +12,12 @@ import (
 // options at SOL_SOCKET only (EOPNOTSUPP at other levels), a socket of
 // the network also at its protocols' levels (inet_opts.go).
 func (s *Socket) GetOption(level, name int) ([]byte, error) {
+	if s.host != nil {
+		return s.getHostOption(level, name)
+	}
+	if b, ok := s.getNetlinkOption(level, name); ok && s.nl != nil {
+		return b, nil
+	}
 	if level != unix.SOL_SOCKET {
 		if s.inet == nil {
 			return nil, unix.EOPNOTSUPP
@@ -127,6 +133,12 @@ func b2i(b bool) int {
 // network), at other levels as GetOption. EINVAL for a value shorter than
 // an int; ENOPROTOOPT for options it does not know.
 func (s *Socket) SetOption(level, name int, val []byte) error {
+	if s.host != nil {
+		return s.setHostOption(level, name, val)
+	}
+	if s.nl != nil && level == solNetlink {
+		return nil // NETLINK_EXT_ACK and the like: nothing to change
+	}
 	if level != unix.SOL_SOCKET {
 		if s.inet == nil {
 			return unix.EOPNOTSUPP

@@ -129,6 +129,12 @@ type Socket struct {
 	released bool
 	// inet holds what only a socket of the network has, or nil.
 	inet *inetState
+	// host holds what only a host socket (--network host, host.go) has,
+	// or nil; immutable.
+	host *hostSock
+	// nl holds what only a netlink socket (netlink.go) has, or nil;
+	// immutable.
+	nl *netlinkState
 
 	// changed is closed (and replaced) when the socket's state, queue or
 	// buffer space changes, if watched. Not saved: nobody waits at save
@@ -273,6 +279,12 @@ func (s *Socket) timeouts() (rcv, snd deadline) {
 // afterLoad keeps new sockets from reusing restored inode numbers.
 // Invoked by stateify.
 func (s *Socket) afterLoad(context.Context) {
+	if s.host != nil && !s.released {
+		s.host.fd = -1 // until ReopenHost: never a descriptor of the sentry's
+		mu.Lock()
+		s.names.addHostLocked(s) // for ReopenHost
+		mu.Unlock()
+	}
 	for {
 		cur := inoCounter.Load()
 		if cur >= s.ino || inoCounter.CompareAndSwap(cur, s.ino) {
@@ -286,6 +298,10 @@ func (s *Socket) afterLoad(context.Context) {
 // its connections not yet accepted closed, and a connected peer sees the
 // end of the stream (ECONNRESET first if data was left unread).
 func (s *Socket) Release() {
+	if s.host != nil {
+		s.releaseHost()
+		return
+	}
 	mu.Lock()
 	drop := s.releaseLocked()
 	mu.Unlock()
@@ -301,6 +317,9 @@ func (s *Socket) releaseLocked() []*vfs.File {
 		return nil
 	}
 	s.released = true
+	if s.nl != nil {
+		s.releaseNetlinkLocked()
+	}
 	if s.addr != nil && s.addr.Abstract && s.names != nil {
 		s.names.unbindLocked(*s.addr, s)
 	}
@@ -378,6 +397,9 @@ func (s *Socket) FileType() uint32 { return unix.S_IFSOCK }
 
 // Ioctl implements vfs.Impl: FIONREAD (SIOCINQ) and TIOCOUTQ (SIOCOUTQ).
 func (s *Socket) Ioctl(_ *vfs.File, cmd uint32, arg []byte) (int, error) {
+	if s.host != nil {
+		return s.ioctlHost(cmd, arg)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	var v int
@@ -430,6 +452,9 @@ const (
 
 // Readiness implements vfs.Impl as Linux's unix_poll and unix_dgram_poll.
 func (s *Socket) Readiness(_ *vfs.File, mask uint32) uint32 {
+	if s.host != nil {
+		return s.readinessHost(mask)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	var ev uint32

@@ -10,12 +10,14 @@ import (
 )
 
 var (
-	stateTypeInfoAddr      *stateify.TypeInfo
-	stateTypeInfoinetState *stateify.TypeInfo
-	stateTypeInfoNames     *stateify.TypeInfo
-	stateTypeInfoCred      *stateify.TypeInfo
-	stateTypeInfoSocket    *stateify.TypeInfo
-	stateTypeInfomessage   *stateify.TypeInfo
+	stateTypeInfoAddr         *stateify.TypeInfo
+	stateTypeInfohostSock     *stateify.TypeInfo
+	stateTypeInfoinetState    *stateify.TypeInfo
+	stateTypeInfoNames        *stateify.TypeInfo
+	stateTypeInfonetlinkState *stateify.TypeInfo
+	stateTypeInfoCred         *stateify.TypeInfo
+	stateTypeInfoSocket       *stateify.TypeInfo
+	stateTypeInfomessage      *stateify.TypeInfo
 )
 
 func init() {
@@ -25,6 +27,16 @@ func init() {
 		{Name: "Inet", Type: "bool"},
 		{Name: "IP", Type: "bytes[16]"},
 		{Name: "Port", Type: "uint16"},
+	})
+	stateTypeInfohostSock = stateify.Register[hostSock]("snapshotter/kernel/socket.hostSock", []stateify.Field{
+		{Name: "proto", Type: "int64"},
+		{Name: "backlog", Type: "int32"},
+		{Name: "addr", Type: "bytes"},
+		{Name: "peer", Type: "bytes"},
+		{Name: "listening", Type: "bool"},
+		{Name: "reuseAddr", Type: "bool"},
+		{Name: "reset", Type: "bool"},
+		{Name: "dead", Type: "bool"},
 	})
 	stateTypeInfoinetState = stateify.Register[inetState]("snapshotter/kernel/socket.inetState", []stateify.Field{
 		{Name: "peerAddr", Type: "*snapshotter/kernel/socket.Addr"},
@@ -40,6 +52,12 @@ func init() {
 		{Name: "next", Type: "uint32"},
 		{Name: "ports", Type: "map[uint32][]*snapshotter/kernel/socket.Socket"},
 		{Name: "nextPort", Type: "uint32"},
+		{Name: "netlinkPorts", Type: "map[uint32]*snapshotter/kernel/socket.Socket"},
+	})
+	stateTypeInfonetlinkState = stateify.Register[netlinkState]("snapshotter/kernel/socket.netlinkState", []stateify.Field{
+		{Name: "portID", Type: "uint32"},
+		{Name: "bound", Type: "bool"},
+		{Name: "host", Type: "bool"},
 	})
 	stateTypeInfoCred = stateify.Register[Cred]("snapshotter/kernel/socket.Cred", []stateify.Field{
 		{Name: "PID", Type: "int32"},
@@ -73,6 +91,8 @@ func init() {
 		{Name: "embryo", Type: "bool"},
 		{Name: "released", Type: "bool"},
 		{Name: "inet", Type: "*snapshotter/kernel/socket.inetState"},
+		{Name: "host", Type: "*snapshotter/kernel/socket.hostSock"},
+		{Name: "nl", Type: "*snapshotter/kernel/socket.netlinkState"},
 	})
 	stateTypeInfomessage = stateify.Register[message]("snapshotter/kernel/socket.message", []stateify.Field{
 		{Name: "data", Type: "bytes"},
@@ -118,6 +138,55 @@ func (x *Addr) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			d.ByteArray(x.IP[:])
 		case 4:
 			x.Port = d.Uint16()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *hostSock) StateTypeName() string { return "snapshotter/kernel/socket.hostSock" }
+
+// StateFields implements stateify.Savable.
+func (x *hostSock) StateFields() []string { return stateTypeInfohostSock.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *hostSock) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfohostSock }
+
+// StateSave implements stateify.Savable.
+func (x *hostSock) StateSave(e *stateify.Encoder) {
+	x.beforeSave()
+	e.Struct(stateTypeInfohostSock)
+	e.Int(int64(x.proto))
+	e.Int(int64(x.backlog))
+	e.Bytes(x.addr)
+	e.Bytes(x.peer)
+	e.Bool(x.listening)
+	e.Bool(x.reuseAddr)
+	e.Bool(x.reset)
+	e.Bool(x.dead)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *hostSock) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfohostSock) {
+		switch f {
+		case 0:
+			x.proto = int(d.Int64())
+		case 1:
+			x.backlog = d.Int32()
+		case 2:
+			x.addr = d.Bytes()
+		case 3:
+			x.peer = d.Bytes()
+		case 4:
+			x.listening = d.Bool()
+		case 5:
+			x.reuseAddr = d.Bool()
+		case 6:
+			x.reset = d.Bool()
+		case 7:
+			x.dead = d.Bool()
 		default:
 			d.Skip()
 		}
@@ -208,6 +277,11 @@ func (x *Names) StateSave(e *stateify.Encoder) {
 		}
 	})
 	e.Uint(uint64(x.nextPort))
+	stateify.SaveMap(e, x.netlinkPorts, func(e *stateify.Encoder, mk uint32) {
+		e.Uint(uint64(mk))
+	}, func(e *stateify.Encoder, mv **Socket) {
+		stateify.SavePtr(e, (*mv))
+	})
 }
 
 // StateLoad implements stateify.Savable.
@@ -237,6 +311,45 @@ func (x *Names) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			})
 		case 3:
 			x.nextPort = d.Uint32()
+		case 4:
+			stateify.LoadMap(d, &x.netlinkPorts, func(d *stateify.Decoder, mk *uint32) {
+				*mk = d.Uint32()
+			}, func(d *stateify.Decoder, mv **Socket) {
+				stateify.LoadPtr(d, mv)
+			})
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *netlinkState) StateTypeName() string { return "snapshotter/kernel/socket.netlinkState" }
+
+// StateFields implements stateify.Savable.
+func (x *netlinkState) StateFields() []string { return stateTypeInfonetlinkState.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *netlinkState) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfonetlinkState }
+
+// StateSave implements stateify.Savable.
+func (x *netlinkState) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfonetlinkState)
+	e.Uint(uint64(x.portID))
+	e.Bool(x.bound)
+	e.Bool(x.host)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *netlinkState) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfonetlinkState) {
+		switch f {
+		case 0:
+			x.portID = d.Uint32()
+		case 1:
+			x.bound = d.Bool()
+		case 2:
+			x.host = d.Bool()
 		default:
 			d.Skip()
 		}
@@ -332,6 +445,8 @@ func (x *Socket) StateSave(e *stateify.Encoder) {
 	e.Bool(x.embryo)
 	e.Bool(x.released)
 	stateify.SavePtr(e, x.inet)
+	stateify.SavePtr(e, x.host)
+	stateify.SavePtr(e, x.nl)
 }
 
 // StateLoad implements stateify.Savable.
@@ -408,6 +523,10 @@ func (x *Socket) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.released = d.Bool()
 		case 25:
 			stateify.LoadPtr(d, &x.inet)
+		case 26:
+			stateify.LoadPtr(d, &x.host)
+		case 27:
+			stateify.LoadPtr(d, &x.nl)
 		default:
 			d.Skip()
 		}

@@ -1,0 +1,194 @@
+package checkpoint
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hostPort waits for the line "PREFIX N" of a sandbox's output and
+// returns N.
+func hostPort(t *testing.T, out, prefix string) int {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, l := range lines(out) {
+			if p, ok := strings.CutPrefix(l, prefix+" "); ok {
+				n, err := strconv.Atoi(p)
+				if err != nil {
+					t.Fatalf("%s: %q", out, l)
+				}
+				return n
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: no %q line in %q", out, prefix, lines(out))
+	return 0
+}
+
+// echoConn connects to the echo server on 127.0.0.1:port and checks one
+// exchange; the caller closes the connection.
+func echoConn(t *testing.T, port int, line string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatalf("connect to the sandbox's host port %d: %v", port, err)
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := fmt.Fprintf(c, "%s\n", line); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bufio.NewReader(c).ReadString('\n')
+	if want := "echo: " + line + "\n"; got != want || err != nil {
+		t.Fatalf("echo of %q = %q (%v), want %q", line, got, err, want)
+	}
+	return c
+}
+
+// waitLine waits until the sandbox's output has the line want.
+func waitLine(t *testing.T, out, want string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, l := range lines(out) {
+			if l == want {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: no line %q in %q", out, want, lines(out))
+}
+
+// TestHostNetworkAcrossRestore: under --network host, a server in the
+// sandbox listening on a host port it got by binding port 0 answers a host
+// client; it is saved with a connection established and restored: it
+// listens on the same port and answers again, and the connection
+// established at the save fails in the sandbox with ECONNRESET; its bound
+// UDP socket is bound again and answers on the same port. The image shows
+// the mode and the listener; a restore with another mode, and a second
+// restore while the first holds the port, fail with one line (the latter
+// naming the port) and leave nothing.
+func TestHostNetworkAcrossRestore(t *testing.T) {
+	e := newEnv(t)
+	out := filepath.Join(e.dir, "out")
+	id := strings.TrimSpace(e.must("run", "-d", "--network", "host", "--stdout", out, "--stderr", out, "--", program(t, "hostecho"), "udp"))
+	port := hostPort(t, out, "port")
+	uport := hostPort(t, out, "udp")
+	udpEcho(t, uport, "dgram before")
+	c := echoConn(t, port, "before")
+	defer c.Close()
+	waitLine(t, out, "got before")
+
+	uri := lastLine(e.must("save", id))
+	e.waitGone(id)
+	info := e.must("inspect", uri)
+	for _, want := range []string{"network:", fmt.Sprintf("tcp 127.0.0.1:%d (host)", port), fmt.Sprintf("udp 127.0.0.1:%d (host)", uport)} {
+		if !strings.Contains(info, want) {
+			t.Errorf("snap inspect does not show %q:\n%s", want, info)
+		}
+	}
+	if !regexp.MustCompile(`network:\s+host\n`).MatchString(info) {
+		t.Errorf("snap inspect does not show the network mode host:\n%s", info)
+	}
+	if msg := e.mustFail("restore", uri, "--network", "sandbox"); !strings.Contains(msg, "host") {
+		t.Errorf("restore of a host network image with --network sandbox: %q, want the image's mode named", msg)
+	}
+
+	_, rout := e.restoreDetached(uri, "")
+	c2 := echoConn(t, port, "after")
+	defer c2.Close()
+	waitLine(t, rout, "got after")
+	waitLine(t, rout, "error ECONNRESET")
+	udpEcho(t, uport, "dgram after")
+
+	before := e.must("ps")
+	msg := e.mustFail("restore", uri)
+	if !strings.Contains(msg, strconv.Itoa(port)) || !strings.Contains(msg, "address already in use") {
+		t.Errorf("restore on a taken host port: %q, want it named, in use", msg)
+	}
+	if after := e.must("ps"); after != before {
+		t.Errorf("a failed restore left a sandbox:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// udpEcho sends line to 127.0.0.1:port and waits for "echo: " and it,
+// sending again while nothing comes (a datagram may be dropped while the
+// sandbox resumes).
+func udpEcho(t *testing.T, port int, line string) {
+	t.Helper()
+	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 512)
+	var got string
+	for range 300 {
+		if _, err := c.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		n, err := c.Read(buf)
+		if err == nil {
+			got = string(buf[:n])
+			break
+		}
+		if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+			time.Sleep(20 * time.Millisecond) // refused: not published yet
+		}
+	}
+	if want := "echo: " + line; got != want {
+		t.Fatalf("UDP echo of %q on host port %d = %q, want %q", line, port, got, want)
+	}
+}
+
+// TestPublishUDPAcrossRestore: -p HOSTPORT:PORT/udp relays a host
+// sender's datagrams to the sandbox's UDP socket on PORT and its replies
+// back; the mapping is saved, shown by snap inspect, and published again
+// by a restore, whose server answers too.
+func TestPublishUDPAcrossRestore(t *testing.T) {
+	e := newEnv(t)
+	out := filepath.Join(e.dir, "out")
+	var id string
+	var port int
+	for range publishRetries {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port = pc.LocalAddr().(*net.UDPAddr).Port
+		pc.Close()
+		r := e.snap("run", "-d", "--stdout", out, "--stderr", out, "-p", fmt.Sprintf("%d:5353/udp", port),
+			"--", program(t, "hostecho"), "udp", "5353")
+		if r.code == 0 {
+			id = strings.TrimSpace(r.stdout)
+			break
+		}
+		if !strings.Contains(r.stderr, "address already in use") {
+			t.Fatalf("snap run -p %d:5353/udp = exit %d, stderr %q", port, r.code, r.stderr)
+		}
+	}
+	if id == "" {
+		t.Fatalf("no free host UDP port in %d attempts", publishRetries)
+	}
+	hostPort(t, out, "udp")
+	udpEcho(t, port, "one")
+	waitLine(t, out, "udp got one")
+
+	uri := lastLine(e.must("save", id))
+	e.waitGone(id)
+	if info, want := e.must("inspect", uri), fmt.Sprintf("127.0.0.1:%d:5353/udp", port); !strings.Contains(info, want) {
+		t.Errorf("snap inspect does not show %q:\n%s", want, info)
+	}
+	_, rout := e.restoreDetached(uri, "")
+	udpEcho(t, port, "two")
+	waitLine(t, rout, "udp got two")
+}

@@ -1,0 +1,94 @@
+package socket
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/kernel/vfs"
+)
+
+// hostListener returns a host TCP socket listening on 127.0.0.1 at a port
+// the host picks, and that address.
+func hostListener(t *testing.T, names *Names) (*Socket, []byte) {
+	t.Helper()
+	l, err := NewHost(names, unix.AF_INET, Stream, 0)
+	if err != nil {
+		t.Fatalf("NewHost = %v", err)
+	}
+	if err := l.BindInet(marshalInet(unix.AF_INET, &Addr{Inet: true, IP: v4Loopback}), false); err != nil {
+		t.Fatalf("bind = %v", err)
+	}
+	if err := l.Listen(4, Cred{}); err != nil {
+		t.Fatalf("listen = %v", err)
+	}
+	return l, l.SockName()
+}
+
+// TestHostWaitsInterrupted: a blocking call on a host socket that has
+// nothing to do ends with vfs.ErrInterrupted when its cancel channel
+// closes (a signal, a kill or a save), and the socket works afterwards.
+func TestHostWaitsInterrupted(t *testing.T) {
+	names := NewNames()
+	l, addr := hostListener(t, names)
+	defer l.Release()
+	c, err := NewHost(names, unix.AF_INET, Stream, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	if err := c.ConnectInet(nil, addr, false); err != nil {
+		t.Fatalf("connect = %v", err)
+	}
+	f, _, err := l.Accept(nil, false, 0)
+	if err != nil {
+		t.Fatalf("accept = %v", err)
+	}
+	defer f.DecRef()
+	for _, tc := range []struct {
+		name string
+		op   func(cancel <-chan struct{}) error
+	}{
+		{name: "accept", op: func(cancel <-chan struct{}) error {
+			_, _, err := l.Accept(cancel, false, 0)
+			return err
+		}},
+		{name: "recv", op: func(cancel <-chan struct{}) error {
+			_, err := c.Recv(nil, cancel, make([]byte, 16), RecvArgs{})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cancel := make(chan struct{})
+			done := make(chan error, 1)
+			go func() { done <- tc.op(cancel) }()
+			close(cancel)
+			select {
+			case err := <-done:
+				if !errors.Is(err, vfs.ErrInterrupted) {
+					t.Errorf("%s after cancel = %v, want vfs.ErrInterrupted", tc.name, err)
+				}
+			case <-time.After(time.Minute):
+				t.Fatalf("%s did not end after cancel", tc.name)
+			}
+		})
+	}
+	// The wake-up path: a blocked recv gets what the peer sends.
+	done := make(chan error, 1)
+	buf := make([]byte, 16)
+	go func() {
+		r, err := c.Recv(nil, nil, buf, RecvArgs{})
+		if err == nil && string(buf[:r.N]) != "hi" {
+			err = errors.New("got " + string(buf[:r.N]))
+		}
+		done <- err
+	}()
+	if _, err := Of(f).Send(f, nil, []byte("hi"), SendArgs{}); err != nil {
+		t.Fatalf("send = %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("blocked recv = %v, want \"hi\"", err)
+	}
+}
