@@ -35,9 +35,9 @@ const cpythonDoc = moduleRoot + "/docs/CPYTHON.md"
 // ("test_asyncio.test_streams"). Tests that differ under snap are known
 // differences.
 var cpythonModules = []string{
-	"test_subprocess", "test_io", "test_signal", "test_selectors", "test_asyncio.test_sock_lowlevel",
+	"test_subprocess", "test_io", "test_signal", "test_os", "test_selectors", "test_asyncio.test_sock_lowlevel",
 	"test_socketserver", "test_logging", "test_asyncio.test_streams", "test_asyncio.test_server", "test_threading",
-	"test_zipfile", "test_tarfile", "test_os", "test_itertools", "test_pathlib",
+	"test_zipfile", "test_tarfile", "test_itertools", "test_pathlib",
 	"test_random", "test_bytes", "test_set", "test_zlib", "test_time",
 	"test_json", "test_math", "test_select", "test_poll", "test_mmap", "test_epoll", "test_hashlib", "test_heapq",
 	"test_enum", "test_functools", "test_collections", "test_struct",
