@@ -35,9 +35,9 @@ const cpythonDoc = moduleRoot + "/docs/CPYTHON.md"
 // ("test_asyncio.test_streams"). Tests that differ under snap are known
 // differences.
 var cpythonModules = []string{
-	"test_subprocess", "test_signal", "test_selectors", "test_asyncio.test_sock_lowlevel",
-	"test_socketserver", "test_asyncio.test_streams", "test_asyncio.test_server", "test_threading",
-	"test_itertools",
+	"test_subprocess", "test_io", "test_signal", "test_os", "test_selectors", "test_asyncio.test_sock_lowlevel",
+	"test_socketserver", "test_logging", "test_asyncio.test_streams", "test_asyncio.test_server", "test_threading",
+	"test_zipfile", "test_tarfile", "test_itertools", "test_pathlib",
 	"test_random", "test_bytes", "test_set", "test_zlib", "test_time",
 	"test_json", "test_math", "test_select", "test_poll", "test_mmap", "test_epoll", "test_hashlib", "test_heapq",
 	"test_enum", "test_functools", "test_collections", "test_struct",
@@ -45,6 +45,7 @@ var cpythonModules = []string{
 	"test_fcntl", "test_resource", "test_string", "test_bisect",
 	"test_operator", "test_textwrap", "test_binascii", "test_contextlib",
 	"test_fractions", "test_tempfile", "test_glob", "test_stat", "test_fileio", "test_shutil", "test_posix", "test_asyncio.test_unix_events",
+	"test_mailbox",
 }
 
 // cpythonTimeout bounds one run of one module. The slowest, test_subprocess,

@@ -19,7 +19,7 @@ func lowerTree(t *testing.T, dir string) {
 	files := map[string]string{
 		"file.txt": "lower data\n", "big.bin": string(big), "keep.txt": "keep\n", "rm.txt": "rm\n",
 		"x.txt": "x\n", "y.txt": "y\n", "hard.txt": "hard\n", "small.txt": "small\n",
-		"dir/a.txt": "a\n", "dir/sub/b.txt": "b\n",
+		"dir/a.txt": "a\n", "dir/sub/b.txt": "b\n", "dots/in.txt": "in\n",
 	}
 	for name, content := range files {
 		writeFile(t, filepath.Join(dir, filepath.Dir(name)), filepath.Base(name), content)

@@ -275,6 +275,7 @@ var cCases = []cCase{
 	{name: "shmfile", prog: "shmfile", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
 		"mapping a -> read(2): \"through a\"; mapping b sees it: yes",
 		"pwrite -> mappings: yes yes",
+		"mremap grow: yes, the file's pages: yes yes, a write through it read(2): \"grown\"",
 		"child sees the parent's write: yes; parent reads the child's: \"from the child\" and in a: yes",
 		"maps: r--s offset 0x2000 inode matches yes, /memfd:coh (deleted)",
 		"mapping outlives the descriptor: yes",

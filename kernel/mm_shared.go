@@ -79,6 +79,21 @@ func (mm *MM) insertRunsLocked(proto vma, addr, fileOff, length uint64, runs []v
 	return nil
 }
 
+// extendSharedLocked grows the shared mapping whose last vma is last
+// (last.Shm set) to end, as mremap does on Linux: over the file's pages
+// that follow last's, and Beyond vmas past the end of the file. (SQLite's
+// memory-mapped I/O grows its mapping of a database file so.)
+//
+// Preconditions: mm.mu is held for writing; [last.End, end) is free.
+func (mm *MM) extendSharedLocked(last vma, end uint64) error {
+	fileOff, length := last.FileOff+last.length(), end-last.End
+	runs, err := last.Shm.MapRuns(fileOff, length)
+	if err != nil {
+		return unix.ENOMEM
+	}
+	return mm.insertRunsLocked(last, last.End, fileOff, length, runs, false)
+}
+
 // faultBeyondLocked handles a touch of the page at addr of Beyond vma v:
 // SIGBUS (ErrBusError) if it is still past the end of the file, else the
 // vma's pages that the file now holds are mapped.

@@ -352,10 +352,14 @@ func (mm *MM) Mremap(oldAddr, oldSize, newSize uint64, flags int, newAddr uint64
 }
 
 // extendLocked maps fresh memory in [last.End, end) with last's attributes,
-// merging into last when the memory file allows.
+// merging into last when the memory file allows. A shared mapping of a
+// tmpfs file or memfd grows over the file's next pages instead.
 //
 // Preconditions: mm.mu is held for writing; [last.End, end) is free.
 func (mm *MM) extendLocked(last vma, end uint64) error {
+	if last.Shm != nil {
+		return mm.extendSharedLocked(last, end)
+	}
 	fr, err := mm.mf.Allocate(end - last.End)
 	if err != nil {
 		return unix.ENOMEM

@@ -200,12 +200,14 @@ func (o *overlayFS) lowerOnlyLocked(e ovlEnt, name string) bool {
 // fastLocked resolves comps below d, whose first component is the lower
 // layer's only (lowerOnlyLocked),
 // on the host in one lookup when none is a symlink (nofollow: but the
-// last). ok is false when the walk must go component by component.
+// last). ok is false when the walk must go component by component: also
+// for a "." or "..", which the caller's stack of directories must not
+// record as a directory of that name (a copy-up would make one).
 //
 // Preconditions: o.upper.mu is held.
 func (o *overlayFS) fastLocked(d ovlStep, comps []string, nofollow bool) (ovlEnt, bool, error) {
 	for _, c := range comps {
-		if c == ".." || len(c) > 255 {
+		if c == "." || c == ".." || len(c) > 255 {
 			return ovlEnt{}, false, nil
 		}
 	}

@@ -8,8 +8,9 @@
  * over a removed one (opaque), rename with NOREPLACE and EXCHANGE, a
  * directory with lower content that cannot move (EXDEV) and one that can,
  * hard links and symlinks to copied-up files, O_TMPFILE given a name,
- * fallocate, and sorted listings. Nothing printed depends on DIR's name,
- * on inode numbers or on the time.
+ * fallocate, "." in paths through lower directories, and sorted
+ * listings. Nothing printed depends on DIR's name, on inode numbers or on
+ * the time.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -207,6 +208,18 @@ int main(int argc, char **argv) {
 	printf(", size %lld", (long long)b.st_size);
 	printf(", data %s\n", get("small.txt"));
 	close(fd);
+
+	/* "." in paths through a directory only the lower layer has: the
+	 * new names land in the directory "." names (dots/d1, not a
+	 * directory named "." made by a copy-up). */
+	printf("mkdir ./dots/./d1: %s", err(mkdir("./dots/./d1", 0755)));
+	printf(", stat dots/d1: %s\n", err(stat("dots/d1", &b)));
+	append("./dots/./d1/./f", "dotted\n", O_CREAT | O_EXCL);
+	printf("dots/d1/f: %s", get("dots/d1/f"));
+	printf(", mkdir dots/.: %s", err(mkdir("dots/.", 0755)));
+	printf(", rmdir dots/d1/.: %s\n", err(rmdir("dots/d1/.")));
+	list("dots");
+	list("dots/d1");
 
 	/* user.* extended attributes on a lower file (copied up), a new
 	 * file and a directory; a descriptor's view. */

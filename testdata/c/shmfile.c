@@ -3,10 +3,11 @@
  * file's own pages: writes through a mapping are seen by read(2), by a
  * second mapping and by a forked process, and writes by pwrite(2) are seen
  * through the mappings; a read-only shared mapping of a file opened
- * read-only cannot become writable; msync, mremap (shrink) and munmap of
- * part of it; /proc/self/maps shows the offset and inode; the mapping
- * outlives its descriptor. A touch past the end of the file raises SIGBUS
- * (BUS_ADRERR), also after a truncate cut the mapped file short, and a
+ * read-only cannot become writable; msync, mremap (shrink, then grow
+ * over the file's next pages) and munmap of part of it; /proc/self/maps
+ * shows the offset and inode; the mapping outlives its descriptor. A
+ * touch past the end of the file raises SIGBUS (BUS_ADRERR), also after a
+ * truncate cut the mapped file short, and a
  * syscall given such memory fails with EFAULT; a file grown again maps zero
  * pages there, shared again. Process-shared semaphores and mutexes (futexes
  * without FUTEX_PRIVATE_FLAG) in MAP_SHARED|MAP_ANONYMOUS memory and in a
@@ -117,6 +118,17 @@ static void coherence(void)
 	printf("msync: %d\n", msync(a, 4 * PG, MS_SYNC));
 	char *r = mremap(a, 4 * PG, 2 * PG, 0);
 	printf("mremap shrink: %s, still shared: %s\n", yesno(r == a), yesno(strcmp(a + PG + 10, "through a") == 0));
+	/* Grown again (moving if it must), it maps the file's next pages:
+	 * SQLite's memory-mapped I/O grows its mapping of a database so. */
+	char *g = mremap(a, 2 * PG, 4 * PG, MREMAP_MAYMOVE);
+	if (g != MAP_FAILED) {
+		strcpy(g + 3 * PG + 200, "grown");
+		memset(buf, 0, sizeof buf);
+		pread(fd, buf, 5, 3 * PG + 200);
+	}
+	printf("mremap grow: %s, the file's pages: %s %s, a write through it read(2): \"%s\"\n", yesno(g != MAP_FAILED),
+	       yesno(g != MAP_FAILED && strcmp(g + 2 * PG, "from the child") == 0),
+	       yesno(g != MAP_FAILED && memcmp(g + 3 * PG + 100, "by pwrite", 9) == 0), buf);
 	printf("munmap part: %d\n", munmap(b, PG));
 
 	/* /proc/self/maps: offset and inode of a mapping at offset 2 pages. */
