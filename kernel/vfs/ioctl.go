@@ -34,9 +34,9 @@ func IoctlArgSize(cmd uint32) (size int, in, out bool) {
 		return 8, true, false
 	case unix.TIOCGPGRP, unix.TIOCGSID, fionread, tiocoutq:
 		return 4, false, true
-	case unix.TIOCSPGRP, fionbio, unix.TIOCSPTLCK:
+	case unix.TIOCSPGRP, fionbio, unix.TIOCSPTLCK, unix.TIOCPKT:
 		return 4, true, false
-	case unix.TIOCGPTN, unix.TIOCGPTLCK:
+	case unix.TIOCGPTN, unix.TIOCGPTLCK, unix.TIOCGPKT:
 		return 4, false, true
 	case unix.SIOCGIFINDEX, unix.SIOCGIFNAME, unix.SIOCGIFFLAGS:
 		return ifreqSize, true, true

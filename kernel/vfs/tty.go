@@ -30,7 +30,8 @@ import (
 // session whose controlling terminal it is and that session's foreground
 // process group; the kernel (which knows processes) checks and sets them
 // (TIOCSCTTY, TIOCSPGRP, job control) through the exported methods.
-// Parity, baud rates, flow control stops, packet mode and break are not
+// Packet mode (TIOCPKT) reports flushes and changes of IXON's stop
+// characters. Parity, baud rates, flow control stops and break are not
 // modelled: their flags are kept and reported only.
 //
 // +stateify savable
@@ -68,6 +69,11 @@ type TTY struct {
 	// hungUp is set when the master's last File closed: slave reads see
 	// end of file and writes EIO.
 	hungUp bool
+	// packet is set by TIOCPKT on the master: its reads then start with
+	// a status byte, pktStatus (TIOCPKT_FLUSHREAD...) alone when set,
+	// else TIOCPKT_DATA before the data.
+	packet    bool
+	pktStatus byte
 	// sid is the session whose controlling terminal this is, 0 for none;
 	// pgrp is its foreground process group.
 	sid, pgrp int32
@@ -117,6 +123,12 @@ func (t *TTY) lflag() uint32     { return le32(t.termios[tcLflag:]) }
 func (t *TTY) cc(i int) byte     { return t.termios[tcCC+i] }
 func (t *TTY) canon() bool       { return t.lflag()&unix.ICANON != 0 }
 func (t *TTY) lon(f uint32) bool { return t.lflag()&f != 0 }
+
+// flowControl is Linux's test for packet mode's DOSTOP: IXON with the
+// usual ^S and ^Q.
+func (t *TTY) flowControl() bool {
+	return t.iflag()&unix.IXON != 0 && t.cc(unix.VSTOP) == 0x13 && t.cc(unix.VSTART) == 0x11
+}
 
 // notifyLocked wakes every waiter. Preconditions: t.mu is held.
 func (t *TTY) notifyLocked() {
@@ -282,6 +294,7 @@ func (t *TTY) receiveLocked(c byte) (pending, bool) {
 			if c == t.cc(s.cc) {
 				if !t.lon(unix.NOFLSH) {
 					t.in, t.bounds, t.line, t.out = nil, nil, t.line[:0], nil
+					t.pktLocked(unix.TIOCPKT_FLUSHREAD | unix.TIOCPKT_FLUSHWRITE)
 				}
 				if t.lon(unix.ECHO) {
 					t.echoCharLocked(c)
@@ -407,10 +420,34 @@ func (t *TTY) masterWrite(f *File, cancel <-chan struct{}, src []byte) (int, err
 	}
 }
 
+// pktLocked records status bits for a master in packet mode.
+// Preconditions: t.mu is held.
+func (t *TTY) pktLocked(bits byte) {
+	if t.packet {
+		t.pktStatus |= bits
+	}
+}
+
 // masterRead takes output from the queue.
 func (t *TTY) masterRead(f *File, cancel <-chan struct{}, dst []byte) (int, error) {
+	if len(dst) == 0 {
+		return 0, nil
+	}
 	for {
 		t.mu.Lock()
+		if t.packet && t.pktStatus != 0 {
+			dst[0], t.pktStatus = t.pktStatus, 0
+			t.mu.Unlock()
+			return 1, nil
+		}
+		if t.packet && len(t.out) > 0 {
+			dst[0] = unix.TIOCPKT_DATA
+			n := copy(dst[1:], t.out)
+			t.out = t.out[n:]
+			t.notifyLocked()
+			t.mu.Unlock()
+			return n + 1, nil
+		}
 		if len(t.out) > 0 {
 			n := copy(dst, t.out)
 			t.out = t.out[n:]
@@ -574,8 +611,15 @@ func (t *TTY) ioctl(master bool, cmd uint32, arg []byte) (int, error) {
 		if cmd == unix.TCSETSF {
 			t.in, t.bounds, t.line = nil, nil, nil
 		}
-		wasCanon := t.canon()
+		wasCanon, wasFlow := t.canon(), t.flowControl()
 		copy(t.termios[:], arg[:termiosSz])
+		if flow := t.flowControl(); flow != wasFlow && t.packet {
+			t.pktStatus &^= unix.TIOCPKT_DOSTOP | unix.TIOCPKT_NOSTOP
+			t.pktStatus |= unix.TIOCPKT_NOSTOP
+			if flow {
+				t.pktStatus ^= unix.TIOCPKT_NOSTOP | unix.TIOCPKT_DOSTOP
+			}
+		}
 		switch {
 		case wasCanon && !t.canon():
 			t.in, t.bounds, t.line = append(t.in, t.line...), nil, nil
@@ -618,16 +662,37 @@ func (t *TTY) ioctl(master bool, cmd uint32, arg []byte) (int, error) {
 		switch q {
 		case unix.TCIFLUSH:
 			t.in, t.bounds, t.line = nil, nil, nil
+			t.pktLocked(unix.TIOCPKT_FLUSHREAD)
 		case unix.TCOFLUSH:
 			t.out = nil
+			t.pktLocked(unix.TIOCPKT_FLUSHWRITE)
 		case unix.TCIOFLUSH:
 			t.in, t.bounds, t.line, t.out = nil, nil, nil, nil
+			t.pktLocked(unix.TIOCPKT_FLUSHREAD | unix.TIOCPKT_FLUSHWRITE)
 		default:
 			return 0, unix.EINVAL
 		}
 		t.notifyLocked()
 	case unix.TCXONC, unix.TCSBRK, unix.TCSBRKP:
 		// No flow control stops and no line to break: done.
+	case unix.TIOCPKT:
+		if !master {
+			return 0, unix.ENOTTY
+		}
+		on := le32(arg) != 0
+		if on && !t.packet {
+			t.pktStatus = 0
+		}
+		t.packet = on
+	case unix.TIOCGPKT:
+		if !master {
+			return 0, unix.ENOTTY
+		}
+		v := uint32(0)
+		if t.packet {
+			v = 1
+		}
+		putLE32(arg, v)
 	case unix.TIOCGPTN:
 		if !master {
 			return 0, unix.ENOTTY
@@ -661,6 +726,9 @@ func (t *TTY) readiness(master bool, mask uint32) uint32 {
 	if master {
 		if len(t.out) > 0 {
 			ev |= unix.POLLIN | pollRdNorm
+		}
+		if t.packet && t.pktStatus != 0 {
+			ev |= unix.POLLIN | pollRdNorm | unix.POLLPRI
 		}
 		if t.slaveClosed {
 			ev |= unix.POLLHUP

@@ -344,6 +344,8 @@ func init() {
 		{Name: "slaves", Type: "int64"},
 		{Name: "slaveClosed", Type: "bool"},
 		{Name: "hungUp", Type: "bool"},
+		{Name: "packet", Type: "bool"},
+		{Name: "pktStatus", Type: "byte"},
 		{Name: "sid", Type: "int32"},
 		{Name: "pgrp", Type: "int32"},
 	})
@@ -2132,6 +2134,8 @@ func (x *TTY) StateSave(e *stateify.Encoder) {
 	e.Int(int64(x.slaves))
 	e.Bool(x.slaveClosed)
 	e.Bool(x.hungUp)
+	e.Bool(x.packet)
+	e.Uint(uint64(x.pktStatus))
 	e.Int(int64(x.sid))
 	e.Int(int64(x.pgrp))
 }
@@ -2176,8 +2180,12 @@ func (x *TTY) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 13:
 			x.hungUp = d.Bool()
 		case 14:
-			x.sid = d.Int32()
+			x.packet = d.Bool()
 		case 15:
+			x.pktStatus = byte(d.Uint8())
+		case 16:
+			x.sid = d.Int32()
+		case 17:
 			x.pgrp = d.Int32()
 		default:
 			d.Skip()
