@@ -100,6 +100,7 @@ func (t *Task) ttyOpened(f *vfs.File, flags uint32) (*vfs.File, error) {
 // process of a background group of the terminal's session: sig is
 // SIGTTIN (reads) or SIGTTOU (writes with TOSTOP, changes). A reader
 // that ignores or blocks SIGTTIN gets EIO; a writer that does proceeds.
+// A process of an orphaned group gets EIO: nobody would continue it.
 // Otherwise the group gets sig and the call restarts after it.
 func (t *Task) ttyCheck(f *vfs.File, sig unix.Signal) error {
 	tty, master := f.TTY()
@@ -116,11 +117,13 @@ func (t *Task) ttyCheck(f *vfs.File, sig unix.Signal) error {
 	pgid := tg.pgid
 	ignored := tg.sigs.Actions[sig-1].Handler == sigIGN || t.sig.Mask&sigBit(int(sig)) != 0
 	tg.mu.Unlock()
-	if ignored {
-		if sig == unix.SIGTTIN {
-			return unix.EIO
-		}
+	switch {
+	case ignored && sig == unix.SIGTTIN:
+		return unix.EIO
+	case ignored:
 		return nil
+	case t.k.orphanedPgrp(pgid, sid):
+		return unix.EIO
 	}
 	jobControl{t.k}.SignalGroup(pgid, sig)
 	return errRestartSys
@@ -262,4 +265,31 @@ func (k *Kernel) sessionLeaderExited(tg *ThreadGroup) {
 	if leader && k.root != nil {
 		k.root.Mounts().SessionEnded(sid)
 	}
+}
+
+// orphanedPgrp reports whether process group pgid of session sid is
+// orphaned: no member has a parent in another group of the session (POSIX;
+// unlike Linux, a parent that is the sandbox's init counts, as the host's
+// init would not be a program's parent natively).
+func (k *Kernel) orphanedPgrp(pgid, sid int32) bool {
+	tgs := k.threadGroups()
+	ts := k.tasks
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for _, tg := range tgs {
+		tg.mu.Lock()
+		in := tg.pgid == pgid && !tg.exiting
+		tg.mu.Unlock()
+		p := tg.parent
+		if !in || p == nil {
+			continue
+		}
+		p.mu.Lock()
+		connects := p.pgid != pgid && p.sid == sid
+		p.mu.Unlock()
+		if connects {
+			return false
+		}
+	}
+	return true
 }

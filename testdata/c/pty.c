@@ -141,9 +141,6 @@ static void openpt(void)
 	close(p);
 	close(s);
 	close(m);
-	errno = 0;
-	s = open(want, O_RDWR | O_NOCTTY);
-	printf("open after the master closed: %d %s\n", s < 0 ? -1 : 0, errname(errno));
 }
 
 static void canonical(int m, int s)
@@ -241,6 +238,25 @@ static void noncanonical(int m, int s)
 	printf("poll: master %#x, slave %#x\n", p[0].revents, p[1].revents);
 }
 
+static void packet(int m, int s)
+{
+	char buf[64];
+	int on = 1, got = -1;
+	printf("TIOCPKT: %d", ioctl(m, TIOCPKT, &on));
+	ioctl(m, TIOCGPKT, &got);
+	printf(", TIOCGPKT %d", got);
+	put(s, "p");
+	ssize_t r = drain(m, buf, sizeof buf);
+	printf(", data %s", escaped(buf, r));
+	tcflush(s, TCIFLUSH);
+	struct pollfd p = {.fd = m, .events = POLLIN | POLLPRI};
+	poll(&p, 1, 1000);
+	r = read(m, buf, sizeof buf);
+	printf(", after a flush: poll %#x, read %s\n", p.revents, escaped(buf, r));
+	on = 0;
+	ioctl(m, TIOCPKT, &on);
+}
+
 static void winsize(int m, int s)
 {
 	struct winsize w = {.ws_row = 24, .ws_col = 80}, g = {0};
@@ -301,6 +317,48 @@ static const char *stopped(int tty, int op, int ignore)
 	return out;
 }
 
+/* orphan_read: a process whose group lost its last link to the session
+ * (its parent, in another group of it, exited) reads the terminal: EIO,
+ * not SIGTTIN, which nobody would follow with SIGCONT. */
+static const char *orphan_read(int tty)
+{
+	static char out[64] = "no answer";
+	int p[2], reaped[2];
+	if (pipe(p) < 0 || pipe(reaped) < 0)
+		return "pipe failed";
+	pid_t b = fork();
+	if (b == 0) {
+		setpgid(0, 0);
+		if (fork() == 0) {
+			close(p[0]);
+			close(reaped[1]);
+			/* Until its parent is reaped, not only gone: an exiting
+			 * parent still links the group to the session. */
+			char x;
+			if (read(reaped[0], &x, 1) != 1)
+				_exit(1);
+			errno = 0;
+			ssize_t r = read(tty, &x, 1);
+			dprintf(p[1], "read %zd %s", r, errname(errno));
+			_exit(0);
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	close(reaped[0]);
+	waitpid(b, NULL, 0);
+	if (write(reaped[1], "r", 1) != 1)
+		return "write failed";
+	close(reaped[1]);
+	struct pollfd pf = {.fd = p[0], .events = POLLIN};
+	if (poll(&pf, 1, 3000) == 1) {
+		ssize_t n = read(p[0], out, sizeof out - 1);
+		out[n > 0 ? n : 0] = 0;
+	}
+	close(p[0]);
+	return out;
+}
+
 static void session_child(int s, int rep)
 {
 	struct sigaction sa = {.sa_handler = handler};
@@ -326,6 +384,7 @@ static void session_child(int s, int rep)
 	report(rep, "child: background read: %s", stopped(0, 0, 0));
 	report(rep, "child: background tcsetattr: %s", stopped(0, 1, 0));
 	report(rep, "child: background tcsetattr with SIGTTOU ignored: %s", stopped(0, 1, 1));
+	report(rep, "child: background read in an orphaned group: %s", orphan_read(0));
 	pid_t c = fork();
 	if (c == 0) {
 		setsid();
@@ -396,6 +455,7 @@ static void session(void)
 	put(m, "\x1c");
 	readline(f);
 	drain(m, buf, sizeof buf);
+	readline(f);
 	readline(f);
 	readline(f);
 	readline(f);
@@ -478,6 +538,7 @@ int main(int argc, char **argv)
 	printf("openpty: ok\n");
 	canonical(m, s);
 	noncanonical(m, s);
+	packet(m, s);
 	winsize(m, s);
 	close(s);
 	char b;
