@@ -45,7 +45,7 @@ var cpythonModules = []string{
 	"test_fcntl", "test_resource", "test_string", "test_bisect",
 	"test_operator", "test_textwrap", "test_binascii", "test_contextlib",
 	"test_fractions", "test_tempfile", "test_glob", "test_stat", "test_fileio", "test_shutil", "test_posix", "test_asyncio.test_unix_events",
-	"test_mailbox",
+	"test_mailbox", "test_pty", "test_openpty",
 }
 
 // cpythonTimeout bounds one run of one module. The slowest, test_subprocess,

@@ -693,6 +693,32 @@ var cCases = []cCase{
 	{name: "fpstate-handler-init", prog: "fpstate", zdtm: zdtmSpec{fast: true}, spec: spec{args: []string{"handler-init"}, want: []string{
 		"SIGUSR1 from raw kill: handler ran with round to nearest: yes",
 	}}},
+	// Pseudo-terminals: /dev/ptmx, /dev/pts, the line discipline, the
+	// controlling terminal and job control.
+	{name: "pty", prog: "pty", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
+		"open before unlockpt: -1 EIO",
+		"slave: chr yes, same as the name yes, as the peer yes; master chr yes, major 5 yes",
+		"isatty: master 1, slave 1; ttyname is ptsname: yes",
+		"slave read: abd\\n", "echo: abc\\b \\bd\\r\\n",
+		"VEOF after ab: ab, VEOF alone: 0",
+		"VMIN 3 with 2 queued: readable no, after 2 more: read xyz\\n",
+		"TIOCPKT: 0, TIOCGPKT 1, data \\x00p, after a flush: poll 0x3, read \\x01",
+		"slave closed: master read -1 EIO, poll 0x10",
+		"child: SIGWINCH yes", "child: SIGINT yes", "echo of ^C: ^C", "child: SIGTSTP yes", "child: SIGQUIT yes",
+		"child: background read: stopped by Stopped (tty input)",
+		"child: background tcsetattr: stopped by Stopped (tty output)",
+		"child: background read in an orphaned group: read -1 EIO",
+		"child: after setsid /dev/tty ENXIO yes, tcgetpgrp ENOTTY yes",
+		"child: SIGHUP yes, SIGCONT yes; read 0 0, write -1 EIO",
+		"done",
+	}}},
+	// A pty pair with a line queued each way, its termios, window size,
+	// foreground group and session, saved and restored while it waits.
+	{name: "pty-hold", prog: "pty", zdtm: zdtmSpec{blockedAfter: "queued"}, spec: spec{args: []string{"hold"}, want: []string{
+		"slave reads: to the slve\\n", "master reads: to the master\\r\\n", "then: half\\n",
+		"window 33x99, VERASE X yes, ECHO no, foreground is the child yes, its session yes",
+		"child exited 0",
+	}}},
 }
 
 // needRoot is the setup of cases whose expected lines assume root with the

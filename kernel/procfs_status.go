@@ -17,6 +17,7 @@ type procTaskInfo struct {
 	Tgid, Pid      int32
 	PPid           int32
 	Pgid, Sid      int32
+	TTYNr, TPgid   int32 // the controlling terminal: stat's tty_nr, tpgid
 	Creds          credentials
 	Threads        int
 	VmSize, VmRSS  uint64 // bytes
@@ -96,6 +97,13 @@ func (t *Task) procInfo(target *Task) procTaskInfo {
 		in.ExitSignal = -1 // threads other than the leader, as on Linux
 	}
 	tg.mu.Unlock()
+	if tty := t.k.controllingTTY(in.Sid); tty != nil {
+		// pts minor i: major 136 in bits 8-15, i's low byte in bits
+		// 0-7 and its high bits from bit 20, as Linux's new_encode_dev.
+		i := int32(tty.Index())
+		_, in.TPgid = tty.Session()
+		in.TTYNr = 136<<8 | i&0xff | (i&^0xff)<<12
+	}
 
 	target.mu.Lock()
 	in.Name = target.name
@@ -191,23 +199,30 @@ func escapeComm(s string) string {
 	return strings.NewReplacer("\\", "\\\\", "\n", "\\n").Replace(s)
 }
 
+// tpgid is stat's tpgid: -1 without a controlling terminal.
+func tpgid(in procTaskInfo) int32 {
+	if in.TTYNr == 0 {
+		return -1
+	}
+	return in.TPgid
+}
+
 // procStat formats in as Linux's /proc/PID/stat: 52 space-separated fields
 // (proc(5)), the comm in parentheses unescaped. Fields the sentry does not
-// know are 0: tty_nr, flags, the fault counts, the children's times, the
-// code, data and stack addresses and wchan; tpgid is -1 (no controlling
-// terminal). starttime counts from the start of the sandbox's clock, as
+// know are 0: flags, the fault counts, the children's times, the code, data
+// and stack addresses and wchan; tty_nr is 0 and tpgid -1 without a
+// controlling terminal. starttime counts from the start of the sandbox's clock, as
 // /proc/uptime does.
 func procStat(in procTaskInfo) []byte {
 	return fmt.Appendf(nil,
 		"%d (%s) %c %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d\n",
 		in.Pid, in.Name, in.State, in.PPid, in.Pgid, in.Sid,
-		0,  // tty_nr
-		-1, // tpgid
-		0,  // flags
-		0,  // minflt
-		0,  // cminflt
-		0,  // majflt
-		0,  // cmajflt
+		in.TTYNr, tpgid(in),
+		0, // flags
+		0, // minflt
+		0, // cminflt
+		0, // majflt
+		0, // cmajflt
 		in.UserTicks, in.SysTicks,
 		0,  // cutime
 		0,  // cstime

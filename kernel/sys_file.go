@@ -39,6 +39,9 @@ func vfsErr(err error) error {
 // application memory at addr. Regular files are read in chunks until
 // count or end of file; other files get one read, which may block.
 func (t *Task) readInto(f *vfs.File, addr, count uint64, off int64) (uint64, error) {
+	if err := t.ttyCheck(f, unix.SIGTTIN); err != nil {
+		return 0, err
+	}
 	count = min(count, maxRWCount)
 	buf := make([]byte, min(count, rwChunk))
 	var done uint64
@@ -76,6 +79,9 @@ func (t *Task) readInto(f *vfs.File, addr, count uint64, off int64) (uint64, err
 // writeFrom writes count bytes of application memory at addr to f (at off
 // if off >= 0).
 func (t *Task) writeFrom(f *vfs.File, addr, count uint64, off int64) (uint64, error) {
+	if err := t.ttyWriteCheck(f); err != nil {
+		return 0, err
+	}
 	count = min(count, maxRWCount)
 	buf := make([]byte, min(count, rwChunk))
 	var done uint64
@@ -216,6 +222,9 @@ func (t *Task) readv(fd int32, iovAddr, iovCnt uint64, off int64) (uint64, error
 		return 0, err
 	}
 	defer f.DecRef()
+	if err := t.ttyCheck(f, unix.SIGTTIN); err != nil {
+		return 0, err
+	}
 	iovs, total, err := t.copyInIovecs(iovAddr, iovCnt)
 	if err != nil {
 		return 0, err
@@ -251,6 +260,9 @@ func (t *Task) writev(fd int32, iovAddr, iovCnt uint64, off int64) (uint64, erro
 		return 0, err
 	}
 	defer f.DecRef()
+	if err := t.ttyWriteCheck(f); err != nil {
+		return 0, err
+	}
 	iovs, total, err := t.copyInIovecs(iovAddr, iovCnt)
 	if err != nil {
 		return 0, err
@@ -415,8 +427,18 @@ func sysIoctl(t *Task, a *sysArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
+	if tty, master := f.TTY(); tty != nil {
+		if n, done, err := t.ttyIoctl(f, tty, master, cmd, a); done {
+			return n, err
+		}
+	}
 	size, in, out := vfs.IoctlArgSize(cmd)
 	arg := make([]byte, size)
+	if vfs.IoctlArgByValue(cmd) {
+		for i := range arg {
+			arg[i] = byte(a[2] >> (8 * i))
+		}
+	}
 	if in && size > 0 {
 		if err := t.tg.mm.CopyIn(a[2], arg); err != nil {
 			return 0, err

@@ -173,6 +173,9 @@ func (t *Task) openat(dirfd int32, pathAddr uint64, flags, mode uint32) (uint64,
 	} else if f, err = t.tg.fs.OpenAtAs(t.fsOwner(), dir, p, flags&^unix.O_CLOEXEC, mode); err != nil {
 		return 0, err
 	}
+	if f, err = t.ttyOpened(f, flags&^unix.O_CLOEXEC); err != nil {
+		return 0, err
+	}
 	// A named pipe opened for one end waits for the other.
 	if err := f.WaitFifo(t.cancelChan()); err != nil {
 		f.DecRef()

@@ -89,7 +89,7 @@ var syscallTable = [syscallTableSize]syscallEntry{
 	unix.SYS_RT_SIGACTION:            full("rt_sigaction", sysRtSigaction),
 	unix.SYS_RT_SIGPROCMASK:          full("rt_sigprocmask", sysRtSigprocmask),
 	unix.SYS_RT_SIGRETURN:            partial("rt_sigreturn", sysRtSigreturn, "uc_stack is ignored"),
-	unix.SYS_IOCTL:                   partial("ioctl", sysIoctl, "terminal, FIONREAD, FIONBIO, FIOCLEX/FIONCLEX, SIOCOUTQ; on sockets SIOCGIFINDEX, SIOCGIFNAME and SIOCGIFFLAGS for the one interface, lo (others ENODEV), and SIOCGIFCONF (lo's 127.0.0.1); others ENOTTY"),
+	unix.SYS_IOCTL:                   partial("ioctl", sysIoctl, "terminal, FIONREAD, FIONBIO, FIOCLEX/FIONCLEX, SIOCOUTQ; on ptys also TCFLSH, TIOCSCTTY, TIOCNOTTY, TIOCGSID, TIOCGPTN, TIOCSPTLCK, TIOCGPTLCK, TIOCGPTPEER, TIOCPKT, TIOCGPKT (no TIOCSTI or break); on sockets SIOCGIFINDEX, SIOCGIFNAME and SIOCGIFFLAGS for the one interface, lo (others ENODEV), and SIOCGIFCONF (lo's 127.0.0.1); others ENOTTY"),
 	unix.SYS_PREAD64:                 full("pread64", sysPread64),
 	unix.SYS_PWRITE64:                full("pwrite64", sysPwrite64),
 	unix.SYS_READV:                   full("readv", sysReadv),

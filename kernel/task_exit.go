@@ -84,6 +84,7 @@ func (t *Task) exit() {
 // other process is killed, as when the init of a PID namespace dies, and
 // the kernel's exit status is init's.
 func (k *Kernel) processExited(tg *ThreadGroup, status ExitStatus) {
+	k.sessionLeaderExited(tg)
 	ts := k.tasks
 	ts.mu.Lock()
 	tg.vforkReleaseLocked()

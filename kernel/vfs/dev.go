@@ -16,6 +16,10 @@ const (
 	devFull
 	devRandom
 	devURandom
+	// devPtmx makes a new pty (devpts.go); devTTY stands for the opener's
+	// controlling terminal, which the kernel puts in its place.
+	devPtmx
+	devTTY
 )
 
 var devices = map[string]deviceKind{
@@ -24,10 +28,13 @@ var devices = map[string]deviceKind{
 	"/dev/full":    devFull,
 	"/dev/random":  devRandom,
 	"/dev/urandom": devURandom,
+	"/dev/ptmx":    devPtmx,
+	"/dev/tty":     devTTY,
 }
 
-// devMinor is the Linux minor number (major 1, "mem" devices).
-var devMinor = map[deviceKind]uint32{devNull: 3, devZero: 5, devFull: 7, devRandom: 8, devURandom: 9}
+// devMinor is the Linux minor number (major 1, "mem" devices, but for
+// ptmx and tty: major 5).
+var devMinor = map[deviceKind]uint32{devNull: 3, devZero: 5, devFull: 7, devRandom: 8, devURandom: 9, devPtmx: 2, devTTY: 0}
 
 // deviceByPath matches a guest path (lexically cleaned) against the
 // sentry's devices.
@@ -76,13 +83,18 @@ func (d *device) guestPath() string {
 }
 
 func (k deviceKind) stat() Stat {
+	major, ino := uint32(1), uint64(k)+1
+	if k == devPtmx || k == devTTY {
+		// After the /dev directory's inode (devDirIno).
+		major, ino = 5, uint64(k)+2
+	}
 	return Stat{
 		Mask:      unix.STATX_BASIC_STATS,
 		Blksize:   4096,
 		Nlink:     1,
 		Mode:      unix.S_IFCHR | 0o666,
-		Ino:       uint64(k) + 1,
-		RdevMajor: 1,
+		Ino:       ino,
+		RdevMajor: major,
 		RdevMinor: devMinor[k],
 		DevMajor:  0,
 		DevMinor:  5,
@@ -93,6 +105,8 @@ func (d *device) read(_ *File, _ <-chan struct{}, dst []byte, _ int64) (int, err
 	switch d.kind {
 	case devNull:
 		return 0, nil
+	case devPtmx, devTTY:
+		return 0, unix.EIO
 	case devZero, devFull:
 		clear(dst)
 		return len(dst), nil
@@ -105,8 +119,11 @@ func (d *device) read(_ *File, _ <-chan struct{}, dst []byte, _ int64) (int, err
 }
 
 func (d *device) write(_ *File, _ <-chan struct{}, src []byte, _ int64) (int, error) {
-	if d.kind == devFull {
+	switch d.kind {
+	case devFull:
 		return 0, unix.ENOSPC
+	case devPtmx, devTTY:
+		return 0, unix.EIO
 	}
 	return len(src), nil
 }

@@ -36,10 +36,10 @@ func listDir(t *testing.T, f *File) []string {
 	}
 }
 
-var wantDevNames = []string{"full", "null", "random", "urandom", "zero"}
+var wantDevNames = []string{"full", "null", "ptmx", "random", "tty", "urandom", "zero"}
 
 // wantDevListing is what a listing of /dev returns.
-var wantDevListing = slices.Concat([]string{".", ".."}, wantDevNames, []string{"fd", "stderr", "stdin", "stdout"})
+var wantDevListing = slices.Concat([]string{".", ".."}, wantDevNames, []string{"fd", "pts", "stderr", "stdin", "stdout"})
 
 // TestSyntheticDevDir covers a root without /dev: the sentry's /dev is a
 // directory that lists its devices.

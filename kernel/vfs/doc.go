@@ -122,7 +122,12 @@
 //
 // These three directories are never looked up on the host, whatever the
 // root holds there: they are mounted sentryFS filesystems (sentryfs.go): /dev holds the sentry's null, zero, full,
-// random and urandom devices and the links fd, stdin, stdout and stderr;
+// random and urandom devices, the links fd, stdin, stdout and stderr, and
+// the pseudo-terminals: ptmx, tty and, mounted at /dev/pts, a devpts
+// (devpts.go, tty.go: a TTY is a pair with its line discipline, termios,
+// window size, session and foreground group; the kernel answers /dev/tty
+// and the job control that needs processes through File.TTY and the
+// JobControl it gives with MountTable.SetJobControl);
 // /sys holds devices/system/cpu/{online,possible}; /proc is answered by the
 // kernel, which generates the per-process files and directories of the
 // sandbox's own processes (NewSynthetic, NewSyntheticDir) and answers for
@@ -209,6 +214,8 @@
 //	  FDTable.mu
 //	    File.mu
 //	      hostFile.mu, stdioFile.mu, pipe.mu, tmpfsFile.mu, the lock of an Impl
+//	        devpts.mu
+//	        TTY.mu (released before JobControl is called)
 //	        MountTable.mu
 //	          tmpfs.mu (an overlay's upper layer: held across its lower lookups)
 //	            Root.mu, bindFS.mu

@@ -34,10 +34,26 @@ func IoctlArgSize(cmd uint32) (size int, in, out bool) {
 		return 8, true, false
 	case unix.TIOCGPGRP, unix.TIOCGSID, fionread, tiocoutq:
 		return 4, false, true
-	case unix.TIOCSPGRP, fionbio:
+	case unix.TIOCSPGRP, fionbio, unix.TIOCSPTLCK, unix.TIOCPKT:
 		return 4, true, false
+	case unix.TIOCGPTN, unix.TIOCGPTLCK, unix.TIOCGPKT:
+		return 4, false, true
 	case unix.SIOCGIFINDEX, unix.SIOCGIFNAME, unix.SIOCGIFFLAGS:
 		return ifreqSize, true, true
 	}
+	if IoctlArgByValue(cmd) {
+		return 8, false, false
+	}
 	return 0, false, false
+}
+
+// IoctlArgByValue reports whether ioctl request cmd takes its argument as
+// a value, not a pointer: the kernel then passes File.Ioctl the value as 8
+// little-endian bytes. TIOCNOTTY takes none.
+func IoctlArgByValue(cmd uint32) bool {
+	switch cmd {
+	case unix.TCFLSH, unix.TCXONC, unix.TCSBRK, unix.TCSBRKP, unix.TIOCSCTTY, unix.TIOCGPTPEER, unix.TIOCNOTTY:
+		return true
+	}
+	return false
 }

@@ -119,7 +119,7 @@ func (m *Mount) Point() string { return m.point }
 // the rest of the path below the mount point).
 func (m *Mount) walked() bool {
 	switch m.fs.(type) {
-	case *tmpfs, *overlayFS, *bindFS:
+	case *tmpfs, *overlayFS, *bindFS, *devpts:
 		return true
 	}
 	return false
@@ -217,6 +217,7 @@ func newMountTable(root *Root) *MountTable {
 		}
 		mt.add(p, t, "tmpfs", tmpfsOptions(DefaultTmpfsSize))
 	}
+	mt.add("/dev/pts", newDevpts(), "devpts", devptsOptions)
 	return mt
 }
 
@@ -471,6 +472,8 @@ func (m *Mount) device() (uint32, uint32) {
 		}
 	case *sentryFS:
 		return 0, sentryMounts[fs.name].minor
+	case *devpts:
+		return 0, devptsMinor
 	case *Root:
 		if st, err := fs.stat(m, "/", true); err == nil {
 			return st.DevMajor, st.DevMinor

@@ -43,6 +43,8 @@ func (fs *FS) Reopen(f *File, flags uint32) (*File, error) {
 		return nf, err
 	case *device:
 		return openDevice(impl.kind, impl.guestPath(), flags|oLargefile)
+	case *ptySlave:
+		return impl.tty.openSlave(flags, impl.alias)
 	case *pipeReader:
 		if nf := reopenPipe(impl.pipe, flags); nf != nil {
 			return nf, nil

@@ -81,7 +81,8 @@ var sentryNodes = sync.OnceValue(func() map[string]*sentryNode {
 	for _, d := range deviceNames() {
 		nodes["/dev/"+d] = &sentryNode{mode: unix.S_IFCHR | 0o666, dev: devices["/dev/"+d]}
 	}
-	nodes["/dev"].children = append(deviceNames(), "fd", "stderr", "stdin", "stdout")
+	nodes["/dev/pts"] = &sentryNode{mode: unix.S_IFDIR | 0o755}
+	nodes["/dev"].children = append(deviceNames(), "fd", "pts", "stderr", "stdin", "stdout")
 	return nodes
 })
 
@@ -377,13 +378,18 @@ func (s *sentryFS) fsType() string {
 	return "tmpfs"
 }
 
-func (s *sentryFS) open(_ *FS, _ *Mount, full string, flags, _ uint32, _ Owner) (*File, error) {
+func (s *sentryFS) open(fs *FS, _ *Mount, full string, flags, _ uint32, _ Owner) (*File, error) {
 	sp, n, _, err := sentryLookup(full, flags&unix.O_NOFOLLOW == 0)
 	if err == unix.ENOENT && flags&unix.O_PATH == 0 && flags&unix.O_CREAT != 0 {
 		return nil, sentryCreateError(full)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if n.dev == devPtmx && flags&unix.O_PATH == 0 && !strings.HasSuffix(full, "/") && flags&unix.O_DIRECTORY == 0 {
+		if d := fs.root.mountTable().devpts(); d != nil {
+			return d.openMaster(flags | oLargefile)
+		}
 	}
 	return openSentry(sp, n, flags)
 }

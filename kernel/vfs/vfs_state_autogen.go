@@ -12,6 +12,9 @@ var (
 	stateTypeInfobindFS        *stateify.TypeInfo
 	stateTypeInfodevice        *stateify.TypeInfo
 	stateTypeInfodevDir        *stateify.TypeInfo
+	stateTypeInfodevpts        *stateify.TypeInfo
+	stateTypeInfodevptsDir     *stateify.TypeInfo
+	stateTypeInfodevptsPath    *stateify.TypeInfo
 	stateTypeInfoDirent        *stateify.TypeInfo
 	stateTypeInfoFDFlags       *stateify.TypeInfo
 	stateTypeInfodescriptor    *stateify.TypeInfo
@@ -47,6 +50,9 @@ var (
 	stateTypeInfotmpfsFile     *stateify.TypeInfo
 	stateTypeInfofifoFile      *stateify.TypeInfo
 	stateTypeInfoheapPages     *stateify.TypeInfo
+	stateTypeInfoTTY           *stateify.TypeInfo
+	stateTypeInfoptyMaster     *stateify.TypeInfo
+	stateTypeInfoptySlave      *stateify.TypeInfo
 )
 
 func init() {
@@ -62,6 +68,19 @@ func init() {
 	stateTypeInfodevDir = stateify.Register[devDir]("snapshotter/kernel/vfs.devDir", []stateify.Field{
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
 		{Name: "pos", Type: "int64"},
+	})
+	stateTypeInfodevpts = stateify.Register[devpts]("snapshotter/kernel/vfs.devpts", []stateify.Field{
+		{Name: "ttys", Type: "map[uint32]*snapshotter/kernel/vfs.TTY"},
+	})
+	stateTypeInfodevptsDir = stateify.Register[devptsDir]("snapshotter/kernel/vfs.devptsDir", []stateify.Field{
+		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
+		{Name: "d", Type: "*snapshotter/kernel/vfs.devpts"},
+		{Name: "pos", Type: "int64"},
+	})
+	stateTypeInfodevptsPath = stateify.Register[devptsPath]("snapshotter/kernel/vfs.devptsPath", []stateify.Field{
+		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
+		{Name: "st", Type: "snapshotter/kernel/vfs.Stat"},
+		{Name: "name", Type: "string"},
 	})
 	stateTypeInfoDirent = stateify.Register[Dirent]("snapshotter/kernel/vfs.Dirent", []stateify.Field{
 		{Name: "Ino", Type: "uint64"},
@@ -310,6 +329,35 @@ func init() {
 		{Name: "pages", Type: "map[uint64]bytes"},
 		{Name: "next", Type: "uint64"},
 	})
+	stateTypeInfoTTY = stateify.Register[TTY]("snapshotter/kernel/vfs.TTY", []stateify.Field{
+		{Name: "index", Type: "uint32"},
+		{Name: "pts", Type: "*snapshotter/kernel/vfs.devpts"},
+		{Name: "termios", Type: "bytes[36]"},
+		{Name: "winsize", Type: "bytes[8]"},
+		{Name: "locked", Type: "bool"},
+		{Name: "in", Type: "bytes"},
+		{Name: "bounds", Type: "[]int64"},
+		{Name: "line", Type: "bytes"},
+		{Name: "lnext", Type: "bool"},
+		{Name: "out", Type: "bytes"},
+		{Name: "masters", Type: "int64"},
+		{Name: "slaves", Type: "int64"},
+		{Name: "slaveClosed", Type: "bool"},
+		{Name: "hungUp", Type: "bool"},
+		{Name: "packet", Type: "bool"},
+		{Name: "pktStatus", Type: "byte"},
+		{Name: "sid", Type: "int32"},
+		{Name: "pgrp", Type: "int32"},
+	})
+	stateTypeInfoptyMaster = stateify.Register[ptyMaster]("snapshotter/kernel/vfs.ptyMaster", []stateify.Field{
+		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
+		{Name: "tty", Type: "*snapshotter/kernel/vfs.TTY"},
+	})
+	stateTypeInfoptySlave = stateify.Register[ptySlave]("snapshotter/kernel/vfs.ptySlave", []stateify.Field{
+		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
+		{Name: "tty", Type: "*snapshotter/kernel/vfs.TTY"},
+		{Name: "alias", Type: "bool"},
+	})
 }
 
 // StateTypeName implements stateify.Savable.
@@ -400,6 +448,107 @@ func (x *devDir) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.noImpl.StateLoad(ctx, d)
 		case 1:
 			x.pos = int(d.Int64())
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *devpts) StateTypeName() string { return "snapshotter/kernel/vfs.devpts" }
+
+// StateFields implements stateify.Savable.
+func (x *devpts) StateFields() []string { return stateTypeInfodevpts.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *devpts) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfodevpts }
+
+// StateSave implements stateify.Savable.
+func (x *devpts) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfodevpts)
+	stateify.SaveMap(e, x.ttys, func(e *stateify.Encoder, mk uint32) {
+		e.Uint(uint64(mk))
+	}, func(e *stateify.Encoder, mv **TTY) {
+		stateify.SavePtr(e, (*mv))
+	})
+}
+
+// StateLoad implements stateify.Savable.
+func (x *devpts) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfodevpts) {
+		switch f {
+		case 0:
+			stateify.LoadMap(d, &x.ttys, func(d *stateify.Decoder, mk *uint32) {
+				*mk = d.Uint32()
+			}, func(d *stateify.Decoder, mv **TTY) {
+				stateify.LoadPtr(d, mv)
+			})
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *devptsDir) StateTypeName() string { return "snapshotter/kernel/vfs.devptsDir" }
+
+// StateFields implements stateify.Savable.
+func (x *devptsDir) StateFields() []string { return stateTypeInfodevptsDir.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *devptsDir) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfodevptsDir }
+
+// StateSave implements stateify.Savable.
+func (x *devptsDir) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfodevptsDir)
+	x.noImpl.StateSave(e)
+	stateify.SavePtr(e, x.d)
+	e.Int(int64(x.pos))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *devptsDir) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfodevptsDir) {
+		switch f {
+		case 0:
+			x.noImpl.StateLoad(ctx, d)
+		case 1:
+			stateify.LoadPtr(d, &x.d)
+		case 2:
+			x.pos = int(d.Int64())
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *devptsPath) StateTypeName() string { return "snapshotter/kernel/vfs.devptsPath" }
+
+// StateFields implements stateify.Savable.
+func (x *devptsPath) StateFields() []string { return stateTypeInfodevptsPath.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *devptsPath) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfodevptsPath }
+
+// StateSave implements stateify.Savable.
+func (x *devptsPath) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfodevptsPath)
+	x.noImpl.StateSave(e)
+	x.st.StateSave(e)
+	e.String(x.name)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *devptsPath) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfodevptsPath) {
+		switch f {
+		case 0:
+			x.noImpl.StateLoad(ctx, d)
+		case 1:
+			x.st.StateLoad(ctx, d)
+		case 2:
+			x.name = d.String()
 		default:
 			d.Skip()
 		}
@@ -1946,6 +2095,162 @@ func (x *heapPages) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			})
 		case 1:
 			x.next = d.Uint64()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *TTY) StateTypeName() string { return "snapshotter/kernel/vfs.TTY" }
+
+// StateFields implements stateify.Savable.
+func (x *TTY) StateFields() []string { return stateTypeInfoTTY.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *TTY) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoTTY }
+
+// StateSave implements stateify.Savable.
+func (x *TTY) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoTTY)
+	e.Uint(uint64(x.index))
+	stateify.SavePtr(e, x.pts)
+	e.ByteArray(x.termios[:])
+	e.ByteArray(x.winsize[:])
+	e.Bool(x.locked)
+	e.Bytes(x.in)
+	if x.bounds == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.bounds))
+		for i0 := range x.bounds {
+			e.Int(int64(x.bounds[i0]))
+		}
+	}
+	e.Bytes(x.line)
+	e.Bool(x.lnext)
+	e.Bytes(x.out)
+	e.Int(int64(x.masters))
+	e.Int(int64(x.slaves))
+	e.Bool(x.slaveClosed)
+	e.Bool(x.hungUp)
+	e.Bool(x.packet)
+	e.Uint(uint64(x.pktStatus))
+	e.Int(int64(x.sid))
+	e.Int(int64(x.pgrp))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *TTY) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoTTY) {
+		switch f {
+		case 0:
+			x.index = d.Uint32()
+		case 1:
+			stateify.LoadPtr(d, &x.pts)
+		case 2:
+			d.ByteArray(x.termios[:])
+		case 3:
+			d.ByteArray(x.winsize[:])
+		case 4:
+			x.locked = d.Bool()
+		case 5:
+			x.in = d.Bytes()
+		case 6:
+			if n0, ok := d.SliceLen(); !ok {
+				x.bounds = nil
+			} else {
+				stateify.MakeSlice(d, &x.bounds, n0)
+				for i0 := range x.bounds {
+					x.bounds[i0] = int(d.Int64())
+				}
+			}
+		case 7:
+			x.line = d.Bytes()
+		case 8:
+			x.lnext = d.Bool()
+		case 9:
+			x.out = d.Bytes()
+		case 10:
+			x.masters = int(d.Int64())
+		case 11:
+			x.slaves = int(d.Int64())
+		case 12:
+			x.slaveClosed = d.Bool()
+		case 13:
+			x.hungUp = d.Bool()
+		case 14:
+			x.packet = d.Bool()
+		case 15:
+			x.pktStatus = byte(d.Uint8())
+		case 16:
+			x.sid = d.Int32()
+		case 17:
+			x.pgrp = d.Int32()
+		default:
+			d.Skip()
+		}
+	}
+	d.AfterLoad(x.afterLoad)
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *ptyMaster) StateTypeName() string { return "snapshotter/kernel/vfs.ptyMaster" }
+
+// StateFields implements stateify.Savable.
+func (x *ptyMaster) StateFields() []string { return stateTypeInfoptyMaster.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *ptyMaster) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoptyMaster }
+
+// StateSave implements stateify.Savable.
+func (x *ptyMaster) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoptyMaster)
+	x.noImpl.StateSave(e)
+	stateify.SavePtr(e, x.tty)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *ptyMaster) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoptyMaster) {
+		switch f {
+		case 0:
+			x.noImpl.StateLoad(ctx, d)
+		case 1:
+			stateify.LoadPtr(d, &x.tty)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *ptySlave) StateTypeName() string { return "snapshotter/kernel/vfs.ptySlave" }
+
+// StateFields implements stateify.Savable.
+func (x *ptySlave) StateFields() []string { return stateTypeInfoptySlave.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *ptySlave) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoptySlave }
+
+// StateSave implements stateify.Savable.
+func (x *ptySlave) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoptySlave)
+	x.noImpl.StateSave(e)
+	stateify.SavePtr(e, x.tty)
+	e.Bool(x.alias)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *ptySlave) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoptySlave) {
+		switch f {
+		case 0:
+			x.noImpl.StateLoad(ctx, d)
+		case 1:
+			stateify.LoadPtr(d, &x.tty)
+		case 2:
+			x.alias = d.Bool()
 		default:
 			d.Skip()
 		}
