@@ -246,6 +246,9 @@ func (im *Image) forEachBatch(ctx context.Context, batches []batch, biggest uint
 	if len(batches) == 0 {
 		return nil
 	}
+	if _, ok := im.mem.(*casBlob); ok {
+		batches, biggest = singleChunks(im.chunks, batches)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -338,6 +341,24 @@ func planBatches(chunks []Chunk, from, to, workers int) ([]batch, uint64) {
 		i = j
 	}
 	return batches, biggest
+}
+
+// singleChunks cuts batches into batches of one chunk each, and returns
+// them with the stored size of the largest. The chunks of a
+// content-addressed image are objects of their own, fetched one by one
+// whatever the batch (casBlob.readAt): alone, each worker's read buffer
+// (populated on its first use) holds one chunk rather than a batch, and
+// the workers take the chunks one at a time.
+func singleChunks(chunks []Chunk, batches []batch) ([]batch, uint64) {
+	var out []batch
+	var biggest uint64
+	for _, b := range batches {
+		for i := b.from; i < b.to; i++ {
+			out = append(out, batch{i, i + 1})
+			biggest = max(biggest, uint64(chunks[i].StoredLen))
+		}
+	}
+	return out, biggest
 }
 
 // planIndexBatches cuts the chunks idx (ascending) into batches of
