@@ -22,9 +22,12 @@ import (
 // can hold, and with verifyKey the image's signature and the SHA-256 of
 // its memory blob. It is what snap restore and snap inspect both use.
 func OpenImage(ctx context.Context, uri, store string, verifyKey ed25519.PublicKey) (*storage.Image, error) {
-	return storage.OpenImageWith(ctx, uri, store, storage.OpenOptions{
-		MaxMemorySize: kernel.MaxMemorySize, VerifyKey: verifyKey,
-	})
+	return storage.OpenImageWith(ctx, uri, store, openOptions(verifyKey))
+}
+
+// openOptions are the checks OpenImage applies.
+func openOptions(verifyKey ed25519.PublicKey) storage.OpenOptions {
+	return storage.OpenOptions{MaxMemorySize: kernel.MaxMemorySize, VerifyKey: verifyKey}
 }
 
 // RestoreKernel restores the image at uri (a bare name is looked up in
@@ -40,7 +43,13 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		tm = new(kernel.Timings)
 	}
 	start := time.Now()
-	img, err := OpenImage(ctx, uri, store, o.VerifyKey)
+	// The same checks as OpenImage. A restore without a key has its
+	// chunks checked by their CRC-32C alone, as they load: the SHA-256 of
+	// each against its address proves nothing an unsigned index does not
+	// (storage.OpenOptions.ChecksumsOnly).
+	oo := openOptions(o.VerifyKey)
+	oo.ChecksumsOnly = true
+	img, err := storage.OpenImageWith(ctx, uri, store, oo)
 	if err != nil {
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
 	}

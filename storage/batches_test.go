@@ -1,6 +1,9 @@
 package storage
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // TestPlanBatches: consecutive chunks are fetched together, but never more
 // than batchChunks, batchBytes or a worker's share, so that a small image
@@ -47,6 +50,30 @@ func TestPlanBatches(t *testing.T) {
 			}
 			if next != tc.to {
 				t.Errorf("batches %v end at %d, want %d", batches, next, tc.to)
+			}
+		})
+	}
+}
+
+// TestSingleChunks: a content-addressed image's batches become one batch
+// per chunk, in order, and the biggest is the largest chunk, not a batch.
+func TestSingleChunks(t *testing.T) {
+	chunks := []Chunk{{StoredLen: 10}, {Stored: 10, StoredLen: 30}, {Stored: 40, StoredLen: 20}, {Stored: 60, StoredLen: 5}}
+	tests := []struct {
+		name        string
+		batches     []batch
+		want        []batch
+		wantBiggest uint64
+	}{
+		{"one batch", []batch{{0, 4}}, []batch{{0, 1}, {1, 2}, {2, 3}, {3, 4}}, 30},
+		{"two batches", []batch{{0, 1}, {2, 4}}, []batch{{0, 1}, {2, 3}, {3, 4}}, 20},
+		{"none", nil, nil, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, biggest := singleChunks(chunks, tc.batches)
+			if !slices.Equal(got, tc.want) || biggest != tc.wantBiggest {
+				t.Errorf("singleChunks(%v) = %v, %d; want %v, %d", tc.batches, got, biggest, tc.want, tc.wantBiggest)
 			}
 		})
 	}
