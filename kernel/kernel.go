@@ -454,6 +454,7 @@ func New(cfg Config) (*Kernel, error) {
 	k.stopCond = sync.NewCond(&k.stopMu)
 	k.unimplLogged = map[unsupportedKey]bool{}
 	mf.onShrink = k.sharedFileShrunk
+	root.Mounts().SetSigioSender(k)
 	k.applyLimits()
 	if err := k.setupVDSO(); err != nil {
 		k.Release()

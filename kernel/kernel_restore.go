@@ -518,6 +518,7 @@ func (r *restorer) startKernel() error {
 	if k.root != nil {
 		// Images from before mount tables get the default one here.
 		k.root.Mounts().SetPages(k.mf)
+		k.root.Mounts().SetSigioSender(k)
 	}
 	return nil
 }

@@ -145,7 +145,7 @@ var syscallTable = [syscallTableSize]syscallEntry{
 	unix.SYS_MSGSND:                  full("msgsnd", sysMsgsnd),
 	unix.SYS_MSGRCV:                  partial("msgrcv", sysMsgrcv, "MSG_COPY is EINVAL, as in a kernel without CONFIG_CHECKPOINT_RESTORE"),
 	unix.SYS_MSGCTL:                  partial("msgctl", sysMsgctl, "MSG_COPY is not served"),
-	unix.SYS_FCNTL:                   partial("fcntl", sysFcntl, "record locks always succeed (no other process holds one)"),
+	unix.SYS_FCNTL:                   partial("fcntl", sysFcntl, "no leases (F_SETLEASE); O_ASYNC sends no SIGIO (F_SETOWN and F_SETSIG serve F_NOTIFY only); F_NOTIFY sees changes made through the sentry only"),
 	unix.SYS_FLOCK:                   full("flock", sysFlock),
 	unix.SYS_FSYNC:                   partial("fsync", sysFsync, "nothing to flush: every file the sandbox writes lives in its memory"),
 	unix.SYS_FDATASYNC:               partial("fdatasync", sysFsync, "nothing to flush: every file the sandbox writes lives in its memory"),
