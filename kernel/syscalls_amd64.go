@@ -221,7 +221,7 @@ var syscallTable = [syscallTableSize]syscallEntry{
 	unix.SYS_SCHED_GETSCHEDULER:      full("sched_getscheduler", sysSchedGetscheduler),
 	unix.SYS_SCHED_GET_PRIORITY_MAX:  full("sched_get_priority_max", sysSchedGetPriorityMax),
 	unix.SYS_SCHED_GET_PRIORITY_MIN:  full("sched_get_priority_min", sysSchedGetPriorityMin),
-	unix.SYS_SCHED_RR_GET_INTERVAL:   notYet("sched_rr_get_interval"),
+	unix.SYS_SCHED_RR_GET_INTERVAL:   partial("sched_rr_get_interval", sysSchedRRGetInterval, "every thread runs a time-sharing policy: the host's time slice for one (what a native thread on the same host gets; 0 on a host whose slice is below a tick), also for a thread whose CPU is idle (Linux: 0)"),
 	unix.SYS_MLOCK:                   partial("mlock", sysAcceptMemoryLock, "accepted without effect: sandbox memory is not locked into host RAM"),
 	unix.SYS_MUNLOCK:                 partial("munlock", sysAcceptMemoryLock, "accepted without effect: sandbox memory is not locked into host RAM"),
 	unix.SYS_MLOCKALL:                partial("mlockall", sysAcceptMemoryLock, "accepted without effect: sandbox memory is not locked into host RAM"),
