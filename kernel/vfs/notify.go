@@ -359,7 +359,12 @@ func (in *inotifyFile) forget(w *inotifyWatch) {
 	delete(in.watches, w.wd)
 }
 
-func (in *inotifyFile) read(f *File, cancel <-chan struct{}, dst []byte, _ int64) (int, error) {
+// read takes whole events; pread is ESPIPE, as on Linux's anonymous
+// inode files.
+func (in *inotifyFile) read(f *File, cancel <-chan struct{}, dst []byte, off int64) (int, error) {
+	if off >= 0 {
+		return 0, unix.ESPIPE
+	}
 	for {
 		in.mu.Lock()
 		if len(in.events) > 0 {
