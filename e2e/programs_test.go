@@ -546,6 +546,8 @@ var cCases = []cCase{
 		"uid 1234: SHM_STAT of a 0600 segment: Permission denied, SHM_STAT_ANY: ok",
 		"uid 1234: mq_open number 257: No space left on device",
 		"SHMMNI: 4095 more segments, then No space left on device",
+		"sem row (85 bytes): 4660 0 640 3 0 0 0 0 0 T",
+		"shm row (170 bytes): 12852 0 600 10000 self other 1 0 0 0 0 T T T 4096 0",
 		"0x00001234 0          root       640        3         ",
 		"max number of segments = 4096",
 		"allocated semaphores = 4",
