@@ -23,8 +23,6 @@ const (
 	DnRename    = 0x10
 	DnAttrib    = 0x20
 	DnMultishot = 0x80000000
-
-	dnEvents = DnAccess | DnModify | DnCreate | DnDelete | DnRename | DnAttrib
 )
 
 // Owner types of F_SETOWN_EX (linux/fcntl.h's f_owner_ex).
