@@ -273,9 +273,10 @@ func TestIPCAcrossRestore(t *testing.T) {
 }
 
 // TestSurfaceAcrossRestore: a program chroots (as root) into a directory
-// of a tmpfs and watches a directory there with inotify; each tick it
-// reads the events the last tick made, which are queued at a save. Saved
-// and restored twice, it keeps its root, its watch and its queued events.
+// of a tmpfs and watches a directory there with inotify and with dnotify
+// (F_NOTIFY); each tick it reads the events and takes the signals the last
+// tick made, which are queued at a save. Saved and restored twice, it
+// keeps its root, its watches, its queued events and signals.
 func TestSurfaceAcrossRestore(t *testing.T) {
 	e := newEnv(t)
 	mnt := filepath.Join(e.dir, "mnt")

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -11,8 +12,10 @@ import (
 // mq_notify (SIGEV_SIGNAL and SIGEV_NONE) and mq_getsetattr. A queue lives
 // in the IPC namespace by name (what the libcs pass without its leading
 // slash); a descriptor is a kernel-made file holding the queue, readable
-// and writable through poll, select and epoll. No filesystem is involved:
-// /dev/mqueue is not mounted.
+// and writable through poll, select and epoll, whose read(2) gives the
+// queue's status line; closing any descriptor of a queue drops the
+// closing process's notification, as on Linux. No filesystem is
+// involved: /dev/mqueue is not mounted.
 
 // Message queue limits: Linux's defaults (fs.mqueue sysctls) and hard
 // limits, the latter for callers with CAP_SYS_RESOURCE.
@@ -70,9 +73,59 @@ type mqFD struct {
 	Read, Write bool
 	// ns is the namespace holding Q. Immutable.
 	NS *ipcNamespace
+	// Pos is the file position read(2) advances through the status
+	// line; protected by NS.mu.
+	Pos int64
 }
 
-func (m *mqFD) read(*Task, []byte, bool) (int, error)  { return 0, unix.EINVAL }
+// read implements read(2) on a queue descriptor: the queue's status line
+// from the file position, as Linux's mqueue_read_file. EBADF for a
+// descriptor opened write-only.
+func (m *mqFD) read(_ *Task, dst []byte, _ bool) (int, error) {
+	if !m.Read {
+		return 0, unix.EBADF
+	}
+	m.NS.mu.Lock()
+	defer m.NS.mu.Unlock()
+	line := []byte(m.Q.statusLocked())
+	if m.Pos >= int64(len(line)) {
+		return 0, nil
+	}
+	n := copy(dst, line[m.Pos:])
+	m.Pos += int64(n)
+	return n, nil
+}
+
+// flush is a close of a descriptor of the queue by process tg: the
+// notification tg registered goes, whichever descriptor registered it
+// (Linux's mqueue_flush_file).
+func (m *mqFD) flush(tg *ThreadGroup) {
+	m.NS.mu.Lock()
+	defer m.NS.mu.Unlock()
+	if m.Q.NotifyTG == tg {
+		m.Q.NotifyTG = nil
+	}
+}
+
+// statusLocked is the line a read of the queue's file gives: the bytes
+// queued and the registered notification.
+//
+// Preconditions: the namespace's mu is held.
+func (q *mqueue) statusLocked() string {
+	var size uint64
+	for _, msg := range q.Msgs {
+		size += uint64(len(msg.Data))
+	}
+	var kind, signo, pid int32
+	if q.NotifyTG != nil {
+		kind, pid = q.NotifyKind, q.NotifyTG.tgid
+		if kind == sigevSignal {
+			signo = q.NotifySigno
+		}
+	}
+	return fmt.Sprintf("QSIZE:%-10d NOTIFY:%-5d SIGNO:%-5d NOTIFY_PID:%-6d\n", size, kind, signo, pid)
+}
+
 func (m *mqFD) write(*Task, []byte, bool) (int, error) { return 0, unix.EINVAL }
 
 func (m *mqFD) readiness(mask uint32) uint32 {

@@ -307,3 +307,56 @@ func sysShmctl(t *Task, a *sysArgs) (uint64, error) {
 	ns.mu.Unlock()
 	return 0, unix.EINVAL
 }
+
+// shmMappingsChanged records that process tgid attached every System V
+// segment mm maps (detach false: fork copied the mappings) or detached it
+// (detach true: mm's last user exits or execs), as Linux's shm_open and
+// shm_close of each mapping set the last pid and the attach or detach
+// time (shmctl IPC_STAT, /proc/sysvipc/shm).
+func (k *Kernel) shmMappingsChanged(mm *MM, tgid int32, detach bool) {
+	k.ipcMu.Lock()
+	ns := k.ipcNS
+	k.ipcMu.Unlock()
+	if ns == nil || mm == nil {
+		return
+	}
+	if detach {
+		mm.mu.RLock()
+		last := mm.users <= 1
+		mm.mu.RUnlock()
+		if !last {
+			return
+		}
+	}
+	ns.mu.Lock()
+	segs := make([]*shmSegment, 0, len(ns.shms))
+	for _, s := range ns.shms {
+		segs = append(segs, s)
+	}
+	ns.mu.Unlock()
+	if len(segs) == 0 {
+		return
+	}
+	var hit []*shmSegment
+	mm.mu.RLock()
+	for _, s := range segs {
+		for i := range mm.vmas {
+			v := &mm.vmas[i]
+			if !v.Private && !v.Beyond && v.Off < s.Range.End && s.Range.Start < v.Off+v.length() {
+				hit = append(hit, s)
+				break
+			}
+		}
+	}
+	mm.mu.RUnlock()
+	now := k.realtimeNow() / nsPerSec
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	for _, s := range hit {
+		if detach {
+			s.Dtime, s.Lpid = now, tgid
+		} else {
+			s.Atime, s.Lpid = now, tgid
+		}
+	}
+}

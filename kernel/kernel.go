@@ -463,6 +463,7 @@ func New(cfg Config) (*Kernel, error) {
 	k.unimplLogged = map[unsupportedKey]bool{}
 	mf.onShrink = k.sharedFileShrunk
 	root.Mounts().SetJobControl(jobControl{k})
+	root.Mounts().SetSigioSender(k)
 	k.applyLimits()
 	if err := k.setupVDSO(); err != nil {
 		k.Release()

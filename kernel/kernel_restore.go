@@ -519,6 +519,7 @@ func (r *restorer) startKernel() error {
 		// Images from before mount tables get the default one here.
 		k.root.Mounts().SetPages(k.mf)
 		k.root.Mounts().SetJobControl(jobControl{k})
+		k.root.Mounts().SetSigioSender(k)
 	}
 	return nil
 }

@@ -155,6 +155,7 @@ func init() {
 		{Name: "Read", Type: "bool"},
 		{Name: "Write", Type: "bool"},
 		{Name: "NS", Type: "*snapshotter/kernel.ipcNamespace"},
+		{Name: "Pos", Type: "int64"},
 	})
 	stateTypeInfomsgQueue = stateify.Register[msgQueue]("snapshotter/kernel.msgQueue", []stateify.Field{
 		{Name: "Perm", Type: "snapshotter/kernel.ipcPerm"},
@@ -1062,6 +1063,7 @@ func (x *mqFD) StateSave(e *stateify.Encoder) {
 	e.Bool(x.Read)
 	e.Bool(x.Write)
 	stateify.SavePtr(e, x.NS)
+	e.Int(x.Pos)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1076,6 +1078,8 @@ func (x *mqFD) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.Write = d.Bool()
 		case 3:
 			stateify.LoadPtr(d, &x.NS)
+		case 4:
+			x.Pos = d.Int64()
 		default:
 			d.Skip()
 		}

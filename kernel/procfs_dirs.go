@@ -175,7 +175,7 @@ func procFDLink(target *Task, fd string) (string, bool) {
 // procRootEntry lists /proc: the links to the caller and one directory
 // per process of the sandbox, in ascending order.
 func (t *Task) procRootEntry() procEntry {
-	e := procEntry{path: "/proc", names: []string{"mounts", "self", "sys", "thread-self"}, types: []uint8{unix.DT_LNK, unix.DT_LNK, unix.DT_DIR, unix.DT_LNK}}
+	e := procEntry{path: "/proc", names: []string{"mounts", "self", "sys", "sysvipc", "thread-self"}, types: []uint8{unix.DT_LNK, unix.DT_LNK, unix.DT_DIR, unix.DT_DIR, unix.DT_LNK}}
 	for _, name := range procRootFiles() {
 		e.names = append(e.names, name)
 		e.types = append(e.types, unix.DT_REG)

@@ -31,13 +31,18 @@ var procGlobalFiles = map[string]func(t *Task) []byte{
 	"sys/kernel/ostype":        func(*Task) []byte { return []byte(utsSysname + "\n") },
 	"sys/kernel/pid_max":       func(*Task) []byte { return []byte(fmt.Sprintf("%d\n", pidMax)) },
 	"sys/vm/overcommit_memory": func(*Task) []byte { return []byte("0\n") },
+	"sysvipc/msg":              procSysvipcMsg,
+	"sysvipc/sem":              procSysvipcSem,
+	"sysvipc/shm":              procSysvipcShm,
 }
 
-// procSysDirs are the directories of /proc/sys the kernel lists.
+// procSysDirs are the directories of /proc/sys, and /proc/sysvipc, the
+// kernel lists.
 var procSysDirs = map[string][]string{
 	"sys":        {"kernel", "vm"},
 	"sys/kernel": {"hostname", "osrelease", "ostype", "pid_max"},
 	"sys/vm":     {"overcommit_memory"},
+	"sysvipc":    {"msg", "sem", "shm"},
 }
 
 // pidMax is /proc/sys/kernel/pid_max: Linux's default on 64-bit machines.

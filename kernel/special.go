@@ -105,8 +105,12 @@ func (t *Task) closeFD(fd int32) error {
 		return err
 	}
 	tg.dropRecordLocks([]*vfs.File{f})
-	if tg.specialOf(f) == nil {
+	obj := tg.specialOf(f)
+	if obj == nil {
 		return nil
+	}
+	if m, ok := obj.(*mqFD); ok {
+		m.flush(tg)
 	}
 	used := false
 	tg.fdTable.ForEach(func(_ int32, o *vfs.File, _ vfs.FDFlags) {

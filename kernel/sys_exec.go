@@ -122,6 +122,7 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	tg.membarrier = 0 // registrations belong to the address space
 	t.creds = creds
 	tg.mu.Unlock()
+	t.k.shmMappingsChanged(old, tg.tgid, true)
 	old.Release()
 	tg.closeOnExec()
 	t.signalsOnExec()

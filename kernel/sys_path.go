@@ -506,6 +506,9 @@ func sysFcntl(t *Task, a *sysArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
+	if r, ok, err := t.fcntlOwner(f, fd, cmd, a[2]); ok {
+		return r, err
+	}
 	switch cmd {
 	case unix.F_GETFL:
 		return uint64(f.StatusFlags()), nil

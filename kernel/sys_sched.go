@@ -410,3 +410,20 @@ func (s *schedAttrs) afterLoad(context.Context) {
 		s.TimerSlack, s.DefaultTimerSlack = defaultTimerSlack, defaultTimerSlack
 	}
 }
+
+// sysSchedRRGetInterval reports a thread's round-robin time slice. Every
+// thread of the sandbox has a time-sharing policy (real-time ones are
+// EPERM), for which Linux reports the fair scheduler's slice in whole
+// ticks: that depends on the host's tick rate and CPU count, so the
+// sentry asks the host for its own time-sharing thread's and reports
+// that, as a native program on the same machine gets it.
+func sysSchedRRGetInterval(t *Task, a *sysArgs) (uint64, error) {
+	if _, err := t.schedTarget(a.Int(0)); err != nil {
+		return 0, err
+	}
+	ns, err := hostRRInterval()
+	if err != nil {
+		return 0, err
+	}
+	return 0, t.copyOutTimespec(a[1], ns)
+}

@@ -15,3 +15,13 @@ func rawSchedGetaffinity(buf []byte) (int, error) {
 	}
 	return int(n), nil
 }
+
+// hostRRInterval is the sentry's own sched_rr_get_interval(0), in
+// nanoseconds.
+func hostRRInterval() (int64, error) {
+	var ts unix.Timespec
+	if _, _, errno := unix.RawSyscall(unix.SYS_SCHED_RR_GET_INTERVAL, 0, uintptr(unsafe.Pointer(&ts)), 0); errno != 0 {
+		return 0, errno
+	}
+	return ts.Nano(), nil
+}

@@ -160,6 +160,10 @@ func marshalSignalfdSiginfo(b []byte, info sigInfo) {
 	fault := info.Signo == int32(unix.SIGSEGV) || info.Signo == int32(unix.SIGBUS) ||
 		info.Signo == int32(unix.SIGILL) || info.Signo == int32(unix.SIGFPE) || info.Signo == int32(unix.SIGTRAP)
 	switch {
+	case len(info.Raw) == siginfoLen && info.Code == pollMsg && !fault && info.Signo != int32(unix.SIGCHLD):
+		// A file's signal (SendSigio): ssi_fd and ssi_band.
+		le.PutUint32(b[20:], le.Uint32(info.Raw[24:]))
+		le.PutUint32(b[28:], uint32(le.Uint64(info.Raw[16:])))
 	case info.Code == siTimer:
 		le.PutUint32(b[24:], uint32(info.Pid)) // ssi_tid: the timer ID
 		le.PutUint32(b[32:], info.UID)         // ssi_overrun

@@ -177,6 +177,7 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64, pfd *pidFD) (uin
 			as.Release()
 			return 0, unix.ENOMEM
 		}
+		t.k.shmMappingsChanged(mm, t.tg.tgid, false)
 	}
 	ptg := t.tg
 	ptg.mu.Lock()

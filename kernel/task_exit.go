@@ -189,6 +189,7 @@ func (tg *ThreadGroup) release() {
 	tg.k.locks.releaseProcess(tg)
 	tg.k.semExit(tg)
 	tg.fdTable.Close()
+	tg.k.shmMappingsChanged(tg.mm, tg.tgid, true)
 	tg.mm.Release()
 }
 

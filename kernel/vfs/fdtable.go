@@ -154,8 +154,15 @@ func (t *FDTable) Remove(fd int32) error {
 	f := t.fds[fd].File
 	t.fds[fd] = descriptor{}
 	t.mu.Unlock()
-	f.DecRef()
+	t.closed(f)
 	return nil
+}
+
+// closed drops the table's reference to f, which one of its descriptors
+// no longer names: f's dnotify request made through t goes with it.
+func (t *FDTable) closed(f *File) {
+	f.dnotifyClosed(t)
+	f.DecRef()
 }
 
 // Dup implements dup(2): the lowest free descriptor, FD_CLOEXEC clear.
@@ -214,7 +221,7 @@ func (t *FDTable) Dup3(oldfd, newfd int32, flags FDFlags) (int32, error) {
 	old := t.setLocked(int(newfd), t.fds[oldfd].File, flags)
 	t.mu.Unlock()
 	if old != nil {
-		old.DecRef()
+		t.closed(old)
 	}
 	return newfd, nil
 }
@@ -252,7 +259,7 @@ func (t *FDTable) CloseOnExec() {
 	}
 	t.mu.Unlock()
 	for _, f := range closing {
-		f.DecRef()
+		t.closed(f)
 	}
 }
 
@@ -268,7 +275,7 @@ func (t *FDTable) CloseRange(first, last uint32) {
 	}
 	t.mu.Unlock()
 	for _, f := range closing {
-		f.DecRef()
+		t.closed(f)
 	}
 }
 

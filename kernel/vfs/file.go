@@ -72,6 +72,10 @@ type File struct {
 	// IN_MODIFY, ...); nil for other files. Immutable once the open
 	// returns.
 	notifier *Notifier
+
+	// sigio is who the file signals and with which signal (F_SETOWN,
+	// F_SETSIG); accessed atomically.
+	sigio fileSigio
 }
 
 func newFile(flags uint32, impl fileImpl) *File {

@@ -61,7 +61,7 @@ func keyOf(st Stat) inodeKey {
 }
 
 // Notifier routes the events of a sandbox's files to its inotify watches
-// (Linux's fsnotify). The FS methods that change the tree and the File
+// and dnotify requests (Linux's fsnotify). The FS methods that change the tree and the File
 // methods that open, read, write, change or close a file call one notify
 // function per event (notify_events.go); they do nothing while the
 // sandbox has no watch, so a sandbox without inotify pays one atomic load
@@ -101,6 +101,17 @@ type Notifier struct {
 	// loaded holds the watches between loadWatches and afterLoad. Not
 	// saved: empty outside a restore.
 	loaded []*inotifyWatch `state:"nosave"`
+
+	// dnotify are the F_NOTIFY watches (dnotify.go), in the order they
+	// were made; protected by mu. nwatches counts them too.
+	dnotify []*dnotifyWatch
+	// outbox holds the signals dnotify watches send, queued while mu is
+	// held and sent by unlock; protected by mu. Not saved: empty outside
+	// a locked section.
+	outbox []sigioMsg `state:"nosave"`
+	// sigio sends those signals (the kernel); protected by mu. Not
+	// saved: the kernel sets it again after a restore (SetSigioSender).
+	sigio SigioSender `state:"nosave"`
 }
 
 // maxInotifyInstances is Linux's default fs.inotify.max_user_instances.
@@ -142,7 +153,7 @@ func (n *Notifier) afterLoad(context.Context) {
 	for _, w := range n.loaded {
 		n.watches[w.key] = append(n.watches[w.key], w)
 	}
-	n.nwatches.Store(int64(len(n.loaded)))
+	n.nwatches.Store(int64(len(n.loaded) + len(n.dnotify)))
 	n.loaded = nil
 }
 
@@ -204,6 +215,7 @@ func (n *Notifier) deliverLocked(key inodeKey, mask uint32, cookie uint32, name 
 			i--
 		}
 	}
+	n.dnotifyLocked(key, dnotifyBits(mask))
 }
 
 // removeLocked removes watch w from n and from its instance.
@@ -248,7 +260,7 @@ func (n *Notifier) flushGone() {
 		return
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	defer n.unlock()
 	for _, key := range n.gone {
 		n.deliverLocked(key, InDeleteSelf, 0, "", false)
 		for _, w := range append([]*inotifyWatch(nil), n.watches[key]...) {
@@ -347,7 +359,12 @@ func (in *inotifyFile) forget(w *inotifyWatch) {
 	delete(in.watches, w.wd)
 }
 
-func (in *inotifyFile) read(f *File, cancel <-chan struct{}, dst []byte, _ int64) (int, error) {
+// read takes whole events; pread is ESPIPE, as on Linux's anonymous
+// inode files.
+func (in *inotifyFile) read(f *File, cancel <-chan struct{}, dst []byte, off int64) (int, error) {
+	if off >= 0 {
+		return 0, unix.ESPIPE
+	}
 	for {
 		in.mu.Lock()
 		if len(in.events) > 0 {

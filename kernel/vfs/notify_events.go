@@ -82,7 +82,7 @@ func (n *Notifier) childEvent(np notifyPath, mask, cookie uint32) {
 		return
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	defer n.unlock()
 	n.deliverLocked(np.parent, mask|np.isDir, cookie, np.name, false)
 }
 
@@ -93,7 +93,7 @@ func (n *Notifier) selfEvent(np notifyPath, mask uint32) {
 		return
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	defer n.unlock()
 	n.deliverLocked(np.key, mask, 0, "", false)
 }
 
@@ -106,7 +106,7 @@ func (n *Notifier) fileEvent(np notifyPath, mask uint32, unlinked bool) {
 	}
 	mask |= np.isDir
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	defer n.unlock()
 	if np.parentFound && mask&parentEvents != 0 {
 		n.deliverLocked(np.parent, mask, 0, np.name, unlinked)
 	}
@@ -175,6 +175,9 @@ func (fs *FS) notifyMoved(src, dst notifyPath, exchange bool) {
 		return
 	}
 	moved := func(from, to notifyPath, isDir uint32) {
+		if from.parentFound && to.parentFound && from.parent == to.parent {
+			n.dnotifyRename(from.parent)
+		}
 		cookie := n.nextCookie()
 		from.isDir, to.isDir = isDir, isDir
 		n.childEvent(from, InMovedFrom, cookie)

@@ -16,6 +16,9 @@ var (
 	stateTypeInfodevptsDir     *stateify.TypeInfo
 	stateTypeInfodevptsPath    *stateify.TypeInfo
 	stateTypeInfoDirent        *stateify.TypeInfo
+	stateTypeInfoFileOwner     *stateify.TypeInfo
+	stateTypeInfofileSigio     *stateify.TypeInfo
+	stateTypeInfodnotifyWatch  *stateify.TypeInfo
 	stateTypeInfoFDFlags       *stateify.TypeInfo
 	stateTypeInfodescriptor    *stateify.TypeInfo
 	stateTypeInfoFDTable       *stateify.TypeInfo
@@ -88,6 +91,21 @@ func init() {
 		{Name: "Type", Type: "uint8"},
 		{Name: "Name", Type: "string"},
 	})
+	stateTypeInfoFileOwner = stateify.Register[FileOwner]("snapshotter/kernel/vfs.FileOwner", []stateify.Field{
+		{Name: "Type", Type: "int32"},
+		{Name: "ID", Type: "int32"},
+	})
+	stateTypeInfofileSigio = stateify.Register[fileSigio]("snapshotter/kernel/vfs.fileSigio", []stateify.Field{
+		{Name: "owner", Type: "uint64"},
+		{Name: "signo", Type: "int32"},
+	})
+	stateTypeInfodnotifyWatch = stateify.Register[dnotifyWatch]("snapshotter/kernel/vfs.dnotifyWatch", []stateify.Field{
+		{Name: "file", Type: "*snapshotter/kernel/vfs.File"},
+		{Name: "table", Type: "*snapshotter/kernel/vfs.FDTable"},
+		{Name: "key", Type: "snapshotter/kernel/vfs.inodeKey"},
+		{Name: "fd", Type: "int32"},
+		{Name: "mask", Type: "uint32"},
+	})
 	stateTypeInfoFDFlags = stateify.Register[FDFlags]("snapshotter/kernel/vfs.FDFlags", []stateify.Field{
 		{Name: "CloseOnExec", Type: "bool"},
 	})
@@ -105,6 +123,7 @@ func init() {
 		{Name: "impl", Type: "interface"},
 		{Name: "locker", Type: "interface"},
 		{Name: "notifier", Type: "*snapshotter/kernel/vfs.Notifier"},
+		{Name: "sigio", Type: "snapshotter/kernel/vfs.fileSigio"},
 	})
 	stateTypeInfonoImpl = stateify.Register[noImpl]("snapshotter/kernel/vfs.noImpl", []stateify.Field{})
 	stateTypeInfoFS = stateify.Register[FS]("snapshotter/kernel/vfs.FS", []stateify.Field{
@@ -167,6 +186,7 @@ func init() {
 		{Name: "cookie", Type: "uint32"},
 		{Name: "gone", Type: "[]snapshotter/kernel/vfs.inodeKey"},
 		{Name: "instances", Type: "int64"},
+		{Name: "dnotify", Type: "[]*snapshotter/kernel/vfs.dnotifyWatch"},
 	})
 	stateTypeInfoinotifyEvent = stateify.Register[inotifyEvent]("snapshotter/kernel/vfs.inotifyEvent", []stateify.Field{
 		{Name: "wd", Type: "int32"},
@@ -592,6 +612,105 @@ func (x *Dirent) StateLoad(ctx context.Context, d *stateify.Decoder) {
 }
 
 // StateTypeName implements stateify.Savable.
+func (x *FileOwner) StateTypeName() string { return "snapshotter/kernel/vfs.FileOwner" }
+
+// StateFields implements stateify.Savable.
+func (x *FileOwner) StateFields() []string { return stateTypeInfoFileOwner.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *FileOwner) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoFileOwner }
+
+// StateSave implements stateify.Savable.
+func (x *FileOwner) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoFileOwner)
+	e.Int(int64(x.Type))
+	e.Int(int64(x.ID))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *FileOwner) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfoFileOwner) {
+		switch f {
+		case 0:
+			x.Type = d.Int32()
+		case 1:
+			x.ID = d.Int32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *fileSigio) StateTypeName() string { return "snapshotter/kernel/vfs.fileSigio" }
+
+// StateFields implements stateify.Savable.
+func (x *fileSigio) StateFields() []string { return stateTypeInfofileSigio.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *fileSigio) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfofileSigio }
+
+// StateSave implements stateify.Savable.
+func (x *fileSigio) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfofileSigio)
+	e.Uint(x.owner.Load())
+	e.Int(int64(x.signo.Load()))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *fileSigio) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfofileSigio) {
+		switch f {
+		case 0:
+			x.owner.Store(d.Uint64())
+		case 1:
+			x.signo.Store(d.Int32())
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *dnotifyWatch) StateTypeName() string { return "snapshotter/kernel/vfs.dnotifyWatch" }
+
+// StateFields implements stateify.Savable.
+func (x *dnotifyWatch) StateFields() []string { return stateTypeInfodnotifyWatch.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *dnotifyWatch) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfodnotifyWatch }
+
+// StateSave implements stateify.Savable.
+func (x *dnotifyWatch) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfodnotifyWatch)
+	stateify.SavePtr(e, x.file)
+	stateify.SavePtr(e, x.table)
+	x.key.StateSave(e)
+	e.Int(int64(x.fd))
+	e.Uint(uint64(x.mask))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *dnotifyWatch) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfodnotifyWatch) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.file)
+		case 1:
+			stateify.LoadPtr(d, &x.table)
+		case 2:
+			x.key.StateLoad(ctx, d)
+		case 3:
+			x.fd = d.Int32()
+		case 4:
+			x.mask = d.Uint32()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
 func (x *FDFlags) StateTypeName() string { return "snapshotter/kernel/vfs.FDFlags" }
 
 // StateFields implements stateify.Savable.
@@ -709,6 +828,7 @@ func (x *File) StateSave(e *stateify.Encoder) {
 	e.Iface(x.impl)
 	e.Iface(x.locker)
 	stateify.SavePtr(e, x.notifier)
+	x.sigio.StateSave(e)
 }
 
 // StateLoad implements stateify.Savable.
@@ -725,6 +845,8 @@ func (x *File) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			stateify.LoadIface(d, &x.locker)
 		case 4:
 			stateify.LoadPtr(d, &x.notifier)
+		case 5:
+			x.sigio.StateLoad(ctx, d)
 		default:
 			d.Skip()
 		}
@@ -1108,6 +1230,14 @@ func (x *Notifier) StateSave(e *stateify.Encoder) {
 		}
 	}
 	e.Int(int64(x.instances))
+	if x.dnotify == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.dnotify))
+		for i0 := range x.dnotify {
+			stateify.SavePtr(e, x.dnotify[i0])
+		}
+	}
 }
 
 // StateLoad implements stateify.Savable.
@@ -1140,6 +1270,15 @@ func (x *Notifier) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			}
 		case 4:
 			x.instances = int(d.Int64())
+		case 5:
+			if n0, ok := d.SliceLen(); !ok {
+				x.dnotify = nil
+			} else {
+				stateify.MakeSlice(d, &x.dnotify, n0)
+				for i0 := range x.dnotify {
+					stateify.LoadPtr(d, &x.dnotify[i0])
+				}
+			}
 		default:
 			d.Skip()
 		}

@@ -16,7 +16,7 @@
  *     arguments (EINVAL; the privileged part is not checked here: as root a
  *     native run would set the clock);
  *   - getpriority/setpriority per thread (the raw syscall returns 20-nice),
- *     inherited by fork; the sched_* calls, SCHED_RESET_ON_FORK;
+ *     inherited by fork; the sched_* calls, SCHED_RESET_ON_FORK, sched_rr_get_interval;
  *     sched_getaffinity/sched_setaffinity;
  *   - get_mempolicy/set_mempolicy/mbind with one NUMA node;
  *   - personality, unshare, membarrier, prctl PR_SET/GET_TIMERSLACK;
@@ -464,6 +464,15 @@ static void scheduling(void)
 	waitpid(c, &status, 0);
 	printf("fork child keeps SCHED_BATCH without the flag: %s\n", yesno(WEXITSTATUS(status) == 0));
 	show("sched_setscheduler OTHER", syscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &sp));
+	struct timespec rr = {-1, -1};
+	show("sched_rr_get_interval", syscall(SYS_sched_rr_get_interval, 0, &rr));
+	printf("round-robin interval: %lld.%09ld s\n", (long long)rr.tv_sec, rr.tv_nsec);
+	rr.tv_sec = -1;
+	show("sched_rr_get_interval of the parent", syscall(SYS_sched_rr_get_interval, getppid(), &rr));
+	printf("parent's interval set: %s\n", yesno(rr.tv_sec >= 0));
+	show("sched_rr_get_interval pid -1", syscall(SYS_sched_rr_get_interval, -1, &rr));
+	show("sched_rr_get_interval unused pid", syscall(SYS_sched_rr_get_interval, 0x3ffffff0, &rr));
+	show("sched_rr_get_interval bad address", syscall(SYS_sched_rr_get_interval, 0, (void *)8));
 
 	unsigned char mask[128], all[128];
 	memset(mask, 0, sizeof(mask));

@@ -138,6 +138,8 @@ static void errors(void)
 	printf("rm_watch on a pipe: %s\n", err(inotify_rm_watch(pfd[0], wd)));
 	printf("write: %s\n", err(write(in, "x", 1)));
 	printf("lseek: %s\n", err(lseek(in, 0, SEEK_SET)));
+	char pb[64];
+	printf("pread: %s\n", err(pread(in, pb, sizeof pb, 0)));
 	const char *first = err(inotify_rm_watch(in, wd));
 	printf("rm_watch: %s, again: %s\n", first, err(inotify_rm_watch(in, wd)));
 	drain(in, "errors");

@@ -5,6 +5,8 @@
  * signal, semctl's commands), System V message queues (types, MSG_EXCEPT,
  * MSG_NOERROR, a full queue, msgctl) and POSIX message queues (attributes,
  * priorities, timeouts, non-blocking mode, poll, mq_notify with a signal,
+ * the status line a read of a queue descriptor gives, a registration
+ * dropped by the close of any descriptor of the queue,
  * mq_unlink) and System V shared memory (attachments shared with a child
  * and between two addresses, counts, SHM_RND, removal while attached),
  * each with Linux's errors. As root, also the permission
@@ -188,6 +190,26 @@ static void msgs(void)
 	printf("msgsnd to the removed queue: %s\n", res(msgsnd(id, &m, 1, 0)));
 }
 
+/* status_line reads a queue's status line through a new descriptor, in
+ * two reads (the file position moves), and then end of file. */
+static void status_line(const char *name, const char *when)
+{
+	mqd_t r = mq_open(name, O_RDONLY);
+	char line[128];
+	long a = read(r, line, 10);
+	long b = read(r, line + (a > 0 ? a : 0), sizeof line - 11);
+	long c = read(r, line, sizeof line);
+	if (a >= 0 && b >= 0)
+		line[a + b] = 0;
+	else
+		strcpy(line, strerror(errno));
+	char *pid = strstr(line, "NOTIFY_PID:");
+	if (pid && atoi(pid + 11) == getpid())
+		memcpy(pid + 11, "self  ", 6);
+	printf("status %s: %ld+%ld bytes then %ld: %s", when, a, b, c, line);
+	mq_close(r);
+}
+
 static void mqs(void)
 {
 	char name[64];
@@ -244,6 +266,9 @@ static void mqs(void)
 	sev.sigev_signo = SIGUSR1;
 	sev.sigev_value.sival_int = 77;
 	printf("mq_notify: %s\n", res(mq_notify(q, &sev)));
+	status_line(name, "registered");
+	/* Closing any descriptor of the queue dropped the registration. */
+	printf("registering again after a close: %s\n", res(mq_notify(q, &sev)));
 	pid_t pid = fork();
 	if (pid == 0)
 		_exit(mq_notify(q, &sev) < 0 && errno == EBUSY ? 0 : 1);
@@ -257,6 +282,8 @@ static void mqs(void)
 	got_sig = 0;
 	mq_send(wo, "pong", 5, 0);
 	printf("only once: %s\n", yesno(got_sig == 0));
+	status_line(name, "after the notification");
+	printf("read on a write-only descriptor: %s\n", res(read(wo, buf, sizeof buf)));
 	mq_close(wo);
 	mq_close(q);
 	printf("mq_unlink: %s\n", res(mq_unlink(name)));

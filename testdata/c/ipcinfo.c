@@ -6,8 +6,9 @@
  * shmctl IPC_INFO, SHM_INFO, SHM_STAT and SHM_STAT_ANY, with the
  * permission checks of the STAT forms for another user; SHMMNI reached
  * (ENOSPC); POSIX message queues: queues_max for a user without
- * CAP_SYS_RESOURCE and RLIMIT_MSGQUEUE; then util-linux's ipcs, ipcs -l
- * and ipcs -u on the objects made.
+ * CAP_SYS_RESOURCE and RLIMIT_MSGQUEUE; then /proc/sysvipc/{shm,sem,msg}
+ * (times and pids masked) and util-linux's ipcs, ipcs -l and ipcs -u on
+ * the objects made.
  *
  * Where the zdtm mode saves it: after "objects made, waiting for stdin",
  * the listing is made again after the line from stdin.
@@ -184,6 +185,35 @@ static void shmmni(void)
 		shmctl_(ids[i], IPC_RMID, NULL);
 }
 
+/* sysvipc prints /proc/sysvipc/NAME: the header as it is, then each row
+ * with its length and its fields, times masked ("T" when not 0) and pids
+ * named ("self" for this process). times and pids are column bitmasks. */
+static void sysvipc(const char *name, unsigned times, unsigned pids)
+{
+	char path[64], line[512];
+	snprintf(path, sizeof path, "/proc/sysvipc/%s", name);
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		printf("%s: %s\n", path, strerror(errno));
+		return;
+	}
+	if (fgets(line, sizeof line, f))
+		printf("%s header: %s", name, line);
+	while (fgets(line, sizeof line, f)) {
+		printf("%s row (%zu bytes):", name, strlen(line));
+		int col = 0;
+		for (char *tok = strtok(line, " \n"); tok; tok = strtok(NULL, " \n"), col++) {
+			if (times & (1u << col) && strcmp(tok, "0") != 0)
+				tok = "T";
+			else if (pids & (1u << col) && strcmp(tok, "0") != 0)
+				tok = atoi(tok) == getpid() ? "self" : "other";
+			printf(" %s", tok);
+		}
+		printf("\n");
+	}
+	fclose(f);
+}
+
 static void ipcs(const char *arg)
 {
 	fflush(stdout);
@@ -213,6 +243,9 @@ int main(void)
 	if (!fgets(line, sizeof line, stdin))
 		printf("no line\n");
 	sems();
+	sysvipc("shm", 1u << 11 | 1u << 12 | 1u << 13, 1u << 4 | 1u << 5);
+	sysvipc("sem", 1u << 8 | 1u << 9, 0);
+	sysvipc("msg", 1u << 11 | 1u << 12 | 1u << 13, 1u << 5 | 1u << 6);
 	ipcs(NULL);
 	ipcs("-l");
 	ipcs("-u");

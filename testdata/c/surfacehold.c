@@ -4,19 +4,23 @@
  * the directory w there for IN_CREATE, IN_MODIFY, IN_CLOSE_WRITE and
  * IN_DELETE. At tick K it reads the queued events, which must be exactly
  * those of tick K-1's file (CREATE, MODIFY, CLOSE_WRITE, DELETE of f<K-1>,
- * so that a save between two ticks holds queued events), checks that the
+ * so that a save between two ticks holds queued events), and the signals
+ * queued by an F_NOTIFY request on w (DN_CREATE, DN_DELETE, multishot, a
+ * blocked real-time signal): two naming its descriptor; checks that the
  * working directory is still "/" of its root (as root), then makes the
  * events of f<K>. It prints "tick K surface OK", or "tick K CORRUPT ..."
  * with what differs; after N ticks (forever when N is 0 or absent),
  * "done".
  *
  * A checkpoint test should check: saved and restored (twice), the ticks
- * continue from K+1 with "surface OK" (the watch, the queued events and
- * the root survived), and the run ends with "done".
+ * continue from K+1 with "surface OK" (the watch, the queued events, the
+ * dnotify request, its queued signals and the root survived), and the run
+ * ends with "done".
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +61,29 @@ static int check(int in, long k, char *what, size_t n)
 	return 0;
 }
 
+/* dnotified takes the pending dnotify signals: tick k-1's create and
+ * delete, each naming descriptor dfd. */
+static int dnotified(int dfd, long k, char *what, size_t n)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGRTMIN + 2);
+	struct timespec zero = {0, 0};
+	siginfo_t si;
+	int got = 0, fds = 0;
+	while (sigtimedwait(&set, &si, &zero) > 0) {
+		got++;
+		fds += si.si_fd == dfd;
+	}
+	int want = k > 1 ? 2 : 0;
+	if (got != want || fds != got) {
+		size_t l = strlen(what);
+		snprintf(what + l, n - l, " dnotify signals %d (%d naming it) want %d", got, fds, want);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -83,9 +110,20 @@ int main(int argc, char **argv)
 		printf("inotify failed: %s\n", strerror(errno));
 		return 1;
 	}
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGRTMIN + 2);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	int dfd = open(w, O_RDONLY | O_DIRECTORY);
+	if (dfd < 0 || fcntl(dfd, F_SETSIG, SIGRTMIN + 2) < 0 ||
+	    fcntl(dfd, F_NOTIFY, DN_CREATE | DN_DELETE | DN_MULTISHOT) < 0) {
+		printf("dnotify failed: %s\n", strerror(errno));
+		return 1;
+	}
 	for (long k = 1; limit == 0 || k <= limit; k++) {
 		char what[1200] = "";
 		int bad = check(in, k, what, sizeof what);
+		bad |= dnotified(dfd, k, what, sizeof what);
 		if (rooted) {
 			char cwd[256];
 			if (syscall(SYS_getcwd, cwd, sizeof cwd) < 0 || strcmp(cwd, "/") != 0) {
