@@ -288,6 +288,20 @@ var cCases = []cCase{
 		"F_SEAL_FUTURE_WRITE: 0; old mapping still writes: yes; pwrite -1 EPERM yes; new writable mapping EPERM yes; shrink EPERM yes",
 		"MFD_NOEXEC_SEAL: mode 666, seals 0x20, chmod +x -1 EPERM yes",
 	}}},
+	// Fast; checkpoint.TestSparseSharedMappingAcrossRestore saves its
+	// workload.
+	{name: "sparsemap", prog: "sparsemap", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
+		"mmap 4 GiB sparse shared: st_blocks 0",
+		"pread of a hole: zeros yes, st_blocks 0",
+		"mapping reads zeros at 0, 2 GiB, end: yes",
+		"writes through the mapping seen by pread: yes",
+		"pwrite into a hole seen through the mapping: yes",
+		"write(2) from an untouched page sends zeros: yes",
+		"read(2) into an untouched page, seen by pread: yes",
+		"st_blocks under 8 MiB after touching: yes, nonzero: yes",
+		"second mapping sees the first: yes yes",
+		"after truncate to 1 GiB: SIGBUS past the end yes (BUS_ADRERR yes), below it zero yes, kept yes",
+	}}},
 	// Fast; checkpoint.TestSharedMappingsAcrossRestore saves memfds too.
 	{name: "memfd", prog: "memfd", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
 		"memfd_create: ok yes, cloexec yes",
