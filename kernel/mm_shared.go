@@ -30,8 +30,13 @@ const busAdrErr = 2
 // shmFaultWindow is how much of a file's holes one touch of a shared
 // mapping allocates (aligned in the file, within the vma): pages are
 // touched in runs, and each fault through the platform costs far more than
-// a few zero pages.
-const shmFaultWindow = 16 * pageSize
+// a few zero pages. A touch of the page right after pages the mapping has
+// (a mapping filled in order) allocates twice as many as those, up to
+// shmFaultMax.
+const (
+	shmFaultWindow = 16 * pageSize
+	shmFaultMax    = 2 << 20
+)
 
 // mmapSharedLocked maps o.Shared's own pages for length bytes from
 // o.Offset. Errors are errnos.
@@ -111,6 +116,9 @@ func (mm *MM) faultBeyondLocked(v *vma, addr uint64) error {
 	fo := v.FileOff + (addr - v.Start)
 	ws := max(fo&^(shmFaultWindow-1), v.FileOff)
 	we := min(fo&^(shmFaultWindow-1)+shmFaultWindow, v.FileOff+v.length())
+	if n := mm.sequentialLocked(v, addr); n > 0 {
+		ws, we = fo, min(fo+min(2*n, shmFaultMax), v.FileOff+v.length())
+	}
 	start := v.Start + (ws - v.FileOff)
 	if err := mm.backSharedLocked(start, start+(we-ws)); err != nil {
 		if errors.Is(err, unix.ENOSPC) {
@@ -122,6 +130,23 @@ func (mm *MM) faultBeyondLocked(v *vma, addr uint64) error {
 		return fmt.Errorf("fault at %#x: past the end of the mapped file: %w", addr, ErrBusError)
 	}
 	return nil
+}
+
+// sequentialLocked returns the length of the vma before Beyond vma v if
+// addr is v's first page and that vma maps the file's pages just before
+// (a touch that continues a run), else 0.
+//
+// Preconditions: mm.mu is held.
+func (mm *MM) sequentialLocked(v *vma, addr uint64) uint64 {
+	i := mm.findLocked(addr)
+	if addr != v.Start || i == 0 {
+		return 0
+	}
+	p := &mm.vmas[i-1]
+	if p.End != v.Start || p.Beyond || p.Shm != v.Shm || p.FileOff+p.length() != v.FileOff {
+		return 0
+	}
+	return p.length()
 }
 
 // backSharedLocked allocates the file's pages for [start, end), which one
