@@ -304,7 +304,15 @@ func (mt *MountTable) MountTmpIfEmpty(r *Root, size uint64) (bool, error) {
 	if taken || !r.emptyDir("/tmp") {
 		return false, nil
 	}
-	return true, mt.MountTmpfs("/tmp", size)
+	if err := mt.MountTmpfs("/tmp", size); err != nil {
+		return false, err
+	}
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	if t, ok := mt.byPoint("/tmp").fs.(*tmpfs); ok {
+		t.memorySized = true
+	}
+	return true, nil
 }
 
 // MountBind mounts host directory hostDir at point (snap run -v), read-only

@@ -52,6 +52,12 @@ type tmpfs struct {
 	// notifier is told when a file is gone (IN_DELETE_SELF); nil until
 	// the mount table sets it. Protected by mu.
 	notifier *Notifier
+	// memorySized is set on a tmpfs sized by the sandbox's memory rather
+	// than by a size of its own (/tmp mounted because the root's is
+	// empty; the overlay's upper layer is always one): the application's
+	// memory and the other tmpfs mounts use the same space, which statfs
+	// counts as used. Immutable once the sandbox runs.
+	memorySized bool
 }
 
 // tmpNode is one file of a tmpfs (an inode). Every field but fs and ino
@@ -553,11 +559,26 @@ func (t *tmpfs) statfs(m *Mount, rest string) ([StatfsSize]byte, error) {
 	return t.statfsBytes(), nil
 }
 
-// statfsBytes is statfs(2) of the filesystem.
+// MemoryInUse is implemented by the Pages of a filesystem (the kernel's
+// memory file) that can say how many bytes the whole sandbox uses: its
+// application's memory and the data of every tmpfs.
+type MemoryInUse interface {
+	InUse() uint64
+}
+
+// statfsBytes is statfs(2) of the filesystem: its size limit as the total
+// and its own file data as used, or, for one sized by the sandbox's memory
+// (memorySized, the overlay's upper layer), everything the sandbox uses,
+// which is what a write there competes with (as runsc reports a
+// memory-backed overlay).
 func (t *tmpfs) statfsBytes() [StatfsSize]byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	free := (t.limit - min(t.used, t.limit)) / 4096
+	used := t.used
+	if m, ok := t.pages.(MemoryInUse); ok && (t.memorySized || t.ovl != nil) {
+		used = max(used, m.InUse())
+	}
+	free := (t.limit - min(used, t.limit)) / 4096
 	magic := int64(tmpfsMagic)
 	if t.ovl != nil {
 		magic = overlayMagic
