@@ -26,6 +26,15 @@ import (
 // returns a *crossing error holding the new absolute guest path; the FS
 // method routes that path again (at most maxSymlinks times, then ELOOP).
 //
+// Callers. The methods that take Creds check the caller's permission with
+// them as Linux's generic_permission does, on the file and on every
+// directory the lookup passes (EACCES), where the filesystem keeps modes
+// and owners of its own (tmpfs, the overlay root); a nil Creds checks
+// nothing (the kernel's own lookups). The host's filesystems (the
+// read-only root, volumes) leave the decision to the host, for the
+// sentry's host identity, and the sentry's directories are read-only for
+// everyone.
+//
 // Errors are unix.Errno values with Linux's meaning and Linux's order of
 // checks: a read-only filesystem answers mutating operations with EROFS
 // only after the lookups Linux makes first (ENOENT, ENOTDIR, EEXIST, ...).
@@ -41,28 +50,29 @@ type Filesystem interface {
 	// (umask already applied), which o owns.
 	open(fs *FS, m *Mount, p string, flags, mode uint32, o Owner) (*File, error)
 	// stat returns p's attributes; follow resolves a final symlink.
-	stat(m *Mount, p string, follow bool) (Stat, error)
+	stat(c *Creds, m *Mount, p string, follow bool) (Stat, error)
 	// readlink returns a symlink's target; EINVAL for another file.
-	readlink(m *Mount, p string) (string, error)
-	// access is faccessat2(2) (mode already checked).
-	access(m *Mount, p string, mode uint32, flags int) error
+	readlink(c *Creds, m *Mount, p string) (string, error)
+	// access is faccessat2(2) (mode already checked); c are the real or
+	// the effective credentials, as the kernel chose.
+	access(c *Creds, m *Mount, p string, mode uint32, flags int) error
 	// chdir returns the canonical guest path of directory p.
-	chdir(m *Mount, p string) (string, error)
+	chdir(c *Creds, m *Mount, p string) (string, error)
 	// statfs is statfs(2) on p.
-	statfs(m *Mount, p string) ([StatfsSize]byte, error)
+	statfs(c *Creds, m *Mount, p string) ([StatfsSize]byte, error)
 	// mkdir, mknod and symlink create a file that o owns.
 	mkdir(m *Mount, p string, mode uint32, o Owner) error
 	mknod(m *Mount, p string, mode uint32, dev uint64, o Owner) error
 	symlink(m *Mount, target, p string, o Owner) error
 	// link makes newp a hard link to oldp; follow resolves a final
 	// symlink of oldp (AT_SYMLINK_FOLLOW).
-	link(m *Mount, oldp, newp string, follow bool) error
+	link(c *Creds, m *Mount, oldp, newp string, follow bool) error
 	// unlink removes p: a directory with dir (rmdir), another file
 	// without.
-	unlink(m *Mount, p string, dir bool) error
+	unlink(c *Creds, m *Mount, p string, dir bool) error
 	// rename is renameat2(2) with flags RENAME_NOREPLACE or
 	// RENAME_EXCHANGE (already checked).
-	rename(m *Mount, oldp, newp string, flags uint32) error
+	rename(c *Creds, m *Mount, oldp, newp string, flags uint32) error
 	// setAttr changes the attributes a says of p.
 	setAttr(m *Mount, p string, follow bool, a *SetAttr) error
 }
@@ -474,13 +484,13 @@ func (m *Mount) device() (uint32, uint32) {
 	case *overlayFS:
 		return 0, fs.upper.minor
 	case *bindFS:
-		if st, err := fs.stat(m, "", true); err == nil {
+		if st, err := fs.stat(nil, m, "", true); err == nil {
 			return st.DevMajor, st.DevMinor
 		}
 	case *sentryFS:
 		return 0, sentryMounts[fs.name].minor
 	case *Root:
-		if st, err := fs.stat(m, "/", true); err == nil {
+		if st, err := fs.stat(nil, m, "/", true); err == nil {
 			return st.DevMajor, st.DevMinor
 		}
 	}
@@ -573,7 +583,7 @@ func (r *Root) redirect(m *Mount, full string, err error) (string, bool) {
 		if lerr != nil {
 			// A symlink dangling on the host may lead into a mount
 			// point the host lacks.
-			if target, err := r.readlink(nil, prefix); err == nil {
+			if target, err := r.readlink(nil, nil, prefix); err == nil {
 				if !strings.HasPrefix(target, "/") {
 					target = path.Join(path.Dir(prefix), target)
 				}
@@ -608,7 +618,7 @@ func (fs *FS) parentStat(full string) (Stat, error) {
 	if parent == "" {
 		parent = "/"
 	}
-	st, err := resolve(fs, parent, func(m *Mount, p string) (Stat, error) { return m.fs.stat(m, p, true) })
+	st, err := resolve(fs, parent, func(m *Mount, p string) (Stat, error) { return m.fs.stat(nil, m, p, true) })
 	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return st, unix.ENOTDIR
 	}

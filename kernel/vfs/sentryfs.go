@@ -400,7 +400,7 @@ func sentryCreateError(full string) error {
 	return unix.EROFS
 }
 
-func (s *sentryFS) stat(_ *Mount, full string, follow bool) (Stat, error) {
+func (s *sentryFS) stat(_ *Creds, _ *Mount, full string, follow bool) (Stat, error) {
 	sp, n, _, err := sentryLookup(full, follow)
 	if err != nil {
 		return Stat{}, err
@@ -408,7 +408,7 @@ func (s *sentryFS) stat(_ *Mount, full string, follow bool) (Stat, error) {
 	return sentryStat(sp, n), nil
 }
 
-func (s *sentryFS) readlink(_ *Mount, full string) (string, error) {
+func (s *sentryFS) readlink(_ *Creds, _ *Mount, full string) (string, error) {
 	_, n, _, err := sentryLookup(full, false)
 	if err != nil {
 		return "", err
@@ -419,7 +419,7 @@ func (s *sentryFS) readlink(_ *Mount, full string) (string, error) {
 	return n.target, nil
 }
 
-func (s *sentryFS) access(_ *Mount, full string, mode uint32, flags int) error {
+func (s *sentryFS) access(_ *Creds, _ *Mount, full string, mode uint32, flags int) error {
 	_, n, _, err := sentryLookup(full, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
 	if err != nil {
 		return err
@@ -427,7 +427,7 @@ func (s *sentryFS) access(_ *Mount, full string, mode uint32, flags int) error {
 	return sentryAccess(n, mode)
 }
 
-func (s *sentryFS) chdir(_ *Mount, full string) (string, error) {
+func (s *sentryFS) chdir(_ *Creds, _ *Mount, full string) (string, error) {
 	sp, n, _, err := sentryLookup(full, true)
 	if err != nil {
 		return "", err
@@ -438,7 +438,7 @@ func (s *sentryFS) chdir(_ *Mount, full string) (string, error) {
 	return sp, nil
 }
 
-func (s *sentryFS) statfs(_ *Mount, full string) ([StatfsSize]byte, error) {
+func (s *sentryFS) statfs(_ *Creds, _ *Mount, full string) ([StatfsSize]byte, error) {
 	sp, _, _, err := sentryLookup(full, true)
 	if err != nil {
 		return [StatfsSize]byte{}, err
@@ -476,16 +476,18 @@ func (s *sentryFS) mknod(_ *Mount, full string, _ uint32, _ uint64, _ Owner) err
 
 func (s *sentryFS) symlink(_ *Mount, _, full string, _ Owner) error { return s.mustNotExist(full) }
 
-func (s *sentryFS) link(_ *Mount, oldFull, newFull string, follow bool) error {
+func (s *sentryFS) link(_ *Creds, _ *Mount, oldFull, newFull string, follow bool) error {
 	if err := s.mustExist(oldFull, follow); err != unix.EROFS {
 		return err
 	}
 	return s.mustNotExist(newFull)
 }
 
-func (s *sentryFS) unlink(_ *Mount, full string, _ bool) error { return s.mustExist(full, false) }
+func (s *sentryFS) unlink(_ *Creds, _ *Mount, full string, _ bool) error {
+	return s.mustExist(full, false)
+}
 
-func (s *sentryFS) rename(_ *Mount, oldFull, _ string, _ uint32) error {
+func (s *sentryFS) rename(_ *Creds, _ *Mount, oldFull, _ string, _ uint32) error {
 	return s.mustExist(oldFull, false)
 }
 

@@ -447,10 +447,10 @@ func (t *tmpfs) symlink(m *Mount, target, rest string, o Owner) error {
 	return nil
 }
 
-func (t *tmpfs) stat(m *Mount, rest string, follow bool) (Stat, error) {
+func (t *tmpfs) stat(c *Creds, m *Mount, rest string, follow bool) (Stat, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w, err := t.walkLocked(m, rest, follow, false, false)
+	w, err := t.walkAsLocked(c, m, rest, follow, false, false)
 	if err != nil {
 		return Stat{}, err
 	}
@@ -502,10 +502,10 @@ func (n *tmpNode) statLocked() Stat {
 	return st
 }
 
-func (t *tmpfs) readlink(m *Mount, rest string) (string, error) {
+func (t *tmpfs) readlink(c *Creds, m *Mount, rest string) (string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w, err := t.walkLocked(m, rest, false, false, false)
+	w, err := t.walkAsLocked(c, m, rest, false, false, false)
 	if err != nil {
 		return "", err
 	}
@@ -526,32 +526,36 @@ func (n *tmpNode) access(mode uint32) error {
 	return nil
 }
 
-func (t *tmpfs) access(m *Mount, rest string, mode uint32, flags int) error {
+func (t *tmpfs) access(c *Creds, m *Mount, rest string, mode uint32, flags int) error {
 	t.mu.Lock()
-	w, err := t.walkLocked(m, rest, flags&unix.AT_SYMLINK_NOFOLLOW == 0, false, false)
+	w, err := t.walkAsLocked(c, m, rest, flags&unix.AT_SYMLINK_NOFOLLOW == 0, false, false)
 	t.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	return w.node.access(mode)
+	return w.node.accessAs(c, mode)
 }
 
-func (t *tmpfs) chdir(m *Mount, rest string) (string, error) {
+// chdir needs search permission on the new working directory too.
+func (t *tmpfs) chdir(c *Creds, m *Mount, rest string) (string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w, err := t.walkLocked(m, rest, true, false, false)
+	w, err := t.walkAsLocked(c, m, rest, true, false, false)
 	if err != nil {
 		return "", err
 	}
 	if !w.node.isDir() {
 		return "", unix.ENOTDIR
 	}
+	if !c.permits(w.node, mayExec) {
+		return "", unix.EACCES
+	}
 	return t.pathLocked(m, w.node)
 }
 
-func (t *tmpfs) statfs(m *Mount, rest string) ([StatfsSize]byte, error) {
+func (t *tmpfs) statfs(c *Creds, m *Mount, rest string) ([StatfsSize]byte, error) {
 	t.mu.Lock()
-	_, err := t.walkLocked(m, rest, true, false, false)
+	_, err := t.walkAsLocked(c, m, rest, true, false, false)
 	t.mu.Unlock()
 	if err != nil {
 		return [StatfsSize]byte{}, err
@@ -601,12 +605,9 @@ func (t *tmpfs) statfsBytes() [StatfsSize]byte {
 // statfsFlagsOffset is the offset of f_flags in struct statfs.
 const statfsFlagsOffset = 112
 
-func (t *tmpfs) unlink(m *Mount, rest string, dir bool) error {
-	return t.unlinkAs(nil, m, rest, dir)
-}
-
-// unlinkAs is unlink for a caller with credentials c (nil: no checks).
-func (t *tmpfs) unlinkAs(c *Creds, m *Mount, rest string, dir bool) error {
+// unlink needs write and search permission on the parent, and the
+// sticky-directory rule (Creds.mayDelete).
+func (t *tmpfs) unlink(c *Creds, m *Mount, rest string, dir bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	w, err := t.walkAsLocked(c, m, rest, false, true, false)
@@ -645,26 +646,36 @@ func (t *tmpfs) unlinkAs(c *Creds, m *Mount, rest string, dir bool) error {
 	return nil
 }
 
-func (t *tmpfs) link(m *Mount, oldRest, newRest string, follow bool) error {
+// link needs search permission on the way to both names, write and
+// search permission on the new name's directory, and (Linux's
+// protected_hardlinks) the file's owner or a regular file the caller may
+// read and write (Creds.mayLink).
+func (t *tmpfs) link(c *Creds, m *Mount, oldRest, newRest string, follow bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ow, err := t.walkLocked(m, oldRest, follow, false, false)
+	ow, err := t.walkAsLocked(c, m, oldRest, follow, false, false)
 	if err != nil {
 		return err
 	}
-	return t.linkNodeLocked(m, ow.node, newRest)
+	return t.linkNodeLocked(c, m, ow.node, newRest)
 }
 
 // linkNodeLocked gives n the new name newRest (link, linkat of an
-// O_TMPFILE file).
-func (t *tmpfs) linkNodeLocked(m *Mount, n *tmpNode, newRest string) error {
-	nw, err := t.walkLocked(m, newRest, false, true, true)
+// O_TMPFILE file) for a caller with credentials c.
+func (t *tmpfs) linkNodeLocked(c *Creds, m *Mount, n *tmpNode, newRest string) error {
+	nw, err := t.walkAsLocked(c, m, newRest, false, true, true)
 	if err != nil {
 		return err
 	}
-	switch {
-	case nw.node != nil:
+	if nw.node != nil {
 		return unix.EEXIST
+	}
+	if err := c.mayLink(n); err != nil {
+		return err
+	}
+	switch {
+	case !c.permits(nw.dir, mayWrite|mayExec):
+		return unix.EACCES
 	case n.isDir():
 		return unix.EPERM
 	case nw.dir.nlink == 0, n.nlink == 0 && n.noLink:
@@ -676,12 +687,8 @@ func (t *tmpfs) linkNodeLocked(m *Mount, n *tmpNode, newRest string) error {
 	return nil
 }
 
-func (t *tmpfs) rename(m *Mount, oldRest, newRest string, flags uint32) error {
-	return t.renameAs(nil, m, oldRest, newRest, flags)
-}
-
-// renameAs is rename for a caller with credentials c (nil: no checks).
-func (t *tmpfs) renameAs(c *Creds, m *Mount, oldRest, newRest string, flags uint32) error {
+// rename checks the caller's permission as Creds.mayRename.
+func (t *tmpfs) rename(c *Creds, m *Mount, oldRest, newRest string, flags uint32) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ow, err := t.walkAsLocked(c, m, oldRest, false, true, false)
@@ -1283,7 +1290,7 @@ func (f *tmpfsFile) linkTo(m *Mount, rest string) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.linkNodeLocked(m, f.node, rest)
+	return t.linkNodeLocked(nil, m, f.node, rest)
 }
 
 // truncate implements ftruncate(2).

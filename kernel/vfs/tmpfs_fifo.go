@@ -229,7 +229,7 @@ func (fs *FS) LookupSocket(dir *File, p string) (BoundSocket, error) {
 		case *overlayFS:
 			return f.lookupSocket(p)
 		}
-		if _, err := m.fs.stat(m, p, true); err != nil {
+		if _, err := m.fs.stat(nil, m, p, true); err != nil {
 			return nil, err
 		}
 		return nil, unix.ECONNREFUSED

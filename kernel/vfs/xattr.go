@@ -106,7 +106,7 @@ func (fs *FS) XattrAt(dir *File, p string, follow bool, op *XattrOp) ([]byte, er
 			defer unix.Close(fd)
 			return hostXattr(fd, op, f.ro)
 		default:
-			if _, err := m.fs.stat(m, p, follow); err != nil {
+			if _, err := m.fs.stat(nil, m, p, follow); err != nil {
 				return nil, err
 			}
 			return noXattr(op)

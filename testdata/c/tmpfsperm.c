@@ -12,7 +12,11 @@
  * chown CAP_CHOWN, chgrp the owner and one of its groups, touching the
  * times the owner or write permission, truncate write permission, and
  * chmod drops the set-group-ID bit of a file of another group; access(2)
- * answers as open would, stat and chdir need search permission; a memfd belongs to its maker, who may fchmod it;
+ * answers as open would, stat, chdir, readlink and statfs need search
+ * permission; link needs search permission on the way, write and search
+ * permission on the new name's directory and, with protected_hardlinks
+ * (on by default), the file's owner or a regular file the caller may read
+ * and write; a memfd belongs to its maker, who may fchmod it;
  * root passes every check by CAP_DAC_OVERRIDE (reading and writing a file
  * of mode 0), a caller with only CAP_DAC_READ_SEARCH reads but does not
  * write.
@@ -26,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -119,6 +124,37 @@ static void accesses(void)
 	chdir(cwd);
 	errno = 0;
 	printf("faccessat AT_EACCESS W_OK own 0406: %s\n", res(faccessat(AT_FDCWD, at("mine406"), W_OK, AT_EACCESS)));
+	char buf[64];
+	errno = 0;
+	printf("readlink in root's 0700 directory: %s\n", res(readlink(at("closed/l"), buf, sizeof buf)));
+	errno = 0;
+	printf("readlink in root's 0711 directory: %s\n", res(readlink(at("xonly/l"), buf, sizeof buf)));
+	struct statfs sfs;
+	errno = 0;
+	printf("statfs in root's 0700 directory: %s\n", res(statfs(at("closed/f"), &sfs)));
+	errno = 0;
+	printf("statfs in root's 0711 directory: %s\n", res(statfs(at("xonly/f"), &sfs)));
+}
+
+static void links(void)
+{
+	char to[128];
+	snprintf(to, sizeof to, "%s/sticky/hl", base);
+	errno = 0;
+	printf("link root's 0600 into a 1777 directory: %s\n", res(link(at("root600"), to)));
+	errno = 0;
+	printf("link root's 0644 there: %s\n", res(link(at("root644"), to)));
+	errno = 0;
+	printf("link root's 0666 there: %s\n", res(link(at("root666"), to)));
+	snprintf(to, sizeof to, "%s/sticky/hl2", base);
+	errno = 0;
+	printf("link own 0406 there: %s\n", res(link(at("mine406"), to)));
+	unlink(to);
+	errno = 0;
+	printf("link from root's 0700 directory: %s\n", res(link(at("closed/f"), to)));
+	snprintf(to, sizeof to, "%s/open/hl", base);
+	errno = 0;
+	printf("link own 0406 into root's 0755 directory: %s\n", res(link(at("mine406"), to)));
 }
 
 static void changes(void)
@@ -215,8 +251,10 @@ int main(void)
 	mk("mine406", 0406, 1000, 1000);
 	mkd("closed", 0700, 0);
 	mk("closed/f", 0644, 0, 0);
+	symlink("f", at("closed/l"));
 	mkd("xonly", 0711, 0);
 	mk("xonly/f", 0644, 0, 0);
+	symlink("f", at("xonly/l"));
 	mkd("open", 0755, 0);
 	mkd("sticky", 01777, 0);
 	mk("zero", 0, 0, 0);
@@ -240,6 +278,7 @@ int main(void)
 		printf("uid 1000:\n");
 		checks();
 		accesses();
+		links();
 		changes();
 		memfd();
 		_exit(0);
@@ -269,6 +308,7 @@ int main(void)
 
 	/* Clean up as root. */
 	const char *files[] = {"root600", "root644", "root666", "grp060", "pgrp040", "mine406", "closed/f", "xonly/f",
+			       "closed/l", "xonly/l", "sticky/hl", "sticky/hl2", "open/hl",
 			       "sticky/new", "zero", "open/dir", "open/fifo", "open/link", "open/rootfile",
 			       "sticky/rootfile", "sticky/mine", "mine3000"};
 	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
