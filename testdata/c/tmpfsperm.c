@@ -16,7 +16,11 @@
  * permission; link needs search permission on the way, write and search
  * permission on the new name's directory and, with protected_hardlinks
  * (on by default), the file's owner or a regular file the caller may read
- * and write; a memfd belongs to its maker, who may fchmod it;
+ * and write; extended attributes: user.* need read (get) or write (set)
+ * permission and, on a sticky directory, its owner to change them,
+ * trusted.* CAP_SYS_ADMIN (ENODATA, EPERM, hidden from listxattr), and
+ * the lookup search permission; a memfd belongs to its maker, who may
+ * fchmod it;
  * root passes every check by CAP_DAC_OVERRIDE (reading and writing a file
  * of mode 0), a caller with only CAP_DAC_READ_SEARCH reads but does not
  * write.
@@ -34,6 +38,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #ifndef _LINUX_CAPABILITY_VERSION_3
@@ -134,6 +139,37 @@ static void accesses(void)
 	printf("statfs in root's 0700 directory: %s\n", res(statfs(at("closed/f"), &sfs)));
 	errno = 0;
 	printf("statfs in root's 0711 directory: %s\n", res(statfs(at("xonly/f"), &sfs)));
+}
+
+static void xattrs(void)
+{
+	char buf[256];
+	errno = 0;
+	printf("getxattr user.* of root's 0666: %s\n", res(getxattr(at("root666"), "user.u", buf, sizeof buf)));
+	errno = 0;
+	printf("getxattr user.* of root's 0600: %s\n", res(getxattr(at("root600"), "user.u", buf, sizeof buf)));
+	errno = 0;
+	printf("setxattr user.* of root's 0644: %s\n", res(setxattr(at("root644"), "user.n", "v", 1, 0)));
+	errno = 0;
+	printf("setxattr user.* of root's 0666: %s\n", res(setxattr(at("root666"), "user.n", "v", 1, 0)));
+	errno = 0;
+	printf("removexattr user.* of root's 0666: %s\n", res(removexattr(at("root666"), "user.n")));
+	errno = 0;
+	printf("setxattr user.* of root's 1777 directory: %s\n", res(setxattr(at("sticky"), "user.n", "v", 1, 0)));
+	errno = 0;
+	printf("getxattr trusted.* of root's 0666: %s\n", res(getxattr(at("root666"), "trusted.t", buf, sizeof buf)));
+	errno = 0;
+	printf("setxattr trusted.* of root's 0666: %s\n", res(setxattr(at("root666"), "trusted.n", "v", 1, 0)));
+	errno = 0;
+	ssize_t n = listxattr(at("root666"), buf, sizeof buf);
+	int trusted = 0, user = 0;
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1) {
+		trusted += strncmp(buf + i, "trusted.", 8) == 0;
+		user += strncmp(buf + i, "user.", 5) == 0;
+	}
+	printf("listxattr of root's 0666: user.* %d, trusted.* %d\n", user, trusted);
+	errno = 0;
+	printf("getxattr in root's 0700 directory: %s\n", res(getxattr(at("closed/f"), "user.u", buf, sizeof buf)));
 }
 
 static void links(void)
@@ -261,6 +297,9 @@ int main(void)
 	mk("open/rootfile", 0666, 0, 0);
 	mk("sticky/rootfile", 0666, 0, 0);
 	mk("mine3000", 0644, 1000, 3000);
+	setxattr(at("root666"), "user.u", "v", 1, 0);
+	setxattr(at("root600"), "user.u", "v", 1, 0);
+	setxattr(at("root666"), "trusted.t", "v", 1, 0);
 
 	printf("root:\n");
 	try_open("zero", O_RDWR, "read-write a 0000 file");
@@ -278,6 +317,7 @@ int main(void)
 		printf("uid 1000:\n");
 		checks();
 		accesses();
+		xattrs();
 		links();
 		changes();
 		memfd();
