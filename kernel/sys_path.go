@@ -160,7 +160,7 @@ func (t *Task) openat(dirfd int32, pathAddr uint64, flags, mode uint32) (uint64,
 		if err != nil {
 			return 0, unix.ENOENT
 		}
-		f, err = t.tg.fs.Reopen(old, flags&^unix.O_CLOEXEC)
+		f, err = t.tg.fs.ReopenAs(t.fsOwner().Creds, old, flags&^unix.O_CLOEXEC)
 		old.DecRef()
 		if err != nil {
 			return 0, err

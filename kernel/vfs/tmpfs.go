@@ -1075,10 +1075,13 @@ func (f *tmpfsFile) release() {
 }
 
 // reopen returns a new description of the same file (/proc/self/fd/N).
-func (f *tmpfsFile) reopen(flags uint32) (*File, error) {
+func (f *tmpfsFile) reopen(c *Creds, flags uint32) (*File, error) {
 	t := f.node.fs
 	t.mu.Lock()
 	defer t.unlockNotify()
+	if !c.permits(f.node, openAccess(flags)) {
+		return nil, unix.EACCES
+	}
 	nf, err := t.openLocked(f.mount, f.node, f.path, flags&^(unix.O_CREAT|unix.O_EXCL))
 	if tf, ok := nf.impl.(*tmpfsFile); ok {
 		tf.memfd = f.memfd

@@ -19,7 +19,9 @@
  * and write; extended attributes: user.* need read (get) or write (set)
  * permission and, on a sticky directory, its owner to change them,
  * trusted.* CAP_SYS_ADMIN (ENODATA, EPERM, hidden from listxattr), and
- * the lookup search permission; a memfd belongs to its maker, who may
+ * the lookup search permission; an open through /proc/self/fd/N needs
+ * the permission a fresh open would (an O_PATH or read-only descriptor
+ * gives no more); a memfd belongs to its maker, who may
  * fchmod it;
  * root passes every check by CAP_DAC_OVERRIDE (reading and writing a file
  * of mode 0), a caller with only CAP_DAC_READ_SEARCH reads but does not
@@ -172,6 +174,27 @@ static void xattrs(void)
 	printf("getxattr in root's 0700 directory: %s\n", res(getxattr(at("closed/f"), "user.u", buf, sizeof buf)));
 }
 
+static void reopen(const char *name, int flags, const char *what)
+{
+	int fd = open(at(name), O_PATH);
+	char p[64];
+	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+	errno = 0;
+	int r = open(p, flags);
+	printf("%s: %s\n", what, res(r));
+	if (r >= 0)
+		close(r);
+	close(fd);
+}
+
+static void reopens(void)
+{
+	reopen("root644", O_RDONLY, "reopen O_PATH root's 0644 read-only");
+	reopen("root644", O_RDWR, "reopen O_PATH root's 0644 read-write");
+	reopen("root600", O_RDONLY, "reopen O_PATH root's 0600 read-only");
+	reopen("root666", O_RDWR, "reopen O_PATH root's 0666 read-write");
+}
+
 static void links(void)
 {
 	char to[128];
@@ -318,6 +341,7 @@ int main(void)
 		checks();
 		accesses();
 		xattrs();
+		reopens();
 		links();
 		changes();
 		memfd();
