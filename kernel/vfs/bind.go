@@ -784,3 +784,9 @@ func (f *File) IsVolumeFile() bool {
 	h, ok := f.impl.(*hostFile)
 	return ok && h.bind != nil
 }
+
+func (b *bindFS) bindSocket(m *Mount, p string, mode uint32, o Owner, _ BoundSocket) error {
+	return b.mknod(m, p, unix.S_IFSOCK|mode, 0, o)
+}
+
+func (b *bindFS) lookupSocket(m *Mount, p string) (BoundSocket, error) { return noSocket(b, m, p) }

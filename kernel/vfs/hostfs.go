@@ -235,3 +235,9 @@ func (r *Root) rename(_ *Creds, _ *Mount, oldFull, _ string, _ uint32) error {
 func (r *Root) setAttr(_ *Mount, full string, follow bool, _ *SetAttr) error {
 	return r.mustExist(full, follow)
 }
+
+func (r *Root) bindSocket(m *Mount, p string, mode uint32, o Owner, _ BoundSocket) error {
+	return r.mknod(m, p, unix.S_IFSOCK|mode, 0, o)
+}
+
+func (r *Root) lookupSocket(m *Mount, p string) (BoundSocket, error) { return noSocket(r, m, p) }

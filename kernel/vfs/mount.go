@@ -75,6 +75,13 @@ type Filesystem interface {
 	rename(c *Creds, m *Mount, oldp, newp string, flags uint32) error
 	// setAttr changes the attributes a says of p.
 	setAttr(m *Mount, p string, follow bool, a *SetAttr) error
+	// bindSocket makes the socket file p, which o owns, for s (bind(2)
+	// of a Unix socket to a path): a filesystem that keeps no sockets
+	// answers as mknod of one. EADDRINUSE if p exists.
+	bindSocket(m *Mount, p string, mode uint32, o Owner, s BoundSocket) error
+	// lookupSocket returns the socket bound at p (connect(2)):
+	// ECONNREFUSED if no socket of the sandbox is bound there.
+	lookupSocket(m *Mount, p string) (BoundSocket, error)
 }
 
 // Owner is who owns the files a caller creates: its filesystem user and

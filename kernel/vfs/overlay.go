@@ -717,7 +717,7 @@ func (o *overlayFS) mknod(_ *Mount, full string, mode uint32, _ uint64, ow Owner
 
 // bindSocket makes the socket file full for s in the upper layer:
 // EADDRINUSE if full exists in either layer.
-func (o *overlayFS) bindSocket(full string, mode uint32, ow Owner, s BoundSocket) error {
+func (o *overlayFS) bindSocket(_ *Mount, full string, mode uint32, ow Owner, s BoundSocket) error {
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()
@@ -736,7 +736,7 @@ func (o *overlayFS) bindSocket(full string, mode uint32, ow Owner, s BoundSocket
 
 // lookupSocket returns the socket bound at full: ECONNREFUSED for a file
 // that holds none (a lower file, even a host socket, never does).
-func (o *overlayFS) lookupSocket(full string) (BoundSocket, error) {
+func (o *overlayFS) lookupSocket(_ *Mount, full string) (BoundSocket, error) {
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()
