@@ -223,7 +223,11 @@ func newMountTable(root *Root) *MountTable {
 	mt := &MountTable{nextID: 20, notifier: newNotifier(root)}
 	mt.add("/", root, root.hostDir, "ro")
 	for _, name := range []string{"dev", "proc", "sys"} {
-		mt.add("/"+name, &sentryFS{name: name}, name, "rw,nosuid")
+		opts := "rw,nosuid,nodev,noexec,relatime" // as Linux mounts /proc and /sys
+		if name == "dev" {
+			opts = "rw,nosuid"
+		}
+		mt.add("/"+name, &sentryFS{name: name}, name, opts)
 	}
 	for _, p := range defaultTmpfsMounts {
 		t := newTmpfs(DefaultTmpfsSize, mt.nextID)
@@ -461,11 +465,33 @@ func (mt *MountTable) ProcMountinfo() []byte {
 				parent = p.id // the longest prefix comes last in point order
 			}
 		}
-		opts, _, _ := strings.Cut(m.options, ",")
+		perMount, super := splitMountOptions(m.options)
 		major, minor := m.device()
-		fmt.Fprintf(&b, "%d %d %d:%d / %s %s - %s %s %s\n", m.id, parent, major, minor, m.point, opts, m.fs.fsType(), m.sourceName(), m.options)
+		fmt.Fprintf(&b, "%d %d %d:%d / %s %s - %s %s %s\n", m.id, parent, major, minor, m.point, perMount, m.fs.fsType(), m.sourceName(), super)
 	}
 	return []byte(b.String())
+}
+
+// perMountFlags are the options of a mount rather than of its filesystem
+// (mountinfo shows them before the separator).
+var perMountFlags = map[string]bool{
+	"nosuid": true, "nodev": true, "noexec": true, "relatime": true, "noatime": true, "nodiratime": true,
+	"strictatime": true,
+}
+
+// splitMountOptions splits options as /proc/self/mounts shows them into
+// mountinfo's mount options and superblock options, both led by rw or ro.
+func splitMountOptions(options string) (string, string) {
+	opts := strings.Split(options, ",")
+	perMount, super := []string{opts[0]}, []string{opts[0]}
+	for _, o := range opts[1:] {
+		if perMountFlags[o] {
+			perMount = append(perMount, o)
+		} else {
+			super = append(super, o)
+		}
+	}
+	return strings.Join(perMount, ","), strings.Join(super, ",")
 }
 
 // sourceName is the mount's source as /proc/self/mounts shows it: for the

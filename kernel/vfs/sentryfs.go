@@ -25,14 +25,16 @@ const (
 )
 
 // sentryMounts maps each sentry directory to its filesystem magic and the
-// device minor number its files report.
+// device minor number its files report: /proc's and /sys's are their
+// mount IDs (newMountTable numbers the mounts in a fixed order), which no
+// tmpfs or overlay (whose minor is its mount's ID) can have.
 var sentryMounts = map[string]struct {
 	magic int64
 	minor uint32
 }{
 	"dev":  {tmpfsMagic, 5},
-	"proc": {procMagic, 20},
-	"sys":  {sysfsMagic, 21},
+	"proc": {procMagic, 22},
+	"sys":  {sysfsMagic, 23},
 }
 
 // sentryNode is one file of the sentry's directories.
