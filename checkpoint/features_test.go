@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,6 +119,49 @@ func TestSharedMappingsAcrossRestore(t *testing.T) {
 	if ls[len(ls)-1] != "done" {
 		t.Errorf("last line = %q, want done", ls[len(ls)-1])
 	}
+}
+
+// TestSparseSharedMappingAcrossRestore: a sparse 4 GiB /dev/shm file
+// mapped shared whole, with a page written far from the others each tick,
+// is saved and restored twice: the image holds the pages touched, not the
+// holes (the whole data directory stays under 64 MiB), and after each
+// restore the pages written before read back, holes read zero and new
+// touches allocate only what they touch (st_blocks under 8 MiB).
+func TestSparseSharedMappingAcrossRestore(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "sparsemap"), "hold", "30")
+	for gen := 0; gen < 2; gen++ {
+		uri, last := e.saveAfter(id, out, 3)
+		checkClean(t, "before the save", lines(out))
+		if n := treeSize(filepath.Join(e.dir, "data")); n >= 64<<20 {
+			t.Fatalf("generation %d: stored images take %d bytes, want under 64 MiB (holes stay holes)", gen, n)
+		}
+		id, out = e.restoreDetached(uri, "")
+		ls := waitLines(t, out, 2)
+		checkClean(t, "restored", ls)
+		if want := fmt.Sprintf("tick %d ok", number(t, last)+1); ls[0] != want {
+			t.Fatalf("generation %d: first line after the restore = %q, want %q", gen, ls[0], want)
+		}
+	}
+	ls := waitDone(t, out)
+	checkClean(t, "restored twice", ls)
+	if ls[len(ls)-1] != "done" {
+		t.Errorf("last line = %q, want done", ls[len(ls)-1])
+	}
+}
+
+// treeSize returns the bytes of the regular files under dir.
+func treeSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 // TestVirtualTimerAcrossRestore: an ITIMER_VIRTUAL interval timer keeps

@@ -25,6 +25,10 @@ func (f *MemoryFile) PageBytes(off, n uint64) ([]byte, error) {
 	return b, err
 }
 
+// InUse implements vfs.MemoryInUse: the bytes of the memory file
+// allocated, as /proc/meminfo counts them.
+func (f *MemoryFile) InUse() uint64 { return f.allocatedBytes() }
+
 // allocatedBytes returns how many bytes of the memory file are allocated
 // (/proc/meminfo).
 func (f *MemoryFile) allocatedBytes() uint64 {

@@ -94,7 +94,7 @@ func (v *vma) fileRange() fileRange { return fileRange{v.Off, v.Off + v.length()
 
 // canMerge reports whether b directly follows a and both can be one vma.
 func canMerge(a, b *vma) bool {
-	return a.End == b.Start && a.Off+a.length() == b.Off && a.Perms == b.Perms &&
+	return a.End == b.Start && (a.Off+a.length() == b.Off || a.Beyond && b.Beyond) && a.Perms == b.Perms &&
 		a.MaxPerms == b.MaxPerms && a.Private == b.Private && a.Name == b.Name && a.Special == b.Special &&
 		a.File == b.File && a.COW == b.COW && (a.File == nil || a.FileOff+a.length() == b.FileOff) &&
 		a.Shm == b.Shm && (a.Shm == nil || a.FileOff+a.length() == b.FileOff) && a.Beyond == b.Beyond
@@ -495,11 +495,12 @@ func (mm *MM) handleFault(addr uint64, at platform.AccessType) (uint64, error) {
 		mm.mu.RLock()
 		v := mm.vmaAtLocked(addr)
 		var off uint64
+		beyond := v != nil && v.Beyond
 		if v != nil {
 			off = v.Off + (pageRoundDown(addr) - v.Start)
 		}
 		mm.mu.RUnlock()
-		if v != nil {
+		if v != nil && !beyond {
 			if err := l.ensure(off, off+pageSize); err != nil {
 				return 0, err
 			}
@@ -699,6 +700,7 @@ func (mm *MM) mapsWritable(f vfs.SharedFile) bool {
 // sharedOffset returns the memory file offset of addr if a shared mapping
 // (not the vDSO's) holds it.
 func (mm *MM) sharedOffset(addr uint64) (uint64, bool) {
+	mm.backRange(addr, 4)
 	mm.mu.RLock()
 	defer mm.mu.RUnlock()
 	v := mm.vmaAtLocked(addr)

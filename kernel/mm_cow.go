@@ -132,8 +132,9 @@ func (mm *MM) breakCOWRangeLocked(addr, length uint64, want perms) error {
 }
 
 // forWrite is forEachLocked for a write into application memory: COW
-// pages in the range are privatized first. It takes mm.mu for reading, or
-// for writing when there is something to copy.
+// pages in the range are privatized first, and shared file pages not
+// allocated yet are allocated. It takes mm.mu for reading, or for writing
+// when there is something to copy or allocate.
 func (mm *MM) forWrite(addr, length uint64, want perms, fn func(b []byte) error) error {
 	if mm.mf.dirty.on.Load() {
 		inner := fn
@@ -143,13 +144,14 @@ func (mm *MM) forWrite(addr, length uint64, want perms, fn func(b []byte) error)
 		}
 	}
 	mm.mu.RLock()
-	if !mm.hasCOWLocked(addr, length) {
+	if !mm.hasCOWLocked(addr, length) && !mm.unbackedLocked(addr, length) {
 		defer mm.mu.RUnlock()
 		return mm.forEachLocked(addr, length, want, fn)
 	}
 	mm.mu.RUnlock()
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
+	mm.backRangeLocked(addr, length)
 	if err := mm.breakCOWRangeLocked(addr, length, want); err != nil {
 		return err
 	}

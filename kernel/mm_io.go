@@ -43,12 +43,20 @@ func (mm *MM) forEachLocked(addr, length uint64, want perms, fn func(b []byte) e
 // CopyIn copies len(dst) bytes of application memory at addr into dst. The
 // memory must be readable by the application.
 func (mm *MM) CopyIn(addr uint64, dst []byte) error {
-	mm.mu.RLock()
-	defer mm.mu.RUnlock()
-	return mm.forEachLocked(addr, uint64(len(dst)), permRead, func(b []byte) error {
+	fn := func(b []byte) error {
 		dst = dst[copy(dst, b):]
 		return nil
-	})
+	}
+	mm.mu.RLock()
+	if !mm.unbackedLocked(addr, uint64(len(dst))) {
+		defer mm.mu.RUnlock()
+		return mm.forEachLocked(addr, uint64(len(dst)), permRead, fn)
+	}
+	mm.mu.RUnlock()
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	mm.backRangeLocked(addr, uint64(len(dst)))
+	return mm.forEachLocked(addr, uint64(len(dst)), permRead, fn)
 }
 
 // CopyOut copies src to application memory at addr, which must be writable

@@ -20,7 +20,7 @@ type FileContents interface {
 // SharedSource is a file whose own pages a shared mapping maps
 // (vfs.File.MapShared).
 type SharedSource interface {
-	MapShared(off, length uint64, write bool) (vfs.SharedFile, []vfs.PageRun, bool, error)
+	MapShared(off, length uint64, write, populate bool) (vfs.SharedFile, []vfs.PageRun, bool, error)
 }
 
 // MMapOpts are the arguments of an mmap.

@@ -160,7 +160,7 @@ func (t *Task) openat(dirfd int32, pathAddr uint64, flags, mode uint32) (uint64,
 		if err != nil {
 			return 0, unix.ENOENT
 		}
-		f, err = t.tg.fs.Reopen(old, flags&^unix.O_CLOEXEC)
+		f, err = t.tg.fs.ReopenAs(t.fsOwner().Creds, old, flags&^unix.O_CLOEXEC)
 		old.DecRef()
 		if err != nil {
 			return 0, err
@@ -354,7 +354,7 @@ func (t *Task) readlink(dirfd int32, pathAddr, bufAddr, size uint64) (uint64, er
 	defer release()
 	target, err := t.procLink(dir, p)
 	if err == errNotProcLink {
-		target, err = t.tg.fs.Readlinkat(dir, p)
+		target, err = t.tg.fs.ReadlinkatAs(t.fsOwner().Creds, dir, p)
 	}
 	if err != nil {
 		return 0, err
@@ -645,7 +645,7 @@ func (t *Task) linkat(olddirfd int32, oldAddr uint64, newdirfd int32, newAddr ui
 		defer f.DecRef()
 		return 0, t.tg.fs.Linkat(f, "", nd, np, unix.AT_EMPTY_PATH)
 	}
-	return 0, t.tg.fs.Linkat(od, op, nd, np, flags)
+	return 0, t.tg.fs.LinkatAs(t.fsOwner().Creds, od, op, nd, np, flags)
 }
 
 func sysFtruncate(t *Task, a *sysArgs) (uint64, error) {
@@ -673,7 +673,7 @@ func sysStatfs(t *Task, a *sysArgs) (uint64, error) {
 			p = "/proc"
 		}
 	}
-	b, err := t.tg.fs.Statfs(nil, p)
+	b, err := t.tg.fs.StatfsAs(t.fsOwner().Creds, nil, p)
 	if err != nil {
 		return 0, err
 	}

@@ -57,6 +57,7 @@ func (t *Task) copyInXattrName(addr uint64) (string, error) {
 // xattrOn runs op on argument 0: a path (flags 0 or AT_SYMLINK_NOFOLLOW)
 // or, with flags -1, a descriptor.
 func (t *Task) xattrOn(a *sysArgs, flags int, op *vfs.XattrOp) ([]byte, error) {
+	op.Creds = t.fsOwner().Creds
 	if flags < 0 {
 		f, err := t.getFile(a.Int(0))
 		if err != nil {

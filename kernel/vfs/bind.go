@@ -191,7 +191,7 @@ func (b *bindFS) guestPathOf(fd int, rest string) string {
 	return path.Clean(b.point + "/" + rest)
 }
 
-func (b *bindFS) stat(_ *Mount, rest string, follow bool) (Stat, error) {
+func (b *bindFS) stat(_ *Creds, _ *Mount, rest string, follow bool) (Stat, error) {
 	if err := b.leaves(rest, false); err != nil {
 		return Stat{}, err
 	}
@@ -203,7 +203,7 @@ func (b *bindFS) stat(_ *Mount, rest string, follow bool) (Stat, error) {
 	return st, nil
 }
 
-func (b *bindFS) readlink(_ *Mount, rest string) (string, error) {
+func (b *bindFS) readlink(_ *Creds, _ *Mount, rest string) (string, error) {
 	if err := b.leaves(rest, false); err != nil {
 		return "", err
 	}
@@ -215,7 +215,7 @@ func (b *bindFS) readlink(_ *Mount, rest string) (string, error) {
 	return hostReadlink(fd)
 }
 
-func (b *bindFS) access(_ *Mount, rest string, mode uint32, flags int) error {
+func (b *bindFS) access(_ *Creds, _ *Mount, rest string, mode uint32, flags int) error {
 	if err := b.leaves(rest, false); err != nil {
 		return err
 	}
@@ -230,7 +230,7 @@ func (b *bindFS) access(_ *Mount, rest string, mode uint32, flags int) error {
 	return unix.Faccessat2(fd, "", mode, unix.AT_EMPTY_PATH|flags&unix.AT_EACCESS)
 }
 
-func (b *bindFS) chdir(_ *Mount, rest string) (string, error) {
+func (b *bindFS) chdir(_ *Creds, _ *Mount, rest string) (string, error) {
 	if err := b.leaves(rest, false); err != nil {
 		return "", err
 	}
@@ -245,7 +245,7 @@ func (b *bindFS) chdir(_ *Mount, rest string) (string, error) {
 	return b.guestPathOf(fd, rest), nil
 }
 
-func (b *bindFS) statfs(_ *Mount, rest string) ([StatfsSize]byte, error) {
+func (b *bindFS) statfs(_ *Creds, _ *Mount, rest string) ([StatfsSize]byte, error) {
 	if err := b.leaves(rest, false); err != nil {
 		return [StatfsSize]byte{}, err
 	}
@@ -348,7 +348,7 @@ func (b *bindFS) symlink(_ *Mount, target, rest string, _ Owner) error {
 	})
 }
 
-func (b *bindFS) link(_ *Mount, oldRest, newRest string, follow bool) error {
+func (b *bindFS) link(_ *Creds, _ *Mount, oldRest, newRest string, follow bool) error {
 	if err := b.leaves(oldRest, false); err != nil {
 		return err
 	}
@@ -376,7 +376,7 @@ func (b *bindFS) link(_ *Mount, oldRest, newRest string, follow bool) error {
 	})
 }
 
-func (b *bindFS) unlink(_ *Mount, rest string, dir bool) error {
+func (b *bindFS) unlink(_ *Creds, _ *Mount, rest string, dir bool) error {
 	if err := b.leaves(rest, false); err != nil {
 		return err
 	}
@@ -419,7 +419,7 @@ func (b *bindFS) unlink(_ *Mount, rest string, dir bool) error {
 	return unix.Unlinkat(pfd, name, flags)
 }
 
-func (b *bindFS) rename(_ *Mount, oldRest, newRest string, flags uint32) error {
+func (b *bindFS) rename(_ *Creds, _ *Mount, oldRest, newRest string, flags uint32) error {
 	if err := b.leaves(oldRest, false); err != nil {
 		return err
 	}
@@ -784,3 +784,9 @@ func (f *File) IsVolumeFile() bool {
 	h, ok := f.impl.(*hostFile)
 	return ok && h.bind != nil
 }
+
+func (b *bindFS) bindSocket(m *Mount, p string, mode uint32, o Owner, _ BoundSocket) error {
+	return b.mknod(m, p, unix.S_IFSOCK|mode, 0, o)
+}
+
+func (b *bindFS) lookupSocket(m *Mount, p string) (BoundSocket, error) { return noSocket(b, m, p) }

@@ -260,7 +260,7 @@ func (d *devpts) open(_ *FS, _ *Mount, rest string, flags, _ uint32, _ Owner) (*
 	return t.openSlave(flags, false)
 }
 
-func (d *devpts) stat(_ *Mount, rest string, _ bool) (Stat, error) {
+func (d *devpts) stat(_ *Creds, _ *Mount, rest string, _ bool) (Stat, error) {
 	name, err := d.resolve(rest)
 	if err != nil {
 		return Stat{}, err
@@ -269,15 +269,15 @@ func (d *devpts) stat(_ *Mount, rest string, _ bool) (Stat, error) {
 	return st, err
 }
 
-func (d *devpts) readlink(_ *Mount, rest string) (string, error) {
-	if _, err := d.stat(nil, rest, false); err != nil {
+func (d *devpts) readlink(_ *Creds, _ *Mount, rest string) (string, error) {
+	if _, err := d.stat(nil, nil, rest, false); err != nil {
 		return "", err
 	}
 	return "", unix.EINVAL
 }
 
-func (d *devpts) access(_ *Mount, rest string, mode uint32, _ int) error {
-	st, err := d.stat(nil, rest, true)
+func (d *devpts) access(_ *Creds, _ *Mount, rest string, mode uint32, _ int) error {
+	st, err := d.stat(nil, nil, rest, true)
 	if err != nil {
 		return err
 	}
@@ -287,7 +287,7 @@ func (d *devpts) access(_ *Mount, rest string, mode uint32, _ int) error {
 	return nil
 }
 
-func (d *devpts) chdir(_ *Mount, rest string) (string, error) {
+func (d *devpts) chdir(_ *Creds, _ *Mount, rest string) (string, error) {
 	name, err := d.resolve(rest)
 	if err != nil {
 		return "", err
@@ -301,8 +301,8 @@ func (d *devpts) chdir(_ *Mount, rest string) (string, error) {
 	return "/dev/pts", nil
 }
 
-func (d *devpts) statfs(_ *Mount, rest string) ([StatfsSize]byte, error) {
-	if _, err := d.stat(nil, rest, true); err != nil {
+func (d *devpts) statfs(_ *Creds, _ *Mount, rest string) ([StatfsSize]byte, error) {
+	if _, err := d.stat(nil, nil, rest, true); err != nil {
 		return [StatfsSize]byte{}, err
 	}
 	return syntheticStatfs(unix.DEVPTS_SUPER_MAGIC), nil
@@ -310,7 +310,7 @@ func (d *devpts) statfs(_ *Mount, rest string) ([StatfsSize]byte, error) {
 
 // mustExist is EPERM (devpts refuses changes) if rest names something.
 func (d *devpts) mustExist(rest string) error {
-	if _, err := d.stat(nil, rest, false); err != nil {
+	if _, err := d.stat(nil, nil, rest, false); err != nil {
 		return err
 	}
 	return unix.EPERM
@@ -335,22 +335,28 @@ func (d *devpts) mknod(_ *Mount, rest string, _ uint32, _ uint64, _ Owner) error
 
 func (d *devpts) symlink(_ *Mount, _, rest string, _ Owner) error { return d.mustNotExist(rest) }
 
-func (d *devpts) link(_ *Mount, oldp, newp string, _ bool) error {
+func (d *devpts) link(_ *Creds, _ *Mount, oldp, newp string, _ bool) error {
 	if err := d.mustExist(oldp); err != unix.EPERM {
 		return err
 	}
 	return d.mustNotExist(newp)
 }
 
-func (d *devpts) unlink(_ *Mount, rest string, _ bool) error { return d.mustExist(rest) }
+func (d *devpts) unlink(_ *Creds, _ *Mount, rest string, _ bool) error { return d.mustExist(rest) }
 
-func (d *devpts) rename(_ *Mount, oldp, _ string, _ uint32) error { return d.mustExist(oldp) }
+func (d *devpts) rename(_ *Creds, _ *Mount, oldp, _ string, _ uint32) error { return d.mustExist(oldp) }
 
 func (d *devpts) setAttr(_ *Mount, rest string, _ bool, _ *SetAttr) error {
 	// chmod and chown of a slave (grantpt) are accepted and not kept.
-	_, err := d.stat(nil, rest, true)
+	_, err := d.stat(nil, nil, rest, true)
 	return err
 }
+
+func (d *devpts) bindSocket(m *Mount, rest string, mode uint32, o Owner, _ BoundSocket) error {
+	return d.mknod(m, rest, unix.S_IFSOCK|mode, 0, o)
+}
+
+func (d *devpts) lookupSocket(m *Mount, rest string) (BoundSocket, error) { return noSocket(d, m, rest) }
 
 // devptsDir is an open /dev/pts, listing the terminals open at the time
 // of each read.

@@ -104,7 +104,7 @@ func (fs *FS) Chroot(dir *File, p string, permitted bool) error {
 	if err != nil {
 		return err
 	}
-	d, err := resolve(fs, full, func(m *Mount, p string) (string, error) { return m.fs.chdir(m, p) })
+	d, err := resolve(fs, full, func(m *Mount, p string) (string, error) { return m.fs.chdir(nil, m, p) })
 	if err != nil {
 		return err
 	}
@@ -260,24 +260,19 @@ func (fs *FS) OpenAtAs(o Owner, dir *File, p string, flags uint32, mode uint32) 
 // AT_SYMLINK_NOFOLLOW and AT_EMPTY_PATH (an empty path then means dir
 // itself, or the working directory if dir is nil).
 func (fs *FS) Fstatat(dir *File, p string, flags int) (Stat, error) {
-	if p == "" && flags&unix.AT_EMPTY_PATH != 0 {
-		if dir != nil {
-			return dir.Stat()
-		}
-		p = "."
-	}
-	full, err := fs.fullPath(dir, p)
-	if err != nil {
-		return Stat{}, err
-	}
-	follow := flags&unix.AT_SYMLINK_NOFOLLOW == 0
-	return resolve(fs, full, func(m *Mount, p string) (Stat, error) { return m.fs.stat(m, p, follow) })
+	return fs.FstatatAs(nil, dir, p, flags)
 }
 
 // Readlinkat returns the target of the symlink at path (readlinkat(2)); an
 // empty path reads dir itself when dir is an O_PATH symlink. EINVAL if it is
 // not a symlink.
 func (fs *FS) Readlinkat(dir *File, p string) (string, error) {
+	return fs.ReadlinkatAs(nil, dir, p)
+}
+
+// ReadlinkatAs is Readlinkat for a caller with credentials c, who needs
+// search permission on every directory the lookup passes (EACCES).
+func (fs *FS) ReadlinkatAs(c *Creds, dir *File, p string) (string, error) {
 	if p == "" && dir != nil {
 		switch d := dir.impl.(type) {
 		case *hostFile:
@@ -291,7 +286,7 @@ func (fs *FS) Readlinkat(dir *File, p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return resolve(fs, full, func(m *Mount, p string) (string, error) { return m.fs.readlink(m, p) })
+	return resolve(fs, full, func(m *Mount, p string) (string, error) { return m.fs.readlink(c, m, p) })
 }
 
 // Faccessat implements faccessat2(2): mode is F_OK or a mask of R_OK, W_OK,
@@ -331,7 +326,7 @@ func (fs *FS) Faccessat(dir *File, p string, mode uint32, flags int) error {
 		return err
 	}
 	_, err = resolve(fs, full, func(m *Mount, p string) (struct{}, error) {
-		return struct{}{}, m.fs.access(m, p, mode, flags)
+		return struct{}{}, m.fs.access(nil, m, p, mode, flags)
 	})
 	return err
 }
@@ -355,16 +350,7 @@ func deviceAccess(mode uint32) error {
 // Chdir changes the working directory to path relative to dir (chdir(2)
 // with dir nil).
 func (fs *FS) Chdir(dir *File, p string) error {
-	full, err := fs.fullPath(dir, p)
-	if err != nil {
-		return err
-	}
-	cwd, err := resolve(fs, full, func(m *Mount, p string) (string, error) { return m.fs.chdir(m, p) })
-	if err != nil {
-		return err
-	}
-	fs.setCwd(cwd)
-	return nil
+	return fs.ChdirAs(nil, dir, p)
 }
 
 func (fs *FS) setCwd(guest string) {
@@ -446,6 +432,14 @@ func (fs *FS) Symlinkat(o Owner, target string, dir *File, p string) error {
 // Linkat implements linkat(2); flags may hold AT_SYMLINK_FOLLOW and
 // AT_EMPTY_PATH (olddir itself, an O_TMPFILE file given a name).
 func (fs *FS) Linkat(olddir *File, oldpath string, newdir *File, newpath string, flags int) error {
+	return fs.LinkatAs(nil, olddir, oldpath, newdir, newpath, flags)
+}
+
+// LinkatAs is Linkat for a caller with credentials c: search permission on
+// the way to both paths, write and search permission on the new name's
+// directory, and Linux's protected_hardlinks rule (Creds.mayLink) for a
+// file given by path.
+func (fs *FS) LinkatAs(c *Creds, olddir *File, oldpath string, newdir *File, newpath string, flags int) error {
 	if oldpath == "" && flags&unix.AT_EMPTY_PATH != 0 && olddir != nil {
 		t, ok := olddir.impl.(*tmpfsFile)
 		if !ok {
@@ -470,7 +464,7 @@ func (fs *FS) Linkat(olddir *File, oldpath string, newdir *File, newpath string,
 		return err
 	}
 	follow := flags&unix.AT_SYMLINK_FOLLOW != 0
-	err = resolve2(fs, oldFull, newFull, func(m *Mount, o, n string) error { return m.fs.link(m, o, n, follow) })
+	err = resolve2(fs, oldFull, newFull, func(m *Mount, o, n string) error { return m.fs.link(c, m, o, n, follow) })
 	if err == nil {
 		fs.notifyLink(nil, oldFull, follow, newFull)
 	}

@@ -105,7 +105,7 @@ func followFlag(follow bool) int {
 	return unix.O_NOFOLLOW
 }
 
-func (r *Root) stat(_ *Mount, full string, follow bool) (Stat, error) {
+func (r *Root) stat(_ *Creds, _ *Mount, full string, follow bool) (Stat, error) {
 	fd, st, err := r.lookupStat(full, followFlag(follow))
 	if err != nil {
 		return Stat{}, err
@@ -114,7 +114,7 @@ func (r *Root) stat(_ *Mount, full string, follow bool) (Stat, error) {
 	return st, nil
 }
 
-func (r *Root) readlink(_ *Mount, full string) (string, error) {
+func (r *Root) readlink(_ *Creds, _ *Mount, full string) (string, error) {
 	fd, err := r.lookup(full, unix.O_NOFOLLOW)
 	if err != nil {
 		return "", err
@@ -138,7 +138,7 @@ func hostReadlink(fd int) (string, error) {
 	return string(buf[:n]), nil
 }
 
-func (r *Root) access(_ *Mount, full string, mode uint32, flags int) error {
+func (r *Root) access(_ *Creds, _ *Mount, full string, mode uint32, flags int) error {
 	fd, err := r.lookup(full, followFlag(flags&unix.AT_SYMLINK_NOFOLLOW == 0))
 	if err != nil {
 		return err
@@ -161,7 +161,7 @@ func hostAccess(fd int, mode uint32, flags int) error {
 	return unix.Faccessat2(fd, "", mode&^unix.W_OK, unix.AT_EMPTY_PATH|flags&unix.AT_EACCESS)
 }
 
-func (r *Root) chdir(_ *Mount, full string) (string, error) {
+func (r *Root) chdir(_ *Creds, _ *Mount, full string) (string, error) {
 	fd, err := r.lookup(full, unix.O_DIRECTORY)
 	if err != nil {
 		return "", err
@@ -173,7 +173,7 @@ func (r *Root) chdir(_ *Mount, full string) (string, error) {
 	return r.guestPath(fd, full), nil
 }
 
-func (r *Root) statfs(_ *Mount, full string) ([StatfsSize]byte, error) {
+func (r *Root) statfs(_ *Creds, _ *Mount, full string) ([StatfsSize]byte, error) {
 	fd, err := r.lookup(full, 0)
 	if err != nil {
 		return [StatfsSize]byte{}, err
@@ -219,19 +219,25 @@ func (r *Root) mknod(_ *Mount, full string, _ uint32, _ uint64, _ Owner) error {
 
 func (r *Root) symlink(_ *Mount, _, full string, _ Owner) error { return r.mustNotExist(full) }
 
-func (r *Root) link(_ *Mount, oldFull, newFull string, follow bool) error {
+func (r *Root) link(_ *Creds, _ *Mount, oldFull, newFull string, follow bool) error {
 	if err := r.mustExist(oldFull, follow); err != unix.EROFS {
 		return err
 	}
 	return r.mustNotExist(newFull)
 }
 
-func (r *Root) unlink(_ *Mount, full string, _ bool) error { return r.mustExist(full, false) }
+func (r *Root) unlink(_ *Creds, _ *Mount, full string, _ bool) error { return r.mustExist(full, false) }
 
-func (r *Root) rename(_ *Mount, oldFull, _ string, _ uint32) error {
+func (r *Root) rename(_ *Creds, _ *Mount, oldFull, _ string, _ uint32) error {
 	return r.mustExist(oldFull, false)
 }
 
 func (r *Root) setAttr(_ *Mount, full string, follow bool, _ *SetAttr) error {
 	return r.mustExist(full, follow)
 }
+
+func (r *Root) bindSocket(m *Mount, p string, mode uint32, o Owner, _ BoundSocket) error {
+	return r.mknod(m, p, unix.S_IFSOCK|mode, 0, o)
+}
+
+func (r *Root) lookupSocket(m *Mount, p string) (BoundSocket, error) { return noSocket(r, m, p) }

@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -56,5 +57,72 @@ func TestMemfd(t *testing.T) {
 	}
 	if _, err := NewMemfd(nil, Owner{}, strings.Repeat("a", 250), 0); !errors.Is(err, unix.EINVAL) {
 		t.Errorf("NewMemfd(250-byte name) = %v, want EINVAL", err)
+	}
+}
+
+// TestMapRunsSparse checks that a shared mapping of a sparse file gets
+// runs for the allocated pages only, and that a touch (alloc) allocates
+// the holes it covers up to the end of the file and no further.
+func TestMapRunsSparse(t *testing.T) {
+	f, err := NewMemfd(nil, Owner{}, "sparse", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.DecRef()
+	const gib = 1 << 30
+	if err := f.Truncate(4 * gib); err != nil {
+		t.Fatalf("Truncate(4 GiB) = %v", err)
+	}
+	for _, off := range []int64{pageSize, 2*pageSize + 5, 2 * gib} {
+		if _, err := f.Seek(off, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(nil, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sf, runs, _, err := f.MapShared(0, 4*gib, true, false)
+	if err != nil {
+		t.Fatalf("MapShared = %v", err)
+	}
+	var got []uint64
+	for _, r := range runs {
+		for o := r.FileOff; o < r.FileOff+r.Length; o += pageSize {
+			got = append(got, o)
+		}
+	}
+	if want := []uint64{pageSize, 2 * pageSize, 2 * gib}; !slices.Equal(got, want) {
+		t.Errorf("MapShared of the sparse file: pages at %v, want %v", got, want)
+	}
+	tests := []struct {
+		name        string
+		off, length uint64
+		alloc       bool
+		want        uint64 // bytes the runs cover
+	}{
+		{"hole, not allocated", gib, 16 * pageSize, false, 0},
+		{"hole, allocated", gib, 16 * pageSize, true, 16 * pageSize},
+		{"again, already there", gib, 16 * pageSize, false, 16 * pageSize},
+		{"across the end of the file", 4*gib - 2*pageSize, 16 * pageSize, true, 2 * pageSize},
+		{"past the end", 4 * gib, 16 * pageSize, true, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			runs, err := sf.MapRuns(tc.off, tc.length, tc.alloc)
+			if err != nil {
+				t.Fatalf("MapRuns = %v", err)
+			}
+			n := uint64(0)
+			for _, r := range runs {
+				n += r.Length
+			}
+			if n != tc.want {
+				t.Errorf("MapRuns(%#x, %#x, %v) covers %d bytes, want %d", tc.off, tc.length, tc.alloc, n, tc.want)
+			}
+		})
+	}
+	st, err := f.Stat()
+	if want := uint64(21 * pageSize / 512); err != nil || st.Blocks != want {
+		t.Errorf("Stat blocks = %d, %v, want %d (the pages written and touched)", st.Blocks, err, want)
 	}
 }

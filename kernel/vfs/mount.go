@@ -26,6 +26,15 @@ import (
 // returns a *crossing error holding the new absolute guest path; the FS
 // method routes that path again (at most maxSymlinks times, then ELOOP).
 //
+// Callers. The methods that take Creds check the caller's permission with
+// them as Linux's generic_permission does, on the file and on every
+// directory the lookup passes (EACCES), where the filesystem keeps modes
+// and owners of its own (tmpfs, the overlay root); a nil Creds checks
+// nothing (the kernel's own lookups). The host's filesystems (the
+// read-only root, volumes) leave the decision to the host, for the
+// sentry's host identity, and the sentry's directories are read-only for
+// everyone.
+//
 // Errors are unix.Errno values with Linux's meaning and Linux's order of
 // checks: a read-only filesystem answers mutating operations with EROFS
 // only after the lookups Linux makes first (ENOENT, ENOTDIR, EEXIST, ...).
@@ -41,30 +50,38 @@ type Filesystem interface {
 	// (umask already applied), which o owns.
 	open(fs *FS, m *Mount, p string, flags, mode uint32, o Owner) (*File, error)
 	// stat returns p's attributes; follow resolves a final symlink.
-	stat(m *Mount, p string, follow bool) (Stat, error)
+	stat(c *Creds, m *Mount, p string, follow bool) (Stat, error)
 	// readlink returns a symlink's target; EINVAL for another file.
-	readlink(m *Mount, p string) (string, error)
-	// access is faccessat2(2) (mode already checked).
-	access(m *Mount, p string, mode uint32, flags int) error
+	readlink(c *Creds, m *Mount, p string) (string, error)
+	// access is faccessat2(2) (mode already checked); c are the real or
+	// the effective credentials, as the kernel chose.
+	access(c *Creds, m *Mount, p string, mode uint32, flags int) error
 	// chdir returns the canonical guest path of directory p.
-	chdir(m *Mount, p string) (string, error)
+	chdir(c *Creds, m *Mount, p string) (string, error)
 	// statfs is statfs(2) on p.
-	statfs(m *Mount, p string) ([StatfsSize]byte, error)
+	statfs(c *Creds, m *Mount, p string) ([StatfsSize]byte, error)
 	// mkdir, mknod and symlink create a file that o owns.
 	mkdir(m *Mount, p string, mode uint32, o Owner) error
 	mknod(m *Mount, p string, mode uint32, dev uint64, o Owner) error
 	symlink(m *Mount, target, p string, o Owner) error
 	// link makes newp a hard link to oldp; follow resolves a final
 	// symlink of oldp (AT_SYMLINK_FOLLOW).
-	link(m *Mount, oldp, newp string, follow bool) error
+	link(c *Creds, m *Mount, oldp, newp string, follow bool) error
 	// unlink removes p: a directory with dir (rmdir), another file
 	// without.
-	unlink(m *Mount, p string, dir bool) error
+	unlink(c *Creds, m *Mount, p string, dir bool) error
 	// rename is renameat2(2) with flags RENAME_NOREPLACE or
 	// RENAME_EXCHANGE (already checked).
-	rename(m *Mount, oldp, newp string, flags uint32) error
+	rename(c *Creds, m *Mount, oldp, newp string, flags uint32) error
 	// setAttr changes the attributes a says of p.
 	setAttr(m *Mount, p string, follow bool, a *SetAttr) error
+	// bindSocket makes the socket file p, which o owns, for s (bind(2)
+	// of a Unix socket to a path): a filesystem that keeps no sockets
+	// answers as mknod of one. EADDRINUSE if p exists.
+	bindSocket(m *Mount, p string, mode uint32, o Owner, s BoundSocket) error
+	// lookupSocket returns the socket bound at p (connect(2)):
+	// ECONNREFUSED if no socket of the sandbox is bound there.
+	lookupSocket(m *Mount, p string) (BoundSocket, error)
 }
 
 // Owner is who owns the files a caller creates: its filesystem user and
@@ -206,7 +223,11 @@ func newMountTable(root *Root) *MountTable {
 	mt := &MountTable{nextID: 20, notifier: newNotifier(root)}
 	mt.add("/", root, root.hostDir, "ro")
 	for _, name := range []string{"dev", "proc", "sys"} {
-		mt.add("/"+name, &sentryFS{name: name}, name, "rw,nosuid")
+		opts := "rw,nosuid,nodev,noexec,relatime" // as Linux mounts /proc and /sys
+		if name == "dev" {
+			opts = "rw,nosuid"
+		}
+		mt.add("/"+name, &sentryFS{name: name}, name, opts)
 	}
 	for _, p := range defaultTmpfsMounts {
 		t := newTmpfs(DefaultTmpfsSize, mt.nextID)
@@ -305,7 +326,15 @@ func (mt *MountTable) MountTmpIfEmpty(r *Root, size uint64) (bool, error) {
 	if taken || !r.emptyDir("/tmp") {
 		return false, nil
 	}
-	return true, mt.MountTmpfs("/tmp", size)
+	if err := mt.MountTmpfs("/tmp", size); err != nil {
+		return false, err
+	}
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	if t, ok := mt.byPoint("/tmp").fs.(*tmpfs); ok {
+		t.memorySized = true
+	}
+	return true, nil
 }
 
 // MountBind mounts host directory hostDir at point (snap run -v), read-only
@@ -437,11 +466,33 @@ func (mt *MountTable) ProcMountinfo() []byte {
 				parent = p.id // the longest prefix comes last in point order
 			}
 		}
-		opts, _, _ := strings.Cut(m.options, ",")
+		perMount, super := splitMountOptions(m.options)
 		major, minor := m.device()
-		fmt.Fprintf(&b, "%d %d %d:%d / %s %s - %s %s %s\n", m.id, parent, major, minor, m.point, opts, m.fs.fsType(), m.sourceName(), m.options)
+		fmt.Fprintf(&b, "%d %d %d:%d / %s %s - %s %s %s\n", m.id, parent, major, minor, m.point, perMount, m.fs.fsType(), m.sourceName(), super)
 	}
 	return []byte(b.String())
+}
+
+// perMountFlags are the options of a mount rather than of its filesystem
+// (mountinfo shows them before the separator).
+var perMountFlags = map[string]bool{
+	"nosuid": true, "nodev": true, "noexec": true, "relatime": true, "noatime": true, "nodiratime": true,
+	"strictatime": true,
+}
+
+// splitMountOptions splits options as /proc/self/mounts shows them into
+// mountinfo's mount options and superblock options, both led by rw or ro.
+func splitMountOptions(options string) (string, string) {
+	opts := strings.Split(options, ",")
+	perMount, super := []string{opts[0]}, []string{opts[0]}
+	for _, o := range opts[1:] {
+		if perMountFlags[o] {
+			perMount = append(perMount, o)
+		} else {
+			super = append(super, o)
+		}
+	}
+	return strings.Join(perMount, ","), strings.Join(super, ",")
 }
 
 // sourceName is the mount's source as /proc/self/mounts shows it: for the
@@ -467,7 +518,7 @@ func (m *Mount) device() (uint32, uint32) {
 	case *overlayFS:
 		return 0, fs.upper.minor
 	case *bindFS:
-		if st, err := fs.stat(m, "", true); err == nil {
+		if st, err := fs.stat(nil, m, "", true); err == nil {
 			return st.DevMajor, st.DevMinor
 		}
 	case *sentryFS:
@@ -475,7 +526,7 @@ func (m *Mount) device() (uint32, uint32) {
 	case *devpts:
 		return 0, devptsMinor
 	case *Root:
-		if st, err := fs.stat(m, "/", true); err == nil {
+		if st, err := fs.stat(nil, m, "/", true); err == nil {
 			return st.DevMajor, st.DevMinor
 		}
 	}
@@ -568,7 +619,7 @@ func (r *Root) redirect(m *Mount, full string, err error) (string, bool) {
 		if lerr != nil {
 			// A symlink dangling on the host may lead into a mount
 			// point the host lacks.
-			if target, err := r.readlink(nil, prefix); err == nil {
+			if target, err := r.readlink(nil, nil, prefix); err == nil {
 				if !strings.HasPrefix(target, "/") {
 					target = path.Join(path.Dir(prefix), target)
 				}
@@ -603,7 +654,7 @@ func (fs *FS) parentStat(full string) (Stat, error) {
 	if parent == "" {
 		parent = "/"
 	}
-	st, err := resolve(fs, parent, func(m *Mount, p string) (Stat, error) { return m.fs.stat(m, p, true) })
+	st, err := resolve(fs, parent, func(m *Mount, p string) (Stat, error) { return m.fs.stat(nil, m, p, true) })
 	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return st, unix.ENOTDIR
 	}

@@ -62,7 +62,7 @@ func (fs *FS) lookupNotify(full string, follow bool) notifyPath {
 // statFull is stat of guest path full, already resolved against the
 // context's root and working directory.
 func (fs *FS) statFull(full string, follow bool) (Stat, error) {
-	return resolve(fs, full, func(m *Mount, p string) (Stat, error) { return m.fs.stat(m, p, follow) })
+	return resolve(fs, full, func(m *Mount, p string) (Stat, error) { return m.fs.stat(nil, m, p, follow) })
 }
 
 // lookupNotifyAt is lookupNotify for (dir, p) as the *at calls take it;

@@ -73,7 +73,7 @@ func newOverlay(lower *Root, limit uint64, minor uint32) (*overlayFS, error) {
 	t.nextIno = overlayInoBase + 1
 	o := &overlayFS{lower: lower, upper: t}
 	t.ovl = o
-	st, err := lower.stat(nil, "/", true)
+	st, err := lower.stat(nil, nil, "/", true)
 	if err != nil {
 		return nil, err
 	}
@@ -378,15 +378,15 @@ func statEnt(e ovlEnt) Stat {
 	return e.lst
 }
 
-func (o *overlayFS) stat(_ *Mount, full string, follow bool) (Stat, error) {
-	return o.statAs(nil, full, follow)
+func (o *overlayFS) stat(c *Creds, _ *Mount, full string, follow bool) (Stat, error) {
+	return o.statAs(c, full, follow)
 }
 
-func (o *overlayFS) readlink(_ *Mount, full string) (string, error) {
+func (o *overlayFS) readlink(c *Creds, _ *Mount, full string) (string, error) {
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()
-	w, err := o.walkLocked(full, false, false, false)
+	w, err := o.walkAsLocked(c, full, false, false, false)
 	if err != nil {
 		return "", err
 	}
@@ -396,7 +396,10 @@ func (o *overlayFS) readlink(_ *Mount, full string) (string, error) {
 	return o.targetLocked(w.path, w.ent)
 }
 
-func (o *overlayFS) access(_ *Mount, full string, mode uint32, flags int) error {
+func (o *overlayFS) access(c *Creds, _ *Mount, full string, mode uint32, flags int) error {
+	if c != nil {
+		return o.accessAs(c, full, mode, flags)
+	}
 	t := o.upper
 	t.mu.Lock()
 	w, err := o.walkLocked(full, flags&unix.AT_SYMLINK_NOFOLLOW == 0, false, false)
@@ -481,7 +484,10 @@ func (o *overlayFS) chdirAs(c *Creds, full string) (string, error) {
 	return w.path, nil
 }
 
-func (o *overlayFS) chdir(_ *Mount, full string) (string, error) {
+func (o *overlayFS) chdir(c *Creds, _ *Mount, full string) (string, error) {
+	if c != nil {
+		return o.chdirAs(c, full)
+	}
 	t := o.upper
 	t.mu.Lock()
 	w, err := o.walkLocked(full, true, false, false)
@@ -505,10 +511,10 @@ func (o *overlayFS) chdir(_ *Mount, full string) (string, error) {
 	return w.path, nil
 }
 
-func (o *overlayFS) statfs(_ *Mount, full string) ([StatfsSize]byte, error) {
+func (o *overlayFS) statfs(c *Creds, _ *Mount, full string) ([StatfsSize]byte, error) {
 	t := o.upper
 	t.mu.Lock()
-	_, err := o.walkLocked(full, true, false, false)
+	_, err := o.walkAsLocked(c, full, true, false, false)
 	t.unlockNotify()
 	if err != nil {
 		return [StatfsSize]byte{}, err
@@ -713,7 +719,7 @@ func (o *overlayFS) mknod(_ *Mount, full string, mode uint32, _ uint64, ow Owner
 
 // bindSocket makes the socket file full for s in the upper layer:
 // EADDRINUSE if full exists in either layer.
-func (o *overlayFS) bindSocket(full string, mode uint32, ow Owner, s BoundSocket) error {
+func (o *overlayFS) bindSocket(_ *Mount, full string, mode uint32, ow Owner, s BoundSocket) error {
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()
@@ -732,7 +738,7 @@ func (o *overlayFS) bindSocket(full string, mode uint32, ow Owner, s BoundSocket
 
 // lookupSocket returns the socket bound at full: ECONNREFUSED for a file
 // that holds none (a lower file, even a host socket, never does).
-func (o *overlayFS) lookupSocket(full string) (BoundSocket, error) {
+func (o *overlayFS) lookupSocket(_ *Mount, full string) (BoundSocket, error) {
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()
@@ -763,23 +769,31 @@ func (o *overlayFS) symlink(_ *Mount, target, full string, ow Owner) error {
 	return nil
 }
 
-func (o *overlayFS) link(_ *Mount, oldFull, newFull string, follow bool) error {
+// link checks the caller's permission as tmpfs.link does (the lower
+// file's mode and owner as stat reports them).
+func (o *overlayFS) link(c *Creds, _ *Mount, oldFull, newFull string, follow bool) error {
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()
-	ow, err := o.walkLocked(oldFull, follow, false, false)
+	ow, err := o.walkAsLocked(c, oldFull, follow, false, false)
 	if err != nil {
 		return err
 	}
-	if ow.ent.isDir() {
-		return unix.EPERM
-	}
-	nw, err := o.walkLocked(newFull, false, true, true)
+	nw, err := o.walkAsLocked(c, newFull, false, true, true)
 	if err != nil {
 		return err
 	}
 	if nw.ent.exists() {
 		return unix.EEXIST
+	}
+	if err := c.mayLink(ow.ent.node()); err != nil {
+		return err
+	}
+	if d, ok := nw.dir(); ok && !c.permits(d.ent.node(), mayWrite|mayExec) {
+		return unix.EACCES
+	}
+	if ow.ent.isDir() {
+		return unix.EPERM
 	}
 	if nw.trailing {
 		return unix.ENOENT
@@ -875,14 +889,9 @@ func (o *overlayFS) removeLocked(dir *tmpNode, name, p string, up *tmpNode) {
 	}
 }
 
-func (o *overlayFS) unlink(_ *Mount, full string, isDir bool) error {
-	return o.unlinkAs(nil, full, isDir)
-}
-
-// unlinkAs is unlink for a caller with credentials c (nil: no checks):
-// write and search permission on the parent, and the sticky-directory
-// rule (Creds.mayDelete).
-func (o *overlayFS) unlinkAs(c *Creds, full string, isDir bool) error {
+// unlink needs write and search permission on the parent, and the
+// sticky-directory rule (Creds.mayDelete).
+func (o *overlayFS) unlink(c *Creds, _ *Mount, full string, isDir bool) error {
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()
@@ -940,13 +949,8 @@ func (o *overlayFS) unlinkAs(c *Creds, full string, isDir bool) error {
 // lower content (Linux's overlayfs without redirect_dir).
 func ovlCanMove(e ovlEnt) bool { return !e.isDir() || e.up != nil && !e.low }
 
-func (o *overlayFS) rename(_ *Mount, oldFull, newFull string, flags uint32) error {
-	return o.renameAs(nil, oldFull, newFull, flags)
-}
-
-// renameAs is rename for a caller with credentials c (nil: no checks), as
-// Creds.mayRename checks.
-func (o *overlayFS) renameAs(c *Creds, oldFull, newFull string, flags uint32) error {
+// rename checks the caller's permission as Creds.mayRename.
+func (o *overlayFS) rename(c *Creds, _ *Mount, oldFull, newFull string, flags uint32) error {
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()

@@ -384,7 +384,7 @@ func TestBindMount(t *testing.T) {
 			t.Errorf("statfs %s = type %#x, %d blocks, %v; want %#x, %d", tc.path, magic, blocks, err, tc.magic, tc.blocks)
 		}
 	}
-	if mounts := string(fs.Root().Mounts().ProcMountinfo()); !strings.Contains(mounts, " /vol rw - bind "+vol) || !strings.Contains(mounts, " / rw - overlay overlay ") {
+	if mounts := string(fs.Root().Mounts().ProcMountinfo()); !strings.Contains(mounts, " /vol rw - bind "+vol) || !strings.Contains(mounts, " / rw,relatime - overlay overlay rw,lowerdir=") {
 		t.Errorf("mountinfo lacks the volume or the overlay:\n%s", mounts)
 	}
 

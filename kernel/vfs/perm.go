@@ -115,6 +115,22 @@ func (c *Creds) mayDelete(dir, node *tmpNode) error {
 	return nil
 }
 
+// mayLink is Linux's may_linkat with protected_hardlinks on (the default
+// of most distributions): a caller who does not own n (nor has
+// CAP_FOWNER) may link only a regular file that is neither set-user-ID
+// nor set-group-ID and group-executable, and that it may read and write
+// (EPERM).
+func (c *Creds) mayLink(n *tmpNode) error {
+	if c == nil || c.owns(n) {
+		return nil
+	}
+	sgidExec := n.mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP
+	if n.fileType() != unix.S_IFREG || n.mode&unix.S_ISUID != 0 || sgidExec || !c.permits(n, mayRead|mayWrite) {
+		return unix.EPERM
+	}
+	return nil
+}
+
 // mayRename checks a rename from ow to nw as Linux's vfs_rename: the
 // source may be deleted from its directory, the target deleted (if it
 // exists) or created, and a directory moved to another parent needs write
@@ -197,15 +213,7 @@ func (fs *FS) UnlinkatAs(o Owner, dir *File, p string, flags int) error {
 		return err
 	}
 	np, watched := fs.beforeRemove(full)
-	err = fs.do(dir, p, func(m *Mount, p string) error {
-		switch f := m.fs.(type) {
-		case *tmpfs:
-			return f.unlinkAs(o.Creds, m, p, isDir)
-		case *overlayFS:
-			return f.unlinkAs(o.Creds, p, isDir)
-		}
-		return m.fs.unlink(m, p, isDir)
-	})
+	err = fs.do(dir, p, func(m *Mount, p string) error { return m.fs.unlink(o.Creds, m, p, isDir) })
 	if err == nil && watched {
 		fs.notifyRemoved(np)
 	}
@@ -229,13 +237,7 @@ func (fs *FS) RenameatAs(o Owner, olddir *File, oldpath string, newdir *File, ne
 	src, watched := fs.beforeRemove(oldFull)
 	dst, _ := fs.beforeRemove(newFull)
 	err = resolve2(fs, oldFull, newFull, func(m *Mount, op, np string) error {
-		switch f := m.fs.(type) {
-		case *tmpfs:
-			return f.renameAs(o.Creds, m, op, np, flags)
-		case *overlayFS:
-			return f.renameAs(o.Creds, op, np, flags)
-		}
-		return m.fs.rename(m, op, np, flags)
+		return m.fs.rename(o.Creds, m, op, np, flags)
 	})
 	if err == nil && watched {
 		fs.notifyMoved(src, dst, flags&unix.RENAME_EXCHANGE != 0)
@@ -279,89 +281,50 @@ func (fs *FS) FaccessatAs(c *Creds, dir *File, p string, mode uint32, flags int)
 		return err
 	}
 	_, err = resolve(fs, full, func(m *Mount, p string) (struct{}, error) {
-		if o, ok := m.fs.(*overlayFS); ok && c != nil {
-			return struct{}{}, o.accessAs(c, p, mode, flags)
-		}
-		t, ok := m.fs.(*tmpfs)
-		if !ok {
-			return struct{}{}, m.fs.access(m, p, mode, flags)
-		}
-		t.mu.Lock()
-		w, err := t.walkAsLocked(c, m, p, flags&unix.AT_SYMLINK_NOFOLLOW == 0, false, false)
-		t.mu.Unlock()
-		if err != nil {
-			return struct{}{}, err
-		}
-		return struct{}{}, w.node.accessAs(c, mode)
+		return struct{}{}, m.fs.access(c, m, p, mode, flags)
 	})
 	return err
 }
 
 // FstatatAs is Fstatat for a caller with credentials c, who needs search
-// permission on every tmpfs or overlay directory the lookup passes (EACCES).
+// permission on every directory the lookup passes (EACCES).
 func (fs *FS) FstatatAs(c *Creds, dir *File, p string, flags int) (Stat, error) {
-	if c == nil || p == "" && flags&unix.AT_EMPTY_PATH != 0 {
-		return fs.Fstatat(dir, p, flags)
+	if p == "" && flags&unix.AT_EMPTY_PATH != 0 {
+		if dir != nil {
+			return dir.Stat()
+		}
+		p = "."
 	}
 	full, err := fs.fullPath(dir, p)
 	if err != nil {
 		return Stat{}, err
 	}
 	follow := flags&unix.AT_SYMLINK_NOFOLLOW == 0
-	return resolve(fs, full, func(m *Mount, p string) (Stat, error) {
-		if o, ok := m.fs.(*overlayFS); ok {
-			return o.statAs(c, p, follow)
-		}
-		t, ok := m.fs.(*tmpfs)
-		if !ok {
-			return m.fs.stat(m, p, follow)
-		}
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		w, err := t.walkAsLocked(c, m, p, follow, false, false)
-		if err != nil {
-			return Stat{}, err
-		}
-		return w.node.statLocked(), nil
-	})
+	return resolve(fs, full, func(m *Mount, p string) (Stat, error) { return m.fs.stat(c, m, p, follow) })
 }
 
 // ChdirAs is Chdir for a caller with credentials c, who needs search
-// permission on every tmpfs or overlay directory the lookup passes and on the new
-// working directory itself (EACCES).
+// permission on every directory the lookup passes and on the new working
+// directory itself (EACCES).
 func (fs *FS) ChdirAs(c *Creds, dir *File, p string) error {
-	if c == nil {
-		return fs.Chdir(dir, p)
-	}
 	full, err := fs.fullPath(dir, p)
 	if err != nil {
 		return err
 	}
-	cwd, err := resolve(fs, full, func(m *Mount, p string) (string, error) {
-		if o, ok := m.fs.(*overlayFS); ok {
-			return o.chdirAs(c, p)
-		}
-		t, ok := m.fs.(*tmpfs)
-		if !ok {
-			return m.fs.chdir(m, p)
-		}
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		w, err := t.walkAsLocked(c, m, p, true, false, false)
-		if err != nil {
-			return "", err
-		}
-		if !w.node.isDir() {
-			return "", unix.ENOTDIR
-		}
-		if !c.permits(w.node, mayExec) {
-			return "", unix.EACCES
-		}
-		return t.pathLocked(m, w.node)
-	})
+	cwd, err := resolve(fs, full, func(m *Mount, p string) (string, error) { return m.fs.chdir(c, m, p) })
 	if err != nil {
 		return err
 	}
 	fs.setCwd(cwd)
 	return nil
+}
+
+// StatfsAs is Statfs for a caller with credentials c, who needs search
+// permission on every directory the lookup passes (EACCES).
+func (fs *FS) StatfsAs(c *Creds, dir *File, p string) ([StatfsSize]byte, error) {
+	full, err := fs.fullPath(dir, p)
+	if err != nil {
+		return [StatfsSize]byte{}, err
+	}
+	return resolve(fs, full, func(m *Mount, p string) ([StatfsSize]byte, error) { return m.fs.statfs(c, m, p) })
 }

@@ -23,6 +23,16 @@ import "golang.org/x/sys/unix"
 // The caller owns the returned reference. flags must not hold O_CLOEXEC
 // (that is the FDTable's).
 func (fs *FS) Reopen(f *File, flags uint32) (*File, error) {
+	return fs.ReopenAs(nil, f, flags)
+}
+
+// ReopenAs is Reopen for a caller with credentials c, who needs the
+// permission a fresh open with flags asks on the file itself (EACCES), as
+// Linux checks an open through a magic link: a descriptor opened O_PATH,
+// or read-only, does not give more than the file's mode allows. A host
+// file is opened again by its path, so the directories on the way are
+// checked too.
+func (fs *FS) ReopenAs(c *Creds, f *File, flags uint32) (*File, error) {
 	if flags&(unix.O_CREAT|unix.O_EXCL) == unix.O_CREAT|unix.O_EXCL {
 		// The link exists: O_EXCL fails as on any existing path.
 		return nil, unix.EEXIST
@@ -33,9 +43,9 @@ func (fs *FS) Reopen(f *File, flags uint32) (*File, error) {
 		if p == "" {
 			return nil, unix.ENOENT
 		}
-		return fs.OpenAt(nil, p, flags&^unix.O_CREAT, 0)
+		return fs.OpenAtAs(Owner{Creds: c}, nil, p, flags&^unix.O_CREAT, 0)
 	case *tmpfsFile:
-		nf, err := impl.reopen(flags | oLargefile)
+		nf, err := impl.reopen(c, flags|oLargefile)
 		if err == nil && flags&unix.O_PATH == 0 {
 			nf.notifier = fs.notifier()
 			nf.notify(InOpen)

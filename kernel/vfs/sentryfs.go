@@ -25,14 +25,16 @@ const (
 )
 
 // sentryMounts maps each sentry directory to its filesystem magic and the
-// device minor number its files report.
+// device minor number its files report: /proc's and /sys's are their
+// mount IDs (newMountTable numbers the mounts in a fixed order), which no
+// tmpfs or overlay (whose minor is its mount's ID) can have.
 var sentryMounts = map[string]struct {
 	magic int64
 	minor uint32
 }{
 	"dev":  {tmpfsMagic, 5},
-	"proc": {procMagic, 20},
-	"sys":  {sysfsMagic, 21},
+	"proc": {procMagic, 22},
+	"sys":  {sysfsMagic, 23},
 }
 
 // sentryNode is one file of the sentry's directories.
@@ -406,7 +408,7 @@ func sentryCreateError(full string) error {
 	return unix.EROFS
 }
 
-func (s *sentryFS) stat(_ *Mount, full string, follow bool) (Stat, error) {
+func (s *sentryFS) stat(_ *Creds, _ *Mount, full string, follow bool) (Stat, error) {
 	sp, n, _, err := sentryLookup(full, follow)
 	if err != nil {
 		return Stat{}, err
@@ -414,7 +416,7 @@ func (s *sentryFS) stat(_ *Mount, full string, follow bool) (Stat, error) {
 	return sentryStat(sp, n), nil
 }
 
-func (s *sentryFS) readlink(_ *Mount, full string) (string, error) {
+func (s *sentryFS) readlink(_ *Creds, _ *Mount, full string) (string, error) {
 	_, n, _, err := sentryLookup(full, false)
 	if err != nil {
 		return "", err
@@ -425,7 +427,7 @@ func (s *sentryFS) readlink(_ *Mount, full string) (string, error) {
 	return n.target, nil
 }
 
-func (s *sentryFS) access(_ *Mount, full string, mode uint32, flags int) error {
+func (s *sentryFS) access(_ *Creds, _ *Mount, full string, mode uint32, flags int) error {
 	_, n, _, err := sentryLookup(full, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
 	if err != nil {
 		return err
@@ -433,7 +435,7 @@ func (s *sentryFS) access(_ *Mount, full string, mode uint32, flags int) error {
 	return sentryAccess(n, mode)
 }
 
-func (s *sentryFS) chdir(_ *Mount, full string) (string, error) {
+func (s *sentryFS) chdir(_ *Creds, _ *Mount, full string) (string, error) {
 	sp, n, _, err := sentryLookup(full, true)
 	if err != nil {
 		return "", err
@@ -444,7 +446,7 @@ func (s *sentryFS) chdir(_ *Mount, full string) (string, error) {
 	return sp, nil
 }
 
-func (s *sentryFS) statfs(_ *Mount, full string) ([StatfsSize]byte, error) {
+func (s *sentryFS) statfs(_ *Creds, _ *Mount, full string) ([StatfsSize]byte, error) {
 	sp, _, _, err := sentryLookup(full, true)
 	if err != nil {
 		return [StatfsSize]byte{}, err
@@ -482,19 +484,27 @@ func (s *sentryFS) mknod(_ *Mount, full string, _ uint32, _ uint64, _ Owner) err
 
 func (s *sentryFS) symlink(_ *Mount, _, full string, _ Owner) error { return s.mustNotExist(full) }
 
-func (s *sentryFS) link(_ *Mount, oldFull, newFull string, follow bool) error {
+func (s *sentryFS) link(_ *Creds, _ *Mount, oldFull, newFull string, follow bool) error {
 	if err := s.mustExist(oldFull, follow); err != unix.EROFS {
 		return err
 	}
 	return s.mustNotExist(newFull)
 }
 
-func (s *sentryFS) unlink(_ *Mount, full string, _ bool) error { return s.mustExist(full, false) }
+func (s *sentryFS) unlink(_ *Creds, _ *Mount, full string, _ bool) error {
+	return s.mustExist(full, false)
+}
 
-func (s *sentryFS) rename(_ *Mount, oldFull, _ string, _ uint32) error {
+func (s *sentryFS) rename(_ *Creds, _ *Mount, oldFull, _ string, _ uint32) error {
 	return s.mustExist(oldFull, false)
 }
 
 func (s *sentryFS) setAttr(_ *Mount, full string, follow bool, _ *SetAttr) error {
 	return s.mustExist(full, follow)
 }
+
+func (s *sentryFS) bindSocket(m *Mount, p string, mode uint32, o Owner, _ BoundSocket) error {
+	return s.mknod(m, p, unix.S_IFSOCK|mode, 0, o)
+}
+
+func (s *sentryFS) lookupSocket(m *Mount, p string) (BoundSocket, error) { return noSocket(s, m, p) }

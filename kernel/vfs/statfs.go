@@ -73,9 +73,5 @@ func (f *File) Statfs() ([StatfsSize]byte, error) {
 // Statfs implements statfs(2) on path relative to dir (nil: the working
 // directory).
 func (fs *FS) Statfs(dir *File, p string) ([StatfsSize]byte, error) {
-	full, err := fs.fullPath(dir, p)
-	if err != nil {
-		return [StatfsSize]byte{}, err
-	}
-	return resolve(fs, full, func(m *Mount, p string) ([StatfsSize]byte, error) { return m.fs.statfs(m, p) })
+	return fs.StatfsAs(nil, dir, p)
 }

@@ -59,3 +59,47 @@ func TestStatfs(t *testing.T) {
 		t.Errorf("Statfs(/nope) = %v, want ENOENT", err)
 	}
 }
+
+// inUsePages is heap pages that report a fixed memory use of the whole
+// sandbox (MemoryInUse), as the kernel's memory file does.
+type inUsePages struct {
+	heapPages
+	inUse uint64
+}
+
+func (p *inUsePages) InUse() uint64 { return p.inUse }
+
+// TestStatfsMemorySized checks what statfs reports for a tmpfs with a
+// size of its own (its file data is what is used) and for one sized by
+// the sandbox's memory (everything the sandbox uses is used).
+func TestStatfsMemorySized(t *testing.T) {
+	const limit = 64 << 20
+	tests := []struct {
+		name        string
+		memorySized bool
+		inUse       uint64
+		wantUsed    uint64
+	}{
+		{"own size", false, 8 << 20, pageSize},
+		{"memory sized", true, 8 << 20, 8 << 20},
+		{"memory sized, less in use than its files", true, 0, pageSize},
+		{"memory sized, more in use than its size", true, 1 << 30, limit},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newTmpfs(limit, 1)
+			fs.memorySized = tc.memorySized
+			fs.pages = &inUsePages{inUse: tc.inUse}
+			fs.mu.Lock()
+			if _, err := fs.writeLocked(fs.newNodeLocked(unix.S_IFREG|0o644, 0, 0), []byte("x"), 0); err != nil {
+				t.Fatal(err)
+			}
+			fs.mu.Unlock()
+			st := decodeStatfs(t, fs.statfsBytes())
+			if st.Blocks*4096 != limit || (st.Blocks-st.Bfree)*4096 != tc.wantUsed || st.Bavail != st.Bfree {
+				t.Errorf("statfs: blocks %d, free %d, available %d; want %d blocks, %d bytes used",
+					st.Blocks, st.Bfree, st.Bavail, limit/4096, tc.wantUsed)
+			}
+		})
+	}
+}

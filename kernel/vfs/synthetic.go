@@ -132,6 +132,8 @@ func (s *syntheticFile) stat(*File) (Stat, error) {
 		Nlink:   1,
 		Mode:    mode,
 		Ino:     h.Sum64() >> 1,
+		// The device of the sentry directory the file is in (/proc's).
+		DevMinor: sentryMounts[sentryMountOf(s.path)].minor,
 	}, nil
 }
 

@@ -52,6 +52,12 @@ type tmpfs struct {
 	// notifier is told when a file is gone (IN_DELETE_SELF); nil until
 	// the mount table sets it. Protected by mu.
 	notifier *Notifier
+	// memorySized is set on a tmpfs sized by the sandbox's memory rather
+	// than by a size of its own (/tmp mounted because the root's is
+	// empty; the overlay's upper layer is always one): the application's
+	// memory and the other tmpfs mounts use the same space, which statfs
+	// counts as used. Immutable once the sandbox runs.
+	memorySized bool
 }
 
 // tmpNode is one file of a tmpfs (an inode). Every field but fs and ino
@@ -441,10 +447,10 @@ func (t *tmpfs) symlink(m *Mount, target, rest string, o Owner) error {
 	return nil
 }
 
-func (t *tmpfs) stat(m *Mount, rest string, follow bool) (Stat, error) {
+func (t *tmpfs) stat(c *Creds, m *Mount, rest string, follow bool) (Stat, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w, err := t.walkLocked(m, rest, follow, false, false)
+	w, err := t.walkAsLocked(c, m, rest, follow, false, false)
 	if err != nil {
 		return Stat{}, err
 	}
@@ -496,10 +502,10 @@ func (n *tmpNode) statLocked() Stat {
 	return st
 }
 
-func (t *tmpfs) readlink(m *Mount, rest string) (string, error) {
+func (t *tmpfs) readlink(c *Creds, m *Mount, rest string) (string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w, err := t.walkLocked(m, rest, false, false, false)
+	w, err := t.walkAsLocked(c, m, rest, false, false, false)
 	if err != nil {
 		return "", err
 	}
@@ -520,32 +526,36 @@ func (n *tmpNode) access(mode uint32) error {
 	return nil
 }
 
-func (t *tmpfs) access(m *Mount, rest string, mode uint32, flags int) error {
+func (t *tmpfs) access(c *Creds, m *Mount, rest string, mode uint32, flags int) error {
 	t.mu.Lock()
-	w, err := t.walkLocked(m, rest, flags&unix.AT_SYMLINK_NOFOLLOW == 0, false, false)
+	w, err := t.walkAsLocked(c, m, rest, flags&unix.AT_SYMLINK_NOFOLLOW == 0, false, false)
 	t.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	return w.node.access(mode)
+	return w.node.accessAs(c, mode)
 }
 
-func (t *tmpfs) chdir(m *Mount, rest string) (string, error) {
+// chdir needs search permission on the new working directory too.
+func (t *tmpfs) chdir(c *Creds, m *Mount, rest string) (string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w, err := t.walkLocked(m, rest, true, false, false)
+	w, err := t.walkAsLocked(c, m, rest, true, false, false)
 	if err != nil {
 		return "", err
 	}
 	if !w.node.isDir() {
 		return "", unix.ENOTDIR
 	}
+	if !c.permits(w.node, mayExec) {
+		return "", unix.EACCES
+	}
 	return t.pathLocked(m, w.node)
 }
 
-func (t *tmpfs) statfs(m *Mount, rest string) ([StatfsSize]byte, error) {
+func (t *tmpfs) statfs(c *Creds, m *Mount, rest string) ([StatfsSize]byte, error) {
 	t.mu.Lock()
-	_, err := t.walkLocked(m, rest, true, false, false)
+	_, err := t.walkAsLocked(c, m, rest, true, false, false)
 	t.mu.Unlock()
 	if err != nil {
 		return [StatfsSize]byte{}, err
@@ -553,11 +563,26 @@ func (t *tmpfs) statfs(m *Mount, rest string) ([StatfsSize]byte, error) {
 	return t.statfsBytes(), nil
 }
 
-// statfsBytes is statfs(2) of the filesystem.
+// MemoryInUse is implemented by the Pages of a filesystem (the kernel's
+// memory file) that can say how many bytes the whole sandbox uses: its
+// application's memory and the data of every tmpfs.
+type MemoryInUse interface {
+	InUse() uint64
+}
+
+// statfsBytes is statfs(2) of the filesystem: its size limit as the total
+// and its own file data as used, or, for one sized by the sandbox's memory
+// (memorySized, the overlay's upper layer), everything the sandbox uses,
+// which is what a write there competes with (as runsc reports a
+// memory-backed overlay).
 func (t *tmpfs) statfsBytes() [StatfsSize]byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	free := (t.limit - min(t.used, t.limit)) / 4096
+	used := t.used
+	if m, ok := t.pages.(MemoryInUse); ok && (t.memorySized || t.ovl != nil) {
+		used = max(used, m.InUse())
+	}
+	free := (t.limit - min(used, t.limit)) / 4096
 	magic := int64(tmpfsMagic)
 	if t.ovl != nil {
 		magic = overlayMagic
@@ -580,12 +605,9 @@ func (t *tmpfs) statfsBytes() [StatfsSize]byte {
 // statfsFlagsOffset is the offset of f_flags in struct statfs.
 const statfsFlagsOffset = 112
 
-func (t *tmpfs) unlink(m *Mount, rest string, dir bool) error {
-	return t.unlinkAs(nil, m, rest, dir)
-}
-
-// unlinkAs is unlink for a caller with credentials c (nil: no checks).
-func (t *tmpfs) unlinkAs(c *Creds, m *Mount, rest string, dir bool) error {
+// unlink needs write and search permission on the parent, and the
+// sticky-directory rule (Creds.mayDelete).
+func (t *tmpfs) unlink(c *Creds, m *Mount, rest string, dir bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	w, err := t.walkAsLocked(c, m, rest, false, true, false)
@@ -624,26 +646,36 @@ func (t *tmpfs) unlinkAs(c *Creds, m *Mount, rest string, dir bool) error {
 	return nil
 }
 
-func (t *tmpfs) link(m *Mount, oldRest, newRest string, follow bool) error {
+// link needs search permission on the way to both names, write and
+// search permission on the new name's directory, and (Linux's
+// protected_hardlinks) the file's owner or a regular file the caller may
+// read and write (Creds.mayLink).
+func (t *tmpfs) link(c *Creds, m *Mount, oldRest, newRest string, follow bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ow, err := t.walkLocked(m, oldRest, follow, false, false)
+	ow, err := t.walkAsLocked(c, m, oldRest, follow, false, false)
 	if err != nil {
 		return err
 	}
-	return t.linkNodeLocked(m, ow.node, newRest)
+	return t.linkNodeLocked(c, m, ow.node, newRest)
 }
 
 // linkNodeLocked gives n the new name newRest (link, linkat of an
-// O_TMPFILE file).
-func (t *tmpfs) linkNodeLocked(m *Mount, n *tmpNode, newRest string) error {
-	nw, err := t.walkLocked(m, newRest, false, true, true)
+// O_TMPFILE file) for a caller with credentials c.
+func (t *tmpfs) linkNodeLocked(c *Creds, m *Mount, n *tmpNode, newRest string) error {
+	nw, err := t.walkAsLocked(c, m, newRest, false, true, true)
 	if err != nil {
 		return err
 	}
-	switch {
-	case nw.node != nil:
+	if nw.node != nil {
 		return unix.EEXIST
+	}
+	if err := c.mayLink(n); err != nil {
+		return err
+	}
+	switch {
+	case !c.permits(nw.dir, mayWrite|mayExec):
+		return unix.EACCES
 	case n.isDir():
 		return unix.EPERM
 	case nw.dir.nlink == 0, n.nlink == 0 && n.noLink:
@@ -655,12 +687,8 @@ func (t *tmpfs) linkNodeLocked(m *Mount, n *tmpNode, newRest string) error {
 	return nil
 }
 
-func (t *tmpfs) rename(m *Mount, oldRest, newRest string, flags uint32) error {
-	return t.renameAs(nil, m, oldRest, newRest, flags)
-}
-
-// renameAs is rename for a caller with credentials c (nil: no checks).
-func (t *tmpfs) renameAs(c *Creds, m *Mount, oldRest, newRest string, flags uint32) error {
+// rename checks the caller's permission as Creds.mayRename.
+func (t *tmpfs) rename(c *Creds, m *Mount, oldRest, newRest string, flags uint32) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ow, err := t.walkAsLocked(c, m, oldRest, false, true, false)
@@ -1047,10 +1075,13 @@ func (f *tmpfsFile) release() {
 }
 
 // reopen returns a new description of the same file (/proc/self/fd/N).
-func (f *tmpfsFile) reopen(flags uint32) (*File, error) {
+func (f *tmpfsFile) reopen(c *Creds, flags uint32) (*File, error) {
 	t := f.node.fs
 	t.mu.Lock()
 	defer t.unlockNotify()
+	if !c.permits(f.node, openAccess(flags)) {
+		return nil, unix.EACCES
+	}
 	nf, err := t.openLocked(f.mount, f.node, f.path, flags&^(unix.O_CREAT|unix.O_EXCL))
 	if tf, ok := nf.impl.(*tmpfsFile); ok {
 		tf.memfd = f.memfd
@@ -1262,7 +1293,7 @@ func (f *tmpfsFile) linkTo(m *Mount, rest string) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.linkNodeLocked(m, f.node, rest)
+	return t.linkNodeLocked(nil, m, f.node, rest)
 }
 
 // truncate implements ftruncate(2).

@@ -199,15 +199,7 @@ func (t *tmpfs) lookupSocket(m *Mount, rest string) (BoundSocket, error) {
 // (EROFS on the read-only root, EPERM in a volume).
 // A file that exists is EADDRINUSE.
 func (fs *FS) BindSocket(o Owner, dir *File, p string, mode uint32, s BoundSocket) error {
-	err := fs.do(dir, p, func(m *Mount, p string) error {
-		switch f := m.fs.(type) {
-		case *tmpfs:
-			return f.bindSocket(m, p, mode, o, s)
-		case *overlayFS:
-			return f.bindSocket(p, mode, o, s)
-		}
-		return m.fs.mknod(m, p, unix.S_IFSOCK|mode, 0, o)
-	})
+	err := fs.do(dir, p, func(m *Mount, p string) error { return m.fs.bindSocket(m, p, mode, o, s) })
 	if err == unix.EEXIST {
 		return unix.EADDRINUSE
 	}
@@ -222,16 +214,14 @@ func (fs *FS) LookupSocket(dir *File, p string) (BoundSocket, error) {
 	if err != nil {
 		return nil, err
 	}
-	return resolve(fs, full, func(m *Mount, p string) (BoundSocket, error) {
-		switch f := m.fs.(type) {
-		case *tmpfs:
-			return f.lookupSocket(m, p)
-		case *overlayFS:
-			return f.lookupSocket(p)
-		}
-		if _, err := m.fs.stat(m, p, true); err != nil {
-			return nil, err
-		}
-		return nil, unix.ECONNREFUSED
-	})
+	return resolve(fs, full, func(m *Mount, p string) (BoundSocket, error) { return m.fs.lookupSocket(m, p) })
+}
+
+// noSocket is lookupSocket of a filesystem that keeps no sockets: the
+// lookup's error, or ECONNREFUSED (a host socket is never reached).
+func noSocket(fs Filesystem, m *Mount, p string) (BoundSocket, error) {
+	if _, err := fs.stat(nil, m, p, true); err != nil {
+		return nil, err
+	}
+	return nil, unix.ECONNREFUSED
 }

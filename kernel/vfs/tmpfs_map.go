@@ -1,6 +1,8 @@
 package vfs
 
 import (
+	"slices"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -14,8 +16,12 @@ type SharedFile interface {
 	MapIdent() (minor uint32, ino uint64)
 	// MapRuns is MapShared's work for a mapping that exists: the runs of
 	// pages that hold [off, off+length) (page aligned), up to the end of
-	// the file (rounded up to a page) and no further.
-	MapRuns(off, length uint64) ([]PageRun, error)
+	// the file (rounded up to a page) and no further. Holes of the file
+	// have none, unless alloc: then they are allocated first (a first
+	// touch), and every page up to the end of the file is in a run.
+	// Errors (alloc only): ENOSPC when the filesystem's size is reached,
+	// ENOMEM when memory is exhausted.
+	MapRuns(off, length uint64, alloc bool) ([]PageRun, error)
 }
 
 // ShrinkNotifier is implemented by the Pages of a filesystem whose shared
@@ -31,34 +37,64 @@ type ShrinkNotifier interface {
 func (n *tmpNode) MapIdent() (uint32, uint64) { return n.fs.minor, n.ino }
 
 // MapRuns implements SharedFile.
-func (n *tmpNode) MapRuns(off, length uint64) ([]PageRun, error) {
+func (n *tmpNode) MapRuns(off, length uint64, alloc bool) ([]PageRun, error) {
 	t := n.fs
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.mapRunsLocked(n, off, length)
+	return t.mapRunsLocked(n, off, length, alloc)
 }
 
-// mapRunsLocked allocates the pages of n in [off, off+length) up to the
-// end of the file and returns the runs that hold them.
+// mapRunsLocked returns the runs of pages that hold n's bytes [off,
+// off+length) up to the end of the file, allocating its holes there first
+// if alloc.
 //
 // Preconditions: t.mu is held.
-func (t *tmpfs) mapRunsLocked(n *tmpNode, off, length uint64) ([]PageRun, error) {
+func (t *tmpfs) mapRunsLocked(n *tmpNode, off, length uint64, alloc bool) ([]PageRun, error) {
 	eof := (uint64(n.size) + pageSize - 1) / pageSize * pageSize
 	first, last := off/pageSize, min(off+length, max(eof, off))/pageSize
-	if err := t.fillHolesLocked(n, first, last); err != nil {
-		return nil, err
+	if alloc {
+		if err := t.fillHolesLocked(n, first, last); err != nil {
+			return nil, err
+		}
 	}
 	n.mapped = true
 	var runs []PageRun
-	for i := first; i < last; i++ {
+	for _, i := range t.pageIndexesLocked(n, first, last) {
 		p := n.pages[i]
-		if k := len(runs) - 1; k >= 0 && runs[k].Off+runs[k].Length == p {
+		if k := len(runs) - 1; k >= 0 && runs[k].Off+runs[k].Length == p && runs[k].FileOff+runs[k].Length == i*pageSize {
 			runs[k].Length += pageSize
 			continue
 		}
 		runs = append(runs, PageRun{FileOff: i * pageSize, Off: p, Length: pageSize})
 	}
 	return runs, nil
+}
+
+// pageIndexesLocked returns the indexes of n's allocated pages in [first,
+// last), in order. A range much larger than the file's allocation (a
+// sparse file mapped whole) is answered from the allocated pages.
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) pageIndexesLocked(n *tmpNode, first, last uint64) []uint64 {
+	var idx []uint64
+	if last <= first {
+		return nil
+	}
+	if last-first <= 2*uint64(len(n.pages)) {
+		for i := first; i < last; i++ {
+			if _, ok := n.pages[i]; ok {
+				idx = append(idx, i)
+			}
+		}
+		return idx
+	}
+	for i := range n.pages {
+		if i >= first && i < last {
+			idx = append(idx, i)
+		}
+	}
+	slices.Sort(idx)
+	return idx
 }
 
 // noteShrinkLocked records that mapped file n was cut to size, for
@@ -101,17 +137,19 @@ type PageRun struct {
 
 // MapShared prepares [off, off+length) of f (page aligned) for a shared
 // mapping and returns the file, the runs of pages that hold the range up to
-// the end of the file (rounded up to a page; the rest of the mapping has
-// none: SIGBUS), in order, and whether the mapping may ever be writable.
-// Every page of those is allocated now (a hole becomes a zero page of the
-// file), holes next to each other in one run. From then on the file keeps its
-// pages for as long as it exists (tmpNode.mapped); the caller adds its own
-// count to each run (the pages outlive the file while mapped).
+// the end of the file (rounded up to a page), in order, and whether the
+// mapping may ever be writable. The file's holes have no pages (nor has
+// the mapping past the end of the file): they are allocated at the
+// mapping's first touch of them (MapRuns with alloc), or now if populate
+// (MAP_POPULATE), holes next to each other in one run. From then on the
+// file keeps its pages for as long as it exists (tmpNode.mapped); the
+// caller adds its own count to each run (the pages outlive the file while
+// mapped).
 //
 // Errors: ENODEV for anything but a tmpfs file or memfd, EPERM for a
 // writable mapping of a file sealed against writes, ENOMEM when memory (or
 // the filesystem's size) is exhausted.
-func (f *File) MapShared(off, length uint64, write bool) (SharedFile, []PageRun, bool, error) {
+func (f *File) MapShared(off, length uint64, write, populate bool) (SharedFile, []PageRun, bool, error) {
 	m, ok := f.impl.(*tmpfsFile)
 	if !ok || m.node.fileType() != unix.S_IFREG {
 		return nil, nil, false, unix.ENODEV
@@ -124,15 +162,16 @@ func (f *File) MapShared(off, length uint64, write bool) (SharedFile, []PageRun,
 	if write && sealed {
 		return nil, nil, false, unix.EPERM
 	}
-	runs, err := t.mapRunsLocked(n, off, length)
+	runs, err := t.mapRunsLocked(n, off, length, populate)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, false, unix.ENOMEM
 	}
 	return n, runs, !sealed, nil
 }
 
 // fillHolesLocked allocates every missing page of n in [first, last),
-// each run of neighbouring holes in one allocation.
+// each run of neighbouring holes in one allocation. Errors: ENOSPC past the
+// filesystem's size, ENOMEM when memory is exhausted.
 //
 // Preconditions: t.mu is held.
 func (t *tmpfs) fillHolesLocked(n *tmpNode, first, last uint64) error {
@@ -150,7 +189,7 @@ func (t *tmpfs) fillHolesLocked(n *tmpNode, first, last uint64) error {
 		}
 		size := (j - i) * pageSize
 		if t.used+size > t.limit || t.used+size < t.used {
-			return unix.ENOMEM
+			return unix.ENOSPC
 		}
 		base, err := t.pagesLocked().AllocatePages(size)
 		if err != nil {

@@ -297,6 +297,7 @@ func init() {
 		{Name: "inoBase", Type: "uint64"},
 		{Name: "ovl", Type: "*snapshotter/kernel/vfs.overlayFS"},
 		{Name: "notifier", Type: "*snapshotter/kernel/vfs.Notifier"},
+		{Name: "memorySized", Type: "bool"},
 	})
 	stateTypeInfotmpNode = stateify.Register[tmpNode]("snapshotter/kernel/vfs.tmpNode", []stateify.Field{
 		{Name: "fs", Type: "*snapshotter/kernel/vfs.tmpfs"},
@@ -1924,6 +1925,7 @@ func (x *tmpfs) StateSave(e *stateify.Encoder) {
 	e.Uint(x.inoBase)
 	stateify.SavePtr(e, x.ovl)
 	stateify.SavePtr(e, x.notifier)
+	e.Bool(x.memorySized)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1948,6 +1950,8 @@ func (x *tmpfs) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			stateify.LoadPtr(d, &x.ovl)
 		case 8:
 			stateify.LoadPtr(d, &x.notifier)
+		case 9:
+			x.memorySized = d.Bool()
 		default:
 			d.Skip()
 		}

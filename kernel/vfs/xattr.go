@@ -11,7 +11,8 @@ import (
 // Extended attributes. Files of the overlay's upper layer and of tmpfs
 // keep theirs in memory (tmpNode.xattrs, saved): user.* (on regular files
 // and directories, as Linux), trusted.* and security.* (the sandbox's
-// root may set them; callers' capabilities are not checked). Lower files
+// root may set them). A caller's permission is checked as Linux's
+// xattr_permission (Creds.mayXattr) on those files. Lower files
 // show the host's user.* attributes (a copy-up copies them), volume files
 // are the host's (user.* only). Another namespace reads as absent and
 // cannot be set (EOPNOTSUPP); the read-only root and the sentry's files
@@ -33,6 +34,10 @@ type XattrOp struct {
 	Name  string
 	Value []byte
 	Flags int
+	// Creds, if not nil, are the caller's, whose permission a tmpfs or
+	// the overlay checks: search on the way, and Creds.mayXattr on the
+	// file.
+	Creds *Creds
 }
 
 // xattrMaxValue is Linux's XATTR_SIZE_MAX.
@@ -88,7 +93,7 @@ func (fs *FS) XattrAt(dir *File, p string, follow bool, op *XattrOp) ([]byte, er
 			return f.xattr(p, follow, op)
 		case *tmpfs:
 			f.mu.Lock()
-			w, err := f.walkLocked(m, p, follow, false, false)
+			w, err := f.walkAsLocked(op.Creds, m, p, follow, false, false)
 			if err != nil {
 				f.mu.Unlock()
 				return nil, err
@@ -106,7 +111,7 @@ func (fs *FS) XattrAt(dir *File, p string, follow bool, op *XattrOp) ([]byte, er
 			defer unix.Close(fd)
 			return hostXattr(fd, op, f.ro)
 		default:
-			if _, err := m.fs.stat(m, p, follow); err != nil {
+			if _, err := m.fs.stat(nil, m, p, follow); err != nil {
 				return nil, err
 			}
 			return noXattr(op)
@@ -155,10 +160,62 @@ func noXattr(op *XattrOp) ([]byte, error) {
 	return nil, unix.EROFS
 }
 
+// capSysAdmin is CAP_SYS_ADMIN, which the trusted.* and security.*
+// namespaces ask of a caller.
+const capSysAdmin = 21
+
+// mayXattr is Linux's xattr_permission (with commoncap's rule for
+// security.*) for op on n: trusted.* needs CAP_SYS_ADMIN (else a read
+// finds nothing, ENODATA, and a change is EPERM), and so does changing
+// security.*; user.* exists on regular files and directories only (as
+// trusted.*'s answers), and in a sticky directory only its owner (or
+// CAP_FOWNER) changes them; then reading needs read permission on the
+// file, changing write permission (EACCES). Listing is not checked.
+func (c *Creds) mayXattr(n *tmpNode, op *XattrOp) error {
+	if c == nil || op.Kind == XattrList {
+		return nil
+	}
+	write := op.Kind == XattrSet || op.Kind == XattrRemove
+	denied := unix.ENODATA
+	if write {
+		denied = unix.EPERM
+	}
+	switch {
+	case strings.HasPrefix(op.Name, "security."):
+		if write && !c.has(capSysAdmin) {
+			return unix.EPERM
+		}
+		return nil
+	case strings.HasPrefix(op.Name, "trusted."):
+		if !c.has(capSysAdmin) {
+			return denied
+		}
+		return nil
+	case strings.HasPrefix(op.Name, userPrefix):
+		if t := n.fileType(); t != unix.S_IFREG && t != unix.S_IFDIR {
+			return denied
+		}
+		if write && n.isDir() && n.mode&unix.S_ISVTX != 0 && !c.owns(n) {
+			return unix.EPERM
+		}
+	}
+	want := uint32(mayRead)
+	if write {
+		want = mayWrite
+	}
+	if !c.permits(n, want) {
+		return unix.EACCES
+	}
+	return nil
+}
+
 // nodeXattrLocked runs op on a tmpfs node.
 //
 // Preconditions: the node's filesystem's mu is held.
 func nodeXattrLocked(n *tmpNode, op *XattrOp) ([]byte, error) {
+	if err := op.Creds.mayXattr(n, op); err != nil {
+		return nil, err
+	}
 	user := strings.HasPrefix(op.Name, userPrefix)
 	switch op.Kind {
 	case XattrGet:
@@ -170,7 +227,10 @@ func nodeXattrLocked(n *tmpNode, op *XattrOp) ([]byte, error) {
 	case XattrList:
 		names := make([]string, 0, len(n.xattrs))
 		for name := range n.xattrs {
-			names = append(names, name)
+			// Linux's tmpfs lists trusted.* to CAP_SYS_ADMIN only.
+			if op.Creds == nil || op.Creds.has(capSysAdmin) || !strings.HasPrefix(name, "trusted.") {
+				names = append(names, name)
+			}
 		}
 		sort.Strings(names)
 		var out []byte
@@ -276,8 +336,11 @@ func (o *overlayFS) xattr(full string, follow bool, op *XattrOp) ([]byte, error)
 	t := o.upper
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w, err := o.walkLocked(full, follow, false, false)
+	w, err := o.walkAsLocked(op.Creds, full, follow, false, false)
 	if err != nil {
+		return nil, err
+	}
+	if err := op.Creds.mayXattr(w.ent.node(), op); err != nil {
 		return nil, err
 	}
 	if w.ent.up == nil && (op.Kind == XattrGet || op.Kind == XattrList) {

@@ -12,7 +12,17 @@
  * chown CAP_CHOWN, chgrp the owner and one of its groups, touching the
  * times the owner or write permission, truncate write permission, and
  * chmod drops the set-group-ID bit of a file of another group; access(2)
- * answers as open would, stat and chdir need search permission; a memfd belongs to its maker, who may fchmod it;
+ * answers as open would, stat, chdir, readlink and statfs need search
+ * permission; link needs search permission on the way, write and search
+ * permission on the new name's directory and, with protected_hardlinks
+ * (on by default), the file's owner or a regular file the caller may read
+ * and write; extended attributes: user.* need read (get) or write (set)
+ * permission and, on a sticky directory, its owner to change them,
+ * trusted.* CAP_SYS_ADMIN (ENODATA, EPERM, hidden from listxattr), and
+ * the lookup search permission; an open through /proc/self/fd/N needs
+ * the permission a fresh open would (an O_PATH or read-only descriptor
+ * gives no more); a memfd belongs to its maker, who may
+ * fchmod it;
  * root passes every check by CAP_DAC_OVERRIDE (reading and writing a file
  * of mode 0), a caller with only CAP_DAC_READ_SEARCH reads but does not
  * write.
@@ -26,9 +36,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #ifndef _LINUX_CAPABILITY_VERSION_3
@@ -119,6 +131,89 @@ static void accesses(void)
 	chdir(cwd);
 	errno = 0;
 	printf("faccessat AT_EACCESS W_OK own 0406: %s\n", res(faccessat(AT_FDCWD, at("mine406"), W_OK, AT_EACCESS)));
+	char buf[64];
+	errno = 0;
+	printf("readlink in root's 0700 directory: %s\n", res(readlink(at("closed/l"), buf, sizeof buf)));
+	errno = 0;
+	printf("readlink in root's 0711 directory: %s\n", res(readlink(at("xonly/l"), buf, sizeof buf)));
+	struct statfs sfs;
+	errno = 0;
+	printf("statfs in root's 0700 directory: %s\n", res(statfs(at("closed/f"), &sfs)));
+	errno = 0;
+	printf("statfs in root's 0711 directory: %s\n", res(statfs(at("xonly/f"), &sfs)));
+}
+
+static void xattrs(void)
+{
+	char buf[256];
+	errno = 0;
+	printf("getxattr user.* of root's 0666: %s\n", res(getxattr(at("root666"), "user.u", buf, sizeof buf)));
+	errno = 0;
+	printf("getxattr user.* of root's 0600: %s\n", res(getxattr(at("root600"), "user.u", buf, sizeof buf)));
+	errno = 0;
+	printf("setxattr user.* of root's 0644: %s\n", res(setxattr(at("root644"), "user.n", "v", 1, 0)));
+	errno = 0;
+	printf("setxattr user.* of root's 0666: %s\n", res(setxattr(at("root666"), "user.n", "v", 1, 0)));
+	errno = 0;
+	printf("removexattr user.* of root's 0666: %s\n", res(removexattr(at("root666"), "user.n")));
+	errno = 0;
+	printf("setxattr user.* of root's 1777 directory: %s\n", res(setxattr(at("sticky"), "user.n", "v", 1, 0)));
+	errno = 0;
+	printf("getxattr trusted.* of root's 0666: %s\n", res(getxattr(at("root666"), "trusted.t", buf, sizeof buf)));
+	errno = 0;
+	printf("setxattr trusted.* of root's 0666: %s\n", res(setxattr(at("root666"), "trusted.n", "v", 1, 0)));
+	errno = 0;
+	ssize_t n = listxattr(at("root666"), buf, sizeof buf);
+	int trusted = 0, user = 0;
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1) {
+		trusted += strncmp(buf + i, "trusted.", 8) == 0;
+		user += strncmp(buf + i, "user.", 5) == 0;
+	}
+	printf("listxattr of root's 0666: user.* %d, trusted.* %d\n", user, trusted);
+	errno = 0;
+	printf("getxattr in root's 0700 directory: %s\n", res(getxattr(at("closed/f"), "user.u", buf, sizeof buf)));
+}
+
+static void reopen(const char *name, int flags, const char *what)
+{
+	int fd = open(at(name), O_PATH);
+	char p[64];
+	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+	errno = 0;
+	int r = open(p, flags);
+	printf("%s: %s\n", what, res(r));
+	if (r >= 0)
+		close(r);
+	close(fd);
+}
+
+static void reopens(void)
+{
+	reopen("root644", O_RDONLY, "reopen O_PATH root's 0644 read-only");
+	reopen("root644", O_RDWR, "reopen O_PATH root's 0644 read-write");
+	reopen("root600", O_RDONLY, "reopen O_PATH root's 0600 read-only");
+	reopen("root666", O_RDWR, "reopen O_PATH root's 0666 read-write");
+}
+
+static void links(void)
+{
+	char to[128];
+	snprintf(to, sizeof to, "%s/sticky/hl", base);
+	errno = 0;
+	printf("link root's 0600 into a 1777 directory: %s\n", res(link(at("root600"), to)));
+	errno = 0;
+	printf("link root's 0644 there: %s\n", res(link(at("root644"), to)));
+	errno = 0;
+	printf("link root's 0666 there: %s\n", res(link(at("root666"), to)));
+	snprintf(to, sizeof to, "%s/sticky/hl2", base);
+	errno = 0;
+	printf("link own 0406 there: %s\n", res(link(at("mine406"), to)));
+	unlink(to);
+	errno = 0;
+	printf("link from root's 0700 directory: %s\n", res(link(at("closed/f"), to)));
+	snprintf(to, sizeof to, "%s/open/hl", base);
+	errno = 0;
+	printf("link own 0406 into root's 0755 directory: %s\n", res(link(at("mine406"), to)));
 }
 
 static void changes(void)
@@ -215,14 +310,19 @@ int main(void)
 	mk("mine406", 0406, 1000, 1000);
 	mkd("closed", 0700, 0);
 	mk("closed/f", 0644, 0, 0);
+	symlink("f", at("closed/l"));
 	mkd("xonly", 0711, 0);
 	mk("xonly/f", 0644, 0, 0);
+	symlink("f", at("xonly/l"));
 	mkd("open", 0755, 0);
 	mkd("sticky", 01777, 0);
 	mk("zero", 0, 0, 0);
 	mk("open/rootfile", 0666, 0, 0);
 	mk("sticky/rootfile", 0666, 0, 0);
 	mk("mine3000", 0644, 1000, 3000);
+	setxattr(at("root666"), "user.u", "v", 1, 0);
+	setxattr(at("root600"), "user.u", "v", 1, 0);
+	setxattr(at("root666"), "trusted.t", "v", 1, 0);
 
 	printf("root:\n");
 	try_open("zero", O_RDWR, "read-write a 0000 file");
@@ -240,6 +340,9 @@ int main(void)
 		printf("uid 1000:\n");
 		checks();
 		accesses();
+		xattrs();
+		reopens();
+		links();
 		changes();
 		memfd();
 		_exit(0);
@@ -269,6 +372,7 @@ int main(void)
 
 	/* Clean up as root. */
 	const char *files[] = {"root600", "root644", "root666", "grp060", "pgrp040", "mine406", "closed/f", "xonly/f",
+			       "closed/l", "xonly/l", "sticky/hl", "sticky/hl2", "open/hl",
 			       "sticky/new", "zero", "open/dir", "open/fifo", "open/link", "open/rootfile",
 			       "sticky/rootfile", "sticky/mine", "mine3000"};
 	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
