@@ -10,6 +10,9 @@ import (
 // application's own atomic instructions on it, and returns old. fn may be
 // called more than once.
 func (mm *MM) atomicUpdateUint32(addr uint64, fn func(uint32) uint32) (uint32, error) {
+	if err := mm.freshenForWrite(addr, 4); err != nil {
+		return 0, err
+	}
 	mm.mu.RLock()
 	defer mm.mu.RUnlock()
 	var old uint32

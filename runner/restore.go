@@ -85,6 +85,16 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	if o.Lazy {
 		lr = newLazyRestore(ctx, img, o, tm, uri)
 		ro.Lazy = lr.memory()
+	} else if o.Park && o.BaseDir != "" {
+		base, err := openBase(ctx, img, o.BaseDir)
+		if err != nil {
+			if o.Diag != nil {
+				o.Diag.Printf("restore %s: no shared base, loading a copy of its own: %v", uri, err)
+			}
+		} else {
+			defer base.Close() // the kernel keeps what it needs
+			ro.Base = &kernel.MemoryBase{FD: int(base.Fd()), Size: img.Manifest().MemorySize}
+		}
 	}
 	tm.Since(StepOpenImage, start)
 	k, err := kernel.Restore(ctx, state, ro)

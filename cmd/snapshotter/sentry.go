@@ -80,6 +80,9 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 					o.VerifyKey = key
 					o.Lazy, o.NoWorkingSet = lazy, noWS
 					o.Park = pool != ""
+					if o.Park {
+						o.BaseDir = sd.PoolBaseDir(pool)
+					}
 					var launched time.Time
 					if launchedAt > 0 {
 						launched = time.Unix(0, launchedAt)
