@@ -133,6 +133,9 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	}
 	if r.lazy != nil {
 		r.lazy.start()
+		if r.lazy.base != nil {
+			r.mapNow()
+		}
 		return r.k, nil
 	}
 	r.prefault()

@@ -350,3 +350,17 @@ func (k *Kernel) waitLoaded() error {
 	}
 	return nil
 }
+
+// mapNow makes the mappings of the restored address spaces that the
+// platform queued until their first run, so that the base's pages are
+// mapped (populated) before the program runs rather than when it first
+// does, as a restore's prefault maps the loaded pages.
+func (r *restorer) mapNow() {
+	for mm := range r.mms {
+		mm.mu.RLock()
+		if has, ok := mm.as.(hostAddressSpace); ok {
+			has.HostPID() // makes what is queued first
+		}
+		mm.mu.RUnlock()
+	}
+}

@@ -16,9 +16,11 @@ import (
 func init() {
 	// cowbase: 4 MiB of a pattern; for each byte on stdin it prints the
 	// memory's checksum, after flipping the first byte of every page of
-	// its first MiB if the byte is 'w'.
+	// its first MiB if the byte is 'w'; for 'z' it drops 64 KiB of it
+	// (MADV_DONTNEED) and says whether they read as zero.
 	pausePrograms["cowbase"] = `#include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #define N (4 << 20)
 int main(void) {
@@ -27,6 +29,14 @@ int main(void) {
 	printf("ready\n"); fflush(stdout);
 	char c;
 	while (read(0, &c, 1) == 1) {
+		if (c == 'z') {
+			unsigned char *p = (unsigned char *)(((unsigned long)m + 8191) & ~4095UL);
+			madvise(p, 65536, MADV_DONTNEED);
+			int zero = 1;
+			for (int i = 0; i < 65536; i++) zero &= p[i] == 0;
+			printf("zeroed %d\n", zero); fflush(stdout);
+			continue;
+		}
 		if (c == 'w') for (int i = 0; i < N / 4; i += 4096) m[i] ^= 0xff;
 		unsigned long s = 0;
 		for (int i = 0; i < N; i++) s = s * 31 + m[i];
@@ -186,6 +196,11 @@ func TestRestoreOverBase(t *testing.T) {
 	}
 	if own := dataBytes(t, ms[1].k.mf); own > 1<<20 {
 		t.Errorf("member 1 holds %d bytes of its own after reading only", own)
+	}
+	// Memory dropped reads as zero, not as the base.
+	ms[1].in.Write([]byte{'z'})
+	if got := line(ms[1]); got != "zeroed 1" {
+		t.Errorf("member 1 after MADV_DONTNEED: %q, want %q", got, "zeroed 1")
 	}
 
 	// A save reads through the view; the image restores as any other.

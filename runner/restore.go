@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -123,6 +124,10 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	if o.Park {
 		sb.parked = &parking{stdio: stdio, discarded: make(chan struct{})}
 		sb.park()
+		// A member waits, perhaps long, among many: what the restore
+		// left on the heap (the state read and decoded) goes back to
+		// the host now rather than at the collector's pace.
+		debug.FreeOSMemory()
 		return sb, m, nil
 	}
 	sb.resumed = time.Now()
