@@ -198,8 +198,9 @@ const (
 	parkDiscarded
 )
 
-// Unpark implements Parked: it binds stdio and resumes the tasks.
-func (s *KernelSandbox) Unpark(stdio [3]*os.File) error {
+// Unpark implements Parked: it publishes ports, binds stdio and resumes
+// the tasks.
+func (s *KernelSandbox) Unpark(stdio [3]*os.File, publish []kernel.PortMapping) error {
 	p := s.parked
 	if p == nil {
 		closeFiles(stdio[:])
@@ -210,6 +211,10 @@ func (s *KernelSandbox) Unpark(stdio [3]*os.File) error {
 	if p.state != parkWaiting {
 		closeFiles(stdio[:])
 		return ErrNotWaiting
+	}
+	if err := s.k.Publish(publish); err != nil {
+		closeFiles(stdio[:])
+		return fmt.Errorf("%w: %v", ErrTakePublish, err)
 	}
 	if err := p.stdio.Rebind(stdio); err != nil {
 		closeFiles(stdio[:])

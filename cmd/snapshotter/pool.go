@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"snapshotter/cmd/snapshotter/internal/fasttake"
+	"snapshotter/kernel"
 	"snapshotter/runner"
 )
 
@@ -61,7 +62,7 @@ of every member, --verify requires the image to be signed by that key.`,
 			if cmd.Flags().Changed("publish") {
 				// Every member of one image would claim the same host
 				// ports.
-				return fmt.Errorf("create pool %s: -p: pool members publish no ports", name)
+				return fmt.Errorf("create pool %s: -p: pool members publish no ports until taken (snap pool take -p)", name)
 			}
 			if _, err := f.limits(cmd); err != nil {
 				return err
@@ -100,16 +101,19 @@ func newPoolTakeCmd(g *globalFlags) *cobra.Command {
 	var (
 		detach, wait          bool
 		stdin, stdout, stderr string
+		publish               []string
 	)
 	cmd := &cobra.Command{
-		Use:   "take NAME [--stdin FILE] [--stdout FILE] [--stderr FILE] [-d] [--wait]",
+		Use:   "take NAME [--stdin FILE] [--stdout FILE] [--stderr FILE] [-d] [--wait] [-p [HOSTADDR:]HOSTPORT:PORT]...",
 		Short: "Take a waiting sandbox from a pool and resume it",
 		Long: `take claims one waiting member of the pool, gives it its stdio and resumes
 it; a replacement is restored in the background. In the foreground the
 program's stdio is snap's (or the files given) and snap exits with its
 status; with -d the sandbox ID is printed and the program runs on in the
 background (stdio /dev/null unless given). An empty pool is an error, or
-with --wait, waited for.`,
+with --wait, waited for. -p publishes a port of the member on the host
+when it is taken; a host port in use fails the take and leaves the member
+in the pool.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
@@ -122,10 +126,18 @@ with --wait, waited for.`,
 				signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 				defer signal.Stop(sigs)
 			}
-			id := fasttake.Taken()
+			ms := make([]kernel.PortMapping, 0, len(publish))
+			for _, v := range publish {
+				m, err := kernel.ParsePortMapping(v)
+				if err != nil {
+					return fmt.Errorf("-p: %w", err)
+				}
+				ms = append(ms, m)
+			}
+			id := fasttake.Taken() // never with -p: fasttake leaves it here
 			if id == "" {
 				var err error
-				if id, err = takeMember(cmd, sd, name, detach, wait, [3]string{stdin, stdout, stderr}); err != nil {
+				if id, err = takeMember(cmd, sd, name, detach, wait, [3]string{stdin, stdout, stderr}, ms); err != nil {
 					return err
 				}
 			}
@@ -141,12 +153,13 @@ with --wait, waited for.`,
 	cmd.Flags().StringVar(&stdin, "stdin", "", "file for the program's stdin (default: snap's, or /dev/null with -d)")
 	cmd.Flags().StringVar(&stdout, "stdout", "", "file the program's stdout is appended to (default: snap's, or /dev/null with -d)")
 	cmd.Flags().StringVar(&stderr, "stderr", "", "file the program's stderr is appended to (default: snap's, or /dev/null with -d)")
+	cmd.Flags().StringArrayVarP(&publish, "publish", "p", nil, "publish the member's TCP port PORT on the host as [HOSTADDR:]HOSTPORT:PORT (HOSTADDR 127.0.0.1 by default; repeatable)")
 	return cmd
 }
 
 // takeMember opens the stdio files and takes a member of pool name,
 // starting a replenisher if the pool is short.
-func takeMember(cmd *cobra.Command, sd runner.StateDir, name string, detach, wait bool, paths [3]string) (string, error) {
+func takeMember(cmd *cobra.Command, sd runner.StateDir, name string, detach, wait bool, paths [3]string, publish []kernel.PortMapping) (string, error) {
 	stdio, err := openTakeStdio(paths, detach)
 	if err != nil {
 		return "", err
@@ -165,7 +178,7 @@ func takeMember(cmd *cobra.Command, sd runner.StateDir, name string, detach, wai
 	}
 	// A member taken starts the replenisher itself.
 	return runner.TakeFromPool(cmd.Context(), sd, name, runner.TakeOptions{
-		Stdio: stdio, Wait: wait, Short: replenish,
+		Stdio: stdio, Wait: wait, Short: replenish, Publish: publish,
 	})
 }
 
