@@ -364,3 +364,26 @@ func (r *restorer) mapNow() {
 		mm.mu.RUnlock()
 	}
 }
+
+// ensureDropped prepares [start, end) for a decommit: what a lazy load has
+// not loaded is loaded first (ensureLoaded), except, over a base, the
+// chunks the range covers whole, which are marked loaded without a copy:
+// they will read as zero, and nothing maps them from the base (their last
+// owner let them go, or MADV_DONTNEED remapped them first).
+func (f *MemoryFile) ensureDropped(start, end uint64) error {
+	l := f.lazy.Load()
+	if l == nil || l.base == nil {
+		return f.ensureLoaded(start, end)
+	}
+	for i := l.find(start); i < len(l.chunks) && l.chunks[i].Off < end; i++ {
+		c := l.chunks[i]
+		if c.Off >= start && c.Off+c.Len <= end && l.state[i].CompareAndSwap(chunkUnloaded, chunkLoading) {
+			l.loaded(i, loadDropped)
+			continue
+		}
+		if err := l.ensureChunk(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}

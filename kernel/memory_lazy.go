@@ -291,6 +291,7 @@ const (
 	loadEager = iota
 	loadBackground
 	loadOnDemand
+	loadDropped // over a base: decommitted whole, never copied
 )
 
 // loaded marks chunk i loaded by who (loadEager...).
@@ -305,6 +306,7 @@ func (l *lazyLoad) loaded(i int, who int) {
 		l.stats.Eager++
 	case loadBackground:
 		l.stats.Background++
+	case loadDropped:
 	default:
 		l.stats.OnDemand = append(l.stats.OnDemand, i)
 	}
