@@ -396,10 +396,12 @@ func mappedKiB(t *testing.T, pid int, path string) (rss, shared uint64) {
 // their image's memory, whose pages both waiting members' stubs map,
 // shared; a member's writes stay its own; a taken member keeps working,
 // with its memory, once the pool (and its base's name) is removed, and
-// its save restores with that memory.
+// its save restores with that memory. A pool created with --private-memory
+// makes no base.
 func TestPoolSharedBase(t *testing.T) {
 	e := newEnv(t)
-	e.createPool("p", e.poolImage("img"), 2)
+	img := e.poolImage("img")
+	e.createPool("p", img, 2)
 	bases, _ := filepath.Glob(filepath.Join(e.dir, "state", ".pools", "p", "base-*"))
 	if len(bases) != 1 {
 		t.Fatalf("pool directory holds bases %q, want one", bases)
@@ -447,4 +449,14 @@ func TestPoolSharedBase(t *testing.T) {
 		t.Fatalf("restore of the saved member: %v, stderr %q", err, stderr.String())
 	}
 	wantLines(t, "restored member", strings.Split(strings.TrimSpace(stdout.String()), "\n"), "pages hold c", "bye after 4 commands")
+
+	// --private-memory: no base; members load copies of their own.
+	e.must("pool", "create", "own", "--image", img, "--size", "1", "--private-memory")
+	t.Cleanup(func() { e.removePool("own") })
+	if bases, _ := filepath.Glob(filepath.Join(e.dir, "state", ".pools", "own", "base-*")); len(bases) != 0 {
+		t.Errorf("pool created with --private-memory holds bases %q", bases)
+	}
+	own, ownOut, _ := e.takeDetached("own", "set d\ncheck\n")
+	e.must("wait", own)
+	wantLines(t, "stdout of "+own, lines(ownOut), "pages hold d", "bye after 2 commands")
 }

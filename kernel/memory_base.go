@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -384,6 +385,77 @@ func (f *MemoryFile) ensureDropped(start, end uint64) error {
 		if err := l.ensureChunk(i); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// BaseCopied returns the chunks of a restore over a base that were copied
+// because they were touched (not by CopyBase), ascending; nil if the
+// kernel was not restored over a base or has copied everything.
+func (k *Kernel) BaseCopied() []int {
+	l := k.mf.lazyLoader()
+	if l == nil || l.base == nil {
+		return nil
+	}
+	l.mu.Lock()
+	out := append([]int(nil), l.stats.OnDemand...)
+	l.mu.Unlock()
+	sort.Ints(out)
+	return out
+}
+
+// CopyBase copies chunks idx (BaseCopied of an earlier sandbox of the same
+// base) into the memory file and maps them from it in every address
+// space, at once rather than one write fault each: a pool member does it
+// when it is taken, with the chunks a member taken before wrote first.
+// Indices out of range are ignored. Mappings made before the program
+// first runs cost it no extra stop (the platform batches them).
+func (k *Kernel) CopyBase(idx []int) error {
+	l := k.mf.lazyLoader()
+	if l == nil || l.base == nil {
+		return nil
+	}
+	idx = append([]int(nil), idx...)
+	sort.Ints(idx)
+	var todo []int
+	for _, i := range idx {
+		if i >= 0 && i < len(l.chunks) && l.state[i].CompareAndSwap(chunkUnloaded, chunkLoading) {
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) > 0 {
+		if err := l.lm.Load(l.ctx, todo, l.w, func(i int) { l.loaded(i, loadEager) }); err != nil {
+			l.fail(err)
+			return fmt.Errorf("copy %d chunks of the base: %w", len(todo), err)
+		}
+	}
+	// Neighbouring chunks are mapped together.
+	var runs []LazyChunk
+	var done []int
+	for _, i := range idx {
+		if i < 0 || i >= len(l.chunks) || l.state[i].Load() != chunkLoaded {
+			continue
+		}
+		c := l.chunks[i]
+		done = append(done, i)
+		if n := len(runs); n > 0 && runs[n-1].Off+runs[n-1].Len == c.Off {
+			runs[n-1].Len += c.Len
+		} else {
+			runs = append(runs, c)
+		}
+	}
+	for _, mm := range k.mms() {
+		mm.mu.Lock()
+		for _, r := range runs {
+			if err := mm.remapChunkLocked(r); err != nil {
+				mm.mu.Unlock()
+				return err
+			}
+		}
+		for _, i := range done {
+			setBits(&mm.baseFresh, uint64(i), 1)
+		}
+		mm.mu.Unlock()
 	}
 	return nil
 }

@@ -127,8 +127,8 @@ func dataBytes(t *testing.T, f *MemoryFile) uint64 {
 // TestRestoreOverBase restores two sandboxes over one base: both read
 // the base's pages (mapped by both stubs, shared), a write in one copies
 // what it writes into its own memory file and the other sees nothing of
-// it, and a save of the one that wrote, restored the ordinary way, has
-// its memory.
+// it, what one copied can be copied into another before it runs, and a
+// save of the one that wrote, restored the ordinary way, has its memory.
 func TestRestoreOverBase(t *testing.T) {
 	s := startPauseSandbox(t, "cowbase")
 	if l := s.next(t); l != "ready" {
@@ -197,6 +197,26 @@ func TestRestoreOverBase(t *testing.T) {
 	if own := dataBytes(t, ms[1].k.mf); own > 1<<20 {
 		t.Errorf("member 1 holds %d bytes of its own after reading only", own)
 	}
+	// What member 0 copied, copied at once into a third before it runs:
+	// its writes land in the copies, mapped already.
+	copied := ms[0].k.BaseCopied()
+	if len(copied) < 16 {
+		t.Fatalf("BaseCopied() after a write of 1 MiB = %d chunks", len(copied))
+	}
+	k3, in3, out3 := restoreWithPipes(t, state, RestoreOptions{Base: &MemoryBase{FD: int(base.Fd()), Size: size}})
+	if err := k3.CopyBase(copied); err != nil {
+		t.Fatalf("CopyBase() = %v", err)
+	}
+	if own := dataBytes(t, k3.mf); own < uint64(len(copied))*baseChunk/2 {
+		t.Errorf("after CopyBase of %d chunks the memory file holds %d bytes", len(copied), own)
+	}
+	k3.Resume()
+	m3 := member{k3, in3, scanLines(out3, 16)}
+	m3.in.Write([]byte{'w'})
+	if got := line(m3); got != wantWritten {
+		t.Errorf("member 3 after CopyBase and a write: %q, want %q", got, wantWritten)
+	}
+
 	// Memory dropped reads as zero, not as the base.
 	ms[1].in.Write([]byte{'z'})
 	if got := line(ms[1]); got != "zeroed 1" {

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -33,6 +34,76 @@ import (
 
 // basePrefix begins the names of base files in a pool's directory.
 const basePrefix = "base-"
+
+// The chunks of the base that the first member taken from a pool wrote in
+// its first moments (until ReplenishDelay after the take) are recorded
+// beside the base, as writes-<manifest SHA-256> (JSON, chunk indices);
+// every member taken later copies them at once when it is taken, before
+// its program runs, rather than one write fault each while it answers.
+// Waiting members still share them.
+const writesPrefix = "writes-"
+
+// maxWrites bounds the chunks a writes file may name.
+const maxWrites = 1 << 20
+
+// writesPath returns the writes file of the image whose manifest is m.
+func writesPath(dir string, m *storage.Manifest) string {
+	return filepath.Join(dir, writesPrefix+m.Digest())
+}
+
+// copyWrites copies the chunks recorded at path (Kernel.CopyBase) and
+// reports whether there were none to copy, so that this take records them.
+func (s *KernelSandbox) copyWrites(path string) bool {
+	if path == "" {
+		return false
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	var idx []int
+	if err == nil {
+		err = json.Unmarshal(b, &idx)
+	}
+	if err == nil && len(idx) > maxWrites {
+		err = fmt.Errorf("%d chunks, more than %d", len(idx), maxWrites)
+	}
+	if err == nil {
+		err = s.k.CopyBase(idx)
+	}
+	if err != nil && s.opts.Diag != nil {
+		s.opts.Diag.Printf("take: chunks written first (%s) not copied: %v", path, err)
+	}
+	return false
+}
+
+// recordWrites writes the chunks of the base this sandbox has copied so far
+// to path, unless another member did first.
+func (s *KernelSandbox) recordWrites(path string) {
+	idx := s.k.BaseCopied()
+	if len(idx) == 0 {
+		return
+	}
+	b, err := json.Marshal(idx)
+	if err != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".writes-*.tmp")
+	if err != nil {
+		return // the pool was removed
+	}
+	_, werr := tmp.Write(b)
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Link(tmp.Name(), path) // the first one stays
+	}
+	os.Remove(tmp.Name())
+	if werr != nil && !errors.Is(werr, fs.ErrExist) && s.opts.Diag != nil {
+		s.opts.Diag.Printf("take: chunks written first not recorded: %v", werr)
+	}
+}
 
 // PoolBaseDir returns the directory that holds the base files of pool
 // name (KernelOptions.BaseDir).
@@ -106,9 +177,10 @@ func makeBase(ctx context.Context, img *storage.Image, dir, path string) error {
 	if err != nil {
 		return fmt.Errorf("make base %s: %w", path, err)
 	}
-	if old, err := filepath.Glob(filepath.Join(dir, basePrefix+"*")); err == nil {
+	for _, prefix := range []string{basePrefix, writesPrefix} {
+		old, _ := filepath.Glob(filepath.Join(dir, prefix+"*"))
 		for _, o := range old {
-			if o != path {
+			if filepath.Base(o)[len(prefix):] != filepath.Base(path)[len(basePrefix):] {
 				os.Remove(o)
 			}
 		}

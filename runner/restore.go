@@ -47,6 +47,9 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	}
 	// A lazy load keeps the image until it has ended.
 	var lazy, lr *lazyRestore
+	// writes is where the chunks of the base a taken member writes first
+	// are recorded, if restored over a base (pool_base.go).
+	var writes string
 	defer func() {
 		switch {
 		case lazy != nil:
@@ -95,6 +98,7 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		} else {
 			defer base.Close() // the kernel keeps what it needs
 			ro.Base = &kernel.MemoryBase{FD: int(base.Fd()), Size: img.Manifest().MemorySize}
+			writes = writesPath(o.BaseDir, img.Manifest())
 		}
 	}
 	tm.Since(StepOpenImage, start)
@@ -122,7 +126,7 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	}
 	sb := &KernelSandbox{k: k, opts: o, ran: make(chan struct{}), tm: tm, uri: uri, memSize: m.MemorySize, lazy: lazy}
 	if o.Park {
-		sb.parked = &parking{stdio: stdio, discarded: make(chan struct{})}
+		sb.parked = &parking{stdio: stdio, discarded: make(chan struct{}), writes: writes}
 		sb.park()
 		// A member waits, perhaps long, among many: what the restore
 		// left on the heap (the state read and decoded) goes back to
@@ -190,6 +194,10 @@ type parking struct {
 	// held keeps the stdio given to Unpark open while the sandbox runs.
 	held   [3]*os.File
 	status ExitStatus
+	// writes is the file of the chunks of the base that a taken member
+	// wrote first (copied by Unpark at once, or recorded after it), empty
+	// if the sandbox is not restored over a base. Immutable.
+	writes string
 }
 
 const (
@@ -220,10 +228,14 @@ func (s *KernelSandbox) Unpark(stdio [3]*os.File, publish []kernel.PortMapping) 
 		closeFiles(stdio[:])
 		return fmt.Errorf("bind stdio: %w", err)
 	}
+	record := s.copyWrites(p.writes)
 	p.held = stdio
 	p.state = parkResumed
 	s.resumed = time.Now()
 	s.k.Unpause()
+	if record {
+		time.AfterFunc(ReplenishDelay, func() { s.recordWrites(p.writes) })
+	}
 	s.tm.Since(StepResume, s.resumed)
 	s.logTimings()
 	return nil

@@ -32,18 +32,22 @@ members are sandboxes like any other (snap ps, save, kill, wait).`,
 
 func newPoolCreateCmd(g *globalFlags) *cobra.Command {
 	var (
-		f      runFlags
-		image  string
-		size   int
-		verify string
+		f       runFlags
+		image   string
+		size    int
+		verify  string
+		private bool
 	)
 	cmd := &cobra.Command{
-		Use:   "create NAME --image URI --size N [--memory SIZE] [--pids N] [--verify KEYFILE]",
+		Use:   "create NAME --image URI --size N [--memory SIZE] [--pids N] [--verify KEYFILE] [--private-memory]",
 		Short: "Create a pool of N sandboxes restored from an image, waiting to be taken",
 		Long: `create restores SIZE members of the image at URI (as snap restore does:
 file:///dir/NAME, /dir/NAME, s3://bucket/NAME, or a NAME in the --store store)
 and returns once they all wait. --memory and --pids replace the saved limits
-of every member, --verify requires the image to be signed by that key.`,
+of every member, --verify requires the image to be signed by that key.
+The members share one copy of the image's memory, each copying a piece of
+it when it first writes there; --private-memory gives each its own copy
+instead (more memory, faster takes).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
@@ -84,6 +88,9 @@ of every member, --verify requires the image to be signed by that key.`,
 			if err != nil {
 				return fmt.Errorf("create pool %s: %w", name, err)
 			}
+			if private {
+				sentryArgs = append(sentryArgs, "--private-memory")
+			}
 			return runner.CreatePool(cmd.Context(), runner.PoolOptions{
 				StateDir: runner.StateDir{Root: g.stateDir}, Name: name, Image: image, Size: size,
 				SentryArgs: sentryArgs,
@@ -94,6 +101,7 @@ of every member, --verify requires the image to be signed by that key.`,
 	cmd.Flags().StringVar(&image, "image", "", "image URI or name the members are restored from")
 	cmd.Flags().IntVar(&size, "size", 0, "how many members wait (1 to 1000)")
 	cmd.Flags().StringVar(&verify, "verify", "", "require the image to be signed by this ed25519 public key file (PEM)")
+	cmd.Flags().BoolVar(&private, "private-memory", false, "give each member its own copy of the image's memory rather than one shared copy")
 	return cmd
 }
 
