@@ -140,7 +140,8 @@ const poolTakeRuns = 10
 // 10·b.N takes from a full pool of 2 members with no replenisher at work
 // (each take waits for the pool to be full and quiet again, outside the
 // timing), against a foreground `snap restore` of the same image in the
-// same run.
+// same run, and against takes, in turn with those, from a pool whose
+// members have copies of their own (--private-memory: private-take-ms).
 func BenchmarkPoolTake(b *testing.B) {
 	const py = "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
@@ -156,13 +157,20 @@ func BenchmarkPoolTake(b *testing.B) {
 	const size = 2
 	e.benchSnap(b, "pool", "create", "cold", "--image", uri, "--size", fmt.Sprint(size))
 	b.Cleanup(func() { e.benchSnapAllowFail("pool", "rm", "cold") })
-	var takes, restores []time.Duration
+	e.benchSnap(b, "pool", "create", "own", "--image", uri, "--size", fmt.Sprint(size), "--private-memory")
+	b.Cleanup(func() { e.benchSnapAllowFail("pool", "rm", "own") })
+	var takes, privateTakes, restores []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N*poolTakeRuns; i++ {
 		b.StopTimer()
 		e.waitPoolQuiet(b, "cold", size)
+		e.waitPoolQuiet(b, "own", size)
 		b.StartTimer()
 		takes = append(takes, e.untilAnswer(b, []string{snapBin, "pool", "take", "cold"}))
+		b.StopTimer()
+		e.waitPoolQuiet(b, "cold", size)
+		b.StartTimer()
+		privateTakes = append(privateTakes, e.untilAnswer(b, []string{snapBin, "pool", "take", "own"}))
 		if i%2 == 0 {
 			b.StopTimer()
 			e.waitPoolQuiet(b, "cold", size)
@@ -176,6 +184,8 @@ func BenchmarkPoolTake(b *testing.B) {
 	b.ReportMetric(float64(slices.Min(takes))/1e6, "take-min-ms")
 	b.ReportMetric(restore, "restore-ms")
 	b.ReportMetric(restore/take, "restore/take")
+	b.ReportMetric(median(privateTakes), "private-take-ms")
+	b.ReportMetric(float64(slices.Min(privateTakes))/1e6, "private-take-min-ms")
 }
 
 // waitPoolQuiet waits until pool name has size waiting members and no

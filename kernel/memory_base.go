@@ -131,22 +131,40 @@ func (bl *baseLoad) memory() *LazyMemory {
 	return &LazyMemory{Chunks: bl.chunks, Load: bl.load, Done: func(LazyStats) { bl.close() }}
 }
 
-// load copies chunks idx from the base into w.
+// baseRunMax is the most bytes load copies with one read and one write:
+// neighbouring chunks (a save's, a take's recorded ones) go together.
+const baseRunMax = 1 << 20
+
+// load copies chunks idx (ascending) from the base into w.
 func (bl *baseLoad) load(ctx context.Context, idx []int, w *MemoryLoader, loaded func(int)) error {
-	buf := make([]byte, baseChunk)
-	for _, i := range idx {
+	var buf []byte
+	for k := 0; k < len(idx); {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		c := bl.chunks[i]
-		b := buf[:c.Len]
-		if err := preadFull(bl.fd, b, int64(c.Off)); err != nil {
-			return fmt.Errorf("read base at %#x: %w", c.Off, err)
+		start := bl.chunks[idx[k]].Off
+		end := start + bl.chunks[idx[k]].Len
+		j := k + 1
+		for ; j < len(idx) && idx[j] == idx[j-1]+1; j++ {
+			c := bl.chunks[idx[j]]
+			if c.Off != end || c.Off+c.Len-start > baseRunMax {
+				break
+			}
+			end = c.Off + c.Len
 		}
-		if err := w.WriteRuns(func(yield func(uint64, []byte) bool) { yield(c.Off, b) }); err != nil {
+		if uint64(cap(buf)) < end-start {
+			buf = make([]byte, end-start)
+		}
+		b := buf[:end-start]
+		if err := preadFull(bl.fd, b, int64(start)); err != nil {
+			return fmt.Errorf("read base at %#x: %w", start, err)
+		}
+		if err := w.WriteRuns(func(yield func(uint64, []byte) bool) { yield(start, b) }); err != nil {
 			return err
 		}
-		loaded(i)
+		for ; k < j; k++ {
+			loaded(idx[k])
+		}
 	}
 	return nil
 }
