@@ -140,7 +140,8 @@ const poolTakeRuns = 10
 // 10·b.N takes from a full pool of 2 members with no replenisher at work
 // (each take waits for the pool to be full and quiet again, outside the
 // timing), against a foreground `snap restore` of the same image in the
-// same run.
+// same run, and against takes, in turn with those, from a pool whose
+// members have copies of their own (--private-memory: private-take-ms).
 func BenchmarkPoolTake(b *testing.B) {
 	const py = "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
@@ -156,13 +157,20 @@ func BenchmarkPoolTake(b *testing.B) {
 	const size = 2
 	e.benchSnap(b, "pool", "create", "cold", "--image", uri, "--size", fmt.Sprint(size))
 	b.Cleanup(func() { e.benchSnapAllowFail("pool", "rm", "cold") })
-	var takes, restores []time.Duration
+	e.benchSnap(b, "pool", "create", "own", "--image", uri, "--size", fmt.Sprint(size), "--private-memory")
+	b.Cleanup(func() { e.benchSnapAllowFail("pool", "rm", "own") })
+	var takes, privateTakes, restores []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N*poolTakeRuns; i++ {
 		b.StopTimer()
 		e.waitPoolQuiet(b, "cold", size)
+		e.waitPoolQuiet(b, "own", size)
 		b.StartTimer()
 		takes = append(takes, e.untilAnswer(b, []string{snapBin, "pool", "take", "cold"}))
+		b.StopTimer()
+		e.waitPoolQuiet(b, "cold", size)
+		b.StartTimer()
+		privateTakes = append(privateTakes, e.untilAnswer(b, []string{snapBin, "pool", "take", "own"}))
 		if i%2 == 0 {
 			b.StopTimer()
 			e.waitPoolQuiet(b, "cold", size)
@@ -176,6 +184,8 @@ func BenchmarkPoolTake(b *testing.B) {
 	b.ReportMetric(float64(slices.Min(takes))/1e6, "take-min-ms")
 	b.ReportMetric(restore, "restore-ms")
 	b.ReportMetric(restore/take, "restore/take")
+	b.ReportMetric(median(privateTakes), "private-take-ms")
+	b.ReportMetric(float64(slices.Min(privateTakes))/1e6, "private-take-min-ms")
 }
 
 // waitPoolQuiet waits until pool name has size waiting members and no
@@ -231,17 +241,20 @@ func BenchmarkPoolMemory(b *testing.B) {
 	for _, n := range []int{1, 10, 20} {
 		name := fmt.Sprintf("mem%d", n)
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			var pss float64
+			var pss, sentries, base float64
 			for i := 0; i < b.N; i++ {
 				e.benchSnap(b, "pool", "create", name, "--image", uri, "--size", fmt.Sprint(n))
 				e.waitPoolQuiet(b, name, n)
-				pss = e.poolPss(b, name)
+				pss, sentries = e.poolPss(b, name)
+				base = e.poolBaseMiB(b, name)
 				e.benchSnap(b, "pool", "rm", name)
 			}
 			if n == 1 {
 				one = pss
 			}
 			b.ReportMetric(pss, "pss-MiB")
+			b.ReportMetric(sentries, "sentries-pss-MiB")
+			b.ReportMetric(base, "base-MiB")
 			if one > 0 {
 				b.ReportMetric(pss/one, "x-one-member")
 			}
@@ -249,16 +262,33 @@ func BenchmarkPoolMemory(b *testing.B) {
 	}
 }
 
+// poolBaseMiB returns the memory (allocated blocks) of the base files in
+// pool name's directory, in MiB: the one copy of the image's memory its
+// members map (their Pss counts the pages they map, shared).
+func (e *env) poolBaseMiB(b *testing.B, name string) float64 {
+	b.Helper()
+	bases, _ := filepath.Glob(filepath.Join(e.dir, "state", ".pools", name, "base-*"))
+	var bytes int64
+	for _, p := range bases {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err == nil {
+			bytes += st.Blocks * 512
+		}
+	}
+	return float64(bytes) / (1 << 20)
+}
+
 // poolPss returns the summed Pss of the waiting members of pool name and
-// of their descendants (the stubs), each address space once, in MiB.
-func (e *env) poolPss(b *testing.B, name string) float64 {
+// of their descendants (the stubs), each address space once, and of that
+// the sentries' own, in MiB.
+func (e *env) poolPss(b *testing.B, name string) (float64, float64) {
 	b.Helper()
 	state := filepath.Join(e.dir, "state")
 	ents, err := os.ReadDir(filepath.Join(state, ".pools", name, "waiting"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	var kib float64
+	var kib, sentryKiB float64
 	for _, ent := range ents {
 		raw, err := os.ReadFile(filepath.Join(state, ent.Name(), "meta.json"))
 		if err != nil {
@@ -273,8 +303,9 @@ func (e *env) poolPss(b *testing.B, name string) float64 {
 		for _, pid := range distinctMMs(withDescendants(m.PID)) {
 			kib += rollupKiB(pid, "Pss:")
 		}
+		sentryKiB += rollupKiB(m.PID, "Pss:")
 	}
-	return kib / 1024
+	return kib / 1024, sentryKiB / 1024
 }
 
 // withDescendants returns pid and every process below it, each once: a

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -325,4 +326,137 @@ func TestPoolBadInput(t *testing.T) {
 	if len(ents) != 1 || ents[0].Name() != "p" {
 		t.Errorf("pools after the bad commands: %v, want p only", ents)
 	}
+}
+
+// stubPIDs returns the stub processes (snap-stub) whose parent is the
+// sentry pid.
+func stubPIDs(t *testing.T, sentry int) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || !strings.Contains(s[:i], "(snap-stub") {
+			continue
+		}
+		if f := strings.Fields(s[i+1:]); len(f) > 1 && f[1] == strconv.Itoa(sentry) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// mappedKiB sums, over the mappings of path in process pid, the resident
+// kilobytes and those of them that another process maps too (smaps' Rss
+// and Shared_Clean + Shared_Dirty).
+func mappedKiB(t *testing.T, pid int, path string) (rss, shared uint64) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := false
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		if !strings.HasSuffix(f[0], ":") {
+			in = f[len(f)-1] == path
+			continue
+		}
+		if !in || len(f) < 2 {
+			continue
+		}
+		n, _ := strconv.ParseUint(f[1], 10, 64)
+		switch f[0] {
+		case "Rss:":
+			rss += n
+		case "Shared_Clean:", "Shared_Dirty:":
+			shared += n
+		}
+	}
+	return rss, shared
+}
+
+// TestPoolSharedBase: the members of a pool restore from one base of
+// their image's memory, whose pages both waiting members' stubs map,
+// shared; a member's writes stay its own; a taken member keeps working,
+// with its memory, once the pool (and its base's name) is removed, and
+// its save restores with that memory. A pool created with --private-memory
+// makes no base.
+func TestPoolSharedBase(t *testing.T) {
+	e := newEnv(t)
+	img := e.poolImage("img")
+	e.createPool("p", img, 2)
+	bases, _ := filepath.Glob(filepath.Join(e.dir, "state", ".pools", "p", "base-*"))
+	if len(bases) != 1 {
+		t.Fatalf("pool directory holds bases %q, want one", bases)
+	}
+	waiting := e.statuses("waiting")
+	if len(waiting) != 2 {
+		t.Fatalf("waiting members %q, want 2", waiting)
+	}
+	for _, id := range waiting {
+		sentry := int(e.meta(id)["pid"].(float64))
+		var rss, shared uint64
+		for _, pid := range stubPIDs(t, sentry) {
+			r, s := mappedKiB(t, pid, bases[0])
+			rss, shared = rss+r, shared+s
+		}
+		// poolmember's 4 MiB of 'a' are in the base.
+		if rss < 4<<10 || shared < 4<<10 {
+			t.Errorf("member %s's stubs map %d KiB of the base, %d KiB shared; want at least 4 MiB of each", id, rss, shared)
+		}
+	}
+
+	in := e.fifo("held.in")
+	held := filepath.Join(e.dir, "held.in")
+	out := held + ".out"
+	id := strings.TrimSpace(e.must("pool", "take", "p", "-d", "--stdin", held, "--stdout", out))
+	other, otherOut, _ := e.takeDetached("p", "set b\ncheck\n")
+	e.must("wait", other)
+	wantLines(t, "stdout of "+other, lines(otherOut), "pages hold b", "bye after 2 commands")
+
+	e.removePool("p")
+	if _, err := os.Stat(bases[0]); err == nil {
+		t.Errorf("base %s still there after pool rm", bases[0])
+	}
+	in.WriteString("check\nset c\ncheck\n")
+	wantLines(t, "stdout of "+id, waitLines(t, out, 2), "pages hold a", "pages hold c")
+
+	uri := "file://" + filepath.Join(e.dir, "taken")
+	e.must("save", id, "--to", uri)
+	cmd := exec.Command(snapBin, "restore", uri)
+	cmd.Env = e.environ()
+	cmd.Stdin = strings.NewReader("check\n")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("restore of the saved member: %v, stderr %q", err, stderr.String())
+	}
+	wantLines(t, "restored member", strings.Split(strings.TrimSpace(stdout.String()), "\n"), "pages hold c", "bye after 4 commands")
+
+	// --private-memory: no base; members load copies of their own.
+	e.must("pool", "create", "own", "--image", img, "--size", "1", "--private-memory")
+	t.Cleanup(func() { e.removePool("own") })
+	if bases, _ := filepath.Glob(filepath.Join(e.dir, "state", ".pools", "own", "base-*")); len(bases) != 0 {
+		t.Errorf("pool created with --private-memory holds bases %q", bases)
+	}
+	own, ownOut, _ := e.takeDetached("own", "set d\ncheck\n")
+	e.must("wait", own)
+	wantLines(t, "stdout of "+own, lines(ownOut), "pages hold d", "bye after 2 commands")
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -166,5 +167,59 @@ func TestPublishAcrossRestores(t *testing.T) {
 	}
 	if after := e.must("ps"); after != before {
 		t.Errorf("a failed publish left a sandbox:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// TestPoolTakePublish: members of one http.server image taken with -p on
+// two host ports both answer; a take whose host port is in use fails with
+// one line and leaves the member waiting in the pool.
+func TestPoolTakePublish(t *testing.T) {
+	const py = "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		prereq.Missing(t, "Debian's python3: %v", err)
+	}
+	e := newEnv(t)
+	www := filepath.Join(e.dir, "www")
+	if err := os.Mkdir(www, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(www, "hello.txt"), []byte("hello from a member\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(e.dir, "out")
+	stdout, port := e.publishing("run", "-d", "--stdout", out, "--stderr", out,
+		"--", py, "-m", "http.server", "--bind", "127.0.0.1", "--directory", www, httpPort)
+	id := strings.TrimSpace(stdout)
+	get(t, port, "/hello.txt", "hello from a member\n")
+	uri := lastLine(e.must("save", id, "--to", filepath.Join(e.dir, "web")))
+	e.waitGone(id)
+	e.createPool("web", uri, 2)
+
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	tp := taken.Addr().(*net.TCPAddr).Port
+	before := e.statuses("waiting")
+	msg := e.mustFail("pool", "take", "web", "-d", "-p", fmt.Sprintf("127.0.0.1:%d:%s", tp, httpPort))
+	if !strings.Contains(msg, "address already in use") || strings.Contains(msg, "\n") {
+		t.Errorf("take onto a host port in use: %q, want one line saying the address is in use", msg)
+	}
+	if after := e.statuses("waiting"); !slices.Equal(after, before) {
+		t.Errorf("waiting members after the failed take %q, want %q as before", after, before)
+	}
+
+	var ports []int
+	for range 2 {
+		_, p := e.publishing("pool", "take", "web", "-d")
+		ports = append(ports, p)
+	}
+	for _, p := range ports {
+		get(t, p, "/hello.txt", "hello from a member\n")
+	}
+	msg = e.mustFail("pool", "take", "web", "-d", "-p", "nonsense")
+	if !strings.Contains(msg, "-p") {
+		t.Errorf("take -p nonsense: %q, want it to name -p", msg)
 	}
 }

@@ -61,6 +61,12 @@ type RestoreOptions struct {
 	// member gets its stdio when it is taken).
 	Stdio *vfs.StdioSet
 
+	// Base, if not nil, makes the memory a copy-on-write view of a base
+	// file that holds it (memory_base.go): nothing is loaded, and a page
+	// is copied into the memory file when first written. LoadMemory and
+	// Lazy are not used then.
+	Base *MemoryBase
+
 	// Memory, if set, is a memory file that already holds the saved
 	// memory (a migration target fills one while the source runs), used
 	// instead of a fresh one and LoadMemory. Restore owns it from the
@@ -98,7 +104,16 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 		r.waitMemory,
 		r.startKernel,
 	}
-	if o.Lazy != nil {
+	if o.Base != nil {
+		steps = []func() error{
+			r.startBase,
+			func() error { return r.decode(state) },
+			r.configure,
+			r.sizeMemory,
+			r.attach,
+			r.startKernel,
+		}
+	} else if o.Lazy != nil {
 		// The address spaces map what is loaded by then: the working
 		// set first.
 		steps = []func() error{
@@ -118,6 +133,9 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	}
 	if r.lazy != nil {
 		r.lazy.start()
+		if r.lazy.base != nil {
+			r.mapNow()
+		}
 		return r.k, nil
 	}
 	r.prefault()
@@ -459,6 +477,11 @@ func (r *restorer) attach() error {
 		return err
 	}
 	if l := r.lazy; l != nil {
+		if l.base != nil {
+			if err := r.setBase(); err != nil {
+				return err
+			}
+		}
 		// From here on the kernel's memory file loads on first touch.
 		l.attach(r.k)
 	}

@@ -102,7 +102,7 @@ func (k *Kernel) MemoryRanges() ([]MemoryRange, error) {
 		return nil, fmt.Errorf("read memory file: %w", ErrNotPaused)
 	}
 	// A lazily restored sandbox is saved once all its memory is here.
-	if err := k.mf.waitLoaded(); err != nil {
+	if err := k.waitLoaded(); err != nil {
 		return nil, err
 	}
 	var out []MemoryRange
@@ -206,7 +206,7 @@ func (k *Kernel) SavedMemory(minHole uint64) ([][2]uint64, MemoryReader, error) 
 		return nil, MemoryReader{}, fmt.Errorf("read memory file: %w", ErrNotPaused)
 	}
 	// A lazily restored sandbox is saved once all its memory is here.
-	if err := k.mf.waitLoaded(); err != nil {
+	if err := k.waitLoaded(); err != nil {
 		return nil, MemoryReader{}, err
 	}
 	minHole = max(minHole&^(pageSize-1), pageSize)
@@ -261,7 +261,7 @@ func (k *Kernel) AllocatedMemory() ([][2]uint64, MemoryReader, error) {
 		return nil, MemoryReader{}, fmt.Errorf("read memory file: %w", ErrNotPaused)
 	}
 	// A lazily restored sandbox is saved once all its memory is here.
-	if err := k.mf.waitLoaded(); err != nil {
+	if err := k.waitLoaded(); err != nil {
 		return nil, MemoryReader{}, err
 	}
 	var out [][2]uint64

@@ -273,8 +273,9 @@ func (f *MemoryFile) Decommit(r fileRange) {
 		return
 	}
 	// A lazy restore must not write the pages later: they are loaded
-	// first. A failed load kills the sandbox; the pages go anyway.
-	_ = f.ensureLoaded(r.Start, r.End)
+	// first (over a base, chunks dropped whole need no copy). A failed
+	// load kills the sandbox; the pages go anyway.
+	_ = f.ensureDropped(r.Start, r.End)
 	f.willWrite(r)
 	// A failure leaves stale data readable; zero it by hand then.
 	if err := unix.Fallocate(f.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(r.Start), int64(r.Length())); err != nil {

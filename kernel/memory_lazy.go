@@ -122,8 +122,12 @@ const (
 
 // lazyLoad is a lazy load in progress (see the top of this file).
 type lazyLoad struct {
-	lm     *LazyMemory
-	w      *MemoryLoader
+	lm *LazyMemory
+	w  *MemoryLoader
+	// base is set when the load copies from a base (memory_base.go):
+	// chunks not loaded are mapped from it, and nothing loads in the
+	// background. Immutable.
+	base   *baseLoad
 	chunks []LazyChunk
 	// state is each chunk's state; a chunk only moves forward
 	// (unloaded, loading, loaded). Accessed atomically; the moves out of
@@ -216,6 +220,10 @@ func (l *lazyLoad) start() {
 	if none {
 		l.end(nil)
 	}
+	if l.base != nil {
+		close(l.bgDone) // chunks are copied when written, never before
+		return
+	}
 	// S/R-SAFE: the loader writes only pages no one has used yet (chunks
 	// not loaded are mapped nowhere and every other access waits for
 	// them), and a save loads everything first (waitLoaded).
@@ -283,6 +291,7 @@ const (
 	loadEager = iota
 	loadBackground
 	loadOnDemand
+	loadDropped // over a base: decommitted whole, never copied
 )
 
 // loaded marks chunk i loaded by who (loadEager...).
@@ -297,6 +306,7 @@ func (l *lazyLoad) loaded(i int, who int) {
 		l.stats.Eager++
 	case loadBackground:
 		l.stats.Background++
+	case loadDropped:
 	default:
 		l.stats.OnDemand = append(l.stats.OnDemand, i)
 	}
@@ -449,8 +459,9 @@ func (l *lazyLoad) loadedAt(off, end uint64) (bool, uint64) {
 		// Not loaded: up to the end of the run of unloaded chunks, the
 		// zero pages between them included (they cost a fault each
 		// gap, rather than a mapping each).
+		// Over a base, the gaps are the sandbox's own (zero) pages.
 		next := l.chunks[i].Off + l.chunks[i].Len
-		for i++; i < len(l.chunks) && l.chunks[i].Off < end && l.state[i].Load() != chunkLoaded; i++ {
+		for i++; i < len(l.chunks) && l.chunks[i].Off < end && l.state[i].Load() != chunkLoaded && (l.base == nil || l.chunks[i].Off == next); i++ {
 			next = l.chunks[i].Off + l.chunks[i].Len
 		}
 		return false, min(next, end)
@@ -553,6 +564,13 @@ func (mm *MM) mapLazyLocked(l *lazyLoad, v *vma, at platform.AccessType, precomm
 		switch {
 		case loaded:
 			err = mm.as.MapFile(addr, pos, length, at, precommit)
+		case l.base != nil && !v.mapsBase():
+			// Memory the sentry writes while stubs map it: copied.
+			if err = l.ensure(pos, next); err == nil {
+				err = mm.as.MapFile(addr, pos, length, at, precommit)
+			}
+		case l.base != nil:
+			err = mm.mapBaseLocked(addr, pos, length, at)
 		case unmapRest:
 			err = mm.as.Unmap(addr, length)
 		}

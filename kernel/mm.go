@@ -162,6 +162,11 @@ type MM struct {
 	// one; the last frees everything. (0, as in an image from before the
 	// count existed, counts as 1.) Protected by mu.
 	users int32
+
+	// baseFresh has a bit per chunk of a restore over a base
+	// (memory_base.go) that every vma of this address space maps from the
+	// memory file, copied. Host state, as the load is. Protected by mu.
+	baseFresh []uint64 `state:"nosave"`
 }
 
 // NewMM returns an empty address space over mf mapped through as, whose
@@ -538,6 +543,13 @@ func (mm *MM) handleFaultLocked(addr uint64, at platform.AccessType) error {
 	}
 	if v.Beyond {
 		return mm.faultBeyondLocked(v, pageRoundDown(addr))
+	}
+	if l := mm.mf.lazyLoader(); l != nil && l.base != nil && want&permWrite != 0 && !v.COW && v.mapsBase() {
+		// The first write to a chunk of a base: copied, and mapped from
+		// the memory file in every vma of this address space.
+		if err := mm.freshenLocked(l, pageRoundDown(addr), pageSize); err != nil || !mm.mf.dirty.on.Load() {
+			return err
+		}
 	}
 	if v.COW && want&permWrite != 0 {
 		if err := mm.breakCOWLocked(pageRoundDown(addr)); err != nil || !mm.mf.dirty.on.Load() {

@@ -11,6 +11,9 @@ import (
 // called more than once.
 func (mm *MM) atomicUpdateUint32(addr uint64, fn func(uint32) uint32) (uint32, error) {
 	mm.backRange(addr, 4)
+	if err := mm.freshenForWrite(addr, 4); err != nil {
+		return 0, err
+	}
 	mm.mu.RLock()
 	defer mm.mu.RUnlock()
 	var old uint32

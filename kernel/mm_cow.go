@@ -143,6 +143,9 @@ func (mm *MM) forWrite(addr, length uint64, want perms, fn func(b []byte) error)
 			return inner(b)
 		}
 	}
+	if err := mm.freshenForWrite(addr, length); err != nil {
+		return err
+	}
 	mm.mu.RLock()
 	if !mm.hasCOWLocked(addr, length) && !mm.unbackedLocked(addr, length) {
 		defer mm.mu.RUnlock()

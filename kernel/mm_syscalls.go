@@ -454,6 +454,13 @@ func (mm *MM) Madvise(addr, length uint64, advice int) error {
 	if !mm.coveredLocked(addr, end) {
 		return unix.ENOMEM
 	}
+	if l := mm.mf.lazyLoader(); l != nil && l.base != nil {
+		// The stub must stop mapping the base's pages there before they
+		// read as zero (memory_base.go).
+		if err := mm.freshenLocked(l, addr, length); err != nil {
+			return err
+		}
+	}
 	for k := mm.findLocked(addr); k < len(mm.vmas) && mm.vmas[k].Start < end; k++ {
 		v := &mm.vmas[k]
 		if v.Special || v.Beyond || (!v.Private && advice != madvRemove) || v.File != nil || v.COW {

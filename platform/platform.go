@@ -158,6 +158,23 @@ type Protector interface {
 	Protect(addr, length uint64, at AccessType) error
 }
 
+// BaseMapper is implemented by platforms whose address spaces can also
+// map a second file besides the memory file: a base, read-only, that a
+// restored memory file starts as a copy-on-write view of (the members of
+// a cold-start pool share one). SetBaseFile names it once, before any
+// MapBase; the platform keeps its own duplicate of fd. MapBase maps
+// length bytes of the base at offset at addr, as MapFile does, never
+// writable (a write faults, and the kernel copies the page into the
+// memory file), its pages populated.
+type BaseMapper interface {
+	SetBaseFile(fd int) error
+}
+
+// BaseAddressSpace is implemented by the address spaces of a BaseMapper.
+type BaseAddressSpace interface {
+	MapBase(addr, offset, length uint64, at AccessType) error
+}
+
 // Context runs application threads. A Context is used by one goroutine at a
 // time, and that goroutine must have locked its OS thread
 // (runtime.LockOSThread) for as long as it uses the context.

@@ -42,4 +42,7 @@ var (
 	// ErrNotWaiting means a take reached a sandbox that is not a waiting
 	// pool member (taken meanwhile, or not a member at all).
 	ErrNotWaiting = errors.New("sandbox is not a waiting pool member")
+	// ErrTakePublish means a take could not publish the ports it asked
+	// for (a host port in use): the member waits in the pool again.
+	ErrTakePublish = errors.New("the take's ports could not be published")
 )

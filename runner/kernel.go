@@ -74,6 +74,11 @@ type KernelOptions struct {
 	// sandbox implements Parked, and runs once Unpark gives it its stdio
 	// (Stdin, Stdout and Stderr are then ignored).
 	Park bool
+	// BaseDir, with Park, is the pool's directory of base files
+	// (StateDir.PoolBaseDir): the memory is restored as a copy-on-write
+	// view of the image's base there, made first if missing
+	// (pool_base.go). If that fails the member loads its own copy.
+	BaseDir string
 }
 
 // KernelSandbox is a Sandbox running on a kernel.Kernel in this process.

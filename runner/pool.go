@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"snapshotter/kernel"
 )
 
 // A pool keeps members of one image restored and parked, so that taking
@@ -396,6 +398,10 @@ type TakeOptions struct {
 	Short func()
 	// Poll is how often a waiting take looks again; 0 means 10 ms.
 	Poll time.Duration
+	// Publish are the ports the member publishes (snap pool take -p). A
+	// host port that cannot be taken fails the take (ErrTakePublish);
+	// the member waits in the pool again.
+	Publish []kernel.PortMapping
 }
 
 // TakeFromPool claims a waiting member of pool name, gives it o.Stdio and
@@ -431,9 +437,12 @@ func TakeFromPool(ctx context.Context, sd StateDir, name string, o TakeOptions) 
 			if !p.claim(id) {
 				continue
 			}
-			err := TakeMember(ctx, sd, id, o.Stdio)
+			err := takeMember(ctx, sd, id, o.Stdio, o.Publish)
 			if err == nil {
 				return id, nil
+			}
+			if errors.Is(err, ErrTakePublish) {
+				return "", fmt.Errorf("take from pool %s: %w", name, err)
 			}
 			// Dead, or no longer waiting: skip it.
 			log.Printf("pool %s: skip member %s: %v", name, id, err)
@@ -463,12 +472,21 @@ func TakeFromPool(ctx context.Context, sd StateDir, name string, o TakeOptions) 
 
 // TakeMember gives waiting member id its stdio and resumes it.
 func TakeMember(ctx context.Context, sd StateDir, id string, stdio [3]*os.File) error {
+	return takeMember(ctx, sd, id, stdio, nil)
+}
+
+// takeMember is TakeMember with the ports the member publishes.
+func takeMember(ctx context.Context, sd StateDir, id string, stdio [3]*os.File, publish []kernel.PortMapping) error {
 	c, err := Dial(sd, id)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	_, err = c.CallFiles(ctx, Request{Type: ReqTake}, stdio[:], nil)
+	req := Request{Type: ReqTake}
+	for _, m := range publish {
+		req.Publish = append(req.Publish, m.String())
+	}
+	_, err = c.CallFiles(ctx, req, stdio[:], nil)
 	return err
 }
 

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"snapshotter/kernel"
 )
 
 // parkedSandbox is a Parked sandbox whose "program" writes a line to the
@@ -19,7 +21,7 @@ type parkedSandbox struct {
 	done   chan struct{}
 }
 
-func (p *parkedSandbox) Unpark(stdio [3]*os.File) error {
+func (p *parkedSandbox) Unpark(stdio [3]*os.File, _ []kernel.PortMapping) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.state != "waiting" {

@@ -54,6 +54,9 @@ type Request struct {
 	Type    string       `msgpack:"type"`
 	Signal  int          `msgpack:"signal,omitempty"`
 	Save    *SaveRequest `msgpack:"save,omitempty"`
+	// Publish, with ReqTake, are the ports ([HOSTADDR:]HOSTPORT:PORT)
+	// the member publishes before it resumes.
+	Publish []string `msgpack:"publish,omitempty"`
 }
 
 // SaveRequest holds the arguments of a save.
@@ -254,6 +257,7 @@ var wireCodes = []struct {
 	{"not_running", ErrNotRunning},
 	{"protocol", ErrProtocol},
 	{"not_waiting", ErrNotWaiting},
+	{"take_publish", ErrTakePublish},
 }
 
 // extraWireCodes lets other files of the package (storage errors) add codes.

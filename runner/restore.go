@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -55,6 +56,9 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	}
 	// A lazy load keeps the image until it has ended.
 	var lazy, lr *lazyRestore
+	// writes is where the chunks of the base a taken member writes first
+	// are recorded, if restored over a base (pool_base.go).
+	var writes string
 	defer func() {
 		switch {
 		case lazy != nil:
@@ -94,6 +98,17 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	if o.Lazy {
 		lr = newLazyRestore(ctx, img, o, tm, uri)
 		ro.Lazy = lr.memory()
+	} else if o.Park && o.BaseDir != "" {
+		base, err := openBase(ctx, img, o.BaseDir)
+		if err != nil {
+			if o.Diag != nil {
+				o.Diag.Printf("restore %s: no shared base, loading a copy of its own: %v", uri, err)
+			}
+		} else {
+			defer base.Close() // the kernel keeps what it needs
+			ro.Base = &kernel.MemoryBase{FD: int(base.Fd()), Size: img.Manifest().MemorySize}
+			writes = writesPath(o.BaseDir, img.Manifest())
+		}
 	}
 	tm.Since(StepOpenImage, start)
 	k, err := kernel.Restore(ctx, state, ro)
@@ -128,8 +143,12 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	}
 	sb := &KernelSandbox{k: k, opts: o, ran: make(chan struct{}), tm: tm, uri: uri, memSize: m.MemorySize, lazy: lazy}
 	if o.Park {
-		sb.parked = &parking{stdio: stdio, discarded: make(chan struct{})}
+		sb.parked = &parking{stdio: stdio, discarded: make(chan struct{}), writes: writes}
 		sb.park()
+		// A member waits, perhaps long, among many: what the restore
+		// left on the heap (the state read and decoded) goes back to
+		// the host now rather than at the collector's pace.
+		debug.FreeOSMemory()
 		return sb, m, nil
 	}
 	sb.resumed = time.Now()
@@ -192,6 +211,10 @@ type parking struct {
 	// held keeps the stdio given to Unpark open while the sandbox runs.
 	held   [3]*os.File
 	status ExitStatus
+	// writes is the file of the chunks of the base that a taken member
+	// wrote first (copied by Unpark at once, or recorded after it), empty
+	// if the sandbox is not restored over a base. Immutable.
+	writes string
 }
 
 const (
@@ -200,8 +223,9 @@ const (
 	parkDiscarded
 )
 
-// Unpark implements Parked: it binds stdio and resumes the tasks.
-func (s *KernelSandbox) Unpark(stdio [3]*os.File) error {
+// Unpark implements Parked: it publishes ports, binds stdio and resumes
+// the tasks.
+func (s *KernelSandbox) Unpark(stdio [3]*os.File, publish []kernel.PortMapping) error {
 	p := s.parked
 	if p == nil {
 		closeFiles(stdio[:])
@@ -213,14 +237,22 @@ func (s *KernelSandbox) Unpark(stdio [3]*os.File) error {
 		closeFiles(stdio[:])
 		return ErrNotWaiting
 	}
+	if err := s.k.Publish(publish); err != nil {
+		closeFiles(stdio[:])
+		return fmt.Errorf("%w: %v", ErrTakePublish, err)
+	}
 	if err := p.stdio.Rebind(stdio); err != nil {
 		closeFiles(stdio[:])
 		return fmt.Errorf("bind stdio: %w", err)
 	}
+	record := s.copyWrites(p.writes)
 	p.held = stdio
 	p.state = parkResumed
 	s.resumed = time.Now()
 	s.k.Unpause()
+	if record {
+		time.AfterFunc(ReplenishDelay, func() { s.recordWrites(p.writes) })
+	}
 	s.tm.Since(StepResume, s.resumed)
 	s.logTimings()
 	return nil

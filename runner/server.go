@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"snapshotter/kernel"
 )
 
 // Sandbox is the running program a sentry serves. The runner's kernel
@@ -277,7 +279,7 @@ func (s *Server) handle(ctx context.Context, w *connWriter, req *Request, files 
 		}
 		reply(&Response{Kind: KindResult, Exit: m.Exit}, nil)
 	case ReqTake:
-		reply(&Response{Kind: KindResult}, s.take(files))
+		reply(&Response{Kind: KindResult}, s.take(files, req.Publish))
 	case ReqSave:
 		uri, err := s.save(ctx, req, func(p Progress) {
 			w.send(&Response{ID: req.ID, Kind: KindProgress, Progress: &p})
@@ -291,21 +293,34 @@ func (s *Server) handle(ctx context.Context, w *connWriter, req *Request, files 
 // Parked is a Sandbox restored with its tasks parked (a pool member): it
 // runs once it is given its stdio.
 type Parked interface {
-	// Unpark binds the sandbox's stdio to stdio (the sandbox owns them
-	// from then on, also on error) and resumes its tasks. It fails with
-	// ErrNotWaiting if the sandbox was resumed or discarded before.
-	Unpark(stdio [3]*os.File) error
+	// Unpark publishes ports, binds the sandbox's stdio to stdio (the
+	// sandbox owns them from then on, also on error) and resumes its
+	// tasks. It fails with ErrNotWaiting if the sandbox was resumed or
+	// discarded before, and with ErrTakePublish, still parked, if a port
+	// cannot be published.
+	Unpark(stdio [3]*os.File, publish []kernel.PortMapping) error
 	// Discard ends a parked sandbox without running it, as if killed
 	// by sig: Wait returns that status. It fails with ErrNotWaiting if
 	// the sandbox runs.
 	Discard(sig int) error
 }
 
-// take hands a waiting pool member its stdio and resumes it.
-func (s *Server) take(files []*os.File) error {
+// take hands a waiting pool member its stdio and the ports it publishes,
+// and resumes it. A port that cannot be published leaves it waiting, back
+// in its pool.
+func (s *Server) take(files []*os.File, publish []string) error {
 	if len(files) != 3 {
 		closeFiles(files)
 		return fmt.Errorf("%w: take with %d descriptors, want 3 (stdin, stdout, stderr)", ErrProtocol, len(files))
+	}
+	ms := make([]kernel.PortMapping, 0, len(publish))
+	for _, v := range publish {
+		m, err := kernel.ParsePortMapping(v)
+		if err != nil {
+			closeFiles(files)
+			return fmt.Errorf("%w: take: %v", ErrProtocol, err)
+		}
+		ms = append(ms, m)
 	}
 	p, ok := s.sb.(Parked)
 	if !ok {
@@ -322,10 +337,17 @@ func (s *Server) take(files []*os.File) error {
 	s.meta.Status = StatusRunning
 	now := time.Now().UTC()
 	s.meta.Taken = &now
-	if err := p.Unpark([3]*os.File{files[0], files[1], files[2]}); err != nil {
+	if err := p.Unpark([3]*os.File{files[0], files[1], files[2]}, ms); err != nil {
 		s.meta.Status = StatusWaiting
 		s.meta.Taken = nil
+		pool := s.meta.Pool
 		s.mu.Unlock()
+		if errors.Is(err, ErrTakePublish) && pool != "" {
+			// Nothing ran: the member is as it was, for another take.
+			if perr := s.sd.pool(pool).enter(s.id); perr == nil {
+				return fmt.Errorf("take %s: %w", s.id, err)
+			}
+		}
 		p.Discard(int(unix.SIGKILL))
 		return fmt.Errorf("take %s: %w", s.id, err)
 	}

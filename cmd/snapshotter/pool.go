@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"snapshotter/cmd/snapshotter/internal/fasttake"
+	"snapshotter/kernel"
 	"snapshotter/runner"
 )
 
@@ -31,18 +32,22 @@ members are sandboxes like any other (snap ps, save, kill, wait).`,
 
 func newPoolCreateCmd(g *globalFlags) *cobra.Command {
 	var (
-		f      runFlags
-		image  string
-		size   int
-		verify string
+		f       runFlags
+		image   string
+		size    int
+		verify  string
+		private bool
 	)
 	cmd := &cobra.Command{
-		Use:   "create NAME --image URI --size N [--memory SIZE] [--pids N] [--verify KEYFILE]",
+		Use:   "create NAME --image URI --size N [--memory SIZE] [--pids N] [--verify KEYFILE] [--private-memory]",
 		Short: "Create a pool of N sandboxes restored from an image, waiting to be taken",
 		Long: `create restores SIZE members of the image at URI (as snap restore does:
 file:///dir/NAME, /dir/NAME, s3://bucket/NAME, or a NAME in the --store store)
 and returns once they all wait. --memory and --pids replace the saved limits
-of every member, --verify requires the image to be signed by that key.`,
+of every member, --verify requires the image to be signed by that key.
+The members share one copy of the image's memory, each copying a piece of
+it when it first writes there; --private-memory gives each its own copy
+instead (more memory, faster takes).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
@@ -61,7 +66,7 @@ of every member, --verify requires the image to be signed by that key.`,
 			if cmd.Flags().Changed("publish") {
 				// Every member of one image would claim the same host
 				// ports.
-				return fmt.Errorf("create pool %s: -p: pool members publish no ports", name)
+				return fmt.Errorf("create pool %s: -p: pool members publish no ports until taken (snap pool take -p)", name)
 			}
 			if _, err := f.limits(cmd); err != nil {
 				return err
@@ -83,6 +88,9 @@ of every member, --verify requires the image to be signed by that key.`,
 			if err != nil {
 				return fmt.Errorf("create pool %s: %w", name, err)
 			}
+			if private {
+				sentryArgs = append(sentryArgs, "--private-memory")
+			}
 			return runner.CreatePool(cmd.Context(), runner.PoolOptions{
 				StateDir: runner.StateDir{Root: g.stateDir}, Name: name, Image: image, Size: size,
 				SentryArgs: sentryArgs,
@@ -93,6 +101,7 @@ of every member, --verify requires the image to be signed by that key.`,
 	cmd.Flags().StringVar(&image, "image", "", "image URI or name the members are restored from")
 	cmd.Flags().IntVar(&size, "size", 0, "how many members wait (1 to 1000)")
 	cmd.Flags().StringVar(&verify, "verify", "", "require the image to be signed by this ed25519 public key file (PEM)")
+	cmd.Flags().BoolVar(&private, "private-memory", false, "give each member its own copy of the image's memory rather than one shared copy")
 	return cmd
 }
 
@@ -100,16 +109,19 @@ func newPoolTakeCmd(g *globalFlags) *cobra.Command {
 	var (
 		detach, wait          bool
 		stdin, stdout, stderr string
+		publish               []string
 	)
 	cmd := &cobra.Command{
-		Use:   "take NAME [--stdin FILE] [--stdout FILE] [--stderr FILE] [-d] [--wait]",
+		Use:   "take NAME [--stdin FILE] [--stdout FILE] [--stderr FILE] [-d] [--wait] [-p [HOSTADDR:]HOSTPORT:PORT]...",
 		Short: "Take a waiting sandbox from a pool and resume it",
 		Long: `take claims one waiting member of the pool, gives it its stdio and resumes
 it; a replacement is restored in the background. In the foreground the
 program's stdio is snap's (or the files given) and snap exits with its
 status; with -d the sandbox ID is printed and the program runs on in the
 background (stdio /dev/null unless given). An empty pool is an error, or
-with --wait, waited for.`,
+with --wait, waited for. -p publishes a port of the member on the host
+when it is taken; a host port in use fails the take and leaves the member
+in the pool.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
@@ -122,10 +134,18 @@ with --wait, waited for.`,
 				signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 				defer signal.Stop(sigs)
 			}
-			id := fasttake.Taken()
+			ms := make([]kernel.PortMapping, 0, len(publish))
+			for _, v := range publish {
+				m, err := kernel.ParsePortMapping(v)
+				if err != nil {
+					return fmt.Errorf("-p: %w", err)
+				}
+				ms = append(ms, m)
+			}
+			id := fasttake.Taken() // never with -p: fasttake leaves it here
 			if id == "" {
 				var err error
-				if id, err = takeMember(cmd, sd, name, detach, wait, [3]string{stdin, stdout, stderr}); err != nil {
+				if id, err = takeMember(cmd, sd, name, detach, wait, [3]string{stdin, stdout, stderr}, ms); err != nil {
 					return err
 				}
 			}
@@ -141,12 +161,13 @@ with --wait, waited for.`,
 	cmd.Flags().StringVar(&stdin, "stdin", "", "file for the program's stdin (default: snap's, or /dev/null with -d)")
 	cmd.Flags().StringVar(&stdout, "stdout", "", "file the program's stdout is appended to (default: snap's, or /dev/null with -d)")
 	cmd.Flags().StringVar(&stderr, "stderr", "", "file the program's stderr is appended to (default: snap's, or /dev/null with -d)")
+	cmd.Flags().StringArrayVarP(&publish, "publish", "p", nil, "publish the member's TCP port PORT on the host as [HOSTADDR:]HOSTPORT:PORT (HOSTADDR 127.0.0.1 by default; repeatable)")
 	return cmd
 }
 
 // takeMember opens the stdio files and takes a member of pool name,
 // starting a replenisher if the pool is short.
-func takeMember(cmd *cobra.Command, sd runner.StateDir, name string, detach, wait bool, paths [3]string) (string, error) {
+func takeMember(cmd *cobra.Command, sd runner.StateDir, name string, detach, wait bool, paths [3]string, publish []kernel.PortMapping) (string, error) {
 	stdio, err := openTakeStdio(paths, detach)
 	if err != nil {
 		return "", err
@@ -165,7 +186,7 @@ func takeMember(cmd *cobra.Command, sd runner.StateDir, name string, detach, wai
 	}
 	// A member taken starts the replenisher itself.
 	return runner.TakeFromPool(cmd.Context(), sd, name, runner.TakeOptions{
-		Stdio: stdio, Wait: wait, Short: replenish,
+		Stdio: stdio, Wait: wait, Short: replenish, Publish: publish,
 	})
 }
 

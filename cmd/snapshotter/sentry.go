@@ -22,7 +22,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 		receiveAddr, tokenFile       string
 		receiveTimeout               time.Duration
 		launchedAt                   int64
-		lazy, noWS                   bool
+		lazy, noWS, privateMem       bool
 		f                            runFlags
 		s                            startFlags
 	)
@@ -80,6 +80,9 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 					o.VerifyKey = key
 					o.Lazy, o.NoWorkingSet = lazy, noWS
 					o.Park = pool != ""
+					if o.Park && !privateMem {
+						o.BaseDir = sd.PoolBaseDir(pool)
+					}
 					var launched time.Time
 					if launchedAt > 0 {
 						launched = time.Unix(0, launchedAt)
@@ -110,6 +113,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&lazy, "lazy", false, "with --restore: restore lazily")
 	cmd.Flags().BoolVar(&noWS, "no-working-set", false, "with --lazy: ignore the image's working set")
 	cmd.Flags().StringVar(&pool, "pool", "", "with --restore: wait, restored and parked, as a member of this pool until taken")
+	cmd.Flags().BoolVar(&privateMem, "private-memory", false, "with --pool: load a copy of the image's memory of its own rather than share the pool's")
 	cmd.Flags().StringVar(&receiveAddr, "receive", "", "wait on this address for a migrating sandbox instead of starting a program")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "with --receive: the migration token file")
 	cmd.Flags().DurationVar(&receiveTimeout, "receive-timeout", 10*time.Minute, "with --receive: how long to wait for a source")

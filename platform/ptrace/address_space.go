@@ -59,6 +59,10 @@ type addressSpace struct {
 	// batching is set between BeginBatch and EndBatch: MapFile and Unmap
 	// queue as before the first Switch. Protected by opMu.
 	batching bool
+	// baseOpen is set once the stub has opened the base file, as its
+	// descriptor baseInStub (base.go). Protected by opMu.
+	baseOpen   bool
+	baseInStub uint64
 }
 
 var _ platform.Batcher = (*addressSpace)(nil)

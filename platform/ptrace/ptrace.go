@@ -49,7 +49,7 @@
 //     stub leader and the stubs' parent-death signal fires only when the
 //     platform goes away.
 //   - Stub threads: for each (address space, sentry OS thread) pair that
-//     calls Switch, the master injects clone(CLONE_VM) into the stub leader;
+//     calls Switch, the master injects clone(CLONE_VM|CLONE_FILES) into the stub leader;
 //     the child (a process sharing the stub's memory) sleeps in pause, and
 //     the calling OS thread seizes it (PTRACE_SEIZE with PTRACE_O_EXITKILL
 //     and PTRACE_O_TRACESYSGOOD) and interrupts it. The stub thread is
@@ -167,6 +167,10 @@ var (
 	// ErrBadRange means MapFile or Unmap got an unaligned or out of range
 	// address, offset or length.
 	ErrBadRange = errors.New("ptrace: bad range")
+	// ErrBaseSet means SetBaseFile was called twice (or after Release).
+	ErrBaseSet = errors.New("ptrace: base file already set")
+	// ErrNoBase means MapBase was called before SetBaseFile.
+	ErrNoBase = errors.New("ptrace: no base file")
 	// ErrWrongAddressSpace means Switch got an address space that this
 	// platform did not make.
 	ErrWrongAddressSpace = errors.New("ptrace: foreign address space")
@@ -215,6 +219,10 @@ type Platform struct {
 	refillPending bool
 	// refilling counts the goroutines starting a spare.
 	refilling sync.WaitGroup
+
+	// baseFD is the platform's duplicate of the base file
+	// (SetBaseFile), 0 if none. Protected by mu.
+	baseFD int
 
 	// counts are for Counts.
 	counts counts
@@ -436,6 +444,12 @@ func (p *Platform) Release() {
 	p.master.stop()
 	unix.Close(p.memFD)
 	unix.Close(p.stubFD)
+	p.mu.Lock()
+	if p.baseFD > 0 {
+		unix.Close(p.baseFD)
+		p.baseFD = 0
+	}
+	p.mu.Unlock()
 }
 
 // forget drops a released address space from the platform's set.

@@ -212,12 +212,15 @@ const (
 
 // Syscall numbers injected into the stub.
 const (
-	sysMmap         = unix.SYS_MMAP
-	sysMunmap       = unix.SYS_MUNMAP
-	sysMadvise      = unix.SYS_MADVISE
-	sysMprotect     = unix.SYS_MPROTECT
-	sysClone        = unix.SYS_CLONE
-	sysRtSigaction  = unix.SYS_RT_SIGACTION
-	sysPrctl        = unix.SYS_PRCTL
-	cloneThreadFlag = unix.CLONE_VM | uint64(unix.SIGCHLD)
+	sysMmap        = unix.SYS_MMAP
+	sysMunmap      = unix.SYS_MUNMAP
+	sysMadvise     = unix.SYS_MADVISE
+	sysMprotect    = unix.SYS_MPROTECT
+	sysClone       = unix.SYS_CLONE
+	sysRtSigaction = unix.SYS_RT_SIGACTION
+	sysPrctl       = unix.SYS_PRCTL
+	sysOpenat      = unix.SYS_OPENAT
+	// Stub threads share the leader's memory and descriptor table (a base
+	// file opened through any of them serves them all).
+	cloneThreadFlag = unix.CLONE_VM | unix.CLONE_FILES | uint64(unix.SIGCHLD)
 )

@@ -27,6 +27,7 @@ func TestParse(t *testing.T) {
 		{"pool take .p", command{}, false},
 		{"pool take p --stdin", command{}, false},
 		{"pool take p --unknown", command{}, false},
+		{"pool take p -p 8080:80", command{}, false}, // the full command publishes
 		{"pool take p -d=true", command{}, false},
 		{"pool -d take p", command{}, false},
 		{"--stdin f pool take p", command{}, false},

@@ -1,0 +1,479 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/platform"
+)
+
+// Restoring over a base: the members of a cold-start pool restore from one
+// decompressed copy of their image's memory, the base (a file the pool
+// made once: the saved memory file's bytes at the same offsets, zero pages
+// as holes), and each member's memory file starts as a copy-on-write view
+// of it. It is a lazy load (memory_lazy.go) whose chunks are the base's
+// data, in baseChunk pieces, with two differences:
+//
+//   - a chunk that is not loaded (copied) yet is mapped into the stubs
+//     from the base itself, without write permission
+//     (platform.BaseAddressSpace): reads are served by the base's pages,
+//     shared by every member, and the first write faults into the sentry,
+//     which copies the chunk into the memory file and maps it there
+//     writable (MM.handleFault, as a first touch of a lazy restore);
+//   - nothing loads in the background: a chunk is copied when it is
+//     written, or touched by the sentry itself (every MemoryFile access
+//     loads what it covers first), and a save copies everything first
+//     (MemoryFile.waitLoaded), after which the sandbox no longer uses the
+//     base.
+//
+// Only private vmas map the base (not the vDSO's, not shared memory): the
+// sentry writes the pages of shared memory and of the vDSO's parameter
+// page while stubs map them, which would not see the writes in the base.
+// Their chunks are copied when they are mapped. A private page is written
+// by its own process's stub (a fault: the chunk is copied and mapped from
+// the memory file) or by the sentry on that process's behalf (MM.forWrite
+// and the futex updates copy it and map it the same way first: baseFresh
+// records which chunks every vma of an address space maps copied); pages
+// of a private vma that fork shares are written by nobody before a copy
+// on write moves the writer elsewhere. A chunk the sentry copies to read
+// it stays mapped from the base where it was, with the same bytes, until
+// its process writes it. Another process writing a private page of this
+// one (process_vm_writev) goes through forWrite too.
+//
+// The base's pages stay alive while a stub maps them or a sentry holds its
+// descriptor, so a member keeps working after its pool was removed.
+
+// baseChunk is how much of the base one write copies: as much as one
+// copy-on-write fault of fork copies (mm_cow.go), for the same reason
+// (writes come in runs, and a fault costs far more than a few pages).
+const baseChunk = 64 << 10
+
+// MemoryBase makes a restore's memory a copy-on-write view of a base file
+// (RestoreOptions.Base).
+type MemoryBase struct {
+	// FD is a read-only descriptor of the base: the saved memory file,
+	// Size bytes, zero pages as holes. The caller keeps it; the kernel and
+	// its platform hold duplicates for as long as they need them.
+	FD int
+	// Size is the saved memory's size (the image's memory size); the
+	// base file must be at least that long.
+	Size uint64
+}
+
+// ErrNoBase means a restore over a base was asked of a platform that
+// cannot map one.
+var ErrNoBase = errors.New("the platform cannot map a base file")
+
+// baseLoad copies chunks of the base into the memory file.
+type baseLoad struct {
+	// fd is the kernel's duplicate of the base; closed by close.
+	fd     int
+	chunks []LazyChunk
+	// closeOnce closes fd once the load has ended.
+	closeOnce sync.Once
+}
+
+// newBaseLoad duplicates b.FD and lists the base's chunks: every
+// baseChunk-aligned piece of [0, b.Size) that holds data.
+func newBaseLoad(b *MemoryBase) (*baseLoad, error) {
+	if b.Size%pageSize != 0 || b.Size == 0 || b.Size > MaxMemorySize {
+		return nil, fmt.Errorf("%w: base size %#x zero, not page aligned or beyond %#x", ErrBadState, b.Size, uint64(MaxMemorySize))
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(b.FD, &st); err != nil {
+		return nil, fmt.Errorf("base file: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || uint64(st.Size) < b.Size {
+		return nil, fmt.Errorf("%w: base file is not a regular file of at least %d bytes", ErrBadState, b.Size)
+	}
+	fd, err := unix.FcntlInt(uintptr(b.FD), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, fmt.Errorf("base file: dup: %w", err)
+	}
+	bl := &baseLoad{fd: fd}
+	for pos := uint64(0); pos < b.Size; {
+		data, err := unix.Seek(fd, int64(pos), unix.SEEK_DATA)
+		if err == unix.ENXIO {
+			break
+		}
+		if err != nil {
+			bl.close()
+			return nil, fmt.Errorf("base file SEEK_DATA at %#x: %w", pos, err)
+		}
+		if uint64(data) >= b.Size {
+			break
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			bl.close()
+			return nil, fmt.Errorf("base file SEEK_HOLE at %#x: %w", data, err)
+		}
+		end := min(uint64(hole), b.Size)
+		for c := uint64(data) &^ (baseChunk - 1); c < end; c += baseChunk {
+			if n := len(bl.chunks); n > 0 && bl.chunks[n-1].Off == c {
+				continue // the data before this extent began the chunk
+			}
+			bl.chunks = append(bl.chunks, LazyChunk{Off: c, Len: min(baseChunk, b.Size-c)})
+		}
+		pos = max(end, pos+pageSize)
+	}
+	return bl, nil
+}
+
+// memory describes the load to newLazyLoad.
+func (bl *baseLoad) memory() *LazyMemory {
+	return &LazyMemory{Chunks: bl.chunks, Load: bl.load, Done: func(LazyStats) { bl.close() }}
+}
+
+// baseRunMax is the most bytes load copies with one read and one write:
+// neighbouring chunks (a save's, a take's recorded ones) go together.
+const baseRunMax = 1 << 20
+
+// load copies chunks idx (ascending) from the base into w.
+func (bl *baseLoad) load(ctx context.Context, idx []int, w *MemoryLoader, loaded func(int)) error {
+	var buf []byte
+	for k := 0; k < len(idx); {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		start := bl.chunks[idx[k]].Off
+		end := start + bl.chunks[idx[k]].Len
+		j := k + 1
+		for ; j < len(idx) && idx[j] == idx[j-1]+1; j++ {
+			c := bl.chunks[idx[j]]
+			if c.Off != end || c.Off+c.Len-start > baseRunMax {
+				break
+			}
+			end = c.Off + c.Len
+		}
+		if uint64(cap(buf)) < end-start {
+			buf = make([]byte, end-start)
+		}
+		b := buf[:end-start]
+		if err := preadFull(bl.fd, b, int64(start)); err != nil {
+			return fmt.Errorf("read base at %#x: %w", start, err)
+		}
+		if err := w.WriteRuns(func(yield func(uint64, []byte) bool) { yield(start, b) }); err != nil {
+			return err
+		}
+		for ; k < j; k++ {
+			loaded(idx[k])
+		}
+	}
+	return nil
+}
+
+// close closes the kernel's descriptor of the base, once.
+func (bl *baseLoad) close() {
+	bl.closeOnce.Do(func() { unix.Close(bl.fd) })
+}
+
+// preadFull reads len(b) bytes at off of fd.
+func preadFull(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pread(fd, b, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrUnexpectedEOF
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
+}
+
+// startBase makes the fresh memory file a view of the base
+// (RestoreOptions.Base): sized as the saved memory, nothing copied.
+func (r *restorer) startBase() error {
+	b := r.o.Base
+	if b.Size > uint64(len(r.mf.mapping)) {
+		return fmt.Errorf("%w: base of %d bytes beyond the %d-byte reservation", ErrBadState, b.Size, len(r.mf.mapping))
+	}
+	if err := unix.Ftruncate(r.mf.fd, int64(b.Size)); err != nil {
+		return fmt.Errorf("size memory file to %d bytes: %w", b.Size, err)
+	}
+	bl, err := newBaseLoad(b)
+	if err != nil {
+		return err
+	}
+	r.loader = &MemoryLoader{f: r.mf, size: b.Size, pid: unix.Getpid()}
+	l, err := newLazyLoad(bl.memory(), r.loader)
+	if err != nil {
+		bl.close()
+		return err
+	}
+	l.base = bl
+	r.lazy = l
+	return nil
+}
+
+// setBase gives the platform the base file, before any address space maps
+// it.
+func (r *restorer) setBase() error {
+	bm, ok := r.p.(platform.BaseMapper)
+	if !ok {
+		return fmt.Errorf("restore over a base: %w", ErrNoBase)
+	}
+	return bm.SetBaseFile(r.lazy.base.fd)
+}
+
+// mapBaseLocked maps [addr, addr+length) of v, memory file offset off,
+// from the base, without write permission.
+//
+// Preconditions: mm.mu is held for writing; mm.as is not nil.
+func (mm *MM) mapBaseLocked(addr, off, length uint64, at platform.AccessType) error {
+	bas, ok := mm.as.(platform.BaseAddressSpace)
+	if !ok {
+		return fmt.Errorf("map base: %w", ErrNoBase)
+	}
+	at.Write = false
+	return bas.MapBase(addr, off, length, at)
+}
+
+// mapsBase reports whether v may map chunks from a base: private memory
+// that only its processes' stubs write.
+func (v *vma) mapsBase() bool { return v.Private && !v.Special && !v.Beyond && v.Shm == nil }
+
+// freshenLocked copies the chunks of a base load l under [addr,
+// addr+length) of this address space, where they are not copied and
+// mapped from the memory file yet, and maps them from it in every vma of
+// the address space that maps them.
+//
+// Preconditions: mm.mu is held for writing; l.base is not nil.
+func (mm *MM) freshenLocked(l *lazyLoad, addr, length uint64) error {
+	end := addr + length
+	for k := mm.findLocked(addr); k < len(mm.vmas) && mm.vmas[k].Start < end; k++ {
+		v := &mm.vmas[k]
+		if !v.mapsBase() {
+			continue
+		}
+		lo := v.Off + (max(addr, v.Start) - v.Start)
+		hi := v.Off + (min(end, v.End) - v.Start)
+		for i := l.find(lo); i < len(l.chunks) && l.chunks[i].Off < hi; i++ {
+			if testBit(mm.baseFresh, uint64(i)) {
+				continue
+			}
+			if err := l.ensureChunk(i); err != nil {
+				return err
+			}
+			if err := mm.remapChunkLocked(l.chunks[i]); err != nil {
+				return err
+			}
+			setBits(&mm.baseFresh, uint64(i), 1)
+		}
+	}
+	return nil
+}
+
+// remapChunkLocked maps c, loaded, from the memory file wherever a vma of
+// the address space maps it.
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) remapChunkLocked(c LazyChunk) error {
+	if mm.as == nil {
+		return nil
+	}
+	cEnd := c.Off + c.Len
+	for k := range mm.vmas {
+		v := &mm.vmas[k]
+		vEnd := v.Off + v.length()
+		if !v.mapsBase() || v.Perms == 0 || v.Off >= cEnd || vEnd <= c.Off {
+			continue
+		}
+		lo, hi := max(v.Off, c.Off), min(vEnd, cEnd)
+		at := v.Perms.access()
+		if v.COW || mm.mf.dirty.on.Load() {
+			at.Write = false
+		}
+		mm.gen++
+		if err := mm.as.MapFile(v.Start+(lo-v.Off), lo, hi-lo, at, false); err != nil {
+			return fmt.Errorf("map copied base [%#x, %#x): %w", lo, hi, err)
+		}
+	}
+	return nil
+}
+
+// needsFreshLocked reports whether the sentry must copy chunks of a base
+// before it writes [addr, addr+length) (freshenLocked).
+//
+// Preconditions: mm.mu is held; l.base is not nil.
+func (mm *MM) needsFreshLocked(l *lazyLoad, addr, length uint64) bool {
+	end := addr + length
+	for k := mm.findLocked(addr); k < len(mm.vmas) && mm.vmas[k].Start < end; k++ {
+		v := &mm.vmas[k]
+		if !v.mapsBase() {
+			continue
+		}
+		lo := v.Off + (max(addr, v.Start) - v.Start)
+		hi := v.Off + (min(end, v.End) - v.Start)
+		for i := l.find(lo); i < len(l.chunks) && l.chunks[i].Off < hi; i++ {
+			if !testBit(mm.baseFresh, uint64(i)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// freshenForWrite copies and maps from the memory file the chunks of a
+// base under [addr, addr+length) before the sentry writes there, so that
+// the process's stub sees the write.
+func (mm *MM) freshenForWrite(addr, length uint64) error {
+	l := mm.mf.lazyLoader()
+	if l == nil || l.base == nil {
+		return nil
+	}
+	mm.mu.RLock()
+	need := mm.needsFreshLocked(l, addr, length)
+	mm.mu.RUnlock()
+	if !need {
+		return nil
+	}
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	return mm.freshenLocked(l, addr, length)
+}
+
+// waitLoaded loads whatever a lazy restore, or one over a base, has not
+// loaded yet (MemoryFile.waitLoaded). Over a base, every address space
+// is then mapped from the memory file before it returns: a save that
+// write-protects memory next (dirty tracking) must not find a mapping of
+// the base, which cannot be made writable again.
+//
+// Preconditions: no MM's mu is held.
+func (k *Kernel) waitLoaded() error {
+	l := k.mf.lazyLoader()
+	if err := k.mf.waitLoaded(); err != nil || l == nil || l.base == nil {
+		return err
+	}
+	for _, mm := range k.mms() {
+		mm.mu.Lock()
+		for i := range mm.vmas {
+			if err := mm.mapIntoLocked(&mm.vmas[i], false); err != nil {
+				mm.mu.Unlock()
+				return fmt.Errorf("map memory copied from the base: %w", err)
+			}
+		}
+		mm.baseFresh = nil
+		mm.mu.Unlock()
+	}
+	return nil
+}
+
+// mapNow makes the mappings of the restored address spaces that the
+// platform queued until their first run, so that the base's pages are
+// mapped (populated) before the program runs rather than when it first
+// does, as a restore's prefault maps the loaded pages.
+func (r *restorer) mapNow() {
+	for mm := range r.mms {
+		mm.mu.RLock()
+		if has, ok := mm.as.(hostAddressSpace); ok {
+			has.HostPID() // makes what is queued first
+		}
+		mm.mu.RUnlock()
+	}
+}
+
+// ensureDropped prepares [start, end) for a decommit: what a lazy load has
+// not loaded is loaded first (ensureLoaded), except, over a base, the
+// chunks the range covers whole, which are marked loaded without a copy:
+// they will read as zero, and nothing maps them from the base (their last
+// owner let them go, or MADV_DONTNEED remapped them first).
+func (f *MemoryFile) ensureDropped(start, end uint64) error {
+	l := f.lazy.Load()
+	if l == nil || l.base == nil {
+		return f.ensureLoaded(start, end)
+	}
+	for i := l.find(start); i < len(l.chunks) && l.chunks[i].Off < end; i++ {
+		c := l.chunks[i]
+		if c.Off >= start && c.Off+c.Len <= end && l.state[i].CompareAndSwap(chunkUnloaded, chunkLoading) {
+			l.loaded(i, loadDropped)
+			continue
+		}
+		if err := l.ensureChunk(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BaseCopied returns the chunks of a restore over a base that were copied
+// because they were touched (not by CopyBase), ascending; nil if the
+// kernel was not restored over a base or has copied everything.
+func (k *Kernel) BaseCopied() []int {
+	l := k.mf.lazyLoader()
+	if l == nil || l.base == nil {
+		return nil
+	}
+	l.mu.Lock()
+	out := append([]int(nil), l.stats.OnDemand...)
+	l.mu.Unlock()
+	sort.Ints(out)
+	return out
+}
+
+// CopyBase copies chunks idx (BaseCopied of an earlier sandbox of the same
+// base) into the memory file and maps them from it in every address
+// space, at once rather than one write fault each: a pool member does it
+// when it is taken, with the chunks a member taken before wrote first.
+// Indices out of range are ignored. Mappings made before the program
+// first runs cost it no extra stop (the platform batches them).
+func (k *Kernel) CopyBase(idx []int) error {
+	l := k.mf.lazyLoader()
+	if l == nil || l.base == nil {
+		return nil
+	}
+	idx = append([]int(nil), idx...)
+	sort.Ints(idx)
+	var todo []int
+	for _, i := range idx {
+		if i >= 0 && i < len(l.chunks) && l.state[i].CompareAndSwap(chunkUnloaded, chunkLoading) {
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) > 0 {
+		if err := l.lm.Load(l.ctx, todo, l.w, func(i int) { l.loaded(i, loadEager) }); err != nil {
+			l.fail(err)
+			return fmt.Errorf("copy %d chunks of the base: %w", len(todo), err)
+		}
+	}
+	// Neighbouring chunks are mapped together.
+	var runs []LazyChunk
+	var done []int
+	for _, i := range idx {
+		if i < 0 || i >= len(l.chunks) || l.state[i].Load() != chunkLoaded {
+			continue
+		}
+		c := l.chunks[i]
+		done = append(done, i)
+		if n := len(runs); n > 0 && runs[n-1].Off+runs[n-1].Len == c.Off {
+			runs[n-1].Len += c.Len
+		} else {
+			runs = append(runs, c)
+		}
+	}
+	for _, mm := range k.mms() {
+		mm.mu.Lock()
+		for _, r := range runs {
+			if err := mm.remapChunkLocked(r); err != nil {
+				mm.mu.Unlock()
+				return err
+			}
+		}
+		for _, i := range done {
+			setBits(&mm.baseFresh, uint64(i), 1)
+		}
+		mm.mu.Unlock()
+	}
+	return nil
+}

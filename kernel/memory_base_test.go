@@ -1,0 +1,246 @@
+package kernel
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	// cowbase: 4 MiB of a pattern; for each byte on stdin it prints the
+	// memory's checksum, after flipping the first byte of every page of
+	// its first MiB if the byte is 'w'; for 'z' it drops 64 KiB of it
+	// (MADV_DONTNEED) and says whether they read as zero.
+	pausePrograms["cowbase"] = `#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#define N (4 << 20)
+int main(void) {
+	unsigned char *m = malloc(N);
+	for (int i = 0; i < N; i++) m[i] = (unsigned char)(i * 7 + i / 4096);
+	printf("ready\n"); fflush(stdout);
+	char c;
+	while (read(0, &c, 1) == 1) {
+		if (c == 'z') {
+			unsigned char *p = (unsigned char *)(((unsigned long)m + 8191) & ~4095UL);
+			madvise(p, 65536, MADV_DONTNEED);
+			int zero = 1;
+			for (int i = 0; i < 65536; i++) zero &= p[i] == 0;
+			printf("zeroed %d\n", zero); fflush(stdout);
+			continue;
+		}
+		if (c == 'w') for (int i = 0; i < N / 4; i += 4096) m[i] ^= 0xff;
+		unsigned long s = 0;
+		for (int i = 0; i < N; i++) s = s * 31 + m[i];
+		printf("sum %lx\n", s); fflush(stdout);
+	}
+	return 0;
+}`
+}
+
+// writeBase writes the saved ranges into a new file of size bytes at
+// their offsets (zero pages left as holes) and returns it opened
+// read-only.
+func writeBase(t *testing.T, ranges []MemoryRange, size uint64) *os.File {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "base")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ranges {
+		if _, err := f.WriteAt(r.Data, int64(r.Off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Truncate(int64(size)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	ro, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ro.Close() })
+	return ro
+}
+
+// baseMapped returns the kilobytes of the stub process pid's mappings of
+// path that are resident, and of those the ones another process maps
+// too (smaps' Rss and Shared_Clean+Shared_Dirty).
+func baseMapped(t *testing.T, pid int, path string) (rss, shared uint64) {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	in := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		if !strings.HasSuffix(fields[0], ":") {
+			in = len(fields) >= 6 && fields[len(fields)-1] == path
+			continue
+		}
+		if !in || len(fields) < 2 {
+			continue
+		}
+		n, _ := strconv.ParseUint(fields[1], 10, 64)
+		switch fields[0] {
+		case "Rss:":
+			rss += n
+		case "Shared_Clean:", "Shared_Dirty:":
+			shared += n
+		}
+	}
+	return rss, shared
+}
+
+// stubPID returns the host pid of the stub of k's first process.
+func stubPID(t *testing.T, k *Kernel) int {
+	t.Helper()
+	has, ok := initTask(k).tg.mm.as.(hostAddressSpace)
+	if !ok {
+		t.Fatal("the address space is not a host process")
+	}
+	return has.HostPID()
+}
+
+// dataBytes returns how many bytes of f's memory file hold data (without
+// loading anything, as forEachData would).
+func dataBytes(t *testing.T, f *MemoryFile) uint64 {
+	return uint64(allocatedBytes(t, f.fd))
+}
+
+// TestRestoreOverBase restores two sandboxes over one base: both read
+// the base's pages (mapped by both stubs, shared), a write in one copies
+// what it writes into its own memory file and the other sees nothing of
+// it, what one copied can be copied into another before it runs, and a
+// save of the one that wrote, restored the ordinary way, has its memory.
+func TestRestoreOverBase(t *testing.T) {
+	s := startPauseSandbox(t, "cowbase")
+	if l := s.next(t); l != "ready" {
+		t.Fatalf("first line = %q, want ready", l)
+	}
+	s.stdin.Write([]byte{'r'})
+	orig := s.next(t)
+	pauseInSyscall(t, s.k, unix.SYS_READ)
+	ranges, state := savePaused(t, s.k)
+	size := s.k.mf.Size()
+	base := writeBase(t, ranges, size)
+	s.k.Unpause()
+	s.stdin.Write([]byte{'w'})
+	wantWritten := s.next(t)
+	if wantWritten == orig {
+		t.Fatalf("the write changed nothing: %q", orig)
+	}
+
+	type member struct {
+		k   *Kernel
+		in  *os.File
+		out chan string
+	}
+	var ms [2]member
+	for i := range ms {
+		k, inW, outR := restoreWithPipes(t, state, RestoreOptions{Base: &MemoryBase{FD: int(base.Fd()), Size: size}})
+		k.Resume()
+		ms[i] = member{k, inW, scanLines(outR, 16)}
+	}
+	line := func(m member) string {
+		t.Helper()
+		select {
+		case l := <-m.out:
+			return l
+		case <-time.After(60 * time.Second):
+			t.Fatal("the restored program printed nothing")
+			return ""
+		}
+	}
+	for i, m := range ms {
+		m.in.Write([]byte{'r'})
+		if got := line(m); got != orig {
+			t.Errorf("member %d read %q, want %q", i, got, orig)
+		}
+	}
+	// Both stubs map the base, and the pages both read are shared.
+	for i, m := range ms {
+		rss, shared := baseMapped(t, stubPID(t, m.k), base.Name())
+		if rss < 2<<10 || shared < 2<<10 {
+			t.Errorf("member %d maps %d KiB of the base, %d KiB shared; want at least 2 MiB of each", i, rss, shared)
+		}
+	}
+	before := dataBytes(t, ms[0].k.mf)
+	ms[0].in.Write([]byte{'w'})
+	if got := line(ms[0]); got != wantWritten {
+		t.Errorf("member 0 after its write: %q, want %q", got, wantWritten)
+	}
+	ms[1].in.Write([]byte{'r'})
+	if got := line(ms[1]); got != orig {
+		t.Errorf("member 1 after member 0 wrote: %q, want %q (unchanged)", got, orig)
+	}
+	// The write copied about the MiB written, not the memory.
+	if copied := dataBytes(t, ms[0].k.mf) - before; copied < 1<<20 || copied > 2<<20 {
+		t.Errorf("member 0's memory file grew by %d bytes for a write of 1 MiB", copied)
+	}
+	if own := dataBytes(t, ms[1].k.mf); own > 1<<20 {
+		t.Errorf("member 1 holds %d bytes of its own after reading only", own)
+	}
+	// What member 0 copied, copied at once into a third before it runs:
+	// its writes land in the copies, mapped already.
+	copied := ms[0].k.BaseCopied()
+	if len(copied) < 16 {
+		t.Fatalf("BaseCopied() after a write of 1 MiB = %d chunks", len(copied))
+	}
+	k3, in3, out3 := restoreWithPipes(t, state, RestoreOptions{Base: &MemoryBase{FD: int(base.Fd()), Size: size}})
+	if err := k3.CopyBase(copied); err != nil {
+		t.Fatalf("CopyBase() = %v", err)
+	}
+	if own := dataBytes(t, k3.mf); own < uint64(len(copied))*baseChunk/2 {
+		t.Errorf("after CopyBase of %d chunks the memory file holds %d bytes", len(copied), own)
+	}
+	k3.Resume()
+	m3 := member{k3, in3, scanLines(out3, 16)}
+	m3.in.Write([]byte{'w'})
+	if got := line(m3); got != wantWritten {
+		t.Errorf("member 3 after CopyBase and a write: %q, want %q", got, wantWritten)
+	}
+
+	// Memory dropped reads as zero, not as the base.
+	ms[1].in.Write([]byte{'z'})
+	if got := line(ms[1]); got != "zeroed 1" {
+		t.Errorf("member 1 after MADV_DONTNEED: %q, want %q", got, "zeroed 1")
+	}
+
+	// A save reads through the view; the image restores as any other.
+	pauseInSyscall(t, ms[0].k, unix.SYS_READ)
+	ranges2, state2 := savePaused(t, ms[0].k)
+	size2 := ms[0].k.mf.Size()
+	ms[0].k.Unpause()
+	k, inW, outR := restoreWithPipes(t, state2, RestoreOptions{
+		MemorySize: size2,
+		LoadMemory: func(w *MemoryLoader) error { return w.WriteRuns(runsOf(ranges2)) },
+	})
+	k.Resume()
+	lines := scanLines(outR, 4)
+	inW.Write([]byte{'r'})
+	select {
+	case got := <-lines:
+		if got != wantWritten {
+			t.Errorf("saved member restored: %q, want %q", got, wantWritten)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the restored save printed nothing")
+	}
+}

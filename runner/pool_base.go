@@ -1,0 +1,189 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"snapshotter/storage"
+)
+
+// A pool's members restore from one decompressed copy of their image's
+// memory, the base (kernel.MemoryBase): each member's memory starts as a
+// copy-on-write view of it, so that what no member writes is held once
+// for the whole pool. It is a file of the pool's directory,
+//
+//	<state-dir>/.pools/<name>/base-<manifest SHA-256>
+//
+// the memory file's bytes at their offsets with zero pages as holes,
+// named after the image it was made from so that a pool whose image name
+// now resolves to another image makes a new one. The first member
+// restored from an image makes it (members are restored one at a time,
+// under the pool's lock); the others open it. A member keeps its
+// descriptor and its mappings of it, so it keeps working when the pool
+// (and the file's name) is removed. The base is trusted as the state
+// directory is: with --verify, the member that made it checked the
+// image first.
+
+// basePrefix begins the names of base files in a pool's directory.
+const basePrefix = "base-"
+
+// The chunks of the base that the first member taken from a pool wrote in
+// its first moments (until ReplenishDelay after the take) are recorded
+// beside the base, as writes-<manifest SHA-256> (JSON, chunk indices);
+// every member taken later copies them at once when it is taken, before
+// its program runs, rather than one write fault each while it answers.
+// Waiting members still share them.
+const writesPrefix = "writes-"
+
+// maxWrites bounds the chunks a writes file may name.
+const maxWrites = 1 << 20
+
+// writesPath returns the writes file of the image whose manifest is m.
+func writesPath(dir string, m *storage.Manifest) string {
+	return filepath.Join(dir, writesPrefix+m.Digest())
+}
+
+// copyWrites copies the chunks recorded at path (Kernel.CopyBase) and
+// reports whether there were none to copy, so that this take records them.
+func (s *KernelSandbox) copyWrites(path string) bool {
+	if path == "" {
+		return false
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	var idx []int
+	if err == nil {
+		err = json.Unmarshal(b, &idx)
+	}
+	if err == nil && len(idx) > maxWrites {
+		err = fmt.Errorf("%d chunks, more than %d", len(idx), maxWrites)
+	}
+	if err == nil {
+		err = s.k.CopyBase(idx)
+	}
+	if err != nil && s.opts.Diag != nil {
+		s.opts.Diag.Printf("take: chunks written first (%s) not copied: %v", path, err)
+	}
+	return false
+}
+
+// recordWrites writes the chunks of the base this sandbox has copied so far
+// to path, unless another member did first.
+func (s *KernelSandbox) recordWrites(path string) {
+	idx := s.k.BaseCopied()
+	if len(idx) == 0 {
+		return
+	}
+	b, err := json.Marshal(idx)
+	if err != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".writes-*.tmp")
+	if err != nil {
+		return // the pool was removed
+	}
+	_, werr := tmp.Write(b)
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Link(tmp.Name(), path) // the first one stays
+	}
+	os.Remove(tmp.Name())
+	if werr != nil && !errors.Is(werr, fs.ErrExist) && s.opts.Diag != nil {
+		s.opts.Diag.Printf("take: chunks written first not recorded: %v", werr)
+	}
+}
+
+// PoolBaseDir returns the directory that holds the base files of pool
+// name (KernelOptions.BaseDir).
+func (s StateDir) PoolBaseDir(name string) string { return s.pool(name).dir }
+
+// openBase returns the base of img in dir, read-only, making it first if
+// it is not there.
+func openBase(ctx context.Context, img *storage.Image, dir string) (*os.File, error) {
+	m := img.Manifest()
+	digest := m.Digest()
+	if digest == "" || strings.ContainsAny(digest, "/.") || m.MemorySize == 0 {
+		return nil, fmt.Errorf("image has no memory or no manifest digest to name its base by")
+	}
+	path := filepath.Join(dir, basePrefix+digest)
+	f, err := openBaseFile(path, m.MemorySize)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return f, err
+	}
+	if err := makeBase(ctx, img, dir, path); err != nil {
+		return nil, err
+	}
+	return openBaseFile(path, m.MemorySize)
+}
+
+// openBaseFile opens the base at path read-only, without following a link
+// or blocking on a FIFO planted there, and checks that it is a regular
+// file of at least size bytes.
+func openBaseFile(path string, size uint64) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	st, err := f.Stat()
+	if err == nil && (!st.Mode().IsRegular() || uint64(st.Size()) < size) {
+		err = fmt.Errorf("not a regular file of at least %d bytes", size)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("base %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// makeBase writes img's memory into a new file of dir and renames it to
+// path, then removes the bases of other images (members that use them
+// keep them open).
+func makeBase(ctx context.Context, img *storage.Image, dir, path string) error {
+	tmp, err := os.CreateTemp(dir, ".base-*.tmp")
+	if err != nil {
+		return fmt.Errorf("make base: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // after the rename, a no-op
+	err = tmp.Truncate(int64(img.Manifest().MemorySize))
+	if err == nil {
+		err = img.ReadMemoryRuns(ctx, func(runs []storage.PageRun) error {
+			for _, r := range runs {
+				if _, err := tmp.WriteAt(r.Data, int64(r.Off)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("make base %s: %w", path, err)
+	}
+	for _, prefix := range []string{basePrefix, writesPrefix} {
+		old, _ := filepath.Glob(filepath.Join(dir, prefix+"*"))
+		for _, o := range old {
+			if filepath.Base(o)[len(prefix):] != filepath.Base(path)[len(basePrefix):] {
+				os.Remove(o)
+			}
+		}
+	}
+	return nil
+}
