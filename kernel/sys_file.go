@@ -40,7 +40,8 @@ func vfsErr(err error) error {
 // count or end of file; other files get one read, which may block.
 func (t *Task) readInto(f *vfs.File, addr, count uint64, off int64) (uint64, error) {
 	count = min(count, maxRWCount)
-	buf := make([]byte, min(count, rwChunk))
+	buf := getRWBuf(min(count, rwChunk))
+	defer putRWBuf(buf)
 	var done uint64
 	for done < count {
 		b := buf[:min(count-done, uint64(len(buf)))]
@@ -77,7 +78,8 @@ func (t *Task) readInto(f *vfs.File, addr, count uint64, off int64) (uint64, err
 // if off >= 0).
 func (t *Task) writeFrom(f *vfs.File, addr, count uint64, off int64) (uint64, error) {
 	count = min(count, maxRWCount)
-	buf := make([]byte, min(count, rwChunk))
+	buf := getRWBuf(min(count, rwChunk))
+	defer putRWBuf(buf)
 	var done uint64
 	for done < count {
 		b := buf[:min(count-done, uint64(len(buf)))]
