@@ -15,9 +15,13 @@ var rwBufs = [2]sync.Pool{
 	{New: func() any { return new([rwChunk]byte) }},
 }
 
-// getRWBuf returns a buffer of n bytes (n <= rwChunk) with undefined
-// contents; putRWBuf gives it back once nothing refers to it.
+// getRWBuf returns a buffer of n bytes with undefined contents, from a
+// pool if n <= rwChunk; putRWBuf gives it back once nothing refers to it
+// (a buffer of another size is left to the garbage collector).
 func getRWBuf(n uint64) []byte {
+	if n > rwChunk {
+		return make([]byte, n)
+	}
 	if n <= smallRWBuf {
 		return rwBufs[0].Get().(*[smallRWBuf]byte)[:n]
 	}
