@@ -63,20 +63,24 @@ func BenchmarkStream(b *testing.B) {
 		for range cap(free) {
 			free <- make([]byte, chunk)
 		}
+		n := b.N
+		done := make(chan struct{})
 		go func() {
+			defer close(done)
 			src := make([]byte, chunk)
-			for i := 0; i < b.N; i++ {
+			for range n {
 				buf := <-free
 				copy(buf, src)
 				ch <- buf
 			}
 		}()
 		dst := make([]byte, chunk)
-		for i := 0; i < b.N; i++ {
+		for range n {
 			buf := <-ch
 			copy(dst, buf)
 			free <- buf
 		}
+		<-done
 	})
 }
 
