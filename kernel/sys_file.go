@@ -43,7 +43,8 @@ func (t *Task) readInto(f *vfs.File, addr, count uint64, off int64) (uint64, err
 		return 0, err
 	}
 	count = min(count, maxRWCount)
-	buf := make([]byte, min(count, rwChunk))
+	buf := getRWBuf(min(count, rwChunk))
+	defer putRWBuf(buf)
 	var done uint64
 	for done < count {
 		b := buf[:min(count-done, uint64(len(buf)))]
@@ -83,7 +84,8 @@ func (t *Task) writeFrom(f *vfs.File, addr, count uint64, off int64) (uint64, er
 		return 0, err
 	}
 	count = min(count, maxRWCount)
-	buf := make([]byte, min(count, rwChunk))
+	buf := getRWBuf(min(count, rwChunk))
+	defer putRWBuf(buf)
 	var done uint64
 	for done < count {
 		b := buf[:min(count-done, uint64(len(buf)))]

@@ -183,7 +183,8 @@ func sysSendto(t *Task, a *sysArgs) (uint64, error) {
 	}
 	defer f.DecRef()
 	count := min(a[2], maxRWCount)
-	buf := make([]byte, min(count, vectorMax))
+	buf := getRWBuf(min(count, vectorMax))
+	defer putRWBuf(buf)
 	if err := t.tg.mm.CopyIn(a[1], buf); err != nil {
 		return 0, err
 	}
@@ -278,7 +279,8 @@ func sysRecvfrom(t *Task, a *sysArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	buf := make([]byte, min(a[2], maxRWCount, vectorMax))
+	buf := getRWBuf(min(a[2], maxRWCount, vectorMax))
+	defer putRWBuf(buf)
 	flags := int(a.Int(3))
 	r, err := s.Recv(f, t.cancelChan(), buf, socket.RecvArgs{Flags: flags})
 	if err != nil {

@@ -47,7 +47,10 @@
 // default 212992, doubled when set); a datagram socket that is not
 // connected back to its sender holds at most maxDgramQlen+1 datagrams.
 // Linux charges the real size of its buffers, so how many small messages
-// fit before EAGAIN differs a little from Linux.
+// fit before EAGAIN differs a little from Linux. A stream sender blocked on
+// a full buffer is woken when it is writable again (as Linux's
+// sk_write_space), not at every message consumed; a stream message of at
+// most 64 KiB keeps its bytes in a pooled buffer (streambuf.go).
 //
 // # Blocking
 //

@@ -296,3 +296,61 @@ func TestInetInterrupted(t *testing.T) {
 		t.Errorf("interrupted accept = %v, want ErrInterrupted", err)
 	}
 }
+
+// TestTCPWritableAfterHalf: a TCP socket whose window is full turns
+// writable again (POLLOUT, and a wake-up of a blocked sender) only once
+// the free part of the window is at least half of what is still queued,
+// as Linux's sk_stream_is_writeable, not at the first byte its peer reads.
+func TestTCPWritableAfterHalf(t *testing.T) {
+	names := socket.NewNames()
+	l := newInet(t, names, unix.AF_INET, socket.Stream)
+	defer l.Release()
+	if err := l.BindInet(in4(127, 0, 0, 1, 0), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Listen(1, socket.Cred{}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := socket.DialLoopback(names, portOf(l.SockName()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := socket.NewFile(c, unix.O_NONBLOCK)
+	defer fc.DecRef()
+	af, _, err := l.Accept(nil, true, unix.O_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer af.DecRef()
+	srv := af.Impl().(*socket.Socket)
+	chunk := make([]byte, 64<<10)
+	queued := 0
+	for {
+		n, err := c.Send(fc, nil, chunk, socket.SendArgs{})
+		if errors.Is(err, unix.EAGAIN) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued += n
+	}
+	writable := func() bool { return c.Readiness(fc, unix.POLLOUT)&unix.POLLOUT != 0 }
+	if writable() {
+		t.Fatalf("POLLOUT with a full window (%d bytes queued)", queued)
+	}
+	// Read a chunk at a time; POLLOUT must appear exactly when at most two
+	// thirds of the bytes queued at EAGAIN remain (plus each message's
+	// overhead, which makes it come a chunk or so later).
+	read := 0
+	for !writable() {
+		r, err := srv.Recv(af, nil, chunk, socket.RecvArgs{})
+		if err != nil || r.N == 0 {
+			t.Fatalf("Recv after %d bytes = %d, %v", read, r.N, err)
+		}
+		read += r.N
+	}
+	if left := queued - read; 3*left > 2*queued || 3*(left+2*len(chunk)) < 2*queued {
+		t.Errorf("POLLOUT with %d of %d bytes still queued, want about two thirds", left, queued)
+	}
+}

@@ -150,7 +150,7 @@ func (s *Socket) sendStream(cancel <-chan struct{}, src []byte, a SendArgs, nonb
 		}
 		if window := s.windowLocked(); s.wmem < window {
 			n := min(len(src)-sent, max(window/2-64, 1))
-			data := make([]byte, n)
+			data := newStreamData(n)
 			copy(data, src[sent:])
 			p.deliverLocked(s.newMessageLocked(p, data, &a, first))
 			first = false
@@ -488,6 +488,8 @@ func (s *Socket) readStreamLocked(r *RecvResult, dst []byte, flags int) bool {
 			return true
 		}
 		m.uncharge()
+		freeStreamData(m.data)
+		m.data = nil
 		s.queue[i] = nil
 		s.queue = s.queue[i+1:]
 		i = -1

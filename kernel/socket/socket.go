@@ -367,12 +367,18 @@ func (s *Socket) purgeLocked() []*vfs.File {
 	return drop
 }
 
-// uncharge returns the message's cost to its sender.
+// uncharge returns the message's cost to its sender. A stream sender is
+// woken only once it is writable again (Linux's sk_write_space): a
+// sender blocked on a full buffer then sends a batch per wake-up instead
+// of one message per message consumed.
 // Preconditions: mu is held.
 func (m *message) uncharge() {
 	if m.sender != nil {
-		m.sender.wmem -= m.cost
-		m.sender.notifyLocked()
+		snd := m.sender
+		snd.wmem -= m.cost
+		if snd.typ != Stream || snd.released || snd.writableLocked() {
+			snd.notifyLocked()
+		}
 		m.sender = nil
 	}
 }
@@ -480,10 +486,12 @@ func (s *Socket) Readiness(_ *vfs.File, mask uint32) uint32 {
 }
 
 // writableLocked is Linux's unix_writable, plus unix_dgram_poll's check
-// of a full peer. Preconditions: mu is held.
+// of a full peer; for TCP, Linux's sk_stream_is_writeable: the free part
+// of the window is at least half of what is queued.
+// Preconditions: mu is held.
 func (s *Socket) writableLocked() bool {
 	if s.inet != nil {
-		return s.state != stateListening && s.wmem < s.windowLocked()
+		return s.state != stateListening && 3*s.wmem <= 2*s.windowLocked()
 	}
 	if s.state == stateListening || s.wmem*4 > s.sndbuf {
 		return false
