@@ -44,7 +44,10 @@ func startFlipProxy(t *testing.T, target string, at int64) *flipProxy {
 			src.Close()
 		}()
 		flipCopy(dst, src, at)
-		dst.Close()
+		// Half-close only: what the target still sends (its reason for
+		// refusing the stream) must reach the source, so the copy back
+		// ends when the target closes, not when this direction did.
+		dst.(*net.TCPConn).CloseWrite()
 		inner.Wait()
 	}()
 	return p

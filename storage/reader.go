@@ -349,7 +349,8 @@ func planBatches(chunks []Chunk, from, to, workers int) ([]batch, uint64) {
 	return batches, biggest
 }
 
-// singleChunks cuts batches into batches of one chunk each, and returns
+// singleChunks cuts batches into batches of one chunk each (a chunk and
+// the patch that follows it count as one), and returns
 // them with the stored size of the largest. The chunks of a
 // content-addressed image are objects of their own, fetched one by one
 // whatever the batch (casBlob.readAt): alone, each worker's read buffer
@@ -359,9 +360,15 @@ func singleChunks(chunks []Chunk, batches []batch) ([]batch, uint64) {
 	var out []batch
 	var biggest uint64
 	for _, b := range batches {
-		for i := b.from; i < b.to; i++ {
-			out = append(out, batch{i, i + 1})
-			biggest = max(biggest, uint64(chunks[i].StoredLen))
+		for i := b.from; i < b.to; {
+			// A patch stays with its base (planBatches).
+			j := i + 1
+			for j < b.to && chunks[j].IsPatch() {
+				j++
+			}
+			out = append(out, batch{i, j})
+			biggest = max(biggest, chunks[j-1].Stored+uint64(chunks[j-1].StoredLen)-chunks[i].Stored)
+			i = j
 		}
 	}
 	return out, biggest
