@@ -14,8 +14,8 @@ import (
 // slash); a descriptor is a kernel-made file holding the queue, readable
 // and writable through poll, select and epoll, whose read(2) gives the
 // queue's status line; closing any descriptor of a queue drops the
-// closing process's notification, as on Linux. No filesystem is
-// involved: /dev/mqueue is not mounted.
+// closing process's notification, as on Linux. The queues are also the
+// files of the mqueue filesystem at /dev/mqueue (ipc_mqfs.go).
 
 // Message queue limits: Linux's defaults (fs.mqueue sysctls) and hard
 // limits, the latter for callers with CAP_SYS_RESOURCE.
@@ -76,6 +76,9 @@ type mqFD struct {
 	// Pos is the file position read(2) advances through the status
 	// line; protected by NS.mu.
 	Pos int64
+	// Path is what /proc/PID/fd shows for a queue opened through
+	// /dev/mqueue; empty for mq_open's. Immutable.
+	Path string
 }
 
 // read implements read(2) on a queue descriptor: the queue's status line
@@ -296,8 +299,10 @@ func (t *Task) mqOf(fd int32) (*mqFD, bool, error) {
 		return nil, false, err
 	}
 	defer f.DecRef()
-	m, ok := t.tg.specialOf(f).(*mqFD)
-	if !ok {
+	var m *mqFD
+	if mf, ok := f.Impl().(*mqFile); ok {
+		m = mf.M
+	} else if m, ok = t.tg.specialOf(f).(*mqFD); !ok {
 		return nil, false, unix.EBADF
 	}
 	return m, f.StatusFlags()&unix.O_NONBLOCK != 0, nil

@@ -119,7 +119,7 @@ func (m *Mount) Point() string { return m.point }
 // the rest of the path below the mount point).
 func (m *Mount) walked() bool {
 	switch m.fs.(type) {
-	case *tmpfs, *overlayFS, *bindFS:
+	case *tmpfs, *overlayFS, *bindFS, *mqueueFS:
 		return true
 	}
 	return false
@@ -471,6 +471,8 @@ func (m *Mount) device() (uint32, uint32) {
 		}
 	case *sentryFS:
 		return 0, sentryMounts[fs.name].minor
+	case *mqueueFS:
+		return 0, fs.minor
 	case *Root:
 		if st, err := fs.stat(m, "/", true); err == nil {
 			return st.DevMajor, st.DevMinor
