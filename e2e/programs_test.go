@@ -556,6 +556,7 @@ var cCases = []cCase{
 	// Natively on a fresh mqueue filesystem the program mounts on dir in
 	// new mount and IPC namespaces; under snap the sandbox's /dev/mqueue.
 	{name: "mqueuefs", prog: "mqueuefs", zdtm: zdtmSpec{blockedAfter: "queues made, waiting for stdin"}, setup: setupMqueueDir, spec: spec{stdin: "go\n", want: []string{
+		"mq_open's descriptor: /q1, mode 100640 size 80, F_GETFL 0x2",
 		"listing: q1",
 		"directory: mode 41777 nlink 2 uid 0",
 		"stat q1: mode 100640 size 80 nlink 1 uid 0 gid 0",

@@ -1,7 +1,8 @@
 /*
  * mqueuefs (as root): the mqueue filesystem. POSIX message queues seen as
- * files: the listing, stat and statfs, open(2) of a queue's file giving
- * the same queue as mq_open (its read shows the status line, mq_receive
+ * files: mq_open's descriptor (fstat, /proc/self/fd, F_GETFL), the
+ * listing, stat and statfs, open(2) of a queue's file giving the same
+ * queue as mq_open (its read shows the status line, mq_receive
  * and mq_getattr work on it), creat making a queue, unlink removing one,
  * mkdir and symlink refused, and the mount in /proc/self/mounts and
  * mountinfo.
@@ -121,11 +122,18 @@ int main(int argc, char **argv)
 	struct mq_attr a = {.mq_maxmsg = 4, .mq_msgsize = 16};
 	mqd_t q = mq_open("/q1", O_CREAT | O_RDWR, 0640, &a);
 	printf("mq_open /q1: %s\n", err(q));
+	struct stat st;
+	char link[256], proc[64];
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", (int)q);
+	ssize_t ln = readlink(proc, link, sizeof link - 1);
+	link[ln > 0 ? ln : 0] = 0;
+	if (fstat((int)q, &st) == 0)
+		printf("mq_open's descriptor: %s, mode %o size %lld, F_GETFL %#x\n", link, st.st_mode,
+		       (long long)st.st_size, fcntl((int)q, F_GETFL));
 	mq_send(q, "hello", 5, 1);
 	mq_send(q, "world!", 6, 2);
 	listing("listing");
 
-	struct stat st;
 	if (stat(dir, &st) == 0)
 		printf("directory: mode %o nlink %lu uid %u\n", st.st_mode, (unsigned long)st.st_nlink, st.st_uid);
 	if (stat(in("q1"), &st) == 0)
