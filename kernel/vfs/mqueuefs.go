@@ -41,6 +41,9 @@ type mqueueFS struct {
 	src MqueueSource
 	// minor is the device minor number its files report; immutable.
 	minor uint32
+	// mounted is when it was mounted, the times its directory shows
+	// (zero in images from before); immutable.
+	mounted Timespec
 }
 
 // MountMqueue mounts an mqueue filesystem showing src's queues at
@@ -52,7 +55,7 @@ func (mt *MountTable) MountMqueue(src MqueueSource) {
 	if mt.byPoint("/dev/mqueue") != nil {
 		return
 	}
-	mt.add("/dev/mqueue", &mqueueFS{src: src, minor: mt.nextID}, "mqueue", "rw,nosuid,nodev,noexec,relatime")
+	mt.add("/dev/mqueue", &mqueueFS{src: src, minor: mt.nextID, mounted: nowTimespec()}, "mqueue", "rw,nosuid,nodev,noexec,relatime")
 }
 
 func (q *mqueueFS) fsType() string { return "mqueue" }
@@ -94,6 +97,9 @@ func (q *mqueueFS) rootStat() Stat {
 		Mode:     unix.S_IFDIR | 0o1777,
 		Ino:      1,
 		Size:     uint64(n+2) * bogoDirentSize,
+		Atime:    q.mounted,
+		Mtime:    q.mounted,
+		Ctime:    q.mounted,
 		DevMinor: q.minor,
 	}
 }

@@ -161,6 +161,7 @@ func init() {
 	stateTypeInfomqueueFS = stateify.Register[mqueueFS]("snapshotter/kernel/vfs.mqueueFS", []stateify.Field{
 		{Name: "src", Type: "interface"},
 		{Name: "minor", Type: "uint32"},
+		{Name: "mounted", Type: "snapshotter/kernel/vfs.Timespec"},
 	})
 	stateTypeInfoinodeKey = stateify.Register[inodeKey]("snapshotter/kernel/vfs.inodeKey", []stateify.Field{
 		{Name: "Dev", Type: "uint64"},
@@ -1036,6 +1037,7 @@ func (x *mqueueFS) StateSave(e *stateify.Encoder) {
 	e.Struct(stateTypeInfomqueueFS)
 	e.Iface(x.src)
 	e.Uint(uint64(x.minor))
+	x.mounted.StateSave(e)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1046,6 +1048,8 @@ func (x *mqueueFS) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			stateify.LoadIface(d, &x.src)
 		case 1:
 			x.minor = d.Uint32()
+		case 2:
+			x.mounted.StateLoad(ctx, d)
 		default:
 			d.Skip()
 		}
