@@ -605,6 +605,29 @@ var cCases = []cCase{
 		"allocated semaphores = 4",
 		"done",
 	}}},
+	// Natively on a fresh mqueue filesystem the program mounts on dir in
+	// new mount and IPC namespaces; under snap the sandbox's /dev/mqueue.
+	{name: "mqueuefs", prog: "mqueuefs", zdtm: zdtmSpec{blockedAfter: "queues made, waiting for stdin"}, setup: setupMqueueDir, spec: spec{stdin: "go\n", want: []string{
+		"mq_open's descriptor: /q1, mode 100640 size 80, F_GETFL 0x2",
+		"listing: q1",
+		"directory: mode 41777 nlink 2 uid 0",
+		"stat q1: mode 100640 size 80 nlink 1 uid 0 gid 0",
+		"statfs: ok, magic 0x19800202",
+		"status: [QSIZE:11         NOTIFY:0     SIGNO:0     NOTIFY_PID:0     ] (60 bytes)",
+		"fstat: mode 100640 size 80",
+		"mq_receive on the file: ok world! prio 2",
+		"mq_getattr on the file: maxmsg 4 msgsize 16 curmsgs 1",
+		"made by creat: maxmsg 10 msgsize 8192",
+		"mkdir: Operation not permitted",
+		"listing with made: made q1",
+		"mq_open /made after: No such file or directory",
+		"/proc/self/mounts: mqueue yes, mountinfo: mqueue yes",
+		"after the line: q1",
+		"status after the line: [QSIZE:5          NOTIFY:0     SIGNO:0     NOTIFY_PID:0     ] (60 bytes)",
+		"after the line: ok again prio 0",
+		"at the end:",
+		"done",
+	}}},
 	{name: "cpuclock", prog: "cpuclock", zdtm: zdtmSpec{blockedAfter: "timer armed on the busy thread's clock"}, spec: spec{stdin: "go\n", want: []string{
 		"clock_getcpuclockid(child): ok",
 		"child clock_gettime: ok",
@@ -830,6 +853,14 @@ func hostFileData() []byte {
 // setupHostFile writes dir/data.bin and a symlink dir/link -> data.bin, and
 // has hostfile read the file through the link; its SHA-256, computed here,
 // must be in the output.
+// setupMqueueDir runs mqueuefs as root on dir natively (where it mounts
+// an mqueue filesystem) and on /dev/mqueue under snap.
+func setupMqueueDir(t *testing.T, dir string, s *spec) {
+	needRoot(t, dir, s)
+	s.args = []string{dir}
+	s.snapFlags = []string{"--env", "MQUEUEFS_DIR=/dev/mqueue"}
+}
+
 // setupTmpfsDir gives the program a directory of its own to work in:
 // natively dir itself, under snap a tmpfs mounted at dir.
 func setupTmpfsDir(t *testing.T, dir string, s *spec) {

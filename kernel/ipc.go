@@ -95,6 +95,7 @@ const (
 
 // Capabilities the IPC code checks.
 const (
+	capDACOverride = 1
 	capIPCOwner    = 15
 	capSysAdmin    = 21
 	capSysResource = 24

@@ -6,16 +6,18 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"snapshotter/kernel/vfs"
 )
 
 // POSIX message queues: mq_open, mq_unlink, mq_timedsend, mq_timedreceive,
 // mq_notify (SIGEV_SIGNAL and SIGEV_NONE) and mq_getsetattr. A queue lives
 // in the IPC namespace by name (what the libcs pass without its leading
-// slash); a descriptor is a kernel-made file holding the queue, readable
+// slash); a descriptor is a kernel-made file (vfs.Impl) holding the queue, readable
 // and writable through poll, select and epoll, whose read(2) gives the
 // queue's status line; closing any descriptor of a queue drops the
-// closing process's notification, as on Linux. No filesystem is
-// involved: /dev/mqueue is not mounted.
+// closing process's notification, as on Linux. The queues are also the
+// files of the mqueue filesystem at /dev/mqueue (ipc_mqfs.go).
 
 // Message queue limits: Linux's defaults (fs.mqueue sysctls) and hard
 // limits, the latter for callers with CAP_SYS_RESOURCE.
@@ -64,7 +66,8 @@ type mqMsg struct {
 	Data []byte
 }
 
-// mqFD is an open message queue descriptor.
+// mqFD is an open message queue descriptor: the vfs.Impl of its File
+// (mqFile); images from before that carry it as a special file.
 //
 // +stateify savable
 type mqFD struct {
@@ -76,6 +79,10 @@ type mqFD struct {
 	// Pos is the file position read(2) advances through the status
 	// line; protected by NS.mu.
 	Pos int64
+	// Path is what /proc/PID/fd shows: "/NAME" for mq_open's,
+	// /dev/mqueue/NAME for one opened by path; empty in images from
+	// before. Immutable.
+	Path string
 }
 
 // read implements read(2) on a queue descriptor: the queue's status line
@@ -209,8 +216,14 @@ func sysMqOpen(t *Task, a *sysArgs) (uint64, error) {
 		ns.mqs[name] = q
 	}
 	ns.mu.Unlock()
-	m := &mqFD{Q: q, NS: ns, Read: acc != unix.O_WRONLY, Write: acc != unix.O_RDONLY}
-	return t.installSpecial(m, flags&(unix.O_CLOEXEC|unix.O_NONBLOCK))
+	m := &mqFD{Q: q, NS: ns, Read: acc != unix.O_WRONLY, Write: acc != unix.O_RDONLY, Path: "/" + name}
+	f := vfs.NewImplFile(acc|flags&unix.O_NONBLOCK, &mqFile{M: m})
+	defer f.DecRef()
+	fd, err := t.tg.fdTable.NewFD(0, f, vfs.FDFlags{CloseOnExec: flags&unix.O_CLOEXEC != 0})
+	if err != nil {
+		return 0, err
+	}
+	return uint64(fd), nil
 }
 
 // mqLimits checks a new queue against fs.mqueue.queues_max (ENOSPC,
@@ -296,8 +309,10 @@ func (t *Task) mqOf(fd int32) (*mqFD, bool, error) {
 		return nil, false, err
 	}
 	defer f.DecRef()
-	m, ok := t.tg.specialOf(f).(*mqFD)
-	if !ok {
+	var m *mqFD
+	if mf, ok := f.Impl().(*mqFile); ok {
+		m = mf.M
+	} else if m, ok = t.tg.specialOf(f).(*mqFD); !ok {
 		return nil, false, unix.EBADF
 	}
 	return m, f.StatusFlags()&unix.O_NONBLOCK != 0, nil

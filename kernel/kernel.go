@@ -310,9 +310,11 @@ type Kernel struct {
 
 	// ipcMu protects ipcNS. Not saved: nothing holds it at save time.
 	ipcMu sync.Mutex `state:"nosave"`
-	// ipcNS is the IPC namespace (ipc.go), made on first use: nil in a
-	// kernel that never used System V IPC or POSIX message queues.
-	// Protected by ipcMu.
+	// ipcNS is the IPC namespace (ipc.go), made with the kernel (the
+	// mqueue filesystem at /dev/mqueue shows its queues); nil in images
+	// from before that of a sandbox that never used System V IPC or POSIX
+	// message queues, until a restore mounts /dev/mqueue. Protected by
+	// ipcMu.
 	ipcNS *ipcNamespace
 
 	// unixNames is the abstract namespace of Unix sockets and the port
@@ -464,6 +466,7 @@ func New(cfg Config) (*Kernel, error) {
 	mf.onShrink = k.sharedFileShrunk
 	root.Mounts().SetJobControl(jobControl{k})
 	root.Mounts().SetSigioSender(k)
+	root.Mounts().MountMqueue(k.ipc())
 	k.applyLimits()
 	if err := k.setupVDSO(); err != nil {
 		k.Release()

@@ -431,6 +431,8 @@ func (r *restorer) configure() error {
 	if r.savedMinor < minorThreadCreds {
 		k.adoptLegacyCreds()
 	}
+	// Images from before the mqueue filesystem have no /dev/mqueue.
+	k.root.Mounts().MountMqueue(k.ipc())
 	k.debug = cfg.Debug
 	k.pins = newCPUPins(cfg.NoCPUPinning)
 	k.cpus = readHostCPUs()

@@ -21,6 +21,7 @@ var (
 	stateTypeInfomqueue         *stateify.TypeInfo
 	stateTypeInfomqMsg          *stateify.TypeInfo
 	stateTypeInfomqFD           *stateify.TypeInfo
+	stateTypeInfomqFile         *stateify.TypeInfo
 	stateTypeInfomsgQueue       *stateify.TypeInfo
 	stateTypeInfosysvMsg        *stateify.TypeInfo
 	stateTypeInfosemSet         *stateify.TypeInfo
@@ -156,6 +157,10 @@ func init() {
 		{Name: "Write", Type: "bool"},
 		{Name: "NS", Type: "*snapshotter/kernel.ipcNamespace"},
 		{Name: "Pos", Type: "int64"},
+		{Name: "Path", Type: "string"},
+	})
+	stateTypeInfomqFile = stateify.Register[mqFile]("snapshotter/kernel.mqFile", []stateify.Field{
+		{Name: "M", Type: "*snapshotter/kernel.mqFD"},
 	})
 	stateTypeInfomsgQueue = stateify.Register[msgQueue]("snapshotter/kernel.msgQueue", []stateify.Field{
 		{Name: "Perm", Type: "snapshotter/kernel.ipcPerm"},
@@ -1064,6 +1069,7 @@ func (x *mqFD) StateSave(e *stateify.Encoder) {
 	e.Bool(x.Write)
 	stateify.SavePtr(e, x.NS)
 	e.Int(x.Pos)
+	e.String(x.Path)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1080,6 +1086,35 @@ func (x *mqFD) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			stateify.LoadPtr(d, &x.NS)
 		case 4:
 			x.Pos = d.Int64()
+		case 5:
+			x.Path = d.String()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *mqFile) StateTypeName() string { return "snapshotter/kernel.mqFile" }
+
+// StateFields implements stateify.Savable.
+func (x *mqFile) StateFields() []string { return stateTypeInfomqFile.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *mqFile) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfomqFile }
+
+// StateSave implements stateify.Savable.
+func (x *mqFile) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfomqFile)
+	stateify.SavePtr(e, x.M)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *mqFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfomqFile) {
+		switch f {
+		case 0:
+			stateify.LoadPtr(d, &x.M)
 		default:
 			d.Skip()
 		}

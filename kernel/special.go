@@ -105,6 +105,10 @@ func (t *Task) closeFD(fd int32) error {
 		return err
 	}
 	tg.dropRecordLocks([]*vfs.File{f})
+	if m, ok := f.Impl().(*mqFile); ok {
+		m.M.flush(tg)
+		return nil
+	}
 	obj := tg.specialOf(f)
 	if obj == nil {
 		return nil

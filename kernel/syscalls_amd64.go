@@ -313,7 +313,7 @@ var syscallTable = [syscallTableSize]syscallEntry{
 	unix.SYS_MBIND:                   partial("mbind", sysMbind, "one NUMA node, node 0: policies are checked and kept but place nothing; the range's policy is checked, not kept"),
 	unix.SYS_SET_MEMPOLICY:           partial("set_mempolicy", sysSetMempolicy, "one NUMA node, node 0: policies are checked and kept but place nothing"),
 	unix.SYS_GET_MEMPOLICY:           partial("get_mempolicy", sysGetMempolicy, "one NUMA node, node 0: policies are checked and kept but place nothing; ranges have no policy of their own (MPOL_F_ADDR reports MPOL_DEFAULT)"),
-	unix.SYS_MQ_OPEN:                 partial("mq_open", sysMqOpen, "no /dev/mqueue filesystem: queues are reached only by these calls; read of a descriptor gives the status line (lseek does not rewind it); queues_max and RLIMIT_MSGQUEUE count a queue while it has a name (Linux: until its last close)"),
+	unix.SYS_MQ_OPEN:                 partial("mq_open", sysMqOpen, "queues are also the files of /dev/mqueue (mqueue filesystem); read of a descriptor gives the status line (lseek is ESPIPE); queues_max and RLIMIT_MSGQUEUE count a queue while it has a name (Linux: until its last close)"),
 	unix.SYS_MQ_UNLINK:               full("mq_unlink", sysMqUnlink),
 	unix.SYS_MQ_TIMEDSEND:            full("mq_timedsend", sysMqTimedsend),
 	unix.SYS_MQ_TIMEDRECEIVE:         full("mq_timedreceive", sysMqTimedreceive),

@@ -13,8 +13,11 @@ import (
 // devptsOptions are the mount options /proc/self/mounts shows.
 const devptsOptions = "rw,nosuid,noexec,relatime,gid=5,mode=620,ptmxmode=000"
 
-// devptsMinor is the device minor number of the files of /dev/pts.
-const devptsMinor = 22
+// devptsMinor is the device minor number of the files of /dev/pts: below
+// the mount IDs (from 20), which tmpfs, /proc and /sys use as theirs, so
+// that no other mount reports it (images from before devpts add its
+// mount later, with whatever ID is next).
+const devptsMinor = 19
 
 // ptsMajor is the device major number of pty slaves (Linux's
 // UNIX98_PTY_SLAVE_MAJOR).

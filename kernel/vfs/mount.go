@@ -136,7 +136,7 @@ func (m *Mount) Point() string { return m.point }
 // the rest of the path below the mount point).
 func (m *Mount) walked() bool {
 	switch m.fs.(type) {
-	case *tmpfs, *overlayFS, *bindFS, *devpts:
+	case *tmpfs, *overlayFS, *bindFS, *devpts, *mqueueFS:
 		return true
 	}
 	return false
@@ -525,6 +525,8 @@ func (m *Mount) device() (uint32, uint32) {
 		return 0, sentryMounts[fs.name].minor
 	case *devpts:
 		return 0, devptsMinor
+	case *mqueueFS:
+		return 0, fs.minor
 	case *Root:
 		if st, err := fs.stat(nil, m, "/", true); err == nil {
 			return st.DevMajor, st.DevMinor

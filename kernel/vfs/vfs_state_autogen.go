@@ -31,6 +31,7 @@ var (
 	stateTypeInfoLockKey       *stateify.TypeInfo
 	stateTypeInfoMount         *stateify.TypeInfo
 	stateTypeInfoMountTable    *stateify.TypeInfo
+	stateTypeInfomqueueFS      *stateify.TypeInfo
 	stateTypeInfoinodeKey      *stateify.TypeInfo
 	stateTypeInfoNotifier      *stateify.TypeInfo
 	stateTypeInfoinotifyEvent  *stateify.TypeInfo
@@ -175,6 +176,11 @@ func init() {
 		{Name: "nextID", Type: "uint32"},
 		{Name: "pages", Type: "interface"},
 		{Name: "notifier", Type: "*snapshotter/kernel/vfs.Notifier"},
+	})
+	stateTypeInfomqueueFS = stateify.Register[mqueueFS]("snapshotter/kernel/vfs.mqueueFS", []stateify.Field{
+		{Name: "src", Type: "interface"},
+		{Name: "minor", Type: "uint32"},
+		{Name: "mounted", Type: "snapshotter/kernel/vfs.Timespec"},
 	})
 	stateTypeInfoinodeKey = stateify.Register[inodeKey]("snapshotter/kernel/vfs.inodeKey", []stateify.Field{
 		{Name: "Dev", Type: "uint64"},
@@ -1161,6 +1167,39 @@ func (x *MountTable) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			stateify.LoadIface(d, &x.pages)
 		case 3:
 			stateify.LoadPtr(d, &x.notifier)
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *mqueueFS) StateTypeName() string { return "snapshotter/kernel/vfs.mqueueFS" }
+
+// StateFields implements stateify.Savable.
+func (x *mqueueFS) StateFields() []string { return stateTypeInfomqueueFS.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *mqueueFS) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfomqueueFS }
+
+// StateSave implements stateify.Savable.
+func (x *mqueueFS) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfomqueueFS)
+	e.Iface(x.src)
+	e.Uint(uint64(x.minor))
+	x.mounted.StateSave(e)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *mqueueFS) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfomqueueFS) {
+		switch f {
+		case 0:
+			stateify.LoadIface(d, &x.src)
+		case 1:
+			x.minor = d.Uint32()
+		case 2:
+			x.mounted.StateLoad(ctx, d)
 		default:
 			d.Skip()
 		}
