@@ -115,7 +115,7 @@ var syscallTable = [syscallTableSize]syscallEntry{
 	unix.SYS_GETPID:                  full("getpid", sysGetpid),
 	unix.SYS_SENDFILE:                full("sendfile", sysSendfile),
 	unix.SYS_SOCKET:                  partial("socket", sysSocket, "AF_UNIX (SOCK_STREAM, SOCK_DGRAM, SOCK_RAW as DGRAM as Linux, SOCK_SEQPACKET) and the sandbox's loopback network: AF_INET and AF_INET6 TCP and UDP (other types ESOCKTNOSUPPORT), host sockets under --network host; AF_NETLINK NETLINK_ROUTE answering RTM_GETLINK and RTM_GETADDR about lo (the host's interfaces under --network host; other netlink protocols EPROTONOSUPPORT); every other family (AF_PACKET...) is EAFNOSUPPORT"),
-	unix.SYS_CONNECT:                 partial("connect", sysConnect, "abstract names and paths a socket of the sandbox is bound to (a host socket is never reached: ECONNREFUSED); TCP and UDP on the loopback (an address outside the sandbox is ENETUNREACH)"),
+	unix.SYS_CONNECT:                 partial("connect", sysConnect, "abstract names and paths a socket of the sandbox is bound to, with Linux's permission checks (a host socket is never reached: ECONNREFUSED); TCP and UDP on the loopback (an address outside the sandbox is ENETUNREACH)"),
 	unix.SYS_ACCEPT:                  full("accept", sysAccept),
 	unix.SYS_SENDTO:                  full("sendto", sysSendto),
 	unix.SYS_RECVFROM:                full("recvfrom", sysRecvfrom),

@@ -736,15 +736,20 @@ func (o *overlayFS) bindSocket(_ *Mount, full string, mode uint32, ow Owner, s B
 	return nil
 }
 
-// lookupSocket returns the socket bound at full: ECONNREFUSED for a file
-// that holds none (a lower file, even a host socket, never does).
-func (o *overlayFS) lookupSocket(_ *Mount, full string) (BoundSocket, error) {
+// lookupSocket returns the socket bound at full: EACCES if c may not
+// write the file (its mode and owner as stat reports them), ECONNREFUSED
+// for a file that holds none (a lower file, even a host socket, never
+// does).
+func (o *overlayFS) lookupSocket(c *Creds, _ *Mount, full string) (BoundSocket, error) {
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()
-	w, err := o.walkLocked(full, true, false, false)
+	w, err := o.walkAsLocked(c, full, true, false, false)
 	if err != nil {
 		return nil, err
+	}
+	if !c.permits(w.ent.node(), mayWrite) {
+		return nil, unix.EACCES
 	}
 	if n := w.ent.up; n != nil && n.fileType() == unix.S_IFSOCK && n.sock != nil {
 		return n.sock, nil

@@ -22,7 +22,8 @@
  * the lookup search permission; an open through /proc/self/fd/N needs
  * the permission a fresh open would (an O_PATH or read-only descriptor
  * gives no more); a memfd belongs to its maker, who may
- * fchmod it;
+ * fchmod it; connect(2) to a Unix socket's path needs search permission
+ * on the way and write permission on the socket file;
  * root passes every check by CAP_DAC_OVERRIDE (reading and writing a file
  * of mode 0), a caller with only CAP_DAC_READ_SEARCH reads but does not
  * write.
@@ -37,8 +38,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -195,6 +198,36 @@ static void reopens(void)
 	reopen("root666", O_RDWR, "reopen O_PATH root's 0666 read-write");
 }
 
+/* listen_at binds a listening stream socket at name with mode. */
+static int listen_at(const char *name, mode_t mode)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof a.sun_path, "%.100s", at(name));
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 4) || chmod(a.sun_path, mode))
+		printf("listen at %s: %s\n", name, strerror(errno));
+	return s;
+}
+
+static void try_connect(const char *name, const char *what)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof a.sun_path, "%.100s", at(name));
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+	errno = 0;
+	printf("%s: %s\n", what, res(connect(s, (struct sockaddr *)&a, sizeof a)));
+	close(s);
+}
+
+static void connects(void)
+{
+	try_connect("sock777", "connect to root's 0777 socket");
+	try_connect("sock755", "connect to root's 0755 socket");
+	try_connect("closed/sock", "connect to a socket in root's 0700 directory");
+	try_connect("root666", "connect to root's 0666 regular file");
+	try_connect("root644", "connect to root's 0644 regular file");
+}
+
 static void links(void)
 {
 	char to[128];
@@ -323,6 +356,7 @@ int main(void)
 	setxattr(at("root666"), "user.u", "v", 1, 0);
 	setxattr(at("root600"), "user.u", "v", 1, 0);
 	setxattr(at("root666"), "trusted.t", "v", 1, 0);
+	int socks[] = {listen_at("sock777", 0777), listen_at("sock755", 0755), listen_at("closed/sock", 0777)};
 
 	printf("root:\n");
 	try_open("zero", O_RDWR, "read-write a 0000 file");
@@ -342,6 +376,7 @@ int main(void)
 		accesses();
 		xattrs();
 		reopens();
+		connects();
 		links();
 		changes();
 		memfd();
@@ -374,13 +409,15 @@ int main(void)
 	const char *files[] = {"root600", "root644", "root666", "grp060", "pgrp040", "mine406", "closed/f", "xonly/f",
 			       "closed/l", "xonly/l", "sticky/hl", "sticky/hl2", "open/hl",
 			       "sticky/new", "zero", "open/dir", "open/fifo", "open/link", "open/rootfile",
-			       "sticky/rootfile", "sticky/mine", "mine3000"};
+			       "sticky/rootfile", "sticky/mine", "mine3000", "sock777", "sock755", "closed/sock"};
 	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
 		char p[128];
 		snprintf(p, sizeof p, "%s/%s", base, files[i]);
 		unlink(p);
 		rmdir(p);
 	}
+	for (size_t i = 0; i < sizeof socks / sizeof *socks; i++)
+		close(socks[i]);
 	const char *dirs[] = {"closed", "xonly", "open", "sticky"};
 	for (size_t i = 0; i < 4; i++) {
 		char p[128];
