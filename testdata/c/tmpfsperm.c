@@ -23,7 +23,11 @@
  * the permission a fresh open would (an O_PATH or read-only descriptor
  * gives no more); a memfd belongs to its maker, who may
  * fchmod it; connect(2) to a Unix socket's path needs search permission
- * on the way and write permission on the socket file;
+ * on the way and write permission on the socket file; linkat of an
+ * O_TMPFILE file by descriptor (AT_EMPTY_PATH, or /proc/self/fd/N with
+ * AT_SYMLINK_FOLLOW) search permission on the way and write and search
+ * permission on the new name's directory, and one made with O_EXCL is
+ * never linked (ENOENT);
  * root passes every check by CAP_DAC_OVERRIDE (reading and writing a file
  * of mode 0), a caller with only CAP_DAC_READ_SEARCH reads but does not
  * write.
@@ -57,7 +61,7 @@ static const char *res(int r)
 	static char b[32];
 	if (r >= 0)
 		return "ok";
-	snprintf(b, sizeof b, "%s", errno == EACCES ? "EACCES" : errno == EPERM ? "EPERM" : strerror(errno));
+	snprintf(b, sizeof b, "%s", errno == EACCES ? "EACCES" : errno == EPERM ? "EPERM" : errno == ENOENT ? "ENOENT" : strerror(errno));
 	return b;
 }
 
@@ -228,6 +232,31 @@ static void connects(void)
 	try_connect("root644", "connect to root's 0644 regular file");
 }
 
+static void link_tmpfile(int fd, const char *to, int by_proc, const char *what)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+	errno = 0;
+	int r = by_proc ? linkat(AT_FDCWD, p, AT_FDCWD, at(to), AT_SYMLINK_FOLLOW)
+			: linkat(fd, "", AT_FDCWD, at(to), AT_EMPTY_PATH);
+	printf("%s: %s\n", what, res(r));
+}
+
+static void tmpfile_links(void)
+{
+	int fd = open(at("sticky"), O_TMPFILE | O_RDWR, 0600);
+	link_tmpfile(fd, "open/tl", 0, "linkat AT_EMPTY_PATH into root's 0755 directory");
+	link_tmpfile(fd, "closed/tl", 0, "linkat AT_EMPTY_PATH into root's 0700 directory");
+	link_tmpfile(fd, "open/tl", 1, "linkat /proc/self/fd into root's 0755 directory");
+	link_tmpfile(fd, "sticky/tl", 0, "linkat AT_EMPTY_PATH into a 1777 directory");
+	link_tmpfile(fd, "sticky/tl2", 1, "linkat /proc/self/fd into a 1777 directory");
+	close(fd);
+	fd = open(at("sticky"), O_TMPFILE | O_EXCL | O_RDWR, 0600);
+	link_tmpfile(fd, "sticky/tl3", 0, "linkat AT_EMPTY_PATH of an O_EXCL O_TMPFILE");
+	link_tmpfile(fd, "sticky/tl3", 1, "linkat /proc/self/fd of an O_EXCL O_TMPFILE");
+	close(fd);
+}
+
 static void links(void)
 {
 	char to[128];
@@ -378,6 +407,7 @@ int main(void)
 		reopens();
 		connects();
 		links();
+		tmpfile_links();
 		changes();
 		memfd();
 		_exit(0);
@@ -409,7 +439,8 @@ int main(void)
 	const char *files[] = {"root600", "root644", "root666", "grp060", "pgrp040", "mine406", "closed/f", "xonly/f",
 			       "closed/l", "xonly/l", "sticky/hl", "sticky/hl2", "open/hl",
 			       "sticky/new", "zero", "open/dir", "open/fifo", "open/link", "open/rootfile",
-			       "sticky/rootfile", "sticky/mine", "mine3000", "sock777", "sock755", "closed/sock"};
+			       "sticky/rootfile", "sticky/mine", "mine3000", "sock777", "sock755", "closed/sock",
+			       "sticky/tl", "sticky/tl2", "sticky/tl3"};
 	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
 		char p[128];
 		snprintf(p, sizeof p, "%s/%s", base, files[i]);
