@@ -424,6 +424,8 @@ var cCases = []cCase{
 	// Host file pages are shared through the file cache and copied on
 	// write.
 	{name: "filemap", prog: "filemap", setup: setupFileMap},
+	// Saved between two mremaps that grow a host file's mapping.
+	{name: "mremapfile", prog: "mremapfile", setup: setupMremapFile, zdtm: zdtmSpec{blockedAfter: "whole file mapped: yes", fast: true}, spec: spec{stdin: "x"}},
 	// vfork children run in the parent's memory; the parent waits for
 	// their exec or exit.
 	{name: "vforkshare", prog: "vforkshare", spec: spec{want: []string{
@@ -945,6 +947,26 @@ var vdsoWant = []string{
 	"execve child status: 0",
 }
 
+// setupMremapFile writes dir/pages.bin for mremapfile: three pages, page i
+// filled with 'A'+i.
+func setupMremapFile(t *testing.T, dir string, s *spec) {
+	var data []byte
+	for i := range 3 {
+		data = append(data, bytes.Repeat([]byte{byte('A' + i)}, 4096)...)
+	}
+	name := filepath.Join(dir, "pages.bin")
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.args = []string{name}
+	s.want = []string{
+		"grown to 2 pages: file's next page: yes",
+		"whole file mapped: yes",
+		"after the wait: 2 pages kept: yes, whole file kept: yes",
+		"grown to 3 pages: file's third page: yes",
+	}
+}
+
 // setupFileMap writes dir/pages.bin for filemap: five pages, page i filled
 // with 'A'+i, then 123 bytes of 'F'.
 func setupFileMap(t *testing.T, dir string, s *spec) {
@@ -967,6 +989,8 @@ func setupFileMap(t *testing.T, dir string, s *spec) {
 		"read(2) into the mapping: seen: yes, other mapping unchanged: yes",
 		"fork: child's write stayed in the child: yes, parent's page kept: yes",
 		"mremap: moved: yes, contents kept: yes",
+		"mremap grows a read-only private mapping: file's next pages: yes",
+		"mremap grows a writable private mapping: file's next pages: yes",
 		"munmap of the middle page: ends kept: yes",
 		"last page: file bytes: yes, zero after the end: yes",
 		"shared read-only mapping: reads the file: yes, mprotect(PROT_WRITE) EACCES: yes",

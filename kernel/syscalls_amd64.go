@@ -98,7 +98,7 @@ var syscallTable = [syscallTableSize]syscallEntry{
 	unix.SYS_PIPE:                    full("pipe", sysPipe),
 	unix.SYS_SELECT:                  full("select", sysSelect),
 	unix.SYS_SCHED_YIELD:             full("sched_yield", sysSchedYield),
-	unix.SYS_MREMAP:                  partial("mremap", sysMremap, "growing a mapping of a host file adds anonymous pages (a shared mapping of a tmpfs file or memfd grows over the file's next pages); MREMAP_DONTUNMAP and an old size of 0 are EINVAL"),
+	unix.SYS_MREMAP:                  partial("mremap", sysMremap, "growing a mapping of a file maps the file's next pages (anonymous past its end, for a host file of more than 1 GiB, and after a restore for host file pages the cache does not hold); MREMAP_DONTUNMAP and an old size of 0 are EINVAL"),
 	unix.SYS_MSYNC:                   full("msync", sysMsync),
 	unix.SYS_MINCORE:                 partial("mincore", sysMincore, "reports every mapped page as resident"),
 	unix.SYS_MADVISE:                 partial("madvise", sysMadvise, "MADV_DONTNEED, MADV_FREE and MADV_REMOVE act; any other advice is accepted and ignored, even an unknown one"),
