@@ -81,9 +81,9 @@ type cachedFile struct {
 	Refs []uint32
 	// Held is the number of pages with a count. Protected by fileCache.mu.
 	Held int
-	// Src is an open file of this version that pages not cached yet are
-	// read from when a mapping grows over them (mremap); the entry holds a
-	// reference on it until it is forgotten. Set by the first acquire
+	// Src is a file of this version (File.PageSource of the first one
+	// mapped) that pages not cached yet are read from when a mapping
+	// grows over them (mremap); the entry holds it until it is forgotten. Set by the first acquire
 	// that has one; protected by fileCache.mu. Not saved: a restore
 	// reopens no host file for the cache (see above), so a restored entry
 	// has none until a new mmap of the file gives it one.
@@ -156,8 +156,8 @@ func (c *fileCache) acquire(mf *MemoryFile, k fileKey, src FileContents, off, le
 		c.index[k] = cf
 	}
 	if fc, ok := src.(fileContents); ok && cf.Src == nil {
-		fc.f.IncRef()
-		cf.Src = fc.f
+		// Without one, growing mappings get anonymous pages (extend).
+		cf.Src, _ = fc.f.PageSource()
 	}
 	first, last := off/pageSize, (off+length)/pageSize
 	// Fill the missing pages run by run; on a failure nothing was taken.
