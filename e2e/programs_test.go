@@ -234,6 +234,13 @@ var cCases = []cCase{
 		"link own 0406 there: ok",
 		"link from root's 0700 directory: EACCES",
 		"link own 0406 into root's 0755 directory: EACCES",
+		"linkat AT_EMPTY_PATH into root's 0755 directory: EACCES",
+		"linkat AT_EMPTY_PATH into root's 0700 directory: EACCES",
+		"linkat /proc/self/fd into root's 0755 directory: EACCES",
+		"linkat AT_EMPTY_PATH into a 1777 directory: ok",
+		"linkat /proc/self/fd into a 1777 directory: ok",
+		"linkat AT_EMPTY_PATH of an O_EXCL O_TMPFILE: ENOENT",
+		"linkat /proc/self/fd of an O_EXCL O_TMPFILE: ENOENT",
 		"getxattr user.* of root's 0600: EACCES",
 		"setxattr user.* of root's 0644: EACCES",
 		"setxattr user.* of root's 0666: ok",
@@ -245,6 +252,11 @@ var cCases = []cCase{
 		"reopen O_PATH root's 0644 read-write: EACCES",
 		"reopen O_PATH root's 0600 read-only: EACCES",
 		"reopen O_PATH root's 0666 read-write: ok",
+		"connect to root's 0777 socket: ok",
+		"connect to root's 0755 socket: EACCES",
+		"connect to a socket in root's 0700 directory: EACCES",
+		"connect to root's 0666 regular file: Connection refused",
+		"connect to root's 0644 regular file: EACCES",
 		"unlink root's file in a 1777 directory: EPERM",
 		"rename own file in a 1777 directory: ok",
 		"chgrp own file to another group: EPERM",
@@ -277,6 +289,13 @@ var cCases = []cCase{
 		"link own 0406 there: ok",
 		"link from root's 0700 directory: EACCES",
 		"link own 0406 into root's 0755 directory: EACCES",
+		"linkat AT_EMPTY_PATH into root's 0755 directory: EACCES",
+		"linkat AT_EMPTY_PATH into root's 0700 directory: EACCES",
+		"linkat /proc/self/fd into root's 0755 directory: EACCES",
+		"linkat AT_EMPTY_PATH into a 1777 directory: ok",
+		"linkat /proc/self/fd into a 1777 directory: ok",
+		"linkat AT_EMPTY_PATH of an O_EXCL O_TMPFILE: ENOENT",
+		"linkat /proc/self/fd of an O_EXCL O_TMPFILE: ENOENT",
 		"getxattr user.* of root's 0600: EACCES",
 		"setxattr user.* of root's 0644: EACCES",
 		"setxattr user.* of root's 0666: ok",
@@ -288,6 +307,11 @@ var cCases = []cCase{
 		"reopen O_PATH root's 0644 read-write: EACCES",
 		"reopen O_PATH root's 0600 read-only: EACCES",
 		"reopen O_PATH root's 0666 read-write: ok",
+		"connect to root's 0777 socket: ok",
+		"connect to root's 0755 socket: EACCES",
+		"connect to a socket in root's 0700 directory: EACCES",
+		"connect to root's 0666 regular file: Connection refused",
+		"connect to root's 0644 regular file: EACCES",
 		"unlink root's file in a 1777 directory: EPERM",
 		"rename own file in a 1777 directory: ok",
 		"chgrp own file to another group: EPERM",
@@ -400,6 +424,8 @@ var cCases = []cCase{
 	// Host file pages are shared through the file cache and copied on
 	// write.
 	{name: "filemap", prog: "filemap", setup: setupFileMap},
+	// Saved between two mremaps that grow a host file's mapping.
+	{name: "mremapfile", prog: "mremapfile", setup: setupMremapFile, zdtm: zdtmSpec{blockedAfter: "whole file mapped: yes", fast: true}, spec: spec{stdin: "x"}},
 	// vfork children run in the parent's memory; the parent waits for
 	// their exec or exit.
 	{name: "vforkshare", prog: "vforkshare", spec: spec{want: []string{
@@ -952,6 +978,26 @@ var vdsoWant = []string{
 	"execve child status: 0",
 }
 
+// setupMremapFile writes dir/pages.bin for mremapfile: three pages, page i
+// filled with 'A'+i.
+func setupMremapFile(t *testing.T, dir string, s *spec) {
+	var data []byte
+	for i := range 3 {
+		data = append(data, bytes.Repeat([]byte{byte('A' + i)}, 4096)...)
+	}
+	name := filepath.Join(dir, "pages.bin")
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.args = []string{name}
+	s.want = []string{
+		"grown to 2 pages: file's next page: yes",
+		"whole file mapped: yes",
+		"after the wait: 2 pages kept: yes, whole file kept: yes",
+		"grown to 3 pages: file's third page: yes",
+	}
+}
+
 // setupFileMap writes dir/pages.bin for filemap: five pages, page i filled
 // with 'A'+i, then 123 bytes of 'F'.
 func setupFileMap(t *testing.T, dir string, s *spec) {
@@ -974,6 +1020,8 @@ func setupFileMap(t *testing.T, dir string, s *spec) {
 		"read(2) into the mapping: seen: yes, other mapping unchanged: yes",
 		"fork: child's write stayed in the child: yes, parent's page kept: yes",
 		"mremap: moved: yes, contents kept: yes",
+		"mremap grows a read-only private mapping: file's next pages: yes",
+		"mremap grows a writable private mapping: file's next pages: yes",
 		"munmap of the middle page: ends kept: yes",
 		"last page: file bytes: yes, zero after the end: yes",
 		"shared read-only mapping: reads the file: yes, mprotect(PROT_WRITE) EACCES: yes",

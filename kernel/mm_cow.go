@@ -234,6 +234,31 @@ func (mm *MM) acquireCachedLocked(o *MMapOpts, length uint64) (*cachedPages, err
 	return &cachedPages{cf, n}, nil
 }
 
+// extendCachedLocked maps [last.End, end) to the host file pages that
+// follow those last maps, as mmapCachedLocked maps a new mapping of them
+// (anonymous memory past the end of the file). It reports false, doing
+// nothing, if last maps no cached file or the cache can neither read those
+// pages (no source: a file cached before a restore) nor holds them all.
+//
+// Preconditions: mm.mu is held for writing; [last.End, end) is free.
+func (mm *MM) extendCachedLocked(last vma, end uint64) (bool, error) {
+	cf := last.File
+	if cf == nil {
+		return false, nil
+	}
+	off := last.FileOff + last.length()
+	n := cachedLength(cf.Key, off, end-last.End)
+	if n == 0 {
+		return false, nil
+	}
+	// last holds its own pages, so cf stays cached meanwhile.
+	if ok, err := mm.mf.files.extend(mm.mf, cf, off, n); !ok {
+		return err != nil, err
+	}
+	o := MMapOpts{Perms: last.Perms, Private: last.Private, Name: last.Name, Offset: off}
+	return true, mm.mmapCachedLocked(last.End, end-last.End, &o, last.MaxPerms, &cachedPages{cf, n})
+}
+
 // releaseCached gives back pages taken by acquireCachedLocked that no vma
 // took over.
 func (mm *MM) releaseCached(cp *cachedPages, o *MMapOpts) {

@@ -81,6 +81,13 @@ type cachedFile struct {
 	Refs []uint32
 	// Held is the number of pages with a count. Protected by fileCache.mu.
 	Held int
+	// Src is a file of this version (File.PageSource of the first one
+	// mapped) that pages not cached yet are read from when a mapping
+	// grows over them (mremap); the entry holds it until it is forgotten. Set by the first acquire
+	// that has one; protected by fileCache.mu. Not saved: a restore
+	// reopens no host file for the cache (see above), so a restored entry
+	// has none until a new mmap of the file gives it one.
+	Src *vfs.File `state:"nosave"`
 }
 
 // rangeOf returns the memory file range that holds the file's bytes
@@ -148,6 +155,10 @@ func (c *fileCache) acquire(mf *MemoryFile, k fileKey, src FileContents, off, le
 		c.files = append(c.files, cf)
 		c.index[k] = cf
 	}
+	if fc, ok := src.(fileContents); ok && cf.Src == nil {
+		// Without one, growing mappings get anonymous pages (extend).
+		cf.Src, _ = fc.f.PageSource()
+	}
 	first, last := off/pageSize, (off+length)/pageSize
 	// Fill the missing pages run by run; on a failure nothing was taken.
 	for p := first; p < last; {
@@ -192,6 +203,35 @@ func (c *fileCache) ref(cf *cachedFile, off, length uint64) {
 	for p := off / pageSize; p < (off+length)/pageSize; p++ {
 		cf.Refs[p]++
 	}
+}
+
+// extend takes one count on every page of the file's bytes [off,
+// off+length) for a mapping growing over them (mremap): from pages that
+// all have a count already, or else reading the missing ones from cf.Src.
+// It reports false, taking nothing, if some are missing and cf has no
+// source (a file cached before a restore). Read errors are errnos.
+func (c *fileCache) extend(mf *MemoryFile, cf *cachedFile, off, length uint64) (bool, error) {
+	c.mu.Lock()
+	first, last := off/pageSize, (off+length)/pageSize
+	held := true
+	for p := first; p < last && held; p++ {
+		held = cf.Refs[p] != 0
+	}
+	if held {
+		for p := first; p < last; p++ {
+			cf.Refs[p]++
+		}
+	}
+	src := cf.Src
+	c.mu.Unlock()
+	if held {
+		return true, nil
+	}
+	if src == nil {
+		return false, nil
+	}
+	_, err := c.acquire(mf, cf.Key, fileContents{src}, off, length)
+	return err == nil, err
 }
 
 // release drops one count on every page of the file's bytes [off,
@@ -290,6 +330,10 @@ func (c *fileCache) forgetLocked(cf *cachedFile) {
 		}
 	}
 	delete(c.index, cf.Key)
+	if cf.Src != nil {
+		cf.Src.DecRef()
+		cf.Src = nil
+	}
 }
 
 // fillBufs are the staging buffers of fillCached.

@@ -287,3 +287,48 @@ func slicesEqual(a, b []uint32) bool {
 	}
 	return true
 }
+
+// TestFileCacheMremapGrows grows a mapping of a file's first page to three
+// pages: over the file's pages when the cache holds them or can read them,
+// anonymous memory when it can do neither (a file without a PageSource,
+// as after a restore).
+func TestFileCacheMremapGrows(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// whole maps the whole file first, so its pages are held.
+		whole    bool
+		perms    perms
+		want     []byte
+		wantRefs []uint32
+	}{
+		{name: "held read-only", whole: true, perms: permRead, want: []byte("abc"), wantRefs: []uint32{2, 2, 2, 1}},
+		{name: "held writable", whole: true, perms: permRead | permWrite, want: []byte("abc"), wantRefs: []uint32{2, 2, 2, 1}},
+		{name: "not held, no source", perms: permRead, want: []byte{'a', 0, 0}, wantRefs: []uint32{1, 0, 0, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mm, as := newTestMM(t)
+			f := newHostLikeFile(3, 7)
+			if tc.whole {
+				mustMMap(t, mm, MMapOpts{Length: 4 * pageSize, Perms: permRead, Private: true, File: f})
+			}
+			a := mustMMap(t, mm, MMapOpts{Length: pageSize, Perms: tc.perms, Private: true, File: f})
+			n, err := mm.Mremap(a, pageSize, 3*pageSize, mremapMayMove, 0)
+			if err != nil {
+				t.Fatalf("Mremap: %v", err)
+			}
+			for i, w := range tc.want {
+				if got := readByte(t, mm, n+uint64(i)*pageSize); got != w {
+					t.Errorf("page %d after growing = %q, want %q", i, got, w)
+				}
+			}
+			if got := heldPages(t, mm.mf); !slicesEqual(got, tc.wantRefs) {
+				t.Errorf("page counts after growing = %v, want %v", got, tc.wantRefs)
+			}
+			checkMirror(t, mm, as)
+			mm.Release()
+			if got := heldPages(t, mm.mf); got != nil {
+				t.Errorf("page counts after release = %v, want nothing cached", got)
+			}
+		})
+	}
+}

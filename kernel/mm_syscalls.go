@@ -353,12 +353,17 @@ func (mm *MM) Mremap(oldAddr, oldSize, newSize uint64, flags int, newAddr uint64
 
 // extendLocked maps fresh memory in [last.End, end) with last's attributes,
 // merging into last when the memory file allows. A shared mapping of a
-// tmpfs file or memfd grows over the file's next pages instead.
+// tmpfs file or memfd grows over the file's next pages instead, and a
+// mapping of a host file over the file's next pages as an mmap of them
+// would map them.
 //
 // Preconditions: mm.mu is held for writing; [last.End, end) is free.
 func (mm *MM) extendLocked(last vma, end uint64) error {
 	if last.Shm != nil {
 		return mm.extendSharedLocked(last, end)
+	}
+	if ok, err := mm.extendCachedLocked(last, end); ok || err != nil {
+		return err
 	}
 	fr, err := mm.mf.Allocate(end - last.End)
 	if err != nil {

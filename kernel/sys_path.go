@@ -643,7 +643,7 @@ func (t *Task) linkat(olddirfd int32, oldAddr uint64, newdirfd int32, newAddr ui
 			return 0, unix.ENOENT
 		}
 		defer f.DecRef()
-		return 0, t.tg.fs.Linkat(f, "", nd, np, unix.AT_EMPTY_PATH)
+		return 0, t.tg.fs.LinkatAs(t.fsOwner().Creds, f, "", nd, np, unix.AT_EMPTY_PATH)
 	}
 	return 0, t.tg.fs.LinkatAs(t.fsOwner().Creds, od, op, nd, np, flags)
 }

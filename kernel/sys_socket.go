@@ -210,7 +210,7 @@ func (p sockPaths) BindPath(path string, s *socket.Socket) error {
 }
 
 func (p sockPaths) LookupPath(path string) (*socket.Socket, error) {
-	b, err := p.t.tg.fs.LookupSocket(nil, path)
+	b, err := p.t.tg.fs.LookupSocket(p.t.fsOwner().Creds, nil, path)
 	if err != nil {
 		return nil, err
 	}

@@ -789,4 +789,6 @@ func (b *bindFS) bindSocket(m *Mount, p string, mode uint32, o Owner, _ BoundSoc
 	return b.mknod(m, p, unix.S_IFSOCK|mode, 0, o)
 }
 
-func (b *bindFS) lookupSocket(m *Mount, p string) (BoundSocket, error) { return noSocket(b, m, p) }
+func (b *bindFS) lookupSocket(c *Creds, m *Mount, p string) (BoundSocket, error) {
+	return noSocket(c, b, m, p)
+}

@@ -359,8 +359,8 @@ func (d *devpts) bindSocket(m *Mount, rest string, mode uint32, o Owner, _ Bound
 	return d.mknod(m, rest, unix.S_IFSOCK|mode, 0, o)
 }
 
-func (d *devpts) lookupSocket(m *Mount, rest string) (BoundSocket, error) {
-	return noSocket(d, m, rest)
+func (d *devpts) lookupSocket(c *Creds, m *Mount, rest string) (BoundSocket, error) {
+	return noSocket(c, d, m, rest)
 }
 
 // devptsDir is an open /dev/pts, listing the terminals open at the time

@@ -437,8 +437,10 @@ func (fs *FS) Linkat(olddir *File, oldpath string, newdir *File, newpath string,
 
 // LinkatAs is Linkat for a caller with credentials c: search permission on
 // the way to both paths, write and search permission on the new name's
-// directory, and Linux's protected_hardlinks rule (Creds.mayLink) for a
-// file given by path.
+// directory, and Linux's protected_hardlinks rule (Creds.mayLink), for a
+// file given by path or by descriptor (an O_TMPFILE file made with O_EXCL
+// is ENOENT). Unlike Linux, AT_EMPTY_PATH does not ask for
+// CAP_DAC_READ_SEARCH of a caller other than the one who opened the file.
 func (fs *FS) LinkatAs(c *Creds, olddir *File, oldpath string, newdir *File, newpath string, flags int) error {
 	if oldpath == "" && flags&unix.AT_EMPTY_PATH != 0 && olddir != nil {
 		t, ok := olddir.impl.(*tmpfsFile)
@@ -448,7 +450,7 @@ func (fs *FS) LinkatAs(c *Creds, olddir *File, oldpath string, newdir *File, new
 			}
 			oldpath = olddir.impl.guestPath()
 		} else {
-			err := fs.do(newdir, newpath, func(m *Mount, p string) error { return t.linkTo(m, p) })
+			err := fs.do(newdir, newpath, func(m *Mount, p string) error { return t.linkTo(c, m, p) })
 			if newFull, ferr := fs.fullPath(newdir, newpath); err == nil && ferr == nil {
 				fs.notifyLink(olddir, "", false, newFull)
 			}

@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"fmt"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -291,4 +292,22 @@ func (f *File) HostFileID() (HostFileID, bool) {
 		return HostFileID{}, false
 	}
 	return HostFileID(h.ident), true
+}
+
+// PageSource returns a new read-only File over a duplicate of the host
+// descriptor of f, a file with a HostFileID, for the kernel to read the
+// file's pages from later (a mapping that grows): it shares no offset,
+// locks or notifications with f, and is never saved. The caller owns the
+// reference. EINVAL for any other file.
+func (f *File) PageSource() (*File, error) {
+	if _, ok := f.HostFileID(); !ok {
+		return nil, unix.EINVAL
+	}
+	h := f.impl.(*hostFile)
+	fd, err := unix.FcntlInt(uintptr(h.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("duplicate host file %q: %w", h.guestPath(), err)
+	}
+	d := &hostFile{root: h.root, ovl: h.ovl, path: h.guestPath(), lookupFlags: h.lookupFlags, mode: h.mode, ident: h.ident, fd: fd}
+	return newFile(unix.O_RDONLY, d), nil
 }

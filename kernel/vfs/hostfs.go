@@ -240,4 +240,6 @@ func (r *Root) bindSocket(m *Mount, p string, mode uint32, o Owner, _ BoundSocke
 	return r.mknod(m, p, unix.S_IFSOCK|mode, 0, o)
 }
 
-func (r *Root) lookupSocket(m *Mount, p string) (BoundSocket, error) { return noSocket(r, m, p) }
+func (r *Root) lookupSocket(c *Creds, m *Mount, p string) (BoundSocket, error) {
+	return noSocket(c, r, m, p)
+}

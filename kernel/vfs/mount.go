@@ -79,9 +79,11 @@ type Filesystem interface {
 	// of a Unix socket to a path): a filesystem that keeps no sockets
 	// answers as mknod of one. EADDRINUSE if p exists.
 	bindSocket(m *Mount, p string, mode uint32, o Owner, s BoundSocket) error
-	// lookupSocket returns the socket bound at p (connect(2)):
-	// ECONNREFUSED if no socket of the sandbox is bound there.
-	lookupSocket(m *Mount, p string) (BoundSocket, error)
+	// lookupSocket returns the socket bound at p (connect(2)) to a
+	// caller with credentials c: EACCES without search permission on
+	// the way or write permission on the socket file, ECONNREFUSED if no
+	// socket of the sandbox is bound there.
+	lookupSocket(c *Creds, m *Mount, p string) (BoundSocket, error)
 }
 
 // Owner is who owns the files a caller creates: its filesystem user and

@@ -288,4 +288,6 @@ func (q *mqueueFS) bindSocket(m *Mount, p string, mode uint32, o Owner, _ BoundS
 	return q.mknod(m, p, unix.S_IFSOCK|mode, 0, o)
 }
 
-func (q *mqueueFS) lookupSocket(m *Mount, p string) (BoundSocket, error) { return noSocket(q, m, p) }
+func (q *mqueueFS) lookupSocket(c *Creds, m *Mount, p string) (BoundSocket, error) {
+	return noSocket(c, q, m, p)
+}

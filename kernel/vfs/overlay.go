@@ -736,15 +736,20 @@ func (o *overlayFS) bindSocket(_ *Mount, full string, mode uint32, ow Owner, s B
 	return nil
 }
 
-// lookupSocket returns the socket bound at full: ECONNREFUSED for a file
-// that holds none (a lower file, even a host socket, never does).
-func (o *overlayFS) lookupSocket(_ *Mount, full string) (BoundSocket, error) {
+// lookupSocket returns the socket bound at full: EACCES if c may not
+// write the file (its mode and owner as stat reports them), ECONNREFUSED
+// for a file that holds none (a lower file, even a host socket, never
+// does).
+func (o *overlayFS) lookupSocket(c *Creds, _ *Mount, full string) (BoundSocket, error) {
 	t := o.upper
 	t.mu.Lock()
 	defer t.unlockNotify()
-	w, err := o.walkLocked(full, true, false, false)
+	w, err := o.walkAsLocked(c, full, true, false, false)
 	if err != nil {
 		return nil, err
+	}
+	if !c.permits(w.ent.node(), mayWrite) {
+		return nil, unix.EACCES
 	}
 	if n := w.ent.up; n != nil && n.fileType() == unix.S_IFSOCK && n.sock != nil {
 		return n.sock, nil
@@ -802,15 +807,27 @@ func (o *overlayFS) link(c *Creds, _ *Mount, oldFull, newFull string, follow boo
 	if err != nil {
 		return err
 	}
-	return o.linkNodeLocked(n, newFull)
+	return o.linkNodeLocked(c, n, newFull)
 }
 
 // linkNodeLocked gives upper file n the new name full (link, linkat of an
-// O_TMPFILE file).
+// O_TMPFILE file) for a caller with credentials c: search permission on
+// the way, Creds.mayLink, and write and search permission on the new
+// name's directory, in the order of Linux's linkat.
 //
 // Preconditions: o.upper.mu is held.
-func (o *overlayFS) linkNodeLocked(n *tmpNode, full string) error {
-	w, dir, err := o.createLocked(full, true)
+func (o *overlayFS) linkNodeLocked(c *Creds, n *tmpNode, full string) error {
+	w, err := o.walkAsLocked(c, full, false, true, true)
+	if err != nil {
+		return err
+	}
+	if _, ok := w.dir(); !ok || w.ent.exists() {
+		return unix.EEXIST
+	}
+	if err := c.mayLink(n); err != nil {
+		return err
+	}
+	w, dir, err := o.createAsLocked(c, full, true)
 	switch {
 	case err != nil:
 		return err

@@ -465,7 +465,7 @@ func TestOverlayMknod(t *testing.T) {
 		{"/dir/sock", nil}, {"/etc/s", unix.ECONNREFUSED}, {"/fifo", unix.ECONNREFUSED},
 		{"/etc/hello.txt", unix.ECONNREFUSED}, {"/dir/none", unix.ENOENT},
 	} {
-		s, err := fs.LookupSocket(nil, tc.path)
+		s, err := fs.LookupSocket(nil, nil, tc.path)
 		if err != tc.want || tc.want == nil && s != &sock {
 			t.Errorf("LookupSocket(%s) = %v, %v, want %v", tc.path, s, err, tc.want)
 		}

@@ -507,4 +507,6 @@ func (s *sentryFS) bindSocket(m *Mount, p string, mode uint32, o Owner, _ BoundS
 	return s.mknod(m, p, unix.S_IFSOCK|mode, 0, o)
 }
 
-func (s *sentryFS) lookupSocket(m *Mount, p string) (BoundSocket, error) { return noSocket(s, m, p) }
+func (s *sentryFS) lookupSocket(c *Creds, m *Mount, p string) (BoundSocket, error) {
+	return noSocket(c, s, m, p)
+}

@@ -1280,20 +1280,20 @@ func (f *tmpfsFile) listing() []Dirent {
 }
 
 // linkTo gives an O_TMPFILE file the name rest in mount m (linkat with
-// AT_EMPTY_PATH).
-func (f *tmpfsFile) linkTo(m *Mount, rest string) error {
+// AT_EMPTY_PATH) for a caller with credentials c, checked as for link.
+func (f *tmpfsFile) linkTo(c *Creds, m *Mount, rest string) error {
 	t := f.node.fs
 	if o, ok := m.fs.(*overlayFS); ok && o.upper == t {
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		return o.linkNodeLocked(f.node, rest)
+		return o.linkNodeLocked(c, f.node, rest)
 	}
 	if m.fs != Filesystem(t) {
 		return unix.EXDEV
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.linkNodeLocked(nil, m, f.node, rest)
+	return t.linkNodeLocked(c, m, f.node, rest)
 }
 
 // truncate implements ftruncate(2).

@@ -178,14 +178,18 @@ func (t *tmpfs) bindSocket(m *Mount, rest string, mode uint32, o Owner, s BoundS
 	return nil
 }
 
-// lookupSocket returns the socket bound at rest: ECONNREFUSED for a file
-// that holds none.
-func (t *tmpfs) lookupSocket(m *Mount, rest string) (BoundSocket, error) {
+// lookupSocket returns the socket bound at rest: EACCES if c may not
+// write the file (checked first, as unix_find_bsd does), ECONNREFUSED for
+// a file that holds none.
+func (t *tmpfs) lookupSocket(c *Creds, m *Mount, rest string) (BoundSocket, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w, err := t.walkLocked(m, rest, true, false, false)
+	w, err := t.walkAsLocked(c, m, rest, true, false, false)
 	if err != nil {
 		return nil, err
+	}
+	if !c.permits(w.node, mayWrite) {
+		return nil, unix.EACCES
 	}
 	if w.node.fileType() != unix.S_IFSOCK || w.node.sock == nil {
 		return nil, unix.ECONNREFUSED
@@ -207,20 +211,23 @@ func (fs *FS) BindSocket(o Owner, dir *File, p string, mode uint32, s BoundSocke
 }
 
 // LookupSocket returns the socket bound at p (relative to dir) for
-// connect(2) and sendto(2): ENOENT if nothing is there, ECONNREFUSED if no
-// socket of the sandbox is bound there (a host socket is never reached).
-func (fs *FS) LookupSocket(dir *File, p string) (BoundSocket, error) {
+// connect(2) and sendto(2) by a caller with credentials c (nil: no
+// checks): ENOENT if nothing is there, EACCES without search permission on
+// the way or write permission on the file, ECONNREFUSED if no socket of
+// the sandbox is bound there (a host socket is never reached).
+func (fs *FS) LookupSocket(c *Creds, dir *File, p string) (BoundSocket, error) {
 	full, err := fs.fullPath(dir, p)
 	if err != nil {
 		return nil, err
 	}
-	return resolve(fs, full, func(m *Mount, p string) (BoundSocket, error) { return m.fs.lookupSocket(m, p) })
+	return resolve(fs, full, func(m *Mount, p string) (BoundSocket, error) { return m.fs.lookupSocket(c, m, p) })
 }
 
 // noSocket is lookupSocket of a filesystem that keeps no sockets: the
-// lookup's error, or ECONNREFUSED (a host socket is never reached).
-func noSocket(fs Filesystem, m *Mount, p string) (BoundSocket, error) {
-	if _, err := fs.stat(nil, m, p, true); err != nil {
+// lookup's error (search permission checked for c), or ECONNREFUSED (a
+// host socket is never reached).
+func noSocket(c *Creds, fs Filesystem, m *Mount, p string) (BoundSocket, error) {
+	if _, err := fs.stat(c, m, p, true); err != nil {
 		return nil, err
 	}
 	return nil, unix.ECONNREFUSED

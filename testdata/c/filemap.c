@@ -4,7 +4,8 @@
  * the same pages see the file; a write to one (after mprotect, or by a
  * read(2) into it) is seen by neither the other nor the file; MADV_DONTNEED
  * brings the file's page back; a forked child's writes stay in the child;
- * mremap moves the contents; munmap of a middle page keeps the rest; the
+ * mremap moves the contents, and growing a mapping of the first page maps
+ * the file's next pages (read-only or copied when writable); munmap of a middle page keeps the rest; the
  * last partial page reads as zero after the end of the file; a shared
  * read-only mapping cannot be made writable; /proc/self/maps shows the file
  * offset, device and inode of a file mapping.
@@ -134,6 +135,14 @@ int main(int argc, char **argv)
 	char *r = mremap(q, 3 * pg, 3 * pg, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
 	printf("mremap: moved: %s, contents kept: %s\n", yesno(r == dst),
 	       yesno(r == dst && all(r, pg, 'B') && all(r + 2 * pg, pg, 'D')));
+	for (int w = 0; w < 2; w++) {
+		char *g = map(w ? PROT_READ | PROT_WRITE : PROT_READ, MAP_PRIVATE, fd, 0, 1);
+		char *h = mremap(g, pg, 3 * pg, MREMAP_MAYMOVE);
+		printf("mremap grows a %s private mapping: file's next pages: %s\n", w ? "writable" : "read-only",
+		       yesno(h != MAP_FAILED && all(h, pg, 'A') && all(h + pg, pg, 'B') && all(h + 2 * pg, pg, 'C')));
+		if (h != MAP_FAILED)
+			munmap(h, 3 * pg);
+	}
 	munmap(r + pg, pg);
 	printf("munmap of the middle page: ends kept: %s\n", yesno(all(r, pg, 'B') && all(r + 2 * pg, pg, 'D')));
 

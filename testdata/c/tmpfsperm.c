@@ -22,7 +22,12 @@
  * the lookup search permission; an open through /proc/self/fd/N needs
  * the permission a fresh open would (an O_PATH or read-only descriptor
  * gives no more); a memfd belongs to its maker, who may
- * fchmod it;
+ * fchmod it; connect(2) to a Unix socket's path needs search permission
+ * on the way and write permission on the socket file; linkat of an
+ * O_TMPFILE file by descriptor (AT_EMPTY_PATH, or /proc/self/fd/N with
+ * AT_SYMLINK_FOLLOW) search permission on the way and write and search
+ * permission on the new name's directory, and one made with O_EXCL is
+ * never linked (ENOENT);
  * root passes every check by CAP_DAC_OVERRIDE (reading and writing a file
  * of mode 0), a caller with only CAP_DAC_READ_SEARCH reads but does not
  * write.
@@ -37,8 +42,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -54,7 +61,7 @@ static const char *res(int r)
 	static char b[32];
 	if (r >= 0)
 		return "ok";
-	snprintf(b, sizeof b, "%s", errno == EACCES ? "EACCES" : errno == EPERM ? "EPERM" : strerror(errno));
+	snprintf(b, sizeof b, "%s", errno == EACCES ? "EACCES" : errno == EPERM ? "EPERM" : errno == ENOENT ? "ENOENT" : strerror(errno));
 	return b;
 }
 
@@ -195,6 +202,61 @@ static void reopens(void)
 	reopen("root666", O_RDWR, "reopen O_PATH root's 0666 read-write");
 }
 
+/* listen_at binds a listening stream socket at name with mode. */
+static int listen_at(const char *name, mode_t mode)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof a.sun_path, "%.100s", at(name));
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 4) || chmod(a.sun_path, mode))
+		printf("listen at %s: %s\n", name, strerror(errno));
+	return s;
+}
+
+static void try_connect(const char *name, const char *what)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof a.sun_path, "%.100s", at(name));
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+	errno = 0;
+	printf("%s: %s\n", what, res(connect(s, (struct sockaddr *)&a, sizeof a)));
+	close(s);
+}
+
+static void connects(void)
+{
+	try_connect("sock777", "connect to root's 0777 socket");
+	try_connect("sock755", "connect to root's 0755 socket");
+	try_connect("closed/sock", "connect to a socket in root's 0700 directory");
+	try_connect("root666", "connect to root's 0666 regular file");
+	try_connect("root644", "connect to root's 0644 regular file");
+}
+
+static void link_tmpfile(int fd, const char *to, int by_proc, const char *what)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+	errno = 0;
+	int r = by_proc ? linkat(AT_FDCWD, p, AT_FDCWD, at(to), AT_SYMLINK_FOLLOW)
+			: linkat(fd, "", AT_FDCWD, at(to), AT_EMPTY_PATH);
+	printf("%s: %s\n", what, res(r));
+}
+
+static void tmpfile_links(void)
+{
+	int fd = open(at("sticky"), O_TMPFILE | O_RDWR, 0600);
+	link_tmpfile(fd, "open/tl", 0, "linkat AT_EMPTY_PATH into root's 0755 directory");
+	link_tmpfile(fd, "closed/tl", 0, "linkat AT_EMPTY_PATH into root's 0700 directory");
+	link_tmpfile(fd, "open/tl", 1, "linkat /proc/self/fd into root's 0755 directory");
+	link_tmpfile(fd, "sticky/tl", 0, "linkat AT_EMPTY_PATH into a 1777 directory");
+	link_tmpfile(fd, "sticky/tl2", 1, "linkat /proc/self/fd into a 1777 directory");
+	close(fd);
+	fd = open(at("sticky"), O_TMPFILE | O_EXCL | O_RDWR, 0600);
+	link_tmpfile(fd, "sticky/tl3", 0, "linkat AT_EMPTY_PATH of an O_EXCL O_TMPFILE");
+	link_tmpfile(fd, "sticky/tl3", 1, "linkat /proc/self/fd of an O_EXCL O_TMPFILE");
+	close(fd);
+}
+
 static void links(void)
 {
 	char to[128];
@@ -323,6 +385,7 @@ int main(void)
 	setxattr(at("root666"), "user.u", "v", 1, 0);
 	setxattr(at("root600"), "user.u", "v", 1, 0);
 	setxattr(at("root666"), "trusted.t", "v", 1, 0);
+	int socks[] = {listen_at("sock777", 0777), listen_at("sock755", 0755), listen_at("closed/sock", 0777)};
 
 	printf("root:\n");
 	try_open("zero", O_RDWR, "read-write a 0000 file");
@@ -342,7 +405,9 @@ int main(void)
 		accesses();
 		xattrs();
 		reopens();
+		connects();
 		links();
+		tmpfile_links();
 		changes();
 		memfd();
 		_exit(0);
@@ -374,13 +439,16 @@ int main(void)
 	const char *files[] = {"root600", "root644", "root666", "grp060", "pgrp040", "mine406", "closed/f", "xonly/f",
 			       "closed/l", "xonly/l", "sticky/hl", "sticky/hl2", "open/hl",
 			       "sticky/new", "zero", "open/dir", "open/fifo", "open/link", "open/rootfile",
-			       "sticky/rootfile", "sticky/mine", "mine3000"};
+			       "sticky/rootfile", "sticky/mine", "mine3000", "sock777", "sock755", "closed/sock",
+			       "sticky/tl", "sticky/tl2", "sticky/tl3"};
 	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
 		char p[128];
 		snprintf(p, sizeof p, "%s/%s", base, files[i]);
 		unlink(p);
 		rmdir(p);
 	}
+	for (size_t i = 0; i < sizeof socks / sizeof *socks; i++)
+		close(socks[i]);
 	const char *dirs[] = {"closed", "xonly", "open", "sticky"};
 	for (size_t i = 0; i < 4; i++) {
 		char p[128];
