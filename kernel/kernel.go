@@ -79,6 +79,8 @@
 //	  fileCache.mu (the host file pages in the memory file)
 //	    MemoryFile.mu
 //
+// Kernel.asyncMu takes a vfs File's lock inside it (O_ASYNC's watchers,
+// sys_async.go).
 // Kernel.stopMu, fileLocks.mu, Kernel.ipcMu, the vfs locks and the lock of
 // package socket are leaves relative to the above; ipcNamespace.mu is one
 // but for MemoryFile.mu, which shmget takes under it; the clock's update
@@ -360,6 +362,14 @@ type Kernel struct {
 	// a handler (each is logged once). Protected by unimplMu; a restored
 	// kernel logs them again.
 	unimplLogged map[unsupportedKey]bool `state:"nosave"`
+
+	// asyncMu protects asyncs.
+	asyncMu sync.Mutex `state:"nosave"`
+	// asyncs maps each open file description with O_ASYNC set to the
+	// channel that stops its watcher (sys_async.go). Not saved: a restore
+	// starts the watchers again from the files' flags (rearmAsync).
+	// Protected by asyncMu.
+	asyncs map[*vfs.File]chan struct{} `state:"nosave"`
 
 	// stopMu protects the stop fields and the exit fields below.
 	stopMu sync.Mutex `state:"nosave"`
