@@ -796,6 +796,22 @@ var cCases = []cCase{
 	}}},
 	// A pty pair with a line queued each way, its termios, window size,
 	// foreground group and session, saved and restored while it waits.
+	{name: "notty", prog: "notty", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
+		"leader: TIOCSCTTY ok",
+		"member: /dev/tty ok, tty_nr set yes",
+		"member: TIOCNOTTY ok",
+		"member: /dev/tty ENXIO, tty_nr 0",
+		"member: TIOCNOTTY again ENOTTY",
+		"member: TIOCGPGRP ENOTTY",
+		"member: session is the leader's yes, group leader's",
+		"member: background write ok",
+		"member's child: /dev/tty ENXIO, tty_nr 0",
+		"member exited",
+		"leader: /dev/tty ok, tty_nr set yes",
+		"leader: TIOCGPGRP ok, foreground is the leader's yes",
+		"master got 3 bytes",
+		"done",
+	}}},
 	{name: "pty-hold", prog: "pty", zdtm: zdtmSpec{blockedAfter: "queued"}, spec: spec{args: []string{"hold"}, want: []string{
 		"slave reads: to the slve\\n", "master reads: to the master\\r\\n", "then: half\\n",
 		"window 33x99, VERASE X yes, ECHO no, foreground is the child yes, its session yes",
