@@ -812,6 +812,13 @@ var cCases = []cCase{
 		"master got 3 bytes",
 		"done",
 	}}},
+	{name: "devnlink", prog: "devnlink", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
+		"/dev: st_nlink is 2 + subdirectories: yes",
+		"/dev: has subdirectories: yes",
+		"/dev/pts: st_nlink is 2 + subdirectories: yes",
+		"/dev/pts: has subdirectories: no",
+		"done",
+	}}},
 	{name: "pty-hold", prog: "pty", zdtm: zdtmSpec{blockedAfter: "queued"}, spec: spec{args: []string{"hold"}, want: []string{
 		"slave reads: to the slve\\n", "master reads: to the master\\r\\n", "then: half\\n",
 		"window 33x99, VERASE X yes, ECHO no, foreground is the child yes, its session yes",
