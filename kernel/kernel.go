@@ -79,8 +79,6 @@
 //	  fileCache.mu (the host file pages in the memory file)
 //	    MemoryFile.mu
 //
-// Kernel.asyncMu takes a vfs File's lock inside it (O_ASYNC's watchers,
-// sys_async.go).
 // Kernel.stopMu, fileLocks.mu, Kernel.ipcMu, the vfs locks and the lock of
 // package socket are leaves relative to the above; ipcNamespace.mu is one
 // but for MemoryFile.mu, which shmget takes under it; the clock's update
@@ -88,7 +86,8 @@
 // inside it (vdso_clock.go). dirtyTracker.mu (the memory file's dirty
 // tracking, memory_file_dirty.go) is a leaf below everything: every
 // writer of the memory file takes it, under whatever it holds, and it
-// takes nothing.
+// takes nothing. Kernel.asyncMu (O_ASYNC's watchers, sys_async.go) is a
+// leaf relative to the above and takes a vfs File's lock inside it.
 package kernel
 
 //go:generate go run snapshotter/tools/stategen
