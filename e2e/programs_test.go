@@ -653,6 +653,7 @@ var cCases = []cCase{
 		"unix socket, thread owner: POLL_IN, si_fd right, si_band 0x41",
 		"after FIOASYNC 0: F_GETFL has O_ASYNC: no, signal: no",
 		"tcp connection: POLL_IN, si_fd right, si_band 0x41",
+		"udp socket: POLL_IN, si_fd right, si_band 0x41",
 		"pty slave: POLL_IN, si_fd right, si_band 0x41",
 		"eventfd: F_GETFL has O_ASYNC: no, signal: no",
 		"group owner: parent SIGIO, si_code SI_KERNEL, child got SIGIO: yes",

@@ -4,8 +4,9 @@
  * when data arrives, and with F_SETSIG a real-time signal whose siginfo
  * carries si_code POLL_IN or POLL_OUT, si_band and si_fd: a full pipe's
  * write end when a read makes room, a FIFO, a Unix stream socket (owner a
- * thread), a TCP connection over loopback and a pty slave when data comes
- * in; a process group owner (negative pid) reaches a forked child too.
+ * thread), a TCP connection and a UDP socket over loopback and a pty
+ * slave when data comes in; a process group owner (negative pid) reaches
+ * a forked child too.
  * eventfd keeps the flag but sends nothing (it has no fasync in Linux);
  * FIOASYNC 0 stops the signals.
  *
@@ -156,6 +157,18 @@ static void sockets(void)
 	close(s1);
 	close(c1);
 	close(l);
+
+	int u = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in ua = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t ualen = sizeof ua;
+	bind(u, (struct sockaddr *)&ua, sizeof ua);
+	getsockname(u, (struct sockaddr *)&ua, &ualen);
+	setasync(u, rtsig);
+	int us = socket(AF_INET, SOCK_DGRAM, 0);
+	sendto(us, "udp", 3, 0, (struct sockaddr *)&ua, sizeof ua);
+	printf("udp socket: %s\n", waitsig(rtsig, u));
+	close(u);
+	close(us);
 }
 
 static void ptys(void)
@@ -181,6 +194,8 @@ static void others(void)
 	printf("eventfd: F_GETFL has O_ASYNC: %s, signal: %s\n", fcntl(e, F_GETFL) & O_ASYNC ? "yes" : "no", pending(rtsig) ? "yes" : "no");
 	close(e);
 
+	/* A group of its own, so that the signal reaches no one else. */
+	setpgid(0, 0);
 	int p[2];
 	pipe(p);
 	fcntl(p[0], F_SETOWN, -getpgrp());
