@@ -655,6 +655,7 @@ var cCases = []cCase{
 		"tcp connection: POLL_IN, si_fd right, si_band 0x41",
 		"udp socket: POLL_IN, si_fd right, si_band 0x41",
 		"pty slave: POLL_IN, si_fd right, si_band 0x41",
+		"pty without an owner: slave's is me yes, master's is me yes",
 		"eventfd: F_GETFL has O_ASYNC: no, signal: no",
 		"group owner: parent SIGIO, si_code SI_KERNEL, child got SIGIO: yes",
 		"after the line: POLL_IN, si_fd right, si_band 0x41",

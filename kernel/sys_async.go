@@ -56,6 +56,21 @@ func (k *Kernel) setAsync(f *vfs.File, fd int32, on bool) {
 	}
 }
 
+// ttyAsyncOwner gives a terminal without an owner one as O_ASYNC is set
+// through it, as Linux's tty_fasync: a slave's foreground process group
+// if it has one, else the caller's process.
+func (t *Task) ttyAsyncOwner(f *vfs.File) {
+	tty, master := f.TTY()
+	if tty == nil || f.Owner().ID != 0 {
+		return
+	}
+	if _, pgrp := tty.Session(); !master && pgrp != 0 {
+		f.SetOwner(vfs.FileOwner{Type: vfs.OwnerPGRP, ID: pgrp})
+		return
+	}
+	f.SetOwner(vfs.FileOwner{Type: vfs.OwnerPID, ID: t.tg.tgid})
+}
+
 // armAsync starts f's watcher unless it runs.
 func (k *Kernel) armAsync(f *vfs.File) {
 	k.asyncMu.Lock()

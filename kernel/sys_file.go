@@ -440,6 +440,9 @@ func sysIoctl(t *Task, a *sysArgs) (uint64, error) {
 		}
 		on := binary.LittleEndian.Uint32(b[:]) != 0
 		if on != (f.StatusFlags()&unix.O_ASYNC != 0) {
+			if on {
+				t.ttyAsyncOwner(f)
+			}
 			t.k.setAsync(f, fd, on)
 		}
 		return 0, nil

@@ -519,6 +519,9 @@ func sysFcntl(t *Task, a *sysArgs) (uint64, error) {
 		}
 		f.SetStatusFlags(old&^mask | uint32(a[2])&mask)
 		if on := uint32(a[2])&mask&unix.O_ASYNC != 0; on != (old&unix.O_ASYNC != 0) {
+			if on {
+				t.ttyAsyncOwner(f)
+			}
 			t.k.setAsync(f, fd, on)
 		}
 		return 0, nil

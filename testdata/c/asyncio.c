@@ -183,6 +183,17 @@ static void ptys(void)
 	printf("pty slave: %s\n", waitsig(rtsig, s));
 	close(s);
 	close(m);
+
+	/* Without an owner, O_ASYNC on a terminal makes the caller it (a
+	 * slave's foreground group were there one). */
+	openpty(&m, &s, NULL, NULL, NULL);
+	fcntl(s, F_SETFL, O_ASYNC);
+	int on = 1;
+	ioctl(m, FIOASYNC, &on);
+	printf("pty without an owner: slave's is me %s, master's is me %s\n",
+	       fcntl(s, F_GETOWN) == getpid() ? "yes" : "no", fcntl(m, F_GETOWN) == getpid() ? "yes" : "no");
+	close(s);
+	close(m);
 }
 
 static void others(void)
