@@ -646,6 +646,8 @@ var cCases = []cCase{
 	{name: "asyncio", prog: "asyncio", zdtm: zdtmSpec{blockedAfter: "waiting for stdin with O_ASYNC set"}, setup: setupTmpfsDir, spec: spec{stdin: "go\n", want: []string{
 		"F_GETFL has O_ASYNC: yes",
 		"pipe read end: SIGIO, si_code SI_KERNEL",
+		"read end, the writer closed: POLL_IN, si_fd right, si_band 0x41",
+		"write end, the reader closed: POLL_OUT, si_fd right, si_band 0x304",
 		"full pipe (65536), write end after a read of 65536: POLL_OUT, si_fd right, si_band 0x304",
 		"fifo read end: POLL_IN, si_fd right, si_band 0x41",
 		"FIOASYNC: ok",

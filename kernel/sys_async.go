@@ -13,7 +13,7 @@ import (
 // or output possible. Files tell poll and epoll of readiness changes only
 // through channels (vfs.File.Watch), so each such description gets a watcher goroutine that waits on them and compares
 // readiness before and after: a signal goes out when POLLIN or POLLOUT
-// turns on. Linux signals a pipe's reader at every write and its writer
+// turns on, or for a pipe when its other end's last descriptor closes. Linux signals a pipe's reader at every write and its writer
 // at every read; here a write to a pipe that already holds data signals
 // nothing more. Other files (regular files, devices, and the kernel's
 // eventfd, epoll, signalfd, timerfd, pidfd and message queues) have no
@@ -41,7 +41,7 @@ func (k *Kernel) setAsync(f *vfs.File, fd int32, on bool) {
 	if on {
 		fl |= unix.O_ASYNC
 		f.SetAsyncFD(fd)
-		f.SetAsyncReady(f.Readiness(unix.POLLIN|unix.POLLOUT) & (unix.POLLIN | unix.POLLOUT))
+		f.SetAsyncReady(asyncReadiness(f))
 	}
 	f.SetStatusFlags(fl)
 	if on {
@@ -95,14 +95,13 @@ func (k *Kernel) armAsync(f *vfs.File) {
 // signal is sent: a watcher held back by a save has the restored one
 // send its signal.
 func (k *Kernel) watchAsync(f *vfs.File, stop <-chan struct{}, released <-chan struct{}) {
-	const mask = unix.POLLIN | unix.POLLOUT
 	for {
-		ch, done := f.Watch(mask)
+		ch, done := f.Watch(unix.POLLIN | unix.POLLOUT)
 		if done == nil {
 			done = func() {}
 		}
-		cur := f.Readiness(mask) & mask
-		if on := cur &^ f.AsyncReady(); on != 0 {
+		cur := asyncReadiness(f)
+		if on := asyncEvents(cur &^ f.AsyncReady()); on != 0 {
 			k.waitUnpaused()
 			k.sendAsync(f, on)
 		}
@@ -128,6 +127,31 @@ func (k *Kernel) watchAsync(f *vfs.File, stop <-chan struct{}, released <-chan s
 		default:
 		}
 	}
+}
+
+// asyncReadiness is the readiness O_ASYNC follows: POLLIN and POLLOUT,
+// and for a pipe the other end's last close (POLLHUP for a reader,
+// POLLERR for a writer), which Linux signals as POLL_IN and POLL_OUT.
+func asyncReadiness(f *vfs.File) uint32 {
+	r := f.Readiness(unix.POLLIN | unix.POLLOUT)
+	out := r & (unix.POLLIN | unix.POLLOUT)
+	if f.IsPipe() {
+		out |= r & (unix.POLLHUP | unix.POLLERR)
+	}
+	return out
+}
+
+// asyncEvents maps the readiness bits that turned on to the POLLIN and
+// POLLOUT they are signalled as.
+func asyncEvents(on uint32) uint32 {
+	var ev uint32
+	if on&(unix.POLLIN|unix.POLLHUP) != 0 {
+		ev |= unix.POLLIN
+	}
+	if on&(unix.POLLOUT|unix.POLLERR) != 0 {
+		ev |= unix.POLLOUT
+	}
+	return ev
 }
 
 // waitUnpaused returns once no Pause is in force, so that a watcher does

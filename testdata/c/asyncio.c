@@ -85,6 +85,18 @@ static void pipes(void)
 	close(p[0]);
 	close(p[1]);
 
+	/* The last close of the other end signals too. */
+	pipe(p);
+	setasync(p[0], rtsig);
+	close(p[1]);
+	printf("read end, the writer closed: %s\n", waitsig(rtsig, p[0]));
+	close(p[0]);
+	pipe(p);
+	setasync(p[1], rtsig);
+	close(p[0]);
+	printf("write end, the reader closed: %s\n", waitsig(rtsig, p[1]));
+	close(p[1]);
+
 	pipe(p);
 	fcntl(p[1], F_SETFL, O_NONBLOCK);
 	char buf[65536];
