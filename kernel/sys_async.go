@@ -11,13 +11,15 @@ import (
 // O_ASYNC: a file description with the flag set (F_SETFL or FIOASYNC)
 // signals its owner (F_SETOWN, F_SETOWN_EX) when input becomes available
 // or output possible. Files tell poll and epoll of readiness changes only
-// through channels (vfs.File.Watch), so each such description gets a watcher goroutine that waits on them and compares
-// readiness before and after: a signal goes out when POLLIN or POLLOUT
-// turns on, or for a pipe when its other end's last descriptor closes. Linux signals a pipe's reader at every write and its writer
-// at every read; here a write to a pipe that already holds data signals
-// nothing more. Other files (regular files, devices, and the kernel's
-// eventfd, epoll, signalfd, timerfd, pidfd and message queues) have no
-// fasync in Linux: F_SETFL does not keep the flag (vfs.File.HasAsync).
+// through channels (vfs.File.Watch), so each such description gets a
+// watcher goroutine that waits on them and compares readiness before and
+// after: a signal goes out when POLLIN or POLLOUT turns on, or for a pipe
+// when its other end's last descriptor closes. Linux signals a pipe's
+// reader at every write and its writer at every read; here a write to a
+// pipe that already holds data signals nothing more. Other files (regular
+// files, devices, and the kernel's eventfd, epoll, signalfd, timerfd,
+// pidfd and message queues) have no fasync in Linux: F_SETFL does not
+// keep the flag (vfs.File.HasAsync).
 //
 // The watcher holds no reference to the file: it ends when the last
 // reference goes (vfs.File.Released) or O_ASYNC is cleared. The flag,
