@@ -86,7 +86,8 @@
 // inside it (vdso_clock.go). dirtyTracker.mu (the memory file's dirty
 // tracking, memory_file_dirty.go) is a leaf below everything: every
 // writer of the memory file takes it, under whatever it holds, and it
-// takes nothing.
+// takes nothing. Kernel.asyncMu (O_ASYNC's watchers, sys_async.go) is a
+// leaf relative to the above and takes a vfs File's lock inside it.
 package kernel
 
 //go:generate go run snapshotter/tools/stategen
@@ -362,6 +363,14 @@ type Kernel struct {
 	// a handler (each is logged once). Protected by unimplMu; a restored
 	// kernel logs them again.
 	unimplLogged map[unsupportedKey]bool `state:"nosave"`
+
+	// asyncMu protects asyncs.
+	asyncMu sync.Mutex `state:"nosave"`
+	// asyncs maps each open file description with O_ASYNC set to the
+	// channel that stops its watcher (sys_async.go). Not saved: a restore
+	// starts the watchers again from the files' flags (rearmAsync).
+	// Protected by asyncMu.
+	asyncs map[*vfs.File]chan struct{} `state:"nosave"`
 
 	// stopMu protects the stop fields and the exit fields below.
 	stopMu sync.Mutex `state:"nosave"`

@@ -546,6 +546,7 @@ func (r *restorer) startKernel() error {
 		k.root.Mounts().SetJobControl(jobControl{k})
 		k.root.Mounts().SetSigioSender(k)
 	}
+	k.rearmAsync()
 	return nil
 }
 

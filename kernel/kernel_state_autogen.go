@@ -412,6 +412,7 @@ func init() {
 		{Name: "exitStatus", Type: "snapshotter/kernel.ExitStatus"},
 		{Name: "pgid", Type: "int32"},
 		{Name: "sid", Type: "int32"},
+		{Name: "noCtty", Type: "bool"},
 		{Name: "specials", Type: "[]snapshotter/kernel.special"},
 		{Name: "exe", Type: "string"},
 		{Name: "umask", Type: "uint32"},
@@ -2595,6 +2596,7 @@ func (x *ThreadGroup) StateSave(e *stateify.Encoder) {
 	x.exitStatus.StateSave(e)
 	e.Int(int64(x.pgid))
 	e.Int(int64(x.sid))
+	e.Bool(x.noCtty)
 	if x.specials == nil {
 		e.Nil()
 	} else {
@@ -2667,6 +2669,8 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 16:
 			x.sid = d.Int32()
 		case 17:
+			x.noCtty = d.Bool()
+		case 18:
 			if n0, ok := d.SliceLen(); !ok {
 				x.specials = nil
 			} else {
@@ -2675,20 +2679,20 @@ func (x *ThreadGroup) StateLoad(ctx context.Context, d *stateify.Decoder) {
 					x.specials[i0].StateLoad(ctx, d)
 				}
 			}
-		case 18:
-			x.exe = d.String()
 		case 19:
-			x.umask = d.Uint32()
+			x.exe = d.String()
 		case 20:
+			x.umask = d.Uint32()
+		case 21:
 			d.ArrayLenExact(16)
 			for i0 := range x.limits {
 				x.limits[i0].StateLoad(ctx, d)
 			}
-		case 21:
-			x.creds.StateLoad(ctx, d)
 		case 22:
-			x.sigs.StateLoad(ctx, d)
+			x.creds.StateLoad(ctx, d)
 		case 23:
+			x.sigs.StateLoad(ctx, d)
+		case 24:
 			x.membarrier = d.Uint32()
 		default:
 			d.Skip()

@@ -74,6 +74,7 @@ func (t *Task) procInfo(target *Task) procTaskInfo {
 	in.Pid = target.tid
 	in.Umask = tg.umask
 	in.Pgid, in.Sid = tg.pgid, tg.sid
+	noCtty := tg.noCtty
 	in.Creds = target.creds
 	in.Threads = len(tg.tasks)
 	in.SigPnd = target.sig.Pending.Set
@@ -97,7 +98,7 @@ func (t *Task) procInfo(target *Task) procTaskInfo {
 		in.ExitSignal = -1 // threads other than the leader, as on Linux
 	}
 	tg.mu.Unlock()
-	if tty := t.k.controllingTTY(in.Sid); tty != nil {
+	if tty := t.k.controllingTTY(in.Sid); tty != nil && !noCtty {
 		// pts minor i: major 136 in bits 8-15, i's low byte in bits
 		// 0-7 and its high bits from bit 20, as Linux's new_encode_dev.
 		i := int32(tty.Index())

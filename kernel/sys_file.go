@@ -414,6 +414,7 @@ func (t *Task) readDirents64(a *sysArgs) ([]byte, error) {
 const (
 	ioctlFIOCLEX  = 0x5451
 	ioctlFIONCLEX = 0x5450
+	ioctlFIOASYNC = 0x5452
 )
 
 func sysIoctl(t *Task, a *sysArgs) (uint64, error) {
@@ -429,6 +430,23 @@ func sysIoctl(t *Task, a *sysArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
+	if cmd == ioctlFIOASYNC {
+		if !f.HasAsync() {
+			return 0, unix.ENOTTY
+		}
+		var b [4]byte
+		if err := t.tg.mm.CopyIn(a[2], b[:]); err != nil {
+			return 0, err
+		}
+		on := binary.LittleEndian.Uint32(b[:]) != 0
+		if on != (f.StatusFlags()&unix.O_ASYNC != 0) {
+			if on {
+				t.ttyAsyncOwner(f)
+			}
+			t.k.setAsync(f, fd, on)
+		}
+		return 0, nil
+	}
 	if tty, master := f.TTY(); tty != nil {
 		if n, done, err := t.ttyIoctl(f, tty, master, cmd, a); done {
 			return n, err

@@ -513,7 +513,17 @@ func sysFcntl(t *Task, a *sysArgs) (uint64, error) {
 	case unix.F_GETFL:
 		return uint64(f.StatusFlags()), nil
 	case unix.F_SETFL:
-		f.SetStatusFlags(f.StatusFlags()&^setflMask | uint32(a[2])&setflMask)
+		old, mask := f.StatusFlags(), uint32(setflMask)
+		if !f.HasAsync() {
+			mask &^= unix.O_ASYNC
+		}
+		f.SetStatusFlags(old&^mask | uint32(a[2])&mask)
+		if on := uint32(a[2])&mask&unix.O_ASYNC != 0; on != (old&unix.O_ASYNC != 0) {
+			if on {
+				t.ttyAsyncOwner(f)
+			}
+			t.k.setAsync(f, fd, on)
+		}
 		return 0, nil
 	case unix.F_GETLK, unix.F_SETLK, unix.F_SETLKW, unix.F_OFD_GETLK, unix.F_OFD_SETLK, unix.F_OFD_SETLKW:
 		return 0, t.fcntlLock(f, cmd, a[2])

@@ -136,6 +136,7 @@ func sysSetsid(t *Task, _ *sysArgs) (uint64, error) {
 		return 0, unix.EPERM // already a process group leader
 	}
 	tg.pgid, tg.sid = tg.tgid, tg.tgid
+	tg.noCtty = false
 	return uint64(tg.sid), nil
 }
 

@@ -10,8 +10,8 @@ import (
 
 // File owners and their signals: fcntl's F_SETOWN, F_GETOWN, F_SETOWN_EX,
 // F_GETOWN_EX, F_SETSIG, F_GETSIG, and F_NOTIFY (dnotify, whose watches
-// live in vfs and send their signals through Kernel.SendSigio). O_ASYNC is
-// kept as a status flag but sends nothing.
+// live in vfs and send their signals through Kernel.SendSigio). O_ASYNC's
+// signals are in sys_async.go.
 
 // pollMsg is si_code POLL_MSG; pollMsgBand is the si_band Linux gives it
 // (EPOLLIN | EPOLLRDNORM | EPOLLMSG).

@@ -14,8 +14,8 @@ import (
 // reads, writes and ioctls of a terminal, serves the ioctls that need the
 // caller (TIOCSCTTY, TIOCNOTTY, TIOCGPGRP, TIOCSPGRP, TIOCGSID,
 // TIOCGPTPEER) and signals process groups for the terminals (jobControl).
-// A non-leader's TIOCNOTTY succeeds and changes nothing: every process of
-// a session shares the one controlling terminal here.
+// A non-leader's TIOCNOTTY detaches only the caller (ThreadGroup.noCtty):
+// it and the children it forks have no controlling terminal until setsid.
 
 // jobControl is the kernel as vfs.JobControl.
 type jobControl struct{ k *Kernel }
@@ -49,8 +49,11 @@ func (j jobControl) Hangup(sid int32) {
 // ctty returns the process's controlling terminal, or nil.
 func (t *Task) ctty() *vfs.TTY {
 	t.tg.mu.Lock()
-	sid := t.tg.sid
+	sid, none := t.tg.sid, t.tg.noCtty
 	t.tg.mu.Unlock()
+	if none {
+		return nil
+	}
 	return t.k.controllingTTY(sid)
 }
 
@@ -67,7 +70,7 @@ func (t *Task) isCtty(tty *vfs.TTY) bool {
 	sid, _ := tty.Session()
 	t.tg.mu.Lock()
 	defer t.tg.mu.Unlock()
-	return sid != 0 && sid == t.tg.sid
+	return sid != 0 && sid == t.tg.sid && !t.tg.noCtty
 }
 
 // ttyOpened finishes an open: /dev/tty becomes the caller's controlling
@@ -110,7 +113,7 @@ func (t *Task) ttyCheck(f *vfs.File, sig unix.Signal) error {
 	sid, fg := tty.Session()
 	tg := t.tg
 	tg.mu.Lock()
-	if sid == 0 || sid != tg.sid || fg == 0 || fg == tg.pgid {
+	if sid == 0 || sid != tg.sid || tg.noCtty || fg == 0 || fg == tg.pgid {
 		tg.mu.Unlock()
 		return nil
 	}
@@ -161,6 +164,7 @@ func (t *Task) ttyIoctl(f *vfs.File, tty *vfs.TTY, master bool, cmd uint32, a *s
 		}
 		t.tg.mu.Lock()
 		leader := t.tg.sid == t.tg.tgid
+		t.tg.noCtty = !leader
 		t.tg.mu.Unlock()
 		if leader {
 			t.k.root.Mounts().SessionEnded(t.tg.sid)

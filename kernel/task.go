@@ -114,6 +114,10 @@ type ThreadGroup struct {
 	exitStatus ExitStatus
 	// pgid and sid are the process group and session IDs. Protected by mu.
 	pgid, sid int32
+	// noCtty is set when the process, not its session's leader, gave up
+	// the session's controlling terminal with TIOCNOTTY: it has none from
+	// then on (nor do children it forks) until setsid. Protected by mu.
+	noCtty bool
 	// specials are the kernel-implemented files (eventfd, epoll) behind
 	// some descriptors; see special.go. Protected by mu.
 	specials []special

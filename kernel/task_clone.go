@@ -188,6 +188,7 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64, pfd *pidFD) (uin
 		fs:         ptg.fs.Fork(),
 		pgid:       ptg.pgid,
 		sid:        ptg.sid,
+		noCtty:     ptg.noCtty,
 		umask:      ptg.umask,
 		exe:        ptg.exe,
 		specials:   append([]special(nil), ptg.specials...),

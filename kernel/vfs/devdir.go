@@ -20,11 +20,20 @@ func deviceNames() []string {
 	return names
 }
 
+// devDirStat is /dev's stat: as any Linux directory, it has a link for
+// its entry in /, one for its ".", and one for each subdirectory's "..".
 func devDirStat() Stat {
+	nodes := sentryNodes()
+	nlink := uint32(2)
+	for _, name := range nodes["/dev"].children {
+		if nodes["/dev/"+name].fileType() == unix.S_IFDIR {
+			nlink++
+		}
+	}
 	return Stat{
 		Mask:     unix.STATX_BASIC_STATS,
 		Blksize:  4096,
-		Nlink:    2,
+		Nlink:    nlink,
 		Mode:     unix.S_IFDIR | 0o755,
 		Ino:      devDirIno,
 		DevMinor: 5,

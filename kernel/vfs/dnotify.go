@@ -69,7 +69,38 @@ type fileSigio struct {
 	owner atomic.Uint64
 	// signo is F_SETSIG's signal, 0 for SIGIO.
 	signo atomic.Int32
+	// asyncFD is the descriptor through which O_ASYNC was last set, the
+	// si_fd of its signals.
+	asyncFD atomic.Int32
+	// asyncReady is the readiness (POLLIN, POLLOUT) O_ASYNC last
+	// signalled from, so that a change not yet signalled when the file
+	// was saved is signalled after the restore.
+	asyncReady atomic.Uint32
 }
+
+// AsyncReady returns the readiness O_ASYNC last signalled from.
+func (f *File) AsyncReady() uint32 { return f.sigio.asyncReady.Load() }
+
+// SetAsyncReady records the readiness O_ASYNC signalled from.
+func (f *File) SetAsyncReady(r uint32) { f.sigio.asyncReady.Store(r) }
+
+// HasAsync reports whether O_ASYNC means anything for f: pipes, FIFOs,
+// sockets, terminals and inotify descriptors signal readiness changes;
+// for other files (those without fasync in Linux) F_SETFL drops the flag
+// and FIOASYNC fails with ENOTTY.
+func (f *File) HasAsync() bool {
+	switch f.impl.(type) {
+	case *pipeReader, *pipeWriter, *fifoFile, *implFile, *ptyMaster, *ptySlave, *inotifyFile, *stdioFile:
+		return !f.isPath()
+	}
+	return false
+}
+
+// AsyncFD returns the descriptor through which O_ASYNC was last set.
+func (f *File) AsyncFD() int32 { return f.sigio.asyncFD.Load() }
+
+// SetAsyncFD records the descriptor through which O_ASYNC is set.
+func (f *File) SetAsyncFD(fd int32) { f.sigio.asyncFD.Store(fd) }
 
 // Owner returns f's owner (F_GETOWN, F_GETOWN_EX).
 func (f *File) Owner() FileOwner {

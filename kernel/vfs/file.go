@@ -76,6 +76,11 @@ type File struct {
 	// sigio is who the file signals and with which signal (F_SETOWN,
 	// F_SETSIG); accessed atomically.
 	sigio fileSigio
+
+	// released is closed when the last reference goes (Released); made
+	// on demand. Not saved: the kernel's O_ASYNC watchers that wait on
+	// it are started again after a restore. Protected by mu.
+	released chan struct{} `state:"nosave"`
 }
 
 func newFile(flags uint32, impl fileImpl) *File {
@@ -99,6 +104,9 @@ func (f *File) DecRef() {
 	case n == 0:
 		f.mu.Lock()
 		l := f.locker
+		if f.released != nil {
+			close(f.released)
+		}
 		f.mu.Unlock()
 		if l != nil {
 			l.ReleaseLocks(f)
@@ -109,6 +117,19 @@ func (f *File) DecRef() {
 	case n < 0:
 		panic("vfs: DecRef on a released File")
 	}
+}
+
+// Released returns a channel closed when f's last reference goes.
+func (f *File) Released() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released == nil {
+		f.released = make(chan struct{})
+		if f.refs.Load() <= 0 {
+			close(f.released)
+		}
+	}
+	return f.released
 }
 
 // StatusFlags returns the flags F_GETFL reports: access mode and status

@@ -99,6 +99,8 @@ func init() {
 	stateTypeInfofileSigio = stateify.Register[fileSigio]("snapshotter/kernel/vfs.fileSigio", []stateify.Field{
 		{Name: "owner", Type: "uint64"},
 		{Name: "signo", Type: "int32"},
+		{Name: "asyncFD", Type: "int32"},
+		{Name: "asyncReady", Type: "uint32"},
 	})
 	stateTypeInfodnotifyWatch = stateify.Register[dnotifyWatch]("snapshotter/kernel/vfs.dnotifyWatch", []stateify.Field{
 		{Name: "file", Type: "*snapshotter/kernel/vfs.File"},
@@ -662,6 +664,8 @@ func (x *fileSigio) StateSave(e *stateify.Encoder) {
 	e.Struct(stateTypeInfofileSigio)
 	e.Uint(x.owner.Load())
 	e.Int(int64(x.signo.Load()))
+	e.Int(int64(x.asyncFD.Load()))
+	e.Uint(uint64(x.asyncReady.Load()))
 }
 
 // StateLoad implements stateify.Savable.
@@ -672,6 +676,10 @@ func (x *fileSigio) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.owner.Store(d.Uint64())
 		case 1:
 			x.signo.Store(d.Int32())
+		case 2:
+			x.asyncFD.Store(d.Int32())
+		case 3:
+			x.asyncReady.Store(d.Uint32())
 		default:
 			d.Skip()
 		}
