@@ -160,10 +160,11 @@ func readPyRules(heading string) ([]pyRule, error) {
 		return nil, err
 	}
 	var rules []pyRule
-	in := false
+	in, found := false, false
 	for i, line := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(line, "#") {
 			in = strings.HasPrefix(line, heading)
+			found = found || in
 			continue
 		}
 		if !in || !strings.HasPrefix(line, "| `") {
@@ -179,8 +180,10 @@ func readPyRules(heading string) ([]pyRule, error) {
 		}
 		rules = append(rules, pyRule{pattern: p, why: why})
 	}
-	if len(rules) == 0 {
-		return nil, fmt.Errorf("%s: no table rows under %q", cpythonDoc, heading)
+	if !found {
+		// A table may be empty, not missing: a renamed heading would
+		// silently drop every rule.
+		return nil, fmt.Errorf("%s: no heading %q", cpythonDoc, heading)
 	}
 	return rules, nil
 }
