@@ -251,6 +251,26 @@ func (v *vma) mapsBase() bool { return v.Private && !v.Special && !v.Beyond && v
 //
 // Preconditions: mm.mu is held for writing; l.base is not nil.
 func (mm *MM) freshenLocked(l *lazyLoad, addr, length uint64) error {
+	var err error
+	mm.forEachStaleChunkLocked(l, addr, length, func(i int) bool {
+		if err = l.ensureChunk(i); err != nil {
+			return false
+		}
+		if err = mm.remapChunkLocked(l.chunks[i]); err != nil {
+			return false
+		}
+		setBits(&mm.baseFresh, uint64(i), 1)
+		return true
+	})
+	return err
+}
+
+// forEachStaleChunkLocked calls fn with the index of each chunk of base
+// load l under [addr, addr+length) of this address space that is not
+// copied yet (not in mm.baseFresh), until fn returns false.
+//
+// Preconditions: mm.mu is held; l.base is not nil.
+func (mm *MM) forEachStaleChunkLocked(l *lazyLoad, addr, length uint64, fn func(i int) bool) {
 	end := addr + length
 	for k := mm.findLocked(addr); k < len(mm.vmas) && mm.vmas[k].Start < end; k++ {
 		v := &mm.vmas[k]
@@ -260,19 +280,11 @@ func (mm *MM) freshenLocked(l *lazyLoad, addr, length uint64) error {
 		lo := v.Off + (max(addr, v.Start) - v.Start)
 		hi := v.Off + (min(end, v.End) - v.Start)
 		for i := l.find(lo); i < len(l.chunks) && l.chunks[i].Off < hi; i++ {
-			if testBit(mm.baseFresh, uint64(i)) {
-				continue
+			if !testBit(mm.baseFresh, uint64(i)) && !fn(i) {
+				return
 			}
-			if err := l.ensureChunk(i); err != nil {
-				return err
-			}
-			if err := mm.remapChunkLocked(l.chunks[i]); err != nil {
-				return err
-			}
-			setBits(&mm.baseFresh, uint64(i), 1)
 		}
 	}
-	return nil
 }
 
 // remapChunkLocked maps c, loaded, from the memory file wherever a vma of
@@ -308,21 +320,12 @@ func (mm *MM) remapChunkLocked(c LazyChunk) error {
 //
 // Preconditions: mm.mu is held; l.base is not nil.
 func (mm *MM) needsFreshLocked(l *lazyLoad, addr, length uint64) bool {
-	end := addr + length
-	for k := mm.findLocked(addr); k < len(mm.vmas) && mm.vmas[k].Start < end; k++ {
-		v := &mm.vmas[k]
-		if !v.mapsBase() {
-			continue
-		}
-		lo := v.Off + (max(addr, v.Start) - v.Start)
-		hi := v.Off + (min(end, v.End) - v.Start)
-		for i := l.find(lo); i < len(l.chunks) && l.chunks[i].Off < hi; i++ {
-			if !testBit(mm.baseFresh, uint64(i)) {
-				return true
-			}
-		}
-	}
-	return false
+	stale := false
+	mm.forEachStaleChunkLocked(l, addr, length, func(int) bool {
+		stale = true
+		return false
+	})
+	return stale
 }
 
 // freshenForWrite copies and maps from the memory file the chunks of a

@@ -471,18 +471,7 @@ func (s *Socket) setHostOption(level, name int, val []byte) error {
 	if level == unix.SOL_SOCKET {
 		switch name {
 		case soRcvtimeo, soSndtimeo, soRcvtimeoNew, soSndtimeoNew:
-			t, err := parseTimeout(val)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if name == soRcvtimeo || name == soRcvtimeoNew {
-				s.rcvtimeo = t
-			} else {
-				s.sndtimeo = t
-			}
-			return nil
+			return s.setTimeoutOption(name, val)
 		case unix.SO_BINDTODEVICE, unix.SO_ATTACH_FILTER, unix.SO_ATTACH_BPF, unix.SO_ATTACH_REUSEPORT_CBPF, unix.SO_ATTACH_REUSEPORT_EBPF:
 			// Would take pointers into the application's memory, or
 			// reach past what the sandbox is given.

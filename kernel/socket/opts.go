@@ -153,18 +153,7 @@ func (s *Socket) SetOption(level, name int, val []byte) error {
 	}
 	switch name {
 	case soRcvtimeo, soSndtimeo, soRcvtimeoNew, soSndtimeoNew:
-		t, err := parseTimeout(val)
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if name == soRcvtimeo || name == soRcvtimeoNew {
-			s.rcvtimeo = t
-		} else {
-			s.sndtimeo = t
-		}
-		return nil
+		return s.setTimeoutOption(name, val)
 	case unix.SO_SNDBUF, unix.SO_RCVBUF, unix.SO_PASSCRED:
 	default:
 		if !keptOptions[name] {
@@ -204,3 +193,20 @@ func bufSize(v int32, lo int) int {
 // boolOptLocked reports whether the kept boolean option name is set.
 // Preconditions: mu is held.
 func (s *Socket) boolOptLocked(name int) bool { return s.kept[int32(name)] != 0 }
+
+// setTimeoutOption sets SO_RCVTIMEO or SO_SNDTIMEO (old or new layout)
+// from val.
+func (s *Socket) setTimeoutOption(name int, val []byte) error {
+	t, err := parseTimeout(val)
+	if err != nil {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if name == soRcvtimeo || name == soRcvtimeoNew {
+		s.rcvtimeo = t
+	} else {
+		s.sndtimeo = t
+	}
+	return nil
+}
