@@ -645,16 +645,9 @@ func isZero(b []byte) bool {
 	return true
 }
 
-// createLocked walks to the parent of a new name: EEXIST if it exists,
-// else the parent's upper node (copied up).
-//
-// Preconditions: o.upper.mu is held.
-func (o *overlayFS) createLocked(full string, second bool) (ovlWalk, *tmpNode, error) {
-	return o.createAsLocked(nil, full, second)
-}
-
-// createAsLocked is createLocked for a caller with credentials c (nil:
-// no checks), who needs write and search permission on the parent.
+// createAsLocked walks to the parent of a new name: EEXIST if it exists,
+// else the parent's upper node (copied up). The caller, with credentials
+// c (nil: no checks), needs write and search permission on the parent.
 //
 // Preconditions: o.upper.mu is held.
 func (o *overlayFS) createAsLocked(c *Creds, full string, second bool) (ovlWalk, *tmpNode, error) {
