@@ -480,6 +480,9 @@ func init() {
 		{Name: "ExecTask", Type: "*snapshotter/kernel.Task"},
 		{Name: "UserTime", Type: "int64"},
 		{Name: "SysTime", Type: "int64"},
+		{Name: "ExitedUser", Type: "int64"},
+		{Name: "ChildUser", Type: "int64"},
+		{Name: "ChildSys", Type: "int64"},
 		{Name: "Timers", Type: "[]*snapshotter/kernel.posixTimer"},
 		{Name: "NextTimerID", Type: "int32"},
 	})
@@ -492,6 +495,7 @@ func init() {
 		{Name: "SavedMask", Type: "uint64"},
 		{Name: "HaveSavedMask", Type: "bool"},
 		{Name: "CPUTime", Type: "int64"},
+		{Name: "UserDone", Type: "int64"},
 	})
 	stateTypeInforestartBlock = stateify.Register[restartBlock]("snapshotter/kernel.restartBlock", []stateify.Field{
 		{Name: "Kind", Type: "uint8"},
@@ -3012,6 +3016,9 @@ func (x *tgSignals) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.ExecTask)
 	e.Int(x.UserTime)
 	e.Int(x.SysTime)
+	e.Int(x.ExitedUser)
+	e.Int(x.ChildUser)
+	e.Int(x.ChildSys)
 	if x.Timers == nil {
 		e.Nil()
 	} else {
@@ -3054,6 +3061,12 @@ func (x *tgSignals) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 9:
 			x.SysTime = d.Int64()
 		case 10:
+			x.ExitedUser = d.Int64()
+		case 11:
+			x.ChildUser = d.Int64()
+		case 12:
+			x.ChildSys = d.Int64()
+		case 13:
 			if n0, ok := d.SliceLen(); !ok {
 				x.Timers = nil
 			} else {
@@ -3062,7 +3075,7 @@ func (x *tgSignals) StateLoad(ctx context.Context, d *stateify.Decoder) {
 					stateify.LoadPtr(d, &x.Timers[i0])
 				}
 			}
-		case 11:
+		case 14:
 			x.NextTimerID = d.Int32()
 		default:
 			d.Skip()
@@ -3090,6 +3103,7 @@ func (x *taskSignals) StateSave(e *stateify.Encoder) {
 	e.Uint(x.SavedMask)
 	e.Bool(x.HaveSavedMask)
 	e.Int(x.CPUTime)
+	e.Int(x.UserDone)
 }
 
 // StateLoad implements stateify.Savable.
@@ -3112,6 +3126,8 @@ func (x *taskSignals) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.HaveSavedMask = d.Bool()
 		case 7:
 			x.CPUTime = d.Int64()
+		case 8:
+			x.UserDone = d.Int64()
 		default:
 			d.Skip()
 		}
