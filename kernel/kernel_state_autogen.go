@@ -330,6 +330,8 @@ func init() {
 		{Name: "Target", Type: "*snapshotter/kernel.Task"},
 		{Name: "Owner", Type: "*snapshotter/kernel.Task"},
 		{Name: "ClockTask", Type: "*snapshotter/kernel.Task"},
+		{Name: "ClockProcess", Type: "*snapshotter/kernel.ThreadGroup"},
+		{Name: "ForeignNow", Type: "int64"},
 		{Name: "Expiry", Type: "int64"},
 		{Name: "Interval", Type: "int64"},
 		{Name: "Queued", Type: "bool"},
@@ -2223,6 +2225,8 @@ func (x *posixTimer) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.Target)
 	stateify.SavePtr(e, x.Owner)
 	stateify.SavePtr(e, x.ClockTask)
+	stateify.SavePtr(e, x.ClockProcess)
+	e.Int(x.ForeignNow)
 	e.Int(x.Expiry)
 	e.Int(x.Interval)
 	e.Bool(x.Queued)
@@ -2251,14 +2255,18 @@ func (x *posixTimer) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 7:
 			stateify.LoadPtr(d, &x.ClockTask)
 		case 8:
-			x.Expiry = d.Int64()
+			stateify.LoadPtr(d, &x.ClockProcess)
 		case 9:
-			x.Interval = d.Int64()
+			x.ForeignNow = d.Int64()
 		case 10:
-			x.Queued = d.Bool()
+			x.Expiry = d.Int64()
 		case 11:
-			x.Overruns = d.Int64()
+			x.Interval = d.Int64()
 		case 12:
+			x.Queued = d.Bool()
+		case 13:
+			x.Overruns = d.Int64()
+		case 14:
 			x.LastOverrun = d.Int32()
 		default:
 			d.Skip()

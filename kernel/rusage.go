@@ -10,11 +10,16 @@ package kernel
 // host process of its own, created (or cloned in advance, then asleep) for
 // that pair, so its process CPU clock (processCPUNow) is the task's user
 // time in that address space. It also counts the few mappings the
-// platform injects on the task's behalf.
+// platform injects later on the task's behalf.
 //
 // So a thread's user time is UserDone (what its earlier stubs gave, up to
 // ruMark on the current one) plus what the current stub's clock moved
-// since ruMark, read when asked. The task goroutine notes a new stub
+// since ruMark, read when asked. A new stub counts from the end of its
+// first Switch: that Switch maps the whole address space after a fork, an
+// execve or a restore (MAP_POPULATE, which after a restore also loads the
+// pages), not the application's work. The application's own time in that
+// Switch, up to its first system call, is lost, and until that call other
+// processes do not see the thread's time move. The task goroutine notes a new stub
 // after each Switch (a comparison of two integers), and folds the
 // current stub into UserDone when the address space is about to go away
 // (execve, exit) and for a save, since a stub does not outlive any of
@@ -39,8 +44,7 @@ func (t *Task) noteStub(p stubPIDer) {
 	}
 	t.tg.mu.Lock()
 	t.foldUserLocked()
-	// A stub thread's clock starts at 0 when it is created for this task.
-	t.sig.ruStub, t.sig.ruMark = pid, 0
+	t.sig.ruStub, t.sig.ruMark = pid, processCPUNow(pid)
 	t.tg.mu.Unlock()
 }
 

@@ -295,7 +295,7 @@ var syscallTable = [syscallTableSize]syscallEntry{
 	unix.SYS_RESTART_SYSCALL:         full("restart_syscall", sysRestartSyscall),
 	unix.SYS_SEMTIMEDOP:              partial("semtimedop", sysSemtimedop, "a wait restarted after a checkpoint starts its timeout again"),
 	unix.SYS_FADVISE64:               partial("fadvise64", sysFsync, "advice is checked for a valid descriptor and otherwise ignored"),
-	unix.SYS_TIMER_CREATE:            partial("timer_create", sysTimerCreate, "a CPU clock of another process is EINVAL (the caller's process and its threads work, also by clock ID)"),
+	unix.SYS_TIMER_CREATE:            partial("timer_create", sysTimerCreate, "another process's CPU clock counts its user time as getrusage does, and sees a thread's time move only after its first system call on a new stub"),
 	unix.SYS_TIMER_SETTIME:           full("timer_settime", sysTimerSettime),
 	unix.SYS_TIMER_GETTIME:           full("timer_gettime", sysTimerGettime),
 	unix.SYS_TIMER_GETOVERRUN:        full("timer_getoverrun", sysTimerGetoverrun),
