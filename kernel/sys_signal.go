@@ -572,6 +572,9 @@ func sysRtSigtimedwait(t *Task, a *sysArgs) (uint64, error) {
 		} else {
 			timedOut, _ = t.blockUntil(nil, deadline)
 		}
+		// What an interrupt announces is checked below; without this a
+		// wait that goes on would return at once, again and again.
+		t.clearInterrupt()
 		tg.mu.Lock()
 		t.sig.Mask = saved
 		t.sig.Awaited = 0
