@@ -182,6 +182,18 @@ var cCases = []cCase{
 		"ITIMER_PROF: fired while spinning: yes, after >= 25 ms yes",
 		"ITIMER_PROF: 5 ticks of 10 ms: yes, took >= 30 ms yes",
 	}}},
+	{name: "rusage", prog: "rusage", spec: spec{want: []string{
+		"spun: ru_utime grew by 150 ms: yes",
+		"RUSAGE_THREAD <= RUSAGE_SELF: yes", "ended thread counted (RUSAGE_SELF >= 200 ms): yes",
+		"RUSAGE_CHILDREN before a child: 0: yes", "child spun: yes",
+		"RUSAGE_CHILDREN ru_utime >= 100 ms: yes", "times: tms_cutime > 0: yes, tms_utime > 0: yes",
+		"after execve: ru_utime >= 150 ms: yes",
+	}}},
+	{name: "cputimerother", prog: "cputimerother", spec: spec{want: []string{
+		"clock_getcpuclockid(child): ok", "timer_create on the child's clock: ok",
+		"timer_settime 50 ms: ok", "fired while the child slept 200 ms: no", "still armed: yes",
+		"fired once the child spun: yes",
+	}}},
 	{name: "procmaps", prog: "procmaps", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
 		"lines parse, names in column 74: yes",
 		"3-page mapping: one r--p line of 3 pages yes",

@@ -330,6 +330,8 @@ func init() {
 		{Name: "Target", Type: "*snapshotter/kernel.Task"},
 		{Name: "Owner", Type: "*snapshotter/kernel.Task"},
 		{Name: "ClockTask", Type: "*snapshotter/kernel.Task"},
+		{Name: "ClockProcess", Type: "*snapshotter/kernel.ThreadGroup"},
+		{Name: "ForeignNow", Type: "int64"},
 		{Name: "Expiry", Type: "int64"},
 		{Name: "Interval", Type: "int64"},
 		{Name: "Queued", Type: "bool"},
@@ -480,6 +482,9 @@ func init() {
 		{Name: "ExecTask", Type: "*snapshotter/kernel.Task"},
 		{Name: "UserTime", Type: "int64"},
 		{Name: "SysTime", Type: "int64"},
+		{Name: "ExitedUser", Type: "int64"},
+		{Name: "ChildUser", Type: "int64"},
+		{Name: "ChildSys", Type: "int64"},
 		{Name: "Timers", Type: "[]*snapshotter/kernel.posixTimer"},
 		{Name: "NextTimerID", Type: "int32"},
 	})
@@ -492,6 +497,7 @@ func init() {
 		{Name: "SavedMask", Type: "uint64"},
 		{Name: "HaveSavedMask", Type: "bool"},
 		{Name: "CPUTime", Type: "int64"},
+		{Name: "UserDone", Type: "int64"},
 	})
 	stateTypeInforestartBlock = stateify.Register[restartBlock]("snapshotter/kernel.restartBlock", []stateify.Field{
 		{Name: "Kind", Type: "uint8"},
@@ -2219,6 +2225,8 @@ func (x *posixTimer) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.Target)
 	stateify.SavePtr(e, x.Owner)
 	stateify.SavePtr(e, x.ClockTask)
+	stateify.SavePtr(e, x.ClockProcess)
+	e.Int(x.ForeignNow)
 	e.Int(x.Expiry)
 	e.Int(x.Interval)
 	e.Bool(x.Queued)
@@ -2247,14 +2255,18 @@ func (x *posixTimer) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 7:
 			stateify.LoadPtr(d, &x.ClockTask)
 		case 8:
-			x.Expiry = d.Int64()
+			stateify.LoadPtr(d, &x.ClockProcess)
 		case 9:
-			x.Interval = d.Int64()
+			x.ForeignNow = d.Int64()
 		case 10:
-			x.Queued = d.Bool()
+			x.Expiry = d.Int64()
 		case 11:
-			x.Overruns = d.Int64()
+			x.Interval = d.Int64()
 		case 12:
+			x.Queued = d.Bool()
+		case 13:
+			x.Overruns = d.Int64()
+		case 14:
 			x.LastOverrun = d.Int32()
 		default:
 			d.Skip()
@@ -3012,6 +3024,9 @@ func (x *tgSignals) StateSave(e *stateify.Encoder) {
 	stateify.SavePtr(e, x.ExecTask)
 	e.Int(x.UserTime)
 	e.Int(x.SysTime)
+	e.Int(x.ExitedUser)
+	e.Int(x.ChildUser)
+	e.Int(x.ChildSys)
 	if x.Timers == nil {
 		e.Nil()
 	} else {
@@ -3054,6 +3069,12 @@ func (x *tgSignals) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 9:
 			x.SysTime = d.Int64()
 		case 10:
+			x.ExitedUser = d.Int64()
+		case 11:
+			x.ChildUser = d.Int64()
+		case 12:
+			x.ChildSys = d.Int64()
+		case 13:
 			if n0, ok := d.SliceLen(); !ok {
 				x.Timers = nil
 			} else {
@@ -3062,7 +3083,7 @@ func (x *tgSignals) StateLoad(ctx context.Context, d *stateify.Decoder) {
 					stateify.LoadPtr(d, &x.Timers[i0])
 				}
 			}
-		case 11:
+		case 14:
 			x.NextTimerID = d.Int32()
 		default:
 			d.Skip()
@@ -3090,6 +3111,7 @@ func (x *taskSignals) StateSave(e *stateify.Encoder) {
 	e.Uint(x.SavedMask)
 	e.Bool(x.HaveSavedMask)
 	e.Int(x.CPUTime)
+	e.Int(x.UserDone)
 }
 
 // StateLoad implements stateify.Savable.
@@ -3112,6 +3134,8 @@ func (x *taskSignals) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.HaveSavedMask = d.Bool()
 		case 7:
 			x.CPUTime = d.Int64()
+		case 8:
+			x.UserDone = d.Int64()
 		default:
 			d.Skip()
 		}

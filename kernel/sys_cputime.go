@@ -127,6 +127,9 @@ func (t *Task) beginUserTime() userTimer {
 //
 // Preconditions: called by the task goroutine.
 func (t *Task) endUserTime(u userTimer) {
+	if p, ok := t.ctx.(stubPIDer); ok {
+		t.noteStub(p)
+	}
 	var d int64
 	switch u.mode {
 	case userTimeOff:

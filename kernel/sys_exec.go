@@ -123,6 +123,7 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	t.creds = creds
 	tg.mu.Unlock()
 	t.k.shmMappingsChanged(old, tg.tgid, true)
+	t.dropStub() // its stub goes with the old address space
 	old.Release()
 	tg.closeOnExec()
 	t.signalsOnExec()

@@ -204,12 +204,23 @@ func sysGetrusage(t *Task, a *sysArgs) (uint64, error) {
 	if who != unix.RUSAGE_SELF && who != unix.RUSAGE_CHILDREN && who != unix.RUSAGE_THREAD {
 		return 0, unix.EINVAL
 	}
-	var b [144]byte
-	if who != unix.RUSAGE_CHILDREN {
-		var ts unix.Timespec
-		unix.ClockGettime(unix.CLOCK_PROCESS_CPUTIME_ID, &ts)
-		binary.LittleEndian.PutUint64(b[0:], uint64(ts.Sec))
-		binary.LittleEndian.PutUint64(b[8:], uint64(ts.Nsec/1000))
+	// CPU time as rusage.go measures it; the other fields stay 0.
+	var user, sys int64
+	tg := t.tg
+	tg.mu.Lock()
+	switch who {
+	case unix.RUSAGE_SELF:
+		user, sys = tg.userTimeLocked(), tg.sigs.SysTime
+	case unix.RUSAGE_THREAD:
+		user = t.userTimeLocked()
+	case unix.RUSAGE_CHILDREN:
+		user, sys = tg.sigs.ChildUser, tg.sigs.ChildSys
 	}
+	tg.mu.Unlock()
+	var b [144]byte
+	binary.LittleEndian.PutUint64(b[0:], uint64(user/nsPerSec))
+	binary.LittleEndian.PutUint64(b[8:], uint64(user%nsPerSec/1000))
+	binary.LittleEndian.PutUint64(b[16:], uint64(sys/nsPerSec))
+	binary.LittleEndian.PutUint64(b[24:], uint64(sys%nsPerSec/1000))
 	return 0, t.tg.mm.CopyOut(a[1], b[:])
 }

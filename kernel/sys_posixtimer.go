@@ -3,6 +3,7 @@ package kernel
 import (
 	"encoding/binary"
 	"math"
+	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -48,6 +49,13 @@ type posixTimer struct {
 	// follows, when it was given by its clock ID
 	// (pthread_getcpuclockid); nil: Owner.
 	ClockTask *Task
+	// ClockProcess is the other process whose CPU clock the timer
+	// follows (Clock is then clockProcessCPUTime), when it was given by
+	// its clock ID (clock_getcpuclockid); nil: the owner's process. Its
+	// CPU time is read as getrusage reads it (rusage.go), and ForeignNow
+	// is the last value read (see nowLocked).
+	ClockProcess *ThreadGroup
+	ForeignNow   int64
 	// Expiry is the next expiry on Clock, in nanoseconds; 0 when
 	// disarmed. Interval is the period, 0 for a one-shot timer.
 	Expiry   int64
@@ -76,35 +84,38 @@ const (
 // uses: the realtime, monotonic and boot-time clocks (the alarm ones need
 // CAP_WAKE_ALARM) and the CPU clocks of the calling process and of its
 // threads (by their clock IDs too; the thread then comes second), measured
-// as ITIMER_PROF measures them. Other processes' CPU clocks are not
-// supported (EINVAL).
-func (t *Task) posixTimerClock(c int32) (int32, *Task, error) {
+// as ITIMER_PROF measures them, and the CPU clock of another process by
+// its clock ID (the process then comes third), measured as getrusage
+// measures it.
+func (t *Task) posixTimerClock(c int32) (int32, *Task, *ThreadGroup, error) {
 	switch c {
 	case clockProcessCPUTime, processCPUClock:
-		return clockProcessCPUTime, nil, nil
+		return clockProcessCPUTime, nil, nil, nil
 	case clockThreadCPUTime, threadCPUClock:
-		return clockThreadCPUTime, nil, nil
+		return clockThreadCPUTime, nil, nil, nil
 	case clockRealtime, clockMonotonic, clockBoottime:
-		return c, nil, nil
+		return c, nil, nil, nil
 	case clockRealtimeAlarm, clockBoottimeAlarm:
 		if !t.creds.capable(capWakeAlarm) {
-			return 0, nil, unix.EPERM
+			return 0, nil, nil, unix.EPERM
 		}
-		return c, nil, nil
+		return c, nil, nil, nil
 	case clockMonotonicRaw, clockRealtimeCoarse, clockMonotonicCoarse:
-		return 0, nil, unix.EOPNOTSUPP
+		return 0, nil, nil, unix.EOPNOTSUPP
 	}
 	if isCPUClockID(c) {
 		task, tg, err := t.cpuClockTarget(c)
 		switch {
-		case err != nil || tg != t.tg:
-			return 0, nil, unix.EINVAL
+		case err != nil:
+			return 0, nil, nil, unix.EINVAL
 		case task != nil:
-			return clockThreadCPUTime, task, nil
+			return clockThreadCPUTime, task, nil, nil
+		case tg != t.tg:
+			return clockProcessCPUTime, nil, tg, nil
 		}
-		return clockProcessCPUTime, nil, nil
+		return clockProcessCPUTime, nil, nil, nil
 	}
-	return 0, nil, unix.EINVAL
+	return 0, nil, nil, unix.EINVAL
 }
 
 // capWakeAlarm is CAP_WAKE_ALARM.
@@ -143,11 +154,18 @@ func (t *Task) parseSigevent(addr uint64, pt *posixTimer) error {
 }
 
 func sysTimerCreate(t *Task, a *sysArgs) (uint64, error) {
-	clock, clockTask, err := t.posixTimerClock(a.Int(0))
+	clock, clockTask, clockProcess, err := t.posixTimerClock(a.Int(0))
 	if err != nil {
 		return 0, err
 	}
-	pt := &posixTimer{Clock: clock, ClockTask: clockTask, Notify: sigevSignal, Signo: int32(unix.SIGALRM), Owner: t}
+	pt := &posixTimer{Clock: clock, ClockTask: clockTask, ClockProcess: clockProcess, Notify: sigevSignal, Signo: int32(unix.SIGALRM), Owner: t}
+	if clockProcess != nil {
+		// Read the other process's clock once while no lock is held, so
+		// that nowLocked never starts from 0.
+		clockProcess.mu.Lock()
+		pt.ForeignNow = clockProcess.userTimeLocked() + clockProcess.sigs.SysTime
+		clockProcess.mu.Unlock()
+	}
 	if a[1] != 0 {
 		if err := t.parseSigevent(a[1], pt); err != nil {
 			return 0, err
@@ -194,6 +212,17 @@ func (pt *posixTimer) nowLocked(tg *ThreadGroup) int64 {
 	case clockRealtime, clockRealtimeAlarm:
 		return tg.k.realtimeNow()
 	case clockProcessCPUTime:
+		if o := pt.ClockProcess; o != nil {
+			// Another process: its mu may not be waited for here, as its
+			// own timers may follow this process's clock (the two locks
+			// would be taken in both orders). When it is busy, the last
+			// value read stands; the timer polls again.
+			if o.mu.TryLock() {
+				pt.ForeignNow = max(pt.ForeignNow, o.userTimeLocked()+o.sigs.SysTime)
+				o.mu.Unlock()
+			}
+			return pt.ForeignNow
+		}
 		return tg.sigs.UserTime + tg.sigs.SysTime
 	case clockThreadCPUTime:
 		if pt.ClockTask != nil {
@@ -215,7 +244,7 @@ func (pt *posixTimer) onCPUClock() bool {
 // Preconditions: tg.mu is held.
 func (tg *ThreadGroup) posixCPUTimerArmedLocked() bool {
 	for _, pt := range tg.sigs.Timers {
-		if pt.onCPUClock() && pt.Expiry != 0 {
+		if pt.onCPUClock() && pt.ClockProcess == nil && pt.Expiry != 0 {
 			return true
 		}
 	}
@@ -352,7 +381,13 @@ func (tg *ThreadGroup) armPosixTimerLocked(pt *posixTimer) {
 		pt.timer = time.AfterFunc(delay, tg.itimerWake)
 		return
 	}
-	delay = max(delay/time.Duration(max(len(tg.tasks), 1)), minCPUTimerPoll)
+	threads := len(tg.tasks)
+	if pt.ClockProcess != nil {
+		// Another process cannot use CPU time faster than the host has
+		// CPUs.
+		threads = runtime.NumCPU()
+	}
+	delay = max(delay/time.Duration(max(threads, 1)), minCPUTimerPoll)
 	var tm *time.Timer
 	tm = time.AfterFunc(delay, func() {
 		// tm is set: the arming code held tg.mu until it was.

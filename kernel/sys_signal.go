@@ -557,7 +557,7 @@ func sysRtSigtimedwait(t *Task, a *sysArgs) (uint64, error) {
 		tg.mu.Unlock()
 		return 0, unix.EAGAIN
 	}
-	if !ok {
+	for !ok {
 		// Unblock the awaited signals while waiting, so that sending one
 		// wakes this thread; it takes them from the queue itself.
 		saved := t.sig.Mask
@@ -572,6 +572,9 @@ func sysRtSigtimedwait(t *Task, a *sysArgs) (uint64, error) {
 		} else {
 			timedOut, _ = t.blockUntil(nil, deadline)
 		}
+		// What an interrupt announces is checked below; without this a
+		// wait that goes on would return at once, again and again.
+		t.clearInterrupt()
 		tg.mu.Lock()
 		t.sig.Mask = saved
 		t.sig.Awaited = 0
@@ -579,16 +582,23 @@ func sysRtSigtimedwait(t *Task, a *sysArgs) (uint64, error) {
 		info, ok = t.dequeueFromSetLocked(set)
 		if !ok {
 			deliverable := (t.sig.Pending.Set|tg.sigs.Pending.Set)&^t.sig.Mask != 0
+			// Something the thread must handle outside the wait.
+			elsewhere := tg.exiting || tg.sigs.ExecTask != nil || tg.sigs.Stopped
 			tg.mu.Unlock()
 			switch {
 			case timedOut:
 				return 0, unix.EAGAIN
 			case deliverable:
 				return 0, unix.EINTR
-			default:
-				// Not a signal (a stop for a save): wait again.
+			case elsewhere || t.k.stopRequested():
+				// Not a signal (an exit, an execve, a stop, a stop for a
+				// save): wait again afterwards.
 				return 0, errRestartNoIntr
 			}
+			// Only a CPU-time timer's poll, which may come more often
+			// than the timeout: wait on to the same deadline (a restart
+			// would start the timeout again).
+			tg.mu.Lock()
 		}
 	}
 	tg.mu.Unlock()

@@ -132,11 +132,15 @@ func sysTime(t *Task, a *sysArgs) (uint64, error) {
 
 func sysTimes(t *Task, a *sysArgs) (uint64, error) {
 	if a[0] != 0 {
-		var ts unix.Timespec
-		unix.ClockGettime(unix.CLOCK_PROCESS_CPUTIME_ID, &ts)
-		ticks := uint64(ts.Nano() / (nsPerSec / clockTicksPerSecond))
+		// CPU time as rusage.go measures it.
+		tg := t.tg
+		tg.mu.Lock()
+		times := [4]int64{tg.userTimeLocked(), tg.sigs.SysTime, tg.sigs.ChildUser, tg.sigs.ChildSys}
+		tg.mu.Unlock()
 		var b [32]byte // struct tms: utime, stime, cutime, cstime
-		binary.LittleEndian.PutUint64(b[:], ticks)
+		for i, ns := range times {
+			binary.LittleEndian.PutUint64(b[8*i:], uint64(ns/(nsPerSec/clockTicksPerSecond)))
+		}
 		if err := t.tg.mm.CopyOut(a[0], b[:]); err != nil {
 			return 0, err
 		}

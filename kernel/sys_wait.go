@@ -69,10 +69,15 @@ func (t *Task) waitFor(o waitOptions) (*waitResult, error) {
 					c.mu.Unlock()
 					continue
 				}
+				user, sys := childTimesOf(c)
 				c.mu.Unlock()
 				if !o.noWait {
 					t.tg.children = append(t.tg.children[:i], t.tg.children[i+1:]...)
 					c.notifyExitLocked()
+					t.tg.mu.Lock()
+					t.tg.sigs.ChildUser += user
+					t.tg.sigs.ChildSys += sys
+					t.tg.mu.Unlock()
 				}
 				ts.mu.Unlock()
 				return &r, nil

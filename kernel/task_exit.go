@@ -31,6 +31,7 @@ func (tg *ThreadGroup) exitGroup(status ExitStatus) {
 //
 // Preconditions: called by the task goroutine.
 func (t *Task) exit() {
+	t.dropStub()
 	t.mu.Lock()
 	ctx := t.ctx
 	t.ctx = nil
@@ -48,6 +49,7 @@ func (t *Task) exit() {
 		}
 	}
 	last := len(tg.tasks) == 0
+	tg.sigs.ExitedUser += t.sig.UserDone
 	if tg.sigs.execDone != nil {
 		close(tg.sigs.execDone)
 		tg.sigs.execDone = nil

@@ -200,6 +200,11 @@ type tgSignals struct {
 	// in nanoseconds, as sys_cputime.go measures it: in the application,
 	// and in the sentry on their behalf.
 	UserTime, SysTime int64
+	// ExitedUser is the user time (rusage.go) of the process's threads
+	// that exited; ChildUser and ChildSys are the user and system time of
+	// its reaped children and their reaped children (RUSAGE_CHILDREN),
+	// added at reap. In nanoseconds. Protected by ThreadGroup.mu.
+	ExitedUser, ChildUser, ChildSys int64
 	// cpuTimersArmed mirrors whether ITIMER_VIRTUAL or ITIMER_PROF is
 	// armed (updateCPUTimersArmedLocked), for the task goroutines that
 	// check it at every Switch. Accessed atomically; writes also hold
@@ -267,6 +272,14 @@ type taskSignals struct {
 	sysMark  int64 `state:"nosave"`
 	stubMark int64 `state:"nosave"`
 	stubPID  int   `state:"nosave"`
+	// UserDone is the thread's user time (rusage.go) up to ruMark on host
+	// process ruStub, the platform's stub thread that runs it (0 when
+	// none yet), in nanoseconds. Written by the task goroutine (or by a
+	// save while it is parked) holding ThreadGroup.mu; read under it.
+	// ruStub and ruMark are not saved: a restored task runs on a new stub.
+	UserDone int64
+	ruStub   int   `state:"nosave"`
+	ruMark   int64 `state:"nosave"`
 	// Awaited is the set rt_sigtimedwait waits for while the thread is
 	// blocked in it (Linux's real_blocked): the wait unblocks it in Mask
 	// so that a signal of it wakes the thread, but a signal whose action
