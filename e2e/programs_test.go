@@ -158,6 +158,7 @@ var cCases = []cCase{
 		"kill: SIGCHLD CLD_KILLED status 9, from child yes",
 		"exit during sigtimedwait: SIGCHLD CLD_EXITED status 3, from child yes",
 		"exited: pid matches yes, status 3",
+		"signal while stopped in sigsuspend: returned yes",
 		"SA_NOCLDSTOP stop: SIGCHLD pending no",
 		"SA_NOCLDSTOP continue: SIGCHLD pending no",
 		"SA_NOCLDSTOP exit: SIGCHLD pending yes",

@@ -722,8 +722,9 @@ func (t *Task) handlePendingSignals() taskRunState {
 		tg.mu.Unlock()
 		// Park until SIGCONT, SIGKILL or an external stop interrupts;
 		// the run loop then comes back here. An interrupted syscall
-		// restarts once the process continues.
-		t.restartSyscallIfNeeded()
+		// keeps its restart errno: once the process continues, a
+		// signal with a handler may turn it into EINTR (sigsuspend
+		// must return then, as on Linux), else it restarts.
 		t.block(nil)
 		return stateApp
 	}
@@ -745,7 +746,6 @@ func (t *Task) handlePendingSignals() taskRunState {
 				tg.stopLocked(t, signo)
 				tg.mu.Unlock()
 				t.k.notifyParentJobControl(tg, cldStopped, int32(signo))
-				t.restartSyscallIfNeeded()
 				return stateApp
 			}
 			tg.mu.Unlock()

@@ -143,6 +143,51 @@ int main(void)
 	w = waitpid(c, &st, 0);
 	printf("exited: pid matches %s, status %d\n", yesno(w == c), WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 
+	/*
+	 * A child stopped in sigsuspend gets a handled signal while stopped,
+	 * then SIGCONT: sigsuspend returns (EINTR after the handler), it is
+	 * not restarted to wait again.
+	 */
+	c = fork();
+	if (c == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		signal(SIGUSR1, on_chld);
+		sigset_t u;
+		sigemptyset(&u);
+		sigaddset(&u, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &u, NULL);
+		kill(getpid(), SIGSTOP);
+		/* Continued by the parent before it sends anything. */
+		while (!handled)
+			sigsuspend(&none);
+		_exit(7);
+	}
+	w = waitpid(c, &st, WUNTRACED);
+	kill(c, SIGCONT);
+	waitpid(c, &st, WCONTINUED);
+	/* Now in sigsuspend (or about to be): stop it there. */
+	usleep(100000);
+	kill(c, SIGSTOP);
+	waitpid(c, &st, WUNTRACED);
+	kill(c, SIGUSR1);
+	kill(c, SIGCONT);
+	int done = 0;
+	for (int i = 0; i < 500 && !done; i++) {
+		w = waitpid(c, &st, WNOHANG);
+		if (w == c && WIFEXITED(st))
+			done = 1;
+		else
+			usleep(10000);
+	}
+	if (!done) {
+		kill(c, SIGKILL);
+		waitpid(c, &st, 0);
+	}
+	printf("signal while stopped in sigsuspend: returned %s\n", yesno(done && WEXITSTATUS(st) == 7));
+	while (sigtimedwait(&block, &si, &(struct timespec){0, 0}) == SIGCHLD)
+		;
+
 	/* SA_NOCLDSTOP: the stop is waitable but sends no SIGCHLD. */
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
