@@ -59,21 +59,7 @@ func TestFifoAndSocketPathAcrossRestore(t *testing.T) {
 				e.extra = append(e.extra, "FIFO_DIR="+dir)
 			}
 			id, out := e.runDetached("", program(t, "fifo"), "hold", "30")
-			for gen := 0; gen < 2; gen++ {
-				uri, last := e.saveAfter(id, out, 3)
-				checkClean(t, "before the save", lines(out))
-				id, out = e.restoreDetached(uri, "")
-				ls := waitLines(t, out, 2)
-				checkClean(t, "restored", ls)
-				if want := fmt.Sprintf("tick %d ok", number(t, last)+1); ls[0] != want {
-					t.Fatalf("generation %d: first line after the restore = %q, want %q", gen, ls[0], want)
-				}
-			}
-			ls := waitDone(t, out)
-			checkClean(t, "restored twice", ls)
-			if ls[len(ls)-1] != "done" {
-				t.Errorf("last line = %q, want done", ls[len(ls)-1])
-			}
+			e.restoreTicksTwice(t, id, out, nil)
 		})
 	}
 }
@@ -104,21 +90,7 @@ func TestSaveInFifoOpen(t *testing.T) {
 func TestSharedMappingsAcrossRestore(t *testing.T) {
 	e := newEnv(t)
 	id, out := e.runDetached("", program(t, "shmfile"), "hold", "30")
-	for gen := 0; gen < 2; gen++ {
-		uri, last := e.saveAfter(id, out, 3)
-		checkClean(t, "before the save", lines(out))
-		id, out = e.restoreDetached(uri, "")
-		ls := waitLines(t, out, 2)
-		checkClean(t, "restored", ls)
-		if want := fmt.Sprintf("tick %d ok", number(t, last)+1); ls[0] != want {
-			t.Fatalf("generation %d: first line after the restore = %q, want %q", gen, ls[0], want)
-		}
-	}
-	ls := waitDone(t, out)
-	checkClean(t, "restored twice", ls)
-	if ls[len(ls)-1] != "done" {
-		t.Errorf("last line = %q, want done", ls[len(ls)-1])
-	}
+	e.restoreTicksTwice(t, id, out, nil)
 }
 
 // TestSparseSharedMappingAcrossRestore: a sparse 4 GiB /dev/shm file
@@ -130,24 +102,11 @@ func TestSharedMappingsAcrossRestore(t *testing.T) {
 func TestSparseSharedMappingAcrossRestore(t *testing.T) {
 	e := newEnv(t)
 	id, out := e.runDetached("", program(t, "sparsemap"), "hold", "30")
-	for gen := 0; gen < 2; gen++ {
-		uri, last := e.saveAfter(id, out, 3)
-		checkClean(t, "before the save", lines(out))
+	e.restoreTicksTwice(t, id, out, func(gen int) {
 		if n := treeSize(filepath.Join(e.dir, "data")); n >= 64<<20 {
 			t.Fatalf("generation %d: stored images take %d bytes, want under 64 MiB (holes stay holes)", gen, n)
 		}
-		id, out = e.restoreDetached(uri, "")
-		ls := waitLines(t, out, 2)
-		checkClean(t, "restored", ls)
-		if want := fmt.Sprintf("tick %d ok", number(t, last)+1); ls[0] != want {
-			t.Fatalf("generation %d: first line after the restore = %q, want %q", gen, ls[0], want)
-		}
-	}
-	ls := waitDone(t, out)
-	checkClean(t, "restored twice", ls)
-	if ls[len(ls)-1] != "done" {
-		t.Errorf("last line = %q, want done", ls[len(ls)-1])
-	}
+	})
 }
 
 // treeSize returns the bytes of the regular files under dir.
@@ -338,4 +297,31 @@ func TestSurfaceAcrossRestore(t *testing.T) {
 		}
 	}
 	checkClean(t, "restored twice", waitDone(t, out))
+}
+
+// restoreTicksTwice saves sandbox id, a program of the hold kind that
+// prints "tick N ok" lines to out and "done" last, after 3 more ticks, and
+// restores the image, twice: each restored copy must go on with the next
+// tick, print nothing unclean, and end with done. afterSave, if not nil,
+// runs after each save (generation 0 and 1).
+func (e *env) restoreTicksTwice(t *testing.T, id, out string, afterSave func(gen int)) {
+	t.Helper()
+	for gen := 0; gen < 2; gen++ {
+		uri, last := e.saveAfter(id, out, 3)
+		checkClean(t, "before the save", lines(out))
+		if afterSave != nil {
+			afterSave(gen)
+		}
+		id, out = e.restoreDetached(uri, "")
+		ls := waitLines(t, out, 2)
+		checkClean(t, "restored", ls)
+		if want := fmt.Sprintf("tick %d ok", number(t, last)+1); ls[0] != want {
+			t.Fatalf("generation %d: first line after the restore = %q, want %q", gen, ls[0], want)
+		}
+	}
+	ls := waitDone(t, out)
+	checkClean(t, "restored twice", ls)
+	if ls[len(ls)-1] != "done" {
+		t.Errorf("last line = %q, want done", ls[len(ls)-1])
+	}
 }
