@@ -300,11 +300,23 @@ func TestSurfaceAcrossRestore(t *testing.T) {
 }
 
 // restoreTicksTwice saves sandbox id, a program of the hold kind that
-// prints "tick N ok" lines to out and "done" last, after 3 more ticks, and
-// restores the image, twice: each restored copy must go on with the next
-// tick, print nothing unclean, and end with done. afterSave, if not nil,
-// runs after each save (generation 0 and 1).
+// prints "tick N ok" lines to out and "done" last, and restores it twice
+// (ticksAcrossTwoRestores); the second copy must then end with done.
 func (e *env) restoreTicksTwice(t *testing.T, id, out string, afterSave func(gen int)) {
+	t.Helper()
+	ls := waitDone(t, e.ticksAcrossTwoRestores(t, id, out, afterSave))
+	checkClean(t, "restored twice", ls)
+	if ls[len(ls)-1] != "done" {
+		t.Errorf("last line = %q, want done", ls[len(ls)-1])
+	}
+}
+
+// ticksAcrossTwoRestores saves sandbox id after 3 more "tick N ok" lines
+// in out and restores the image, twice: each restored copy must go on
+// with the next tick and print nothing unclean. afterSave, if not nil,
+// runs after each save (generation 0 and 1). It returns the output file
+// of the second restored copy.
+func (e *env) ticksAcrossTwoRestores(t *testing.T, id, out string, afterSave func(gen int)) string {
 	t.Helper()
 	for gen := 0; gen < 2; gen++ {
 		uri, last := e.saveAfter(id, out, 3)
@@ -319,9 +331,5 @@ func (e *env) restoreTicksTwice(t *testing.T, id, out string, afterSave func(gen
 			t.Fatalf("generation %d: first line after the restore = %q, want %q", gen, ls[0], want)
 		}
 	}
-	ls := waitDone(t, out)
-	checkClean(t, "restored twice", ls)
-	if ls[len(ls)-1] != "done" {
-		t.Errorf("last line = %q, want done", ls[len(ls)-1])
-	}
+	return out
 }

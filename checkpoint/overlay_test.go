@@ -45,15 +45,7 @@ func TestOverlayAcrossRestore(t *testing.T) {
 	}, "\n")
 	out := filepath.Join(e.dir, "out")
 	id := lastLine(e.must("run", "-d", "--stdout", out, "--stderr", out, "--", busybox, "sh", "-c", script))
-	for gen := 0; gen < 2; gen++ {
-		uri, last := e.saveAfter(id, out, 3)
-		id, out = e.restoreDetached(uri, "")
-		ls := waitLines(t, out, 2)
-		checkClean(t, "restored", ls)
-		if want := fmt.Sprintf("tick %d ok", number(t, last)+1); ls[0] != want {
-			t.Fatalf("generation %d: first line after the restore = %q, want %q", gen, ls[0], want)
-		}
-	}
+	out = e.ticksAcrossTwoRestores(t, id, out, nil)
 	ls := waitDoneTwice(t, out)
 	checkClean(t, "restored twice", ls)
 	for _, want := range []string{"listing files lower.txt", "lower.txt lower changed"} {
