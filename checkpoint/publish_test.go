@@ -90,6 +90,42 @@ func get(t *testing.T, port int, path, body string) {
 	t.Fatalf("GET %s: %v", url, err)
 }
 
+// httpServer starts Python's http.server in a sandbox of e, serving a
+// directory whose hello.txt holds body on the sandbox's 127.0.0.1:8000,
+// published on a free host port; it returns the sandbox's ID and that
+// port once the server has answered.
+func (e *env) httpServer(t *testing.T, body string) (string, int) {
+	t.Helper()
+	const py = "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		prereq.Missing(t, "Debian's python3: %v", err)
+	}
+	www := filepath.Join(e.dir, "www")
+	if err := os.Mkdir(www, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(www, "hello.txt"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(e.dir, "out")
+	stdout, port := e.publishing("run", "-d", "--stdout", out, "--stderr", out,
+		"--", py, "-m", "http.server", "--bind", "127.0.0.1", "--directory", www, httpPort)
+	get(t, port, "/hello.txt", body)
+	return strings.TrimSpace(stdout), port
+}
+
+// takenPort returns a host port of 127.0.0.1 that a listener of the test
+// holds until it ends.
+func takenPort(t *testing.T) int {
+	t.Helper()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() })
+	return taken.Addr().(*net.TCPAddr).Port
+}
+
 // TestPublishAcrossRestores: Python's http.server, listening on the
 // sandbox's 127.0.0.1:8000 and published on a host port, answers the
 // host, also after a save that leaves it running; a connection from
@@ -98,23 +134,8 @@ func get(t *testing.T, port int, path, body string) {
 // published on its own host port, all answer; a restore whose host port
 // is taken fails with one line naming it and starts nothing.
 func TestPublishAcrossRestores(t *testing.T) {
-	const py = "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		prereq.Missing(t, "Debian's python3: %v", err)
-	}
 	e := newEnv(t)
-	www := filepath.Join(e.dir, "www")
-	if err := os.Mkdir(www, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(www, "hello.txt"), []byte("hello from the sandbox\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(e.dir, "out")
-	stdout, port := e.publishing("run", "-d", "--stdout", out, "--stderr", out,
-		"--", py, "-m", "http.server", "--bind", "127.0.0.1", "--directory", www, httpPort)
-	id := strings.TrimSpace(stdout)
-	get(t, port, "/hello.txt", "hello from the sandbox\n")
+	id, port := e.httpServer(t, "hello from the sandbox\n")
 	e.must("save", id, "--leave-running", "--to", filepath.Join(e.dir, "running"))
 	get(t, port, "/hello.txt", "hello from the sandbox\n") // served again after the save
 
@@ -150,12 +171,7 @@ func TestPublishAcrossRestores(t *testing.T) {
 		get(t, p, "/hello.txt", "hello from the sandbox\n")
 	}
 
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	tp := taken.Addr().(*net.TCPAddr).Port
+	tp := takenPort(t)
 	before := e.must("ps")
 	msg := e.mustFail("restore", uri, "-p", fmt.Sprintf("127.0.0.1:%d:%s", tp, httpPort))
 	if !strings.Contains(msg, strconv.Itoa(tp)) || !strings.Contains(msg, "address already in use") {
@@ -174,33 +190,13 @@ func TestPublishAcrossRestores(t *testing.T) {
 // two host ports both answer; a take whose host port is in use fails with
 // one line and leaves the member waiting in the pool.
 func TestPoolTakePublish(t *testing.T) {
-	const py = "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		prereq.Missing(t, "Debian's python3: %v", err)
-	}
 	e := newEnv(t)
-	www := filepath.Join(e.dir, "www")
-	if err := os.Mkdir(www, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(www, "hello.txt"), []byte("hello from a member\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(e.dir, "out")
-	stdout, port := e.publishing("run", "-d", "--stdout", out, "--stderr", out,
-		"--", py, "-m", "http.server", "--bind", "127.0.0.1", "--directory", www, httpPort)
-	id := strings.TrimSpace(stdout)
-	get(t, port, "/hello.txt", "hello from a member\n")
+	id, _ := e.httpServer(t, "hello from a member\n")
 	uri := lastLine(e.must("save", id, "--to", filepath.Join(e.dir, "web")))
 	e.waitGone(id)
 	e.createPool("web", uri, 2)
 
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	tp := taken.Addr().(*net.TCPAddr).Port
+	tp := takenPort(t)
 	before := e.statuses("waiting")
 	msg := e.mustFail("pool", "take", "web", "-d", "-p", fmt.Sprintf("127.0.0.1:%d:%s", tp, httpPort))
 	if !strings.Contains(msg, "address already in use") || strings.Contains(msg, "\n") {
