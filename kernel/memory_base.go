@@ -26,11 +26,14 @@ import (
 //     shared by every member, and the first write faults into the sentry,
 //     which copies the chunk into the memory file and maps it there
 //     writable (MM.handleFault, as a first touch of a lazy restore);
-//   - nothing loads in the background: a chunk is copied when it is
-//     written, or touched by the sentry itself (every MemoryFile access
-//     loads what it covers first), and a save copies everything first
-//     (MemoryFile.waitLoaded), after which the sandbox no longer uses the
-//     base.
+//   - nothing loads in the background by itself: a chunk is copied when
+//     it is written, or touched by the sentry itself (every MemoryFile
+//     access loads what it covers first), or named by CopyBase and
+//     CopyBaseAhead (a taken pool member copies what a member taken
+//     before wrote, the first now and the rest ahead of the program, each
+//     group mapped and prefaulted into the stubs as it is copied), and a
+//     save copies everything first (MemoryFile.waitLoaded), after which
+//     the sandbox no longer uses the base.
 //
 // Only private vmas map the base (not the vDSO's, not shared memory): the
 // sentry writes the pages of shared memory and of the vDSO's parameter
@@ -77,6 +80,55 @@ type baseLoad struct {
 	chunks []LazyChunk
 	// closeOnce closes fd once the load has ended.
 	closeOnce sync.Once
+
+	// bufMu protects keep, bufs and closed.
+	bufMu sync.Mutex
+	// keep is set once the sandbox is taken (CopyBase): from then on the
+	// read buffers of load are mapped populated, baseRunMax bytes each,
+	// and kept in bufs for the next loads, rather than made per load
+	// from fresh heap (a page fault in the sentry per page, on the
+	// take's path). A waiting member keeps none.
+	keep   bool
+	bufs   [][]byte
+	closed bool
+}
+
+// getBuf returns a read buffer of n bytes (at most baseRunMax), and
+// whether it is mapped (to be given back with putBuf) rather than from the
+// heap.
+func (bl *baseLoad) getBuf(n uint64) ([]byte, bool) {
+	bl.bufMu.Lock()
+	defer bl.bufMu.Unlock()
+	if k := len(bl.bufs); k > 0 {
+		b := bl.bufs[k-1]
+		bl.bufs = bl.bufs[:k-1]
+		return b[:n], true
+	}
+	if bl.keep && !bl.closed {
+		b, err := unix.Mmap(-1, 0, baseRunMax, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+		if err == nil {
+			return b[:n], true
+		}
+	}
+	return make([]byte, n), false
+}
+
+// putBuf keeps b, a mapped buffer of getBuf, for the next load.
+func (bl *baseLoad) putBuf(b []byte) {
+	bl.bufMu.Lock()
+	defer bl.bufMu.Unlock()
+	if bl.closed {
+		unix.Munmap(b[:cap(b)])
+		return
+	}
+	bl.bufs = append(bl.bufs, b[:cap(b)])
+}
+
+// keepBufs has the next loads keep their read buffers (baseLoad.keep).
+func (bl *baseLoad) keepBufs() {
+	bl.bufMu.Lock()
+	bl.keep = true
+	bl.bufMu.Unlock()
 }
 
 // newBaseLoad duplicates b.FD and lists the base's chunks: every
@@ -137,7 +189,6 @@ const baseRunMax = 1 << 20
 
 // load copies chunks idx (ascending) from the base into w.
 func (bl *baseLoad) load(ctx context.Context, idx []int, w *MemoryLoader, loaded func(int)) error {
-	var buf []byte
 	for k := 0; k < len(idx); {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -152,14 +203,17 @@ func (bl *baseLoad) load(ctx context.Context, idx []int, w *MemoryLoader, loaded
 			}
 			end = c.Off + c.Len
 		}
-		if uint64(cap(buf)) < end-start {
-			buf = make([]byte, end-start)
+		b, mapped := bl.getBuf(end - start)
+		err := preadFull(bl.fd, b, int64(start))
+		if err != nil {
+			err = fmt.Errorf("read base at %#x: %w", start, err)
+		} else {
+			err = w.WriteRuns(func(yield func(uint64, []byte) bool) { yield(start, b) })
 		}
-		b := buf[:end-start]
-		if err := preadFull(bl.fd, b, int64(start)); err != nil {
-			return fmt.Errorf("read base at %#x: %w", start, err)
+		if mapped {
+			bl.putBuf(b)
 		}
-		if err := w.WriteRuns(func(yield func(uint64, []byte) bool) { yield(start, b) }); err != nil {
+		if err != nil {
 			return err
 		}
 		for ; k < j; k++ {
@@ -169,9 +223,17 @@ func (bl *baseLoad) load(ctx context.Context, idx []int, w *MemoryLoader, loaded
 	return nil
 }
 
-// close closes the kernel's descriptor of the base, once.
+// close closes the kernel's descriptor of the base, once, and unmaps the
+// read buffers kept.
 func (bl *baseLoad) close() {
 	bl.closeOnce.Do(func() { unix.Close(bl.fd) })
+	bl.bufMu.Lock()
+	defer bl.bufMu.Unlock()
+	bl.closed = true
+	for _, b := range bl.bufs {
+		unix.Munmap(b)
+	}
+	bl.bufs = nil
 }
 
 // preadFull reads len(b) bytes at off of fd.
@@ -411,8 +473,9 @@ func (f *MemoryFile) ensureDropped(start, end uint64) error {
 }
 
 // BaseCopied returns the chunks of a restore over a base that were copied
-// because they were touched (not by CopyBase), ascending; nil if the
-// kernel was not restored over a base or has copied everything.
+// because they were touched (not by CopyBase), in the order they were
+// first touched; nil if the kernel was not restored over a base or has
+// copied everything.
 func (k *Kernel) BaseCopied() []int {
 	l := k.mf.lazyLoader()
 	if l == nil || l.base == nil {
@@ -421,7 +484,6 @@ func (k *Kernel) BaseCopied() []int {
 	l.mu.Lock()
 	out := append([]int(nil), l.stats.OnDemand...)
 	l.mu.Unlock()
-	sort.Ints(out)
 	return out
 }
 
@@ -436,6 +498,54 @@ func (k *Kernel) CopyBase(idx []int) error {
 	if l == nil || l.base == nil {
 		return nil
 	}
+	l.base.keepBufs()
+	return k.copyBase(l, idx)
+}
+
+// baseAheadGroup is how many chunks a copy ahead (CopyBaseAhead) copies
+// and maps at a time: each group's mappings change in one stop of the
+// stub, and the program's next writes wait for no more than one group.
+const baseAheadGroup = 8
+
+// CopyBaseAhead copies chunks idx of the base, in the order given, on a
+// goroutine of its own while the program runs, a few at a time, mapping
+// each group from the memory file in every address space as it is
+// copied: a taken pool member does it with the chunks a member taken
+// before wrote, in the order it wrote them, so that the program finds
+// them copied rather than faulting on each. A chunk the program touches
+// first is copied by its fault as before (and skipped here). It returns
+// at once, with a channel closed when the copy has ended; the copy stops
+// early if the kernel is released.
+func (k *Kernel) CopyBaseAhead(idx []int) <-chan struct{} {
+	done := make(chan struct{})
+	l := k.mf.lazyLoader()
+	if l == nil || l.base == nil || len(idx) == 0 {
+		close(done)
+		return done
+	}
+	idx = append([]int(nil), idx...)
+	// S/R-SAFE: copies chunks of the base into the memory file as a
+	// write fault would (each chunk once, under its load state) and maps
+	// them under each MM's mu; a save loads every chunk first
+	// (waitLoaded), after which what is left here finds them loaded and
+	// only maps them again, as write-protected as dirty tracking wants.
+	go func() {
+		defer close(done)
+		for len(idx) > 0 && l.ctx.Err() == nil {
+			n := min(len(idx), baseAheadGroup)
+			if err := k.copyBase(l, idx[:n]); err != nil {
+				return // the load failed (the sandbox is killed) or ended
+			}
+			idx = idx[n:]
+		}
+	}()
+	return done
+}
+
+// copyBase copies what of chunks idx of base load l is not copied yet and
+// maps them all from the memory file in every address space, neighbouring
+// chunks together, as one batch of mapping changes per address space.
+func (k *Kernel) copyBase(l *lazyLoad, idx []int) error {
 	idx = append([]int(nil), idx...)
 	sort.Ints(idx)
 	var todo []int
@@ -466,17 +576,86 @@ func (k *Kernel) CopyBase(idx []int) error {
 		}
 	}
 	for _, mm := range k.mms() {
-		mm.mu.Lock()
-		for _, r := range runs {
-			if err := mm.remapChunkLocked(r); err != nil {
-				mm.mu.Unlock()
-				return err
-			}
+		if err := mm.remapChunks(runs, done); err != nil {
+			return err
 		}
-		for _, i := range done {
-			setBits(&mm.baseFresh, uint64(i), 1)
-		}
-		mm.mu.Unlock()
 	}
 	return nil
+}
+
+// remapChunks maps runs, copied from the base, from the memory file
+// wherever the address space maps them, as one batch of mapping changes,
+// and records chunks done as copied for it.
+func (mm *MM) remapChunks(runs []LazyChunk, done []int) error {
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	b, batch := mm.as.(platform.Batcher)
+	if batch {
+		b.BeginBatch()
+	}
+	var err error
+	for _, r := range runs {
+		if err = mm.remapChunkLocked(r); err != nil {
+			break
+		}
+	}
+	if batch {
+		if berr := b.EndBatch(); err == nil {
+			err = berr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	for _, i := range done {
+		setBits(&mm.baseFresh, uint64(i), 1)
+	}
+	mm.prefaultChunksLocked(runs)
+	return nil
+}
+
+// prefaultChunksLocked maps the pages of runs of the memory file, where
+// the address space maps them, into the stub's page tables now (a read of
+// a byte of each page from the stub, which maps a shared page writable),
+// so that the program's first touch of each costs no host fault, as a
+// restore's prefault does for the memory it loaded. Best effort.
+//
+// Preconditions: mm.mu is held.
+func (mm *MM) prefaultChunksLocked(runs []LazyChunk) {
+	has, ok := mm.as.(hostAddressSpace)
+	if !ok || len(runs) == 0 {
+		return
+	}
+	var (
+		remote [prefaultBatch]unix.RemoteIovec
+		sink   [prefaultBatch]byte
+		n      int
+	)
+	pid := has.HostPID() // makes the mappings still queued first
+	flush := func() {
+		local := []unix.Iovec{{Base: &sink[0]}}
+		local[0].SetLen(n)
+		unix.ProcessVMReadv(pid, local, remote[:n], 0)
+		n = 0
+	}
+	for _, r := range runs {
+		cEnd := r.Off + r.Len
+		for k := range mm.vmas {
+			v := &mm.vmas[k]
+			vEnd := v.Off + v.length()
+			if !v.mapsBase() || !v.Perms.allows(permRead) || v.Off >= cEnd || vEnd <= r.Off {
+				continue
+			}
+			lo, hi := max(v.Off, r.Off), min(vEnd, cEnd)
+			for a := v.Start + (lo - v.Off); a < v.Start+(hi-v.Off); a += pageSize {
+				remote[n] = unix.RemoteIovec{Base: uintptr(a), Len: 1}
+				if n++; n == len(remote) {
+					flush()
+				}
+			}
+		}
+	}
+	if n > 0 {
+		flush()
+	}
 }

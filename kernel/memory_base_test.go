@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -215,6 +216,34 @@ func TestRestoreOverBase(t *testing.T) {
 	m3.in.Write([]byte{'w'})
 	if got := line(m3); got != wantWritten {
 		t.Errorf("member 3 after CopyBase and a write: %q, want %q", got, wantWritten)
+	}
+
+	// The same, the first few chunks before it runs and the others
+	// copied ahead of it, in the order member 0 wrote them: once copied,
+	// its writes fault on none of them.
+	k4, in4, out4 := restoreWithPipes(t, state, RestoreOptions{Base: &MemoryBase{FD: int(base.Fd()), Size: size}})
+	if err := k4.CopyBase(copied[:4]); err != nil {
+		t.Fatalf("CopyBase() = %v", err)
+	}
+	select {
+	case <-k4.CopyBaseAhead(copied[4:]):
+	case <-time.After(60 * time.Second):
+		t.Fatal("CopyBaseAhead did not end")
+	}
+	if own := dataBytes(t, k4.mf); own < uint64(len(copied))*baseChunk/2 {
+		t.Errorf("after CopyBase and CopyBaseAhead of %d chunks the memory file holds %d bytes", len(copied), own)
+	}
+	atRestore := len(k4.BaseCopied()) // the chunks mapped shared, copied when mapped
+	k4.Resume()
+	m4 := member{k4, in4, scanLines(out4, 16)}
+	m4.in.Write([]byte{'w'})
+	if got := line(m4); got != wantWritten {
+		t.Errorf("member 4 after CopyBaseAhead and a write: %q, want %q", got, wantWritten)
+	}
+	for _, i := range k4.BaseCopied()[atRestore:] {
+		if slices.Contains(copied, i) {
+			t.Errorf("member 4 copied chunk %d on a write fault, after CopyBaseAhead copied it", i)
+		}
 	}
 
 	// Memory dropped reads as zero, not as the base.

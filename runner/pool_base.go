@@ -37,11 +37,19 @@ const basePrefix = "base-"
 
 // The chunks of the base that the first member taken from a pool wrote in
 // its first moments (until ReplenishDelay after the take) are recorded
-// beside the base, as writes-<manifest SHA-256> (JSON, chunk indices);
-// every member taken later copies them at once when it is taken, before
-// its program runs, rather than one write fault each while it answers.
+// beside the base, as writes-<manifest SHA-256> (JSON, chunk indices in
+// the order they were first written); every member taken later copies
+// the first of them before its program runs and the others while it
+// runs, ahead of it, rather than one write fault each while it answers.
 // Waiting members still share them.
 const writesPrefix = "writes-"
+
+// takeCopyFirst is how many of the recorded chunks, the first written
+// (1 MiB), a take copies before the program runs; it copies the others
+// while the program runs, in the order they were written
+// (Kernel.CopyBaseAhead), so that the program starts at once and finds
+// them copied, rather than faulting on each or waiting for them all.
+const takeCopyFirst = 16
 
 // maxWrites bounds the chunks a writes file may name.
 const maxWrites = 1 << 20
@@ -51,8 +59,10 @@ func writesPath(dir string, m *storage.Manifest) string {
 	return filepath.Join(dir, writesPrefix+m.Digest())
 }
 
-// copyWrites copies the chunks recorded at path (Kernel.CopyBase) and
-// reports whether there were none to copy, so that this take records them.
+// copyWrites copies the chunks recorded at path, the first takeCopyFirst
+// now (Kernel.CopyBase) and the others from now on (Kernel.CopyBaseAhead),
+// and reports whether there were none to copy, so that this take records
+// them.
 func (s *KernelSandbox) copyWrites(path string) bool {
 	if path == "" {
 		return false
@@ -69,7 +79,10 @@ func (s *KernelSandbox) copyWrites(path string) bool {
 		err = fmt.Errorf("%d chunks, more than %d", len(idx), maxWrites)
 	}
 	if err == nil {
-		err = s.k.CopyBase(idx)
+		n := min(len(idx), takeCopyFirst)
+		if err = s.k.CopyBase(idx[:n]); err == nil {
+			s.k.CopyBaseAhead(idx[n:])
+		}
 	}
 	if err != nil && s.opts.Diag != nil {
 		s.opts.Diag.Printf("take: chunks written first (%s) not copied: %v", path, err)

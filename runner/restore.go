@@ -39,6 +39,31 @@ func openOptions(verifyKey ed25519.PublicKey) storage.OpenOptions {
 // o.Timings (StepFirstSwitch once the program has run: WaitRan), and with
 // o.Diag written there too (TimingLines) once it has.
 func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*KernelSandbox, *storage.Manifest, error) {
+	if !o.Park {
+		return restoreKernel(ctx, o, uri, store)
+	}
+	// A member waits, perhaps long, among many: it restores on a
+	// goroutine of its own, whose stack (grown deep by the decoding) is
+	// freed when it ends, and what the restore left on the heap (the
+	// state read and decoded) goes back to the host now rather than at
+	// the collector's pace.
+	var (
+		sb  *KernelSandbox
+		m   *storage.Manifest
+		err error
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sb, m, err = restoreKernel(ctx, o, uri, store)
+	}()
+	<-done
+	debug.FreeOSMemory()
+	return sb, m, err
+}
+
+// restoreKernel is RestoreKernel.
+func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*KernelSandbox, *storage.Manifest, error) {
 	tm := o.Timings
 	if tm == nil && o.Diag != nil {
 		tm = new(kernel.Timings)
@@ -145,10 +170,6 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	if o.Park {
 		sb.parked = &parking{stdio: stdio, discarded: make(chan struct{}), writes: writes}
 		sb.park()
-		// A member waits, perhaps long, among many: what the restore
-		// left on the heap (the state read and decoded) goes back to
-		// the host now rather than at the collector's pace.
-		debug.FreeOSMemory()
 		return sb, m, nil
 	}
 	sb.resumed = time.Now()
