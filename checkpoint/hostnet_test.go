@@ -192,3 +192,32 @@ func TestPublishUDPAcrossRestore(t *testing.T) {
 	udpEcho(t, port, "two")
 	waitLine(t, rout, "udp got two")
 }
+
+// TestMigrateHostNetwork: a --network host server migrated between two
+// state directories of this machine answers on its TCP and UDP ports at
+// the target (the source frees them after the target restored the
+// sandbox, the target binds them before it runs), and the connection
+// established before the migration fails there with ECONNRESET.
+func TestMigrateHostNetwork(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("tok", "correct horse")
+	out := filepath.Join(e.dir, "out")
+	id := strings.TrimSpace(e.must("run", "-d", "--network", "host", "--stdout", out, "--stderr", out, "--", program(t, "hostecho"), "udp"))
+	port := hostPort(t, out, "port")
+	uport := hostPort(t, out, "udp")
+	c := echoConn(t, port, "before")
+	defer c.Close()
+	waitLine(t, out, "got before")
+
+	r := startReceiver(t, tok)
+	e.must("migrate", id, "tcp://"+r.addr, "--token-file", tok)
+	if err := r.wait(); err != nil {
+		t.Fatalf("snap receive: %v", err)
+	}
+	e.waitGone(id)
+	c2 := echoConn(t, port, "after")
+	defer c2.Close()
+	waitLine(t, r.out, "got after")
+	waitLine(t, r.out, "error ECONNRESET")
+	udpEcho(t, uport, "dgram after")
+}
