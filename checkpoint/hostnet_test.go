@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -220,4 +221,45 @@ func TestMigrateHostNetwork(t *testing.T) {
 	waitLine(t, r.out, "got after")
 	waitLine(t, r.out, "error ECONNRESET")
 	udpEcho(t, uport, "dgram after")
+}
+
+// TestPoolHostNetwork: members of a --network host image wait without
+// binding its port; the first taken listens on it and answers, a second
+// take while it does fails with one line naming the port and leaves that
+// member waiting, and once the first is gone the next take answers on the
+// port.
+func TestPoolHostNetwork(t *testing.T) {
+	e := newEnv(t)
+	out := filepath.Join(e.dir, "out")
+	id := strings.TrimSpace(e.must("run", "-d", "--network", "host", "--stdout", out, "--stderr", out, "--", program(t, "hostecho")))
+	port := hostPort(t, out, "port")
+	uri := lastLine(e.must("save", id, "--to", filepath.Join(e.dir, "echo")))
+	e.waitGone(id)
+	e.createPool("echo", uri, 2)
+
+	out1 := filepath.Join(e.dir, "out1")
+	id1 := strings.TrimSpace(e.must("pool", "take", "echo", "-d", "--stdout", out1, "--stderr", out1))
+	c := echoConn(t, port, "first")
+	c.Close()
+	waitLine(t, out1, "got first")
+
+	before := e.statuses("waiting")
+	for deadline := time.Now().Add(60 * time.Second); len(before) < 2 && time.Now().Before(deadline); before = e.statuses("waiting") {
+		time.Sleep(20 * time.Millisecond) // the replacement of the member taken
+	}
+	msg := e.mustFail("pool", "take", "echo", "-d")
+	if !strings.Contains(msg, strconv.Itoa(port)) || !strings.Contains(msg, "address already in use") || strings.Contains(msg, "\n") {
+		t.Errorf("take while the port is taken: %q, want one line naming port %d, in use", msg, port)
+	}
+	if after := e.statuses("waiting"); !slices.Equal(after, before) {
+		t.Errorf("waiting members after the failed take %q, want %q as before", after, before)
+	}
+
+	e.must("kill", id1, "KILL")
+	e.waitGone(id1)
+	out2 := filepath.Join(e.dir, "out2")
+	e.must("pool", "take", "echo", "-d", "--stdout", out2, "--stderr", out2)
+	c = echoConn(t, port, "second")
+	c.Close()
+	waitLine(t, out2, "got second")
 }
