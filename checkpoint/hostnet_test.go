@@ -226,8 +226,8 @@ func TestMigrateHostNetwork(t *testing.T) {
 // TestPoolHostNetwork: members of a --network host image wait without
 // binding its port; the first taken listens on it and answers, a second
 // take while it does fails with one line naming the port and leaves that
-// member waiting, and once the first is gone the next take answers on the
-// port.
+// member waiting (as does a take with -p, refused), and once the first is
+// gone the next take answers on the port.
 func TestPoolHostNetwork(t *testing.T) {
 	e := newEnv(t)
 	out := filepath.Join(e.dir, "out")
@@ -253,6 +253,13 @@ func TestPoolHostNetwork(t *testing.T) {
 	}
 	if after := e.statuses("waiting"); !slices.Equal(after, before) {
 		t.Errorf("waiting members after the failed take %q, want %q as before", after, before)
+	}
+	msg = e.mustFail("pool", "take", "echo", "-d", "-p", fmt.Sprintf("127.0.0.1:%d:8000", port))
+	if !strings.Contains(msg, "--network host") || strings.Contains(msg, "\n") {
+		t.Errorf("take -p of a --network host member: %q, want one line saying it publishes no port", msg)
+	}
+	if after := e.statuses("waiting"); !slices.Equal(after, before) {
+		t.Errorf("waiting members after the take with -p %q, want %q as before", after, before)
 	}
 
 	e.must("kill", id1, "KILL")
