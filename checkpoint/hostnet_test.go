@@ -198,29 +198,42 @@ func TestPublishUDPAcrossRestore(t *testing.T) {
 // state directories of this machine answers on its TCP and UDP ports at
 // the target (the source frees them after the target restored the
 // sandbox, the target binds them before it runs), and the connection
-// established before the migration fails there with ECONNRESET.
+// established before the migration fails there with ECONNRESET; also when
+// the listener, and so that connection at the source, has no SO_REUSEADDR
+// (the source lends it for the target's bind).
 func TestMigrateHostNetwork(t *testing.T) {
-	e := newEnv(t)
-	tok := e.token("tok", "correct horse")
-	out := filepath.Join(e.dir, "out")
-	id := strings.TrimSpace(e.must("run", "-d", "--network", "host", "--stdout", out, "--stderr", out, "--", program(t, "hostecho"), "udp"))
-	port := hostPort(t, out, "port")
-	uport := hostPort(t, out, "udp")
-	c := echoConn(t, port, "before")
-	defer c.Close()
-	waitLine(t, out, "got before")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{name: "reuseaddr", args: []string{"udp"}},
+		{name: "no-reuseaddr", args: []string{"noreuse", "udp"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			tok := e.token("tok", "correct horse")
+			out := filepath.Join(e.dir, "out")
+			argv := append([]string{"run", "-d", "--network", "host", "--stdout", out, "--stderr", out, "--", program(t, "hostecho")}, tc.args...)
+			id := strings.TrimSpace(e.must(argv...))
+			port := hostPort(t, out, "port")
+			uport := hostPort(t, out, "udp")
+			c := echoConn(t, port, "before")
+			defer c.Close()
+			waitLine(t, out, "got before")
 
-	r := startReceiver(t, tok)
-	e.must("migrate", id, "tcp://"+r.addr, "--token-file", tok)
-	if err := r.wait(); err != nil {
-		t.Fatalf("snap receive: %v", err)
+			r := startReceiver(t, tok)
+			e.must("migrate", id, "tcp://"+r.addr, "--token-file", tok)
+			if err := r.wait(); err != nil {
+				t.Fatalf("snap receive: %v", err)
+			}
+			e.waitGone(id)
+			c2 := echoConn(t, port, "after")
+			defer c2.Close()
+			waitLine(t, r.out, "got after")
+			waitLine(t, r.out, "error ECONNRESET")
+			udpEcho(t, uport, "dgram after")
+		})
 	}
-	e.waitGone(id)
-	c2 := echoConn(t, port, "after")
-	defer c2.Close()
-	waitLine(t, r.out, "got after")
-	waitLine(t, r.out, "error ECONNRESET")
-	udpEcho(t, uport, "dgram after")
 }
 
 // TestPoolHostNetwork: members of a --network host image wait without

@@ -240,13 +240,10 @@ func (n *Names) ReleaseHostPorts() {
 //
 // Preconditions: as ReleaseHostPorts, which ran.
 func (n *Names) ReclaimHostPorts() error {
+	socks := n.hostSockets()
 	var errs []error
-	for _, s := range n.hostSockets() {
+	for _, s := range socks {
 		h := s.host
-		if h.reuseLent {
-			hostSetsockopt(h.fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, int32Bytes(0))
-			h.reuseLent = false
-		}
 		if !h.handed {
 			continue
 		}
@@ -256,6 +253,14 @@ func (n *Names) ReclaimHostPorts() error {
 			mu.Lock()
 			h.reset = true
 			mu.Unlock()
+		}
+	}
+	// Only now: the binds above pass the connections' ports because
+	// they still have SO_REUSEADDR.
+	for _, s := range socks {
+		if h := s.host; h.reuseLent {
+			hostSetsockopt(h.fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, int32Bytes(0))
+			h.reuseLent = false
 		}
 	}
 	return errors.Join(errs...)
@@ -302,16 +307,18 @@ func (s *Socket) rebindHost(fd int) error {
 	}
 	switch {
 	case s.typ == Stream && h.listening:
-		// SO_REUSEADDR for the bind only: the old listener's closed
-		// connections may linger on the port.
+		// SO_REUSEADDR for the bind and the listen (which checks the
+		// port again) only: the old listener's closed connections may
+		// linger on the port, and a migration's source may still hold
+		// connections on it (ReleaseHostPorts).
 		hostSetsockopt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, int32Bytes(1))
 		if err := hostBind(fd, h.addr); err != nil {
 			return fmt.Errorf("%w: listening %s %s: %v", ErrHostSocket, proto, sockaddrString(h.addr), err)
 		}
-		hostSetsockopt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, int32Bytes(int32(b2i(h.reuseAddr))))
 		if err := unix.Listen(fd, int(h.backlog)); err != nil {
 			return fmt.Errorf("%w: listening %s %s: %v", ErrHostSocket, proto, sockaddrString(h.addr), err)
 		}
+		hostSetsockopt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, int32Bytes(int32(b2i(h.reuseAddr))))
 	case s.typ == Stream && h.peer != nil:
 		h.reset = true
 	case s.typ == Dgram && h.addr != nil:

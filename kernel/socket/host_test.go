@@ -102,14 +102,33 @@ func TestReleaseHostPorts(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		taken bool
+		conn  bool // a connection accepted from the listener stays open
 	}{
 		{name: "free"},
+		{name: "free with a connection", conn: true},
 		{name: "taken", taken: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			names := NewNames()
 			l, addr := hostListener(t, names)
 			defer l.Release()
+			if tc.conn {
+				c, err := NewHost(names, unix.AF_INET, Stream, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Release()
+				if err := c.ConnectInet(nil, addr, false); err != nil {
+					t.Fatalf("connect = %v", err)
+				}
+				f, _, err := l.Accept(nil, false, 0)
+				if err != nil {
+					t.Fatalf("accept = %v", err)
+				}
+				defer f.DecRef()
+				Of(f).host.beforeSave()
+				c.host.beforeSave()
+			}
 			l.host.beforeSave() // what a save records
 			names.ReleaseHostPorts()
 			other, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -117,13 +136,16 @@ func TestReleaseHostPorts(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer unix.Close(other)
+			// As a restore binds a listener again.
+			hostSetsockopt(other, unix.SOL_SOCKET, unix.SO_REUSEADDR, int32Bytes(1))
 			if err := hostBind(other, addr); err != nil {
 				t.Fatalf("bind of the released port %s = %v, want it free", sockaddrString(addr), err)
 			}
+			if err := unix.Listen(other, 1); err != nil {
+				t.Fatalf("listen on the released port %s = %v", sockaddrString(addr), err)
+			}
 			if !tc.taken {
 				unix.Close(other)
-			} else if err := unix.Listen(other, 1); err != nil {
-				t.Fatal(err)
 			}
 			err = names.ReclaimHostPorts()
 			if tc.taken {
