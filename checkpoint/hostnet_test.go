@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -191,4 +192,94 @@ func TestPublishUDPAcrossRestore(t *testing.T) {
 	_, rout := e.restoreDetached(uri, "")
 	udpEcho(t, port, "two")
 	waitLine(t, rout, "udp got two")
+}
+
+// TestMigrateHostNetwork: a --network host server migrated between two
+// state directories of this machine answers on its TCP and UDP ports at
+// the target (the source frees them after the target restored the
+// sandbox, the target binds them before it runs), and the connection
+// established before the migration fails there with ECONNRESET; also when
+// the listener, and so that connection at the source, has no SO_REUSEADDR
+// (the source lends it for the target's bind).
+func TestMigrateHostNetwork(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{name: "reuseaddr", args: []string{"udp"}},
+		{name: "no-reuseaddr", args: []string{"noreuse", "udp"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			tok := e.token("tok", "correct horse")
+			out := filepath.Join(e.dir, "out")
+			argv := append([]string{"run", "-d", "--network", "host", "--stdout", out, "--stderr", out, "--", program(t, "hostecho")}, tc.args...)
+			id := strings.TrimSpace(e.must(argv...))
+			port := hostPort(t, out, "port")
+			uport := hostPort(t, out, "udp")
+			c := echoConn(t, port, "before")
+			defer c.Close()
+			waitLine(t, out, "got before")
+
+			r := startReceiver(t, tok)
+			e.must("migrate", id, "tcp://"+r.addr, "--token-file", tok)
+			if err := r.wait(); err != nil {
+				t.Fatalf("snap receive: %v", err)
+			}
+			e.waitGone(id)
+			c2 := echoConn(t, port, "after")
+			defer c2.Close()
+			waitLine(t, r.out, "got after")
+			waitLine(t, r.out, "error ECONNRESET")
+			udpEcho(t, uport, "dgram after")
+		})
+	}
+}
+
+// TestPoolHostNetwork: members of a --network host image wait without
+// binding its port; the first taken listens on it and answers, a second
+// take while it does fails with one line naming the port and leaves that
+// member waiting (as does a take with -p, refused), and once the first is
+// gone the next take answers on the port.
+func TestPoolHostNetwork(t *testing.T) {
+	e := newEnv(t)
+	out := filepath.Join(e.dir, "out")
+	id := strings.TrimSpace(e.must("run", "-d", "--network", "host", "--stdout", out, "--stderr", out, "--", program(t, "hostecho")))
+	port := hostPort(t, out, "port")
+	uri := lastLine(e.must("save", id, "--to", filepath.Join(e.dir, "echo")))
+	e.waitGone(id)
+	e.createPool("echo", uri, 2)
+
+	out1 := filepath.Join(e.dir, "out1")
+	id1 := strings.TrimSpace(e.must("pool", "take", "echo", "-d", "--stdout", out1, "--stderr", out1))
+	c := echoConn(t, port, "first")
+	c.Close()
+	waitLine(t, out1, "got first")
+
+	before := e.statuses("waiting")
+	for deadline := time.Now().Add(60 * time.Second); len(before) < 2 && time.Now().Before(deadline); before = e.statuses("waiting") {
+		time.Sleep(20 * time.Millisecond) // the replacement of the member taken
+	}
+	msg := e.mustFail("pool", "take", "echo", "-d")
+	if !strings.Contains(msg, strconv.Itoa(port)) || !strings.Contains(msg, "address already in use") || strings.Contains(msg, "\n") {
+		t.Errorf("take while the port is taken: %q, want one line naming port %d, in use", msg, port)
+	}
+	if after := e.statuses("waiting"); !slices.Equal(after, before) {
+		t.Errorf("waiting members after the failed take %q, want %q as before", after, before)
+	}
+	msg = e.mustFail("pool", "take", "echo", "-d", "-p", fmt.Sprintf("127.0.0.1:%d:8000", port))
+	if !strings.Contains(msg, "--network host") || strings.Contains(msg, "\n") {
+		t.Errorf("take -p of a --network host member: %q, want one line saying it publishes no port", msg)
+	}
+	if after := e.statuses("waiting"); !slices.Equal(after, before) {
+		t.Errorf("waiting members after the take with -p %q, want %q as before", after, before)
+	}
+
+	e.must("kill", id1, "KILL")
+	e.waitGone(id1)
+	out2 := filepath.Join(e.dir, "out2")
+	e.must("pool", "take", "echo", "-d", "--stdout", out2, "--stderr", out2)
+	c = echoConn(t, port, "second")
+	c.Close()
+	waitLine(t, out2, "got second")
 }

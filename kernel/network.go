@@ -50,3 +50,12 @@ func (k *Kernel) SetNetwork(mode string) error {
 func (k *Kernel) ReopenHostSockets() error {
 	return k.unixNames.ReopenHost()
 }
+
+// ReleaseHostPorts frees the host ports of the sandbox's host sockets
+// (socket.Names.ReleaseHostPorts) for a migration's target on this host,
+// once the paused sandbox's state is saved for good.
+func (k *Kernel) ReleaseHostPorts() { k.unixNames.ReleaseHostPorts() }
+
+// ReclaimHostPorts undoes ReleaseHostPorts when a migration fails and the
+// sandbox runs on here (socket.Names.ReclaimHostPorts).
+func (k *Kernel) ReclaimHostPorts() error { return k.unixNames.ReclaimHostPorts() }

@@ -43,6 +43,13 @@ func (t *Task) readInto(f *vfs.File, addr, count uint64, off int64) (uint64, err
 		return 0, err
 	}
 	count = min(count, maxRWCount)
+	if off < 0 && f.SeqIO() != nil {
+		n, err := f.ReadSeq(t.cancelChan(), t.appRange(addr, count))
+		if err != nil && n == 0 {
+			return 0, vfsErr(err)
+		}
+		return uint64(n), nil
+	}
 	buf := getRWBuf(min(count, rwChunk))
 	defer putRWBuf(buf)
 	var done uint64
@@ -84,6 +91,9 @@ func (t *Task) writeFrom(f *vfs.File, addr, count uint64, off int64) (uint64, er
 		return 0, err
 	}
 	count = min(count, maxRWCount)
+	if off < 0 && f.SeqIO() != nil {
+		return t.writeSeq(f, t.appRange(addr, count))
+	}
 	buf := getRWBuf(min(count, rwChunk))
 	defer putRWBuf(buf)
 	var done uint64
@@ -216,8 +226,22 @@ func (t *Task) copyInIovecs(addr uint64, n uint64) ([]iovec, uint64, error) {
 	return iovs, total, nil
 }
 
+// writeSeq writes src to f, which moves bytes without staging
+// (vfs.File.SeqIO), with write(2)'s EPIPE and SIGPIPE.
+func (t *Task) writeSeq(f *vfs.File, src *appSeq) (uint64, error) {
+	n, err := f.WriteSeq(t.cancelChan(), src)
+	if err != nil && n == 0 {
+		if errors.Is(err, unix.EPIPE) && sigpipeOnEPIPE(f) {
+			t.pipeBroken()
+		}
+		return 0, vfsErr(err)
+	}
+	return uint64(n), nil
+}
+
 // readv reads into the iovecs: one read into a staging buffer, then
-// scattered, so a pipe read is a single operation.
+// scattered, so a pipe read is a single operation (a file that moves
+// bytes without staging reads into them directly).
 func (t *Task) readv(fd int32, iovAddr, iovCnt uint64, off int64) (uint64, error) {
 	f, err := t.getFile(fd)
 	if err != nil {
@@ -230,6 +254,13 @@ func (t *Task) readv(fd int32, iovAddr, iovCnt uint64, off int64) (uint64, error
 	iovs, total, err := t.copyInIovecs(iovAddr, iovCnt)
 	if err != nil {
 		return 0, err
+	}
+	if off < 0 && f.SeqIO() != nil {
+		n, err := f.ReadSeq(t.cancelChan(), t.appIovecs(iovs, total))
+		if err != nil && n == 0 {
+			return 0, vfsErr(err)
+		}
+		return uint64(n), nil
 	}
 	buf := make([]byte, total)
 	var n int
@@ -268,6 +299,9 @@ func (t *Task) writev(fd int32, iovAddr, iovCnt uint64, off int64) (uint64, erro
 	iovs, total, err := t.copyInIovecs(iovAddr, iovCnt)
 	if err != nil {
 		return 0, err
+	}
+	if off < 0 && f.SeqIO() != nil {
+		return t.writeSeq(f, t.appIovecs(iovs, total))
 	}
 	buf := make([]byte, 0, total)
 	for _, iov := range iovs {

@@ -142,14 +142,12 @@ func dropRights(sa *socket.SendArgs, err error) error {
 	return err
 }
 
-// gather copies in the iovecs' bytes.
-func (t *Task) gather(iovAddr, iovCnt uint64) ([]byte, error) {
-	if iovCnt > uioMaxIOV {
-		return nil, unix.EMSGSIZE
-	}
-	iovs, total, err := t.copyInIovecs(iovAddr, iovCnt)
-	if err != nil {
-		return nil, err
+// sendSource returns the bytes a send of iovs (total bytes) takes: the
+// application's memory itself for a socket that copies straight from it
+// (socket.Socket.DirectIO), else a copy.
+func (t *Task) sendSource(s *socket.Socket, iovs []iovec, total uint64) (vfs.IOSeq, error) {
+	if s.DirectIO() {
+		return t.appIovecs(iovs, total), nil
 	}
 	buf := make([]byte, 0, total)
 	for _, iov := range iovs {
@@ -159,14 +157,14 @@ func (t *Task) gather(iovAddr, iovCnt uint64) ([]byte, error) {
 			return nil, err
 		}
 	}
-	return buf, nil
+	return vfs.Bytes(buf), nil
 }
 
-// send sends buf on s with sa; EPIPE sends SIGPIPE unless MSG_NOSIGNAL
+// send sends src on s with sa; EPIPE sends SIGPIPE unless MSG_NOSIGNAL
 // or the socket is not a stream one (Linux signals for streams only).
-func (t *Task) send(f *vfs.File, s *socket.Socket, buf []byte, sa socket.SendArgs) (uint64, error) {
+func (t *Task) send(f *vfs.File, s *socket.Socket, src vfs.IOSeq, sa socket.SendArgs) (uint64, error) {
 	defer dropRights(&sa, nil)
-	n, err := s.Send(f, t.cancelChan(), buf, sa)
+	n, err := s.SendSeq(f, t.cancelChan(), src, sa)
 	if err != nil {
 		if errors.Is(err, unix.EPIPE) && sa.Flags&unix.MSG_NOSIGNAL == 0 && sigpipeOnEPIPE(f) {
 			t.pipeBroken()
@@ -183,9 +181,11 @@ func sysSendto(t *Task, a *sysArgs) (uint64, error) {
 	}
 	defer f.DecRef()
 	count := min(a[2], maxRWCount)
-	buf := getRWBuf(min(count, vectorMax))
-	defer putRWBuf(buf)
-	if err := t.tg.mm.CopyIn(a[1], buf); err != nil {
+	if !s.DirectIO() {
+		count = min(count, vectorMax)
+	}
+	src, err := t.sendSource(s, []iovec{{a[1], count}}, count)
+	if err != nil {
 		return 0, err
 	}
 	m := msghdr{name: a[4], namelen: uint32(a[5])}
@@ -193,7 +193,7 @@ func sysSendto(t *Task, a *sysArgs) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return t.send(f, s, buf, sa)
+	return t.send(f, s, src, sa)
 }
 
 func sysSendmsg(t *Task, a *sysArgs) (uint64, error) { return t.oneMsg(a, (*Task).sendmsg) }
@@ -221,7 +221,14 @@ func (t *Task) sendmsg(f *vfs.File, s *socket.Socket, addr uint64, flags int) (u
 	if err != nil {
 		return 0, err
 	}
-	buf, err := t.gather(m.iov, m.iovlen)
+	if m.iovlen > uioMaxIOV {
+		return 0, unix.EMSGSIZE
+	}
+	iovs, total, err := t.copyInIovecs(m.iov, m.iovlen)
+	if err != nil {
+		return 0, err
+	}
+	src, err := t.sendSource(s, iovs, total)
 	if err != nil {
 		return 0, err
 	}
@@ -229,7 +236,7 @@ func (t *Task) sendmsg(f *vfs.File, s *socket.Socket, addr uint64, flags int) (u
 	if err != nil {
 		return 0, err
 	}
-	return t.send(f, s, buf, sa)
+	return t.send(f, s, src, sa)
 }
 
 func sysSendmmsg(t *Task, a *sysArgs) (uint64, error) {
@@ -279,16 +286,25 @@ func sysRecvfrom(t *Task, a *sysArgs) (uint64, error) {
 		return 0, err
 	}
 	defer f.DecRef()
-	buf := getRWBuf(min(a[2], maxRWCount, vectorMax))
-	defer putRWBuf(buf)
 	flags := int(a.Int(3))
-	r, err := s.Recv(f, t.cancelChan(), buf, socket.RecvArgs{Flags: flags})
-	if err != nil {
-		return 0, vfsErr(err)
-	}
-	t.dropReceived(r.Rights)
-	if err := t.tg.mm.CopyOut(a[1], buf[:r.N]); err != nil {
-		return 0, err
+	var r socket.RecvResult
+	if s.DirectIO() {
+		r, err = s.RecvSeq(f, t.cancelChan(), t.appRange(a[1], min(a[2], maxRWCount)), socket.RecvArgs{Flags: flags})
+		if err != nil {
+			return 0, vfsErr(err)
+		}
+		t.dropReceived(r.Rights)
+	} else {
+		buf := getRWBuf(min(a[2], maxRWCount, vectorMax))
+		defer putRWBuf(buf)
+		r, err = s.Recv(f, t.cancelChan(), buf, socket.RecvArgs{Flags: flags})
+		if err != nil {
+			return 0, vfsErr(err)
+		}
+		t.dropReceived(r.Rights)
+		if err := t.tg.mm.CopyOut(a[1], buf[:r.N]); err != nil {
+			return 0, err
+		}
 	}
 	if a[4] != 0 {
 		if err := t.copyOutSockaddr(a[4], a[5], fromAddr(s, r.From)); err != nil {
@@ -329,22 +345,9 @@ func (t *Task) recvmsg(f *vfs.File, s *socket.Socket, addr uint64, flags int) (u
 	if err != nil {
 		return 0, err
 	}
-	buf := make([]byte, total)
-	r, err := s.Recv(f, t.cancelChan(), buf, socket.RecvArgs{Flags: flags})
+	r, err := t.recvInto(f, s, iovs, total, flags)
 	if err != nil {
-		return 0, vfsErr(err)
-	}
-	out := buf[:r.N]
-	for _, iov := range iovs {
-		if len(out) == 0 {
-			break
-		}
-		c := min(uint64(len(out)), iov.len)
-		if err := t.tg.mm.CopyOut(iov.base, out[:c]); err != nil {
-			t.dropReceived(r.Rights)
-			return 0, err
-		}
-		out = out[c:]
+		return 0, err
 	}
 	outFlags := int32(flags & unix.MSG_CMSG_CLOEXEC)
 	if r.Truncated {
@@ -381,6 +384,26 @@ func (t *Task) recvmsg(f *vfs.File, s *socket.Socket, addr uint64, flags int) (u
 		return 0, err
 	}
 	return uint64(r.Len), nil
+}
+
+// recvInto receives into iovs (total bytes): straight into the
+// application's memory for a socket that copies there itself
+// (socket.Socket.DirectIO), else through a buffer.
+func (t *Task) recvInto(f *vfs.File, s *socket.Socket, iovs []iovec, total uint64, flags int) (socket.RecvResult, error) {
+	if s.DirectIO() {
+		r, err := s.RecvSeq(f, t.cancelChan(), t.appIovecs(iovs, total), socket.RecvArgs{Flags: flags})
+		return r, vfsErr(err)
+	}
+	buf := make([]byte, total)
+	r, err := s.Recv(f, t.cancelChan(), buf, socket.RecvArgs{Flags: flags})
+	if err != nil {
+		return r, vfsErr(err)
+	}
+	if err := t.appIovecs(iovs, total).CopyOut(0, buf[:r.N]); err != nil {
+		t.dropReceived(r.Rights)
+		return socket.RecvResult{}, err
+	}
+	return r, nil
 }
 
 // controlOut builds the control messages of a receive into a buffer of

@@ -43,6 +43,7 @@ var (
 	// pool member (taken meanwhile, or not a member at all).
 	ErrNotWaiting = errors.New("sandbox is not a waiting pool member")
 	// ErrTakePublish means a take could not publish the ports it asked
-	// for (a host port in use): the member waits in the pool again.
+	// for (a host port in use), or a member of --network host could not
+	// bind its own host ports again: the member waits in the pool again.
 	ErrTakePublish = errors.New("the take's ports could not be published")
 )

@@ -64,7 +64,10 @@ type migrator struct {
 	rate float64
 	// paused is set while the migration holds the kernel paused.
 	paused bool
-	buf    []byte
+	// released is set once the sandbox's host ports are freed for the
+	// target (Kernel.ReleaseHostPorts).
+	released bool
+	buf      []byte
 }
 
 // migrate moves the sandbox to the target req.Migrate names (Save with
@@ -95,6 +98,11 @@ func (s *KernelSandbox) migrate(ctx context.Context, req SaveRequest, progress f
 		m.maxDown = DefaultMaxDowntime
 	}
 	if err := m.run(ctx); err != nil {
+		if m.released {
+			if rerr := s.k.ReclaimHostPorts(); rerr != nil {
+				log.Printf("sandbox %s: runs on without some of its host sockets: %v", s.opts.ID, rerr)
+			}
+		}
 		if m.paused {
 			s.k.Unpause()
 		}
@@ -314,6 +322,11 @@ func (m *migrator) handOver(state []byte, size uint64) error {
 	if _, err := m.c.Expect(migration.FrameReady); err != nil {
 		return fmt.Errorf("target did not restore the sandbox: %w", err)
 	}
+	// Under --network host the target binds the sandbox's ports after Go:
+	// free them here first, in case it is this host. Until Running, a
+	// failure (a port the target finds taken) takes them back.
+	m.s.k.ReleaseHostPorts()
+	m.released = true
 	if err := m.c.Write(migration.FrameGo, nil); err != nil {
 		return err
 	}

@@ -152,6 +152,13 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions) (*Kerne
 		k.Release()
 		return nil, nil, fmt.Errorf("source did not hand the sandbox over: %w", err)
 	}
+	// The source freed its host ports before Go (a restore binds them
+	// again); a port taken here fails the migration, and the source,
+	// told so instead of Running, takes them back and runs on.
+	if err := k.ReopenHostSockets(); err != nil {
+		k.Release()
+		return nil, nil, fmt.Errorf("restore: %w", err)
+	}
 	sb := &KernelSandbox{k: k, opts: ko, ran: make(chan struct{})}
 	k.OnFirstSwitch(func() { close(sb.ran) })
 	k.Resume()

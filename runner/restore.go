@@ -144,9 +144,13 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		k.Release()
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
 	}
-	if err := k.ReopenHostSockets(); err != nil {
-		k.Release()
-		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
+	// A pool member binds its host ports (--network host) when it is
+	// taken (Unpark): every member of one image would claim the same.
+	if !o.Park {
+		if err := k.ReopenHostSockets(); err != nil {
+			k.Release()
+			return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
+		}
 	}
 	// A pool member publishes nothing: every member of one image would
 	// claim the same host ports.
@@ -258,6 +262,10 @@ func (s *KernelSandbox) Unpark(stdio [3]*os.File, publish []kernel.PortMapping) 
 		closeFiles(stdio[:])
 		return ErrNotWaiting
 	}
+	if err := s.bindHostPorts(publish); err != nil {
+		closeFiles(stdio[:])
+		return err
+	}
 	if err := s.k.Publish(publish); err != nil {
 		closeFiles(stdio[:])
 		return fmt.Errorf("%w: %v", ErrTakePublish, err)
@@ -276,6 +284,23 @@ func (s *KernelSandbox) Unpark(stdio [3]*os.File, publish []kernel.PortMapping) 
 	}
 	s.tm.Since(StepResume, s.resumed)
 	s.logTimings()
+	return nil
+}
+
+// bindHostPorts makes the host sockets of a parked --network host sandbox
+// again at its take (the restore left them closed): ErrTakePublish, with
+// none left open, if a port is taken or the take asks to publish one (the
+// sandbox's ports are the host's).
+func (s *KernelSandbox) bindHostPorts(publish []kernel.PortMapping) error {
+	if s.k.Network() != kernel.NetworkHost {
+		return nil
+	}
+	if len(publish) > 0 {
+		return fmt.Errorf("%w: -p: --network host publishes no port (the sandbox's ports are the host's)", ErrTakePublish)
+	}
+	if err := s.k.ReopenHostSockets(); err != nil {
+		return fmt.Errorf("%w: %v", ErrTakePublish, err)
+	}
 	return nil
 }
 

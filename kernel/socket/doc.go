@@ -28,7 +28,12 @@
 // (NewFile), so descriptors, dup, fork, close-on-exec, poll, select and epoll
 // work as for any file, and read(2)/write(2) are recv and send without
 // flags. The socket calls (bind, connect, sendmsg, ...) are methods the
-// kernel calls with the bytes it copied from the application.
+// kernel calls with the arguments it copied from the application. The
+// bytes sent and received are not staged: SendSeq and RecvSeq take the
+// application's memory as a vfs.IOSeq and copy each part of a send
+// straight into the message that queues it, and each part of a receive
+// straight out of the queued message (a Socket is a vfs.SeqImpl, so
+// read(2) and write(2) do the same). Host and netlink sockets stage.
 //
 // # Names
 //
@@ -50,7 +55,10 @@
 // fit before EAGAIN differs a little from Linux. A stream sender blocked on
 // a full buffer is woken when it is writable again (as Linux's
 // sk_write_space), not at every message consumed; a stream message of at
-// most 64 KiB keeps its bytes in a pooled buffer (streambuf.go).
+// most 64 KiB keeps its bytes in a pooled buffer (streambuf.go). A send
+// copies into a message without mu, charging its size meanwhile; a
+// stream receive copies out without mu, holding the socket's readMu so
+// that no other reader consumes (and frees) the message meanwhile.
 //
 // # Blocking
 //
@@ -72,7 +80,13 @@
 // One lock, mu, protects every socket's mutable fields and every Names: a
 // send or a connect touches two sockets, and one lock keeps that simple. It
 // is a leaf below the vfs locks a caller may hold; vfs.File.DecRef is never
-// called with it held (a file in flight may be a socket).
+// called with it held (a file in flight may be a socket), nor is the
+// application's memory touched (an IOSeq). Lock order:
+//
+//	Socket.readMu (a stream receive)
+//	  mu
+//
+// and readMu is held, mu not, while a receive copies into an IOSeq.
 package socket
 
 //go:generate go run snapshotter/tools/stategen

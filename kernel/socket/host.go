@@ -24,7 +24,10 @@ import (
 // TCP socket was connected. A restore (Names.ReopenHost) listens on the
 // same address and port again, binds UDP sockets again, and gives a
 // connection that was established (or being established) a fresh socket
-// whose next call fails with ECONNRESET, as if its peer had reset it.
+// whose next call fails with ECONNRESET, as if its peer had reset it. A
+// live migration's source frees its ports for the target, which may be
+// this host, after saving its state (ReleaseHostPorts) and takes them back
+// if the migration fails (ReclaimHostPorts).
 
 // ErrHostSocket means a host socket of a restored sandbox could not be
 // made again (its port is taken).
@@ -60,6 +63,12 @@ type hostSock struct {
 	// socket's next call fails with ECONNRESET, then dead is set and the
 	// stream is over (recv 0, send EPIPE). Protected by mu.
 	reset, dead bool
+	// handed marks a socket ReleaseHostPorts closed and reuseLent one
+	// it gave SO_REUSEADDR, until ReclaimHostPorts. Not saved: set only
+	// while a paused sandbox is handed over, after its state was saved.
+	// Exclusive to the caller of those two, the sandbox paused.
+	handed    bool `state:"nosave"`
+	reuseLent bool `state:"nosave"`
 }
 
 // NewHost returns a new host socket: family AF_INET or AF_INET6, typ
@@ -169,13 +178,7 @@ func family(sa []byte) int {
 // listener's or a bound socket's port is taken, and then no host socket
 // is left open.
 func (n *Names) ReopenHost() error {
-	mu.Lock()
-	socks := make([]*Socket, 0, len(n.hosts))
-	for s := range n.hosts {
-		socks = append(socks, s)
-	}
-	mu.Unlock()
-	slices.SortFunc(socks, func(a, b *Socket) int { return int(a.ino - b.ino) })
+	socks := n.hostSockets()
 	for i, s := range socks {
 		if err := s.reopenHost(); err != nil {
 			for _, o := range socks[:i] {
@@ -185,6 +188,82 @@ func (n *Names) ReopenHost() error {
 		}
 	}
 	return nil
+}
+
+// hostSockets returns n's host sockets, oldest first.
+func (n *Names) hostSockets() []*Socket {
+	mu.Lock()
+	socks := make([]*Socket, 0, len(n.hosts))
+	for s := range n.hosts {
+		socks = append(socks, s)
+	}
+	mu.Unlock()
+	slices.SortFunc(socks, func(a, b *Socket) int { return int(a.ino - b.ino) })
+	return socks
+}
+
+// ReleaseHostPorts frees the host ports of a paused sandbox whose state
+// was just saved, so that a migration's target on this host can bind them
+// (ReopenHost): it closes the listeners and the bound UDP sockets, and
+// gives the TCP connections it leaves open SO_REUSEADDR (a connection
+// accepted from a listener holds the listener's port, and a bind of it
+// passes only if both ends of the conflict have SO_REUSEADDR). The
+// connections of the listeners' accept queues are reset. ReclaimHostPorts
+// undoes it when the sandbox runs on here.
+//
+// Preconditions: the sandbox is paused and stays paused until
+// ReclaimHostPorts or its end; its state was saved since its last run.
+func (n *Names) ReleaseHostPorts() {
+	for _, s := range n.hostSockets() {
+		h := s.host
+		if !h.live {
+			continue
+		}
+		switch {
+		case s.typ == Stream && h.listening, s.typ == Dgram && h.addr != nil:
+			s.closeHost()
+			h.handed = true
+		case s.typ == Stream:
+			if hostIntOpt(h.fd, unix.SOL_SOCKET, unix.SO_REUSEADDR) == 0 {
+				hostSetsockopt(h.fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, int32Bytes(1))
+				h.reuseLent = true
+			}
+		}
+	}
+}
+
+// ReclaimHostPorts makes again the host sockets ReleaseHostPorts closed,
+// as a restore does (the listeners' accept queues are empty), and takes
+// back the SO_REUSEADDR it lent. A socket whose port was taken meanwhile
+// fails its next call with ECONNRESET, as a connection a restore could
+// not bring back; the error names every such port.
+//
+// Preconditions: as ReleaseHostPorts, which ran.
+func (n *Names) ReclaimHostPorts() error {
+	socks := n.hostSockets()
+	var errs []error
+	for _, s := range socks {
+		h := s.host
+		if !h.handed {
+			continue
+		}
+		h.handed = false
+		if err := s.reopenHost(); err != nil {
+			errs = append(errs, err)
+			mu.Lock()
+			h.reset = true
+			mu.Unlock()
+		}
+	}
+	// Only now: the binds above pass the connections' ports because
+	// they still have SO_REUSEADDR.
+	for _, s := range socks {
+		if h := s.host; h.reuseLent {
+			hostSetsockopt(h.fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, int32Bytes(0))
+			h.reuseLent = false
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // closeHost closes a reopened host socket again (a failed restore).
@@ -228,16 +307,18 @@ func (s *Socket) rebindHost(fd int) error {
 	}
 	switch {
 	case s.typ == Stream && h.listening:
-		// SO_REUSEADDR for the bind only: the old listener's closed
-		// connections may linger on the port.
+		// SO_REUSEADDR for the bind and the listen (which checks the
+		// port again) only: the old listener's closed connections may
+		// linger on the port, and a migration's source may still hold
+		// connections on it (ReleaseHostPorts).
 		hostSetsockopt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, int32Bytes(1))
 		if err := hostBind(fd, h.addr); err != nil {
 			return fmt.Errorf("%w: listening %s %s: %v", ErrHostSocket, proto, sockaddrString(h.addr), err)
 		}
-		hostSetsockopt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, int32Bytes(int32(b2i(h.reuseAddr))))
 		if err := unix.Listen(fd, int(h.backlog)); err != nil {
 			return fmt.Errorf("%w: listening %s %s: %v", ErrHostSocket, proto, sockaddrString(h.addr), err)
 		}
+		hostSetsockopt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, int32Bytes(int32(b2i(h.reuseAddr))))
 	case s.typ == Stream && h.peer != nil:
 		h.reset = true
 	case s.typ == Dgram && h.addr != nil:

@@ -2,6 +2,7 @@ package socket
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,5 +91,88 @@ func TestHostWaitsInterrupted(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Errorf("blocked recv = %v, want \"hi\"", err)
+	}
+}
+
+// TestReleaseHostPorts: ReleaseHostPorts frees a saved listener's port
+// (the host lets another socket bind it) and ReclaimHostPorts listens on
+// it again; a port taken in between fails the reclaim with ErrHostSocket
+// naming it, and the listener's next call with ECONNRESET.
+func TestReleaseHostPorts(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		taken bool
+		conn  bool // a connection accepted from the listener stays open
+	}{
+		{name: "free"},
+		{name: "free with a connection", conn: true},
+		{name: "taken", taken: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			names := NewNames()
+			l, addr := hostListener(t, names)
+			defer l.Release()
+			if tc.conn {
+				c, err := NewHost(names, unix.AF_INET, Stream, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Release()
+				if err := c.ConnectInet(nil, addr, false); err != nil {
+					t.Fatalf("connect = %v", err)
+				}
+				f, _, err := l.Accept(nil, false, 0)
+				if err != nil {
+					t.Fatalf("accept = %v", err)
+				}
+				defer f.DecRef()
+				Of(f).host.beforeSave()
+				c.host.beforeSave()
+			}
+			l.host.beforeSave() // what a save records
+			names.ReleaseHostPorts()
+			other, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(other)
+			// As a restore binds a listener again.
+			hostSetsockopt(other, unix.SOL_SOCKET, unix.SO_REUSEADDR, int32Bytes(1))
+			if err := hostBind(other, addr); err != nil {
+				t.Fatalf("bind of the released port %s = %v, want it free", sockaddrString(addr), err)
+			}
+			if err := unix.Listen(other, 1); err != nil {
+				t.Fatalf("listen on the released port %s = %v", sockaddrString(addr), err)
+			}
+			if !tc.taken {
+				unix.Close(other)
+			}
+			err = names.ReclaimHostPorts()
+			if tc.taken {
+				if !errors.Is(err, ErrHostSocket) || !strings.Contains(err.Error(), sockaddrString(addr)) {
+					t.Errorf("ReclaimHostPorts on a taken port = %v, want ErrHostSocket naming %s", err, sockaddrString(addr))
+				}
+				if _, _, err := l.Accept(nil, true, 0); !errors.Is(err, unix.ECONNRESET) {
+					t.Errorf("accept on the lost listener = %v, want ECONNRESET", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ReclaimHostPorts = %v", err)
+			}
+			c, err := NewHost(names, unix.AF_INET, Stream, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Release()
+			if err := c.ConnectInet(nil, addr, false); err != nil {
+				t.Fatalf("connect to the reclaimed listener = %v", err)
+			}
+			f, _, err := l.Accept(nil, false, 0)
+			if err != nil {
+				t.Fatalf("accept on the reclaimed listener = %v", err)
+			}
+			f.DecRef()
+		})
 	}
 }

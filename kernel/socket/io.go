@@ -60,6 +60,33 @@ func (s *Socket) Send(f *vfs.File, cancel <-chan struct{}, src []byte, a SendArg
 	if s.nl != nil {
 		return s.sendNetlink(src, a)
 	}
+	return s.sendSeq(f, cancel, vfs.Bytes(src), a)
+}
+
+// DirectIO reports whether SendSeq and RecvSeq copy straight between the
+// caller's IOSeq and the socket's queues: true for every socket of the
+// sentry's own, false for host and netlink sockets, which stage the
+// bytes in a buffer first.
+func (s *Socket) DirectIO() bool { return s.host == nil && s.nl == nil }
+
+// SendSeq is Send from an IOSeq: a stream send copies each part of src
+// straight into the message that queues it at the peer, a datagram send
+// into its datagram.
+func (s *Socket) SendSeq(f *vfs.File, cancel <-chan struct{}, src vfs.IOSeq, a SendArgs) (int, error) {
+	if !s.DirectIO() {
+		b, ok := src.(vfs.Bytes)
+		if !ok {
+			b = make([]byte, src.Len())
+			if err := src.CopyIn(0, b); err != nil {
+				return 0, err
+			}
+		}
+		return s.Send(f, cancel, b, a)
+	}
+	return s.sendSeq(f, cancel, src, a)
+}
+
+func (s *Socket) sendSeq(f *vfs.File, cancel <-chan struct{}, src vfs.IOSeq, a SendArgs) (int, error) {
 	nonblock := a.Flags&unix.MSG_DONTWAIT != 0 || (f != nil && f.Nonblocking())
 	if len(a.Rights) > maxRights {
 		return 0, unix.EINVAL
@@ -68,7 +95,16 @@ func (s *Socket) Send(f *vfs.File, cancel <-chan struct{}, src []byte, a SendArg
 		return s.sendStream(cancel, src, a, nonblock)
 	}
 	if s.inet != nil {
-		return s.sendUDP(src, a)
+		// One datagram of at most 64 KiB: copied here, and sendUDP
+		// sees a length past its limit as one.
+		b, ok := src.(vfs.Bytes)
+		if !ok {
+			b = make([]byte, min(src.Len(), max(maxUDP4, maxUDP6)+1))
+			if err := src.CopyIn(0, b); err != nil {
+				return 0, err
+			}
+		}
+		return s.sendUDP(b, a)
 	}
 	return s.sendDgram(cancel, src, a, nonblock)
 }
@@ -109,7 +145,12 @@ func (to *Socket) deliverLocked(m *message) {
 	to.notifyLocked()
 }
 
-func (s *Socket) sendStream(cancel <-chan struct{}, src []byte, a SendArgs, nonblock bool) (int, error) {
+// sendStream queues src at the peer in messages of at most half the
+// window. Each message's bytes are copied from src without mu held (src
+// may be the application's memory, whose access may take time), charged
+// to s meanwhile as Linux charges a buffer when it allocates it; the
+// socket's state is checked again before the message is queued.
+func (s *Socket) sendStream(cancel <-chan struct{}, src vfs.IOSeq, a SendArgs, nonblock bool) (int, error) {
 	if a.To != nil {
 		mu.Lock()
 		st := s.state
@@ -119,39 +160,49 @@ func (s *Socket) sendStream(cancel <-chan struct{}, src []byte, a SendArgs, nonb
 		}
 		return 0, unix.EOPNOTSUPP
 	}
+	size := src.Len()
 	sent := 0
 	first := true
 	_, dl := s.timeouts()
 	for {
 		mu.Lock()
-		p := s.peer
-		if s.inet != nil {
-			if done, err := s.tcpSendCheckLocked(len(src) - sent); done || err != nil {
-				mu.Unlock()
-				if err != nil {
-					return partial(sent, err)
-				}
-				return len(src), nil
+		if done, err := s.streamSendableLocked(size - sent); done || err != nil {
+			mu.Unlock()
+			if err != nil {
+				return partial(sent, err)
 			}
+			return size, nil
 		}
-		switch {
-		case s.state != stateConnected || p == nil:
-			mu.Unlock()
-			return partial(sent, unix.ENOTCONN)
-		case s.shutdown&sendShutdown != 0 || p.released || (s.inet == nil && p.shutdown&rcvShutdown != 0):
-			mu.Unlock()
-			return partial(sent, unix.EPIPE)
-		}
-		if sent == len(src) {
+		if sent == size {
 			// Done, or nothing to send: Linux queues nothing for an
 			// empty write (and no files with it) and returns 0.
 			mu.Unlock()
 			return sent, nil
 		}
 		if window := s.windowLocked(); s.wmem < window {
-			n := min(len(src)-sent, max(window/2-64, 1))
+			n := min(size-sent, max(window/2-64, 1))
+			s.wmem += n + msgOverhead
+			mu.Unlock()
 			data := newStreamData(n)
-			copy(data, src[sent:])
+			err := src.CopyIn(sent, data)
+			mu.Lock()
+			s.wmem -= n + msgOverhead
+			done := false
+			if err == nil {
+				done, err = s.streamSendableLocked(size - sent)
+			}
+			if done || err != nil {
+				if s.writableLocked() {
+					s.notifyLocked()
+				}
+				mu.Unlock()
+				freeStreamData(data)
+				if err != nil {
+					return partial(sent, err)
+				}
+				return size, nil
+			}
+			p := s.peer
 			p.deliverLocked(s.newMessageLocked(p, data, &a, first))
 			first = false
 			sent += n
@@ -169,6 +220,26 @@ func (s *Socket) sendStream(cancel <-chan struct{}, src []byte, a SendArgs, nonb
 	}
 }
 
+// streamSendableLocked checks that s may queue more bytes at its stream
+// peer, left of them still to send: done (with no error) when a TCP send
+// to a closed peer takes them all (tcpSendCheckLocked).
+// Preconditions: mu is held.
+func (s *Socket) streamSendableLocked(left int) (done bool, err error) {
+	p := s.peer
+	if s.inet != nil {
+		if done, err := s.tcpSendCheckLocked(left); done || err != nil {
+			return done, err
+		}
+	}
+	switch {
+	case s.state != stateConnected || p == nil:
+		return false, unix.ENOTCONN
+	case s.shutdown&sendShutdown != 0 || p.released || (s.inet == nil && p.shutdown&rcvShutdown != 0):
+		return false, unix.EPIPE
+	}
+	return false, nil
+}
+
 // partial returns n if something was transferred, else err.
 func partial(n int, err error) (int, error) {
 	if n > 0 {
@@ -177,7 +248,7 @@ func partial(n int, err error) (int, error) {
 	return 0, err
 }
 
-func (s *Socket) sendDgram(cancel <-chan struct{}, src []byte, a SendArgs, nonblock bool) (int, error) {
+func (s *Socket) sendDgram(cancel <-chan struct{}, src vfs.IOSeq, a SendArgs, nonblock bool) (int, error) {
 	to := a.To
 	if s.typ == SeqPacket {
 		to = nil
@@ -204,8 +275,14 @@ func (s *Socket) sendDgram(cancel <-chan struct{}, src []byte, a SendArgs, nonbl
 		}
 		dst = d
 	}
-	if len(src) > s.sndbufNow()-32 {
+	if src.Len() > s.sndbufNow()-32 {
 		return 0, unix.EMSGSIZE
+	}
+	// Copied before the destination is checked, as Linux's
+	// unix_dgram_sendmsg.
+	data := make([]byte, src.Len())
+	if err := src.CopyIn(0, data); err != nil {
+		return 0, err
 	}
 	_, dl := s.timeouts()
 	for {
@@ -228,11 +305,9 @@ func (s *Socket) sendDgram(cancel <-chan struct{}, src []byte, a SendArgs, nonbl
 		}
 		ownFull := s.wmem >= s.sndbuf
 		if !ownFull && (d.peer == s || len(d.queue) <= maxDgramQlen) {
-			data := make([]byte, len(src))
-			copy(data, src)
 			d.deliverLocked(s.newMessageLocked(d, data, &a, true))
 			mu.Unlock()
-			return len(src), nil
+			return len(data), nil
 		}
 		// Wait for what is full: s's buffer (its messages consumed) or
 		// d's queue (d's messages consumed).
@@ -284,6 +359,32 @@ func (s *Socket) Recv(f *vfs.File, cancel <-chan struct{}, dst []byte, a RecvArg
 	if s.host != nil {
 		return s.recvHost(f, cancel, dst, a)
 	}
+	return s.recvSeq(f, cancel, vfs.Bytes(dst), a)
+}
+
+// RecvSeq is Recv into an IOSeq: a receive copies straight from the
+// queued messages into dst. Bytes that cannot be copied there (a bad
+// address) stay queued for a stream socket; a datagram is dropped, as
+// Linux does.
+func (s *Socket) RecvSeq(f *vfs.File, cancel <-chan struct{}, dst vfs.IOSeq, a RecvArgs) (RecvResult, error) {
+	if s.host == nil {
+		return s.recvSeq(f, cancel, dst, a)
+	}
+	b, ok := dst.(vfs.Bytes)
+	if !ok {
+		b = make([]byte, dst.Len())
+	}
+	r, err := s.recvHost(f, cancel, b, a)
+	if err == nil && !ok {
+		if err := dst.CopyOut(0, b[:r.N]); err != nil {
+			dropRights(r.Rights)
+			return RecvResult{}, err
+		}
+	}
+	return r, err
+}
+
+func (s *Socket) recvSeq(f *vfs.File, cancel <-chan struct{}, dst vfs.IOSeq, a RecvArgs) (RecvResult, error) {
 	nonblock := a.Flags&unix.MSG_DONTWAIT != 0 || (f != nil && f.Nonblocking())
 	if s.typ == Stream {
 		r, err := s.recvStream(cancel, dst, a.Flags, nonblock)
@@ -295,7 +396,10 @@ func (s *Socket) Recv(f *vfs.File, cancel <-chan struct{}, dst []byte, a RecvArg
 	return s.recvDgram(cancel, dst, a.Flags, nonblock)
 }
 
-func (s *Socket) recvDgram(cancel <-chan struct{}, dst []byte, flags int, nonblock bool) (RecvResult, error) {
+// recvDgram takes the first datagram off the queue (or peeks at it) and
+// copies it into dst without mu held: a datagram's bytes are its own, not
+// a pooled buffer, and stay valid after it left the queue.
+func (s *Socket) recvDgram(cancel <-chan struct{}, dst vfs.IOSeq, flags int, nonblock bool) (RecvResult, error) {
 	dl, _ := s.timeouts()
 	for {
 		mu.Lock()
@@ -306,12 +410,13 @@ func (s *Socket) recvDgram(cancel <-chan struct{}, dst []byte, flags int, nonblo
 		if len(s.queue) > 0 {
 			m := s.queue[0]
 			r := RecvResult{From: m.from, Len: len(m.data)}
-			r.N = copy(dst, m.data)
+			r.N = min(dst.Len(), len(m.data))
 			r.Truncated = r.N < len(m.data)
 			if flags&unix.MSG_TRUNC == 0 {
 				r.Len = r.N
 			}
 			r.Cred = s.credOfLocked(m)
+			data := m.data
 			if flags&unix.MSG_PEEK != 0 {
 				for _, f := range m.rights {
 					f.IncRef()
@@ -327,6 +432,10 @@ func (s *Socket) recvDgram(cancel <-chan struct{}, dst []byte, flags int, nonblo
 				s.notifyLocked()
 			}
 			mu.Unlock()
+			if err := dst.CopyOut(0, data[:r.N]); err != nil {
+				dropRights(r.Rights)
+				return RecvResult{}, err
+			}
 			return r, nil
 		}
 		if err := s.takeErrLocked(); err != nil {
@@ -373,30 +482,46 @@ func (s *Socket) takeErrLocked() error {
 	return err
 }
 
-func (s *Socket) recvStream(cancel <-chan struct{}, dst []byte, flags int, nonblock bool) (RecvResult, error) {
+// recvStream reads queued stream data into dst. It holds readMu while it
+// copies, with mu released around each copy (dst may be the application's
+// memory), so that no other reader consumes, and frees, the data it is
+// copying.
+func (s *Socket) recvStream(cancel <-chan struct{}, dst vfs.IOSeq, flags int, nonblock bool) (RecvResult, error) {
 	var r RecvResult
+	size := dst.Len()
 	target := 1
 	// TCP waits for the whole length also when peeking (each round peeks
 	// from the start again); a Unix socket does not.
 	peekAll := s.inet != nil && flags&unix.MSG_PEEK != 0
 	if flags&unix.MSG_WAITALL != 0 && (flags&unix.MSG_PEEK == 0 || peekAll) {
-		target = len(dst)
+		target = size
 	}
 	dl, _ := s.timeouts()
 	for {
 		if peekAll {
 			r = RecvResult{}
 		}
+		s.readMu.Lock()
 		mu.Lock()
 		if s.state != stateConnected {
 			mu.Unlock()
+			s.readMu.Unlock()
 			if s.inet != nil {
 				return r, unix.ENOTCONN
 			}
 			return r, unix.EINVAL
 		}
-		stop := s.readStreamLocked(&r, dst, flags)
-		if stop || r.N >= target || r.N == len(dst) {
+		stop, err := s.readStreamLocked(&r, dst, flags)
+		s.readMu.Unlock()
+		if err != nil {
+			mu.Unlock()
+			if r.N > 0 {
+				r.Len = r.N
+				return r, nil
+			}
+			return r, err
+		}
+		if stop || r.N >= target || r.N == size {
 			mu.Unlock()
 			r.Len = r.N
 			return r, nil
@@ -427,7 +552,7 @@ func (s *Socket) recvStream(cancel <-chan struct{}, dst []byte, flags int, nonbl
 				return r, nil
 			}
 			if r.N > 0 {
-				s.unread(dst[:r.N], r)
+				s.unread(dst, r)
 			}
 			return RecvResult{}, err
 		}
@@ -438,9 +563,16 @@ func (s *Socket) recvStream(cancel <-chan struct{}, dst []byte, flags int, nonbl
 // MSG_WAITALL receive took (bytes, files, credentials), so that the call
 // restarts with them: a save in the middle of such a receive is invisible.
 // (Linux returns the bytes read so far to a signal handler; this returns
-// EINTR then, with nothing lost.)
-func (s *Socket) unread(data []byte, r RecvResult) {
-	m := &message{data: append([]byte(nil), data...), from: r.From, rights: r.Rights, cred: r.Cred}
+// EINTR then, with nothing lost.) The bytes are read back from dst, where
+// the receive put them; if that fails they are lost.
+func (s *Socket) unread(dst vfs.IOSeq, r RecvResult) {
+	data := make([]byte, r.N)
+	if err := dst.CopyIn(0, data); err != nil {
+		data = nil
+	}
+	m := &message{data: data, from: r.From, rights: r.Rights, cred: r.Cred}
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
 	mu.Lock()
 	defer mu.Unlock()
 	s.queue = append([]*message{m}, s.queue...)
@@ -451,23 +583,39 @@ func (s *Socket) unread(data []byte, r RecvResult) {
 // readStreamLocked copies queued stream data into dst after r.N bytes, as
 // Linux's unix_stream_read_generic: it stops after a message that carried
 // files, and does not join messages with different credentials when s has
-// SO_PASSCRED. It reports whether the read must end here.
-// Preconditions: mu is held.
-func (s *Socket) readStreamLocked(r *RecvResult, dst []byte, flags int) bool {
+// SO_PASSCRED. It reports whether the read must end here, and the error
+// of a copy that failed (the bytes it was to copy stay queued).
+// Preconditions: mu and readMu are held; mu is released around each copy.
+func (s *Socket) readStreamLocked(r *RecvResult, dst vfs.IOSeq, flags int) (bool, error) {
 	peek := flags&unix.MSG_PEEK != 0
-	for i := 0; i < len(s.queue) && r.N < len(dst); i++ {
+	size := dst.Len()
+	for i := 0; i < len(s.queue) && r.N < size; i++ {
 		m := s.queue[i]
 		if s.passcred {
 			c := s.credOfLocked(m)
 			if r.Cred != nil && *r.Cred != *c {
-				return true
+				return true, nil
 			}
 			r.Cred = c
 		}
 		if r.From == nil {
 			r.From = m.from
 		}
-		n := copy(dst[r.N:], m.data[m.off:])
+		n := min(size-r.N, len(m.data)-m.off)
+		if n > 0 {
+			// readMu keeps m's bytes from being consumed; writers
+			// only append to the queue.
+			chunk := m.data[m.off : m.off+n]
+			mu.Unlock()
+			err := dst.CopyOut(r.N, chunk)
+			mu.Lock()
+			if err != nil {
+				return true, err
+			}
+			if s.released || i >= len(s.queue) || s.queue[i] != m {
+				return true, nil // purged meanwhile (the socket's release)
+			}
+		}
 		r.N += n
 		hadRights := len(m.rights) > 0
 		if peek {
@@ -476,7 +624,7 @@ func (s *Socket) readStreamLocked(r *RecvResult, dst []byte, flags int) bool {
 			}
 			r.Rights = append(r.Rights, m.rights...)
 			if hadRights {
-				return true
+				return true, nil
 			}
 			continue
 		}
@@ -485,7 +633,7 @@ func (s *Socket) readStreamLocked(r *RecvResult, dst []byte, flags int) bool {
 		r.Rights = append(r.Rights, m.rights...)
 		m.rights = nil
 		if m.off < len(m.data) {
-			return true
+			return true, nil
 		}
 		m.uncharge()
 		freeStreamData(m.data)
@@ -495,10 +643,10 @@ func (s *Socket) readStreamLocked(r *RecvResult, dst []byte, flags int) bool {
 		i = -1
 		s.notifyLocked()
 		if hadRights {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 // windowLocked is how many bytes s may have queued at its stream peer

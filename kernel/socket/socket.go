@@ -136,6 +136,12 @@ type Socket struct {
 	// immutable.
 	nl *netlinkState
 
+	// readMu is held by a stream receive while it copies queued bytes
+	// out, with mu released: readers of one socket take turns, as
+	// Linux's iolock. Taken before mu. Not saved: no receive copies at
+	// save time.
+	readMu sync.Mutex `state:"nosave"`
+
 	// changed is closed (and replaced) when the socket's state, queue or
 	// buffer space changes, if watched. Not saved: nobody waits at save
 	// time (every wait is interrupted first). Protected by mu.
@@ -440,12 +446,33 @@ func (s *Socket) Ioctl(_ *vfs.File, cmd uint32, arg []byte) (int, error) {
 // Read implements vfs.Impl: recv without flags.
 func (s *Socket) Read(f *vfs.File, cancel <-chan struct{}, dst []byte) (int, error) {
 	r, err := s.Recv(f, cancel, dst, RecvArgs{})
+	dropRights(r.Rights)
 	return r.N, err
 }
 
 // Write implements vfs.Impl: send without flags.
 func (s *Socket) Write(f *vfs.File, cancel <-chan struct{}, src []byte) (int, error) {
 	return s.Send(f, cancel, src, SendArgs{})
+}
+
+// ReadSeq implements vfs.SeqImpl: recv without flags.
+func (s *Socket) ReadSeq(f *vfs.File, cancel <-chan struct{}, dst vfs.IOSeq) (int, error) {
+	r, err := s.RecvSeq(f, cancel, dst, RecvArgs{})
+	dropRights(r.Rights)
+	return r.N, err
+}
+
+// dropRights closes files received by a read(2), which takes no control
+// messages, as Linux does.
+func dropRights(files []*vfs.File) {
+	for _, f := range files {
+		f.DecRef()
+	}
+}
+
+// WriteSeq implements vfs.SeqImpl: send without flags.
+func (s *Socket) WriteSeq(f *vfs.File, cancel <-chan struct{}, src vfs.IOSeq) (int, error) {
+	return s.SendSeq(f, cancel, src, SendArgs{})
 }
 
 // Poll bits x/sys/unix does not name.

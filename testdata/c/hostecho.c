@@ -7,7 +7,9 @@
  * connection established when the sandbox was saved fails with
  * ECONNRESET after a restore). With "udp [PORT]" it also binds a UDP
  * socket on 127.0.0.1 at PORT (or one the system picks; printed as "udp
- * N") that answers each datagram with "echo: " and the datagram.
+ * N") that answers each datagram with "echo: " and the datagram. A first
+ * argument "noreuse" leaves SO_REUSEADDR off the listener (and so off the
+ * connections it accepts).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -22,13 +24,15 @@
 
 #define MAXFD 64
 
+static int reuse = 1;
+
 static int bound_socket(int type, int port)
 {
 	int s = socket(AF_INET, type, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t l = sizeof a;
 	int one = 1;
-	if (s < 0 || setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	if (s < 0 || ((reuse || type != SOCK_STREAM) && setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) ||
 	    bind(s, (struct sockaddr *)&a, sizeof a) < 0 || getsockname(s, (struct sockaddr *)&a, &l) < 0) {
 		perror("socket");
 		return -1;
@@ -49,6 +53,11 @@ static const char *ename(int e)
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc > 1 && strcmp(argv[1], "noreuse") == 0) {
+		reuse = 0;
+		argv++;
+		argc--;
+	}
 	struct pollfd fds[MAXFD];
 	int n = 0;
 	int l = bound_socket(SOCK_STREAM, 0);
