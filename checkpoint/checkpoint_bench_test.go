@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"snapshotter/internal/ctest"
+	"snapshotter/storage"
 )
 
 // memWorkload fills N MiB with interleaved zero pages and compressible data
@@ -114,7 +115,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 					d, _ := time.ParseDuration(string(m[1]))
 					pauseT += d
 				}
-				imageBytes += dirSize(filepath.Join(e.dir, "data", "snap", "images", fmt.Sprintf("img%d", i)))
+				imageBytes += imageSize(b, filepath.Join(e.dir, "data", "snap", "images", fmt.Sprintf("img%d", i)))
 
 				rout := filepath.Join(e.dir, fmt.Sprintf("r%d", i))
 				start = time.Now()
@@ -174,13 +175,18 @@ func waitLinesB(b *testing.B, path string, n int) {
 	}
 }
 
-func dirSize(dir string) int64 {
-	var n int64
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if fi, err := e.Info(); err == nil {
-			n += fi.Size()
-		}
+// imageSize returns the bytes the image in dir needs: its manifest, its
+// state blob and index, and the stored bytes of every chunk it references
+// (which the store keeps outside the image's directory, under .chunks).
+func imageSize(b *testing.B, dir string) int64 {
+	b.Helper()
+	mb, err := os.ReadFile(filepath.Join(dir, "manifest"))
+	if err != nil {
+		b.Fatal(err)
 	}
-	return n
+	m, err := storage.ParseManifest(mb)
+	if err != nil {
+		b.Fatalf("%s: %v", dir, err)
+	}
+	return int64(len(mb)) + m.StoredSize()
 }
