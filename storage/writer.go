@@ -68,6 +68,9 @@ type Writer struct {
 	// checkParent, set when opts.Parent is, checks again at commit that
 	// the parent is still the image the child names.
 	checkParent func(ctx context.Context) error
+	// checkReplaced, set with opts.ReplaceDigest, checks at commit that
+	// the image replaced is still the one read.
+	checkReplaced func(ctx context.Context) error
 
 	// mu protects done and the first pipeline error.
 	mu   sync.Mutex
@@ -300,7 +303,7 @@ func (w *Writer) startMemory() error {
 		// memory pages.
 		w.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(w.opts.Level)),
 			zstd.WithEncoderConcurrency(w.workers), zstd.WithWindowSize(ChunkSpan),
-			zstd.WithEncoderCRC(false), zstd.WithNoEntropyCompression(w.opts.Level <= 3))
+			zstd.WithEncoderCRC(false), zstd.WithNoEntropyCompression(w.opts.Level <= 3 && !w.opts.Entropy))
 		if err != nil {
 			err = fmt.Errorf("write memory of %s: %w", w.uri, err)
 			w.setErr(err)
@@ -824,6 +827,11 @@ func (w *Writer) commit() (*Manifest, error) {
 	}
 	if w.checkParent != nil {
 		if err := w.checkParent(w.ctx); err != nil {
+			return nil, fmt.Errorf("commit %s: %w", w.uri, err)
+		}
+	}
+	if w.checkReplaced != nil {
+		if err := w.checkReplaced(w.ctx); err != nil {
 			return nil, fmt.Errorf("commit %s: %w", w.uri, err)
 		}
 	}
