@@ -31,8 +31,9 @@ import (
 //     is never written by the loader later) loads the chunks it covers
 //     first;
 //   - a save first loads everything (MemoryFile.waitLoaded);
-//   - a background loader loads the rest in chunk order, in batches,
-//     from the moment the program first returns to the sentry (or
+//   - a background loader loads the rest in chunk order (in one stream
+//     through LazyMemory.Stream, else in batches through Load), from the
+//     moment the program first returns to the sentry (or
 //     lazyKickWait after the start, if it has not by then): until then
 //     it would take the CPUs the program's start needs (a task goroutine
 //     coming back from a stub waits for a P behind the decoders).
