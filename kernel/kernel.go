@@ -356,6 +356,12 @@ type Kernel struct {
 	// (OnFirstSwitch). Not saved: it times one restore. Accessed
 	// atomically.
 	firstSwitch atomic.Pointer[func()] `state:"nosave"`
+	// lazyKick, set by a lazy restore whose background loader waits for
+	// the program to run (lazyLoad.attach), is taken by the first task
+	// goroutine whose application returns to the sentry, which lets the
+	// loader start (lazyLoad.kick). Not saved: it belongs to one
+	// restore. Accessed atomically.
+	lazyKick atomic.Pointer[lazyLoad] `state:"nosave"`
 
 	// unimplMu protects unimplLogged.
 	unimplMu sync.Mutex `state:"nosave"`

@@ -31,7 +31,12 @@ import (
 //     is never written by the loader later) loads the chunks it covers
 //     first;
 //   - a save first loads everything (MemoryFile.waitLoaded);
-//   - a background loader loads the rest in chunk order, in batches.
+//   - a background loader loads the rest in chunk order (in one stream
+//     through LazyMemory.Stream, else in batches through Load), from the
+//     moment the program first returns to the sentry (or
+//     lazyKickWait after the start, if it has not by then): until then
+//     it would take the CPUs the program's start needs (a task goroutine
+//     coming back from a stub waits for a P behind the decoders).
 //
 // When the last chunk is loaded, MemoryFile.lazy is cleared (no cost
 // afterwards), every address space is mapped in full again and its pages
@@ -71,6 +76,15 @@ type LazyMemory struct {
 	// (the sandbox ended) and not wait for ever on a store that stopped
 	// answering: its error kills the sandbox.
 	Load func(ctx context.Context, idx []int, w *MemoryLoader, loaded func(i int)) error
+
+	// Stream, if set, is what the background loader uses instead of Load
+	// in batches: one call for every chunk not claimed when it starts
+	// (idx, ascending), read and decoded as an eager restore does, where
+	// chunk i is written only if claim(i), called just before, returns
+	// true (false: it was touched and loaded meanwhile, and is skipped),
+	// and loaded(i) follows the write. Its error kills the sandbox, as
+	// Load's.
+	Stream func(ctx context.Context, idx []int, w *MemoryLoader, claim func(i int) bool, loaded func(i int)) error
 
 	// Done, if set, is called once, on a goroutine of its own, when the
 	// load has ended: everything loaded (Err nil), the load failed (the
@@ -120,6 +134,11 @@ const (
 	lazyWorkers = 4
 )
 
+// lazyKickWait is how long the background loader waits for the program
+// to first return to the sentry before it starts anyway (a program blocked
+// in a system call at the save may not return for a long time).
+const lazyKickWait = 100 * time.Millisecond
+
 // lazyLoad is a lazy load in progress (see the top of this file).
 type lazyLoad struct {
 	lm *LazyMemory
@@ -164,6 +183,10 @@ type lazyLoad struct {
 	// started is set once the background loader runs. Accessed
 	// atomically.
 	started atomic.Bool
+	// kicked is closed (once, kickOnce) when the program has first run:
+	// the background loader may start.
+	kicked   chan struct{}
+	kickOnce sync.Once
 }
 
 // newLazyLoad prepares a lazy load of lm into w; nothing runs yet.
@@ -186,6 +209,7 @@ func newLazyLoad(lm *LazyMemory, w *MemoryLoader) (*lazyLoad, error) {
 		left:   len(lm.Chunks),
 		done:   make(chan struct{}),
 		bgDone: make(chan struct{}),
+		kicked: make(chan struct{}),
 	}
 	l.cond = sync.NewCond(&l.mu)
 	l.stats.Chunks = len(lm.Chunks)
@@ -248,6 +272,16 @@ func (l *lazyLoad) background() {
 			return
 		}
 	}
+	select {
+	case <-l.kicked:
+	case <-time.After(lazyKickWait):
+	case <-l.ctx.Done():
+		return
+	}
+	if l.lm.Stream != nil {
+		l.stream()
+		return
+	}
 	var (
 		mu   sync.Mutex
 		next int // the first chunk not looked at yet; protected by mu
@@ -284,6 +318,27 @@ func (l *lazyLoad) background() {
 		}()
 	}
 	wg.Wait()
+}
+
+// stream loads every chunk nobody has claimed through LazyMemory.Stream,
+// claiming each one just before it is written, so that a first touch
+// never waits for the stream to reach a chunk it has claimed.
+func (l *lazyLoad) stream() {
+	var idx []int
+	for i := range l.chunks {
+		if l.state[i].Load() == chunkUnloaded {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 || l.failed() != nil {
+		return
+	}
+	claim := func(i int) bool {
+		return i >= 0 && i < len(l.state) && l.failed() == nil && l.state[i].CompareAndSwap(chunkUnloaded, chunkLoading)
+	}
+	if err := l.lm.Stream(l.ctx, idx, l.w, claim, func(i int) { l.loaded(i, loadBackground) }); err != nil {
+		l.fail(err)
+	}
 }
 
 // Who loaded a chunk (lazyLoad.loaded).
@@ -493,15 +548,22 @@ func (l *lazyLoad) loadedAround(off, lo, hi uint64) (uint64, uint64) {
 }
 
 // attach makes k's memory file load lazily through l from now on, unless
-// the working set was everything.
+// the working set was everything; the first task goroutine back from its
+// application kicks the background loader.
 func (l *lazyLoad) attach(k *Kernel) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.onFail, l.onLoaded, l.mf = k.lazyFailed, k.lazyLoaded, k.mf
 	if !l.ended {
 		k.mf.lazy.Store(l)
+		if l.base == nil {
+			k.lazyKick.Store(l)
+		}
 	}
 }
+
+// kick lets the background loader start: the program has run.
+func (l *lazyLoad) kick() { l.kickOnce.Do(func() { close(l.kicked) }) }
 
 // lazyLoader returns the lazy load in progress, or nil.
 func (f *MemoryFile) lazyLoader() *lazyLoad { return f.lazy.Load() }

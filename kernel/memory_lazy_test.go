@@ -33,11 +33,33 @@ type lazyRecorder struct {
 	data  [][]byte
 	bad   int
 	ended chan LazyStats
+	// stream gives the LazyMemory a Stream for the background loader.
+	stream bool
+	// skipped counts the chunks Stream did not write: claimed by a first
+	// touch before it reached them.
+	skipped int
 }
 
 func (lr *lazyRecorder) memory(chunks []LazyChunk, eager []int) *LazyMemory {
 	lr.ended = make(chan LazyStats, 1)
+	var stream func(context.Context, []int, *MemoryLoader, func(int) bool, func(int)) error
+	if lr.stream {
+		stream = func(_ context.Context, idx []int, w *MemoryLoader, claim func(int) bool, loaded func(int)) error {
+			for _, i := range idx {
+				if !claim(i) {
+					lr.skipped++
+					continue
+				}
+				if err := w.WriteRuns(runsOf([]MemoryRange{{Off: chunks[i].Off, Data: lr.data[i]}})); err != nil {
+					return err
+				}
+				loaded(i)
+			}
+			return nil
+		}
+	}
 	return &LazyMemory{
+		Stream: stream,
 		Chunks: chunks,
 		Eager:  eager,
 		Load: func(_ context.Context, idx []int, w *MemoryLoader, loaded func(int)) error {
@@ -79,20 +101,25 @@ func TestRestoreLazy(t *testing.T) {
 		hold       bool
 		bad        int // chunk that fails, -1 for none
 		wantLoaded bool
+		stream     bool // the background loader streams (LazyMemory.Stream)
 	}{
-		{"background", false, -1, true},
-		{"first touch only", true, -1, false}, // the program loads what it touches
-		{"chunk fails", true, len(chunks) / 2, false},
+		{"background", false, -1, true, false},
+		{"background streamed", false, -1, true, true},
+		{"first touch only", true, -1, false, false}, // the program loads what it touches
+		{"chunk fails", true, len(chunks) / 2, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.hold {
 				t.Setenv(lazyHoldEnv, "1h")
 			}
-			lr := &lazyRecorder{data: data, bad: tc.bad}
+			lr := &lazyRecorder{data: data, bad: tc.bad, stream: tc.stream}
 			tm := new(Timings)
 			k, inW, outR := restoreWithPipes(t, state, RestoreOptions{
 				Timings: tm, MemorySize: s.k.mf.Size(), Lazy: lr.memory(chunks, []int{0}),
 			})
+			if k.lazyKick.Load() != k.mf.lazyLoader() {
+				t.Error("after Restore the background loader does not wait for the program's first return to the sentry")
+			}
 			if tc.hold {
 				l := k.mf.lazyLoader()
 				if l == nil {
@@ -153,8 +180,15 @@ func TestRestoreLazy(t *testing.T) {
 			if st.Err != nil || st.Eager != 1 || st.Eager+st.Background+len(st.OnDemand) != len(chunks) {
 				t.Errorf("Done(%+v), want every one of %d chunks loaded, 1 eagerly", st, len(chunks))
 			}
+			if tc.stream && (st.Background == 0 || lr.skipped > len(st.OnDemand)) {
+				t.Errorf("streamed %d chunks and skipped %d with %d loaded on first touch; want some streamed, and only chunks loaded on first touch skipped",
+					st.Background, lr.skipped, len(st.OnDemand))
+			}
 			if k.mf.lazyLoader() != nil {
 				t.Error("the lazy load is still set once everything is loaded")
+			}
+			if k.lazyKick.Load() != nil {
+				t.Error("the background loader's kick is still set once the program has run")
 			}
 			inW.Write([]byte{'x'})
 			if l := <-lines; l != want {

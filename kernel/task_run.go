@@ -99,6 +99,9 @@ func (*runApp) execute(t *Task) taskRunState {
 	if f := t.k.firstSwitch.Load(); f != nil && t.k.firstSwitch.CompareAndSwap(f, nil) {
 		(*f)()
 	}
+	if l := t.k.lazyKick.Load(); l != nil && t.k.lazyKick.CompareAndSwap(l, nil) {
+		l.kick()
+	}
 	info, access := t.scratchInfo, t.scratchAccess
 	t.regs = registers(t.scratch.Regs)
 	t.fp = t.scratch.FP

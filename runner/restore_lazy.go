@@ -101,7 +101,7 @@ func (lr *lazyRestore) memory() *kernel.LazyMemory {
 		lr.units = append(lr.units, i)
 		lc = append(lc, kernel.LazyChunk{Off: c.Offset, Len: uint64(c.Span)})
 	}
-	return &kernel.LazyMemory{Chunks: lc, Eager: lr.o.workingSet, Load: lr.load, Done: lr.ended}
+	return &kernel.LazyMemory{Chunks: lc, Eager: lr.o.workingSet, Load: lr.load, Stream: lr.stream, Done: lr.ended}
 }
 
 // load reads the kernel's chunks idx (with their patches) and writes
@@ -131,6 +131,49 @@ func (lr *lazyRestore) load(ctx context.Context, idx []int, w *kernel.MemoryLoad
 			// The chunk's last record: its patch, if it has one, was
 			// written after it on this goroutine.
 			loaded(lr.unitOf[i])
+		}
+		return err
+	})
+}
+
+// stream is the background loader's read of the kernel's chunks idx
+// (kernel.LazyMemory.Stream): one ReadChunkRuns, decoded in parallel as an
+// eager restore's, where a chunk is written only if claim says that no
+// first touch loaded it meanwhile. A chunk and its patch are put on one
+// goroutine, base first: the base's claim decides for both.
+func (lr *lazyRestore) stream(ctx context.Context, idx []int, w *kernel.MemoryLoader, claim func(int) bool, loaded func(int)) error {
+	chunks := lr.img.Chunks()
+	recs := make([]int, 0, len(idx))
+	for _, u := range idx {
+		if u < 0 || u >= len(lr.units) {
+			return fmt.Errorf("lazy restore of %s: chunk %d of %d: %w", lr.uri, u, len(lr.units), storage.ErrInvalidArgument)
+		}
+		i := lr.units[u]
+		recs = append(recs, i)
+		if i+1 < len(chunks) && chunks[i+1].IsPatch() {
+			recs = append(recs, i+1)
+		}
+	}
+	// claimed[u] is written and read by the goroutine that puts unit u's
+	// records (ReadChunkRuns puts a base and its patch on one).
+	claimed := make([]bool, len(lr.units))
+	return lr.img.ReadChunkRuns(ctx, recs, func(i int, runs []storage.PageRun) error {
+		u := lr.unitOf[i]
+		if !chunks[i].IsPatch() {
+			claimed[u] = claim(u)
+		}
+		if !claimed[u] {
+			return nil
+		}
+		err := w.WriteRuns(func(yield func(uint64, []byte) bool) {
+			for _, r := range runs {
+				if !yield(r.Off, r.Data) {
+					return
+				}
+			}
+		})
+		if err == nil && (i+1 == len(chunks) || !chunks[i+1].IsPatch()) {
+			loaded(u)
 		}
 		return err
 	})

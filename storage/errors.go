@@ -46,3 +46,8 @@ var (
 // --parent) is no longer the image it was: its manifest was replaced or
 // altered since the child named it.
 var ErrParentChanged = errors.New("parent image changed")
+
+// ErrImageChanged means an image being rewritten in place (Recompress) was
+// replaced or deleted meanwhile: the rewrite is dropped, the newer image
+// stands.
+var ErrImageChanged = errors.New("image changed while being rewritten")

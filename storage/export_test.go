@@ -12,3 +12,10 @@ func S3HelperPIDs() []int {
 	}
 	return pids
 }
+
+// EncodeBetterWherePays is the S2Better encoder of one chunk's present
+// pages.
+func EncodeBetterWherePays(raw []byte) []byte {
+	j := &memJob{out: make([]byte, 0, ChunkSpan+ChunkSpan/8)}
+	return j.encodeBetterWherePays(raw)
+}

@@ -25,9 +25,10 @@ func newSaveCmd(g *globalFlags) *cobra.Command {
 		timeout      time.Duration
 		parent       string
 		track        bool
+		recompress   bool
 	)
 	cmd := &cobra.Command{
-		Use:   "save ID [--to URI] [--parent URI] [--leave-running [--track]] [--compression s2|zstd] [--level N] [--sign KEYFILE] [--timeout D]",
+		Use:   "save ID [--to URI] [--parent URI] [--leave-running [--track]] [--compression s2|zstd] [--level N] [--sign KEYFILE] [--timeout D] [--recompress]",
 		Short: "Checkpoint a running sandbox to an image; print its URI",
 		Long: `save freezes sandbox ID, writes its kernel state and memory to an image and
 prints the image URI on the last line. --to is a URI (file:///dir/NAME,
@@ -48,7 +49,11 @@ on its own: restoring it does not read the parent. A --leave-running save
 with --track (or with --parent) keeps recording the pages the sandbox
 writes, so that the next save with --parent naming it reads and stores
 only those; otherwise recording stops once the save has read the memory,
-and such a next save reads all of it (it says so on stderr).`,
+and such a next save reads all of it (it says so on stderr).
+--recompress starts snap recompress on the image once it is saved, in the
+background: the save is as fast as its codec (S2), and the image becomes
+zstd with entropy coding, smaller, a few seconds later (not with --sign,
+--parent or --track, whose images are not rewritten).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Checked here too, so that a bad value never reaches the sandbox.
@@ -57,6 +62,9 @@ and such a next save reads all of it (it says so on stderr).`,
 			}
 			if track && !leaveRunning {
 				return fmt.Errorf("save %s: --track needs --leave-running (the sandbox stops otherwise): %w", args[0], storage.ErrInvalidArgument)
+			}
+			if recompress && (signKey != "" || parent != "" || track) {
+				return fmt.Errorf("save %s: --recompress with --sign, --parent or --track: those images are not rewritten: %w", args[0], storage.ErrInvalidArgument)
 			}
 			if timeout <= 0 {
 				return fmt.Errorf("save %s: --timeout %v is not positive: %w", args[0], timeout, storage.ErrInvalidArgument)
@@ -77,6 +85,9 @@ and such a next save reads all of it (it says so on stderr).`,
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), uri)
+			if recompress {
+				return spawnRecompress(g, uri)
+			}
 			return nil
 		},
 	}
@@ -87,6 +98,7 @@ and such a next save reads all of it (it says so on stderr).`,
 	cmd.Flags().StringVar(&signKey, "sign", "", "sign the image with this ed25519 private key file (PEM)")
 	cmd.Flags().StringVar(&parent, "parent", "", "an earlier image of this sandbox, in the same store, to save against")
 	cmd.Flags().BoolVar(&track, "track", false, "with --leave-running: keep recording written pages, so that a save with --parent naming this image stores only them")
+	cmd.Flags().BoolVar(&recompress, "recompress", false, "rewrite the image as zstd with entropy coding in the background once saved (snap recompress)")
 	cmd.Flags().DurationVar(&timeout, "timeout", runner.DefaultSaveTimeout, "abandon the save (the sandbox runs on) if it takes longer")
 	return cmd
 }
