@@ -285,12 +285,13 @@ func (m *migrator) run(ctx context.Context) error {
 	if err := k.StartDirtyTracking(); err != nil {
 		return err
 	}
-	alloc, _, err := k.SavedMemory(minHole)
+	size := k.MemorySize()
+	m.resume()
+	// Found while it runs: what changes meanwhile is dirty, sent later.
+	alloc, err := k.TrackedMemoryRanges(minHole)
 	if err != nil {
 		return err
 	}
-	size := k.MemorySize()
-	m.resume()
 	if err := m.sendRound(0, size, alloc, true); err != nil {
 		return err
 	}
