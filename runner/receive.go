@@ -103,8 +103,9 @@ type answerer struct {
 	ln    net.Listener
 	token []byte
 	// serving is set once questions are answered (after FrameReady was
-	// sent to a 2.1 source). Written before the goroutine starts.
-	serving bool
+	// sent to a 2.1 source); quiet once the source said it failed instead
+	// of sending Go (it asks nothing). Exclusive to Receive's goroutine.
+	serving, quiet bool
 	// id is the migration's id (MetaMigration); immutable once serving.
 	id string
 	// mu protects cur and answer; decided is closed once answer is set,
@@ -150,7 +151,7 @@ func (a *answerer) decide(ans byte) {
 // linger keeps answering, if serving, until the source asked, answerKeep
 // passed or ctx ended.
 func (a *answerer) linger(ctx context.Context) {
-	if !a.serving {
+	if !a.serving || a.quiet {
 		return
 	}
 	select {
@@ -280,6 +281,10 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions, a *answ
 		return nil, nil, fmt.Errorf("tell the source the sandbox is restored: %w", err)
 	}
 	if _, err := c.Expect(migration.FrameGo); err != nil {
+		if errors.Is(err, migration.ErrRemote) {
+			// The source sent Error, not Go: it resumed and asks nothing.
+			a.quiet = true
+		}
 		a.decide(migration.AnswerDiscarded)
 		k.Release()
 		return nil, nil, fmt.Errorf("source did not hand the sandbox over: %w", err)
