@@ -210,18 +210,40 @@ func (k *Kernel) SavedMemory(minHole uint64) ([][2]uint64, MemoryReader, error) 
 	if err := k.waitLoaded(); err != nil {
 		return nil, MemoryReader{}, err
 	}
+	out, err := k.mf.dataRanges(k.mf.Allocated(), minHole)
+	if err != nil {
+		return nil, MemoryReader{}, err
+	}
+	return out, MemoryReader{k.mf}, nil
+}
+
+// TrackedMemoryRanges is SavedMemory's ranges (without a reader) found while the
+// sandbox runs: a page that turns into data or into a hole during the
+// call may or may not be in them, so a caller needs dirty tracking on
+// from before the call to learn of such pages (a migration's first
+// round, whose later rounds send every page written since).
+func (k *Kernel) TrackedMemoryRanges(minHole uint64) ([][2]uint64, error) {
+	if !k.mf.dirty.on.Load() {
+		return nil, fmt.Errorf("memory ranges while running: %w", ErrNotTracking)
+	}
+	return k.mf.dataRanges(k.mf.Allocated(), minHole)
+}
+
+// dataRanges returns the parts of ranges that hold data, less holes of at
+// least minHole bytes (see SavedMemory), as (offset, length) pairs.
+func (f *MemoryFile) dataRanges(ranges []fileRange, minHole uint64) ([][2]uint64, error) {
 	minHole = max(minHole&^(pageSize-1), pageSize)
 	var out [][2]uint64
-	for _, r := range k.mf.Allocated() {
+	for _, r := range ranges {
 		var runStart, runEnd uint64
 		inRun := false
 		for pos := r.Start; pos < r.End; {
-			d, err := unix.Seek(k.mf.fd, int64(pos), unix.SEEK_DATA)
+			d, err := unix.Seek(f.fd, int64(pos), unix.SEEK_DATA)
 			if err == unix.ENXIO {
 				break // only holes up to the end of the file
 			}
 			if err != nil {
-				return nil, MemoryReader{}, fmt.Errorf("memory file SEEK_DATA at %#x: %w", pos, err)
+				return nil, fmt.Errorf("memory file SEEK_DATA at %#x: %w", pos, err)
 			}
 			data := uint64(d) &^ (pageSize - 1)
 			if data >= r.End {
@@ -234,9 +256,9 @@ func (k *Kernel) SavedMemory(minHole uint64) ([][2]uint64, MemoryReader, error) 
 			if !inRun {
 				runStart, inRun = data, true
 			}
-			h, err := unix.Seek(k.mf.fd, int64(data), unix.SEEK_HOLE)
+			h, err := unix.Seek(f.fd, int64(data), unix.SEEK_HOLE)
 			if err != nil {
-				return nil, MemoryReader{}, fmt.Errorf("memory file SEEK_HOLE at %#x: %w", data, err)
+				return nil, fmt.Errorf("memory file SEEK_HOLE at %#x: %w", data, err)
 			}
 			hole := (uint64(h) + pageSize - 1) &^ (pageSize - 1)
 			// The rest of data's block is taken whole, holes and all:
@@ -249,7 +271,7 @@ func (k *Kernel) SavedMemory(minHole uint64) ([][2]uint64, MemoryReader, error) 
 			out = append(out, [2]uint64{runStart, runEnd - runStart})
 		}
 	}
-	return out, MemoryReader{k.mf}, nil
+	return out, nil
 }
 
 // AllocatedMemory returns the allocated ranges of the memory file as

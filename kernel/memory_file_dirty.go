@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -59,9 +60,12 @@ type dirtyTracker struct {
 	bits []uint64
 	// snap is the snapshot being read, or nil.
 	snap *MemorySnapshot
+	// lastProtect counts the last write-protection (protectAll).
+	lastProtect ProtectStats
 }
 
-// set marks pages [first, first+n) in b, growing it as needed.
+// set marks pages [first, first+n) in b, growing it as needed: whole
+// words at once (a snapshot of all memory marks every page while paused).
 func setBits(b *[]uint64, first, n uint64) {
 	if n == 0 {
 		return
@@ -70,7 +74,14 @@ func setBits(b *[]uint64, first, n uint64) {
 	if need > len(*b) {
 		*b = append(*b, make([]uint64, need-len(*b))...)
 	}
-	for p := first; p < first+n; p++ {
+	p, end := first, first+n
+	for ; p < end && p%64 != 0; p++ {
+		(*b)[p/64] |= 1 << (p % 64)
+	}
+	for ; p+64 <= end; p += 64 {
+		(*b)[p/64] = ^uint64(0)
+	}
+	for ; p < end; p++ {
 		(*b)[p/64] |= 1 << (p % 64)
 	}
 }
@@ -223,33 +234,53 @@ func (k *Kernel) mms() []*MM {
 	return out
 }
 
+// ProtectStats counts the last write-protection of every address space
+// (StartDirtyTracking, TakeDirty, StartMemorySnapshot): the writable vmas,
+// the calls that protected them (adjacent vmas with the same access are
+// one call) and the platform round trips those took (a platform that
+// batches makes one per address space).
+type ProtectStats struct {
+	VMAs, Calls, RoundTrips int
+	// Took is how long the protection took.
+	Took time.Duration
+}
+
+// LastProtect returns the counts of the last write-protection.
+func (k *Kernel) LastProtect() ProtectStats {
+	d := &k.mf.dirty
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lastProtect
+}
+
 // protectAll write-protects the writable vmas of every address space.
 func (k *Kernel) protectAll() error {
+	var st ProtectStats
+	t0 := time.Now()
 	for _, mm := range k.mms() {
-		if err := mm.writeProtect(); err != nil {
+		if err := mm.writeProtect(&st); err != nil {
 			return err
 		}
 	}
+	st.Took = time.Since(t0)
+	d := &k.mf.dirty
+	d.mu.Lock()
+	d.lastProtect = st
+	d.mu.Unlock()
 	return nil
 }
 
 // writeProtect maps every writable vma without write permission, so that
-// the next write to each page faults (and is recorded).
-func (mm *MM) writeProtect() error {
+// the next write to each page faults (and is recorded): adjacent vmas
+// that get the same access in one call, and all calls in one batch where
+// the platform batches (the tasks are paused: nothing runs in between).
+func (mm *MM) writeProtect(st *ProtectStats) error {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
-	for i := range mm.vmas {
-		v := &mm.vmas[i]
-		if v.Perms&permWrite == 0 || v.COW {
-			continue
-		}
-		at := v.Perms.access()
+	return mm.eachWritableRunLocked(st, func(at platform.AccessType) platform.AccessType {
 		at.Write = false
-		if err := mm.protectLocked(v.Start, v.length(), v.Off, at); err != nil {
-			return err
-		}
-	}
-	return nil
+		return at
+	})
 }
 
 // remapWritable maps every writable vma with its permissions again, once
@@ -258,13 +289,63 @@ func (mm *MM) writeProtect() error {
 func (mm *MM) remapWritable() {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
+	_ = mm.eachWritableRunLocked(&ProtectStats{}, func(at platform.AccessType) platform.AccessType { return at })
+}
+
+// eachWritableRunLocked gives each run of adjacent writable, not COW vmas
+// whose access (through access) is the same that access, one protect call
+// per run, in one platform batch if the platform has them.
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) eachWritableRunLocked(st *ProtectStats, access func(platform.AccessType) platform.AccessType) error {
+	b, batch := mm.as.(platform.Batcher)
+	if batch {
+		b.BeginBatch()
+	}
+	// Without Protector a run is mapped again, so its memory file
+	// offsets must follow each other too.
+	_, protector := mm.as.(platform.Protector)
+	calls := st.Calls
+	var err error
+	var run struct {
+		start, end, off uint64
+		at              platform.AccessType
+		open            bool
+	}
+	flush := func() {
+		if run.open && err == nil {
+			st.Calls++
+			err = mm.protectLocked(run.start, run.end-run.start, run.off, run.at)
+		}
+		run.open = false
+	}
 	for i := range mm.vmas {
 		v := &mm.vmas[i]
 		if v.Perms&permWrite == 0 || v.COW {
+			flush()
 			continue
 		}
-		_ = mm.protectLocked(v.Start, v.length(), v.Off, v.Perms.access())
+		st.VMAs++
+		at := access(v.Perms.access())
+		if run.open && run.end == v.Start && run.at == at && (protector || run.off+(run.end-run.start) == v.Off) {
+			run.end = v.End
+			continue
+		}
+		flush()
+		run.start, run.end, run.off, run.at, run.open = v.Start, v.End, v.Off, at, true
 	}
+	flush()
+	if batch {
+		if berr := b.EndBatch(); err == nil && berr != nil {
+			err = fmt.Errorf("write protection: %w", berr)
+		}
+		if st.Calls > calls {
+			st.RoundTrips++
+		}
+	} else {
+		st.RoundTrips += st.Calls - calls
+	}
+	return err
 }
 
 // protectLocked gives [addr, addr+length), mapping the memory file at off,
@@ -314,6 +395,9 @@ func (mm *MM) trackWriteLocked(v *vma, addr uint64) error {
 // StartMemorySnapshot can be read.
 type MemorySnapshot struct {
 	mf *MemoryFile
+	// alloc is the memory file's allocated ranges at the pause;
+	// immutable.
+	alloc []fileRange
 	// pending has a bit per page of the snapshot not read yet and not
 	// written since the pause; saved holds the pages written before they
 	// were read. Both are protected by mf.dirty.mu.
@@ -336,6 +420,10 @@ func (k *Kernel) StartMemorySnapshot(pick func(dirty [][2]uint64) [][2]uint64) (
 	if !k.Paused() {
 		return nil, fmt.Errorf("memory snapshot: %w", ErrNotPaused)
 	}
+	// A lazily restored sandbox is saved once all its memory is here.
+	if err := k.waitLoaded(); err != nil {
+		return nil, err
+	}
 	was := k.mf.dirty.on.Load()
 	runs, err := k.takeDirty(!was)
 	if err != nil {
@@ -348,7 +436,7 @@ func (k *Kernel) StartMemorySnapshot(pick func(dirty [][2]uint64) [][2]uint64) (
 			dirty = append(dirty, [2]uint64{r.Start, r.Length()})
 		}
 	}
-	s := &MemorySnapshot{mf: k.mf, saved: map[uint64]*[pageSize]byte{}}
+	s := &MemorySnapshot{mf: k.mf, alloc: k.mf.Allocated(), saved: map[uint64]*[pageSize]byte{}}
 	for _, r := range pick(dirty) {
 		setBits(&s.pending, r[0]/pageSize, r[1]/pageSize)
 	}
@@ -430,6 +518,43 @@ func (s *MemorySnapshot) ReadAt(b []byte, off int64) (int, error) {
 		i = j
 	}
 	return len(b), nil
+}
+
+// SavedRanges returns what a save of the snapshot reads, as SavedMemory
+// does at a pause, but found while the sandbox runs again: the ranges
+// allocated at the pause, less holes of at least minHole bytes, and with
+// every page copied aside so far (a page decommitted since the pause is
+// a hole now, but was copied aside first). A page that was a hole at the
+// pause and written since is read as the zeros copied aside before the
+// write. Only ranges the snapshot covers read as at the pause.
+func (s *MemorySnapshot) SavedRanges(minHole uint64) ([][2]uint64, error) {
+	out, err := s.mf.dataRanges(s.alloc, minHole)
+	if err != nil {
+		return nil, err
+	}
+	d := &s.mf.dirty
+	d.mu.Lock()
+	var copied []uint64
+	for p := range s.saved {
+		copied = append(copied, p)
+	}
+	d.mu.Unlock()
+	if len(copied) == 0 {
+		return out, nil
+	}
+	var b []uint64
+	for _, r := range out {
+		setBits(&b, r[0]/pageSize, r[1]/pageSize)
+	}
+	for _, p := range copied {
+		setBits(&b, p, 1)
+	}
+	runs := bitRuns(b)
+	out = make([][2]uint64, len(runs))
+	for i, r := range runs {
+		out[i] = [2]uint64{r.Start, r.Length()}
+	}
+	return out, nil
 }
 
 // CopiedAside returns how many bytes of the snapshot were copied aside

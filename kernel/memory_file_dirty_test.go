@@ -217,6 +217,20 @@ func TestMemorySnapshot(t *testing.T) {
 			t.Errorf("snapshot page %d = %x..., want %#x at the pause", tc.page, got[:8], tc.want)
 		}
 	}
+	// The ranges a save reads, found after the pause, hold every page.
+	saved, err := snap.SavedRanges(1 << 20)
+	if err != nil {
+		t.Fatalf("SavedRanges() = %v", err)
+	}
+	for p, off := range offs {
+		if !covers(saved, off) {
+			t.Errorf("SavedRanges() = %v, lacks page %d (offset %#x)", saved, p, off)
+		}
+	}
+	// One round trip to the stub write-protected every writable vma.
+	if st := w.k.LastProtect(); st.VMAs == 0 || st.Calls > st.VMAs || st.RoundTrips != 1 {
+		t.Errorf("LastProtect() = %+v, want some vmas, at most as many calls, one round trip", st)
+	}
 	// The memory itself has moved on.
 	if got := w.readPages(t, offs[5], 1); got[0] != 0x66 {
 		t.Errorf("page 5 now %#x, want the program's 0x66", got[0])
@@ -224,5 +238,30 @@ func TestMemorySnapshot(t *testing.T) {
 	w.k.StopDirtyTracking()
 	if _, err := snap.ReadAt(make([]byte, pageSize), int64(offs[7])); !errors.Is(err, ErrSnapshotEnded) {
 		t.Errorf("ReadAt after StopDirtyTracking = %v, want ErrSnapshotEnded", err)
+	}
+}
+
+// TestSetBits: setBits marks exactly its pages, across word boundaries.
+func TestSetBits(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		first, n uint64
+	}{
+		{"one page", 5, 1},
+		{"inside a word", 3, 20},
+		{"to a word's end", 40, 24},
+		{"whole words", 64, 128},
+		{"across words", 60, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b []uint64
+			setBits(&b, tc.first, tc.n)
+			for p := uint64(0); p < uint64(len(b))*64; p++ {
+				want := p >= tc.first && p < tc.first+tc.n
+				if testBit(b, p) != want {
+					t.Fatalf("setBits(%d, %d): page %d set = %v, want %v", tc.first, tc.n, p, !want, want)
+				}
+			}
+		})
 	}
 }

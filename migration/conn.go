@@ -19,10 +19,12 @@ import (
 
 // Protocol version. A peer accepts the same major version; minor versions
 // add frame types a peer of an older minor never receives unasked. 2.0
-// encrypts the frames (1.0 sent them in the clear).
+// encrypts the frames (1.0 sent them in the clear); 2.1 adds the query a
+// source sends on a new connection when it lost the first one after the
+// hand-over (FrameQuery, FrameAnswer).
 const (
 	Major = 2
-	Minor = 0
+	Minor = 1
 )
 
 const magic = "SNAPMIG\x00"
@@ -54,6 +56,25 @@ const (
 	FrameDone
 	// FrameError: the sender failed; the payload is its one-line message.
 	FrameError
+	// FrameQuery (2.1), the first frame of a new connection: the source
+	// asks what became of migration id (the payload: the id it sent in
+	// its metadata), having lost its connection after FrameGo.
+	FrameQuery
+	// FrameAnswer (2.1): the target's answer to FrameQuery, one byte
+	// (AnswerRunning, AnswerDiscarded or AnswerUnknown).
+	FrameAnswer
+)
+
+// Answers to FrameQuery.
+const (
+	// AnswerUnknown: the target knows no migration of that id (it is
+	// another process than the one that received it, or forgot it).
+	AnswerUnknown byte = iota
+	// AnswerRunning: the target got FrameGo and runs the sandbox.
+	AnswerRunning
+	// AnswerDiscarded: the target never got FrameGo and has discarded
+	// what it received; it will never run it.
+	AnswerDiscarded
 )
 
 const (
@@ -93,11 +114,17 @@ type Conn struct {
 	// WireBytes and RawBytes count what was written (after and before
 	// compression).
 	WireBytes, RawBytes uint64
+	// peerMinor is the minor version the peer announced.
+	peerMinor uint16
 }
 
 func newConn(nc net.Conn) *Conn {
 	return &Conn{nc: nc, br: bufio.NewReaderSize(nc, 256<<10), bw: bufio.NewWriterSize(nc, 256<<10)}
 }
+
+// PeerMinor returns the minor protocol version the peer announced: frame
+// types newer than it must not be sent to it.
+func (c *Conn) PeerMinor() uint16 { return c.peerMinor }
 
 // Close closes the connection.
 func (c *Conn) Close() error { return c.nc.Close() }
@@ -121,20 +148,22 @@ func hello(nonce []byte) []byte {
 	return append(b, nonce...)
 }
 
-// readHello reads the peer's greeting and returns its nonce.
-func readHello(r io.Reader) ([]byte, error) {
+// readHello reads the peer's greeting and returns its nonce and minor
+// version.
+func readHello(r io.Reader) ([]byte, uint16, error) {
 	b := make([]byte, len(magic)+4+nonceSize)
 	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, fmt.Errorf("read greeting: %w", err)
+		return nil, 0, fmt.Errorf("read greeting: %w", err)
 	}
 	if string(b[:len(magic)]) != magic {
-		return nil, fmt.Errorf("%w: greeting %q is not a snap migration", ErrCorrupt, b[:len(magic)])
+		return nil, 0, fmt.Errorf("%w: greeting %q is not a snap migration", ErrCorrupt, b[:len(magic)])
 	}
+	minor := binary.LittleEndian.Uint16(b[len(magic)+2:])
 	if major := binary.LittleEndian.Uint16(b[len(magic):]); major != Major {
-		return nil, fmt.Errorf("%w: peer speaks %d.%d, this snap %d.%d", ErrIncompatibleVersion,
-			major, binary.LittleEndian.Uint16(b[len(magic)+2:]), Major, Minor)
+		return nil, 0, fmt.Errorf("%w: peer speaks %d.%d, this snap %d.%d", ErrIncompatibleVersion,
+			major, minor, Major, Minor)
 	}
-	return b[len(magic)+4:], nil
+	return b[len(magic)+4:], minor, nil
 }
 
 // Accept authenticates the source on nc, for the target: it sends a
@@ -147,10 +176,11 @@ func Accept(nc net.Conn, token []byte) (*Conn, error) {
 	if _, err := nc.Write(hello(nonceT)); err != nil {
 		return nil, fmt.Errorf("send greeting: %w", err)
 	}
-	nonceS, err := readHello(c.br)
+	nonceS, minor, err := readHello(c.br)
 	if err != nil {
 		return nil, err
 	}
+	c.peerMinor = minor
 	got := make([]byte, sha256.Size)
 	if _, err := io.ReadFull(c.br, got); err != nil {
 		return nil, fmt.Errorf("read source's proof: %w", err)
@@ -221,10 +251,11 @@ func frameNonce(n uint64) []byte {
 // the target's challenge and checks the target's proof.
 func Connect(nc net.Conn, token []byte) (*Conn, error) {
 	c := newConn(nc)
-	nonceT, err := readHello(c.br)
+	nonceT, minor, err := readHello(c.br)
 	if err != nil {
 		return nil, err
 	}
+	c.peerMinor = minor
 	nonceS := make([]byte, nonceSize)
 	rand.Read(nonceS)
 	if _, err := nc.Write(append(hello(nonceS), mac(token, "snap-migrate source", nonceT, nonceS)...)); err != nil {

@@ -40,10 +40,13 @@ func TestHandshake(t *testing.T) {
 		{"no token on one side", "s3cret", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, terr, serr := pair(t, tc.tokT, tc.tokS)
+			target, source, terr, serr := pair(t, tc.tokT, tc.tokS)
 			if !tc.wantErr {
 				if terr != nil || serr != nil {
 					t.Fatalf("handshake = %v / %v, want success", terr, serr)
+				}
+				if target.PeerMinor() != Minor || source.PeerMinor() != Minor {
+					t.Errorf("PeerMinor = target %d, source %d; want %d on both", target.PeerMinor(), source.PeerMinor(), Minor)
 				}
 				return
 			}

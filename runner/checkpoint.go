@@ -113,6 +113,13 @@ func (s *KernelSandbox) Save(ctx context.Context, req SaveRequest, progress func
 	timeout := cmp.Or(req.Timeout, DefaultSaveTimeout)
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %v (snap save --timeout)", ErrSaveTimeout, timeout))
 	defer cancel()
+	if uri, err := s.settleDoubt(ctx); err != nil {
+		return "", err
+	} else if uri != "" && req.Migrate != "" {
+		return uri, nil // it moved after all
+	} else if uri != "" {
+		return "", fmt.Errorf("save %s: %w: it runs at %s, where it was migrated", s.opts.ID, ErrNotRunning, uri)
+	}
 	save := s.save
 	if req.Migrate != "" {
 		save = s.migrate

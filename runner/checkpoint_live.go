@@ -18,30 +18,26 @@ type liveBase struct {
 	uri, digest string
 }
 
-// saveLive is a --leave-running save that pauses only to find the memory
-// ranges, start a memory snapshot (which write-protects the sandbox's
-// memory: kernel.StartMemorySnapshot) and encode the kernel state; the
-// memory is then read from the snapshot while the program runs, each page
-// as it was at the pause (a page written before the writer read it was
-// copied aside first). The dirty tracking the snapshot starts stays on
-// (the caller stops it unless a later save is to build on this one).
-// With parent (the chunks of
-// the image s.base names), only the spans written since that save are
-// read; the others are the parent's chunks.
+// saveLive is a --leave-running save that pauses only to start a memory
+// snapshot (which write-protects the sandbox's memory:
+// kernel.StartMemorySnapshot) and encode the kernel state; the memory
+// ranges, the plan and the memory itself are then found and read from the
+// snapshot while the program runs, each page as it was at the pause (a
+// page written before the writer read it was copied aside first). The
+// dirty tracking the snapshot starts stays on (the caller stops it unless
+// a later save is to build on this one). With parent (the chunks of the
+// image s.base names), only the spans written since that save are read;
+// the others are the parent's chunks.
 //
 // Preconditions: the kernel is paused by the caller, who is told through
 // resumed when the pause is over (it must not unpause again).
 func (s *KernelSandbox) saveLive(ctx context.Context, w *storage.Writer, parent []storage.Chunk, setTotal func(uint64), resumed func()) (SaveStats, error) {
 	start := time.Now()
-	alloc, _, err := s.k.SavedMemory(minHole)
-	if err != nil {
-		return SaveStats{}, err
-	}
-	rangesAt := time.Since(start)
-	var plan *incrementalPlan
-	snap, err := s.k.StartMemorySnapshot(func(dirty [][2]uint64) [][2]uint64 {
-		plan = planIncremental(alloc, dirty, parent)
-		return plan.read
+	var dirty [][2]uint64
+	size := s.k.MemorySize()
+	snap, err := s.k.StartMemorySnapshot(func(d [][2]uint64) [][2]uint64 {
+		dirty = d
+		return snapshotCover(d, parent, size)
 	})
 	if err != nil {
 		return SaveStats{}, err
@@ -54,7 +50,14 @@ func (s *KernelSandbox) saveLive(ctx context.Context, w *storage.Writer, parent 
 	}
 	resumed()
 	paused := time.Since(start)
+	prot := s.k.LastProtect()
 
+	alloc, err := snap.SavedRanges(minHole)
+	if err != nil {
+		return SaveStats{}, err
+	}
+	plan := planIncremental(alloc, dirty, parent)
+	planned := time.Since(start)
 	total := plan.bytes()
 	setTotal(total)
 	stateDone := make(chan error, 1)
@@ -70,9 +73,37 @@ func (s *KernelSandbox) saveLive(ctx context.Context, w *storage.Writer, parent 
 	if err != nil {
 		return SaveStats{}, err
 	}
-	log.Printf("sandbox %s: live save: paused %v (memory ranges found %v, snapshot started %v, %d bytes of state), memory read while running in %v, %d bytes copied aside before a write; %d bytes read, %d chunks of the parent reused, %d patched",
-		s.opts.ID, paused, rangesAt, snapAt, state.Len(), time.Since(start)-paused, snap.CopiedAside(), total, plan.reused, plan.patched)
+	log.Printf("sandbox %s: live save: paused %v (snapshot started %v: %d writable vmas write-protected by %d calls in %d round trips in %v; %d bytes of state), memory ranges and plan %v after, memory read while running in %v, %d bytes copied aside before a write; %d bytes read, %d chunks of the parent reused, %d patched",
+		s.opts.ID, paused, snapAt, prot.VMAs, prot.Calls, prot.RoundTrips, prot.Took, state.Len(), planned-paused, time.Since(start)-planned, snap.CopiedAside(), total, plan.reused, plan.patched)
 	return SaveStats{Paused: paused, MemoryBytes: total}, nil
+}
+
+// snapshotCover is what a live save's memory snapshot must keep as it was
+// at the pause, chosen while paused without looking at the memory file:
+// everything below size, or, for a save against parent with the pages
+// dirty since it, the chunk spans those pages lie in (all that
+// planIncremental may read).
+func snapshotCover(dirty [][2]uint64, parent []storage.Chunk, size uint64) [][2]uint64 {
+	if parent == nil || dirty == nil {
+		if size == 0 {
+			return nil
+		}
+		return [][2]uint64{{0, size}}
+	}
+	const span = storage.ChunkSpan
+	var out [][2]uint64
+	for _, d := range dirty {
+		lo, hi := d[0]/span*span, min((d[0]+d[1]+span-1)/span*span, size)
+		if lo >= hi {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1][0]+out[n-1][1] >= lo {
+			out[n-1][1] = max(out[n-1][1], hi-out[n-1][0])
+			continue
+		}
+		out = append(out, [2]uint64{lo, hi - lo})
+	}
+	return out
 }
 
 // incrementalPlan is what a save reads and what it takes from its parent,
@@ -152,7 +183,6 @@ func planIncremental(alloc, dirty [][2]uint64, parent []storage.Chunk) *incremen
 			ps.base = c
 		}
 	}
-	// The plan is made while the sandbox is paused: by runs, not pages.
 	written := map[uint64][][2]uint64{} // span -> written ranges in it
 	for _, d := range dirty {
 		for off, end := d[0], d[0]+d[1]; off < end; {

@@ -59,3 +59,32 @@ func TestPlanIncremental(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshotCover: a live save's snapshot keeps all memory, or, against
+// a parent, the chunk spans holding a dirty page (below the memory size).
+func TestSnapshotCover(t *testing.T) {
+	const span = storage.ChunkSpan
+	parent := []storage.Chunk{{Offset: 0, Span: span}}
+	for _, tc := range []struct {
+		name   string
+		dirty  [][2]uint64
+		parent []storage.Chunk
+		size   uint64
+		want   [][2]uint64
+	}{
+		{"no parent", [][2]uint64{{4096, 4096}}, nil, 3 * span, [][2]uint64{{0, 3 * span}}},
+		{"tracking was off", nil, parent, 3 * span, [][2]uint64{{0, 3 * span}}},
+		{"empty memory", nil, nil, 0, nil},
+		{"nothing written", [][2]uint64{}, parent, 3 * span, nil},
+		{"one page", [][2]uint64{{span + 4096, 4096}}, parent, 3 * span, [][2]uint64{{span, span}}},
+		{"two in one span, one in the next", [][2]uint64{{4096, 4096}, {8192, 4096}, {span, 4096}}, parent, 3 * span, [][2]uint64{{0, 2 * span}}},
+		{"spans apart", [][2]uint64{{0, 4096}, {2 * span, 4096}}, parent, 3 * span, [][2]uint64{{0, span}, {2 * span, span}}},
+		{"last span short", [][2]uint64{{2 * span, 4096}}, parent, 2*span + 8192, [][2]uint64{{2 * span, 8192}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := snapshotCover(tc.dirty, tc.parent, tc.size); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("snapshotCover(%v) = %v, want %v", tc.dirty, got, tc.want)
+			}
+		})
+	}
+}

@@ -7,7 +7,10 @@ import (
 	"io"
 	"log"
 	"os"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"snapshotter/kernel"
 )
@@ -105,6 +108,10 @@ type KernelSandbox struct {
 	// resumed is when the restored program was let run; written before
 	// the tasks run, read by the first one.
 	resumed time.Time
+	// doubt is a migration whose outcome the source could not learn: the
+	// sandbox stays paused until a save asks the target again or a
+	// SIGKILL ends it. Accessed atomically.
+	doubt atomic.Pointer[migrationDoubt]
 }
 
 // StartKernel creates a kernel and starts argv in it.
@@ -131,6 +138,11 @@ func (s *KernelSandbox) Kernel() *kernel.Kernel { return s.k }
 // Kill sends sig to the init process. A parked sandbox ends as if
 // killed by sig, without running (Discard).
 func (s *KernelSandbox) Kill(sig int) error {
+	if sig == int(unix.SIGKILL) && s.doubt.Swap(nil) != nil {
+		// Paused since a migration in doubt: it ends without running.
+		s.k.Discard()
+		return nil
+	}
 	if s.parked != nil {
 		if err := s.Discard(sig); err == nil {
 			return nil

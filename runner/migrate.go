@@ -3,7 +3,9 @@ package runner
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,7 +34,33 @@ const (
 	// reasonWait bounds the wait for the target's reason after the
 	// connection failed.
 	reasonWait = 2 * time.Second
+	// resolveWait bounds how long a source that lost its connection after
+	// sending FrameGo keeps asking the target, on new connections, whether
+	// the sandbox runs there; answerKeep is how long a target keeps the
+	// answer (longer, so that a source still asking finds it).
+	resolveWait = 30 * time.Second
+	answerKeep  = 2 * resolveWait
+	// queryTimeout bounds one question to the target (connect, handshake,
+	// answer).
+	queryTimeout = 5 * time.Second
 )
+
+// MetaMigration is the metadata key of a migration's id (FrameMeta): the
+// id a source asks about when it lost its connection after FrameGo.
+const MetaMigration = "migration"
+
+// ErrMigrationInDoubt means a source lost its connection after telling the
+// target to run the sandbox and could not ask the target, within
+// resolveWait, whether it does: the sandbox stays paused here (it may run
+// there), and the next save or migration of it asks again.
+var ErrMigrationInDoubt = errors.New("migration in doubt")
+
+// migrationDoubt is a migration whose outcome the source could not learn:
+// the target to ask and the migration's id.
+type migrationDoubt struct {
+	addr, id, uri string
+	token         []byte
+}
 
 // errMigrateTarget marks a bad migration target URI.
 var errMigrateTarget = errors.New("migration target must be tcp://HOST:PORT")
@@ -57,9 +85,14 @@ func migrationAddr(uri string) (string, error) {
 type migrator struct {
 	s        *KernelSandbox
 	c        *migration.Conn
+	addr     string
 	uri      string
+	token    []byte
 	progress func(Progress)
 	maxDown  time.Duration
+	// id names this migration (MetaMigration), for the questions a
+	// source asks after losing its connection past FrameGo.
+	id string
 	// rate is the bytes per second the last round achieved.
 	rate float64
 	// paused is set while the migration holds the kernel paused.
@@ -67,7 +100,15 @@ type migrator struct {
 	// released is set once the sandbox's host ports are freed for the
 	// target (Kernel.ReleaseHostPorts).
 	released bool
-	buf      []byte
+	// sentGo is set once the source starts sending FrameGo: from then on
+	// the target may run the sandbox, and the source never resumes its
+	// copy without the target's word that it does not.
+	sentGo bool
+	// start, down and rounds are when the migration started, when the
+	// last pause began, and the rounds sent.
+	start, down time.Time
+	rounds      int
+	buf         []byte
 }
 
 // migrate moves the sandbox to the target req.Migrate names (Save with
@@ -93,11 +134,25 @@ func (s *KernelSandbox) migrate(ctx context.Context, req SaveRequest, progress f
 	// The rounds reset the dirty set: no later save can build on an
 	// earlier one.
 	s.base = nil
-	m := &migrator{s: s, c: c, uri: "tcp://" + addr, progress: progress, maxDown: req.MaxDowntime}
+	m := &migrator{s: s, c: c, addr: addr, uri: "tcp://" + addr, token: req.Token, progress: progress,
+		maxDown: req.MaxDowntime, id: newMigrationID()}
 	if m.maxDown <= 0 {
 		m.maxDown = DefaultMaxDowntime
 	}
-	if err := m.run(ctx); err != nil {
+	err = m.run(ctx)
+	if err != nil && m.sentGo && c.PeerMinor() >= 1 && !errors.Is(err, migration.ErrRemote) {
+		// The target's own Error (a host port it found taken) is an
+		// answer; anything else after Go needs asking.
+		err = m.resolve(ctx, err)
+	}
+	if err != nil {
+		if errors.Is(err, ErrMigrationInDoubt) {
+			// Paused for good until the target answers (settleDoubt).
+			s.k.StopDirtyTracking()
+			s.doubt.Store(&migrationDoubt{addr: addr, id: m.id, uri: m.uri, token: req.Token})
+			log.Printf("sandbox %s: %v", s.opts.ID, err)
+			return "", fmt.Errorf("migrate %s to %s: %w", s.opts.ID, addr, err)
+		}
 		if m.released {
 			if rerr := s.k.ReclaimHostPorts(); rerr != nil {
 				log.Printf("sandbox %s: runs on without some of its host sockets: %v", s.opts.ID, rerr)
@@ -114,12 +169,125 @@ func (s *KernelSandbox) migrate(ctx context.Context, req SaveRequest, progress f
 	return m.uri, nil
 }
 
+// newMigrationID returns a fresh random migration id.
+func newMigrationID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// resolve is what a source does when its connection failed (with cause)
+// after it began to send FrameGo: the target may or may not have got it.
+// It asks the target on new connections, for up to resolveWait, and ends
+// the sandbox here if the target runs it (nil), or returns an error that
+// resumes it here if the target says it never got FrameGo. If no answer
+// comes, the error is ErrMigrationInDoubt and the sandbox stays paused.
+func (m *migrator) resolve(ctx context.Context, cause error) error {
+	log.Printf("sandbox %s: connection to %s lost after the hand-over (%v): asking the target", m.s.opts.ID, m.addr, cause)
+	ans, err := askTarget(ctx, m.addr, m.token, m.id, resolveWait)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: the connection was lost after the target was told to run the sandbox (%v), and the target could not be asked whether it does (%v); the sandbox stays paused here: snap save or snap migrate of it asks again, snap kill ends it",
+			ErrMigrationInDoubt, cause, err)
+	case ans == migration.AnswerRunning:
+		m.finish()
+		return nil
+	default:
+		return fmt.Errorf("target did not run the sandbox (its connection was lost before the target read the order to: %v)", cause)
+	}
+}
+
+// askTarget asks the target at addr, on new connections, what became of
+// migration id, until it answers AnswerRunning or AnswerDiscarded or wait
+// passes (even if ctx ended: the question must be answered).
+func askTarget(ctx context.Context, addr string, token []byte, id string, wait time.Duration) (byte, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
+	defer cancel()
+	var last error
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+		ans, err := queryOnce(ctx, addr, token, id)
+		if err == nil && ans != migration.AnswerUnknown {
+			return ans, nil
+		}
+		if err == nil {
+			err = errors.New("the target does not know this migration")
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("no answer within %v: %w", wait, last)
+		case <-time.After(delay):
+		}
+	}
+}
+
+// queryOnce asks the target once (FrameQuery) and returns its answer.
+func queryOnce(ctx context.Context, addr string, token []byte, id string) (byte, error) {
+	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	nc, err := (&net.Dialer{}).DialContext(qctx, "tcp", addr)
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	dl, _ := qctx.Deadline()
+	nc.SetDeadline(dl)
+	c, err := migration.Connect(nc, token)
+	if err != nil {
+		return 0, err
+	}
+	if c.PeerMinor() < 1 {
+		return 0, fmt.Errorf("%w: the target speaks %d.%d, which has no questions", migration.ErrIncompatibleVersion, migration.Major, c.PeerMinor())
+	}
+	if err := c.Write(migration.FrameQuery, []byte(id)); err != nil {
+		return 0, err
+	}
+	if err := c.Flush(); err != nil {
+		return 0, err
+	}
+	p, err := c.Expect(migration.FrameAnswer)
+	if err != nil {
+		return 0, err
+	}
+	if len(p) != 1 || p[0] > migration.AnswerDiscarded {
+		return 0, fmt.Errorf("%w: answer %x", migration.ErrCorrupt, p)
+	}
+	return p[0], nil
+}
+
+// settleDoubt asks the target of an earlier migration in doubt, if any,
+// before another save or migration: if it runs the sandbox, this copy
+// ends and its URI is returned; if not, this copy resumes and the save
+// goes on; if it still cannot be asked, ErrMigrationInDoubt.
+func (s *KernelSandbox) settleDoubt(ctx context.Context) (string, error) {
+	d := s.doubt.Load()
+	if d == nil {
+		return "", nil
+	}
+	ans, err := askTarget(ctx, d.addr, d.token, d.id, resolveWait)
+	if err != nil {
+		return "", fmt.Errorf("save %s: %w: the migration to %s is still unresolved (%v); the sandbox stays paused here", s.opts.ID, ErrMigrationInDoubt, d.uri, err)
+	}
+	if !s.doubt.CompareAndSwap(d, nil) {
+		return "", fmt.Errorf("save %s: %w", s.opts.ID, ErrNotRunning) // killed meanwhile
+	}
+	if ans == migration.AnswerRunning {
+		log.Printf("sandbox %s: the target %s runs it: ending it here", s.opts.ID, d.uri)
+		s.k.Discard()
+		return d.uri, nil
+	}
+	log.Printf("sandbox %s: the target %s never ran it: resuming it here", s.opts.ID, d.uri)
+	s.k.Unpause()
+	return "", nil
+}
+
 func (m *migrator) run(ctx context.Context) error {
 	k := m.s.k
 	if err := m.sendMeta(); err != nil {
 		return err
 	}
 	start := time.Now()
+	m.start = start
 	// Round 0: tracking on, then everything, while the program runs.
 	if err := m.pause(ctx); err != nil {
 		return err
@@ -127,12 +295,13 @@ func (m *migrator) run(ctx context.Context) error {
 	if err := k.StartDirtyTracking(); err != nil {
 		return err
 	}
-	alloc, _, err := k.SavedMemory(minHole)
+	size := k.MemorySize()
+	m.resume()
+	// Found while it runs: what changes meanwhile is dirty, sent later.
+	alloc, err := k.TrackedMemoryRanges(minHole)
 	if err != nil {
 		return err
 	}
-	size := k.MemorySize()
-	m.resume()
 	if err := m.sendRound(0, size, alloc, true); err != nil {
 		return err
 	}
@@ -161,7 +330,8 @@ func (m *migrator) run(ctx context.Context) error {
 			return err
 		}
 	}
-	down := time.Now()
+	m.down = time.Now()
+	m.rounds = round + 1
 	if err := m.sendRound(round, size, dirty, false); err != nil {
 		return err
 	}
@@ -172,15 +342,19 @@ func (m *migrator) run(ctx context.Context) error {
 	if err := m.handOver(state.Bytes(), size); err != nil {
 		return err
 	}
-	// The target runs the sandbox: end it here.
-	m.paused = false
-	k.Discard()
+	m.finish()
 	m.c.Write(migration.FrameDone, nil)
 	m.c.Flush()
-	log.Printf("sandbox %s: migrated to %s in %d rounds: %d bytes sent (%d before compression) in %v, paused %v",
-		m.s.opts.ID, m.uri, round+1, m.c.WireBytes, m.c.RawBytes, time.Since(start), time.Since(down))
-	m.s.last = SaveStats{Paused: time.Since(down), MemoryBytes: m.c.RawBytes}
 	return nil
+}
+
+// finish ends the sandbox here once the target runs it.
+func (m *migrator) finish() {
+	m.paused = false
+	m.s.k.Discard()
+	log.Printf("sandbox %s: migrated to %s in %d rounds: %d bytes sent (%d before compression) in %v, paused %v",
+		m.s.opts.ID, m.uri, m.rounds, m.c.WireBytes, m.c.RawBytes, time.Since(m.start), time.Since(m.down))
+	m.s.last = SaveStats{Paused: time.Since(m.down), MemoryBytes: m.c.RawBytes}
 }
 
 // targetReason returns the target's own error if it sent one before the
@@ -227,7 +401,7 @@ func (m *migrator) resume() {
 
 func (m *migrator) sendMeta() error {
 	argv, _ := json.Marshal(m.s.opts.Argv)
-	meta := map[string]string{MetaSandbox: m.s.opts.ID, MetaArgv: string(argv)}
+	meta := map[string]string{MetaSandbox: m.s.opts.ID, MetaArgv: string(argv), MetaMigration: m.id}
 	if len(m.s.opts.Argv) > 0 {
 		meta[MetaProgram] = m.s.opts.Argv[0]
 	}
@@ -327,6 +501,7 @@ func (m *migrator) handOver(state []byte, size uint64) error {
 	// failure (a port the target finds taken) takes them back.
 	m.s.k.ReleaseHostPorts()
 	m.released = true
+	m.sentGo = true
 	if err := m.c.Write(migration.FrameGo, nil); err != nil {
 		return err
 	}

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
 	"net"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -42,10 +44,23 @@ const receiveDoneTimeout = 30 * time.Second
 // logged) while Receive waits on. A failure before the sandbox runs here
 // is reported to the source, which resumes its own copy; nothing is left
 // running here.
+//
+// Once it told the source the sandbox is restored, Receive answers the
+// source's questions (FrameQuery, on new connections to the listener)
+// about what became of it, for answerKeep after that was decided: in the
+// background once the sandbox runs here (the listener stays open that
+// long), before returning when it does not (until the source asked, or
+// answerKeep passed).
 func Receive(ctx context.Context, o ReceiveOptions) (*KernelSandbox, map[string]string, error) {
-	defer o.Listener.Close()
 	stop := context.AfterFunc(ctx, func() { o.Listener.Close() })
-	defer stop()
+	a := &answerer{ln: o.Listener, token: o.Token, decided: make(chan struct{}), asked: make(chan struct{})}
+	// The listener is closed here unless answering goes on after return.
+	keepOpen := false
+	defer func() {
+		if stop() && !keepOpen {
+			o.Listener.Close()
+		}
+	}()
 	for {
 		nc, err := o.Listener.Accept()
 		if err != nil {
@@ -61,19 +76,129 @@ func Receive(ctx context.Context, o ReceiveOptions) (*KernelSandbox, map[string]
 			continue
 		}
 		log.Printf("receive: %s connected", nc.RemoteAddr())
-		sb, meta, err := receiveOn(ctx, c, o)
+		sb, meta, err := receiveOn(ctx, c, o, a)
 		if err != nil {
 			c.WriteError(err)
 			nc.Close()
+			a.linger(ctx)
 			return nil, nil, fmt.Errorf("receive from %s: %w", nc.RemoteAddr(), err)
 		}
 		nc.Close()
+		if a.serving {
+			keepOpen = true
+			// S/R-SAFE: touches only the listener, not the kernel.
+			go func() {
+				time.Sleep(answerKeep)
+				o.Listener.Close()
+			}()
+		}
 		return sb, meta, nil
 	}
 }
 
+// answerer keeps what became of one migration, for the source's questions
+// once it lost its connection (FrameQuery): the target decides once,
+// running (it read FrameGo) or discarded (it did not, and never will).
+type answerer struct {
+	ln    net.Listener
+	token []byte
+	// serving is set once questions are answered (after FrameReady was
+	// sent to a 2.1 source); quiet once the source said it failed instead
+	// of sending Go (it asks nothing). Exclusive to Receive's goroutine.
+	serving, quiet bool
+	// id is the migration's id (MetaMigration); immutable once serving.
+	id string
+	// mu protects cur and answer; decided is closed once answer is set,
+	// asked once a question about id was answered.
+	mu      sync.Mutex
+	cur     *migration.Conn
+	answer  byte
+	decided chan struct{}
+	asked   chan struct{}
+	once    sync.Once
+}
+
+// serve starts answering questions about migration id, whose connection
+// is c (a question cuts it: the source has given it up).
+func (a *answerer) serve(id string, c *migration.Conn) {
+	a.id, a.cur, a.serving = id, c, true
+	// S/R-SAFE: touches only the listener and a's fields, not the kernel.
+	go func() {
+		for {
+			nc, err := a.ln.Accept()
+			if err != nil {
+				return
+			}
+			// S/R-SAFE: as above.
+			go a.handle(nc)
+		}
+	}()
+}
+
+// decide records the outcome (AnswerRunning or AnswerDiscarded), once.
+func (a *answerer) decide(ans byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	select {
+	case <-a.decided:
+	default:
+		a.answer = ans
+		a.cur = nil
+		close(a.decided)
+	}
+}
+
+// linger keeps answering, if serving, until the source asked, answerKeep
+// passed or ctx ended.
+func (a *answerer) linger(ctx context.Context) {
+	if !a.serving || a.quiet {
+		return
+	}
+	select {
+	case <-a.asked:
+	case <-ctx.Done():
+	case <-time.After(answerKeep):
+	}
+}
+
+// handle answers one connection to the listener once a sandbox was
+// received: a question about it, or a refusal of another migration.
+func (a *answerer) handle(nc net.Conn) {
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(queryTimeout))
+	c, err := migration.Accept(nc, a.token)
+	if err != nil {
+		log.Printf("receive: refused %s: %v", nc.RemoteAddr(), err)
+		return
+	}
+	typ, p, err := c.Read()
+	if err != nil {
+		return
+	}
+	if typ != migration.FrameQuery {
+		c.WriteError(errors.New("this snap receive has received its sandbox already"))
+		return
+	}
+	ans := migration.AnswerUnknown
+	if string(p) == a.id {
+		a.mu.Lock()
+		if a.cur != nil {
+			// Undecided: the source gave the connection up, so FrameGo
+			// either was read or never comes. End the wait for it.
+			a.cur.NetConn().SetReadDeadline(time.Unix(1, 0))
+		}
+		a.mu.Unlock()
+		<-a.decided
+		ans = a.answer
+	}
+	log.Printf("receive: %s asked about migration %q: answered %d", nc.RemoteAddr(), p, ans)
+	if err := c.Write(migration.FrameAnswer, []byte{ans}); err == nil && c.Flush() == nil && ans != migration.AnswerUnknown {
+		a.once.Do(func() { close(a.asked) })
+	}
+}
+
 // receiveOn runs the target's side of one authenticated migration.
-func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions) (*KernelSandbox, map[string]string, error) {
+func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions, a *answerer) (*KernelSandbox, map[string]string, error) {
 	stop := context.AfterFunc(ctx, func() { c.NetConn().SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	st, err := newStaging()
@@ -143,22 +268,39 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions) (*Kerne
 			return nil, nil, err
 		}
 	}
+	// A 2.1 source that loses the connection from now on asks what
+	// became of the sandbox; a 2.0 one cannot.
+	asks := c.PeerMinor() >= 1 && meta[MetaMigration] != ""
 	c.NetConn().SetReadDeadline(time.Now().Add(ackTimeout))
+	if asks {
+		a.serve(meta[MetaMigration], c)
+	}
 	if err := sendFrame(c, migration.FrameReady); err != nil {
+		a.decide(migration.AnswerDiscarded)
 		k.Release()
 		return nil, nil, fmt.Errorf("tell the source the sandbox is restored: %w", err)
 	}
 	if _, err := c.Expect(migration.FrameGo); err != nil {
+		if errors.Is(err, migration.ErrRemote) {
+			// The source sent Error, not Go: it resumed and asks nothing.
+			a.quiet = true
+		}
+		a.decide(migration.AnswerDiscarded)
 		k.Release()
 		return nil, nil, fmt.Errorf("source did not hand the sandbox over: %w", err)
 	}
 	// The source freed its host ports before Go (a restore binds them
 	// again); a port taken here fails the migration, and the source,
-	// told so instead of Running, takes them back and runs on.
+	// told so instead of Running (or answered so when it asks), takes
+	// them back and runs on.
 	if err := k.ReopenHostSockets(); err != nil {
+		a.decide(migration.AnswerDiscarded)
 		k.Release()
 		return nil, nil, fmt.Errorf("restore: %w", err)
 	}
+	// From here on the sandbox runs here, whatever happens to the
+	// connection: a source that does not read FrameRunning asks.
+	a.decide(migration.AnswerRunning)
 	sb := &KernelSandbox{k: k, opts: ko, ran: make(chan struct{})}
 	k.OnFirstSwitch(func() { close(sb.ran) })
 	k.Resume()
@@ -167,8 +309,10 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions) (*Kerne
 	if err == nil {
 		_, err = c.Expect(migration.FrameDone)
 	}
-	if err != nil {
-		// The source may have resumed its copy: never both.
+	if err != nil && asks {
+		log.Printf("receive: the source did not confirm it stopped (%v): it asks, and learns the sandbox runs here", err)
+	} else if err != nil {
+		// A 2.0 source may have resumed its copy: never both.
 		k.SignalInit(int(unix.SIGKILL))
 		k.Wait()
 		k.Release()

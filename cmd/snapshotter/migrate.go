@@ -26,8 +26,11 @@ func newMigrateCmd(g *globalFlags) *cobra.Command {
 		Long: `migrate copies sandbox ID's memory to the target (snap receive) while it
 runs, round after round of what it dirtied, then pauses it, sends the last
 dirty pages and its kernel state, and the target resumes it. snap migrate
-ends once the target says the sandbox runs there; any failure before that
-leaves it running here. Both sides prove they hold the token in
+ends once the target says the sandbox runs there; any failure before the
+target is told to run it leaves it running here. A connection lost after
+that is followed by asking the target again: the sandbox then runs in one
+place only (if the target cannot be asked for 30s, it stays paused here
+and a later save or migration of it asks again). Both sides prove they hold the token in
 --token-file (it is never sent). --max-downtime (default 50ms) is the pause
 aimed at; --timeout (default 10m) bounds the whole migration.
 --via STORE (a store URI: file:///dir, s3://bucket/prefix) moves it
