@@ -42,6 +42,7 @@ var (
 	stateTypeInfopipe          *stateify.TypeInfo
 	stateTypeInfopipeReader    *stateify.TypeInfo
 	stateTypeInfopipeWriter    *stateify.TypeInfo
+	stateTypeInfoprocFS        *stateify.TypeInfo
 	stateTypeInfoRoot          *stateify.TypeInfo
 	stateTypeInfosynthDir      *stateify.TypeInfo
 	stateTypeInfosentryFS      *stateify.TypeInfo
@@ -243,6 +244,7 @@ func init() {
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
 		{Name: "pipe", Type: "*snapshotter/kernel/vfs.pipe"},
 	})
+	stateTypeInfoprocFS = stateify.Register[procFS]("snapshotter/kernel/vfs.procFS", []stateify.Field{})
 	stateTypeInfoRoot = stateify.Register[Root]("snapshotter/kernel/vfs.Root", []stateify.Field{
 		{Name: "hostDir", Type: "string"},
 		{Name: "mounts", Type: "*snapshotter/kernel/vfs.MountTable"},
@@ -1129,6 +1131,7 @@ func (x *Mount) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			d.Skip()
 		}
 	}
+	d.AfterLoad(x.afterLoad)
 }
 
 // StateTypeName implements stateify.Savable.
@@ -1650,6 +1653,27 @@ func (x *pipeWriter) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		default:
 			d.Skip()
 		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *procFS) StateTypeName() string { return "snapshotter/kernel/vfs.procFS" }
+
+// StateFields implements stateify.Savable.
+func (x *procFS) StateFields() []string { return stateTypeInfoprocFS.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *procFS) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoprocFS }
+
+// StateSave implements stateify.Savable.
+func (x *procFS) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoprocFS)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *procFS) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for range d.Struct(stateTypeInfoprocFS) {
+		d.Skip()
 	}
 }
 
