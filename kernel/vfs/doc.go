@@ -60,10 +60,12 @@
 // whiteouts, a directory made again over a removed one is opaque, and a
 // directory with lower content cannot be renamed (EXDEV). Extended
 // attributes (user.* only, xattr.go) are kept with the upper files and
-// copied up with the lower ones. A description of
-// a lower file opened before its copy-up keeps reading the lower file
-// (Linux since 4.19 switches it to the copy). The upper layer is saved
-// like every tmpfs; lower files held open are saved as host files.
+// copied up with the lower ones. A description of a lower regular file
+// opened before its copy-up reads, seeks and fstats the copy from then on,
+// as Linux's since 4.19 (overlay_copyup.go); mappings made from it before
+// keep the lower pages. The upper layer is saved like every tmpfs; lower
+// files held open are saved as host files, with their copy's description
+// once they have one.
 //
 // # Volumes
 //
@@ -223,7 +225,7 @@
 //	        TTY.mu (released before JobControl is called)
 //	        MountTable.mu
 //	          tmpfs.mu (an overlay's upper layer: held across its lower lookups)
-//	            Root.mu, bindFS.mu
+//	            Root.mu, bindFS.mu, hostFile.upMu
 //	            Notifier.mu
 //	              inotifyFile.mu
 //
