@@ -35,7 +35,13 @@ var limitCases = []struct {
 	{"memory-cow", []string{"--memory", "64M"}, []string{"cow"}, []string{
 		"cow: child killed by signal 9",
 	}},
-	{"defaults", nil, []string{"forks", "100", "threads", "100", "memory", "cow"}, []string{
+	// A file larger than the memory: /tmp (the overlay root's upper
+	// layer) is sized by --memory, and the sandbox goes on.
+	{"memory-file", []string{"--memory", "64M"}, []string{"file"}, []string{
+		"file of 128 MiB in /tmp: ENOSPC",
+		"then a file of 1 MiB: ok",
+	}},
+	{"defaults", nil, []string{"forks", "100", "threads", "100", "memory", "cow", "file"}, []string{
 		"forks: 100, then the cap",
 		"threads: 100, then the cap",
 		"mmap 128 MiB: ok",
@@ -43,6 +49,7 @@ var limitCases = []struct {
 		"brk +128 MiB: ok",
 		"malloc 128 MiB: ok",
 		"cow: child exit 0",
+		"file of 128 MiB in /tmp: ok",
 	}},
 }
 

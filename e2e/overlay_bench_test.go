@@ -53,6 +53,14 @@ func BenchmarkOverlay(b *testing.B) {
 				b.ReportMetric(perOp(snapT)*1e6/float64(bc.n), "us/file")
 				b.ReportMetric(perOp(natT)*1e6/float64(bc.n), "native-us/file")
 			}
+			// The goals: io at least half of native's throughput
+			// (snap/native-throughput >= 0.5), files at most 5 times
+			// native's time (snap/native-time <= 5).
+			if bc.mode == "io" {
+				b.ReportMetric(natT.Seconds()/snapT.Seconds(), "snap/native-throughput")
+			} else {
+				b.ReportMetric(snapT.Seconds()/natT.Seconds(), "snap/native-time")
+			}
 		})
 	}
 }

@@ -135,10 +135,10 @@ func TestToolsInOverlay(t *testing.T) {
 // TestOverlayEscapes: a shell in the sandbox tries to reach host files
 // through the overlay root: writes through symlinks (relative, absolute,
 // climbing with ".."), through a hard link made to a lower file, through
-// /proc/self/root, a directory moved (EXDEV, so mv copies it), removals,
-// chmod and touch. Inside, the
-// changes show; on the host both directories are byte for byte what they
-// were.
+// /proc/self/root (a magic link to the root, so the write lands in the
+// overlay like the others), a directory moved (EXDEV, so mv copies it),
+// removals, chmod and touch. Inside, the changes show; on the host both
+// directories are byte for byte what they were.
 func TestOverlayEscapes(t *testing.T) {
 	if _, err := os.Stat(busyboxPath); err != nil {
 		prereq.Missing(t, "%s (Debian package busybox-static): %v", busyboxPath, err)
@@ -154,7 +154,7 @@ func TestOverlayEscapes(t *testing.T) {
 		"ln -s ../" + filepath.Base(e) + "/sub/deep rel && echo via-rel >> rel",
 		"ln -s /../../../.." + e + "/target climb && echo via-climb >> climb",
 		"ln " + e + "/target hard && echo via-hard >> hard",
-		"(echo via-proc >> /proc/self/root" + e + "/target) 2>/dev/null || echo no-proc-root",
+		"echo via-proc >> /proc/self/root" + e + "/target",
 		"echo new > ../" + filepath.Base(e) + "/new",
 		"mv " + e + "/sub " + d + "/moved", // EXDEV: mv copies
 		"chmod 000 " + e + "/target && touch -d 2001-01-01 " + e,
@@ -162,7 +162,7 @@ func TestOverlayEscapes(t *testing.T) {
 		"cat " + e + "/target moved/deep; ls " + e,
 	}, "\n")
 	got := execute(t, []string{snap(t), "run", "--", busyboxPath, "sh", "-c", script}, spec{}, d)
-	want := "no-proc-root\ntarget\nvia-abs\nvia-climb\nvia-hard\ndeep\nvia-rel\nnew\ntarget\n"
+	want := "target\nvia-abs\nvia-climb\nvia-hard\nvia-proc\ndeep\nvia-rel\nnew\ntarget\n"
 	if got.status != 0 || got.stdout != want {
 		t.Errorf("status %d, stdout %q, stderr %q; want status 0, stdout %q", got.status, got.stdout, got.stderr, want)
 	}
@@ -173,7 +173,9 @@ func TestOverlayEscapes(t *testing.T) {
 
 // TestVolumes: a shell writes, renames and links in a bind mount (-v),
 // which reach the host directory, while symlinks and ".." stay inside it
-// and a rename out of it is EXDEV; a :ro volume is read-only; statfs and
+// and a rename out of it is EXDEV (mv then copies the file into the
+// overlay root and removes it from the volume, leaving the host's tree
+// outside the volume alone); a :ro volume is read-only; statfs and
 // /proc/self/mounts show it.
 func TestVolumes(t *testing.T) {
 	if _, err := os.Stat(busyboxPath); err != nil {
@@ -198,9 +200,10 @@ func TestVolumes(t *testing.T) {
 		"(echo x > /ro/new) 2>/dev/null || echo ro refused",
 		"cat /ro/ro.txt",
 		"ln /vol/in.txt /outside 2>/dev/null || echo link across mounts refused",
+		"echo moving > /vol/r.txt && mv /vol/r.txt /r-out && cat /r-out && ls /vol/r.txt 2>/dev/null || echo moved out by a copy",
 	}, "\n")
 	got := execute(t, []string{snap(t), "run", "-v", vol + ":/vol", "-v", ro + ":/ro:ro", "--", busyboxPath, "sh", "-c", script}, spec{}, vol)
-	want := "climb stays inside\nsecret\n1\nfrom the host\nro refused\nread only\nlink across mounts refused\n"
+	want := "climb stays inside\nsecret\n1\nfrom the host\nro refused\nread only\nlink across mounts refused\nmoving\nmoved out by a copy\n"
 	if got.status != 0 || got.stdout != want {
 		t.Errorf("status %d, stdout %q, stderr %q; want status 0, stdout %q", got.status, got.stdout, got.stderr, want)
 	}
@@ -214,5 +217,10 @@ func TestVolumes(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(ro, "new")); !os.IsNotExist(err) {
 		t.Errorf("a file appeared in the :ro volume: %v", err)
+	}
+	for _, p := range []string{filepath.Join(vol, "r.txt"), "/r-out"} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("host %s after the move out of the volume: %v, want it absent", p, err)
+		}
 	}
 }

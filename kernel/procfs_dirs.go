@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,10 +10,9 @@ import (
 	"snapshotter/kernel/vfs"
 )
 
-// The directories and symlinks of the sandbox's /proc. vfs serves /proc
-// itself as an empty directory and nothing below it; the kernel answers
-// for what describes the sandbox's processes (the files in sys_procfs.go,
-// the directories and links here). The host's /proc is never consulted.
+// The directories and symlinks of the sandbox's /proc, which vfs's procFS
+// asks for through the caller's procView (procfs_view.go); the files are in
+// sys_procfs.go. The host's /proc is never consulted.
 
 // procEntry is a directory or symlink of /proc the kernel generates.
 type procEntry struct {
@@ -40,28 +38,10 @@ var procTaskFiles = []struct {
 	{"task", unix.DT_DIR},
 }
 
-// procGuestPath returns the cleaned absolute guest path of p relative to
-// dir (nil: the working directory), or "" if dir is not a directory.
-func (t *Task) procGuestPath(dir *vfs.File, p string) string {
-	full := p
-	if !strings.HasPrefix(p, "/") {
-		switch {
-		case dir == nil:
-			full = t.tg.fs.Getcwd() + "/" + p
-		case dir.IsDir():
-			full = dir.Path() + "/" + p
-		default:
-			return ""
-		}
-	}
-	return path.Clean(full)
-}
-
-// procEntryAt returns the /proc directory or symlink that p (relative to
-// dir) names, if the kernel generates one. follow resolves a final
+// procEntryAt returns the /proc directory or symlink at full (a clean
+// guest path), if the kernel generates one. follow resolves a final
 // /proc/self or /proc/thread-self link to its directory.
-func (t *Task) procEntryAt(dir *vfs.File, p string, follow bool) (procEntry, bool) {
-	full := t.procGuestPath(dir, p)
+func (t *Task) procEntryAt(full string, follow bool) (procEntry, bool) {
 	if full == "/proc" {
 		return t.procRootEntry(), true
 	}

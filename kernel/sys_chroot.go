@@ -11,5 +11,5 @@ func sysChroot(t *Task, a *sysArgs) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return 0, t.tg.fs.Chroot(nil, p, t.creds.capable(capSysChroot))
+	return 0, t.tg.fs.Chroot(t.fsOwner().Creds, nil, p, t.creds.capable(capSysChroot))
 }

@@ -3,36 +3,24 @@ package kernel
 import (
 	"bytes"
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
 
 	"snapshotter/kernel/vfs"
 )
 
-// The sandbox's /proc is the sentry's (the host's is never looked up): the
-// kernel answers for the per-process files programs read about themselves,
-// generated when opened (vfs.NewSynthetic); procfs_dirs.go has the
-// directories and links.
+// The sandbox's /proc is the sentry's (the host's is never looked up): a
+// filesystem of the mount table (vfs's procFS) that asks the caller's
+// procView (procfs_view.go) for what it holds. The kernel generates the
+// per-process files programs read about themselves when they are opened
+// (vfs.NewSynthetic); procfs_dirs.go has the directories and links.
 
 // procSelfFile returns the guest path and (if withData) the contents of the
-// per-process file that p (relative to dir) names, if the kernel generates
-// it: maps, comm, cmdline, status, stat, mounts and mountinfo under /proc/self, /proc/<pid>
+// per-process file at full (a clean guest path under /proc), if the kernel
+// generates it: maps, comm, cmdline, status, stat, mounts and mountinfo under /proc/self, /proc/<pid>
 // (any process or thread of the sandbox), /proc/thread-self and
 // /proc/<pid>/task/<tid>.
-func (t *Task) procSelfFile(dir *vfs.File, p string, withData bool) (string, []byte, bool) {
-	full := p
-	if !strings.HasPrefix(p, "/") {
-		if dir != nil && !dir.IsDir() {
-			return "", nil, false // ENOTDIR, or AT_EMPTY_PATH: dir itself
-		}
-		if dir != nil {
-			full = dir.Path() + "/" + p
-		} else {
-			full = t.tg.fs.Getcwd() + "/" + p
-		}
-	}
-	full = path.Clean(full)
+func (t *Task) procSelfFile(full string, withData bool) (string, []byte, bool) {
 	if full == "/proc/mounts" {
 		full = "/proc/self/mounts" // the link /proc/mounts, followed
 	}

@@ -234,7 +234,7 @@ var syscallTable = [syscallTableSize]syscallEntry{
 	unix.SYS_ARCH_PRCTL:              full("arch_prctl", sysArchPrctl),
 	unix.SYS_ADJTIMEX:                unsupported("adjtimex", unix.ENOSYS, "not implemented yet"),
 	unix.SYS_SETRLIMIT:               partial("setrlimit", sysSetrlimit, "limits are kept and reported; only RLIMIT_NOFILE is enforced"),
-	unix.SYS_CHROOT:                  partial("chroot", sysChroot, "\"..\" is resolved lexically in a chroot; absolute and climbing symlinks on the read-only host root resolve from the sandbox's root; the sentry's /proc stays visible"),
+	unix.SYS_CHROOT:                  partial("chroot", sysChroot, "\"..\" is resolved lexically in a chroot; absolute and climbing symlinks on the read-only host root resolve from the sandbox's root"),
 	unix.SYS_SYNC:                    partial("sync", sysSync, "nothing to flush: every file the sandbox writes lives in its memory"),
 	unix.SYS_ACCT:                    unsupported("acct", unix.EPERM, "process accounting needs CAP_SYS_PACCT, which the sandbox never has"),
 	unix.SYS_SETTIMEOFDAY:            partial("settimeofday", sysSettimeofday, "checks its arguments, then EPERM: the sandbox never changes the host's clock (as without CAP_SYS_TIME)"),

@@ -60,10 +60,12 @@
 // whiteouts, a directory made again over a removed one is opaque, and a
 // directory with lower content cannot be renamed (EXDEV). Extended
 // attributes (user.* only, xattr.go) are kept with the upper files and
-// copied up with the lower ones. A description of
-// a lower file opened before its copy-up keeps reading the lower file
-// (Linux since 4.19 switches it to the copy). The upper layer is saved
-// like every tmpfs; lower files held open are saved as host files.
+// copied up with the lower ones. A description of a lower regular file
+// opened before its copy-up reads, seeks and fstats the copy from then on,
+// as Linux's since 4.19 (overlay_copyup.go); mappings made from it before
+// keep the lower pages. The upper layer is saved like every tmpfs; lower
+// files held open are saved as host files, with their copy's description
+// once they have one.
 //
 // # Volumes
 //
@@ -121,21 +123,26 @@
 // # The sentry's /dev, /proc and /sys
 //
 // These three directories are never looked up on the host, whatever the
-// root holds there: they are mounted sentryFS filesystems (sentryfs.go): /dev holds the sentry's null, zero, full,
+// root holds there: /dev and /sys are mounted sentryFS filesystems
+// (sentryfs.go), /proc a procFS (procfs.go): /dev holds the sentry's null, zero, full,
 // random and urandom devices, the links fd, stdin, stdout and stderr, and
 // the pseudo-terminals: ptmx, tty and, mounted at /dev/pts, a devpts
 // (devpts.go, tty.go: a TTY is a pair with its line discipline, termios,
 // window size, session and foreground group; the kernel answers /dev/tty
 // and the job control that needs processes through File.TTY and the
 // JobControl it gives with MountTable.SetJobControl);
-// /sys holds devices/system/cpu/{online,possible}; /proc is answered by the
-// kernel, which generates the per-process files and directories of the
-// sandbox's own processes (NewSynthetic, NewSyntheticDir) and answers for
-// /dev/stdin, /dev/fd/N and /proc/self/fd/N through FS.FDAlias (opening one
-// reopens the descriptor's file with FS.Reopen, as Linux does). Anything
-// else under them does not exist (ENOENT). Paths into them are cleaned
-// lexically; a host symlink that leads into them resolves on the host and is
-// refused.
+// /sys holds devices/system/cpu/{online,possible}. /proc is a mount like
+// the others, reached only by paths the mount table routes there (a chroot
+// without it has none): procFS walks the path below it and asks the
+// caller's ProcView (Creds.Proc, the kernel's), which generates the
+// per-process files and directories of the sandbox's own processes
+// (NewSynthetic, NewSyntheticDir); a walk through a process's root, cwd or
+// exe link continues at what the link leads to, from the sandbox's root,
+// as Linux's magic links. The kernel answers for /dev/stdin, /dev/fd/N and
+// /proc/self/fd/N through FS.FDAlias (opening one reopens the descriptor's
+// file with FS.Reopen, as Linux does). Anything else under them does not
+// exist (ENOENT). Paths into /dev and /sys are cleaned lexically; a host
+// symlink that leads into them resolves on the host and is refused.
 //
 // # Memfds
 //
@@ -218,7 +225,7 @@
 //	        TTY.mu (released before JobControl is called)
 //	        MountTable.mu
 //	          tmpfs.mu (an overlay's upper layer: held across its lower lookups)
-//	            Root.mu, bindFS.mu
+//	            Root.mu, bindFS.mu, hostFile.upMu
 //	            Notifier.mu
 //	              inotifyFile.mu
 //

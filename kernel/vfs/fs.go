@@ -89,6 +89,14 @@ func (fs *FS) RootPath() string {
 	return fs.chroot
 }
 
+// CwdPath returns the guest path of the working directory from the
+// sandbox's root (where /proc/PID/cwd leads).
+func (fs *FS) CwdPath() string {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.cwd
+}
+
 func (fs *FS) cwdAndRoot() (string, string) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
@@ -96,15 +104,16 @@ func (fs *FS) cwdAndRoot() (string, string) {
 }
 
 // Chroot makes the directory at p (relative to dir) the context's root
-// directory (chroot(2)): the lookup's errors first, then EPERM unless
+// directory (chroot(2)) for a caller with credentials c (whose Proc
+// resolves /proc/PID/root): the lookup's errors first, then EPERM unless
 // permitted (the caller has CAP_SYS_CHROOT). The working directory stays
 // where it is, possibly outside the new root.
-func (fs *FS) Chroot(dir *File, p string, permitted bool) error {
+func (fs *FS) Chroot(c *Creds, dir *File, p string, permitted bool) error {
 	full, err := fs.fullPath(dir, p)
 	if err != nil {
 		return err
 	}
-	d, err := resolve(fs, full, func(m *Mount, p string) (string, error) { return m.fs.chdir(nil, m, p) })
+	d, err := resolve(fs, full, func(m *Mount, p string) (string, error) { return m.fs.chdir(c, m, p) })
 	if err != nil {
 		return err
 	}

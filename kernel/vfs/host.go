@@ -32,8 +32,10 @@ type hostFile struct {
 	// root is the root the file was resolved under; immutable.
 	root *Root
 	// ovl is the overlay whose lower layer the file is in, or nil (a
-	// read-only root); immutable.
-	ovl *overlayFS
+	// read-only root), and ovlMount the mount it was opened through;
+	// immutable.
+	ovl      *overlayFS
+	ovlMount *Mount
 	// bind is the bind mount the file is in, or nil (root is then set);
 	// bindRel is its path relative to the mount's host directory and
 	// hostFlags the access mode and O_APPEND it is open with (bind.go).
@@ -75,6 +77,14 @@ type hostFile struct {
 	// broken is the restore failure that makes every operation fail with
 	// EIO, or nil. Set by afterLoad only.
 	broken error `state:"nosave"`
+
+	// upMu protects up. It is taken under tmpfs.mu (copy-up) and holds no
+	// other lock. Not saved: idle at save time.
+	upMu sync.Mutex `state:"nosave"`
+	// up is a read-only description of the file's copy in ovl's upper
+	// layer once a change copied it up, which read, lseek and fstat then
+	// follow (overlay_copyup.go); nil before.
+	up *File
 }
 
 func (h *hostFile) isDir() bool { return h.mode&unix.S_IFMT == unix.S_IFDIR }
@@ -86,18 +96,22 @@ func (h *hostFile) guestPath() string {
 }
 
 func (h *hostFile) release() {
+	h.releaseLower()
 	if h.fd >= 0 {
 		unix.Close(h.fd)
 		h.fd = -1
 	}
 }
 
-func (h *hostFile) read(f *File, _ <-chan struct{}, dst []byte, off int64) (int, error) {
+func (h *hostFile) read(f *File, cancel <-chan struct{}, dst []byte, off int64) (int, error) {
 	if h.broken != nil {
 		return 0, unix.EIO
 	}
 	if h.isDir() {
 		return 0, unix.EISDIR
+	}
+	if up := h.upper(); up != nil {
+		return h.readUpper(up, cancel, dst, off)
 	}
 	if off >= 0 {
 		return preadFull(h.fd, dst, off)
@@ -144,6 +158,9 @@ func (h *hostFile) write(f *File, _ <-chan struct{}, src []byte, off int64) (int
 func (h *hostFile) seek(_ *File, off int64, whence int) (int64, error) {
 	if h.broken != nil {
 		return 0, unix.EIO
+	}
+	if up := h.upper(); up != nil {
+		return h.seekUpper(up, off, whence)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -192,6 +209,9 @@ func seekHostFD(fd int, cur, off int64, whence int) (int64, error) {
 func (h *hostFile) stat(*File) (Stat, error) {
 	if h.broken != nil {
 		return Stat{}, unix.EIO
+	}
+	if up := h.upper(); up != nil {
+		return up.impl.stat(up)
 	}
 	return hostStat(h.fd)
 }

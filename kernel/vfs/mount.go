@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path"
@@ -12,14 +13,14 @@ import (
 )
 
 // Filesystem is one mounted filesystem: the overlay root (overlayFS) or
-// the read-only host root (Root), one of the sentry's /dev, /proc and /sys
-// (sentryFS), a memory filesystem (tmpfs) or a volume (bindFS). The mount table routes each guest path to one
+// the read-only host root (Root), the sentry's /dev and /sys (sentryFS),
+// its /proc (procFS), a memory filesystem (tmpfs) or a volume (bindFS). The mount table routes each guest path to one
 // Filesystem; the FS methods then call exactly one method of it.
 //
 // Paths. A method receives the path the mount table routed to it (route):
-// a lexical filesystem (the host root, the sentry's directories) and the
+// a lexical filesystem (the host root, the sentry's /dev and /sys) and the
 // overlay root get the whole absolute guest path; a walked one (tmpfs,
-// volume) gets the rest of the path below its mount point.
+// volume, /proc) gets the rest of the path below its mount point.
 //
 // Leaving. A walked filesystem that must leave itself in the middle of a
 // walk (".." at its root, a symlink whose target is absolute or climbs out)
@@ -131,6 +132,14 @@ type Mount struct {
 	id uint32
 }
 
+// afterLoad gives an image from before procFS its /proc. Invoked by
+// stateify.
+func (m *Mount) afterLoad(context.Context) {
+	if s, ok := m.fs.(*sentryFS); ok && s.name == "proc" {
+		m.fs = &procFS{}
+	}
+}
+
 // Point returns the mount point.
 func (m *Mount) Point() string { return m.point }
 
@@ -138,7 +147,7 @@ func (m *Mount) Point() string { return m.point }
 // the rest of the path below the mount point).
 func (m *Mount) walked() bool {
 	switch m.fs.(type) {
-	case *tmpfs, *overlayFS, *bindFS, *devpts, *mqueueFS:
+	case *tmpfs, *overlayFS, *bindFS, *devpts, *mqueueFS, *procFS:
 		return true
 	}
 	return false
@@ -226,10 +235,14 @@ func newMountTable(root *Root) *MountTable {
 	mt.add("/", root, root.hostDir, "ro")
 	for _, name := range []string{"dev", "proc", "sys"} {
 		opts := "rw,nosuid,nodev,noexec,relatime" // as Linux mounts /proc and /sys
-		if name == "dev" {
+		var fs Filesystem = &sentryFS{name: name}
+		switch name {
+		case "dev":
 			opts = "rw,nosuid"
+		case "proc":
+			fs = &procFS{}
 		}
-		mt.add("/"+name, &sentryFS{name: name}, name, opts)
+		mt.add("/"+name, fs, name, opts)
 	}
 	for _, p := range defaultTmpfsMounts {
 		t := newTmpfs(DefaultTmpfsSize, mt.nextID)
@@ -525,6 +538,8 @@ func (m *Mount) device() (uint32, uint32) {
 		}
 	case *sentryFS:
 		return 0, sentryMounts[fs.name].minor
+	case *procFS:
+		return 0, sentryMounts["proc"].minor
 	case *devpts:
 		return 0, devptsMinor
 	case *mqueueFS:

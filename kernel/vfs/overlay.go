@@ -49,6 +49,10 @@ type overlayFS struct {
 	// upper holds everything written; immutable. Its mu protects the
 	// walk and every change (the lower layer is looked up under it).
 	upper *tmpfs
+	// lowerOpen are the open descriptions of lower regular files, which
+	// their copy-up switches to the copy (overlay_copyup.go); protected
+	// by upper.mu. Not saved: the restored files track themselves again.
+	lowerOpen lowerOpens `state:"nosave"`
 }
 
 // overlayMagic is Linux's OVERLAYFS_SUPER_MAGIC, what statfs reports.
@@ -598,6 +602,9 @@ func (o *overlayFS) copyUpLocked(dir *tmpNode, name, p string) (*tmpNode, error)
 	t.linkLocked(dir, name, n)
 	dir.mtime, dir.ctime = dm, dc
 	n.atime, n.mtime, n.ctime, n.btime = st.Atime, st.Mtime, st.Ctime, st.Btime
+	if st.FileType() == unix.S_IFREG {
+		o.copiedUpLocked(*n.origin, n, p)
+	}
 	return n, nil
 }
 
@@ -1208,7 +1215,8 @@ func (o *overlayFS) openEntLocked(fs *FS, m *Mount, w *ovlWalk, flags uint32) (*
 		return nil, err
 	}
 	if h, ok := f.impl.(*hostFile); ok {
-		h.ovl = o
+		h.ovl, h.ovlMount = o, m
+		o.trackLowerLocked(h)
 	}
 	return f, nil
 }

@@ -122,8 +122,8 @@ func TestOverlayChanges(t *testing.T) {
 			t.Errorf("read %s = %q, %v, want %q", r.path, got, err, r.want)
 		}
 	}
-	if got := readAll(t, held); got != "hello\n" {
-		t.Errorf("a description opened before the copy-up reads %q, want the lower %q", got, "hello\n")
+	if got := readAll(t, held); got != "changed" {
+		t.Errorf("a description opened before the copy-up reads %q, want the copy's %q", got, "changed")
 	}
 	after1, err := fs.Fstatat(nil, "/etc/hello.txt", 0)
 	if err != nil || after1.Ino != before1.Ino || after1.DevMinor != before1.DevMinor {

@@ -13,6 +13,9 @@ type Creds struct {
 	FSUID, FSGID uint32
 	Groups       []uint32
 	Caps         uint64
+	// Proc is /proc as the caller sees it (the kernel's, for the calling
+	// thread); nil shows /proc empty.
+	Proc ProcView
 }
 
 // Capabilities the permission checks honour (linux/capability.h).

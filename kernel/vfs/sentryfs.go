@@ -14,9 +14,9 @@ import (
 // on the host, whatever the root holds there: the host's would describe
 // the host (its devices, its processes, its hardware). A guest path whose
 // first component is one of them is cleaned lexically (these trees hold no
-// host symlinks) and answered from sentryNodes here, or, for per-process
-// entries under /proc, by the kernel before it calls vfs (NewSynthetic,
-// NewSyntheticDir). Anything else under them does not exist (ENOENT).
+// host symlinks) and answered from sentryNodes here, or, under /proc, by
+// procFS (procfs.go), which asks the kernel's view of /proc. Anything else
+// under them does not exist (ENOENT).
 
 // Filesystem magic numbers statfs reports for the sentry's directories.
 const (
@@ -53,8 +53,7 @@ type sentryNode struct {
 
 func (n *sentryNode) fileType() uint32 { return n.mode & unix.S_IFMT }
 
-// sentryNodes are the files vfs serves under /dev and /sys (and /proc
-// itself), by guest path.
+// sentryNodes are the files vfs serves under /dev and /sys, by guest path.
 var sentryNodes = sync.OnceValue(func() map[string]*sentryNode {
 	dir := func(children ...string) *sentryNode {
 		return &sentryNode{mode: unix.S_IFDIR | 0o555, children: children}
@@ -65,13 +64,11 @@ var sentryNodes = sync.OnceValue(func() map[string]*sentryNode {
 		cpus = func() []byte { return []byte("0\n") }
 	}
 	nodes := map[string]*sentryNode{
-		"/dev":        {mode: unix.S_IFDIR | 0o755},
-		"/dev/fd":     link("/proc/self/fd"),
-		"/dev/stdin":  link("/proc/self/fd/0"),
-		"/dev/stdout": link("/proc/self/fd/1"),
-		"/dev/stderr": link("/proc/self/fd/2"),
-		// /proc's entries are the kernel's (per-process directories).
-		"/proc":                          dir(),
+		"/dev":                           {mode: unix.S_IFDIR | 0o755},
+		"/dev/fd":                        link("/proc/self/fd"),
+		"/dev/stdin":                     link("/proc/self/fd/0"),
+		"/dev/stdout":                    link("/proc/self/fd/1"),
+		"/dev/stderr":                    link("/proc/self/fd/2"),
 		"/sys":                           dir("devices"),
 		"/sys/devices":                   dir("system"),
 		"/sys/devices/system":            dir("cpu"),
@@ -99,18 +96,29 @@ func sentryMountOf(full string) string {
 }
 
 // foldSentryPath cleans an absolute guest path lexically if it starts in,
-// or lexically leads into, a sentry directory ("/dev/../etc/x" is
-// "/etc/x": the host may have no /dev to resolve ".." in; "/etc/../dev/null"
-// is "/dev/null"), keeping a trailing slash, which asks for a directory.
+// or lexically leads into, /dev or /sys ("/dev/../etc/x" is "/etc/x": the
+// host may have no /dev to resolve ".." in; "/etc/../dev/null" is
+// "/dev/null"), keeping a trailing slash, which asks for a directory.
+// /proc walks its paths itself (procfs.go): ".." after a magic link there
+// climbs from the link's target.
 func foldSentryPath(full string) string {
 	c := cleanPath(full)
-	if sentryMountOf(c) == "" && sentryMountOf(full) == "" {
+	if lexicalSentryMount(c) == "" && lexicalSentryMount(full) == "" {
 		return full
 	}
 	if strings.HasSuffix(full, "/") && c != "/" {
 		c += "/"
 	}
 	return c
+}
+
+// lexicalSentryMount is sentryMountOf for the directories cleaned
+// lexically: "dev" and "sys".
+func lexicalSentryMount(full string) string {
+	if name := sentryMountOf(full); name != "proc" {
+		return name
+	}
+	return ""
 }
 
 // maxSentryLinks bounds the symlinks followed in one sentry lookup.
@@ -359,14 +367,15 @@ func (d *synthDir) stat(*File) (Stat, error) { return syntheticNodeStat(d.path, 
 
 func (d *synthDir) guestPath() string { return d.path }
 
-// sentryFS is one of the sentry's directories (/dev, /proc or /sys) as a
+// sentryFS is one of the sentry's directories (/dev or /sys) as a
 // mounted Filesystem. Its paths are whole guest paths, cleaned lexically
 // (sentryLookup); nothing in it can be created, removed or changed
 // (EROFS once the path resolves, as before).
 //
 // +stateify savable
 type sentryFS struct {
-	// name is "dev", "proc" or "sys"; immutable.
+	// name is "dev" or "sys" ("proc" in images from before procFS, which
+	// Mount.afterLoad replaces); immutable.
 	name string
 }
 

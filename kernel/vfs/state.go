@@ -137,6 +137,7 @@ func (h *hostFile) afterLoad(ctx context.Context) {
 		h.broken = err
 		reportRestoreError(ctx, err)
 	}
+	h.afterLoadLower(ctx)
 }
 
 func (h *hostFile) reopen(portable bool) error {

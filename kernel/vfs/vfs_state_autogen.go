@@ -42,6 +42,7 @@ var (
 	stateTypeInfopipe          *stateify.TypeInfo
 	stateTypeInfopipeReader    *stateify.TypeInfo
 	stateTypeInfopipeWriter    *stateify.TypeInfo
+	stateTypeInfoprocFS        *stateify.TypeInfo
 	stateTypeInfoRoot          *stateify.TypeInfo
 	stateTypeInfosynthDir      *stateify.TypeInfo
 	stateTypeInfosentryFS      *stateify.TypeInfo
@@ -145,6 +146,7 @@ func init() {
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
 		{Name: "root", Type: "*snapshotter/kernel/vfs.Root"},
 		{Name: "ovl", Type: "*snapshotter/kernel/vfs.overlayFS"},
+		{Name: "ovlMount", Type: "*snapshotter/kernel/vfs.Mount"},
 		{Name: "bind", Type: "*snapshotter/kernel/vfs.bindFS"},
 		{Name: "bindRel", Type: "string"},
 		{Name: "hostFlags", Type: "int64"},
@@ -155,6 +157,7 @@ func init() {
 		{Name: "ident", Type: "snapshotter/kernel/vfs.identity"},
 		{Name: "off", Type: "int64"},
 		{Name: "dirPos", Type: "int64"},
+		{Name: "up", Type: "*snapshotter/kernel/vfs.File"},
 	})
 	stateTypeInfoimplFile = stateify.Register[implFile]("snapshotter/kernel/vfs.implFile", []stateify.Field{
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
@@ -243,6 +246,7 @@ func init() {
 		{Name: "noImpl", Type: "snapshotter/kernel/vfs.noImpl"},
 		{Name: "pipe", Type: "*snapshotter/kernel/vfs.pipe"},
 	})
+	stateTypeInfoprocFS = stateify.Register[procFS]("snapshotter/kernel/vfs.procFS", []stateify.Field{})
 	stateTypeInfoRoot = stateify.Register[Root]("snapshotter/kernel/vfs.Root", []stateify.Field{
 		{Name: "hostDir", Type: "string"},
 		{Name: "mounts", Type: "*snapshotter/kernel/vfs.MountTable"},
@@ -977,6 +981,7 @@ func (x *hostFile) StateSave(e *stateify.Encoder) {
 	x.noImpl.StateSave(e)
 	stateify.SavePtr(e, x.root)
 	stateify.SavePtr(e, x.ovl)
+	stateify.SavePtr(e, x.ovlMount)
 	stateify.SavePtr(e, x.bind)
 	e.String(x.bindRel)
 	e.Int(int64(x.hostFlags))
@@ -987,6 +992,7 @@ func (x *hostFile) StateSave(e *stateify.Encoder) {
 	x.ident.StateSave(e)
 	e.Int(x.off)
 	e.Int(int64(x.dirPos))
+	stateify.SavePtr(e, x.up)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1000,25 +1006,29 @@ func (x *hostFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 2:
 			stateify.LoadPtr(d, &x.ovl)
 		case 3:
-			stateify.LoadPtr(d, &x.bind)
+			stateify.LoadPtr(d, &x.ovlMount)
 		case 4:
-			x.bindRel = d.String()
+			stateify.LoadPtr(d, &x.bind)
 		case 5:
-			x.hostFlags = int(d.Int64())
+			x.bindRel = d.String()
 		case 6:
-			x.path = d.String()
+			x.hostFlags = int(d.Int64())
 		case 7:
-			x.lookupFlags = int(d.Int64())
+			x.path = d.String()
 		case 8:
-			x.pathOnly = d.Bool()
+			x.lookupFlags = int(d.Int64())
 		case 9:
-			x.mode = d.Uint32()
+			x.pathOnly = d.Bool()
 		case 10:
-			x.ident.StateLoad(ctx, d)
+			x.mode = d.Uint32()
 		case 11:
-			x.off = d.Int64()
+			x.ident.StateLoad(ctx, d)
 		case 12:
+			x.off = d.Int64()
+		case 13:
 			x.dirPos = int(d.Int64())
+		case 14:
+			stateify.LoadPtr(d, &x.up)
 		default:
 			d.Skip()
 		}
@@ -1129,6 +1139,7 @@ func (x *Mount) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			d.Skip()
 		}
 	}
+	d.AfterLoad(x.afterLoad)
 }
 
 // StateTypeName implements stateify.Savable.
@@ -1650,6 +1661,27 @@ func (x *pipeWriter) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		default:
 			d.Skip()
 		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *procFS) StateTypeName() string { return "snapshotter/kernel/vfs.procFS" }
+
+// StateFields implements stateify.Savable.
+func (x *procFS) StateFields() []string { return stateTypeInfoprocFS.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *procFS) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfoprocFS }
+
+// StateSave implements stateify.Savable.
+func (x *procFS) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfoprocFS)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *procFS) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for range d.Struct(stateTypeInfoprocFS) {
+		d.Skip()
 	}
 }
 

@@ -5,8 +5,10 @@
  * working directory stays where it was ("(unreachable)" from getcwd when
  * outside); a thread sharing the filesystem context (CLONE_FS) and a
  * forked child see the new root; /proc/PID/root of the chrooted process,
- * read from outside, names the directory. argv[1] is a directory the
- * program owns (a tmpfs under snap).
+ * read from outside, names the directory, and a path through it leads
+ * into it (Linux's magic link); inside the root, which has no /proc
+ * mounted, /proc is absent; "/proc/self/.." is /proc. argv[1] is a
+ * directory the program owns (a tmpfs under snap).
  *
  * Where the zdtm mode saves it: "chrooted, waiting for stdin" is printed
  * by the chrooted child, which then reads stdin and checks its root and
@@ -105,6 +107,7 @@ static void jailed(int outside_fd, int ready, int go)
 	cat("absolute symlink", "/abs");
 	cat("climbing symlink", "/sub/up");
 	cat("outside", "/outside");
+	cat("no proc in the root", "/proc/self/status");
 	struct stat st;
 	printf("stat /jail: %s\n", err(stat("/jail", &st)));
 	pid_t pid = fork();
@@ -192,10 +195,21 @@ int main(int argc, char **argv)
 	n = readlink(link, target, sizeof target - 1);
 	target[n > 0 ? n : 0] = 0;
 	printf("/proc/PID/root of the parent: %s\n", target);
+	snprintf(p, sizeof p, "/proc/%d/root/hello", pid);
+	fd = open(p, O_RDONLY);
+	n = fd < 0 ? -1 : read(fd, target, sizeof target - 1);
+	target[n > 0 ? n : 0] = 0;
+	printf("/proc/PID/root/hello of the chrooted child: %s", fd < 0 ? strerror(errno) : target);
+	if (fd >= 0)
+		close(fd);
+	snprintf(p, sizeof p, "/proc/%d/root/../outside", pid);
+	printf("/proc/PID/root/.. of the chrooted child: %s\n", access(p, F_OK) == 0 ? "exists" : strerror(errno));
 	write(go[1], &c, 1);
 	int status;
 	waitpid(pid, &status, 0);
 	printf("child exit %d\n", WEXITSTATUS(status));
+	printf("chdir /proc/self/..: %s\n", err(chdir("/proc/self/..")));
+	cwd("in /proc/self/..");
 	printf("done\n");
 	return 0;
 }

@@ -14,6 +14,9 @@
  *   cow        40 MiB written, then a forked child writes it all again:
  *              "cow: child exit 0", or with --memory 64M (the child's
  *              copies pass it) "cow: child killed by signal 9"
+ *   file       a 128 MiB file written in /tmp, 1 MiB at a time: "ok", or
+ *              with --memory 64M (file data is the sandbox's memory)
+ *              ENOSPC; after its removal a 1 MiB file fits again
  *
  * Natively (no limit) forks and threads stop at MAX and memory succeeds
  * everywhere; a test runs it under snap with limits and checks the lines.
@@ -37,6 +40,7 @@ static const char *errname(int e) {
 	case 0: return "ok";
 	case EAGAIN: return "EAGAIN";
 	case ENOMEM: return "ENOMEM";
+	case ENOSPC: return "ENOSPC";
 	default: return strerror(e);
 	}
 }
@@ -152,6 +156,32 @@ static void cow(void) {
 	munmap(p, 40 * MiB);
 }
 
+/* fill writes up to mib MiB to a new file in /tmp, removed after. */
+static const char *fill(long mib) {
+	char name[] = "/tmp/limits-XXXXXX";
+	int fd = mkstemp(name);
+	if (fd < 0)
+		return errname(errno);
+	unlink(name);
+	static char buf[MiB];
+	memset(buf, 7, sizeof buf);
+	int err = 0;
+	for (long i = 0; i < mib && !err; i++) {
+		ssize_t n = write(fd, buf, sizeof buf);
+		if (n < 0)
+			err = errno;
+		else if (n < (ssize_t)sizeof buf)
+			err = ENOSPC; /* short: the next write fails */
+	}
+	close(fd);
+	return errname(err);
+}
+
+static void file(void) {
+	printf("file of 128 MiB in /tmp: %s\n", fill(128));
+	printf("then a file of 1 MiB: %s\n", fill(1));
+}
+
 int main(int argc, char **argv) {
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "wait")) {
@@ -168,8 +198,10 @@ int main(int argc, char **argv) {
 			memory();
 		} else if (!strcmp(argv[i], "cow")) {
 			cow();
+		} else if (!strcmp(argv[i], "file")) {
+			file();
 		} else {
-			fprintf(stderr, "usage: limits [wait] [forks MAX] [threads MAX] [memory] [cow]\n");
+			fprintf(stderr, "usage: limits [wait] [forks MAX] [threads MAX] [memory] [cow] [file]\n");
 			return 2;
 		}
 		fflush(stdout);

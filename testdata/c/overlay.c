@@ -3,7 +3,8 @@
  * lower layer holds what e2e/overlay_test.go put there (natively a real
  * overlayfs mounted over that tree, under snap the sandbox's overlay root
  * over the host's), and prints what each step returned: writes that copy
- * a lower file up (the inode number kept), truncate, chmod, chown, utimensat,
+ * a lower file up (the inode number kept; a description opened before
+ * reads the copy), truncate, chmod, chown, utimensat,
  * unlink and rmdir of lower entries (whiteouts), a directory made again
  * over a removed one (opaque), rename with NOREPLACE and EXCHANGE, a
  * directory with lower content that cannot move (EXDEV) and one that can,
@@ -107,14 +108,33 @@ int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	struct stat a, b;
 
-	/* Copy-up by a write: the inode number stays, an earlier
-	 * read-only description still reads the lower file. */
+	/* Copy-up by a write: the inode number stays, and a read-only
+	 * description opened before follows the copy (Linux 4.19 and
+	 * later): read, pread, lseek and fstat see the new data. */
 	stat("file.txt", &a);
 	int ro = open("file.txt", O_RDONLY);
+	char early[4];
+	ssize_t got = read(ro, early, sizeof early);
 	append("file.txt", "more\n", O_APPEND);
 	stat("file.txt", &b);
 	printf("copy-up: %s, inode kept %s, size %lld\n", get("file.txt"), a.st_ino == b.st_ino ? "yes" : "no",
 	       (long long)b.st_size);
+	char rbuf[64] = "";
+	ssize_t pn = pread(ro, rbuf, sizeof rbuf - 1, 0);
+	rbuf[pn > 0 ? pn : 0] = 0;
+	struct stat rs;
+	fstat(ro, &rs);
+	char rest[64] = "";
+	ssize_t rn = read(ro, rest, sizeof rest - 1);
+	rest[rn > 0 ? rn : 0] = 0;
+	for (char *p = rest; *p; p++)
+		if (*p == '\n')
+			*p = '|';
+	off_t end = lseek(ro, 0, SEEK_END);
+	printf("description opened before the copy-up: read %zd before, then pread %zd (same as the file: %s), "
+	       "read on: %s, fstat size %lld, inode kept %s, SEEK_END %lld\n",
+	       got, pn, strncmp(rbuf, "lower data\nmore\n", sizeof rbuf) == 0 ? "yes" : "no", rest,
+	       (long long)rs.st_size, rs.st_ino == a.st_ino ? "yes" : "no", (long long)end);
 	close(ro);
 
 	/* truncate, chmod, chown, utimensat copy up too. */
