@@ -46,12 +46,14 @@ var cpythonModules = []string{
 	"test_operator", "test_textwrap", "test_binascii", "test_contextlib",
 	"test_fractions", "test_tempfile", "test_glob", "test_stat", "test_fileio", "test_shutil", "test_posix", "test_asyncio.test_unix_events",
 	"test_mailbox", "test_pty", "test_openpty",
-	"test_httpservers",
+	"test_httpservers", "test_multiprocessing_forkserver",
 }
 
 // cpythonClasses names the test classes run of a module that is not run
-// whole: test_socket's Unix and loopback classes (docs/CPYTHON.md says
-// which are left out and why).
+// whole: test_socket's Unix and loopback classes, and the process classes
+// of test_multiprocessing_forkserver that pass pipes, sockets, semaphores
+// and shared memory between processes (docs/CPYTHON.md says which are left
+// out and why).
 var cpythonClasses = map[string][]string{
 	"test_socket": {
 		"BasicSocketPairTest", "BasicTCPTest", "BasicTCPTest2", "BasicUDPTest",
@@ -63,6 +65,11 @@ var cpythonClasses = map[string][]string{
 		"SendmsgTCPTest", "SendmsgUDPTest", "SendmsgUDP6Test", "SendmsgUnixStreamTest",
 		"SendRecvFdsTests", "TCPCloserTest", "TCPTimeoutTest", "UDPTimeoutTest",
 		"TestExceptions", "TestLinuxAbstractNamespace", "TestUnixDomain",
+	},
+	"test_multiprocessing_forkserver": {
+		"WithProcessesTestConnection", "WithProcessesTestPicklingConnections", "WithProcessesTestListener",
+		"WithProcessesTestListenerClient", "WithProcessesTestQueue", "WithProcessesTestLock", "WithProcessesTestSemaphore",
+		"WithProcessesTestEvent", "WithProcessesTestValue", "WithProcessesTestArray", "WithProcessesTestSharedMemory",
 	},
 }
 
