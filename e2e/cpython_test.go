@@ -35,7 +35,7 @@ const cpythonDoc = moduleRoot + "/docs/CPYTHON.md"
 // ("test_asyncio.test_streams"). Tests that differ under snap are known
 // differences.
 var cpythonModules = []string{
-	"test_subprocess", "test_io", "test_signal", "test_os", "test_selectors", "test_asyncio.test_sock_lowlevel",
+	"test_subprocess", "test_io", "test_signal", "test_socket", "test_os", "test_selectors", "test_asyncio.test_sock_lowlevel",
 	"test_socketserver", "test_logging", "test_asyncio.test_streams", "test_asyncio.test_server", "test_threading",
 	"test_zipfile", "test_tarfile", "test_itertools", "test_pathlib",
 	"test_random", "test_bytes", "test_set", "test_zlib", "test_time",
@@ -46,6 +46,31 @@ var cpythonModules = []string{
 	"test_operator", "test_textwrap", "test_binascii", "test_contextlib",
 	"test_fractions", "test_tempfile", "test_glob", "test_stat", "test_fileio", "test_shutil", "test_posix", "test_asyncio.test_unix_events",
 	"test_mailbox", "test_pty", "test_openpty",
+	"test_httpservers", "test_multiprocessing_forkserver",
+}
+
+// cpythonClasses names the test classes run of a module that is not run
+// whole: test_socket's Unix and loopback classes, and the process classes
+// of test_multiprocessing_forkserver that pass pipes, sockets, semaphores
+// and shared memory between processes (docs/CPYTHON.md says which are left
+// out and why).
+var cpythonClasses = map[string][]string{
+	"test_socket": {
+		"BasicSocketPairTest", "BasicTCPTest", "BasicTCPTest2", "BasicUDPTest",
+		"BufferIOTest", "CmsgMacroTests", "ContextManagersTest", "CreateServerTest", "CreateServerFunctionalTest",
+		"GeneralModuleTests", "InheritanceTest", "InterruptedRecvTimeoutTest", "InterruptedSendTimeoutTest",
+		"NetworkConnectionAttributesTest", "NetworkConnectionNoServer", "NonBlockingTCPTests", "NonblockConstantTest",
+		"RecvmsgTCPTest", "RecvmsgIntoTCPTest", "RecvmsgUDPTest", "RecvmsgIntoUDPTest", "RecvmsgUDP6Test", "RecvmsgIntoUDP6Test",
+		"RecvmsgUnixStreamTest", "RecvmsgIntoUnixStreamTest", "RecvmsgSCMRightsStreamTest", "RecvmsgIntoSCMRightsStreamTest",
+		"SendmsgTCPTest", "SendmsgUDPTest", "SendmsgUDP6Test", "SendmsgUnixStreamTest",
+		"SendRecvFdsTests", "TCPCloserTest", "TCPTimeoutTest", "UDPTimeoutTest",
+		"TestExceptions", "TestLinuxAbstractNamespace", "TestUnixDomain",
+	},
+	"test_multiprocessing_forkserver": {
+		"WithProcessesTestConnection", "WithProcessesTestPicklingConnections", "WithProcessesTestListener",
+		"WithProcessesTestListenerClient", "WithProcessesTestQueue", "WithProcessesTestLock", "WithProcessesTestSemaphore",
+		"WithProcessesTestEvent", "WithProcessesTestValue", "WithProcessesTestArray", "WithProcessesTestSharedMemory",
+	},
 }
 
 // cpythonTimeout bounds one run of one module. The slowest, test_subprocess,
@@ -228,7 +253,14 @@ func matchRule(rules []pyRule, id string) (pyRule, bool) {
 // runPython runs the driver on module natively or under snap (snapBin
 // non-empty), in dir, and returns the results and stderr.
 func runPython(snapBin, module, dir string, skips []pyRule) (map[string]pyStatus, string, error) {
-	argv := []string{python, "-c", cpythonDriver, "test." + module}
+	argv := []string{python, "-c", cpythonDriver}
+	if classes := cpythonClasses[module]; len(classes) > 0 {
+		for _, c := range classes {
+			argv = append(argv, "test."+module+"."+c)
+		}
+	} else {
+		argv = append(argv, "test."+module)
+	}
 	for _, r := range skips {
 		argv = append(argv, "--skip", r.pattern)
 	}

@@ -687,7 +687,7 @@ var cCases = []cCase{
 		"v4: accepted from 127.0.0.1 (length 16), local 127.0.0.1, same port: yes",
 		"v6: accepted from ::1 (length 28), local ::1, same port: yes",
 		"v4: peer closed with unread data: read -1 ECONNRESET, then 0",
-		"v4: peer closed: write 1, then -1 EPIPE, send MSG_NOSIGNAL -1 EPIPE, SIGPIPEs 1, read 0",
+		"v4: peer closed: empty send 0 , write 1, then -1 EPIPE, send MSG_NOSIGNAL -1 EPIPE, empty -1 EPIPE, SIGPIPEs 1, read 0",
 		"v4: SO_LINGER 0 close: peer reads -1 ECONNRESET",
 		"v6: bind to a listener's port: EADDRINUSE, with SO_REUSEADDR on both: EADDRINUSE",
 		"v4: connect to a port without listener: ECONNREFUSED",

@@ -671,10 +671,14 @@ func (s *Socket) tcpSendCheckLocked(n int) (done bool, err error) {
 	if s.state != stateConnected || s.shutdown&sendShutdown != 0 {
 		return false, unix.EPIPE
 	}
-	if p := s.peer; p != nil && p.released && n > 0 {
-		s.err = unix.EPIPE
-		s.shutdown = rcvShutdown | sendShutdown
-		s.notifyLocked()
+	if p := s.peer; p != nil && p.released {
+		// An empty send to a peer that closed returns 0, as Linux's in
+		// CLOSE_WAIT; a send of bytes is taken and answered by a reset.
+		if n > 0 {
+			s.err = unix.EPIPE
+			s.shutdown = rcvShutdown | sendShutdown
+			s.notifyLocked()
+		}
 		return true, nil
 	}
 	return false, nil

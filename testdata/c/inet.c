@@ -259,13 +259,18 @@ static void tcp_close_cases(struct fam f)
 	tcp_pair(f, &a, &b);
 	close(b);
 	sigpipes = 0;
+	ssize_t w0 = send(a, "", 0, 0);
+	int e0 = errno;
 	ssize_t w1 = write(a, "x", 1);
 	ssize_t w2 = write(a, "y", 1);
 	int e2 = errno;
 	ssize_t w3 = send(a, "z", 1, MSG_NOSIGNAL);
 	int e3 = errno;
-	printf("%s: peer closed: write %zd, then %zd %s, send MSG_NOSIGNAL %zd %s, SIGPIPEs %d, read %zd\n", f.name, w1,
-	       w2, ename(e2), w3, ename(e3), sigpipes, read(a, buf, sizeof buf));
+	ssize_t w4 = send(a, "", 0, MSG_NOSIGNAL);
+	int e4 = errno;
+	printf("%s: peer closed: empty send %zd %s, write %zd, then %zd %s, send MSG_NOSIGNAL %zd %s, empty %zd %s, SIGPIPEs %d, read %zd\n",
+	       f.name, w0, w0 < 0 ? ename(e0) : "", w1, w2, ename(e2), w3, ename(e3), w4, w4 < 0 ? ename(e4) : "", sigpipes,
+	       read(a, buf, sizeof buf));
 	close(a);
 
 	tcp_pair(f, &a, &b);
