@@ -648,6 +648,27 @@ var cCases = []cCase{
 		"IPC_RMID while attached: ok, IPC_STAT after works",
 		"shared memory holds \"written before\" and \"written by the child\"",
 	}}},
+	// mq_notify's SIGEV_THREAD through the libc's netlink socket, and its
+	// cookies read raw; mqnotify-hold is saved with both registered.
+	{name: "mqnotify", prog: "mqnotify", spec: spec{want: []string{
+		"status registered: [QSIZE:0          NOTIFY:2     SIGNO:0    ] pid mine: yes",
+		"after a child's message: 1 run(s): 42",
+		"after its own message: 2 run(s): 42 43",
+		"after removal and a non-empty queue: 3 run(s): 42 43 45",
+		"rounds: 40, each value once in order: yes",
+		"raw woken: 32 bytes, cookie kept: yes, last byte 1, from family 16 pid 0",
+		"raw removed: 32 bytes, cookie kept: yes, last byte 2, from family 16 pid 0",
+		"raw removed by a close: 32 bytes, cookie kept: yes, last byte 2, from family 16 pid 0",
+		"raw removed by the child's exit: 32 bytes, cookie kept: yes, last byte 2, from family 16 pid 0",
+		"bad queue and bad cookie: Bad address",
+		"done",
+	}}},
+	{name: "mqnotify-hold", prog: "mqnotify", zdtm: zdtmSpec{blockedAfter: "registered, waiting for stdin"}, spec: spec{args: []string{"hold"}, stdin: "go\n", want: []string{
+		"after the line: 1 run(s): 7",
+		"raw after the line: 32 bytes, cookie kept: yes, last byte 1, from family 16 pid 0",
+		"registered again: 2 run(s): 7 8",
+		"done",
+	}}},
 	// Unix domain sockets: pairs, an abstract-name server, descriptors and
 	// credentials in messages, options, readiness, interruption.
 	{name: "unixsock", prog: "unixsock", spec: spec{want: []string{

@@ -163,6 +163,21 @@ func (f *mqFile) Read(_ *vfs.File, _ <-chan struct{}, dst []byte) (int, error) {
 	return f.M.read(nil, dst, false)
 }
 
+// Seek implements vfs.ImplSeeker.
+func (f *mqFile) Seek(_ *vfs.File, off int64, whence int) (int64, error) {
+	return f.M.seek(off, whence)
+}
+
+// ReadAt implements vfs.ImplSeeker: pread(2) of the status line.
+func (f *mqFile) ReadAt(_ *vfs.File, dst []byte, off int64) (int, error) {
+	if !f.M.Read {
+		return 0, unix.EBADF
+	}
+	f.M.NS.mu.Lock()
+	defer f.M.NS.mu.Unlock()
+	return f.M.Q.readStatusLocked(dst, off), nil
+}
+
 // Write implements vfs.Impl: a queue's file takes no writes.
 func (f *mqFile) Write(*vfs.File, <-chan struct{}, []byte) (int, error) { return 0, unix.EINVAL }
 

@@ -144,6 +144,8 @@ func init() {
 		{Name: "NotifyKind", Type: "int32"},
 		{Name: "NotifySigno", Type: "int32"},
 		{Name: "NotifyValue", Type: "uint64"},
+		{Name: "NotifySock", Type: "*snapshotter/kernel/socket.Socket"},
+		{Name: "NotifyCookie", Type: "bytes"},
 		{Name: "Unlinked", Type: "bool"},
 		{Name: "User", Type: "uint32"},
 	})
@@ -988,6 +990,8 @@ func (x *mqueue) StateSave(e *stateify.Encoder) {
 	e.Int(int64(x.NotifyKind))
 	e.Int(int64(x.NotifySigno))
 	e.Uint(x.NotifyValue)
+	stateify.SavePtr(e, x.NotifySock)
+	e.Bytes(x.NotifyCookie)
 	e.Bool(x.Unlinked)
 	e.Uint(uint64(x.User))
 }
@@ -1020,8 +1024,12 @@ func (x *mqueue) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 7:
 			x.NotifyValue = d.Uint64()
 		case 8:
-			x.Unlinked = d.Bool()
+			stateify.LoadPtr(d, &x.NotifySock)
 		case 9:
+			x.NotifyCookie = d.Bytes()
+		case 10:
+			x.Unlinked = d.Bool()
+		case 11:
 			x.User = d.Uint32()
 		default:
 			d.Skip()
