@@ -648,6 +648,24 @@ var cCases = []cCase{
 		"IPC_RMID while attached: ok, IPC_STAT after works",
 		"shared memory holds \"written before\" and \"written by the child\"",
 	}}},
+	// chmod, chown, utimes and unlink in the mqueue filesystem, as root and
+	// as uid 1000, and its listing by ls -l (mqueuefs's setup).
+	{name: "mqueueperm", prog: "mqueueperm", setup: setupMqueueDir, spec: spec{want: []string{
+		"a create moves the directory's mtime: yes, ctime: yes",
+		"after fchmod: mode 100644 uid 0 gid 0 size 80 nlink 1",
+		"after chown: mode 100644 uid 1000 gid 1000 size 80 nlink 1",
+		"times: atime 1234567890.0 mtime 1234567890.0",
+		"an unlink moves the directory's mtime: yes",
+		"uid 1000: chmod root's queue: Operation not permitted",
+		"uid 1000: utimes now, no write permission: Permission denied",
+		"uid 1000: mine after: mode 100604 uid 1000 gid 1000 size 80 nlink 1",
+		"uid 1000: unlink root's queue: Operation not permitted",
+		"uid 1000: mq_unlink root's queue: Permission denied",
+		"uid 1000: unlink given queue: ok",
+		"directory before ls: mode 41777 uid 0 gid 0 size 100 nlink 2",
+		"-rw-rw-rw- 1 root     root     80 1500000001 root666",
+		"done",
+	}}},
 	// mq_notify's SIGEV_THREAD through the libc's netlink socket, and its
 	// cookies read raw; mqnotify-hold is saved with both registered.
 	{name: "mqnotify", prog: "mqnotify", spec: spec{want: []string{

@@ -76,6 +76,11 @@ type mqueue struct {
 	// User is the real user ID of the creator, whose RLIMIT_MSGQUEUE the
 	// queue counts against.
 	User uint32
+	// Atime, Mtime and Ctime are the times of the queue's file, changed
+	// as Linux changes them (a send all three, a receive and mq_notify
+	// atime and ctime, utimes, chmod and chown); zero in images from
+	// before, whose queues show Perm.Ctime.
+	Atime, Mtime, Ctime vfs.Timespec
 	// receivers counts tasks blocked in mq_timedreceive (a notification is
 	// not sent while one waits). Not saved: waiters retry after a restore.
 	receivers int32 `state:"nosave"`
@@ -316,6 +321,7 @@ func sysMqOpen(t *Task, a *sysArgs) (uint64, error) {
 			return 0, err
 		}
 		ns.mqs[name] = q
+		ns.touchMqDirLocked()
 	}
 	ns.mu.Unlock()
 	m := &mqFD{Q: q, NS: ns, Read: acc != unix.O_WRONLY, Write: acc != unix.O_RDONLY, Path: "/" + name}
@@ -368,6 +374,8 @@ func (q *mqueue) bytes() uint64 {
 func (t *Task) newMqueue(attrAddr uint64, mode uint32) (*mqueue, error) {
 	q := &mqueue{Perm: t.newPerm(0, mode), MaxMsg: mqDefMaxMsg, MsgSize: mqDefMsgSize}
 	q.Perm.Ctime = t.k.realtimeNow() / nsPerSec
+	now := vfs.Now()
+	q.Atime, q.Mtime, q.Ctime = now, now, now
 	if attrAddr == 0 {
 		return q, nil
 	}
@@ -391,16 +399,8 @@ func sysMqUnlink(t *Task, a *sysArgs) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ns := t.k.ipc()
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
-	q, ok := ns.mqs[name]
-	if !ok {
-		return 0, unix.ENOENT
-	}
-	q.Unlinked = true
-	delete(ns.mqs, name)
-	return 0, nil
+	o := t.fsOwner()
+	return 0, t.k.ipc().MqueueUnlink(name, o.Creds)
 }
 
 // mqOf returns the queue behind descriptor fd and whether the descriptor
@@ -480,6 +480,8 @@ func sysMqTimedsend(t *Task, a *sysArgs) (uint64, error) {
 		ns.mu.Lock()
 		if int64(len(q.Msgs)) < q.MaxMsg {
 			q.insert(mqMsg{Prio: prio, Data: data})
+			now := vfs.Now()
+			q.Atime, q.Mtime, q.Ctime = now, now, now
 			var n mqNotice
 			if len(q.Msgs) == 1 && q.receivers == 0 {
 				n = q.takeNotifyLocked(t)
@@ -563,6 +565,8 @@ func sysMqTimedreceive(t *Task, a *sysArgs) (uint64, error) {
 				}
 			}
 			q.Msgs = q.Msgs[1:]
+			now := vfs.Now()
+			q.Atime, q.Ctime = now, now
 			ns.notifyLocked()
 			ns.mu.Unlock()
 			return uint64(len(msg.Data)), nil
@@ -625,6 +629,8 @@ func sysMqNotify(t *Task, a *sysArgs) (uint64, error) {
 		var n mqNotice
 		if q.NotifyTG == t.tg {
 			n = q.removeNotifyLocked()
+			now := vfs.Now()
+			q.Atime, q.Ctime = now, now
 		}
 		ns.mu.Unlock()
 		n.send()
@@ -639,6 +645,8 @@ func sysMqNotify(t *Task, a *sysArgs) (uint64, error) {
 		q.NotifySigno, q.NotifyValue = 0, 0
 	}
 	q.NotifySock, q.NotifyCookie = sock, cookie
+	now := vfs.Now()
+	q.Atime, q.Ctime = now, now
 	return 0, nil
 }
 

@@ -44,6 +44,14 @@ type ImplSeeker interface {
 	ReadAt(f *File, dst []byte, off int64) (int, error)
 }
 
+// ImplSetAttr is an Impl whose attributes fchmod, fchown and futimens
+// change; the others accept them without a change.
+type ImplSetAttr interface {
+	Impl
+	// SetAttr changes the attributes as a says, checking a.Creds.
+	SetAttr(f *File, a *SetAttr) error
+}
+
 // implFile adapts an Impl to the package's file kinds.
 //
 // +stateify savable
