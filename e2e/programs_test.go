@@ -366,6 +366,7 @@ var cCases = []cCase{
 		"mode 2, nodes 1", "set_mempolicy BIND node 1: -1 EINVAL", "mbind over a hole: -1 EFAULT",
 		"prlimit of pid -1: -1 ESRCH",
 		"clock_settime MONOTONIC: -1 EINVAL",
+		"clock_settime REALTIME without CAP_SYS_TIME: -1 EPERM", "settimeofday without CAP_SYS_TIME: -1 EPERM",
 		"raw getpriority after nice 5: 15", "libc getpriority: 5 errno 0",
 		"thread set nice 7: raw 13; main still nice 5: yes",
 		"fork child's raw getpriority: 15",

@@ -13,8 +13,8 @@
  *     old getdents (the same entries as getdents64, ENOTDIR, EINVAL),
  *     utime/utimes/futimesat argument errors;
  *   - prlimit of pid -1 (ESRCH), clock_settime and settimeofday with bad
- *     arguments (EINVAL; the privileged part is not checked here: as root a
- *     native run would set the clock);
+ *     arguments (EINVAL), and with good ones in a child without
+ *     CAP_SYS_TIME (EPERM; root drops it with its IDs);
  *   - getpriority/setpriority per thread (the raw syscall returns 20-nice),
  *     inherited by fork; the sched_* calls, SCHED_RESET_ON_FORK, sched_rr_get_interval;
  *     sched_getaffinity/sched_setaffinity;
@@ -370,6 +370,22 @@ static void clocks(void)
 	show("clock_settime clock 99", syscall(SYS_clock_settime, 99, &ts));
 	struct timeval tv = {0, 2000000};
 	show("settimeofday bad usec", syscall(SYS_settimeofday, &tv, NULL));
+	/* Valid arguments without CAP_SYS_TIME (root drops it with its IDs):
+	 * EPERM. The time given is the current one, should the call succeed. */
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (geteuid() == 0 && syscall(SYS_setresuid, 1000, 1000, 1000) != 0)
+			_exit(1);
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		show("clock_settime REALTIME without CAP_SYS_TIME", syscall(SYS_clock_settime, CLOCK_REALTIME, &now));
+		struct timeval tnow = {now.tv_sec, now.tv_nsec / 1000};
+		show("settimeofday without CAP_SYS_TIME", syscall(SYS_settimeofday, &tnow, NULL));
+		fflush(stdout);
+		_exit(0);
+	}
+	waitpid(pid, NULL, 0);
 }
 
 static pthread_barrier_t barrier;
