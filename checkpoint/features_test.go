@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"snapshotter/internal/ctest"
 	"snapshotter/internal/prereq"
 )
 
@@ -147,40 +148,48 @@ func TestVirtualTimerAcrossRestore(t *testing.T) {
 // the nice values of two threads, timer slack, personality, scheduling
 // policy, CPU affinity, memory policy and a membarrier registration.
 func TestSchedAndPipeStateAcrossRestore(t *testing.T) {
-	e := newEnv(t)
-	id, out := e.runDetached("", program(t, "exacterr"), "hold", "25")
-	uri, last := e.saveAfter(id, out, 3)
-	if !strings.HasPrefix(last, "held") {
-		t.Fatalf("last line before the save = %q, want a held line", last)
+	for _, lc := range ctest.Libcs {
+		t.Run(lc.Name, func(t *testing.T) {
+			e := newEnv(t)
+			id, out := e.runDetached("", programWith(t, lc, "exacterr"), "hold", "25")
+			uri, last := e.saveAfter(id, out, 3)
+			if !strings.HasPrefix(last, "held") {
+				t.Fatalf("last line before the save = %q, want a held line", last)
+			}
+			e.waitGone(id)
+			_, rout := e.restoreDetached(uri, "")
+			wantLines(t, "restored", waitDone(t, rout),
+				"pipe capacity kept: yes", "pipe bytes kept: yes", "nice kept: yes", "thread nice kept: yes",
+				"timer slack kept: yes", "personality kept: yes", "policy kept: yes", "affinity kept: yes",
+				"memory policy kept: yes", "membarrier registration kept: yes")
+		})
 	}
-	e.waitGone(id)
-	_, rout := e.restoreDetached(uri, "")
-	wantLines(t, "restored", waitDone(t, rout),
-		"pipe capacity kept: yes", "pipe bytes kept: yes", "nice kept: yes", "thread nice kept: yes",
-		"timer slack kept: yes", "personality kept: yes", "policy kept: yes", "affinity kept: yes",
-		"memory policy kept: yes", "membarrier registration kept: yes")
 }
 
 // TestCredentialsAcrossRestore: a process that changed its IDs, groups and
 // kept capabilities (and a thread with IDs of its own) reports the same
 // credentials after a restore, and after a second save and restore.
 func TestCredentialsAcrossRestore(t *testing.T) {
-	if os.Geteuid() != 0 {
-		prereq.Missing(t, "the credentials workload runs as root")
-	}
-	e := newEnv(t)
-	id, out := e.runDetached("", program(t, "credhold"))
-	for gen := 0; gen < 2; gen++ {
-		uri, last := e.saveAfter(id, out, 2)
-		checkClean(t, "before the save", lines(out))
-		var rout string
-		id, rout = e.restoreDetached(uri, "")
-		ls := waitLines(t, rout, 2)
-		checkClean(t, "restored", ls)
-		if want := fmt.Sprintf("tick %d creds OK", number(t, last)+1); ls[0] != want {
-			t.Fatalf("generation %d: first line after restore = %q, want %q", gen, ls[0], want)
-		}
-		out = rout
+	for _, lc := range ctest.Libcs {
+		t.Run(lc.Name, func(t *testing.T) {
+			if os.Geteuid() != 0 {
+				prereq.Missing(t, "the credentials workload runs as root")
+			}
+			e := newEnv(t)
+			id, out := e.runDetached("", programWith(t, lc, "credhold"))
+			for gen := 0; gen < 2; gen++ {
+				uri, last := e.saveAfter(id, out, 2)
+				checkClean(t, "before the save", lines(out))
+				var rout string
+				id, rout = e.restoreDetached(uri, "")
+				ls := waitLines(t, rout, 2)
+				checkClean(t, "restored", ls)
+				if want := fmt.Sprintf("tick %d creds OK", number(t, last)+1); ls[0] != want {
+					t.Fatalf("generation %d: first line after restore = %q, want %q", gen, ls[0], want)
+				}
+				out = rout
+			}
+		})
 	}
 }
 
@@ -216,23 +225,27 @@ func TestLocksAcrossRestore(t *testing.T) {
 // expired timerfd nobody read stays readable (timerhold reports CORRUPT
 // otherwise).
 func TestTimersAcrossRestore(t *testing.T) {
-	e := newEnv(t)
-	id, out := e.runDetached("", program(t, "timerhold"))
-	for gen := 0; gen < 2; gen++ {
-		uri, last := e.saveAfter(id, out, 3)
-		checkClean(t, "before the save", lines(out))
-		var rout string
-		id, rout = e.restoreDetached(uri, "")
-		ls := waitLines(t, rout, 3)
-		checkClean(t, "restored", ls)
-		if want := fmt.Sprintf("tick %d ", number(t, last)+1); !strings.HasPrefix(ls[0], want) {
-			t.Fatalf("generation %d: first line after restore = %q, want %q...", gen, ls[0], want)
-		}
-		before, after := timerfdCount(t, last), timerfdCount(t, ls[2])
-		if after <= before {
-			t.Errorf("generation %d: timerfd count %d after the restore, want more than %d before", gen, after, before)
-		}
-		out = rout
+	for _, lc := range ctest.Libcs {
+		t.Run(lc.Name, func(t *testing.T) {
+			e := newEnv(t)
+			id, out := e.runDetached("", programWith(t, lc, "timerhold"))
+			for gen := 0; gen < 2; gen++ {
+				uri, last := e.saveAfter(id, out, 3)
+				checkClean(t, "before the save", lines(out))
+				var rout string
+				id, rout = e.restoreDetached(uri, "")
+				ls := waitLines(t, rout, 3)
+				checkClean(t, "restored", ls)
+				if want := fmt.Sprintf("tick %d ", number(t, last)+1); !strings.HasPrefix(ls[0], want) {
+					t.Fatalf("generation %d: first line after restore = %q, want %q...", gen, ls[0], want)
+				}
+				before, after := timerfdCount(t, last), timerfdCount(t, ls[2])
+				if after <= before {
+					t.Errorf("generation %d: timerfd count %d after the restore, want more than %d before", gen, after, before)
+				}
+				out = rout
+			}
+		})
 	}
 }
 
@@ -257,22 +270,26 @@ func timerfdCount(t *testing.T, line string) int {
 // and the child still waiting, and at the end the child is released, its
 // adjustment undone at its exit and its pidfd waited for.
 func TestIPCAcrossRestore(t *testing.T) {
-	e := newEnv(t)
-	id, out := e.runDetached("", program(t, "ipchold"), "30")
-	for gen := 0; gen < 2; gen++ {
-		uri, last := e.saveAfter(id, out, 3)
-		checkClean(t, "before the save", lines(out))
-		var rout string
-		id, rout = e.restoreDetached(uri, "")
-		ls := waitLines(t, rout, 2)
-		checkClean(t, "restored", ls)
-		if want := fmt.Sprintf("tick %d ipc OK", number(t, last)+1); ls[0] != want {
-			t.Fatalf("generation %d: first line after restore = %q, want %q", gen, ls[0], want)
-		}
-		out = rout
+	for _, lc := range ctest.Libcs {
+		t.Run(lc.Name, func(t *testing.T) {
+			e := newEnv(t)
+			id, out := e.runDetached("", programWith(t, lc, "ipchold"), "30")
+			for gen := 0; gen < 2; gen++ {
+				uri, last := e.saveAfter(id, out, 3)
+				checkClean(t, "before the save", lines(out))
+				var rout string
+				id, rout = e.restoreDetached(uri, "")
+				ls := waitLines(t, rout, 2)
+				checkClean(t, "restored", ls)
+				if want := fmt.Sprintf("tick %d ipc OK", number(t, last)+1); ls[0] != want {
+					t.Fatalf("generation %d: first line after restore = %q, want %q", gen, ls[0], want)
+				}
+				out = rout
+			}
+			ls := waitDone(t, out)
+			checkClean(t, "the last restored run", ls)
+		})
 	}
-	ls := waitDone(t, out)
-	checkClean(t, "the last restored run", ls)
 }
 
 // TestSurfaceAcrossRestore: a program chroots (as root) into a directory
@@ -281,22 +298,26 @@ func TestIPCAcrossRestore(t *testing.T) {
 // tick made, which are queued at a save. Saved and restored twice, it
 // keeps its root, its watches, its queued events and signals.
 func TestSurfaceAcrossRestore(t *testing.T) {
-	e := newEnv(t)
-	mnt := filepath.Join(e.dir, "mnt")
-	out := filepath.Join(e.dir, "out")
-	id := lastLine(e.must("run", "-d", "--tmpfs", mnt, "--stdout", out, "--stderr", out, "--",
-		program(t, "surfacehold"), filepath.Join(mnt, "root"), "25"))
-	for gen := 0; gen < 2; gen++ {
-		uri, last := e.saveAfter(id, out, 3)
-		checkClean(t, "before the save", lines(out))
-		id, out = e.restoreDetached(uri, "")
-		ls := waitLines(t, out, 2)
-		checkClean(t, "restored", ls)
-		if want := fmt.Sprintf("tick %d surface OK", number(t, last)+1); ls[0] != want {
-			t.Fatalf("generation %d: first line after the restore = %q, want %q", gen, ls[0], want)
-		}
+	for _, lc := range ctest.Libcs {
+		t.Run(lc.Name, func(t *testing.T) {
+			e := newEnv(t)
+			mnt := filepath.Join(e.dir, "mnt")
+			out := filepath.Join(e.dir, "out")
+			id := lastLine(e.must("run", "-d", "--tmpfs", mnt, "--stdout", out, "--stderr", out, "--",
+				programWith(t, lc, "surfacehold"), filepath.Join(mnt, "root"), "25"))
+			for gen := 0; gen < 2; gen++ {
+				uri, last := e.saveAfter(id, out, 3)
+				checkClean(t, "before the save", lines(out))
+				id, out = e.restoreDetached(uri, "")
+				ls := waitLines(t, out, 2)
+				checkClean(t, "restored", ls)
+				if want := fmt.Sprintf("tick %d surface OK", number(t, last)+1); ls[0] != want {
+					t.Fatalf("generation %d: first line after the restore = %q, want %q", gen, ls[0], want)
+				}
+			}
+			checkClean(t, "restored twice", waitDone(t, out))
+		})
 	}
-	checkClean(t, "restored twice", waitDone(t, out))
 }
 
 // restoreTicksTwice saves sandbox id, a program of the hold kind that

@@ -366,6 +366,7 @@ var cCases = []cCase{
 		"mode 2, nodes 1", "set_mempolicy BIND node 1: -1 EINVAL", "mbind over a hole: -1 EFAULT",
 		"prlimit of pid -1: -1 ESRCH",
 		"clock_settime MONOTONIC: -1 EINVAL",
+		"clock_settime REALTIME without CAP_SYS_TIME: -1 EPERM", "settimeofday without CAP_SYS_TIME: -1 EPERM",
 		"raw getpriority after nice 5: 15", "libc getpriority: 5 errno 0",
 		"thread set nice 7: raw 13; main still nice 5: yes",
 		"fork child's raw getpriority: 15",
@@ -652,6 +653,45 @@ var cCases = []cCase{
 		"a child saw it attached twice: yes, and wrote \"child was here\"; nattch back to 1",
 		"IPC_RMID while attached: ok, IPC_STAT after works",
 		"shared memory holds \"written before\" and \"written by the child\"",
+	}}},
+	// chmod, chown, utimes and unlink in the mqueue filesystem, as root and
+	// as uid 1000, and its listing by ls -l (mqueuefs's setup).
+	{name: "mqueueperm", prog: "mqueueperm", setup: setupMqueueDir, spec: spec{want: []string{
+		"a create moves the directory's mtime: yes, ctime: yes",
+		"after fchmod: mode 100644 uid 0 gid 0 size 80 nlink 1",
+		"after chown: mode 100644 uid 1000 gid 1000 size 80 nlink 1",
+		"times: atime 1234567890.0 mtime 1234567890.0",
+		"an unlink moves the directory's mtime: yes",
+		"uid 1000: chmod root's queue: Operation not permitted",
+		"uid 1000: utimes now, no write permission: Permission denied",
+		"uid 1000: mine after: mode 100604 uid 1000 gid 1000 size 80 nlink 1",
+		"uid 1000: unlink root's queue: Operation not permitted",
+		"uid 1000: mq_unlink root's queue: Permission denied",
+		"uid 1000: unlink given queue: ok",
+		"directory before ls: mode 41777 uid 0 gid 0 size 100 nlink 2",
+		"-rw-rw-rw- 1 root     root     80 1500000001 root666",
+		"done",
+	}}},
+	// mq_notify's SIGEV_THREAD through the libc's netlink socket, and its
+	// cookies read raw; mqnotify-hold is saved with both registered.
+	{name: "mqnotify", prog: "mqnotify", spec: spec{want: []string{
+		"status registered: [QSIZE:0          NOTIFY:2     SIGNO:0    ] pid mine: yes",
+		"after a child's message: 1 run(s): 42",
+		"after its own message: 2 run(s): 42 43",
+		"after removal and a non-empty queue: 3 run(s): 42 43 45",
+		"rounds: 40, each value once in order: yes",
+		"raw woken: 32 bytes, cookie kept: yes, last byte 1, from family 16 pid 0",
+		"raw removed: 32 bytes, cookie kept: yes, last byte 2, from family 16 pid 0",
+		"raw removed by a close: 32 bytes, cookie kept: yes, last byte 2, from family 16 pid 0",
+		"raw removed by the child's exit: 32 bytes, cookie kept: yes, last byte 2, from family 16 pid 0",
+		"bad queue and bad cookie: Bad address",
+		"done",
+	}}},
+	{name: "mqnotify-hold", prog: "mqnotify", zdtm: zdtmSpec{blockedAfter: "registered, waiting for stdin"}, spec: spec{args: []string{"hold"}, stdin: "go\n", want: []string{
+		"after the line: 1 run(s): 7",
+		"raw after the line: 32 bytes, cookie kept: yes, last byte 1, from family 16 pid 0",
+		"registered again: 2 run(s): 7 8",
+		"done",
 	}}},
 	// Unix domain sockets: pairs, an abstract-name server, descriptors and
 	// credentials in messages, options, readiness, interruption.

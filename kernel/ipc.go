@@ -37,6 +37,9 @@ type ipcNamespace struct {
 	shms map[int32]*shmSegment
 	// mqs are the POSIX message queues by name. Protected by mu.
 	mqs map[string]*mqueue
+	// mqDir is the mqueue filesystem's directory's mode, owner and times,
+	// nil until something changed them (ipc_mqfs.go). Protected by mu.
+	mqDir *mqDirAttr
 	// changed is closed (and replaced) when any object changes, waking
 	// every waiter to try again. Not saved: no task waits at save time.
 	// Protected by mu.

@@ -7,17 +7,28 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"snapshotter/kernel/socket"
 	"snapshotter/kernel/vfs"
 )
 
 // POSIX message queues: mq_open, mq_unlink, mq_timedsend, mq_timedreceive,
-// mq_notify (SIGEV_SIGNAL and SIGEV_NONE) and mq_getsetattr. A queue lives
+// mq_notify and mq_getsetattr. A queue lives
 // in the IPC namespace by name (what the libcs pass without its leading
 // slash); a descriptor is a kernel-made file (vfs.Impl) holding the queue, readable
 // and writable through poll, select and epoll, whose read(2) gives the
 // queue's status line; closing any descriptor of a queue drops the
 // closing process's notification, as on Linux. The queues are also the
 // files of the mqueue filesystem at /dev/mqueue (ipc_mqfs.go).
+//
+// mq_notify's SIGEV_THREAD is the kernel's half of what glibc and musl
+// build on it: the libc passes a netlink socket in sigev_signo and the
+// address of a cookie of mqCookieLen bytes in sigev_value; the kernel
+// keeps a copy and sends it on the socket, as a datagram from the kernel
+// (port 0) with its last byte set to mqNotifyWokenUp, when a message
+// arrives in the empty queue, or to mqNotifyRemoved when the
+// registration is removed (mq_notify(NULL), or a close of a descriptor of
+// the queue by the process that registered); a libc thread reading the
+// socket then runs the function.
 
 // Message queue limits: Linux's defaults (fs.mqueue sysctls) and hard
 // limits, the latter for callers with CAP_SYS_RESOURCE.
@@ -30,7 +41,13 @@ const (
 	mqAttrSize    = 64
 	// siMesgq is SI_MESGQ, the si_code of a notification signal.
 	siMesgq = -3
-	nameMax = 255
+	// mqCookieLen is NOTIFY_COOKIE_LEN, the size of a SIGEV_THREAD
+	// cookie; its last byte says why it was sent: mqNotifyWokenUp
+	// (NOTIFY_WOKENUP) or mqNotifyRemoved (NOTIFY_REMOVED).
+	mqCookieLen     = 32
+	mqNotifyWokenUp = 1
+	mqNotifyRemoved = 2
+	nameMax         = 255
 )
 
 // mqueue is one POSIX message queue.
@@ -47,12 +64,23 @@ type mqueue struct {
 	NotifyKind  int32
 	NotifySigno int32
 	NotifyValue uint64
+	// NotifySock and NotifyCookie are a SIGEV_THREAD registration's: the
+	// netlink socket the cookie goes to (kept after its descriptors
+	// close, as Linux holds the socket) and the mqCookieLen bytes the
+	// registering call gave.
+	NotifySock   *socket.Socket
+	NotifyCookie []byte
 	// Unlinked is set once mq_unlink removed the name; open descriptors
 	// keep the queue.
 	Unlinked bool
 	// User is the real user ID of the creator, whose RLIMIT_MSGQUEUE the
 	// queue counts against.
 	User uint32
+	// Atime, Mtime and Ctime are the times of the queue's file, changed
+	// as Linux changes them (a send all three, a receive and mq_notify
+	// atime and ctime, utimes, chmod and chown); zero in images from
+	// before, whose queues show Perm.Ctime.
+	Atime, Mtime, Ctime vfs.Timespec
 	// receivers counts tasks blocked in mq_timedreceive (a notification is
 	// not sent while one waits). Not saved: waiters retry after a restore.
 	receivers int32 `state:"nosave"`
@@ -94,13 +122,45 @@ func (m *mqFD) read(_ *Task, dst []byte, _ bool) (int, error) {
 	}
 	m.NS.mu.Lock()
 	defer m.NS.mu.Unlock()
-	line := []byte(m.Q.statusLocked())
-	if m.Pos >= int64(len(line)) {
-		return 0, nil
-	}
-	n := copy(dst, line[m.Pos:])
+	n := m.Q.readStatusLocked(dst, m.Pos)
 	m.Pos += int64(n)
 	return n, nil
+}
+
+// readStatusLocked copies the status line from offset off into dst.
+//
+// Preconditions: the namespace's mu is held.
+func (q *mqueue) readStatusLocked(dst []byte, off int64) int {
+	line := q.statusLocked()
+	if off >= int64(len(line)) {
+		return 0
+	}
+	return copy(dst, line[off:])
+}
+
+// seek implements lseek(2) on a queue descriptor as Linux's
+// default_llseek, the file's size being mqFileSize.
+func (m *mqFD) seek(off int64, whence int) (int64, error) {
+	m.NS.mu.Lock()
+	defer m.NS.mu.Unlock()
+	switch whence {
+	case unix.SEEK_CUR:
+		off += m.Pos
+	case unix.SEEK_END:
+		off += mqFileSize
+	case unix.SEEK_DATA, unix.SEEK_HOLE:
+		if off >= mqFileSize {
+			return 0, unix.ENXIO
+		}
+		if whence == unix.SEEK_HOLE {
+			off = mqFileSize
+		}
+	}
+	if off < 0 {
+		return 0, unix.EINVAL
+	}
+	m.Pos = off
+	return off, nil
 }
 
 // flush is a close of a descriptor of the queue by process tg: the
@@ -108,10 +168,57 @@ func (m *mqFD) read(_ *Task, dst []byte, _ bool) (int, error) {
 // (Linux's mqueue_flush_file).
 func (m *mqFD) flush(tg *ThreadGroup) {
 	m.NS.mu.Lock()
-	defer m.NS.mu.Unlock()
+	var n mqNotice
 	if m.Q.NotifyTG == tg {
-		m.Q.NotifyTG = nil
+		n = m.Q.removeNotifyLocked()
 	}
+	m.NS.mu.Unlock()
+	n.send()
+}
+
+// mqNotice is a notification taken from a queue under the namespace's
+// mu, sent once it is released: a signal to a process, or a cookie to a
+// netlink socket. The zero mqNotice sends nothing.
+type mqNotice struct {
+	tg     *ThreadGroup
+	info   sigInfo
+	sock   *socket.Socket
+	cookie []byte
+}
+
+func (n mqNotice) send() {
+	if n.tg != nil {
+		n.tg.sendSignal(n.info, nil)
+	}
+	if n.sock != nil {
+		n.sock.SendFromKernel(n.cookie)
+	}
+}
+
+// cookieNoticeLocked clears a SIGEV_THREAD registration and returns its
+// cookie, marked with why (mqNotifyWokenUp or mqNotifyRemoved), for its
+// socket.
+//
+// Preconditions: the namespace's mu is held; q.NotifyKind is sigevThread.
+func (q *mqueue) cookieNoticeLocked(why byte) mqNotice {
+	c := append([]byte(nil), q.NotifyCookie...)
+	c[mqCookieLen-1] = why
+	n := mqNotice{sock: q.NotifySock, cookie: c}
+	q.NotifySock, q.NotifyCookie = nil, nil
+	return n
+}
+
+// removeNotifyLocked removes the registration (Linux's
+// remove_notification): a SIGEV_THREAD one's socket is told so.
+//
+// Preconditions: the namespace's mu is held.
+func (q *mqueue) removeNotifyLocked() mqNotice {
+	var n mqNotice
+	if q.NotifyTG != nil && q.NotifyKind == sigevThread {
+		n = q.cookieNoticeLocked(mqNotifyRemoved)
+	}
+	q.NotifyTG = nil
+	return n
 }
 
 // statusLocked is the line a read of the queue's file gives: the bytes
@@ -214,6 +321,7 @@ func sysMqOpen(t *Task, a *sysArgs) (uint64, error) {
 			return 0, err
 		}
 		ns.mqs[name] = q
+		ns.touchMqDirLocked()
 	}
 	ns.mu.Unlock()
 	m := &mqFD{Q: q, NS: ns, Read: acc != unix.O_WRONLY, Write: acc != unix.O_RDONLY, Path: "/" + name}
@@ -266,6 +374,8 @@ func (q *mqueue) bytes() uint64 {
 func (t *Task) newMqueue(attrAddr uint64, mode uint32) (*mqueue, error) {
 	q := &mqueue{Perm: t.newPerm(0, mode), MaxMsg: mqDefMaxMsg, MsgSize: mqDefMsgSize}
 	q.Perm.Ctime = t.k.realtimeNow() / nsPerSec
+	now := vfs.Now()
+	q.Atime, q.Mtime, q.Ctime = now, now, now
 	if attrAddr == 0 {
 		return q, nil
 	}
@@ -289,16 +399,8 @@ func sysMqUnlink(t *Task, a *sysArgs) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ns := t.k.ipc()
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
-	q, ok := ns.mqs[name]
-	if !ok {
-		return 0, unix.ENOENT
-	}
-	q.Unlinked = true
-	delete(ns.mqs, name)
-	return 0, nil
+	o := t.fsOwner()
+	return 0, t.k.ipc().MqueueUnlink(name, o.Creds)
 }
 
 // mqOf returns the queue behind descriptor fd and whether the descriptor
@@ -378,16 +480,15 @@ func sysMqTimedsend(t *Task, a *sysArgs) (uint64, error) {
 		ns.mu.Lock()
 		if int64(len(q.Msgs)) < q.MaxMsg {
 			q.insert(mqMsg{Prio: prio, Data: data})
-			var notify *ThreadGroup
-			var info sigInfo
+			now := vfs.Now()
+			q.Atime, q.Mtime, q.Ctime = now, now, now
+			var n mqNotice
 			if len(q.Msgs) == 1 && q.receivers == 0 {
-				notify, info = q.takeNotifyLocked(t)
+				n = q.takeNotifyLocked(t)
 			}
 			ns.notifyLocked()
 			ns.mu.Unlock()
-			if notify != nil {
-				notify.sendSignal(info, nil)
-			}
+			n.send()
 			return 0, nil
 		}
 		ch := ns.changedLocked()
@@ -413,18 +514,24 @@ func (q *mqueue) insert(msg mqMsg) {
 }
 
 // takeNotifyLocked consumes the registered notification, once a message
-// arrived in an empty queue that no receiver waits on: the process to
-// signal (nil for none or SIGEV_NONE) and the signal, which the caller
-// sends after releasing the namespace's mu.
+// arrived in an empty queue that no receiver waits on: what the caller
+// sends after releasing the namespace's mu (nothing for none or
+// SIGEV_NONE).
 //
 // Preconditions: the namespace's mu is held.
-func (q *mqueue) takeNotifyLocked(sender *Task) (*ThreadGroup, sigInfo) {
+func (q *mqueue) takeNotifyLocked(sender *Task) mqNotice {
 	tg := q.NotifyTG
-	q.NotifyTG = nil
-	if tg == nil || q.NotifyKind == sigevNone {
-		return nil, sigInfo{}
+	if tg == nil {
+		return mqNotice{}
 	}
-	return tg, sigInfo{Signo: q.NotifySigno, Code: siMesgq, Pid: sender.tg.tgid, UID: sender.creds.UID, Value: q.NotifyValue}
+	q.NotifyTG = nil
+	switch q.NotifyKind {
+	case sigevSignal:
+		return mqNotice{tg: tg, info: sigInfo{Signo: q.NotifySigno, Code: siMesgq, Pid: sender.tg.tgid, UID: sender.creds.UID, Value: q.NotifyValue}}
+	case sigevThread:
+		return q.cookieNoticeLocked(mqNotifyWokenUp)
+	}
+	return mqNotice{}
 }
 
 func sysMqTimedreceive(t *Task, a *sysArgs) (uint64, error) {
@@ -458,6 +565,8 @@ func sysMqTimedreceive(t *Task, a *sysArgs) (uint64, error) {
 				}
 			}
 			q.Msgs = q.Msgs[1:]
+			now := vfs.Now()
+			q.Atime, q.Ctime = now, now
 			ns.notifyLocked()
 			ns.mu.Unlock()
 			return uint64(len(msg.Data)), nil
@@ -480,42 +589,84 @@ func sysMqTimedreceive(t *Task, a *sysArgs) (uint64, error) {
 	}
 }
 
+// sysMqNotify registers or removes (a NULL sigevent) the caller's
+// notification, checking as Linux's do_mq_notify does and in its order:
+// the sigevent, a SIGEV_THREAD's cookie and socket, then the queue.
 func sysMqNotify(t *Task, a *sysArgs) (uint64, error) {
+	var kind, signo int32
+	var value uint64
+	var sock *socket.Socket
+	var cookie []byte
+	if a[1] != 0 {
+		var b [sigeventSize]byte
+		if err := t.tg.mm.CopyIn(a[1], b[:]); err != nil {
+			return 0, err
+		}
+		le := binary.LittleEndian
+		value, signo, kind = le.Uint64(b[0:]), int32(le.Uint32(b[8:])), int32(le.Uint32(b[12:]))
+		switch kind {
+		case sigevNone:
+		case sigevSignal:
+			if !validSigno(signo) {
+				return 0, unix.EINVAL
+			}
+		case sigevThread:
+			var err error
+			if sock, cookie, err = t.mqNotifySocket(signo, value); err != nil {
+				return 0, err
+			}
+		default:
+			return 0, unix.EINVAL
+		}
+	}
 	m, _, err := t.mqOf(a.Int(0))
 	if err != nil {
 		return 0, err
 	}
 	q, ns := m.Q, m.NS
+	ns.mu.Lock()
 	if a[1] == 0 {
-		ns.mu.Lock()
+		var n mqNotice
 		if q.NotifyTG == t.tg {
-			q.NotifyTG = nil
+			n = q.removeNotifyLocked()
+			now := vfs.Now()
+			q.Atime, q.Ctime = now, now
 		}
 		ns.mu.Unlock()
+		n.send()
 		return 0, nil
 	}
-	var b [sigeventSize]byte
-	if err := t.tg.mm.CopyIn(a[1], b[:]); err != nil {
-		return 0, err
-	}
-	le := binary.LittleEndian
-	value, signo, kind := le.Uint64(b[0:]), int32(le.Uint32(b[8:])), int32(le.Uint32(b[12:]))
-	switch kind {
-	case sigevNone:
-	case sigevSignal:
-		if !validSigno(signo) {
-			return 0, unix.EINVAL
-		}
-	default:
-		return 0, unix.EINVAL // SIGEV_THREAD needs a netlink socket
-	}
-	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if q.NotifyTG != nil {
 		return 0, unix.EBUSY
 	}
 	q.NotifyTG, q.NotifyKind, q.NotifySigno, q.NotifyValue = t.tg, kind, signo, value
+	if kind != sigevSignal {
+		q.NotifySigno, q.NotifyValue = 0, 0
+	}
+	q.NotifySock, q.NotifyCookie = sock, cookie
+	now := vfs.Now()
+	q.Atime, q.Ctime = now, now
 	return 0, nil
+}
+
+// mqNotifySocket reads a SIGEV_THREAD registration: the cookie at addr
+// and the netlink socket at descriptor fd (EBADF, ENOTSOCK, or EINVAL for
+// another socket).
+func (t *Task) mqNotifySocket(fd int32, addr uint64) (*socket.Socket, []byte, error) {
+	cookie := make([]byte, mqCookieLen)
+	if err := t.tg.mm.CopyIn(addr, cookie); err != nil {
+		return nil, nil, err
+	}
+	f, s, err := t.getSocket(fd)
+	if err != nil {
+		return nil, nil, err
+	}
+	f.DecRef()
+	if !s.IsNetlink() {
+		return nil, nil, unix.EINVAL
+	}
+	return s, cookie, nil
 }
 
 func sysMqGetsetattr(t *Task, a *sysArgs) (uint64, error) {

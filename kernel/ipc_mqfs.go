@@ -2,7 +2,6 @@ package kernel
 
 import (
 	"sort"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -30,10 +29,47 @@ func (ns *ipcNamespace) MqueueNames() []string {
 	return names
 }
 
+// mqDirAttr is the mqueue filesystem directory's mode, owner and times,
+// kept in the namespace since mq_open and mq_unlink change them too.
+//
+// +stateify savable
+type mqDirAttr struct {
+	Mode, UID, GID      uint32
+	Atime, Mtime, Ctime vfs.Timespec
+}
+
+// mqDirLocked returns the directory's attributes, made (mode 01777, owner
+// root, zero times: the mount's) on first use.
+//
+// Preconditions: ns.mu is held.
+func (ns *ipcNamespace) mqDirLocked() *mqDirAttr {
+	if ns.mqDir == nil {
+		ns.mqDir = &mqDirAttr{Mode: unix.S_IFDIR | 0o1777}
+	}
+	return ns.mqDir
+}
+
+// touchMqDirLocked stamps the directory with the time of a create or an
+// unlink, as Linux (atime, mtime and ctime).
+//
+// Preconditions: ns.mu is held.
+func (ns *ipcNamespace) touchMqDirLocked() {
+	d := ns.mqDirLocked()
+	now := vfs.Now()
+	d.Atime, d.Mtime, d.Ctime = now, now, now
+}
+
+func (d *mqDirAttr) stat() vfs.Stat {
+	return vfs.Stat{Mode: d.Mode, UID: d.UID, GID: d.GID, Atime: d.Atime, Mtime: d.Mtime, Ctime: d.Ctime, Btime: d.Ctime}
+}
+
 // MqueueStat implements vfs.MqueueSource.
 func (ns *ipcNamespace) MqueueStat(name string) (vfs.Stat, error) {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
+	if name == "" {
+		return ns.mqDirLocked().stat(), nil
+	}
 	q, ok := ns.mqs[name]
 	if !ok {
 		return vfs.Stat{}, unix.ENOENT
@@ -41,16 +77,53 @@ func (ns *ipcNamespace) MqueueStat(name string) (vfs.Stat, error) {
 	return q.stat(), nil
 }
 
+// MqueueSetAttr implements vfs.MqueueSource.
+func (ns *ipcNamespace) MqueueSetAttr(name string, a *vfs.SetAttr) error {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if name == "" {
+		d := ns.mqDirLocked()
+		st, err := a.Creds.SetAttrOf(d.stat(), a)
+		if err != nil {
+			return err
+		}
+		d.Mode, d.UID, d.GID, d.Atime, d.Mtime, d.Ctime = st.Mode, st.UID, st.GID, st.Atime, st.Mtime, st.Ctime
+		return nil
+	}
+	q, ok := ns.mqs[name]
+	if !ok {
+		return unix.ENOENT
+	}
+	return q.setAttrLocked(a)
+}
+
+// setAttrLocked changes the queue's file attributes as a says.
+//
+// Preconditions: the namespace's mu is held.
+func (q *mqueue) setAttrLocked(a *vfs.SetAttr) error {
+	st, err := a.Creds.SetAttrOf(q.stat(), a)
+	if err != nil {
+		return err
+	}
+	q.Perm.Mode, q.Perm.UID, q.Perm.GID = uint16(st.Mode&0o7777), st.UID, st.GID
+	q.Atime, q.Mtime, q.Ctime = st.Atime, st.Mtime, st.Ctime
+	return nil
+}
+
 // stat is the queue's file attributes (without inode and device).
 func (q *mqueue) stat() vfs.Stat {
-	ts := vfs.Timespec{Sec: q.Perm.Ctime}
-	return vfs.Stat{
+	st := vfs.Stat{
 		Mode:  unix.S_IFREG | uint32(q.Perm.Mode),
 		UID:   q.Perm.UID,
 		GID:   q.Perm.GID,
 		Size:  mqFileSize,
-		Atime: ts, Mtime: ts, Ctime: ts, Btime: ts,
+		Atime: q.Atime, Mtime: q.Mtime, Ctime: q.Ctime, Btime: q.Ctime,
 	}
+	if q.Ctime == (vfs.Timespec{}) {
+		ts := vfs.Timespec{Sec: q.Perm.Ctime}
+		st.Atime, st.Mtime, st.Ctime, st.Btime = ts, ts, ts, ts
+	}
+	return st
 }
 
 // MqueueOpen implements vfs.MqueueSource: open(2) of /dev/mqueue/NAME,
@@ -82,13 +155,16 @@ func (ns *ipcNamespace) MqueueOpen(name string, flags, mode uint32, o vfs.Owner)
 			ns.mu.Unlock()
 			return nil, unix.ENOSPC
 		}
+		now := vfs.Now()
 		q = &mqueue{
-			Perm:    ipcPerm{UID: o.UID, GID: o.GID, CUID: o.UID, CGID: o.GID, Mode: uint16(mode & 0o777), Ctime: time.Now().Unix()},
+			Perm:    ipcPerm{UID: o.UID, GID: o.GID, CUID: o.UID, CGID: o.GID, Mode: uint16(mode & 0o777), Ctime: now.Sec},
 			MaxMsg:  mqDefMaxMsg,
 			MsgSize: mqDefMsgSize,
 			User:    o.UID,
+			Atime:   now, Mtime: now, Ctime: now,
 		}
 		ns.mqs[name] = q
+		ns.touchMqDirLocked()
 		ns.notifyLocked()
 	}
 	ns.mu.Unlock()
@@ -134,17 +210,21 @@ func containsUint32(s []uint32, v uint32) bool {
 	return false
 }
 
-// MqueueUnlink implements vfs.MqueueSource: unlink(2) of
-// /dev/mqueue/NAME is mq_unlink.
-func (ns *ipcNamespace) MqueueUnlink(name string) error {
+// MqueueUnlink implements vfs.MqueueSource: mq_unlink, and unlink(2) of
+// /dev/mqueue/NAME.
+func (ns *ipcNamespace) MqueueUnlink(name string, c *vfs.Creds) error {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	q, ok := ns.mqs[name]
 	if !ok {
 		return unix.ENOENT
 	}
+	if err := c.MayDeleteFrom(ns.mqDirLocked().stat(), q.stat()); err != nil {
+		return err
+	}
 	q.Unlinked = true
 	delete(ns.mqs, name)
+	ns.touchMqDirLocked()
 	ns.notifyLocked()
 	return nil
 }
@@ -161,6 +241,29 @@ type mqFile struct {
 // Read implements vfs.Impl: the queue's status line.
 func (f *mqFile) Read(_ *vfs.File, _ <-chan struct{}, dst []byte) (int, error) {
 	return f.M.read(nil, dst, false)
+}
+
+// Seek implements vfs.ImplSeeker.
+func (f *mqFile) Seek(_ *vfs.File, off int64, whence int) (int64, error) {
+	return f.M.seek(off, whence)
+}
+
+// ReadAt implements vfs.ImplSeeker: pread(2) of the status line.
+func (f *mqFile) ReadAt(_ *vfs.File, dst []byte, off int64) (int, error) {
+	if !f.M.Read {
+		return 0, unix.EBADF
+	}
+	f.M.NS.mu.Lock()
+	defer f.M.NS.mu.Unlock()
+	return f.M.Q.readStatusLocked(dst, off), nil
+}
+
+// SetAttr implements vfs.ImplSetAttr: fchmod, fchown and futimens of a
+// queue's descriptor (also mq_open's).
+func (f *mqFile) SetAttr(_ *vfs.File, a *vfs.SetAttr) error {
+	f.M.NS.mu.Lock()
+	defer f.M.NS.mu.Unlock()
+	return f.M.Q.setAttrLocked(a)
 }
 
 // Write implements vfs.Impl: a queue's file takes no writes.

@@ -21,6 +21,7 @@ var (
 	stateTypeInfomqueue         *stateify.TypeInfo
 	stateTypeInfomqMsg          *stateify.TypeInfo
 	stateTypeInfomqFD           *stateify.TypeInfo
+	stateTypeInfomqDirAttr      *stateify.TypeInfo
 	stateTypeInfomqFile         *stateify.TypeInfo
 	stateTypeInfomsgQueue       *stateify.TypeInfo
 	stateTypeInfosysvMsg        *stateify.TypeInfo
@@ -119,6 +120,7 @@ func init() {
 		{Name: "shmIDs", Type: "snapshotter/kernel.ipcIDs"},
 		{Name: "shms", Type: "map[int32]*snapshotter/kernel.shmSegment"},
 		{Name: "mqs", Type: "map[string]*snapshotter/kernel.mqueue"},
+		{Name: "mqDir", Type: "*snapshotter/kernel.mqDirAttr"},
 	})
 	stateTypeInfoipcPerm = stateify.Register[ipcPerm]("snapshotter/kernel.ipcPerm", []stateify.Field{
 		{Name: "Key", Type: "int32"},
@@ -144,8 +146,13 @@ func init() {
 		{Name: "NotifyKind", Type: "int32"},
 		{Name: "NotifySigno", Type: "int32"},
 		{Name: "NotifyValue", Type: "uint64"},
+		{Name: "NotifySock", Type: "*snapshotter/kernel/socket.Socket"},
+		{Name: "NotifyCookie", Type: "bytes"},
 		{Name: "Unlinked", Type: "bool"},
 		{Name: "User", Type: "uint32"},
+		{Name: "Atime", Type: "snapshotter/kernel/vfs.Timespec"},
+		{Name: "Mtime", Type: "snapshotter/kernel/vfs.Timespec"},
+		{Name: "Ctime", Type: "snapshotter/kernel/vfs.Timespec"},
 	})
 	stateTypeInfomqMsg = stateify.Register[mqMsg]("snapshotter/kernel.mqMsg", []stateify.Field{
 		{Name: "Prio", Type: "uint32"},
@@ -158,6 +165,14 @@ func init() {
 		{Name: "NS", Type: "*snapshotter/kernel.ipcNamespace"},
 		{Name: "Pos", Type: "int64"},
 		{Name: "Path", Type: "string"},
+	})
+	stateTypeInfomqDirAttr = stateify.Register[mqDirAttr]("snapshotter/kernel.mqDirAttr", []stateify.Field{
+		{Name: "Mode", Type: "uint32"},
+		{Name: "UID", Type: "uint32"},
+		{Name: "GID", Type: "uint32"},
+		{Name: "Atime", Type: "snapshotter/kernel/vfs.Timespec"},
+		{Name: "Mtime", Type: "snapshotter/kernel/vfs.Timespec"},
+		{Name: "Ctime", Type: "snapshotter/kernel/vfs.Timespec"},
 	})
 	stateTypeInfomqFile = stateify.Register[mqFile]("snapshotter/kernel.mqFile", []stateify.Field{
 		{Name: "M", Type: "*snapshotter/kernel.mqFD"},
@@ -836,6 +851,7 @@ func (x *ipcNamespace) StateSave(e *stateify.Encoder) {
 	}, func(e *stateify.Encoder, mv **mqueue) {
 		stateify.SavePtr(e, (*mv))
 	})
+	stateify.SavePtr(e, x.mqDir)
 }
 
 // StateLoad implements stateify.Savable.
@@ -874,6 +890,8 @@ func (x *ipcNamespace) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			}, func(d *stateify.Decoder, mv **mqueue) {
 				stateify.LoadPtr(d, mv)
 			})
+		case 8:
+			stateify.LoadPtr(d, &x.mqDir)
 		default:
 			d.Skip()
 		}
@@ -988,8 +1006,13 @@ func (x *mqueue) StateSave(e *stateify.Encoder) {
 	e.Int(int64(x.NotifyKind))
 	e.Int(int64(x.NotifySigno))
 	e.Uint(x.NotifyValue)
+	stateify.SavePtr(e, x.NotifySock)
+	e.Bytes(x.NotifyCookie)
 	e.Bool(x.Unlinked)
 	e.Uint(uint64(x.User))
+	x.Atime.StateSave(e)
+	x.Mtime.StateSave(e)
+	x.Ctime.StateSave(e)
 }
 
 // StateLoad implements stateify.Savable.
@@ -1020,9 +1043,19 @@ func (x *mqueue) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 7:
 			x.NotifyValue = d.Uint64()
 		case 8:
-			x.Unlinked = d.Bool()
+			stateify.LoadPtr(d, &x.NotifySock)
 		case 9:
+			x.NotifyCookie = d.Bytes()
+		case 10:
+			x.Unlinked = d.Bool()
+		case 11:
 			x.User = d.Uint32()
+		case 12:
+			x.Atime.StateLoad(ctx, d)
+		case 13:
+			x.Mtime.StateLoad(ctx, d)
+		case 14:
+			x.Ctime.StateLoad(ctx, d)
 		default:
 			d.Skip()
 		}
@@ -1095,6 +1128,48 @@ func (x *mqFD) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.Pos = d.Int64()
 		case 5:
 			x.Path = d.String()
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *mqDirAttr) StateTypeName() string { return "snapshotter/kernel.mqDirAttr" }
+
+// StateFields implements stateify.Savable.
+func (x *mqDirAttr) StateFields() []string { return stateTypeInfomqDirAttr.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *mqDirAttr) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfomqDirAttr }
+
+// StateSave implements stateify.Savable.
+func (x *mqDirAttr) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfomqDirAttr)
+	e.Uint(uint64(x.Mode))
+	e.Uint(uint64(x.UID))
+	e.Uint(uint64(x.GID))
+	x.Atime.StateSave(e)
+	x.Mtime.StateSave(e)
+	x.Ctime.StateSave(e)
+}
+
+// StateLoad implements stateify.Savable.
+func (x *mqDirAttr) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfomqDirAttr) {
+		switch f {
+		case 0:
+			x.Mode = d.Uint32()
+		case 1:
+			x.UID = d.Uint32()
+		case 2:
+			x.GID = d.Uint32()
+		case 3:
+			x.Atime.StateLoad(ctx, d)
+		case 4:
+			x.Mtime.StateLoad(ctx, d)
+		case 5:
+			x.Ctime.StateLoad(ctx, d)
 		default:
 			d.Skip()
 		}

@@ -228,17 +228,36 @@ func (tg *ThreadGroup) filesIn(keep func(fd int32, flags vfs.FDFlags) bool) []*v
 
 // closingFiles runs op, which closes the descriptors keep selects unless
 // it fails (false), and then drops the process's POSIX locks on their
-// files.
+// files and its message queue notifications registered on them (as a
+// close(2) does: closeFD).
 func (tg *ThreadGroup) closingFiles(keep func(fd int32, flags vfs.FDFlags) bool, op func() bool) {
-	var files []*vfs.File
+	var files, queues []*vfs.File
 	if tg.k.locks.holdsRecords(tg) {
 		files = tg.filesIn(keep)
 	}
+	tg.fdTable.ForEach(func(fd int32, f *vfs.File, fl vfs.FDFlags) {
+		if _, ok := f.Impl().(*mqFile); ok && keep(fd, fl) {
+			f.IncRef()
+			queues = append(queues, f)
+		}
+	})
 	if op() {
 		tg.dropRecordLocks(files)
+		tg.flushQueues(queues)
 	}
-	for _, f := range files {
+	for _, f := range append(files, queues...) {
 		f.DecRef()
+	}
+}
+
+// flushQueues drops the process's message queue notifications on the
+// queues of files (Linux's mqueue_flush_file, at each close of a
+// descriptor).
+func (tg *ThreadGroup) flushQueues(files []*vfs.File) {
+	for _, f := range files {
+		if m, ok := f.Impl().(*mqFile); ok {
+			m.M.flush(tg)
+		}
 	}
 }
 

@@ -1,6 +1,10 @@
 package kernel
 
-import "golang.org/x/sys/unix"
+import (
+	"golang.org/x/sys/unix"
+
+	"snapshotter/kernel/vfs"
+)
 
 // isExiting reports whether the process is exiting.
 func (tg *ThreadGroup) isExiting() bool {
@@ -190,6 +194,7 @@ func (tg *ThreadGroup) release() {
 	tg.mu.Unlock()
 	tg.k.locks.releaseProcess(tg)
 	tg.k.semExit(tg)
+	tg.fdTable.ForEach(func(_ int32, f *vfs.File, _ vfs.FDFlags) { tg.flushQueues([]*vfs.File{f}) })
 	tg.fdTable.Close()
 	tg.k.shmMappingsChanged(tg.mm, tg.tgid, true)
 	tg.mm.Release()

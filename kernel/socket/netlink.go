@@ -17,7 +17,8 @@ import (
 // nlDatagramMax bytes, then NLMSG_DONE), and read as a datagram socket's
 // queue is. Under --network host the dumps are the host's own (asked of
 // the host's rtnetlink by the sentry, read-only), with the request's
-// sequence number and the socket's port ID.
+// sequence number and the socket's port ID. The kernel package also sends
+// mq_notify's SIGEV_THREAD cookies on a netlink socket (SendFromKernel).
 
 // Netlink message layout (linux/netlink.h, linux/rtnetlink.h).
 const (
@@ -447,4 +448,21 @@ func (s *Socket) getNetlinkOption(level, name int) ([]byte, bool) {
 		return nil, false
 	}
 	return int32Bytes(0), true
+}
+
+// IsNetlink reports whether s is a netlink socket.
+func (s *Socket) IsNetlink() bool { return s.nl != nil }
+
+// SendFromKernel queues b at netlink socket s as one datagram from the
+// kernel (port 0): mq_notify's SIGEV_THREAD cookies (kernel/ipc_mq.go).
+// Unlike an answer it is queued whatever the receive buffer holds (Linux
+// reserves its room when the registration is made); a released socket
+// drops it.
+func (s *Socket) SendFromKernel(b []byte) {
+	mu.Lock()
+	defer mu.Unlock()
+	if s.released {
+		return
+	}
+	s.deliverLocked(&message{data: append([]byte(nil), b...), from: &Addr{}})
 }

@@ -567,6 +567,11 @@ func (f *File) SetAttr(a *SetAttr) error {
 			f.notify(attrEvents(a))
 		}
 		return err
+	case *implFile:
+		if s, ok := impl.impl.(ImplSetAttr); ok && a != nil {
+			return s.SetAttr(f, a)
+		}
+		return nil
 	default:
 		return nil
 	}

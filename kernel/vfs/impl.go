@@ -34,6 +34,24 @@ type Impl interface {
 	Release()
 }
 
+// ImplSeeker is an Impl whose file has a position, which lseek(2) moves
+// and pread(2) reads at; the others fail both with ESPIPE.
+type ImplSeeker interface {
+	Impl
+	// Seek implements lseek(2); whence is SEEK_SET to SEEK_HOLE.
+	Seek(f *File, off int64, whence int) (int64, error)
+	// ReadAt implements pread(2) (off >= 0).
+	ReadAt(f *File, dst []byte, off int64) (int, error)
+}
+
+// ImplSetAttr is an Impl whose attributes fchmod, fchown and futimens
+// change; the others accept them without a change.
+type ImplSetAttr interface {
+	Impl
+	// SetAttr changes the attributes as a says, checking a.Creds.
+	SetAttr(f *File, a *SetAttr) error
+}
+
 // implFile adapts an Impl to the package's file kinds.
 //
 // +stateify savable
@@ -62,9 +80,19 @@ func (f *File) Nonblocking() bool { return f.nonblocking() }
 
 func (i *implFile) read(f *File, cancel <-chan struct{}, dst []byte, off int64) (int, error) {
 	if off >= 0 {
+		if s, ok := i.impl.(ImplSeeker); ok {
+			return s.ReadAt(f, dst, off)
+		}
 		return 0, unix.ESPIPE
 	}
 	return i.impl.Read(f, cancel, dst)
+}
+
+func (i *implFile) seek(f *File, off int64, whence int) (int64, error) {
+	if s, ok := i.impl.(ImplSeeker); ok {
+		return s.Seek(f, off, whence)
+	}
+	return 0, unix.ESPIPE
 }
 
 func (i *implFile) write(f *File, cancel <-chan struct{}, src []byte, off int64) (int, error) {

@@ -18,22 +18,30 @@ import (
 type MqueueSource interface {
 	// MqueueNames returns the names of the queues, sorted.
 	MqueueNames() []string
-	// MqueueStat returns the attributes of queue name: its type and
-	// mode, owner, size and times. The filesystem fills the rest.
+	// MqueueStat returns the attributes of queue name, or of the
+	// directory for "": its type and mode, owner, size and times (zero
+	// times for a directory never changed). The filesystem fills the
+	// rest.
 	MqueueStat(name string) (Stat, error)
+	// MqueueSetAttr changes the attributes of queue name (the directory
+	// for "") as a says, checking a.Creds as Creds.SetAttrOf does.
+	MqueueSetAttr(name string, a *SetAttr) error
 	// MqueueOpen opens queue name for o as open(2) with flags does
 	// (O_CREAT creates it with mode and default attributes), giving a
 	// descriptor that is the same queue as mq_open's.
 	MqueueOpen(name string, flags, mode uint32, o Owner) (*File, error)
-	// MqueueUnlink removes the name of queue name, as mq_unlink does.
-	MqueueUnlink(name string) error
+	// MqueueUnlink removes the name of queue name for a caller with
+	// creds c (nil: the kernel), as mq_unlink does: EPERM for another
+	// user's queue in the sticky directory.
+	MqueueUnlink(name string, c *Creds) error
 }
 
 // mqueueFS is the mqueue filesystem: a view of an IPC namespace's
 // message queues (MqueueSource), a flat directory of one file per queue
 // that holds nothing of its own. Queues are created by open(2) with
 // O_CREAT and removed by unlink; nothing else can be made in it (EPERM,
-// as Linux, which has no such operations there).
+// as Linux, which has no such operations there). chmod, chown and utimes
+// change the source's attributes of a queue or of the directory.
 //
 // +stateify savable
 type mqueueFS struct {
@@ -88,20 +96,21 @@ func (q *mqueueFS) lookup(m *Mount, rest string) (name string, wantDir bool, err
 	return name, wantDir, nil
 }
 
+// rootStat is the directory's attributes: the source's, its times the
+// mount's until something changed them.
 func (q *mqueueFS) rootStat() Stat {
 	n := len(q.src.MqueueNames())
-	return Stat{
-		Mask:     unix.STATX_BASIC_STATS,
-		Blksize:  4096,
-		Nlink:    2,
-		Mode:     unix.S_IFDIR | 0o1777,
-		Ino:      1,
-		Size:     uint64(n+2) * bogoDirentSize,
-		Atime:    q.mounted,
-		Mtime:    q.mounted,
-		Ctime:    q.mounted,
-		DevMinor: q.minor,
+	st, _ := q.src.MqueueStat("")
+	if st.Ctime == (Timespec{}) {
+		st.Atime, st.Mtime, st.Ctime = q.mounted, q.mounted, q.mounted
 	}
+	st.Mask = unix.STATX_BASIC_STATS
+	st.Blksize = 4096
+	st.Nlink = 2
+	st.Ino = 1
+	st.Size = uint64(n+2) * bogoDirentSize
+	st.DevMinor = q.minor
+	return st
 }
 
 // queueStat is the attributes of queue name.
@@ -250,7 +259,7 @@ func (q *mqueueFS) link(_ *Creds, m *Mount, oldp, newp string, _ bool) error {
 	return q.refuse(m, newp)
 }
 
-func (q *mqueueFS) unlink(_ *Creds, m *Mount, p string, dir bool) error {
+func (q *mqueueFS) unlink(c *Creds, m *Mount, p string, dir bool) error {
 	name, _, err := q.lookup(m, p)
 	switch {
 	case err != nil:
@@ -266,7 +275,7 @@ func (q *mqueueFS) unlink(_ *Creds, m *Mount, p string, dir bool) error {
 	if dir {
 		return unix.ENOTDIR
 	}
-	return q.src.MqueueUnlink(name)
+	return q.src.MqueueUnlink(name, c)
 }
 
 func (q *mqueueFS) rename(_ *Creds, m *Mount, oldp, _ string, _ uint32) error {
@@ -276,11 +285,15 @@ func (q *mqueueFS) rename(_ *Creds, m *Mount, oldp, _ string, _ uint32) error {
 	return unix.EPERM
 }
 
-func (q *mqueueFS) setAttr(m *Mount, p string, _ bool, _ *SetAttr) error {
+func (q *mqueueFS) setAttr(m *Mount, p string, _ bool, a *SetAttr) error {
 	if _, err := q.stat(nil, m, p, false); err != nil {
 		return err
 	}
-	return unix.EPERM
+	name, _, _ := q.lookup(m, p)
+	if a == nil {
+		return nil
+	}
+	return q.src.MqueueSetAttr(name, a)
 }
 
 // bindSocket refuses a socket file as mknod does (EPERM).

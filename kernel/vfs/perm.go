@@ -196,6 +196,51 @@ func (c *Creds) maySetAttr(n *tmpNode, a *SetAttr) error {
 	return nil
 }
 
+// SetAttrOf checks a change a of the attributes of a file with
+// attributes st as maySetAttr does, and returns st changed: the mode as
+// chmodMode gives it, the owner, and the times (UTIME_NOW as now, which
+// is also the new ctime). A file kept by another part of the sentry (the
+// mqueue filesystem's queues) is changed through it; a size change is
+// EPERM there.
+func (c *Creds) SetAttrOf(st Stat, a *SetAttr) (Stat, error) {
+	n := &tmpNode{typ: st.Mode & unix.S_IFMT, mode: st.Mode, uid: st.UID, gid: st.GID}
+	if err := c.maySetAttr(n, a); err != nil {
+		return st, err
+	}
+	if a.Mask&SetAttrSize != 0 {
+		return st, unix.EPERM
+	}
+	now := nowTimespec()
+	if a.Mask&SetAttrMode != 0 {
+		st.Mode = st.Mode&unix.S_IFMT | c.chmodMode(n, a.Mode&0o7777)
+	}
+	if a.Mask&SetAttrUID != 0 {
+		st.UID = a.UID
+	}
+	if a.Mask&SetAttrGID != 0 {
+		st.GID = a.GID
+	}
+	if a.Mask&SetAttrAtime != 0 {
+		st.Atime = timeOrNow(a.Atime, now)
+	}
+	if a.Mask&SetAttrMtime != 0 {
+		st.Mtime = timeOrNow(a.Mtime, now)
+	}
+	st.Ctime = now
+	return st, nil
+}
+
+// MayDeleteFrom is mayDelete for a file with attributes node in a
+// directory with attributes dir (the mqueue filesystem's).
+func (c *Creds) MayDeleteFrom(dir, node Stat) error {
+	d := &tmpNode{typ: dir.Mode & unix.S_IFMT, mode: dir.Mode, uid: dir.UID, gid: dir.GID}
+	n := &tmpNode{typ: node.Mode & unix.S_IFMT, mode: node.Mode, uid: node.UID, gid: node.GID}
+	return c.mayDelete(d, n)
+}
+
+// Now is the time a filesystem of the sentry stamps a change with.
+func Now() Timespec { return nowTimespec() }
+
 // chmodMode returns the mode bits chmod gives n: mode, less the
 // set-group-ID bit when the caller is not in n's group and lacks
 // CAP_FSETID, as Linux.
