@@ -53,6 +53,7 @@ func (t *Task) run() {
 			t.mu.Unlock()
 		}
 	}
+	t.startSysTime()
 	t.k.pins.add(t, currentCPU())
 	defer t.k.pins.remove(t)
 	for t.runState != nil {
@@ -93,9 +94,10 @@ func (*runApp) execute(t *Task) taskRunState {
 	t.scratch.FP = t.fp
 	t.scratchInfo = platform.SignalInfo{}
 	t.scratchAccess = platform.AccessType{}
-	cpu := t.beginUserTime()
 	err := t.ctx.Switch(t.tg.mm.as, &t.scratch, &t.scratchInfo, &t.scratchAccess)
-	t.endUserTime(cpu)
+	if p, ok := t.ctx.(stubPIDer); ok {
+		t.noteStub(p)
+	}
 	if f := t.k.firstSwitch.Load(); f != nil && t.k.firstSwitch.CompareAndSwap(f, nil) {
 		(*f)()
 	}
