@@ -12,21 +12,20 @@ import "golang.org/x/sys/unix"
 // times are read from host CPU clocks when asked.
 //
 // User time. On a platform whose contexts run the application in host
-// processes of their own (StubPID; the ptrace platform), a
+// processes of their own (platform.StubClocked; the ptrace platform), a
 // task goroutine is locked to its OS thread for its life and the platform
 // keeps one stub thread per (address space, OS thread) pair, so a stub
 // thread serves exactly one task while that task stays in one address
 // space. A stub thread is a host process of its own, so its process CPU
 // clock is the task's user time in that address space, counted from the
-// end of the first Switch there (that Switch maps the whole address space
-// after a fork, an execve or a restore, MAP_POPULATE loading a restored
-// image's pages among them, which is not the application's work; the
-// application's time in it, up to its first system call, is lost). It also
-// counts the few mappings the platform injects later on the task's behalf.
-// A thread's user time is UserDone (what its earlier stubs gave, up to
-// ruMark on the current one) plus what the current stub's clock moved
-// since ruMark. The current stub is folded into UserDone when a Switch
-// ran on another one, when the address
+// moment Switch first runs the application there (which the platform
+// reports with the clock's value then: the mappings it made in the stub
+// before, MAP_POPULATE loading a restored image's pages among them, are
+// not the application's). It also counts the few mappings the platform
+// injects later on the task's behalf. A thread's user time is UserDone
+// (what its earlier stubs gave, up to ruMark on the current one) plus what
+// the current stub's clock moved since ruMark. The current stub is folded
+// into UserDone when the platform reports another one, when the address
 // space is about to go away (execve, exit), and for a save, since a stub
 // does not outlive any of them. On a platform without stub processes there
 // is no user time.
@@ -51,24 +50,16 @@ import "golang.org/x/sys/unix"
 // process sums) and continues from the saved value after a restore, on new
 // stubs and threads.
 
-// stubPIDer is implemented by platform contexts that run the application
-// in a host process of their own (platform/ptrace).
-type stubPIDer interface {
-	StubPID() int
-}
-
-// noteStub records the stub that ran the last Switch, folding the one
-// before it if it changed.
+// noteStub is the platform's report (platform.StubClocked) that Switch is
+// about to run the application on host process pid, whose CPU clock shows
+// cpu: the stub before it is folded into UserDone, and pid's clock counts
+// from cpu.
 //
-// Preconditions: called by the task goroutine.
-func (t *Task) noteStub(p stubPIDer) {
-	pid := p.StubPID()
-	if pid == 0 || pid == t.sig.ruStub {
-		return
-	}
+// Preconditions: called by the task goroutine (within Switch).
+func (t *Task) noteStub(pid int, cpu int64) {
 	t.tg.mu.Lock()
 	t.foldUserLocked()
-	t.sig.ruStub, t.sig.ruMark = pid, processCPUNow(pid)
+	t.sig.ruStub, t.sig.ruMark = pid, cpu
 	t.tg.mu.Unlock()
 }
 

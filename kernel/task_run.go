@@ -53,6 +53,9 @@ func (t *Task) run() {
 			t.mu.Unlock()
 		}
 	}
+	if sc, ok := t.ctx.(platform.StubClocked); ok {
+		sc.NotifyStub(t.noteStub)
+	}
 	t.startSysTime()
 	t.k.pins.add(t, currentCPU())
 	defer t.k.pins.remove(t)
@@ -95,9 +98,6 @@ func (*runApp) execute(t *Task) taskRunState {
 	t.scratchInfo = platform.SignalInfo{}
 	t.scratchAccess = platform.AccessType{}
 	err := t.ctx.Switch(t.tg.mm.as, &t.scratch, &t.scratchInfo, &t.scratchAccess)
-	if p, ok := t.ctx.(stubPIDer); ok {
-		t.noteStub(p)
-	}
 	if f := t.k.firstSwitch.Load(); f != nil && t.k.firstSwitch.CompareAndSwap(f, nil) {
 		(*f)()
 	}
