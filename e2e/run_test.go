@@ -20,13 +20,7 @@ import (
 // SNAP_E2E_RUN_BROKEN=1 it runs them anyway, so that an entry can be checked
 // and removed. The goal is an empty map: remove an entry as soon as its case
 // passes. TestKnownBrokenKeys keeps every key pointing at a real case.
-var knownBroken = map[string]string{
-	// After a restore at a random point, the child's CPU clock as the
-	// sandbox reads it (its stub thread's) moves while the child sleeps,
-	// so the timer on it fires early.
-	"gcc/cputimerother/zdtm-random":  "another process's CPU clock moves while it sleeps after a restore",
-	"musl/cputimerother/zdtm-random": "another process's CPU clock moves while it sleeps after a restore",
-}
+var knownBroken = map[string]string{}
 
 // runTimeout bounds one run of a program, natively or under snap. It is far
 // above any case's normal duration; it only keeps a hung sentry from hanging
