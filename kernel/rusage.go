@@ -101,7 +101,7 @@ func (t *Task) startSysTime() {
 	t.tg.mu.Unlock()
 }
 
-// stopSysTime folds the task's system time into SysDone and stops
+// stopSysTimeLocked folds the task's system time into SysDone and stops
 // counting it, before the task goroutine's OS thread goes away (after
 // which its thread ID may name another thread).
 //
