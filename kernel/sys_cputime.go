@@ -61,3 +61,23 @@ func (tg *ThreadGroup) itimerClockLocked(which int, mono int64) int64 {
 		return mono
 	}
 }
+
+// repollCPUTimersLocked stops the polls of the process's timers on CPU
+// clocks, so that the next check (the calling thread's return to the
+// application) arms them again: a new thread lets the process use CPU
+// time faster than their delays allowed for.
+//
+// Preconditions: tg.mu is held.
+func (tg *ThreadGroup) repollCPUTimersLocked() {
+	for _, which := range []int{itimerVirtual, itimerProf} {
+		if it := &tg.sigs.Itimers[which]; it.timer != nil {
+			it.timer.Stop()
+			it.timer = nil
+		}
+	}
+	for _, pt := range tg.sigs.Timers {
+		if pt.onCPUClock() && pt.ClockProcess == nil {
+			pt.stopLocked()
+		}
+	}
+}
