@@ -124,6 +124,46 @@ func treeSize(dir string) int64 {
 	return n
 }
 
+// TestCPUClockAcrossRestores: cputicks prints its process CPU clock each
+// tick, after 2 ms more of it; each of two restores of one image continues
+// it from the saved value: the first tick after the restore, n ticks after
+// the last one printed before the save, reads at least 2(n-1) ms more than
+// that one and at most 3n ms (spinning a little past each 2 ms, and the
+// sleeps and prints) plus 20 ms more, so that it neither goes back nor
+// jumps by what the restore did.
+func TestCPUClockAcrossRestores(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "cputicks"))
+	uri, last := e.saveAfter(id, out, 3)
+	e.waitGone(id)
+	before := cpuTickMS(t, last)
+	for i := range 2 {
+		rid, rout := e.restoreDetached(uri, "")
+		first := waitLines(t, rout, 1)[0]
+		e.must("kill", rid, "KILL")
+		e.snap("wait", rid)
+		n := number(t, first) - number(t, last)
+		lo, hi := before+2*(n-1), before+3*n+20
+		if got := cpuTickMS(t, first); n < 1 || got < lo || got > hi {
+			t.Errorf("restore %d: first line %q after %q: CPU clock %d ms, want %d to %d", i+1, first, last, got, lo, hi)
+		}
+	}
+}
+
+// cpuTickMS returns the CPU time of a cputicks line "tick K cpu MS".
+func cpuTickMS(t *testing.T, line string) int {
+	t.Helper()
+	f := strings.Fields(line)
+	if len(f) != 4 || f[0] != "tick" || f[2] != "cpu" {
+		t.Fatalf("line %q is not a cputicks tick", line)
+	}
+	ms, err := strconv.Atoi(f[3])
+	if err != nil {
+		t.Fatalf("line %q: %v", line, err)
+	}
+	return ms
+}
+
 // TestVirtualTimerAcrossRestore: an ITIMER_VIRTUAL interval timer keeps
 // ticking after a restore, counting CPU time on the new platform, and the
 // ticks continue from where they were.

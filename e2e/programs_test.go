@@ -195,6 +195,15 @@ var cCases = []cCase{
 		"timer_settime 50 ms: ok", "fired while the child slept 200 ms: no", "still armed: yes",
 		"fired once the child spun: yes",
 	}}},
+	{name: "cpuclocks", prog: "cpuclocks", spec: spec{want: []string{
+		"spun 200 ms: yes", "CLOCK_PROCESS_CPUTIME_ID > 100 ms: yes", "within getrusage before and after: yes",
+		"pthread_getcpuclockid: yes",
+		"another thread spun 200 ms: yes, its thread clock grew > 100 ms: yes",
+		"idle thread's clock by its ID grew < 20 ms: yes", "idle thread's own clock grew < 20 ms: yes",
+		"clock_getcpuclockid(child): yes", "sleeping child's clock stood still: yes",
+		"spinning child's clock grew by 50 ms: yes", "child asleep again, its clock stood still: yes",
+		"system time grew by 10 ms with getppid calls: yes", "no clock went back: yes",
+	}}},
 	{name: "procmaps", prog: "procmaps", zdtm: zdtmSpec{fast: true}, spec: spec{want: []string{
 		"lines parse, names in column 74: yes",
 		"3-page mapping: one r--p line of 3 pages yes",

@@ -21,11 +21,6 @@ import (
 // and removed. The goal is an empty map: remove an entry as soon as its case
 // passes. TestKnownBrokenKeys keeps every key pointing at a real case.
 var knownBroken = map[string]string{
-	// After a restore at a random point, the child's CPU clock as the
-	// sandbox reads it (its stub thread's) moves while the child sleeps,
-	// so the timer on it fires early.
-	"gcc/cputimerother/zdtm-random":  "another process's CPU clock moves while it sleeps after a restore",
-	"musl/cputimerother/zdtm-random": "another process's CPU clock moves while it sleeps after a restore",
 	// Go's runtime opens /dev/null on a standard descriptor that is closed
 	// at start (runtime.checkfds), before snap's main can see it, so the
 	// sandbox's writes to it go to /dev/null and succeed.

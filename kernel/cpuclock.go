@@ -40,14 +40,28 @@ func (t *Task) cpuClockTarget(c int32) (*Task, *ThreadGroup, error) {
 	return nil, tg, nil
 }
 
-// clockNow returns clock c's time for clock_gettime: a CPU clock ID is
-// checked first and then reads as CLOCK_PROCESS_CPUTIME_ID does.
+// clockNow returns clock c's time for clock_gettime: the CPU clocks of
+// the caller's process and thread, and of a process or thread given by
+// its clock ID, read as rusage.go measures them (user plus system time);
+// the other clocks as Kernel.clockNow.
 func (t *Task) clockNow(c int32) (int64, error) {
-	if isCPUClockID(c) {
-		if _, _, err := t.cpuClockTarget(c); err != nil {
+	task, tg := t, t.tg
+	switch {
+	case c == clockProcessCPUTime:
+		task = nil
+	case c == clockThreadCPUTime:
+	case isCPUClockID(c):
+		var err error
+		if task, tg, err = t.cpuClockTarget(c); err != nil {
 			return 0, err
 		}
-		c = clockProcessCPUTime
+	default:
+		return t.k.clockNow(c)
 	}
-	return t.k.clockNow(c)
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	if task != nil {
+		return task.cpuTimeLocked(), nil
+	}
+	return tg.cpuTimeLocked(), nil
 }

@@ -64,7 +64,7 @@ func (k *Kernel) SaveState(ctx context.Context, w io.Writer) error {
 		// ways); Unpause serves new ones again.
 		k.pub.freeze()
 	}
-	k.foldUserTimes()
+	k.foldCPUTimes()
 	var hdr [stateHeaderSize]byte
 	copy(hdr[:8], stateMagic)
 	binary.LittleEndian.PutUint16(hdr[8:], stateMajor)

@@ -513,6 +513,7 @@ func init() {
 		{Name: "HaveSavedMask", Type: "bool"},
 		{Name: "CPUTime", Type: "int64"},
 		{Name: "UserDone", Type: "int64"},
+		{Name: "SysDone", Type: "int64"},
 	})
 	stateTypeInforestartBlock = stateify.Register[restartBlock]("snapshotter/kernel.restartBlock", []stateify.Field{
 		{Name: "Kind", Type: "uint8"},
@@ -3187,6 +3188,7 @@ func (x *taskSignals) StateSave(e *stateify.Encoder) {
 	e.Bool(x.HaveSavedMask)
 	e.Int(x.CPUTime)
 	e.Int(x.UserDone)
+	e.Int(x.SysDone)
 }
 
 // StateLoad implements stateify.Savable.
@@ -3211,6 +3213,8 @@ func (x *taskSignals) StateLoad(ctx context.Context, d *stateify.Decoder) {
 			x.CPUTime = d.Int64()
 		case 8:
 			x.UserDone = d.Int64()
+		case 9:
+			x.SysDone = d.Int64()
 		default:
 			d.Skip()
 		}

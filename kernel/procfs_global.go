@@ -202,8 +202,9 @@ func (k *Kernel) sandboxTicks() (user, sys uint64) {
 		}
 		seen[tg] = true
 		tg.mu.Lock()
-		user += nsToTicks(tg.sigs.UserTime)
-		sys += nsToTicks(tg.sigs.SysTime)
+		u, s := tg.cpuTimesLocked()
+		user += nsToTicks(u)
+		sys += nsToTicks(s)
 		tg.mu.Unlock()
 	}
 	return user, sys

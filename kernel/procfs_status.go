@@ -89,8 +89,8 @@ func (t *Task) procInfo(target *Task) procTaskInfo {
 			in.SigCgt |= 1 << i
 		}
 	}
-	in.UserTicks = nsToTicks(tg.sigs.UserTime)
-	in.SysTicks = nsToTicks(tg.sigs.SysTime)
+	user, sys := tg.cpuTimesLocked() // the process's, also in task/TID/stat
+	in.UserTicks, in.SysTicks = nsToTicks(user), nsToTicks(sys)
 	in.RSSLimit = tg.limits[rlimitRSSIndex].Cur
 	stopped := tg.sigs.Stopped
 	mm := tg.mm

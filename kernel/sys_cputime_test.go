@@ -2,8 +2,11 @@ package kernel
 
 import (
 	"os/exec"
+	"runtime"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestProcessCPUNow reads the CPU clock of another host process, as the
@@ -34,7 +37,7 @@ func TestProcessCPUNow(t *testing.T) {
 // TestItimerClock checks which clock each interval timer follows.
 func TestItimerClock(t *testing.T) {
 	tg := &ThreadGroup{}
-	tg.sigs.UserTime, tg.sigs.SysTime = 7, 5
+	tg.sigs.ExitedUser, tg.sigs.SysTime = 7, 5 // no live threads: what exited threads had
 	for _, tc := range []struct {
 		which int
 		want  int64
@@ -47,4 +50,47 @@ func TestItimerClock(t *testing.T) {
 			t.Errorf("itimerClockLocked(%d, 1000) = %d, want %d", tc.which, got, tc.want)
 		}
 	}
+}
+
+// TestSentryThreadCPUNow reads the CPU clock of another OS thread of this
+// process by its thread ID, as the kernel reads a task goroutine's for its
+// system time: it grows while the goroutine locked to that thread spins,
+// and stands still while the goroutine waits (the thread sleeps; no other
+// goroutine runs on it).
+func TestSentryThreadCPUNow(t *testing.T) {
+	tids := make(chan int)
+	spin, wait, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		tids <- unix.Gettid()
+		for {
+			select {
+			case <-spin:
+			case <-done:
+				return
+			default:
+				continue // spinning until told to wait
+			}
+			<-wait // waiting: the thread sleeps
+		}
+	}()
+	tid := <-tids
+	defer close(done)
+	first := sentryThreadCPUNow(tid)
+	deadline := time.Now().Add(10 * time.Second)
+	for sentryThreadCPUNow(tid)-first < int64(20*time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("sentryThreadCPUNow(%d) grew from %d to %d in 10 s of spinning, want 20 ms more", tid, first, sentryThreadCPUNow(tid))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	spin <- struct{}{}
+	time.Sleep(10 * time.Millisecond) // the last loop round ends
+	asleep := sentryThreadCPUNow(tid)
+	time.Sleep(100 * time.Millisecond)
+	if got := sentryThreadCPUNow(tid) - asleep; got > int64(5*time.Millisecond) {
+		t.Errorf("sentryThreadCPUNow(%d) grew by %v while its goroutine waited 100 ms, want < 5ms", tid, time.Duration(got))
+	}
+	wait <- struct{}{}
 }

@@ -198,7 +198,7 @@ func sysPrlimit64(t *Task, a *sysArgs) (uint64, error) {
 	return 0, t.prlimit(tg, a[1], a[2], a[3])
 }
 
-// sysGetrusage reports zeros except the CPU times (the sentry's).
+// sysGetrusage reports zeros except the CPU times (rusage.go).
 func sysGetrusage(t *Task, a *sysArgs) (uint64, error) {
 	who := a.Int(0)
 	if who != unix.RUSAGE_SELF && who != unix.RUSAGE_CHILDREN && who != unix.RUSAGE_THREAD {
@@ -210,17 +210,23 @@ func sysGetrusage(t *Task, a *sysArgs) (uint64, error) {
 	tg.mu.Lock()
 	switch who {
 	case unix.RUSAGE_SELF:
-		user, sys = tg.userTimeLocked(), tg.sigs.SysTime
+		user, sys = tg.cpuTimesLocked()
 	case unix.RUSAGE_THREAD:
-		user = t.userTimeLocked()
+		user, sys = t.userTimeLocked(), t.sysTimeLocked()
 	case unix.RUSAGE_CHILDREN:
 		user, sys = tg.sigs.ChildUser, tg.sigs.ChildSys
 	}
 	tg.mu.Unlock()
+	return 0, t.copyOutRusage(a[1], user, sys)
+}
+
+// copyOutRusage writes a struct rusage with user and system time user and
+// sys (in nanoseconds) and the other fields 0.
+func (t *Task) copyOutRusage(addr uint64, user, sys int64) error {
 	var b [144]byte
 	binary.LittleEndian.PutUint64(b[0:], uint64(user/nsPerSec))
 	binary.LittleEndian.PutUint64(b[8:], uint64(user%nsPerSec/1000))
 	binary.LittleEndian.PutUint64(b[16:], uint64(sys/nsPerSec))
 	binary.LittleEndian.PutUint64(b[24:], uint64(sys%nsPerSec/1000))
-	return 0, t.tg.mm.CopyOut(a[1], b[:])
+	return t.tg.mm.CopyOut(addr, b[:])
 }

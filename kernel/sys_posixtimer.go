@@ -163,7 +163,7 @@ func sysTimerCreate(t *Task, a *sysArgs) (uint64, error) {
 		// Read the other process's clock once while no lock is held, so
 		// that nowLocked never starts from 0.
 		clockProcess.mu.Lock()
-		pt.ForeignNow = clockProcess.userTimeLocked() + clockProcess.sigs.SysTime
+		pt.ForeignNow = clockProcess.cpuTimeLocked()
 		clockProcess.mu.Unlock()
 	}
 	if a[1] != 0 {
@@ -218,17 +218,17 @@ func (pt *posixTimer) nowLocked(tg *ThreadGroup) int64 {
 			// would be taken in both orders). When it is busy, the last
 			// value read stands; the timer polls again.
 			if o.mu.TryLock() {
-				pt.ForeignNow = max(pt.ForeignNow, o.userTimeLocked()+o.sigs.SysTime)
+				pt.ForeignNow = max(pt.ForeignNow, o.cpuTimeLocked())
 				o.mu.Unlock()
 			}
 			return pt.ForeignNow
 		}
-		return tg.sigs.UserTime + tg.sigs.SysTime
+		return tg.cpuTimeLocked()
 	case clockThreadCPUTime:
 		if pt.ClockTask != nil {
-			return pt.ClockTask.sig.CPUTime
+			return pt.ClockTask.cpuTimeLocked()
 		}
-		return pt.Owner.sig.CPUTime
+		return pt.Owner.cpuTimeLocked()
 	}
 	return tg.k.monotonicNow()
 }
@@ -238,19 +238,6 @@ func (pt *posixTimer) onCPUClock() bool {
 	return pt.Clock == clockProcessCPUTime || pt.Clock == clockThreadCPUTime
 }
 
-// posixCPUTimerArmedLocked reports whether a timer on the process CPU
-// clock is armed, which makes the kernel measure the process's CPU time.
-//
-// Preconditions: tg.mu is held.
-func (tg *ThreadGroup) posixCPUTimerArmedLocked() bool {
-	for _, pt := range tg.sigs.Timers {
-		if pt.onCPUClock() && pt.ClockProcess == nil && pt.Expiry != 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // checkPosixTimersLocked signals the expired POSIX timers of the process
 // and arms the Go timers that wake it at their next expiries.
 //
@@ -258,6 +245,12 @@ func (tg *ThreadGroup) posixCPUTimerArmedLocked() bool {
 func (tg *ThreadGroup) checkPosixTimersLocked() {
 	for _, pt := range tg.sigs.Timers {
 		if pt.Expiry == 0 {
+			continue
+		}
+		if pt.onCPUClock() && (pt.Notify == sigevNone || pt.timer != nil && pt.armedFor == pt.Expiry) {
+			// Nothing to signal, or its poll has not fired, so that its
+			// clock cannot have reached the expiry yet
+			// (armPosixTimerLocked); reading CPU time costs host calls.
 			continue
 		}
 		if n := pt.advance(pt.nowLocked(tg)); n > 0 {
@@ -489,7 +482,6 @@ func sysTimerSettime(t *Task, a *sysArgs) (uint64, error) {
 		pt.Expiry = saturatingAdd(pt.nowLocked(tg), value)
 	}
 	tg.checkPosixTimersLocked()
-	tg.updateCPUTimersArmedLocked()
 	tg.mu.Unlock()
 	if a[3] != 0 {
 		return 0, t.copyOutItimerspec(a[3], oldValue, oldInterval)

@@ -451,7 +451,6 @@ func (tg *ThreadGroup) setItimerLocked(which int, interval, value, mono int64) {
 		it.Expiry = saturatingAdd(tg.itimerClockLocked(which, mono), value)
 	}
 	tg.armItimerLocked(which, mono)
-	tg.updateCPUTimersArmedLocked()
 }
 
 func sysGetitimer(t *Task, a *sysArgs) (uint64, error) {

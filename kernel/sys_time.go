@@ -35,20 +35,13 @@ const (
 
 // clockNow returns clock c's time in nanoseconds. The monotonic clocks are
 // the kernel's (continuous across save and restore); the realtime clocks are
-// the host's; CPU-time clocks report the sentry's CPU time, an
-// approximation that is at least monotonic.
+// the host's. The CPU clocks are a task's (Task.clockNow).
 func (k *Kernel) clockNow(c int32) (int64, error) {
 	switch c {
 	case clockRealtime, clockRealtimeCoarse, clockRealtimeAlarm, clockTAI:
 		return k.realtimeNow(), nil
 	case clockMonotonic, clockMonotonicRaw, clockMonotonicCoarse, clockBoottime, clockBoottimeAlarm:
 		return k.monotonicNow(), nil
-	case clockProcessCPUTime, clockThreadCPUTime:
-		var ts unix.Timespec
-		if err := unix.ClockGettime(unix.CLOCK_PROCESS_CPUTIME_ID, &ts); err != nil {
-			return 0, unix.EINVAL
-		}
-		return ts.Nano(), nil
 	default:
 		return 0, unix.EINVAL
 	}
@@ -135,7 +128,8 @@ func sysTimes(t *Task, a *sysArgs) (uint64, error) {
 		// CPU time as rusage.go measures it.
 		tg := t.tg
 		tg.mu.Lock()
-		times := [4]int64{tg.userTimeLocked(), tg.sigs.SysTime, tg.sigs.ChildUser, tg.sigs.ChildSys}
+		user, sys := tg.cpuTimesLocked()
+		times := [4]int64{user, sys, tg.sigs.ChildUser, tg.sigs.ChildSys}
 		tg.mu.Unlock()
 		var b [32]byte // struct tms: utime, stime, cutime, cstime
 		for i, ns := range times {

@@ -22,6 +22,9 @@ type waitResult struct {
 	// stopSignal is the signal that stopped the child, for
 	// waitEventStopped.
 	stopSignal int32
+	// user and sys are the CPU time that reaping the child added to the
+	// caller's RUSAGE_CHILDREN (childTimesOf), for wait4's rusage.
+	user, sys int64
 }
 
 // waitOptions says which children and events a wait looks for.
@@ -70,6 +73,7 @@ func (t *Task) waitFor(o waitOptions) (*waitResult, error) {
 					continue
 				}
 				user, sys := childTimesOf(c)
+				r.user, r.sys = user, sys
 				c.mu.Unlock()
 				if !o.noWait {
 					t.tg.children = append(t.tg.children[:i], t.tg.children[i+1:]...)
@@ -175,7 +179,7 @@ func sysWait4(t *Task, a *sysArgs) (uint64, error) {
 		}
 	}
 	if a[3] != 0 {
-		if err := t.tg.mm.ZeroOut(a[3], 144); err != nil { // struct rusage
+		if err := t.copyOutRusage(a[3], r.user, r.sys); err != nil {
 			return 0, err
 		}
 	}

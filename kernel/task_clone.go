@@ -81,6 +81,7 @@ func (t *Task) clone(flags, sp, parentTID, childTID, tls, pidfdAddr uint64) (uin
 		return 0, t.abandonThread(nt, errInterrupted)
 	}
 	tg.tasks = append(tg.tasks, nt)
+	tg.repollCPUTimersLocked()
 	tg.mu.Unlock()
 	t.signalsOnNewTask(nt, false)
 	nt.start()

@@ -53,7 +53,7 @@ func (t *Task) exit() {
 		}
 	}
 	last := len(tg.tasks) == 0
-	tg.sigs.ExitedUser += t.sig.UserDone
+	t.exitCPUTimeLocked()
 	if tg.sigs.execDone != nil {
 		close(tg.sigs.execDone)
 		tg.sigs.execDone = nil

@@ -53,6 +53,10 @@ func (t *Task) run() {
 			t.mu.Unlock()
 		}
 	}
+	if sc, ok := t.ctx.(platform.StubClocked); ok {
+		sc.NotifyStub(t.noteStub)
+	}
+	t.startSysTime()
 	t.k.pins.add(t, currentCPU())
 	defer t.k.pins.remove(t)
 	for t.runState != nil {
@@ -93,9 +97,7 @@ func (*runApp) execute(t *Task) taskRunState {
 	t.scratch.FP = t.fp
 	t.scratchInfo = platform.SignalInfo{}
 	t.scratchAccess = platform.AccessType{}
-	cpu := t.beginUserTime()
 	err := t.ctx.Switch(t.tg.mm.as, &t.scratch, &t.scratchInfo, &t.scratchAccess)
-	t.endUserTime(cpu)
 	if f := t.k.firstSwitch.Load(); f != nil && t.k.firstSwitch.CompareAndSwap(f, nil) {
 		(*f)()
 	}

@@ -3,7 +3,6 @@ package kernel
 import (
 	"encoding/binary"
 	"math/bits"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -196,21 +195,19 @@ type tgSignals struct {
 	// is set, to wake ExecTask. Not saved: ExecTask's wait is interrupted
 	// by a save and its execve restarts afterwards (ERESTARTNOINTR).
 	execDone chan struct{} `state:"nosave"`
-	// UserTime and SysTime are the CPU time the process's threads used,
-	// in nanoseconds, as sys_cputime.go measures it: in the application,
-	// and in the sentry on their behalf.
-	UserTime, SysTime int64
-	// ExitedUser is the user time (rusage.go) of the process's threads
-	// that exited; ChildUser and ChildSys are the user and system time of
-	// its reaped children and their reaped children (RUSAGE_CHILDREN),
-	// added at reap. In nanoseconds. Protected by ThreadGroup.mu.
+	// UserTime is no longer written: images from before hold in it the
+	// user time measured while a CPU timer was armed, which the process's
+	// user time then does not fall below (rusage.go).
+	UserTime int64
+	// ExitedUser and SysTime are the user and system time (rusage.go) of
+	// the process's threads that exited (SysTime in images from before:
+	// the system time measured while a CPU timer was armed, which the
+	// process's then continues from); ChildUser and ChildSys are the user
+	// and system time of its reaped children and their reaped children
+	// (RUSAGE_CHILDREN), added at reap. In nanoseconds. Protected by
+	// ThreadGroup.mu.
+	SysTime                         int64
 	ExitedUser, ChildUser, ChildSys int64
-	// cpuTimersArmed mirrors whether ITIMER_VIRTUAL or ITIMER_PROF is
-	// armed (updateCPUTimersArmedLocked), for the task goroutines that
-	// check it at every Switch. Accessed atomically; writes also hold
-	// ThreadGroup.mu. Not saved: the first timer check after a restore
-	// sets it again.
-	cpuTimersArmed atomic.Bool `state:"nosave"`
 	// Timers are the POSIX timers (timer_create), NextTimerID the ID the
 	// next one gets if free.
 	Timers      []*posixTimer
@@ -259,27 +256,24 @@ type taskSignals struct {
 	// HaveSavedMask.
 	SavedMask     uint64
 	HaveSavedMask bool
-	// CPUTime is the thread's share of the process's UserTime and
-	// SysTime, for timers on its CPU clock.
+	// CPUTime is no longer written: images from before hold in it the
+	// thread's CPU time measured while a CPU timer was armed, which its
+	// CPU clock then does not fall below (rusage.go).
 	CPUTime int64
-	// sysMark is the task goroutine's OS thread CPU time when the thread
-	// last came back from the application while ITIMER_PROF was armed,
-	// or 0. stubMark is the CPU time of host process stubPID (the
-	// platform's stub thread that ran the thread) at the last measured
-	// Switch, stubPID 0 when none (sys_cputime.go). Exclusive to the task
-	// goroutine. Not saved: a restored task runs on a new OS thread and a
-	// new stub.
-	sysMark  int64 `state:"nosave"`
-	stubMark int64 `state:"nosave"`
-	stubPID  int   `state:"nosave"`
 	// UserDone is the thread's user time (rusage.go) up to ruMark on host
 	// process ruStub, the platform's stub thread that runs it (0 when
-	// none yet), in nanoseconds. Written by the task goroutine (or by a
-	// save while it is parked) holding ThreadGroup.mu; read under it.
-	// ruStub and ruMark are not saved: a restored task runs on a new stub.
+	// none yet), in nanoseconds. SysDone is its system time up to sysMark
+	// on the sentry's OS thread sysTID, the one its task goroutine is
+	// locked to (0 when none). Written by the task goroutine (or by a save
+	// while it is parked) holding ThreadGroup.mu; read under it. ruStub,
+	// ruMark, sysTID and sysMark are not saved: a restored task runs on a
+	// new stub and a new OS thread.
 	UserDone int64
+	SysDone  int64
 	ruStub   int   `state:"nosave"`
 	ruMark   int64 `state:"nosave"`
+	sysTID   int   `state:"nosave"`
+	sysMark  int64 `state:"nosave"`
 	// Awaited is the set rt_sigtimedwait waits for while the thread is
 	// blocked in it (Linux's real_blocked): the wait unblocks it in Mask
 	// so that a signal of it wakes the thread, but a signal whose action
@@ -601,11 +595,16 @@ func (k *Kernel) notifyParentJobControl(tg *ThreadGroup, code, status int32) {
 //
 // Preconditions: tg.mu is held.
 func (tg *ThreadGroup) checkItimersLocked(mono int64) {
-	defer tg.updateCPUTimersArmedLocked()
 	tg.checkPosixTimersLocked()
 	for i := range tg.sigs.Itimers {
 		it := &tg.sigs.Itimers[i]
 		if it.Expiry == 0 {
+			continue
+		}
+		if i != itimerReal && it.timer != nil && it.armedFor == it.Expiry {
+			// Its poll has not fired: the process cannot have used the
+			// time yet (armItimerLocked), and reading its CPU time costs
+			// host calls.
 			continue
 		}
 		now := tg.itimerClockLocked(i, mono)

@@ -205,6 +205,21 @@ type Context interface {
 	Release()
 }
 
+// StubClocked is implemented by contexts that run each application thread
+// in a host process of its own (a stub thread, platform/ptrace), whose CPU
+// clock then measures the thread's time in the application.
+type StubClocked interface {
+	// NotifyStub sets fn, which Switch calls before it first runs the
+	// application on a host process other than the one it last reported,
+	// with that process's pid and its CPU clock (CPUCLOCK_SCHED, in
+	// nanoseconds) at that moment: what the clock shows beyond that value
+	// is the application's time (and that of the few system calls the
+	// platform later makes there on its behalf). fn runs on the goroutine
+	// that called Switch, holding none of the locks Interrupt takes. Call
+	// NotifyStub before the first Switch; fn may be nil.
+	NotifyStub(fn func(pid int, cpu int64))
+}
+
 // Batcher is implemented by address spaces that can make a group of
 // mapping changes in one go. Between BeginBatch and EndBatch, MapFile and
 // Unmap may take effect only at EndBatch (or earlier), so an application

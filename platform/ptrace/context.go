@@ -45,6 +45,12 @@ type context struct {
 	lastAS *addressSpace
 	last   *stubThread
 
+	// onStub is what NotifyStub set; reported is the stub thread it was
+	// last called for (cputime.go). Exclusive to the goroutine using the
+	// context.
+	onStub   func(pid int, cpu int64)
+	reported *stubThread
+
 	// fpIn is the stub thread that holds the floating point state of the
 	// application thread this context last ran, when Switch left it there
 	// (platform.State.FPInContext), or nil. If another context needs that
@@ -202,6 +208,7 @@ func (c *context) switchLocked(a *addressSpace, t *stubThread, st *platform.Stat
 	}
 	if err == nil {
 		c.p.counts.switches.Add(1)
+		c.reportStub(t)
 		err = c.run(a, t, st, info, access)
 	}
 	return err

@@ -2,18 +2,45 @@
 
 package ptrace
 
-// StubPID returns the host process ID of the stub thread on which the last
-// Switch ran the application, or 0 before the first. A stub thread is a
-// process of its own (it shares only the address space), so the kernel can
-// read its CPU clock (clock_gettime of the process CPU clock of that pid)
-// to measure the application's CPU time exactly, for ITIMER_VIRTUAL and
-// ITIMER_PROF. The pid is valid until the address space is released.
+import "golang.org/x/sys/unix"
+
+// A stub thread is a host process of its own (it shares only the address
+// space), so its process CPU clock counts exactly the time it ran: the
+// application's, once the mappings queued before its first run are made
+// (which a MAP_POPULATE, loading a restored image's pages, can make long).
+// The kernel reads that clock for the application's user time; Switch
+// tells it (NotifyStub) which stub thread runs the application and what the
+// clock showed just before it first did.
+
+// NotifyStub implements platform.StubClocked.
+func (c *context) NotifyStub(fn func(pid int, cpu int64)) {
+	c.onStub = fn
+}
+
+// reportStub calls onStub if t is not the stub thread last reported.
 //
-// Preconditions: called by the goroutine using the context, between
-// Switches.
-func (c *context) StubPID() int {
-	if c.last == nil {
+// Preconditions: called by the goroutine using the context, with t stopped
+// and about to run the application.
+func (c *context) reportStub(t *stubThread) {
+	if c.onStub == nil || c.reported == t {
+		return
+	}
+	c.reported = t
+	c.onStub(t.tid, processCPUNow(t.tid))
+}
+
+// cpuClockSched is the CPUCLOCK_SCHED clock type of a CPU clock ID.
+const cpuClockSched = 2
+
+// processCPUNow returns the CPU time host process pid has used, in
+// nanoseconds (Linux's make_process_cpuclock(pid, CPUCLOCK_SCHED): the
+// scheduler's exact runtime, which does not count time spent waiting for
+// a CPU), or 0 if it cannot be read (the process is gone).
+func processCPUNow(pid int) int64 {
+	var ts unix.Timespec
+	id := (^int32(pid))<<3 | cpuClockSched
+	if err := unix.ClockGettime(id, &ts); err != nil {
 		return 0
 	}
-	return c.last.tid
+	return ts.Nano()
 }

@@ -40,8 +40,7 @@ int main(void)
 		char c;
 		if (read(go[0], &c, 1) != 1)
 			_exit(1);
-		/* A system call now and then: the sandbox sees a thread's CPU
-		 * time move only once it made one since it last got a stub. */
+		/* Spins, with a system call now and then. */
 		for (;;) {
 			for (volatile int i = 0; i < 1000000; i++)
 				;
