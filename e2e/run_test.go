@@ -20,13 +20,7 @@ import (
 // SNAP_E2E_RUN_BROKEN=1 it runs them anyway, so that an entry can be checked
 // and removed. The goal is an empty map: remove an entry as soon as its case
 // passes. TestKnownBrokenKeys keeps every key pointing at a real case.
-var knownBroken = map[string]string{
-	// Go's runtime opens /dev/null on a standard descriptor that is closed
-	// at start (runtime.checkfds), before snap's main can see it, so the
-	// sandbox's writes to it go to /dev/null and succeed.
-	"stdout/gcc/closed":  "snap started with stdout closed gives the sandbox /dev/null as stdout",
-	"stdout/musl/closed": "snap started with stdout closed gives the sandbox /dev/null as stdout",
-}
+var knownBroken = map[string]string{}
 
 // runTimeout bounds one run of a program, natively or under snap. It is far
 // above any case's normal duration; it only keeps a hung sentry from hanging

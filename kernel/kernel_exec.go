@@ -125,6 +125,9 @@ func (k *Kernel) newInitTask(o StartOptions, fs *vfs.FS, img execImage, name str
 	}
 	for i, host := range []*os.File{o.Stdin, o.Stdout, o.Stderr} {
 		if host == nil {
+			if closedAtStart(i) {
+				continue // as the caller gave it: closed
+			}
 			host = []*os.File{os.Stdin, os.Stdout, os.Stderr}[i]
 		}
 		sf, err := vfs.NewStdio(i, host)
@@ -385,4 +388,22 @@ func absGuestPath(fs *vfs.FS, p string) string {
 		return path.Clean(p)
 	}
 	return path.Join(fs.Getcwd(), p)
+}
+
+// closedAtStart reports whether this process's standard descriptor fd was
+// closed when it was executed. Go's runtime opens /dev/null read-write on
+// a closed standard descriptor before main runs (so that no file opened
+// later takes its number); a shell's redirections to /dev/null open it
+// read-only (<) or write-only (>), so a read-write /dev/null there is
+// taken for the runtime's. (Only "fd<>/dev/null" is mistaken for closed.)
+func closedAtStart(fd int) bool {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
+		return false
+	}
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	return err == nil && fl&unix.O_ACCMODE == unix.O_RDWR
 }
