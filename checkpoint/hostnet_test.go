@@ -185,6 +185,12 @@ func TestPublishUDPAcrossRestore(t *testing.T) {
 	waitLine(t, out, "udp got one")
 
 	uri := lastLine(e.must("save", id))
+	// The port is free once the save returns, before the sentry exits.
+	pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatalf("host port %d after the save returned: %v", port, err)
+	}
+	pc.Close()
 	e.waitGone(id)
 	if info, want := e.must("inspect", uri), fmt.Sprintf("127.0.0.1:%d:5353/udp", port); !strings.Contains(info, want) {
 		t.Errorf("snap inspect does not show %q:\n%s", want, info)

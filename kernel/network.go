@@ -56,6 +56,17 @@ func (k *Kernel) ReopenHostSockets() error {
 // once the paused sandbox's state is saved for good.
 func (k *Kernel) ReleaseHostPorts() { k.unixNames.ReleaseHostPorts() }
 
+// FreePorts frees every host port the sandbox holds, its published ports
+// and its host sockets' (ReleaseHostPorts), once a save that ends it has
+// its state for good: a restore on this host, started as soon as the
+// save returns, can take them. Preconditions: as ReleaseHostPorts.
+func (k *Kernel) FreePorts() {
+	if k.pub != nil {
+		k.pub.close()
+	}
+	k.ReleaseHostPorts()
+}
+
 // ReclaimHostPorts undoes ReleaseHostPorts when a migration fails and the
 // sandbox runs on here (socket.Names.ReclaimHostPorts).
 func (k *Kernel) ReclaimHostPorts() error { return k.unixNames.ReclaimHostPorts() }

@@ -124,6 +124,9 @@ type publisher struct {
 	// wg counts the accept loops, connWG the goroutines serving
 	// connections (Add only under mu while not frozen).
 	wg, connWG sync.WaitGroup
+	// closed makes close run once (a save that ends the sandbox closes
+	// early, Release again).
+	closed sync.Once
 }
 
 // bridge is one connection from outside.
@@ -344,7 +347,10 @@ func (p *publisher) thaw() {
 }
 
 // close stops publishing: the listeners close and the connections end.
-func (p *publisher) close() {
+// Calls after the first do nothing.
+func (p *publisher) close() { p.closed.Do(p.closeOnce) }
+
+func (p *publisher) closeOnce() {
 	p.freeze()
 	p.mu.Lock()
 	for _, l := range p.listeners {

@@ -308,6 +308,7 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 		s.opts.ID, pausedAt, rangesAt, memDone, stateDoneAt, committed)
 	if !req.LeaveRunning {
 		paused = false
+		s.k.FreePorts() // before the reply: a restore may follow at once
 		s.k.Discard()
 	}
 	nc, nb := w.NewChunks()
