@@ -2,7 +2,6 @@ package checkpoint
 
 import (
 	"encoding/binary"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -179,21 +178,7 @@ func TestMigrateCut(t *testing.T) {
 			if err := r.wait(); err != nil {
 				t.Fatalf("snap receive: %v", err)
 			}
-			tid := strings.TrimSpace(r.stdout.String())
-			e.waitGone(id)
-			if st := e.meta(id)["status"]; st != "saved" {
-				t.Errorf("source status = %v, want saved", st)
-			}
-			src := lines(out)
-			checkClean(t, "source", src)
-			got := waitLines(t, r.out, 3)
-			checkClean(t, "target", got)
-			if want := fmt.Sprintf("count %d sum OK", number(t, src[len(src)-1])+1); got[0] != want {
-				t.Errorf("target's first line = %q, want %q (source's last: %q)", got[0], want, src[len(src)-1])
-			}
-			if st := r.e.meta(tid)["status"]; st != "running" {
-				t.Errorf("target sandbox %s status = %v, want running", tid, st)
-			}
+			e.checkMigrated(t, r, id, out)
 		})
 	}
 }

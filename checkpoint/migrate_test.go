@@ -121,21 +121,7 @@ func TestMigrate(t *testing.T) {
 	if err := r.wait(); err != nil {
 		t.Fatalf("snap receive: %v", err)
 	}
-	tid := strings.TrimSpace(r.stdout.String())
-	e.waitGone(id)
-	if st := e.meta(id)["status"]; st != "saved" {
-		t.Errorf("source status = %v, want saved", st)
-	}
-	src := lines(out)
-	checkClean(t, "source", src)
-	got := waitLines(t, r.out, 3)
-	checkClean(t, "target", got)
-	if want := fmt.Sprintf("count %d sum OK", number(t, src[len(src)-1])+1); got[0] != want {
-		t.Errorf("target's first line = %q, want %q (source's last: %q)", got[0], want, src[len(src)-1])
-	}
-	if st := r.e.meta(tid)["status"]; st != "running" {
-		t.Errorf("target sandbox %s status = %v, want running", tid, st)
-	}
+	e.checkMigrated(t, r, id, out)
 }
 
 // TestMigrateRefused: a source with the wrong token is refused (and runs
@@ -290,5 +276,27 @@ func TestMigrateForeground(t *testing.T) {
 	}
 	if last := got[len(got)-1]; last != "count 40 sum OK" {
 		t.Errorf("target's last line = %q, want count 40 sum OK", last)
+	}
+}
+
+// checkMigrated checks a migration of e's sandbox id (output in out) to
+// receiver r that succeeded: the source is saved and gone, the target
+// runs, and its first line follows the source's last, all clean.
+func (e *env) checkMigrated(t *testing.T, r *receiver, id, out string) {
+	t.Helper()
+	tid := strings.TrimSpace(r.stdout.String())
+	e.waitGone(id)
+	if st := e.meta(id)["status"]; st != "saved" {
+		t.Errorf("source status = %v, want saved", st)
+	}
+	src := lines(out)
+	checkClean(t, "source", src)
+	got := waitLines(t, r.out, 3)
+	checkClean(t, "target", got)
+	if want := fmt.Sprintf("count %d sum OK", number(t, src[len(src)-1])+1); got[0] != want {
+		t.Errorf("target's first line = %q, want %q (source's last: %q)", got[0], want, src[len(src)-1])
+	}
+	if st := r.e.meta(tid)["status"]; st != "running" {
+		t.Errorf("target sandbox %s status = %v, want running", tid, st)
 	}
 }

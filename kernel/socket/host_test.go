@@ -28,18 +28,16 @@ func hostListener(t *testing.T, names *Names) (*Socket, []byte) {
 	return l, l.SockName()
 }
 
-// TestHostWaitsInterrupted: a blocking call on a host socket that has
-// nothing to do ends with vfs.ErrInterrupted when its cancel channel
-// closes (a signal, a kill or a save), and the socket works afterwards.
-func TestHostWaitsInterrupted(t *testing.T) {
-	names := NewNames()
-	l, addr := hostListener(t, names)
-	defer l.Release()
+// hostConnection connects a new host socket of names to listener l at
+// addr and accepts the connection; both ends are released when the test
+// ends.
+func hostConnection(t *testing.T, names *Names, l *Socket, addr []byte) (*Socket, *vfs.File) {
+	t.Helper()
 	c, err := NewHost(names, unix.AF_INET, Stream, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Release()
+	t.Cleanup(c.Release)
 	if err := c.ConnectInet(nil, addr, false); err != nil {
 		t.Fatalf("connect = %v", err)
 	}
@@ -47,7 +45,18 @@ func TestHostWaitsInterrupted(t *testing.T) {
 	if err != nil {
 		t.Fatalf("accept = %v", err)
 	}
-	defer f.DecRef()
+	t.Cleanup(f.DecRef)
+	return c, f
+}
+
+// TestHostWaitsInterrupted: a blocking call on a host socket that has
+// nothing to do ends with vfs.ErrInterrupted when its cancel channel
+// closes (a signal, a kill or a save), and the socket works afterwards.
+func TestHostWaitsInterrupted(t *testing.T) {
+	names := NewNames()
+	l, addr := hostListener(t, names)
+	defer l.Release()
+	c, f := hostConnection(t, names, l, addr)
 	for _, tc := range []struct {
 		name string
 		op   func(cancel <-chan struct{}) error
@@ -113,19 +122,7 @@ func TestReleaseHostPorts(t *testing.T) {
 			l, addr := hostListener(t, names)
 			defer l.Release()
 			if tc.conn {
-				c, err := NewHost(names, unix.AF_INET, Stream, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Release()
-				if err := c.ConnectInet(nil, addr, false); err != nil {
-					t.Fatalf("connect = %v", err)
-				}
-				f, _, err := l.Accept(nil, false, 0)
-				if err != nil {
-					t.Fatalf("accept = %v", err)
-				}
-				defer f.DecRef()
+				c, f := hostConnection(t, names, l, addr)
 				Of(f).host.beforeSave()
 				c.host.beforeSave()
 			}
