@@ -314,18 +314,7 @@ func TestIPCAcrossRestore(t *testing.T) {
 		t.Run(lc.Name, func(t *testing.T) {
 			e := newEnv(t)
 			id, out := e.runDetached("", programWith(t, lc, "ipchold"), "30")
-			for gen := 0; gen < 2; gen++ {
-				uri, last := e.saveAfter(id, out, 3)
-				checkClean(t, "before the save", lines(out))
-				var rout string
-				id, rout = e.restoreDetached(uri, "")
-				ls := waitLines(t, rout, 2)
-				checkClean(t, "restored", ls)
-				if want := fmt.Sprintf("tick %d ipc OK", number(t, last)+1); ls[0] != want {
-					t.Fatalf("generation %d: first line after restore = %q, want %q", gen, ls[0], want)
-				}
-				out = rout
-			}
+			out = e.ticksAcrossTwoRestores(t, id, out, "ipc OK", nil)
 			ls := waitDone(t, out)
 			checkClean(t, "the last restored run", ls)
 		})
@@ -345,16 +334,7 @@ func TestSurfaceAcrossRestore(t *testing.T) {
 			out := filepath.Join(e.dir, "out")
 			id := lastLine(e.must("run", "-d", "--tmpfs", mnt, "--stdout", out, "--stderr", out, "--",
 				programWith(t, lc, "surfacehold"), filepath.Join(mnt, "root"), "25"))
-			for gen := 0; gen < 2; gen++ {
-				uri, last := e.saveAfter(id, out, 3)
-				checkClean(t, "before the save", lines(out))
-				id, out = e.restoreDetached(uri, "")
-				ls := waitLines(t, out, 2)
-				checkClean(t, "restored", ls)
-				if want := fmt.Sprintf("tick %d surface OK", number(t, last)+1); ls[0] != want {
-					t.Fatalf("generation %d: first line after the restore = %q, want %q", gen, ls[0], want)
-				}
-			}
+			out = e.ticksAcrossTwoRestores(t, id, out, "surface OK", nil)
 			checkClean(t, "restored twice", waitDone(t, out))
 		})
 	}
@@ -365,19 +345,19 @@ func TestSurfaceAcrossRestore(t *testing.T) {
 // (ticksAcrossTwoRestores); the second copy must then end with done.
 func (e *env) restoreTicksTwice(t *testing.T, id, out string, afterSave func(gen int)) {
 	t.Helper()
-	ls := waitDone(t, e.ticksAcrossTwoRestores(t, id, out, afterSave))
+	ls := waitDone(t, e.ticksAcrossTwoRestores(t, id, out, "ok", afterSave))
 	checkClean(t, "restored twice", ls)
 	if ls[len(ls)-1] != "done" {
 		t.Errorf("last line = %q, want done", ls[len(ls)-1])
 	}
 }
 
-// ticksAcrossTwoRestores saves sandbox id after 3 more "tick N ok" lines
-// in out and restores the image, twice: each restored copy must go on
-// with the next tick and print nothing unclean. afterSave, if not nil,
+// ticksAcrossTwoRestores saves sandbox id after 3 more "tick N <tick>"
+// lines in out and restores the image, twice: each restored copy must go
+// on with the next tick and print nothing unclean. afterSave, if not nil,
 // runs after each save (generation 0 and 1). It returns the output file
 // of the second restored copy.
-func (e *env) ticksAcrossTwoRestores(t *testing.T, id, out string, afterSave func(gen int)) string {
+func (e *env) ticksAcrossTwoRestores(t *testing.T, id, out, tick string, afterSave func(gen int)) string {
 	t.Helper()
 	for gen := 0; gen < 2; gen++ {
 		uri, last := e.saveAfter(id, out, 3)
@@ -388,7 +368,7 @@ func (e *env) ticksAcrossTwoRestores(t *testing.T, id, out string, afterSave fun
 		id, out = e.restoreDetached(uri, "")
 		ls := waitLines(t, out, 2)
 		checkClean(t, "restored", ls)
-		if want := fmt.Sprintf("tick %d ok", number(t, last)+1); ls[0] != want {
+		if want := fmt.Sprintf("tick %d %s", number(t, last)+1, tick); ls[0] != want {
 			t.Fatalf("generation %d: first line after the restore = %q, want %q", gen, ls[0], want)
 		}
 	}

@@ -45,7 +45,7 @@ func TestOverlayAcrossRestore(t *testing.T) {
 	}, "\n")
 	out := filepath.Join(e.dir, "out")
 	id := lastLine(e.must("run", "-d", "--stdout", out, "--stderr", out, "--", busybox, "sh", "-c", script))
-	out = e.ticksAcrossTwoRestores(t, id, out, nil)
+	out = e.ticksAcrossTwoRestores(t, id, out, "ok", nil)
 	ls := waitDoneTwice(t, out)
 	checkClean(t, "restored twice", ls)
 	for _, want := range []string{"listing files lower.txt", "lower.txt lower changed"} {
