@@ -34,8 +34,9 @@ func runningMs(log []byte) float64 {
 // ran after the sentry started (its log's first-switch); first-output-ms,
 // from `snap restore -d` until the program's next line (which includes
 // what was left of its 100 ms sleep); and for the lazy one loaded-ms,
-// from `snap restore -d` until all its memory was loaded. The eager
-// restore is the same run's baseline.
+// from `snap restore -d` until all its memory was loaded, and that over
+// the eager first output (the goal: at most 1). The eager restore is the
+// same run's baseline.
 func BenchmarkLazyRestore(b *testing.B) {
 	memtouch := program(b, "memtouch")
 	for _, mib := range []int{64, 256, 1024} {
@@ -63,6 +64,9 @@ func BenchmarkLazyRestore(b *testing.B) {
 			b.ReportMetric(lazyRun/n, "lazy-running-ms")
 			b.ReportMetric(lazyOut/n, "lazy-first-output-ms")
 			b.ReportMetric(lazyLoaded/n, "lazy-loaded-ms")
+			// The goal "all loaded no slower than eager" as one number:
+			// at most 1.
+			b.ReportMetric(lazyLoaded/eagerOut, "lazy-loaded/eager-first-output")
 		})
 	}
 }

@@ -19,3 +19,7 @@ func EncodeBetterWherePays(raw []byte) []byte {
 	j := &memJob{out: make([]byte, 0, ChunkSpan+ChunkSpan/8)}
 	return j.encodeBetterWherePays(raw)
 }
+
+// ScratchMade returns how many read and decompression buffers were made
+// so far.
+func ScratchMade() int64 { return scratchMade.Load() }

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
@@ -39,6 +40,59 @@ type Image struct {
 	mem    blobReader // the memory blob, or a casBlob over the chunks
 	cs     chunkStore
 	dec    *zstd.Decoder
+
+	// scratchMu protects spare and closed: read and decompression
+	// buffers kept for the next read of this image (a lazy restore reads
+	// one chunk at a time on first touch, and a fresh populated buffer
+	// costs more than the chunk's decode), freed by Close.
+	scratchMu sync.Mutex
+	spare     []scratchBuf
+	closed    bool
+}
+
+// maxSpare is the most buffers an Image keeps between reads: two for each
+// of forEachBatch's workers on a machine with four CPUs or fewer.
+const maxSpare = 8
+
+// minScratch is the least a kept buffer holds: one chunk, stored (with
+// room for a chunk that did not compress) or decompressed, so that any
+// buffer kept from one chunk's read serves the next.
+const minScratch = ChunkSpan + ChunkSpan/4
+
+// getScratch returns a populated buffer of at least n bytes, kept from an
+// earlier read if there is one (the smallest that fits), else made with
+// at least minScratch bytes.
+func (im *Image) getScratch(n int) scratchBuf {
+	im.scratchMu.Lock()
+	best := -1
+	for i, s := range im.spare {
+		if len(s.b) >= n && (best < 0 || len(s.b) < len(im.spare[best].b)) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		s := im.spare[best]
+		im.spare = append(im.spare[:best], im.spare[best+1:]...)
+		im.scratchMu.Unlock()
+		return s
+	}
+	im.scratchMu.Unlock()
+	return newScratch(max(n, minScratch))
+}
+
+// putScratch keeps s for a later read, or frees it if the image is
+// closed or keeps enough already.
+func (im *Image) putScratch(s scratchBuf) {
+	if s.b == nil {
+		return
+	}
+	im.scratchMu.Lock()
+	if !im.closed && len(im.spare) < maxSpare {
+		im.spare = append(im.spare, s)
+		s = scratchBuf{}
+	}
+	im.scratchMu.Unlock()
+	s.free()
 }
 
 func openImage(ctx context.Context, b backend, name string) (*Image, error) {
@@ -151,6 +205,13 @@ func (im *Image) FindChunk(off uint64) (int, bool) {
 
 // Close releases the image.
 func (im *Image) Close() error {
+	im.scratchMu.Lock()
+	im.closed = true
+	for _, s := range im.spare {
+		s.free()
+	}
+	im.spare = nil
+	im.scratchMu.Unlock()
 	if im.dec != nil {
 		im.dec.Close()
 	}
@@ -270,23 +331,23 @@ func (im *Image) forEachBatch(ctx context.Context, batches []batch, biggest uint
 	}
 	next := make(chan batch)
 	nw := min(workers, len(batches))
-	scratchAll := newScratch(nw * ChunkSpan)
-	defer scratchAll.free()
 	for w := 0; w < nw; w++ {
 		wg.Add(1)
-		scratch := scratchAll.b[w*ChunkSpan : (w+1)*ChunkSpan : (w+1)*ChunkSpan]
 		go func() {
 			defer wg.Done()
 			// The read buffer, like scratch, is populated in one call
-			// rather than faulted in page by page (see scratchBuf).
-			var rb scratchBuf
-			defer func() { rb.free() }()
+			// rather than faulted in page by page (see scratchBuf), or
+			// kept from an earlier read of the image.
+			var rb, sb scratchBuf
+			defer func() { im.putScratch(rb); im.putScratch(sb) }()
 			for b := range next {
 				first, last := &im.chunks[b.from], &im.chunks[b.to-1]
 				n := last.Stored + uint64(last.StoredLen) - first.Stored
 				if rb.b == nil {
-					rb = newScratch(int(biggest))
+					rb = im.getScratch(int(biggest))
+					sb = im.getScratch(ChunkSpan)
 				}
+				scratch := sb.b[:ChunkSpan:ChunkSpan]
 				buf := rb.b[:n]
 				if err := im.mem.readAt(ctx, buf, int64(first.Stored)); err != nil {
 					if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
@@ -451,10 +512,15 @@ type scratchBuf struct {
 	mapped bool
 }
 
+// scratchMade counts the buffers newScratch made (tests compare it across
+// reads). Accessed atomically.
+var scratchMade atomic.Int64
+
 func newScratch(n int) scratchBuf {
 	if n == 0 {
 		return scratchBuf{}
 	}
+	scratchMade.Add(1)
 	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
 	if err != nil {
 		return scratchBuf{b: make([]byte, n)}
