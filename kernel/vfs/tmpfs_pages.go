@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"slices"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -15,7 +16,8 @@ import (
 //     page size), or an error when memory is exhausted (the write then
 //     fails with ENOSPC).
 //   - FreePages drops the filesystem's hold on n bytes at off, which it
-//     allocated (possibly as part of a larger allocation); they are freed
+//     allocated (part of one allocation, or of several that lie next to
+//     each other); they are freed
 //     once no shared mapping holds them either.
 //   - PageBytes returns the sentry's view of allocated bytes; it stays
 //     valid until they are freed.
@@ -129,15 +131,36 @@ func (t *tmpfs) freePageLocked(n *tmpNode, i uint64) {
 	}
 }
 
-// freePagesFromLocked releases every page of n from index first on.
+// freePagesFromLocked releases every page of n from index first on. Pages
+// that lie next to each other in the Pages are given back as one run: a
+// file written in order frees in a few calls, not one per page (each of
+// which punches a hole in the memory file and inserts into its free
+// list).
 //
 // Preconditions: t.mu is held.
 func (t *tmpfs) freePagesFromLocked(n *tmpNode, first uint64) {
-	for i := range n.pages {
+	var offs []uint64
+	for i, off := range n.pages {
 		if i >= first {
-			t.freePageLocked(n, i)
+			offs = append(offs, off)
+			delete(n.pages, i)
 		}
 	}
+	if len(offs) == 0 {
+		return
+	}
+	slices.Sort(offs)
+	p := t.pagesLocked()
+	start, end := offs[0], offs[0]+pageSize
+	for _, off := range offs[1:] {
+		if off != end {
+			p.FreePages(start, end-start)
+			start = off
+		}
+		end = off + pageSize
+	}
+	p.FreePages(start, end-start)
+	t.used -= uint64(len(offs)) * pageSize
 }
 
 // zeroLocked makes [off, end) of n read as zero: whole pages are freed,
