@@ -125,17 +125,18 @@ func (t *tmpfs) pageLocked(n *tmpNode, i uint64, alloc bool) ([]byte, error) {
 // Preconditions: t.mu is held.
 func (t *tmpfs) freePageLocked(n *tmpNode, i uint64) {
 	if off, ok := n.pages[i]; ok {
-		t.pagesLocked().FreePages(off, pageSize)
 		delete(n.pages, i)
 		t.used -= pageSize
+		n.taken++
+		if n.copies > 0 {
+			n.held = append(n.held, off)
+			return
+		}
+		t.pagesLocked().FreePages(off, pageSize)
 	}
 }
 
-// freePagesFromLocked releases every page of n from index first on. Pages
-// that lie next to each other in the Pages are given back as one run: a
-// file written in order frees in a few calls, not one per page (each of
-// which punches a hole in the memory file and inserts into its free
-// list).
+// freePagesFromLocked releases every page of n from index first on.
 //
 // Preconditions: t.mu is held.
 func (t *tmpfs) freePagesFromLocked(n *tmpNode, first uint64) {
@@ -149,6 +150,23 @@ func (t *tmpfs) freePagesFromLocked(n *tmpNode, first uint64) {
 	if len(offs) == 0 {
 		return
 	}
+	t.used -= uint64(len(offs)) * pageSize
+	n.taken++
+	if n.copies > 0 {
+		n.held = append(n.held, offs...)
+		return
+	}
+	t.freeOffsLocked(offs)
+}
+
+// freeOffsLocked gives back the pages at offs, which no file holds any
+// more. Pages that lie next to each other in the Pages are given back as
+// one run: a file written in order frees in a few calls, not one per page
+// (each of which punches a hole in the memory file and inserts into its
+// free list).
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) freeOffsLocked(offs []uint64) {
 	slices.Sort(offs)
 	p := t.pagesLocked()
 	start, end := offs[0], offs[0]+pageSize
@@ -160,7 +178,6 @@ func (t *tmpfs) freePagesFromLocked(n *tmpNode, first uint64) {
 		end = off + pageSize
 	}
 	p.FreePages(start, end-start)
-	t.used -= uint64(len(offs)) * pageSize
 }
 
 // zeroLocked makes [off, end) of n read as zero: whole pages are freed,
@@ -179,28 +196,6 @@ func (t *tmpfs) zeroLocked(n *tmpNode, off, end int64) {
 		}
 		pos = next
 	}
-}
-
-// readLocked copies [off, off+len(dst)) of n into dst (holes as zeros).
-//
-// Preconditions: t.mu is held.
-func (t *tmpfs) readLocked(n *tmpNode, dst []byte, off int64) error {
-	for done := 0; done < len(dst); {
-		pos := off + int64(done)
-		in := pos % pageSize
-		m := min(len(dst)-done, int(pageSize-in))
-		b, err := t.pageLocked(n, uint64(pos/pageSize), false)
-		if err != nil {
-			return err
-		}
-		if b == nil {
-			clear(dst[done : done+m])
-		} else {
-			copy(dst[done:done+m], b[in:])
-		}
-		done += m
-	}
-	return nil
 }
 
 // writeLocked copies src to n at off, allocating pages; it returns how
