@@ -24,6 +24,11 @@ type ioSeg struct {
 	n int
 }
 
+// populateMin is the shortest piece of a write whose pages are populated
+// (MADV_POPULATE_WRITE) before the copy; shorter ones fault in the few
+// pages they need.
+const populateMin = 16 * pageSize
+
 // zeroPage is what a hole reads as.
 var zeroPage [pageSize]byte
 
@@ -223,11 +228,17 @@ func (f *tmpfsFile) writeSeqAt(src IOSeq, off int64, appendMode bool) (int, int6
 	}
 	taken := n.taken
 	n.copies++
+	_, heap := t.pagesLocked().(*heapPages)
 	t.mu.Unlock()
 
 	done := 0
 	var cerr error
 	for _, s := range segs {
+		if !heap && len(s.b) >= populateMin {
+			// Fault the pages in with one system call, not one
+			// fault per page during the copy.
+			_ = unix.Madvise(s.b, unix.MADV_POPULATE_WRITE)
+		}
 		if cerr = src.CopyIn(done, s.b); cerr != nil {
 			break
 		}
