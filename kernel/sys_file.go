@@ -50,6 +50,13 @@ func (t *Task) readInto(f *vfs.File, addr, count uint64, off int64) (uint64, err
 		}
 		return uint64(n), nil
 	}
+	if f.SeqAt() {
+		n, err := f.ReadSeqAt(t.appRange(addr, count), off)
+		if err != nil && n == 0 {
+			return 0, err
+		}
+		return uint64(n), nil
+	}
 	buf := getRWBuf(min(count, rwChunk))
 	defer putRWBuf(buf)
 	var done uint64
@@ -93,6 +100,13 @@ func (t *Task) writeFrom(f *vfs.File, addr, count uint64, off int64) (uint64, er
 	count = min(count, maxRWCount)
 	if off < 0 && f.SeqIO() != nil {
 		return t.writeSeq(f, t.appRange(addr, count))
+	}
+	if f.SeqAt() {
+		n, err := f.WriteSeqAt(t.appRange(addr, count), off)
+		if err != nil && n == 0 {
+			return 0, err
+		}
+		return uint64(n), nil
 	}
 	buf := getRWBuf(min(count, rwChunk))
 	defer putRWBuf(buf)
@@ -262,6 +276,13 @@ func (t *Task) readv(fd int32, iovAddr, iovCnt uint64, off int64) (uint64, error
 		}
 		return uint64(n), nil
 	}
+	if f.SeqAt() {
+		n, err := f.ReadSeqAt(t.appIovecs(iovs, total), off)
+		if err != nil && n == 0 {
+			return 0, err
+		}
+		return uint64(n), nil
+	}
 	buf := make([]byte, total)
 	var n int
 	if off >= 0 {
@@ -302,6 +323,13 @@ func (t *Task) writev(fd int32, iovAddr, iovCnt uint64, off int64) (uint64, erro
 	}
 	if off < 0 && f.SeqIO() != nil {
 		return t.writeSeq(f, t.appIovecs(iovs, total))
+	}
+	if f.SeqAt() {
+		n, err := f.WriteSeqAt(t.appIovecs(iovs, total), off)
+		if err != nil && n == 0 {
+			return 0, err
+		}
+		return uint64(n), nil
 	}
 	buf := make([]byte, 0, total)
 	for _, iov := range iovs {

@@ -81,3 +81,44 @@ func (f *File) WriteSeq(cancel <-chan struct{}, src IOSeq) (int, error) {
 	}
 	return n, err
 }
+
+// seqAtImpl is an Impl that reads into and writes from an IOSeq at an
+// offset (the file offset if off < 0), copying straight between it and
+// the file's own memory: a tmpfs file or memfd.
+type seqAtImpl interface {
+	readSeq(dst IOSeq, off int64) (int, error)
+	writeSeq(f *File, src IOSeq, off int64) (int, error)
+}
+
+// SeqAt reports whether f reads and writes an IOSeq at any offset
+// without staging (ReadSeqAt, WriteSeqAt): a tmpfs file or memfd.
+func (f *File) SeqAt() bool {
+	_, ok := f.impl.(seqAtImpl)
+	return ok
+}
+
+// ReadSeqAt is PRead into an IOSeq, or Read if off < 0.
+// Preconditions: f.SeqAt().
+func (f *File) ReadSeqAt(dst IOSeq, off int64) (int, error) {
+	if !f.readable() {
+		return 0, unix.EBADF
+	}
+	n, err := f.impl.(seqAtImpl).readSeq(dst, off)
+	if n > 0 {
+		f.notify(InAccess)
+	}
+	return n, err
+}
+
+// WriteSeqAt is PWrite from an IOSeq, or Write if off < 0.
+// Preconditions: f.SeqAt().
+func (f *File) WriteSeqAt(src IOSeq, off int64) (int, error) {
+	if !f.writable() {
+		return 0, unix.EBADF
+	}
+	n, err := f.impl.(seqAtImpl).writeSeq(f, src, off)
+	if n > 0 {
+		f.notify(InModify)
+	}
+	return n, err
+}

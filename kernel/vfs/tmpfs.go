@@ -60,8 +60,8 @@ type tmpfs struct {
 	memorySized bool
 }
 
-// tmpNode is one file of a tmpfs (an inode). Every field but fs and ino
-// is protected by fs.mu.
+// tmpNode is one file of a tmpfs (an inode). Every field but fs, ino and
+// writeMu is protected by fs.mu.
 //
 // +stateify savable
 type tmpNode struct {
@@ -94,6 +94,20 @@ type tmpNode struct {
 	pages map[uint64]uint64
 	// size is a regular file's size.
 	size int64
+	// copies counts the reads and writes copying to or from the file's
+	// pages without fs.mu held (tmpfs_io.go). Not saved: none runs at
+	// save time.
+	copies int `state:"nosave"`
+	// held are pages taken from the file while copies ran, freed when
+	// the last one ends. Not saved: empty when no copy runs.
+	held []uint64 `state:"nosave"`
+	// taken counts the times pages were taken from the file, so that a
+	// write can tell whether its pages are still the file's. Not saved:
+	// only compared within one write.
+	taken uint64 `state:"nosave"`
+	// writeMu serializes the file's writes; taken before fs.mu. Not
+	// saved: idle at save time.
+	writeMu sync.Mutex `state:"nosave"`
 	// opens counts the open descriptions of the node.
 	opens int
 	// noLink is set for an O_TMPFILE|O_EXCL file, which linkat may not
@@ -1121,84 +1135,44 @@ func (f *tmpfsFile) guestPath() string {
 	return f.path
 }
 
-func (f *tmpfsFile) read(_ *File, _ <-chan struct{}, dst []byte, off int64) (int, error) {
+func (f *tmpfsFile) read(file *File, _ <-chan struct{}, dst []byte, off int64) (int, error) {
+	return f.readSeq(Bytes(dst), off)
+}
+
+// readSeq reads into dst at off, or at the file offset if off < 0.
+func (f *tmpfsFile) readSeq(dst IOSeq, off int64) (int, error) {
 	if f.node.isDir() {
 		return 0, unix.EISDIR
 	}
 	if off >= 0 {
-		return f.readAt(dst, off), nil
+		return f.readSeqAt(dst, off)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := f.readAt(dst, f.off)
+	n, err := f.readSeqAt(dst, f.off)
 	f.off += int64(n)
-	return n, nil
-}
-
-func (f *tmpfsFile) readAt(dst []byte, off int64) int {
-	t := f.node.fs
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := f.node
-	if off >= n.size {
-		return 0
-	}
-	count := int(min(int64(len(dst)), n.size-off))
-	if err := t.readLocked(n, dst[:count], off); err != nil {
-		return 0
-	}
-	n.atime = nowTimespec()
-	return count
+	return n, err
 }
 
 func (f *tmpfsFile) write(file *File, _ <-chan struct{}, src []byte, off int64) (int, error) {
+	return f.writeSeq(file, Bytes(src), off)
+}
+
+// writeSeq writes src at off, or at the file offset if off < 0.
+func (f *tmpfsFile) writeSeq(file *File, src IOSeq, off int64) (int, error) {
+	appendMode := file.flags.Load()&unix.O_APPEND != 0
 	if off >= 0 {
 		// pwrite on an O_APPEND file appends, as on Linux.
-		n, _, err := f.writeAt(src, off, file.flags.Load()&unix.O_APPEND != 0)
+		n, _, err := f.writeSeqAt(src, off, appendMode)
 		return n, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n, end, err := f.writeAt(src, f.off, file.flags.Load()&unix.O_APPEND != 0)
+	n, end, err := f.writeSeqAt(src, f.off, appendMode)
 	if n > 0 {
 		f.off = end
 	}
 	return n, err
-}
-
-// writeAt writes src at off (at the end with appendMode) and returns the
-// count and the offset after the last byte written.
-func (f *tmpfsFile) writeAt(src []byte, off int64, appendMode bool) (int, int64, error) {
-	t := f.node.fs
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := f.node
-	if appendMode {
-		off = n.size
-	}
-	if len(src) == 0 {
-		return 0, off, nil
-	}
-	end := off + int64(len(src))
-	if end < off {
-		return 0, off, unix.EFBIG
-	}
-	if n.seals&(sealWrite|sealFutureWrite) != 0 || (n.seals&sealGrow != 0 && end > n.size) {
-		return 0, off, unix.EPERM
-	}
-	if off > n.size {
-		t.growLocked(n, off)
-	}
-	count, err := t.writeLocked(n, src, off)
-	if count == 0 {
-		return 0, off, err
-	}
-	if end := off + int64(count); end > n.size {
-		n.size = end
-	}
-	now := nowTimespec()
-	n.mtime, n.ctime = now, now
-	return count, off + int64(count), nil
 }
 
 func (f *tmpfsFile) seek(_ *File, off int64, whence int) (int64, error) {

@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"slices"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -15,7 +16,8 @@ import (
 //     page size), or an error when memory is exhausted (the write then
 //     fails with ENOSPC).
 //   - FreePages drops the filesystem's hold on n bytes at off, which it
-//     allocated (possibly as part of a larger allocation); they are freed
+//     allocated (part of one allocation, or of several that lie next to
+//     each other); they are freed
 //     once no shared mapping holds them either.
 //   - PageBytes returns the sentry's view of allocated bytes; it stays
 //     valid until they are freed.
@@ -123,9 +125,14 @@ func (t *tmpfs) pageLocked(n *tmpNode, i uint64, alloc bool) ([]byte, error) {
 // Preconditions: t.mu is held.
 func (t *tmpfs) freePageLocked(n *tmpNode, i uint64) {
 	if off, ok := n.pages[i]; ok {
-		t.pagesLocked().FreePages(off, pageSize)
 		delete(n.pages, i)
 		t.used -= pageSize
+		n.taken++
+		if n.copies > 0 {
+			n.held = append(n.held, off)
+			return
+		}
+		t.pagesLocked().FreePages(off, pageSize)
 	}
 }
 
@@ -133,11 +140,44 @@ func (t *tmpfs) freePageLocked(n *tmpNode, i uint64) {
 //
 // Preconditions: t.mu is held.
 func (t *tmpfs) freePagesFromLocked(n *tmpNode, first uint64) {
-	for i := range n.pages {
+	var offs []uint64
+	for i, off := range n.pages {
 		if i >= first {
-			t.freePageLocked(n, i)
+			offs = append(offs, off)
+			delete(n.pages, i)
 		}
 	}
+	if len(offs) == 0 {
+		return
+	}
+	t.used -= uint64(len(offs)) * pageSize
+	n.taken++
+	if n.copies > 0 {
+		n.held = append(n.held, offs...)
+		return
+	}
+	t.freeOffsLocked(offs)
+}
+
+// freeOffsLocked gives back the pages at offs, which no file holds any
+// more. Pages that lie next to each other in the Pages are given back as
+// one run: a file written in order frees in a few calls, not one per page
+// (each of which punches a hole in the memory file and inserts into its
+// free list).
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) freeOffsLocked(offs []uint64) {
+	slices.Sort(offs)
+	p := t.pagesLocked()
+	start, end := offs[0], offs[0]+pageSize
+	for _, off := range offs[1:] {
+		if off != end {
+			p.FreePages(start, end-start)
+			start = off
+		}
+		end = off + pageSize
+	}
+	p.FreePages(start, end-start)
 }
 
 // zeroLocked makes [off, end) of n read as zero: whole pages are freed,
@@ -156,28 +196,6 @@ func (t *tmpfs) zeroLocked(n *tmpNode, off, end int64) {
 		}
 		pos = next
 	}
-}
-
-// readLocked copies [off, off+len(dst)) of n into dst (holes as zeros).
-//
-// Preconditions: t.mu is held.
-func (t *tmpfs) readLocked(n *tmpNode, dst []byte, off int64) error {
-	for done := 0; done < len(dst); {
-		pos := off + int64(done)
-		in := pos % pageSize
-		m := min(len(dst)-done, int(pageSize-in))
-		b, err := t.pageLocked(n, uint64(pos/pageSize), false)
-		if err != nil {
-			return err
-		}
-		if b == nil {
-			clear(dst[done : done+m])
-		} else {
-			copy(dst[done:done+m], b[in:])
-		}
-		done += m
-	}
-	return nil
 }
 
 // writeLocked copies src to n at off, allocating pages; it returns how
