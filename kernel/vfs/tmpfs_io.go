@@ -159,7 +159,7 @@ func (f *tmpfsFile) readSeqAt(dst IOSeq, off int64) (int, error) {
 		return 0, nil
 	}
 	count := int(min(int64(dst.Len()), n.size-off))
-	segs, count, err := t.segsLocked(n, off, count, false)
+	segs, _, err := t.segsLocked(n, off, count, false)
 	if err != nil {
 		t.mu.Unlock()
 		return 0, err
