@@ -100,17 +100,10 @@ func (t *tmpfs) segsLocked(n *tmpNode, off int64, count int, alloc bool) ([]ioSe
 //
 // Preconditions: t.mu is held.
 func (t *tmpfs) fillHolesUpToLocked(n *tmpNode, first, last uint64) (uint64, error) {
-	for i := first; i < last; {
-		if _, ok := n.pages[i]; ok {
-			i++
-			continue
-		}
-		j := i + 1
-		for j < last {
-			if _, ok := n.pages[j]; ok {
-				break
-			}
-			j++
+	for from := first; ; {
+		i, j := n.holeRun(from, last)
+		if i == last {
+			return last, nil
 		}
 		if t.used > t.limit {
 			return i, unix.ENOSPC
@@ -119,21 +112,11 @@ func (t *tmpfs) fillHolesUpToLocked(n *tmpNode, first, last uint64) (uint64, err
 		if j == i {
 			return i, unix.ENOSPC
 		}
-		size := (j - i) * pageSize
-		base, err := t.pagesLocked().AllocatePages(size)
-		if err != nil {
+		if err := t.allocRunLocked(n, i, j); err != nil {
 			return i, unix.ENOSPC
 		}
-		if n.pages == nil {
-			n.pages = map[uint64]uint64{}
-		}
-		for k := i; k < j; k++ {
-			n.pages[k] = base + (k-i)*pageSize
-		}
-		t.used += size
-		i = j
+		from = j
 	}
-	return last, nil
 }
 
 // endCopyLocked ends a copy that began by incrementing n.copies; the last

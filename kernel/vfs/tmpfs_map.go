@@ -175,34 +175,58 @@ func (f *File) MapShared(off, length uint64, write, populate bool) (SharedFile, 
 //
 // Preconditions: t.mu is held.
 func (t *tmpfs) fillHolesLocked(n *tmpNode, first, last uint64) error {
-	for i := first; i < last; {
-		if _, ok := n.pages[i]; ok {
-			i++
-			continue
-		}
-		j := i + 1
-		for j < last {
-			if _, ok := n.pages[j]; ok {
-				break
-			}
-			j++
+	for from := first; ; {
+		i, j := n.holeRun(from, last)
+		if i == last {
+			return nil
 		}
 		size := (j - i) * pageSize
 		if t.used+size > t.limit || t.used+size < t.used {
 			return unix.ENOSPC
 		}
-		base, err := t.pagesLocked().AllocatePages(size)
-		if err != nil {
+		if err := t.allocRunLocked(n, i, j); err != nil {
 			return unix.ENOMEM
 		}
-		if n.pages == nil {
-			n.pages = map[uint64]uint64{}
-		}
-		for k := i; k < j; k++ {
-			n.pages[k] = base + (k-i)*pageSize
-		}
-		t.used += size
-		i = j
+		from = j
 	}
+}
+
+// holeRun returns the first run of missing pages of n in [from, last):
+// its first page and the one after it, or last, last if there is none.
+func (n *tmpNode) holeRun(from, last uint64) (uint64, uint64) {
+	i := from
+	for i < last {
+		if _, ok := n.pages[i]; !ok {
+			break
+		}
+		i++
+	}
+	j := i
+	for j < last {
+		if _, ok := n.pages[j]; ok {
+			break
+		}
+		j++
+	}
+	return i, j
+}
+
+// allocRunLocked gives n new pages [i, j), in one allocation, and counts
+// them as used.
+//
+// Preconditions: t.mu is held; the pages are missing.
+func (t *tmpfs) allocRunLocked(n *tmpNode, i, j uint64) error {
+	size := (j - i) * pageSize
+	base, err := t.pagesLocked().AllocatePages(size)
+	if err != nil {
+		return err
+	}
+	if n.pages == nil {
+		n.pages = map[uint64]uint64{}
+	}
+	for k := i; k < j; k++ {
+		n.pages[k] = base + (k-i)*pageSize
+	}
+	t.used += size
 	return nil
 }
