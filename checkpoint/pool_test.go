@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"snapshotter/internal/smaps"
 )
 
 // poolImage saves poolmember (testdata/c/poolmember.c) once it printed
@@ -359,35 +361,12 @@ func stubPIDs(t *testing.T, sentry int) []int {
 	return out
 }
 
-// mappedKiB sums, over the mappings of path in process pid, the resident
-// kilobytes and those of them that another process maps too (smaps' Rss
-// and Shared_Clean + Shared_Dirty).
+// mappedKiB is smaps.Mapped, failing t on an error.
 func mappedKiB(t *testing.T, pid int, path string) (rss, shared uint64) {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	rss, shared, err := smaps.Mapped(pid, path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	in := false
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) == 0 {
-			continue
-		}
-		if !strings.HasSuffix(f[0], ":") {
-			in = f[len(f)-1] == path
-			continue
-		}
-		if !in || len(f) < 2 {
-			continue
-		}
-		n, _ := strconv.ParseUint(f[1], 10, 64)
-		switch f[0] {
-		case "Rss:":
-			rss += n
-		case "Shared_Clean:", "Shared_Dirty:":
-			shared += n
-		}
 	}
 	return rss, shared
 }

@@ -1,17 +1,15 @@
 package kernel
 
 import (
-	"bufio"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"snapshotter/internal/smaps"
 )
 
 func init() {
@@ -74,37 +72,12 @@ func writeBase(t *testing.T, ranges []MemoryRange, size uint64) *os.File {
 	return ro
 }
 
-// baseMapped returns the kilobytes of the stub process pid's mappings of
-// path that are resident, and of those the ones another process maps
-// too (smaps' Rss and Shared_Clean+Shared_Dirty).
+// baseMapped is smaps.Mapped, failing t on an error.
 func baseMapped(t *testing.T, pid int, path string) (rss, shared uint64) {
 	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
+	rss, shared, err := smaps.Mapped(pid, path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	in := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 {
-			continue
-		}
-		if !strings.HasSuffix(fields[0], ":") {
-			in = len(fields) >= 6 && fields[len(fields)-1] == path
-			continue
-		}
-		if !in || len(fields) < 2 {
-			continue
-		}
-		n, _ := strconv.ParseUint(fields[1], 10, 64)
-		switch fields[0] {
-		case "Rss:":
-			rss += n
-		case "Shared_Clean:", "Shared_Dirty:":
-			shared += n
-		}
 	}
 	return rss, shared
 }
