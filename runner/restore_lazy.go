@@ -105,35 +105,9 @@ func (lr *lazyRestore) memory() *kernel.LazyMemory {
 }
 
 // load reads the kernel's chunks idx (with their patches) and writes
-// their present pages through w.
+// their present pages through w: stream with every chunk claimed.
 func (lr *lazyRestore) load(ctx context.Context, idx []int, w *kernel.MemoryLoader, loaded func(int)) error {
-	chunks := lr.img.Chunks()
-	recs := make([]int, 0, len(idx))
-	for _, u := range idx {
-		if u < 0 || u >= len(lr.units) {
-			return fmt.Errorf("lazy restore of %s: chunk %d of %d: %w", lr.uri, u, len(lr.units), storage.ErrInvalidArgument)
-		}
-		i := lr.units[u]
-		recs = append(recs, i)
-		if i+1 < len(chunks) && chunks[i+1].IsPatch() {
-			recs = append(recs, i+1)
-		}
-	}
-	return lr.img.ReadChunkRuns(ctx, recs, func(i int, runs []storage.PageRun) error {
-		err := w.WriteRuns(func(yield func(uint64, []byte) bool) {
-			for _, r := range runs {
-				if !yield(r.Off, r.Data) {
-					return
-				}
-			}
-		})
-		if err == nil && (i+1 == len(chunks) || !chunks[i+1].IsPatch()) {
-			// The chunk's last record: its patch, if it has one, was
-			// written after it on this goroutine.
-			loaded(lr.unitOf[i])
-		}
-		return err
-	})
+	return lr.stream(ctx, idx, w, func(int) bool { return true }, loaded)
 }
 
 // stream is the background loader's read of the kernel's chunks idx
