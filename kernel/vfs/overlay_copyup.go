@@ -102,27 +102,9 @@ func (h *hostFile) seekUpper(up *File, off int64, whence int) (int64, error) {
 	size := int64(st.Size)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var n int64
-	switch whence {
-	case unix.SEEK_SET:
-		n = off
-	case unix.SEEK_CUR:
-		n = h.off + off
-	case unix.SEEK_END:
-		n = size + off
-	case unix.SEEK_DATA, unix.SEEK_HOLE:
-		if off < 0 || off >= size {
-			return 0, unix.ENXIO
-		}
-		n = off
-		if whence == unix.SEEK_HOLE {
-			n = size
-		}
-	default:
-		return 0, unix.EINVAL
-	}
-	if n < 0 {
-		return 0, unix.EINVAL
+	n, err := seekNoHoles(h.off, size, off, whence)
+	if err != nil {
+		return 0, err
 	}
 	h.off = n
 	return n, nil

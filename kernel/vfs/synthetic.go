@@ -119,6 +119,25 @@ func seekOffset(cur, size, off int64, whence int) (int64, error) {
 	return n, nil
 }
 
+// seekNoHoles is seekOffset for a file that has no holes: SEEK_DATA finds
+// data at off and SEEK_HOLE the hole at the end, for an off inside the
+// file (ENXIO past it).
+func seekNoHoles(cur, size, off int64, whence int) (int64, error) {
+	switch whence {
+	case unix.SEEK_DATA:
+		if off < 0 || off >= size {
+			return 0, unix.ENXIO
+		}
+		return off, nil
+	case unix.SEEK_HOLE:
+		if off < 0 || off >= size {
+			return 0, unix.ENXIO
+		}
+		return size, nil
+	}
+	return seekOffset(cur, size, off, whence)
+}
+
 func (s *syntheticFile) stat(*File) (Stat, error) {
 	mode := uint32(unix.S_IFREG | 0o444)
 	if s.w != nil {

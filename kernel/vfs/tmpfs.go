@@ -1185,21 +1185,9 @@ func (f *tmpfsFile) seek(_ *File, off int64, whence int) (int64, error) {
 	t.mu.Lock()
 	size := f.node.size
 	t.mu.Unlock()
-	var n int64
-	var err error
-	switch whence {
-	case unix.SEEK_DATA, unix.SEEK_HOLE:
-		if off < 0 || off >= size {
-			return 0, unix.ENXIO
-		}
-		n = off
-		if whence == unix.SEEK_HOLE {
-			n = size
-		}
-	default:
-		if n, err = seekOffset(f.off, size, off, whence); err != nil {
-			return 0, err
-		}
+	n, err := seekNoHoles(f.off, size, off, whence)
+	if err != nil {
+		return 0, err
 	}
 	f.off = n
 	return n, nil
