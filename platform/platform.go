@@ -158,6 +158,50 @@ type Protector interface {
 	Protect(addr, length uint64, at AccessType) error
 }
 
+// WriteWatcher is implemented by address spaces that can write-protect
+// memory page by page without changing the access of their mappings
+// (Linux's userfaultfd on the memory file's shared mappings): a write to
+// a protected page waits until the kernel's handler has recorded it and
+// lifted the protection, and no mapping is split or replaced, so that
+// protecting memory again costs a call per range written, not per
+// mapping. The kernel tracks written pages with it where it can, with
+// Protector elsewhere.
+type WriteWatcher interface {
+	// WatchWrites readies the address space to watch writes: from now on
+	// onWrite is called, on a goroutine of the platform's, with the page
+	// of each write to a protected page, and must lift that page's
+	// protection (Unprotect) for the writer to go on. Later calls do
+	// nothing and return the first one's error; ErrWatchUnsupported if
+	// the host cannot.
+	WatchWrites(onWrite func(addr uint64)) error
+
+	// WriteProtect protects every page of [addr, addr+length), mapped from
+	// the memory file by MapFile (with any access), whether the page is in
+	// memory or not; the part not watched yet (Watched) is made watched
+	// first. Protecting a range whose pages were never written since
+	// costs a walk of its page tables.
+	WriteProtect(addr, length uint64) error
+
+	// Unprotect lifts the protection of [addr, addr+length), a watched
+	// range, and wakes the writers waiting there.
+	Unprotect(addr, length uint64) error
+
+	// Watched reports whether every page of [addr, addr+length) is
+	// watched: given to WriteProtect since the MapFile, MapBase or Unmap
+	// that last changed it.
+	Watched(addr, length uint64) bool
+
+	// UnwatchAll lifts every protection and stops watching every range
+	// (which costs a walk of their page tables); WriteProtect may watch
+	// them again.
+	UnwatchAll()
+}
+
+// ErrWatchUnsupported means an address space cannot watch writes
+// (WriteWatcher): the host kernel lacks userfaultfd write protection of
+// shared memory, or forbids it.
+var ErrWatchUnsupported = errors.New("platform: write watching is not supported")
+
 // BaseMapper is implemented by platforms whose address spaces can also
 // map a second file besides the memory file: a base, read-only, that a
 // restored memory file starts as a copy-on-write view of (the members of

@@ -63,6 +63,9 @@ type addressSpace struct {
 	// descriptor baseInStub (base.go). Protected by opMu.
 	baseOpen   bool
 	baseInStub uint64
+
+	// watch is the write watching of the address space (watch.go).
+	watch watchState
 }
 
 var _ platform.Batcher = (*addressSpace)(nil)
@@ -167,6 +170,7 @@ func (a *addressSpace) MapFile(addr, offset, length uint64, at platform.AccessTy
 		if !precommit {
 			a.pending = append(a.pending, stubCall{sysMmap, [6]uint64{addr, length, prot, flags, stubFDInStub, offset}})
 			a.mu.Lock()
+			a.unwatchLocked(addr, addr+length)
 			a.setMappingLocked(addr, addr+length, &at)
 			a.mu.Unlock()
 			return a.flushIfFullLocked()
@@ -193,6 +197,7 @@ func (a *addressSpace) MapFile(addr, offset, length uint64, at platform.AccessTy
 		return fmt.Errorf("ptrace: map [%#x, +%#x) at offset %#x %v in stub %d: %w", addr, length, offset, at, a.pid, err)
 	}
 	a.mu.Lock()
+	a.unwatchLocked(addr, addr+length)
 	a.setMappingLocked(addr, addr+length, &at)
 	a.mu.Unlock()
 	return nil
@@ -211,6 +216,7 @@ func (a *addressSpace) Unmap(addr, length uint64) error {
 	if a.queuing() {
 		a.pending = append(a.pending, stubCall{sysMunmap, [6]uint64{addr, length}})
 		a.mu.Lock()
+		a.unwatchLocked(addr, addr+length)
 		a.setMappingLocked(addr, addr+length, nil)
 		a.mu.Unlock()
 		return a.flushIfFullLocked()
@@ -220,6 +226,7 @@ func (a *addressSpace) Unmap(addr, length uint64) error {
 		return fmt.Errorf("ptrace: unmap [%#x, +%#x) in stub %d: %w", addr, length, a.pid, err)
 	}
 	a.mu.Lock()
+	a.unwatchLocked(addr, addr+length)
 	a.setMappingLocked(addr, addr+length, nil)
 	a.mu.Unlock()
 	return nil
@@ -454,6 +461,7 @@ func (a *addressSpace) accessAt(addr uint64) (platform.AccessType, bool) {
 // Release implements platform.AddressSpace.
 func (a *addressSpace) Release() {
 	a.release()
+	a.closeWatch()
 	a.p.forget(a)
 }
 

@@ -78,6 +78,7 @@ func (a *addressSpace) MapBase(addr, offset, length uint64, at platform.AccessTy
 	if a.queuing() {
 		a.pending = append(a.pending, call)
 		a.mu.Lock()
+		a.unwatchLocked(addr, addr+length)
 		a.setMappingLocked(addr, addr+length, &at)
 		a.mu.Unlock()
 		return a.flushIfFullLocked()
@@ -90,6 +91,7 @@ func (a *addressSpace) MapBase(addr, offset, length uint64, at platform.AccessTy
 		return fmt.Errorf("ptrace: map base [%#x, +%#x) at offset %#x %v in stub %d: %w", addr, length, offset, at, a.pid, err)
 	}
 	a.mu.Lock()
+	a.unwatchLocked(addr, addr+length)
 	a.setMappingLocked(addr, addr+length, &at)
 	a.mu.Unlock()
 	return nil
