@@ -16,28 +16,33 @@ import (
 // Dirty tracking. While it is on, the memory file knows every page written
 // since it was turned on (or since the last TakeDirty), whoever wrote it:
 //
-//   - the application, through its stubs' mappings: every writable vma is
-//     mapped without write permission (mapIntoLocked), so the first write
-//     to a page (or, in a run of writes, a dirtyWindow) faults into the sentry (handleFaultLocked), which
-//     records the window and gives it back its write permission;
+//   - the application, through its stubs' mappings: where the platform
+//     watches writes (platform.WriteWatcher: userfaultfd write protection,
+//     memory_file_watch.go), every page of every writable vma is
+//     write-protected in the stubs' page tables, and the first write to
+//     one (or, in a run of writes, a dirtyWindow) is reported to the
+//     sentry (watchedWrite), which records it and lifts the protection;
+//     elsewhere every writable vma is mapped without write permission
+//     (mapIntoLocked), so that the first write faults into the sentry
+//     (handleFaultLocked), which records the window and gives it back its
+//     write permission;
 //   - the sentry itself: each of its writes into the memory file (CopyOut
 //     and friends, futex updates, copies on write, file cache fills, tmpfs
 //     data, the vDSO clock, decommits) calls willWrite first.
 //
-// The sentry sees the application's writes only through the fault, which
-// is why the stubs' mappings are write-protected rather than the sentry's
-// own: userfaultfd write protection of a shmem mapping protects that one
-// mapping only, and the stubs' mappings are many (one per process, plus
-// the pages forked processes share).
+// The stubs' mappings are protected rather than the sentry's own, which
+// the application never writes through.
 //
 // Tracking is off by default and costs one atomic load per sentry write
-// while off. It is host state: nothing of it is saved, and a restored
-// kernel starts with it off.
+// while off (nothing is watched or protected then). It is host state:
+// nothing of it is saved, and a restored kernel starts with it off.
 //
 // A memory snapshot (StartMemorySnapshot) builds on it: the pages of the
 // memory file at a pause, read while the sandbox runs again. A page is
 // copied aside before its first write after the pause (copy before write),
-// so the snapshot reads what the page held at the pause.
+// so the snapshot reads what the page held at the pause. The write
+// protection a take needs can be done ahead of its pause, while the
+// sandbox runs (PrepareTake), where writes are watched.
 
 // dirtyWindow is how much one tracking write fault makes writable again
 // (aligned, within the vma) when the write continues a run: the page
@@ -56,12 +61,22 @@ type dirtyTracker struct {
 
 	// mu protects everything below.
 	mu sync.Mutex
-	// bits has one bit per memory file page: written since the last reset.
+	// bits has one bit per memory file page: written since the last reset
+	// (or, in watched memory, since the page was last protected).
 	bits []uint64
+	// ahead has the pages written since the last reset that PrepareTake
+	// protected again already: the next take returns them with bits.
+	ahead []uint64
+	// armed is set by PrepareTake and cleared when tracking stops: the
+	// memory may be write-protected although tracking is off.
+	armed bool
 	// snap is the snapshot being read, or nil.
 	snap *MemorySnapshot
 	// lastProtect counts the last write-protection (protectAll).
 	lastProtect ProtectStats
+	// watchErr is the first reason an address space could not watch
+	// writes (memory_file_watch.go), or nil.
+	watchErr error
 }
 
 // set marks pages [first, first+n) in b, growing it as needed: whole
@@ -113,7 +128,17 @@ func bitRuns(b []uint64) []fileRange {
 // the memory file: while tracking, r's pages are recorded as dirty, and a
 // snapshot gets a copy of those it has not read yet.
 func (f *MemoryFile) willWrite(r fileRange) {
-	if !f.dirty.on.Load() || r.Length() == 0 {
+	if !f.dirty.on.Load() {
+		return
+	}
+	f.recordWrite(r)
+}
+
+// recordWrite records r's pages as written, whether tracking is on or not
+// (a write watched while PrepareTake's protection waits for its take),
+// after a snapshot copied aside those it has not read yet.
+func (f *MemoryFile) recordWrite(r fileRange) {
+	if r.Length() == 0 {
 		return
 	}
 	d := &f.dirty
@@ -184,11 +209,14 @@ func (k *Kernel) TakeDirty() ([][2]uint64, error) {
 func (k *Kernel) takeDirty(start bool) ([]fileRange, error) {
 	d := &k.mf.dirty
 	d.mu.Lock()
-	old := d.bits
-	d.bits = nil
+	again := d.bits
+	old := d.ahead
+	orBits(&old, again)
+	d.bits, d.ahead = nil, nil
 	d.on.Store(true)
+	d.armed = false
 	d.mu.Unlock()
-	if err := k.protectAll(); err != nil {
+	if err := k.protectAll(again); err != nil {
 		k.StopDirtyTracking()
 		return nil, fmt.Errorf("dirty tracking: %w", err)
 	}
@@ -204,9 +232,10 @@ func (k *Kernel) takeDirty(start bool) ([]fileRange, error) {
 func (k *Kernel) StopDirtyTracking() {
 	d := &k.mf.dirty
 	d.mu.Lock()
-	was := d.on.Load()
+	was := d.on.Load() || d.armed
 	d.on.Store(false)
-	d.bits = nil
+	d.armed = false
+	d.bits, d.ahead = nil, nil
 	d.snap = nil
 	d.mu.Unlock()
 	if !was {
@@ -241,6 +270,12 @@ func (k *Kernel) mms() []*MM {
 // batches makes one per address space).
 type ProtectStats struct {
 	VMAs, Calls, RoundTrips int
+	// Watching is set if some address space watched writes
+	// (memory_file_watch.go); Pages counts the pages its calls protected
+	// again in watched vmas, Whole the vmas it protected whole (which
+	// costs a walk of their page tables).
+	Watching     bool
+	Pages, Whole int
 	// Took is how long the protection took.
 	Took time.Duration
 }
@@ -253,12 +288,14 @@ func (k *Kernel) LastProtect() ProtectStats {
 	return d.lastProtect
 }
 
-// protectAll write-protects the writable vmas of every address space.
-func (k *Kernel) protectAll() error {
+// protectAll write-protects the writable vmas of every address space,
+// where writes are watched only the pages of again (written since they
+// were last protected) and the vmas not watched yet.
+func (k *Kernel) protectAll(again []uint64) error {
 	var st ProtectStats
 	t0 := time.Now()
 	for _, mm := range k.mms() {
-		if err := mm.writeProtect(&st); err != nil {
+		if err := mm.writeProtect(again, &st); err != nil {
 			return err
 		}
 	}
@@ -270,34 +307,45 @@ func (k *Kernel) protectAll() error {
 	return nil
 }
 
-// writeProtect maps every writable vma without write permission, so that
-// the next write to each page faults (and is recorded): adjacent vmas
-// that get the same access in one call, and all calls in one batch where
-// the platform batches (the tasks are paused: nothing runs in between).
-func (mm *MM) writeProtect(st *ProtectStats) error {
+// writeProtect protects every writable vma so that the next write to each
+// page is recorded: in watched memory the pages of again and the vmas not
+// watched yet (watchProtectLocked); every other writable vma is mapped
+// without write permission, so that the next write to each page faults:
+// adjacent vmas that get the same access in one call, and all calls in
+// one batch where the platform batches (the tasks are paused: nothing
+// runs in between).
+func (mm *MM) writeProtect(again []uint64, st *ProtectStats) error {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
-	return mm.eachWritableRunLocked(st, func(at platform.AccessType) platform.AccessType {
+	done, err := mm.watchProtectLocked(again, true, st)
+	if err != nil {
+		return err
+	}
+	return mm.eachWritableRunLocked(st, done, func(at platform.AccessType) platform.AccessType {
 		at.Write = false
 		return at
 	})
 }
 
-// remapWritable maps every writable vma with its permissions again, once
-// tracking is off. Failures are left to the next fault, which maps the
-// vma again.
+// remapWritable stops watching writes and maps every writable vma with its
+// permissions again, once tracking is off. Failures are left to the next
+// fault, which maps the vma again.
 func (mm *MM) remapWritable() {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
-	_ = mm.eachWritableRunLocked(&ProtectStats{}, func(at platform.AccessType) platform.AccessType { return at })
+	if w, ok := mm.as.(platform.WriteWatcher); ok {
+		w.UnwatchAll()
+	}
+	_ = mm.eachWritableRunLocked(&ProtectStats{}, nil, func(at platform.AccessType) platform.AccessType { return at })
 }
 
 // eachWritableRunLocked gives each run of adjacent writable, not COW vmas
 // whose access (through access) is the same that access, one protect call
-// per run, in one platform batch if the platform has them.
+// per run, in one platform batch if the platform has them; the vmas whose
+// skip is set are left alone (skip may be nil).
 //
 // Preconditions: mm.mu is held for writing.
-func (mm *MM) eachWritableRunLocked(st *ProtectStats, access func(platform.AccessType) platform.AccessType) error {
+func (mm *MM) eachWritableRunLocked(st *ProtectStats, skip []bool, access func(platform.AccessType) platform.AccessType) error {
 	b, batch := mm.as.(platform.Batcher)
 	if batch {
 		b.BeginBatch()
@@ -321,7 +369,7 @@ func (mm *MM) eachWritableRunLocked(st *ProtectStats, access func(platform.Acces
 	}
 	for i := range mm.vmas {
 		v := &mm.vmas[i]
-		if v.Perms&permWrite == 0 || v.COW {
+		if v.Perms&permWrite == 0 || v.COW || (skip != nil && skip[i]) {
 			flush()
 			continue
 		}
@@ -378,6 +426,22 @@ func (mm *MM) protectLocked(addr, length, off uint64, at platform.AccessType) er
 // Preconditions: mm.mu is held for writing.
 func (mm *MM) trackWriteLocked(v *vma, addr uint64) error {
 	page := addr &^ (pageSize - 1)
+	if w := mm.watcherLocked(); w != nil && watchable(v) {
+		// Mapped without write permission while tracking: watched from
+		// now on (protected page by page while nothing can write it),
+		// and writable, but for the page written now.
+		err := error(nil)
+		if !w.Watched(v.Start, v.length()) {
+			err = w.WriteProtect(v.Start, v.length())
+		}
+		if err == nil {
+			off := v.Off + (page - v.Start)
+			mm.mf.willWrite(fileRange{off, off + pageSize})
+			_ = w.Unprotect(page, pageSize)
+			return mm.protectLocked(v.Start, v.length(), v.Off, v.Perms.access())
+		}
+		// Left to write permission, as where nothing is watched.
+	}
 	start, end := page, page+pageSize
 	if page > v.Start && mm.mf.isDirty(v.Off+(page-pageSize-v.Start)) {
 		// A run: the window from this page on.

@@ -91,6 +91,15 @@ func (w *pageWriter) offsetOf(t *testing.T, page int) uint64 {
 	return v.Off + (addr - v.Start)
 }
 
+// prepareTake protects memory ahead of the next take, while the program
+// runs.
+func (w *pageWriter) prepareTake(t *testing.T) {
+	t.Helper()
+	if _, err := w.k.PrepareTake(); err != nil {
+		t.Fatalf("PrepareTake() = %v", err)
+	}
+}
+
 // takeDirty pauses the kernel, takes the dirty set and resumes it.
 func (w *pageWriter) takeDirty(t *testing.T) [][2]uint64 {
 	t.Helper()
@@ -108,6 +117,37 @@ func (w *pageWriter) takeDirty(t *testing.T) [][2]uint64 {
 // write) lands in the dirty set, pages not written do not, and each
 // TakeDirty starts an empty set.
 func TestDirtyTracking(t *testing.T) {
+	eachTrackingMode(t, testDirtyTracking)
+}
+
+// trackingModes are the two ways dirty tracking learns of the program's
+// writes: watching them (userfaultfd) and write permission.
+var trackingModes = []struct {
+	name  string
+	watch bool
+}{{"watched", true}, {"permission", false}}
+
+// eachTrackingMode runs test once per tracking mode.
+func eachTrackingMode(t *testing.T, test func(t *testing.T, watch bool)) {
+	for _, m := range trackingModes {
+		t.Run(m.name, func(t *testing.T) {
+			defer func(old bool) { watchWrites = old }(watchWrites)
+			watchWrites = m.watch
+			test(t, m.watch)
+		})
+	}
+}
+
+// checkWatching fails t if the protection st did not watch writes when it
+// should have, or did when it should not have.
+func checkWatching(t *testing.T, k *Kernel, st ProtectStats, watch bool) {
+	t.Helper()
+	if st.Watching != watch {
+		t.Errorf("protection %+v watched writes: %v, want %v (watch error: %v)", st, st.Watching, watch, k.WatchError())
+	}
+}
+
+func testDirtyTracking(t *testing.T, watch bool) {
 	w := startPageWriter(t)
 	if _, err := w.k.TakeDirty(); !errors.Is(err, ErrNotPaused) {
 		t.Errorf("TakeDirty() while running = %v, want ErrNotPaused", err)
@@ -119,20 +159,35 @@ func TestDirtyTracking(t *testing.T) {
 	if err := w.k.StartDirtyTracking(); err != nil {
 		t.Fatalf("StartDirtyTracking() = %v", err)
 	}
+	checkWatching(t, w.k, w.k.LastProtect(), watch)
 	w.k.Unpause()
 
+	// prepare is when PrepareTake protects memory ahead of the take:
+	// after the write (which it protects again) or before it (the take
+	// protects it).
 	for _, tc := range []struct {
-		name string
-		cmd  string
-		page int
+		name    string
+		cmd     string
+		page    int
+		prepare string
 	}{
-		{"application write", "w", 3},
-		{"sentry write", "r", 10},
-		{"application write again", "w", 3},
-		{"forked child", "f", 20},
+		{"application write", "w", 3, ""},
+		{"sentry write", "r", 10, ""},
+		{"application write again", "w", 3, ""},
+		{"forked child", "f", 20, ""},
+		{"application write, then preparation", "w", 10, "after"},
+		{"preparation, then application write", "w", 3, "before"},
+		{"sentry write, then preparation", "r", 3, "after"},
+		{"preparation, then sentry write", "r", 10, "before"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.prepare == "before" {
+				w.prepareTake(t)
+			}
 			w.do(t, tc.cmd, tc.page, 7)
+			if tc.prepare == "after" {
+				w.prepareTake(t)
+			}
 			d := w.takeDirty(t)
 			// Only what was written since the last TakeDirty: page 40 of
 			// the region is never written.
@@ -181,8 +236,22 @@ func TestDirtyTracking(t *testing.T) {
 // TestMemorySnapshot: a snapshot taken at a pause reads what the pages
 // held then, although the program and the sentry wrote them afterwards.
 func TestMemorySnapshot(t *testing.T) {
+	eachTrackingMode(t, func(t *testing.T, watch bool) {
+		for _, prepare := range []bool{false, true} {
+			t.Run(fmt.Sprintf("prepared=%v", prepare), func(t *testing.T) {
+				testMemorySnapshot(t, watch, prepare)
+			})
+		}
+	})
+}
+
+func testMemorySnapshot(t *testing.T, watch, prepare bool) {
 	w := startPageWriter(t)
 	w.do(t, "w", 5, 0x55)
+	if prepare {
+		w.prepareTake(t)
+		w.do(t, "w", 7, 1) // written between preparation and pause
+	}
 	w.k.Pause()
 	var ranges [][2]uint64
 	for _, r := range w.k.mf.Allocated() {
@@ -227,9 +296,26 @@ func TestMemorySnapshot(t *testing.T) {
 			t.Errorf("SavedRanges() = %v, lacks page %d (offset %#x)", saved, p, off)
 		}
 	}
-	// One round trip to the stub write-protected every writable vma.
-	if st := w.k.LastProtect(); st.VMAs == 0 || st.Calls > st.VMAs || st.RoundTrips != 1 {
-		t.Errorf("LastProtect() = %+v, want some vmas, at most as many calls, one round trip", st)
+	st := w.k.LastProtect()
+	checkWatching(t, w.k, st, watch)
+	switch {
+	case !watch:
+		// One round trip to the stub write-protected every writable vma.
+		if st.VMAs == 0 || st.Calls > st.VMAs || st.RoundTrips != 1 {
+			t.Errorf("LastProtect() = %+v, want some vmas, at most as many calls, one round trip", st)
+		}
+	case prepare:
+		// Only the pages written since the preparation (page 7, and the
+		// program's stack and buffers), no vma whole, no round trip to
+		// the stub.
+		if st.VMAs == 0 || st.Whole != 0 || st.Pages == 0 || st.Pages > 32 || st.RoundTrips != 0 {
+			t.Errorf("LastProtect() = %+v after PrepareTake, want some vmas, none whole, 1 to 32 pages, no round trip", st)
+		}
+	default:
+		// Every writable vma whole, no round trip to the stub.
+		if st.VMAs == 0 || st.Whole != st.VMAs || st.RoundTrips != 0 {
+			t.Errorf("LastProtect() = %+v, want some vmas, all whole, no round trip", st)
+		}
 	}
 	// The memory itself has moved on.
 	if got := w.readPages(t, offs[5], 1); got[0] != 0x66 {

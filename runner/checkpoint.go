@@ -197,12 +197,19 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 		go abortImage(w)
 	}()
 
+	var prep prepared
+	if req.LeaveRunning {
+		prep = s.prepareTake()
+	}
 	t0 := time.Now()
 	progress(Progress{Phase: "pause"})
 	pctx, cancel := context.WithTimeout(ctx, pauseTimeout)
 	err = s.k.PauseContext(pctx)
 	cancel()
 	if err != nil {
+		if !s.k.DirtyTracking() {
+			s.k.StopDirtyTracking() // undoes the preparation
+		}
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 	}
 	select {
@@ -213,6 +220,7 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 	}
 	start := time.Now()
 	pausedAt := start.Sub(t0)
+	prep.freeze = pausedAt
 	paused := true
 	defer func() {
 		if paused {
@@ -223,7 +231,7 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 	if req.LeaveRunning {
 		// Paused only to start a memory snapshot: the memory is read, to a
 		// local store or uploaded to a remote one, while the sandbox runs.
-		st, err := s.saveLive(ctx, w, parentChunks, func(n uint64) { memTotal = n }, func() {
+		st, err := s.saveLive(ctx, w, parentChunks, prep, func(n uint64) { memTotal = n }, func() {
 			paused = false
 			s.k.Unpause()
 		})

@@ -3,11 +3,13 @@ package runner
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"sort"
 	"time"
 
+	"snapshotter/kernel"
 	"snapshotter/storage"
 )
 
@@ -16,6 +18,26 @@ import (
 // against it (--parent) needs to read only the spans written since.
 type liveBase struct {
 	uri, digest string
+}
+
+// prepared is what a live save did before its pause: the write
+// protection done ahead (kernel.PrepareTake), and how long the pause then
+// took to stop every task.
+type prepared struct {
+	prot   kernel.ProtectStats
+	err    error
+	freeze time.Duration
+}
+
+// prepareTake write-protects, while the sandbox runs, what the pause of a
+// live save would otherwise protect (kernel.PrepareTake). A failure is
+// only logged: the pause then protects it all.
+func (s *KernelSandbox) prepareTake() prepared {
+	st, err := s.k.PrepareTake()
+	if err != nil {
+		log.Printf("sandbox %s: write protection ahead of the pause: %v: the pause protects it all", s.opts.ID, err)
+	}
+	return prepared{prot: st, err: err}
 }
 
 // saveLive is a --leave-running save that pauses only to start a memory
@@ -31,7 +53,7 @@ type liveBase struct {
 //
 // Preconditions: the kernel is paused by the caller, who is told through
 // resumed when the pause is over (it must not unpause again).
-func (s *KernelSandbox) saveLive(ctx context.Context, w *storage.Writer, parent []storage.Chunk, setTotal func(uint64), resumed func()) (SaveStats, error) {
+func (s *KernelSandbox) saveLive(ctx context.Context, w *storage.Writer, parent []storage.Chunk, prep prepared, setTotal func(uint64), resumed func()) (SaveStats, error) {
 	start := time.Now()
 	var dirty [][2]uint64
 	size := s.k.MemorySize()
@@ -73,9 +95,22 @@ func (s *KernelSandbox) saveLive(ctx context.Context, w *storage.Writer, parent 
 	if err != nil {
 		return SaveStats{}, err
 	}
-	log.Printf("sandbox %s: live save: paused %v (snapshot started %v: %d writable vmas write-protected by %d calls in %d round trips in %v; %d bytes of state), memory ranges and plan %v after, memory read while running in %v, %d bytes copied aside before a write; %d bytes read, %d chunks of the parent reused, %d patched",
-		s.opts.ID, paused, snapAt, prot.VMAs, prot.Calls, prot.RoundTrips, prot.Took, state.Len(), planned-paused, time.Since(start)-planned, snap.CopiedAside(), total, plan.reused, plan.patched)
+	log.Printf("sandbox %s: live save: paused %v (tasks stopped in %v before it; snapshot started %v: %s; state encoded in %v, %d bytes), write protection ahead while running %s, memory ranges and plan %v after, memory read while running in %v, %d bytes copied aside before a write; %d bytes read, %d chunks of the parent reused, %d patched",
+		s.opts.ID, paused, prep.freeze, snapAt, protectSummary(prot), paused-snapAt, state.Len(), protectSummary(prep.prot), planned-paused, time.Since(start)-planned, snap.CopiedAside(), total, plan.reused, plan.patched)
+	if err := s.k.WatchError(); err != nil {
+		log.Printf("sandbox %s: writes tracked by write permission, not watched: %v", s.opts.ID, err)
+	}
 	return SaveStats{Paused: paused, MemoryBytes: total}, nil
+}
+
+// protectSummary says what one write protection did (the sentry log's
+// breakdown of a pause).
+func protectSummary(st kernel.ProtectStats) string {
+	how := "by write permission"
+	if st.Watching {
+		how = fmt.Sprintf("watched: %d pages written protected again, %d vmas whole", st.Pages, st.Whole)
+	}
+	return fmt.Sprintf("%d writable vmas write-protected (%s) by %d calls in %d round trips in %v", st.VMAs, how, st.Calls, st.RoundTrips, st.Took)
 }
 
 // snapshotCover is what a live save's memory snapshot must keep as it was

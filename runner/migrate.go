@@ -289,6 +289,9 @@ func (m *migrator) run(ctx context.Context) error {
 	start := time.Now()
 	m.start = start
 	// Round 0: tracking on, then everything, while the program runs.
+	// Each pause's write protection is done ahead of it where it can be,
+	// while the program runs (the pause protects what is written since).
+	m.s.prepareTake()
 	if err := m.pause(ctx); err != nil {
 		return err
 	}
@@ -309,6 +312,7 @@ func (m *migrator) run(ctx context.Context) error {
 	lastTake := start
 	round := 1
 	for ; ; round++ {
+		m.s.prepareTake()
 		if err := m.pause(ctx); err != nil {
 			return err
 		}
