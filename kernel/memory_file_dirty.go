@@ -317,7 +317,7 @@ func (k *Kernel) protectAll(again []uint64) error {
 func (mm *MM) writeProtect(again []uint64, st *ProtectStats) error {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
-	done, err := mm.watchProtectLocked(again, true, st)
+	done, err := mm.watchProtectLocked(again, st)
 	if err != nil {
 		return err
 	}

@@ -103,13 +103,12 @@ func (mm *MM) watchedWrite(addr uint64) {
 
 // watchProtectLocked protects, in mm's watched vmas, the pages of again
 // (memory file pages; written since they were last protected), and
-// protects whole the watchable vmas not watched yet, if whole; it returns
-// whether each vma is dealt with (nil if mm cannot watch). A vma that
-// fails to be watched is left to the caller (to protect by write
-// permission).
+// protects whole the watchable vmas not watched yet; it returns whether
+// each vma is dealt with (nil if mm cannot watch). A vma that fails to be
+// watched is left to the caller (to protect by write permission).
 //
 // Preconditions: mm.mu is held for writing.
-func (mm *MM) watchProtectLocked(again []uint64, whole bool, st *ProtectStats) ([]bool, error) {
+func (mm *MM) watchProtectLocked(again []uint64, st *ProtectStats) ([]bool, error) {
 	w := mm.watcherLocked()
 	if w == nil {
 		return nil, nil
@@ -132,9 +131,6 @@ func (mm *MM) watchProtectLocked(again []uint64, whole bool, st *ProtectStats) (
 			if err != nil {
 				return nil, fmt.Errorf("protect written pages of [%#x, %#x): %w", v.Start, v.End, err)
 			}
-			continue
-		}
-		if !whole {
 			continue
 		}
 		st.Calls++
@@ -210,7 +206,7 @@ func (k *Kernel) PrepareTake() (ProtectStats, error) {
 	d.mu.Unlock()
 	for _, mm := range k.mms() {
 		mm.mu.Lock()
-		_, err := mm.watchProtectLocked(again, true, &st)
+		_, err := mm.watchProtectLocked(again, &st)
 		mm.mu.Unlock()
 		if err != nil {
 			return st, fmt.Errorf("prepare dirty take: %w", err)
