@@ -61,7 +61,7 @@ const (
 
 type uffdioRange struct{ start, length uint64 }
 
-type uffdioAPIArg struct{ api, features, ioctls uint64 }
+type uffdioAPIArg struct{ api, features, _ uint64 } // _: ioctls
 
 type uffdioRegister struct {
 	rng          uffdioRange
