@@ -351,3 +351,38 @@ func TestSetBits(t *testing.T) {
 		})
 	}
 }
+
+// TestEachRunIn: eachRunIn gives the runs of set pages inside its window,
+// in order, cut at the window's ends and joined across words.
+func TestEachRunIn(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		set          [][2]uint64 // setBits(first, n)
+		first, count uint64
+		want         [][2]uint64
+	}{
+		{"none", nil, 0, 256, nil},
+		{"one page", [][2]uint64{{5, 1}}, 0, 256, [][2]uint64{{5, 1}}},
+		{"across words", [][2]uint64{{60, 10}}, 0, 256, [][2]uint64{{60, 10}}},
+		{"whole words", [][2]uint64{{64, 128}}, 0, 256, [][2]uint64{{64, 128}}},
+		{"several", [][2]uint64{{1, 2}, {10, 1}, {63, 2}, {200, 3}}, 0, 256, [][2]uint64{{1, 2}, {10, 1}, {63, 2}, {200, 3}}},
+		{"cut by the window", [][2]uint64{{1, 20}, {100, 50}}, 10, 120, [][2]uint64{{10, 11}, {100, 30}}},
+		{"window past the bits", [][2]uint64{{3, 2}}, 0, 1 << 20, [][2]uint64{{3, 2}}},
+		{"window beyond the bits", [][2]uint64{{3, 2}}, 500, 10, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b []uint64
+			for _, r := range tc.set {
+				setBits(&b, r[0], r[1])
+			}
+			var got [][2]uint64
+			eachRunIn(b, tc.first, tc.count, func(p, n uint64) error {
+				got = append(got, [2]uint64{p, n})
+				return nil
+			})
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("eachRunIn(%v, %d, %d) = %v, want %v", tc.set, tc.first, tc.count, got, tc.want)
+			}
+		})
+	}
+}

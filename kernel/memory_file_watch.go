@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 	"os"
@@ -205,15 +206,96 @@ func (k *Kernel) PrepareTake() (ProtectStats, error) {
 	d.armed = true
 	d.mu.Unlock()
 	for _, mm := range k.mms() {
-		mm.mu.Lock()
-		_, err := mm.watchProtectLocked(again, &st)
-		mm.mu.Unlock()
-		if err != nil {
+		if err := mm.protectAhead(again, &st); err != nil {
 			return st, fmt.Errorf("prepare dirty take: %w", err)
 		}
 	}
 	st.Took = time.Since(t0)
 	return st, nil
+}
+
+// aheadStep bounds the work protectAhead does per hold of mm.mu: a
+// program's watched writes wait for mm.mu (watchedWrite), so a long hold
+// would stall its writers as a pause would. aheadBytes is how much of the
+// vmas protected whole, aheadCalls how many runs of written pages.
+const (
+	aheadBytes = 16 << 20
+	aheadCalls = 256
+)
+
+// errAheadStep ends one step of protectAhead.
+var errAheadStep = errors.New("step done")
+
+// protectAhead is PrepareTake for mm: the pages of again in its watched
+// vmas and its watchable vmas not watched yet, in address order, a step
+// at a time (aheadStep), mm.mu released in between. A vma that fails to
+// be watched, or that changes meanwhile, is left to the take.
+func (mm *MM) protectAhead(again []uint64, st *ProtectStats) error {
+	for at := uint64(0); ; {
+		mm.mu.Lock()
+		next, more, err := mm.protectAheadStepLocked(again, at, st)
+		mm.mu.Unlock()
+		if err != nil || !more {
+			return err
+		}
+		at = next
+	}
+}
+
+// protectAheadStepLocked does one step of protectAhead from address at on
+// and returns where the next one starts, and whether there is one.
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) protectAheadStepLocked(again []uint64, at uint64, st *ProtectStats) (uint64, bool, error) {
+	w := mm.watcherLocked()
+	if w == nil {
+		return 0, false, nil
+	}
+	st.Watching = true
+	bytes, calls := uint64(0), 0
+	for i := mm.findLocked(at); i < len(mm.vmas); i++ {
+		v := &mm.vmas[i]
+		if !watchable(v) {
+			continue
+		}
+		lo := max(at, v.Start)
+		if lo == v.Start {
+			st.VMAs++
+		}
+		if !w.Watched(lo, v.End-lo) {
+			// Whole (or what is left of it), a piece at a time.
+			hi := min(v.End, lo+aheadBytes-bytes)
+			st.Calls++
+			if err := w.WriteProtect(lo, hi-lo); err != nil {
+				hi = v.End // left to the take
+			} else if hi == v.End {
+				st.Whole++
+			}
+			bytes += hi - lo
+			if hi < v.End || bytes >= aheadBytes {
+				return hi, true, nil
+			}
+			continue
+		}
+		// Watched: the runs of pages written, a number at a time.
+		var stop uint64
+		first := v.Off/pageSize + (lo-v.Start)/pageSize
+		err := eachRunIn(again, first, (v.End-lo)/pageSize, func(p, n uint64) error {
+			if calls == aheadCalls {
+				stop = v.Start + (p*pageSize - v.Off)
+				return errAheadStep
+			}
+			calls++
+			st.Calls++
+			st.Pages += int(n)
+			return w.WriteProtect(v.Start+(p*pageSize-v.Off), n*pageSize)
+		})
+		if errors.Is(err, errAheadStep) {
+			return stop, true, nil
+		}
+		// Any other failure: the vma changed meanwhile, left to the take.
+	}
+	return 0, false, nil
 }
 
 // orBits sets in *dst every bit set in src.
