@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"snapshotter/platform"
 )
 
 func init() {
@@ -224,7 +226,18 @@ func testDirtyTracking(t *testing.T, watch bool) {
 		})
 	}
 
+	mm := initTask(w.k).tg.mm
+	region := w.base
+	if watch {
+		if ww, ok := mm.as.(platform.WriteWatcher); !ok || !ww.Watched(region, 64*pageSize) {
+			t.Errorf("the region is not watched while tracking")
+		}
+	}
 	w.k.StopDirtyTracking()
+	// Nothing is watched any more: tracking off costs the program nothing.
+	if ww, ok := mm.as.(platform.WriteWatcher); ok && ww.Watched(region, pageSize) {
+		t.Errorf("the region is still watched after StopDirtyTracking")
+	}
 	w.do(t, "w", 3, 9)
 	w.k.Pause()
 	defer w.k.Unpause()
