@@ -397,18 +397,24 @@ func (mt *MountTable) checkPointLocked(what, point string) error {
 	return nil
 }
 
-// Release closes the host descriptors of the table's bind mounts.
+// Release closes the host descriptors of the table's bind mounts and
+// the lower directories the overlay root keeps open.
 func (mt *MountTable) Release() {
 	mt.mu.Lock()
 	defer mt.mu.Unlock()
 	for _, m := range mt.mounts {
-		if b, ok := m.fs.(*bindFS); ok {
-			b.mu.Lock()
-			if b.opened {
-				unix.Close(b.fd)
-				b.opened = false
+		switch fs := m.fs.(type) {
+		case *bindFS:
+			fs.mu.Lock()
+			if fs.opened {
+				unix.Close(fs.fd)
+				fs.opened = false
 			}
-			b.mu.Unlock()
+			fs.mu.Unlock()
+		case *overlayFS:
+			fs.upper.mu.Lock()
+			fs.closeLowerDirsLocked()
+			fs.upper.mu.Unlock()
 		}
 	}
 }

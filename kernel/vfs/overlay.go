@@ -53,6 +53,10 @@ type overlayFS struct {
 	// their copy-up switches to the copy (overlay_copyup.go); protected
 	// by upper.mu. Not saved: the restored files track themselves again.
 	lowerOpen lowerOpens `state:"nosave"`
+	// lowerDirs are the lower directories kept open for lookups
+	// (overlay_lowerdirs.go); protected by upper.mu. Not saved: host
+	// descriptors, opened again as needed.
+	lowerDirs lowerDirs `state:"nosave"`
 }
 
 // overlayMagic is Linux's OVERLAYFS_SUPER_MAGIC, what statfs reports.
@@ -153,6 +157,15 @@ func (w *ovlWalk) dir() (*ovlStep, bool) {
 	return &w.stack[len(w.stack)-1], true
 }
 
+// guestDir returns the directory of guest path p, which is
+// joinGuest(dir, name).
+func guestDir(p, name string) string {
+	if d := p[:len(p)-len(name)-1]; d != "" {
+		return d
+	}
+	return "/"
+}
+
 func joinGuest(dir, name string) string {
 	if dir == "/" {
 		return "/" + name
@@ -178,7 +191,7 @@ func (o *overlayFS) childLocked(d *ovlStep, name string) (ovlEnt, error) {
 	} else if !d.ent.low {
 		return ovlEnt{}, nil
 	}
-	fd, st, err := o.lower.lookupStat(joinGuest(d.path, name), unix.O_NOFOLLOW)
+	fd, st, err := o.lowerChildLocked(d.path, name)
 	switch err {
 	case nil:
 		unix.Close(fd)
@@ -891,7 +904,7 @@ func (o *overlayFS) removeLocked(dir *tmpNode, name, p string, up *tmpNode) {
 	if !dir.lower {
 		return
 	}
-	fd, err := o.lower.lookup(p, unix.O_NOFOLLOW)
+	fd, _, err := o.lowerChildLocked(guestDir(p, name), name)
 	if err != nil {
 		return
 	}

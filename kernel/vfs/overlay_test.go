@@ -581,3 +581,67 @@ func TestOverlayPermissions(t *testing.T) {
 		t.Errorf("Fstatat(/sticky/mine) = uid %d, %v, want 1000", st.UID, err)
 	}
 }
+
+// TestOverlayLowerDirs creates and removes files in more lower
+// directories than the overlay keeps open (lowerDirs), twice over: a name
+// the lower layer has is found through a kept directory (EEXIST, a
+// whiteout when removed), one it lacks is not (no whiteout), and closing
+// the root closes every kept directory.
+func TestOverlayLowerDirs(t *testing.T) {
+	dir, fs := overlayTree(t)
+	const dirs = lowerDirSlots + 4
+	for i := range dirs {
+		d := filepath.Join(dir, "many", fmt.Sprint(i))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "lower"), []byte("low"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 2 {
+		for i := range dirs {
+			d := fmt.Sprintf("/many/%d", i)
+			f, err := fs.OpenAt(nil, d+"/new", unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o644)
+			if err != nil {
+				t.Fatalf("round %d: create %s/new = %v", round, d, err)
+			}
+			f.DecRef()
+			if round == 0 {
+				if _, err := fs.OpenAt(nil, d+"/lower", unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o644); !errors.Is(err, unix.EEXIST) {
+					t.Errorf("create %s/lower with O_EXCL = %v, want EEXIST", d, err)
+				}
+				if err := fs.Unlinkat(nil, d+"/lower", 0); err != nil {
+					t.Fatalf("unlink %s/lower = %v", d, err)
+				}
+			}
+			if err := fs.Unlinkat(nil, d+"/new", 0); err != nil {
+				t.Fatalf("round %d: unlink %s/new = %v", round, d, err)
+			}
+			if got := listNames(t, fs, d); len(got) != 0 {
+				t.Errorf("round %d: %s lists %v, want nothing", round, d, got)
+			}
+		}
+	}
+	up := fs.Root().Mounts().byPoint("/").fs.(*overlayFS).upper
+	up.mu.Lock()
+	for i := range dirs {
+		d := up.root.children["many"].children[fmt.Sprint(i)]
+		if got := slices.Sorted(maps.Keys(d.whiteouts)); !slices.Equal(got, []string{"lower"}) {
+			t.Errorf("whiteouts of /many/%d = %v, want [lower]", i, got)
+		}
+	}
+	up.mu.Unlock()
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	fs.Root().Close()
+	if closed := before - fds(); closed != 1+lowerDirSlots {
+		t.Errorf("closing the root closed %d descriptors, want %d (the root and the kept directories)", closed, 1+lowerDirSlots)
+	}
+}
