@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -444,27 +445,53 @@ func (mt *MountTable) byPoint(p string) *Mount {
 func (mt *MountTable) route(full string) (*Mount, string) {
 	mt.mu.Lock()
 	defer mt.mu.Unlock()
-	comps := strings.Split(full, "/")
-	var stack []string
-	for i, c := range comps {
+	// cur is the directory reached so far, each component led by a
+	// slash ("" for the root); on the stack for paths of usual length.
+	var buf [256]byte
+	cur := buf[:0]
+	for start := 0; start <= len(full); {
+		end := strings.IndexByte(full[start:], '/')
+		next := len(full) + 1 // the rest after the component: none
+		if end < 0 {
+			end = len(full)
+		} else {
+			end += start
+			next = end + 1
+		}
+		c := full[start:end]
+		start = next
 		switch c {
 		case "", ".":
 			continue
 		case "..":
-			if len(stack) > 0 {
-				stack = stack[:len(stack)-1]
-			}
+			cur = cur[:max(bytes.LastIndexByte(cur, '/'), 0)]
 		default:
-			stack = append(stack, c)
+			cur = append(append(cur, '/'), c...)
 		}
-		if m := mt.byPoint("/" + strings.Join(stack, "/")); m != nil && m.walked() {
-			return m, strings.Join(comps[i+1:], "/")
+		if m := mt.walkedAtLocked(cur); m != nil {
+			return m, full[min(next, len(full)):]
 		}
 	}
 	if name := sentryMountOf(cleanPath(full)); name != "" {
 		return mt.byPoint("/" + name), full
 	}
 	return mt.byPoint("/"), full
+}
+
+// walkedAtLocked returns the walked mount (Mount.walked) whose mount
+// point is dir ("" for the root), or nil.
+//
+// Preconditions: mt.mu is held.
+func (mt *MountTable) walkedAtLocked(dir []byte) *Mount {
+	for _, m := range mt.mounts {
+		if m.point == string(dir) || len(dir) == 0 && m.point == "/" {
+			if m.walked() {
+				return m
+			}
+			return nil
+		}
+	}
+	return nil
 }
 
 // ProcMounts formats the table as /proc/self/mounts.
