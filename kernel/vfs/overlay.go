@@ -107,6 +107,9 @@ type ovlEnt struct {
 	// lst is the lower file's attributes when up is nil (for a
 	// directory on a walk's way, only its type may be set).
 	lst Stat
+	// absent reports that the entry does not exist and the lower layer
+	// was asked: a file made there is the upper layer's only.
+	absent bool
 }
 
 func (e ovlEnt) exists() bool { return e.up != nil || e.low }
@@ -197,7 +200,7 @@ func (o *overlayFS) childLocked(d *ovlStep, name string) (ovlEnt, error) {
 		unix.Close(fd)
 		return ovlEnt{low: true, lst: st}, nil
 	case unix.ENOENT, unix.ENOTDIR:
-		return ovlEnt{}, nil
+		return ovlEnt{absent: true}, nil
 	}
 	return ovlEnt{}, err
 }
@@ -693,10 +696,17 @@ func (o *overlayFS) createAsLocked(c *Creds, full string, second bool) (ovlWalk,
 }
 
 // linkNewLocked enters n in the upper directory dir as name, replacing a
-// whiteout.
-func (o *overlayFS) linkNewLocked(dir *tmpNode, name string, n *tmpNode) {
+// whiteout. absent reports that the lower layer was just found to have no
+// file of that name (ovlEnt.absent): its removal then needs no lookup.
+func (o *overlayFS) linkNewLocked(dir *tmpNode, name string, n *tmpNode, absent bool) {
 	delete(dir.whiteouts, name)
 	o.upper.linkLocked(dir, name, n)
+	if absent && dir.lower {
+		if dir.lowerAbsent == nil {
+			dir.lowerAbsent = map[string]bool{}
+		}
+		dir.lowerAbsent[name] = true
+	}
 }
 
 func (o *overlayFS) mkdir(_ *Mount, full string, mode uint32, ow Owner) error {
@@ -707,7 +717,7 @@ func (o *overlayFS) mkdir(_ *Mount, full string, mode uint32, ow Owner) error {
 	if err != nil {
 		return err
 	}
-	o.linkNewLocked(dir, w.name, t.newOwnedLocked(dir, unix.S_IFDIR|mode&0o7777, ow))
+	o.linkNewLocked(dir, w.name, t.newOwnedLocked(dir, unix.S_IFDIR|mode&0o7777, ow), w.ent.absent)
 	return nil
 }
 
@@ -726,7 +736,7 @@ func (o *overlayFS) mknod(_ *Mount, full string, mode uint32, _ uint64, ow Owner
 	if err != nil {
 		return err
 	}
-	o.linkNewLocked(dir, w.name, t.newOwnedLocked(dir, typ|mode&0o7777, ow))
+	o.linkNewLocked(dir, w.name, t.newOwnedLocked(dir, typ|mode&0o7777, ow), w.ent.absent)
 	return nil
 }
 
@@ -745,7 +755,7 @@ func (o *overlayFS) bindSocket(_ *Mount, full string, mode uint32, ow Owner, s B
 	}
 	n := t.newOwnedLocked(dir, unix.S_IFSOCK|mode&0o7777, ow)
 	n.sock = s
-	o.linkNewLocked(dir, w.name, n)
+	o.linkNewLocked(dir, w.name, n, w.ent.absent)
 	return nil
 }
 
@@ -783,7 +793,7 @@ func (o *overlayFS) symlink(_ *Mount, target, full string, ow Owner) error {
 	}
 	n := t.newOwnedLocked(dir, unix.S_IFLNK|0o777, ow)
 	n.target = target
-	o.linkNewLocked(dir, w.name, n)
+	o.linkNewLocked(dir, w.name, n, w.ent.absent)
 	return nil
 }
 
@@ -849,7 +859,7 @@ func (o *overlayFS) linkNodeLocked(c *Creds, n *tmpNode, full string) error {
 	case n.nlink == 0 && n.noLink, w.trailing:
 		return unix.ENOENT
 	}
-	o.linkNewLocked(dir, w.name, n)
+	o.linkNewLocked(dir, w.name, n, w.ent.absent)
 	return nil
 }
 
@@ -902,6 +912,10 @@ func (o *overlayFS) removeLocked(dir *tmpNode, name, p string, up *tmpNode) {
 		t.unlinkLocked(dir, name, up)
 	}
 	if !dir.lower {
+		return
+	}
+	if dir.lowerAbsent[name] {
+		delete(dir.lowerAbsent, name)
 		return
 	}
 	fd, _, err := o.lowerChildLocked(guestDir(p, name), name)
@@ -1061,7 +1075,7 @@ func (o *overlayFS) rename(c *Creds, _ *Mount, oldFull, newFull string, flags ui
 	} else {
 		src.nlink--
 	}
-	o.linkNewLocked(ndir, nw.name, src)
+	o.linkNewLocked(ndir, nw.name, src, nw.ent.absent)
 	o.removeLocked(odir, ow.name, ow.path, nil)
 	now := nowTimespec()
 	odir.mtime, odir.ctime = now, now
@@ -1192,7 +1206,7 @@ func (o *overlayFS) open(fs *FS, m *Mount, full string, flags, mode uint32, ow O
 		}
 		n := t.newOwnedLocked(dir, unix.S_IFREG|mode&0o7777, ow)
 
-		o.linkNewLocked(dir, w.name, n)
+		o.linkNewLocked(dir, w.name, n, w.ent.absent)
 		w.ent = ovlEnt{up: n}
 	case excl:
 		return nil, unix.EEXIST

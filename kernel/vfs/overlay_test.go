@@ -585,8 +585,9 @@ func TestOverlayPermissions(t *testing.T) {
 // TestOverlayLowerDirs creates and removes files in more lower
 // directories than the overlay keeps open (lowerDirs), twice over: a name
 // the lower layer has is found through a kept directory (EEXIST, a
-// whiteout when removed), one it lacks is not (no whiteout), and closing
-// the root closes every kept directory.
+// whiteout when removed), one it lacks is not (no whiteout, and nothing
+// left in tmpNode.lowerAbsent), and closing the root closes every kept
+// directory.
 func TestOverlayLowerDirs(t *testing.T) {
 	dir, fs := overlayTree(t)
 	const dirs = lowerDirSlots + 4
@@ -623,12 +624,24 @@ func TestOverlayLowerDirs(t *testing.T) {
 			}
 		}
 	}
+	// A name the lower layer lacks, renamed to another such name and
+	// removed, leaves no whiteout either.
+	writeFileAt(t, fs, "/many/0/a", "a")
+	if err := fs.Renameat(nil, "/many/0/a", nil, "/many/1/b", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Unlinkat(nil, "/many/1/b", 0); err != nil {
+		t.Fatal(err)
+	}
 	up := fs.Root().Mounts().byPoint("/").fs.(*overlayFS).upper
 	up.mu.Lock()
 	for i := range dirs {
 		d := up.root.children["many"].children[fmt.Sprint(i)]
 		if got := slices.Sorted(maps.Keys(d.whiteouts)); !slices.Equal(got, []string{"lower"}) {
 			t.Errorf("whiteouts of /many/%d = %v, want [lower]", i, got)
+		}
+		if len(d.lowerAbsent) != 0 {
+			t.Errorf("/many/%d still records %v as missing from the lower layer, with no such entry", i, d.lowerAbsent)
 		}
 	}
 	up.mu.Unlock()

@@ -120,6 +120,11 @@ type tmpNode struct {
 	// whiteouts are the names of a directory's lower entries that were
 	// removed: the lower layer's entry does not show.
 	whiteouts map[string]bool
+	// lowerAbsent are names of a merged directory's upper entries that
+	// the lower layer was found not to have when they were made, so that
+	// their removal leaves no whiteout without asking the host again.
+	// Not saved: the host may differ after a restore.
+	lowerAbsent map[string]bool `state:"nosave"`
 	// lower is set on a directory copied up from the lower layer: the
 	// lower directory at the same path shows through it (merged). A
 	// directory made in the overlay is opaque.
