@@ -247,6 +247,7 @@ func newMountTable(root *Root) *MountTable {
 	}
 	for _, p := range defaultTmpfsMounts {
 		t := newTmpfs(DefaultTmpfsSize, mt.nextID)
+		t.keepSpare = true
 		t.notifier = mt.notifier
 		if p == "/run" {
 			// /run/lock, where /var/lock leads on most distributions.
@@ -300,6 +301,7 @@ func (mt *MountTable) MountTmpfs(point string, size uint64) error {
 		}
 	}
 	t := newTmpfs(size, mt.nextID)
+	t.keepSpare = true
 	t.pages = mt.pages
 	t.notifier = mt.notifier
 	mt.add(point, t, "tmpfs", tmpfsOptions(size))

@@ -77,6 +77,7 @@ type ovlOrigin struct {
 
 func newOverlay(lower *Root, limit uint64, minor uint32) (*overlayFS, error) {
 	t := newTmpfs(limit, minor)
+	t.keepSpare = true
 	t.inoBase = overlayInoBase
 	t.nextIno = overlayInoBase + 1
 	o := &overlayFS{lower: lower, upper: t}

@@ -52,6 +52,15 @@ type tmpfs struct {
 	// notifier is told when a file is gone (IN_DELETE_SELF); nil until
 	// the mount table sets it. Protected by mu.
 	notifier *Notifier
+	// spare are pages of the Pages, cleared, that no file holds: given
+	// to the next single pages files need (newPageLocked), so that a
+	// small file made and removed costs no page given back to the Pages
+	// and a fresh one faulted in. At most spareMax; protected by mu.
+	spare []uint64
+	// keepSpare is set on a mounted tmpfs, which lives as long as the
+	// sandbox and keeps spare pages (a memfd's own tmpfs keeps none: it
+	// goes with the memfd); immutable.
+	keepSpare bool
 	// memorySized is set on a tmpfs sized by the sandbox's memory rather
 	// than by a size of its own (/tmp mounted because the root's is
 	// empty; the overlay's upper layer is always one): the application's
