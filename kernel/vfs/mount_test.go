@@ -1,6 +1,10 @@
 package vfs
 
-import "testing"
+import (
+	"slices"
+	"strings"
+	"testing"
+)
 
 // TestRoute checks which mount a guest path goes to and the rest of the
 // path that mount's filesystem gets: the first walked mount point the
@@ -33,6 +37,36 @@ func TestRoute(t *testing.T) {
 		m, rest := mt.route(tc.full)
 		if m.point != tc.point || rest != tc.rest {
 			t.Errorf("route(%q) = %s, %q, want %s, %q", tc.full, m.point, rest, tc.point, tc.rest)
+		}
+	}
+}
+
+// TestJoinIn checks that joinIn is joinGuest, taken from the walked path
+// when that path holds it.
+func TestJoinIn(t *testing.T) {
+	for _, tc := range []struct{ full, dir, name string }{
+		{"/tmp/a", "/", "tmp"},
+		{"/tmp/a", "/tmp", "a"},
+		{"/tmp/a/", "/tmp", "a"},
+		{"/tmp//a", "/tmp", "a"},
+		{"/tmpx/a", "/", "tmp"},
+		{"/a/../b", "/", "b"},
+		{"/tm", "/", "tmp"},
+		{"", "/", "x"},
+		{"/x", "/tmp", "x"},
+	} {
+		if got, want := joinIn(tc.full, tc.dir, tc.name), joinGuest(tc.dir, tc.name); got != want {
+			t.Errorf("joinIn(%q, %q, %q) = %q, want %q", tc.full, tc.dir, tc.name, got, want)
+		}
+	}
+}
+
+// TestSplitComponents checks splitComponents against strings.FieldsFunc.
+func TestSplitComponents(t *testing.T) {
+	for _, p := range []string{"", "/", "//", "/a", "a/b", "/a//b/", "/./../x", strings.Repeat("/c", 40)} {
+		want := strings.FieldsFunc(p, func(c rune) bool { return c == '/' })
+		if got := splitComponents(p, nil); !slices.Equal(got, want) {
+			t.Errorf("splitComponents(%q) = %q, want %q", p, got, want)
 		}
 	}
 }

@@ -170,6 +170,20 @@ func guestDir(p, name string) string {
 	return "/"
 }
 
+// joinIn is joinGuest(dir, name) for a walk of full: the prefix of full
+// it is when full starts with it (a clean path), which costs no
+// allocation.
+func joinIn(full, dir, name string) string {
+	if dir == "/" {
+		dir = ""
+	}
+	n := len(dir) + 1 + len(name)
+	if len(full) >= n && full[len(dir)] == '/' && full[len(dir)+1:n] == name && full[:len(dir)] == dir {
+		return full[:n]
+	}
+	return joinGuest(dir, name)
+}
+
 func joinGuest(dir, name string) string {
 	if dir == "/" {
 		return "/" + name
@@ -267,10 +281,11 @@ func (o *overlayFS) walkLocked(full string, follow, parent, second bool) (ovlWal
 //
 // Preconditions: o.upper.mu is held.
 func (o *overlayFS) walkAsLocked(creds *Creds, full string, follow, parent, second bool) (ovlWalk, error) {
-	comps := strings.FieldsFunc(full, func(c rune) bool { return c == '/' })
+	var compsBuf [16]string
+	comps := splitComponents(full, compsBuf[:0])
 	w := ovlWalk{trailing: strings.HasSuffix(full, "/") && len(comps) > 0}
 	cur := o.rootStep()
-	var stack []ovlStep
+	stack := make([]ovlStep, 0, len(comps))
 	for i := 0; i < len(comps); i++ {
 		c := comps[i]
 		if !cur.ent.isDir() {
@@ -284,7 +299,7 @@ func (o *overlayFS) walkAsLocked(creds *Creds, full string, follow, parent, seco
 		}
 		last := i == len(comps)-1
 		if parent && last {
-			w.stack, w.name, w.path = append(stack, cur), c, joinGuest(cur.path, c)
+			w.stack, w.name, w.path = append(stack, cur), c, joinIn(full, cur.path, c)
 			switch c {
 			case ".":
 				w.ent = cur.ent
@@ -324,11 +339,11 @@ func (o *overlayFS) walkAsLocked(creds *Creds, full string, follow, parent, seco
 				if ok {
 					for _, d := range comps[i : end-1] {
 						stack = append(stack, cur)
-						cur = ovlStep{name: d, path: joinGuest(cur.path, d), ent: ovlEnt{low: true, lst: Stat{Mode: unix.S_IFDIR}}}
+						cur = ovlStep{name: d, path: joinIn(full, cur.path, d), ent: ovlEnt{low: true, lst: Stat{Mode: unix.S_IFDIR}}}
 					}
 					c = comps[end-1]
 					stack = append(stack, cur)
-					cur = ovlStep{name: c, path: joinGuest(cur.path, c), ent: e}
+					cur = ovlStep{name: c, path: joinIn(full, cur.path, c), ent: e}
 					i = end - 1
 					continue
 				}
@@ -345,7 +360,7 @@ func (o *overlayFS) walkAsLocked(creds *Creds, full string, follow, parent, seco
 			return w, o.followLocked(&cur, c, e, comps[i+1:], w.trailing, second)
 		}
 		stack = append(stack, cur)
-		cur = ovlStep{name: c, path: joinGuest(cur.path, c), ent: e}
+		cur = ovlStep{name: c, path: joinIn(full, cur.path, c), ent: e}
 	}
 	if parent {
 		// No component: the root itself, the mount point.
@@ -357,6 +372,19 @@ func (o *overlayFS) walkAsLocked(creds *Creds, full string, follow, parent, seco
 	}
 	w.stack, w.name, w.path, w.ent = stack, cur.name, cur.path, cur.ent
 	return w, nil
+}
+
+// splitComponents appends the non-empty components of path p to comps
+// (strings.FieldsFunc at each slash, without allocating when they fit).
+func splitComponents(p string, comps []string) []string {
+	for p != "" {
+		var c string
+		c, p, _ = strings.Cut(p, "/")
+		if c != "" {
+			comps = append(comps, c)
+		}
+	}
+	return comps
 }
 
 // followLocked returns the crossing that resolves symlink e, named name
