@@ -166,6 +166,11 @@ const (
 	spareKeep = 16
 )
 
+// spareFill is how many pages a tmpfs that keeps spare pages takes from
+// the Pages at once when it has none spare: the first for the file that
+// needs one, the others spare, all faulted in with one call.
+const spareFill = 16
+
 // newPageLocked returns the offset of a page for a file: a spare one if
 // there is one, else a new one of the Pages. Either reads as zero.
 //
@@ -176,7 +181,22 @@ func (t *tmpfs) newPageLocked() (uint64, error) {
 		t.spare = t.spare[:k-1]
 		return off, nil
 	}
-	return t.pagesLocked().AllocatePages(pageSize)
+	p := t.pagesLocked()
+	if t.keepSpare {
+		if base, err := p.AllocatePages(spareFill * pageSize); err == nil {
+			if _, heap := p.(*heapPages); !heap {
+				if b, err := p.PageBytes(base, spareFill*pageSize); err == nil {
+					_ = unix.Madvise(b, unix.MADV_POPULATE_WRITE) // an optimization only
+				}
+			}
+			// Taken from the end: the next files get the next pages.
+			for off := base + (spareFill-1)*pageSize; off > base; off -= pageSize {
+				t.spare = append(t.spare, off)
+			}
+			return base, nil
+		}
+	}
+	return p.AllocatePages(pageSize)
 }
 
 // releaseLocked gives back the pages at offs, which file n held: as

@@ -28,7 +28,8 @@ func (p *countingPages) FreePages(off, n uint64) {
 
 // TestTmpfsSparePages checks the pages a mounted tmpfs keeps spare
 // (tmpfs.spare): small files made and removed one after another reuse
-// one page; many removed after one another go back in a few calls; a
+// one page; many made one after another take their pages spareFill at a
+// time, and removed go back in a few calls; a
 // reused page reads as zero; a memfd's pages and those of a file mapped
 // shared are never kept.
 func TestTmpfsSparePages(t *testing.T) {
@@ -77,6 +78,9 @@ func TestTmpfsSparePages(t *testing.T) {
 		}
 		for i := range files {
 			remove(t, fs, fmt.Sprintf("/data/f%d", i))
+		}
+		if max := files/spareFill + 1; p.allocs > max {
+			t.Errorf("%d files made: %d allocations, want at most %d", files, p.allocs, max)
 		}
 		if max := files/(spareMax-spareKeep) + 1; p.frees > max {
 			t.Errorf("%d files removed: %d frees, want at most %d", files, p.frees, max)
