@@ -17,7 +17,9 @@ import (
 // layer shows the lower directory at the same path only if it was copied
 // up from it (tmpNode.lower; a directory made in the overlay is opaque).
 // Below a directory the upper layer lacks, the walk is the host's, in one
-// openat2 while no symlink and no ".." is on the way. Symlinks of either
+// openat2 while no symlink and no ".." is on the way; a name in a merged
+// directory is looked up relative to the lower directory, which the
+// overlay keeps open (overlay_lowerdirs.go). Symlinks of either
 // layer resolve in the merged view (the walk continues from the root
 // through the mount table), never on the host.
 //
