@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func newTestMemoryFile(t *testing.T) *MemoryFile {
+func newTestMemoryFile(t testing.TB) *MemoryFile {
 	t.Helper()
 	f, err := NewMemoryFile("test-memory")
 	if err != nil {

@@ -101,11 +101,28 @@ func (mm *MM) fillForce(addr, length uint64, fill func(b []byte) error) error {
 // the limit; syscalls turn it into ENAMETOOLONG (paths) or E2BIG (exec).
 var errNameTooLong = fmt.Errorf("string too long")
 
+// shortString is how much CopyInString reads first: most strings (paths,
+// names) end within it, and then cost one copy into a buffer on the stack
+// and the string itself.
+const shortString = 256
+
 // CopyInString reads a NUL-terminated string of at most maxLen bytes
 // (excluding the NUL) at addr. It reads page by page so that a string at
 // the end of a mapping does not fault.
 func (mm *MM) CopyInString(addr uint64, maxLen int) (string, error) {
-	var buf []byte
+	var first [shortString]byte
+	n := min(pageSize-addr&pageMask, shortString)
+	if err := mm.CopyIn(addr, first[:n]); err != nil {
+		return "", err
+	}
+	if i := bytes.IndexByte(first[:n], 0); i >= 0 {
+		if i > maxLen {
+			return "", errNameTooLong
+		}
+		return string(first[:i]), nil
+	}
+	buf := append([]byte(nil), first[:n]...)
+	addr += n
 	for len(buf) <= maxLen {
 		n := pageSize - addr&pageMask
 		chunk := make([]byte, n)

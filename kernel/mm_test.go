@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -429,6 +430,30 @@ func TestCopyInString(t *testing.T) {
 	}
 	if _, err := mm.CopyInString(end-3, 100); !errors.Is(err, ErrBadAddress) {
 		t.Errorf("CopyInString running off the mapping = %v, want ErrBadAddress", err)
+	}
+	// Longer strings than the first read (shortString): within a page,
+	// and across a page boundary.
+	b := mustMMap(t, mm, MMapOpts{Length: 2 * pageSize, Perms: permRead | permWrite, Private: true})
+	long := strings.Repeat("0123456789", 30)
+	for _, at := range []uint64{b, b + pageSize - 100} {
+		if err := mm.CopyOut(at, append([]byte(long), 0)); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			max     int
+			want    string
+			wantErr error
+		}{
+			{4095, long, nil},
+			{len(long), long, nil},
+			{len(long) - 1, "", errNameTooLong},
+			{shortString - 1, "", errNameTooLong},
+		} {
+			got, err := mm.CopyInString(at, tc.max)
+			if got != tc.want || !errors.Is(err, tc.wantErr) {
+				t.Errorf("CopyInString(%#x, %d) = %d bytes, %v, want %d bytes, %v", at, tc.max, len(got), err, len(tc.want), tc.wantErr)
+			}
+		}
 	}
 }
 

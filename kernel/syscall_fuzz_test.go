@@ -27,7 +27,7 @@ func (nopAS) Release()                        {}
 
 // newUnitTask returns a task in a kernel without a platform: enough to
 // call syscall handlers directly. Its address space is a nopAS.
-func newUnitTask(t *testing.T) *Task {
+func newUnitTask(t testing.TB) *Task {
 	t.Helper()
 	mm, err := NewMM(newTestMemoryFile(t), nopAS{}, testMinAddr, testMaxAddr)
 	if err != nil {

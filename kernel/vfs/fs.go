@@ -167,7 +167,14 @@ func confine(full, root string) string {
 	return s
 }
 
-func cleanPath(p string) string { return path.Clean("/" + p) }
+// cleanPath returns p cleaned lexically as an absolute path. An absolute
+// path that is clean already costs no allocation.
+func cleanPath(p string) string {
+	if strings.HasPrefix(p, "/") {
+		return path.Clean(p)
+	}
+	return path.Clean("/" + p)
+}
 
 // fullPath returns the guest path to resolve for (dir, p): p if absolute,
 // else p under dir (nil: the working directory). It is not cleaned, so the

@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -246,6 +247,7 @@ func newMountTable(root *Root) *MountTable {
 	}
 	for _, p := range defaultTmpfsMounts {
 		t := newTmpfs(DefaultTmpfsSize, mt.nextID)
+		t.keepSpare = true
 		t.notifier = mt.notifier
 		if p == "/run" {
 			// /run/lock, where /var/lock leads on most distributions.
@@ -299,6 +301,7 @@ func (mt *MountTable) MountTmpfs(point string, size uint64) error {
 		}
 	}
 	t := newTmpfs(size, mt.nextID)
+	t.keepSpare = true
 	t.pages = mt.pages
 	t.notifier = mt.notifier
 	mt.add(point, t, "tmpfs", tmpfsOptions(size))
@@ -397,18 +400,24 @@ func (mt *MountTable) checkPointLocked(what, point string) error {
 	return nil
 }
 
-// Release closes the host descriptors of the table's bind mounts.
+// Release closes the host descriptors of the table's bind mounts and
+// the lower directories the overlay root keeps open.
 func (mt *MountTable) Release() {
 	mt.mu.Lock()
 	defer mt.mu.Unlock()
 	for _, m := range mt.mounts {
-		if b, ok := m.fs.(*bindFS); ok {
-			b.mu.Lock()
-			if b.opened {
-				unix.Close(b.fd)
-				b.opened = false
+		switch fs := m.fs.(type) {
+		case *bindFS:
+			fs.mu.Lock()
+			if fs.opened {
+				unix.Close(fs.fd)
+				fs.opened = false
 			}
-			b.mu.Unlock()
+			fs.mu.Unlock()
+		case *overlayFS:
+			fs.upper.mu.Lock()
+			fs.closeLowerDirsLocked()
+			fs.upper.mu.Unlock()
 		}
 	}
 }
@@ -438,27 +447,53 @@ func (mt *MountTable) byPoint(p string) *Mount {
 func (mt *MountTable) route(full string) (*Mount, string) {
 	mt.mu.Lock()
 	defer mt.mu.Unlock()
-	comps := strings.Split(full, "/")
-	var stack []string
-	for i, c := range comps {
+	// cur is the directory reached so far, each component led by a
+	// slash ("" for the root); on the stack for paths of usual length.
+	var buf [256]byte
+	cur := buf[:0]
+	for start := 0; start <= len(full); {
+		end := strings.IndexByte(full[start:], '/')
+		next := len(full) + 1 // the rest after the component: none
+		if end < 0 {
+			end = len(full)
+		} else {
+			end += start
+			next = end + 1
+		}
+		c := full[start:end]
+		start = next
 		switch c {
 		case "", ".":
 			continue
 		case "..":
-			if len(stack) > 0 {
-				stack = stack[:len(stack)-1]
-			}
+			cur = cur[:max(bytes.LastIndexByte(cur, '/'), 0)]
 		default:
-			stack = append(stack, c)
+			cur = append(append(cur, '/'), c...)
 		}
-		if m := mt.byPoint("/" + strings.Join(stack, "/")); m != nil && m.walked() {
-			return m, strings.Join(comps[i+1:], "/")
+		if m := mt.walkedAtLocked(cur); m != nil {
+			return m, full[min(next, len(full)):]
 		}
 	}
 	if name := sentryMountOf(cleanPath(full)); name != "" {
 		return mt.byPoint("/" + name), full
 	}
 	return mt.byPoint("/"), full
+}
+
+// walkedAtLocked returns the walked mount (Mount.walked) whose mount
+// point is dir ("" for the root), or nil.
+//
+// Preconditions: mt.mu is held.
+func (mt *MountTable) walkedAtLocked(dir []byte) *Mount {
+	for _, m := range mt.mounts {
+		if m.point == string(dir) || len(dir) == 0 && m.point == "/" {
+			if m.walked() {
+				return m
+			}
+			return nil
+		}
+	}
+	return nil
 }
 
 // ProcMounts formats the table as /proc/self/mounts.

@@ -17,7 +17,9 @@ import (
 // layer shows the lower directory at the same path only if it was copied
 // up from it (tmpNode.lower; a directory made in the overlay is opaque).
 // Below a directory the upper layer lacks, the walk is the host's, in one
-// openat2 while no symlink and no ".." is on the way. Symlinks of either
+// openat2 while no symlink and no ".." is on the way; a name in a merged
+// directory is looked up relative to the lower directory, which the
+// overlay keeps open (overlay_lowerdirs.go). Symlinks of either
 // layer resolve in the merged view (the walk continues from the root
 // through the mount table), never on the host.
 //
@@ -53,6 +55,10 @@ type overlayFS struct {
 	// their copy-up switches to the copy (overlay_copyup.go); protected
 	// by upper.mu. Not saved: the restored files track themselves again.
 	lowerOpen lowerOpens `state:"nosave"`
+	// lowerDirs are the lower directories kept open for lookups
+	// (overlay_lowerdirs.go); protected by upper.mu. Not saved: host
+	// descriptors, opened again as needed.
+	lowerDirs lowerDirs `state:"nosave"`
 }
 
 // overlayMagic is Linux's OVERLAYFS_SUPER_MAGIC, what statfs reports.
@@ -73,6 +79,7 @@ type ovlOrigin struct {
 
 func newOverlay(lower *Root, limit uint64, minor uint32) (*overlayFS, error) {
 	t := newTmpfs(limit, minor)
+	t.keepSpare = true
 	t.inoBase = overlayInoBase
 	t.nextIno = overlayInoBase + 1
 	o := &overlayFS{lower: lower, upper: t}
@@ -103,6 +110,9 @@ type ovlEnt struct {
 	// lst is the lower file's attributes when up is nil (for a
 	// directory on a walk's way, only its type may be set).
 	lst Stat
+	// absent reports that the entry does not exist and the lower layer
+	// was asked: a file made there is the upper layer's only.
+	absent bool
 }
 
 func (e ovlEnt) exists() bool { return e.up != nil || e.low }
@@ -153,6 +163,29 @@ func (w *ovlWalk) dir() (*ovlStep, bool) {
 	return &w.stack[len(w.stack)-1], true
 }
 
+// guestDir returns the directory of guest path p, which is
+// joinGuest(dir, name).
+func guestDir(p, name string) string {
+	if d := p[:len(p)-len(name)-1]; d != "" {
+		return d
+	}
+	return "/"
+}
+
+// joinIn is joinGuest(dir, name) for a walk of full: the prefix of full
+// it is when full starts with it (a clean path), which costs no
+// allocation.
+func joinIn(full, dir, name string) string {
+	if dir == "/" {
+		dir = ""
+	}
+	n := len(dir) + 1 + len(name)
+	if len(full) >= n && full[len(dir)] == '/' && full[len(dir)+1:n] == name && full[:len(dir)] == dir {
+		return full[:n]
+	}
+	return joinGuest(dir, name)
+}
+
 func joinGuest(dir, name string) string {
 	if dir == "/" {
 		return "/" + name
@@ -178,13 +211,13 @@ func (o *overlayFS) childLocked(d *ovlStep, name string) (ovlEnt, error) {
 	} else if !d.ent.low {
 		return ovlEnt{}, nil
 	}
-	fd, st, err := o.lower.lookupStat(joinGuest(d.path, name), unix.O_NOFOLLOW)
+	fd, st, err := o.lowerChildLocked(d.path, name)
 	switch err {
 	case nil:
 		unix.Close(fd)
 		return ovlEnt{low: true, lst: st}, nil
 	case unix.ENOENT, unix.ENOTDIR:
-		return ovlEnt{}, nil
+		return ovlEnt{absent: true}, nil
 	}
 	return ovlEnt{}, err
 }
@@ -250,10 +283,11 @@ func (o *overlayFS) walkLocked(full string, follow, parent, second bool) (ovlWal
 //
 // Preconditions: o.upper.mu is held.
 func (o *overlayFS) walkAsLocked(creds *Creds, full string, follow, parent, second bool) (ovlWalk, error) {
-	comps := strings.FieldsFunc(full, func(c rune) bool { return c == '/' })
+	var compsBuf [16]string
+	comps := splitComponents(full, compsBuf[:0])
 	w := ovlWalk{trailing: strings.HasSuffix(full, "/") && len(comps) > 0}
 	cur := o.rootStep()
-	var stack []ovlStep
+	stack := make([]ovlStep, 0, len(comps))
 	for i := 0; i < len(comps); i++ {
 		c := comps[i]
 		if !cur.ent.isDir() {
@@ -267,7 +301,7 @@ func (o *overlayFS) walkAsLocked(creds *Creds, full string, follow, parent, seco
 		}
 		last := i == len(comps)-1
 		if parent && last {
-			w.stack, w.name, w.path = append(stack, cur), c, joinGuest(cur.path, c)
+			w.stack, w.name, w.path = append(stack, cur), c, joinIn(full, cur.path, c)
 			switch c {
 			case ".":
 				w.ent = cur.ent
@@ -307,11 +341,11 @@ func (o *overlayFS) walkAsLocked(creds *Creds, full string, follow, parent, seco
 				if ok {
 					for _, d := range comps[i : end-1] {
 						stack = append(stack, cur)
-						cur = ovlStep{name: d, path: joinGuest(cur.path, d), ent: ovlEnt{low: true, lst: Stat{Mode: unix.S_IFDIR}}}
+						cur = ovlStep{name: d, path: joinIn(full, cur.path, d), ent: ovlEnt{low: true, lst: Stat{Mode: unix.S_IFDIR}}}
 					}
 					c = comps[end-1]
 					stack = append(stack, cur)
-					cur = ovlStep{name: c, path: joinGuest(cur.path, c), ent: e}
+					cur = ovlStep{name: c, path: joinIn(full, cur.path, c), ent: e}
 					i = end - 1
 					continue
 				}
@@ -328,7 +362,7 @@ func (o *overlayFS) walkAsLocked(creds *Creds, full string, follow, parent, seco
 			return w, o.followLocked(&cur, c, e, comps[i+1:], w.trailing, second)
 		}
 		stack = append(stack, cur)
-		cur = ovlStep{name: c, path: joinGuest(cur.path, c), ent: e}
+		cur = ovlStep{name: c, path: joinIn(full, cur.path, c), ent: e}
 	}
 	if parent {
 		// No component: the root itself, the mount point.
@@ -340,6 +374,19 @@ func (o *overlayFS) walkAsLocked(creds *Creds, full string, follow, parent, seco
 	}
 	w.stack, w.name, w.path, w.ent = stack, cur.name, cur.path, cur.ent
 	return w, nil
+}
+
+// splitComponents appends the non-empty components of path p to comps
+// (strings.FieldsFunc at each slash, without allocating when they fit).
+func splitComponents(p string, comps []string) []string {
+	for p != "" {
+		var c string
+		c, p, _ = strings.Cut(p, "/")
+		if c != "" {
+			comps = append(comps, c)
+		}
+	}
+	return comps
 }
 
 // followLocked returns the crossing that resolves symlink e, named name
@@ -680,10 +727,17 @@ func (o *overlayFS) createAsLocked(c *Creds, full string, second bool) (ovlWalk,
 }
 
 // linkNewLocked enters n in the upper directory dir as name, replacing a
-// whiteout.
-func (o *overlayFS) linkNewLocked(dir *tmpNode, name string, n *tmpNode) {
+// whiteout. absent reports that the lower layer was just found to have no
+// file of that name (ovlEnt.absent): its removal then needs no lookup.
+func (o *overlayFS) linkNewLocked(dir *tmpNode, name string, n *tmpNode, absent bool) {
 	delete(dir.whiteouts, name)
 	o.upper.linkLocked(dir, name, n)
+	if absent && dir.lower {
+		if dir.lowerAbsent == nil {
+			dir.lowerAbsent = map[string]bool{}
+		}
+		dir.lowerAbsent[name] = true
+	}
 }
 
 func (o *overlayFS) mkdir(_ *Mount, full string, mode uint32, ow Owner) error {
@@ -694,7 +748,7 @@ func (o *overlayFS) mkdir(_ *Mount, full string, mode uint32, ow Owner) error {
 	if err != nil {
 		return err
 	}
-	o.linkNewLocked(dir, w.name, t.newOwnedLocked(dir, unix.S_IFDIR|mode&0o7777, ow))
+	o.linkNewLocked(dir, w.name, t.newOwnedLocked(dir, unix.S_IFDIR|mode&0o7777, ow), w.ent.absent)
 	return nil
 }
 
@@ -713,7 +767,7 @@ func (o *overlayFS) mknod(_ *Mount, full string, mode uint32, _ uint64, ow Owner
 	if err != nil {
 		return err
 	}
-	o.linkNewLocked(dir, w.name, t.newOwnedLocked(dir, typ|mode&0o7777, ow))
+	o.linkNewLocked(dir, w.name, t.newOwnedLocked(dir, typ|mode&0o7777, ow), w.ent.absent)
 	return nil
 }
 
@@ -732,7 +786,7 @@ func (o *overlayFS) bindSocket(_ *Mount, full string, mode uint32, ow Owner, s B
 	}
 	n := t.newOwnedLocked(dir, unix.S_IFSOCK|mode&0o7777, ow)
 	n.sock = s
-	o.linkNewLocked(dir, w.name, n)
+	o.linkNewLocked(dir, w.name, n, w.ent.absent)
 	return nil
 }
 
@@ -770,7 +824,7 @@ func (o *overlayFS) symlink(_ *Mount, target, full string, ow Owner) error {
 	}
 	n := t.newOwnedLocked(dir, unix.S_IFLNK|0o777, ow)
 	n.target = target
-	o.linkNewLocked(dir, w.name, n)
+	o.linkNewLocked(dir, w.name, n, w.ent.absent)
 	return nil
 }
 
@@ -836,7 +890,7 @@ func (o *overlayFS) linkNodeLocked(c *Creds, n *tmpNode, full string) error {
 	case n.nlink == 0 && n.noLink, w.trailing:
 		return unix.ENOENT
 	}
-	o.linkNewLocked(dir, w.name, n)
+	o.linkNewLocked(dir, w.name, n, w.ent.absent)
 	return nil
 }
 
@@ -891,7 +945,11 @@ func (o *overlayFS) removeLocked(dir *tmpNode, name, p string, up *tmpNode) {
 	if !dir.lower {
 		return
 	}
-	fd, err := o.lower.lookup(p, unix.O_NOFOLLOW)
+	if dir.lowerAbsent[name] {
+		delete(dir.lowerAbsent, name)
+		return
+	}
+	fd, _, err := o.lowerChildLocked(guestDir(p, name), name)
 	if err != nil {
 		return
 	}
@@ -1048,7 +1106,7 @@ func (o *overlayFS) rename(c *Creds, _ *Mount, oldFull, newFull string, flags ui
 	} else {
 		src.nlink--
 	}
-	o.linkNewLocked(ndir, nw.name, src)
+	o.linkNewLocked(ndir, nw.name, src, nw.ent.absent)
 	o.removeLocked(odir, ow.name, ow.path, nil)
 	now := nowTimespec()
 	odir.mtime, odir.ctime = now, now
@@ -1179,7 +1237,7 @@ func (o *overlayFS) open(fs *FS, m *Mount, full string, flags, mode uint32, ow O
 		}
 		n := t.newOwnedLocked(dir, unix.S_IFREG|mode&0o7777, ow)
 
-		o.linkNewLocked(dir, w.name, n)
+		o.linkNewLocked(dir, w.name, n, w.ent.absent)
 		w.ent = ovlEnt{up: n}
 	case excl:
 		return nil, unix.EEXIST

@@ -581,3 +581,83 @@ func TestOverlayPermissions(t *testing.T) {
 		t.Errorf("Fstatat(/sticky/mine) = uid %d, %v, want 1000", st.UID, err)
 	}
 }
+
+// TestOverlayLowerDirs creates and removes files in more lower
+// directories than the overlay keeps open (lowerDirs), twice over: a name
+// the lower layer has is found through a kept directory (EEXIST, a
+// whiteout when removed), one it lacks is not (no whiteout, and nothing
+// left in tmpNode.lowerAbsent), and closing the root closes every kept
+// directory.
+func TestOverlayLowerDirs(t *testing.T) {
+	dir, fs := overlayTree(t)
+	const dirs = lowerDirSlots + 4
+	for i := range dirs {
+		d := filepath.Join(dir, "many", fmt.Sprint(i))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "lower"), []byte("low"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 2 {
+		for i := range dirs {
+			d := fmt.Sprintf("/many/%d", i)
+			f, err := fs.OpenAt(nil, d+"/new", unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o644)
+			if err != nil {
+				t.Fatalf("round %d: create %s/new = %v", round, d, err)
+			}
+			f.DecRef()
+			if round == 0 {
+				if _, err := fs.OpenAt(nil, d+"/lower", unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o644); !errors.Is(err, unix.EEXIST) {
+					t.Errorf("create %s/lower with O_EXCL = %v, want EEXIST", d, err)
+				}
+				if err := fs.Unlinkat(nil, d+"/lower", 0); err != nil {
+					t.Fatalf("unlink %s/lower = %v", d, err)
+				}
+			}
+			if err := fs.Unlinkat(nil, d+"/new", 0); err != nil {
+				t.Fatalf("round %d: unlink %s/new = %v", round, d, err)
+			}
+			if got := listNames(t, fs, d); len(got) != 0 {
+				t.Errorf("round %d: %s lists %v, want nothing", round, d, got)
+			}
+		}
+	}
+	// A name the lower layer lacks, renamed to another such name and
+	// removed, leaves no whiteout either.
+	writeFileAt(t, fs, "/many/0/a", "a")
+	if err := fs.Renameat(nil, "/many/0/a", nil, "/many/1/b", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Unlinkat(nil, "/many/1/b", 0); err != nil {
+		t.Fatal(err)
+	}
+	up := fs.Root().Mounts().byPoint("/").fs.(*overlayFS).upper
+	up.mu.Lock()
+	for i := range dirs {
+		d := up.root.children["many"].children[fmt.Sprint(i)]
+		if got := slices.Sorted(maps.Keys(d.whiteouts)); !slices.Equal(got, []string{"lower"}) {
+			t.Errorf("whiteouts of /many/%d = %v, want [lower]", i, got)
+		}
+		if len(d.lowerAbsent) != 0 {
+			t.Errorf("/many/%d still records %v as missing from the lower layer, with no such entry", i, d.lowerAbsent)
+		}
+	}
+	var kept []int
+	for _, e := range up.ovl.lowerDirs.ents {
+		if e.path != "" {
+			kept = append(kept, e.fd)
+		}
+	}
+	up.mu.Unlock()
+	if len(kept) != lowerDirSlots {
+		t.Errorf("%d lower directories kept open, want %d", len(kept), lowerDirSlots)
+	}
+	fs.Root().Close()
+	for _, fd := range kept {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {
+			t.Errorf("kept directory descriptor %d after closing the root: F_GETFD = %v, want EBADF", fd, err)
+		}
+	}
+}

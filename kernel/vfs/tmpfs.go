@@ -52,6 +52,15 @@ type tmpfs struct {
 	// notifier is told when a file is gone (IN_DELETE_SELF); nil until
 	// the mount table sets it. Protected by mu.
 	notifier *Notifier
+	// spare are pages of the Pages, cleared, that no file holds: given
+	// to the next single pages files need (newPageLocked), so that a
+	// small file made and removed costs no page given back to the Pages
+	// and a fresh one faulted in. At most spareMax; protected by mu.
+	spare []uint64
+	// keepSpare is set on a mounted tmpfs, which lives as long as the
+	// sandbox and keeps spare pages (a memfd's own tmpfs keeps none: it
+	// goes with the memfd); immutable.
+	keepSpare bool
 	// memorySized is set on a tmpfs sized by the sandbox's memory rather
 	// than by a size of its own (/tmp mounted because the root's is
 	// empty; the overlay's upper layer is always one): the application's
@@ -120,6 +129,11 @@ type tmpNode struct {
 	// whiteouts are the names of a directory's lower entries that were
 	// removed: the lower layer's entry does not show.
 	whiteouts map[string]bool
+	// lowerAbsent are names of a merged directory's upper entries that
+	// the lower layer was found not to have when they were made, so that
+	// their removal leaves no whiteout without asking the host again.
+	// Not saved: the host may differ after a restore.
+	lowerAbsent map[string]bool `state:"nosave"`
 	// lower is set on a directory copied up from the lower layer: the
 	// lower directory at the same path shows through it (merged). A
 	// directory made in the overlay is opaque.

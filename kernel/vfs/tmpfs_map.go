@@ -217,7 +217,13 @@ func (n *tmpNode) holeRun(from, last uint64) (uint64, uint64) {
 // Preconditions: t.mu is held; the pages are missing.
 func (t *tmpfs) allocRunLocked(n *tmpNode, i, j uint64) error {
 	size := (j - i) * pageSize
-	base, err := t.pagesLocked().AllocatePages(size)
+	var base uint64
+	var err error
+	if j-i == 1 {
+		base, err = t.newPageLocked()
+	} else {
+		base, err = t.pagesLocked().AllocatePages(size)
+	}
 	if err != nil {
 		return err
 	}

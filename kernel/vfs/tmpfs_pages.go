@@ -104,7 +104,7 @@ func (t *tmpfs) pageLocked(n *tmpNode, i uint64, alloc bool) ([]byte, error) {
 			return nil, unix.ENOSPC
 		}
 		var err error
-		if off, err = t.pagesLocked().AllocatePages(pageSize); err != nil {
+		if off, err = t.newPageLocked(); err != nil {
 			return nil, unix.ENOSPC
 		}
 		if n.pages == nil {
@@ -132,7 +132,7 @@ func (t *tmpfs) freePageLocked(n *tmpNode, i uint64) {
 			n.held = append(n.held, off)
 			return
 		}
-		t.pagesLocked().FreePages(off, pageSize)
+		t.releaseLocked(n, []uint64{off})
 	}
 }
 
@@ -156,7 +156,85 @@ func (t *tmpfs) freePagesFromLocked(n *tmpNode, first uint64) {
 		n.held = append(n.held, offs...)
 		return
 	}
-	t.freeOffsLocked(offs)
+	t.releaseLocked(n, offs)
+}
+
+// spareMax is the most pages a tmpfs keeps spare (tmpfs.spare); to make
+// room, all but the spareKeep newest are given back at once.
+const (
+	spareMax  = 64
+	spareKeep = 16
+)
+
+// spareFill is how many pages a tmpfs that keeps spare pages takes from
+// the Pages at once when it has none spare: the first for the file that
+// needs one, the others spare, all faulted in with one call.
+const spareFill = 16
+
+// newPageLocked returns the offset of a page for a file: a spare one if
+// there is one, else a new one of the Pages. Either reads as zero.
+//
+// Preconditions: t.mu is held.
+func (t *tmpfs) newPageLocked() (uint64, error) {
+	if k := len(t.spare); k > 0 {
+		off := t.spare[k-1]
+		t.spare = t.spare[:k-1]
+		return off, nil
+	}
+	p := t.pagesLocked()
+	if t.keepSpare {
+		if base, err := p.AllocatePages(spareFill * pageSize); err == nil {
+			if _, heap := p.(*heapPages); !heap {
+				if b, err := p.PageBytes(base, spareFill*pageSize); err == nil {
+					_ = unix.Madvise(b, unix.MADV_POPULATE_WRITE) // an optimization only
+				}
+			}
+			// Taken from the end: the next files get the next pages.
+			for off := base + (spareFill-1)*pageSize; off > base; off -= pageSize {
+				t.spare = append(t.spare, off)
+			}
+			return base, nil
+		}
+	}
+	return p.AllocatePages(pageSize)
+}
+
+// releaseLocked gives back the pages at offs, which file n held: as
+// spare pages, cleared, as far as there is room and nothing else can hold
+// them (the tmpfs keeps spare pages and n was never mapped shared), the
+// others to the Pages. Spare pages that must make room go back to the
+// Pages together, neighbours in one run: removing many small files one
+// after another costs a few calls, not one per file.
+//
+// Preconditions: t.mu is held; no copy of n runs (n.copies is 0).
+func (t *tmpfs) releaseLocked(n *tmpNode, offs []uint64) {
+	if !t.keepSpare || n.mapped {
+		t.freeOffsLocked(offs)
+		return
+	}
+	if len(t.spare)+len(offs) > spareMax && len(t.spare) > spareKeep {
+		old := len(t.spare) - spareKeep
+		t.freeOffsLocked(t.spare[:old])
+		t.spare = append(t.spare[:0], t.spare[old:]...)
+	}
+	p := t.pagesLocked()
+	var rest []uint64
+	for k, off := range offs {
+		if len(t.spare) == spareMax {
+			rest = append(rest, offs[k:]...)
+			break
+		}
+		b, err := p.PageBytes(off, pageSize)
+		if err != nil {
+			rest = append(rest, off)
+			continue
+		}
+		clear(b)
+		t.spare = append(t.spare, off)
+	}
+	if len(rest) > 0 {
+		t.freeOffsLocked(rest)
+	}
 }
 
 // freeOffsLocked gives back the pages at offs, which no file holds any

@@ -309,6 +309,8 @@ func init() {
 		{Name: "inoBase", Type: "uint64"},
 		{Name: "ovl", Type: "*snapshotter/kernel/vfs.overlayFS"},
 		{Name: "notifier", Type: "*snapshotter/kernel/vfs.Notifier"},
+		{Name: "spare", Type: "[]uint64"},
+		{Name: "keepSpare", Type: "bool"},
 		{Name: "memorySized", Type: "bool"},
 	})
 	stateTypeInfotmpNode = stateify.Register[tmpNode]("snapshotter/kernel/vfs.tmpNode", []stateify.Field{
@@ -2004,6 +2006,15 @@ func (x *tmpfs) StateSave(e *stateify.Encoder) {
 	e.Uint(x.inoBase)
 	stateify.SavePtr(e, x.ovl)
 	stateify.SavePtr(e, x.notifier)
+	if x.spare == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.spare))
+		for i0 := range x.spare {
+			e.Uint(x.spare[i0])
+		}
+	}
+	e.Bool(x.keepSpare)
 	e.Bool(x.memorySized)
 }
 
@@ -2030,6 +2041,17 @@ func (x *tmpfs) StateLoad(ctx context.Context, d *stateify.Decoder) {
 		case 8:
 			stateify.LoadPtr(d, &x.notifier)
 		case 9:
+			if n0, ok := d.SliceLen(); !ok {
+				x.spare = nil
+			} else {
+				stateify.MakeSlice(d, &x.spare, n0)
+				for i0 := range x.spare {
+					x.spare[i0] = d.Uint64()
+				}
+			}
+		case 10:
+			x.keepSpare = d.Bool()
+		case 11:
 			x.memorySized = d.Bool()
 		default:
 			d.Skip()
