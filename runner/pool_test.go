@@ -171,3 +171,46 @@ func TestPoolDirectory(t *testing.T) {
 		t.Errorf("enter(removed pool) = %v, want ErrUnknownPool", err)
 	}
 }
+
+// TestTakenBeforeAnswer: once a take has returned, the state directory
+// says the member is taken (its metadata was written before the answer),
+// so that what reads the directory at once (snap ps, a replenisher, snap
+// pool rm, which ends the waiting members) never takes it for waiting.
+// When the write followed the answer, a pool rm right after a take could
+// kill the member just taken, and snap ps could list it as waiting.
+func TestTakenBeforeAnswer(t *testing.T) {
+	sd := StateDir{Root: t.TempDir()}
+	ctx := context.Background()
+	p := sd.pool("p")
+	if err := os.MkdirAll(p.waitingDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.writeConfig(&PoolConfig{Name: "p", Image: "img", Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	sb := serveParked(t, sd, "m1")
+	if err := p.enter("m1"); err != nil {
+		t.Fatal(err)
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	id, err := TakeFromPool(ctx, sd, "p", TakeOptions{Stdio: [3]*os.File{null, null, null}})
+	if err != nil || id != "m1" {
+		t.Fatalf("TakeFromPool() = %q, %v, want m1", id, err)
+	}
+	if m, err := sd.Lookup("m1"); err != nil || m.Status != StatusRunning || m.Taken == nil {
+		t.Fatalf("Lookup(m1) right after the take = %+v, %v, want running and taken", m, err)
+	}
+	if err := RemovePool(ctx, sd, "p"); err != nil {
+		t.Fatalf("RemovePool() = %v", err)
+	}
+	sb.mu.Lock()
+	state := sb.state
+	sb.mu.Unlock()
+	if state != "resumed" {
+		t.Errorf("member taken, then its pool removed: %s, want resumed (a taken member lives on)", state)
+	}
+}

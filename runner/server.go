@@ -351,16 +351,20 @@ func (s *Server) take(files []*os.File, publish []string) error {
 		p.Discard(int(unix.SIGKILL))
 		return fmt.Errorf("take %s: %w", s.id, err)
 	}
+	// Written before the answer, so that whoever reads the state
+	// directory once the take returned (snap ps, a pool rm, a
+	// replenisher) finds it taken, not waiting; the fsync follows.
 	m := s.meta
-	// The answer does not wait for the file (the lock passes to the
-	// writer, so that a later Update, such as the program's exit, is
-	// written after it).
-	go func() {
-		defer s.mu.Unlock()
-		if err := WriteMetadata(s.dir, &m); err != nil {
-			log.Printf("sandbox %s: %v", s.id, err) // ps asks the sentry anyway
-		}
-	}()
+	f, err := writeMetadataVisible(s.dir, &m)
+	s.mu.Unlock()
+	if err != nil {
+		log.Printf("sandbox %s: %v", s.id, err) // ps asks the sentry anyway
+	} else {
+		go func() {
+			f.Sync()
+			f.Close()
+		}()
+	}
 	// The replacement is restored a moment later, so that the restore
 	// does not take the CPUs during the program's first moments, and
 	// started from here, so that the taker starts no process.
