@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -212,5 +214,67 @@ func TestTakenBeforeAnswer(t *testing.T) {
 	sb.mu.Unlock()
 	if state != "resumed" {
 		t.Errorf("member taken, then its pool removed: %s, want resumed (a taken member lives on)", state)
+	}
+}
+
+// setEnv sets k to v for the test, or unsets it if v is nil.
+func setEnv(t *testing.T, k string, v *string) {
+	t.Setenv(k, "")
+	if v == nil {
+		os.Unsetenv(k)
+		return
+	}
+	os.Setenv(k, *v)
+}
+
+func strp(s string) *string { return &s }
+
+// TestMemberProcs: a member waits with GOMAXPROCS=1 and gets back, when
+// taken, the GOMAXPROCS snap was started with, also through the
+// replenishers that members start (which run with a member's
+// environment).
+func TestMemberProcs(t *testing.T) {
+	envs := []struct {
+		name          string
+		procs, marker *string
+		want          []string
+	}{
+		{"Go's default", nil, nil, []string{"GOMAXPROCS=1", memberProcsEnv + "="}},
+		{"the user's", strp("3"), nil, []string{"GOMAXPROCS=1", memberProcsEnv + "=3"}},
+		{"a member's replenisher, the user's", strp("1"), strp("3"), []string{"GOMAXPROCS=1", memberProcsEnv + "=3"}},
+		{"a member's replenisher, Go's default", strp("1"), strp(""), []string{"GOMAXPROCS=1", memberProcsEnv + "="}},
+	}
+	for _, tc := range envs {
+		t.Run("env/"+tc.name, func(t *testing.T) {
+			setEnv(t, "GOMAXPROCS", tc.procs)
+			setEnv(t, memberProcsEnv, tc.marker)
+			if got := memberEnv(); !slices.Equal(got, tc.want) {
+				t.Errorf("memberEnv() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+
+	before := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(before)
+	runtime.SetDefaultGOMAXPROCS()
+	goDefault := runtime.GOMAXPROCS(0)
+	takes := []struct {
+		name   string
+		marker *string
+		want   int
+	}{
+		{"not a member", nil, 1},
+		{"the user's", strp("3"), 3},
+		{"Go's default", strp(""), goDefault},
+	}
+	for _, tc := range takes {
+		t.Run("take/"+tc.name, func(t *testing.T) {
+			setEnv(t, memberProcsEnv, tc.marker)
+			runtime.GOMAXPROCS(1)
+			restoreMaxProcs()
+			if got := runtime.GOMAXPROCS(0); got != tc.want {
+				t.Errorf("GOMAXPROCS after restoreMaxProcs = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

@@ -279,6 +279,7 @@ func (s *KernelSandbox) Unpark(stdio [3]*os.File, publish []kernel.PortMapping) 
 	p.state = parkResumed
 	s.resumed = time.Now()
 	s.k.Unpause()
+	go restoreMaxProcs() // a stop of the world: after the program's start
 	if record {
 		time.AfterFunc(ReplenishDelay, func() { s.recordWrites(p.writes) })
 	}
