@@ -114,6 +114,10 @@ type MemoryFile struct {
 	// lazy is the lazy restore loading this file, nil once everything is
 	// loaded (memory_lazy.go). A host-side load, hence not saved.
 	lazy atomic.Pointer[lazyLoad] `state:"nosave"`
+	// baseLoad is the load of a restore over a base, also once it has
+	// ended (every chunk copied or let go at the program's exit), for
+	// Kernel.BaseCopied. A host-side load, hence not saved.
+	baseLoad atomic.Pointer[lazyLoad] `state:"nosave"`
 
 	// dirty records the pages written while dirty tracking is on
 	// (memory_file_dirty.go). Host state: tracking restarts off after a
