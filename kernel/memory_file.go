@@ -650,6 +650,23 @@ func (l *MemoryLoader) flush(local []unix.Iovec, remote []unix.RemoteIovec, offs
 	return nil
 }
 
+// ReadFrom reads [off, off+n) of the memory file from fd, at the same
+// offset, straight into the file's pages through the sentry's mapping: one
+// copy, no buffer (a base, whose layout is the memory file's, loads so).
+func (l *MemoryLoader) ReadFrom(fd int, off, n uint64) error {
+	if l.aborted.Load() {
+		return errLoadAborted
+	}
+	end := off + n
+	if end < off || end > l.size {
+		return fmt.Errorf("%w: memory range [%#x, %#x) beyond the memory file's %#x bytes", ErrBadState, off, end, l.size)
+	}
+	if err := preadFull(fd, l.f.mapping[off:end], int64(off)); err != nil {
+		return fmt.Errorf("read %d bytes of memory at offset %#x: %w", n, off, err)
+	}
+	return nil
+}
+
 // pwrite writes b at memory file offset off.
 func (l *MemoryLoader) pwrite(b []byte, off int64) error {
 	for len(b) > 0 {
