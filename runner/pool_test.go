@@ -278,3 +278,59 @@ func TestMemberProcs(t *testing.T) {
 		})
 	}
 }
+
+// endingSandbox is a parked sandbox whose program ends as soon as it is
+// resumed; its Unpark returns once the replenisher was started (or after
+// 10 s), and says whether it was.
+type endingSandbox struct {
+	parkedSandbox
+	spawned       chan struct{}
+	startedInTake bool
+}
+
+func (e *endingSandbox) Unpark(stdio [3]*os.File, _ []kernel.PortMapping) error {
+	closeFiles(stdio[:])
+	e.mu.Lock()
+	e.state, e.status = "resumed", ExitStatus{}
+	e.mu.Unlock()
+	close(e.done) // the program ended at once
+	select {
+	case <-e.spawned:
+		e.startedInTake = true
+	case <-time.After(10 * time.Second):
+	}
+	return nil
+}
+
+// TestReplenishProgramEndsAtOnce: a member whose program ends while its
+// take is still being answered starts its pool's replenisher when it
+// ends (Finish): the start used to be armed only after the answer, and a
+// sentry that ended first never started one, leaving its pool short.
+func TestReplenishProgramEndsAtOnce(t *testing.T) {
+	sd := StateDir{Root: t.TempDir()}
+	spawned := make(chan struct{})
+	var once sync.Once
+	defer func(f func(StateDir, string, string) error) { spawnPoolReplenisher = f }(spawnPoolReplenisher)
+	spawnPoolReplenisher = func(StateDir, string, string) error {
+		once.Do(func() { close(spawned) })
+		return nil
+	}
+	m := &Metadata{ID: "m1", PID: os.Getpid(), Status: StatusWaiting, Pool: "p"}
+	if err := sd.Reserve(m); err != nil {
+		t.Fatal(err)
+	}
+	sb := &endingSandbox{parkedSandbox: parkedSandbox{state: "waiting", done: make(chan struct{})}, spawned: spawned}
+	srv := NewServer(sd, m, sb)
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	go func() { srv.Finish(sb.Wait()) }()
+	t.Cleanup(func() { srv.Shutdown(time.Second) })
+	if err := TakeMember(context.Background(), sd, "m1", [3]*os.File{os.Stdin, os.Stdout, os.Stderr}); err != nil {
+		t.Fatalf("TakeMember() = %v", err)
+	}
+	if !sb.startedInTake {
+		t.Error("a member whose program ended during its take did not start its replenisher when it ended")
+	}
+}

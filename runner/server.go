@@ -337,7 +337,11 @@ func (s *Server) take(files []*os.File, publish []string) error {
 	s.meta.Status = StatusRunning
 	now := time.Now().UTC()
 	s.meta.Taken = &now
+	// Armed before the program can run, so that a program that ends at
+	// once finds it armed at Finish, which starts it then.
+	s.armReplenisher(s.meta.Pool)
 	if err := p.Unpark([3]*os.File{files[0], files[1], files[2]}, ms); err != nil {
+		s.disarmReplenisher()
 		s.meta.Status = StatusWaiting
 		s.meta.Taken = nil
 		pool := s.meta.Pool
@@ -365,18 +369,39 @@ func (s *Server) take(files []*os.File, publish []string) error {
 			f.Close()
 		}()
 	}
-	// The replacement is restored a moment later, so that the restore
-	// does not take the CPUs during the program's first moments, and
-	// started from here, so that the taker starts no process.
+	return nil
+}
+
+// armReplenisher has the replenisher of pool started ReplenishDelay from
+// now (or at Finish, if sooner): the replacement of a member taken is
+// restored a moment later, so that the restore does not take the CPUs
+// during the program's first moments, and started from here, so that the
+// taker starts no process.
+func (s *Server) armReplenisher(pool string) {
 	s.replMu.Lock()
+	defer s.replMu.Unlock()
 	s.replenish = time.AfterFunc(ReplenishDelay, func() {
 		s.replMu.Lock()
 		defer s.replMu.Unlock()
-		s.startReplenisher(m.Pool)
+		s.startReplenisher(pool)
 	})
-	s.replMu.Unlock()
-	return nil
 }
+
+// disarmReplenisher undoes armReplenisher for a take that failed: the
+// member waits again. A replenisher already started finds the pool full.
+func (s *Server) disarmReplenisher() {
+	s.replMu.Lock()
+	defer s.replMu.Unlock()
+	if s.replenish != nil {
+		s.replenish.Stop()
+		s.replenish = nil
+	}
+	s.replStarted = false
+}
+
+// spawnPoolReplenisher starts the replenisher of a member's pool; tests
+// replace it.
+var spawnPoolReplenisher = spawnReplenisher
 
 // startReplenisher starts the replenisher of pool, once.
 //
@@ -386,7 +411,7 @@ func (s *Server) startReplenisher(pool string) {
 		return
 	}
 	s.replStarted = true
-	if err := spawnReplenisher(s.sd, pool, ""); err != nil {
+	if err := spawnPoolReplenisher(s.sd, pool, ""); err != nil {
 		log.Printf("sandbox %s: %v", s.id, err)
 	}
 }
