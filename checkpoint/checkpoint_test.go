@@ -46,7 +46,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	snapBin = filepath.Join(tmpRoot, "snap")
-	if out, err := exec.Command("go", "build", "-o", snapBin, "snapshotter/cmd/snapshotter").CombinedOutput(); err != nil {
+	// Static, as make build and e2e build it.
+	build := exec.Command("go", "build", "-o", snapBin, "snapshotter/cmd/snapshotter")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		buildErr = fmt.Errorf("go build snap: %v\n%s", err, out)
 	} else if _, err := miniotest.BuildS3Helper(tmpRoot); err != nil {
 		// snap finds snap-s3 next to itself, as in bin/.

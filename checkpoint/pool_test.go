@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -438,4 +439,30 @@ func TestPoolSharedBase(t *testing.T) {
 	own, ownOut, _ := e.takeDetached("own", "set d\ncheck\n")
 	e.must("wait", own)
 	wantLines(t, "stdout of "+own, lines(ownOut), "pages hold d", "bye after 2 commands")
+}
+
+// TestPoolRecordsWrites: the first member taken from a pool records the
+// chunks of the base it wrote (writes-<digest>, which later takes copy
+// before their program runs), also when its program ends before the
+// recording was due (ReplenishDelay after the take): poolmember writes its
+// 4 MiB and ends at once.
+func TestPoolRecordsWrites(t *testing.T) {
+	e := newEnv(t)
+	img := e.poolImage("img")
+	e.createPool("p", img, 1)
+	id, out, _ := e.takeDetached("p", "set b\n")
+	e.must("wait", id)
+	wantLines(t, "stdout of "+id, lines(out), "bye after 1 commands")
+	files, _ := filepath.Glob(filepath.Join(e.dir, "state", ".pools", "p", "writes-*"))
+	if len(files) != 1 {
+		t.Fatalf("pool directory holds writes files %q once its first member ended, want one", files)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx []int
+	if err := json.Unmarshal(b, &idx); err != nil || len(idx) == 0 {
+		t.Errorf("writes file %s = %q (%v), want the chunks written", files[0], b, err)
+	}
 }

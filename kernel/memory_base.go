@@ -80,55 +80,6 @@ type baseLoad struct {
 	chunks []LazyChunk
 	// closeOnce closes fd once the load has ended.
 	closeOnce sync.Once
-
-	// bufMu protects keep, bufs and closed.
-	bufMu sync.Mutex
-	// keep is set once the sandbox is taken (CopyBase): from then on the
-	// read buffers of load are mapped populated, baseRunMax bytes each,
-	// and kept in bufs for the next loads, rather than made per load
-	// from fresh heap (a page fault in the sentry per page, on the
-	// take's path). A waiting member keeps none.
-	keep   bool
-	bufs   [][]byte
-	closed bool
-}
-
-// getBuf returns a read buffer of n bytes (at most baseRunMax), and
-// whether it is mapped (to be given back with putBuf) rather than from the
-// heap.
-func (bl *baseLoad) getBuf(n uint64) ([]byte, bool) {
-	bl.bufMu.Lock()
-	defer bl.bufMu.Unlock()
-	if k := len(bl.bufs); k > 0 {
-		b := bl.bufs[k-1]
-		bl.bufs = bl.bufs[:k-1]
-		return b[:n], true
-	}
-	if bl.keep && !bl.closed {
-		b, err := unix.Mmap(-1, 0, baseRunMax, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
-		if err == nil {
-			return b[:n], true
-		}
-	}
-	return make([]byte, n), false
-}
-
-// putBuf keeps b, a mapped buffer of getBuf, for the next load.
-func (bl *baseLoad) putBuf(b []byte) {
-	bl.bufMu.Lock()
-	defer bl.bufMu.Unlock()
-	if bl.closed {
-		unix.Munmap(b[:cap(b)])
-		return
-	}
-	bl.bufs = append(bl.bufs, b[:cap(b)])
-}
-
-// keepBufs has the next loads keep their read buffers (baseLoad.keep).
-func (bl *baseLoad) keepBufs() {
-	bl.bufMu.Lock()
-	bl.keep = true
-	bl.bufMu.Unlock()
 }
 
 // newBaseLoad duplicates b.FD and lists the base's chunks: every
@@ -183,11 +134,12 @@ func (bl *baseLoad) memory() *LazyMemory {
 	return &LazyMemory{Chunks: bl.chunks, Load: bl.load, Done: func(LazyStats) { bl.close() }}
 }
 
-// baseRunMax is the most bytes load copies with one read and one write:
+// baseRunMax is the most bytes load copies with one read:
 // neighbouring chunks (a save's, a take's recorded ones) go together.
 const baseRunMax = 1 << 20
 
-// load copies chunks idx (ascending) from the base into w.
+// load copies chunks idx (ascending) from the base into w, neighbouring
+// chunks with one read, straight into the memory file's pages.
 func (bl *baseLoad) load(ctx context.Context, idx []int, w *MemoryLoader, loaded func(int)) error {
 	for k := 0; k < len(idx); {
 		if err := ctx.Err(); err != nil {
@@ -203,18 +155,8 @@ func (bl *baseLoad) load(ctx context.Context, idx []int, w *MemoryLoader, loaded
 			}
 			end = c.Off + c.Len
 		}
-		b, mapped := bl.getBuf(end - start)
-		err := preadFull(bl.fd, b, int64(start))
-		if err != nil {
-			err = fmt.Errorf("read base at %#x: %w", start, err)
-		} else {
-			err = w.WriteRuns(func(yield func(uint64, []byte) bool) { yield(start, b) })
-		}
-		if mapped {
-			bl.putBuf(b)
-		}
-		if err != nil {
-			return err
+		if err := w.ReadFrom(bl.fd, start, end-start); err != nil {
+			return fmt.Errorf("read base at %#x: %w", start, err)
 		}
 		for ; k < j; k++ {
 			loaded(idx[k])
@@ -223,17 +165,9 @@ func (bl *baseLoad) load(ctx context.Context, idx []int, w *MemoryLoader, loaded
 	return nil
 }
 
-// close closes the kernel's descriptor of the base, once, and unmaps the
-// read buffers kept.
+// close closes the kernel's descriptor of the base, once.
 func (bl *baseLoad) close() {
 	bl.closeOnce.Do(func() { unix.Close(bl.fd) })
-	bl.bufMu.Lock()
-	defer bl.bufMu.Unlock()
-	bl.closed = true
-	for _, b := range bl.bufs {
-		unix.Munmap(b)
-	}
-	bl.bufs = nil
 }
 
 // preadFull reads len(b) bytes at off of fd.
@@ -474,11 +408,11 @@ func (f *MemoryFile) ensureDropped(start, end uint64) error {
 
 // BaseCopied returns the chunks of a restore over a base that were copied
 // because they were touched (not by CopyBase), in the order they were
-// first touched; nil if the kernel was not restored over a base or has
-// copied everything.
+// first touched, also once the program has ended; nil if the kernel was
+// not restored over a base.
 func (k *Kernel) BaseCopied() []int {
-	l := k.mf.lazyLoader()
-	if l == nil || l.base == nil {
+	l := k.mf.baseLoad.Load()
+	if l == nil {
 		return nil
 	}
 	l.mu.Lock()
@@ -492,14 +426,17 @@ func (k *Kernel) BaseCopied() []int {
 // space, at once rather than one write fault each: a pool member does it
 // when it is taken, with the chunks a member taken before wrote first.
 // Indices out of range are ignored. Mappings made before the program
-// first runs cost it no extra stop (the platform batches them).
+// first runs cost it no extra stop (the platform batches them, and the
+// program's first run makes them): they are not prefaulted, which would
+// make them at once, from another thread than the task's, a handoff that
+// the program would wait for; its first touch of each page is a host
+// fault instead.
 func (k *Kernel) CopyBase(idx []int) error {
 	l := k.mf.lazyLoader()
 	if l == nil || l.base == nil {
 		return nil
 	}
-	l.base.keepBufs()
-	return k.copyBase(l, idx)
+	return k.copyBase(l, idx, false)
 }
 
 // baseAheadGroup is how many chunks a copy ahead (CopyBaseAhead) copies
@@ -533,7 +470,7 @@ func (k *Kernel) CopyBaseAhead(idx []int) <-chan struct{} {
 		defer close(done)
 		for len(idx) > 0 && l.ctx.Err() == nil {
 			n := min(len(idx), baseAheadGroup)
-			if err := k.copyBase(l, idx[:n]); err != nil {
+			if err := k.copyBase(l, idx[:n], true); err != nil {
 				return // the load failed (the sandbox is killed) or ended
 			}
 			idx = idx[n:]
@@ -544,8 +481,9 @@ func (k *Kernel) CopyBaseAhead(idx []int) <-chan struct{} {
 
 // copyBase copies what of chunks idx of base load l is not copied yet and
 // maps them all from the memory file in every address space, neighbouring
-// chunks together, as one batch of mapping changes per address space.
-func (k *Kernel) copyBase(l *lazyLoad, idx []int) error {
+// chunks together, as one batch of mapping changes per address space,
+// prefaulted into the stubs if prefault.
+func (k *Kernel) copyBase(l *lazyLoad, idx []int, prefault bool) error {
 	idx = append([]int(nil), idx...)
 	sort.Ints(idx)
 	var todo []int
@@ -576,7 +514,7 @@ func (k *Kernel) copyBase(l *lazyLoad, idx []int) error {
 		}
 	}
 	for _, mm := range k.mms() {
-		if err := mm.remapChunks(runs, done); err != nil {
+		if err := mm.remapChunks(runs, done, prefault); err != nil {
 			return err
 		}
 	}
@@ -584,9 +522,9 @@ func (k *Kernel) copyBase(l *lazyLoad, idx []int) error {
 }
 
 // remapChunks maps runs, copied from the base, from the memory file
-// wherever the address space maps them, as one batch of mapping changes,
-// and records chunks done as copied for it.
-func (mm *MM) remapChunks(runs []LazyChunk, done []int) error {
+// wherever the address space maps them, as one batch of mapping changes
+// (prefaulted if prefault), and records chunks done as copied for it.
+func (mm *MM) remapChunks(runs []LazyChunk, done []int, prefault bool) error {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
 	b, batch := mm.as.(platform.Batcher)
@@ -610,7 +548,9 @@ func (mm *MM) remapChunks(runs []LazyChunk, done []int) error {
 	for _, i := range done {
 		setBits(&mm.baseFresh, uint64(i), 1)
 	}
-	mm.prefaultChunksLocked(runs)
+	if prefault {
+		mm.prefaultChunksLocked(runs)
+	}
 	return nil
 }
 

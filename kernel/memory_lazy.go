@@ -554,6 +554,9 @@ func (l *lazyLoad) attach(k *Kernel) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.onFail, l.onLoaded, l.mf = k.lazyFailed, k.lazyLoaded, k.mf
+	if l.base != nil {
+		k.mf.baseLoad.Store(l)
+	}
 	if !l.ended {
 		k.mf.lazy.Store(l)
 		if l.base == nil {

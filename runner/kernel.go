@@ -167,6 +167,14 @@ func (s *KernelSandbox) Wait() ExitStatus {
 		}
 	}
 	st := s.k.Wait()
+	if p := s.parked; p != nil {
+		p.mu.Lock()
+		record := p.record
+		p.mu.Unlock()
+		if record != nil {
+			record() // the program ended before the delay: what it wrote
+		}
+	}
 	if s.lazy != nil {
 		s.k.StopLazyLoad()
 		<-s.lazy.done

@@ -39,6 +39,9 @@ type LaunchOptions struct {
 	SentryArgs []string
 	// Exe is the snap binary; empty means /proc/self/exe.
 	Exe string
+	// Env is added to the sentry's environment (snap's own, inherited),
+	// replacing variables of the same name.
+	Env []string
 	// Timeout bounds the wait for readiness; zero means two minutes.
 	Timeout time.Duration
 	// Listening, if set, gets the address a receiving sentry listens on
@@ -104,6 +107,9 @@ func Launch(o LaunchOptions) (*Metadata, error) {
 	cmd := exec.Command(exe, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
 	cmd.ExtraFiles = []*os.File{w}
+	if len(o.Env) > 0 {
+		cmd.Env = append(os.Environ(), o.Env...) // the last of a name wins
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
 	w.Close()

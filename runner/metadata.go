@@ -87,32 +87,48 @@ const (
 // in dir is written, fsync'ed and renamed over the old one, so readers see
 // the old or the new content, never a mix.
 func WriteMetadata(dir string, m *Metadata) error {
+	f, err := writeMetadata(dir, m, true)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// writeMetadataVisible is WriteMetadata for a change that readers must see
+// before the caller goes on, but whose fsync may come later: the file is
+// renamed into place unsynced and returned open, for the caller to Sync
+// and Close (until then a crash of the host may leave meta.json empty).
+func writeMetadataVisible(dir string, m *Metadata) (*os.File, error) {
+	return writeMetadata(dir, m, false)
+}
+
+// writeMetadata writes m to a temporary file of dir, fsync'ed if sync, and
+// renames it to dir/meta.json; it returns the file, open.
+func writeMetadata(dir string, m *Metadata, sync bool) (*os.File, error) {
 	m.Version = metaVersion
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode metadata of %s: %w", m.ID, err)
+		return nil, fmt.Errorf("encode metadata of %s: %w", m.ID, err)
 	}
 	b = append(b, '\n')
 	f, err := os.CreateTemp(dir, ".meta-*.tmp")
 	if err != nil {
-		return fmt.Errorf("write metadata of %s: %w", m.ID, err)
+		return nil, fmt.Errorf("write metadata of %s: %w", m.ID, err)
 	}
 	tmp := f.Name()
 	_, werr := f.Write(b)
-	if werr == nil {
+	if werr == nil && sync {
 		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
 	}
 	if werr == nil {
 		werr = os.Rename(tmp, filepath.Join(dir, metaFile))
 	}
 	if werr != nil {
+		f.Close()
 		os.Remove(tmp)
-		return fmt.Errorf("write metadata of %s: %w", m.ID, werr)
+		return nil, fmt.Errorf("write metadata of %s: %w", m.ID, werr)
 	}
-	return nil
+	return f, nil
 }
 
 // ReadMetadata reads dir/meta.json. A missing file gives an error that

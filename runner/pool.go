@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -338,7 +340,7 @@ func (s StateDir) removeUntaken(m *Metadata) {
 func launchMember(sd StateDir, c *PoolConfig, exe string) (*Metadata, error) {
 	id := NewID()
 	args := append(append([]string{"--pool", c.Name}, c.SentryArgs...), "--restore", c.Image)
-	m, err := Launch(LaunchOptions{StateDir: sd, ID: id, RestoredFrom: c.Image, SentryArgs: args, Exe: exe})
+	m, err := Launch(LaunchOptions{StateDir: sd, ID: id, RestoredFrom: c.Image, SentryArgs: args, Exe: exe, Env: memberEnv()})
 	if err != nil {
 		if m, lerr := sd.Lookup(id); lerr == nil {
 			m.Pool = c.Name
@@ -347,6 +349,41 @@ func launchMember(sd StateDir, c *PoolConfig, exe string) (*Metadata, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// A member waits with one P (GOMAXPROCS=1): each P of a Go process
+// keeps spans of its own for each size class of object it allocated,
+// which for a sentry whose heap holds a few hundred KiB of live objects
+// is a good part of the memory it does not share with the other members.
+// Set in its environment at its start (a later runtime.GOMAXPROCS(1) in
+// the process saved less), it is given back when the member is taken
+// (restoreMaxProcs): memberProcsEnv holds the GOMAXPROCS snap was
+// started with ("" for Go's default), which the members' replenishers,
+// started with the members' environment, pass on unchanged.
+const memberProcsEnv = "SNAP_POOL_GOMAXPROCS"
+
+// memberEnv returns the environment a member's sentry starts with, over
+// this process's.
+func memberEnv() []string {
+	procs, ok := os.LookupEnv(memberProcsEnv)
+	if !ok {
+		procs = os.Getenv("GOMAXPROCS")
+	}
+	return []string{"GOMAXPROCS=1", memberProcsEnv + "=" + procs}
+}
+
+// restoreMaxProcs gives a member taken the GOMAXPROCS it waited without
+// (memberEnv); it does nothing in a process not started as a member.
+func restoreMaxProcs() {
+	procs, ok := os.LookupEnv(memberProcsEnv)
+	if !ok {
+		return
+	}
+	if n, err := strconv.Atoi(procs); err == nil && n > 0 {
+		runtime.GOMAXPROCS(n)
+		return
+	}
+	runtime.SetDefaultGOMAXPROCS()
 }
 
 // SpawnReplenisher starts `exe --state-dir ROOT pool replenish NAME` in

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -169,5 +171,166 @@ func TestPoolDirectory(t *testing.T) {
 	}
 	if err := p.enter("m2"); !errors.Is(err, ErrUnknownPool) {
 		t.Errorf("enter(removed pool) = %v, want ErrUnknownPool", err)
+	}
+}
+
+// TestTakenBeforeAnswer: once a take has returned, the state directory
+// says the member is taken (its metadata was written before the answer),
+// so that what reads the directory at once (snap ps, a replenisher, snap
+// pool rm, which ends the waiting members) never takes it for waiting.
+// When the write followed the answer, a pool rm right after a take could
+// kill the member just taken, and snap ps could list it as waiting.
+func TestTakenBeforeAnswer(t *testing.T) {
+	sd := StateDir{Root: t.TempDir()}
+	ctx := context.Background()
+	p := sd.pool("p")
+	if err := os.MkdirAll(p.waitingDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.writeConfig(&PoolConfig{Name: "p", Image: "img", Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	sb := serveParked(t, sd, "m1")
+	if err := p.enter("m1"); err != nil {
+		t.Fatal(err)
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	id, err := TakeFromPool(ctx, sd, "p", TakeOptions{Stdio: [3]*os.File{null, null, null}})
+	if err != nil || id != "m1" {
+		t.Fatalf("TakeFromPool() = %q, %v, want m1", id, err)
+	}
+	if m, err := sd.Lookup("m1"); err != nil || m.Status != StatusRunning || m.Taken == nil {
+		t.Fatalf("Lookup(m1) right after the take = %+v, %v, want running and taken", m, err)
+	}
+	if err := RemovePool(ctx, sd, "p"); err != nil {
+		t.Fatalf("RemovePool() = %v", err)
+	}
+	sb.mu.Lock()
+	state := sb.state
+	sb.mu.Unlock()
+	if state != "resumed" {
+		t.Errorf("member taken, then its pool removed: %s, want resumed (a taken member lives on)", state)
+	}
+}
+
+// setEnv sets k to v for the test, or unsets it if v is nil.
+func setEnv(t *testing.T, k string, v *string) {
+	t.Setenv(k, "")
+	if v == nil {
+		os.Unsetenv(k)
+		return
+	}
+	os.Setenv(k, *v)
+}
+
+func strp(s string) *string { return &s }
+
+// TestMemberProcs: a member waits with GOMAXPROCS=1 and gets back, when
+// taken, the GOMAXPROCS snap was started with, also through the
+// replenishers that members start (which run with a member's
+// environment).
+func TestMemberProcs(t *testing.T) {
+	envs := []struct {
+		name          string
+		procs, marker *string
+		want          []string
+	}{
+		{"Go's default", nil, nil, []string{"GOMAXPROCS=1", memberProcsEnv + "="}},
+		{"the user's", strp("3"), nil, []string{"GOMAXPROCS=1", memberProcsEnv + "=3"}},
+		{"a member's replenisher, the user's", strp("1"), strp("3"), []string{"GOMAXPROCS=1", memberProcsEnv + "=3"}},
+		{"a member's replenisher, Go's default", strp("1"), strp(""), []string{"GOMAXPROCS=1", memberProcsEnv + "="}},
+	}
+	for _, tc := range envs {
+		t.Run("env/"+tc.name, func(t *testing.T) {
+			setEnv(t, "GOMAXPROCS", tc.procs)
+			setEnv(t, memberProcsEnv, tc.marker)
+			if got := memberEnv(); !slices.Equal(got, tc.want) {
+				t.Errorf("memberEnv() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+
+	before := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(before)
+	runtime.SetDefaultGOMAXPROCS()
+	goDefault := runtime.GOMAXPROCS(0)
+	takes := []struct {
+		name   string
+		marker *string
+		want   int
+	}{
+		{"not a member", nil, 1},
+		{"the user's", strp("3"), 3},
+		{"Go's default", strp(""), goDefault},
+	}
+	for _, tc := range takes {
+		t.Run("take/"+tc.name, func(t *testing.T) {
+			setEnv(t, memberProcsEnv, tc.marker)
+			runtime.GOMAXPROCS(1)
+			restoreMaxProcs()
+			if got := runtime.GOMAXPROCS(0); got != tc.want {
+				t.Errorf("GOMAXPROCS after restoreMaxProcs = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// endingSandbox is a parked sandbox whose program ends as soon as it is
+// resumed; its Unpark returns once the replenisher was started (or after
+// 10 s), and says whether it was.
+type endingSandbox struct {
+	parkedSandbox
+	spawned       chan struct{}
+	startedInTake bool
+}
+
+func (e *endingSandbox) Unpark(stdio [3]*os.File, _ []kernel.PortMapping) error {
+	closeFiles(stdio[:])
+	e.mu.Lock()
+	e.state, e.status = "resumed", ExitStatus{}
+	e.mu.Unlock()
+	close(e.done) // the program ended at once
+	select {
+	case <-e.spawned:
+		e.startedInTake = true
+	case <-time.After(10 * time.Second):
+	}
+	return nil
+}
+
+// TestReplenishProgramEndsAtOnce: a member whose program ends while its
+// take is still being answered starts its pool's replenisher when it
+// ends (Finish): the start used to be armed only after the answer, and a
+// sentry that ended first never started one, leaving its pool short.
+func TestReplenishProgramEndsAtOnce(t *testing.T) {
+	sd := StateDir{Root: t.TempDir()}
+	spawned := make(chan struct{})
+	var once sync.Once
+	defer func(f func(StateDir, string, string) error) { spawnPoolReplenisher = f }(spawnPoolReplenisher)
+	spawnPoolReplenisher = func(StateDir, string, string) error {
+		once.Do(func() { close(spawned) })
+		return nil
+	}
+	m := &Metadata{ID: "m1", PID: os.Getpid(), Status: StatusWaiting, Pool: "p"}
+	if err := sd.Reserve(m); err != nil {
+		t.Fatal(err)
+	}
+	sb := &endingSandbox{parkedSandbox: parkedSandbox{state: "waiting", done: make(chan struct{})}, spawned: spawned}
+	srv := NewServer(sd, m, sb)
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	go func() { srv.Finish(sb.Wait()) }()
+	t.Cleanup(func() { srv.Shutdown(time.Second) })
+	if err := TakeMember(context.Background(), sd, "m1", [3]*os.File{os.Stdin, os.Stdout, os.Stderr}); err != nil {
+		t.Fatalf("TakeMember() = %v", err)
+	}
+	if !sb.startedInTake {
+		t.Error("a member whose program ended during its take did not start its replenisher when it ended")
 	}
 }

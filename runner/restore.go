@@ -240,6 +240,11 @@ type parking struct {
 	// wrote first (copied by Unpark at once, or recorded after it), empty
 	// if the sandbox is not restored over a base. Immutable.
 	writes string
+	// record, set by Unpark (under mu) if this sandbox records the writes,
+	// records them once: ReplenishDelay after the take, or when the
+	// program ends if it ends sooner (Wait).
+	record     func()
+	recordOnce sync.Once
 }
 
 const (
@@ -279,8 +284,10 @@ func (s *KernelSandbox) Unpark(stdio [3]*os.File, publish []kernel.PortMapping) 
 	p.state = parkResumed
 	s.resumed = time.Now()
 	s.k.Unpause()
+	go restoreMaxProcs() // a stop of the world: after the program's start
 	if record {
-		time.AfterFunc(ReplenishDelay, func() { s.recordWrites(p.writes) })
+		p.record = func() { p.recordOnce.Do(func() { s.recordWrites(p.writes) }) }
+		time.AfterFunc(ReplenishDelay, p.record)
 	}
 	s.tm.Since(StepResume, s.resumed)
 	s.logTimings()

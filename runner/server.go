@@ -337,7 +337,11 @@ func (s *Server) take(files []*os.File, publish []string) error {
 	s.meta.Status = StatusRunning
 	now := time.Now().UTC()
 	s.meta.Taken = &now
+	// Armed before the program can run, so that a program that ends at
+	// once finds it armed at Finish, which starts it then.
+	s.armReplenisher(s.meta.Pool)
 	if err := p.Unpark([3]*os.File{files[0], files[1], files[2]}, ms); err != nil {
+		s.disarmReplenisher()
 		s.meta.Status = StatusWaiting
 		s.meta.Taken = nil
 		pool := s.meta.Pool
@@ -351,28 +355,53 @@ func (s *Server) take(files []*os.File, publish []string) error {
 		p.Discard(int(unix.SIGKILL))
 		return fmt.Errorf("take %s: %w", s.id, err)
 	}
+	// Written before the answer, so that whoever reads the state
+	// directory once the take returned (snap ps, a pool rm, a
+	// replenisher) finds it taken, not waiting; the fsync follows.
 	m := s.meta
-	// The answer does not wait for the file (the lock passes to the
-	// writer, so that a later Update, such as the program's exit, is
-	// written after it).
-	go func() {
-		defer s.mu.Unlock()
-		if err := WriteMetadata(s.dir, &m); err != nil {
-			log.Printf("sandbox %s: %v", s.id, err) // ps asks the sentry anyway
-		}
-	}()
-	// The replacement is restored a moment later, so that the restore
-	// does not take the CPUs during the program's first moments, and
-	// started from here, so that the taker starts no process.
+	f, err := writeMetadataVisible(s.dir, &m)
+	s.mu.Unlock()
+	if err != nil {
+		log.Printf("sandbox %s: %v", s.id, err) // ps asks the sentry anyway
+	} else {
+		go func() {
+			f.Sync()
+			f.Close()
+		}()
+	}
+	return nil
+}
+
+// armReplenisher has the replenisher of pool started ReplenishDelay from
+// now (or at Finish, if sooner): the replacement of a member taken is
+// restored a moment later, so that the restore does not take the CPUs
+// during the program's first moments, and started from here, so that the
+// taker starts no process.
+func (s *Server) armReplenisher(pool string) {
 	s.replMu.Lock()
+	defer s.replMu.Unlock()
 	s.replenish = time.AfterFunc(ReplenishDelay, func() {
 		s.replMu.Lock()
 		defer s.replMu.Unlock()
-		s.startReplenisher(m.Pool)
+		s.startReplenisher(pool)
 	})
-	s.replMu.Unlock()
-	return nil
 }
+
+// disarmReplenisher undoes armReplenisher for a take that failed: the
+// member waits again. A replenisher already started finds the pool full.
+func (s *Server) disarmReplenisher() {
+	s.replMu.Lock()
+	defer s.replMu.Unlock()
+	if s.replenish != nil {
+		s.replenish.Stop()
+		s.replenish = nil
+	}
+	s.replStarted = false
+}
+
+// spawnPoolReplenisher starts the replenisher of a member's pool; tests
+// replace it.
+var spawnPoolReplenisher = spawnReplenisher
 
 // startReplenisher starts the replenisher of pool, once.
 //
@@ -382,7 +411,7 @@ func (s *Server) startReplenisher(pool string) {
 		return
 	}
 	s.replStarted = true
-	if err := spawnReplenisher(s.sd, pool, ""); err != nil {
+	if err := spawnPoolReplenisher(s.sd, pool, ""); err != nil {
 		log.Printf("sandbox %s: %v", s.id, err)
 	}
 }
