@@ -93,9 +93,15 @@ type MemoryFile struct {
 	// size. Protected by mu.
 	free []fileRange
 
-	// shared counts, per page offset, the extra owners of a page: a shared
-	// mapping inherited by fork is one range owned by several vmas. A page
-	// is freed when its last owner lets it go. Protected by mu.
+	// sharedRuns count the extra owners of pages, in runs of pages with
+	// the same count (memory_file_shared.go): a shared mapping inherited
+	// by fork, or private memory shared copy-on-write, is one range owned
+	// by several vmas. A page is freed when its last owner lets it go.
+	// Protected by mu.
+	sharedRuns []sharedRun
+	// shared is how images from before sharedRuns hold the same counts,
+	// per page offset; afterLoad moves them into sharedRuns. Always nil
+	// otherwise.
 	shared map[uint64]uint32
 
 	// limit is the most bytes that may be allocated at once (Limits.Memory;
@@ -412,33 +418,6 @@ func (f *MemoryFile) writeAt(b []byte, off uint64) error {
 	return nil
 }
 
-// Share adds an owner to every page of r (fork of a shared mapping).
-func (f *MemoryFile) Share(r fileRange) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.shared == nil {
-		f.shared = map[uint64]uint32{}
-	}
-	for p := r.Start; p < r.End; p += pageSize {
-		f.shared[p]++
-	}
-}
-
-// soleOwner reports whether no page of r has an owner besides the caller.
-func (f *MemoryFile) soleOwner(r fileRange) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.shared) == 0 {
-		return true
-	}
-	for p := r.Start; p < r.End; p += pageSize {
-		if f.shared[p] != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // ReleaseRange drops one owner of the pages of r and frees those that have no
 // owner left. Ranges that were never shared go straight to Free.
 func (f *MemoryFile) ReleaseRange(r fileRange) {
@@ -446,32 +425,6 @@ func (f *MemoryFile) ReleaseRange(r fileRange) {
 	f.releaseRangeDeferred(r, &toFree)
 	for _, fr := range toFree {
 		f.Free(fr)
-	}
-}
-
-// releaseRangeDeferred is ReleaseRange, except that the ranges to free are
-// appended to toFree for the caller to free (FreeAll).
-func (f *MemoryFile) releaseRangeDeferred(r fileRange, toFree *[]fileRange) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.shared) == 0 {
-		*toFree = append(*toFree, r)
-		return
-	}
-	for p := r.Start; p < r.End; p += pageSize {
-		if n := f.shared[p]; n > 0 {
-			if n == 1 {
-				delete(f.shared, p)
-			} else {
-				f.shared[p] = n - 1
-			}
-			continue
-		}
-		if k := len(*toFree); k > 0 && (*toFree)[k-1].End == p {
-			(*toFree)[k-1].End = p + pageSize
-		} else {
-			*toFree = append(*toFree, fileRange{p, p + pageSize})
-		}
 	}
 }
 
