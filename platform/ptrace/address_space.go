@@ -457,7 +457,11 @@ func (a *addressSpace) Release() {
 	a.p.forget(a)
 }
 
-// release kills and reaps the stub threads, then the stub leader.
+// release kills the stub threads and the stub leader, at once, and reaps
+// them in the background (Platform.reaping): a process's exit (its
+// address space torn down by the host) takes 0.1-0.3 ms or more here, and
+// an exec or an exit would otherwise wait for it before the parent learns
+// of it. Once release returns, nothing of the address space runs again.
 func (a *addressSpace) release() {
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
@@ -469,27 +473,37 @@ func (a *addressSpace) release() {
 	a.released = true
 	a.pending = nil
 	// The stub threads are all sent SIGKILL first, so that they exit in
-	// parallel (an exit takes 0.1-0.3 ms here), then each is waited for,
-	// while the leader still lives: it is their parent, and it ignores
-	// SIGCHLD, so once their tracer has reaped them nothing is left (with
-	// the leader gone they would become zombies of init's). Then the
-	// leader. Any thread of this process may reap a child or tracee of any
-	// other, so neither the stub threads' tracers nor the master (the
-	// leader's parent and tracer) take part: no hand-off to the master.
-	killed := make(map[*stubThread]bool, len(a.threads))
-	for _, t := range a.threads {
+	// parallel, then (in the background) each is waited for, while the
+	// leader still lives: it is their parent, and it ignores SIGCHLD, so
+	// once their tracer has reaped them nothing is left (with the leader
+	// gone they would become zombies of init's). Then the leader, which
+	// is stopped meanwhile and runs nothing. Any thread of this process
+	// may reap a child or tracee of any other, so neither the stub
+	// threads' tracers nor the master (the leader's parent and tracer)
+	// take part: no hand-off to the master.
+	threads := a.threads
+	killed := make(map[*stubThread]bool, len(threads))
+	for _, t := range threads {
 		killed[t] = t.signalKill()
 	}
-	if a.pre.tid != 0 {
-		_ = unix.PidfdSendSignal(a.pre.pidfd, unix.SIGKILL, nil, 0)
-	}
-	for _, t := range a.threads {
-		t.reap(killed[t])
+	pre := a.pre
+	if pre.tid != 0 {
+		_ = unix.PidfdSendSignal(pre.pidfd, unix.SIGKILL, nil, 0)
 	}
 	a.threads = nil
-	a.pre.kill()
 	a.pre = preThread{}
-	killAndReap(a.pid)
+	pid := a.pid
+	a.p.reaping.Add(1)
+	// S/R-SAFE: host-side platform machinery, no kernel state; Platform.Release
+	// waits for it.
+	go func() {
+		defer a.p.reaping.Done()
+		for _, t := range threads {
+			t.reap(killed[t])
+		}
+		pre.kill()
+		killAndReap(pid)
+	}()
 }
 
 // threadFor returns the stub thread traced by the calling OS thread tid,

@@ -127,9 +127,12 @@
 //
 // # Lifecycle and cleanup
 //
-// AddressSpace.Release kills (SIGKILL, through a pidfd so that a reused pid
-// is never hit) and reaps the stub threads and then the stub leader.
-// Platform.Release releases every address space, then stops the master. If
+// AddressSpace.Release kills the stub threads (SIGKILL, through a pidfd so
+// that a reused pid is never hit) and the stub leader, and returns: a
+// goroutine waits for them to exit and reaps them, the stub threads first
+// (the host tears a process's memory down as it exits, which an exec or an
+// exit of the application need not wait for). Platform.Release releases
+// every address space, waits for those goroutines, then stops the master. If
 // the sentry dies, even by SIGKILL, every stub dies with it: stub leaders by
 // their parent-death signal (the master thread exits) and PTRACE_O_EXITKILL,
 // stub threads by PTRACE_O_EXITKILL (their tracer exits) or by their own
@@ -219,6 +222,9 @@ type Platform struct {
 	refillPending bool
 	// refilling counts the goroutines starting a spare.
 	refilling sync.WaitGroup
+	// reaping counts the goroutines reaping the stub processes of released
+	// address spaces (addressSpace.release).
+	reaping sync.WaitGroup
 
 	// baseFD is the platform's duplicate of the base file
 	// (SetBaseFile), 0 if none. Protected by mu.
@@ -437,6 +443,7 @@ func (p *Platform) Release() {
 	}
 	// A refill that finishes now sees released and kills its stub.
 	p.refilling.Wait()
+	p.reaping.Wait()
 	if spare != 0 {
 		sparePre.kill()
 		killAndReap(spare)
