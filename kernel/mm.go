@@ -226,6 +226,23 @@ func (mm *MM) Release() {
 	mm.vmas = nil
 }
 
+// renewAddressSpace returns a platform address space that takes over the
+// host resources of mm's when mm is released (platform.Renewer), or nil if
+// the platform cannot, or another process uses mm too (a vfork parent).
+func (mm *MM) renewAddressSpace() platform.AddressSpace {
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	r, ok := mm.as.(platform.Renewer)
+	if !ok || mm.users > 1 {
+		return nil
+	}
+	as, err := r.Renew()
+	if err != nil {
+		return nil
+	}
+	return as
+}
+
 // findLocked returns the index of the first vma with End > addr (len(vmas)
 // if none).
 //
