@@ -363,6 +363,36 @@ func (f *MemoryFile) forEachData(r fileRange, fn func(fileRange) error) error {
 	return nil
 }
 
+// copyScanMax is the longest range copyData copies hole by hole.
+const copyScanMax = 1 << 20
+
+// copyData copies the data of the allocated range src to dst (the same
+// length, allocated, reading as zero, disjoint). Holes need no copy, but
+// finding where one ends costs a scan of the file's pages up to the next
+// hole, past the end of src when src ends in data (the pages around a
+// private vma's are often dense: the file cache's, other vmas'), which for
+// a short range costs more than copying its holes: a range of up to
+// copyScanMax is copied whole from its first page of data on.
+func (f *MemoryFile) copyData(dst uint64, src fileRange) error {
+	if src.Length() > copyScanMax {
+		return f.forEachData(src, func(d fileRange) error {
+			return f.copyRange(dst+(d.Start-src.Start), d)
+		})
+	}
+	if err := f.ensureLoaded(src.Start, src.End); err != nil {
+		return err
+	}
+	data, err := unix.Seek(f.fd, int64(src.Start), unix.SEEK_DATA)
+	if err == unix.ENXIO || (err == nil && uint64(data) >= src.End) {
+		return nil // only holes
+	}
+	if err != nil {
+		return fmt.Errorf("memory file SEEK_DATA at %#x: %w", src.Start, err)
+	}
+	from := pageRoundDown(uint64(data))
+	return f.copyRange(dst+(from-src.Start), fileRange{from, src.End})
+}
+
 // copyRange copies the allocated range src to dst (same length, allocated,
 // disjoint) inside the file with copy_file_range, so that the host copies
 // the pages without faulting them into the sentry. A host that cannot

@@ -188,11 +188,7 @@ func (mm *MM) forkCopyVMALocked(c *MM, v *vma) (bool, error) {
 	if err != nil {
 		return false, nil
 	}
-	src := v.fileRange()
-	err = mm.mf.forEachData(src, func(d fileRange) error {
-		return mm.mf.copyRange(fr.Start+(d.Start-src.Start), d)
-	})
-	if err != nil {
+	if err := mm.mf.copyData(fr.Start, v.fileRange()); err != nil {
 		mm.mf.Free(fr)
 		return false, fmt.Errorf("copy [%#x, %#x) for a fork's child: %w", v.Start, v.End, err)
 	}
