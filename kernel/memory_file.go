@@ -104,6 +104,14 @@ type MemoryFile struct {
 	// otherwise.
 	shared map[uint64]uint32
 
+	// freeing counts the memory of exited processes being given back
+	// after their parent learnt of the exit (MM.release); Allocated, and
+	// an allocation that would pass the limit, wait for it to be 0.
+	// freed is signalled when it drops. Not saved: a save takes Allocated,
+	// after every such free. Both protected by mu.
+	freeing int       `state:"nosave"`
+	freed   sync.Cond `state:"nosave"`
+
 	// limit is the most bytes that may be allocated at once (Limits.Memory;
 	// memoryFileReserve: none below the reservation). The kernel sets it
 	// on New and Restore (it saves Limits itself). Protected by mu.
@@ -206,7 +214,12 @@ func (f *MemoryFile) Allocate(length uint64) (fileRange, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.limit != 0 && f.limit < memoryFileReserve {
-		if used := f.allocatedLocked(); used+length > f.limit || used+length < used {
+		used := f.allocatedLocked()
+		for f.freeing > 0 && (used+length > f.limit || used+length < used) {
+			f.waitFreedLocked()
+			used = f.allocatedLocked()
+		}
+		if used+length > f.limit || used+length < used {
 			return fileRange{}, fmt.Errorf("allocate %d bytes with %d of the %d-byte limit in use: %w", length, used, f.limit, ErrNoMemory)
 		}
 	}
@@ -295,6 +308,9 @@ func (f *MemoryFile) Decommit(r fileRange) {
 func (f *MemoryFile) Allocated() []fileRange {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for f.freeing > 0 {
+		f.waitFreedLocked()
+	}
 	var out []fileRange
 	var pos uint64
 	for _, fr := range f.free {
@@ -456,6 +472,35 @@ func (f *MemoryFile) ReleaseRange(r fileRange) {
 	for _, fr := range toFree {
 		f.Free(fr)
 	}
+}
+
+// startFreeing records that memory will be given back soon (by
+// doneFreeing), for Allocated and Allocate to wait for.
+func (f *MemoryFile) startFreeing() {
+	f.mu.Lock()
+	f.freeing++
+	f.mu.Unlock()
+}
+
+// doneFreeing frees rs (FreeAll) and ends what startFreeing began.
+func (f *MemoryFile) doneFreeing(rs []fileRange) {
+	f.FreeAll(rs)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.freeing--
+	if f.freed.L != nil {
+		f.freed.Broadcast()
+	}
+}
+
+// waitFreedLocked waits until freeing may have dropped.
+//
+// Preconditions: f.mu is held.
+func (f *MemoryFile) waitFreedLocked() {
+	if f.freed.L == nil {
+		f.freed.L = &f.mu
+	}
+	f.freed.Wait()
 }
 
 // FreeAll frees every range of rs (disjoint, allocated), merging
