@@ -176,7 +176,7 @@ func (a *addressSpace) MapFile(addr, offset, length uint64, at platform.AccessTy
 		if !precommit || a.renewing != nil {
 			// (An heir's calls wait for the stub: populated on first
 			// touch instead.)
-			a.pending = append(a.pending, stubCall{sysMmap, [6]uint64{addr, length, prot, flags &^ unix.MAP_POPULATE, stubFDInStub, offset}})
+			a.queueMmapLocked(stubCall{sysMmap, [6]uint64{addr, length, prot, flags &^ unix.MAP_POPULATE, stubFDInStub, offset}})
 			a.mu.Lock()
 			a.setMappingLocked(addr, addr+length, &at)
 			a.mu.Unlock()
@@ -335,6 +335,25 @@ func (a *addressSpace) leaderSyscall(nr uint64, args [6]uint64) (uint64, error) 
 		return err
 	})
 	return r, err
+}
+
+// queueMmapLocked queues the mmap of the memory file c, or extends the last
+// queued call with it if that maps the memory file just before c, in the
+// address space and in the file, with the same protection and flags: a
+// fork's child maps its parent's vmas in address order, and those that
+// the fork copied lie side by side in the memory file too.
+//
+// Preconditions: a.opMu is held.
+func (a *addressSpace) queueMmapLocked(c stubCall) {
+	if n := len(a.pending); n > 0 {
+		last := &a.pending[n-1]
+		if last.nr == sysMmap && last.args[4] == stubFDInStub && last.args[0]+last.args[1] == c.args[0] &&
+			last.args[5]+last.args[1] == c.args[5] && last.args[2] == c.args[2] && last.args[3] == c.args[3] {
+			last.args[1] += c.args[1]
+			return
+		}
+	}
+	a.pending = append(a.pending, c)
 }
 
 // flushIfFullLocked runs the queued system calls once they fill a batch.
