@@ -126,7 +126,13 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	tg.mu.Unlock()
 	t.k.shmMappingsChanged(old, tg.tgid, true)
 	t.dropStub() // its stub goes with the old address space
-	old.Release()
+	if free := old.release(); free != nil {
+		if k.mf.lazyLoader() != nil {
+			free() // a lazy restore loads what it frees first: not in the background
+		} else {
+			k.freeLater(free) // off the way back to the program
+		}
+	}
 	tg.closeOnExec()
 	t.signalsOnExec()
 	t.regs = regs

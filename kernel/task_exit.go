@@ -223,7 +223,26 @@ func (k *Kernel) initExited(status ExitStatus) {
 }
 
 // taskGoroutineExited accounts for a task goroutine that returned.
-func (k *Kernel) taskGoroutineExited(t *Task) {
+func (k *Kernel) taskGoroutineExited(*Task) { k.liveGoroutineDone() }
+
+// freeLater runs free (memory an MM gave back: MM.release) on a goroutine
+// of its own, counted as a live task goroutine that never stops, so that a
+// pause (a save) and the kernel's end wait for it.
+func (k *Kernel) freeLater(free func()) {
+	k.stopMu.Lock()
+	k.liveTasks++
+	k.stopMu.Unlock()
+	// S/R-SAFE: counted in liveTasks, so a pause waits until it is done;
+	// it touches only the memory file, under its lock.
+	go func() {
+		defer k.liveGoroutineDone()
+		free()
+	}()
+}
+
+// liveGoroutineDone accounts for a goroutine counted in liveTasks that
+// returned.
+func (k *Kernel) liveGoroutineDone() {
 	k.stopMu.Lock()
 	defer k.stopMu.Unlock()
 	k.liveTasks--
