@@ -39,6 +39,7 @@ func (k *Kernel) afterLoad(context.Context) {
 func (f *MemoryFile) afterLoad(context.Context) {
 	f.fd = -1
 	f.mapping = nil
+	f.sharedFromPages()
 }
 
 // attachAddressSpace makes as the MM's platform address space and maps

@@ -34,6 +34,7 @@ var (
 	stateTypeInfoLimits         *stateify.TypeInfo
 	stateTypeInfofileRange      *stateify.TypeInfo
 	stateTypeInfoMemoryFile     *stateify.TypeInfo
+	stateTypeInfosharedRun      *stateify.TypeInfo
 	stateTypeInfovma            *stateify.TypeInfo
 	stateTypeInfoMM             *stateify.TypeInfo
 	stateTypeInfofileKey        *stateify.TypeInfo
@@ -246,8 +247,14 @@ func init() {
 	stateTypeInfoMemoryFile = stateify.Register[MemoryFile]("snapshotter/kernel.MemoryFile", []stateify.Field{
 		{Name: "size", Type: "uint64"},
 		{Name: "free", Type: "[]snapshotter/kernel.fileRange"},
+		{Name: "sharedRuns", Type: "[]snapshotter/kernel.sharedRun"},
 		{Name: "shared", Type: "map[uint64]uint32"},
 		{Name: "files", Type: "snapshotter/kernel.fileCache"},
+	})
+	stateTypeInfosharedRun = stateify.Register[sharedRun]("snapshotter/kernel.sharedRun", []stateify.Field{
+		{Name: "Start", Type: "uint64"},
+		{Name: "End", Type: "uint64"},
+		{Name: "N", Type: "uint32"},
 	})
 	stateTypeInfovma = stateify.Register[vma]("snapshotter/kernel.vma", []stateify.Field{
 		{Name: "Start", Type: "uint64"},
@@ -1674,6 +1681,14 @@ func (x *MemoryFile) StateSave(e *stateify.Encoder) {
 			x.free[i0].StateSave(e)
 		}
 	}
+	if x.sharedRuns == nil {
+		e.Nil()
+	} else {
+		e.ArrayLen(len(x.sharedRuns))
+		for i0 := range x.sharedRuns {
+			x.sharedRuns[i0].StateSave(e)
+		}
+	}
 	stateify.SaveMap(e, x.shared, func(e *stateify.Encoder, mk uint64) {
 		e.Uint(mk)
 	}, func(e *stateify.Encoder, mv *uint32) {
@@ -1698,18 +1713,60 @@ func (x *MemoryFile) StateLoad(ctx context.Context, d *stateify.Decoder) {
 				}
 			}
 		case 2:
+			if n0, ok := d.SliceLen(); !ok {
+				x.sharedRuns = nil
+			} else {
+				stateify.MakeSlice(d, &x.sharedRuns, n0)
+				for i0 := range x.sharedRuns {
+					x.sharedRuns[i0].StateLoad(ctx, d)
+				}
+			}
+		case 3:
 			stateify.LoadMap(d, &x.shared, func(d *stateify.Decoder, mk *uint64) {
 				*mk = d.Uint64()
 			}, func(d *stateify.Decoder, mv *uint32) {
 				(*mv) = d.Uint32()
 			})
-		case 3:
+		case 4:
 			x.files.StateLoad(ctx, d)
 		default:
 			d.Skip()
 		}
 	}
 	d.AfterLoad(x.afterLoad)
+}
+
+// StateTypeName implements stateify.Savable.
+func (x *sharedRun) StateTypeName() string { return "snapshotter/kernel.sharedRun" }
+
+// StateFields implements stateify.Savable.
+func (x *sharedRun) StateFields() []string { return stateTypeInfosharedRun.FieldNames() }
+
+// StateTypeInfo implements stateify.Savable.
+func (x *sharedRun) StateTypeInfo() *stateify.TypeInfo { return stateTypeInfosharedRun }
+
+// StateSave implements stateify.Savable.
+func (x *sharedRun) StateSave(e *stateify.Encoder) {
+	e.Struct(stateTypeInfosharedRun)
+	e.Uint(x.Start)
+	e.Uint(x.End)
+	e.Uint(uint64(x.N))
+}
+
+// StateLoad implements stateify.Savable.
+func (x *sharedRun) StateLoad(ctx context.Context, d *stateify.Decoder) {
+	for _, f := range d.Struct(stateTypeInfosharedRun) {
+		switch f {
+		case 0:
+			x.Start = d.Uint64()
+		case 1:
+			x.End = d.Uint64()
+		case 2:
+			x.N = d.Uint32()
+		default:
+			d.Skip()
+		}
+	}
 }
 
 // StateTypeName implements stateify.Savable.

@@ -93,10 +93,24 @@ type MemoryFile struct {
 	// size. Protected by mu.
 	free []fileRange
 
-	// shared counts, per page offset, the extra owners of a page: a shared
-	// mapping inherited by fork is one range owned by several vmas. A page
-	// is freed when its last owner lets it go. Protected by mu.
+	// sharedRuns count the extra owners of pages, in runs of pages with
+	// the same count (memory_file_shared.go): a shared mapping inherited
+	// by fork, or private memory shared copy-on-write, is one range owned
+	// by several vmas. A page is freed when its last owner lets it go.
+	// Protected by mu.
+	sharedRuns []sharedRun
+	// shared is how images from before sharedRuns hold the same counts,
+	// per page offset; afterLoad moves them into sharedRuns. Always nil
+	// otherwise.
 	shared map[uint64]uint32
+
+	// freeing counts the memory of exited processes being given back
+	// after their parent learnt of the exit (MM.release); Allocated, and
+	// an allocation that would pass the limit, wait for it to be 0.
+	// freed is signalled when it drops. Not saved: a save takes Allocated,
+	// after every such free. Both protected by mu.
+	freeing int       `state:"nosave"`
+	freed   sync.Cond `state:"nosave"`
 
 	// limit is the most bytes that may be allocated at once (Limits.Memory;
 	// memoryFileReserve: none below the reservation). The kernel sets it
@@ -204,7 +218,12 @@ func (f *MemoryFile) Allocate(length uint64) (fileRange, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.limit != 0 && f.limit < memoryFileReserve {
-		if used := f.allocatedLocked(); used+length > f.limit || used+length < used {
+		used := f.allocatedLocked()
+		for f.freeing > 0 && (used+length > f.limit || used+length < used) {
+			f.waitFreedLocked()
+			used = f.allocatedLocked()
+		}
+		if used+length > f.limit || used+length < used {
 			return fileRange{}, fmt.Errorf("allocate %d bytes with %d of the %d-byte limit in use: %w", length, used, f.limit, ErrNoMemory)
 		}
 	}
@@ -293,6 +312,9 @@ func (f *MemoryFile) Decommit(r fileRange) {
 func (f *MemoryFile) Allocated() []fileRange {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for f.freeing > 0 {
+		f.waitFreedLocked()
+	}
 	var out []fileRange
 	var pos uint64
 	for _, fr := range f.free {
@@ -361,6 +383,36 @@ func (f *MemoryFile) forEachData(r fileRange, fn func(fileRange) error) error {
 	return nil
 }
 
+// copyScanMax is the longest range copyData copies hole by hole.
+const copyScanMax = 1 << 20
+
+// copyData copies the data of the allocated range src to dst (the same
+// length, allocated, reading as zero, disjoint). Holes need no copy, but
+// finding where one ends costs a scan of the file's pages up to the next
+// hole, past the end of src when src ends in data (the pages around a
+// private vma's are often dense: the file cache's, other vmas'), which for
+// a short range costs more than copying its holes: a range of up to
+// copyScanMax is copied whole from its first page of data on.
+func (f *MemoryFile) copyData(dst uint64, src fileRange) error {
+	if src.Length() > copyScanMax {
+		return f.forEachData(src, func(d fileRange) error {
+			return f.copyRange(dst+(d.Start-src.Start), d)
+		})
+	}
+	if err := f.ensureLoaded(src.Start, src.End); err != nil {
+		return err
+	}
+	data, err := unix.Seek(f.fd, int64(src.Start), unix.SEEK_DATA)
+	if err == unix.ENXIO || (err == nil && uint64(data) >= src.End) {
+		return nil // only holes
+	}
+	if err != nil {
+		return fmt.Errorf("memory file SEEK_DATA at %#x: %w", src.Start, err)
+	}
+	from := pageRoundDown(uint64(data))
+	return f.copyRange(dst+(from-src.Start), fileRange{from, src.End})
+}
+
 // copyRange copies the allocated range src to dst (same length, allocated,
 // disjoint) inside the file with copy_file_range, so that the host copies
 // the pages without faulting them into the sentry. A host that cannot
@@ -416,33 +468,6 @@ func (f *MemoryFile) writeAt(b []byte, off uint64) error {
 	return nil
 }
 
-// Share adds an owner to every page of r (fork of a shared mapping).
-func (f *MemoryFile) Share(r fileRange) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.shared == nil {
-		f.shared = map[uint64]uint32{}
-	}
-	for p := r.Start; p < r.End; p += pageSize {
-		f.shared[p]++
-	}
-}
-
-// soleOwner reports whether no page of r has an owner besides the caller.
-func (f *MemoryFile) soleOwner(r fileRange) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.shared) == 0 {
-		return true
-	}
-	for p := r.Start; p < r.End; p += pageSize {
-		if f.shared[p] != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // ReleaseRange drops one owner of the pages of r and frees those that have no
 // owner left. Ranges that were never shared go straight to Free.
 func (f *MemoryFile) ReleaseRange(r fileRange) {
@@ -453,30 +478,33 @@ func (f *MemoryFile) ReleaseRange(r fileRange) {
 	}
 }
 
-// releaseRangeDeferred is ReleaseRange, except that the ranges to free are
-// appended to toFree for the caller to free (FreeAll).
-func (f *MemoryFile) releaseRangeDeferred(r fileRange, toFree *[]fileRange) {
+// startFreeing records that memory will be given back soon (by
+// doneFreeing), for Allocated and Allocate to wait for.
+func (f *MemoryFile) startFreeing() {
+	f.mu.Lock()
+	f.freeing++
+	f.mu.Unlock()
+}
+
+// doneFreeing frees rs (FreeAll) and ends what startFreeing began.
+func (f *MemoryFile) doneFreeing(rs []fileRange) {
+	f.FreeAll(rs)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.shared) == 0 {
-		*toFree = append(*toFree, r)
-		return
+	f.freeing--
+	if f.freed.L != nil {
+		f.freed.Broadcast()
 	}
-	for p := r.Start; p < r.End; p += pageSize {
-		if n := f.shared[p]; n > 0 {
-			if n == 1 {
-				delete(f.shared, p)
-			} else {
-				f.shared[p] = n - 1
-			}
-			continue
-		}
-		if k := len(*toFree); k > 0 && (*toFree)[k-1].End == p {
-			(*toFree)[k-1].End = p + pageSize
-		} else {
-			*toFree = append(*toFree, fileRange{p, p + pageSize})
-		}
+}
+
+// waitFreedLocked waits until freeing may have dropped.
+//
+// Preconditions: f.mu is held.
+func (f *MemoryFile) waitFreedLocked() {
+	if f.freed.L == nil {
+		f.freed.L = &f.mu
 	}
+	f.freed.Wait()
 }
 
 // FreeAll frees every range of rs (disjoint, allocated), merging

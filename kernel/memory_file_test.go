@@ -178,3 +178,35 @@ func TestMemoryFileCopyRange(t *testing.T) {
 		t.Errorf("copyRange beyond the file = %v, want ErrBadAddress", err)
 	}
 }
+
+// TestAllocateWaitsForFreeing checks that memory an exited process gives
+// back after its parent was told (MM.release) is waited for by an
+// allocation that would pass the limit without it, and by Allocated.
+func TestAllocateWaitsForFreeing(t *testing.T) {
+	f := newTestMemoryFile(t)
+	f.setLimit(4 * pageSize)
+	held, err := f.Allocate(4 * pageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.startFreeing()
+	got := make(chan error, 1)
+	go func() {
+		_, err := f.Allocate(2 * pageSize)
+		got <- err
+	}()
+	f.doneFreeing([]fileRange{held})
+	if err := <-got; err != nil {
+		t.Errorf("Allocate while the limit's memory was being freed = %v, want it to wait and succeed", err)
+	}
+	f.startFreeing()
+	done := make(chan []fileRange, 1)
+	go func() { done <- f.Allocated() }()
+	f.doneFreeing(nil)
+	if rs := <-done; len(rs) != 1 || rs[0].Length() != 2*pageSize {
+		t.Errorf("Allocated after the freeing = %v, want the one 2-page range", rs)
+	}
+	if _, err := f.Allocate(3 * pageSize); err == nil {
+		t.Errorf("Allocate past the limit with nothing being freed = nil error, want ErrNoMemory")
+	}
+}

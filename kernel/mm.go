@@ -200,11 +200,22 @@ func (mm *MM) addUser() {
 // Release drops one user of the address space. The last one unmaps and
 // frees everything and releases the platform address space.
 func (mm *MM) Release() {
+	if free := mm.release(); free != nil {
+		free()
+	}
+}
+
+// release is Release, except that the last user's memory is given back
+// only when the caller calls the function it returns (nil if there is
+// nothing to give back): an exiting process gives it back after its parent
+// is told, which need not wait for it. Meanwhile the memory file counts it
+// as being freed (Allocated and an allocation over the limit wait for it).
+func (mm *MM) release() func() {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
 	if mm.users > 1 {
 		mm.users--
-		return
+		return nil
 	}
 	mm.users = 0
 	// The address space goes first: punching holes in pages a stub still
@@ -222,8 +233,30 @@ func (mm *MM) Release() {
 			mm.mf.releaseRangeDeferred(v.fileRange(), &toFree)
 		}
 	}
-	mm.mf.FreeAll(toFree)
 	mm.vmas = nil
+	if len(toFree) == 0 {
+		return nil
+	}
+	mf := mm.mf
+	mf.startFreeing()
+	return func() { mf.doneFreeing(toFree) }
+}
+
+// renewAddressSpace returns a platform address space that takes over the
+// host resources of mm's when mm is released (platform.Renewer), or nil if
+// the platform cannot, or another process uses mm too (a vfork parent).
+func (mm *MM) renewAddressSpace() platform.AddressSpace {
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	r, ok := mm.as.(platform.Renewer)
+	if !ok || mm.users > 1 {
+		return nil
+	}
+	as, err := r.Renew()
+	if err != nil {
+		return nil
+	}
+	return as
 }
 
 // findLocked returns the index of the first vma with End > addr (len(vmas)

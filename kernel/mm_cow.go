@@ -78,10 +78,7 @@ func (mm *MM) privatizeLocked(v *vma) error {
 		return fmt.Errorf("copy-on-write of [%#x, %#x): %w", v.Start, v.End, err)
 	}
 	src := v.fileRange()
-	err = mm.mf.forEachData(src, func(d fileRange) error {
-		return mm.mf.copyRange(fr.Start+(d.Start-src.Start), d)
-	})
-	if err != nil {
+	if err := mm.mf.copyData(fr.Start, src); err != nil {
 		mm.mf.Free(fr)
 		return fmt.Errorf("copy-on-write of [%#x, %#x): %w", v.Start, v.End, err)
 	}
@@ -287,9 +284,7 @@ func (mm *MM) mmapCachedLocked(addr, length uint64, o *MMapOpts, maxPerms perms,
 		if err != nil {
 			return fail(unix.ENOMEM)
 		}
-		err = mm.mf.forEachData(v.fileRange(), func(d fileRange) error {
-			return mm.mf.copyRange(fr.Start+(d.Start-v.Off), d)
-		})
+		err = mm.mf.copyData(fr.Start, v.fileRange())
 		v.Off, v.COW = fr.Start, false
 		if err != nil {
 			return fail(err)

@@ -83,3 +83,150 @@ func TestForkCopyOnWrite(t *testing.T) {
 		t.Errorf("memory file has %d allocated ranges after release, want %d", got, base)
 	}
 }
+
+// TestForkCopiesSmallVMAs checks fork's eager copies: a small writable
+// private vma and the window of a large one around the stack pointer are
+// the child's own at once (the parent's mapping unchanged, still
+// writable), read-only and large vmas are shared copy-on-write, and
+// writes on either side stay on that side.
+func TestForkCopiesSmallVMAs(t *testing.T) {
+	mm, as := newTestMM(t)
+	base := len(mm.mf.Allocated())
+	fill := func(addr, pages uint64, b byte) {
+		for i := range pages {
+			if err := mm.CopyOut(addr+i*pageSize, []byte{b}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	small := mustMMap(t, mm, MMapOpts{Length: 4 * pageSize, Perms: permRead | permWrite, Private: true})
+	fill(small, 4, 'S')
+	const bigPages = 1024 // 4 MiB: longer than eagerCopyMax
+	big := mustMMap(t, mm, MMapOpts{Length: bigPages * pageSize, Perms: permRead | permWrite, Private: true})
+	fill(big, bigPages, 'B')
+	ro := mustMMap(t, mm, MMapOpts{Length: 2 * pageSize, Perms: permRead, Private: true})
+	sp := big + 600*pageSize + 0x123 // a stack pointer inside big
+
+	childAS := newRecordingAS()
+	child, err := mm.forkCopying(childAS, sp, eagerCopyBudget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMirror(t, mm, as)
+	checkMirror(t, child, childAS)
+	winStart := pageRoundDown(sp) - eagerStackBelow
+	for _, tc := range []struct {
+		name     string
+		addr     uint64
+		wantCOW  bool // both sides share the pages copy-on-write
+		wantSame bool // the child maps the parent's pages
+	}{
+		{"small", small, false, false},
+		{"stack window start", winStart, false, false},
+		{"stack window end", winStart + eagerStackSpan - pageSize, false, false},
+		{"below the window", winStart - pageSize, true, true},
+		{"above the window", winStart + eagerStackSpan, true, true},
+		{"read-only", ro, true, true},
+	} {
+		pv, cv := mm.vmaAtLocked(tc.addr), child.vmaAtLocked(tc.addr)
+		pOff, cOff := pv.Off+(tc.addr-pv.Start), cv.Off+(tc.addr-cv.Start)
+		if tc.name == "read-only" {
+			// Never written, so never made copy-on-write.
+			if pOff != cOff {
+				t.Errorf("%s: child's page at %#x, parent's at %#x: want the same", tc.name, cOff, pOff)
+			}
+			continue
+		}
+		if pv.COW != tc.wantCOW || cv.COW != tc.wantCOW || (pOff == cOff) != tc.wantSame {
+			t.Errorf("%s: COW %v/%v, offsets %#x/%#x: want COW %v, same pages %v", tc.name, pv.COW, cv.COW, pOff, cOff, tc.wantCOW, tc.wantSame)
+		}
+	}
+	if w := mm.vmaAtLocked(small); !as.pages[small].at.Write || w.Off != as.pages[small].off {
+		t.Errorf("parent's small vma no longer mapped writable at its own pages: %+v", as.pages[small])
+	}
+
+	// Writes after the fork stay on their side.
+	if err := child.CopyOut(small+pageSize, []byte{'c'}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mm.CopyOut(small+2*pageSize, []byte{'p'}); err != nil {
+		t.Fatal(err)
+	}
+	if err := child.CopyOut(pageRoundDown(sp), []byte{'c'}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		mm   *MM
+		addr uint64
+		want byte
+	}{
+		{"parent small 0", mm, small, 'S'},
+		{"child small 0", child, small, 'S'},
+		{"parent small 1", mm, small + pageSize, 'S'},
+		{"child small 1", child, small + pageSize, 'c'},
+		{"parent small 2", mm, small + 2*pageSize, 'p'},
+		{"child small 2", child, small + 2*pageSize, 'S'},
+		{"parent stack", mm, pageRoundDown(sp), 'B'},
+		{"child stack", child, pageRoundDown(sp), 'c'},
+		{"child below window", child, winStart - pageSize, 'B'},
+	} {
+		if got := readByte(t, tc.mm, tc.addr); got != tc.want {
+			t.Errorf("%s: %#x = %q, want %q", tc.name, tc.addr, got, tc.want)
+		}
+	}
+	checkMirror(t, mm, as)
+	checkMirror(t, child, childAS)
+	child.Release()
+	mm.Release()
+	if got := len(mm.mf.Allocated()); got != base {
+		t.Errorf("memory file has %d allocated ranges after release, want %d", got, base)
+	}
+}
+
+// TestForkEagerBudget checks that fork copies no more than its budget and
+// shares the rest copy-on-write.
+func TestForkEagerBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		budget     uint64
+		wantCopied int
+	}{
+		{"none", 0, 0},
+		{"one", 4 * pageSize, 1},
+		{"two", 9 * pageSize, 2},
+		{"all", eagerCopyBudget, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mm, _ := newTestMM(t)
+			var addrs []uint64
+			for range 3 {
+				a := mustMMap(t, mm, MMapOpts{Length: 4 * pageSize, Perms: permRead | permWrite, Private: true})
+				// A guard page apart, so that the vmas stay separate.
+				mustMMap(t, mm, MMapOpts{Length: pageSize, Perms: permRead, Private: true})
+				if err := mm.CopyOut(a, []byte{'x'}); err != nil {
+					t.Fatal(err)
+				}
+				addrs = append(addrs, a)
+			}
+			child, err := mm.forkCopying(newRecordingAS(), 0, tc.budget)
+			if err != nil {
+				t.Fatal(err)
+			}
+			copied := 0
+			for _, a := range addrs {
+				if v := child.vmaAtLocked(a); !v.COW {
+					copied++
+				}
+				if got := readByte(t, child, a); got != 'x' {
+					t.Errorf("child's %#x = %q, want 'x'", a, got)
+				}
+			}
+			if copied != tc.wantCopied {
+				t.Errorf("forkCopying(budget %d) copied %d vmas, want %d", tc.budget, copied, tc.wantCopied)
+			}
+			child.Release()
+			mm.Release()
+		})
+	}
+}

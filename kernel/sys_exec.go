@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"golang.org/x/sys/unix"
+
+	"snapshotter/platform"
 )
 
 func sysExecve(t *Task, a *sysArgs) (uint64, error) {
@@ -94,7 +96,7 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	}
 	defer img.file.DecRef()
 	k := t.k
-	as, err := k.platform.NewAddressSpace()
+	as, err := t.execAddressSpace()
 	if err != nil {
 		return 0, unix.ENOMEM
 	}
@@ -124,7 +126,13 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	tg.mu.Unlock()
 	t.k.shmMappingsChanged(old, tg.tgid, true)
 	t.dropStub() // its stub goes with the old address space
-	old.Release()
+	if free := old.release(); free != nil {
+		if k.mf.lazyLoader() != nil {
+			free() // a lazy restore loads what it frees first: not in the background
+		} else {
+			k.freeLater(free) // off the way back to the program
+		}
+	}
 	tg.closeOnExec()
 	t.signalsOnExec()
 	t.regs = regs
@@ -143,6 +151,26 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	tg.vforkReleaseLocked()
 	ts.mu.Unlock()
 	return 0, errNoSyscallReturn
+}
+
+// execAddressSpace returns the platform address space for the new image of
+// an execve: the old one's host resources renewed (platform.Renewer: the
+// ptrace stub process, which then need not be made, nor the old one torn
+// down) when nothing but this task uses the old address space, else a new
+// one. Either way the old image keeps running until the old address space
+// is released.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) execAddressSpace() (platform.AddressSpace, error) {
+	t.tg.mu.Lock()
+	alone := len(t.tg.tasks) == 1
+	t.tg.mu.Unlock()
+	if alone {
+		if as := t.tg.mm.renewAddressSpace(); as != nil {
+			return as, nil
+		}
+	}
+	return t.k.platform.NewAddressSpace()
 }
 
 // execErrno maps a program loading failure to execve's errno.

@@ -174,7 +174,7 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64, pfd *pidFD) (uin
 		if err != nil {
 			return 0, unix.EAGAIN
 		}
-		if mm, err = t.tg.mm.fork(as); err != nil {
+		if mm, err = t.tg.mm.forkCopying(as, t.regs.Rsp, eagerCopyBudget); err != nil {
 			as.Release()
 			return 0, unix.ENOMEM
 		}
@@ -219,7 +219,9 @@ func (t *Task) fork(flags, sp, parentTID, childTID, tls uint64, pfd *pidFD) (uin
 	ts.mu.Lock()
 	if ts.nextTID <= 0 || ptg.isExiting() || !t.k.taskAllowedLocked() {
 		ts.mu.Unlock()
-		ntg.release()
+		if free := ntg.release(); free != nil {
+			free()
+		}
 		return 0, unix.EAGAIN
 	}
 	nt.tid = ts.nextTID

@@ -81,8 +81,12 @@ func (t *Task) exit() {
 	if t.k.timings != nil && t.k.isInit(tg) {
 		t.k.initExitTiming()
 	}
-	tg.release()
+	free := tg.release()
 	t.k.processExited(tg, status)
+	if free != nil {
+		// After the parent may have run on: it need not wait for this.
+		free()
+	}
 }
 
 // processExited makes tg a zombie for its parent to reap, hands its
@@ -187,8 +191,10 @@ func (tg *ThreadGroup) childEventLocked() <-chan struct{} {
 	return tg.childEvent
 }
 
-// release frees what a process owns once its last thread is gone.
-func (tg *ThreadGroup) release() {
+// release frees what a process owns once its last thread is gone, except
+// its memory, which the function it returns (nil if none) gives back (see
+// MM.release).
+func (tg *ThreadGroup) release() func() {
 	tg.mu.Lock()
 	tg.deletePosixTimersLocked()
 	tg.mu.Unlock()
@@ -197,7 +203,7 @@ func (tg *ThreadGroup) release() {
 	tg.fdTable.ForEach(func(_ int32, f *vfs.File, _ vfs.FDFlags) { tg.flushQueues([]*vfs.File{f}) })
 	tg.fdTable.Close()
 	tg.k.shmMappingsChanged(tg.mm, tg.tgid, true)
-	tg.mm.Release()
+	return tg.mm.release()
 }
 
 // isInit reports whether tg is the sandbox's init process.
@@ -217,7 +223,26 @@ func (k *Kernel) initExited(status ExitStatus) {
 }
 
 // taskGoroutineExited accounts for a task goroutine that returned.
-func (k *Kernel) taskGoroutineExited(t *Task) {
+func (k *Kernel) taskGoroutineExited(*Task) { k.liveGoroutineDone() }
+
+// freeLater runs free (memory an MM gave back: MM.release) on a goroutine
+// of its own, counted as a live task goroutine that never stops, so that a
+// pause (a save) and the kernel's end wait for it.
+func (k *Kernel) freeLater(free func()) {
+	k.stopMu.Lock()
+	k.liveTasks++
+	k.stopMu.Unlock()
+	// S/R-SAFE: counted in liveTasks, so a pause waits until it is done;
+	// it touches only the memory file, under its lock.
+	go func() {
+		defer k.liveGoroutineDone()
+		free()
+	}()
+}
+
+// liveGoroutineDone accounts for a goroutine counted in liveTasks that
+// returned.
+func (k *Kernel) liveGoroutineDone() {
 	k.stopMu.Lock()
 	defer k.stopMu.Unlock()
 	k.liveTasks--

@@ -264,6 +264,21 @@ type StubClocked interface {
 	NotifyStub(fn func(pid int, cpu int64))
 }
 
+// Renewer is implemented by address spaces whose host resources (a host
+// process) an empty address space can take over, sparing an exec the
+// making of new ones. Renew returns that new address space. Until the
+// receiver is released, the receiver works as before and nothing the new
+// one is given takes effect; the receiver's Release hands its resources
+// over, with every one of its mappings removed, and from then on the new
+// address space works as any other. Releasing the new one first cancels
+// the handover (the receiver keeps its resources). Nothing may run in the
+// new address space before the receiver is released, and between Renew
+// and that Release only the caller may use either. Renew fails if the
+// receiver was released or renewed already.
+type Renewer interface {
+	Renew() (AddressSpace, error)
+}
+
 // Batcher is implemented by address spaces that can make a group of
 // mapping changes in one go. Between BeginBatch and EndBatch, MapFile and
 // Unmap may take effect only at EndBatch (or earlier), so an application

@@ -66,6 +66,14 @@ type addressSpace struct {
 
 	// watch is the write watching of the address space (watch.go).
 	watch watchState
+	// heir is the address space Renew made to take this one's stub over
+	// when this one is released, until then. Protected by p.renewMu.
+	heir *addressSpace
+	// renewing is the address space whose stub this one (an heir) takes
+	// over when that one is released, until then: meanwhile its calls
+	// only queue (and the stub is not this address space's to use).
+	// Protected by opMu; written also holding p.renewMu.
+	renewing *addressSpace
 }
 
 var _ platform.Batcher = (*addressSpace)(nil)
@@ -167,8 +175,10 @@ func (a *addressSpace) MapFile(addr, offset, length uint64, at platform.AccessTy
 		return fmt.Errorf("ptrace: map file: %w", ErrReleased)
 	}
 	if a.queuing() {
-		if !precommit {
-			a.pending = append(a.pending, stubCall{sysMmap, [6]uint64{addr, length, prot, flags, stubFDInStub, offset}})
+		if !precommit || a.renewing != nil {
+			// (An heir's calls wait for the stub: populated on first
+			// touch instead.)
+			a.queueMmapLocked(stubCall{sysMmap, [6]uint64{addr, length, prot, flags &^ unix.MAP_POPULATE, stubFDInStub, offset}})
 			a.mu.Lock()
 			a.unwatchLocked(addr, addr+length)
 			a.setMappingLocked(addr, addr+length, &at)
@@ -333,11 +343,30 @@ func (a *addressSpace) leaderSyscall(nr uint64, args [6]uint64) (uint64, error) 
 	return r, err
 }
 
+// queueMmapLocked queues the mmap of the memory file c, or extends the last
+// queued call with it if that maps the memory file just before c, in the
+// address space and in the file, with the same protection and flags: a
+// fork's child maps its parent's vmas in address order, and those that
+// the fork copied lie side by side in the memory file too.
+//
+// Preconditions: a.opMu is held.
+func (a *addressSpace) queueMmapLocked(c stubCall) {
+	if n := len(a.pending); n > 0 {
+		last := &a.pending[n-1]
+		if last.nr == sysMmap && last.args[4] == stubFDInStub && last.args[0]+last.args[1] == c.args[0] &&
+			last.args[5]+last.args[1] == c.args[5] && last.args[2] == c.args[2] && last.args[3] == c.args[3] {
+			last.args[1] += c.args[1]
+			return
+		}
+	}
+	a.pending = append(a.pending, c)
+}
+
 // flushIfFullLocked runs the queued system calls once they fill a batch.
 //
 // Preconditions: a.opMu is held.
 func (a *addressSpace) flushIfFullLocked() error {
-	if len(a.pending) < batchMax-1 {
+	if len(a.pending) < batchMax-1 || a.renewing != nil {
 		return nil
 	}
 	return a.flushLocked()
@@ -394,6 +423,9 @@ func (a *addressSpace) startRunning() error {
 	if a.isReleased() {
 		return ErrReleased
 	}
+	if a.renewing != nil {
+		return ErrRenewing
+	}
 	a.ran.Store(true)
 	return a.flushLocked()
 }
@@ -407,7 +439,7 @@ func (a *addressSpace) startRunning() error {
 func (a *addressSpace) HostPID() int {
 	if !a.ran.Load() {
 		a.opMu.Lock()
-		if !a.isReleased() {
+		if !a.isReleased() && a.renewing == nil {
 			_ = a.flushLocked()
 		}
 		a.opMu.Unlock()
@@ -465,8 +497,144 @@ func (a *addressSpace) Release() {
 	a.p.forget(a)
 }
 
-// release kills and reaps the stub threads, then the stub leader.
+// Renew implements platform.Renewer. The heir starts with an munmap of the
+// whole user range queued; a's Release hands it the stub (leader, stub
+// threads, the base file's descriptor) and runs that munmap at once, so
+// that the memory a's mappings held is unmapped before it is freed; the
+// heir's own calls wait for its first Switch, as in a new stub.
+func (a *addressSpace) Renew() (platform.AddressSpace, error) {
+	a.p.renewMu.Lock()
+	defer a.p.renewMu.Unlock()
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	if a.isReleased() || a.heir != nil || a.renewing != nil {
+		return nil, fmt.Errorf("ptrace: renew stub %d: %w", a.pid, ErrReleased)
+	}
+	h := &addressSpace{
+		p:          a.p,
+		pid:        a.pid,
+		leaderRegs: a.leaderRegs,
+		threads:    make(map[int]*stubThread),
+		pending:    []stubCall{{sysMunmap, [6]uint64{minUserAddress, maxUserAddress - minUserAddress}}},
+		baseOpen:   a.baseOpen,
+		baseInStub: a.baseInStub,
+		renewing:   a,
+	}
+	a.p.mu.Lock()
+	defer a.p.mu.Unlock()
+	if a.p.released {
+		return nil, fmt.Errorf("ptrace: renew stub %d: %w", a.pid, ErrReleased)
+	}
+	a.p.spaces[h] = struct{}{}
+	a.heir = h
+	return h, nil
+}
+
+// handOver gives a's stub to its heir h and marks a released. It reports
+// false if a was released already (h then has no stub: it was released
+// too, by Platform.Release).
+//
+// Preconditions: p.renewMu is held; a.heir was h.
+func (a *addressSpace) handOver(h *addressSpace) bool {
+	a.opMu.Lock()
+	a.mu.Lock()
+	if a.released {
+		a.mu.Unlock()
+		a.opMu.Unlock()
+		return false
+	}
+	a.released = true
+	a.pending = nil
+	threads, pre := a.threads, a.pre
+	a.threads, a.pre = nil, preThread{}
+	baseOpen, baseInStub := a.baseOpen, a.baseInStub
+	a.mu.Unlock()
+	a.opMu.Unlock()
+
+	h.opMu.Lock()
+	defer h.opMu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.renewing = nil
+	if !h.baseOpen {
+		h.baseOpen, h.baseInStub = baseOpen, baseInStub
+	}
+	for tracer, t := range threads {
+		if _, dup := h.threads[tracer]; dup {
+			t.kill() // the heir cloned one of its own meanwhile
+			continue
+		}
+		h.threads[tracer] = t
+	}
+	if h.pre.tid == 0 {
+		h.pre = pre
+	} else {
+		pre.kill()
+	}
+	return true
+}
+
+// unmapOld runs the munmap of the whole user range that Renew queued first,
+// if it is still queued, now that the heir has the stub.
+func (a *addressSpace) unmapOld() {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	if a.isReleased() || len(a.pending) == 0 || a.pending[0].nr != sysMunmap || a.pending[0].args[0] != minUserAddress {
+		return
+	}
+	if _, err := a.syscall(sysMunmap, a.pending[0].args); err == nil {
+		a.pending = a.pending[1:]
+	}
+	// Otherwise it stays queued, and the first Switch reports the failure.
+}
+
+// cancelRenewal undoes Renew for its heir a, released before the address
+// space it renews: that one keeps its stub. It reports false if a is no
+// heir waiting.
+//
+// Preconditions: p.renewMu is held.
+func (a *addressSpace) cancelRenewal() bool {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	r := a.renewing
+	if r == nil {
+		return false
+	}
+	r.heir = nil
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.renewing = nil
+	a.released = true
+	a.pending = nil
+	// Stub threads it cloned meanwhile are extra threads of r's stub.
+	for _, t := range a.threads {
+		t.kill()
+	}
+	a.threads = nil
+	return true
+}
+
+// release kills the stub threads and the stub leader, at once, and reaps
+// them in the background (Platform.reaping): a process's exit (its
+// address space torn down by the host) takes 0.1-0.3 ms or more here, and
+// an exec or an exit would otherwise wait for it before the parent learns
+// of it. Once release returns, nothing of the address space runs again.
+// An address space renewed (Renew) hands its stub to its heir instead, and
+// an heir released before that leaves the stub to the one it renews.
 func (a *addressSpace) release() {
+	a.p.renewMu.Lock()
+	if a.cancelRenewal() {
+		a.p.renewMu.Unlock()
+		return
+	}
+	h := a.heir
+	a.heir = nil
+	handed := h != nil && a.handOver(h)
+	a.p.renewMu.Unlock()
+	if handed {
+		h.unmapOld()
+		return
+	}
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
 	a.mu.Lock()
@@ -477,27 +645,37 @@ func (a *addressSpace) release() {
 	a.released = true
 	a.pending = nil
 	// The stub threads are all sent SIGKILL first, so that they exit in
-	// parallel (an exit takes 0.1-0.3 ms here), then each is waited for,
-	// while the leader still lives: it is their parent, and it ignores
-	// SIGCHLD, so once their tracer has reaped them nothing is left (with
-	// the leader gone they would become zombies of init's). Then the
-	// leader. Any thread of this process may reap a child or tracee of any
-	// other, so neither the stub threads' tracers nor the master (the
-	// leader's parent and tracer) take part: no hand-off to the master.
-	killed := make(map[*stubThread]bool, len(a.threads))
-	for _, t := range a.threads {
+	// parallel, then (in the background) each is waited for, while the
+	// leader still lives: it is their parent, and it ignores SIGCHLD, so
+	// once their tracer has reaped them nothing is left (with the leader
+	// gone they would become zombies of init's). Then the leader, which
+	// is stopped meanwhile and runs nothing. Any thread of this process
+	// may reap a child or tracee of any other, so neither the stub
+	// threads' tracers nor the master (the leader's parent and tracer)
+	// take part: no hand-off to the master.
+	threads := a.threads
+	killed := make(map[*stubThread]bool, len(threads))
+	for _, t := range threads {
 		killed[t] = t.signalKill()
 	}
-	if a.pre.tid != 0 {
-		_ = unix.PidfdSendSignal(a.pre.pidfd, unix.SIGKILL, nil, 0)
-	}
-	for _, t := range a.threads {
-		t.reap(killed[t])
+	pre := a.pre
+	if pre.tid != 0 {
+		_ = unix.PidfdSendSignal(pre.pidfd, unix.SIGKILL, nil, 0)
 	}
 	a.threads = nil
-	a.pre.kill()
 	a.pre = preThread{}
-	killAndReap(a.pid)
+	pid := a.pid
+	a.p.reaping.Add(1)
+	// S/R-SAFE: host-side platform machinery, no kernel state; Platform.Release
+	// waits for it.
+	go func() {
+		defer a.p.reaping.Done()
+		for _, t := range threads {
+			t.reap(killed[t])
+		}
+		pre.kill()
+		killAndReap(pid)
+	}()
 }
 
 // threadFor returns the stub thread traced by the calling OS thread tid,

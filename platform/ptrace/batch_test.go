@@ -155,3 +155,49 @@ func TestBatchAfterRunning(t *testing.T) {
 		t.Errorf("after EndBatch: %#x not mapped", uint64(addr))
 	}
 }
+
+// TestQueuedMmapsMerge checks that queued mappings of neighbouring memory
+// file ranges at neighbouring addresses, with the same access, are made
+// by one mmap, and that others are not merged.
+func TestQueuedMmapsMerge(t *testing.T) {
+	const base = 0x6000_0000
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t) // queues the code page's mapping
+	defer a.Release()
+	for _, m := range []struct {
+		addr, off uint64
+		at        platform.AccessType
+	}{
+		{base, dataOff, platform.Read},
+		{base + pageSize, dataOff + pageSize, platform.Read},          // merges
+		{base + 2*pageSize, dataOff + 2*pageSize, platform.ReadWrite}, // other access
+		{base + 4*pageSize, dataOff + 3*pageSize, platform.ReadWrite}, // address gap
+		{base + 5*pageSize, dataOff + 5*pageSize, platform.ReadWrite}, // file gap
+	} {
+		if err := a.MapFile(m.addr, m.off, pageSize, m.at, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.opMu.Lock()
+	queued := len(a.pending)
+	a.opMu.Unlock()
+	if want := 1 + 4; queued != want {
+		t.Errorf("queued calls = %d, want %d (the code page, then 5 mappings of which 2 merged)", queued, want)
+	}
+	c := e.newContext(t)
+	onOwnThread(func() {
+		st := &platform.State{}
+		st.Regs.Rip = codeAddr + offSyscallLoop
+		if _, _, err := switchOnce(c, a, st); err != nil {
+			t.Fatalf("Switch: %v", err)
+		}
+	})
+	for _, addr := range []uint64{base, base + pageSize, base + 2*pageSize, base + 4*pageSize, base + 5*pageSize} {
+		if !mapped(a.pid, addr) {
+			t.Errorf("after the first Switch: %#x not mapped", addr)
+		}
+	}
+	if mapped(a.pid, base+3*pageSize) {
+		t.Errorf("after the first Switch: the gap at %#x mapped", uint64(base+3*pageSize))
+	}
+}

@@ -46,10 +46,11 @@ type context struct {
 	last   *stubThread
 
 	// onStub is what NotifyStub set; reported is the stub thread it was
-	// last called for (cputime.go). Exclusive to the goroutine using the
-	// context.
-	onStub   func(pid int, cpu int64)
-	reported *stubThread
+	// last called for (cputime.go), in reportedAS. Exclusive to the
+	// goroutine using the context.
+	onStub     func(pid int, cpu int64)
+	reported   *stubThread
+	reportedAS *addressSpace
 
 	// fpIn is the stub thread that holds the floating point state of the
 	// application thread this context last ran, when Switch left it there
@@ -208,7 +209,7 @@ func (c *context) switchLocked(a *addressSpace, t *stubThread, st *platform.Stat
 	}
 	if err == nil {
 		c.p.counts.switches.Add(1)
-		c.reportStub(t)
+		c.reportStub(a, t)
 		err = c.run(a, t, st, info, access)
 	}
 	return err

@@ -17,15 +17,17 @@ func (c *context) NotifyStub(fn func(pid int, cpu int64)) {
 	c.onStub = fn
 }
 
-// reportStub calls onStub if t is not the stub thread last reported.
+// reportStub calls onStub if t is not the stub thread last reported, or
+// was reported for another address space (an exec's new address space
+// keeps the stub of the old one: see Renew).
 //
 // Preconditions: called by the goroutine using the context, with t stopped
 // and about to run the application.
-func (c *context) reportStub(t *stubThread) {
-	if c.onStub == nil || c.reported == t {
+func (c *context) reportStub(a *addressSpace, t *stubThread) {
+	if c.onStub == nil || (c.reported == t && c.reportedAS == a) {
 		return
 	}
-	c.reported = t
+	c.reported, c.reportedAS = t, a
 	c.onStub(t.tid, processCPUNow(t.tid))
 }
 

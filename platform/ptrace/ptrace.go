@@ -36,7 +36,12 @@
 // Switch makes them all in one stop: the stub maps a scratch page above its
 // code at spawn, the injector writes the calls' table there
 // (process_vm_writev), and the stub's batch entry runs them (injectBatch).
-// A fork's child, an exec and a restore map all their vmas that way.
+// A fork's child, an exec and a restore map all their vmas that way. An
+// exec of a process that nothing else shares keeps its stub (Renew): the
+// new address space's calls are queued behind an munmap of the whole user
+// range, the old address space's Release hands the stub over and runs that
+// munmap, and the first Switch maps the new image; no stub is started for
+// the exec and none torn down.
 //
 // # Thread model
 //
@@ -127,9 +132,12 @@
 //
 // # Lifecycle and cleanup
 //
-// AddressSpace.Release kills (SIGKILL, through a pidfd so that a reused pid
-// is never hit) and reaps the stub threads and then the stub leader.
-// Platform.Release releases every address space, then stops the master. If
+// AddressSpace.Release kills the stub threads (SIGKILL, through a pidfd so
+// that a reused pid is never hit) and the stub leader, and returns: a
+// goroutine waits for them to exit and reaps them, the stub threads first
+// (the host tears a process's memory down as it exits, which an exec or an
+// exit of the application need not wait for). Platform.Release releases
+// every address space, waits for those goroutines, then stops the master. If
 // the sentry dies, even by SIGKILL, every stub dies with it: stub leaders by
 // their parent-death signal (the master thread exits) and PTRACE_O_EXITKILL,
 // stub threads by PTRACE_O_EXITKILL (their tracer exits) or by their own
@@ -171,6 +179,9 @@ var (
 	ErrBaseSet = errors.New("ptrace: base file already set")
 	// ErrNoBase means MapBase was called before SetBaseFile.
 	ErrNoBase = errors.New("ptrace: no base file")
+	// ErrRenewing means Switch got an address space made by Renew whose
+	// predecessor was not released yet.
+	ErrRenewing = errors.New("ptrace: address space still waits for the stub it renews")
 	// ErrWrongAddressSpace means Switch got an address space that this
 	// platform did not make.
 	ErrWrongAddressSpace = errors.New("ptrace: foreign address space")
@@ -219,6 +230,12 @@ type Platform struct {
 	refillPending bool
 	// refilling counts the goroutines starting a spare.
 	refilling sync.WaitGroup
+	// reaping counts the goroutines reaping the stub processes of released
+	// address spaces (addressSpace.release).
+	reaping sync.WaitGroup
+	// renewMu protects the links between an address space and its heir
+	// (Renew). Lock order: renewMu, then an address space's opMu.
+	renewMu sync.Mutex
 
 	// baseFD is the platform's duplicate of the base file
 	// (SetBaseFile), 0 if none. Protected by mu.
@@ -437,6 +454,7 @@ func (p *Platform) Release() {
 	}
 	// A refill that finishes now sees released and kills its stub.
 	p.refilling.Wait()
+	p.reaping.Wait()
 	if spare != 0 {
 		sparePre.kill()
 		killAndReap(spare)

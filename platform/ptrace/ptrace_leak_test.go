@@ -137,16 +137,18 @@ func TestAddressSpaceReleaseLeavesNoProcess(t *testing.T) {
 	}
 	a.mu.Unlock()
 	a.Release()
+	if got := len(stubPIDs(e.p)); got != 3 {
+		t.Errorf("remaining processes = %d, want 3 (the spare, the other leader and its thread)", got)
+	}
+	// Reaped in the background.
+	e.p.reaping.Wait()
 	for _, pid := range pids {
 		if pi := readProc(pid); pi.exists && (pi.stub || pi.state == 'Z') {
-			t.Errorf("after AddressSpace.Release: process %d = %+v, want gone", pid, pi)
+			t.Errorf("after AddressSpace.Release and its reaping: process %d = %+v, want gone", pid, pi)
 		}
 	}
 	if err := a.MapFile(0x1000_0000, 0, pageSize, platform.Read, false); err == nil {
 		t.Errorf("MapFile after Release = nil, want an error")
-	}
-	if got := len(stubPIDs(e.p)); got != 3 {
-		t.Errorf("remaining processes = %d, want 3 (the spare, the other leader and its thread)", got)
 	}
 }
 

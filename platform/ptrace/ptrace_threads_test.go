@@ -714,6 +714,7 @@ func TestPreThread(t *testing.T) {
 		a := newSpace()
 		pre := a.pre.tid
 		a.Release()
+		e.p.reaping.Wait()
 		if pi := readProc(pre); pi.exists && (pi.stub || pi.state == 'Z') {
 			t.Errorf("after Release: unused stub thread %d = %+v, want gone", pre, pi)
 		}

@@ -16,9 +16,9 @@ import (
 // Write watching (platform.WriteWatcher) with a userfaultfd of the stub's
 // memory: the stub creates it (an injected userfaultfd(2), the only way to
 // get one for another process's memory), the sentry takes a duplicate
-// with pidfd_getfd and makes every call itself from then on (register,
-// protect, unprotect: ioctls on the duplicate, no stop of the stub). The
-// stub keeps its own copy until it exits; nothing it runs reads it.
+// with pidfd_getfd, closes the stub's and makes every call itself from
+// then on (register, protect, unprotect: ioctls on the duplicate, no stop
+// of the stub).
 
 var _ platform.WriteWatcher = (*addressSpace)(nil)
 
@@ -89,6 +89,13 @@ func (a *addressSpace) stubUserfaultfd() (int, error) {
 	}
 	defer unix.Close(pidfd)
 	fd, err := unix.PidfdGetfd(pidfd, int(inStub), 0)
+	// The stub keeps no copy: closing the sentry's ends the watching (the
+	// host unregisters every range), also for an heir (Renew) that goes
+	// on in this stub.
+	if _, cerr := a.syscall(unix.SYS_CLOSE, [6]uint64{inStub}); cerr != nil && err == nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("close in stub: %w", cerr)
+	}
 	if err != nil {
 		return -1, fmt.Errorf("pidfd_getfd: %w", err)
 	}
