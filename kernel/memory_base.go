@@ -474,11 +474,11 @@ func (f *MemoryFile) ensureDropped(start, end uint64) error {
 
 // BaseCopied returns the chunks of a restore over a base that were copied
 // because they were touched (not by CopyBase), in the order they were
-// first touched; nil if the kernel was not restored over a base or has
-// copied everything.
+// first touched, also once the load has ended (everything copied, or the
+// program gone); nil if the kernel was not restored over a base.
 func (k *Kernel) BaseCopied() []int {
-	l := k.mf.lazyLoader()
-	if l == nil || l.base == nil {
+	l := k.baseLoad.Load()
+	if l == nil {
 		return nil
 	}
 	l.mu.Lock()

@@ -560,6 +560,9 @@ func (l *lazyLoad) attach(k *Kernel) {
 			k.lazyKick.Store(l)
 		}
 	}
+	if l.base != nil {
+		k.baseLoad.Store(l)
+	}
 }
 
 // kick lets the background loader start: the program has run.

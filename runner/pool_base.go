@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -116,6 +117,23 @@ func (s *KernelSandbox) recordWrites(path string) {
 	if werr != nil && !errors.Is(werr, fs.ErrExist) && s.opts.Diag != nil {
 		s.opts.Diag.Printf("take: chunks written first not recorded: %v", werr)
 	}
+}
+
+// recordWritesLater has the chunks of the base this sandbox copies in its
+// first ReplenishDelay recorded at path (recordWrites), or those until it
+// ended if that is sooner (Release).
+func (s *KernelSandbox) recordWritesLater(path string) {
+	s.record = func() { s.recordWrites(path) }
+	s.recordTimer = time.AfterFunc(ReplenishDelay, s.recordOnce)
+}
+
+// recordOnce runs s.record the first time it is called, if set.
+func (s *KernelSandbox) recordOnce() {
+	s.recorded.Do(func() {
+		if s.record != nil {
+			s.record()
+		}
+	})
 }
 
 // PoolBaseDir returns the directory that holds the base files of pool

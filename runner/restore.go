@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -69,14 +71,40 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		tm = new(kernel.Timings)
 	}
 	start := time.Now()
+	img, err := storage.OpenImage(ctx, uri, store)
+	if err != nil {
+		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
+	}
+	// A foreground restore runs over the copy of the image's memory in
+	// the restore cache, or makes it (restore_cache.go).
+	var (
+		cached *os.File
+		fill   *cacheFill
+	)
+	useCache := !o.Lazy && !o.Park && o.Cache.cacheable(img.Manifest())
+	if useCache {
+		cacheStart := time.Now()
+		if cached, err = o.Cache.open(img.Manifest()); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) && o.Diag != nil {
+				o.Diag.Printf("restore %s: cached memory not used: %v", uri, err)
+			}
+			cached = nil
+		} else {
+			defer cached.Close() // the kernel keeps what it needs
+			tm.Since(StepOpenCache, cacheStart)
+		}
+	}
 	// The same checks as OpenImage. A restore without a key has its
 	// chunks checked by their CRC-32C alone, as they load: the SHA-256 of
 	// each against its address proves nothing an unsigned index does not
-	// (storage.OpenOptions.ChecksumsOnly).
+	// (storage.OpenOptions.ChecksumsOnly), except for the copy kept in
+	// the cache, which a restore with a key trusts later without reading
+	// the memory again (SignatureOnly).
 	oo := openOptions(o.VerifyKey)
-	oo.ChecksumsOnly = true
-	img, err := storage.OpenImageWith(ctx, uri, store, oo)
-	if err != nil {
+	oo.ChecksumsOnly = !useCache || cached != nil
+	oo.SignatureOnly = cached != nil
+	if err := img.Check(ctx, oo); err != nil {
+		img.Close()
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
 	}
 	// A lazy load keeps the image until it has ended.
@@ -108,6 +136,9 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		MemorySize: img.Manifest().MemorySize,
 		LoadMemory: func(w *kernel.MemoryLoader) error {
 			return img.ReadMemoryRuns(ctx, func(runs []storage.PageRun) error {
+				if fill != nil {
+					fill.write(runs)
+				}
 				return w.WriteRuns(func(yield func(uint64, []byte) bool) {
 					for _, r := range runs {
 						if !yield(r.Off, r.Data) {
@@ -123,6 +154,22 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	if o.Lazy {
 		lr = newLazyRestore(ctx, img, o, tm, uri)
 		ro.Lazy = lr.memory()
+	} else if cached != nil {
+		ro.Base = &kernel.MemoryBase{FD: int(cached.Fd()), Size: img.Manifest().MemorySize}
+		writes = writesPath(o.Cache.Dir, img.Manifest())
+	} else if useCache {
+		if fill, err = o.Cache.startFill(img.Manifest()); err != nil {
+			if o.Diag != nil {
+				o.Diag.Printf("restore %s: memory not cached: %v", uri, err)
+			}
+			fill = nil
+		} else {
+			defer func() {
+				if fill != nil {
+					fill.abort()
+				}
+			}()
+		}
 	} else if o.Park && o.BaseDir != "" {
 		base, err := openBase(ctx, img, o.BaseDir)
 		if err != nil {
@@ -139,6 +186,15 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	k, err := kernel.Restore(ctx, state, ro)
 	if err != nil {
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
+	}
+	if fill != nil {
+		// The memory has loaded whole: the copy is complete.
+		fillStart := time.Now()
+		if err := fill.commit(); err != nil && o.Diag != nil {
+			o.Diag.Printf("restore %s: memory not cached: %v", uri, err)
+		}
+		fill = nil
+		tm.Since(StepFillCache, fillStart)
 	}
 	if err := k.SetNetwork(o.Network); err != nil {
 		k.Release()
@@ -178,6 +234,9 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	}
 	sb.resumed = time.Now()
 	sb.onFirstSwitch()
+	if writes != "" && sb.copyWrites(writes) {
+		sb.recordWritesLater(writes)
+	}
 	k.Resume()
 	tm.Since(StepResume, sb.resumed)
 	sb.logTimings()
@@ -280,7 +339,7 @@ func (s *KernelSandbox) Unpark(stdio [3]*os.File, publish []kernel.PortMapping) 
 	s.resumed = time.Now()
 	s.k.Unpause()
 	if record {
-		time.AfterFunc(ReplenishDelay, func() { s.recordWrites(p.writes) })
+		s.recordWritesLater(p.writes)
 	}
 	s.tm.Since(StepResume, s.resumed)
 	s.logTimings()
@@ -351,8 +410,15 @@ const (
 	// StepOpenImage opens the image: the manifest, index and blob checks,
 	// a signature check, and the state blob.
 	StepOpenImage = "open-image"
-	// StepResume starts the task goroutines.
+	// StepResume starts the task goroutines (and over a cached copy of
+	// the memory, copies the chunks restores before wrote first).
 	StepResume = "resume"
+	// StepOpenCache finds and opens the copy of the image's memory in the
+	// restore cache: the restore runs over it and loads nothing.
+	StepOpenCache = "open-cache"
+	// StepFillCache puts the copy of the memory that the load wrote in
+	// place in the restore cache (a restore that found none).
+	StepFillCache = "fill-cache"
 	// StepFirstSwitch: from the start of StepResume until an application
 	// thread first came back to the sentry (its first system call, fault
 	// or interrupt): the restored program has run.
