@@ -134,7 +134,9 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	if r.lazy != nil {
 		r.lazy.start()
 		if r.lazy.base != nil {
+			start := time.Now()
 			r.mapNow()
+			r.tm.Since(StepMapBase, start)
 		}
 		return r.k, nil
 	}
@@ -172,6 +174,12 @@ const (
 	// StepWorkingSet loads a lazy restore's working set (concurrent, in
 	// place of StepMemory).
 	StepWorkingSet = "load-working-set"
+	// StepStartBase, over a base (RestoreOptions.Base), sizes the memory
+	// file and lists the base's chunks, in place of StepMemory.
+	StepStartBase = "start-base"
+	// StepMapBase, over a base, makes the address spaces' mappings of
+	// the base that the platform queued, after StepStartKernel.
+	StepMapBase = "map-base"
 )
 
 // restorer holds a restore in progress; see Restore. It is used by one

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -257,6 +258,7 @@ func preadFull(fd int, b []byte, off int64) error {
 // startBase makes the fresh memory file a view of the base
 // (RestoreOptions.Base): sized as the saved memory, nothing copied.
 func (r *restorer) startBase() error {
+	defer r.tm.Since(StepStartBase, time.Now())
 	b := r.o.Base
 	if b.Size > uint64(len(r.mf.mapping)) {
 		return fmt.Errorf("%w: base of %d bytes beyond the %d-byte reservation", ErrBadState, b.Size, len(r.mf.mapping))

@@ -232,11 +232,15 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		sb.park()
 		return sb, m, nil
 	}
+	if writes != "" {
+		copyStart := time.Now()
+		if sb.copyWrites(writes) {
+			sb.recordWritesLater(writes)
+		}
+		tm.Since(StepCopyWrites, copyStart)
+	}
 	sb.resumed = time.Now()
 	sb.onFirstSwitch()
-	if writes != "" && sb.copyWrites(writes) {
-		sb.recordWritesLater(writes)
-	}
 	k.Resume()
 	tm.Since(StepResume, sb.resumed)
 	sb.logTimings()
@@ -410,12 +414,15 @@ const (
 	// StepOpenImage opens the image: the manifest, index and blob checks,
 	// a signature check, and the state blob.
 	StepOpenImage = "open-image"
-	// StepResume starts the task goroutines (and over a cached copy of
-	// the memory, copies the chunks restores before wrote first).
+	// StepResume starts the task goroutines.
 	StepResume = "resume"
 	// StepOpenCache finds and opens the copy of the image's memory in the
 	// restore cache: the restore runs over it and loads nothing.
 	StepOpenCache = "open-cache"
+	// StepCopyWrites, over the restore cache's copy, copies the chunks
+	// that the restore before wrote first (the first takeCopyFirst; the
+	// others are copied while the program runs).
+	StepCopyWrites = "copy-writes"
 	// StepFillCache puts the copy of the memory that the load wrote in
 	// place in the restore cache (a restore that found none).
 	StepFillCache = "fill-cache"
