@@ -68,6 +68,10 @@ type MemoryBase struct {
 	// Size is the saved memory's size (the image's memory size); the
 	// base file must be at least that long.
 	Size uint64
+	// Populate has the stubs map the base's pages at once (a pool member
+	// restored ahead of its take) rather than on first touch (a restore
+	// whose program runs at once: platform.BaseMapper).
+	Populate bool
 }
 
 // ErrNoBase means a restore over a base was asked of a platform that
@@ -288,7 +292,7 @@ func (r *restorer) setBase() error {
 	if !ok {
 		return fmt.Errorf("restore over a base: %w", ErrNoBase)
 	}
-	return bm.SetBaseFile(r.lazy.base.fd)
+	return bm.SetBaseFile(r.lazy.base.fd, r.o.Base.Populate)
 }
 
 // mapBaseLocked maps [addr, addr+length) of v, memory file offset off,

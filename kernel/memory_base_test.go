@@ -99,7 +99,8 @@ func dataBytes(t *testing.T, f *MemoryFile) uint64 {
 }
 
 // TestRestoreOverBase restores two sandboxes over one base: both read
-// the base's pages (mapped by both stubs, shared), a write in one copies
+// the base's pages (mapped by both stubs, shared; populated by one, on
+// first touch by the other), a write in one copies
 // what it writes into its own memory file and the other sees nothing of
 // it, what one copied can be copied into another before it runs, and a
 // save of the one that wrote, restored the ordinary way, has its memory.
@@ -128,7 +129,9 @@ func TestRestoreOverBase(t *testing.T) {
 	}
 	var ms [2]member
 	for i := range ms {
-		k, inW, outR := restoreWithPipes(t, state, RestoreOptions{Base: &MemoryBase{FD: int(base.Fd()), Size: size}})
+		// The first maps the base populated (a pool member), the second
+		// page by page on first touch (a restore from the restore cache).
+		k, inW, outR := restoreWithPipes(t, state, RestoreOptions{Base: &MemoryBase{FD: int(base.Fd()), Size: size, Populate: i == 0}})
 		k.Resume()
 		ms[i] = member{k, inW, scanLines(outR, 16)}
 	}

@@ -178,7 +178,7 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 			}
 		} else {
 			defer base.Close() // the kernel keeps what it needs
-			ro.Base = &kernel.MemoryBase{FD: int(base.Fd()), Size: img.Manifest().MemorySize}
+			ro.Base = &kernel.MemoryBase{FD: int(base.Fd()), Size: img.Manifest().MemorySize, Populate: true}
 			writes = writesPath(o.BaseDir, img.Manifest())
 		}
 	}
