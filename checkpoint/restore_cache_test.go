@@ -69,7 +69,7 @@ func steps(text string) map[string]int {
 // loads its memory and keeps a copy in the state directory; the later
 // ones run over that copy (no memory load) and see the same memory, each
 // its own writes only, the second recording the chunks it wrote for the
-// third. --no-cache loads. A damaged image still fails as corrupt and
+// third, which copies them while it decodes. --no-cache loads. A damaged image still fails as corrupt and
 // leaves nothing in the cache; a signed image restores from the copy with
 // --verify, and an unsigned one is refused even though its copy is there.
 // The cache keeps within SNAP_RESTORE_CACHE by dropping the copy used
@@ -100,6 +100,10 @@ func TestRestoreCache(t *testing.T) {
 		s := steps(r.stderr)
 		if got := s[runner.StepOpenCache] == 1 && s[kernel.StepMemory] == 0; got != tc.cached {
 			t.Errorf("%s (%d): restored over the cached copy = %v (steps %v), want %v", tc.name, i, got, s, tc.cached)
+		}
+		// The third copies what the second wrote first as it decodes.
+		if got, want := s[kernel.StepCopyBase] == 1, tc.name == "third restore"; got != want {
+			t.Errorf("%s: step %s reported %d times, want it %v", tc.name, kernel.StepCopyBase, s[kernel.StepCopyBase], want)
 		}
 		if got, want := s[runner.StepFillCache], !tc.cached && tc.args == nil; (got == 1) != want {
 			t.Errorf("%s: step %s reported %d times, want it %v", tc.name, runner.StepFillCache, got, want)

@@ -72,6 +72,12 @@ type MemoryBase struct {
 	// restored ahead of its take) rather than on first touch (a restore
 	// whose program runs at once: platform.BaseMapper).
 	Populate bool
+	// Copy are chunks of the base, numbered as BaseCopied numbers them,
+	// to copy into the memory file before the program runs, as CopyBase
+	// would after Restore, but while the state decodes (a restore from
+	// the restore cache copies those the restore before it wrote first).
+	// Indices out of range are ignored.
+	Copy []int
 }
 
 // ErrNoBase means a restore over a base was asked of a platform that
@@ -282,7 +288,62 @@ func (r *restorer) startBase() error {
 	}
 	l.base = bl
 	r.lazy = l
+	if len(b.Copy) > 0 {
+		bl.keepBufs()
+		r.baseCopied = make(chan error, 1)
+		idx := append([]int(nil), b.Copy...)
+		// S/R-SAFE: writes the fresh memory file only; the kernel does
+		// not exist yet, and attach waits for the copy
+		// (waitBaseCopy).
+		tm, start := r.tm, time.Now()
+		go func() {
+			err := l.copyChunks(idx)
+			tm.Since(StepCopyBase, start)
+			r.baseCopied <- err
+		}()
+	}
 	return nil
+}
+
+// waitBaseCopy waits for the copy of RestoreOptions.Base.Copy, which
+// attach needs done: the address spaces then map those chunks from the
+// memory file.
+func (r *restorer) waitBaseCopy() error {
+	if r.baseCopied == nil {
+		return nil
+	}
+	err := <-r.baseCopied
+	r.baseCopied = nil
+	if err != nil {
+		return fmt.Errorf("copy chunks of the base: %w", err)
+	}
+	return nil
+}
+
+// copyChunks copies what of chunks idx of base load l is not copied yet
+// into the memory file.
+func (l *lazyLoad) copyChunks(idx []int) error {
+	_, err := l.copyChunksIdx(idx)
+	return err
+}
+
+// copyChunksIdx is copyChunks, also returning idx sorted.
+func (l *lazyLoad) copyChunksIdx(idx []int) ([]int, error) {
+	idx = append([]int(nil), idx...)
+	sort.Ints(idx)
+	var todo []int
+	for _, i := range idx {
+		if i >= 0 && i < len(l.chunks) && l.state[i].CompareAndSwap(chunkUnloaded, chunkLoading) {
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) > 0 {
+		if err := l.lm.Load(l.ctx, todo, l.w, func(i int) { l.loaded(i, loadEager) }); err != nil {
+			l.fail(err)
+			return idx, fmt.Errorf("copy %d chunks of the base: %w", len(todo), err)
+		}
+	}
+	return idx, nil
 }
 
 // setBase gives the platform the base file, before any address space maps
@@ -443,15 +504,29 @@ func (k *Kernel) waitLoaded() error {
 
 // mapNow makes the mappings of the restored address spaces that the
 // platform queued until their first run, so that the base's pages are
-// mapped (populated) before the program runs rather than when it first
-// does, as a restore's prefault maps the loaded pages.
+// mapped before the program runs rather than when it first does (and,
+// with Base.Populate, populated, as a restore's prefault maps the loaded
+// pages). The chunks of RestoreOptions.Base.Copy, which attach mapped
+// from the memory file, are recorded as such (baseFresh); their pages are
+// left to the program's first touch, which would cost what a prefault
+// here costs, before it runs.
 func (r *restorer) mapNow() {
+	l := r.lazy
+	var copied []int
+	for _, i := range r.o.Base.Copy {
+		if i >= 0 && i < len(l.chunks) && l.state[i].Load() == chunkLoaded {
+			copied = append(copied, i)
+		}
+	}
 	for mm := range r.mms {
-		mm.mu.RLock()
+		mm.mu.Lock()
 		if has, ok := mm.as.(hostAddressSpace); ok {
 			has.HostPID() // makes what is queued first
 		}
-		mm.mu.RUnlock()
+		for _, i := range copied {
+			setBits(&mm.baseFresh, uint64(i), 1)
+		}
+		mm.mu.Unlock()
 	}
 }
 
@@ -552,19 +627,9 @@ func (k *Kernel) CopyBaseAhead(idx []int) <-chan struct{} {
 // maps them all from the memory file in every address space, neighbouring
 // chunks together, as one batch of mapping changes per address space.
 func (k *Kernel) copyBase(l *lazyLoad, idx []int) error {
-	idx = append([]int(nil), idx...)
-	sort.Ints(idx)
-	var todo []int
-	for _, i := range idx {
-		if i >= 0 && i < len(l.chunks) && l.state[i].CompareAndSwap(chunkUnloaded, chunkLoading) {
-			todo = append(todo, i)
-		}
-	}
-	if len(todo) > 0 {
-		if err := l.lm.Load(l.ctx, todo, l.w, func(i int) { l.loaded(i, loadEager) }); err != nil {
-			l.fail(err)
-			return fmt.Errorf("copy %d chunks of the base: %w", len(todo), err)
-		}
+	idx, err := l.copyChunksIdx(idx)
+	if err != nil {
+		return err
 	}
 	// Neighbouring chunks are mapped together.
 	var runs []LazyChunk

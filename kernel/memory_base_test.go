@@ -222,6 +222,26 @@ func TestRestoreOverBase(t *testing.T) {
 		}
 	}
 
+	// The same chunks copied by the restore itself (Base.Copy), while
+	// the state decodes: mapped from the memory file at once, written
+	// without a fault.
+	k5, in5, out5 := restoreWithPipes(t, state, RestoreOptions{Base: &MemoryBase{FD: int(base.Fd()), Size: size, Copy: append(copied, -1, 1<<30)}})
+	if own := dataBytes(t, k5.mf); own < uint64(len(copied))*baseChunk/2 {
+		t.Errorf("after a restore with Base.Copy of %d chunks the memory file holds %d bytes", len(copied), own)
+	}
+	atRestore = len(k5.BaseCopied())
+	k5.Resume()
+	m5 := member{k5, in5, scanLines(out5, 16)}
+	m5.in.Write([]byte{'w'})
+	if got := line(m5); got != wantWritten {
+		t.Errorf("member 5 restored with Base.Copy, after a write: %q, want %q", got, wantWritten)
+	}
+	for _, i := range k5.BaseCopied()[atRestore:] {
+		if slices.Contains(copied, i) {
+			t.Errorf("member 5 copied chunk %d on a write fault, after the restore copied it", i)
+		}
+	}
+
 	// Memory dropped reads as zero, not as the base.
 	ms[1].in.Write([]byte{'z'})
 	if got := line(ms[1]); got != "zeroed 1" {

@@ -68,16 +68,9 @@ func (s *KernelSandbox) copyWrites(path string) bool {
 	if path == "" {
 		return false
 	}
-	b, err := os.ReadFile(path)
+	idx, err := readWrites(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return true
-	}
-	var idx []int
-	if err == nil {
-		err = json.Unmarshal(b, &idx)
-	}
-	if err == nil && len(idx) > maxWrites {
-		err = fmt.Errorf("%d chunks, more than %d", len(idx), maxWrites)
 	}
 	if err == nil {
 		n := min(len(idx), takeCopyFirst)
@@ -89,6 +82,23 @@ func (s *KernelSandbox) copyWrites(path string) bool {
 		s.opts.Diag.Printf("take: chunks written first (%s) not copied: %v", path, err)
 	}
 	return false
+}
+
+// readWrites reads the chunks recorded at path (an error wrapping
+// fs.ErrNotExist if none are).
+func readWrites(path string) ([]int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var idx []int
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(idx) > maxWrites {
+		return nil, fmt.Errorf("%s: %d chunks, more than %d", path, len(idx), maxWrites)
+	}
+	return idx, nil
 }
 
 // recordWrites writes the chunks of the base this sandbox has copied so far

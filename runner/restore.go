@@ -112,6 +112,13 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	// writes is where the chunks of the base a taken member writes first
 	// are recorded, if restored over a base (pool_base.go).
 	var writes string
+	// Over the restore cache's copy: ahead are the recorded chunks the
+	// program's start copies beside it; record, that there were none and
+	// this restore records them.
+	var (
+		ahead  []int
+		record bool
+	)
 	defer func() {
 		switch {
 		case lazy != nil:
@@ -157,6 +164,19 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	} else if cached != nil {
 		ro.Base = &kernel.MemoryBase{FD: int(cached.Fd()), Size: img.Manifest().MemorySize}
 		writes = writesPath(o.Cache.Dir, img.Manifest())
+		// The chunks the restore before wrote first: the first copied
+		// while the state decodes, the rest beside the program.
+		switch idx, err := readWrites(writes); {
+		case errors.Is(err, fs.ErrNotExist):
+			record = true
+		case err != nil:
+			if o.Diag != nil {
+				o.Diag.Printf("restore %s: chunks written first not copied: %v", uri, err)
+			}
+		default:
+			n := min(len(idx), takeCopyFirst)
+			ro.Base.Copy, ahead = idx[:n], idx[n:]
+		}
 	} else if useCache {
 		if fill, err = o.Cache.startFill(img.Manifest()); err != nil {
 			if o.Diag != nil {
@@ -232,16 +252,13 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		sb.park()
 		return sb, m, nil
 	}
-	if writes != "" {
-		copyStart := time.Now()
-		if sb.copyWrites(writes) {
-			sb.recordWritesLater(writes)
-		}
-		tm.Since(StepCopyWrites, copyStart)
+	if record {
+		sb.recordWritesLater(writes)
 	}
 	sb.resumed = time.Now()
 	sb.onFirstSwitch()
 	k.Resume()
+	k.CopyBaseAhead(ahead)
 	tm.Since(StepResume, sb.resumed)
 	sb.logTimings()
 	return sb, m, nil
@@ -419,10 +436,6 @@ const (
 	// StepOpenCache finds and opens the copy of the image's memory in the
 	// restore cache: the restore runs over it and loads nothing.
 	StepOpenCache = "open-cache"
-	// StepCopyWrites, over the restore cache's copy, copies the chunks
-	// that the restore before wrote first (the first takeCopyFirst; the
-	// others are copied while the program runs).
-	StepCopyWrites = "copy-writes"
 	// StepFillCache puts the copy of the memory that the load wrote in
 	// place in the restore cache (a restore that found none).
 	StepFillCache = "fill-cache"
