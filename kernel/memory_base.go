@@ -214,21 +214,72 @@ func (bl *baseLoad) load(ctx context.Context, idx []int, w *MemoryLoader, loaded
 			}
 			end = c.Off + c.Len
 		}
-		b, mapped := bl.getBuf(end - start)
-		err := preadFull(bl.fd, b, int64(start))
-		if err != nil {
-			err = fmt.Errorf("read base at %#x: %w", start, err)
-		} else {
-			err = w.WriteRuns(func(yield func(uint64, []byte) bool) { yield(start, b) })
+		if err := w.spliceFrom(bl.fd, start, end); err != nil {
+			// Through a buffer then (the same bytes again).
+			b, mapped := bl.getBuf(end - start)
+			err := preadFull(bl.fd, b, int64(start))
+			if err != nil {
+				err = fmt.Errorf("read base at %#x: %w", start, err)
+			} else {
+				err = w.WriteRuns(func(yield func(uint64, []byte) bool) { yield(start, b) })
+			}
+			if mapped {
+				bl.putBuf(b)
+			}
+			if err != nil {
+				return err
+			}
 		}
-		if mapped {
-			bl.putBuf(b)
+		for ; k < j; k++ {
+			loaded(idx[k])
+		}
+	}
+	return nil
+}
+
+// spliceFrom copies [start, end) of file fd into the same range of the
+// memory file through a pipe (splice(2)): the host kernel copies the
+// file's pages straight into the memory file's, with no buffer of the
+// sentry's between them (which costs its pages, and a copy). An error
+// may leave part of the range written; the caller writes it again.
+func (l *MemoryLoader) spliceFrom(fd int, start, end uint64) error {
+	if l.aborted.Load() {
+		return errLoadAborted
+	}
+	if end < start || end > l.size {
+		return fmt.Errorf("%w: memory range [%#x, %#x) beyond the memory file's %#x bytes", ErrBadState, start, end, l.size)
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return err
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, baseRunMax) // fewer rounds if allowed
+	in, out := int64(start), int64(start)
+	for in < int64(end) {
+		n, err := unix.Splice(fd, &in, p[1], nil, int(int64(end)-in), unix.SPLICE_F_MOVE)
+		if err == unix.EINTR {
+			continue
 		}
 		if err != nil {
 			return err
 		}
-		for ; k < j; k++ {
-			loaded(idx[k])
+		if n == 0 {
+			return io.ErrUnexpectedEOF
+		}
+		for n > 0 {
+			m, err := unix.Splice(p[0], nil, l.f.fd, &out, int(n), unix.SPLICE_F_MOVE)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if m == 0 {
+				return io.ErrShortWrite
+			}
+			n -= m
 		}
 	}
 	return nil
