@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"snapshotter/kernel"
@@ -159,6 +160,27 @@ func TestRestoreCache(t *testing.T) {
 	if files := e.cacheFiles(); len(files) != 0 {
 		t.Fatalf("after prune --older-than 0s the cache holds %v, want nothing", files)
 	}
+
+	// Two first restores at once both make the copy: one stays.
+	var wg sync.WaitGroup
+	rs := make([]result, 2)
+	for i := range rs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rs[i] = e.restoreStdin(in, nil, uri)
+		}()
+	}
+	wg.Wait()
+	for i, r := range rs {
+		if r.code != 0 || r.stdout != want {
+			t.Errorf("concurrent first restore %d: exit %d, stdout %q, stderr %q", i, r.code, r.stdout, r.stderr)
+		}
+	}
+	if files := e.cacheFiles(); countPrefix(files, "base-") != 1 || countPrefix(files, ".") != 0 {
+		t.Errorf("after two first restores at once the cache holds %v, want one copy", files)
+	}
+	e.must("prune", "--older-than", "0s")
 	for _, image := range []string{signed, uri} {
 		if r := e.restoreStdin(in, small, image); r.code != 0 || r.stdout != want {
 			t.Fatalf("restore %s with a 6M cache: exit %d, stdout %q, stderr %q", image, r.code, r.stdout, r.stderr)
