@@ -49,7 +49,9 @@ import (
 // The cache holds at most RestoreCache.Max bytes of copies (their
 // allocated blocks); making one removes the copies used least recently
 // (by modification time, which a restore from a copy sets) until it fits,
-// and an image whose memory alone is larger is not cached.
+// and an image whose memory alone is larger is not cached, nor one whose
+// copy would leave less than a twentieth of the filesystem free (a
+// quarter of a tmpfs: roomFor).
 
 // restoreCacheDir is the cache's directory in the state directory.
 const restoreCacheDir = ".restore-cache"
@@ -115,6 +117,9 @@ func (c RestoreCache) startFill(m *storage.Manifest) (*cacheFill, error) {
 		return nil, fmt.Errorf("restore cache: %w", err)
 	}
 	c.evict(m.MemoryData)
+	if err := roomFor(c.Dir, m.MemoryData); err != nil {
+		return nil, fmt.Errorf("restore cache: %w", err)
+	}
 	tmp, err := os.CreateTemp(c.Dir, ".base-*.tmp")
 	if err != nil {
 		return nil, fmt.Errorf("restore cache: %w", err)
@@ -125,6 +130,26 @@ func (c RestoreCache) startFill(m *storage.Manifest) (*cacheFill, error) {
 		return nil, fmt.Errorf("restore cache: %w", err)
 	}
 	return &cacheFill{path: c.basePath(m), tmp: tmp}, nil
+}
+
+// roomFor returns an error unless the filesystem of dir would keep a
+// twentieth of its size free after need more bytes, or a quarter if it
+// is a tmpfs: the state directory often is one ($XDG_RUNTIME_DIR), whose
+// pages are the host's memory.
+func roomFor(dir string, need uint64) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return err
+	}
+	avail, size := st.Bavail*uint64(st.Bsize), st.Blocks*uint64(st.Bsize)
+	keep := size / 20
+	if st.Type == unix.TMPFS_MAGIC {
+		keep = size / 4
+	}
+	if avail < need || avail-need < keep {
+		return fmt.Errorf("%s: %d bytes free of %d, not enough for a copy of %d bytes and %d bytes left free", dir, avail, size, need, keep)
+	}
+	return nil
 }
 
 // write writes runs into the copy. Safe for concurrent use on disjoint

@@ -206,3 +206,15 @@ func TestCachePrune(t *testing.T) {
 		t.Errorf("Prune of a cache never made = %v, %v; want nothing", got, err)
 	}
 }
+
+// TestRoomFor: a copy that does not fit in its filesystem's free space is
+// refused.
+func TestRoomFor(t *testing.T) {
+	dir := t.TempDir()
+	if err := roomFor(dir, 1<<62); err == nil {
+		t.Errorf("roomFor(%s, 4 EiB) = nil, want an error", dir)
+	}
+	if err := roomFor(filepath.Join(dir, "none"), 0); err == nil {
+		t.Errorf("roomFor of a missing directory = nil, want an error")
+	}
+}
