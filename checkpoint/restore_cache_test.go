@@ -102,6 +102,9 @@ func TestRestoreCache(t *testing.T) {
 		if got := s[runner.StepOpenCache] == 1 && s[kernel.StepMemory] == 0; got != tc.cached {
 			t.Errorf("%s (%d): restored over the cached copy = %v (steps %v), want %v", tc.name, i, got, s, tc.cached)
 		}
+		if got := strings.Contains(r.stderr, "restore over a copy: "); got != tc.cached {
+			t.Errorf("%s: --timings says how the copy's chunks were copied: %v, want %v (stderr %q)", tc.name, got, tc.cached, r.stderr)
+		}
 		// The third copies what the second wrote first as it decodes.
 		if got, want := s[kernel.StepCopyBase] == 1, tc.name == "third restore"; got != want {
 			t.Errorf("%s: step %s reported %d times, want it %v", tc.name, kernel.StepCopyBase, s[kernel.StepCopyBase], want)

@@ -619,6 +619,23 @@ func (k *Kernel) BaseCopied() []int {
 	return out
 }
 
+// BaseStats returns, for a restore over a base, how many chunks the base
+// has (Chunks), how many were copied ahead of the program's writes
+// (Eager: Base.Copy, CopyBase, CopyBaseAhead) and which on a write or the
+// sentry's own access (OnDemand, in that order); false if the kernel was
+// not restored over a base.
+func (k *Kernel) BaseStats() (LazyStats, bool) {
+	l := k.baseLoad.Load()
+	if l == nil {
+		return LazyStats{}, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.stats
+	st.OnDemand = append([]int(nil), l.stats.OnDemand...)
+	return st, true
+}
+
 // CopyBase copies chunks idx (BaseCopied of an earlier sandbox of the same
 // base) into the memory file and maps them from it in every address
 // space, at once rather than one write fault each: a pool member does it

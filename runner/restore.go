@@ -302,6 +302,18 @@ func (s *KernelSandbox) logTimings() {
 	}
 }
 
+// BaseLine says, for a sandbox restored over a base (the restore cache's
+// copy, a pool's base), how many of the base's chunks were copied ahead
+// of the program and how many on its writes so far; false if it was not.
+func (s *KernelSandbox) BaseLine() (string, bool) {
+	st, ok := s.k.BaseStats()
+	if !ok {
+		return "", false
+	}
+	return fmt.Sprintf("restore over a copy: %d chunks of %d copied, %d ahead of the program, %d on its writes",
+		st.Eager+len(st.OnDemand), st.Chunks, st.Eager, len(st.OnDemand)), true
+}
+
 // parking is the state of a sandbox restored with KernelOptions.Park.
 type parking struct {
 	// stdio are the restored stdio files, bound again by Unpark.

@@ -139,6 +139,9 @@ recently used going first; snap prune removes those unused for its
 			}()
 			st := sb.Wait()
 			<-printed
+			if l, ok := sb.BaseLine(); ok && timings {
+				fmt.Fprintln(os.Stderr, l)
+			}
 			if code := st.ExitCode(); code != 0 {
 				return &exitError{code: code}
 			}
