@@ -102,7 +102,45 @@ type baseLoad struct {
 	keep   bool
 	bufs   [][]byte
 	closed bool
+	// pipes are the pipes of earlier loads (spliceFrom), kept for the
+	// next ones: a load runs on every write fault. Protected by bufMu.
+	pipes [][2]int
 }
+
+// getPipe returns a pipe for spliceFrom, kept or new.
+func (bl *baseLoad) getPipe() ([2]int, error) {
+	bl.bufMu.Lock()
+	if k := len(bl.pipes); k > 0 {
+		p := bl.pipes[k-1]
+		bl.pipes = bl.pipes[:k-1]
+		bl.bufMu.Unlock()
+		return p, nil
+	}
+	bl.bufMu.Unlock()
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return p, err
+	}
+	unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, baseRunMax) // fewer rounds if allowed
+	return p, nil
+}
+
+// putPipe keeps p, empty, for the next load, or closes it (the load
+// ended, or p may hold bytes of a failed splice).
+func (bl *baseLoad) putPipe(p [2]int, clean bool) {
+	bl.bufMu.Lock()
+	defer bl.bufMu.Unlock()
+	if !clean || bl.closed || len(bl.pipes) >= maxKeptPipes {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return
+	}
+	bl.pipes = append(bl.pipes, p)
+}
+
+// maxKeptPipes bounds the pipes a base load keeps (one per load running
+// at once: faults of several tasks, a copy ahead).
+const maxKeptPipes = 4
 
 // getBuf returns a read buffer of n bytes (at most baseRunMax), and
 // whether it is mapped (to be given back with putBuf) rather than from the
@@ -214,7 +252,7 @@ func (bl *baseLoad) load(ctx context.Context, idx []int, w *MemoryLoader, loaded
 			}
 			end = c.Off + c.Len
 		}
-		if err := w.spliceFrom(bl.fd, start, end); err != nil {
+		if err := bl.splice(w, start, end); err != nil {
 			// Through a buffer then (the same bytes again).
 			b, mapped := bl.getBuf(end - start)
 			err := preadFull(bl.fd, b, int64(start))
@@ -237,25 +275,31 @@ func (bl *baseLoad) load(ctx context.Context, idx []int, w *MemoryLoader, loaded
 	return nil
 }
 
+// splice copies [start, end) of the base into the memory file through w
+// (spliceFrom), with a pipe kept from an earlier load if there is one.
+func (bl *baseLoad) splice(w *MemoryLoader, start, end uint64) error {
+	p, err := bl.getPipe()
+	if err != nil {
+		return err
+	}
+	err = w.spliceFrom(bl.fd, p, start, end)
+	bl.putPipe(p, err == nil)
+	return err
+}
+
 // spliceFrom copies [start, end) of file fd into the same range of the
-// memory file through a pipe (splice(2)): the host kernel copies the
-// file's pages straight into the memory file's, with no buffer of the
+// memory file through pipe p, empty (splice(2)): the host kernel copies
+// the file's pages straight into the memory file's, with no buffer of the
 // sentry's between them (which costs its pages, and a copy). An error
-// may leave part of the range written; the caller writes it again.
-func (l *MemoryLoader) spliceFrom(fd int, start, end uint64) error {
+// may leave part of the range written, and bytes in the pipe; the caller
+// writes the range again.
+func (l *MemoryLoader) spliceFrom(fd int, p [2]int, start, end uint64) error {
 	if l.aborted.Load() {
 		return errLoadAborted
 	}
 	if end < start || end > l.size {
 		return fmt.Errorf("%w: memory range [%#x, %#x) beyond the memory file's %#x bytes", ErrBadState, start, end, l.size)
 	}
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return err
-	}
-	defer unix.Close(p[0])
-	defer unix.Close(p[1])
-	unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, baseRunMax) // fewer rounds if allowed
 	in, out := int64(start), int64(start)
 	for in < int64(end) {
 		n, err := unix.Splice(fd, &in, p[1], nil, int(int64(end)-in), unix.SPLICE_F_MOVE)
@@ -296,6 +340,11 @@ func (bl *baseLoad) close() {
 		unix.Munmap(b)
 	}
 	bl.bufs = nil
+	for _, p := range bl.pipes {
+		unix.Close(p[0])
+		unix.Close(p[1])
+	}
+	bl.pipes = nil
 }
 
 // preadFull reads len(b) bytes at off of fd.
