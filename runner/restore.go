@@ -174,7 +174,7 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 				o.Diag.Printf("restore %s: chunks written first not copied: %v", uri, err)
 			}
 		default:
-			n := min(len(idx), takeCopyFirst)
+			n := min(len(idx), restoreCopyFirst)
 			ro.Base.Copy, ahead = idx[:n], idx[n:]
 		}
 	} else if useCache {

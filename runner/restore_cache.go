@@ -32,8 +32,9 @@ import (
 // page cache holds the copy's pages once for every such sandbox. The
 // writes file records the chunks of the copy the first restore over it
 // wrote in its first moments (ReplenishDelay) or until it ended; later
-// restores copy them before the program runs (the first takeCopyFirst)
-// and beside it (the rest), rather than one write fault each.
+// restores copy them before the program runs (the first
+// restoreCopyFirst, while the state decodes) and beside it (the rest),
+// rather than one write fault each.
 //
 // A copy is named by its image's manifest, which binds the index and so
 // every chunk's address: an image saved again, or altered, is another
@@ -52,6 +53,13 @@ import (
 // and an image whose memory alone is larger is not cached, nor one whose
 // copy would leave less than a twentieth of the filesystem free (a
 // quarter of a tmpfs: roomFor).
+
+// restoreCopyFirst is how many of the recorded chunks (2 MiB), the first
+// written, a restore over a copy copies while the state decodes, before
+// the program runs; the others are copied beside it. More than a pool's
+// take (takeCopyFirst): the copy runs beside the decoding here, and the
+// cold-start CPython writes about 50 chunks before its answer.
+const restoreCopyFirst = 32
 
 // restoreCacheDir is the cache's directory in the state directory.
 const restoreCacheDir = ".restore-cache"
