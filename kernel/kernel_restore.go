@@ -134,7 +134,9 @@ func Restore(ctx context.Context, state io.Reader, o RestoreOptions) (*Kernel, e
 	if r.lazy != nil {
 		r.lazy.start()
 		if r.lazy.base != nil {
+			start := time.Now()
 			r.mapNow()
+			r.tm.Since(StepMapBase, start)
 		}
 		return r.k, nil
 	}
@@ -172,6 +174,15 @@ const (
 	// StepWorkingSet loads a lazy restore's working set (concurrent, in
 	// place of StepMemory).
 	StepWorkingSet = "load-working-set"
+	// StepStartBase, over a base (RestoreOptions.Base), sizes the memory
+	// file and lists the base's chunks, in place of StepMemory.
+	StepStartBase = "start-base"
+	// StepCopyBase, over a base, copies the chunks of Base.Copy into the
+	// memory file (concurrent, from StepStartBase to StepAttach).
+	StepCopyBase = "copy-base"
+	// StepMapBase, over a base, makes the address spaces' mappings of
+	// the base that the platform queued, after StepStartKernel.
+	StepMapBase = "map-base"
 )
 
 // restorer holds a restore in progress; see Restore. It is used by one
@@ -203,6 +214,9 @@ type restorer struct {
 	// lazy is the lazy load (RestoreOptions.Lazy), nil for an eager
 	// restore.
 	lazy *lazyLoad
+	// baseCopied receives the result of copying RestoreOptions.Base.Copy
+	// (nil: no copy running, or it was waited for).
+	baseCopied chan error
 
 	// k is the decoded kernel, nil until it may be walked.
 	k *Kernel
@@ -294,6 +308,9 @@ func (r *restorer) startLoad(size uint64) {
 // fail releases what was made, once the loader and the platform are done
 // with the memory file, and returns err.
 func (r *restorer) fail(err error) error {
+	if r.baseCopied != nil {
+		<-r.baseCopied
+	}
 	if r.lazy != nil {
 		r.lazy.stop()
 	}
@@ -481,6 +498,9 @@ func (r *restorer) attach() error {
 	if l := r.lazy; l != nil {
 		if l.base != nil {
 			if err := r.setBase(); err != nil {
+				return err
+			}
+			if err := r.waitBaseCopy(); err != nil {
 				return err
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -67,6 +68,16 @@ type MemoryBase struct {
 	// Size is the saved memory's size (the image's memory size); the
 	// base file must be at least that long.
 	Size uint64
+	// Populate has the stubs map the base's pages at once (a pool member
+	// restored ahead of its take) rather than on first touch (a restore
+	// whose program runs at once: platform.BaseMapper).
+	Populate bool
+	// Copy are chunks of the base, numbered as BaseCopied numbers them,
+	// to copy into the memory file before the program runs, as CopyBase
+	// would after Restore, but while the state decodes (a restore from
+	// the restore cache copies those the restore before it wrote first).
+	// Indices out of range are ignored.
+	Copy []int
 }
 
 // ErrNoBase means a restore over a base was asked of a platform that
@@ -80,6 +91,93 @@ type baseLoad struct {
 	chunks []LazyChunk
 	// closeOnce closes fd once the load has ended.
 	closeOnce sync.Once
+
+	// bufMu protects keep, bufs and closed.
+	bufMu sync.Mutex
+	// keep is set once the sandbox is taken (CopyBase): from then on the
+	// read buffers of load are mapped populated, baseRunMax bytes each,
+	// and kept in bufs for the next loads, rather than made per load
+	// from fresh heap (a page fault in the sentry per page, on the
+	// take's path). A waiting member keeps none.
+	keep   bool
+	bufs   [][]byte
+	closed bool
+	// pipes are the pipes of earlier loads (spliceFrom), kept for the
+	// next ones: a load runs on every write fault. Protected by bufMu.
+	pipes [][2]int
+}
+
+// getPipe returns a pipe for spliceFrom, kept or new.
+func (bl *baseLoad) getPipe() ([2]int, error) {
+	bl.bufMu.Lock()
+	if k := len(bl.pipes); k > 0 {
+		p := bl.pipes[k-1]
+		bl.pipes = bl.pipes[:k-1]
+		bl.bufMu.Unlock()
+		return p, nil
+	}
+	bl.bufMu.Unlock()
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return p, err
+	}
+	unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, baseRunMax) // fewer rounds if allowed
+	return p, nil
+}
+
+// putPipe keeps p, empty, for the next load, or closes it (the load
+// ended, or p may hold bytes of a failed splice).
+func (bl *baseLoad) putPipe(p [2]int, clean bool) {
+	bl.bufMu.Lock()
+	defer bl.bufMu.Unlock()
+	if !clean || bl.closed || len(bl.pipes) >= maxKeptPipes {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return
+	}
+	bl.pipes = append(bl.pipes, p)
+}
+
+// maxKeptPipes bounds the pipes a base load keeps (one per load running
+// at once: faults of several tasks, a copy ahead).
+const maxKeptPipes = 4
+
+// getBuf returns a read buffer of n bytes (at most baseRunMax), and
+// whether it is mapped (to be given back with putBuf) rather than from the
+// heap.
+func (bl *baseLoad) getBuf(n uint64) ([]byte, bool) {
+	bl.bufMu.Lock()
+	defer bl.bufMu.Unlock()
+	if k := len(bl.bufs); k > 0 {
+		b := bl.bufs[k-1]
+		bl.bufs = bl.bufs[:k-1]
+		return b[:n], true
+	}
+	if bl.keep && !bl.closed {
+		b, err := unix.Mmap(-1, 0, baseRunMax, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+		if err == nil {
+			return b[:n], true
+		}
+	}
+	return make([]byte, n), false
+}
+
+// putBuf keeps b, a mapped buffer of getBuf, for the next load.
+func (bl *baseLoad) putBuf(b []byte) {
+	bl.bufMu.Lock()
+	defer bl.bufMu.Unlock()
+	if bl.closed {
+		unix.Munmap(b[:cap(b)])
+		return
+	}
+	bl.bufs = append(bl.bufs, b[:cap(b)])
+}
+
+// keepBufs has the next loads keep their read buffers (baseLoad.keep).
+func (bl *baseLoad) keepBufs() {
+	bl.bufMu.Lock()
+	bl.keep = true
+	bl.bufMu.Unlock()
 }
 
 // newBaseLoad duplicates b.FD and lists the base's chunks: every
@@ -134,12 +232,11 @@ func (bl *baseLoad) memory() *LazyMemory {
 	return &LazyMemory{Chunks: bl.chunks, Load: bl.load, Done: func(LazyStats) { bl.close() }}
 }
 
-// baseRunMax is the most bytes load copies with one read:
+// baseRunMax is the most bytes load copies with one read and one write:
 // neighbouring chunks (a save's, a take's recorded ones) go together.
 const baseRunMax = 1 << 20
 
-// load copies chunks idx (ascending) from the base into w, neighbouring
-// chunks with one read, straight into the memory file's pages.
+// load copies chunks idx (ascending) from the base into w.
 func (bl *baseLoad) load(ctx context.Context, idx []int, w *MemoryLoader, loaded func(int)) error {
 	for k := 0; k < len(idx); {
 		if err := ctx.Err(); err != nil {
@@ -155,8 +252,21 @@ func (bl *baseLoad) load(ctx context.Context, idx []int, w *MemoryLoader, loaded
 			}
 			end = c.Off + c.Len
 		}
-		if err := w.ReadFrom(bl.fd, start, end-start); err != nil {
-			return fmt.Errorf("read base at %#x: %w", start, err)
+		if err := bl.splice(w, start, end); err != nil {
+			// Through a buffer then (the same bytes again).
+			b, mapped := bl.getBuf(end - start)
+			err := preadFull(bl.fd, b, int64(start))
+			if err != nil {
+				err = fmt.Errorf("read base at %#x: %w", start, err)
+			} else {
+				err = w.WriteRuns(func(yield func(uint64, []byte) bool) { yield(start, b) })
+			}
+			if mapped {
+				bl.putBuf(b)
+			}
+			if err != nil {
+				return err
+			}
 		}
 		for ; k < j; k++ {
 			loaded(idx[k])
@@ -165,9 +275,76 @@ func (bl *baseLoad) load(ctx context.Context, idx []int, w *MemoryLoader, loaded
 	return nil
 }
 
-// close closes the kernel's descriptor of the base, once.
+// splice copies [start, end) of the base into the memory file through w
+// (spliceFrom), with a pipe kept from an earlier load if there is one.
+func (bl *baseLoad) splice(w *MemoryLoader, start, end uint64) error {
+	p, err := bl.getPipe()
+	if err != nil {
+		return err
+	}
+	err = w.spliceFrom(bl.fd, p, start, end)
+	bl.putPipe(p, err == nil)
+	return err
+}
+
+// spliceFrom copies [start, end) of file fd into the same range of the
+// memory file through pipe p, empty (splice(2)): the host kernel copies
+// the file's pages straight into the memory file's, with no buffer of the
+// sentry's between them (which costs its pages, and a copy). An error
+// may leave part of the range written, and bytes in the pipe; the caller
+// writes the range again.
+func (l *MemoryLoader) spliceFrom(fd int, p [2]int, start, end uint64) error {
+	if l.aborted.Load() {
+		return errLoadAborted
+	}
+	if end < start || end > l.size {
+		return fmt.Errorf("%w: memory range [%#x, %#x) beyond the memory file's %#x bytes", ErrBadState, start, end, l.size)
+	}
+	in, out := int64(start), int64(start)
+	for in < int64(end) {
+		n, err := unix.Splice(fd, &in, p[1], nil, int(int64(end)-in), unix.SPLICE_F_MOVE)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrUnexpectedEOF
+		}
+		for n > 0 {
+			m, err := unix.Splice(p[0], nil, l.f.fd, &out, int(n), unix.SPLICE_F_MOVE)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if m == 0 {
+				return io.ErrShortWrite
+			}
+			n -= m
+		}
+	}
+	return nil
+}
+
+// close closes the kernel's descriptor of the base, once, and unmaps the
+// read buffers kept.
 func (bl *baseLoad) close() {
 	bl.closeOnce.Do(func() { unix.Close(bl.fd) })
+	bl.bufMu.Lock()
+	defer bl.bufMu.Unlock()
+	bl.closed = true
+	for _, b := range bl.bufs {
+		unix.Munmap(b)
+	}
+	bl.bufs = nil
+	for _, p := range bl.pipes {
+		unix.Close(p[0])
+		unix.Close(p[1])
+	}
+	bl.pipes = nil
 }
 
 // preadFull reads len(b) bytes at off of fd.
@@ -191,6 +368,7 @@ func preadFull(fd int, b []byte, off int64) error {
 // startBase makes the fresh memory file a view of the base
 // (RestoreOptions.Base): sized as the saved memory, nothing copied.
 func (r *restorer) startBase() error {
+	defer r.tm.Since(StepStartBase, time.Now())
 	b := r.o.Base
 	if b.Size > uint64(len(r.mf.mapping)) {
 		return fmt.Errorf("%w: base of %d bytes beyond the %d-byte reservation", ErrBadState, b.Size, len(r.mf.mapping))
@@ -210,7 +388,62 @@ func (r *restorer) startBase() error {
 	}
 	l.base = bl
 	r.lazy = l
+	if len(b.Copy) > 0 {
+		bl.keepBufs()
+		r.baseCopied = make(chan error, 1)
+		idx := append([]int(nil), b.Copy...)
+		// S/R-SAFE: writes the fresh memory file only; the kernel does
+		// not exist yet, and attach waits for the copy
+		// (waitBaseCopy).
+		tm, start := r.tm, time.Now()
+		go func() {
+			err := l.copyChunks(idx)
+			tm.Since(StepCopyBase, start)
+			r.baseCopied <- err
+		}()
+	}
 	return nil
+}
+
+// waitBaseCopy waits for the copy of RestoreOptions.Base.Copy, which
+// attach needs done: the address spaces then map those chunks from the
+// memory file.
+func (r *restorer) waitBaseCopy() error {
+	if r.baseCopied == nil {
+		return nil
+	}
+	err := <-r.baseCopied
+	r.baseCopied = nil
+	if err != nil {
+		return fmt.Errorf("copy chunks of the base: %w", err)
+	}
+	return nil
+}
+
+// copyChunks copies what of chunks idx of base load l is not copied yet
+// into the memory file.
+func (l *lazyLoad) copyChunks(idx []int) error {
+	_, err := l.copyChunksIdx(idx)
+	return err
+}
+
+// copyChunksIdx is copyChunks, also returning idx sorted.
+func (l *lazyLoad) copyChunksIdx(idx []int) ([]int, error) {
+	idx = append([]int(nil), idx...)
+	sort.Ints(idx)
+	var todo []int
+	for _, i := range idx {
+		if i >= 0 && i < len(l.chunks) && l.state[i].CompareAndSwap(chunkUnloaded, chunkLoading) {
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) > 0 {
+		if err := l.lm.Load(l.ctx, todo, l.w, func(i int) { l.loaded(i, loadEager) }); err != nil {
+			l.fail(err)
+			return idx, fmt.Errorf("copy %d chunks of the base: %w", len(todo), err)
+		}
+	}
+	return idx, nil
 }
 
 // setBase gives the platform the base file, before any address space maps
@@ -220,7 +453,7 @@ func (r *restorer) setBase() error {
 	if !ok {
 		return fmt.Errorf("restore over a base: %w", ErrNoBase)
 	}
-	return bm.SetBaseFile(r.lazy.base.fd)
+	return bm.SetBaseFile(r.lazy.base.fd, r.o.Base.Populate)
 }
 
 // mapBaseLocked maps [addr, addr+length) of v, memory file offset off,
@@ -371,15 +604,29 @@ func (k *Kernel) waitLoaded() error {
 
 // mapNow makes the mappings of the restored address spaces that the
 // platform queued until their first run, so that the base's pages are
-// mapped (populated) before the program runs rather than when it first
-// does, as a restore's prefault maps the loaded pages.
+// mapped before the program runs rather than when it first does (and,
+// with Base.Populate, populated, as a restore's prefault maps the loaded
+// pages). The chunks of RestoreOptions.Base.Copy, which attach mapped
+// from the memory file, are recorded as such (baseFresh); their pages are
+// left to the program's first touch, which would cost what a prefault
+// here costs, before it runs.
 func (r *restorer) mapNow() {
+	l := r.lazy
+	var copied []int
+	for _, i := range r.o.Base.Copy {
+		if i >= 0 && i < len(l.chunks) && l.state[i].Load() == chunkLoaded {
+			copied = append(copied, i)
+		}
+	}
 	for mm := range r.mms {
-		mm.mu.RLock()
+		mm.mu.Lock()
 		if has, ok := mm.as.(hostAddressSpace); ok {
 			has.HostPID() // makes what is queued first
 		}
-		mm.mu.RUnlock()
+		for _, i := range copied {
+			setBits(&mm.baseFresh, uint64(i), 1)
+		}
+		mm.mu.Unlock()
 	}
 }
 
@@ -408,10 +655,10 @@ func (f *MemoryFile) ensureDropped(start, end uint64) error {
 
 // BaseCopied returns the chunks of a restore over a base that were copied
 // because they were touched (not by CopyBase), in the order they were
-// first touched, also once the program has ended; nil if the kernel was
-// not restored over a base.
+// first touched, also once the load has ended (everything copied, or the
+// program gone); nil if the kernel was not restored over a base.
 func (k *Kernel) BaseCopied() []int {
-	l := k.mf.baseLoad.Load()
+	l := k.baseLoad.Load()
 	if l == nil {
 		return nil
 	}
@@ -419,6 +666,23 @@ func (k *Kernel) BaseCopied() []int {
 	out := append([]int(nil), l.stats.OnDemand...)
 	l.mu.Unlock()
 	return out
+}
+
+// BaseStats returns, for a restore over a base, how many chunks the base
+// has (Chunks), how many were copied ahead of the program's writes
+// (Eager: Base.Copy, CopyBase, CopyBaseAhead) and which on a write or the
+// sentry's own access (OnDemand, in that order); false if the kernel was
+// not restored over a base.
+func (k *Kernel) BaseStats() (LazyStats, bool) {
+	l := k.baseLoad.Load()
+	if l == nil {
+		return LazyStats{}, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.stats
+	st.OnDemand = append([]int(nil), l.stats.OnDemand...)
+	return st, true
 }
 
 // CopyBase copies chunks idx (BaseCopied of an earlier sandbox of the same
@@ -436,6 +700,7 @@ func (k *Kernel) CopyBase(idx []int) error {
 	if l == nil || l.base == nil {
 		return nil
 	}
+	l.base.keepBufs()
 	return k.copyBase(l, idx, false)
 }
 
@@ -484,19 +749,9 @@ func (k *Kernel) CopyBaseAhead(idx []int) <-chan struct{} {
 // chunks together, as one batch of mapping changes per address space,
 // prefaulted into the stubs if prefault.
 func (k *Kernel) copyBase(l *lazyLoad, idx []int, prefault bool) error {
-	idx = append([]int(nil), idx...)
-	sort.Ints(idx)
-	var todo []int
-	for _, i := range idx {
-		if i >= 0 && i < len(l.chunks) && l.state[i].CompareAndSwap(chunkUnloaded, chunkLoading) {
-			todo = append(todo, i)
-		}
-	}
-	if len(todo) > 0 {
-		if err := l.lm.Load(l.ctx, todo, l.w, func(i int) { l.loaded(i, loadEager) }); err != nil {
-			l.fail(err)
-			return fmt.Errorf("copy %d chunks of the base: %w", len(todo), err)
-		}
+	idx, err := l.copyChunksIdx(idx)
+	if err != nil {
+		return err
 	}
 	// Neighbouring chunks are mapped together.
 	var runs []LazyChunk

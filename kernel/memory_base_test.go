@@ -99,7 +99,8 @@ func dataBytes(t *testing.T, f *MemoryFile) uint64 {
 }
 
 // TestRestoreOverBase restores two sandboxes over one base: both read
-// the base's pages (mapped by both stubs, shared), a write in one copies
+// the base's pages (mapped by both stubs, shared; populated by one, on
+// first touch by the other), a write in one copies
 // what it writes into its own memory file and the other sees nothing of
 // it, what one copied can be copied into another before it runs, and a
 // save of the one that wrote, restored the ordinary way, has its memory.
@@ -128,7 +129,9 @@ func TestRestoreOverBase(t *testing.T) {
 	}
 	var ms [2]member
 	for i := range ms {
-		k, inW, outR := restoreWithPipes(t, state, RestoreOptions{Base: &MemoryBase{FD: int(base.Fd()), Size: size}})
+		// The first maps the base populated (a pool member), the second
+		// page by page on first touch (a restore from the restore cache).
+		k, inW, outR := restoreWithPipes(t, state, RestoreOptions{Base: &MemoryBase{FD: int(base.Fd()), Size: size, Populate: i == 0}})
 		k.Resume()
 		ms[i] = member{k, inW, scanLines(outR, 16)}
 	}
@@ -216,6 +219,26 @@ func TestRestoreOverBase(t *testing.T) {
 	for _, i := range k4.BaseCopied()[atRestore:] {
 		if slices.Contains(copied, i) {
 			t.Errorf("member 4 copied chunk %d on a write fault, after CopyBaseAhead copied it", i)
+		}
+	}
+
+	// The same chunks copied by the restore itself (Base.Copy), while
+	// the state decodes: mapped from the memory file at once, written
+	// without a fault.
+	k5, in5, out5 := restoreWithPipes(t, state, RestoreOptions{Base: &MemoryBase{FD: int(base.Fd()), Size: size, Copy: append(copied, -1, 1<<30)}})
+	if own := dataBytes(t, k5.mf); own < uint64(len(copied))*baseChunk/2 {
+		t.Errorf("after a restore with Base.Copy of %d chunks the memory file holds %d bytes", len(copied), own)
+	}
+	atRestore = len(k5.BaseCopied())
+	k5.Resume()
+	m5 := member{k5, in5, scanLines(out5, 16)}
+	m5.in.Write([]byte{'w'})
+	if got := line(m5); got != wantWritten {
+		t.Errorf("member 5 restored with Base.Copy, after a write: %q, want %q", got, wantWritten)
+	}
+	for _, i := range k5.BaseCopied()[atRestore:] {
+		if slices.Contains(copied, i) {
+			t.Errorf("member 5 copied chunk %d on a write fault, after the restore copied it", i)
 		}
 	}
 

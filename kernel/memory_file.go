@@ -128,10 +128,6 @@ type MemoryFile struct {
 	// lazy is the lazy restore loading this file, nil once everything is
 	// loaded (memory_lazy.go). A host-side load, hence not saved.
 	lazy atomic.Pointer[lazyLoad] `state:"nosave"`
-	// baseLoad is the load of a restore over a base, also once it has
-	// ended (every chunk copied or let go at the program's exit), for
-	// Kernel.BaseCopied. A host-side load, hence not saved.
-	baseLoad atomic.Pointer[lazyLoad] `state:"nosave"`
 
 	// dirty records the pages written while dirty tracking is on
 	// (memory_file_dirty.go). Host state: tracking restarts off after a
@@ -674,23 +670,6 @@ func (l *MemoryLoader) flush(local []unix.Iovec, remote []unix.RemoteIovec, offs
 			return err
 		}
 		done = 0
-	}
-	return nil
-}
-
-// ReadFrom reads [off, off+n) of the memory file from fd, at the same
-// offset, straight into the file's pages through the sentry's mapping: one
-// copy, no buffer (a base, whose layout is the memory file's, loads so).
-func (l *MemoryLoader) ReadFrom(fd int, off, n uint64) error {
-	if l.aborted.Load() {
-		return errLoadAborted
-	}
-	end := off + n
-	if end < off || end > l.size {
-		return fmt.Errorf("%w: memory range [%#x, %#x) beyond the memory file's %#x bytes", ErrBadState, off, end, l.size)
-	}
-	if err := preadFull(fd, l.f.mapping[off:end], int64(off)); err != nil {
-		return fmt.Errorf("read %d bytes of memory at offset %#x: %w", n, off, err)
 	}
 	return nil
 }

@@ -554,14 +554,14 @@ func (l *lazyLoad) attach(k *Kernel) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.onFail, l.onLoaded, l.mf = k.lazyFailed, k.lazyLoaded, k.mf
-	if l.base != nil {
-		k.mf.baseLoad.Store(l)
-	}
 	if !l.ended {
 		k.mf.lazy.Store(l)
 		if l.base == nil {
 			k.lazyKick.Store(l)
 		}
+	}
+	if l.base != nil {
+		k.baseLoad.Store(l)
 	}
 }
 

@@ -209,9 +209,11 @@ var ErrWatchUnsupported = errors.New("platform: write watching is not supported"
 // MapBase; the platform keeps its own duplicate of fd. MapBase maps
 // length bytes of the base at offset at addr, as MapFile does, never
 // writable (a write faults, and the kernel copies the page into the
-// memory file), its pages populated.
+// memory file), its pages populated if populate was set (a pool member,
+// mapped while it waits), else mapped by the host on first touch (a
+// restore about to run, which would wait for every page).
 type BaseMapper interface {
-	SetBaseFile(fd int) error
+	SetBaseFile(fd int, populate bool) error
 }
 
 // BaseAddressSpace is implemented by the address spaces of a BaseMapper.

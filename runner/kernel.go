@@ -7,6 +7,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -73,6 +74,11 @@ type KernelOptions struct {
 	// newLazyRestore.
 	workingSet []int
 
+	// Cache, on a restore that is neither lazy nor parked, is the restore
+	// cache (restore_cache.go): the memory is restored as a copy-on-write
+	// view of the image's copy there, or the load writes that copy.
+	Cache RestoreCache
+
 	// Park, on restore, leaves the tasks parked (a pool member): the
 	// sandbox implements Parked, and runs once Unpark gives it its stdio
 	// (Stdin, Stdout and Stderr are then ignored).
@@ -108,6 +114,13 @@ type KernelSandbox struct {
 	// resumed is when the restored program was let run; written before
 	// the tasks run, read by the first one.
 	resumed time.Time
+	// record, if set, records the chunks of the base copied so far
+	// (recordWritesLater); recordTimer runs it, or Release does first,
+	// once (recorded). record and recordTimer are immutable once the
+	// program runs.
+	record      func()
+	recordTimer *time.Timer
+	recorded    sync.Once
 	// doubt is a migration whose outcome the source could not learn: the
 	// sandbox stays paused until a save asks the target again or a
 	// SIGKILL ends it. Accessed atomically.
@@ -167,14 +180,6 @@ func (s *KernelSandbox) Wait() ExitStatus {
 		}
 	}
 	st := s.k.Wait()
-	if p := s.parked; p != nil {
-		p.mu.Lock()
-		record := p.record
-		p.mu.Unlock()
-		if record != nil {
-			record() // the program ended before the delay: what it wrote
-		}
-	}
 	if s.lazy != nil {
 		s.k.StopLazyLoad()
 		<-s.lazy.done
@@ -185,6 +190,10 @@ func (s *KernelSandbox) Wait() ExitStatus {
 // Release frees the kernel; the program must have ended (or a parked
 // sandbox been discarded).
 func (s *KernelSandbox) Release() {
+	if s.recordTimer != nil {
+		s.recordTimer.Stop()
+		s.recordOnce() // or waits for the timer's to end
+	}
 	s.k.Release()
 	if p := s.parked; p != nil {
 		closeFiles(p.held[:])

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -67,16 +68,9 @@ func (s *KernelSandbox) copyWrites(path string) bool {
 	if path == "" {
 		return false
 	}
-	b, err := os.ReadFile(path)
+	idx, err := readWrites(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return true
-	}
-	var idx []int
-	if err == nil {
-		err = json.Unmarshal(b, &idx)
-	}
-	if err == nil && len(idx) > maxWrites {
-		err = fmt.Errorf("%d chunks, more than %d", len(idx), maxWrites)
 	}
 	if err == nil {
 		n := min(len(idx), takeCopyFirst)
@@ -88,6 +82,23 @@ func (s *KernelSandbox) copyWrites(path string) bool {
 		s.opts.Diag.Printf("take: chunks written first (%s) not copied: %v", path, err)
 	}
 	return false
+}
+
+// readWrites reads the chunks recorded at path (an error wrapping
+// fs.ErrNotExist if none are).
+func readWrites(path string) ([]int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var idx []int
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(idx) > maxWrites {
+		return nil, fmt.Errorf("%s: %d chunks, more than %d", path, len(idx), maxWrites)
+	}
+	return idx, nil
 }
 
 // recordWrites writes the chunks of the base this sandbox has copied so far
@@ -116,6 +127,23 @@ func (s *KernelSandbox) recordWrites(path string) {
 	if werr != nil && !errors.Is(werr, fs.ErrExist) && s.opts.Diag != nil {
 		s.opts.Diag.Printf("take: chunks written first not recorded: %v", werr)
 	}
+}
+
+// recordWritesLater has the chunks of the base this sandbox copies in its
+// first ReplenishDelay recorded at path (recordWrites), or those until it
+// ended if that is sooner (Release).
+func (s *KernelSandbox) recordWritesLater(path string) {
+	s.record = func() { s.recordWrites(path) }
+	s.recordTimer = time.AfterFunc(ReplenishDelay, s.recordOnce)
+}
+
+// recordOnce runs s.record the first time it is called, if set.
+func (s *KernelSandbox) recordOnce() {
+	s.recorded.Do(func() {
+		if s.record != nil {
+			s.record()
+		}
+	})
 }
 
 // PoolBaseDir returns the directory that holds the base files of pool

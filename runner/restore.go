@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -69,14 +71,40 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		tm = new(kernel.Timings)
 	}
 	start := time.Now()
+	img, err := storage.OpenImage(ctx, uri, store)
+	if err != nil {
+		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
+	}
+	// A foreground restore runs over the copy of the image's memory in
+	// the restore cache, or makes it (restore_cache.go).
+	var (
+		cached *os.File
+		fill   *cacheFill
+	)
+	useCache := !o.Lazy && !o.Park && o.Cache.cacheable(img.Manifest())
+	if useCache {
+		cacheStart := time.Now()
+		if cached, err = o.Cache.open(img.Manifest()); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) && o.Diag != nil {
+				o.Diag.Printf("restore %s: cached memory not used: %v", uri, err)
+			}
+			cached = nil
+		} else {
+			defer cached.Close() // the kernel keeps what it needs
+			tm.Since(StepOpenCache, cacheStart)
+		}
+	}
 	// The same checks as OpenImage. A restore without a key has its
 	// chunks checked by their CRC-32C alone, as they load: the SHA-256 of
 	// each against its address proves nothing an unsigned index does not
-	// (storage.OpenOptions.ChecksumsOnly).
+	// (storage.OpenOptions.ChecksumsOnly), except for the copy kept in
+	// the cache, which a restore with a key trusts later without reading
+	// the memory again (SignatureOnly).
 	oo := openOptions(o.VerifyKey)
-	oo.ChecksumsOnly = true
-	img, err := storage.OpenImageWith(ctx, uri, store, oo)
-	if err != nil {
+	oo.ChecksumsOnly = !useCache || cached != nil
+	oo.SignatureOnly = cached != nil
+	if err := img.Check(ctx, oo); err != nil {
+		img.Close()
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
 	}
 	// A lazy load keeps the image until it has ended.
@@ -84,6 +112,13 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	// writes is where the chunks of the base a taken member writes first
 	// are recorded, if restored over a base (pool_base.go).
 	var writes string
+	// Over the restore cache's copy: ahead are the recorded chunks the
+	// program's start copies beside it; record, that there were none and
+	// this restore records them.
+	var (
+		ahead  []int
+		record bool
+	)
 	defer func() {
 		switch {
 		case lazy != nil:
@@ -108,6 +143,9 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		MemorySize: img.Manifest().MemorySize,
 		LoadMemory: func(w *kernel.MemoryLoader) error {
 			return img.ReadMemoryRuns(ctx, func(runs []storage.PageRun) error {
+				if fill != nil {
+					fill.write(runs)
+				}
 				return w.WriteRuns(func(yield func(uint64, []byte) bool) {
 					for _, r := range runs {
 						if !yield(r.Off, r.Data) {
@@ -123,6 +161,35 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	if o.Lazy {
 		lr = newLazyRestore(ctx, img, o, tm, uri)
 		ro.Lazy = lr.memory()
+	} else if cached != nil {
+		ro.Base = &kernel.MemoryBase{FD: int(cached.Fd()), Size: img.Manifest().MemorySize}
+		writes = writesPath(o.Cache.Dir, img.Manifest())
+		// The chunks the restore before wrote first: the first copied
+		// while the state decodes, the rest beside the program.
+		switch idx, err := readWrites(writes); {
+		case errors.Is(err, fs.ErrNotExist):
+			record = true
+		case err != nil:
+			if o.Diag != nil {
+				o.Diag.Printf("restore %s: chunks written first not copied: %v", uri, err)
+			}
+		default:
+			n := min(len(idx), restoreCopyFirst)
+			ro.Base.Copy, ahead = idx[:n], idx[n:]
+		}
+	} else if useCache {
+		if fill, err = o.Cache.startFill(img.Manifest()); err != nil {
+			if o.Diag != nil {
+				o.Diag.Printf("restore %s: memory not cached: %v", uri, err)
+			}
+			fill = nil
+		} else {
+			defer func() {
+				if fill != nil {
+					fill.abort()
+				}
+			}()
+		}
 	} else if o.Park && o.BaseDir != "" {
 		base, err := openBase(ctx, img, o.BaseDir)
 		if err != nil {
@@ -131,7 +198,7 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 			}
 		} else {
 			defer base.Close() // the kernel keeps what it needs
-			ro.Base = &kernel.MemoryBase{FD: int(base.Fd()), Size: img.Manifest().MemorySize}
+			ro.Base = &kernel.MemoryBase{FD: int(base.Fd()), Size: img.Manifest().MemorySize, Populate: true}
 			writes = writesPath(o.BaseDir, img.Manifest())
 		}
 	}
@@ -139,6 +206,15 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	k, err := kernel.Restore(ctx, state, ro)
 	if err != nil {
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
+	}
+	if fill != nil {
+		// The memory has loaded whole: the copy is complete.
+		fillStart := time.Now()
+		if err := fill.commit(); err != nil && o.Diag != nil {
+			o.Diag.Printf("restore %s: memory not cached: %v", uri, err)
+		}
+		fill = nil
+		tm.Since(StepFillCache, fillStart)
 	}
 	if err := k.SetNetwork(o.Network); err != nil {
 		k.Release()
@@ -176,9 +252,13 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		sb.park()
 		return sb, m, nil
 	}
+	if record {
+		sb.recordWritesLater(writes)
+	}
 	sb.resumed = time.Now()
 	sb.onFirstSwitch()
 	k.Resume()
+	k.CopyBaseAhead(ahead)
 	tm.Since(StepResume, sb.resumed)
 	sb.logTimings()
 	return sb, m, nil
@@ -222,6 +302,18 @@ func (s *KernelSandbox) logTimings() {
 	}
 }
 
+// BaseLine says, for a sandbox restored over a base (the restore cache's
+// copy, a pool's base), how many of the base's chunks were copied ahead
+// of the program and how many on its writes so far; false if it was not.
+func (s *KernelSandbox) BaseLine() (string, bool) {
+	st, ok := s.k.BaseStats()
+	if !ok {
+		return "", false
+	}
+	return fmt.Sprintf("restore over a copy: %d chunks of %d copied, %d ahead of the program, %d on its writes",
+		st.Eager+len(st.OnDemand), st.Chunks, st.Eager, len(st.OnDemand)), true
+}
+
 // parking is the state of a sandbox restored with KernelOptions.Park.
 type parking struct {
 	// stdio are the restored stdio files, bound again by Unpark.
@@ -240,11 +332,6 @@ type parking struct {
 	// wrote first (copied by Unpark at once, or recorded after it), empty
 	// if the sandbox is not restored over a base. Immutable.
 	writes string
-	// record, set by Unpark (under mu) if this sandbox records the writes,
-	// records them once: ReplenishDelay after the take, or when the
-	// program ends if it ends sooner (Wait).
-	record     func()
-	recordOnce sync.Once
 }
 
 const (
@@ -279,16 +366,14 @@ func (s *KernelSandbox) Unpark(stdio [3]*os.File, publish []kernel.PortMapping) 
 		closeFiles(stdio[:])
 		return fmt.Errorf("bind stdio: %w", err)
 	}
-	record := s.copyWrites(p.writes)
+	if s.copyWrites(p.writes) {
+		s.recordWritesLater(p.writes) // before the program runs (immutable then)
+	}
 	p.held = stdio
 	p.state = parkResumed
 	s.resumed = time.Now()
 	s.k.Unpause()
 	go restoreMaxProcs() // a stop of the world: after the program's start
-	if record {
-		p.record = func() { p.recordOnce.Do(func() { s.recordWrites(p.writes) }) }
-		time.AfterFunc(ReplenishDelay, p.record)
-	}
 	s.tm.Since(StepResume, s.resumed)
 	s.logTimings()
 	return nil
@@ -360,6 +445,12 @@ const (
 	StepOpenImage = "open-image"
 	// StepResume starts the task goroutines.
 	StepResume = "resume"
+	// StepOpenCache finds and opens the copy of the image's memory in the
+	// restore cache: the restore runs over it and loads nothing.
+	StepOpenCache = "open-cache"
+	// StepFillCache puts the copy of the memory that the load wrote in
+	// place in the restore cache (a restore that found none).
+	StepFillCache = "fill-cache"
 	// StepFirstSwitch: from the start of StepResume until an application
 	// thread first came back to the sentry (its first system call, fault
 	// or interrupt): the restored program has run.

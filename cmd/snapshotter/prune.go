@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"snapshotter/runner"
 	"snapshotter/storage"
 )
 
@@ -26,11 +27,20 @@ blobs no manifest names in an S3 store; and memory chunks that no image
 references any more (their images were deleted, or their save failed). Only
 leftovers older than --older-than (default 1h) are removed, so that a save in
 progress is not disturbed; a published image and its chunks are never
-touched. Each removed item's URI is printed.`,
+touched. It also removes, from the state directory, the copies of images'
+memory that foreground restores keep (snap restore) and have not used for
+--older-than. Each removed item's URI or path is printed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if olderThan < 0 {
 				return fmt.Errorf("prune: --older-than %v is negative: %w", olderThan, storage.ErrInvalidArgument)
+			}
+			cached, err := runner.StateDir{Root: g.stateDir}.RestoreCache(0).Prune(olderThan)
+			for _, p := range cached {
+				fmt.Fprintln(cmd.OutOrStdout(), "removed", p)
+			}
+			if err != nil {
+				return err
 			}
 			s, err := storage.Open(cmd.Context(), g.store)
 			if err != nil {

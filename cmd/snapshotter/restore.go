@@ -26,6 +26,7 @@ func newRestoreCmd(g *globalFlags) *cobra.Command {
 		timings bool
 		lazy    bool
 		noWS    bool
+		noCache bool
 	)
 	cmd := &cobra.Command{
 		Use:   "restore URI [-d] [--id ID] [--stdout FILE] [--stderr FILE] [--verify KEYFILE] [--lazy [--no-working-set]]",
@@ -43,7 +44,13 @@ step of the restore took (a detached sentry always writes them to its sentry.log
 first touch while the rest loads in the background. The first lazy restore
 of an image records the chunks the program touched first as the image's
 working set; later lazy restores load it before the program starts
-(--no-working-set ignores it).`,
+(--no-working-set ignores it).
+A foreground restore (not --lazy) keeps a decompressed copy of the image's
+memory in the state directory: a later restore of the same image runs over
+it, sharing its pages, instead of loading the memory again. The copies take
+at most SNAP_RESTORE_CACHE bytes (default 2G; 0 keeps none), the least
+recently used going first; snap prune removes those unused for its
+--older-than; --no-cache neither uses nor makes one.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := d.check(); err != nil {
@@ -66,6 +73,10 @@ working set; later lazy restores load it before the program starts
 			ms, err := f.net.mappings(cmd)
 			if err != nil {
 				return err
+			}
+			cache, err := restoreCache(g, noCache || lazy)
+			if err != nil {
+				return fmt.Errorf("restore %s: %w", uri, err)
 			}
 			key, err := readVerifyKey(verify)
 			if err != nil {
@@ -107,6 +118,7 @@ working set; later lazy restores load it before the program starts
 				VerifyKey: key,
 				Timings:   tm,
 				Lazy:      lazy, NoWorkingSet: noWS,
+				Cache: cache,
 			}, uri, g.store)
 			if err != nil {
 				return err
@@ -127,6 +139,9 @@ working set; later lazy restores load it before the program starts
 			}()
 			st := sb.Wait()
 			<-printed
+			if l, ok := sb.BaseLine(); ok && timings {
+				fmt.Fprintln(os.Stderr, l)
+			}
 			if code := st.ExitCode(); code != 0 {
 				return &exitError{code: code}
 			}
@@ -139,6 +154,7 @@ working set; later lazy restores load it before the program starts
 	cmd.Flags().BoolVar(&timings, "timings", false, "write how long each step of the restore took on stderr (foreground only)")
 	cmd.Flags().BoolVar(&lazy, "lazy", false, "start the program before its memory is loaded (pages load on first touch and in the background)")
 	cmd.Flags().BoolVar(&noWS, "no-working-set", false, "with --lazy: ignore the image's working set")
+	cmd.Flags().BoolVar(&noCache, "no-cache", false, "load the memory from the image, without the state directory's copy of it (nor making one)")
 	return cmd
 }
 
@@ -156,6 +172,28 @@ func startTimings(started time.Time) *kernel.Timings {
 	}
 	tm.Since(runner.StepCommand, mainStart)
 	return tm
+}
+
+// restoreCacheEnv bounds the restore cache (runner.RestoreCache): a size
+// as --memory takes it, or 0 for none.
+const restoreCacheEnv = "SNAP_RESTORE_CACHE"
+
+// restoreCache returns the restore cache of the state directory, bounded
+// by $SNAP_RESTORE_CACHE; none if off.
+func restoreCache(g *globalFlags, off bool) (runner.RestoreCache, error) {
+	v := os.Getenv(restoreCacheEnv)
+	if off || v == "0" {
+		return runner.RestoreCache{}, nil
+	}
+	max := uint64(runner.DefaultRestoreCacheMax)
+	if v != "" {
+		n, err := kernel.ParseMemoryLimit(v)
+		if err != nil {
+			return runner.RestoreCache{}, fmt.Errorf("%s: %w", restoreCacheEnv, err)
+		}
+		max = n
+	}
+	return runner.StateDir{Root: g.stateDir}.RestoreCache(max), nil
 }
 
 // readVerifyKey reads --verify's public key file; "" means no check.

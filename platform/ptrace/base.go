@@ -27,7 +27,7 @@ var (
 )
 
 // SetBaseFile implements platform.BaseMapper.
-func (p *Platform) SetBaseFile(fd int) error {
+func (p *Platform) SetBaseFile(fd int, populate bool) error {
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
 		return fmt.Errorf("ptrace: base file: dup fd %d: %w", fd, err)
@@ -38,7 +38,7 @@ func (p *Platform) SetBaseFile(fd int) error {
 		unix.Close(dup)
 		return fmt.Errorf("ptrace: base file: %w", ErrBaseSet)
 	}
-	p.baseFD = dup
+	p.baseFD, p.basePopulate = dup, populate
 	return nil
 }
 
@@ -51,6 +51,13 @@ func (p *Platform) basePath() (string, bool) {
 		return "", false
 	}
 	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), p.baseFD), true
+}
+
+// populateBase reports whether MapBase populates (SetBaseFile).
+func (p *Platform) populateBase() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.basePopulate
 }
 
 // MapBase implements platform.BaseAddressSpace.
@@ -71,10 +78,16 @@ func (a *addressSpace) MapBase(addr, offset, length uint64, at platform.AccessTy
 	if err != nil {
 		return err
 	}
-	// Populated: the base's pages are all there (in the page cache of
-	// the base file), and mapping them now spares the program a host
-	// fault per first touch, as the prefault of a restore does.
-	call := stubCall{sysMmap, [6]uint64{addr, length, hostProt(at), unix.MAP_SHARED | unix.MAP_FIXED | unix.MAP_POPULATE, fd, offset}}
+	// Populated if asked: the base's pages are all there (in the page
+	// cache of the base file), and mapping them now spares the program a
+	// host fault per first touch, as the prefault of a restore does; but
+	// a restore that runs at once would wait for all of them, most of
+	// which its program does not touch soon.
+	flags := uint64(unix.MAP_SHARED | unix.MAP_FIXED)
+	if a.p.populateBase() {
+		flags |= unix.MAP_POPULATE
+	}
+	call := stubCall{sysMmap, [6]uint64{addr, length, hostProt(at), flags, fd, offset}}
 	if a.queuing() {
 		a.pending = append(a.pending, call)
 		a.mu.Lock()

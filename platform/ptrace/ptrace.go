@@ -238,8 +238,10 @@ type Platform struct {
 	renewMu sync.Mutex
 
 	// baseFD is the platform's duplicate of the base file
-	// (SetBaseFile), 0 if none. Protected by mu.
-	baseFD int
+	// (SetBaseFile), 0 if none; basePopulate has MapBase populate its
+	// mappings. Protected by mu.
+	baseFD       int
+	basePopulate bool
 
 	// counts are for Counts.
 	counts counts

@@ -16,7 +16,7 @@ var valueFlags = map[string]bool{
 	"--ready-fd": true, "--launched-at": true, "--restore": true, "--pool": true,
 }
 
-var boolFlags = map[string]bool{"--debug": true, "--timings": true}
+var boolFlags = map[string]bool{"--debug": true, "--timings": true, "--no-cache": true}
 
 // SandboxPlatform reports whether args (snap's arguments without the
 // program name) start or restore a sandbox in this process — `snap run` or

@@ -28,6 +28,7 @@ func TestSandboxPlatform(t *testing.T) {
 		{"sentry --id abc --ready-fd 3 --launched-at=17 --restore=img --platform other --verify k.pem", "other", true},
 		{"restore file:///img", "ptrace", true},
 		{"restore img --timings --platform=other", "other", true},
+		{"restore img --no-cache", "ptrace", true},
 		{"--store /s restore --verify k.pem --rootfs / img --pids 5", "ptrace", true},
 		{"restore img -d", "", false},
 		{"restore -d --stdout o img", "", false},
