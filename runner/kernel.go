@@ -115,7 +115,7 @@ type KernelSandbox struct {
 	// the tasks run, read by the first one.
 	resumed time.Time
 	// record, if set, records the chunks of the base copied so far
-	// (recordWritesLater); recordTimer runs it, or Release does first,
+	// (recordWritesLater); recordTimer runs it, or Wait or Release does first,
 	// once (recorded). record and recordTimer are immutable once the
 	// program runs.
 	record      func()
@@ -180,6 +180,10 @@ func (s *KernelSandbox) Wait() ExitStatus {
 		}
 	}
 	st := s.k.Wait()
+	if s.recordTimer != nil {
+		s.recordTimer.Stop()
+		s.recordOnce() // the program ended before the delay: what it wrote
+	}
 	if s.lazy != nil {
 		s.k.StopLazyLoad()
 		<-s.lazy.done
