@@ -503,56 +503,28 @@ func forEachMergedRun(rs []fileRange, fn func(fileRange)) {
 	}
 }
 
-// loadBatch is the most runs written by one process_vm_writev call; Linux
-// accepts up to IOV_MAX (1024) iovecs per side.
-const loadBatch = 256
-
-// pwriteMinRun is the shortest run written with its own pwrite. A pwrite
-// of whole pages fills new pages without zeroing them first and maps
-// nothing (dense 512 MiB in 1 MiB runs: 145-232 ms, against 267-377 ms with
-// process_vm_writev, which faults each page in, zeroed, through the
-// sentry's mapping); shorter runs are cheaper batched, one system call for
-// many.
-const pwriteMinRun = 16 * pageSize
+// rawWriteMax is the longest run written with a raw pwrite (one that does
+// not go through the Go scheduler, see MemoryLoader.writeRun).
+const rawWriteMax = 16 * pageSize
 
 // MemoryLoader writes saved memory into the memory file of a kernel being
 // restored (see RestoreOptions.LoadMemory).
 //
-// The bytes are copied by the host kernel, never through a user mapping:
-// long runs with pwrite(2), short ones with process_vm_writev into the
-// sentry's own mapping of the memory file (one system call for up to
-// loadBatch scattered runs; concurrent writers share the mmap lock for
-// reading), or pwrite where that is not permitted.
-// Either way no user page is touched by the sentry itself, which on this
-// machine kind costs a fault per page even when the page is populated, and
-// only the pages written are allocated: whatever is not written stays a
-// hole.
+// Every run is one pwrite(2) into the memory file: the host kernel copies
+// the bytes into fresh pages without zeroing them first and maps nothing,
+// and only the pages written are allocated (whatever is not written stays
+// a hole). Writing through the sentry's mapping instead (process_vm_writev,
+// or a copy) faults each page in first: zeroed, then written, and mapped
+// in the sentry's page tables, which costs more than a system call per run
+// even for runs of one page (BenchmarkMemoryLoader).
 type MemoryLoader struct {
 	f    *MemoryFile
 	size uint64
-	pid  int
-
-	// pwriteOnly is set once process_vm_writev failed as a whole (seccomp,
-	// an old kernel): later batches go straight to pwrite. Accessed
-	// atomically.
-	pwriteOnly atomic.Bool
 
 	// aborted is set when the restore failed elsewhere: writes stop with
 	// errLoadAborted. Accessed atomically.
 	aborted atomic.Bool
 }
-
-// loadBuf is one WriteRuns call's batch. The range loop's body is a
-// closure, so these arrays would otherwise be allocated on every call:
-// pooled, they cost no fresh heap pages (each a fault on first touch).
-type loadBuf struct {
-	local  [loadBatch]unix.Iovec
-	remote [loadBatch]unix.RemoteIovec
-	offs   [loadBatch]uint64
-	bufs   [loadBatch][]byte
-}
-
-var loadBufs = sync.Pool{New: func() any { return new(loadBuf) }}
 
 // errLoadAborted is what WriteRuns returns once the restore it loads for
 // has failed for another reason.
@@ -569,81 +541,38 @@ func (l *MemoryLoader) WriteRuns(runs iter.Seq2[uint64, []byte]) error {
 	if l.aborted.Load() {
 		return errLoadAborted
 	}
-	lb := loadBufs.Get().(*loadBuf)
-	defer func() {
-		clear(lb.local[:]) // drop the references to the callers' data
-		clear(lb.bufs[:])
-		loadBufs.Put(lb)
-	}()
-	local, remote, offs, bufs := &lb.local, &lb.remote, &lb.offs, &lb.bufs
-	var (
-		n   int
-		err error
-	)
 	for off, data := range runs {
 		end := off + uint64(len(data))
 		if end < off || end > l.size {
 			return fmt.Errorf("%w: memory range [%#x, %#x) beyond the memory file's %#x bytes", ErrBadState, off, end, l.size)
 		}
-		if len(data) == 0 {
-			continue
-		}
-		if len(data) >= pwriteMinRun {
-			if err := l.pwrite(data, int64(off)); err != nil {
-				return err
-			}
-			continue
-		}
-		local[n].Base = &data[0]
-		local[n].SetLen(len(data))
-		remote[n] = unix.RemoteIovec{Base: addrOf(l.f.mapping, off), Len: len(data)}
-		offs[n], bufs[n] = off, data
-		n++
-		if n == loadBatch {
-			if err = l.flush(local[:n], remote[:n], offs[:n], bufs[:n]); err != nil {
-				return err
-			}
-			n = 0
-		}
-	}
-	if n > 0 {
-		err = l.flush(local[:n], remote[:n], offs[:n], bufs[:n])
-	}
-	return err
-}
-
-// flush writes one batch: bufs[i] (also described by local[i]) goes to
-// memory file offset offs[i] (remote[i] in the sentry's mapping).
-func (l *MemoryLoader) flush(local []unix.Iovec, remote []unix.RemoteIovec, offs []uint64, bufs [][]byte) error {
-	var done int
-	if !l.pwriteOnly.Load() {
-		var total int
-		for _, b := range bufs {
-			total += len(b)
-		}
-		n, err := unix.ProcessVMWritev(l.pid, local, remote, 0)
-		if err != nil {
-			l.pwriteOnly.Store(true)
-			n = 0
-		}
-		if n == total {
-			return nil
-		}
-		done = n // a partial write stops at a run boundary or inside one
-	}
-	// pwrite what process_vm_writev did not write.
-	for i, b := range bufs {
-		if done >= len(b) {
-			done -= len(b)
-			continue
-		}
-		off := int64(offs[i]) + int64(done)
-		if err := l.pwrite(b[done:], off); err != nil {
+		if err := l.writeRun(data, off); err != nil {
 			return err
 		}
-		done = 0
 	}
 	return nil
+}
+
+// writeRun writes one run. A short run goes to the host without telling
+// the Go scheduler (a raw system call): it is a few microseconds of CPU
+// work per page, like a fault on a page of the sentry's own memory, which
+// holds its P the same way, and the scheduler's bookkeeping around a
+// system call would cost a sizable part of it again. A long run, or one
+// the raw call did not write in full, goes through pwrite.
+func (l *MemoryLoader) writeRun(b []byte, off uint64) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if len(b) <= rawWriteMax {
+		n, errno := rawPwrite(l.f.fd, b, off)
+		if errno == 0 && n == len(b) {
+			return nil
+		}
+		if errno == 0 && n > 0 && n < len(b) {
+			b, off = b[n:], off+uint64(n)
+		}
+	}
+	return l.pwrite(b, int64(off))
 }
 
 // pwrite writes b at memory file offset off.
