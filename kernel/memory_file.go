@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -550,6 +551,10 @@ func (l *MemoryLoader) WriteRuns(runs iter.Seq2[uint64, []byte]) error {
 			return err
 		}
 	}
+	// The raw writes held the P throughout: a task goroutine back from
+	// its stub during a lazy load, waiting for a P, gets one now rather
+	// than at the next preemption.
+	runtime.Gosched()
 	return nil
 }
 
