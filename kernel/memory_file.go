@@ -508,24 +508,55 @@ func forEachMergedRun(rs []fileRange, fn func(fileRange)) {
 // not go through the Go scheduler, see MemoryLoader.writeRun).
 const rawWriteMax = 16 * pageSize
 
+// mapBatch is the most runs written by one process_vm_writev call; Linux
+// accepts up to IOV_MAX (1024) iovecs per side.
+const mapBatch = 256
+
 // MemoryLoader writes saved memory into the memory file of a kernel being
 // restored (see RestoreOptions.LoadMemory).
 //
-// Every run is one pwrite(2) into the memory file: the host kernel copies
-// the bytes into fresh pages without zeroing them first and maps nothing,
-// and only the pages written are allocated (whatever is not written stays
-// a hole). Writing through the sentry's mapping instead (process_vm_writev,
-// or a copy) faults each page in first: zeroed, then written, and mapped
-// in the sentry's page tables, which costs more than a system call per run
-// even for runs of one page (BenchmarkMemoryLoader).
+// The bytes are copied by the host kernel, never through a user mapping
+// (which on this machine kind costs a fault per page even when the page is
+// populated), and only the pages written are allocated: whatever is not
+// written stays a hole. A run is best written with one pwrite(2) into the
+// memory file: the host fills fresh pages without zeroing them first and
+// maps nothing. But the host writes to one file one at a time (shmem holds
+// the inode's lock through each write, the page's allocation included):
+// a second writer would wait, spinning on its CPU. So one WriteRuns call
+// at a time writes with pwrite (it holds writeMu), and a call made
+// meanwhile writes its short runs through the sentry's own mapping of the
+// memory file with process_vm_writev (up to mapBatch runs a call; the host
+// faults each page in, zeroed, and maps it: more work per page, but beside
+// the other writer rather than after it), and its long runs with pwrite.
+// BenchmarkMemoryLoader compares them.
 type MemoryLoader struct {
 	f    *MemoryFile
 	size uint64
+
+	// writeMu is held by the WriteRuns call that writes with pwrite.
+	writeMu sync.Mutex
+
+	// pwriteOnly is set once process_vm_writev failed as a whole (seccomp,
+	// an old kernel): later batches go to pwrite. Accessed atomically.
+	pwriteOnly atomic.Bool
 
 	// aborted is set when the restore failed elsewhere: writes stop with
 	// errLoadAborted. Accessed atomically.
 	aborted atomic.Bool
 }
+
+// mapBuf is one WriteRuns call's process_vm_writev batch. The range loop's
+// body is a closure, so these arrays would otherwise be allocated on every
+// call: pooled, they cost no fresh heap pages (each a fault on first
+// touch).
+type mapBuf struct {
+	local  [mapBatch]unix.Iovec
+	remote [mapBatch]unix.RemoteIovec
+	offs   [mapBatch]uint64
+	bufs   [mapBatch][]byte
+}
+
+var mapBufs = sync.Pool{New: func() any { return new(mapBuf) }}
 
 // errLoadAborted is what WriteRuns returns once the restore it loads for
 // has failed for another reason.
@@ -542,19 +573,41 @@ func (l *MemoryLoader) WriteRuns(runs iter.Seq2[uint64, []byte]) error {
 	if l.aborted.Load() {
 		return errLoadAborted
 	}
-	for off, data := range runs {
-		end := off + uint64(len(data))
-		if end < off || end > l.size {
-			return fmt.Errorf("%w: memory range [%#x, %#x) beyond the memory file's %#x bytes", ErrBadState, off, end, l.size)
-		}
-		if err := l.writeRun(data, off); err != nil {
-			return err
-		}
+	var err error
+	if l.writeMu.TryLock() {
+		err = l.writeRunsLocked(runs)
+		l.writeMu.Unlock()
+	} else {
+		err = l.writeRunsMapped(runs)
 	}
 	// The raw writes held the P throughout: a task goroutine back from
 	// its stub during a lazy load, waiting for a P, gets one now rather
 	// than at the next preemption.
 	runtime.Gosched()
+	return err
+}
+
+// checkRun returns ErrBadState unless [off, off+n) lies within the memory
+// file.
+func (l *MemoryLoader) checkRun(off uint64, n int) error {
+	if end := off + uint64(n); end < off || end > l.size {
+		return fmt.Errorf("%w: memory range [%#x, %#x) beyond the memory file's %#x bytes", ErrBadState, off, end, l.size)
+	}
+	return nil
+}
+
+// writeRunsLocked writes every run with pwrite.
+//
+// Preconditions: l.writeMu is held.
+func (l *MemoryLoader) writeRunsLocked(runs iter.Seq2[uint64, []byte]) error {
+	for off, data := range runs {
+		if err := l.checkRun(off, len(data)); err != nil {
+			return err
+		}
+		if err := l.writeRun(data, off); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -578,6 +631,82 @@ func (l *MemoryLoader) writeRun(b []byte, off uint64) error {
 		}
 	}
 	return l.pwrite(b, int64(off))
+}
+
+// writeRunsMapped writes the short runs with process_vm_writev into the
+// sentry's mapping, the long ones with pwrite: another WriteRuns call is
+// using pwrite.
+func (l *MemoryLoader) writeRunsMapped(runs iter.Seq2[uint64, []byte]) error {
+	mb := mapBufs.Get().(*mapBuf)
+	defer func() {
+		clear(mb.local[:]) // drop the references to the callers' data
+		clear(mb.bufs[:])
+		mapBufs.Put(mb)
+	}()
+	local, remote, offs, bufs := &mb.local, &mb.remote, &mb.offs, &mb.bufs
+	n := 0
+	for off, data := range runs {
+		if err := l.checkRun(off, len(data)); err != nil {
+			return err
+		}
+		if len(data) == 0 {
+			continue
+		}
+		if len(data) > rawWriteMax {
+			if err := l.pwrite(data, int64(off)); err != nil {
+				return err
+			}
+			continue
+		}
+		local[n].Base = &data[0]
+		local[n].SetLen(len(data))
+		remote[n] = unix.RemoteIovec{Base: addrOf(l.f.mapping, off), Len: len(data)}
+		offs[n], bufs[n] = off, data
+		n++
+		if n == mapBatch {
+			if err := l.flush(local[:n], remote[:n], offs[:n], bufs[:n]); err != nil {
+				return err
+			}
+			n = 0
+		}
+	}
+	if n > 0 {
+		return l.flush(local[:n], remote[:n], offs[:n], bufs[:n])
+	}
+	return nil
+}
+
+// flush writes one batch: bufs[i] (also described by local[i]) goes to
+// memory file offset offs[i] (remote[i] in the sentry's mapping).
+func (l *MemoryLoader) flush(local []unix.Iovec, remote []unix.RemoteIovec, offs []uint64, bufs [][]byte) error {
+	var done int
+	if !l.pwriteOnly.Load() {
+		var total int
+		for _, b := range bufs {
+			total += len(b)
+		}
+		n, err := unix.ProcessVMWritev(unix.Getpid(), local, remote, 0)
+		if err != nil {
+			l.pwriteOnly.Store(true)
+			n = 0
+		}
+		if n == total {
+			return nil
+		}
+		done = n // a partial write stops at a run boundary or inside one
+	}
+	// pwrite what process_vm_writev did not write.
+	for i, b := range bufs {
+		if done >= len(b) {
+			done -= len(b)
+			continue
+		}
+		if err := l.pwrite(b[done:], int64(offs[i])+int64(done)); err != nil {
+			return err
+		}
+		done = 0
+	}
+	return nil
 }
 
 // pwrite writes b at memory file offset off.

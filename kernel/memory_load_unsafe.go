@@ -15,3 +15,11 @@ func rawPwrite(fd int, b []byte, off uint64) (int, unix.Errno) {
 	runtime.KeepAlive(b)
 	return int(n), errno
 }
+
+// addrOf returns the host address of b[off], for system calls that take
+// addresses (process_vm_writev's remote iovecs).
+//
+// Preconditions: off < len(b), and b stays mapped while the address is used.
+func addrOf(b []byte, off uint64) uintptr {
+	return uintptr(unsafe.Pointer(&b[off]))
+}
