@@ -426,7 +426,10 @@ func TestMemoryLoaderWriteRuns(t *testing.T) {
 				l := &MemoryLoader{f: f, size: size}
 				l.pwriteOnly.Store(way.pwriteOnly)
 				if way.mapped {
-					l.writeMu.Lock() // as if another call wrote with pwrite
+					// As if another call wrote with pwrite and one more
+					// waited for it.
+					l.writeMu.Lock()
+					l.waiting.Store(1)
 				}
 				if err := l.WriteRuns(runsOf(tc.runs)); err != nil {
 					t.Fatalf("WriteRuns() = %v", err)

@@ -523,18 +523,21 @@ const mapBatch = 256
 // maps nothing. But the host writes to one file one at a time (shmem holds
 // the inode's lock through each write, the page's allocation included):
 // a second writer would wait, spinning on its CPU. So one WriteRuns call
-// at a time writes with pwrite (it holds writeMu), and a call made
-// meanwhile writes its short runs through the sentry's own mapping of the
-// memory file with process_vm_writev (up to mapBatch runs a call; the host
-// faults each page in, zeroed, and maps it: more work per page, but beside
-// the other writer rather than after it), and its long runs with pwrite.
-// BenchmarkMemoryLoader compares them.
+// at a time writes with pwrite (it holds writeMu), one more waits for it
+// (parked: its P decompresses the next chunks meanwhile), and a call made
+// while one waits writes its short runs through the sentry's own mapping
+// of the memory file with process_vm_writev (up to mapBatch runs a call;
+// the host faults each page in, zeroed, and maps it: more work per page,
+// but beside the other writer rather than after it), and its long runs
+// with pwrite. BenchmarkMemoryLoader compares them.
 type MemoryLoader struct {
 	f    *MemoryFile
 	size uint64
 
-	// writeMu is held by the WriteRuns call that writes with pwrite.
+	// writeMu is held by the WriteRuns call that writes with pwrite;
+	// waiting counts the calls that want it. Accessed atomically.
 	writeMu sync.Mutex
+	waiting atomic.Int32
 
 	// pwriteOnly is set once process_vm_writev failed as a whole (seccomp,
 	// an old kernel): later batches go to pwrite. Accessed atomically.
@@ -574,7 +577,7 @@ func (l *MemoryLoader) WriteRuns(runs iter.Seq2[uint64, []byte]) error {
 		return errLoadAborted
 	}
 	var err error
-	if l.writeMu.TryLock() {
+	if l.lockWriter() {
 		err = l.writeRunsLocked(runs)
 		l.writeMu.Unlock()
 	} else {
@@ -585,6 +588,21 @@ func (l *MemoryLoader) WriteRuns(runs iter.Seq2[uint64, []byte]) error {
 	// than at the next preemption.
 	runtime.Gosched()
 	return err
+}
+
+// lockWriter takes writeMu if it is free, or waits for it if no other
+// call waits already, and reports whether it did; else the caller writes
+// through the mapping.
+func (l *MemoryLoader) lockWriter() bool {
+	if l.writeMu.TryLock() {
+		return true
+	}
+	defer l.waiting.Add(-1)
+	if l.waiting.Add(1) > 1 {
+		return false
+	}
+	l.writeMu.Lock()
+	return true
 }
 
 // checkRun returns ErrBadState unless [off, off+n) lies within the memory
