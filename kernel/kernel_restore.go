@@ -292,7 +292,7 @@ func (r *restorer) waitPlatform() error {
 // startLoad starts filling the memory file, size bytes of it, on another
 // goroutine.
 func (r *restorer) startLoad(size uint64) {
-	r.loader = &MemoryLoader{f: r.mf, size: size, pid: os.Getpid()}
+	r.loader = &MemoryLoader{f: r.mf, size: size}
 	r.loadDone = make(chan error, 1)
 	load, loader, done, tm := r.o.LoadMemory, r.loader, r.loadDone, r.tm
 	// S/R-SAFE: writes the fresh memory file only; the kernel does not
@@ -356,7 +356,7 @@ func (r *restorer) startLazy() error {
 	if err := unix.Ftruncate(r.mf.fd, int64(size)); err != nil {
 		return fmt.Errorf("size memory file to %d bytes: %w", size, err)
 	}
-	r.loader = &MemoryLoader{f: r.mf, size: size, pid: os.Getpid()}
+	r.loader = &MemoryLoader{f: r.mf, size: size}
 	l, err := newLazyLoad(r.o.Lazy, r.loader)
 	if err != nil {
 		return err

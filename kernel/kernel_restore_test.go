@@ -374,64 +374,86 @@ func childCount(t *testing.T) int {
 	return n
 }
 
-// TestMemoryLoaderWriteRuns writes scattered short runs and a long one
-// through both paths (process_vm_writev and the pwrite fallback; long runs
-// always pwrite) and checks the bytes, the holes between them, and the
-// range check.
+// TestMemoryLoaderWriteRuns writes scattered runs, short ones, an empty
+// one, more than one process_vm_writev batch and long ones, through each
+// way the loader has (pwrite; the sentry's mapping while another call
+// writes with pwrite; pwrite after process_vm_writev failed), and checks
+// the bytes, the holes between them (nothing but the runs is allocated),
+// and the range check.
 func TestMemoryLoaderWriteRuns(t *testing.T) {
-	runs := []MemoryRange{
-		{Off: 0, Data: bytes.Repeat([]byte{1}, pageSize)},
-		{Off: 2 * pageSize, Data: bytes.Repeat([]byte{2}, 3*pageSize)},
-		{Off: 7 * pageSize, Data: bytes.Repeat([]byte{3}, pageSize)},
+	run := func(page uint64, pages int, b byte) MemoryRange {
+		return MemoryRange{Off: page * pageSize, Data: bytes.Repeat([]byte{b}, pages*pageSize)}
 	}
-	// More runs than one batch holds.
-	for p := uint64(16); p < 16+2*loadBatch+10; p += 2 {
-		runs = append(runs, MemoryRange{Off: p * pageSize, Data: bytes.Repeat([]byte{byte(p)}, pageSize)})
+	tests := []struct {
+		name string
+		runs []MemoryRange
+	}{
+		{"one page", []MemoryRange{run(3, 1, 1)}},
+		{"scattered short", []MemoryRange{run(0, 1, 1), run(2, 3, 2), run(7, 1, 3), run(9, rawWriteMax/pageSize, 4)}},
+		{"empty run", []MemoryRange{run(1, 1, 5), {Off: 4 * pageSize}, run(5, 1, 6)}},
+		{"long", []MemoryRange{run(0, rawWriteMax/pageSize+1, 7), run(40, 256, 8)}},
+		{"more than a batch", nil},
 	}
-	// A run long enough for its own pwrite.
-	last := runs[len(runs)-1]
-	runs = append(runs, MemoryRange{Off: last.Off + 2*pageSize, Data: bytes.Repeat([]byte{0x77}, pwriteMinRun+pageSize)})
-	last = runs[len(runs)-1]
-	size := last.Off + uint64(len(last.Data))
-	var written int64
-	for _, r := range runs {
-		written += int64(len(r.Data))
+	for p := uint64(0); p < 2*mapBatch+10; p++ {
+		tests[len(tests)-1].runs = append(tests[len(tests)-1].runs, run(2*p, 1, byte(p)))
 	}
-	for _, pwriteOnly := range []bool{false, true} {
-		t.Run(fmt.Sprintf("pwriteOnly=%v", pwriteOnly), func(t *testing.T) {
-			f, err := NewMemoryFile("snap-test-loader")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Release()
-			if err := unix.Ftruncate(f.fd, int64(size)); err != nil {
-				t.Fatal(err)
-			}
-			f.size = size
-			l := &MemoryLoader{f: f, size: size, pid: os.Getpid()}
-			l.pwriteOnly.Store(pwriteOnly)
-			if err := l.WriteRuns(runsOf(runs)); err != nil {
-				t.Fatalf("WriteRuns() = %v", err)
-			}
-			want := make([]byte, size)
-			for _, r := range runs {
-				copy(want[r.Off:], r.Data)
-			}
-			got := make([]byte, size)
-			if _, err := unix.Pread(f.fd, got, 0); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("WriteRuns wrote the wrong bytes")
-			}
-			if a := allocatedBytes(t, f.fd); a != written {
-				t.Errorf("memory file allocates %d bytes after WriteRuns, want %d", a, written)
-			}
-			err = l.WriteRuns(runsOf([]MemoryRange{{Off: size - pageSize, Data: make([]byte, 2*pageSize)}}))
-			if !errors.Is(err, ErrBadState) {
-				t.Errorf("WriteRuns(run past the end) = %v, want ErrBadState", err)
-			}
-		})
+	ways := []struct {
+		name               string
+		mapped, pwriteOnly bool
+	}{
+		{"pwrite", false, false},
+		{"mapped", true, false},
+		{"mapped, process_vm_writev failed", true, true},
+	}
+	for _, tc := range tests {
+		for _, way := range ways {
+			t.Run(tc.name+"/"+way.name, func(t *testing.T) {
+				last := tc.runs[len(tc.runs)-1]
+				size := last.Off + uint64(len(last.Data)) + pageSize
+				var written int64
+				for _, r := range tc.runs {
+					written += int64(len(r.Data))
+				}
+				f, err := NewMemoryFile("snap-test-loader")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Release()
+				if err := unix.Ftruncate(f.fd, int64(size)); err != nil {
+					t.Fatal(err)
+				}
+				f.size = size
+				l := &MemoryLoader{f: f, size: size}
+				l.pwriteOnly.Store(way.pwriteOnly)
+				if way.mapped {
+					// As if another call wrote with pwrite and one more
+					// waited for it.
+					l.writeMu.Lock()
+					l.waiting.Store(1)
+				}
+				if err := l.WriteRuns(runsOf(tc.runs)); err != nil {
+					t.Fatalf("WriteRuns() = %v", err)
+				}
+				want := make([]byte, size)
+				for _, r := range tc.runs {
+					copy(want[r.Off:], r.Data)
+				}
+				got := make([]byte, size)
+				if _, err := unix.Pread(f.fd, got, 0); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("WriteRuns wrote the wrong bytes")
+				}
+				if a := allocatedBytes(t, f.fd); a != written {
+					t.Errorf("memory file allocates %d bytes after WriteRuns, want %d", a, written)
+				}
+				err = l.WriteRuns(runsOf([]MemoryRange{{Off: size - pageSize, Data: make([]byte, 2*pageSize)}}))
+				if !errors.Is(err, ErrBadState) {
+					t.Errorf("WriteRuns(run past the end) = %v, want ErrBadState", err)
+				}
+			})
+		}
 	}
 }
 

@@ -380,7 +380,7 @@ func (r *restorer) startBase() error {
 	if err != nil {
 		return err
 	}
-	r.loader = &MemoryLoader{f: r.mf, size: b.Size, pid: unix.Getpid()}
+	r.loader = &MemoryLoader{f: r.mf, size: b.Size}
 	l, err := newLazyLoad(bl.memory(), r.loader)
 	if err != nil {
 		bl.close()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -531,38 +532,43 @@ func forEachMergedRun(rs []fileRange, fn func(fileRange)) {
 	}
 }
 
-// loadBatch is the most runs written by one process_vm_writev call; Linux
-// accepts up to IOV_MAX (1024) iovecs per side.
-const loadBatch = 256
+// rawWriteMax is the longest run written with a raw pwrite (one that does
+// not go through the Go scheduler, see MemoryLoader.writeRun).
+const rawWriteMax = 16 * pageSize
 
-// pwriteMinRun is the shortest run written with its own pwrite. A pwrite
-// of whole pages fills new pages without zeroing them first and maps
-// nothing (dense 512 MiB in 1 MiB runs: 145-232 ms, against 267-377 ms with
-// process_vm_writev, which faults each page in, zeroed, through the
-// sentry's mapping); shorter runs are cheaper batched, one system call for
-// many.
-const pwriteMinRun = 16 * pageSize
+// mapBatch is the most runs written by one process_vm_writev call; Linux
+// accepts up to IOV_MAX (1024) iovecs per side.
+const mapBatch = 256
 
 // MemoryLoader writes saved memory into the memory file of a kernel being
 // restored (see RestoreOptions.LoadMemory).
 //
-// The bytes are copied by the host kernel, never through a user mapping:
-// long runs with pwrite(2), short ones with process_vm_writev into the
-// sentry's own mapping of the memory file (one system call for up to
-// loadBatch scattered runs; concurrent writers share the mmap lock for
-// reading), or pwrite where that is not permitted.
-// Either way no user page is touched by the sentry itself, which on this
-// machine kind costs a fault per page even when the page is populated, and
-// only the pages written are allocated: whatever is not written stays a
-// hole.
+// The bytes are copied by the host kernel, never through a user mapping
+// (which on this machine kind costs a fault per page even when the page is
+// populated), and only the pages written are allocated: whatever is not
+// written stays a hole. A run is best written with one pwrite(2) into the
+// memory file: the host fills fresh pages without zeroing them first and
+// maps nothing. But the host writes to one file one at a time (shmem holds
+// the inode's lock through each write, the page's allocation included):
+// a second writer would wait, spinning on its CPU. So one WriteRuns call
+// at a time writes with pwrite (it holds writeMu), one more waits for it
+// (parked: its P decompresses the next chunks meanwhile), and a call made
+// while one waits writes its short runs through the sentry's own mapping
+// of the memory file with process_vm_writev (up to mapBatch runs a call;
+// the host faults each page in, zeroed, and maps it: more work per page,
+// but beside the other writer rather than after it), and its long runs
+// with pwrite. BenchmarkMemoryLoader compares them.
 type MemoryLoader struct {
 	f    *MemoryFile
 	size uint64
-	pid  int
+
+	// writeMu is held by the WriteRuns call that writes with pwrite;
+	// waiting counts the calls that want it. Accessed atomically.
+	writeMu sync.Mutex
+	waiting atomic.Int32
 
 	// pwriteOnly is set once process_vm_writev failed as a whole (seccomp,
-	// an old kernel): later batches go straight to pwrite. Accessed
-	// atomically.
+	// an old kernel): later batches go to pwrite. Accessed atomically.
 	pwriteOnly atomic.Bool
 
 	// aborted is set when the restore failed elsewhere: writes stop with
@@ -570,17 +576,18 @@ type MemoryLoader struct {
 	aborted atomic.Bool
 }
 
-// loadBuf is one WriteRuns call's batch. The range loop's body is a
-// closure, so these arrays would otherwise be allocated on every call:
-// pooled, they cost no fresh heap pages (each a fault on first touch).
-type loadBuf struct {
-	local  [loadBatch]unix.Iovec
-	remote [loadBatch]unix.RemoteIovec
-	offs   [loadBatch]uint64
-	bufs   [loadBatch][]byte
+// mapBuf is one WriteRuns call's process_vm_writev batch. The range loop's
+// body is a closure, so these arrays would otherwise be allocated on every
+// call: pooled, they cost no fresh heap pages (each a fault on first
+// touch).
+type mapBuf struct {
+	local  [mapBatch]unix.Iovec
+	remote [mapBatch]unix.RemoteIovec
+	offs   [mapBatch]uint64
+	bufs   [mapBatch][]byte
 }
 
-var loadBufs = sync.Pool{New: func() any { return new(loadBuf) }}
+var mapBufs = sync.Pool{New: func() any { return new(mapBuf) }}
 
 // errLoadAborted is what WriteRuns returns once the restore it loads for
 // has failed for another reason.
@@ -597,26 +604,101 @@ func (l *MemoryLoader) WriteRuns(runs iter.Seq2[uint64, []byte]) error {
 	if l.aborted.Load() {
 		return errLoadAborted
 	}
-	lb := loadBufs.Get().(*loadBuf)
-	defer func() {
-		clear(lb.local[:]) // drop the references to the callers' data
-		clear(lb.bufs[:])
-		loadBufs.Put(lb)
-	}()
-	local, remote, offs, bufs := &lb.local, &lb.remote, &lb.offs, &lb.bufs
-	var (
-		n   int
-		err error
-	)
+	var err error
+	if l.lockWriter() {
+		err = l.writeRunsLocked(runs)
+		l.writeMu.Unlock()
+	} else {
+		err = l.writeRunsMapped(runs)
+	}
+	// The raw writes held the P throughout: a task goroutine back from
+	// its stub during a lazy load, waiting for a P, gets one now rather
+	// than at the next preemption.
+	runtime.Gosched()
+	return err
+}
+
+// lockWriter takes writeMu if it is free, or waits for it if no other
+// call waits already, and reports whether it did; else the caller writes
+// through the mapping.
+func (l *MemoryLoader) lockWriter() bool {
+	if l.writeMu.TryLock() {
+		return true
+	}
+	defer l.waiting.Add(-1)
+	if l.waiting.Add(1) > 1 {
+		return false
+	}
+	l.writeMu.Lock()
+	return true
+}
+
+// checkRun returns ErrBadState unless [off, off+n) lies within the memory
+// file.
+func (l *MemoryLoader) checkRun(off uint64, n int) error {
+	if end := off + uint64(n); end < off || end > l.size {
+		return fmt.Errorf("%w: memory range [%#x, %#x) beyond the memory file's %#x bytes", ErrBadState, off, end, l.size)
+	}
+	return nil
+}
+
+// writeRunsLocked writes every run with pwrite.
+//
+// Preconditions: l.writeMu is held.
+func (l *MemoryLoader) writeRunsLocked(runs iter.Seq2[uint64, []byte]) error {
 	for off, data := range runs {
-		end := off + uint64(len(data))
-		if end < off || end > l.size {
-			return fmt.Errorf("%w: memory range [%#x, %#x) beyond the memory file's %#x bytes", ErrBadState, off, end, l.size)
+		if err := l.checkRun(off, len(data)); err != nil {
+			return err
+		}
+		if err := l.writeRun(data, off); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeRun writes one run. A short run goes to the host without telling
+// the Go scheduler (a raw system call): it is a few microseconds of CPU
+// work per page, like a fault on a page of the sentry's own memory, which
+// holds its P the same way, and the scheduler's bookkeeping around a
+// system call would cost a sizable part of it again. A long run, or one
+// the raw call did not write in full, goes through pwrite.
+func (l *MemoryLoader) writeRun(b []byte, off uint64) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if len(b) <= rawWriteMax {
+		n, errno := rawPwrite(l.f.fd, b, off)
+		if errno == 0 && n == len(b) {
+			return nil
+		}
+		if errno == 0 && n > 0 && n < len(b) {
+			b, off = b[n:], off+uint64(n)
+		}
+	}
+	return l.pwrite(b, int64(off))
+}
+
+// writeRunsMapped writes the short runs with process_vm_writev into the
+// sentry's mapping, the long ones with pwrite: another WriteRuns call is
+// using pwrite.
+func (l *MemoryLoader) writeRunsMapped(runs iter.Seq2[uint64, []byte]) error {
+	mb := mapBufs.Get().(*mapBuf)
+	defer func() {
+		clear(mb.local[:]) // drop the references to the callers' data
+		clear(mb.bufs[:])
+		mapBufs.Put(mb)
+	}()
+	local, remote, offs, bufs := &mb.local, &mb.remote, &mb.offs, &mb.bufs
+	n := 0
+	for off, data := range runs {
+		if err := l.checkRun(off, len(data)); err != nil {
+			return err
 		}
 		if len(data) == 0 {
 			continue
 		}
-		if len(data) >= pwriteMinRun {
+		if len(data) > rawWriteMax {
 			if err := l.pwrite(data, int64(off)); err != nil {
 				return err
 			}
@@ -627,17 +709,17 @@ func (l *MemoryLoader) WriteRuns(runs iter.Seq2[uint64, []byte]) error {
 		remote[n] = unix.RemoteIovec{Base: addrOf(l.f.mapping, off), Len: len(data)}
 		offs[n], bufs[n] = off, data
 		n++
-		if n == loadBatch {
-			if err = l.flush(local[:n], remote[:n], offs[:n], bufs[:n]); err != nil {
+		if n == mapBatch {
+			if err := l.flush(local[:n], remote[:n], offs[:n], bufs[:n]); err != nil {
 				return err
 			}
 			n = 0
 		}
 	}
 	if n > 0 {
-		err = l.flush(local[:n], remote[:n], offs[:n], bufs[:n])
+		return l.flush(local[:n], remote[:n], offs[:n], bufs[:n])
 	}
-	return err
+	return nil
 }
 
 // flush writes one batch: bufs[i] (also described by local[i]) goes to
@@ -649,7 +731,7 @@ func (l *MemoryLoader) flush(local []unix.Iovec, remote []unix.RemoteIovec, offs
 		for _, b := range bufs {
 			total += len(b)
 		}
-		n, err := unix.ProcessVMWritev(l.pid, local, remote, 0)
+		n, err := unix.ProcessVMWritev(unix.Getpid(), local, remote, 0)
 		if err != nil {
 			l.pwriteOnly.Store(true)
 			n = 0
@@ -665,8 +747,7 @@ func (l *MemoryLoader) flush(local []unix.Iovec, remote []unix.RemoteIovec, offs
 			done -= len(b)
 			continue
 		}
-		off := int64(offs[i]) + int64(done)
-		if err := l.pwrite(b[done:], off); err != nil {
+		if err := l.pwrite(b[done:], int64(offs[i])+int64(done)); err != nil {
 			return err
 		}
 		done = 0

@@ -104,7 +104,7 @@
 // there. ReadMemoryAt does the same into an io.WriterAt. ReadMemoryRuns,
 // what snap restore uses, hands out each chunk's runs of present pages
 // instead, so that the caller can have the host kernel write them into a
-// memfd (process_vm_writev, pwrite) rather than fault them in through a
+// memfd (pwrite, process_vm_writev) rather than fault them in through a
 // mapping. For lazy restore, FindChunk maps a faulting offset to a chunk and
 // ReadChunk fills one chunk's span (absent pages zeroed).
 //

@@ -329,44 +329,59 @@ func (im *Image) forEachBatch(ctx context.Context, batches []batch, biggest uint
 		}
 		mu.Unlock()
 	}
+	work := func(next <-chan batch) {
+		// The read buffer, like scratch, is populated in one call
+		// rather than faulted in page by page (see scratchBuf), or
+		// kept from an earlier read of the image.
+		var rb, sb scratchBuf
+		defer func() { im.putScratch(rb); im.putScratch(sb) }()
+		for b := range next {
+			first, last := &im.chunks[b.from], &im.chunks[b.to-1]
+			n := last.Stored + uint64(last.StoredLen) - first.Stored
+			if rb.b == nil {
+				rb = im.getScratch(int(biggest))
+				sb = im.getScratch(ChunkSpan)
+			}
+			scratch := sb.b[:ChunkSpan:ChunkSpan]
+			buf := rb.b[:n]
+			if err := im.mem.readAt(ctx, buf, int64(first.Stored)); err != nil {
+				if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
+					err = im.chunkErr(b.from, "%v", err)
+				} else {
+					err = fmt.Errorf("%s: read memory chunks %d..%d: %w", im.uri, b.from, b.to-1, err)
+				}
+				fail(err)
+				continue
+			}
+			for i := b.from; i < b.to; i++ {
+				c := &im.chunks[i]
+				p := buf[c.Stored-first.Stored:][:c.StoredLen]
+				if err := fn(i, p, scratch); err != nil {
+					fail(err)
+					break
+				}
+			}
+		}
+	}
+	if len(batches) == 1 {
+		// One batch (a lazy restore's first touch of a chunk): read on
+		// the caller's goroutine, which then needs no other goroutine
+		// to be scheduled, and no P handed back and forth.
+		next := make(chan batch, 1)
+		next <- batches[0]
+		close(next)
+		work(next)
+		if firstErr != nil {
+			return firstErr
+		}
+		return ctx.Err()
+	}
 	next := make(chan batch)
-	nw := min(workers, len(batches))
-	for w := 0; w < nw; w++ {
+	for w := 0; w < min(workers, len(batches)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// The read buffer, like scratch, is populated in one call
-			// rather than faulted in page by page (see scratchBuf), or
-			// kept from an earlier read of the image.
-			var rb, sb scratchBuf
-			defer func() { im.putScratch(rb); im.putScratch(sb) }()
-			for b := range next {
-				first, last := &im.chunks[b.from], &im.chunks[b.to-1]
-				n := last.Stored + uint64(last.StoredLen) - first.Stored
-				if rb.b == nil {
-					rb = im.getScratch(int(biggest))
-					sb = im.getScratch(ChunkSpan)
-				}
-				scratch := sb.b[:ChunkSpan:ChunkSpan]
-				buf := rb.b[:n]
-				if err := im.mem.readAt(ctx, buf, int64(first.Stored)); err != nil {
-					if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
-						err = im.chunkErr(b.from, "%v", err)
-					} else {
-						err = fmt.Errorf("%s: read memory chunks %d..%d: %w", im.uri, b.from, b.to-1, err)
-					}
-					fail(err)
-					continue
-				}
-				for i := b.from; i < b.to; i++ {
-					c := &im.chunks[i]
-					p := buf[c.Stored-first.Stored:][:c.StoredLen]
-					if err := fn(i, p, scratch); err != nil {
-						fail(err)
-						break
-					}
-				}
-			}
+			work(next)
 		}()
 	}
 feed:
