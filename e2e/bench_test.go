@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -251,4 +252,63 @@ func benchStreams(b *testing.B, prefix string) {
 		b.ReportMetric(rate(nat), "native-MiB/s")
 		b.ReportMetric(float64(sb)/float64(nat), "x-native") // time under snap over native time
 	})
+}
+
+// BenchmarkSnapVersion measures snap's own process start: `snap version`
+// (nothing but the runtime's start, package initialisation, cobra and
+// exit) from spawn to exit, against a static Go program whose main is
+// empty (built here, as snap is: without cgo), alternating in the same
+// run. Reported as ms/snap-version and empty-go-ms/run, mean and fastest,
+// and their ratios x-empty-go and min-x-empty-go.
+func BenchmarkSnapVersion(b *testing.B) {
+	b.ReportAllocs()
+	empty := emptyGoProgram(b)
+	version := []string{snap(b), "version"}
+	timeRun(b, "", version...) // warm up the page cache
+	timeRun(b, "", empty)
+	var tEmpty, tSnap time.Duration
+	minEmpty, minSnap := time.Duration(1<<62), time.Duration(1<<62)
+	for b.Loop() {
+		de := timeRun(b, "", empty)
+		ds := timeRun(b, "", version...)
+		tEmpty, tSnap = tEmpty+de, tSnap+ds
+		minEmpty, minSnap = min(minEmpty, de), min(minSnap, ds)
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(ms(tSnap)/float64(b.N), "ms/snap-version")
+	b.ReportMetric(ms(tEmpty)/float64(b.N), "empty-go-ms/run")
+	b.ReportMetric(ms(minSnap), "min-ms/snap-version")
+	b.ReportMetric(ms(minEmpty), "empty-go-min-ms/run")
+	b.ReportMetric(float64(tSnap)/float64(tEmpty), "x-empty-go")
+	b.ReportMetric(float64(minSnap)/float64(minEmpty), "min-x-empty-go")
+}
+
+// emptyGoProgram builds, once per process, a static Go program whose main
+// does nothing, and returns its path.
+func emptyGoProgram(b *testing.B) string {
+	b.Helper()
+	dir := filepath.Join(workDir, "emptygo")
+	bin := filepath.Join(dir, "empty")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	files := map[string]string{
+		"go.mod":  "module emptygo\n",
+		"main.go": "package main\n\nfunc main() {}\n",
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build of an empty Go program: %v\n%s", err, out)
+	}
+	return bin
 }

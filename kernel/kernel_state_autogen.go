@@ -71,7 +71,11 @@ var (
 	stateTypeInfovdsoPages      *stateify.TypeInfo
 )
 
-func init() {
+func init() { stateify.RegisterPackage(registerStateTypes) }
+
+// registerStateTypes registers the package's savable types, at stateify's
+// first use (stateify.RegisterPackage).
+func registerStateTypes() {
 	stateTypeInfocredentials = stateify.Register[credentials]("snapshotter/kernel.credentials", []stateify.Field{
 		{Name: "UID", Type: "uint32"},
 		{Name: "EUID", Type: "uint32"},

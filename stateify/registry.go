@@ -40,9 +40,9 @@ type Field struct {
 
 // TypeInfo is the registration of one savable type.
 //
-// Register runs in every snap process's package initialisation, most of
-// which never save or restore, so it only records what it is given; what
-// takes reflection (container) is worked out at first use.
+// Register runs once per type in a process that saves or restores (see
+// RegisterPackage), so it only records what it is given; what takes
+// reflection (container) is worked out at first use.
 type TypeInfo struct {
 	name   string
 	fields []Field
@@ -119,6 +119,15 @@ func (t *TypeInfo) FieldNames() []string {
 }
 
 var registry struct {
+	// runMu is held while pending registrations run (registerPending).
+	runMu sync.Mutex
+	// pending are the packages' registration functions not run yet
+	// (RegisterPackage); hasPending is true while there are some.
+	// Protected by mu; hasPending is accessed atomically, writes also
+	// hold mu.
+	pending    []func()
+	hasPending atomic.Bool
+
 	mu     sync.RWMutex
 	byName map[string]*TypeInfo
 	all    []*TypeInfo
@@ -180,8 +189,48 @@ func holdsSavable(t reflect.Type, top bool) bool {
 	return false
 }
 
+// RegisterPackage records register, a function that registers a package's
+// savable types (calling Register for each). Generated code calls it from
+// init instead of registering there: most snap processes never save or
+// restore, and registering every type costs a noticeable part of a
+// process's start. The registrations run, in the order their packages
+// recorded them, at the first Save, Load, Lookup or RegisteredTypes; until then a generated StateTypeInfo returns nil.
+func RegisterPackage(register func()) {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	registry.pending = append(registry.pending, register)
+	registry.hasPending.Store(true)
+}
+
+// registerPending runs the registrations RegisterPackage recorded and not
+// yet run. Every entry point of the package that looks types up calls it
+// first.
+func registerPending() {
+	if !registry.hasPending.Load() {
+		return
+	}
+	registry.runMu.Lock()
+	defer registry.runMu.Unlock()
+	for {
+		registry.mu.Lock()
+		fs := registry.pending
+		registry.pending = nil
+		if len(fs) == 0 {
+			registry.hasPending.Store(false)
+		}
+		registry.mu.Unlock()
+		if len(fs) == 0 {
+			return
+		}
+		for _, register := range fs {
+			register()
+		}
+	}
+}
+
 // Lookup returns the registration of the named type, if any.
 func Lookup(name string) (*TypeInfo, bool) {
+	registerPending()
 	registry.mu.RLock()
 	defer registry.mu.RUnlock()
 	ti, ok := registry.byName[name]
@@ -190,6 +239,7 @@ func Lookup(name string) (*TypeInfo, bool) {
 
 // RegisteredTypes returns the names of all registered types, sorted.
 func RegisteredTypes() []string {
+	registerPending()
 	registry.mu.RLock()
 	defer registry.mu.RUnlock()
 	names := make([]string, 0, len(registry.all))

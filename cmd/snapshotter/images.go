@@ -18,7 +18,10 @@ import (
 )
 
 func init() {
-	subcommands = append(subcommands, newImagesCmd, newInspectCmd, newRmCmd, newKeygenCmd)
+	registerCommand("images", newImagesCmd)
+	registerCommand("inspect", newInspectCmd)
+	registerCommand("rm", newRmCmd)
+	registerCommand("keygen", newKeygenCmd)
 }
 
 func newImagesCmd(g *globalFlags) *cobra.Command {

@@ -6,7 +6,7 @@ import (
 	"snapshotter/runner"
 )
 
-func init() { subcommands = append(subcommands, newKillCmd) }
+func init() { registerCommand("kill", newKillCmd) }
 
 func newKillCmd(g *globalFlags) *cobra.Command {
 	return &cobra.Command{

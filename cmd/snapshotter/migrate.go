@@ -11,7 +11,7 @@ import (
 	"snapshotter/runner"
 )
 
-func init() { subcommands = append(subcommands, newMigrateCmd) }
+func init() { registerCommand("migrate", newMigrateCmd) }
 
 func newMigrateCmd(g *globalFlags) *cobra.Command {
 	var (

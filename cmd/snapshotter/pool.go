@@ -14,7 +14,7 @@ import (
 	"snapshotter/runner"
 )
 
-func init() { subcommands = append(subcommands, newPoolCmd) }
+func init() { registerCommand("pool", newPoolCmd) }
 
 func newPoolCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{

@@ -10,7 +10,7 @@ import (
 	"snapshotter/storage"
 )
 
-func init() { subcommands = append(subcommands, newPruneCmd) }
+func init() { registerCommand("prune", newPruneCmd) }
 
 // defaultPruneAge is how old a leftover must be for snap prune to remove
 // it by default: far longer than any save takes.

@@ -11,7 +11,7 @@ import (
 	"snapshotter/runner"
 )
 
-func init() { subcommands = append(subcommands, newPsCmd) }
+func init() { registerCommand("ps", newPsCmd) }
 
 func newPsCmd(g *globalFlags) *cobra.Command {
 	return &cobra.Command{

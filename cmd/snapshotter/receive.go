@@ -14,7 +14,7 @@ import (
 	"snapshotter/runner"
 )
 
-func init() { subcommands = append(subcommands, newReceiveCmd) }
+func init() { registerCommand("receive", newReceiveCmd) }
 
 func newReceiveCmd(g *globalFlags) *cobra.Command {
 	var (

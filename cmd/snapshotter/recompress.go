@@ -10,7 +10,7 @@ import (
 	"snapshotter/storage"
 )
 
-func init() { subcommands = append(subcommands, newRecompressCmd) }
+func init() { registerCommand("recompress", newRecompressCmd) }
 
 func newRecompressCmd(g *globalFlags) *cobra.Command {
 	var level int

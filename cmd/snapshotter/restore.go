@@ -16,7 +16,7 @@ import (
 	"snapshotter/storage"
 )
 
-func init() { subcommands = append(subcommands, newRestoreCmd) }
+func init() { registerCommand("restore", newRestoreCmd) }
 
 func newRestoreCmd(g *globalFlags) *cobra.Command {
 	var (

@@ -25,11 +25,11 @@ type globalFlags struct {
 }
 
 // newRootCmd returns the command tree for a command line starting with
-// first (snap's first argument). When first names a sandbox command
-// (sandboxCommands) the tree holds that command alone: building every
-// command with its flags is most of what cobra costs, on the path of
-// every sandbox's start. Anything else (a global flag first, help, an
-// unknown command) gets the whole tree.
+// first (snap's first argument). When first names a command (commands)
+// the tree holds that command alone: building every command with its
+// flags is most of what cobra costs, on the path of every command's start.
+// Anything else (a global flag first, help, completion, an unknown
+// command) gets the whole tree.
 func newRootCmd(first string) *cobra.Command {
 	g := &globalFlags{}
 	root := &cobra.Command{
@@ -45,31 +45,35 @@ image in a local directory or in S3, and restored here or elsewhere, many times.
 		"directory where running sandboxes keep their control socket and metadata (env SNAP_STATE_DIR)")
 	root.PersistentFlags().StringVar(&g.store, "store", envOr("SNAP_STORE", ""),
 		"image store URI: file:///dir, a bare path or s3://bucket/prefix (env SNAP_STORE; default $XDG_DATA_HOME/snap/images)")
-	if add, ok := sandboxCommands[first]; ok {
+	if add, ok := commands[first]; ok {
 		// Without other commands there is nothing to complete; the
 		// whole tree has the completion command.
 		root.CompletionOptions.DisableDefaultCmd = true
 		root.AddCommand(add(g))
 		return root
 	}
-	root.AddCommand(newVersionCmd())
-	for _, add := range subcommands {
+	for _, add := range commands {
 		root.AddCommand(add(g))
 	}
 	return root
 }
 
-// sandboxCommands are the commands that start or restore a sandbox, by
-// name: newRootCmd builds one of them alone.
-var sandboxCommands = map[string]func(*globalFlags) *cobra.Command{
-	"run":     newRunCmd,
-	"restore": newRestoreCmd,
-	"sentry":  newSentryCmd,
+// commands are snap's commands by name (the first word of each one's
+// Use), each registered by the file that defines it (registerCommand), so
+// that command files owned by different packages' work do not edit one
+// list. Cobra lists them sorted, whatever the map's order.
+var commands = map[string]func(*globalFlags) *cobra.Command{
+	"version": func(*globalFlags) *cobra.Command { return newVersionCmd() },
 }
 
-// subcommands lets each command file register itself, so that command files
-// owned by different packages' work do not edit one list.
-var subcommands []func(*globalFlags) *cobra.Command
+// registerCommand adds the command name, made by add, to snap; it is
+// called from init.
+func registerCommand(name string, add func(*globalFlags) *cobra.Command) {
+	if _, dup := commands[name]; dup {
+		panic("snap: command " + name + " registered twice")
+	}
+	commands[name] = add
+}
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{

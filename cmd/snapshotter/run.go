@@ -17,7 +17,7 @@ import (
 	"snapshotter/runner"
 )
 
-func init() { subcommands = append(subcommands, newRunCmd) }
+func init() { registerCommand("run", newRunCmd) }
 
 // runFlags are the flags of snap run. Other command files may add flags to
 // the same command through runFlagHooks.

@@ -13,7 +13,7 @@ import (
 	"snapshotter/storage"
 )
 
-func init() { subcommands = append(subcommands, newSaveCmd) }
+func init() { registerCommand("save", newSaveCmd) }
 
 func newSaveCmd(g *globalFlags) *cobra.Command {
 	var (

@@ -10,7 +10,7 @@ import (
 	"snapshotter/runner"
 )
 
-func init() { subcommands = append(subcommands, newSentryCmd) }
+func init() { registerCommand(runner.SentryCommand, newSentryCmd) }
 
 // newSentryCmd is the hidden command a detached sandbox runs as:
 // `snap sentry --state-dir D --id ID --ready-fd 3 [run flags] -- PROG ARGS`

@@ -6,7 +6,7 @@ import (
 	"snapshotter/runner"
 )
 
-func init() { subcommands = append(subcommands, newWaitCmd) }
+func init() { registerCommand("wait", newWaitCmd) }
 
 func newWaitCmd(g *globalFlags) *cobra.Command {
 	return &cobra.Command{

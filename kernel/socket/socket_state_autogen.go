@@ -20,7 +20,11 @@ var (
 	stateTypeInfomessage      *stateify.TypeInfo
 )
 
-func init() {
+func init() { stateify.RegisterPackage(registerStateTypes) }
+
+// registerStateTypes registers the package's savable types, at stateify's
+// first use (stateify.RegisterPackage).
+func registerStateTypes() {
 	stateTypeInfoAddr = stateify.Register[Addr]("snapshotter/kernel/socket.Addr", []stateify.Field{
 		{Name: "Abstract", Type: "bool"},
 		{Name: "Name", Type: "string"},

@@ -60,7 +60,11 @@ var (
 	stateTypeInfoptySlave      *stateify.TypeInfo
 )
 
-func init() {
+func init() { stateify.RegisterPackage(registerStateTypes) }
+
+// registerStateTypes registers the package's savable types, at stateify's
+// first use (stateify.RegisterPackage).
+func registerStateTypes() {
 	stateTypeInfobindFS = stateify.Register[bindFS]("snapshotter/kernel/vfs.bindFS", []stateify.Field{
 		{Name: "point", Type: "string"},
 		{Name: "hostDir", Type: "string"},

@@ -14,7 +14,8 @@ func (g *generator) emitRegistration(w *bytes.Buffer, gts []*genType) {
 	for _, gt := range gts {
 		fmt.Fprintf(w, "\t%s *stateify.TypeInfo\n", infoVar(gt))
 	}
-	w.WriteString(")\n\nfunc init() {\n")
+	w.WriteString(")\n\nfunc init() { stateify.RegisterPackage(registerStateTypes) }\n\n")
+	w.WriteString("// registerStateTypes registers the package's savable types, at stateify's\n// first use (stateify.RegisterPackage).\nfunc registerStateTypes() {\n")
 	for _, gt := range gts {
 		fmt.Fprintf(w, "\t%s = stateify.Register[%s](%q, []stateify.Field{\n", infoVar(gt), gt.obj.Name(), g.local[gt.obj])
 		for _, f := range gt.fields {

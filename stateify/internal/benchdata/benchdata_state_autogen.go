@@ -20,7 +20,11 @@ var (
 	stateTypeInfoFile        *stateify.TypeInfo
 )
 
-func init() {
+func init() { stateify.RegisterPackage(registerStateTypes) }
+
+// registerStateTypes registers the package's savable types, at stateify's
+// first use (stateify.RegisterPackage).
+func registerStateTypes() {
 	stateTypeInfoKernel = stateify.Register[Kernel]("snapshotter/stateify/internal/benchdata.Kernel", []stateify.Field{
 		{Name: "Tasks", Type: "[]*snapshotter/stateify/internal/benchdata.Task"},
 		{Name: "ThreadGroups", Type: "map[int32]*snapshotter/stateify/internal/benchdata.ThreadGroup"},

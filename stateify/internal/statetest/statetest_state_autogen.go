@@ -34,7 +34,11 @@ var (
 	stateTypeInfoGraph      *stateify.TypeInfo
 )
 
-func init() {
+func init() { stateify.RegisterPackage(registerStateTypes) }
+
+// registerStateTypes registers the package's savable types, at stateify's
+// first use (stateify.RegisterPackage).
+func registerStateTypes() {
 	stateTypeInfoEvolveA = stateify.Register[EvolveA]("snapshotter/stateify/internal/statetest.EvolveA", []stateify.Field{
 		{Name: "Keep", Type: "int64"},
 		{Name: "Removed", Type: "[]string"},

@@ -1,6 +1,7 @@
 package early
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -56,21 +57,8 @@ func TestSandboxPlatform(t *testing.T) {
 	}
 }
 
-func TestSplitCmdline(t *testing.T) {
-	tests := []struct {
-		in   string
-		want []string
-	}{
-		{"snap\x00run\x00--\x00/bin/true\x00", []string{"run", "--", "/bin/true"}},
-		{"snap\x00", []string{}},
-		{"snap\x00\x00x\x00", []string{"", "x"}},
-		{"snap\x00a", []string{"a"}},
-		{"", nil},
-	}
-	for _, tc := range tests {
-		got := splitCmdline([]byte(tc.in))
-		if len(got) != len(tc.want) || strings.Join(got, "|") != strings.Join(tc.want, "|") {
-			t.Errorf("splitCmdline(%q) = %q, want %q", tc.in, got, tc.want)
-		}
+func TestArgs(t *testing.T) {
+	if got, want := Args(), os.Args[1:]; strings.Join(got, "\x00") != strings.Join(want, "\x00") {
+		t.Errorf("Args() = %q, want %q", got, want)
 	}
 }

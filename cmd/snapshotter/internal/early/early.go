@@ -13,8 +13,8 @@
 // platform registry, the platforms and what they need (os, fmt,
 // x/sys/unix), not the kernel and its dependencies (compression, crypto,
 // msgpack, the filesystem code), so it runs once those basic packages are
-// ready, well before the kernel's. It reads its command line from
-// /proc/self with system calls.
+// ready, well before the kernel's. Package os is among those (the
+// platforms import it), so os.Args is set when it runs.
 //
 // It used to populate 4 MiB of Go heap with MADV_POPULATE_WRITE too, to
 // save the page faults of the heap's first touches. On this host a
@@ -24,81 +24,25 @@
 package early
 
 import (
-	"syscall"
+	"os"
 
 	"snapshotter/platform/prewarm"
 	// The platforms must be registered before init looks them up.
 	_ "snapshotter/platform/ptrace"
 )
 
-// args are snap's arguments without the program name, read from
-// /proc/self/cmdline (nil if it could not be read).
+// args are snap's arguments without the program name.
 var args []string
 
 func init() {
-	b, err := readProcSelf("cmdline")
-	if err != nil {
-		return
+	if len(os.Args) > 1 {
+		args = os.Args[1:]
 	}
-	args = splitCmdline(b)
 	if name, ok := SandboxPlatform(args); ok {
 		prewarm.Start(name)
 	}
 }
 
 // Args returns snap's arguments without the program name, for the other
-// packages that must decide before os is initialised (fasttake).
+// packages that decide during package initialisation (fasttake).
 func Args() []string { return args }
-
-// splitCmdline splits /proc/self/cmdline (NUL-terminated arguments) and
-// drops the program name.
-func splitCmdline(b []byte) []string {
-	var args []string
-	for len(b) > 0 {
-		i := indexByte(b, 0)
-		if i < 0 {
-			i = len(b)
-		}
-		args = append(args, string(b[:i]))
-		b = b[min(i+1, len(b)):]
-	}
-	if len(args) == 0 {
-		return nil
-	}
-	return args[1:]
-}
-
-// readProcSelf reads /proc/self/<name> whole.
-func readProcSelf(name string) ([]byte, error) {
-	fd, err := syscall.Open("/proc/self/"+name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer syscall.Close(fd)
-	buf := make([]byte, 0, 8<<10)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := syscall.Read(fd, buf[len(buf):cap(buf)])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if n == 0 {
-			return buf, nil
-		}
-		buf = buf[:len(buf)+n]
-	}
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}

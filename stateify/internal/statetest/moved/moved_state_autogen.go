@@ -14,7 +14,11 @@ var (
 	stateTypeInfoGadget *stateify.TypeInfo
 )
 
-func init() {
+func init() { stateify.RegisterPackage(registerStateTypes) }
+
+// registerStateTypes registers the package's savable types, at stateify's
+// first use (stateify.RegisterPackage).
+func registerStateTypes() {
 	stateTypeInfoItem = stateify.Register[Item]("snapshotter/stateify/internal/statetest.Item", []stateify.Field{
 		{Name: "Key", Type: "string"},
 		{Name: "Value", Type: "int64"},

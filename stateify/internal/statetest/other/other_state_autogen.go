@@ -12,7 +12,11 @@ var (
 	stateTypeInfoThing *stateify.TypeInfo
 )
 
-func init() {
+func init() { stateify.RegisterPackage(registerStateTypes) }
+
+// registerStateTypes registers the package's savable types, at stateify's
+// first use (stateify.RegisterPackage).
+func registerStateTypes() {
 	stateTypeInfoThing = stateify.Register[Thing]("snapshotter/stateify/internal/statetest/other.Thing", []stateify.Field{
 		{Name: "Label", Type: "string"},
 		{Name: "Count", Type: "int64"},
