@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,8 +112,16 @@ type result struct {
 // snap runs the snap binary with args and returns its output and status.
 func (e *env) snap(args ...string) result {
 	e.t.Helper()
+	return e.snapWith(nil, e.extra, args...)
+}
+
+// snapWith is snap with stdin (nil: none) as its standard input and the
+// extra environment entries env.
+func (e *env) snapWith(stdin io.Reader, env []string, args ...string) result {
+	e.t.Helper()
 	cmd := exec.Command(snapBin, args...)
-	cmd.Env = append(e.environ(), e.extra...)
+	cmd.Env = append(e.environ(), env...)
+	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

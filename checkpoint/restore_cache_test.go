@@ -1,10 +1,7 @@
 package checkpoint
 
 import (
-	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,20 +15,7 @@ import (
 // standard input and extra environment entries.
 func (e *env) restoreStdin(stdin string, env []string, args ...string) result {
 	e.t.Helper()
-	cmd := exec.Command(snapBin, append([]string{"restore"}, args...)...)
-	cmd.Env = append(e.environ(), env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("snap restore %v: %v", args, err)
-	}
-	return r
+	return e.snapWith(strings.NewReader(stdin), env, append([]string{"restore"}, args...)...)
 }
 
 // cacheFiles returns the names in the state directory's restore cache.

@@ -132,25 +132,7 @@ func (b *bindFS) lookup(rest string, extra int) (int, Stat, error) {
 		Flags:   uint64(unix.O_PATH | unix.O_CLOEXEC | extra&(unix.O_NOFOLLOW|unix.O_DIRECTORY)),
 		Resolve: resolveFlags,
 	}
-	var fd int
-	for range 16 {
-		fd, err = unix.Openat2(dfd, rest, &how)
-		if err != unix.EAGAIN && err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return -1, Stat{}, err
-	}
-	st, err := hostStat(fd)
-	if err == nil {
-		err = refuseHost(fd)
-	}
-	if err != nil {
-		unix.Close(fd)
-		return -1, Stat{}, err
-	}
-	return fd, st, nil
+	return openStatChecked(dfd, rest, &how)
 }
 
 // parent resolves the directory holding rest's final component; name is

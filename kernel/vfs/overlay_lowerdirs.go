@@ -90,25 +90,5 @@ func (o *overlayFS) lowerChildLocked(dir, name string) (int, Stat, error) {
 		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
 	}
-	var fd int
-	var err error
-	for range 16 {
-		fd, err = unix.Openat2(dfd, name, &how)
-		// EAGAIN: a concurrent rename on the host; the kernel asks to retry.
-		if err != unix.EAGAIN && err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return -1, Stat{}, err
-	}
-	st, err := hostStat(fd)
-	if err == nil {
-		err = refuseHost(fd)
-	}
-	if err != nil {
-		unix.Close(fd)
-		return -1, Stat{}, err
-	}
-	return fd, st, nil
+	return openStatChecked(dfd, name, &how)
 }

@@ -226,16 +226,7 @@ func (r *Root) lookupStatResolve(p string, extra int, resolve uint64) (int, Stat
 		}
 		return -1, Stat{}, r.failedLookup(p, err)
 	}
-	st, err := hostStat(fd)
-	if err != nil {
-		unix.Close(fd)
-		return -1, Stat{}, err
-	}
-	if err := refuseHost(fd); err != nil {
-		unix.Close(fd)
-		return -1, Stat{}, err
-	}
-	return fd, st, nil
+	return statChecked(fd)
 }
 
 // failedLookup returns the error for a lookup of p that failed with err:
@@ -275,10 +266,16 @@ func (r *Root) openat2Resolve(p string, extra int, resolve uint64) (int, error) 
 		Flags:   uint64(unix.O_PATH | unix.O_CLOEXEC | extra&(unix.O_NOFOLLOW|unix.O_DIRECTORY)),
 		Resolve: resolveFlags | resolve,
 	}
+	return openat2Retry(rootFD, p, &how)
+}
+
+// openat2Retry is openat2(2), tried again on EAGAIN (a concurrent rename
+// on the host: the kernel asks to retry) and EINTR, up to 16 times.
+func openat2Retry(dfd int, p string, how *unix.OpenHow) (int, error) {
 	var fd int
+	var err error
 	for range 16 {
-		fd, err = unix.Openat2(rootFD, p, &how)
-		// EAGAIN: a concurrent rename on the host; the kernel asks to retry.
+		fd, err = unix.Openat2(dfd, p, how)
 		if err != unix.EAGAIN && err != unix.EINTR {
 			break
 		}
@@ -287,6 +284,31 @@ func (r *Root) openat2Resolve(p string, extra int, resolve uint64) (int, error) 
 		return -1, err
 	}
 	return fd, nil
+}
+
+// openStatChecked opens p relative to dfd with openat2Retry and returns
+// the descriptor with its attributes, refusing (EACCES) a file on a host
+// pseudo filesystem (refuseHost); nothing is left open on an error.
+func openStatChecked(dfd int, p string, how *unix.OpenHow) (int, Stat, error) {
+	fd, err := openat2Retry(dfd, p, how)
+	if err != nil {
+		return -1, Stat{}, err
+	}
+	return statChecked(fd)
+}
+
+// statChecked returns fd with its attributes, or closes it and fails with
+// EACCES if it is a file on a host pseudo filesystem (refuseHost).
+func statChecked(fd int) (int, Stat, error) {
+	st, err := hostStat(fd)
+	if err == nil {
+		err = refuseHost(fd)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, Stat{}, err
+	}
+	return fd, st, nil
 }
 
 // guestPath returns the canonical guest path of a descriptor opened by
