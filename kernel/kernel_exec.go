@@ -234,12 +234,14 @@ func isNotFound(err error) bool {
 
 // openExecFile opens p and checks that it is an executable regular file.
 func openExecFile(fs *vfs.FS, p string) (*vfs.File, error) {
-	return openExecFileAt(fs, nil, p, 0)
+	return openExecFileAt(fs, nil, nil, p, 0)
 }
 
 // openExecFileAt is openExecFile relative to dir (nil: the working
-// directory) with execveat's flags.
-func openExecFileAt(fs *vfs.FS, dir *vfs.File, p string, flags int) (*vfs.File, error) {
+// directory) with execveat's flags, /proc as proc shows it (nil: empty).
+// The open itself checks no permission, as before a task existed: the
+// execute bits are checked below.
+func openExecFileAt(fs *vfs.FS, proc vfs.ProcView, dir *vfs.File, p string, flags int) (*vfs.File, error) {
 	oflags := uint32(unix.O_RDONLY)
 	if flags&unix.AT_SYMLINK_NOFOLLOW != 0 {
 		oflags |= unix.O_NOFOLLOW
@@ -252,7 +254,11 @@ func openExecFileAt(fs *vfs.FS, dir *vfs.File, p string, flags int) (*vfs.File, 
 		// do_open_execat opens the descriptor's file.
 		f, err = fs.Reopen(dir, unix.O_RDONLY)
 	} else {
-		f, err = fs.OpenAt(dir, p, oflags, 0)
+		var o vfs.Owner
+		if proc != nil {
+			o.Creds = &vfs.Creds{Caps: ^uint64(0), Proc: proc}
+		}
+		f, err = fs.OpenAtAs(o, dir, p, oflags, 0)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)

@@ -80,7 +80,7 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	tg := t.tg
 
 	var f interface{ DecRef() }
-	ef, err := openExecFileAt(tg.fs, dir, p, flags)
+	ef, err := openExecFileAt(tg.fs, procView{t}, dir, p, flags)
 	if err != nil {
 		return 0, execErrno(err)
 	}

@@ -145,15 +145,16 @@ func (t *Task) openat(dirfd int32, pathAddr uint64, flags, mode uint32) (uint64,
 	defer release()
 	mode &^= t.umask()
 	var f *vfs.File
-	if fd, ok := t.tg.fs.FDAlias(dir, p); ok {
-		// /dev/stdin, /proc/self/fd/N...: magic links that Linux follows
-		// to the descriptor's file and opens again.
-		if flags&unix.O_NOFOLLOW != 0 && flags&unix.O_PATH == 0 {
-			return 0, unix.ELOOP
-		}
-		old, err := t.getFile(fd)
+	old, alias, err := t.fdAliasFile(dir, p)
+	if alias {
+		// /dev/stdin, /proc/self/fd/N, /proc/<pid>/fd/N...: magic links
+		// that Linux follows to the descriptor's file and opens again.
 		if err != nil {
-			return 0, unix.ENOENT
+			return 0, err
+		}
+		if flags&unix.O_NOFOLLOW != 0 && flags&unix.O_PATH == 0 {
+			old.DecRef()
+			return 0, unix.ELOOP
 		}
 		f, err = t.tg.fs.ReopenAs(t.fsOwner().Creds, old, flags&^unix.O_CLOEXEC)
 		old.DecRef()
@@ -256,6 +257,52 @@ func (t *Task) fstatat(dirfd int32, pathAddr uint64, flags int) (vfs.Stat, error
 		return f.Stat()
 	}
 	return t.tg.fs.FstatatAs(t.fsOwner().Creds, dir, p, flags&(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH))
+}
+
+// fdAliasFile returns the file of the descriptor that p (relative to dir)
+// names through a magic link: /dev/std{in,out,err}, /dev/fd/N and
+// /proc/self/fd/N for the caller's own (FDAlias), /proc/<pid>/fd/N,
+// /proc/<pid>/task/<tid>/fd/N and /proc/thread-self/fd/N for any process
+// the caller may access as ptrace would (ProcFDAlias); alias is false if p
+// is none of them. A descriptor that is not open, or a process that does
+// not exist, is ENOENT; one the caller may not access is EACCES.
+func (t *Task) fdAliasFile(dir *vfs.File, p string) (f *vfs.File, alias bool, err error) {
+	if fd, ok := t.tg.fs.FDAlias(dir, p); ok {
+		if f, err = t.getFile(fd); err != nil {
+			return nil, true, unix.ENOENT
+		}
+		return f, true, nil
+	}
+	who, tid, fd, ok := t.tg.fs.ProcFDAlias(dir, p)
+	if !ok {
+		return nil, false, nil
+	}
+	target := t
+	if who != "thread-self" && who != "self" {
+		if target = t.procLookup(who); target == nil {
+			return nil, true, unix.ENOENT
+		}
+	}
+	if tid != "" {
+		th := t.procLookup(tid)
+		if th == nil || th.tg != target.tg {
+			return nil, true, unix.ENOENT
+		}
+	}
+	tg := target.tg
+	tg.mu.Lock()
+	creds, fdt := target.creds, tg.fdTable
+	tg.mu.Unlock()
+	if fdt == nil {
+		return nil, true, unix.ENOENT
+	}
+	if tg != t.tg && !t.mayAccess(&creds) {
+		return nil, true, unix.EACCES
+	}
+	if f, _, err = fdt.Get(fd); err != nil {
+		return nil, true, unix.ENOENT
+	}
+	return f, true, nil
 }
 
 // errNotProcLink means a path is not one of the links the kernel answers.

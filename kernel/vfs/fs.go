@@ -584,6 +584,36 @@ func (f *File) SetAttr(a *SetAttr) error {
 	}
 }
 
+// ProcFDAlias reports whether path (relative to dir) names a descriptor
+// of a process through /proc other than /proc/self/fd/N (FDAlias's):
+// /proc/<pid>/fd/N, /proc/<pid>/task/<tid>/fd/N or /proc/thread-self/fd/N,
+// matched on the lexically cleaned guest path. who is <pid> or
+// "thread-self", tid is <tid> or "".
+func (fs *FS) ProcFDAlias(dir *File, p string) (who, tid string, fd int32, ok bool) {
+	full, err := fs.fullPath(dir, p)
+	if err != nil {
+		return "", "", -1, false
+	}
+	rest, found := strings.CutPrefix(cleanPath(full), "/proc/")
+	if !found {
+		return "", "", -1, false
+	}
+	comps := strings.Split(rest, "/")
+	switch {
+	case len(comps) == 3 && comps[0] != "self" && comps[1] == "fd":
+	case len(comps) == 5 && comps[0] != "thread-self" && comps[1] == "task" && comps[3] == "fd":
+		tid = comps[2]
+	default:
+		return "", "", -1, false
+	}
+	n := comps[len(comps)-1]
+	v, err := strconv.ParseInt(n, 10, 32)
+	if err != nil || v < 0 || strconv.FormatInt(v, 10) != n {
+		return "", "", -1, false
+	}
+	return comps[0], tid, int32(v), true
+}
+
 // FDAlias reports whether path (relative to dir) names one of the
 // process's own descriptors: /dev/stdin, /dev/stdout, /dev/stderr,
 // /dev/fd/N or /proc/self/fd/N, matched on the lexically cleaned guest

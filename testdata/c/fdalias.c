@@ -4,13 +4,19 @@
  * checks that they behave as on Linux: stdin (a pipe) read through
  * /dev/fd/0, a line written through /proc/self/fd/1, a regular file opened
  * again with its own offset, a pipe's write end opened for reading gives the
- * read end, O_NOFOLLOW on a magic link is ELOOP, a closed descriptor ENOENT.
+ * read end, O_NOFOLLOW on a magic link is ELOOP, a closed descriptor ENOENT;
+ * the same file through /proc/<pid>/fd/N, /proc/<pid>/task/<tid>/fd/N,
+ * /proc/thread-self/fd/N and /proc/self/task/<tid>/fd/N, and from a child
+ * through its parent's /proc/<ppid>/fd/N; then the program runs itself again
+ * through /proc/self/exe.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *yesno(int b) { return b ? "yes" : "no"; }
@@ -18,6 +24,10 @@ static const char *yesno(int b) { return b ? "yes" : "no"; }
 int main(int argc, char **argv)
 {
 	char path[64], buf[256];
+	if (argc == 3 && strcmp(argv[2], "again") == 0) {
+		printf("run again through /proc/self/exe\n");
+		return 0;
+	}
 	if (argc != 2) {
 		fprintf(stderr, "usage: fdalias FILE\n");
 		return 2;
@@ -83,5 +93,46 @@ int main(int argc, char **argv)
 	n = write(p[1], "x", 1);
 	printf("no reader left: write fails %s, EPIPE %s\n", yesno(n < 0), yesno(n < 0 && errno == EPIPE));
 	close(p[1]);
-	return 0;
+
+	/* The file through the other /proc paths of this process's descriptors. */
+	f = open(argv[1], O_RDONLY);
+	int pid = getpid(), tid = (int)syscall(SYS_gettid);
+	char paths[4][96];
+	snprintf(paths[0], sizeof paths[0], "/proc/%d/fd/%d", pid, f);
+	snprintf(paths[1], sizeof paths[1], "/proc/%d/task/%d/fd/%d", pid, tid, f);
+	snprintf(paths[2], sizeof paths[2], "/proc/thread-self/fd/%d", f);
+	snprintf(paths[3], sizeof paths[3], "/proc/self/task/%d/fd/%d", tid, f);
+	const char *names[] = {"/proc/<pid>/fd/N", "/proc/<pid>/task/<tid>/fd/N", "/proc/thread-self/fd/N",
+			       "/proc/self/task/<tid>/fd/N"};
+	for (int i = 0; i < 4; i++) {
+		memset(b, 0, sizeof b);
+		g = open(paths[i], O_RDONLY);
+		m = g < 0 ? -1 : read(g, b, 3);
+		printf("%s: open ok %s, read \"%s\"%s%s\n", names[i], yesno(g >= 0), b, g < 0 ? ", " : "",
+		       g < 0 ? strerror(errno) : "");
+		if (g >= 0)
+			close(g);
+	}
+	snprintf(path, sizeof path, "/proc/%d/fd/%d", pid, 1000);
+	g = open(path, O_RDONLY);
+	printf("/proc/<pid>/fd/<not open>: fd<0 %s, ENOENT %s\n", yesno(g < 0), yesno(g < 0 && errno == ENOENT));
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)getppid(), f);
+		memset(b, 0, sizeof b);
+		g = open(path, O_RDONLY);
+		m = g < 0 ? -1 : read(g, b, 3);
+		printf("child through /proc/<ppid>/fd/N: open ok %s, read \"%s\"\n", yesno(g >= 0), b);
+		fflush(stdout);
+		_exit(0);
+	}
+	int st;
+	waitpid(c, &st, 0);
+	close(f);
+
+	char *again[] = {argv[0], argv[1], "again", NULL};
+	execv("/proc/self/exe", again);
+	printf("execv /proc/self/exe: %s\n", strerror(errno));
+	return 1;
 }
