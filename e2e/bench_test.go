@@ -161,21 +161,36 @@ func BenchmarkHello(b *testing.B) {
 // mean moves with the other load, the minimum much less. Their ratios are
 // x-native (means) and min-x-native (fastest runs).
 func timeAgainstNative(b *testing.B, native, sandboxed func() time.Duration) {
-	var nat, sb time.Duration
-	minNat, minSb := time.Duration(1<<62), time.Duration(1<<62)
+	timePair(b, native, sandboxed, pairMetrics{
+		mean: "ms/run", baseMean: "native-ms/run", fastest: "min-ms/run", baseFastest: "native-min-ms/run",
+		ratio: "x-native", fastestRatio: "min-x-native",
+	})
+}
+
+// pairMetrics names the metrics of timePair.
+type pairMetrics struct {
+	mean, baseMean, fastest, baseFastest, ratio, fastestRatio string
+}
+
+// timePair times base and subject alternately, once each per iteration,
+// and reports their mean and fastest runs in ms and the ratios of subject
+// to base under the names m gives.
+func timePair(b *testing.B, base, subject func() time.Duration, m pairMetrics) {
+	var tb, ts time.Duration
+	minB, minS := time.Duration(1<<62), time.Duration(1<<62)
 	for b.Loop() {
-		dn := native()
-		ds := sandboxed()
-		nat, sb = nat+dn, sb+ds
-		minNat, minSb = min(minNat, dn), min(minSb, ds)
+		db := base()
+		ds := subject()
+		tb, ts = tb+db, ts+ds
+		minB, minS = min(minB, db), min(minS, ds)
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	b.ReportMetric(ms(sb)/float64(b.N), "ms/run")
-	b.ReportMetric(ms(nat)/float64(b.N), "native-ms/run")
-	b.ReportMetric(ms(minSb), "min-ms/run")
-	b.ReportMetric(ms(minNat), "native-min-ms/run")
-	b.ReportMetric(float64(sb)/float64(nat), "x-native")
-	b.ReportMetric(float64(minSb)/float64(minNat), "min-x-native")
+	b.ReportMetric(ms(ts)/float64(b.N), m.mean)
+	b.ReportMetric(ms(tb)/float64(b.N), m.baseMean)
+	b.ReportMetric(ms(minS), m.fastest)
+	b.ReportMetric(ms(minB), m.baseFastest)
+	b.ReportMetric(float64(ts)/float64(tb), m.ratio)
+	b.ReportMetric(float64(minS)/float64(minB), m.fastestRatio)
 }
 
 // BenchmarkStart measures whole `snap run`s from starting snap to its exit
@@ -266,21 +281,10 @@ func BenchmarkSnapVersion(b *testing.B) {
 	version := []string{snap(b), "version"}
 	timeRun(b, "", version...) // warm up the page cache
 	timeRun(b, "", empty)
-	var tEmpty, tSnap time.Duration
-	minEmpty, minSnap := time.Duration(1<<62), time.Duration(1<<62)
-	for b.Loop() {
-		de := timeRun(b, "", empty)
-		ds := timeRun(b, "", version...)
-		tEmpty, tSnap = tEmpty+de, tSnap+ds
-		minEmpty, minSnap = min(minEmpty, de), min(minSnap, ds)
-	}
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	b.ReportMetric(ms(tSnap)/float64(b.N), "ms/snap-version")
-	b.ReportMetric(ms(tEmpty)/float64(b.N), "empty-go-ms/run")
-	b.ReportMetric(ms(minSnap), "min-ms/snap-version")
-	b.ReportMetric(ms(minEmpty), "empty-go-min-ms/run")
-	b.ReportMetric(float64(tSnap)/float64(tEmpty), "x-empty-go")
-	b.ReportMetric(float64(minSnap)/float64(minEmpty), "min-x-empty-go")
+	timePair(b, func() time.Duration { return timeRun(b, "", empty) }, func() time.Duration { return timeRun(b, "", version...) }, pairMetrics{
+		mean: "ms/snap-version", baseMean: "empty-go-ms/run", fastest: "min-ms/snap-version", baseFastest: "empty-go-min-ms/run",
+		ratio: "x-empty-go", fastestRatio: "min-x-empty-go",
+	})
 }
 
 // emptyGoProgram builds, once per process, a static Go program whose main
