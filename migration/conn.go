@@ -104,9 +104,11 @@ type Conn struct {
 	br *bufio.Reader
 	bw *bufio.Writer
 	// rbuf and dbuf are the last frame read (sealed, then opened in
-	// place, and decompressed); wbuf is the compression buffer, sbuf the
-	// frame being sealed.
-	rbuf, dbuf, wbuf, sbuf []byte
+	// place, and decompressed); pbuf is a frame's prefix and payload
+	// joined, wbuf the compression buffer, sbuf the frame being sealed:
+	// all kept from frame to frame, so that a stream of memory allocates
+	// nothing per frame.
+	rbuf, dbuf, pbuf, wbuf, sbuf []byte
 	// seal encrypts the frames this side writes, open decrypts the
 	// peer's; sealN and openN count them (each frame's GCM nonce).
 	seal, open   cipher.AEAD
@@ -297,7 +299,8 @@ func (c *Conn) WritePages(off uint64, data []byte) error {
 func (c *Conn) write(typ byte, pre, payload []byte) error {
 	raw := payload
 	if len(pre) > 0 {
-		raw = append(append(c.wbuf[:0:0], pre...), payload...)
+		c.pbuf = append(append(c.pbuf[:0], pre...), payload...)
+		raw = c.pbuf
 	}
 	if len(raw) > MaxFrame {
 		return fmt.Errorf("migration frame of %d bytes exceeds %d", len(raw), MaxFrame)
