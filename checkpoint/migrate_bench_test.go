@@ -45,6 +45,11 @@ func BenchmarkLiveMigration(b *testing.B) {
 		if m == nil {
 			b.Fatalf("no migration in the source's log:\n%s", logb)
 		}
+		for _, l := range strings.Split(string(logb), "\n") {
+			if strings.Contains(l, "migration round") || strings.Contains(l, "migration pause") || strings.Contains(l, "migrated to") {
+				b.Log(l) // the rounds' sizes and times, with -v
+			}
+		}
 		d, _ := time.ParseDuration(string(m[2]))
 		down += d
 		var n int
