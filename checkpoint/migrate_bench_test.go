@@ -59,6 +59,14 @@ func BenchmarkLiveMigration(b *testing.B) {
 			b.Fatal(err)
 		}
 		waitLinesB(b, r.out, 1)
+		// The target's restore, with -v: its steps follow this line.
+		tlogs, _ := filepath.Glob(filepath.Join(te.dir, "state", "*", "sentry.log"))
+		for _, p := range tlogs {
+			tl, _ := os.ReadFile(p)
+			if _, after, ok := strings.Cut(string(tl), "received sandbox"); ok {
+				b.Log("target: received sandbox" + after)
+			}
+		}
 		if l := lines(r.out)[0]; !strings.HasSuffix(l, "sum OK") {
 			b.Fatalf("target printed %q", l)
 		}
