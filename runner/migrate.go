@@ -459,6 +459,20 @@ func (m *migrator) sendRound(round int, size uint64, ranges [][2]uint64, skipZer
 	if err := m.c.Flush(); err != nil {
 		return err
 	}
+	// A round sent while the program runs ends when the target has
+	// stored it (a 2.2 target): the rate is then the target's, and the
+	// pause that follows does not include the target's backlog.
+	if !m.paused && m.c.PeerMinor() >= 2 {
+		if err := m.c.Write(migration.FrameSync, nil); err != nil {
+			return err
+		}
+		if err := m.c.Flush(); err != nil {
+			return err
+		}
+		if _, err := m.c.Expect(migration.FrameSynced); err != nil {
+			return fmt.Errorf("target did not store round %d: %w", round, err)
+		}
+	}
 	d := time.Since(t0)
 	if total > 0 && d > 0 {
 		m.rate = float64(total) / d.Seconds()
