@@ -331,7 +331,11 @@ func (m *migrator) run(ctx context.Context) error {
 		lastTake = time.Now()
 		m.progress(Progress{Phase: fmt.Sprintf("round %d: %.1f MiB dirtied at %.1f MiB/s, sent at %.1f MiB/s, expected pause %v",
 			round, float64(n)/(1<<20), float64(n)/(1<<20)/max(elapsed.Seconds(), 1e-3), m.rate/(1<<20), expected.Round(time.Millisecond))})
-		if expected <= m.maxDown || round >= maxRounds {
+		// The pause holds more than the sending of the last round: the
+		// target stores it, restores and answers (on loopback about as
+		// long again as the sending), so the last round is one expected
+		// to take half the allowed downtime.
+		if expected <= m.maxDown/2 || round >= maxRounds {
 			break // the last round is sent while paused
 		}
 		m.resume()
