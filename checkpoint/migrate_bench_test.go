@@ -45,6 +45,11 @@ func BenchmarkLiveMigration(b *testing.B) {
 		if m == nil {
 			b.Fatalf("no migration in the source's log:\n%s", logb)
 		}
+		for _, l := range strings.Split(string(logb), "\n") {
+			if strings.Contains(l, "migration round") || strings.Contains(l, "migration pause") || strings.Contains(l, "migrated to") {
+				b.Log(l) // the rounds' sizes and times, with -v
+			}
+		}
 		d, _ := time.ParseDuration(string(m[2]))
 		down += d
 		var n int
@@ -54,6 +59,14 @@ func BenchmarkLiveMigration(b *testing.B) {
 			b.Fatal(err)
 		}
 		waitLinesB(b, r.out, 1)
+		// The target's restore, with -v: its steps follow this line.
+		tlogs, _ := filepath.Glob(filepath.Join(te.dir, "state", "*", "sentry.log"))
+		for _, p := range tlogs {
+			tl, _ := os.ReadFile(p)
+			if _, after, ok := strings.Cut(string(tl), "received sandbox"); ok {
+				b.Log("target: received sandbox" + after)
+			}
+		}
 		if l := lines(r.out)[0]; !strings.HasSuffix(l, "sum OK") {
 			b.Fatalf("target printed %q", l)
 		}

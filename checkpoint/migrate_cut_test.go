@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -25,6 +26,10 @@ const (
 // greeting (magic, version, nonce), then, once the source answered, its
 // status and proof.
 var targetHandshake = []int{8 + 4 + 32, 1 + 32}
+
+// emptySealed is the length prefix of a frame without payload (header and
+// GCM tag), as Sync, Go, Ready and Running are.
+const emptySealed = 10 + 16
 
 // cutProxy forwards TCP connections from its listener to target. The first
 // one it cuts (both directions closed at once) at the point where says;
@@ -77,24 +82,38 @@ func (p *cutProxy) forward(src net.Conn, target string, cut bool, where int) {
 	var once sync.Once
 	end := func() { once.Do(func() { src.Close(); dst.Close() }) }
 	readyPassed := make(chan struct{})
+	// syncAsked is set while the source's last frame is an empty one
+	// before Ready, a Sync (2.2): the target's next frame answers it.
+	var syncAsked atomic.Bool
 	go func() {
 		defer end()
-		buf := make([]byte, 32<<10)
+		// The source's handshake passes whole, then its frames one by
+		// one: a length prefix, then the sealed frame.
+		hs := make([]byte, 8+4+32+32)
+		if _, err := io.ReadFull(src, hs); err != nil {
+			return
+		}
+		if _, err := dst.Write(hs); err != nil {
+			return
+		}
 		for {
-			n, err := src.Read(buf)
+			var hdr [4]byte
+			if _, err := io.ReadFull(src, hdr[:]); err != nil {
+				return
+			}
 			select {
 			case <-readyPassed:
 				if where == cutGo {
 					return // Go: dropped
 				}
 			default:
+				syncAsked.Store(binary.LittleEndian.Uint32(hdr[:]) <= emptySealed)
 			}
-			if n > 0 {
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					return
-				}
+			body := make([]byte, binary.LittleEndian.Uint32(hdr[:]))
+			if _, err := io.ReadFull(src, body); err != nil {
+				return
 			}
-			if err != nil {
+			if _, err := dst.Write(append(hdr[:], body...)); err != nil {
 				return
 			}
 		}
@@ -109,7 +128,7 @@ func (p *cutProxy) forward(src net.Conn, target string, cut bool, where int) {
 			return
 		}
 	}
-	for frame := 0; ; frame++ {
+	for frame := 0; ; {
 		var hdr [4]byte
 		if _, err := io.ReadFull(dst, hdr[:]); err != nil {
 			return
@@ -117,6 +136,13 @@ func (p *cutProxy) forward(src net.Conn, target string, cut bool, where int) {
 		body := make([]byte, binary.LittleEndian.Uint32(hdr[:]))
 		if _, err := io.ReadFull(dst, body); err != nil {
 			return
+		}
+		if frame == 0 && syncAsked.Load() {
+			// Synced: forwarded, not counted.
+			if _, err := src.Write(append(hdr[:], body...)); err != nil {
+				return
+			}
+			continue
 		}
 		if frame == 1 && where == cutRunning {
 			return // Running: dropped
@@ -127,6 +153,7 @@ func (p *cutProxy) forward(src net.Conn, target string, cut bool, where int) {
 		if _, err := src.Write(append(hdr[:], body...)); err != nil {
 			return
 		}
+		frame++
 	}
 }
 

@@ -21,10 +21,11 @@ import (
 // add frame types a peer of an older minor never receives unasked. 2.0
 // encrypts the frames (1.0 sent them in the clear); 2.1 adds the query a
 // source sends on a new connection when it lost the first one after the
-// hand-over (FrameQuery, FrameAnswer).
+// hand-over (FrameQuery, FrameAnswer); 2.2 the source's wait for the
+// target to store what was sent (FrameSync, FrameSynced).
 const (
 	Major = 2
-	Minor = 1
+	Minor = 2
 )
 
 const magic = "SNAPMIG\x00"
@@ -63,6 +64,14 @@ const (
 	// FrameAnswer (2.1): the target's answer to FrameQuery, one byte
 	// (AnswerRunning, AnswerDiscarded or AnswerUnknown).
 	FrameAnswer
+	// FrameSync (2.2, empty): the target answers FrameSynced once it has
+	// stored every frame sent before it. A source sends it after a round
+	// sent while the program runs, so that the round paused next does
+	// not wait for the target to work through a backlog of earlier ones
+	// (the socket buffers hold megabytes).
+	FrameSync
+	// FrameSynced (2.2, empty): the target's answer to FrameSync.
+	FrameSynced
 )
 
 // Answers to FrameQuery.
@@ -104,9 +113,11 @@ type Conn struct {
 	br *bufio.Reader
 	bw *bufio.Writer
 	// rbuf and dbuf are the last frame read (sealed, then opened in
-	// place, and decompressed); wbuf is the compression buffer, sbuf the
-	// frame being sealed.
-	rbuf, dbuf, wbuf, sbuf []byte
+	// place, and decompressed); pbuf is a frame's prefix and payload
+	// joined, wbuf the compression buffer, sbuf the frame being sealed:
+	// all kept from frame to frame, so that a stream of memory allocates
+	// nothing per frame.
+	rbuf, dbuf, pbuf, wbuf, sbuf []byte
 	// seal encrypts the frames this side writes, open decrypts the
 	// peer's; sealN and openN count them (each frame's GCM nonce).
 	seal, open   cipher.AEAD
@@ -297,7 +308,8 @@ func (c *Conn) WritePages(off uint64, data []byte) error {
 func (c *Conn) write(typ byte, pre, payload []byte) error {
 	raw := payload
 	if len(pre) > 0 {
-		raw = append(append(c.wbuf[:0:0], pre...), payload...)
+		c.pbuf = append(append(c.pbuf[:0], pre...), payload...)
+		raw = c.pbuf
 	}
 	if len(raw) > MaxFrame {
 		return fmt.Errorf("migration frame of %d bytes exceeds %d", len(raw), MaxFrame)

@@ -230,6 +230,10 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions, a *answ
 			if err := st.write(p, size); err != nil {
 				return nil, nil, err
 			}
+		case migration.FrameSync:
+			if err := sendFrame(c, migration.FrameSynced); err != nil {
+				return nil, nil, fmt.Errorf("answer the source's sync: %w", err)
+			}
 		case migration.FrameState:
 			if state.Len()+len(p) > maxStateBytes {
 				return nil, nil, fmt.Errorf("%w: kernel state over %d bytes", migration.ErrCorrupt, maxStateBytes)
