@@ -92,31 +92,25 @@ type baseLoad struct {
 	// closeOnce closes fd once the load has ended.
 	closeOnce sync.Once
 
-	// bufMu protects keep, bufs and closed.
-	bufMu sync.Mutex
-	// keep is set once the sandbox is taken (CopyBase): from then on the
-	// read buffers of load are mapped populated, baseRunMax bytes each,
-	// and kept in bufs for the next loads, rather than made per load
-	// from fresh heap (a page fault in the sentry per page, on the
-	// take's path). A waiting member keeps none.
-	keep   bool
-	bufs   [][]byte
-	closed bool
+	// pipesMu protects pipes and closed.
+	pipesMu sync.Mutex
 	// pipes are the pipes of earlier loads (spliceFrom), kept for the
-	// next ones: a load runs on every write fault. Protected by bufMu.
-	pipes [][2]int
+	// next ones: a load runs on every write fault. None is kept once
+	// closed.
+	pipes  [][2]int
+	closed bool
 }
 
 // getPipe returns a pipe for spliceFrom, kept or new.
 func (bl *baseLoad) getPipe() ([2]int, error) {
-	bl.bufMu.Lock()
+	bl.pipesMu.Lock()
 	if k := len(bl.pipes); k > 0 {
 		p := bl.pipes[k-1]
 		bl.pipes = bl.pipes[:k-1]
-		bl.bufMu.Unlock()
+		bl.pipesMu.Unlock()
 		return p, nil
 	}
-	bl.bufMu.Unlock()
+	bl.pipesMu.Unlock()
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return p, err
@@ -128,8 +122,8 @@ func (bl *baseLoad) getPipe() ([2]int, error) {
 // putPipe keeps p, empty, for the next load, or closes it (the load
 // ended, or p may hold bytes of a failed splice).
 func (bl *baseLoad) putPipe(p [2]int, clean bool) {
-	bl.bufMu.Lock()
-	defer bl.bufMu.Unlock()
+	bl.pipesMu.Lock()
+	defer bl.pipesMu.Unlock()
 	if !clean || bl.closed || len(bl.pipes) >= maxKeptPipes {
 		unix.Close(p[0])
 		unix.Close(p[1])
@@ -141,44 +135,6 @@ func (bl *baseLoad) putPipe(p [2]int, clean bool) {
 // maxKeptPipes bounds the pipes a base load keeps (one per load running
 // at once: faults of several tasks, a copy ahead).
 const maxKeptPipes = 4
-
-// getBuf returns a read buffer of n bytes (at most baseRunMax), and
-// whether it is mapped (to be given back with putBuf) rather than from the
-// heap.
-func (bl *baseLoad) getBuf(n uint64) ([]byte, bool) {
-	bl.bufMu.Lock()
-	defer bl.bufMu.Unlock()
-	if k := len(bl.bufs); k > 0 {
-		b := bl.bufs[k-1]
-		bl.bufs = bl.bufs[:k-1]
-		return b[:n], true
-	}
-	if bl.keep && !bl.closed {
-		b, err := unix.Mmap(-1, 0, baseRunMax, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
-		if err == nil {
-			return b[:n], true
-		}
-	}
-	return make([]byte, n), false
-}
-
-// putBuf keeps b, a mapped buffer of getBuf, for the next load.
-func (bl *baseLoad) putBuf(b []byte) {
-	bl.bufMu.Lock()
-	defer bl.bufMu.Unlock()
-	if bl.closed {
-		unix.Munmap(b[:cap(b)])
-		return
-	}
-	bl.bufs = append(bl.bufs, b[:cap(b)])
-}
-
-// keepBufs has the next loads keep their read buffers (baseLoad.keep).
-func (bl *baseLoad) keepBufs() {
-	bl.bufMu.Lock()
-	bl.keep = true
-	bl.bufMu.Unlock()
-}
 
 // newBaseLoad duplicates b.FD and lists the base's chunks: every
 // baseChunk-aligned piece of [0, b.Size) that holds data.
@@ -254,17 +210,11 @@ func (bl *baseLoad) load(ctx context.Context, idx []int, w *MemoryLoader, loaded
 		}
 		if err := bl.splice(w, start, end); err != nil {
 			// Through a buffer then (the same bytes again).
-			b, mapped := bl.getBuf(end - start)
-			err := preadFull(bl.fd, b, int64(start))
-			if err != nil {
-				err = fmt.Errorf("read base at %#x: %w", start, err)
-			} else {
-				err = w.WriteRuns(func(yield func(uint64, []byte) bool) { yield(start, b) })
+			b := make([]byte, end-start)
+			if err := preadFull(bl.fd, b, int64(start)); err != nil {
+				return fmt.Errorf("read base at %#x: %w", start, err)
 			}
-			if mapped {
-				bl.putBuf(b)
-			}
-			if err != nil {
+			if err := w.WriteRuns(func(yield func(uint64, []byte) bool) { yield(start, b) }); err != nil {
 				return err
 			}
 		}
@@ -329,17 +279,13 @@ func (l *MemoryLoader) spliceFrom(fd int, p [2]int, start, end uint64) error {
 	return nil
 }
 
-// close closes the kernel's descriptor of the base, once, and unmaps the
-// read buffers kept.
+// close closes the kernel's descriptor of the base, once, and the pipes
+// kept.
 func (bl *baseLoad) close() {
 	bl.closeOnce.Do(func() { unix.Close(bl.fd) })
-	bl.bufMu.Lock()
-	defer bl.bufMu.Unlock()
+	bl.pipesMu.Lock()
+	defer bl.pipesMu.Unlock()
 	bl.closed = true
-	for _, b := range bl.bufs {
-		unix.Munmap(b)
-	}
-	bl.bufs = nil
 	for _, p := range bl.pipes {
 		unix.Close(p[0])
 		unix.Close(p[1])
@@ -389,7 +335,6 @@ func (r *restorer) startBase() error {
 	l.base = bl
 	r.lazy = l
 	if len(b.Copy) > 0 {
-		bl.keepBufs()
 		r.baseCopied = make(chan error, 1)
 		idx := append([]int(nil), b.Copy...)
 		// S/R-SAFE: writes the fresh memory file only; the kernel does
@@ -700,7 +645,6 @@ func (k *Kernel) CopyBase(idx []int) error {
 	if l == nil || l.base == nil {
 		return nil
 	}
-	l.base.keepBufs()
 	return k.copyBase(l, idx, false)
 }
 
