@@ -193,27 +193,14 @@ func openBaseFile(path string, size uint64) (*os.File, error) {
 // path, then removes the bases of other images (members that use them
 // keep them open).
 func makeBase(ctx context.Context, img *storage.Image, dir, path string) error {
-	tmp, err := os.CreateTemp(dir, ".base-*.tmp")
+	f, err := newFill(dir, path, img.Manifest().MemorySize)
 	if err != nil {
 		return fmt.Errorf("make base: %w", err)
 	}
-	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	err = tmp.Truncate(int64(img.Manifest().MemorySize))
-	if err == nil {
-		err = img.ReadMemoryRuns(ctx, func(runs []storage.PageRun) error {
-			for _, r := range runs {
-				if _, err := tmp.WriteAt(r.Data, int64(r.Off)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
+	if err = img.ReadMemoryRuns(ctx, f.write); err != nil {
+		f.abort()
+	} else {
+		err = f.commit()
 	}
 	if err != nil {
 		return fmt.Errorf("make base %s: %w", path, err)

@@ -109,8 +109,8 @@ func (c RestoreCache) open(m *storage.Manifest) (*os.File, error) {
 	return f, nil
 }
 
-// cacheFill writes a copy of the memory a restore loads, under a
-// temporary name until commit.
+// cacheFill writes a copy of an image's memory (the memory a restore
+// loads, or a pool's base) under a temporary name until commit.
 type cacheFill struct {
 	path string
 	tmp  *os.File
@@ -128,16 +128,26 @@ func (c RestoreCache) startFill(m *storage.Manifest) (*cacheFill, error) {
 	if err := roomFor(c.Dir, m.MemoryData); err != nil {
 		return nil, fmt.Errorf("restore cache: %w", err)
 	}
-	tmp, err := os.CreateTemp(c.Dir, ".base-*.tmp")
+	f, err := newFill(c.Dir, c.basePath(m), m.MemorySize)
 	if err != nil {
 		return nil, fmt.Errorf("restore cache: %w", err)
 	}
-	if err := tmp.Truncate(int64(m.MemorySize)); err != nil {
+	return f, nil
+}
+
+// newFill starts a copy of size bytes of memory, to be path at commit, in
+// a temporary file of dir.
+func newFill(dir, path string, size uint64) (*cacheFill, error) {
+	tmp, err := os.CreateTemp(dir, ".base-*.tmp")
+	if err != nil {
+		return nil, err
+	}
+	if err := tmp.Truncate(int64(size)); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
-		return nil, fmt.Errorf("restore cache: %w", err)
+		return nil, err
 	}
-	return &cacheFill{path: c.basePath(m), tmp: tmp}, nil
+	return &cacheFill{path: path, tmp: tmp}, nil
 }
 
 // roomFor returns an error unless the filesystem of dir would keep a
@@ -160,18 +170,20 @@ func roomFor(dir string, need uint64) error {
 	return nil
 }
 
-// write writes runs into the copy. Safe for concurrent use on disjoint
-// runs (ReadMemoryRuns's workers).
-func (f *cacheFill) write(runs []storage.PageRun) {
-	if f.err.Load() != nil {
-		return
+// write writes runs into the copy and returns the first write error of
+// the copy so far. Safe for concurrent use on disjoint runs
+// (ReadMemoryRuns's workers).
+func (f *cacheFill) write(runs []storage.PageRun) error {
+	if p := f.err.Load(); p != nil {
+		return *p
 	}
 	for _, r := range runs {
 		if _, err := f.tmp.WriteAt(r.Data, int64(r.Off)); err != nil {
 			f.err.CompareAndSwap(nil, &err)
-			return
+			return err
 		}
 	}
+	return nil
 }
 
 // commit puts the copy in place, once the memory has loaded whole.
@@ -185,9 +197,8 @@ func (f *cacheFill) commit() error {
 	}
 	if err != nil {
 		os.Remove(f.tmp.Name())
-		return fmt.Errorf("restore cache: %w", err)
 	}
-	return nil
+	return err
 }
 
 // abort drops the copy (the restore failed).
