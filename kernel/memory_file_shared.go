@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"maps"
 	"slices"
 	"sort"
 )
@@ -146,12 +147,7 @@ func (f *MemoryFile) sharedFromPages() {
 		f.shared = nil
 		return
 	}
-	pages := make([]uint64, 0, len(f.shared))
-	for p := range f.shared {
-		pages = append(pages, p)
-	}
-	slices.Sort(pages)
-	for _, p := range pages {
+	for _, p := range slices.Sorted(maps.Keys(f.shared)) {
 		n := f.shared[p]
 		if k := len(f.sharedRuns); k > 0 && f.sharedRuns[k-1].End == p && f.sharedRuns[k-1].N == n {
 			f.sharedRuns[k-1].End = p + pageSize
