@@ -260,22 +260,22 @@ func (t *Task) fstatat(dirfd int32, pathAddr uint64, flags int) (vfs.Stat, error
 }
 
 // fdAliasFile returns the file of the descriptor that p (relative to dir)
-// names through a magic link: /dev/std{in,out,err}, /dev/fd/N and
-// /proc/self/fd/N for the caller's own (FDAlias), /proc/<pid>/fd/N,
+// names through a magic link (vfs.FS.DescriptorAlias): /dev/std{in,out,err},
+// /dev/fd/N and /proc/self/fd/N for the caller's own, /proc/<pid>/fd/N,
 // /proc/<pid>/task/<tid>/fd/N and /proc/thread-self/fd/N for any process
-// the caller may access as ptrace would (ProcFDAlias); alias is false if p
-// is none of them. A descriptor that is not open, or a process that does
-// not exist, is ENOENT; one the caller may not access is EACCES.
+// the caller may access as ptrace would; alias is false if p is none of
+// them. A descriptor that is not open, or a process that does not exist,
+// is ENOENT; one the caller may not access is EACCES.
 func (t *Task) fdAliasFile(dir *vfs.File, p string) (f *vfs.File, alias bool, err error) {
-	if fd, ok := t.tg.fs.FDAlias(dir, p); ok {
+	who, tid, fd, ok := t.tg.fs.DescriptorAlias(dir, p)
+	if !ok {
+		return nil, false, nil
+	}
+	if who == "" {
 		if f, err = t.getFile(fd); err != nil {
 			return nil, true, unix.ENOENT
 		}
 		return f, true, nil
-	}
-	who, tid, fd, ok := t.tg.fs.ProcFDAlias(dir, p)
-	if !ok {
-		return nil, false, nil
 	}
 	target := t
 	if who != "thread-self" && who != "self" {

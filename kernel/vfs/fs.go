@@ -584,36 +584,6 @@ func (f *File) SetAttr(a *SetAttr) error {
 	}
 }
 
-// ProcFDAlias reports whether path (relative to dir) names a descriptor
-// of a process through /proc other than /proc/self/fd/N (FDAlias's):
-// /proc/<pid>/fd/N, /proc/<pid>/task/<tid>/fd/N or /proc/thread-self/fd/N,
-// matched on the lexically cleaned guest path. who is <pid> or
-// "thread-self", tid is <tid> or "".
-func (fs *FS) ProcFDAlias(dir *File, p string) (who, tid string, fd int32, ok bool) {
-	full, err := fs.fullPath(dir, p)
-	if err != nil {
-		return "", "", -1, false
-	}
-	rest, found := strings.CutPrefix(cleanPath(full), "/proc/")
-	if !found {
-		return "", "", -1, false
-	}
-	comps := strings.Split(rest, "/")
-	switch {
-	case len(comps) == 3 && comps[0] != "self" && comps[1] == "fd":
-	case len(comps) == 5 && comps[0] != "thread-self" && comps[1] == "task" && comps[3] == "fd":
-		tid = comps[2]
-	default:
-		return "", "", -1, false
-	}
-	n := comps[len(comps)-1]
-	v, err := strconv.ParseInt(n, 10, 32)
-	if err != nil || v < 0 || strconv.FormatInt(v, 10) != n {
-		return "", "", -1, false
-	}
-	return comps[0], tid, int32(v), true
-}
-
 // FDAlias reports whether path (relative to dir) names one of the
 // process's own descriptors: /dev/stdin, /dev/stdout, /dev/stderr,
 // /dev/fd/N or /proc/self/fd/N, matched on the lexically cleaned guest
@@ -621,27 +591,52 @@ func (fs *FS) ProcFDAlias(dir *File, p string) (who, tid string, fd int32, ok bo
 // follows; the kernel opens such a path by duplicating descriptor fd from
 // its FDTable instead.
 func (fs *FS) FDAlias(dir *File, p string) (fd int32, ok bool) {
+	who, _, fd, ok := fs.DescriptorAlias(dir, p)
+	if !ok || who != "" {
+		return -1, false
+	}
+	return fd, true
+}
+
+// DescriptorAlias is FDAlias (who "") that also matches the descriptors of
+// any process through /proc: /proc/<pid>/fd/N, /proc/<pid>/task/<tid>/fd/N,
+// /proc/self/task/<tid>/fd/N and /proc/thread-self/fd/N. who is then
+// <pid>, "self" or "thread-self", and tid is <tid> or "".
+func (fs *FS) DescriptorAlias(dir *File, p string) (who, tid string, fd int32, ok bool) {
 	full, err := fs.fullPath(dir, p)
 	if err != nil {
-		return -1, false
+		return "", "", -1, false
 	}
 	c := cleanPath(full)
 	switch c {
 	case "/dev/stdin":
-		return 0, true
+		return "", "", 0, true
 	case "/dev/stdout":
-		return 1, true
+		return "", "", 1, true
 	case "/dev/stderr":
-		return 2, true
+		return "", "", 2, true
 	}
-	for _, prefix := range []string{"/dev/fd/", "/proc/self/fd/"} {
-		if rest, found := strings.CutPrefix(c, prefix); found {
-			n, err := strconv.ParseInt(rest, 10, 32)
-			if err != nil || n < 0 || rest[0] == '+' {
-				return -1, false
-			}
-			return int32(n), true
+	var n string
+	if rest, found := strings.CutPrefix(c, "/dev/fd/"); found {
+		n = rest
+	} else if rest, found := strings.CutPrefix(c, "/proc/"); found {
+		comps := strings.Split(rest, "/")
+		switch {
+		case len(comps) == 3 && comps[0] == "self" && comps[1] == "fd":
+		case len(comps) == 3 && comps[1] == "fd":
+			who = comps[0]
+		case len(comps) == 5 && comps[0] != "thread-self" && comps[1] == "task" && comps[3] == "fd":
+			who, tid = comps[0], comps[2]
+		default:
+			return "", "", -1, false
 		}
+		n = comps[len(comps)-1]
+	} else {
+		return "", "", -1, false
 	}
-	return -1, false
+	v, err := strconv.ParseInt(n, 10, 32)
+	if err != nil || v < 0 || n[0] == '+' || (who != "" || tid != "") && strconv.FormatInt(v, 10) != n {
+		return "", "", -1, false
+	}
+	return who, tid, int32(v), true
 }

@@ -382,12 +382,40 @@ func TestFDAlias(t *testing.T) {
 		{"/proc/self/fd/12", 12, true},
 		{"/proc/self/fd/x", -1, false},
 		{"/proc/self/fd/-1", -1, false},
+		{"/proc/12/fd/3", -1, false},
 		{"/dev/null", -1, false},
 		{"", -1, false},
 	}
 	for _, tc := range tests {
 		if got, ok := fs.FDAlias(nil, tc.path); got != tc.want || ok != tc.wantOK {
 			t.Errorf("FDAlias(%q) = %d, %v; want %d, %v", tc.path, got, ok, tc.want, tc.wantOK)
+		}
+	}
+}
+
+func TestDescriptorAlias(t *testing.T) {
+	_, fs := testTree(t)
+	tests := []struct {
+		path     string
+		who, tid string
+		fd       int32
+		ok       bool
+	}{
+		{"/dev/fd/7", "", "", 7, true},
+		{"/proc/self/fd/12", "", "", 12, true},
+		{"/proc/12/fd/3", "12", "", 3, true},
+		{"/proc/12/task/14/fd/3", "12", "14", 3, true},
+		{"/proc/self/task/14/fd/3", "self", "14", 3, true},
+		{"/proc/thread-self/fd/3", "thread-self", "", 3, true},
+		{"/proc/thread-self/task/14/fd/3", "", "", -1, false},
+		{"/proc/12/fd/03", "", "", -1, false},
+		{"/proc/12/fd", "", "", -1, false},
+		{"/proc/12/fdinfo/3", "", "", -1, false},
+	}
+	for _, tc := range tests {
+		who, tid, fd, ok := fs.DescriptorAlias(nil, tc.path)
+		if ok != tc.ok || ok && (who != tc.who || tid != tc.tid || fd != tc.fd) {
+			t.Errorf("DescriptorAlias(%q) = %q, %q, %d, %v; want %q, %q, %d, %v", tc.path, who, tid, fd, ok, tc.who, tc.tid, tc.fd, tc.ok)
 		}
 	}
 }
