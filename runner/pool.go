@@ -146,16 +146,38 @@ func (p poolDir) writeConfig(c *PoolConfig) error {
 	return nil
 }
 
-// enter adds waiting member id; it fails if the pool is gone.
+// enter adds waiting member id; it fails if the pool is gone. The file
+// is made in the waiting directory opened first, which pool rm may have
+// renamed away meanwhile (RemovePool claims only what it finds there once
+// renamed): enter then takes its file back, or finds that pool rm claimed
+// it, and fails either way, so that no member is left waiting in a
+// removed pool.
 func (p poolDir) enter(id string) error {
-	f, err := os.OpenFile(filepath.Join(p.waitingDir(), id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("enter pool %s: %w (removed)", p.name, ErrUnknownPool)
+	removed := fmt.Errorf("enter pool %s: %w (removed)", p.name, ErrUnknownPool)
+	dfd, err := unix.Open(p.waitingDir(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == unix.ENOENT {
+		return removed
 	}
 	if err != nil {
-		return fmt.Errorf("enter pool %s: %w", p.name, err)
+		return fmt.Errorf("enter pool %s: open %s: %w", p.name, p.waitingDir(), err)
 	}
-	return f.Close()
+	defer unix.Close(dfd)
+	if poolEnteringHook != nil {
+		poolEnteringHook()
+	}
+	fd, err := unix.Openat(dfd, id, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("enter pool %s: create %s: %w", p.name, id, err)
+	}
+	unix.Close(fd)
+	var opened, now unix.Stat_t
+	if unix.Fstat(dfd, &opened) != nil || unix.Lstat(p.waitingDir(), &now) != nil || opened.Dev != now.Dev || opened.Ino != now.Ino {
+		// Removed between the open and the create: whoever unlinks the
+		// file owns the member, and pool rm ends those it owns.
+		unix.Unlinkat(dfd, id, 0)
+		return removed
+	}
+	return nil
 }
 
 // waiting returns the IDs entered in the pool, sorted.
@@ -177,7 +199,9 @@ func (p poolDir) waiting() ([]string, error) {
 }
 
 // claim removes member id from the pool and reports whether this caller
-// did (of concurrent claimers exactly one does).
+// did (of concurrent claimers exactly one does). The claimer owns the
+// member from then on: a taker hands it over, a replenisher or pool rm
+// ends it, and nobody else ends it.
 func (p poolDir) claim(id string) bool {
 	return os.Remove(filepath.Join(p.waitingDir(), id)) == nil
 }
@@ -467,12 +491,18 @@ func TakeFromPool(ctx context.Context, sd StateDir, name string, o TakeOptions) 
 	}
 	for {
 		ids, err := p.waiting()
+		if errors.Is(err, ErrUnknownPool) {
+			return "", fmt.Errorf("take from pool %s: %w (removed)", name, ErrUnknownPool)
+		}
 		if err != nil {
 			return "", err
 		}
 		for _, id := range ids {
 			if !p.claim(id) {
 				continue
+			}
+			if poolClaimedHook != nil {
+				poolClaimedHook(id)
 			}
 			err := takeMember(ctx, sd, id, o.Stdio, o.Publish)
 			if err == nil {
@@ -559,9 +589,14 @@ func ListPools(sd StateDir) ([]PoolStatus, error) {
 	return out, nil
 }
 
-// RemovePool removes pool name and ends its waiting members (members
-// taken before live on). A replenisher at work finds the pool gone and
-// stops; a member it was starting ends.
+// RemovePool removes pool name and ends its waiting members. Members are
+// owned by whoever claimed them (poolDir.claim): one a taker claimed
+// before the removal is the taker's and lives on, taken or not yet; pool
+// rm claims and ends those still waiting once the pool is renamed away,
+// where no taker can claim them any more. A take racing it thus gets a
+// member that lives on, or ErrUnknownPool. A replenisher at work finds
+// the pool gone and stops; a member it was starting fails to enter the
+// pool and ends.
 func RemovePool(ctx context.Context, sd StateDir, name string) error {
 	if err := ValidatePoolName(name); err != nil {
 		return err
@@ -575,33 +610,65 @@ func RemovePool(ctx context.Context, sd StateDir, name string) error {
 		return fmt.Errorf("remove pool %s: %w", name, err)
 	}
 	defer os.RemoveAll(grave)
+	if poolRemovingHook != nil {
+		poolRemovingHook()
+	}
+	gone := poolDir{sd: sd, name: name, dir: grave}
+	ids, err := gone.waiting()
+	if err != nil {
+		return fmt.Errorf("remove pool %s: %w", name, err)
+	}
+	var firstErr error
+	for _, id := range ids {
+		if !gone.claim(id) {
+			continue // claimed by a taker before the rename: the taker's
+		}
+		if err := endMember(ctx, sd, id); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("remove pool %s: %w", name, err)
+		}
+	}
+	// Members that ended untaken: dead while they waited, or claimed by
+	// a taker that found them dead.
 	all, err := sd.List()
 	if err != nil {
 		return err
 	}
-	var firstErr error
 	for _, m := range all {
-		if m.Pool != name || m.Status != StatusWaiting {
-			continue
-		}
-		if err := Kill(ctx, sd, m.ID, int(unix.SIGKILL)); err != nil && !errors.Is(err, ErrNotRunning) && !errors.Is(err, ErrSentryDied) {
-			if firstErr == nil {
-				firstErr = fmt.Errorf("remove pool %s: end member %s: %w", name, m.ID, err)
-			}
-			continue
-		}
-		wctx, cancel := context.WithTimeout(ctx, memberEndTimeout)
-		_, err := Wait(wctx, sd, m.ID)
-		cancel()
-		if err != nil && !errors.Is(err, ErrSentryDied) && !errors.Is(err, ErrNotRunning) {
-			log.Printf("remove pool %s: wait for member %s: %v", name, m.ID, err)
-		}
-		if m2, err := sd.Lookup(m.ID); err == nil {
-			sd.removeUntaken(m2)
+		if m.Pool == name {
+			sd.removeUntaken(m)
 		}
 	}
 	return firstErr
 }
+
+// endMember ends member id, which the caller claimed, waits for it (up to
+// memberEndTimeout) and removes its directory.
+func endMember(ctx context.Context, sd StateDir, id string) error {
+	if err := Kill(ctx, sd, id, int(unix.SIGKILL)); err != nil && !errors.Is(err, ErrNotRunning) && !errors.Is(err, ErrSentryDied) && !errors.Is(err, ErrUnknownSandbox) {
+		return fmt.Errorf("end member %s: %w", id, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, memberEndTimeout)
+	_, err := Wait(wctx, sd, id)
+	cancel()
+	if err != nil && !errors.Is(err, ErrSentryDied) && !errors.Is(err, ErrNotRunning) && !errors.Is(err, ErrUnknownSandbox) {
+		log.Printf("end member %s: wait: %v", id, err)
+	}
+	if m, err := sd.Lookup(id); err == nil {
+		sd.removeUntaken(m)
+	}
+	return nil
+}
+
+// Test hooks, nil outside tests: poolClaimedHook runs in TakeFromPool
+// between a claim and the hand-over, poolRemovingHook in RemovePool once
+// the pool is renamed away and before it claims the waiting members,
+// poolEnteringHook in enter between the open of the waiting directory and
+// the creation of the member's file.
+var (
+	poolClaimedHook  func(id string)
+	poolRemovingHook func()
+	poolEnteringHook func()
+)
 
 // memberEndTimeout bounds how long RemovePool waits for a killed member.
 const memberEndTimeout = 10 * time.Second

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -332,5 +334,138 @@ func TestReplenishProgramEndsAtOnce(t *testing.T) {
 	}
 	if !sb.startedInTake {
 		t.Error("a member whose program ended during its take did not start its replenisher when it ended")
+	}
+}
+
+// makePool makes pool p of size members by hand (as CreatePool leaves it
+// before its members) with in-process members ids entered, and returns
+// them.
+func makePool(t *testing.T, sd StateDir, ids ...string) map[string]*parkedSandbox {
+	t.Helper()
+	p := sd.pool("p")
+	if err := os.MkdirAll(p.waitingDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.writeConfig(&PoolConfig{Name: "p", Image: "img", Size: len(ids)}); err != nil {
+		t.Fatal(err)
+	}
+	members := map[string]*parkedSandbox{}
+	for _, id := range ids {
+		members[id] = serveParked(t, sd, id)
+		if err := p.enter(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return members
+}
+
+func (p *parkedSandbox) State() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state
+}
+
+// TestPoolRmDuringTake provokes each order of a take and a pool rm at
+// their steps (test hooks): a member a take claimed before the pool was
+// renamed away is the taker's and runs; a take that comes once it was is
+// a one-line ErrUnknownPool; the members nobody took are discarded either
+// way. (pool rm used to end every member whose metadata said waiting, and
+// so killed a member claimed but not yet handed over, or handed over
+// after pool rm had read its metadata.)
+func TestPoolRmDuringTake(t *testing.T) {
+	tests := []struct {
+		name string
+		// during runs take or rm in the other's hook.
+		during  string
+		wantID  string
+		wantErr error
+		want    map[string]string
+	}{
+		{"rm between claim and hand-over", "rm", "m1", nil, map[string]string{"m1": "resumed", "m2": "discarded"}},
+		{"take once rm renamed the pool", "take", "", ErrUnknownPool, map[string]string{"m1": "discarded", "m2": "discarded"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sd := StateDir{Root: t.TempDir()}
+			ctx := context.Background()
+			members := makePool(t, sd, "m1", "m2")
+			null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer null.Close()
+			take := func() (string, error) {
+				return TakeFromPool(ctx, sd, "p", TakeOptions{Stdio: [3]*os.File{null, null, null}})
+			}
+			var (
+				id            string
+				takeErr, rmEr error
+				ran           bool
+			)
+			switch tc.during {
+			case "rm":
+				poolClaimedHook = func(string) {
+					if !ran {
+						ran = true
+						rmEr = RemovePool(ctx, sd, "p")
+					}
+				}
+				defer func() { poolClaimedHook = nil }()
+				id, takeErr = take()
+			case "take":
+				poolRemovingHook = func() {
+					ran = true
+					id, takeErr = take()
+				}
+				defer func() { poolRemovingHook = nil }()
+				rmEr = RemovePool(ctx, sd, "p")
+			}
+			if !ran {
+				t.Fatal("the hook never ran")
+			}
+			if rmEr != nil {
+				t.Errorf("RemovePool() = %v, want nil", rmEr)
+			}
+			if id != tc.wantID || !errors.Is(takeErr, tc.wantErr) || (tc.wantErr == nil) != (takeErr == nil) {
+				t.Errorf("TakeFromPool() = %q, %v, want %q, %v", id, takeErr, tc.wantID, tc.wantErr)
+			}
+			if takeErr != nil && strings.Contains(takeErr.Error(), "\n") {
+				t.Errorf("TakeFromPool() error %q is more than one line", takeErr)
+			}
+			for mid, want := range tc.want {
+				if got := members[mid].State(); got != want {
+					t.Errorf("member %s: %s, want %s", mid, got, want)
+				}
+			}
+			if pools, err := ListPools(sd); err != nil || len(pools) != 0 {
+				t.Errorf("ListPools() after RemovePool = %+v, %v, want none", pools, err)
+			}
+			if _, err := TakeFromPool(ctx, sd, "p", TakeOptions{}); !errors.Is(err, ErrUnknownPool) {
+				t.Errorf("TakeFromPool() after RemovePool = %v, want ErrUnknownPool", err)
+			}
+		})
+	}
+}
+
+// TestPoolEnterRemoved: a member that enters its pool while pool rm
+// renames it away (between the open of the waiting directory and the
+// creation of its file) fails to enter and leaves no file in the removed
+// pool's directory, where pool rm may already have looked.
+func TestPoolEnterRemoved(t *testing.T) {
+	sd := StateDir{Root: t.TempDir()}
+	makePool(t, sd)
+	p := sd.pool("p")
+	grave := filepath.Join(sd.Root, poolsDir, ".rm-p")
+	poolEnteringHook = func() {
+		if err := os.Rename(p.dir, grave); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { poolEnteringHook = nil }()
+	if err := p.enter("m1"); !errors.Is(err, ErrUnknownPool) {
+		t.Errorf("enter() while the pool is renamed away = %v, want ErrUnknownPool", err)
+	}
+	if ents, err := os.ReadDir(filepath.Join(grave, "waiting")); err != nil || len(ents) != 0 {
+		t.Errorf("removed pool's waiting directory holds %v, %v, want nothing", ents, err)
 	}
 }
