@@ -76,7 +76,9 @@ const (
 // objects may point to it), so after an error *root is zeroed or partly
 // loaded and must not be used.
 func Load(ctx context.Context, r io.Reader, root any) error {
-	registerPending()
+	if err := registryError(); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("stateify: load: %w", err)
 	}

@@ -41,7 +41,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // beforeSave hooks run as objects are reached. The caller must keep the
 // graph from changing until Save returns.
 func Save(ctx context.Context, w io.Writer, root any) error {
-	registerPending()
+	if err := registryError(); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("stateify: save: %w", err)
 	}

@@ -30,6 +30,10 @@ var (
 	// ErrHook means a beforeSave or afterLoad hook (or a saveX/loadX
 	// conversion) panicked.
 	ErrHook = errors.New("stateify: hook panicked")
+	// ErrRegister means the program registered two savable types under
+	// one saved name (Register), so that a stream could not say which
+	// one it holds: every Save and Load of the process fails with it.
+	ErrRegister = errors.New("stateify: savable types registered under one saved name")
 )
 
 // stateError is the panic payload used inside the engine; Save and Load

@@ -131,10 +131,18 @@ var registry struct {
 	mu     sync.RWMutex
 	byName map[string]*TypeInfo
 	all    []*TypeInfo
+	// err is the first duplicate saved name Register met (ErrRegister),
+	// or nil. Protected by mu.
+	err error
 }
 
-// Register records a savable type. Generated code calls it from init; a
-// duplicate name or field is a programming error and panics at init time.
+// Register records a savable type. Generated code calls it when the
+// package's registrations run (RegisterPackage). A field registered twice
+// is a generator bug and panics. A saved name registered before, by
+// another Go type (two packages linked into one program that stategen did
+// not see together), is recorded as an ErrRegister error naming both Go
+// types, which every Save and Load then returns: the first type keeps the
+// name for Lookup, and the returned TypeInfo is not registered.
 func Register[T any, PT interface {
 	*T
 	Savable
@@ -159,13 +167,35 @@ func Register[T any, PT interface {
 	if registry.byName == nil {
 		registry.byName = make(map[string]*TypeInfo)
 	}
-	if _, dup := registry.byName[name]; dup {
-		panic(fmt.Sprintf("stateify: type %s registered twice", name))
+	if prev, dup := registry.byName[name]; dup {
+		if registry.err == nil {
+			registry.err = fmt.Errorf("%w: %q is the saved name of both %s and %s; give one of them another name= (see docs/ANNOTATING.md) and regenerate",
+				ErrRegister, name, goTypeName(prev.typ), goTypeName(ti.typ))
+		}
+		ti.id = -1
+		return ti
 	}
 	ti.id = len(registry.all)
 	registry.byName[name] = ti
 	registry.all = append(registry.all, ti)
 	return ti
+}
+
+// goTypeName returns t's name with its package's import path.
+func goTypeName(t reflect.Type) string {
+	if t.PkgPath() == "" {
+		return t.String()
+	}
+	return t.PkgPath() + "." + t.Name()
+}
+
+// registryError runs the pending registrations and returns the first
+// duplicate saved name they met (ErrRegister), or nil.
+func registryError() error {
+	registerPending()
+	registry.mu.RLock()
+	defer registry.mu.RUnlock()
+	return registry.err
 }
 
 var savableType = reflect.TypeFor[Savable]()
