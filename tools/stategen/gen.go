@@ -96,7 +96,7 @@ func rel(path string) string {
 func Generate(dir string, patterns []string) ([]Output, error) {
 	cfg := &packages.Config{
 		Mode: packages.NeedName | packages.NeedFiles | packages.NeedSyntax |
-			packages.NeedTypes | packages.NeedTypesInfo | packages.NeedImports,
+			packages.NeedTypes | packages.NeedTypesInfo | packages.NeedImports | packages.NeedModule,
 		Dir: dir,
 	}
 	pkgs, err := packages.Load(cfg, patterns...)
@@ -128,7 +128,7 @@ func Generate(dir string, patterns []string) ([]Output, error) {
 		out := filepath.Join(filepath.Dir(g.firstFile()), p.Name+"_state_autogen.go")
 		outs = append(outs, Output{Path: out, Content: content, NoDirective: content != nil && !hasDirective(p)})
 	}
-	errs = append(errs, duplicateNames(pkgs, saved)...)
+	errs = append(errs, duplicateNames(pkgs, saved, ann)...)
 	if len(errs) > 0 {
 		sort.SliceStable(errs, func(i, j int) bool {
 			a, b := errs[i].Pos, errs[j].Pos

@@ -129,6 +129,9 @@ func TestCheck(t *testing.T) {
 		{"no go:generate line", []string{"./testdata/nodirective"}, 1, "testdata/nodirective: package has +stateify savable types but no"},
 		{"no package line", []string{"./testdata/nopackage"}, 1, "nopackage.go:9:6: package nopackage has +stateify savable types but no \"// +stateify package=NAME\" line"},
 		{"one name in two packages", []string{"./testdata/dupnames/..."}, 1, "dupnames/b/b.go:10:6: type snapshotter/tools/stategen/testdata/dupnames/b.Leaf: saved name \"dup.Leaf\" is already the saved name of snapshotter/tools/stategen/testdata/dupnames/a.Leaf (testdata/dupnames/a/a.go:13:6)"},
+		// go generate runs stategen on one package: the names of the
+		// packages it imports are read from their source.
+		{"one name in a package and one it imports", []string{"./testdata/dupnames/a"}, 1, "dupnames/a/a.go:13:6: type snapshotter/tools/stategen/testdata/dupnames/a.Leaf: saved name \"dup.Leaf\" is already the saved name of snapshotter/tools/stategen/testdata/dupnames/b.Leaf (testdata/dupnames/b/b.go:10"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

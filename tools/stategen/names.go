@@ -219,30 +219,48 @@ func (a *annotations) readDir(dir, pkgName string) dirPackage {
 }
 
 // duplicateNames reports saved names used by two types that can meet in one
-// program: in one package, or in two packages of the run one of which
-// imports the other (directly or through other packages of the run), or
-// which a third package of the run imports both of. Packages outside the
-// run are not seen; stateify.Register still refuses a duplicate at start-up.
-func duplicateNames(pkgs []*packages.Package, saved map[string][]savedEntry) GenErrors {
-	byID := map[string]*packages.Package{}
+// program: in one package, or in two packages one of which imports the
+// other (directly or through other packages), or which a package of the
+// run imports both of. The packages of the run are seen with the types
+// they generate (saved); the packages of the run's module that they import
+// without being in the run (`go generate` runs stategen on one package)
+// are seen through their type information and source (ann), as far as
+// their import lists go (export data lists the packages a package's API
+// refers to, which may not be all it imports). Packages the run cannot
+// reach are not seen; stateify.Register still reports a duplicate when a
+// program registers its types.
+func duplicateNames(pkgs []*packages.Package, saved map[string][]savedEntry, ann *annotations) GenErrors {
+	byPath := map[string]*packages.Package{}
+	module := ""
 	for _, p := range pkgs {
-		byID[p.ID] = p
+		byPath[p.PkgPath] = p
+		if module == "" && p.Module != nil {
+			module = p.Module.Path
+		}
+	}
+	inModule := func(path string) bool {
+		return module != "" && (path == module || strings.HasPrefix(path, module+"/"))
 	}
 	reach := func(root *packages.Package) []string {
 		seen := map[string]bool{}
-		var walk func(p *packages.Package)
-		walk = func(p *packages.Package) {
-			if seen[p.PkgPath] {
+		var walk func(tp *types.Package)
+		walk = func(tp *types.Package) {
+			if seen[tp.Path()] {
 				return
 			}
-			seen[p.PkgPath] = true
-			for _, imp := range p.Imports {
-				if q, ok := byID[imp.ID]; ok {
-					walk(q)
+			seen[tp.Path()] = true
+			if q, ok := byPath[tp.Path()]; ok && q.Types != nil {
+				tp = q.Types // checked from source: its imports are all there
+			} else if _, ok := saved[tp.Path()]; !ok {
+				saved[tp.Path()] = ann.packageSaved(root.Fset, tp)
+			}
+			for _, imp := range tp.Imports() {
+				if inModule(imp.Path()) {
+					walk(imp)
 				}
 			}
 		}
-		walk(root)
+		walk(root.Types)
 		out := make([]string, 0, len(seen))
 		for path := range seen {
 			out = append(out, path)
@@ -265,8 +283,10 @@ func duplicateNames(pkgs []*packages.Package, saved map[string][]savedEntry) Gen
 					continue
 				}
 				a, b := prev, e
-				if later(a.pos, b.pos) {
-					a, b = b, a
+				_, aRun := byPath[a.pkg]
+				_, bRun := byPath[b.pkg]
+				if later(a.pos, b.pos) && aRun == bRun || aRun && !bRun {
+					a, b = b, a // reported at the later, or at the one in the run
 				}
 				if reported[[2]token.Position{a.pos, b.pos}] {
 					continue
@@ -279,6 +299,24 @@ func duplicateNames(pkgs []*packages.Package, saved map[string][]savedEntry) Gen
 		}
 	}
 	return errs
+}
+
+// packageSaved returns the saved names of the annotated types of tp, a
+// package outside the run, found from its type information and its source;
+// types whose saved name is wrong are left to that package's generator.
+func (a *annotations) packageSaved(fset *token.FileSet, tp *types.Package) []savedEntry {
+	var out []savedEntry
+	scope := tp.Scope()
+	for _, n := range scope.Names() {
+		obj, ok := scope.Lookup(n).(*types.TypeName)
+		if !ok || obj.IsAlias() || !a.isAnnotated(fset, obj) {
+			continue
+		}
+		if name, msg := a.savedName(fset, obj); msg == "" {
+			out = append(out, savedEntry{name: name, typ: goName(obj), pkg: tp.Path(), pos: fset.Position(obj.Pos())})
+		}
+	}
+	return out
 }
 
 // later reports whether position a sorts after b.
