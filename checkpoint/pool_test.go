@@ -223,12 +223,18 @@ func TestPoolConcurrentTakes(t *testing.T) {
 }
 
 // TestPoolImageDeleted takes from a pool whose image was removed: the
-// waiting member still runs, replacing it fails with the reason in pool
-// ls, and the empty pool is a one-line error, with --wait too.
+// waiting member still runs, replacing it fails with the reason and its
+// time in pool ls, and the empty pool is a one-line error, with --wait
+// too. Once the image is back, a replenishment fills the pool and clears
+// the error.
 func TestPoolImageDeleted(t *testing.T) {
 	e := newEnv(t)
 	uri := e.poolImage("img")
 	e.createPool("p", uri, 1)
+	kept := filepath.Join(e.dir, "img.kept")
+	if out, err := exec.Command("cp", "-a", filepath.Join(e.dir, "img"), kept).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a img: %v %s", err, out)
+	}
 	e.must("rm", uri)
 	id, out, _ := e.takeDetached("p", "check\n")
 	e.must("wait", id)
@@ -255,6 +261,23 @@ func TestPoolImageDeleted(t *testing.T) {
 	}
 	if w := e.statuses("waiting"); len(w) != 0 {
 		t.Errorf("ps: waiting %q, want none", w)
+	}
+	f := e.poolRow("p")
+	if len(f) < 6 || !strings.Contains(strings.Join(f[5:], " "), "not found") {
+		t.Errorf("pool ls row %q: want the time of the failure, then why", f)
+	} else if _, err := time.Parse(time.RFC3339, f[4]); err != nil {
+		t.Errorf("pool ls row %q: error column begins with %q, want the time of the failure (%v)", f, f[4], err)
+	}
+
+	// The image back, a replenishment (the command a take starts; it
+	// runs after any still at work, under the pool's lock) fills the
+	// pool, and the error is gone.
+	if err := os.Rename(kept, filepath.Join(e.dir, "img")); err != nil {
+		t.Fatal(err)
+	}
+	e.must("pool", "replenish", "p")
+	if f := e.poolRow("p"); len(f) != 4 || f[3] != "1" {
+		t.Errorf("pool ls row after a replenishment that filled the pool: %q, want 1 waiting and no error", f)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -268,8 +269,10 @@ func CreatePool(ctx context.Context, o PoolOptions) error {
 // Replenish launches members until the pool is full, one replenisher at
 // a time (the others wait for its lock, then find less to do). Members
 // that ended while they waited are dropped first. A member that cannot be
-// made stops it: the error is recorded in pool.json and pool.log and
-// returned.
+// made stops it. Its error, whatever failed once the pool was locked, is
+// recorded with its time in pool.json (snap pool ls shows it) and in
+// pool.log, and returned; it stays recorded until a replenishment fills
+// the pool. A pool that is gone is not an error to record.
 func Replenish(ctx context.Context, sd StateDir, name, exe string) error {
 	p := sd.pool(name)
 	lock, err := os.OpenFile(filepath.Join(p.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
@@ -283,6 +286,19 @@ func Replenish(ctx context.Context, sd StateDir, name, exe string) error {
 	if err := flock(lock, unix.LOCK_EX); err != nil {
 		return fmt.Errorf("lock pool %s: %w", name, err)
 	}
+	err = p.replenishLocked(ctx, exe)
+	if err != nil && !errors.Is(err, ErrUnknownPool) {
+		p.recordError(err)
+	}
+	return err
+}
+
+// launchPoolMember launches a member of a pool (launchMember); tests
+// replace it.
+var launchPoolMember = launchMember
+
+// replenishLocked is Replenish once the pool is locked.
+func (p poolDir) replenishLocked(ctx context.Context, exe string) error {
 	c, err := p.config()
 	if err != nil {
 		return err
@@ -290,24 +306,57 @@ func Replenish(ctx context.Context, sd StateDir, name, exe string) error {
 	live := p.prune()
 	for ; live < c.Size; live++ {
 		if err := ctx.Err(); err != nil {
-			return err
+			return fmt.Errorf("pool %s: replace a member: %w", p.name, err)
 		}
-		if _, err := launchMember(sd, c, exe); err != nil {
-			err = fmt.Errorf("pool %s: replace a member: %w", name, err)
-			p.logf("%v", err)
-			if c2, rerr := p.config(); rerr == nil {
-				now := time.Now().UTC()
-				c2.Error, c2.ErrorAt = err.Error(), &now
-				p.writeConfig(c2)
-			}
-			return err
+		if _, err := launchPoolMember(p.sd, c, exe); err != nil {
+			return fmt.Errorf("pool %s: replace a member: %w", p.name, err)
 		}
 	}
-	if c.Error != "" {
+	if c, err = p.config(); err == nil && c.Error != "" {
 		c.Error, c.ErrorAt = "", nil
-		return p.writeConfig(c)
+		err = p.writeConfig(c)
 	}
-	return nil
+	return err
+}
+
+// recordError records err, why replenishing the pool failed, with the
+// time, in pool.json and pool.log (best effort: a pool removed meanwhile
+// records nothing).
+//
+// Preconditions: the pool's lock is held.
+func (p poolDir) recordError(err error) {
+	p.logf("%v", err)
+	c, rerr := p.config()
+	if rerr != nil {
+		return
+	}
+	now := time.Now().UTC()
+	c.Error, c.ErrorAt = oneLine(err.Error()), &now
+	if werr := p.writeConfig(c); werr != nil {
+		log.Printf("pool %s: record why replenishing failed: %v", p.name, werr)
+	}
+}
+
+// recordSpawnError records in pool name that its replenisher could not be
+// started (err), unless a replenisher holds the pool's lock (it refills
+// the pool, and records its own errors).
+func recordSpawnError(sd StateDir, name string, err error) {
+	p := sd.pool(name)
+	lock, oerr := os.OpenFile(filepath.Join(p.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if oerr != nil {
+		return // the pool is gone
+	}
+	defer lock.Close()
+	if flock(lock, unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return
+	}
+	p.recordError(err)
+}
+
+// oneLine returns s with its line breaks replaced by "; ", for a column of
+// snap pool ls.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
 }
 
 func flock(f *os.File, how int) error {
@@ -440,7 +489,9 @@ func startReplenisher(sd StateDir, name, exe string) (*exec.Cmd, error) {
 	cmd := exec.Command(exe, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start replenisher of pool %s: %w", name, err)
+		err = fmt.Errorf("pool %s: start its replenisher: %w", name, err)
+		recordSpawnError(sd, name, err)
+		return nil, err
 	}
 	return cmd, nil
 }

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -340,13 +341,13 @@ func TestReplenishProgramEndsAtOnce(t *testing.T) {
 // makePool makes pool p of size members by hand (as CreatePool leaves it
 // before its members) with in-process members ids entered, and returns
 // them.
-func makePool(t *testing.T, sd StateDir, ids ...string) map[string]*parkedSandbox {
+func makePool(t *testing.T, sd StateDir, size int, ids ...string) map[string]*parkedSandbox {
 	t.Helper()
 	p := sd.pool("p")
 	if err := os.MkdirAll(p.waitingDir(), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.writeConfig(&PoolConfig{Name: "p", Image: "img", Size: len(ids)}); err != nil {
+	if err := p.writeConfig(&PoolConfig{Name: "p", Image: "img", Size: size}); err != nil {
 		t.Fatal(err)
 	}
 	members := map[string]*parkedSandbox{}
@@ -388,7 +389,7 @@ func TestPoolRmDuringTake(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sd := StateDir{Root: t.TempDir()}
 			ctx := context.Background()
-			members := makePool(t, sd, "m1", "m2")
+			members := makePool(t, sd, 2, "m1", "m2")
 			null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -453,7 +454,7 @@ func TestPoolRmDuringTake(t *testing.T) {
 // pool's directory, where pool rm may already have looked.
 func TestPoolEnterRemoved(t *testing.T) {
 	sd := StateDir{Root: t.TempDir()}
-	makePool(t, sd)
+	makePool(t, sd, 1)
 	p := sd.pool("p")
 	grave := filepath.Join(sd.Root, poolsDir, ".rm-p")
 	poolEnteringHook = func() {
@@ -467,5 +468,70 @@ func TestPoolEnterRemoved(t *testing.T) {
 	}
 	if ents, err := os.ReadDir(filepath.Join(grave, "waiting")); err != nil || len(ents) != 0 {
 		t.Errorf("removed pool's waiting directory holds %v, %v, want nothing", ents, err)
+	}
+}
+
+// TestReplenishError: a replenishment that fails records why, and when,
+// in the pool (ListPools, which snap pool ls prints, and pool.log); the
+// record stays through more failures and is cleared by a replenishment
+// that fills the pool. A replenisher that cannot be started is recorded
+// alike.
+func TestReplenishError(t *testing.T) {
+	sd := StateDir{Root: t.TempDir()}
+	ctx := context.Background()
+	makePool(t, sd, 1)
+	imageGone := errors.New("open image file:///x/img: image not found")
+	defer func(f func(StateDir, *PoolConfig, string) (*Metadata, error)) { launchPoolMember = f }(launchPoolMember)
+	n := 0
+	steps := []struct {
+		name      string
+		launch    error // nil: the member is made and enters the pool
+		wantError string
+		waiting   int
+	}{
+		{"image deleted", imageGone, "image not found", 0},
+		{"still deleted", imageGone, "image not found", 0},
+		{"image back", nil, "", 1},
+		{"pool full", imageGone, "", 1},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			launchPoolMember = func(sd StateDir, c *PoolConfig, _ string) (*Metadata, error) {
+				if st.launch != nil {
+					return nil, st.launch
+				}
+				n++
+				id := fmt.Sprintf("m%d", n)
+				serveParked(t, sd, id)
+				return nil, sd.pool(c.Name).enter(id)
+			}
+			err := Replenish(ctx, sd, "p", "")
+			if (err != nil) != (st.wantError != "") || err != nil && !errors.Is(err, st.launch) {
+				t.Errorf("Replenish() = %v, want error %q", err, st.wantError)
+			}
+			pools, err := ListPools(sd)
+			if err != nil || len(pools) != 1 {
+				t.Fatalf("ListPools() = %+v, %v, want pool p", pools, err)
+			}
+			got := pools[0]
+			if !strings.Contains(got.Error, st.wantError) || (got.Error == "") != (st.wantError == "") || (got.ErrorAt == nil) != (st.wantError == "") {
+				t.Errorf("pool after Replenish: error %q at %v, want %q with its time", got.Error, got.ErrorAt, st.wantError)
+			}
+			if got.Waiting != st.waiting {
+				t.Errorf("pool after Replenish: %d waiting, want %d", got.Waiting, st.waiting)
+			}
+		})
+	}
+	log, err := os.ReadFile(filepath.Join(sd.pool("p").dir, "pool.log"))
+	if err != nil || strings.Count(string(log), "image not found") != 2 {
+		t.Errorf("pool.log = %q, %v, want the two failures", log, err)
+	}
+
+	// A replenisher that does not start (its executable is gone).
+	if err := SpawnReplenisher(sd, "p", filepath.Join(sd.Root, "no-snap")); err == nil {
+		t.Fatal("SpawnReplenisher(missing executable) succeeded")
+	}
+	if pools, err := ListPools(sd); err != nil || len(pools) != 1 || !strings.Contains(pools[0].Error, "start its replenisher") || pools[0].ErrorAt == nil {
+		t.Errorf("ListPools() after a replenisher failed to start = %+v, %v, want its error", pools, err)
 	}
 }

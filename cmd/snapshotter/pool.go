@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -241,7 +242,7 @@ func waitForeground(cmd *cobra.Command, sd runner.StateDir, id string, sigs chan
 func newPoolLsCmd(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "ls",
-		Short: "List pools: image, size, waiting members, and why replacing members fails",
+		Short: "List pools: image, size, waiting members, and when and why replacing members last failed",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pools, err := runner.ListPools(runner.StateDir{Root: g.stateDir})
@@ -251,7 +252,13 @@ func newPoolLsCmd(g *globalFlags) *cobra.Command {
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NAME\tIMAGE\tSIZE\tWAITING\tERROR")
 			for _, p := range pools {
-				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", p.Name, p.Image, p.Size, p.Waiting, p.Error)
+				// The last replenishment's error, from when it failed
+				// until one fills the pool.
+				failed := p.Error
+				if p.ErrorAt != nil {
+					failed = p.ErrorAt.UTC().Format(time.RFC3339) + " " + failed
+				}
+				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", p.Name, p.Image, p.Size, p.Waiting, failed)
 			}
 			return w.Flush()
 		},
