@@ -20,6 +20,7 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == SentryCommand {
 		os.Exit(testSentryMain(os.Args[2:]))
 	}
+	spawnPoolReplenisher = testSpawnReplenisher
 	os.Exit(m.Run())
 }
 

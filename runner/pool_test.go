@@ -69,6 +69,28 @@ func (p *parkedSandbox) Save(context.Context, SaveRequest, func(Progress)) (stri
 	return "", ErrUnsupported
 }
 
+// replenishHooks maps a test's state directory to what starting the
+// replenisher of one of its pools does (func()); without one, nothing.
+// TestMain installs testSpawnReplenisher once, so that no test starts the
+// test binary as a replenisher, and no test writes spawnPoolReplenisher
+// while a member of an earlier test (whose replenisher starts 50 ms after
+// its take) may read it.
+var replenishHooks sync.Map
+
+func testSpawnReplenisher(sd StateDir, _, _ string) error {
+	if f, ok := replenishHooks.Load(sd.Root); ok {
+		f.(func())()
+	}
+	return nil
+}
+
+// onReplenish has f run when a member of sd starts its pool's
+// replenisher, for the rest of the test.
+func onReplenish(t *testing.T, sd StateDir, f func()) {
+	replenishHooks.Store(sd.Root, f)
+	t.Cleanup(func() { replenishHooks.Delete(sd.Root) })
+}
+
 // serveParked serves a waiting member id in this process.
 func serveParked(t *testing.T, sd StateDir, id string) *parkedSandbox {
 	t.Helper()
@@ -313,11 +335,7 @@ func TestReplenishProgramEndsAtOnce(t *testing.T) {
 	sd := StateDir{Root: t.TempDir()}
 	spawned := make(chan struct{})
 	var once sync.Once
-	defer func(f func(StateDir, string, string) error) { spawnPoolReplenisher = f }(spawnPoolReplenisher)
-	spawnPoolReplenisher = func(StateDir, string, string) error {
-		once.Do(func() { close(spawned) })
-		return nil
-	}
+	onReplenish(t, sd, func() { once.Do(func() { close(spawned) }) })
 	m := &Metadata{ID: "m1", PID: os.Getpid(), Status: StatusWaiting, Pool: "p"}
 	if err := sd.Reserve(m); err != nil {
 		t.Fatal(err)

@@ -64,13 +64,16 @@ type Server struct {
 	// handlers counts running request handlers.
 	handlers sync.WaitGroup
 
-	// replMu protects replenish and replStarted, and is held while the
-	// replenisher starts, so that Finish (and the process's end) waits
-	// for a start under way.
+	// replMu protects replenish, replPool and replStarted, and is held
+	// while the replenisher starts, so that Finish (and the process's
+	// end) waits for a start under way.
 	replMu sync.Mutex
-	// replenish, once a pool member was taken, starts its pool's
-	// replenisher ReplenishDelay later, or at Finish if that comes first.
+	// replenish, once a pool member was taken, starts the replenisher of
+	// its pool replPool ReplenishDelay later, or at Finish if that comes
+	// first (Finish needs no s.mu for it, which a take holds while it
+	// resumes the program).
 	replenish   *time.Timer
+	replPool    string
 	replStarted bool
 }
 
@@ -380,6 +383,7 @@ func (s *Server) take(files []*os.File, publish []string) error {
 func (s *Server) armReplenisher(pool string) {
 	s.replMu.Lock()
 	defer s.replMu.Unlock()
+	s.replPool = pool
 	s.replenish = time.AfterFunc(ReplenishDelay, func() {
 		s.replMu.Lock()
 		defer s.replMu.Unlock()
@@ -460,7 +464,7 @@ func (s *Server) Finish(st ExitStatus) error {
 		// This process is about to end: the replenisher starts now if
 		// it was not due yet (or waits for its start under way).
 		s.replenish.Stop()
-		s.startReplenisher(s.Metadata().Pool)
+		s.startReplenisher(s.replPool)
 	}
 	s.replMu.Unlock()
 	s.saveMu.Lock()
