@@ -666,7 +666,7 @@ func RemovePool(ctx context.Context, sd StateDir, name string) error {
 	}
 	gone := poolDir{sd: sd, name: name, dir: grave}
 	ids, err := gone.waiting()
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrUnknownPool) { // no waiting/: a pool half made
 		return fmt.Errorf("remove pool %s: %w", name, err)
 	}
 	var firstErr error
