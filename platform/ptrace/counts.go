@@ -23,6 +23,9 @@ type counts struct {
 	injections, injectedNanos atomic.Uint64
 	// stubs counts stub processes started (fork and exec).
 	stubs atomic.Uint64
+	// deferredFaults counts the faults of stub threads that made
+	// deferred mapping calls (addressSpace.deferred).
+	deferredFaults atomic.Uint64
 }
 
 // countInjected counts one injected system call nr.
@@ -58,5 +61,6 @@ func (p *Platform) Counts() []platform.Count {
 		{Name: "injection-stops", Value: c.injections.Load()},
 		{Name: "injected-us", Value: c.injectedNanos.Load() / 1000},
 		{Name: "stub-processes", Value: c.stubs.Load()},
+		{Name: "deferred-map-faults", Value: c.deferredFaults.Load()},
 	}
 }

@@ -43,6 +43,18 @@
 // munmap, and the first Switch maps the new image; no stub is started for
 // the exec and none torn down.
 //
+// Once it runs, an address space with one stub thread defers a mapping
+// change made on that thread's tracer where the stub maps nothing yet: a
+// read-only mmap of an unmapped range, and later changes inside such a
+// range (addressSpace.deferred). The application cannot tell: a touch
+// there faults in the stub, and Switch makes the deferred calls in one
+// batch and runs the access again. Anything else that uses the stub makes
+// them first (another stub thread's Switch, an injected call, HostPID,
+// a write watch). ld.so maps a library in four read-only calls and one
+// writable one before touching it: one stop instead of five. Writable
+// mappings (a heap, a stack, a bss, TLS) are written at once as a rule
+// and are made at once, as is the page of a fault being handled.
+//
 // # Thread model
 //
 // ptrace is per OS thread: only the thread that traces a task may issue
@@ -157,6 +169,7 @@ package ptrace
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -243,6 +256,11 @@ type Platform struct {
 	baseFD       int
 	basePopulate bool
 
+	// deferMappings lets an address space defer mapping changes that its
+	// only stub thread cannot see yet (addressSpace.deferred); off with
+	// SNAP_NO_DEFERRED_MAPPINGS=1 in the environment. Immutable.
+	deferMappings bool
+
 	// counts are for Counts.
 	counts counts
 }
@@ -275,6 +293,8 @@ func newPlatform(opts platform.Options) (*Platform, error) {
 		memFD:  memFD,
 		stubFD: stubFD,
 		spaces: make(map[*addressSpace]struct{}),
+
+		deferMappings: os.Getenv("SNAP_NO_DEFERRED_MAPPINGS") != "1",
 	}
 	if err := unix.SchedGetaffinity(0, &p.cpus); err != nil {
 		unix.Close(memFD)
