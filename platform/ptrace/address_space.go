@@ -685,9 +685,12 @@ func (a *addressSpace) Release() {
 
 // Renew implements platform.Renewer. The heir starts with an munmap of the
 // whole user range queued; a's Release hands it the stub (leader, stub
-// threads, the base file's descriptor) and runs that munmap at once, so
-// that the memory a's mappings held is unmapped before it is freed; the
-// heir's own calls wait for its first Switch, as in a new stub.
+// threads, the base file's descriptor), and the heir's first Switch makes
+// that munmap and the heir's own calls in one batch, as in a new stub.
+// Meanwhile the stub still maps a's memory, which the kernel may free and
+// reuse: nothing runs in the stub or reads through it before the munmap
+// (HostPID and a write watch make the queued calls first), and freeing
+// a page of the memory file takes it out of every mapping.
 func (a *addressSpace) Renew() (platform.AddressSpace, error) {
 	a.p.renewMu.Lock()
 	defer a.p.renewMu.Unlock()
@@ -761,20 +764,6 @@ func (a *addressSpace) handOver(h *addressSpace) bool {
 	return true
 }
 
-// unmapOld runs the munmap of the whole user range that Renew queued first,
-// if it is still queued, now that the heir has the stub.
-func (a *addressSpace) unmapOld() {
-	a.opMu.Lock()
-	defer a.opMu.Unlock()
-	if a.isReleased() || len(a.pending) == 0 || a.pending[0].nr != sysMunmap || a.pending[0].args[0] != minUserAddress {
-		return
-	}
-	if _, err := a.syscall(sysMunmap, a.pending[0].args); err == nil {
-		a.pending = a.pending[1:]
-	}
-	// Otherwise it stays queued, and the first Switch reports the failure.
-}
-
 // cancelRenewal undoes Renew for its heir a, released before the address
 // space it renews: that one keeps its stub. It reports false if a is no
 // heir waiting.
@@ -820,7 +809,6 @@ func (a *addressSpace) release() {
 	handed := h != nil && a.handOver(h)
 	a.p.renewMu.Unlock()
 	if handed {
-		h.unmapOld()
 		return
 	}
 	a.opMu.Lock()

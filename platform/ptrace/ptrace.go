@@ -39,9 +39,9 @@
 // A fork's child, an exec and a restore map all their vmas that way. An
 // exec of a process that nothing else shares keeps its stub (Renew): the
 // new address space's calls are queued behind an munmap of the whole user
-// range, the old address space's Release hands the stub over and runs that
-// munmap, and the first Switch maps the new image; no stub is started for
-// the exec and none torn down.
+// range, the old address space's Release hands the stub over, and the
+// first Switch makes that munmap and maps the new image in one batch; no
+// stub is started for the exec and none torn down.
 //
 // Once it runs, an address space with one stub thread defers a mapping
 // change made on that thread's tracer where the stub maps nothing yet: a
