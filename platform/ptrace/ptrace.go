@@ -13,10 +13,11 @@
 // It is written to a sealed memfd and executed (fork + execve of
 // /proc/<sentry pid>/fd/<n>) with PTRACE_TRACEME, PR_SET_PDEATHSIG=SIGKILL
 // and its own process group; the memory file is passed as descriptor 3 and
-// no other descriptor is open. After exec the platform injects munmap calls
-// that remove everything but the stub page (stack, vdso, vvar), sets
-// SIGCHLD to SIG_IGN so that the host reaps the stub's children, and names
-// it "snap-stub". The stub page lies above MaxUserAddress, so application
+// no other descriptor is open. The exec also maps the scratch page that
+// batches use (an anonymous PT_LOAD); after it the platform injects, in one
+// batch, munmap calls that remove everything but those two pages (stack,
+// vdso, vvar), SIG_IGN for SIGCHLD so that the host reaps the stub's
+// children, and the name "snap-stub". The stub page lies above MaxUserAddress, so application
 // mappings never touch it. See stub_amd64.go for the layout and the code.
 // New starts one stub to learn the host's XSAVE layout and keeps it as a
 // spare for the first address space. From the second address space on,
@@ -33,8 +34,8 @@
 // for reading only, and every first write would still fault. Until the
 // address space first runs application code nothing can observe its
 // mappings, so MapFile and Unmap only queue their calls, and the first
-// Switch makes them all in one stop: the stub maps a scratch page above its
-// code at spawn, the injector writes the calls' table there
+// Switch makes them all in one stop: the stub has a scratch page above its
+// code, the injector writes the calls' table there
 // (process_vm_writev), and the stub's batch entry runs them (injectBatch).
 // A fork's child, an exec and a restore map all their vmas that way. An
 // exec of a process that nothing else shares keeps its stub (Renew): the
