@@ -103,6 +103,7 @@ func (p *Platform) spawnStub() (int, platform.Registers, preThread, error) {
 	if err != nil {
 		return 0, regs, preThread{}, err
 	}
+	p.counts.setupStops.Add(1)
 	pre, err := clonePreThread(pid, &regs)
 	if err != nil {
 		killAndReap(pid)
@@ -206,6 +207,7 @@ func (p *Platform) spawnStubLeader() (int, platform.Registers, error) {
 	// batch strips the stub down; a host whose loader did not map it
 	// gets it mapped first.
 	if !stubMapped(pid, stubScratch) {
+		p.counts.setupStops.Add(1)
 		if _, err := inject(pid, &regs, stubSyscallEntry, sysMmap, [6]uint64{stubScratch, pageSize, unix.PROT_READ | unix.PROT_WRITE,
 			unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_FIXED, ^uint64(0), 0}, 0); err != nil {
 			killAndReap(pid)
@@ -218,6 +220,7 @@ func (p *Platform) spawnStubLeader() (int, platform.Registers, error) {
 		{sysRtSigaction, [6]uint64{uint64(unix.SIGCHLD), stubBase + stubSigactOff, 0, 8}},  // ignore SIGCHLD
 		{sysPrctl, [6]uint64{unix.PR_SET_NAME, stubBase + stubNameOff}},                    // its name
 	}
+	p.counts.setupStops.Add(1)
 	if failed, err := injectBatch(pid, &regs, steps); err != nil {
 		killAndReap(pid)
 		return 0, regs, fmt.Errorf("stub %d: strip down (call %d): %w", pid, failed, err)
