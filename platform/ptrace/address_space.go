@@ -76,6 +76,15 @@ type addressSpace struct {
 	// by opMu.
 	deferTracer int
 	deferRanges []span
+	// deferReadable is set while a deferred call maps something readable,
+	// and deferRuns counts the Switches of deferTracer's stub thread since
+	// the last call was deferred: a second one (the application went on
+	// to another kind of system call) makes the calls before it runs, as
+	// readable memory is read soon, which would otherwise cost a fault
+	// as well. ld.so maps ld.so.cache, closes it and reads it. Protected
+	// by opMu.
+	deferReadable bool
+	deferRuns     int
 	// faultPage is the page of the last memory fault Switch reported, plus
 	// one, until the next Switch (else 0): the kernel maps it now and the
 	// application touches it at once, so its mapping is never deferred.
@@ -531,6 +540,10 @@ func (a *addressSpace) deferLocked(c stubCall) {
 		a.pending = append(a.pending, c)
 	}
 	a.deferRanges = addSpan(a.deferRanges, span{c.args[0], c.args[0] + c.args[1]})
+	a.deferRuns = 0
+	if c.nr == sysMmap && c.args[2]&unix.PROT_READ != 0 {
+		a.deferReadable = true
+	}
 	a.deferred.Store(true)
 }
 
@@ -541,21 +554,30 @@ func (a *addressSpace) undeferLocked() {
 	if len(a.pending) == 0 && a.deferred.Load() {
 		a.deferred.Store(false)
 		a.deferRanges = a.deferRanges[:0]
+		a.deferReadable, a.deferRuns = false, 0
 	}
 }
 
 // flushDeferred makes the deferred calls on the stub thread t before t
-// runs the application, unless t's tracer deferred them (then only a
-// fault in t does, see run), or before t runs at all if always.
+// runs the application, unless t's tracer deferred them and this is the
+// first Switch since, or they map nothing readable (then a fault in t
+// does, see run, or the next injection); or before t runs at all if
+// always. It reports whether it made them.
 //
 // Preconditions: t.mu is held; the caller is t's tracer.
-func (a *addressSpace) flushDeferred(t *stubThread, always bool) error {
+func (a *addressSpace) flushDeferred(t *stubThread, always bool) (bool, error) {
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
-	if !a.deferred.Load() || (!always && a.deferTracer == t.tracer) {
-		return nil
+	if !a.deferred.Load() {
+		return false, nil
 	}
-	return a.flushOnLocked(t)
+	if !always && a.deferTracer == t.tracer {
+		if !a.deferReadable || a.deferRuns == 0 {
+			a.deferRuns++
+			return false, nil
+		}
+	}
+	return true, a.flushOnLocked(t)
 }
 
 // spansCover reports whether [start, end) lies within the union of the

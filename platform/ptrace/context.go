@@ -205,9 +205,11 @@ func (c *context) switchLocked(a *addressSpace, t *stubThread, st *platform.Stat
 	err := c.load(t, st)
 	if err == nil && a.deferred.Load() {
 		// load proved that this thread traces t: make what another
-		// stub thread's tracer deferred before t runs (which changes
-		// t's registers: load them again).
-		if err = a.flushDeferred(t, false); err == nil {
+		// stub thread's tracer deferred before t runs, or what t's own
+		// tracer did if it is time (which changes t's registers: load
+		// them again).
+		var flushed bool
+		if flushed, err = a.flushDeferred(t, false); flushed && err == nil {
 			err = c.load(t, st)
 		}
 	}
@@ -544,7 +546,7 @@ func (c *context) flushAtFault(a *addressSpace, t *stubThread) (bool, error) {
 	if err := getRegs(t.tid, &regs); err != nil {
 		return false, fmt.Errorf("ptrace: read registers of stub thread %d: %w", t.tid, err)
 	}
-	if err := a.flushDeferred(t, true); err != nil {
+	if _, err := a.flushDeferred(t, true); err != nil {
 		return false, fmt.Errorf("ptrace: stub thread %d: %w", t.tid, err)
 	}
 	if err := setRegs(t.tid, &regs); err != nil {

@@ -30,6 +30,10 @@ func TestDeferredMappings(t *testing.T) {
 		elsewhere bool
 		// hostPID calls HostPID before the load.
 		hostPID bool
+		// syscallFirst runs a system call (a Switch) before the load, as
+		// the program returning from the mapping's own system call: the
+		// next Switch makes readable mappings, without a fault.
+		syscallFirst bool
 		// wantFault is the load's expected fault; otherwise it reads
 		// value, through one fault in the stub if the change was
 		// deferred and nothing else made it.
@@ -51,6 +55,13 @@ func TestDeferredMappings(t *testing.T) {
 			return true
 		}, wantFault: true},
 		{name: "another stub thread runs first", change: mapRO(addr), elsewhere: true},
+		{name: "a system call before the touch", change: mapRO(addr), syscallFirst: true},
+		{name: "no access, a system call before the touch", change: func(t *testing.T, a *addressSpace) bool {
+			if err := a.MapFile(addr, dataOff, pageSize, platform.NoAccess, false); err != nil {
+				t.Fatalf("MapFile = %v", err)
+			}
+			return true
+		}, syscallFirst: true, wantFault: true},
 		{name: "HostPID makes them", change: mapRO(addr), hostPID: true},
 		{name: "writable map not deferred", change: func(t *testing.T, a *addressSpace) bool {
 			if err := a.MapFile(addr, dataOff, pageSize, platform.ReadWrite, false); err != nil {
@@ -107,6 +118,16 @@ func TestDeferredMappings(t *testing.T) {
 					t.Errorf("after HostPID: deferred %v, %#x mapped %v; want false, true", a.deferred.Load(), uint64(addr), mapped(a.pid, addr))
 				}
 			}
+			if tc.syscallFirst {
+				st = &platform.State{}
+				st.Regs.Rip = codeAddr + offSyscall
+				if _, _, err := switchOnce(c, a, st); err != nil {
+					t.Fatalf("Switch (system call) = %v", err)
+				}
+				// (The Switch that returned from the mapping's own
+				// system call is the change's first, this the
+				// second: the load's Switch makes them.)
+			}
 			faults := e.p.counts.deferredFaults.Load()
 			st = &platform.State{}
 			st.Regs.Rip, st.Regs.Rdi, st.Regs.Rbx = codeAddr+offLoad, uint64(load), 0xabcdef
@@ -131,7 +152,7 @@ func TestDeferredMappings(t *testing.T) {
 				}
 			}
 			wantFaults := uint64(0)
-			if deferred && !tc.elsewhere && !tc.hostPID {
+			if deferred && !tc.elsewhere && !tc.hostPID && (!tc.syscallFirst || tc.wantFault) {
 				wantFaults = 1
 			}
 			if got := e.p.counts.deferredFaults.Load() - faults; got != wantFaults {
