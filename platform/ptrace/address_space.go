@@ -64,11 +64,12 @@ type addressSpace struct {
 	// in, which the address space's only stub thread, traced by
 	// deferTracer, need not have until it touches them. A touch there
 	// faults in the stub, and Switch then makes them and resumes the
-	// application (run); any other use of the stub makes them first: a
-	// Switch of another stub thread, an injected call, HostPID, a write
-	// watch. ld.so maps a library in 4-6 calls before it touches it, and
-	// each would otherwise cost a round trip to the stub. Accessed
-	// atomically; written holding opMu.
+	// application (run), as does its second Switch since if they map
+	// something readable (deferReadable); any other use of the stub
+	// makes them first: a Switch of another stub thread, an injected
+	// call, HostPID, a write watch. ld.so maps a library in 4-6 calls
+	// before it touches it, and each would otherwise cost a round trip
+	// to the stub. Accessed atomically; written holding opMu.
 	deferred atomic.Bool
 	// deferTracer is the OS thread whose stub thread alone runs while
 	// calls are deferred; deferRanges are the ranges the deferred calls

@@ -49,9 +49,10 @@
 // read-only mmap of an unmapped range, and later changes inside such a
 // range (addressSpace.deferred). The application cannot tell: a touch
 // there faults in the stub, and Switch makes the deferred calls in one
-// batch and runs the access again. Anything else that uses the stub makes
-// them first (another stub thread's Switch, an injected call, HostPID,
-// a write watch). ld.so maps a library in four read-only calls and one
+// batch and runs the access again; the stub thread's second Switch since
+// makes them if they map something readable (read soon, as a rule).
+// Anything else that uses the stub makes them first (another stub
+// thread's Switch, an injected call, HostPID, a write watch). ld.so maps a library in four read-only calls and one
 // writable one before touching it: one stop instead of five. Writable
 // mappings (a heap, a stack, a bss, TLS) are written at once as a rule
 // and are made at once, as is the page of a fault being handled.
