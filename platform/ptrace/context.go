@@ -211,6 +211,10 @@ func (c *context) switchLocked(a *addressSpace, t *stubThread, st *platform.Stat
 		var flushed bool
 		if flushed, err = a.flushDeferred(t, false); flushed && err == nil {
 			err = c.load(t, st)
+			if err == nil && c.takeInterrupt() {
+				// Its SIGSTOP was swallowed by the injection.
+				return platform.ErrInterrupted
+			}
 		}
 	}
 	if errors.Is(err, errBadRegs) {
@@ -553,11 +557,18 @@ func (c *context) flushAtFault(a *addressSpace, t *stubThread) (bool, error) {
 		return false, fmt.Errorf("ptrace: set registers of stub thread %d: %w", t.tid, err)
 	}
 	a.p.counts.deferredFaults.Add(1)
+	return c.takeInterrupt(), nil
+}
+
+// takeInterrupt consumes a pending interrupt and reports whether there was
+// one: an injection into the running stub thread swallows the SIGSTOP
+// that Interrupt sends (runToTrap), so Switch checks after one.
+func (c *context) takeInterrupt() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	interrupted := c.interrupted
 	c.interrupted = false
-	return interrupted, nil
+	return interrupted
 }
 
 // viaSyscallInsn reports whether the system call stop in r was entered with
