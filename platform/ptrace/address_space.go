@@ -59,6 +59,38 @@ type addressSpace struct {
 	// batching is set between BeginBatch and EndBatch: MapFile and Unmap
 	// queue as before the first Switch. Protected by opMu.
 	batching bool
+	// deferred is set while pending holds calls deferred after the first
+	// Switch (mayDeferLocked): mappings of ranges the stub maps nothing
+	// in, which the address space's only stub thread, traced by
+	// deferTracer, need not have until it touches them. A touch there
+	// faults in the stub, and Switch then makes them and resumes the
+	// application (run), as does its second Switch since if they map
+	// something readable (deferReadable); any other use of the stub
+	// makes them first: a Switch of another stub thread, an injected
+	// call, HostPID, a write watch. ld.so maps a library in 4-6 calls
+	// before it touches it, and each would otherwise cost a round trip
+	// to the stub. Accessed atomically; written holding opMu.
+	deferred atomic.Bool
+	// deferTracer is the OS thread whose stub thread alone runs while
+	// calls are deferred; deferRanges are the ranges the deferred calls
+	// change, where the stub maps nothing until they are made. Protected
+	// by opMu.
+	deferTracer int
+	deferRanges []span
+	// deferReadable is set while a deferred call maps something readable,
+	// and deferRuns counts the Switches of deferTracer's stub thread since
+	// the last call was deferred: a second one (the application went on
+	// to another kind of system call) makes the calls before it runs, as
+	// readable memory is read soon, which would otherwise cost a fault
+	// as well. ld.so maps ld.so.cache, closes it and reads it. Protected
+	// by opMu.
+	deferReadable bool
+	deferRuns     int
+	// faultPage is the page of the last memory fault Switch reported, plus
+	// one, until the next Switch (else 0): the kernel maps it now and the
+	// application touches it at once, so its mapping is never deferred.
+	// Accessed atomically.
+	faultPage atomic.Uint64
 	// baseOpen is set once the stub has opened the base file, as its
 	// descriptor baseInStub (base.go). Protected by opMu.
 	baseOpen   bool
@@ -189,6 +221,16 @@ func (a *addressSpace) MapFile(addr, offset, length uint64, at platform.AccessTy
 		if err := a.flushLocked(); err != nil {
 			return err
 		}
+	} else if !precommit && !at.Write && a.mayDeferLocked(addr, addr+length) {
+		// (Writable mappings are written at once as a rule: a stack,
+		// a heap, a library's bss or TLS. Deferred, each would cost a
+		// fault as well as the call.)
+		a.deferLocked(stubCall{sysMmap, [6]uint64{addr, length, prot, flags, stubFDInStub, offset}})
+		a.mu.Lock()
+		a.unwatchLocked(addr, addr+length)
+		a.setMappingLocked(addr, addr+length, &at)
+		a.mu.Unlock()
+		return nil
 	}
 	got, err := a.syscall(sysMmap, [6]uint64{addr, length, prot, flags, stubFDInStub, offset})
 	if err == nil && got != addr {
@@ -231,6 +273,14 @@ func (a *addressSpace) Unmap(addr, length uint64) error {
 		a.mu.Unlock()
 		return a.flushIfFullLocked()
 	}
+	if a.mayDeferLocked(addr, addr+length) {
+		a.deferLocked(stubCall{sysMunmap, [6]uint64{addr, length}})
+		a.mu.Lock()
+		a.unwatchLocked(addr, addr+length)
+		a.setMappingLocked(addr, addr+length, nil)
+		a.mu.Unlock()
+		return nil
+	}
 	_, err := a.syscall(sysMunmap, [6]uint64{addr, length})
 	if err != nil {
 		return fmt.Errorf("ptrace: unmap [%#x, +%#x) in stub %d: %w", addr, length, a.pid, err)
@@ -258,6 +308,8 @@ func (a *addressSpace) Protect(addr, length uint64, at platform.AccessType) erro
 	if a.queuing() {
 		// After the queued mappings, in order.
 		a.pending = append(a.pending, stubCall{sysMprotect, [6]uint64{addr, length, prot}})
+	} else if a.mayDeferLocked(addr, addr+length) {
+		a.deferLocked(stubCall{sysMprotect, [6]uint64{addr, length, prot}})
 	} else if _, err := a.syscall(sysMprotect, [6]uint64{addr, length, prot}); err != nil {
 		return fmt.Errorf("ptrace: protect [%#x, +%#x) %v in stub %d: %w", addr, length, at, a.pid, err)
 	}
@@ -286,6 +338,17 @@ func hostProt(at platform.AccessType) uint64 {
 //
 // Preconditions: a.opMu is held.
 func (a *addressSpace) syscall(nr uint64, args [6]uint64) (uint64, error) {
+	if a.deferred.Load() {
+		// The deferred calls go first; a mapping change goes with them,
+		// in the same stop.
+		if nr == sysMunmap || nr == sysMprotect || (nr == sysMmap && args[3]&unix.MAP_FIXED != 0) {
+			a.pending = append(a.pending, stubCall{nr, args})
+			return args[0], a.flushLocked()
+		}
+		if err := a.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
 	a.p.counts.countInjected(nr)
 	defer a.p.counts.injectedSince(time.Now())
 	var r uint64
@@ -378,11 +441,32 @@ func (a *addressSpace) flushIfFullLocked() error {
 //
 // Preconditions: a.opMu is held.
 func (a *addressSpace) flushLocked() error {
+	return a.flushWithLocked(a.onStub)
+}
+
+// flushOnLocked is flushLocked on the stub thread t, whose tracer calls it
+// holding t.mu (onStub would not find t free).
+//
+// Preconditions: a.opMu and t.mu are held; the caller is t's tracer.
+func (a *addressSpace) flushOnLocked(t *stubThread) error {
+	return a.flushWithLocked(func(inject func(pid int) error) error {
+		a.p.counts.injections.Add(1)
+		t.regsValid = false
+		return inject(t.tid)
+	})
+}
+
+// flushWithLocked runs the queued system calls with onStub (or what stands
+// for it), as flushLocked documents.
+//
+// Preconditions: a.opMu is held.
+func (a *addressSpace) flushWithLocked(onStub func(inject func(pid int) error) error) error {
 	defer a.p.counts.injectedSince(time.Now())
+	defer a.undeferLocked()
 	for len(a.pending) > 0 {
 		calls := a.pending[:min(len(a.pending), batchMax)]
 		failed, callErr := -1, error(nil)
-		err := a.onStub(func(pid int) error {
+		err := onStub(func(pid int) error {
 			var err error
 			failed, err = injectBatch(pid, &a.leaderRegs, calls)
 			if failed >= 0 {
@@ -412,6 +496,131 @@ func (a *addressSpace) flushLocked() error {
 	return nil
 }
 
+// mayDeferLocked reports whether a change of the mappings of [start, end)
+// may wait in pending (see deferred): the calling OS thread traces the
+// address space's only stub thread (so no stub thread runs now, and no
+// other runs before the change is made), and the stub maps nothing in
+// [start, end) (so a touch there before then faults).
+//
+// Preconditions: a.opMu is held; a.queuing() is false.
+func (a *addressSpace) mayDeferLocked(start, end uint64) bool {
+	if !a.p.deferMappings || a.renewing != nil || len(a.pending) >= batchMax-1 {
+		return false
+	}
+	if f := a.faultPage.Load(); f != 0 && f-1 >= start && f-1 < end {
+		return false
+	}
+	runtime.LockOSThread()
+	tid := unix.Gettid()
+	runtime.UnlockOSThread()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.released || a.pre.tid != 0 || len(a.threads) != 1 || a.threads[tid] == nil {
+		return false
+	}
+	if a.deferred.Load() && a.deferTracer != tid {
+		return false
+	}
+	i := sort.Search(len(a.maps), func(k int) bool { return a.maps[k].end > start })
+	for ; i < len(a.maps) && a.maps[i].start < end; i++ {
+		if !spansCover(a.deferRanges, max(a.maps[i].start, start), min(a.maps[i].end, end)) {
+			return false // mapped in the stub now
+		}
+	}
+	a.deferTracer = tid
+	return true
+}
+
+// deferLocked queues c, which mayDeferLocked allowed.
+//
+// Preconditions: a.opMu is held.
+func (a *addressSpace) deferLocked(c stubCall) {
+	if c.nr == sysMmap {
+		a.queueMmapLocked(c)
+	} else {
+		a.pending = append(a.pending, c)
+	}
+	a.deferRanges = addSpan(a.deferRanges, span{c.args[0], c.args[0] + c.args[1]})
+	a.deferRuns = 0
+	if c.nr == sysMmap && c.args[2]&unix.PROT_READ != 0 {
+		a.deferReadable = true
+	}
+	a.deferred.Store(true)
+}
+
+// undeferLocked forgets the deferral once pending is empty.
+//
+// Preconditions: a.opMu is held.
+func (a *addressSpace) undeferLocked() {
+	if len(a.pending) == 0 && a.deferred.Load() {
+		a.deferred.Store(false)
+		a.deferRanges = a.deferRanges[:0]
+		a.deferReadable, a.deferRuns = false, 0
+	}
+}
+
+// flushDeferred makes the deferred calls on the stub thread t before t
+// runs the application, unless t's tracer deferred them and this is the
+// first Switch since, or they map nothing readable (then a fault in t
+// does, see run, or the next injection); or before t runs at all if
+// always. It reports whether it made them.
+//
+// Preconditions: t.mu is held; the caller is t's tracer.
+func (a *addressSpace) flushDeferred(t *stubThread, always bool) (bool, error) {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	if !a.deferred.Load() {
+		return false, nil
+	}
+	if !always && a.deferTracer == t.tracer {
+		if !a.deferReadable || a.deferRuns == 0 {
+			a.deferRuns++
+			return false, nil
+		}
+	}
+	return true, a.flushOnLocked(t)
+}
+
+// spansCover reports whether [start, end) lies within the union of the
+// sorted, disjoint spans.
+func spansCover(spans []span, start, end uint64) bool {
+	for _, s := range spans {
+		if s.start > start {
+			return false
+		}
+		if s.end > start {
+			start = s.end
+		}
+		if start >= end {
+			return true
+		}
+	}
+	return start >= end
+}
+
+// addSpan adds n to the sorted, disjoint spans, merging where they touch.
+func addSpan(spans []span, n span) []span {
+	out := spans[:0:0]
+	for _, s := range spans {
+		switch {
+		case s.end < n.start:
+			out = append(out, s)
+		case s.start > n.end:
+			if n.end > n.start {
+				out = append(out, n)
+				n = span{}
+			}
+			out = append(out, s)
+		default:
+			n = span{min(s.start, n.start), max(s.end, n.end)}
+		}
+	}
+	if n.end > n.start {
+		out = append(out, n)
+	}
+	return out
+}
+
 // startRunning runs the queued system calls before Switch first runs
 // application code, and from then on MapFile and Unmap take effect at once.
 func (a *addressSpace) startRunning() error {
@@ -437,7 +646,7 @@ func (a *addressSpace) startRunning() error {
 // maps everything MapFile was given (if that fails, the reads fail too,
 // and the pages are faulted in on first touch).
 func (a *addressSpace) HostPID() int {
-	if !a.ran.Load() {
+	if !a.ran.Load() || a.deferred.Load() {
 		a.opMu.Lock()
 		if !a.isReleased() && a.renewing == nil {
 			_ = a.flushLocked()
@@ -499,9 +708,12 @@ func (a *addressSpace) Release() {
 
 // Renew implements platform.Renewer. The heir starts with an munmap of the
 // whole user range queued; a's Release hands it the stub (leader, stub
-// threads, the base file's descriptor) and runs that munmap at once, so
-// that the memory a's mappings held is unmapped before it is freed; the
-// heir's own calls wait for its first Switch, as in a new stub.
+// threads, the base file's descriptor), and the heir's first Switch makes
+// that munmap and the heir's own calls in one batch, as in a new stub.
+// Meanwhile the stub still maps a's memory, which the kernel may free and
+// reuse: nothing runs in the stub or reads through it before the munmap
+// (HostPID and a write watch make the queued calls first), and freeing
+// a page of the memory file takes it out of every mapping.
 func (a *addressSpace) Renew() (platform.AddressSpace, error) {
 	a.p.renewMu.Lock()
 	defer a.p.renewMu.Unlock()
@@ -545,6 +757,7 @@ func (a *addressSpace) handOver(h *addressSpace) bool {
 	}
 	a.released = true
 	a.pending = nil
+	a.undeferLocked()
 	threads, pre := a.threads, a.pre
 	a.threads, a.pre = nil, preThread{}
 	baseOpen, baseInStub := a.baseOpen, a.baseInStub
@@ -574,20 +787,6 @@ func (a *addressSpace) handOver(h *addressSpace) bool {
 	return true
 }
 
-// unmapOld runs the munmap of the whole user range that Renew queued first,
-// if it is still queued, now that the heir has the stub.
-func (a *addressSpace) unmapOld() {
-	a.opMu.Lock()
-	defer a.opMu.Unlock()
-	if a.isReleased() || len(a.pending) == 0 || a.pending[0].nr != sysMunmap || a.pending[0].args[0] != minUserAddress {
-		return
-	}
-	if _, err := a.syscall(sysMunmap, a.pending[0].args); err == nil {
-		a.pending = a.pending[1:]
-	}
-	// Otherwise it stays queued, and the first Switch reports the failure.
-}
-
 // cancelRenewal undoes Renew for its heir a, released before the address
 // space it renews: that one keeps its stub. It reports false if a is no
 // heir waiting.
@@ -606,6 +805,7 @@ func (a *addressSpace) cancelRenewal() bool {
 	a.renewing = nil
 	a.released = true
 	a.pending = nil
+	a.undeferLocked()
 	// Stub threads it cloned meanwhile are extra threads of r's stub.
 	for _, t := range a.threads {
 		t.kill()
@@ -632,7 +832,6 @@ func (a *addressSpace) release() {
 	handed := h != nil && a.handOver(h)
 	a.p.renewMu.Unlock()
 	if handed {
-		h.unmapOld()
 		return
 	}
 	a.opMu.Lock()
@@ -644,6 +843,7 @@ func (a *addressSpace) release() {
 	}
 	a.released = true
 	a.pending = nil
+	a.undeferLocked()
 	// The stub threads are all sent SIGKILL first, so that they exit in
 	// parallel, then (in the background) each is waited for, while the
 	// leader still lives: it is their parent, and it ignores SIGCHLD, so

@@ -4,7 +4,12 @@ package ptrace
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -199,5 +204,53 @@ func TestQueuedMmapsMerge(t *testing.T) {
 	}
 	if mapped(a.pid, base+3*pageSize) {
 		t.Errorf("after the first Switch: the gap at %#x mapped", uint64(base+3*pageSize))
+	}
+}
+
+// TestStubStrippedDown checks what a new stub holds after its one batch
+// of set-up calls: the stub page and the scratch page (mapped by the exec)
+// and nothing else of the user range, its name, and SIGCHLD ignored.
+func TestStubStrippedDown(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	a, err := e.p.newAddressSpace()
+	if err != nil {
+		t.Fatalf("NewAddressSpace: %v", err)
+	}
+	defer a.Release()
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", a.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var starts []string
+	for _, line := range strings.Split(strings.TrimSpace(string(maps)), "\n") {
+		r := strings.Fields(line)
+		if strings.HasPrefix(r[0], "ffffffffff600000") {
+			continue // the vsyscall page, outside the user range
+		}
+		starts = append(starts, r[0]+" "+r[1])
+	}
+	want := []string{
+		fmt.Sprintf("%x-%x r-xp", uint64(stubBase), uint64(stubBase+pageSize)),
+		fmt.Sprintf("%x-%x rw-p", uint64(stubScratch), uint64(stubScratch+pageSize)),
+	}
+	if !slices.Equal(starts, want) {
+		t.Errorf("stub mappings = %q, want %q", starts, want)
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", a.pid))
+	if err != nil || strings.TrimSpace(string(comm)) != stubName {
+		t.Errorf("stub name = %q (%v), want %q", comm, err, stubName)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ign uint64
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+			ign, _ = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+	}
+	if ign&(1<<(unix.SIGCHLD-1)) == 0 {
+		t.Errorf("SigIgn = %#x, want SIGCHLD ignored", ign)
 	}
 }

@@ -198,8 +198,25 @@ func (c *context) switchLocked(a *addressSpace, t *stubThread, st *platform.Stat
 			return fmt.Errorf("ptrace: switch: floating point state of stub thread %d: %w", t.tid, errFPLost)
 		}
 	}
+	if a.faultPage.Load() != 0 {
+		a.faultPage.Store(0)
+	}
 	c.bindLocked(t)
 	err := c.load(t, st)
+	if err == nil && a.deferred.Load() {
+		// load proved that this thread traces t: make what another
+		// stub thread's tracer deferred before t runs, or what t's own
+		// tracer did if it is time (which changes t's registers: load
+		// them again).
+		var flushed bool
+		if flushed, err = a.flushDeferred(t, false); flushed && err == nil {
+			err = c.load(t, st)
+			if err == nil && c.takeInterrupt() {
+				// Its SIGSTOP was swallowed by the injection.
+				return platform.ErrInterrupted
+			}
+		}
+	}
 	if errors.Is(err, errBadRegs) {
 		// Registers no CPU would run (a kernel-mode selector, a
 		// non-canonical FS base): what the hardware raises for them is
@@ -486,10 +503,26 @@ func (c *context) run(a *addressSpace, t *stubThread, st *platform.State, info *
 		// fault at an address.
 		memFault := (sig == unix.SIGSEGV && si.code != siKernel) || (sig == unix.SIGBUS && si.addr != 0)
 		switch {
+		case synchronous && memFault && a.deferred.Load():
+			// Maybe a touch of a range whose mapping is deferred: make
+			// the deferred calls and run the access again, which faults
+			// once more (and is reported) if the range was not theirs.
+			interrupted, err := c.flushAtFault(a, t)
+			if err != nil {
+				return err
+			}
+			if interrupted {
+				if err := c.save(t, st); err != nil {
+					return err
+				}
+				return platform.ErrInterrupted
+			}
+			continue
 		case synchronous && memFault:
 			if err := c.save(t, st); err != nil {
 				return err
 			}
+			a.faultPage.Store(si.addr&^(pageSize-1) + 1)
 			*info = platform.SignalInfo{Signo: si.signo, Code: si.code, Addr: si.addr}
 			*access = faultAccess(a, si, &st.Regs)
 			return platform.ErrFault
@@ -504,6 +537,38 @@ func (c *context) run(a *addressSpace, t *stubThread, st *platform.State, info *
 		// An asynchronous host signal (SIGCHLD, a stray kill...): the
 		// application must not see it. PTRACE_SYSEMU with signal 0 drops it.
 	}
+}
+
+// flushAtFault makes the deferred calls of a on t, stopped at a memory
+// fault, and puts back t's registers, so that resuming t runs the faulting
+// access again. It reports whether an interrupt arrived meanwhile (its
+// SIGSTOP was swallowed by the injection).
+//
+// Preconditions: t.mu is held; the caller is t's tracer.
+func (c *context) flushAtFault(a *addressSpace, t *stubThread) (bool, error) {
+	var regs platform.Registers
+	if err := getRegs(t.tid, &regs); err != nil {
+		return false, fmt.Errorf("ptrace: read registers of stub thread %d: %w", t.tid, err)
+	}
+	if _, err := a.flushDeferred(t, true); err != nil {
+		return false, fmt.Errorf("ptrace: stub thread %d: %w", t.tid, err)
+	}
+	if err := setRegs(t.tid, &regs); err != nil {
+		return false, fmt.Errorf("ptrace: set registers of stub thread %d: %w", t.tid, err)
+	}
+	a.p.counts.deferredFaults.Add(1)
+	return c.takeInterrupt(), nil
+}
+
+// takeInterrupt consumes a pending interrupt and reports whether there was
+// one: an injection into the running stub thread swallows the SIGSTOP
+// that Interrupt sends (runToTrap), so Switch checks after one.
+func (c *context) takeInterrupt() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	interrupted := c.interrupted
+	c.interrupted = false
+	return interrupted
 }
 
 // viaSyscallInsn reports whether the system call stop in r was entered with

@@ -23,6 +23,12 @@ type counts struct {
 	injections, injectedNanos atomic.Uint64
 	// stubs counts stub processes started (fork and exec).
 	stubs atomic.Uint64
+	// setupStops counts the stops of stubs' set-up on the master thread
+	// (spawnStub: its batch, the clone of its first stub thread).
+	setupStops atomic.Uint64
+	// deferredFaults counts the faults of stub threads that made
+	// deferred mapping calls (addressSpace.deferred).
+	deferredFaults atomic.Uint64
 }
 
 // countInjected counts one injected system call nr.
@@ -58,5 +64,7 @@ func (p *Platform) Counts() []platform.Count {
 		{Name: "injection-stops", Value: c.injections.Load()},
 		{Name: "injected-us", Value: c.injectedNanos.Load() / 1000},
 		{Name: "stub-processes", Value: c.stubs.Load()},
+		{Name: "stub-setup-stops", Value: c.setupStops.Load()},
+		{Name: "deferred-map-faults", Value: c.deferredFaults.Load()},
 	}
 }

@@ -13,10 +13,11 @@
 // It is written to a sealed memfd and executed (fork + execve of
 // /proc/<sentry pid>/fd/<n>) with PTRACE_TRACEME, PR_SET_PDEATHSIG=SIGKILL
 // and its own process group; the memory file is passed as descriptor 3 and
-// no other descriptor is open. After exec the platform injects munmap calls
-// that remove everything but the stub page (stack, vdso, vvar), sets
-// SIGCHLD to SIG_IGN so that the host reaps the stub's children, and names
-// it "snap-stub". The stub page lies above MaxUserAddress, so application
+// no other descriptor is open. The exec also maps the scratch page that
+// batches use (an anonymous PT_LOAD); after it the platform injects, in one
+// batch, munmap calls that remove everything but those two pages (stack,
+// vdso, vvar), SIG_IGN for SIGCHLD so that the host reaps the stub's
+// children, and the name "snap-stub". The stub page lies above MaxUserAddress, so application
 // mappings never touch it. See stub_amd64.go for the layout and the code.
 // New starts one stub to learn the host's XSAVE layout and keeps it as a
 // spare for the first address space. From the second address space on,
@@ -33,15 +34,28 @@
 // for reading only, and every first write would still fault. Until the
 // address space first runs application code nothing can observe its
 // mappings, so MapFile and Unmap only queue their calls, and the first
-// Switch makes them all in one stop: the stub maps a scratch page above its
-// code at spawn, the injector writes the calls' table there
+// Switch makes them all in one stop: the stub has a scratch page above its
+// code, the injector writes the calls' table there
 // (process_vm_writev), and the stub's batch entry runs them (injectBatch).
 // A fork's child, an exec and a restore map all their vmas that way. An
 // exec of a process that nothing else shares keeps its stub (Renew): the
 // new address space's calls are queued behind an munmap of the whole user
-// range, the old address space's Release hands the stub over and runs that
-// munmap, and the first Switch maps the new image; no stub is started for
-// the exec and none torn down.
+// range, the old address space's Release hands the stub over, and the
+// first Switch makes that munmap and maps the new image in one batch; no
+// stub is started for the exec and none torn down.
+//
+// Once it runs, an address space with one stub thread defers a mapping
+// change made on that thread's tracer where the stub maps nothing yet: a
+// read-only mmap of an unmapped range, and later changes inside such a
+// range (addressSpace.deferred). The application cannot tell: a touch
+// there faults in the stub, and Switch makes the deferred calls in one
+// batch and runs the access again; the stub thread's second Switch since
+// makes them if they map something readable (read soon, as a rule).
+// Anything else that uses the stub makes them first (another stub
+// thread's Switch, an injected call, HostPID, a write watch). ld.so maps a library in four read-only calls and one
+// writable one before touching it: one stop instead of five. Writable
+// mappings (a heap, a stack, a bss, TLS) are written at once as a rule
+// and are made at once, as is the page of a fault being handled.
 //
 // # Thread model
 //
@@ -157,6 +171,7 @@ package ptrace
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -243,6 +258,11 @@ type Platform struct {
 	baseFD       int
 	basePopulate bool
 
+	// deferMappings lets an address space defer mapping changes that its
+	// only stub thread cannot see yet (addressSpace.deferred); off with
+	// SNAP_NO_DEFERRED_MAPPINGS=1 in the environment. Immutable.
+	deferMappings bool
+
 	// counts are for Counts.
 	counts counts
 }
@@ -275,6 +295,8 @@ func newPlatform(opts platform.Options) (*Platform, error) {
 		memFD:  memFD,
 		stubFD: stubFD,
 		spaces: make(map[*addressSpace]struct{}),
+
+		deferMappings: os.Getenv("SNAP_NO_DEFERRED_MAPPINGS") != "1",
 	}
 	if err := unix.SchedGetaffinity(0, &p.cpus); err != nil {
 		unix.Close(memFD)

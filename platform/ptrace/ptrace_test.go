@@ -524,7 +524,9 @@ func TestMapFromTaskThread(t *testing.T) {
 		t.Fatal("no stub thread for this OS thread")
 	}
 	binary.LittleEndian.PutUint64(e.mem[dataOff:], 4242)
-	if err := a.MapFile(0x5800_0000, dataOff, pageSize, platform.Read, false); err != nil {
+	// (Writable: a read-only mapping of an unmapped range would wait for
+	// the touch, see TestDeferredMappings.)
+	if err := a.MapFile(0x5800_0000, dataOff, pageSize, platform.ReadWrite, false); err != nil {
 		t.Fatalf("MapFile = %v", err)
 	}
 	th.mu.Lock()

@@ -65,15 +65,15 @@ func TestRenew(t *testing.T) {
 		e, c, a, h, notified := setup(t)
 		stubs := e.p.counts.stubs.Load()
 		a.Release()
-		if mapped(h.pid, old) {
-			t.Errorf("after the old address space's release: its page still mapped")
+		if mapped(h.pid, fresh) {
+			t.Errorf("after the old address space's release: the heir's page mapped before its first Switch")
 		}
 		before := *notified
 		if err := run(t, c, h); err != nil {
 			t.Fatalf("Switch in the heir: %v", err)
 		}
-		if !mapped(h.pid, fresh) {
-			t.Errorf("after the heir's first Switch: its page not mapped")
+		if !mapped(h.pid, fresh) || mapped(h.pid, old) {
+			t.Errorf("after the heir's first Switch: its page mapped %v, the old one %v; want only its own", mapped(h.pid, fresh), mapped(h.pid, old))
 		}
 		if *notified != before+1 {
 			t.Errorf("stub notifications at the heir's first Switch = %d, want 1 (its clock starts anew)", *notified-before)

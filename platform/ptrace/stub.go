@@ -103,6 +103,7 @@ func (p *Platform) spawnStub() (int, platform.Registers, preThread, error) {
 	if err != nil {
 		return 0, regs, preThread{}, err
 	}
+	p.counts.setupStops.Add(1)
 	pre, err := clonePreThread(pid, &regs)
 	if err != nil {
 		killAndReap(pid)
@@ -202,25 +203,36 @@ func (p *Platform) spawnStubLeader() (int, platform.Registers, error) {
 		killAndReap(pid)
 		return 0, regs, fmt.Errorf("read registers of stub %d: %w", pid, err)
 	}
-	steps := []struct {
-		what string
-		nr   uint64
-		args [6]uint64
-	}{
-		{"unmap below stub", sysMunmap, [6]uint64{0, stubBase}},
-		{"unmap above stub", sysMunmap, [6]uint64{stubBase + pageSize, taskEnd - (stubBase + pageSize)}},
-		{"map scratch page", sysMmap, [6]uint64{stubScratch, pageSize, unix.PROT_READ | unix.PROT_WRITE,
-			unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_FIXED, ^uint64(0), 0}},
-		{"ignore SIGCHLD", sysRtSigaction, [6]uint64{uint64(unix.SIGCHLD), stubBase + stubSigactOff, 0, 8}},
-		{"set name", sysPrctl, [6]uint64{unix.PR_SET_NAME, stubBase + stubNameOff}},
-	}
-	for _, s := range steps {
-		if _, err := inject(pid, &regs, stubSyscallEntry, s.nr, s.args, 0); err != nil {
+	// The exec mapped the scratch page (a PT_LOAD of the image), so one
+	// batch strips the stub down; a host whose loader did not map it
+	// gets it mapped first.
+	if !stubMapped(pid, stubScratch) {
+		p.counts.setupStops.Add(1)
+		if _, err := inject(pid, &regs, stubSyscallEntry, sysMmap, [6]uint64{stubScratch, pageSize, unix.PROT_READ | unix.PROT_WRITE,
+			unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_FIXED, ^uint64(0), 0}, 0); err != nil {
 			killAndReap(pid)
-			return 0, regs, fmt.Errorf("stub %d: %s: %w", pid, s.what, err)
+			return 0, regs, fmt.Errorf("stub %d: map scratch page: %w", pid, err)
 		}
 	}
+	steps := []stubCall{
+		{sysMunmap, [6]uint64{0, stubBase}},                                                // below the stub
+		{sysMunmap, [6]uint64{stubScratch + pageSize, taskEnd - (stubScratch + pageSize)}}, // above it
+		{sysRtSigaction, [6]uint64{uint64(unix.SIGCHLD), stubBase + stubSigactOff, 0, 8}},  // ignore SIGCHLD
+		{sysPrctl, [6]uint64{unix.PR_SET_NAME, stubBase + stubNameOff}},                    // its name
+	}
+	p.counts.setupStops.Add(1)
+	if failed, err := injectBatch(pid, &regs, steps); err != nil {
+		killAndReap(pid)
+		return 0, regs, fmt.Errorf("stub %d: strip down (call %d): %w", pid, failed, err)
+	}
 	return pid, regs, nil
+}
+
+// stubMapped reports whether addr is mapped in the stub process pid.
+func stubMapped(pid int, addr uint64) bool {
+	var b [1]byte
+	n, err := unix.ProcessVMReadv(pid, []unix.Iovec{{Base: &b[0], Len: 1}}, []unix.RemoteIovec{{Base: uintptr(addr), Len: 1}}, 0)
+	return err == nil && n == 1
 }
 
 // inject makes the stopped stub process pid (a leader or a stub thread)

@@ -19,7 +19,8 @@ import (
 //	stubBase         │ stub image, one page, r-x     │
 //	stubScratch      ├──────────────────────────────┤
 //	                 │ scratch page, rw-, private    │
-//	                 │ (a batch's table)             │
+//	                 │ (a batch's table; the exec    │
+//	                 │ maps it: a bss-only PT_LOAD)  │
 //	                 ├──────────────────────────────┤
 //	                 │ nothing (stack, vdso, vvar    │
 //	                 │ unmapped after exec)          │
@@ -39,9 +40,9 @@ const (
 // Offsets inside the stub image (which is mapped at stubBase from file
 // offset 0, ELF header included).
 const (
-	stubSigactOff = 0xc0  // struct kernel_sigaction{SIG_IGN, 0, 0, 0}
-	stubNameOff   = 0xe0  // "snap-stub\0", the name ps shows
-	stubCodeOff   = 0x100 // start of the code below
+	stubSigactOff = 0x100 // struct kernel_sigaction{SIG_IGN, 0, 0, 0}
+	stubNameOff   = 0x120 // "snap-stub\0", the name ps shows
+	stubCodeOff   = 0x140 // start of the code below
 )
 
 // stubName is the stub's process name (PR_SET_NAME); without it ps would
@@ -139,6 +140,7 @@ var stubCode = []byte{
 
 // ELF constants used by buildStubImage.
 const (
+	stubPhnum      = 3 // the code, the scratch page, the stack's flags
 	elfHeaderSize  = 64
 	elfPhdrSize    = 56
 	elfPTLoad      = 1
@@ -154,8 +156,8 @@ const (
 )
 
 // buildStubImage returns the stub executable: a static ELF64 with one
-// read-execute PT_LOAD of its whole file at stubBase and a non-executable
-// PT_GNU_STACK. It has no sections and no interpreter; the image is a few
+// read-execute PT_LOAD of its whole file at stubBase, a read-write
+// anonymous PT_LOAD of the scratch page and a non-executable PT_GNU_STACK. It has no sections and no interpreter; the image is a few
 // hundred bytes and deterministic.
 func buildStubImage() []byte {
 	img := make([]byte, stubCodeOff+len(stubCode))
@@ -172,7 +174,7 @@ func buildStubImage() []byte {
 	le.PutUint32(img[48:], 0)             // e_flags
 	le.PutUint16(img[52:], elfHeaderSize)
 	le.PutUint16(img[54:], elfPhdrSize)
-	le.PutUint16(img[56:], 2) // e_phnum
+	le.PutUint16(img[56:], stubPhnum)
 	le.PutUint16(img[58:], 64)
 	le.PutUint16(img[60:], 0)
 	le.PutUint16(img[62:], 0)
@@ -188,8 +190,18 @@ func buildStubImage() []byte {
 	le.PutUint64(ph[40:], uint64(len(img)))
 	le.PutUint64(ph[48:], pageSize)
 
-	// PT_GNU_STACK: rw-, so the kernel does not imply exec for reads.
+	// PT_LOAD: the scratch page, rw-, anonymous (no file bytes), which
+	// the exec maps: the batch that strips the stub down can use it.
 	ph = img[elfHeaderSize+elfPhdrSize:]
+	le.PutUint32(ph[0:], elfPTLoad)
+	le.PutUint32(ph[4:], elfPFR|elfPFW)
+	le.PutUint64(ph[16:], stubScratch)
+	le.PutUint64(ph[24:], stubScratch)
+	le.PutUint64(ph[40:], pageSize) // p_memsz; p_filesz is 0
+	le.PutUint64(ph[48:], pageSize)
+
+	// PT_GNU_STACK: rw-, so the kernel does not imply exec for reads.
+	ph = img[elfHeaderSize+2*elfPhdrSize:]
 	le.PutUint32(ph[0:], elfPTGNUStack)
 	le.PutUint32(ph[4:], elfPFR|elfPFW)
 	le.PutUint64(ph[48:], 16)

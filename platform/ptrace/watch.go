@@ -117,7 +117,7 @@ func (a *addressSpace) WriteProtect(addr, length uint64) error {
 	}
 	end := addr + length
 	for _, s := range a.unwatchedIn(addr, end) {
-		if a.queuing() {
+		if a.queuing() || a.deferred.Load() {
 			// The mappings must be in the stub to be registered.
 			if err := a.flushLocked(); err != nil {
 				return err
