@@ -11,7 +11,7 @@
 // package is a module of its own, a/fasttake (go.mod's replace points at
 // this directory), which sorts before all of them, and it imports only
 // syscall, os and os/signal: Go initialises it right after os/signal,
-// about the 22nd package. It takes its arguments from os.Args. Its tests
+// among the first 25 packages. It takes its arguments from os.Args. Its tests
 // run in its own module (make test runs them): they check its frames and
 // its msgpack reader against package runner's. It handles the ordinary case only, with the same meaning as the
 // full command (cmd/snapshotter/pool.go, runner.TakeFromPool): a command
