@@ -58,6 +58,7 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	go func() {
 		defer close(done)
 		sb, m, err = restoreKernel(ctx, o, uri, store)
+		warmProtocol()
 	}()
 	<-done
 	debug.FreeOSMemory()
