@@ -14,6 +14,36 @@ type kernelCounts struct {
 	// reached the sentry (not those the host served: copy-on-write,
 	// genuine faults).
 	syscalls, faults atomic.Uint64
+	// watch is what AfterSyscalls waits for, or nil.
+	watch atomic.Pointer[syscallWatch]
+}
+
+// syscallWatch is a call AfterSyscalls arranged: fn, once the kernel has
+// counted at system calls.
+type syscallWatch struct {
+	at uint64
+	fn func()
+}
+
+// AfterSyscalls calls fn once the sandbox's tasks have made n more system
+// calls than now, on a goroutine of its own, and replaces any call
+// arranged before that has not run. It only counts (an atomic load per
+// system call): a pool member taken uses it to start work that would
+// compete with its program's first moments once the program has read its
+// request and written something back (its second system call).
+func (k *Kernel) AfterSyscalls(n uint64, fn func()) {
+	k.counts.watch.Store(&syscallWatch{at: k.counts.syscalls.Load() + n, fn: fn})
+}
+
+// countSyscall counts one system call and runs the AfterSyscalls call it
+// completes, if any.
+func (c *kernelCounts) countSyscall() {
+	n := c.syscalls.Add(1)
+	if w := c.watch.Load(); w != nil && n >= w.at && c.watch.CompareAndSwap(w, nil) {
+		// S/R-SAFE: fn is the caller's (runner), not kernel state; it
+		// runs beside the tasks as any other goroutine of the caller.
+		go w.fn()
+	}
 }
 
 // fileCacheCounts count the file cache's reads of host files. Every field

@@ -68,7 +68,7 @@ const (
 // Preconditions: called by the task goroutine after Switch returned nil.
 func (t *Task) doSyscall() taskRunState {
 	nr := t.regs.OrigRax
-	t.k.counts.syscalls.Add(1)
+	t.k.counts.countSyscall()
 	a := &t.scratchArgs
 	*a = sysArgs{t.regs.Rdi, t.regs.Rsi, t.regs.Rdx, t.regs.R10, t.regs.R8, t.regs.R9}
 	var ret uint64

@@ -429,8 +429,8 @@ func launchMember(sd StateDir, c *PoolConfig, exe string) (*Metadata, error) {
 // which for a sentry whose heap holds a few hundred KiB of live objects
 // is a good part of the memory it does not share with the other members.
 // Set in its environment at its start (a later runtime.GOMAXPROCS(1) in
-// the process saved less), it is given back when the member is taken
-// (restoreMaxProcs): memberProcsEnv holds the GOMAXPROCS snap was
+// the process saved less), it is given back once the member is taken and
+// its program has answered (restoreMaxProcs, see Unpark): memberProcsEnv holds the GOMAXPROCS snap was
 // started with ("" for Go's default), which the members' replenishers,
 // started with the members' environment, pass on unchanged.
 const memberProcsEnv = "SNAP_POOL_GOMAXPROCS"

@@ -40,17 +40,22 @@ const basePrefix = "base-"
 // its first moments (until ReplenishDelay after the take) are recorded
 // beside the base, as writes-<manifest SHA-256> (JSON, chunk indices in
 // the order they were first written); every member taken later copies
-// the first of them before its program runs and the others while it
-// runs, ahead of it, rather than one write fault each while it answers.
+// the first of them before its program runs and the others once it has
+// answered (its second system call), ahead of it, rather than one write
+// fault each while it answers.
 // Waiting members still share them.
 const writesPrefix = "writes-"
 
 // takeCopyFirst is how many of the recorded chunks, the first written
-// (1 MiB), a take copies before the program runs; it copies the others
-// while the program runs, in the order they were written
-// (Kernel.CopyBaseAhead), so that the program starts at once and finds
-// them copied, rather than faulting on each or waiting for them all.
-const takeCopyFirst = 16
+// (3 MiB), a take copies before the program runs: the cold-start CPython
+// writes 46-50 chunks before its answer, and copied here, in one batch of
+// mappings made by the program's first run, they cost the program no
+// stop of its own, where each one it faults on costs a stop and a
+// mapping change. It copies the others from the program's second system
+// call on (see Unpark), in the order they were written
+// (Kernel.CopyBaseAhead): copied beside the program's first moments, they
+// took the CPU from it and stopped its stub to map them.
+const takeCopyFirst = 48
 
 // maxWrites bounds the chunks a writes file may name.
 const maxWrites = 1 << 20
@@ -60,28 +65,28 @@ func writesPath(dir string, m *storage.Manifest) string {
 	return filepath.Join(dir, writesPrefix+m.Digest())
 }
 
-// copyWrites copies the chunks recorded at path, the first takeCopyFirst
-// now (Kernel.CopyBase) and the others from now on (Kernel.CopyBaseAhead),
-// and reports whether there were none to copy, so that this take records
+// copyWrites copies the first takeCopyFirst chunks recorded at path now
+// (Kernel.CopyBase) and returns the others, for Kernel.CopyBaseAhead;
+// record is true if none were recorded yet, so that this take records
 // them.
-func (s *KernelSandbox) copyWrites(path string) bool {
+func (s *KernelSandbox) copyWrites(path string) (ahead []int, record bool) {
 	if path == "" {
-		return false
+		return nil, false
 	}
 	idx, err := readWrites(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return true
+		return nil, true
 	}
 	if err == nil {
 		n := min(len(idx), takeCopyFirst)
 		if err = s.k.CopyBase(idx[:n]); err == nil {
-			s.k.CopyBaseAhead(idx[n:])
+			ahead = idx[n:]
 		}
 	}
 	if err != nil && s.opts.Diag != nil {
 		s.opts.Diag.Printf("take: chunks written first (%s) not copied: %v", path, err)
 	}
-	return false
+	return ahead, false
 }
 
 // readWrites reads the chunks recorded at path (an error wrapping

@@ -58,6 +58,7 @@ func RestoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	go func() {
 		defer close(done)
 		sb, m, err = restoreKernel(ctx, o, uri, store)
+		warmProtocol()
 	}()
 	<-done
 	debug.FreeOSMemory()
@@ -366,14 +367,28 @@ func (s *KernelSandbox) Unpark(stdio [3]*os.File, publish []kernel.PortMapping) 
 		closeFiles(stdio[:])
 		return fmt.Errorf("bind stdio: %w", err)
 	}
-	if s.copyWrites(p.writes) {
+	ahead, record := s.copyWrites(p.writes)
+	if record {
 		s.recordWritesLater(p.writes) // before the program runs (immutable then)
 	}
 	p.held = stdio
 	p.state = parkResumed
+	// What would compete with the program's first moments waits for its
+	// second system call (a request read, an answer written back), or
+	// ReplenishDelay if it makes none: GOMAXPROCS given back (a stop of
+	// the world) and the rest of the recorded chunks copied ahead of it.
+	// Meanwhile the member's one P is the task goroutine's.
+	var later sync.Once
+	afterStart := func() {
+		later.Do(func() {
+			restoreMaxProcs()
+			s.k.CopyBaseAhead(ahead)
+		})
+	}
+	s.k.AfterSyscalls(2, afterStart)
+	time.AfterFunc(ReplenishDelay, afterStart)
 	s.resumed = time.Now()
 	s.k.Unpause()
-	go restoreMaxProcs() // a stop of the world: after the program's start
 	s.tm.Since(StepResume, s.resumed)
 	s.logTimings()
 	return nil

@@ -56,9 +56,9 @@ import (
 
 // restoreCopyFirst is how many of the recorded chunks (2 MiB), the first
 // written, a restore over a copy copies while the state decodes, before
-// the program runs; the others are copied beside it. More than a pool's
-// take (takeCopyFirst): the copy runs beside the decoding here, and the
-// cold-start CPython writes about 50 chunks before its answer.
+// the program runs; the others are copied beside it. The copy runs beside
+// the decoding here, and the cold-start CPython writes about 50 chunks
+// before its answer (a pool's take copies takeCopyFirst).
 const restoreCopyFirst = 32
 
 // restoreCacheDir is the cache's directory in the state directory.

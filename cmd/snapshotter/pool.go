@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"snapshotter/cmd/snapshotter/internal/fasttake"
+	"a/fasttake"
 	"snapshotter/kernel"
 	"snapshotter/runner"
 )

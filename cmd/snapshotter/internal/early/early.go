@@ -44,5 +44,5 @@ func init() {
 }
 
 // Args returns snap's arguments without the program name, for the other
-// packages that decide during package initialisation (fasttake).
+// packages that decide during package initialisation.
 func Args() []string { return args }
