@@ -34,10 +34,3 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	gopkg.in/ini.v1 v1.67.3 // indirect
 )
-
-// The fast path of `snap pool take` (cmd/snapshotter/fasttake): a module of
-// its own so that its path sorts first and Go initialises it before nearly
-// every other package (see its package doc).
-require a/fasttake v0.0.0
-
-replace a/fasttake => ./cmd/snapshotter/fasttake

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"a/fasttake"
+	"snapshotter/cmd/snapshotter/internal/fasttake"
 	"snapshotter/kernel"
 	"snapshotter/runner"
 )

@@ -44,5 +44,5 @@ func init() {
 }
 
 // Args returns snap's arguments without the program name, for the other
-// packages that decide during package initialisation.
+// packages that decide during package initialisation (fasttake).
 func Args() []string { return args }

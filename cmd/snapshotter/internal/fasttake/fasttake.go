@@ -3,17 +3,9 @@
 // does not need: the kernel, the image formats, cobra. Those cost
 // milliseconds, and a take is meant to cost about one.
 //
-// Go initialises packages in dependency order, taking at each step the
-// ready package whose import path sorts first. Every package of the
-// snapshotter module sorts after crypto/..., encoding/..., github.com/...,
-// golang.org/..., regexp and the others snap links, about 35 of which
-// (S2's CRC tables among them) would otherwise initialise first. So this
-// package is a module of its own, a/fasttake (go.mod's replace points at
-// this directory), which sorts before all of them, and it imports only
-// syscall, os and os/signal: Go initialises it right after os/signal,
-// among the first 25 packages. It takes its arguments from os.Args. Its tests
-// run in its own module (make test runs them): they check its frames and
-// its msgpack reader against package runner's. It handles the ordinary case only, with the same meaning as the
+// Like package early, it imports little (syscall, os/signal and early),
+// so that Go initialises it among the first packages (see early's package
+// doc). It handles the ordinary case only, with the same meaning as the
 // full command (cmd/snapshotter/pool.go, runner.TakeFromPool): a command
 // line of the global --state-dir and --store, `pool take NAME` and take's
 // own flags; stdio files that open; a member that waits. Anything else —
@@ -35,6 +27,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"snapshotter/cmd/snapshotter/internal/early"
 )
 
 // taken is the ID of the member this process took, or "".
@@ -48,7 +42,7 @@ func init() {
 	if getenv("SNAP_NO_FAST_TAKE") != "" {
 		return
 	}
-	c, ok := parse(os.Args[min(1, len(os.Args)):])
+	c, ok := parse(early.Args())
 	if !ok {
 		return
 	}
