@@ -28,6 +28,25 @@ const (
 	Minor = 2
 )
 
+// Version is a protocol version a connection announces and speaks. The
+// zero Version stands for the current one (Major.Minor); a side may
+// announce an older minor (tests do, to play an older peer) and then
+// speaks only what that minor has.
+type Version struct{ Major, Minor uint16 }
+
+// Current is the version this snap speaks.
+func Current() Version { return Version{Major, Minor} }
+
+// orCurrent returns v, or the current version if v is zero.
+func (v Version) orCurrent() Version {
+	if v == (Version{}) {
+		return Current()
+	}
+	return v
+}
+
+func (v Version) String() string { return fmt.Sprintf("%d.%d", v.Major, v.Minor) }
+
 const magic = "SNAPMIG\x00"
 
 // MaxFrame bounds a frame's payload, raw or on the wire.
@@ -125,17 +144,22 @@ type Conn struct {
 	// WireBytes and RawBytes count what was written (after and before
 	// compression).
 	WireBytes, RawBytes uint64
-	// peerMinor is the minor version the peer announced.
+	// version is what this side announced; peerMinor the minor version
+	// the peer announced (the major is the same, or the handshake failed).
+	version   Version
 	peerMinor uint16
 }
 
-func newConn(nc net.Conn) *Conn {
-	return &Conn{nc: nc, br: bufio.NewReaderSize(nc, 256<<10), bw: bufio.NewWriterSize(nc, 256<<10)}
+func newConn(nc net.Conn, v Version) *Conn {
+	return &Conn{nc: nc, br: bufio.NewReaderSize(nc, 256<<10), bw: bufio.NewWriterSize(nc, 256<<10), version: v.orCurrent()}
 }
 
-// PeerMinor returns the minor protocol version the peer announced: frame
-// types newer than it must not be sent to it.
+// PeerMinor returns the minor protocol version the peer announced.
 func (c *Conn) PeerMinor() uint16 { return c.peerMinor }
+
+// Minor returns the minor version both sides speak, the lower of the two
+// announced: frame types newer than it are neither sent nor accepted.
+func (c *Conn) Minor() uint16 { return min(c.version.Minor, c.peerMinor) }
 
 // Close closes the connection.
 func (c *Conn) Close() error { return c.nc.Close() }
@@ -151,17 +175,18 @@ func mac(token []byte, label string, a, b []byte) []byte {
 	return h.Sum(nil)
 }
 
-func hello(nonce []byte) []byte {
+func hello(v Version, nonce []byte) []byte {
 	b := make([]byte, 0, len(magic)+4+nonceSize)
 	b = append(b, magic...)
-	b = binary.LittleEndian.AppendUint16(b, Major)
-	b = binary.LittleEndian.AppendUint16(b, Minor)
+	b = binary.LittleEndian.AppendUint16(b, v.Major)
+	b = binary.LittleEndian.AppendUint16(b, v.Minor)
 	return append(b, nonce...)
 }
 
 // readHello reads the peer's greeting and returns its nonce and minor
-// version.
-func readHello(r io.Reader) ([]byte, uint16, error) {
+// version; a peer of another major version than ours is
+// ErrIncompatibleVersion.
+func readHello(r io.Reader, ours Version) ([]byte, uint16, error) {
 	b := make([]byte, len(magic)+4+nonceSize)
 	if _, err := io.ReadFull(r, b); err != nil {
 		return nil, 0, fmt.Errorf("read greeting: %w", err)
@@ -170,24 +195,30 @@ func readHello(r io.Reader) ([]byte, uint16, error) {
 		return nil, 0, fmt.Errorf("%w: greeting %q is not a snap migration", ErrCorrupt, b[:len(magic)])
 	}
 	minor := binary.LittleEndian.Uint16(b[len(magic)+2:])
-	if major := binary.LittleEndian.Uint16(b[len(magic):]); major != Major {
-		return nil, 0, fmt.Errorf("%w: peer speaks %d.%d, this snap %d.%d", ErrIncompatibleVersion,
-			major, minor, Major, Minor)
+	if major := binary.LittleEndian.Uint16(b[len(magic):]); major != ours.Major {
+		return nil, 0, fmt.Errorf("%w: the peer speaks %d.%d, this side %v (the major versions must be equal)",
+			ErrIncompatibleVersion, major, minor, ours)
 	}
 	return b[len(magic)+4:], minor, nil
 }
 
 // Accept authenticates the source on nc, for the target: it sends a
 // challenge and checks the source's answer. A source with another token
-// is told it was refused and gets ErrAuth.
+// is told it was refused and gets ErrAuth; one of another major version
+// gets ErrIncompatibleVersion.
 func Accept(nc net.Conn, token []byte) (*Conn, error) {
-	c := newConn(nc)
+	return AcceptVersion(nc, token, Version{})
+}
+
+// AcceptVersion is Accept announcing version v (zero: Current).
+func AcceptVersion(nc net.Conn, token []byte, v Version) (*Conn, error) {
+	c := newConn(nc, v)
 	nonceT := make([]byte, nonceSize)
 	rand.Read(nonceT)
-	if _, err := nc.Write(hello(nonceT)); err != nil {
+	if _, err := nc.Write(hello(c.version, nonceT)); err != nil {
 		return nil, fmt.Errorf("send greeting: %w", err)
 	}
-	nonceS, minor, err := readHello(c.br)
+	nonceS, minor, err := readHello(c.br, c.version)
 	if err != nil {
 		return nil, err
 	}
@@ -259,17 +290,24 @@ func frameNonce(n uint64) []byte {
 }
 
 // Connect authenticates with the target on nc, for the source: it answers
-// the target's challenge and checks the target's proof.
+// the target's challenge and checks the target's proof. A target of
+// another major version is ErrIncompatibleVersion, found before anything
+// is sent.
 func Connect(nc net.Conn, token []byte) (*Conn, error) {
-	c := newConn(nc)
-	nonceT, minor, err := readHello(c.br)
+	return ConnectVersion(nc, token, Version{})
+}
+
+// ConnectVersion is Connect announcing version v (zero: Current).
+func ConnectVersion(nc net.Conn, token []byte, v Version) (*Conn, error) {
+	c := newConn(nc, v)
+	nonceT, minor, err := readHello(c.br, c.version)
 	if err != nil {
 		return nil, err
 	}
 	c.peerMinor = minor
 	nonceS := make([]byte, nonceSize)
 	rand.Read(nonceS)
-	if _, err := nc.Write(append(hello(nonceS), mac(token, "snap-migrate source", nonceT, nonceS)...)); err != nil {
+	if _, err := nc.Write(append(hello(c.version, nonceS), mac(token, "snap-migrate source", nonceT, nonceS)...)); err != nil {
 		return nil, fmt.Errorf("send greeting: %w", err)
 	}
 	ans := make([]byte, 1+sha256.Size)

@@ -132,7 +132,7 @@ func (s *KernelSandbox) migrate(ctx context.Context, req SaveRequest, progress f
 	// A cancelled save (timeout, client gone) unblocks every read and write.
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	c, err := migration.Connect(nc, req.Token)
+	c, err := migration.ConnectVersion(nc, req.Token, req.MigrateVersion)
 	if err != nil {
 		return "", fmt.Errorf("migrate %s to %s: %w", s.opts.ID, addr, err)
 	}
@@ -145,7 +145,7 @@ func (s *KernelSandbox) migrate(ctx context.Context, req SaveRequest, progress f
 		m.maxDown = DefaultMaxDowntime
 	}
 	err = m.run(ctx)
-	if err != nil && m.sentGo && c.PeerMinor() >= 1 && !errors.Is(err, migration.ErrRemote) {
+	if err != nil && m.sentGo && c.Minor() >= 1 && !errors.Is(err, migration.ErrRemote) {
 		// The target's own Error (a host port it found taken) is an
 		// answer; anything else after Go needs asking.
 		err = m.resolve(ctx, err)
@@ -241,8 +241,8 @@ func queryOnce(ctx context.Context, addr string, token []byte, id string) (byte,
 	if err != nil {
 		return 0, err
 	}
-	if c.PeerMinor() < 1 {
-		return 0, fmt.Errorf("%w: the target speaks %d.%d, which has no questions", migration.ErrIncompatibleVersion, migration.Major, c.PeerMinor())
+	if c.Minor() < 1 {
+		return 0, fmt.Errorf("%w: the target speaks %d.%d, which has no questions", migration.ErrIncompatibleVersion, migration.Major, c.Minor())
 	}
 	if err := c.Write(migration.FrameQuery, []byte(id)); err != nil {
 		return 0, err
@@ -466,7 +466,7 @@ func (m *migrator) sendRound(round int, size uint64, ranges [][2]uint64, skipZer
 	// A round sent while the program runs ends when the target has
 	// stored it (a 2.2 target): the rate is then the target's, and the
 	// pause that follows does not include the target's backlog.
-	if !m.paused && m.c.PeerMinor() >= 2 {
+	if !m.paused && m.c.Minor() >= 2 {
 		if err := m.c.Write(migration.FrameSync, nil); err != nil {
 			return err
 		}

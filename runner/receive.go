@@ -31,6 +31,10 @@ type ReceiveOptions struct {
 	// restored but before it runs; an error refuses the migration (the
 	// source runs on). A detached target records its metadata here.
 	Refuse func(meta map[string]string) error
+	// Version is the protocol version announced to sources (zero:
+	// migration.Current); tests set an older minor to play an older
+	// target.
+	Version migration.Version
 }
 
 // receiveDoneTimeout bounds the wait for the source's last word once the
@@ -53,7 +57,7 @@ const receiveDoneTimeout = 30 * time.Second
 // answerKeep passed).
 func Receive(ctx context.Context, o ReceiveOptions) (*KernelSandbox, map[string]string, error) {
 	stop := context.AfterFunc(ctx, func() { o.Listener.Close() })
-	a := &answerer{ln: o.Listener, token: o.Token, decided: make(chan struct{}), asked: make(chan struct{})}
+	a := &answerer{ln: o.Listener, token: o.Token, version: o.Version, decided: make(chan struct{}), asked: make(chan struct{})}
 	// The listener is closed here unless answering goes on after return.
 	keepOpen := false
 	defer func() {
@@ -69,7 +73,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (*KernelSandbox, map[string]
 			}
 			return nil, nil, fmt.Errorf("receive: %w", err)
 		}
-		c, err := migration.Accept(nc, o.Token)
+		c, err := migration.AcceptVersion(nc, o.Token, o.Version)
 		if err != nil {
 			log.Printf("receive: refused %s: %v", nc.RemoteAddr(), err)
 			nc.Close()
@@ -100,8 +104,9 @@ func Receive(ctx context.Context, o ReceiveOptions) (*KernelSandbox, map[string]
 // once it lost its connection (FrameQuery): the target decides once,
 // running (it read FrameGo) or discarded (it did not, and never will).
 type answerer struct {
-	ln    net.Listener
-	token []byte
+	ln      net.Listener
+	token   []byte
+	version migration.Version
 	// serving is set once questions are answered (after FrameReady was
 	// sent to a 2.1 source); quiet once the source said it failed instead
 	// of sending Go (it asks nothing). Exclusive to Receive's goroutine.
@@ -166,7 +171,7 @@ func (a *answerer) linger(ctx context.Context) {
 func (a *answerer) handle(nc net.Conn) {
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(queryTimeout))
-	c, err := migration.Accept(nc, a.token)
+	c, err := migration.AcceptVersion(nc, a.token, a.version)
 	if err != nil {
 		log.Printf("receive: refused %s: %v", nc.RemoteAddr(), err)
 		return
@@ -175,7 +180,7 @@ func (a *answerer) handle(nc net.Conn) {
 	if err != nil {
 		return
 	}
-	if typ != migration.FrameQuery {
+	if typ != migration.FrameQuery || c.Minor() < 1 {
 		c.WriteError(errors.New("this snap receive has received its sandbox already"))
 		return
 	}
@@ -231,6 +236,9 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions, a *answ
 				return nil, nil, err
 			}
 		case migration.FrameSync:
+			if c.Minor() < 2 {
+				return nil, nil, fmt.Errorf("%w: sync frame from a source that speaks %d.%d", migration.ErrCorrupt, migration.Major, c.Minor())
+			}
 			if err := sendFrame(c, migration.FrameSynced); err != nil {
 				return nil, nil, fmt.Errorf("answer the source's sync: %w", err)
 			}
@@ -274,7 +282,7 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions, a *answ
 	}
 	// A 2.1 source that loses the connection from now on asks what
 	// became of the sandbox; a 2.0 one cannot.
-	asks := c.PeerMinor() >= 1 && meta[MetaMigration] != ""
+	asks := c.Minor() >= 1 && meta[MetaMigration] != ""
 	c.NetConn().SetReadDeadline(time.Now().Add(ackTimeout))
 	if asks {
 		a.serve(meta[MetaMigration], c)
