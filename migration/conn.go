@@ -13,6 +13,7 @@ import (
 	"hash/crc32"
 	"io"
 	"net"
+	"slices"
 
 	"github.com/klauspost/compress/s2"
 )
@@ -132,15 +133,26 @@ type Conn struct {
 	br *bufio.Reader
 	bw *bufio.Writer
 	// rbuf and dbuf are the last frame read (sealed, then opened in
-	// place, and decompressed); pbuf is a frame's prefix and payload
-	// joined, wbuf the compression buffer, sbuf the frame being sealed:
-	// all kept from frame to frame, so that a stream of memory allocates
-	// nothing per frame.
-	rbuf, dbuf, pbuf, wbuf, sbuf []byte
+	// place, and decompressed); sbuf the frame being sealed, sealer's
+	// buffers the compression's: all kept from frame to frame, so that a
+	// stream of memory allocates nothing per frame.
+	rbuf, dbuf, sbuf []byte
+	sealer           sealer
+	// noCompress turns S2 off for the frames this side writes.
+	noCompress bool
+	// ahead, once ReadAhead started it, reads and opens the frames.
+	ahead *readAhead
+	// readFailed is the first frame that did not open: every later Read
+	// returns it (the frames after it may open, but the sequence is
+	// broken).
+	readFailed error
 	// seal encrypts the frames this side writes, open decrypts the
 	// peer's; sealN and openN count them (each frame's GCM nonce).
 	seal, open   cipher.AEAD
 	sealN, openN uint64
+	// sealKey and openKey are their keys, for the PageWriter's workers
+	// (each seals with its own AEAD) and the reader's.
+	sealKey, openKey []byte
 	// WireBytes and RawBytes count what was written (after and before
 	// compression).
 	WireBytes, RawBytes uint64
@@ -161,8 +173,13 @@ func (c *Conn) PeerMinor() uint16 { return c.peerMinor }
 // announced: frame types newer than it are neither sent nor accepted.
 func (c *Conn) Minor() uint16 { return min(c.version.Minor, c.peerMinor) }
 
-// Close closes the connection.
-func (c *Conn) Close() error { return c.nc.Close() }
+// Close closes the connection (and ends its read-ahead, if any).
+func (c *Conn) Close() error {
+	if c.ahead != nil {
+		c.ahead.stop()
+	}
+	return c.nc.Close()
+}
 
 // NetConn returns the underlying connection (for deadlines).
 func (c *Conn) NetConn() net.Conn { return c.nc }
@@ -262,13 +279,6 @@ func (c *Conn) deriveKeys(token, nonceT, nonceS []byte, source bool) error {
 // setKeys makes sealKey the key of frames written and openKey that of
 // frames read, both counters starting at zero.
 func (c *Conn) setKeys(sealKey, openKey []byte) error {
-	gcm := func(k []byte) (cipher.AEAD, error) {
-		b, err := aes.NewCipher(k)
-		if err != nil {
-			return nil, err
-		}
-		return cipher.NewGCM(b)
-	}
 	var err error
 	if c.seal, err = gcm(sealKey); err != nil {
 		return fmt.Errorf("frame cipher: %w", err)
@@ -277,7 +287,17 @@ func (c *Conn) setKeys(sealKey, openKey []byte) error {
 		return fmt.Errorf("frame cipher: %w", err)
 	}
 	c.sealN, c.openN = 0, 0
+	c.sealKey, c.openKey = sealKey, openKey
 	return nil
+}
+
+// gcm returns an AES-256-GCM AEAD of key k.
+func gcm(k []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
 }
 
 // frameNonce is the GCM nonce of frame n of a direction: n, little
@@ -329,9 +349,15 @@ func ConnectVersion(nc net.Conn, token []byte, v Version) (*Conn, error) {
 // minCompress is the smallest payload worth compressing.
 const minCompress = 512
 
+// SetCompression turns the S2 compression of the frames this side writes
+// on (the default) or off. Off, a frame costs no compression at either
+// end and takes its raw size on the wire: the better choice where the
+// link is faster than S2 (loopback). The peer reads both.
+func (c *Conn) SetCompression(on bool) { c.noCompress = !on }
+
 // Write sends one frame. Payloads of minCompress bytes or more are
-// compressed with S2 when that makes them smaller. It buffers: Flush
-// sends what is buffered.
+// compressed with S2 when that makes them smaller (unless compression is
+// off). It buffers: Flush sends what is buffered.
 func (c *Conn) Write(typ byte, payload []byte) error {
 	return c.write(typ, nil, payload)
 }
@@ -344,47 +370,79 @@ func (c *Conn) WritePages(off uint64, data []byte) error {
 }
 
 func (c *Conn) write(typ byte, pre, payload []byte) error {
-	raw := payload
-	if len(pre) > 0 {
-		c.pbuf = append(append(c.pbuf[:0], pre...), payload...)
-		raw = c.pbuf
-	}
-	if len(raw) > MaxFrame {
-		return fmt.Errorf("migration frame of %d bytes exceeds %d", len(raw), MaxFrame)
-	}
-	wire, flags := raw, byte(0)
-	if len(raw) >= minCompress {
-		if n := s2.MaxEncodedLen(len(raw)); cap(c.wbuf) < n {
-			c.wbuf = make([]byte, n)
-		}
-		if enc := s2.Encode(c.wbuf[:cap(c.wbuf)], raw); len(enc) < len(raw) {
-			wire, flags = enc, flagS2
-		}
-	}
-	// The sealed frame: header and payload, encrypted in place and
-	// followed by the tag; the clear length is authenticated with it.
-	n := headerSize + len(wire)
-	if cap(c.sbuf) < n+c.seal.Overhead() {
-		c.sbuf = make([]byte, n+c.seal.Overhead())
-	}
-	plain := c.sbuf[:n]
-	plain[0], plain[1] = typ, flags
-	binary.LittleEndian.PutUint32(plain[2:], uint32(len(raw)))
-	binary.LittleEndian.PutUint32(plain[6:], crc32.Checksum(raw, castagnoli))
-	copy(plain[headerSize:], wire)
-	var prefix [lenSize]byte
-	binary.LittleEndian.PutUint32(prefix[:], uint32(n+c.seal.Overhead()))
-	sealed := c.seal.Seal(plain[:0], frameNonce(c.sealN), plain, prefix[:])
-	c.sealN++
-	if _, err := c.bw.Write(prefix[:]); err != nil {
+	c.sealer.aead, c.sealer.compress = c.seal, !c.noCompress
+	sealed, err := c.sealer.appendFrame(c.sbuf[:0], c.sealN, typ, pre, payload)
+	if err != nil {
 		return err
 	}
+	c.sbuf = sealed
+	c.sealN++
 	if _, err := c.bw.Write(sealed); err != nil {
 		return err
 	}
-	c.WireBytes += uint64(lenSize + len(sealed))
-	c.RawBytes += uint64(len(raw))
+	c.WireBytes += uint64(len(sealed))
+	c.RawBytes += uint64(len(pre) + len(payload))
 	return nil
+}
+
+// sealer makes frames: one per goroutine (the connection's, or each of a
+// PageWriter's workers), its scratch buffers kept from frame to frame.
+type sealer struct {
+	aead     cipher.AEAD
+	compress bool
+	// raw joins a frame's prefix and payload for the compressor; enc is
+	// the compressor's output.
+	raw, enc []byte
+}
+
+// appendFrame appends frame n of this direction to dst: its clear length,
+// then the sealed header, payload (pre then payload, compressed if that
+// makes it smaller) and tag.
+func (s *sealer) appendFrame(dst []byte, n uint64, typ byte, pre, payload []byte) ([]byte, error) {
+	rawLen := len(pre) + len(payload)
+	if rawLen > MaxFrame {
+		return dst, fmt.Errorf("migration frame of %d bytes exceeds %d", rawLen, MaxFrame)
+	}
+	sum := crc32.Update(crc32.Update(0, castagnoli, pre), castagnoli, payload)
+	var wire []byte // the compressed payload, if it is used
+	if s.compress && rawLen >= minCompress {
+		raw := payload
+		if len(pre) > 0 {
+			s.raw = append(append(s.raw[:0], pre...), payload...)
+			raw = s.raw
+		}
+		if m := s2.MaxEncodedLen(rawLen); cap(s.enc) < m {
+			s.enc = make([]byte, m)
+		}
+		if enc := s2.Encode(s.enc[:cap(s.enc)], raw); len(enc) < rawLen {
+			wire = enc
+		}
+	}
+	wireLen, flags := rawLen, byte(0)
+	if wire != nil {
+		wireLen, flags = len(wire), flagS2
+	}
+	// The sealed frame: header and payload, encrypted in place and
+	// followed by the tag; the clear length is authenticated with it.
+	plainLen := headerSize + wireLen
+	sealedLen := plainLen + s.aead.Overhead()
+	start := len(dst)
+	dst = slices.Grow(dst, lenSize+sealedLen)[:start+lenSize+plainLen]
+	prefix := dst[start : start+lenSize]
+	binary.LittleEndian.PutUint32(prefix, uint32(sealedLen))
+	plain := dst[start+lenSize:]
+	plain[0], plain[1] = typ, flags
+	binary.LittleEndian.PutUint32(plain[2:], uint32(rawLen))
+	binary.LittleEndian.PutUint32(plain[6:], sum)
+	if wire != nil {
+		copy(plain[headerSize:], wire)
+	} else {
+		copy(plain[headerSize+copy(plain[headerSize:], pre):], payload)
+	}
+	var nonce [12]byte
+	binary.LittleEndian.PutUint64(nonce[:], n)
+	s.aead.Seal(plain[:0], nonce[:], plain, prefix)
+	return dst[:start+lenSize+sealedLen], nil
 }
 
 // Flush sends what Write buffered.
@@ -407,26 +465,60 @@ func (c *Conn) WriteError(err error) {
 // or fails its checksum is ErrCorrupt. A FrameError from the peer is
 // returned as an ErrRemote error.
 func (c *Conn) Read() (byte, []byte, error) {
-	var prefix [lenSize]byte
-	if _, err := io.ReadFull(c.br, prefix[:]); err != nil {
+	if c.ahead != nil {
+		return c.ahead.read()
+	}
+	if c.readFailed != nil {
+		return 0, nil, c.readFailed
+	}
+	prefix, sealed, err := readSealed(c.br, &c.rbuf, c.openN)
+	if err != nil {
 		return 0, nil, err
 	}
-	n := binary.LittleEndian.Uint32(prefix[:])
-	if n < uint32(headerSize+c.open.Overhead()) || n > maxSealed {
-		return 0, nil, fmt.Errorf("%w: frame %d of %d sealed bytes", ErrCorrupt, c.openN, n)
-	}
-	if cap(c.rbuf) < int(n) {
-		c.rbuf = make([]byte, n)
-	}
-	sealed := c.rbuf[:n]
-	if _, err := io.ReadFull(c.br, sealed); err != nil {
-		return 0, nil, fmt.Errorf("%w: truncated frame: %v", ErrCorrupt, err)
-	}
-	plain, err := c.open.Open(sealed[:0], frameNonce(c.openN), sealed, prefix[:])
+	typ, raw, err := openFrame(c.open, c.openN, prefix, sealed, &c.dbuf)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: frame %d fails authentication (altered on the way, or not from this peer)", ErrCorrupt, c.openN)
+		c.readFailed = err
+		return 0, nil, err
 	}
 	c.openN++
+	if typ == FrameError {
+		return typ, raw, fmt.Errorf("%w: %s", ErrRemote, raw)
+	}
+	return typ, raw, nil
+}
+
+// readSealed reads frame n's clear length and its sealed bytes into buf
+// (grown as needed).
+func readSealed(r io.Reader, buf *[]byte, n uint64) ([lenSize]byte, []byte, error) {
+	var prefix [lenSize]byte
+	if _, err := io.ReadFull(r, prefix[:]); err != nil {
+		return prefix, nil, err
+	}
+	size := binary.LittleEndian.Uint32(prefix[:])
+	if size < uint32(headerSize+gcmOverhead) || size > maxSealed {
+		return prefix, nil, fmt.Errorf("%w: frame %d of %d sealed bytes", ErrCorrupt, n, size)
+	}
+	if cap(*buf) < int(size) {
+		*buf = make([]byte, size)
+	}
+	sealed := (*buf)[:size]
+	if _, err := io.ReadFull(r, sealed); err != nil {
+		return prefix, nil, fmt.Errorf("%w: truncated frame: %v", ErrCorrupt, err)
+	}
+	return prefix, sealed, nil
+}
+
+// gcmOverhead is the GCM tag's size.
+const gcmOverhead = 16
+
+// openFrame opens sealed frame n in place, decompresses it into dbuf
+// (grown as needed) if it is compressed, checks it and returns its type
+// and raw payload.
+func openFrame(aead cipher.AEAD, n uint64, prefix [lenSize]byte, sealed []byte, dbuf *[]byte) (byte, []byte, error) {
+	plain, err := aead.Open(sealed[:0], frameNonce(n), sealed, prefix[:])
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: frame %d fails authentication (altered on the way, or not from this peer)", ErrCorrupt, n)
+	}
 	typ, flags := plain[0], plain[1]
 	rawLen, sum := binary.LittleEndian.Uint32(plain[2:]), binary.LittleEndian.Uint32(plain[6:])
 	wire := plain[headerSize:]
@@ -438,18 +530,15 @@ func (c *Conn) Read() (byte, []byte, error) {
 		if n, err := s2.DecodedLen(wire); err != nil || n != int(rawLen) {
 			return 0, nil, fmt.Errorf("%w: frame of type %d does not decode to %d bytes", ErrCorrupt, typ, rawLen)
 		}
-		if cap(c.dbuf) < int(rawLen) {
-			c.dbuf = make([]byte, rawLen)
+		if cap(*dbuf) < int(rawLen) {
+			*dbuf = make([]byte, rawLen)
 		}
-		if raw, err = s2.Decode(c.dbuf[:rawLen], wire); err != nil {
+		if raw, err = s2.Decode((*dbuf)[:rawLen], wire); err != nil {
 			return 0, nil, fmt.Errorf("%w: frame of type %d: %v", ErrCorrupt, typ, err)
 		}
 	}
 	if crc32.Checksum(raw, castagnoli) != sum {
 		return 0, nil, fmt.Errorf("%w: frame of type %d fails its checksum", ErrCorrupt, typ)
-	}
-	if typ == FrameError {
-		return typ, raw, fmt.Errorf("%w: %s", ErrRemote, raw)
 	}
 	return typ, raw, nil
 }

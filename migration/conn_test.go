@@ -165,13 +165,32 @@ func TestCorruptFrame(t *testing.T) {
 			t.Fatalf("flip of byte %d: %v, want ErrCorrupt", i, err)
 		}
 	}
-	// The same frame twice: the second is read with the next nonce.
-	r := keyedReader(bytes.NewReader(append(bytes.Clone(frame), frame...)))
-	if _, _, err := r.Read(); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := r.Read(); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("Read() of a replayed frame = %v, want ErrCorrupt", err)
+	// The same frame twice: the second is read with the next nonce. With
+	// a read-ahead too, where the third (a good frame: the first one's
+	// nonce came before) is refused as well, the sequence being broken.
+	for _, ahead := range []bool{false, true} {
+		var buf bytes.Buffer
+		w := keyedWriter(&buf)
+		w.Write(FrameState, payload)
+		w.Flush()
+		replayed := append(bytes.Clone(buf.Bytes()), buf.Bytes()...)
+		w.Write(FrameState, payload) // frame 1
+		w.Write(FrameState, payload) // frame 2
+		w.Flush()
+		r := keyedReader(bytes.NewReader(append(replayed, buf.Bytes()[len(frame):]...)))
+		if ahead {
+			if err := r.ReadAhead(2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := r.Read(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			if _, _, err := r.Read(); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("read-ahead %v: Read() %d after a replayed frame = %v, want ErrCorrupt", ahead, i, err)
+			}
+		}
 	}
 }
 

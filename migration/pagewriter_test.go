@@ -1,0 +1,119 @@
+package migration
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+)
+
+// TestPageWriter sends memory through the pipeline between two other
+// frames and reads it back in order (with and without the target's
+// read-ahead): every frame opens (their numbers
+// follow the connection's), the pages arrive at their offsets, and zero
+// pages are left out only when asked.
+func TestPageWriter(t *testing.T) {
+	// Memory of 40 pages: pages 3-5 and 20 zero, the rest a pattern that
+	// compresses; pieces of 1 to 9 pages in batches of 8.
+	mem := make([]byte, 40*pageSize)
+	for p := range 40 {
+		if p >= 3 && p <= 5 || p == 20 {
+			continue
+		}
+		for i := 0; i < pageSize; i += 8 {
+			binary.LittleEndian.PutUint64(mem[p*pageSize+i:], uint64(p)<<32|uint64(i%64)|1)
+		}
+	}
+	pieces := [][2]int{{0, 7}, {7, 8}, {8, 17}, {17, 25}, {25, 40}} // [first, end) pages
+	for _, tc := range []struct {
+		name               string
+		skipZero, compress bool
+		workers            int
+		readAhead          int // the target's read-ahead workers, 0: none
+	}{
+		{name: "all pages, compressed", compress: true, workers: 2},
+		{name: "all pages, raw", workers: 1, readAhead: 1},
+		{name: "non-zero pages, compressed", skipZero: true, compress: true, workers: 3, readAhead: 2},
+		{name: "non-zero pages, raw", skipZero: true, workers: 2, readAhead: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target, source, terr, serr := pair(t, "tok", "tok")
+			if terr != nil || serr != nil {
+				t.Fatal(terr, serr)
+			}
+			source.SetCompression(tc.compress)
+			if tc.readAhead > 0 {
+				if err := target.ReadAhead(tc.readAhead); err != nil {
+					t.Fatal(err)
+				}
+				defer target.Close()
+			}
+			errc := make(chan error, 1)
+			go func() {
+				errc <- func() error {
+					if err := source.Write(FrameRound, []byte{1}); err != nil {
+						return err
+					}
+					w, err := source.NewPageWriter(8*pageSize, tc.workers, tc.skipZero)
+					if err != nil {
+						return err
+					}
+					for _, p := range pieces {
+						// A piece of 9 pages does not fit a batch: two.
+						for first := p[0]; first < p[1]; first += 8 {
+							end := min(first+8, p[1])
+							b, err := w.Add(uint64(first*pageSize), (end-first)*pageSize)
+							if err != nil {
+								return err
+							}
+							copy(b, mem[first*pageSize:end*pageSize])
+						}
+					}
+					if err := w.Close(); err != nil {
+						return err
+					}
+					if err := source.Write(FrameGo, nil); err != nil {
+						return err
+					}
+					return source.Flush()
+				}()
+			}()
+			if typ, _, err := target.Read(); err != nil || typ != FrameRound {
+				t.Fatalf("first frame = type %d, %v; want Round", typ, err)
+			}
+			got := make([]byte, len(mem))
+			sent := map[int]bool{}
+			for {
+				typ, p, err := target.Read()
+				if err != nil {
+					t.Fatalf("Read() = %v", err)
+				}
+				if typ == FrameGo {
+					break
+				}
+				if typ != FramePages || len(p) < 8+pageSize {
+					t.Fatalf("frame of type %d, %d bytes; want pages", typ, len(p))
+				}
+				off := int(binary.LittleEndian.Uint64(p))
+				copy(got[off:], p[8:])
+				for i := off / pageSize; i < (off+len(p)-8)/pageSize; i++ {
+					sent[i] = true
+				}
+			}
+			if err := <-errc; err != nil {
+				t.Fatalf("source: %v", err)
+			}
+			if !bytes.Equal(got, mem) {
+				t.Errorf("the pages read differ from the memory sent")
+			}
+			for p := range 40 {
+				zero := p >= 3 && p <= 5 || p == 20
+				if want := !zero || !tc.skipZero; sent[p] != want {
+					t.Errorf("page %d sent = %v, want %v", p, sent[p], want)
+				}
+			}
+			if compressed := source.WireBytes < source.RawBytes; compressed != tc.compress {
+				t.Errorf("wire bytes %d, raw %d: compressed = %v, want %v", source.WireBytes, source.RawBytes, compressed, tc.compress)
+			}
+		})
+	}
+}
