@@ -83,11 +83,11 @@ func Receive(ctx context.Context, o ReceiveOptions) (*KernelSandbox, map[string]
 		sb, meta, err := receiveOn(ctx, c, o, a)
 		if err != nil {
 			c.WriteError(err)
-			nc.Close()
+			c.Close()
 			a.linger(ctx)
 			return nil, nil, fmt.Errorf("receive from %s: %w", nc.RemoteAddr(), err)
 		}
-		nc.Close()
+		c.Close()
 		if a.serving {
 			keepOpen = true
 			// S/R-SAFE: touches only the listener, not the kernel.
@@ -211,6 +211,12 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions, a *answ
 		return nil, nil, err
 	}
 	defer st.close()
+	// The frames are read and opened ahead, on other goroutines, while
+	// this one writes the pages into memory.
+	if err := c.ReadAhead(sealWorkers()); err != nil {
+		return nil, nil, err
+	}
+	cpu0, start := cpuTime(), time.Now()
 	meta := map[string]string{}
 	var state bytes.Buffer
 	var size uint64
@@ -258,7 +264,7 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions, a *answ
 	}
 	ko := o.Kernel
 	json.Unmarshal([]byte(meta[MetaArgv]), &ko.Argv)
-	received := time.Now()
+	received, cpu := time.Now(), cpuTime()-cpu0
 	tm := ko.Timings
 	if tm == nil {
 		tm = new(kernel.Timings)
@@ -331,8 +337,9 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions, a *answ
 		return nil, nil, fmt.Errorf("source did not confirm it stopped (its copy may run on): %w", err)
 	}
 	if ko.Diag != nil {
-		ko.Diag.Printf("received sandbox %s: %d bytes of memory, %d of state; restored in %v, running %v after the last byte",
-			meta[MetaSandbox], size, stateLen, restored.Sub(received), time.Since(received))
+		ko.Diag.Printf("received sandbox %s: %d bytes of memory, %d of state in %v (%v of CPU); restored in %v, running %v after the last byte",
+			meta[MetaSandbox], size, stateLen, received.Sub(start).Round(time.Microsecond), cpu.Round(time.Millisecond),
+			restored.Sub(received), time.Since(received))
 		for _, l := range TimingLines(tm.Steps()) {
 			ko.Diag.Print(l)
 		}
