@@ -23,8 +23,8 @@ type readAhead struct {
 	// first frame that did not open, returned ever after (the frames
 	// after it would open, but the sequence is broken).
 	err, failed error
-	quit     chan struct{}
-	quitOnce sync.Once
+	quit        chan struct{}
+	quitOnce    sync.Once
 }
 
 // inFrame is one frame read ahead: its sealed bytes, then once a worker
