@@ -491,7 +491,10 @@ func (c *Conn) Read() (byte, []byte, error) {
 // (grown as needed).
 func readSealed(r io.Reader, buf *[]byte, n uint64) ([lenSize]byte, []byte, error) {
 	var prefix [lenSize]byte
-	if _, err := io.ReadFull(r, prefix[:]); err != nil {
+	if k, err := io.ReadFull(r, prefix[:]); err != nil {
+		if k > 0 {
+			return prefix, nil, fmt.Errorf("%w: truncated frame: %v", ErrCorrupt, err)
+		}
 		return prefix, nil, err
 	}
 	size := binary.LittleEndian.Uint32(prefix[:])

@@ -39,6 +39,11 @@ type PageWriter struct {
 	// wire and raw count what the writer wrote; read after written is
 	// closed.
 	wire, raw uint64
+	// inline, for a PageWriter of no workers, seals each batch when it
+	// is sent, into spare, the one batch, and writes it at once.
+	inline *sealer
+	spare  *pageBatch
+	closed bool
 }
 
 // pageBatch is up to a batch's size of memory in pieces, and once sealed
@@ -67,15 +72,29 @@ var errPageWriterClosed = errors.New("page writer closed")
 
 // NewPageWriter starts a pipeline of batches of batchSize bytes
 // (a multiple of pageSize, at most MaxFrame-8), with workers sealing
-// goroutines and two batches more than workers in flight. If skipZero is
+// goroutines and two batches more than workers in flight; with no
+// workers, each batch is sealed and written on the caller's goroutine
+// when the next one starts (for a few pages, where waking goroutines
+// costs more than it overlaps). If skipZero is
 // set, pages of zeros are left out (the target's memory starts as zeros).
 // What the connection buffered is flushed first.
 func (c *Conn) NewPageWriter(batchSize, workers int, skipZero bool) (*PageWriter, error) {
-	if batchSize <= 0 || batchSize%pageSize != 0 || batchSize > MaxFrame-8 || workers < 1 {
+	if batchSize <= 0 || batchSize%pageSize != 0 || batchSize > MaxFrame-8 || workers < 0 {
 		return nil, fmt.Errorf("page writer of %d-byte batches, %d workers", batchSize, workers)
 	}
 	if err := c.bw.Flush(); err != nil {
 		return nil, err
+	}
+	if workers == 0 {
+		// Inline: each batch is sealed and written on the caller's
+		// goroutine as it is sent; no goroutine to wake per batch.
+		aead, err := gcm(c.sealKey)
+		if err != nil {
+			return nil, fmt.Errorf("frame cipher: %w", err)
+		}
+		return &PageWriter{c: c, batchSize: batchSize, skipZero: skipZero,
+			inline: &sealer{aead: aead, compress: !c.noCompress},
+			spare:  &pageBatch{buf: make([]byte, batchSize), sealed: make(chan struct{}, 1)}}, nil
 	}
 	depth := workers + 2
 	w := &PageWriter{c: c, batchSize: batchSize, skipZero: skipZero, free: make(chan *pageBatch, depth),
@@ -102,7 +121,7 @@ func (c *Conn) NewPageWriter(batchSize, workers int, skipZero bool) (*PageWriter
 // batch is in flight, and fails once a frame could not be sealed or
 // written.
 func (w *PageWriter) Add(off uint64, n int) ([]byte, error) {
-	if w.work == nil {
+	if w.closed {
 		return nil, errPageWriterClosed
 	}
 	if n <= 0 || n%pageSize != 0 || n > w.batchSize {
@@ -114,7 +133,10 @@ func (w *PageWriter) Add(off uint64, n int) ([]byte, error) {
 	if w.cur != nil && w.cur.used()+n > w.batchSize {
 		w.send()
 	}
-	if w.cur == nil {
+	if w.cur == nil && w.inline != nil {
+		w.cur = w.spare
+		w.cur.pieces = w.cur.pieces[:0]
+	} else if w.cur == nil {
 		w.cur = <-w.free
 		w.cur.pieces = w.cur.pieces[:0]
 	}
@@ -158,6 +180,18 @@ func (w *PageWriter) send() {
 	}
 	b.n = w.c.sealN
 	w.c.sealN += uint64(len(b.frames))
+	if w.inline != nil {
+		w.sealBatch(w.inline, b)
+		if b.err == nil {
+			_, b.err = w.c.bw.Write(b.out)
+			w.wire += uint64(len(b.out))
+			w.raw += b.raw
+		}
+		if b.err != nil {
+			w.fail(b.err)
+		}
+		return
+	}
 	w.work <- b
 	w.order <- b
 }
@@ -166,16 +200,21 @@ func (w *PageWriter) send() {
 func (w *PageWriter) seal(s *sealer) {
 	defer w.workers.Done()
 	for b := range w.work {
-		b.out, b.raw, b.err = b.out[:0], 0, nil
-		for i, f := range b.frames {
-			var pre [8]byte
-			binary.LittleEndian.PutUint64(pre[:], f.off)
-			if b.out, b.err = s.appendFrame(b.out, b.n+uint64(i), FramePages, pre[:], b.buf[f.start:f.end]); b.err != nil {
-				break
-			}
-			b.raw += uint64(8 + f.end - f.start)
-		}
+		w.sealBatch(s, b)
 		b.sealed <- struct{}{}
+	}
+}
+
+// sealBatch seals the frames of b into b.out with s.
+func (w *PageWriter) sealBatch(s *sealer, b *pageBatch) {
+	b.out, b.raw, b.err = b.out[:0], 0, nil
+	for i, f := range b.frames {
+		var pre [8]byte
+		binary.LittleEndian.PutUint64(pre[:], f.off)
+		if b.out, b.err = s.appendFrame(b.out, b.n+uint64(i), FramePages, pre[:], b.buf[f.start:f.end]); b.err != nil {
+			return
+		}
+		b.raw += uint64(8 + f.end - f.start)
 	}
 }
 
@@ -216,17 +255,21 @@ func (w *PageWriter) fail(err error) {
 // and ends the pipeline. It returns the first failure. After a failure the
 // connection's frame sequence is broken: the migration fails.
 func (w *PageWriter) Close() error {
-	if w.work == nil {
+	if w.closed {
 		return errPageWriterClosed
 	}
 	if w.cur != nil {
 		w.send()
 	}
-	close(w.work)
-	close(w.order)
-	w.workers.Wait()
-	<-w.written
-	w.work = nil
+	if w.inline == nil {
+		close(w.work)
+		close(w.order)
+		w.workers.Wait()
+		<-w.written
+	} else if err := w.c.bw.Flush(); err != nil {
+		w.fail(err)
+	}
+	w.closed = true
 	w.c.WireBytes += w.wire
 	w.c.RawBytes += w.raw
 	return w.failed()

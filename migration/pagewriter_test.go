@@ -3,6 +3,7 @@ package migration
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"testing"
 )
 
@@ -31,6 +32,8 @@ func TestPageWriter(t *testing.T) {
 		readAhead          int // the target's read-ahead workers, 0: none
 	}{
 		{name: "all pages, compressed", compress: true, workers: 2},
+		{name: "inline, non-zero pages, compressed", skipZero: true, compress: true, workers: 0, readAhead: 1},
+		{name: "inline, all pages, raw", workers: 0},
 		{name: "all pages, raw", workers: 1, readAhead: 1},
 		{name: "non-zero pages, compressed", skipZero: true, compress: true, workers: 3, readAhead: 2},
 		{name: "non-zero pages, raw", skipZero: true, workers: 2, readAhead: 3},
@@ -113,6 +116,78 @@ func TestPageWriter(t *testing.T) {
 			}
 			if compressed := source.WireBytes < source.RawBytes; compressed != tc.compress {
 				t.Errorf("wire bytes %d, raw %d: compressed = %v, want %v", source.WireBytes, source.RawBytes, compressed, tc.compress)
+			}
+		})
+	}
+}
+
+// TestEndReadAhead: the target reads a round ahead up to Sync, ends the
+// read-ahead, answers, and reads what the source sends next on its own
+// goroutine; a source that does not wait for the answer breaks the
+// sequence (ErrCorrupt).
+func TestEndReadAhead(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		waits   bool // the source waits for Synced before sending on
+		wantErr bool
+	}{
+		{name: "source waits", waits: true},
+		{name: "source sends on", wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target, source, terr, serr := pair(t, "tok", "tok")
+			if terr != nil || serr != nil {
+				t.Fatal(terr, serr)
+			}
+			page := bytes.Repeat([]byte{9}, pageSize)
+			flushed := make(chan struct{}) // the pipe's reader took it all
+			go func() {
+				for i := range 20 {
+					source.WritePages(uint64(i*pageSize), page)
+				}
+				source.Write(FrameSync, nil)
+				if !tc.waits {
+					source.Write(FrameState, []byte("early"))
+				}
+				source.Flush()
+				close(flushed)
+				if tc.waits {
+					if _, err := source.Expect(FrameSynced); err != nil {
+						return
+					}
+				}
+				source.Write(FrameState, []byte("after"))
+				source.Flush()
+			}()
+			if err := target.ReadAhead(2); err != nil {
+				t.Fatal(err)
+			}
+			defer target.Close()
+			for i := range 20 {
+				if typ, p, err := target.Read(); err != nil || typ != FramePages || !bytes.Equal(p[8:], page) {
+					t.Fatalf("frame %d = type %d, %v; want the page", i, typ, err)
+				}
+			}
+			if _, err := target.Expect(FrameSync); err != nil {
+				t.Fatal(err)
+			}
+			// The early frame, if any, is in the connection's buffer: the
+			// read-ahead reads it before it waits on the connection.
+			<-flushed
+			err := target.EndReadAhead()
+			if tc.wantErr {
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("EndReadAhead() = %v, want ErrCorrupt", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("EndReadAhead() = %v", err)
+			}
+			target.Write(FrameSynced, nil)
+			target.Flush()
+			if p, err := target.Expect(FrameState); err != nil || string(p) != "after" {
+				t.Fatalf("after the read-ahead: %q, %v; want the state frame", p, err)
 			}
 		})
 	}

@@ -1,8 +1,11 @@
 package migration
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"sync"
+	"time"
 )
 
 // readAhead reads a connection's frames ahead of Read: one goroutine
@@ -23,8 +26,11 @@ type readAhead struct {
 	// first frame that did not open, returned ever after (the frames
 	// after it would open, but the sequence is broken).
 	err, failed error
-	quit        chan struct{}
-	quitOnce    sync.Once
+	// next is the number of the first frame readLoop did not read, set
+	// before it closes order.
+	next     uint64
+	quit     chan struct{}
+	quitOnce sync.Once
 }
 
 // inFrame is one frame read ahead: its sealed bytes, then once a worker
@@ -77,6 +83,7 @@ func (c *Conn) ReadAhead(workers int) error {
 func (a *readAhead) readLoop(c *Conn, n uint64) {
 	defer close(a.work)
 	defer close(a.order)
+	defer func() { a.next = n }()
 	for ; ; n++ {
 		var f *inFrame
 		select {
@@ -126,4 +133,38 @@ func (a *readAhead) read() (byte, []byte, error) {
 // progress returns: the caller closes the connection).
 func (a *readAhead) stop() {
 	a.quitOnce.Do(func() { close(a.quit) })
+}
+
+// EndReadAhead ends the read-ahead at a point where the peer sends
+// nothing until this side answers (the target, having read FrameSync,
+// before it answers FrameSynced): later Reads read on the caller's
+// goroutine, with no goroutine to wake per frame (which, on a loaded
+// machine, can take milliseconds of a migration's pause). It interrupts
+// the read waiting for the next frame with a read deadline, and leaves
+// the connection without one. A frame that arrived meanwhile breaks the
+// sequence: ErrCorrupt. Without a read-ahead it does nothing.
+func (c *Conn) EndReadAhead() error {
+	a := c.ahead
+	if a == nil {
+		return nil
+	}
+	c.ahead = nil
+	a.stop()
+	c.nc.SetReadDeadline(time.Unix(1, 0))
+	extra := 0
+	for f := range a.order {
+		<-f.opened // a worker is done with it
+		extra++
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	c.openN = a.next
+	switch {
+	case a.failed != nil:
+		return a.failed
+	case extra > 0:
+		return fmt.Errorf("%w: %d frames sent while the peer should wait for an answer", ErrCorrupt, extra)
+	case a.err != nil && !errors.Is(a.err, os.ErrDeadlineExceeded):
+		return a.err
+	}
+	return nil
 }
