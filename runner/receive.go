@@ -211,8 +211,8 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions, a *answ
 		return nil, nil, err
 	}
 	defer st.close()
-	// The frames are read and opened ahead, on other goroutines, while
-	// this one writes the pages into memory.
+	// The frames of the first round are read and opened ahead, on other
+	// goroutines, while this one writes the pages into memory.
 	if err := c.ReadAhead(sealWorkers()); err != nil {
 		return nil, nil, err
 	}
@@ -244,6 +244,15 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions, a *answ
 		case migration.FrameSync:
 			if c.Minor() < 2 {
 				return nil, nil, fmt.Errorf("%w: sync frame from a source that speaks %d.%d", migration.ErrCorrupt, migration.Major, c.Minor())
+			}
+			// The first round is stored. The later ones are small and
+			// the last is paused: they are read here, without a
+			// goroutine to wake per frame.
+			if err := c.EndReadAhead(); err != nil {
+				return nil, nil, fmt.Errorf("read stream: %w", err)
+			}
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
 			}
 			if err := sendFrame(c, migration.FrameSynced); err != nil {
 				return nil, nil, fmt.Errorf("answer the source's sync: %w", err)
