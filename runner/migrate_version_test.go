@@ -97,7 +97,8 @@ func TestMigrateVersions(t *testing.T) {
 	}
 }
 
-// startDirtycount runs dirtycount (8 MiB, rewriting 2 MiB a second) in
+// startDirtycount runs dirtycount (24 MiB, rewriting 2 MiB a second: its
+// first round is sealed on workers) in
 // this process with its output in path, once it printed a line; the
 // sandbox is killed and released when the test ends.
 func startDirtycount(t *testing.T, prog, path string) (string, *KernelSandbox) {
@@ -107,7 +108,7 @@ func startDirtycount(t *testing.T, prog, path string) (string, *KernelSandbox) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	sb, err := StartKernel(KernelOptions{ID: "v", Argv: []string{prog, "8", "2048"}, Stdout: f, Stderr: f})
+	sb, err := StartKernel(KernelOptions{ID: "v", Argv: []string{prog, "24", "2048"}, Stdout: f, Stderr: f})
 	if err != nil {
 		t.Fatal(err)
 	}
