@@ -98,9 +98,9 @@ func TestMigrateVersions(t *testing.T) {
 }
 
 // startDirtycount runs dirtycount (24 MiB, rewriting 2 MiB a second: its
-// first round is sealed on workers) in
-// this process with its output in path, once it printed a line; the
-// sandbox is killed and released when the test ends.
+// first round is sealed on workers) in this process with its output in
+// path, once it printed a line; the sandbox is killed and released when
+// the test ends.
 func startDirtycount(t *testing.T, prog, path string) (string, *KernelSandbox) {
 	t.Helper()
 	f, err := os.Create(path)
