@@ -140,6 +140,9 @@ type Conn struct {
 	sealer           sealer
 	// noCompress turns S2 off for the frames this side writes.
 	noCompress bool
+	// batches and sealers are what PageWriters left for the next one.
+	batches []*pageBatch
+	sealers []*sealer
 	// ahead, once ReadAhead started it, reads and opens the frames.
 	ahead *readAhead
 	// readFailed is the first frame that did not open: every later Read

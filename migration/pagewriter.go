@@ -44,6 +44,23 @@ type PageWriter struct {
 	inline *sealer
 	spare  *pageBatch
 	closed bool
+	// sealers are the workers', given back to the connection by Close.
+	sealers []*sealer
+}
+
+// takeBatch returns a batch of size bytes the connection kept from an
+// earlier PageWriter, or a new one: a migration's rounds reuse their
+// buffers rather than give the collector megabytes per round (a
+// collection during the paused round lengthens the pause).
+func (c *Conn) takeBatch(size int) *pageBatch {
+	for k := len(c.batches); k > 0; k = len(c.batches) {
+		b := c.batches[k-1]
+		c.batches = c.batches[:k-1]
+		if len(b.buf) == size {
+			return b
+		}
+	}
+	return &pageBatch{buf: make([]byte, size), sealed: make(chan struct{}, 1)}
 }
 
 // pageBatch is up to a batch's size of memory in pieces, and once sealed
@@ -87,27 +104,31 @@ func (c *Conn) NewPageWriter(batchSize, workers int, skipZero bool) (*PageWriter
 	}
 	if workers == 0 {
 		// Inline: each batch is sealed and written on the caller's
-		// goroutine as it is sent; no goroutine to wake per batch.
-		aead, err := gcm(c.sealKey)
-		if err != nil {
-			return nil, fmt.Errorf("frame cipher: %w", err)
-		}
+		// goroutine as it is sent (with the connection's own sealer); no
+		// goroutine to wake per batch.
+		c.sealer.aead, c.sealer.compress = c.seal, !c.noCompress
 		return &PageWriter{c: c, batchSize: batchSize, skipZero: skipZero,
-			inline: &sealer{aead: aead, compress: !c.noCompress},
-			spare:  &pageBatch{buf: make([]byte, batchSize), sealed: make(chan struct{}, 1)}}, nil
+			inline: &c.sealer, spare: c.takeBatch(batchSize)}, nil
 	}
 	depth := workers + 2
 	w := &PageWriter{c: c, batchSize: batchSize, skipZero: skipZero, free: make(chan *pageBatch, depth),
 		work: make(chan *pageBatch, depth), order: make(chan *pageBatch, depth), written: make(chan struct{})}
 	for range depth {
-		w.free <- &pageBatch{buf: make([]byte, batchSize), sealed: make(chan struct{}, 1)}
+		w.free <- c.takeBatch(batchSize)
 	}
 	for range workers {
-		aead, err := gcm(c.sealKey)
-		if err != nil {
-			return nil, fmt.Errorf("frame cipher: %w", err)
+		var s *sealer
+		if k := len(c.sealers); k > 0 {
+			s, c.sealers = c.sealers[k-1], c.sealers[:k-1]
+		} else {
+			aead, err := gcm(c.sealKey)
+			if err != nil {
+				return nil, fmt.Errorf("frame cipher: %w", err)
+			}
+			s = &sealer{aead: aead}
 		}
-		s := &sealer{aead: aead, compress: !c.noCompress}
+		s.compress = !c.noCompress
+		w.sealers = append(w.sealers, s)
 		w.workers.Add(1)
 		go w.seal(s)
 	}
@@ -266,8 +287,16 @@ func (w *PageWriter) Close() error {
 		close(w.order)
 		w.workers.Wait()
 		<-w.written
-	} else if err := w.c.bw.Flush(); err != nil {
-		w.fail(err)
+		// Every batch is back in free: keep them, and the sealers.
+		for len(w.free) > 0 {
+			w.c.batches = append(w.c.batches, <-w.free)
+		}
+		w.c.sealers = append(w.c.sealers, w.sealers...)
+	} else {
+		if err := w.c.bw.Flush(); err != nil {
+			w.fail(err)
+		}
+		w.c.batches = append(w.c.batches, w.spare)
 	}
 	w.closed = true
 	w.c.WireBytes += w.wire

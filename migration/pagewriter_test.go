@@ -56,23 +56,27 @@ func TestPageWriter(t *testing.T) {
 					if err := source.Write(FrameRound, []byte{1}); err != nil {
 						return err
 					}
-					w, err := source.NewPageWriter(8*pageSize, tc.workers, tc.skipZero)
-					if err != nil {
-						return err
-					}
-					for _, p := range pieces {
-						// A piece of 9 pages does not fit a batch: two.
-						for first := p[0]; first < p[1]; first += 8 {
-							end := min(first+8, p[1])
-							b, err := w.Add(uint64(first*pageSize), (end-first)*pageSize)
-							if err != nil {
-								return err
-							}
-							copy(b, mem[first*pageSize:end*pageSize])
+					// Twice: the second PageWriter reuses the first's
+					// batches and sealers (with workers, or inline).
+					for _, workers := range []int{tc.workers, 2 - min(tc.workers, 2)} {
+						w, err := source.NewPageWriter(8*pageSize, workers, tc.skipZero)
+						if err != nil {
+							return err
 						}
-					}
-					if err := w.Close(); err != nil {
-						return err
+						for _, p := range pieces {
+							// A piece of 9 pages does not fit a batch: two.
+							for first := p[0]; first < p[1]; first += 8 {
+								end := min(first+8, p[1])
+								b, err := w.Add(uint64(first*pageSize), (end-first)*pageSize)
+								if err != nil {
+									return err
+								}
+								copy(b, mem[first*pageSize:end*pageSize])
+							}
+						}
+						if err := w.Close(); err != nil {
+							return err
+						}
 					}
 					if err := source.Write(FrameGo, nil); err != nil {
 						return err
@@ -107,6 +111,9 @@ func TestPageWriter(t *testing.T) {
 			}
 			if !bytes.Equal(got, mem) {
 				t.Errorf("the pages read differ from the memory sent")
+			}
+			if want := 2 * len(mem); !tc.skipZero && source.RawBytes < uint64(want) {
+				t.Errorf("raw bytes sent = %d, want at least %d (two rounds)", source.RawBytes, want)
 			}
 			for p := range 40 {
 				zero := p >= 3 && p <= 5 || p == 20
