@@ -19,7 +19,7 @@ const pageSize = 4096
 //
 // Lifecycle: NewPageWriter, then Add and fill, as often as needed, then
 // Close, which sends what is left and waits until every frame is
-// written. Between NewPageWriter and Close nothing else may write to the
+// written (or Abort, which drops what was not sent yet). Between NewPageWriter and Close nothing else may write to the
 // connection. A PageWriter is used by one goroutine.
 type PageWriter struct {
 	c         *Conn
@@ -302,6 +302,18 @@ func (w *PageWriter) Close() error {
 	w.c.WireBytes += w.wire
 	w.c.RawBytes += w.raw
 	return w.failed()
+}
+
+// Abort ends the pipeline as Close does, but drops the batch being filled
+// (the caller could not fill it): for a caller that fails the migration.
+func (w *PageWriter) Abort() {
+	if w.cur != nil && !w.closed {
+		if w.inline == nil {
+			w.free <- w.cur // taken from free, which has room for it
+		}
+		w.cur = nil
+	}
+	w.Close()
 }
 
 var zeroPage [pageSize]byte

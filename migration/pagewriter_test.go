@@ -199,3 +199,54 @@ func TestEndReadAhead(t *testing.T) {
 		})
 	}
 }
+
+// TestPageWriterAbort: Abort drops the batch being filled and sends the
+// ones before it; the frames after it still open (the dropped batch took
+// no frame numbers).
+func TestPageWriterAbort(t *testing.T) {
+	for _, workers := range []int{0, 2} {
+		target, source, terr, serr := pair(t, "tok", "tok")
+		if terr != nil || serr != nil {
+			t.Fatal(terr, serr)
+		}
+		page := bytes.Repeat([]byte{5}, pageSize)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- func() error {
+				w, err := source.NewPageWriter(2*pageSize, workers, false)
+				if err != nil {
+					return err
+				}
+				for i := range 3 { // the third page starts a second batch
+					b, err := w.Add(uint64(i*pageSize), pageSize)
+					if err != nil {
+						return err
+					}
+					copy(b, page)
+				}
+				w.Abort()
+				if err := source.Write(FrameGo, nil); err != nil {
+					return err
+				}
+				return source.Flush()
+			}()
+		}()
+		var offs []uint64
+		for {
+			typ, p, err := target.Read()
+			if err != nil {
+				t.Fatalf("workers %d: Read() = %v", workers, err)
+			}
+			if typ == FrameGo {
+				break
+			}
+			offs = append(offs, binary.LittleEndian.Uint64(p))
+		}
+		if err := <-errc; err != nil {
+			t.Fatalf("workers %d: source: %v", workers, err)
+		}
+		if len(offs) != 2 || offs[0] != 0 || offs[1] != pageSize {
+			t.Errorf("workers %d: frames at %v, want [0 %d] (pages 0 and 1; page 2 dropped)", workers, offs, pageSize)
+		}
+	}
+}

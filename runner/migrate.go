@@ -471,11 +471,11 @@ func (m *migrator) sendRound(round int, size uint64, ranges [][2]uint64, skipZer
 			n := min(uint64(pageFrame), r[0]+r[1]-off)
 			b, err := w.Add(off, int(n))
 			if err != nil {
-				w.Close()
+				w.Abort()
 				return err
 			}
 			if _, err := mem.ReadAt(b, int64(off)); err != nil {
-				w.Close()
+				w.Abort()
 				return err
 			}
 			off += n
