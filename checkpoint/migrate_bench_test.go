@@ -16,14 +16,24 @@ var refDirtyArgs = []string{"1024", "16384"}
 
 var migratedRE = regexp.MustCompile(`migrated to .* in ([0-9]+) rounds: .* paused ([0-9.]+[a-zµ]+)`)
 
+// The CPU time each side spent on the migration, from their logs: the
+// source's per round, the target's for the whole stream. Unlike the
+// times, they hardly depend on the machine's load.
+var (
+	roundCPURE   = regexp.MustCompile(`migration round [0-9]+: .*, ([0-9.]+[a-zµ]+) of the sentry's CPU`)
+	receiveCPURE = regexp.MustCompile(`received sandbox .* of state in [^ ]+ \(([0-9.]+[a-zµ]+) of CPU\)`)
+)
+
 // BenchmarkLiveMigration migrates the reference workload between two
 // state directories on loopback and reports the downtime (the source's
 // last pause until the target runs it, from the source's log), the total
 // time of snap migrate and the rounds; next to the pause of a plain
-// --leave-running save of the same sandbox before it moves.
+// --leave-running save of the same sandbox before it moves, and the CPU
+// time each side spent (source-cpu-ms: its rounds; target-cpu-ms: its
+// reading of the stream).
 func BenchmarkLiveMigration(b *testing.B) {
 	b.ReportAllocs()
-	var total, down, savePause time.Duration
+	var total, down, savePause, srcCPU, tgtCPU time.Duration
 	var rounds int
 	for i := 0; i < b.N; i++ {
 		e := &env{dir: b.TempDir()}
@@ -49,6 +59,10 @@ func BenchmarkLiveMigration(b *testing.B) {
 			if strings.Contains(l, "migration round") || strings.Contains(l, "migration pause") || strings.Contains(l, "migrated to") {
 				b.Log(l) // the rounds' sizes and times, with -v
 			}
+			if m := roundCPURE.FindStringSubmatch(l); m != nil {
+				d, _ := time.ParseDuration(m[1])
+				srcCPU += d
+			}
 		}
 		d, _ := time.ParseDuration(string(m[2]))
 		down += d
@@ -66,6 +80,10 @@ func BenchmarkLiveMigration(b *testing.B) {
 			if _, after, ok := strings.Cut(string(tl), "received sandbox"); ok {
 				b.Log("target: received sandbox" + after)
 			}
+			if m := receiveCPURE.FindSubmatch(tl); m != nil {
+				d, _ := time.ParseDuration(string(m[1]))
+				tgtCPU += d
+			}
 		}
 		if l := lines(r.out)[0]; !strings.HasSuffix(l, "sum OK") {
 			b.Fatalf("target printed %q", l)
@@ -76,6 +94,8 @@ func BenchmarkLiveMigration(b *testing.B) {
 	b.ReportMetric(float64(total.Milliseconds())/n, "total-ms")
 	b.ReportMetric(float64(rounds)/n, "rounds")
 	b.ReportMetric(float64(savePause.Microseconds())/n/1000, "save-paused-ms")
+	b.ReportMetric(float64(srcCPU.Milliseconds())/n, "source-cpu-ms")
+	b.ReportMetric(float64(tgtCPU.Milliseconds())/n, "target-cpu-ms")
 }
 
 // BenchmarkIncrementalSave saves the reference workload with

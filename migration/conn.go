@@ -13,6 +13,7 @@ import (
 	"hash/crc32"
 	"io"
 	"net"
+	"slices"
 
 	"github.com/klauspost/compress/s2"
 )
@@ -27,6 +28,25 @@ const (
 	Major = 2
 	Minor = 2
 )
+
+// Version is a protocol version a connection announces and speaks. The
+// zero Version stands for the current one (Major.Minor); a side may
+// announce an older minor (tests do, to play an older peer) and then
+// speaks only what that minor has.
+type Version struct{ Major, Minor uint16 }
+
+// Current is the version this snap speaks.
+func Current() Version { return Version{Major, Minor} }
+
+// orCurrent returns v, or the current version if v is zero.
+func (v Version) orCurrent() Version {
+	if v == (Version{}) {
+		return Current()
+	}
+	return v
+}
+
+func (v Version) String() string { return fmt.Sprintf("%d.%d", v.Major, v.Minor) }
 
 const magic = "SNAPMIG\x00"
 
@@ -113,32 +133,56 @@ type Conn struct {
 	br *bufio.Reader
 	bw *bufio.Writer
 	// rbuf and dbuf are the last frame read (sealed, then opened in
-	// place, and decompressed); pbuf is a frame's prefix and payload
-	// joined, wbuf the compression buffer, sbuf the frame being sealed:
-	// all kept from frame to frame, so that a stream of memory allocates
-	// nothing per frame.
-	rbuf, dbuf, pbuf, wbuf, sbuf []byte
+	// place, and decompressed); sbuf the frame being sealed, sealer's
+	// buffers the compression's: all kept from frame to frame, so that a
+	// stream of memory allocates nothing per frame.
+	rbuf, dbuf, sbuf []byte
+	sealer           sealer
+	// noCompress turns S2 off for the frames this side writes.
+	noCompress bool
+	// batches and sealers are what PageWriters left for the next one.
+	batches []*pageBatch
+	sealers []*sealer
+	// ahead, once ReadAhead started it, reads and opens the frames.
+	ahead *readAhead
+	// readFailed is the first frame that did not open: every later Read
+	// returns it (the frames after it may open, but the sequence is
+	// broken).
+	readFailed error
 	// seal encrypts the frames this side writes, open decrypts the
 	// peer's; sealN and openN count them (each frame's GCM nonce).
 	seal, open   cipher.AEAD
 	sealN, openN uint64
+	// sealKey and openKey are their keys, for the PageWriter's workers
+	// (each seals with its own AEAD) and the reader's.
+	sealKey, openKey []byte
 	// WireBytes and RawBytes count what was written (after and before
 	// compression).
 	WireBytes, RawBytes uint64
-	// peerMinor is the minor version the peer announced.
+	// version is what this side announced; peerMinor the minor version
+	// the peer announced (the major is the same, or the handshake failed).
+	version   Version
 	peerMinor uint16
 }
 
-func newConn(nc net.Conn) *Conn {
-	return &Conn{nc: nc, br: bufio.NewReaderSize(nc, 256<<10), bw: bufio.NewWriterSize(nc, 256<<10)}
+func newConn(nc net.Conn, v Version) *Conn {
+	return &Conn{nc: nc, br: bufio.NewReaderSize(nc, 256<<10), bw: bufio.NewWriterSize(nc, 256<<10), version: v.orCurrent()}
 }
 
-// PeerMinor returns the minor protocol version the peer announced: frame
-// types newer than it must not be sent to it.
+// PeerMinor returns the minor protocol version the peer announced.
 func (c *Conn) PeerMinor() uint16 { return c.peerMinor }
 
-// Close closes the connection.
-func (c *Conn) Close() error { return c.nc.Close() }
+// Minor returns the minor version both sides speak, the lower of the two
+// announced: frame types newer than it are neither sent nor accepted.
+func (c *Conn) Minor() uint16 { return min(c.version.Minor, c.peerMinor) }
+
+// Close closes the connection (and ends its read-ahead, if any).
+func (c *Conn) Close() error {
+	if c.ahead != nil {
+		c.ahead.stop()
+	}
+	return c.nc.Close()
+}
 
 // NetConn returns the underlying connection (for deadlines).
 func (c *Conn) NetConn() net.Conn { return c.nc }
@@ -151,17 +195,18 @@ func mac(token []byte, label string, a, b []byte) []byte {
 	return h.Sum(nil)
 }
 
-func hello(nonce []byte) []byte {
+func hello(v Version, nonce []byte) []byte {
 	b := make([]byte, 0, len(magic)+4+nonceSize)
 	b = append(b, magic...)
-	b = binary.LittleEndian.AppendUint16(b, Major)
-	b = binary.LittleEndian.AppendUint16(b, Minor)
+	b = binary.LittleEndian.AppendUint16(b, v.Major)
+	b = binary.LittleEndian.AppendUint16(b, v.Minor)
 	return append(b, nonce...)
 }
 
 // readHello reads the peer's greeting and returns its nonce and minor
-// version.
-func readHello(r io.Reader) ([]byte, uint16, error) {
+// version; a peer of another major version than ours is
+// ErrIncompatibleVersion.
+func readHello(r io.Reader, ours Version) ([]byte, uint16, error) {
 	b := make([]byte, len(magic)+4+nonceSize)
 	if _, err := io.ReadFull(r, b); err != nil {
 		return nil, 0, fmt.Errorf("read greeting: %w", err)
@@ -170,24 +215,30 @@ func readHello(r io.Reader) ([]byte, uint16, error) {
 		return nil, 0, fmt.Errorf("%w: greeting %q is not a snap migration", ErrCorrupt, b[:len(magic)])
 	}
 	minor := binary.LittleEndian.Uint16(b[len(magic)+2:])
-	if major := binary.LittleEndian.Uint16(b[len(magic):]); major != Major {
-		return nil, 0, fmt.Errorf("%w: peer speaks %d.%d, this snap %d.%d", ErrIncompatibleVersion,
-			major, minor, Major, Minor)
+	if major := binary.LittleEndian.Uint16(b[len(magic):]); major != ours.Major {
+		return nil, 0, fmt.Errorf("%w: the peer speaks %d.%d, this side %v (the major versions must be equal)",
+			ErrIncompatibleVersion, major, minor, ours)
 	}
 	return b[len(magic)+4:], minor, nil
 }
 
 // Accept authenticates the source on nc, for the target: it sends a
 // challenge and checks the source's answer. A source with another token
-// is told it was refused and gets ErrAuth.
+// is told it was refused and gets ErrAuth; one of another major version
+// gets ErrIncompatibleVersion.
 func Accept(nc net.Conn, token []byte) (*Conn, error) {
-	c := newConn(nc)
+	return AcceptVersion(nc, token, Version{})
+}
+
+// AcceptVersion is Accept announcing version v (zero: Current).
+func AcceptVersion(nc net.Conn, token []byte, v Version) (*Conn, error) {
+	c := newConn(nc, v)
 	nonceT := make([]byte, nonceSize)
 	rand.Read(nonceT)
-	if _, err := nc.Write(hello(nonceT)); err != nil {
+	if _, err := nc.Write(hello(c.version, nonceT)); err != nil {
 		return nil, fmt.Errorf("send greeting: %w", err)
 	}
-	nonceS, minor, err := readHello(c.br)
+	nonceS, minor, err := readHello(c.br, c.version)
 	if err != nil {
 		return nil, err
 	}
@@ -231,13 +282,6 @@ func (c *Conn) deriveKeys(token, nonceT, nonceS []byte, source bool) error {
 // setKeys makes sealKey the key of frames written and openKey that of
 // frames read, both counters starting at zero.
 func (c *Conn) setKeys(sealKey, openKey []byte) error {
-	gcm := func(k []byte) (cipher.AEAD, error) {
-		b, err := aes.NewCipher(k)
-		if err != nil {
-			return nil, err
-		}
-		return cipher.NewGCM(b)
-	}
 	var err error
 	if c.seal, err = gcm(sealKey); err != nil {
 		return fmt.Errorf("frame cipher: %w", err)
@@ -246,7 +290,17 @@ func (c *Conn) setKeys(sealKey, openKey []byte) error {
 		return fmt.Errorf("frame cipher: %w", err)
 	}
 	c.sealN, c.openN = 0, 0
+	c.sealKey, c.openKey = sealKey, openKey
 	return nil
+}
+
+// gcm returns an AES-256-GCM AEAD of key k.
+func gcm(k []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
 }
 
 // frameNonce is the GCM nonce of frame n of a direction: n, little
@@ -259,17 +313,24 @@ func frameNonce(n uint64) []byte {
 }
 
 // Connect authenticates with the target on nc, for the source: it answers
-// the target's challenge and checks the target's proof.
+// the target's challenge and checks the target's proof. A target of
+// another major version is ErrIncompatibleVersion, found before anything
+// is sent.
 func Connect(nc net.Conn, token []byte) (*Conn, error) {
-	c := newConn(nc)
-	nonceT, minor, err := readHello(c.br)
+	return ConnectVersion(nc, token, Version{})
+}
+
+// ConnectVersion is Connect announcing version v (zero: Current).
+func ConnectVersion(nc net.Conn, token []byte, v Version) (*Conn, error) {
+	c := newConn(nc, v)
+	nonceT, minor, err := readHello(c.br, c.version)
 	if err != nil {
 		return nil, err
 	}
 	c.peerMinor = minor
 	nonceS := make([]byte, nonceSize)
 	rand.Read(nonceS)
-	if _, err := nc.Write(append(hello(nonceS), mac(token, "snap-migrate source", nonceT, nonceS)...)); err != nil {
+	if _, err := nc.Write(append(hello(c.version, nonceS), mac(token, "snap-migrate source", nonceT, nonceS)...)); err != nil {
 		return nil, fmt.Errorf("send greeting: %w", err)
 	}
 	ans := make([]byte, 1+sha256.Size)
@@ -291,9 +352,15 @@ func Connect(nc net.Conn, token []byte) (*Conn, error) {
 // minCompress is the smallest payload worth compressing.
 const minCompress = 512
 
+// SetCompression turns the S2 compression of the frames this side writes
+// on (the default) or off. Off, a frame costs no compression at either
+// end and takes its raw size on the wire: the better choice where the
+// link is faster than S2 (loopback). The peer reads both.
+func (c *Conn) SetCompression(on bool) { c.noCompress = !on }
+
 // Write sends one frame. Payloads of minCompress bytes or more are
-// compressed with S2 when that makes them smaller. It buffers: Flush
-// sends what is buffered.
+// compressed with S2 when that makes them smaller (unless compression is
+// off). It buffers: Flush sends what is buffered.
 func (c *Conn) Write(typ byte, payload []byte) error {
 	return c.write(typ, nil, payload)
 }
@@ -306,47 +373,79 @@ func (c *Conn) WritePages(off uint64, data []byte) error {
 }
 
 func (c *Conn) write(typ byte, pre, payload []byte) error {
-	raw := payload
-	if len(pre) > 0 {
-		c.pbuf = append(append(c.pbuf[:0], pre...), payload...)
-		raw = c.pbuf
-	}
-	if len(raw) > MaxFrame {
-		return fmt.Errorf("migration frame of %d bytes exceeds %d", len(raw), MaxFrame)
-	}
-	wire, flags := raw, byte(0)
-	if len(raw) >= minCompress {
-		if n := s2.MaxEncodedLen(len(raw)); cap(c.wbuf) < n {
-			c.wbuf = make([]byte, n)
-		}
-		if enc := s2.Encode(c.wbuf[:cap(c.wbuf)], raw); len(enc) < len(raw) {
-			wire, flags = enc, flagS2
-		}
-	}
-	// The sealed frame: header and payload, encrypted in place and
-	// followed by the tag; the clear length is authenticated with it.
-	n := headerSize + len(wire)
-	if cap(c.sbuf) < n+c.seal.Overhead() {
-		c.sbuf = make([]byte, n+c.seal.Overhead())
-	}
-	plain := c.sbuf[:n]
-	plain[0], plain[1] = typ, flags
-	binary.LittleEndian.PutUint32(plain[2:], uint32(len(raw)))
-	binary.LittleEndian.PutUint32(plain[6:], crc32.Checksum(raw, castagnoli))
-	copy(plain[headerSize:], wire)
-	var prefix [lenSize]byte
-	binary.LittleEndian.PutUint32(prefix[:], uint32(n+c.seal.Overhead()))
-	sealed := c.seal.Seal(plain[:0], frameNonce(c.sealN), plain, prefix[:])
-	c.sealN++
-	if _, err := c.bw.Write(prefix[:]); err != nil {
+	c.sealer.aead, c.sealer.compress = c.seal, !c.noCompress
+	sealed, err := c.sealer.appendFrame(c.sbuf[:0], c.sealN, typ, pre, payload)
+	if err != nil {
 		return err
 	}
+	c.sbuf = sealed
+	c.sealN++
 	if _, err := c.bw.Write(sealed); err != nil {
 		return err
 	}
-	c.WireBytes += uint64(lenSize + len(sealed))
-	c.RawBytes += uint64(len(raw))
+	c.WireBytes += uint64(len(sealed))
+	c.RawBytes += uint64(len(pre) + len(payload))
 	return nil
+}
+
+// sealer makes frames: one per goroutine (the connection's, or each of a
+// PageWriter's workers), its scratch buffers kept from frame to frame.
+type sealer struct {
+	aead     cipher.AEAD
+	compress bool
+	// raw joins a frame's prefix and payload for the compressor; enc is
+	// the compressor's output.
+	raw, enc []byte
+}
+
+// appendFrame appends frame n of this direction to dst: its clear length,
+// then the sealed header, payload (pre then payload, compressed if that
+// makes it smaller) and tag.
+func (s *sealer) appendFrame(dst []byte, n uint64, typ byte, pre, payload []byte) ([]byte, error) {
+	rawLen := len(pre) + len(payload)
+	if rawLen > MaxFrame {
+		return dst, fmt.Errorf("migration frame of %d bytes exceeds %d", rawLen, MaxFrame)
+	}
+	sum := crc32.Update(crc32.Update(0, castagnoli, pre), castagnoli, payload)
+	var wire []byte // the compressed payload, if it is used
+	if s.compress && rawLen >= minCompress {
+		raw := payload
+		if len(pre) > 0 {
+			s.raw = append(append(s.raw[:0], pre...), payload...)
+			raw = s.raw
+		}
+		if m := s2.MaxEncodedLen(rawLen); cap(s.enc) < m {
+			s.enc = make([]byte, m)
+		}
+		if enc := s2.Encode(s.enc[:cap(s.enc)], raw); len(enc) < rawLen {
+			wire = enc
+		}
+	}
+	wireLen, flags := rawLen, byte(0)
+	if wire != nil {
+		wireLen, flags = len(wire), flagS2
+	}
+	// The sealed frame: header and payload, encrypted in place and
+	// followed by the tag; the clear length is authenticated with it.
+	plainLen := headerSize + wireLen
+	sealedLen := plainLen + s.aead.Overhead()
+	start := len(dst)
+	dst = slices.Grow(dst, lenSize+sealedLen)[:start+lenSize+plainLen]
+	prefix := dst[start : start+lenSize]
+	binary.LittleEndian.PutUint32(prefix, uint32(sealedLen))
+	plain := dst[start+lenSize:]
+	plain[0], plain[1] = typ, flags
+	binary.LittleEndian.PutUint32(plain[2:], uint32(rawLen))
+	binary.LittleEndian.PutUint32(plain[6:], sum)
+	if wire != nil {
+		copy(plain[headerSize:], wire)
+	} else {
+		copy(plain[headerSize+copy(plain[headerSize:], pre):], payload)
+	}
+	var nonce [12]byte
+	binary.LittleEndian.PutUint64(nonce[:], n)
+	s.aead.Seal(plain[:0], nonce[:], plain, prefix)
+	return dst[:start+lenSize+sealedLen], nil
 }
 
 // Flush sends what Write buffered.
@@ -369,26 +468,63 @@ func (c *Conn) WriteError(err error) {
 // or fails its checksum is ErrCorrupt. A FrameError from the peer is
 // returned as an ErrRemote error.
 func (c *Conn) Read() (byte, []byte, error) {
-	var prefix [lenSize]byte
-	if _, err := io.ReadFull(c.br, prefix[:]); err != nil {
+	if c.ahead != nil {
+		return c.ahead.read()
+	}
+	if c.readFailed != nil {
+		return 0, nil, c.readFailed
+	}
+	prefix, sealed, err := readSealed(c.br, &c.rbuf, c.openN)
+	if err != nil {
 		return 0, nil, err
 	}
-	n := binary.LittleEndian.Uint32(prefix[:])
-	if n < uint32(headerSize+c.open.Overhead()) || n > maxSealed {
-		return 0, nil, fmt.Errorf("%w: frame %d of %d sealed bytes", ErrCorrupt, c.openN, n)
-	}
-	if cap(c.rbuf) < int(n) {
-		c.rbuf = make([]byte, n)
-	}
-	sealed := c.rbuf[:n]
-	if _, err := io.ReadFull(c.br, sealed); err != nil {
-		return 0, nil, fmt.Errorf("%w: truncated frame: %v", ErrCorrupt, err)
-	}
-	plain, err := c.open.Open(sealed[:0], frameNonce(c.openN), sealed, prefix[:])
+	typ, raw, err := openFrame(c.open, c.openN, prefix, sealed, &c.dbuf)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: frame %d fails authentication (altered on the way, or not from this peer)", ErrCorrupt, c.openN)
+		c.readFailed = err
+		return 0, nil, err
 	}
 	c.openN++
+	if typ == FrameError {
+		return typ, raw, fmt.Errorf("%w: %s", ErrRemote, raw)
+	}
+	return typ, raw, nil
+}
+
+// readSealed reads frame n's clear length and its sealed bytes into buf
+// (grown as needed).
+func readSealed(r io.Reader, buf *[]byte, n uint64) ([lenSize]byte, []byte, error) {
+	var prefix [lenSize]byte
+	if k, err := io.ReadFull(r, prefix[:]); err != nil {
+		if k > 0 {
+			return prefix, nil, fmt.Errorf("%w: truncated frame: %v", ErrCorrupt, err)
+		}
+		return prefix, nil, err
+	}
+	size := binary.LittleEndian.Uint32(prefix[:])
+	if size < uint32(headerSize+gcmOverhead) || size > maxSealed {
+		return prefix, nil, fmt.Errorf("%w: frame %d of %d sealed bytes", ErrCorrupt, n, size)
+	}
+	if cap(*buf) < int(size) {
+		*buf = make([]byte, size)
+	}
+	sealed := (*buf)[:size]
+	if _, err := io.ReadFull(r, sealed); err != nil {
+		return prefix, nil, fmt.Errorf("%w: truncated frame: %v", ErrCorrupt, err)
+	}
+	return prefix, sealed, nil
+}
+
+// gcmOverhead is the GCM tag's size.
+const gcmOverhead = 16
+
+// openFrame opens sealed frame n in place, decompresses it into dbuf
+// (grown as needed) if it is compressed, checks it and returns its type
+// and raw payload.
+func openFrame(aead cipher.AEAD, n uint64, prefix [lenSize]byte, sealed []byte, dbuf *[]byte) (byte, []byte, error) {
+	plain, err := aead.Open(sealed[:0], frameNonce(n), sealed, prefix[:])
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: frame %d fails authentication (altered on the way, or not from this peer)", ErrCorrupt, n)
+	}
 	typ, flags := plain[0], plain[1]
 	rawLen, sum := binary.LittleEndian.Uint32(plain[2:]), binary.LittleEndian.Uint32(plain[6:])
 	wire := plain[headerSize:]
@@ -400,18 +536,15 @@ func (c *Conn) Read() (byte, []byte, error) {
 		if n, err := s2.DecodedLen(wire); err != nil || n != int(rawLen) {
 			return 0, nil, fmt.Errorf("%w: frame of type %d does not decode to %d bytes", ErrCorrupt, typ, rawLen)
 		}
-		if cap(c.dbuf) < int(rawLen) {
-			c.dbuf = make([]byte, rawLen)
+		if cap(*dbuf) < int(rawLen) {
+			*dbuf = make([]byte, rawLen)
 		}
-		if raw, err = s2.Decode(c.dbuf[:rawLen], wire); err != nil {
+		if raw, err = s2.Decode((*dbuf)[:rawLen], wire); err != nil {
 			return 0, nil, fmt.Errorf("%w: frame of type %d: %v", ErrCorrupt, typ, err)
 		}
 	}
 	if crc32.Checksum(raw, castagnoli) != sum {
 		return 0, nil, fmt.Errorf("%w: frame of type %d fails its checksum", ErrCorrupt, typ)
-	}
-	if typ == FrameError {
-		return typ, raw, fmt.Errorf("%w: %s", ErrRemote, raw)
 	}
 	return typ, raw, nil
 }

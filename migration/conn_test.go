@@ -11,17 +11,23 @@ import (
 // tokS.
 func pair(t *testing.T, tokT, tokS string) (target, source *Conn, terr, serr error) {
 	t.Helper()
+	return pairVersions(t, tokT, tokS, Version{}, Version{})
+}
+
+// pairVersions is pair with the target announcing vT and the source vS.
+func pairVersions(t *testing.T, tokT, tokS string, vT, vS Version) (target, source *Conn, terr, serr error) {
+	t.Helper()
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		target, terr = Accept(a, []byte(tokT))
+		target, terr = AcceptVersion(a, []byte(tokT), vT)
 		if terr != nil {
 			a.Close()
 		}
 	}()
-	source, serr = Connect(b, []byte(tokS))
+	source, serr = ConnectVersion(b, []byte(tokS), vS)
 	if serr != nil {
 		b.Close()
 	}
@@ -52,6 +58,42 @@ func TestHandshake(t *testing.T) {
 			}
 			if !errors.Is(terr, ErrAuth) || !errors.Is(serr, ErrAuth) {
 				t.Errorf("handshake = target %v, source %v; want ErrAuth on both", terr, serr)
+			}
+		})
+	}
+}
+
+// TestHandshakeVersions: both sides speak the lower of the two minors
+// announced; another major is refused by the source, which reads the
+// target's version first, before it sends anything.
+func TestHandshakeVersions(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		vT, vS    Version
+		wantMinor uint16
+		wantErr   bool
+	}{
+		{name: "both current", wantMinor: Minor},
+		{name: "older target", vT: Version{Major, 1}, wantMinor: 1},
+		{name: "2.0 target", vT: Version{Major, 0}, wantMinor: 0},
+		{name: "older source", vS: Version{Major, 1}, wantMinor: 1},
+		{name: "newer target", vT: Version{Major, Minor + 1}, wantMinor: Minor},
+		{name: "other major target", vT: Version{Major + 1, 0}, wantErr: true},
+		{name: "1.0 target", vT: Version{1, 0}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target, source, terr, serr := pairVersions(t, "tok", "tok", tc.vT, tc.vS)
+			if tc.wantErr {
+				if !errors.Is(serr, ErrIncompatibleVersion) || terr == nil {
+					t.Fatalf("handshake = target %v, source %v; want the source's ErrIncompatibleVersion", terr, serr)
+				}
+				return
+			}
+			if terr != nil || serr != nil {
+				t.Fatalf("handshake = %v / %v, want success", terr, serr)
+			}
+			if target.Minor() != tc.wantMinor || source.Minor() != tc.wantMinor {
+				t.Errorf("Minor = target %d, source %d; want %d on both", target.Minor(), source.Minor(), tc.wantMinor)
 			}
 		})
 	}
@@ -123,13 +165,32 @@ func TestCorruptFrame(t *testing.T) {
 			t.Fatalf("flip of byte %d: %v, want ErrCorrupt", i, err)
 		}
 	}
-	// The same frame twice: the second is read with the next nonce.
-	r := keyedReader(bytes.NewReader(append(bytes.Clone(frame), frame...)))
-	if _, _, err := r.Read(); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := r.Read(); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("Read() of a replayed frame = %v, want ErrCorrupt", err)
+	// The same frame twice: the second is read with the next nonce. With
+	// a read-ahead too, where the third (a good frame: the first one's
+	// nonce came before) is refused as well, the sequence being broken.
+	for _, ahead := range []bool{false, true} {
+		var buf bytes.Buffer
+		w := keyedWriter(&buf)
+		w.Write(FrameState, payload)
+		w.Flush()
+		replayed := append(bytes.Clone(buf.Bytes()), buf.Bytes()...)
+		w.Write(FrameState, payload) // frame 1
+		w.Write(FrameState, payload) // frame 2
+		w.Flush()
+		r := keyedReader(bytes.NewReader(append(replayed, buf.Bytes()[len(frame):]...)))
+		if ahead {
+			if err := r.ReadAhead(2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := r.Read(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			if _, _, err := r.Read(); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("read-ahead %v: Read() %d after a replayed frame = %v, want ErrCorrupt", ahead, i, err)
+			}
+		}
 	}
 }
 

@@ -32,4 +32,16 @@
 // flags bit 0: the payload is S2 (block format) and decodes to raw length
 // bytes. The raw length is at most MaxFrame; a frame that fails
 // authentication, does not decode or whose checksum differs is ErrCorrupt.
+//
+// Pipelines: a PageWriter seals FramePages frames on worker goroutines
+// while its caller reads the next memory and one goroutine writes them in
+// order, and a read-ahead (Conn.ReadAhead) reads and opens frames on other
+// goroutines while its caller handles earlier ones. Frame numbers are
+// given in stream order before the work is shared out, so the frames are
+// those of the plain Write and Read, and a peer cannot tell the
+// difference.
+//
+// Versions: a side announces a Version (Current unless a test plays an
+// older peer, AcceptVersion and ConnectVersion); both speak the lower
+// minor (Conn.Minor), and another major is ErrIncompatibleVersion.
 package migration

@@ -99,3 +99,22 @@ func TestAnswererRefusesMigration(t *testing.T) {
 		t.Errorf("second migration: read = %v, want the target's refusal (ErrRemote)", err)
 	}
 }
+
+// TestIsLoopback: only a loopback target gets a big round uncompressed.
+func TestIsLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		addr net.Addr
+		want bool
+	}{
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 7070}, true},
+		{&net.TCPAddr{IP: net.IPv4(127, 3, 2, 1), Port: 7070}, true},
+		{&net.TCPAddr{IP: net.IPv6loopback, Port: 7070}, true},
+		{&net.TCPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 7070}, false},
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 7070}, false},
+		{&net.UnixAddr{Name: "/tmp/x", Net: "unix"}, false},
+	} {
+		if got := isLoopback(tc.addr); got != tc.want {
+			t.Errorf("isLoopback(%v) = %v, want %v", tc.addr, got, tc.want)
+		}
+	}
+}

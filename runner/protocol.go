@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"snapshotter/migration"
 )
 
 // ProtocolVersion is the control protocol version a client puts in every
@@ -108,6 +110,10 @@ type SaveRequest struct {
 	// MaxDowntime is the pause a migration aims at (zero:
 	// DefaultMaxDowntime).
 	MaxDowntime time.Duration `msgpack:"max_downtime,omitempty"`
+	// MigrateVersion is the protocol version a migration announces (zero:
+	// migration.Current). Not sent to the sentry: set by tests that call
+	// Save in process to play an older source.
+	MigrateVersion migration.Version `msgpack:"-"`
 }
 
 // SaveEnvKeys are the environment variables that locate and authenticate

@@ -31,6 +31,10 @@ type ReceiveOptions struct {
 	// restored but before it runs; an error refuses the migration (the
 	// source runs on). A detached target records its metadata here.
 	Refuse func(meta map[string]string) error
+	// Version is the protocol version announced to sources (zero:
+	// migration.Current); tests set an older minor to play an older
+	// target.
+	Version migration.Version
 }
 
 // receiveDoneTimeout bounds the wait for the source's last word once the
@@ -53,7 +57,7 @@ const receiveDoneTimeout = 30 * time.Second
 // answerKeep passed).
 func Receive(ctx context.Context, o ReceiveOptions) (*KernelSandbox, map[string]string, error) {
 	stop := context.AfterFunc(ctx, func() { o.Listener.Close() })
-	a := &answerer{ln: o.Listener, token: o.Token, decided: make(chan struct{}), asked: make(chan struct{})}
+	a := &answerer{ln: o.Listener, token: o.Token, version: o.Version, decided: make(chan struct{}), asked: make(chan struct{})}
 	// The listener is closed here unless answering goes on after return.
 	keepOpen := false
 	defer func() {
@@ -69,7 +73,7 @@ func Receive(ctx context.Context, o ReceiveOptions) (*KernelSandbox, map[string]
 			}
 			return nil, nil, fmt.Errorf("receive: %w", err)
 		}
-		c, err := migration.Accept(nc, o.Token)
+		c, err := migration.AcceptVersion(nc, o.Token, o.Version)
 		if err != nil {
 			log.Printf("receive: refused %s: %v", nc.RemoteAddr(), err)
 			nc.Close()
@@ -79,11 +83,11 @@ func Receive(ctx context.Context, o ReceiveOptions) (*KernelSandbox, map[string]
 		sb, meta, err := receiveOn(ctx, c, o, a)
 		if err != nil {
 			c.WriteError(err)
-			nc.Close()
+			c.Close()
 			a.linger(ctx)
 			return nil, nil, fmt.Errorf("receive from %s: %w", nc.RemoteAddr(), err)
 		}
-		nc.Close()
+		c.Close()
 		if a.serving {
 			keepOpen = true
 			// S/R-SAFE: touches only the listener, not the kernel.
@@ -100,8 +104,9 @@ func Receive(ctx context.Context, o ReceiveOptions) (*KernelSandbox, map[string]
 // once it lost its connection (FrameQuery): the target decides once,
 // running (it read FrameGo) or discarded (it did not, and never will).
 type answerer struct {
-	ln    net.Listener
-	token []byte
+	ln      net.Listener
+	token   []byte
+	version migration.Version
 	// serving is set once questions are answered (after FrameReady was
 	// sent to a 2.1 source); quiet once the source said it failed instead
 	// of sending Go (it asks nothing). Exclusive to Receive's goroutine.
@@ -166,7 +171,7 @@ func (a *answerer) linger(ctx context.Context) {
 func (a *answerer) handle(nc net.Conn) {
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(queryTimeout))
-	c, err := migration.Accept(nc, a.token)
+	c, err := migration.AcceptVersion(nc, a.token, a.version)
 	if err != nil {
 		log.Printf("receive: refused %s: %v", nc.RemoteAddr(), err)
 		return
@@ -175,7 +180,7 @@ func (a *answerer) handle(nc net.Conn) {
 	if err != nil {
 		return
 	}
-	if typ != migration.FrameQuery {
+	if typ != migration.FrameQuery || c.Minor() < 1 {
 		c.WriteError(errors.New("this snap receive has received its sandbox already"))
 		return
 	}
@@ -206,6 +211,12 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions, a *answ
 		return nil, nil, err
 	}
 	defer st.close()
+	// The frames of the first round are read and opened ahead, on other
+	// goroutines, while this one writes the pages into memory.
+	if err := c.ReadAhead(sealWorkers()); err != nil {
+		return nil, nil, err
+	}
+	cpu0, start := cpuTime(), time.Now()
 	meta := map[string]string{}
 	var state bytes.Buffer
 	var size uint64
@@ -231,6 +242,18 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions, a *answ
 				return nil, nil, err
 			}
 		case migration.FrameSync:
+			if c.Minor() < 2 {
+				return nil, nil, fmt.Errorf("%w: sync frame from a source that speaks %d.%d", migration.ErrCorrupt, migration.Major, c.Minor())
+			}
+			// The first round is stored. The later ones are small and
+			// the last is paused: they are read here, without a
+			// goroutine to wake per frame.
+			if err := c.EndReadAhead(); err != nil {
+				return nil, nil, fmt.Errorf("read stream: %w", err)
+			}
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
 			if err := sendFrame(c, migration.FrameSynced); err != nil {
 				return nil, nil, fmt.Errorf("answer the source's sync: %w", err)
 			}
@@ -250,7 +273,7 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions, a *answ
 	}
 	ko := o.Kernel
 	json.Unmarshal([]byte(meta[MetaArgv]), &ko.Argv)
-	received := time.Now()
+	received, cpu := time.Now(), cpuTime()-cpu0
 	tm := ko.Timings
 	if tm == nil {
 		tm = new(kernel.Timings)
@@ -274,7 +297,7 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions, a *answ
 	}
 	// A 2.1 source that loses the connection from now on asks what
 	// became of the sandbox; a 2.0 one cannot.
-	asks := c.PeerMinor() >= 1 && meta[MetaMigration] != ""
+	asks := c.Minor() >= 1 && meta[MetaMigration] != ""
 	c.NetConn().SetReadDeadline(time.Now().Add(ackTimeout))
 	if asks {
 		a.serve(meta[MetaMigration], c)
@@ -323,8 +346,9 @@ func receiveOn(ctx context.Context, c *migration.Conn, o ReceiveOptions, a *answ
 		return nil, nil, fmt.Errorf("source did not confirm it stopped (its copy may run on): %w", err)
 	}
 	if ko.Diag != nil {
-		ko.Diag.Printf("received sandbox %s: %d bytes of memory, %d of state; restored in %v, running %v after the last byte",
-			meta[MetaSandbox], size, stateLen, restored.Sub(received), time.Since(received))
+		ko.Diag.Printf("received sandbox %s: %d bytes of memory, %d of state in %v (%v of CPU); restored in %v, running %v after the last byte",
+			meta[MetaSandbox], size, stateLen, received.Sub(start).Round(time.Microsecond), cpu.Round(time.Millisecond),
+			restored.Sub(received), time.Since(received))
 		for _, l := range TimingLines(tm.Steps()) {
 			ko.Diag.Print(l)
 		}
