@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 
 	"golang.org/x/sys/unix"
 
@@ -202,19 +203,54 @@ func (r MemoryReader) ReadAt(p []byte, off int64) (int, error) {
 //
 // Preconditions: the kernel is paused, and stays paused while the reader
 // is used.
-func (k *Kernel) SavedMemory(minHole uint64) ([][2]uint64, MemoryReader, error) {
+func (k *Kernel) SavedMemory(minHole uint64) ([][2]uint64, SavedMemoryReader, error) {
 	if !k.Paused() {
-		return nil, MemoryReader{}, fmt.Errorf("read memory file: %w", ErrNotPaused)
+		return nil, SavedMemoryReader{}, fmt.Errorf("read memory file: %w", ErrNotPaused)
 	}
 	// A lazily restored sandbox is saved once all its memory is here.
 	if err := k.waitLoaded(); err != nil {
-		return nil, MemoryReader{}, err
+		return nil, SavedMemoryReader{}, err
 	}
-	out, err := k.mf.dataRanges(k.mf.Allocated(), minHole)
+	var extents []fileRange
+	out, err := k.mf.dataRanges(k.mf.Allocated(), minHole, &extents)
 	if err != nil {
-		return nil, MemoryReader{}, err
+		return nil, SavedMemoryReader{}, err
 	}
-	return out, MemoryReader{k.mf}, nil
+	return out, SavedMemoryReader{MemoryReader: MemoryReader{k.mf}, extents: extents}, nil
+}
+
+// SavedMemoryReader is SavedMemory's reader: a MemoryReader that can also
+// hand out the sentry's view of a part of the memory file known to hold
+// data throughout (one of the extents SEEK_DATA/SEEK_HOLE found), so that
+// a save reads those pages in place instead of copying them out. Parts
+// that may hold holes are left to ReadAt: a hole read through the mapping
+// would allocate a page of the memory file for nothing.
+type SavedMemoryReader struct {
+	MemoryReader
+	// extents are the data extents, in ascending order. Immutable.
+	extents []fileRange
+}
+
+// View returns the sentry's view of the n bytes at off, or nil if they
+// may include a hole. The view's page tables are populated in one call
+// (MADV_POPULATE_READ) when it is long enough to pay.
+//
+// Preconditions: the kernel is paused, and stays paused while the view is
+// used.
+func (r SavedMemoryReader) View(off int64, n int) []byte {
+	if off < 0 || n <= 0 {
+		return nil
+	}
+	start, end := uint64(off), uint64(off)+uint64(n)
+	i := sort.Search(len(r.extents), func(i int) bool { return r.extents[i].End > start })
+	if i == len(r.extents) || r.extents[i].Start > start || r.extents[i].End < end {
+		return nil
+	}
+	b := r.mf.slice(fileRange{start, end})
+	if n >= populateMinPages*pageSize {
+		_ = unix.Madvise(b, unix.MADV_POPULATE_READ) // an optimization only
+	}
+	return b
 }
 
 // TrackedMemoryRanges is SavedMemory's ranges (without a reader) found while the
@@ -226,12 +262,14 @@ func (k *Kernel) TrackedMemoryRanges(minHole uint64) ([][2]uint64, error) {
 	if !k.mf.dirty.on.Load() {
 		return nil, fmt.Errorf("memory ranges while running: %w", ErrNotTracking)
 	}
-	return k.mf.dataRanges(k.mf.Allocated(), minHole)
+	return k.mf.dataRanges(k.mf.Allocated(), minHole, nil)
 }
 
 // dataRanges returns the parts of ranges that hold data, less holes of at
-// least minHole bytes (see SavedMemory), as (offset, length) pairs.
-func (f *MemoryFile) dataRanges(ranges []fileRange, minHole uint64) ([][2]uint64, error) {
+// least minHole bytes (see SavedMemory), as (offset, length) pairs. With
+// extents non-nil, it also appends to it the parts of them known to hold
+// no hole at all (each SEEK_DATA up to the next SEEK_HOLE), in order.
+func (f *MemoryFile) dataRanges(ranges []fileRange, minHole uint64, extents *[]fileRange) ([][2]uint64, error) {
 	minHole = max(minHole&^(pageSize-1), pageSize)
 	var out [][2]uint64
 	for _, r := range ranges {
@@ -261,6 +299,9 @@ func (f *MemoryFile) dataRanges(ranges []fileRange, minHole uint64) ([][2]uint64
 				return nil, fmt.Errorf("memory file SEEK_HOLE at %#x: %w", data, err)
 			}
 			hole := (uint64(h) + pageSize - 1) &^ (pageSize - 1)
+			if extents != nil {
+				*extents = appendExtent(*extents, fileRange{data, min(hole, r.End)})
+			}
 			// The rest of data's block is taken whole, holes and all:
 			// any hole inside it is shorter than minHole.
 			blockEnd := (data/minHole + 1) * minHole
@@ -292,4 +333,13 @@ func (k *Kernel) AllocatedMemory() ([][2]uint64, MemoryReader, error) {
 		out = append(out, [2]uint64{r.Start, r.Length()})
 	}
 	return out, MemoryReader{k.mf}, nil
+}
+
+// appendExtent appends r to rs, merged into the last range if they touch.
+func appendExtent(rs []fileRange, r fileRange) []fileRange {
+	if n := len(rs); n > 0 && rs[n-1].End == r.Start {
+		rs[n-1].End = r.End
+		return rs
+	}
+	return append(rs, r)
 }

@@ -82,6 +82,21 @@ func TestSavedMemory(t *testing.T) {
 				if _, err := rd.ReadAt(got, int64(p.Off)); err != nil || !bytes.Equal(got, p.Data) {
 					t.Fatalf("ReadAt(%#x) = %v, or differs from the mapping", p.Off, err)
 				}
+				// A view shows the mapping's bytes. Every present page is
+				// viewed where each data extent was looked up (a one-page
+				// minHole); with longer ones, data after a short hole in
+				// the same block is left to ReadAt.
+				v := rd.View(int64(p.Off), len(p.Data))
+				if (v != nil || minHole == pageSize) && !bytes.Equal(v, p.Data) {
+					t.Fatalf("View(%#x, %d) = %d bytes, want the mapping's %d", p.Off, len(p.Data), len(v), len(p.Data))
+				}
+			}
+			// The one-page hole at 16 MiB, alone or with the data around
+			// it, is never viewed (it would allocate a page).
+			for _, tc := range []struct{ off, n uint64 }{{16<<20 + 2*pageSize, pageSize}, {16 << 20, 4 * pageSize}, {8 << 20, pageSize}} {
+				if v := rd.View(int64(tc.off), int(tc.n)); v != nil {
+					t.Errorf("View(%#x, %d) = %d bytes, want nil (a hole)", tc.off, tc.n, len(v))
+				}
 			}
 			if minHole == pageSize && total != presentBytes {
 				t.Errorf("SavedMemory(page) = %d bytes, want the %d present", total, presentBytes)

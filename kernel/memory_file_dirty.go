@@ -592,7 +592,7 @@ func (s *MemorySnapshot) ReadAt(b []byte, off int64) (int, error) {
 // pause and written since is read as the zeros copied aside before the
 // write. Only ranges the snapshot covers read as at the pause.
 func (s *MemorySnapshot) SavedRanges(minHole uint64) ([][2]uint64, error) {
-	out, err := s.mf.dataRanges(s.alloc, minHole)
+	out, err := s.mf.dataRanges(s.alloc, minHole, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -280,10 +280,10 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 	stateDone := make(chan error, 1)
 	// S/R-SAFE: runs while the kernel is paused and is waited for below.
 	go func() { stateDone <- s.k.SaveState(ctx, w.StateWriter()) }()
-	// The image writer's workers pread the ranges from the memory file in
-	// parallel, drop zero pages and compress (short holes read as zeros
-	// without allocating, and no page of the sentry's mapping is faulted
-	// in).
+	// The image writer's workers scan and compress the ranges in
+	// parallel, in place through the sentry's mapping where the memory
+	// file holds data throughout, and pread elsewhere (short holes read as
+	// zeros without allocating).
 	err = plan.write(w, mem)
 	memDone := time.Since(start)
 	if serr := <-stateDone; err == nil {

@@ -341,6 +341,14 @@ func (w *Writer) readPieces(j *memJob, copyViews bool) error {
 		p := &j.pieces[i]
 		dst := j.buf[p.rel : p.rel+p.n]
 		switch {
+		case p.src != nil && !copyViews:
+			if v, ok := p.src.(ReaderViewer); ok {
+				if b := v.View(p.srcOff, int(p.n)); b != nil {
+					p.view, p.src = b, nil
+					continue
+				}
+			}
+			fallthrough
 		case p.src != nil:
 			if n, err := p.src.ReadAt(dst, p.srcOff); err != nil && !(err == io.EOF && n == len(dst)) {
 				return fmt.Errorf("write memory of %s: read [%#x+%#x]: %w", w.uri, p.srcOff, p.n, err)
@@ -605,6 +613,15 @@ func (w *Writer) checkRanges(ranges []Range) error {
 	return nil
 }
 
+// ReaderViewer is an io.ReaderAt that can also show some of its bytes in
+// place: View returns the n bytes at off without copying them, or nil
+// where they must be read with ReadAt. A view must stay valid and
+// unchanged until WriteMemoryFrom returns.
+type ReaderViewer interface {
+	io.ReaderAt
+	View(off int64, n int) []byte
+}
+
 // WriteMemoryFrom hands the memory ranges to the image, reading them from r
 // at the same offsets (for example with pread from the memory file: holes
 // read as zeros and allocate nothing). Offsets and lengths must be
@@ -614,7 +631,10 @@ func (w *Writer) checkRanges(ranges []Range) error {
 // read back as zero.
 //
 // The ranges are read, scanned and compressed by the workers in parallel,
-// ChunkSpan-aligned span by span, each worker with its own buffer.
+// ChunkSpan-aligned span by span, each worker with its own buffer. Where r
+// is a ReaderViewer, a worker scans and compresses the views r gives in
+// place, and copies only the pages it gathers (a span with zero pages
+// between its data pages, or one stored uncompressed).
 // WriteMemoryFrom returns once every byte of ranges has been read from r,
 // so r may change or go away afterwards; compression and storing may still
 // be under way. It blocks while the pipeline is full, and returns the first

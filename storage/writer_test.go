@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -36,6 +37,18 @@ func (r *recordingAt) ReadAt(p []byte, off int64) (int, error) {
 		return 0, errDisk
 	}
 	return copy(p, r.data[off:]), nil
+}
+
+// viewingAt is a recordingAt that also views in place what lies in an
+// even-numbered MiB of its data (a storage.ReaderViewer), as a memory
+// file's data extents are viewed, and leaves the rest to ReadAt.
+type viewingAt struct{ *recordingAt }
+
+func (v viewingAt) View(off int64, n int) []byte {
+	if off/mib%2 != 0 || (off+int64(n)-1)/mib%2 != 0 {
+		return nil
+	}
+	return v.data[off : off+int64(n)]
 }
 
 // checkpointPage fills a page as the checkpoint benchmark's workload does
@@ -171,64 +184,88 @@ func TestWriteMemoryFrom(t *testing.T) {
 	}
 	s := newFileStore(t)
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			mem := memoryOf(tc.size, tc.ranges, tc.kind)
-			r := &recordingAt{data: mem, failAt: -1}
-			var progress []uint64
-			opts := tc.opts
-			opts.Progress = func(n uint64) { progress = append(progress, n) }
-			w, err := s.Create(context.Background(), tc.name, opts)
-			if err != nil {
-				t.Fatalf("Create = %v", err)
+		for _, viewed := range []bool{false, true} {
+			name := tc.name
+			if viewed {
+				name += "-viewed"
 			}
-			defer w.Abort()
-			calls := max(tc.calls, 1)
-			per := (len(tc.ranges) + calls - 1) / calls
-			for rs := range slices.Chunk(tc.ranges, per) {
-				if err := w.WriteMemoryFrom(r, rs); err != nil {
-					t.Fatalf("WriteMemoryFrom(%v) = %v", rs, err)
+			t.Run(name, func(t *testing.T) {
+				testWriteMemoryFrom(t, s, name, tc.size, tc.ranges, tc.kind, tc.calls, tc.opts, viewed)
+			})
+		}
+	}
+}
+
+// testWriteMemoryFrom writes the ranges of a memory file of size bytes,
+// whose pages are of kind, in calls calls, and checks the image. With
+// viewed, the reader is a ReaderViewer, and each call's ranges are
+// overwritten once it returns: the image must not have kept a view.
+func testWriteMemoryFrom(t *testing.T, s storage.Store, name string, size uint64, ranges []storage.Range, kind func(uint64) int, calls int, opts storage.CreateOptions, viewed bool) {
+	mem := memoryOf(size, ranges, kind)
+	r := &recordingAt{data: slices.Clone(mem), failAt: -1}
+	var src io.ReaderAt = r
+	if viewed {
+		src = viewingAt{r}
+	}
+	var progress []uint64
+	opts.Progress = func(n uint64) { progress = append(progress, n) }
+	w, err := s.Create(context.Background(), name, opts)
+	if err != nil {
+		t.Fatalf("Create = %v", err)
+	}
+	defer w.Abort()
+	calls = max(calls, 1)
+	per := (len(ranges) + calls - 1) / calls
+	for rs := range slices.Chunk(ranges, per) {
+		if err := w.WriteMemoryFrom(src, rs); err != nil {
+			t.Fatalf("WriteMemoryFrom(%v) = %v", rs, err)
+		}
+		if viewed {
+			for _, rg := range rs {
+				for i := rg.Off; i < rg.Off+rg.Len; i++ {
+					r.data[i] = 0xa5
 				}
 			}
-			m, err := w.Commit()
-			if err != nil {
-				t.Fatalf("Commit = %v", err)
-			}
-			end := tc.ranges[len(tc.ranges)-1].Off + tc.ranges[len(tc.ranges)-1].Len
-			if m.MemorySize != end {
-				t.Errorf("MemorySize = %d, want %d", m.MemorySize, end)
-			}
-			if want := nonZeroBytes(mem); m.MemoryData != want {
-				t.Errorf("MemoryData = %d, want %d", m.MemoryData, want)
-			}
-			var handed uint64
-			for _, rg := range tc.ranges {
-				handed += rg.Len
-			}
-			if len(progress) == 0 || progress[len(progress)-1] != handed || !slices.IsSorted(progress) {
-				t.Errorf("Progress calls = %v, want increasing up to %d", progress, handed)
-			}
-			for _, rd := range r.reads {
-				inside := false
-				for _, rg := range tc.ranges {
-					inside = inside || rd.Off >= rg.Off && rd.Off+rd.Len <= rg.Off+rg.Len
-				}
-				if !inside {
-					t.Errorf("read [%#x+%#x] lies outside the ranges written", rd.Off, rd.Len)
-				}
-			}
-			got, img := readBack(t, s, tc.name, tc.size)
-			if i := firstDiff(got, mem); i < len(mem) || len(got) != len(mem) {
-				t.Fatalf("memory read back differs at %#x (of %#x)", i, len(mem))
-			}
-			for i, c := range img.Chunks() {
-				if c.Offset/storage.ChunkSpan != (c.Offset+uint64(c.Span)-1)/storage.ChunkSpan {
-					t.Errorf("chunk %d [%#x+%#x] crosses a ChunkSpan boundary", i, c.Offset, c.Span)
-				}
-			}
-			if nonZeroBytes(mem) == 0 && len(img.Chunks()) != 0 {
-				t.Errorf("all-zero memory gave %d chunks, want 0", len(img.Chunks()))
-			}
-		})
+		}
+	}
+	m, err := w.Commit()
+	if err != nil {
+		t.Fatalf("Commit = %v", err)
+	}
+	end := ranges[len(ranges)-1].Off + ranges[len(ranges)-1].Len
+	if m.MemorySize != end {
+		t.Errorf("MemorySize = %d, want %d", m.MemorySize, end)
+	}
+	if want := nonZeroBytes(mem); m.MemoryData != want {
+		t.Errorf("MemoryData = %d, want %d", m.MemoryData, want)
+	}
+	var handed uint64
+	for _, rg := range ranges {
+		handed += rg.Len
+	}
+	if len(progress) == 0 || progress[len(progress)-1] != handed || !slices.IsSorted(progress) {
+		t.Errorf("Progress calls = %v, want increasing up to %d", progress, handed)
+	}
+	for _, rd := range r.reads {
+		inside := false
+		for _, rg := range ranges {
+			inside = inside || rd.Off >= rg.Off && rd.Off+rd.Len <= rg.Off+rg.Len
+		}
+		if !inside {
+			t.Errorf("read [%#x+%#x] lies outside the ranges written", rd.Off, rd.Len)
+		}
+	}
+	got, img := readBack(t, s, name, size)
+	if i := firstDiff(got, mem); i < len(mem) || len(got) != len(mem) {
+		t.Fatalf("memory read back differs at %#x (of %#x)", i, len(mem))
+	}
+	for i, c := range img.Chunks() {
+		if c.Offset/storage.ChunkSpan != (c.Offset+uint64(c.Span)-1)/storage.ChunkSpan {
+			t.Errorf("chunk %d [%#x+%#x] crosses a ChunkSpan boundary", i, c.Offset, c.Span)
+		}
+	}
+	if nonZeroBytes(mem) == 0 && len(img.Chunks()) != 0 {
+		t.Errorf("all-zero memory gave %d chunks, want 0", len(img.Chunks()))
 	}
 }
 

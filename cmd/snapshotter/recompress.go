@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"os/exec"
+	"os"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -42,17 +42,29 @@ snap prune. Images with a parent or a signature are refused. snap save
 }
 
 // spawnRecompress starts `snap recompress uri` in its own session, with
-// no standard streams (it outlives the save, and its outcome shows in the
-// image: snap inspect).
+// its standard streams on /dev/null (it outlives the save, and its outcome
+// shows in the image: snap inspect). It is a bare fork and exec, not
+// os/exec, which forks once more to probe for pidfd support: the save
+// answers only once this returns.
 func spawnRecompress(g *globalFlags, uri string) error {
-	args := []string{"--state-dir", g.stateDir}
+	argv := []string{"/proc/self/exe", "--state-dir", g.stateDir}
 	if g.store != "" {
-		args = append(args, "--store", g.store)
+		argv = append(argv, "--store", g.store)
 	}
-	c := exec.Command("/proc/self/exe", append(args, "recompress", uri)...)
-	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := c.Start(); err != nil {
+	argv = append(argv, "recompress", uri)
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
 		return fmt.Errorf("start recompression of %s: %w", uri, err)
 	}
-	return c.Process.Release()
+	defer null.Close()
+	fd := null.Fd()
+	_, err = syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: []uintptr{fd, fd, fd},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
+		return fmt.Errorf("start recompression of %s: %w", uri, err)
+	}
+	return nil
 }
