@@ -293,32 +293,20 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 	if err != nil {
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 	}
-	pauseDur := time.Duration(0)
-	if req.LeaveRunning {
-		// Every byte of the sandbox is in the writer now (WriteMemoryFrom
-		// returns once all is read): it may run while the image is
-		// finished and committed.
-		paused = false
-		s.k.Unpause()
-		pauseDur = time.Since(start)
-	}
+	// A save that ends the sandbox (--leave-running returned above): it
+	// stays paused until the image is committed, then is discarded.
 	committing.Store(true)
 	progress(Progress{Phase: "commit", Done: total, Total: total})
 	if _, err := w.Commit(); err != nil {
 		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
 	}
 	committed := time.Since(start)
-	if !req.LeaveRunning {
-		pauseDur = committed
-	}
-	s.last = SaveStats{Paused: pauseDur, MemoryBytes: total}
+	s.last = SaveStats{Paused: committed, MemoryBytes: total}
 	log.Printf("sandbox %s: save timing: pause took %v, memory ranges found %v, memory written %v, state %v, committed %v",
 		s.opts.ID, pausedAt, rangesAt, memDone, stateDoneAt, committed)
-	if !req.LeaveRunning {
-		paused = false
-		s.k.FreePorts() // before the reply: a restore may follow at once
-		s.k.Discard()
-	}
+	paused = false
+	s.k.FreePorts() // before the reply: a restore may follow at once
+	s.k.Discard()
 	nc, nb := w.NewChunks()
 	log.Printf("sandbox %s: saved to %s: %d bytes of memory, paused %v; %d chunks (%d bytes) new to the store, the rest shared",
 		s.opts.ID, w.URI(), total, s.last.Paused, nc, nb)
