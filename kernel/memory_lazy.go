@@ -38,6 +38,15 @@ import (
 //     it would take the CPUs the program's start needs (a task goroutine
 //     coming back from a stub waits for a P behind the decoders).
 //
+// While the background loader runs, the program's stub threads run at the
+// host's lowest priority (lazyStubNice): the program then runs on what CPU
+// the loader leaves, rather than taking half of it from the load, whose
+// end it would delay by its own work (as an eager restore's program does
+// none before its memory is loaded); its faults into the sentry are served
+// as before. Their priority is put back when the load ends, however it
+// ends (lazyLoad.end); the sentry lowers it only if it may raise it back
+// (canRaiseNice).
+//
 // When the last chunk is loaded, MemoryFile.lazy is cleared (no cost
 // afterwards), every address space is mapped in full again and its pages
 // prefaulted. If a chunk cannot be loaded (the store is gone, a checksum
@@ -187,6 +196,15 @@ type lazyLoad struct {
 	// the background loader may start.
 	kicked   chan struct{}
 	kickOnce sync.Once
+
+	// stubs maps each stub thread the program has run on to its host
+	// nice value before the load lowered it (-1 if it did not); lowering
+	// is set once the background loader runs (stubs are lowered from
+	// then on); mayLower says whether the sentry may lower them at all
+	// (0 not known yet, 1 yes, 2 no). Protected by mu.
+	stubs    map[int]int
+	lowering bool
+	mayLower int
 }
 
 // newLazyLoad prepares a lazy load of lm into w; nothing runs yet.
@@ -278,6 +296,7 @@ func (l *lazyLoad) background() {
 	case <-l.ctx.Done():
 		return
 	}
+	l.lowerStubs()
 	if l.lm.Stream != nil {
 		l.stream()
 		return
@@ -415,7 +434,10 @@ func (l *lazyLoad) end(err error) {
 	st := l.stats
 	st.OnDemand = append([]int(nil), l.stats.OnDemand...)
 	onLoaded, mf := l.onLoaded, l.mf
+	stubs := l.stubs
+	l.stubs = nil
 	l.mu.Unlock()
+	restoreStubs(stubs)
 	sort.Ints(st.OnDemand)
 	if err == nil && mf != nil {
 		mf.lazy.CompareAndSwap(l, nil) // the machinery is off from here
@@ -567,6 +589,97 @@ func (l *lazyLoad) attach(k *Kernel) {
 
 // kick lets the background loader start: the program has run.
 func (l *lazyLoad) kick() { l.kickOnce.Do(func() { close(l.kicked) }) }
+
+// lazyStubNice is the host nice value of a program's stub threads while
+// the background loader runs (the lowest: the program gets what CPU the
+// loader leaves).
+const lazyStubNice = 19
+
+// noteStub records stub thread pid, on which the program is about to run,
+// and lowers its priority if the background loader runs.
+func (l *lazyLoad) noteStub(pid int) {
+	if pid <= 0 || l.base != nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.stubs[pid]; ok || l.ended {
+		return
+	}
+	if l.stubs == nil {
+		l.stubs = map[int]int{}
+	}
+	l.stubs[pid] = -1
+	if l.lowering {
+		l.lowerLocked(pid)
+	}
+}
+
+// lowerStubs lowers the priority of the program's stub threads, from now
+// until the load ends: the background loader starts.
+func (l *lazyLoad) lowerStubs() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ended {
+		return
+	}
+	l.lowering = true
+	for pid, nice := range l.stubs {
+		if nice < 0 {
+			l.lowerLocked(pid)
+		}
+	}
+}
+
+// lowerLocked sets stub thread pid's host nice value to lazyStubNice,
+// remembering the one it had, if the sentry may set that back afterwards.
+//
+// Preconditions: l.mu is held; pid is in l.stubs.
+func (l *lazyLoad) lowerLocked(pid int) {
+	prio, err := unix.Getpriority(unix.PRIO_PROCESS, pid)
+	if err != nil {
+		return // gone
+	}
+	nice := 20 - prio // the system call returns 20 - nice
+	if nice >= lazyStubNice {
+		return
+	}
+	if l.mayLower == 0 {
+		l.mayLower = 2
+		if canRaiseNice(nice) {
+			l.mayLower = 1
+		}
+	}
+	if l.mayLower == 1 && unix.Setpriority(unix.PRIO_PROCESS, pid, lazyStubNice) == nil {
+		l.stubs[pid] = nice
+	}
+}
+
+// restoreStubs puts back the nice values lowerLocked changed (a stub
+// thread gone meanwhile is skipped).
+func restoreStubs(stubs map[int]int) {
+	for pid, nice := range stubs {
+		if nice >= 0 {
+			unix.Setpriority(unix.PRIO_PROCESS, pid, nice)
+		}
+	}
+}
+
+// canRaiseNice reports whether the sentry may set a thread's nice value
+// back to nice once it has raised it: RLIMIT_NICE allows it, or the
+// sentry has CAP_SYS_NICE.
+func canRaiseNice(nice int) bool {
+	var r unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NICE, &r) == nil && (r.Cur == unix.RLIM_INFINITY || 20-int(min(r.Cur, 40)) <= nice) {
+		return true // the ceiling RLIMIT_NICE sets is 20 - its value
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if unix.Capget(&hdr, &data[0]) != nil {
+		return false
+	}
+	return data[unix.CAP_SYS_NICE/32].Effective&(1<<(unix.CAP_SYS_NICE%32)) != 0
+}
 
 // lazyLoader returns the lazy load in progress, or nil.
 func (f *MemoryFile) lazyLoader() *lazyLoad { return f.lazy.Load() }
