@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,6 +116,10 @@ type LazyStats struct {
 	Start, End time.Time
 	// Err is why the load ended early, nil if everything was loaded.
 	Err error
+	// ProgramCPU is the CPU time the program's stub threads used while
+	// the background loader ran (what they took from the load; a stub
+	// that ended meanwhile is not counted).
+	ProgramCPU time.Duration
 }
 
 // Errors of a lazy load.
@@ -197,13 +202,14 @@ type lazyLoad struct {
 	kicked   chan struct{}
 	kickOnce sync.Once
 
-	// stubs maps each stub thread the program has run on to its host
-	// nice value before the load lowered it (-1 if it did not); lowering
-	// is set once the background loader runs (stubs are lowered from
-	// then on); mayLower says whether the sentry may lower them at all
-	// (0 not known yet, 1 yes, 2 no). Protected by mu.
-	stubs    map[int]int
+	// stubs are the stub threads the program has run on, by pid;
+	// lowering is set once the background loader runs (stubs are
+	// lowered to stubNice from then on); mayLower says whether the
+	// sentry may lower them at all (0 not known yet, 1 yes, 2 no).
+	// Protected by mu.
+	stubs    map[int]lazyStub
 	lowering bool
+	stubNice int
 	mayLower int
 }
 
@@ -426,6 +432,8 @@ func (l *lazyLoad) end(err error) {
 		return
 	}
 	l.ended = true
+	l.stats.ProgramCPU = restoreStubs(l.stubs, l.lowering)
+	l.stubs = nil
 	l.stats.End = time.Now()
 	if l.stats.Start.IsZero() {
 		l.stats.Start = l.stats.End // loaded before the program started
@@ -434,10 +442,7 @@ func (l *lazyLoad) end(err error) {
 	st := l.stats
 	st.OnDemand = append([]int(nil), l.stats.OnDemand...)
 	onLoaded, mf := l.onLoaded, l.mf
-	stubs := l.stubs
-	l.stubs = nil
 	l.mu.Unlock()
-	restoreStubs(stubs)
 	sort.Ints(st.OnDemand)
 	if err == nil && mf != nil {
 		mf.lazy.CompareAndSwap(l, nil) // the machinery is off from here
@@ -595,9 +600,24 @@ func (l *lazyLoad) kick() { l.kickOnce.Do(func() { close(l.kicked) }) }
 // loader leaves).
 const lazyStubNice = 19
 
-// noteStub records stub thread pid, on which the program is about to run,
-// and lowers its priority if the background loader runs.
-func (l *lazyLoad) noteStub(pid int) {
+// lazyNiceEnv, set to a nice value (0 to 19), is the one the program's
+// stub threads get while the background loader runs instead of
+// lazyStubNice; 0 leaves them alone (benchmarks compare the two).
+const lazyNiceEnv = "SNAP_LAZY_PROGRAM_NICE"
+
+// lazyStub is a stub thread the program has run on during a lazy load.
+type lazyStub struct {
+	// nice is its host nice value before the load lowered it, -1 if the
+	// load did not; cpu its CPU clock when the background loader started
+	// (or when it was first seen, if later), in nanoseconds.
+	nice int
+	cpu  int64
+}
+
+// noteStub records stub thread pid, on which the program is about to run
+// and whose CPU clock shows cpu, and lowers its priority if the
+// background loader runs.
+func (l *lazyLoad) noteStub(pid int, cpu int64) {
 	if pid <= 0 || l.base != nil {
 		return
 	}
@@ -607,9 +627,9 @@ func (l *lazyLoad) noteStub(pid int) {
 		return
 	}
 	if l.stubs == nil {
-		l.stubs = map[int]int{}
+		l.stubs = map[int]lazyStub{}
 	}
-	l.stubs[pid] = -1
+	l.stubs[pid] = lazyStub{nice: -1, cpu: cpu}
 	if l.lowering {
 		l.lowerLocked(pid)
 	}
@@ -624,24 +644,30 @@ func (l *lazyLoad) lowerStubs() {
 		return
 	}
 	l.lowering = true
-	for pid, nice := range l.stubs {
-		if nice < 0 {
-			l.lowerLocked(pid)
-		}
+	l.stubNice = lazyStubNice
+	if n, err := strconv.Atoi(os.Getenv(lazyNiceEnv)); err == nil && n >= 0 && n <= lazyStubNice {
+		l.stubNice = n
+	}
+	for pid := range l.stubs {
+		l.stubs[pid] = lazyStub{nice: -1, cpu: processCPUNow(pid)}
+		l.lowerLocked(pid)
 	}
 }
 
-// lowerLocked sets stub thread pid's host nice value to lazyStubNice,
+// lowerLocked sets stub thread pid's host nice value to l.stubNice,
 // remembering the one it had, if the sentry may set that back afterwards.
 //
 // Preconditions: l.mu is held; pid is in l.stubs.
 func (l *lazyLoad) lowerLocked(pid int) {
+	if l.stubNice == 0 {
+		return
+	}
 	prio, err := unix.Getpriority(unix.PRIO_PROCESS, pid)
 	if err != nil {
 		return // gone
 	}
 	nice := 20 - prio // the system call returns 20 - nice
-	if nice >= lazyStubNice {
+	if nice >= l.stubNice {
 		return
 	}
 	if l.mayLower == 0 {
@@ -650,19 +676,27 @@ func (l *lazyLoad) lowerLocked(pid int) {
 			l.mayLower = 1
 		}
 	}
-	if l.mayLower == 1 && unix.Setpriority(unix.PRIO_PROCESS, pid, lazyStubNice) == nil {
-		l.stubs[pid] = nice
+	if l.mayLower == 1 && unix.Setpriority(unix.PRIO_PROCESS, pid, l.stubNice) == nil {
+		st := l.stubs[pid]
+		st.nice = nice
+		l.stubs[pid] = st
 	}
 }
 
 // restoreStubs puts back the nice values lowerLocked changed (a stub
-// thread gone meanwhile is skipped).
-func restoreStubs(stubs map[int]int) {
-	for pid, nice := range stubs {
-		if nice >= 0 {
-			unix.Setpriority(unix.PRIO_PROCESS, pid, nice)
+// thread gone meanwhile is skipped) and returns the CPU time the stubs
+// used since the background loader started, if it did.
+func restoreStubs(stubs map[int]lazyStub, lowering bool) time.Duration {
+	var cpu int64
+	for pid, st := range stubs {
+		if now := processCPUNow(pid); lowering && now > st.cpu && st.cpu > 0 {
+			cpu += now - st.cpu
+		}
+		if st.nice >= 0 {
+			unix.Setpriority(unix.PRIO_PROCESS, pid, st.nice)
 		}
 	}
+	return time.Duration(cpu)
 }
 
 // canRaiseNice reports whether the sentry may set a thread's nice value

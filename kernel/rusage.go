@@ -63,7 +63,7 @@ func (t *Task) noteStub(pid int, cpu int64) {
 	t.tg.mu.Unlock()
 	if mf := t.k.mf; mf != nil {
 		if l := mf.lazyLoader(); l != nil {
-			l.noteStub(pid)
+			l.noteStub(pid, cpu)
 		}
 	}
 }

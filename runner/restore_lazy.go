@@ -187,10 +187,13 @@ const StepLazyLoad = "lazy-load"
 
 // LazyLine describes a lazy load that ended in one line:
 //
-//	lazy restore: N chunks loaded: E working set, D on first touch, B in the background, in T ms
+//	lazy restore: N chunks loaded: E working set, D on first touch, B in the background, in T ms; program CPU P ms
+//
+// where P is the CPU time the program used while the background loader
+// ran.
 func LazyLine(st kernel.LazyStats) string {
-	return fmt.Sprintf("lazy restore: %d chunks loaded: %d working set, %d on first touch, %d in the background, in %.3f ms",
-		st.Chunks, st.Eager, len(st.OnDemand), st.Background, ms(st.End.Sub(st.Start)))
+	return fmt.Sprintf("lazy restore: %d chunks loaded: %d working set, %d on first touch, %d in the background, in %.3f ms; program CPU %.3f ms",
+		st.Chunks, st.Eager, len(st.OnDemand), st.Background, ms(st.End.Sub(st.Start)), ms(st.ProgramCPU))
 }
 
 // WaitLoaded waits until a lazily restored sandbox has all its memory, and
