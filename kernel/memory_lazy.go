@@ -204,13 +204,10 @@ type lazyLoad struct {
 
 	// stubs are the stub threads the program has run on, by pid;
 	// lowering is set once the background loader runs (stubs are
-	// lowered to stubNice from then on); mayLower says whether the
-	// sentry may lower them at all (0 not known yet, 1 yes, 2 no).
-	// Protected by mu.
+	// lowered to stubNice from then on). Protected by mu.
 	stubs    map[int]lazyStub
 	lowering bool
 	stubNice int
-	mayLower int
 }
 
 // newLazyLoad prepares a lazy load of lm into w; nothing runs yet.
@@ -432,7 +429,7 @@ func (l *lazyLoad) end(err error) {
 		return
 	}
 	l.ended = true
-	l.stats.ProgramCPU = restoreStubs(l.stubs, l.lowering)
+	l.stats.ProgramCPU = restoreStubs(l.stubs, l.lowering, l.stubNice)
 	l.stubs = nil
 	l.stats.End = time.Now()
 	if l.stats.Start.IsZero() {
@@ -670,29 +667,27 @@ func (l *lazyLoad) lowerLocked(pid int) {
 	if nice >= l.stubNice {
 		return
 	}
-	if l.mayLower == 0 {
-		l.mayLower = 2
-		if canRaiseNice(nice) {
-			l.mayLower = 1
-		}
-	}
-	if l.mayLower == 1 && unix.Setpriority(unix.PRIO_PROCESS, pid, l.stubNice) == nil {
+	if canRaiseNice(nice) && unix.Setpriority(unix.PRIO_PROCESS, pid, l.stubNice) == nil {
 		st := l.stubs[pid]
 		st.nice = nice
 		l.stubs[pid] = st
 	}
 }
 
-// restoreStubs puts back the nice values lowerLocked changed (a stub
-// thread gone meanwhile is skipped) and returns the CPU time the stubs
-// used since the background loader started, if it did.
-func restoreStubs(stubs map[int]lazyStub, lowering bool) time.Duration {
+// restoreStubs puts back the nice values lowerLocked changed to
+// stubNice (a stub thread gone meanwhile is skipped, and so is a process
+// that reused its pid, unless it has that nice value too) and returns the
+// CPU time the stubs used since the background loader started, if it did.
+func restoreStubs(stubs map[int]lazyStub, lowering bool, stubNice int) time.Duration {
 	var cpu int64
 	for pid, st := range stubs {
 		if now := processCPUNow(pid); lowering && now > st.cpu && st.cpu > 0 {
 			cpu += now - st.cpu
 		}
-		if st.nice >= 0 {
+		if st.nice < 0 {
+			continue
+		}
+		if prio, err := unix.Getpriority(unix.PRIO_PROCESS, pid); err == nil && 20-prio == stubNice {
 			unix.Setpriority(unix.PRIO_PROCESS, pid, st.nice)
 		}
 	}
