@@ -288,7 +288,13 @@ func TestRestoreLazyLowersProgram(t *testing.T) {
 		close(lr.gate)
 		t.Fatal("the background loader did not start")
 	}
+	// The loader starts at the program's first return to the sentry, or
+	// after lazyKickWait if that is later: the program's stub may not
+	// have run yet.
 	during := stubNices(t, k)
+	for deadline := time.Now().Add(30 * time.Second); len(during) == 0 && time.Now().Before(deadline); during = stubNices(t, k) {
+		time.Sleep(time.Millisecond)
+	}
 	close(lr.gate)
 	var st LazyStats
 	select {
