@@ -111,10 +111,11 @@ func (lr *lazyRestore) load(ctx context.Context, idx []int, w *kernel.MemoryLoad
 }
 
 // stream is the background loader's read of the kernel's chunks idx
-// (kernel.LazyMemory.Stream): one ReadChunkRuns, decoded in parallel as an
-// eager restore's, where a chunk is written only if claim says that no
-// first touch loaded it meanwhile. A chunk and its patch are put on one
-// goroutine, base first: the base's claim decides for both.
+// (kernel.LazyMemory.Stream): one ReadChunkRunsIf, decoded in parallel as
+// an eager restore's, where a chunk is decoded and written only if claim,
+// asked just before its decoding, says that no first touch loaded it
+// meanwhile. A chunk and its patch are put on one goroutine, base first:
+// the base's claim decides for both.
 func (lr *lazyRestore) stream(ctx context.Context, idx []int, w *kernel.MemoryLoader, claim func(int) bool, loaded func(int)) error {
 	chunks := lr.img.Chunks()
 	recs := make([]int, 0, len(idx))
@@ -129,16 +130,17 @@ func (lr *lazyRestore) stream(ctx context.Context, idx []int, w *kernel.MemoryLo
 		}
 	}
 	// claimed[u] is written and read by the goroutine that puts unit u's
-	// records (ReadChunkRuns puts a base and its patch on one).
+	// records (ReadChunkRunsIf puts a base and its patch on one).
 	claimed := make([]bool, len(lr.units))
-	return lr.img.ReadChunkRuns(ctx, recs, func(i int, runs []storage.PageRun) error {
+	want := func(i int) bool {
 		u := lr.unitOf[i]
 		if !chunks[i].IsPatch() {
 			claimed[u] = claim(u)
 		}
-		if !claimed[u] {
-			return nil
-		}
+		return claimed[u]
+	}
+	return lr.img.ReadChunkRunsIf(ctx, recs, want, func(i int, runs []storage.PageRun) error {
+		u := lr.unitOf[i]
 		err := w.WriteRuns(func(yield func(uint64, []byte) bool) {
 			for _, r := range runs {
 				if !yield(r.Off, r.Data) {
