@@ -90,9 +90,10 @@ type LazyMemory struct {
 	// Stream, if set, is what the background loader uses instead of Load
 	// in batches: one call for every chunk not claimed when it starts
 	// (idx, ascending), read and decoded as an eager restore does, where
-	// chunk i is written only if claim(i), called just before, returns
-	// true (false: it was touched and loaded meanwhile, and is skipped),
-	// and loaded(i) follows the write. Its error kills the sandbox, as
+	// chunk i is decoded and written only if claim(i), called once it is
+	// read, just before its decoding, returns true (false: it was touched
+	// and loaded meanwhile, and is skipped without being decoded), and
+	// loaded(i) follows the write. Its error kills the sandbox, as
 	// Load's.
 	Stream func(ctx context.Context, idx []int, w *MemoryLoader, claim func(i int) bool, loaded func(i int)) error
 
@@ -343,8 +344,9 @@ func (l *lazyLoad) background() {
 }
 
 // stream loads every chunk nobody has claimed through LazyMemory.Stream,
-// claiming each one just before it is written, so that a first touch
-// never waits for the stream to reach a chunk it has claimed.
+// claiming each one just before it is decoded and written, so that a
+// first touch never waits for the stream to reach a chunk it has claimed
+// (at most for one chunk's decoding and write).
 func (l *lazyLoad) stream() {
 	var idx []int
 	for i := range l.chunks {
