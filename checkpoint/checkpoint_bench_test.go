@@ -170,7 +170,7 @@ func (e *env) benchRun(b *testing.B, argv ...string) (string, string) {
 func (e *env) benchSnap(b *testing.B, args ...string) string {
 	b.Helper()
 	cmd := exec.Command(snapBin, args...)
-	cmd.Env = e.environ()
+	cmd.Env = append(e.environ(), e.extra...)
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr []byte

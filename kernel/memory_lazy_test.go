@@ -38,6 +38,9 @@ type lazyRecorder struct {
 	// skipped counts the chunks Stream did not write: claimed by a first
 	// touch before it reached them.
 	skipped int
+	// streaming, if set, is closed when Stream starts, which then waits
+	// for gate to be closed.
+	streaming, gate chan struct{}
 }
 
 func (lr *lazyRecorder) memory(chunks []LazyChunk, eager []int) *LazyMemory {
@@ -45,6 +48,10 @@ func (lr *lazyRecorder) memory(chunks []LazyChunk, eager []int) *LazyMemory {
 	var stream func(context.Context, []int, *MemoryLoader, func(int) bool, func(int)) error
 	if lr.stream {
 		stream = func(_ context.Context, idx []int, w *MemoryLoader, claim func(int) bool, loaded func(int)) error {
+			if lr.streaming != nil {
+				close(lr.streaming)
+				<-lr.gate
+			}
 			for _, i := range idx {
 				if !claim(i) {
 					lr.skipped++
@@ -230,5 +237,96 @@ func TestLazyLoadedAt(t *testing.T) {
 	}
 	if _, err := newLazyLoad(&LazyMemory{Chunks: []LazyChunk{{mib, mib}, {0, mib}}}, &MemoryLoader{size: 8 * mib}); !errors.Is(err, ErrBadState) {
 		t.Errorf("newLazyLoad(chunks out of order) = %v, want ErrBadState", err)
+	}
+}
+
+// stubNices returns the host nice value of the stub thread of each task of
+// k that has run.
+func stubNices(t *testing.T, k *Kernel) []int {
+	t.Helper()
+	var nices []int
+	for _, tg := range k.threadGroups() {
+		tg.mu.Lock()
+		for _, task := range tg.tasks {
+			if pid := task.sig.ruStub; pid != 0 {
+				prio, err := unix.Getpriority(unix.PRIO_PROCESS, pid)
+				if err != nil {
+					t.Errorf("getpriority of stub %d: %v", pid, err)
+					continue
+				}
+				nices = append(nices, 20-prio)
+			}
+		}
+		tg.mu.Unlock()
+	}
+	return nices
+}
+
+// TestRestoreLazyLowersProgram: while the background loader streams, the
+// program's stub runs at the host's lowest priority; once the load has
+// ended it is back at the nice value it had.
+func TestRestoreLazyLowersProgram(t *testing.T) {
+	if !canRaiseNice(0) {
+		t.Skip("the test cannot set a nice value back to 0 (no CAP_SYS_NICE, RLIMIT_NICE below 20): the sentry lowers nothing")
+	}
+	s := startPauseSandbox(t, "sparse")
+	if l := s.next(t); l != "ready" {
+		t.Fatalf("first line = %q, want ready", l)
+	}
+	pauseInSyscall(t, s.k, unix.SYS_READ)
+	defer s.k.Unpause()
+	ranges, state := savePaused(t, s.k)
+	chunks, data := lazyChunks(ranges)
+	lr := &lazyRecorder{data: data, bad: -1, stream: true, streaming: make(chan struct{}), gate: make(chan struct{})}
+	k, inW, outR := restoreWithPipes(t, state, RestoreOptions{
+		Timings: new(Timings), MemorySize: s.k.mf.Size(), Lazy: lr.memory(chunks, nil),
+	})
+	k.Resume()
+	select {
+	case <-lr.streaming:
+	case <-time.After(60 * time.Second):
+		close(lr.gate)
+		t.Fatal("the background loader did not start")
+	}
+	// The loader starts at the program's first return to the sentry, or
+	// after lazyKickWait if that is later: the program's stub may not
+	// have run yet.
+	during := stubNices(t, k)
+	for deadline := time.Now().Add(30 * time.Second); len(during) == 0 && time.Now().Before(deadline); during = stubNices(t, k) {
+		time.Sleep(time.Millisecond)
+	}
+	close(lr.gate)
+	var st LazyStats
+	select {
+	case st = <-lr.ended:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the lazy load did not end")
+	}
+	after := stubNices(t, k)
+	if st.Err != nil {
+		t.Errorf("Done(%+v), want everything loaded", st)
+	}
+	for _, tc := range []struct {
+		when  string
+		nices []int
+		want  int
+	}{
+		{"while the loader streams", during, lazyStubNice},
+		{"once loaded", after, 0},
+	} {
+		if len(tc.nices) == 0 {
+			t.Errorf("%s: no stub has run the program", tc.when)
+		}
+		for _, n := range tc.nices {
+			if n != tc.want {
+				t.Errorf("%s: stub nice values %v, want %d", tc.when, tc.nices, tc.want)
+				break
+			}
+		}
+	}
+	lines := scanLines(outR, 1)
+	inW.Write([]byte{'x'})
+	if l := <-lines; l != fmt.Sprintf("sum %x", sparseSum()) {
+		t.Errorf("restored program: %q, want sum %x", l, sparseSum())
 	}
 }

@@ -61,6 +61,11 @@ func (t *Task) noteStub(pid int, cpu int64) {
 	t.foldUserLocked()
 	t.sig.ruStub, t.sig.ruMark = pid, cpu
 	t.tg.mu.Unlock()
+	if mf := t.k.mf; mf != nil {
+		if l := mf.lazyLoader(); l != nil {
+			l.noteStub(pid, cpu)
+		}
+	}
 }
 
 // dropStub folds the current stub into UserDone and forgets it, before

@@ -111,10 +111,11 @@ func (lr *lazyRestore) load(ctx context.Context, idx []int, w *kernel.MemoryLoad
 }
 
 // stream is the background loader's read of the kernel's chunks idx
-// (kernel.LazyMemory.Stream): one ReadChunkRuns, decoded in parallel as an
-// eager restore's, where a chunk is written only if claim says that no
-// first touch loaded it meanwhile. A chunk and its patch are put on one
-// goroutine, base first: the base's claim decides for both.
+// (kernel.LazyMemory.Stream): one ReadChunkRunsIf, decoded in parallel as
+// an eager restore's, where a chunk is decoded and written only if claim,
+// asked just before its decoding, says that no first touch loaded it
+// meanwhile. A chunk and its patch are put on one goroutine, base first:
+// the base's claim decides for both.
 func (lr *lazyRestore) stream(ctx context.Context, idx []int, w *kernel.MemoryLoader, claim func(int) bool, loaded func(int)) error {
 	chunks := lr.img.Chunks()
 	recs := make([]int, 0, len(idx))
@@ -129,16 +130,17 @@ func (lr *lazyRestore) stream(ctx context.Context, idx []int, w *kernel.MemoryLo
 		}
 	}
 	// claimed[u] is written and read by the goroutine that puts unit u's
-	// records (ReadChunkRuns puts a base and its patch on one).
+	// records (ReadChunkRunsIf puts a base and its patch on one).
 	claimed := make([]bool, len(lr.units))
-	return lr.img.ReadChunkRuns(ctx, recs, func(i int, runs []storage.PageRun) error {
+	want := func(i int) bool {
 		u := lr.unitOf[i]
 		if !chunks[i].IsPatch() {
 			claimed[u] = claim(u)
 		}
-		if !claimed[u] {
-			return nil
-		}
+		return claimed[u]
+	}
+	return lr.img.ReadChunkRunsIf(ctx, recs, want, func(i int, runs []storage.PageRun) error {
+		u := lr.unitOf[i]
 		err := w.WriteRuns(func(yield func(uint64, []byte) bool) {
 			for _, r := range runs {
 				if !yield(r.Off, r.Data) {
@@ -187,10 +189,13 @@ const StepLazyLoad = "lazy-load"
 
 // LazyLine describes a lazy load that ended in one line:
 //
-//	lazy restore: N chunks loaded: E working set, D on first touch, B in the background, in T ms
+//	lazy restore: N chunks loaded: E working set, D on first touch, B in the background, in T ms; program CPU P ms
+//
+// where P is the CPU time the program used while the background loader
+// ran.
 func LazyLine(st kernel.LazyStats) string {
-	return fmt.Sprintf("lazy restore: %d chunks loaded: %d working set, %d on first touch, %d in the background, in %.3f ms",
-		st.Chunks, st.Eager, len(st.OnDemand), st.Background, ms(st.End.Sub(st.Start)))
+	return fmt.Sprintf("lazy restore: %d chunks loaded: %d working set, %d on first touch, %d in the background, in %.3f ms; program CPU %.3f ms",
+		st.Chunks, st.Eager, len(st.OnDemand), st.Background, ms(st.End.Sub(st.Start)), ms(st.ProgramCPU))
 }
 
 // WaitLoaded waits until a lazily restored sandbox has all its memory, and

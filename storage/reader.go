@@ -478,6 +478,16 @@ func planIndexBatches(chunks []Chunk, idx []int, workers int) ([]batch, uint64) 
 // patch go together (ErrInvalidArgument otherwise): put gets the patch's
 // runs after the chunk's, on the same goroutine.
 func (im *Image) ReadChunkRuns(ctx context.Context, idx []int, put func(i int, runs []PageRun) error) error {
+	return im.ReadChunkRunsIf(ctx, idx, nil, put)
+}
+
+// ReadChunkRunsIf is ReadChunkRuns where chunk i, once read, is verified,
+// decompressed and put only if want(i) (nil: every chunk) says so, called
+// on the goroutine that would put it, just before: a lazy restore's
+// stream claims each chunk there, and one that a first touch loaded
+// meanwhile costs no decoding. A chunk and its patch are asked about in
+// that order, on one goroutine.
+func (im *Image) ReadChunkRunsIf(ctx context.Context, idx []int, want func(i int) bool, put func(i int, runs []PageRun) error) error {
 	for k, i := range idx {
 		if i < 0 || i >= len(im.chunks) || (k > 0 && i <= idx[k-1]) {
 			return fmt.Errorf("%s: chunk %d of %d out of range or order: %w", im.uri, i, len(im.chunks), ErrInvalidArgument)
@@ -490,6 +500,9 @@ func (im *Image) ReadChunkRuns(ctx context.Context, idx []int, put func(i int, r
 	workers := max(runtime.GOMAXPROCS(0), 4)
 	batches, biggest := planIndexBatches(im.chunks, idx, workers)
 	return im.forEachBatch(ctx, batches, biggest, workers, func(i int, payload, scratch []byte) error {
+		if want != nil && !want(i) {
+			return nil
+		}
 		return im.putRuns(i, payload, scratch, func(runs []PageRun) error { return put(i, runs) })
 	})
 }

@@ -187,3 +187,65 @@ func TestReadMemoryRunsCorrupt(t *testing.T) {
 		})
 	}
 }
+
+// TestReadChunkRunsIf reads every chunk of an image, asking for some of
+// them only: each chunk is asked about once, and put gets exactly the
+// ones asked for, as written.
+func TestReadChunkRunsIf(t *testing.T) {
+	for _, codec := range []string{storage.CodecZstd, storage.CodecS2} {
+		t.Run(codec, func(t *testing.T) {
+			s, mem, _ := runsImage(t, codec)
+			img, err := s.Open(context.Background(), "runs")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer img.Close()
+			chunks := img.Chunks()
+			all := make([]int, len(chunks))
+			for i := range all {
+				all[i] = i
+			}
+			for _, tc := range []struct {
+				name string
+				want func(i int) bool
+			}{
+				{"all", func(int) bool { return true }},
+				{"all but the middle one", func(i int) bool { return i != len(chunks)/2 }},
+				{"every other one", func(i int) bool { return i%2 == 0 }},
+				{"none", func(int) bool { return false }},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					var mu sync.Mutex
+					asked, got := map[int]int{}, map[int]bool{}
+					err := img.ReadChunkRunsIf(context.Background(), all, func(i int) bool {
+						mu.Lock()
+						asked[i]++
+						mu.Unlock()
+						return tc.want(i)
+					}, func(i int, runs []storage.PageRun) error {
+						mu.Lock()
+						defer mu.Unlock()
+						got[i] = true
+						for _, r := range runs {
+							if !bytes.Equal(r.Data, mem[r.Off:r.Off+uint64(len(r.Data))]) {
+								t.Errorf("chunk %d: run at %#x differs from what was written", i, r.Off)
+							}
+						}
+						return nil
+					})
+					if err != nil {
+						t.Fatalf("ReadChunkRunsIf() = %v, want success", err)
+					}
+					for i := range chunks {
+						if asked[i] != 1 {
+							t.Errorf("chunk %d asked about %d times, want once", i, asked[i])
+						}
+						if got[i] != tc.want(i) {
+							t.Errorf("chunk %d put = %v, want %v", i, got[i], tc.want(i))
+						}
+					}
+				})
+			}
+		})
+	}
+}
