@@ -75,3 +75,41 @@ func currentCPUOf(t *testing.T) int {
 	t.Fatal("no CPU in the thread's affinity")
 	return -1
 }
+
+// TestPinTracer checks that the first Switch's pinning of the calling
+// thread (before a stub thread is seized for the queued calls) pins it to
+// the CPU the context asks for, and leaves it alone otherwise.
+func TestPinTracer(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	e := newEnv(t, 1<<20)
+	defer unix.SchedSetaffinity(0, &e.p.cpus)
+	cpu := currentCPUOf(t)
+	for _, tc := range []struct {
+		name    string
+		callPin bool // whether PinCPU is called, with pin
+		pin     int
+		want    int // singleCPU afterwards
+	}{
+		{"never pinned", false, 0, -1},
+		{"any CPU", true, -1, -1},
+		{"one CPU", true, cpu, cpu},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := unix.SchedSetaffinity(0, &e.p.cpus); err != nil {
+				t.Fatal(err)
+			}
+			if e.p.cpus.Count() < 2 && tc.want < 0 {
+				t.Skip("one CPU: every thread runs on one")
+			}
+			c := e.newContext(t).(*context)
+			if tc.callPin {
+				c.PinCPU(tc.pin)
+			}
+			c.pinTracer()
+			if got := singleCPU(0); got != tc.want {
+				t.Errorf("single CPU after pinTracer = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
