@@ -37,10 +37,13 @@ func (t *Task) start() {
 // run is the task goroutine.
 func (t *Task) run() {
 	// ptrace ties the application thread to this OS thread. The thread is
-	// never unlocked: when the goroutine exits, Go destroys it, and with it
-	// any ptrace relationship left behind.
+	// unlocked only by releaseThread, when the task has exited and the
+	// platform says nothing of it is tied to the thread any more; else,
+	// when the goroutine exits, Go destroys it, and with it any ptrace
+	// relationship left behind.
 	runtime.LockOSThread()
 	defer t.k.taskGoroutineExited(t)
+	defer t.releaseThread()
 	if t.ctx == nil {
 		ctx, err := t.k.platform.NewContext()
 		if err != nil {
@@ -62,6 +65,21 @@ func (t *Task) run() {
 	for t.runState != nil {
 		t.checkStop()
 		t.runState = t.runState.execute(t)
+	}
+}
+
+// releaseThread hands the task goroutine's OS thread back to the Go runtime
+// once the task has exited (its context released) and the platform agrees
+// (platform.ThreadReleaser), so that the next task goroutine need not wait
+// for a new thread, nor the parent woken by this exit for two hand-offs.
+//
+// Preconditions: called by the task goroutine, last.
+func (t *Task) releaseThread() {
+	if t.runState != nil || t.ctx != nil {
+		return
+	}
+	if r, ok := t.k.platform.(platform.ThreadReleaser); ok && r.ReleaseThread() {
+		runtime.UnlockOSThread()
 	}
 }
 

@@ -221,6 +221,19 @@ type BaseAddressSpace interface {
 	MapBase(addr, offset, length uint64, at AccessType) error
 }
 
+// ThreadReleaser is implemented by a Platform whose contexts tie host state
+// to the OS thread that ran them (a tracer thread).
+type ThreadReleaser interface {
+	// ReleaseThread is called by a goroutine locked to its OS thread
+	// whose contexts are released, before it unlocks the thread. It
+	// reports whether the thread may go back to the Go runtime (to run
+	// other goroutines, and later another task): true when nothing of
+	// the platform that still runs is tied to it, after it undid what
+	// the platform set on the thread (its CPU affinity). On false the
+	// caller keeps the thread locked, so that it ends with the goroutine.
+	ReleaseThread() bool
+}
+
 // Context runs application threads. A Context is used by one goroutine at a
 // time, and that goroutine must have locked its OS thread
 // (runtime.LockOSThread) for as long as it uses the context.

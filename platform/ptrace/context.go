@@ -126,6 +126,11 @@ func (c *context) Switch(as platform.AddressSpace, st *platform.State, info *pla
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if !a.ran.Load() {
+		// The queued calls need a stub thread, which may be seized now
+		// (a fork's child): pinned first, the tracer gets it on its own
+		// CPU (seizeThread), and the seize and the batch do not wake a
+		// thread on another, perhaps idle, CPU.
+		c.pinTracer()
 		if err := a.startRunning(); err != nil {
 			return fmt.Errorf("ptrace: switch in stub %d: %w", a.pid, err)
 		}

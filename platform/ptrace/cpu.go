@@ -60,6 +60,21 @@ func singleCPU(tid int) int {
 	}
 }
 
+// pinTracer pins the calling OS thread to the single CPU c asks for, if
+// it does not run there only already; bindLocked then finds a stub thread
+// seized after it on that CPU too.
+//
+// Preconditions: the caller is locked to its OS thread.
+func (c *context) pinTracer() {
+	want := int(c.cpu.Load())
+	if want < 0 || singleCPU(0) == want {
+		return
+	}
+	var set unix.CPUSet
+	set.Set(want)
+	_ = unix.SchedSetaffinity(0, &set) // best effort, as bindLocked
+}
+
 // bindLocked gives the calling OS thread and t the CPU set c asks for, if t
 // does not have it yet. A failure (the CPU went offline, a cpuset
 // shrank) is not an error: pinning only makes system calls faster, and t
