@@ -98,13 +98,7 @@ func allocatedBytes(t *testing.T, fd int) int64 {
 // that the restored program, reading all of its memory right away, gets
 // the checksum of the memory it wrote.
 func TestRestoreSparseMemory(t *testing.T) {
-	s := startPauseSandbox(t, "sparse")
-	if l := s.next(t); l != "ready" {
-		t.Fatalf("first line = %q, want ready", l)
-	}
-	pauseInSyscall(t, s.k, unix.SYS_READ)
-	defer s.k.Unpause()
-	ranges, state := savePaused(t, s.k)
+	s, ranges, state := savedSparse(t)
 	var written uint64
 	for _, r := range ranges {
 		written += uint64(len(r.Data))
@@ -120,6 +114,21 @@ func TestRestoreSparseMemory(t *testing.T) {
 			checkSparseRestore(t, state, ranges, written, tc.size)
 		})
 	}
+}
+
+// savedSparse starts the sparse program, pauses it in its read once it is
+// ready and saves it: the sandbox (paused until the test ends), its memory
+// ranges and its state.
+func savedSparse(t *testing.T) (*pauseSandbox, []MemoryRange, []byte) {
+	t.Helper()
+	s := startPauseSandbox(t, "sparse")
+	if l := s.next(t); l != "ready" {
+		t.Fatalf("first line = %q, want ready", l)
+	}
+	pauseInSyscall(t, s.k, unix.SYS_READ)
+	t.Cleanup(s.k.Unpause)
+	ranges, state := savePaused(t, s.k)
+	return s, ranges, state
 }
 
 // savePaused returns the memory ranges and the state blob of the paused
@@ -304,11 +313,7 @@ func memoryFileFDs(t *testing.T) int {
 // recognisable, and leaves nothing behind: no memory file and no stub
 // process.
 func TestRestoreLoadFailure(t *testing.T) {
-	s := startPauseSandbox(t, "sparse")
-	s.next(t)
-	pauseInSyscall(t, s.k, unix.SYS_READ)
-	defer s.k.Unpause()
-	ranges, state := savePaused(t, s.k)
+	s, ranges, state := savedSparse(t)
 	errCorrupt := errors.New("memory chunk 3: checksum mismatch")
 	size := s.k.mf.Size()
 	beyond := []MemoryRange{{Off: size, Data: make([]byte, pageSize)}}
@@ -461,11 +466,7 @@ func TestMemoryLoaderWriteRuns(t *testing.T) {
 // ran, at once, while their prefault may still be going on the side: the
 // prefault must stop without touching the released memory file.
 func TestRestoreReleaseWithoutRunning(t *testing.T) {
-	s := startPauseSandbox(t, "sparse")
-	s.next(t)
-	pauseInSyscall(t, s.k, unix.SYS_READ)
-	defer s.k.Unpause()
-	ranges, state := savePaused(t, s.k)
+	s, ranges, state := savedSparse(t)
 	memfds := memoryFileFDs(t)
 	for i := 0; i < 10; i++ {
 		k, err := Restore(context.Background(), bytes.NewReader(state), RestoreOptions{

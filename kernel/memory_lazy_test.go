@@ -90,13 +90,7 @@ func (lr *lazyRecorder) memory(chunks []LazyChunk, eager []int) *LazyMemory {
 // held back, in the background, after which the lazy load switches off;
 // a chunk that cannot be loaded kills the sandbox.
 func TestRestoreLazy(t *testing.T) {
-	s := startPauseSandbox(t, "sparse")
-	if l := s.next(t); l != "ready" {
-		t.Fatalf("first line = %q, want ready", l)
-	}
-	pauseInSyscall(t, s.k, unix.SYS_READ)
-	defer s.k.Unpause()
-	ranges, state := savePaused(t, s.k)
+	s, ranges, state := savedSparse(t)
 	chunks, data := lazyChunks(ranges)
 	if len(chunks) < 4 {
 		t.Fatalf("%d chunks, want at least 4", len(chunks))
@@ -269,13 +263,7 @@ func TestRestoreLazyLowersProgram(t *testing.T) {
 	if !canRaiseNice(0) {
 		t.Skip("the test cannot set a nice value back to 0 (no CAP_SYS_NICE, RLIMIT_NICE below 20): the sentry lowers nothing")
 	}
-	s := startPauseSandbox(t, "sparse")
-	if l := s.next(t); l != "ready" {
-		t.Fatalf("first line = %q, want ready", l)
-	}
-	pauseInSyscall(t, s.k, unix.SYS_READ)
-	defer s.k.Unpause()
-	ranges, state := savePaused(t, s.k)
+	s, ranges, state := savedSparse(t)
 	chunks, data := lazyChunks(ranges)
 	lr := &lazyRecorder{data: data, bad: -1, stream: true, streaming: make(chan struct{}), gate: make(chan struct{})}
 	k, inW, outR := restoreWithPipes(t, state, RestoreOptions{

@@ -14,6 +14,19 @@ import (
 	"snapshotter/storage/storetest"
 )
 
+// openRuns opens runsImage's image, closed when the test ends, and
+// returns it with the memory it holds.
+func openRuns(t *testing.T, codec string) (*storage.Image, []byte) {
+	t.Helper()
+	s, mem, _ := runsImage(t, codec)
+	img, err := s.Open(context.Background(), "runs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { img.Close() })
+	return img, mem
+}
+
 // runsImage writes an image of 12 MiB of logical memory: 4 MiB of mixed
 // pages (zero and non-zero, so sparse chunks), a 2 MiB gap never written,
 // 2 MiB of dense non-zero pages, a gap, and 1 MiB of mixed pages. It
@@ -82,12 +95,7 @@ func collect(t *testing.T, img *storage.Image, size int) ([]byte, map[uint64]boo
 func TestReadMemoryRuns(t *testing.T) {
 	for _, codec := range []string{storage.CodecZstd, storage.CodecS2} {
 		t.Run(codec, func(t *testing.T) {
-			s, mem, _ := runsImage(t, codec)
-			img, err := s.Open(context.Background(), "runs")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer img.Close()
+			img, mem := openRuns(t, codec)
 			got, pages, err := collect(t, img, len(mem))
 			if err != nil {
 				t.Fatalf("ReadMemoryRuns() = %v", err)
@@ -115,12 +123,7 @@ func TestReadMemoryRuns(t *testing.T) {
 func TestReadChunkRunsReusesBuffers(t *testing.T) {
 	for _, codec := range []string{storage.CodecZstd, storage.CodecS2} {
 		t.Run(codec, func(t *testing.T) {
-			s, mem, _ := runsImage(t, codec)
-			img, err := s.Open(context.Background(), "runs")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer img.Close()
+			img, mem := openRuns(t, codec)
 			got := make([]byte, len(mem))
 			var made int64
 			for i := range img.Chunks() {
@@ -194,12 +197,7 @@ func TestReadMemoryRunsCorrupt(t *testing.T) {
 func TestReadChunkRunsIf(t *testing.T) {
 	for _, codec := range []string{storage.CodecZstd, storage.CodecS2} {
 		t.Run(codec, func(t *testing.T) {
-			s, mem, _ := runsImage(t, codec)
-			img, err := s.Open(context.Background(), "runs")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer img.Close()
+			img, mem := openRuns(t, codec)
 			chunks := img.Chunks()
 			all := make([]int, len(chunks))
 			for i := range all {
