@@ -94,9 +94,6 @@ recently used going first; snap prune removes those unused for its
 				if noWS {
 					sentryArgs = append(sentryArgs, "--no-working-set")
 				}
-				if noCache {
-					sentryArgs = append(sentryArgs, "--no-cache")
-				}
 				m, err := runner.Launch(runner.LaunchOptions{
 					StateDir: runner.StateDir{Root: g.stateDir}, ID: d.id,
 					Stdin: d.stdin, Stdout: d.stdout, Stderr: d.stderr,
