@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCopyOnWriteForkAcrossRestore: cowfork's parent and child share most
@@ -23,7 +24,11 @@ func TestCopyOnWriteForkAcrossRestore(t *testing.T) {
 		// child's first writes fault): read until each has printed.
 		var after []string
 		var got map[string]int
+		deadline := time.Now().Add(60 * time.Second)
 		for n := 2; len(got) < 2; n++ {
+			if time.Now().After(deadline) {
+				t.Fatalf("restore %d: after a minute, first ticks %v in %d lines, want both sides ticking", round, got, len(after))
+			}
 			after = waitLines(t, rout, n)
 			got = firstTicks(t, after)
 		}
@@ -56,7 +61,10 @@ func firstTicks(t *testing.T, ls []string) map[string]int {
 	m := map[string]int{}
 	for _, l := range ls {
 		f := strings.Fields(l)
-		if _, seen := m[f[0]]; !seen && len(f) >= 3 && f[1] == "tick" {
+		if len(f) < 3 || f[1] != "tick" {
+			continue
+		}
+		if _, seen := m[f[0]]; !seen {
 			m[f[0]] = number(t, strings.Join(f[1:], " "))
 		}
 	}
