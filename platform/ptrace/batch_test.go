@@ -104,13 +104,7 @@ func TestQueuedMappings(t *testing.T) {
 	}
 	stops := e.p.counts.injections.Load()
 	c := e.newContext(t)
-	onOwnThread(func() {
-		st := &platform.State{}
-		st.Regs.Rip = codeAddr + offSyscallLoop
-		if _, _, err := switchOnce(c, a, st); err != nil {
-			t.Fatalf("Switch: %v", err)
-		}
-	})
+	switchToLoop(t, c, a)
 	// Queued: the code page and n mappings, then the unmap. Full batches
 	// were made as the queue filled; the rest at the Switch.
 	if got, want := e.p.counts.injections.Load()-stops, uint64(1); got > want+1 {
@@ -138,13 +132,7 @@ func TestBatchAfterRunning(t *testing.T) {
 	a := e.newSpace(t)
 	defer a.Release()
 	c := e.newContext(t)
-	onOwnThread(func() {
-		st := &platform.State{}
-		st.Regs.Rip = codeAddr + offSyscallLoop
-		if _, _, err := switchOnce(c, a, st); err != nil {
-			t.Fatalf("Switch: %v", err)
-		}
-	})
+	switchToLoop(t, c, a)
 	const addr = 0x4000_0000
 	a.BeginBatch()
 	if err := a.MapFile(addr, 0, pageSize, platform.Read, false); err != nil {
@@ -190,13 +178,7 @@ func TestQueuedMmapsMerge(t *testing.T) {
 		t.Errorf("queued calls = %d, want %d (the code page, then 5 mappings of which 2 merged)", queued, want)
 	}
 	c := e.newContext(t)
-	onOwnThread(func() {
-		st := &platform.State{}
-		st.Regs.Rip = codeAddr + offSyscallLoop
-		if _, _, err := switchOnce(c, a, st); err != nil {
-			t.Fatalf("Switch: %v", err)
-		}
-	})
+	switchToLoop(t, c, a)
 	for _, addr := range []uint64{base, base + pageSize, base + 2*pageSize, base + 4*pageSize, base + 5*pageSize} {
 		if !mapped(a.pid, addr) {
 			t.Errorf("after the first Switch: %#x not mapped", addr)
@@ -252,5 +234,20 @@ func TestStubStrippedDown(t *testing.T) {
 	}
 	if ign&(1<<(unix.SIGCHLD-1)) == 0 {
 		t.Errorf("SigIgn = %#x, want SIGCHLD ignored", ign)
+	}
+}
+
+// switchToLoop switches c into a once, at the stub's system call loop, on
+// a thread of its own (which then exits), and fails t if the switch fails.
+func switchToLoop(t *testing.T, c platform.Context, a platform.AddressSpace) {
+	t.Helper()
+	var err error
+	onOwnThread(func() {
+		st := &platform.State{}
+		st.Regs.Rip = codeAddr + offSyscallLoop
+		_, _, err = switchOnce(c, a, st)
+	})
+	if err != nil {
+		t.Fatalf("Switch: %v", err)
 	}
 }
