@@ -442,9 +442,7 @@ func (s *sealer) appendFrame(dst []byte, n uint64, typ byte, pre, payload []byte
 	} else {
 		copy(plain[headerSize+copy(plain[headerSize:], pre):], payload)
 	}
-	var nonce [12]byte
-	binary.LittleEndian.PutUint64(nonce[:], n)
-	s.aead.Seal(plain[:0], nonce[:], plain, prefix)
+	s.aead.Seal(plain[:0], frameNonce(n), plain, prefix)
 	return dst[:start+lenSize+sealedLen], nil
 }
 
@@ -484,6 +482,12 @@ func (c *Conn) Read() (byte, []byte, error) {
 		return 0, nil, err
 	}
 	c.openN++
+	return remoteError(typ, raw)
+}
+
+// remoteError returns the frame Read got, and for a FrameError the
+// peer's error as an ErrRemote error.
+func remoteError(typ byte, raw []byte) (byte, []byte, error) {
 	if typ == FrameError {
 		return typ, raw, fmt.Errorf("%w: %s", ErrRemote, raw)
 	}

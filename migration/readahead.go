@@ -123,10 +123,7 @@ func (a *readAhead) read() (byte, []byte, error) {
 		a.stop()
 		return 0, nil, f.err
 	}
-	if f.typ == FrameError {
-		return f.typ, f.payload, fmt.Errorf("%w: %s", ErrRemote, f.payload)
-	}
-	return f.typ, f.payload, nil
+	return remoteError(f.typ, f.payload)
 }
 
 // stop ends the read-ahead's reading (its goroutine ends once a read in
