@@ -275,17 +275,11 @@ func CreatePool(ctx context.Context, o PoolOptions) error {
 // the pool. A pool that is gone is not an error to record.
 func Replenish(ctx context.Context, sd StateDir, name, exe string) error {
 	p := sd.pool(name)
-	lock, err := os.OpenFile(filepath.Join(p.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w: %s", ErrUnknownPool, name)
-	}
+	lock, err := p.lock(unix.LOCK_EX)
 	if err != nil {
-		return fmt.Errorf("lock pool %s: %w", name, err)
+		return err
 	}
 	defer lock.Close()
-	if err := flock(lock, unix.LOCK_EX); err != nil {
-		return fmt.Errorf("lock pool %s: %w", name, err)
-	}
 	err = p.replenishLocked(ctx, exe)
 	if err != nil && !errors.Is(err, ErrUnknownPool) {
 		p.recordError(err)
@@ -342,15 +336,30 @@ func (p poolDir) recordError(err error) {
 // the pool, and records its own errors).
 func recordSpawnError(sd StateDir, name string, err error) {
 	p := sd.pool(name)
-	lock, oerr := os.OpenFile(filepath.Join(p.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if oerr != nil {
-		return // the pool is gone
+	lock, lerr := p.lock(unix.LOCK_EX | unix.LOCK_NB)
+	if lerr != nil {
+		return // the pool is gone, or a replenisher holds it
 	}
 	defer lock.Close()
-	if flock(lock, unix.LOCK_EX|unix.LOCK_NB) != nil {
-		return
-	}
 	p.recordError(err)
+}
+
+// lock opens the pool's lock file and takes its flock with how; the
+// caller closes the file to release it. A pool that is gone is
+// ErrUnknownPool.
+func (p poolDir) lock(how int) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(p.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownPool, p.name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock pool %s: %w", p.name, err)
+	}
+	if err := flock(f, how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock pool %s: %w", p.name, err)
+	}
+	return f, nil
 }
 
 // oneLine returns s with its line breaks replaced by "; ", for a column of
