@@ -661,11 +661,10 @@ func (l *lazyLoad) lowerLocked(pid int) {
 	if l.stubNice == 0 {
 		return
 	}
-	prio, err := unix.Getpriority(unix.PRIO_PROCESS, pid)
+	nice, err := hostNice(pid)
 	if err != nil {
 		return // gone
 	}
-	nice := 20 - prio // the system call returns 20 - nice
 	if nice >= l.stubNice {
 		return
 	}
@@ -689,11 +688,17 @@ func restoreStubs(stubs map[int]lazyStub, lowering bool, stubNice int) time.Dura
 		if st.nice < 0 {
 			continue
 		}
-		if prio, err := unix.Getpriority(unix.PRIO_PROCESS, pid); err == nil && 20-prio == stubNice {
+		if nice, err := hostNice(pid); err == nil && nice == stubNice {
 			unix.Setpriority(unix.PRIO_PROCESS, pid, st.nice)
 		}
 	}
 	return time.Duration(cpu)
+}
+
+// hostNice returns the host nice value of process pid.
+func hostNice(pid int) (int, error) {
+	prio, err := unix.Getpriority(unix.PRIO_PROCESS, pid)
+	return 20 - prio, err // the system call returns 20 - nice
 }
 
 // canRaiseNice reports whether the sentry may set a thread's nice value

@@ -243,12 +243,12 @@ func stubNices(t *testing.T, k *Kernel) []int {
 		tg.mu.Lock()
 		for _, task := range tg.tasks {
 			if pid := task.sig.ruStub; pid != 0 {
-				prio, err := unix.Getpriority(unix.PRIO_PROCESS, pid)
+				nice, err := hostNice(pid)
 				if err != nil {
 					t.Errorf("getpriority of stub %d: %v", pid, err)
 					continue
 				}
-				nices = append(nices, 20-prio)
+				nices = append(nices, nice)
 			}
 		}
 		tg.mu.Unlock()
