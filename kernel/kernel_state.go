@@ -49,6 +49,12 @@ func (mm *MM) attachAddressSpace(as platform.AddressSpace) error {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
 	mm.as = as
+	// Every mapping is new, whichever way it is made below: a task saved
+	// between a fault its MM fixed and its next run faults there again
+	// when the page is not mapped as the fix left it (mapped from a base,
+	// read-only, or not loaded yet), and that must not count as the same
+	// fault repeating with no mapping changed (Task.lastFaultGen).
+	mm.gen++
 	l := mm.mf.lazyLoader()
 	for i := range mm.vmas {
 		v := &mm.vmas[i]

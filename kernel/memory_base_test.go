@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +42,32 @@ int main(void) {
 		for (int i = 0; i < N; i++) s = s * 31 + m[i];
 		printf("sum %lx\n", s); fflush(stdout);
 	}
+	return 0;
+}`
+	// cowfault: 4 MiB written, then shared copy-on-write with a child
+	// that waits; for each byte on stdin it writes that byte into every
+	// page (a copy-on-write fault each 64 KiB) and prints it.
+	pausePrograms["cowfault"] = `#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#define N (4 << 20)
+int main(void) {
+	unsigned char *m = mmap(NULL, N, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) return 1;
+	memset(m, 'a', N);
+	pid_t pid = fork();
+	if (pid == 0) for (;;) pause();
+	printf("ready\n"); fflush(stdout);
+	char c;
+	while (read(0, &c, 1) == 1) {
+		for (int i = 0; i < N; i += 4096) m[i] = c;
+		int same = 1;
+		for (int i = 0; i < N; i += 4096) same &= m[i] == c;
+		printf("wrote %c: %s\n", c, same ? "ok" : "CORRUPT"); fflush(stdout);
+	}
+	kill(pid, SIGKILL);
 	return 0;
 }`
 }
@@ -267,5 +294,74 @@ func TestRestoreOverBase(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("the restored save printed nothing")
+	}
+}
+
+// TestFaultFixedBeforeSaveOverBase: a task saved between a fault the MM
+// fixed and its next run resumes at the faulting instruction, which
+// faults again at the same address after a restore over a base (the page
+// is mapped from the base, read-only, until written). That is a new
+// mapping, not the same fault repeating: the task goes on rather than
+// getting SIGSEGV. The hook stops the kernel right after the first
+// copy-on-write fault of the forked program's parent.
+func TestFaultFixedBeforeSaveOverBase(t *testing.T) {
+	s := startPauseSandbox(t, "cowfault")
+	if l := s.next(t); l != "ready" {
+		t.Fatalf("first line = %q, want ready", l)
+	}
+	stopped := make(chan *Task, 1)
+	var once sync.Once
+	hook := func(task *Task) {
+		if task.k == s.k && task.tid == 1 {
+			once.Do(func() {
+				task.k.requestStop()
+				stopped <- task
+			})
+		}
+	}
+	faultFixedHook.Store(&hook)
+	defer faultFixedHook.Store(nil)
+	s.stdin.Write([]byte{'b'})
+	var task *Task
+	select {
+	case task = <-stopped:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the program's writes fixed no fault")
+	}
+	s.k.waitStopped()
+	faultFixedHook.Store(nil)
+	if task.lastFault == 0 || task.lastFaultAccess&permWrite == 0 {
+		t.Fatalf("stopped after a fault with last fault %#x, access %v; want a write fault recorded", task.lastFault, task.lastFaultAccess)
+	}
+	ranges, state := savePaused(t, s.k)
+	s.k.Unpause()
+	size := s.k.mf.Size()
+	base := writeBase(t, ranges, size)
+
+	for _, tc := range []struct {
+		name     string
+		populate bool
+	}{
+		{"restore cache", false},
+		{"pool member", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, in, outR := restoreWithPipes(t, state, RestoreOptions{Base: &MemoryBase{FD: int(base.Fd()), Size: size, Populate: tc.populate}})
+			out := scanLines(outR, 16)
+			k.Resume()
+			in.Write([]byte{'c'})
+			for _, want := range []string{"wrote b: ok", "wrote c: ok"} {
+				select {
+				case l := <-out:
+					if l != want {
+						t.Fatalf("restored program printed %q, want %q", l, want)
+					}
+				case <-k.Exited():
+					t.Fatalf("restored program ended (%+v) before printing %q", k.Wait(), want)
+				case <-time.After(60 * time.Second):
+					t.Fatalf("restored program printed nothing, want %q", want)
+				}
+			}
+		})
 	}
 }

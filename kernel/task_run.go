@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -154,6 +155,9 @@ func (*runApp) execute(t *Task) taskRunState {
 					t.lastFault = 1 // a fixed fault at address 0 still counts
 				}
 				t.lastFaultGen, t.lastFaultAccess = gen, acc
+				if h := faultFixedHook.Load(); h != nil {
+					(*h)(t)
+				}
 				return stateApp
 			}
 			if errorsIsAny(ferr, ErrNoMemory, unix.ENOMEM) {
@@ -227,6 +231,12 @@ func (*runExit) execute(t *Task) taskRunState {
 	t.exit()
 	return nil
 }
+
+// faultFixedHook, if set, is called by a task goroutine whose MM has just
+// fixed a fault, before it runs the application again: a test stops the
+// kernel there, the task's last fault recorded and the faulting
+// instruction next to run.
+var faultFixedHook atomic.Pointer[func(*Task)]
 
 // accessBits packs a fault's access type as PROT_* bits.
 func accessBits(at platform.AccessType) perms {
