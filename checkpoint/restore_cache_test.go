@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -186,5 +187,60 @@ func TestRestoreCache(t *testing.T) {
 	if r := e.restoreStdin(in, []string{"SNAP_RESTORE_CACHE=lots"}, uri); r.code == 0 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 ||
 		!strings.Contains(r.stderr, "SNAP_RESTORE_CACHE") {
 		t.Errorf("restore with SNAP_RESTORE_CACHE=lots: exit %d, stderr %q; want one line naming it", r.code, r.stderr)
+	}
+}
+
+// TestRestoreCacheDetached: restore -d uses the restore cache as a
+// foreground restore does: the first makes the copy, the second runs over
+// it and sees the same memory, and --no-cache does neither.
+func TestRestoreCacheDetached(t *testing.T) {
+	e := newEnv(t)
+	e.fifo("img.in")
+	id, out := e.runDetached(filepath.Join(e.dir, "img.in"), program(t, "poolmember"))
+	uri, _ := e.saveAfter(id, out, 1, "--to", "img")
+	in := filepath.Join(e.dir, "commands")
+	if err := os.WriteFile(in, []byte("check\nset b\ncheck\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Its stdout and stderr, in one file.
+	want := []string{"pages hold a", "pages hold b", "stderr: 3 commands", "bye after 3 commands"}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		cached bool // restored over the copy
+		bases  int  // copies in the cache after it
+	}{
+		{"no cache", []string{"--no-cache"}, false, 0},
+		{"first restore", nil, false, 1},
+		{"second restore", nil, true, 1},
+	} {
+		rid, rout := e.restoreDetached(uri, in, tc.args...)
+		if got := waitLines(t, rout, len(want)); !slices.Equal(got[:len(want)], want) {
+			t.Fatalf("%s: the program printed %q, want %q", tc.name, got, want)
+		}
+		e.waitGone(rid)
+		logb, _ := os.ReadFile(filepath.Join(e.dir, "state", rid, "sentry.log"))
+		s := map[string]int{}
+		for _, l := range strings.Split(string(logb), "\n") {
+			if _, step, ok := strings.Cut(l, "restore step "); ok {
+				s[strings.Fields(step)[0]]++
+			}
+		}
+		if got := s[runner.StepOpenCache] == 1 && s[kernel.StepMemory] == 0; got != tc.cached {
+			t.Errorf("%s: restored over the cached copy = %v (steps %v), want %v", tc.name, got, s, tc.cached)
+		}
+		if files := e.cacheFiles(); countPrefix(files, "base-") != tc.bases || countPrefix(files, ".base-") != 0 {
+			t.Errorf("%s: cache holds %v, want %d copies and no partial one", tc.name, files, tc.bases)
+		}
+	}
+
+	// A sandbox restored over the copy saves what it sees: the copy's
+	// pages and its own writes.
+	live := e.fifo("live.in")
+	rid, rout := e.restoreDetached(uri, filepath.Join(e.dir, "live.in"))
+	live.WriteString("set c\ncheck\n")
+	again, _ := e.saveAfter(rid, rout, 1, "--to", "again")
+	if r := e.restoreStdin("check\n", nil, again); r.code != 0 || r.stdout != "pages hold c\nbye after 3 commands\n" {
+		t.Errorf("restore of a save of a sandbox restored over the copy: exit %d, stdout %q, stderr %q; want the pages it set", r.code, r.stdout, r.stderr)
 	}
 }

@@ -76,8 +76,9 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	if err != nil {
 		return nil, nil, fmt.Errorf("restore %s: %w", uri, err)
 	}
-	// A foreground restore runs over the copy of the image's memory in
-	// the restore cache, or makes it (restore_cache.go).
+	// A restore that is neither lazy nor parked runs over the copy of
+	// the image's memory in the restore cache, or makes it
+	// (restore_cache.go).
 	var (
 		cached *os.File
 		fill   *cacheFill

@@ -17,7 +17,7 @@ import (
 )
 
 // The restore cache keeps, in the state directory, a decompressed copy of
-// the memory of each image restored in the foreground lately, in the
+// the memory of each image restored lately (not lazily), in the
 // format of a pool's base (pool_base.go: the saved memory file's bytes at
 // their offsets, zero pages as holes):
 //

@@ -28,7 +28,7 @@ references any more (their images were deleted, or their save failed). Only
 leftovers older than --older-than (default 1h) are removed, so that a save in
 progress is not disturbed; a published image and its chunks are never
 touched. It also removes, from the state directory, the copies of images'
-memory that foreground restores keep (snap restore) and have not used for
+memory that restores keep (snap restore) and have not used for
 --older-than. Each removed item's URI or path is printed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -45,7 +45,7 @@ first touch while the rest loads in the background. The first lazy restore
 of an image records the chunks the program touched first as the image's
 working set; later lazy restores load it before the program starts
 (--no-working-set ignores it).
-A foreground restore (not --lazy) keeps a decompressed copy of the image's
+A restore, foreground or -d (not --lazy), keeps a decompressed copy of the image's
 memory in the state directory: a later restore of the same image runs over
 it, sharing its pages, instead of loading the memory again. The copies take
 at most SNAP_RESTORE_CACHE bytes (default 2G; 0 keeps none), the least
@@ -93,6 +93,9 @@ recently used going first; snap prune removes those unused for its
 				}
 				if noWS {
 					sentryArgs = append(sentryArgs, "--no-working-set")
+				}
+				if noCache {
+					sentryArgs = append(sentryArgs, "--no-cache")
 				}
 				m, err := runner.Launch(runner.LaunchOptions{
 					StateDir: runner.StateDir{Root: g.stateDir}, ID: d.id,

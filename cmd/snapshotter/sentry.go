@@ -23,6 +23,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 		receiveTimeout               time.Duration
 		launchedAt                   int64
 		lazy, noWS, privateMem       bool
+		noCache                      bool
 		f                            runFlags
 		s                            startFlags
 	)
@@ -83,6 +84,13 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 					if o.Park && !privateMem {
 						o.BaseDir = sd.PoolBaseDir(pool)
 					}
+					if !o.Park {
+						// As a foreground restore: over the restore
+						// cache's copy of the memory, or making it.
+						if o.Cache, err = restoreCache(g, noCache || lazy); err != nil {
+							return nil, fmt.Errorf("restore %s: %w", restore, err)
+						}
+					}
 					var launched time.Time
 					if launchedAt > 0 {
 						launched = time.Unix(0, launchedAt)
@@ -113,6 +121,7 @@ func newSentryCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&lazy, "lazy", false, "with --restore: restore lazily")
 	cmd.Flags().BoolVar(&noWS, "no-working-set", false, "with --lazy: ignore the image's working set")
 	cmd.Flags().StringVar(&pool, "pool", "", "with --restore: wait, restored and parked, as a member of this pool until taken")
+	cmd.Flags().BoolVar(&noCache, "no-cache", false, "with --restore: neither use nor make the restore cache's copy of the memory")
 	cmd.Flags().BoolVar(&privateMem, "private-memory", false, "with --pool: load a copy of the image's memory of its own rather than share the pool's")
 	cmd.Flags().StringVar(&receiveAddr, "receive", "", "wait on this address for a migrating sandbox instead of starting a program")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "with --receive: the migration token file")
