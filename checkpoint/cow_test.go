@@ -70,3 +70,52 @@ func firstTicks(t *testing.T, ls []string) map[string]int {
 	}
 	return m
 }
+
+// TestCopyOnWriteFaultsAcrossRestore: cowfork storm is nearly always in a
+// copy-on-write fault, so a save mostly stops it between a fault the
+// kernel fixed and the faulting instruction's next run. Restored over the
+// restore cache's copy, which maps that page from the copy, read-only,
+// the instruction faults there again: a new mapping, not the same fault
+// repeating (which killed the process with SIGSEGV). Restored three times:
+// loading the image (making the copy), over the copy (recording the
+// chunks it writes first) and over the copy with those copied first;
+// each goes on from the round after the save's with its pages intact.
+func TestCopyOnWriteFaultsAcrossRestore(t *testing.T) {
+	e := newEnv(t)
+	id, out := e.runDetached("", program(t, "cowfork"), "storm")
+	uri, _ := e.saveAfter(id, out, 3)
+	e.waitGone(id)
+	before := lines(out)
+	checkClean(t, "original", before)
+	next := number(t, before[len(before)-1]) + 1
+	for _, restore := range []string{"loaded", "over the copy", "over the copy, recorded chunks first"} {
+		rid, rout := e.restoreDetached(uri, "")
+		after := e.waitLinesRunning(restore, rid, rout, 2)
+		checkClean(t, restore, after)
+		if got := number(t, after[0]); got != next {
+			t.Errorf("%s: first round %d, want %d (%q)", restore, got, next, after)
+		}
+		e.must("kill", rid, "KILL")
+		e.waitGone(rid)
+	}
+}
+
+// waitLinesRunning is waitLines for the output of sandbox id, failing at
+// once, with what in the message, if the sandbox ends first.
+func (e *env) waitLinesRunning(what, id, path string, n int) []string {
+	e.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		l := lines(path)
+		if len(l) >= n {
+			return l
+		}
+		if m := e.meta(id); m["status"] != "running" {
+			e.t.Fatalf("%s: sandbox %s %v (exit %v) after printing %q, want %d lines", what, id, m["status"], m["exit"], l, n)
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: %s has %d lines %q, want at least %d", what, path, len(l), l, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -14,8 +14,18 @@
  * prints "parent|child tick N ok" (or "... CORRUPT page K"). A checkpoint
  * test saves it while most pages are still shared and checks both go on
  * without CORRUPT lines.
+ *
+ * "cowfork storm" is a checkpoint workload that is nearly always in a
+ * copy-on-write fault: every round it forks a child that only waits
+ * (sharing 16 MiB again), writes one page of each 64 KiB of them (a fault
+ * that copies, but for what fork copied for the child at once), checks
+ * every page it wrote in this round and the earlier ones, kills and reaps
+ * the child and prints "storm N ok" (or "storm N CORRUPT window K"). A
+ * save mostly stops it between a fault the kernel fixed and the faulting
+ * instruction's next run.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,10 +213,51 @@ static void loop(void)
 	}
 }
 
+static void storm(void)
+{
+	enum { windows = 256, window = 64 << 10, slots = 16 };
+	unsigned char *m = mmap(NULL, windows * window, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
+		perror("mmap");
+		exit(1);
+	}
+	memset(m, 0, windows * window);
+	/* last[k]: the round that last wrote page k of every window, 0 if none. */
+	static int last[slots];
+	for (int round = 1;; round++) {
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("fork");
+			exit(1);
+		}
+		if (pid == 0)
+			for (;;)
+				pause();
+		int k = round % slots;
+		for (long i = 0; i < windows; i++)
+			m[i * window + k * pg] = (unsigned char)round;
+		last[k] = round;
+		long bad = -1;
+		for (long i = 0; i < windows && bad < 0; i++)
+			for (int j = 0; j < slots; j++)
+				if (m[i * window + j * pg] != (unsigned char)last[j])
+					bad = i;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		if (bad >= 0)
+			printf("storm %d CORRUPT window %ld\n", round, bad);
+		else
+			printf("storm %d ok\n", round);
+		fflush(stdout);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	pg = sysconf(_SC_PAGESIZE);
 	if (argc > 1 && !strcmp(argv[1], "loop"))
 		loop();
+	if (argc > 1 && !strcmp(argv[1], "storm"))
+		storm();
 	return checks();
 }
