@@ -27,9 +27,12 @@ func TestCopyOnWriteForkAcrossRestore(t *testing.T) {
 		deadline := time.Now().Add(60 * time.Second)
 		for n := 2; len(got) < 2; n++ {
 			if time.Now().After(deadline) {
-				t.Fatalf("restore %d: after a minute, first ticks %v in %d lines, want both sides ticking", round, got, len(after))
+				t.Fatalf("restore %d: after a minute, first ticks %v in %d lines (the last %q), want both sides ticking", round, got, len(after), after[max(0, len(after)-4):])
 			}
 			after = waitLines(t, rout, n)
+			if l := after[len(after)-1]; strings.Contains(l, "ended") {
+				t.Fatalf("restore %d: %q", round, l)
+			}
 			got = firstTicks(t, after)
 		}
 		checkClean(t, "restored", after)

@@ -11,9 +11,10 @@
  * 4 MiB at the fork and, every 20 ms, each checks the pages it has not
  * written still hold the common bytes and those it wrote hold its own,
  * then writes its own tick number into another eighth of the pages; each
- * prints "parent|child tick N ok" (or "... CORRUPT page K"). A checkpoint
- * test saves it while most pages are still shared and checks both go on
- * without CORRUPT lines.
+ * prints "parent|child tick N ok" (or "... CORRUPT page K"); the parent
+ * prints "parent: child ended CORRUPT (status S)" if the child ends. A
+ * checkpoint test saves it while most pages are still shared and checks
+ * both go on without CORRUPT lines.
  *
  * "cowfork storm" is a checkpoint workload that is nearly always in a
  * copy-on-write fault: every round it forks a child that only waits
@@ -208,6 +209,12 @@ static void loop(void)
 		for (long i = tick % 8; i < n; i += 8) {
 			written[i] = tick;
 			memset(m + i * pg, 0x80 | (tick & 0x3f) | (pid == 0 ? 0x40 : 0), pg);
+		}
+		int st;
+		if (pid > 0 && waitpid(pid, &st, WNOHANG) == pid) {
+			printf("parent: child ended CORRUPT (status %#x)\n", st);
+			fflush(stdout);
+			pid = -1;
 		}
 		nanosleep(&d, NULL);
 	}
