@@ -189,8 +189,9 @@ type Task struct {
 	// no mapping changed in between is treated as genuine, in case the
 	// platform reported a write as a read. (A copy-on-write page that a
 	// fork write-protects again right after another thread's write made
-	// it writable can fault with a stale access first.) Exclusive to the
-	// task goroutine.
+	// it writable can fault with a stale access first.) They are saved,
+	// and a restore's new address space counts as a mapping change
+	// (attachAddressSpace). Exclusive to the task goroutine.
 	lastFault       uint64
 	lastFaultAccess perms
 	lastFaultGen    uint64
