@@ -278,6 +278,7 @@ func RunSentry(o SentryOptions, start StartFunc) (ExitStatus, error) {
 	}
 	log.Printf("sandbox %s: pid %d serving %s", o.ID, m.PID, o.StateDir.SocketPath(o.ID))
 	tell(readyOK)
+	defer dumpOnSignal(o.ID, sb)()
 
 	st := sb.Wait()
 	if err := srv.Finish(st); err != nil {
