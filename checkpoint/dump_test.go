@@ -14,7 +14,10 @@ import (
 func TestSentryDumpOnSIGUSR1(t *testing.T) {
 	e := newEnv(t)
 	id, out := e.runDetached("", program(t, "cowfork"), "loop")
-	waitLines(t, out, 2)
+	// Once both have run.
+	for n := 2; len(firstTicks(t, lines(out))) < 2; n++ {
+		waitLines(t, out, n)
+	}
 	pid, _ := e.meta(id)["pid"].(float64)
 	if err := syscall.Kill(int(pid), syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
