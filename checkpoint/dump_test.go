@@ -15,7 +15,11 @@ func TestSentryDumpOnSIGUSR1(t *testing.T) {
 	e := newEnv(t)
 	id, out := e.runDetached("", program(t, "cowfork"), "loop")
 	// Once both have run.
+	deadline := time.Now().Add(60 * time.Second)
 	for n := 2; len(firstTicks(t, lines(out))) < 2; n++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute: %q, want both processes ticking", lines(out))
+		}
 		waitLines(t, out, n)
 	}
 	pid, _ := e.meta(id)["pid"].(float64)
