@@ -121,6 +121,12 @@ type LazyStats struct {
 	// the background loader ran (what they took from the load; a stub
 	// that ended meanwhile is not counted).
 	ProgramCPU time.Duration
+	// SentryCPU is the CPU time the sentry used while the background
+	// loader ran (the loader's, and the program's faults served there),
+	// and Faults how many faults of the program reached the sentry
+	// meanwhile.
+	SentryCPU time.Duration
+	Faults    uint64
 }
 
 // Errors of a lazy load.
@@ -202,6 +208,12 @@ type lazyLoad struct {
 	// the background loader may start.
 	kicked   chan struct{}
 	kickOnce sync.Once
+
+	// cpu0 is the sentry's CPU clock and faults0 the kernel's fault
+	// count when the background loader started (lowerStubs); faults
+	// reads that count, set by attach. Protected by mu.
+	cpu0, faults0 uint64
+	faults        func() uint64
 
 	// stubs are the stub threads the program has run on, by pid;
 	// lowering is set once the background loader runs (stubs are
@@ -433,6 +445,12 @@ func (l *lazyLoad) end(err error) {
 	}
 	l.ended = true
 	l.stats.ProgramCPU = restoreStubs(l.stubs, l.lowering, l.stubNice)
+	if l.lowering {
+		l.stats.SentryCPU = time.Duration(uint64(clockNano(unix.CLOCK_PROCESS_CPUTIME_ID)) - l.cpu0)
+		if l.faults != nil {
+			l.stats.Faults = l.faults() - l.faults0
+		}
+	}
 	l.stubs = nil
 	l.stats.End = time.Now()
 	if l.stats.Start.IsZero() {
@@ -581,6 +599,7 @@ func (l *lazyLoad) attach(k *Kernel) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.onFail, l.onLoaded, l.mf = k.lazyFailed, k.lazyLoaded, k.mf
+	l.faults = k.counts.faults.Load
 	if !l.ended {
 		k.mf.lazy.Store(l)
 		if l.base == nil {
@@ -658,6 +677,10 @@ func (l *lazyLoad) lowerStubs() {
 		return
 	}
 	l.lowering = true
+	l.cpu0 = uint64(clockNano(unix.CLOCK_PROCESS_CPUTIME_ID))
+	if l.faults != nil {
+		l.faults0 = l.faults()
+	}
 	l.stubNice = lazyStubIdle
 	if n, err := strconv.Atoi(os.Getenv(lazyNiceEnv)); err == nil && n >= 0 && n <= lazyStubMaxNice {
 		l.stubNice = n
