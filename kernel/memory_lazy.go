@@ -639,7 +639,7 @@ const lazyStubMaxNice = 19
 type lazyStub struct {
 	// nice is its host nice value before the load lowered it, -1 if the
 	// load did not (then idle is false too); idle says that the load
-	// made it SCHED_IDLE (from SCHED_OTHER); cpu is its CPU clock when
+	// made it SCHED_IDLE (from SCHED_NORMAL); cpu is its CPU clock when
 	// the background loader started (or when it was first seen, if
 	// later), in nanoseconds.
 	nice int
