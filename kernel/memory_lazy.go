@@ -39,8 +39,8 @@ import (
 //     it would take the CPUs the program's start needs (a task goroutine
 //     coming back from a stub waits for a P behind the decoders).
 //
-// While the background loader runs, the program's stub threads run at the
-// host's lowest priority (lazyStubNice): the program then runs on what CPU
+// While the background loader runs, the program's stub threads run under
+// the host's SCHED_IDLE policy (lazyStubIdle): the program then runs on what CPU
 // the loader leaves, rather than taking half of it from the load, whose
 // end it would delay by its own work (as an eager restore's program does
 // none before its memory is loaded); its faults into the sentry are served
@@ -121,6 +121,12 @@ type LazyStats struct {
 	// the background loader ran (what they took from the load; a stub
 	// that ended meanwhile is not counted).
 	ProgramCPU time.Duration
+	// SentryCPU is the CPU time the sentry used while the background
+	// loader ran (the loader's, and the program's faults served there),
+	// and Faults how many faults of the program reached the sentry
+	// meanwhile.
+	SentryCPU time.Duration
+	Faults    uint64
 }
 
 // Errors of a lazy load.
@@ -203,9 +209,16 @@ type lazyLoad struct {
 	kicked   chan struct{}
 	kickOnce sync.Once
 
+	// cpu0 is the sentry's CPU clock and faults0 the kernel's fault
+	// count when the background loader started (lowerStubs); faults
+	// reads that count, set by attach. Protected by mu.
+	cpu0, faults0 uint64
+	faults        func() uint64
+
 	// stubs are the stub threads the program has run on, by pid;
 	// lowering is set once the background loader runs (stubs are
-	// lowered to stubNice from then on). Protected by mu.
+	// lowered from then on: SCHED_IDLE if stubNice is lazyStubIdle, else
+	// that nice value). Protected by mu.
 	stubs    map[int]lazyStub
 	lowering bool
 	stubNice int
@@ -432,6 +445,12 @@ func (l *lazyLoad) end(err error) {
 	}
 	l.ended = true
 	l.stats.ProgramCPU = restoreStubs(l.stubs, l.lowering, l.stubNice)
+	if l.lowering {
+		l.stats.SentryCPU = time.Duration(uint64(clockNano(unix.CLOCK_PROCESS_CPUTIME_ID)) - l.cpu0)
+		if l.faults != nil {
+			l.stats.Faults = l.faults() - l.faults0
+		}
+	}
 	l.stubs = nil
 	l.stats.End = time.Now()
 	if l.stats.Start.IsZero() {
@@ -580,6 +599,7 @@ func (l *lazyLoad) attach(k *Kernel) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.onFail, l.onLoaded, l.mf = k.lazyFailed, k.lazyLoaded, k.mf
+	l.faults = k.counts.faults.Load
 	if !l.ended {
 		k.mf.lazy.Store(l)
 		if l.base == nil {
@@ -594,22 +614,36 @@ func (l *lazyLoad) attach(k *Kernel) {
 // kick lets the background loader start: the program has run.
 func (l *lazyLoad) kick() { l.kickOnce.Do(func() { close(l.kicked) }) }
 
-// lazyStubNice is the host nice value of a program's stub threads while
-// the background loader runs (the lowest: the program gets what CPU the
-// loader leaves).
-const lazyStubNice = 19
-
-// lazyNiceEnv, set to a nice value (0 to 19), is the one the program's
-// stub threads get while the background loader runs instead of
-// lazyStubNice; 0 leaves them alone (benchmarks compare the two).
+// While the background loader runs, the program's stub threads run under
+// the host's SCHED_IDLE policy: they get a CPU only when no thread of
+// ordinary priority wants it, and a loader thread that wakes takes the CPU
+// from them at once. A nice value, even the lowest, does not do that: the
+// host's fair scheduler lets a running thread finish its slice (a few
+// milliseconds) before a woken one of any weight, and the stub shares its
+// CPU with its tracer (cpu_pin.go), so each time a loader thread blocked
+// briefly there (a read, a hand-over of the write lock) the program could
+// keep that CPU from it for a slice.
+//
+// lazyNiceEnv, set to a nice value from 1 to 19, has the stubs get that
+// nice value instead (their policy unchanged); 0 leaves them alone
+// (benchmarks compare the three).
 const lazyNiceEnv = "SNAP_LAZY_PROGRAM_NICE"
+
+// lazyStubIdle, as lazyLoad.stubNice, means the stubs get SCHED_IDLE.
+const lazyStubIdle = -1
+
+// lazyStubMaxNice is the highest nice value lazyNiceEnv takes.
+const lazyStubMaxNice = 19
 
 // lazyStub is a stub thread the program has run on during a lazy load.
 type lazyStub struct {
 	// nice is its host nice value before the load lowered it, -1 if the
-	// load did not; cpu its CPU clock when the background loader started
-	// (or when it was first seen, if later), in nanoseconds.
+	// load did not (then idle is false too); idle says that the load
+	// made it SCHED_IDLE (from SCHED_NORMAL); cpu is its CPU clock when
+	// the background loader started (or when it was first seen, if
+	// later), in nanoseconds.
 	nice int
+	idle bool
 	cpu  int64
 }
 
@@ -643,8 +677,12 @@ func (l *lazyLoad) lowerStubs() {
 		return
 	}
 	l.lowering = true
-	l.stubNice = lazyStubNice
-	if n, err := strconv.Atoi(os.Getenv(lazyNiceEnv)); err == nil && n >= 0 && n <= lazyStubNice {
+	l.cpu0 = uint64(clockNano(unix.CLOCK_PROCESS_CPUTIME_ID))
+	if l.faults != nil {
+		l.faults0 = l.faults()
+	}
+	l.stubNice = lazyStubIdle
+	if n, err := strconv.Atoi(os.Getenv(lazyNiceEnv)); err == nil && n >= 0 && n <= lazyStubMaxNice {
 		l.stubNice = n
 	}
 	for pid := range l.stubs {
@@ -653,32 +691,62 @@ func (l *lazyLoad) lowerStubs() {
 	}
 }
 
-// lowerLocked sets stub thread pid's host nice value to l.stubNice,
-// remembering the one it had, if the sentry may set that back afterwards.
+// lowerLocked makes stub thread pid SCHED_IDLE, or gives it the nice
+// value l.stubNice, remembering what it had, if the sentry may set that
+// back afterwards.
 //
 // Preconditions: l.mu is held; pid is in l.stubs.
 func (l *lazyLoad) lowerLocked(pid int) {
 	if l.stubNice == 0 {
 		return
 	}
-	nice, err := hostNice(pid)
+	attr, err := unix.SchedGetAttr(pid, 0)
 	if err != nil {
 		return // gone
 	}
-	if nice >= l.stubNice {
+	nice := int(attr.Nice)
+	if !canRaiseNice(nice) {
 		return
 	}
-	if canRaiseNice(nice) && unix.Setpriority(unix.PRIO_PROCESS, pid, l.stubNice) == nil {
-		st := l.stubs[pid]
+	st := l.stubs[pid]
+	if l.stubNice == lazyStubIdle {
+		switch {
+		case attr.Policy == unix.SCHED_IDLE && !sentryIdle():
+			// A thread the program started from a lowered one during
+			// the load, which inherited the policy.
+			st.nice, st.idle = nice, true
+		case attr.Policy == unix.SCHED_NORMAL && setPolicy(pid, unix.SCHED_IDLE, nice) == nil:
+			st.nice, st.idle = nice, true
+		}
+		l.stubs[pid] = st
+		return
+	}
+	if attr.Policy == unix.SCHED_NORMAL && nice < l.stubNice && unix.Setpriority(unix.PRIO_PROCESS, pid, l.stubNice) == nil {
 		st.nice = nice
 		l.stubs[pid] = st
 	}
 }
 
-// restoreStubs puts back the nice values lowerLocked changed to
-// stubNice (a stub thread gone meanwhile is skipped, and so is a process
-// that reused its pid, unless it has that nice value too) and returns the
-// CPU time the stubs used since the background loader started, if it did.
+// sentryIdle reports whether the calling sentry thread runs under
+// SCHED_IDLE (the sentry was started so): its stubs then do too, by
+// inheritance, and are left so.
+func sentryIdle() bool {
+	attr, err := unix.SchedGetAttr(0, 0)
+	return err == nil && attr.Policy == unix.SCHED_IDLE
+}
+
+// setPolicy sets thread pid's scheduling policy (SCHED_NORMAL or
+// SCHED_IDLE) and nice value.
+func setPolicy(pid int, policy uint32, nice int) error {
+	return unix.SchedSetAttr(pid, &unix.SchedAttr{Policy: policy, Nice: int32(nice)}, 0)
+}
+
+// restoreStubs puts back what lowerLocked changed: the policy of a stub
+// thread it made SCHED_IDLE (if it still is), the nice value of one it
+// gave stubNice (if it still has it); a stub thread gone meanwhile is
+// skipped, and so is a process that reused its pid unless it looks the
+// same. It returns the CPU time the stubs used since the background
+// loader started, if it did.
 func restoreStubs(stubs map[int]lazyStub, lowering bool, stubNice int) time.Duration {
 	var cpu int64
 	for pid, st := range stubs {
@@ -688,17 +756,16 @@ func restoreStubs(stubs map[int]lazyStub, lowering bool, stubNice int) time.Dura
 		if st.nice < 0 {
 			continue
 		}
-		if nice, err := hostNice(pid); err == nil && nice == stubNice {
+		attr, err := unix.SchedGetAttr(pid, 0)
+		switch {
+		case err != nil:
+		case st.idle && attr.Policy == unix.SCHED_IDLE:
+			setPolicy(pid, unix.SCHED_NORMAL, st.nice)
+		case !st.idle && attr.Policy == unix.SCHED_NORMAL && int(attr.Nice) == stubNice:
 			unix.Setpriority(unix.PRIO_PROCESS, pid, st.nice)
 		}
 	}
 	return time.Duration(cpu)
-}
-
-// hostNice returns the host nice value of process pid.
-func hostNice(pid int) (int, error) {
-	prio, err := unix.Getpriority(unix.PRIO_PROCESS, pid)
-	return 20 - prio, err // the system call returns 20 - nice
 }
 
 // canRaiseNice reports whether the sentry may set a thread's nice value

@@ -234,35 +234,80 @@ func TestLazyLoadedAt(t *testing.T) {
 	}
 }
 
-// stubNices returns the host nice value of the stub thread of each task of
-// k that has run.
-func stubNices(t *testing.T, k *Kernel) []int {
+// stubSched is a stub thread's host scheduling policy and nice value.
+type stubSched struct {
+	policy uint32
+	nice   int
+}
+
+// stubScheds returns the host scheduling policy and nice value of the
+// stub thread of each task of k that has run.
+func stubScheds(t *testing.T, k *Kernel) []stubSched {
 	t.Helper()
-	var nices []int
+	var scheds []stubSched
 	for _, tg := range k.threadGroups() {
 		tg.mu.Lock()
 		for _, task := range tg.tasks {
 			if pid := task.sig.ruStub; pid != 0 {
-				nice, err := hostNice(pid)
+				attr, err := unix.SchedGetAttr(pid, 0)
 				if err != nil {
-					t.Errorf("getpriority of stub %d: %v", pid, err)
+					t.Errorf("sched_getattr of stub %d: %v", pid, err)
 					continue
 				}
-				nices = append(nices, nice)
+				scheds = append(scheds, stubSched{attr.Policy, int(attr.Nice)})
 			}
 		}
 		tg.mu.Unlock()
 	}
-	return nices
+	return scheds
 }
 
 // TestRestoreLazyLowersProgram: while the background loader streams, the
-// program's stub runs at the host's lowest priority; once the load has
-// ended it is back at the nice value it had.
+// program's stub runs under SCHED_IDLE (or at the nice value
+// SNAP_LAZY_PROGRAM_NICE gives); once the load has ended it is back under
+// SCHED_NORMAL with the nice value it had.
 func TestRestoreLazyLowersProgram(t *testing.T) {
 	if !canRaiseNice(0) {
 		t.Skip("the test cannot set a nice value back to 0 (no CAP_SYS_NICE, RLIMIT_NICE below 20): the sentry lowers nothing")
 	}
+	for _, tc := range []struct {
+		name, env string
+		during    stubSched
+	}{
+		{"idle", "", stubSched{unix.SCHED_IDLE, 0}},
+		{"nice", "19", stubSched{unix.SCHED_NORMAL, 19}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(lazyNiceEnv, tc.env)
+			during, after := lazySchedsDuringAndAfter(t)
+			for _, c := range []struct {
+				when   string
+				scheds []stubSched
+				want   stubSched
+			}{
+				{"while the loader streams", during, tc.during},
+				{"once loaded", after, stubSched{unix.SCHED_NORMAL, 0}},
+			} {
+				if len(c.scheds) == 0 {
+					t.Errorf("%s: no stub has run the program", c.when)
+				}
+				for _, got := range c.scheds {
+					if got != c.want {
+						t.Errorf("%s: stub policies and nice values %+v, want %+v", c.when, c.scheds, c.want)
+						break
+					}
+				}
+			}
+		})
+	}
+}
+
+// lazySchedsDuringAndAfter restores the sparse program lazily and returns
+// its stubs' policies and nice values while the background loader
+// streams and once the load has ended; the program must still give its
+// sum.
+func lazySchedsDuringAndAfter(t *testing.T) (during, after []stubSched) {
+	t.Helper()
 	s, ranges, state := savedSparse(t)
 	chunks, data := lazyChunks(ranges)
 	lr := &lazyRecorder{data: data, bad: -1, stream: true, streaming: make(chan struct{}), gate: make(chan struct{})}
@@ -279,42 +324,24 @@ func TestRestoreLazyLowersProgram(t *testing.T) {
 	// The loader starts at the program's first return to the sentry, or
 	// after lazyKickWait if that is later: the program's stub may not
 	// have run yet.
-	during := stubNices(t, k)
-	for deadline := time.Now().Add(30 * time.Second); len(during) == 0 && time.Now().Before(deadline); during = stubNices(t, k) {
+	during = stubScheds(t, k)
+	for deadline := time.Now().Add(30 * time.Second); len(during) == 0 && time.Now().Before(deadline); during = stubScheds(t, k) {
 		time.Sleep(time.Millisecond)
 	}
 	close(lr.gate)
-	var st LazyStats
 	select {
-	case st = <-lr.ended:
+	case st := <-lr.ended:
+		if st.Err != nil {
+			t.Errorf("Done(%+v), want everything loaded", st)
+		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("the lazy load did not end")
 	}
-	after := stubNices(t, k)
-	if st.Err != nil {
-		t.Errorf("Done(%+v), want everything loaded", st)
-	}
-	for _, tc := range []struct {
-		when  string
-		nices []int
-		want  int
-	}{
-		{"while the loader streams", during, lazyStubNice},
-		{"once loaded", after, 0},
-	} {
-		if len(tc.nices) == 0 {
-			t.Errorf("%s: no stub has run the program", tc.when)
-		}
-		for _, n := range tc.nices {
-			if n != tc.want {
-				t.Errorf("%s: stub nice values %v, want %d", tc.when, tc.nices, tc.want)
-				break
-			}
-		}
-	}
+	after = stubScheds(t, k)
 	lines := scanLines(outR, 1)
 	inW.Write([]byte{'x'})
 	if l := <-lines; l != fmt.Sprintf("sum %x", sparseSum()) {
 		t.Errorf("restored program: %q, want sum %x", l, sparseSum())
 	}
+	return during, after
 }

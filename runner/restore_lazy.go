@@ -189,13 +189,14 @@ const StepLazyLoad = "lazy-load"
 
 // LazyLine describes a lazy load that ended in one line:
 //
-//	lazy restore: N chunks loaded: E working set, D on first touch, B in the background, in T ms; program CPU P ms
+//	lazy restore: N chunks loaded: E working set, D on first touch, B in the background, in T ms; program CPU P ms; sentry CPU S ms, F faults
 //
 // where P is the CPU time the program used while the background loader
-// ran.
+// ran, S the sentry's (the loader's and the program's faults') and F the
+// program's faults that reached the sentry meanwhile.
 func LazyLine(st kernel.LazyStats) string {
-	return fmt.Sprintf("lazy restore: %d chunks loaded: %d working set, %d on first touch, %d in the background, in %.3f ms; program CPU %.3f ms",
-		st.Chunks, st.Eager, len(st.OnDemand), st.Background, ms(st.End.Sub(st.Start)), ms(st.ProgramCPU))
+	return fmt.Sprintf("lazy restore: %d chunks loaded: %d working set, %d on first touch, %d in the background, in %.3f ms; program CPU %.3f ms; sentry CPU %.3f ms, %d faults",
+		st.Chunks, st.Eager, len(st.OnDemand), st.Background, ms(st.End.Sub(st.Start)), ms(st.ProgramCPU), ms(st.SentryCPU), st.Faults)
 }
 
 // WaitLoaded waits until a lazily restored sandbox has all its memory, and

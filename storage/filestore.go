@@ -265,6 +265,18 @@ func mapFileErr(err error) error {
 // else was put there by someone else: it is refused with ErrCorrupt naming
 // the entry, before a byte of it is read.
 func safeOpen(dirfd int, dirName, path string, dir bool) (*os.File, error) {
+	fd, _, err := safeOpenFD(dirfd, dirName, path, dir)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(dirName, path)), nil
+}
+
+// safeOpenFD is safeOpen returning the bare descriptor and the file's
+// size: for a file read once and closed (a chunk), which so spares the
+// two system calls os.NewFile makes to see whether the Go poller could
+// take the descriptor (never, for a regular file) and a finalizer.
+func safeOpenFD(dirfd int, dirName, path string, dir bool) (int, int64, error) {
 	flags := uint64(unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK)
 	want, kind := uint32(unix.S_IFREG), "regular file"
 	if dir {
@@ -280,12 +292,11 @@ func safeOpen(dirfd int, dirName, path string, dir bool) (*os.File, error) {
 			break
 		}
 	}
-	full := filepath.Join(dirName, path)
 	switch {
 	case errors.Is(err, unix.ELOOP):
-		return nil, fmt.Errorf("%s: a symbolic link on the path, refused: %w", full, ErrCorrupt)
+		return -1, 0, fmt.Errorf("%s: a symbolic link on the path, refused: %w", filepath.Join(dirName, path), ErrCorrupt)
 	case errors.Is(err, unix.EXDEV):
-		return nil, fmt.Errorf("%s: leaves the store, refused: %w", full, ErrCorrupt)
+		return -1, 0, fmt.Errorf("%s: leaves the store, refused: %w", filepath.Join(dirName, path), ErrCorrupt)
 	case errors.Is(err, unix.ENOTDIR) && dir:
 		// O_DIRECTORY fails a link with ENOTDIR before O_NOFOLLOW's
 		// ELOOP: say what it is.
@@ -294,20 +305,20 @@ func safeOpen(dirfd int, dirName, path string, dir bool) (*os.File, error) {
 		if unix.Fstatat(dirfd, path, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 			kind = "a " + fileKind(st.Mode) + ", not a directory"
 		}
-		return nil, fmt.Errorf("%s: %s, refused: %w", full, kind, ErrCorrupt)
+		return -1, 0, fmt.Errorf("%s: %s, refused: %w", filepath.Join(dirName, path), kind, ErrCorrupt)
 	case err != nil:
-		return nil, mapFileErr(&fs.PathError{Op: "open", Path: full, Err: err})
+		return -1, 0, mapFileErr(&fs.PathError{Op: "open", Path: filepath.Join(dirName, path), Err: err})
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		return nil, &fs.PathError{Op: "stat", Path: full, Err: err}
+		return -1, 0, &fs.PathError{Op: "stat", Path: filepath.Join(dirName, path), Err: err}
 	}
 	if st.Mode&unix.S_IFMT != want {
 		unix.Close(fd)
-		return nil, fmt.Errorf("%s: a %s, not a %s, refused: %w", full, fileKind(st.Mode), kind, ErrCorrupt)
+		return -1, 0, fmt.Errorf("%s: a %s, not a %s, refused: %w", filepath.Join(dirName, path), fileKind(st.Mode), kind, ErrCorrupt)
 	}
-	return os.NewFile(uintptr(fd), full), nil
+	return fd, st.Size, nil
 }
 
 // fileKind names the file type in mode.

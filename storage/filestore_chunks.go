@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,12 +115,41 @@ type fileChunks struct {
 }
 
 func (c *fileChunks) chunk(_ context.Context, sum string) (blobReader, error) {
-	fl, err := safeOpen(int(c.root.Fd()), c.f.root, c.f.chunkRel(sum), false)
+	rel := c.f.chunkRel(sum)
+	fd, size, err := safeOpenFD(int(c.root.Fd()), c.f.root, rel, false)
 	if err != nil {
 		return nil, err
 	}
-	return &fileBlob{f: fl}, nil
+	return &chunkFile{fd: fd, n: size, dir: c.f.root, rel: rel}, nil
 }
+
+// chunkFile is a chunk's file, opened by safeOpenFD and read with pread on
+// its descriptor: a chunk is read once, whole, and closed.
+type chunkFile struct {
+	fd       int
+	n        int64 // its size when opened
+	dir, rel string
+}
+
+func (c *chunkFile) readAt(_ context.Context, p []byte, off int64) error {
+	for len(p) > 0 {
+		n, err := unix.Pread(c.fd, p, off)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return &fs.PathError{Op: "read", Path: filepath.Join(c.dir, c.rel), Err: err}
+		case n == 0:
+			return fmt.Errorf("%s: %d bytes at %d, blob truncated: %w", filepath.Join(c.dir, c.rel), len(p), off, ErrCorrupt)
+		}
+		p, off = p[n:], off+int64(n)
+	}
+	return nil
+}
+
+func (c *chunkFile) size(context.Context) (int64, error) { return c.n, nil }
+
+func (c *chunkFile) close() error { return unix.Close(c.fd) }
 
 func (c *fileChunks) close() error { return c.root.Close() }
 
