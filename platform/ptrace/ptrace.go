@@ -373,7 +373,12 @@ func (p *Platform) newAddressSpace() (*addressSpace, error) {
 		a.pid, a.leaderRegs, a.pre = p.spare, p.spareRegs, p.sparePre
 		p.spare, p.sparePre = 0, preThread{}
 		p.spaces[a] = struct{}{}
-		p.startRefillLocked()
+		// The next spare is started by a's first Switch (refillAtStart),
+		// not now: a fork's child, whose address space this is, is about
+		// to start on the free CPU, and a refill started now would take
+		// it first (its goroutine is the one a woken Go thread finds),
+		// leaving the child to wait until its parent blocks.
+		a.refillAtStart = p.created >= 2
 		p.mu.Unlock()
 		return a, nil
 	}
@@ -414,6 +419,21 @@ func (p *Platform) startRefillLocked() {
 	p.refilling.Add(1)
 	// S/R-SAFE: platform state only, no kernel state; Release waits for it.
 	go p.refill()
+}
+
+// refillAfterStart starts the spare's refill that a's creation left to
+// its first Switch (see newAddressSpace), unless a spare is there or on
+// its way already.
+func (p *Platform) refillAfterStart(a *addressSpace) {
+	if !a.refillAtStart {
+		return
+	}
+	a.refillAtStart = false
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.released && p.spare == 0 {
+		p.startRefillLocked()
+	}
 }
 
 // refill starts a stub to be the spare, so that the next NewAddressSpace
