@@ -230,6 +230,13 @@ type Task struct {
 	// goroutine last passed to its context. Host state: not saved.
 	pinCPU     atomic.Int32 `state:"nosave"`
 	pinApplied int32        `state:"nosave"`
+	// hostTID is the host thread id of the task goroutine's OS thread
+	// (0 before it starts), and waitingChild is set while the task
+	// blocks in a wait for a child: an exiting child then hands it its
+	// CPU (cpuPins.handOver). Both accessed atomically; host state, not
+	// saved.
+	hostTID      atomic.Int32 `state:"nosave"`
+	waitingChild atomic.Bool  `state:"nosave"`
 	// pinFloating, pinSwitches and pinSince drive the periodic unpinned
 	// Switch (see repinInterval). Exclusive to the task goroutine; not
 	// saved.

@@ -42,6 +42,7 @@ func (t *Task) run() {
 	// when the goroutine exits, Go destroys it, and with it any ptrace
 	// relationship left behind.
 	runtime.LockOSThread()
+	t.hostTID.Store(int32(unix.Gettid()))
 	defer t.k.taskGoroutineExited(t)
 	defer t.releaseThread()
 	if t.ctx == nil {
