@@ -237,6 +237,12 @@ type Task struct {
 	// saved.
 	hostTID      atomic.Int32 `state:"nosave"`
 	waitingChild atomic.Bool  `state:"nosave"`
+	// execFree gives back the memory of the image an execve replaced
+	// (MM.release), or is nil: it is started on a goroutine of its own
+	// (Kernel.freeLater) after the task's next Switch, or before the task
+	// stops or exits (startExecFree). Exclusive to the task goroutine;
+	// never pending while the task is stopped, so not saved.
+	execFree func() `state:"nosave"`
 	// pinFloating, pinSwitches and pinSince drive the periodic unpinned
 	// Switch (see repinInterval). Exclusive to the task goroutine; not
 	// saved.

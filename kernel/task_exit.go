@@ -35,6 +35,7 @@ func (tg *ThreadGroup) exitGroup(status ExitStatus) {
 //
 // Preconditions: called by the task goroutine.
 func (t *Task) exit() {
+	t.startExecFree()
 	t.dropStub()
 	t.mu.Lock()
 	ctx := t.ctx

@@ -84,6 +84,17 @@ func (t *Task) releaseThread() {
 	}
 }
 
+// startExecFree starts giving back the memory of the image an execve
+// replaced, if that is still to do (see execFree).
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) startExecFree() {
+	if f := t.execFree; f != nil {
+		t.execFree = nil
+		t.k.freeLater(f)
+	}
+}
+
 // runApp switches to the application and handles why it came back.
 //
 // +stateify savable
@@ -117,6 +128,9 @@ func (*runApp) execute(t *Task) taskRunState {
 	t.scratchInfo = platform.SignalInfo{}
 	t.scratchAccess = platform.AccessType{}
 	err := t.ctx.Switch(t.tg.mm.as, &t.scratch, &t.scratchInfo, &t.scratchAccess)
+	if t.execFree != nil {
+		t.startExecFree() // the Switch unmapped the old image from a kept stub
+	}
 	if f := t.k.firstSwitch.Load(); f != nil && t.k.firstSwitch.CompareAndSwap(f, nil) {
 		(*f)()
 	}
