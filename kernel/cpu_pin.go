@@ -30,6 +30,11 @@ const (
 //     running thread moved to another CPU waits for the migration).
 //   - With more, none is pinned: the host scheduler balances them better
 //     than a fixed split would when only some of them are busy.
+//   - A process that exits gives its CPU to its parent's task blocked in
+//     wait (the two swap; handOver): the parent is woken on the CPU that
+//     runs the exit, not on its own, idle since it blocked. A loop that
+//     forks and waits for each child hands off between parent and child
+//     on one CPU at every exit.
 //
 // A task keeps its CPU only as long as the host agrees: every
 // repinInterval (checked every repinCheck Switches) it runs one Switch

@@ -21,9 +21,12 @@
 // mappings never touch it. See stub_amd64.go for the layout and the code.
 // New starts one stub to learn the host's XSAVE layout and keeps it as a
 // spare for the first address space. From the second address space on,
-// NewAddressSpace takes the spare and starts the next one in the
-// background, so an exec or a fork does not wait for a fork and exec of a
-// stub (about 1 ms); a sandbox that never forks or execs makes no spare.
+// NewAddressSpace takes the spare, and the address space's first Switch
+// starts the next one in the background (not NewAddressSpace itself: a
+// fork's child is about to start on the free CPU, and the refill's
+// goroutine would run there first), so an exec or a fork does not wait
+// for a fork and exec of a stub (about 1 ms); a sandbox that never forks
+// or execs makes no spare.
 //
 // An address space (addressSpace) is one stub process: its first thread
 // (the "stub leader") plus the stub threads below, which share its memory.
