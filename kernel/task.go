@@ -240,8 +240,9 @@ type Task struct {
 	// execFree gives back the memory of the image an execve replaced
 	// (MM.release), or is nil: it is started on a goroutine of its own
 	// (Kernel.freeLater) after the task's next Switch, or before the task
-	// stops or exits (startExecFree). Exclusive to the task goroutine;
-	// never pending while the task is stopped, so not saved.
+	// parks for a pause, blocks in a job control stop or exits
+	// (startExecFree). Exclusive to the task goroutine; never pending
+	// while the task is parked, so not saved.
 	execFree func() `state:"nosave"`
 	// pinFloating, pinSwitches and pinSince drive the periodic unpinned
 	// Switch (see repinInterval). Exclusive to the task goroutine; not
