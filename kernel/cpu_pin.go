@@ -30,6 +30,11 @@ const (
 //     running thread moved to another CPU waits for the migration).
 //   - With more, none is pinned: the host scheduler balances them better
 //     than a fixed split would when only some of them are busy.
+//   - A process that exits gives its CPU to its parent's task blocked in
+//     wait (the two swap; handOver): the parent is woken on the CPU that
+//     runs the exit, not on its own, idle since it blocked. A loop that
+//     forks and waits for each child hands off between parent and child
+//     on one CPU at every exit.
 //
 // A task keeps its CPU only as long as the host agrees: every
 // repinInterval (checked every repinCheck Switches) it runs one Switch
@@ -191,6 +196,41 @@ func (p *cpuPins) move(t *Task, cpu int) {
 	e.cpu = cpu
 	p.tasks[t] = e
 	t.pinCPU.Store(int32(cpu) + 1)
+}
+
+// handOver gives the CPU of t, whose process is exiting, to w, a task of
+// its parent blocked waiting for a child, and w's CPU to t (for the
+// moments t has left), if both are pinned to different CPUs. w's OS
+// thread, asleep, is moved to t's CPU at once: the exit wakes it there,
+// on the CPU that runs the exit, where it runs as soon as t's thread is
+// done, instead of on its own CPU, idle since it blocked, whose wake-up
+// is an inter-processor interrupt (in a virtual machine a hypervisor
+// exit). A fork and exec loop, where the parent waits for each child,
+// then hands off between the two on one CPU at each exit. w's stub
+// thread follows at its next Switch (w.pinCPU), stopped meanwhile.
+func (p *cpuPins) handOver(t, w *Task) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	te, ok := p.tasks[t]
+	we, wok := p.tasks[w]
+	tid := w.hostTID.Load()
+	if !ok || !wok || te.cpu < 0 || we.cpu < 0 || te.cpu == we.cpu || tid == 0 {
+		return
+	}
+	// (w is still registered, so its goroutine has not given its
+	// thread back to the Go runtime: the thread is w's.)
+	var set unix.CPUSet
+	set.Set(te.cpu)
+	if unix.SchedSetaffinity(int(tid), &set) != nil {
+		return
+	}
+	te.cpu, we.cpu = we.cpu, te.cpu
+	p.tasks[t], p.tasks[w] = te, we
+	t.pinCPU.Store(int32(te.cpu) + 1)
+	w.pinCPU.Store(int32(we.cpu) + 1)
 }
 
 // assignLocked applies the policy: a CPU each for at most len(cpus) tasks

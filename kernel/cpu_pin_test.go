@@ -155,3 +155,108 @@ func TestPinLoader(t *testing.T) {
 		t.Errorf("pinLoader with every CPU taken: thread on %d CPUs, want all %d", count, len(p.cpus))
 	}
 }
+
+// TestCPUPinsHandOver: an exiting child's CPU goes to its parent's task
+// waiting for it, whose sleeping OS thread is moved there at once, and the
+// two swap; nothing changes unless both are pinned, to different CPUs, and
+// the waiter's thread is known.
+func TestCPUPinsHandOver(t *testing.T) {
+	p := newCPUPins(false)
+	if p == nil {
+		t.Skip("one CPU: the kernel pins nothing")
+	}
+	c0, c1 := p.cpus[0], p.cpus[1]
+	tests := []struct {
+		name       string
+		childCPU   int // -1: not registered
+		waiterCPU  int // -1: not registered
+		crowd      bool
+		noThread   bool
+		wantSwitch bool
+	}{
+		{"both pinned, different CPUs", c0, c1, false, false, true},
+		{"same CPU", c0, c0, false, false, false},
+		{"more tasks than CPUs", c0, c1, true, false, false},
+		{"waiter not registered", c0, -1, false, false, false},
+		{"child not registered", -1, c1, false, false, false},
+		{"waiter's thread not started", c0, c1, false, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q := &cpuPins{cpus: p.cpus, tasks: map[*Task]taskCPU{}}
+			child, waiter := &Task{}, &Task{}
+			// The entries as the policy leaves them (set directly: add
+			// never gives two tasks one CPU).
+			register := func(tk *Task, cpu int) {
+				if tc.crowd {
+					q.tasks[tk] = taskCPU{cpu: -1, prefer: cpu}
+					tk.pinCPU.Store(pinAny)
+					return
+				}
+				q.tasks[tk] = taskCPU{cpu: cpu, prefer: cpu}
+				tk.pinCPU.Store(int32(cpu) + 1)
+			}
+			if tc.childCPU >= 0 {
+				register(child, tc.childCPU)
+			}
+			if tc.waiterCPU >= 0 {
+				register(waiter, tc.waiterCPU)
+			}
+			if tc.crowd {
+				for range p.cpus {
+					register(&Task{}, -1)
+				}
+			}
+			before, waiterBefore := child.pinCPU.Load(), waiter.pinCPU.Load()
+
+			// The waiter's OS thread sleeps, as a task goroutine blocked
+			// in wait4 does, pinned where the policy put it.
+			tidc, release, done := make(chan int), make(chan struct{}), make(chan struct{})
+			go func() {
+				defer close(done)
+				runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+				if w := waiter.pinCPU.Load(); w > 0 {
+					var set unix.CPUSet
+					set.Set(int(w) - 1)
+					_ = unix.SchedSetaffinity(0, &set)
+				}
+				tidc <- unix.Gettid()
+				<-release
+			}()
+			tid := <-tidc
+			defer func() { close(release); <-done }()
+			if !tc.noThread {
+				waiter.hostTID.Store(int32(tid))
+			}
+
+			q.handOver(child, waiter)
+			var set unix.CPUSet
+			if err := unix.SchedGetaffinity(tid, &set); err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantSwitch {
+				if got, want := waiter.pinCPU.Load(), int32(tc.childCPU)+1; got != want {
+					t.Errorf("waiter's pinCPU = %d, want %d (the child's CPU %d)", got, want, tc.childCPU)
+				}
+				if got, want := child.pinCPU.Load(), int32(tc.waiterCPU)+1; got != want {
+					t.Errorf("child's pinCPU = %d, want %d (the waiter's CPU %d)", got, want, tc.waiterCPU)
+				}
+				if set.Count() != 1 || !set.IsSet(tc.childCPU) {
+					t.Errorf("waiter's thread on %d CPUs (CPU %d set: %v), want only the child's CPU %d", set.Count(), tc.childCPU, set.IsSet(tc.childCPU), tc.childCPU)
+				}
+				return
+			}
+			if got := child.pinCPU.Load(); got != before {
+				t.Errorf("child's pinCPU = %d, want %d (unchanged)", got, before)
+			}
+			if got := waiter.pinCPU.Load(); got != waiterBefore {
+				t.Errorf("waiter's pinCPU = %d, want %d (unchanged)", got, waiterBefore)
+			}
+			if tc.waiterCPU >= 0 && !tc.crowd && set.IsSet(tc.childCPU) && tc.childCPU != tc.waiterCPU {
+				t.Errorf("waiter's thread may run on the child's CPU %d, want it left on its own", tc.childCPU)
+			}
+		})
+	}
+	var none *cpuPins
+	none.handOver(&Task{}, &Task{})
+}

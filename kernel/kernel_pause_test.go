@@ -43,6 +43,19 @@ int main(void) {
 		printf("slept %d\n", k); fflush(stdout);
 	}
 }`,
+	// reexec: execs itself with its argument plus one, for ever, and
+	// prints every 20th.
+	"reexec": `#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+	long n = argc > 1 ? atol(argv[1]) : 0;
+	if (n % 20 == 0) { printf("exec %ld\n", n); fflush(stdout); }
+	char next[32];
+	snprintf(next, sizeof next, "%ld", n + 1);
+	execl(argv[0], argv[0], next, (char *)0);
+	return 2;
+}`,
 	// echo: reads lines from stdin and echoes them until EOF.
 	"echo": `#include <stdio.h>
 #include <unistd.h>
@@ -318,5 +331,29 @@ func TestPauseContextCancelled(t *testing.T) {
 	}
 	if l := s.next(t); !strings.HasPrefix(l, "spin ") {
 		t.Errorf("output after withdrawn pause = %q", l)
+	}
+}
+
+// TestPauseAfterExec: a pause never finds the memory of an image that an
+// execve replaced still waiting to be given back (the task starts that
+// before it parks; a save would otherwise wait for it for ever), and the
+// program goes on execing after each pause.
+func TestPauseAfterExec(t *testing.T) {
+	s := startPauseSandbox(t, "reexec")
+	s.next(t)
+	for i := 0; i < 60; i++ {
+		s.k.Pause()
+		s.k.mf.mu.Lock()
+		freeing := s.k.mf.freeing
+		s.k.mf.mu.Unlock()
+		s.k.Unpause()
+		if freeing != 0 {
+			t.Fatalf("pause %d: memory file freeing = %d, want 0", i, freeing)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	first := s.next(t)
+	if got := s.next(t); got == first || !strings.HasPrefix(got, "exec ") {
+		t.Errorf("after the pauses: lines %q then %q, want the program execing on", first, got)
 	}
 }

@@ -85,6 +85,9 @@ func (mm *MM) MMap(o MMapOpts) (uint64, error) {
 			return 0, err
 		}
 	}
+	if cached == nil && o.Existing.End == o.Existing.Start && mm.replacesLocked(&o, length) {
+		return mm.mmapReplacingLocked(&o, length, maxPerms)
+	}
 	addr, err := mm.placeLocked(&o, length)
 	if err != nil {
 		if cached != nil {
@@ -101,19 +104,75 @@ func (mm *MM) MMap(o MMapOpts) (uint64, error) {
 	if o.Existing.End > o.Existing.Start {
 		return mm.mapExistingLocked(addr, length, o, maxPerms)
 	}
+	return addr, mm.mmapFreshLocked(addr, length, &o, maxPerms)
+}
+
+// mmapFreshLocked maps new memory (filled from o.File if set) at addr,
+// where nothing is mapped. Errors are errnos.
+//
+// Preconditions: mm.mu is held for writing.
+func (mm *MM) mmapFreshLocked(addr, length uint64, o *MMapOpts, maxPerms perms) error {
 	fr, err := mm.mf.Allocate(length)
 	if err != nil {
-		return 0, unix.ENOMEM
+		return unix.ENOMEM
 	}
 	if o.File != nil {
 		if err := fillFromFile(mm.mf, fr, o.File, o.Offset); err != nil {
 			mm.mf.Free(fr)
-			return 0, err
+			return err
 		}
 	}
 	v := vma{Start: addr, End: addr + length, Off: fr.Start, Perms: o.Perms, MaxPerms: maxPerms, Private: o.Private, Name: o.Name}
 	if err := mm.insertLocked(v, o.Precommit); err != nil {
 		mm.mf.Free(fr)
+		return err
+	}
+	return nil
+}
+
+// replacesLocked reports whether o, a MAP_FIXED mmap of new memory, lands
+// on mappings that mmapReplacingLocked may replace without unmapping them
+// from the platform address space first: the new mapping is made over the
+// whole range at once (no lazy restore maps it page by page).
+//
+// Preconditions: mm.mu is held.
+func (mm *MM) replacesLocked(o *MMapOpts, length uint64) bool {
+	if !o.Fixed || o.NoReplace || o.Addr&pageMask != 0 || mm.as == nil || mm.mf.lazyLoader() != nil {
+		return false
+	}
+	end := o.Addr + length
+	if end < o.Addr || o.Addr < mm.minAddr || end > mm.maxAddr {
+		return false // placeLocked says why
+	}
+	return !mm.isFreeLocked(o.Addr, end)
+}
+
+// mmapReplacingLocked is MMap's MAP_FIXED of new memory over existing
+// mappings (replacesLocked): the old vmas leave the list, the new mapping
+// replaces theirs in the platform address space (a fixed mapping there
+// replaces what it overlaps: one mapping change, not an unmap and a map,
+// each a round trip to a ptrace stub), and only then is their memory
+// given back, so that no thread of the process can reach freed memory
+// through the old mapping meanwhile. If the new mapping fails, the range
+// is unmapped, as placeLocked would have. Errors are errnos.
+//
+// Preconditions: mm.mu is held for writing; replacesLocked(o, length).
+func (mm *MM) mmapReplacingLocked(o *MMapOpts, length uint64, maxPerms perms) (uint64, error) {
+	addr, end := o.Addr, o.Addr+length
+	i, j := mm.isolateLocked(addr, end)
+	old := append([]vma(nil), mm.vmas[i:j]...)
+	mm.vmas = append(mm.vmas[:i], mm.vmas[j:]...)
+	err := mm.mmapFreshLocked(addr, length, o, maxPerms)
+	if err != nil {
+		mm.gen++
+		if uerr := mm.as.Unmap(addr, length); uerr != nil {
+			err = fmt.Errorf("unmap [%#x, %#x) after a failed mmap: %w", addr, end, uerr)
+		}
+	}
+	for k := range old {
+		mm.releaseVMALocked(&old[k])
+	}
+	if err != nil {
 		return 0, err
 	}
 	return addr, nil

@@ -498,3 +498,86 @@ func TestForkSharesSharedMappings(t *testing.T) {
 		t.Errorf("allocated after both released = %v, want none", got)
 	}
 }
+
+// callsAS is a recordingAS that counts the calls it gets and fails MapFile
+// while failMaps is set.
+type callsAS struct {
+	*recordingAS
+	maps, unmaps int
+	failMaps     bool
+}
+
+func (a *callsAS) MapFile(addr, offset, length uint64, at platform.AccessType, precommit bool) error {
+	a.maps++
+	if a.failMaps {
+		return errors.New("refused")
+	}
+	return a.recordingAS.MapFile(addr, offset, length, at, precommit)
+}
+
+func (a *callsAS) Unmap(addr, length uint64) error {
+	a.unmaps++
+	return a.recordingAS.Unmap(addr, length)
+}
+
+// TestMMapFixedReplaces: a MAP_FIXED mmap of new memory over mappings is one
+// mapping change in the platform address space (no unmap first), the
+// replaced memory is given back, and the pages around stay; if the new
+// mapping fails, the range is unmapped and its old memory given back too.
+func TestMMapFixedReplaces(t *testing.T) {
+	const hint = 0x200000000
+	tests := []struct {
+		name       string
+		fail       bool
+		wantMaps   int
+		wantUnmaps int
+		wantLayout string
+		wantPages  uint64 // allocated afterwards
+	}{
+		{"replaced in one change", false, 1, 0,
+			fmt.Sprintf("[%#x-%#x rw-][%#x-%#x r--][%#x-%#x rw-]", hint, hint+pageSize, hint+pageSize, hint+3*pageSize, hint+3*pageSize, hint+4*pageSize), 4},
+		{"failed map unmaps", true, 1, 1,
+			fmt.Sprintf("[%#x-%#x rw-][%#x-%#x rw-]", hint, hint+pageSize, hint+3*pageSize, hint+4*pageSize), 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			as := &callsAS{recordingAS: newRecordingAS()}
+			mm, err := NewMM(newTestMemoryFile(t), as, testMinAddr, testMaxAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustMMap(t, mm, MMapOpts{Addr: hint, Length: 4 * pageSize, Perms: permRead | permWrite, Private: true, Fixed: true})
+			if err := mm.CopyOut(hint, []byte("abcd")); err != nil {
+				t.Fatal(err)
+			}
+			if err := mm.CopyOut(hint+3*pageSize, []byte("wxyz")); err != nil {
+				t.Fatal(err)
+			}
+			as.maps, as.unmaps, as.failMaps = 0, 0, tc.fail
+			_, err = mm.MMap(MMapOpts{Addr: hint + pageSize, Length: 2 * pageSize, Perms: permRead, Private: true, Fixed: true})
+			if (err != nil) != tc.fail {
+				t.Fatalf("MMap(fixed over the middle) = %v, want failure %v", err, tc.fail)
+			}
+			if as.maps != tc.wantMaps || as.unmaps != tc.wantUnmaps {
+				t.Errorf("platform calls: %d maps, %d unmaps, want %d and %d", as.maps, as.unmaps, tc.wantMaps, tc.wantUnmaps)
+			}
+			if got := layout(mm); got != tc.wantLayout {
+				t.Errorf("layout = %s, want %s", got, tc.wantLayout)
+			}
+			var pages uint64
+			for _, r := range mm.mf.Allocated() {
+				pages += (r.End - r.Start) / pageSize
+			}
+			if pages != tc.wantPages {
+				t.Errorf("allocated pages = %d, want %d", pages, tc.wantPages)
+			}
+			buf := make([]byte, 4)
+			for addr, want := range map[uint64]string{hint: "abcd", hint + 3*pageSize: "wxyz"} {
+				if err := mm.CopyIn(addr, buf); err != nil || string(buf) != want {
+					t.Errorf("CopyIn(%#x) = %q, %v, want %s", addr, buf, err, want)
+				}
+			}
+			checkMirror(t, mm, as.recordingAS)
+		})
+	}
+}

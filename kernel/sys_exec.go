@@ -126,11 +126,17 @@ func (t *Task) execve(dirfd int32, pathAddr, argvAddr, envpAddr uint64, flags in
 	tg.mu.Unlock()
 	t.k.shmMappingsChanged(old, tg.tgid, true)
 	t.dropStub() // its stub goes with the old address space
+	t.startExecFree()
 	if free := old.release(); free != nil {
 		if k.mf.lazyLoader() != nil {
 			free() // a lazy restore loads what it frees first: not in the background
 		} else {
-			k.freeLater(free) // off the way back to the program
+			// Off the way back to the program, and after the next
+			// Switch: a stub kept across the exec (platform.Renewer)
+			// maps the old image until that Switch unmaps it, and
+			// punching holes in pages a stub maps makes the host unmap
+			// them page by page, contending with that unmap.
+			t.execFree = free
 		}
 	}
 	tg.closeOnExec()

@@ -113,7 +113,10 @@ func (t *Task) waitFor(o waitOptions) (*waitResult, error) {
 		}
 		ch := t.tg.childEventLocked()
 		ts.mu.Unlock()
-		if err := t.block(ch); err != nil {
+		t.waitingChild.Store(true)
+		err := t.block(ch)
+		t.waitingChild.Store(false)
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -231,6 +231,20 @@ type Task struct {
 	// goroutine last passed to its context. Host state: not saved.
 	pinCPU     atomic.Int32 `state:"nosave"`
 	pinApplied int32        `state:"nosave"`
+	// hostTID is the host thread id of the task goroutine's OS thread
+	// (0 before it starts), and waitingChild is set while the task
+	// blocks in a wait for a child: an exiting child then hands it its
+	// CPU (cpuPins.handOver). Both accessed atomically; host state, not
+	// saved.
+	hostTID      atomic.Int32 `state:"nosave"`
+	waitingChild atomic.Bool  `state:"nosave"`
+	// execFree gives back the memory of the image an execve replaced
+	// (MM.release), or is nil: it is started on a goroutine of its own
+	// (Kernel.freeLater) after the task's next Switch, or before the task
+	// parks for a pause, blocks in a job control stop or exits
+	// (startExecFree). Exclusive to the task goroutine; never pending
+	// while the task is parked, so not saved.
+	execFree func() `state:"nosave"`
 	// pinFloating, pinSwitches and pinSince drive the periodic unpinned
 	// Switch (see repinInterval). Exclusive to the task goroutine; not
 	// saved.

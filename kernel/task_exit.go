@@ -35,6 +35,7 @@ func (tg *ThreadGroup) exitGroup(status ExitStatus) {
 //
 // Preconditions: called by the task goroutine.
 func (t *Task) exit() {
+	t.startExecFree()
 	t.dropStub()
 	t.mu.Lock()
 	ctx := t.ctx
@@ -82,6 +83,9 @@ func (t *Task) exit() {
 		t.k.initExitTiming()
 	}
 	free := tg.release()
+	if w := tg.parentWaiter(); w != nil {
+		t.k.pins.handOver(t, w)
+	}
 	t.k.processExited(tg, status)
 	if free != nil {
 		// After the parent may have run on: it need not wait for this.
@@ -141,6 +145,26 @@ func (k *Kernel) processExited(tg *ThreadGroup, status ExitStatus) {
 		}
 		k.initExited(status)
 	}
+}
+
+// parentWaiter returns a task of tg's parent that is blocked waiting for
+// a child, or nil.
+func (tg *ThreadGroup) parentWaiter() *Task {
+	ts := tg.k.tasks
+	ts.mu.Lock()
+	p := tg.parent
+	ts.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, o := range p.tasks {
+		if o.waitingChild.Load() {
+			return o
+		}
+	}
+	return nil
 }
 
 // autoReapsLocked reports whether the process reaps its exiting child c

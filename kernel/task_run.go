@@ -43,6 +43,7 @@ func (t *Task) run() {
 	// when the goroutine exits, Go destroys it, and with it any ptrace
 	// relationship left behind.
 	runtime.LockOSThread()
+	t.hostTID.Store(int32(unix.Gettid()))
 	defer t.k.taskGoroutineExited(t)
 	defer t.releaseThread()
 	if t.ctx == nil {
@@ -84,6 +85,17 @@ func (t *Task) releaseThread() {
 	}
 }
 
+// startExecFree starts giving back the memory of the image an execve
+// replaced, if that is still to do (see execFree).
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) startExecFree() {
+	if f := t.execFree; f != nil {
+		t.execFree = nil
+		t.k.freeLater(f)
+	}
+}
+
 // runApp switches to the application and handles why it came back.
 //
 // +stateify savable
@@ -117,6 +129,9 @@ func (*runApp) execute(t *Task) taskRunState {
 	t.scratchInfo = platform.SignalInfo{}
 	t.scratchAccess = platform.AccessType{}
 	err := t.ctx.Switch(t.tg.mm.as, &t.scratch, &t.scratchInfo, &t.scratchAccess)
+	if t.execFree != nil {
+		t.startExecFree() // the Switch unmapped the old image from a kept stub
+	}
 	if f := t.k.firstSwitch.Load(); f != nil && t.k.firstSwitch.CompareAndSwap(f, nil) {
 		(*f)()
 	}

@@ -723,7 +723,10 @@ func (t *Task) handlePendingSignals() taskRunState {
 		// the run loop then comes back here. An interrupted syscall
 		// keeps its restart errno: once the process continues, a
 		// signal with a handler may turn it into EINTR (sigsuspend
-		// must return then, as on Linux), else it restarts.
+		// must return then, as on Linux), else it restarts. The memory
+		// of an image just replaced by execve is given back first: an
+		// allocation past --memory waits for it.
+		t.startExecFree()
 		t.block(nil)
 		return stateApp
 	}

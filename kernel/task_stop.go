@@ -17,6 +17,9 @@ func (t *Task) checkStop() {
 	if !k.stopRequested() {
 		return
 	}
+	// A save must not find the replaced image's memory still allocated
+	// (the pause waits for the freeing goroutine).
+	t.startExecFree()
 	// Whoever stopped the tasks may save them, from another goroutine: the
 	// floating point state must be in the Task, not only in the stub
 	// thread that just this goroutine's OS thread can read.

@@ -91,6 +91,10 @@ type addressSpace struct {
 	// application touches it at once, so its mapping is never deferred.
 	// Accessed atomically.
 	faultPage atomic.Uint64
+	// refillAtStart is set when the address space took the platform's
+	// spare and the first Switch is to start the next one
+	// (Platform.refillAfterStart). Protected by opMu.
+	refillAtStart bool
 	// baseOpen is set once the stub has opened the base file, as its
 	// descriptor baseInStub (base.go). Protected by opMu.
 	baseOpen   bool
@@ -636,7 +640,9 @@ func (a *addressSpace) startRunning() error {
 		return ErrRenewing
 	}
 	a.ran.Store(true)
-	return a.flushLocked()
+	err := a.flushLocked()
+	a.p.refillAfterStart(a)
+	return err
 }
 
 // HostPID returns the host process ID of the stub leader: the kernel reads

@@ -21,9 +21,12 @@
 // mappings never touch it. See stub_amd64.go for the layout and the code.
 // New starts one stub to learn the host's XSAVE layout and keeps it as a
 // spare for the first address space. From the second address space on,
-// NewAddressSpace takes the spare and starts the next one in the
-// background, so an exec or a fork does not wait for a fork and exec of a
-// stub (about 1 ms); a sandbox that never forks or execs makes no spare.
+// NewAddressSpace takes the spare, and the address space's first Switch
+// starts the next one in the background (not NewAddressSpace itself: a
+// fork's child is about to start on the free CPU, and the refill's
+// goroutine would run there first), so an exec or a fork does not wait
+// for a fork and exec of a stub (about 1 ms); a sandbox that never forks
+// or execs makes no spare.
 //
 // An address space (addressSpace) is one stub process: its first thread
 // (the "stub leader") plus the stub threads below, which share its memory.
@@ -373,7 +376,12 @@ func (p *Platform) newAddressSpace() (*addressSpace, error) {
 		a.pid, a.leaderRegs, a.pre = p.spare, p.spareRegs, p.sparePre
 		p.spare, p.sparePre = 0, preThread{}
 		p.spaces[a] = struct{}{}
-		p.startRefillLocked()
+		// The next spare is started by a's first Switch (refillAtStart),
+		// not now: a fork's child, whose address space this is, is about
+		// to start on the free CPU, and a refill started now would take
+		// it first (its goroutine is the one a woken Go thread finds),
+		// leaving the child to wait until its parent blocks.
+		a.refillAtStart = p.created >= 2
 		p.mu.Unlock()
 		return a, nil
 	}
@@ -414,6 +422,21 @@ func (p *Platform) startRefillLocked() {
 	p.refilling.Add(1)
 	// S/R-SAFE: platform state only, no kernel state; Release waits for it.
 	go p.refill()
+}
+
+// refillAfterStart starts the spare's refill that a's creation left to
+// its first Switch (see newAddressSpace), unless a spare is there or on
+// its way already.
+func (p *Platform) refillAfterStart(a *addressSpace) {
+	if !a.refillAtStart {
+		return
+	}
+	a.refillAtStart = false
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.released && p.spare == 0 {
+		p.startRefillLocked()
+	}
 }
 
 // refill starts a stub to be the spare, so that the next NewAddressSpace

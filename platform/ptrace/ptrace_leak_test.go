@@ -252,8 +252,9 @@ func TestSigkillLeavesNoProcess(t *testing.T) {
 }
 
 // TestSpare: the first address space gets the probe stub and no spare is
-// made; from the second on, NewAddressSpace hands out the spare and starts
-// the next one in the background.
+// made; from the second on, NewAddressSpace hands out the spare, and the
+// next one is started in the background by the first Switch of the
+// address space that took it (at once when there was none to take).
 func TestSpare(t *testing.T) {
 	e := newEnv(t, 1<<20)
 	spare := func() int {
@@ -291,8 +292,14 @@ func TestSpare(t *testing.T) {
 	if a3.pid != next {
 		t.Errorf("third address space pid = %d, want the spare %d", a3.pid, next)
 	}
+	if got := spare(); got != 0 {
+		t.Errorf("spare after the third address space, before it ran = %d, want none", got)
+	}
+	if err := a3.startRunning(); err != nil {
+		t.Fatal(err)
+	}
 	if got := spare(); got == 0 || got == next {
-		t.Errorf("spare after the third address space = %d, want a new one", got)
+		t.Errorf("spare after the third address space's first Switch = %d, want a new one", got)
 	}
 }
 
