@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -115,16 +116,28 @@ func (e *env) snap(args ...string) result {
 	return e.snapWith(nil, e.extra, args...)
 }
 
+// snapCommandLimit bounds each snap command a test runs, so that one that
+// never ends (a `snap wait` of a sandbox that goes on) fails its test, whose
+// cleanup then kills the sandboxes, rather than holding the whole run until
+// go test's own timeout, which runs no cleanup and leaves sentries behind.
+// Far above what any command here takes, on any machine.
+const snapCommandLimit = 5 * time.Minute
+
 // snapWith is snap with stdin (nil: none) as its standard input and the
 // extra environment entries env.
 func (e *env) snapWith(stdin io.Reader, env []string, args ...string) result {
 	e.t.Helper()
-	cmd := exec.Command(snapBin, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), snapCommandLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, snapBin, args...)
 	cmd.Env = append(e.environ(), env...)
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		e.t.Fatalf("snap %v did not end within %v (killed); stderr %q", args, snapCommandLimit, errb.String())
+	}
 	r := result{stdout: out.String(), stderr: errb.String()}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -202,28 +202,52 @@ func (e *env) checkKilledByLoad(id string) {
 	}
 }
 
-// TestLazyRestoreStoreGone: memtouch (64 MiB, one slice checked every 100
-// ms) restored lazily with the background loader held back, so that its
-// memory loads on first touch only; the file store directory is removed
-// after its first line. The next chunk it touches cannot be loaded: the
-// sandbox is killed with a clear line, nothing hangs. An image whose
-// chunks are gone before the restore is refused.
+// lazyTouchSaved runs touchline (64 MiB, touched only where its stdin
+// says) with its stdin on a FIFO, saves it to to, restores it lazily with
+// the extra environment entries extra (the background loader held back)
+// and its stdin on another FIFO, and checks that the restored program
+// reads MiB 0 back intact. It returns the restored sandbox and its stdin:
+// nothing else of that memory is loaded until a line there asks for it,
+// so the store can be taken away at a point that does not depend on the
+// machine's speed.
+func (e *env) lazyTouchSaved(to string, extra []string) (string, *os.File) {
+	e.t.Helper()
+	in1 := e.fifo("touch-in1")
+	id, out := e.runDetached(in1.Name(), program(e.t, "touchline"), "64")
+	if l := waitLines(e.t, out, 1)[0]; l != "ready" {
+		e.t.Fatalf("touchline printed %q, want ready", l)
+	}
+	uri := lastLine(e.must("save", id, "--to", to))
+	in2 := e.fifo("touch-in2")
+	saved := e.extra
+	e.extra = append(append([]string(nil), saved...), extra...)
+	rid, rout := e.restoreDetached(uri, in2.Name(), "--lazy")
+	e.extra = saved
+	in2.WriteString("0\n")
+	if l := waitLines(e.t, rout, 1)[0]; l != "mib 0 ok" {
+		e.t.Fatalf("restored touchline printed %q, want mib 0 ok", l)
+	}
+	return rid, in2
+}
+
+// TestLazyRestoreStoreGone: touchline restored lazily with the background
+// loader held back, so that its memory loads on first touch only; the
+// file store directory is removed once it has read MiB 0. When it then
+// reads MiB 40, that chunk cannot be loaded: the sandbox is killed with a
+// clear line, nothing hangs. An image whose chunks are gone before the
+// restore is refused.
 func TestLazyRestoreStoreGone(t *testing.T) {
 	e := newEnv(t)
 	store := filepath.Join(e.dir, "gone")
-	id, out := e.runDetached("", program(t, "memtouch"), "64", "/dev/stdout")
-	uri, _ := e.saveAfter(id, out, 2, "--to", "file://"+store+"/mt")
-	e.extra = []string{lazyHold}
-	rid, rout := e.restoreDetached(uri, "", "--lazy")
-	e.extra = nil
-	checkMemtouch(t, waitLines(t, rout, 1))
+	rid, in := e.lazyTouchSaved("file://"+store+"/mt", []string{lazyHold})
 	if err := os.RemoveAll(store); err != nil {
 		t.Fatal(err)
 	}
+	in.WriteString("40\n")
 	e.checkKilledByLoad(rid)
 
-	id, out = e.runDetached("", program(t, "memtouch"), "8", "/dev/stdout")
-	uri, _ = e.saveAfter(id, out, 2, "--to", "file://"+store+"/mt2")
+	id, out := e.runDetached("", program(t, "memtouch"), "8", "/dev/stdout")
+	uri, _ := e.saveAfter(id, out, 2, "--to", "file://"+store+"/mt2")
 	if err := os.RemoveAll(filepath.Join(store, ".chunks")); err != nil {
 		t.Fatal(err)
 	}
@@ -233,18 +257,13 @@ func TestLazyRestoreStoreGone(t *testing.T) {
 }
 
 // TestLazyRestoreS3Gone: as TestLazyRestoreStoreGone, from S3, with the
-// MinIO server killed after the first line.
+// MinIO server killed once the program has read MiB 0.
 func TestLazyRestoreS3Gone(t *testing.T) {
 	e := newEnv(t)
 	srv := e.useMinIO("snaps")
-	id, out := e.runDetached("", program(t, "memtouch"), "64", "/dev/stdout")
-	uri, _ := e.saveAfter(id, out, 2, "--to", "s3://snaps/gone/mt")
-	s3env := e.extra
-	e.extra = append(append([]string(nil), s3env...), lazyHold)
-	rid, rout := e.restoreDetached(uri, "", "--lazy")
-	e.extra = s3env
-	checkMemtouch(t, waitLines(t, rout, 1))
+	rid, in := e.lazyTouchSaved("s3://snaps/gone/mt", []string{lazyHold})
 	srv.Kill()
+	in.WriteString("40\n")
 	e.checkKilledByLoad(rid)
 }
 
