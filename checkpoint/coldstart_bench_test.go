@@ -229,7 +229,10 @@ func (e *env) benchSnapAllowFail(args ...string) {
 // BenchmarkPoolMemory measures the host memory of a pool of the cold-start
 // workload's image with 1, 10 and 20 waiting members: the sum of the
 // proportional set sizes (Pss in /proc/PID/smaps_rollup) of every member's
-// sentry and stub processes, in MiB, and its ratio to one member's.
+// sentry and stub processes, in MiB, and its ratio to one member's. Each
+// pool is measured as it is after its first take: its first member's
+// writes recorded, the pool refilled and one member primed
+// (runner/pool_prime.go).
 func BenchmarkPoolMemory(b *testing.B) {
 	const py = "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
@@ -249,6 +252,8 @@ func BenchmarkPoolMemory(b *testing.B) {
 			var pss, sentries, base float64
 			for i := 0; i < b.N; i++ {
 				e.benchSnap(b, "pool", "create", name, "--image", uri, "--size", fmt.Sprint(n))
+				e.waitPoolQuiet(b, name, n)
+				e.untilAnswer(b, []string{snapBin, "pool", "take", name})
 				e.waitPoolQuiet(b, name, n)
 				pss, sentries = e.poolPss(b, name)
 				base = e.poolBaseMiB(b, name)

@@ -648,6 +648,20 @@ func (k *Kernel) CopyBase(idx []int) error {
 	return k.copyBase(l, idx, false)
 }
 
+// PrimeBase copies chunks idx of the base into the memory file now, maps
+// them from it in every address space and prefaults them into the stubs,
+// as CopyBase does at a take but with the mapping changes made at once:
+// a pool member primed while it waits (runner's primed member) holds the
+// chunks that a take would copy first, so that its take copies and maps
+// nothing before the program runs. Indices out of range are ignored.
+func (k *Kernel) PrimeBase(idx []int) error {
+	l := k.mf.lazyLoader()
+	if l == nil || l.base == nil {
+		return nil
+	}
+	return k.copyBase(l, idx, true)
+}
+
 // baseAheadGroup is how many chunks a copy ahead (CopyBaseAhead) copies
 // and maps at a time: each group's mappings change in one stop of the
 // stub, and the program's next writes wait for no more than one group.
@@ -697,35 +711,44 @@ func (k *Kernel) copyBase(l *lazyLoad, idx []int, prefault bool) error {
 	if err != nil {
 		return err
 	}
-	// Neighbouring chunks are mapped together.
-	var runs []LazyChunk
 	var done []int
 	for _, i := range idx {
-		if i < 0 || i >= len(l.chunks) || l.state[i].Load() != chunkLoaded {
-			continue
-		}
-		c := l.chunks[i]
-		done = append(done, i)
-		if n := len(runs); n > 0 && runs[n-1].Off+runs[n-1].Len == c.Off {
-			runs[n-1].Len += c.Len
-		} else {
-			runs = append(runs, c)
+		if i >= 0 && i < len(l.chunks) && l.state[i].Load() == chunkLoaded {
+			done = append(done, i)
 		}
 	}
 	for _, mm := range k.mms() {
-		if err := mm.remapChunks(runs, done, prefault); err != nil {
+		if err := mm.remapChunks(l, done, prefault); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// remapChunks maps runs, copied from the base, from the memory file
-// wherever the address space maps them, as one batch of mapping changes
-// (prefaulted if prefault), and records chunks done as copied for it.
-func (mm *MM) remapChunks(runs []LazyChunk, done []int, prefault bool) error {
+// remapChunks maps chunks done (ascending), copied from the base, from the
+// memory file wherever the address space maps them, neighbouring chunks
+// together, as one batch of mapping changes (prefaulted if prefault), and
+// records them as copied for it. Chunks it has mapped from the memory file
+// already (a primed pool member's, CopyBase at its take) are left as they
+// are: no mapping change, no stop of the stub.
+func (mm *MM) remapChunks(l *lazyLoad, done []int, prefault bool) error {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
+	var runs []LazyChunk
+	for _, i := range done {
+		if testBit(mm.baseFresh, uint64(i)) {
+			continue
+		}
+		c := l.chunks[i]
+		if n := len(runs); n > 0 && runs[n-1].Off+runs[n-1].Len == c.Off {
+			runs[n-1].Len += c.Len
+		} else {
+			runs = append(runs, c)
+		}
+	}
+	if len(runs) == 0 {
+		return nil
+	}
 	b, batch := mm.as.(platform.Batcher)
 	if batch {
 		b.BeginBatch()

@@ -89,6 +89,40 @@ func (s *KernelSandbox) copyWrites(path string) (ahead []int, record bool) {
 	return ahead, false
 }
 
+// Prime implements Primer: a member over a base copies the first
+// takeCopyFirst chunks recorded in its pool's writes file now, maps them
+// and prefaults them into its stubs (Kernel.PrimeBase), so that its take
+// copies and maps nothing before the program runs (copyWrites finds them
+// copied). It holds them from then on, as a member with a copy of its own
+// would (3 MiB of the cold-start image's 27), so a pool primes one member
+// at a time. It reports false if the pool has recorded no writes yet, or
+// the member does not restore over a base.
+func (s *KernelSandbox) Prime() (bool, error) {
+	p := s.parked
+	if p == nil {
+		return false, fmt.Errorf("%w: the sandbox was not restored parked", ErrNotWaiting)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != parkWaiting {
+		return false, ErrNotWaiting
+	}
+	if p.writes == "" {
+		return false, nil
+	}
+	idx, err := readWrites(p.writes)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := s.k.PrimeBase(idx[:min(len(idx), takeCopyFirst)]); err != nil {
+		return false, fmt.Errorf("copy the chunks written first: %w", err)
+	}
+	return true, nil
+}
+
 // readWrites reads the chunks recorded at path (an error wrapping
 // fs.ErrNotExist if none are).
 func readWrites(path string) ([]int, error) {

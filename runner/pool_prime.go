@@ -1,0 +1,100 @@
+package runner
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// A pool over a shared base primes one of its waiting members: the
+// replenisher, once the pool is full, has one member copy into its own
+// memory the chunks of the base that a take copies before the program
+// runs (the first recorded in the pool's writes file: KernelSandbox.Prime),
+// and names it in the pool's directory,
+//
+//	<state-dir>/.pools/<name>/primed   a symbolic link whose target is the member's ID
+//
+// so that a take tries that member first (TakeFromPool, and the fast take
+// in cmd/snapshotter/internal/fasttake) and starts its program at once,
+// as a take of a member with a copy of its own does, instead of copying
+// them on its path. Only one member at a time holds them (3 MiB of the
+// cold-start image's 27 for the whole pool, not for each member); the
+// next replenisher, started by the member taken, primes another. The link
+// is a hint: a member it names that was taken, or died, is skipped as any
+// other would be.
+
+// primedLink is the name of the link to a pool's primed member.
+const primedLink = "primed"
+
+// primed returns the ID of the pool's primed member, or "" if none is
+// named.
+func (p poolDir) primed() string {
+	id, err := os.Readlink(filepath.Join(p.dir, primedLink))
+	if err != nil || ValidateID(id) != nil {
+		return ""
+	}
+	return id
+}
+
+// primedFirst returns ids with the pool's primed member, if among them,
+// moved first.
+func (p poolDir) primedFirst(ids []string) []string {
+	id := p.primed()
+	k := slices.Index(ids, id)
+	if k <= 0 {
+		return ids
+	}
+	out := make([]string, 0, len(ids))
+	out = append(out, id)
+	out = append(out, ids[:k]...)
+	return append(out, ids[k+1:]...)
+}
+
+// primeOne primes a waiting member unless the one the link names still
+// waits. Best effort: a member that cannot be primed (taken meanwhile,
+// ended) is skipped, and a pool that recorded no writes yet primes none.
+//
+// Preconditions: the pool's lock is held.
+func (p poolDir) primeOne(ctx context.Context) {
+	ids, err := p.waiting()
+	if err != nil || slices.Contains(ids, p.primed()) {
+		return
+	}
+	for _, id := range ids {
+		primed, err := primeMember(ctx, p.sd, id)
+		if err != nil {
+			continue
+		}
+		if primed {
+			p.setPrimed(id)
+		}
+		return
+	}
+}
+
+// setPrimed points the pool's primed link at id, replacing it atomically.
+func (p poolDir) setPrimed(id string) {
+	tmp := filepath.Join(p.dir, ".primed-"+NewID())
+	if err := os.Symlink(id, tmp); err != nil {
+		return
+	}
+	if err := os.Rename(tmp, filepath.Join(p.dir, primedLink)); err != nil {
+		os.Remove(tmp)
+	}
+}
+
+// primeMember asks waiting member id to prime itself (ReqPrime) and
+// reports whether it copied anything.
+func primeMember(ctx context.Context, sd StateDir, id string) (bool, error) {
+	c, err := Dial(sd, id)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	r, err := c.Call(ctx, Request{Type: ReqPrime}, nil)
+	if err != nil {
+		return false, err
+	}
+	return r.Primed, nil
+}
