@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -255,6 +256,7 @@ func BenchmarkPoolMemory(b *testing.B) {
 				e.waitPoolQuiet(b, name, n)
 				e.untilAnswer(b, []string{snapBin, "pool", "take", name})
 				e.waitPoolQuiet(b, name, n)
+				e.waitOnlyMembers(b, name)
 				pss, sentries = e.poolPss(b, name)
 				base = e.poolBaseMiB(b, name)
 				e.benchSnap(b, "pool", "rm", name)
@@ -269,6 +271,47 @@ func BenchmarkPoolMemory(b *testing.B) {
 				b.ReportMetric(pss/one, "x-one-member")
 			}
 		})
+	}
+}
+
+// waitOnlyMembers waits until the only processes running snap are the
+// waiting members of pool name: the member taken and the replenisher
+// have exited. A process of snap still alive would share snap's text
+// with the members, and take its part of their Pss.
+func (e *env) waitOnlyMembers(b *testing.B, name string) {
+	b.Helper()
+	state := filepath.Join(e.dir, "state")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		members := map[int]bool{}
+		ents, _ := os.ReadDir(filepath.Join(state, ".pools", name, "waiting"))
+		for _, ent := range ents {
+			raw, _ := os.ReadFile(filepath.Join(state, ent.Name(), "meta.json"))
+			var m struct {
+				PID int `json:"pid"`
+			}
+			if json.Unmarshal(raw, &m) == nil {
+				members[m.PID] = true
+			}
+		}
+		others := 0
+		procs, _ := os.ReadDir("/proc")
+		for _, p := range procs {
+			pid, err := strconv.Atoi(p.Name())
+			if err != nil || members[pid] {
+				continue
+			}
+			if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && exe == snapBin {
+				others++
+			}
+		}
+		if others == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("pool %s: %d processes of snap besides its members after 30 s", name, others)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -120,7 +120,41 @@ func (s *KernelSandbox) Prime() (bool, error) {
 	if err := s.k.PrimeBase(idx[:min(len(idx), takeCopyFirst)]); err != nil {
 		return false, fmt.Errorf("copy the chunks written first: %w", err)
 	}
+	p.trimmed = true // mapped from its own copies now
 	return true, nil
+}
+
+// Trim implements Primer: a member over a base restored before its pool
+// recorded the chunks written first drops the base's pages of the first
+// takeCopyFirst of them from its stubs (Kernel.UnpopulateBase), as one
+// restored after maps them (MemoryBase.Unpopulated): its take copies them
+// before its program runs, which never reads them from the base. Once
+// done (or restored so), it does nothing.
+func (s *KernelSandbox) Trim() error {
+	p := s.parked
+	if p == nil {
+		return fmt.Errorf("%w: the sandbox was not restored parked", ErrNotWaiting)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != parkWaiting {
+		return ErrNotWaiting
+	}
+	if p.writes == "" || p.trimmed {
+		return nil
+	}
+	idx, err := readWrites(p.writes)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.k.UnpopulateBase(idx[:min(len(idx), takeCopyFirst)]); err != nil {
+		return fmt.Errorf("drop the base's pages of the chunks written first: %w", err)
+	}
+	p.trimmed = true
+	return nil
 }
 
 // readWrites reads the chunks recorded at path (an error wrapping

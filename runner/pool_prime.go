@@ -23,6 +23,13 @@ import (
 // next replenisher, started by the member taken, primes another. The link
 // is a hint: a member it names that was taken, or died, is skipped as any
 // other would be.
+//
+// The other members never read those chunks from the base either (their
+// take copies them first), so their stubs map the base's pages there
+// unpopulated (MemoryBase.Unpopulated for a member restored once the
+// writes were recorded; the replenisher has those restored before trim
+// theirs, ReqTrim): no member holds page table entries for them, and
+// the base's pages there stay in the page cache only.
 
 // primedLink is the name of the link to a pool's primed member.
 const primedLink = "primed"
@@ -52,24 +59,39 @@ func (p poolDir) primedFirst(ids []string) []string {
 }
 
 // primeOne primes a waiting member unless the one the link names still
-// waits. Best effort: a member that cannot be primed (taken meanwhile,
+// waits, and has the others trimmed (ReqTrim: those restored before the
+// pool recorded its writes drop the base's pages that their take copies
+// first). Best effort: a member that cannot be primed (taken meanwhile,
 // ended) is skipped, and a pool that recorded no writes yet primes none.
 //
 // Preconditions: the pool's lock is held.
 func (p poolDir) primeOne(ctx context.Context) {
 	ids, err := p.waiting()
-	if err != nil || slices.Contains(ids, p.primed()) {
+	if err != nil {
 		return
 	}
+	primed := p.primed()
+	if !slices.Contains(ids, primed) {
+		primed = ""
+		for _, id := range ids {
+			ok, err := callMember(ctx, p.sd, id, ReqPrime)
+			if err != nil {
+				continue
+			}
+			if ok {
+				p.setPrimed(id)
+				primed = id
+			}
+			break
+		}
+	}
+	if primed == "" {
+		return // nothing recorded yet, or nobody to prime
+	}
 	for _, id := range ids {
-		primed, err := primeMember(ctx, p.sd, id)
-		if err != nil {
-			continue
+		if id != primed {
+			callMember(ctx, p.sd, id, ReqTrim)
 		}
-		if primed {
-			p.setPrimed(id)
-		}
-		return
 	}
 }
 
@@ -84,15 +106,15 @@ func (p poolDir) setPrimed(id string) {
 	}
 }
 
-// primeMember asks waiting member id to prime itself (ReqPrime) and
-// reports whether it copied anything.
-func primeMember(ctx context.Context, sd StateDir, id string) (bool, error) {
+// callMember sends waiting member id a ReqPrime or ReqTrim and returns
+// the result's Primed.
+func callMember(ctx context.Context, sd StateDir, id, typ string) (bool, error) {
 	c, err := Dial(sd, id)
 	if err != nil {
 		return false, err
 	}
 	defer c.Close()
-	r, err := c.Call(ctx, Request{Type: ReqPrime}, nil)
+	r, err := c.Call(ctx, Request{Type: typ}, nil)
 	if err != nil {
 		return false, err
 	}

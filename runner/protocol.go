@@ -41,6 +41,11 @@ const (
 	// (the pool's replenisher primes one member: pool_prime.go). Its
 	// result's Primed says whether there were any to copy.
 	ReqPrime = "prime"
+	// ReqTrim has a waiting pool member over a shared base drop from its
+	// stubs the base's pages that its take would copy first (it never
+	// reads them from the base): a member restored before its pool
+	// recorded them populated them (pool_prime.go).
+	ReqTrim = "trim"
 )
 
 // Response kinds.

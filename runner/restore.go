@@ -120,6 +120,8 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		ahead  []int
 		record bool
 	)
+	// trimmed: restored with the chunks a take copies first unpopulated.
+	var trimmed bool
 	defer func() {
 		switch {
 		case lazy != nil:
@@ -201,6 +203,12 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 			defer base.Close() // the kernel keeps what it needs
 			ro.Base = &kernel.MemoryBase{FD: int(base.Fd()), Size: img.Manifest().MemorySize, Populate: true}
 			writes = writesPath(o.BaseDir, img.Manifest())
+			// What the take copies first its stubs never read from the
+			// base (copyWrites, Prime).
+			if idx, err := readWrites(writes); err == nil {
+				ro.Base.Unpopulated = idx[:min(len(idx), takeCopyFirst)]
+				trimmed = true
+			}
 		}
 	}
 	tm.Since(StepOpenImage, start)
@@ -249,7 +257,7 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	}
 	sb := &KernelSandbox{k: k, opts: o, ran: make(chan struct{}), tm: tm, uri: uri, memSize: m.MemorySize, lazy: lazy}
 	if o.Park {
-		sb.parked = &parking{stdio: stdio, discarded: make(chan struct{}), writes: writes}
+		sb.parked = &parking{stdio: stdio, discarded: make(chan struct{}), writes: writes, trimmed: trimmed}
 		sb.park()
 		return sb, m, nil
 	}
@@ -333,6 +341,10 @@ type parking struct {
 	// wrote first (copied by Unpark at once, or recorded after it), empty
 	// if the sandbox is not restored over a base. Immutable.
 	writes string
+	// trimmed is set once the stubs map the base's pages of the first of
+	// those chunks unpopulated, or none of them from the base (restored
+	// so, Trim, Prime). Protected by mu.
+	trimmed bool
 }
 
 const (

@@ -284,8 +284,11 @@ func (s *Server) handle(ctx context.Context, w *connWriter, req *Request, files 
 	case ReqTake:
 		reply(&Response{Kind: KindResult}, s.take(files, req.Publish))
 	case ReqPrime:
-		primed, err := s.prime()
+		primed, err := s.prime(false)
 		reply(&Response{Kind: KindResult, Primed: primed}, err)
+	case ReqTrim:
+		_, err := s.prime(true)
+		reply(&Response{Kind: KindResult}, err)
 	case ReqSave:
 		uri, err := s.save(ctx, req, func(p Progress) {
 			w.send(&Response{ID: req.ID, Kind: KindProgress, Progress: &p})
@@ -319,13 +322,24 @@ type Primer interface {
 	// It fails with ErrNotWaiting once the sandbox was resumed or
 	// discarded.
 	Prime() (bool, error)
+	// Trim drops, while the sandbox waits, the pages of the base that
+	// its take would copy before the program runs from its stubs' page
+	// tables (they are never read there). It fails with ErrNotWaiting
+	// once the sandbox was resumed or discarded.
+	Trim() error
 }
 
-// prime has a waiting pool member primed (ReqPrime).
-func (s *Server) prime() (bool, error) {
+// prime has a waiting pool member primed (ReqPrime), or trimmed (ReqTrim).
+func (s *Server) prime(trim bool) (bool, error) {
 	p, ok := s.sb.(Primer)
 	if !ok || s.Metadata().Status != StatusWaiting {
 		return false, fmt.Errorf("prime %s: %w", s.id, ErrNotWaiting)
+	}
+	if trim {
+		if err := p.Trim(); err != nil {
+			return false, fmt.Errorf("trim %s: %w", s.id, err)
+		}
+		return false, nil
 	}
 	primed, err := p.Prime()
 	if err != nil {
