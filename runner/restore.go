@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -403,6 +404,14 @@ func (s *KernelSandbox) Unpark(stdio [3]*os.File, publish []kernel.PortMapping) 
 	s.k.Unpause()
 	s.tm.Since(StepResume, s.resumed)
 	s.logTimings()
+	// The member has one P until the program's second system call, and
+	// this goroutine holds it: the task goroutine that Unpause readied
+	// would wait for the rest of the take (the metadata written and
+	// renamed, the answer sent) before it could let the program run.
+	// Yielding hands the P to it now; the take goes on once the task
+	// goroutine waits for its stub (Unpause to the program's first
+	// system call: 0.36 against 1.5 ms median at load 8).
+	runtime.Gosched()
 	return nil
 }
 
