@@ -73,7 +73,10 @@ func (s *KernelSandbox) copyWrites(path string) (ahead []int, record bool) {
 	if path == "" {
 		return nil, false
 	}
-	idx, err := readWrites(path)
+	idx, err := s.parked.writesIdx, error(nil)
+	if idx == nil {
+		idx, err = readWrites(path)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, true
 	}
@@ -117,6 +120,7 @@ func (s *KernelSandbox) Prime() (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	p.writesIdx = idx // the take needs not read them again
 	if err := s.k.PrimeBase(idx[:min(len(idx), takeCopyFirst)]); err != nil {
 		return false, fmt.Errorf("copy the chunks written first: %w", err)
 	}
@@ -150,6 +154,7 @@ func (s *KernelSandbox) Trim() error {
 	if err != nil {
 		return err
 	}
+	p.writesIdx = idx
 	if err := s.k.UnpopulateBase(idx[:min(len(idx), takeCopyFirst)]); err != nil {
 		return fmt.Errorf("drop the base's pages of the chunks written first: %w", err)
 	}

@@ -121,8 +121,9 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 		ahead  []int
 		record bool
 	)
-	// trimmed: restored with the chunks a take copies first unpopulated.
-	var trimmed bool
+	// writesIdx: the chunks recorded written first, if they were when
+	// the restore began (then left unpopulated: parking.trimmed).
+	var writesIdx []int
 	defer func() {
 		switch {
 		case lazy != nil:
@@ -208,7 +209,7 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 			// base (copyWrites, Prime).
 			if idx, err := readWrites(writes); err == nil {
 				ro.Base.Unpopulated = idx[:min(len(idx), takeCopyFirst)]
-				trimmed = true
+				writesIdx = idx
 			}
 		}
 	}
@@ -258,7 +259,7 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 	}
 	sb := &KernelSandbox{k: k, opts: o, ran: make(chan struct{}), tm: tm, uri: uri, memSize: m.MemorySize, lazy: lazy}
 	if o.Park {
-		sb.parked = &parking{stdio: stdio, discarded: make(chan struct{}), writes: writes, trimmed: trimmed}
+		sb.parked = &parking{stdio: stdio, discarded: make(chan struct{}), writes: writes, trimmed: writesIdx != nil, writesIdx: writesIdx}
 		sb.park()
 		return sb, m, nil
 	}
@@ -346,6 +347,10 @@ type parking struct {
 	// those chunks unpopulated, or none of them from the base (restored
 	// so, Trim, Prime). Protected by mu.
 	trimmed bool
+	// writesIdx are the chunks recorded in writes, once read (at the
+	// restore, Trim or Prime), so that the take does not read them on
+	// its path; nil until then. Protected by mu.
+	writesIdx []int
 }
 
 const (
