@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 )
 
 // A pool over a shared base primes one of its waiting members: the
@@ -88,11 +89,31 @@ func (p poolDir) primeOne(ctx context.Context) {
 	if primed == "" {
 		return // nothing recorded yet, or nobody to prime
 	}
+	recorded := p.writesRecorded()
 	for _, id := range ids {
-		if id != primed {
-			callMember(ctx, p.sd, id, ReqTrim)
+		if id == primed {
+			continue
+		}
+		// A member launched once the writes were recorded read them at
+		// its restore: asking it would only wake it.
+		if m, err := p.sd.Lookup(id); err == nil && m.Created.After(recorded) {
+			continue
+		}
+		callMember(ctx, p.sd, id, ReqTrim)
+	}
+}
+
+// writesRecorded returns when the pool's newest writes file was recorded
+// (the zero time if there is none).
+func (p poolDir) writesRecorded() time.Time {
+	var t time.Time
+	files, _ := filepath.Glob(filepath.Join(p.dir, writesPrefix+"*"))
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil && st.ModTime().After(t) {
+			t = st.ModTime()
 		}
 	}
+	return t
 }
 
 // setPrimed points the pool's primed link at id, replacing it atomically.
