@@ -726,13 +726,13 @@ func (k *Kernel) UnpopulateBase(idx []int) error {
 	if l == nil || l.base == nil {
 		return nil
 	}
-	var drop []LazyChunk
+	var drop []int
 	for _, i := range idx {
-		if i >= 0 && i < len(l.chunks) && l.state[i].Load() == chunkUnloaded {
-			drop = append(drop, l.chunks[i])
+		if i >= 0 && i < len(l.chunks) {
+			drop = append(drop, i)
 		}
 	}
-	sort.Slice(drop, func(a, b int) bool { return drop[a].Off < drop[b].Off })
+	sort.Ints(drop)
 	for _, mm := range k.mms() {
 		if err := mm.unpopulateBase(l, drop); err != nil {
 			return err
@@ -741,14 +741,17 @@ func (k *Kernel) UnpopulateBase(idx []int) error {
 	return nil
 }
 
-// unpopulateBase maps chunks, not copied, from the base again, unpopulated,
-// wherever a vma of the address space maps them, as one batch of mapping
-// changes made now.
-func (mm *MM) unpopulateBase(l *lazyLoad, chunks []LazyChunk) error {
+// unpopulateBase maps chunks idx (ascending) that are not copied from the
+// base again, unpopulated, wherever a vma of the address space maps them,
+// as one batch of mapping changes made now. A chunk's state is read under
+// mm.mu, which a copy takes to map the chunk from the memory file after
+// it marked it copied: a chunk found not copied is mapped from the base
+// here, or afterwards from the memory file.
+func (mm *MM) unpopulateBase(l *lazyLoad, idx []int) error {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
 	bas, ok := mm.as.(platform.BaseAddressSpace)
-	if !ok || len(chunks) == 0 {
+	if !ok || len(idx) == 0 {
 		return nil
 	}
 	b, batch := mm.as.(platform.Batcher)
@@ -756,7 +759,11 @@ func (mm *MM) unpopulateBase(l *lazyLoad, chunks []LazyChunk) error {
 		b.BeginBatch()
 	}
 	var err error
-	for _, c := range chunks {
+	for _, i := range idx {
+		if l.state[i].Load() != chunkUnloaded {
+			continue
+		}
+		c := l.chunks[i]
 		cEnd := c.Off + c.Len
 		for k := range mm.vmas {
 			v := &mm.vmas[k]
