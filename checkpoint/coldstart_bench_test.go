@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -229,7 +230,12 @@ func (e *env) benchSnapAllowFail(args ...string) {
 // BenchmarkPoolMemory measures the host memory of a pool of the cold-start
 // workload's image with 1, 10 and 20 waiting members: the sum of the
 // proportional set sizes (Pss in /proc/PID/smaps_rollup) of every member's
-// sentry and stub processes, in MiB, and its ratio to one member's.
+// sentry and stub processes, in MiB, and its ratio to one member's. Each
+// pool is measured in use: after a first take has recorded the chunks its
+// program wrote first, the pool refilled and one member primed
+// (runner/pool_prime.go), and every member restored before that replaced
+// (x-one-member). The ratio right after the first take, with the older
+// members trimmed rather than replaced, is first-take-x-one-member.
 func BenchmarkPoolMemory(b *testing.B) {
 	const py = "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
@@ -242,28 +248,84 @@ func BenchmarkPoolMemory(b *testing.B) {
 	e := &env{dir: b.TempDir()}
 	b.Cleanup(e.killAll)
 	uri := e.coldStartImage(b, py)
-	var one float64
+	var one, firstOne float64
 	for _, n := range []int{1, 10, 20} {
 		name := fmt.Sprintf("mem%d", n)
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			var pss, sentries, base float64
+			var pss, sentries, base, firstPss float64
 			for i := 0; i < b.N; i++ {
 				e.benchSnap(b, "pool", "create", name, "--image", uri, "--size", fmt.Sprint(n))
 				e.waitPoolQuiet(b, name, n)
+				old, _ := os.ReadDir(filepath.Join(e.dir, "state", ".pools", name, "waiting"))
+				e.untilAnswer(b, []string{snapBin, "pool", "take", name})
+				e.waitPoolQuiet(b, name, n)
+				e.waitOnlyMembers(b, name)
+				firstPss, _ = e.poolPss(b, name)
+				// The members restored before the writes were recorded
+				// end, and the replenisher replaces them.
+				for _, m := range old {
+					e.benchSnapAllowFail("kill", m.Name(), "9")
+				}
+				e.benchSnap(b, "pool", "replenish", name)
+				e.waitPoolQuiet(b, name, n)
+				e.waitOnlyMembers(b, name)
 				pss, sentries = e.poolPss(b, name)
 				base = e.poolBaseMiB(b, name)
 				e.benchSnap(b, "pool", "rm", name)
 			}
 			if n == 1 {
-				one = pss
+				one, firstOne = pss, firstPss
 			}
 			b.ReportMetric(pss, "pss-MiB")
+			b.ReportMetric(firstPss, "first-take-pss-MiB")
 			b.ReportMetric(sentries, "sentries-pss-MiB")
 			b.ReportMetric(base, "base-MiB")
 			if one > 0 {
 				b.ReportMetric(pss/one, "x-one-member")
+				b.ReportMetric(firstPss/firstOne, "first-take-x-one-member")
 			}
 		})
+	}
+}
+
+// waitOnlyMembers waits until the only processes running snap are the
+// waiting members of pool name: the member taken and the replenisher
+// have exited. A process of snap still alive would share snap's text
+// with the members, and take its part of their Pss.
+func (e *env) waitOnlyMembers(b *testing.B, name string) {
+	b.Helper()
+	state := filepath.Join(e.dir, "state")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		members := map[int]bool{}
+		ents, _ := os.ReadDir(filepath.Join(state, ".pools", name, "waiting"))
+		for _, ent := range ents {
+			raw, _ := os.ReadFile(filepath.Join(state, ent.Name(), "meta.json"))
+			var m struct {
+				PID int `json:"pid"`
+			}
+			if json.Unmarshal(raw, &m) == nil {
+				members[m.PID] = true
+			}
+		}
+		others := 0
+		procs, _ := os.ReadDir("/proc")
+		for _, p := range procs {
+			pid, err := strconv.Atoi(p.Name())
+			if err != nil || members[pid] {
+				continue
+			}
+			if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && exe == snapBin {
+				others++
+			}
+		}
+		if others == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("pool %s: %d processes of snap besides its members after 30 s", name, others)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

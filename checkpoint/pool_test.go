@@ -489,3 +489,109 @@ func TestPoolRecordsWrites(t *testing.T) {
 		t.Errorf("writes file %s = %q (%v), want the chunks written", files[0], b, err)
 	}
 }
+
+// waitPoolSettled waits until pool name has size waiting members and no
+// replenisher holds its lock (it primes a member last).
+func (e *env) waitPoolSettled(name string, size int) {
+	e.t.Helper()
+	e.waitPoolFull(name, size)
+	f, err := os.Open(filepath.Join(e.dir, "state", ".pools", name, "lock"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+}
+
+// primedMember returns the member the primed link of pool name names, or
+// "".
+func (e *env) primedMember(name string) string {
+	id, _ := os.Readlink(filepath.Join(e.dir, "state", ".pools", name, "primed"))
+	return id
+}
+
+// TestPoolPrimesMember: once a pool recorded the chunks its first taken
+// member wrote, its replenisher primes one waiting member (which copies
+// the first of them into memory of its own, no longer mapping the base
+// there) and names it; the fast take and the full one take that member
+// first, whose program sees its memory as saved and its own writes; the
+// next replenisher primes another. A pool whose members have copies of
+// their own primes none.
+func TestPoolPrimesMember(t *testing.T) {
+	e := newEnv(t)
+	img := e.poolImage("img")
+	e.createPool("p", img, 2)
+	if id := e.primedMember("p"); id != "" {
+		t.Errorf("pool with no writes recorded names primed member %s", id)
+	}
+	bases, _ := filepath.Glob(filepath.Join(e.dir, "state", ".pools", "p", "base-*"))
+	if len(bases) != 1 {
+		t.Fatalf("pool directory holds bases %q, want one", bases)
+	}
+	// baseKiB is what member id's stubs map of the base.
+	baseKiB := func(id string) uint64 {
+		var rss uint64
+		for _, pid := range stubPIDs(t, int(e.meta(id)["pid"].(float64))) {
+			r, _ := mappedKiB(t, pid, bases[0])
+			rss += r
+		}
+		return rss
+	}
+	populated := baseKiB(e.statuses("waiting")[0])
+	first, out, _ := e.takeDetached("p", "set b\n")
+	e.must("wait", first)
+	wantLines(t, "stdout of "+first, lines(out), "bye after 1 commands")
+	// ownKiB is what member id's stubs map of its memory file.
+	ownKiB := func(id string) float64 {
+		var kib float64
+		for _, pid := range stubPIDs(t, int(e.meta(id)["pid"].(float64))) {
+			kib += rollupKiB(pid, "Pss_Shmem:")
+		}
+		return kib
+	}
+	for _, path := range []struct{ name, env string }{{"fast", ""}, {"full", "SNAP_NO_FAST_TAKE=1"}} {
+		e.waitPoolSettled("p", 2)
+		primed := e.primedMember("p")
+		waiting := e.statuses("waiting")
+		if !slices.Contains(waiting, primed) {
+			t.Fatalf("%s: primed member %q is not among the waiting %q", path.name, primed, waiting)
+		}
+		for _, other := range waiting {
+			// The first 48 chunks written (3 MiB of poolmember's 4) are
+			// the primed member's own, mapped by its stub.
+			if other == primed {
+				continue
+			}
+			if ownKiB(primed) < ownKiB(other)+2048 {
+				t.Errorf("%s: primed member %s's stubs map %.0f KiB of its memory file, another's %.0f KiB; want at least 2 MiB more", path.name, primed, ownKiB(primed), ownKiB(other))
+			}
+			// The others' stubs hold no pages of the base there
+			// (restored so, or trimmed).
+			if got := baseKiB(other); got+2048 > populated {
+				t.Errorf("%s: waiting member %s's stubs map %d KiB of the base, one before the first take %d KiB; want at least 2 MiB less", path.name, other, got, populated)
+			}
+		}
+		e.extra = []string{path.env}
+		id, out, _ := e.takeDetached("p", "check\nset c\ncheck\n")
+		e.extra = nil
+		if id != primed {
+			t.Errorf("%s take got member %s, want the primed %s", path.name, id, primed)
+		}
+		e.must("wait", id)
+		wantLines(t, "stdout of "+id, lines(out), "pages hold a", "pages hold c", "bye after 3 commands")
+	}
+	e.waitPoolSettled("p", 2)
+	if primed := e.primedMember("p"); !slices.Contains(e.statuses("waiting"), primed) {
+		t.Errorf("after two takes the primed member %q is not waiting", primed)
+	}
+
+	e.must("pool", "create", "own", "--image", img, "--size", "1", "--private-memory")
+	t.Cleanup(func() { e.removePool("own") })
+	own, _, _ := e.takeDetached("own", "set d\n")
+	e.must("wait", own)
+	e.waitPoolSettled("own", 1)
+	if id := e.primedMember("own"); id != "" {
+		t.Errorf("pool created with --private-memory names primed member %s", id)
+	}
+}

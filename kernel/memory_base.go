@@ -72,6 +72,12 @@ type MemoryBase struct {
 	// restored ahead of its take) rather than on first touch (a restore
 	// whose program runs at once: platform.BaseMapper).
 	Populate bool
+	// Unpopulated are chunks of the base, numbered as BaseCopied numbers
+	// them, whose pages Populate leaves to the first touch: a pool
+	// member's take copies them before its program runs (the chunks a
+	// member taken before wrote first), so that its stubs never read
+	// them from the base. Indices out of range are ignored.
+	Unpopulated []int
 	// Copy are chunks of the base, numbered as BaseCopied numbers them,
 	// to copy into the memory file before the program runs, as CopyBase
 	// would after Restore, but while the state decodes (a restore from
@@ -89,6 +95,10 @@ type baseLoad struct {
 	// fd is the kernel's duplicate of the base; closed by close.
 	fd     int
 	chunks []LazyChunk
+	// populate is MemoryBase.Populate, and unpopulated the bits of the
+	// chunks of MemoryBase.Unpopulated. Immutable.
+	populate    bool
+	unpopulated []uint64
 	// closeOnce closes fd once the load has ended.
 	closeOnce sync.Once
 
@@ -153,7 +163,7 @@ func newBaseLoad(b *MemoryBase) (*baseLoad, error) {
 	if err != nil {
 		return nil, fmt.Errorf("base file: dup: %w", err)
 	}
-	bl := &baseLoad{fd: fd}
+	bl := &baseLoad{fd: fd, populate: b.Populate}
 	for pos := uint64(0); pos < b.Size; {
 		data, err := unix.Seek(fd, int64(pos), unix.SEEK_DATA)
 		if err == unix.ENXIO {
@@ -179,6 +189,11 @@ func newBaseLoad(b *MemoryBase) (*baseLoad, error) {
 			bl.chunks = append(bl.chunks, LazyChunk{Off: c, Len: min(baseChunk, b.Size-c)})
 		}
 		pos = max(end, pos+pageSize)
+	}
+	for _, i := range b.Unpopulated {
+		if i >= 0 && i < len(bl.chunks) {
+			setBits(&bl.unpopulated, uint64(i), 1)
+		}
 	}
 	return bl, nil
 }
@@ -401,17 +416,55 @@ func (r *restorer) setBase() error {
 	return bm.SetBaseFile(r.lazy.base.fd, r.o.Base.Populate)
 }
 
-// mapBaseLocked maps [addr, addr+length) of v, memory file offset off,
-// from the base, without write permission.
+// mapBaseLocked maps [addr, addr+length), memory file offset off, from
+// base load bl's base, without write permission, populated as bl says.
+// The unpopulated chunks' pieces are mapped again, unpopulated, after the
+// whole range: mapped first, a piece would be populated anyway by the
+// host's fault-around of its neighbours' populate (the host merges the
+// neighbouring mappings of one file into one, and maps up to 64 KiB
+// around each page it faults in), while a mapping made over it afterwards
+// drops what that put there.
 //
 // Preconditions: mm.mu is held for writing; mm.as is not nil.
-func (mm *MM) mapBaseLocked(addr, off, length uint64, at platform.AccessType) error {
+func (mm *MM) mapBaseLocked(bl *baseLoad, addr, off, length uint64, at platform.AccessType) error {
 	bas, ok := mm.as.(platform.BaseAddressSpace)
 	if !ok {
 		return fmt.Errorf("map base: %w", ErrNoBase)
 	}
 	at.Write = false
-	return bas.MapBase(addr, off, length, at)
+	if err := bas.MapBase(addr, off, length, at, bl.populate); err != nil {
+		return err
+	}
+	for end := off + length; off < end; {
+		next, populate := bl.populateRun(off, end)
+		if !populate && bl.populate {
+			if err := bas.MapBase(addr, off, next-off, at, false); err != nil {
+				return err
+			}
+		}
+		addr, off = addr+(next-off), next
+	}
+	return nil
+}
+
+// populateRun returns the end of the piece of [off, end) from off on
+// that is populated alike, and whether it is populated.
+func (bl *baseLoad) populateRun(off, end uint64) (uint64, bool) {
+	if !bl.populate || len(bl.unpopulated) == 0 {
+		return end, bl.populate
+	}
+	// skip reports whether the chunk at o (baseChunk-aligned) is one of
+	// the unpopulated ones.
+	skip := func(o uint64) bool {
+		i := sort.Search(len(bl.chunks), func(k int) bool { return bl.chunks[k].Off >= o })
+		return i < len(bl.chunks) && bl.chunks[i].Off == o && testBit(bl.unpopulated, uint64(i))
+	}
+	first := skip(off &^ (baseChunk - 1))
+	next := min(end, off&^(baseChunk-1)+baseChunk)
+	for next < end && skip(next) == first {
+		next = min(end, next+baseChunk)
+	}
+	return next, !first
 }
 
 // mapsBase reports whether v may map chunks from a base: private memory
@@ -648,6 +701,98 @@ func (k *Kernel) CopyBase(idx []int) error {
 	return k.copyBase(l, idx, false)
 }
 
+// PrimeBase copies chunks idx of the base into the memory file now, maps
+// them from it in every address space and prefaults them into the stubs,
+// as CopyBase does at a take but with the mapping changes made at once:
+// a pool member primed while it waits (runner's primed member) holds the
+// chunks that a take would copy first, so that its take copies and maps
+// nothing before the program runs. Indices out of range are ignored.
+func (k *Kernel) PrimeBase(idx []int) error {
+	l := k.mf.lazyLoader()
+	if l == nil || l.base == nil {
+		return nil
+	}
+	return k.copyBase(l, idx, true)
+}
+
+// UnpopulateBase drops from the stubs' page tables the base's pages of
+// chunks idx where an address space maps them from the base (mapped
+// again, unpopulated, as MemoryBase.Unpopulated would have mapped them):
+// a pool member restored before its pool recorded the chunks its take
+// copies first holds them no longer than one restored after. Chunks
+// copied already, or out of range, are left as they are.
+func (k *Kernel) UnpopulateBase(idx []int) error {
+	l := k.mf.lazyLoader()
+	if l == nil || l.base == nil {
+		return nil
+	}
+	var drop []int
+	for _, i := range idx {
+		if i >= 0 && i < len(l.chunks) {
+			drop = append(drop, i)
+		}
+	}
+	sort.Ints(drop)
+	for _, mm := range k.mms() {
+		if err := mm.unpopulateBase(l, drop); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unpopulateBase maps chunks idx (ascending) that are not copied from the
+// base again, unpopulated, wherever a vma of the address space maps them,
+// as one batch of mapping changes made now. A chunk's state is read under
+// mm.mu, which a copy takes to map the chunk from the memory file after
+// it marked it copied: a chunk found not copied is mapped from the base
+// here, or afterwards from the memory file.
+func (mm *MM) unpopulateBase(l *lazyLoad, idx []int) error {
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	bas, ok := mm.as.(platform.BaseAddressSpace)
+	if !ok || len(idx) == 0 {
+		return nil
+	}
+	b, batch := mm.as.(platform.Batcher)
+	if batch {
+		b.BeginBatch()
+	}
+	var err error
+	for _, i := range idx {
+		if l.state[i].Load() != chunkUnloaded {
+			continue
+		}
+		c := l.chunks[i]
+		cEnd := c.Off + c.Len
+		for k := range mm.vmas {
+			v := &mm.vmas[k]
+			vEnd := v.Off + v.length()
+			if !v.mapsBase() || v.Perms == 0 || v.Off >= cEnd || vEnd <= c.Off {
+				continue
+			}
+			lo, hi := max(v.Off, c.Off), min(vEnd, cEnd)
+			at := v.Perms.access()
+			at.Write = false
+			if err = bas.MapBase(v.Start+(lo-v.Off), lo, hi-lo, at, false); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if batch {
+		if berr := b.EndBatch(); err == nil {
+			err = berr
+		}
+	}
+	if has, ok := mm.as.(hostAddressSpace); ok && err == nil {
+		has.HostPID() // makes the queued changes now, not at the first run
+	}
+	return err
+}
+
 // baseAheadGroup is how many chunks a copy ahead (CopyBaseAhead) copies
 // and maps at a time: each group's mappings change in one stop of the
 // stub, and the program's next writes wait for no more than one group.
@@ -697,35 +842,44 @@ func (k *Kernel) copyBase(l *lazyLoad, idx []int, prefault bool) error {
 	if err != nil {
 		return err
 	}
-	// Neighbouring chunks are mapped together.
-	var runs []LazyChunk
 	var done []int
 	for _, i := range idx {
-		if i < 0 || i >= len(l.chunks) || l.state[i].Load() != chunkLoaded {
-			continue
-		}
-		c := l.chunks[i]
-		done = append(done, i)
-		if n := len(runs); n > 0 && runs[n-1].Off+runs[n-1].Len == c.Off {
-			runs[n-1].Len += c.Len
-		} else {
-			runs = append(runs, c)
+		if i >= 0 && i < len(l.chunks) && l.state[i].Load() == chunkLoaded {
+			done = append(done, i)
 		}
 	}
 	for _, mm := range k.mms() {
-		if err := mm.remapChunks(runs, done, prefault); err != nil {
+		if err := mm.remapChunks(l, done, prefault); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// remapChunks maps runs, copied from the base, from the memory file
-// wherever the address space maps them, as one batch of mapping changes
-// (prefaulted if prefault), and records chunks done as copied for it.
-func (mm *MM) remapChunks(runs []LazyChunk, done []int, prefault bool) error {
+// remapChunks maps chunks done (ascending), copied from the base, from the
+// memory file wherever the address space maps them, neighbouring chunks
+// together, as one batch of mapping changes (prefaulted if prefault), and
+// records them as copied for it. Chunks it has mapped from the memory file
+// already (a primed pool member's, CopyBase at its take) are left as they
+// are: no mapping change, no stop of the stub.
+func (mm *MM) remapChunks(l *lazyLoad, done []int, prefault bool) error {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
+	var runs []LazyChunk
+	for _, i := range done {
+		if testBit(mm.baseFresh, uint64(i)) {
+			continue
+		}
+		c := l.chunks[i]
+		if n := len(runs); n > 0 && runs[n-1].Off+runs[n-1].Len == c.Off {
+			runs[n-1].Len += c.Len
+		} else {
+			runs = append(runs, c)
+		}
+	}
+	if len(runs) == 0 {
+		return nil
+	}
 	b, batch := mm.as.(platform.Batcher)
 	if batch {
 		b.BeginBatch()

@@ -365,3 +365,43 @@ func TestFaultFixedBeforeSaveOverBase(t *testing.T) {
 		})
 	}
 }
+
+// TestPopulateRun: a base load's mappings split where the chunks left
+// unpopulated (MemoryBase.Unpopulated) begin and end; chunks are numbered
+// among those holding data, not by offset.
+func TestPopulateRun(t *testing.T) {
+	const c = baseChunk
+	// Chunks at 0, 1, 3 and 4 (2 is a hole), indices 0..3; index 1 (at
+	// 1) and index 2 (at 3) unpopulated.
+	chunks := []LazyChunk{{Off: 0, Len: c}, {Off: c, Len: c}, {Off: 3 * c, Len: c}, {Off: 4 * c, Len: c}}
+	tests := []struct {
+		name          string
+		off, end      uint64
+		next          uint64
+		populate      bool
+		noUnpopulated bool
+	}{
+		{name: "populated chunk up to the unpopulated one", off: 0, end: 5 * c, next: c, populate: true},
+		{name: "from inside the first chunk", off: 4096, end: 5 * c, next: c, populate: true},
+		{name: "unpopulated chunk then the hole", off: c, end: 5 * c, next: 2 * c},
+		{name: "the hole, populated", off: 2 * c, end: 5 * c, next: 3 * c, populate: true},
+		{name: "unpopulated chunk at 3", off: 3 * c, end: 5 * c, next: 4 * c},
+		{name: "range ends inside", off: c + 4096, end: c + 8192, next: c + 8192},
+		{name: "last chunk", off: 4 * c, end: 5 * c, next: 5 * c, populate: true},
+		{name: "nothing left unpopulated", off: 0, end: 5 * c, next: 5 * c, populate: true, noUnpopulated: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bl := &baseLoad{populate: true, chunks: chunks}
+			if !tc.noUnpopulated {
+				for _, i := range []int{1, 2} {
+					setBits(&bl.unpopulated, uint64(i), 1)
+				}
+			}
+			next, populate := bl.populateRun(tc.off, tc.end)
+			if next != tc.next || populate != tc.populate {
+				t.Errorf("populateRun(%#x, %#x) = %#x, %v, want %#x, %v", tc.off, tc.end, next, populate, tc.next, tc.populate)
+			}
+		})
+	}
+}

@@ -851,7 +851,7 @@ func (mm *MM) mapLazyLocked(l *lazyLoad, v *vma, at platform.AccessType, precomm
 				err = mm.as.MapFile(addr, pos, length, at, precommit)
 			}
 		case l.base != nil:
-			err = mm.mapBaseLocked(addr, pos, length, at)
+			err = mm.mapBaseLocked(l.base, addr, pos, length, at)
 		case unmapRest:
 			err = mm.as.Unmap(addr, length)
 		}

@@ -209,16 +209,18 @@ var ErrWatchUnsupported = errors.New("platform: write watching is not supported"
 // MapBase; the platform keeps its own duplicate of fd. MapBase maps
 // length bytes of the base at offset at addr, as MapFile does, never
 // writable (a write faults, and the kernel copies the page into the
-// memory file), its pages populated if populate was set (a pool member,
-// mapped while it waits), else mapped by the host on first touch (a
-// restore about to run, which would wait for every page).
+// memory file), its pages populated now if SetBaseFile's and MapBase's
+// populate are both set (a pool member, mapped while it waits), else
+// mapped by the host on first touch (a restore about to run, which would
+// wait for every page, or pages that a member copies before it runs and
+// so never reads from the base).
 type BaseMapper interface {
 	SetBaseFile(fd int, populate bool) error
 }
 
 // BaseAddressSpace is implemented by the address spaces of a BaseMapper.
 type BaseAddressSpace interface {
-	MapBase(addr, offset, length uint64, at AccessType) error
+	MapBase(addr, offset, length uint64, at AccessType, populate bool) error
 }
 
 // ThreadReleaser is implemented by a Platform whose contexts tie host state

@@ -306,6 +306,7 @@ func (p poolDir) replenishLocked(ctx context.Context, exe string) error {
 			return fmt.Errorf("pool %s: replace a member: %w", p.name, err)
 		}
 	}
+	p.primeOne(ctx)
 	if c, err = p.config(); err == nil && c.Error != "" {
 		c.Error, c.ErrorAt = "", nil
 		err = p.writeConfig(c)
@@ -557,7 +558,7 @@ func TakeFromPool(ctx context.Context, sd StateDir, name string, o TakeOptions) 
 		if err != nil {
 			return "", err
 		}
-		for _, id := range ids {
+		for _, id := range p.primedFirst(ids) {
 			if !p.claim(id) {
 				continue
 			}

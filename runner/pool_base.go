@@ -73,7 +73,10 @@ func (s *KernelSandbox) copyWrites(path string) (ahead []int, record bool) {
 	if path == "" {
 		return nil, false
 	}
-	idx, err := readWrites(path)
+	idx, err := s.parked.writesIdx, error(nil)
+	if idx == nil {
+		idx, err = readWrites(path)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, true
 	}
@@ -87,6 +90,76 @@ func (s *KernelSandbox) copyWrites(path string) (ahead []int, record bool) {
 		s.opts.Diag.Printf("take: chunks written first (%s) not copied: %v", path, err)
 	}
 	return ahead, false
+}
+
+// Prime implements Primer: a member over a base copies the first
+// takeCopyFirst chunks recorded in its pool's writes file now, maps them
+// and prefaults them into its stubs (Kernel.PrimeBase), so that its take
+// copies and maps nothing before the program runs (copyWrites finds them
+// copied). It holds them from then on, as a member with a copy of its own
+// would (3 MiB of the cold-start image's 27), so a pool primes one member
+// at a time. It reports false if the pool has recorded no writes yet, or
+// the member does not restore over a base.
+func (s *KernelSandbox) Prime() (bool, error) {
+	p := s.parked
+	if p == nil {
+		return false, fmt.Errorf("%w: the sandbox was not restored parked", ErrNotWaiting)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != parkWaiting {
+		return false, ErrNotWaiting
+	}
+	if p.writes == "" {
+		return false, nil
+	}
+	idx, err := readWrites(p.writes)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	p.writesIdx = idx // the take needs not read them again
+	if err := s.k.PrimeBase(idx[:min(len(idx), takeCopyFirst)]); err != nil {
+		return false, fmt.Errorf("copy the chunks written first: %w", err)
+	}
+	p.trimmed = true // mapped from its own copies now
+	return true, nil
+}
+
+// Trim implements Primer: a member over a base restored before its pool
+// recorded the chunks written first drops the base's pages of the first
+// takeCopyFirst of them from its stubs (Kernel.UnpopulateBase), as one
+// restored after maps them (MemoryBase.Unpopulated): its take copies them
+// before its program runs, which never reads them from the base. Once
+// done (or restored so), it does nothing.
+func (s *KernelSandbox) Trim() error {
+	p := s.parked
+	if p == nil {
+		return fmt.Errorf("%w: the sandbox was not restored parked", ErrNotWaiting)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != parkWaiting {
+		return ErrNotWaiting
+	}
+	if p.writes == "" || p.trimmed {
+		return nil
+	}
+	idx, err := readWrites(p.writes)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	p.writesIdx = idx
+	if err := s.k.UnpopulateBase(idx[:min(len(idx), takeCopyFirst)]); err != nil {
+		return fmt.Errorf("drop the base's pages of the chunks written first: %w", err)
+	}
+	p.trimmed = true
+	return nil
 }
 
 // readWrites reads the chunks recorded at path (an error wrapping

@@ -36,6 +36,16 @@ const (
 	// ReqTake hands a waiting pool member its stdio (three descriptors
 	// passed with SCM_RIGHTS in the same message) and resumes it.
 	ReqTake = "take"
+	// ReqPrime has a waiting pool member copy, while it waits, the chunks
+	// of its pool's base that a take would copy before the program runs
+	// (the pool's replenisher primes one member: pool_prime.go). Its
+	// result's Primed says whether there were any to copy.
+	ReqPrime = "prime"
+	// ReqTrim has a waiting pool member over a shared base drop from its
+	// stubs the base's pages that its take would copy first (it never
+	// reads them from the base): a member restored before its pool
+	// recorded them populated them (pool_prime.go).
+	ReqTrim = "trim"
 )
 
 // Response kinds.
@@ -157,6 +167,9 @@ type Response struct {
 	Exit     *ExitStatus `msgpack:"exit,omitempty"`
 	URI      string      `msgpack:"uri,omitempty"`
 	Progress *Progress   `msgpack:"progress,omitempty"`
+	// Primed, in the result of ReqPrime, says that the member copied
+	// chunks (false: its pool recorded none yet).
+	Primed bool `msgpack:"primed,omitempty"`
 }
 
 // WireError is an error as it crosses the socket: a stable code the client

@@ -283,6 +283,12 @@ func (s *Server) handle(ctx context.Context, w *connWriter, req *Request, files 
 		reply(&Response{Kind: KindResult, Exit: m.Exit}, nil)
 	case ReqTake:
 		reply(&Response{Kind: KindResult}, s.take(files, req.Publish))
+	case ReqPrime:
+		primed, err := s.prime(false)
+		reply(&Response{Kind: KindResult, Primed: primed}, err)
+	case ReqTrim:
+		_, err := s.prime(true)
+		reply(&Response{Kind: KindResult}, err)
 	case ReqSave:
 		uri, err := s.save(ctx, req, func(p Progress) {
 			w.send(&Response{ID: req.ID, Kind: KindProgress, Progress: &p})
@@ -306,6 +312,40 @@ type Parked interface {
 	// by sig: Wait returns that status. It fails with ErrNotWaiting if
 	// the sandbox runs.
 	Discard(sig int) error
+}
+
+// Primer is a Parked sandbox that can be primed while it waits: it copies
+// what its take would copy first (a pool member over a shared base).
+type Primer interface {
+	// Prime copies, while the sandbox waits, the memory its take would
+	// copy before the program runs, and reports whether there was any.
+	// It fails with ErrNotWaiting once the sandbox was resumed or
+	// discarded.
+	Prime() (bool, error)
+	// Trim drops, while the sandbox waits, the pages of the base that
+	// its take would copy before the program runs from its stubs' page
+	// tables (they are never read there). It fails with ErrNotWaiting
+	// once the sandbox was resumed or discarded.
+	Trim() error
+}
+
+// prime has a waiting pool member primed (ReqPrime), or trimmed (ReqTrim).
+func (s *Server) prime(trim bool) (bool, error) {
+	p, ok := s.sb.(Primer)
+	if !ok || s.Metadata().Status != StatusWaiting {
+		return false, fmt.Errorf("prime %s: %w", s.id, ErrNotWaiting)
+	}
+	if trim {
+		if err := p.Trim(); err != nil {
+			return false, fmt.Errorf("trim %s: %w", s.id, err)
+		}
+		return false, nil
+	}
+	primed, err := p.Prime()
+	if err != nil {
+		return false, fmt.Errorf("prime %s: %w", s.id, err)
+	}
+	return primed, nil
 }
 
 // take hands a waiting pool member its stdio and the ports it publishes,

@@ -61,7 +61,7 @@ func (p *Platform) populateBase() bool {
 }
 
 // MapBase implements platform.BaseAddressSpace.
-func (a *addressSpace) MapBase(addr, offset, length uint64, at platform.AccessType) error {
+func (a *addressSpace) MapBase(addr, offset, length uint64, at platform.AccessType, populate bool) error {
 	if err := checkRange(addr, length); err != nil {
 		return fmt.Errorf("ptrace: map base: %w", err)
 	}
@@ -78,13 +78,13 @@ func (a *addressSpace) MapBase(addr, offset, length uint64, at platform.AccessTy
 	if err != nil {
 		return err
 	}
-	// Populated if asked: the base's pages are all there (in the page
+	// Populated if asked (SetBaseFile, and this call): the base's pages are all there (in the page
 	// cache of the base file), and mapping them now spares the program a
 	// host fault per first touch, as the prefault of a restore does; but
 	// a restore that runs at once would wait for all of them, most of
 	// which its program does not touch soon.
 	flags := uint64(unix.MAP_SHARED | unix.MAP_FIXED)
-	if a.p.populateBase() {
+	if populate && a.p.populateBase() {
 		flags |= unix.MAP_POPULATE
 	}
 	call := stubCall{sysMmap, [6]uint64{addr, length, hostProt(at), flags, fd, offset}}

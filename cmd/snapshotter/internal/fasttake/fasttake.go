@@ -178,6 +178,7 @@ func (c command) run() {
 			return
 		}
 	}
+	ids = primedFirst(pool, ids)
 	for _, id := range ids {
 		if !validName(id) || syscall.Unlink(pool+"/waiting/"+id) != nil {
 			continue // taken by another
@@ -298,6 +299,26 @@ func readDir(dir string) ([]string, bool) {
 		}
 		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
 	}
+}
+
+// primedFirst returns ids with the pool's primed member (the target of
+// its "primed" link, runner's pool_prime.go), if among them, moved first:
+// its take copies nothing before the program runs.
+func primedFirst(pool string, ids []string) []string {
+	var buf [65]byte
+	n, err := syscall.Readlink(pool+"/primed", buf[:])
+	if err != nil || n >= len(buf) {
+		return ids
+	}
+	id := string(buf[:n])
+	for k, v := range ids {
+		if v == id && validName(id) {
+			copy(ids[1:k+1], ids[:k])
+			ids[0] = id
+			break
+		}
+	}
+	return ids
 }
 
 // take connects to a member's control socket and sends it a take request

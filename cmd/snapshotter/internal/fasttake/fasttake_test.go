@@ -2,6 +2,7 @@ package fasttake
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,37 @@ func TestMapString(t *testing.T) {
 			}
 			for i := range b {
 				mapString(b[:i], "kind") // truncated: no panic
+			}
+		})
+	}
+}
+
+// TestPrimedFirst: the member the pool's primed link names goes first;
+// a link to a member not waiting, an invalid name or no link leave the
+// order as listed.
+func TestPrimedFirst(t *testing.T) {
+	tests := []struct {
+		name, link string
+		ids, want  []string
+	}{
+		{"primed last", "c", []string{"a", "b", "c"}, []string{"c", "a", "b"}},
+		{"primed in the middle", "b", []string{"a", "b", "c"}, []string{"b", "a", "c"}},
+		{"primed first", "a", []string{"a", "b"}, []string{"a", "b"}},
+		{"primed taken", "z", []string{"a", "b"}, []string{"a", "b"}},
+		{"invalid name", ".a", []string{"a", ".a"}, []string{"a", ".a"}},
+		{"no link", "", []string{"a", "b"}, []string{"a", "b"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pool := t.TempDir()
+			if tc.link != "" {
+				if err := os.Symlink(tc.link, pool+"/primed"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := primedFirst(pool, append([]string(nil), tc.ids...))
+			if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("primedFirst(%q) with link %q = %q, want %q", tc.ids, tc.link, got, tc.want)
 			}
 		})
 	}
