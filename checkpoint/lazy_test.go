@@ -205,9 +205,11 @@ func (e *env) checkKilledByLoad(id string) {
 // TestLazyRestoreStoreGone: memtouch (64 MiB, one slice checked every 100
 // ms) restored lazily with the background loader held back, so that its
 // memory loads on first touch only; the file store directory is removed
-// after its first line. The next chunk it touches cannot be loaded: the
-// sandbox is killed with a clear line, nothing hangs. An image whose
-// chunks are gone before the restore is refused.
+// after its first line, its pack (64 MiB makes one) cut short first: the
+// restore opened it at the first touch, and an open file outlives its
+// name. The next chunk it touches cannot be loaded: the sandbox is killed
+// with a clear line, nothing hangs. An image whose chunks are gone before
+// the restore is refused.
 func TestLazyRestoreStoreGone(t *testing.T) {
 	e := newEnv(t)
 	store := filepath.Join(e.dir, "gone")
@@ -217,6 +219,13 @@ func TestLazyRestoreStoreGone(t *testing.T) {
 	rid, rout := e.restoreDetached(uri, "", "--lazy")
 	e.extra = nil
 	checkMemtouch(t, waitLines(t, rout, 1))
+	packs, _ := filepath.Glob(filepath.Join(store, ".packs", "*.pack"))
+	if len(packs) != 1 {
+		t.Fatalf("packs of the store = %v, want one", packs)
+	}
+	if err := os.Truncate(packs[0], 16); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.RemoveAll(store); err != nil {
 		t.Fatal(err)
 	}

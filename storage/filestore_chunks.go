@@ -2,11 +2,15 @@ package storage
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -99,7 +103,10 @@ func (f *fileBackend) syncChunks(context.Context) error {
 }
 
 // chunkReader opens the store directory once for all the chunks a reader
-// opens; chunks are then opened below it as every entry is (safeOpen).
+// opens; chunks are then opened below it as every entry is (safeOpen), or
+// read from the store's packs, whose indexes it reads at the first chunk
+// that is not a file (so that an image of chunk files, a small program's,
+// does not pay for the packs of the store's large images).
 func (f *fileBackend) chunkReader(context.Context) (chunkOpener, error) {
 	root, err := f.openRoot()
 	if err != nil {
@@ -111,17 +118,51 @@ func (f *fileBackend) chunkReader(context.Context) (chunkOpener, error) {
 type fileChunks struct {
 	f    *fileBackend
 	root *os.File
+
+	// packs are the store's packs, read once (packsOnce) at the first
+	// chunk not found as a file; loaded is set after.
+	packsOnce sync.Once
+	packs     *packSet
+	packsErr  error
+	loaded    atomic.Bool
 }
 
 func (c *fileChunks) chunk(_ context.Context, sum string) (blobReader, error) {
+	d, err := hex.DecodeString(sum)
+	if err != nil || len(d) != sha256.Size {
+		return nil, fmt.Errorf("chunk address %q: %w", sum, ErrCorrupt)
+	}
+	if c.loaded.Load() {
+		if loc, ok := c.packs.chunk[[sha256.Size]byte(d)]; ok {
+			return &packChunk{root: c.root, loc: loc}, nil
+		}
+	}
 	fl, err := safeOpen(int(c.root.Fd()), c.f.root, c.f.chunkRel(sum), false)
-	if err != nil {
+	if err == nil {
+		return &fileBlob{f: fl}, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	return &fileBlob{f: fl}, nil
+	c.packsOnce.Do(func() {
+		c.packs, c.packsErr = c.f.loadPacks(c.root)
+		c.loaded.Store(c.packsErr == nil)
+	})
+	if c.packsErr != nil {
+		return nil, c.packsErr
+	}
+	if loc, ok := c.packs.chunk[[sha256.Size]byte(d)]; ok {
+		return &packChunk{root: c.root, loc: loc}, nil
+	}
+	return nil, c.packs.missing(err)
 }
 
-func (c *fileChunks) close() error { return c.root.Close() }
+func (c *fileChunks) close() error {
+	if c.loaded.Load() {
+		c.packs.close()
+	}
+	return c.root.Close()
+}
 
 // listChunks walks ROOT/.chunks; it also removes temporary files of
 // killed writers older than a day, as other staging leftovers are.

@@ -106,6 +106,16 @@ type Writer struct {
 	// newChunks and newBytes count the chunks the store did not have yet;
 	// accessed atomically by the workers.
 	newChunks, newBytes atomic.Uint64
+	// looseChunks is set once a chunk went through the store's putChunk
+	// (not a pack): the commit then syncs the store's chunks. Accessed
+	// atomically.
+	looseChunks atomic.Bool
+	// total is the memory handed over so far; packer, once it reaches
+	// packMinBytes in a store that packs, is the pack of the new chunks
+	// of the spans handed out from then on (memJob.packer). Exclusive to
+	// the memory producer; packer is immutable once set.
+	total  uint64
+	packer *filePacker
 
 	// createdMu protects created: the chunks this writer stored, and
 	// when, for Abort to delete.
@@ -140,6 +150,8 @@ type memJob struct {
 	// patch is set for a patch (WritePatchFrom): every page of the
 	// pieces is stored, zero or not, and the chunk is flagged chunkPatch.
 	patch bool
+	// packer, if not nil, stores the chunk in the writer's pack.
+	packer *filePacker
 }
 
 // piece is a part of a span handed to the writer: n bytes at rel in the
@@ -520,6 +532,17 @@ func (j *memJob) encodeBetterWherePays(raw []byte) []byte {
 // store them in parallel; the drain only records them in order.
 func (w *Writer) putChunk(j *memJob) {
 	j.c.Sum = sha256.Sum256(j.stored)
+	if j.packer != nil {
+		existed, err := j.packer.put(j.c.Sum, j.stored)
+		if err != nil {
+			w.setErr(fmt.Errorf("write memory of %s: %w", w.uri, err))
+		} else if !existed {
+			w.newChunks.Add(1)
+			w.newBytes.Add(uint64(len(j.stored)))
+		}
+		return
+	}
+	w.looseChunks.Store(true)
 	existed, err := w.cs.putChunk(w.ctx, j.c.SumHex(), j.stored)
 	if err != nil {
 		w.setErr(fmt.Errorf("write memory of %s: %w", w.uri, err))
@@ -560,6 +583,7 @@ func (w *Writer) drain() {
 		}
 		j.c = Chunk{}
 		j.has, j.reused, j.patch = false, false, false
+		j.packer = nil
 		j.stored = nil
 		j.pieces = j.pieces[:0]
 		j.handed = 0
@@ -591,6 +615,7 @@ func (w *Writer) handOut(call *sync.WaitGroup) {
 			break
 		}
 	}
+	j.packer = w.packer
 	w.order <- j
 	w.work <- j
 }
@@ -657,6 +682,9 @@ func (w *Writer) writeMemory(r io.ReaderAt, data []byte, ranges []Range) error {
 	if err := w.startMemory(); err != nil {
 		return err
 	}
+	if err := w.startPack(ranges); err != nil {
+		return err
+	}
 	var call sync.WaitGroup
 	err := w.feed(r, data, ranges, &call)
 	if err == nil && w.cur != nil {
@@ -708,6 +736,28 @@ func (w *Writer) feed(r io.ReaderAt, data []byte, ranges []Range, call *sync.Wai
 		w.nextOff = end
 		w.memSize = max(w.memSize, end)
 	}
+	return nil
+}
+
+// startPack counts the memory of ranges as handed over and, once the
+// writer has been handed packMinBytes, starts its pack if the store packs
+// chunks (the file store): the new chunks of a large write go into one
+// object rather than one file each.
+func (w *Writer) startPack(ranges []Range) error {
+	for _, rg := range ranges {
+		w.total += rg.Len
+	}
+	ps, ok := w.cs.(packingStore)
+	if w.packer != nil || w.total < packMinBytes || !ok {
+		return nil
+	}
+	p, err := ps.newPacker()
+	if err != nil {
+		err = fmt.Errorf("write memory of %s: %w", w.uri, err)
+		w.setErr(err)
+		return err
+	}
+	w.packer = p
 	return nil
 }
 
@@ -771,6 +821,9 @@ func (w *Writer) Commit() (*Manifest, error) {
 	w.done = true
 	w.mu.Unlock()
 	w.cancel()
+	if w.packer != nil {
+		w.packer.close(false)
+	}
 	return m, nil
 }
 
@@ -782,9 +835,19 @@ func (w *Writer) commit() (*Manifest, error) {
 	if err := w.getErr(); err != nil {
 		return nil, err
 	}
-	// The manifest may reference the chunks only once they are durable.
-	if err := w.cs.syncChunks(w.ctx); err != nil {
-		return nil, fmt.Errorf("write memory of %s: %w", w.uri, err)
+	// The manifest may reference the chunks only once they are durable:
+	// a pack's are once it is published; chunk files (stored, or found
+	// and perhaps not yet synced by the writer that stored them) once the
+	// store syncs them.
+	if w.packer != nil {
+		if err := w.packer.finish(); err != nil {
+			return nil, fmt.Errorf("write memory of %s: %w", w.uri, err)
+		}
+	}
+	if w.looseChunks.Load() || w.packer != nil && w.packer.looseFound.Load() {
+		if err := w.cs.syncChunks(w.ctx); err != nil {
+			return nil, fmt.Errorf("write memory of %s: %w", w.uri, err)
+		}
 	}
 	w.startState()
 	s := w.state
@@ -909,6 +972,9 @@ func (w *Writer) Abort() error {
 	w.cancel()
 	w.finishMemory()
 	w.removeCreated()
+	if w.packer != nil {
+		w.packer.close(true)
+	}
 	if w.state != nil && w.state.blob != nil {
 		if w.state.enc != nil {
 			w.state.enc.Close()
