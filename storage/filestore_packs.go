@@ -330,6 +330,9 @@ type filePacker struct {
 	size      uint64
 	entries   []packEntry
 	mine      map[[sha256.Size]byte]bool
+	// madeDir is set if the writer made the store's pack directory,
+	// whose entry in the store directory finish then syncs too.
+	madeDir bool
 	// kicked is where the writeback started so far ends: every
 	// writebackStep bytes written, one sync_file_range starts the next
 	// step's (a call per chunk cost more CPU, each a separate submission).
@@ -456,6 +459,9 @@ func (p *filePacker) put(sum [sha256.Size]byte, data []byte) (bool, error) {
 // Preconditions: p.mu is held.
 func (p *filePacker) create() error {
 	dir := filepath.Join(p.f.root, packDir)
+	if _, err := os.Lstat(dir); err != nil {
+		p.madeDir = true
+	}
 	if err := mkdirPrivate(dir); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
@@ -517,7 +523,10 @@ func (p *filePacker) finish() error {
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("write index of %s: %w", uri, err)
 	}
-	return syncDir(p.f.root)
+	if p.madeDir {
+		return syncDir(p.f.root)
+	}
+	return nil
 }
 
 // stored reports whether the writer stored anything in its pack.

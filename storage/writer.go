@@ -950,19 +950,9 @@ func (w *Writer) commit() (*Manifest, error) {
 	if err := w.getErr(); err != nil {
 		return nil, err
 	}
-	// The manifest may reference the chunks only once they are durable:
-	// a pack's are once it is published; chunk files (stored, or found
-	// and perhaps not yet synced by the writer that stored them) once the
-	// store syncs them.
-	if w.packer != nil {
-		if err := w.packer.finish(); err != nil {
-			return nil, fmt.Errorf("write memory of %s: %w", w.uri, err)
-		}
-	}
-	if w.looseChunks.Load() || w.packer != nil && w.packer.looseFound.Load() {
-		if err := w.cs.syncChunks(w.ctx); err != nil {
-			return nil, fmt.Errorf("write memory of %s: %w", w.uri, err)
-		}
+	// The manifest may reference the chunks only once they are durable.
+	if err := w.syncChunks(); err != nil {
+		return nil, fmt.Errorf("write memory of %s: %w", w.uri, err)
 	}
 	w.startState()
 	s := w.state
@@ -1039,6 +1029,22 @@ func (w *Writer) commit() (*Manifest, error) {
 		return nil, fmt.Errorf("commit %s: %w", w.uri, err)
 	}
 	return m, nil
+}
+
+// syncChunks makes the chunks the image references durable: it publishes
+// the writer's pack (durable once published), and syncs the store's chunk
+// files if it stored or found any (their writer may not have synced them
+// yet).
+func (w *Writer) syncChunks() error {
+	if w.packer != nil {
+		if err := w.packer.finish(); err != nil {
+			return err
+		}
+	}
+	if w.looseChunks.Load() || w.packer != nil && w.packer.looseFound.Load() {
+		return w.cs.syncChunks(w.ctx)
+	}
+	return nil
 }
 
 // casMemoryKey is the nominal memory blob key of a content-addressed
