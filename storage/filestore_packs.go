@@ -657,13 +657,6 @@ func (p *filePacker) finish() error {
 	return nil
 }
 
-// stored reports whether the writer stored anything in its pack.
-func (p *filePacker) stored() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.file != nil
-}
-
 // close releases the packer's files; with remove (a failed write), it
 // deletes its pack first, unless another writer refreshed the published
 // index since (that writer may reference its chunks; Prune removes it
