@@ -34,10 +34,7 @@ import (
 //	ID.idx   "SNAPPKI\n" | major u16 | minor u16 | count u32 | pack size u64 |
 //	         count × (SHA-256 [32] | offset u64 | length u32 | reserved u32) | SHA-256 of all before
 //
-// A writer's workers copy their payloads into the pack's stages (4 MiB),
-// which a goroutine writes with O_DIRECT where the file system allows it:
-// no copy into the page cache, nor the allocation and writeback of its
-// pages. The index is written last, once the pack's data is durable, under a
+// The index is written last, once the pack's data is durable, under a
 // temporary name renamed into place: a pack exists for readers and other
 // writers exactly when its index does. Chunks are found by their address,
 // so an image's index does not say where a chunk lives: a reader opens it
@@ -336,23 +333,10 @@ type filePacker struct {
 	// madeDir is set if the writer made the store's pack directory,
 	// whose entry in the store directory finish then syncs too.
 	madeDir bool
-	// stage is the part of the pack being filled, which starts at file
-	// offset stageOff and holds fill bytes: payloads are copied into it,
-	// and a full stage goes to the pack's writer goroutine (ioq), whose
-	// free buffers come back through free. size = stageOff + fill.
-	stage    []byte
-	stageOff uint64
-	fill     int
-	ioq      chan packStage
-	free     chan []byte
-	buffers  [][]byte
-	// ioDone is closed when the writer goroutine has stopped, ioErr (its
-	// first error) set.
-	ioDone chan struct{}
-	ioErr  error
-	// direct is set when the pack is written with O_DIRECT (exclusive to
-	// the writer goroutine while it runs).
-	direct bool
+	// kicked is where the writeback started so far ends: every
+	// writebackStep bytes written, one sync_file_range starts the next
+	// step's (a call per chunk cost more CPU, each a separate submission).
+	kicked uint64
 	// published is when the pack's index was renamed into place (zero
 	// before).
 	published time.Time
@@ -419,126 +403,55 @@ func (f *fileBackend) touch(rel string) error {
 	return unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(f.root, rel), []unix.Timespec{now, now}, unix.AT_SYMLINK_NOFOLLOW)
 }
 
-// packStageLen is the length of a pack's stages: what its writer
-// goroutine writes at once.
-const packStageLen = 4 << 20
-
-// packStages is how many stage buffers a pack has: one being filled, one
-// being written, one spare.
-const packStages = 3
-
-// packStage is a stage handed to the pack's writer goroutine.
-type packStage struct {
-	buf []byte
-	off uint64
-	n   int
-}
-
 // put stores chunk sum in the pack unless the store has it, and reports
-// whether it had. The payload is copied into the stage being filled,
-// under the lock, at the pack's end; the pack's writer goroutine writes
-// full stages. A failed write shows at finish.
+// whether it had. The payload is written at an offset reserved under the
+// lock, outside it; the writeback of what was written is started in steps
+// of writebackStep.
 func (p *filePacker) put(sum [sha256.Size]byte, data []byte) (bool, error) {
 	if ok, err := p.has(sum); ok || err != nil {
 		return ok, err
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.mine[sum] {
+		p.mu.Unlock()
 		return true, nil
 	}
 	if p.file == nil {
 		if err := p.create(); err != nil {
+			p.mu.Unlock()
 			return false, err
 		}
 	}
-	p.entries = append(p.entries, packEntry{sum: sum, off: p.size, n: uint32(len(data))})
-	p.mine[sum] = true
+	off := p.size
 	p.size += uint64(len(data))
-	for len(data) > 0 {
-		n := copy(p.stage[p.fill:], data)
-		p.fill += n
-		data = data[n:]
-		if p.fill == len(p.stage) {
-			p.ioq <- packStage{buf: p.stage, off: p.stageOff, n: p.fill}
-			p.stageOff += uint64(p.fill)
-			p.stage, p.fill = <-p.free, 0
-		}
-	}
-	return false, nil
-}
-
-// writeStages is the pack's writer goroutine: it writes each stage at its
-// offset (with O_DIRECT, rounded up to whole pages: only the last is
-// partial, and finish truncates the pack to its size) and, through the
-// page cache, starts its writeback at once (sync_file_range, a hint: the
-// durability comes from finish's fdatasync). It owns p.direct until it
-// stops.
-func (p *filePacker) writeStages(fd int) {
-	var err error
-	for st := range p.ioq {
-		if err == nil {
-			n := st.n
-			if p.direct {
-				n = (n + PageSize - 1) &^ (PageSize - 1)
-				clear(st.buf[st.n:n])
-			}
-			err = pwriteAll(fd, st.buf[:n], int64(st.off))
-			if errors.Is(err, unix.EINVAL) && p.direct {
-				// A file system that opens with O_DIRECT but wants
-				// another alignment: through the page cache, then.
-				if err = p.file.Truncate(int64(st.off)); err == nil {
-					if _, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0); err == nil {
-						p.direct = false
-						err = pwriteAll(fd, st.buf[:st.n], int64(st.off))
-					}
-				}
-			}
-			if err == nil && !p.direct {
-				_ = unix.SyncFileRange(fd, int64(st.off), int64(n), unix.SYNC_FILE_RANGE_WRITE)
-			}
-		}
-		p.free <- st.buf
-	}
-	p.ioErr = err
-	close(p.ioDone)
-}
-
-func pwriteAll(fd int, b []byte, off int64) error {
-	for n := 0; n < len(b); {
-		m, err := unix.Pwrite(fd, b[n:], off+int64(n))
+	p.entries = append(p.entries, packEntry{sum: sum, off: off, n: uint32(len(data))})
+	p.mine[sum] = true
+	fd := int(p.file.Fd())
+	p.mu.Unlock()
+	for n := 0; n < len(data); {
+		m, err := unix.Pwrite(fd, data[n:], int64(off)+int64(n))
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return err
+			return false, fmt.Errorf("write %s: %w", p.f.packURI(p.id, ".pack"), err)
 		}
 		n += m
 	}
-	return nil
-}
-
-// stopWriting hands the last stage, if it holds anything, to the writer
-// goroutine, and waits for it to stop. It returns the goroutine's error.
-//
-// Preconditions: p.mu is held; p.file is not nil.
-func (p *filePacker) stopWriting() error {
-	if p.ioq == nil {
-		return p.ioErr
+	end := off + uint64(len(data))
+	p.mu.Lock()
+	from := p.kicked
+	kick := end >= from+writebackStep
+	if kick {
+		p.kicked = end
 	}
-	if p.fill > 0 {
-		p.ioq <- packStage{buf: p.stage, off: p.stageOff, n: p.fill}
-		p.stageOff += uint64(p.fill)
-		p.fill = 0
+	p.mu.Unlock()
+	if kick {
+		// A hint only: durability comes from finish's fdatasync, which
+		// also writes what a payload still being written here missed.
+		_ = unix.SyncFileRange(fd, int64(from), int64(end-from), unix.SYNC_FILE_RANGE_WRITE)
 	}
-	close(p.ioq)
-	p.ioq = nil
-	<-p.ioDone
-	for _, b := range p.buffers {
-		unix.Munmap(b)
-	}
-	p.buffers, p.stage = nil, nil
-	return p.ioErr
+	return false, nil
 }
 
 // create makes the pack's data file and writes its header.
@@ -553,51 +466,19 @@ func (p *filePacker) create() error {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
 	id := randHex(16)
-	// O_DIRECT where the file system has it: the pack's bytes go from the
-	// stages to the disk without a copy into the page cache, its pages'
-	// allocation and their writeback later (each a cost per page).
-	path := filepath.Join(dir, id+".pack")
-	fl, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_DIRECT, fileMode)
-	p.direct = err == nil
-	if errors.Is(err, unix.EINVAL) {
-		fl, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
-	}
-	if err == nil {
-		if err = fl.Chmod(fileMode); err != nil {
-			fl.Close()
-			os.Remove(path)
-		}
-	}
+	fl, err := createPrivate(filepath.Join(dir, id+".pack"))
 	if err != nil {
 		return fmt.Errorf("create pack: %w", err)
 	}
-	for i := 0; i < packStages; i++ {
-		b, err := unix.Mmap(-1, 0, packStageLen, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-		if err != nil {
-			for _, b := range p.buffers {
-				unix.Munmap(b)
-			}
-			p.buffers = nil
-			fl.Close()
-			os.Remove(path)
-			return fmt.Errorf("create pack: stage buffers: %w", err)
-		}
-		p.buffers = append(p.buffers, b)
+	var hdr [packHeaderLen]byte
+	copy(hdr[:], packMagic)
+	binary.LittleEndian.PutUint16(hdr[8:], packMajor)
+	binary.LittleEndian.PutUint16(hdr[10:], packMinor)
+	if _, err := fl.WriteAt(hdr[:], 0); err != nil {
+		fl.Close()
+		os.Remove(fl.Name())
+		return fmt.Errorf("write %s: %w", p.f.packURI(id, ".pack"), err)
 	}
-	p.free = make(chan []byte, packStages)
-	for _, b := range p.buffers[1:] {
-		p.free <- b
-	}
-	p.stage = p.buffers[0]
-	copy(p.stage, packMagic)
-	binary.LittleEndian.PutUint16(p.stage[8:], packMajor)
-	binary.LittleEndian.PutUint16(p.stage[10:], packMinor)
-	clear(p.stage[12:packHeaderLen])
-	p.fill, p.stageOff = packHeaderLen, 0
-	p.ioq = make(chan packStage, packStages)
-	p.ioDone = make(chan struct{})
-	// S/R-SAFE: writes only the pack file; stopped by finish or close.
-	go p.writeStages(int(fl.Fd()))
 	p.id, p.file, p.size = id, fl, packHeaderLen
 	return nil
 }
@@ -613,15 +494,6 @@ func (p *filePacker) finish() error {
 		return nil
 	}
 	uri := p.f.packURI(p.id, ".pack")
-	if err := p.stopWriting(); err != nil {
-		return fmt.Errorf("write %s: %w", uri, err)
-	}
-	if p.direct {
-		// The last stage was written to a whole page.
-		if err := p.file.Truncate(int64(p.size)); err != nil {
-			return fmt.Errorf("write %s: %w", uri, err)
-		}
-	}
 	if err := unix.Fdatasync(int(p.file.Fd())); err != nil {
 		return fmt.Errorf("sync %s: %w", uri, err)
 	}
@@ -669,7 +541,6 @@ func (p *filePacker) close(remove bool) {
 	if p.file == nil {
 		return
 	}
-	p.stopWriting()
 	p.file.Close()
 	dir := filepath.Join(p.f.root, packDir)
 	if remove {
