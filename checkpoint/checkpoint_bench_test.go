@@ -55,6 +55,11 @@ type benchWorkload struct {
 	// recompress saves with --recompress (not the --leave-running save):
 	// the image is measured, and restored, once rewritten.
 	recompress bool
+	// fresh also saves a second run of the program into an empty store
+	// (fresh-save-ms): a user's first save, which stores every chunk,
+	// where the measured save finds them stored by the --leave-running
+	// save before it.
+	fresh bool
 }
 
 // checkpointWorkloads are memload at 64, 256 and 1024 MiB, and the peers'
@@ -71,10 +76,10 @@ func checkpointWorkloads(b *testing.B) []benchWorkload {
 	}
 	touch := []string{memtouch, "1024", "/dev/stdout"}
 	return append(ws,
-		benchWorkload{name: "memtouch-1GiB-s2", argv: touch},
+		benchWorkload{name: "memtouch-1GiB-s2", argv: touch, fresh: true},
 		benchWorkload{name: "memtouch-1GiB-zstd1", argv: touch, save: []string{"--compression", "zstd", "--level", "1"}},
 		benchWorkload{name: "memtouch-1GiB-zstd4", argv: touch, save: []string{"--compression", "zstd", "--level", "4"}},
-		benchWorkload{name: "memtouch-1GiB-s2-recompress", argv: touch, recompress: true},
+		benchWorkload{name: "memtouch-1GiB-s2-recompress", argv: touch, recompress: true, fresh: true},
 	)
 }
 
@@ -85,7 +90,8 @@ func checkpointWorkloads(b *testing.B) []benchWorkload {
 // restore -d` until the program prints again, and the image size; next to
 // a same-run memcpy of the same size. With recompress, recompressed-ms is
 // from the start of the save until the rewritten image is published, and
-// image-MiB is the rewritten image's.
+// image-MiB is the rewritten image's. With fresh, fresh-save-ms is the
+// time of `snap save` of another run of the program into an empty store.
 func BenchmarkCheckpoint(b *testing.B) {
 	for _, w := range checkpointWorkloads(b) {
 		mib, _ := strconv.Atoi(w.argv[1])
@@ -93,7 +99,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 			b.ReportAllocs()
 			e := &env{dir: b.TempDir()}
 			b.Cleanup(e.killAll)
-			var saveT, pauseT, pauseLR, restoreT, memcpyT, recompressT time.Duration
+			var saveT, pauseT, pauseLR, restoreT, memcpyT, recompressT, freshT time.Duration
 			var imageBytes int64
 			src := make([]byte, mib<<20)
 			dst := make([]byte, mib<<20)
@@ -143,6 +149,10 @@ func BenchmarkCheckpoint(b *testing.B) {
 					b.Fatalf("%s: restored program printed %q", w.name, ls[0])
 				}
 
+				if w.fresh {
+					freshT += e.freshSave(b, w, i)
+				}
+
 				start = time.Now()
 				copy(dst, src)
 				memcpyT += time.Since(start)
@@ -157,8 +167,35 @@ func BenchmarkCheckpoint(b *testing.B) {
 			if w.recompress {
 				b.ReportMetric(float64(recompressT.Milliseconds())/n, "recompressed-ms")
 			}
+			if w.fresh {
+				b.ReportMetric(float64(freshT.Milliseconds())/n, "fresh-save-ms")
+			}
 		})
 	}
+}
+
+// freshSave runs w's program again and saves it (paused, as the measured
+// save) into a store of its own, empty: it returns the time of `snap
+// save`. With recompress, it waits for the rewrite before it returns,
+// off the clock, so that the rewrite does not load what is measured next.
+func (e *env) freshSave(b *testing.B, w benchWorkload, i int) time.Duration {
+	id, out := e.benchRun(b, w.argv...)
+	waitLinesB(b, out, 2)
+	store := filepath.Join(e.dir, fmt.Sprintf("fresh%d", i))
+	args := append([]string{"save", id, "--store", store, "--to", "img"}, w.save...)
+	if w.recompress {
+		args = append(args, "--recompress")
+	}
+	start := time.Now()
+	e.benchSnap(b, args...)
+	d := time.Since(start)
+	if w.recompress {
+		waitRecompressed(b, filepath.Join(store, "img"))
+	}
+	if err := os.RemoveAll(store); err != nil {
+		b.Fatal(err)
+	}
+	return d
 }
 
 func (e *env) benchRun(b *testing.B, argv ...string) (string, string) {

@@ -32,17 +32,20 @@ func (e *env) inspect(uri string) inspectSizes {
 	return r
 }
 
-// chunkBytes is the size of every chunk file of the default store.
+// chunkBytes is the size of every chunk file and pack of the default
+// store.
 func (e *env) chunkBytes() int64 {
 	e.t.Helper()
 	var n int64
-	root := filepath.Join(e.dir, "data", "snap", "images", ".chunks")
-	filepath.Walk(root, func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() {
-			n += fi.Size()
-		}
-		return nil
-	})
+	for _, dir := range []string{".chunks", ".packs"} {
+		root := filepath.Join(e.dir, "data", "snap", "images", dir)
+		filepath.Walk(root, func(_ string, fi os.FileInfo, err error) error {
+			if err == nil && fi.Mode().IsRegular() {
+				n += fi.Size()
+			}
+			return nil
+		})
+	}
 	return n
 }
 
@@ -175,34 +178,36 @@ func TestDedupAcrossRestores(t *testing.T) {
 	checkClean(t, "restored base after rm and prune", waitLines(t, rout, 2))
 }
 
-// TestRestoreBadChunk: an image one of whose chunks was removed, or
-// replaced by another chunk's bytes, fails to restore with one line
-// saying it is corrupt.
+// TestRestoreBadChunk: an image some of whose chunks were overwritten by
+// other chunks' bytes in their pack, then whose pack index was removed
+// (its chunks cannot be found), fails to restore with one line saying
+// it is corrupt.
 func TestRestoreBadChunk(t *testing.T) {
 	e := newEnv(t)
 	id, out := e.runDetached("", program(t, "counter"))
 	e.saveAfter(id, out, 1, "--to", "img")
-	chunks, _ := filepath.Glob(filepath.Join(e.dir, "data", "snap", "images", ".chunks", "*", "*"))
-	if len(chunks) < 2 {
-		t.Fatalf("chunks of the store = %v, want several", chunks)
+	packs, _ := filepath.Glob(filepath.Join(e.dir, "data", "snap", "images", ".packs", "*.pack"))
+	if len(packs) != 1 {
+		t.Fatalf("packs of the store = %v, want one", packs)
 	}
 	for _, tc := range []struct {
 		name  string
-		spoil func(path string)
+		spoil func(pack string)
 	}{
 		{"replaced", func(p string) {
-			b, err := os.ReadFile(chunks[0])
+			b, err := os.ReadFile(p)
 			if err != nil {
 				t.Fatal(err)
 			}
+			copy(b[len(b)/2:], b[16:16+64<<10])
 			if err := os.WriteFile(p, b, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"removed", func(p string) { os.Remove(p) }},
+		{"removed", func(p string) { os.Remove(strings.TrimSuffix(p, ".pack") + ".idx") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.spoil(chunks[len(chunks)/2])
+			tc.spoil(packs[0])
 			msg := e.mustFail("restore", "img", "-d")
 			if !strings.Contains(msg, "corrupt") || !strings.Contains(msg, "chunk") {
 				t.Errorf("restore with a %s chunk: %q, want it to say the chunk is corrupt", tc.name, msg)

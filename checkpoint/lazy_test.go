@@ -232,14 +232,23 @@ func (e *env) lazyTouchSaved(to string, extra []string) (string, *os.File) {
 
 // TestLazyRestoreStoreGone: touchline restored lazily with the background
 // loader held back, so that its memory loads on first touch only; the
-// file store directory is removed once it has read MiB 0. When it then
-// reads MiB 40, that chunk cannot be loaded: the sandbox is killed with a
-// clear line, nothing hangs. An image whose chunks are gone before the
+// file store directory is removed once it has read MiB 0, its pack (64
+// MiB makes one) cut short first: the restore opened it at the first
+// touch, and an open file outlives its name. When the program then reads
+// MiB 40, that chunk cannot be loaded: the sandbox is killed with a clear
+// line, nothing hangs. An image whose chunks are gone before the
 // restore is refused.
 func TestLazyRestoreStoreGone(t *testing.T) {
 	e := newEnv(t)
 	store := filepath.Join(e.dir, "gone")
 	rid, in := e.lazyTouchSaved("file://"+store+"/mt", []string{lazyHold})
+	packs, _ := filepath.Glob(filepath.Join(store, ".packs", "*.pack"))
+	if len(packs) != 1 {
+		t.Fatalf("packs of the store = %v, want one", packs)
+	}
+	if err := os.Truncate(packs[0], 16); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.RemoveAll(store); err != nil {
 		t.Fatal(err)
 	}

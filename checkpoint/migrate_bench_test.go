@@ -165,14 +165,16 @@ func logPause(b *testing.B, e *env, id string, re *regexp.Regexp) time.Duration 
 	return d
 }
 
-// chunkDirBytes is the size of the default store's chunks.
+// chunkDirBytes is the size of the default store's chunks and packs.
 func chunkDirBytes(e *env) int64 {
 	var n int64
-	filepath.Walk(filepath.Join(e.dir, "data", "snap", "images", ".chunks"), func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() {
-			n += fi.Size()
-		}
-		return nil
-	})
+	for _, dir := range []string{".chunks", ".packs"} {
+		filepath.Walk(filepath.Join(e.dir, "data", "snap", "images", dir), func(_ string, fi os.FileInfo, err error) error {
+			if err == nil && fi.Mode().IsRegular() {
+				n += fi.Size()
+			}
+			return nil
+		})
+	}
 	return n
 }

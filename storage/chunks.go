@@ -17,6 +17,7 @@ import (
 // whatever image it belongs to:
 //
 //	file store:  ROOT/.chunks/ab/ab12...ef      (first two hex digits, then all 64)
+//	             ROOT/.packs/ID.pack, ID.idx    (a large write's new chunks, format 1.4)
 //	S3 store:    PREFIX/.chunks/ab12...ef
 //
 // The address is the hash of the stored bytes, not of the raw pages: a
@@ -61,6 +62,13 @@ type chunkStore interface {
 	// chunkTimeSlack is how coarse the store's chunk times are: a
 	// refresh up to that long after a chunk was stored may not show.
 	chunkTimeSlack() time.Duration
+}
+
+// packingStore is a chunk store that keeps the new chunks of a large write
+// in one pack (filestore_packs.go): the file store.
+type packingStore interface {
+	// newPacker starts a writer's pack.
+	newPacker() (*filePacker, error)
 }
 
 // chunkOpener opens chunks; it is safe for concurrent use.
@@ -146,14 +154,18 @@ func (b *casBlob) readChunk(ctx context.Context, c *Chunk, buf []byte) error {
 		return fmt.Errorf("chunk %s: %w", b.cs.chunkURI(sum), err)
 	}
 	defer r.close()
+	uri := b.cs.chunkURI(sum)
+	if n, ok := r.(interface{ uri() string }); ok {
+		uri = n.uri() // a chunk in a pack
+	}
 	if err := r.readAt(ctx, buf, 0); err != nil {
-		return fmt.Errorf("chunk %s: %w", b.cs.chunkURI(sum), err)
+		return fmt.Errorf("chunk %s: %w", uri, err)
 	}
 	if b.skipAddress.Load() {
 		return nil
 	}
 	if got := sha256.Sum256(buf); got != c.Sum {
-		return fmt.Errorf("chunk %s: content has SHA-256 %s, not its address: %w", b.cs.chunkURI(sum), hex.EncodeToString(got[:]), ErrCorrupt)
+		return fmt.Errorf("chunk %s: content has SHA-256 %s, not its address: %w", uri, hex.EncodeToString(got[:]), ErrCorrupt)
 	}
 	return nil
 }
@@ -218,6 +230,13 @@ func (s *store) sweepChunks(ctx context.Context, olderThan time.Duration) ([]str
 		return nil, err
 	}
 	var removed []string
+	if ps, ok := s.b.(interface {
+		sweepPacks(map[[sha256.Size]byte]bool, time.Duration) ([]string, error)
+	}); ok {
+		if removed, err = ps.sweepPacks(refs, olderThan); err != nil {
+			return removed, err
+		}
+	}
 	for _, c := range chunks {
 		d, err := hex.DecodeString(c.sum)
 		if err != nil || len(d) != sha256.Size || refs[[sha256.Size]byte(d)] || time.Since(c.modTime) < olderThan {

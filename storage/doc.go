@@ -27,6 +27,10 @@
 //	           (SHA-256 in the manifest; each record holds its chunk's SHA-256)
 //	.chunks/   one object per distinct chunk payload, named by its SHA-256
 //	           (CRC-32C of each in its record too)
+//	.packs/    file store (1.4): the new chunks of a large write, one pack
+//	           per writer (ID.pack payloads, ID.idx SHA-256 -> offset,
+//	           length; filestore_packs.go), where one file each would cost
+//	           more than their compression
 //
 // # Naming images
 //

@@ -23,3 +23,11 @@ func EncodeBetterWherePays(raw []byte) []byte {
 // ScratchMade returns how many read and decompression buffers were made
 // so far.
 func ScratchMade() int64 { return scratchMade.Load() }
+
+// SetPackMinBytes sets how much memory a writer must be handed before it
+// packs its new chunks, and returns what puts the default back.
+func SetPackMinBytes(n uint64) func() {
+	old := packMinBytes
+	packMinBytes = n
+	return func() { packMinBytes = old }
+}

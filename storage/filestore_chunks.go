@@ -2,12 +2,16 @@ package storage
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -100,7 +104,10 @@ func (f *fileBackend) syncChunks(context.Context) error {
 }
 
 // chunkReader opens the store directory once for all the chunks a reader
-// opens; chunks are then opened below it as every entry is (safeOpen).
+// opens; chunks are then opened below it as every entry is (safeOpen), or
+// read from the store's packs, whose indexes it reads at the first chunk
+// that is not a file (so that an image of chunk files, a small program's,
+// does not pay for the packs of the store's large images).
 func (f *fileBackend) chunkReader(context.Context) (chunkOpener, error) {
 	root, err := f.openRoot()
 	if err != nil {
@@ -112,15 +119,51 @@ func (f *fileBackend) chunkReader(context.Context) (chunkOpener, error) {
 type fileChunks struct {
 	f    *fileBackend
 	root *os.File
+
+	// packs are the store's packs, read once (packsOnce) at the first
+	// chunk not found as a file; loaded is set after.
+	packsOnce sync.Once
+	packs     *packSet
+	packsErr  error
+	loaded    atomic.Bool
 }
 
 func (c *fileChunks) chunk(_ context.Context, sum string) (blobReader, error) {
+	d, err := hex.DecodeString(sum)
+	if err != nil || len(d) != sha256.Size {
+		return nil, fmt.Errorf("chunk address %q: %w", sum, ErrCorrupt)
+	}
+	if c.loaded.Load() {
+		if loc, ok := c.packs.chunk[[sha256.Size]byte(d)]; ok {
+			return &packChunk{root: c.root, loc: loc}, nil
+		}
+	}
 	rel := c.f.chunkRel(sum)
 	fd, size, err := safeOpenFD(int(c.root.Fd()), c.f.root, rel, false)
-	if err != nil {
+	if err == nil {
+		return &chunkFile{fd: fd, n: size, dir: c.f.root, rel: rel}, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	return &chunkFile{fd: fd, n: size, dir: c.f.root, rel: rel}, nil
+	c.packsOnce.Do(func() {
+		c.packs, c.packsErr = c.f.loadPacks(c.root)
+		c.loaded.Store(c.packsErr == nil)
+	})
+	if c.packsErr != nil {
+		return nil, c.packsErr
+	}
+	if loc, ok := c.packs.chunk[[sha256.Size]byte(d)]; ok {
+		return &packChunk{root: c.root, loc: loc}, nil
+	}
+	return nil, c.packs.missing(err)
+}
+
+func (c *fileChunks) close() error {
+	if c.loaded.Load() {
+		c.packs.close()
+	}
+	return c.root.Close()
 }
 
 // chunkFile is a chunk's file, opened by safeOpenFD and read with pread on
@@ -150,8 +193,6 @@ func (c *chunkFile) readAt(_ context.Context, p []byte, off int64) error {
 func (c *chunkFile) size(context.Context) (int64, error) { return c.n, nil }
 
 func (c *chunkFile) close() error { return unix.Close(c.fd) }
-
-func (c *fileChunks) close() error { return c.root.Close() }
 
 // listChunks walks ROOT/.chunks; it also removes temporary files of
 // killed writers older than a day, as other staging leftovers are.

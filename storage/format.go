@@ -22,10 +22,13 @@ import (
 // chunks (Manifest.ContentAddressed, 104-byte index records carrying each
 // chunk's SHA-256) and the parent reference (Manifest.Parent). 1.3 added
 // patch records (chunkPatch): the pages an incremental save found written
-// since its parent, over the parent's chunk of their span.
+// since its parent, over the parent's chunk of their span. 1.4 lets a
+// file store keep an image's chunks in packs (filestore_packs.go): the
+// image's own objects are as in 1.3, but a reader that knows no packs would
+// not find its chunks.
 const (
 	FormatMajor = 1
-	FormatMinor = 3
+	FormatMinor = 4
 )
 
 // PageSize is the granularity of zero-page elimination: memory offsets and

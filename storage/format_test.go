@@ -341,6 +341,8 @@ func TestGolden(t *testing.T) {
 	storetest.FillPage(mem[(2<<20)-4096:], storetest.KindRandom, 7)
 	state := []byte("golden state stream v1.0\n")
 	if *updateGolden {
+		// From 1.4 on, the golden image's chunks are in a pack.
+		defer storage.SetPackMinBytes(0)()
 		os.RemoveAll(cur)
 		s, _ := storage.NewFileStore(cur)
 		w, err := s.Create(ctx, "mixed", storage.CreateOptions{Metadata: map[string]string{"program": "golden"}, SnapVersion: "golden", SignKey: goldenKey})

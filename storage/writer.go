@@ -106,6 +106,16 @@ type Writer struct {
 	// newChunks and newBytes count the chunks the store did not have yet;
 	// accessed atomically by the workers.
 	newChunks, newBytes atomic.Uint64
+	// looseChunks is set once a chunk went through the store's putChunk
+	// (not a pack): the commit then syncs the store's chunks. Accessed
+	// atomically.
+	looseChunks atomic.Bool
+	// total is the memory handed over so far; packer, once it reaches
+	// packMinBytes in a store that packs, is the pack of the new chunks
+	// of the spans handed out from then on (memJob.packer). Exclusive to
+	// the memory producer; packer is immutable once set.
+	total  uint64
+	packer *filePacker
 
 	// createdMu protects created: the chunks this writer stored, and
 	// when, for Abort to delete.
@@ -130,6 +140,7 @@ type memJob struct {
 	buf     []byte          // ChunkSpan bytes: the span, read at its offsets
 	out     []byte          // compressed payload buffer
 	probe   []byte          // encodeBetterWherePays's scratch output
+	probeIn []byte          // the first s2Probe bytes of a sparse chunk's pages
 	has     bool            // a chunk was produced (some page is non-zero)
 	c       Chunk
 	stored  []byte // a subslice of buf or out: the bytes to store
@@ -140,6 +151,8 @@ type memJob struct {
 	// patch is set for a patch (WritePatchFrom): every page of the
 	// pieces is stored, zero or not, and the chunk is flagged chunkPatch.
 	patch bool
+	// packer, if not nil, stores the chunk in the writer's pack.
+	packer *filePacker
 }
 
 // piece is a part of a span handed to the writer: n bytes at rel in the
@@ -413,12 +426,47 @@ func (w *Writer) pack(j *memJob) {
 		return
 	}
 	isPresent := func(pg int) bool { return present[pg/8]&(1<<(pg%8)) != 0 }
+	j.has = true
+	j.c.Offset = j.spanOff + uint64(first)*PageSize
+	j.c.Span = uint32(last-first+1) * PageSize
+	for pg := first; pg <= last; pg++ {
+		if isPresent(pg) {
+			k := pg - first
+			j.c.Present[k/8] |= 1 << (k % 8)
+		}
+	}
+	total := count * PageSize
+	if cap(j.out) < s2OutLen {
+		j.out = make([]byte, s2OutLen)
+	}
 	var raw []byte
+	dense := false
 	if p := j.pieceAt(first); count == last-first+1 && p.rel+p.n >= uint32(last+1)*PageSize {
 		// Dense in one piece: compress straight from it.
 		b := p.bytes(j)
 		raw = b[uint32(first)*PageSize-p.rel : uint32(last+1)*PageSize-p.rel]
-	} else {
+		dense = true
+	}
+	// A sparse chunk that S2 compresses with s2.Encode (S2Fast, or
+	// S2Better where its probe finds that EncodeBetter does not pay) is
+	// compressed run by run of present pages, without gathering them,
+	// where the probe also finds that its pages have no repeats across
+	// them that a run by run compression would miss.
+	better := w.opts.Level == S2Best
+	if !dense && w.opts.Codec == CodecS2 && w.opts.Level != S2Best && total >= 4*s2Probe {
+		probe := j.probeInput(first, last, isPresent)
+		fast := j.probeSize(probe, false)
+		if w.opts.Level != S2Fast {
+			better = j.probeSize(probe, true)*20 < fast*19
+		}
+		if !better && j.splitSize(probe)*50 <= fast*51 && j.encodeRuns(first, last, isPresent, total) {
+			j.stored = j.out
+			j.c.Flags = 0
+			j.finishChunk(total)
+			return
+		}
+	}
+	if !dense {
 		// Move each run of present pages down to the end of the previous
 		// one. A destination never lies after its source, and every byte
 		// of the buffer before the source has been moved already.
@@ -443,26 +491,18 @@ func (w *Writer) pack(j *memJob) {
 		}
 		raw = raw[:n]
 	}
-	j.has = true
-	j.c.Offset = j.spanOff + uint64(first)*PageSize
-	j.c.Span = uint32(last-first+1) * PageSize
-	for pg := first; pg <= last; pg++ {
-		if isPresent(pg) {
-			k := pg - first
-			j.c.Present[k/8] |= 1 << (k % 8)
-		}
-	}
 	if w.opts.Codec == CodecS2 {
-		if cap(j.out) < s2.MaxEncodedLen(ChunkSpan) {
-			j.out = make([]byte, s2.MaxEncodedLen(ChunkSpan))
-		}
-		switch w.opts.Level {
-		case S2Fast:
+		switch {
+		case w.opts.Level == S2Fast:
 			j.out = s2.Encode(j.out[:cap(j.out)], raw)
-		case S2Best:
+		case w.opts.Level == S2Best:
 			j.out = s2.EncodeBest(j.out[:cap(j.out)], raw)
-		default:
+		case dense:
 			j.out = j.encodeBetterWherePays(raw)
+		case better || total < 4*s2Probe:
+			j.out = s2.EncodeBetter(j.out[:cap(j.out)], raw)
+		default:
+			j.out = s2.Encode(j.out[:cap(j.out)], raw)
 		}
 	} else {
 		j.out = w.enc.EncodeAll(raw, j.out[:0])
@@ -478,12 +518,85 @@ func (w *Writer) pack(j *memJob) {
 		j.stored = j.out
 		j.c.Flags = 0
 	}
+	j.finishChunk(total)
+}
+
+// finishChunk completes j.c once j.stored and its flags are set: the
+// patch flag, lengths and CRC-32C.
+func (j *memJob) finishChunk(rawLen int) {
 	if j.patch {
 		j.c.Flags |= chunkPatch
 	}
 	j.c.StoredLen = uint32(len(j.stored))
-	j.c.RawLen = uint32(len(raw))
+	j.c.RawLen = uint32(rawLen)
 	j.c.CRC = crc32.Checksum(j.stored, castagnoli)
+}
+
+// s2OutLen is the capacity of a job's output buffer: a chunk's largest S2
+// block, plus room for the headers of one sub-block per page
+// (encodeRuns).
+var s2OutLen = s2.MaxEncodedLen(ChunkSpan) + pagesPerChunk*8
+
+// probeInput gathers the first s2Probe bytes of the present pages of j's
+// pieces between pages first and last into j.probeIn, and returns them.
+func (j *memJob) probeInput(first, last int, isPresent func(int) bool) []byte {
+	if cap(j.probeIn) < s2Probe {
+		j.probeIn = make([]byte, s2Probe)
+	}
+	in := j.probeIn[:0]
+	for i := range j.pieces {
+		p := &j.pieces[i]
+		data := p.bytes(j)
+		pg0 := int(p.rel / PageSize)
+		for pg, end := max(pg0, first), min(pg0+len(data)/PageSize, last+1); pg < end && len(in) < s2Probe; pg++ {
+			if isPresent(pg) {
+				in = append(in, data[(pg-pg0)*PageSize:(pg-pg0+1)*PageSize]...)
+			}
+		}
+	}
+	return in[:min(len(in), s2Probe)]
+}
+
+// encodeRuns compresses the present pages of j's pieces between pages
+// first and last (total bytes) into j.out as one S2 block made of one
+// sub-block per run of contiguous present pages: the block's length, then
+// each sub-block's elements (s2.ConcatBlocks's layout, which S2 decodes
+// as one block: a sub-block's copies reach back only into itself). It
+// reads each run in place, where s2.Encode of the whole would need the
+// runs gathered into one buffer first; on memtouch's pages (every other
+// page zero) it finds what that finds. It returns false, with j.out
+// undefined, if the block is not smaller than the pages.
+func (j *memJob) encodeRuns(first, last int, isPresent func(int) bool, total int) bool {
+	out := j.out[:cap(j.out)]
+	pos := binary.PutUvarint(out, uint64(total))
+	for i := range j.pieces {
+		p := &j.pieces[i]
+		data := p.bytes(j)
+		pg0 := int(p.rel / PageSize)
+		for pg, end := max(pg0, first), min(pg0+len(data)/PageSize, last+1); pg < end; {
+			if !isPresent(pg) {
+				pg++
+				continue
+			}
+			q := pg + 1
+			for q < end && isPresent(q) {
+				q++
+			}
+			src := data[(pg-pg0)*PageSize : (q-pg0)*PageSize]
+			if pos >= total || len(out)-pos < s2.MaxEncodedLen(len(src)) {
+				return false
+			}
+			enc := s2.Encode(out[pos:], src)
+			_, hdr := binary.Uvarint(enc)
+			pos += copy(out[pos:], enc[hdr:])
+			pg = q
+		}
+	}
+	if pos >= total {
+		return false
+	}
+	j.out = out[:pos]
+	return true
 }
 
 // s2Probe is how much of a chunk encodeBetterWherePays compresses both
@@ -501,18 +614,32 @@ const s2Probe = 8 << 10
 // chunks (content addressing).
 func (j *memJob) encodeBetterWherePays(raw []byte) []byte {
 	dst := j.out[:cap(j.out)]
-	if len(raw) < 4*s2Probe {
-		return s2.EncodeBetter(dst, raw)
-	}
-	if cap(j.probe) < s2.MaxEncodedLen(s2Probe) {
-		j.probe = make([]byte, s2.MaxEncodedLen(s2Probe))
-	}
-	fast := len(s2.Encode(j.probe[:cap(j.probe)], raw[:s2Probe]))
-	better := len(s2.EncodeBetter(j.probe[:cap(j.probe)], raw[:s2Probe]))
-	if better*20 < fast*19 {
+	if len(raw) < 4*s2Probe || j.probeSize(raw[:s2Probe], true)*20 < j.probeSize(raw[:s2Probe], false)*19 {
 		return s2.EncodeBetter(dst, raw)
 	}
 	return s2.Encode(dst, raw)
+}
+
+// probeSize returns the length of probe compressed by s2.Encode, or with
+// better by s2.EncodeBetter.
+func (j *memJob) probeSize(probe []byte, better bool) int {
+	if cap(j.probe) < s2.MaxEncodedLen(s2Probe) {
+		j.probe = make([]byte, s2.MaxEncodedLen(s2Probe))
+	}
+	if better {
+		return len(s2.EncodeBetter(j.probe[:cap(j.probe)], probe))
+	}
+	return len(s2.Encode(j.probe[:cap(j.probe)], probe))
+}
+
+// splitSize returns the length of probe compressed by s2.Encode page by
+// page, as encodeRuns would if its pages were runs of their own.
+func (j *memJob) splitSize(probe []byte) int {
+	n := 0
+	for off := 0; off < len(probe); off += PageSize {
+		n += j.probeSize(probe[off:min(off+PageSize, len(probe))], false)
+	}
+	return n
 }
 
 // putChunk names the packed chunk of j by its content and stores it, unless
@@ -520,6 +647,17 @@ func (j *memJob) encodeBetterWherePays(raw []byte) []byte {
 // store them in parallel; the drain only records them in order.
 func (w *Writer) putChunk(j *memJob) {
 	j.c.Sum = sha256.Sum256(j.stored)
+	if j.packer != nil {
+		existed, err := j.packer.put(j.c.Sum, j.stored)
+		if err != nil {
+			w.setErr(fmt.Errorf("write memory of %s: %w", w.uri, err))
+		} else if !existed {
+			w.newChunks.Add(1)
+			w.newBytes.Add(uint64(len(j.stored)))
+		}
+		return
+	}
+	w.looseChunks.Store(true)
 	existed, err := w.cs.putChunk(w.ctx, j.c.SumHex(), j.stored)
 	if err != nil {
 		w.setErr(fmt.Errorf("write memory of %s: %w", w.uri, err))
@@ -560,6 +698,7 @@ func (w *Writer) drain() {
 		}
 		j.c = Chunk{}
 		j.has, j.reused, j.patch = false, false, false
+		j.packer = nil
 		j.stored = nil
 		j.pieces = j.pieces[:0]
 		j.handed = 0
@@ -591,6 +730,7 @@ func (w *Writer) handOut(call *sync.WaitGroup) {
 			break
 		}
 	}
+	j.packer = w.packer
 	w.order <- j
 	w.work <- j
 }
@@ -657,6 +797,9 @@ func (w *Writer) writeMemory(r io.ReaderAt, data []byte, ranges []Range) error {
 	if err := w.startMemory(); err != nil {
 		return err
 	}
+	if err := w.startPack(ranges); err != nil {
+		return err
+	}
 	var call sync.WaitGroup
 	err := w.feed(r, data, ranges, &call)
 	if err == nil && w.cur != nil {
@@ -708,6 +851,28 @@ func (w *Writer) feed(r io.ReaderAt, data []byte, ranges []Range, call *sync.Wai
 		w.nextOff = end
 		w.memSize = max(w.memSize, end)
 	}
+	return nil
+}
+
+// startPack counts the memory of ranges as handed over and, once the
+// writer has been handed packMinBytes, starts its pack if the store packs
+// chunks (the file store): the new chunks of a large write go into one
+// object rather than one file each.
+func (w *Writer) startPack(ranges []Range) error {
+	for _, rg := range ranges {
+		w.total += rg.Len
+	}
+	ps, ok := w.cs.(packingStore)
+	if w.packer != nil || w.total < packMinBytes || !ok {
+		return nil
+	}
+	p, err := ps.newPacker()
+	if err != nil {
+		err = fmt.Errorf("write memory of %s: %w", w.uri, err)
+		w.setErr(err)
+		return err
+	}
+	w.packer = p
 	return nil
 }
 
@@ -771,6 +936,9 @@ func (w *Writer) Commit() (*Manifest, error) {
 	w.done = true
 	w.mu.Unlock()
 	w.cancel()
+	if w.packer != nil {
+		w.packer.close(false)
+	}
 	return m, nil
 }
 
@@ -783,7 +951,7 @@ func (w *Writer) commit() (*Manifest, error) {
 		return nil, err
 	}
 	// The manifest may reference the chunks only once they are durable.
-	if err := w.cs.syncChunks(w.ctx); err != nil {
+	if err := w.syncChunks(); err != nil {
 		return nil, fmt.Errorf("write memory of %s: %w", w.uri, err)
 	}
 	w.startState()
@@ -863,6 +1031,22 @@ func (w *Writer) commit() (*Manifest, error) {
 	return m, nil
 }
 
+// syncChunks makes the chunks the image references durable: it publishes
+// the writer's pack (durable once published), and syncs the store's chunk
+// files if it stored or found any (their writer may not have synced them
+// yet).
+func (w *Writer) syncChunks() error {
+	if w.packer != nil {
+		if err := w.packer.finish(); err != nil {
+			return err
+		}
+	}
+	if w.looseChunks.Load() || w.packer != nil && w.packer.looseFound.Load() {
+		return w.cs.syncChunks(w.ctx)
+	}
+	return nil
+}
+
 // casMemoryKey is the nominal memory blob key of a content-addressed
 // image: its chunks are stored under their own addresses.
 const casMemoryKey = "chunks"
@@ -909,6 +1093,9 @@ func (w *Writer) Abort() error {
 	w.cancel()
 	w.finishMemory()
 	w.removeCreated()
+	if w.packer != nil {
+		w.packer.close(true)
+	}
 	if w.state != nil && w.state.blob != nil {
 		if w.state.enc != nil {
 			w.state.enc.Close()

@@ -215,8 +215,8 @@ func TestPatchChunks(t *testing.T) {
 		t.Errorf("child stored %d new chunks of %d bytes, want 2 holding 3 pages at most", n, b)
 	}
 	child := open("child")
-	if m := child.Manifest(); m.Minor != 3 || len(child.Chunks()) != 5 {
-		t.Errorf("child is format 1.%d with %d chunks, want 1.3 with 5", m.Minor, len(child.Chunks()))
+	if m := child.Manifest(); m.Minor != storage.FormatMinor || len(child.Chunks()) != 5 {
+		t.Errorf("child is format 1.%d with %d chunks, want 1.%d with 5", m.Minor, len(child.Chunks()), storage.FormatMinor)
 	}
 	readAll(t, child, next)
 
