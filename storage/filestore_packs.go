@@ -462,11 +462,19 @@ func (p *filePacker) create() error {
 	if _, err := os.Lstat(dir); err != nil {
 		p.madeDir = true
 	}
-	if err := mkdirPrivate(dir); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
 	id := randHex(16)
-	fl, err := createPrivate(filepath.Join(dir, id+".pack"))
+	var fl *os.File
+	var err error
+	// A failed writer removes the directory it made if it is empty: create
+	// again if one did so between mkdir and create.
+	for try := 0; try < 3; try++ {
+		if err = mkdirPrivate(dir); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+		if fl, err = createPrivate(filepath.Join(dir, id+".pack")); !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("create pack: %w", err)
 	}
@@ -538,11 +546,17 @@ func (p *filePacker) close(remove bool) {
 	defer p.mu.Unlock()
 	p.known.close()
 	p.root.Close()
+	dir := filepath.Join(p.f.root, packDir)
+	if remove && p.madeDir {
+		// Leave nothing behind: the directory this writer made goes too,
+		// if it is empty once the pack is removed (another writer's files
+		// keep it).
+		defer os.Remove(dir)
+	}
 	if p.file == nil {
 		return
 	}
 	p.file.Close()
-	dir := filepath.Join(p.f.root, packDir)
 	if remove {
 		idx := filepath.Join(dir, p.id+".idx")
 		if !p.published.IsZero() {
