@@ -183,7 +183,7 @@ func restoreKernel(ctx context.Context, o KernelOptions, uri, store string) (*Ke
 			n := min(len(idx), restoreCopyFirst)
 			ro.Base.Copy, ahead = idx[:n], idx[n:]
 		}
-	} else if useCache {
+	} else if useCache && o.Cache.admit(img.Manifest()) {
 		if fill, err = o.Cache.startFill(img.Manifest()); err != nil {
 			if o.Diag != nil {
 				o.Diag.Printf("restore %s: memory not cached: %v", uri, err)

@@ -52,7 +52,8 @@ import (
 // (by modification time, which a restore from a copy sets) until it fits,
 // and an image whose memory alone is larger is not cached, nor one whose
 // copy would leave less than a twentieth of the filesystem free (a
-// quarter of a tmpfs: roomFor).
+// quarter of a tmpfs: roomFor). A large image is copied at its second
+// restore, not its first (cacheFirstUse).
 
 // restoreCopyFirst is how many of the recorded chunks (2 MiB), the first
 // written, a restore over a copy copies while the state decodes, before
@@ -89,6 +90,39 @@ func (c RestoreCache) cacheable(m *storage.Manifest) bool {
 	d := m.Digest()
 	return c.Dir != "" && c.Max > 0 && m.ContentAddressed && m.MemorySize > 0 &&
 		m.MemoryData <= c.Max && d != "" && !strings.ContainsAny(d, "/.")
+}
+
+// cacheFirstUse is the most memory data an image may hold for its first
+// restore on a host to make its copy. Writing a copy costs a restore
+// about half again its load (the copy's pages and their writeback besides
+// the memory file's, every chunk checked against its address), paid back
+// from the next restore on: for a small image at once, while a large one
+// is often restored once (moved to another host, say). A larger image's
+// first restore only records that it was restored (a seenPrefix file);
+// its second makes the copy.
+const cacheFirstUse = 64 << 20
+
+// seenPrefix names the files that record the first restore of an image
+// too large to be copied then (cacheFirstUse).
+const seenPrefix = "seen-"
+
+// admit reports whether a restore of the image with manifest m, which
+// finds no copy of its memory, makes one (cacheFirstUse); if not, it
+// records this restore, best effort, for the next one.
+func (c RestoreCache) admit(m *storage.Manifest) bool {
+	if m.MemoryData <= cacheFirstUse {
+		return true
+	}
+	seen := filepath.Join(c.Dir, seenPrefix+m.Digest())
+	if _, err := os.Lstat(seen); err == nil {
+		return true
+	}
+	if os.MkdirAll(c.Dir, 0o700) == nil {
+		if f, err := os.OpenFile(seen, os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+			f.Close()
+		}
+	}
+	return false
 }
 
 // basePath returns the path of the copy of the memory of the image whose
@@ -258,7 +292,7 @@ func (c RestoreCache) evict(need uint64) {
 // returns the paths removed.
 func (c RestoreCache) remove(digest string) []string {
 	var out []string
-	for _, prefix := range []string{basePrefix, writesPrefix} {
+	for _, prefix := range []string{basePrefix, writesPrefix, seenPrefix} {
 		p := filepath.Join(c.Dir, prefix+digest)
 		if os.Remove(p) == nil {
 			out = append(out, p)
@@ -268,7 +302,7 @@ func (c RestoreCache) remove(digest string) []string {
 }
 
 // Prune removes the copies not used for olderThan, with their writes
-// files, and what restores that died while writing one left behind
+// files, the records of first restores older than that, and what restores that died while writing one left behind
 // (temporary files older than that), and returns the paths removed.
 func (c RestoreCache) Prune(olderThan time.Duration) ([]string, error) {
 	ents, err := os.ReadDir(c.Dir)
@@ -289,6 +323,11 @@ func (c RestoreCache) Prune(olderThan time.Duration) ([]string, error) {
 		switch {
 		case strings.HasPrefix(name, basePrefix):
 			out = append(out, c.remove(name[len(basePrefix):])...)
+		case strings.HasPrefix(name, seenPrefix):
+			p := filepath.Join(c.Dir, name)
+			if os.Remove(p) == nil {
+				out = append(out, p)
+			}
 		case strings.HasPrefix(name, ".base-") || strings.HasPrefix(name, ".writes-"):
 			p := filepath.Join(c.Dir, name)
 			if os.Remove(p) == nil {

@@ -2,6 +2,8 @@ package runner
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -216,5 +218,40 @@ func TestRoomFor(t *testing.T) {
 	}
 	if err := roomFor(filepath.Join(dir, "none"), 0); err == nil {
 		t.Errorf("roomFor of a missing directory = nil, want an error")
+	}
+}
+
+// TestCacheAdmit: an image with up to cacheFirstUse bytes of memory data
+// is copied at its first restore; a larger one at its second, the first
+// recording that it was restored, which Prune removes once old.
+func TestCacheAdmit(t *testing.T) {
+	c := RestoreCache{Dir: filepath.Join(t.TempDir(), "cache"), Max: 4 << 30}
+	small := cacheManifest(t, 256<<20, cacheFirstUse)
+	if !c.admit(small) {
+		t.Errorf("first restore of an image of %d bytes of data: not admitted, want admitted", uint64(cacheFirstUse))
+	}
+	if _, err := os.Stat(c.Dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("cache directory after admitting a small image: %v, want none made", err)
+	}
+	large := cacheManifest(t, 1<<30, cacheFirstUse+1)
+	for i, want := range []bool{false, true, true} {
+		if got := c.admit(large); got != want {
+			t.Errorf("restore %d of an image of %d bytes of data: admitted %v, want %v", i+1, uint64(cacheFirstUse+1), got, want)
+		}
+	}
+	seen := []string{seenPrefix + large.Digest()}
+	if names := cacheNames(t, c.Dir); !slices.Equal(names, seen) {
+		t.Errorf("cache after restores of a large image holds %v, want %v", names, seen)
+	}
+	if removed, err := c.Prune(time.Hour); err != nil || len(removed) != 0 {
+		t.Errorf("Prune(1h) of a new record = %v, %v, want nothing removed", removed, err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(filepath.Join(c.Dir, seen[0]), old, old)
+	if removed, err := c.Prune(time.Hour); err != nil || len(removed) != 1 {
+		t.Errorf("Prune(1h) of a record 2h old = %v, %v, want it removed", removed, err)
+	}
+	if c.admit(large) {
+		t.Error("restore of a large image whose record was pruned: admitted, want not")
 	}
 }
