@@ -472,23 +472,10 @@ func (w *Writer) pack(j *memJob) {
 		// of the buffer before the source has been moved already.
 		raw = j.buf[first*PageSize:]
 		n := 0
-		for i := range j.pieces {
-			p := &j.pieces[i]
-			data := p.bytes(j)
-			pg0 := int(p.rel / PageSize)
-			for pg, end := max(pg0, first), min(pg0+len(data)/PageSize, last+1); pg < end; {
-				if !isPresent(pg) {
-					pg++
-					continue
-				}
-				q := pg + 1
-				for q < end && isPresent(q) {
-					q++
-				}
-				n += copy(raw[n:], data[(pg-pg0)*PageSize:(q-pg0)*PageSize])
-				pg = q
-			}
-		}
+		j.eachPresentRun(first, last, isPresent, func(run []byte) bool {
+			n += copy(raw[n:], run)
+			return true
+		})
 		raw = raw[:n]
 	}
 	if w.opts.Codec == CodecS2 {
@@ -544,17 +531,11 @@ func (j *memJob) probeInput(first, last int, isPresent func(int) bool) []byte {
 		j.probeIn = make([]byte, s2Probe)
 	}
 	in := j.probeIn[:0]
-	for i := range j.pieces {
-		p := &j.pieces[i]
-		data := p.bytes(j)
-		pg0 := int(p.rel / PageSize)
-		for pg, end := max(pg0, first), min(pg0+len(data)/PageSize, last+1); pg < end && len(in) < s2Probe; pg++ {
-			if isPresent(pg) {
-				in = append(in, data[(pg-pg0)*PageSize:(pg-pg0+1)*PageSize]...)
-			}
-		}
-	}
-	return in[:min(len(in), s2Probe)]
+	j.eachPresentRun(first, last, isPresent, func(run []byte) bool {
+		in = append(in, run[:min(len(run), s2Probe-len(in))]...)
+		return len(in) < s2Probe
+	})
+	return in
 }
 
 // encodeRuns compresses the present pages of j's pieces between pages
@@ -569,6 +550,26 @@ func (j *memJob) probeInput(first, last int, isPresent func(int) bool) []byte {
 func (j *memJob) encodeRuns(first, last int, isPresent func(int) bool, total int) bool {
 	out := j.out[:cap(j.out)]
 	pos := binary.PutUvarint(out, uint64(total))
+	fits := j.eachPresentRun(first, last, isPresent, func(run []byte) bool {
+		if pos >= total || len(out)-pos < s2.MaxEncodedLen(len(run)) {
+			return false
+		}
+		enc := s2.Encode(out[pos:], run)
+		_, hdr := binary.Uvarint(enc)
+		pos += copy(out[pos:], enc[hdr:])
+		return true
+	})
+	if !fits || pos >= total {
+		return false
+	}
+	j.out = out[:pos]
+	return true
+}
+
+// eachPresentRun calls fn with each run of contiguous present pages
+// (isPresent) of j's pieces between pages first and last, in order, until
+// fn returns false; it reports whether no call did.
+func (j *memJob) eachPresentRun(first, last int, isPresent func(int) bool, fn func(run []byte) bool) bool {
 	for i := range j.pieces {
 		p := &j.pieces[i]
 		data := p.bytes(j)
@@ -582,20 +583,12 @@ func (j *memJob) encodeRuns(first, last int, isPresent func(int) bool, total int
 			for q < end && isPresent(q) {
 				q++
 			}
-			src := data[(pg-pg0)*PageSize : (q-pg0)*PageSize]
-			if pos >= total || len(out)-pos < s2.MaxEncodedLen(len(src)) {
+			if !fn(data[(pg-pg0)*PageSize : (q-pg0)*PageSize]) {
 				return false
 			}
-			enc := s2.Encode(out[pos:], src)
-			_, hdr := binary.Uvarint(enc)
-			pos += copy(out[pos:], enc[hdr:])
 			pg = q
 		}
 	}
-	if pos >= total {
-		return false
-	}
-	j.out = out[:pos]
 	return true
 }
 
