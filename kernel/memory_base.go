@@ -522,6 +522,26 @@ func (mm *MM) remapChunkLocked(c LazyChunk) error {
 	if mm.as == nil {
 		return nil
 	}
+	return mm.eachBaseMappingLocked(c, func(v *vma, addr, off, length uint64) error {
+		at := v.Perms.access()
+		if v.COW || mm.mf.dirty.on.Load() {
+			at.Write = false
+		}
+		mm.gen++
+		if err := mm.as.MapFile(addr, off, length, at, false); err != nil {
+			return fmt.Errorf("map copied base [%#x, %#x): %w", off, off+length, err)
+		}
+		return nil
+	})
+}
+
+// eachBaseMappingLocked calls fn for each part of chunk c that a vma of
+// the address space maps from the base (readable or writable): the vma,
+// the part's address, its offset in the memory file and its length, until
+// fn returns an error, which it returns.
+//
+// Preconditions: mm.mu is held.
+func (mm *MM) eachBaseMappingLocked(c LazyChunk, fn func(v *vma, addr, off, length uint64) error) error {
 	cEnd := c.Off + c.Len
 	for k := range mm.vmas {
 		v := &mm.vmas[k]
@@ -530,13 +550,8 @@ func (mm *MM) remapChunkLocked(c LazyChunk) error {
 			continue
 		}
 		lo, hi := max(v.Off, c.Off), min(vEnd, cEnd)
-		at := v.Perms.access()
-		if v.COW || mm.mf.dirty.on.Load() {
-			at.Write = false
-		}
-		mm.gen++
-		if err := mm.as.MapFile(v.Start+(lo-v.Off), lo, hi-lo, at, false); err != nil {
-			return fmt.Errorf("map copied base [%#x, %#x): %w", lo, hi, err)
+		if err := fn(v, v.Start+(lo-v.Off), lo, hi-lo); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -763,21 +778,11 @@ func (mm *MM) unpopulateBase(l *lazyLoad, idx []int) error {
 		if l.state[i].Load() != chunkUnloaded {
 			continue
 		}
-		c := l.chunks[i]
-		cEnd := c.Off + c.Len
-		for k := range mm.vmas {
-			v := &mm.vmas[k]
-			vEnd := v.Off + v.length()
-			if !v.mapsBase() || v.Perms == 0 || v.Off >= cEnd || vEnd <= c.Off {
-				continue
-			}
-			lo, hi := max(v.Off, c.Off), min(vEnd, cEnd)
+		err = mm.eachBaseMappingLocked(l.chunks[i], func(v *vma, addr, off, length uint64) error {
 			at := v.Perms.access()
 			at.Write = false
-			if err = bas.MapBase(v.Start+(lo-v.Off), lo, hi-lo, at, false); err != nil {
-				break
-			}
-		}
+			return bas.MapBase(addr, off, length, at, false)
+		})
 		if err != nil {
 			break
 		}
