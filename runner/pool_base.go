@@ -69,14 +69,13 @@ func writesPath(dir string, m *storage.Manifest) string {
 // (Kernel.CopyBase) and returns the others, for Kernel.CopyBaseAhead;
 // record is true if none were recorded yet, so that this take records
 // them.
+//
+// Preconditions: s.parked.mu is held.
 func (s *KernelSandbox) copyWrites(path string) (ahead []int, record bool) {
 	if path == "" {
 		return nil, false
 	}
-	idx, err := s.parked.writesIdx, error(nil)
-	if idx == nil {
-		idx, err = readWrites(path)
-	}
+	idx, err := s.parked.recordedLocked()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, true
 	}
@@ -101,26 +100,21 @@ func (s *KernelSandbox) copyWrites(path string) (ahead []int, record bool) {
 // at a time. It reports false if the pool has recorded no writes yet, or
 // the member does not restore over a base.
 func (s *KernelSandbox) Prime() (bool, error) {
-	p := s.parked
-	if p == nil {
-		return false, fmt.Errorf("%w: the sandbox was not restored parked", ErrNotWaiting)
+	p, err := s.lockWaiting()
+	if err != nil {
+		return false, err
 	}
-	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state != parkWaiting {
-		return false, ErrNotWaiting
-	}
 	if p.writes == "" {
 		return false, nil
 	}
-	idx, err := readWrites(p.writes)
+	idx, err := p.recordedLocked()
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	p.writesIdx = idx // the take needs not read them again
 	if err := s.k.PrimeBase(idx[:min(len(idx), takeCopyFirst)]); err != nil {
 		return false, fmt.Errorf("copy the chunks written first: %w", err)
 	}
@@ -135,31 +129,42 @@ func (s *KernelSandbox) Prime() (bool, error) {
 // before its program runs, which never reads them from the base. Once
 // done (or restored so), it does nothing.
 func (s *KernelSandbox) Trim() error {
-	p := s.parked
-	if p == nil {
-		return fmt.Errorf("%w: the sandbox was not restored parked", ErrNotWaiting)
+	p, err := s.lockWaiting()
+	if err != nil {
+		return err
 	}
-	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state != parkWaiting {
-		return ErrNotWaiting
-	}
 	if p.writes == "" || p.trimmed {
 		return nil
 	}
-	idx, err := readWrites(p.writes)
+	idx, err := p.recordedLocked()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	p.writesIdx = idx
 	if err := s.k.UnpopulateBase(idx[:min(len(idx), takeCopyFirst)]); err != nil {
 		return fmt.Errorf("drop the base's pages of the chunks written first: %w", err)
 	}
 	p.trimmed = true
 	return nil
+}
+
+// recordedLocked returns the chunks recorded in p.writes, read once and
+// kept (writesIdx) so that a take does not read them again on its path;
+// an error wrapping fs.ErrNotExist if none are recorded yet.
+//
+// Preconditions: p.mu is held; p.writes is not empty.
+func (p *parking) recordedLocked() ([]int, error) {
+	if p.writesIdx == nil {
+		idx, err := readWrites(p.writes)
+		if err != nil {
+			return nil, err
+		}
+		p.writesIdx = idx
+	}
+	return p.writesIdx, nil
 }
 
 // readWrites reads the chunks recorded at path (an error wrapping

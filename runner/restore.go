@@ -363,17 +363,12 @@ const (
 // Unpark implements Parked: it publishes ports, binds stdio and resumes
 // the tasks.
 func (s *KernelSandbox) Unpark(stdio [3]*os.File, publish []kernel.PortMapping) error {
-	p := s.parked
-	if p == nil {
+	p, err := s.lockWaiting()
+	if err != nil {
 		closeFiles(stdio[:])
-		return fmt.Errorf("%w: the sandbox was not restored parked", ErrNotWaiting)
+		return err
 	}
-	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state != parkWaiting {
-		closeFiles(stdio[:])
-		return ErrNotWaiting
-	}
 	if err := s.bindHostPorts(publish); err != nil {
 		closeFiles(stdio[:])
 		return err
@@ -438,18 +433,29 @@ func (s *KernelSandbox) bindHostPorts(publish []kernel.PortMapping) error {
 	return nil
 }
 
+// lockWaiting returns the parking of a sandbox restored parked that still
+// waits, its mu locked (the caller unlocks it); ErrNotWaiting otherwise.
+func (s *KernelSandbox) lockWaiting() (*parking, error) {
+	p := s.parked
+	if p == nil {
+		return nil, fmt.Errorf("%w: the sandbox was not restored parked", ErrNotWaiting)
+	}
+	p.mu.Lock()
+	if p.state != parkWaiting {
+		p.mu.Unlock()
+		return nil, ErrNotWaiting
+	}
+	return p, nil
+}
+
 // Discard implements Parked: a parked sandbox ends without running, as if
 // killed by sig.
 func (s *KernelSandbox) Discard(sig int) error {
-	p := s.parked
-	if p == nil {
-		return fmt.Errorf("%w: the sandbox was not restored parked", ErrNotWaiting)
+	p, err := s.lockWaiting()
+	if err != nil {
+		return err
 	}
-	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state != parkWaiting {
-		return ErrNotWaiting
-	}
 	p.state = parkDiscarded
 	p.status = ExitStatus{Signal: sig}
 	close(p.discarded)
