@@ -197,18 +197,25 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
+// writeSynced writes data to f, makes it durable and closes f, whatever
+// fails; it returns the first error.
+func writeSynced(f *os.File, data []byte) error {
+	_, err := f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 func (s *fileStaging) commit(manifest []byte, replace bool) error {
 	mf, err := createPrivate(filepath.Join(s.dir, "manifest"))
 	if err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
-	_, err = mf.Write(manifest)
-	if err == nil {
-		err = mf.Sync()
-	}
-	if cerr := mf.Close(); err == nil {
-		err = cerr
-	}
+	err = writeSynced(mf, manifest)
 	if err == nil {
 		err = syncDir(s.dir)
 	}
@@ -455,14 +462,7 @@ func (h *fileHandle) putAux(_ context.Context, key string, data []byte) error {
 	if err != nil {
 		return mapFileErr(&fs.PathError{Op: "create", Path: filepath.Join(h.dir.Name(), tmp), Err: err})
 	}
-	f := os.NewFile(uintptr(fd), filepath.Join(h.dir.Name(), tmp))
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err = writeSynced(os.NewFile(uintptr(fd), filepath.Join(h.dir.Name(), tmp)), data)
 	if err == nil {
 		err = unix.Renameat(dirfd, tmp, dirfd, key)
 	}

@@ -513,13 +513,7 @@ func (p *filePacker) finish() error {
 	if err != nil {
 		return fmt.Errorf("create index of %s: %w", uri, err)
 	}
-	_, err = fl.Write(idx)
-	if err == nil {
-		err = fl.Sync()
-	}
-	if cerr := fl.Close(); err == nil {
-		err = cerr
-	}
+	err = writeSynced(fl, idx)
 	if err == nil {
 		err = os.Rename(tmp, filepath.Join(dir, p.id+".idx"))
 	}

@@ -64,15 +64,10 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("write key: %w", err)
 	}
-	err = f.Chmod(mode)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if err = f.Chmod(mode); err != nil {
+		f.Close()
+	} else {
+		err = writeSynced(f, data)
 	}
 	if err != nil {
 		os.Remove(path)
