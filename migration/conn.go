@@ -2,6 +2,7 @@ package migration
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -23,11 +24,25 @@ import (
 // encrypts the frames (1.0 sent them in the clear); 2.1 adds the query a
 // source sends on a new connection when it lost the first one after the
 // hand-over (FrameQuery, FrameAnswer); 2.2 the source's wait for the
-// target to store what was sent (FrameSync, FrameSynced).
+// target to store what was sent (FrameSync, FrameSynced); 2.3 proofs over
+// both greetings whole, versions included (minorBound).
 const (
 	Major = 2
-	Minor = 2
+	Minor = 3
 )
+
+// minorBound is the first minor whose proofs cover both greetings whole
+// (magic, versions and nonces), so that a greeting changed on the way
+// fails authentication; before it they covered the nonces only. A side
+// from minorBound on ends its nonce with boundMark, so that a peer of
+// minorBound or later knows it, whatever minor its greeting was made to
+// say: a man in the middle cannot have two such sides use the older
+// proofs (nor speak an older minor) without failing them.
+const minorBound = 3
+
+// boundMark ends the nonce of a side of minorBound or later; the nonce's
+// other 24 bytes are random.
+const boundMark = "SNAPBIND"
 
 // Version is a protocol version a connection announces and speaks. The
 // zero Version stands for the current one (Major.Minor); a side may
@@ -195,37 +210,80 @@ func mac(token []byte, label string, a, b []byte) []byte {
 	return h.Sum(nil)
 }
 
+// newNonce returns a fresh nonce for a side announcing v: random, and
+// ending with boundMark from minorBound on.
+func newNonce(v Version) []byte {
+	n := make([]byte, nonceSize)
+	rand.Read(n)
+	if v.Minor >= minorBound {
+		copy(n[nonceSize-len(boundMark):], boundMark)
+	}
+	return n
+}
+
+// proofs returns the source's and the target's proofs over the target's
+// greeting helloT and the source's helloS (each as this side sent or
+// read it). bound (boundProofs) makes them cover both greetings whole,
+// else only their nonces, as a peer older than minorBound computes them.
+func proofs(token []byte, bound bool, helloT, helloS []byte) (source, target []byte) {
+	if bound {
+		return mac(token, "snap-migrate 2.3 source", helloT, helloS), mac(token, "snap-migrate 2.3 target", helloS, helloT)
+	}
+	nT, nS := helloNonce(helloT), helloNonce(helloS)
+	return mac(token, "snap-migrate source", nT, nS), mac(token, "snap-migrate target", nS, nT)
+}
+
+// boundProofs reports whether a side announcing ours uses the proofs over
+// whole greetings with the peer whose greeting is peer: if both sides are
+// of minorBound or later, as the peer's minor or its nonce's mark says.
+// Whatever a man in the middle changes of either greeting, the two sides
+// then either decide alike and prove different greetings, or decide
+// apart: authentication fails on both either way.
+func boundProofs(ours Version, peer []byte) bool {
+	return ours.Minor >= minorBound &&
+		(helloMinor(peer) >= minorBound || bytes.HasSuffix(helloNonce(peer), []byte(boundMark)))
+}
+
 func hello(v Version, nonce []byte) []byte {
-	b := make([]byte, 0, len(magic)+4+nonceSize)
+	b := make([]byte, 0, helloSize)
 	b = append(b, magic...)
 	b = binary.LittleEndian.AppendUint16(b, v.Major)
 	b = binary.LittleEndian.AppendUint16(b, v.Minor)
 	return append(b, nonce...)
 }
 
-// readHello reads the peer's greeting and returns its nonce and minor
-// version; a peer of another major version than ours is
-// ErrIncompatibleVersion.
-func readHello(r io.Reader, ours Version) ([]byte, uint16, error) {
-	b := make([]byte, len(magic)+4+nonceSize)
+// helloSize is the size of a greeting: magic, major, minor, nonce.
+const helloSize = len(magic) + 4 + nonceSize
+
+func helloMinor(h []byte) uint16 { return binary.LittleEndian.Uint16(h[len(magic)+2:]) }
+func helloNonce(h []byte) []byte { return h[len(magic)+4:] }
+
+// readHello reads the peer's greeting and returns it whole; a peer of
+// another major version than ours is ErrIncompatibleVersion.
+func readHello(r io.Reader, ours Version) ([]byte, error) {
+	b := make([]byte, helloSize)
 	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, 0, fmt.Errorf("read greeting: %w", err)
+		return nil, fmt.Errorf("read greeting: %w", err)
 	}
 	if string(b[:len(magic)]) != magic {
-		return nil, 0, fmt.Errorf("%w: greeting %q is not a snap migration", ErrCorrupt, b[:len(magic)])
+		return nil, fmt.Errorf("%w: greeting %q is not a snap migration", ErrCorrupt, b[:len(magic)])
 	}
-	minor := binary.LittleEndian.Uint16(b[len(magic)+2:])
 	if major := binary.LittleEndian.Uint16(b[len(magic):]); major != ours.Major {
-		return nil, 0, fmt.Errorf("%w: the peer speaks %d.%d, this side %v (the major versions must be equal)",
-			ErrIncompatibleVersion, major, minor, ours)
+		return nil, fmt.Errorf("%w: the peer speaks %d.%d, this side %v (the major versions must be equal)",
+			ErrIncompatibleVersion, major, helloMinor(b), ours)
 	}
-	return b[len(magic)+4:], minor, nil
+	return b, nil
 }
 
+// authFailed is the one line of a handshake whose proofs do not match:
+// the peer holds another token, or a greeting was changed on the way.
+const authFailed = "another token, or a greeting changed on the way"
+
 // Accept authenticates the source on nc, for the target: it sends a
-// challenge and checks the source's answer. A source with another token
-// is told it was refused and gets ErrAuth; one of another major version
-// gets ErrIncompatibleVersion.
+// challenge and checks the source's answer. A source with another token,
+// or whose greeting or ours was changed on the way, is told it was
+// refused and gets ErrAuth; one of another major version gets
+// ErrIncompatibleVersion.
 func Accept(nc net.Conn, token []byte) (*Conn, error) {
 	return AcceptVersion(nc, token, Version{})
 }
@@ -233,28 +291,28 @@ func Accept(nc net.Conn, token []byte) (*Conn, error) {
 // AcceptVersion is Accept announcing version v (zero: Current).
 func AcceptVersion(nc net.Conn, token []byte, v Version) (*Conn, error) {
 	c := newConn(nc, v)
-	nonceT := make([]byte, nonceSize)
-	rand.Read(nonceT)
-	if _, err := nc.Write(hello(c.version, nonceT)); err != nil {
+	helloT := hello(c.version, newNonce(c.version))
+	if _, err := nc.Write(helloT); err != nil {
 		return nil, fmt.Errorf("send greeting: %w", err)
 	}
-	nonceS, minor, err := readHello(c.br, c.version)
+	helloS, err := readHello(c.br, c.version)
 	if err != nil {
 		return nil, err
 	}
-	c.peerMinor = minor
+	c.peerMinor = helloMinor(helloS)
 	got := make([]byte, sha256.Size)
 	if _, err := io.ReadFull(c.br, got); err != nil {
 		return nil, fmt.Errorf("read source's proof: %w", err)
 	}
-	if !hmac.Equal(got, mac(token, "snap-migrate source", nonceT, nonceS)) {
+	wantS, proofT := proofs(token, boundProofs(c.version, helloS), helloT, helloS)
+	if !hmac.Equal(got, wantS) {
 		nc.Write(append([]byte{1}, make([]byte, sha256.Size)...))
-		return nil, fmt.Errorf("%w: the source's token differs from ours", ErrAuth)
+		return nil, fmt.Errorf("%w: the source's proof does not match (%s)", ErrAuth, authFailed)
 	}
-	if _, err := nc.Write(append([]byte{0}, mac(token, "snap-migrate target", nonceS, nonceT)...)); err != nil {
+	if _, err := nc.Write(append([]byte{0}, proofT...)); err != nil {
 		return nil, fmt.Errorf("send proof: %w", err)
 	}
-	if err := c.deriveKeys(token, nonceT, nonceS, false); err != nil {
+	if err := c.deriveKeys(token, helloNonce(helloT), helloNonce(helloS), false); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -323,14 +381,14 @@ func Connect(nc net.Conn, token []byte) (*Conn, error) {
 // ConnectVersion is Connect announcing version v (zero: Current).
 func ConnectVersion(nc net.Conn, token []byte, v Version) (*Conn, error) {
 	c := newConn(nc, v)
-	nonceT, minor, err := readHello(c.br, c.version)
+	helloT, err := readHello(c.br, c.version)
 	if err != nil {
 		return nil, err
 	}
-	c.peerMinor = minor
-	nonceS := make([]byte, nonceSize)
-	rand.Read(nonceS)
-	if _, err := nc.Write(append(hello(c.version, nonceS), mac(token, "snap-migrate source", nonceT, nonceS)...)); err != nil {
+	c.peerMinor = helloMinor(helloT)
+	helloS := hello(c.version, newNonce(c.version))
+	proofS, wantT := proofs(token, boundProofs(c.version, helloT), helloT, helloS)
+	if _, err := nc.Write(append(helloS, proofS...)); err != nil {
 		return nil, fmt.Errorf("send greeting: %w", err)
 	}
 	ans := make([]byte, 1+sha256.Size)
@@ -338,12 +396,12 @@ func ConnectVersion(nc net.Conn, token []byte, v Version) (*Conn, error) {
 		return nil, fmt.Errorf("read target's answer: %w", err)
 	}
 	if ans[0] != 0 {
-		return nil, fmt.Errorf("%w: the target refused our token", ErrAuth)
+		return nil, fmt.Errorf("%w: the target refused our proof (%s)", ErrAuth, authFailed)
 	}
-	if !hmac.Equal(ans[1:], mac(token, "snap-migrate target", nonceS, nonceT)) {
-		return nil, fmt.Errorf("%w: the target's proof does not match our token", ErrAuth)
+	if !hmac.Equal(ans[1:], wantT) {
+		return nil, fmt.Errorf("%w: the target's proof does not match (%s)", ErrAuth, authFailed)
 	}
-	if err := c.deriveKeys(token, nonceT, nonceS, true); err != nil {
+	if err := c.deriveKeys(token, helloNonce(helloT), helloNonce(helloS), true); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -2,8 +2,11 @@ package migration
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"io"
 	"net"
+	"strings"
 	"testing"
 )
 
@@ -77,6 +80,8 @@ func TestHandshakeVersions(t *testing.T) {
 		{name: "older target", vT: Version{Major, 1}, wantMinor: 1},
 		{name: "2.0 target", vT: Version{Major, 0}, wantMinor: 0},
 		{name: "older source", vS: Version{Major, 1}, wantMinor: 1},
+		{name: "2.2 target (proofs over nonces only)", vT: Version{Major, 2}, wantMinor: 2},
+		{name: "2.2 source (proofs over nonces only)", vS: Version{Major, 2}, wantMinor: 2},
 		{name: "newer target", vT: Version{Major, Minor + 1}, wantMinor: Minor},
 		{name: "other major target", vT: Version{Major + 1, 0}, wantErr: true},
 		{name: "1.0 target", vT: Version{1, 0}, wantErr: true},
@@ -94,6 +99,119 @@ func TestHandshakeVersions(t *testing.T) {
 			}
 			if target.Minor() != tc.wantMinor || source.Minor() != tc.wantMinor {
 				t.Errorf("Minor = target %d, source %d; want %d on both", target.Minor(), source.Minor(), tc.wantMinor)
+			}
+		})
+	}
+}
+
+// relayed authenticates a target and a source (announcing vT and vS,
+// one token) through a relay that passes each greeting through editT
+// (the target's) or editS (the source's), nil meaning unchanged, and
+// then every byte as it is.
+func relayed(t *testing.T, vT, vS Version, editT, editS func(g []byte)) (target, source *Conn, terr, serr error) {
+	t.Helper()
+	ta, tb := net.Pipe() // the target's end, the relay's
+	sa, sb := net.Pipe() // the source's end, the relay's
+	t.Cleanup(func() { ta.Close(); tb.Close(); sa.Close(); sb.Close() })
+	pass := func(dst, src net.Conn, edit func([]byte)) {
+		defer dst.Close()
+		defer src.Close()
+		g := make([]byte, helloSize)
+		if _, err := io.ReadFull(src, g); err != nil {
+			return
+		}
+		if edit != nil {
+			edit(g)
+		}
+		if _, err := dst.Write(g); err == nil {
+			io.Copy(dst, src)
+		}
+	}
+	go pass(sb, tb, editT)
+	go pass(tb, sb, editS)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if target, terr = AcceptVersion(ta, []byte("tok"), vT); terr != nil {
+			ta.Close()
+		}
+	}()
+	if source, serr = ConnectVersion(sa, []byte("tok"), vS); serr != nil {
+		sa.Close()
+	}
+	<-done
+	return target, source, terr, serr
+}
+
+// setMinor returns an edit of a greeting that makes it say minor m.
+func setMinor(m uint16) func([]byte) {
+	return func(g []byte) { binary.LittleEndian.PutUint16(g[len(magic)+2:], m) }
+}
+
+// TestHandshakeRelayed: a man in the middle who rewrites the minor
+// version of either side's greeting (to an older minor, to a newer one,
+// on both greetings, also with the nonce's mark of a 2.3 side wiped so
+// that it looks like an older peer) makes the handshake fail on both
+// sides with ErrAuth, the one line of a wrong token: the proofs cover
+// both greetings whole. A relay that changes nothing passes, and so does
+// one between a current side and a 2.2 one, whose proofs cover the nonces
+// only (2.2 speaks no other).
+func TestHandshakeRelayed(t *testing.T) {
+	wipeMark := func(g []byte) { copy(g[helloSize-len(boundMark):], "XXXXXXXX") }
+	older := setMinor(Minor - 1)
+	both := func(edits ...func([]byte)) func([]byte) {
+		return func(g []byte) {
+			for _, e := range edits {
+				e(g)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name         string
+		vT, vS       Version
+		editT, editS func([]byte)
+		wantMinor    uint16
+		wantAuthErr  bool
+	}{
+		{name: "unchanged", wantMinor: Minor},
+		{name: "unchanged, 2.2 target", vT: Version{Major, 2}, wantMinor: 2},
+		{name: "unchanged, 2.2 source", vS: Version{Major, 2}, wantMinor: 2},
+		{name: "target's minor older", editT: older, wantAuthErr: true},
+		{name: "target's minor 0", editT: setMinor(0), wantAuthErr: true},
+		{name: "target's minor newer", editT: setMinor(Minor + 1), wantAuthErr: true},
+		{name: "source's minor older", editS: older, wantAuthErr: true},
+		{name: "source's minor newer", editS: setMinor(Minor + 1), wantAuthErr: true},
+		{name: "both minors older", editT: older, editS: older, wantAuthErr: true},
+		{name: "both older, marks wiped", editT: both(older, wipeMark), editS: both(older, wipeMark), wantAuthErr: true},
+		{name: "target older, its mark wiped", editT: both(older, wipeMark), wantAuthErr: true},
+		{name: "2.2 source's minor made current", vS: Version{Major, 2}, editS: setMinor(Minor), wantAuthErr: true},
+		{name: "2.2 target's minor made current", vT: Version{Major, 2}, editT: setMinor(Minor), wantAuthErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target, source, terr, serr := relayed(t, tc.vT, tc.vS, tc.editT, tc.editS)
+			if tc.wantAuthErr {
+				if !errors.Is(terr, ErrAuth) || !errors.Is(serr, ErrAuth) {
+					t.Fatalf("handshake = target %v, source %v; want ErrAuth on both", terr, serr)
+				}
+				for _, err := range []error{terr, serr} {
+					if strings.Contains(err.Error(), "\n") {
+						t.Errorf("error %q is more than one line", err)
+					}
+				}
+				return
+			}
+			if terr != nil || serr != nil {
+				t.Fatalf("handshake = target %v, source %v; want success", terr, serr)
+			}
+			if target.Minor() != tc.wantMinor || source.Minor() != tc.wantMinor {
+				t.Errorf("Minor = target %d, source %d; want %d on both", target.Minor(), source.Minor(), tc.wantMinor)
+			}
+			go func() {
+				source.Write(FrameGo, nil)
+				source.Flush()
+			}()
+			if typ, _, err := target.Read(); err != nil || typ != FrameGo {
+				t.Errorf("Read() through the relay = %d, %v; want FrameGo", typ, err)
 			}
 		})
 	}

@@ -5,19 +5,26 @@
 // only; runner drives it with a kernel on each side. docs/MIGRATION.md
 // describes the whole exchange.
 //
-// Handshake (all integers little endian; the token never crosses the wire):
+// Handshake (all integers little endian; the token never crosses the wire;
+// helloT and helloS are the two greetings whole, as each side sent or
+// read them):
 //
-//	target -> source   "SNAPMIG\x00" | major u16 | minor u16 | nonceT [32]
-//	source -> target   "SNAPMIG\x00" | major u16 | minor u16 | nonceS [32] |
-//	                   HMAC-SHA256(token, "snap-migrate source" | nonceT | nonceS)
+//	target -> source   helloT = "SNAPMIG\x00" | major u16 | minor u16 | nonceT [32]
+//	source -> target   helloS = "SNAPMIG\x00" | major u16 | minor u16 | nonceS [32] |
+//	                   HMAC-SHA256(token, "snap-migrate 2.3 source" | helloT | helloS)
 //	target -> source   status u8 (0 accepted, 1 refused) |
-//	                   HMAC-SHA256(token, "snap-migrate target" | nonceS | nonceT)
+//	                   HMAC-SHA256(token, "snap-migrate 2.3 target" | helloS | helloT)
 //
 // Each side checks the other's major version (equal) and MAC; a wrong
-// token fails on both sides with ErrAuth before any frame is sent. Then
-// each direction has its own AES-256-GCM key, HKDF-SHA256 of the token
-// salted with nonceT | nonceS (info "snap-migrate 2.0 source to target",
-// "... target to source"), so every connection has fresh keys.
+// token, or a greeting changed on the way (its minor version, say), fails
+// on both sides with ErrAuth before any frame is sent. A 2.3 side's nonce
+// ends with "SNAPBIND"; with a peer older than 2.3 (minor below 3 and no
+// such mark) it uses that peer's proofs, which cover the nonces only
+// (labels "snap-migrate source" and "snap-migrate target", nonceT | nonceS
+// and nonceS | nonceT; see minorBound). Then each direction has its own
+// AES-256-GCM key, HKDF-SHA256 of the token salted with nonceT | nonceS
+// (info "snap-migrate 2.0 source to target", "... target to source"), so
+// every connection has fresh keys.
 //
 // Frame (the sealed part is encrypted; the clear length is its additional
 // data; the GCM nonce is the frame's number in its direction, counting

@@ -3,8 +3,8 @@ package migration
 import "errors"
 
 var (
-	// ErrAuth means the peer does not hold the same token (or refused
-	// ours).
+	// ErrAuth means the handshake's proofs do not match: the peer does
+	// not hold the same token, or a greeting was changed on the way.
 	ErrAuth = errors.New("migration peer authentication failed")
 	// ErrCorrupt means a frame failed its checksum, did not decode, or
 	// broke the protocol's rules.
