@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"snapshotter/internal/smaps"
+	"snapshotter/runner"
 )
 
 // poolImage saves poolmember (testdata/c/poolmember.c) once it printed
@@ -309,6 +310,64 @@ func TestPoolMemberKilled(t *testing.T) {
 	for _, l := range strings.Split(e.must("ps"), "\n") {
 		if strings.HasPrefix(l, victim) {
 			t.Errorf("ps still lists the killed member: %q", l)
+		}
+	}
+}
+
+// TestPoolTakerDied plays a taker that dies between its claim and its
+// take (the test unlinks the member's entry in waiting/ itself): the
+// member, whose hand-over timeout is short here, waits in its pool again
+// and is then taken as any other and answers; claimed that way again and
+// its pool removed, it ends and leaves nothing behind.
+func TestPoolTakerDied(t *testing.T) {
+	e := newEnv(t)
+	uri := e.poolImage("img")
+	e.extra = []string{runner.HandoverTimeoutEnv + "=300ms"} // members inherit it
+	e.createPool("p", uri, 1)
+	waiting := filepath.Join(e.dir, "state", ".pools", "p", "waiting")
+	claim := func() string {
+		ids := e.statuses("waiting")
+		if len(ids) != 1 {
+			t.Fatalf("ps: waiting %q, want one member", ids)
+		}
+		if err := os.Remove(filepath.Join(waiting, ids[0])); err != nil {
+			t.Fatal(err)
+		}
+		return ids[0]
+	}
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			if d, ok := t.Deadline(); ok && time.Now().After(d.Add(-5*time.Second)) {
+				t.Fatalf("never: %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	id := claim()
+	eventually("the claimed member waits in its pool again", func() bool {
+		_, err := os.Stat(filepath.Join(waiting, id))
+		return err == nil
+	})
+	took, out, _ := e.takeDetached("p", "check\n")
+	if took != id {
+		t.Fatalf("take got %q, want the member that came back, %s", took, id)
+	}
+	e.must("wait", id)
+	wantLines(t, "stdout of "+id, lines(out), "pages hold a", "bye after 1 commands")
+
+	e.waitPoolFull("p", 1)
+	id = claim()
+	pid := int(e.meta(id)["pid"].(float64))
+	e.must("pool", "rm", "p")
+	eventually("the claimed member of the removed pool ends", func() bool {
+		_, err := os.Stat(filepath.Join(e.dir, "state", id))
+		return syscall.Kill(pid, 0) != nil && os.IsNotExist(err)
+	})
+	for _, l := range strings.Split(e.must("ps"), "\n") {
+		if strings.HasPrefix(l, id) {
+			t.Errorf("ps still lists the member ended out of its pool: %q", l)
 		}
 	}
 }

@@ -268,7 +268,7 @@ func RunSentry(o SentryOptions, start StartFunc) (ExitStatus, error) {
 	go func() { served <- srv.Serve() }()
 	if o.Pool != "" {
 		// Takers find it from now on.
-		if err := o.StateDir.pool(o.Pool).enter(o.ID); err != nil {
+		if err := srv.EnterPool(o.Pool); err != nil {
 			srv.Shutdown(0)
 			sb.Kill(9)
 			sb.Wait()
@@ -290,6 +290,10 @@ func RunSentry(o SentryOptions, start StartFunc) (ExitStatus, error) {
 	}
 	final := srv.Metadata()
 	log.Printf("sandbox %s: %s", o.ID, final.Status)
+	if srv.LeftPool() {
+		// Never anyone's sandbox, and no pool rm will find it.
+		o.StateDir.removeUntaken(&final)
+	}
 	if final.Status == StatusSaved {
 		return ExitStatus{}, nil
 	}

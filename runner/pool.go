@@ -37,7 +37,8 @@ import (
 // removing its file in waiting/ (exactly one remover succeeds), hands it
 // its stdio and resumes it (TakeMember), and starts a replenisher: a
 // detached snap process that launches members until the pool is full
-// again, and exits.
+// again, and exits. A member claimed whose take does not come (its taker
+// died) enters the pool again, or ends (pool_handover.go).
 
 // ReplenishCommand is the hidden snap command that fills a pool: snap
 // runs `EXE --state-dir DIR pool replenish NAME`.
@@ -147,38 +148,48 @@ func (p poolDir) writeConfig(c *PoolConfig) error {
 	return nil
 }
 
-// enter adds waiting member id; it fails if the pool is gone. The file
-// is made in the waiting directory opened first, which pool rm may have
-// renamed away meanwhile (RemovePool claims only what it finds there once
-// renamed): enter then takes its file back, or finds that pool rm claimed
-// it, and fails either way, so that no member is left waiting in a
-// removed pool.
+// enter adds waiting member id; it fails if the pool is gone.
 func (p poolDir) enter(id string) error {
+	fd, err := p.enterFile(id)
+	if err == nil {
+		unix.Close(fd)
+	}
+	return err
+}
+
+// enterFile adds waiting member id and returns a descriptor of its file
+// (read-only), whose link count drops to zero once a claimer unlinked it;
+// it fails if the pool is gone. The file is made in the waiting directory
+// opened first, which pool rm may have renamed away meanwhile (RemovePool
+// claims only what it finds there once renamed): enterFile then takes its
+// file back, or finds that pool rm claimed it, and fails either way, so
+// that no member is left waiting in a removed pool.
+func (p poolDir) enterFile(id string) (int, error) {
 	removed := fmt.Errorf("enter pool %s: %w (removed)", p.name, ErrUnknownPool)
 	dfd, err := unix.Open(p.waitingDir(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err == unix.ENOENT {
-		return removed
+		return -1, removed
 	}
 	if err != nil {
-		return fmt.Errorf("enter pool %s: open %s: %w", p.name, p.waitingDir(), err)
+		return -1, fmt.Errorf("enter pool %s: open %s: %w", p.name, p.waitingDir(), err)
 	}
 	defer unix.Close(dfd)
 	if poolEnteringHook != nil {
 		poolEnteringHook()
 	}
-	fd, err := unix.Openat(dfd, id, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	fd, err := unix.Openat(dfd, id, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return fmt.Errorf("enter pool %s: create %s: %w", p.name, id, err)
+		return -1, fmt.Errorf("enter pool %s: create %s: %w", p.name, id, err)
 	}
-	unix.Close(fd)
 	var opened, now unix.Stat_t
 	if unix.Fstat(dfd, &opened) != nil || unix.Lstat(p.waitingDir(), &now) != nil || opened.Dev != now.Dev || opened.Ino != now.Ino {
 		// Removed between the open and the create: whoever unlinks the
 		// file owns the member, and pool rm ends those it owns.
 		unix.Unlinkat(dfd, id, 0)
-		return removed
+		unix.Close(fd)
+		return -1, removed
 	}
-	return nil
+	return fd, nil
 }
 
 // waiting returns the IDs entered in the pool, sorted.

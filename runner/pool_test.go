@@ -357,8 +357,8 @@ func TestReplenishProgramEndsAtOnce(t *testing.T) {
 }
 
 // makePool makes pool p of size members by hand (as CreatePool leaves it
-// before its members) with in-process members ids entered, and returns
-// them.
+// before its members) with in-process members ids entered (servePooled),
+// and returns them.
 func makePool(t *testing.T, sd StateDir, size int, ids ...string) map[string]*parkedSandbox {
 	t.Helper()
 	p := sd.pool("p")
@@ -370,10 +370,7 @@ func makePool(t *testing.T, sd StateDir, size int, ids ...string) map[string]*pa
 	}
 	members := map[string]*parkedSandbox{}
 	for _, id := range ids {
-		members[id] = serveParked(t, sd, id)
-		if err := p.enter(id); err != nil {
-			t.Fatal(err)
-		}
+		members[id], _ = servePooled(t, sd, id)
 	}
 	return members
 }

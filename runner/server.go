@@ -51,11 +51,17 @@ type Server struct {
 	// Finish waits for a running save to settle the final status.
 	saveMu sync.Mutex
 
-	// mu protects meta, stopped, conns.
+	// mu protects meta, stopped, conns, pooled and leftPool.
 	mu      sync.Mutex
 	meta    Metadata
 	stopped bool
 	conns   map[net.Conn]struct{}
+	// pooled is a waiting pool member's watch of its pool entry
+	// (EnterPool, pool_handover.go); nil once taken or ended.
+	pooled *handover
+	// leftPool is set when the member ended itself out of its removed
+	// pool (LeftPool).
+	leftPool bool
 
 	// finished is closed by Finish, once the final status is recorded.
 	finished     chan struct{}
@@ -157,6 +163,7 @@ func (s *Server) Serve() error {
 func (s *Server) Shutdown(grace time.Duration) {
 	s.mu.Lock()
 	s.stopped = true
+	s.stopWatchLocked()
 	s.mu.Unlock()
 	if s.ln != nil {
 		s.ln.Close()
@@ -377,6 +384,11 @@ func (s *Server) take(files []*os.File, publish []string) error {
 		closeFiles(files)
 		return fmt.Errorf("take %s: %w (status %s)", s.id, ErrNotWaiting, st)
 	}
+	if err := s.claimForTakeLocked(); err != nil {
+		s.mu.Unlock()
+		closeFiles(files)
+		return fmt.Errorf("take %s: %w", s.id, err)
+	}
 	s.meta.Status = StatusRunning
 	now := time.Now().UTC()
 	s.meta.Taken = &now
@@ -388,16 +400,19 @@ func (s *Server) take(files []*os.File, publish []string) error {
 		s.meta.Status = StatusWaiting
 		s.meta.Taken = nil
 		pool := s.meta.Pool
-		s.mu.Unlock()
-		if errors.Is(err, ErrTakePublish) && pool != "" {
-			// Nothing ran: the member is as it was, for another take.
-			if perr := s.sd.pool(pool).enter(s.id); perr == nil {
-				return fmt.Errorf("take %s: %w", s.id, err)
-			}
+		// Nothing ran after a port that could not be published: the
+		// member is as it was, for another take.
+		back := errors.Is(err, ErrTakePublish) && pool != "" && s.reenterLocked(pool) == nil
+		if !back && s.pooled != nil {
+			s.pooled.ending = true // no take until discarded
 		}
-		p.Discard(int(unix.SIGKILL))
+		s.mu.Unlock()
+		if !back {
+			p.Discard(int(unix.SIGKILL))
+		}
 		return fmt.Errorf("take %s: %w", s.id, err)
 	}
+	s.stopWatchLocked()
 	// Written before the answer, so that whoever reads the state
 	// directory once the take returned (snap ps, a pool rm, a
 	// replenisher) finds it taken, not waiting; the fsync follows.
@@ -507,6 +522,9 @@ func (s *Server) Finish(st ExitStatus) error {
 		s.startReplenisher(s.replPool)
 	}
 	s.replMu.Unlock()
+	s.mu.Lock()
+	s.stopWatchLocked()
+	s.mu.Unlock()
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
 	err := s.Update(func(m *Metadata) {
