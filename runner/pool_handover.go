@@ -271,7 +271,7 @@ func (s *Server) claimForTakeLocked() error {
 	if !h.claimed() {
 		// Listed again since this taker's claim, or never claimed.
 		if err := os.Remove(filepath.Join(h.pool.waitingDir(), h.id)); err != nil || !h.claimed() {
-			return fmt.Errorf("%w: claimed by another", ErrNotWaiting)
+			return fmt.Errorf("%w: claimed by another, or its pool removed", ErrNotWaiting)
 		}
 	}
 	if h.timer != nil {

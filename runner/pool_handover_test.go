@@ -148,13 +148,15 @@ func TestPoolHandoverLateTake(t *testing.T) {
 	tests := []struct {
 		name string
 		// when the late take comes: "alone", "between" another take's
-		// claim and its take, "after" another take, "after rm".
+		// claim and its take, "after" another take, "during rm" (the
+		// pool renamed away, the member not claimed yet), "after rm".
 		when     string
 		lateWins bool
 	}{
 		{"late take alone", "alone", true},
 		{"late take between another's claim and take", "between", true},
 		{"late take after another's take", "after", false},
+		{"late take during pool rm", "during rm", false},
 		{"late take after pool rm", "after rm", false},
 	}
 	for _, tc := range tests {
@@ -192,6 +194,15 @@ func TestPoolHandoverLateTake(t *testing.T) {
 				if otherErr == nil {
 					served++
 				}
+			case "during rm":
+				poolRemovingHook = func() { lateErr = lateTake() }
+				defer func() { poolRemovingHook = nil }()
+				if err := RemovePool(ctx, sd, "p"); err != nil {
+					t.Fatalf("RemovePool() = %v", err)
+				}
+				if !errors.Is(lateErr, ErrNotWaiting) {
+					t.Errorf("late take while pool rm removes the pool = %v, want ErrNotWaiting", lateErr)
+				}
 			case "after rm":
 				if err := RemovePool(ctx, sd, "p"); err != nil {
 					t.Fatalf("RemovePool() = %v", err)
@@ -201,11 +212,14 @@ func TestPoolHandoverLateTake(t *testing.T) {
 			if (lateErr == nil) != tc.lateWins {
 				t.Errorf("late take = %v, want it to succeed: %v", lateErr, tc.lateWins)
 			}
+			if tc.when == "after" && !errors.Is(lateErr, ErrNotWaiting) {
+				t.Errorf("late take after another's = %v, want ErrNotWaiting", lateErr)
+			}
 			if lateErr == nil {
 				served++
 			}
 			want, wantServed := "resumed", 1
-			if tc.when == "after rm" {
+			if strings.HasSuffix(tc.when, "rm") {
 				want, wantServed = "discarded", 0
 			}
 			if served != wantServed {
