@@ -31,18 +31,11 @@ import (
 	_ "snapshotter/platform/ptrace"
 )
 
-// args are snap's arguments without the program name.
-var args []string
-
 func init() {
-	if len(os.Args) > 1 {
-		args = os.Args[1:]
+	if len(os.Args) < 2 {
+		return
 	}
-	if name, ok := SandboxPlatform(args); ok {
+	if name, ok := SandboxPlatform(os.Args[1:]); ok {
 		prewarm.Start(name)
 	}
 }
-
-// Args returns snap's arguments without the program name, for the other
-// packages that decide during package initialisation (fasttake).
-func Args() []string { return args }
