@@ -176,6 +176,20 @@ func TestPoolTakeEntry(t *testing.T) {
 		})
 	}
 
+	t.Run("stdin closed", func(t *testing.T) {
+		// Go's runtime opens /dev/null in its place; the entry code
+		// leaves such a take to Go.
+		e.waitPoolFull("p", 2)
+		cmd := exec.Command("/bin/sh", "-c", `exec "$0" pool take p <&-`, snapBin)
+		cmd.Env = append(e.environ(), e.extra...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if err != nil || goInitLines(stderr.String()) == 0 || !strings.Contains(stdout.String(), "bye after 0 commands") {
+			t.Errorf("foreground take with stdin closed: %v, stdout %q, stderr %q; want Go to take with stdin /dev/null", err, stdout.String(), stderr.String())
+		}
+	})
+
 	t.Run("empty pool", func(t *testing.T) {
 		e.waitPoolSettled("p", 2)
 		aside := filepath.Join(e.dir, "aside")

@@ -23,7 +23,8 @@
 // returns to Go with nothing changed — an unknown flag (-p among them: the
 // full command publishes ports), a flag before `pool take` that belongs to
 // take, an argument or name longer than its bounds, a state directory whose
-// socket paths are too long for sockaddr_un, no pool, an empty pool
+// socket paths are too long for sockaddr_un, a closed descriptor 0, 1 or 2
+// (Go's runtime opens /dev/null there first), no pool, an empty pool
 // (--wait is the full command's), a file that does not open — and the
 // full command reports errors and waits. SNAP_NO_FAST_TAKE=1 turns it off
 // (the tests run both paths).

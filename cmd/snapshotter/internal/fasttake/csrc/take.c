@@ -24,7 +24,7 @@ typedef unsigned int u32;
 typedef unsigned char u8;
 
 enum {
-	NR_read = 0, NR_write = 1, NR_close = 3, NR_poll = 7,
+	NR_read = 0, NR_write = 1, NR_close = 3, NR_poll = 7, NR_fcntl = 72,
 	NR_rt_sigprocmask = 14, NR_socket = 41, NR_connect = 42,
 	NR_sendmsg = 46, NR_getuid = 102, NR_getdents64 = 217,
 	NR_exit_group = 231, NR_openat = 257, NR_unlinkat = 263,
@@ -37,7 +37,7 @@ enum {
 	EINTR = 4, AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 02000000,
 	SOL_SOCKET = 1, SCM_RIGHTS = 1, SIG_BLOCK = 0, SIG_SETMASK = 2,
 	SIGHUP = 1, SIGINT = 2, SIGTERM = 15, SFD_NONBLOCK = 04000,
-	SFD_CLOEXEC = 02000000, POLLIN = 1,
+	SFD_CLOEXEC = 02000000, POLLIN = 1, F_GETFD = 1,
 };
 
 /* Bounds: anything longer is left to Go. */
@@ -156,12 +156,12 @@ struct buf {
 
 static void bput(struct buf *b, const char *s)
 {
-	while (*s) {
+	for (; *s; s++) {
 		if (b->len + 1 >= b->cap) {
 			b->ok = 0;
-			return;
+			break;
 		}
-		b->p[b->len++] = *s++;
+		b->p[b->len++] = *s;
 	}
 	b->p[b->len] = 0;
 }
@@ -845,6 +845,12 @@ static void serve(const struct command *c, char **envp, char *taken)
 	struct buf b_sd = {sd, 0, sizeof sd, 1};
 	struct ids ids;
 
+	/* Go's runtime opens /dev/null for a closed 0, 1 or 2 before
+	 * anything else; here a descriptor opened below would take its place
+	 * and be passed on. */
+	for (int i = 0; i < 3; i++)
+		if (sys3(NR_fcntl, i, F_GETFD, 0) < 0)
+			return;
 	state_dir(&b_sd, c, envp);
 	struct buf b_pool = {pool, 0, sizeof pool, 1};
 	bput(&b_pool, sd);
