@@ -8,6 +8,10 @@
 // initialises and cobra parses the command line; kernel.New or
 // kernel.Restore then takes them.
 //
+// A `snap pool take` is served earlier still, before the Go runtime starts,
+// by snap's entry point (package fasttake); this package runs for what
+// that leaves to Go.
+//
 // Go initialises packages in dependency order, taking at each step the
 // ready package whose path sorts first. This package imports only the
 // platform registry, the platforms and what they need (os, fmt,
