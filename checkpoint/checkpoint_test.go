@@ -48,8 +48,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	snapBin = filepath.Join(tmpRoot, "snap")
-	// Static, as make build and e2e build it.
-	build := exec.Command("go", "build", "-o", snapBin, "snapshotter/cmd/snapshotter")
+	// Static and with snap's entry point, as make build and e2e build it.
+	build := exec.Command("go", "build", "-ldflags=-E=_rt0_snap", "-o", snapBin, "snapshotter/cmd/snapshotter")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		buildErr = fmt.Errorf("go build snap: %v\n%s", err, out)

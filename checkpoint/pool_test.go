@@ -116,7 +116,7 @@ func TestPoolLifecycle(t *testing.T) {
 	if w := e.statuses("waiting"); len(w) != 2 {
 		t.Fatalf("ps: waiting sandboxes %q, want 2", w)
 	}
-	for _, path := range []struct{ name, env string }{{"fast", ""}, {"full", "SNAP_NO_FAST_TAKE=1"}} {
+	for _, path := range []struct{ name, env string }{{"entry", ""}, {"full", "SNAP_NO_FAST_TAKE=1"}} {
 		t.Run(path.name, func(t *testing.T) {
 			e.extra = []string{path.env}
 			defer func() { e.extra = nil }()
@@ -609,7 +609,7 @@ func TestPoolPrimesMember(t *testing.T) {
 		}
 		return kib
 	}
-	for _, path := range []struct{ name, env string }{{"fast", ""}, {"full", "SNAP_NO_FAST_TAKE=1"}} {
+	for _, path := range []struct{ name, env string }{{"entry", ""}, {"full", "SNAP_NO_FAST_TAKE=1"}} {
 		e.waitPoolSettled("p", 2)
 		primed := e.primedMember("p")
 		waiting := e.statuses("waiting")

@@ -5,6 +5,7 @@
  *   "set C"  writes the byte C over every page,
  *   "check"  prints "pages hold C" if every byte of every page is C, else
  *            "pages differ at page N",
+ *   "exit N" exits with status N at once,
  * and at "bye" or end of file prints "bye after N commands" on stdout and
  * "stderr: N commands" on stderr, and exits 0.
  *
@@ -54,6 +55,8 @@ int main(void)
 				memset(mem + i, line[4], PAGE);
 		} else if (strcmp(line, "check") == 0) {
 			check();
+		} else if (strncmp(line, "exit ", 5) == 0) {
+			return atoi(line + 5);
 		} else {
 			printf("unknown command %s\n", line);
 		}

@@ -1,7 +1,6 @@
 package early
 
 import (
-	"os"
 	"strings"
 	"testing"
 )
@@ -54,11 +53,5 @@ func TestSandboxPlatform(t *testing.T) {
 				t.Errorf("SandboxPlatform(%q) = %q, %v, want %q, %v", tc.args, platform, ok, tc.platform, tc.ok)
 			}
 		})
-	}
-}
-
-func TestArgs(t *testing.T) {
-	if got, want := Args(), os.Args[1:]; strings.Join(got, "\x00") != strings.Join(want, "\x00") {
-		t.Errorf("Args() = %q, want %q", got, want)
 	}
 }

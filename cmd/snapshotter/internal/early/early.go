@@ -8,6 +8,10 @@
 // initialises and cobra parses the command line; kernel.New or
 // kernel.Restore then takes them.
 //
+// A `snap pool take` is served earlier still, before the Go runtime starts,
+// by snap's entry point (package fasttake); this package runs for what
+// that leaves to Go.
+//
 // Go initialises packages in dependency order, taking at each step the
 // ready package whose path sorts first. This package imports only the
 // platform registry, the platforms and what they need (os, fmt,
@@ -31,18 +35,11 @@ import (
 	_ "snapshotter/platform/ptrace"
 )
 
-// args are snap's arguments without the program name.
-var args []string
-
 func init() {
-	if len(os.Args) > 1 {
-		args = os.Args[1:]
+	if len(os.Args) < 2 {
+		return
 	}
-	if name, ok := SandboxPlatform(args); ok {
+	if name, ok := SandboxPlatform(os.Args[1:]); ok {
 		prewarm.Start(name)
 	}
 }
-
-// Args returns snap's arguments without the program name, for the other
-// packages that decide during package initialisation (fasttake).
-func Args() []string { return args }
