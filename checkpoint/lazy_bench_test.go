@@ -68,7 +68,7 @@ func BenchmarkLazyRestore(b *testing.B) {
 			id, out := e.benchRun(b, memtouch, strconv.Itoa(mib), "/dev/stdout")
 			waitLinesB(b, out, 2)
 			uri := strings.TrimSpace(e.benchSnap(b, "save", id, "--to", "img"))
-			var eager, lazy, unlowered, nice19 restoreSum
+			var eager, lazy, unlowered, nice19, keepP restoreSum
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				// The eager restore loads the image, as a lazy one does,
@@ -79,6 +79,8 @@ func BenchmarkLazyRestore(b *testing.B) {
 				unlowered.add(e.benchRestore(b, uri, fmt.Sprintf("u%d", i), "--lazy", "--no-working-set"))
 				e.extra = []string{"SNAP_LAZY_PROGRAM_NICE=19"}
 				nice19.add(e.benchRestore(b, uri, fmt.Sprintf("n%d", i), "--lazy", "--no-working-set"))
+				e.extra = []string{"SNAP_LAZY_KEEP_P=1"}
+				keepP.add(e.benchRestore(b, uri, fmt.Sprintf("k%d", i), "--lazy", "--no-working-set"))
 				e.extra = nil
 			}
 			n := float64(b.N)
@@ -95,6 +97,8 @@ func BenchmarkLazyRestore(b *testing.B) {
 			b.ReportMetric(unlowered.programCPU/n, "unlowered-lazy-program-cpu-ms")
 			b.ReportMetric(nice19.loaded/n, "nice19-lazy-loaded-ms")
 			b.ReportMetric(nice19.programCPU/n, "nice19-lazy-program-cpu-ms")
+			b.ReportMetric(keepP.loaded/n, "keepp-lazy-loaded-ms")
+			b.ReportMetric(keepP.load/n, "keepp-lazy-stream-ms")
 			// The goal "all loaded no slower than eager" as one number:
 			// at most 1.
 			b.ReportMetric(lazy.loaded/eager.firstOutput, "lazy-loaded/eager-first-output")

@@ -362,6 +362,11 @@ type Kernel struct {
 	// loader start (lazyLoad.kick). Not saved: it belongs to one
 	// restore. Accessed atomically.
 	lazyKick atomic.Pointer[lazyLoad] `state:"nosave"`
+	// lazyHandOff is set while a lazy restore's background loader
+	// streams (lazyLoad.handOffP): task goroutines then give their P
+	// back while their application runs (pHandOffer). Not saved: it
+	// belongs to one restore. Accessed atomically.
+	lazyHandOff atomic.Bool `state:"nosave"`
 	// baseLoad is the load of a restore over a base (lazyLoad.attach),
 	// kept after it ended (the program's exit drops what it had not
 	// copied) so that BaseCopied still reports what was copied. Not

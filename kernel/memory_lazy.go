@@ -48,6 +48,14 @@ import (
 // ends (lazyLoad.end); the sentry lowers it only if it may raise it back
 // (canRaiseNice).
 //
+// While it streams, the program's task goroutines also give their P back
+// to the Go scheduler each time they wait for the application
+// (Kernel.lazyHandOff, pHandOffer): an ordinary system call keeps its P
+// until the runtime's monitor takes it, some milliseconds later when the
+// monitor has had little to do, and the program's stubs, which run only
+// on what CPU the loader leaves, are often waited for that long; each such
+// wait took one of the loader's two Ps from it until then.
+//
 // When the last chunk is loaded, MemoryFile.lazy is cleared (no cost
 // afterwards), every address space is mapped in full again and its pages
 // prefaulted. If a chunk cannot be loaded (the store is gone, a checksum
@@ -214,6 +222,10 @@ type lazyLoad struct {
 	// reads that count, set by attach. Protected by mu.
 	cpu0, faults0 uint64
 	faults        func() uint64
+	// handOff sets the kernel's lazyHandOff, set by attach; the load
+	// sets it while the background loader streams (lowerStubs) and
+	// clears it when the load ends. Protected by mu.
+	handOff func(bool)
 
 	// stubs are the stub threads the program has run on, by pid;
 	// lowering is set once the background loader runs (stubs are
@@ -452,6 +464,9 @@ func (l *lazyLoad) end(err error) {
 		}
 	}
 	l.stubs = nil
+	if l.handOff != nil {
+		l.handOff(false)
+	}
 	l.stats.End = time.Now()
 	if l.stats.Start.IsZero() {
 		l.stats.Start = l.stats.End // loaded before the program started
@@ -600,6 +615,9 @@ func (l *lazyLoad) attach(k *Kernel) {
 	defer l.mu.Unlock()
 	l.onFail, l.onLoaded, l.mf = k.lazyFailed, k.lazyLoaded, k.mf
 	l.faults = k.counts.faults.Load
+	if l.base == nil {
+		l.handOff = k.lazyHandOff.Store
+	}
 	if !l.ended {
 		k.mf.lazy.Store(l)
 		if l.base == nil {
@@ -688,6 +706,37 @@ func (l *lazyLoad) lowerStubs() {
 	for pid := range l.stubs {
 		l.stubs[pid] = lazyStub{nice: -1, cpu: processCPUNow(pid)}
 		l.lowerLocked(pid)
+	}
+	if l.handOff != nil && os.Getenv(lazyKeepPEnv) != "1" {
+		l.handOff(true)
+	}
+}
+
+// lazyKeepPEnv, set to 1, has the program's task goroutines keep their P
+// while the background loader streams, as at any other time (benchmarks
+// compare the two).
+const lazyKeepPEnv = "SNAP_LAZY_KEEP_P"
+
+// pHandOffer is implemented by platform contexts whose Switch can give the
+// calling thread's P back to the Go scheduler while the application runs
+// (ptrace).
+type pHandOffer interface {
+	// HandOffP applies from the next Switch.
+	HandOffP(on bool)
+}
+
+// applyHandOff passes the kernel's lazyHandOff to the task's context when
+// it changed since the last Switch.
+//
+// Preconditions: the caller is the task goroutine.
+func (t *Task) applyHandOff() {
+	on := t.k.lazyHandOff.Load()
+	if on == t.handOffApplied {
+		return
+	}
+	t.handOffApplied = on
+	if p, ok := t.ctx.(pHandOffer); ok {
+		p.HandOffP(on)
 	}
 }
 

@@ -345,3 +345,55 @@ func lazySchedsDuringAndAfter(t *testing.T) (during, after []stubSched) {
 	}
 	return during, after
 }
+
+// TestRestoreLazyHandsOffP: while the background loader streams, the
+// kernel has task goroutines hand their P off while their application runs
+// (Kernel.lazyHandOff), unless SNAP_LAZY_KEEP_P=1; once the load has ended
+// they keep it again, and the program gives its sum.
+func TestRestoreLazyHandsOffP(t *testing.T) {
+	for _, tc := range []struct {
+		name, env string
+		during    bool
+	}{
+		{"default", "", true},
+		{"kept", "1", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(lazyKeepPEnv, tc.env)
+			s, ranges, state := savedSparse(t)
+			chunks, data := lazyChunks(ranges)
+			lr := &lazyRecorder{data: data, bad: -1, stream: true, streaming: make(chan struct{}), gate: make(chan struct{})}
+			k, inW, outR := restoreWithPipes(t, state, RestoreOptions{
+				Timings: new(Timings), MemorySize: s.k.mf.Size(), Lazy: lr.memory(chunks, nil),
+			})
+			k.Resume()
+			select {
+			case <-lr.streaming:
+			case <-time.After(60 * time.Second):
+				close(lr.gate)
+				t.Fatal("the background loader did not start")
+			}
+			during := k.lazyHandOff.Load()
+			close(lr.gate)
+			select {
+			case st := <-lr.ended:
+				if st.Err != nil {
+					t.Errorf("Done(%+v), want everything loaded", st)
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatal("the lazy load did not end")
+			}
+			if during != tc.during {
+				t.Errorf("lazyHandOff while the loader streams = %v, want %v", during, tc.during)
+			}
+			if after := k.lazyHandOff.Load(); after {
+				t.Errorf("lazyHandOff once loaded = %v, want false", after)
+			}
+			lines := scanLines(outR, 1)
+			inW.Write([]byte{'x'})
+			if l := <-lines; l != fmt.Sprintf("sum %x", sparseSum()) {
+				t.Errorf("restored program: %q, want sum %x", l, sparseSum())
+			}
+		})
+	}
+}

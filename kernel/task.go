@@ -251,6 +251,10 @@ type Task struct {
 	pinFloating bool      `state:"nosave"`
 	pinSwitches int       `state:"nosave"`
 	pinSince    time.Time `state:"nosave"`
+	// handOffApplied is what the task goroutine last passed to its
+	// context's HandOffP (see Kernel.lazyHandOff). Exclusive to the task
+	// goroutine; host state, not saved.
+	handOffApplied bool `state:"nosave"`
 
 	// mu protects the interrupt fields, name and sched.
 	mu sync.Mutex `state:"nosave"`

@@ -124,6 +124,7 @@ func (*runApp) execute(t *Task) taskRunState {
 	}
 
 	t.applyPin()
+	t.applyHandOff()
 	t.scratch.Regs = platform.Registers(t.regs)
 	t.scratch.FP = t.fp
 	t.scratchInfo = platform.SignalInfo{}

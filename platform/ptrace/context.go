@@ -64,7 +64,21 @@ type context struct {
 	// cpu is the CPU that PinCPU asked for: a CPU number, cpuAny or
 	// cpuUntouched.
 	cpu atomic.Int32
+
+	// handOff is what HandOffP set. Accessed atomically.
+	handOff atomic.Bool
 }
+
+// HandOffP makes Switch, from its next wait for the application on, give
+// the calling thread's P back to the Go scheduler for as long as the
+// application runs (on), or keep it, as any system call does, until the
+// runtime's monitor takes it (off, the default). Keeping it is cheaper
+// when the sentry has spare Ps: the thread needs one again when the
+// application stops. Handing it off lets goroutines that want every P (a
+// lazy restore's background loader) have it while the application runs,
+// rather than some milliseconds later each time. Safe to call from any
+// goroutine.
+func (c *context) HandOffP(on bool) { c.handOff.Store(on) }
 
 var _ platform.Context = (*context)(nil)
 
@@ -449,7 +463,11 @@ func (c *context) run(a *addressSpace, t *stubThread, st *platform.State, info *
 			}
 			return fmt.Errorf("ptrace: resume stub thread %d: %w", t.tid, err)
 		}
-		ws, err := wait4(t.tid)
+		wait := wait4
+		if c.handOff.Load() {
+			wait = wait4HandOff
+		}
+		ws, err := wait(t.tid)
 		if err != nil {
 			t.regsValid, t.fpValid = false, false
 			return fmt.Errorf("ptrace: wait for stub thread %d: %w", t.tid, err)

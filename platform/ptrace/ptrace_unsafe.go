@@ -5,6 +5,7 @@ package ptrace
 import (
 	"encoding/binary"
 	"fmt"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -82,6 +83,45 @@ func wait4(tid int) (unix.WaitStatus, error) {
 		return ws, err
 	}
 }
+
+// wait4HandOff is wait4 that gives the calling thread's P back to the Go
+// scheduler as the wait begins (see context.HandOffP), retrying on EINTR.
+// An ordinary system call keeps its P until the runtime's monitor finds
+// it still in the call, up to some milliseconds later, and takes it.
+func wait4HandOff(tid int) (unix.WaitStatus, error) {
+	var ws unix.WaitStatus
+	for {
+		if e := wait4Blocking(tid, &ws); e != unix.EINTR {
+			if e != 0 {
+				return ws, e
+			}
+			return ws, nil
+		}
+	}
+}
+
+// wait4Blocking is one wait4(tid, ws, __WALL) between
+// runtime.entersyscallblock, which hands the P off at once, and
+// runtime.exitsyscall, which takes one again. Nosplit: the runtime
+// records this frame's stack pointer at entersyscallblock, and the stack
+// must not move before exitsyscall.
+//
+//go:nosplit
+func wait4Blocking(tid int, ws *unix.WaitStatus) unix.Errno {
+	entersyscallblock()
+	_, _, e := syscall.RawSyscall6(unix.SYS_WAIT4, uintptr(tid), uintptr(unsafe.Pointer(ws)), unix.WALL, 0, 0, 0)
+	exitsyscall()
+	return unix.Errno(e)
+}
+
+// The runtime's own entry to and exit from a blocking system call (what
+// syscall.Syscall does for a call the runtime knows will block).
+//
+//go:linkname entersyscallblock runtime.entersyscallblock
+func entersyscallblock()
+
+//go:linkname exitsyscall runtime.exitsyscall
+func exitsyscall()
 
 // kernelSigaction is struct sigaction as rt_sigaction takes it on x86-64.
 type kernelSigaction struct {
