@@ -253,6 +253,69 @@ func (r SavedMemoryReader) View(off int64, n int) []byte {
 	return b
 }
 
+// SavedMemoryHead returns the allocated ranges of the memory file below
+// limit, as (offset, length) pairs in ascending order, and a reader for
+// them that needs no walk for holes first: a save reads them while
+// SavedMemory's walk of the whole file, which runs before any other byte
+// can be read, goes on. Its View shows a part only when mincore finds
+// every page of it in the memory file (a page present cannot turn into a
+// hole while the kernel is paused, and one swapped out since is read back
+// by the access); elsewhere the caller preads, and holes read as zeros
+// without being allocated.
+//
+// Preconditions: the kernel is paused, and stays paused while the reader
+// is used.
+func (k *Kernel) SavedMemoryHead(limit uint64) ([][2]uint64, ResidentReader, error) {
+	if !k.Paused() {
+		return nil, ResidentReader{}, fmt.Errorf("read memory file: %w", ErrNotPaused)
+	}
+	// A lazily restored sandbox is saved once all its memory is here.
+	if err := k.waitLoaded(); err != nil {
+		return nil, ResidentReader{}, err
+	}
+	var out [][2]uint64
+	for _, r := range k.mf.Allocated() {
+		if r.Start >= limit {
+			break
+		}
+		out = append(out, [2]uint64{r.Start, min(r.End, limit) - r.Start})
+	}
+	return out, ResidentReader{MemoryReader{k.mf}}, nil
+}
+
+// ResidentReader is SavedMemoryHead's reader: a MemoryReader that hands
+// out the sentry's view of a part of the memory file whose pages are all
+// present (mincore), so that a save reads them in place.
+type ResidentReader struct {
+	MemoryReader
+}
+
+// View returns the sentry's view of the n bytes at off, or nil if a page
+// of them is not in the memory file (a hole, or swapped out). The view's
+// page tables are populated in one call when it is long enough to pay.
+//
+// Preconditions: the kernel is paused, and stays paused while the view is
+// used.
+func (r ResidentReader) View(off int64, n int) []byte {
+	if off < 0 || n <= 0 || off%pageSize != 0 || n%pageSize != 0 || uint64(off)+uint64(n) > uint64(len(r.mf.mapping)) {
+		return nil
+	}
+	b := r.mf.slice(fileRange{uint64(off), uint64(off) + uint64(n)})
+	vec := make([]byte, n/pageSize)
+	if mincore(b, vec) != nil {
+		return nil
+	}
+	for _, v := range vec {
+		if v&1 == 0 {
+			return nil
+		}
+	}
+	if n >= populateMinPages*pageSize {
+		_ = unix.Madvise(b, unix.MADV_POPULATE_READ) // an optimization only
+	}
+	return b
+}
+
 // TrackedMemoryRanges is SavedMemory's ranges (without a reader) found while the
 // sandbox runs: a page that turns into data or into a hole during the
 // call may or may not be in them, so a caller needs dirty tracking on

@@ -153,3 +153,97 @@ func (s *pauseSandbox) readPages(t *testing.T, off uint64, n int) []byte {
 	}
 	return b
 }
+
+// TestSavedMemoryHead checks SavedMemoryHead: the allocated ranges below
+// its limit, read back as through the mapping, holes read as zeros and
+// never viewed (a view of one would allocate it).
+func TestSavedMemoryHead(t *testing.T) {
+	s := startPauseSandbox(t, "holes")
+	s.next(t)
+	if _, _, err := s.k.SavedMemoryHead(1 << 30); !errors.Is(err, ErrNotPaused) {
+		t.Errorf("SavedMemoryHead() while running = %v, want ErrNotPaused", err)
+	}
+	s.k.Pause()
+	defer s.k.Unpause()
+	present, err := s.k.MemoryRanges()
+	if err != nil {
+		t.Fatalf("MemoryRanges() = %v", err)
+	}
+	end := present[len(present)-1].Off + uint64(len(present[len(present)-1].Data))
+	hole := s.holeNear(t, present)
+	for _, limit := range []uint64{0, pageSize, hole, hole + pageSize, end, 1 << 40} {
+		t.Run(fmt.Sprintf("limit=%#x", limit), func(t *testing.T) {
+			ranges, rd, err := s.k.SavedMemoryHead(limit)
+			if err != nil {
+				t.Fatalf("SavedMemoryHead(%#x) = %v", limit, err)
+			}
+			var want [][2]uint64
+			for _, r := range s.k.mf.Allocated() {
+				if r.Start < limit {
+					want = append(want, [2]uint64{r.Start, min(r.End, limit) - r.Start})
+				}
+			}
+			if fmt.Sprint(ranges) != fmt.Sprint(want) {
+				t.Fatalf("SavedMemoryHead(%#x) = %v, want %v", limit, ranges, want)
+			}
+			for _, p := range present {
+				if p.Off+uint64(len(p.Data)) > limit {
+					continue
+				}
+				if !covers(ranges, p.Off) {
+					t.Fatalf("present page %#x is not in SavedMemoryHead(%#x)", p.Off, limit)
+				}
+				got := make([]byte, len(p.Data))
+				if _, err := rd.ReadAt(got, int64(p.Off)); err != nil || !bytes.Equal(got, p.Data) {
+					t.Fatalf("ReadAt(%#x) = %v, or differs from the mapping", p.Off, err)
+				}
+				if v := rd.View(int64(p.Off), len(p.Data)); !bytes.Equal(v, p.Data) {
+					t.Fatalf("View(%#x, %d) = %d bytes, want the mapping's %d", p.Off, len(p.Data), len(v), len(p.Data))
+				}
+			}
+			for _, tc := range []struct{ off, n uint64 }{{hole, pageSize}, {hole - pageSize, 2 * pageSize}, {hole, 3 * pageSize}} {
+				if v := rd.View(int64(tc.off), int(tc.n)); v != nil {
+					t.Errorf("View(%#x, %d) = %d bytes, want nil (a hole)", tc.off, tc.n, len(v))
+				}
+			}
+			got := make([]byte, pageSize)
+			if _, err := rd.ReadAt(got, int64(hole)); err != nil || !bytes.Equal(got, make([]byte, pageSize)) {
+				t.Errorf("ReadAt(hole %#x) = %v, or not zeros", hole, err)
+			}
+		})
+	}
+	// Nothing above allocated the hole.
+	after, err := s.k.MemoryRanges()
+	if err != nil {
+		t.Fatalf("MemoryRanges() = %v", err)
+	}
+	if got := s.holeNear(t, after); got != hole {
+		t.Errorf("the hole at %#x is gone (next hole %#x)", hole, got)
+	}
+}
+
+// holeNear returns the one-page hole of the holes program: the page after
+// the second present page of its run of three written pages at 16 MiB.
+func (s *pauseSandbox) holeNear(t *testing.T, present []MemoryRange) uint64 {
+	t.Helper()
+	for _, p := range present {
+		if len(p.Data) != 2*pageSize || !bytes.Equal(p.Data, bytes.Repeat([]byte{0x5a}, 2*pageSize)) {
+			continue
+		}
+		h := p.Off + 2*pageSize
+		if covers(rangesOf(present), h) || !covers(rangesOf(present), h+pageSize) {
+			continue
+		}
+		return h
+	}
+	t.Fatalf("no one-page hole after two written pages among %d present runs", len(present))
+	return 0
+}
+
+func rangesOf(present []MemoryRange) [][2]uint64 {
+	var out [][2]uint64
+	for _, p := range present {
+		out = append(out, [2]uint64{p.Off, uint64(len(p.Data))})
+	}
+	return out
+}

@@ -148,11 +148,14 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 	// The memory total is set before the first byte of memory is handed
 	// over; the writer's drain goroutine reports after that, and stops
 	// once the commit phase is reported.
-	var memTotal, nextReport uint64
+	// memTotal is set by the save's goroutine once it is known, while
+	// the image writer already reports.
+	var memTotal atomic.Uint64
+	var nextReport uint64
 	var committing atomic.Bool
 	report := func(done uint64) {
-		if (done >= nextReport || done == memTotal) && !committing.Load() {
-			progress(Progress{Phase: "memory", Done: done, Total: memTotal})
+		if total := memTotal.Load(); (done >= nextReport || done == total) && !committing.Load() {
+			progress(Progress{Phase: "memory", Done: done, Total: total})
 			nextReport = done + progressStep
 		}
 	}
@@ -231,7 +234,7 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 	if req.LeaveRunning {
 		// Paused only to start a memory snapshot: the memory is read, to a
 		// local store or uploaded to a remote one, while the sandbox runs.
-		st, err := s.saveLive(ctx, w, parentChunks, prep, func(n uint64) { memTotal = n }, func() {
+		st, err := s.saveLive(ctx, w, parentChunks, prep, func(n uint64) { memTotal.Store(n) }, func() {
 			paused = false
 			s.k.Unpause()
 		})
@@ -260,34 +263,28 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 		return w.URI(), nil
 	}
 
-	alloc, mem, err := s.k.SavedMemory(minHole)
-	rangesAt := time.Since(start)
-	if err != nil {
-		return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
-	}
-	plan := planIncremental(alloc, nil, nil)
-	if parentChunks != nil {
-		// Tracking has run since the parent's pause: the spans written
-		// since are read, the others are the parent's chunks.
-		dirty, err := s.k.TakeDirty()
-		if err != nil {
-			return "", fmt.Errorf("save %s: %w", s.opts.ID, err)
-		}
-		plan = planIncremental(alloc, dirty, parentChunks)
-	}
-	total := plan.bytes()
-	memTotal = total
+	// The state is encoded while the memory is written, from as early as
+	// the memory's first step allows (startState, called once).
 	stateDone := make(chan error, 1)
-	// S/R-SAFE: runs while the kernel is paused and is waited for below.
-	go func() { stateDone <- s.k.SaveState(ctx, w.StateWriter()) }()
-	// The image writer's workers scan and compress the ranges in
-	// parallel, in place through the sentry's mapping where the memory
-	// file holds data throughout, and pread elsewhere (short holes read as
-	// zeros without allocating).
-	err = plan.write(w, mem)
+	stateStarted := false
+	startState := func() {
+		stateStarted = true
+		// S/R-SAFE: runs while the kernel is paused and is waited for below.
+		go func() { stateDone <- s.k.SaveState(ctx, w.StateWriter()) }()
+	}
+	setTotal := func(n uint64) { memTotal.Store(n) }
+	var total uint64
+	var rangesAt time.Duration
+	if parentChunks == nil {
+		total, rangesAt, err = s.writeAllMemory(w, start, startState, setTotal)
+	} else {
+		total, rangesAt, err = s.writeChangedMemory(w, start, startState, parentChunks, setTotal)
+	}
 	memDone := time.Since(start)
-	if serr := <-stateDone; err == nil {
-		err = serr
+	if stateStarted {
+		if serr := <-stateDone; err == nil {
+			err = serr
+		}
 	}
 	stateDoneAt := time.Since(start)
 	if err != nil {

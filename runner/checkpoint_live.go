@@ -192,7 +192,11 @@ func planIncremental(alloc, dirty [][2]uint64, parent []storage.Chunk) *incremen
 		size = alloc[n-1][0] + alloc[n-1][1]
 	}
 	if parent == nil || dirty == nil {
-		return &incrementalPlan{ops: []planOp{{read: alloc}}, read: alloc, size: size}
+		p := &incrementalPlan{read: alloc, size: size}
+		if len(alloc) > 0 {
+			p.ops = []planOp{{read: alloc}}
+		}
+		return p
 	}
 	const span = storage.ChunkSpan
 	spans := map[uint64]*parentSpan{}

@@ -795,7 +795,12 @@ func (w *Writer) writeMemory(r io.ReaderAt, data []byte, ranges []Range) error {
 	}
 	var call sync.WaitGroup
 	err := w.feed(r, data, ranges, &call)
-	if err == nil && w.cur != nil {
+	switch {
+	case err != nil || w.cur == nil:
+	case w.nextOff >= w.cur.spanOff+ChunkSpan:
+		// The span is complete: no later range can add to it.
+		w.handOut(&call)
+	default:
 		// The span still being gathered may take pieces of the next
 		// call; read what it has of the input now, so that the input is
 		// not retained.

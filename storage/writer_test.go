@@ -163,6 +163,9 @@ func TestWriteMemoryFrom(t *testing.T) {
 			{Off: pg, Len: pg}, {Off: 3 * pg, Len: 2 * pg}, {Off: 7 * pg, Len: pg}, {Off: mib - pg, Len: 2 * pg},
 			{Off: 5 * mib, Len: 3 * mib}, {Off: 15 * mib, Len: mib},
 		}, kind: storetest.MixedKind, calls: 6},
+		{name: "calls-end-at-spans", size: 8 * mib, ranges: []storage.Range{
+			{Off: pg, Len: 2*mib - pg}, {Off: 2 * mib, Len: 2 * mib}, {Off: 4*mib + 3*pg, Len: 3 * mib},
+		}, kind: storetest.MixedKind, calls: 3},
 		{name: "single-pages", size: 3 * mib, ranges: func() []storage.Range {
 			var rs []storage.Range
 			for off := uint64(0); off < 3*mib; off += 2 * pg {
@@ -376,9 +379,9 @@ func TestWriteMemoryNotRetained(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer w.Abort()
-			// Each call holds four spans: the last one is copied when the
-			// call returns (the next call could add to it), the others
-			// are read in place by the workers. Spans 1-2 are
+			// Each call holds four whole spans, all read in place by the
+			// workers before it returns (a span a call ends inside is
+			// copied instead: TestWriteMemoryFrom). Spans 1-2 are
 			// incompressible (stored raw), 4-5 dense, 6 sparse.
 			const size = 8 * mib
 			want := memoryOf(size, []storage.Range{{Off: 0, Len: size}}, func(n uint64) int {
@@ -513,5 +516,67 @@ func TestSparseChunksRunByRun(t *testing.T) {
 				t.Errorf("%d of %d chunks differ from s2.Encode of their pages gathered; want run by run %v", differ, len(img.Chunks()), tc.split)
 			}
 		})
+	}
+}
+
+// TestSplitCallsSameChunks checks that memory handed over in one call or
+// in several, ending at span boundaries or inside spans, gives the same
+// chunks (content addressing shares them across saves).
+func TestSplitCallsSameChunks(t *testing.T) {
+	const pg = storage.PageSize
+	const size = 6 * mib
+	ranges := []storage.Range{{Off: 0, Len: size}}
+	mem := memoryOf(size, ranges, storetest.MixedKind)
+	splits := []struct {
+		name  string
+		parts []storage.Range
+	}{
+		{"one-call", ranges},
+		{"at-spans", []storage.Range{{Off: 0, Len: 2 * mib}, {Off: 2 * mib, Len: mib}, {Off: 3 * mib, Len: 3 * mib}}},
+		{"inside-spans", []storage.Range{{Off: 0, Len: mib + 5*pg}, {Off: mib + 5*pg, Len: 3*mib - 5*pg}, {Off: 4 * mib, Len: 2 * mib}}},
+	}
+	s := newFileStore(t)
+	var want []storage.Chunk
+	for _, sp := range splits {
+		for _, viewed := range []bool{false, true} {
+			name := fmt.Sprintf("%s-%v", sp.name, viewed)
+			t.Run(name, func(t *testing.T) {
+				r := &recordingAt{data: slices.Clone(mem), failAt: -1}
+				var src io.ReaderAt = r
+				if viewed {
+					src = viewingAt{r}
+				}
+				w, err := s.Create(context.Background(), name, storage.CreateOptions{})
+				if err != nil {
+					t.Fatalf("Create = %v", err)
+				}
+				defer w.Abort()
+				for _, rg := range sp.parts {
+					if err := w.WriteMemoryFrom(src, []storage.Range{rg}); err != nil {
+						t.Fatalf("WriteMemoryFrom(%v) = %v", rg, err)
+					}
+				}
+				if _, err := w.Commit(); err != nil {
+					t.Fatalf("Commit = %v", err)
+				}
+				got, img := readBack(t, s, name, size)
+				if i := firstDiff(got, mem); i < len(mem) {
+					t.Fatalf("memory read back differs at %#x", i)
+				}
+				chunks := img.Chunks()
+				if want == nil {
+					want = chunks
+					return
+				}
+				if len(chunks) != len(want) {
+					t.Fatalf("%d chunks, want %d (one call)", len(chunks), len(want))
+				}
+				for i := range chunks {
+					if chunks[i].Sum != want[i].Sum || chunks[i].Offset != want[i].Offset {
+						t.Errorf("chunk %d = %x at %#x, want %x at %#x (one call)", i, chunks[i].Sum, chunks[i].Offset, want[i].Sum, want[i].Offset)
+					}
+				}
+			})
+		}
 	}
 }
