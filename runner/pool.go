@@ -49,6 +49,22 @@ var ReplenishCommand = []string{"pool", "replenish"}
 // taken should have them for its first moments.
 const ReplenishDelay = 50 * time.Millisecond
 
+// ReplenishDelayEnv, if set to a Go duration (such as "10m"), replaces
+// ReplenishDelay for the members started with it in their environment,
+// both as the time before a taken member starts the replenisher and as the
+// window in which it records the chunks its program writes first. Tests set
+// it long, so that both happen when the program ends: what is recorded is
+// then everything it wrote, however slowly a loaded machine ran it.
+const ReplenishDelayEnv = "SNAP_POOL_REPLENISH_DELAY"
+
+// replenishDelay returns ReplenishDelay, or what ReplenishDelayEnv says.
+func replenishDelay() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(ReplenishDelayEnv)); err == nil && d > 0 {
+		return d
+	}
+	return ReplenishDelay
+}
+
 // MaxPoolSize bounds a pool's size.
 const MaxPoolSize = 1000
 

@@ -217,7 +217,7 @@ func (s *KernelSandbox) recordWrites(path string) {
 // ended if that is sooner (Release).
 func (s *KernelSandbox) recordWritesLater(path string) {
 	s.record = func() { s.recordWrites(path) }
-	s.recordTimer = time.AfterFunc(ReplenishDelay, s.recordOnce)
+	s.recordTimer = time.AfterFunc(replenishDelay(), s.recordOnce)
 }
 
 // recordOnce runs s.record the first time it is called, if set.

@@ -430,7 +430,7 @@ func (s *Server) take(files []*os.File, publish []string) error {
 	return nil
 }
 
-// armReplenisher has the replenisher of pool started ReplenishDelay from
+// armReplenisher has the replenisher of pool started replenishDelay from
 // now (or at Finish, if sooner): the replacement of a member taken is
 // restored a moment later, so that the restore does not take the CPUs
 // during the program's first moments, and started from here, so that the
@@ -439,7 +439,7 @@ func (s *Server) armReplenisher(pool string) {
 	s.replMu.Lock()
 	defer s.replMu.Unlock()
 	s.replPool = pool
-	s.replenish = time.AfterFunc(ReplenishDelay, func() {
+	s.replenish = time.AfterFunc(replenishDelay(), func() {
 		s.replMu.Lock()
 		defer s.replMu.Unlock()
 		s.startReplenisher(pool)
