@@ -308,6 +308,24 @@ func TestRestoreLazyLowersProgram(t *testing.T) {
 // sum.
 func lazySchedsDuringAndAfter(t *testing.T) (during, after []stubSched) {
 	t.Helper()
+	duringAndAfterLazyStream(t, func(k *Kernel) {
+		// The loader starts at the program's first return to the
+		// sentry, or after lazyKickWait if that is later: the program's
+		// stub may not have run yet.
+		during = stubScheds(t, k)
+		for deadline := time.Now().Add(30 * time.Second); len(during) == 0 && time.Now().Before(deadline); during = stubScheds(t, k) {
+			time.Sleep(time.Millisecond)
+		}
+	}, func(k *Kernel) { after = stubScheds(t, k) })
+	return during, after
+}
+
+// duringAndAfterLazyStream restores the sparse program lazily, calls
+// during while the background loader streams (held until during returns)
+// and after once the load has ended, all loaded; the program must then
+// give its sum.
+func duringAndAfterLazyStream(t *testing.T, during, after func(k *Kernel)) {
+	t.Helper()
 	s, ranges, state := savedSparse(t)
 	chunks, data := lazyChunks(ranges)
 	lr := &lazyRecorder{data: data, bad: -1, stream: true, streaming: make(chan struct{}), gate: make(chan struct{})}
@@ -321,13 +339,7 @@ func lazySchedsDuringAndAfter(t *testing.T) (during, after []stubSched) {
 		close(lr.gate)
 		t.Fatal("the background loader did not start")
 	}
-	// The loader starts at the program's first return to the sentry, or
-	// after lazyKickWait if that is later: the program's stub may not
-	// have run yet.
-	during = stubScheds(t, k)
-	for deadline := time.Now().Add(30 * time.Second); len(during) == 0 && time.Now().Before(deadline); during = stubScheds(t, k) {
-		time.Sleep(time.Millisecond)
-	}
+	during(k)
 	close(lr.gate)
 	select {
 	case st := <-lr.ended:
@@ -337,13 +349,12 @@ func lazySchedsDuringAndAfter(t *testing.T) (during, after []stubSched) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the lazy load did not end")
 	}
-	after = stubScheds(t, k)
+	after(k)
 	lines := scanLines(outR, 1)
 	inW.Write([]byte{'x'})
 	if l := <-lines; l != fmt.Sprintf("sum %x", sparseSum()) {
 		t.Errorf("restored program: %q, want sum %x", l, sparseSum())
 	}
-	return during, after
 }
 
 // TestRestoreLazyHandsOffP: while the background loader streams, the
@@ -360,39 +371,15 @@ func TestRestoreLazyHandsOffP(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(lazyKeepPEnv, tc.env)
-			s, ranges, state := savedSparse(t)
-			chunks, data := lazyChunks(ranges)
-			lr := &lazyRecorder{data: data, bad: -1, stream: true, streaming: make(chan struct{}), gate: make(chan struct{})}
-			k, inW, outR := restoreWithPipes(t, state, RestoreOptions{
-				Timings: new(Timings), MemorySize: s.k.mf.Size(), Lazy: lr.memory(chunks, nil),
-			})
-			k.Resume()
-			select {
-			case <-lr.streaming:
-			case <-time.After(60 * time.Second):
-				close(lr.gate)
-				t.Fatal("the background loader did not start")
-			}
-			during := k.lazyHandOff.Load()
-			close(lr.gate)
-			select {
-			case st := <-lr.ended:
-				if st.Err != nil {
-					t.Errorf("Done(%+v), want everything loaded", st)
-				}
-			case <-time.After(60 * time.Second):
-				t.Fatal("the lazy load did not end")
-			}
+			var during, after bool
+			duringAndAfterLazyStream(t,
+				func(k *Kernel) { during = k.lazyHandOff.Load() },
+				func(k *Kernel) { after = k.lazyHandOff.Load() })
 			if during != tc.during {
 				t.Errorf("lazyHandOff while the loader streams = %v, want %v", during, tc.during)
 			}
-			if after := k.lazyHandOff.Load(); after {
+			if after {
 				t.Errorf("lazyHandOff once loaded = %v, want false", after)
-			}
-			lines := scanLines(outR, 1)
-			inW.Write([]byte{'x'})
-			if l := <-lines; l != fmt.Sprintf("sum %x", sparseSum()) {
-				t.Errorf("restored program: %q, want sum %x", l, sparseSum())
 			}
 		})
 	}
