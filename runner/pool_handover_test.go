@@ -14,21 +14,7 @@ import (
 // in pool p through its server (EnterPool: it watches its entry).
 func servePooled(t *testing.T, sd StateDir, id string) (*parkedSandbox, *Server) {
 	t.Helper()
-	m := &Metadata{ID: id, PID: os.Getpid(), Status: StatusWaiting, Pool: "p"}
-	if err := sd.Reserve(m); err != nil {
-		t.Fatal(err)
-	}
-	sb := &parkedSandbox{state: "waiting", done: make(chan struct{})}
-	srv := NewServer(sd, m, sb)
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve()
-	go func() {
-		srv.Finish(sb.Wait())
-		srv.Shutdown(time.Second)
-	}()
-	t.Cleanup(func() { srv.Shutdown(time.Second) })
+	sb, srv := serveMember(t, sd, id)
 	if err := srv.EnterPool("p"); err != nil {
 		t.Fatalf("EnterPool() = %v", err)
 	}

@@ -94,6 +94,14 @@ func onReplenish(t *testing.T, sd StateDir, f func()) {
 // serveParked serves a waiting member id in this process.
 func serveParked(t *testing.T, sd StateDir, id string) *parkedSandbox {
 	t.Helper()
+	sb, _ := serveMember(t, sd, id)
+	return sb
+}
+
+// serveMember serves a waiting member id of pool p in this process and
+// returns it with its server.
+func serveMember(t *testing.T, sd StateDir, id string) (*parkedSandbox, *Server) {
+	t.Helper()
 	m := &Metadata{ID: id, PID: os.Getpid(), Status: StatusWaiting, Pool: "p"}
 	if err := sd.Reserve(m); err != nil {
 		t.Fatal(err)
@@ -109,7 +117,7 @@ func serveParked(t *testing.T, sd StateDir, id string) *parkedSandbox {
 		srv.Shutdown(time.Second)
 	}()
 	t.Cleanup(func() { srv.Shutdown(time.Second) })
-	return sb
+	return sb, srv
 }
 
 // TestTakeMember passes stdio to a waiting member over its socket: the
