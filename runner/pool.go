@@ -59,10 +59,7 @@ const ReplenishDelayEnv = "SNAP_POOL_REPLENISH_DELAY"
 
 // replenishDelay returns ReplenishDelay, or what ReplenishDelayEnv says.
 func replenishDelay() time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(ReplenishDelayEnv)); err == nil && d > 0 {
-		return d
-	}
-	return ReplenishDelay
+	return envDuration(ReplenishDelayEnv, ReplenishDelay)
 }
 
 // MaxPoolSize bounds a pool's size.

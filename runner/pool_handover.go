@@ -57,14 +57,20 @@ const DefaultHandoverTimeout = 10 * time.Second
 
 // handoverTimeout returns the hand-over timeout from the environment.
 func handoverTimeout() time.Duration {
-	v := os.Getenv(HandoverTimeoutEnv)
+	return envDuration(HandoverTimeoutEnv, DefaultHandoverTimeout)
+}
+
+// envDuration returns the duration the environment variable name gives,
+// or def if it is unset (or, said in the log, not a positive duration).
+func envDuration(name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
 	if v == "" {
-		return DefaultHandoverTimeout
+		return def
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
-		log.Printf("%s=%q is not a positive duration: using %v", HandoverTimeoutEnv, v, DefaultHandoverTimeout)
-		return DefaultHandoverTimeout
+		log.Printf("%s=%q is not a positive duration: using %v", name, v, def)
+		return def
 	}
 	return d
 }
@@ -153,12 +159,17 @@ func (h *handover) rawIno(f func(ino int)) error {
 	return rc.Control(func(fd uintptr) { f(int(fd)) })
 }
 
-// dropEntry stops the timer and forgets the current waiting file.
-func (h *handover) dropEntry() {
+// stopTimer stops the hand-over timer, if running.
+func (h *handover) stopTimer() {
 	if h.timer != nil {
 		h.timer.Stop()
 		h.timer = nil
 	}
+}
+
+// dropEntry stops the timer and forgets the current waiting file.
+func (h *handover) dropEntry() {
+	h.stopTimer()
 	if h.wd >= 0 {
 		h.rawIno(func(ino int) { unix.InotifyRmWatch(ino, uint32(h.wd)) })
 		h.wd = -1
@@ -274,10 +285,7 @@ func (s *Server) claimForTakeLocked() error {
 			return fmt.Errorf("%w: claimed by another, or its pool removed", ErrNotWaiting)
 		}
 	}
-	if h.timer != nil {
-		h.timer.Stop()
-		h.timer = nil
-	}
+	h.stopTimer()
 	return nil
 }
 
@@ -309,10 +317,7 @@ func (s *Server) stopWatchLocked() {
 		return
 	}
 	s.pooled = nil
-	if h.timer != nil {
-		h.timer.Stop()
-		h.timer = nil
-	}
+	h.stopTimer()
 	// The close of an inotify instance waits for the kernel to retire
 	// its watch (an RCU grace period: milliseconds), which a take must
 	// not wait for. Detached, h is no one else's: its timer's and its
