@@ -246,11 +246,7 @@ func (r SavedMemoryReader) View(off int64, n int) []byte {
 	if i == len(r.extents) || r.extents[i].Start > start || r.extents[i].End < end {
 		return nil
 	}
-	b := r.mf.slice(fileRange{start, end})
-	if n >= populateMinPages*pageSize {
-		_ = unix.Madvise(b, unix.MADV_POPULATE_READ) // an optimization only
-	}
-	return b
+	return r.populatedView(fileRange{start, end})
 }
 
 // SavedMemoryHead returns the allocated ranges of the memory file below
@@ -266,21 +262,18 @@ func (r SavedMemoryReader) View(off int64, n int) []byte {
 // Preconditions: the kernel is paused, and stays paused while the reader
 // is used.
 func (k *Kernel) SavedMemoryHead(limit uint64) ([][2]uint64, ResidentReader, error) {
-	if !k.Paused() {
-		return nil, ResidentReader{}, fmt.Errorf("read memory file: %w", ErrNotPaused)
-	}
-	// A lazily restored sandbox is saved once all its memory is here.
-	if err := k.waitLoaded(); err != nil {
+	alloc, mr, err := k.AllocatedMemory()
+	if err != nil {
 		return nil, ResidentReader{}, err
 	}
 	var out [][2]uint64
-	for _, r := range k.mf.Allocated() {
-		if r.Start >= limit {
+	for _, r := range alloc {
+		if r[0] >= limit {
 			break
 		}
-		out = append(out, [2]uint64{r.Start, min(r.End, limit) - r.Start})
+		out = append(out, [2]uint64{r[0], min(r[1], limit-r[0])})
 	}
-	return out, ResidentReader{MemoryReader{k.mf}}, nil
+	return out, ResidentReader{mr}, nil
 }
 
 // ResidentReader is SavedMemoryHead's reader: a MemoryReader that hands
@@ -300,9 +293,9 @@ func (r ResidentReader) View(off int64, n int) []byte {
 	if off < 0 || n <= 0 || off%pageSize != 0 || n%pageSize != 0 || uint64(off)+uint64(n) > uint64(len(r.mf.mapping)) {
 		return nil
 	}
-	b := r.mf.slice(fileRange{uint64(off), uint64(off) + uint64(n)})
+	fr := fileRange{uint64(off), uint64(off) + uint64(n)}
 	vec := make([]byte, n/pageSize)
-	if mincore(b, vec) != nil {
+	if mincore(r.mf.slice(fr), vec) != nil {
 		return nil
 	}
 	for _, v := range vec {
@@ -310,7 +303,17 @@ func (r ResidentReader) View(off int64, n int) []byte {
 			return nil
 		}
 	}
-	if n >= populateMinPages*pageSize {
+	return r.populatedView(fr)
+}
+
+// populatedView returns the sentry's view of fr, its page tables populated
+// in one call (MADV_POPULATE_READ) when it is long enough to pay.
+//
+// Preconditions: fr holds no hole of the memory file, and the kernel is
+// paused and stays paused while the view is used.
+func (r MemoryReader) populatedView(fr fileRange) []byte {
+	b := r.mf.slice(fr)
+	if fr.Length() >= populateMinPages*pageSize {
 		_ = unix.Madvise(b, unix.MADV_POPULATE_READ) // an optimization only
 	}
 	return b
