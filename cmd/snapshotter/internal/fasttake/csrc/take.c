@@ -403,24 +403,12 @@ static void primed_first(const char *link, struct ids *ids)
 
 /* I/O. */
 
-static int write_all(int fd, const u8 *p, u64 n)
+/* rw_all reads (NR_read) or writes (NR_write) all n bytes at p, retrying
+ * after EINTR; 0 at an error or end of file. */
+static int rw_all(long nr, int fd, u8 *p, u64 n)
 {
 	while (n > 0) {
-		long w = sys3(NR_write, fd, (long)p, (long)n);
-		if (w == -EINTR)
-			continue;
-		if (w <= 0)
-			return 0;
-		p += w;
-		n -= (u64)w;
-	}
-	return 1;
-}
-
-static int read_full(int fd, u8 *p, u64 n)
-{
-	while (n > 0) {
-		long r = sys3(NR_read, fd, (long)p, (long)n);
+		long r = sys3(nr, fd, (long)p, (long)n);
 		if (r == -EINTR)
 			continue;
 		if (r <= 0)
@@ -429,6 +417,16 @@ static int read_full(int fd, u8 *p, u64 n)
 		n -= (u64)r;
 	}
 	return 1;
+}
+
+static int write_all(int fd, const u8 *p, u64 n)
+{
+	return rw_all(NR_write, fd, (u8 *)p, n);
+}
+
+static int read_full(int fd, u8 *p, u64 n)
+{
+	return rw_all(NR_read, fd, p, n);
 }
 
 /* The control protocol (docs/CONTROL_PROTOCOL.md): frames of a 4-byte
