@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,8 +12,10 @@ import (
 )
 
 // Content-addressed chunks (format 1.2). A store keeps every memory chunk
-// once, under the hex SHA-256 of its stored bytes (the compressed payload),
-// whatever image it belongs to:
+// once, under the hex hash of its stored bytes (the compressed payload),
+// whatever image it belongs to. The hash is the image's chunk hash
+// (Manifest.ChunkHash): BLAKE3 from format 1.5, SHA-256 before; both are
+// 32 bytes, so one store holds chunks of both under names of one shape:
 //
 //	file store:  ROOT/.chunks/ab/ab12...ef      (first two hex digits, then all 64)
 //	             ROOT/.packs/ID.pack, ID.idx    (a large write's new chunks, format 1.4)
@@ -23,9 +24,13 @@ import (
 // The address is the hash of the stored bytes, not of the raw pages: a
 // reader verifies a chunk against its address before decompressing it,
 // with no codec involved, and the address is what a signature covers (the
-// signed manifest holds the index's SHA-256, the index every chunk's). The
-// price is that the same pages compressed by another codec or level are
-// another chunk; saves of one sandbox use one codec, so they still share.
+// signed manifest holds the index's SHA-256, the index every chunk's
+// address). The price is that the same pages compressed by another codec
+// or level are another chunk; saves of one sandbox use one codec, so they
+// still share. So is the same chunk under the other hash: an image saved
+// against a parent takes the parent's chunk hash (store.Create), so that
+// an incremental save over a SHA-256 parent still finds the parent's
+// chunks; a full save starts a chain on BLAKE3.
 //
 // Lifecycle: a writer stores its chunks before its manifest, so a chunk may
 // exist that no image references yet (being written) or any more (its
@@ -41,7 +46,7 @@ import (
 
 // chunkStore is the backend's content-addressed chunk area.
 type chunkStore interface {
-	// putChunk stores data as chunk sum (the hex SHA-256 of data) unless
+	// putChunk stores data as chunk sum (the hex hash of data) unless
 	// the store has it; if it has, it refreshes the chunk's age. It may
 	// be called concurrently, also for the same chunk. Stored chunks are
 	// durable after syncChunks.
@@ -85,7 +90,7 @@ type chunkInfo struct {
 
 // validSum accepts a chunk address: 64 lowercase hex digits.
 func validSum(s string) bool {
-	if len(s) != 2*sha256.Size {
+	if len(s) != 2*addrSize {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -103,6 +108,8 @@ type casBlob struct {
 	cs     chunkStore
 	uri    string
 	chunks []Chunk
+	// hash is the image's chunk hash, which gives each chunk its address.
+	hash chunkHash
 
 	// once opens op, the chunk opener of this reader, at the first read.
 	once  sync.Once
@@ -164,8 +171,8 @@ func (b *casBlob) readChunk(ctx context.Context, c *Chunk, buf []byte) error {
 	if b.skipAddress.Load() {
 		return nil
 	}
-	if got := sha256.Sum256(buf); got != c.Sum {
-		return fmt.Errorf("chunk %s: content has SHA-256 %s, not its address: %w", uri, hex.EncodeToString(got[:]), ErrCorrupt)
+	if got := b.hash.sum(buf); got != c.Sum {
+		return fmt.Errorf("chunk %s: content has %s %s, not its address: %w", uri, b.hash, hex.EncodeToString(got[:]), ErrCorrupt)
 	}
 	return nil
 }
@@ -190,12 +197,12 @@ func (b *casBlob) close() error {
 var errUnreadableImage = errors.New("an image cannot be read; no chunk swept")
 
 // referencedChunks marks the chunks referenced by every published image.
-func (s *store) referencedChunks(ctx context.Context) (map[[sha256.Size]byte]bool, error) {
+func (s *store) referencedChunks(ctx context.Context) (map[[addrSize]byte]bool, error) {
 	names, err := s.b.list(ctx)
 	if err != nil {
 		return nil, err
 	}
-	refs := make(map[[sha256.Size]byte]bool)
+	refs := make(map[[addrSize]byte]bool)
 	for _, n := range names {
 		im, err := openImage(ctx, s.b, n)
 		if errors.Is(err, ErrNotFound) {
@@ -231,7 +238,7 @@ func (s *store) sweepChunks(ctx context.Context, olderThan time.Duration) ([]str
 	}
 	var removed []string
 	if ps, ok := s.b.(interface {
-		sweepPacks(map[[sha256.Size]byte]bool, time.Duration) ([]string, error)
+		sweepPacks(map[[addrSize]byte]bool, time.Duration) ([]string, error)
 	}); ok {
 		if removed, err = ps.sweepPacks(refs, olderThan); err != nil {
 			return removed, err
@@ -239,7 +246,7 @@ func (s *store) sweepChunks(ctx context.Context, olderThan time.Duration) ([]str
 	}
 	for _, c := range chunks {
 		d, err := hex.DecodeString(c.sum)
-		if err != nil || len(d) != sha256.Size || refs[[sha256.Size]byte(d)] || time.Since(c.modTime) < olderThan {
+		if err != nil || len(d) != addrSize || refs[[addrSize]byte(d)] || time.Since(c.modTime) < olderThan {
 			continue
 		}
 		ok, err := s.b.removeChunk(ctx, c.sum, olderThan)

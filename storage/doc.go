@@ -10,8 +10,9 @@
 // A store holds images by name. An image is a manifest plus two blobs,
 // the state blob (the stateify stream, zstd-compressed) and the memory
 // index (one fixed-size record per chunk), and the memory chunks it
-// references, which the store keeps once each under the SHA-256 of their
-// stored bytes and shares between images (format 1.2, chunks.go; images
+// references, which the store keeps once each under the hash of their
+// stored bytes (BLAKE3 from format 1.5, SHA-256 before: the manifest's
+// chunkHash) and shares between images (format 1.2, chunks.go; images
 // of 1.0 and 1.1 have a memory blob with their chunks back to back). A chunk covers up to ChunkSpan (1 MiB) of the memory file; its
 // non-zero pages are compressed together as one S2 block (the default) or
 // one zstd frame (CreateOptions.Codec), with a CRC-32C of the stored bytes.
@@ -24,11 +25,11 @@
 //	manifest   "SNAPMAN\n" | major u16 | minor u16 | arch [8] | len u32 | JSON body | SHA-256
 //	state.zst  zstd stream of the state          (SHA-256 and sizes in the manifest)
 //	memory.idx "SNAPIDX\n" | major | minor | recsize | count | count × 104-byte records
-//	           (SHA-256 in the manifest; each record holds its chunk's SHA-256)
-//	.chunks/   one object per distinct chunk payload, named by its SHA-256
+//	           (SHA-256 in the manifest; each record holds its chunk's address)
+//	.chunks/   one object per distinct chunk payload, named by its address
 //	           (CRC-32C of each in its record too)
 //	.packs/    file store (1.4): the new chunks of a large write, one pack
-//	           per writer (ID.pack payloads, ID.idx SHA-256 -> offset,
+//	           per writer (ID.pack payloads, ID.idx address -> offset,
 //	           length; filestore_packs.go), where one file each would cost
 //	           more than their compression
 //

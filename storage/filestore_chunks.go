@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -130,11 +129,11 @@ type fileChunks struct {
 
 func (c *fileChunks) chunk(_ context.Context, sum string) (blobReader, error) {
 	d, err := hex.DecodeString(sum)
-	if err != nil || len(d) != sha256.Size {
+	if err != nil || len(d) != addrSize {
 		return nil, fmt.Errorf("chunk address %q: %w", sum, ErrCorrupt)
 	}
 	if c.loaded.Load() {
-		if loc, ok := c.packs.chunk[[sha256.Size]byte(d)]; ok {
+		if loc, ok := c.packs.chunk[[addrSize]byte(d)]; ok {
 			return &packChunk{root: c.root, loc: loc}, nil
 		}
 	}
@@ -153,7 +152,7 @@ func (c *fileChunks) chunk(_ context.Context, sum string) (blobReader, error) {
 	if c.packsErr != nil {
 		return nil, c.packsErr
 	}
-	if loc, ok := c.packs.chunk[[sha256.Size]byte(d)]; ok {
+	if loc, ok := c.packs.chunk[[addrSize]byte(d)]; ok {
 		return &packChunk{root: c.root, loc: loc}, nil
 	}
 	return nil, c.packs.missing(err)

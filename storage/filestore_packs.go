@@ -27,12 +27,12 @@ import (
 // inode, and a 1 GiB save's thousand chunk files and their fan-out
 // directories cost it more CPU than compressing their pages. A pack is two
 // files below ROOT/.packs, named by a random ID (the chunks inside are
-// still named and checked by their SHA-256; the pack's name only has to be
+// still named and checked by their address; the pack's name only has to be
 // unique):
 //
 //	ID.pack  "SNAPPACK" | major u16 | minor u16 | reserved u32 | payloads back to back
 //	ID.idx   "SNAPPKI\n" | major u16 | minor u16 | count u32 | pack size u64 |
-//	         count × (SHA-256 [32] | offset u64 | length u32 | reserved u32) | SHA-256 of all before
+//	         count × (address [32] | offset u64 | length u32 | reserved u32) | SHA-256 of all before
 //
 // The index is written last, once the pack's data is durable, under a
 // temporary name renamed into place: a pack exists for readers and other
@@ -72,7 +72,7 @@ var (
 // packEntry is one chunk of a pack: its address, where its payload starts
 // in the pack file, and its length.
 type packEntry struct {
-	sum [sha256.Size]byte
+	sum [addrSize]byte
 	off uint64
 	n   uint32
 }
@@ -191,7 +191,7 @@ func (p *packFile) open(root *os.File) (*os.File, error) {
 // loaded: where each chunk in them lives.
 type packSet struct {
 	packs []*packFile
-	chunk map[[sha256.Size]byte]packLoc
+	chunk map[[addrSize]byte]packLoc
 	// bad names the pack indexes that could not be read (their chunks
 	// cannot be found).
 	bad []string
@@ -201,7 +201,7 @@ type packSet struct {
 // index is recorded in bad, not fatal: only the chunks it holds are
 // missing, and a read of one of them names it.
 func (f *fileBackend) loadPacks(root *os.File) (*packSet, error) {
-	set := &packSet{chunk: make(map[[sha256.Size]byte]packLoc)}
+	set := &packSet{chunk: make(map[[addrSize]byte]packLoc)}
 	d, err := safeOpen(int(root.Fd()), f.root, packDir, true)
 	if errors.Is(err, ErrNotFound) {
 		return set, nil
@@ -329,7 +329,7 @@ type filePacker struct {
 	file      *os.File
 	size      uint64
 	entries   []packEntry
-	mine      map[[sha256.Size]byte]bool
+	mine      map[[addrSize]byte]bool
 	// madeDir is set if the writer made the store's pack directory,
 	// whose entry in the store directory finish then syncs too.
 	madeDir bool
@@ -358,13 +358,13 @@ func (f *fileBackend) newPacker() (*filePacker, error) {
 	}
 	_, err = os.Lstat(filepath.Join(f.root, chunkDir))
 	return &filePacker{f: f, root: root, known: known, loose: err == nil,
-		refreshed: make(map[*packFile]bool), mine: make(map[[sha256.Size]byte]bool)}, nil
+		refreshed: make(map[*packFile]bool), mine: make(map[[addrSize]byte]bool)}, nil
 }
 
 // has reports whether the store has chunk sum: in a pack (whose index's
 // times it then refreshes, once per writer), among this writer's own, or
 // as a chunk file (whose times it refreshes).
-func (p *filePacker) has(sum [sha256.Size]byte) (bool, error) {
+func (p *filePacker) has(sum [addrSize]byte) (bool, error) {
 	if loc, ok := p.known.chunk[sum]; ok {
 		p.mu.Lock()
 		live, done := p.refreshed[loc.pack]
@@ -407,7 +407,7 @@ func (f *fileBackend) touch(rel string) error {
 // whether it had. The payload is written at an offset reserved under the
 // lock, outside it; the writeback of what was written is started in steps
 // of writebackStep.
-func (p *filePacker) put(sum [sha256.Size]byte, data []byte) (bool, error) {
+func (p *filePacker) put(sum [addrSize]byte, data []byte) (bool, error) {
 	if ok, err := p.has(sum); ok || err != nil {
 		return ok, err
 	}
@@ -569,7 +569,7 @@ func (p *filePacker) close(remove bool) {
 // index first; and data files without an index (of killed writers) and
 // temporary indexes older than olderThan. A pack index that cannot be read
 // is left alone: its chunks may be referenced.
-func (f *fileBackend) sweepPacks(refs map[[sha256.Size]byte]bool, olderThan time.Duration) ([]string, error) {
+func (f *fileBackend) sweepPacks(refs map[[addrSize]byte]bool, olderThan time.Duration) ([]string, error) {
 	root, err := f.openRoot()
 	if err != nil {
 		return nil, err

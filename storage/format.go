@@ -20,15 +20,17 @@ import (
 // 1.1 added the memory blob's SHA-256 and the optional signature block
 // (signed images only; see SignManifest). 1.2 added content-addressed
 // chunks (Manifest.ContentAddressed, 104-byte index records carrying each
-// chunk's SHA-256) and the parent reference (Manifest.Parent). 1.3 added
+// chunk's address, its SHA-256) and the parent reference (Manifest.Parent). 1.3 added
 // patch records (chunkPatch): the pages an incremental save found written
 // since its parent, over the parent's chunk of their span. 1.4 lets a
 // file store keep an image's chunks in packs (filestore_packs.go): the
 // image's own objects are as in 1.3, but a reader that knows no packs would
-// not find its chunks.
+// not find its chunks. 1.5 names the chunk hash (Manifest.ChunkHash): new
+// images address their chunks by BLAKE3, where every earlier image (which
+// names none) used SHA-256.
 const (
 	FormatMajor = 1
-	FormatMinor = 4
+	FormatMinor = 5
 )
 
 // PageSize is the granularity of zero-page elimination: memory offsets and
@@ -64,7 +66,7 @@ const (
 	manifestTrailer    = sha256.Size
 	indexHeaderSize    = 24  // magic, major, minor, recordSize, count
 	indexRecordSize    = 72  // formats 1.0 and 1.1
-	indexRecordSizeCA  = 104 // content-addressed (1.2): the 72 bytes, then the SHA-256
+	indexRecordSizeCA  = 104 // content-addressed (1.2): the 72 bytes, then the address
 )
 
 // Arch returns the architecture name this process writes into images and
@@ -102,12 +104,18 @@ type Manifest struct {
 	// Metadata is free-form (program, argv, source sandbox...).
 	Metadata map[string]string `json:"metadata,omitempty"`
 	// ContentAddressed (format 1.2) means the memory chunks are not in a
-	// blob of the image but stored once per store, each under the
-	// SHA-256 of its stored bytes (Chunk.Sum), and shared by every image
-	// that holds the same chunk. Memory then describes the chunks' stored
+	// blob of the image but stored once per store, each under the hash
+	// (ChunkHash) of its stored bytes (Chunk.Sum), and shared by every
+	// image that holds the same chunk. Memory then describes the chunks' stored
 	// bytes taken back to back in index order, as if they were one blob
 	// (its key is "chunks" and names nothing).
 	ContentAddressed bool `json:"contentAddressed,omitempty"`
+	// ChunkHash (format 1.5) names the hash that gives each chunk of a
+	// content-addressed image its address (Chunk.Sum): ChunkHashBLAKE3,
+	// or ChunkHashSHA256, which "" (every earlier image) means too. An
+	// image saved against a parent uses the parent's, so that the chunks
+	// they share have one address.
+	ChunkHash string `json:"chunkHash,omitempty"`
 	// Parent (format 1.2) names the earlier save of the same sandbox this
 	// image was saved against (snap save --parent), nil for a full save.
 	// Nothing is read from the parent at restore: the image references
@@ -355,6 +363,12 @@ func (m *Manifest) validate(headerArch string) error {
 	if m.Minor < 2 && (m.ContentAddressed || m.Parent != nil) {
 		return bad("content-addressed chunks or a parent in a format %d.%d manifest", m.Major, m.Minor)
 	}
+	if _, err := parseChunkHash(m.ChunkHash); err != nil {
+		return bad("%v", err)
+	}
+	if m.ChunkHash != "" && (m.Minor < 5 || !m.ContentAddressed) {
+		return bad("chunk hash %q in a format %d.%d manifest without content-addressed chunks or before 1.5", m.ChunkHash, m.Major, m.Minor)
+	}
 	if m.Parent != nil {
 		if d, err := hex.DecodeString(m.Parent.ManifestSHA256); err != nil || len(d) != sha256.Size || m.Parent.URI == "" || len(m.Parent.URI) > 4096 {
 			return bad("parent %q with manifest sha256 %q", m.Parent.URI, m.Parent.ManifestSHA256)
@@ -442,9 +456,14 @@ type Chunk struct {
 	// Present has bit i set when page i of the span is stored (bit i%8 of
 	// byte i/8). Present pages are stored in order, back to back.
 	Present [pagesPerChunk / 8]byte
-	// Sum is the SHA-256 of the stored payload, the chunk's name in its
-	// store (content-addressed images, format 1.2); zero otherwise.
-	Sum [sha256.Size]byte
+	// Sum is the hash of the stored payload (SHA-256, or BLAKE3 from
+	// format 1.5: Manifest.ChunkHash), the chunk's name in its store
+	// (content-addressed images, format 1.2); zero otherwise.
+	Sum [addrSize]byte
+	// hash is the chunk hash that gave Sum: the image's (ParseIndex) or
+	// the writer's (Writer.putChunk). ReuseChunks takes only chunks of
+	// its own hash.
+	hash chunkHash
 }
 
 // SumHex returns the chunk's content address (Sum in hex).
@@ -535,12 +554,14 @@ func ParseIndex(b []byte, m *Manifest) ([]Chunk, error) {
 		flags |= chunkPatch
 	}
 	chunks := make([]Chunk, count)
+	hash := m.chunkHash()
 	var nextOff, nextStored, data uint64
 	for i := range chunks {
 		r := b[indexHeaderSize+i*recSize:]
 		c := &chunks[i]
 		if m.ContentAddressed {
 			copy(c.Sum[:], r[72:104])
+			c.hash = hash
 		}
 		c.Offset = binary.LittleEndian.Uint64(r[0:])
 		c.Span = binary.LittleEndian.Uint32(r[8:])

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 )
@@ -32,29 +31,29 @@ func ResolveParent(ctx context.Context, parentURI, storeURI string) (*ParentRef,
 }
 
 // checkParent checks that p names an image of store s whose manifest is
-// still the one p recorded: ErrInvalidArgument if it is in another store
-// (chunks are shared within a store only), ErrNotFound if it vanished,
-// ErrParentChanged if its manifest differs.
-func (s *store) checkParent(ctx context.Context, p *ParentRef) error {
+// still the one p recorded, and returns that manifest: ErrInvalidArgument
+// if it is in another store (chunks are shared within a store only),
+// ErrNotFound if it vanished, ErrParentChanged if its manifest differs.
+func (s *store) checkParent(ctx context.Context, p *ParentRef) (*Manifest, error) {
 	loc, err := ParseURI(p.URI)
 	if err != nil {
-		return fmt.Errorf("parent %s: %w", p.URI, err)
+		return nil, fmt.Errorf("parent %s: %w", p.URI, err)
 	}
 	if s.b.imageURI(loc.Name) != p.URI {
-		return fmt.Errorf("parent %s is not in store %s, where the image goes (chunks are shared within a store only): %w",
+		return nil, fmt.Errorf("parent %s is not in store %s, where the image goes (chunks are shared within a store only): %w",
 			p.URI, s.b.storeURI(), ErrInvalidArgument)
 	}
 	m, err := s.Stat(ctx, loc.Name)
 	if errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("parent %s vanished: %w", p.URI, err)
+		return nil, fmt.Errorf("parent %s vanished: %w", p.URI, err)
 	}
 	if err != nil {
-		return fmt.Errorf("parent: %w", err)
+		return nil, fmt.Errorf("parent: %w", err)
 	}
 	if m.Digest() != p.ManifestSHA256 {
-		return fmt.Errorf("parent %s: manifest SHA-256 %.12s..., want %.12s...: %w", p.URI, m.Digest(), p.ManifestSHA256, ErrParentChanged)
+		return nil, fmt.Errorf("parent %s: manifest SHA-256 %.12s..., want %.12s...: %w", p.URI, m.Digest(), p.ManifestSHA256, ErrParentChanged)
 	}
-	return nil
+	return m, nil
 }
 
 // Children returns the names of the images of s that name image name as
@@ -93,14 +92,14 @@ type ParentShare struct {
 // without a parent has every chunk new.
 func CompareWithParent(ctx context.Context, img *Image) ParentShare {
 	r := ParentShare{Parent: img.m.Parent}
-	var parent map[[sha256.Size]byte]bool
+	var parent map[[addrSize]byte]bool
 	if r.Parent != nil {
 		p, err := OpenImage(ctx, r.Parent.URI, "")
 		if err != nil {
 			r.Missing, r.Err = true, err
 		} else {
 			r.Changed = p.m.Digest() != r.Parent.ManifestSHA256
-			parent = make(map[[sha256.Size]byte]bool, len(p.chunks))
+			parent = make(map[[addrSize]byte]bool, len(p.chunks))
 			for i := range p.chunks {
 				parent[p.chunks[i].Sum] = true
 			}

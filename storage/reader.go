@@ -132,7 +132,7 @@ func (im *Image) load(ctx context.Context) error {
 	}
 	if m.ContentAddressed {
 		// Each chunk is checked against its address when read.
-		im.mem = &casBlob{cs: im.cs, uri: im.uri, chunks: im.chunks}
+		im.mem = &casBlob{cs: im.cs, uri: im.uri, chunks: im.chunks, hash: m.chunkHash()}
 	} else if im.mem, err = im.h.blob(ctx, m.Memory.Key, m.Memory.Size); err != nil {
 		return blobErr("memory blob "+m.Memory.Key, err)
 	}
@@ -727,7 +727,7 @@ type OpenOptions struct {
 	VerifyKey ed25519.PublicKey
 	// ChecksumsOnly, without VerifyKey, has the content-addressed chunks
 	// read later checked by their CRC-32C alone, not also against their
-	// address (a SHA-256 of each). Both detect damage; without a
+	// address (a BLAKE3 or SHA-256 of each). Both detect damage; without a
 	// signature neither proves where the bytes came from (an unsigned
 	// index can name any chunk), so a restore that verifies nothing
 	// spares the hash. With VerifyKey it is ignored: the addresses are

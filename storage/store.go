@@ -111,7 +111,10 @@ type CreateOptions struct {
 	// Parent, if set, is recorded in the manifest (format 1.2): the image
 	// is saved against that earlier save of the same sandbox. The caller
 	// checks the parent (see CheckParent); chunks equal to the parent's
-	// are shared by content addressing, whatever Parent says.
+	// are shared by content addressing, whatever Parent says. The image
+	// takes the parent's chunk hash (Manifest.ChunkHash), so that they
+	// are found: a chain begun by a SHA-256 image (format 1.4 or before)
+	// stays on SHA-256, a new full save uses BLAKE3.
 	Parent *ParentRef
 }
 
@@ -185,10 +188,15 @@ func (s *store) Create(ctx context.Context, name string, opts CreateOptions) (*W
 			return nil, fmt.Errorf("create %s: %w (pass replace to overwrite)", s.b.imageURI(name), ErrAlreadyExists)
 		}
 	}
+	hash := defaultChunkHash
 	if opts.Parent != nil {
-		if err := s.checkParent(ctx, opts.Parent); err != nil {
+		pm, err := s.checkParent(ctx, opts.Parent)
+		if err != nil {
 			return nil, fmt.Errorf("create %s: %w", s.b.imageURI(name), err)
 		}
+		// The chunks the child shares with its parent keep their
+		// addresses only under the parent's hash.
+		hash = pm.chunkHash()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	st, err := s.b.begin(ctx, name)
@@ -197,8 +205,12 @@ func (s *store) Create(ctx context.Context, name string, opts CreateOptions) (*W
 		return nil, fmt.Errorf("create %s: %w", s.b.imageURI(name), err)
 	}
 	w := newWriter(ctx, cancel, s.b.imageURI(name), st, s.b, opts)
+	w.hash = hash
 	if opts.Parent != nil {
-		w.checkParent = func(ctx context.Context) error { return s.checkParent(ctx, opts.Parent) }
+		w.checkParent = func(ctx context.Context) error {
+			_, err := s.checkParent(ctx, opts.Parent)
+			return err
+		}
 	}
 	if opts.Replace && opts.ReplaceDigest != "" {
 		w.checkReplaced = func(ctx context.Context) error { return s.checkReplaced(ctx, name, opts.ReplaceDigest) }

@@ -65,6 +65,9 @@ type Writer struct {
 	st     staging
 	cs     chunkStore
 	opts   CreateOptions
+	// hash gives the chunks their addresses: the parent's chunk hash
+	// with opts.Parent, defaultChunkHash otherwise. Immutable.
+	hash chunkHash
 	// checkParent, set when opts.Parent is, checks again at commit that
 	// the parent is still the image the child names.
 	checkParent func(ctx context.Context) error
@@ -190,7 +193,7 @@ func newWriter(ctx context.Context, cancel context.CancelFunc, uri string, st st
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	w := &Writer{ctx: ctx, cancel: cancel, uri: uri, st: st, cs: cs, opts: opts, workers: workers}
+	w := &Writer{ctx: ctx, cancel: cancel, uri: uri, st: st, cs: cs, opts: opts, workers: workers, hash: defaultChunkHash}
 	if opts.SignKey != nil {
 		w.memHash = sha256.New()
 	}
@@ -639,7 +642,7 @@ func (j *memJob) splitSize(probe []byte) int {
 // the store has it already. Chunks are independent objects, so the workers
 // store them in parallel; the drain only records them in order.
 func (w *Writer) putChunk(j *memJob) {
-	j.c.Sum = sha256.Sum256(j.stored)
+	j.c.Sum, j.c.hash = w.hash.sum(j.stored), w.hash
 	if j.packer != nil {
 		existed, err := j.packer.put(j.c.Sum, j.stored)
 		if err != nil {
@@ -995,6 +998,7 @@ func (w *Writer) commit() (*Manifest, error) {
 		Metadata:    w.opts.Metadata,
 
 		ContentAddressed: true,
+		ChunkHash:        w.hash.String(),
 		Parent:           w.opts.Parent,
 	}
 	if w.memHash != nil {

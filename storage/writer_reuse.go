@@ -12,9 +12,11 @@ import (
 // stored again. They are ordered with the memory handed over by
 // WriteMemoryFrom and WriteMemory: increasing offsets, no overlap, no
 // chunk in a span that memory was handed for, and a patch (IsPatch) right
-// after its base (ErrInvalidArgument otherwise). A signed image cannot
-// reuse chunks (its signature covers bytes that are not read):
-// ErrInvalidArgument.
+// after its base (ErrInvalidArgument otherwise). The chunks must have this
+// image's chunk hash, which they have when they are the chunks of its
+// CreateOptions.Parent (ErrInvalidArgument otherwise: a chunk's address
+// is checked with the image's hash). A signed image cannot reuse chunks
+// (its signature covers bytes that are not read): ErrInvalidArgument.
 func (w *Writer) ReuseChunks(chunks []Chunk) error {
 	if err := w.getErr(); err != nil {
 		return err
@@ -27,6 +29,9 @@ func (w *Writer) ReuseChunks(chunks []Chunk) error {
 	}
 	for i := range chunks {
 		c := chunks[i]
+		if c.hash != w.hash {
+			return fmt.Errorf("reuse chunk at %#x in %s: addressed by %s, the image's chunks by %s (save against the chunks' image as parent): %w", c.Offset, w.uri, c.hash, w.hash, ErrInvalidArgument)
+		}
 		spanOff := c.Offset &^ (ChunkSpan - 1)
 		end := c.Offset + uint64(c.Span)
 		if c.IsPatch() {

@@ -70,6 +70,7 @@ type inspectReport struct {
 	StoredSize    int64     `json:"storedSize"`
 	Ratio         float64   `json:"ratio"`
 	Chunks        uint64    `json:"chunks"`
+	ChunkHash     string    `json:"chunkHash,omitempty"`
 	ChecksumsOK   bool      `json:"checksumsOK"`
 	ChecksumError string    `json:"checksumError,omitempty"`
 	// SignedBy is the ID of the key the image claims to be signed by
@@ -144,7 +145,7 @@ PEM) also requires the image to be signed by that key and unaltered.`,
 				Compression: codec,
 				MemorySize:  m.MemorySize, MemoryData: m.MemoryData, MemoryStored: m.Memory.Size,
 				StateSize: m.State.RawSize, StateStored: m.State.Size, StoredSize: m.StoredSize(),
-				Ratio: m.Ratio(), Chunks: m.Chunks, Metadata: m.Metadata,
+				Ratio: m.Ratio(), Chunks: m.Chunks, ChunkHash: m.ChunkHashName(), Metadata: m.Metadata,
 				SignatureOK: key != nil,
 			}
 			if m.Signer != nil {
@@ -233,8 +234,12 @@ func printInspect(w io.Writer, r *inspectReport) {
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "Compression:\t%s\n", r.Compression)
-	fmt.Fprintf(tw, "Memory:\t%s logical, %s non-zero, %s stored in %d chunks\n",
+	fmt.Fprintf(tw, "Memory:\t%s logical, %s non-zero, %s stored in %d chunks",
 		humanBytes(r.MemorySize), humanBytes(r.MemoryData), humanBytes(uint64(r.MemoryStored)), r.Chunks)
+	if r.ChunkHash != "" {
+		fmt.Fprintf(tw, " addressed by %s", r.ChunkHash)
+	}
+	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "State:\t%s, %s stored\n", humanBytes(uint64(r.StateSize)), humanBytes(uint64(r.StateStored)))
 	fmt.Fprintf(tw, "Stored:\t%s (ratio %.1fx)\n", humanBytes(uint64(r.StoredSize)), r.Ratio)
 	switch ws := r.WorkingSet; ws.Status {

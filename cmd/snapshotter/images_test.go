@@ -62,6 +62,12 @@ func TestImagesInspectRm(t *testing.T) {
 	if !r.ChecksumsOK || r.Chunks != 1 || r.MemorySize != 2*storage.PageSize || r.MemoryData != storage.PageSize || r.Format != fmt.Sprintf("%d.%d", storage.FormatMajor, storage.FormatMinor) {
 		t.Errorf("snap inspect --json = %+v; want verified, 1 chunk, 8 KiB memory with 4 KiB data, format %d.%d", r, storage.FormatMajor, storage.FormatMinor)
 	}
+	if r.ChunkHash != storage.ChunkHashBLAKE3 {
+		t.Errorf("snap inspect --json chunkHash = %q, want %q", r.ChunkHash, storage.ChunkHashBLAKE3)
+	}
+	if out, err := runSnapImages(t, "inspect", "--store", dir, "one"); err != nil || !strings.Contains(out, "addressed by blake3") {
+		t.Errorf("snap inspect = %q, %v; want the chunk hash named", out, err)
+	}
 
 	// Damage a chunk: inspect reports it and fails.
 	img, err := s.Open(context.Background(), "two")

@@ -16,7 +16,7 @@ import (
 )
 
 // Index layout (docs/IMAGE_FORMAT.md): a 24-byte header, then 72-byte
-// records (104 with content-addressed chunks, the SHA-256 at 72); within
+// records (104 with content-addressed chunks, the address at 72); within
 // a record storedLen at 24, rawLen at 28, crc32c at 32.
 const (
 	idxHeader   = 24
@@ -28,7 +28,8 @@ const (
 // directory dir as an attacker who knows the format would: each payload is
 // decoded and handed to edit (the chunk's present pages, packed), which
 // changes it in place and reports whether it did; changed chunks are
-// encoded again and every checksum that covers them redone (their CRC-32C,
+// encoded again and every checksum that covers them redone (their address
+// under the image's chunk hash, their CRC-32C,
 // the index's SHA-256 in the manifest, the memory blob's SHA-256 if
 // present, the manifest's checksum). A signature block, if any, is kept as
 // it was. It returns how many chunks changed. Images with S2 chunks only.
@@ -91,7 +92,7 @@ func RewriteChunks(dir string, edit func(raw []byte) bool) (int, error) {
 		}
 		rec := idx[idxHeader+i*recSize:]
 		if m.ContentAddressed {
-			sum := sha256.Sum256(stored)
+			sum := m.ChunkSum(stored)
 			copy(rec[72:104], sum[:])
 			p := chunkPath(hex.EncodeToString(sum[:]))
 			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
@@ -133,4 +134,67 @@ func RewriteChunks(dir string, edit func(raw []byte) bool) (int, error) {
 		}
 	}
 	return changed, nil
+}
+
+// ForgeFormat14 rewrites the unsigned content-addressed image in
+// file-store directory dir as a format 1.4 writer would have written it:
+// each chunk is stored again under the SHA-256 of its bytes (the copy
+// under its BLAKE3 address stays, unreferenced), and the index and the
+// manifest, which then names no chunk hash, say format 1.4, their
+// checksums redone. The chunks must be in chunk files, not in a pack
+// (images smaller than the store's pack threshold).
+func ForgeFormat14(dir string) error {
+	mb, err := os.ReadFile(filepath.Join(dir, "manifest"))
+	if err != nil {
+		return err
+	}
+	m, err := storage.ParseManifest(mb)
+	if err != nil {
+		return err
+	}
+	if !m.ContentAddressed || m.Signer != nil {
+		return fmt.Errorf("forge 1.4: %s is signed or not content-addressed", dir)
+	}
+	idx, err := os.ReadFile(filepath.Join(dir, m.Index.Key))
+	if err != nil {
+		return err
+	}
+	chunks, err := storage.ParseIndex(idx, m)
+	if err != nil {
+		return err
+	}
+	chunkPath := func(sum string) string { return filepath.Join(dir, "..", ".chunks", sum[:2], sum) }
+	for i, c := range chunks {
+		stored, err := os.ReadFile(chunkPath(c.SumHex()))
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(stored)
+		copy(idx[idxHeader+i*idxRecordCA+72:], sum[:])
+		p := chunkPath(hex.EncodeToString(sum[:]))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, stored, 0o600); err != nil {
+			return err
+		}
+	}
+	// The index and manifest headers: magic [8], major u16, minor u16.
+	binary.LittleEndian.PutUint16(idx[10:], 4)
+	sum := sha256.Sum256(idx)
+	m.Index.SHA256 = hex.EncodeToString(sum[:])
+	m.ChunkHash = ""
+	out, err := storage.MarshalManifest(m)
+	if err != nil {
+		return err
+	}
+	// The manifest's trailer is the SHA-256 of all bytes before it.
+	binary.LittleEndian.PutUint16(out[10:], 4)
+	body := out[:len(out)-sha256.Size]
+	ms := sha256.Sum256(body)
+	out = append(body, ms[:]...)
+	if err := os.WriteFile(filepath.Join(dir, m.Index.Key), idx, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "manifest"), out, 0o600)
 }
