@@ -190,7 +190,8 @@ func TestChunkHashFormat14(t *testing.T) {
 // TestChunkHashParent14: an incremental save over a 1.4 parent takes the
 // parent's SHA-256, so that it finds the parent's chunks, both when it
 // reads all memory (the store has the unchanged chunks) and when it
-// reuses them; an image of the other hash cannot reuse them.
+// reuses them; an image of the other hash cannot reuse them, and a
+// sweep of the store, which holds chunks of both hashes, keeps theirs.
 func TestChunkHashParent14(t *testing.T) {
 	ctx := context.Background()
 	h := newHashStore(t)
@@ -253,6 +254,26 @@ func TestChunkHashParent14(t *testing.T) {
 	if err := w2.ReuseChunks(pc[:1]); !errors.Is(err, storage.ErrInvalidArgument) {
 		t.Errorf("ReuseChunks(SHA-256 chunks into a BLAKE3 image) = %v, want ErrInvalidArgument", err)
 	}
+	w2.Abort()
+
+	// A sweep marks by name, whatever the hash: it takes the parent's
+	// BLAKE3 copies the forge left and keeps every chunk an image names.
+	removed, err := h.s.Prune(ctx, 0)
+	if err != nil {
+		t.Fatalf("Prune = %v", err)
+	}
+	chunks := 0
+	for _, r := range removed {
+		if strings.Contains(r, "/.chunks/") {
+			chunks++
+		}
+	}
+	if chunks != 3 {
+		t.Errorf("Prune removed %d chunks (%q), want the 3 BLAKE3 copies", chunks, removed)
+	}
+	h.checkImage("parent", mem)
+	h.checkImage("child", next)
+	h.checkImage("reuser", next)
 }
 
 // TestChunkHashManifest: a manifest naming a chunk hash this snap does
