@@ -151,8 +151,8 @@ func (s *pauseSandbox) next(t *testing.T) string {
 			t.Fatalf("program output ended")
 		}
 		return l
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no output from the program")
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no output from the program in 60 s")
 	}
 	return ""
 }

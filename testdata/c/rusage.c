@@ -1,6 +1,6 @@
 /*
  * rusage [after]: the CPU time getrusage and times report. The process
- * spins until getrusage(RUSAGE_SELF) reports 150 ms of user time (or 3 s
+ * spins until getrusage(RUSAGE_SELF) reports 150 ms of user time (or 30 s
  * pass); a thread spins 50 ms and ends, and RUSAGE_THREAD stays within
  * RUSAGE_SELF; a child spins 150 ms and is reaped, which RUSAGE_CHILDREN
  * and times' tms_cutime then include; execve keeps the process's time
@@ -35,11 +35,11 @@ static long wall_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-/* spin runs in user mode until who's user time grew by ms or 3 s pass,
+/* spin runs in user mode until who's user time grew by ms or 30 s pass,
  * and returns whether it did. */
 static int spin(int who, long ms)
 {
-	long start = utime_of(who), deadline = wall_ms() + 3000;
+	long start = utime_of(who), deadline = wall_ms() + 30000;
 	volatile unsigned long x = 0;
 	while (wall_ms() < deadline) {
 		for (int i = 0; i < 1000000; i++)
