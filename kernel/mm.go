@@ -427,7 +427,7 @@ func (mm *MM) mapIntoLocked(v *vma, precommit bool) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("map [%#x, %#x) %v into address space: %w", v.Start, v.End, v.Perms, err)
+		return fmt.Errorf("map [%#x, %#x) %v into address space: %w: %w", v.Start, v.End, v.Perms, ErrAddressSpace, err)
 	}
 	return nil
 }
@@ -446,7 +446,7 @@ func (mm *MM) unmapLocked(start, end uint64) error {
 	mm.vmas = append(mm.vmas[:i], mm.vmas[j:]...)
 	if mm.as != nil {
 		if err := mm.as.Unmap(start, end-start); err != nil {
-			return fmt.Errorf("unmap [%#x, %#x): %w", start, end, err)
+			return fmt.Errorf("unmap [%#x, %#x): %w: %w", start, end, ErrAddressSpace, err)
 		}
 	}
 	return nil
@@ -507,6 +507,32 @@ func sameMapping(a, b *vma) bool {
 		return a.File == nil && b.File == nil && a.Private
 	}
 	return a.File.Key == b.File.Key && a.FileOff+a.length() == b.FileOff
+}
+
+// describeAt says what maps addr, for diagnostics: the vma's range,
+// permissions, kind and name, or that no vma does.
+func (mm *MM) describeAt(addr uint64) string {
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	v := mm.vmaAtLocked(addr)
+	if v == nil {
+		return "no vma"
+	}
+	kind := "private"
+	if !v.Private {
+		kind = "shared"
+	}
+	if v.COW {
+		kind += " copy-on-write"
+	}
+	if v.File != nil {
+		kind += fmt.Sprintf(" file offset %#x", v.FileOff)
+	}
+	name := v.Name
+	if name == "" {
+		name = "anonymous"
+	}
+	return fmt.Sprintf("vma [%#x, %#x) %v max %v %s %s (memory file offset %#x)", v.Start, v.End, v.Perms, v.MaxPerms, kind, name, v.Off)
 }
 
 // HandleFault decides what a fault at addr with the given access means. It
