@@ -21,7 +21,7 @@ func TestFaultLog(t *testing.T) {
 		debug bool
 		want  []string // in order; nil: no fault line at all
 	}{
-		{"debug", true, []string{"fault at 0x8 (r-- access, si_code 1)", "in no vma: fault at 0x8: no mapping: bad address: signal 11"}},
+		{"debug", true, []string{"(pid 1, ", "): fault at 0x8 (r-- access, si_code 1)", "in no vma: fault at 0x8: no mapping: bad address: signal 11"}},
 		{"quiet", false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -220,8 +220,11 @@ func (t *Task) logFault(info *platform.SignalInfo, code int32, access platform.A
 	if ferr != nil {
 		why = ferr.Error()
 	}
-	msg := fmt.Sprintf("task %d: fault at %#x (%v access, si_code %d) at rip %#x in %s: %s: signal %d",
-		t.tid, info.Addr, access, code, t.regs.Rip, t.tg.mm.describeAt(info.Addr), why, info.Signo)
+	t.mu.Lock()
+	name := t.name
+	t.mu.Unlock()
+	msg := fmt.Sprintf("task %d (pid %d, %s): fault at %#x (%v access, si_code %d) at rip %#x in %s: %s: signal %d",
+		t.tid, t.tg.tgid, name, info.Addr, access, code, t.regs.Rip, t.tg.mm.describeAt(info.Addr), why, info.Signo)
 	if ferr != nil && !errorsIsAny(ferr, ErrBadAddress, ErrBusError) {
 		fmt.Fprintf(t.k.log, "snap: %s (a failure of the sentry)\n", msg)
 		return
