@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -440,16 +441,23 @@ func (mm *MM) unmapLocked(start, end uint64) error {
 	if i == j {
 		return nil
 	}
-	for k := i; k < j; k++ {
-		mm.releaseVMALocked(&mm.vmas[k])
-	}
+	// What the vmas hold is given back once the platform no longer maps
+	// it: freed pages still mapped would read as zero to the process's
+	// other threads meanwhile, or as another process's memory once
+	// reallocated (see privatizeLocked), and punching out pages a stub
+	// maps makes the host unmap them one by one.
+	gone := slices.Clone(mm.vmas[i:j])
 	mm.vmas = append(mm.vmas[:i], mm.vmas[j:]...)
+	var err error
 	if mm.as != nil {
-		if err := mm.as.Unmap(start, end-start); err != nil {
-			return fmt.Errorf("unmap [%#x, %#x): %w: %w", start, end, ErrAddressSpace, err)
+		if uerr := mm.as.Unmap(start, end-start); uerr != nil {
+			err = fmt.Errorf("unmap [%#x, %#x): %w: %w", start, end, ErrAddressSpace, uerr)
 		}
 	}
-	return nil
+	for k := range gone {
+		mm.releaseVMALocked(&gone[k])
+	}
+	return err
 }
 
 // VMAInfo describes one mapping, for diagnostics and tests.

@@ -105,4 +105,13 @@ func TestCOWFreesOldPagesAfterRemap(t *testing.T) {
 		t.Errorf("MADV_DONTNEED: %s", l)
 	}
 	checkMirror(t, mm, as.recordingAS)
+	// munmap: the pages stay until the platform unmaps them.
+	as.lost = nil
+	if err := mm.Munmap(a+48*pageSize, 8*pageSize); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range as.lost {
+		t.Errorf("munmap: %s", l)
+	}
+	checkMirror(t, mm, as.recordingAS)
 }
