@@ -36,6 +36,12 @@ var (
 
 	// ErrBadLimit means a sandbox limit (Limits) is out of range.
 	ErrBadLimit = errors.New("bad sandbox limit")
+
+	// ErrAddressSpace means the platform failed to change an address
+	// space (map, unmap or change the access of memory a vma describes):
+	// a failure of the sentry, never of the program, which the program
+	// may see as EIO or as a signal at its next touch of the memory.
+	ErrAddressSpace = errors.New("platform address space failure")
 )
 
 // errorsIsAny reports whether err matches any of targets.

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -427,7 +428,7 @@ func (mm *MM) mapIntoLocked(v *vma, precommit bool) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("map [%#x, %#x) %v into address space: %w", v.Start, v.End, v.Perms, err)
+		return fmt.Errorf("map [%#x, %#x) %v into address space: %w: %w", v.Start, v.End, v.Perms, ErrAddressSpace, err)
 	}
 	return nil
 }
@@ -440,16 +441,23 @@ func (mm *MM) unmapLocked(start, end uint64) error {
 	if i == j {
 		return nil
 	}
-	for k := i; k < j; k++ {
-		mm.releaseVMALocked(&mm.vmas[k])
-	}
+	// What the vmas hold is given back once the platform no longer maps
+	// it: freed pages still mapped would read as zero to the process's
+	// other threads meanwhile, or as another process's memory once
+	// reallocated (see privatizeLocked), and punching out pages a stub
+	// maps makes the host unmap them one by one.
+	gone := slices.Clone(mm.vmas[i:j])
 	mm.vmas = append(mm.vmas[:i], mm.vmas[j:]...)
+	var err error
 	if mm.as != nil {
-		if err := mm.as.Unmap(start, end-start); err != nil {
-			return fmt.Errorf("unmap [%#x, %#x): %w", start, end, err)
+		if uerr := mm.as.Unmap(start, end-start); uerr != nil {
+			err = fmt.Errorf("unmap [%#x, %#x): %w: %w", start, end, ErrAddressSpace, uerr)
 		}
 	}
-	return nil
+	for k := range gone {
+		mm.releaseVMALocked(&gone[k])
+	}
+	return err
 }
 
 // VMAInfo describes one mapping, for diagnostics and tests.
@@ -507,6 +515,32 @@ func sameMapping(a, b *vma) bool {
 		return a.File == nil && b.File == nil && a.Private
 	}
 	return a.File.Key == b.File.Key && a.FileOff+a.length() == b.FileOff
+}
+
+// describeAt says what maps addr, for diagnostics: the vma's range,
+// permissions, kind and name, or that no vma does.
+func (mm *MM) describeAt(addr uint64) string {
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	v := mm.vmaAtLocked(addr)
+	if v == nil {
+		return "no vma"
+	}
+	kind := "private"
+	if !v.Private {
+		kind = "shared"
+	}
+	if v.COW {
+		kind += " copy-on-write"
+	}
+	if v.File != nil {
+		kind += fmt.Sprintf(" file offset %#x", v.FileOff)
+	}
+	name := v.Name
+	if name == "" {
+		name = "anonymous"
+	}
+	return fmt.Sprintf("vma [%#x, %#x) %v max %v %s %s (memory file offset %#x)", v.Start, v.End, v.Perms, v.MaxPerms, kind, name, v.Off)
 }
 
 // HandleFault decides what a fault at addr with the given access means. It

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -77,17 +78,36 @@ func (mm *MM) privatizeLocked(v *vma) error {
 	if err != nil {
 		return fmt.Errorf("copy-on-write of [%#x, %#x): %w", v.Start, v.End, err)
 	}
-	src := v.fileRange()
+	src, cached := v.fileRange(), v.mapsCache()
 	if err := mm.mf.copyData(fr.Start, src); err != nil {
 		mm.mf.Free(fr)
 		return fmt.Errorf("copy-on-write of [%#x, %#x): %w", v.Start, v.End, err)
 	}
-	if !v.mapsCache() {
+	if h := cowCopiedHook.Load(); h != nil {
+		(*h)()
+	}
+	// The copy is mapped before v's share of the old pages is given
+	// back. The other owners may have let go of them since soleOwner
+	// said they were there (a fork's child that execs or exits does so
+	// on its own goroutine, under its own MM's lock), and then giving
+	// back frees them: their memory is punched out and may be handed to
+	// another process at once, while the platform still maps them here
+	// and the process's other threads (or a vfork child) read them
+	// until the copy is mapped. They would read zeros: a Python thread
+	// reading objects beside a buffer the sentry was writing jumped to
+	// address 0. A failed mapping leaves v with the copy, as before.
+	v.Off, v.COW = fr.Start, false
+	err = mm.mapIntoLocked(v, false)
+	if !cached {
 		mm.mf.ReleaseRange(src)
 	}
-	v.Off, v.COW = fr.Start, false
-	return mm.mapIntoLocked(v, false)
+	return err
 }
+
+// cowCopiedHook, if set, is called by privatizeLocked between the copy of
+// a vma's pages and their mapping: a test lets the pages' other owner go
+// there.
+var cowCopiedHook atomic.Pointer[func()]
 
 // hasCOWLocked reports whether a COW vma overlaps [addr, addr+length).
 //
@@ -174,18 +194,21 @@ func (mm *MM) dropPrivatePagesLocked(start, end uint64) error {
 		i, j := mm.isolateLocked(max(start, v.Start), min(end, v.End))
 		for n := i; n < j; n++ {
 			w := &mm.vmas[n]
+			old := w.fileRange()
 			if w.File == nil {
 				fr, err := mm.mf.Allocate(w.length())
 				if err != nil {
 					return unix.ENOMEM
 				}
-				mm.mf.ReleaseRange(w.fileRange())
 				w.Off, w.COW = fr.Start, false
 			} else {
-				mm.mf.ReleaseRange(w.fileRange())
 				w.Off, w.COW = w.File.Base+w.FileOff, true
 			}
-			if err := mm.mapIntoLocked(w, false); err != nil {
+			// The old pages are given back once the platform no
+			// longer maps them (see privatizeLocked).
+			err := mm.mapIntoLocked(w, false)
+			mm.mf.ReleaseRange(old)
+			if err != nil {
 				return err
 			}
 		}

@@ -166,7 +166,7 @@ func (mm *MM) mmapReplacingLocked(o *MMapOpts, length uint64, maxPerms perms) (u
 	if err != nil {
 		mm.gen++
 		if uerr := mm.as.Unmap(addr, length); uerr != nil {
-			err = fmt.Errorf("unmap [%#x, %#x) after a failed mmap: %w", addr, end, uerr)
+			err = fmt.Errorf("unmap [%#x, %#x) after a failed mmap: %w: %w", addr, end, ErrAddressSpace, uerr)
 		}
 	}
 	for k := range old {
@@ -391,7 +391,7 @@ func (mm *MM) Mremap(oldAddr, oldSize, newSize uint64, flags int, newAddr uint64
 	mm.vmas = append(mm.vmas[:i], mm.vmas[j:]...)
 	if mm.as != nil {
 		if err := mm.as.Unmap(oldAddr, keep); err != nil {
-			return 0, fmt.Errorf("unmap moved range: %w", err)
+			return 0, fmt.Errorf("unmap moved range: %w: %w", ErrAddressSpace, err)
 		}
 	}
 	for _, mv := range moved {

@@ -156,6 +156,7 @@ func (*runApp) execute(t *Task) taskRunState {
 		t.k.counts.faults.Add(1)
 		acc := accessBits(access)
 		var ferr error
+		code := info.Code
 		if info.Addr != t.lastFault || t.lastFault == 0 || acc != t.lastFaultAccess || mm.generation() != t.lastFaultGen {
 			var gen uint64
 			gen, ferr = mm.handleFault(info.Addr, access)
@@ -193,7 +194,7 @@ func (*runApp) execute(t *Task) taskRunState {
 		if info.Signo == 0 {
 			info.Signo = int32(unix.SIGSEGV)
 		}
-		t.k.debugf("task %d: fault at %#x (%v access) at rip %#x: signal %d", t.tid, info.Addr, access, t.regs.Rip, info.Signo)
+		t.logFault(&info, code, access, ferr)
 		return t.deliverSyncSignal(&info)
 	case errors.Is(err, platform.ErrSignal):
 		t.k.debugf("task %d: synchronous signal %d at rip %#x", t.tid, info.Signo, t.regs.Rip)
@@ -203,6 +204,32 @@ func (*runApp) execute(t *Task) taskRunState {
 		t.tg.exitGroup(ExitStatus{Signal: int(unix.SIGKILL)})
 		return &runExit{}
 	}
+}
+
+// logFault logs a fault that raises signal info.Signo: its address, the
+// access and si_code the platform reported (code), the instruction, the
+// vma there and why the MM did not fix it (ferr; nil when the same fault
+// came again with no mapping changed since it was fixed, which is genuine
+// only if the platform's mapping is what the vma says). A genuine fault is
+// the program's (logged with --debug); a failure to map memory the vma
+// allows is the sentry's, and is always logged.
+//
+// Preconditions: called by the task goroutine.
+func (t *Task) logFault(info *platform.SignalInfo, code int32, access platform.AccessType, ferr error) {
+	why := "the same fault again, no mapping changed since it was fixed"
+	if ferr != nil {
+		why = ferr.Error()
+	}
+	t.mu.Lock()
+	name := t.name
+	t.mu.Unlock()
+	msg := fmt.Sprintf("task %d (pid %d, %s): fault at %#x (%v access, si_code %d) at rip %#x in %s: %s: signal %d",
+		t.tid, t.tg.tgid, name, info.Addr, access, code, t.regs.Rip, t.tg.mm.describeAt(info.Addr), why, info.Signo)
+	if ferr != nil && !errorsIsAny(ferr, ErrBadAddress, ErrBusError) {
+		fmt.Fprintf(t.k.log, "snap: %s (a failure of the sentry)\n", msg)
+		return
+	}
+	t.k.debugf("%s", msg)
 }
 
 // fpState returns the application's floating point state (XSAVE area;

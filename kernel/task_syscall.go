@@ -101,6 +101,12 @@ func (t *Task) doSyscall() taskRunState {
 
 // errnoOf maps a syscall handler's error to an errno.
 func (t *Task) errnoOf(nr uint64, err error) unix.Errno {
+	if errors.Is(err, ErrAddressSpace) {
+		// The sentry failed, not the program: say so even without
+		// --debug, as the program may die of it (ld.so does when an
+		// mprotect fails).
+		fmt.Fprintf(t.k.log, "snap: task %d: syscall %s: %v\n", t.tid, syscallName(nr), err)
+	}
 	var errno unix.Errno
 	switch {
 	case errors.Is(err, errInterrupted):
@@ -112,7 +118,9 @@ func (t *Task) errnoOf(nr uint64, err error) unix.Errno {
 	case errors.Is(err, errNameTooLong):
 		return unix.ENAMETOOLONG
 	default:
-		t.k.debugf("task %d: syscall %s: %v", t.tid, syscallName(nr), err)
+		if !errors.Is(err, ErrAddressSpace) {
+			t.k.debugf("task %d: syscall %s: %v", t.tid, syscallName(nr), err)
+		}
 		return unix.EIO
 	}
 }
