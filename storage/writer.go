@@ -649,24 +649,26 @@ func (j *memJob) encodeBetterWherePays(raw []byte) []byte {
 // probeSize returns the length of probe compressed by s2.Encode, or with
 // better by s2.EncodeBetter.
 func (j *memJob) probeSize(probe []byte, better bool) int {
+	if better {
+		return len(s2.EncodeBetter(j.probeOut(), probe))
+	}
+	return len(s2.Encode(j.probeOut(), probe))
+}
+
+// probeOut returns j's scratch output for a probe of up to s2Probe bytes.
+func (j *memJob) probeOut() []byte {
 	if cap(j.probe) < s2.MaxEncodedLen(s2Probe) {
 		j.probe = make([]byte, s2.MaxEncodedLen(s2Probe))
 	}
-	if better {
-		return len(s2.EncodeBetter(j.probe[:cap(j.probe)], probe))
-	}
-	return len(s2.Encode(j.probe[:cap(j.probe)], probe))
+	return j.probe[:cap(j.probe)]
 }
 
 // splitSize returns the length of probe compressed by s2.Encode page by
 // page, as encodeRuns would if its pages were runs of their own.
 func (j *memJob) splitSize(probe []byte) int {
-	if cap(j.probe) < s2.MaxEncodedLen(s2Probe) {
-		j.probe = make([]byte, s2.MaxEncodedLen(s2Probe))
-	}
 	n := 0
 	for off := 0; off < len(probe); off += PageSize {
-		k, _ := encodeSubBlocks(j.probe[:cap(j.probe)], probe[off:min(off+PageSize, len(probe))])
+		k, _ := encodeSubBlocks(j.probeOut(), probe[off:min(off+PageSize, len(probe))])
 		n += k
 	}
 	return n
