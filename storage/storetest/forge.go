@@ -37,30 +37,17 @@ const (
 // .chunks is dir/../.chunks), a changed chunk is stored under its new
 // address and its record names it.
 func RewriteChunks(dir string, edit func(raw []byte) bool) (int, error) {
-	mb, err := os.ReadFile(filepath.Join(dir, "manifest"))
-	if err != nil {
-		return 0, err
-	}
-	m, err := storage.ParseManifest(mb)
+	mb, m, idx, chunks, err := readImage(dir)
 	if err != nil {
 		return 0, err
 	}
 	if m.Compression.Algorithm != storage.CodecS2 {
 		return 0, fmt.Errorf("rewrite chunks: %s chunks not supported", m.Compression.Algorithm)
 	}
-	idx, err := os.ReadFile(filepath.Join(dir, m.Index.Key))
-	if err != nil {
-		return 0, err
-	}
-	chunks, err := storage.ParseIndex(idx, m)
-	if err != nil {
-		return 0, err
-	}
-	chunkPath := func(sum string) string { return filepath.Join(dir, "..", ".chunks", sum[:2], sum) }
 	var mem []byte
 	if m.ContentAddressed {
 		for _, c := range chunks {
-			b, err := os.ReadFile(chunkPath(c.SumHex()))
+			b, err := os.ReadFile(chunkPath(dir, c.SumHex()))
 			if err != nil {
 				return 0, err
 			}
@@ -94,11 +81,7 @@ func RewriteChunks(dir string, edit func(raw []byte) bool) (int, error) {
 		if m.ContentAddressed {
 			sum := m.ChunkSum(stored)
 			copy(rec[72:104], sum[:])
-			p := chunkPath(hex.EncodeToString(sum[:]))
-			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-				return 0, err
-			}
-			if err := os.WriteFile(p, stored, 0o600); err != nil {
+			if err := writeChunkFile(dir, sum, stored); err != nil {
 				return 0, err
 			}
 		}
@@ -144,38 +127,21 @@ func RewriteChunks(dir string, edit func(raw []byte) bool) (int, error) {
 // checksums redone. The chunks must be in chunk files, not in a pack
 // (images smaller than the store's pack threshold).
 func ForgeFormat14(dir string) error {
-	mb, err := os.ReadFile(filepath.Join(dir, "manifest"))
-	if err != nil {
-		return err
-	}
-	m, err := storage.ParseManifest(mb)
+	_, m, idx, chunks, err := readImage(dir)
 	if err != nil {
 		return err
 	}
 	if !m.ContentAddressed || m.Signer != nil {
 		return fmt.Errorf("forge 1.4: %s is signed or not content-addressed", dir)
 	}
-	idx, err := os.ReadFile(filepath.Join(dir, m.Index.Key))
-	if err != nil {
-		return err
-	}
-	chunks, err := storage.ParseIndex(idx, m)
-	if err != nil {
-		return err
-	}
-	chunkPath := func(sum string) string { return filepath.Join(dir, "..", ".chunks", sum[:2], sum) }
 	for i, c := range chunks {
-		stored, err := os.ReadFile(chunkPath(c.SumHex()))
+		stored, err := os.ReadFile(chunkPath(dir, c.SumHex()))
 		if err != nil {
 			return err
 		}
 		sum := sha256.Sum256(stored)
 		copy(idx[idxHeader+i*idxRecordCA+72:], sum[:])
-		p := chunkPath(hex.EncodeToString(sum[:]))
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, stored, 0o600); err != nil {
+		if err := writeChunkFile(dir, sum, stored); err != nil {
 			return err
 		}
 	}
@@ -197,4 +163,42 @@ func ForgeFormat14(dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "manifest"), out, 0o600)
+}
+
+// readImage reads the manifest (its bytes and parsed), the index (its
+// bytes and parsed) of the image in directory dir.
+func readImage(dir string) ([]byte, *storage.Manifest, []byte, []storage.Chunk, error) {
+	mb, err := os.ReadFile(filepath.Join(dir, "manifest"))
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	m, err := storage.ParseManifest(mb)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	idx, err := os.ReadFile(filepath.Join(dir, m.Index.Key))
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	chunks, err := storage.ParseIndex(idx, m)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return mb, m, idx, chunks, nil
+}
+
+// chunkPath is where the file store holding image directory dir keeps
+// chunk sum (hex) as a chunk file.
+func chunkPath(dir, sum string) string {
+	return filepath.Join(dir, "..", ".chunks", sum[:2], sum)
+}
+
+// writeChunkFile stores stored as chunk file sum in the file store holding
+// image directory dir.
+func writeChunkFile(dir string, sum [32]byte, stored []byte) error {
+	p := chunkPath(dir, hex.EncodeToString(sum[:]))
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(p, stored, 0o600)
 }
