@@ -101,7 +101,8 @@ func (t *Task) doSyscall() taskRunState {
 
 // errnoOf maps a syscall handler's error to an errno.
 func (t *Task) errnoOf(nr uint64, err error) unix.Errno {
-	if errors.Is(err, ErrAddressSpace) {
+	sentryFailed := errors.Is(err, ErrAddressSpace)
+	if sentryFailed {
 		// The sentry failed, not the program: say so even without
 		// --debug, as the program may die of it (ld.so does when an
 		// mprotect fails).
@@ -118,7 +119,7 @@ func (t *Task) errnoOf(nr uint64, err error) unix.Errno {
 	case errors.Is(err, errNameTooLong):
 		return unix.ENAMETOOLONG
 	default:
-		if !errors.Is(err, ErrAddressSpace) {
+		if !sentryFailed { // logged above
 			t.k.debugf("task %d: syscall %s: %v", t.tid, syscallName(nr), err)
 		}
 		return unix.EIO
