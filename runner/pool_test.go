@@ -354,8 +354,21 @@ func TestReplenishProgramEndsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	go srv.Serve()
-	go func() { srv.Finish(sb.Wait()) }()
-	t.Cleanup(func() { srv.Shutdown(time.Second) })
+	finished := make(chan struct{})
+	go func() {
+		srv.Finish(sb.Wait())
+		close(finished)
+	}()
+	// Finish records the member's end in the state directory: the
+	// directory is removed only after it has.
+	t.Cleanup(func() {
+		srv.Shutdown(time.Second)
+		select {
+		case <-finished:
+		case <-time.After(time.Minute):
+			t.Error("the member's server did not finish within a minute of its program's end")
+		}
+	})
 	if err := TakeMember(context.Background(), sd, "m1", [3]*os.File{os.Stdin, os.Stdout, os.Stderr}); err != nil {
 		t.Fatalf("TakeMember() = %v", err)
 	}
