@@ -26,6 +26,10 @@ type addressSpace struct {
 	// immutable after creation.
 	pid        int
 	leaderRegs platform.Registers
+	// table is the sentry's mapping of the stub's table page; immutable,
+	// shared with an heir (Renew), unmapped by the release that kills the
+	// stub.
+	table stubTable
 
 	// opMu serializes MapFile, Unmap and Release, so that the mapping
 	// table changes in the order the stub's mappings do. It is held across
@@ -472,7 +476,7 @@ func (a *addressSpace) flushWithLocked(onStub func(inject func(pid int) error) e
 		failed, callErr := -1, error(nil)
 		err := onStub(func(pid int) error {
 			var err error
-			failed, err = injectBatch(pid, &a.leaderRegs, calls)
+			failed, err = injectBatch(pid, &a.leaderRegs, calls, a.table)
 			if failed >= 0 {
 				callErr, err = err, nil
 			}
@@ -732,6 +736,7 @@ func (a *addressSpace) Renew() (platform.AddressSpace, error) {
 		p:          a.p,
 		pid:        a.pid,
 		leaderRegs: a.leaderRegs,
+		table:      a.table,
 		threads:    make(map[int]*stubThread),
 		pending:    []stubCall{{sysMunmap, [6]uint64{minUserAddress, maxUserAddress - minUserAddress}}},
 		baseOpen:   a.baseOpen,
@@ -870,7 +875,7 @@ func (a *addressSpace) release() {
 	}
 	a.threads = nil
 	a.pre = preThread{}
-	pid := a.pid
+	pid, table := a.pid, a.table
 	a.p.reaping.Add(1)
 	// S/R-SAFE: host-side platform machinery, no kernel state; Platform.Release
 	// waits for it.
@@ -879,8 +884,7 @@ func (a *addressSpace) release() {
 		for _, t := range threads {
 			t.reap(killed[t])
 		}
-		pre.kill()
-		killAndReap(pid)
+		discardStub(pid, pre, table)
 	}()
 }
 

@@ -122,18 +122,16 @@ func (a *addressSpace) openBaseLocked() (uint64, error) {
 	if !ok {
 		return 0, fmt.Errorf("ptrace: map base: %w", ErrNoBase)
 	}
-	// The scratch page holds a batch's table only from its flush, which
+	// The table page holds a batch's table only from its flush, which
 	// writes it, to its end, under opMu: the path may use it now, even
 	// with calls queued.
-	b := append([]byte(path), 0)
-	local := []unix.Iovec{{Base: &b[0]}}
-	local[0].SetLen(len(b))
-	remote := []unix.RemoteIovec{{Base: stubScratch, Len: len(b)}}
-	if n, err := unix.ProcessVMWritev(a.pid, local, remote, 0); err != nil || n != len(b) {
-		return 0, fmt.Errorf("ptrace: map base: write path into stub %d (%d bytes written): %w", a.pid, n, err)
+	if len(path)+1 > len(a.table) {
+		return 0, fmt.Errorf("ptrace: map base: path of %d bytes: %w", len(path), unix.ENAMETOOLONG)
 	}
+	copy(a.table, path)
+	a.table[len(path)] = 0
 	atFDCWD := uint64(0xffffffffffffff9c) // AT_FDCWD, -100
-	fd, err := a.syscall(sysOpenat, [6]uint64{atFDCWD, stubScratch, unix.O_RDONLY | unix.O_CLOEXEC})
+	fd, err := a.syscall(sysOpenat, [6]uint64{atFDCWD, stubTableAddr, unix.O_RDONLY | unix.O_CLOEXEC})
 	if err != nil {
 		return 0, fmt.Errorf("ptrace: map base: open %s in stub %d: %w", path, a.pid, err)
 	}

@@ -71,7 +71,7 @@ func TestInjectBatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			failed, err := injectBatch(st.tid, &a.leaderRegs, tc.calls)
+			failed, err := injectBatch(st.tid, &a.leaderRegs, tc.calls, a.table)
 			if failed != tc.wantFailed || !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
 				t.Fatalf("injectBatch = %d, %v; want %d, %v", failed, err, tc.wantFailed, tc.wantErr)
 			}
@@ -190,8 +190,10 @@ func TestQueuedMmapsMerge(t *testing.T) {
 }
 
 // TestStubStrippedDown checks what a new stub holds after its one batch
-// of set-up calls: the stub page and the scratch page (mapped by the exec)
-// and nothing else of the user range, its name, and SIGCHLD ignored.
+// of set-up calls: the stub page and its table page, read-only and shared
+// (the scratch page the exec mapped is gone), nothing else of the user
+// range and nothing writable, no descriptor but the memory file's, its
+// name, and SIGCHLD ignored.
 func TestStubStrippedDown(t *testing.T) {
 	e := newEnv(t, 1<<20)
 	a, err := e.p.newAddressSpace()
@@ -213,10 +215,21 @@ func TestStubStrippedDown(t *testing.T) {
 	}
 	want := []string{
 		fmt.Sprintf("%x-%x r-xp", uint64(stubBase), uint64(stubBase+pageSize)),
-		fmt.Sprintf("%x-%x rw-p", uint64(stubScratch), uint64(stubScratch+pageSize)),
+		fmt.Sprintf("%x-%x r--s", uint64(stubTableAddr), uint64(stubTableAddr+pageSize)),
 	}
 	if !slices.Equal(starts, want) {
 		t.Errorf("stub mappings = %q, want %q", starts, want)
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", a.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, fd := range fds {
+		names = append(names, fd.Name())
+	}
+	if want := []string{strconv.Itoa(stubFDInStub)}; !slices.Equal(names, want) {
+		t.Errorf("stub descriptors = %q, want %q", names, want)
 	}
 	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", a.pid))
 	if err != nil || strings.TrimSpace(string(comm)) != stubName {

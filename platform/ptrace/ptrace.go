@@ -209,8 +209,12 @@ func init() {
 	platform.Register("ptrace", New)
 }
 
-// stubFDInStub is the descriptor number of the memory file in every stub.
-const stubFDInStub = 3
+// stubFDInStub is the descriptor number of the memory file in every stub,
+// and stubTableFDInStub that of its table page until its set-up closes it.
+const (
+	stubFDInStub      = 3
+	stubTableFDInStub = 4
+)
 
 // stubFileName names the stub executable's memfd (or temporary file).
 const stubFileName = "snap-ptrace-stub"
@@ -239,9 +243,10 @@ type Platform struct {
 	// spare is a ready stub (first the one New started to probe the host),
 	// handed to the next NewAddressSpace, which starts a new spare in the
 	// background; 0 if none. Protected by mu.
-	spare     int
-	spareRegs platform.Registers // protected by mu
-	sparePre  preThread          // protected by mu
+	spare      int
+	spareRegs  platform.Registers // protected by mu
+	sparePre   preThread          // protected by mu
+	spareTable stubTable          // protected by mu
 	// created counts NewAddressSpace calls; refillPending is set while a
 	// refill runs. Both protected by mu.
 	created       int
@@ -322,26 +327,23 @@ func newPlatform(opts platform.Options) (*Platform, error) {
 //
 // Preconditions: runs on the master thread, before New returns.
 func (p *Platform) probe() error {
-	pid, regs, pre, err := p.spawnStub()
+	pid, regs, pre, table, err := p.spawnStub()
 	if err != nil {
 		return err
 	}
 	buf := make([]byte, 64<<10)
 	n, err := getFP(pid, buf)
-	if err != nil {
-		pre.kill()
-		killAndReap(pid)
-		return fmt.Errorf("read XSAVE area of stub %d: %w", pid, err)
+	if err == nil && n < xsaveHeaderOffset+64 {
+		err = fmt.Errorf("only %d bytes", n)
 	}
-	if n < xsaveHeaderOffset+64 {
-		pre.kill()
-		killAndReap(pid)
-		return fmt.Errorf("read XSAVE area of stub %d: only %d bytes", pid, n)
+	if err != nil {
+		discardStub(pid, pre, table)
+		return fmt.Errorf("read XSAVE area of stub %d: %w", pid, err)
 	}
 	p.fpSize = n
 	p.initFP = append([]byte(nil), buf[:n]...)
 	p.mu.Lock()
-	p.spare, p.spareRegs, p.sparePre = pid, regs, pre
+	p.spare, p.spareRegs, p.sparePre, p.spareTable = pid, regs, pre, table
 	p.mu.Unlock()
 	return nil
 }
@@ -373,8 +375,8 @@ func (p *Platform) newAddressSpace() (*addressSpace, error) {
 	// pay for a stub it does not use.
 	p.created++
 	if p.spare != 0 {
-		a.pid, a.leaderRegs, a.pre = p.spare, p.spareRegs, p.sparePre
-		p.spare, p.sparePre = 0, preThread{}
+		a.pid, a.leaderRegs, a.pre, a.table = p.spare, p.spareRegs, p.sparePre, p.spareTable
+		p.spare, p.sparePre, p.spareTable = 0, preThread{}, nil
 		p.spaces[a] = struct{}{}
 		// The next spare is started by a's first Switch (refillAtStart),
 		// not now: a fork's child, whose address space this is, is about
@@ -389,11 +391,11 @@ func (p *Platform) newAddressSpace() (*addressSpace, error) {
 	p.mu.Unlock()
 
 	err := p.master.call(func() error {
-		pid, regs, pre, err := p.spawnStub()
+		pid, regs, pre, table, err := p.spawnStub()
 		if err != nil {
 			return err
 		}
-		a.pid, a.leaderRegs, a.pre = pid, regs, pre
+		a.pid, a.leaderRegs, a.pre, a.table = pid, regs, pre, table
 		return nil
 	})
 	if err != nil {
@@ -402,8 +404,7 @@ func (p *Platform) newAddressSpace() (*addressSpace, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.released {
-		a.pre.kill()
-		killAndReap(a.pid)
+		discardStub(a.pid, a.pre, a.table)
 		return nil, fmt.Errorf("ptrace: new address space: %w", ErrReleased)
 	}
 	p.spaces[a] = struct{}{}
@@ -451,9 +452,10 @@ func (p *Platform) refill() {
 	var pid int
 	var regs platform.Registers
 	var pre preThread
+	var table stubTable
 	err := p.master.call(func() error {
 		var err error
-		pid, regs, pre, err = p.spawnStub()
+		pid, regs, pre, table, err = p.spawnStub()
 		return err
 	})
 	if err != nil {
@@ -462,11 +464,10 @@ func (p *Platform) refill() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.released || p.spare != 0 {
-		pre.kill()
-		killAndReap(pid)
+		discardStub(pid, pre, table)
 		return
 	}
-	p.spare, p.spareRegs, p.sparePre = pid, regs, pre
+	p.spare, p.spareRegs, p.sparePre, p.spareTable = pid, regs, pre, table
 }
 
 // ReleaseThread implements platform.ThreadReleaser: the calling OS thread
@@ -527,8 +528,8 @@ func (p *Platform) Release() {
 	p.released = true
 	spaces := p.spaces
 	p.spaces = nil
-	spare, sparePre := p.spare, p.sparePre
-	p.spare, p.sparePre = 0, preThread{}
+	spare, sparePre, spareTable := p.spare, p.sparePre, p.spareTable
+	p.spare, p.sparePre, p.spareTable = 0, preThread{}, nil
 	p.mu.Unlock()
 
 	for a := range spaces {
@@ -538,8 +539,7 @@ func (p *Platform) Release() {
 	p.refilling.Wait()
 	p.reaping.Wait()
 	if spare != 0 {
-		sparePre.kill()
-		killAndReap(spare)
+		discardStub(spare, sparePre, spareTable)
 	}
 	p.master.stop()
 	unix.Close(p.memFD)

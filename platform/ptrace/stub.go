@@ -5,6 +5,7 @@ package ptrace
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"syscall"
 
@@ -92,24 +93,26 @@ func forkExecStub(path string, files []uintptr) (int, error) {
 }
 
 // spawnStub starts a stub process, waits for its exec stop and strips its
-// address space down to the stub page. It returns the stub's pid, its
-// registers at the exec stop, and a stub thread cloned in advance for the
-// first OS thread that will need one (see preThread).
+// address space down to the stub page and its table page. It returns the
+// stub's pid, its registers at the exec stop, a stub thread cloned in
+// advance for the first OS thread that will need one (see preThread), and
+// the sentry's mapping of its table page.
 //
 // Preconditions: runs on the master thread.
-func (p *Platform) spawnStub() (int, platform.Registers, preThread, error) {
+func (p *Platform) spawnStub() (int, platform.Registers, preThread, stubTable, error) {
 	p.counts.stubs.Add(1)
-	pid, regs, err := p.spawnStubLeader()
+	pid, regs, table, err := p.spawnStubLeader()
 	if err != nil {
-		return 0, regs, preThread{}, err
+		return 0, regs, preThread{}, nil, err
 	}
 	p.counts.setupStops.Add(1)
 	pre, err := clonePreThread(pid, &regs)
 	if err != nil {
 		killAndReap(pid)
-		return 0, regs, preThread{}, fmt.Errorf("stub %d: %w", pid, err)
+		table.release()
+		return 0, regs, preThread{}, nil, fmt.Errorf("stub %d: %w", pid, err)
 	}
-	return pid, regs, pre, nil
+	return pid, regs, pre, table, nil
 }
 
 // preThread is a stub thread cloned by the master in advance, sleeping in
@@ -178,30 +181,37 @@ func (pt preThread) kill() {
 // preThread.
 //
 // Preconditions: runs on the master thread.
-func (p *Platform) spawnStubLeader() (int, platform.Registers, error) {
+func (p *Platform) spawnStubLeader() (int, platform.Registers, stubTable, error) {
 	var regs platform.Registers
+	table, tableFD, err := newStubTable()
+	if err != nil {
+		return 0, regs, nil, fmt.Errorf("start stub: %w", err)
+	}
 	none := ^uintptr(0)
 	argv0 := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), p.stubFD)
-	pid, err := forkExecStub(argv0, []uintptr{none, none, none, uintptr(p.memFD)})
+	pid, err := forkExecStub(argv0, []uintptr{none, none, none, uintptr(p.memFD), uintptr(tableFD)})
+	unix.Close(tableFD)
 	if err != nil {
-		return 0, regs, fmt.Errorf("start stub: %w", err)
+		table.release()
+		return 0, regs, nil, fmt.Errorf("start stub: %w", err)
+	}
+	fail := func(err error) (int, platform.Registers, stubTable, error) {
+		killAndReap(pid)
+		table.release()
+		return 0, regs, nil, err
 	}
 	ws, err := wait4(pid)
 	if err != nil {
-		killAndReap(pid)
-		return 0, regs, fmt.Errorf("wait for stub %d exec: %w", pid, err)
+		return fail(fmt.Errorf("wait for stub %d exec: %w", pid, err))
 	}
 	if !ws.Stopped() || ws.StopSignal() != unix.SIGTRAP {
-		killAndReap(pid)
-		return 0, regs, fmt.Errorf("stub %d after exec: status %#x: %w", pid, uint32(ws), ErrStubDied)
+		return fail(fmt.Errorf("stub %d after exec: status %#x: %w", pid, uint32(ws), ErrStubDied))
 	}
 	if err := ptraceRaw(unix.PTRACE_SETOPTIONS, pid, 0, unix.PTRACE_O_EXITKILL); err != nil {
-		killAndReap(pid)
-		return 0, regs, fmt.Errorf("set ptrace options of stub %d: %w", pid, err)
+		return fail(fmt.Errorf("set ptrace options of stub %d: %w", pid, err))
 	}
 	if err := getRegs(pid, &regs); err != nil {
-		killAndReap(pid)
-		return 0, regs, fmt.Errorf("read registers of stub %d: %w", pid, err)
+		return fail(fmt.Errorf("read registers of stub %d: %w", pid, err))
 	}
 	// The exec mapped the scratch page (a PT_LOAD of the image), so one
 	// batch strips the stub down; a host whose loader did not map it
@@ -210,22 +220,26 @@ func (p *Platform) spawnStubLeader() (int, platform.Registers, error) {
 		p.counts.setupStops.Add(1)
 		if _, err := inject(pid, &regs, stubSyscallEntry, sysMmap, [6]uint64{stubScratch, pageSize, unix.PROT_READ | unix.PROT_WRITE,
 			unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_FIXED, ^uint64(0), 0}, 0); err != nil {
-			killAndReap(pid)
-			return 0, regs, fmt.Errorf("stub %d: map scratch page: %w", pid, err)
+			return fail(fmt.Errorf("stub %d: map scratch page: %w", pid, err))
 		}
 	}
+	// The scratch page is writable, so it serves only this batch, which
+	// runs before any application code exists in the stub, and goes with
+	// its last call (the batch reads no entry after it).
 	steps := []stubCall{
-		{sysMunmap, [6]uint64{0, stubBase}},                                                // below the stub
-		{sysMunmap, [6]uint64{stubScratch + pageSize, taskEnd - (stubScratch + pageSize)}}, // above it
-		{sysRtSigaction, [6]uint64{uint64(unix.SIGCHLD), stubBase + stubSigactOff, 0, 8}},  // ignore SIGCHLD
-		{sysPrctl, [6]uint64{unix.PR_SET_NAME, stubBase + stubNameOff}},                    // its name
+		{sysMunmap, [6]uint64{0, stubBase}},                                               // below the stub
+		{sysMunmap, [6]uint64{stubTableAddr, taskEnd - stubTableAddr}},                    // above the scratch page
+		{sysRtSigaction, [6]uint64{uint64(unix.SIGCHLD), stubBase + stubSigactOff, 0, 8}}, // ignore SIGCHLD
+		{sysPrctl, [6]uint64{unix.PR_SET_NAME, stubBase + stubNameOff}},                   // its name
+		{sysMmap, [6]uint64{stubTableAddr, pageSize, unix.PROT_READ, unix.MAP_SHARED | unix.MAP_FIXED, stubTableFDInStub, 0}},
+		{sysCloseRange, [6]uint64{stubTableFDInStub, math.MaxUint32}}, // and whatever snap inherited without close-on-exec
+		{sysMunmap, [6]uint64{stubScratch, pageSize}},
 	}
 	p.counts.setupStops.Add(1)
-	if failed, err := injectBatch(pid, &regs, steps); err != nil {
-		killAndReap(pid)
-		return 0, regs, fmt.Errorf("stub %d: strip down (call %d): %w", pid, failed, err)
+	if failed, err := injectBatch(pid, &regs, steps, nil); err != nil {
+		return fail(fmt.Errorf("stub %d: strip down (call %d): %w", pid, failed, err))
 	}
-	return pid, regs, nil
+	return pid, regs, table, nil
 }
 
 // stubMapped reports whether addr is mapped in the stub process pid.
@@ -266,35 +280,46 @@ type stubCall struct {
 // injectBatch makes the stopped stub process pid (a leader or a stub
 // thread) execute calls, at most batchMax, in order, stopping at the
 // first that fails, in one stop: it writes their table into the stub's
-// scratch page and runs it from batchEntry. It returns the index of the
-// failed call with its error, or -1 and nil. base holds valid segment
-// registers. The registers of pid are overwritten.
+// table page (the sentry's mapping of it, table) and runs it from
+// batchEntry. A nil table is a new stub's set-up, before its table page
+// is mapped: the table goes into its scratch page. It returns the index
+// of the failed call with its error, or -1 and nil. base holds valid
+// segment registers. The registers of pid are overwritten.
 //
 // Preconditions: runs on the tracer of pid; nothing else uses the stub's
-// scratch page (the address space's opMu is held).
-func injectBatch(pid int, base *platform.Registers, calls []stubCall) (int, error) {
+// table page (the address space's opMu is held).
+func injectBatch(pid int, base *platform.Registers, calls []stubCall, table stubTable) (int, error) {
 	if len(calls) == 0 || len(calls) > batchMax {
 		return -1, fmt.Errorf("inject batch of %d calls: %w", len(calls), ErrBadRange)
 	}
-	var table [batchMax * batchEntrySize]byte
+	var buf [batchMax * batchEntrySize]byte
+	n := len(calls) * batchEntrySize
+	at := uint64(stubTableAddr)
+	entries := buf[:n]
+	if table != nil {
+		entries = table[:n]
+	} else {
+		at = stubScratch
+	}
 	for i, c := range calls {
-		e := table[i*batchEntrySize:]
+		e := entries[i*batchEntrySize:]
 		binary.LittleEndian.PutUint64(e, c.nr)
 		for j, a := range c.args {
 			binary.LittleEndian.PutUint64(e[8+8*j:], a)
 		}
 	}
-	n := len(calls) * batchEntrySize
-	local := []unix.Iovec{{Base: &table[0]}}
-	local[0].SetLen(n)
-	remote := []unix.RemoteIovec{{Base: stubScratch, Len: n}}
-	if got, err := unix.ProcessVMWritev(pid, local, remote, 0); err != nil || got != n {
-		return -1, fmt.Errorf("inject batch of %d calls: write table (%d bytes written): %w", len(calls), got, err)
+	if table == nil {
+		local := []unix.Iovec{{Base: &buf[0]}}
+		local[0].SetLen(n)
+		remote := []unix.RemoteIovec{{Base: stubScratch, Len: n}}
+		if got, err := unix.ProcessVMWritev(pid, local, remote, 0); err != nil || got != n {
+			return -1, fmt.Errorf("inject batch of %d calls: write table (%d bytes written): %w", len(calls), got, err)
+		}
 	}
 	regs := *base
 	regs.Rip = stubBatchEntry
 	regs.OrigRax = ^uint64(0)
-	regs.R12, regs.R13 = stubScratch, uint64(len(calls))
+	regs.R12, regs.R13 = at, uint64(len(calls))
 	if err := runToTrap(pid, &regs); err != nil {
 		return -1, fmt.Errorf("inject batch of %d calls: %w", len(calls), err)
 	}
@@ -350,6 +375,14 @@ func getRegsInto(pid int, regs *platform.Registers) error {
 		return fmt.Errorf("read registers: %w", err)
 	}
 	return nil
+}
+
+// discardStub kills and reaps a stub leader that no address space took,
+// with its pre-cloned thread, and unmaps its table page.
+func discardStub(pid int, pre preThread, table stubTable) {
+	pre.kill()
+	killAndReap(pid)
+	table.release()
 }
 
 // killAndReap kills pid with SIGKILL and waits until it is gone. It is a

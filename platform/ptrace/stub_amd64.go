@@ -18,16 +18,20 @@ import (
 //	maxUserAddress = ├──────────────────────────────┤
 //	stubBase         │ stub image, one page, r-x     │
 //	stubScratch      ├──────────────────────────────┤
-//	                 │ scratch page, rw-, private    │
-//	                 │ (a batch's table; the exec    │
-//	                 │ maps it: a bss-only PT_LOAD)  │
+//	                 │ nothing (the set-up's scratch │
+//	                 │ page until its last call)     │
+//	stubTableAddr    ├──────────────────────────────┤
+//	                 │ table page, r--, shared with  │
+//	                 │ the sentry (stubTable)        │
 //	                 ├──────────────────────────────┤
 //	                 │ nothing (stack, vdso, vvar    │
 //	                 │ unmapped after exec)          │
 //	taskEnd          └──────────────────────────────┘
 //
 // stubBase lies below the range where Linux randomizes the initial stack
-// (the top 16 GiB) so that exec never collides with it.
+// (the top 16 GiB) so that exec never collides with it. Nothing the stub
+// maps is writable: the application runs in the same address space (see
+// stubTable).
 const (
 	minUserAddress = 0x1_0000
 	stubBase       = 0x7ff0_0000_0000
@@ -35,6 +39,7 @@ const (
 	taskEnd        = 0x7fff_ffff_f000
 	pageSize       = 0x1000
 	stubScratch    = stubBase + pageSize
+	stubTableAddr  = stubScratch + pageSize
 )
 
 // Offsets inside the stub image (which is mapped at stubBase from file
@@ -70,9 +75,10 @@ const stubName = "snap-stub"
 // sleeps in pause until a sentry thread seizes it.
 //
 // A batch (injectBatch) runs several system calls in one stop: the
-// injector writes their table into the scratch page with
-// process_vm_writev, sets r12 to it and r13 to the count, and continues
-// the thread at batchEntry. At the int3, r13 is 0 if every call
+// injector writes their table into the stub's table page (stubTable; a
+// new stub's own set-up uses the scratch page, written with
+// process_vm_writev, before any application code exists), sets r12 to it
+// and r13 to the count, and continues the thread at batchEntry. At the int3, r13 is 0 if every call
 // succeeded; otherwise r13 entries were left (the first of them failed)
 // and rax holds its -errno.
 const (
@@ -191,7 +197,8 @@ func buildStubImage() []byte {
 	le.PutUint64(ph[48:], pageSize)
 
 	// PT_LOAD: the scratch page, rw-, anonymous (no file bytes), which
-	// the exec maps: the batch that strips the stub down can use it.
+	// the exec maps: the batch that strips the stub down uses it, and
+	// unmaps it last.
 	ph = img[elfHeaderSize+elfPhdrSize:]
 	le.PutUint32(ph[0:], elfPTLoad)
 	le.PutUint32(ph[4:], elfPFR|elfPFW)
@@ -232,6 +239,7 @@ const (
 	sysRtSigaction = unix.SYS_RT_SIGACTION
 	sysPrctl       = unix.SYS_PRCTL
 	sysOpenat      = unix.SYS_OPENAT
+	sysCloseRange  = unix.SYS_CLOSE_RANGE
 	// Stub threads share the leader's memory and descriptor table (a base
 	// file opened through any of them serves them all).
 	cloneThreadFlag = unix.CLONE_VM | unix.CLONE_FILES | uint64(unix.SIGCHLD)
