@@ -132,6 +132,9 @@ func (a *addressSpace) openBaseLocked() (uint64, error) {
 	a.table[len(path)] = 0
 	atFDCWD := uint64(0xffffffffffffff9c) // AT_FDCWD, -100
 	fd, err := a.syscall(sysOpenat, [6]uint64{atFDCWD, stubTableAddr, unix.O_RDONLY | unix.O_CLOEXEC})
+	// The program can read the table page: the host path is none of its
+	// business.
+	clear(a.table[:len(path)+1])
 	if err != nil {
 		return 0, fmt.Errorf("ptrace: map base: open %s in stub %d: %w", path, a.pid, err)
 	}
