@@ -141,9 +141,15 @@ func (f *MemoryFile) setLimit(n uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.limit = n
+	if n >= memoryFileReserve {
+		n = 0
+	}
+	f.files.limit.Store(n)
 }
 
-// allocatedLocked returns how many bytes are allocated.
+// allocatedLocked returns how many bytes are allocated for mappings (and
+// the kernel): the file cache's ranges that hold only retained pages
+// (mm_filecache.go) are not counted.
 //
 // Preconditions: f.mu is held.
 func (f *MemoryFile) allocatedLocked() uint64 {
@@ -151,7 +157,7 @@ func (f *MemoryFile) allocatedLocked() uint64 {
 	for _, fr := range f.free {
 		n -= fr.Length()
 	}
-	return n
+	return n - min(n, f.files.idleBytes.Load())
 }
 
 // NewMemoryFile creates an empty memory file named name (the name shows in
@@ -192,6 +198,7 @@ func (f *MemoryFile) Size() uint64 {
 // Release unmaps and closes the file. Nothing may use it afterwards.
 func (f *MemoryFile) Release() {
 	f.stopLazy()
+	f.files.forgetRetained()
 	f.releaseMu.Lock()
 	defer f.releaseMu.Unlock()
 	if f.mapping != nil {
