@@ -64,6 +64,15 @@ func (k *Kernel) dropRetained() {
 	}
 }
 
+// TrimFileCache gives back the pages the file cache retains for no
+// mapping (mm_filecache.go), as a pause does, while the sandbox runs, and
+// returns their memory in bytes. A save calls it before pausing, so that
+// the pause has (almost) nothing left to give back: up to 32 MiB of them
+// take milliseconds.
+func (k *Kernel) TrimFileCache() uint64 {
+	return k.mf.files.dropRetained(k.mf)
+}
+
 // Unpause undoes one Pause (or successful PauseContext); the tasks resume
 // when no pause remains.
 func (k *Kernel) Unpause() {
