@@ -271,6 +271,7 @@ func (c *fileCache) acquire(mf *MemoryFile, k fileKey, src FileContents, off, le
 //
 // Preconditions: c.mu is held.
 func (c *fileCache) takeLocked(cf *cachedFile, first, last uint64) {
+	listed := cf.keptPages > 0
 	for p := first; p < last; p++ {
 		if cf.Refs[p] == 0 {
 			cf.Held++
@@ -282,7 +283,7 @@ func (c *fileCache) takeLocked(cf *cachedFile, first, last uint64) {
 		}
 		cf.Refs[p]++
 	}
-	if cf.keptPages == 0 {
+	if listed && cf.keptPages == 0 {
 		c.unlistLocked(cf)
 	}
 	c.updateIdleLocked(cf)

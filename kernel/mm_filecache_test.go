@@ -3,6 +3,7 @@ package kernel
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -600,4 +601,123 @@ func TestFileCacheRetainedNotLimited(t *testing.T) {
 		t.Fatalf("Allocate of the rest of the limit with retained pages cached: %v", err)
 	}
 	mf.Free(r)
+}
+
+// checkCacheInvariants fails t unless every cached file holds or retains a
+// page, idleBytes is the length of the files that only retain pages, and
+// the retained pages stay within bound.
+func checkCacheInvariants(t *testing.T, mf *MemoryFile, bound uint64) {
+	t.Helper()
+	checkRetainedSum(t, mf)
+	c := &mf.files
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var idle uint64
+	for _, cf := range c.files {
+		if cf.Held == 0 && cf.keptPages == 0 {
+			t.Errorf("inode %d cached with no page held or retained", cf.Key.Ino)
+		}
+		held := 0
+		for _, r := range cf.Refs {
+			if r != 0 {
+				held++
+			}
+		}
+		if held != cf.Held {
+			t.Errorf("inode %d: Held %d, %d pages with a count", cf.Key.Ino, cf.Held, held)
+		}
+		if cf.Held == 0 {
+			idle += cf.length()
+		}
+	}
+	if got := c.idleBytes.Load(); got != idle {
+		t.Errorf("idleBytes = %d, want %d", got, idle)
+	}
+	if c.retainedBytes > bound {
+		t.Errorf("retainedBytes %d past the bound %d", c.retainedBytes, bound)
+	}
+}
+
+// TestFileCacheRandomMappings maps and unmaps parts of a few files in a
+// few address spaces at random, with a bound that forces evictions, and
+// checks the cache's invariants and every mapped page's contents after
+// each step; once everything is unmapped and the retained pages dropped,
+// nothing is cached and the memory file is as it was.
+func TestFileCacheRandomMappings(t *testing.T) {
+	mf := newTestMemoryFile(t)
+	mf.setLimit(8 * 12 * pageSize) // a bound of 12 pages
+	bound := retainLimit(mf.files.limit.Load())
+	base := len(mf.Allocated())
+	files := []hostLikeFile{newHostLikeFile(3, 61), newHostLikeFile(6, 62), newHostLikeFile(9, 63), newHostLikeFile(14, 64)}
+	type mapping struct {
+		mm      *MM
+		addr, n uint64
+		f, off  int // file index, first page
+	}
+	var mms []*MM
+	for range 3 {
+		mm, err := NewMM(mf, newRecordingAS(), testMinAddr, testMaxAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mms = append(mms, mm)
+	}
+	var live []mapping
+	rng := rand.New(rand.NewPCG(1, 2))
+	for step := range 400 {
+		if len(live) > 0 && (len(live) >= 4 || rng.IntN(2) == 0) {
+			// Unmap one mapping, or a page of it (at most 4 live).
+			i := rng.IntN(len(live))
+			m := live[i]
+			if m.n > 1 && rng.IntN(2) == 0 {
+				if err := m.mm.Munmap(m.addr+(m.n-1)*pageSize, pageSize); err != nil {
+					t.Fatal(err)
+				}
+				live[i].n--
+			} else {
+				if err := m.mm.Munmap(m.addr, m.n*pageSize); err != nil {
+					t.Fatal(err)
+				}
+				live = slices.Delete(live, i, i+1)
+			}
+		} else {
+			fi := rng.IntN(len(files))
+			pages := len(files[fi].bytesFile)/pageSize + 1
+			off := rng.IntN(pages)
+			n := 1 + rng.IntN(pages-off)
+			mm := mms[rng.IntN(len(mms))]
+			a := mustMMap(t, mm, MMapOpts{Length: uint64(n) * pageSize, Perms: permRead, Private: true, File: files[fi], Offset: uint64(off) * pageSize})
+			live = append(live, mapping{mm: mm, addr: a, n: uint64(n), f: fi, off: off})
+		}
+		checkCacheInvariants(t, mf, bound)
+		for _, m := range live {
+			for p := range m.n {
+				want := byte('a' + m.off + int(p))
+				if m.off+int(p) == len(files[m.f].bytesFile)/pageSize {
+					want = 'z'
+				}
+				if got := readByte(t, m.mm, m.addr+p*pageSize); got != want {
+					t.Fatalf("step %d: inode %d page %d = %q, want %q", step, files[m.f].key.Ino, m.off+int(p), got, want)
+				}
+			}
+		}
+		if t.Failed() {
+			t.Fatalf("step %d failed", step)
+		}
+	}
+	// Evictions happened: more runs were read than the files have pages.
+	if got := mf.files.counts.fills.Load(); got < 40 {
+		t.Errorf("%d runs read in all: the bound never evicted much", got)
+	}
+	for _, mm := range mms {
+		mm.Release()
+	}
+	checkCacheInvariants(t, mf, bound)
+	mf.files.dropRetained(mf)
+	if n := len(mf.files.files); n != 0 {
+		t.Errorf("%d files cached after every mapping is gone and dropRetained, want none", n)
+	}
+	if got := len(mf.Allocated()); got != base {
+		t.Errorf("memory file has %d allocated ranges at the end, want %d", got, base)
+	}
 }
