@@ -269,6 +269,29 @@ func (f *MemoryFile) Allocate(length uint64) (fileRange, error) {
 	return fileRange{start, need}, nil
 }
 
+// takeIdle counts n more bytes as allocated: the range of a cached file
+// that held only retained pages (fileCache.idleBytes), mapped again. It
+// fails with ErrNoMemory, counting nothing, if that would pass the limit,
+// as Allocate of the range would.
+//
+// Preconditions: fileCache.mu is held; n is the length of an idle file.
+func (f *MemoryFile) takeIdle(n uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.limit != 0 && f.limit < memoryFileReserve {
+		used := f.allocatedLocked()
+		for f.freeing > 0 && used+n > f.limit {
+			f.waitFreedLocked()
+			used = f.allocatedLocked()
+		}
+		if used+n > f.limit {
+			return fmt.Errorf("map %d cached bytes with %d of the %d-byte limit in use: %w", n, used, f.limit, ErrNoMemory)
+		}
+	}
+	f.files.idleBytes.Add(-n)
+	return nil
+}
+
 // Free returns r to the allocator and decommits its pages.
 func (f *MemoryFile) Free(r fileRange) {
 	if r.Length() == 0 {

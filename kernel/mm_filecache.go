@@ -230,6 +230,13 @@ func (c *fileCache) acquire(mf *MemoryFile, k fileKey, src FileContents, off, le
 		c.files = append(c.files, cf)
 		c.index[k] = cf
 	}
+	if cf.idle {
+		// Its range counts against the memory limit again.
+		if err := mf.takeIdle(cf.length()); err != nil {
+			return nil, unix.ENOMEM
+		}
+		cf.idle = false
+	}
 	if fc, ok := src.(fileContents); ok && cf.Src == nil {
 		// Without one, growing mappings get anonymous pages (extend).
 		cf.Src, _ = fc.f.PageSource()
@@ -470,7 +477,8 @@ func (c *fileCache) unlistLocked(cf *cachedFile) {
 }
 
 // updateIdleLocked counts cf's range in c.idleBytes if it holds retained
-// pages only, and no longer counts it otherwise.
+// pages only, and no longer counts it otherwise (but acquire, which
+// checks the memory limit first: MemoryFile.takeIdle).
 //
 // Preconditions: c.mu is held.
 func (c *fileCache) updateIdleLocked(cf *cachedFile) {

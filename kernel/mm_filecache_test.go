@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"snapshotter/platform"
 )
 
@@ -583,7 +585,8 @@ func TestFileCacheNewVersion(t *testing.T) {
 
 // TestFileCacheRetainedNotLimited: the memory limit does not count the
 // ranges of files that hold only retained pages, so an allocation that
-// fits without them succeeds.
+// fits without them succeeds; mapping such a file again counts its range
+// again, and fails where an allocation of it would.
 func TestFileCacheRetainedNotLimited(t *testing.T) {
 	mf := newTestMemoryFile(t)
 	mf.setLimit(64 * pageSize)
@@ -600,7 +603,28 @@ func TestFileCacheRetainedNotLimited(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Allocate of the rest of the limit with retained pages cached: %v", err)
 	}
+	// Mapping the file again counts its range again: not beyond the limit.
+	mm, err := NewMM(mf, newRecordingAS(), testMinAddr, testMaxAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := MMapOpts{Length: 6 * pageSize, Perms: permRead, Private: true, File: f}
+	if _, err := mm.MMap(o); !errors.Is(err, unix.ENOMEM) {
+		t.Errorf("MMap of the retained file with the limit reached = %v, want ENOMEM", err)
+	}
+	if got := keptPages(t, mf, f.key); len(got) != 6 {
+		t.Errorf("retained pages after the failed mmap = %v, want the 6", got)
+	}
 	mf.Free(r)
+	fills := mf.files.counts.fills.Load()
+	mustMMap(t, mm, o)
+	if got := mf.files.counts.fills.Load(); got != fills {
+		t.Errorf("mapping the retained file read %d runs, want none", got-fills)
+	}
+	if got, want := mf.allocatedBytes(), base+6*pageSize; got != want {
+		t.Errorf("allocatedBytes() with the file mapped = %d, want %d", got, want)
+	}
+	checkCacheInvariants(t, mf, retainLimit(mf.files.limit.Load()))
 }
 
 // checkCacheInvariants fails t unless every cached file holds or retains a
