@@ -35,9 +35,10 @@ import (
 //
 // Retained pages are no mapping's memory: the memory limit and
 // /proc/meminfo do not count the ranges of files that hold only retained
-// pages (fileCache.idleBytes), so the host memory of a sandbox may pass its
-// limit by at most the bound, which is an eighth of the limit for small
-// limits.
+// pages (fileCache.idleBytes) until a mapping takes one again (which fails
+// as an allocation of its range would past the limit), so the host memory
+// of a sandbox may pass its limit by at most the bound, which is an eighth
+// of the limit for small limits.
 //
 // The cache is kernel state, saved with the memory file; a pause gives
 // every retained page back first (dropRetained), so a saved cache holds
