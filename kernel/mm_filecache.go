@@ -62,12 +62,12 @@ const maxCachedFileBytes = 1 << 30
 // maxRetainedBytes bounds the retained pages of a memory file without a
 // memory limit (retainLimit). An exec loop of small programs needs a few
 // hundred KiB (the program and /etc/ld.so.cache: the shell holds ld.so and
-// libc), a script of coreutils and similar a few MiB, a large program run
-// again and again (python3's text is 6.5 MiB) more; a compiler's cc1
-// (over 30 MiB) does not fit and is read again. The bound is kept below the
-// memory of a small sandbox itself (its sentry and stubs, tens of MiB)
-// because retained pages cost the host as much as mapped ones, while the
-// host's page cache already holds the files' bytes.
+// libc), a script of coreutils and similar a few MiB, an interpreter run
+// again and again (its executable alone several MiB) more; a compiler's
+// cc1 (tens of MiB) may not fit and is read again. The bound is kept
+// about the memory of a small sandbox itself (its sentry and stubs) because
+// retained pages cost the host as much as mapped ones, while the host's
+// page cache already holds the files' bytes.
 const maxRetainedBytes = 32 << 20
 
 // retainLimit returns the bound on retained pages of a memory file with
