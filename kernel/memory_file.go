@@ -141,9 +141,15 @@ func (f *MemoryFile) setLimit(n uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.limit = n
+	if n >= memoryFileReserve {
+		n = 0
+	}
+	f.files.limit.Store(n)
 }
 
-// allocatedLocked returns how many bytes are allocated.
+// allocatedLocked returns how many bytes are allocated for mappings (and
+// the kernel): the file cache's ranges that hold only retained pages
+// (mm_filecache.go) are not counted.
 //
 // Preconditions: f.mu is held.
 func (f *MemoryFile) allocatedLocked() uint64 {
@@ -151,7 +157,7 @@ func (f *MemoryFile) allocatedLocked() uint64 {
 	for _, fr := range f.free {
 		n -= fr.Length()
 	}
-	return n
+	return n - min(n, f.files.idleBytes.Load())
 }
 
 // NewMemoryFile creates an empty memory file named name (the name shows in
@@ -192,6 +198,7 @@ func (f *MemoryFile) Size() uint64 {
 // Release unmaps and closes the file. Nothing may use it afterwards.
 func (f *MemoryFile) Release() {
 	f.stopLazy()
+	f.files.forgetRetained()
 	f.releaseMu.Lock()
 	defer f.releaseMu.Unlock()
 	if f.mapping != nil {
@@ -260,6 +267,29 @@ func (f *MemoryFile) Allocate(length uint64) (fileRange, error) {
 	}
 	f.size = newSize
 	return fileRange{start, need}, nil
+}
+
+// takeIdle counts n more bytes as allocated: the range of a cached file
+// that held only retained pages (fileCache.idleBytes), mapped again. It
+// fails with ErrNoMemory, counting nothing, if that would pass the limit,
+// as Allocate of the range would.
+//
+// Preconditions: fileCache.mu is held; n is the length of an idle file.
+func (f *MemoryFile) takeIdle(n uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.limit != 0 && f.limit < memoryFileReserve {
+		used := f.allocatedLocked()
+		for f.freeing > 0 && used+n > f.limit {
+			f.waitFreedLocked()
+			used = f.allocatedLocked()
+		}
+		if used+n > f.limit {
+			return fmt.Errorf("map %d cached bytes with %d of the %d-byte limit in use: %w", n, used, f.limit, ErrNoMemory)
+		}
+	}
+	f.files.idleBytes.Add(-n)
+	return nil
 }
 
 // Free returns r to the allocator and decommits its pages.

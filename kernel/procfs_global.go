@@ -83,8 +83,9 @@ func (k *Kernel) memTotal() uint64 {
 }
 
 // procMeminfo is /proc/meminfo: MemTotal is the sandbox's memory and
-// MemFree what its memory file does not hold; there is no swap, cache or
-// buffer of the sandbox's own.
+// MemFree what its memory file does not hold for mappings (the file
+// cache's retained pages count as free: no mapping holds them); there
+// is no swap, cache or buffer of the sandbox's own.
 func procMeminfo(t *Task) []byte {
 	total := t.k.memTotal()
 	used := t.k.mf.allocatedBytes()

@@ -204,6 +204,9 @@ func (s *KernelSandbox) save(ctx context.Context, req SaveRequest, progress func
 	if req.LeaveRunning {
 		prep = s.prepareTake()
 	}
+	// The file cache's retained pages go before the pause rather than in
+	// it (the pause gives back only what was retained meanwhile).
+	s.k.TrimFileCache()
 	t0 := time.Now()
 	progress(Progress{Phase: "pause"})
 	pctx, cancel := context.WithTimeout(ctx, pauseTimeout)

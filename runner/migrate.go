@@ -403,6 +403,7 @@ func (m *migrator) targetReason(err error) error {
 
 // pause pauses the kernel (bounded) unless the program has ended.
 func (m *migrator) pause(ctx context.Context) error {
+	m.s.k.TrimFileCache() // rather than in the pause (Kernel.TrimFileCache)
 	pctx, cancel := context.WithTimeout(ctx, pauseTimeout)
 	err := m.s.k.PauseContext(pctx)
 	cancel()
