@@ -1365,7 +1365,10 @@ func (o *overlayFS) openEntLocked(fs *FS, m *Mount, w *ovlWalk, flags uint32) (*
 		return nil, err
 	}
 	if h, ok := f.impl.(*hostFile); ok {
-		h.ovl, h.ovlMount = o, m
+		// The walk's path is canonical (it resolved every symlink
+		// itself), so the file's guest path need not be read back
+		// from the host descriptor (hostFile.pathLocked).
+		h.ovl, h.ovlMount, h.path = o, m, w.path
 		o.trackLowerLocked(h)
 	}
 	return f, nil

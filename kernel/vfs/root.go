@@ -364,7 +364,11 @@ func (r *Root) guestPath(fd int, p string) string {
 
 // fdHostPath returns the host path of an open descriptor.
 func fdHostPath(fd int) (string, error) {
-	return readlinkAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd))
+	dirFD, name := selfFDs(), strconv.Itoa(fd)
+	if dirFD < 0 {
+		dirFD, name = unix.AT_FDCWD, "/proc/self/fd/"+name
+	}
+	return readlinkAt(dirFD, name)
 }
 
 // guestPathFromHost strips the root prefix from a host path. If the host
@@ -394,8 +398,12 @@ func reopen(pathFD int, dir bool) (int, error) {
 	if dir {
 		flags |= unix.O_DIRECTORY
 	}
+	dirFD, name := selfFDs(), strconv.Itoa(pathFD)
+	if dirFD < 0 {
+		dirFD, name = unix.AT_FDCWD, "/proc/self/fd/"+name
+	}
 	for {
-		fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pathFD), flags, 0)
+		fd, err := unix.Openat(dirFD, name, flags, 0)
 		if err == unix.EINTR {
 			continue
 		}
@@ -409,3 +417,21 @@ func reopen(pathFD int, dir bool) (int, error) {
 		return fd, nil
 	}
 }
+
+// selfFDsOnce opens the sentry's /proc/self/fd directory once per process
+// (a restored sentry is another process, which opens its own).
+var selfFDsOnce = sync.OnceValue(func() int {
+	fd, err := unix.Open("/proc/self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+})
+
+// selfFDs returns a descriptor of the sentry's /proc/self/fd directory,
+// or -1 if it cannot be opened: reopen then names the link by its whole
+// path. Opening "N" relative to it is the same magic link as
+// "/proc/self/fd/N" (the directory is the process's, and every thread
+// shares one descriptor table) without walking /proc and its "self"
+// link on every reopen.
+func selfFDs() int { return selfFDsOnce() }
