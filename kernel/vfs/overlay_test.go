@@ -828,3 +828,82 @@ func readFileAs(fs *FS, c *Creds, p string) (string, error) {
 	n, err := f.Read(nil, buf)
 	return string(buf[:n]), err
 }
+
+// TestOverlayLowerSymlinks checks what a walk that meets a lower symlink
+// at its end answers, for a caller who may search every directory (the
+// host walks the path in one lookup and hands the symlink back) and one
+// who may not (name by name): stat and readlink see the symlink, an open
+// follows it unless O_NOFOLLOW, a trailing slash follows it, O_DIRECTORY
+// on a file is ENOTDIR, and a file made through a symlinked directory
+// lands in the directory it points to.
+func TestOverlayLowerSymlinks(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		creds *Creds
+	}{
+		{"privileged", nil},
+		{"root-without-capabilities", &Creds{FSUID: 0, FSGID: 0}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := linkedTree(t)
+			if err := os.Chmod(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			root, err := OpenRoot(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { root.Close() })
+			if err := root.Mounts().MountOverlay(64 << 20); err != nil {
+				t.Fatal(err)
+			}
+			fs := NewFS(root)
+			const loader = "/usr/lib64/ld-linux-x86-64.so.2"
+			st, err := fs.FstatatAs(c.creds, nil, loader, unix.AT_SYMLINK_NOFOLLOW)
+			if err != nil || st.FileType() != unix.S_IFLNK {
+				t.Errorf("lstat %s = %#o, %v, want a symlink", loader, st.FileType(), err)
+			}
+			if got, err := fs.ReadlinkatAs(c.creds, nil, loader); got != "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" || err != nil {
+				t.Errorf("readlink %s = %q, %v", loader, got, err)
+			}
+			st, err = fs.FstatatAs(c.creds, nil, loader, 0)
+			if err != nil || st.FileType() != unix.S_IFREG || st.Size != 4096 {
+				t.Errorf("stat %s = %#o size %d, %v, want the 4096-byte file", loader, st.FileType(), st.Size, err)
+			}
+			for _, tc := range []struct {
+				path  string
+				flags uint32
+				want  error
+			}{
+				{loader, unix.O_RDONLY, nil},
+				{loader, unix.O_RDONLY | unix.O_NOFOLLOW, unix.ELOOP},
+				{loader, unix.O_PATH | unix.O_NOFOLLOW, nil},
+				{"/lib64/", unix.O_RDONLY, nil},
+				{"/lib64/ld-linux-x86-64.so.2/", unix.O_RDONLY, unix.ENOTDIR},
+				{"/lib/x86_64-linux-gnu/libc.so.6", unix.O_RDONLY | unix.O_DIRECTORY, unix.ENOTDIR},
+				{"/lib/x86_64-linux-gnu", unix.O_RDONLY | unix.O_DIRECTORY, nil},
+				{"/lib/x86_64-linux-gnu/missing", unix.O_RDONLY, unix.ENOENT},
+				{"/lib/x86_64-linux-gnu/libc.so.6/x", unix.O_RDONLY, unix.ENOTDIR},
+			} {
+				f, err := fs.OpenAtAs(Owner{Creds: c.creds}, nil, tc.path, tc.flags, 0)
+				if err == nil {
+					f.DecRef()
+				}
+				if err != tc.want {
+					t.Errorf("open %s, %#x = %v, want %v", tc.path, tc.flags, err, tc.want)
+				}
+			}
+			f, err := fs.OpenAtAs(Owner{Creds: c.creds}, nil, "/lib/x86_64-linux-gnu/new", unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o644)
+			if err != nil {
+				t.Fatalf("create /lib/x86_64-linux-gnu/new = %v", err)
+			}
+			f.DecRef()
+			if _, err := fs.FstatatAs(c.creds, nil, "/usr/lib/x86_64-linux-gnu/new", 0); err != nil {
+				t.Errorf("stat /usr/lib/x86_64-linux-gnu/new after creating it through /lib = %v", err)
+			}
+			if _, err := os.Lstat(filepath.Join(dir, "usr/lib/x86_64-linux-gnu/new")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the host has the new file: lstat = %v", err)
+			}
+		})
+	}
+}
