@@ -131,7 +131,7 @@ func (o *overlayFS) closeLowerDirsLocked() {
 // nor "..".
 func (o *overlayFS) lowerChildLocked(dir, name string, seen *Stat) (Stat, error) {
 	d, ok := o.lowerDirEntLocked(dir, seen)
-	if ok && d.mnt != 0 {
+	if ok && d.mnt != 0 && oneName(name) {
 		st, err := statAt(d.fd, name)
 		if err != nil {
 			return Stat{}, err
@@ -159,6 +159,14 @@ func (o *overlayFS) lowerChildLocked(dir, name string, seen *Stat) (Stat, error)
 	return st, nil
 }
 
+// oneName reports whether name is one name of a directory: not "." or
+// "..", no slash. lowerChildLocked's callers pass no other; were one to,
+// it would be looked up as before (RESOLVE_BENEATH refuses "..") rather
+// than statx'ed.
+func oneName(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.Contains(name, "/")
+}
+
 // lowerTargetLocked reads the lower symlink at guest path p (canonical)
 // relative to its kept directory; ok is false when the directory cannot
 // be kept, and the caller then looks p up from the root.
@@ -166,7 +174,7 @@ func (o *overlayFS) lowerChildLocked(dir, name string, seen *Stat) (Stat, error)
 // Preconditions: o.upper.mu is held.
 func (o *overlayFS) lowerTargetLocked(p string) (string, bool, error) {
 	i := strings.LastIndexByte(p, '/')
-	if i < 0 || i == len(p)-1 {
+	if i < 0 || !oneName(p[i+1:]) {
 		return "", false, nil
 	}
 	dir := "/"
