@@ -268,7 +268,8 @@ func (o *overlayFS) lowerOnlyLocked(e ovlEnt, name string) bool {
 // caller to close. ok is false when the walk must go component by
 // component: also for a "." or "..", which the caller's stack of
 // directories must not record as a directory of that name (a copy-up
-// would make one).
+// would make one). err is then ELOOP when a symlink is on the way, and a
+// later try before the walk reaches it would meet it again.
 //
 // Preconditions: o.upper.mu is held.
 func (o *overlayFS) fastLocked(d ovlStep, comps []string, keep bool) (e ovlEnt, fd int, ok bool, err error) {
@@ -281,7 +282,7 @@ func (o *overlayFS) fastLocked(d ovlStep, comps []string, keep bool) (e ovlEnt, 
 	fd, mnt, err := o.lower.openat2Mount(p, unix.O_NOFOLLOW, unix.RESOLVE_NO_SYMLINKS)
 	switch {
 	case err == unix.ELOOP:
-		return ovlEnt{}, -1, false, nil
+		return ovlEnt{}, -1, false, err
 	case err != nil:
 		err = o.failedFastLocked(p, err)
 	default:
@@ -356,6 +357,9 @@ func (o *overlayFS) walkInLocked(creds *Creds, full string, follow, parent, seco
 	comps := splitComponents(full, compsBuf[:0])
 	w := ovlWalk{trailing: strings.HasSuffix(full, "/") && len(comps) > 0}
 	finalFD := -1
+	// linkAhead is set when the host walk met a symlink on the way; the
+	// walk goes name by name until it crosses it.
+	linkAhead := false
 	cur := o.rootStep()
 	stack := make([]ovlStep, 0, len(comps))
 	for i := 0; i < len(comps); i++ {
@@ -398,13 +402,16 @@ func (o *overlayFS) walkInLocked(creds *Creds, full string, follow, parent, seco
 			}
 			continue
 		}
-		if o.lowerOnlyLocked(cur.ent, c) && creds.searchesAll() {
+		if !linkAhead && o.lowerOnlyLocked(cur.ent, c) && creds.searchesAll() {
 			end := len(comps)
 			if parent {
 				end--
 			}
 			if end > i {
 				e, fd, ok, err := o.fastLocked(cur, comps[i:end], keep && end == len(comps))
+				if err == unix.ELOOP && !ok {
+					linkAhead, err = true, nil
+				}
 				if err != nil {
 					return w, err
 				}
