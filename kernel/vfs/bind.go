@@ -571,15 +571,6 @@ func (b *bindFS) create(m *Mount, rest string, flags, mode uint32) (*File, error
 	return f, err
 }
 
-func readlinkAt(pfd int, name string) (string, error) {
-	buf := make([]byte, pathMax)
-	n, err := unix.Readlinkat(pfd, name, buf)
-	if err != nil {
-		return "", err
-	}
-	return string(buf[:n]), nil
-}
-
 // openFound opens the file found at rest on O_PATH descriptor pfd (which
 // it takes over).
 func (b *bindFS) openFound(m *Mount, rest string, pfd int, st Stat, flags uint32, write bool) (*File, error) {

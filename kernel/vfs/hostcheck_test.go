@@ -38,8 +38,34 @@ func mountPseudo(t *testing.T, fstype, dir string) {
 // TestHostPseudoFiles checks the host-file rule: whatever the path, files
 // on a host pseudo filesystem are not found (EACCES for every lookup), and
 // host FIFOs, sockets and devices are listed and stat'ed but never opened.
+// It holds for the host root as the sandbox's root and for the overlay
+// over it, whose walk looks lower files up in one openat2 from the root
+// for a caller who may search every directory and name by name from
+// the directories it keeps open for one who may not.
 func TestHostPseudoFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		overlay bool
+		creds   *Creds
+	}{
+		{"root", false, nil},
+		{"overlay", true, nil},
+		{"overlay-unprivileged", true, &Creds{FSUID: 1000, FSGID: 1000}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testHostPseudoFiles(t, tc.overlay, tc.creds) })
+	}
+}
+
+func testHostPseudoFiles(t *testing.T, overlay bool, creds *Creds) {
 	rootDir, fs := testTree(t)
+	if overlay {
+		if err := fs.Root().Mounts().MountOverlay(64 << 20); err != nil {
+			t.Fatalf("MountOverlay = %v", err)
+		}
+	}
+	if err := os.Chmod(rootDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	mnt := filepath.Join(rootDir, "mnt")
 	mountPseudo(t, "proc", filepath.Join(mnt, "proc2"))
 	mountPseudo(t, "sysfs", filepath.Join(mnt, "sys2"))
@@ -70,6 +96,9 @@ func TestHostPseudoFiles(t *testing.T) {
 		{"/mnt/proc2/999999999/status", 0, unix.EACCES, unix.EACCES},
 		{"/mnt/proc2/no-such-file", 0, unix.EACCES, unix.EACCES},
 		{"/mnt/proc2/self/fd/0/x", 0, unix.EACCES, unix.EACCES},
+		// The host root resolves ".." before the name after it, the
+		// overlay looks every name up in turn, as Linux does, and refuses
+		// proc2 first (EACCES, set in the loop).
 		{"/mnt/proc2/../no-such-file", 0, unix.ENOENT, unix.ENOENT},
 		{"/mnt/no-such-file", 0, unix.ENOENT, unix.ENOENT},
 		{"/mnt/sys2/kernel", unix.O_DIRECTORY, unix.EACCES, unix.EACCES},
@@ -79,28 +108,31 @@ func TestHostPseudoFiles(t *testing.T) {
 		{"/mnt/sock", 0, unix.EACCES, nil},
 		{"/fifo", unix.O_RDONLY, unix.EACCES, nil},
 	} {
-		f, err := fs.OpenAt(nil, tc.path, tc.flags, 0)
+		if overlay && tc.path == "/mnt/proc2/../no-such-file" {
+			tc.want, tc.statWant = unix.EACCES, unix.EACCES
+		}
+		f, err := fs.OpenAtAs(Owner{Creds: creds}, nil, tc.path, tc.flags, 0)
 		if err == nil {
 			f.DecRef()
 		}
 		if err != tc.want {
 			t.Errorf("OpenAt(%q, %#x) = %v, want %v", tc.path, tc.flags, err, tc.want)
 		}
-		if _, err := fs.Fstatat(nil, tc.path, unix.AT_SYMLINK_NOFOLLOW); err != tc.statWant {
+		if _, err := fs.FstatatAs(creds, nil, tc.path, unix.AT_SYMLINK_NOFOLLOW); err != tc.statWant {
 			t.Errorf("Fstatat(%q) = %v, want %v", tc.path, err, tc.statWant)
 		}
 	}
-	if err := fs.Chdir(nil, "/mnt/proc2"); err != unix.EACCES {
+	if err := fs.ChdirAs(creds, nil, "/mnt/proc2"); err != unix.EACCES {
 		t.Errorf("Chdir(/mnt/proc2) = %v, want EACCES", err)
 	}
-	if _, err := fs.Readlinkat(nil, "/mnt/proc2/self"); err != unix.EACCES {
+	if _, err := fs.ReadlinkatAs(creds, nil, "/mnt/proc2/self"); err != unix.EACCES {
 		t.Errorf("Readlinkat(/mnt/proc2/self) = %v, want EACCES", err)
 	}
-	if _, err := fs.Statfs(nil, "/mnt/sys2"); err != unix.EACCES {
+	if _, err := fs.StatfsAs(creds, nil, "/mnt/sys2"); err != unix.EACCES {
 		t.Errorf("Statfs(/mnt/sys2) = %v, want EACCES", err)
 	}
 	// The mount points and special files stay visible in listings.
-	d, err := fs.OpenAt(nil, "/mnt", unix.O_DIRECTORY, 0)
+	d, err := fs.OpenAtAs(Owner{Creds: creds}, nil, "/mnt", unix.O_DIRECTORY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,14 +36,31 @@ func (r *Root) open(_ *FS, _ *Mount, full string, flags, _ uint32, _ Owner) (*Fi
 		}
 		return nil, err
 	}
+	if !pathOnly && flags&(unix.O_CREAT|unix.O_EXCL) == unix.O_CREAT|unix.O_EXCL {
+		unix.Close(pfd)
+		return nil, unix.EEXIST
+	}
+	return r.openFound(full, pfd, st, flags)
+}
+
+// openFound opens the file at guest path full that a lookup with flags'
+// O_NOFOLLOW and O_DIRECTORY found: pfd, an O_PATH descriptor it takes
+// over, whose attributes are st. A lookup made without O_DIRECTORY is
+// checked here (ENOTDIR), as the host's would have failed.
+func (r *Root) openFound(full string, pfd int, st Stat, flags uint32) (*File, error) {
+	pathOnly := flags&unix.O_PATH != 0
+	lookupFlags := int(flags & (unix.O_NOFOLLOW | unix.O_DIRECTORY))
+	if !pathOnly && flags&(unix.O_CREAT|unix.O_EXCL) == unix.O_CREAT|unix.O_EXCL {
+		lookupFlags |= unix.O_NOFOLLOW
+	}
 	ok := false
 	defer func() {
 		if !ok {
 			unix.Close(pfd)
 		}
 	}()
-	if !pathOnly && flags&(unix.O_CREAT|unix.O_EXCL) == unix.O_CREAT|unix.O_EXCL {
-		return nil, unix.EEXIST
+	if lookupFlags&unix.O_DIRECTORY != 0 && st.FileType() != unix.S_IFDIR {
+		return nil, unix.ENOTDIR
 	}
 	h := &hostFile{
 		root:        r,
@@ -126,16 +143,29 @@ func (r *Root) readlink(_ *Creds, _ *Mount, full string) (string, error) {
 // hostReadlink reads the symlink a host O_PATH descriptor is open on:
 // EINVAL for another file.
 func hostReadlink(fd int) (string, error) {
-	buf := make([]byte, pathMax)
-	n, err := unix.Readlinkat(fd, "", buf)
-	if err != nil {
-		if err == unix.ENOENT {
-			// readlinkat on an empty path of a non-symlink.
-			return "", unix.EINVAL
-		}
-		return "", err
+	target, err := readlinkAt(fd, "")
+	if err == unix.ENOENT {
+		// readlinkat on an empty path of a non-symlink.
+		return "", unix.EINVAL
 	}
-	return string(buf[:n]), nil
+	return target, err
+}
+
+// readlinkAt reads the symlink name in the host directory open at dirfd
+// (name "": the symlink dirfd itself is open on): EINVAL for another file.
+func readlinkAt(dirfd int, name string) (string, error) {
+	var small [256]byte
+	buf := small[:]
+	for {
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < len(buf) || len(buf) >= pathMax {
+			return string(buf[:n]), nil
+		}
+		buf = make([]byte, pathMax)
+	}
 }
 
 func (r *Root) access(_ *Creds, _ *Mount, full string, mode uint32, flags int) error {

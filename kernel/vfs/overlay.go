@@ -110,6 +110,9 @@ type ovlEnt struct {
 	// lst is the lower file's attributes when up is nil (for a
 	// directory on a walk's way, only its type may be set).
 	lst Stat
+	// target is a lower symlink's target when the lookup that found it
+	// read it too (fastLocked), else "" (no symlink's target is empty).
+	target string
 	// absent reports that the entry does not exist and the lower layer
 	// was asked: a file made there is the upper layer's only.
 	absent bool
@@ -153,6 +156,25 @@ type ovlWalk struct {
 	path     string
 	ent      ovlEnt
 	trailing bool
+	// fd, when hasFD, is an O_PATH descriptor of the lower file ent
+	// names, from the lookup that found it (walkInLocked with keep): the
+	// open takes it over (takeFD) instead of looking the file up again.
+	fd    int
+	hasFD bool
+}
+
+// takeFD hands the walk's descriptor to the caller, who closes it.
+func (w *ovlWalk) takeFD() (int, bool) {
+	ok := w.hasFD
+	w.hasFD = false
+	return w.fd, ok
+}
+
+// release closes the walk's descriptor if no one took it.
+func (w *ovlWalk) release() {
+	if fd, ok := w.takeFD(); ok {
+		unix.Close(fd)
+	}
 }
 
 // dir returns the parent step; false for the root itself.
@@ -211,10 +233,13 @@ func (o *overlayFS) childLocked(d *ovlStep, name string) (ovlEnt, error) {
 	} else if !d.ent.low {
 		return ovlEnt{}, nil
 	}
-	fd, st, err := o.lowerChildLocked(d.path, name)
+	var seen *Stat
+	if d.ent.up == nil {
+		seen = &d.ent.lst
+	}
+	st, err := o.lowerChildLocked(d.path, name, seen)
 	switch err {
 	case nil:
-		unix.Close(fd)
 		return ovlEnt{low: true, lst: st}, nil
 	case unix.ENOENT, unix.ENOTDIR:
 		return ovlEnt{absent: true}, nil
@@ -236,32 +261,68 @@ func (o *overlayFS) lowerOnlyLocked(e ovlEnt, name string) bool {
 
 // fastLocked resolves comps below d, whose first component is the lower
 // layer's only (lowerOnlyLocked),
-// on the host in one lookup when none is a symlink (nofollow: but the
-// last). ok is false when the walk must go component by component: also
-// for a "." or "..", which the caller's stack of directories must not
-// record as a directory of that name (a copy-up would make one).
+// on the host in one lookup when none but the last is a symlink. A
+// symlink at the end is not followed: the entry is the symlink, with its
+// target read on the same descriptor (ovlEnt.target). With keep, the
+// descriptor of any other file found is returned (fd, else -1) for the
+// caller to close. ok is false when the walk must go component by
+// component: also for a "." or "..", which the caller's stack of
+// directories must not record as a directory of that name (a copy-up
+// would make one). err is then ELOOP when a symlink is on the way, and a
+// later try before the walk reaches it would meet it again.
 //
 // Preconditions: o.upper.mu is held.
-func (o *overlayFS) fastLocked(d ovlStep, comps []string, nofollow bool) (ovlEnt, bool, error) {
+func (o *overlayFS) fastLocked(d ovlStep, comps []string, keep bool) (e ovlEnt, fd int, ok bool, err error) {
 	for _, c := range comps {
 		if c == "." || c == ".." || len(c) > 255 {
-			return ovlEnt{}, false, nil
+			return ovlEnt{}, -1, false, nil
 		}
 	}
-	extra := 0
-	if nofollow {
-		extra = unix.O_NOFOLLOW
-	}
 	p := joinGuest(d.path, strings.Join(comps, "/"))
-	fd, st, err := o.lower.lookupStatResolve(p, extra, unix.RESOLVE_NO_SYMLINKS)
+	fd, mnt, err := o.lower.openat2Mount(p, unix.O_NOFOLLOW, unix.RESOLVE_NO_SYMLINKS)
+	switch {
+	case err == unix.ELOOP:
+		return ovlEnt{}, -1, false, err
+	case err != nil:
+		err = o.failedFastLocked(p, err)
+	default:
+		var st Stat
+		fd, st, err = statCheckedIn(fd, mnt)
+		if err != nil {
+			break
+		}
+		e = ovlEnt{low: true, lst: st}
+		if st.FileType() == unix.S_IFLNK {
+			e.target, err = hostReadlink(fd)
+		}
+		if err != nil || !keep || st.FileType() == unix.S_IFLNK {
+			unix.Close(fd)
+			fd = -1
+		}
+	}
 	switch err {
 	case nil:
-		unix.Close(fd)
-		return ovlEnt{low: true, lst: st}, true, nil
+		return e, fd, true, nil
 	case unix.ENOENT, unix.ENOTDIR, unix.EACCES, unix.ENAMETOOLONG:
-		return ovlEnt{}, true, err
+		return ovlEnt{}, -1, true, err
 	}
-	return ovlEnt{}, false, nil
+	return ovlEnt{}, -1, false, nil
+}
+
+// failedFastLocked is Root.failedLookup for fastLocked's lookup of p
+// (clean, no "." or ".." in it), which failed with err: when the
+// directory p names a file in is one the overlay keeps open (or can
+// open), that directory is known to be on no pseudo filesystem and err
+// stands, with no walk up the ancestors.
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) failedFastLocked(p string, err error) error {
+	if err == unix.ENOENT {
+		if _, ok := o.lowerDirLocked(path.Dir(p)); ok {
+			return err
+		}
+	}
+	return o.lower.failedLookup(p, err)
 }
 
 // walkLocked resolves full, an absolute guest path. With parent it stops
@@ -283,9 +344,22 @@ func (o *overlayFS) walkLocked(full string, follow, parent, second bool) (ovlWal
 //
 // Preconditions: o.upper.mu is held.
 func (o *overlayFS) walkAsLocked(creds *Creds, full string, follow, parent, second bool) (ovlWalk, error) {
+	return o.walkInLocked(creds, full, follow, parent, second, false)
+}
+
+// walkInLocked is walkAsLocked that, with keep, leaves in the walk the
+// host descriptor of a lower file it ends at when its last lookup opened
+// one (ovlWalk.fd); the caller then releases the walk.
+//
+// Preconditions: o.upper.mu is held.
+func (o *overlayFS) walkInLocked(creds *Creds, full string, follow, parent, second, keep bool) (ovlWalk, error) {
 	var compsBuf [16]string
 	comps := splitComponents(full, compsBuf[:0])
 	w := ovlWalk{trailing: strings.HasSuffix(full, "/") && len(comps) > 0}
+	finalFD := -1
+	// linkAhead is set when the host walk met a symlink on the way; the
+	// walk goes name by name until it crosses it.
+	linkAhead := false
 	cur := o.rootStep()
 	stack := make([]ovlStep, 0, len(comps))
 	for i := 0; i < len(comps); i++ {
@@ -328,13 +402,16 @@ func (o *overlayFS) walkAsLocked(creds *Creds, full string, follow, parent, seco
 			}
 			continue
 		}
-		if o.lowerOnlyLocked(cur.ent, c) && creds.searchesAll() {
+		if !linkAhead && o.lowerOnlyLocked(cur.ent, c) && creds.searchesAll() {
 			end := len(comps)
 			if parent {
 				end--
 			}
 			if end > i {
-				e, ok, err := o.fastLocked(cur, comps[i:end], !parent && !follow && !w.trailing)
+				e, fd, ok, err := o.fastLocked(cur, comps[i:end], keep && end == len(comps))
+				if err == unix.ELOOP && !ok {
+					linkAhead, err = true, nil
+				}
 				if err != nil {
 					return w, err
 				}
@@ -344,8 +421,12 @@ func (o *overlayFS) walkAsLocked(creds *Creds, full string, follow, parent, seco
 						cur = ovlStep{name: d, path: joinIn(full, cur.path, d), ent: ovlEnt{low: true, lst: Stat{Mode: unix.S_IFDIR}}}
 					}
 					c = comps[end-1]
+					if e.fileType() == unix.S_IFLNK && (end < len(comps) || follow || w.trailing) {
+						return w, o.followLocked(&cur, c, e, comps[end:], w.trailing, second)
+					}
 					stack = append(stack, cur)
 					cur = ovlStep{name: c, path: joinIn(full, cur.path, c), ent: e}
+					finalFD = fd
 					i = end - 1
 					continue
 				}
@@ -370,9 +451,13 @@ func (o *overlayFS) walkAsLocked(creds *Creds, full string, follow, parent, seco
 		return w, nil
 	}
 	if w.trailing && !cur.ent.isDir() {
+		if finalFD >= 0 {
+			unix.Close(finalFD)
+		}
 		return w, unix.ENOTDIR
 	}
 	w.stack, w.name, w.path, w.ent = stack, cur.name, cur.path, cur.ent
+	w.fd, w.hasFD = finalFD, finalFD >= 0
 	return w, nil
 }
 
@@ -408,10 +493,19 @@ func (o *overlayFS) followLocked(d *ovlStep, name string, e ovlEnt, rest []strin
 	return &crossing{full: target, second: second}
 }
 
-// targetLocked returns the target of symlink e at guest path p.
+// targetLocked returns the target of symlink e at guest path p: read when
+// e was looked up, else now.
+//
+// Preconditions: o.upper.mu is held.
 func (o *overlayFS) targetLocked(p string, e ovlEnt) (string, error) {
 	if e.up != nil {
 		return e.up.target, nil
+	}
+	if e.target != "" {
+		return e.target, nil
+	}
+	if target, ok, err := o.lowerTargetLocked(p); ok {
+		return target, err
 	}
 	fd, err := o.lower.lookup(p, unix.O_NOFOLLOW)
 	if err != nil {
@@ -949,11 +1043,9 @@ func (o *overlayFS) removeLocked(dir *tmpNode, name, p string, up *tmpNode) {
 		delete(dir.lowerAbsent, name)
 		return
 	}
-	fd, _, err := o.lowerChildLocked(guestDir(p, name), name)
-	if err != nil {
+	if _, err := o.lowerChildLocked(guestDir(p, name), name, nil); err != nil {
 		return
 	}
-	unix.Close(fd)
 	if dir.whiteouts == nil {
 		dir.whiteouts = map[string]bool{}
 	}
@@ -1207,10 +1299,11 @@ func (o *overlayFS) open(fs *FS, m *Mount, full string, flags, mode uint32, ow O
 		return o.openTmpfileLocked(m, full, flags, mode, ow)
 	}
 	if pathOnly || flags&unix.O_CREAT == 0 {
-		w, err := o.walkAsLocked(ow.Creds, full, follow, false, false)
+		w, err := o.walkInLocked(ow.Creds, full, follow, false, false, true)
 		if err != nil {
 			return nil, err
 		}
+		defer w.release()
 		if !ow.Creds.permits(w.ent.node(), openAccess(flags)) {
 			return nil, unix.EACCES
 		}
@@ -1268,12 +1361,21 @@ func (o *overlayFS) openEntLocked(fs *FS, m *Mount, w *ovlWalk, flags uint32) (*
 	if w.ent.up != nil {
 		return o.upper.openLocked(m, w.ent.up, w.path, flags)
 	}
-	f, err := o.lower.open(fs, m, w.path, flags|unix.O_NOFOLLOW, 0, Owner{})
+	var f *File
+	var err error
+	if pfd, ok := w.takeFD(); ok {
+		f, err = o.lower.openFound(w.path, pfd, w.ent.lst, flags|unix.O_NOFOLLOW)
+	} else {
+		f, err = o.lower.open(fs, m, w.path, flags|unix.O_NOFOLLOW, 0, Owner{})
+	}
 	if err != nil {
 		return nil, err
 	}
 	if h, ok := f.impl.(*hostFile); ok {
-		h.ovl, h.ovlMount = o, m
+		// The walk's path is canonical (it resolved every symlink
+		// itself), so the file's guest path need not be read back
+		// from the host descriptor (hostFile.pathLocked).
+		h.ovl, h.ovlMount, h.path = o, m, w.path
 		o.trackLowerLocked(h)
 	}
 	return f, nil

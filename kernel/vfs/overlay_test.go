@@ -661,3 +661,249 @@ func TestOverlayLowerDirs(t *testing.T) {
 		}
 	}
 }
+
+// TestOverlayLowerChanges changes the host tree under the overlay between
+// two opens, the way a package upgrade does: a file replaced, removed or
+// made, a symlink on the way pointed elsewhere, a directory replaced by
+// another or by a symlink. The next lookup sees each change, both for a
+// caller who may search every directory (one openat2 from the root while
+// no symlink is on the way) and for one who may not (a lookup per name,
+// in the lower directories the overlay keeps open).
+func TestOverlayLowerChanges(t *testing.T) {
+	dir := linkedTree(t)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root, err := OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	if err := root.Mounts().MountOverlay(64 << 20); err != nil {
+		t.Fatal(err)
+	}
+	fs := NewFS(root)
+	host := func(p string) string { return filepath.Join(dir, p) }
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(host(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(host(p+".new"), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(host(p+".new"), host(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	relink := func(link, target string) {
+		t.Helper()
+		must(os.Remove(host(link)))
+		must(os.Symlink(target, host(link)))
+	}
+	const (
+		libc   = "/lib/x86_64-linux-gnu/libc.so.6"
+		loader = "/lib64/ld-linux-x86-64.so.2"
+	)
+	write("usr/lib/x86_64-linux-gnu/libc.so.6", "libc 1")
+	write("usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "ld 1")
+	write("usr/bin/true", "true 1")
+	steps := []struct {
+		name   string
+		change func()
+		want   map[string]string // path -> contents, or "error: " + errno
+	}{
+		{"before", func() {}, map[string]string{
+			libc: "libc 1", loader: "ld 1", "/bin/true": "true 1", "/etc/ld.so.preload": "error: no such file or directory",
+		}},
+		{"file replaced", func() { write("usr/lib/x86_64-linux-gnu/libc.so.6", "libc 2") }, map[string]string{
+			libc: "libc 2", "/usr/lib/x86_64-linux-gnu/libc.so.6": "libc 2",
+		}},
+		{"file made", func() { write("etc/ld.so.preload", "preload") }, map[string]string{
+			"/etc/ld.so.preload": "preload",
+		}},
+		{"symlink on the way changed", func() {
+			write("usr/lib2/x86_64-linux-gnu/libc.so.6", "libc 3")
+			relink("lib", "usr/lib2")
+		}, map[string]string{
+			libc: "libc 3", "/usr/lib/x86_64-linux-gnu/libc.so.6": "libc 2",
+		}},
+		{"symlink at the end changed", func() {
+			write("usr/lib2/x86_64-linux-gnu/ld.so", "ld 2")
+			relink("usr/lib64/ld-linux-x86-64.so.2", "../lib2/x86_64-linux-gnu/ld.so")
+		}, map[string]string{
+			loader: "ld 2",
+		}},
+		{"file removed", func() { must(os.Remove(host("usr/lib2/x86_64-linux-gnu/libc.so.6"))) }, map[string]string{
+			libc: "error: no such file or directory", loader: "ld 2",
+		}},
+		{"directory replaced", func() {
+			must(os.Rename(host("usr/lib2/x86_64-linux-gnu"), host("usr/lib2/old")))
+			write("usr/lib2/x86_64-linux-gnu/libc.so.6", "libc 4")
+		}, map[string]string{
+			libc: "libc 4", loader: "error: no such file or directory", "/usr/lib2/old/ld.so": "ld 2",
+		}},
+		{"directory replaced by a symlink", func() {
+			must(os.Rename(host("usr/bin"), host("usr/bin-old")))
+			write("usr/bin2/true", "true 2")
+			must(os.Symlink("bin2", host("usr/bin")))
+		}, map[string]string{
+			"/bin/true": "true 2", "/usr/bin/true": "true 2",
+		}},
+	}
+	callers := []struct {
+		name  string
+		creds *Creds
+	}{
+		{"privileged", nil},
+		{"unprivileged", &Creds{FSUID: 1000, FSGID: 1000}},
+	}
+	for _, step := range steps {
+		step.change()
+		for _, c := range callers {
+			for p, want := range step.want {
+				got, err := readFileAs(fs, c.creds, p)
+				if err != nil {
+					got = "error: " + err.Error()
+				}
+				if got != want {
+					t.Errorf("%s: %s caller: %s reads %q, want %q", step.name, c.name, p, got, want)
+				}
+			}
+		}
+	}
+	// No open, found or failed, leaves a host descriptor behind: once the
+	// kept directories are open, opening everything again opens none.
+	openAll := func() {
+		for _, step := range steps {
+			for _, c := range callers {
+				for p := range step.want {
+					readFileAs(fs, c.creds, p)
+				}
+			}
+		}
+	}
+	openAll()
+	before := openFDs(t)
+	openAll()
+	if after := openFDs(t); after != before {
+		t.Errorf("%d host descriptors open after opening every path again, want %d as before", after, before)
+	}
+	// Nor does an open for writing, which copies the file up and opens
+	// the copy instead of the lower file its walk found.
+	f, err := fs.OpenAt(nil, "/usr/lib/x86_64-linux-gnu/libc.so.6", unix.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.DecRef()
+	if after := openFDs(t); after != before {
+		t.Errorf("%d host descriptors open after a copy-up, want %d as before", after, before)
+	}
+}
+
+// openFDs counts the test process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// readFileAs reads the first 4 KiB of p as a caller with creds c.
+func readFileAs(fs *FS, c *Creds, p string) (string, error) {
+	f, err := fs.OpenAtAs(Owner{Creds: c}, nil, p, unix.O_RDONLY, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.DecRef()
+	buf := make([]byte, 4096)
+	n, err := f.Read(nil, buf)
+	return string(buf[:n]), err
+}
+
+// TestOverlayLowerSymlinks checks what a walk that meets a lower symlink
+// at its end answers, for a caller who may search every directory (the
+// host walks the path in one lookup and hands the symlink back) and one
+// who may not (name by name): stat and readlink see the symlink, an open
+// follows it unless O_NOFOLLOW, a trailing slash follows it, O_DIRECTORY
+// on a file is ENOTDIR, and a file made through a symlinked directory
+// lands in the directory it points to.
+func TestOverlayLowerSymlinks(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		creds *Creds
+	}{
+		{"privileged", nil},
+		{"root-without-capabilities", &Creds{FSUID: 0, FSGID: 0}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := linkedTree(t)
+			if err := os.Chmod(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			root, err := OpenRoot(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { root.Close() })
+			if err := root.Mounts().MountOverlay(64 << 20); err != nil {
+				t.Fatal(err)
+			}
+			fs := NewFS(root)
+			const loader = "/usr/lib64/ld-linux-x86-64.so.2"
+			st, err := fs.FstatatAs(c.creds, nil, loader, unix.AT_SYMLINK_NOFOLLOW)
+			if err != nil || st.FileType() != unix.S_IFLNK {
+				t.Errorf("lstat %s = %#o, %v, want a symlink", loader, st.FileType(), err)
+			}
+			if got, err := fs.ReadlinkatAs(c.creds, nil, loader); got != "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" || err != nil {
+				t.Errorf("readlink %s = %q, %v", loader, got, err)
+			}
+			st, err = fs.FstatatAs(c.creds, nil, loader, 0)
+			if err != nil || st.FileType() != unix.S_IFREG || st.Size != 4096 {
+				t.Errorf("stat %s = %#o size %d, %v, want the 4096-byte file", loader, st.FileType(), st.Size, err)
+			}
+			for _, tc := range []struct {
+				path  string
+				flags uint32
+				want  error
+			}{
+				{loader, unix.O_RDONLY, nil},
+				{loader, unix.O_RDONLY | unix.O_NOFOLLOW, unix.ELOOP},
+				{loader, unix.O_PATH | unix.O_NOFOLLOW, nil},
+				{"/lib64/", unix.O_RDONLY, nil},
+				{"/lib64/ld-linux-x86-64.so.2/", unix.O_RDONLY, unix.ENOTDIR},
+				{"/lib/x86_64-linux-gnu/libc.so.6", unix.O_RDONLY | unix.O_DIRECTORY, unix.ENOTDIR},
+				{"/lib/x86_64-linux-gnu", unix.O_RDONLY | unix.O_DIRECTORY, nil},
+				{"/lib/x86_64-linux-gnu/missing", unix.O_RDONLY, unix.ENOENT},
+				{"/lib/x86_64-linux-gnu/libc.so.6/x", unix.O_RDONLY, unix.ENOTDIR},
+			} {
+				f, err := fs.OpenAtAs(Owner{Creds: c.creds}, nil, tc.path, tc.flags, 0)
+				if err == nil {
+					f.DecRef()
+				}
+				if err != tc.want {
+					t.Errorf("open %s, %#x = %v, want %v", tc.path, tc.flags, err, tc.want)
+				}
+			}
+			f, err := fs.OpenAtAs(Owner{Creds: c.creds}, nil, "/lib/x86_64-linux-gnu/new", unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o644)
+			if err != nil {
+				t.Fatalf("create /lib/x86_64-linux-gnu/new = %v", err)
+			}
+			f.DecRef()
+			if _, err := fs.FstatatAs(c.creds, nil, "/usr/lib/x86_64-linux-gnu/new", 0); err != nil {
+				t.Errorf("stat /usr/lib/x86_64-linux-gnu/new after creating it through /lib = %v", err)
+			}
+			if _, err := os.Lstat(filepath.Join(dir, "usr/lib/x86_64-linux-gnu/new")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the host has the new file: lstat = %v", err)
+			}
+		})
+	}
+}

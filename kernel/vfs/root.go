@@ -40,6 +40,13 @@ type Root struct {
 	prefix string `state:"nosave"`
 	// openErr is why reopening after restore failed, reported once.
 	openErr error `state:"nosave"`
+	// mntID is the host mount id of the root directory (statx's
+	// stx_mnt_id), 0 if the host does not report it. fd pins that mount,
+	// so while fd is open no other mount has this id, and a file that
+	// statx says is on it is on the filesystem refuseHost accepted for
+	// the root: lookups skip their fstatfs for it (statCheckedIn). Not
+	// saved: host mount ids, found again when the root is reopened.
+	mntID uint64 `state:"nosave"`
 
 	// mounts is the sandbox's mount table, "/" being this root. Images
 	// from before mount tables load with nil; mountTable then builds the
@@ -88,8 +95,22 @@ func (r *Root) openLocked(dir string) error {
 		unix.Close(fd)
 		return fmt.Errorf("open root directory %q: %w", dir, ErrPseudoRoot)
 	}
-	r.fd, r.prefix, r.opened, r.hostDir = fd, prefix, true, dir
+	st, err := hostStat(fd)
+	if err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("stat root directory %q: %w", dir, err)
+	}
+	r.fd, r.prefix, r.opened, r.hostDir, r.mntID = fd, prefix, true, dir, mountOf(&st)
 	return nil
+}
+
+// mountOf returns the host mount id statx reported in st, 0 if it did
+// not report one.
+func mountOf(st *Stat) uint64 {
+	if st.Mask&unix.STATX_MNT_ID == 0 {
+		return 0
+	}
+	return st.MntID
 }
 
 // HostDir returns the host directory the root was opened from.
@@ -219,14 +240,14 @@ func (r *Root) lookupStat(p string, extra int) (int, Stat, error) {
 // lookupStatResolve is lookupStat with more RESOLVE_* flags (the overlay's
 // RESOLVE_NO_SYMLINKS, with which a symlink on the way is ELOOP).
 func (r *Root) lookupStatResolve(p string, extra int, resolve uint64) (int, Stat, error) {
-	fd, err := r.openat2Resolve(p, extra, resolve)
+	fd, mnt, err := r.openat2Mount(p, extra, resolve)
 	if err != nil {
 		if err == unix.ELOOP && resolve != 0 {
 			return -1, Stat{}, err
 		}
 		return -1, Stat{}, r.failedLookup(p, err)
 	}
-	return statChecked(fd)
+	return statCheckedIn(fd, mnt)
 }
 
 // failedLookup returns the error for a lookup of p that failed with err:
@@ -258,15 +279,25 @@ func (r *Root) failedLookup(p string, err error) error {
 func (r *Root) openat2(p string, extra int) (int, error) { return r.openat2Resolve(p, extra, 0) }
 
 func (r *Root) openat2Resolve(p string, extra int, resolve uint64) (int, error) {
-	rootFD, _, err := r.descriptor()
-	if err != nil {
-		return -1, unix.EIO
+	fd, _, err := r.openat2Mount(p, extra, resolve)
+	return fd, err
+}
+
+// openat2Mount is openat2Resolve that also returns the root's mount id
+// (Root.mntID), read with the descriptor it looked up from.
+func (r *Root) openat2Mount(p string, extra int, resolve uint64) (int, uint64, error) {
+	r.mu.Lock()
+	rootFD, mnt, opened := r.fd, r.mntID, r.opened
+	r.mu.Unlock()
+	if !opened {
+		return -1, 0, unix.EIO
 	}
 	how := unix.OpenHow{
 		Flags:   uint64(unix.O_PATH | unix.O_CLOEXEC | extra&(unix.O_NOFOLLOW|unix.O_DIRECTORY)),
 		Resolve: resolveFlags | resolve,
 	}
-	return openat2Retry(rootFD, p, &how)
+	fd, err := openat2Retry(rootFD, p, &how)
+	return fd, mnt, err
 }
 
 // openat2Retry is openat2(2), tried again on EAGAIN (a concurrent rename
@@ -299,9 +330,15 @@ func openStatChecked(dfd int, p string, how *unix.OpenHow) (int, Stat, error) {
 
 // statChecked returns fd with its attributes, or closes it and fails with
 // EACCES if it is a file on a host pseudo filesystem (refuseHost).
-func statChecked(fd int) (int, Stat, error) {
+func statChecked(fd int) (int, Stat, error) { return statCheckedIn(fd, 0) }
+
+// statCheckedIn is statChecked that knows host mount checked (a mount id,
+// 0 for none) to be on no pseudo filesystem, and the mount to stay that
+// one while the call runs (a descriptor the caller holds pins it, so its
+// id is not reused): a file on it needs no fstatfs.
+func statCheckedIn(fd int, checked uint64) (int, Stat, error) {
 	st, err := hostStat(fd)
-	if err == nil {
+	if err == nil && (checked == 0 || mountOf(&st) != checked) {
 		err = refuseHost(fd)
 	}
 	if err != nil {
@@ -327,12 +364,11 @@ func (r *Root) guestPath(fd int, p string) string {
 
 // fdHostPath returns the host path of an open descriptor.
 func fdHostPath(fd int) (string, error) {
-	buf := make([]byte, unix.PathMax)
-	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf)
-	if err != nil {
-		return "", err
+	dirFD, name := selfFDs(), strconv.Itoa(fd)
+	if dirFD < 0 {
+		dirFD, name = unix.AT_FDCWD, "/proc/self/fd/"+name
 	}
-	return string(buf[:n]), nil
+	return readlinkAt(dirFD, name)
 }
 
 // guestPathFromHost strips the root prefix from a host path. If the host
@@ -362,8 +398,12 @@ func reopen(pathFD int, dir bool) (int, error) {
 	if dir {
 		flags |= unix.O_DIRECTORY
 	}
+	dirFD, name := selfFDs(), strconv.Itoa(pathFD)
+	if dirFD < 0 {
+		dirFD, name = unix.AT_FDCWD, "/proc/self/fd/"+name
+	}
 	for {
-		fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pathFD), flags, 0)
+		fd, err := unix.Openat(dirFD, name, flags, 0)
 		if err == unix.EINTR {
 			continue
 		}
@@ -377,3 +417,21 @@ func reopen(pathFD int, dir bool) (int, error) {
 		return fd, nil
 	}
 }
+
+// selfFDsOnce opens the sentry's /proc/self/fd directory once per process
+// (a restored sentry is another process, which opens its own).
+var selfFDsOnce = sync.OnceValue(func() int {
+	fd, err := unix.Open("/proc/self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+})
+
+// selfFDs returns a descriptor of the sentry's /proc/self/fd directory,
+// or -1 if it cannot be opened: reopen then names the link by its whole
+// path. Opening "N" relative to it is the same magic link as
+// "/proc/self/fd/N" (the directory is the process's, and every thread
+// shares one descriptor table) without walking /proc and its "self"
+// link on every reopen.
+func selfFDs() int { return selfFDsOnce() }

@@ -90,6 +90,16 @@ func hostStat(fd int) (Stat, error) {
 	return statFromStatx(&x), nil
 }
 
+// statAt stats name in the host directory open at dirfd, not following a
+// final symlink, with the fields hostStat asks for.
+func statAt(dirfd int, name string) (Stat, error) {
+	var x unix.Statx_t
+	if err := unix.Statx(dirfd, name, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS|unix.STATX_BTIME|unix.STATX_MNT_ID, &x); err != nil {
+		return Stat{}, err
+	}
+	return statFromStatx(&x), nil
+}
+
 // FileType returns the S_IFMT bits of Mode.
 func (s *Stat) FileType() uint32 { return s.Mode & unix.S_IFMT }
 

@@ -86,3 +86,81 @@ func BenchmarkPipe(b *testing.B) {
 		}
 	})
 }
+
+// linkedTree builds, under a new directory, the layout of a merged-/usr
+// distribution that a dynamically linked program's start walks: /lib,
+// /lib64 and /bin are symlinks into /usr, the loader's name is a symlink
+// again, and the files are regular files of a few KiB. A program of
+// usr/lib/jvm/jdk is also reached through a symlink deeper down
+// (usr/lib/jvm/default), as alternatives are.
+func linkedTree(tb testing.TB) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	for _, d := range []string{"usr/lib/x86_64-linux-gnu", "usr/lib64", "usr/bin", "etc", "usr/lib/jvm/jdk/bin"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for _, f := range []string{"usr/lib/x86_64-linux-gnu/libc.so.6", "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "usr/bin/true", "etc/ld.so.cache", "usr/lib/jvm/jdk/bin/java"} {
+		if err := os.WriteFile(filepath.Join(dir, f), make([]byte, 4096), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{
+		"lib":                            "usr/lib",
+		"lib64":                          "usr/lib64",
+		"bin":                            "usr/bin",
+		"usr/lib64/ld-linux-x86-64.so.2": "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+		"usr/lib/jvm/default":            "jdk",
+	} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// BenchmarkOverlayOpenLinked opens, for reading, and closes host files
+// through the overlay root by the paths a dynamically linked program's
+// start opens them (execve of /bin/true, its loader, the loader's cache
+// and libc), each through symlinks of the lower layer, and a program
+// behind a symlink three directories down. Baseline: the same opens on
+// the host, measured in the same run.
+func BenchmarkOverlayOpenLinked(b *testing.B) {
+	dir := linkedTree(b)
+	root, err := OpenRoot(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer root.Close()
+	if err := root.Mounts().MountOverlay(64 << 20); err != nil {
+		b.Fatal(err)
+	}
+	fs := NewFS(root)
+	paths := []string{"/bin/true", "/lib64/ld-linux-x86-64.so.2", "/etc/ld.so.cache", "/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/jvm/default/bin/java"}
+	for _, p := range paths {
+		b.Run("vfs"+p, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				f, err := fs.OpenAt(nil, p, unix.O_RDONLY, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				f.DecRef()
+			}
+		})
+	}
+	for _, p := range paths {
+		b.Run("host-baseline"+p, func(b *testing.B) {
+			b.ReportAllocs()
+			hp := filepath.Join(dir, p)
+			for b.Loop() {
+				fd, err := unix.Open(hp, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				unix.Close(fd)
+			}
+		})
+	}
+}
