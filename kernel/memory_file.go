@@ -328,19 +328,24 @@ func (f *MemoryFile) carveLocked(r fileRange) {
 }
 
 // Free returns r to the allocator and decommits its pages, but for up to
-// keepFreedMax bytes of pages kept for copies to overwrite
-// (memory_file_reuse.go).
+// keepFreedMax bytes of pages that hold data, kept for copies to
+// overwrite (memory_file_reuse.go).
 func (f *MemoryFile) Free(r fileRange) {
 	if r.Length() == 0 {
 		return
 	}
-	kept := f.reserveKept(r.Length())
-	f.Decommit(fileRange{r.Start + kept, r.End})
+	kept := f.reserveKept(r)
+	pos := r.Start
+	for _, k := range kept {
+		f.Decommit(fileRange{pos, k.Start})
+		pos = k.End
+	}
+	f.Decommit(fileRange{pos, r.End})
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.freeLocked(r)
-	if kept > 0 {
-		f.keepLocked(fileRange{r.Start, r.Start + kept})
+	for _, k := range kept {
+		f.keepLocked(k)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"sort"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -16,10 +17,12 @@ import (
 // cleared) by the host, and punched out again when it is freed; the
 // fork and exec loop frees and copies the same few hundred KiB an
 // iteration. Free therefore keeps up to keepFreedMax bytes of the pages
-// it frees as they are, not decommitted: they stay in the free list, and
-// a record of them (kept) says that they may hold old data. A copy that
-// writes every byte of its destination takes its range from them
-// (allocateForCopy) and overwrites their pages with pread through the
+// it frees that hold data (mincore on the sentry's mapping) as they are,
+// not decommitted: they stay in the free list, and a record of them
+// (kept) says that they may hold old data. A copy that
+// writes every byte of its destination takes its range from them (or
+// starting with them, holes after; allocateForCopy) and overwrites their
+// pages with pread through the
 // sentry's mapping (copyOver), which reads the source's holes as zeros
 // without allocating them, and writes pages that are already there
 // (mapped in the sentry too, when a copy wrote them before). Allocate
@@ -46,20 +49,79 @@ type copyCounts struct {
 	bytes, over atomic.Uint64
 }
 
-// reserveKept returns how many bytes from the start of a freed range of
-// length bytes Free may keep, and counts them as kept.
-func (f *MemoryFile) reserveKept(length uint64) uint64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.lazy.Load() != nil || f.keptBytes >= f.keepMax {
-		return 0
+// keepScanPages is how many pages Free looks at with one mincore, from
+// the next page of data (SEEK_DATA) of a freed range, and keepScans how
+// many times at most, for pages to keep: beyond, a range is decommitted
+// unseen.
+const (
+	keepScanPages = 64
+	keepScans     = 16
+)
+
+// keepRangeMax is the longest freed range Free keeps pages of. Longer ones
+// (a stack, a heap) are mostly decommitted, and pages kept in them would
+// leave their ranges no fit for Allocate's next range that long (the next
+// program's stack), which would take them back (decommit them).
+const keepRangeMax = 1 << 20
+
+// reserveKept returns the runs of pages of the freed range r that Free
+// keeps, and counts them as kept: if r is no longer than keepRangeMax,
+// those of its pages that hold data (a run of holes
+// would make a copy over it allocate its pages, as into fresh ones), as
+// long as there is room. Holes are skipped with SEEK_DATA (a freed stack
+// is mostly holes), data pages found with mincore on the sentry's
+// mapping, keepScanPages at a time.
+func (f *MemoryFile) reserveKept(r fileRange) []fileRange {
+	if r.Length() > keepRangeMax {
+		return nil
 	}
-	k := min(length, f.keepMax-f.keptBytes) &^ pageMask
-	f.keptBytes += k
-	return k
+	f.mu.Lock()
+	room := uint64(0)
+	if f.lazy.Load() == nil && f.keptBytes < f.keepMax {
+		room = f.keepMax - f.keptBytes
+		f.keptBytes += room
+	}
+	f.mu.Unlock()
+	if room == 0 {
+		return nil
+	}
+	var runs []fileRange
+	var vec [keepScanPages]byte
+	used := uint64(0)
+scan:
+	for pos, scans := r.Start, 0; pos < r.End && scans < keepScans; scans++ {
+		data, err := unix.Seek(f.fd, int64(pos), unix.SEEK_DATA)
+		if err != nil || uint64(data) >= r.End {
+			break // ENXIO: only holes to the end of the file
+		}
+		pos = pageRoundDown(uint64(data))
+		n := min((r.End-pos)/pageSize, keepScanPages)
+		if err := mincore(f.slice(fileRange{pos, pos + n*pageSize}), vec[:n]); err != nil {
+			break // keep what was found
+		}
+		for i := range n {
+			if vec[i]&1 == 0 {
+				continue
+			}
+			p := pos + i*pageSize
+			if k := len(runs); k > 0 && runs[k-1].End == p {
+				runs[k-1].End += pageSize
+			} else {
+				runs = append(runs, fileRange{p, p + pageSize})
+			}
+			if used += pageSize; used == room {
+				break scan
+			}
+		}
+		pos += n * pageSize
+	}
+	f.mu.Lock()
+	f.keptBytes -= room - used
+	f.mu.Unlock()
+	return runs
 }
 
-// keepLocked records r, a free range counted by reserveKept, as kept,
+// keepLocked records r, a free run of pages counted by reserveKept, as kept,
 // merged with its neighbours.
 //
 // Preconditions: f.mu is held.
@@ -142,30 +204,34 @@ func (f *MemoryFile) allocateForCopy(length uint64) (fileRange, bool, error) {
 	return r, false, err
 }
 
-// takeKeptLocked allocates the first length bytes of the first run of
-// kept pages that long, if there is one and the limit allows it.
+// takeKeptLocked allocates a range of length bytes over kept pages, if
+// the limit allows it: the first run of kept pages that long, or else the
+// first free range that long that starts with a run of kept pages (the
+// rest holes, which the copy allocates).
 //
 // Preconditions: f.mu is held; length is a positive multiple of pageSize.
 func (f *MemoryFile) takeKeptLocked(length uint64) (fileRange, bool) {
-	if f.lazy.Load() != nil {
+	if f.lazy.Load() != nil || len(f.kept) == 0 {
 		return fileRange{}, false
 	}
 	if used := f.allocatedLocked(); f.limit != 0 && f.limit < memoryFileReserve && (used+length > f.limit || used+length < used) {
 		return fileRange{}, false // Allocate waits for memory being freed, or fails
 	}
-	for i, k := range f.kept {
-		if k.Length() < length {
-			continue
-		}
-		r := fileRange{k.Start, k.Start + length}
-		if k.Length() == length {
-			f.kept = slices.Delete(f.kept, i, i+1)
-		} else {
-			f.kept[i].Start = r.End
-		}
-		f.keptBytes -= length
+	take := func(r fileRange) (fileRange, bool) {
 		f.carveLocked(r)
+		f.unkeepLocked(r) // overwritten, not decommitted
 		return r, true
+	}
+	for _, k := range f.kept {
+		if k.Length() >= length {
+			return take(fileRange{k.Start, k.Start + length})
+		}
+	}
+	for _, k := range f.kept {
+		i := sort.Search(len(f.free), func(i int) bool { return f.free[i].End > k.Start })
+		if r := (fileRange{k.Start, k.Start + length}); r.End <= f.free[i].End {
+			return take(r)
+		}
 	}
 	return fileRange{}, false
 }

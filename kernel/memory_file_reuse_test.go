@@ -133,14 +133,67 @@ func TestMemoryFileAllocateKept(t *testing.T) {
 	}
 
 	// With room elsewhere, Allocate leaves kept pages for copies.
-	f.Free(all)
-	f.kept, f.keptBytes = nil, 0
-	f.Free(old)
-	if r, err = f.Allocate(2 * pageSize); err != nil {
+	g := newTestMemoryFile(t)
+	a, err := g.Allocate(4 * pageSize)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Start < old.End && old.Start < r.End {
-		t.Errorf("Allocate(2 pages) = %v, over the kept %v with other free ranges", r, old)
+	if _, err := g.Allocate(pageSize); err != nil { // a guard, kept allocated
+		t.Fatal(err)
+	}
+	if err := g.writeAt(bytes.Repeat([]byte{0xAB}, int(a.Length())), a.Start); err != nil {
+		t.Fatal(err)
+	}
+	g.Free(a)
+	if r, err = g.Allocate(2 * pageSize); err != nil {
+		t.Fatal(err)
+	}
+	if r.Start < a.End && a.Start < r.End {
+		t.Errorf("Allocate(2 pages) = %v, over the kept %v with other free ranges", r, a)
+	}
+}
+
+// TestMemoryFileCopyOverKeptAndHoles: a copy longer than any run of kept
+// pages takes a free range that starts with one (the rest holes), and
+// reads as its source.
+func TestMemoryFileCopyOverKeptAndHoles(t *testing.T) {
+	f := newTestMemoryFile(t)
+	const n = 8
+	src, err := f.Allocate(n * pageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Repeat([]byte{'s'}, n*pageSize)
+	if err := f.writeAt(want, src.Start); err != nil {
+		t.Fatal(err)
+	}
+	old, err := f.Allocate(n * pageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.writeAt(bytes.Repeat([]byte{0xAB}, 3*pageSize), old.Start); err != nil { // the rest are holes
+		t.Fatal(err)
+	}
+	f.Free(old)
+	dst, over, err := f.allocateForCopy(n * pageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !over || dst != old {
+		t.Fatalf("allocateForCopy(%d pages) = %v, over %v; want %v over its 3 kept pages", n, dst, over, old)
+	}
+	if len(f.kept) != 0 || f.keptBytes != 0 {
+		t.Errorf("kept after the allocation = %v (%d bytes), want none", f.kept, f.keptBytes)
+	}
+	if err := f.copyInto(dst.Start, src, over); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.Bytes(dst.Start, dst.Length())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("copy over 3 kept pages and 5 holes reads % x... at page 0, % x... at page 7, want the source's bytes", got[:4], got[7*pageSize:7*pageSize+4])
 	}
 }
 
@@ -165,5 +218,25 @@ func TestMemoryFileKeepsAtMost(t *testing.T) {
 		if want := p < 3; d != want {
 			t.Errorf("freed page %d holds data %v, want %v", p, d, want)
 		}
+	}
+}
+
+// TestMemoryFileKeepsDataPages: Free keeps the pages of a range that hold
+// data, not its holes (a copy over them would allocate them).
+func TestMemoryFileKeepsDataPages(t *testing.T) {
+	f := newTestMemoryFile(t)
+	r, err := f.Allocate(8 * pageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []uint64{1, 2, 5} {
+		if err := f.writeAt([]byte{1}, r.Start+p*pageSize); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Free(r)
+	want := []fileRange{{r.Start + pageSize, r.Start + 3*pageSize}, {r.Start + 5*pageSize, r.Start + 6*pageSize}}
+	if !slices.Equal(f.kept, want) || f.keptBytes != 3*pageSize {
+		t.Errorf("kept after freeing %v with pages 1, 2 and 5 written = %v (%d bytes), want %v", r, f.kept, f.keptBytes, want)
 	}
 }
