@@ -14,14 +14,15 @@ import (
 // in the same run. The ways:
 //
 //   - fresh/copy_file_range: into fresh pages, nothing kept at Free
-//     (before memory_file_reuse.go);
+//     (copyData, what fork did before memory_file_reuse.go);
 //   - fresh/pread, fresh/pwrite, fresh/memmove: the same through the
 //     sentry's mapping of the destination (pread) or of the source
 //     (pwrite), or both (memmove);
-//   - kept/pread: over the pages the last round freed (allocateForCopy,
-//     copyInto: what fork does now);
-//   - kept/copy_file_range, kept/memmove: over them with the other ways
-//     (memmove would allocate a source's holes: measured, not used).
+//   - kept/copyInto: over the pages the last round freed
+//     (allocateForCopy, copyInto: what fork does now, memmove of the
+//     source's pages after a mincore of them);
+//   - kept/pread, kept/copy_file_range, kept/memmove: over them in the
+//     other ways (memmove alone would allocate a source's holes).
 func BenchmarkForkCopy(b *testing.B) {
 	ways := []struct {
 		name string
@@ -29,10 +30,11 @@ func BenchmarkForkCopy(b *testing.B) {
 		copy func(f *MemoryFile, dst uint64, src fileRange, over bool) error
 	}{
 		{"fresh/copy_file_range", false, func(f *MemoryFile, dst uint64, src fileRange, _ bool) error { return f.copyData(dst, src) }},
-		{"fresh/pread", false, func(f *MemoryFile, dst uint64, src fileRange, _ bool) error { return f.copyOver(dst, src) }},
+		{"fresh/pread", false, benchPreadCopy},
 		{"fresh/pwrite", false, benchPwriteCopy},
 		{"fresh/memmove", false, benchMemmoveCopy},
-		{"kept/pread", true, (*MemoryFile).copyInto},
+		{"kept/copyInto", true, (*MemoryFile).copyInto},
+		{"kept/pread", true, benchPreadCopy},
 		{"kept/copy_file_range", true, func(f *MemoryFile, dst uint64, src fileRange, _ bool) error { return f.copyRange(dst, src) }},
 		{"kept/memmove", true, benchMemmoveCopy},
 	}
@@ -108,4 +110,10 @@ func benchPwriteCopy(f *MemoryFile, dst uint64, src fileRange, _ bool) error {
 func benchMemmoveCopy(f *MemoryFile, dst uint64, src fileRange, _ bool) error {
 	copy(f.slice(fileRange{dst, dst + src.Length()}), f.slice(src))
 	return nil
+}
+
+// benchPreadCopy copies src to dst with pread into the sentry's mapping of
+// dst.
+func benchPreadCopy(f *MemoryFile, dst uint64, src fileRange, _ bool) error {
+	return f.preadInto(f.slice(fileRange{dst, dst + src.Length()}), src.Start)
 }

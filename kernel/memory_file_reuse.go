@@ -14,21 +14,20 @@ import (
 // eager copies, a copy-on-write window, a data segment copied from the
 // file cache) into fresh pages costs the host far more than the bytes
 // copied: each destination page is allocated (and, through a mapping,
-// cleared) by the host, and punched out again when it is freed; the
-// fork and exec loop frees and copies the same few hundred KiB an
-// iteration. Free therefore keeps up to keepFreedMax bytes of the pages
-// it frees that hold data (mincore on the sentry's mapping) as they are,
-// not decommitted: they stay in the free list, and a record of them
-// (kept) says that they may hold old data. A copy that
-// writes every byte of its destination takes its range from them (or
-// starting with them, holes after; allocateForCopy) and overwrites their
-// pages with pread through the
-// sentry's mapping (copyOver), which reads the source's holes as zeros
-// without allocating them, and writes pages that are already there
-// (mapped in the sentry too, when a copy wrote them before). Allocate
-// prefers free ranges that were decommitted, and decommits the kept pages
-// of a range it does hand out, so that a fresh allocation still reads as
-// zero.
+// cleared) by the host, and punched out again when it is freed; the fork
+// and exec loop frees and copies the same few hundred KiB an iteration.
+// Free therefore keeps up to keepFreedMax bytes of the pages it frees that
+// hold data, of ranges up to keepRangeMax, as they are: not decommitted.
+// They stay in the free list, and a record of them (kept) says that they
+// may hold old data. A copy that writes every byte of its destination
+// takes its range from them (or one that starts with them, holes after:
+// allocateForCopy) and overwrites it (copyOver): through the sentry's
+// mapping where the source has pages, with pread where it has holes,
+// which reads them as zeros without allocating them. The destination's
+// pages are then already there, and mapped in the sentry too when a copy
+// wrote them before. Allocate prefers free ranges without kept pages, and
+// decommits the kept pages of a range it does hand out, so that a fresh
+// allocation still reads as zero.
 //
 // Kept pages are free memory to everything else: the limit (Limits.Memory)
 // does not count them, a save neither writes them (Allocated excludes
@@ -249,9 +248,11 @@ func (f *MemoryFile) copyInto(dst uint64, src fileRange, over bool) error {
 }
 
 // copyOver writes the contents of the allocated range src over dst, an
-// allocated range of the same length, disjoint, that may hold any data:
-// with pread from the file into the sentry's mapping of dst, which reads
-// src's holes as zeros without allocating them in src.
+// allocated range of the same length, disjoint, that may hold any data.
+// Runs of src's pages that the file has (mincore on the sentry's mapping)
+// are copied through the mapping; the others with pread from the file
+// into the mapping of dst, which reads holes as zeros without allocating
+// them in src (and pages swapped out as they were).
 func (f *MemoryFile) copyOver(dst uint64, src fileRange) error {
 	if err := f.ensureLoaded(src.Start, src.End); err != nil {
 		return err
@@ -261,16 +262,47 @@ func (f *MemoryFile) copyOver(dst uint64, src fileRange) error {
 		return err
 	}
 	f.willWrite(fileRange{dst, dst + src.Length()})
-	for done := 0; done < len(to); {
-		n, err := unix.Pread(f.fd, to[done:], int64(src.Start)+int64(done))
+	from := f.slice(src)
+	var vec [copyOverScanPages]byte
+	for pos := uint64(0); pos < src.Length(); {
+		n := min((src.Length()-pos)/pageSize, copyOverScanPages)
+		if mincore(from[pos:pos+n*pageSize], vec[:n]) != nil {
+			clear(vec[:n]) // pread them all
+		}
+		for i := uint64(0); i < n; {
+			j := i + 1
+			for j < n && vec[j]&1 == vec[i]&1 {
+				j++
+			}
+			run := fileRange{src.Start + pos + i*pageSize, src.Start + pos + j*pageSize}
+			if vec[i]&1 != 0 {
+				copy(to[run.Start-src.Start:], f.slice(run))
+			} else if err := f.preadInto(to[run.Start-src.Start:run.End-src.Start], run.Start); err != nil {
+				return fmt.Errorf("memory file copy [%#x, %#x) over %#x: %w", src.Start, src.End, dst, err)
+			}
+			i = j
+		}
+		pos += n * pageSize
+	}
+	return nil
+}
+
+// copyOverScanPages is how many pages of its source copyOver looks at with
+// one mincore.
+const copyOverScanPages = 256
+
+// preadInto fills b with the file's bytes from off.
+func (f *MemoryFile) preadInto(b []byte, off uint64) error {
+	for done := 0; done < len(b); {
+		n, err := unix.Pread(f.fd, b[done:], int64(off)+int64(done))
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("memory file copy [%#x, %#x) over %#x: %w", src.Start, src.End, dst, err)
+			return err
 		}
 		if n == 0 {
-			return fmt.Errorf("memory file copy [%#x, %#x) over %#x: stopped short at %#x: %w", src.Start, src.End, dst, src.Start+uint64(done), unix.EIO)
+			return fmt.Errorf("stopped short at %#x: %w", off+uint64(done), unix.EIO)
 		}
 		done += n
 	}
