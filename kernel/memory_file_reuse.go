@@ -32,8 +32,15 @@ import (
 // Kept pages are free memory to everything else: the limit (Limits.Memory)
 // does not count them, a save neither writes them (Allocated excludes
 // them) nor records them (the free list holds them; a restored file's free
-// ranges are holes), and a lazy restore keeps none, since its loader may
-// still write what a range held in the image.
+// ranges are holes). A lazy restore keeps none, since its loader may
+// still write what a range held in the image; nor does Free while dirty
+// tracking is on: a page sent to a migration's target (or an incremental
+// image) before it was freed must be decommitted, a write that the next
+// round sends as zeros, for the target's free pages to read as zero. (A
+// background free that started before tracking did is over before the
+// first round reads Allocated, which waits for it.) Pages kept before
+// tracking started were free at its start, never sent, and are written
+// (willWrite) or decommitted when they are allocated again.
 
 // keepFreedMax is the most bytes of freed pages the memory file keeps for
 // copies: a fork's eager copies (eagerCopyBudget) with room for the
@@ -76,7 +83,7 @@ func (f *MemoryFile) reserveKept(r fileRange) []fileRange {
 	}
 	f.mu.Lock()
 	room := uint64(0)
-	if f.lazy.Load() == nil && f.keptBytes < f.keepMax {
+	if f.lazy.Load() == nil && !f.dirty.on.Load() && f.keptBytes < f.keepMax {
 		room = f.keepMax - f.keptBytes
 		f.keptBytes += room
 	}

@@ -240,3 +240,30 @@ func TestMemoryFileKeepsDataPages(t *testing.T) {
 		t.Errorf("kept after freeing %v with pages 1, 2 and 5 written = %v (%d bytes), want %v", r, f.kept, f.keptBytes, want)
 	}
 }
+
+// TestMemoryFileKeepsNoneWhileTracking: while dirty tracking is on, Free
+// decommits every page (a migration round sends them as zeros), and
+// records them as written.
+func TestMemoryFileKeepsNoneWhileTracking(t *testing.T) {
+	f := newTestMemoryFile(t)
+	r, err := f.Allocate(4 * pageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.writeAt(bytes.Repeat([]byte{1}, int(r.Length())), r.Start); err != nil {
+		t.Fatal(err)
+	}
+	f.dirty.on.Store(true)
+	f.Free(r)
+	if len(f.kept) != 0 || f.keptBytes != 0 {
+		t.Errorf("kept while tracking = %v (%d bytes), want none", f.kept, f.keptBytes)
+	}
+	for p, d := range dataPages(t, f, r) {
+		if d {
+			t.Errorf("freed page %d holds data while tracking, want a hole", p)
+		}
+		if !f.isDirty(r.Start + uint64(p)*pageSize) {
+			t.Errorf("freed page %d not recorded as written while tracking", p)
+		}
+	}
+}
