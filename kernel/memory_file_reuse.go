@@ -72,9 +72,9 @@ const keepRangeMax = 1 << 20
 
 // reserveKept returns the runs of pages of the freed range r that Free
 // keeps, and counts them as kept: if r is no longer than keepRangeMax,
-// those of its pages that hold data (a run of holes
-// would make a copy over it allocate its pages, as into fresh ones), as
-// long as there is room. Holes are skipped with SEEK_DATA (a freed stack
+// those of its pages that hold data (a run of holes would make a copy
+// over it allocate its pages, as into fresh ones), as long as there is
+// room. Holes are skipped with SEEK_DATA (a freed stack
 // is mostly holes), data pages found with mincore on the sentry's
 // mapping, keepScanPages at a time.
 func (f *MemoryFile) reserveKept(r fileRange) []fileRange {
@@ -84,7 +84,9 @@ func (f *MemoryFile) reserveKept(r fileRange) []fileRange {
 	f.mu.Lock()
 	room := uint64(0)
 	if f.lazy.Load() == nil && !f.dirty.on.Load() && f.keptBytes < f.keepMax {
-		room = f.keepMax - f.keptBytes
+		// Counted at once, and no more than r may use, so that frees
+		// at the same time share the room.
+		room = min(f.keepMax-f.keptBytes, r.Length()&^pageMask)
 		f.keptBytes += room
 	}
 	f.mu.Unlock()
