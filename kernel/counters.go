@@ -62,7 +62,9 @@ type Count = platform.Count
 // Counts returns what the kernel and its platform did since New (or
 // Restore), in a fixed order: system calls handled, faults that reached the
 // sentry, file cache misses with the bytes they read and the time it took,
-// then the platform's own counts if it keeps any.
+// the bytes copied inside the memory file (fork, copy-on-write, data
+// segments) and how many of them over kept freed pages
+// (memory_file_reuse.go), then the platform's own counts if it keeps any.
 func (k *Kernel) Counts() []Count {
 	out := []Count{
 		{Name: "syscalls", Value: k.counts.syscalls.Load()},
@@ -70,6 +72,8 @@ func (k *Kernel) Counts() []Count {
 		{Name: "file-cache-misses", Value: k.mf.files.counts.fills.Load()},
 		{Name: "file-cache-bytes-read", Value: k.mf.files.counts.bytes.Load()},
 		{Name: "file-cache-read-us", Value: k.mf.files.counts.nanos.Load() / 1000},
+		{Name: "copied-bytes", Value: k.mf.copies.bytes.Load()},
+		{Name: "copied-over-kept-bytes", Value: k.mf.copies.over.Load()},
 	}
 	if c, ok := k.platform.(platform.Counted); ok {
 		out = append(out, c.Counts()...)

@@ -39,6 +39,7 @@ func (k *Kernel) afterLoad(context.Context) {
 func (f *MemoryFile) afterLoad(context.Context) {
 	f.fd = -1
 	f.mapping = nil
+	f.keepMax = keepFreedMax
 	f.sharedFromPages()
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"iter"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -60,7 +61,9 @@ func (r fileRange) Length() uint64 { return r.End - r.Start }
 // Allocation is first-fit over a sorted list of free ranges below the
 // file's size; when nothing fits, the file grows with ftruncate. Freed
 // ranges are decommitted (FALLOC_FL_PUNCH_HOLE) so they read as zero and
-// cost no memory; a fresh allocation therefore always reads as zero.
+// cost no memory, but for a few pages kept for copies to overwrite
+// (memory_file_reuse.go), which Allocate decommits before it hands them
+// out: a fresh allocation always reads as zero.
 //
 // The sentry mapping is a fixed reservation of memoryFileReserve bytes of
 // virtual address space made once; growing the file needs no remapping, so
@@ -93,6 +96,16 @@ type MemoryFile struct {
 	// free is the sorted list of disjoint, non-adjacent free ranges below
 	// size. Protected by mu.
 	free []fileRange
+
+	// kept is the sorted list of disjoint, non-adjacent runs of free
+	// pages that were not decommitted when they were freed, for copies to
+	// overwrite (memory_file_reuse.go); keptBytes is their total (and
+	// what Free is about to add), at most keepMax (keepFreedMax; 0 keeps
+	// none). Host state: a restored file's free ranges are holes, hence
+	// not saved. Protected by mu.
+	kept      []fileRange `state:"nosave"`
+	keptBytes uint64      `state:"nosave"`
+	keepMax   uint64      `state:"nosave"`
 
 	// sharedRuns count the extra owners of pages, in runs of pages with
 	// the same count (memory_file_shared.go): a shared mapping inherited
@@ -129,6 +142,10 @@ type MemoryFile struct {
 	// lazy is the lazy restore loading this file, nil once everything is
 	// loaded (memory_lazy.go). A host-side load, hence not saved.
 	lazy atomic.Pointer[lazyLoad] `state:"nosave"`
+
+	// copies counts the copies inside the file, for diagnostics. Host
+	// counts, hence not saved.
+	copies copyCounts `state:"nosave"`
 
 	// dirty records the pages written while dirty tracking is on
 	// (memory_file_dirty.go). Host state: tracking restarts off after a
@@ -182,7 +199,7 @@ func newMemoryFileFromFD(fd int) (*MemoryFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("map memory file (%d GiB reservation): %w", memoryFileReserve>>30, err)
 	}
-	return &MemoryFile{fd: fd, mapping: m}, nil
+	return &MemoryFile{fd: fd, mapping: m, keepMax: keepFreedMax}, nil
 }
 
 // FD returns the memfd. It stays owned by the MemoryFile.
@@ -214,34 +231,41 @@ func (f *MemoryFile) Release() {
 // Allocate returns a page-aligned range of length bytes (rounded up to
 // pages) that reads as zero. It fails with ErrNoMemory when the reservation
 // is exhausted or the allocation would pass the limit (setLimit).
+//
+// It takes the first free range that fits among those freed with their
+// pages decommitted, then the first that fits at all: pages kept when they
+// were freed (memory_file_reuse.go) are decommitted before it returns.
 func (f *MemoryFile) Allocate(length uint64) (fileRange, error) {
+	r, kept, err := f.allocate(length)
+	for _, k := range kept {
+		f.Decommit(k)
+	}
+	return r, err
+}
+
+// allocate is Allocate but for decommitting the pages kept in the range
+// it returns, which it returns too.
+func (f *MemoryFile) allocate(length uint64) (fileRange, []fileRange, error) {
 	length, ok := pageRoundUp(length)
 	if !ok || length == 0 {
-		return fileRange{}, fmt.Errorf("allocate %d bytes: %w", length, ErrNoMemory)
+		return fileRange{}, nil, fmt.Errorf("allocate %d bytes: %w", length, ErrNoMemory)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.limit != 0 && f.limit < memoryFileReserve {
-		used := f.allocatedLocked()
-		for f.freeing > 0 && (used+length > f.limit || used+length < used) {
-			f.waitFreedLocked()
-			used = f.allocatedLocked()
-		}
-		if used+length > f.limit || used+length < used {
-			return fileRange{}, fmt.Errorf("allocate %d bytes with %d of the %d-byte limit in use: %w", length, used, f.limit, ErrNoMemory)
-		}
+	if err := f.waitLimitLocked(length); err != nil {
+		return fileRange{}, nil, err
 	}
-	for i, fr := range f.free {
+	if r, ok := f.firstClearFitLocked(length); ok {
+		f.carveLocked(r)
+		return r, nil, nil
+	}
+	for _, fr := range f.free {
 		if fr.Length() < length {
 			continue
 		}
 		r := fileRange{fr.Start, fr.Start + length}
-		if fr.Length() == length {
-			f.free = append(f.free[:i], f.free[i+1:]...)
-		} else {
-			f.free[i].Start += length
-		}
-		return r, nil
+		f.carveLocked(r)
+		return r, f.unkeepLocked(r), nil
 	}
 	// Nothing fits: grow. Use a trailing free range if there is one.
 	start := f.size
@@ -250,14 +274,14 @@ func (f *MemoryFile) Allocate(length uint64) (fileRange, error) {
 	}
 	need := start + length
 	if need > memoryFileReserve || need < start {
-		return fileRange{}, fmt.Errorf("allocate %d bytes with %d in use: %w", length, f.size, ErrNoMemory)
+		return fileRange{}, nil, fmt.Errorf("allocate %d bytes with %d in use: %w", length, f.size, ErrNoMemory)
 	}
 	newSize := need
 	if grow := f.size + memoryFileGrowth; newSize < grow {
 		newSize = min(grow, uint64(memoryFileReserve))
 	}
 	if err := unix.Ftruncate(f.fd, int64(newSize)); err != nil {
-		return fileRange{}, fmt.Errorf("grow memory file to %d bytes: %w", newSize, err)
+		return fileRange{}, nil, fmt.Errorf("grow memory file to %d bytes: %w", newSize, err)
 	}
 	if n := len(f.free); n > 0 && f.free[n-1].End == f.size {
 		f.free = f.free[:n-1]
@@ -266,7 +290,8 @@ func (f *MemoryFile) Allocate(length uint64) (fileRange, error) {
 		f.free = append(f.free, fileRange{need, newSize})
 	}
 	f.size = newSize
-	return fileRange{start, need}, nil
+	r := fileRange{start, need}
+	return r, f.unkeepLocked(r), nil
 }
 
 // takeIdle counts n more bytes as allocated: the range of a cached file
@@ -278,28 +303,79 @@ func (f *MemoryFile) Allocate(length uint64) (fileRange, error) {
 func (f *MemoryFile) takeIdle(n uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.limit != 0 && f.limit < memoryFileReserve {
-		used := f.allocatedLocked()
-		for f.freeing > 0 && used+n > f.limit {
-			f.waitFreedLocked()
-			used = f.allocatedLocked()
-		}
-		if used+n > f.limit {
-			return fmt.Errorf("map %d cached bytes with %d of the %d-byte limit in use: %w", n, used, f.limit, ErrNoMemory)
-		}
+	if err := f.waitLimitLocked(n); err != nil {
+		return fmt.Errorf("map a cached file again: %w", err)
 	}
 	f.files.idleBytes.Add(-n)
 	return nil
 }
 
-// Free returns r to the allocator and decommits its pages.
+// waitLimitLocked returns nil if length more bytes may be allocated, after
+// waiting for the memory being freed if they may not be yet, and
+// ErrNoMemory if they may not be.
+//
+// Preconditions: f.mu is held.
+func (f *MemoryFile) waitLimitLocked(length uint64) error {
+	if f.limit == 0 || f.limit >= memoryFileReserve {
+		return nil
+	}
+	used := f.allocatedLocked()
+	for f.freeing > 0 && (used+length > f.limit || used+length < used) {
+		f.waitFreedLocked()
+		used = f.allocatedLocked()
+	}
+	if used+length > f.limit || used+length < used {
+		return fmt.Errorf("allocate %d bytes with %d of the %d-byte limit in use: %w", length, used, f.limit, ErrNoMemory)
+	}
+	return nil
+}
+
+// carveLocked takes r, which lies within one free range, out of the free
+// list.
+//
+// Preconditions: f.mu is held.
+func (f *MemoryFile) carveLocked(r fileRange) {
+	i := sort.Search(len(f.free), func(i int) bool { return f.free[i].End > r.Start })
+	fr := f.free[i]
+	switch {
+	case fr == r:
+		f.free = append(f.free[:i], f.free[i+1:]...)
+	case fr.Start == r.Start:
+		f.free[i].Start = r.End
+	case fr.End == r.End:
+		f.free[i].End = r.Start
+	default:
+		f.free = slices.Insert(f.free, i+1, fileRange{r.End, fr.End})
+		f.free[i].End = r.Start
+	}
+}
+
+// Free returns r to the allocator and decommits its pages, but for up to
+// keepFreedMax bytes of pages that hold data, kept for copies to
+// overwrite (memory_file_reuse.go).
 func (f *MemoryFile) Free(r fileRange) {
 	if r.Length() == 0 {
 		return
 	}
-	f.Decommit(r)
+	kept := f.reserveKept(r)
+	pos := r.Start
+	for _, k := range kept {
+		f.Decommit(fileRange{pos, k.Start})
+		pos = k.End
+	}
+	f.Decommit(fileRange{pos, r.End})
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.freeLocked(r)
+	for _, k := range kept {
+		f.keepLocked(k)
+	}
+}
+
+// freeLocked adds r to the free list.
+//
+// Preconditions: f.mu is held; r is allocated.
+func (f *MemoryFile) freeLocked(r fileRange) {
 	i := sort.Search(len(f.free), func(i int) bool { return f.free[i].Start >= r.End })
 	// Merge with the following range.
 	if i < len(f.free) && f.free[i].Start == r.End {

@@ -74,12 +74,12 @@ func (mm *MM) privatizeLocked(v *vma) error {
 		v.COW = false
 		return mm.mapIntoLocked(v, false)
 	}
-	fr, err := mm.mf.Allocate(v.length())
+	fr, over, err := mm.mf.allocateForCopy(v.length())
 	if err != nil {
 		return fmt.Errorf("copy-on-write of [%#x, %#x): %w", v.Start, v.End, err)
 	}
 	src, cached := v.fileRange(), v.mapsCache()
-	if err := mm.mf.copyData(fr.Start, src); err != nil {
+	if err := mm.mf.copyInto(fr.Start, src, over); err != nil {
 		mm.mf.Free(fr)
 		return fmt.Errorf("copy-on-write of [%#x, %#x): %w", v.Start, v.End, err)
 	}
@@ -303,11 +303,11 @@ func (mm *MM) mmapCachedLocked(addr, length uint64, o *MMapOpts, maxPerms perms,
 		return err
 	}
 	if o.Private && o.Perms.allows(permWrite) {
-		fr, err := mm.mf.Allocate(n)
+		fr, over, err := mm.mf.allocateForCopy(n)
 		if err != nil {
 			return fail(unix.ENOMEM)
 		}
-		err = mm.mf.copyData(fr.Start, v.fileRange())
+		err = mm.mf.copyInto(fr.Start, v.fileRange(), over)
 		v.Off, v.COW = fr.Start, false
 		if err != nil {
 			return fail(err)

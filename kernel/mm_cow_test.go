@@ -230,3 +230,50 @@ func TestForkEagerBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestForkCopiesOverKeptPages: a fork's eager copy into pages a child
+// freed (kept with the child's data, memory_file_reuse.go) reads as the
+// parent's memory, its never-written pages as zeros, not as the old
+// child's writes.
+func TestForkCopiesOverKeptPages(t *testing.T) {
+	mm, _ := newTestMM(t)
+	const n = 8
+	small := mustMMap(t, mm, MMapOpts{Length: n * pageSize, Perms: permRead | permWrite, Private: true})
+	written := map[uint64]bool{2: true, 5: true} // the other pages are never written
+	for p := range written {
+		if err := mm.CopyOut(small+p*pageSize, []byte{'S'}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := mm.forkCopying(newRecordingAS(), 0, eagerCopyBudget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range uint64(n) {
+		if err := first.CopyOut(small+p*pageSize, []byte{'c'}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first.Release()
+	over := mm.mf.copies.over.Load()
+	second, err := mm.forkCopying(newRecordingAS(), 0, eagerCopyBudget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Release()
+	if v := second.vmaAtLocked(small); v.COW {
+		t.Fatalf("second child's vma at %#x is copy-on-write, want copied at the fork", small)
+	}
+	if got := mm.mf.copies.over.Load() - over; got != n*pageSize {
+		t.Errorf("second fork copied %d bytes over kept pages, want %d (the first child's)", got, n*pageSize)
+	}
+	for p := range uint64(n) {
+		want := byte(0)
+		if written[p] {
+			want = 'S'
+		}
+		if got := readByte(t, second, small+p*pageSize); got != want {
+			t.Errorf("second child's page %d = %q, want %q", p, got, want)
+		}
+	}
+}

@@ -184,11 +184,11 @@ func (mm *MM) isolateStackWindowLocked(sp uint64) {
 // Preconditions: mm.mu is held for writing; c is not shared yet;
 // eagerCopyable(v).
 func (mm *MM) forkCopyVMALocked(c *MM, v *vma) (bool, error) {
-	fr, err := mm.mf.Allocate(v.length())
+	fr, over, err := mm.mf.allocateForCopy(v.length())
 	if err != nil {
 		return false, nil
 	}
-	if err := mm.mf.copyData(fr.Start, v.fileRange()); err != nil {
+	if err := mm.mf.copyInto(fr.Start, v.fileRange(), over); err != nil {
 		mm.mf.Free(fr)
 		return false, fmt.Errorf("copy [%#x, %#x) for a fork's child: %w", v.Start, v.End, err)
 	}
