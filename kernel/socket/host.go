@@ -548,14 +548,38 @@ func (s *Socket) getHostOption(level, name int) ([]byte, error) {
 	return hostGetsockopt(s.host.fd, level, name)
 }
 
+// Netfilter's control options, which the host's setsockopt(2) hands to
+// netfilter for any IPv4 or IPv6 socket: every IPv4 option Linux has is
+// below netfilterIPMin (from it on: ip_tables 64-65, arp_tables 96-97,
+// ebtables 128-129, IPVS from 1152), and ip6_tables sets the IPv6 options
+// 64 and 65, which IPv6 itself leaves free.
+const (
+	netfilterIPMin       = 64
+	ip6tSoSetReplace     = 64
+	ip6tSoSetAddCounters = 65
+)
+
 func (s *Socket) setHostOption(level, name int, val []byte) error {
-	if level == unix.SOL_SOCKET {
+	switch level {
+	case unix.SOL_SOCKET:
 		switch name {
 		case soRcvtimeo, soSndtimeo, soRcvtimeoNew, soSndtimeoNew:
 			return s.setTimeoutOption(name, val)
-		case unix.SO_BINDTODEVICE, unix.SO_ATTACH_FILTER, unix.SO_ATTACH_BPF, unix.SO_ATTACH_REUSEPORT_CBPF, unix.SO_ATTACH_REUSEPORT_EBPF:
+		case unix.SO_BINDTODEVICE, unix.SO_BINDTOIFINDEX, unix.SO_ATTACH_FILTER, unix.SO_ATTACH_BPF, unix.SO_ATTACH_REUSEPORT_CBPF, unix.SO_ATTACH_REUSEPORT_EBPF:
 			// Would take pointers into the application's memory, or
 			// reach past what the sandbox is given.
+			return unix.EPERM
+		}
+	case unix.SOL_IP, unix.SOL_IPV6:
+		if level == unix.SOL_IP && name >= netfilterIPMin ||
+			level == unix.SOL_IPV6 && (name == ip6tSoSetReplace || name == ip6tSoSetAddCounters) {
+			// Netfilter's tables are the host's firewall, which a
+			// sentry with CAP_NET_ADMIN may replace; and a
+			// replacement's structure holds pointers that the host
+			// kernel follows in the sentry's address space (the old
+			// counters are written where one points, ebtables reads
+			// its entries from another). EPERM, as for a process
+			// without CAP_NET_ADMIN.
 			return unix.EPERM
 		}
 	}
