@@ -95,13 +95,19 @@ func (mm *MM) privatizeLocked(v *vma) error {
 	// and the process's other threads (or a vfork child) read them
 	// until the copy is mapped. They would read zeros: a Python thread
 	// reading objects beside a buffer the sentry was writing jumped to
-	// address 0. A failed mapping leaves v with the copy, as before.
+	// address 0. For the same reason a failed mapping (the host's limit
+	// on mappings, see unmapLocked) keeps v on the old pages, which the
+	// platform still maps, and gives back the copy instead.
 	v.Off, v.COW = fr.Start, false
-	err = mm.mapIntoLocked(v, false)
+	if err := mm.mapIntoLocked(v, false); err != nil {
+		v.Off, v.COW = src.Start, true
+		mm.mf.Free(fr)
+		return err
+	}
 	if !cached {
 		mm.mf.ReleaseRange(src)
 	}
-	return err
+	return nil
 }
 
 // cowCopiedHook, if set, is called by privatizeLocked between the copy of
