@@ -200,23 +200,27 @@ func (mm *MM) dropPrivatePagesLocked(start, end uint64) error {
 		i, j := mm.isolateLocked(max(start, v.Start), min(end, v.End))
 		for n := i; n < j; n++ {
 			w := &mm.vmas[n]
-			old := w.fileRange()
+			old, oldCOW := w.fileRange(), w.COW
+			var fresh fileRange
 			if w.File == nil {
 				fr, err := mm.mf.Allocate(w.length())
 				if err != nil {
 					return unix.ENOMEM
 				}
+				fresh = fr
 				w.Off, w.COW = fr.Start, false
 			} else {
 				w.Off, w.COW = w.File.Base+w.FileOff, true
 			}
 			// The old pages are given back once the platform no
-			// longer maps them (see privatizeLocked).
-			err := mm.mapIntoLocked(w, false)
-			mm.mf.ReleaseRange(old)
-			if err != nil {
+			// longer maps them (see privatizeLocked): a failed
+			// mapping keeps them.
+			if err := mm.mapIntoLocked(w, false); err != nil {
+				w.Off, w.COW = old.Start, oldCOW
+				mm.mf.Free(fresh)
 				return err
 			}
+			mm.mf.ReleaseRange(old)
 		}
 		mm.coalesceLocked(i, j)
 		k = mm.findLocked(min(end, v.End)) - 1

@@ -49,9 +49,10 @@ func checkStillHeld(t *testing.T, mf *MemoryFile, as *recordingAS, want byte) {
 
 // TestPlatformFailureKeepsMappedMemory checks that memory whose mapping
 // the platform failed to remove or replace is not given back while the
-// platform still maps it: a munmap, a MAP_FIXED mmap over old memory and
-// a copy-on-write copy whose platform call fails leave the old vmas (and
-// their memory) in place, as Linux leaves a mapping whose munmap failed.
+// platform still maps it: a munmap, a MAP_FIXED mmap over old memory, a
+// copy-on-write copy and MADV_DONTNEED of memory a fork shared whose
+// platform call fails leave the old vmas (and their memory) in place, as
+// Linux leaves a mapping whose munmap failed.
 // Given back, the pages went to the next allocation, another process's
 // included, while the program still read and wrote them through the
 // mapping the platform kept (testdata/c/mapfail.c).
@@ -70,6 +71,7 @@ func TestPlatformFailureKeepsMappedMemory(t *testing.T) {
 			return err
 		}, false},
 		{"copy-on-write", func(mm *MM, a uint64) error { return mm.HandleFault(a+2*pageSize, platform.AccessType{Write: true}) }, true},
+		{"MADV_DONTNEED", func(mm *MM, a uint64) error { return mm.Madvise(a+2*pageSize, 2*pageSize, madvDontNeed) }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mf := newTestMemoryFile(t)
