@@ -1,10 +1,11 @@
 // sockoptpriv: tries the socket options of a host socket (snap run
-// --network host) that would reach past the network: netfilter's table
+// --network host) that would reach past the socket: netfilter's table
 // replacements, whose structures hold pointers the host kernel follows in
 // the sentry's address space (and which replace the host's firewall rules
-// when the sentry may), and binding to an interface by its index. Each is
-// tried with an all-zero structure, which the host's netfilter refuses
-// before it changes anything.
+// when the sentry may; tried with all-zero structures, which netfilter
+// refuses before it changes anything), binding to an interface by its
+// index, and the options Linux gives only to privileged processes (which
+// the sentry may be: the sandbox is not).
 //
 // It prints one line per option, "NAME: ok" or "NAME: ERRNO", then "done".
 // The last lines are options every program may set, which must stay ok.
@@ -29,10 +30,18 @@
 #ifndef IPV6_TCLASS
 #define IPV6_TCLASS 67
 #endif
+#ifndef IP_TRANSPARENT
+#define IP_TRANSPARENT 19
+#endif
+#ifndef IPV6_TRANSPARENT
+#define IPV6_TRANSPARENT 75
+#endif
+#define TCP_REPAIR 19
 
 static const char *errname(int e) {
 	switch (e) {
 	case EPERM: return "EPERM";
+	case EACCES: return "EACCES";
 	case EINVAL: return "EINVAL";
 	case ENOENT: return "ENOENT";
 	case EFAULT: return "EFAULT";
@@ -66,10 +75,18 @@ int main(void) {
 	try("arpt-replace", s4, SOL_IP, ARPT_SO_SET_REPLACE, zero, sizeof zero);
 	try("ebt-entries", s4, SOL_IP, EBT_SO_SET_ENTRIES, zero, sizeof zero);
 	try("ip6t-replace", s6, SOL_IPV6, IP6T_SO_SET_REPLACE, zero, sizeof zero);
-	int lo = 1;
+	int lo = 1, one = 1, big = 1 << 24, prio7 = 7, prio3 = 3;
 	try("bindtoifindex", s4, SOL_SOCKET, SO_BINDTOIFINDEX, &lo, sizeof lo);
-	int one = 1, tos = 0x10, tclass = 0x20;
+	try("mark", s4, SOL_SOCKET, SO_MARK, &one, sizeof one);
+	try("rcvbufforce", s4, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);
+	try("priority-7", s4, SOL_SOCKET, SO_PRIORITY, &prio7, sizeof prio7);
+	try("debug", s4, SOL_SOCKET, SO_DEBUG, &one, sizeof one);
+	try("ip-transparent", s4, SOL_IP, IP_TRANSPARENT, &one, sizeof one);
+	try("ipv6-transparent", s6, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one);
+	try("tcp-repair", s4, IPPROTO_TCP, TCP_REPAIR, &one, sizeof one);
+	int tos = 0x10, tclass = 0x20;
 	try("reuseaddr", s4, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	try("priority-3", s4, SOL_SOCKET, SO_PRIORITY, &prio3, sizeof prio3);
 	try("ip-tos", s4, SOL_IP, IP_TOS, &tos, sizeof tos);
 	try("ipv6-tclass", s6, SOL_IPV6, IPV6_TCLASS, &tclass, sizeof tclass);
 	puts("done");
