@@ -608,11 +608,11 @@ func refuseHostOption(level, name int, val []byte) error {
 	}
 	if level == unix.SOL_IP && name >= netfilterIPMin ||
 		level == unix.SOL_IPV6 && (name == ip6tSoSetReplace || name == ip6tSoSetAddCounters) {
-		// Netfilter's tables are the host's firewall; and a
-		// replacement's structure holds pointers that the host kernel
-		// follows in the sentry's address space (the old counters are
-		// written where one points, ebtables reads its entries from
-		// another).
+		// Netfilter's tables and IPVS's services are the host's; a
+		// table replacement's structure also holds pointers, which
+		// the host kernel would follow in the sentry's address space
+		// (sysSetsockopt passes on at most 16 bytes of a value, too
+		// few for one, but not for IPVS's flush or timeouts).
 		return unix.EPERM
 	}
 	if level == unix.SOL_SOCKET && len(val) >= 4 {

@@ -1,9 +1,9 @@
 // sockoptpriv: tries the socket options of a host socket (snap run
 // --network host) that would reach past the socket: netfilter's table
-// replacements, whose structures hold pointers the host kernel follows in
-// the sentry's address space (and which replace the host's firewall rules
-// when the sentry may; tried with all-zero structures, which netfilter
-// refuses before it changes anything), binding to an interface by its
+// replacements, whose structures hold pointers the host kernel would
+// follow in the sentry's address space (tried with all-zero structures,
+// which netfilter refuses before it changes anything; the sentry passes
+// on only 16 bytes of them anyway), binding to an interface by its
 // index, and the options Linux gives only to privileged processes (which
 // the sentry may be: the sandbox is not).
 //
