@@ -445,19 +445,24 @@ func (mm *MM) unmapLocked(start, end uint64) error {
 	// it: freed pages still mapped would read as zero to the process's
 	// other threads meanwhile, or as another process's memory once
 	// reallocated (see privatizeLocked), and punching out pages a stub
-	// maps makes the host unmap them one by one.
-	gone := slices.Clone(mm.vmas[i:j])
-	mm.vmas = append(mm.vmas[:i], mm.vmas[j:]...)
-	var err error
+	// maps makes the host unmap them one by one. If the platform cannot
+	// unmap the range (a host munmap that would split a mapping fails
+	// with ENOMEM at the host's limit on mappings, vm.max_map_count,
+	// which the program can reach), the range stays mapped there, so
+	// its vmas stay too, with their memory, as Linux keeps a mapping
+	// whose munmap failed.
 	if mm.as != nil {
-		if uerr := mm.as.Unmap(start, end-start); uerr != nil {
-			err = fmt.Errorf("unmap [%#x, %#x): %w: %w", start, end, ErrAddressSpace, uerr)
+		if err := mm.as.Unmap(start, end-start); err != nil {
+			mm.coalesceLocked(i, j)
+			return fmt.Errorf("unmap [%#x, %#x): %w: %w", start, end, ErrAddressSpace, err)
 		}
 	}
+	gone := slices.Clone(mm.vmas[i:j])
+	mm.vmas = append(mm.vmas[:i], mm.vmas[j:]...)
 	for k := range gone {
 		mm.releaseVMALocked(&gone[k])
 	}
-	return err
+	return nil
 }
 
 // VMAInfo describes one mapping, for diagnostics and tests.

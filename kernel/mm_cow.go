@@ -95,13 +95,19 @@ func (mm *MM) privatizeLocked(v *vma) error {
 	// and the process's other threads (or a vfork child) read them
 	// until the copy is mapped. They would read zeros: a Python thread
 	// reading objects beside a buffer the sentry was writing jumped to
-	// address 0. A failed mapping leaves v with the copy, as before.
+	// address 0. For the same reason a failed mapping (the host's limit
+	// on mappings, see unmapLocked) keeps v on the old pages, which the
+	// platform still maps, and gives back the copy instead.
 	v.Off, v.COW = fr.Start, false
-	err = mm.mapIntoLocked(v, false)
+	if err := mm.mapIntoLocked(v, false); err != nil {
+		v.Off, v.COW = src.Start, true
+		mm.mf.Free(fr)
+		return err
+	}
 	if !cached {
 		mm.mf.ReleaseRange(src)
 	}
-	return err
+	return nil
 }
 
 // cowCopiedHook, if set, is called by privatizeLocked between the copy of
@@ -194,23 +200,27 @@ func (mm *MM) dropPrivatePagesLocked(start, end uint64) error {
 		i, j := mm.isolateLocked(max(start, v.Start), min(end, v.End))
 		for n := i; n < j; n++ {
 			w := &mm.vmas[n]
-			old := w.fileRange()
+			old, oldCOW := w.fileRange(), w.COW
+			var fresh fileRange
 			if w.File == nil {
 				fr, err := mm.mf.Allocate(w.length())
 				if err != nil {
 					return unix.ENOMEM
 				}
+				fresh = fr
 				w.Off, w.COW = fr.Start, false
 			} else {
 				w.Off, w.COW = w.File.Base+w.FileOff, true
 			}
 			// The old pages are given back once the platform no
-			// longer maps them (see privatizeLocked).
-			err := mm.mapIntoLocked(w, false)
-			mm.mf.ReleaseRange(old)
-			if err != nil {
+			// longer maps them (see privatizeLocked): a failed
+			// mapping keeps them.
+			if err := mm.mapIntoLocked(w, false); err != nil {
+				w.Off, w.COW = old.Start, oldCOW
+				mm.mf.Free(fresh)
 				return err
 			}
+			mm.mf.ReleaseRange(old)
 		}
 		mm.coalesceLocked(i, j)
 		k = mm.findLocked(min(end, v.End)) - 1

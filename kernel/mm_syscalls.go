@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -166,7 +167,10 @@ func (mm *MM) mmapReplacingLocked(o *MMapOpts, length uint64, maxPerms perms) (u
 	if err != nil {
 		mm.gen++
 		if uerr := mm.as.Unmap(addr, length); uerr != nil {
-			err = fmt.Errorf("unmap [%#x, %#x) after a failed mmap: %w: %w", addr, end, ErrAddressSpace, uerr)
+			// The platform may still map the old vmas' memory (see
+			// unmapLocked): they stay, and keep it.
+			mm.vmas = slices.Insert(mm.vmas, i, old...)
+			return 0, fmt.Errorf("unmap [%#x, %#x) after a failed mmap: %w: %w", addr, end, ErrAddressSpace, uerr)
 		}
 	}
 	for k := range old {

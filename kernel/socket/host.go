@@ -548,16 +548,94 @@ func (s *Socket) getHostOption(level, name int) ([]byte, error) {
 	return hostGetsockopt(s.host.fd, level, name)
 }
 
+// Netfilter's control options, which the host's setsockopt(2) hands to
+// netfilter for any IPv4 or IPv6 socket: every IPv4 option Linux has is
+// below netfilterIPMin (from it on: ip_tables 64-65, arp_tables 96-97,
+// ebtables 128-129, IPVS from 1152), and ip6_tables sets the IPv6 options
+// 64 and 65, which IPv6 itself leaves free.
+const (
+	netfilterIPMin       = 64
+	ip6tSoSetReplace     = 64
+	ip6tSoSetAddCounters = 65
+)
+
+// maxUnprivilegedPriority is the highest SO_PRIORITY a process without
+// CAP_NET_ADMIN or CAP_NET_RAW may set.
+const maxUnprivilegedPriority = 6
+
+// refusedHostOptions are the options of host sockets that setsockopt
+// refuses with EPERM whatever their value: those that take pointers into
+// the application's memory (socket filters), and those Linux allows only
+// with CAP_NET_ADMIN or CAP_NET_RAW, which the sentry may have (it often
+// runs as root) and the sandbox must not: they reach past the socket, to
+// the host's interfaces (SO_BINDTODEVICE and SO_BINDTOIFINDEX), its
+// routing and firewall (SO_MARK, IPsec policies, transparent proxying),
+// its memory (buffer sizes past the host's limits) or the state of
+// connections (TCP repair).
+var refusedHostOptions = map[[2]int]bool{
+	{unix.SOL_SOCKET, unix.SO_ATTACH_FILTER}:         true,
+	{unix.SOL_SOCKET, unix.SO_ATTACH_BPF}:            true,
+	{unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF}: true,
+	{unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_EBPF}: true,
+	{unix.SOL_SOCKET, unix.SO_BINDTODEVICE}:          true,
+	{unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX}:         true,
+	{unix.SOL_SOCKET, unix.SO_MARK}:                  true,
+	{unix.SOL_SOCKET, unix.SO_RCVBUFFORCE}:           true,
+	{unix.SOL_SOCKET, unix.SO_SNDBUFFORCE}:           true,
+	{unix.SOL_IP, unix.IP_TRANSPARENT}:               true,
+	{unix.SOL_IP, unix.IP_IPSEC_POLICY}:              true,
+	{unix.SOL_IP, unix.IP_XFRM_POLICY}:               true,
+	{unix.SOL_IPV6, unix.IPV6_TRANSPARENT}:           true,
+	{unix.SOL_IPV6, unix.IPV6_IPSEC_POLICY}:          true,
+	{unix.SOL_IPV6, unix.IPV6_XFRM_POLICY}:           true,
+	{unix.SOL_IPV6, unix.IPV6_HOPOPTS}:               true,
+	{unix.SOL_IPV6, unix.IPV6_DSTOPTS}:               true,
+	{unix.SOL_IPV6, unix.IPV6_RTHDRDSTOPTS}:          true,
+	{unix.SOL_TCP, unix.TCP_REPAIR}:                  true,
+	{unix.SOL_TCP, unix.TCP_REPAIR_QUEUE}:            true,
+	{unix.SOL_TCP, unix.TCP_QUEUE_SEQ}:               true,
+	{unix.SOL_TCP, unix.TCP_REPAIR_OPTIONS}:          true,
+	{unix.SOL_TCP, unix.TCP_REPAIR_WINDOW}:           true,
+}
+
+// refuseHostOption returns the error setsockopt of a host socket fails
+// with, before the host sees it, for an option a process without
+// privileges could not set (refusedHostOptions, netfilter's, SO_DEBUG on
+// and SO_PRIORITY above 6: what Linux answers such a process), or nil.
+func refuseHostOption(level, name int, val []byte) error {
+	if refusedHostOptions[[2]int{level, name}] {
+		return unix.EPERM
+	}
+	if level == unix.SOL_IP && name >= netfilterIPMin ||
+		level == unix.SOL_IPV6 && (name == ip6tSoSetReplace || name == ip6tSoSetAddCounters) {
+		// Netfilter's tables and IPVS's services are the host's; a
+		// table replacement's structure also holds pointers, which
+		// the host kernel would follow in the sentry's address space
+		// (sysSetsockopt passes on at most 16 bytes of a value, too
+		// few for one, but not for IPVS's flush or timeouts).
+		return unix.EPERM
+	}
+	if level == unix.SOL_SOCKET && len(val) >= 4 {
+		v := int32(binary.LittleEndian.Uint32(val))
+		switch {
+		case name == unix.SO_DEBUG && v != 0:
+			return unix.EACCES
+		case name == unix.SO_PRIORITY && (v < 0 || v > maxUnprivilegedPriority):
+			return unix.EPERM
+		}
+	}
+	return nil
+}
+
 func (s *Socket) setHostOption(level, name int, val []byte) error {
 	if level == unix.SOL_SOCKET {
 		switch name {
 		case soRcvtimeo, soSndtimeo, soRcvtimeoNew, soSndtimeoNew:
 			return s.setTimeoutOption(name, val)
-		case unix.SO_BINDTODEVICE, unix.SO_ATTACH_FILTER, unix.SO_ATTACH_BPF, unix.SO_ATTACH_REUSEPORT_CBPF, unix.SO_ATTACH_REUSEPORT_EBPF:
-			// Would take pointers into the application's memory, or
-			// reach past what the sandbox is given.
-			return unix.EPERM
 		}
+	}
+	if err := refuseHostOption(level, name, val); err != nil {
+		return err
 	}
 	return hostSetsockopt(s.host.fd, level, name, val)
 }
