@@ -44,6 +44,7 @@ func (t *Task) run() {
 	// relationship left behind.
 	runtime.LockOSThread()
 	t.hostTID.Store(int32(unix.Gettid()))
+	setTimerSlack()
 	defer t.k.taskGoroutineExited(t)
 	defer t.releaseThread()
 	if t.ctx == nil {
