@@ -13,7 +13,8 @@ import (
 // firewall, through structures whose pointers the host kernel follows in
 // the sentry's address space), SO_BINDTOIFINDEX and those Linux allows
 // only with CAP_NET_ADMIN or CAP_NET_RAW must fail as for a process
-// without them, while ordinary options still reach the host socket. Run
+// without them, and SO_ZEROCOPY as for a socket that cannot send without
+// copying, while ordinary options still reach the host socket. Run
 // by root (as CI runs it), they reached the host before they were
 // refused: the netfilter ones failed with EINVAL from netfilter's own
 // checks (of the 16 bytes the sentry passes on), the others succeeded.
@@ -39,6 +40,7 @@ func TestHostSocketOptionsConfined(t *testing.T) {
 				"ip-transparent: EPERM (1)",
 				"ipv6-transparent: EPERM (1)",
 				"tcp-repair: EPERM (1)",
+				"zerocopy: EOPNOTSUPP (95)",
 				"reuseaddr: ok",
 				"priority-3: ok",
 				"ip-tos: ok",

@@ -458,7 +458,10 @@ func (s *Socket) sendHost(f *vfs.File, cancel <-chan struct{}, src []byte, a Sen
 	}
 	nonblock := a.Flags&unix.MSG_DONTWAIT != 0 || (f != nil && f.Nonblocking())
 	_, dl := s.timeouts()
-	flags := a.Flags | unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL
+	// MSG_ZEROCOPY is dropped: the host would read the sentry's buffer
+	// after the call returned (SO_ZEROCOPY is refused anyway, without
+	// which the host ignores the flag).
+	flags := a.Flags&^unix.MSG_ZEROCOPY | unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL
 	sent := 0
 	for {
 		var n int
@@ -605,6 +608,13 @@ var refusedHostOptions = map[[2]int]bool{
 func refuseHostOption(level, name int, val []byte) error {
 	if refusedHostOptions[[2]int{level, name}] {
 		return unix.EPERM
+	}
+	if level == unix.SOL_SOCKET && name == unix.SO_ZEROCOPY {
+		// With it, a MSG_ZEROCOPY send would have the host transmit
+		// from the sentry's buffer after the send returned, when the
+		// buffer may hold something else. What Linux answers for a
+		// socket that cannot send without copying.
+		return unix.EOPNOTSUPP
 	}
 	if level == unix.SOL_IP && name >= netfilterIPMin ||
 		level == unix.SOL_IPV6 && (name == ip6tSoSetReplace || name == ip6tSoSetAddCounters) {

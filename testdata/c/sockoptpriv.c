@@ -84,6 +84,9 @@ int main(void) {
 	try("ip-transparent", s4, SOL_IP, IP_TRANSPARENT, &one, sizeof one);
 	try("ipv6-transparent", s6, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one);
 	try("tcp-repair", s4, IPPROTO_TCP, TCP_REPAIR, &one, sizeof one);
+	// Not a privilege, but the host would send from the sentry's buffer
+	// after the call returned.
+	try("zerocopy", s4, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof one);
 	int tos = 0x10, tclass = 0x20;
 	try("reuseaddr", s4, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	try("priority-3", s4, SOL_SOCKET, SO_PRIORITY, &prio3, sizeof prio3);
