@@ -272,7 +272,16 @@ func (c *context) load(t *stubThread, st *platform.State) error {
 	if want.Ss == 0 {
 		want.Ss = userSS
 	}
-	if !t.regsValid || !sameRegs(&want, &t.regs) {
+	if t.regsValid && onlyRaxDiffers(&want, &t.regs) && !hostRestarts(want.Rax) {
+		// The common case after a system call: its result. Orig_rax
+		// keeps the call's number, which matters to the host only with
+		// a restart code in rax.
+		if err := setRax(t.tid, want.Rax); err != nil {
+			t.regsValid, t.fpValid = false, false
+			return fmt.Errorf("ptrace: set rax of stub thread %d: %w", t.tid, notTraced(err))
+		}
+		t.regs.Rax = want.Rax
+	} else if !t.regsValid || !sameRegs(&want, &t.regs) {
 		// Orig_rax = -1: the host must not restart a system call.
 		want.OrigRax = ^uint64(0)
 		if err := setRegs(t.tid, &want); err != nil {
@@ -333,8 +342,28 @@ func notTraced(err error) error {
 	return err
 }
 
+// onlyRaxDiffers reports whether x and y differ in rax and nowhere else
+// but orig_rax.
+func onlyRaxDiffers(x, y *platform.Registers) bool {
+	a, b := *x, *y
+	if a.Rax == b.Rax {
+		return false
+	}
+	a.Rax, a.OrigRax, b.Rax, b.OrigRax = 0, 0, 0, 0
+	return a == b
+}
+
+// hostRestarts reports whether the host would restart a system call
+// returning rax (ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND,
+// ERESTART_RESTARTBLOCK) if a signal came before the thread went back to
+// user mode and orig_rax held a call's number.
+func hostRestarts(rax uint64) bool {
+	e := -int64(rax)
+	return e >= 512 && e <= 516 && e != 515
+}
+
 // sameRegs compares register files ignoring orig_rax, which load always
-// writes as -1.
+// writes as -1 (but for the rax-only write above).
 func sameRegs(x, y *platform.Registers) bool {
 	a, b := *x, *y
 	a.OrigRax, b.OrigRax = 0, 0
