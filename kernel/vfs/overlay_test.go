@@ -662,14 +662,10 @@ func TestOverlayLowerDirs(t *testing.T) {
 	}
 }
 
-// TestOverlayLowerChanges changes the host tree under the overlay between
-// two opens, the way a package upgrade does: a file replaced, removed or
-// made, a symlink on the way pointed elsewhere, a directory replaced by
-// another or by a symlink. The next lookup sees each change, both for a
-// caller who may search every directory (one openat2 from the root while
-// no symlink is on the way) and for one who may not (a lookup per name,
-// in the lower directories the overlay keeps open).
-func TestOverlayLowerChanges(t *testing.T) {
+// linkedOverlay returns linkedTree's directory (searchable by everyone)
+// and an FS whose root is an overlay over it.
+func linkedOverlay(t *testing.T) (string, *FS) {
+	t.Helper()
 	dir := linkedTree(t)
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -682,7 +678,18 @@ func TestOverlayLowerChanges(t *testing.T) {
 	if err := root.Mounts().MountOverlay(64 << 20); err != nil {
 		t.Fatal(err)
 	}
-	fs := NewFS(root)
+	return dir, NewFS(root)
+}
+
+// TestOverlayLowerChanges changes the host tree under the overlay between
+// two opens, the way a package upgrade does: a file replaced, removed or
+// made, a symlink on the way pointed elsewhere, a directory replaced by
+// another or by a symlink. The next lookup sees each change, both for a
+// caller who may search every directory (one openat2 from the root while
+// no symlink is on the way) and for one who may not (a lookup per name,
+// in the lower directories the overlay keeps open).
+func TestOverlayLowerChanges(t *testing.T) {
+	dir, fs := linkedOverlay(t)
 	host := func(p string) string { return filepath.Join(dir, p) }
 	write := func(p, s string) {
 		t.Helper()
@@ -845,19 +852,7 @@ func TestOverlayLowerSymlinks(t *testing.T) {
 		{"root-without-capabilities", &Creds{FSUID: 0, FSGID: 0}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			dir := linkedTree(t)
-			if err := os.Chmod(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			root, err := OpenRoot(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { root.Close() })
-			if err := root.Mounts().MountOverlay(64 << 20); err != nil {
-				t.Fatal(err)
-			}
-			fs := NewFS(root)
+			dir, fs := linkedOverlay(t)
 			const loader = "/usr/lib64/ld-linux-x86-64.so.2"
 			st, err := fs.FstatatAs(c.creds, nil, loader, unix.AT_SYMLINK_NOFOLLOW)
 			if err != nil || st.FileType() != unix.S_IFLNK {

@@ -28,14 +28,7 @@ func writeFileAt(t *testing.T, fs *FS, p, s string) {
 }
 
 func readFileAt(fs *FS, p string) (string, error) {
-	f, err := fs.OpenAt(nil, p, unix.O_RDONLY, 0)
-	if err != nil {
-		return "", err
-	}
-	defer f.DecRef()
-	buf := make([]byte, 4096)
-	n, err := f.Read(nil, buf)
-	return string(buf[:n]), err
+	return readFileAs(fs, nil, p)
 }
 
 // TestTmpfsPaths checks how paths cross between /run (a tmpfs), the
