@@ -233,8 +233,11 @@ func (p *Platform) spawnStubLeader() (int, platform.Registers, stubTable, error)
 		{sysPrctl, [6]uint64{unix.PR_SET_NAME, stubBase + stubNameOff}},                   // its name
 		{sysMmap, [6]uint64{stubTableAddr, pageSize, unix.PROT_READ, unix.MAP_SHARED | unix.MAP_FIXED, stubTableFDInStub, 0}},
 		{sysCloseRange, [6]uint64{stubTableFDInStub, math.MaxUint32}}, // and whatever snap inherited without close-on-exec
+		{sysPrctl, [6]uint64{unix.PR_SET_NO_NEW_PRIVS, 1}},
+		{sysSeccomp, [6]uint64{unix.SECCOMP_SET_MODE_FILTER, 0, stubTableAddr + stubFilterProgOff}}, // seccomp_amd64.go
 		{sysMunmap, [6]uint64{stubScratch, pageSize}},
 	}
+	putStubFilter(table)
 	p.counts.setupStops.Add(1)
 	if failed, err := injectBatch(pid, &regs, steps, nil); err != nil {
 		return fail(fmt.Errorf("stub %d: strip down (call %d): %w", pid, failed, err))

@@ -240,6 +240,7 @@ const (
 	sysPrctl       = unix.SYS_PRCTL
 	sysOpenat      = unix.SYS_OPENAT
 	sysCloseRange  = unix.SYS_CLOSE_RANGE
+	sysSeccomp     = unix.SYS_SECCOMP
 	// Stub threads share the leader's memory and descriptor table (a base
 	// file opened through any of them serves them all).
 	cloneThreadFlag = unix.CLONE_VM | unix.CLONE_FILES | uint64(unix.SIGCHLD)
