@@ -86,6 +86,8 @@ func (mm *MM) forkCopying(as platform.AddressSpace, sp, budget uint64) (*MM, err
 		b.BeginBatch()
 	}
 	var err error
+	// cowed are the vmas this fork made copy-on-write in the parent.
+	var cowed []int
 	for i := range mm.vmas {
 		v := &mm.vmas[i]
 		if eagerCopyable(v) && v.length() <= budget {
@@ -98,7 +100,12 @@ func (mm *MM) forkCopying(as platform.AddressSpace, sp, budget uint64) (*MM, err
 				continue
 			}
 		}
-		if err = mm.forkVMALocked(c, v); err != nil {
+		wasCOW := v.COW
+		err = mm.forkVMALocked(c, v)
+		if v.COW && !wasCOW {
+			cowed = append(cowed, i)
+		}
+		if err != nil {
 			break
 		}
 	}
@@ -109,6 +116,16 @@ func (mm *MM) forkCopying(as platform.AddressSpace, sp, budget uint64) (*MM, err
 	}
 	if err != nil {
 		c.Release()
+		// With the child gone the parent owns its memory alone again,
+		// and a failed remap (or a batch that stopped at a failure) may
+		// have left it writable in the platform: marked copy-on-write,
+		// the next fork would skip the remap and share pages the parent
+		// still writes. Not copy-on-write, a vma the platform maps
+		// without write permission only faults once more, and is mapped
+		// writable then.
+		for _, i := range cowed {
+			mm.vmas[i].COW = false
+		}
 		return nil, err
 	}
 	mm.coalesceLocked(0, len(mm.vmas))

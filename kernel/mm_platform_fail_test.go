@@ -123,3 +123,46 @@ func TestPlatformFailureKeepsMappedMemory(t *testing.T) {
 		})
 	}
 }
+
+// TestForkFailureLeavesParentWritable checks a fork whose remap of the
+// parent's memory without write permission fails: the parent's vma is not
+// left copy-on-write while the platform still maps it writable, so the
+// next fork remaps it, and the parent's writes after that reach a copy,
+// not the memory the second child shares.
+func TestForkFailureLeavesParentWritable(t *testing.T) {
+	mf := newTestMemoryFile(t)
+	as := &failingAS{recordingAS: newRecordingAS()}
+	mm, err := NewMM(mf, as, testMinAddr, testMaxAddr)
+	if err != nil {
+		t.Fatalf("NewMM: %v", err)
+	}
+	defer mm.Release()
+	a := mustMMap(t, mm, MMapOpts{Length: 4 * pageSize, Perms: permRead | permWrite, Private: true})
+	if err := mm.CopyOut(a, []byte{'P'}); err != nil {
+		t.Fatal(err)
+	}
+	as.fail = true
+	if _, err := mm.fork(newRecordingAS()); !errors.Is(err, unix.ENOMEM) {
+		t.Fatalf("fork with the platform failing = %v, want ENOMEM", err)
+	}
+	as.fail = false
+	checkMirror(t, mm, as.recordingAS)
+	child, err := mm.fork(newRecordingAS())
+	if err != nil {
+		t.Fatalf("fork = %v", err)
+	}
+	defer child.Release()
+	checkMirror(t, mm, as.recordingAS)
+	if p := as.pages[a]; p.at.Write {
+		t.Fatalf("parent's page after the second fork mapped %v, want no write permission", p.at)
+	}
+	if err := mm.HandleFault(a, platform.AccessType{Read: true, Write: true}); err != nil {
+		t.Fatalf("parent's write fault: %v", err)
+	}
+	if err := mm.CopyOut(a, []byte{'Q'}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readByte(t, child, a); got != 'P' {
+		t.Errorf("child reads %q after the parent's write, want 'P'", got)
+	}
+}
