@@ -476,20 +476,31 @@ static void hold(void)
 		printf("openpty: %s\n", strerror(errno));
 		return;
 	}
-	int rep[2];
-	if (pipe(rep) < 0)
+	int rep[2], ready[2];
+	if (pipe(rep) < 0 || pipe(ready) < 0)
 		return;
 	pid_t c = fork();
 	if (c == 0) {
 		close(m);
 		if (login_tty(s) < 0)
 			_exit(8);
+		/* The terminal is the child's now: tell the parent, which
+		 * reports its foreground and session at the end. */
+		if (write(ready[1], "r", 1) != 1)
+			_exit(6);
 		char b;
 		if (read(rep[0], &b, 1) != 1)
 			_exit(7);
 		_exit(0);
 	}
 	close(rep[0]);
+	close(ready[1]);
+	char b;
+	if (read(ready[0], &b, 1) != 1) {
+		printf("child gone before login_tty\n");
+		return;
+	}
+	close(ready[0]);
 	struct termios t;
 	tcgetattr(m, &t);
 	t.c_cc[VERASE] = 'X';
