@@ -64,13 +64,7 @@ func TestInjectBatch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			e := newEnv(t, 1<<20)
-			a := e.newSpace(t)
-			defer a.Release()
-			st, err := a.threadFor(unix.Gettid())
-			if err != nil {
-				t.Fatal(err)
-			}
+			a, st := spaceWithThread(t)
 			failed, err := injectBatch(st.tid, &a.leaderRegs, tc.calls, a.table)
 			if failed != tc.wantFailed || !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
 				t.Fatalf("injectBatch = %d, %v; want %d, %v", failed, err, tc.wantFailed, tc.wantErr)
@@ -83,6 +77,21 @@ func TestInjectBatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// spaceWithThread returns a new address space, released when t ends, and
+// its stub thread traced by the calling OS thread, which the caller has
+// locked.
+func spaceWithThread(t *testing.T) (*addressSpace, *stubThread) {
+	t.Helper()
+	e := newEnv(t, 1<<20)
+	a := e.newSpace(t)
+	t.Cleanup(a.Release)
+	st, err := a.threadFor(unix.Gettid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, st
 }
 
 // TestQueuedMappings checks that an address space that never ran queues

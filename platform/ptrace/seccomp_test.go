@@ -40,9 +40,7 @@ func TestStubSeccomp(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			e := newEnv(t, 1<<20)
-			a := e.newSpace(t)
-			defer a.Release()
+			a, st := spaceWithThread(t)
 			status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.pid))
 			if err != nil {
 				t.Fatal(err)
@@ -51,10 +49,6 @@ func TestStubSeccomp(t *testing.T) {
 				if !strings.Contains(string(status), want) {
 					t.Fatalf("stub %d status lacks %q", a.pid, want)
 				}
-			}
-			st, err := a.threadFor(unix.Gettid())
-			if err != nil {
-				t.Fatal(err)
 			}
 			_, err = inject(st.tid, &a.leaderRegs, stubSyscallEntry, tc.nr, tc.args, 0)
 			killed := errors.Is(err, ErrStubDied)
