@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"snapshotter/internal/ctest"
 	"snapshotter/runner"
 )
@@ -225,11 +227,52 @@ func (z *zdtmRun) snapID(args ...string) string {
 // wait returns the exit status of sandbox id's program (snap wait's).
 func (z *zdtmRun) wait(id string) int {
 	z.t.Helper()
+	// A sandbox that has not ended shortly before execute's timeout gets
+	// SIGUSR1: its sentry writes its tasks and its goroutines' stacks to
+	// sentry.log, which a failed test then shows.
+	dump := time.AfterFunc(runTimeout-15*time.Second, func() { z.dumpSentry(id) })
+	defer dump.Stop()
 	r := execute(z.t, []string{snap(z.t), "wait", id}, spec{env: z.s.env}, z.dir)
 	if r.stderr != "" {
 		z.t.Fatalf("snap wait %s: status %d, stderr %q", id, r.status, r.stderr)
 	}
 	return r.status
+}
+
+// dumpSentry sends the sentry of sandbox id SIGUSR1 and has the test, if
+// it fails, log what the sentry wrote to its sentry.log.
+func (z *zdtmRun) dumpSentry(id string) {
+	dir := runner.StateDir{Root: filepath.Join(workDir, "state")}
+	m, err := dir.Lookup(id)
+	if err != nil || m.PID <= 0 || m.Status != runner.StatusRunning {
+		return
+	}
+	// The pidfd is the sentry's only if the process it names started
+	// when the sentry did (a PID reused since would not have).
+	pidfd, err := unix.PidfdOpen(m.PID, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(pidfd)
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", m.PID))
+	i := strings.LastIndexByte(string(stat), ')')
+	if err != nil || i < 0 {
+		return
+	}
+	// Field 22, the start time, is the 20th after the command's ")".
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 20 || f[19] != strconv.FormatUint(m.PIDStart, 10) {
+		return
+	}
+	if unix.PidfdSendSignal(pidfd, unix.SIGUSR1, nil, 0) != nil {
+		return
+	}
+	z.t.Cleanup(func() {
+		if z.t.Failed() {
+			b, _ := os.ReadFile(dir.LogPath(id))
+			z.t.Logf("sentry.log of %s after SIGUSR1:\n%s", id, b)
+		}
+	})
 }
 
 // openFIFO makes a named pipe at path and opens it read-write, so that
