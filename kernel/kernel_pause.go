@@ -60,7 +60,7 @@ func (k *Kernel) PauseContext(ctx context.Context) error {
 // Preconditions: the kernel is paused.
 func (k *Kernel) dropRetained() {
 	if k.mf != nil {
-		k.mf.files.dropRetained(k.mf)
+		k.TrimFileCache()
 	}
 }
 

@@ -316,18 +316,27 @@ func (f *MemoryFile) takeIdle(n uint64) error {
 //
 // Preconditions: f.mu is held.
 func (f *MemoryFile) waitLimitLocked(length uint64) error {
-	if f.limit == 0 || f.limit >= memoryFileReserve {
-		return nil
-	}
-	used := f.allocatedLocked()
-	for f.freeing > 0 && (used+length > f.limit || used+length < used) {
+	used, over := f.overLimitLocked(length)
+	for over && f.freeing > 0 {
 		f.waitFreedLocked()
-		used = f.allocatedLocked()
+		used, over = f.overLimitLocked(length)
 	}
-	if used+length > f.limit || used+length < used {
+	if over {
 		return fmt.Errorf("allocate %d bytes with %d of the %d-byte limit in use: %w", length, used, f.limit, ErrNoMemory)
 	}
 	return nil
+}
+
+// overLimitLocked reports whether length more bytes would pass the limit
+// (setLimit), with the bytes allocated now.
+//
+// Preconditions: f.mu is held.
+func (f *MemoryFile) overLimitLocked(length uint64) (uint64, bool) {
+	if f.limit == 0 || f.limit >= memoryFileReserve {
+		return 0, false
+	}
+	used := f.allocatedLocked()
+	return used, used+length > f.limit || used+length < used
 }
 
 // carveLocked takes r, which lies within one free range, out of the free

@@ -222,7 +222,7 @@ func (f *MemoryFile) takeKeptLocked(length uint64) (fileRange, bool) {
 	if f.lazy.Load() != nil || len(f.kept) == 0 {
 		return fileRange{}, false
 	}
-	if used := f.allocatedLocked(); f.limit != 0 && f.limit < memoryFileReserve && (used+length > f.limit || used+length < used) {
+	if _, over := f.overLimitLocked(length); over {
 		return fileRange{}, false // Allocate waits for memory being freed, or fails
 	}
 	take := func(r fileRange) (fileRange, bool) {

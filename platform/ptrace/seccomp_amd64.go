@@ -74,40 +74,29 @@ func stubFilter() []unix.SockFilter {
 		unix.SYS_USERFAULTFD, unix.SYS_CLOSE, unix.SYS_GETPPID, unix.SYS_PAUSE, unix.SYS_EXIT} {
 		p = append(p, bpfJump(jeq, nr, 0, 1), bpfStmt(ret, ok))
 	}
-	// Calls allowed with fixed arguments: each block is "nr? else skip
-	// the block", then argument checks that go to the kill below on a
-	// mismatch, then allow. The number is reloaded after each block.
-	checked := []struct {
-		nr   uint32
-		args map[int]uint64
-	}{
-		{unix.SYS_CLONE, map[int]uint64{0: cloneThreadFlag}},
-		{unix.SYS_PRCTL, map[int]uint64{0: unix.PR_SET_PDEATHSIG, 1: uint64(unix.SIGKILL)}},
-		{unix.SYS_OPENAT, map[int]uint64{1: stubTableAddr, 2: unix.O_RDONLY | unix.O_CLOEXEC}},
+	// Calls allowed with fixed arguments, each a block: the number (else
+	// past the block), then for each argument its low and high halves
+	// (else to the kill after the allow), the allow, the kill, and the
+	// number loaded again. A jump counts from the next instruction.
+	type arg struct {
+		i int
+		v uint64
 	}
-	for _, c := range checked {
-		// The block: jeq nr (skip the rest if not), for each argument
-		// in order: load lo, jeq (else kill), load hi, jeq (else
-		// kill); then allow, then the kill the mismatches jump to,
-		// then reload the number.
-		n := len(c.args)
-		body := 4*n + 2 // checks, allow, kill
-		p = append(p, bpfJump(jeq, c.nr, 0, uint8(body)))
-		for i := range 6 {
-			v, ok := c.args[i]
-			if !ok {
-				continue
-			}
-			p = append(p, argLo(i))
-			p = append(p, bpfJump(jeq, uint32(v), 0, 0))
-			p = append(p, argHi(i))
-			p = append(p, bpfJump(jeq, uint32(v>>32), 0, 0))
-		}
-		// Each check's mismatch goes to the kill after the allow (a
-		// jump counts from the next instruction).
-		end := len(p) // index of the allow
-		for j := end - 4*n + 1; j < end; j += 2 {
-			p[j].Jf = uint8(end - j)
+	for _, c := range []struct {
+		nr   uint32
+		args []arg
+	}{
+		{unix.SYS_CLONE, []arg{{0, cloneThreadFlag}}},
+		{unix.SYS_PRCTL, []arg{{0, unix.PR_SET_PDEATHSIG}, {1, uint64(unix.SIGKILL)}}},
+		{unix.SYS_OPENAT, []arg{{1, stubTableAddr}, {2, unix.O_RDONLY | unix.O_CLOEXEC}}},
+	} {
+		checks := 4 * len(c.args)
+		p = append(p, bpfJump(jeq, c.nr, 0, uint8(checks+2)))
+		for k, a := range c.args {
+			left := checks - 4*k // instructions from this argument's first to the allow
+			p = append(p,
+				argLo(a.i), bpfJump(jeq, uint32(a.v), 0, uint8(left-1)),
+				argHi(a.i), bpfJump(jeq, uint32(a.v>>32), 0, uint8(left-3)))
 		}
 		p = append(p, bpfStmt(ret, ok), bpfStmt(ret, kill), bpfStmt(ld, seccompNrOff))
 	}

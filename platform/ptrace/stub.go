@@ -295,15 +295,12 @@ func injectBatch(pid int, base *platform.Registers, calls []stubCall, table stub
 	if len(calls) == 0 || len(calls) > batchMax {
 		return -1, fmt.Errorf("inject batch of %d calls: %w", len(calls), ErrBadRange)
 	}
-	var buf [batchMax * batchEntrySize]byte
 	n := len(calls) * batchEntrySize
-	at := uint64(stubTableAddr)
-	entries := buf[:n]
-	if table != nil {
-		entries = table[:n]
-	} else {
-		at = stubScratch
+	entries, at := []byte(table), uint64(stubTableAddr)
+	if table == nil {
+		entries, at = make([]byte, n), stubScratch
 	}
+	entries = entries[:n]
 	for i, c := range calls {
 		e := entries[i*batchEntrySize:]
 		binary.LittleEndian.PutUint64(e, c.nr)
@@ -312,7 +309,7 @@ func injectBatch(pid int, base *platform.Registers, calls []stubCall, table stub
 		}
 	}
 	if table == nil {
-		local := []unix.Iovec{{Base: &buf[0]}}
+		local := []unix.Iovec{{Base: &entries[0]}}
 		local[0].SetLen(n)
 		remote := []unix.RemoteIovec{{Base: stubScratch, Len: n}}
 		if got, err := unix.ProcessVMWritev(pid, local, remote, 0); err != nil || got != n {
